@@ -1,0 +1,17 @@
+"""User-facing error types: each message names the file and the problem in one line."""
+
+
+class FaderError(ValueError):
+    """Base class for errors caused by user input (files, options, data)."""
+
+
+class ImageError(FaderError):
+    """An image file is missing, unreadable, truncated, not an image or too large."""
+
+
+class ModelFileError(FaderError):
+    """A model file is missing, malformed, fails validation or is unsafe to load."""
+
+
+class NoFaceError(FaderError):
+    """No face usable by the model was found in a photo."""
