@@ -1,0 +1,138 @@
+"""Attribute metadata and the conversion between slider values and decoder codes.
+
+An attribute is categorical with n >= 2 values. A binary attribute is driven by one real slider
+value alpha (0 = first value, 1 = second) and decoded with the code [1 - alpha, alpha]; alpha may
+leave [0, 1] to exaggerate. An attribute with n > 2 values is driven by its code directly (a list of
+n weights, one-hot for a pure value).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence, Union
+
+import torch
+
+from .errors import FaderError
+
+Value = Union[float, list]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One categorical attribute: its name, value labels and recommended slider range."""
+
+    name: str
+    values: tuple = ("no", "yes")
+    range: tuple = (-1.0, 2.0)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise FaderError(f"attribute name must be a non-empty string, got {self.name!r}")
+        vals = tuple(str(v) for v in self.values)
+        if len(vals) < 2:
+            raise FaderError(f"attribute {self.name!r} needs at least 2 values, got {len(vals)}")
+        if len(set(vals)) != len(vals):
+            raise FaderError(f"attribute {self.name!r} has duplicate values {vals}")
+        lo, hi = (float(self.range[0]), float(self.range[1]))
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise FaderError(f"attribute {self.name!r} has an invalid slider range {self.range!r}")
+        object.__setattr__(self, "values", vals)
+        object.__setattr__(self, "range", (lo, hi))
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def is_binary(self) -> bool:
+        return len(self.values) == 2
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "values": list(self.values), "range": list(self.range)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Attribute":
+        return cls(name=d["name"], values=tuple(d["values"]), range=tuple(d.get("range", (-1.0, 2.0))))
+
+
+def default_value(attr: Attribute) -> Value:
+    """The neutral value: the first value of the attribute (alpha = 0 / one-hot on value 0)."""
+    if attr.is_binary:
+        return 0.0
+    return [1.0] + [0.0] * (attr.n - 1)
+
+
+def value_to_code(attr: Attribute, value: Value) -> list:
+    """The decoder code (n floats) for a slider value."""
+    if attr.is_binary:
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise FaderError(f"attribute {attr.name!r} takes one number, got {value!r}")
+            return [float(value[0]), float(value[1])]
+        a = float(value)
+        return [1.0 - a, a]
+    if isinstance(value, (int, float)):
+        # A number for a multi-valued attribute selects a value by index.
+        idx = int(round(value))
+        if not 0 <= idx < attr.n:
+            raise FaderError(f"attribute {attr.name!r} has {attr.n} values; index {value} is out of range")
+        code = [0.0] * attr.n
+        code[idx] = 1.0
+        return code
+    code = [float(v) for v in value]
+    if len(code) != attr.n:
+        raise FaderError(f"attribute {attr.name!r} needs {attr.n} weights, got {len(code)}")
+    return code
+
+
+def code_to_value(attr: Attribute, probs: Sequence[float]) -> Value:
+    """The slider value matching a probability vector (e.g. a classifier's softmax)."""
+    p = [float(x) for x in probs]
+    if attr.is_binary:
+        s = p[0] + p[1]
+        return p[1] / s if s > 0 else 0.0
+    return p
+
+
+def attribute_code(attrs: Sequence[Attribute], values_list: Sequence[Mapping[str, Value]],
+                   device=None, dtype=torch.float32) -> torch.Tensor:
+    """Stack per-item value dicts into the decoder's code tensor (B, sum of n).
+
+    Attributes missing from a dict take their default value; unknown names are an error.
+    """
+    names = {a.name for a in attrs}
+    rows = []
+    for values in values_list:
+        unknown = set(values) - names
+        if unknown:
+            raise FaderError(f"unknown attribute(s) {sorted(unknown)}; the model has {sorted(names)}")
+        row = []
+        for a in attrs:
+            row.extend(value_to_code(a, values.get(a.name, default_value(a))))
+        rows.append(row)
+    return torch.tensor(rows, dtype=dtype, device=device).reshape(len(rows), sum(a.n for a in attrs))
+
+
+def parse_value(attr: Attribute, text: str) -> Value:
+    """Parse a command-line value: a number (slider position) or one of the attribute's labels."""
+    t = text.strip()
+    try:
+        v = float(t)
+    except ValueError:
+        v = None
+    if v is not None:
+        if not math.isfinite(v):
+            raise FaderError(f"value for {attr.name!r} must be finite, got {text!r}")
+        if attr.is_binary:
+            return v
+        return value_to_code(attr, v)
+    lowered = [x.lower() for x in attr.values]
+    if t.lower() in lowered:
+        idx = lowered.index(t.lower())
+        if attr.is_binary:
+            return float(idx)
+        code = [0.0] * attr.n
+        code[idx] = 1.0
+        return code
+    raise FaderError(f"bad value {text!r} for {attr.name!r}: give a number or one of {list(attr.values)}")

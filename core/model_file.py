@@ -1,0 +1,254 @@
+"""The `.fader` model file: safetensors tensors plus JSON metadata, loadable without running code.
+
+Layout: a safetensors file whose header metadata holds `fader_meta` (JSON) and whose tensors are
+named `autoencoder.<param>` and `classifier.<param>`. Nothing is ever unpickled.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .attributes import Attribute
+from .errors import ModelFileError
+from .networks import ArchConfig, AutoEncoder, Classifier
+
+FORMAT_NAME = "fader-model"
+FORMAT_VERSION = 1
+MAX_FILE_BYTES = 4 << 30
+DEFAULT_LICENSE = "unspecified"
+
+
+@dataclass
+class FaderModel:
+    """A loaded model: architecture, attributes, networks and descriptive metadata."""
+
+    config: ArchConfig
+    attributes: list
+    autoencoder: AutoEncoder
+    classifier: Optional[Classifier] = None
+    classifier_config: Optional[ArchConfig] = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> int:
+        return self.config.img_size
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", "unnamed model"))
+
+    def alignment(self):
+        """The alignment template the model was trained with (CelebA's framing by default)."""
+        from .alignment import CELEBA_TEMPLATE, Template
+        d = self.meta.get("alignment")
+        return Template.from_dict(d) if d else CELEBA_TEMPLATE
+
+
+def new_model(config: ArchConfig, attributes, classifier_config: Optional[ArchConfig] = None,
+              meta: Optional[dict] = None) -> FaderModel:
+    """A freshly initialised model (used by the trainer and tests)."""
+    attributes = list(attributes)
+    n_attr = sum(a.n for a in attributes)
+    if config.n_attr != n_attr:
+        config = ArchConfig.from_dict({**config.to_dict(), "n_attr": n_attr})
+    clf = None
+    if classifier_config is not None:
+        classifier_config = ArchConfig.from_dict({**classifier_config.to_dict(), "n_attr": n_attr,
+                                                  "img_size": config.img_size})
+        clf = Classifier(classifier_config)
+    return FaderModel(config, attributes, AutoEncoder(config), clf, classifier_config, dict(meta or {}))
+
+
+def default_model_path() -> Path:
+    """The model embedded with the application (works from source and inside the frozen app)."""
+    import resources
+    return Path(resources.__file__).resolve().parent / "models" / "default.fader"
+
+
+def _metadata(model: FaderModel) -> dict:
+    meta = dict(model.meta)
+    meta.update({
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "architecture": model.config.to_dict(),
+        "attributes": [a.to_dict() for a in model.attributes],
+        "image_size": model.config.img_size,
+        "classifier_architecture": model.classifier_config.to_dict() if model.classifier is not None else None,
+    })
+    meta.setdefault("normalisation", {"color": "RGB", "input": "x / 127.5 - 1", "output": "(y + 1) * 127.5"})
+    meta.setdefault("license", DEFAULT_LICENSE)
+    if "alignment" not in meta:
+        from .alignment import CELEBA_TEMPLATE
+        meta["alignment"] = CELEBA_TEMPLATE.to_dict()
+    return meta
+
+
+def save_model(model: FaderModel, path, half: bool = False) -> None:
+    """Write the model atomically (temp file + rename). `half` stores float tensors as float16."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    tensors = {}
+    for prefix, module in (("autoencoder", model.autoencoder), ("classifier", model.classifier)):
+        if module is None:
+            continue
+        for k, v in module.state_dict().items():
+            t = v.detach().to("cpu").contiguous()
+            if half and t.is_floating_point() and not k.endswith("num_batches_tracked"):
+                t = t.half()
+            tensors[f"{prefix}.{k}"] = t.clone()
+    header = {"fader_meta": json.dumps(_metadata(model), sort_keys=True)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=header)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot write model file: {e.strerror or e}") from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _sniff(path: Path) -> None:
+    """Reject files that are obviously not safetensors before parsing them."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model file not found") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read model file: {e.strerror or e}") from None
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, not a model file")
+    if size == 0:
+        raise ModelFileError(f"{path}: model file is empty")
+    if size > MAX_FILE_BYTES:
+        raise ModelFileError(f"{path}: model file is too large ({size} bytes)")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint, which is never loaded directly "
+                             "(it could run code); convert it with `fader-desktop import-reference`")
+    if len(head) < 8:
+        raise ModelFileError(f"{path}: not a Fader model file (truncated header)")
+    n = int.from_bytes(head[:8], "little")
+    if n < 2 or n > 100_000_000 or 8 + n > size or head[8:9] != b"{":
+        raise ModelFileError(f"{path}: not a Fader model file (no safetensors header)")
+
+
+def _expect(cond, path, msg):
+    if not cond:
+        raise ModelFileError(f"{path}: {msg}")
+
+
+def load_model(path, map_location: str = "cpu") -> FaderModel:
+    """Load and validate a `.fader` file; raises ModelFileError naming what is wrong."""
+    from safetensors import SafetensorError, safe_open
+    path = Path(path)
+    _sniff(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ModelFileError(f"{path}: corrupt model file ({str(e).splitlines()[0][:200]})") from None
+    _expect("fader_meta" in header, path, "not a Fader model file (no fader_meta metadata)")
+    try:
+        meta = json.loads(header["fader_meta"])
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{path}: metadata is not valid JSON ({e.msg})") from None
+    _expect(isinstance(meta, dict), path, "metadata must be a JSON object")
+    _expect(meta.get("format") == FORMAT_NAME, path, f"metadata 'format' must be {FORMAT_NAME!r}")
+    ver = meta.get("format_version")
+    _expect(isinstance(ver, int), path, "metadata 'format_version' is missing")
+    _expect(ver <= FORMAT_VERSION, path, f"format version {ver} is newer than this app supports ({FORMAT_VERSION}); update Fader Desktop")
+
+    try:
+        attrs = [Attribute.from_dict(a) for a in meta.get("attributes") or []]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: invalid attributes in metadata ({e})") from None
+    _expect(attrs, path, "metadata lists no attributes")
+    _expect(len({a.name for a in attrs}) == len(attrs), path, "attribute names are not unique")
+    arch = meta.get("architecture")
+    _expect(isinstance(arch, dict), path, "metadata 'architecture' is missing")
+    try:
+        config = ArchConfig.from_dict(arch)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: {e}") from None
+    _expect(config.n_attr == sum(a.n for a in attrs), path,
+            f"architecture n_attr={config.n_attr} does not match the attributes (sum of values = {sum(a.n for a in attrs)})")
+    _expect(meta.get("image_size", config.img_size) == config.img_size, path, "image_size disagrees with the architecture")
+    if meta.get("alignment") is not None:
+        from .alignment import Template
+        try:
+            Template.from_dict(meta["alignment"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{path}: invalid alignment template ({e})") from None
+
+    ae = AutoEncoder(config)
+    _load_state(ae, "autoencoder", tensors, path)
+    clf = clf_config = None
+    if meta.get("classifier_architecture") is not None:
+        try:
+            clf_config = ArchConfig.from_dict(meta["classifier_architecture"])
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"{path}: classifier {e}") from None
+        _expect(clf_config.n_attr == config.n_attr and clf_config.img_size == config.img_size, path,
+                "classifier architecture does not match the model's attributes or image size")
+        clf = Classifier(clf_config)
+        _load_state(clf, "classifier", tensors, path)
+    extra = [k for k in tensors if not k.startswith("autoencoder.") and not (clf is not None and k.startswith("classifier."))]
+    _expect(not extra, path, f"unexpected tensors {extra[:3]}")
+    ae.eval()
+    if clf is not None:
+        clf.eval()
+    for k in ("format", "format_version", "architecture", "attributes", "classifier_architecture"):
+        meta.pop(k, None)
+    return FaderModel(config, attrs, ae, clf, clf_config, meta)
+
+
+def _load_state(module: nn.Module, prefix: str, tensors: dict, path) -> None:
+    expected = module.state_dict()
+    got = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    missing = sorted(set(expected) - set(got))
+    _expect(not missing, path, f"missing {prefix} tensor(s) {missing[:3]}{' …' if len(missing) > 3 else ''}")
+    unexpected = sorted(set(got) - set(expected))
+    _expect(not unexpected, path, f"unexpected {prefix} tensor(s) {unexpected[:3]}")
+    for k, ref in expected.items():
+        t = got[k]
+        _expect(tuple(t.shape) == tuple(ref.shape), path,
+                f"{prefix} tensor {k} has shape {tuple(t.shape)}, expected {tuple(ref.shape)}")
+        if ref.is_floating_point():
+            _expect(t.is_floating_point(), path, f"{prefix} tensor {k} must be floating point")
+            t = t.float()
+            _expect(bool(torch.isfinite(t).all()), path, f"{prefix} tensor {k} contains NaN or infinite values")
+        got[k] = t.to(ref.dtype)
+    module.load_state_dict(got, strict=True)
+
+
+def model_summary(model: FaderModel) -> dict:
+    """Plain-JSON description of a model (for `info --json` and the GUI's model card)."""
+    n_params = sum(p.numel() for p in model.autoencoder.parameters())
+    return {
+        "name": model.name,
+        "image_size": model.image_size,
+        "attributes": [{"name": a.name, "values": list(a.values), "range": list(a.range)} for a in model.attributes],
+        "architecture": model.config.to_dict(),
+        "has_classifier": model.classifier is not None,
+        "parameters": n_params,
+        "alignment": model.meta.get("alignment"),
+        "training": model.meta.get("training"),
+        "metrics": model.meta.get("metrics"),
+        "license": model.meta.get("license", DEFAULT_LICENSE),
+        "description": model.meta.get("description", ""),
+    }

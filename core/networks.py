@@ -1,0 +1,246 @@
+"""The networks of Fader Networks (Lample et al., 2017), structured like the reference code.
+
+Module and parameter names follow facebookresearch/FaderNetworks `src/model.py` so that state
+dicts of reference checkpoints load unchanged (see legacy_import.py).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from .errors import FaderError
+
+DECONV_METHODS = ("convtranspose", "upsampling", "pixelshuffle")
+
+
+@dataclass
+class ArchConfig:
+    """Architecture hyper-parameters (the reference implementation's knobs and defaults)."""
+
+    img_size: int = 256
+    img_fm: int = 3
+    init_fm: int = 32
+    max_fm: int = 512
+    n_layers: int = 6
+    n_skip: int = 0
+    deconv_method: str = "convtranspose"
+    instance_norm: bool = False
+    enc_dropout: float = 0.0
+    dec_dropout: float = 0.0
+    lat_dis_dropout: float = 0.3
+    hid_dim: int = 512
+    n_attr: int = 0  # sum of the attributes' value counts
+
+    def validate(self) -> None:
+        """Raise FaderError naming the first invalid field."""
+        def bad(msg):
+            raise FaderError(f"invalid architecture: {msg}")
+        for f in ("img_size", "img_fm", "init_fm", "max_fm", "n_layers", "hid_dim", "n_attr"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                bad(f"{f} must be a positive integer, got {v!r}")
+        if not 32 <= self.img_size <= 256 or self.img_size & (self.img_size - 1):
+            bad(f"img_size must be a power of two in 32..256, got {self.img_size}")
+        if self.init_fm > self.max_fm:
+            bad(f"init_fm ({self.init_fm}) must not exceed max_fm ({self.max_fm})")
+        if self.n_layers > int(math.log2(self.img_size)):
+            bad(f"n_layers ({self.n_layers}) must be at most log2(img_size) = {int(math.log2(self.img_size))}")
+        if not isinstance(self.n_skip, int) or not 0 <= self.n_skip <= self.n_layers - 1:
+            bad(f"n_skip must be in 0..n_layers-1, got {self.n_skip!r}")
+        if self.deconv_method not in DECONV_METHODS:
+            bad(f"deconv_method must be one of {DECONV_METHODS}, got {self.deconv_method!r}")
+        if not isinstance(self.instance_norm, bool):
+            bad(f"instance_norm must be true or false, got {self.instance_norm!r}")
+        for f in ("enc_dropout", "dec_dropout", "lat_dis_dropout"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 1:
+                bad(f"{f} must be in [0, 1), got {v!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ArchConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise FaderError(f"invalid architecture: unknown field(s) {sorted(unknown)}")
+        cfg = cls(**dict(d))
+        cfg.validate()
+        return cfg
+
+    @property
+    def latent_size(self) -> int:
+        return self.img_size // 2 ** self.n_layers
+
+    @property
+    def latent_fm(self) -> int:
+        return min(self.init_fm * 2 ** (self.n_layers - 1), self.max_fm)
+
+
+def build_layers(img_size, img_fm, init_fm, max_fm, n_layers, n_attr, n_skip,
+                 deconv_method, instance_norm, enc_dropout, dec_dropout):
+    """Encoder and decoder layer lists, exactly as in the reference `build_layers`."""
+    norm_fn = nn.InstanceNorm2d if instance_norm else nn.BatchNorm2d
+    enc_layers, dec_layers = [], []
+    n_in, n_out = img_fm, init_fm
+    for i in range(n_layers):
+        enc_layer, dec_layer = [], []
+        skip_connection = n_layers - (n_skip + 1) <= i < n_layers - 1
+        n_dec_in = n_out + n_attr + (n_out if skip_connection else 0)
+        n_dec_out = n_in
+
+        enc_layer.append(nn.Conv2d(n_in, n_out, 4, 2, 1))
+        if i > 0:
+            enc_layer.append(norm_fn(n_out, affine=True))
+        enc_layer.append(nn.LeakyReLU(0.2, inplace=True))
+        if enc_dropout > 0:
+            enc_layer.append(nn.Dropout(enc_dropout))
+
+        if deconv_method == "upsampling":
+            dec_layer.append(nn.UpsamplingNearest2d(scale_factor=2))
+            dec_layer.append(nn.Conv2d(n_dec_in, n_dec_out, 3, 1, 1))
+        elif deconv_method == "convtranspose":
+            dec_layer.append(nn.ConvTranspose2d(n_dec_in, n_dec_out, 4, 2, 1, bias=False))
+        else:
+            dec_layer.append(nn.Conv2d(n_dec_in, n_dec_out * 4, 3, 1, 1))
+            dec_layer.append(nn.PixelShuffle(2))
+        if i > 0:
+            dec_layer.append(norm_fn(n_dec_out, affine=True))
+            if dec_dropout > 0 and i >= n_layers - 3:
+                dec_layer.append(nn.Dropout(dec_dropout))
+            dec_layer.append(nn.ReLU(inplace=True))
+        else:
+            dec_layer.append(nn.Tanh())
+
+        n_in = n_out
+        n_out = min(2 * n_out, max_fm)
+        enc_layers.append(nn.Sequential(*enc_layer))
+        dec_layers.insert(0, nn.Sequential(*dec_layer))
+    return enc_layers, dec_layers
+
+
+class AutoEncoder(nn.Module):
+    """Encoder E(x) and attribute-conditioned decoder D(E(x), y)."""
+
+    def __init__(self, config: ArchConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        c = config
+        enc, dec = build_layers(c.img_size, c.img_fm, c.init_fm, c.max_fm, c.n_layers, c.n_attr,
+                                c.n_skip, c.deconv_method, c.instance_norm, c.enc_dropout, c.dec_dropout)
+        self.enc_layers = nn.ModuleList(enc)
+        self.dec_layers = nn.ModuleList(dec)
+
+    def encode(self, x: torch.Tensor) -> list:
+        """All encoder activations: [x, h1, ..., h_n]; the last one is the latent code."""
+        c = self.config
+        if tuple(x.shape[1:]) != (c.img_fm, c.img_size, c.img_size):
+            raise ValueError(f"expected input (N, {c.img_fm}, {c.img_size}, {c.img_size}), got {tuple(x.shape)}")
+        outs = [x]
+        for layer in self.enc_layers:
+            outs.append(layer(outs[-1]))
+        return outs
+
+    def decode(self, enc_outputs: list, y: torch.Tensor) -> list:
+        """Decoder activations; the attribute code y (N, n_attr) is fed to every layer.
+
+        Only enc_outputs[-1] and the n_skip activations before it are read, so a cached
+        latent may hold None in the other positions.
+        """
+        c = self.config
+        z = enc_outputs[-1]
+        bs = z.size(0)
+        if tuple(y.shape) != (bs, c.n_attr):
+            raise ValueError(f"expected attribute code ({bs}, {c.n_attr}), got {tuple(y.shape)}")
+        y = y.to(z.dtype).unsqueeze(2).unsqueeze(3)
+        dec_outputs = [z]
+        for i, layer in enumerate(self.dec_layers):
+            h = dec_outputs[-1]
+            inp = [h, y.expand(bs, c.n_attr, h.size(2), h.size(3))]
+            if 0 < i <= c.n_skip:
+                inp.append(enc_outputs[-1 - i])
+            dec_outputs.append(layer(torch.cat(inp, 1)))
+        return dec_outputs
+
+    def forward(self, x, y):
+        enc_outputs = self.encode(x)
+        return enc_outputs, self.decode(enc_outputs, y)
+
+
+class LatentDiscriminator(nn.Module):
+    """Predicts the attributes from the latent code (conv down to 1x1, then two linear layers)."""
+
+    def __init__(self, config: ArchConfig):
+        super().__init__()
+        c = config
+        self.config = c
+        self.n_dis_layers = int(math.log2(c.img_size))
+        self.conv_in_size = c.img_size // 2 ** (c.n_layers - c.n_skip)
+        self.conv_in_fm = min(c.init_fm * 2 ** (c.n_layers - c.n_skip - 1), c.max_fm)
+        self.conv_out_fm = min(c.init_fm * 2 ** (self.n_dis_layers - 1), c.max_fm)
+        enc, _ = build_layers(c.img_size, c.img_fm, c.init_fm, c.max_fm, self.n_dis_layers, c.n_attr,
+                              0, "convtranspose", False, c.lat_dis_dropout, 0)
+        self.conv_layers = nn.Sequential(*enc[c.n_layers - c.n_skip:])
+        self.proj_layers = nn.Sequential(nn.Linear(self.conv_out_fm, c.hid_dim),
+                                         nn.LeakyReLU(0.2, inplace=True),
+                                         nn.Linear(c.hid_dim, c.n_attr))
+
+    def forward(self, z):
+        h = self.conv_layers(z)
+        return self.proj_layers(h.reshape(z.size(0), self.conv_out_fm))
+
+
+class PatchDiscriminator(nn.Module):
+    """The reference's optional PatchGAN-style image discriminator (real vs reconstructed/swapped)."""
+
+    def __init__(self, config: ArchConfig):
+        super().__init__()
+        c = config
+        self.config = c
+        n_layers = 3
+        layers = [nn.Conv2d(c.img_fm, c.init_fm, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        n_in = c.init_fm
+        n_out = min(2 * n_in, c.max_fm)
+        for n in range(n_layers):
+            stride = 1 if n == n_layers - 1 else 2
+            layers += [nn.Conv2d(n_in, n_out, 4, stride, 1), nn.BatchNorm2d(n_out), nn.LeakyReLU(0.2, True)]
+            if n < n_layers - 1:
+                n_in = n_out
+                n_out = min(2 * n_out, c.max_fm)
+        layers += [nn.Conv2d(n_out, 1, 4, 1, 1), nn.Sigmoid()]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x).reshape(x.size(0), -1).mean(1)
+
+
+class Classifier(nn.Module):
+    """Attribute classifier on images: used for swap accuracy and to start sliders at a photo's values."""
+
+    def __init__(self, config: ArchConfig):
+        super().__init__()
+        c = config
+        self.config = c
+        self.n_clf_layers = int(math.log2(c.img_size))
+        self.conv_out_fm = min(c.init_fm * 2 ** (self.n_clf_layers - 1), c.max_fm)
+        enc, _ = build_layers(c.img_size, c.img_fm, c.init_fm, c.max_fm, self.n_clf_layers, c.n_attr,
+                              0, "convtranspose", False, 0, 0)
+        self.conv_layers = nn.Sequential(*enc)
+        self.proj_layers = nn.Sequential(nn.Linear(self.conv_out_fm, c.hid_dim),
+                                         nn.LeakyReLU(0.2, inplace=True),
+                                         nn.Linear(c.hid_dim, c.n_attr))
+
+    def forward(self, x):
+        h = self.conv_layers(x)
+        return self.proj_layers(h.reshape(x.size(0), self.conv_out_fm))
+
+
+def split_logits(logits: torch.Tensor, sizes) -> list:
+    """Split (N, sum n) logits into one (N, n_i) block per attribute."""
+    return list(torch.split(logits, list(sizes), dim=1))
