@@ -1,0 +1,234 @@
+"""Inference engine: encode a face once, decode it for every slider change.
+
+The encoder output does not depend on the attributes, so a slider move costs one decoder pass.
+On CPU the decoder runs channels-last with batch-norm folded into the preceding convolution; on
+CUDA it runs in half precision when that keeps the output within a small tolerance of fp32.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .attributes import Attribute, attribute_code, code_to_value
+from .errors import FaderError
+from .model_file import FaderModel
+
+# fp16 on CUDA is used only if a probe decode stays this close to fp32 (in 0..255 units).
+HALF_TOLERANCE = 1.0
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """Map 'auto' | 'cpu' | 'cuda' | 'cuda:N' to a torch device, with a clear error if unavailable."""
+    d = (device or "auto").lower()
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if d == "cpu":
+        return torch.device("cpu")
+    if d.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise FaderError("CUDA was requested (--device cuda) but no CUDA device is available; use --device cpu or auto")
+        return torch.device(d)
+    raise FaderError(f"unknown device {device!r}: use auto, cpu or cuda")
+
+
+def default_threads() -> int:
+    """Intra-op threads: all cores the process may use (a slider drag is latency-bound)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Return an eval-only copy of a decoder/encoder Sequential stack with BatchNorm folded away."""
+    m = copy.deepcopy(module).eval()
+    for seq in m.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        children = list(seq.children())
+        for i, bn in enumerate(children):
+            if not isinstance(bn, nn.BatchNorm2d) or i == 0:
+                continue
+            # the BN may follow conv directly or conv + PixelShuffle
+            j = i - 1
+            shuffle = 1
+            if isinstance(children[j], nn.PixelShuffle):
+                shuffle = children[j].upscale_factor ** 2
+                j -= 1
+            conv = children[j]
+            if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
+                continue
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            shift = bn.bias - bn.running_mean * scale
+            if shuffle > 1:
+                scale = scale.repeat_interleave(shuffle)
+                shift = shift.repeat_interleave(shuffle)
+            with torch.no_grad():
+                if isinstance(conv, nn.ConvTranspose2d):
+                    conv.weight.mul_(scale.view(1, -1, 1, 1))
+                else:
+                    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+                bias = conv.bias * scale + shift if conv.bias is not None else shift
+                conv.bias = nn.Parameter(bias.detach().clone())
+            seq[i] = nn.Identity()
+    return m
+
+
+class Latent:
+    """Encoder outputs of a batch of faces (only the positions the decoder reads)."""
+
+    def __init__(self, outputs: list):
+        self.outputs = outputs
+
+    def __len__(self) -> int:
+        return int(self.outputs[-1].shape[0])
+
+    def select(self, idx) -> "Latent":
+        if isinstance(idx, int):
+            idx = [idx]
+        index = torch.as_tensor(list(idx), dtype=torch.long, device=self.outputs[-1].device)
+        return Latent([o.index_select(0, index) if o is not None else None for o in self.outputs])
+
+    def __getitem__(self, i: int) -> "Latent":
+        return self.select([i])
+
+    @staticmethod
+    def cat(latents: Sequence["Latent"]) -> "Latent":
+        n = len(latents[0].outputs)
+        return Latent([None if latents[0].outputs[k] is None else torch.cat([l.outputs[k] for l in latents])
+                       for k in range(n)])
+
+
+class Engine:
+    """Runs a FaderModel for inference. Safe to call from one worker thread (calls are serialised)."""
+
+    def __init__(self, model: FaderModel, device: str = "auto", threads: int | None = None):
+        self.model = model
+        self.device = resolve_device(device)
+        self.attributes: list[Attribute] = list(model.attributes)
+        self.image_size = model.config.img_size
+        self._lock = threading.Lock()
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads or default_threads())
+        ae = model.autoencoder.eval()
+        self._enc = fold_batchnorm(ae.enc_layers).to(self.device) if not model.config.instance_norm else copy.deepcopy(ae.enc_layers).eval().to(self.device)
+        self._dec = fold_batchnorm(ae.dec_layers).to(self.device) if not model.config.instance_norm else copy.deepcopy(ae.dec_layers).eval().to(self.device)
+        self._clf = copy.deepcopy(model.classifier).eval().to(self.device) if model.classifier is not None else None
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self._enc = self._enc.to(memory_format=self.memory_format)
+        self._dec = self._dec.to(memory_format=self.memory_format)
+        self.dtype = torch.float32
+        if self.device.type == "cuda":
+            self._try_half()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _try_half(self) -> None:
+        probe = torch.rand(2, 3, self.image_size, self.image_size, device=self.device) * 2 - 1
+        vals = [{}, {a.name: (1.0 if a.is_binary else [0.0] * (a.n - 1) + [1.0]) for a in self.attributes}]
+        with torch.inference_mode():
+            ref = self._decode_tensor(self._encode_tensor(probe), vals)
+            enc16, dec16 = copy.deepcopy(self._enc).half(), copy.deepcopy(self._dec).half()
+            enc32, dec32 = self._enc, self._dec
+            self._enc, self._dec, self.dtype = enc16, dec16, torch.float16
+            out = self._decode_tensor(self._encode_tensor(probe), vals).float()
+        if float((out - ref).abs().max()) * 127.5 > HALF_TOLERANCE * 4 or float((out - ref).abs().mean()) * 127.5 > HALF_TOLERANCE:
+            self._enc, self._dec, self.dtype = enc32, dec32, torch.float32
+
+    def _to_tensor(self, crops) -> torch.Tensor:
+        arr = np.asarray(crops)
+        if arr.ndim == 3:
+            arr = arr[None]
+        s = self.image_size
+        if arr.ndim != 4 or arr.shape[1:] != (s, s, 3):
+            raise FaderError(f"expected face crops of shape (N, {s}, {s}, 3), got {arr.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+        x = x.permute(0, 3, 1, 2).to(self.dtype).div_(127.5).sub_(1.0)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def _encode_tensor(self, x: torch.Tensor) -> Latent:
+        outs = [x]
+        for layer in self._enc:
+            outs.append(layer(outs[-1]))
+        n_skip = self.model.config.n_skip
+        keep = set(range(len(outs) - 1 - n_skip, len(outs)))
+        return Latent([o if i in keep else None for i, o in enumerate(outs)])
+
+    def _decode_tensor(self, latent: Latent, values_list) -> torch.Tensor:
+        if len(values_list) != len(latent):
+            raise FaderError(f"got {len(values_list)} value sets for {len(latent)} faces")
+        y = attribute_code(self.attributes, values_list, device=self.device, dtype=self.dtype)
+        enc = latent.outputs
+        h = enc[-1]
+        bs = h.size(0)
+        n_attr = y.size(1)
+        y = y.view(bs, n_attr, 1, 1)
+        n_skip = self.model.config.n_skip
+        for i, layer in enumerate(self._dec):
+            inp = [h, y.expand(bs, n_attr, h.size(2), h.size(3))]
+            if 0 < i <= n_skip:
+                inp.append(enc[-1 - i])
+            h = layer(torch.cat(inp, 1))
+        return h
+
+    # -- public API ----------------------------------------------------------------------------
+    def encode(self, crops) -> Latent:
+        """Encode uint8 RGB face crops (N, S, S, 3) once; the result is reused for every decode."""
+        with self._lock, torch.inference_mode():
+            return self._encode_tensor(self._to_tensor(crops))
+
+    def decode_float(self, latent: Latent, values: Sequence[Mapping] | Mapping) -> np.ndarray:
+        """Decode faces at the given attribute values; float32 (N, S, S, 3) in [0, 255]."""
+        values_list = [values] * len(latent) if isinstance(values, Mapping) else list(values)
+        with self._lock, torch.inference_mode():
+            out = self._decode_tensor(latent, values_list)
+            out = out.float().add_(1.0).mul_(127.5).clamp_(0.0, 255.0)
+            return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+    def decode(self, latent: Latent, values: Sequence[Mapping] | Mapping) -> np.ndarray:
+        """Decode faces at the given attribute values; uint8 (N, S, S, 3)."""
+        return np.rint(self.decode_float(latent, values)).astype(np.uint8)
+
+    def predict_probabilities(self, crops) -> list:
+        """Per face, per attribute: the classifier's probability of each value (None without classifier)."""
+        if self._clf is None:
+            return None
+        with self._lock, torch.inference_mode():
+            x = self._to_tensor(crops).float().contiguous()
+            logits = self._clf(x).float().cpu()
+        out = []
+        for row in logits:
+            probs, k = {}, 0
+            for a in self.attributes:
+                probs[a.name] = torch.softmax(row[k:k + a.n], 0).tolist()
+                k += a.n
+            out.append(probs)
+        return out
+
+    def predict_values(self, crops) -> list:
+        """The faces' own attribute values (the classifier's most likely value as a slider value).
+
+        Hard values are used because the decoder was trained on one-hot codes, so they give the
+        most faithful reconstruction. Without a classifier every attribute starts at its first value.
+        """
+        n = len(np.asarray(crops)) if np.asarray(crops).ndim == 4 else 1
+        probs = self.predict_probabilities(crops)
+        result = []
+        for i in range(n):
+            vals = {}
+            for a in self.attributes:
+                if probs is None:
+                    p = [1.0] + [0.0] * (a.n - 1)
+                else:
+                    p = probs[i][a.name]
+                    best = int(np.argmax(p))
+                    p = [1.0 if j == best else 0.0 for j in range(a.n)]
+                vals[a.name] = code_to_value(a, p)
+            result.append(vals)
+        return result

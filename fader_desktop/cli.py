@@ -1,0 +1,142 @@
+"""`fader-desktop` entry point: the window, or a Qt-free sub-command (edit, info, batch, sweep, …).
+
+Qt is imported only when the window is started, so the sub-commands run on machines without a
+display and start quickly.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+PROG = "fader-desktop"
+
+# sub-command -> module providing add_arguments(parser) and run(args) -> exit status
+SUBCOMMANDS = {
+    "edit": ("fader_desktop.cmd_edit", "edit a photo's attributes and write the result"),
+    "info": ("fader_desktop.cli", "show a model's metadata"),
+    "import-reference": ("fader_desktop.cli", "convert a reference-implementation checkpoint (.pth) to .fader"),
+    "batch": ("fader_desktop.cmd_batch", "edit every image of a folder"),
+    "sweep": ("fader_desktop.cmd_sweep", "interpolation strip / animation of one attribute"),
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports usage errors as a single line and exit status 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="M", help="model file (.fader); default: the embedded model")
+    p.add_argument("--device", metavar="D", default="auto", help="auto | cpu | cuda (default auto)")
+
+
+def load_engine(args):
+    """Build the inference engine from --model/--device (raises FaderError on bad input)."""
+    from core.engine import Engine
+    from core.model_file import default_model_path, load_model
+    from core.errors import ModelFileError
+    path = Path(args.model) if getattr(args, "model", None) else default_model_path()
+    if not getattr(args, "model", None) and not path.exists():
+        raise ModelFileError(f"{path}: the embedded default model is missing from this installation")
+    return Engine(load_model(path), device=getattr(args, "device", "auto") or "auto")
+
+
+def parse_sets(engine, sets) -> dict:
+    """`--set NAME=VALUE` list -> values dict (VALUE: a number or one of the attribute's labels)."""
+    from core.attributes import parse_value
+    from core.errors import FaderError
+    attrs = {a.name.lower(): a for a in engine.attributes}
+    values = {}
+    for s in sets or []:
+        if "=" not in s:
+            raise FaderError(f"--set expects NAME=VALUE, got {s!r}")
+        name, val = s.split("=", 1)
+        a = attrs.get(name.strip().lower())
+        if a is None:
+            raise FaderError(f"unknown attribute {name.strip()!r}; the model has {[x.name for x in engine.attributes]}")
+        values[a.name] = parse_value(a, val)
+    return values
+
+
+# -- info / import-reference (small enough to live here) --------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    if p.prog.endswith("info"):
+        p.add_argument("--model", metavar="M", help="model file (.fader); default: the embedded model")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+    else:
+        p.add_argument("checkpoint", help="reference checkpoint saved by facebookresearch/FaderNetworks (torch.save of the module)")
+        p.add_argument("-o", "--output", required=True, help="output .fader file")
+        p.add_argument("--attr", help="comma-separated attribute names in the checkpoint's order (default: from the checkpoint)")
+        p.add_argument("--classifier", help="the reference's classifier checkpoint, stored with the model")
+
+
+def run(args) -> int:
+    from core.model_file import default_model_path, load_model, model_summary, save_model
+    if args.command == "info":
+        path = Path(args.model) if args.model else default_model_path()
+        model = load_model(path)
+        summary = model_summary(model)
+        summary["path"] = str(path)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"{summary['name']}  ({path})")
+            print(f"  image size: {summary['image_size']} px, {summary['parameters']:,} parameters, "
+                  f"classifier: {'yes' if summary['has_classifier'] else 'no'}")
+            for a in summary["attributes"]:
+                print(f"  {a['name']}: values {a['values']}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
+            if summary.get("metrics"):
+                print(f"  metrics: {json.dumps(summary['metrics'])}")
+            print(f"  licence: {summary['license']}")
+        return 0
+    from core.legacy_import import import_reference_checkpoint
+    from core.errors import FaderError
+    out = Path(args.output)
+    if out.suffix != ".fader":
+        raise FaderError(f"{out}: output must be a .fader file")
+    model = import_reference_checkpoint(args.checkpoint, attributes=args.attr.split(",") if args.attr else None,
+                                        classifier_path=args.classifier)
+    save_model(model, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=PROG, description="Fader Desktop: edit face attributes in photos with sliders. "
+                      "Sub-commands: " + ", ".join(SUBCOMMANDS) + " (run `fader-desktop COMMAND --help`).")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="photos to open")
+    add_model_arguments(p)
+    return p
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from core.errors import FaderError
+    if argv and argv[0] in SUBCOMMANDS:
+        command = argv[0]
+        module = importlib.import_module(SUBCOMMANDS[command][0])
+        p = OneLineParser(prog=f"{PROG} {command}", description=SUBCOMMANDS[command][1])
+        module.add_arguments(p)
+        args = p.parse_args(argv[1:])
+        args.command = command
+        try:
+            return int(module.run(args) or 0)
+        except FaderError as e:
+            sys.stderr.write(f"{PROG}: error: {e}\n")
+            return 2
+        except KeyboardInterrupt:
+            sys.stderr.write(f"{PROG}: interrupted\n")
+            return 130
+    args = _gui_parser().parse_args(argv)
+    from fader_desktop.app import run_app  # imports Qt
+    return run_app(images=args.images, model=args.model, device=args.device)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""`fader-desktop edit`: edit one photo from the command line."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.errors import FaderError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fader_desktop.cli import add_model_arguments
+    p.add_argument("image", help="input photo")
+    p.add_argument("-o", "--output", required=True, help="output file (.png, .jpg, .webp, …); never the input")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="attribute value: a number (slider position) or a value label; repeatable")
+    p.add_argument("--face", type=int, metavar="N", help="edit only face N (0 = leftmost); default: every face")
+    p.add_argument("--aligned", action="store_true", help="the input is already a CelebA-style aligned crop")
+    p.add_argument("--raw", action="store_true", help="write the model's own output at model resolution")
+    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
+    add_model_arguments(p)
+
+
+def run(args) -> int:
+    from core.image_io import read_exif, save_image
+    from core.photo_edit import PhotoEdit
+    from fader_desktop.cli import load_engine, parse_sets
+    src, dst = Path(args.image), Path(args.output)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise FaderError(f"{dst}: refusing to overwrite the input photo; choose another output path")
+    engine = load_engine(args)
+    values = parse_sets(engine, args.set)
+    doc = PhotoEdit.open(src, engine, aligned=args.aligned)
+    doc.set_values(values, face=args.face)
+    if args.raw:
+        out = doc.render_raw(args.face or 0)
+    else:
+        out = doc.render()
+    save_image(dst, out, quality=args.quality, exif=None if args.raw else read_exif(src))
+    return 0

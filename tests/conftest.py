@@ -1,0 +1,77 @@
+"""Shared fixtures: tiny real models (random weights) and real photos from ../shared/data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CELEBA_ALIGNED = SHARED_DATA / "celeba" / "img_align_celeba"
+CELEBA_WILD = SHARED_DATA / "celeba" / "img_celeba"
+
+TINY_ATTRS = (("Smiling", ("no", "yes"), (-1.0, 2.0)),
+              ("Male", ("no", "yes"), (-1.0, 2.0)),
+              ("Hair", ("black", "blond", "brown"), (0.0, 1.0)))
+
+
+def make_tiny_model(path: Path, img_size: int = 32, with_classifier: bool = True, seed: int = 0,
+                    attrs=TINY_ATTRS) -> Path:
+    """Write a small randomly initialised .fader model (real networks, real file format)."""
+    import torch
+    from core.attributes import Attribute
+    from core.model_file import new_model, save_model
+    from core.networks import ArchConfig
+    torch.manual_seed(seed)
+    attributes = [Attribute(n, v, r) for n, v, r in attrs]
+    cfg = ArchConfig(img_size=img_size, init_fm=8, max_fm=32, n_layers=3, hid_dim=16)
+    clf_cfg = ArchConfig(img_size=img_size, init_fm=4, max_fm=16, n_layers=3, hid_dim=16) if with_classifier else None
+    model = new_model(cfg, attributes, clf_cfg, meta={"name": "tiny test model", "license": "test only"})
+    # Random BN statistics so that folding and eval mode are exercised like a trained model.
+    for m in model.autoencoder.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    model.autoencoder.eval()
+    save_model(model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny.fader")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path_b(tmp_path_factory) -> Path:
+    """A second, different tiny model (for switching models)."""
+    return make_tiny_model(tmp_path_factory.mktemp("models_b") / "tiny_b.fader", seed=1,
+                           attrs=(("Young", ("no", "yes"), (-2.0, 3.0)), ("Eyeglasses", ("no", "yes"), (-1.0, 2.0))))
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared CelebA data is not on this machine)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def celeba_aligned() -> Path:
+    """Folder of real CelebA aligned 178x218 crops (skips when absent)."""
+    return _require(CELEBA_ALIGNED)
+
+
+@pytest.fixture(scope="session")
+def celeba_wild() -> Path:
+    """Folder of real unaligned CelebA photos (skips when absent)."""
+    return _require(CELEBA_WILD)
+
+
+@pytest.fixture(scope="session")
+def portrait_path(celeba_wild) -> Path:
+    """One real in-the-wild photo with a single clear face."""
+    return sorted(celeba_wild.glob("*.jpg"))[0]
