@@ -1,0 +1,113 @@
+"""Starting the window: QApplication, identity for QSettings, log file, theme, crash guard."""
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QStandardPaths
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from .settings import APPLICATION, ORGANIZATION
+
+log = logging.getLogger("fader_desktop")
+LOG_NAME = "fader-desktop.log"
+
+
+def log_path() -> Path:
+    """Where the log file goes (AppDataLocation, e.g. ~/.local/share/FaderDesktop/Fader Desktop)."""
+    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(folder) / LOG_NAME
+
+
+def setup_logging() -> Path | None:
+    """Log to a rotating file (errors users report should be in it) and warnings to stderr."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=2, encoding="utf-8")
+    except OSError:
+        path = None
+    else:
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+        root.addHandler(fh)
+    sh = logging.StreamHandler()
+    sh.setLevel(logging.WARNING)
+    sh.setFormatter(logging.Formatter("fader-desktop: %(levelname)s: %(message)s"))
+    root.addHandler(sh)
+    return path
+
+
+def dark_palette() -> QPalette:
+    """A neutral dark theme: photos are judged against grey, not against a white window."""
+    p = QPalette()
+    base, window, text = QColor(30, 30, 32), QColor(45, 45, 48), QColor(225, 225, 225)
+    roles = {
+        QPalette.ColorRole.Window: window, QPalette.ColorRole.WindowText: text,
+        QPalette.ColorRole.Base: base, QPalette.ColorRole.AlternateBase: window,
+        QPalette.ColorRole.ToolTipBase: QColor(60, 60, 64), QPalette.ColorRole.ToolTipText: text,
+        QPalette.ColorRole.Text: text, QPalette.ColorRole.Button: QColor(58, 58, 62),
+        QPalette.ColorRole.ButtonText: text, QPalette.ColorRole.BrightText: QColor(255, 90, 90),
+        QPalette.ColorRole.Highlight: QColor(61, 174, 233), QPalette.ColorRole.HighlightedText: QColor(20, 20, 20),
+        QPalette.ColorRole.Link: QColor(100, 180, 240), QPalette.ColorRole.PlaceholderText: QColor(150, 150, 155),
+        QPalette.ColorRole.Mid: QColor(70, 70, 74), QPalette.ColorRole.Dark: QColor(25, 25, 27),
+    }
+    for role, color in roles.items():
+        p.setColor(role, color)
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 124))
+    return p
+
+
+def make_application(argv=None) -> QApplication:
+    """The QApplication with the identity QSettings and QStandardPaths use, and the theme."""
+    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv[:1]))
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName(APPLICATION)
+    app.setDesktopFileName("fader-desktop")
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    return app
+
+
+def _install_excepthook(window) -> None:
+    """An unexpected exception in a slot becomes a logged error dialog, not a dead window."""
+    def hook(etype, value, tb):
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(etype, value, tb)))
+        if issubclass(etype, KeyboardInterrupt):
+            QApplication.quit()
+            return
+        try:
+            window.show_error("Unexpected error", f"{etype.__name__}: {value}\n\nDetails are in the log file {log_path()}.")
+        except Exception:
+            pass
+    sys.excepthook = hook
+
+
+def run_app(images=(), model=None, device: str = "auto") -> int:
+    """Start the editor window; returns the exit status."""
+    app = make_application()
+    logfile = setup_logging()
+    log.info("starting; log file %s", logfile)
+    from .main_window import MainWindow
+    from .settings import Settings
+    settings = Settings()
+    # --device on the command line wins over the saved choice (and is saved as the new choice)
+    if device and device != "auto":
+        settings.device = device
+    window = MainWindow(settings, device=device if device and device != "auto" else None)
+    _install_excepthook(window)
+    window.show()
+    window.start(model=model, images=list(images or ()))
+    status = app.exec()
+    log.info("exit %d", status)
+    return int(status)
+
+
+__all__ = ["run_app", "make_application", "setup_logging", "log_path", "dark_palette"]

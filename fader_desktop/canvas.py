@@ -1,0 +1,431 @@
+"""The photo canvas: fit/zoom/pan, before/after split, hold-to-see-original, face boxes.
+
+A plain QWidget with its own view transform (widget = offset + scale * photo) rather than a
+QGraphicsView: the scene is one image plus a few rectangles, and owning the transform keeps zoom
+around the cursor, pan limits and the split line simple and exact.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (QColor, QCursor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPainterPath,
+                           QPaintEvent, QPen, QWheelEvent)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+BACKGROUND = QColor(40, 40, 42)
+ACCENT = QColor(61, 174, 233)
+MIN_SCALE, MAX_SCALE = 0.02, 32.0
+ZOOM_STEP = 1.25
+SPLIT_GRAB_PX = 8
+CLICK_SLOP_PX = 4
+
+
+class PhotoCanvas(QWidget):
+    """Shows the edited photo; emits faceClicked(index) when the user clicks inside a face box."""
+
+    faceClicked = Signal(int)
+    zoomChanged = Signal(float)      # scale (1.0 = 100 %)
+    painted = Signal()               # after every paint (the latency benchmark listens to this)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.setAcceptDrops(False)  # the main window handles drops
+        self.setAutoFillBackground(False)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self._original: Optional[QImage] = None
+        self._edited: Optional[QImage] = None
+        self._faces: list = []            # (index, QRectF in photo pixels)
+        self._skipped: list = []          # (QRectF, reason)
+        self._selected = -1               # -1: all faces
+        self._show_boxes = True
+        self._split = False
+        self._split_frac = 0.5
+        self._hold_original = False
+        self._scale = 1.0
+        self._offset = QPointF(0, 0)
+        self._fit = True
+        self._placeholder = ""
+        self._busy = ""
+        self._press: Optional[QPointF] = None
+        self._press_offset = QPointF(0, 0)
+        self._dragging_split = False
+        self._panning = False
+        self._cache: dict = {}            # which -> (cacheKey, size, scaled QImage)
+
+    # -- content -------------------------------------------------------------------------------
+    def sizeHint(self) -> QSize:
+        return QSize(800, 600)
+
+    def set_photo(self, original: Optional[QImage], keep_view: bool = False) -> None:
+        """A new photo (or None): shows it unedited, fitted to the window unless keep_view."""
+        self._original = original
+        self._edited = original
+        self._cache.clear()
+        self._faces, self._skipped = [], []
+        if not keep_view or original is None:
+            self._fit = True
+        self._relayout()
+        self.update()
+
+    def set_edited(self, image: QImage) -> None:
+        """The latest preview of the edited photo (same size as the original)."""
+        self._edited = image
+        self._cache.pop("edited", None)
+        self.update()
+
+    def original_image(self) -> Optional[QImage]:
+        return self._original
+
+    def edited_image(self) -> Optional[QImage]:
+        return self._edited
+
+    def set_faces(self, boxes: list, skipped: list = (), selected: int = -1) -> None:
+        """boxes: [(index, (x0, y0, x1, y1))]; skipped: [((x0, y0, x1, y1), reason)]."""
+        self._faces = [(i, QRectF(QPointF(b[0], b[1]), QPointF(b[2], b[3]))) for i, b in boxes if b is not None]
+        self._skipped = [(QRectF(QPointF(b[0], b[1]), QPointF(b[2], b[3])), r) for b, r in skipped if b is not None]
+        self._selected = selected
+        self.update()
+
+    def set_selected_face(self, index: int) -> None:
+        self._selected = index
+        self.update()
+
+    def set_show_boxes(self, on: bool) -> None:
+        self._show_boxes = bool(on)
+        self.update()
+
+    def set_split(self, on: bool) -> None:
+        self._split = bool(on)
+        self.update()
+
+    def split_enabled(self) -> bool:
+        return self._split
+
+    def set_split_fraction(self, frac: float) -> None:
+        self._split_frac = min(1.0, max(0.0, float(frac)))
+        self.update()
+
+    def set_hold_original(self, on: bool) -> None:
+        if on != self._hold_original:
+            self._hold_original = bool(on)
+            self.update()
+
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder = text
+        self.update()
+
+    def set_busy(self, text: str) -> None:
+        self._busy = text
+        self.update()
+
+    # -- view transform ------------------------------------------------------------------------
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    def is_fit(self) -> bool:
+        return self._fit
+
+    def to_widget(self, p: QPointF) -> QPointF:
+        return QPointF(self._offset.x() + p.x() * self._scale, self._offset.y() + p.y() * self._scale)
+
+    def to_photo(self, p: QPointF) -> QPointF:
+        return QPointF((p.x() - self._offset.x()) / self._scale, (p.y() - self._offset.y()) / self._scale)
+
+    def _image_rect(self) -> QRectF:
+        if self._original is None:
+            return QRectF()
+        return QRectF(self._offset, QPointF(self._offset.x() + self._original.width() * self._scale,
+                                            self._offset.y() + self._original.height() * self._scale))
+
+    def fit_to_window(self) -> None:
+        self._fit = True
+        self._relayout()
+        self.update()
+
+    def zoom_to(self, scale: float, anchor: Optional[QPointF] = None) -> None:
+        """Zoom keeping the photo point under `anchor` (widget coords; default: centre) in place."""
+        if self._original is None:
+            return
+        scale = min(MAX_SCALE, max(MIN_SCALE, scale))
+        if anchor is None:
+            anchor = QPointF(self.width() / 2, self.height() / 2)
+        photo_pt = self.to_photo(anchor)
+        self._scale = scale
+        self._fit = False
+        self._offset = QPointF(anchor.x() - photo_pt.x() * scale, anchor.y() - photo_pt.y() * scale)
+        self._clamp_offset()
+        self.zoomChanged.emit(self._scale)
+        self.update()
+
+    def zoom_in(self, anchor: Optional[QPointF] = None) -> None:
+        self.zoom_to(self._scale * ZOOM_STEP, anchor)
+
+    def zoom_out(self, anchor: Optional[QPointF] = None) -> None:
+        self.zoom_to(self._scale / ZOOM_STEP, anchor)
+
+    def actual_size(self) -> None:
+        self.zoom_to(1.0)
+
+    def _fit_scale(self) -> float:
+        w, h = self._original.width(), self._original.height()
+        margin = 16
+        return max(MIN_SCALE, min((self.width() - margin) / w, (self.height() - margin) / h, MAX_SCALE))
+
+    def _relayout(self) -> None:
+        if self._original is None:
+            return
+        if self._fit:
+            self._scale = self._fit_scale()
+            self._offset = QPointF((self.width() - self._original.width() * self._scale) / 2,
+                                   (self.height() - self._original.height() * self._scale) / 2)
+            self.zoomChanged.emit(self._scale)
+        else:
+            self._clamp_offset()
+
+    def _clamp_offset(self) -> None:
+        # A photo smaller than the view is centred; a larger one may not leave a gap at its edges.
+        iw, ih = self._original.width() * self._scale, self._original.height() * self._scale
+        x, y = self._offset.x(), self._offset.y()
+        x = (self.width() - iw) / 2 if iw <= self.width() else min(0.0, max(self.width() - iw, x))
+        y = (self.height() - ih) / 2 if ih <= self.height() else min(0.0, max(self.height() - ih, y))
+        self._offset = QPointF(x, y)
+
+    def resizeEvent(self, event) -> None:
+        self._relayout()
+        super().resizeEvent(event)
+
+    # -- painting ------------------------------------------------------------------------------
+    def _scaled(self, which: str, img: QImage) -> Optional[QImage]:
+        """A smoothly downscaled copy for scales < 1 (area-averaged, unlike bilinear drawImage)."""
+        if self._scale >= 1.0:
+            return None
+        size = QSize(max(1, round(img.width() * self._scale)), max(1, round(img.height() * self._scale)))
+        hit = self._cache.get(which)
+        if hit and hit[0] == img.cacheKey() and hit[1] == size:
+            return hit[2]
+        scaled = img.scaled(size, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        self._cache[which] = (img.cacheKey(), size, scaled)
+        return scaled
+
+    def _draw_image(self, p: QPainter, which: str, img: QImage) -> None:
+        scaled = self._scaled(which, img)
+        if scaled is not None:
+            p.drawImage(QPointF(round(self._offset.x()), round(self._offset.y())), scaled)
+        else:
+            # zoomed in: show real pixels (nearest) from 2x on, so edits can be inspected exactly
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._scale < 2.0)
+            p.drawImage(self._image_rect(), img)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), BACKGROUND)
+        if self._original is None:
+            self._draw_placeholder(p)
+            p.end()
+            self.painted.emit()
+            return
+        edited = self._edited or self._original
+        if self._hold_original:
+            self._draw_image(p, "original", self._original)
+            self._badge(p, QPointF(12, 12), "Original")
+        elif self._split:
+            x = self._split_frac * self.width()
+            p.save()
+            p.setClipRect(QRectF(0, 0, x, self.height()))
+            self._draw_image(p, "original", self._original)
+            p.restore()
+            p.save()
+            p.setClipRect(QRectF(x, 0, self.width() - x, self.height()))
+            self._draw_image(p, "edited", edited)
+            p.restore()
+            self._draw_split_line(p, x)
+        else:
+            self._draw_image(p, "edited", edited)
+        if self._show_boxes and not self._hold_original:
+            self._draw_boxes(p)
+        if self._busy:
+            self._draw_busy(p)
+        p.end()
+        self.painted.emit()
+
+    def _draw_placeholder(self, p: QPainter) -> None:
+        p.setPen(QColor(170, 170, 170))
+        f = QFont(self.font())
+        f.setPointSizeF(f.pointSizeF() * 1.25)
+        p.setFont(f)
+        p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                   self._busy or self._placeholder)
+
+    def _badge(self, p: QPainter, at: QPointF, text: str, color: QColor = QColor(0, 0, 0, 160)) -> None:
+        fm = p.fontMetrics()
+        r = QRectF(at, QSize(fm.horizontalAdvance(text) + 14, fm.height() + 6))
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(color)
+        p.drawRoundedRect(r, 4, 4)
+        p.setPen(QColor(240, 240, 240))
+        p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+        p.restore()
+
+    def _draw_split_line(self, p: QPainter, x: float) -> None:
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(QPen(QColor(0, 0, 0, 120), 3))
+        p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+        p.setPen(QPen(QColor(255, 255, 255), 1.5))
+        p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+        # round grip in the middle, so the line reads as something to drag
+        c = QPointF(x, self.height() / 2)
+        p.setBrush(QColor(255, 255, 255))
+        p.setPen(QPen(QColor(0, 0, 0, 140), 1))
+        p.drawEllipse(c, 11, 11)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(60, 60, 60))
+        for d in (-1, 1):  # two small arrowheads pointing left and right
+            tri = QPainterPath(QPointF(c.x() + d * 8, c.y()))
+            tri.lineTo(QPointF(c.x() + d * 3, c.y() - 4.5))
+            tri.lineTo(QPointF(c.x() + d * 3, c.y() + 4.5))
+            tri.closeSubpath()
+            p.drawPath(tri)
+        p.restore()
+        fm = p.fontMetrics()
+        self._badge(p, QPointF(max(4.0, x - fm.horizontalAdvance("Before") - 26), 12), "Before")
+        self._badge(p, QPointF(min(self.width() - fm.horizontalAdvance("After") - 18.0, x + 12), 12), "After")
+
+    def _draw_boxes(self, p: QPainter) -> None:
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for rect, reason in self._skipped:
+            r = QRectF(self.to_widget(rect.topLeft()), self.to_widget(rect.bottomRight()))
+            p.setPen(QPen(QColor(200, 200, 200, 150), 1, Qt.PenStyle.DotLine))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(r)
+        for index, rect in self._faces:
+            r = QRectF(self.to_widget(rect.topLeft()), self.to_widget(rect.bottomRight()))
+            selected = self._selected in (-1, index)
+            # a dark halo under the line keeps it visible on light and dark photos alike
+            p.setPen(QPen(QColor(0, 0, 0, 110), 4 if selected else 3))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRoundedRect(r, 3, 3)
+            p.setPen(QPen(ACCENT if selected else QColor(255, 255, 255, 170), 2 if selected else 1.2))
+            p.drawRoundedRect(r, 3, 3)
+            if len(self._faces) > 1:
+                self._badge(p, QPointF(r.left(), r.top() - p.fontMetrics().height() - 8), str(index + 1),
+                            ACCENT if selected else QColor(0, 0, 0, 160))
+        p.restore()
+
+    def _draw_busy(self, p: QPainter) -> None:
+        fm = p.fontMetrics()
+        text = self._busy
+        w = fm.horizontalAdvance(text) + 28
+        self._badge(p, QPointF((self.width() - w) / 2, self.height() - fm.height() - 28), text,
+                    QColor(0, 0, 0, 190))
+
+    # -- mouse & keys --------------------------------------------------------------------------
+    def _near_split(self, pos: QPointF) -> bool:
+        return self._split and abs(pos.x() - self._split_frac * self.width()) <= SPLIT_GRAB_PX
+
+    def face_at(self, pos: QPointF) -> int:
+        """Index of the face box under a widget position (the smallest if nested), or -1."""
+        pt = self.to_photo(pos)
+        hits = [(r.width() * r.height(), i) for i, r in self._faces if r.contains(pt)]
+        return min(hits)[1] if hits else -1
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self._original is None:
+            return super().mousePressEvent(event)
+        pos = event.position()
+        self._press = pos
+        self._press_offset = QPointF(self._offset)
+        self._dragging_split = self._near_split(pos)
+        self._panning = False
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        pos = event.position()
+        if self._press is None:
+            if self._near_split(pos):
+                self.setCursor(Qt.CursorShape.SplitHCursor)
+            elif self.face_at(pos) >= 0 and self._show_boxes:
+                self.setCursor(Qt.CursorShape.PointingHandCursor)
+            else:
+                self.setCursor(Qt.CursorShape.OpenHandCursor if not self._fit else Qt.CursorShape.ArrowCursor)
+            return
+        if self._dragging_split:
+            self.set_split_fraction(pos.x() / max(1, self.width()))
+            return
+        d = pos - self._press
+        if not self._panning and abs(d.x()) + abs(d.y()) > CLICK_SLOP_PX:
+            self._panning = True
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        if self._panning:
+            self._offset = self._press_offset + d
+            self._fit = False
+            self._clamp_offset()
+            self.update()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self._press is None:
+            return super().mouseReleaseEvent(event)
+        was_click = not self._panning and not self._dragging_split
+        self._press = None
+        self._panning = self._dragging_split = False
+        self.setCursor(Qt.CursorShape.ArrowCursor)
+        if was_click:
+            i = self.face_at(event.position())
+            if i >= 0:
+                self.faceClicked.emit(i)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        # double click toggles fit <-> 100 % around the cursor, as in most viewers
+        if self._original is None:
+            return
+        if self._fit:
+            self.zoom_to(1.0, event.position())
+        else:
+            self.fit_to_window()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        if self._original is None:
+            return
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_to(self._scale * (ZOOM_STEP ** steps), event.position())
+        event.accept()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        cursor = self.mapFromGlobal(QCursor.pos())
+        anchor = QPointF(cursor) if self.rect().contains(cursor) else None
+        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.zoom_in(anchor)
+        elif key == Qt.Key.Key_Minus:
+            self.zoom_out(anchor)
+        elif key == Qt.Key.Key_0:
+            self.fit_to_window()
+        elif key == Qt.Key.Key_1:
+            self.actual_size()
+        elif key == Qt.Key.Key_Backslash:
+            if not event.isAutoRepeat():
+                self.set_hold_original(True)
+        else:
+            return super().keyPressEvent(event)
+        event.accept()
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.set_hold_original(False)
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def focusOutEvent(self, event) -> None:
+        # a key released while another widget has focus would otherwise leave "Original" stuck on
+        self.set_hold_original(False)
+        super().focusOutEvent(event)

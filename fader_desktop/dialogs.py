@@ -1,0 +1,250 @@
+"""Dialogs: export options, model card, reference-checkpoint import, About."""
+from __future__ import annotations
+
+import html
+import json
+import platform
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLineEdit, QPushButton, QSlider, QSpinBox, QTextBrowser,
+                               QVBoxLayout, QWidget)
+
+EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"))
+_SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WebP"}
+
+
+class ExportDialog(QDialog):
+    """Where and how to export: path, format, quality (JPEG/WebP), keep EXIF."""
+
+    def __init__(self, path: Path, quality: int = 95, keep_exif: bool = True, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Export edited photo")
+        self.setMinimumWidth(520)
+        form = QFormLayout()
+        self.path_edit = QLineEdit(str(path))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(browse)
+        form.addRow("File", row)
+        self.format_combo = QComboBox()
+        for name, suffix in EXPORT_FORMATS:
+            self.format_combo.addItem(name, suffix)
+        form.addRow("Format", self.format_combo)
+        self.quality_slider = QSlider(Qt.Orientation.Horizontal)
+        self.quality_slider.setRange(1, 100)
+        self.quality_spin = QSpinBox()
+        self.quality_spin.setRange(1, 100)
+        self.quality_slider.valueChanged.connect(self.quality_spin.setValue)
+        self.quality_spin.valueChanged.connect(self.quality_slider.setValue)
+        self.quality_spin.setValue(int(quality))
+        q = QHBoxLayout()
+        q.addWidget(self.quality_slider, 1)
+        q.addWidget(self.quality_spin)
+        self._quality_host = QWidget()
+        self._quality_host.setLayout(q)
+        q.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Quality", self._quality_host)
+        self.exif_check = QCheckBox("Keep the original's EXIF metadata (camera, date, …)")
+        self.exif_check.setChecked(keep_exif)
+        form.addRow("", self.exif_check)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.export_button = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.export_button.setDefault(True)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(buttons)
+        self.format_combo.currentIndexChanged.connect(self._format_changed)
+        self.path_edit.textChanged.connect(self._path_changed)
+        self._path_changed(self.path_edit.text())
+
+    def _browse(self) -> None:
+        filters = "JPEG (*.jpg *.jpeg);;PNG (*.png);;WebP (*.webp)"
+        current = self.format_combo.currentText()
+        selected = next((f for f in filters.split(";;") if f.startswith(current)), "")
+        # overwriting is confirmed by the window (it knows which file is the original)
+        path, _ = QFileDialog.getSaveFileName(self, "Export as", self.path_edit.text(), filters, selected,
+                                              QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.path_edit.setText(path)
+
+    def _format_changed(self, _i: int) -> None:
+        suffix = self.format_combo.currentData()
+        p = Path(self.path_edit.text())
+        if p.suffix.lower() not in _SUFFIX_FORMAT or _SUFFIX_FORMAT[p.suffix.lower()] != self.format_combo.currentText():
+            self.path_edit.blockSignals(True)
+            self.path_edit.setText(str(p.with_suffix(suffix)) if p.name else "")
+            self.path_edit.blockSignals(False)
+        self._quality_host.setEnabled(self.format_combo.currentText() != "PNG")
+
+    def _path_changed(self, text: str) -> None:
+        fmt = _SUFFIX_FORMAT.get(Path(text).suffix.lower())
+        if fmt:
+            self.format_combo.blockSignals(True)
+            self.format_combo.setCurrentIndex(self.format_combo.findText(fmt))
+            self.format_combo.blockSignals(False)
+        self._quality_host.setEnabled(self.format_combo.currentText() != "PNG")
+        self.export_button.setEnabled(bool(text.strip()))
+
+    def result_path(self) -> Path:
+        p = Path(self.path_edit.text().strip()).expanduser()
+        if p.suffix.lower() not in _SUFFIX_FORMAT:
+            p = p.with_name(p.name + self.format_combo.currentData())
+        return p
+
+    def quality(self) -> int:
+        return self.quality_spin.value()
+
+    def keep_exif(self) -> bool:
+        return self.exif_check.isChecked()
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (dict, list)):
+        return html.escape(json.dumps(v))
+    return html.escape(str(v))
+
+
+def model_card_html(summary: dict, path=None) -> str:
+    """The model card as HTML (also used by the About box for the licence)."""
+    e = html.escape
+    out = [f"<h2>{e(summary.get('name', 'model'))}</h2>"]
+    if path:
+        out.append(f"<p><small>{e(str(path))}</small></p>")
+    if summary.get("description"):
+        out.append(f"<p>{e(summary['description'])}</p>")
+    out.append(f"<p><b>Licence:</b> {e(str(summary.get('license', 'unspecified')))}</p>")
+    out.append(f"<p><b>Input:</b> {summary.get('image_size')} × {summary.get('image_size')} px aligned faces · "
+               f"{summary.get('parameters', 0):,} parameters · attribute classifier: "
+               f"{'yes' if summary.get('has_classifier') else 'no (sliders start at each attribute’s first value)'}</p>")
+    out.append("<h3>Attributes</h3><table cellspacing='0' cellpadding='3'>"
+               "<tr><th align='left'>name</th><th align='left'>values</th><th align='left'>slider range</th></tr>")
+    for a in summary.get("attributes", []):
+        lo, hi = a["range"]
+        out.append(f"<tr><td>{e(a['name'])}</td><td>{e(', '.join(a['values']))}</td><td>{lo:g} … {hi:g}</td></tr>")
+    out.append("</table>")
+    for key, title in (("metrics", "Evaluation"), ("training", "Training")):
+        d = summary.get(key)
+        if d:
+            out.append(f"<h3>{title}</h3><table cellspacing='0' cellpadding='2'>")
+            items = d.items() if isinstance(d, dict) else [("", d)]
+            for k, v in items:
+                out.append(f"<tr><td>{e(str(k))}</td><td>{_fmt(v)}</td></tr>")
+            out.append("</table>")
+    return "".join(out)
+
+
+class ModelCardDialog(QDialog):
+    """Shows a model's metadata: attributes and ranges, metrics, training summary, licence."""
+
+    def __init__(self, summary: dict, path=None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Model card — {summary.get('name', 'model')}")
+        self.resize(560, 520)
+        self.browser = QTextBrowser()
+        self.browser.setOpenExternalLinks(True)
+        self.browser.setHtml(model_card_html(summary, path))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.browser)
+        lay.addWidget(buttons)
+
+
+class ImportReferenceDialog(QDialog):
+    """Reference checkpoint (.pth) -> .fader: source, destination, optional attribute names."""
+
+    def __init__(self, start_dir: str = "", parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Import reference checkpoint")
+        self.setMinimumWidth(560)
+        form = QFormLayout()
+        self.src = QLineEdit()
+        self.dst = QLineEdit()
+        self.attrs = QLineEdit()
+        self.attrs.setPlaceholderText("e.g. Smiling,Male — empty: read them from the checkpoint")
+        self._start = start_dir
+        for label, edit, fn in (("Checkpoint (.pth)", self.src, self._browse_src), ("Save as (.fader)", self.dst, self._browse_dst)):
+            b = QPushButton("Browse…")
+            b.clicked.connect(fn)
+            row = QHBoxLayout()
+            row.addWidget(edit, 1)
+            row.addWidget(b)
+            form.addRow(label, row)
+        form.addRow("Attributes", self.attrs)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.ok = buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(buttons)
+        self.src.textChanged.connect(self._changed)
+        self.dst.textChanged.connect(self._changed)
+        self._changed()
+
+    def _changed(self, *_):
+        self.ok.setEnabled(bool(self.src.text().strip() and self.dst.text().strip()))
+
+    def _browse_src(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Reference checkpoint", self._start,
+                                              "PyTorch checkpoints (*.pth *.pt);;All files (*)")
+        if path:
+            self.src.setText(path)
+            if not self.dst.text():
+                self.dst.setText(str(Path(path).with_suffix(".fader")))
+
+    def _browse_dst(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Save model as", self.dst.text() or self._start,
+                                              "Fader models (*.fader)")
+        if path:
+            self.dst.setText(path if path.endswith(".fader") else path + ".fader")
+
+    def values(self):
+        attrs = [a.strip() for a in self.attrs.text().split(",") if a.strip()] or None
+        return Path(self.src.text().strip()), Path(self.dst.text().strip()), attrs
+
+
+def app_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("fader-desktop")
+    except Exception:
+        return "development"
+
+
+def about_html(model_summary: dict | None) -> str:
+    """Versions of everything that matters for a bug report, and the model's licence."""
+    import numpy
+    import PySide6
+    from PySide6.QtCore import qVersion
+    try:
+        import torch
+        torch_v = torch.__version__
+        cuda = f"CUDA {torch.version.cuda}" if torch.cuda.is_available() else "no CUDA device"
+    except Exception:  # pragma: no cover - torch is a hard dependency
+        torch_v, cuda = "?", "?"
+    __version__ = app_version()
+    rows = [("Fader Desktop", __version__), ("Python", platform.python_version()),
+            ("Qt / PySide6", f"{qVersion()} / {PySide6.__version__}"), ("PyTorch", f"{torch_v} ({cuda})"),
+            ("NumPy", numpy.__version__), ("System", f"{platform.system()} {platform.release()} {platform.machine()}")]
+    e = html.escape
+    out = ["<h3>Fader Desktop</h3>",
+           "<p>Edit face attributes in photos with sliders, using Fader Networks "
+           "(Lample et al., <i>Fader Networks: Manipulating Images by Sliding Attributes</i>, NeurIPS 2017).</p>",
+           "<table cellpadding='2'>"]
+    out += [f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in rows]
+    out.append("</table>")
+    if model_summary:
+        out.append(f"<p><b>Model:</b> {e(model_summary.get('name', ''))}<br>"
+                   f"<b>Model licence:</b> {e(str(model_summary.get('license', 'unspecified')))}</p>")
+    else:
+        out.append("<p><b>Model:</b> none loaded</p>")
+    return "".join(out)

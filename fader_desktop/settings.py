@@ -1,0 +1,139 @@
+"""Persistent preferences (QSettings): device, last model, window layout, recent files, export options.
+
+One small typed wrapper so that key names and defaults live in one place; tests pass their own
+QSettings (an INI file in a temporary folder) so they never touch the user's preferences.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "FaderDesktop"
+APPLICATION = "Fader Desktop"
+MAX_RECENT = 10
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _as_list(value) -> list:
+    # QSettings returns a str for a one-element list on some backends and None for an empty one.
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value]
+
+
+def _as_bool(value, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+class Settings:
+    """Typed access to the application's QSettings."""
+
+    def __init__(self, qsettings: QSettings | None = None):
+        self.q = qsettings if qsettings is not None else QSettings()
+
+    # -- device / model ------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        d = str(self.q.value("device", "auto") or "auto").lower()
+        return d if d in DEVICES else "auto"
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.q.setValue("device", value)
+
+    @property
+    def last_model(self) -> str | None:
+        v = self.q.value("model/last")
+        return str(v) if v else None
+
+    @last_model.setter
+    def last_model(self, path) -> None:
+        self.q.setValue("model/last", str(path) if path else "")
+
+    # -- files ---------------------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        return _as_list(self.q.value("recent/files"))[:MAX_RECENT]
+
+    def add_recent(self, path) -> None:
+        p = str(Path(path).resolve())
+        files = [f for f in self.recent_files() if f != p]
+        self.q.setValue("recent/files", [p] + files[:MAX_RECENT - 1])
+
+    def clear_recent(self) -> None:
+        self.q.setValue("recent/files", [])
+
+    @property
+    def last_dir(self) -> str:
+        return str(self.q.value("dirs/open", "") or "")
+
+    @last_dir.setter
+    def last_dir(self, folder) -> None:
+        self.q.setValue("dirs/open", str(folder))
+
+    @property
+    def export_dir(self) -> str:
+        return str(self.q.value("dirs/export", "") or "")
+
+    @export_dir.setter
+    def export_dir(self, folder) -> None:
+        self.q.setValue("dirs/export", str(folder))
+
+    # -- export --------------------------------------------------------------------------------
+    @property
+    def export_quality(self) -> int:
+        try:
+            return max(1, min(100, int(self.q.value("export/quality", 95))))
+        except (TypeError, ValueError):
+            return 95
+
+    @export_quality.setter
+    def export_quality(self, q: int) -> None:
+        self.q.setValue("export/quality", int(q))
+
+    @property
+    def keep_exif(self) -> bool:
+        return _as_bool(self.q.value("export/keep_exif"), True)
+
+    @keep_exif.setter
+    def keep_exif(self, on: bool) -> None:
+        self.q.setValue("export/keep_exif", bool(on))
+
+    @property
+    def export_format(self) -> str:
+        f = str(self.q.value("export/format", "jpg") or "jpg")
+        return f if f in ("jpg", "png", "webp") else "jpg"
+
+    @export_format.setter
+    def export_format(self, f: str) -> None:
+        self.q.setValue("export/format", f)
+
+    # -- view / window -------------------------------------------------------------------------
+    @property
+    def show_boxes(self) -> bool:
+        return _as_bool(self.q.value("view/face_boxes"), True)
+
+    @show_boxes.setter
+    def show_boxes(self, on: bool) -> None:
+        self.q.setValue("view/face_boxes", bool(on))
+
+    def geometry(self) -> QByteArray | None:
+        v = self.q.value("window/geometry")
+        return v if isinstance(v, QByteArray) and not v.isEmpty() else None
+
+    def window_state(self) -> QByteArray | None:
+        v = self.q.value("window/state")
+        return v if isinstance(v, QByteArray) and not v.isEmpty() else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)
+
+    def sync(self) -> None:
+        self.q.sync()
