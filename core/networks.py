@@ -55,6 +55,9 @@ class ArchConfig:
             bad(f"deconv_method must be one of {DECONV_METHODS}, got {self.deconv_method!r}")
         if not isinstance(self.instance_norm, bool):
             bad(f"instance_norm must be true or false, got {self.instance_norm!r}")
+        if self.instance_norm and self.n_layers == int(math.log2(self.img_size)):
+            # the last encoder layer's output is 1x1, where instance norm is undefined
+            bad(f"instance_norm needs n_layers < log2(img_size) = {int(math.log2(self.img_size))}, got {self.n_layers}")
         for f in ("enc_dropout", "dec_dropout", "lat_dis_dropout"):
             v = getattr(self, f)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 1:

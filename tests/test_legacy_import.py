@@ -1,0 +1,435 @@
+"""Import of reference-implementation checkpoints (pickled whole modules) without running pickled code.
+
+The checkpoints are produced here the way facebookresearch/FaderNetworks did: a module `src.model`
+defines `AutoEncoder(nn.Module)` / `Classifier(nn.Module)` whose `__init__(params)` stores the same
+plain fields and builds the same layers, and `torch.save(ae, path)` pickles the whole object. The
+module is then removed from `sys.modules` and `sys.path` before importing.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import types
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from core.attributes import Attribute
+from core.errors import ModelFileError
+from core.legacy_import import import_reference_checkpoint, safe_torch_load
+from core.model_file import load_model, save_model
+from core.networks import Classifier
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is fastest and immune to other processes on the cores."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# The reference's src/model.py (constructors only), written to a temporary package so that
+# torch.save pickles the classes as `src.model.AutoEncoder` / `src.model.Classifier`.
+SRC_MODEL = textwrap.dedent('''
+    import os
+    import numpy as np
+    import torch
+    from torch import nn
+    from core.networks import build_layers
+
+    if os.environ.get("FADER_TEST_IMPORT_MARKER"):
+        open(os.environ["FADER_TEST_IMPORT_MARKER"], "w").close()   # proves the module was imported
+
+
+    class AutoEncoder(nn.Module):
+        def __init__(self, params):
+            super(AutoEncoder, self).__init__()
+            self.img_sz = params.img_sz
+            self.img_fm = params.img_fm
+            self.instance_norm = params.instance_norm
+            self.init_fm = params.init_fm
+            self.max_fm = params.max_fm
+            self.n_layers = params.n_layers
+            self.n_skip = params.n_skip
+            self.deconv_method = params.deconv_method
+            self.dropout = params.dec_dropout
+            self.attr = params.attr
+            self.n_attr = params.n_attr
+            enc_layers, dec_layers = build_layers(self.img_sz, self.img_fm, self.init_fm, self.max_fm,
+                                                  self.n_layers, self.n_attr, self.n_skip,
+                                                  self.deconv_method, self.instance_norm, 0, self.dropout)
+            self.enc_layers = nn.ModuleList(enc_layers)
+            self.dec_layers = nn.ModuleList(dec_layers)
+
+        def encode(self, x):
+            enc_outputs = [x]
+            for layer in self.enc_layers:
+                enc_outputs.append(layer(enc_outputs[-1]))
+            return enc_outputs
+
+        def decode(self, enc_outputs, y):
+            bs = enc_outputs[0].size(0)
+            dec_outputs = [enc_outputs[-1]]
+            y = y.unsqueeze(2).unsqueeze(3)
+            for i, layer in enumerate(self.dec_layers):
+                size = dec_outputs[-1].size(2)
+                input = [dec_outputs[-1], y.expand(bs, self.n_attr, size, size)]
+                if 0 < i <= self.n_skip:
+                    input.append(enc_outputs[-1 - i])
+                dec_outputs.append(layer(torch.cat(input, 1)))
+            return dec_outputs
+
+
+    class Classifier(nn.Module):
+        def __init__(self, params):
+            super(Classifier, self).__init__()
+            self.img_sz = params.img_sz
+            self.img_fm = params.img_fm
+            self.init_fm = params.init_fm
+            self.max_fm = params.max_fm
+            self.hid_dim = params.hid_dim
+            self.attr = params.attr
+            self.n_attr = params.n_attr
+            self.n_clf_layers = int(np.log2(self.img_sz))
+            self.conv_out_fm = min(self.init_fm * (2 ** (self.n_clf_layers - 1)), self.max_fm)
+            enc_layers, _ = build_layers(self.img_sz, self.img_fm, self.init_fm, self.max_fm,
+                                         self.n_clf_layers, self.n_attr, 0, 'convtranspose', False, 0, 0)
+            self.conv_layers = nn.Sequential(*enc_layers)
+            self.proj_layers = nn.Sequential(nn.Linear(self.conv_out_fm, self.hid_dim),
+                                             nn.LeakyReLU(0.2, inplace=True),
+                                             nn.Linear(self.hid_dim, self.n_attr))
+
+        def forward(self, x):
+            h = self.conv_layers(x)
+            return self.proj_layers(h.view(x.size(0), self.conv_out_fm))
+''')
+
+
+def _params(**kw):
+    p = dict(img_sz=32, img_fm=3, instance_norm=False, init_fm=4, max_fm=16, n_layers=3, n_skip=0,
+             deconv_method="convtranspose", dec_dropout=0.0, hid_dim=8,
+             attr=[("Eyeglasses", 2), ("Hair", 3)])
+    p.update(kw)
+    p["n_attr"] = sum(n for _, n in p["attr"])
+    return types.SimpleNamespace(**p)
+
+
+class RefModule:
+    """Context: `src.model` importable from a temp dir; on exit it is gone from sys.modules/sys.path."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __enter__(self):
+        (self.root / "src").mkdir(exist_ok=True)
+        (self.root / "src" / "__init__.py").write_text("")
+        (self.root / "src" / "model.py").write_text(SRC_MODEL)
+        sys.path.insert(0, str(self.root))
+        import importlib
+        importlib.invalidate_caches()
+        import src.model
+        return src.model
+
+    def __exit__(self, *exc):
+        sys.path.remove(str(self.root))
+        for name in ("src.model", "src"):
+            sys.modules.pop(name, None)
+        assert "src.model" not in sys.modules
+
+
+def _randomize(module: nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.affine:
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.2 - 0.1)
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                m.num_batches_tracked.fill_(7)
+
+
+def make_reference(tmp_path: Path, name="ae.pth", legacy=False, seed=0, classifier=False, **kw):
+    """Save a reference-style checkpoint; returns (path, reference outputs for a fixed input)."""
+    torch.manual_seed(seed)
+    params = _params(**kw)
+    with RefModule(tmp_path) as ref:
+        net = ref.Classifier(params) if classifier else ref.AutoEncoder(params)
+        _randomize(net, seed)
+        net.eval()
+        x = torch.rand(2, 3, params.img_sz, params.img_sz, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        with torch.no_grad():
+            if classifier:
+                out = net(x)
+            else:
+                y = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0]])[:, :params.n_attr]
+                out = net.decode(net.encode(x), y)[-1]
+        path = tmp_path / name
+        torch.save(net, path, _use_new_zipfile_serialization=not legacy)
+    return path, x, out
+
+
+def _y(model, rows):
+    return torch.tensor(rows, dtype=torch.float32)[:, :model.config.n_attr]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("kw", [dict(), dict(deconv_method="upsampling", n_skip=1, dec_dropout=0.3),
+                                dict(deconv_method="pixelshuffle", instance_norm=True, n_skip=2)],
+                         ids=["convtranspose", "upsampling-skip", "pixelshuffle-in"])
+def test_import_decodes_like_reference(tmp_path, monkeypatch, legacy, kw):
+    path, x, ref_out = make_reference(tmp_path, legacy=legacy, **kw)
+    marker = tmp_path / "imported"
+    monkeypatch.setenv("FADER_TEST_IMPORT_MARKER", str(marker))
+    # The reference module is still importable from its folder: the importer must not import it.
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = import_reference_checkpoint(path)
+    assert not marker.exists(), "the importer imported src.model"
+    assert "src.model" not in sys.modules
+    c = model.config
+    assert (c.img_size, c.init_fm, c.max_fm, c.n_layers, c.n_attr) == (32, 4, 16, 3, 5)
+    assert c.n_skip == kw.get("n_skip", 0) and c.deconv_method == kw.get("deconv_method", "convtranspose")
+    assert c.instance_norm == kw.get("instance_norm", False) and c.dec_dropout == kw.get("dec_dropout", 0.0)
+    assert [(a.name, a.values, a.range) for a in model.attributes] == [
+        ("Eyeglasses", ("no", "yes"), (-1.0, 2.0)), ("Hair", ("0", "1", "2"), (-1.0, 2.0))]
+    assert model.meta["license"] == "unknown (imported)"
+    assert model.meta["source"]["class"] == "src.model.AutoEncoder"
+    assert model.meta["alignment"]["frame"]
+    with torch.no_grad():
+        out = model.autoencoder.decode(model.autoencoder.encode(x), _y(model, [[0, 1, 1, 0, 0], [1, 0, 0, 0, 1]]))[-1]
+    assert torch.equal(out, ref_out)
+    # and it survives our own file format
+    save_model(model, tmp_path / "imported.fader")
+    loaded = load_model(tmp_path / "imported.fader")
+    with torch.no_grad():
+        out2 = loaded.autoencoder.decode(loaded.autoencoder.encode(x), _y(loaded, [[0, 1, 1, 0, 0], [1, 0, 0, 0, 1]]))[-1]
+    assert torch.equal(out2, ref_out)
+    assert loaded.meta["source"]["file"] == "ae.pth"
+
+
+def test_import_in_fresh_process_without_src(tmp_path):
+    """End to end in a clean interpreter where `src` never existed."""
+    path, x, ref_out = make_reference(tmp_path)
+    torch.save({"x": x, "out": ref_out}, tmp_path / "expected.pt")
+    code = textwrap.dedent(f'''
+        import sys, torch
+        from core.legacy_import import import_reference_checkpoint
+        m = import_reference_checkpoint({str(path)!r})
+        assert "src" not in sys.modules and "src.model" not in sys.modules
+        e = torch.load({str(tmp_path / "expected.pt")!r}, weights_only=True)
+        y = torch.tensor([[0., 1, 1, 0, 0], [1, 0, 0, 0, 1]])
+        with torch.no_grad():
+            out = m.autoencoder.decode(m.autoencoder.encode(e["x"]), y)[-1]
+        assert torch.equal(out, e["out"]), (out - e["out"]).abs().max()
+        print("ok")
+    ''')
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_attribute_names_and_labels(tmp_path):
+    path, _, _ = make_reference(tmp_path)
+    m = import_reference_checkpoint(path, attributes=["Glasses", "HairColor"])
+    assert [a.name for a in m.attributes] == ["Glasses", "HairColor"]
+    m = import_reference_checkpoint(path, attributes=[Attribute("Glasses", ("off", "on"), (-2.0, 3.0)),
+                                                      Attribute("Hair", ("black", "blond", "brown"), (0.0, 1.0))])
+    assert m.attributes[0].values == ("off", "on") and m.attributes[0].range == (-2.0, 3.0)
+    with pytest.raises(ModelFileError, match=r"ae\.pth.*has 2 attribute\(s\).*but 1 were given"):
+        import_reference_checkpoint(path, attributes=["Glasses"])
+    with pytest.raises(ModelFileError, match=r"ae\.pth.*'Hair' has 2 values.*has 3"):
+        import_reference_checkpoint(path, attributes=["Glasses", Attribute("Hair")])
+
+
+def test_classifier_import_selects_model_attributes(tmp_path):
+    ae_path, _, _ = make_reference(tmp_path)
+    # a reference evaluation classifier over more attributes, in another order
+    clf_attr = [("Male", 2), ("Hair", 3), ("Smiling", 2), ("Eyeglasses", 2)]
+    clf_path, x, logits = make_reference(tmp_path, name="clf.pth", classifier=True, seed=3, attr=clf_attr)
+    m = import_reference_checkpoint(ae_path, classifier_path=clf_path)
+    assert isinstance(m.classifier, Classifier) and m.classifier_config.n_attr == 5
+    with torch.no_grad():
+        ours = m.classifier(x)
+    # Eyeglasses = columns 7..8, Hair = 2..4 of the reference's 9 outputs
+    torch.testing.assert_close(ours, torch.cat([logits[:, 7:9], logits[:, 2:5]], 1), rtol=0, atol=1e-6)
+    save_model(m, tmp_path / "with_clf.fader")
+    assert load_model(tmp_path / "with_clf.fader").classifier is not None
+
+    other, _, _ = make_reference(tmp_path, name="clf_other.pth", classifier=True, attr=[("Male", 2), ("Hair", 3)])
+    with pytest.raises(ModelFileError, match=r"clf_other\.pth.*does not predict attribute 'Eyeglasses'"):
+        import_reference_checkpoint(ae_path, classifier_path=other)
+    small, _, _ = make_reference(tmp_path, name="clf64.pth", classifier=True, img_sz=64,
+                                 attr=[("Eyeglasses", 2), ("Hair", 3)])
+    with pytest.raises(ModelFileError, match=r"clf64\.pth.*64 px.*32 px"):
+        import_reference_checkpoint(ae_path, classifier_path=small)
+    with pytest.raises(ModelFileError, match=r"ae\.pth: does not hold a reference Classifier module.*AutoEncoder"):
+        import_reference_checkpoint(ae_path, classifier_path=ae_path)
+
+
+# -- malicious and broken files ----------------------------------------------------------------
+class _Evil:
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def _evil_cases(marker: Path):
+    return {
+        "os.system": _Evil(os.system, f"touch {marker}"),
+        "builtins.eval": _Evil(eval, f"open({str(marker)!r}, 'w').close()"),
+        "builtins.exec": _Evil(exec, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.Popen": _Evil(subprocess.Popen, ["touch", str(marker)]),
+        "builtins.getattr": _Evil(getattr, 0, "real"),
+        "pathlib": _Evil(Path.touch, marker),
+    }
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("case", list(_evil_cases(Path("x"))))
+def test_malicious_pickle_is_refused_without_running(tmp_path, legacy, case):
+    marker = tmp_path / "pwned"
+    payload = _evil_cases(marker)[case]
+    path = tmp_path / "evil.pth"
+    torch.save(payload, path, _use_new_zipfile_serialization=not legacy)
+    with pytest.raises(ModelFileError, match=r"evil\.pth: refused to load: the file references .*could run code"):
+        import_reference_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_malicious_field_inside_autoencoder_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    with RefModule(tmp_path) as ref:
+        ae = ref.AutoEncoder(_params())
+        ae.extra = _Evil(os.system, f"touch {marker}")
+        torch.save(ae, tmp_path / "evil_ae.pth")
+    with pytest.raises(ModelFileError, match=r"evil_ae\.pth: refused to load.*(os|posix)\.system"):
+        import_reference_checkpoint(tmp_path / "evil_ae.pth")
+    assert not marker.exists()
+
+
+def test_third_party_callables_become_inert(tmp_path):
+    """A non-stdlib callable (here torch.save, which would write a file) is a stand-in, never called."""
+    marker = tmp_path / "written_by_pickle"
+    with RefModule(tmp_path) as ref:
+        ae = ref.AutoEncoder(_params())
+        ae.extra = _Evil(torch.save, {"a": 1}, str(marker))
+        torch.save(ae, tmp_path / "ae.pth")
+    model = import_reference_checkpoint(tmp_path / "ae.pth")  # the stray field is simply not read
+    assert model.config.img_size == 32
+    assert not marker.exists()
+
+
+def _stack_global(module: str, name: str) -> bytes:
+    m, n = module.encode(), name.encode()
+    return b"\x80\x04\x8c" + bytes([len(m)]) + m + b"\x8c" + bytes([len(n)]) + n + b"\x93."
+
+
+def _legacy_container(blob: bytes) -> bytes:
+    """torch's legacy layout: magic number, protocol version, sys info, object pickle, storage keys."""
+    buf = io.BytesIO()
+    pickle.dump(0x1950A86A20F9469CFC6C, buf, protocol=2)
+    pickle.dump(1001, buf, protocol=2)
+    pickle.dump({}, buf, protocol=2)
+    buf.write(blob)
+    pickle.dump([], buf, protocol=2)
+    return buf.getvalue()
+
+
+def test_hand_made_pickles(tmp_path):
+    """Protocol 0 GLOBAL/REDUCE and INST, protocol 4 STACK_GLOBAL with dotted names."""
+    marker = tmp_path / "pwned"
+    refused = {
+        "proto0": f"cos\nsystem\n(S'touch {marker}'\ntR.".encode(),
+        "inst": f"(S'touch {marker}'\nios\nsystem\n.".encode(),
+        "proto4": pickle.dumps(_Evil(os.system, f"touch {marker}"), protocol=4),
+        "dotted_stdlib": _stack_global("collections", "OrderedDict.__class__"),
+        "builtins_dotted": _stack_global("builtins", "str.__class__"),
+    }
+    for name, blob in refused.items():
+        p = tmp_path / f"{name}.pth"
+        p.write_bytes(_legacy_container(blob))
+        with pytest.raises(ModelFileError, match=rf"{name}\.pth: refused to load: the file references"):
+            safe_torch_load(p)
+        assert not marker.exists()
+    # a dotted name under a non-stdlib module resolves to an inert stand-in, not to the real attribute
+    p = tmp_path / "dotted_torch.pth"
+    p.write_bytes(_legacy_container(_stack_global("torch._utils", "_rebuild_tensor.__globals__")))
+    obj = safe_torch_load(p)
+    assert isinstance(obj, type) and obj.__name__ == "__globals__" and not isinstance(obj, dict)
+    with pytest.raises(ModelFileError, match="does not hold a reference AutoEncoder module"):
+        import_reference_checkpoint(p)
+
+
+@pytest.mark.parametrize("what", ["missing", "empty", "directory", "random", "truncated", "not_module",
+                                  "truncated_legacy", "torchscript", "wrong_field", "bad_attr", "missing_tensor", "nan", "tar"])
+def test_bad_checkpoints(tmp_path, what):
+    path = tmp_path / "bad.pth"
+    expect = {
+        "missing": "checkpoint file not found", "empty": "checkpoint file is empty",
+        "directory": "is a directory", "random": "not a PyTorch checkpoint",
+        "truncated": "corrupt", "truncated_legacy": "corrupt", "not_module": "does not hold a reference AutoEncoder module",
+        "torchscript": "TorchScript archive", "wrong_field": "field 'n_layers' must be a positive integer",
+        "bad_attr": "n_attr=5 does not match 'attr'", "missing_tensor": "missing tensor",
+        "nan": "contains NaN", "tar": "not a PyTorch checkpoint",
+    }[what]
+    if what == "empty":
+        path.write_bytes(b"")
+    elif what == "directory":
+        path.mkdir()
+    elif what == "random":
+        path.write_bytes(b"\x01" + os.urandom(999))
+    elif what in ("truncated", "truncated_legacy", "wrong_field", "bad_attr", "missing_tensor", "nan"):
+        with RefModule(tmp_path) as ref:
+            ae = ref.AutoEncoder(_params())
+            if what == "wrong_field":
+                ae.n_layers = "3"
+            elif what == "bad_attr":
+                ae.attr = [("Eyeglasses", 2), ("Hair", 2)]
+            elif what == "missing_tensor":
+                del ae.dec_layers[0][0]._parameters["weight"]
+            elif what == "nan":
+                with torch.no_grad():
+                    ae.enc_layers[0][0].weight[0, 0, 0, 0] = float("nan")
+            torch.save(ae, path, _use_new_zipfile_serialization=what != "truncated_legacy")
+        if what.startswith("truncated"):
+            data = path.read_bytes()
+            path.write_bytes(data[: len(data) // 2])
+    elif what == "not_module":
+        torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    elif what == "torchscript":
+        with zipfile.ZipFile(path, "w") as z:  # the layout of a TorchScript archive: code + constants
+            for name in ("archive/data.pkl", "archive/constants.pkl", "archive/code/__torch__.py"):
+                z.writestr(name, b"\x80\x02}q\x00.")
+    elif what == "tar":
+        import tarfile
+        with tarfile.open(path, "w") as t:
+            info = tarfile.TarInfo("pickle")
+            t.addfile(info, io.BytesIO(b""))
+    with pytest.raises(ModelFileError) as ei:
+        import_reference_checkpoint(path)
+    msg = str(ei.value)
+    assert str(path) in msg and expect in msg, msg
+    assert "\n" not in msg
+
+
+def test_structure_mismatch_is_reported(tmp_path):
+    """Fields that disagree with the stored layers (e.g. dropout claimed but absent) are caught."""
+    with RefModule(tmp_path) as ref:
+        ae = ref.AutoEncoder(_params(n_layers=4))
+        ae.deconv_method = "upsampling"  # layers were built with convtranspose
+        torch.save(ae, tmp_path / "mismatch.pth")
+    with pytest.raises(ModelFileError, match=r"mismatch\.pth: the AutoEncoder's layers do not match its fields"):
+        import_reference_checkpoint(tmp_path / "mismatch.pth")
