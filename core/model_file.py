@@ -94,6 +94,7 @@ def _metadata(model: FaderModel) -> dict:
 def save_model(model: FaderModel, path, half: bool = False) -> None:
     """Write the model atomically (temp file + rename). `half` stores float tensors as float16."""
     from safetensors.torch import save_file
+    from safetensors import SafetensorError
     path = Path(path)
     tensors = {}
     for prefix, module in (("autoencoder", model.autoencoder), ("classifier", model.classifier)):
@@ -105,18 +106,21 @@ def save_model(model: FaderModel, path, half: bool = False) -> None:
                 t = t.half()
             tensors[f"{prefix}.{k}"] = t.clone()
     header = {"fader_meta": json.dumps(_metadata(model), sort_keys=True)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+        os.close(fd)
         save_file(tensors, tmp, metadata=header)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         raise ModelFileError(f"{path}: cannot write model file: {e.strerror or e}") from e
+    except SafetensorError as e:  # safetensors reports its own I/O failures (disk full, ...) this way
+        raise ModelFileError(f"{path}: cannot write model file: {str(e).splitlines()[0][:200]}") from e
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

@@ -1,0 +1,369 @@
+"""The `.fader` model file: round trip, atomic save, and every validation error.
+
+Each broken file is a real file on disk made from a valid model; each must raise ModelFileError
+whose one-line message contains the path and a phrase naming the problem.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from conftest import make_tiny_model
+from core.alignment import CELEBA_TEMPLATE
+from core.attributes import Attribute
+from core.errors import FaderError, ModelFileError
+from core.model_file import FORMAT_VERSION, load_model, model_summary, new_model, save_model
+from core.networks import ArchConfig
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("mf") / "good.fader")
+
+
+def _read(path: Path):
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["fader_meta"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    return meta, tensors
+
+
+def _rewrite(src: Path, dst: Path, meta_fn=None, tensors_fn=None, raw_meta=None) -> Path:
+    """Copy a valid model file, editing its metadata dict and/or tensors."""
+    meta, tensors = _read(src)
+    if meta_fn:
+        meta_fn(meta)
+    if tensors_fn:
+        r = tensors_fn(tensors)
+        tensors = r if isinstance(r, dict) else tensors
+    header = {"fader_meta": raw_meta if raw_meta is not None else json.dumps(meta)}
+    save_file(tensors, str(dst), metadata=header)
+    return dst
+
+
+def _expect_error(path: Path, phrase: str):
+    with pytest.raises(ModelFileError) as ei:
+        load_model(path)
+    msg = str(ei.value)
+    assert str(path) in msg, msg
+    assert phrase in msg, msg
+    assert "\n" not in msg
+    assert isinstance(ei.value, FaderError) and isinstance(ei.value, ValueError)
+    return msg
+
+
+# -- round trip --------------------------------------------------------------------------------
+def test_round_trip_keeps_tensors_and_metadata(tmp_path):
+    torch.manual_seed(3)
+    attrs = [Attribute("Smiling"), Attribute("Hair", ("black", "blond", "brown"), (0.0, 1.0))]
+    cfg = ArchConfig(img_size=32, init_fm=4, max_fm=16, n_layers=3, n_skip=1, deconv_method="upsampling",
+                     dec_dropout=0.2, hid_dim=8)
+    model = new_model(cfg, attrs, ArchConfig(img_size=32, init_fm=4, max_fm=8, n_layers=3, hid_dim=8),
+                      meta={"name": "round trip", "license": "CC-BY-NC", "metrics": {"swap_accuracy": 0.91},
+                            "training": {"steps": 12, "data": "CelebA"}, "card": "# card"})
+    for m in model.autoencoder.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.num_batches_tracked.fill_(42)
+    path = tmp_path / "sub" / "m.fader"  # the folder is created
+    save_model(model, path)
+    loaded = load_model(path)
+    assert loaded.config == model.config.__class__.from_dict({**cfg.to_dict(), "n_attr": 5})
+    assert loaded.attributes == attrs
+    assert loaded.classifier_config == model.classifier_config
+    for a, b in ((model.autoencoder, loaded.autoencoder), (model.classifier, loaded.classifier)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]), k
+    assert not loaded.autoencoder.training and not loaded.classifier.training
+    m = loaded.meta
+    assert (m["name"], m["license"], m["metrics"], m["training"], m["card"]) == (
+        "round trip", "CC-BY-NC", {"swap_accuracy": 0.91}, {"steps": 12, "data": "CelebA"}, "# card")
+    assert m["image_size"] == 32 and m["normalisation"]["color"] == "RGB"
+    assert loaded.alignment() == CELEBA_TEMPLATE
+    s = model_summary(loaded)
+    assert s["attributes"][1] == {"name": "Hair", "values": ["black", "blond", "brown"], "range": [0.0, 1.0]}
+    assert s["has_classifier"] and s["license"] == "CC-BY-NC"
+    # saving the loaded model again gives the same tensors and metadata
+    save_model(loaded, tmp_path / "again.fader")
+    assert _read(path)[0] == _read(tmp_path / "again.fader")[0]
+
+
+def test_half_precision_file_loads_as_float32(good, tmp_path):
+    model = load_model(good)
+    save_model(model, tmp_path / "half.fader", half=True)
+    assert (tmp_path / "half.fader").stat().st_size < 0.6 * good.stat().st_size
+    _, raw = _read(tmp_path / "half.fader")
+    assert raw["autoencoder.enc_layers.0.0.weight"].dtype == torch.float16
+    assert raw["autoencoder.enc_layers.1.1.num_batches_tracked"].dtype == torch.int64
+    half = load_model(tmp_path / "half.fader")
+    for k, v in model.autoencoder.state_dict().items():
+        h = half.autoencoder.state_dict()[k]
+        assert h.dtype == v.dtype
+        if v.is_floating_point():
+            torch.testing.assert_close(h, v, rtol=1e-3, atol=1e-4)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    y = torch.tensor([[1.0, 0, 0, 1, 1, 0, 0], [0, 1, 1, 0, 0, 0, 1]])
+    with torch.no_grad():
+        a = model.autoencoder(x, y)[1][-1]
+        b = half.autoencoder(x, y)[1][-1]
+    assert float((a - b).abs().max()) < 2e-2
+
+
+# -- atomic save -------------------------------------------------------------------------------
+def test_save_leaves_no_temp_file_and_replaces(good, tmp_path):
+    model = load_model(good)
+    target = tmp_path / "m.fader"
+    target.write_bytes(b"old content")
+    save_model(model, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fader"]
+    load_model(target)
+
+
+def test_failed_save_keeps_old_file(good, tmp_path, monkeypatch):
+    """A write that fails half-way (disk full) leaves the previous file and no temp file."""
+    model = load_model(good)
+    target = tmp_path / "m.fader"
+    shutil.copy(good, target)
+    before = target.read_bytes()
+
+    import safetensors.torch as st
+
+    def partial_write(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"\0" * 100)
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(st, "save_file", partial_write)
+    with pytest.raises(ModelFileError, match=rf"{target}: cannot write model file: No space left on device"):
+        save_model(model, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fader"]
+
+
+def test_save_into_missing_or_unwritable_folder(good, tmp_path, monkeypatch):
+    model = load_model(good)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ModelFileError, match=r"file/m\.fader: cannot write model file"):
+        save_model(model, blocker / "m.fader")  # parent is a file
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    shutil.copy(good, ro / "m.fader")
+    before = (ro / "m.fader").read_bytes()
+    if os.geteuid() == 0:  # root ignores permissions: simulate the refusal the OS would give
+        import tempfile
+
+        def denied(*a, **k):
+            raise PermissionError(13, "Permission denied")
+        monkeypatch.setattr(tempfile, "mkstemp", denied)
+    else:
+        ro.chmod(0o555)
+    try:
+        with pytest.raises(ModelFileError, match=r"ro/m\.fader: cannot write model file: Permission denied"):
+            save_model(model, ro / "m.fader")
+    finally:
+        ro.chmod(0o755)
+    assert (ro / "m.fader").read_bytes() == before
+    assert sorted(p.name for p in ro.iterdir()) == ["m.fader"]
+
+
+# -- files that are not model files --------------------------------------------------------------
+def test_missing_empty_directory(tmp_path):
+    _expect_error(tmp_path / "nope.fader", "model file not found")
+    (tmp_path / "empty.fader").write_bytes(b"")
+    _expect_error(tmp_path / "empty.fader", "model file is empty")
+    (tmp_path / "dir.fader").mkdir()
+    _expect_error(tmp_path / "dir.fader", "is a directory")
+
+
+def test_random_bytes_and_text(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    data = bytes(torch.randint(0, 256, (4096,), generator=g, dtype=torch.uint8).tolist())
+    (tmp_path / "random.fader").write_bytes(b"\x13" + data)
+    _expect_error(tmp_path / "random.fader", "not a Fader model file")
+    (tmp_path / "text.fader").write_text("hello, this is not a model\n")
+    _expect_error(tmp_path / "text.fader", "not a Fader model file")
+    (tmp_path / "tiny.fader").write_bytes(b"abc")
+    _expect_error(tmp_path / "tiny.fader", "not a Fader model file (truncated header)")
+
+
+def test_truncated(good, tmp_path):
+    data = good.read_bytes()
+    (tmp_path / "half.fader").write_bytes(data[: len(data) // 2])
+    _expect_error(tmp_path / "half.fader", "corrupt model file")
+    (tmp_path / "head.fader").write_bytes(data[:100])
+    _expect_error(tmp_path / "head.fader", "no safetensors header")
+    (tmp_path / "minus1.fader").write_bytes(data[:-1])
+    _expect_error(tmp_path / "minus1.fader", "corrupt model file")
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_pickled_checkpoint_is_refused_unread(good, tmp_path, legacy, monkeypatch):
+    model = load_model(good)
+    path = tmp_path / "ckpt.fader"
+    torch.save(model.autoencoder, path, _use_new_zipfile_serialization=not legacy)
+    import pickle
+    called = []
+    monkeypatch.setattr(pickle, "load", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: called.append(1))
+    _expect_error(path, "is a pickled PyTorch checkpoint")
+    assert not called
+    torch.save(model.autoencoder.state_dict(), path)
+    _expect_error(path, "is a pickled PyTorch checkpoint")
+
+
+def test_plain_safetensors_without_fader_meta(tmp_path):
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "plain.fader"))
+    _expect_error(tmp_path / "plain.fader", "no fader_meta metadata")
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "other.fader"), metadata={"format": "pt"})
+    _expect_error(tmp_path / "other.fader", "no fader_meta metadata")
+
+
+# -- metadata errors ---------------------------------------------------------------------------
+def _set(key, value):
+    def fn(m):
+        m[key] = value
+    return fn
+
+
+def _delete(key):
+    def fn(m):
+        del m[key]
+    return fn
+
+
+def _arch(field, value):
+    def fn(m):
+        m["architecture"][field] = value
+    return fn
+
+
+META_CASES = {
+    "bad_json": (None, "metadata is not valid JSON"),
+    "not_object": (None, "metadata must be a JSON object"),
+    "wrong_format": (_set("format", "onnx"), "metadata 'format' must be 'fader-model'"),
+    "no_format": (_delete("format"), "metadata 'format' must be 'fader-model'"),
+    "newer_version": (_set("format_version", FORMAT_VERSION + 1),
+                      f"format version {FORMAT_VERSION + 1} is newer than this app supports"),
+    "no_version": (_delete("format_version"), "metadata 'format_version' is missing"),
+    "string_version": (_set("format_version", "1"), "metadata 'format_version' is missing"),
+    "no_attributes": (_delete("attributes"), "metadata lists no attributes"),
+    "empty_attributes": (_set("attributes", []), "metadata lists no attributes"),
+    "duplicate_attributes": (lambda m: m["attributes"].__setitem__(1, dict(m["attributes"][0])),
+                             "attribute names are not unique"),
+    "attribute_one_value": (lambda m: m["attributes"][0].__setitem__("values", ["only"]),
+                            "invalid attributes in metadata"),
+    "attribute_bad_range": (lambda m: m["attributes"][0].__setitem__("range", [2, 1]),
+                            "invalid attributes in metadata"),
+    "attribute_no_name": (lambda m: m["attributes"][0].__delitem__("name"), "invalid attributes in metadata"),
+    "attribute_not_dict": (lambda m: m["attributes"].__setitem__(0, "Smiling"), "invalid attributes in metadata"),
+    "n_attr_mismatch": (lambda m: m["attributes"].__delitem__(-1), "does not match the attributes"),
+    "no_architecture": (_delete("architecture"), "metadata 'architecture' is missing"),
+    "architecture_list": (_set("architecture", [1, 2]), "metadata 'architecture' is missing"),
+    "unknown_arch_field": (_arch("colour", "red"), "unknown field(s) ['colour']"),
+    "image_size_disagrees": (_set("image_size", 64), "image_size disagrees with the architecture"),
+    "bad_alignment": (_set("alignment", {"frame": [178, 218]}), "invalid alignment template"),
+    "bad_alignment_shape": (lambda m: m["alignment"].__setitem__("landmarks", [[1, 2]]),
+                            "invalid alignment template"),
+    "bad_alignment_type": (_set("alignment", "celeba"), "invalid alignment template"),
+    "classifier_mismatch": (lambda m: m["classifier_architecture"].__setitem__("n_attr", 3),
+                            "classifier architecture does not match"),
+    "classifier_bad_arch": (lambda m: m["classifier_architecture"].__setitem__("hid_dim", -1),
+                            "classifier invalid architecture: hid_dim must be a positive integer"),
+}
+
+ARCH_CASES = {
+    "img_size": (48, "img_size must be a power of two"),
+    "img_fm": (0, "img_fm must be a positive integer"),
+    "init_fm": ("8", "init_fm must be a positive integer"),
+    "max_fm": (2, "must not exceed max_fm"),
+    "n_layers": (9, "n_layers (9) must be at most log2(img_size)"),
+    "n_skip": (3, "n_skip must be in 0..n_layers-1"),
+    "deconv_method": ("bicubic", "deconv_method must be one of"),
+    "instance_norm": ("yes", "instance_norm must be true or false"),
+    "enc_dropout": (1.5, "enc_dropout must be in [0, 1)"),
+    "dec_dropout": (-0.5, "dec_dropout must be in [0, 1)"),
+    "lat_dis_dropout": (None, "lat_dis_dropout must be in [0, 1)"),
+    "hid_dim": (0, "hid_dim must be a positive integer"),
+    "n_attr": (True, "n_attr must be a positive integer"),
+}
+
+
+@pytest.mark.parametrize("case", list(META_CASES))
+def test_metadata_errors(good, tmp_path, case):
+    fn, phrase = META_CASES[case]
+    raw = {"bad_json": '{"format": "fader-model",', "not_object": "[1, 2, 3]"}.get(case)
+    path = _rewrite(good, tmp_path / f"{case}.fader", meta_fn=fn, raw_meta=raw)
+    _expect_error(path, phrase)
+
+
+@pytest.mark.parametrize("field", list(ARCH_CASES))
+def test_bad_architecture_field(good, tmp_path, field):
+    value, phrase = ARCH_CASES[field]
+    path = _rewrite(good, tmp_path / f"arch_{field}.fader", meta_fn=_arch(field, value))
+    msg = _expect_error(path, phrase)
+    assert "invalid architecture" in msg and field in msg
+
+
+# -- tensor errors -----------------------------------------------------------------------------
+def _drop(key):
+    def fn(t):
+        t.pop(key)
+    return fn
+
+
+def _nan(key):
+    def fn(t):
+        t[key] = t[key].clone()
+        t[key].view(-1)[0] = float("nan")
+    return fn
+
+
+TENSOR_CASES = {
+    "missing_tensor": (_drop("autoencoder.dec_layers.1.0.weight"),
+                       "missing autoencoder tensor(s) ['dec_layers.1.0.weight']"),
+    "missing_buffer": (_drop("autoencoder.enc_layers.1.1.running_var"), "missing autoencoder tensor(s)"),
+    "missing_classifier_tensor": (_drop("classifier.proj_layers.2.bias"), "missing classifier tensor(s)"),
+    "extra_tensor": (lambda t: t.__setitem__("autoencoder.enc_layers.9.weight", torch.zeros(1)),
+                     "unexpected autoencoder tensor(s) ['enc_layers.9.weight']"),
+    "foreign_tensor": (lambda t: t.__setitem__("optimizer.state", torch.zeros(1)), "unexpected tensors ['optimizer.state']"),
+    "wrong_shape": (lambda t: t.__setitem__("autoencoder.enc_layers.0.0.weight", torch.zeros(8, 3, 3, 3)),
+                    "autoencoder tensor enc_layers.0.0.weight has shape (8, 3, 3, 3), expected (8, 3, 4, 4)"),
+    "nan": (_nan("autoencoder.dec_layers.0.0.weight"), "autoencoder tensor dec_layers.0.0.weight contains NaN"),
+    "inf": (lambda t: t.__setitem__("classifier.proj_layers.0.bias", torch.full_like(t["classifier.proj_layers.0.bias"], float("inf"))),
+            "classifier tensor proj_layers.0.bias contains NaN or infinite values"),
+    "int_weights": (lambda t: t.__setitem__("autoencoder.enc_layers.0.0.bias", torch.zeros(8, dtype=torch.int32)),
+                    "autoencoder tensor enc_layers.0.0.bias must be floating point"),
+}
+
+
+@pytest.mark.parametrize("case", list(TENSOR_CASES))
+def test_tensor_errors(good, tmp_path, case):
+    fn, phrase = TENSOR_CASES[case]
+    path = _rewrite(good, tmp_path / f"{case}.fader", tensors_fn=fn)
+    _expect_error(path, phrase)
+
+
+def test_classifier_tensors_without_classifier_architecture(good, tmp_path):
+    path = _rewrite(good, tmp_path / "orphan.fader", meta_fn=_set("classifier_architecture", None))
+    _expect_error(path, "unexpected tensors ['classifier.")
+    ok = _rewrite(good, tmp_path / "no_clf.fader", meta_fn=_set("classifier_architecture", None),
+                  tensors_fn=lambda t: {k: v for k, v in t.items() if not k.startswith("classifier.")})
+    assert load_model(ok).classifier is None
