@@ -1,0 +1,358 @@
+"""Face detection with five landmarks: a compact MTCNN (Zhang et al., IEEE SPL 2016).
+
+The three cascaded networks (P-Net, R-Net, O-Net) are re-implemented here; their weights are the
+ones facenet-pytorch 2.6.0 ships (MIT licence), converted once to
+``resources/detectors/mtcnn.safetensors`` so that nothing pickled is ever loaded (see
+``resources/detectors/LICENSE`` and ``docs/faces.md``).
+
+Coordinates: ``Face.box`` is ``(x0, y0, x1, y1)`` in pixel *edges* (a box covering a W x H photo is
+``(0, 0, W, H)``); landmarks are at pixel *centres* as OpenCV uses them (pixel (i, j) is at x=i,
+y=j), in the order ``left_eye, right_eye, nose, mouth_left, mouth_right`` with "left" = smaller x.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import nms
+
+from core.errors import ModelFileError
+
+__all__ = ["Face", "FaceDetector", "detect_faces", "LANDMARK_NAMES", "DEFAULT_WEIGHTS"]
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "detectors" / "mtcnn.safetensors"
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face: box (x0, y0, x1, y1) in pixel edges, float32 (5, 2) landmarks, score."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    score: float
+
+    @property
+    def center_x(self) -> float:
+        return 0.5 * (self.box[0] + self.box[2])
+
+    @property
+    def size(self) -> float:
+        """Side of the (square) detection box in pixels."""
+        return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+# --------------------------------------------------------------------------------------------
+# networks (layer names match the converted state dicts: "pnet.conv1.weight", ...)
+# --------------------------------------------------------------------------------------------
+
+class _PNet(nn.Module):
+    """Fully convolutional proposal net: 12x12 window, stride 2 -> face prob + box offsets."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, 1)
+        self.conv4_2 = nn.Conv2d(32, 4, 1)
+
+    def forward(self, x):
+        x = self.prelu1(self.conv1(x))
+        x = nn.functional.max_pool2d(x, 2, 2, ceil_mode=True)
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        prob = torch.softmax(self.conv4_1(x), dim=1)[:, 1]
+        return prob, self.conv4_2(x)
+
+
+def _flatten_transposed(x):
+    # The weights come from a Caffe/TF model whose dense layers read feature maps in (W, H, C)
+    # order; flatten the same way.
+    return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+
+
+class _RNet(nn.Module):
+    """Refinement net on 24x24 crops."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
+        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
+        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
+        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
+        self.dense5_1 = nn.Linear(128, 2)
+        self.dense5_2 = nn.Linear(128, 4)
+
+    def forward(self, x):
+        pool = nn.functional.max_pool2d
+        x = pool(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
+        x = pool(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
+        x = self.prelu4(self.dense4(_flatten_transposed(self.prelu3(self.conv3(x)))))
+        return torch.softmax(self.dense5_1(x), dim=1)[:, 1], self.dense5_2(x)
+
+
+class _ONet(nn.Module):
+    """Output net on 48x48 crops: prob, box offsets and 5 landmarks (x0..x4, y0..y4 in [0, 1])."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
+        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
+        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
+        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
+        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+
+    def forward(self, x):
+        pool = nn.functional.max_pool2d
+        x = pool(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
+        x = pool(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
+        x = pool(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
+        x = self.prelu5(self.dense5(_flatten_transposed(self.prelu4(self.conv4(x)))))
+        return torch.softmax(self.dense6_1(x), dim=1)[:, 1], self.dense6_2(x), self.dense6_3(x)
+
+
+# --------------------------------------------------------------------------------------------
+# cascade helpers (boxes are float tensors (N, 4) in pixel-edge coordinates)
+# --------------------------------------------------------------------------------------------
+
+def _normalize(x):
+    return (x - 127.5) * (1.0 / 128.0)
+
+
+def _calibrate(boxes, offsets):
+    """Apply the nets' box regression (offsets are fractions of the box width/height)."""
+    wh = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+    return boxes + offsets * wh
+
+
+def _square(boxes):
+    """Grow boxes to squares around their centres (the nets were trained on square crops)."""
+    c = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+    half = 0.5 * (boxes[:, 2:] - boxes[:, :2]).max(dim=1, keepdim=True).values
+    return torch.cat([c - half, c + half], dim=1)
+
+
+class _Octaves:
+    """The image and its successive exact 2x box-filter reductions, built on demand.
+
+    Resampling any region from the octave that is less than 2x larger than the target keeps
+    every resize cheap and alias-free; octave k pixel edge e maps to image edge e * 2**k.
+    """
+
+    def __init__(self, img: np.ndarray):
+        self.levels = [img]
+
+    def get(self, k: int) -> np.ndarray:
+        while len(self.levels) <= k:
+            prev = self.levels[-1]
+            h, w = prev.shape[0] // 2, prev.shape[1] // 2
+            if min(h, w) < 1:
+                break
+            self.levels.append(cv2.resize(prev[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA))
+        return self.levels[min(k, len(self.levels) - 1)]
+
+    def resized(self, scale: float) -> np.ndarray:
+        """The whole image at ``scale`` (< 1): ceil-rounded size, edges map as e / scale."""
+        h, w = self.levels[0].shape[:2]
+        lw, lh = max(1, int(np.ceil(w * scale))), max(1, int(np.ceil(h * scale)))
+        k = max(0, int(np.floor(np.log2(1.0 / scale)))) if scale < 1 else 0
+        src = self.get(k)
+        # a 2x-reduced octave dropped an odd last row/column; stretch what is left over the full
+        # extent -- at most one source pixel, far below P-Net's 12 px window
+        return cv2.resize(src, (lw, lh), interpolation=cv2.INTER_LINEAR)
+
+    def crops(self, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cut each (x0, y0, x1, y1) box and resample it to size x size (outside = black, as in
+        MTCNN). Boxes are snapped to the pixel grid of the octave used; returns the crops
+        (N, size, size, 3) uint8 and the snapped boxes (N, 4) in image coordinates."""
+        out = np.zeros((len(boxes), size, size, 3), np.uint8)
+        used = np.empty((len(boxes), 4), np.float32)
+        for i, b in enumerate(boxes):
+            side = max(b[2] - b[0], b[3] - b[1], 1.0)
+            k = max(0, int(np.floor(np.log2(side / size))))
+            src = self.get(k)
+            f = float(2 ** min(k, len(self.levels) - 1))
+            x0, y0, x1, y1 = (int(round(v / f)) for v in b)
+            x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+            used[i] = (x0 * f, y0 * f, x1 * f, y1 * f)
+            h, w = src.shape[:2]
+            if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
+                region = src[y0:y1, x0:x1]
+            else:
+                region = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
+                cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+                if cx1 > cx0 and cy1 > cy0:
+                    region[cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = src[cy0:cy1, cx0:cx1]
+            interp = cv2.INTER_AREA if min(region.shape[:2]) >= size else cv2.INTER_LINEAR
+            out[i] = cv2.resize(region, (size, size), interpolation=interp)
+        return out, used
+
+
+def _nms_min(boxes, scores, threshold):
+    """NMS on intersection over the *smaller* box (MTCNN's last stage: drops boxes in boxes)."""
+    order = torch.argsort(scores, descending=True).tolist()
+    b = boxes.tolist()
+    area = [(x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in b]
+    keep = []
+    for i in order:
+        ok = True
+        for j in keep:
+            iw = min(b[i][2], b[j][2]) - max(b[i][0], b[j][0])
+            ih = min(b[i][3], b[j][3]) - max(b[i][1], b[j][1])
+            if iw > 0 and ih > 0 and iw * ih / max(min(area[i], area[j]), 1e-9) > threshold:
+                ok = False
+                break
+        if ok:
+            keep.append(i)
+    return torch.as_tensor(keep, dtype=torch.long)
+
+
+# --------------------------------------------------------------------------------------------
+# detector
+# --------------------------------------------------------------------------------------------
+
+class FaceDetector:
+    """MTCNN face + landmark detector (CPU by default; any torch device works).
+
+    ``max_side``: photos larger than this (longest side, pixels) are downscaled for detection,
+    which keeps the image pyramid cheap; coordinates are mapped back to the photo.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
+                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+                 factor: float = 0.709, max_side: int = 1024):
+        self.device = torch.device(device)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = float(factor)
+        self.max_side = int(max_side)
+        self.pnet, self.rnet, self.onet = _PNet(), _RNet(), _ONet()
+        self._load(Path(weights) if weights is not None else DEFAULT_WEIGHTS)
+        for net in (self.pnet, self.rnet, self.onet):
+            net.to(self.device).eval().requires_grad_(False)
+
+    def _load(self, path: Path) -> None:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(str(path))
+        except (OSError, SafetensorError) as exc:
+            raise ModelFileError(f"{path}: cannot load the face detector weights: {exc}") from None
+        for prefix, net in (("pnet.", self.pnet), ("rnet.", self.rnet), ("onet.", self.onet)):
+            sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                net.load_state_dict(sd, strict=True)
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise ModelFileError(f"{path}: face detector weights do not match ({first})") from None
+
+    # ----------------------------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray, min_size: float = 40.0) -> list[Face]:
+        """Find faces in a uint8 RGB (H, W, 3) image; returns them sorted left to right.
+
+        ``min_size``: smallest face (box side, photo pixels) to look for. Photos larger than
+        ``max_side`` are analysed as if downscaled to it: the smallest face found there is 20
+        pixels, so in big photos the effective minimum is ``20 * longest side / max_side``.
+        """
+        rgb = np.asarray(rgb)
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"detect expects a uint8 (H, W, 3) RGB image, got {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        if min(h, w) < 12:
+            return []
+        downscale = min(1.0, self.max_side / max(h, w))
+        min_px = max(float(min_size), 20.0 / downscale, 12.0)
+        with torch.inference_mode():
+            boxes, scores, points = self._cascade(_Octaves(rgb), h, w, min_px)
+        faces = []
+        for b, sc, lm in zip(boxes, scores, points):
+            # MTCNN's left/right is the viewer's; enforce the contract (left = smaller x) anyway.
+            for a, c in ((0, 1), (3, 4)):
+                if lm[a, 0] > lm[c, 0]:
+                    lm[[a, c]] = lm[[c, a]]
+            faces.append(Face(tuple(float(v) for v in b), lm.astype(np.float32), float(sc)))
+        faces.sort(key=lambda f: f.center_x)
+        return faces
+
+    def _run(self, net: nn.Module, crops: np.ndarray):
+        x = torch.from_numpy(crops.astype(np.float32)).to(self.device).permute(0, 3, 1, 2).contiguous()
+        return [t.cpu() for t in net(_normalize(x))]
+
+    def _cascade(self, octaves: _Octaves, h: int, w: int, min_px: float):
+        """P-, R- and O-Net; returns numpy boxes (N, 4), scores (N,), landmarks (N, 5, 2)."""
+        t1, t2, t3 = self.thresholds
+        empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+        # Stage 1: P-Net over a pyramid whose first level maps min_px faces onto its 12 px window.
+        boxes, scores, offsets = [], [], []
+        s = 12.0 / min_px
+        while min(h, w) * s >= 12:
+            level = octaves.resized(s)
+            lh, lw = level.shape[:2]
+            prob, reg = self._run(self.pnet, level[None])
+            prob, reg = prob[0], reg[0]
+            ys, xs = torch.nonzero(prob >= t1, as_tuple=True)
+            if len(ys):
+                # output cell (x, y) sees the 12x12 window starting at (2x, 2y) of this level
+                kx, ky = lw / w, lh / h
+                cell = torch.stack([2 * xs / kx, 2 * ys / ky, (2 * xs + 12) / kx, (2 * ys + 12) / ky], 1)
+                cell, sc = cell.float(), prob[ys, xs]
+                keep = nms(cell, sc, 0.5)
+                boxes.append(cell[keep])
+                scores.append(sc[keep])
+                offsets.append(reg[:, ys[keep], xs[keep]].T)
+            s *= self.factor
+        if not boxes:
+            return empty
+        boxes, scores, offsets = torch.cat(boxes), torch.cat(scores), torch.cat(offsets)
+        keep = nms(boxes, scores, 0.7)
+        boxes = _square(_calibrate(boxes[keep], offsets[keep]))
+
+        # Stage 2: R-Net on 24x24 crops.
+        crops, used = octaves.crops(boxes.numpy(), 24)
+        prob, reg = self._run(self.rnet, crops)
+        ok = prob > t2
+        if not ok.any():
+            return empty
+        boxes, scores, reg = torch.from_numpy(used)[ok], prob[ok], reg[ok]
+        keep = nms(boxes, scores, 0.7)
+        boxes = _square(_calibrate(boxes[keep], reg[keep]))
+
+        # Stage 3: O-Net on 48x48 crops: final score, box and landmarks.
+        crops, used = octaves.crops(boxes.numpy(), 48)
+        prob, reg, pts = self._run(self.onet, crops)
+        ok = prob > t3
+        if not ok.any():
+            return empty
+        boxes, scores, reg, pts = torch.from_numpy(used)[ok], prob[ok], reg[ok], pts[ok]
+        wh = boxes[:, 2:] - boxes[:, :2]
+        # landmark outputs are fractions of the crop (edge coordinates); -0.5 -> pixel centres
+        px = boxes[:, 0:1] + pts[:, 0:5] * wh[:, 0:1] - 0.5
+        py = boxes[:, 1:2] + pts[:, 5:10] * wh[:, 1:2] - 0.5
+        points = torch.stack([px, py], dim=2)
+        boxes = _calibrate(boxes, reg)
+        keep = _nms_min(boxes, scores, 0.7)
+        return boxes[keep].numpy(), scores[keep].numpy(), points[keep].numpy()
+
+
+_shared: FaceDetector | None = None
+_shared_lock = threading.Lock()
+
+
+def detect_faces(rgb: np.ndarray, min_size: float = 40.0) -> list[Face]:
+    """Detect faces with a shared CPU :class:`FaceDetector`, built on first use."""
+    global _shared
+    if _shared is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = FaceDetector()
+    return _shared.detect(rgb, min_size=min_size)

@@ -1,0 +1,389 @@
+"""Reading and writing photos.
+
+Every image that leaves this module is a C-contiguous ``uint8`` ``H x W x 3`` RGB array, upright
+(EXIF orientation applied). Every failure a user can cause (missing file, not an image, truncated,
+too large, unwritable folder, disk full) raises :class:`core.errors.ImageError` with a one-line
+message that starts with the path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from core.errors import ImageError
+
+__all__ = ["load_image", "read_exif", "save_image", "SAVE_FORMATS", "DEFAULT_MAX_PIXELS"]
+
+DEFAULT_MAX_PIXELS = 100_000_000
+
+#: Output suffix -> Pillow format name.
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+# Formats whose Pillow writer can embed an EXIF block.
+_EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
+_ORIENTATION_TAG = 0x0112
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------
+
+def _os_reason(exc: OSError) -> str:
+    """A short human reason for an OS-level error (no Python class names, no paths)."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not an image file"
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    if exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or exc.__class__.__name__
+
+
+def _check_readable(p: Path) -> None:
+    """Fail early with a precise reason before handing the file to a decoder."""
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot read image: {_os_reason(exc)}") from None
+    if p.is_dir():
+        raise ImageError(f"{p}: cannot read image: is a folder, not an image file")
+    if st.st_size == 0:
+        raise ImageError(f"{p}: cannot read image: the file is empty")
+    if not os.access(p, os.R_OK):
+        raise ImageError(f"{p}: cannot read image: permission denied")
+
+
+def _bomb_message(p: Path, exc: Exception, max_pixels: int | None) -> str:
+    """Pillow refused the header (beyond twice its own limit): say how big and what the limit is."""
+    m = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(m.group(1)):,} pixels" if m else "the image"
+    limit = min(max_pixels or Image.MAX_IMAGE_PIXELS * 2, Image.MAX_IMAGE_PIXELS * 2)
+    return (f"{p}: refusing to decode: {size} exceeds the limit of {limit:,} "
+            f"(possible decompression bomb)")
+
+
+def _open(p: Path, max_pixels: int | None) -> Image.Image:
+    """Open (header only) and refuse oversized images before any pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check only warns between its two limits; ``max_pixels`` is ours.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_bomb_message(p, exc, max_pixels)) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{p}: cannot read image: not a recognised image format") from None
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot read image: {_os_reason(exc)}") from None
+    except (SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{p}: cannot read image: corrupt header ({exc})") from None
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        im.close()
+        raise ImageError(f"{p}: cannot read image: invalid size {w}x{h}")
+    if max_pixels is not None and w * h > max_pixels:
+        im.close()
+        raise ImageError(
+            f"{p}: refusing to decode: {w}x{h} = {w * h:,} pixels exceeds the limit of "
+            f"{max_pixels:,} (possible decompression bomb)"
+        )
+    return im
+
+
+def _rawmode(im: Image.Image) -> str:
+    """The decoder's raw mode of the first tile ('RGB;16B' for a 48-bit PNG), or ''."""
+    try:
+        args = im.tile[0].args if im.tile else None
+    except (AttributeError, IndexError):
+        return ""
+    if isinstance(args, tuple):
+        args = args[0] if args else ""
+    return args if isinstance(args, str) else ""
+
+
+def _is_16bit_color(im: Image.Image) -> bool:
+    """True for 16-bit-per-channel colour/alpha images that Pillow would truncate to 8 bits."""
+    return im.mode in ("RGB", "RGBA", "LA") and ";16" in _rawmode(im)
+
+
+def _over_white(color: np.ndarray, alpha: np.ndarray, max_value: float) -> np.ndarray:
+    """Composite ``color`` (H,W,C) over white with straight ``alpha`` (H,W); returns 8-bit."""
+    a = alpha.astype(np.float32)[..., None] / max_value
+    c = color.astype(np.float32) / max_value
+    out = (c * a + (1.0 - a)) * 255.0
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _to_8bit(values: np.ndarray, max_value: float) -> np.ndarray:
+    """Scale 0..max_value integers to 0..255 with rounding (65535 -> 255, not truncation)."""
+    v = np.clip(values.astype(np.float32), 0, max_value) * (255.0 / max_value)
+    return np.rint(v).astype(np.uint8)
+
+
+def _gray3(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an array, as ImageOps.exif_transpose does."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    op = ops.get(orientation)
+    return op(arr) if op else arr
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # malformed EXIF: the pixels are still fine, treat as upright
+        return 1
+
+
+def _load_16bit_color(p: Path, im: Image.Image) -> np.ndarray:
+    """Decode 48/64-bit PNG or TIFF with OpenCV (Pillow keeps only the high byte)."""
+    import cv2
+
+    try:
+        data = np.fromfile(str(p), dtype=np.uint8)  # imdecode: works with non-ASCII paths too
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except (OSError, cv2.error) as exc:
+        raise ImageError(f"{p}: cannot read image: {exc}") from None
+    if arr is None:
+        raise ImageError(f"{p}: cannot read image: 16-bit data could not be decoded (corrupt?)")
+    max_value = 65535.0 if arr.dtype == np.uint16 else 255.0
+    if arr.ndim == 2:
+        rgb = _to_8bit(_gray3(arr), max_value)
+    elif arr.shape[2] == 2:  # gray + alpha
+        rgb = _over_white(_gray3(arr[..., 0]), arr[..., 1], max_value)
+    elif arr.shape[2] == 3:
+        rgb = _to_8bit(arr[..., ::-1], max_value)
+    else:
+        rgb = _over_white(arr[..., 2::-1], arr[..., 3], max_value)
+    return _orient_array(rgb, _orientation(im))
+
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    """Use the embedded ICC profile when there is one; the naive formula is far off for print CMYK."""
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            import io
+
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            return ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+        except Exception:  # broken profile: fall back to Pillow's plain conversion
+            pass
+    return im.convert("RGB")
+
+
+def _pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """Convert any decoded Pillow image to uint8 RGB (alpha composited over white)."""
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im, dtype=np.uint8)
+    if mode in ("P", "PA"):
+        if mode == "P" and "transparency" not in im.info:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "RGBa", "LA", "La"):
+        if mode in ("RGBa", "La"):  # premultiplied: un-premultiply first
+            im = im.convert("RGBA" if mode == "RGBa" else "LA")
+        arr = np.asarray(im)
+        color = arr[..., :3] if arr.shape[2] == 4 else _gray3(arr[..., 0])
+        return _over_white(color, arr[..., -1], 255.0)
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit grey (Pillow opens 16-bit PNG/TIFF grey as I;16 or I). Assume a 16-bit range.
+        return _gray3(_to_8bit(np.asarray(im), 65535.0))
+    if mode == "F":
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float32))
+        # Float images are either 0..1 or 0..255 by convention; pick by the data range.
+        scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0
+        return _gray3(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8))
+    if mode == "CMYK":
+        return np.asarray(_cmyk_to_rgb(im), dtype=np.uint8)
+    if mode in ("1", "L"):
+        return _gray3(np.asarray(im.convert("L"), dtype=np.uint8))
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a photo as an upright ``uint8 (H, W, 3)`` RGB array.
+
+    Handles JPEG, PNG, WebP, BMP, TIFF (and other formats Pillow reads; the first frame of
+    animations); grey, palette, alpha (composited over white), 16-bit and CMYK images are
+    converted. Images above ``max_pixels`` are refused from their header, before decoding.
+    Raises ImageError naming the file for every failure.
+    """
+    p = Path(path)
+    _check_readable(p)
+    im = _open(p, max_pixels)
+    try:
+        if _is_16bit_color(im):
+            rgb = _load_16bit_color(p, im)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im.load()
+            try:
+                upright = ImageOps.exif_transpose(im)
+            except Exception:  # malformed EXIF must not make a readable photo unreadable
+                upright = im
+            rgb = _pil_to_rgb(upright if upright is not None else im)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_bomb_message(p, exc, max_pixels)) from None
+    except OSError as exc:
+        msg = str(exc)
+        if "truncated" in msg or "broken data stream" in msg:
+            raise ImageError(f"{p}: cannot read image: the file is truncated or corrupt") from None
+        raise ImageError(f"{p}: cannot read image: corrupt or unsupported data "
+                         f"({msg or _os_reason(exc)})") from None
+    except (SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise ImageError(f"{p}: cannot read image: corrupt data ({exc})") from None
+    finally:
+        im.close()
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageError(f"{p}: cannot read image: unsupported pixel layout {rgb.shape}")
+    return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def read_exif(path: str | os.PathLike) -> bytes | None:
+    """Raw EXIF block of ``path`` (``b"Exif\\0\\0..."``) ready to re-embed, or None if it has none.
+
+    The orientation tag is reset to 1 because :func:`load_image` already returns upright pixels;
+    EXIF that Pillow cannot parse is dropped (None) rather than blocking a save.
+    """
+    p = Path(path)
+    _check_readable(p)
+    im = _open(p, None)
+    try:
+        exif = im.getexif()
+        if not exif:
+            return None
+        if _ORIENTATION_TAG in exif:
+            exif[_ORIENTATION_TAG] = 1
+        data = exif.tobytes()
+    except Exception:
+        return None
+    finally:
+        im.close()
+    return data if len(data) > 6 else None
+
+
+# --------------------------------------------------------------------------------------------
+# saving
+# --------------------------------------------------------------------------------------------
+
+def _save_options(fmt: str, quality: int, exif: bytes | None) -> dict:
+    opts: dict = {}
+    if fmt == "JPEG":
+        # Full-resolution chroma at high quality: 4:2:0 visibly smears coloured edits.
+        opts.update(quality=int(quality), subsampling=0 if quality >= 90 else 2, optimize=True)
+    elif fmt == "WEBP":
+        opts.update(quality=int(quality), method=4)
+    elif fmt == "PNG":
+        opts.update(compress_level=6)
+    elif fmt == "TIFF":
+        opts.update(compression="tiff_lzw")
+    if exif and fmt in _EXIF_FORMATS:
+        opts["exif"] = exif
+    return opts
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (POSIX); silently skipped where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
+               exif: bytes | None = None) -> None:
+    """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
+
+    Suffixes: .png .jpg .jpeg .webp .bmp .tif .tiff. The image is written to a temporary file in
+    the same folder, fsync'ed and renamed over ``path``, so ``path`` is either the old file or the
+    complete new one. ``exif`` (from :func:`read_exif`) is embedded where the format allows.
+    Raises ImageError naming ``path`` on failure; no temporary file is left behind.
+    """
+    p = Path(path)
+    fmt = SAVE_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        allowed = ", ".join(SAVE_FORMATS)
+        raise ImageError(f"{p}: cannot save image: unsupported file type "
+                         f"'{p.suffix or '(none)'}' (use one of {allowed})")
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or 0 in arr.shape:
+        raise ImageError(f"{p}: cannot save image: expected a uint8 H x W x 3 RGB array, "
+                         f"got {arr.dtype} {arr.shape}")
+    if not 1 <= int(quality) <= 100:
+        raise ImageError(f"{p}: cannot save image: quality must be 1..100, got {quality}")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise ImageError(f"{p}: cannot save image: folder {folder} does not exist")
+    if p.is_dir():
+        raise ImageError(f"{p}: cannot save image: a folder with that name exists")
+
+    image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
+    opts = _save_options(fmt, int(quality), exif)
+    tmp = folder / f".{p.name}.{secrets.token_hex(6)}.part"
+    try:
+        # O_EXCL: never clobber someone else's file; mode 0o666 lets the umask decide as for
+        # any new file (mkstemp would force 0600 on the exported photo).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot save image: {_os_reason(exc)}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format=fmt, **opts)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ImageError(f"{p}: cannot save image: {_os_reason(exc)}") from None
+        if isinstance(exc, (ValueError, TypeError, KeyError)):
+            raise ImageError(f"{p}: cannot save image: {exc}") from None
+        raise
+    _fsync_dir(folder)

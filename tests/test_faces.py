@@ -1,0 +1,137 @@
+"""Tests for core.faces (MTCNN). Real-face tests read ../shared/data and skip when it is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from core.alignment import CELEBA_TEMPLATE, align_face, crop_landmarks
+from core.errors import ModelFileError
+from core.faces import DEFAULT_WEIGHTS, Face, FaceDetector, detect_faces
+from core.image_io import load_image
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+WILD = DATA / "celeba" / "img_celeba"
+ALIGNED = DATA / "celeba" / "img_align_celeba"
+# unaligned photos with one clearly visible person (checked by eye)
+ONE_FACE = ["000277.jpg", "000501.jpg", "000678.jpg"]
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector()
+
+
+def _photo(name):
+    path = WILD / name
+    if not path.is_file():
+        pytest.skip(f"shared CelebA data not available ({path})")
+    return load_image(path)
+
+
+def _aligned(name):
+    path = ALIGNED / name
+    if not path.is_file():
+        pytest.skip(f"shared CelebA data not available ({path})")
+    return load_image(path)
+
+
+def _check_face(face: Face, w: int, h: int):
+    assert isinstance(face.box, tuple) and len(face.box) == 4
+    assert face.landmarks.dtype == np.float32 and face.landmarks.shape == (5, 2)
+    x0, y0, x1, y1 = face.box
+    assert x1 > x0 and y1 > y0
+    lm, m = face.landmarks, 0.1 * (x1 - x0)  # turned faces put a point slightly outside the box
+    assert np.all((lm[:, 0] > x0 - m) & (lm[:, 0] < x1 + m) & (lm[:, 1] > y0 - m) & (lm[:, 1] < y1 + m))
+    assert np.all((lm >= 0) & (lm < (w, h)))
+    assert lm[0, 0] < lm[1, 0] and lm[3, 0] < lm[4, 0]          # left = smaller x
+    assert lm[2, 1] > lm[:2, 1].max() and lm[3:, 1].min() > lm[2, 1] - 3  # eyes, nose, mouth
+    assert 0.9 < face.score <= 1.0
+
+
+@pytest.mark.parametrize("name", ONE_FACE)
+def test_real_photo_one_face_aligns_onto_template(detector, name):
+    rgb = _photo(name)
+    faces = detector.detect(rgb)
+    assert len(faces) == 1
+    _check_face(faces[0], rgb.shape[1], rgb.shape[0])
+    size = 128
+    aligned = align_face(rgb, faces[0].landmarks, CELEBA_TEMPLATE, size)
+    again = detector.detect(aligned.crop, min_size=30)
+    assert len(again) == 1
+    target = crop_landmarks(CELEBA_TEMPLATE, size)
+    eye_err = np.linalg.norm(again[0].landmarks[:2] - target[:2], axis=1)
+    assert eye_err.max() < 0.04 * size, (again[0].landmarks, target)
+
+
+def test_large_photo_is_downscaled_and_mapped_back(detector):
+    rgb = _photo(ONE_FACE[0])
+    small = detector.detect(rgb)[0]
+    k = 2600 / max(rgb.shape[:2])  # longer than max_side: detection runs on a reduced copy
+    big = cv2.resize(rgb, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
+    faces = detector.detect(big, min_size=40 * k)  # the same search as in the small photo
+    assert len(faces) == 1
+    expect = (small.landmarks + 0.5) * (big.shape[1] / rgb.shape[1]) - 0.5
+    err = np.linalg.norm(faces[0].landmarks - expect, axis=1)
+    assert err.max() < 0.03 * faces[0].size
+    np.testing.assert_allclose(faces[0].box, np.array(small.box) * k, atol=0.06 * faces[0].size)
+
+
+def test_two_faces_sorted_left_to_right(detector):
+    a, b = _aligned("000002.jpg"), _aligned("000007.jpg")
+    composite = np.concatenate([a, np.full_like(a, 128), b], axis=1)
+    faces = detector.detect(composite)
+    assert len(faces) == 2
+    assert faces[0].center_x < a.shape[1] < 2 * a.shape[1] < faces[1].center_x
+    for f in faces:
+        _check_face(f, composite.shape[1], composite.shape[0])
+
+
+def test_partly_outside_face_is_found(detector):
+    a = _aligned("000002.jpg")
+    faces = detector.detect(a[:, 40:])  # the left eye is ~30 px from the new edge
+    assert len(faces) == 1
+    full = detector.detect(a)[0]
+    np.testing.assert_allclose(faces[0].landmarks[:2] + (40, 0), full.landmarks[:2], atol=4)
+
+
+def test_no_face_in_blank_or_noise(detector):
+    rng = np.random.default_rng(0)
+    assert detector.detect(np.full((300, 400, 3), 127, np.uint8)) == []
+    assert detector.detect(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)) == []
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), (0, 0), 8)
+    assert detector.detect(smooth) == []
+    assert detector.detect(np.zeros((8, 8, 3), np.uint8)) == []  # smaller than the 12 px window
+
+
+def test_detect_faces_shared_and_input_checks(detector):
+    rgb = _photo(ONE_FACE[1])
+    mine = detector.detect(rgb)
+    shared = detect_faces(rgb)
+    assert len(shared) == len(mine) == 1
+    np.testing.assert_allclose(shared[0].landmarks, mine[0].landmarks, atol=1e-4)
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect(rgb.astype(np.float32))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        detector.detect(rgb[..., 0])
+
+
+def test_weights_are_safetensors_and_validated(tmp_path):
+    assert DEFAULT_WEIGHTS.suffix == ".safetensors" and DEFAULT_WEIGHTS.is_file()
+    assert (DEFAULT_WEIGHTS.parent / "LICENSE").is_file()
+    missing = tmp_path / "none.safetensors"
+    with pytest.raises(ModelFileError, match="none.safetensors"):
+        FaceDetector(weights=missing)
+    bad = tmp_path / "bad.safetensors"
+    save_file({"pnet.conv1.weight": torch.zeros(1)}, str(bad))
+    with pytest.raises(ModelFileError, match="do not match"):
+        FaceDetector(weights=bad)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelFileError, match="junk.safetensors"):
+        FaceDetector(weights=junk)

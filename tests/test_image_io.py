@@ -1,0 +1,325 @@
+"""Tests for core.image_io: every image kind is generated here, nothing is read from outside."""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.errors import ImageError
+from core.image_io import load_image, read_exif, save_image
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _pattern(h=24, w=32):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.dstack([x * 7 % 256, y * 11 % 256, (x + y) * 5 % 256]).astype(np.uint8)
+
+
+def _check_rgb(arr, shape):
+    assert arr.dtype == np.uint8 and arr.shape == shape and arr.flags["C_CONTIGUOUS"]
+
+
+# ------------------------------------------------------------------ formats and pixel modes
+
+@pytest.mark.parametrize("suffix,kwargs", [(".png", {}), (".bmp", {}), (".tif", {}),
+                                           (".webp", {"lossless": True})])
+def test_lossless_formats_roundtrip(tmp_path, suffix, kwargs):
+    rgb = _pattern()
+    path = tmp_path / f"img{suffix}"
+    Image.fromarray(rgb).save(path, **kwargs)
+    out = load_image(path)
+    _check_rgb(out, rgb.shape)
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_jpeg(tmp_path):
+    rgb = np.full((16, 16, 3), (200, 40, 90), np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=95)
+    out = load_image(tmp_path / "a.jpg")
+    _check_rgb(out, rgb.shape)
+    assert np.abs(out.astype(int) - rgb).max() <= 4
+
+
+def test_gray_and_bilevel(tmp_path):
+    g = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    Image.fromarray(g, "L").save(tmp_path / "g.png")
+    out = load_image(tmp_path / "g.png")
+    _check_rgb(out, (16, 16, 3))
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], g)
+    Image.fromarray(g > 127).convert("1").save(tmp_path / "b.png")
+    out = load_image(tmp_path / "b.png")
+    assert set(np.unique(out)) == {0, 255}
+
+
+def test_rgba_composited_over_white(tmp_path):
+    rgba = np.zeros((4, 3, 4), np.uint8)
+    rgba[..., :3] = (10, 20, 30)
+    rgba[:, 0, 3] = 255   # opaque -> colour
+    rgba[:, 1, 3] = 0     # transparent -> white
+    rgba[:, 2, 3] = 128   # half -> blend
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = load_image(tmp_path / "a.png")
+    np.testing.assert_array_equal(out[0, 0], (10, 20, 30))
+    np.testing.assert_array_equal(out[0, 1], (255, 255, 255))
+    a = 128 / 255
+    expect = np.rint(np.array([10, 20, 30]) * a + 255 * (1 - a))
+    np.testing.assert_array_equal(out[0, 2], expect)
+    # LA (grey + alpha) too
+    la = Image.fromarray(rgba[..., [0, 3]], "LA")
+    la.save(tmp_path / "la.png")
+    out = load_image(tmp_path / "la.png")
+    np.testing.assert_array_equal(out[0, 0], (10, 10, 10))
+    np.testing.assert_array_equal(out[0, 1], (255, 255, 255))
+
+
+def test_palette_with_and_without_transparency(tmp_path):
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:, :4] = (255, 0, 0)
+    rgb[:, 4:] = (0, 0, 255)
+    p = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    p.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "p.png"), rgb)
+    idx_blue = p.getpixel((7, 0))
+    p.info["transparency"] = idx_blue
+    p.save(tmp_path / "pt.png", transparency=idx_blue)
+    out = load_image(tmp_path / "pt.png")
+    np.testing.assert_array_equal(out[0, 0], (255, 0, 0))
+    np.testing.assert_array_equal(out[0, 7], (255, 255, 255))
+
+
+def test_16bit_gray_png(tmp_path):
+    g = np.array([[0, 257 * 100, 65535, 65335]], np.uint16)
+    cv2.imwrite(str(tmp_path / "g16.png"), g)
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    out = load_image(tmp_path / "g16.png")
+    # 65335/257 = 254.2 -> 254 (keeping only the high byte would give 255)
+    np.testing.assert_array_equal(out[0, :, 0], [0, 100, 255, 254])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_48bit_rgb_scaled_properly(tmp_path, suffix):
+    rgb16 = np.zeros((2, 3, 3), np.uint16)
+    rgb16[0, 0] = (65535, 257 * 100, 0)
+    rgb16[0, 1] = (65335, 65335, 65335)  # rounding, not truncation: 254
+    rgb16[0, 2] = (257 * 7, 257 * 8, 257 * 9)
+    path = tmp_path / f"c48{suffix}"
+    cv2.imwrite(str(path), rgb16[..., ::-1])  # OpenCV writes BGR
+    out = load_image(path)
+    _check_rgb(out, (2, 3, 3))
+    np.testing.assert_array_equal(out[0, 0], (255, 100, 0))
+    np.testing.assert_array_equal(out[0, 1], (254, 254, 254))
+    np.testing.assert_array_equal(out[0, 2], (7, 8, 9))
+
+
+def test_64bit_rgba_png(tmp_path):
+    bgra = np.zeros((1, 2, 4), np.uint16)
+    bgra[0, 0] = (0, 0, 65535, 65535)   # opaque red
+    bgra[0, 1] = (0, 0, 65535, 0)       # transparent -> white
+    cv2.imwrite(str(tmp_path / "c64.png"), bgra)
+    out = load_image(tmp_path / "c64.png")
+    np.testing.assert_array_equal(out[0, 0], (255, 0, 0))
+    np.testing.assert_array_equal(out[0, 1], (255, 255, 255))
+
+
+def test_cmyk_jpeg(tmp_path):
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=95)
+    assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
+    out = load_image(tmp_path / "cmyk.jpg")
+    _check_rgb(out, (16, 16, 3))
+    r, g, b = out[8, 8].astype(int)
+    assert r > 200 and g < 60 and b < 60
+
+
+def _oriented_jpeg(path, orientation=6):
+    rgb = np.zeros((20, 40, 3), np.uint8)  # stored 40 wide x 20 high
+    rgb[:, :20] = (255, 0, 0)
+    rgb[:, 20:] = (0, 0, 255)
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "FaderTestCam"  # Make
+    im.save(path, exif=exif.tobytes(), quality=95)
+
+
+def test_exif_orientation_rotates_pixels(tmp_path):
+    _oriented_jpeg(tmp_path / "rot.jpg", 6)  # 6 = rotate 90 degrees clockwise to display
+    out = load_image(tmp_path / "rot.jpg")
+    assert out.shape == (40, 20, 3)
+    top, bottom = out[5, 10].astype(int), out[35, 10].astype(int)
+    assert top[0] > 200 and top[2] < 60      # stored left (red) is now on top
+    assert bottom[2] > 200 and bottom[0] < 60
+
+
+def test_read_exif_resets_orientation(tmp_path):
+    _oriented_jpeg(tmp_path / "rot.jpg", 6)
+    data = read_exif(tmp_path / "rot.jpg")
+    assert data is not None and data.startswith(b"Exif\x00\x00")
+    exif = Image.Exif()
+    exif.load(data)
+    assert exif[0x0112] == 1 and exif[0x010F] == "FaderTestCam"
+    Image.fromarray(_pattern()).save(tmp_path / "plain.png")
+    assert read_exif(tmp_path / "plain.png") is None
+
+
+# ------------------------------------------------------------------ failures
+
+def _assert_image_error(path, match, **kw):
+    with pytest.raises(ImageError, match=match) as info:
+        load_image(path, **kw)
+    msg = str(info.value)
+    assert str(path) in msg and "\n" not in msg
+    return msg
+
+
+def test_missing_empty_dir_and_garbage(tmp_path):
+    _assert_image_error(tmp_path / "nope.jpg", "not found")
+    (tmp_path / "empty.png").write_bytes(b"")
+    _assert_image_error(tmp_path / "empty.png", "empty")
+    (tmp_path / "folder.jpg").mkdir()
+    _assert_image_error(tmp_path / "folder.jpg", "folder")
+    (tmp_path / "text.jpg").write_text("hello, I am not a picture\n" * 20)
+    _assert_image_error(tmp_path / "text.jpg", "not a recognised image")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_truncated(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    full = tmp_path / f"full{suffix}"
+    Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(full)
+    data = full.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    _assert_image_error(cut, "cannot read image")
+
+
+@pytest.mark.skipif(IS_ROOT or os.name == "nt", reason="root ignores file permissions")
+def test_permission_denied(tmp_path):
+    path = tmp_path / "secret.png"
+    Image.fromarray(_pattern()).save(path)
+    path.chmod(0)
+    try:
+        _assert_image_error(path, "permission denied")
+    finally:
+        path.chmod(0o644)
+
+
+def _png_header_only(width, height):
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_from_header(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(100_000, 100_000))  # claims 10 gigapixels, 57 bytes
+    _assert_image_error(bomb, "too large|exceeds")
+    big = tmp_path / "big.png"
+    big.write_bytes(_png_header_only(20_000, 6_000))      # 120 Mpx, between Pillow's limits
+    msg = _assert_image_error(big, "exceeds the limit")
+    assert "20000x6000" in msg
+    ok = tmp_path / "ok.png"
+    Image.fromarray(_pattern(100, 100)).save(ok)
+    _assert_image_error(ok, "exceeds the limit", max_pixels=5_000)
+    assert load_image(ok, max_pixels=10_000).shape == (100, 100, 3)
+
+
+# ------------------------------------------------------------------ saving
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif", ".tiff"])
+def test_save_lossless_roundtrip(tmp_path, suffix):
+    rgb = _pattern()
+    path = tmp_path / f"out{suffix}"
+    save_image(path, rgb)
+    np.testing.assert_array_equal(load_image(path), rgb)
+    assert os.listdir(tmp_path) == [path.name]
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".webp", ".JPG"])
+def test_save_lossy(tmp_path, suffix):
+    rgb = np.full((32, 32, 3), (30, 160, 220), np.uint8)
+    path = tmp_path / f"out{suffix}"
+    save_image(path, rgb, quality=90)
+    assert np.abs(load_image(path).astype(int) - rgb).max() <= 6
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_save_with_exif(tmp_path):
+    _oriented_jpeg(tmp_path / "rot.jpg", 6)
+    rgb = load_image(tmp_path / "rot.jpg")
+    exif = read_exif(tmp_path / "rot.jpg")
+    for name in ("out.jpg", "out.png", "out.webp"):
+        save_image(tmp_path / name, rgb, exif=exif)
+        # orientation 1 in the copy: the upright pixels are not rotated a second time
+        assert load_image(tmp_path / name).shape == (40, 20, 3)
+        e = Image.open(tmp_path / name).getexif()
+        assert e.get(0x010F) == "FaderTestCam" and e.get(0x0112) == 1
+
+
+def test_save_refuses_unknown_suffix_and_bad_arrays(tmp_path):
+    with pytest.raises(ImageError, match="unsupported file type '.gif'") as info:
+        save_image(tmp_path / "x.gif", _pattern())
+    assert str(tmp_path / "x.gif") in str(info.value)
+    with pytest.raises(ImageError, match="uint8 H x W x 3"):
+        save_image(tmp_path / "x.png", _pattern().astype(np.float32))
+    with pytest.raises(ImageError, match="quality"):
+        save_image(tmp_path / "x.jpg", _pattern(), quality=0)
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_into_missing_folder(tmp_path):
+    target = tmp_path / "missing" / "x.png"
+    with pytest.raises(ImageError, match="does not exist") as info:
+        save_image(target, _pattern())
+    assert str(target) in str(info.value)
+
+
+@pytest.mark.skipif(IS_ROOT or os.name == "nt", reason="root ignores folder permissions")
+def test_save_into_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "x.png").write_bytes(b"original")
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(ImageError, match="permission denied"):
+            save_image(ro / "x.png", _pattern())
+    finally:
+        ro.chmod(0o755)
+    assert (ro / "x.png").read_bytes() == b"original"
+    assert os.listdir(ro) == ["x.png"]
+
+
+def test_save_failure_midway_keeps_original_and_cleans_up(tmp_path, monkeypatch):
+    target = tmp_path / "photo.jpg"
+    target.write_bytes(b"original bytes")
+
+    def disk_full(self, fp, *args, **kwargs):
+        fp.write(b"partial data")  # something was written before the disk filled up
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    with pytest.raises(ImageError, match="no space left on device") as info:
+        save_image(target, _pattern())
+    assert str(target) in str(info.value)
+    assert target.read_bytes() == b"original bytes"
+    assert os.listdir(tmp_path) == ["photo.jpg"]
+
+
+def test_save_replaces_existing_file(tmp_path):
+    target = tmp_path / "photo.png"
+    save_image(target, _pattern())
+    rgb2 = _pattern()[::-1].copy()
+    save_image(target, rgb2)
+    np.testing.assert_array_equal(load_image(target), rgb2)
+    assert os.listdir(tmp_path) == ["photo.png"]
