@@ -117,7 +117,7 @@ class Engine:
         self._lock = threading.Lock()
         if self.device.type == "cpu":
             torch.set_num_threads(threads or default_threads())
-        ae = model.autoencoder.eval()
+        ae = model.autoencoder  # copied below (and put in eval mode there); the caller's model is left as is
         self._enc = fold_batchnorm(ae.enc_layers).to(self.device) if not model.config.instance_norm else copy.deepcopy(ae.enc_layers).eval().to(self.device)
         self._dec = fold_batchnorm(ae.dec_layers).to(self.device) if not model.config.instance_norm else copy.deepcopy(ae.dec_layers).eval().to(self.device)
         self._clf = copy.deepcopy(model.classifier).eval().to(self.device) if model.classifier is not None else None
