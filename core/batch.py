@@ -1,0 +1,648 @@
+"""Batch export: apply one edit (attribute values) to every image of a folder tree.
+
+Qt-free; the `batch` command and the window's Batch export dialog both call :func:`run_batch`.
+
+Pipeline (why: on a small CPU the model, face detection and JPEG coding each leave cores idle):
+reader threads load, detect and align the next photos while the calling thread runs the model on
+the faces of several photos in one batch (encode + classifier + one decode for the reconstructions
+and the edits together), and a writer thread pastes the edits back and saves atomically. Results
+are recorded in input order.
+
+Never writes into or over an input: the output tree mirrors the input tree under OUT_DIR and every
+output path is checked against every input before anything runs; when OUT_DIR lies inside IN_DIR
+that sub-tree is left out of the walk, so a second run never treats its own outputs as inputs.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+import numpy as np
+
+from .attributes import attribute_code, parse_value, value_to_code
+from .errors import FaderError, ImageError, NoFaceError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
+STATUSES = ("ok", "exists", "skipped", "failed", "cancelled")
+RECIPE_FORMAT = "fader-recipe"
+RECIPE_VERSION = 1
+REPORT_FORMAT = "fader-batch-report"
+# Decoded photos the pipeline may hold at once (read ahead + waiting to be written), beyond one.
+MAX_HELD_BYTES = 768 << 20
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+# --------------------------------------------------------------------------------------------
+# options, recipes
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class BatchOptions:
+    """What to do with every photo. `values` are slider values as in PhotoEdit.set_values."""
+
+    values: dict = field(default_factory=dict)
+    aligned: bool = False          # inputs are CelebA-style aligned crops (no detection)
+    raw: bool = False              # write the model's own output at model resolution
+    face: Optional[int] = None     # edit only this face (0 = leftmost); None = every face
+    format: Optional[str] = None   # png | jpg | webp; None = the input's own format
+    quality: int = 95
+    skip_existing: bool = False
+    keep_exif: bool = True
+
+    def validate(self) -> None:
+        if self.format is not None and self.format.lower() not in OUTPUT_FORMATS:
+            raise FaderError(f"unknown output format {self.format!r}; use one of png, jpg, webp")
+        if not 1 <= int(self.quality) <= 100:
+            raise FaderError(f"quality must be between 1 and 100, got {self.quality}")
+        if self.face is not None and self.face < 0:
+            raise FaderError(f"--face must be 0 or more, got {self.face}")
+
+
+def load_recipe(path, attributes) -> dict:
+    """Read and validate a recipe file (what PhotoEdit.recipe() returns) -> values dict.
+
+    A value is a number (slider position), a value label ("yes") or, for an attribute with more
+    than two values, a list of weights. Raises FaderError naming the file and the problem.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FaderError(f"{p}: recipe file not found") from None
+    except IsADirectoryError:
+        raise FaderError(f"{p}: recipe is a folder, not a file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FaderError(f"{p}: cannot read recipe ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FaderError(f"{p}: recipe is not valid JSON ({e.msg} at line {e.lineno})") from None
+    return recipe_values(data, attributes, name=str(p))
+
+
+def recipe_values(data, attributes, name: str = "recipe") -> dict:
+    """Validate a parsed recipe object against the model's attributes -> values dict."""
+    if not isinstance(data, dict):
+        raise FaderError(f"{name}: a recipe must be a JSON object")
+    if data.get("format") != RECIPE_FORMAT:
+        raise FaderError(f"{name}: not a Fader recipe ('format' must be {RECIPE_FORMAT!r})")
+    ver = data.get("version")
+    if not isinstance(ver, int) or isinstance(ver, bool):
+        raise FaderError(f"{name}: recipe 'version' must be an integer")
+    if ver > RECIPE_VERSION:
+        raise FaderError(f"{name}: recipe version {ver} is newer than this app supports ({RECIPE_VERSION})")
+    vals = data.get("values")
+    if not isinstance(vals, dict):
+        raise FaderError(f"{name}: recipe 'values' must be an object {{attribute: value}}")
+    by_name = {a.name.lower(): a for a in attributes}
+    out = {}
+    for key, v in vals.items():
+        a = by_name.get(str(key).lower())
+        if a is None:
+            raise FaderError(f"{name}: unknown attribute {key!r}; the model has {[x.name for x in attributes]}")
+        try:
+            if isinstance(v, str):
+                out[a.name] = parse_value(a, v)
+            elif isinstance(v, bool) or not isinstance(v, (int, float, list)):
+                raise FaderError(f"value for {a.name!r} must be a number, a label or a list of numbers, got {v!r}")
+            else:
+                nums = v if isinstance(v, list) else [v]
+                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in nums):
+                    raise FaderError(f"value for {a.name!r} must be finite numbers, got {v!r}")
+                value_to_code(a, v)  # checks the length / index
+                out[a.name] = [float(x) for x in v] if isinstance(v, list) else float(v)
+        except FaderError as e:
+            raise FaderError(f"{name}: {e}") from None
+    return out
+
+
+def make_recipe(values: Mapping, model_name: str = "") -> dict:
+    """The recipe object for a values dict (the format PhotoEdit.recipe() writes)."""
+    return {"format": RECIPE_FORMAT, "version": RECIPE_VERSION, "model": model_name,
+            "values": {k: (list(map(float, v)) if isinstance(v, (list, tuple)) else float(v)) for k, v in values.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# planning: which files, which outputs
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    """One input file and its fate (one entry of the report)."""
+
+    input: Path
+    relative: str
+    output: Optional[Path]
+    status: str = "pending"
+    reason: str = ""
+    faces: Optional[int] = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"input": str(self.input), "relative": self.relative,
+                "output": str(self.output) if self.output is not None and self.status in ("ok", "exists") else None,
+                "status": self.status, "reason": self.reason, "faces": self.faces,
+                "seconds": round(self.seconds, 4)}
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool = False) -> list:
+    """Walk IN_DIR and pair every file with its output path; raises FaderError for usage errors.
+
+    Non-image files, and images whose output path another input already takes (``a.jpg`` and
+    ``a.png`` with ``--format png``), are returned already marked skipped; with ``skip_existing``
+    outputs that exist are marked ``exists``.
+    """
+    src_root, dst_root = Path(in_dir), Path(out_dir)
+    if not src_root.exists():
+        raise FaderError(f"{src_root}: input folder not found")
+    if not src_root.is_dir():
+        raise FaderError(f"{src_root}: input must be a folder")
+    if dst_root.exists() and not dst_root.is_dir():
+        raise FaderError(f"{dst_root}: output exists and is not a folder")
+    src_abs, dst_abs = src_root.resolve(), dst_root.resolve()
+    if src_abs == dst_abs:
+        raise FaderError(f"{dst_root}: the output folder is the input folder; choose another so no photo is overwritten")
+    if fmt is not None and fmt.lower() not in OUTPUT_FORMATS:
+        raise FaderError(f"unknown output format {fmt!r}; use one of png, jpg, webp")
+    out_nested = _inside(dst_abs, src_abs)
+
+    items: list[Item] = []
+    for root, dirs, files in os.walk(src_root, followlinks=False):
+        root_p = Path(root)
+        if out_nested:  # leave our own output tree out of the walk
+            dirs[:] = [d for d in dirs if (root_p / d).resolve() != dst_abs]
+        dirs.sort()
+        for name in sorted(files):
+            src = root_p / name
+            rel = src.relative_to(src_root)
+            suffix = src.suffix.lower()
+            if suffix not in IMAGE_SUFFIXES:
+                items.append(Item(src, rel.as_posix(), None, "skipped", "not an image (unsupported file type)"))
+                continue
+            out_suffix = OUTPUT_FORMATS[fmt.lower()] if fmt else src.suffix
+            items.append(Item(src, rel.as_posix(), dst_root / rel.with_suffix(out_suffix)))
+
+    inputs = {it.input.resolve() for it in items}
+    taken: dict = {}
+    for it in items:
+        if it.output is None:
+            continue
+        key = it.output.resolve()
+        if key in inputs or _inside(key, src_abs) and not out_nested:
+            # Only reachable through odd layouts (OUT_DIR a parent of IN_DIR); refuse the run
+            # rather than risk writing over or among the photos.
+            raise FaderError(f"{it.output}: output would be written over or among the input photos "
+                             f"(from {it.input}); choose an output folder outside {src_root}")
+        if key in taken:
+            it.status, it.reason = "skipped", f"same output file as {taken[key]}; choose --format to keep both"
+            continue
+        taken[key] = it.relative
+        if skip_existing and it.output.is_file():
+            it.status, it.reason = "exists", "output exists (--skip-existing)"
+    return items
+
+
+_PART_RE = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.part$")
+
+
+def _remove_stale_parts(items) -> None:
+    """Delete temp files that a killed run left next to its outputs (save_image's `.NAME.xxxx.part`)."""
+    wanted: dict = {}
+    for it in items:
+        if it.output is not None:
+            wanted.setdefault(it.output.parent, set()).add(it.output.name)
+    for folder, names in wanted.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            m = _PART_RE.match(e.name)
+            if m and m.group("name") in names:
+                try:
+                    os.unlink(e.path)
+                except OSError:
+                    pass
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class BatchReport:
+    """Every input with its status; written as JSON by :meth:`write`."""
+
+    in_dir: str
+    out_dir: str
+    items: list
+    model: str = ""
+    values: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    started: str = ""
+    seconds: float = 0.0
+    cancelled: bool = False
+
+    def counts(self) -> dict:
+        c = {s: 0 for s in STATUSES}
+        for it in self.items:
+            c[it.status] = c.get(it.status, 0) + 1
+        return c
+
+    @property
+    def exit_status(self) -> int:
+        """0: every input written (or already there); 1: some were skipped, failed or not reached."""
+        return 0 if all(it.status in ("ok", "exists") for it in self.items) else 1
+
+    def problems(self) -> list:
+        """(relative path, status, reason) for each input that was not written."""
+        return [(it.relative, it.status, it.reason) for it in self.items if it.status not in ("ok", "exists")]
+
+    def to_dict(self) -> dict:
+        c = self.counts()
+        return {"format": REPORT_FORMAT, "version": 1, "in_dir": self.in_dir, "out_dir": self.out_dir,
+                "model": self.model, "values": self.values, "options": self.options,
+                "started": self.started, "seconds": round(self.seconds, 3), "cancelled": self.cancelled,
+                "counts": c,
+                "images_per_second": round(c["ok"] / self.seconds, 3) if self.seconds > 0 else None,
+                "items": [it.to_dict() for it in self.items]}
+
+    def write(self, path) -> None:
+        """Write the report atomically (a temp file renamed over `path`)."""
+        p = Path(path)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, indent=1)
+                f.write("\n")
+            os.replace(tmp, p)
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise FaderError(f"{p}: cannot write report ({e.strerror or e})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# the pipeline
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _Prepared:
+    """A photo read and aligned by a reader thread, waiting for the model."""
+
+    item: Item
+    image: Optional[np.ndarray] = None
+    crops: Optional[np.ndarray] = None      # (F, S, S, 3)
+    matrices: list = field(default_factory=list)
+    too_small: int = 0
+    exif: Optional[bytes] = None
+    error: Optional[BaseException] = None
+    seconds: float = 0.0
+
+    @property
+    def nbytes(self) -> int:
+        return self.image.nbytes if self.image is not None else 0
+
+
+def locate_faces(image: np.ndarray, template, size: int, aligned: bool, detector=None):
+    """Aligned crops of the usable faces -> (list of AlignedFace, number of too-small faces).
+
+    Mirrors PhotoEdit.open's selection (same detector, same minimum eye distance) so that a batch
+    output equals what `edit` writes for the same photo.
+    """
+    from .alignment import align_face, aligned_crop
+    from .photo_edit import MIN_EYE_DISTANCE_FRACTION
+    if aligned:
+        return [aligned_crop(image, template, size)], 0
+    if detector is None:
+        from .faces import detect_faces
+        found = detect_faces(image)
+    else:
+        found = detector.detect(image)
+    tmpl_eye = float(np.linalg.norm(np.subtract(template.landmarks[1], template.landmarks[0])))
+    crop_w = float(template.crop_box[2] - template.crop_box[0])
+    needed = MIN_EYE_DISTANCE_FRACTION * size * tmpl_eye / crop_w
+    out, small = [], 0
+    for f in found:
+        if float(np.linalg.norm(f.landmarks[1] - f.landmarks[0])) < needed:
+            small += 1
+            continue
+        out.append(align_face(image, f.landmarks, template, size))
+    return out, small
+
+
+def _same_values(a: Mapping, b: Mapping, attributes) -> bool:
+    return all(np.allclose(value_to_code(x, a[x.name]), value_to_code(x, b[x.name]), rtol=0, atol=1e-9)
+               for x in attributes)
+
+
+class _Stop(Exception):
+    """Raised inside the pipeline when the cancel flag is set."""
+
+
+def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optional[ProgressFn] = None,
+              cancel: Optional[threading.Event] = None, report_path=None, readers: Optional[int] = None,
+              batch_faces: int = 8, detector=None, items: Optional[list] = None) -> BatchReport:
+    """Edit every image under IN_DIR into OUT_DIR; returns the report (also written to report_path).
+
+    Usage errors (missing folder, OUT_DIR == IN_DIR, bad values) raise FaderError before anything
+    is written. Per-file problems are recorded, never raised. `progress(done, total, path)` is
+    called from this thread after each file; setting `cancel` stops after the photos in flight
+    (their outputs are complete files) and marks the rest ``cancelled``. KeyboardInterrupt is
+    handled the same way, then re-raised once the report is written.
+
+    `readers`: threads that load, detect and align (default: 1 up to 4 cores, else 2).
+    `batch_faces`: faces per model batch (a batch takes the photos that are ready, up to this).
+    """
+    options.validate()
+    attribute_code(engine.attributes, [options.values])  # unknown names / bad codes -> FaderError now
+    cancel = cancel or threading.Event()
+    if items is None:
+        items = plan_batch(in_dir, out_dir, options.format, options.skip_existing)
+    if report_path is not None:
+        rp = Path(report_path).resolve()
+        if any(rp == it.input.resolve() for it in items):
+            raise FaderError(f"{report_path}: the report would overwrite an input file")
+    report = BatchReport(str(in_dir), str(out_dir), items, model=engine.model.name,
+                         values=make_recipe(options.values)["values"],
+                         options={"aligned": options.aligned, "raw": options.raw, "face": options.face,
+                                  "format": options.format, "quality": options.quality,
+                                  "skip_existing": options.skip_existing},
+                         started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    t0 = time.perf_counter()
+    total = len(items)
+    done = 0
+
+    def finished(it: Item) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, str(it.input))
+
+    todo = [it for it in items if it.status == "pending"]
+    if todo:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(todo)
+    for it in items:
+        if it.status != "pending":
+            finished(it)
+    interrupted = None
+    try:
+        _Pipeline(engine, options, cancel, readers, batch_faces, detector, finished).run(todo)
+    except KeyboardInterrupt as e:
+        interrupted = e
+    finally:
+        for it in items:
+            if it.status == "pending":
+                it.status, it.reason = "cancelled", "not processed: the run was stopped"
+        report.cancelled = cancel.is_set() or interrupted is not None
+        report.seconds = time.perf_counter() - t0
+        if report_path is not None:
+            report.write(report_path)
+    if interrupted is not None:
+        raise interrupted
+    return report
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _one_torch_thread() -> None:
+    # Reader threads run the face detector (torch) next to the model: one intra-op thread each,
+    # so detection and the model share the cores instead of both spreading over all of them
+    # (OpenMP teams on oversubscribed cores wait on each other at every operator).
+    import torch
+    torch.set_num_threads(1)
+
+
+class _Pipeline:
+    """Readers -> model (this thread) -> writer. Bounded queues keep memory to a few photos."""
+
+    def __init__(self, engine, options: BatchOptions, cancel: threading.Event, readers: int,
+                 batch_faces: int, detector, finished: Callable[[Item], None]):
+        self.engine = engine
+        self.opt = options
+        self.cancel = cancel
+        cores = _cpu_count()
+        self.readers = max(1, int(readers)) if readers else (1 if cores <= 4 else 2)
+        # on CPU the model gets the cores the readers leave free
+        self.model_threads = max(1, cores - self.readers) if engine.device.type == "cpu" else None
+        self.batch_faces = max(1, int(batch_faces))
+        self.detector = detector
+        self.finished = finished
+        self.template = engine.model.alignment()
+        self.size = engine.image_size
+        self.attrs = engine.attributes
+        # Editing nothing never changes a face: the model need not run at all then.
+        self.needs_model = options.raw or bool(options.values)
+
+    # -- reader threads ------------------------------------------------------------------------
+    def _read(self, it: Item) -> _Prepared:
+        from .image_io import load_image, read_exif
+        t = time.perf_counter()
+        p = _Prepared(it)
+        try:
+            if self.cancel.is_set():
+                raise _Stop()
+            p.image = load_image(it.input)
+            if self.opt.keep_exif and not self.opt.raw:
+                p.exif = read_exif(it.input)
+            faces, p.too_small = locate_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
+            if not faces:
+                why = f"; {p.too_small} face(s) too small for the model" if p.too_small else ""
+                raise NoFaceError(f"{it.input}: no face found{why}")
+            n = len(faces)
+            if self.opt.face is not None and self.opt.face >= n:
+                raise NoFaceError(f"{it.input}: face {self.opt.face} does not exist; the photo has {n} editable face(s)")
+            p.crops = np.stack([f.crop for f in faces])
+            p.matrices = [f.matrix for f in faces]
+        except Exception as e:  # recorded per file; the run goes on
+            p.error = e
+            p.image = None
+        p.seconds = time.perf_counter() - t
+        return p
+
+    # -- model (calling thread) ----------------------------------------------------------------
+    def _model(self, group: list) -> list:
+        """Run the engine on the faces of several photos at once -> [(prepared, out image or error)]."""
+        t = time.perf_counter()
+        crops = np.concatenate([p.crops for p in group])
+        n_faces = len(crops)
+        jobs = []
+        if self.needs_model:
+            latent = self.engine.encode(crops)
+            own = self.engine.predict_values(crops)
+            sel, vals, plan = [], [], []
+            k = 0
+            for p in group:
+                faces = []
+                for j in range(len(p.crops)):
+                    target = dict(own[k])
+                    chosen = self.opt.face is None or self.opt.face == j
+                    if chosen:
+                        target.update(self.opt.values)
+                    if self.opt.raw:
+                        if j == (self.opt.face or 0):
+                            faces.append((j, len(sel), None))
+                            sel.append(k)
+                            vals.append(target)
+                    elif chosen and not _same_values(target, own[k], self.attrs):
+                        # the edited face and its plain reconstruction, decoded together
+                        faces.append((j, len(sel), len(sel) + 1))
+                        sel += [k, k]
+                        vals += [target, own[k]]
+                    k += 1
+                plan.append(faces)
+            dec = self.engine.decode_float(latent.select(sel), vals) if sel else None
+            share = (time.perf_counter() - t) / max(1, n_faces)
+            for p, faces in zip(group, plan):
+                p.seconds += share * len(p.crops)
+                if self.opt.raw:
+                    j, e, _ = faces[0]
+                    jobs.append((p, np.rint(dec[e]).astype(np.uint8), []))
+                else:
+                    jobs.append((p, None, [(p.matrices[j], dec[e], dec[r]) for j, e, r in faces]))
+        else:
+            for p in group:
+                jobs.append((p, None, []))
+        return jobs
+
+    # -- writer thread -------------------------------------------------------------------------
+    def _write(self, p: _Prepared, raw: Optional[np.ndarray], pastes: list) -> _Prepared:
+        from .alignment import paste_back
+        from .image_io import save_image
+        t = time.perf_counter()
+        it = p.item
+        try:
+            if raw is not None:
+                out = raw
+            elif pastes:
+                out = p.image.copy()
+                for matrix, edited, recon in pastes:
+                    out = paste_back(out, edited, recon, matrix, out=out)
+            else:
+                out = p.image
+            it.output.parent.mkdir(parents=True, exist_ok=True)
+            save_image(it.output, out, quality=self.opt.quality, exif=p.exif)
+            it.status = "ok"
+            it.faces = len(p.crops)
+            edited = 1 if self.opt.raw else len(pastes)
+            notes = [f"{edited} of {it.faces} face(s) changed"]
+            if p.too_small:
+                notes.append(f"{p.too_small} face(s) too small for the model left unchanged")
+            it.reason = "; ".join(notes)
+        except Exception as e:
+            p.error = e
+        p.image = None  # free the photo as soon as it is written
+        p.seconds += time.perf_counter() - t
+        return p
+
+    # -- driver --------------------------------------------------------------------------------
+    def _record(self, p: _Prepared, phase: str) -> None:
+        it = p.item
+        it.seconds = p.seconds
+        e = p.error
+        if e is None:
+            pass
+        elif isinstance(e, _Stop):
+            return  # left pending: run_batch marks it cancelled
+        elif phase == "read" and isinstance(e, FaderError):
+            # a problem with the input file itself (unreadable, not an image, no face): skipped
+            it.status, it.reason = "skipped", _strip_path(str(e), it.input)
+            it.faces = 0 if isinstance(e, NoFaceError) else None
+        else:
+            it.status = "failed"
+            where = it.output if phase == "write" else it.input
+            it.reason = _strip_path(str(e), where) if isinstance(e, FaderError) else f"{type(e).__name__}: {e}"
+        self.finished(it)
+
+    def _model_or_fail(self, group: list) -> list:
+        try:
+            return self._model(group)
+        except Exception as e:  # e.g. out of memory on a large batch: those photos fail, the run goes on
+            for p in group:
+                p.error, p.image = e, None
+                self._record(p, "model")
+            return []
+
+    def run(self, todo: list) -> None:
+        if not todo:
+            return
+        window = max(2 * self.batch_faces, 2 * self.readers)  # photos read ahead of the model
+        reads: deque = deque()
+        writes: deque = deque()
+        pending = deque(todo)
+        import torch
+        rpool = ThreadPoolExecutor(self.readers, thread_name_prefix="batch-read", initializer=_one_torch_thread)
+        wpool = ThreadPoolExecutor(1, thread_name_prefix="batch-write")
+        prev_threads = torch.get_num_threads()
+        if self.model_threads:
+            torch.set_num_threads(self.model_threads)
+        try:
+            while (pending or reads) and not self.cancel.is_set():
+                # A few big photos are already hundreds of MB: read ahead by count and by size.
+                held = sum(f.result().nbytes for f in reads if f.done()) + sum(w.nbytes for w in writes)
+                while pending and len(reads) < window and (not reads or held < MAX_HELD_BYTES):
+                    reads.append(rpool.submit(self._read, pending.popleft()))
+                group, faces = [], 0
+                # wait for the next photo in order, then take those that are ready as well
+                while reads and faces < self.batch_faces and (not group or reads[0].done()):
+                    p = reads.popleft().result()
+                    if p.error is not None:
+                        self._record(p, "read")
+                    else:
+                        group.append(p)
+                        faces += len(p.crops)
+                if group:
+                    for p, raw, pastes in self._model_or_fail(group):
+                        fut = wpool.submit(self._write, p, raw, pastes)
+                        fut.nbytes = p.image.nbytes if p.image is not None else 0
+                        writes.append(fut)
+                # record finished writes in order; a bounded queue keeps few photos in memory
+                while writes and (writes[0].done() or len(writes) > self.batch_faces):
+                    self._record(writes.popleft().result(), "write")
+        except BaseException:
+            self.cancel.set()  # readers that have not started yet return at once
+            raise
+        finally:
+            # Reads not started are dropped; writes already queued finish (each is atomic).
+            for f in reads:
+                f.cancel()
+            rpool.shutdown(wait=True, cancel_futures=True)
+            wpool.shutdown(wait=True)
+            while writes:
+                self._record(writes.popleft().result(), "write")
+            for f in reads:
+                if f.done() and not f.cancelled() and f.result().error is not None:
+                    self._record(f.result(), "read")
+            torch.set_num_threads(prev_threads)
+
+
+def _strip_path(msg: str, path) -> str:
+    """Errors start with the file's path; the report already names it."""
+    s = str(path) if path is not None else ""
+    if s and msg.startswith(s + ": "):
+        return msg[len(s) + 2:]
+    return msg

@@ -1,0 +1,320 @@
+"""Interpolation figures (the paper's Fig. 4/5 layout) and animations. Qt-free.
+
+- :func:`sweep_strip`: per image a row — aligned original, reconstruction, then one attribute at N
+  values between LO and HI; several images stack as rows.
+- :func:`sweep_grid`: per image a row — original, reconstruction, then each attribute flipped (or
+  at both ends of its slider range): the "original and edited per attribute" figure.
+- :func:`sweep_frames` + :func:`save_animation`: the same sweep as GIF/MP4 frames.
+
+Cells are the model's aligned crops, not the full photos: the model works at 64–256 px, and at figure
+size a face pasted back into a whole photo would be too small to see the change. Every cell is
+`cell` px square; `margin` px of background lie between and around cells, so a figure of R rows and
+C columns is ``C*cell + (C+1)*margin`` wide and ``R*cell + (R+1)*margin`` high (plus a label strip
+of `label_height(cell)` px on top when labels are drawn).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .attributes import Attribute, value_to_code
+from .errors import FaderError, ImageError
+
+BACKGROUND = 255
+
+
+@dataclass
+class SweepFace:
+    """One face to sweep: its aligned crop, latent and own (classifier) values."""
+
+    name: str
+    crop: np.ndarray            # uint8 (S, S, 3)
+    latent: object              # core.engine.Latent of this face
+    own: dict                   # the face's own attribute values
+    reconstruction: np.ndarray  # float32 (S, S, 3), decoded at `own`
+
+
+def open_faces(images: Sequence, engine, aligned: bool = False, face: int = 0, detector=None) -> list:
+    """Open each image (path or RGB array) and take face `face` (0 = leftmost) -> [SweepFace]."""
+    from .photo_edit import PhotoEdit
+    out = []
+    for k, src in enumerate(images):
+        name = str(src) if isinstance(src, (str, os.PathLike)) else f"image {k}"
+        doc = PhotoEdit.open(src, engine, aligned=aligned, detector=detector)
+        if not 0 <= face < len(doc.faces):
+            raise FaderError(f"{name}: face {face} does not exist; the photo has {len(doc.faces)} editable face(s)")
+        f = doc.faces[face]
+        out.append(SweepFace(name, f.aligned.crop, f.latent, dict(f.own_values), f.reconstruction))
+    return out
+
+
+def find_attribute(engine, spec: str) -> tuple:
+    """`NAME` or `NAME=TARGET` (case-insensitive) -> (Attribute, target index or None)."""
+    name, _, target = spec.partition("=")
+    by_name = {a.name.lower(): a for a in engine.attributes}
+    a = by_name.get(name.strip().lower())
+    if a is None:
+        raise FaderError(f"unknown attribute {name.strip()!r}; the model has {[x.name for x in engine.attributes]}")
+    if not target:
+        return a, None
+    labels = [v.lower() for v in a.values]
+    if target.strip().lower() not in labels:
+        raise FaderError(f"{a.name!r} has no value {target.strip()!r}; its values are {list(a.values)}")
+    return a, labels.index(target.strip().lower())
+
+
+def sweep_values(attr: Attribute, lo: float, hi: float, steps: int, own=None, target: Optional[int] = None) -> list:
+    """The N slider values of a sweep from LO to HI.
+
+    Binary attribute: alpha itself goes from LO to HI. Attribute with n > 2 values: the code moves
+    from the face's own code (t = 0) towards the one-hot code of `target` (t = 1), t from LO to HI.
+    """
+    if steps < 2:
+        raise FaderError(f"--steps must be at least 2, got {steps}")
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise FaderError(f"--range must be finite numbers, got {lo} {hi}")
+    ts = np.linspace(float(lo), float(hi), int(steps))
+    if attr.is_binary:
+        return [float(t) for t in ts]
+    if target is None:
+        raise FaderError(f"{attr.name!r} has {attr.n} values; name the one to sweep towards, "
+                         f"e.g. --attr {attr.name}={attr.values[-1]}")
+    start = np.asarray(value_to_code(attr, own if own is not None else 0), np.float64)
+    goal = np.zeros(attr.n)
+    goal[target] = 1.0
+    return [list(map(float, (1 - t) * start + t * goal)) for t in ts]
+
+
+def _value_labels(attr: Attribute, lo: float, hi: float, steps: int, target: Optional[int]) -> list:
+    name = attr.name if attr.is_binary else f"{attr.name}={attr.values[target]}"
+    return [f"{name} {t:.2f}" for t in np.linspace(float(lo), float(hi), int(steps))]
+
+
+def _cell(img: np.ndarray, cell: int) -> np.ndarray:
+    import cv2
+    img = np.clip(np.rint(img), 0, 255).astype(np.uint8) if img.dtype != np.uint8 else img
+    if img.shape[0] == cell:
+        return img
+    interp = cv2.INTER_AREA if cell < img.shape[0] else cv2.INTER_CUBIC
+    return cv2.resize(img, (cell, cell), interpolation=interp)
+
+
+def label_height(cell: int) -> int:
+    return max(12, cell // 8)
+
+
+def compose(rows: Sequence[Sequence[np.ndarray]], cell: int, margin: int,
+            labels: Optional[Sequence[str]] = None) -> np.ndarray:
+    """Lay out rows of square cells on a white background (optional column labels on top)."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    top = label_height(cell) if labels else 0
+    w = n_cols * cell + (n_cols + 1) * margin
+    h = top + n_rows * cell + (n_rows + 1) * margin
+    canvas = np.full((h, w, 3), BACKGROUND, np.uint8)
+    for r, row in enumerate(rows):
+        y = top + margin + r * (cell + margin)
+        for c, img in enumerate(row):
+            x = margin + c * (cell + margin)
+            canvas[y:y + cell, x:x + cell] = _cell(img, cell)
+    if labels:
+        _draw_labels(canvas, labels, cell, margin, top)
+    return canvas
+
+
+def _draw_labels(canvas: np.ndarray, labels: Sequence[str], cell: int, margin: int, top: int) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+    im = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(im)
+    try:
+        font = ImageFont.load_default(size=max(8, top - 4))
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        font = ImageFont.load_default()
+    for c, text in enumerate(labels):
+        x0 = margin + c * (cell + margin)
+        # shorten until it fits the cell
+        t = text
+        while t and draw.textlength(t, font=font) > cell:
+            t = t[:-1]
+        tw = draw.textlength(t, font=font)
+        draw.text((x0 + (cell - tw) / 2, margin / 2 + 1), t, fill=(40, 40, 40), font=font)
+    canvas[:] = np.asarray(im)
+
+
+def _defaults(engine, cell: Optional[int], margin: Optional[int]) -> tuple:
+    cell = int(cell or engine.image_size)
+    if not 8 <= cell <= 1024:
+        raise FaderError(f"--cell-size must be between 8 and 1024 pixels, got {cell}")
+    margin = max(2, cell // 32) if margin is None else int(margin)
+    if not 0 <= margin <= 256:
+        raise FaderError(f"--margin must be between 0 and 256 pixels, got {margin}")
+    return cell, margin
+
+
+def _decode(engine, face: SweepFace, values: list) -> np.ndarray:
+    from .engine import Latent
+    lat = Latent.cat([face.latent] * len(values))
+    return engine.decode_float(lat, [{**face.own, **v} for v in values])
+
+
+def sweep_strip(faces: Sequence[SweepFace], engine, attr: str, lo: Optional[float] = None,
+                hi: Optional[float] = None, steps: int = 8, cell: Optional[int] = None,
+                margin: Optional[int] = None, labels: bool = False) -> np.ndarray:
+    """Per face a row: original crop, reconstruction, then `attr` at `steps` values from lo to hi.
+
+    `attr` is `NAME` or, for an attribute with more than two values, `NAME=TARGET`. The range
+    defaults to the attribute's recommended slider range.
+    """
+    a, target = find_attribute(engine, attr)
+    lo = a.range[0] if lo is None else lo
+    hi = a.range[1] if hi is None else hi
+    cell, margin = _defaults(engine, cell, margin)
+    rows, header = [], None
+    for f in faces:
+        vals = sweep_values(a, lo, hi, steps, f.own.get(a.name), target)
+        out = _decode(engine, f, [{a.name: v} for v in vals])
+        rows.append([f.crop, f.reconstruction, *out])
+        if header is None:
+            header = ["original", "reconstruction"] + _value_labels(a, lo, hi, steps, target)
+    return compose(rows, cell, margin, header if labels else None)
+
+
+def _flipped(a: Attribute, own) -> object:
+    """The other value of a binary attribute; the next value (cyclically) of a multi-valued one."""
+    code = value_to_code(a, own)
+    k = (int(np.argmax(code)) + 1) % a.n
+    if a.is_binary:
+        return float(k)
+    one = [0.0] * a.n
+    one[k] = 1.0
+    return one
+
+
+def sweep_grid(images: Sequence, engine, attrs: Optional[Sequence[str]] = None, mode: str = "flip",
+               aligned: bool = False, face: int = 0, cell: Optional[int] = None,
+               margin: Optional[int] = None, labels: bool = False, detector=None) -> np.ndarray:
+    """Per image a row: original crop, reconstruction, then each attribute edited.
+
+    `images`: paths, RGB arrays or SweepFace objects. `mode="flip"`: one column per attribute with
+    the attribute switched to its other value (the face's own value comes from the model's
+    classifier); `mode="ends"`: two columns per attribute, at the low and high end of its slider
+    range. Returns a uint8 RGB figure (see the module docstring for its size).
+    """
+    if mode not in ("flip", "ends"):
+        raise FaderError(f"mode must be 'flip' or 'ends', got {mode!r}")
+    chosen = [find_attribute(engine, s)[0] for s in attrs] if attrs else list(engine.attributes)
+    faces = [x for x in images if isinstance(x, SweepFace)]
+    if len(faces) != len(images):
+        faces = open_faces(images, engine, aligned=aligned, face=face, detector=detector)
+    cell, margin = _defaults(engine, cell, margin)
+    rows = []
+    header = ["original", "reconstruction"]
+    for a in chosen:
+        if mode == "flip":
+            header.append(f"{a.name} flipped")
+        elif a.is_binary:
+            header += [f"{a.name} {a.range[0]:g}", f"{a.name} {a.range[1]:g}"]
+        else:
+            header += [f"{a.name} {a.values[0]}", f"{a.name} {a.values[-1]}"]
+    for f in faces:
+        vals = []
+        for a in chosen:
+            if mode == "flip":
+                vals.append({a.name: _flipped(a, f.own[a.name])})
+            elif a.is_binary:
+                vals += [{a.name: a.range[0]}, {a.name: a.range[1]}]
+            else:
+                vals += [{a.name: 0}, {a.name: a.n - 1}]
+        rows.append([f.crop, f.reconstruction, *_decode(engine, f, vals)])
+    return compose(rows, cell, margin, header if labels else None)
+
+
+# --------------------------------------------------------------------------------------------
+# animation
+# --------------------------------------------------------------------------------------------
+
+def sweep_frames(faces: Sequence[SweepFace], engine, attr: str, lo: Optional[float] = None,
+                 hi: Optional[float] = None, steps: int = 8, cell: Optional[int] = None,
+                 margin: Optional[int] = None, labels: bool = False) -> list:
+    """Animation frames: per face a row [original crop, crop edited at the frame's value].
+
+    The values run LO -> HI -> LO (ping-pong, ends once) so the loop has no jump: 2*steps - 2
+    frames. Each frame has the same size.
+    """
+    a, target = find_attribute(engine, attr)
+    lo = a.range[0] if lo is None else lo
+    hi = a.range[1] if hi is None else hi
+    cell, margin = _defaults(engine, cell, margin)
+    per_face = []
+    for f in faces:
+        vals = sweep_values(a, lo, hi, steps, f.own.get(a.name), target)
+        per_face.append((f, vals, _decode(engine, f, [{a.name: v} for v in vals])))
+    order = list(range(steps)) + list(range(steps - 2, 0, -1))
+    names = _value_labels(a, lo, hi, steps, target)
+    frames = []
+    for k in order:
+        rows = [[f.crop, out[k]] for f, vals, out in per_face]
+        head = ["original", names[k]] if labels else None
+        frames.append(compose(rows, cell, margin, head))
+    return frames
+
+
+def _atomic_target(path: Path) -> Path:
+    # the temp name keeps the suffix: ffmpeg and Pillow choose the container from it
+    return path.with_name(f".{path.stem}.{secrets.token_hex(6)}.part{path.suffix}")
+
+
+def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0) -> None:
+    """Write frames as a looping GIF (Pillow) or an MP4 (H.264 via imageio-ffmpeg), atomically."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if not frames:
+        raise FaderError(f"{p}: no frames to write")
+    if not 0.1 <= fps <= 60:
+        raise FaderError(f"--fps must be between 0.1 and 60, got {fps}")
+    if not p.parent.is_dir():
+        raise ImageError(f"{p}: cannot save: folder {p.parent} does not exist")
+    tmp = _atomic_target(p)
+    try:
+        if suffix == ".gif":
+            from PIL import Image
+            ims = [Image.fromarray(f) for f in frames]
+            ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:],
+                        duration=int(round(1000 / fps)), loop=0, optimize=False, disposal=1)
+        elif suffix == ".mp4":
+            _write_mp4(p, tmp, frames, fps)
+        else:
+            raise FaderError(f"{p}: an animation must be .gif or .mp4")
+        os.replace(tmp, p)
+    except OSError as e:
+        raise ImageError(f"{p}: cannot save animation: {e.strerror or e}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_mp4(final: Path, path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise FaderError(f"{final}: writing MP4 needs the optional package imageio-ffmpeg "
+                         "(pip install 'fader-desktop[video]'); or write a .gif") from None
+    h, w = frames[0].shape[:2]
+    # H.264 in yuv420p needs even sides: pad with background instead of letting ffmpeg rescale
+    H, W = h + h % 2, w + w % 2
+    writer = imageio_ffmpeg.write_frames(str(path), (W, H), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                                         macro_block_size=1, quality=8, ffmpeg_log_level="error")
+    writer.send(None)
+    try:
+        for f in frames:
+            if (H, W) != (h, w):
+                g = np.full((H, W, 3), BACKGROUND, np.uint8)
+                g[:h, :w] = f
+                f = g
+            writer.send(np.ascontiguousarray(f))
+    finally:
+        writer.close()

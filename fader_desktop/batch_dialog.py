@@ -1,0 +1,336 @@
+"""File ▸ Batch export…: apply the current edit (or a recipe file) to a whole folder.
+
+The work is core.batch.run_batch on a QThread with its own Engine, so the window stays responsive
+and its own inference worker is untouched; a QProgressDialog shows progress and an ETA and cancels
+through a threading.Event (outputs already written are complete files). At the end a summary lists
+what was skipped and why, and the JSON report can be saved.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
+                               QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
+                               QProgressDialog, QPushButton, QRadioButton, QSpinBox, QVBoxLayout,
+                               QWidget)
+
+FORMATS = (("Same as input", None), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "webp"))
+
+
+def describe_values(values: dict) -> str:
+    """'Smiling 1.00, Hair [0 1 0]' — a one-line description of an edit."""
+    parts = []
+    for k, v in values.items():
+        if isinstance(v, (list, tuple)):
+            parts.append(f"{k} [{' '.join(f'{x:g}' for x in v)}]")
+        else:
+            parts.append(f"{k} {float(v):.2f}")
+    return ", ".join(parts)
+
+
+class BatchWorker(QObject):
+    """Runs one batch on its thread: loads the model, reads the recipe, runs core.batch."""
+
+    progress = Signal(int, int, str)
+    done = Signal(object)      # core.batch.BatchReport
+    failed = Signal(str)
+
+    def __init__(self, in_dir: str, out_dir: str, model_path, device: str, options, recipe: Optional[str],
+                 cancel: threading.Event):
+        super().__init__()
+        self.in_dir, self.out_dir = in_dir, out_dir
+        self.model_path, self.device = model_path, device
+        self.options, self.recipe, self.cancel = options, recipe, cancel
+
+    @Slot()
+    def run(self) -> None:
+        from core.batch import load_recipe, run_batch
+        from core.engine import Engine
+        from core.errors import FaderError
+        from core.model_file import load_model
+        try:
+            engine = Engine(load_model(self.model_path), device=self.device or "auto")
+            if self.recipe:
+                self.options.values = load_recipe(self.recipe, engine.attributes)
+            report = run_batch(self.in_dir, self.out_dir, engine, self.options,
+                               progress=self.progress.emit, cancel=self.cancel)
+        except FaderError as e:
+            self.failed.emit(str(e))
+        except Exception as e:  # a bug must still end the progress dialog with a message
+            self.failed.emit(f"{type(e).__name__}: {e}")
+        else:
+            self.done.emit(report)
+
+
+class BatchDialog(QDialog):
+    """Choose folders, the edit and the output format; run, show progress, summarise.
+
+    `values`: the edit to apply, as in PhotoEdit.recipe()["values"] — only the attributes the user
+    changed, so every photo keeps its own value for the others. Empty: only a recipe file can be used.
+    """
+
+    def __init__(self, parent: Optional[QWidget], model_path, device: str = "auto", values: Optional[dict] = None):
+        super().__init__(parent)
+        self.setWindowTitle("Batch export")
+        self.model_path, self.device = model_path, device
+        self.values = dict(values or {})
+        self.report = None          # the last run's BatchReport
+        self.error: Optional[str] = None
+        self.summary_box: Optional[QMessageBox] = None
+        self.message_box: Optional[QMessageBox] = None
+        self._close_when_done = False
+        self._thread: Optional[QThread] = None
+        self._worker: Optional[BatchWorker] = None
+        self._cancel = threading.Event()
+        self._progress: Optional[QProgressDialog] = None
+        self._t0 = 0.0
+
+        form = QFormLayout()
+        self.in_edit, in_row = self._folder_row("Choose the folder of photos")
+        self.out_edit, out_row = self._folder_row("Choose the output folder")
+        form.addRow("Photos from:", in_row)
+        form.addRow("Save to:", out_row)
+
+        self.current_radio = QRadioButton(f"Current edit ({describe_values(self.values)})" if self.values
+                                          else "Current edit (no slider changed)")
+        self.recipe_radio = QRadioButton("Recipe file:")
+        group = QButtonGroup(self)
+        group.addButton(self.current_radio)
+        group.addButton(self.recipe_radio)
+        self.recipe_edit = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_recipe)
+        recipe_row = QHBoxLayout()
+        recipe_row.addWidget(self.recipe_radio)
+        recipe_row.addWidget(self.recipe_edit, 1)
+        recipe_row.addWidget(browse)
+        (self.current_radio if self.values else self.recipe_radio).setChecked(True)
+        edit_box = QVBoxLayout()
+        edit_box.addWidget(self.current_radio)
+        edit_box.addLayout(recipe_row)
+        form.addRow("Edit:", edit_box)
+
+        self.format_combo = QComboBox()
+        for label, _ in FORMATS:
+            self.format_combo.addItem(label)
+        self.quality_spin = QSpinBox()
+        self.quality_spin.setRange(1, 100)
+        self.quality_spin.setValue(95)
+        self.quality_spin.setToolTip("JPEG and WebP quality")
+        fmt_row = QHBoxLayout()
+        fmt_row.addWidget(self.format_combo)
+        fmt_row.addWidget(QLabel("Quality:"))
+        fmt_row.addWidget(self.quality_spin)
+        fmt_row.addStretch(1)
+        form.addRow("Format:", fmt_row)
+        self.aligned_check = QCheckBox("Photos are already aligned face crops (CelebA style)")
+        self.skip_check = QCheckBox("Skip photos whose output already exists (resume)")
+        form.addRow("", self.aligned_check)
+        form.addRow("", self.skip_check)
+
+        self.buttons = QDialogButtonBox()
+        self.start_button = self.buttons.addButton("Start", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        self.start_button.clicked.connect(self.start)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+        self.resize(620, self.sizeHint().height())
+
+    # -- widgets -------------------------------------------------------------------------------
+    def _folder_row(self, title: str):
+        edit = QLineEdit()
+        button = QPushButton("Browse…")
+
+        def browse():
+            d = QFileDialog.getExistingDirectory(self, title, edit.text() or str(Path.home()))
+            if d:
+                edit.setText(d)
+        button.clicked.connect(browse)
+        row = QHBoxLayout()
+        row.addWidget(edit, 1)
+        row.addWidget(button)
+        return edit, row
+
+    def _browse_recipe(self) -> None:
+        f, _ = QFileDialog.getOpenFileName(self, "Choose a recipe", self.recipe_edit.text() or str(Path.home()),
+                                           "Fader recipes (*.json);;All files (*)")
+        if f:
+            self.recipe_edit.setText(f)
+            self.recipe_radio.setChecked(True)
+
+    # -- running -------------------------------------------------------------------------------
+    def options(self):
+        """The BatchOptions the widgets describe (values filled in by the worker for a recipe)."""
+        from core.batch import BatchOptions
+        return BatchOptions(values=dict(self.values) if self.current_radio.isChecked() else {},
+                            aligned=self.aligned_check.isChecked(),
+                            format=FORMATS[self.format_combo.currentIndex()][1],
+                            quality=self.quality_spin.value(), skip_existing=self.skip_check.isChecked())
+
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> bool:
+        """Check the choices, then run the batch on a worker thread. False when refused."""
+        from core.batch import plan_batch
+        from core.errors import FaderError
+        if self.is_running():
+            return False
+        in_dir, out_dir = self.in_edit.text().strip(), self.out_edit.text().strip()
+        recipe = self.recipe_edit.text().strip() if self.recipe_radio.isChecked() else None
+        opts = self.options()
+        try:
+            if not in_dir or not out_dir:
+                raise FaderError("choose the folder of photos and the output folder")
+            if self.recipe_radio.isChecked() and not recipe:
+                raise FaderError("choose a recipe file, or use the current edit")
+            if recipe and not Path(recipe).is_file():
+                raise FaderError(f"{recipe}: recipe file not found")
+            items = plan_batch(in_dir, out_dir, opts.format, opts.skip_existing)
+        except FaderError as e:
+            self._warn(str(e))
+            return False
+        if not items:
+            self._warn(f"{in_dir}: no files found")
+            return False
+        self.report, self.error = None, None
+        self._cancel = threading.Event()
+        self._progress = QProgressDialog("Loading the model…", "Cancel", 0, len(items), self)
+        self._progress.setWindowTitle("Batch export")
+        self._progress.setWindowModality(Qt.WindowModality.WindowModal)
+        self._progress.setMinimumDuration(0)
+        self._progress.setAutoClose(False)
+        self._progress.setAutoReset(False)
+        self._progress.canceled.connect(self.cancel)
+        self._progress.show()
+
+        self._thread = QThread(self)
+        self._worker = BatchWorker(in_dir, out_dir, self.model_path, self.device, opts, recipe, self._cancel)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.progress.connect(self._on_progress)
+        self._worker.done.connect(self._on_done)
+        self._worker.failed.connect(self._on_failed)
+        self.start_button.setEnabled(False)
+        self._t0 = time.monotonic()
+        self._thread.start()
+        return True
+
+    @Slot()
+    def cancel(self) -> None:
+        """Stop after the photos in progress (their files are complete)."""
+        self._cancel.set()
+        if self._progress is not None:
+            self._progress.setLabelText("Stopping after the photos in progress…")
+
+    @Slot(int, int, str)
+    def _on_progress(self, done: int, total: int, path: str) -> None:
+        pd = self._progress
+        if pd is None or self._cancel.is_set():
+            return
+        elapsed = time.monotonic() - self._t0
+        eta = ""
+        if done and done < total:
+            left = elapsed / done * (total - done)
+            eta = f" — about {left / 60:.0f} min left" if left >= 90 else f" — about {left:.0f} s left"
+        pd.setLabelText(f"{done} of {total}: {Path(path).name}{eta}")
+        pd.setMaximum(total)
+        # last: a window-modal QProgressDialog processes events in setValue, which may run
+        # _on_done and close the dialog
+        pd.setValue(done)
+
+    def _finish_thread(self) -> None:
+        if self._progress is not None:
+            self._progress.canceled.disconnect(self.cancel)
+            self._progress.close()
+            self._progress = None
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+            self._thread = None
+            self._worker = None
+        self.start_button.setEnabled(True)
+
+    @Slot(object)
+    def _on_done(self, report) -> None:
+        self._finish_thread()
+        self.report = report
+        if self._close_when_done:
+            super().reject()
+            return
+        self._show_summary(report)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._finish_thread()
+        self.error = message
+        if self._close_when_done:
+            super().reject()
+            return
+        self._warn(message)
+
+    def summary_text(self, report) -> tuple:
+        """(headline, details) of a finished run."""
+        c = report.counts()
+        head = f"{c['ok']} photo(s) written to {report.out_dir} in {report.seconds:.0f} s."
+        extra = []
+        if c["exists"]:
+            extra.append(f"{c['exists']} already existed and were left as they were.")
+        if c["skipped"] or c["failed"]:
+            extra.append(f"{c['skipped'] + c['failed']} could not be edited (see details).")
+        if report.cancelled:
+            extra.append(f"Stopped: {c['cancelled']} not processed. Run again with "
+                         "“Skip photos whose output already exists” to resume.")
+        details = "\n".join(f"{rel}: {status} — {reason}" for rel, status, reason in report.problems()
+                            if status != "cancelled")
+        return " ".join([head] + extra), details
+
+    def _show_summary(self, report) -> None:
+        head, details = self.summary_text(report)
+        box = QMessageBox(QMessageBox.Icon.Information if report.exit_status == 0 else QMessageBox.Icon.Warning,
+                          "Batch export finished", head, QMessageBox.StandardButton.Close, self)
+        if details:
+            box.setDetailedText(details)
+        save = box.addButton("Save report…", QMessageBox.ButtonRole.ActionRole)
+        save.clicked.connect(lambda: self._save_report(report))
+        self.summary_box = box
+        box.open()
+
+    def _save_report(self, report) -> None:
+        f, _ = QFileDialog.getSaveFileName(self, "Save the batch report", str(Path(report.out_dir) / "batch-report.json"),
+                                           "JSON (*.json)")
+        if f:
+            try:
+                report.write(f)
+            except ValueError as e:
+                self._warn(str(e))
+
+    def _warn(self, message: str) -> None:
+        # open(), not exec(): window-modal without a nested event loop (and testable)
+        self.message_box = QMessageBox(QMessageBox.Icon.Warning, "Batch export", message,
+                                       QMessageBox.StandardButton.Ok, self)
+        self.message_box.open()
+
+    # -- closing while a batch runs ------------------------------------------------------------
+    def reject(self) -> None:
+        if self.is_running():
+            # closes once the worker has finished the photos in flight: nothing is left half-written
+            self._close_when_done = True
+            self.cancel()
+            return
+        super().reject()
+
+    def closeEvent(self, event) -> None:
+        if self.is_running():
+            self._close_when_done = True
+            self.cancel()
+            event.ignore()
+            return
+        super().closeEvent(event)

@@ -1,0 +1,90 @@
+"""`fader-desktop batch`: apply one edit to every image of a folder tree (see docs/batch.md)."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from core.errors import FaderError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fader_desktop.cli import add_model_arguments
+    p.add_argument("in_dir", metavar="IN_DIR", help="folder of photos (searched recursively)")
+    p.add_argument("-o", "--output", dest="out_dir", metavar="OUT_DIR", required=True,
+                   help="output folder (the sub-folder layout is kept; never IN_DIR)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="attribute value: a number (slider position) or a value label; repeatable; "
+                        "overrides the recipe")
+    p.add_argument("--recipe", metavar="R.json", help="recipe saved by the window (Save edit as recipe…)")
+    p.add_argument("--face", type=int, metavar="N", help="edit only face N (0 = leftmost); default: every face")
+    p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
+    p.add_argument("--raw", action="store_true", help="write the model's own output at model resolution")
+    p.add_argument("--format", choices=("png", "jpg", "webp"), help="output format (default: the input's)")
+    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1..100 (default 95)")
+    p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume)")
+    p.add_argument("--report", metavar="REPORT.json", help="write a JSON report of every input")
+    p.add_argument("--readers", type=int, default=1, metavar="K", help=argparse.SUPPRESS)
+    add_model_arguments(p)
+
+
+def build_values(engine, recipe: str | None, sets: list) -> dict:
+    """Recipe values, then the --set overrides (raises FaderError with a clear message)."""
+    from core.batch import load_recipe
+    from fader_desktop.cli import parse_sets
+    values = load_recipe(recipe, engine.attributes) if recipe else {}
+    values.update(parse_sets(engine, sets))
+    return values
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from core.batch import BatchOptions, plan_batch, run_batch
+    from fader_desktop.cli import PROG, load_engine
+    opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
+                        quality=args.quality, skip_existing=args.skip_existing)
+    opts.validate()
+    # Check the folders before loading the model: usage errors should be quick.
+    items = plan_batch(args.in_dir, args.out_dir, opts.format, opts.skip_existing)
+    engine = load_engine(args)
+    opts.values = build_values(engine, args.recipe, args.set)
+    if not opts.values and not opts.raw:
+        sys.stderr.write(f"{PROG}: note: no --set or recipe values: the photos are copied unchanged\n")
+
+    cancel = threading.Event()
+    bar = tqdm(total=len(items), unit="img", dynamic_ncols=True, file=sys.stderr, disable=None)
+
+    def progress(done, total, path):
+        bar.update(done - bar.n)
+
+    def on_sigint(signum, frame):
+        # First Ctrl-C: stop after the photos in flight and write the report; a second one aborts.
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        bar.write(f"{PROG}: stopping after the photos in progress (Ctrl-C again to abort now)", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    try:
+        report = run_batch(args.in_dir, args.out_dir, engine, opts, progress=progress, cancel=cancel,
+                           report_path=args.report, readers=args.readers, items=items)
+    finally:
+        bar.close()
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+    c = report.counts()
+    summary = (f"{c['ok']} written, {c['exists']} already there, {c['skipped']} skipped, {c['failed']} failed"
+               + (f", {c['cancelled']} not processed" if c["cancelled"] else "") + f" in {report.seconds:.1f} s")
+    sys.stderr.write(f"{PROG}: {summary}\n")
+    problems = report.problems()
+    for rel, status, reason in problems[:20]:
+        if status != "cancelled":
+            sys.stderr.write(f"  {status}: {rel}: {reason}\n")
+    if len(problems) > 20:
+        sys.stderr.write(f"  … {len(problems) - 20} more" + (f" (see {args.report})" if args.report else "") + "\n")
+    if report.cancelled:
+        return 130
+    return report.exit_status

@@ -1,0 +1,76 @@
+"""`fader-desktop sweep`: the paper's interpolation figure, as an image, a GIF or an MP4."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.errors import FaderError
+
+STILL = (".png", ".jpg", ".jpeg", ".webp")
+ANIMATED = (".gif", ".mp4")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fader_desktop.cli import add_model_arguments
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos; each gives one row")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="OUT.png/.jpg/.webp (figure), OUT.gif or OUT.mp4 (animation across the values)")
+    p.add_argument("--attr", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="attribute to sweep (for one with more than two values: NAME=TARGET); "
+                        "with --grid repeatable, default every attribute")
+    p.add_argument("--range", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="slider values of the first and last column (default: the attribute's range)")
+    p.add_argument("--steps", type=int, default=8, metavar="N", help="interpolated values (default 8)")
+    p.add_argument("--grid", action="store_true",
+                   help="one column per attribute, flipped to its other value (see --ends), instead of a sweep")
+    p.add_argument("--ends", action="store_true", help="with --grid: two columns per attribute, at both ends of its range")
+    p.add_argument("--cell-size", type=int, metavar="PX", help="cell size in pixels (default: the model's resolution)")
+    p.add_argument("--margin", type=int, metavar="PX", help="space between cells (default: cell/32, at least 2)")
+    p.add_argument("--labels", action="store_true", help="write column labels above the cells")
+    p.add_argument("--fps", type=float, default=8.0, help="animation frames per second (default 8)")
+    p.add_argument("--face", type=int, default=0, metavar="N", help="which face of each photo (0 = leftmost)")
+    p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
+    add_model_arguments(p)
+
+
+def run(args) -> int:
+    from core.image_io import save_image
+    from core.sweep import open_faces, save_animation, sweep_frames, sweep_grid, sweep_strip
+    from fader_desktop.cli import load_engine
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if suffix not in STILL + ANIMATED:
+        raise FaderError(f"{out}: output must be one of {', '.join(STILL + ANIMATED)}")
+    for img in args.images:
+        if Path(img).exists() and out.exists() and Path(img).resolve() == out.resolve():
+            raise FaderError(f"{out}: refusing to overwrite an input photo; choose another output path")
+    if args.grid:
+        if suffix in ANIMATED:
+            raise FaderError(f"{out}: --grid makes a still figure; write .png, .jpg or .webp")
+        if args.range is not None or args.steps != 8:
+            raise FaderError("--range and --steps apply to a sweep of one attribute, not to --grid")
+    else:
+        if args.ends:
+            raise FaderError("--ends applies to --grid")
+        if len(args.attr) != 1:
+            raise FaderError("give exactly one --attr NAME to sweep (or --grid for several attributes)")
+        if args.steps < 2 or args.steps > 64:
+            raise FaderError(f"--steps must be between 2 and 64, got {args.steps}")
+    if args.face < 0:
+        raise FaderError(f"--face must be 0 or more, got {args.face}")
+    engine = load_engine(args)
+    faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face)
+    lo, hi = args.range if args.range else (None, None)
+    if args.grid:
+        img = sweep_grid(faces, engine, attrs=args.attr or None, mode="ends" if args.ends else "flip",
+                         cell=args.cell_size, margin=args.margin, labels=args.labels)
+    elif suffix in ANIMATED:
+        frames = sweep_frames(faces, engine, args.attr[0], lo, hi, args.steps, cell=args.cell_size,
+                              margin=args.margin, labels=args.labels)
+        save_animation(out, frames, fps=args.fps)
+        return 0
+    else:
+        img = sweep_strip(faces, engine, args.attr[0], lo, hi, args.steps, cell=args.cell_size,
+                          margin=args.margin, labels=args.labels)
+    save_image(out, img)
+    return 0

@@ -1,0 +1,323 @@
+"""Batch export: folders with broken files, sub-folders, recipes, resume, the report, the dialog."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def snapshot(folder: Path) -> dict:
+    """relative path -> (sha256, mtime_ns) of every file and folder under `folder`."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        st = p.stat()
+        digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        out[p.relative_to(folder).as_posix()] = (digest, st.st_mtime_ns)
+    return out
+
+
+def outputs(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def cli(capsys, *args) -> tuple:
+    from fader_desktop.cli import main
+    rc = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return rc, cap.err
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_path):
+    from core.engine import Engine
+    from core.model_file import load_model
+    return Engine(load_model(tiny_model_path), device="cpu")
+
+
+@pytest.fixture
+def mixed(tmp_path, celeba_aligned, celeba_wild) -> Path:
+    """Real aligned and in-the-wild photos, broken files, a face-less image, nested folders."""
+    from core.image_io import load_image, save_image
+    d = tmp_path / "in"
+    (d / "sub" / "deeper").mkdir(parents=True)
+    aligned = sorted(celeba_aligned.glob("*.jpg"))
+    wild = sorted(celeba_wild.glob("*.jpg"))
+    shutil.copy(aligned[0], d / "aligned.jpg")
+    shutil.copy(wild[0], d / "sub" / "wild.JPG")          # upper-case suffix is still an image
+    save_image(d / "sub" / "deeper" / "aligned2.png", load_image(aligned[1]))
+    (d / "notes.jpg").write_text("not a photo at all\n")
+    (d / "empty.png").write_bytes(b"")
+    save_image(d / "gray.png", np.full((200, 240, 3), 128, np.uint8))
+    (d / "sub" / "readme.txt").write_text("hello\n")
+    return d
+
+
+def test_mixed_folder_cli(tmp_path, capsys, mixed, tiny_model_path):
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    before = snapshot(mixed)
+    rc, err = cli(capsys, "batch", mixed, "-o", out, "--set", "Smiling=2", "--model", tiny_model_path,
+                  "--device", "cpu", "--report", report)
+    assert rc == 1, err                      # some inputs were skipped
+    assert snapshot(mixed) == before         # inputs untouched, nothing written into IN_DIR
+    assert sorted(outputs(out)) == ["aligned.jpg", "sub/deeper/aligned2.png", "sub/wild.JPG"]
+
+    rep = json.loads(report.read_text())
+    assert rep["format"] == "fader-batch-report" and rep["values"] == {"Smiling": 2.0}
+    by = {it["relative"]: it for it in rep["items"]}
+    assert sorted(by) == ["aligned.jpg", "empty.png", "gray.png", "notes.jpg", "sub/deeper/aligned2.png",
+                          "sub/readme.txt", "sub/wild.JPG"]
+    for name in ("aligned.jpg", "sub/wild.JPG", "sub/deeper/aligned2.png"):
+        it = by[name]
+        assert it["status"] == "ok" and it["faces"] == 1, it
+        assert it["output"] == str(out / name) and it["seconds"] > 0
+    assert by["empty.png"]["status"] == "skipped" and "empty" in by["empty.png"]["reason"]
+    assert by["notes.jpg"]["status"] == "skipped" and "not a recognised image" in by["notes.jpg"]["reason"]
+    assert by["gray.png"]["status"] == "skipped" and "no face" in by["gray.png"]["reason"]
+    assert by["gray.png"]["faces"] == 0
+    assert by["sub/readme.txt"]["status"] == "skipped" and "not an image" in by["sub/readme.txt"]["reason"]
+    assert all(it["output"] is None for it in rep["items"] if it["status"] == "skipped")
+    assert rep["counts"] == {"ok": 3, "exists": 0, "skipped": 4, "failed": 0, "cancelled": 0}
+    assert "gray.png" in err and "3 written" in err
+
+
+def test_batch_output_matches_edit(tmp_path, mixed, engine):
+    """The batched pipeline writes what PhotoEdit (the `edit` command and the window) renders."""
+    from core.batch import BatchOptions, run_batch
+    from core.image_io import load_image
+    from core.photo_edit import PhotoEdit
+    values = {"Smiling": 2.0, "Hair": [0.0, 1.0, 0.0]}
+    rep = run_batch(mixed, tmp_path / "out", engine, BatchOptions(values=values, format="png"), batch_faces=4)
+    assert rep.exit_status == 1
+    for rel in ("sub/wild.JPG", "aligned.jpg"):
+        doc = PhotoEdit.open(mixed / rel, engine)
+        doc.set_values(values)
+        want = doc.render()
+        got = load_image(tmp_path / "out" / Path(rel).with_suffix(".png"))
+        assert got.shape == want.shape
+        diff = np.abs(got.astype(int) - want.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.001, rel  # batching may round differently
+        assert not np.array_equal(got, load_image(mixed / rel))
+
+
+def test_no_values_copies_pixels_and_raw_gives_crops(tmp_path, mixed, engine):
+    from core.batch import BatchOptions, run_batch
+    from core.image_io import load_image
+    rep = run_batch(mixed, tmp_path / "same", engine, BatchOptions(format="png"))
+    assert np.array_equal(load_image(tmp_path / "same" / "sub/deeper/aligned2.png"),
+                          load_image(mixed / "sub/deeper/aligned2.png"))
+    assert rep.counts()["ok"] == 3
+    rep = run_batch(mixed, tmp_path / "raw", engine, BatchOptions(values={"Male": 1.0}, raw=True, format="png"))
+    assert rep.counts()["ok"] == 3
+    assert load_image(tmp_path / "raw" / "sub" / "wild.png").shape == (32, 32, 3)
+
+
+def test_face_index_beyond_the_photo_is_skipped(tmp_path, mixed, engine):
+    from core.batch import BatchOptions, run_batch
+    rep = run_batch(mixed, tmp_path / "out", engine, BatchOptions(values={"Male": 1.0}, face=3))
+    st = {it.relative: (it.status, it.reason) for it in rep.items}
+    assert st["aligned.jpg"][0] == "skipped" and "face 3 does not exist" in st["aligned.jpg"][1]
+    assert rep.counts()["ok"] == 0
+
+
+def test_recipes(tmp_path, capsys, mixed, tiny_model_path):
+    from core.image_io import load_image
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"format": "fader-recipe", "version": 1, "model": "tiny test model",
+                                  "values": {"Smiling": 2.0, "Male": 0.5}}))
+    base = ["--model", tiny_model_path, "--device", "cpu", "--aligned", "--format", "png"]
+    one = tmp_path / "one"
+    (one / "x").mkdir(parents=True)
+    shutil.copy(mixed / "aligned.jpg", one / "x" / "a.jpg")
+    rc, err = cli(capsys, "batch", one, "-o", tmp_path / "o1", "--recipe", recipe, *base)
+    assert rc == 0, err
+    rc, err = cli(capsys, "batch", one, "-o", tmp_path / "o2", "--set", "Smiling=2", "--set", "male=0.5", *base)
+    assert rc == 0, err
+    a, b = load_image(tmp_path / "o1/x/a.png"), load_image(tmp_path / "o2/x/a.png")
+    assert np.array_equal(a, b)
+    # --set overrides the recipe
+    rc, err = cli(capsys, "batch", one, "-o", tmp_path / "o3", "--recipe", recipe, "--set", "Smiling=-1", *base)
+    assert rc == 0, err
+    assert not np.array_equal(load_image(tmp_path / "o3/x/a.png"), a)
+
+    bad = {
+        "notjson.json": "{values: 1",
+        "list.json": "[1, 2]",
+        "format.json": json.dumps({"format": "something", "version": 1, "values": {}}),
+        "version.json": json.dumps({"format": "fader-recipe", "version": 99, "values": {}}),
+        "attr.json": json.dumps({"format": "fader-recipe", "version": 1, "values": {"Beard": 1}}),
+        "value.json": json.dumps({"format": "fader-recipe", "version": 1, "values": {"Smiling": "lots"}}),
+        "code.json": json.dumps({"format": "fader-recipe", "version": 1, "values": {"Hair": [1, 0]}}),
+        "nan.json": '{"format": "fader-recipe", "version": 1, "values": {"Smiling": NaN}}',
+    }
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text)
+        rc, err = cli(capsys, "batch", one, "-o", tmp_path / "bad", "--recipe", tmp_path / name, *base)
+        assert rc == 2, (name, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and name in lines[0] and lines[0].startswith("fader-desktop: error:"), (name, err)
+        assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").rglob("*.png"))
+    rc, err = cli(capsys, "batch", one, "-o", tmp_path / "bad", "--recipe", tmp_path / "missing.json", *base)
+    assert rc == 2 and "missing.json" in err and "not found" in err
+
+
+def test_usage_errors(tmp_path, capsys, mixed, tiny_model_path):
+    m = ["--model", tiny_model_path, "--device", "cpu"]
+    rc, err = cli(capsys, "batch", tmp_path / "nope", "-o", tmp_path / "o", *m)
+    assert rc == 2 and "input folder not found" in err
+    before = snapshot(mixed)
+    rc, err = cli(capsys, "batch", mixed, "-o", mixed / ".", "--set", "Smiling=1", *m)
+    assert rc == 2 and "output folder is the input folder" in err
+    rc, err = cli(capsys, "batch", mixed, "-o", tmp_path / "o", "--set", "Beard=1", *m)
+    assert rc == 2 and "Beard" in err
+    rc, err = cli(capsys, "batch", mixed, "-o", tmp_path / "o", "--quality", "0", *m)
+    assert rc == 2 and "quality" in err
+    with pytest.raises(SystemExit) as e:
+        cli(capsys, "batch", mixed, "-o", tmp_path / "o", "--format", "gif", *m)
+    assert e.value.code == 2
+    # OUT_DIR a parent of IN_DIR: an output would land inside IN_DIR -> refused before any write
+    nested = tmp_path / "p" / "photos"
+    (nested / "photos").mkdir(parents=True)
+    shutil.copy(mixed / "aligned.jpg", nested / "photos" / "a.jpg")
+    rc, err = cli(capsys, "batch", nested, "-o", tmp_path / "p", *m)
+    assert rc == 2 and "among the input photos" in err
+    assert snapshot(mixed) == before
+
+
+def test_output_folder_inside_input_is_not_walked(tmp_path, mixed, engine):
+    from core.batch import BatchOptions, run_batch
+    out = mixed / "edited"
+    opts = BatchOptions(values={"Smiling": 2.0})
+    rep = run_batch(mixed, out, engine, opts)
+    assert rep.counts()["ok"] == 3
+    rep = run_batch(mixed, out, engine, BatchOptions(values={"Smiling": 2.0}, skip_existing=True))
+    assert not any(it.relative.startswith("edited/") for it in rep.items)
+    assert rep.counts()["exists"] == 3
+
+
+def test_colliding_outputs_are_skipped(tmp_path, mixed, engine):
+    from core.batch import BatchOptions, run_batch
+    shutil.copy(mixed / "aligned.jpg", mixed / "aligned.webp")
+    rep = run_batch(mixed, tmp_path / "o", engine, BatchOptions(values={"Male": 1.0}, format="png", aligned=True))
+    st = {it.relative: (it.status, it.reason) for it in rep.items}
+    assert st["aligned.jpg"][0] == "ok"
+    assert st["aligned.webp"][0] == "skipped" and "same output file as aligned.jpg" in st["aligned.webp"][1]
+
+
+def _many(tmp_path, celeba_aligned, n) -> Path:
+    d = tmp_path / "many"
+    (d / "a").mkdir(parents=True)
+    (d / "b").mkdir()
+    for k, p in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:n]):
+        shutil.copy(p, d / ("a" if k % 2 else "b") / p.name)
+    return d
+
+
+def test_cancel_then_resume_with_skip_existing(tmp_path, celeba_aligned, engine):
+    from core.batch import BatchOptions, run_batch
+    src = _many(tmp_path, celeba_aligned, 12)
+    out = tmp_path / "out"
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total, path):
+        seen.append(done)
+        if done == 3:
+            cancel.set()
+    opts = BatchOptions(values={"Smiling": 2.0}, aligned=True)
+    rep = run_batch(src, out, engine, opts, progress=progress, cancel=cancel, batch_faces=2,
+                    report_path=tmp_path / "r1.json")
+    c = rep.counts()
+    assert rep.cancelled and rep.exit_status == 1
+    assert 3 <= c["ok"] < 12 and c["ok"] + c["cancelled"] == 12
+    first = outputs(out)
+    assert len(first) == c["ok"]                       # only complete outputs, no temp files
+    assert json.loads((tmp_path / "r1.json").read_text())["cancelled"] is True
+    assert seen == list(range(1, len(seen) + 1))
+
+    # a temp file a killed run could have left next to an output is cleaned up on resume
+    missing = sorted(set(f"{p.parent.name}/{p.name}" for p in src.rglob("*.jpg")) - set(first))[0]
+    stale = out / Path(missing).parent / f".{Path(missing).name}.0123456789ab.part"
+    stale.write_bytes(b"partial")
+    time.sleep(0.05)
+    rep = run_batch(src, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, skip_existing=True))
+    c2 = rep.counts()
+    assert c2 == {"ok": 12 - c["ok"], "exists": c["ok"], "skipped": 0, "failed": 0, "cancelled": 0}
+    assert rep.exit_status == 0
+    after = outputs(out)
+    assert len(after) == 12 and not stale.exists()
+    assert all(after[k] == v for k, v in first.items())    # nothing re-written
+
+
+def test_ctrl_c_writes_report_and_resume(tmp_path, capsys, celeba_wild, tiny_model_path):
+    """A real Ctrl-C (SIGINT) on the command: complete files only, a report, then resume."""
+    src = tmp_path / "wild"
+    src.mkdir()
+    n = 16
+    for k, p in enumerate(sorted(celeba_wild.glob("*.jpg"))[:n]):
+        shutil.copy(p, src / f"{k:02d}.jpg")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    args = ["batch", str(src), "-o", str(out), "--set", "Smiling=2", "--model", str(tiny_model_path),
+            "--device", "cpu", "--report", str(report)]
+    proc = subprocess.Popen([sys.executable, "-m", "fader_desktop", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out.is_dir() and any(out.glob("*.jpg"))) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=240)
+    rep = json.loads(report.read_text())
+    written = outputs(out)
+    assert proc.returncode == 130, err
+    assert rep["cancelled"] is True and 1 <= rep["counts"]["ok"] < n, rep["counts"]
+    assert len(written) == rep["counts"]["ok"]          # only complete outputs, no temp files
+    assert "stopping" in err and "Traceback" not in err
+
+    rc, err = cli(capsys, *args, "--skip-existing")     # resume (in-process: same code, no restart cost)
+    assert rc == 0, err
+    rep2 = json.loads(report.read_text())
+    assert rep2["counts"]["exists"] == len(written) and rep2["counts"]["ok"] == n - len(written)
+    after = outputs(out)
+    assert len(after) == n and all(after[k] == v for k, v in written.items())
+
+
+# -- the window's dialog -----------------------------------------------------------------------
+
+def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
+    pytest.importorskip("PySide6")
+    from PySide6.QtWidgets import QApplication
+    from fader_desktop.batch_dialog import BatchDialog
+    app = QApplication.instance() or QApplication([])
+    dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0})
+    assert "Smiling 2.00" in dlg.current_radio.text() and dlg.current_radio.isChecked()
+    dlg.in_edit.setText(str(mixed))
+    dlg.out_edit.setText(str(mixed))
+    assert dlg.start() is False and "input folder" in dlg.message_box.text()   # refused, nothing runs
+    dlg.out_edit.setText(str(tmp_path / "out"))
+    dlg.format_combo.setCurrentIndex(1)   # PNG
+    assert dlg.start() is True
+    deadline = time.monotonic() + 120
+    while dlg.is_running() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    assert not dlg.is_running() and dlg.error is None
+    rep = dlg.report
+    assert rep.counts()["ok"] == 3 and rep.counts()["skipped"] == 4
+    assert (tmp_path / "out" / "sub" / "wild.png").is_file()
+    head, details = dlg.summary_text(rep)
+    assert "3 photo(s) written" in head and "4 could not be edited" in head
+    assert "gray.png: skipped — " in details and "no face" in details
+    assert dlg.summary_box is not None and dlg.summary_box.detailedText() == details
+    dlg.summary_box.close()
+    dlg.close()

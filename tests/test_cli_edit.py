@@ -1,0 +1,210 @@
+"""`fader-desktop edit` and `info` end to end.
+
+The successful runs and two failures go through a real `python -m fader_desktop` subprocess (the
+entry point users run: exit status, a single stderr line, no traceback). The other bad inputs call
+the same `cli.main()` in-process, which runs the identical code path minus a 5 s interpreter + torch
+start per case on this small CPU; an unexpected exception there fails the test just as a traceback
+would.
+"""
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "fader_desktop", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def main_inproc(capsys, *args) -> tuple:
+    from fader_desktop.cli import main
+    rc = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return rc, cap.err
+
+
+def assert_one_line_error(err: str, name) -> None:
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fader-desktop: error: "), err
+    assert str(name) in lines[0], err
+    assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def photo_png(tmp_path_factory, portrait_path) -> Path:
+    """A real in-the-wild photo as PNG (lossless, so 'unchanged' can be checked exactly)."""
+    from core.image_io import load_image, save_image
+    p = tmp_path_factory.mktemp("edit") / "portrait.png"
+    save_image(p, load_image(portrait_path))
+    return p
+
+
+def read(p) -> np.ndarray:
+    from core.image_io import load_image
+    return load_image(p)
+
+
+# -- successful runs (subprocess) --------------------------------------------------------------
+
+def test_no_set_leaves_pixels_unchanged(tmp_path, photo_png, tiny_model_path):
+    out = tmp_path / "same.png"
+    r = run_cli("edit", photo_png, "-o", out, "--model", tiny_model_path, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(read(out), read(photo_png))
+
+
+def test_set_changes_only_the_face_region(tmp_path, photo_png, tiny_model_path):
+    import cv2
+
+    from core.engine import Engine
+    from core.model_file import load_model
+    from core.photo_edit import PhotoEdit
+    out = tmp_path / "edited.png"
+    r = run_cli("edit", photo_png, "-o", out, "--set", "Smiling=2", "--model", tiny_model_path, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    src, dst = read(photo_png), read(out)
+    assert src.shape == dst.shape
+    changed = np.any(src != dst, axis=2)
+    assert changed.sum() > 50, "the edit changed (almost) nothing"
+    # Every changed pixel lies inside the aligned crops' footprints in the photo.
+    doc = PhotoEdit.open(photo_png, Engine(load_model(tiny_model_path), device="cpu"))
+    s = doc.engine.image_size
+    footprint = np.zeros(src.shape[:2], np.uint8)
+    for f in doc.faces:
+        inv = cv2.invertAffineTransform(np.asarray(f.aligned.matrix, np.float64))
+        corners = np.array([[0, 0], [s, 0], [s, s], [0, s]], np.float64)
+        pts = corners @ inv[:, :2].T + inv[:, 2]
+        cv2.fillConvexPoly(footprint, np.rint(pts).astype(np.int32), 1)
+    footprint = cv2.dilate(footprint, np.ones((5, 5), np.uint8))
+    assert not np.any(changed & (footprint == 0)), "pixels outside the face crops changed"
+    assert (footprint == 0).sum() > 0.3 * footprint.size  # plenty of 'far' pixels were checked
+
+
+def test_raw_gives_model_resolution(tmp_path, photo_png, tiny_model_path):
+    out = tmp_path / "raw.png"
+    r = run_cli("edit", photo_png, "-o", out, "--raw", "--set", "Male=1", "--model", tiny_model_path, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert read(out).shape == (32, 32, 3)
+
+
+def test_aligned_keeps_celeba_size_and_labels_work(tmp_path, celeba_aligned, tiny_model_path):
+    src = sorted(celeba_aligned.glob("*.jpg"))[0]
+    a, b = tmp_path / "label.png", tmp_path / "number.png"
+    r = run_cli("edit", src, "-o", a, "--aligned", "--set", "Smiling=yes", "--set", "Hair=blond",
+                "--model", tiny_model_path, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("edit", src, "-o", b, "--aligned", "--set", "smiling=1", "--set", "Hair=1",
+                "--model", tiny_model_path, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert read(a).shape == (218, 178, 3)
+    assert np.array_equal(read(a), read(b))  # a label means the same as its number
+
+
+def test_info_json(tiny_model_path):
+    r = run_cli("info", "--model", tiny_model_path, "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["image_size"] == 32
+    assert info["attributes"][0] == {"name": "Smiling", "values": ["no", "yes"], "range": [-1.0, 2.0]}
+    assert info["attributes"][2] == {"name": "Hair", "values": ["black", "blond", "brown"], "range": [0.0, 1.0]}
+
+
+# -- bad inputs --------------------------------------------------------------------------------
+
+def test_missing_file_subprocess(tmp_path, tiny_model_path):
+    missing = tmp_path / "nope.jpg"
+    r = run_cli("edit", missing, "-o", tmp_path / "o.png", "--model", tiny_model_path)
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr, missing)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_pickled_checkpoint_as_model_subprocess(tmp_path, photo_png):
+    import torch
+    ckpt = tmp_path / "model.pth"
+    torch.save({"weight": torch.zeros(3)}, ckpt)
+    r = run_cli("edit", photo_png, "-o", tmp_path / "o.png", "--model", ckpt)
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr, ckpt)
+
+
+def _bomb_png(path: Path, w=100_000, h=100_000) -> None:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "text", "bomb", "folder"])
+def test_bad_image_files(tmp_path, capsys, kind, tiny_model_path, portrait_path):
+    p = tmp_path / {"bomb": "bomb.png", "folder": "dir.jpg"}.get(kind, f"{kind}.jpg")
+    if kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "truncated":
+        p.write_bytes(portrait_path.read_bytes()[:3000])
+    elif kind == "text":
+        p.write_text("this is not a photo\n")
+    elif kind == "bomb":
+        _bomb_png(p)
+    else:
+        p.mkdir()
+    out = tmp_path / "o.png"
+    rc, err = main_inproc(capsys, "edit", p, "-o", out, "--model", tiny_model_path, "--device", "cpu")
+    assert rc == 2
+    assert_one_line_error(err, p)
+    assert not out.exists()
+
+
+def test_invalid_model_file(tmp_path, capsys, photo_png):
+    bad = tmp_path / "bad.fader"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "o.png", "--model", bad)
+    assert rc == 2
+    assert_one_line_error(err, bad)
+
+
+def test_unknown_attribute_and_bad_value(tmp_path, capsys, photo_png, tiny_model_path):
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "o.png", "--set", "Beard=1",
+                          "--model", tiny_model_path, "--device", "cpu")
+    assert rc == 2
+    assert_one_line_error(err, "Beard")
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "o.png", "--set", "Smiling=lots",
+                          "--model", tiny_model_path, "--device", "cpu")
+    assert rc == 2
+    assert_one_line_error(err, "lots")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_output_equal_to_input_is_refused(tmp_path, capsys, photo_png, tiny_model_path):
+    import shutil
+    p = tmp_path / "mine.png"
+    shutil.copy(photo_png, p)
+    before = p.read_bytes()
+    # the same file spelled differently is still the input
+    rc, err = main_inproc(capsys, "edit", p, "-o", tmp_path / "." / "mine.png", "--set", "Smiling=2",
+                          "--model", tiny_model_path, "--device", "cpu")
+    assert rc == 2
+    assert_one_line_error(err, "mine.png")
+    assert p.read_bytes() == before
+
+
+def test_photo_without_face(tmp_path, capsys, tiny_model_path):
+    from core.image_io import save_image
+    p = tmp_path / "gray.png"
+    save_image(p, np.full((240, 320, 3), 128, np.uint8))
+    rc, err = main_inproc(capsys, "edit", p, "-o", tmp_path / "o.png", "--model", tiny_model_path, "--device", "cpu")
+    assert rc == 2
+    assert_one_line_error(err, p)
+    assert "no face" in err

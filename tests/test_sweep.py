@@ -1,0 +1,177 @@
+"""Interpolation figures and animations: layout, content of the cells, GIF/MP4, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.sweep import BACKGROUND, compose, label_height
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_path):
+    from core.engine import Engine
+    from core.model_file import load_model
+    return Engine(load_model(tiny_model_path), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def faces(engine, celeba_aligned):
+    from core.sweep import open_faces
+    paths = sorted(celeba_aligned.glob("*.jpg"))[:2]
+    return open_faces(paths, engine, aligned=True)
+
+
+def cli(capsys, *args):
+    from fader_desktop.cli import main
+    rc = main([str(a) for a in args])
+    return rc, capsys.readouterr().err
+
+
+def close(a, b) -> bool:
+    """Equal up to rounding: a batch of several faces may round a few values the other way."""
+    d = np.abs(a.astype(int) - b.astype(int))
+    return d.max() <= 1 and (d > 0).mean() < 0.01
+
+
+def cells(img, rows, cols, cell, margin, top=0):
+    """Cut a figure back into its cells; also check every margin pixel is background."""
+    h, w = img.shape[:2]
+    assert (w, h) == (cols * cell + (cols + 1) * margin, top + rows * cell + (rows + 1) * margin)
+    mask = np.ones((h, w), bool)
+    out = []
+    for r in range(rows):
+        y = top + margin + r * (cell + margin)
+        row = []
+        for c in range(cols):
+            x = margin + c * (cell + margin)
+            row.append(img[y:y + cell, x:x + cell])
+            mask[y:y + cell, x:x + cell] = False
+        out.append(row)
+    mask[:top] = False  # the label strip
+    assert np.all(img[mask] == BACKGROUND)
+    return out
+
+
+def test_strip_layout_and_content(engine, faces):
+    from core.sweep import sweep_strip
+    img = sweep_strip(faces, engine, "Smiling", steps=5, margin=3)
+    grid = cells(img, rows=2, cols=2 + 5, cell=32, margin=3)
+    for f, row in zip(faces, grid):
+        assert np.array_equal(row[0], f.crop)                                      # original crop
+        assert np.array_equal(row[1], np.rint(f.reconstruction).astype(np.uint8))  # reconstruction
+        # the first value is the low end of the attribute's range (-1), decoded from this face
+        want = engine.decode(f.latent, [{**f.own, "Smiling": -1.0}])[0]
+        assert close(row[2], want)
+        assert not np.array_equal(row[2], row[6])                                  # the sweep changes the face
+    assert not np.array_equal(grid[0][0], grid[1][0])
+
+
+def test_strip_custom_range_cell_size_and_labels(engine, faces):
+    from core.sweep import sweep_strip
+    img = sweep_strip(faces[:1], engine, "Male", lo=0.0, hi=1.0, steps=3, cell=48, margin=2, labels=True)
+    top = label_height(48)
+    grid = cells(img, rows=1, cols=5, cell=48, margin=2, top=top)
+    assert grid[0][0].shape == (48, 48, 3)
+    assert (img[:top] != BACKGROUND).any()  # something was written in the label strip
+
+
+def test_multi_valued_attribute_needs_a_target(engine, faces):
+    from core.errors import FaderError
+    from core.sweep import sweep_strip
+    with pytest.raises(FaderError, match="Hair=brown"):
+        sweep_strip(faces, engine, "Hair", steps=3)
+    img = sweep_strip(faces, engine, "hair=Blond", lo=0.0, hi=1.0, steps=3)
+    grid = cells(img, rows=2, cols=5, cell=32, margin=2)
+    f = faces[0]
+    want = engine.decode(f.latent, [{**f.own, "Hair": [0.0, 1.0, 0.0]}])[0]
+    assert close(grid[0][4], want)  # t = 1: the one-hot code of 'blond'
+
+
+def test_grid_flip_and_ends(engine, faces):
+    from core.sweep import sweep_grid
+    img = sweep_grid(faces, engine, attrs=["Smiling", "Hair"], mode="flip")
+    grid = cells(img, rows=2, cols=4, cell=32, margin=2)
+    f = faces[1]
+    flipped = 1.0 - round(f.own["Smiling"])
+    assert close(grid[1][2], engine.decode(f.latent, [{**f.own, "Smiling": flipped}])[0])
+    img = sweep_grid(faces, engine, mode="ends")  # every attribute, both ends
+    cells(img, rows=2, cols=2 + 2 * len(engine.attributes), cell=32, margin=2)
+
+
+def test_compose_sizes():
+    tile = np.zeros((10, 10, 3), np.uint8)
+    img = compose([[tile] * 3, [tile] * 3], cell=10, margin=4)
+    assert img.shape == (2 * 10 + 3 * 4, 3 * 10 + 4 * 4, 3)
+
+
+def test_cli_png_gif_and_errors(tmp_path, capsys, celeba_aligned, portrait_path, tiny_model_path):
+    from PIL import Image
+    paths = sorted(celeba_aligned.glob("*.jpg"))[:3]
+    m = ["--model", tiny_model_path, "--device", "cpu"]
+    out = tmp_path / "strip.png"
+    rc, err = cli(capsys, "sweep", *paths, "-o", out, "--attr", "Smiling", "--steps", "4", "--aligned", *m)
+    assert rc == 0, err
+    with Image.open(out) as im:
+        assert im.size == (6 * 32 + 7 * 2, 3 * 32 + 4 * 2)
+
+    # a wild photo: detection + alignment, one row
+    rc, err = cli(capsys, "sweep", portrait_path, "-o", tmp_path / "wild.png", "--attr", "Male", "--steps", "3",
+                  "--cell-size", "40", *m)
+    assert rc == 0, err
+    with Image.open(tmp_path / "wild.png") as im:
+        assert im.size == (5 * 40 + 6 * 2, 40 + 2 * 2)
+
+    gif = tmp_path / "anim.gif"
+    rc, err = cli(capsys, "sweep", *paths[:2], "-o", gif, "--attr", "Smiling", "--steps", "5", "--aligned", *m)
+    assert rc == 0, err
+    with Image.open(gif) as im:
+        assert im.n_frames == 2 * 5 - 2                  # LO..HI and back, ends once
+        assert im.info.get("loop") == 0                  # loops forever
+        assert im.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)
+    assert not list(tmp_path.glob(".*part*"))            # no temp files left
+
+    rc, err = cli(capsys, "sweep", paths[0], "-o", tmp_path / "g.png", "--grid", "--aligned", *m)
+    assert rc == 0, err
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.size == (5 * 32 + 6 * 2, 32 + 2 * 2)
+
+    for args, msg in [
+        (["--attr", "Beard"], "Beard"),
+        (["--attr", "Hair"], "Hair=brown"),
+        ([], "exactly one --attr"),
+        (["--attr", "Smiling", "--steps", "1"], "--steps"),
+        (["--grid", "--steps", "3"], "--range and --steps"),   # nothing is ignored silently
+    ]:
+        rc, err = cli(capsys, "sweep", paths[0], "-o", tmp_path / "e.png", "--aligned", *args, *m)
+        assert rc == 2 and msg in err, (args, err)
+        assert len(err.strip().splitlines()) == 1
+    rc, err = cli(capsys, "sweep", paths[0], "-o", tmp_path / "e.gif", "--grid", "--aligned", *m)
+    assert rc == 2 and "still figure" in err
+    rc, err = cli(capsys, "sweep", paths[0], "-o", tmp_path / "e.tga", "--attr", "Smiling", *m)
+    assert rc == 2 and ".gif" in err
+    assert not list(tmp_path.glob("e.*"))
+
+
+def test_mp4(tmp_path, engine, faces, monkeypatch):
+    import sys
+
+    from core.errors import FaderError
+    from core.sweep import save_animation, sweep_frames
+    frames = sweep_frames(faces, engine, "Smiling", steps=4)
+    assert len(frames) == 6 and all(f.shape == frames[0].shape for f in frames)
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        imageio_ffmpeg = None
+    if imageio_ffmpeg is not None:
+        out = tmp_path / "a.mp4"
+        save_animation(out, frames, fps=6)
+        reader = imageio_ffmpeg.read_frames(str(out))
+        meta = next(reader)
+        assert meta["size"] == (frames[0].shape[1] + frames[0].shape[1] % 2, frames[0].shape[0] + frames[0].shape[0] % 2)
+        assert sum(1 for _ in reader) == 6
+    # without the package: a clear error, nothing written
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    with pytest.raises(FaderError, match="imageio-ffmpeg"):
+        save_animation(tmp_path / "b.mp4", frames)
+    assert not list(tmp_path.glob("*b*"))
