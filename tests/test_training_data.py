@@ -1,0 +1,194 @@
+"""Data layouts, crops, the preprocessing cache and the CLI's bad-input paths (no real training)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.errors import FaderError
+from training import cli
+from training.cache import open_cache
+from training.datasets import celeba_crop, load_training_crop, open_dataset, split_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _img(path: Path, w=89, h=109, seed=0):
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    return path
+
+
+def _folders(root: Path, values=("no", "yes"), n=6) -> Path:
+    for vi, v in enumerate(values):
+        for i in range(n):
+            _img(root / v / f"{v}_{i}.png", seed=vi * 100 + i)
+    return root
+
+
+def _celeba(root: Path, n=12, present=(1, 2, 3, 4, 5, 6, 7, 8)) -> Path:
+    names = ["Smiling", "Male", "Young"]
+    lines = [str(n), " ".join(names)]
+    part = []
+    for i in range(1, n + 1):
+        vals = [1 if (i >> b) & 1 else -1 for b in range(3)]
+        lines.append(f"{i:06d}.jpg " + " ".join(f"{v:2d}" for v in vals))
+        part.append(f"{i:06d}.jpg {0 if i <= 5 else (1 if i <= 7 else 2)}")
+    (root / "list_attr_celeba.txt").parent.mkdir(parents=True, exist_ok=True)
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    (root / "list_eval_partition.txt").write_text("\n".join(part) + "\n")
+    for i in present:
+        _img(root / "img_align_celeba" / f"{i:06d}.jpg", 178, 218, seed=i)
+    return root
+
+
+def test_labeled_folders(tmp_path):
+    root = _folders(tmp_path / "Eyeglasses", values=("yes", "no"))
+    ds = open_dataset(root)
+    assert ds.kind == "folders"
+    assert [a.name for a in ds.attributes] == ["Eyeglasses"]
+    assert ds.attributes[0].values == ("no", "yes")  # "no" first: alpha=1 means glasses
+    assert len(ds.items) == 12
+    assert all(it.labels == ((1,) if "/yes/" in it.path else (0,)) for it in ds.items)
+    tr, va = split_dataset(ds, val_size=3)
+    assert len(va) == 3 and len(tr) == 9 and not set(tr) & set(va)
+    tr2, va2 = split_dataset(open_dataset(root), val_size=3)
+    assert list(va) == list(va2)  # deterministic hold-out
+
+
+def test_multivalued_folders(tmp_path):
+    root = _folders(tmp_path / "Hair", values=("black", "blond", "brown"), n=2)
+    ds = open_dataset(root, "Hair")
+    assert ds.attributes[0].values == ("black", "blond", "brown")
+    assert sorted(set(it.labels[0] for it in ds.items)) == [0, 1, 2]
+
+
+def test_csv_table(tmp_path):
+    for i in range(6):
+        _img(tmp_path / "imgs" / f"{i}.png", seed=i)
+    rows = ["file,Smiling,Male,Hair"]
+    for i in range(6):
+        rows.append(f"imgs/{i}.png,{i % 2},{1 if i < 3 else -1},{['black', 'blond', 'brown'][i % 3]}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    ds = open_dataset(tmp_path)  # the folder holding one .csv
+    assert [a.name for a in ds.attributes] == ["Smiling", "Male", "Hair"]
+    assert ds.attributes[2].values == ("black", "blond", "brown")
+    lab = ds.labels
+    assert lab[:, 0].tolist() == [0, 1, 0, 1, 0, 1]
+    assert lab[:, 1].tolist() == [1, 1, 1, 0, 0, 0]
+    assert lab[:, 2].tolist() == [0, 1, 2, 0, 1, 2]
+    ds2 = open_dataset(tmp_path / "labels.csv", "Male")
+    assert [a.name for a in ds2.attributes] == ["Male"]
+
+
+def test_celeba_layout(tmp_path):
+    root = _celeba(tmp_path)
+    ds = open_dataset(root, "Male,Smiling")
+    assert [a.name for a in ds.attributes] == ["Male", "Smiling"]
+    names = [Path(it.path).name for it in ds.items]
+    assert names == [f"{i:06d}.jpg" for i in range(1, 8)]  # 9..12 absent, 8 is test split
+    assert ds.items[0].labels == (0, 1) and ds.items[1].labels == (1, 0)
+    tr, va = split_dataset(ds)
+    assert [ds.items[i].split for i in tr] == [0] * 5 and [ds.items[i].split for i in va] == [1] * 2
+    # the image folder itself is accepted too, and '*' means all attributes
+    assert len(open_dataset(root / "img_align_celeba", "*").attributes) == 3
+
+
+def test_celeba_crop_is_reference_crop(tmp_path):
+    p = _img(tmp_path / "a.png", 178, 218, seed=3)
+    rgb = cv2.imread(str(p))[:, :, ::-1]
+    crop, why = load_training_crop(str(p), 64)
+    assert why is None and crop.shape == (64, 64, 3)
+    ref = cv2.resize(np.ascontiguousarray(rgb[20:198]), (64, 64), interpolation=cv2.INTER_AREA)
+    assert np.abs(crop.astype(int) - ref).mean() < 2.0
+    small = cv2.resize(np.ascontiguousarray(rgb), (89, 109), interpolation=cv2.INTER_AREA)
+    # Same framing at half size gives (nearly) the same crop.
+    assert np.abs(celeba_crop(small, 64).astype(int) - ref).mean() < 12.0
+
+
+def test_unreadable_and_unframed_images_are_skipped(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    assert load_training_crop(str(bad), 32) == (None, "unreadable")
+    wide = _img(tmp_path / "wide.png", 300, 100)
+    assert load_training_crop(str(wide), 32)[1].startswith("not aligned")
+    square = _img(tmp_path / "sq.png", 50, 50)
+    assert load_training_crop(str(square), 32)[0].shape == (32, 32, 3)
+
+
+def test_cache_reuse(tmp_path):
+    root = _folders(tmp_path / "Smiling")
+    (root / "no" / "broken.png").write_bytes(b"\x89PNG broken")
+    ds = open_dataset(root)
+    paths = [it.path for it in ds.items]
+    c1 = open_cache(paths, 32, cache_dir=tmp_path / "cache", workers=2, progress=False)
+    assert not c1.reused and c1.images.shape == (13, 32, 32, 3)
+    assert c1.n_valid == 12 and c1.skipped == {"unreadable": 1}
+    assert isinstance(c1.images, np.memmap)
+    c2 = open_cache(paths, 32, cache_dir=tmp_path / "cache", progress=False)
+    assert c2.reused and c2.path == c1.path
+    assert np.array_equal(np.asarray(c1.images), np.asarray(c2.images))
+    c3 = open_cache(paths, 64, cache_dir=tmp_path / "cache", progress=False)
+    assert not c3.reused and c3.path != c1.path  # the size is part of the key
+
+
+@pytest.mark.parametrize("case", ["missing", "one_value", "csv_unknown_file", "bad_attr", "bad_number",
+                                  "bad_size", "no_steps", "cuda", "celeba_attr"])
+def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case):
+    import torch
+    good = _folders(tmp_path / "Smiling", n=3)
+    args = ["--data", str(good), "--img-size", "32", "--steps", "5", "--out", str(tmp_path / "run"),
+            "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    if case == "missing":
+        args[1] = str(tmp_path / "nope")
+    elif case == "one_value":
+        solo = tmp_path / "Bangs"
+        _img(solo / "yes" / "a.png")
+        args[1] = str(solo)
+    elif case == "csv_unknown_file":
+        _img(tmp_path / "t" / "a.png")
+        (tmp_path / "t" / "labels.csv").write_text("file,Smiling\na.png,1\nb.png,0\n")
+        args[1] = str(tmp_path / "t" / "labels.csv")
+    elif case == "bad_attr":
+        args += ["--attr", "Smiling,,Male"]
+    elif case == "bad_number":
+        args += ["--batch-size", "-3"]
+    elif case == "bad_size":
+        args[3] = "48"
+    elif case == "no_steps":
+        args = args[:4] + args[6:]
+    elif case == "cuda":
+        if torch.cuda.is_available():
+            pytest.skip("CUDA is available here")
+        args += ["--device", "cuda"]
+    elif case == "celeba_attr":
+        args[1] = str(_celeba(tmp_path / "celeba"))
+        args += ["--attr", "Smiling,Wings"]
+    code = cli.main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("fader-train: error: "), err
+    assert "Traceback" not in err[0]
+    assert not (tmp_path / "run" / "checkpoint_last.pt").exists()
+
+
+def test_console_bad_option_and_help():
+    py = sys.executable
+    r = subprocess.run([py, "-m", "training.cli", "--steps", "abc"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fader-train: error:") and "abc" in lines[0]
+    h = subprocess.run([py, "-m", "training.cli", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert h.returncode == 0
+    for opt in ("--data", "--attr", "--img-size", "--steps", "--epochs", "--out", "--resume", "--init", "--align",
+                "--device", "--batch-size", "--eval-every", "--ckpt-every", "--val-size", "--lambda-schedule",
+                "--n-layers", "--init-fm", "--max-fm", "--n-skip", "--deconv-method", "--instance-norm",
+                "--dec-dropout", "--n-ptc-dis", "--lambda-ptc-dis", "--lambda-clf-dis", "--smooth-label",
+                "--no-flip", "--classifier-steps", "--classifier", "--workers", "--seed", "--half-export",
+                "--max-minutes"):
+        assert opt in h.stdout, opt

@@ -1,0 +1,364 @@
+"""`fader-train`: train or fine-tune a Fader model from labeled folders, a CSV table or CelebA.
+
+Exit status: 0 done (or stopped by --max-minutes), 2 bad options or data (one line on stderr),
+130 / 143 stopped by Ctrl-C / SIGTERM after saving a resumable checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+PROG = "fader-train"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (every option documented for --help)."""
+    p = _Parser(prog=PROG, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                description="Train a Fader Networks model (Lample et al. 2017) and export RUN_DIR/model.fader. "
+                            "DATA is a labeled folder (DATA/<value>/images, DATA's name = the attribute), "
+                            "a CSV table (file,attr1,...; values 0/1, -1/1 or labels) or CelebA "
+                            "(list_attr_celeba.txt with img_align_celeba/ or img_align_celeba_89x109/).")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", action="append", metavar="DATA",
+                   help="data source; repeat to combine several CelebA image folders")
+    g.add_argument("--attr", default=None, metavar="A,B",
+                   help="attributes to train (CelebA / CSV column names, '*' = all); default: all")
+    g.add_argument("--img-size", type=int, default=None, metavar="N", help="training resolution (power of two, 32..256); default 64, or the --init model's")
+    g.add_argument("--align", action="store_true", help="detect and align faces (photos that are not aligned crops); images without a face are skipped")
+    g.add_argument("--val-size", type=int, default=None, metavar="N",
+                   help="validation images (CelebA: at most N of split 1; otherwise a deterministic hold-out, default 10%% up to 500)")
+    g.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
+    g.add_argument("--cache-dir", default=None, help="preprocessing cache folder (default $FADER_CACHE_DIR or ~/.cache/fader-desktop/training)")
+    g.add_argument("--workers", type=int, default=None, metavar="N", help="threads for preprocessing (default: all cores)")
+
+    g = p.add_argument_group("run")
+    g.add_argument("--out", required=False, metavar="RUN_DIR", help="run folder: model.fader, checkpoint_last.pt, log.jsonl, previews")
+    g.add_argument("--steps", type=int, default=None, metavar="N", help="training iterations (one discriminator + one auto-encoder step each)")
+    g.add_argument("--epochs", type=float, default=None, metavar="N", help="alternatively: passes over the training images (in auto-encoder batches)")
+    g.add_argument("--max-minutes", type=float, default=0.0, metavar="M", help="stop after M minutes of training (0 = no limit), exporting the best model")
+    g.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint_last.pt (step count, optimizers, RNG); --steps may raise the total")
+    g.add_argument("--init", default=None, metavar="MODEL", help="fine-tune from this .fader model (its attributes first; new attributes get zero-initialised decoder planes)")
+    g.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    g.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads for torch (0 = all cores available)")
+    g.add_argument("--seed", type=int, default=0, help="random seed")
+    g.add_argument("--eval-every", type=int, default=1000, metavar="N", help="evaluate, write a preview and export the model if best every N steps")
+    g.add_argument("--ckpt-every", type=int, default=500, metavar="N", help="write checkpoint_last.pt every N steps (and at exit)")
+    g.add_argument("--log-every", type=int, default=50, metavar="N", help="read the losses (one device sync) every N steps")
+    g.add_argument("--half-export", action="store_true", help="store model.fader tensors as float16")
+    g.add_argument("--psnr-drop", type=float, default=3.0, metavar="DB",
+                   help="a model is selected as best only if its PSNR is within DB of the run's best PSNR")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    g = p.add_argument_group("architecture (reference defaults)")
+    g.add_argument("--n-layers", type=int, default=None, metavar="N", help="encoder/decoder layers (default log2(img_size)-2: a 4x4 latent like the reference's 256 px model)")
+    g.add_argument("--init-fm", type=int, default=32, metavar="N", help="feature maps of the first encoder layer")
+    g.add_argument("--max-fm", type=int, default=512, metavar="N", help="maximum feature maps")
+    g.add_argument("--n-skip", type=int, default=0, metavar="N", help="skip connections encoder->decoder")
+    g.add_argument("--deconv-method", default="convtranspose", choices=["convtranspose", "upsampling", "pixelshuffle"], help="decoder upsampling")
+    g.add_argument("--instance-norm", action="store_true", help="instance norm instead of batch norm")
+    g.add_argument("--dec-dropout", type=float, default=0.0, metavar="P", help="dropout in the last decoder layers")
+    g.add_argument("--lat-dis-dropout", type=float, default=0.3, metavar="P", help="dropout in the latent discriminator")
+    g.add_argument("--hid-dim", type=int, default=512, metavar="N", help="hidden units of the discriminators / classifier")
+
+    g = p.add_argument_group("losses and optimisation (reference defaults)")
+    g.add_argument("--batch-size", type=int, default=32, metavar="N", help="batch size")
+    g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)")
+    g.add_argument("--clip-grad-norm", type=float, default=5.0, metavar="X", help="gradient norm clip (0 = off)")
+    g.add_argument("--lambda-ae", type=float, default=1.0, metavar="X", help="reconstruction loss weight")
+    g.add_argument("--lambda-lat-dis", type=float, default=1e-4, metavar="X", help="latent discriminator feedback weight (final value of the ramp)")
+    g.add_argument("--lambda-schedule", type=int, default=500000, metavar="N", help="iterations over which the lambdas ramp up linearly from 0 (0 = constant)")
+    g.add_argument("--n-lat-dis", type=int, default=1, metavar="N", help="latent discriminator steps per iteration")
+    g.add_argument("--n-ptc-dis", type=int, default=0, metavar="N", help="patch discriminator steps per iteration (0 = no patch discriminator)")
+    g.add_argument("--lambda-ptc-dis", type=float, default=0.0, metavar="X", help="patch discriminator feedback weight")
+    g.add_argument("--n-clf-dis", type=int, default=None, metavar="N", help="classifier discriminator steps per iteration (default 1 if --lambda-clf-dis > 0)")
+    g.add_argument("--lambda-clf-dis", type=float, default=0.0, metavar="X", help="classifier discriminator feedback weight")
+    g.add_argument("--smooth-label", type=float, default=0.2, metavar="X", help="label smoothing of the patch discriminator's targets (as in the reference)")
+
+    g = p.add_argument_group("evaluation classifier")
+    g.add_argument("--classifier-steps", type=int, default=2000, metavar="N", help="steps to train the evaluation classifier before the model")
+    g.add_argument("--classifier", default=None, metavar="PATH", help="use the classifier stored in this .fader file instead of training one")
+    return p
+
+
+def _check_numbers(a) -> None:
+    from core.errors import FaderError
+
+    def pos(name, v, allow_zero=False):
+        if v is None:
+            return
+        if not isinstance(v, (int, float)) or (v < 0 if allow_zero else v <= 0) or (isinstance(v, float) and not math.isfinite(v)):
+            raise FaderError(f"--{name.replace('_', '-')} must be {'>= 0' if allow_zero else 'positive'}, got {v}")
+    for n in ("steps", "epochs", "batch_size", "eval_every", "ckpt_every", "log_every", "init_fm", "max_fm",
+              "hid_dim", "lr", "val_size", "workers", "n_layers"):
+        pos(n, getattr(a, n))
+    for n in ("max_minutes", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_schedule", "n_lat_dis",
+              "n_ptc_dis", "lambda_ptc_dis", "lambda_clf_dis", "classifier_steps", "threads", "n_skip", "psnr_drop",
+              "n_clf_dis"):
+        pos(n, getattr(a, n), allow_zero=True)
+    for n in ("dec_dropout", "lat_dis_dropout"):
+        v = getattr(a, n)
+        if not 0 <= v < 1:
+            raise FaderError(f"--{n.replace('_', '-')} must be in [0, 1), got {v}")
+    if not 0 <= a.smooth_label < 0.5:
+        raise FaderError(f"--smooth-label must be in [0, 0.5), got {a.smooth_label}")
+    if a.img_size is not None and (not 32 <= a.img_size <= 256 or a.img_size & (a.img_size - 1)):
+        raise FaderError(f"--img-size must be a power of two in 32..256, got {a.img_size}")
+    if a.batch_size < 2:
+        raise FaderError("--batch-size must be at least 2 (batch norm)")
+    if a.lambda_ptc_dis and not a.n_ptc_dis:
+        raise FaderError("--lambda-ptc-dis needs --n-ptc-dis > 0 (a patch discriminator to train)")
+    if a.n_clf_dis == 0 and a.lambda_clf_dis:
+        raise FaderError("--lambda-clf-dis needs --n-clf-dis > 0")
+
+
+def run(argv=None, log=None) -> int:
+    """Parse options and train; raises FaderError for bad options/data. Returns the exit status."""
+    import torch
+    from core.engine import resolve_device
+    from core.errors import FaderError
+    from core.model_file import load_model
+    from core.networks import ArchConfig, Classifier
+    from .cache import open_cache
+    from .datasets import align_available, open_dataset, split_dataset
+    from .evaluation import classifier_accuracy, classifier_config, predict_indices, to_input, train_classifier
+    from .trainer import (CELEBA_LICENSE, CHECKPOINT_NAME, TrainConfig, Trainer, init_from_model,
+                          install_signal_handlers, load_checkpoint)
+
+    a = build_parser().parse_args(argv)
+    say = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    if not a.data:
+        raise FaderError("--data is required")
+    if not a.out:
+        raise FaderError("--out is required")
+    if a.steps is not None and a.epochs is not None:
+        raise FaderError("give either --steps or --epochs, not both")
+    if a.steps is None and a.epochs is None and not a.resume:
+        raise FaderError("give --steps N or --epochs N")
+    if a.resume and a.init:
+        raise FaderError("--resume continues a run; --init starts a new one: give only one")
+    _check_numbers(a)
+    if a.n_clf_dis is None:
+        a.n_clf_dis = 1 if a.lambda_clf_dis > 0 else 0
+    device = resolve_device(a.device)
+    threads = a.threads or max(1, len(os.sched_getaffinity(0)))
+    torch.set_num_threads(threads)
+    run_dir = Path(a.out)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if a.align and not align_available():
+        raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
+
+    ck = None
+    if a.resume:
+        ck = load_checkpoint(ckpt_path)
+    elif ckpt_path.exists():
+        raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+
+    init_model = load_model(a.init) if a.init else None
+    # ---- data
+    ds = open_dataset(a.data, a.attr)
+    attrs = list(ds.attributes)
+    labels = ds.labels
+    pseudo = []
+    if init_model is not None:
+        # The model's attributes come first, in its order; attributes the data lacks are labelled
+        # by the model's own classifier (so fine-tuning on a folder of one attribute keeps the rest).
+        by_name = {x.name: i for i, x in enumerate(attrs)}
+        for ma in init_model.attributes:
+            if ma.name in by_name and attrs[by_name[ma.name]].values != ma.values:
+                raise FaderError(f"--init: attribute {ma.name!r} has values {list(ma.values)} in the model but "
+                                 f"{list(attrs[by_name[ma.name]].values)} in the data")
+        pseudo = [ma for ma in init_model.attributes if ma.name not in by_name]
+        if pseudo and init_model.classifier is None:
+            raise FaderError(f"--init: the data lacks {[x.name for x in pseudo]} and the model has no classifier to label them")
+        order = [x.name for x in init_model.attributes] + [x.name for x in attrs if x.name not in {m.name for m in init_model.attributes}]
+    img_size = a.img_size or (init_model.image_size if init_model else (int(ck["arch"]["img_size"]) if ck else 64))
+    if init_model is not None and img_size != init_model.image_size:
+        raise FaderError(f"--img-size {img_size} differs from the --init model's {init_model.image_size}")
+    if ck is not None and img_size != int(ck["arch"]["img_size"]):
+        raise FaderError(f"--img-size {img_size} differs from the checkpoint's {ck['arch']['img_size']}")
+    train_idx, val_idx = split_dataset(ds, a.val_size, a.seed)
+    paths = [it.path for it in ds.items]
+    say(f"{PROG}: {ds.description}; attributes {[x.name for x in attrs]}; {len(train_idx)} train / {len(val_idx)} validation images")
+    cache = open_cache(paths, img_size, a.align, a.cache_dir, a.workers, progress=not a.quiet)
+    if cache.skipped:
+        say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): " + ", ".join(f"{k}: {v}" for k, v in sorted(cache.skipped.items())))
+    say(f"{PROG}: preprocessing cache {cache.path} ({'reused' if cache.reused else 'built'})")
+    train_idx = train_idx[cache.valid[train_idx]]
+    val_idx = val_idx[cache.valid[val_idx]]
+    if len(train_idx) < 2 or len(val_idx) < 1:
+        raise FaderError(f"{a.data[0]}: too few usable images ({len(train_idx)} train, {len(val_idx)} validation)")
+    if init_model is not None:
+        cols = []
+        for name in order:
+            if name in {x.name for x in attrs}:
+                j = [x.name for x in attrs].index(name)
+                cols.append((next(x for x in attrs if x.name == name), labels[:, j]))
+            else:
+                cols.append((next(m for m in init_model.attributes if m.name == name), None))
+        if pseudo:
+            say(f"{PROG}: labelling {[x.name for x in pseudo]} with the --init model's classifier")
+            clf = init_model.classifier.to(device).eval()
+            pred = np.zeros((len(paths), len(init_model.attributes)), np.int64)
+            ok = np.flatnonzero(cache.valid)
+            with torch.no_grad():
+                for s in range(0, len(ok), 256):
+                    part = ok[s:s + 256]
+                    pred[part] = predict_indices(clf(to_input(cache.images[part], device)), init_model.attributes).cpu().numpy()
+            mnames = [m.name for m in init_model.attributes]
+            cols = [(x, c if c is not None else pred[:, mnames.index(x.name)]) for x, c in cols]
+        attrs = [x for x, _ in cols]
+        labels = np.stack([c for _, c in cols], 1).astype(np.int64)
+
+    n_attr = sum(x.n for x in attrs)
+    # ---- architecture / config
+    if ck is not None:
+        arch = ArchConfig.from_dict(ck["arch"])
+        if [x["name"] for x in ck["attributes"]] != [x.name for x in attrs]:
+            raise FaderError(f"{ckpt_path}: trained attributes {[x['name'] for x in ck['attributes']]} differ from the data's {[x.name for x in attrs]}")
+        cfg = TrainConfig(**ck["config"])
+        meta_prev = json.loads(ck.get("meta_json") or "{}")
+        if meta_prev.get("training", {}).get("cache_key") not in (None, cache.key):
+            raise FaderError(f"{ckpt_path}: the data differ from the run's (different files or size); resume with the same --data")
+        if a.steps is not None:
+            cfg.steps = a.steps
+        elif a.epochs is not None:
+            cfg.steps = int(math.ceil(a.epochs * len(train_idx) / cfg.batch_size))
+        cfg.max_minutes = a.max_minutes  # a fresh budget for this session
+        cfg.eval_every, cfg.ckpt_every, cfg.log_every = a.eval_every, a.ckpt_every, a.log_every
+    else:
+        if init_model is not None:
+            arch = ArchConfig.from_dict({**init_model.config.to_dict(), "n_attr": n_attr})
+        else:
+            n_layers = a.n_layers or max(1, int(math.log2(img_size)) - 2)
+            arch = ArchConfig(img_size=img_size, init_fm=a.init_fm, max_fm=a.max_fm, n_layers=n_layers,
+                              n_skip=a.n_skip, deconv_method=a.deconv_method, instance_norm=a.instance_norm,
+                              dec_dropout=a.dec_dropout, lat_dis_dropout=a.lat_dis_dropout, hid_dim=a.hid_dim,
+                              n_attr=n_attr)
+        arch.validate()
+        steps = a.steps if a.steps is not None else int(math.ceil(a.epochs * len(train_idx) / a.batch_size))
+        cfg = TrainConfig(steps=steps, batch_size=a.batch_size, lr=a.lr, clip_grad_norm=a.clip_grad_norm,
+                          lambda_ae=a.lambda_ae, lambda_lat_dis=a.lambda_lat_dis, lambda_ptc_dis=a.lambda_ptc_dis,
+                          lambda_clf_dis=a.lambda_clf_dis, lambda_schedule=a.lambda_schedule, n_lat_dis=a.n_lat_dis,
+                          n_ptc_dis=a.n_ptc_dis, n_clf_dis=a.n_clf_dis, smooth_label=a.smooth_label,
+                          flip=not a.no_flip, seed=a.seed, eval_every=a.eval_every, ckpt_every=a.ckpt_every,
+                          log_every=a.log_every, classifier_steps=a.classifier_steps, max_minutes=a.max_minutes,
+                          psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
+    if a.half_export:
+        cfg.half_export = True
+
+    # ---- metadata
+    train_names = sorted(Path(paths[i]).name for i in train_idx)
+    ids_sha = hashlib.sha1("\n".join(train_names).encode()).hexdigest()
+    meta = {
+        "name": f"{run_dir.name} ({', '.join(x.name for x in attrs)}, {img_size}px)",
+        "description": f"Fader Networks model trained with fader-train on {ds.description}",
+        "license": CELEBA_LICENSE if ds.kind == "celeba" else "same terms as the training images (user data)",
+        "training": {
+            "data": ds.description, "data_kind": ds.kind, "cache_key": cache.key,
+            "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
+            "validation": "CelebA split 1 (validation) images" if ds.kind == "celeba" and {ds.items[i].split for i in val_idx} == {1}
+            else "deterministic hold-out by hash of the file name",
+            "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
+            "skipped": cache.skipped, "aligned_by": "face detection + alignment" if a.align else "input framing (CelebA crop)",
+            "init": str(a.init) if a.init else None,
+            "pseudo_labelled": [x.name for x in pseudo],
+        },
+    }
+    if ck is not None:
+        meta = json.loads(ck.get("meta_json") or "{}") or meta
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if ck is None:
+        (run_dir / "train_files.txt").write_text("\n".join(paths[i] for i in train_idx) + "\n")
+        (run_dir / "val_files.txt").write_text("\n".join(paths[i] for i in val_idx) + "\n")
+
+    # ---- evaluation classifier
+    classifier = None
+    if ck is None:
+        if a.classifier:
+            cm = load_model(a.classifier)
+            if cm.classifier is None:
+                raise FaderError(f"{a.classifier}: has no classifier")
+            if [x.to_dict() for x in cm.attributes] != [x.to_dict() for x in attrs] and \
+                    [(x.name, x.values) for x in cm.attributes] != [(x.name, x.values) for x in attrs]:
+                raise FaderError(f"{a.classifier}: its classifier predicts {[x.name for x in cm.attributes]}, the run trains {[x.name for x in attrs]}")
+            if cm.image_size != img_size:
+                raise FaderError(f"{a.classifier}: classifier works at {cm.image_size}px, the run at {img_size}px")
+            classifier = cm.classifier
+            acc = classifier_accuracy(classifier.to(device), cache.images, labels, val_idx, attrs, device)
+            meta["classifier"] = {"source": str(a.classifier), "val_accuracy": dict(zip([x.name for x in attrs], acc))}
+        elif init_model is not None and init_model.classifier is not None and \
+                [(x.name, x.values) for x in init_model.attributes] == [(x.name, x.values) for x in attrs]:
+            classifier = init_model.classifier
+            acc = classifier_accuracy(classifier.to(device), cache.images, labels, val_idx, attrs, device)
+            meta["classifier"] = {"source": f"--init model {a.init}", "val_accuracy": dict(zip([x.name for x in attrs], acc))}
+        else:
+            if cfg.classifier_steps < 1:
+                raise FaderError("--classifier-steps must be positive when no --classifier is given")
+            say(f"{PROG}: training the evaluation classifier ({cfg.classifier_steps} steps)")
+            t0 = time.time()
+            classifier, acc = train_classifier(cache.images, labels, train_idx, val_idx, attrs, cfg.classifier_steps,
+                                               device, cfg.batch_size, cfg.seed, cfg.flip, progress=not a.quiet)
+            meta["classifier"] = {"source": "trained by this run", "steps": cfg.classifier_steps,
+                                  "seconds": round(time.time() - t0, 1),
+                                  "val_accuracy": dict(zip([x.name for x in attrs], [round(v, 4) for v in acc]))}
+        say(f"{PROG}: classifier validation accuracy " +
+            ", ".join(f"{k} {v:.3f}" for k, v in meta["classifier"]["val_accuracy"].items()))
+
+    init_ae = init_from_model(init_model, attrs, arch) if init_model is not None else None
+    trainer = Trainer(arch, attrs, cache.images, labels, train_idx, val_idx, cfg, run_dir, device,
+                      classifier=classifier, init_ae=init_ae, meta=meta, log=say, progress=not a.quiet)
+    if ck is not None:
+        trainer.load_state(ck)
+        say(f"{PROG}: resumed {ckpt_path} at step {trainer.step} (best mean swap accuracy {trainer.best['score']:.3f} at step {trainer.best['step']})")
+    else:
+        trainer.save_checkpoint()  # the classifier is not retrained after a kill
+    install_signal_handlers(trainer)
+    with open(run_dir / "command.txt", "a") as f:
+        f.write(" ".join([PROG] + [str(x) for x in (argv if argv is not None else sys.argv[1:])]) + "\n")
+    reason = trainer.fit()
+    best = trainer.best
+    say(f"{PROG}: {reason} at step {trainer.step} after {trainer.elapsed / 60:.1f} min; "
+        f"best mean swap accuracy {best['score']:.3f} (step {best['step']}) -> {run_dir / 'model.fader'}; "
+        f"resumable checkpoint {ckpt_path}")
+    if reason == "interrupted":
+        return 130
+    if reason == "SIGTERM":
+        return 143
+    return 0
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Console entry point `fader-train`."""
+    # Before torch loads OpenMP: idle worker threads sleep instead of spinning. On a shared
+    # machine with more runnable threads than cores, spinning barriers made a 2-thread training
+    # step up to 5x slower than a 1-thread one (measured here); passive waiting avoids that.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from core.errors import FaderError
+    try:
+        code = run(argv)
+    except FaderError as e:
+        msg = str(e).replace("\n", " ")
+        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,416 @@
+"""Training data sources: labeled folders, CSV label tables and CelebA's attribute file.
+
+`open_dataset` turns one or more `--data` paths into a `Dataset`: a list of `Item`s (image path,
+one value index per attribute, CelebA split or -1), the `core.attributes.Attribute` list and a
+description. `split_dataset` gives train/validation indices. `load_training_crop` reads one image
+and returns the model-size crop the trainer sees (or None with a reason when it must be skipped).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from core.attributes import Attribute
+from core.errors import FaderError
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+CELEBA_ATTR_FILE = "list_attr_celeba.txt"
+CELEBA_PARTITION_FILE = "list_eval_partition.txt"
+CELEBA_IMAGE_DIRS = ("img_align_celeba", "img_align_celeba_89x109")
+# CelebA's aligned frame is 178x218; the reference code keeps rows 20..198 (a 178x178 square).
+CELEBA_FRAME = (178, 218)
+CELEBA_CROP = (0, 20, 178, 198)
+# Value folder names that mean "absent" go first, so alpha=0 is "no" and alpha=1 is "yes".
+NEGATIVE_NAMES = {"no", "non", "not", "without", "false", "off", "0", "none", "negative", "absent", "-1"}
+
+# Recommended slider ranges for CelebA attributes, as the reference's interpolation used them.
+CELEBA_RANGES = {"Young": (-4.0, 5.0), "Male": (-1.0, 2.0), "Eyeglasses": (-1.0, 2.0)}
+
+
+@dataclass
+class Item:
+    """One training image: its path, a value index per attribute and its CelebA split (-1 if none)."""
+
+    path: str
+    labels: tuple
+    split: int = -1
+
+
+@dataclass
+class Dataset:
+    """Items plus their attributes; `framing` says how crops are made ('celeba' aligned or 'photo')."""
+
+    kind: str
+    roots: list
+    attributes: list
+    items: list
+    description: str = ""
+    notes: list = field(default_factory=list)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray([it.labels for it in self.items], dtype=np.int64).reshape(len(self.items), len(self.attributes))
+
+
+def _err(msg: str):
+    raise FaderError(msg)
+
+
+def _is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
+
+
+def _list_images(folder: Path) -> list:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in sorted(filenames):
+            p = Path(dirpath) / f
+            if _is_image(p):
+                out.append(p)
+    return out
+
+
+def _order_values(values: Sequence[str]) -> list:
+    vals = sorted(values, key=lambda s: s.lower())
+    neg = [v for v in vals if v.lower() in NEGATIVE_NAMES or v.lower().startswith(("no_", "not_", "non_", "no-", "not-", "non-"))]
+    if len(neg) == 1:
+        vals.remove(neg[0])
+        vals.insert(0, neg[0])
+    return vals
+
+
+def parse_attr_spec(spec: Optional[str]) -> Optional[list]:
+    """`A,B,C` -> ['A','B','C']; '*' or None -> None (all); raises FaderError on empty/duplicate names."""
+    if spec is None or spec.strip() == "*":
+        return None
+    names = [s.strip() for s in spec.split(",")]
+    if any(not n for n in names):
+        _err(f"bad --attr {spec!r}: empty attribute name")
+    if len(set(names)) != len(names):
+        _err(f"bad --attr {spec!r}: duplicate attribute names")
+    return names
+
+
+# ----------------------------------------------------------------------------------------------
+# labeled folders
+
+def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
+    name = root.resolve().name
+    if wanted is not None and wanted != [name]:
+        _err(f"{root}: a labeled folder defines one attribute named after the folder ({name!r}); --attr {','.join(wanted)} does not match")
+    subs = sorted([d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")], key=lambda d: d.name)
+    per_value = {d.name: _list_images(d) for d in subs}
+    per_value = {k: v for k, v in per_value.items() if v}
+    if len(per_value) < 2:
+        _err(f"{root}: a labeled folder needs at least 2 value subfolders with images (found {len(per_value)}: {sorted(per_value)})")
+    values = _order_values(list(per_value))
+    attr = Attribute(name, tuple(values))
+    items = [Item(str(p), (vi,)) for vi, v in enumerate(values) for p in per_value[v]]
+    counts = ", ".join(f"{v}: {len(per_value[v])}" for v in values)
+    return Dataset("folders", [str(root)], [attr], items, f"labeled folders {root} ({counts})")
+
+
+# ----------------------------------------------------------------------------------------------
+# CSV label tables
+
+def _column_attribute(name: str, raw: list, table: Path) -> tuple:
+    vals = sorted(set(raw))
+    if len(vals) < 2:
+        _err(f"{table}: column {name!r} has only one value ({vals[0] if vals else 'none'}); an attribute needs 2 or more")
+    numeric = True
+    try:
+        nums = sorted({float(v) for v in vals})
+    except ValueError:
+        numeric = False
+    if numeric and nums in ([0.0, 1.0], [-1.0, 1.0]):
+        index = {v: int(float(v) > 0) for v in vals}
+        return Attribute(name, ("no", "yes")), [index[v] for v in raw]
+    labels = _order_values(vals)
+    index = {v: i for i, v in enumerate(labels)}
+    return Attribute(name, tuple(labels)), [index[v] for v in raw]
+
+
+def _open_csv(table: Path, wanted: Optional[list]) -> Dataset:
+    try:
+        with open(table, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError) as e:
+        _err(f"{table}: cannot read label table ({e})")
+    if len(rows) < 2:
+        _err(f"{table}: label table needs a header line (file,attr1,...) and at least one row")
+    header = [h.strip() for h in rows[0]]
+    if len(header) < 2 or len(set(header)) != len(header) or any(not h for h in header):
+        _err(f"{table}: header must be 'file,attr1,attr2,...' with unique non-empty names")
+    for i, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            _err(f"{table}: line {i} has {len(r)} fields, the header has {len(header)}")
+    cols = header[1:]
+    if wanted is None:
+        wanted = cols
+    missing = [a for a in wanted if a not in cols]
+    if missing:
+        _err(f"{table}: unknown attribute(s) {missing} in --attr; the table has {cols}")
+    base = table.parent
+    paths = []
+    absent = []
+    for r in rows[1:]:
+        p = Path(r[0].strip())
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            absent.append(r[0].strip())
+        paths.append(str(p))
+    if absent:
+        _err(f"{table}: {len(absent)} listed file(s) not found next to the table, e.g. {absent[0]!r}")
+    attrs, per_attr = [], []
+    for a in wanted:
+        j = header.index(a)
+        attr, idx = _column_attribute(a, [r[j].strip() for r in rows[1:]], table)
+        attrs.append(attr)
+        per_attr.append(idx)
+    items = [Item(p, tuple(int(per_attr[k][i]) for k in range(len(attrs)))) for i, p in enumerate(paths)]
+    return Dataset("csv", [str(table)], attrs, items, f"label table {table} ({len(items)} images)")
+
+
+# ----------------------------------------------------------------------------------------------
+# CelebA
+
+def _find_celeba_attr_file(path: Path) -> Optional[Path]:
+    if path.is_file() and path.name == CELEBA_ATTR_FILE:
+        return path
+    for p in (path, *list(path.parents)[:2]):
+        if (p / CELEBA_ATTR_FILE).is_file():
+            return p / CELEBA_ATTR_FILE
+    return None
+
+
+def _celeba_image_dirs(path: Path, attr_file: Path) -> list:
+    if path.is_dir() and path.name.startswith(CELEBA_IMAGE_DIRS[0]):
+        return [path]
+    base = attr_file.parent
+    found = []
+    for b in (base, base / "celeba"):
+        for d in CELEBA_IMAGE_DIRS:
+            if (b / d).is_dir():
+                found.append(b / d)
+    return found
+
+
+def read_celeba_attributes(attr_file: Path) -> tuple:
+    """(attribute names, {file name: np.int8 row of +-1}) from list_attr_celeba.txt."""
+    try:
+        with open(attr_file) as f:
+            first = f.readline()
+            names = f.readline().split()
+            table = {}
+            for line in f:
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) != len(names) + 1:
+                    _err(f"{attr_file}: malformed line for {parts[0]!r} ({len(parts) - 1} values, {len(names)} attributes)")
+                table[parts[0]] = parts[1:]
+    except OSError as e:
+        _err(f"{attr_file}: cannot read ({e.strerror or e})")
+    if not first.strip().isdigit() or not names:
+        _err(f"{attr_file}: not a CelebA attribute file (expected a count line and a header of names)")
+    return names, table
+
+
+def _open_celeba(paths: list, wanted: Optional[list]) -> Dataset:
+    attr_file = _find_celeba_attr_file(paths[0])
+    names, table = read_celeba_attributes(attr_file)
+    if wanted is None:
+        wanted = names
+    unknown = [a for a in wanted if a not in names]
+    if unknown:
+        _err(f"{attr_file}: unknown CelebA attribute(s) {unknown}")
+    cols = [names.index(a) for a in wanted]
+    partition = {}
+    pfile = attr_file.parent / CELEBA_PARTITION_FILE
+    if pfile.is_file():
+        with open(pfile) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2:
+                    partition[parts[0]] = int(parts[1])
+    dirs = []
+    for p in paths:
+        for d in _celeba_image_dirs(p, attr_file):
+            if d not in dirs:
+                dirs.append(d)
+    if not dirs:
+        _err(f"{paths[0]}: no CelebA image folder ({' or '.join(CELEBA_IMAGE_DIRS)}) found")
+    # The same id may exist in several folders: keep the largest version (listed first here).
+    dirs.sort(key=lambda d: (d.name != "img_align_celeba", str(d)))
+    chosen = {}
+    for d in dirs:
+        for entry in sorted(os.listdir(d)):
+            if entry in table and entry not in chosen:
+                chosen[entry] = d / entry
+    if not chosen:
+        _err(f"{dirs[0]}: none of the images listed in {attr_file.name} exist here")
+    attrs = [Attribute(a, ("no", "yes"), CELEBA_RANGES.get(a, (-1.0, 2.0))) for a in wanted]
+    items = []
+    for fname in sorted(chosen):
+        row = table[fname]
+        items.append(Item(str(chosen[fname]), tuple(int(row[c] == "1") for c in cols), partition.get(fname, -1)))
+    items = [it for it in items if it.split != 2]  # never train or select on the official test split
+    desc = f"CelebA {attr_file} with {', '.join(str(d) for d in dirs)} ({len(items)} of {len(table)} listed images present)"
+    return Dataset("celeba", [str(attr_file)] + [str(d) for d in dirs], attrs, items, desc)
+
+
+# ----------------------------------------------------------------------------------------------
+
+def _kind(path: Path) -> str:
+    if not path.exists():
+        _err(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.name == CELEBA_ATTR_FILE:
+            return "celeba"
+        if path.suffix.lower() == ".csv":
+            return "csv"
+        _err(f"{path}: not a data source (give a labeled folder, a .csv label table or {CELEBA_ATTR_FILE})")
+    if path.name.startswith(CELEBA_IMAGE_DIRS[0]) or (path / CELEBA_ATTR_FILE).is_file():
+        if _find_celeba_attr_file(path):
+            return "celeba"
+    csvs = sorted(path.glob("*.csv"))
+    if len(csvs) == 1:
+        return "csv"
+    if len(csvs) > 1:
+        _err(f"{path}: several .csv tables here ({', '.join(c.name for c in csvs)}); give one with --data")
+    return "folders"
+
+
+def open_dataset(data: Sequence, attr_spec: Optional[str] = None) -> Dataset:
+    """Open one or more `--data` paths of the same kind; raises FaderError with a one-line message."""
+    # Absolute paths: the cache key and the run's file lists must not depend on the working folder.
+    paths = [Path(os.path.abspath(Path(p).expanduser())) for p in ([data] if isinstance(data, (str, os.PathLike)) else data)]
+    if not paths:
+        _err("no --data given")
+    wanted = parse_attr_spec(attr_spec)
+    kinds = {_kind(p) for p in paths}
+    if len(kinds) > 1:
+        _err(f"--data mixes different kinds of sources ({', '.join(sorted(kinds))})")
+    kind = kinds.pop()
+    if kind == "celeba":
+        ds = _open_celeba(paths, wanted)
+    else:
+        if len(paths) > 1:
+            _err(f"--data: only CelebA image folders can be combined (got {len(paths)} {kind} sources)")
+        p = paths[0]
+        ds = _open_csv(p if p.is_file() else sorted(p.glob("*.csv"))[0], wanted) if kind == "csv" else _open_folders(p, wanted)
+    if not ds.items:
+        _err(f"{paths[0]}: no images found")
+    return ds
+
+
+def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0) -> tuple:
+    """(train indices, val indices). CelebA: split 0 trains and split 1 validates when present;
+    otherwise a deterministic hold-out (by a hash of the file name, so adding images elsewhere
+    does not reshuffle it) of `val_size` images (default 10%, at most 500)."""
+    n = len(ds.items)
+    splits = np.asarray([it.split for it in ds.items])
+    if (splits == 1).any() and (splits == 0).any():
+        train = np.flatnonzero(splits == 0)
+        val = np.flatnonzero(splits == 1)
+        if val_size is not None and val_size < len(val):
+            val = np.sort(_hash_order(ds, val, seed)[:val_size])
+        return train, val
+    if n < 2:
+        _err(f"{ds.roots[0]}: need at least 2 images to hold one out for validation (have {n})")
+    k = val_size if val_size is not None else min(500, max(1, n // 10))
+    k = max(1, min(k, n - 1))
+    order = _hash_order(ds, np.arange(n), seed)
+    return np.sort(order[k:]), np.sort(order[:k])
+
+
+def _hash_order(ds: Dataset, idx: np.ndarray, seed: int) -> np.ndarray:
+    keys = [hashlib.sha1(f"{seed}:{Path(ds.items[i].path).name}:{ds.items[i].path}".encode()).hexdigest() for i in idx]
+    return np.asarray(idx)[np.argsort(keys, kind="stable")]
+
+
+# ----------------------------------------------------------------------------------------------
+# crops
+
+def read_rgb(path: str) -> Optional[np.ndarray]:
+    """Decode an image file to uint8 RGB (EXIF orientation applied by OpenCV); None if unreadable."""
+    import cv2
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None or bgr.ndim != 3 or min(bgr.shape[:2]) < 8:
+        return None
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+    interp = cv2.INTER_AREA if img.shape[0] >= size else cv2.INTER_CUBIC
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def celeba_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The reference crop of a CelebA-framed image (any resolution): the central rows 20..198 of
+    178x218, scaled to the image, resized to `size`."""
+    h, w = rgb.shape[:2]
+    sx, sy = w / CELEBA_FRAME[0], h / CELEBA_FRAME[1]
+    x0, y0, x1, y1 = (int(round(CELEBA_CROP[0] * sx)), int(round(CELEBA_CROP[1] * sy)),
+                      int(round(CELEBA_CROP[2] * sx)), int(round(CELEBA_CROP[3] * sy)))
+    return _resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), size)
+
+
+def _alignment_module():
+    try:
+        from core import alignment
+    except ImportError:
+        return None
+    return alignment
+
+
+def load_training_crop(path: str, size: int, align: bool = False) -> tuple:
+    """(crop uint8 (size,size,3) or None, skip reason or None) for one image.
+
+    Aligned mode: CelebA-framed images (aspect 178:218, any size) get the reference crop; square
+    images are taken as already-cropped faces. `align=True`: detect the face and align it to the
+    CelebA template (the first / largest face); images without a face are skipped.
+    """
+    rgb = read_rgb(path)
+    if rgb is None:
+        return None, "unreadable"
+    if align:
+        alignment = _alignment_module()
+        from core.faces import detect_faces
+        faces = detect_faces(rgb)
+        if not faces:
+            return None, "no face"
+        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        return alignment.align_face(rgb, face.landmarks, alignment.CELEBA_TEMPLATE, size).crop, None
+    h, w = rgb.shape[:2]
+    if abs(h / w - CELEBA_FRAME[1] / CELEBA_FRAME[0]) < 0.03:
+        alignment = _alignment_module()
+        if alignment is not None and hasattr(alignment, "aligned_crop"):
+            return alignment.aligned_crop(rgb, alignment.CELEBA_TEMPLATE, size).crop, None
+        return celeba_crop(rgb, size), None
+    if abs(h / w - 1.0) < 0.03:
+        return _resize(rgb, size), None
+    return None, "not aligned (use --align)"
+
+
+def align_available() -> bool:
+    """Whether face detection + alignment (core.faces, core.alignment) can be used for --align."""
+    try:
+        from core import alignment, faces  # noqa: F401
+    except ImportError:
+        return False
+    return hasattr(alignment, "align_face") and hasattr(faces, "detect_faces")

@@ -1,0 +1,373 @@
+"""Evaluation: the attribute classifier, swap accuracy, reconstruction PSNR and preview grids.
+
+Swap accuracy (the reference's "classifier accuracy" on swapped attributes): decode each
+validation image with one attribute set to another value (binary: alpha = 1 - y; multi-valued:
+each other value) and count how often the evaluation classifier predicts the requested value.
+"Others unchanged": how often the classifier's prediction of every *other* attribute on the
+swapped image equals its prediction on the plain reconstruction (same decoder, true attributes),
+i.e. the swap changed only what it was asked to.
+
+`python -m training.evaluation --model M.fader --data DATA` re-measures a model on the validation
+split and prints JSON (the model card's figures come from this command).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.attributes import Attribute
+from core.errors import FaderError
+from core.networks import ArchConfig, Classifier
+
+
+# ----------------------------------------------------------------------------------------------
+# tensors
+
+def to_input(batch_u8, device, channels_last: bool = True) -> torch.Tensor:
+    """uint8 (N,S,S,3) array/tensor -> float32 NCHW in [-1, 1]. NHWC memory is already
+    channels-last, so the permute is free and the result stays channels-last."""
+    t = batch_u8 if isinstance(batch_u8, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch_u8))
+    t = t.to(device, non_blocking=True).permute(0, 3, 1, 2)
+    x = t.float().div_(127.5).sub_(1.0)
+    return x if channels_last else x.contiguous()
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float NCHW in [-1, 1] -> uint8 (N,S,S,3)."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def code_from_indices(y: torch.Tensor, attrs: Sequence[Attribute]) -> torch.Tensor:
+    """(N, k) value indices -> (N, sum n) one-hot decoder code."""
+    offsets = torch.tensor(np.cumsum([0] + [a.n for a in attrs[:-1]]), device=y.device)
+    code = torch.zeros(y.size(0), sum(a.n for a in attrs), device=y.device)
+    return code.scatter_(1, y + offsets, 1.0)
+
+
+def attr_loss(logits: torch.Tensor, y: torch.Tensor, attrs: Sequence[Attribute], smooth: float = 0.0) -> torch.Tensor:
+    """Sum over attributes of the cross-entropy of each attribute's logits block (reference get_attr_loss)."""
+    ns = {a.n for a in attrs}
+    if len(ns) == 1:
+        # All attributes have the same number of values: one fused cross-entropy (mean * k = sum of means).
+        n = ns.pop()
+        k = len(attrs)
+        return F.cross_entropy(logits.view(-1, k, n).transpose(1, 2), y, label_smoothing=smooth) * k
+    loss = 0
+    start = 0
+    for j, a in enumerate(attrs):
+        loss = loss + F.cross_entropy(logits[:, start:start + a.n], y[:, j], label_smoothing=smooth)
+        start += a.n
+    return loss
+
+
+def predict_indices(logits: torch.Tensor, attrs: Sequence[Attribute]) -> torch.Tensor:
+    """(N, sum n) logits -> (N, k) argmax value index per attribute."""
+    out, start = [], 0
+    for a in attrs:
+        out.append(logits[:, start:start + a.n].argmax(1))
+        start += a.n
+    return torch.stack(out, 1)
+
+
+def classifier_config(img_size: int, n_attr: int) -> ArchConfig:
+    """The evaluation classifier's architecture (the reference classifier's defaults)."""
+    return ArchConfig(img_size=img_size, init_fm=32, max_fm=512, n_layers=1, hid_dim=512, n_attr=n_attr)
+
+
+# ----------------------------------------------------------------------------------------------
+# classifier
+
+def train_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs, steps: int, device,
+                     batch_size: int = 32, seed: int = 0, flip: bool = True, progress: bool = True,
+                     should_stop=None, log=print) -> tuple:
+    """Train the evaluation classifier (Adam 2e-4, betas (0.5, 0.999), clip 5, flips, like the
+    reference classifier.py). Returns (classifier in eval mode, per-attribute val accuracy)."""
+    from .trainer import BatchStream
+    torch.manual_seed(seed)
+    cfg = classifier_config(images.shape[1], sum(a.n for a in attrs))
+    clf = Classifier(cfg).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(clf.parameters(), lr=2e-4, betas=(0.5, 0.999), **_adam_kwargs(device))
+    stream = BatchStream(images, labels, train_idx, batch_size, seed + 7919, 0, flip)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, desc="classifier", unit="step", dynamic_ncols=True, mininterval=0.5 if _tty() else 30)
+    acc_loss = torch.zeros((), device=device)
+    try:
+        clf.train()
+        for step in range(steps):
+            if should_stop is not None and should_stop():
+                raise KeyboardInterrupt
+            xb, yb = stream.next()
+            x = to_input(xb, device)
+            y = yb.to(device, non_blocking=True)
+            loss = attr_loss(clf(x), y, attrs)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(clf.parameters(), 5.0)
+            opt.step()
+            acc_loss += loss.detach()
+            if bar is not None:
+                bar.update(1)
+                if (step + 1) % 100 == 0:
+                    bar.set_postfix(loss=f"{float(acc_loss) / 100:.3f}")
+                    acc_loss.zero_()
+    finally:
+        stream.close()
+        if bar is not None:
+            bar.close()
+    clf.eval()
+    acc = classifier_accuracy(clf, images, labels, val_idx, attrs, device)
+    return clf, acc
+
+
+@torch.no_grad()
+def classifier_accuracy(clf, images, labels, idx, attrs, device, batch: int = 128) -> list:
+    """Per-attribute accuracy of a classifier on images[idx]."""
+    clf.eval()
+    correct = torch.zeros(len(attrs), dtype=torch.long)
+    idx = np.asarray(idx)
+    for s in range(0, len(idx), batch):
+        part = np.sort(idx[s:s + batch])
+        pred = predict_indices(clf(to_input(images[part], device)), attrs).cpu()
+        correct += (pred == torch.from_numpy(labels[part])).sum(0)
+    return (correct.double() / max(1, len(idx))).tolist()
+
+
+def _adam_kwargs(device) -> dict:
+    dev = torch.device(device)
+    # The fused Adam kernel is one pass over all parameters (CPU and CUDA), no per-tensor Python loop.
+    return {"fused": True} if dev.type in ("cpu", "cuda") else {}
+
+
+# ----------------------------------------------------------------------------------------------
+# model evaluation
+
+@torch.no_grad()
+def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndarray, device,
+             lat_dis=None, n_skip: int = 0, batch: int = 64, autocast_dtype=None) -> dict:
+    """Reconstruction MSE/PSNR, latent-discriminator accuracy, swap accuracy and "others unchanged"
+    on (images, labels) — uint8 (N,S,S,3) and (N,k) value indices."""
+    ae_mode = ae.training
+    ae.eval()
+    if lat_dis is not None:
+        lat_dis.eval()
+    classifier.eval()
+    k = len(attrs)
+    n = len(images)
+    sq_err = 0.0
+    psnr_sum = 0.0
+    lat_correct = torch.zeros(k, dtype=torch.long)
+    clf_correct = torch.zeros(k, dtype=torch.long)
+    swap_ok = torch.zeros(k, dtype=torch.long)
+    swap_n = torch.zeros(k, dtype=torch.long)
+    others_ok = torch.zeros(k, dtype=torch.long)
+    others_n = torch.zeros(k, dtype=torch.long)
+    ctx = (torch.autocast(torch.device(device).type, dtype=autocast_dtype) if autocast_dtype is not None
+           else _nullcontext())
+    for s in range(0, n, batch):
+        xb = np.ascontiguousarray(images[s:s + batch])
+        y = torch.from_numpy(np.ascontiguousarray(labels[s:s + batch])).to(device)
+        x = to_input(xb, device)
+        with ctx:
+            enc = ae.encode(x)
+            rec = ae.decode(enc, code_from_indices(y, attrs))[-1].float().clamp(-1, 1)
+        # PSNR at model resolution on the 0..255 scale, per image then averaged.
+        mse_img = ((rec - x) ** 2).flatten(1).mean(1)
+        sq_err += float(mse_img.sum())
+        psnr_sum += float((10 * torch.log10(4.0 / mse_img.clamp_min(1e-10))).sum())
+        if lat_dis is not None:
+            with ctx:
+                lat_pred = predict_indices(lat_dis(enc[-1 - n_skip]).float(), attrs)
+            lat_correct += (lat_pred == y).sum(0).cpu()
+        clf_correct += (predict_indices(classifier(x), attrs) == y).sum(0).cpu()
+        ref_pred = predict_indices(classifier(rec), attrs)
+        for j, a in enumerate(attrs):
+            for shift in range(1, a.n):
+                y2 = y.clone()
+                y2[:, j] = (y[:, j] + shift) % a.n
+                with ctx:
+                    out = ae.decode(enc, code_from_indices(y2, attrs))[-1].float().clamp(-1, 1)
+                pred = predict_indices(classifier(out), attrs)
+                swap_ok[j] += int((pred[:, j] == y2[:, j]).sum())
+                swap_n[j] += len(y2)
+                if k > 1:
+                    mask = torch.ones(k, dtype=torch.bool, device=pred.device)
+                    mask[j] = False
+                    others_ok[j] += int((pred[:, mask] == ref_pred[:, mask]).all(1).sum())
+                    others_n[j] += len(y2)
+    ae.train(ae_mode)
+    swap = (swap_ok.double() / swap_n.clamp_min(1)).tolist()
+    others = (others_ok.double() / others_n.clamp_min(1)).tolist() if k > 1 else [1.0] * k
+    out = {
+        "n_images": n,
+        "mse": sq_err / max(1, n),
+        "psnr": psnr_sum / max(1, n),
+        "swap_accuracy": {a.name: round(v, 4) for a, v in zip(attrs, swap)},
+        "swap_mean": round(float(np.mean(swap)), 4),
+        "swap_min": round(float(np.min(swap)), 4),
+        "others_unchanged": {a.name: round(v, 4) for a, v in zip(attrs, others)},
+        "others_unchanged_mean": round(float(np.mean(others)), 4),
+        "classifier_accuracy": {a.name: round(float(c) / max(1, n), 4) for a, c in zip(attrs, clf_correct.tolist())},
+    }
+    if lat_dis is not None:
+        lat = (lat_correct.double() / max(1, n)).tolist()
+        out["lat_dis_accuracy"] = {a.name: round(v, 4) for a, v in zip(attrs, lat)}
+        out["lat_dis_accuracy_mean"] = round(float(np.mean(lat)), 4)
+    out["mse"] = round(out["mse"], 6)
+    out["psnr"] = round(out["psnr"], 3)
+    return out
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# preview grid
+
+@torch.no_grad()
+def preview_grid(ae, attrs: Sequence[Attribute], images, labels: np.ndarray, device, pad: int = 2) -> np.ndarray:
+    """uint8 RGB grid: one row per face — original, reconstruction, then each attribute flipped
+    (binary: 1 - y; multi-valued: the next value)."""
+    mode = ae.training
+    ae.eval()
+    x = to_input(np.ascontiguousarray(images), device)
+    y = torch.from_numpy(np.ascontiguousarray(labels)).to(device)
+    enc = ae.encode(x)
+    cols = [np.ascontiguousarray(images), to_uint8(ae.decode(enc, code_from_indices(y, attrs))[-1])]
+    for j, a in enumerate(attrs):
+        y2 = y.clone()
+        y2[:, j] = (y[:, j] + 1) % a.n
+        cols.append(to_uint8(ae.decode(enc, code_from_indices(y2, attrs))[-1]))
+    ae.train(mode)
+    n, s = len(images), images.shape[1]
+    grid = np.full((n * (s + pad) + pad, len(cols) * (s + pad) + pad, 3), 255, np.uint8)
+    for r in range(n):
+        for c, col in enumerate(cols):
+            y0, x0 = pad + r * (s + pad), pad + c * (s + pad)
+            grid[y0:y0 + s, x0:x0 + s] = col[r]
+    return grid
+
+
+def write_png(path, rgb: np.ndarray) -> None:
+    """Write a PNG atomically (temp file in the same folder + os.replace)."""
+    import cv2
+    path = Path(path)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def _tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+
+def _parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(prog="python -m training.evaluation",
+                       description="Measure a .fader model on the validation split (swap accuracy, "
+                                   "others unchanged, PSNR) and print JSON.")
+    p.add_argument("--model", required=True, help="the .fader model to measure")
+    p.add_argument("--data", required=True, action="append",
+                   help="data source(s) as for fader-train (labeled folder, CSV table, CelebA folder); repeatable")
+    p.add_argument("--classifier", help="a .fader file whose classifier is used instead of the model's own")
+    p.add_argument("--val-size", type=int, default=None, help="use at most N validation images (default: all)")
+    p.add_argument("--align", action="store_true", help="detect and align faces (data that are ordinary photos)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--cache-dir", default=None, help="preprocessing cache folder (default ~/.cache/fader-desktop/training)")
+    p.add_argument("--seed", type=int, default=0, help="hold-out seed for data without a split (default 0)")
+    p.add_argument("--out", default=None, help="also write the JSON to this file")
+    return p
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def measure_model(model_path, data, classifier_path=None, val_size=None, align=False, device="auto",
+                  cache_dir=None, seed: int = 0, progress: bool = False) -> dict:
+    """Open a model and data, build/open the cache, and evaluate on the validation split."""
+    from core.engine import resolve_device
+    from core.model_file import load_model
+    from .cache import open_cache
+    from .datasets import open_dataset, split_dataset
+    dev = resolve_device(device)
+    model = load_model(model_path)
+    clf_model = load_model(classifier_path) if classifier_path else model
+    if clf_model.classifier is None:
+        raise FaderError(f"{classifier_path or model_path}: has no classifier; give one with --classifier")
+    if [a.name for a in clf_model.attributes] != [a.name for a in model.attributes]:
+        raise FaderError(f"{classifier_path}: its classifier's attributes differ from the model's")
+    attrs = model.attributes
+    ds = open_dataset(data, ",".join(a.name for a in attrs))
+    for a, b in zip(ds.attributes, attrs):
+        if a.n != b.n:
+            raise FaderError(f"attribute {a.name!r} has {a.n} values in the data but {b.n} in the model")
+    _, val_idx = split_dataset(ds, val_size, seed)
+    paths = [ds.items[i].path for i in val_idx]
+    cache = open_cache(paths, model.image_size, align, cache_dir, progress=progress)
+    keep = np.flatnonzero(cache.valid)
+    images = np.ascontiguousarray(cache.images[keep])
+    labels = ds.labels[val_idx][keep]
+    ae = model.autoencoder.to(dev).to(memory_format=torch.channels_last)
+    t0 = time.time()
+    res = evaluate(ae, clf_model.classifier.to(dev), attrs, images, labels, dev)
+    res.update({"model": str(model_path), "data": ds.description, "split": _split_name(ds, val_idx),
+                "skipped": cache.skipped, "seconds": round(time.time() - t0, 1),
+                "classifier": str(classifier_path or model_path)})
+    return res
+
+
+def _split_name(ds, val_idx) -> str:
+    splits = {ds.items[i].split for i in val_idx}
+    if splits == {1}:
+        return "CelebA split 1 (validation) images present in the data"
+    return "deterministic hold-out (hash of file names)"
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Entry point of `python -m training.evaluation`."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.val_size is not None and args.val_size < 1:
+            raise FaderError(f"--val-size must be a positive integer, got {args.val_size}")
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+        res = measure_model(args.model, args.data, args.classifier, args.val_size, args.align,
+                            args.device, args.cache_dir, args.seed, progress=_tty())
+    except FaderError as e:
+        print(f"python -m training.evaluation: error: {e}", file=sys.stderr)
+        return 2
+    text = json.dumps(res, indent=1, sort_keys=True)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,671 @@
+"""The Fader Networks trainer: the reference's alternating updates, made fast, resumable and safe.
+
+Each iteration (facebookresearch/FaderNetworks `train.py` + `src/training.py`):
+  1. n_lat_dis latent-discriminator steps: encode a batch with the auto-encoder in eval mode and
+     no gradient, train the discriminator to predict the true attributes from
+     enc_outputs[-1 - n_skip] (cross-entropy per attribute, summed).
+  2. n_ptc_dis patch-discriminator steps (optional): real images vs decodes with random
+     attributes, targets smoothed by smooth_label.
+  3. n_clf_dis classifier-discriminator steps (optional).
+  4. one auto-encoder step on a fresh batch: lambda_ae * MSE(x, D(E(x), y))
+     + lambda_lat_dis(step) * CE(lat_dis(E(x)), flipped y)   (binary: 1 - y; n values: a random
+       other value) [+ patch / classifier terms on decodes with random attributes], where every
+     lambda ramps linearly from 0 over lambda_schedule iterations.
+Adam(lr 2e-4, betas (0.5, 0.999)), gradient norms clipped to 5, batch 32, random horizontal flips.
+
+Speed: channels-last tensors, fused Adam, no host synchronisation inside an iteration (losses are
+summed on the device and read every `log_every` steps), batches assembled by a background thread
+from the uint8 memmap, and on CUDA autocast (bf16, or fp16 with a GradScaler).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.attributes import Attribute
+from core.errors import FaderError
+from core.model_file import FaderModel, save_model
+from core.networks import ArchConfig, AutoEncoder, Classifier, LatentDiscriminator, PatchDiscriminator
+
+from .evaluation import (attr_loss, code_from_indices, classifier_config, evaluate, preview_grid,
+                         to_input, write_png, _adam_kwargs)
+
+CHECKPOINT_NAME = "checkpoint_last.pt"
+# Memory layout of activations and conv weights (measured with bench/train_speed.py).
+CHANNELS_LAST = True
+CHECKPOINT_FORMAT = "fader-train-checkpoint"
+CELEBA_LICENSE = ("non-commercial research only, inherited from CelebA "
+                  "(Liu et al., ICCV 2015; CelebA is available for non-commercial research purposes only)")
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (the reference's defaults unless noted)."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 2e-4
+    beta1: float = 0.5
+    clip_grad_norm: float = 5.0
+    lambda_ae: float = 1.0
+    lambda_lat_dis: float = 1e-4
+    lambda_ptc_dis: float = 0.0
+    lambda_clf_dis: float = 0.0
+    lambda_schedule: int = 500_000
+    n_lat_dis: int = 1
+    n_ptc_dis: int = 0
+    n_clf_dis: int = 0
+    smooth_label: float = 0.2
+    flip: bool = True
+    seed: int = 0
+    eval_every: int = 1000
+    ckpt_every: int = 500
+    log_every: int = 50
+    classifier_steps: int = 2000
+    preview_rows: int = 8
+    max_minutes: float = 0.0       # 0: no wall-clock budget
+    psnr_drop: float = 3.0         # a checkpoint is eligible as "best" only within this many dB of the best PSNR seen
+    half_export: bool = False
+    threads: int = 0               # 0: all cores this process may use
+
+    def lam(self, base: float, step: int) -> float:
+        """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
+        s = self.lambda_schedule
+        return base if s == 0 else base * min(step, s) / s
+
+
+class BatchStream:
+    """Background thread producing (uint8 NHWC tensor, int64 labels) batches from a memmap.
+
+    The order is a pure function of (seed, batch number): epoch e is the permutation
+    default_rng([seed, e]) of the training indices, flips come from default_rng([seed, 1<<20, b]).
+    Resuming at batch b therefore reproduces exactly the batches an uninterrupted run would see.
+    """
+
+    def __init__(self, images, labels: np.ndarray, indices, batch_size: int, seed: int, start_batch: int,
+                 flip: bool, prefetch: int = 6, pin: bool = False):
+        self.images, self.labels = images, labels
+        self.indices = np.asarray(indices)
+        if len(self.indices) == 0:
+            raise FaderError("no training images")
+        self.bs, self.seed, self.flip, self.pin = batch_size, seed, flip, pin
+        self.batch = start_batch
+        self._q: queue.Queue = queue.Queue(prefetch)
+        self._stop = threading.Event()
+        self._perm_cache: dict = {}
+        self._thread = threading.Thread(target=self._run, args=(start_batch,), daemon=True, name="fader-batches")
+        self._thread.start()
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        p = self._perm_cache.get(epoch)
+        if p is None:
+            p = self.indices[np.random.default_rng([self.seed, epoch]).permutation(len(self.indices))]
+            self._perm_cache = {epoch: p}
+        return p
+
+    def make(self, b: int) -> tuple:
+        """Batch number b (deterministic)."""
+        n = len(self.indices)
+        pos = b * self.bs
+        idx = np.empty(self.bs, dtype=np.int64)
+        filled = 0
+        while filled < self.bs:
+            e, off = divmod(pos + filled, n)
+            take = min(self.bs - filled, n - off)
+            idx[filled:filled + take] = self._perm(e)[off:off + take]
+            filled += take
+        order = np.argsort(idx, kind="stable")  # sorted reads are kinder to the page cache
+        x = np.empty((self.bs,) + self.images.shape[1:], np.uint8)
+        x[order] = self.images[idx[order]]
+        if self.flip:
+            m = np.random.default_rng([self.seed, 1 << 20, b]).random(self.bs) < 0.5
+            x[m] = x[m, :, ::-1]
+        xt = torch.from_numpy(x)
+        yt = torch.from_numpy(self.labels[idx].astype(np.int64))
+        if self.pin:
+            xt, yt = xt.pin_memory(), yt.pin_memory()
+        return xt, yt
+
+    def _run(self, b: int) -> None:
+        try:
+            while not self._stop.is_set():
+                item = self.make(b)
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                b += 1
+        except BaseException as e:  # surfaced to the consumer
+            self._q.put(e)
+
+    def next(self) -> tuple:
+        """The next batch (blocks until the loader has it)."""
+        item = self._q.get()
+        if isinstance(item, BaseException):
+            raise item
+        self.batch += 1
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            while True:
+                self._q.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join(timeout=5)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, os.replace: a kill at any moment leaves
+    either the old or the new file, never a torn one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        try:
+            dfd = os.open(str(path.parent), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def init_from_model(model: FaderModel, attrs: Sequence[Attribute], arch: ArchConfig) -> AutoEncoder:
+    """A new auto-encoder for `attrs` initialised from `model` (fine-tuning).
+
+    Every weight is copied; in the decoder layers' first convolution the input planes of the
+    attribute code are mapped by (attribute, value) and planes of new attributes/values start at
+    zero, so the fine-tuned model initially decodes exactly as the old one did.
+    """
+    old = model.autoencoder
+    new = AutoEncoder(arch)
+    old_cols = {}
+    start = 0
+    for a in model.attributes:
+        for v, val in enumerate(a.values):
+            old_cols[(a.name, val)] = start + v
+        start += a.n
+    col_map = []  # (new column, old column or None)
+    start = 0
+    for a in attrs:
+        for v, val in enumerate(a.values):
+            col_map.append((start + v, old_cols.get((a.name, val))))
+        start += a.n
+    old_sd, new_sd = old.state_dict(), new.state_dict()
+    n_old, n_new = model.config.n_attr, arch.n_attr
+    # The first convolution of every decoder layer reads [h, code planes, skip planes].
+    input_convs = {}
+    for i, layer in enumerate(new.dec_layers):
+        j, conv = next((j, m) for j, m in enumerate(layer) if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
+        input_convs[f"dec_layers.{i}.{j}.weight"] = (i, isinstance(conv, torch.nn.ConvTranspose2d))
+    for key, t in new_sd.items():
+        src = old_sd.get(key)
+        if src is None:
+            raise FaderError(f"--init: the model has no tensor {key}; its architecture differs")
+        if key not in input_convs:
+            if src.shape != t.shape:
+                raise FaderError(f"--init: tensor {key} has shape {tuple(src.shape)} in the model, {tuple(t.shape)} needed")
+            new_sd[key] = src.clone()
+            continue
+        i, transposed = input_convs[key]
+        dim = 0 if transposed else 1  # ConvTranspose weight is (in, out, k, k), Conv (out, in, k, k)
+        has_skip = 0 < i <= arch.n_skip
+        h_planes = (t.shape[dim] - n_new) // (2 if has_skip else 1)
+        w = torch.zeros_like(t)
+
+        def put(dst, srcr):
+            a = [slice(None)] * t.dim()
+            b = [slice(None)] * t.dim()
+            a[dim], b[dim] = dst, srcr
+            w[tuple(a)] = src[tuple(b)]
+        put(slice(0, h_planes), slice(0, h_planes))
+        for nc, oc in col_map:
+            if oc is not None:
+                put(slice(h_planes + nc, h_planes + nc + 1), slice(h_planes + oc, h_planes + oc + 1))
+        if has_skip:
+            put(slice(h_planes + n_new, t.shape[dim]), slice(h_planes + n_old, src.shape[dim]))
+        new_sd[key] = w
+    new.load_state_dict(new_sd)
+    return new
+
+
+def hardware_description(device: torch.device) -> str:
+    """A short description of where training ran."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {torch.get_num_threads()} threads"
+
+
+class Trainer:
+    """Owns the networks, optimizers, data streams and run folder of one training run."""
+
+    def __init__(self, arch: ArchConfig, attrs: Sequence[Attribute], images, labels: np.ndarray,
+                 train_idx, val_idx, cfg: TrainConfig, run_dir, device, classifier: Optional[Classifier] = None,
+                 init_ae: Optional[AutoEncoder] = None, meta: Optional[dict] = None, log=print,
+                 progress: bool = True, channels_last: Optional[bool] = None):
+        self.arch, self.attrs, self.cfg = arch, list(attrs), cfg
+        self.images, self.labels = images, labels
+        self.train_idx, self.val_idx = np.asarray(train_idx), np.asarray(val_idx)
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
+        self.log, self.progress = log, progress
+        self.meta = dict(meta or {})
+        self.stop_reason: Optional[str] = None
+        torch.manual_seed(cfg.seed)
+        dev = self.device
+        if channels_last is None:
+            channels_last = CHANNELS_LAST
+        self.channels_last = channels_last
+        cl = torch.channels_last if channels_last else torch.contiguous_format
+        self.ae = (init_ae if init_ae is not None else AutoEncoder(arch)).to(dev).to(memory_format=cl)
+        self.lat_dis = LatentDiscriminator(arch).to(dev).to(memory_format=cl) if cfg.n_lat_dis else None
+        self.ptc_dis = PatchDiscriminator(arch).to(dev).to(memory_format=cl) if cfg.n_ptc_dis else None
+        self.clf_dis = Classifier(classifier_config(arch.img_size, arch.n_attr)).to(dev).to(memory_format=cl) if cfg.n_clf_dis else None
+        self.classifier = classifier.to(dev).to(memory_format=cl).eval() if classifier is not None else None
+        kw = _adam_kwargs(dev)
+        adam = lambda m: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), **kw)
+        self.opt_ae = adam(self.ae)
+        self.opt_lat = adam(self.lat_dis) if self.lat_dis is not None else None
+        self.opt_ptc = adam(self.ptc_dis) if self.ptc_dis is not None else None
+        self.opt_clf = adam(self.clf_dis) if self.clf_dis is not None else None
+        # Mixed precision on CUDA only: CPU autocast is slower than fp32 on CPUs without AMX.
+        self.amp_dtype = None
+        self.scalers = {}
+        if dev.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            if self.amp_dtype == torch.float16:
+                self.scalers = {k: torch.amp.GradScaler("cuda") for k in ("ae", "lat", "ptc", "clf")}
+        self.step = 0
+        self.batches = 0
+        self.elapsed = 0.0
+        self.best = {"score": -1.0, "step": -1, "psnr_max": -math.inf, "metrics": None}
+        self._acc = torch.zeros(4, device=dev)  # rec, lat-dis loss, AE adversarial term, ptc-dis loss
+        self._acc_n = 0
+        self._train_since_eval = torch.zeros(4, device=dev)
+        self._train_since_eval_n = 0
+        self.n_skip = arch.n_skip
+        self.ckpt_path = self.run_dir / CHECKPOINT_NAME
+        self._last_eval_step = -1
+
+    # ------------------------------------------------------------------ steps
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _optimize(self, key: str, loss, module, opt) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler = self.scalers.get(key)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if self.cfg.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), self.cfg.clip_grad_norm, foreach=True)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+
+    def _batch(self, stream: BatchStream) -> tuple:
+        xb, yb = stream.next()
+        self.batches += 1
+        return to_input(xb, self.device, self.channels_last), yb.to(self.device, non_blocking=True)
+
+    def lat_dis_step(self, x, y) -> torch.Tensor:
+        """Train the latent discriminator on one batch (encoder frozen, in eval mode as in the reference)."""
+        self.ae.eval()
+        self.lat_dis.train()
+        with torch.no_grad(), self._autocast():
+            z = self.ae.encode(x)[-1 - self.n_skip]
+        with self._autocast():
+            loss = attr_loss(self.lat_dis(z.detach()).float(), y, self.attrs)
+        self._optimize("lat", loss, self.lat_dis, self.opt_lat)
+        return loss.detach()
+
+    def _random_code(self, y) -> torch.Tensor:
+        """The reference flip_attributes(..., 'all'): every attribute set to a uniformly random value."""
+        ns = torch.tensor([a.n for a in self.attrs], device=y.device)
+        r = (torch.rand(y.shape, device=y.device) * ns).long().clamp_max(ns - 1)
+        return code_from_indices(r, self.attrs)
+
+    def ptc_dis_step(self, x, y) -> torch.Tensor:
+        """Train the patch discriminator: real images vs decodes with random attributes."""
+        self.ae.eval()
+        self.ptc_dis.train()
+        with torch.no_grad(), self._autocast():
+            fake = self.ae(x, self._random_code(y))[1][-1]
+        with self._autocast():
+            real_p = self.ptc_dis(x).float()
+            fake_p = self.ptc_dis(fake.detach()).float()
+        s = self.cfg.smooth_label
+        loss = F.binary_cross_entropy(real_p, torch.full_like(real_p, 1 - s)) + \
+            F.binary_cross_entropy(fake_p, torch.full_like(fake_p, s))
+        self._optimize("ptc", loss, self.ptc_dis, self.opt_ptc)
+        return loss.detach()
+
+    def clf_dis_step(self, x, y) -> torch.Tensor:
+        """Train the classifier discriminator (used by the lambda_clf_dis term)."""
+        self.clf_dis.train()
+        with self._autocast():
+            loss = attr_loss(self.clf_dis(x).float(), y, self.attrs)
+        self._optimize("clf", loss, self.clf_dis, self.opt_clf)
+        return loss.detach()
+
+    def autoencoder_step(self, x, y) -> tuple:
+        """One auto-encoder step; returns (reconstruction loss, adversarial term) as device tensors."""
+        cfg = self.cfg
+        self.ae.train()
+        dis = [m for m in (self.lat_dis, self.ptc_dis, self.clf_dis) if m is not None]
+        for m in dis:
+            m.eval()
+            # The discriminators' own weight gradients are not needed here: skip computing them.
+            m.requires_grad_(False)
+        try:
+            with self._autocast():
+                enc, dec = self.ae(x, code_from_indices(y, self.attrs))
+                rec = ((x - dec[-1].float()) ** 2).mean()
+                loss = cfg.lambda_ae * rec
+                adv = torch.zeros((), device=x.device)
+                lam = cfg.lam(cfg.lambda_lat_dis, self.step)
+                if cfg.lambda_lat_dis and self.lat_dis is not None:
+                    # Fool the discriminator: cross-entropy against flipped attributes
+                    # (binary: 1 - y; n values: a uniformly random other value).
+                    ns = torch.tensor([a.n for a in self.attrs], device=y.device)
+                    shift = 1 + (torch.rand(y.shape, device=y.device) * (ns - 1)).long().clamp_max(ns - 2)
+                    flipped = (y + shift) % ns
+                    adv = attr_loss(self.lat_dis(enc[-1 - self.n_skip]).float(), flipped, self.attrs)
+                    loss = loss + lam * adv
+                if cfg.lambda_ptc_dis + cfg.lambda_clf_dis > 0:
+                    rnd = self._random_code(y)
+                    dec_f = self.ae.decode(enc, rnd)[-1]
+                    if cfg.lambda_ptc_dis:
+                        p = self.ptc_dis(dec_f).float()
+                        loss = loss + cfg.lam(cfg.lambda_ptc_dis, self.step) * \
+                            F.binary_cross_entropy(p, torch.full_like(p, 1 - cfg.smooth_label))
+                    if cfg.lambda_clf_dis:
+                        ry = torch.stack([c.argmax(1) for c in torch.split(rnd, [a.n for a in self.attrs], 1)], 1)
+                        loss = loss + cfg.lam(cfg.lambda_clf_dis, self.step) * \
+                            attr_loss(self.clf_dis(dec_f).float(), ry, self.attrs)
+            self._optimize("ae", loss, self.ae, self.opt_ae)
+        finally:
+            for m in dis:
+                m.requires_grad_(True)
+        return rec.detach(), adv.detach()
+
+    def train_iteration(self, stream: BatchStream) -> None:
+        """One full iteration (discriminator step(s), then the auto-encoder step)."""
+        cfg = self.cfg
+        lat = torch.zeros((), device=self.device)
+        ptc = torch.zeros((), device=self.device)
+        for _ in range(cfg.n_lat_dis):
+            lat = self.lat_dis_step(*self._batch(stream))
+        for _ in range(cfg.n_ptc_dis):
+            ptc = self.ptc_dis_step(*self._batch(stream))
+        for _ in range(cfg.n_clf_dis):
+            self.clf_dis_step(*self._batch(stream))
+        rec, adv = self.autoencoder_step(*self._batch(stream))
+        # Accumulate on the device: no host synchronisation inside the iteration.
+        self._acc += torch.stack([rec, lat, adv, ptc])
+        self._acc_n += 1
+        self.step += 1
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        """Everything a resume needs, as plain tensors / dicts (loadable with weights_only=True)."""
+        def sd(m):
+            return None if m is None else m.state_dict()
+        return {
+            "format": CHECKPOINT_FORMAT, "version": 1,
+            "arch": self.arch.to_dict(),
+            "attributes": [a.to_dict() for a in self.attrs],
+            "config": asdict(self.cfg),
+            "step": self.step, "batches": self.batches, "elapsed": self.elapsed,
+            "best": {k: v for k, v in self.best.items() if k != "metrics"},
+            "best_metrics_json": json.dumps(self.best.get("metrics")),
+            "ae": sd(self.ae), "lat_dis": sd(self.lat_dis), "ptc_dis": sd(self.ptc_dis), "clf_dis": sd(self.clf_dis),
+            "classifier": sd(self.classifier),
+            "opt_ae": sd(self.opt_ae), "opt_lat": sd(self.opt_lat), "opt_ptc": sd(self.opt_ptc), "opt_clf": sd(self.opt_clf),
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "meta_json": json.dumps(self.meta),
+        }
+
+    def save_checkpoint(self) -> None:
+        """Atomically write RUN_DIR/checkpoint_last.pt."""
+        atomic_torch_save(self.state(), self.ckpt_path)
+
+    def load_state(self, ck: dict) -> None:
+        """Restore a checkpoint written by `state` (same architecture and attributes)."""
+        def ld(m, key):
+            if m is not None and ck.get(key) is not None:
+                m.load_state_dict(ck[key])
+        ld(self.ae, "ae"); ld(self.lat_dis, "lat_dis"); ld(self.ptc_dis, "ptc_dis"); ld(self.clf_dis, "clf_dis")
+        ld(self.opt_ae, "opt_ae"); ld(self.opt_lat, "opt_lat"); ld(self.opt_ptc, "opt_ptc"); ld(self.opt_clf, "opt_clf")
+        if ck.get("classifier") is not None:
+            if self.classifier is None:
+                self.classifier = Classifier(classifier_config(self.arch.img_size, self.arch.n_attr))
+                self.classifier = self.classifier.to(self.device).to(memory_format=torch.channels_last)
+            self.classifier.load_state_dict(ck["classifier"])
+            self.classifier.eval()
+        for k, s in self.scalers.items():
+            if k in ck.get("scalers", {}):
+                s.load_state_dict(ck["scalers"][k])
+        self.step, self.batches, self.elapsed = int(ck["step"]), int(ck["batches"]), float(ck["elapsed"])
+        self.best.update(ck.get("best", {}))
+        self.best["metrics"] = json.loads(ck.get("best_metrics_json") or "null")
+        torch.set_rng_state(ck["rng_cpu"])
+        if self.device.type == "cuda" and ck.get("rng_cuda"):
+            torch.cuda.set_rng_state_all(ck["rng_cuda"])
+
+    # ------------------------------------------------------------------ evaluation / export
+    def evaluate(self) -> dict:
+        """Validation figures (needs the evaluation classifier)."""
+        vi = self.val_idx
+        images = np.ascontiguousarray(self.images[np.sort(vi)])
+        labels = self.labels[np.sort(vi)]
+        return evaluate(self.ae, self.classifier, self.attrs, images, labels, self.device,
+                        lat_dis=self.lat_dis, n_skip=self.n_skip, autocast_dtype=self.amp_dtype)
+
+    def export(self, path: Path, metrics: dict) -> None:
+        """Write the current auto-encoder (+ classifier) as a .fader model, atomically."""
+        ae = AutoEncoder(self.arch)
+        ae.load_state_dict({k: v.detach().cpu() for k, v in self.ae.state_dict().items()})
+        ae.eval()
+        clf = clf_cfg = None
+        if self.classifier is not None:
+            clf_cfg = classifier_config(self.arch.img_size, self.arch.n_attr)
+            clf = Classifier(clf_cfg)
+            clf.load_state_dict({k: v.detach().cpu() for k, v in self.classifier.state_dict().items()})
+            clf.eval()
+        meta = json.loads(json.dumps(self.meta))
+        training = meta.setdefault("training", {})
+        training.update({"steps": self.step, "seconds": round(self.elapsed, 1),
+                         "hardware": hardware_description(self.device),
+                         "hyper_parameters": asdict(self.cfg),
+                         "lambda_lat_dis_at_export": self.cfg.lam(self.cfg.lambda_lat_dis, self.step)})
+        meta["metrics"] = metrics
+        meta["alignment"] = _alignment_meta()
+        save_model(FaderModel(self.arch, list(self.attrs), ae, clf, clf_cfg, meta), path, half=self.cfg.half_export)
+
+    def _eval_and_export(self, t_start: float) -> str:
+        cfg = self.cfg
+        if self._acc_n:
+            self._train_since_eval += self._acc
+            self._train_since_eval_n += self._acc_n
+            self._acc.zero_()
+            self._acc_n = 0
+        n = max(1, self._train_since_eval_n)
+        tr = (self._train_since_eval / n).tolist()
+        self._train_since_eval.zero_()
+        self._train_since_eval_n = 0
+        t0 = time.time()
+        m = self.evaluate()
+        self._last_eval_step = self.step
+        m["eval_seconds"] = round(time.time() - t0, 1)
+        psnr_max = max(self.best["psnr_max"], m["psnr"])
+        eligible = m["psnr"] >= psnr_max - cfg.psnr_drop
+        is_best = eligible and m["swap_mean"] > self.best["score"]
+        self.best["psnr_max"] = psnr_max
+        metrics = {"step": self.step, "validation": m, "selection": "best mean swap accuracy with PSNR "
+                   f"within {cfg.psnr_drop} dB of the run's best"}
+        if is_best:
+            self.best.update({"score": m["swap_mean"], "step": self.step, "metrics": metrics})
+            self.export(self.run_dir / "model.fader", metrics)
+        grid_rows = np.sort(self.val_idx)[: cfg.preview_rows]
+        grid = preview_grid(self.ae, self.attrs, self.images[grid_rows], self.labels[grid_rows], self.device)
+        write_png(self.run_dir / f"preview_{self.step:07d}.png", grid)
+        write_png(self.run_dir / "preview_latest.png", grid)
+        rec = {"step": self.step, "time": round(time.time(), 1), "elapsed": round(self.elapsed, 1),
+               "lambda_lat_dis": cfg.lam(cfg.lambda_lat_dis, self.step),
+               "train": {"rec": tr[0], "lat_dis": tr[1], "adv": tr[2], "ptc_dis": tr[3]},
+               "val": m, "best": is_best, "best_step": self.best["step"]}
+        with open(self.run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        swaps = " ".join(f"{k}={v:.2f}" for k, v in m["swap_accuracy"].items())
+        return (f"step {self.step} | lambda {rec['lambda_lat_dis']:.1e} | rec {tr[0]:.4f} | "
+                f"PSNR {m['psnr']:.2f} dB | lat-dis acc {m.get('lat_dis_accuracy_mean', float('nan')):.3f} | "
+                f"swap {m['swap_mean']:.3f} ({swaps}) | others {m['others_unchanged_mean']:.3f}"
+                + (" | best, exported" if is_best else f" | best stays step {self.best['step']}"))
+
+    # ------------------------------------------------------------------ main loop
+    def fit(self) -> str:
+        """Train until cfg.steps, the wall-clock budget or a stop request; returns the stop reason.
+        Evaluates/exports every eval_every steps and writes checkpoint_last.pt every ckpt_every
+        steps and at exit."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        stream = BatchStream(self.images, self.labels, self.train_idx, cfg.batch_size, cfg.seed,
+                             self.batches, cfg.flip, pin=self.device.type == "cuda")
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=cfg.steps, initial=self.step, desc="training", unit="step", dynamic_ncols=True,
+                       mininterval=0.5 if _tty() else 60, smoothing=0.05)
+        write = bar.write if bar is not None else self.log
+        t_start = time.time()
+        base_elapsed = self.elapsed
+        reason = "done"
+        t_rate, s_rate = time.time(), self.step
+        try:
+            while self.step < cfg.steps:
+                if self.stop_reason:
+                    reason = self.stop_reason
+                    break
+                if cfg.max_minutes and base_elapsed + time.time() - t_start >= cfg.max_minutes * 60:
+                    reason = "time budget"
+                    break
+                self.train_iteration(stream)
+                self.elapsed = base_elapsed + time.time() - t_start
+                if bar is not None:
+                    bar.update(1)
+                if self.step % cfg.log_every == 0:
+                    vals = (self._acc / self._acc_n).tolist()  # the only host sync, once per log_every steps
+                    if not all(math.isfinite(v) for v in vals):
+                        raise FaderError(f"training diverged at step {self.step} (loss is NaN/inf); "
+                                         f"resume from {self.ckpt_path.name} with a lower learning rate")
+                    self._train_since_eval += self._acc
+                    self._train_since_eval_n += self._acc_n
+                    self._acc.zero_()
+                    self._acc_n = 0
+                    now = time.time()
+                    ips = (self.step - s_rate) * cfg.batch_size / max(1e-9, now - t_rate)
+                    t_rate, s_rate = now, self.step
+                    if bar is not None:
+                        bar.set_postfix_str(f"{ips:.0f} img/s rec {vals[0]:.4f} lat {vals[1]:.3f} "
+                                            f"lambda {cfg.lam(cfg.lambda_lat_dis, self.step):.1e}")
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    write(self._eval_and_export(t_start))
+                if self.step % cfg.ckpt_every == 0:
+                    self.save_checkpoint()
+            if reason == "time budget" and self._last_eval_step != self.step:
+                write(self._eval_and_export(t_start))
+        finally:
+            stream.close()
+            if bar is not None:
+                bar.close()
+            self.elapsed = base_elapsed + time.time() - t_start
+            # Always leave a resumable checkpoint (also on Ctrl-C / SIGTERM / errors after step 0).
+            self.save_checkpoint()
+        return reason
+
+
+def _alignment_meta() -> Optional[dict]:
+    """The CelebA template the crops were made with (None while core.alignment is unavailable;
+    readers then fall back to CelebA's framing, which is what the data path used)."""
+    try:
+        from core.alignment import CELEBA_TEMPLATE
+    except ImportError:
+        return None
+    return CELEBA_TEMPLATE.to_dict()
+
+
+def _tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def load_checkpoint(path) -> dict:
+    """Load checkpoint_last.pt safely (weights_only: plain tensors and containers, no code)."""
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FaderError(f"{path}: no checkpoint to resume from") from None
+    except Exception as e:  # torn / foreign file
+        raise FaderError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0][:160]})") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise FaderError(f"{path}: not a fader-train checkpoint")
+    return ck
+
+
+def install_signal_handlers(trainer: Trainer) -> None:
+    """SIGINT / SIGTERM ask the loop to stop after the current iteration and save a checkpoint."""
+    def handler(signum, frame):
+        if trainer.stop_reason:
+            raise KeyboardInterrupt  # second signal: stop now (finally-blocks still save)
+        trainer.stop_reason = "SIGTERM" if signum == signal.SIGTERM else "interrupted"
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
