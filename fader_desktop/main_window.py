@@ -291,8 +291,15 @@ class MainWindow(QMainWindow):
         for a in (self.act_open, self.act_export):
             tb.addAction(a)
         tb.addSeparator()
-        tb.addAction(self.act_undo)
-        tb.addAction(self.act_redo)
+        # the stack's own actions carry the command text ("Undo Smiling 0.70"): fine in the menu,
+        # too wide for a toolbar, so the toolbar gets short twins that follow their state
+        for text, name, src in (("Undo", "undo", self.act_undo), ("Redo", "redo", self.act_redo)):
+            twin = QAction(icon(name), text, self)
+            twin.setToolTip(f"{text} ({src.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
+            twin.setEnabled(src.isEnabled())
+            twin.triggered.connect(src.trigger)
+            src.enabledChanged.connect(twin.setEnabled)
+            tb.addAction(twin)
         tb.addSeparator()
         tb.addAction(self.act_fit)
         tb.addAction(self.act_actual)
@@ -317,8 +324,10 @@ class MainWindow(QMainWindow):
         self.busy_bar.hide()
         self.faces_label = QLabel()
         self.render_label = QLabel()
+        self.render_label.setMinimumWidth(110)
         self.render_label.setToolTip("Time the last preview took on the worker (decode + paste back)")
         self.zoom_label = QLabel()
+        self.zoom_label.setMinimumWidth(90)
         self.model_label = QLabel()
         for w in (self.busy_bar, self.faces_label, self.render_label, self.zoom_label, self.model_label):
             sb.addPermanentWidget(w)
@@ -472,6 +481,7 @@ class MainWindow(QMainWindow):
             self._ui = copy.deepcopy(self._own_ui)
             self._selected = 0
             self.undo_stack.clear()
+        self._shown_gen = self._gen   # renders still in flight were for the previous document
         self.canvas.set_photo(info.original, keep_view=info.reencoded)
         self.canvas.set_faces([(f.index, f.box) for f in info.faces], info.skipped, self._selected)
         self.panel.set_faces(len(info.faces), self._selected)
@@ -511,8 +521,7 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()
         # edits made while a photo or model is loading would go to the document being replaced
         self.panel.setEnabled(not busy)
-        for a in (self.act_export, self.act_recipe):
-            a.setEnabled(not busy and self._photo is not None)
+        self._refresh_actions()
 
     def _on_exported(self, path: str) -> None:
         self.undo_stack.setClean()
@@ -597,6 +606,10 @@ class MainWindow(QMainWindow):
             return
         self._gen += 1
         self.worker.render(self._serial, self._gen, self.core_values())
+
+    def preview_current(self) -> bool:
+        """True when the preview shows the latest values (no render outstanding)."""
+        return self._shown_gen >= self._gen
 
     def is_modified(self) -> bool:
         return any(u != o for u, o in zip(self._ui, self._own_ui))

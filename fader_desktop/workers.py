@@ -31,6 +31,17 @@ log = logging.getLogger("fader_desktop.worker")
 ALIGNED_ASPECT_TOLERANCE = 0.03
 
 
+def inference_threads() -> int:
+    """Intra-op threads for the engine: all cores but one.
+
+    The GUI thread needs a core to repaint while the model runs; with every core given to torch,
+    its OpenMP workers stall each other whenever the GUI (or anything else) takes one, which on
+    a 2-core machine turned 2 ms decodes into 100+ ms ones.
+    """
+    from core.engine import default_threads
+    return max(1, default_threads() - 1)
+
+
 def numpy_to_qimage(rgb: np.ndarray) -> QImage:
     """uint8 (H, W, 3) RGB -> a QImage that owns its pixels.
 
@@ -89,6 +100,22 @@ class ModelInfo:
     device: str
 
 
+class _RememberingDetector:
+    """Detects faces once per photo: a model or device switch re-aligns and re-encodes the same
+    photo, and the faces in it have not moved (detection costs more than encoding on CPU)."""
+
+    def __init__(self):
+        self._image = None
+        self._faces = None
+
+    def detect(self, rgb: np.ndarray):
+        if self._image is not rgb:
+            from core.faces import detect_faces
+            self._faces = detect_faces(rgb)
+            self._image = rgb
+        return list(self._faces)
+
+
 class InferenceWorker(QObject):
     """Runs every model call. Create it, then `start()`; call `shutdown()` before exit."""
 
@@ -115,6 +142,7 @@ class InferenceWorker(QObject):
         self._aligned = False
         self._serial = 0
         self._running = False
+        self._detector = _RememberingDetector()
         self._thread = QThread()
         self._thread.setObjectName("fader-inference")
         self.moveToThread(self._thread)
@@ -201,7 +229,7 @@ class InferenceWorker(QObject):
         from core.model_file import load_model, model_summary
         self.busyChanged.emit(True, f"Loading model {path.name}…")
         model = load_model(path)
-        engine = Engine(model, device=device)
+        engine = Engine(model, device=device, threads=inference_threads())
         # only replace the running engine once the new one works
         self._engine, self._model_path, self._device = engine, path, device
         self.modelLoaded.emit(ModelInfo(path, model.name, list(model.attributes), model_summary(model),
@@ -239,7 +267,7 @@ class InferenceWorker(QObject):
         doc, aligned = None, False
         if self._engine is not None:
             self.busyChanged.emit(True, f"Finding faces in {path.name}…")
-            doc = PhotoEdit.open(image, self._engine, require_face=False)
+            doc = PhotoEdit.open(image, self._engine, require_face=False, detector=self._detector)
             if not doc.faces and self._looks_aligned(image):
                 doc = PhotoEdit.open(image, self._engine, aligned=True)
                 aligned = True

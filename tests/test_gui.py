@@ -1,0 +1,230 @@
+"""The editor window, driven like a user would: real photo, real (tiny) models, real worker thread.
+
+One window is shared by the module (opening a photo runs face detection, the slow part); each
+test starts from the unedited photo with an empty undo history. Dialogs are intercepted through
+the window's own hooks (show_error / ask_confirm), nothing of ours is mocked.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
+
+from core.image_io import load_image  # noqa: E402
+from fader_desktop.main_window import MainWindow  # noqa: E402
+from fader_desktop.settings import Settings  # noqa: E402
+from fader_desktop.workers import qimage_to_numpy  # noqa: E402
+
+TIMEOUT = 60_000
+
+
+def _settings(folder) -> Settings:
+    return Settings(QSettings(str(folder / "fader-desktop.ini"), QSettings.Format.IniFormat))
+
+
+def preview(w) -> np.ndarray:
+    return qimage_to_numpy(w.canvas.edited_image())
+
+
+def original(w) -> np.ndarray:
+    return qimage_to_numpy(w.canvas.original_image())
+
+
+def face_region(w):
+    """Slices of the first face's box, and a mask of the pixels far away from every face."""
+    x0, y0, x1, y1 = w._photo.faces[0].box
+    h, w_ = w._photo.height, w._photo.width
+    inside = (slice(max(0, int(y0)), int(y1)), slice(max(0, int(x0)), int(x1)))
+    yy, xx = np.mgrid[0:h, 0:w_]
+    far = np.ones((h, w_), bool)
+    for f in w._photo.faces:
+        bx0, by0, bx1, by1 = f.box
+        cx, cy, r = (bx0 + bx1) / 2, (by0 + by1) / 2, 1.6 * max(bx1 - bx0, by1 - by0)
+        far &= (xx - cx) ** 2 + (yy - cy) ** 2 > r * r
+    return inside, far
+
+
+def drag_slider(slider, positions) -> None:
+    """Press, move through positions, release (what a mouse drag does to a QSlider)."""
+    slider.setSliderDown(True)
+    for p in positions:
+        slider.setValue(p)
+    slider.setSliderDown(False)
+
+
+@pytest.fixture(scope="module")
+def shared_window(qapp, tmp_path_factory):
+    w = MainWindow(_settings(tmp_path_factory.mktemp("settings")), device="cpu")
+    w.resize(1100, 760)
+    w.show()
+    yield w
+    w.undo_stack.setClean()
+    w.close()
+
+
+@pytest.fixture
+def editor(shared_window, qtbot, tiny_model_path, portrait_path, monkeypatch):
+    """The shared window with the tiny model and the portrait open, unedited."""
+    w = shared_window
+    w.errors = []
+    monkeypatch.setattr(w, "show_error", lambda title, message: w.errors.append((title, message)))
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
+    if w._model is None or w._model.path != tiny_model_path:
+        signals = [w.modelChanged] + ([w.photoOpened] if w._photo is not None else [])
+        with qtbot.waitSignals(signals, timeout=TIMEOUT):
+            w.load_model(tiny_model_path)
+    if w._photo is None or w._photo.path != portrait_path:
+        with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+            w.open_photo(portrait_path)
+    assert w._photo.faces, "the portrait fixture should have a detectable face"
+    w.reset_all()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), original(w)), timeout=TIMEOUT)
+    w.undo_stack.clear()
+    return w
+
+
+def test_opens_photo_with_faders_at_the_faces_own_values(editor, portrait_path):
+    w = editor
+    rgb = load_image(portrait_path)
+    assert original(w).shape == rgb.shape and np.array_equal(original(w), rgb)
+    assert w.panel.attribute_names() == ["Smiling", "Male", "Hair"]
+    assert portrait_path.name in w.windowTitle()
+    own = w._photo.faces[0].own_values
+    for name in ("Smiling", "Male"):
+        row = w.panel.row(name)
+        assert row.spin.value() == pytest.approx(own[name], abs=0.01)
+        assert row.isEnabled()
+    hair = w.panel.row("Hair")
+    assert hair.combo.currentIndex() == int(np.argmax(own["Hair"]))  # the face's own hair colour
+    assert hair.spin.value() == 0.0
+
+
+def test_fader_drag_changes_the_face_and_undo_restores_the_original(editor, qtbot):
+    w = editor
+    orig = original(w)
+    row = w.panel.row("Smiling")
+    start = row.slider.value()
+    target = 0 if start > 500 else 1000
+    drag_slider(row.slider, np.linspace(start, target, 12).round().astype(int)[1:])
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    edited = preview(w)
+    inside, far = face_region(w)
+    assert np.abs(edited[inside].astype(int) - orig[inside]).mean() > 0.5, "the face should visibly change"
+    assert np.array_equal(edited[far], orig[far]), "pixels far from the face must stay untouched"
+    assert w.undo_stack.count() == 1, "one drag is one undo step"
+    assert w.isWindowModified()
+
+    # holding backslash shows the original without touching the edit
+    with_edit = w.canvas.grab().toImage()
+    qtbot.keyPress(w.canvas, Qt.Key.Key_Backslash)
+    holding = w.canvas.grab().toImage()
+    qtbot.keyRelease(w.canvas, Qt.Key.Key_Backslash)
+    assert holding != with_edit and w.canvas.grab().toImage() == with_edit
+
+    w.act_undo.trigger()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    assert row.slider.value() == start
+    w.act_redo.trigger()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
+
+
+def test_slider_burst_is_coalesced_and_ends_on_the_last_value(editor, qtbot):
+    w = editor
+    renders = []
+    w.worker.rendered.connect(lambda *a: renders.append(a[1]))
+    spin = w.panel.row("Male").spin
+    for v in np.linspace(-1.0, 2.0, 40):
+        w.panel.row("Male").slider.setValue(w.panel.row("Male")._to_slider(float(v)))
+    qtbot.waitUntil(w.preview_current, timeout=TIMEOUT)
+    assert spin.value() == pytest.approx(2.0)
+    assert len(renders) <= 40 and renders[-1] == w._gen  # the newest request was the one shown
+    final = preview(w)
+    # the same values from a fresh request give the same pixels: the preview is not a stale one
+    w._request_render()
+    qtbot.waitUntil(w.preview_current, timeout=TIMEOUT)
+    assert np.array_equal(preview(w), final)
+
+
+def test_export_writes_the_edit_and_never_silently_replaces_the_original(editor, qtbot, tmp_path, monkeypatch):
+    w = editor
+    orig = original(w)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    out = tmp_path / "edited.png"
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        assert w.export_to(out)
+    back = load_image(out)
+    inside, far = face_region(w)
+    assert back.shape == orig.shape
+    assert np.array_equal(back, preview(w)), "the export is exactly what the preview shows"
+    assert np.abs(back[inside].astype(int) - orig[inside]).mean() > 0.5
+    assert np.array_equal(back[far], orig[far])
+    assert not w.isWindowModified(), "exported edits count as saved"
+
+    jpg = tmp_path / "edited.jpg"
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_to(jpg, quality=80)
+    assert load_image(jpg).shape == orig.shape
+
+    # exporting over the original needs an explicit yes
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda title, msg, *a: asked.append(title) or False)
+    before = w._photo.path.read_bytes()
+    assert w.export_to(w._photo.path) is False
+    assert asked and "original" in asked[0].lower()
+    assert w._photo.path.read_bytes() == before
+
+
+def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
+    w = editor
+    bad = tmp_path / "holiday.jpg"
+    bad.write_text("this is not a JPEG\n")
+    w.open_photo(bad)
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    title, message = w.errors[0]
+    assert "holiday.jpg" in message and title == "Cannot open photo"
+    assert w._photo.path == portrait_path, "the open photo stays open"
+    w.open_photo(tmp_path / "missing.png")
+    qtbot.waitUntil(lambda: len(w.errors) == 2, timeout=TIMEOUT)
+    assert "missing.png" in w.errors[1][1]
+
+
+def test_switching_model_rebuilds_the_faders(editor, qtbot, tiny_model_path_b):
+    w = editor
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.load_model(tiny_model_path_b)
+    assert w.panel.attribute_names() == ["Young", "Eyeglasses"]
+    assert "Model: " in w.model_label.text() and w._photo.faces
+    row = w.panel.row("Young")
+    assert (row.spin.minimum(), row.spin.maximum()) == (-2.0, 3.0)  # the range comes from the model
+    orig = original(w)
+    row.spin.setValue(3.0 if row.spin.value() < 1 else -2.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+
+
+def test_bad_model_file_is_an_error_and_keeps_the_current_model(editor, qtbot, tmp_path):
+    w = editor
+    bad = tmp_path / "broken.fader"
+    bad.write_bytes(b"\x00" * 64)
+    w.load_model(bad)
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    assert "broken.fader" in w.errors[0][1] and w.errors[0][0] == "Cannot load model"
+    assert w.panel.attribute_names() == ["Smiling", "Male", "Hair"]
+
+
+def test_without_a_model_the_window_says_so_and_still_shows_photos(qtbot, tmp_path, portrait_path):
+    w = MainWindow(_settings(tmp_path), device="cpu")
+    qtbot.addWidget(w)
+    w.show()
+    assert "No model loaded" in w.panel.notice.text()
+    assert w.panel.open_model_button.isVisible()
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(portrait_path)
+    assert original(w).shape == load_image(portrait_path).shape
+    assert "No model loaded" in w.panel.notice.text() and not w.act_recipe.isEnabled()
+    assert w.settings.recent_files()[0].endswith(portrait_path.name)
+    w.close()
