@@ -7,6 +7,7 @@ module is then removed from `sys.modules` and `sys.path` before importing.
 """
 from __future__ import annotations
 
+import collections
 import io
 import os
 import pickle
@@ -215,6 +216,51 @@ def test_import_decodes_like_reference(tmp_path, monkeypatch, legacy, kw):
         out2 = loaded.autoencoder.decode(loaded.autoencoder.encode(x), _y(loaded, [[0, 1, 1, 0, 0], [1, 0, 0, 0, 1]]))[-1]
     assert torch.equal(out2, ref_out)
     assert loaded.meta["source"]["file"] == "ae.pth"
+
+
+class _OldTorchPickler(pickle.Pickler):
+    """Pickles parameters and tensors the way torch 0.3 did (the reference repo's era):
+    `Parameter(data)` + state tuple, and `torch._utils._rebuild_tensor(storage, offset, size, stride)`."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, nn.Parameter):
+            return nn.Parameter, (obj.data,), (obj.requires_grad, False, collections.OrderedDict())
+        if type(obj) is torch.Tensor:
+            storage = torch.storage.TypedStorage(wrap_storage=obj.untyped_storage(), dtype=obj.dtype, _internal=True)
+            return torch._utils._rebuild_tensor, (storage, obj.storage_offset(), tuple(obj.size()), obj.stride())
+        return NotImplemented
+
+
+OLD_TORCH_PICKLE = types.SimpleNamespace(__name__="old_torch_pickle", Pickler=_OldTorchPickler, dump=pickle.dump)
+
+
+@pytest.mark.parametrize("instance_norm", [False, True], ids=["batchnorm", "instancenorm"])
+def test_old_torch_style_checkpoint(tmp_path, instance_norm):
+    """torch 0.3-era layout: no num_batches_tracked, (unused) running stats in InstanceNorm layers."""
+    torch.manual_seed(0)
+    params = _params(instance_norm=instance_norm, n_skip=1)
+    with RefModule(tmp_path) as ref:
+        ae = ref.AutoEncoder(params)
+        _randomize(ae, 0)
+        ae.eval()
+        x = torch.rand(2, 3, 32, 32) * 2 - 1
+        y = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0]])
+        with torch.no_grad():
+            expected = ae.decode(ae.encode(x), y)[-1]
+        for m in ae.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                del m._buffers["num_batches_tracked"]
+            if isinstance(m, nn.InstanceNorm2d):
+                m._buffers["running_mean"] = torch.zeros(m.num_features)
+                m._buffers["running_var"] = torch.ones(m.num_features)
+        torch.save(ae, tmp_path / "old.pth", pickle_module=OLD_TORCH_PICKLE, _use_new_zipfile_serialization=False)
+    raw = (tmp_path / "old.pth").read_bytes()
+    assert b"_rebuild_tensor\n" in raw or b"_rebuild_tensor\x94" in raw or b"\x0f_rebuild_tensor" in raw
+    assert b"_rebuild_tensor_v2" not in raw and b"_rebuild_parameter" not in raw
+    model = import_reference_checkpoint(tmp_path / "old.pth")
+    with torch.no_grad():
+        out = model.autoencoder.decode(model.autoencoder.encode(x), y)[-1]
+    assert torch.equal(out, expected)
 
 
 def test_import_in_fresh_process_without_src(tmp_path):
