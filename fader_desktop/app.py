@@ -64,6 +64,56 @@ def dark_palette() -> QPalette:
     return p
 
 
+# -- PySide6 6.12.0 on Python < 3.12 -------------------------------------------------------------
+# That release drops one reference to None on every call of a void C++ method and one to True on
+# every signal emission. From Python 3.12 on those objects are immortal and nothing happens; on 3.11
+# the process aborts ("Fatal Python error: none_dealloc / bool_dealloc") after some 10^4 calls, i.e.
+# within a minute of dragging a fader. Until the dependency excludes it, the guard below measures the
+# loss and gives the references back, so the window stays up.
+_GUARD_FLOOR = 200_000
+_GUARD_INTERVAL_MS = 250
+
+
+def _leaks_references() -> bool:
+    from PySide6.QtCore import QObject
+    if sys.version_info >= (3, 12):
+        return False
+    probe = QObject()
+    before = sys.getrefcount(None)
+    for _ in range(64):
+        probe.setObjectName("probe")
+    return before - sys.getrefcount(None) >= 32
+
+
+def _top_up() -> None:
+    import ctypes
+    incref = ctypes.pythonapi.Py_IncRef
+    incref.argtypes = [ctypes.py_object]
+    for obj in (None, True, False):
+        missing = _GUARD_FLOOR - sys.getrefcount(obj)
+        for _ in range(max(0, missing)):
+            incref(obj)
+
+
+def install_refcount_guard(app: QApplication):
+    """Compensate PySide6 6.12.0's lost references on Python < 3.12 (no-op elsewhere). Idempotent."""
+    from PySide6.QtCore import QTimer
+    guard = getattr(install_refcount_guard, "_timer", None)
+    if guard is not None or not _leaks_references():
+        return guard
+    import PySide6
+    log.warning("PySide6 %s on Python %d.%d loses references to None/True on every call; compensating "
+                "(use PySide6-Essentials < 6.12 or Python >= 3.12 to avoid this)", PySide6.__version__,
+                *sys.version_info[:2])
+    _top_up()
+    timer = QTimer(app)
+    timer.setInterval(_GUARD_INTERVAL_MS)
+    timer.timeout.connect(_top_up)
+    timer.start()
+    install_refcount_guard._timer = timer
+    return timer
+
+
 def make_application(argv=None) -> QApplication:
     """The QApplication with the identity QSettings and QStandardPaths use, and the theme."""
     app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv[:1]))
@@ -73,6 +123,7 @@ def make_application(argv=None) -> QApplication:
     app.setDesktopFileName("fader-desktop")
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
+    install_refcount_guard(app)
     return app
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QColor, QCursor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPainterPath,
                            QPaintEvent, QPen, QWheelEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
@@ -19,6 +19,7 @@ MIN_SCALE, MAX_SCALE = 0.02, 32.0
 ZOOM_STEP = 1.25
 SPLIT_GRAB_PX = 8
 CLICK_SLOP_PX = 4
+REFINE_MS = 150
 
 
 class PhotoCanvas(QWidget):
@@ -55,6 +56,11 @@ class PhotoCanvas(QWidget):
         self._dragging_split = False
         self._panning = False
         self._cache: dict = {}            # which -> (cacheKey, size, scaled QImage)
+        self._stale: Optional[QRectF] = None   # photo region newer than the cached downscale
+        self._refine = QTimer(self)
+        self._refine.setSingleShot(True)
+        self._refine.setInterval(REFINE_MS)
+        self._refine.timeout.connect(self._refine_now)
 
     # -- content -------------------------------------------------------------------------------
     def sizeHint(self) -> QSize:
@@ -63,8 +69,9 @@ class PhotoCanvas(QWidget):
     def set_photo(self, original: Optional[QImage], keep_view: bool = False) -> None:
         """A new photo (or None): shows it unedited, fitted to the window unless keep_view."""
         self._original = original
-        self._edited = original
+        self._edited = None          # None: identical to the original (no copy until an edit)
         self._cache.clear()
+        self._stale = None
         self._faces, self._skipped = [], []
         if not keep_view or original is None:
             self._fit = True
@@ -72,16 +79,44 @@ class PhotoCanvas(QWidget):
         self.update()
 
     def set_edited(self, image: QImage) -> None:
-        """The latest preview of the edited photo (same size as the original)."""
+        """Replace the whole preview of the edited photo (same size as the original)."""
         self._edited = image
         self._cache.pop("edited", None)
+        self._stale = None
         self.update()
+
+    def apply_patch(self, patch: QImage, x: int, y: int) -> None:
+        """New pixels for a region of the edited photo; repaints only that region.
+
+        While patches keep arriving (a fader is being dragged) the downscaled view of a large
+        photo is patched with a fast bilinear draw of the region; the smooth (area-averaged)
+        downscale is redone once the patches pause for REFINE_MS.
+        """
+        if self._original is None or patch.isNull():
+            return
+        if self._edited is None:
+            self._edited = self._original.copy()
+        p = QPainter(self._edited)
+        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        p.drawImage(x, y, patch)
+        p.end()
+        rect = QRectF(x, y, patch.width(), patch.height())
+        if "edited" in self._cache:
+            self._stale = rect if self._stale is None else self._stale.united(rect)
+            self._refine.start()
+        self.update(self._widget_rect(rect).toAlignedRect().adjusted(-2, -2, 2, 2))
+
+    def _refine_now(self) -> None:
+        if self._stale is not None:
+            self._cache.pop("edited", None)
+            self._stale = None
+            self.update()
 
     def original_image(self) -> Optional[QImage]:
         return self._original
 
     def edited_image(self) -> Optional[QImage]:
-        return self._edited
+        return self._edited if self._edited is not None else self._original
 
     def set_faces(self, boxes: list, skipped: list = (), selected: int = -1) -> None:
         """boxes: [(index, (x0, y0, x1, y1))]; skipped: [((x0, y0, x1, y1), reason)]."""
@@ -135,6 +170,9 @@ class PhotoCanvas(QWidget):
 
     def to_photo(self, p: QPointF) -> QPointF:
         return QPointF((p.x() - self._offset.x()) / self._scale, (p.y() - self._offset.y()) / self._scale)
+
+    def _widget_rect(self, photo_rect: QRectF) -> QRectF:
+        return QRectF(self.to_widget(photo_rect.topLeft()), self.to_widget(photo_rect.bottomRight()))
 
     def _image_rect(self) -> QRectF:
         if self._original is None:
@@ -206,16 +244,24 @@ class PhotoCanvas(QWidget):
             return None
         size = QSize(max(1, round(img.width() * self._scale)), max(1, round(img.height() * self._scale)))
         hit = self._cache.get(which)
-        if hit and hit[0] == img.cacheKey() and hit[1] == size:
-            return hit[2]
+        if hit and hit[1] == size and (hit[0] == img.cacheKey() or (which == "edited" and self._stale is not None)):
+            return hit[2]   # (a stale "edited" downscale is patched over in _draw_image)
         scaled = img.scaled(size, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
         self._cache[which] = (img.cacheKey(), size, scaled)
+        if which == "edited":
+            self._stale = None
         return scaled
 
     def _draw_image(self, p: QPainter, which: str, img: QImage) -> None:
         scaled = self._scaled(which, img)
         if scaled is not None:
             p.drawImage(QPointF(round(self._offset.x()), round(self._offset.y())), scaled)
+            if which == "edited" and self._stale is not None:
+                p.save()
+                p.setClipRect(self._widget_rect(self._stale), Qt.ClipOperation.IntersectClip)
+                p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+                p.drawImage(self._image_rect(), img)
+                p.restore()
         else:
             # zoomed in: show real pixels (nearest) from 2x on, so edits can be inspected exactly
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._scale < 2.0)
@@ -229,7 +275,7 @@ class PhotoCanvas(QWidget):
             p.end()
             self.painted.emit()
             return
-        edited = self._edited or self._original
+        edited = self.edited_image()
         if self._hold_original:
             self._draw_image(p, "original", self._original)
             self._badge(p, QPointF(12, 12), "Original")

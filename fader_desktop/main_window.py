@@ -14,7 +14,7 @@ from typing import Optional
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeyEvent,
                            QKeySequence, QUndoCommand, QUndoStack)
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QToolButton)
 
 from .canvas import PhotoCanvas
@@ -79,6 +79,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: Optional[Settings] = None, device: Optional[str] = None):
         super().__init__()
+        from .app import install_refcount_guard
+        install_refcount_guard(QApplication.instance())
         self.settings = settings or Settings()
         self.device = device if device in DEVICES else self.settings.device
         self._model: Optional[ModelInfo] = None
@@ -497,11 +499,11 @@ class MainWindow(QMainWindow):
         self._refresh()
         self.photoOpened.emit(info)
 
-    def _on_rendered(self, serial: int, generation: int, image, ms: float) -> None:
+    def _on_rendered(self, serial: int, generation: int, patch, x: int, y: int, ms: float) -> None:
         if serial != self._serial or generation < self._shown_gen:
             return  # a late result for an older photo or older values
         self._shown_gen = generation
-        self.canvas.set_edited(image)
+        self.canvas.apply_patch(patch, x, y)
         self.last_render_ms = ms
         self.render_label.setText(f"Render {ms:.0f} ms")
         self.previewUpdated.emit(generation)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 import threading
 import time
 import traceback
@@ -43,16 +44,28 @@ def inference_threads() -> int:
 
 
 def numpy_to_qimage(rgb: np.ndarray) -> QImage:
-    """uint8 (H, W, 3) RGB -> a QImage that owns its pixels.
+    """uint8 (H, W, 3) RGB -> a QImage (Format_RGB32) that owns its pixels.
 
-    QImage(buffer, ...) only borrows the numpy memory; the copy() detaches it so the array can be
-    freed or reused by the worker while the GUI still paints the image.
+    RGB32 because that is what the raster paint engine blits and scales fastest (RGB888 goes
+    through a conversion on every paint). The pixels are written straight into the QImage's own
+    buffer, so the numpy array can be freed or reused while the GUI still paints the image.
     """
-    arr = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"expected an RGB image, got shape {arr.shape}")
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected a uint8 RGB image, got {arr.dtype} {arr.shape}")
     h, w = arr.shape[:2]
-    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    img = QImage(w, h, QImage.Format.Format_RGB32)
+    if h and w:
+        # RGB32 is 0xffRRGGBB per pixel, i.e. bytes B, G, R, 255 on little-endian machines
+        buf = np.frombuffer(img.bits(), dtype=np.uint8, count=h * img.bytesPerLine()).reshape(h, img.bytesPerLine())
+        px = buf[:, : 4 * w].reshape(h, w, 4)
+        if sys.byteorder == "little":
+            px[..., 0], px[..., 1], px[..., 2] = arr[..., 2], arr[..., 1], arr[..., 0]
+            px[..., 3] = 255
+        else:
+            px[..., 0] = 255
+            px[..., 1:] = arr
+    return img
 
 
 def qimage_to_numpy(img: QImage) -> np.ndarray:
@@ -86,6 +99,7 @@ class PhotoInfo:
     aligned: bool = False
     has_model: bool = True
     reencoded: bool = False  # same photo opened again (model or device changed)
+    edit_rect: Optional[tuple] = None  # (x, y, w, h): the only pixels an edit can change
     seconds: float = 0.0
 
 
@@ -98,6 +112,30 @@ class ModelInfo:
     attributes: list
     summary: dict
     device: str
+
+
+def edit_region(doc, size: int) -> tuple:
+    """(x, y, w, h) bounding every pixel an edit of any face of `doc` can change.
+
+    Paste-back only writes inside the photo footprint of each face's aligned crop square, so the
+    union of those footprints (plus a pixel of interpolation margin) bounds the edit.
+    """
+    h, w = doc.image.shape[:2]
+    if not doc.faces:
+        return (0, 0, 0, 0)
+    corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
+    pts = []
+    for f in doc.faces:
+        m = np.asarray(f.aligned.matrix, np.float64).reshape(2, 3)
+        a, t = m[:, :2], m[:, 2]
+        inv = np.linalg.inv(a)
+        pts.append((corners - t) @ inv.T)
+    pts = np.concatenate(pts)
+    x0 = max(0, int(np.floor(pts[:, 0].min())) - 2)
+    y0 = max(0, int(np.floor(pts[:, 1].min())) - 2)
+    x1 = min(w, int(np.ceil(pts[:, 0].max())) + 3)
+    y1 = min(h, int(np.ceil(pts[:, 1].max())) + 3)
+    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
 class _RememberingDetector:
@@ -121,7 +159,8 @@ class InferenceWorker(QObject):
 
     modelLoaded = Signal(object)       # ModelInfo
     photoLoaded = Signal(object)       # PhotoInfo
-    rendered = Signal(int, int, QImage, float)  # photo serial, generation, preview, milliseconds
+    # photo serial, generation, the edit region's new pixels and where they go (x, y), milliseconds
+    rendered = Signal(int, int, QImage, int, int, float)
     failed = Signal(str, str)          # what failed ("photo", "model", "export", …), one-line message
     busyChanged = Signal(bool, str)    # busy?, what it is doing
     exported = Signal(str)             # written path
@@ -275,12 +314,14 @@ class InferenceWorker(QObject):
         # replace the current photo only once the new one opened
         self._serial += 1
         self._doc, self._image, self._path, self._aligned = doc, image, path, aligned
+        self._edit_rect = (0, 0, 0, 0)
         h, w = image.shape[:2]
         info = PhotoInfo(self._serial, path, w, h, numpy_to_qimage(image), has_model=doc is not None,
                          reencoded=reencoded, aligned=aligned)
         if doc is not None:
             info.faces = [FaceInfo(f.index, f.box, dict(f.own_values)) for f in doc.faces]
             info.skipped = [(s.box, s.reason) for s in doc.skipped]
+            info.edit_rect = self._edit_rect = edit_region(doc, self._engine.image_size)
         info.seconds = time.perf_counter() - t0
         self.photoLoaded.emit(info)
 
@@ -302,9 +343,11 @@ class InferenceWorker(QObject):
             return  # a request for a photo that has been replaced
         t0 = time.perf_counter()
         self._apply_values(values)
-        image = numpy_to_qimage(self._doc.render())
+        x, y, w, h = self._edit_rect
+        # only the faces' region can differ from the original: ship that, not the whole photo
+        patch = numpy_to_qimage(self._doc.render()[y:y + h, x:x + w])
         ms = (time.perf_counter() - t0) * 1000.0
-        self.rendered.emit(serial, generation, image, ms)
+        self.rendered.emit(serial, generation, patch, x, y, ms)
 
     def _do_export(self, path: Path, values: list, quality: int, keep_exif: bool) -> None:
         from core.errors import FaderError

@@ -1,0 +1,262 @@
+"""GUI latency: how quickly the real window's preview follows a fader, and whether the GUI ever freezes.
+
+Runs the real MainWindow (offscreen unless a display is set), opens a real photo, and drives the
+first fader through 100 positions the way a mouse drag does (slider held down, one move every
+1/--rate-hz seconds). A QTimer ticking every 5 ms on the GUI thread measures the event loop.
+Prints one JSON line:
+
+- median_latency_ms / p90 / max: from a value change to the first repaint of the canvas that shows
+  that value or a newer one (moves that were coalesced wait for the next render: that wait counts);
+- renders: how many renders the worker ran for the 100 moves (the rest were coalesced);
+- render_ms_median: the worker's time per render (decode + paste back + QImage);
+- longest_stall_ms: the longest gap between two 5 ms ticks during the drag (the event loop was
+  blocked or starved that long; 5 ms means never);
+- stalls_over_50ms: how many tick gaps exceeded 50 ms during the drag;
+- idle_longest_stall_ms: the longest gap over one second with nothing happening (what the machine
+  alone costs: on a shared, loaded machine the OS deschedules the process now and then);
+- sequential_median_latency_ms: the same latency when each move waits for its repaint (no
+  coalescing; the cost of one change on its own);
+- model, photo, photo_size, threads, loadavg_1min: the conditions.
+
+    python bench/gui_latency.py [--model M] [--photo P] [--megapixels X] [--rate-hz 60] [--device cpu]
+
+Without --model the embedded model is used if present, else a randomly initialised model with the
+default model's architecture (64 px, 4 layers, 32..256 feature maps; --size etc. change it), built
+on the fly and named "random …" in the output: speed does not depend on the weights' values.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+PHOTOS = REPO.parent / "shared" / "data" / "celeba" / "img_celeba"
+TICK_MS = 5
+TIMEOUT_S = 120
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def random_model_file(folder: Path, args) -> tuple[Path, str]:
+    import torch
+
+    from core.attributes import Attribute
+    from core.model_file import new_model, save_model
+    from core.networks import ArchConfig
+    torch.manual_seed(0)
+    attrs = [Attribute(n) for n in ("Smiling", "Male", "Young", "Eyeglasses", "Mouth_Slightly_Open")]
+    cfg = ArchConfig(img_size=args.size, n_layers=args.n_layers, init_fm=args.init_fm, max_fm=args.max_fm)
+    clf = ArchConfig(img_size=args.size, n_layers=args.n_layers, init_fm=16, max_fm=128, hid_dim=128)
+    model = new_model(cfg, attrs, clf, meta={"name": "random benchmark model"})
+    for m in model.autoencoder.modules():  # trained-model-like batch-norm statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    path = folder / "random.fader"
+    save_model(model, path)
+    return path, (f"random (no embedded model; built on the fly: {args.size} px, n_layers {args.n_layers}, "
+                  f"init_fm {args.init_fm}, max_fm {args.max_fm})")
+
+
+def prepare_photo(args, folder: Path) -> Path:
+    photo = Path(args.photo) if args.photo else sorted(PHOTOS.glob("*.jpg"))[0]
+    if not args.megapixels:
+        return photo
+    import numpy as np
+    from PIL import Image
+    from core.image_io import load_image, save_image
+    rgb = load_image(photo)
+    s = (args.megapixels * 1e6 / (rgb.shape[0] * rgb.shape[1])) ** 0.5
+    big = Image.fromarray(rgb).resize((round(rgb.shape[1] * s), round(rgb.shape[0] * s)), Image.LANCZOS)
+    out = folder / f"{photo.stem}_{args.megapixels:g}mp.png"
+    save_image(out, np.asarray(big))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model")
+    p.add_argument("--photo")
+    p.add_argument("--megapixels", type=float, default=0.0, help="upscale the photo to this size first (0: as is)")
+    p.add_argument("--positions", type=int, default=100)
+    p.add_argument("--rate-hz", type=float, default=60.0, help="slider moves per second during the drag")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--n-layers", type=int, default=4)
+    p.add_argument("--init-fm", type=int, default=32)
+    p.add_argument("--max-fm", type=int, default=256)
+    args = p.parse_args(argv)
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
+
+    from core.model_file import default_model_path
+    from fader_desktop.app import make_application
+    from fader_desktop.main_window import MainWindow
+    from fader_desktop.settings import Settings
+    from fader_desktop.workers import inference_threads
+
+    tmp = Path(tempfile.mkdtemp(prefix="gui_latency_"))
+    app = make_application(["gui_latency"])
+    if args.model:
+        model_path, model_desc = Path(args.model), str(args.model)
+    elif default_model_path().is_file():
+        model_path, model_desc = default_model_path(), f"embedded ({default_model_path().name})"
+    else:
+        model_path, model_desc = random_model_file(tmp, args)
+    log(f"model: {model_desc}")
+    photo = prepare_photo(args, tmp)
+
+    w = MainWindow(Settings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)), device=args.device)
+    errors = []
+    w.show_error = lambda title, msg: errors.append(f"{title}: {msg}")
+    w.resize(1280, 820)
+    w.show()
+
+    def wait_for(cond, what: str) -> None:
+        loop_timer = QElapsedTimer()
+        loop_timer.start()
+        while not cond():
+            if errors:
+                raise SystemExit(f"gui_latency: error: {errors[0]}")
+            if loop_timer.elapsed() > TIMEOUT_S * 1000:
+                raise SystemExit(f"gui_latency: error: timed out waiting for {what}")
+            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 20)
+
+    w.load_model(model_path)
+    wait_for(lambda: w._model is not None, "the model")
+    w.open_photo(photo)
+    wait_for(lambda: w._photo is not None and not w._busy, "the photo")
+    if not w._photo.faces:
+        raise SystemExit(f"gui_latency: error: {photo}: no face found")
+    log(f"photo: {photo.name} {w._photo.width}x{w._photo.height}, {len(w._photo.faces)} face(s)")
+    name = w.panel.attribute_names()[0]
+    slider = w.panel.row(name).slider
+
+    # the canvas's paint log: (time, generation on screen)
+    paints = []
+    w.canvas.painted.connect(lambda: paints.append((time.perf_counter(), w._shown_gen)))
+    renders = []
+    w.worker.rendered.connect(lambda serial, gen, img, x, y, ms: renders.append(ms))
+
+    lo, hi = slider.minimum(), slider.maximum()
+    positions = [round(lo + (hi - lo) * (0.5 + 0.45 * ((-1) ** k) * (k % 50) / 50)) for k in range(args.positions)]
+
+    def latencies(changes):
+        out = []
+        for t, gen in changes:
+            hit = next((pt for pt, pg in paints if pt >= t and pg >= gen), None)
+            if hit is not None:
+                out.append((hit - t) * 1000.0)
+        return out
+
+    # warm-up (first decode allocates; first paint scales)
+    for v in positions[:5]:
+        slider.setValue(v)
+        wait_for(w.preview_current, "warm-up renders")
+    app.processEvents()
+
+    # 0) baseline: the same ticker with nothing happening (on a busy machine the OS alone stalls us)
+    ticks = []
+    ticker = QTimer()
+    ticker.setTimerType(Qt.TimerType.PreciseTimer)
+    ticker.setInterval(TICK_MS)
+    ticker.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    ticker.start()
+    t_end = time.perf_counter() + 1.0
+    wait_for(lambda: time.perf_counter() > t_end, "the idle baseline")
+    ticker.stop()
+    idle_gaps = sorted((b - a) * 1000.0 for a, b in zip(ticks, ticks[1:]))
+    ticks.clear()
+
+    # 1) the drag: one move every 1/rate s, slider held down; the 5 ms ticker watches the event loop
+    changes = []
+    paints.clear()
+    renders.clear()
+    it = iter(positions)
+
+    def move():
+        v = next(it, None)
+        if v is None:
+            mover.stop()
+            slider.setSliderDown(False)
+            return
+        t = time.perf_counter()
+        slider.setValue(v if v != slider.value() else v + 1)
+        changes.append((t, w._gen))
+
+    mover = QTimer()
+    mover.setTimerType(Qt.TimerType.PreciseTimer)
+    mover.setInterval(max(1, round(1000 / args.rate_hz)))
+    mover.timeout.connect(move)
+    slider.setSliderDown(True)
+    ticker.start()
+    mover.start()
+    wait_for(lambda: not mover.isActive() and w.preview_current() and paints and paints[-1][1] >= w._gen,
+             "the drag")
+    t_end = time.perf_counter() + 0.05
+    wait_for(lambda: time.perf_counter() > t_end, "settling")
+    ticker.stop()
+    gaps = [(b - a) * 1000.0 for a, b in zip(ticks, ticks[1:])]
+    drag = latencies(changes)
+    n_renders = len(renders)
+    render_ms = statistics.median(renders) if renders else None
+
+    # 2) sequential: each move waits for its repaint
+    paints.clear()
+    seq_changes = []
+    for v in positions:
+        t = time.perf_counter()
+        slider.setValue(v if v != slider.value() else v + 1)
+        gen = w._gen
+        seq_changes.append((t, gen))
+        wait_for(lambda: paints and paints[-1][1] >= gen, "a repaint")
+    seq = latencies(seq_changes)
+
+    def q(xs, f):
+        xs = sorted(xs)
+        return round(xs[min(len(xs) - 1, int(f * len(xs)))], 2)
+
+    result = {
+        "median_latency_ms": round(statistics.median(drag), 2),
+        "p90_latency_ms": q(drag, 0.9),
+        "max_latency_ms": round(max(drag), 2),
+        "longest_stall_ms": round(max(gaps), 2) if gaps else None,
+        "stalls_over_50ms": sum(g > 50 for g in gaps),
+        "idle_longest_stall_ms": round(idle_gaps[-1], 2) if idle_gaps else None,
+        "tick_ms": TICK_MS,
+        "positions": len(positions),
+        "rate_hz": args.rate_hz,
+        "renders": n_renders,
+        "render_ms_median": round(render_ms, 2) if render_ms is not None else None,
+        "sequential_median_latency_ms": round(statistics.median(seq), 2),
+        "sequential_p90_latency_ms": q(seq, 0.9),
+        "model": model_desc,
+        "attribute": name,
+        "photo": photo.name,
+        "photo_size": [w._photo.width, w._photo.height],
+        "faces": len(w._photo.faces),
+        "device": w._model.device,
+        "threads": inference_threads(),
+        "platform": app.platformName(),
+        "loadavg_1min": round(os.getloadavg()[0], 2),
+        "targets": {"median_latency_ms": 50, "longest_stall_ms": 100},
+    }
+    print(json.dumps(result), flush=True)
+    w.undo_stack.setClean()
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
