@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
-from torchvision.ops import nms
 
 from core.errors import ModelFileError
 
@@ -195,6 +194,31 @@ class _Octaves:
             interp = cv2.INTER_AREA if min(region.shape[:2]) >= size else cv2.INTER_LINEAR
             out[i] = cv2.resize(region, (size, size), interpolation=interp)
         return out, used
+
+
+def nms(boxes, scores, threshold):
+    """Greedy NMS on intersection over union; same result as ``torchvision.ops.nms`` (its CPU kernel:
+    stable descending sort by score, float32 IoU, suppress IoU > threshold), without torchvision."""
+    if len(boxes) == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    order = torch.sort(scores.detach().cpu(), stable=True, descending=True)[1].numpy()
+    b = boxes.detach().cpu().numpy()
+    x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    area = (x1 - x0) * (y1 - y0)
+    suppressed = np.zeros(len(b), bool)
+    keep = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k, i in enumerate(order):
+            if suppressed[i]:
+                continue
+            keep.append(i)
+            rest = order[k + 1:]
+            w = np.maximum(np.float32(0), np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]))
+            h = np.maximum(np.float32(0), np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]))
+            inter = w * h
+            iou = inter / (area[i] + area[rest] - inter)
+            suppressed[rest[iou.astype(np.float64) > threshold]] = True
+    return torch.as_tensor(np.asarray(keep, np.int64), device=boxes.device)
 
 
 def _nms_min(boxes, scores, threshold):

@@ -1,0 +1,240 @@
+"""Face detection and alignment figures on the shared CelebA subset.
+
+Default run (evaluation) on the first ``--limit`` photos, sorted by file name, of
+``../shared/data/celeba/img_celeba`` (unaligned photos, train split):
+
+* share of photos where at least one face is found;
+* alignment consistency: each photo's main face (largest box) is aligned onto ``CELEBA_TEMPLATE``
+  in a 178x218 frame, the detector is run again on that aligned image, and the distance (frame
+  pixels) between the re-detected landmarks and the template is recorded (mean over the 5 points);
+* detection time per photo (median, CPU), plus a 2-megapixel timing of detect / align / paste-back.
+
+``--measure-template`` instead runs the detector on the first ``--template-count`` aligned CelebA
+images (178x218) and prints the mean landmark positions that ``core/alignment.py`` hard-codes.
+
+    python bench/faces_eval.py                 # evaluation, 300 photos
+    python bench/faces_eval.py --json          # same, machine-readable
+    python bench/faces_eval.py --measure-template --template-count 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.alignment import (CELEBA_TEMPLATE, Template, align_face, face_mask,  # noqa: E402
+                            paste_back)
+from core.faces import LANDMARK_NAMES, FaceDetector  # noqa: E402
+from core.image_io import load_image  # noqa: E402
+
+DEFAULT_DATA = ROOT / ".." / "shared" / "data"
+
+
+def _central_face(faces, w, h):
+    """The face whose box centre is nearest the image centre (aligned images: the subject)."""
+    if not faces:
+        return None
+    return min(faces, key=lambda f: (f.center_x - w / 2) ** 2 + ((f.box[1] + f.box[3]) / 2 - h / 2) ** 2)
+
+
+def measure_template(data: Path, count: int, detector: FaceDetector) -> dict:
+    folder = data / "celeba" / "img_align_celeba"
+    files = sorted(folder.glob("*.jpg"))[:count]
+    if not files:
+        raise SystemExit(f"faces_eval: error: no images in {folder}")
+    points, missed = [], []
+    for f in files:
+        rgb = load_image(f)
+        face = _central_face(detector.detect(rgb, min_size=40), rgb.shape[1], rgb.shape[0])
+        if face is None:
+            missed.append(f.name)
+        else:
+            points.append(face.landmarks)
+    pts = np.stack(points).astype(np.float64)
+    # baseline for the evaluation figure: how far CelebA's own alignment leaves each face from the
+    # mean (distance averaged over the 5 points, frame pixels)
+    spread = np.linalg.norm(pts - pts.mean(0), axis=2).mean(1)
+    return {
+        "folder": str(folder), "images": len(files), "first": files[0].name, "last": files[-1].name,
+        "detected": len(points), "missed": missed,
+        "mean": np.round(pts.mean(0), 2).tolist(),
+        "median": np.round(np.median(pts, 0), 2).tolist(),
+        "std": np.round(pts.std(0), 2).tolist(),
+        "distance_to_mean_px": {"mean": round(float(spread.mean()), 3),
+                                "median": round(float(np.median(spread)), 3)},
+    }
+
+
+def _frame_view(template: Template) -> tuple[Template, float]:
+    """A square template covering the whole frame (plus side margins): aligning to it yields the
+    full 178x218 frame, so landmarks can be re-detected with the same context as the template."""
+    fw, fh = template.frame
+    side = max(fw, fh)
+    dx = (side - fw) / 2
+    return Template(template.frame, (-dx, 0.0, fw + dx, float(side)), template.landmarks), dx
+
+
+def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template) -> dict:
+    folder = data / "celeba" / "img_celeba"
+    files = sorted(folder.glob("*.jpg"))[:limit]
+    if not files:
+        raise SystemExit(f"faces_eval: error: no images in {folder}")
+    view, dx = _frame_view(template)
+    side = int(round(view.crop_box[2] - view.crop_box[0]))
+    found, times, cpu, dists, per_point, sizes, redetect_missed, not_found = 0, [], [], [], [], [], [], []
+    for f in files:
+        rgb = load_image(f)
+        sizes.append(rgb.shape[0] * rgb.shape[1])
+        t, c = time.perf_counter(), time.process_time()
+        faces = detector.detect(rgb)
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+        if not faces:
+            not_found.append(f.name)
+            continue
+        found += 1
+        main = max(faces, key=lambda fc: fc.size)
+        aligned = align_face(rgb, main.landmarks, view, side)
+        again = _central_face(detector.detect(aligned.crop, min_size=40), side, side)
+        if again is None:
+            redetect_missed.append(f.name)
+            continue
+        lm = again.landmarks.astype(np.float64) - (dx, 0.0)  # back to frame coordinates
+        d = np.linalg.norm(lm - template.landmarks, axis=1)
+        dists.append(float(d.mean()))
+        per_point.append(d)
+    pp = np.mean(per_point, axis=0) if per_point else np.zeros(5)
+    return {
+        "folder": str(folder), "photos": len(files), "first": files[0].name, "last": files[-1].name,
+        "median_megapixels": round(statistics.median(sizes) / 1e6, 3),
+        "found": found, "found_share": round(found / len(files), 4), "not_found": not_found,
+        "aligned_redetected": len(dists), "redetect_missed": redetect_missed,
+        "landmark_error_mean_px": round(float(np.mean(dists)), 3) if dists else None,
+        "landmark_error_median_px": round(float(np.median(dists)), 3) if dists else None,
+        "landmark_error_p90_px": round(float(np.percentile(dists, 90)), 3) if dists else None,
+        "landmark_error_per_point_px": dict(zip(LANDMARK_NAMES, np.round(pp, 3).tolist())),
+        "detect_ms_median": round(1000 * statistics.median(times), 1),
+        "detect_ms_p90": round(1000 * float(np.percentile(times, 90)), 1),
+        "detect_cpu_ms_median": round(1000 * statistics.median(cpu), 1),
+    }
+
+
+def timing_2mp(data: Path, detector: FaceDetector, template: Template, size: int = 256,
+               repeats: int = 5) -> dict:
+    """Detect / align / paste-back on the first photo (by name) whose face is still found after
+    enlarging it to about 2 megapixels (aspect ratio kept)."""
+    import cv2
+
+    for f in sorted((data / "celeba" / "img_celeba").glob("*.jpg")):
+        rgb = load_image(f)
+        k = (2.0e6 / (rgb.shape[0] * rgb.shape[1])) ** 0.5
+        big = cv2.resize(rgb, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
+        faces = detector.detect(big)
+        if faces:
+            break
+    else:
+        return {}
+
+    def best(fn):
+        """Median wall-clock and process-CPU milliseconds (CPU time is the steadier figure on a
+        shared machine)."""
+        fn()
+        ts, cs = [], []
+        for _ in range(repeats):
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            ts.append(time.perf_counter() - t)
+            cs.append(time.process_time() - c)
+        return {"wall": round(1000 * statistics.median(ts), 2), "cpu": round(1000 * statistics.median(cs), 2)}
+
+    face = max(faces, key=lambda fc: fc.size)
+    aligned = align_face(big, face.landmarks, template, size)
+    edited = np.clip(aligned.crop.astype(np.int16) + 20, 0, 255).astype(np.uint8)
+    out = big.copy()
+    # the same edit with the face scaled to a 400 px crop square (a typical portrait in a 2 MP photo)
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    k = size / 400.0
+    m400 = np.array([[k, 0.0, size / 2 - k * cx], [0.0, k, size / 2 - k * cy]])
+    return {
+        "photo": f.name, "size": f"{big.shape[1]}x{big.shape[0]}", "crop": size,
+        "face_px": round(face.size),
+        "detect_ms": best(lambda: detector.detect(big)),
+        "align_ms": best(lambda: align_face(big, face.landmarks, template, size)),
+        "paste_back_ms": best(lambda: paste_back(big, edited, aligned.crop, aligned.matrix, out=out)),
+        "paste_back_400px_ms": best(lambda: paste_back(big, edited, aligned.crop, m400, out=out)),
+        "mask_ms": best(lambda: face_mask(size)),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
+    ap.add_argument("--limit", type=int, default=300, help="photos to evaluate (first N by name)")
+    ap.add_argument("--measure-template", action="store_true",
+                    help="measure the mean landmarks on aligned CelebA images instead")
+    ap.add_argument("--template-count", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--no-timing", action="store_true", help="skip the 2-megapixel timing")
+    ap.add_argument("--json", action="store_true", help="print JSON only")
+    args = ap.parse_args(argv)
+    if args.threads:
+        import cv2
+        import torch
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    data = args.data.resolve()
+    detector = FaceDetector()
+    if args.measure_template:
+        res = measure_template(data, args.template_count, detector)
+        if args.json:
+            print(json.dumps(res, indent=2))
+            return 0
+        print(f"{res['detected']}/{res['images']} aligned images with a face "
+              f"({res['first']} .. {res['last']} in {res['folder']})")
+        for name, m, md, sd in zip(LANDMARK_NAMES, res["mean"], res["median"], res["std"]):
+            print(f"  {name:12s} mean ({m[0]:7.2f}, {m[1]:7.2f})  median ({md[0]:7.2f}, {md[1]:7.2f})"
+                  f"  std ({sd[0]:5.2f}, {sd[1]:5.2f})")
+        dm = res["distance_to_mean_px"]
+        print(f"distance of each image's landmarks to the mean (5-point average, px): "
+              f"mean {dm['mean']}, median {dm['median']}")
+        return 0
+    timing = {} if args.no_timing else timing_2mp(data, detector, CELEBA_TEMPLATE)
+    res = evaluate(data, args.limit, detector, CELEBA_TEMPLATE)
+    res["torch_threads"] = __import__("torch").get_num_threads()
+    if timing:
+        res["timing_2mp"] = timing
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"photos: {res['photos']} ({res['first']} .. {res['last']} of {res['folder']}), "
+          f"median {res['median_megapixels']} MP")
+    print(f"face found: {res['found']}/{res['photos']} = {100 * res['found_share']:.1f}%"
+          f"   not found: {', '.join(res['not_found']) or '-'}")
+    print(f"aligned + re-detected: {res['aligned_redetected']}/{res['found']}"
+          f"   (missed: {', '.join(res['redetect_missed']) or '-'})")
+    print(f"landmark distance to template (178x218 frame px): mean {res['landmark_error_mean_px']}, "
+          f"median {res['landmark_error_median_px']}, p90 {res['landmark_error_p90_px']}")
+    print("  per point: " + ", ".join(f"{k} {v}" for k, v in res["landmark_error_per_point_px"].items()))
+    print(f"detection time per photo ({res['torch_threads']} torch threads): median "
+          f"{res['detect_ms_median']} ms wall (p90 {res['detect_ms_p90']}), "
+          f"{res['detect_cpu_ms_median']} ms CPU")
+    if res.get("timing_2mp"):
+        t = res["timing_2mp"]
+        print(f"2 MP ({t['photo']} enlarged to {t['size']}, face {t['face_px']} px, crop {t['crop']}), "
+              "median ms wall / CPU:")
+        for key in ("detect_ms", "align_ms", "paste_back_ms", "paste_back_400px_ms"):
+            print(f"  {key[:-3]:18s} {t[key]['wall']:8.2f} / {t[key]['cpu']:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
