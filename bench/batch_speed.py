@@ -16,9 +16,11 @@ Without --model the embedded model is used if present, else a randomly initialis
 default model's architecture (64 px, 4 layers) at --random-size px, and the output says so: the
 speed of a network does not depend on its weights.
 
-The simple loop runs twice, with the engine's default intra-op threads (all cores) and with one
-thread, and the ratio is taken against the faster of the two, so the pipeline is not credited
-for a thread setting the simple loop could have used too.
+The simple loop runs with the engine's default intra-op threads (all cores) and with one thread,
+and the ratio is taken against the faster of the two, so the pipeline is not credited for a thread
+setting the simple loop could have used too. The photos are split into --rounds chunks and every
+method runs on each chunk in turn (order alternating), so a machine shared with other work slows
+all methods alike; CPU time per photo (all threads of this process) is reported too.
 """
 from __future__ import annotations
 
@@ -54,13 +56,12 @@ def random_model(size: int):
     return model
 
 
-def simple_loop(files, out_dir: Path, engine, values) -> tuple:
-    """The straightforward loop a script would write, one photo at a time."""
+def simple_loop(files, out_dir: Path, engine, values) -> int:
+    """The straightforward loop a script would write, one photo at a time -> photos edited."""
     from core.errors import FaderError
     from core.image_io import read_exif, save_image
     from core.photo_edit import PhotoEdit
     ok = 0
-    t = time.perf_counter()
     for f in files:
         try:
             doc = PhotoEdit.open(f, engine)
@@ -69,7 +70,7 @@ def simple_loop(files, out_dir: Path, engine, values) -> tuple:
             ok += 1
         except FaderError:
             pass
-    return ok, time.perf_counter() - t
+    return ok
 
 
 def main(argv=None) -> int:
@@ -80,6 +81,11 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--readers", type=int, help="reader threads of the pipelined run (default: core.batch's)")
     ap.add_argument("--batch-faces", type=int, default=8, help="faces per model batch in the pipelined run")
+    ap.add_argument("--simple-threads", type=int, nargs="+",
+                    help="intra-op threads to time the simple loop with (default: the engine's default and 1)")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="the photos are split into this many chunks, each timed with every method in "
+                         "turn, so load from other processes hits all methods alike (default 4)")
     ap.add_argument("--photos", type=Path, default=PHOTOS, help="folder of in-the-wild photos")
     args = ap.parse_args(argv)
 
@@ -90,6 +96,7 @@ def main(argv=None) -> int:
     from core.faces import detect_faces
     from core.image_io import load_image
     from core.model_file import default_model_path, load_model
+    from core.photo_edit import PhotoEdit
     files = sorted(p for p in args.photos.glob("*.jpg"))[: args.limit]
     if not files:
         print(f"no photos in {args.photos}", file=sys.stderr)
@@ -105,53 +112,67 @@ def main(argv=None) -> int:
     engine = Engine(model, device=args.device)
     a = engine.attributes[0]
     values = {a.name: a.range[1] if a.is_binary else [0.0] * (a.n - 1) + [1.0]}
+    default_threads = torch.get_num_threads()
+    simple_threads = args.simple_threads or sorted({default_threads, 1}, reverse=True)
+    methods = [f"simple{t}" for t in simple_threads] + ["pipelined"]
+    wall = {m: 0.0 for m in methods}
+    cpu = {m: 0.0 for m in methods}
+    edited = {m: 0 for m in methods}
 
     with tempfile.TemporaryDirectory(prefix="fader-bench-") as tmp:
         tmp = Path(tmp)
-        src = tmp / "in"
-        src.mkdir()
-        for f in files:
-            shutil.copy(f, src / f.name)
-        copies = sorted(src.iterdir())
-        # warm-up shared by both runs: detector weights, first-call allocations of both networks
-        from core.photo_edit import PhotoEdit
-        detect_faces(load_image(copies[0]))
-        for f in copies[:2]:
+        rounds = max(1, min(args.rounds, len(files)))
+        chunks = [files[k::rounds] for k in range(rounds)]
+        for k, chunk in enumerate(chunks):
+            d = tmp / "in" / f"round{k}"
+            d.mkdir(parents=True)
+            for f in chunk:
+                shutil.copy(f, d / f.name)
+        # warm-up shared by all methods: detector weights, first-call allocations of both networks
+        first = sorted((tmp / "in" / "round0").iterdir())
+        detect_faces(load_image(first[0]))
+        for f in first[:2]:
             try:
-                d = PhotoEdit.open(f, engine)
-                d.set_values(values)
-                d.render()
+                doc = PhotoEdit.open(f, engine)
+                doc.set_values(values)
+                doc.render()
             except ValueError:
                 pass
-        default_threads = torch.get_num_threads()
-        simple = {}
-        for threads in sorted({default_threads, 1}, reverse=True):
-            torch.set_num_threads(threads)
-            out = tmp / f"simple{threads}"
-            out.mkdir()
-            simple[threads] = simple_loop(copies, out, engine, values)
-            print(f"simple loop, {threads} thread(s): {len(files)} photos, {simple[threads][0]} edited "
-                  f"in {simple[threads][1]:.1f} s", file=sys.stderr)
+        for k in range(rounds):
+            src = tmp / "in" / f"round{k}"
+            order = methods if k % 2 == 0 else methods[::-1]
+            for m in order:
+                out = tmp / m / f"round{k}"
+                out.mkdir(parents=True)
+                t, c = time.perf_counter(), time.process_time()
+                if m == "pipelined":
+                    torch.set_num_threads(default_threads)
+                    rep = run_batch(src, out, engine, BatchOptions(values=values), readers=args.readers,
+                                    batch_faces=args.batch_faces)
+                    n_ok = rep.counts()["ok"]
+                else:
+                    torch.set_num_threads(int(m[len("simple"):]))
+                    n_ok = simple_loop(sorted(src.iterdir()), out, engine, values)
+                wall[m] += time.perf_counter() - t
+                cpu[m] += time.process_time() - c
+                edited[m] += n_ok
+            print(f"round {k + 1}/{rounds}: " + ", ".join(f"{m} {wall[m]:.1f} s" for m in methods), file=sys.stderr)
         torch.set_num_threads(default_threads)
-        best = min(simple, key=lambda k: simple[k][1])
-        ok_simple, t_simple = simple[best]
-        t = time.perf_counter()
-        rep = run_batch(src, tmp / "pipelined", engine, BatchOptions(values=values), readers=args.readers,
-                        batch_faces=args.batch_faces)
-        t_pipe = time.perf_counter() - t
-        c = rep.counts()
-        print(f"pipelined:   {len(files)} photos, {c['ok']} edited in {t_pipe:.1f} s", file=sys.stderr)
+    n = len(files)
+    best = min((m for m in methods if m != "pipelined"), key=lambda m: wall[m])
     result = {
-        "bench": "batch_speed", "photos": len(files), "model": model_desc, "image_size": engine.image_size,
-        "device": str(engine.device), "cpus": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+        "bench": "batch_speed", "photos": n, "model": model_desc, "image_size": engine.image_size,
+        "device": str(engine.device), "cpus": len(os.sched_getaffinity(0)), "default_torch_threads": default_threads,
+        "load_average": [round(x, 2) for x in os.getloadavg()], "rounds": rounds,
         "readers": args.readers or "default", "batch_faces": args.batch_faces,
-        "simple_images_per_s": round(len(files) / t_simple, 3), "simple_threads": best,
-        "simple_images_per_s_by_threads": {str(k): round(len(files) / v[1], 3) for k, v in simple.items()},
-        "pipelined_images_per_s": round(len(files) / t_pipe, 3),
-        "ratio": round(t_simple / t_pipe, 3), "edited_simple": ok_simple, "edited_pipelined": c["ok"],
+        "images_per_s": {m: round(n / wall[m], 3) for m in methods},
+        "cpu_ms_per_image": {m: round(cpu[m] / n * 1000, 1) for m in methods},
+        "edited": edited, "best_simple": best,
+        "simple_images_per_s": round(n / wall[best], 3), "pipelined_images_per_s": round(n / wall["pipelined"], 3),
+        "ratio": round(wall[best] / wall["pipelined"], 3),
     }
     print(json.dumps(result))
-    print(f"ratio (pipelined / best simple loop): {result['ratio']:.2f}x", file=sys.stderr)
+    print(f"ratio (pipelined / best simple loop, {best}): {result['ratio']:.2f}x", file=sys.stderr)
     return 0
 
 

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1..100 (default 95)")
     p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume)")
     p.add_argument("--report", metavar="REPORT.json", help="write a JSON report of every input")
-    p.add_argument("--readers", type=int, default=1, metavar="K", help=argparse.SUPPRESS)
+    p.add_argument("--readers", type=int, metavar="K", help=argparse.SUPPRESS)  # tuning: reader threads
     add_model_arguments(p)
 
 

@@ -61,6 +61,7 @@ def mixed(tmp_path, celeba_aligned, celeba_wild) -> Path:
     (d / "empty.png").write_bytes(b"")
     save_image(d / "gray.png", np.full((200, 240, 3), 128, np.uint8))
     (d / "sub" / "readme.txt").write_text("hello\n")
+    (d / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")       # hidden: not an input at all
     return d
 
 
@@ -128,6 +129,7 @@ def test_face_index_beyond_the_photo_is_skipped(tmp_path, mixed, engine):
     rep = run_batch(mixed, tmp_path / "out", engine, BatchOptions(values={"Male": 1.0}, face=3))
     st = {it.relative: (it.status, it.reason) for it in rep.items}
     assert st["aligned.jpg"][0] == "skipped" and "face 3 does not exist" in st["aligned.jpg"][1]
+    assert next(it for it in rep.items if it.relative == "aligned.jpg").faces == 1
     assert rep.counts()["ok"] == 0
 
 
@@ -249,6 +251,7 @@ def test_cancel_then_resume_with_skip_existing(tmp_path, celeba_aligned, engine)
     # a temp file a killed run could have left next to an output is cleaned up on resume
     missing = sorted(set(f"{p.parent.name}/{p.name}" for p in src.rglob("*.jpg")) - set(first))[0]
     stale = out / Path(missing).parent / f".{Path(missing).name}.0123456789ab.part"
+    stale.parent.mkdir(exist_ok=True)
     stale.write_bytes(b"partial")
     time.sleep(0.05)
     rep = run_batch(src, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, skip_existing=True))
