@@ -721,7 +721,13 @@ class MainWindow(QMainWindow):
             self.panel.set_notice(f"{len(photo.skipped)} more face(s) too small for the model (dotted boxes).")
         else:
             self.panel.set_notice("")
-        self.model_label.setText(f"Model: {model.name} ({model.device})" if model else "No model")
+        if model:
+            name = model.name if len(model.name) <= 32 else model.name[:31] + "…"
+            self.model_label.setText(f"Model: {name} · {model.device.upper()}")
+            self.model_label.setToolTip(f"{model.name}\n{model.path}\nrunning on {model.device}")
+        else:
+            self.model_label.setText("No model")
+            self.model_label.setToolTip("")
         n = len(photo.faces) if photo else 0
         self.faces_label.setText(f"{n} face{'s' if n != 1 else ''}" if photo and model else "")
         self._refresh_actions()
