@@ -686,6 +686,7 @@ class MainWindow(QMainWindow):
         if dlg is None:
             dlg = self._training_dialog = TrainingDialog(self)
             dlg.openResult.connect(self.load_model)
+        dlg.set_current_model(self._model.path if self._model else None)
         dlg.show()
         dlg.raise_()
 

@@ -1,0 +1,529 @@
+"""Training ▸ Train model…: run `fader-train` in a QProcess and watch it live.
+
+The trainer runs as a separate process (`python -m training.cli`), so a training run can never
+freeze or crash the editor, and Cancel is a plain SIGTERM, on which the trainer saves a resumable
+checkpoint. Progress comes from the trainer's progress bar on stderr (step counter and losses),
+validation figures from RUN_DIR/log.jsonl, the preview from RUN_DIR/preview_latest.png.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QPointF, QProcess, QProcessEnvironment, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
+                               QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+
+REPO = Path(__file__).resolve().parents[1]
+# tqdm lines: "training:  12%|█▏   | 480/4000 [05:34<8:30:08,  1.29step/s, 42 img/s rec 0.0302 lat 1.690 …]"
+PROGRESS_RE = re.compile(r"^\s*(?P<phase>[\w ]+?):\s+\d+%\|.*?\|\s*(?P<cur>\d+)/(?P<total>\d+)\s*\[(?P<info>[^\]]*)\]")
+LOSS_RE = re.compile(r"\brec (?P<rec>[-\d.e]+)(?: lat (?P<lat>[-\d.e]+))?")
+POLL_MS = 1000
+
+
+class CurvePlot(QWidget):
+    """A small line chart of one or two series, drawn with QPainter (no plotting dependency)."""
+
+    def __init__(self, title: str, parent=None):
+        super().__init__(parent)
+        self.title = title
+        self.series: dict = {}     # name -> (QColor, [(x, y)])
+        self.setMinimumSize(240, 130)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 160)
+
+    def set_series(self, name: str, color: QColor, points: list) -> None:
+        self.series[name] = (color, list(points))
+        self.update()
+
+    def clear(self) -> None:
+        self.series.clear()
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        p.fillRect(self.rect(), pal.color(QPalette.ColorRole.Base))
+        fm = p.fontMetrics()
+        p.setPen(pal.color(QPalette.ColorRole.Text))
+        p.drawText(QPointF(8, fm.ascent() + 4), self.title)
+        plot = QRectF(44, fm.height() + 10, self.width() - 54, self.height() - fm.height() - 30)
+        p.setPen(QPen(pal.color(QPalette.ColorRole.Mid), 1))
+        p.drawRect(plot)
+        pts = [pt for _c, s in self.series.values() for pt in s]
+        if len(pts) < 1 or plot.width() < 10 or plot.height() < 10:
+            p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
+            p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "waiting for data…")
+            p.end()
+            return
+        xs, ys = [x for x, _ in pts], [y for _, y in pts]
+        x0, x1 = min(xs), max(xs)
+        y0, y1 = min(ys), max(ys)
+        if x1 == x0:
+            x1 = x0 + 1
+        if y1 == y0:
+            y0, y1 = y0 - 0.5, y1 + 0.5
+        pad = (y1 - y0) * 0.05
+        y0, y1 = y0 - pad, y1 + pad
+
+        def at(x, y):
+            return QPointF(plot.left() + (x - x0) / (x1 - x0) * plot.width(),
+                           plot.bottom() - (y - y0) / (y1 - y0) * plot.height())
+        small = QFont(self.font())
+        small.setPointSizeF(small.pointSizeF() * 0.85)
+        p.setFont(small)
+        p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
+        for y in (y0 + pad, y1 - pad):
+            p.drawText(QRectF(0, at(x0, y).y() - 8, 40, 16), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{y:.3g}")
+        p.drawText(QRectF(plot.left(), plot.bottom() + 2, 80, 16), Qt.AlignmentFlag.AlignLeft, f"{x0:g}")
+        p.drawText(QRectF(plot.right() - 80, plot.bottom() + 2, 80, 16), Qt.AlignmentFlag.AlignRight, f"step {x1:g}")
+        legend_x = float(self.width() - 6)
+        for name, (color, s) in reversed(list(self.series.items())):
+            if not s:
+                continue
+            path = QPainterPath(at(*s[0]))
+            for x, y in s[1:]:
+                path.lineTo(at(x, y))
+            p.setPen(QPen(color, 1.6))
+            p.drawPath(path)
+            if len(s) == 1:
+                p.setBrush(color)
+                p.drawEllipse(at(*s[0]), 2.5, 2.5)
+            w = p.fontMetrics().horizontalAdvance(name)
+            legend_x -= w + 8
+            p.drawText(QPointF(legend_x + 4, fm.ascent() + 4), name)
+        p.end()
+
+
+class TrainingDialog(QDialog):
+    """Set up a training run, start it, watch it, stop it, open its model."""
+
+    openResult = Signal(str)     # path of the trained .fader
+
+    def __init__(self, parent=None, current_model: str | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Train model")
+        self.resize(980, 680)
+        self.proc: QProcess | None = None
+        self._stderr_tail = ""
+        self._messages: list = []
+        self._losses: dict = {}      # step -> (reconstruction loss, latent discriminator loss)
+        self._log_pos = 0
+        self._val: list = []         # log.jsonl records
+        self._preview_mtime = 0.0
+        self._started_at = 0.0
+        self._stopping = False
+        self._current_model = current_model
+
+        # -- setup --------------------------------------------------------------------------------
+        setup = QGroupBox("Training run")
+        form = QFormLayout(setup)
+        self.data_edit = QLineEdit()
+        self.data_edit.setPlaceholderText("a labeled folder, a CSV label table or CelebA's list_attr_celeba.txt")
+        b_folder, b_file = QPushButton("Folder…"), QPushButton("Label file…")
+        b_folder.clicked.connect(self._browse_folder)
+        b_file.clicked.connect(self._browse_file)
+        row = QHBoxLayout()
+        row.addWidget(self.data_edit, 1)
+        row.addWidget(b_folder)
+        row.addWidget(b_file)
+        form.addRow("Data", row)
+        self.attr_edit = QLineEdit()
+        self.attr_edit.setPlaceholderText("e.g. Smiling,Male — empty: every attribute in the data")
+        form.addRow("Attributes", self.attr_edit)
+        self.align_check = QCheckBox("Detect and align faces (for ordinary photos, not aligned crops)")
+        form.addRow("", self.align_check)
+        self.size_combo = QComboBox()
+        for s in (32, 64, 128, 256):
+            self.size_combo.addItem(f"{s} px", s)
+        self.size_combo.setCurrentIndex(1)
+        self.size_combo.setToolTip("Model resolution: 64 px trains in hours on a CPU, 128+ wants a GPU")
+        self.minutes_spin = QSpinBox()
+        self.minutes_spin.setRange(1, 7 * 24 * 60)
+        self.minutes_spin.setValue(60)
+        self.minutes_spin.setSuffix(" min")
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(10, 10_000_000)
+        self.steps_spin.setValue(20000)
+        self.steps_spin.setSingleStep(1000)
+        self.steps_spin.setSuffix(" steps")
+        row = QHBoxLayout()
+        row.addWidget(self.size_combo)
+        row.addSpacing(16)
+        row.addWidget(QLabel("stop after"))
+        row.addWidget(self.minutes_spin)
+        row.addWidget(QLabel("or"))
+        row.addWidget(self.steps_spin)
+        row.addStretch(1)
+        form.addRow("Size", row)
+        self.device_combo = QComboBox()
+        for d in ("auto", "cpu", "cuda"):
+            self.device_combo.addItem(d, d)
+        self.finetune_check = QCheckBox("Fine-tune the open model instead of starting from scratch")
+        self.finetune_check.setEnabled(bool(current_model))
+        row = QHBoxLayout()
+        row.addWidget(self.device_combo)
+        row.addSpacing(16)
+        row.addWidget(self.finetune_check)
+        row.addStretch(1)
+        form.addRow("Device", row)
+        self.out_edit = QLineEdit(str(Path.home() / "FaderRuns" / time.strftime("run-%Y%m%d-%H%M")))
+        b_out = QPushButton("Browse…")
+        b_out.clicked.connect(self._browse_out)
+        self.resume_check = QCheckBox("Resume")
+        self.resume_check.setToolTip("Continue the checkpoint in this folder (after Cancel or a crash)")
+        row = QHBoxLayout()
+        row.addWidget(self.out_edit, 1)
+        row.addWidget(b_out)
+        row.addWidget(self.resume_check)
+        form.addRow("Run folder", row)
+        self.extra_edit = QLineEdit()
+        self.extra_edit.setPlaceholderText("more fader-train options, e.g. --batch-size 16 --classifier-steps 500 "
+                                           "(fader-train --help lists them)")
+        form.addRow("Options", self.extra_edit)
+        self.out_edit.textChanged.connect(self._update_buttons)
+        self.data_edit.textChanged.connect(self._update_buttons)
+
+        # -- live view ------------------------------------------------------------------------------
+        self.phase_label = QLabel("Not started")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.loss_plot = CurvePlot("Training losses")
+        self.val_plot = CurvePlot("Validation (swap accuracy, PSNR/100)")
+        self.preview = QLabel("The preview appears after the first evaluation")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumSize(280, 200)
+        self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.preview.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(2000)
+        self.log_view.setMinimumHeight(70)
+        live = QGridLayout()
+        live.addWidget(self.phase_label, 0, 0, 1, 2)
+        live.addWidget(self.progress, 1, 0, 1, 2)
+        live.addWidget(self.loss_plot, 2, 0)
+        live.addWidget(self.preview, 2, 1, 2, 1)
+        live.addWidget(self.val_plot, 3, 0)
+        live.addWidget(self.log_view, 4, 0, 1, 2)
+        live.setRowStretch(2, 1)
+        live.setRowStretch(3, 1)
+        live.setColumnStretch(0, 1)
+        live.setColumnStretch(1, 1)
+
+        self.start_button = QPushButton("Start training")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Cancel training")
+        self.stop_button.setToolTip("Stop after the current step; the trainer saves a resumable checkpoint")
+        self.stop_button.clicked.connect(self.stop)
+        self.open_button = QPushButton("Open result")
+        self.open_button.setToolTip("Load the run's best model into the editor")
+        self.open_button.clicked.connect(self._open_result)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(close)
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(setup)
+        lay.addLayout(live, 1)
+        lay.addLayout(buttons)
+
+        self._poll = QTimer(self)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self._poll_run_dir)
+        self._update_buttons()
+
+    # -- setup helpers ----------------------------------------------------------------------------
+    def _browse_folder(self):
+        d = QFileDialog.getExistingDirectory(self, "Labeled image folder", self.data_edit.text())
+        if d:
+            self.data_edit.setText(d)
+
+    def _browse_file(self):
+        f, _ = QFileDialog.getOpenFileName(self, "Label file", self.data_edit.text(),
+                                           "Label tables (*.csv *.txt);;All files (*)")
+        if f:
+            self.data_edit.setText(f)
+
+    def _browse_out(self):
+        d = QFileDialog.getExistingDirectory(self, "Run folder", self.out_edit.text())
+        if d:
+            self.out_edit.setText(d)
+
+    def set_current_model(self, path) -> None:
+        """The editor's model, offered for fine-tuning."""
+        self._current_model = str(path) if path else None
+        self.finetune_check.setEnabled(bool(path) and not self.is_running())
+        if not path:
+            self.finetune_check.setChecked(False)
+
+    def run_dir(self) -> Path:
+        return Path(self.out_edit.text().strip()).expanduser()
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning
+
+    def _update_buttons(self, *_):
+        running = self.is_running()
+        ckpt = (self.run_dir() / "checkpoint_last.pt").is_file() if self.out_edit.text().strip() else False
+        self.resume_check.setEnabled(ckpt and not running)
+        if not ckpt:
+            self.resume_check.setChecked(False)
+        self.start_button.setEnabled(not running and bool(self.data_edit.text().strip() and self.out_edit.text().strip()))
+        self.stop_button.setEnabled(running and not self._stopping)
+        self.open_button.setEnabled(bool(self.out_edit.text().strip()) and (self.run_dir() / "model.fader").is_file())
+
+    def arguments(self) -> list:
+        """The fader-train command line for the current settings."""
+        args = ["--data", self.data_edit.text().strip(), "--out", str(self.run_dir()),
+                "--img-size", str(self.size_combo.currentData()), "--steps", str(self.steps_spin.value()),
+                "--max-minutes", str(self.minutes_spin.value()), "--device", self.device_combo.currentData()]
+        attrs = ",".join(a.strip() for a in self.attr_edit.text().split(",") if a.strip())
+        if attrs:
+            args += ["--attr", attrs]
+        if self.align_check.isChecked():
+            args.append("--align")
+        if self.finetune_check.isChecked() and self._current_model:
+            args += ["--init", str(self._current_model)]
+        if self.resume_check.isChecked():
+            args.append("--resume")
+        extra = shlex.split(self.extra_edit.text())
+        if "--eval-every" not in extra:
+            # evaluate (preview, log line, best-model export) about 20 times per run
+            args += ["--eval-every", str(max(5, self.steps_spin.value() // 20))]
+        return args + extra
+
+    # -- running ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.is_running():
+            return
+        try:
+            self.arguments()
+        except ValueError as e:   # unbalanced quotes in the options
+            QMessageBox.warning(self, "Options", f"Cannot read the options: {e}")
+            return
+        out = self.run_dir()
+        if (out / "checkpoint_last.pt").is_file() and not self.resume_check.isChecked():
+            box = QMessageBox(QMessageBox.Icon.Question, "Run folder in use",
+                              f"{out} already holds a training run. Resume it, or choose another folder?",
+                              QMessageBox.StandardButton.Cancel, self)
+            resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
+            box.exec()
+            if box.clickedButton() is not resume:
+                return
+            self.resume_check.setChecked(True)
+        self._reset_live()
+        self.proc = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        env.insert("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), env.value("PYTHONPATH")])))
+        self.proc.setProcessEnvironment(env)
+        self.proc.setWorkingDirectory(str(REPO))
+        self.proc.readyReadStandardError.connect(self._read_stderr)
+        self.proc.readyReadStandardOutput.connect(self._read_stdout)
+        self.proc.finished.connect(self._finished)
+        self.proc.errorOccurred.connect(self._process_error)
+        args = ["-m", "training.cli"] + self.arguments()
+        self._message("$ fader-train " + " ".join(self.arguments()))
+        self._started_at = time.monotonic()
+        self._stopping = False
+        self.proc.start(sys.executable, args)
+        self.phase_label.setText("Starting…")
+        self.progress.setRange(0, 0)
+        self._poll.start()
+        self._update_buttons()
+
+    def stop(self) -> None:
+        """Ask the trainer to stop (SIGTERM): it finishes the step and saves a resumable checkpoint."""
+        if not self.is_running():
+            return
+        self._stopping = True
+        self.phase_label.setText("Stopping — saving a resumable checkpoint…")
+        self.proc.terminate()
+        self._update_buttons()
+
+    def _reset_live(self) -> None:
+        self._stderr_tail = ""
+        self._losses.clear()
+        self._val.clear()
+        self._log_pos = 0
+        self._preview_mtime = 0.0
+        self.loss_plot.clear()
+        self.val_plot.clear()
+
+    def _message(self, text: str) -> None:
+        self.log_view.appendPlainText(text)
+
+    def _read_stdout(self) -> None:
+        data = bytes(self.proc.readAllStandardOutput()).decode("utf-8", "replace")
+        for line in data.splitlines():
+            if line.strip():
+                self._message(line)
+
+    def _read_stderr(self) -> None:
+        # tqdm redraws its bar with \r; messages end with \n
+        self._stderr_tail += bytes(self.proc.readAllStandardError()).decode("utf-8", "replace")
+        parts = re.split(r"[\r\n]", self._stderr_tail)
+        self._stderr_tail = parts.pop()
+        for part in parts:
+            if part.strip():
+                self._line(part)
+        if self._stderr_tail.strip() and PROGRESS_RE.match(self._stderr_tail):
+            self._line(self._stderr_tail, partial=True)
+
+    def _line(self, line: str, partial: bool = False) -> None:
+        m = PROGRESS_RE.match(line)
+        if not m:
+            if not partial:
+                self._message(line.rstrip())
+            return
+        phase, cur, total, info = m["phase"].strip(), int(m["cur"]), int(m["total"]), m["info"]
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(cur)
+        eta = info.split("<")[1].split(",")[0] if "<" in info else ""
+        self.phase_label.setText(f"{phase.capitalize()}: step {cur:,} of {total:,}" + (f" — about {eta} left" if eta and eta != "?" else ""))
+        if phase == "training":
+            lm = LOSS_RE.search(info)
+            if lm:
+                try:
+                    self._add_loss(cur, float(lm["rec"]), float(lm["lat"]) if lm["lat"] else None)
+                except ValueError:
+                    pass
+
+    def _add_loss(self, step: int, rec: float, lat) -> None:
+        """One point of the loss curves (from the progress bar or from log.jsonl), by step."""
+        self._losses[step] = (rec, float(lat) if lat is not None else None)
+        pts = sorted(self._losses.items())
+        self.loss_plot.set_series("reconstruction ×10", QColor(61, 174, 233), [(s, r * 10) for s, (r, _l) in pts])
+        self.loss_plot.set_series("latent discriminator", QColor(240, 160, 60),
+                                  [(s, l) for s, (_r, l) in pts if l is not None])
+
+    def _poll_run_dir(self) -> None:
+        run = self.run_dir()
+        log = run / "log.jsonl"
+        try:
+            with open(log, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size < self._log_pos:   # a resumed run rewrote the log: read it again
+                    self._log_pos, self._val = 0, []
+                f.seek(self._log_pos)
+                chunk = f.read()
+        except OSError:
+            chunk = b""
+        end = chunk.rfind(b"\n") + 1   # only complete lines; the rest is read next time
+        if end:
+            self._log_pos += end
+            for line in chunk[:end].splitlines():
+                try:
+                    rec = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+                if isinstance(rec, dict) and isinstance(rec.get("val"), dict):
+                    self._val.append(rec)
+                    train = rec.get("train") or {}
+                    if "rec" in train:
+                        self._add_loss(int(rec["step"]), float(train["rec"]), train.get("lat_dis"))
+            self.val_plot.set_series("swap accuracy", QColor(110, 200, 110),
+                                     [(r["step"], r["val"].get("swap_mean", 0.0)) for r in self._val])
+            self.val_plot.set_series("PSNR/100", QColor(200, 120, 220),
+                                     [(r["step"], r["val"].get("psnr", 0.0) / 100) for r in self._val])
+        prev = run / "preview_latest.png"
+        try:
+            mtime = prev.stat().st_mtime
+        except OSError:
+            mtime = 0.0
+        if mtime and mtime != self._preview_mtime:
+            pix = QPixmap(str(prev))
+            if not pix.isNull():
+                self._preview_mtime = mtime
+                self._preview_pixmap = pix
+                self._show_preview()
+        self._update_buttons()
+
+    def _show_preview(self) -> None:
+        pix = getattr(self, "_preview_pixmap", None)
+        if pix is not None:
+            self.preview.setPixmap(pix.scaled(self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                              Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._show_preview()
+
+    def _finished(self, code: int, status) -> None:
+        self._poll_run_dir()
+        self._poll.stop()
+        self.progress.setRange(0, max(1, self.progress.maximum()))
+        minutes = (time.monotonic() - self._started_at) / 60
+        if status == QProcess.ExitStatus.CrashExit and not self._stopping:
+            text = "The trainer crashed; see the messages below"
+        elif code == 0:
+            text = f"Finished after {minutes:.1f} min"
+        elif code in (143, 130) or self._stopping:
+            text = "Stopped; the run can be continued with Resume"
+            self.resume_check.setChecked(True)
+        elif code == 2:
+            text = "The trainer refused the settings: " + (self._last_error() or "see the messages below")
+        else:
+            text = f"The trainer exited with status {code}; see the messages below"
+        self.phase_label.setText(text)
+        self._message(f"[{text}]")
+        self._stopping = False
+        self._update_buttons()
+
+    def _last_error(self) -> str:
+        lines = [b.text() for b in _blocks(self.log_view)]
+        for line in reversed(lines):
+            if "error:" in line:
+                return line.split("error:", 1)[1].strip()
+        return ""
+
+    def _process_error(self, error) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self.phase_label.setText(f"Could not start {sys.executable} -m training.cli")
+            self._poll.stop()
+            self._update_buttons()
+
+    def _open_result(self) -> None:
+        path = self.run_dir() / "model.fader"
+        if path.is_file():
+            self.openResult.emit(str(path))
+
+    def closeEvent(self, event) -> None:
+        if self.is_running():
+            box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+                              "Stop the training run? It saves a checkpoint you can resume later.",
+                              QMessageBox.StandardButton.Cancel, self)
+            stop = box.addButton("Stop training", QMessageBox.ButtonRole.DestructiveRole)
+            box.exec()
+            if box.clickedButton() is not stop:
+                event.ignore()
+                return
+            self.stop()
+            if not self.proc.waitForFinished(60_000):
+                self.proc.kill()
+        super().closeEvent(event)
+
+
+def _blocks(edit: QPlainTextEdit):
+    b = edit.document().firstBlock()
+    while b.isValid():
+        yield b
+        b = b.next()
