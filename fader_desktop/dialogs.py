@@ -105,11 +105,28 @@ class ExportDialog(QDialog):
 
 
 def _fmt(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return html.escape(str(v))
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, dict) and all(not isinstance(x, (dict, list)) for x in v.values()):
+        # per-attribute figures: one compact line
+        return " · ".join(f"{html.escape(str(k))} {_fmt(x)}" for k, x in v.items())
     if isinstance(v, (dict, list)):
         return html.escape(json.dumps(v))
     return html.escape(str(v))
+
+
+def _rows(d: dict, prefix: str = "") -> list:
+    """Flatten nested dicts into (label, value) rows; dicts of plain values stay one row."""
+    rows = []
+    for k, v in d.items():
+        label = f"{prefix}{k}"
+        if isinstance(v, dict) and any(isinstance(x, dict) for x in v.values()):
+            rows += _rows(v, f"{label} › ")
+        else:
+            rows.append((label, v))
+    return rows
 
 
 def model_card_html(summary: dict, path=None) -> str:
@@ -134,9 +151,9 @@ def model_card_html(summary: dict, path=None) -> str:
         d = summary.get(key)
         if d:
             out.append(f"<h3>{title}</h3><table cellspacing='0' cellpadding='2'>")
-            items = d.items() if isinstance(d, dict) else [("", d)]
+            items = _rows(d) if isinstance(d, dict) else [("", d)]
             for k, v in items:
-                out.append(f"<tr><td>{e(str(k))}</td><td>{_fmt(v)}</td></tr>")
+                out.append(f"<tr><td valign='top'>{e(str(k).replace('_', ' '))}</td><td>{_fmt(v)}</td></tr>")
             out.append("</table>")
     return "".join(out)
 

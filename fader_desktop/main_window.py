@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self.worker.busyChanged.connect(self._on_busy)
         self.worker.exported.connect(self._on_exported)
         self.worker.recipeSaved.connect(lambda p: self.statusBar().showMessage(f"Saved recipe {p}", 6000))
+        self.worker.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.worker.modelImported.connect(lambda p: self.statusBar().showMessage(f"Imported model {p}", 6000))
         self.worker.start()
 

@@ -166,6 +166,7 @@ class InferenceWorker(QObject):
     exported = Signal(str)             # written path
     recipeSaved = Signal(str)          # written path
     modelImported = Signal(str)        # written .fader path
+    notice = Signal(str)               # something the user should know, for the status bar
     _wake = Signal()
 
     def __init__(self):
@@ -268,6 +269,12 @@ class InferenceWorker(QObject):
         from core.model_file import load_model, model_summary
         self.busyChanged.emit(True, f"Loading model {path.name}…")
         model = load_model(path)
+        if device.startswith("cuda"):
+            import torch
+            if not torch.cuda.is_available():
+                # a saved choice from another machine must not leave the editor without a model
+                self.notice.emit("No CUDA device here: running the model on the CPU")
+                device = "auto"
         engine = Engine(model, device=device, threads=inference_threads())
         # only replace the running engine once the new one works
         self._engine, self._model_path, self._device = engine, path, device
