@@ -143,8 +143,11 @@ def _install_excepthook(window) -> None:
 
 def run_app(images=(), model=None, device: str = "auto") -> int:
     """Start the editor window; returns the exit status."""
-    app = make_application()
+    # the identity first: the log file's folder (QStandardPaths) is named after it
+    QApplication.setOrganizationName(ORGANIZATION)
+    QApplication.setApplicationName(APPLICATION)
     logfile = setup_logging()
+    app = make_application()
     log.info("starting; log file %s", logfile)
     from .main_window import MainWindow
     from .settings import Settings

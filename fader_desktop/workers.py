@@ -243,6 +243,8 @@ class InferenceWorker(QObject):
     def _process(self) -> None:
         # One job per wake-up; every post emits one wake, so no job is ever left behind, and
         # surplus wake-ups (after coalescing) find the queue empty.
+        if threading.current_thread().name.startswith("Dummy"):
+            threading.current_thread().name = "inference"   # readable thread name in the log file
         with self._lock:
             if not self._jobs:
                 return
