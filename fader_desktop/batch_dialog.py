@@ -122,6 +122,9 @@ class BatchDialog(QDialog):
         self.quality_spin.setRange(1, 100)
         self.quality_spin.setValue(95)
         self.quality_spin.setToolTip("JPEG and WebP quality")
+        # quality means nothing for PNG
+        self.format_combo.currentIndexChanged.connect(
+            lambda i: self.quality_spin.setEnabled(FORMATS[i][1] != "png"))
         fmt_row = QHBoxLayout()
         fmt_row.addWidget(self.format_combo)
         fmt_row.addWidget(QLabel("Quality:"))

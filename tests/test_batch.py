@@ -112,6 +112,41 @@ def test_batch_output_matches_edit(tmp_path, mixed, engine):
         assert not np.array_equal(got, load_image(mixed / rel))
 
 
+def test_photos_with_several_faces(tmp_path, celeba_wild, engine):
+    """Faces of several photos share model batches; each lands back on its own photo and face."""
+    from core.batch import BatchOptions, run_batch
+    from core.image_io import load_image
+    from core.photo_edit import PhotoEdit
+    two = celeba_wild / "006745.jpg"   # two faces (checked with core.faces)
+    if not two.exists():
+        pytest.skip("the two-face photo is not in this copy of the data")
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(two, src / "a_two.jpg")
+    shutil.copy(sorted(celeba_wild.glob("*.jpg"))[0], src / "b_one.jpg")
+    shutil.copy(two, src / "c_two.jpg")
+    values = {"Male": 2.0}
+    docs = {"two": PhotoEdit.open(src / "a_two.jpg", engine), "one": PhotoEdit.open(src / "b_one.jpg", engine)}
+    for face in (None, 1):
+        out = tmp_path / f"out{face}"
+        rep = run_batch(src, out, engine, BatchOptions(values=values, face=face, format="png"), batch_faces=3)
+        # face 1 of a one-face photo does not exist: that photo is skipped
+        assert rep.counts()["ok"] == (3 if face is None else 2), rep.problems()
+        for name in ("a_two", "b_one", "c_two"):
+            doc = docs["one" if name == "b_one" else "two"]
+            if face is not None and face >= len(doc.faces):
+                continue
+            doc.reset()
+            doc.set_values(values, face=face)
+            want = doc.render()
+            got = load_image(out / f"{name}.png")
+            diff = np.abs(got.astype(int) - want.astype(int))
+            assert diff.max() <= 1 and (diff > 0).mean() < 0.001, (face, name)
+        items = {it.relative: it for it in rep.items}
+        assert items["a_two.jpg"].faces == 2
+        assert items["a_two.jpg"].reason.startswith("1 of 2" if face == 1 else "2 of 2")
+
+
 def test_no_values_copies_pixels_and_raw_gives_crops(tmp_path, mixed, engine):
     from core.batch import BatchOptions, run_batch
     from core.image_io import load_image
