@@ -140,13 +140,16 @@ def _sniff(path: Path) -> None:
         raise ModelFileError(f"{path}: model file is too large ({size} bytes)")
     with open(path, "rb") as f:
         head = f.read(16)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
+    safetensors_like = 2 <= n <= 100_000_000 and 8 + n <= size and head[8:9] == b"{"
+    # The first bytes of a safetensors file are its header length, which can itself start with
+    # b"PK" or 0x80 (e.g. a 0x...80-byte header): only call it a pickle if it is not safetensors.
+    if not safetensors_like and (head[:2] == b"PK" or head[:1] == b"\x80"):
         raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint, which is never loaded directly "
                              "(it could run code); convert it with `fader-desktop import-reference`")
     if len(head) < 8:
         raise ModelFileError(f"{path}: not a Fader model file (truncated header)")
-    n = int.from_bytes(head[:8], "little")
-    if n < 2 or n > 100_000_000 or 8 + n > size or head[8:9] != b"{":
+    if not safetensors_like:
         raise ModelFileError(f"{path}: not a Fader model file (no safetensors header)")
 
 
