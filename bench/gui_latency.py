@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -98,13 +99,12 @@ def main(argv=None) -> int:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
+    from PySide6.QtCore import QSettings
 
     from core.model_file import default_model_path
     from fader_desktop.app import make_application
     from fader_desktop.main_window import MainWindow
     from fader_desktop.settings import Settings
-    from fader_desktop.workers import inference_threads
 
     tmp = Path(tempfile.mkdtemp(prefix="gui_latency_"))
     app = make_application(["gui_latency"])
@@ -118,6 +118,18 @@ def main(argv=None) -> int:
     photo = prepare_photo(args, tmp)
 
     w = MainWindow(Settings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)), device=args.device)
+    try:
+        return measure(args, app, w, model_path, model_desc, photo)
+    finally:
+        w.undo_stack.setClean()
+        w.close()          # stops the inference thread
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(args, app, w, model_path, model_desc, photo) -> int:
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+
+    from fader_desktop.workers import inference_threads
     errors = []
     w.show_error = lambda title, msg: errors.append(f"{title}: {msg}")
     w.resize(1280, 820)
@@ -253,8 +265,6 @@ def main(argv=None) -> int:
         "targets": {"median_latency_ms": 50, "longest_stall_ms": 100},
     }
     print(json.dumps(result), flush=True)
-    w.undo_stack.setClean()
-    w.close()
     return 0
 
 

@@ -68,10 +68,11 @@ def dark_palette() -> QPalette:
 # That release drops one reference to None on every call of a void C++ method and one to True on
 # every signal emission. From Python 3.12 on those objects are immortal and nothing happens; on 3.11
 # the process aborts ("Fatal Python error: none_dealloc / bool_dealloc") after some 10^4 calls, i.e.
-# within a minute of dragging a fader. Until the dependency excludes it, the guard below measures the
-# loss and gives the references back, so the window stays up.
-_GUARD_FLOOR = 200_000
-_GUARD_INTERVAL_MS = 250
+# within a minute of dragging a fader. Until the dependency excludes that release, the guard gives
+# None, True and False a reserve of 2^40 references once: what 3.12 does by making them immortal
+# (at a million lost references a second the reserve lasts twelve days). It writes the reference
+# count directly, in one step: topping it up through Py_IncRef in a loop cost 10 ms per 250 ms.
+_RESERVE = 1 << 40
 
 
 def _leaks_references() -> bool:
@@ -85,33 +86,23 @@ def _leaks_references() -> bool:
     return before - sys.getrefcount(None) >= 32
 
 
-def _top_up() -> None:
+def install_refcount_guard(app=None) -> bool:
+    """Compensate PySide6 6.12.0's lost references on Python < 3.12 (no-op elsewhere). Idempotent;
+    returns whether the guard is active."""
+    if getattr(install_refcount_guard, "active", False):
+        return True
+    if not _leaks_references():
+        return False
     import ctypes
-    incref = ctypes.pythonapi.Py_IncRef
-    incref.argtypes = [ctypes.py_object]
-    for obj in (None, True, False):
-        missing = _GUARD_FLOOR - sys.getrefcount(obj)
-        for _ in range(max(0, missing)):
-            incref(obj)
-
-
-def install_refcount_guard(app: QApplication):
-    """Compensate PySide6 6.12.0's lost references on Python < 3.12 (no-op elsewhere). Idempotent."""
-    from PySide6.QtCore import QTimer
-    guard = getattr(install_refcount_guard, "_timer", None)
-    if guard is not None or not _leaks_references():
-        return guard
     import PySide6
-    log.warning("PySide6 %s on Python %d.%d loses references to None/True on every call; compensating "
-                "(use PySide6-Essentials < 6.12 or Python >= 3.12 to avoid this)", PySide6.__version__,
+    for obj in (None, True, False):
+        # CPython < 3.12: ob_refcnt is the first field of every object
+        ctypes.c_ssize_t.from_address(id(obj)).value += _RESERVE
+    install_refcount_guard.active = True
+    log.warning("PySide6 %s on Python %d.%d loses references to None/True on every call; compensated "
+                "(PySide6-Essentials < 6.12 or Python >= 3.12 avoid this)", PySide6.__version__,
                 *sys.version_info[:2])
-    _top_up()
-    timer = QTimer(app)
-    timer.setInterval(_GUARD_INTERVAL_MS)
-    timer.timeout.connect(_top_up)
-    timer.start()
-    install_refcount_guard._timer = timer
-    return timer
+    return True
 
 
 def make_application(argv=None) -> QApplication:
