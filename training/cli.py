@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--psnr-drop", type=float, default=3.0, metavar="DB",
                    help="a model is selected as best only if its PSNR is within DB of the run's best PSNR")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--export-last", action="store_true",
+                   help="only write RUN_DIR/model_last.fader from RUN_DIR/checkpoint_last.pt (the last state, not the best) and exit")
 
     g = p.add_argument_group("architecture (reference defaults)")
     g.add_argument("--n-layers", type=int, default=None, metavar="N", help="encoder/decoder layers (default log2(img_size)-2: a 4x4 latent like the reference's 256 px model)")
@@ -140,6 +142,13 @@ def run(argv=None, log=None) -> int:
 
     a = build_parser().parse_args(argv)
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    if a.export_last:
+        from .trainer import export_checkpoint
+        if not a.out:
+            raise FaderError("--export-last needs --out RUN_DIR")
+        export_checkpoint(Path(a.out) / CHECKPOINT_NAME, Path(a.out) / "model_last.fader", a.half_export)
+        say(f"{PROG}: wrote {Path(a.out) / 'model_last.fader'}")
+        return 0
     if not a.data:
         raise FaderError("--data is required")
     if not a.out:

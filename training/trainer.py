@@ -568,6 +568,24 @@ class Trainer:
                 f"swap {m['swap_mean']:.3f} ({swaps}) | others {m['others_unchanged_mean']:.3f}"
                 + (" | best, exported" if is_best else f" | best stays step {self.best['step']}"))
 
+    def _trim_log(self) -> None:
+        """On resume, drop log.jsonl lines from steps after the checkpoint (they are redone) and
+        any torn last line, so the loss curves stay monotonic in step."""
+        path = self.run_dir / "log.jsonl"
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and rec.get("step", 0) <= self.step:
+                keep.append(line)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text("".join(k + "\n" for k in keep))
+        os.replace(tmp, path)
+
     # ------------------------------------------------------------------ main loop
     def fit(self) -> str:
         """Train until cfg.steps, the wall-clock budget or a stop request; returns the stop reason.
@@ -583,6 +601,8 @@ class Trainer:
             bar = tqdm(total=cfg.steps, initial=self.step, desc="training", unit="step", dynamic_ncols=True,
                        mininterval=0.5 if _tty() else 60, smoothing=0.05)
         write = bar.write if bar is not None else self.log
+        if self.step > 0:
+            self._trim_log()
         t_start = time.time()
         base_elapsed = self.elapsed
         reason = "done"
@@ -635,7 +655,7 @@ def _alignment_meta() -> Optional[dict]:
     readers then fall back to CelebA's framing, which is what the data path used)."""
     try:
         from core.alignment import CELEBA_TEMPLATE
-    except ImportError:
+    except Exception:  # missing or broken module: never let it stop a training run
         return None
     return CELEBA_TEMPLATE.to_dict()
 
@@ -659,6 +679,27 @@ def load_checkpoint(path) -> dict:
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise FaderError(f"{path}: not a fader-train checkpoint")
     return ck
+
+
+def export_checkpoint(ckpt_path, out_path, half: bool = False) -> None:
+    """Export the auto-encoder (+ classifier) of a checkpoint as a .fader model — the last state
+    of a run rather than its selected best (e.g. to continue from it with --init)."""
+    ck = load_checkpoint(ckpt_path)
+    arch = ArchConfig.from_dict(ck["arch"])
+    attrs = [Attribute.from_dict(a) for a in ck["attributes"]]
+    ae = AutoEncoder(arch)
+    ae.load_state_dict(ck["ae"])
+    clf = clf_cfg = None
+    if ck.get("classifier") is not None:
+        clf_cfg = classifier_config(arch.img_size, arch.n_attr)
+        clf = Classifier(clf_cfg)
+        clf.load_state_dict(ck["classifier"])
+    meta = json.loads(ck.get("meta_json") or "{}")
+    meta.setdefault("training", {}).update({"steps": int(ck["step"]), "seconds": round(float(ck["elapsed"]), 1),
+                                            "exported_from": f"{Path(ckpt_path).name} (last state, not the selected best)"})
+    meta["metrics"] = None
+    meta["alignment"] = _alignment_meta()
+    save_model(FaderModel(arch, attrs, ae.eval(), clf.eval() if clf is not None else None, clf_cfg, meta), out_path, half=half)
 
 
 def install_signal_handlers(trainer: Trainer) -> None:

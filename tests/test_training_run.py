@@ -1,0 +1,210 @@
+"""Real training on a small CelebA sample, kill -9 + resume, fine-tuning, export (tiny models, 32 px)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.attributes import Attribute, attribute_code
+from core.model_file import load_model
+from core.networks import ArchConfig
+from training.cache import open_cache
+from training.datasets import open_dataset
+from training.trainer import CHECKPOINT_NAME, TrainConfig, Trainer, init_from_model, load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+CELEBA = SHARED / "celeba" / "img_align_celeba"
+TINY = dict(img_size=32, init_fm=8, max_fm=64, n_layers=3, hid_dim=64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # One intra-op thread: on this shared 2-core machine a 2-thread OpenMP pool with spinning
+    # barriers (pytest cannot set OMP_WAIT_POLICY before torch loads) ran up to 5x slower.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _need_celeba():
+    if not (SHARED / "list_attr_celeba.txt").is_file() or not CELEBA.is_dir():
+        pytest.skip("CelebA subset (../shared/data) not available")
+
+
+@pytest.fixture(scope="module")
+def celeba_sample(tmp_path_factory):
+    """~1000 split-0 training and 200 split-1 validation CelebA images at 32 px (memmap cache)."""
+    _need_celeba()
+    ds = open_dataset(CELEBA, "Male,Smiling")
+    tr = [i for i, it in enumerate(ds.items) if it.split == 0][:1000]
+    va = [i for i, it in enumerate(ds.items) if it.split == 1][:200]
+    idx = tr + va
+    cache = open_cache([ds.items[i].path for i in idx], 32, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
+    assert cache.n_valid == len(idx)
+    labels = ds.labels[idx]
+    return ds.attributes, np.asarray(cache.images), labels, np.arange(len(tr)), np.arange(len(tr), len(idx))
+
+
+@torch.no_grad()
+def _lat_dis_accuracy(tr: Trainer) -> float:
+    tr.ae.eval()
+    tr.lat_dis.eval()
+    from training.evaluation import predict_indices, to_input
+    x = to_input(tr.images[tr.val_idx], "cpu")
+    pred = predict_indices(tr.lat_dis(tr.ae.encode(x)[-1]), tr.attrs)
+    return float((pred.numpy() == tr.labels[tr.val_idx]).mean())
+
+
+def _run(sample, lam, steps, tmp_path):
+    from training.trainer import BatchStream
+    attrs, images, labels, tr_idx, va_idx = sample
+    torch.manual_seed(0)
+    arch = ArchConfig(n_attr=sum(a.n for a in attrs), **TINY)
+    cfg = TrainConfig(steps=steps, lambda_lat_dis=lam, lambda_schedule=steps // 2, lr=1e-3, log_every=25, seed=0)
+    t = Trainer(arch, attrs, images, labels, tr_idx, va_idx, cfg, tmp_path, "cpu", progress=False)
+    stream = BatchStream(images, labels, tr_idx, cfg.batch_size, cfg.seed, 0, True)
+    recs = []
+    try:
+        for s in range(steps):
+            t.train_iteration(stream)
+            if (s + 1) % 25 == 0:
+                recs.append(float(t._acc[0]) / t._acc_n)
+                t._acc.zero_()
+                t._acc_n = 0
+    finally:
+        stream.close()
+    return t, recs
+
+
+def test_training_lowers_reconstruction_and_fools_the_latent_discriminator(celeba_sample, tmp_path):
+    steps = 250
+    base, recs0 = _run(celeba_sample, 0.0, steps, tmp_path / "a")
+    adv, recs1 = _run(celeba_sample, 0.05, steps, tmp_path / "b")
+    # reconstruction improves a lot in both runs
+    assert recs0[-1] < 0.6 * recs0[0], recs0
+    assert recs1[-1] < 0.6 * recs1[0], recs1
+    labels, va = celeba_sample[2], celeba_sample[4]
+    chance = float(np.mean([max(np.mean(labels[va, j]), 1 - np.mean(labels[va, j])) for j in range(labels.shape[1])]))
+    acc0, acc1 = _lat_dis_accuracy(base), _lat_dis_accuracy(adv)
+    # without feedback the latent code keeps the attributes; with the ramped feedback the
+    # discriminator is pushed towards the majority-class rate
+    assert acc0 > chance + 0.08, (acc0, chance)
+    assert acc1 < acc0 - 0.05, (acc1, acc0, chance)
+    assert abs(acc1 - chance) < abs(acc0 - chance)
+
+
+def _folder_from_celeba(root: Path, attr: str, n_per: int) -> Path:
+    """A labeled folder DATA=<root>/<attr>/{no,yes} of real CelebA images (symlinks)."""
+    from training.datasets import read_celeba_attributes
+    names, table = read_celeba_attributes(SHARED / "list_attr_celeba.txt")
+    j = names.index(attr)
+    counts = {"no": 0, "yes": 0}
+    for f in sorted(os.listdir(CELEBA))[:2000]:
+        v = "yes" if table[f][j] == "1" else "no"
+        if counts[v] < n_per:
+            (root / attr / v).mkdir(parents=True, exist_ok=True)
+            os.symlink(CELEBA / f, root / attr / v / f)
+            counts[v] += 1
+    return root / attr
+
+
+def _cli(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_kill_9_then_resume_continues_exactly(tmp_path):
+    _need_celeba()
+    data = _folder_from_celeba(tmp_path / "d", "Smiling", 60)
+    common = ["--data", str(data), "--img-size", "32", "--init-fm", "8", "--max-fm", "32", "--n-layers", "3",
+              "--hid-dim", "32", "--classifier-steps", "5", "--eval-every", "20", "--ckpt-every", "5",
+              "--lambda-schedule", "40", "--threads", "1", "--quiet", "--cache-dir", str(tmp_path / "cache"),
+              "--val-size", "16"]
+    # uninterrupted reference run
+    ref = _cli(common + ["--steps", "40", "--out", str(tmp_path / "ref")])
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    # the same run, killed -9 after a checkpoint past step 10, then resumed
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "training.cli", *common, "--steps", "40", "--out", str(out)],
+                         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_at = None
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and p.poll() is None:
+            if (out / CHECKPOINT_NAME).exists():
+                step = load_checkpoint(out / CHECKPOINT_NAME)["step"]
+                if step >= 10:
+                    os.kill(p.pid, signal.SIGKILL)
+                    killed_at = step
+                    break
+            time.sleep(0.05)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    if killed_at is None:
+        pytest.fail("the run finished or timed out before a checkpoint past step 10 could be interrupted")
+    ck = load_checkpoint(out / CHECKPOINT_NAME)  # intact after kill -9
+    assert 10 <= ck["step"] < 40
+    res = _cli(common + ["--steps", "40", "--out", str(out), "--resume"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"resumed {out / CHECKPOINT_NAME} at step {ck['step']}" in res.stderr
+    a = load_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME)
+    b = load_checkpoint(out / CHECKPOINT_NAME)
+    assert a["step"] == b["step"] == 40 and a["batches"] == b["batches"]
+    for k, v in a["ae"].items():
+        assert torch.allclose(v.float(), b["ae"][k].float(), atol=1e-5), k
+    assert a["opt_ae"]["state"][0]["step"] == b["opt_ae"]["state"][0]["step"]
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [20, 40]
+    m = load_model(out / "model.fader")
+    assert [x.name for x in m.attributes] == ["Smiling"] and m.classifier is not None
+    assert (out / "preview_latest.png").is_file() and cv2.imread(str(out / "preview_latest.png")) is not None
+
+
+def test_finetune_adds_an_attribute(celeba_sample, tmp_path):
+    attrs, images, labels, tr_idx, va_idx = celeba_sample
+    smiling = [attrs[1]]
+    arch = ArchConfig(n_attr=2, **TINY)
+    from training.evaluation import train_classifier
+    clf, acc = train_classifier(images, labels[:, 1:], tr_idx, va_idx, smiling, 30, "cpu", progress=False)
+    cfg = TrainConfig(steps=20, eval_every=20, ckpt_every=20, lambda_schedule=10)
+    t = Trainer(arch, smiling, images, labels[:, 1:], tr_idx, va_idx[:32], cfg, tmp_path / "old", "cpu",
+                classifier=clf, meta={"license": "test"}, progress=False)
+    t.fit()
+    old = load_model(tmp_path / "old" / "model.fader")
+    assert [a.name for a in old.attributes] == ["Smiling"]
+    # in-process: the new Male planes start at zero, so the new model decodes exactly like the old
+    new_attrs = [old.attributes[0], Attribute("Male")]
+    new_arch = ArchConfig.from_dict({**old.config.to_dict(), "n_attr": 4})
+    ae = init_from_model(old, new_attrs, new_arch).eval()
+    x = torch.from_numpy(images[va_idx[:4]]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        want = old.autoencoder.decode(old.autoencoder.encode(x), attribute_code(old.attributes, [{"Smiling": 1.0}] * 4))[-1]
+        for male in (0.0, 1.0, 2.0):
+            got = ae.decode(ae.encode(x), attribute_code(new_attrs, [{"Smiling": 1.0, "Male": male}] * 4))[-1]
+            assert torch.allclose(got, want, atol=1e-5)
+    # through the CLI: a labeled folder of the new attribute; Smiling is labelled by the old classifier
+    _need_celeba()
+    data = _folder_from_celeba(tmp_path / "d", "Male", 40)
+    r = _cli(["--data", str(data), "--init", str(tmp_path / "old" / "model.fader"), "--steps", "10",
+              "--eval-every", "10", "--classifier-steps", "5", "--out", str(tmp_path / "ft"), "--quiet",
+              "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--val-size", "16"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    ft = load_model(tmp_path / "ft" / "model.fader")
+    assert [a.name for a in ft.attributes] == ["Smiling", "Male"]
+    assert ft.config.n_attr == 4 and ft.meta["training"]["pseudo_labelled"] == ["Smiling"]
+    assert ft.meta["training"]["init"].endswith("model.fader")
