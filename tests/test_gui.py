@@ -179,6 +179,20 @@ def test_export_writes_the_edit_and_never_silently_replaces_the_original(editor,
     assert w._photo.path.read_bytes() == before
 
 
+def test_device_switch_keeps_the_edit_and_is_remembered(editor, qtbot):
+    w = editor
+    orig = original(w)
+    w.panel.row("Male").spin.setValue(2.0 if w.panel.row("Male").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    edited, value = preview(w), w.panel.row("Male").spin.value()
+    other = "auto" if w.device == "cpu" else "cpu"
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.device_actions[other].trigger()
+    assert w.settings.device == other and w.device_actions[other].isChecked()
+    assert w.panel.row("Male").spin.value() == value and w.undo_stack.canUndo()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
