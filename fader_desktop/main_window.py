@@ -57,6 +57,7 @@ class ValuesCommand(QUndoCommand):
         if self.merge_key is None or getattr(other, "merge_key", None) != self.merge_key:
             return False
         self.after = other.after
+        self.setText(other.text())   # "Undo Smiling 1.70": the value the drag ended on
         # a drag that ends where it started is no change at all
         self.setObsolete(self.after == self.before)
         return True
@@ -93,8 +94,8 @@ class MainWindow(QMainWindow):
         self._gen = 0
         self._shown_gen = 0
         self._busy = False
-        self._pending_photo: Optional[Path] = None
-        self._requested_at: dict = {}   # generation -> time the change was made (status bar)
+        self._export_index: dict = {}   # export path -> undo index when it was requested
+        self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
         self.last_render_ms: Optional[float] = None
 
         self.setWindowTitle(APP_TITLE)
@@ -355,10 +356,11 @@ class MainWindow(QMainWindow):
         images = [Path(p) for p in images or ()]
         if images:
             self.open_photo(images[0])
-            if len(images) > 1:
-                self.statusBar().showMessage(
-                    f"{len(images) - 1} more image(s) given; use File ▸ Next photo in folder or open them one by one",
-                    8000)
+        if len(images) > 1:
+            self._image_list = images
+            self.act_next.setText("&Next photo")
+            self.act_prev.setText("&Previous photo")
+            self.statusBar().showMessage(f"Photo 1 of {len(images)}: Ctrl+PgDown opens the next one", 8000)
 
     # ------------------------------------------------------------------------------------------
     # opening photos and models
@@ -380,12 +382,18 @@ class MainWindow(QMainWindow):
         """Open a photo (runs on the worker; the window shows it when faces are found)."""
         if not self._confirm_discard():
             return
-        path = Path(path)
-        self._pending_photo = path
-        self.worker.open_photo(path)
+        self.worker.open_photo(Path(path))
 
     def open_sibling(self, step: int) -> None:
+        """Next/previous photo: of the command-line list when one was given, else of the folder."""
         if self._photo is None:
+            return
+        if self._photo.path in self._image_list:
+            i = self._image_list.index(self._photo.path) + step
+            if 0 <= i < len(self._image_list):
+                self.open_photo(self._image_list[i])
+            else:
+                self.statusBar().showMessage("That was the last photo given", 3000)
             return
         folder = self._photo.path.parent
         try:
@@ -477,7 +485,6 @@ class MainWindow(QMainWindow):
                       and all(set(u) == {a.name for a in self._attrs} for u in self._ui))
         self._photo = info
         self._serial = info.serial
-        self._pending_photo = None
         self._own_ui = [{a.name: own_ui_value(a, f.own_values[a.name]) for a in self._attrs} for f in info.faces]
         if not same_faces:
             # a new photo or a new model: start from the faces' own values with a fresh history
@@ -510,8 +517,6 @@ class MainWindow(QMainWindow):
         self.previewUpdated.emit(generation)
 
     def _on_failed(self, kind: str, message: str) -> None:
-        if kind == "photo":
-            self._pending_photo = None
         self._error(FAILURE_TITLES.get(kind, "Error"), message)
 
     def _on_busy(self, busy: bool, text: str) -> None:
@@ -527,7 +532,9 @@ class MainWindow(QMainWindow):
         self._refresh_actions()
 
     def _on_exported(self, path: str) -> None:
-        self.undo_stack.setClean()
+        # the exported values are "saved" unless the user kept editing while it was written
+        if self._export_index.pop(path, None) == self.undo_stack.index():
+            self.undo_stack.setClean()
         self.statusBar().showMessage(f"Exported {path}", 8000)
         self.exportFinished.emit(path)
 
@@ -656,6 +663,7 @@ class MainWindow(QMainWindow):
                     return False
             elif not self.ask_confirm("Replace file?", f"{path} already exists. Replace it?", "Replace"):
                 return False
+        self._export_index[str(path)] = self.undo_stack.index()
         self.worker.export(path, self.core_values(), quality, keep_exif)
         return True
 
