@@ -517,6 +517,12 @@ class MainWindow(QMainWindow):
         self.previewUpdated.emit(generation)
 
     def _on_failed(self, kind: str, message: str) -> None:
+        if kind == "render":
+            # a failing preview would fail again on every slider move: one dialog per photo
+            if getattr(self, "_render_error_serial", None) == self._serial:
+                log.warning("preview failed again: %s", message)
+                return
+            self._render_error_serial = self._serial
         self._error(FAILURE_TITLES.get(kind, "Error"), message)
 
     def _on_busy(self, busy: bool, text: str) -> None:
