@@ -328,12 +328,14 @@ class MainWindow(QMainWindow):
         self.busy_bar.hide()
         self.faces_label = QLabel()
         self.render_label = QLabel()
-        self.render_label.setMinimumWidth(110)
+        self.render_label.setMinimumWidth(120)
         self.render_label.setToolTip("Time the last preview took on the worker (decode + paste back)")
         self.zoom_label = QLabel()
         self.zoom_label.setMinimumWidth(90)
         self.model_label = QLabel()
         for w in (self.busy_bar, self.faces_label, self.render_label, self.zoom_label, self.model_label):
+            if isinstance(w, QLabel):
+                w.setContentsMargins(10, 0, 10, 0)
             sb.addPermanentWidget(w)
 
     # ------------------------------------------------------------------------------------------
