@@ -208,3 +208,23 @@ def test_finetune_adds_an_attribute(celeba_sample, tmp_path):
     assert [a.name for a in ft.attributes] == ["Smiling", "Male"]
     assert ft.config.n_attr == 4 and ft.meta["training"]["pseudo_labelled"] == ["Smiling"]
     assert ft.meta["training"]["init"].endswith("model.fader")
+
+
+def test_align_mode_detects_faces_and_skips_faceless_images(tmp_path):
+    _need_celeba()
+    from training.datasets import align_available
+    if not align_available():
+        pytest.skip("core.faces / core.alignment not available")
+    wild = SHARED / "celeba" / "img_celeba"
+    if not wild.is_dir():
+        pytest.skip("in-the-wild CelebA photos not available")
+    photos = sorted(wild.iterdir())[:2]
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))  # no face in it
+    cache = open_cache([str(p) for p in photos] + [str(blank)], 32, align=True, cache_dir=tmp_path / "c",
+                       progress=False)
+    assert cache.valid.tolist() == [True, True, False]
+    assert cache.skipped == {"no face": 1}
+    # an aligned face crop is not a plain resize of the photo
+    plain = cv2.resize(cv2.imread(str(photos[0]))[:, :, ::-1], (32, 32), interpolation=cv2.INTER_AREA)
+    assert np.abs(cache.images[0].astype(int) - plain).mean() > 10
