@@ -134,6 +134,8 @@ def main(argv=None) -> int:
     smoke = SMOKE_FLAG in argv or os.environ.get(SMOKE_ENV, "") not in ("", "0")
     if SMOKE_FLAG in argv:
         argv.remove(SMOKE_FLAG)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(f"{TRAIN_COMMAND}: train or fine-tune a model, as fader-train (run `{_program()} {TRAIN_COMMAND} --help`)\n")
     target, args = dispatch(argv)
     is_window = not (argv and (argv[0] == TRAIN_COMMAND or argv[0] in _subcommands()))
     if smoke and is_window:
@@ -141,6 +143,10 @@ def main(argv=None) -> int:
         status = int(target(args) or 0)
         return _SMOKE.get("code", status if status else 4)  # 4: the window closed before the smoke test ended
     return int(target(args) or 0)
+
+
+def _program() -> str:
+    return os.path.basename(sys.argv[0]) if getattr(sys, "frozen", False) else "python -m fader_desktop.frozen_entry"
 
 
 def _subcommands():

@@ -283,3 +283,12 @@ def test_shell_scripts_parse(script):
     path = ROOT / script
     assert os.access(path, os.X_OK), f"{script} is not executable"
     subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+def test_frozen_entry_help_mentions_train(capsys):
+    from fader_desktop import frozen_entry
+    with pytest.raises(SystemExit) as exc:
+        frozen_entry.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("train: ") and "edit" in out
