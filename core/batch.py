@@ -385,6 +385,10 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
         rp = Path(report_path).resolve()
         if any(rp == it.input.resolve() for it in items):
             raise FaderError(f"{report_path}: the report would overwrite an input file")
+        if not rp.parent.is_dir():  # found out now, not after hours of work
+            raise FaderError(f"{report_path}: cannot write the report: folder {rp.parent} does not exist")
+        if rp.is_dir():
+            raise FaderError(f"{report_path}: cannot write the report: it is a folder")
     report = BatchReport(str(in_dir), str(out_dir), items, model=engine.model.name,
                          values=make_recipe(options.values)["values"],
                          options={"aligned": options.aligned, "raw": options.raw, "face": options.face,

@@ -136,10 +136,10 @@ def _draw_labels(canvas: np.ndarray, labels: Sequence[str], cell: int, margin: i
         font = ImageFont.load_default()
     for c, text in enumerate(labels):
         x0 = margin + c * (cell + margin)
-        # shorten until it fits the cell
+        # shorten until it fits the cell, marking the cut
         t = text
-        while t and draw.textlength(t, font=font) > cell:
-            t = t[:-1]
+        while len(t) > 1 and draw.textlength(t, font=font) > cell:
+            t = t.rstrip("…")[:-1] + "…"
         tw = draw.textlength(t, font=font)
         draw.text((x0 + (cell - tw) / 2, margin / 2 + 1), t, fill=(40, 40, 40), font=font)
     canvas[:] = np.asarray(im)
@@ -297,24 +297,31 @@ def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0) -> None
             tmp.unlink()
 
 
-def _write_mp4(final: Path, path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
+def require_mp4(path) -> None:
+    """Raise a clear FaderError when MP4 cannot be written (checked before any work is done)."""
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # noqa: F401
     except ImportError:
-        raise FaderError(f"{final}: writing MP4 needs the optional package imageio-ffmpeg "
+        raise FaderError(f"{path}: writing MP4 needs the optional package imageio-ffmpeg "
                          "(pip install 'fader-desktop[video]'); or write a .gif") from None
+
+
+def _write_mp4(final: Path, path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
+    require_mp4(final)
+    import imageio_ffmpeg
     h, w = frames[0].shape[:2]
     # H.264 in yuv420p needs even sides: pad with background instead of letting ffmpeg rescale
     H, W = h + h % 2, w + w % 2
     writer = imageio_ffmpeg.write_frames(str(path), (W, H), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
                                          macro_block_size=1, quality=8, ffmpeg_log_level="error")
-    writer.send(None)
     try:
+        writer.send(None)
         for f in frames:
             if (H, W) != (h, w):
                 g = np.full((H, W, 3), BACKGROUND, np.uint8)
                 g[:h, :w] = f
                 f = g
             writer.send(np.ascontiguousarray(f))
-    finally:
         writer.close()
+    except RuntimeError as e:  # ffmpeg failed (its message is the useful part)
+        raise ImageError(f"{final}: cannot write MP4: {str(e).strip().splitlines()[-1] if str(e).strip() else e}") from None

@@ -56,6 +56,9 @@ def run(args) -> int:
             raise FaderError("give exactly one --attr NAME to sweep (or --grid for several attributes)")
         if args.steps < 2 or args.steps > 64:
             raise FaderError(f"--steps must be between 2 and 64, got {args.steps}")
+    if suffix == ".mp4":
+        from core.sweep import require_mp4
+        require_mp4(out)
     if args.face < 0:
         raise FaderError(f"--face must be 0 or more, got {args.face}")
     engine = load_engine(args)

@@ -220,6 +220,8 @@ def test_usage_errors(tmp_path, capsys, mixed, tiny_model_path):
     assert rc == 2 and "Beard" in err
     rc, err = cli(capsys, "batch", mixed, "-o", tmp_path / "o", "--quality", "0", *m)
     assert rc == 2 and "quality" in err
+    rc, err = cli(capsys, "batch", mixed, "-o", tmp_path / "o", "--report", tmp_path / "no" / "r.json", *m)
+    assert rc == 2 and "r.json" in err and not (tmp_path / "o").exists()
     with pytest.raises(SystemExit) as e:
         cli(capsys, "batch", mixed, "-o", tmp_path / "o", "--format", "gif", *m)
     assert e.value.code == 2
