@@ -11,11 +11,11 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeyEvent,
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon,
                            QKeySequence, QUndoCommand, QUndoStack)
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QToolButton)
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog, QLabel,
+                               QMainWindow, QMessageBox, QProgressBar, QToolButton)
 
 from .canvas import PhotoCanvas
 from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, about_html
@@ -140,6 +140,7 @@ class MainWindow(QMainWindow):
         self.canvas.faceClicked.connect(self.panel.select_face)
         self.canvas.zoomChanged.connect(self._on_zoom)
 
+        self._watch_text_keys()
         self.resize(1280, 820)
         if self.settings.geometry() is not None:
             self.restoreGeometry(self.settings.geometry())
@@ -474,6 +475,7 @@ class MainWindow(QMainWindow):
         if not same_attrs:
             # the values and the history refer to attributes that no longer exist
             self.panel.set_attributes(self._attrs)
+            self._watch_text_keys()
             self.undo_stack.clear()
         self.statusBar().showMessage(f"Loaded model {info.name}", 5000)
         log.info("model %s loaded from %s on %s", info.name, info.path, info.device)
@@ -533,8 +535,9 @@ class MainWindow(QMainWindow):
         self.canvas.set_busy(text if busy else "")
         if busy:
             self.statusBar().showMessage(text)
-        else:
-            self.statusBar().clearMessage()
+            self._busy_text = text
+        elif self.statusBar().currentMessage() == getattr(self, "_busy_text", None):
+            self.statusBar().clearMessage()   # but keep a result message ("Opened …") shown since
         # edits made while a photo or model is loading would go to the document being replaced
         self.panel.setEnabled(not busy)
         self._refresh_actions()
@@ -780,18 +783,32 @@ class MainWindow(QMainWindow):
         if photos:
             QTimer.singleShot(0, lambda: self.open_photo(photos[0]))
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        # keys the focused fader does not use arrive here: hold \ for the original from anywhere
-        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
-            self.canvas.set_hold_original(True)
-            return
-        super().keyPressEvent(event)
+    def _hold_key(self, event) -> bool:
+        """Hold \\ to see the original, wherever the focus is in the window."""
+        if event.key() != Qt.Key.Key_Backslash:
+            return False
+        if not event.isAutoRepeat():
+            self.canvas.set_hold_original(event.type() == QEvent.Type.KeyPress)
+        return True
 
-    def keyReleaseEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
-            self.canvas.set_hold_original(False)
-            return
-        super().keyReleaseEvent(event)
+    def keyPressEvent(self, event) -> None:
+        # keys the focused widget does not use (slider, buttons, canvas) arrive here
+        if not self._hold_key(event):
+            super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if not self._hold_key(event):
+            super().keyReleaseEvent(event)
+
+    def eventFilter(self, obj, event) -> bool:
+        # spin boxes and combos would take \\ as text, so they are filtered (see _watch_text_keys)
+        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and self._hold_key(event):
+            return True
+        return super().eventFilter(obj, event)
+
+    def _watch_text_keys(self) -> None:
+        for w in self.panel.findChildren(QAbstractSpinBox) + self.panel.findChildren(QComboBox):
+            w.installEventFilter(self)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._confirm_discard():

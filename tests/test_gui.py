@@ -124,6 +124,10 @@ def test_fader_drag_changes_the_face_and_undo_restores_the_original(editor, qtbo
     holding = w.canvas.grab().toImage()
     qtbot.keyRelease(w.canvas, Qt.Key.Key_Backslash)
     assert holding != with_edit and w.canvas.grab().toImage() == with_edit
+    spin = w.panel.row("Male").spin   # also while a number box has the focus (it must not eat the key)
+    qtbot.keyPress(spin, Qt.Key.Key_Backslash)
+    assert w.canvas.grab().toImage() == holding
+    qtbot.keyRelease(spin, Qt.Key.Key_Backslash)
 
     w.act_undo.trigger()
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
