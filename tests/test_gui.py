@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from core.image_io import load_image  # noqa: E402
 from fader_desktop.main_window import MainWindow  # noqa: E402
@@ -209,6 +210,15 @@ def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, po
     w.open_photo(tmp_path / "missing.png")
     qtbot.waitUntil(lambda: len(w.errors) == 2, timeout=TIMEOUT)
     assert "missing.png" in w.errors[1][1]
+
+    # the same through drag and drop
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(bad))])
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    w.dropEvent(drop)
+    qtbot.waitUntil(lambda: len(w.errors) == 3, timeout=TIMEOUT)
+    assert "holiday.jpg" in w.errors[2][1] and w._photo.path == portrait_path
 
 
 def test_switching_model_rebuilds_the_faders(editor, qtbot, tiny_model_path_b):
