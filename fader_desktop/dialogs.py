@@ -1,4 +1,4 @@
-"""Dialogs: export options, model card, reference-checkpoint import, About."""
+"""Dialogs: export options, sweep export, model card, reference-checkpoint import, About."""
 from __future__ import annotations
 
 import html
@@ -7,9 +7,10 @@ import platform
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLineEdit, QPushButton, QSlider, QSpinBox, QTextBrowser,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
+                               QTextBrowser, QVBoxLayout, QWidget)
 
 EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"))
 _SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WebP"}
@@ -102,6 +103,93 @@ class ExportDialog(QDialog):
 
     def keep_exif(self) -> bool:
         return self.exif_check.isChecked()
+
+
+class SweepDialog(QDialog):
+    """File ▸ Export sweep…: one attribute of the selected face at N values, as a strip or animation."""
+
+    FILTERS = "PNG strip (*.png);;JPEG strip (*.jpg);;GIF animation (*.gif);;MP4 animation (*.mp4)"
+
+    def __init__(self, attributes, path: Path, current: str | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Export sweep")
+        self.setMinimumWidth(520)
+        self._attrs = list(attributes)
+        form = QFormLayout()
+        self.attr_combo = QComboBox()
+        for a in self._attrs:
+            if a.is_binary:
+                self.attr_combo.addItem(a.name, (a.name, None))
+            else:
+                for k, v in enumerate(a.values):
+                    self.attr_combo.addItem(f"{a.name} → {v}", (a.name, k))
+        if current:
+            i = next((k for k in range(self.attr_combo.count()) if self.attr_combo.itemData(k)[0] == current), 0)
+            self.attr_combo.setCurrentIndex(i)
+        form.addRow("Attribute", self.attr_combo)
+        self.lo, self.hi = QDoubleSpinBox(), QDoubleSpinBox()
+        for sb in (self.lo, self.hi):
+            sb.setRange(-100.0, 100.0)
+            sb.setDecimals(2)
+            sb.setSingleStep(0.25)
+        self.steps = QSpinBox()
+        self.steps.setRange(2, 64)
+        self.steps.setValue(8)
+        row = QHBoxLayout()
+        row.addWidget(self.lo)
+        row.addWidget(QLabel("to"))
+        row.addWidget(self.hi)
+        row.addWidget(QLabel("in"))
+        row.addWidget(self.steps)
+        row.addWidget(QLabel("steps"))
+        row.addStretch(1)
+        form.addRow("Values", row)
+        self.labels = QCheckBox("Write the values above the images")
+        self.labels.setChecked(True)
+        form.addRow("", self.labels)
+        self.path_edit = QLineEdit(str(path))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(browse)
+        form.addRow("File", row)
+        note = QLabel("A PNG/JPEG strip shows the aligned face: original, reconstruction, then each value; "
+                      "a GIF/MP4 plays the values back and forth.")
+        note.setWordWrap(True)
+        note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.ok = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(note)
+        lay.addWidget(buttons)
+        self.attr_combo.currentIndexChanged.connect(self._attr_changed)
+        self._attr_changed()
+
+    def _attr_changed(self, *_):
+        name, target = self.attr_combo.currentData()
+        a = next(a for a in self._attrs if a.name == name)
+        lo, hi = a.range if a.is_binary else (0.0, max(1.0, a.range[1]))
+        self.lo.setValue(lo)
+        self.hi.setValue(hi)
+
+    def _browse(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Export sweep as", self.path_edit.text(), self.FILTERS, "",
+                                              QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.path_edit.setText(path)
+
+    def spec(self) -> dict:
+        name, target = self.attr_combo.currentData()
+        attr = name if target is None else f"{name}={next(a for a in self._attrs if a.name == name).values[target]}"
+        path = Path(self.path_edit.text().strip()).expanduser()
+        if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".mp4"):
+            path = path.with_name(path.name + ".png")
+        return {"path": path, "attr": attr, "lo": self.lo.value(), "hi": self.hi.value(),
+                "steps": self.steps.value(), "labels": self.labels.isChecked()}
 
 
 def _fmt(v) -> str:

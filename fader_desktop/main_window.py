@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockW
                                QMainWindow, QMessageBox, QProgressBar, QToolButton)
 
 from .canvas import PhotoCanvas
-from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, about_html
+from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html
 from .fader_panel import ALL_FACES, FaderPanel, display_name, own_ui_value, ui_to_core
 from .settings import DEVICES, Settings
 from .workers import InferenceWorker, ModelInfo, PhotoInfo
@@ -30,6 +30,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 OPEN_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff);;All files (*)"
 ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
 FAILURE_TITLES = {"photo": "Cannot open photo", "model": "Cannot load model", "export": "Export failed",
+                  "sweep": "Sweep export failed",
                   "render": "Preview failed", "recipe": "Cannot save recipe", "import": "Import failed"}
 
 
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
     modelChanged = Signal(object)     # ModelInfo
     previewUpdated = Signal(int)      # generation of the preview now shown
     exportFinished = Signal(str)      # written path
+    sweepExported = Signal(str)       # written path
     errorShown = Signal(str, str)     # title, message (after show_error)
 
     def __init__(self, settings: Optional[Settings] = None, device: Optional[str] = None):
@@ -124,6 +126,7 @@ class MainWindow(QMainWindow):
         self.worker.busyChanged.connect(self._on_busy)
         self.worker.exported.connect(self._on_exported)
         self.worker.recipeSaved.connect(lambda p: self.statusBar().showMessage(f"Saved recipe {p}", 6000))
+        self.worker.sweepExported.connect(self._on_sweep_exported)
         self.worker.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.worker.modelImported.connect(lambda p: self.statusBar().showMessage(f"Imported model {p}", 6000))
         self.worker.start()
@@ -199,6 +202,8 @@ class MainWindow(QMainWindow):
         self.act_prev = A("&Previous photo in folder", lambda: self.open_sibling(-1), "Ctrl+PgUp",
                           "Open the previous photo of the same folder")
         self.act_export = A("&Export…", self.export_dialog, "Ctrl+E", "Export the edited photo", "export")
+        self.act_sweep = A("Export s&weep…", self.export_sweep_dialog, "Ctrl+Shift+E",
+                           "One attribute of the selected face at several values, as a strip or an animation")
         self.act_recipe = A("Save edit as &recipe…", self.save_recipe_dialog, "Ctrl+Shift+S",
                             "Save the selected face's fader values as a JSON recipe (for batch editing)")
         self.act_open_model = A("Open &model…", self.open_model_dialog, "Ctrl+M", "Open a .fader model", "model")
@@ -246,6 +251,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_next)
         m.addSeparator()
         m.addAction(self.act_export)
+        m.addAction(self.act_sweep)
         m.addAction(self.act_recipe)
         m.addSeparator()
         m.addAction(self.act_open_model)
@@ -567,6 +573,7 @@ class MainWindow(QMainWindow):
         after = copy.deepcopy(self._ui)
         for i in self._targets():
             after[i][name] = ui
+        self._last_attr = name
         key = (self._selected, name, drag) if drag else None
         self._push(after, f"{display_name(name)} {self._describe(name, ui)}", key)
 
@@ -678,6 +685,34 @@ class MainWindow(QMainWindow):
         self.worker.export(path, self.core_values(), quality, keep_exif)
         return True
 
+    def export_sweep_dialog(self) -> None:
+        if self._photo is None or not self._photo.faces:
+            return
+        src = self._photo.path
+        folder = Path(self.settings.export_dir) if self.settings.export_dir else src.parent
+        if not folder.is_dir():
+            folder = src.parent
+        dlg = SweepDialog(self._attrs, folder / f"{src.stem}_sweep.png", getattr(self, "_last_attr", None), self)
+        if dlg.exec():
+            self.export_sweep(dlg.spec())
+
+    def export_sweep(self, spec: dict) -> bool:
+        """Write a sweep of the selected face (see SweepDialog.spec); False if the user declined."""
+        path = Path(spec["path"])
+        if path.exists():
+            original = self._photo is not None and path.resolve() == self._photo.path.resolve()
+            if not self.ask_confirm("Overwrite the original photo?" if original else "Replace file?",
+                                    f"{path} {'is the original photo' if original else 'already exists'}. Replace it?",
+                                    "Replace"):
+                return False
+        face = 0 if self._selected == ALL_FACES else self._selected
+        self.worker.export_sweep(face, {**spec, "path": path})
+        return True
+
+    def _on_sweep_exported(self, path: str) -> None:
+        self.statusBar().showMessage(f"Exported sweep {path}", 8000)
+        self.sweepExported.emit(path)
+
     def save_recipe_dialog(self) -> None:
         if self._photo is None or not self._photo.faces:
             self._error("Cannot save recipe", "Open a photo with a face first.")
@@ -758,6 +793,7 @@ class MainWindow(QMainWindow):
         has_faces = bool(has_photo and self._photo.faces)
         self.act_export.setEnabled(has_photo and not self._busy)
         self.act_recipe.setEnabled(has_faces and not self._busy)
+        self.act_sweep.setEnabled(has_faces and not self._busy)
         self.act_reset_face.setEnabled(has_faces)
         self.act_reset_all.setEnabled(has_faces)
         self.act_card.setEnabled(self._model is not None)

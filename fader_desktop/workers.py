@@ -165,6 +165,7 @@ class InferenceWorker(QObject):
     busyChanged = Signal(bool, str)    # busy?, what it is doing
     exported = Signal(str)             # written path
     recipeSaved = Signal(str)          # written path
+    sweepExported = Signal(str)        # written path
     modelImported = Signal(str)        # written .fader path
     notice = Signal(str)               # something the user should know, for the status bar
     _wake = Signal()
@@ -231,6 +232,10 @@ class InferenceWorker(QObject):
 
     def export(self, path, values: list, quality: int = 95, keep_exif: bool = True) -> None:
         self._post("export", self._do_export, Path(path), copy.deepcopy(values), int(quality), bool(keep_exif))
+
+    def export_sweep(self, face: int, spec: dict) -> None:
+        """spec: path, attr (NAME or NAME=TARGET), lo, hi, steps, labels (see core.sweep)."""
+        self._post("sweep", self._do_export_sweep, int(face), dict(spec))
 
     def save_recipe(self, path, values: list, face: int = 0) -> None:
         self._post("recipe", self._do_save_recipe, Path(path), copy.deepcopy(values), int(face))
@@ -377,6 +382,24 @@ class InferenceWorker(QObject):
         save_image(path, rgb, quality=quality, exif=exif)
         log.info("exported %s", path)
         self.exported.emit(str(path))
+
+    def _do_export_sweep(self, face: int, spec: dict) -> None:
+        from core.errors import FaderError
+        from core.image_io import save_image
+        from core.sweep import SweepFace, save_animation, sweep_frames, sweep_strip
+        path = Path(spec["path"])
+        if self._doc is None or not 0 <= face < len(self._doc.faces):
+            raise FaderError(f"{path}: no face to sweep")
+        f = self._doc.faces[face]
+        name = self._path.name if self._path else "photo"
+        # the face as opened (own values), not as edited: a sweep shows the attribute on its own
+        sf = SweepFace(name, f.aligned.crop, f.latent, dict(f.own_values), f.reconstruction)
+        args = dict(lo=spec["lo"], hi=spec["hi"], steps=spec["steps"], labels=spec["labels"])
+        if path.suffix.lower() in (".gif", ".mp4"):
+            save_animation(path, sweep_frames([sf], self._engine, spec["attr"], **args))
+        else:
+            save_image(path, sweep_strip([sf], self._engine, spec["attr"], **args))
+        self.sweepExported.emit(str(path))
 
     def _do_save_recipe(self, path: Path, values: list, face: int) -> None:
         import json

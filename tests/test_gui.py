@@ -198,6 +198,22 @@ def test_device_switch_keeps_the_edit_and_is_remembered(editor, qtbot):
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
 
 
+def test_export_sweep_writes_a_strip_and_an_animation(editor, qtbot, tmp_path):
+    from PIL import Image
+    w = editor
+    strip = tmp_path / "smile.png"
+    with qtbot.waitSignal(w.sweepExported, timeout=TIMEOUT):
+        assert w.export_sweep({"path": strip, "attr": "Smiling", "lo": -1.0, "hi": 2.0, "steps": 4, "labels": True})
+    im = load_image(strip)
+    assert im.shape[1] > 5 * im.shape[0] / 2, "original, reconstruction and 4 values side by side"
+    gif = tmp_path / "hair.gif"
+    with qtbot.waitSignal(w.sweepExported, timeout=TIMEOUT):
+        w.export_sweep({"path": gif, "attr": "Hair=blond", "lo": 0.0, "hi": 1.0, "steps": 4, "labels": False})
+    with Image.open(gif) as anim:
+        assert anim.n_frames == 6   # there and back: 4 + 2
+    assert not w.errors
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
