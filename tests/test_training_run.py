@@ -228,3 +228,27 @@ def test_align_mode_detects_faces_and_skips_faceless_images(tmp_path):
     # an aligned face crop is not a plain resize of the photo
     plain = cv2.resize(cv2.imread(str(photos[0]))[:, :, ::-1], (32, 32), interpolation=cv2.INTER_AREA)
     assert np.abs(cache.images[0].astype(int) - plain).mean() > 10
+
+
+def test_max_minutes_stops_with_an_exported_model(tmp_path, capsys):
+    from training import cli
+    rng = np.random.default_rng(0)
+    for v in ("no", "yes"):
+        for i in range(12):
+            p = tmp_path / "Bangs" / v / f"{i}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(p), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    out = tmp_path / "run"
+    t0 = time.time()
+    code = cli.main(["--data", str(tmp_path / "Bangs"), "--img-size", "32", "--init-fm", "8", "--max-fm", "16",
+                     "--n-layers", "3", "--hid-dim", "16", "--steps", "1000000", "--max-minutes", "0.05",
+                     "--classifier-steps", "2", "--eval-every", "100000", "--out", str(out), "--quiet",
+                     "--cache-dir", str(tmp_path / "cache"), "--val-size", "4"])
+    assert code == 0
+    assert time.time() - t0 < 120
+    assert "time budget at step" in capsys.readouterr().err
+    ck = load_checkpoint(out / CHECKPOINT_NAME)
+    assert 0 < ck["step"] < 1000000
+    m = load_model(out / "model.fader")  # the final evaluation exported it
+    assert m.meta["training"]["steps"] == ck["step"]
+    assert [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()] == [ck["step"]]

@@ -612,7 +612,8 @@ class Trainer:
                 if self.stop_reason:
                     reason = self.stop_reason
                     break
-                if cfg.max_minutes and base_elapsed + time.time() - t_start >= cfg.max_minutes * 60:
+                # The budget is per invocation: a resumed run gets max_minutes more.
+                if cfg.max_minutes and time.time() - t_start >= cfg.max_minutes * 60:
                     reason = "time budget"
                     break
                 self.train_iteration(stream)
