@@ -214,6 +214,24 @@ def test_export_sweep_writes_a_strip_and_an_animation(editor, qtbot, tmp_path):
     assert not w.errors
 
 
+def test_export_keeps_the_cameras_exif(editor, qtbot, tmp_path, portrait_path):
+    from PIL import Image
+    w = editor
+    tagged = tmp_path / "camera.jpg"
+    with Image.open(portrait_path) as im:
+        exif = im.getexif()
+        exif[0x010F] = "TestCam"       # Make
+        exif[0x9003] = "2024:05:01 10:00:00"   # DateTimeOriginal (Exif IFD)
+        im.save(tagged, exif=exif, quality=95)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tagged)
+    for keep, name in ((True, "kept.jpg"), (False, "dropped.jpg")):
+        with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+            w.export_to(tmp_path / name, quality=90, keep_exif=keep)
+        with Image.open(tmp_path / name) as out:
+            assert (out.getexif().get(0x010F) == "TestCam") is keep
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
