@@ -206,6 +206,8 @@ class MainWindow(QMainWindow):
                            "One attribute of the selected face at several values, as a strip or an animation")
         self.act_recipe = A("Save edit as &recipe…", self.save_recipe_dialog, "Ctrl+Shift+S",
                             "Save the selected face's fader values as a JSON recipe (for batch editing)")
+        self.act_batch = A("&Batch export…", self.batch_export_dialog, "Ctrl+Alt+B",
+                           "Apply the changed faders to every photo of a folder")
         self.act_open_model = A("Open &model…", self.open_model_dialog, "Ctrl+M", "Open a .fader model", "model")
         self.act_import = A("&Import reference checkpoint…", self.import_reference_dialog, None,
                             "Convert a checkpoint of the reference implementation (.pth) to .fader")
@@ -253,6 +255,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_export)
         m.addAction(self.act_sweep)
         m.addAction(self.act_recipe)
+        m.addAction(self.act_batch)
         m.addSeparator()
         m.addAction(self.act_open_model)
         m.addAction(self.act_import)
@@ -712,6 +715,19 @@ class MainWindow(QMainWindow):
     def _on_sweep_exported(self, path: str) -> None:
         self.statusBar().showMessage(f"Exported sweep {path}", 8000)
         self.sweepExported.emit(path)
+
+    def batch_export_dialog(self) -> None:
+        """File ▸ Batch export…: the faders the user changed on this face, applied to a folder."""
+        from fader_desktop.batch_dialog import BatchDialog
+        if self._model is None:
+            self._error("Batch export", "Load a model first (File ▸ Open model…).")
+            return
+        values = {}
+        if self._photo is not None and self._ui:
+            i = 0 if self._selected == ALL_FACES else self._selected
+            now = self.core_values()[i]
+            values = {a.name: now[a.name] for a in self._attrs if self._ui[i][a.name] != self._own_ui[i][a.name]}
+        BatchDialog(self, self._model.path, self.device, values).exec()
 
     def save_recipe_dialog(self) -> None:
         if self._photo is None or not self._photo.faces:

@@ -290,3 +290,18 @@ def test_without_a_model_the_window_says_so_and_still_shows_photos(qtbot, tmp_pa
     assert "No model loaded" in w.panel.notice.text() and not w.act_recipe.isEnabled()
     assert w.settings.recent_files()[0].endswith(portrait_path.name)
     w.close()
+
+
+
+def test_batch_export_menu_opens_dialog_with_the_changed_faders(editor, qtbot, monkeypatch):
+    """File ▸ Batch export… hands the (real, non-modal-run) dialog only the faders the user moved."""
+    import fader_desktop.batch_dialog as bd
+    w = editor
+    shown = []
+    monkeypatch.setattr(bd.BatchDialog, "exec", lambda self: shown.append(dict(self.values)) or 0)
+    row = w.panel.row("Smiling")
+    start = row.slider.value()
+    drag_slider(row.slider, [0 if start > 500 else 1000])
+    qtbot.waitUntil(lambda: w.undo_stack.count() == 1, timeout=TIMEOUT)
+    w.act_batch.trigger()
+    assert len(shown) == 1 and set(shown[0]) == {"Smiling"}
