@@ -329,28 +329,12 @@ class _Prepared:
 def locate_faces(image: np.ndarray, template, size: int, aligned: bool, detector=None):
     """Aligned crops of the usable faces -> (list of AlignedFace, number of too-small faces).
 
-    Mirrors PhotoEdit.open's selection (same detector, same minimum eye distance) so that a batch
-    output equals what `edit` writes for the same photo.
+    The same selection as PhotoEdit.open (core.photo_edit.find_faces), so that a batch output
+    equals what `edit` writes for the same photo.
     """
-    from .alignment import align_face, aligned_crop
-    from .photo_edit import MIN_EYE_DISTANCE_FRACTION
-    if aligned:
-        return [aligned_crop(image, template, size)], 0
-    if detector is None:
-        from .faces import detect_faces
-        found = detect_faces(image)
-    else:
-        found = detector.detect(image)
-    tmpl_eye = float(np.linalg.norm(np.subtract(template.landmarks[1], template.landmarks[0])))
-    crop_w = float(template.crop_box[2] - template.crop_box[0])
-    needed = MIN_EYE_DISTANCE_FRACTION * size * tmpl_eye / crop_w
-    out, small = [], 0
-    for f in found:
-        if float(np.linalg.norm(f.landmarks[1] - f.landmarks[0])) < needed:
-            small += 1
-            continue
-        out.append(align_face(image, f.landmarks, template, size))
-    return out, small
+    from .photo_edit import find_faces
+    alignments, _, _, skipped = find_faces(image, template, size, aligned, detector)
+    return alignments, len(skipped)
 
 
 def _same_values(a: Mapping, b: Mapping, attributes) -> bool:

@@ -50,6 +50,37 @@ def _values_key(values: Mapping) -> tuple:
     return tuple(items)
 
 
+def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, detector=None):
+    """Usable faces of a photo, aligned for the model.
+
+    Returns (aligned faces, boxes, landmarks, skipped faces). `aligned=True` treats the image as a
+    CelebA-style aligned crop. The one place that decides which faces are editable, shared by the
+    document and the batch pipeline so their outputs agree.
+    """
+    if aligned:
+        return [aligned_crop(image, template, size)], [None], [None], []
+    if detector is None:
+        from .faces import detect_faces
+        found = detect_faces(image)
+    else:
+        found = detector.detect(image)
+    tmpl_eye = float(np.linalg.norm(np.subtract(template.landmarks[1], template.landmarks[0])))
+    crop_w = float(template.crop_box[2] - template.crop_box[0])
+    # eye distance the face needs at photo resolution so that the model's crop is not mostly upsampling
+    needed = MIN_EYE_DISTANCE_FRACTION * size * tmpl_eye / crop_w
+    alignments, boxes, lms, skipped = [], [], [], []
+    for f in found:
+        eye = float(np.linalg.norm(f.landmarks[1] - f.landmarks[0]))
+        if eye < needed:
+            skipped.append(SkippedFace(tuple(map(float, f.box)),
+                                       f"face too small for the model ({eye:.0f} px between the eyes, needs {needed:.0f})"))
+            continue
+        alignments.append(align_face(image, f.landmarks, template, size))
+        boxes.append(tuple(map(float, f.box)))
+        lms.append(np.asarray(f.landmarks, np.float32))
+    return alignments, boxes, lms, skipped
+
+
 @dataclass
 class SkippedFace:
     """A detected face that is not edited, and why."""
@@ -91,30 +122,7 @@ class PhotoEdit:
         model = engine.model
         template = model.alignment()
         size = engine.image_size
-        alignments, boxes, lms, skipped = [], [], [], []
-        if aligned:
-            alignments.append(aligned_crop(image, template, size))
-            boxes.append(None)
-            lms.append(None)
-        else:
-            if detector is None:
-                from .faces import detect_faces
-                found = detect_faces(image)
-            else:
-                found = detector.detect(image)
-            tmpl_eye = float(np.linalg.norm(np.subtract(template.landmarks[1], template.landmarks[0])))
-            crop_w = float(template.crop_box[2] - template.crop_box[0])
-            for f in found:
-                eye = float(np.linalg.norm(f.landmarks[1] - f.landmarks[0]))
-                # eye distance the face would have inside the model's crop, at photo resolution
-                needed = MIN_EYE_DISTANCE_FRACTION * size * tmpl_eye / crop_w
-                if eye < needed:
-                    skipped.append(SkippedFace(tuple(map(float, f.box)),
-                                               f"face too small for the model ({eye:.0f} px between the eyes, needs {needed:.0f})"))
-                    continue
-                alignments.append(align_face(image, f.landmarks, template, size))
-                boxes.append(tuple(map(float, f.box)))
-                lms.append(np.asarray(f.landmarks, np.float32))
+        alignments, boxes, lms, skipped = find_faces(image, template, size, aligned, detector)
         if not alignments and require_face:
             why = f"; {len(skipped)} face(s) too small for the model" if skipped else ""
             raise NoFaceError(f"{name}: no face found{why}")

@@ -76,3 +76,13 @@ def celeba_wild() -> Path:
 def portrait_path(celeba_wild) -> Path:
     """One real in-the-wild photo with a single clear face."""
     return sorted(celeba_wild.glob("*.jpg"))[0]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread is fastest and immune to other processes on the cores."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -20,12 +20,7 @@ ATTRS = [Attribute("Smiling"), Attribute("Male"), Attribute("Hair", ("black", "b
 TOL = 0.05  # 0..255 units: batch-norm folding and channels-last change float rounding only
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomize(module: nn.Module, seed: int) -> None:

@@ -29,13 +29,7 @@ from core.model_file import load_model, save_model
 from core.networks import Classifier
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is fastest and immune to other processes on the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # The reference's src/model.py (constructors only), written to a temporary package so that

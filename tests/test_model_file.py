@@ -23,12 +23,7 @@ from core.model_file import FORMAT_VERSION, load_model, model_summary, new_model
 from core.networks import ArchConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

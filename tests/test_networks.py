@@ -16,13 +16,7 @@ from core.networks import (DECONV_METHODS, ArchConfig, AutoEncoder, Classifier, 
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is fastest and immune to other processes on the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 N_ATTR = 5  # e.g. two binary attributes and one with three values
