@@ -112,6 +112,10 @@ def save_model(model: FaderModel, path, half: bool = False) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
         os.close(fd)
         save_file(tensors, tmp, metadata=header)
+        # mkstemp creates 0600; a saved model should get the permissions a normal file would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -155,9 +155,14 @@ def _adam_kwargs(device) -> dict:
 
 @torch.no_grad()
 def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndarray, device,
-             lat_dis=None, n_skip: int = 0, batch: int = 64, autocast_dtype=None) -> dict:
+             lat_dis=None, n_skip: int = 0, batch: int = 64, autocast_dtype=None,
+             at_range_ends: bool = False) -> dict:
     """Reconstruction MSE/PSNR, latent-discriminator accuracy, swap accuracy and "others unchanged"
-    on (images, labels) — uint8 (N,S,S,3) and (N,k) value indices."""
+    on (images, labels) — uint8 (N,S,S,3) and (N,k) value indices.
+
+    `at_range_ends`: a binary swap sets the slider to the end of the attribute's recommended range
+    (the most a user can ask for) instead of alpha = 1 - y.
+    """
     ae_mode = ae.training
     ae.eval()
     if lat_dis is not None:
@@ -196,8 +201,15 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
             for shift in range(1, a.n):
                 y2 = y.clone()
                 y2[:, j] = (y[:, j] + shift) % a.n
+                code = code_from_indices(y2, attrs)
+                if at_range_ends and a.is_binary:
+                    off = sum(b.n for b in attrs[:j])
+                    alpha = torch.where(y2[:, j] == 1, torch.tensor(a.range[1], device=code.device),
+                                        torch.tensor(a.range[0], device=code.device)).to(code.dtype)
+                    code[:, off] = 1 - alpha
+                    code[:, off + 1] = alpha
                 with ctx:
-                    out = ae.decode(enc, code_from_indices(y2, attrs))[-1].float().clamp(-1, 1)
+                    out = ae.decode(enc, code)[-1].float().clamp(-1, 1)
                 pred = predict_indices(classifier(out), attrs)
                 swap_ok[j] += int((pred[:, j] == y2[:, j]).sum())
                 swap_n[j] += len(y2)
@@ -301,6 +313,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="preprocessing cache folder (default ~/.cache/fader-desktop/training)")
     p.add_argument("--seed", type=int, default=0, help="hold-out seed for data without a split (default 0)")
     p.add_argument("--out", default=None, help="also write the JSON to this file")
+    p.add_argument("--at-range-ends", action="store_true",
+                   help="swap binary attributes to the ends of their slider ranges instead of 1 - y")
     return p
 
 
@@ -310,7 +324,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def measure_model(model_path, data, classifier_path=None, val_size=None, align=False, device="auto",
-                  cache_dir=None, seed: int = 0, progress: bool = False) -> dict:
+                  cache_dir=None, seed: int = 0, progress: bool = False, at_range_ends: bool = False) -> dict:
     """Open a model and data, build/open the cache, and evaluate on the validation split."""
     from core.engine import resolve_device
     from core.model_file import load_model
@@ -336,7 +350,8 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     labels = ds.labels[val_idx][keep]
     ae = model.autoencoder.to(dev).to(memory_format=torch.channels_last)
     t0 = time.time()
-    res = evaluate(ae, clf_model.classifier.to(dev), attrs, images, labels, dev)
+    res = evaluate(ae, clf_model.classifier.to(dev), attrs, images, labels, dev, at_range_ends=at_range_ends)
+    res["swap_protocol"] = "slider at the range end" if at_range_ends else "alpha = 1 - y"
     res.update({"model": str(model_path), "data": ds.description, "split": _split_name(ds, val_idx),
                 "skipped": cache.skipped, "seconds": round(time.time() - t0, 1),
                 "classifier": str(classifier_path or model_path)})
@@ -358,7 +373,8 @@ def main(argv: Optional[list] = None) -> int:
             raise FaderError(f"--val-size must be a positive integer, got {args.val_size}")
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
         res = measure_model(args.model, args.data, args.classifier, args.val_size, args.align,
-                            args.device, args.cache_dir, args.seed, progress=_tty())
+                            args.device, args.cache_dir, args.seed, progress=_tty(),
+                            at_range_ends=args.at_range_ends)
     except FaderError as e:
         print(f"python -m training.evaluation: error: {e}", file=sys.stderr)
         return 2
