@@ -38,12 +38,17 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def default_threads() -> int:
-    """Intra-op threads: all cores the process may use (a slider drag is latency-bound)."""
+    """Intra-op threads: all cores but one.
+
+    Measured on a 2-core machine (bench/latency.py): with both cores, any other work (the GUI
+    thread, image decoding, another process) makes the threads wait on each other and a ~2 MP
+    slider change took 88 ms; with one thread, 13 ms.
+    """
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:
         n = os.cpu_count() or 1
-    return max(1, n)
+    return max(1, n - 1)
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:

@@ -40,7 +40,7 @@ def inference_threads() -> int:
     a 2-core machine turned 2 ms decodes into 100+ ms ones.
     """
     from core.engine import default_threads
-    return max(1, default_threads() - 1)
+    return default_threads()
 
 
 def numpy_to_qimage(rgb: np.ndarray) -> QImage:
