@@ -84,6 +84,8 @@ def editor(shared_window, qtbot, tiny_model_path, portrait_path, monkeypatch):
     assert w._photo.faces, "the portrait fixture should have a detectable face"
     w.reset_all()
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), original(w)), timeout=TIMEOUT)
+    # the worker reports 'not busy' after the photo arrives; the panel is disabled until then
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
     w.undo_stack.clear()
     return w
 
