@@ -211,6 +211,17 @@ def test_spec_ships_licences(spec):
     if importlib.util.find_spec("torch") is not None:
         assert any(dest.startswith(str(Path("licenses") / "torch")) for _, dest in dests)
     assert not any("triton" in dest or "torchvision" in dest for _, dest in dests)
+    assert ("DISTRIBUTIONS.txt", "licenses") in dests
+    names = {d.metadata["Name"].lower() for d in spec["bundled_distributions"]()}
+    assert {"numpy", "opencv-python-headless"} <= names and "triton" not in names
+    try:  # a CUDA torch pulls the nvidia-* wheels through cuda-toolkit's extras: their licences come along
+        import importlib.metadata as md
+        md.distribution("nvidia-cuda-runtime")
+    except Exception:
+        return
+    if "cuda-toolkit" in names:
+        assert "nvidia-cuda-runtime" in names
+        assert any(dest.startswith(str(Path("licenses") / "nvidia-cuda-runtime")) for _, dest in dests)
 
 
 # ---- the frozen entry point -------------------------------------------------------------------
