@@ -71,8 +71,7 @@ fi
 PY="${PY:-$ROOT/.venv/bin/python}"
 [ -x "$PY" ] || { echo "build_app.sh: no Python at $PY (use --new-venv or --python)" >&2; exit 2; }
 PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
-CUDA="$("$PY" -c 'import importlib.util as u, pathlib, re; s=u.find_spec("torch"); t=(pathlib.Path(s.origin).parent/"version.py").read_text(); m=re.search(r"^cuda\s*(?::[^=]*)?=\s*(.+)$", t, re.M); print(m.group(1).strip().strip(chr(39)+chr(34)) if m else "None")')"
-TORCH_VERSION="$("$PY" -c 'import importlib.metadata as m; print(m.version("torch"))')"
+read -r TORCH_VERSION CUDA <<< "$(nice -n "$NICE" "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda)')"
 log "$VARIANT build with $("$PY" --version), torch $TORCH_VERSION (CUDA $CUDA), $PY"
 if [ $CPU_ONLY = 1 ] && [ "$CUDA" != None ]; then
     echo "build_app.sh: --cpu-only needs a CPU build of torch; this one is built for CUDA $CUDA (use --new-venv)" >&2; exit 2
