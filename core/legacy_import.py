@@ -34,7 +34,7 @@ import torch
 
 from .attributes import Attribute
 from .errors import ModelFileError
-from .model_file import FaderModel
+from .model_file import FaderModel, check_file
 from .networks import ArchConfig, AutoEncoder, Classifier
 
 LICENSE = "unknown (imported)"
@@ -193,18 +193,7 @@ def safe_torch_load(path):
     except the allow-listed tensor helpers.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: checkpoint file not found") from None
-    except OSError as e:
-        raise ModelFileError(f"{path}: cannot read checkpoint: {e.strerror or e}") from None
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, not a checkpoint file")
-    if size == 0:
-        raise ModelFileError(f"{path}: checkpoint file is empty")
-    if size > MAX_FILE_BYTES:
-        raise ModelFileError(f"{path}: checkpoint file is too large ({size} bytes)")
+    check_file(path, "checkpoint", MAX_FILE_BYTES)
     with open(path, "rb") as f:
         head = f.read(4)
     if head[:2] == b"PK":

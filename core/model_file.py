@@ -128,20 +128,29 @@ def save_model(model: FaderModel, path, half: bool = False) -> None:
             os.unlink(tmp)
 
 
-def _sniff(path: Path) -> None:
-    """Reject files that are obviously not safetensors before parsing them."""
+def check_file(path: Path, kind: str = "model", max_bytes: int = MAX_FILE_BYTES) -> int:
+    """Size of a file about to be parsed; ModelFileError if it is missing, a folder, empty or huge.
+
+    `kind` names the file in messages ("model", "checkpoint").
+    """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: model file not found") from None
+        raise ModelFileError(f"{path}: {kind} file not found") from None
     except OSError as e:
-        raise ModelFileError(f"{path}: cannot read model file: {e.strerror or e}") from None
+        raise ModelFileError(f"{path}: cannot read {kind} file: {e.strerror or e}") from None
     if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, not a model file")
+        raise ModelFileError(f"{path}: is a directory, not a {kind} file")
     if size == 0:
-        raise ModelFileError(f"{path}: model file is empty")
-    if size > MAX_FILE_BYTES:
-        raise ModelFileError(f"{path}: model file is too large ({size} bytes)")
+        raise ModelFileError(f"{path}: {kind} file is empty")
+    if size > max_bytes:
+        raise ModelFileError(f"{path}: {kind} file is too large ({size} bytes)")
+    return size
+
+
+def _sniff(path: Path) -> None:
+    """Reject files that are obviously not safetensors before parsing them."""
+    size = check_file(path, "model")
     with open(path, "rb") as f:
         head = f.read(16)
     n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
