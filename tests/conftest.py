@@ -42,6 +42,24 @@ def make_tiny_model(path: Path, img_size: int = 32, with_classifier: bool = True
     return path
 
 
+def randomize_norms(module, seed: int, spread: float = 0.4, batches_tracked=None) -> None:
+    """Random affine parameters and running statistics for every norm layer, so that tests see
+    the effect of eval mode and batch-norm folding as with a trained model."""
+    import torch
+    from torch import nn
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.affine:
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) * spread - spread / 2)
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * spread - spread / 2)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                if batches_tracked is not None:
+                    m.num_batches_tracked.fill_(batches_tracked)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny.fader")

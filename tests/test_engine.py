@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import randomize_norms
 import torch
 from torch import nn
 
@@ -23,25 +24,13 @@ TOL = 0.05  # 0..255 units: batch-norm folding and channels-last change float ro
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _randomize(module: nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.affine:
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.2)
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.4 - 0.2)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-
-
 def make_model(seed=0, classifier=True, **kw):
     torch.manual_seed(seed)
     cfg = dict(img_size=32, init_fm=8, max_fm=32, n_layers=3, hid_dim=16)
     cfg.update(kw)
     clf = ArchConfig(img_size=32, init_fm=4, max_fm=16, n_layers=3, hid_dim=16) if classifier else None
     model = new_model(ArchConfig(**cfg), ATTRS, clf)
-    _randomize(model.autoencoder, seed)
+    randomize_norms(model.autoencoder, seed)
     model.autoencoder.eval()
     if model.classifier is not None:
         model.classifier.eval()

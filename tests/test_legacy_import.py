@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import randomize_norms
 import torch
 from torch import nn
 
@@ -141,26 +142,13 @@ class RefModule:
         assert "src.model" not in sys.modules
 
 
-def _randomize(module: nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.affine:
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.2 - 0.1)
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-                m.num_batches_tracked.fill_(7)
-
-
 def make_reference(tmp_path: Path, name="ae.pth", legacy=False, seed=0, classifier=False, **kw):
     """Save a reference-style checkpoint; returns (path, reference outputs for a fixed input)."""
     torch.manual_seed(seed)
     params = _params(**kw)
     with RefModule(tmp_path) as ref:
         net = ref.Classifier(params) if classifier else ref.AutoEncoder(params)
-        _randomize(net, seed)
+        randomize_norms(net, seed, spread=0.2, batches_tracked=7)
         net.eval()
         x = torch.rand(2, 3, params.img_sz, params.img_sz, generator=torch.Generator().manual_seed(1)) * 2 - 1
         with torch.no_grad():
@@ -235,7 +223,7 @@ def test_old_torch_style_checkpoint(tmp_path, instance_norm):
     params = _params(instance_norm=instance_norm, n_skip=1)
     with RefModule(tmp_path) as ref:
         ae = ref.AutoEncoder(params)
-        _randomize(ae, 0)
+        randomize_norms(ae, 0, spread=0.2, batches_tracked=7)
         ae.eval()
         x = torch.rand(2, 3, 32, 32) * 2 - 1
         y = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0]])
