@@ -16,6 +16,16 @@ EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"))
 _SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WebP"}
 
 
+def browse_row(edit: QLineEdit, on_browse) -> QHBoxLayout:
+    """A path field with a Browse… button beside it."""
+    button = QPushButton("Browse…")
+    button.clicked.connect(on_browse)
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    return row
+
+
 class ExportDialog(QDialog):
     """Where and how to export: path, format, quality (JPEG/WebP), keep EXIF."""
 
@@ -25,12 +35,7 @@ class ExportDialog(QDialog):
         self.setMinimumWidth(520)
         form = QFormLayout()
         self.path_edit = QLineEdit(str(path))
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path_edit, 1)
-        row.addWidget(browse)
-        form.addRow("File", row)
+        form.addRow("File", browse_row(self.path_edit, self._browse))
         self.format_combo = QComboBox()
         for name, suffix in EXPORT_FORMATS:
             self.format_combo.addItem(name, suffix)
@@ -148,12 +153,7 @@ class SweepDialog(QDialog):
         self.labels.setChecked(True)
         form.addRow("", self.labels)
         self.path_edit = QLineEdit(str(path))
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path_edit, 1)
-        row.addWidget(browse)
-        form.addRow("File", row)
+        form.addRow("File", browse_row(self.path_edit, self._browse))
         note = QLabel("A PNG/JPEG strip shows the aligned face: original, reconstruction, then each value; "
                       "a GIF/MP4 plays the values back and forth.")
         note.setWordWrap(True)
@@ -277,12 +277,7 @@ class ImportReferenceDialog(QDialog):
         self.attrs.setPlaceholderText("e.g. Smiling,Male — empty: read them from the checkpoint")
         self._start = start_dir
         for label, edit, fn in (("Checkpoint (.pth)", self.src, self._browse_src), ("Save as (.fader)", self.dst, self._browse_dst)):
-            b = QPushButton("Browse…")
-            b.clicked.connect(fn)
-            row = QHBoxLayout()
-            row.addWidget(edit, 1)
-            row.addWidget(b)
-            form.addRow(label, row)
+            form.addRow(label, browse_row(edit, fn))
         form.addRow("Attributes", self.attrs)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.ok = buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
