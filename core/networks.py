@@ -168,7 +168,12 @@ class AutoEncoder(nn.Module):
             inp = [h, y.expand(bs, c.n_attr, h.size(2), h.size(3))]
             if 0 < i <= c.n_skip:
                 inp.append(enc_outputs[-1 - i])
-            dec_outputs.append(layer(torch.cat(inp, 1)))
+            h = torch.cat(inp, 1)
+            if inp[0].dim() == 4 and not h.is_contiguous() and inp[0].is_contiguous(memory_format=torch.channels_last):
+                # cat falls back to NCHW next to the expanded attribute planes; oneDNN then
+                # reorders inside the convolution, which is slower than one copy here.
+                h = h.contiguous(memory_format=torch.channels_last)
+            dec_outputs.append(layer(h))
         return dec_outputs
 
     def forward(self, x, y):

@@ -40,6 +40,7 @@ from core.attributes import Attribute
 from core.errors import FaderError
 from core.model_file import FaderModel, save_model
 from core.networks import ArchConfig, AutoEncoder, Classifier, LatentDiscriminator, PatchDiscriminator
+from core.small_map_conv import use_small_map_convs
 
 from .evaluation import (attr_loss, code_from_indices, classifier_config, evaluate, preview_grid,
                          to_input, write_png, _adam_kwargs)
@@ -292,11 +293,15 @@ class Trainer:
             channels_last = CHANNELS_LAST
         self.channels_last = channels_last
         cl = torch.channels_last if channels_last else torch.contiguous_format
-        self.ae = (init_ae if init_ae is not None else AutoEncoder(arch)).to(dev).to(memory_format=cl)
-        self.lat_dis = LatentDiscriminator(arch).to(dev).to(memory_format=cl) if cfg.n_lat_dis else None
-        self.ptc_dis = PatchDiscriminator(arch).to(dev).to(memory_format=cl) if cfg.n_ptc_dis else None
-        self.clf_dis = Classifier(classifier_config(arch.img_size, arch.n_attr)).to(dev).to(memory_format=cl) if cfg.n_clf_dis else None
-        self.classifier = classifier.to(dev).to(memory_format=cl).eval() if classifier is not None else None
+
+        def net(m):
+            return use_small_map_convs(m).to(dev).to(memory_format=cl)
+
+        self.ae = net(init_ae if init_ae is not None else AutoEncoder(arch))
+        self.lat_dis = net(LatentDiscriminator(arch)) if cfg.n_lat_dis else None
+        self.ptc_dis = net(PatchDiscriminator(arch)) if cfg.n_ptc_dis else None
+        self.clf_dis = net(Classifier(classifier_config(arch.img_size, arch.n_attr))) if cfg.n_clf_dis else None
+        self.classifier = net(classifier).eval() if classifier is not None else None
         kw = _adam_kwargs(dev)
         adam = lambda m: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), **kw)
         self.opt_ae = adam(self.ae)
@@ -482,7 +487,7 @@ class Trainer:
         ld(self.opt_ae, "opt_ae"); ld(self.opt_lat, "opt_lat"); ld(self.opt_ptc, "opt_ptc"); ld(self.opt_clf, "opt_clf")
         if ck.get("classifier") is not None:
             if self.classifier is None:
-                self.classifier = Classifier(classifier_config(self.arch.img_size, self.arch.n_attr))
+                self.classifier = use_small_map_convs(Classifier(classifier_config(self.arch.img_size, self.arch.n_attr)))
                 self.classifier = self.classifier.to(self.device).to(memory_format=torch.channels_last)
             self.classifier.load_state_dict(ck["classifier"])
             self.classifier.eval()
