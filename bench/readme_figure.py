@@ -130,6 +130,7 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(max(1, args.threads))
     from PIL import Image, ImageDraw
+    from core.atomic_write import atomic_path
     from core.attributes import value_to_code
     from core.engine import Engine, Latent
     from core.model_file import load_model
@@ -215,9 +216,8 @@ def main(argv=None) -> int:
     xs = 2 * (cell + margin) + margin // 2
     draw.line([(xs, head), (xs, canvas.shape[0] - margin)], fill=(170, 170, 170), width=1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.{os.getpid()}.tmp.png")
-    im.save(tmp, optimize=True)
-    os.replace(tmp, args.out)
+    with atomic_path(args.out, keep_suffix=True) as tmp:
+        im.save(tmp, optimize=True)
     print(f"{args.out}: {im.size[0]}x{im.size[1]}, {len(faces)} faces ({', '.join(p.name for p in paths)}), "
           f"{n_cols} columns, mode {args.mode}, model step "
           f"{(model.meta.get('metrics') or {}).get('step')}", file=sys.stderr)

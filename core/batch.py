@@ -17,11 +17,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,8 +28,9 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
+from .atomic_write import TEMP_NAME_RE, write_bytes_atomic
 from .attributes import attribute_code, parse_value, value_to_code
-from .errors import FaderError, ImageError, NoFaceError
+from .errors import FaderError, NoFaceError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -221,9 +221,6 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
     return items
 
 
-_PART_RE = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.part$")
-
-
 def _remove_stale_parts(items) -> None:
     """Delete temp files that a killed run left next to its outputs (save_image's `.NAME.xxxx.part`)."""
     wanted: dict = {}
@@ -236,7 +233,7 @@ def _remove_stale_parts(items) -> None:
         except OSError:
             continue
         for e in entries:
-            m = _PART_RE.match(e.name)
+            m = TEMP_NAME_RE.match(e.name)
             if m and m.group("name") in names:
                 try:
                     os.unlink(e.path)
@@ -289,17 +286,9 @@ class BatchReport:
     def write(self, path) -> None:
         """Write the report atomically (a temp file renamed over `path`)."""
         p = Path(path)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=1)
-                f.write("\n")
-            os.replace(tmp, p)
+            write_bytes_atomic(p, (json.dumps(self.to_dict(), indent=1) + "\n").encode("utf-8"))
         except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise FaderError(f"{p}: cannot write report ({e.strerror or e})") from None
 
 

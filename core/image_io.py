@@ -11,13 +11,13 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from core.atomic_write import atomic_file
 from core.errors import ImageError
 
 __all__ = ["load_image", "read_exif", "save_image", "SAVE_FORMATS", "DEFAULT_MAX_PIXELS"]
@@ -320,20 +320,6 @@ def _save_options(fmt: str, quality: int, exif: bytes | None) -> dict:
     return opts
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); silently skipped where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
                exif: bytes | None = None) -> None:
     """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
@@ -363,27 +349,10 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
 
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
     opts = _save_options(fmt, int(quality), exif)
-    tmp = folder / f".{p.name}.{secrets.token_hex(6)}.part"
     try:
-        # O_EXCL: never clobber someone else's file; mode 0o666 lets the umask decide as for
-        # any new file (mkstemp would force 0600 on the exported photo).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with atomic_file(p) as f:
+            image.save(f, format=fmt, **opts)
     except OSError as exc:
         raise ImageError(f"{p}: cannot save image: {_os_reason(exc)}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format=fmt, **opts)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ImageError(f"{p}: cannot save image: {_os_reason(exc)}") from None
-        if isinstance(exc, (ValueError, TypeError, KeyError)):
-            raise ImageError(f"{p}: cannot save image: {exc}") from None
-        raise
-    _fsync_dir(folder)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ImageError(f"{p}: cannot save image: {exc}") from None

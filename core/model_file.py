@@ -6,9 +6,6 @@ named `autoencoder.<param>` and `classifier.<param>`. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -16,6 +13,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .atomic_write import atomic_path
 from .attributes import Attribute
 from .errors import ModelFileError
 from .networks import ArchConfig, AutoEncoder, Classifier
@@ -106,26 +104,14 @@ def save_model(model: FaderModel, path, half: bool = False) -> None:
                 t = t.half()
             tensors[f"{prefix}.{k}"] = t.clone()
     header = {"fader_meta": json.dumps(_metadata(model), sort_keys=True)}
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-        os.close(fd)
-        save_file(tensors, tmp, metadata=header)
-        # mkstemp creates 0600; a saved model should get the permissions a normal file would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=header)
     except OSError as e:
         raise ModelFileError(f"{path}: cannot write model file: {e.strerror or e}") from e
     except SafetensorError as e:  # safetensors reports its own I/O failures (disk full, ...) this way
         raise ModelFileError(f"{path}: cannot write model file: {str(e).splitlines()[0][:200]}") from e
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def check_file(path: Path, kind: str = "model", max_bytes: int = MAX_FILE_BYTES) -> int:

@@ -45,8 +45,12 @@ class SmallMapConv2d(nn.Conv2d):
         else:
             wm = w_.reshape(o, c * k)
             cols = cols.transpose(1, 2).reshape(n * ho * wo, c * k)
-        out = cols @ wm.t() if self.bias is None else torch.addmm(self.bias, cols, wm.t())
-        # (n, ho, wo, o) viewed as NCHW is already channels-last in memory.
+        # Weight on the left: its gradient (grad @ cols) then comes out contiguous in wm's
+        # layout; with cols @ wm.t() it would come out transposed and be copied every step.
+        out = torch.mm(wm, cols.t()).t()
+        if self.bias is not None:
+            out = out + self.bias
+        # (n, ho, wo, o) viewed as NCHW is channels-last in memory.
         return out.reshape(n, ho, wo, o).permute(0, 3, 1, 2)
 
 

@@ -15,13 +15,13 @@ of `label_height(cell)` px on top when labels are drawn).
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
+from .atomic_write import atomic_path
 from .attributes import Attribute, value_to_code
 from .errors import FaderError, ImageError
 
@@ -263,11 +263,6 @@ def sweep_frames(faces: Sequence[SweepFace], engine, attr: str, lo: Optional[flo
     return frames
 
 
-def _atomic_target(path: Path) -> Path:
-    # the temp name keeps the suffix: ffmpeg and Pillow choose the container from it
-    return path.with_name(f".{path.stem}.{secrets.token_hex(6)}.part{path.suffix}")
-
-
 def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0) -> None:
     """Write frames as a looping GIF (Pillow) or an MP4 (H.264 via imageio-ffmpeg), atomically."""
     p = Path(path)
@@ -278,23 +273,20 @@ def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0) -> None
         raise FaderError(f"--fps must be between 0.1 and 60, got {fps}")
     if not p.parent.is_dir():
         raise ImageError(f"{p}: cannot save: folder {p.parent} does not exist")
-    tmp = _atomic_target(p)
+    if suffix not in (".gif", ".mp4"):
+        raise FaderError(f"{p}: an animation must be .gif or .mp4")
     try:
-        if suffix == ".gif":
-            from PIL import Image
-            ims = [Image.fromarray(f) for f in frames]
-            ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:],
-                        duration=int(round(1000 / fps)), loop=0, optimize=False, disposal=1)
-        elif suffix == ".mp4":
-            _write_mp4(p, tmp, frames, fps)
-        else:
-            raise FaderError(f"{p}: an animation must be .gif or .mp4")
-        os.replace(tmp, p)
+        # the temp name keeps the suffix: ffmpeg and Pillow choose the container from it
+        with atomic_path(p, keep_suffix=True) as tmp:
+            if suffix == ".gif":
+                from PIL import Image
+                ims = [Image.fromarray(f) for f in frames]
+                ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:],
+                            duration=int(round(1000 / fps)), loop=0, optimize=False, disposal=1)
+            else:
+                _write_mp4(p, tmp, frames, fps)
     except OSError as e:
         raise ImageError(f"{p}: cannot save animation: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def require_mp4(path) -> None:

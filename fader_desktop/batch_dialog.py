@@ -7,7 +7,6 @@ what was skipped and why, and the JSON report can be saved.
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path

@@ -5,9 +5,7 @@ import argparse
 import signal
 import sys
 import threading
-from pathlib import Path
 
-from core.errors import FaderError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

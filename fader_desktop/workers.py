@@ -403,24 +403,16 @@ class InferenceWorker(QObject):
 
     def _do_save_recipe(self, path: Path, values: list, face: int) -> None:
         import json
-        import os
-        import tempfile
+        from core.atomic_write import write_bytes_atomic
         from core.errors import FaderError
         if self._doc is None or not self._doc.faces:
             raise FaderError(f"{path}: no face to save a recipe for")
         self._apply_values(values)
         recipe = self._doc.recipe(face)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(recipe, f, indent=2)
-                f.write("\n")
-            os.replace(tmp, path)
+            write_bytes_atomic(path, (json.dumps(recipe, indent=2) + "\n").encode("utf-8"))
         except OSError as e:
             raise FaderError(f"{path}: cannot write recipe: {e.strerror or e}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         self.recipeSaved.emit(str(path))
 
     def _do_import(self, checkpoint: Path, output: Path, attributes) -> None:

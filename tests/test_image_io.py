@@ -6,7 +6,6 @@ import errno
 import os
 import struct
 import zlib
-from pathlib import Path
 
 import cv2
 import numpy as np

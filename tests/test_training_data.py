@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from core.errors import FaderError
 from training import cli
 from training.cache import open_cache
 from training.datasets import celeba_crop, load_training_crop, open_dataset, split_dataset

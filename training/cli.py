@@ -133,10 +133,10 @@ def run(argv=None, log=None) -> int:
     from core.engine import resolve_device
     from core.errors import FaderError
     from core.model_file import load_model
-    from core.networks import ArchConfig, Classifier
+    from core.networks import ArchConfig
     from .cache import open_cache
     from .datasets import align_available, open_dataset, split_dataset
-    from .evaluation import classifier_accuracy, classifier_config, predict_indices, to_input, train_classifier
+    from .evaluation import classifier_accuracy, predict_indices, to_input, train_classifier
     from .trainer import (CELEBA_LICENSE, CHECKPOINT_NAME, TrainConfig, Trainer, init_from_model,
                           install_signal_handlers, load_checkpoint)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.atomic_write import write_bytes_atomic
 from core.attributes import Attribute
 from core.errors import FaderError
 from core.networks import ArchConfig, Classifier
@@ -277,16 +277,13 @@ def preview_grid(ae, attrs: Sequence[Attribute], images, labels: np.ndarray, dev
 
 
 def write_png(path, rgb: np.ndarray) -> None:
-    """Write a PNG atomically (temp file in the same folder + os.replace)."""
+    """Write a PNG atomically."""
     import cv2
     path = Path(path)
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
         raise OSError(f"cannot encode {path}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buf.tobytes())
 
 
 def _tty() -> bool:

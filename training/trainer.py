@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.atomic_write import atomic_file, write_bytes_atomic
 from core.attributes import Attribute
 from core.errors import FaderError
 from core.model_file import FaderModel, save_model
@@ -176,25 +177,8 @@ class BatchStream:
 def atomic_torch_save(obj, path: Path) -> None:
     """torch.save to a temp file in the same folder, fsync, os.replace: a kill at any moment leaves
     either the old or the new file, never a torn one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        try:
-            dfd = os.open(str(path.parent), os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_file(path) as f:
+        torch.save(obj, f)
 
 
 def init_from_model(model: FaderModel, attrs: Sequence[Attribute], arch: ArchConfig) -> AutoEncoder:
@@ -587,9 +571,7 @@ class Trainer:
                 continue
             if isinstance(rec, dict) and rec.get("step", 0) <= self.step:
                 keep.append(line)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(k + "\n" for k in keep))
-        os.replace(tmp, path)
+        write_bytes_atomic(path, "".join(k + "\n" for k in keep).encode("utf-8"))
 
     # ------------------------------------------------------------------ main loop
     def fit(self) -> str:
