@@ -68,7 +68,7 @@ def new_model(config: ArchConfig, attributes, classifier_config: Optional[ArchCo
 def default_model_path() -> Path:
     """The model embedded with the application (works from source and inside the frozen app)."""
     import resources
-    return Path(resources.__file__).resolve().parent / "models" / "default.fader"
+    return resources.default_model_path()
 
 
 def _metadata(model: FaderModel) -> dict:

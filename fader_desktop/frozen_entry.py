@@ -118,7 +118,7 @@ def install_smoke_test(has_images: bool) -> None:
         QTimer.singleShot(int(timeout * 1000), lambda: (report.update(timeout_s=timeout), finish("timeout", 3)))
         model = kwargs.get("model", args[0] if args else None)
         last = getattr(getattr(window, "settings", None), "last_model", None)
-        from core.model_file import default_model_path
+        from resources import default_model_path  # torch-free, as the window itself
         if not (model or default_model_path().is_file() or (last and os.path.isfile(last))):
             state["model"] = True  # no model to wait for: the window starts empty
             report["model"] = None

@@ -98,6 +98,8 @@ class MainWindow(QMainWindow):
         self._busy = False
         self._export_index: dict = {}   # export path -> undo index when it was requested
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
+        self._painted = False
+        self._after_first_paint: list = []
         self.last_render_ms: Optional[float] = None
 
         self.setWindowTitle(APP_TITLE)
@@ -351,9 +353,31 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # startup
     # ------------------------------------------------------------------------------------------
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            QTimer.singleShot(0, self._run_after_first_paint)
+
+    def _run_after_first_paint(self) -> None:
+        jobs, self._after_first_paint = self._after_first_paint, []
+        for job in jobs:
+            job()
+
     def start(self, model=None, images=()) -> None:
-        """Load the model (argument, else last used, else the embedded default) and open images."""
-        from core.model_file import default_model_path
+        """Load the model (argument, else last used, else the embedded default) and open images.
+
+        A shown window does this after its first paint: loading a model starts torch in the
+        worker thread, and loading torch's libraries holds the GIL for ~2 s, which would keep
+        the window blank until then.
+        """
+        if self.isVisible() and not self._painted:
+            self._after_first_paint.append(lambda: self._start(model, images))
+        else:
+            self._start(model, images)
+
+    def _start(self, model, images) -> None:
+        from resources import default_model_path  # not core.model_file, which imports torch
         path = None
         if model:
             path = Path(model)

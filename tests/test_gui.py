@@ -6,6 +6,8 @@ the window's own hooks (show_error / ask_confirm), nothing of ours is mocked.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -307,3 +309,46 @@ def test_batch_export_menu_opens_dialog_with_the_changed_faders(editor, qtbot, m
     qtbot.waitUntil(lambda: w.undo_stack.count() == 1, timeout=TIMEOUT)
     w.act_batch.trigger()
     assert len(shown) == 1 and set(shown[0]) == {"Smiling"}
+
+
+FIRST_PAINT_SCRIPT = r"""
+import json, os, sys
+from PySide6.QtCore import QEvent, QObject, QTimer
+from fader_desktop.app import make_application
+app = make_application()
+from fader_desktop.main_window import MainWindow
+from fader_desktop.settings import Settings
+w = MainWindow(Settings())
+seen = {}
+class Watch(QObject):
+    def eventFilter(self, obj, ev):
+        if ev.type() == QEvent.Type.Paint and "paint" not in seen:
+            seen["paint"] = "torch" in sys.modules
+        return False
+watch = Watch()
+w.installEventFilter(watch)
+w.modelChanged.connect(lambda info: (seen.setdefault("model", info.name), app.quit()))
+w.show()
+w.start(model=sys.argv[1])
+seen["after_start"] = "torch" in sys.modules
+QTimer.singleShot(120000, app.quit)
+app.exec()
+print(json.dumps(seen))
+"""
+
+
+def test_window_paints_before_torch_loads_and_then_loads_the_model(tiny_model_path, tmp_path):
+    """Loading torch's libraries holds the GIL for seconds: the window must be painted first."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               XDG_DATA_HOME=str(tmp_path / "data"))
+    out = subprocess.run([sys.executable, "-c", FIRST_PAINT_SCRIPT, str(tiny_model_path)], env=env,
+                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["after_start"] is False  # start() on a shown window does not import torch
+    assert seen["paint"] is False        # the first paint happened before torch was imported
+    assert seen["model"]                 # and the model was loaded afterwards

@@ -129,8 +129,11 @@ def test_spec_names_every_resource(spec):
 def test_default_model_path_matches_bundle_layout(spec):
     """default_model_path() is <dir of resources/__init__>/models/default.fader: the spec puts models/ there."""
     import core.model_file as mf
-    src = inspect_source(mf.default_model_path)
-    assert "resources.__file__" in src and '"models"' in src and '"default.fader"' in src
+    import resources
+    expected = Path(resources.__file__).resolve().parent / "models" / "default.fader"
+    assert mf.default_model_path() == resources.default_model_path() == expected
+    src = inspect_source(resources.default_model_path)
+    assert "__file__" in src  # located relative to the package, never to the working directory
     assert "resources" in spec["HIDDEN_IMPORTS"]
 
 
