@@ -156,12 +156,13 @@ def _adam_kwargs(device) -> dict:
 @torch.no_grad()
 def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndarray, device,
              lat_dis=None, n_skip: int = 0, batch: int = 64, autocast_dtype=None,
-             at_range_ends: bool = False) -> dict:
+             at_range_ends: bool = False, strength: float = 1.0) -> dict:
     """Reconstruction MSE/PSNR, latent-discriminator accuracy, swap accuracy and "others unchanged"
     on (images, labels) — uint8 (N,S,S,3) and (N,k) value indices.
 
     `at_range_ends`: a binary swap sets the slider to the end of the attribute's recommended range
-    (the most a user can ask for) instead of alpha = 1 - y.
+    (the most a user can ask for) instead of alpha = 1 - y. `strength` S: a binary swap sets the
+    slider to S (requested "yes") or 1 - S (requested "no"); 1 is the plain swap.
     """
     ae_mode = ae.training
     ae.eval()
@@ -202,10 +203,11 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
                 y2 = y.clone()
                 y2[:, j] = (y[:, j] + shift) % a.n
                 code = code_from_indices(y2, attrs)
-                if at_range_ends and a.is_binary:
+                if (at_range_ends or strength != 1.0) and a.is_binary:
                     off = sum(b.n for b in attrs[:j])
-                    alpha = torch.where(y2[:, j] == 1, torch.tensor(a.range[1], device=code.device),
-                                        torch.tensor(a.range[0], device=code.device)).to(code.dtype)
+                    hi, lo = (a.range[1], a.range[0]) if at_range_ends else (strength, 1.0 - strength)
+                    alpha = torch.where(y2[:, j] == 1, torch.tensor(hi, device=code.device),
+                                        torch.tensor(lo, device=code.device)).to(code.dtype)
                     code[:, off] = 1 - alpha
                     code[:, off + 1] = alpha
                 with ctx:
@@ -312,6 +314,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     p.add_argument("--at-range-ends", action="store_true",
                    help="swap binary attributes to the ends of their slider ranges instead of 1 - y")
+    p.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="swap binary attributes to slider value S (yes) or 1 - S (no); default 1 = 1 - y")
     return p
 
 
@@ -321,7 +325,8 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def measure_model(model_path, data, classifier_path=None, val_size=None, align=False, device="auto",
-                  cache_dir=None, seed: int = 0, progress: bool = False, at_range_ends: bool = False) -> dict:
+                  cache_dir=None, seed: int = 0, progress: bool = False, at_range_ends: bool = False,
+                  strength: float = 1.0) -> dict:
     """Open a model and data, build/open the cache, and evaluate on the validation split."""
     from core.engine import resolve_device
     from core.model_file import load_model
@@ -347,8 +352,10 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     labels = ds.labels[val_idx][keep]
     ae = model.autoencoder.to(dev).to(memory_format=torch.channels_last)
     t0 = time.time()
-    res = evaluate(ae, clf_model.classifier.to(dev), attrs, images, labels, dev, at_range_ends=at_range_ends)
-    res["swap_protocol"] = "slider at the range end" if at_range_ends else "alpha = 1 - y"
+    res = evaluate(ae, clf_model.classifier.to(dev), attrs, images, labels, dev, at_range_ends=at_range_ends,
+                   strength=strength)
+    res["swap_protocol"] = ("slider at the range end" if at_range_ends else "alpha = 1 - y" if strength == 1.0
+                            else f"slider at {strength:g} (yes) / {1 - strength:g} (no)")
     res.update({"model": str(model_path), "data": ds.description, "split": _split_name(ds, val_idx),
                 "skipped": cache.skipped, "seconds": round(time.time() - t0, 1),
                 "classifier": str(classifier_path or model_path)})
@@ -366,12 +373,16 @@ def main(argv: Optional[list] = None) -> int:
     """Entry point of `python -m training.evaluation`."""
     args = _parser().parse_args(argv)
     try:
+        if args.at_range_ends and args.strength != 1.0:
+            raise FaderError("give either --at-range-ends or --strength, not both")
+        if not 0.0 < args.strength <= 20.0:
+            raise FaderError(f"--strength must be in (0, 20], got {args.strength}")
         if args.val_size is not None and args.val_size < 1:
             raise FaderError(f"--val-size must be a positive integer, got {args.val_size}")
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
         res = measure_model(args.model, args.data, args.classifier, args.val_size, args.align,
                             args.device, args.cache_dir, args.seed, progress=_tty(),
-                            at_range_ends=args.at_range_ends)
+                            at_range_ends=args.at_range_ends, strength=args.strength)
     except FaderError as e:
         print(f"python -m training.evaluation: error: {e}", file=sys.stderr)
         return 2
