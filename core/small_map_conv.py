@@ -34,9 +34,11 @@ class SmallMapConv2d(nn.Conv2d):
         if ho < 1 or wo < 1 or ho * wo > MAX_GEMM_OUTPUT_PIXELS:
             return super().forward(x)
         o = self.out_channels
+        w_ = self.weight
+        # (For a 1x1 output only the taps on the input matter, but slicing them out of the weight
+        # is a strided copy each call that cost more than the GEMM it saves; measured.)
         k = kh * kw
         cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # (n, c*k, L)
-        w_ = self.weight
         if w_.is_contiguous(memory_format=torch.channels_last) and not w_.is_contiguous():
             # Read channels-last weights as (o, kh*kw*c) views, so that the weight gradient comes
             # back in the parameter's own layout (no strided copy of it per step).

@@ -181,6 +181,16 @@ def atomic_torch_save(obj, path: Path) -> None:
         torch.save(obj, f)
 
 
+def _match_state_layout(opt: torch.optim.Optimizer) -> None:
+    """Give optimizer state tensors their parameter's memory layout (a checkpoint written when a
+    network was channels-last, resumed now that it is not): fused Adam would otherwise copy them
+    to the parameter's layout and back at every step."""
+    for p, st in opt.state.items():
+        for k, v in list(st.items()):
+            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 def init_from_model(model: FaderModel, attrs: Sequence[Attribute], arch: ArchConfig) -> AutoEncoder:
     """A new auto-encoder for `attrs` initialised from `model` (fine-tuning).
 
@@ -278,11 +288,13 @@ class Trainer:
         self.channels_last = channels_last
         cl = torch.channels_last if channels_last else torch.contiguous_format
 
-        def net(m):
-            return use_small_map_convs(m).to(dev).to(memory_format=cl)
+        def net(m, fmt=cl):
+            return use_small_map_convs(m).to(dev).to(memory_format=fmt)
 
         self.ae = net(init_ae if init_ae is not None else AutoEncoder(arch))
-        self.lat_dis = net(LatentDiscriminator(arch)) if cfg.n_lat_dis else None
+        # The latent discriminator sees only the latent map (a few pixels), where its convolutions
+        # are matrix products: channels-last weights would only make fused Adam copy them.
+        self.lat_dis = net(LatentDiscriminator(arch), torch.contiguous_format) if cfg.n_lat_dis else None
         self.ptc_dis = net(PatchDiscriminator(arch)) if cfg.n_ptc_dis else None
         self.clf_dis = net(Classifier(classifier_config(arch.img_size, arch.n_attr))) if cfg.n_clf_dis else None
         self.classifier = net(classifier).eval() if classifier is not None else None
@@ -469,6 +481,9 @@ class Trainer:
                 m.load_state_dict(ck[key])
         ld(self.ae, "ae"); ld(self.lat_dis, "lat_dis"); ld(self.ptc_dis, "ptc_dis"); ld(self.clf_dis, "clf_dis")
         ld(self.opt_ae, "opt_ae"); ld(self.opt_lat, "opt_lat"); ld(self.opt_ptc, "opt_ptc"); ld(self.opt_clf, "opt_clf")
+        for opt in (self.opt_ae, self.opt_lat, self.opt_ptc, self.opt_clf):
+            if opt is not None:
+                _match_state_layout(opt)
         if ck.get("classifier") is not None:
             if self.classifier is None:
                 self.classifier = use_small_map_convs(Classifier(classifier_config(self.arch.img_size, self.arch.n_attr)))
