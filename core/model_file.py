@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .atomic_write import atomic_path
+from .atomic_write import write_bytes_atomic
 from .attributes import Attribute
 from .errors import ModelFileError
 from .networks import ArchConfig, AutoEncoder, Classifier
@@ -91,7 +91,7 @@ def _metadata(model: FaderModel) -> dict:
 
 def save_model(model: FaderModel, path, half: bool = False) -> None:
     """Write the model atomically (temp file + rename). `half` stores float tensors as float16."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     from safetensors import SafetensorError
     path = Path(path)
     tensors = {}
@@ -106,8 +106,8 @@ def save_model(model: FaderModel, path, half: bool = False) -> None:
     header = {"fader_meta": json.dumps(_metadata(model), sort_keys=True)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=header)
+        # Serialised in memory and written by us: safetensors' own save_file creates files 0600.
+        write_bytes_atomic(path, save(tensors, metadata=header))
     except OSError as e:
         raise ModelFileError(f"{path}: cannot write model file: {e.strerror or e}") from e
     except SafetensorError as e:  # safetensors reports its own I/O failures (disk full, ...) this way

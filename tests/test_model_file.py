@@ -139,13 +139,26 @@ def test_failed_save_keeps_old_file(good, tmp_path, monkeypatch):
     shutil.copy(good, target)
     before = target.read_bytes()
 
-    import safetensors.torch as st
+    import core.atomic_write
+    real_fdopen = core.atomic_write.os.fdopen
 
-    def partial_write(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"\0" * 100)
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(st, "save_file", partial_write)
+    class FullDisk:
+        """The file the writer gets: 100 bytes fit, then the disk is full."""
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(bytes(data[:100]))
+            self.f.flush()
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(core.atomic_write.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
     with pytest.raises(ModelFileError, match=rf"{target}: cannot write model file: No space left on device"):
         save_model(model, target)
     assert target.read_bytes() == before
@@ -163,11 +176,15 @@ def test_save_into_missing_or_unwritable_folder(good, tmp_path, monkeypatch):
     shutil.copy(good, ro / "m.fader")
     before = (ro / "m.fader").read_bytes()
     if os.geteuid() == 0:  # root ignores permissions: simulate the refusal the OS would give
-        import safetensors.torch
+        import core.atomic_write
 
-        def denied(*a, **k):
-            raise PermissionError(13, "Permission denied")
-        monkeypatch.setattr(safetensors.torch, "save_file", denied)
+        real_open = core.atomic_write.os.open
+
+        def denied(path, *a, **k):
+            if Path(path).parent == ro:
+                raise PermissionError(13, "Permission denied")
+            return real_open(path, *a, **k)
+        monkeypatch.setattr(core.atomic_write.os, "open", denied)
     else:
         ro.chmod(0o555)
     try:
@@ -362,3 +379,14 @@ def test_classifier_tensors_without_classifier_architecture(good, tmp_path):
     ok = _rewrite(good, tmp_path / "no_clf.fader", meta_fn=_set("classifier_architecture", None),
                   tensors_fn=lambda t: {k: v for k, v in t.items() if not k.startswith("classifier.")})
     assert load_model(ok).classifier is None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_saved_model_gets_normal_file_permissions(good, tmp_path):
+    import stat
+    old = os.umask(0o022)
+    try:
+        save_model(load_model(good), tmp_path / "shared.fader", half=True)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared.fader").stat().st_mode) == 0o644  # not 0600: others may read it
