@@ -24,8 +24,10 @@
 # The best model by mean swap accuracy is exported to RUN/model.fader at every evaluation that
 # improves it; stage 2 stops by itself after MAX_MINUTES with the best model exported. The shipped
 # file is stage 3's best with the slider ranges of the model card, in float16:
-#   python scripts/set_slider_ranges.py runs/default64_stage3/model.fader Smiling=-1:2 Male=-1:2 \
-#       Young=-1.5:2.5 Eyeglasses=-1:2 Mouth_Slightly_Open=-1:2 --half --out resources/models/default.fader
+#   python scripts/set_model_metadata.py runs/default64_stage3/model.fader --half \
+#       --range Smiling=-1:2 --range Male=-1:2 --range Young=-1.5:2.5 --range Eyeglasses=-1:2 \
+#       --range Mouth_Slightly_Open=-1:2 --name "..." --description "..." --card resources/models/default.md \
+#       --training-data "..." --out resources/models/default.fader     (the exact strings: the model card)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}

@@ -1,10 +1,12 @@
-"""Set the recommended slider ranges stored in a .fader model (the window's and CLI's slider limits).
+"""Set the slider ranges and descriptive metadata stored in a .fader model (before shipping it).
 
-    python scripts/set_slider_ranges.py MODEL.fader Smiling=-1:2 Young=-1.5:2.5 ... [--out OUT.fader] [--half]
+    python scripts/set_model_metadata.py MODEL.fader [--range Smiling=-1:2 ...] [--name N]
+        [--description D] [--card PATH] [--training-data TEXT] [--out OUT.fader] [--half]
 
-Writes OUT (default: MODEL itself, replaced atomically) with the same networks and metadata and the
-new ranges. Ranges are chosen from measurements (`python -m training.evaluation --strength S`) and
-sweeps (`fader-desktop sweep`), see resources/models/default.md.
+Writes OUT (default: MODEL itself, replaced atomically) with the same networks and the changed
+metadata. The recommended slider ranges (the window's and the command line's fader limits) are
+chosen from measurements (`python -m training.evaluation --strength S`) and sweeps
+(`fader-desktop sweep`), see resources/models/default.md.
 """
 from __future__ import annotations
 
@@ -33,7 +35,12 @@ def parse_range(spec: str) -> tuple:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model")
-    p.add_argument("ranges", nargs="+", metavar="NAME=LO:HI")
+    p.add_argument("--range", action="append", default=[], metavar="NAME=LO:HI", dest="ranges",
+                   help="recommended slider range of an attribute (repeatable)")
+    p.add_argument("--name", help="the model's display name")
+    p.add_argument("--description", help="one-paragraph description")
+    p.add_argument("--card", help="path of its model card (informative)")
+    p.add_argument("--training-data", help="replace the training data description")
     p.add_argument("--out", help="output model (default: replace MODEL)")
     p.add_argument("--half", action="store_true", help="store float tensors as float16")
     a = p.parse_args(argv)
@@ -46,11 +53,17 @@ def main(argv=None) -> int:
                 raise FaderError(f"{a.model}: no attribute {name!r} (has {', '.join(by_name)})")
             i = by_name[name]
             model.attributes[i] = dataclasses.replace(model.attributes[i], range=rng)
+        for key in ("name", "description", "card"):
+            if getattr(a, key) is not None:
+                model.meta[key] = getattr(a, key)
+        if a.training_data is not None:
+            model.meta.setdefault("training", {})["data"] = a.training_data
         save_model(model, a.out or a.model, half=a.half)
     except FaderError as e:
-        print(f"set_slider_ranges: error: {e}", file=sys.stderr)
+        print(f"set_model_metadata: error: {e}", file=sys.stderr)
         return 2
-    print(", ".join(f"{x.name} {x.range[0]:g}..{x.range[1]:g}" for x in model.attributes))
+    print(f"{a.out or a.model}: {model.meta.get('name')}; ranges "
+          + ", ".join(f"{x.name} {x.range[0]:g}..{x.range[1]:g}" for x in model.attributes))
     return 0
 
 
