@@ -38,15 +38,22 @@ class SmallMapConv2d(nn.Conv2d):
         # (For a 1x1 output only the taps on the input matter, but slicing them out of the weight
         # is a strided copy each call that cost more than the GEMM it saves; measured.)
         k = kh * kw
-        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # (n, c*k, L)
+        if torch.get_num_threads() > 1:
+            # im2col as a view (pad, then sliding windows): F.unfold and its backward F.fold ran
+            # 1.1-2.4x slower with two threads than with one on these maps; this path's backward
+            # (unfold_backward) scales, but with one thread it is the slower of the two (measured).
+            win = F.pad(x, (pw, pw, ph, ph)).unfold(2, kh, sh).unfold(3, kw, sw)  # (n, c, ho, wo, kh, kw)
+        else:
+            win = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
+            win = win.reshape(n, c, kh, kw, ho, wo).permute(0, 1, 4, 5, 2, 3)   # same view layout
         if w_.is_contiguous(memory_format=torch.channels_last) and not w_.is_contiguous():
             # Read channels-last weights as (o, kh*kw*c) views, so that the weight gradient comes
             # back in the parameter's own layout (no strided copy of it per step).
             wm = w_.permute(0, 2, 3, 1).reshape(o, k * c)
-            cols = cols.reshape(n, c, k, ho * wo).permute(0, 3, 2, 1).reshape(n * ho * wo, k * c)
+            cols = win.permute(0, 2, 3, 4, 5, 1).reshape(n * ho * wo, k * c)
         else:
             wm = w_.reshape(o, c * k)
-            cols = cols.transpose(1, 2).reshape(n * ho * wo, c * k)
+            cols = win.permute(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k)
         # Weight on the left: its gradient (grad @ cols) then comes out contiguous in wm's
         # layout; with cols @ wm.t() it would come out transposed and be copied every step.
         out = torch.mm(wm, cols.t()).t()

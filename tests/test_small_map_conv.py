@@ -62,3 +62,24 @@ def test_other_convolutions_are_left_alone():
                       nn.ConvTranspose2d(4, 4, 4, 2, 1))
     use_small_map_convs(m)
     assert [type(x) for x in m] == [nn.Conv2d, nn.Conv2d, nn.ConvTranspose2d]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_both_im2col_paths_match_conv2d(threads):
+    """One thread uses F.unfold, several a strided view: both must give nn.Conv2d's results."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(threads)
+        ref = nn.Conv2d(16, 24, 4, 2, 1)
+        fast = use_small_map_convs(nn.Sequential(nn.Conv2d(16, 24, 4, 2, 1)))[0]
+        fast.load_state_dict(ref.state_dict())
+        for size in (2, 4):
+            x = torch.randn(3, 16, size, size, requires_grad=True)
+            xf = x.detach().clone().requires_grad_(True)
+            torch.testing.assert_close(fast(xf), ref(x), rtol=1e-4, atol=1e-4)
+            ref(x).sum().backward()
+            fast(xf).sum().backward()
+            torch.testing.assert_close(xf.grad, x.grad, rtol=1e-4, atol=1e-4)
+    finally:
+        torch.set_num_threads(old)
