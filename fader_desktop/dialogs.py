@@ -26,6 +26,15 @@ def browse_row(edit: QLineEdit, on_browse) -> QHBoxLayout:
     return row
 
 
+def action_buttons(dialog: QDialog, text: str) -> tuple:
+    """Cancel + one accepting button named `text`, wired to the dialog; returns (box, button)."""
+    box = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+    button = box.addButton(text, QDialogButtonBox.ButtonRole.AcceptRole)
+    box.accepted.connect(dialog.accept)
+    box.rejected.connect(dialog.reject)
+    return box, button
+
+
 class ExportDialog(QDialog):
     """Where and how to export: path, format, quality (JPEG/WebP), keep EXIF."""
 
@@ -57,11 +66,8 @@ class ExportDialog(QDialog):
         self.exif_check = QCheckBox("Keep the original's EXIF metadata (camera, date, …)")
         self.exif_check.setChecked(keep_exif)
         form.addRow("", self.exif_check)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.export_button = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons, self.export_button = action_buttons(self, "Export")
         self.export_button.setDefault(True)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(buttons)
@@ -158,10 +164,7 @@ class SweepDialog(QDialog):
                       "a GIF/MP4 plays the values back and forth.")
         note.setWordWrap(True)
         note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.ok = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons, self.ok = action_buttons(self, "Export")
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(note)
@@ -279,10 +282,7 @@ class ImportReferenceDialog(QDialog):
         for label, edit, fn in (("Checkpoint (.pth)", self.src, self._browse_src), ("Save as (.fader)", self.dst, self._browse_dst)):
             form.addRow(label, browse_row(edit, fn))
         form.addRow("Attributes", self.attrs)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.ok = buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons, self.ok = action_buttons(self, "Import")
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(buttons)
