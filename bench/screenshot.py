@@ -45,15 +45,17 @@ def main(argv=None) -> int:
     w = MainWindow(Settings())
     width, height = (int(v) for v in a.size.lower().split("x"))
     w.resize(width, height)
-    state = {"model": False, "photo": False, "gen": -1}
+    state = {"model": False, "photo": False, "gen": -1, "error": None}
     w.modelChanged.connect(lambda info: state.update(model=True))
     w.photoOpened.connect(lambda info: state.update(photo=True))
     w.previewUpdated.connect(lambda gen: state.update(gen=gen))
-    w.errorShown.connect(lambda title, msg: (print(f"error: {title}: {msg}", file=sys.stderr), sys.exit(1)))
+    w.errorShown.connect(lambda title, msg: state.update(error=f"{title}: {msg}"))
 
     def wait(cond, what: str, timeout: float = 120.0) -> None:
         t = time.monotonic()
         while not cond():
+            if state["error"]:  # raised here, not inside the Qt slot that reported it
+                raise SystemExit(f"error: {state['error']}")
             app.processEvents()
             time.sleep(0.01)
             if time.monotonic() - t > timeout:
