@@ -4,9 +4,9 @@ The latent discriminator and the classifiers end in 4x4/stride-2 convolutions th
 4x4 or 2x2 map to 2x2 or 1x1 with 256-512 channels. oneDNN handles these tiny maps badly: on
 this project's CPU their backward pass took over 40% of a training iteration (bench/train_speed.py
 profile), several times the cost of the same arithmetic done as one matrix product. Here such
-a convolution is computed as im2col + one GEMM. The parameters and the function are unchanged, so state
-dicts, the reference checkpoints and the model files are unaffected; results differ from
-``nn.Conv2d`` only by float rounding.
+a convolution is computed as im2col + one GEMM. The parameters and the function are unchanged,
+so state dicts, the reference checkpoints and the model files are unaffected; results differ
+from ``nn.Conv2d`` only by float rounding.
 """
 from __future__ import annotations
 
