@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from core.attributes import Attribute, attribute_code
-from core.model_file import load_model
+from core.model_file import FaderModel, load_model, save_model
 from core.networks import ArchConfig
 from training.cache import open_cache
 from training.datasets import open_dataset
@@ -197,9 +197,24 @@ def test_finetune_adds_an_attribute(celeba_sample, tmp_path):
         for male in (0.0, 1.0, 2.0):
             got = ae.decode(ae.encode(x), attribute_code(new_attrs, [{"Smiling": 1.0, "Male": male}] * 4))[-1]
             assert torch.allclose(got, want, atol=1e-5)
-    # through the CLI: a labeled folder of the new attribute; Smiling is labelled by the old classifier
+    # adding a skip connection: its decoder planes start at zero, so nothing changes at first
+    skip_arch = ArchConfig.from_dict({**old.config.to_dict(), "n_skip": 1})
+    ae_skip = init_from_model(old, old.attributes, skip_arch).eval()
+    with torch.no_grad():
+        got = ae_skip.decode(ae_skip.encode(x), attribute_code(old.attributes, [{"Smiling": 1.0}] * 4))[-1]
+    assert ae_skip.config.n_skip == 1 and torch.allclose(got, want, atol=1e-5)
+    two_arch = ArchConfig.from_dict({**old.config.to_dict(), "n_skip": 2})
+    two_skips = tmp_path / "two_skips.fader"
+    save_model(FaderModel(two_arch, old.attributes, init_from_model(old, old.attributes, two_arch),
+                          old.classifier, old.classifier_config, old.meta), two_skips)
     _need_celeba()
     data = _folder_from_celeba(tmp_path / "d", "Male", 40)
+    # a fine-tune can add skip connections but not remove them
+    r = _cli(["--data", str(data), "--init", str(two_skips),
+              "--n-skip", "1", "--steps", "5", "--out", str(tmp_path / "fewer"), "--quiet",
+              "--cache-dir", str(tmp_path / "cache")])
+    assert r.returncode == 2 and "can add skip connections, not remove them" in r.stderr
+    # through the CLI: a labeled folder of the new attribute; Smiling is labelled by the old classifier
     r = _cli(["--data", str(data), "--init", str(tmp_path / "old" / "model.fader"), "--steps", "10",
               "--eval-every", "10", "--classifier-steps", "5", "--out", str(tmp_path / "ft"), "--quiet",
               "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--val-size", "16"])

@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-layers", type=int, default=None, metavar="N", help="encoder/decoder layers (default log2(img_size)-2: a 4x4 latent like the reference's 256 px model)")
     g.add_argument("--init-fm", type=int, default=32, metavar="N", help="feature maps of the first encoder layer")
     g.add_argument("--max-fm", type=int, default=512, metavar="N", help="maximum feature maps")
-    g.add_argument("--n-skip", type=int, default=0, metavar="N", help="skip connections encoder->decoder")
+    g.add_argument("--n-skip", type=int, default=None, metavar="N",
+                   help="skip connections encoder->decoder (default 0; with --init, more than the model's "
+                        "adds skips whose decoder planes start at zero)")
     g.add_argument("--deconv-method", default="convtranspose", choices=["convtranspose", "upsampling", "pixelshuffle"], help="decoder upsampling")
     g.add_argument("--instance-norm", action="store_true", help="instance norm instead of batch norm")
     g.add_argument("--dec-dropout", type=float, default=0.0, metavar="P", help="dropout in the last decoder layers")
@@ -250,11 +252,16 @@ def run(argv=None, log=None) -> int:
         cfg.eval_every, cfg.ckpt_every, cfg.log_every = a.eval_every, a.ckpt_every, a.log_every
     else:
         if init_model is not None:
-            arch = ArchConfig.from_dict({**init_model.config.to_dict(), "n_attr": n_attr})
+            old_skip = init_model.config.n_skip
+            if a.n_skip is not None and a.n_skip < old_skip:
+                raise FaderError(f"--n-skip {a.n_skip}: the --init model has {old_skip} skip connections; "
+                                 "fine-tuning can add skip connections, not remove them")
+            n_skip = old_skip if a.n_skip is None else a.n_skip
+            arch = ArchConfig.from_dict({**init_model.config.to_dict(), "n_attr": n_attr, "n_skip": n_skip})
         else:
             n_layers = a.n_layers or max(1, int(math.log2(img_size)) - 2)
             arch = ArchConfig(img_size=img_size, init_fm=a.init_fm, max_fm=a.max_fm, n_layers=n_layers,
-                              n_skip=a.n_skip, deconv_method=a.deconv_method, instance_norm=a.instance_norm,
+                              n_skip=a.n_skip or 0, deconv_method=a.deconv_method, instance_norm=a.instance_norm,
                               dec_dropout=a.dec_dropout, lat_dis_dropout=a.lat_dis_dropout, hid_dim=a.hid_dim,
                               n_attr=n_attr)
         arch.validate()

@@ -195,8 +195,9 @@ def init_from_model(model: FaderModel, attrs: Sequence[Attribute], arch: ArchCon
     """A new auto-encoder for `attrs` initialised from `model` (fine-tuning).
 
     Every weight is copied; in the decoder layers' first convolution the input planes of the
-    attribute code are mapped by (attribute, value) and planes of new attributes/values start at
-    zero, so the fine-tuned model initially decodes exactly as the old one did.
+    attribute code are mapped by (attribute, value); planes of new attributes/values, and of skip
+    connections that `arch` adds, start at zero, so the fine-tuned model initially decodes exactly
+    as the old one did.
     """
     old = model.autoencoder
     new = AutoEncoder(arch)
@@ -231,6 +232,7 @@ def init_from_model(model: FaderModel, attrs: Sequence[Attribute], arch: ArchCon
         i, transposed = input_convs[key]
         dim = 0 if transposed else 1  # ConvTranspose weight is (in, out, k, k), Conv (out, in, k, k)
         has_skip = 0 < i <= arch.n_skip
+        had_skip = 0 < i <= model.config.n_skip
         h_planes = (t.shape[dim] - n_new) // (2 if has_skip else 1)
         w = torch.zeros_like(t)
 
@@ -243,7 +245,7 @@ def init_from_model(model: FaderModel, attrs: Sequence[Attribute], arch: ArchCon
         for nc, oc in col_map:
             if oc is not None:
                 put(slice(h_planes + nc, h_planes + nc + 1), slice(h_planes + oc, h_planes + oc + 1))
-        if has_skip:
+        if had_skip:  # a skip connection added by fine-tuning keeps its zero planes
             put(slice(h_planes + n_new, t.shape[dim]), slice(h_planes + n_old, src.shape[dim]))
         new_sd[key] = w
     new.load_state_dict(new_sd)
