@@ -66,12 +66,13 @@ def _lat_dis_accuracy(tr: Trainer) -> float:
     return float((pred.numpy() == tr.labels[tr.val_idx]).mean())
 
 
-def _run(sample, lam, steps, tmp_path):
+def _run(sample, lam, steps, tmp_path, amp="auto"):
     from training.trainer import BatchStream
     attrs, images, labels, tr_idx, va_idx = sample
     torch.manual_seed(0)
     arch = ArchConfig(n_attr=sum(a.n for a in attrs), **TINY)
-    cfg = TrainConfig(steps=steps, lambda_lat_dis=lam, lambda_schedule=steps // 2, lr=1e-3, log_every=25, seed=0)
+    cfg = TrainConfig(steps=steps, lambda_lat_dis=lam, lambda_schedule=steps // 2, lr=1e-3, log_every=25, seed=0,
+                      amp=amp)
     t = Trainer(arch, attrs, images, labels, tr_idx, va_idx, cfg, tmp_path, "cpu", progress=False)
     stream = BatchStream(images, labels, tr_idx, cfg.batch_size, cfg.seed, 0, True)
     recs = []
@@ -102,6 +103,37 @@ def test_training_lowers_reconstruction_and_fools_the_latent_discriminator(celeb
     assert acc0 > chance + 0.08, (acc0, chance)
     assert acc1 < acc0 - 0.05, (acc1, acc0, chance)
     assert abs(acc1 - chance) < abs(acc0 - chance)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_training(celeba_sample, tmp_path, amp):
+    """The autocast path CUDA takes by default (bf16, or fp16 with loss scaling), forced on the CPU."""
+    t, recs = _run(celeba_sample, 0.05, 100, tmp_path, amp=amp)
+    want = torch.bfloat16 if amp == "bf16" else torch.float16
+    assert t.amp_dtype == want
+    x = torch.zeros(2, 3, 32, 32).to(memory_format=torch.channels_last)
+    with t._autocast():
+        assert t.ae.encode(x)[-1].dtype == want  # the step really runs in half precision
+    assert recs[-1] < 0.6 * recs[0], recs
+    assert all(torch.isfinite(p).all() for p in t.ae.parameters())
+    assert all(p.dtype == torch.float32 for p in t.ae.parameters())  # fp32 master weights
+    from training.evaluation import train_classifier
+    attrs, images, labels, tr_idx, va_idx = celeba_sample
+    t.classifier = train_classifier(images, labels, tr_idx, va_idx, attrs, 20, "cpu", progress=False)[0].eval()
+    metrics = t.evaluate()  # under autocast too
+    assert 10 < metrics["psnr"] < 60 and 0 <= metrics["swap_mean"] <= 1
+    t.save_checkpoint()
+    ck = load_checkpoint(t.ckpt_path)
+    assert ck["config"]["amp"] == amp
+    if amp == "fp16":
+        scale = t.scalers["ae"].get_scale()
+        assert set(ck["scalers"]) == {"ae", "lat", "ptc", "clf"} and scale > 0
+        again = Trainer(t.arch, attrs, images, labels, tr_idx, va_idx, TrainConfig(**ck["config"]), tmp_path, "cpu",
+                        progress=False)
+        again.load_state(ck)
+        assert again.scalers["ae"].get_scale() == scale and again.step == t.step
+    else:
+        assert not t.scalers
 
 
 def _folder_from_celeba(root: Path, attr: str, n_per: int) -> Path:

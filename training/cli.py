@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint_last.pt (step count, optimizers, RNG); --steps may raise the total")
     g.add_argument("--init", default=None, metavar="MODEL", help="fine-tune from this .fader model (its attributes first; new attributes get zero-initialised decoder planes)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    g.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=None,
+                   help="mixed precision: auto (default) = bf16 autocast on CUDA where supported, else fp16 with "
+                        "loss scaling; none on CPU, where autocast is slower without AMX. bf16/fp16 force it on "
+                        "any device, off disables it; a resumed run keeps its own unless given")
     g.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads for torch (0 = all cores available)")
     g.add_argument("--seed", type=int, default=0, help="random seed")
     g.add_argument("--eval-every", type=int, default=1000, metavar="N", help="evaluate, write a preview and export the model if best every N steps")
@@ -273,6 +277,8 @@ def run(argv=None, log=None) -> int:
                           flip=not a.no_flip, seed=a.seed, eval_every=a.eval_every, ckpt_every=a.ckpt_every,
                           log_every=a.log_every, classifier_steps=a.classifier_steps, max_minutes=a.max_minutes,
                           psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
+    if a.amp is not None:
+        cfg.amp = a.amp
     if a.half_export:
         cfg.half_export = True
 

@@ -15,7 +15,7 @@ Adam(lr 2e-4, betas (0.5, 0.999)), gradient norms clipped to 5, batch 32, random
 
 Speed: channels-last tensors, fused Adam, no host synchronisation inside an iteration (losses are
 summed on the device and read every `log_every` steps), batches assembled by a background thread
-from the uint8 memmap, and on CUDA autocast (bf16, or fp16 with a GradScaler).
+from the uint8 memmap, and on CUDA autocast (bf16, or fp16 with a GradScaler; `amp` forces either anywhere).
 """
 from __future__ import annotations
 
@@ -83,11 +83,29 @@ class TrainConfig:
     psnr_drop: float = 3.0         # a checkpoint is eligible as "best" only within this many dB of the best PSNR seen
     half_export: bool = False
     threads: int = 0               # 0: all cores this process may use
+    amp: str = "auto"              # one of AMP_MODES; see amp_dtype()
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
         s = self.lambda_schedule
         return base if s == 0 else base * min(step, s) / s
+
+
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for an --amp mode on `device`, or None for plain fp32.
+
+    "auto" uses mixed precision on CUDA only: CPU autocast is slower than fp32 on CPUs without AMX.
+    """
+    if mode not in AMP_MODES:
+        raise FaderError(f"amp must be one of {', '.join(AMP_MODES)}, got {mode!r}")
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
 
 
 class BatchStream:
@@ -306,13 +324,11 @@ class Trainer:
         self.opt_lat = adam(self.lat_dis) if self.lat_dis is not None else None
         self.opt_ptc = adam(self.ptc_dis) if self.ptc_dis is not None else None
         self.opt_clf = adam(self.clf_dis) if self.clf_dis is not None else None
-        # Mixed precision on CUDA only: CPU autocast is slower than fp32 on CPUs without AMX.
-        self.amp_dtype = None
+        self.amp_dtype = amp_dtype(cfg.amp, dev)
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range.
         self.scalers = {}
-        if dev.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            if self.amp_dtype == torch.float16:
-                self.scalers = {k: torch.amp.GradScaler("cuda") for k in ("ae", "lat", "ptc", "clf")}
+        if self.amp_dtype == torch.float16:
+            self.scalers = {k: torch.amp.GradScaler(dev.type) for k in ("ae", "lat", "ptc", "clf")}
         self.step = 0
         self.batches = 0
         self.elapsed = 0.0
