@@ -137,7 +137,8 @@ def test_cache_reuse(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing", "one_value", "csv_unknown_file", "bad_attr", "bad_number",
-                                  "bad_size", "no_steps", "cuda", "celeba_attr"])
+                                  "bad_size", "no_steps", "cuda", "celeba_attr",
+                                  "clf_weight_attr", "clf_weight_value"])
 def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case):
     import torch
     good = _folders(tmp_path / "Smiling", n=3)
@@ -168,6 +169,10 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case):
     elif case == "celeba_attr":
         args[1] = str(_celeba(tmp_path / "celeba"))
         args += ["--attr", "Smiling,Wings"]
+    elif case == "clf_weight_attr":
+        args += ["--clf-weight", "Wings=2"]
+    elif case == "clf_weight_value":
+        args += ["--clf-weight", "Smiling=-1"]
     code = cli.main(args)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -191,3 +196,15 @@ def test_console_bad_option_and_help():
                 "--no-flip", "--classifier-steps", "--classifier", "--workers", "--seed", "--half-export",
                 "--max-minutes"):
         assert opt in h.stdout, opt
+
+
+def test_weighted_attribute_loss():
+    import torch
+    from core.attributes import Attribute
+    from training.evaluation import attr_loss
+    attrs = [Attribute("Smiling"), Attribute("Young")]
+    torch.manual_seed(0)
+    logits, y = torch.randn(8, 4), torch.randint(0, 2, (8, 2))
+    ce = [torch.nn.functional.cross_entropy(logits[:, 2 * j:2 * j + 2], y[:, j]) for j in range(2)]
+    assert torch.allclose(attr_loss(logits, y, attrs), ce[0] + ce[1])
+    assert torch.allclose(attr_loss(logits, y, attrs, weights=[1.0, 3.0]), ce[0] + 3 * ce[1])

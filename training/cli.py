@@ -94,12 +94,32 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lambda-ptc-dis", type=float, default=0.0, metavar="X", help="patch discriminator feedback weight")
     g.add_argument("--n-clf-dis", type=int, default=None, metavar="N", help="classifier discriminator steps per iteration (default 1 if --lambda-clf-dis > 0)")
     g.add_argument("--lambda-clf-dis", type=float, default=0.0, metavar="X", help="classifier discriminator feedback weight")
+    g.add_argument("--clf-weight", action="append", default=None, metavar="ATTR=W",
+                   help="multiply ATTR's term of the classifier loss by W (repeatable; default 1 each): "
+                        "more for an attribute the decoder changes too weakly")
     g.add_argument("--smooth-label", type=float, default=0.2, metavar="X", help="label smoothing of the patch discriminator's targets (as in the reference)")
 
     g = p.add_argument_group("evaluation classifier")
     g.add_argument("--classifier-steps", type=int, default=2000, metavar="N", help="steps to train the evaluation classifier before the model")
     g.add_argument("--classifier", default=None, metavar="PATH", help="use the classifier stored in this .fader file instead of training one")
     return p
+
+
+def _parse_clf_weights(items, names) -> dict:
+    from core.errors import FaderError
+    out = {}
+    for it in items:
+        name, sep, w = it.partition("=")
+        try:
+            v = float(w)
+        except ValueError:
+            v = float("nan")
+        if not sep or not math.isfinite(v) or v < 0:
+            raise FaderError(f"--clf-weight must be ATTR=W with W >= 0, got {it!r}")
+        if names is not None and name not in names:
+            raise FaderError(f"--clf-weight: {name!r} is not a trained attribute ({', '.join(names)})")
+        out[name] = v
+    return out
 
 
 def _check_numbers(a) -> None:
@@ -166,6 +186,8 @@ def run(argv=None, log=None) -> int:
     if a.resume and a.init:
         raise FaderError("--resume continues a run; --init starts a new one: give only one")
     _check_numbers(a)
+    if a.clf_weight:
+        _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
         a.n_clf_dis = 1 if a.lambda_clf_dis > 0 else 0
     device = resolve_device(a.device)
@@ -200,6 +222,8 @@ def run(argv=None, log=None) -> int:
         if pseudo and init_model.classifier is None:
             raise FaderError(f"--init: the data lacks {[x.name for x in pseudo]} and the model has no classifier to label them")
         order = [x.name for x in init_model.attributes] + [x.name for x in attrs if x.name not in {m.name for m in init_model.attributes}]
+    if a.clf_weight:
+        _parse_clf_weights(a.clf_weight, [x.name for x in attrs] + [x.name for x in pseudo])
     img_size = a.img_size or (init_model.image_size if init_model else (int(ck["arch"]["img_size"]) if ck else 64))
     if init_model is not None and img_size != init_model.image_size:
         raise FaderError(f"--img-size {img_size} differs from the --init model's {init_model.image_size}")
@@ -277,6 +301,8 @@ def run(argv=None, log=None) -> int:
                           flip=not a.no_flip, seed=a.seed, eval_every=a.eval_every, ckpt_every=a.ckpt_every,
                           log_every=a.log_every, classifier_steps=a.classifier_steps, max_minutes=a.max_minutes,
                           psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
+    if a.clf_weight is not None:
+        cfg.clf_weights = _parse_clf_weights(a.clf_weight, [x.name for x in attrs])
     if a.amp is not None:
         cfg.amp = a.amp
     if a.half_export:

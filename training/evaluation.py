@@ -54,10 +54,14 @@ def code_from_indices(y: torch.Tensor, attrs: Sequence[Attribute]) -> torch.Tens
     return code.scatter_(1, y + offsets, 1.0)
 
 
-def attr_loss(logits: torch.Tensor, y: torch.Tensor, attrs: Sequence[Attribute], smooth: float = 0.0) -> torch.Tensor:
-    """Sum over attributes of the cross-entropy of each attribute's logits block (reference get_attr_loss)."""
+def attr_loss(logits: torch.Tensor, y: torch.Tensor, attrs: Sequence[Attribute], smooth: float = 0.0,
+              weights: Optional[Sequence[float]] = None) -> torch.Tensor:
+    """Sum over attributes of the cross-entropy of each attribute's logits block (reference get_attr_loss).
+
+    `weights`: one factor per attribute on its term (the classifier loss's --clf-weight).
+    """
     ns = {a.n for a in attrs}
-    if len(ns) == 1:
+    if len(ns) == 1 and weights is None:
         # All attributes have the same number of values: one fused cross-entropy (mean * k = sum of means).
         n = ns.pop()
         k = len(attrs)
@@ -65,7 +69,8 @@ def attr_loss(logits: torch.Tensor, y: torch.Tensor, attrs: Sequence[Attribute],
     loss = 0
     start = 0
     for j, a in enumerate(attrs):
-        loss = loss + F.cross_entropy(logits[:, start:start + a.n], y[:, j], label_smoothing=smooth)
+        term = F.cross_entropy(logits[:, start:start + a.n], y[:, j], label_smoothing=smooth)
+        loss = loss + (term if weights is None else weights[j] * term)
         start += a.n
     return loss
 

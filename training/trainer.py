@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -84,6 +84,7 @@ class TrainConfig:
     half_export: bool = False
     threads: int = 0               # 0: all cores this process may use
     amp: str = "auto"              # one of AMP_MODES; see amp_dtype()
+    clf_weights: dict = field(default_factory=dict)  # attribute name -> factor on its classifier-loss term
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
@@ -324,6 +325,10 @@ class Trainer:
         self.opt_lat = adam(self.lat_dis) if self.lat_dis is not None else None
         self.opt_ptc = adam(self.ptc_dis) if self.ptc_dis is not None else None
         self.opt_clf = adam(self.clf_dis) if self.clf_dis is not None else None
+        unknown = set(cfg.clf_weights) - {a.name for a in self.attrs}
+        if unknown:
+            raise FaderError(f"clf_weights names attributes that are not trained: {sorted(unknown)}")
+        self._clf_weights = [float(cfg.clf_weights.get(a.name, 1.0)) for a in self.attrs] if cfg.clf_weights else None
         self.amp_dtype = amp_dtype(cfg.amp, dev)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range.
         self.scalers = {}
@@ -442,7 +447,7 @@ class Trainer:
                     if cfg.lambda_clf_dis:
                         ry = torch.stack([c.argmax(1) for c in torch.split(rnd, [a.n for a in self.attrs], 1)], 1)
                         loss = loss + cfg.lam(cfg.lambda_clf_dis, self.step) * \
-                            attr_loss(self.clf_dis(dec_f).float(), ry, self.attrs)
+                            attr_loss(self.clf_dis(dec_f).float(), ry, self.attrs, weights=self._clf_weights)
             self._optimize("ae", loss, self.ae, self.opt_ae)
         finally:
             for m in dis:
