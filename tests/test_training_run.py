@@ -165,7 +165,7 @@ def test_kill_9_then_resume_continues_exactly(tmp_path):
               "--lambda-schedule", "40", "--threads", "1", "--quiet", "--cache-dir", str(tmp_path / "cache"),
               "--val-size", "16"]
     # uninterrupted reference run
-    ref = _cli(common + ["--steps", "40", "--out", str(tmp_path / "ref")])
+    ref = _cli(common + ["--steps", "40", "--out", str(tmp_path / "ref"), "--keep-evals"])
     assert ref.returncode == 0, ref.stderr[-2000:]
     # the same run, killed -9 after a checkpoint past step 10, then resumed
     out = tmp_path / "run"
@@ -202,6 +202,11 @@ def test_kill_9_then_resume_continues_exactly(tmp_path):
     assert a["opt_ae"]["state"][0]["step"] == b["opt_ae"]["state"][0]["step"]
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [20, 40]
+    # --keep-evals: every evaluated state is a model file of its own
+    kept = sorted(p.name for p in (tmp_path / "ref").glob("model_step*.fader"))
+    assert kept == ["model_step0000020.fader", "model_step0000040.fader"]
+    assert load_model(tmp_path / "ref" / kept[1]).meta["training"]["steps"] == 40
+    assert not list(out.glob("model_step*.fader"))
     m = load_model(out / "model.fader")
     assert [x.name for x in m.attributes] == ["Smiling"] and m.classifier is not None
     assert (out / "preview_latest.png").is_file() and cv2.imread(str(out / "preview_latest.png")) is not None

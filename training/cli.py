@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval-every", type=int, default=1000, metavar="N", help="evaluate, write a preview and export the model if best every N steps")
     g.add_argument("--ckpt-every", type=int, default=500, metavar="N", help="write checkpoint_last.pt every N steps (and at exit)")
     g.add_argument("--log-every", type=int, default=50, metavar="N", help="read the losses (one device sync) every N steps")
+    g.add_argument("--keep-evals", action="store_true",
+                   help="also export the model at every evaluation as RUN_DIR/model_step<N>.fader, to choose "
+                        "another state than the best by swap accuracy")
     g.add_argument("--half-export", action="store_true", help="store model.fader tensors as float16")
     g.add_argument("--psnr-drop", type=float, default=3.0, metavar="DB",
                    help="a model is selected as best only if its PSNR is within DB of the run's best PSNR")
@@ -301,6 +304,8 @@ def run(argv=None, log=None) -> int:
                           flip=not a.no_flip, seed=a.seed, eval_every=a.eval_every, ckpt_every=a.ckpt_every,
                           log_every=a.log_every, classifier_steps=a.classifier_steps, max_minutes=a.max_minutes,
                           psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
+    if a.keep_evals:
+        cfg.keep_evals = True
     if a.clf_weight is not None:
         cfg.clf_weights = _parse_clf_weights(a.clf_weight, [x.name for x in attrs])
     if a.amp is not None:

@@ -85,6 +85,7 @@ class TrainConfig:
     threads: int = 0               # 0: all cores this process may use
     amp: str = "auto"              # one of AMP_MODES; see amp_dtype()
     clf_weights: dict = field(default_factory=dict)  # attribute name -> factor on its classifier-loss term
+    keep_evals: bool = False       # also export every evaluated state as model_step<N>.fader
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
@@ -534,13 +535,15 @@ class Trainer:
 
     def export(self, path: Path, metrics: dict) -> None:
         """Write the current auto-encoder (+ classifier) as a .fader model, atomically."""
-        ae = AutoEncoder(self.arch)
+        # Building the modules draws initial weights: keep that off the training RNG, so the
+        # batches and codes after an export are the same however many exports a run makes.
+        with torch.random.fork_rng(devices=[]):
+            ae = AutoEncoder(self.arch)
+            clf_cfg = classifier_config(self.arch.img_size, self.arch.n_attr) if self.classifier is not None else None
+            clf = Classifier(clf_cfg) if clf_cfg is not None else None
         ae.load_state_dict({k: v.detach().cpu() for k, v in self.ae.state_dict().items()})
         ae.eval()
-        clf = clf_cfg = None
-        if self.classifier is not None:
-            clf_cfg = classifier_config(self.arch.img_size, self.arch.n_attr)
-            clf = Classifier(clf_cfg)
+        if clf is not None:
             clf.load_state_dict({k: v.detach().cpu() for k, v in self.classifier.state_dict().items()})
             clf.eval()
         meta = json.loads(json.dumps(self.meta))
@@ -577,6 +580,8 @@ class Trainer:
         if is_best:
             self.best.update({"score": m["swap_mean"], "step": self.step, "metrics": metrics})
             self.export(self.run_dir / "model.fader", metrics)
+        if cfg.keep_evals:
+            self.export(self.run_dir / f"model_step{self.step:07d}.fader", metrics)
         grid_rows = np.sort(self.val_idx)[: cfg.preview_rows]
         grid = preview_grid(self.ae, self.attrs, self.images[grid_rows], self.labels[grid_rows], self.device)
         write_png(self.run_dir / f"preview_{self.step:07d}.png", grid)
