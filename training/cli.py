@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint_last.pt (step count, optimizers, RNG); --steps may raise the total")
     g.add_argument("--init", default=None, metavar="MODEL", help="fine-tune from this .fader model (its attributes first; new attributes get zero-initialised decoder planes)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    # The choices are training.trainer.AMP_MODES, spelled out so that --help does not import torch.
     g.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=None,
                    help="mixed precision: auto (default) = bf16 autocast on CUDA where supported, else fp16 with "
                         "loss scaling; none on CPU, where autocast is slower without AMX. bf16/fp16 force it on "
