@@ -138,7 +138,7 @@ def test_cache_reuse(tmp_path):
 
 @pytest.mark.parametrize("case", ["missing", "one_value", "csv_unknown_file", "bad_attr", "bad_number",
                                   "bad_size", "no_steps", "cuda", "celeba_attr",
-                                  "clf_weight_attr", "clf_weight_value"])
+                                  "clf_weight_attr", "clf_weight_value", "clf_blur", "edit_tv"])
 def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case):
     import torch
     good = _folders(tmp_path / "Smiling", n=3)
@@ -173,6 +173,10 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case):
         args += ["--clf-weight", "Wings=2"]
     elif case == "clf_weight_value":
         args += ["--clf-weight", "Smiling=-1"]
+    elif case == "clf_blur":
+        args += ["--clf-blur", "-1"]
+    elif case == "edit_tv":
+        args += ["--lambda-edit-tv", "nan"]
     code = cli.main(args)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -194,7 +198,7 @@ def test_console_bad_option_and_help():
                 "--n-layers", "--init-fm", "--max-fm", "--n-skip", "--deconv-method", "--instance-norm",
                 "--dec-dropout", "--n-ptc-dis", "--lambda-ptc-dis", "--lambda-clf-dis", "--smooth-label",
                 "--no-flip", "--classifier-steps", "--classifier", "--workers", "--seed", "--half-export",
-                "--max-minutes"):
+                "--max-minutes", "--clf-blur", "--lambda-edit-tv"):
         assert opt in h.stdout, opt
 
 

@@ -66,13 +66,13 @@ def _lat_dis_accuracy(tr: Trainer) -> float:
     return float((pred.numpy() == tr.labels[tr.val_idx]).mean())
 
 
-def _run(sample, lam, steps, tmp_path, amp="auto"):
+def _run(sample, lam, steps, tmp_path, amp="auto", **extra):
     from training.trainer import BatchStream
     attrs, images, labels, tr_idx, va_idx = sample
     torch.manual_seed(0)
     arch = ArchConfig(n_attr=sum(a.n for a in attrs), **TINY)
     cfg = TrainConfig(steps=steps, lambda_lat_dis=lam, lambda_schedule=steps // 2, lr=1e-3, log_every=25, seed=0,
-                      amp=amp)
+                      amp=amp, **extra)
     t = Trainer(arch, attrs, images, labels, tr_idx, va_idx, cfg, tmp_path, "cpu", progress=False)
     stream = BatchStream(images, labels, tr_idx, cfg.batch_size, cfg.seed, 0, True)
     recs = []
@@ -103,6 +103,38 @@ def test_training_lowers_reconstruction_and_fools_the_latent_discriminator(celeb
     assert acc0 > chance + 0.08, (acc0, chance)
     assert acc1 < acc0 - 0.05, (acc1, acc0, chance)
     assert abs(acc1 - chance) < abs(acc0 - chance)
+
+
+@torch.no_grad()
+def _edit_tv(tr: Trainer) -> float:
+    """Mean total variation of the edits (every attribute flipped, minus the reconstruction) on validation faces."""
+    from training.evaluation import code_from_indices, to_input
+    from training.trainer import total_variation
+    tr.ae.eval()
+    x = to_input(tr.images[tr.val_idx], "cpu")
+    y = torch.from_numpy(tr.labels[tr.val_idx]).long()
+    enc = tr.ae.encode(x)
+    rec = tr.ae.decode(enc, code_from_indices(y, tr.attrs))[-1]
+    edit = tr.ae.decode(enc, code_from_indices(1 - y, tr.attrs))[-1]
+    return float(total_variation(edit - rec))
+
+
+def test_edit_smoothness_options(celeba_sample, tmp_path):
+    """--lambda-edit-tv makes edits smoother; --clf-blur low-passes what the classifier discriminator sees."""
+    clf = dict(lambda_clf_dis=0.1, n_clf_dis=1)
+    plain, _ = _run(celeba_sample, 0.0, 120, tmp_path / "a", **clf)
+    smooth, recs = _run(celeba_sample, 0.0, 120, tmp_path / "b", lambda_edit_tv=0.5, **clf)
+    tv0, tv1 = _edit_tv(plain), _edit_tv(smooth)
+    assert tv1 < 0.7 * tv0, (tv1, tv0)
+    assert recs[-1] < 0.7 * recs[0], recs  # the penalty does not stop the auto-encoder learning
+    blurred, _ = _run(celeba_sample, 0.0, 5, tmp_path / "c", clf_blur=1.0, **clf)
+    from training.trainer import total_variation
+    noise = torch.rand(4, 3, 32, 32) * 2 - 1
+    assert total_variation(blurred._clf_view(noise)) < 0.3 * total_variation(noise)
+    flat = torch.full((1, 3, 32, 32), 0.25)
+    assert torch.allclose(blurred._clf_view(flat), flat)
+    assert plain._clf_view(noise) is noise
+    assert all(torch.isfinite(p).all() for p in blurred.clf_dis.parameters())
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

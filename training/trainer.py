@@ -35,6 +35,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 
 from core.atomic_write import atomic_file, write_bytes_atomic
 from core.attributes import Attribute
@@ -86,6 +87,8 @@ class TrainConfig:
     amp: str = "auto"              # one of AMP_MODES; see amp_dtype()
     clf_weights: dict = field(default_factory=dict)  # attribute name -> factor on its classifier-loss term
     keep_evals: bool = False       # also export every evaluated state as model_step<N>.fader
+    clf_blur: float = 0.0          # Gaussian blur sigma (px) on the classifier discriminator's inputs (0 = off)
+    lambda_edit_tv: float = 0.0    # weight of the total variation of (edited decode - reconstruction)
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
@@ -94,6 +97,11 @@ class TrainConfig:
 
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+def total_variation(d: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels of an NCHW batch (both directions summed)."""
+    return (d[..., 1:, :] - d[..., :-1, :]).abs().mean() + (d[..., :, 1:] - d[..., :, :-1]).abs().mean()
 
 
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
@@ -385,6 +393,18 @@ class Trainer:
         self._optimize("lat", loss, self.lat_dis, self.opt_lat)
         return loss.detach()
 
+    def _clf_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What the classifier discriminator sees: `x`, low-passed when clf_blur > 0.
+
+        Blurring both real and decoded images leaves the decoder nothing to gain from high-frequency
+        patterns a classifier can read (coloured speckle in place of glasses), and its gradient is smooth.
+        """
+        sigma = self.cfg.clf_blur
+        if not sigma:
+            return x
+        k = 2 * math.ceil(2 * sigma) + 1
+        return TF.gaussian_blur(x, [k, k], [sigma, sigma])
+
     def _random_code(self, y) -> torch.Tensor:
         """The reference flip_attributes(..., 'all'): every attribute set to a uniformly random value."""
         ns = torch.tensor([a.n for a in self.attrs], device=y.device)
@@ -410,7 +430,7 @@ class Trainer:
         """Train the classifier discriminator (used by the lambda_clf_dis term)."""
         self.clf_dis.train()
         with self._autocast():
-            loss = attr_loss(self.clf_dis(x).float(), y, self.attrs)
+            loss = attr_loss(self.clf_dis(self._clf_view(x)).float(), y, self.attrs)
         self._optimize("clf", loss, self.clf_dis, self.opt_clf)
         return loss.detach()
 
@@ -438,9 +458,11 @@ class Trainer:
                     flipped = (y + shift) % ns
                     adv = attr_loss(self.lat_dis(enc[-1 - self.n_skip]).float(), flipped, self.attrs)
                     loss = loss + lam * adv
-                if cfg.lambda_ptc_dis + cfg.lambda_clf_dis > 0:
+                if cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv > 0:
                     rnd = self._random_code(y)
                     dec_f = self.ae.decode(enc, rnd)[-1]
+                    if cfg.lambda_edit_tv:
+                        loss = loss + cfg.lambda_edit_tv * total_variation(dec_f.float() - dec[-1].float().detach())
                     if cfg.lambda_ptc_dis:
                         p = self.ptc_dis(dec_f).float()
                         loss = loss + cfg.lam(cfg.lambda_ptc_dis, self.step) * \
@@ -448,7 +470,8 @@ class Trainer:
                     if cfg.lambda_clf_dis:
                         ry = torch.stack([c.argmax(1) for c in torch.split(rnd, [a.n for a in self.attrs], 1)], 1)
                         loss = loss + cfg.lam(cfg.lambda_clf_dis, self.step) * \
-                            attr_loss(self.clf_dis(dec_f).float(), ry, self.attrs, weights=self._clf_weights)
+                            attr_loss(self.clf_dis(self._clf_view(dec_f)).float(), ry, self.attrs,
+                                      weights=self._clf_weights)
             self._optimize("ae", loss, self.ae, self.opt_ae)
         finally:
             for m in dis:
