@@ -42,6 +42,7 @@ class Straightforward:
     def __init__(self, arch, attrs, images, labels, seed=0):
         torch.manual_seed(seed)
         self.ae, self.lat_dis = AutoEncoder(arch), LatentDiscriminator(arch)
+        self.ae.split_code_planes = False  # the plain concatenation of the attribute planes
         self.opt_ae = torch.optim.Adam(self.ae.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_dis = torch.optim.Adam(self.lat_dis.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.attrs, self.images, self.labels = attrs, images, labels

@@ -208,3 +208,29 @@ def test_wrong_input_shapes_are_rejected():
     enc = ae.encode(torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError, match=r"expected attribute code \(1, 5\)"):
         ae.decode(enc, torch.zeros(1, 4))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_image_layer_code_split_matches_the_concatenation(channels_last):
+    """The image layer's precomputed code-plane pattern gives the plain cat's outputs and gradients."""
+    import torch
+    from core.networks import ArchConfig, AutoEncoder
+    torch.manual_seed(3)
+    ae = AutoEncoder(ArchConfig(img_size=32, init_fm=8, max_fm=32, n_layers=3, n_attr=4))
+    x = torch.randn(5, 3, 32, 32)
+    y = torch.tensor([[1., 0, 0, 1], [0, 1, 1, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0.3, 0.7, 2.0, -1.0]])
+    if channels_last:
+        ae = ae.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    outs, grads = [], []
+    for split in (True, False):
+        ae.split_code_planes = split
+        ae.zero_grad()
+        out = ae(x, y)[1][-1]
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in ae.parameters()])
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert outs[0].is_contiguous(memory_format=torch.channels_last) == channels_last

@@ -83,3 +83,27 @@ def test_both_im2col_paths_match_conv2d(threads):
             torch.testing.assert_close(xf.grad, x.grad, rtol=1e-4, atol=1e-4)
     finally:
         torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("k,s,p,size", [(4, 2, 1, 2), (4, 2, 1, 3), (3, 2, 0, 3), (4, 2, 0, 5), (5, 1, 2, 1), (2, 2, 0, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_one_pixel_outputs_use_only_the_live_taps_and_match_conv2d(k, s, p, size, channels_last):
+    """1x1 outputs read only the kernel taps over the input; padding, and input outside the window, must not count."""
+    torch.manual_seed(size + k)
+    ref = nn.Conv2d(12, 20, k, s, p)
+    fast = use_small_map_convs(nn.Sequential(nn.Conv2d(12, 20, k, s, p)))[0]
+    fast.load_state_dict(ref.state_dict())
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    ref.to(memory_format=fmt)
+    fast.to(memory_format=fmt)
+    x = torch.randn(3, 12, size, size).contiguous(memory_format=fmt)
+    xr, xf = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    yr, yf = ref(xr), fast(xf)
+    assert yf.shape == yr.shape == (3, 20, 1, 1)
+    torch.testing.assert_close(yf, yr, rtol=1e-4, atol=1e-4)
+    g = torch.randn_like(yr)
+    yr.backward(g)
+    yf.backward(g)
+    torch.testing.assert_close(xf.grad, xr.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-4)
