@@ -138,7 +138,7 @@ def test_cache_reuse(tmp_path):
 
 @pytest.mark.parametrize("case", ["missing", "one_value", "csv_unknown_file", "bad_attr", "bad_number",
                                   "bad_size", "no_steps", "cuda", "celeba_attr",
-                                  "clf_weight_attr", "clf_weight_value", "clf_blur", "edit_tv"])
+                                  "clf_weight_attr", "clf_weight_value", "clf_blur", "edit_tv", "edit_chroma"])
 def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case):
     import torch
     good = _folders(tmp_path / "Smiling", n=3)
@@ -177,6 +177,8 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case):
         args += ["--clf-blur", "-1"]
     elif case == "edit_tv":
         args += ["--lambda-edit-tv", "nan"]
+    elif case == "edit_chroma":
+        args += ["--lambda-edit-chroma", "-0.5"]
     code = cli.main(args)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -198,7 +200,7 @@ def test_console_bad_option_and_help():
                 "--n-layers", "--init-fm", "--max-fm", "--n-skip", "--deconv-method", "--instance-norm",
                 "--dec-dropout", "--n-ptc-dis", "--lambda-ptc-dis", "--lambda-clf-dis", "--smooth-label",
                 "--no-flip", "--classifier-steps", "--classifier", "--workers", "--seed", "--half-export",
-                "--max-minutes", "--clf-blur", "--lambda-edit-tv"):
+                "--max-minutes", "--clf-blur", "--lambda-edit-tv", "--lambda-edit-chroma"):
         assert opt in h.stdout, opt
 
 

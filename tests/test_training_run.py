@@ -109,24 +109,31 @@ def test_training_lowers_reconstruction_and_fools_the_latent_discriminator(celeb
 def _edit_tv(tr: Trainer) -> float:
     """Mean total variation of the edits (every attribute flipped, minus the reconstruction) on validation faces."""
     from training.evaluation import code_from_indices, to_input
-    from training.trainer import total_variation
+    from training.trainer import chroma, total_variation
     tr.ae.eval()
     x = to_input(tr.images[tr.val_idx], "cpu")
     y = torch.from_numpy(tr.labels[tr.val_idx]).long()
     enc = tr.ae.encode(x)
     rec = tr.ae.decode(enc, code_from_indices(y, tr.attrs))[-1]
     edit = tr.ae.decode(enc, code_from_indices(1 - y, tr.attrs))[-1]
-    return float(total_variation(edit - rec))
+    return float(total_variation(edit - rec)), float(chroma(edit - rec))
 
 
 def test_edit_smoothness_options(celeba_sample, tmp_path):
-    """--lambda-edit-tv makes edits smoother; --clf-blur low-passes what the classifier discriminator sees."""
+    """--lambda-edit-tv makes edits smoother, --lambda-edit-chroma greyer; --clf-blur low-passes what
+    the classifier discriminator sees."""
     clf = dict(lambda_clf_dis=0.1, n_clf_dis=1)
     plain, _ = _run(celeba_sample, 0.0, 120, tmp_path / "a", **clf)
     smooth, recs = _run(celeba_sample, 0.0, 120, tmp_path / "b", lambda_edit_tv=0.5, **clf)
-    tv0, tv1 = _edit_tv(plain), _edit_tv(smooth)
+    grey, recs_g = _run(celeba_sample, 0.0, 120, tmp_path / "d", lambda_edit_chroma=0.5, **clf)
+    (tv0, ch0), (tv1, _), (_, ch2) = _edit_tv(plain), _edit_tv(smooth), _edit_tv(grey)
     assert tv1 < 0.7 * tv0, (tv1, tv0)
-    assert recs[-1] < 0.7 * recs[0], recs  # the penalty does not stop the auto-encoder learning
+    assert ch2 < 0.7 * ch0, (ch2, ch0)
+    # the penalties do not stop the auto-encoder learning
+    assert recs[-1] < 0.7 * recs[0] and recs_g[-1] < 0.7 * recs_g[0], (recs, recs_g)
+    from training.trainer import chroma
+    grey_change = torch.rand(2, 1, 8, 8).expand(2, 3, 8, 8)
+    assert float(chroma(grey_change)) < 1e-6 and float(chroma(torch.rand(2, 3, 8, 8))) > 0.05
     blurred, _ = _run(celeba_sample, 0.0, 5, tmp_path / "c", clf_blur=1.0, **clf)
     from training.trainer import total_variation
     noise = torch.rand(4, 3, 32, 32) * 2 - 1

@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lambda-edit-tv", type=float, default=None, metavar="X",
                    help="weight of the total variation of an edit (decode with random attributes minus the "
                         "reconstruction; not in the reference; default 0): smooth, localised edits")
+    g.add_argument("--lambda-edit-chroma", type=float, default=None, metavar="X",
+                   help="weight of the colour part of an edit (its channels' deviation from their mean; not in "
+                        "the reference; default 0): against coloured blotches in place of real changes")
     g.add_argument("--smooth-label", type=float, default=0.2, metavar="X", help="label smoothing of the patch discriminator's targets (as in the reference)")
 
     g = p.add_argument_group("evaluation classifier")
@@ -145,7 +148,7 @@ def _check_numbers(a) -> None:
         pos(n, getattr(a, n))
     for n in ("max_minutes", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_schedule", "n_lat_dis",
               "n_ptc_dis", "lambda_ptc_dis", "lambda_clf_dis", "classifier_steps", "threads", "n_skip", "psnr_drop",
-              "n_clf_dis", "clf_blur", "lambda_edit_tv"):
+              "n_clf_dis", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma"):
         pos(n, getattr(a, n), allow_zero=True)
     for n in ("dec_dropout", "lat_dis_dropout"):
         v = getattr(a, n)
@@ -313,7 +316,7 @@ def run(argv=None, log=None) -> int:
                           psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
     if a.keep_evals:
         cfg.keep_evals = True
-    for n in ("clf_blur", "lambda_edit_tv"):
+    for n in ("clf_blur", "lambda_edit_tv", "lambda_edit_chroma"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
     if a.clf_weight is not None:

@@ -89,6 +89,7 @@ class TrainConfig:
     keep_evals: bool = False       # also export every evaluated state as model_step<N>.fader
     clf_blur: float = 0.0          # Gaussian blur sigma (px) on the classifier discriminator's inputs (0 = off)
     lambda_edit_tv: float = 0.0    # weight of the total variation of (edited decode - reconstruction)
+    lambda_edit_chroma: float = 0.0  # weight of the colour (chroma) part of that edit
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
@@ -97,6 +98,11 @@ class TrainConfig:
 
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+def chroma(d: torch.Tensor) -> torch.Tensor:
+    """Mean absolute deviation of each pixel's channels from their mean (0 for grey changes)."""
+    return (d - d.mean(1, keepdim=True)).abs().mean()
 
 
 def total_variation(d: torch.Tensor) -> torch.Tensor:
@@ -458,11 +464,15 @@ class Trainer:
                     flipped = (y + shift) % ns
                     adv = attr_loss(self.lat_dis(enc[-1 - self.n_skip]).float(), flipped, self.attrs)
                     loss = loss + lam * adv
-                if cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv > 0:
+                if cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv + cfg.lambda_edit_chroma > 0:
                     rnd = self._random_code(y)
                     dec_f = self.ae.decode(enc, rnd)[-1]
-                    if cfg.lambda_edit_tv:
-                        loss = loss + cfg.lambda_edit_tv * total_variation(dec_f.float() - dec[-1].float().detach())
+                    if cfg.lambda_edit_tv or cfg.lambda_edit_chroma:
+                        edit = dec_f.float() - dec[-1].float().detach()
+                        if cfg.lambda_edit_tv:
+                            loss = loss + cfg.lambda_edit_tv * total_variation(edit)
+                        if cfg.lambda_edit_chroma:
+                            loss = loss + cfg.lambda_edit_chroma * chroma(edit)
                     if cfg.lambda_ptc_dis:
                         p = self.ptc_dis(dec_f).float()
                         loss = loss + cfg.lam(cfg.lambda_ptc_dis, self.step) * \
