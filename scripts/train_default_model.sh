@@ -35,6 +35,9 @@ STAGE1=${STAGE1:-runs/default64_stage1}
 OUT=${OUT:-runs/default64}
 STAGE3=${STAGE3:-runs/default64_stage3}
 CHECK=${CHECK:-runs/default64_check_classifier}
+SKIP_PREFIX=${SKIP_PREFIX:-runs/default64_stage4_}
+GREY_STEPS=${GREY_STEPS:-800}
+GREY_CHROMA=${GREY_CHROMA:-0.5}
 MAX_MINUTES=${MAX_MINUTES:-60}
 THREADS=${THREADS:-2}
 PY=${PY:-.venv/bin/python}
@@ -59,6 +62,25 @@ mkdir -p "$STAGE1" "$OUT" "$STAGE3" "$CHECK"
   S3=(--steps 2400 --lambda-lat-dis 2e-3 --lambda-clf-dis 1e-2 --lambda-schedule 1200 --out "$STAGE3")
   if [ -f "$STAGE3/checkpoint_last.pt" ]; then S3+=(--resume); else S3+=(--init "$OUT/model.fader" --classifier "$OUT/model.fader"); fi
   "$PY" -m training.cli "${COMMON[@]}" "${S3[@]}" >>"$STAGE3/train.log" 2>&1
+  # Stage 4: the shipped model (see the model card). Skip-connection fine-tunes from stage 3's
+  # best, each from the last state of the one before (exported as model_last.fader).
+  fine_tune() {  # NAME INIT STEPS OPTION...
+    local dir=$SKIP_PREFIX$1 init=$2 steps=$3; shift 3
+    [ -f "$dir/model_last.fader" ] && return 0
+    mkdir -p "$dir"
+    local a=(--steps "$steps" --lambda-lat-dis 1e-4 --lambda-schedule 400 --eval-every 400
+             --classifier "$STAGE3/model.fader" --out "$dir" "$@")
+    if [ -f "$dir/checkpoint_last.pt" ]; then a+=(--resume); else a+=(--init "$init"); fi
+    "$PY" -m training.cli "${COMMON[@]}" "${a[@]}" >>"$dir/train.log" 2>&1
+    "$PY" -m training.cli --export-last --out "$dir" >>"$dir/train.log" 2>&1
+  }
+  fine_tune 1_skip "$STAGE3/model.fader" 1200 --n-skip 1 --lambda-clf-dis 1e-2
+  fine_tune 2_clf "${SKIP_PREFIX}1_skip/model_last.fader" 1200 --lambda-clf-dis 3e-2
+  fine_tune 3_young "${SKIP_PREFIX}2_clf/model_last.fader" 800 --lambda-clf-dis 3e-2 --clf-weight Young=3
+  fine_tune 4_smooth "${SKIP_PREFIX}3_young/model_last.fader" 800 --lambda-clf-dis 3e-2 --clf-weight Young=3 \
+      --clf-blur 1 --lambda-edit-tv 0.05
+  fine_tune 5_grey "${SKIP_PREFIX}4_smooth/model_last.fader" "$GREY_STEPS" --lambda-clf-dis 3e-2 --clf-weight Young=3 \
+      --clf-blur 1 --lambda-edit-tv 0.05 --lambda-edit-chroma "$GREY_CHROMA"
   if [ ! -f "$CHECK/model.fader" ]; then
     "$PY" -m training.cli "${COMMON[@]}" --n-layers 4 --init-fm 32 --max-fm 256 --steps 1 --seed 1 \
         --classifier-steps 800 --out "$CHECK" >>"$CHECK/train.log" 2>&1
