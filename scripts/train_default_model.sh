@@ -19,13 +19,17 @@
 #   classifier loss (--lambda-clf-dis 1e-2: decodes with random attribute values must be read as
 #   those values by a classifier trained alongside, never the evaluation classifier), 2,400 steps:
 #   swap accuracy 0.39 -> 0.89 within 1,200 steps, where stages 1-2 had plateaued at 0.35-0.39.
+# Stage 4 (runs/default64_stage4_*): five skip-connection fine-tunes from stage 3's best, each from
+#   the last state of the one before (docs/default_model/skip_connection_runs.md): add a skip
+#   connection at the reference's weak latent weight (1e-4), a stronger classifier loss, Young x3,
+#   then blur + edit total variation, then the edit colour penalty. The last one is shipped.
 # Check classifier (runs/default64_check_classifier): a second evaluation classifier (seed 1) that
 #   no training step ever used, for an independent reading of the swaps (model card).
 # The best model by mean swap accuracy is exported to RUN/model.fader at every evaluation that
 # improves it; stage 2 stops by itself after MAX_MINUTES with the best model exported. The shipped
-# file is stage 3's best with the slider ranges of the model card, in float16:
-#   python scripts/set_model_metadata.py runs/default64_stage3/model.fader --half \
-#       --range Smiling=-1:2 --range Male=-1:2 --range Young=-1.5:2.5 --range Eyeglasses=-1:2 \
+# file is stage 4's last state with the slider ranges of the model card, in float16:
+#   python scripts/set_model_metadata.py runs/default64_stage4_5_grey/model_last.fader --half \
+#       --range Smiling=-1:2 --range Male=-1:2 --range Young=-0.5:1.5 --range Eyeglasses=-1:2 \
 #       --range Mouth_Slightly_Open=-1:2 --name "..." --description "..." --card resources/models/default.md \
 #       --training-data "..." --out resources/models/default.fader     (the exact strings: the model card)
 set -euo pipefail
@@ -36,7 +40,7 @@ OUT=${OUT:-runs/default64}
 STAGE3=${STAGE3:-runs/default64_stage3}
 CHECK=${CHECK:-runs/default64_check_classifier}
 SKIP_PREFIX=${SKIP_PREFIX:-runs/default64_stage4_}
-GREY_STEPS=${GREY_STEPS:-800}
+GREY_STEPS=${GREY_STEPS:-1200}
 GREY_CHROMA=${GREY_CHROMA:-0.5}
 MAX_MINUTES=${MAX_MINUTES:-60}
 THREADS=${THREADS:-2}
@@ -86,4 +90,4 @@ mkdir -p "$STAGE1" "$OUT" "$STAGE3" "$CHECK"
         --classifier-steps 800 --out "$CHECK" >>"$CHECK/train.log" 2>&1
   fi
 ) </dev/null >/dev/null 2>&1 &
-echo "started pid $! -> $STAGE1, $OUT, $STAGE3, $CHECK (logs: train.log in each)"
+echo "started pid $! -> $STAGE1, $OUT, $STAGE3, ${SKIP_PREFIX}*, $CHECK (logs: train.log in each)"
