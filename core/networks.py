@@ -129,6 +129,7 @@ def build_layers(img_size, img_fm, init_fm, max_fm, n_layers, n_attr, n_skip,
 
 
 def _split_code_ok(conv: nn.Module, h: torch.Tensor) -> bool:
+    """Whether _conv_transpose_with_code computes this layer (the reference's 4x4/2 deconvolution, on CPU)."""
     return (h.device.type == "cpu" and type(conv) is nn.ConvTranspose2d and conv.bias is None
             and conv.kernel_size == (4, 4) and conv.stride == (2, 2) and conv.padding == (1, 1)
             and conv.output_padding == (0, 0) and conv.groups == 1 and conv.dilation == (1, 1))
@@ -140,8 +141,8 @@ def _conv_transpose_with_code(conv: nn.ConvTranspose2d, h: torch.Tensor, code: t
     The code planes are constant, so their part of the output is a fixed pattern per attribute
     value: conv of a one-hot plane batch (tiny), mixed per image by one matrix product. oneDNN's
     transposed convolution to 3 channels ran 1.3-2x faster on the 32 feature maps alone than on
-    the 42 maps with the planes (fwd + bwd, 64 px, measured), which is the point; the result is the same up
-    to float rounding, and the parameters are unchanged.
+    the 42 maps with the planes (fwd + bwd, 64 px, measured), which is the point. The result is
+    the same up to float rounding, and the parameters are unchanged.
     """
     ch, na = h.size(1), code.size(1)
     w_h, w_c = conv.weight.split([ch, na], 0)
