@@ -72,7 +72,7 @@ mkdir -p "$STAGE1" "$OUT" "$STAGE3" "$CHECK"
     local dir=$SKIP_PREFIX$1 init=$2 steps=$3; shift 3
     [ -f "$dir/model_last.fader" ] && return 0
     mkdir -p "$dir"
-    local a=(--steps "$steps" --lambda-lat-dis 1e-4 --lambda-schedule 400 --eval-every 400
+    local a=(--steps "$steps" --lambda-lat-dis 1e-4 --lambda-schedule 400
              --classifier "$STAGE3/model.fader" --out "$dir" "$@")
     if [ -f "$dir/checkpoint_last.pt" ]; then a+=(--resume); else a+=(--init "$init"); fi
     "$PY" -m training.cli "${COMMON[@]}" "${a[@]}" >>"$dir/train.log" 2>&1

@@ -214,3 +214,19 @@ def test_weighted_attribute_loss():
     ce = [torch.nn.functional.cross_entropy(logits[:, 2 * j:2 * j + 2], y[:, j]) for j in range(2)]
     assert torch.allclose(attr_loss(logits, y, attrs), ce[0] + ce[1])
     assert torch.allclose(attr_loss(logits, y, attrs, weights=[1.0, 3.0]), ce[0] + 3 * ce[1])
+
+
+def test_training_options_reach_the_run_config(tmp_path):
+    """--amp, --clf-weight, --clf-blur and the edit penalties end up in the checkpoint's config."""
+    from training.trainer import CHECKPOINT_NAME, load_checkpoint
+    data = _folders(tmp_path / "Smiling", n=4)
+    out = tmp_path / "run"
+    code = cli.main(["--data", str(data), "--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3",
+                     "--hid-dim", "16", "--steps", "2", "--classifier-steps", "2", "--val-size", "2",
+                     "--lambda-clf-dis", "0.01", "--clf-weight", "Smiling=2.5", "--clf-blur", "0.5",
+                     "--lambda-edit-tv", "0.1", "--lambda-edit-chroma", "0.2", "--amp", "off",
+                     "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    assert code == 0
+    c = load_checkpoint(out / CHECKPOINT_NAME)["config"]
+    assert (c["amp"], c["clf_weights"], c["clf_blur"], c["lambda_edit_tv"], c["lambda_edit_chroma"]) == \
+        ("off", {"Smiling": 2.5}, 0.5, 0.1, 0.2)

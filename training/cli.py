@@ -235,8 +235,8 @@ def run(argv=None, log=None) -> int:
         if pseudo and init_model.classifier is None:
             raise FaderError(f"--init: the data lacks {[x.name for x in pseudo]} and the model has no classifier to label them")
         order = [x.name for x in init_model.attributes] + [x.name for x in attrs if x.name not in {m.name for m in init_model.attributes}]
-    if a.clf_weight:
-        _parse_clf_weights(a.clf_weight, [x.name for x in attrs] + [x.name for x in pseudo])
+    clf_weights = _parse_clf_weights(a.clf_weight, [x.name for x in attrs] + [x.name for x in pseudo]) \
+        if a.clf_weight else None
     img_size = a.img_size or (init_model.image_size if init_model else (int(ck["arch"]["img_size"]) if ck else 64))
     if init_model is not None and img_size != init_model.image_size:
         raise FaderError(f"--img-size {img_size} differs from the --init model's {init_model.image_size}")
@@ -316,13 +316,11 @@ def run(argv=None, log=None) -> int:
                           psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
     if a.keep_evals:
         cfg.keep_evals = True
-    for n in ("clf_blur", "lambda_edit_tv", "lambda_edit_chroma"):
+    for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
-    if a.clf_weight is not None:
-        cfg.clf_weights = _parse_clf_weights(a.clf_weight, [x.name for x in attrs])
-    if a.amp is not None:
-        cfg.amp = a.amp
+    if clf_weights is not None:
+        cfg.clf_weights = clf_weights
     if a.half_export:
         cfg.half_export = True
 
