@@ -106,8 +106,8 @@ def test_training_lowers_reconstruction_and_fools_the_latent_discriminator(celeb
 
 
 @torch.no_grad()
-def _edit_tv(tr: Trainer) -> float:
-    """Mean total variation of the edits (every attribute flipped, minus the reconstruction) on validation faces."""
+def _edit_tv_and_chroma(tr: Trainer) -> tuple:
+    """Mean total variation and chroma of the edits (every attribute flipped, minus the reconstruction)."""
     from training.evaluation import code_from_indices, to_input
     from training.trainer import chroma, total_variation
     tr.ae.eval()
@@ -126,7 +126,7 @@ def test_edit_smoothness_options(celeba_sample, tmp_path):
     plain, _ = _run(celeba_sample, 0.0, 120, tmp_path / "a", **clf)
     smooth, recs = _run(celeba_sample, 0.0, 120, tmp_path / "b", lambda_edit_tv=0.5, **clf)
     grey, recs_g = _run(celeba_sample, 0.0, 120, tmp_path / "d", lambda_edit_chroma=0.5, **clf)
-    (tv0, ch0), (tv1, _), (_, ch2) = _edit_tv(plain), _edit_tv(smooth), _edit_tv(grey)
+    (tv0, ch0), (tv1, _), (_, ch2) = _edit_tv_and_chroma(plain), _edit_tv_and_chroma(smooth), _edit_tv_and_chroma(grey)
     assert tv1 < 0.7 * tv0, (tv1, tv0)
     assert ch2 < 0.7 * ch0, (ch2, ch0)
     # the penalties do not stop the auto-encoder learning
