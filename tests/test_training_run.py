@@ -236,8 +236,13 @@ def test_kill_9_then_resume_continues_exactly(tmp_path):
     a = load_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME)
     b = load_checkpoint(out / CHECKPOINT_NAME)
     assert a["step"] == b["step"] == 40 and a["batches"] == b["batches"]
-    for k, v in a["ae"].items():
-        assert torch.allclose(v.float(), b["ae"][k].float(), atol=1e-5), k
+    for net in ("ae", "lat_dis"):
+        for k, v in a[net].items():
+            assert torch.allclose(v.float(), b[net][k].float(), atol=1e-5), (net, k)
+    # Adam's moments are stored in the full convolution's shape (training/live_taps.py)
+    for i, p in enumerate(v for k, v in b["lat_dis"].items() if not k.endswith(("running_mean", "running_var",
+                                                                                "num_batches_tracked"))):
+        assert b["opt_lat"]["state"][i]["exp_avg"].shape == p.shape
     assert a["opt_ae"]["state"][0]["step"] == b["opt_ae"]["state"][0]["step"]
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [20, 40]

@@ -46,6 +46,7 @@ from core.small_map_conv import use_small_map_convs
 
 from .evaluation import (attr_loss, code_from_indices, classifier_config, evaluate, preview_grid,
                          to_input, write_png, _adam_kwargs)
+from .live_taps import optimizer_state_full, optimizer_state_live, use_live_taps
 
 CHECKPOINT_NAME = "checkpoint_last.pt"
 # Memory layout of activations and conv weights (measured with bench/train_speed.py).
@@ -331,6 +332,9 @@ class Trainer:
         # The latent discriminator sees only the latent map (a few pixels), where its convolutions
         # are matrix products: channels-last weights would only make fused Adam copy them.
         self.lat_dis = net(LatentDiscriminator(arch), torch.contiguous_format) if cfg.n_lat_dis else None
+        if self.lat_dis is not None:
+            s = self.lat_dis.conv_in_size
+            use_live_taps(self.lat_dis.conv_layers, (s, s))
         self.ptc_dis = net(PatchDiscriminator(arch)) if cfg.n_ptc_dis else None
         self.clf_dis = net(Classifier(classifier_config(arch.img_size, arch.n_attr))) if cfg.n_clf_dis else None
         self.classifier = net(classifier).eval() if classifier is not None else None
@@ -520,7 +524,8 @@ class Trainer:
             "best_metrics_json": json.dumps(self.best.get("metrics")),
             "ae": sd(self.ae), "lat_dis": sd(self.lat_dis), "ptc_dis": sd(self.ptc_dis), "clf_dis": sd(self.clf_dis),
             "classifier": sd(self.classifier),
-            "opt_ae": sd(self.opt_ae), "opt_lat": sd(self.opt_lat), "opt_ptc": sd(self.opt_ptc), "opt_clf": sd(self.opt_clf),
+            "opt_ae": sd(self.opt_ae), "opt_ptc": sd(self.opt_ptc), "opt_clf": sd(self.opt_clf),
+            "opt_lat": None if self.opt_lat is None else optimizer_state_full(self.opt_lat.state_dict(), self.lat_dis),
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
@@ -537,7 +542,9 @@ class Trainer:
             if m is not None and ck.get(key) is not None:
                 m.load_state_dict(ck[key])
         ld(self.ae, "ae"); ld(self.lat_dis, "lat_dis"); ld(self.ptc_dis, "ptc_dis"); ld(self.clf_dis, "clf_dis")
-        ld(self.opt_ae, "opt_ae"); ld(self.opt_lat, "opt_lat"); ld(self.opt_ptc, "opt_ptc"); ld(self.opt_clf, "opt_clf")
+        ld(self.opt_ae, "opt_ae"); ld(self.opt_ptc, "opt_ptc"); ld(self.opt_clf, "opt_clf")
+        if self.opt_lat is not None and ck.get("opt_lat") is not None:
+            self.opt_lat.load_state_dict(optimizer_state_live(ck["opt_lat"], self.lat_dis))
         for opt in (self.opt_ae, self.opt_lat, self.opt_ptc, self.opt_clf):
             if opt is not None:
                 _match_state_layout(opt)
