@@ -110,3 +110,67 @@ def test_other_input_sizes_give_a_clear_error():
     _, live = _pair()
     with pytest.raises(ValueError, match="built for 2x2 inputs, got 3x3"):
         live(torch.randn(1, 24, 3, 3))
+
+
+def test_trainer_checkpoints_keep_full_shapes_and_resume_exactly(tmp_path):
+    """Both discriminators that end 2x2 -> 1x1 (latent and classifier) train on live taps; a
+    checkpoint holds full-shape weights and Adam moments, and resuming from it continues the run."""
+    import numpy as np
+    from core.attributes import Attribute
+    from training.trainer import BatchStream, TrainConfig, Trainer
+
+    arch = ArchConfig(img_size=32, init_fm=8, max_fm=64, n_layers=3, hid_dim=32, n_attr=2)
+    attrs = [Attribute("Smiling")]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, (64, 1))
+    cfg = TrainConfig(steps=100, n_clf_dis=1, lambda_clf_dis=0.1, lambda_schedule=4, lr=1e-3, seed=0)
+
+    def trainer(name):
+        return Trainer(arch, attrs, images, labels, np.arange(48), np.arange(48, 64), cfg, tmp_path / name, "cpu",
+                       progress=False)
+
+    def run(t, start, n):
+        stream = BatchStream(images, labels, np.arange(48), 32, 0, start, True)
+        try:
+            for _ in range(n):
+                t.train_iteration(stream)
+        finally:
+            stream.close()
+
+    a = trainer("a")
+    assert any(isinstance(m, LiveTapConv2d) for m in a.lat_dis.modules())
+    assert any(isinstance(m, LiveTapConv2d) for m in a.clf_dis.modules())
+    run(a, 0, 3)
+    ck = a.state()
+    for net, opt in (("lat_dis", "opt_lat"), ("clf_dis", "opt_clf"), ("ae", "opt_ae")):
+        params = [v for k, v in ck[net].items()
+                  if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+        assert [s["exp_avg"].shape for s in ck[opt]["state"].values()] == [p.shape for p in params], net
+    b = trainer("b")
+    b.load_state(copy.deepcopy(ck))
+    run(a, 3 * 3, 2)  # 3 batches per iteration: latent dis, classifier dis, auto-encoder
+    torch.set_rng_state(ck["rng_cpu"])  # both trainers draw from torch's one global generator
+    run(b, 3 * 3, 2)
+    for net in ("ae", "lat_dis", "clf_dis"):
+        sa, sb = getattr(a, net).state_dict(), getattr(b, net).state_dict()
+        for k in sa:
+            torch.testing.assert_close(sb[k], sa[k], rtol=1e-5, atol=1e-6, msg=f"{net}.{k}")
+
+
+def test_train_classifier_returns_a_plain_classifier():
+    """The evaluation classifier trains on live taps but is handed back (and saved) as the plain network."""
+    import numpy as np
+    from core.attributes import Attribute
+    from core.networks import Classifier
+    from training.evaluation import train_classifier
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, (40, 1))
+    clf, acc = train_classifier(images, labels, np.arange(32), np.arange(32, 40), [Attribute("Smiling")], 3, "cpu",
+                                progress=False)
+    assert type(clf) is Classifier and len(acc) == 1
+    assert not any(isinstance(m, LiveTapConv2d) for m in clf.modules())
+    fresh = Classifier(clf.config)
+    fresh.load_state_dict(clf.state_dict())  # strict: same keys and shapes

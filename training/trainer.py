@@ -337,6 +337,8 @@ class Trainer:
             use_live_taps(self.lat_dis.conv_layers, (s, s))
         self.ptc_dis = net(PatchDiscriminator(arch)) if cfg.n_ptc_dis else None
         self.clf_dis = net(Classifier(classifier_config(arch.img_size, arch.n_attr))) if cfg.n_clf_dis else None
+        if self.clf_dis is not None:
+            use_live_taps(self.clf_dis.conv_layers, (arch.img_size, arch.img_size))
         self.classifier = net(classifier).eval() if classifier is not None else None
         kw = _adam_kwargs(dev)
         adam = lambda m: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), **kw)
@@ -524,13 +526,19 @@ class Trainer:
             "best_metrics_json": json.dumps(self.best.get("metrics")),
             "ae": sd(self.ae), "lat_dis": sd(self.lat_dis), "ptc_dis": sd(self.ptc_dis), "clf_dis": sd(self.clf_dis),
             "classifier": sd(self.classifier),
-            "opt_ae": sd(self.opt_ae), "opt_ptc": sd(self.opt_ptc), "opt_clf": sd(self.opt_clf),
-            "opt_lat": None if self.opt_lat is None else optimizer_state_full(self.opt_lat.state_dict(), self.lat_dis),
+            # Adam's state in the full convolutions' shapes (training/live_taps.py)
+            **{k: None if opt is None else optimizer_state_full(opt.state_dict(), m)
+               for k, (opt, m) in self._opts().items()},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "meta_json": json.dumps(self.meta),
         }
+
+    def _opts(self) -> dict:
+        """Checkpoint key -> (optimizer, the module whose parameters it updates)."""
+        return {"opt_ae": (self.opt_ae, self.ae), "opt_lat": (self.opt_lat, self.lat_dis),
+                "opt_ptc": (self.opt_ptc, self.ptc_dis), "opt_clf": (self.opt_clf, self.clf_dis)}
 
     def save_checkpoint(self) -> None:
         """Atomically write RUN_DIR/checkpoint_last.pt."""
@@ -542,9 +550,9 @@ class Trainer:
             if m is not None and ck.get(key) is not None:
                 m.load_state_dict(ck[key])
         ld(self.ae, "ae"); ld(self.lat_dis, "lat_dis"); ld(self.ptc_dis, "ptc_dis"); ld(self.clf_dis, "clf_dis")
-        ld(self.opt_ae, "opt_ae"); ld(self.opt_ptc, "opt_ptc"); ld(self.opt_clf, "opt_clf")
-        if self.opt_lat is not None and ck.get("opt_lat") is not None:
-            self.opt_lat.load_state_dict(optimizer_state_live(ck["opt_lat"], self.lat_dis))
+        for k, (opt, m) in self._opts().items():
+            if opt is not None and ck.get(k) is not None:
+                opt.load_state_dict(optimizer_state_live(ck[k], m))
         for opt in (self.opt_ae, self.opt_lat, self.opt_ptc, self.opt_clf):
             if opt is not None:
                 _match_state_layout(opt)
