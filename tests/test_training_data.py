@@ -60,6 +60,49 @@ def test_labeled_folders(tmp_path):
     assert list(va) == list(va2)  # deterministic hold-out
 
 
+def test_validation_split_survives_moving_the_data(tmp_path):
+    """The hold-out is chosen by the paths inside the data, not where the data lies."""
+    import shutil
+    a = _folders(tmp_path / "a" / "Eyeglasses", n=20)
+    b = tmp_path / "elsewhere" / "deeper" / "Eyeglasses"
+    shutil.copytree(a, b)
+    ds_a, ds_b = open_dataset(a), open_dataset(b)
+    va_a = [Path(ds_a.items[i].path).relative_to(a) for i in split_dataset(ds_a, val_size=8)[1]]
+    va_b = [Path(ds_b.items[i].path).relative_to(b) for i in split_dataset(ds_b, val_size=8)[1]]
+    assert va_a == va_b and len(va_a) == 8
+    assert split_dataset(ds_a, val_size=8, seed=1)[1].tolist() != split_dataset(ds_a, val_size=8)[1].tolist()
+    # the same for CelebA's split-1 subset (by image id)
+    c1, c2 = _celeba(tmp_path / "c1", n=30, present=range(1, 31)), tmp_path / "c2" / "x"
+    shutil.copytree(c1, c2)
+    names = [[Path(d.items[i].path).name for i in split_dataset(d, val_size=1)[1]]
+             for d in (open_dataset(c1), open_dataset(c2))]
+    assert names[0] == names[1]
+
+
+def test_evaluation_on_a_listed_set_of_images(tmp_path, capsys):
+    """`python -m training.evaluation --val-list FILE` measures exactly the listed images."""
+    import json
+    from conftest import make_tiny_model
+    from training import evaluation
+    model = make_tiny_model(tmp_path / "m.fader", attrs=(("Smiling", ("no", "yes"), (-1.0, 2.0)),
+                                                         ("Male", ("no", "yes"), (-1.0, 2.0))))
+    root = _celeba(tmp_path / "celeba", n=30, present=range(1, 31))
+    listed = tmp_path / "val_ids.txt"
+    listed.write_text("000002.jpg\n000006.jpg\n000007.jpg\n")  # a training image may be listed too
+    common = ["--model", str(model), "--data", str(root / "img_align_celeba"), "--cache-dir", str(tmp_path / "cache")]
+    assert evaluation.main(common + ["--val-list", str(listed), "--out", str(tmp_path / "r.json")]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["n_images"] == 3 and res["split"] == f"the 3 images listed in {listed}"
+    capsys.readouterr()
+    listed.write_text("000002.jpg\n000099.jpg\n000011.jpg\n")  # 99 is absent, 11 in the official test split
+    assert evaluation.main(common + ["--val-list", str(listed)]) == 2
+    assert "2 of its 3 images are not in the data" in capsys.readouterr().err
+    assert evaluation.main(common + ["--val-list", str(listed), "--val-size", "5"]) == 2
+    assert "either --val-size or --val-list" in capsys.readouterr().err
+    assert evaluation.main(common + ["--val-list", str(tmp_path / "none.txt")]) == 2
+    assert "cannot read the image list" in capsys.readouterr().err
+
+
 def test_multivalued_folders(tmp_path):
     root = _folders(tmp_path / "Hair", values=("black", "blond", "brown"), n=2)
     ds = open_dataset(root, "Hair")

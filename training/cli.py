@@ -335,7 +335,7 @@ def run(argv=None, log=None) -> int:
             "data": ds.description, "data_kind": ds.kind, "cache_key": cache.key,
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
             "validation": "CelebA split 1 (validation) images" if ds.kind == "celeba" and {ds.items[i].split for i in val_idx} == {1}
-            else "deterministic hold-out by hash of the file name",
+            else "deterministic hold-out by hash of the paths inside the data",
             "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
             "skipped": cache.skipped, "aligned_by": "face detection + alignment" if a.align else "input framing (CelebA crop)",
             "init": str(a.init) if a.init else None,

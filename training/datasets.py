@@ -311,10 +311,24 @@ def open_dataset(data: Sequence, attr_spec: Optional[str] = None) -> Dataset:
     return ds
 
 
+def split_key(ds: Dataset, path: str) -> str:
+    """What names an image for the validation split: its path inside the data (labeled folders:
+    relative to DATA; tables: relative to the table's folder; CelebA: the file name, its id), so that
+    moving, copying or re-mounting the data keeps the same split."""
+    p = Path(path)
+    if ds.kind == "celeba":
+        return p.name
+    base = Path(ds.roots[0]) if ds.kind == "folders" else Path(ds.roots[0]).parent
+    try:
+        return p.relative_to(base).as_posix()
+    except ValueError:  # a table row naming an image outside the table's folder
+        return p.name
+
+
 def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0) -> tuple:
     """(train indices, val indices). CelebA: split 0 trains and split 1 validates when present;
-    otherwise a deterministic hold-out (by a hash of the file name, so adding images elsewhere
-    does not reshuffle it) of `val_size` images (default 10%, at most 500)."""
+    otherwise a deterministic hold-out (by a hash of `split_key`, so adding images elsewhere or
+    moving the data does not reshuffle it) of `val_size` images (default 10%, at most 500)."""
     n = len(ds.items)
     splits = np.asarray([it.split for it in ds.items])
     if (splits == 1).any() and (splits == 0).any():
@@ -331,8 +345,19 @@ def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0) ->
     return np.sort(order[k:]), np.sort(order[:k])
 
 
+def listed_indices(ds: Dataset, names: Sequence[str], what: str) -> np.ndarray:
+    """Indices of the images whose `split_key` is in `names` (e.g. a model card's validation ids);
+    every listed image must be in the data."""
+    wanted = {n.strip() for n in names if n.strip()}
+    idx = np.asarray([i for i, it in enumerate(ds.items) if split_key(ds, it.path) in wanted], dtype=np.int64)
+    missing = len(wanted) - len({split_key(ds, ds.items[i].path) for i in idx})
+    if missing:
+        _err(f"{what}: {missing} of its {len(wanted)} images are not in the data")
+    return idx
+
+
 def _hash_order(ds: Dataset, idx: np.ndarray, seed: int) -> np.ndarray:
-    keys = [hashlib.sha1(f"{seed}:{Path(ds.items[i].path).name}:{ds.items[i].path}".encode()).hexdigest() for i in idx]
+    keys = [hashlib.sha1(f"{seed}:{split_key(ds, ds.items[i].path)}".encode()).hexdigest() for i in idx]
     return np.asarray(idx)[np.argsort(keys, kind="stable")]
 
 

@@ -322,6 +322,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="data source(s) as for fader-train (labeled folder, CSV table, CelebA folder); repeatable")
     p.add_argument("--classifier", help="a .fader file whose classifier is used instead of the model's own")
     p.add_argument("--val-size", type=int, default=None, help="use at most N validation images (default: all)")
+    p.add_argument("--val-list", default=None, metavar="FILE",
+                   help="measure on exactly these images: a text file with one per line (CelebA: file names; "
+                        "other data: paths inside the data folder), e.g. docs/default_model/val_ids.txt")
     p.add_argument("--align", action="store_true", help="detect and align faces (data that are ordinary photos)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--cache-dir", default=None, help="preprocessing cache folder (default ~/.cache/fader-desktop/training)")
@@ -341,12 +344,15 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def measure_model(model_path, data, classifier_path=None, val_size=None, align=False, device="auto",
                   cache_dir=None, seed: int = 0, progress: bool = False, at_range_ends: bool = False,
-                  strength: float = 1.0) -> dict:
-    """Open a model and data, build/open the cache, and evaluate on the validation split."""
+                  strength: float = 1.0, val_list=None) -> dict:
+    """Open a model and data, build/open the cache, and evaluate on the validation split (or on
+    the images named in the `val_list` file)."""
     from core.engine import resolve_device
     from core.model_file import load_model
     from .cache import open_cache
-    from .datasets import open_dataset, split_dataset
+    from .datasets import listed_indices, open_dataset, split_dataset
+    if val_list is not None and val_size is not None:
+        raise FaderError("give either --val-size or --val-list, not both")
     dev = resolve_device(device)
     model = load_model(model_path)
     clf_model = load_model(classifier_path) if classifier_path else model
@@ -359,7 +365,16 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     for a, b in zip(ds.attributes, attrs):
         if a.n != b.n:
             raise FaderError(f"attribute {a.name!r} has {a.n} values in the data but {b.n} in the model")
-    _, val_idx = split_dataset(ds, val_size, seed)
+    if val_list is not None:
+        try:
+            names = Path(val_list).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise FaderError(f"{val_list}: cannot read the image list ({e})") from None
+        val_idx = listed_indices(ds, names, str(val_list))
+        if len(val_idx) == 0:
+            raise FaderError(f"{val_list}: lists no images")
+    else:
+        _, val_idx = split_dataset(ds, val_size, seed)
     paths = [ds.items[i].path for i in val_idx]
     cache = open_cache(paths, model.image_size, align, cache_dir, progress=progress)
     keep = np.flatnonzero(cache.valid)
@@ -371,7 +386,8 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
                    strength=strength)
     res["swap_protocol"] = ("slider at the range end" if at_range_ends else "alpha = 1 - y" if strength == 1.0
                             else f"slider at {strength:g} (yes) / {1 - strength:g} (no)")
-    res.update({"model": str(model_path), "data": ds.description, "split": _split_name(ds, val_idx),
+    split = f"the {len(val_idx)} images listed in {val_list}" if val_list is not None else _split_name(ds, val_idx)
+    res.update({"model": str(model_path), "data": ds.description, "split": split,
                 "skipped": cache.skipped, "seconds": round(time.time() - t0, 1),
                 "classifier": str(classifier_path or model_path)})
     return res
@@ -381,7 +397,7 @@ def _split_name(ds, val_idx) -> str:
     splits = {ds.items[i].split for i in val_idx}
     if splits == {1}:
         return "CelebA split 1 (validation) images present in the data"
-    return "deterministic hold-out (hash of file names)"
+    return "deterministic hold-out (hash of the paths inside the data)"
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -397,7 +413,7 @@ def main(argv: Optional[list] = None) -> int:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
         res = measure_model(args.model, args.data, args.classifier, args.val_size, args.align,
                             args.device, args.cache_dir, args.seed, progress=_tty(),
-                            at_range_ends=args.at_range_ends, strength=args.strength)
+                            at_range_ends=args.at_range_ends, strength=args.strength, val_list=args.val_list)
     except FaderError as e:
         print(f"python -m training.evaluation: error: {e}", file=sys.stderr)
         return 2
