@@ -179,6 +179,30 @@ def test_cache_reuse(tmp_path):
     assert not c3.reused and c3.path != c1.path  # the size is part of the key
 
 
+def test_cache_on_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
+    """No space for the cache: a one-line error before any crop is written (a sparse memmap on a
+    full disk would otherwise die with SIGBUS), and no half-built cache left behind."""
+    import errno
+    import os
+    from core.errors import FaderError
+    from training.cache import cache_key
+    root = _folders(tmp_path / "Smiling")
+    paths = [it.path for it in open_dataset(root).items]
+    cache = tmp_path / "cache"
+    dead = cache / f".{cache_key(paths, 32, False)}.999999999.partial"  # left by a killed build
+    dead.mkdir(parents=True)
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "posix_fallocate", no_space, raising=False)
+    with pytest.raises(FaderError, match=r"cannot write the preprocessing cache \(No space left on device; "
+                                         r"it needs 0\.0 MB\): free space there or give --cache-dir"):
+        open_cache(paths, 32, cache_dir=cache, progress=False)
+    assert list(cache.iterdir()) == []
+    monkeypatch.undo()
+    assert open_cache(paths, 32, cache_dir=cache, progress=False).n_valid == 12
+
+
 @pytest.mark.parametrize("case", ["missing", "one_value", "csv_unknown_file", "bad_attr", "bad_number",
                                   "bad_size", "no_steps", "cuda", "celeba_attr",
                                   "clf_weight_attr", "clf_weight_value", "clf_blur", "edit_tv", "edit_chroma"])
@@ -228,6 +252,22 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case):
     assert len(err) == 1 and err[0].startswith("fader-train: error: "), err
     assert "Traceback" not in err[0]
     assert not (tmp_path / "run" / "checkpoint_last.pt").exists()
+
+
+def test_an_output_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
+    """A run folder where the preview cannot be written (here a folder stands in its way): one
+    line naming the file, exit 2, and the run is left resumable."""
+    good = _folders(tmp_path / "Smiling", n=6)
+    run = tmp_path / "run"
+    (run / "preview_latest.png").mkdir(parents=True)
+    code = cli.main(["--data", str(good), "--img-size", "32", "--steps", "4", "--eval-every", "2", "--out", str(run),
+                     "--classifier-steps", "2", "--n-layers", "3", "--init-fm", "8", "--max-fm", "32",
+                     "--hid-dim", "16", "--batch-size", "4", "--val-size", "2", "--threads", "1", "--quiet",
+                     "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1] == f"fader-train: error: {run / 'preview_latest.png'}: Is a directory", err[-3:]
+    assert (run / "checkpoint_last.pt").is_file() and (run / "model.fader").is_file()
 
 
 def test_console_bad_option_and_help():

@@ -348,3 +348,36 @@ def test_max_minutes_stops_with_an_exported_model(tmp_path, capsys):
     m = load_model(out / "model.fader")  # the final evaluation exported it
     assert m.meta["training"]["steps"] == ck["step"]
     assert [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()] == [ck["step"]]
+
+
+def test_full_disk_at_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    """A checkpoint write that fails (disk full) is a one-line error saying which checkpoint is
+    intact; that checkpoint still loads and no temporary file is left."""
+    from core.errors import FaderError
+    attrs = [Attribute("Smiling")]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, (40, 1))
+    arch = ArchConfig(n_attr=2, **TINY)
+    cfg = TrainConfig(steps=6, eval_every=100, ckpt_every=3, lambda_schedule=4, seed=0)
+    t = Trainer(arch, attrs, images, labels, np.arange(32), np.arange(32, 40), cfg, tmp_path / "run", "cpu",
+                progress=False)
+    real_save = torch.save
+    calls = []
+
+    def disk_fills_up(obj, f, *a, **k):
+        calls.append(obj["step"])
+        if obj["step"] >= 6:
+            f.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *a, **k)
+    monkeypatch.setattr(torch, "save", disk_fills_up)
+    with pytest.raises(FaderError) as info:
+        t.fit()
+    msg = str(info.value)
+    assert msg == (f"{tmp_path / 'run' / CHECKPOINT_NAME}: cannot write (No space left on device); "
+                   "the checkpoint of step 3 is intact: free space and rerun with --resume")
+    monkeypatch.undo()
+    assert calls[:2] == [3, 6]
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["step"] == 3
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".part")]

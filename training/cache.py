@@ -8,6 +8,7 @@ so one cache serves any choice of attributes.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -94,12 +95,14 @@ def open_cache(paths, size: int, align: bool = False, cache_dir=None, workers: O
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise FaderError(f"{root}: cannot create the preprocessing cache folder ({e.strerror or e})") from None
+    _remove_dead_partials(root, key)
     tmp = root / f".{key}.{os.getpid()}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     n = len(paths)
     try:
+        tmp.mkdir(parents=True)
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+        _reserve(tmp / "images.npy")
         valid = np.zeros(n, dtype=bool)
         skipped: dict = {}
         workers = max(1, workers or (os.cpu_count() or 1))
@@ -140,10 +143,41 @@ def open_cache(paths, size: int, align: bool = False, cache_dir=None, workers: O
         except OSError:
             # Another process finished the same cache first: use theirs.
             shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            need = n * size * size * 3 / 2 ** 20
+            need_s = f"{need / 1024:.1f} GB" if need >= 1024 else f"{need:.1f} MB"
+            raise FaderError(f"{root}: cannot write the preprocessing cache ({e.strerror or e}; it needs "
+                             f"{need_s}): free space there or give --cache-dir on another disk") from None
         raise
     return _open(folder, key, size, reused=False)
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the memmap's disk blocks now. The file is sparse: on a full disk the first write
+    into an unbacked page would kill the process with SIGBUS instead of raising ENOSPC here."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as e:
+            if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                return  # a file system without fallocate: fall back to writing into the sparse file
+            raise
+
+
+def _remove_dead_partials(root: Path, key: str) -> None:
+    """Delete half-built copies of this cache left by processes that no longer run (killed, crashed)."""
+    for p in root.glob(f".{key}.*.partial"):
+        try:
+            pid = int(p.name.split(".")[-2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except (ValueError, OSError):
+            continue  # not ours to judge (alive, another user's, or a strange name)
 
 
 def _open(folder: Path, key: str, size: int, reused: bool) -> ImageCache:

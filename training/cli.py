@@ -418,6 +418,11 @@ def main(argv: Optional[list] = None) -> int:
         msg = str(e).replace("\n", " ")
         print(f"{PROG}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:  # a preview, log or list file that could not be written (full disk, ...)
+        target = e.filename2 or e.filename  # a failed rename names the temporary file first
+        where = f"{target}: " if target else ""
+        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

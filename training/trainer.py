@@ -211,9 +211,17 @@ class BatchStream:
 
 def atomic_torch_save(obj, path: Path) -> None:
     """torch.save to a temp file in the same folder, fsync, os.replace: a kill at any moment leaves
-    either the old or the new file, never a torn one."""
-    with atomic_file(path) as f:
-        torch.save(obj, f)
+    either the old or the new file, never a torn one. A failed write (full disk, ...) raises
+    FaderError naming the file and the reason."""
+    try:
+        with atomic_file(path) as f:
+            torch.save(obj, f)
+    except (OSError, RuntimeError) as e:
+        # torch's zip writer reports a failed write as a RuntimeError raised while the OSError is handled
+        cause = e if isinstance(e, OSError) else e.__context__
+        if not isinstance(cause, OSError):
+            raise
+        raise FaderError(f"{path}: cannot write ({cause.strerror or cause})") from None
 
 
 def _match_state_layout(opt: torch.optim.Optimizer) -> None:
@@ -365,6 +373,7 @@ class Trainer:
         self._train_since_eval_n = 0
         self.n_skip = arch.n_skip
         self.ckpt_path = self.run_dir / CHECKPOINT_NAME
+        self._saved_step: Optional[int] = None  # step of the last checkpoint this run wrote or resumed
         self._last_eval_step = -1
 
     # ------------------------------------------------------------------ steps
@@ -541,8 +550,14 @@ class Trainer:
                 "opt_ptc": (self.opt_ptc, self.ptc_dis), "opt_clf": (self.opt_clf, self.clf_dis)}
 
     def save_checkpoint(self) -> None:
-        """Atomically write RUN_DIR/checkpoint_last.pt."""
-        atomic_torch_save(self.state(), self.ckpt_path)
+        """Atomically write RUN_DIR/checkpoint_last.pt; if that fails, the one before stays."""
+        try:
+            atomic_torch_save(self.state(), self.ckpt_path)
+        except FaderError as e:
+            kept = (f"the checkpoint of step {self._saved_step} is intact: free space and rerun with --resume"
+                    if self._saved_step is not None else "no checkpoint was written")
+            raise FaderError(f"{e}; {kept}") from None
+        self._saved_step = self.step
 
     def load_state(self, ck: dict) -> None:
         """Restore a checkpoint written by `state` (same architecture and attributes)."""
@@ -566,6 +581,7 @@ class Trainer:
             if k in ck.get("scalers", {}):
                 s.load_state_dict(ck["scalers"][k])
         self.step, self.batches, self.elapsed = int(ck["step"]), int(ck["batches"]), float(ck["elapsed"])
+        self._saved_step = self.step
         self.best.update(ck.get("best", {}))
         self.best["metrics"] = json.loads(ck.get("best_metrics_json") or "null")
         torch.set_rng_state(ck["rng_cpu"])
