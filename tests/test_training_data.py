@@ -161,6 +161,36 @@ def test_unreadable_and_unframed_images_are_skipped(tmp_path):
     assert load_training_crop(str(wide), 32)[1].startswith("not aligned")
     square = _img(tmp_path / "sq.png", 50, 50)
     assert load_training_crop(str(square), 32)[0].shape == (32, 32, 3)
+    # a decompression bomb (144 megapixels, 18 KB on disk) is refused from its header
+    from PIL import Image
+    Image.new("1", (12000, 12000)).save(tmp_path / "huge.png")
+    assert load_training_crop(str(tmp_path / "huge.png"), 32) == (None, "over 100 megapixels")
+
+
+def test_grey_16bit_alpha_and_rotated_photos_become_rgb_crops(tmp_path):
+    from PIL import Image
+    grey = np.full((60, 60), 200, np.uint8)
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    deep = np.full((60, 60, 3), 65535, np.uint16)
+    deep[:, :, 0] = 0  # blue channel off (OpenCV order)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    rgba = np.zeros((60, 60, 4), np.uint8)
+    rgba[..., 2], rgba[..., 3] = 255, 0  # red, fully transparent
+    cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
+    # transparent pixels over white, as the app shows and edits them (core.image_io)
+    for name, want in (("grey.png", (200, 200, 200)), ("deep.png", (255, 255, 0)), ("rgba.png", (255, 255, 255))):
+        crop, why = load_training_crop(str(tmp_path / name), 32)
+        assert why is None and crop.dtype == np.uint8 and crop.shape == (32, 32, 3), name
+        assert tuple(int(v) for v in crop[16, 16]) == want, name
+    # stored landscape 218x178, EXIF orientation 6 (shown rotated 90 degrees): a CelebA-framed portrait
+    stored = Image.fromarray(np.random.default_rng(0).integers(0, 255, (178, 218, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "rotated.jpg", exif=exif)
+    crop, why = load_training_crop(str(tmp_path / "rotated.jpg"), 32)
+    assert why is None and crop.shape == (32, 32, 3)
+    stored.save(tmp_path / "plain.jpg")
+    assert load_training_crop(str(tmp_path / "plain.jpg"), 32)[1].startswith("not aligned")
 
 
 def test_cache_reuse(tmp_path):

@@ -25,7 +25,7 @@ from core.errors import FaderError
 
 from .datasets import load_training_crop
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: transparency over white, images over 100 MP skipped
 CHUNK = 256
 
 

@@ -20,6 +20,8 @@ from core.attributes import Attribute
 from core.errors import FaderError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# Larger images are skipped ("over 100 megapixels"), as the app refuses them (core.image_io).
+MAX_TRAINING_PIXELS = 100_000_000
 CELEBA_ATTR_FILE = "list_attr_celeba.txt"
 CELEBA_PARTITION_FILE = "list_eval_partition.txt"
 CELEBA_IMAGE_DIRS = ("img_align_celeba", "img_align_celeba_89x109")
@@ -364,19 +366,56 @@ def _hash_order(ds: Dataset, idx: np.ndarray, seed: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # crops
 
-def read_rgb(path: str) -> Optional[np.ndarray]:
-    """Decode an image file to uint8 RGB (EXIF orientation applied by OpenCV); None if unreadable."""
+def read_rgb(path: str) -> tuple:
+    """(uint8 RGB image or None, skip reason or None) for an image file, as the app reads photos:
+    EXIF orientation applied, grey and 16-bit images as 8-bit RGB, transparency over white.
+    OpenCV decodes (it releases the GIL, so the cache's threads decode in parallel); images with
+    an alpha channel go through the app's own loader (core.image_io), whose compositing OpenCV
+    lacks. Images over MAX_TRAINING_PIXELS are refused from their header, before any decoding."""
     import cv2
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
-        return None
+        return None, "unreadable"
     if data.size == 0:
-        return None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None or bgr.ndim != 3 or min(bgr.shape[:2]) < 8:
-        return None
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+        return None, "unreadable"
+    pixels, alpha = _header(data)
+    if pixels is not None and pixels > MAX_TRAINING_PIXELS:
+        return None, f"over {MAX_TRAINING_PIXELS // 10 ** 6} megapixels"
+    if alpha:
+        from core.errors import ImageError
+        from core.image_io import load_image
+        try:
+            rgb = load_image(path, max_pixels=MAX_TRAINING_PIXELS)
+        except ImageError:
+            return None, "unreadable"
+    else:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if bgr is None or bgr.ndim != 3:
+            return None, "unreadable"
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    if min(rgb.shape[:2]) < 8:
+        return None, "unreadable"
+    return rgb, None
+
+
+def _header(data: np.ndarray) -> tuple:
+    """(width x height, has transparency) from the file header (Pillow reads only the header
+    here); (None, False) where Pillow cannot tell, and OpenCV decides."""
+    import io
+    import warnings
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data.tobytes())) as im:
+                w, h = im.size
+                alpha = im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info
+    except Image.DecompressionBombError:
+        return 2 ** 62, False
+    except Exception:
+        return None, False
+    return w * h, alpha
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:
@@ -410,9 +449,9 @@ def load_training_crop(path: str, size: int, align: bool = False) -> tuple:
     images are taken as already-cropped faces. `align=True`: detect the face and align it to the
     CelebA template (the first / largest face); images without a face are skipped.
     """
-    rgb = read_rgb(path)
+    rgb, reason = read_rgb(path)
     if rgb is None:
-        return None, "unreadable"
+        return None, reason
     if align:
         alignment = _alignment_module()
         from core.faces import detect_faces
