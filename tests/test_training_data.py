@@ -343,3 +343,36 @@ def test_training_options_reach_the_run_config(tmp_path):
     c = load_checkpoint(out / CHECKPOINT_NAME)["config"]
     assert (c["amp"], c["clf_weights"], c["clf_blur"], c["lambda_edit_tv"], c["lambda_edit_chroma"]) == \
         ("off", {"Smiling": 2.5}, 0.5, 0.1, 0.2)
+
+
+def test_resume_from_a_bad_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    """Garbage, a torn file, another program's torch file and a pickle that would run code: each
+    is refused in one line, and the code never runs (checkpoints load with weights_only)."""
+    import os
+    import pickle
+    import torch
+    good = _folders(tmp_path / "Smiling", n=3)
+    run = tmp_path / "run"
+    run.mkdir()
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    buf = tmp_path / "real.pt"
+    torch.save({"format": "something else", "w": torch.zeros(1000)}, buf)
+    cases = {"garbage": b"garbage\n", "torn": buf.read_bytes()[:600], "foreign": buf.read_bytes(),
+             "code": pickle.dumps({"x": Payload()})}
+    want = {"garbage": "damaged or not a fader-train checkpoint (only plain tensors",
+            "torn": "damaged or not a fader-train checkpoint (", "foreign": "not a fader-train checkpoint",
+            "code": "damaged or not a fader-train checkpoint (only plain tensors"}
+    for name, data in cases.items():
+        (run / "checkpoint_last.pt").write_bytes(data)
+        code = cli.main(["--data", str(good), "--resume", "--out", str(run), "--quiet",
+                         "--cache-dir", str(tmp_path / "cache")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, (name, err)
+        assert err[0].startswith(f"fader-train: error: {run / 'checkpoint_last.pt'}: {want[name]}"), (name, err)
+        assert (run / "checkpoint_last.pt").read_bytes() == data  # left as it was
+    assert not marker.exists()

@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import platform
 import queue
 import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -766,11 +768,18 @@ def load_checkpoint(path) -> dict:
     """Load checkpoint_last.pt safely (weights_only: plain tensors and containers, no code)."""
     path = Path(path)
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on foreign pickle protocols: the error below says it
+            ck = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FaderError(f"{path}: no checkpoint to resume from") from None
-    except Exception as e:  # torn / foreign file
-        raise FaderError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0][:160]})") from None
+    except pickle.UnpicklingError:
+        # weights_only refused the contents (garbage, or objects that could run code): never retry without it
+        raise FaderError(f"{path}: damaged or not a fader-train checkpoint (only plain tensors and containers "
+                         "are loaded from a checkpoint, never code)") from None
+    except Exception as e:  # torn / truncated file
+        first = str(e).split(". ")[0].splitlines()[0][:120]
+        raise FaderError(f"{path}: damaged or not a fader-train checkpoint ({first})") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise FaderError(f"{path}: not a fader-train checkpoint")
     return ck
