@@ -479,8 +479,8 @@ class TrainingDialog(QDialog):
         elif code in (143, 130) or self._stopping:
             text = "Stopped; the run can be continued with Resume"
             self.resume_check.setChecked(True)
-        elif code == 2:
-            text = "The trainer refused the settings: " + (self._last_error() or "see the messages below")
+        elif code == 2:  # fader-train's one-line errors: settings, data, or an output it could not write
+            text = "Training stopped: " + (self._last_error() or "see the messages below")
         else:
             text = f"The trainer exited with status {code}; see the messages below"
         self.phase_label.setText(text)

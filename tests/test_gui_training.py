@@ -55,3 +55,23 @@ def test_training_run_shows_progress_and_cancel_leaves_a_resumable_run(qtbot, tm
     assert "Resume" in d.phase_label.text() and d.resume_check.isChecked()
     assert (tmp_path / "run" / "checkpoint_last.pt").is_file()
     assert "--resume" in d.arguments()
+
+
+def test_a_trainer_error_is_shown_in_one_line(qtbot, tmp_path, celeba_aligned):
+    """fader-train's one-line error (here: a labeled folder with a single value) reaches the dialog."""
+    solo = tmp_path / "Bangs" / "yes"
+    solo.mkdir(parents=True)
+    shutil.copy(sorted(celeba_aligned.glob("*.jpg"))[0], solo / "a.jpg")
+    d = TrainingDialog()
+    qtbot.addWidget(d)
+    d.data_edit.setText(str(tmp_path / "Bangs"))
+    d.out_edit.setText(str(tmp_path / "run"))
+    d.extra_edit.setText(f"--quiet --cache-dir {tmp_path / 'cache'}")
+    finished = []
+    d.start()
+    d.proc.finished.connect(lambda code, status: finished.append(code))
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert finished[0] == 2
+    text = d.phase_label.text()
+    assert text.startswith("Training stopped: ") and "Bangs" in text and "value" in text, text
+    assert d.start_button.isEnabled()
