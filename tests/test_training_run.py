@@ -376,7 +376,7 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch)
         t.fit()
     msg = str(info.value)
     assert msg == (f"{tmp_path / 'run' / CHECKPOINT_NAME}: cannot write (No space left on device); "
-                   "the checkpoint of step 3 is intact: free space and rerun with --resume")
+                   "the checkpoint of step 3 is intact: rerun with --resume once it can be written")
     monkeypatch.undo()
     assert calls[:2] == [3, 6]
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["step"] == 3

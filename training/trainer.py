@@ -556,7 +556,7 @@ class Trainer:
         try:
             atomic_torch_save(self.state(), self.ckpt_path)
         except FaderError as e:
-            kept = (f"the checkpoint of step {self._saved_step} is intact: free space and rerun with --resume"
+            kept = (f"the checkpoint of step {self._saved_step} is intact: rerun with --resume once it can be written"
                     if self._saved_step is not None else "no checkpoint was written")
             raise FaderError(f"{e}; {kept}") from None
         self._saved_step = self.step
