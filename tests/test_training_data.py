@@ -300,6 +300,27 @@ def test_an_output_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
     assert (run / "checkpoint_last.pt").is_file() and (run / "model.fader").is_file()
 
 
+def test_resume_keeps_the_runs_own_validation_images(tmp_path, capsys):
+    """--resume validates on the images in the run's val_files.txt, even when the data has moved
+    and the split would now be drawn otherwise (another --val-size, another version's split)."""
+    import json
+    good = _folders(tmp_path / "Smiling", n=6)
+    run = tmp_path / "run"
+    tiny = ["--img-size", "32", "--eval-every", "2", "--out", str(run), "--classifier-steps", "2", "--n-layers", "3",
+            "--init-fm", "8", "--max-fm", "32", "--hid-dim", "16", "--batch-size", "4", "--threads", "1", "--quiet",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert cli.main(["--data", str(good), "--steps", "2", "--val-size", "4"] + tiny) == 0
+    assert len((run / "val_files.txt").read_text().split()) == 4
+    # as a run elsewhere, or an older version, would have recorded them
+    (run / "val_files.txt").write_text("/old/place/Smiling/no/no_1.png\n/old/place/Smiling/yes/yes_2.png\n"
+                                       "/old/place/Smiling/yes/yes_5.png\n")
+    capsys.readouterr()
+    assert cli.main(["--data", str(good), "--steps", "4", "--resume"] + tiny) == 0
+    assert "9 train / 3 validation images (the run's own, from val_files.txt)" in capsys.readouterr().err
+    last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 4 and last["val"]["n_images"] == 3
+
+
 def test_console_bad_option_and_help():
     py = sys.executable
     r = subprocess.run([py, "-m", "training.cli", "--steps", "abc"], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -174,7 +174,7 @@ def run(argv=None, log=None) -> int:
     from core.model_file import load_model
     from core.networks import ArchConfig
     from .cache import open_cache
-    from .datasets import align_available, open_dataset, split_dataset
+    from .datasets import align_available, open_dataset, recorded_split, split_dataset
     from .evaluation import classifier_accuracy, predict_indices, to_input, train_classifier
     from .trainer import (CELEBA_LICENSE, CHECKPOINT_NAME, TrainConfig, Trainer, init_from_model,
                           install_signal_handlers, load_checkpoint)
@@ -243,8 +243,16 @@ def run(argv=None, log=None) -> int:
     if ck is not None and img_size != int(ck["arch"]["img_size"]):
         raise FaderError(f"--img-size {img_size} differs from the checkpoint's {ck['arch']['img_size']}")
     train_idx, val_idx = split_dataset(ds, a.val_size, a.seed)
+    kept_val = ""
+    if ck is not None and (run_dir / "val_files.txt").is_file():
+        # A resumed run keeps the validation images it was selecting on, however they would be drawn now.
+        rec = recorded_split(ds, (run_dir / "val_files.txt").read_text(errors="replace").splitlines())
+        if rec is not None:
+            train_idx, val_idx = rec
+            kept_val = " (the run's own, from val_files.txt)"
     paths = [it.path for it in ds.items]
-    say(f"{PROG}: {ds.description}; attributes {[x.name for x in attrs]}; {len(train_idx)} train / {len(val_idx)} validation images")
+    say(f"{PROG}: {ds.description}; attributes {[x.name for x in attrs]}; {len(train_idx)} train / "
+        f"{len(val_idx)} validation images{kept_val}")
     cache = open_cache(paths, img_size, a.align, a.cache_dir, a.workers, progress=not a.quiet)
     if cache.skipped:
         say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): " + ", ".join(f"{k}: {v}" for k, v in sorted(cache.skipped.items())))

@@ -347,6 +347,22 @@ def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0) ->
     return np.sort(order[k:]), np.sort(order[:k])
 
 
+def recorded_split(ds: Dataset, recorded: Sequence[str]) -> Optional[tuple]:
+    """(train, val) indices with `recorded` (a run's val_files.txt: paths as that run saw them,
+    wherever the data lay then) as the validation images, for a resumed run to keep its own
+    validation set; None if none of them is in the data."""
+    suffixes = set()
+    for line in recorded:
+        parts = Path(line.strip()).as_posix().split("/") if line.strip() else []
+        suffixes.update("/".join(parts[i:]) for i in range(len(parts)))
+    in_val = np.asarray([split_key(ds, it.path) in suffixes for it in ds.items], dtype=bool)
+    if not in_val.any():
+        return None
+    splits = np.asarray([it.split for it in ds.items])
+    trainable = splits == 0 if (splits == 1).any() and (splits == 0).any() else np.ones(len(ds.items), bool)
+    return np.flatnonzero(trainable & ~in_val), np.flatnonzero(in_val)
+
+
 def listed_indices(ds: Dataset, names: Sequence[str], what: str) -> np.ndarray:
     """Indices of the images whose `split_key` is in `names` (e.g. a model card's validation ids);
     every listed image must be in the data."""
