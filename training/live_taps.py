@@ -21,29 +21,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.small_map_conv import live_taps_input, live_taps_of, live_taps_window, output_size
+
 
 class LiveTapConv2d(nn.Module):
     """A ``nn.Conv2d`` fixed to one input size whose output is 1x1, trained on its live taps only."""
 
     def __init__(self, conv: nn.Conv2d, in_size: Tuple[int, int]):
         super().__init__()
-        h, w = in_size
-        (kh, kw), (ph, pw) = conv.kernel_size, conv.padding
-        self.in_size = (h, w)
+        self.in_size = tuple(in_size)
         self.out_channels, self.in_channels = conv.out_channels, conv.in_channels
-        # Output pixel (0, 0) reads input rows -ph..kh-ph-1: taps ph..ph+hh-1 lie over rows 0..hh-1.
-        self.taps = (ph, pw, min(h, kh - ph), min(w, kw - pw))
+        self.taps = live_taps_window(conv, *self.in_size)
         full = conv.weight.detach()
         self.register_buffer("full_weight", full.clone(), persistent=False)
-        self.weight = nn.Parameter(self._live(full).clone())
+        self.weight = nn.Parameter(live_taps_of(full, self.taps).clone())
         self.bias = conv.bias
         self.register_state_dict_post_hook(_full_weight_in_state_dict)
         self.register_load_state_dict_pre_hook(_live_weight_from_state_dict)
-
-    def _live(self, full: torch.Tensor) -> torch.Tensor:
-        """The live taps of a full-shape (o, c, kh, kw) tensor, as (o, hh*ww*c) in channels-last tap order."""
-        ph, pw, hh, ww = self.taps
-        return full.permute(0, 2, 3, 1)[:, ph:ph + hh, pw:pw + ww, :].reshape(self.out_channels, -1)
 
     def to_full(self, live: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         """`base` (full shape) with its live taps replaced by `live`."""
@@ -54,12 +48,11 @@ class LiveTapConv2d(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         if (h, w) != self.in_size:
             raise ValueError(f"LiveTapConv2d was built for {self.in_size[0]}x{self.in_size[1]} inputs, got {h}x{w}")
-        _, _, hh, ww = self.taps
-        cols = x[:, :, :hh, :ww].permute(0, 2, 3, 1).reshape(n, hh * ww * c)
-        return F.linear(cols, self.weight, self.bias).reshape(n, self.out_channels, 1, 1)
+        out = F.linear(live_taps_input(x, self.taps), self.weight, self.bias)
+        return out.reshape(x.size(0), self.out_channels, 1, 1)
 
 
 def _full_weight_in_state_dict(module: LiveTapConv2d, state_dict, prefix, local_metadata):
@@ -72,11 +65,7 @@ def _live_weight_from_state_dict(module: LiveTapConv2d, state_dict, prefix, loca
     full = state_dict.get(key)
     if full is not None and full.shape == module.full_weight.shape:
         module.full_weight.copy_(full)
-        state_dict[key] = module._live(full)
-
-
-def _conv_out(size: Tuple[int, int], conv: nn.Conv2d) -> Tuple[int, int]:
-    return tuple((s + 2 * p - k) // st + 1 for s, p, k, st in zip(size, conv.padding, conv.kernel_size, conv.stride))
+        state_dict[key] = live_taps_of(full, module.taps)
 
 
 def use_live_taps(seq: nn.Sequential, in_size: Tuple[int, int]) -> nn.Sequential:
@@ -88,9 +77,9 @@ def use_live_taps(seq: nn.Sequential, in_size: Tuple[int, int]) -> nn.Sequential
         nonlocal size
         for name, m in parent.named_children():
             if isinstance(m, nn.Conv2d):
-                out = _conv_out(size, m)
-                (kh, kw), (ph, pw) = m.kernel_size, m.padding
-                dead_taps = min(size[0], kh - ph) < kh or min(size[1], kw - pw) < kw
+                out = output_size(m, *size)
+                _, _, hh, ww = live_taps_window(m, *size)
+                dead_taps = (hh, ww) != m.kernel_size
                 if out == (1, 1) and dead_taps and m.groups == 1 and m.dilation == (1, 1) \
                         and m.padding_mode == "zeros":
                     setattr(parent, name, LiveTapConv2d(m, size))
@@ -138,6 +127,6 @@ def _convert(opt_state: dict, module: nn.Module, widen: bool) -> dict:
             if widen and v.shape == layer.weight.shape:
                 st[k] = layer.to_full(v, torch.zeros_like(layer.full_weight, dtype=v.dtype))
             elif not widen and v.shape == layer.full_weight.shape:
-                st[k] = layer._live(v).clone()
+                st[k] = live_taps_of(v, layer.taps).clone()
         out["state"][key] = st
     return out
