@@ -570,8 +570,6 @@ class Trainer:
         for k, (opt, m) in self._opts().items():
             if opt is not None and ck.get(k) is not None:
                 opt.load_state_dict(optimizer_state_live(ck[k], m))
-        for opt in (self.opt_ae, self.opt_lat, self.opt_ptc, self.opt_clf):
-            if opt is not None:
                 _match_state_layout(opt)
         if ck.get("classifier") is not None:
             if self.classifier is None:
