@@ -332,8 +332,8 @@ def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0) ->
     otherwise a deterministic hold-out (by a hash of `split_key`, so adding images elsewhere or
     moving the data does not reshuffle it) of `val_size` images (default 10%, at most 500)."""
     n = len(ds.items)
-    splits = np.asarray([it.split for it in ds.items])
-    if (splits == 1).any() and (splits == 0).any():
+    splits = _official_splits(ds)
+    if splits is not None:
         train = np.flatnonzero(splits == 0)
         val = np.flatnonzero(splits == 1)
         if val_size is not None and val_size < len(val):
@@ -358,17 +358,25 @@ def recorded_split(ds: Dataset, recorded: Sequence[str]) -> Optional[tuple]:
     in_val = np.asarray([split_key(ds, it.path) in suffixes for it in ds.items], dtype=bool)
     if not in_val.any():
         return None
-    splits = np.asarray([it.split for it in ds.items])
-    trainable = splits == 0 if (splits == 1).any() and (splits == 0).any() else np.ones(len(ds.items), bool)
+    splits = _official_splits(ds)
+    trainable = splits == 0 if splits is not None else np.ones(len(ds.items), bool)
     return np.flatnonzero(trainable & ~in_val), np.flatnonzero(in_val)
+
+
+def _official_splits(ds: Dataset) -> Optional[np.ndarray]:
+    """Each item's CelebA split when the data has both a training (0) and a validation (1) part,
+    which then decide the split; else None."""
+    splits = np.asarray([it.split for it in ds.items])
+    return splits if (splits == 1).any() and (splits == 0).any() else None
 
 
 def listed_indices(ds: Dataset, names: Sequence[str], what: str) -> np.ndarray:
     """Indices of the images whose `split_key` is in `names` (e.g. a model card's validation ids);
     every listed image must be in the data."""
     wanted = {n.strip() for n in names if n.strip()}
-    idx = np.asarray([i for i, it in enumerate(ds.items) if split_key(ds, it.path) in wanted], dtype=np.int64)
-    missing = len(wanted) - len({split_key(ds, ds.items[i].path) for i in idx})
+    keys = [split_key(ds, it.path) for it in ds.items]
+    idx = np.asarray([i for i, k in enumerate(keys) if k in wanted], dtype=np.int64)
+    missing = len(wanted - set(keys))
     if missing:
         _err(f"{what}: {missing} of its {len(wanted)} images are not in the data")
     return idx
