@@ -284,16 +284,20 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case):
     assert not (tmp_path / "run" / "checkpoint_last.pt").exists()
 
 
+def _tiny_run(run: Path, cache: Path) -> list:
+    """fader-train options for a run of a few seconds: tiny networks, evaluations every 2 steps."""
+    return ["--img-size", "32", "--eval-every", "2", "--out", str(run), "--classifier-steps", "2", "--n-layers", "3",
+            "--init-fm", "8", "--max-fm", "32", "--hid-dim", "16", "--batch-size", "4", "--threads", "1", "--quiet",
+            "--cache-dir", str(cache)]
+
+
 def test_an_output_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
     """A run folder where the preview cannot be written (here a folder stands in its way): one
     line naming the file, exit 2, and the run is left resumable."""
     good = _folders(tmp_path / "Smiling", n=6)
     run = tmp_path / "run"
     (run / "preview_latest.png").mkdir(parents=True)
-    code = cli.main(["--data", str(good), "--img-size", "32", "--steps", "4", "--eval-every", "2", "--out", str(run),
-                     "--classifier-steps", "2", "--n-layers", "3", "--init-fm", "8", "--max-fm", "32",
-                     "--hid-dim", "16", "--batch-size", "4", "--val-size", "2", "--threads", "1", "--quiet",
-                     "--cache-dir", str(tmp_path / "cache")])
+    code = cli.main(["--data", str(good), "--steps", "4", "--val-size", "2"] + _tiny_run(run, tmp_path / "cache"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1] == f"fader-train: error: {run / 'preview_latest.png'}: Is a directory", err[-3:]
@@ -306,9 +310,7 @@ def test_resume_keeps_the_runs_own_validation_images(tmp_path, capsys):
     import json
     good = _folders(tmp_path / "Smiling", n=6)
     run = tmp_path / "run"
-    tiny = ["--img-size", "32", "--eval-every", "2", "--out", str(run), "--classifier-steps", "2", "--n-layers", "3",
-            "--init-fm", "8", "--max-fm", "32", "--hid-dim", "16", "--batch-size", "4", "--threads", "1", "--quiet",
-            "--cache-dir", str(tmp_path / "cache")]
+    tiny = _tiny_run(run, tmp_path / "cache")
     assert cli.main(["--data", str(good), "--steps", "2", "--val-size", "4"] + tiny) == 0
     assert len((run / "val_files.txt").read_text().split()) == 4
     # as a run elsewhere, or an older version, would have recorded them
