@@ -11,7 +11,7 @@ import pytest
 
 from training import cli
 from training.cache import open_cache
-from training.datasets import celeba_crop, load_training_crop, open_dataset, split_dataset
+from training.datasets import celeba_crop, exclude_images, load_training_crop, open_dataset, split_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,6 +139,23 @@ def test_celeba_layout(tmp_path):
     assert [ds.items[i].split for i in tr] == [0] * 5 and [ds.items[i].split for i in va] == [1] * 2
     # the image folder itself is accepted too, and '*' means all attributes
     assert len(open_dataset(root / "img_align_celeba", "*").attributes) == 3
+
+
+def test_excluded_images_stay_out_of_training_and_validation(tmp_path):
+    """A held-out photo folder that shares ids with the aligned set (img_celeba) is left out."""
+    root = _celeba(tmp_path)
+    held_out = tmp_path / "img_celeba"
+    _img(held_out / "000002.jpg", seed=2)
+    _img(held_out / "000006.jpg", seed=6)
+    listed = tmp_path / "ids.txt"
+    listed.write_text("000003.jpg\n\n")
+    ds, dropped = exclude_images(open_dataset(root), [held_out, listed])
+    assert dropped == 3
+    assert [Path(it.path).name for it in ds.items] == ["000001.jpg", "000004.jpg", "000005.jpg", "000007.jpg"]
+    tr, va = split_dataset(ds)
+    assert len(tr) == 3 and len(va) == 1
+    with pytest.raises(Exception, match="no such file or folder"):
+        exclude_images(open_dataset(root), [tmp_path / "missing"])
 
 
 def test_celeba_crop_is_reference_crop(tmp_path):

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--align", action="store_true", help="detect and align faces (photos that are not aligned crops); images without a face are skipped")
     g.add_argument("--val-size", type=int, default=None, metavar="N",
                    help="validation images (CelebA: at most N of split 1; otherwise a deterministic hold-out, default 10%% up to 500)")
+    g.add_argument("--exclude", action="append", default=None, metavar="PATH",
+                   help="leave these images out of training and validation: a folder (its images' names) or a text "
+                        "file of names; repeatable (e.g. a held-out photo set that shares CelebA ids)")
     g.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
     g.add_argument("--cache-dir", default=None, help="preprocessing cache folder (default $FADER_CACHE_DIR or ~/.cache/fader-desktop/training)")
     g.add_argument("--workers", type=int, default=None, metavar="N", help="threads for preprocessing (default: all cores)")
@@ -174,7 +177,7 @@ def run(argv=None, log=None) -> int:
     from core.model_file import load_model
     from core.networks import ArchConfig
     from .cache import open_cache
-    from .datasets import align_available, open_dataset, recorded_split, split_dataset
+    from .datasets import align_available, exclude_images, open_dataset, recorded_split, split_dataset
     from .evaluation import classifier_accuracy, predict_indices, to_input, train_classifier
     from .trainer import (CELEBA_LICENSE, CHECKPOINT_NAME, TrainConfig, Trainer, init_from_model,
                           install_signal_handlers, load_checkpoint)
@@ -220,6 +223,10 @@ def run(argv=None, log=None) -> int:
     init_model = load_model(a.init) if a.init else None
     # ---- data
     ds = open_dataset(a.data, a.attr)
+    dropped = 0
+    if a.exclude:
+        ds, dropped = exclude_images(ds, a.exclude)
+        say(f"{PROG}: --exclude left out {dropped} image(s)")
     attrs = list(ds.attributes)
     labels = ds.labels
     pseudo = []
@@ -347,6 +354,7 @@ def run(argv=None, log=None) -> int:
             "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
             "skipped": cache.skipped, "aligned_by": "face detection + alignment" if a.align else "input framing (CelebA crop)",
             "init": str(a.init) if a.init else None,
+            "excluded": {"sources": [str(x) for x in a.exclude], "images": dropped} if a.exclude else None,
             "pseudo_labelled": [x.name for x in pseudo],
         },
     }

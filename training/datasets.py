@@ -313,6 +313,30 @@ def open_dataset(data: Sequence, attr_spec: Optional[str] = None) -> Dataset:
     return ds
 
 
+def exclude_images(ds: Dataset, sources: Sequence) -> tuple:
+    """(dataset without the excluded images, how many were dropped). Each source is a folder (the
+    names of the images in it) or a text file (one name or path per line); an image is excluded
+    when its `split_key` or its file name is listed, e.g. a held-out photo set that shares ids."""
+    names = set()
+    for src in sources:
+        p = Path(src).expanduser()
+        if p.is_dir():
+            names.update(e.name for e in _list_images(p))
+        elif p.is_file():
+            try:
+                text = p.read_text(errors="replace")
+            except OSError as e:
+                _err(f"{p}: cannot read the exclusion list ({e.strerror or e})")
+            names.update(line.strip() for line in text.splitlines() if line.strip())
+        else:
+            _err(f"{p}: --exclude needs a folder of images or a text file of names; no such file or folder")
+    keep = [it for it in ds.items if split_key(ds, it.path) not in names and Path(it.path).name not in names]
+    dropped = len(ds.items) - len(keep)
+    if not keep:
+        _err("--exclude leaves no images to train on")
+    return Dataset(ds.kind, ds.roots, ds.attributes, keep, ds.description, list(ds.notes)), dropped
+
+
 def split_key(ds: Dataset, path: str) -> str:
     """What names an image for the validation split: its path inside the data (labeled folders:
     relative to DATA; tables: relative to the table's folder; CelebA: the file name, its id), so that
