@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = [
     "Template", "CELEBA_TEMPLATE", "AlignedFace", "align_face", "aligned_crop", "face_mask",
-    "paste_back", "similarity_transform", "crop_landmarks",
+    "crop_mask", "edit_coefficients", "paste_back", "similarity_transform", "crop_landmarks",
 ]
 
 
@@ -245,17 +245,82 @@ def face_mask(size: int, inner: float = 0.55, outer: float = 0.95) -> np.ndarray
     return _mask(int(size), float(inner), float(outer)).copy()
 
 
+# Model-level differences smaller than this (0..255 levels) are treated as no edit: an edited decode
+# drifts by a level or two everywhere, which pasted into a photo shows as faint colour blotches.
+EDIT_THRESHOLD = 1.5
+
+
+@lru_cache(maxsize=16)
+def _crop_mask(size: int, border: float) -> np.ndarray:
+    c = (np.arange(size, dtype=np.float64) + 0.5) / size
+    d = np.minimum(c, 1.0 - c)  # distance to the nearest crop edge, in crop widths
+    t = np.clip((d - 0.5 / size) / max(border, 1e-6), 0.0, 1.0)
+    ramp = t * t * (3.0 - 2.0 * t)  # smoothstep: no visible seam
+    m = (ramp[:, None] * ramp[None, :]).astype(np.float32)
+    m[0, :] = m[-1, :] = m[:, 0] = m[:, -1] = 0.0
+    m.setflags(write=False)
+    return m
+
+
+def crop_mask(size: int, border: float = 0.12) -> np.ndarray:
+    """Feathered float32 (S, S) mask over the whole crop: 1 inside, falling smoothly to 0 over the
+    outer ``border`` (fraction of the side) and 0 on the crop's border pixels. The model sees and
+    edits the whole crop (hair, jaw, forehead), so the paste-back carries all of it; the edit's own
+    magnitude says where it is."""
+    if not 0.0 < border < 0.5:
+        raise ValueError(f"crop_mask needs 0 < border < 0.5, got {border}")
+    return _crop_mask(int(size), float(border)).copy()
+
+
+def edit_coefficients(diff: np.ndarray, guide: np.ndarray, radius: int | None = None,
+                      eps: float = 64.0, threshold: float = EDIT_THRESHOLD) -> tuple:
+    """The model's edit as a local affine function of the photo (a guided-filter fit, He et al.).
+
+    ``diff`` = edited - reconstructed and ``guide`` = the aligned input crop, float (S, S, 3) in
+    0..255. Returns (a, c), float32 (S, S, 3), with ``a * guide + c == diff`` (after a soft
+    threshold of ``threshold`` levels on ``diff``). Applied at photo resolution as ``a * photo + c``,
+    the tonal part of an edit (darker hair, a removed frame, lips) follows the photo's own edges
+    instead of a blurred upsampling, and the rest of it (new structure) comes through ``c``.
+    """
+    d = np.asarray(diff, np.float32)
+    if threshold > 0:
+        d = np.sign(d) * np.maximum(np.abs(d) - np.float32(threshold), 0)
+    if not d.any():
+        z = np.zeros_like(d)
+        return z, z
+    g = np.asarray(guide, np.float32)
+    size = d.shape[0]
+    r = max(1, size // 64) if radius is None else int(radius)
+    k = (2 * r + 1, 2 * r + 1)
+
+    def box(x):
+        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
+
+    mean_g, mean_d = box(g), box(d)
+    cov = box(g * d) - mean_g * mean_d
+    var = box(g * g) - mean_g * mean_g
+    a = np.clip(cov / (var + np.float32(eps)), -1.2, 1.2)
+    b = mean_d - a * mean_g
+    a, b = box(a), box(b)
+    c = d - a * g  # = b + the residual the affine fit leaves: nothing of the edit is dropped
+    return a.astype(np.float32), c.astype(np.float32)
+
+
 def paste_back(photo: np.ndarray, edited: np.ndarray, reconstructed: np.ndarray,
                matrix: np.ndarray, out: np.ndarray | None = None,
-               mask: np.ndarray | None = None) -> np.ndarray:
+               mask: np.ndarray | None = None, crop: np.ndarray | None = None,
+               guided: bool = True) -> np.ndarray:
     """Add the model's edit (edited - reconstructed, crop space) to the full-resolution photo.
 
-    ``edited``/``reconstructed`` are the model's (S, S, 3) crops, uint8 or float in 0..255. The
-    difference, weighted by the feathered mask (``face_mask(S)`` unless given), is warped back
-    through the inverse of ``matrix`` with bilinear upsampling, over the mask's bounding
-    rectangle in the photo only, and added: ``out = round(photo + mask * d)``, clipped to 0..255.
-    Pixels the mask does not reach stay bit-identical; if edited == reconstructed the photo is
-    returned unchanged. ``out`` may be ``photo`` itself (in place) or another array of its shape.
+    ``edited``/``reconstructed`` are the model's (S, S, 3) crops, uint8 or float in 0..255;
+    ``crop`` is the aligned input crop the model saw (warped from ``photo`` when not given). The
+    edit is fitted as ``a * crop + c`` (``edit_coefficients``), both maps are weighted by the
+    feathered mask (``crop_mask(S)`` unless given) and warped back through the inverse of
+    ``matrix`` (bilinear), over the mask's bounding rectangle in the photo only, and applied to the
+    photo's own pixels: ``out = round(photo + a * photo + c)``, clipped to 0..255. ``guided=False``
+    adds the plain difference instead (a = 0). Pixels the mask does not reach stay bit-identical;
+    if edited == reconstructed the photo is returned unchanged. ``out`` may be ``photo`` itself (in
+    place) or another array of its shape.
     """
     photo = _check_rgb(photo, "photo")
     edited, reconstructed = np.asarray(edited), np.asarray(reconstructed)
@@ -270,18 +335,29 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, reconstructed: np.ndarray,
         if out.shape != photo.shape or out.dtype != np.uint8:
             raise ValueError(f"out must be uint8 {photo.shape}, got {out.dtype} {out.shape}")
         np.copyto(out, photo)
-    m = face_mask(size) if mask is None else np.asarray(mask, np.float32)
+    m = crop_mask(size) if mask is None else np.asarray(mask, np.float32)
     if m.shape != (size, size):
         raise ValueError(f"mask must be ({size}, {size}), got {m.shape}")
-    # Weight in crop space, then warp once: the product is what gets added, and a single
-    # 3-channel bilinear warp keeps a 2 MP paste-back at a few milliseconds.
-    delta = (edited.astype(np.float32) - reconstructed.astype(np.float32)) * m[..., None]
-    rows, cols = np.nonzero(np.any(delta != 0, axis=2))
+    mat = np.asarray(matrix, np.float64).reshape(2, 3)
+    diff = edited.astype(np.float32) - reconstructed.astype(np.float32)
+    if guided:
+        if crop is None:
+            crop = _warp(photo, mat, (size, size))
+        crop = np.asarray(crop)
+        if crop.shape != edited.shape:
+            raise ValueError(f"crop must be ({size}, {size}, 3), got {crop.shape}")
+        a, c = edit_coefficients(diff, crop.astype(np.float32))
+    else:
+        a, c = None, diff
+    c = c * m[..., None]
+    reach = np.any(c != 0, axis=2)
+    if a is not None:
+        reach |= np.any(a != 0, axis=2) & (m > 0)
+    rows, cols = np.nonzero(reach)
     if rows.size == 0:
         return out
 
     # Photo rectangle covered by the non-zero part of the crop (+1 px of bilinear reach), clipped.
-    mat = np.asarray(matrix, np.float64).reshape(2, 3)
     inv = cv2.invertAffineTransform(mat)
     u0, u1, v0, v1 = cols.min() - 1.0, cols.max() + 1.0, rows.min() - 1.0, rows.max() + 1.0
     pts = np.array([[u0, v0], [u1, v0], [u0, v1], [u1, v1]]) @ inv[:, :2].T + inv[:, 2]
@@ -295,10 +371,14 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, reconstructed: np.ndarray,
     # WARP_INVERSE_MAP: the matrix maps destination (region) coords to source (crop) coords.
     to_crop = mat.copy()
     to_crop[:, 2] += mat[:, :2] @ np.array([x0, y0], np.float64)
-    d_w = cv2.warpAffine(delta, to_crop, (x1 - x0, y1 - y0),
-                         flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    flags, dsize = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, (x1 - x0, y1 - y0)
+    region = photo[y0:y1, x0:x1]
+    d_w = cv2.warpAffine(c, to_crop, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if a is not None:
+        a_w = cv2.warpAffine(a * m[..., None], to_crop, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=0)
+        d_w += np.multiply(a_w, region, out=a_w)
     # uint8 + float32 computed in float, rounded half-to-even and saturated to 0..255; where
     # d_w is 0 the sum is the photo's own integer, so those pixels stay bit-identical.
-    out[y0:y1, x0:x1] = cv2.add(photo[y0:y1, x0:x1], d_w, dtype=cv2.CV_8U)
+    out[y0:y1, x0:x1] = cv2.add(region, d_w, dtype=cv2.CV_8U)
     return out

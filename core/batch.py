@@ -472,7 +472,7 @@ class _Pipeline:
     def _model(self, group: list) -> list:
         """Run the engine on the faces of several photos at once.
 
-        Returns per photo (prepared, raw crop or None, [(matrix, edited, reconstructed)] to paste).
+        Returns per photo (prepared, raw crop or None, [(matrix, edited, reconstructed, input crop)] to paste).
         """
         t = time.perf_counter()
         crops = np.concatenate([p.crops for p in group])
@@ -510,7 +510,7 @@ class _Pipeline:
                     j, e, _ = faces[0]
                     jobs.append((p, np.rint(dec[e]).astype(np.uint8), []))
                 else:
-                    jobs.append((p, None, [(p.matrices[j], dec[e], dec[r]) for j, e, r in faces]))
+                    jobs.append((p, None, [(p.matrices[j], dec[e], dec[r], p.crops[j]) for j, e, r in faces]))
         else:
             for p in group:
                 jobs.append((p, None, []))
@@ -527,8 +527,8 @@ class _Pipeline:
                 out = raw
             elif pastes:
                 out = p.image.copy()
-                for matrix, edited, recon in pastes:
-                    out = paste_back(out, edited, recon, matrix, out=out)
+                for matrix, edited, recon, crop in pastes:
+                    out = paste_back(out, edited, recon, matrix, out=out, crop=crop)
             else:
                 out = p.image
             it.output.parent.mkdir(parents=True, exist_ok=True)

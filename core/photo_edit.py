@@ -190,7 +190,8 @@ class PhotoEdit:
         self.render_faces(modified)
         for i in modified:
             f = self.faces[i]
-            out = paste_back(out, self.render_face_crop(i), f.reconstruction, f.aligned.matrix, out=out)
+            out = paste_back(out, self.render_face_crop(i), f.reconstruction, f.aligned.matrix, out=out,
+                             crop=f.aligned.crop)
         return out
 
     def render_raw(self, i: int = 0) -> np.ndarray:

@@ -10,7 +10,8 @@ import pytest
 
 import core.alignment as alignment
 from core.alignment import (CELEBA_TEMPLATE, AlignedFace, Template, align_face, aligned_crop,
-                            crop_landmarks, face_mask, paste_back, similarity_transform)
+                            crop_landmarks, crop_mask, edit_coefficients, face_mask, paste_back,
+                            similarity_transform)
 
 
 def _similarity(angle_deg, scale, tx, ty):
@@ -208,25 +209,89 @@ def test_paste_back_identity_when_nothing_edited():
     np.testing.assert_array_equal(buf, photo)
 
 
-def test_paste_back_changes_only_inside_mask():
+def test_crop_mask():
+    m = crop_mask(64)
+    assert m.dtype == np.float32 and m.shape == (64, 64)
+    assert m.min() == 0.0 and m.max() == 1.0
+    assert not m[0].any() and not m[-1].any() and not m[:, 0].any() and not m[:, -1].any()
+    # the whole crop is carried: everything but the outer 12 % is at full weight
+    assert (m[8:-8, 8:-8] == 1.0).all() and 0 < m[32, 3] < 1
+    np.testing.assert_array_equal(m, m[::-1])
+    np.testing.assert_array_equal(m, m.T)
+    assert np.all(np.diff(m[32, :33]) >= 0)  # rises monotonically from the edge
+    with pytest.raises(ValueError):
+        crop_mask(64, border=0.7)
+
+
+def _crop_coords(face, size, shape):
+    """Where every photo pixel centre falls in the crop, in crop widths (0..1 across the crop)."""
+    y, x = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    m = face.matrix
+    u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
+    v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+    return (u + 0.5) / size, (v + 0.5) / size
+
+
+def test_paste_back_changes_only_inside_the_crop():
     photo = _textured_photo(480, 640)
     size = 64
     face = _face_in_photo(photo, size)
     edited = np.clip(face.crop.astype(np.int16) + 40, 0, 255).astype(np.uint8)
     out = paste_back(photo, edited, face.crop, face.matrix)
     changed = np.any(out != photo, axis=2)
-    # where each photo pixel falls in the crop, and the mask there (0 beyond the outer radius)
-    y, x = np.mgrid[0:480, 0:640].astype(np.float64)
-    m = face.matrix
-    u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
-    v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
-    r = np.hypot((u + 0.5) / size * 2 - 1, (v + 0.5) / size * 2 - 1)
-    outside = r > 0.95 + 2.5 / size  # beyond the mask's support (+ bilinear reach)
+    u, v = _crop_coords(face, size, photo.shape)
+    reach = 0.5 / size  # the crop's outermost pixel centres carry weight 0; beyond them nothing
+    outside = (u < reach) | (u > 1 - reach) | (v < reach) | (v > 1 - reach)
     assert outside.sum() > 0.5 * outside.size and not changed[outside].any()
-    inside = r < 0.5
+    inside = (u > 0.13) & (u < 0.87) & (v > 0.13) & (v < 0.87)  # hair and jaw included, not only the inner face
     assert changed[inside].all()
     diff = out[inside].astype(int) - photo[inside].astype(int)
-    assert 30 <= np.median(diff) <= 41
+    assert 36 <= np.median(diff) <= 40  # +40 less the drift threshold (1.5 levels)
+    # the plain (unguided) difference lands in the same place
+    plain = paste_back(photo, edited, face.crop, face.matrix, guided=False)
+    assert not np.any(plain != photo, axis=2)[outside].any()
+
+
+def test_drift_below_the_threshold_leaves_the_photo_unchanged():
+    photo = _textured_photo(300, 400)
+    face = _face_in_photo(photo, 64, at=(200, 150))
+    rng = np.random.default_rng(3)
+    recon = face.crop.astype(np.float32)
+    drift = recon + rng.uniform(-1.4, 1.4, recon.shape).astype(np.float32)  # a decode's level-or-so drift
+    np.testing.assert_array_equal(paste_back(photo, drift, recon, face.matrix), photo)
+
+
+def test_guided_paste_back_follows_the_photos_own_edges():
+    """A tonal edit computed at model resolution (here: darken what is dark, a frame or hair)
+    lands on the photo's sharp edges instead of a blurred band around them."""
+    size = 64
+    photo = np.full((512, 512, 3), 200, np.uint8)
+    photo[:, 251:261] = 40  # a sharp dark bar, 10 px wide at photo resolution (1.25 crop px)
+    m = _similarity(0, 8.0, 256, 256)  # crop px -> photo px, 8x
+    landmarks = _apply(m, crop_landmarks(CELEBA_TEMPLATE, size) - size / 2)
+    face = align_face(photo, landmarks, CELEBA_TEMPLATE, size)
+    g = face.crop.astype(np.float32)
+    edited = g - 0.5 * (200 - g)  # the dark bar gets darker, the plain area stays
+    guided = paste_back(photo, edited, g, face.matrix, crop=face.crop).astype(int)
+    plain = paste_back(photo, edited, g, face.matrix, guided=False).astype(int)
+    row = slice(200, 312)
+    # inside the bar both darken it; next to it the plain difference smears the edit onto the
+    # bright background, the guided one leaves the background as it was
+    assert guided[row, 252:260].mean() < photo[row, 252:260].mean() - 15
+    beside = np.r_[236:248, 264:276]
+    assert np.abs(plain[row][:, beside] - 200).mean() > 5
+    assert np.abs(guided[row][:, beside] - 200).mean() < 0.5 * np.abs(plain[row][:, beside] - 200).mean()
+
+
+def test_edit_coefficients_reproduce_the_edit_at_model_resolution():
+    rng = np.random.default_rng(0)
+    guide = rng.uniform(0, 255, (32, 32, 3)).astype(np.float32)
+    diff = rng.normal(0, 20, (32, 32, 3)).astype(np.float32)
+    a, c = edit_coefficients(diff, guide, threshold=0)
+    np.testing.assert_allclose(a * guide + c, diff, atol=1e-3)
+    z = np.zeros_like(diff)
+    a0, c0 = edit_coefficients(z, guide)
+    assert not a0.any() and not c0.any()
 
 
 def test_paste_back_face_partly_outside_photo():

@@ -79,7 +79,7 @@ def test_sliders_moved_and_brought_back_render_the_input_bit_for_bit(engine, pho
 def test_edit_covers_the_face_lands_on_it_and_leaves_the_rest_untouched(engine, photos):
     import cv2
 
-    from core.alignment import face_mask
+    from core.alignment import crop_mask, edit_coefficients
     from core.photo_edit import PhotoEdit
     size = engine.image_size
     for path, rgb in photos:
@@ -98,18 +98,25 @@ def test_edit_covers_the_face_lands_on_it_and_leaves_the_rest_untouched(engine, 
         outside = np.ones(changed.shape, bool)
         outside[max(0, int(y0 - m)):int(np.ceil(y1 + m)), max(0, int(x0 - m)):int(np.ceil(x1 + m))] = False
         assert not changed[outside].any(), path.name
-        # registration, checked independently of paste_back's code: map every photo pixel centre
-        # into the crop with the face's matrix, sample the masked model difference (edited -
-        # reconstruction) there bilinearly and add it. The rendered photo must agree to rounding;
-        # the same comparison with the photo shifted by a single pixel is off by ~0.5-1 level on
-        # average (several levels at most), so this pins the edit to the face to well under a pixel.
-        want = ((doc.render_face_crop(0) - f.reconstruction) * face_mask(size)[..., None]).astype(np.float32)
+        # registration, checked independently of paste_back's warping: map every photo pixel
+        # centre into the crop with the face's matrix, sample the masked edit coefficients there
+        # bilinearly and apply them to the photo (a * photo + c). The rendered photo must agree to
+        # rounding; the same comparison with the photo shifted by a single pixel is off by several
+        # levels, so this pins the edit to the face to well under a pixel.
+        a, c = edit_coefficients(doc.render_face_crop(0) - f.reconstruction, f.aligned.crop.astype(np.float32))
+        mk = crop_mask(size)[..., None]
         yy, xx = np.mgrid[0:rgb.shape[0], 0:rgb.shape[1]].astype(np.float64)
         mat = f.aligned.matrix
         u = (mat[0, 0] * xx + mat[0, 1] * yy + mat[0, 2]).astype(np.float32)
         v = (mat[1, 0] * xx + mat[1, 1] * yy + mat[1, 2]).astype(np.float32)
-        delta = cv2.remap(want, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+        def sample(t):
+            return cv2.remap((t * mk).astype(np.float32), u, v, cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        delta = sample(a) * rgb + sample(c)
         err = np.abs(out.astype(np.float64) - np.clip(np.rint(rgb + delta), 0, 255))
+        shifted = np.abs(out[:, 1:].astype(np.float64) - np.clip(np.rint(rgb[:, :-1] + delta[:, 1:]), 0, 255))
+        assert shifted[changed[:, 1:]].mean() > 4 * max(err[changed].mean(), 0.05), path.name
         assert err.max() <= 1 and err[changed].mean() < 0.05, (path.name, err.max(), err[changed].mean())
 
 
