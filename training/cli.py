@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lambda-edit-chroma", type=float, default=None, metavar="X",
                    help="weight of the colour part of an edit (its channels' deviation from their mean; not in "
                         "the reference; default 0): against coloured blotches in place of real changes")
+    g.add_argument("--n-critic", type=int, default=None, metavar="N",
+                   help="image-critic steps per iteration (default 1 if a --lambda-critic-* is > 0): one network with a "
+                        "realism head and an attribute head (trained on real images), both on augmented images")
+    g.add_argument("--lambda-critic-adv", type=float, default=None, metavar="X",
+                   help="weight of the critic's realism term on decodes with random attributes (default 0)")
+    g.add_argument("--lambda-critic-attr", type=float, default=None, metavar="X",
+                   help="weight of the critic's attribute term on those decodes (default 0)")
     g.add_argument("--smooth-label", type=float, default=0.2, metavar="X", help="label smoothing of the patch discriminator's targets (as in the reference)")
 
     g = p.add_argument_group("evaluation classifier")
@@ -151,7 +158,8 @@ def _check_numbers(a) -> None:
         pos(n, getattr(a, n))
     for n in ("max_minutes", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_schedule", "n_lat_dis",
               "n_ptc_dis", "lambda_ptc_dis", "lambda_clf_dis", "classifier_steps", "threads", "n_skip", "psnr_drop",
-              "n_clf_dis", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma"):
+              "n_clf_dis", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
+              "lambda_critic_attr"):
         pos(n, getattr(a, n), allow_zero=True)
     for n in ("dec_dropout", "lat_dis_dropout"):
         v = getattr(a, n)
@@ -167,6 +175,8 @@ def _check_numbers(a) -> None:
         raise FaderError("--lambda-ptc-dis needs --n-ptc-dis > 0 (a patch discriminator to train)")
     if a.n_clf_dis == 0 and a.lambda_clf_dis:
         raise FaderError("--lambda-clf-dis needs --n-clf-dis > 0")
+    if a.n_critic == 0 and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)) > 0:
+        raise FaderError("--lambda-critic-adv/--lambda-critic-attr need --n-critic > 0")
 
 
 def run(argv=None, log=None) -> int:
@@ -206,6 +216,8 @@ def run(argv=None, log=None) -> int:
         _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
         a.n_clf_dis = 1 if a.lambda_clf_dis > 0 else 0
+    if a.n_critic is None and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)) > 0:
+        a.n_critic = 1
     device = resolve_device(a.device)
     threads = a.threads or max(1, len(os.sched_getaffinity(0)))
     torch.set_num_threads(threads)
@@ -331,7 +343,8 @@ def run(argv=None, log=None) -> int:
                           psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
     if a.keep_evals:
         cfg.keep_evals = True
-    for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma"):
+    for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
+              "lambda_critic_attr"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
     if clf_weights is not None:

@@ -48,6 +48,7 @@ from core.small_map_conv import use_small_map_convs
 
 from .evaluation import (attr_loss, code_from_indices, classifier_config, evaluate, preview_grid,
                          to_input, write_png, _adam_kwargs)
+from .critic import Critic, diff_augment
 from .live_taps import optimizer_state_full, optimizer_state_live, use_live_taps
 
 CHECKPOINT_NAME = "checkpoint_last.pt"
@@ -93,6 +94,10 @@ class TrainConfig:
     clf_blur: float = 0.0          # Gaussian blur sigma (px) on the classifier discriminator's inputs (0 = off)
     lambda_edit_tv: float = 0.0    # weight of the total variation of (edited decode - reconstruction)
     lambda_edit_chroma: float = 0.0  # weight of the colour (chroma) part of that edit
+    n_critic: int = 0              # image-critic steps per iteration (training/critic.py; 0 = no critic)
+    lambda_critic_adv: float = 0.0   # weight of the critic's realism term on decodes with random attributes
+    lambda_critic_attr: float = 0.0  # weight of the critic's attribute term on those decodes
+    critic_attr_weight: float = 1.0  # weight of the attribute loss on real images in the critic's own step
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
@@ -350,12 +355,15 @@ class Trainer:
         if self.clf_dis is not None:
             use_live_taps(self.clf_dis.conv_layers, (arch.img_size, arch.img_size))
         self.classifier = net(classifier).eval() if classifier is not None else None
+        # Spectral-norm layers are parametrized modules: kept as they are (no small-map kernels).
+        self.critic = Critic(arch.img_size, arch.n_attr).to(dev).to(memory_format=cl) if cfg.n_critic else None
         kw = _adam_kwargs(dev)
         adam = lambda m: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), **kw)
         self.opt_ae = adam(self.ae)
         self.opt_lat = adam(self.lat_dis) if self.lat_dis is not None else None
         self.opt_ptc = adam(self.ptc_dis) if self.ptc_dis is not None else None
         self.opt_clf = adam(self.clf_dis) if self.clf_dis is not None else None
+        self.opt_critic = adam(self.critic) if self.critic is not None else None
         unknown = set(cfg.clf_weights) - {a.name for a in self.attrs}
         if unknown:
             raise FaderError(f"clf_weights names attributes that are not trained: {sorted(unknown)}")
@@ -364,14 +372,14 @@ class Trainer:
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range.
         self.scalers = {}
         if self.amp_dtype == torch.float16:
-            self.scalers = {k: torch.amp.GradScaler(dev.type) for k in ("ae", "lat", "ptc", "clf")}
+            self.scalers = {k: torch.amp.GradScaler(dev.type) for k in ("ae", "lat", "ptc", "clf", "critic")}
         self.step = 0
         self.batches = 0
         self.elapsed = 0.0
         self.best = {"score": -1.0, "step": -1, "psnr_max": -math.inf, "metrics": None}
-        self._acc = torch.zeros(4, device=dev)  # rec, lat-dis loss, AE adversarial term, ptc-dis loss
+        self._acc = torch.zeros(5, device=dev)  # rec, lat-dis loss, AE adversarial term, ptc-dis loss, critic loss
         self._acc_n = 0
-        self._train_since_eval = torch.zeros(4, device=dev)
+        self._train_since_eval = torch.zeros(5, device=dev)
         self._train_since_eval_n = 0
         self.n_skip = arch.n_skip
         self.ckpt_path = self.run_dir / CHECKPOINT_NAME
@@ -457,11 +465,28 @@ class Trainer:
         self._optimize("clf", loss, self.clf_dis, self.opt_clf)
         return loss.detach()
 
+    def critic_step(self, x, y) -> torch.Tensor:
+        """Train the image critic: hinge realism loss on real images vs decodes with random
+        attributes, plus the attribute loss on real images, all through the same random augmentation."""
+        cfg = self.cfg
+        self.ae.eval()
+        self.critic.train()
+        with torch.no_grad(), self._autocast():
+            fake = self.ae(x, self._random_code(y))[1][-1]
+        with self._autocast():
+            real_p, real_a = self.critic(diff_augment(x))
+            fake_p, _ = self.critic(diff_augment(fake.float()))
+        loss = F.relu(1 - real_p.float()).mean() + F.relu(1 + fake_p.float()).mean()
+        if cfg.critic_attr_weight:
+            loss = loss + cfg.critic_attr_weight * attr_loss(real_a.float(), y, self.attrs)
+        self._optimize("critic", loss, self.critic, self.opt_critic)
+        return loss.detach()
+
     def autoencoder_step(self, x, y) -> tuple:
         """One auto-encoder step; returns (reconstruction loss, adversarial term) as device tensors."""
         cfg = self.cfg
         self.ae.train()
-        dis = [m for m in (self.lat_dis, self.ptc_dis, self.clf_dis) if m is not None]
+        dis = [m for m in (self.lat_dis, self.ptc_dis, self.clf_dis, self.critic) if m is not None]
         for m in dis:
             m.eval()
             # The discriminators' own weight gradients are not needed here: skip computing them.
@@ -481,7 +506,9 @@ class Trainer:
                     flipped = (y + shift) % ns
                     adv = attr_loss(self.lat_dis(enc[-1 - self.n_skip]).float(), flipped, self.attrs)
                     loss = loss + lam * adv
-                if cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv + cfg.lambda_edit_chroma > 0:
+                use_critic = self.critic is not None and cfg.lambda_critic_adv + cfg.lambda_critic_attr > 0
+                if cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv + cfg.lambda_edit_chroma > 0 \
+                        or use_critic:
                     rnd = self._random_code(y)
                     dec_f = self.ae.decode(enc, rnd)[-1]
                     if cfg.lambda_edit_tv or cfg.lambda_edit_chroma:
@@ -494,11 +521,18 @@ class Trainer:
                         p = self.ptc_dis(dec_f).float()
                         loss = loss + cfg.lam(cfg.lambda_ptc_dis, self.step) * \
                             F.binary_cross_entropy(p, torch.full_like(p, 1 - cfg.smooth_label))
+                    ry = torch.stack([c.argmax(1) for c in torch.split(rnd, [a.n for a in self.attrs], 1)], 1)
                     if cfg.lambda_clf_dis:
-                        ry = torch.stack([c.argmax(1) for c in torch.split(rnd, [a.n for a in self.attrs], 1)], 1)
                         loss = loss + cfg.lam(cfg.lambda_clf_dis, self.step) * \
                             attr_loss(self.clf_dis(self._clf_view(dec_f)).float(), ry, self.attrs,
                                       weights=self._clf_weights)
+                    if use_critic:
+                        p, att = self.critic(diff_augment(dec_f.float()))
+                        if cfg.lambda_critic_adv:
+                            loss = loss - cfg.lam(cfg.lambda_critic_adv, self.step) * p.float().mean()
+                        if cfg.lambda_critic_attr:
+                            loss = loss + cfg.lam(cfg.lambda_critic_attr, self.step) * \
+                                attr_loss(att.float(), ry, self.attrs, weights=self._clf_weights)
             self._optimize("ae", loss, self.ae, self.opt_ae)
         finally:
             for m in dis:
@@ -510,15 +544,18 @@ class Trainer:
         cfg = self.cfg
         lat = torch.zeros((), device=self.device)
         ptc = torch.zeros((), device=self.device)
+        crit = torch.zeros((), device=self.device)
         for _ in range(cfg.n_lat_dis):
             lat = self.lat_dis_step(*self._batch(stream))
         for _ in range(cfg.n_ptc_dis):
             ptc = self.ptc_dis_step(*self._batch(stream))
         for _ in range(cfg.n_clf_dis):
             self.clf_dis_step(*self._batch(stream))
+        for _ in range(cfg.n_critic):
+            crit = self.critic_step(*self._batch(stream))
         rec, adv = self.autoencoder_step(*self._batch(stream))
         # Accumulate on the device: no host synchronisation inside the iteration.
-        self._acc += torch.stack([rec, lat, adv, ptc])
+        self._acc += torch.stack([rec, lat, adv, ptc, crit])
         self._acc_n += 1
         self.step += 1
 
@@ -536,6 +573,7 @@ class Trainer:
             "best": {k: v for k, v in self.best.items() if k != "metrics"},
             "best_metrics_json": json.dumps(self.best.get("metrics")),
             "ae": sd(self.ae), "lat_dis": sd(self.lat_dis), "ptc_dis": sd(self.ptc_dis), "clf_dis": sd(self.clf_dis),
+            "critic": sd(self.critic),
             "classifier": sd(self.classifier),
             # Adam's state in the full convolutions' shapes (training/live_taps.py)
             **{k: None if opt is None else optimizer_state_full(opt.state_dict(), m)
@@ -549,7 +587,8 @@ class Trainer:
     def _opts(self) -> dict:
         """Checkpoint key -> (optimizer, the module whose parameters it updates)."""
         return {"opt_ae": (self.opt_ae, self.ae), "opt_lat": (self.opt_lat, self.lat_dis),
-                "opt_ptc": (self.opt_ptc, self.ptc_dis), "opt_clf": (self.opt_clf, self.clf_dis)}
+                "opt_ptc": (self.opt_ptc, self.ptc_dis), "opt_clf": (self.opt_clf, self.clf_dis),
+                "opt_critic": (self.opt_critic, self.critic)}
 
     def save_checkpoint(self) -> None:
         """Atomically write RUN_DIR/checkpoint_last.pt; if that fails, the one before stays."""
@@ -567,6 +606,7 @@ class Trainer:
             if m is not None and ck.get(key) is not None:
                 m.load_state_dict(ck[key])
         ld(self.ae, "ae"); ld(self.lat_dis, "lat_dis"); ld(self.ptc_dis, "ptc_dis"); ld(self.clf_dis, "clf_dis")
+        ld(self.critic, "critic")
         for k, (opt, m) in self._opts().items():
             if opt is not None and ck.get(k) is not None:
                 opt.load_state_dict(optimizer_state_live(ck[k], m))
@@ -652,7 +692,7 @@ class Trainer:
         write_png(self.run_dir / "preview_latest.png", grid)
         rec = {"step": self.step, "time": round(time.time(), 1), "elapsed": round(self.elapsed, 1),
                "lambda_lat_dis": cfg.lam(cfg.lambda_lat_dis, self.step),
-               "train": {"rec": tr[0], "lat_dis": tr[1], "adv": tr[2], "ptc_dis": tr[3]},
+               "train": {"rec": tr[0], "lat_dis": tr[1], "adv": tr[2], "ptc_dis": tr[3], "critic": tr[4]},
                "val": m, "best": is_best, "best_step": self.best["step"]}
         with open(self.run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")

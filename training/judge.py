@@ -1,0 +1,317 @@
+"""The independent judge: an attribute classifier that takes no part in making or choosing a model.
+
+Edits are scored on what the user gets (the exported photo) by a classifier of another design than
+every network used in training or checkpoint selection: a torchvision ResNet-18 (residual blocks,
+global average pooling), trained from scratch on CelebA training-split crops with augmentations a
+photo goes through (shift, scale, rotation, blur, down-and-up resampling, JPEG, colour, noise),
+so that thin lines or colour casts that one network happens to read as an attribute do not count.
+It never gives a gradient to a Fader model and never chooses a checkpoint.
+
+    python -m training.judge --data ../shared/data/celeba/img_align_celeba \
+        --data ../shared/data/celeba/img_align_celeba_from_wild \
+        --data ../shared/data/celeba/img_align_celeba_89x109 --exclude ../shared/data/celeba/img_celeba \
+        --epochs 8 --out runs/judge/judge.safetensors
+
+The file is safetensors (tensors + JSON metadata, nothing executable); `load_judge` reads it.
+Validation accuracy (CelebA split 1, never trained on) is printed and stored in the file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.errors import FaderError
+
+JUDGE_FORMAT = "fader-judge"
+JUDGE_ARCH = "torchvision-resnet18"
+
+
+def build_net(n_attr: int) -> torch.nn.Module:
+    """ResNet-18 (torchvision) with one logit per binary attribute, randomly initialised."""
+    import torchvision
+    return torchvision.models.resnet18(weights=None, num_classes=n_attr)
+
+
+@dataclass
+class Judge:
+    """A loaded judge: `predict(crops)` gives P(attribute = second value) per attribute."""
+
+    net: torch.nn.Module
+    attributes: list          # attribute names (binary, CelebA's no/yes)
+    size: int                 # input crop size (CelebA framing, central square)
+    meta: dict
+
+    def predict(self, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+        """uint8 (N, S', S', 3) CelebA-framed face crops (any size; resized to the judge's) ->
+        float (N, k) probabilities."""
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[3] != 3 or crops.dtype != np.uint8:
+            raise ValueError(f"expected uint8 (N, S, S, 3) crops, got {crops.dtype} {crops.shape}")
+        out = []
+        self.net.eval()
+        with torch.no_grad():
+            for s in range(0, len(crops), batch):
+                x = _to_tensor(crops[s:s + batch])
+                if x.shape[-1] != self.size:
+                    x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
+                                      align_corners=False)
+                out.append(torch.sigmoid(self.net(_normalise(x)).float()))
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.attributes)), np.float32)
+
+
+def _to_tensor(u8: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [0, 1], channels-last."""
+    return torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    return (x - 0.5) / 0.25
+
+
+# ----------------------------------------------------------------------------------------------
+# augmentation: what a face goes through between a camera and an exported photo
+
+def augment(u8: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """A randomly degraded copy of a uint8 (N, S, S, 3) batch as float NCHW in [0, 1]."""
+    n, s = u8.shape[0], u8.shape[1]
+    import cv2
+    u8 = u8.copy()
+    for i in np.flatnonzero(rng.random(n) < 0.3):  # JPEG at a random quality
+        ok, buf = cv2.imencode(".jpg", u8[i], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        if ok:
+            u8[i] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    x = _to_tensor(u8)
+    # shift / scale / small rotation / flip (one affine grid for the batch)
+    ang = torch.from_numpy(rng.uniform(-6, 6, n) * math.pi / 180).float()
+    sc = torch.from_numpy(rng.uniform(0.9, 1.1, n)).float()
+    flip = torch.from_numpy(np.where(rng.random(n) < 0.5, -1.0, 1.0)).float()
+    tx, ty = (torch.from_numpy(rng.uniform(-0.08, 0.08, n)).float() for _ in range(2))
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = torch.cos(ang) / sc * flip
+    theta[:, 0, 1] = -torch.sin(ang) / sc
+    theta[:, 1, 0] = torch.sin(ang) / sc * flip
+    theta[:, 1, 1] = torch.cos(ang) / sc
+    theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    # down-and-up resampling (a small face in a photo, a 64 px model's output)
+    for i in np.flatnonzero(rng.random(n) < 0.3):
+        k = max(16, int(s * rng.uniform(0.3, 0.8)))
+        small = F.interpolate(x[i:i + 1], size=(k, k), mode="bilinear", antialias=True, align_corners=False)
+        x[i:i + 1] = F.interpolate(small, size=(s, s), mode="bilinear", align_corners=False)
+    # blur
+    for i in np.flatnonzero(rng.random(n) < 0.25):
+        sigma = float(rng.uniform(0.4, 1.6))
+        r = int(math.ceil(2 * sigma))
+        t = torch.arange(-r, r + 1, dtype=torch.float32)
+        g = torch.exp(-t ** 2 / (2 * sigma ** 2))
+        g = g / g.sum()
+        xi = F.pad(x[i:i + 1], (r, r, r, r), mode="reflect")
+        xi = F.conv2d(xi, g.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
+        x[i:i + 1] = F.conv2d(xi, g.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
+    # colour: brightness, contrast, saturation
+    b = torch.from_numpy(rng.uniform(-0.12, 0.12, (n, 1, 1, 1))).float()
+    c = torch.from_numpy(rng.uniform(0.75, 1.25, (n, 1, 1, 1))).float()
+    sat = torch.from_numpy(rng.uniform(0.6, 1.3, (n, 1, 1, 1))).float()
+    grey = x.mean(1, keepdim=True)
+    x = grey + (x - grey) * sat
+    m = x.mean((1, 2, 3), keepdim=True)
+    x = (x - m) * c + m + b
+    noisy = torch.from_numpy(rng.random(n) < 0.2)
+    if noisy.any():
+        x[noisy] += torch.randn_like(x[noisy]) * float(rng.uniform(0.01, 0.04))
+    return x.clamp_(0, 1).contiguous(memory_format=torch.channels_last)
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+
+def train_judge(images, labels: np.ndarray, train_idx, val_idx, attributes: Sequence[str], epochs: float,
+                batch_size: int = 64, lr: float = 1e-3, seed: int = 0, amp: bool = True,
+                progress: bool = True, log=print) -> tuple:
+    """Train a ResNet-18 judge; returns (net in eval mode, validation report dict)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    k = len(attributes)
+    net = build_net(k).to(memory_format=torch.channels_last)
+    train_idx = np.asarray(train_idx)
+    y_all = torch.from_numpy(labels.astype(np.float32))
+    pos = labels[train_idx].mean(0).clip(1e-3, 1 - 1e-3)
+    # Rare attributes (Eyeglasses ~7 %) weigh their positives up, but only by the square root of
+    # the imbalance: the judge should read "glasses" on a face with glasses, not see them everywhere.
+    pos_weight = torch.from_numpy(np.sqrt((1 - pos) / pos).astype(np.float32))
+    steps_per_epoch = max(1, len(train_idx) // batch_size)
+    total = max(1, int(round(epochs * steps_per_epoch)))
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.15)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, desc="judge", unit="step", dynamic_ncols=True, mininterval=0.5 if _tty() else 60)
+    net.train()
+    order = np.array([], np.int64)
+    run_loss = 0.0
+    for step in range(total):
+        if len(order) < batch_size:
+            order = np.concatenate([order, rng.permutation(train_idx)])
+        idx, order = np.sort(order[:batch_size]), order[batch_size:]
+        x = augment(np.asarray(images[idx]), rng)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            logits = net(_normalise(x))
+        loss = F.binary_cross_entropy_with_logits(logits.float(), y_all[idx], pos_weight=pos_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        run_loss = 0.98 * run_loss + 0.02 * float(loss) if step else float(loss)
+        if bar is not None:
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix_str(f"loss {run_loss:.3f}")
+    if bar is not None:
+        bar.close()
+    net.eval()
+    judge = Judge(net, list(attributes), int(images.shape[1]), {})
+    report = validation_report(judge, images, labels, val_idx)
+    return net, report
+
+
+def validation_report(judge: Judge, images, labels: np.ndarray, val_idx) -> dict:
+    """Accuracy, true-positive and true-negative rates per attribute on the given images."""
+    val_idx = np.sort(np.asarray(val_idx))
+    p = judge.predict(np.asarray(images[val_idx]))
+    y = labels[val_idx]
+    pred = p > 0.5
+    rep = {"n": int(len(val_idx))}
+    for j, name in enumerate(judge.attributes):
+        t = y[:, j] == 1
+        rep[name] = {"accuracy": round(float((pred[:, j] == t).mean()), 4),
+                     "true_positive_rate": round(float(pred[t, j].mean()), 4) if t.any() else None,
+                     "true_negative_rate": round(float((~pred[~t, j]).mean()), 4) if (~t).any() else None,
+                     "positives": int(t.sum())}
+    rep["mean_accuracy"] = round(float(np.mean([rep[a]["accuracy"] for a in judge.attributes])), 4)
+    return rep
+
+
+# ----------------------------------------------------------------------------------------------
+# file
+
+def save_judge(path, net: torch.nn.Module, attributes: Sequence[str], size: int, meta: dict) -> None:
+    """Write the judge as safetensors (float16 weights) with JSON metadata, atomically."""
+    from safetensors.torch import save as st_save
+    from core.atomic_write import write_bytes_atomic
+    tensors = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
+               for k, v in net.state_dict().items()}
+    head = {"format": JUDGE_FORMAT, "version": "1", "arch": JUDGE_ARCH, "attributes": json.dumps(list(attributes)),
+            "size": str(int(size)), "meta": json.dumps(meta)}
+    write_bytes_atomic(Path(path), st_save(tensors, metadata=head))
+
+
+def load_judge(path) -> Judge:
+    """Read a judge file written by `save_judge`; raises FaderError on anything else."""
+    from safetensors import safe_open
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            head = f.metadata() or {}
+            if head.get("format") != JUDGE_FORMAT or head.get("arch") != JUDGE_ARCH:
+                raise FaderError(f"{path}: not a judge file ({JUDGE_FORMAT}, {JUDGE_ARCH})")
+            attrs = json.loads(head["attributes"])
+            size = int(head["size"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            meta = json.loads(head.get("meta") or "{}")
+    except FaderError:
+        raise
+    except FileNotFoundError:
+        raise FaderError(f"{path}: no such judge file") from None
+    except Exception as e:
+        raise FaderError(f"{path}: not a readable judge file ({str(e).splitlines()[0][:120]})") from None
+    if not (isinstance(attrs, list) and all(isinstance(a, str) for a in attrs) and 0 < len(attrs) <= 64
+            and 16 <= size <= 512):
+        raise FaderError(f"{path}: invalid judge metadata")
+    net = build_net(len(attrs))
+    try:
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+    except RuntimeError as e:
+        raise FaderError(f"{path}: judge weights do not fit a ResNet-18 ({str(e).splitlines()[0][:120]})") from None
+    return Judge(net.eval(), attrs, size, meta)
+
+
+def _tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+
+def main(argv: Optional[list] = None) -> int:
+    """`python -m training.judge`: train the judge on CelebA training-split crops."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    p = argparse.ArgumentParser(prog="python -m training.judge", description=__doc__.split("\n")[0])
+    p.add_argument("--data", action="append", required=True, help="CelebA image folder (repeatable)")
+    p.add_argument("--exclude", action="append", default=None, help="folder or list of images to leave out")
+    p.add_argument("--attr", default="Smiling,Male,Young,Eyeglasses,Mouth_Slightly_Open")
+    p.add_argument("--img-size", type=int, default=128)
+    p.add_argument("--epochs", type=float, default=8.0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-amp", action="store_true", help="plain fp32 (bf16 autocast is faster on CPUs with bf16 support)")
+    p.add_argument("--out", required=True, help="judge file to write (.safetensors)")
+    a = p.parse_args(argv)
+    from .cache import open_cache
+    from .datasets import exclude_images, open_dataset
+    try:
+        if not 32 <= a.img_size <= 256 or a.epochs <= 0 or a.batch_size < 2:
+            raise FaderError("--img-size must be 32..256, --epochs positive, --batch-size at least 2")
+        torch.set_num_threads(max(1, a.threads))
+        ds = open_dataset(a.data, a.attr)
+        if a.exclude:
+            ds, dropped = exclude_images(ds, a.exclude)
+            print(f"judge: --exclude left out {dropped} image(s)", file=sys.stderr)
+        if ds.kind != "celeba" or any(not at.is_binary for at in ds.attributes):
+            raise FaderError("the judge trains on CelebA data with binary attributes")
+        splits = np.asarray([it.split for it in ds.items])
+        train_idx, val_idx = np.flatnonzero(splits == 0), np.flatnonzero(splits == 1)
+        cache = open_cache([it.path for it in ds.items], a.img_size, False, None, None, progress=True)
+        train_idx, val_idx = train_idx[cache.valid[train_idx]], val_idx[cache.valid[val_idx]]
+        if len(train_idx) < a.batch_size or not len(val_idx):
+            raise FaderError("too few training-split (0) or validation-split (1) images for the judge")
+        names = [at.name for at in ds.attributes]
+        print(f"judge: {len(train_idx)} training-split images, {len(val_idx)} validation-split images; "
+              f"attributes {names}", file=sys.stderr)
+        t0 = time.time()
+        net, rep = train_judge(cache.images, ds.labels, train_idx, val_idx, names, a.epochs, a.batch_size,
+                               a.lr, a.seed, amp=not a.no_amp)
+        meta = {"trained_on": ds.description, "n_train": int(len(train_idx)),
+                "validation": {"what": "CelebA split 1 (validation) crops", **rep},
+                "epochs": a.epochs, "seconds": round(time.time() - t0, 1), "augmentation":
+                "shift, scale, rotation, flip, JPEG q25-90, down-up resampling 0.3-0.8x, blur sigma 0.4-1.6, "
+                "brightness/contrast/saturation, noise",
+                "purpose": "independent judge of edits; never used in training or checkpoint selection"}
+        save_judge(a.out, net, names, a.img_size, meta)
+    except FaderError as e:
+        print(f"judge: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(rep))
+    print(f"judge: wrote {a.out} (validation mean accuracy {rep['mean_accuracy']:.3f})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
