@@ -193,7 +193,8 @@ def test_image_critic_learns_attributes_and_steers_the_decoder(celeba_sample, tm
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_training(celeba_sample, tmp_path, amp):
     """The autocast path CUDA takes by default (bf16, or fp16 with loss scaling), forced on the CPU."""
-    t, recs = _run(celeba_sample, 0.05, 100, tmp_path, amp=amp)
+    t, recs = _run(celeba_sample, 0.05, 100, tmp_path, amp=amp, n_critic=1, lambda_critic_adv=0.01,
+                   lambda_critic_attr=0.1)
     want = torch.bfloat16 if amp == "bf16" else torch.float16
     assert t.amp_dtype == want
     x = torch.zeros(2, 3, 32, 32).to(memory_format=torch.channels_last)

@@ -59,9 +59,10 @@ def cache_key(paths, size: int, align: bool) -> str:
     """Hash of (file list with sizes and mtimes, crop size, alignment mode, cache format)."""
     h = hashlib.sha256()
     h.update(json.dumps({"v": CACHE_VERSION, "size": size, "align": bool(align)}).encode())
+    from .pack import member_file
     for p in paths:
         try:
-            st = os.stat(p)
+            st = os.stat(member_file(p))  # a pack's members share the pack file's signature
             sig = f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n"
         except OSError:
             sig = f"{p}\0missing\n"

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixed precision: auto (default) = bf16 autocast on CUDA where supported, else fp16 with "
                         "loss scaling; none on CPU, where autocast is slower without AMX. bf16/fp16 force it on "
                         "any device, off disables it; a resumed run keeps its own unless given")
+    g.add_argument("--data-on-device", action="store_true",
+                   help="copy the training crops to the device once and cut batches there (a GPU: large batches "
+                        "never wait for the host); needs the crops to fit in its memory")
     g.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads for torch (0 = all cores available)")
     g.add_argument("--seed", type=int, default=0, help="random seed")
     g.add_argument("--eval-every", type=int, default=1000, metavar="N", help="evaluate, write a preview and export the model if best every N steps")
@@ -124,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("evaluation classifier")
     g.add_argument("--classifier-steps", type=int, default=2000, metavar="N", help="steps to train the evaluation classifier before the model")
+    g.add_argument("--classifier-max-fm", type=int, default=512, metavar="N",
+                   help="largest layer width of the evaluation classifier this run trains (256 keeps a 128 px "
+                        "model file about 16 MB smaller in float16)")
     g.add_argument("--classifier", default=None, metavar="PATH", help="use the classifier stored in this .fader file instead of training one")
     return p
 
@@ -145,6 +151,11 @@ def _parse_clf_weights(items, names) -> dict:
     return out
 
 
+def _from_celeba(ds) -> bool:
+    """CelebA's own files, or a pack made from them (its licence and splits come along)."""
+    return ds.kind == "celeba" or (ds.kind == "packed" and "CelebA" in ds.description)
+
+
 def _check_numbers(a) -> None:
     from core.errors import FaderError
 
@@ -154,7 +165,7 @@ def _check_numbers(a) -> None:
         if not isinstance(v, (int, float)) or (v < 0 if allow_zero else v <= 0) or (isinstance(v, float) and not math.isfinite(v)):
             raise FaderError(f"--{name.replace('_', '-')} must be {'>= 0' if allow_zero else 'positive'}, got {v}")
     for n in ("steps", "epochs", "batch_size", "eval_every", "ckpt_every", "log_every", "init_fm", "max_fm",
-              "hid_dim", "lr", "val_size", "workers", "n_layers"):
+              "hid_dim", "lr", "val_size", "workers", "n_layers", "classifier_max_fm"):
         pos(n, getattr(a, n))
     for n in ("max_minutes", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_schedule", "n_lat_dis",
               "n_ptc_dis", "lambda_ptc_dis", "lambda_clf_dis", "classifier_steps", "threads", "n_skip", "psnr_drop",
@@ -349,6 +360,8 @@ def run(argv=None, log=None) -> int:
             setattr(cfg, n, getattr(a, n))
     if clf_weights is not None:
         cfg.clf_weights = clf_weights
+    if a.data_on_device:
+        cfg.data_on_device = True
     if a.half_export:
         cfg.half_export = True
 
@@ -358,11 +371,11 @@ def run(argv=None, log=None) -> int:
     meta = {
         "name": f"{run_dir.name} ({', '.join(x.name for x in attrs)}, {img_size}px)",
         "description": f"Fader Networks model trained with fader-train on {ds.description}",
-        "license": CELEBA_LICENSE if ds.kind == "celeba" else "same terms as the training images (user data)",
+        "license": CELEBA_LICENSE if _from_celeba(ds) else "same terms as the training images (user data)",
         "training": {
             "data": ds.description, "data_kind": ds.kind, "cache_key": cache.key,
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
-            "validation": "CelebA split 1 (validation) images" if ds.kind == "celeba" and {ds.items[i].split for i in val_idx} == {1}
+            "validation": "CelebA split 1 (validation) images" if _from_celeba(ds) and {ds.items[i].split for i in val_idx} == {1}
             else "deterministic hold-out by hash of the paths inside the data",
             "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
             "skipped": cache.skipped, "aligned_by": "face detection + alignment" if a.align else "input framing (CelebA crop)",
@@ -404,7 +417,8 @@ def run(argv=None, log=None) -> int:
             say(f"{PROG}: training the evaluation classifier ({cfg.classifier_steps} steps)")
             t0 = time.time()
             classifier, acc = train_classifier(cache.images, labels, train_idx, val_idx, attrs, cfg.classifier_steps,
-                                               device, cfg.batch_size, cfg.seed, cfg.flip, progress=not a.quiet)
+                                               device, cfg.batch_size, cfg.seed, cfg.flip, progress=not a.quiet,
+                                               max_fm=a.classifier_max_fm)
             meta["classifier"] = {"source": "trained by this run", "steps": cfg.classifier_steps,
                                   "seconds": round(time.time() - t0, 1),
                                   "val_accuracy": dict(zip([x.name for x in attrs], [round(v, 4) for v in acc]))}

@@ -98,11 +98,12 @@ def diff_augment(x: torch.Tensor, gen: torch.Generator | None = None, cutout: fl
         k = max(8, int(h * (0.5 + 0.25 * float(rnd(1)))))
         sub = F.interpolate(x[down], size=(k, k), mode="bilinear", antialias=True, align_corners=False)
         x = x.clone()
-        x[down] = F.interpolate(sub, size=(h, w), mode="bilinear", align_corners=False)
+        x[down] = F.interpolate(sub, size=(h, w), mode="bilinear", align_corners=False).to(dt)
     blur = (pick >= 0.25) & (pick < 0.5)
     if blur.any():
         kern = torch.tensor([1.0, 2.0, 1.0], device=dev, dtype=dt)
         kern = (kern[:, None] * kern[None, :] / 16).expand(x.size(1), 1, 3, 3)
         x = x.clone() if not down.any() else x
-        x[blur] = F.conv2d(F.pad(x[blur], (1, 1, 1, 1), mode="replicate"), kern, groups=x.size(1))
+        # .to(dt): under autocast the convolution answers in half precision
+        x[blur] = F.conv2d(F.pad(x[blur], (1, 1, 1, 1), mode="replicate"), kern, groups=x.size(1)).to(dt)
     return x

@@ -270,12 +270,30 @@ def _open_celeba(paths: list, wanted: Optional[list]) -> Dataset:
 
 # ----------------------------------------------------------------------------------------------
 
+def _open_pack(path: Path, wanted: Optional[list]) -> Dataset:
+    from .pack import MEMBER_SEP, open_pack
+    pack = open_pack(path)
+    names = [a.name for a in pack.attributes]
+    if wanted is None:
+        wanted = names
+    unknown = [a for a in wanted if a not in names]
+    if unknown:
+        _err(f"{path}: the pack has no attribute(s) {unknown} (it has {names})")
+    cols = [names.index(a) for a in wanted]
+    items = [Item(f"{path}{MEMBER_SEP}{n}", tuple(int(v) for v in pack.labels[i, cols]), int(pack.splits[i]))
+             for i, n in enumerate(pack.names)]
+    desc = f"pack {path} ({len(items)} crops at {pack.size} px; {pack.description})"
+    return Dataset("packed", [str(path)], [pack.attributes[c] for c in cols], items, desc)
+
+
 def _kind(path: Path) -> str:
     if not path.exists():
         _err(f"{path}: no such file or folder")
     if path.is_file():
         if path.name == CELEBA_ATTR_FILE:
             return "celeba"
+        if path.suffix.lower() == ".fpack":
+            return "packed"
         if path.suffix.lower() == ".csv":
             return "csv"
         _err(f"{path}: not a data source (give a labeled folder, a .csv label table or {CELEBA_ATTR_FILE})")
@@ -303,6 +321,10 @@ def open_dataset(data: Sequence, attr_spec: Optional[str] = None) -> Dataset:
     kind = kinds.pop()
     if kind == "celeba":
         ds = _open_celeba(paths, wanted)
+    elif kind == "packed":
+        if len(paths) > 1:
+            _err(f"--data: one pack at a time (got {len(paths)})")
+        ds = _open_pack(paths[0], wanted)
     else:
         if len(paths) > 1:
             _err(f"--data: only CelebA image folders can be combined (got {len(paths)} {kind} sources)")
@@ -344,6 +366,8 @@ def split_key(ds: Dataset, path: str) -> str:
     p = Path(path)
     if ds.kind == "celeba":
         return p.name
+    if ds.kind == "packed":
+        return str(path).partition("#")[2]
     base = Path(ds.roots[0]) if ds.kind == "folders" else Path(ds.roots[0]).parent
     try:
         return p.relative_to(base).as_posix()
@@ -497,6 +521,12 @@ def load_training_crop(path: str, size: int, align: bool = False) -> tuple:
     images are taken as already-cropped faces. `align=True`: detect the face and align it to the
     CelebA template (the first / largest face); images without a face are skipped.
     """
+    from .pack import is_member, member_file, open_pack
+    if is_member(path):  # a crop already made at the pack's resolution
+        crop = open_pack(member_file(path)).crop(str(path).partition("#")[2])
+        if crop is None:
+            return None, "unreadable pack entry"
+        return (crop if crop.shape[0] == size else _resize(crop, size)), None
     rgb, reason = read_rgb(path)
     if rgb is None:
         return None, reason

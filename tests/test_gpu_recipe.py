@@ -1,0 +1,107 @@
+"""Packed training data and the GPU recipe, run on the CPU at a tiny scale."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+CELEBA = SHARED / "celeba" / "img_align_celeba"
+
+
+@pytest.fixture(scope="module")
+def small_celeba(tmp_path_factory):
+    """60 real CelebA training and 20 validation images with the official attribute and split files."""
+    if not (SHARED / "list_attr_celeba.txt").is_file() or not CELEBA.is_dir():
+        pytest.skip("CelebA subset (../shared/data) not available")
+    root = tmp_path_factory.mktemp("celeba")
+    part = dict(line.split() for line in (SHARED / "list_eval_partition.txt").read_text().splitlines() if line.strip())
+    files = sorted(p.name for p in CELEBA.iterdir())
+    pick = [f for f in files if part.get(f) == "0"][:60] + [f for f in files if part.get(f) == "1"][:20]
+    (root / "img_align_celeba").mkdir()
+    for f in pick:
+        (root / "img_align_celeba" / f).symlink_to(CELEBA / f)
+    for name in ("list_attr_celeba.txt", "list_eval_partition.txt"):
+        (root / name).symlink_to(SHARED / name)
+    return root
+
+
+def test_pack_round_trip_and_training_data(small_celeba, tmp_path):
+    from training import pack
+    from training.datasets import open_dataset, split_dataset
+    out = tmp_path / "faces.fpack"
+    assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--attr", "Smiling,Male",
+                      "--img-size", "32", "-o", str(out)]) == 0
+    p = pack.Pack(out)
+    assert len(p.names) == 80 and p.size == 32 and [a.name for a in p.attributes] == ["Smiling", "Male"]
+    assert sorted(p.splits.tolist()) == [0] * 60 + [1] * 20
+    crop = p.crop(p.names[0])
+    assert crop.shape == (32, 32, 3) and crop.dtype == np.uint8 and crop.std() > 10
+    # the pack trains like the folders it came from: same images per split, same labels
+    ds_pack = open_dataset(out)
+    ds_dir = open_dataset(small_celeba / "img_align_celeba", "Smiling,Male")
+    assert ds_pack.kind == "packed" and len(ds_pack.items) == 80
+    tr_p, va_p = split_dataset(ds_pack)
+    tr_d, va_d = split_dataset(ds_dir)
+    name = lambda ds, i: Path(ds.items[i].path.partition("#")[2] or ds.items[i].path).name  # noqa: E731
+    assert sorted(name(ds_pack, i) for i in va_p) == sorted(name(ds_dir, i) for i in va_d)
+    lab_p = {name(ds_pack, i): ds_pack.items[i].labels for i in range(80)}
+    assert all(lab_p[name(ds_dir, i)] == ds_dir.items[i].labels for i in range(80))
+
+
+def test_a_damaged_or_foreign_pack_is_a_one_line_error(tmp_path, capsys):
+    from core.errors import FaderError
+    from training import cli
+    from training.pack import Pack
+    bad = tmp_path / "bad.fpack"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}       junk")
+    with pytest.raises(FaderError, match="not a readable fader-pack file"):
+        Pack(bad)
+    assert cli.main(["--data", str(bad), "--steps", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.fpack" in err[0]
+
+
+def test_device_batches_equal_host_batches():
+    from training.trainer import BatchStream, DeviceBatchStream
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, (40, 2))
+    idx = np.arange(5, 37)
+    host = BatchStream(images, labels, idx, 6, 3, 4, True)
+    dev = DeviceBatchStream(images, labels, idx, 6, 3, 4, True, "cpu")
+    try:
+        for _ in range(8):  # across an epoch boundary
+            (xh, yh), (xd, yd) = host.next(), dev.next()
+            assert torch.equal(xh, xd) and torch.equal(yh, yd)
+    finally:
+        host.close()
+        dev.close()
+
+
+def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
+    """The one-command recipe, with its architecture shrunk after `--` so the suite stays fast."""
+    from core.model_file import load_model
+    from training import gpu_recipe, pack
+    p = tmp_path / "faces.fpack"
+    assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--img-size", "32", "-o", str(p),
+                      "--attr", gpu_recipe.ATTRIBUTES]) == 0
+    run = tmp_path / "run"
+    tiny = ["--n-layers", "3", "--init-fm", "8", "--max-fm", "32", "--n-skip", "1", "--hid-dim", "16",
+            "--batch-size", "8", "--steps", "6", "--eval-every", "3", "--classifier-steps", "4",
+            "--classifier-max-fm", "32", "--threads", "1"]
+    assert gpu_recipe.main(["--pack", str(p), "--out", str(run), "--device", "cpu", "--minutes", "2", "--", *tiny]) == 0
+    m = load_model(run / "model.fader")
+    assert m.image_size == 32 and [a.name for a in m.attributes] == gpu_recipe.ATTRIBUTES.split(",")
+    assert all(v.dtype == torch.float32 for v in m.autoencoder.state_dict().values() if v.is_floating_point())
+    meta = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert meta["step"] == 6
+    cfg = torch.load(run / "checkpoint_last.pt", weights_only=True)["config"]
+    assert cfg["data_on_device"] and cfg["n_critic"] == 1 and cfg["half_export"] and cfg["batch_size"] == 8
+    import safetensors
+    with safetensors.safe_open(str(run / "model.fader"), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64"}
