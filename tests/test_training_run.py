@@ -188,6 +188,12 @@ def test_image_critic_learns_attributes_and_steers_the_decoder(celeba_sample, tm
     again.load_state(ck)
     for k, v in t.critic.state_dict().items():
         assert torch.equal(v, again.critic.state_dict()[k]), k
+    # resumed with another --critic-width: a new critic, the rest of the run as it was
+    narrow = Trainer(t.arch, attrs, images, labels, tr_idx, va_idx, TrainConfig(**{**ck["config"], "critic_width": 8}),
+                     tmp_path / "a", "cpu", progress=False)
+    narrow.load_state(ck)
+    assert narrow.critic.trunk[0].parametrizations.weight.original.shape[0] == 8 and narrow.step == t.step
+    assert all(torch.equal(v, narrow.ae.state_dict()[k]) for k, v in t.ae.state_dict().items())
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

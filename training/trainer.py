@@ -99,6 +99,7 @@ class TrainConfig:
     lambda_critic_adv: float = 0.0   # weight of the critic's realism term on decodes with random attributes
     lambda_critic_attr: float = 0.0  # weight of the critic's attribute term on those decodes
     critic_attr_weight: float = 1.0  # weight of the attribute loss on real images in the critic's own step
+    critic_width: int = 32         # feature maps of the critic's first layer (cost grows with its square)
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
@@ -400,7 +401,8 @@ class Trainer:
             use_live_taps(self.clf_dis.conv_layers, (arch.img_size, arch.img_size))
         self.classifier = net(classifier).eval() if classifier is not None else None
         # Spectral-norm layers are parametrized modules: kept as they are (no small-map kernels).
-        self.critic = Critic(arch.img_size, arch.n_attr).to(dev).to(memory_format=cl) if cfg.n_critic else None
+        self.critic = Critic(arch.img_size, arch.n_attr, cfg.critic_width).to(dev).to(memory_format=cl) \
+            if cfg.n_critic else None
         kw = _adam_kwargs(dev)
         adam = lambda m: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), **kw)
         self.opt_ae = adam(self.ae)
@@ -651,8 +653,14 @@ class Trainer:
             if m is not None and ck.get(key) is not None:
                 m.load_state_dict(ck[key])
         ld(self.ae, "ae"); ld(self.lat_dis, "lat_dis"); ld(self.ptc_dis, "ptc_dis"); ld(self.clf_dis, "clf_dis")
-        ld(self.critic, "critic")
+        fresh_critic = self.critic is not None and ck.get("critic") is not None and not _same_shapes(self.critic, ck["critic"])
+        if fresh_critic:  # resumed with another --critic-width: the critic starts anew
+            self.log("the checkpoint's image critic has another width; a new critic starts")
+        else:
+            ld(self.critic, "critic")
         for k, (opt, m) in self._opts().items():
+            if k == "opt_critic" and fresh_critic:
+                continue
             if opt is not None and ck.get(k) is not None:
                 opt.load_state_dict(optimizer_state_live(ck[k], m))
                 _match_state_layout(opt)
@@ -832,6 +840,11 @@ class Trainer:
             # Always leave a resumable checkpoint (also on Ctrl-C / SIGTERM / errors after step 0).
             self.save_checkpoint()
         return reason
+
+
+def _same_shapes(module: torch.nn.Module, state: dict) -> bool:
+    own = module.state_dict()
+    return set(own) == set(state) and all(tuple(own[k].shape) == tuple(state[k].shape) for k in own)
 
 
 def _classifier_arch(ck: dict, arch: ArchConfig) -> ArchConfig:
