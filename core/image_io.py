@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from core.atomic_write import atomic_file
+from core.atomic_write import atomic_file, copy_file_atomic
 from core.errors import ImageError
 
-__all__ = ["load_image", "read_exif", "save_image", "SAVE_FORMATS", "DEFAULT_MAX_PIXELS"]
+__all__ = ["load_image", "read_exif", "save_image", "save_unchanged", "image_format", "check_output_folder",
+           "SAVE_FORMATS", "DEFAULT_MAX_PIXELS"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -37,6 +38,10 @@ SAVE_FORMATS = {
 # Formats whose Pillow writer can embed an EXIF block.
 _EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 _ORIENTATION_TAG = 0x0112
+# EXIF pointers to sub-IFDs (Exif, GPS, Interoperability): libtiff cannot write them as tags.
+_IFD_POINTER_TAGS = (0x8769, 0x8825, 0xA005)
+# Pillow's format name of a file -> the format it is written as (an MPO is a JPEG with extra frames).
+_SAME_FORMAT = {"MPO": "JPEG"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,6 +309,20 @@ def read_exif(path: str | os.PathLike) -> bytes | None:
 # saving
 # --------------------------------------------------------------------------------------------
 
+def _tiff_exif(exif: bytes) -> bytes | None:
+    """The base-IFD tags of an EXIF block, which libtiff can write into a TIFF (its sub-IFD
+    pointers make it fail with "Error setting from dictionary")."""
+    try:
+        e = Image.Exif()
+        e.load(exif)
+        for tag in _IFD_POINTER_TAGS:
+            e.pop(tag, None)
+        data = e.tobytes()
+    except Exception:
+        return None
+    return data if len(e) else None
+
+
 def _save_options(fmt: str, quality: int, exif: bytes | None) -> dict:
     opts: dict = {}
     if fmt == "JPEG":
@@ -315,9 +334,32 @@ def _save_options(fmt: str, quality: int, exif: bytes | None) -> dict:
         opts.update(compress_level=6)
     elif fmt == "TIFF":
         opts.update(compression="tiff_lzw")
+        exif = _tiff_exif(exif) if exif else None
     if exif and fmt in _EXIF_FORMATS:
         opts["exif"] = exif
     return opts
+
+
+def check_output_folder(p: Path, what: str = "cannot save image") -> None:
+    """ImageError naming `p` unless its folder exists and `p` is not a folder itself."""
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        if folder.exists() or any(q.exists() and not q.is_dir() for q in folder.parents):
+            raise ImageError(f"{p}: {what}: {folder} is not a folder")
+        raise ImageError(f"{p}: {what}: folder {folder} does not exist")
+    if p.is_dir():
+        raise ImageError(f"{p}: {what}: a folder with that name exists")
+
+
+def image_format(path: str | os.PathLike) -> str | None:
+    """The format of an image file as written by :func:`save_image` ("JPEG", "PNG", …), from its
+    header; None when it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+    except Exception:
+        return None
+    return _SAME_FORMAT.get(fmt, fmt)
 
 
 def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
@@ -325,9 +367,10 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
 
     Suffixes: .png .jpg .jpeg .webp .bmp .tif .tiff. The image is written to a temporary file in
-    the same folder, fsync'ed and renamed over ``path``, so ``path`` is either the old file or the
-    complete new one. ``exif`` (from :func:`read_exif`) is embedded where the format allows.
-    Raises ImageError naming ``path`` on failure; no temporary file is left behind.
+    the same folder, checked to hold every byte (a full disk is an error, never a truncated file),
+    fsync'ed and renamed over ``path``, so ``path`` is either the old file or the complete new
+    one. ``exif`` (from :func:`read_exif`) is embedded where the format allows (in TIFF, its base
+    tags only). Raises ImageError naming ``path`` on failure; no temporary file is left behind.
     """
     p = Path(path)
     fmt = SAVE_FORMATS.get(p.suffix.lower())
@@ -341,11 +384,7 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
                          f"got {arr.dtype} {arr.shape}")
     if not 1 <= int(quality) <= 100:
         raise ImageError(f"{p}: cannot save image: quality must be 1..100, got {quality}")
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise ImageError(f"{p}: cannot save image: folder {folder} does not exist")
-    if p.is_dir():
-        raise ImageError(f"{p}: cannot save image: a folder with that name exists")
+    check_output_folder(p)
 
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
     opts = _save_options(fmt, int(quality), exif)
@@ -354,5 +393,28 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
             image.save(f, format=fmt, **opts)
     except OSError as exc:
         raise ImageError(f"{p}: cannot save image: {_os_reason(exc)}") from None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:  # an encoder's refusal
         raise ImageError(f"{p}: cannot save image: {exc}") from None
+
+
+def save_unchanged(source: str | os.PathLike, path: str | os.PathLike, rgb: np.ndarray,
+                   quality: int = 95, exif: bytes | None = None) -> bool:
+    """Write a photo that was not edited: a byte-for-byte copy of ``source`` when ``path``'s
+    suffix names the source's own format (JPEG to .jpg: no second compression), otherwise
+    ``rgb`` (the source's pixels) through :func:`save_image` — bit-identical pixels in a lossless
+    format. Atomic like save_image; returns True when the file was copied.
+    """
+    p = Path(path)
+    fmt = SAVE_FORMATS.get(p.suffix.lower())
+    if fmt is None or fmt != image_format(source):
+        save_image(p, rgb, quality=quality, exif=exif)
+        return False
+    check_output_folder(p)
+    try:
+        copy_file_atomic(source, p)
+    except OSError as exc:
+        where = exc.filename if exc.filename and Path(exc.filename) == Path(source) else None
+        if where:
+            raise ImageError(f"{source}: cannot read image: {_os_reason(exc)}") from None
+        raise ImageError(f"{p}: cannot save image: {_os_reason(exc)}") from None
+    return True

@@ -50,7 +50,9 @@ def run(args) -> int:
     engine = load_engine(args)
     opts.values = build_values(engine, args.recipe, args.set)
     if not opts.values and not opts.raw:
-        sys.stderr.write(f"{PROG}: note: no --set or recipe values: the photos are copied unchanged\n")
+        how = (f"written unchanged as {opts.format.upper()} (same pixels; a copy of the file where it already is one)"
+               if opts.format else "copied unchanged (byte for byte)")
+        sys.stderr.write(f"{PROG}: note: no --set or recipe values: the photos are {how}\n")
 
     cancel = threading.Event()
     bar = tqdm(total=len(items), unit="img", dynamic_ncols=True, file=sys.stderr, disable=None)
