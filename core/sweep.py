@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .atomic_write import atomic_path
-from .attributes import Attribute, value_to_code
+from .attributes import Attribute, check_value, value_to_code
 from .errors import FaderError, ImageError
 
 BACKGROUND = 255
@@ -78,6 +78,9 @@ def sweep_values(attr: Attribute, lo: float, hi: float, steps: int, own=None, ta
         raise FaderError(f"--steps must be at least 2, got {steps}")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise FaderError(f"--range must be finite numbers, got {lo} {hi}")
+    if attr.is_binary:
+        for v in (lo, hi):
+            check_value(attr, v, "--range value")
     ts = np.linspace(float(lo), float(hi), int(steps))
     if attr.is_binary:
         return [float(t) for t in ts]
