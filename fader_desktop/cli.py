@@ -100,11 +100,22 @@ def run(args) -> int:
     out = Path(args.output)
     if out.suffix != ".fader":
         raise FaderError(f"{out}: output must be a .fader file")
+    for given in (args.checkpoint, args.classifier):
+        if given is not None and _same_file(out, Path(given)):
+            raise FaderError(f"{out}: refusing to overwrite the input checkpoint {given}; choose another output path")
     model = import_reference_checkpoint(args.checkpoint, attributes=args.attr.split(",") if args.attr else None,
                                         classifier_path=args.classifier)
     save_model(model, out)
     print(f"wrote {out}")
     return 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same existing file (also through links)."""
+    try:
+        return a.exists() and b.exists() and (a.samefile(b) or a.resolve() == b.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def _gui_parser() -> argparse.ArgumentParser:
