@@ -15,3 +15,14 @@ class ModelFileError(FaderError):
 
 class NoFaceError(FaderError):
     """No face usable by the model was found in a photo."""
+
+
+def printable(text) -> str:
+    """`text` with control characters (newlines, terminal escapes, ...) shown as escapes (\\n, \\x1b),
+    so that a file name or a model's metadata can neither split a one-line message nor drive the
+    terminal."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+                   for c in s)

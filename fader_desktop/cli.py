@@ -27,7 +27,8 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports usage errors as a single line and exit status 2."""
 
     def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        from core.errors import printable
+        sys.stderr.write(f"{self.prog}: error: {printable(message)}\n")
         raise SystemExit(2)
 
 
@@ -84,16 +85,18 @@ def run(args) -> int:
         summary = model_summary(model)
         summary["path"] = str(path)
         if args.json:
-            print(json.dumps(summary))
+            print(json.dumps(summary))  # JSON escapes control characters itself
         else:
-            print(f"{summary['name']}  ({path})")
+            # the model file's strings are shown, never sent to the terminal raw (escape sequences)
+            from core.errors import printable as p
+            print(f"{p(summary['name'])}  ({p(path)})")
             print(f"  image size: {summary['image_size']} px, {summary['parameters']:,} parameters, "
                   f"classifier: {'yes' if summary['has_classifier'] else 'no'}")
             for a in summary["attributes"]:
-                print(f"  {a['name']}: values {a['values']}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
+                print(f"  {p(a['name'])}: values {p(a['values'])}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
             if summary.get("metrics"):
                 print(f"  metrics: {json.dumps(summary['metrics'])}")
-            print(f"  licence: {summary['license']}")
+            print(f"  licence: {p(summary['license'])}")
         return 0
     from core.legacy_import import import_reference_checkpoint
     from core.errors import FaderError
@@ -106,7 +109,8 @@ def run(args) -> int:
     model = import_reference_checkpoint(args.checkpoint, attributes=args.attr.split(",") if args.attr else None,
                                         classifier_path=args.classifier)
     save_model(model, out)
-    print(f"wrote {out}")
+    from core.errors import printable
+    print(f"wrote {printable(out)}")
     return 0
 
 
@@ -128,7 +132,7 @@ def _gui_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from core.errors import FaderError
+    from core.errors import FaderError, printable
     if argv and argv[0] in SUBCOMMANDS:
         command = argv[0]
         module = importlib.import_module(SUBCOMMANDS[command][0])
@@ -139,7 +143,7 @@ def main(argv=None) -> int:
         try:
             return int(module.run(args) or 0)
         except FaderError as e:
-            sys.stderr.write(f"{PROG}: error: {e}\n")
+            sys.stderr.write(f"{PROG}: error: {printable(e)}\n")
             return 2
         except KeyboardInterrupt:
             sys.stderr.write(f"{PROG}: interrupted\n")

@@ -41,6 +41,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from core.batch import BatchOptions, plan_batch, run_batch
+    from core.errors import printable
     from fader_desktop.cli import PROG, load_engine
     opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
                         quality=args.quality, skip_existing=args.skip_existing)
@@ -82,7 +83,7 @@ def run(args) -> int:
     problems = report.problems()
     for rel, status, reason in problems[:20]:
         if status != "cancelled":
-            sys.stderr.write(f"  {status}: {rel}: {reason}\n")
+            sys.stderr.write(f"  {status}: {printable(rel)}: {printable(reason)}\n")
     if len(problems) > 20:
         sys.stderr.write(f"  … {len(problems) - 20} more" + (f" (see {args.report})" if args.report else "") + "\n")
     if report.cancelled:

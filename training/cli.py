@@ -27,7 +27,8 @@ MAX_THREADS = 1024
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
-        self.exit(2, f"{PROG}: error: {message}\n")
+        from core.errors import printable
+        self.exit(2, f"{PROG}: error: {printable(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -475,17 +476,16 @@ def main(argv: Optional[list] = None) -> int:
     # machine with more runnable threads than cores, spinning barriers made a 2-thread training
     # step up to 5x slower than a 1-thread one (measured here); passive waiting avoids that.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from core.errors import FaderError
+    from core.errors import FaderError, printable
     try:
         code = run(argv)
     except FaderError as e:
-        msg = str(e).replace("\n", " ")
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # a preview, log or list file that could not be written (full disk, ...)
         target = e.filename2 or e.filename  # a failed rename names the temporary file first
         where = f"{target}: " if target else ""
-        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(where)}{printable(e.strerror or e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
