@@ -149,6 +149,11 @@ def main(argv=None) -> int:
             sys.stderr.write(f"{PROG}: interrupted\n")
             return 130
     args = _gui_parser().parse_args(argv)
+    from fader_desktop.platform_check import window_problem
+    problem = window_problem()  # before Qt, which would abort with a core dump
+    if problem:
+        sys.stderr.write(f"{PROG}: error: {printable(problem)}\n")
+        return 2
     from fader_desktop.app import run_app  # imports Qt
     return run_app(images=args.images, model=args.model, device=args.device)
 
