@@ -30,7 +30,7 @@ import numpy as np
 
 from .atomic_write import remove_stale_temps, temp_path, write_bytes_atomic
 from .attributes import attribute_code, parse_value, value_to_code
-from .errors import FaderError, NoFaceError
+from .errors import FaderError, NoFaceError, os_reason
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -169,11 +169,6 @@ def _resolve(p: Path) -> Optional[Path]:
         return None
 
 
-def _os_message(e: OSError) -> str:
-    reason = e.strerror or str(e)
-    return reason[:1].lower() + reason[1:]
-
-
 def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool = False) -> list:
     """Walk IN_DIR and pair every file with its output path; raises FaderError for usage errors.
 
@@ -225,7 +220,7 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
             items.append(Item(src, rel.as_posix(), dst_root / rel.with_suffix(out_suffix)))
     if walk_errors and not items:
         e = walk_errors[0]
-        raise FaderError(f"{e.filename or src_root}: cannot read the folder ({_os_message(e)})")
+        raise FaderError(f"{e.filename or src_root}: cannot read the folder ({os_reason(e)})")
     if not any(it.input.suffix.lower() in IMAGE_SUFFIXES for it in items):
         found = f" ({len(items)} other file(s))" if items else ""
         raise FaderError(f"{src_root}: no images found{found}; looked for "
@@ -275,7 +270,7 @@ def _make_output_folder(out_dir) -> None:
         where = f"{blocker} is a file, not a folder" if blocker else "a parent is not a folder"
         raise FaderError(f"{p}: cannot create the output folder: {where}") from None
     except OSError as e:
-        raise FaderError(f"{p}: cannot create the output folder: {_os_message(e)}") from None
+        raise FaderError(f"{p}: cannot create the output folder: {os_reason(e)}") from None
 
 
 def _check_writable(folder: Path, what: str) -> None:
@@ -284,7 +279,7 @@ def _check_writable(folder: Path, what: str) -> None:
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as e:
-        raise FaderError(f"{what}: cannot write into {folder} ({_os_message(e)})") from None
+        raise FaderError(f"{what}: cannot write into {folder} ({os_reason(e)})") from None
     os.close(fd)
     try:
         os.unlink(probe)
@@ -621,7 +616,7 @@ class _Pipeline:
             try:
                 it.output.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise FaderError(f"{it.output}: cannot create the folder {it.output.parent} ({_os_message(e)})") from None
+                raise FaderError(f"{it.output}: cannot create the folder {it.output.parent} ({os_reason(e)})") from None
             copied = False
             if raw is not None:
                 save_image(it.output, raw, quality=self.opt.quality, exif=p.exif)
@@ -668,7 +663,7 @@ class _Pipeline:
             if isinstance(e, FaderError):
                 it.reason = _strip_path(str(e), where)
             elif isinstance(e, OSError):
-                it.reason = _os_message(e)
+                it.reason = os_reason(e)
             else:
                 it.reason = f"{type(e).__name__}: {e}"
         self.finished(it)

@@ -1,5 +1,7 @@
 """User-facing error types: each message names the file and the problem in one line."""
 
+import errno
+
 
 class FaderError(ValueError):
     """Base class for errors caused by user input (files, options, data)."""
@@ -26,3 +28,18 @@ def printable(text) -> str:
         return s
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
                    for c in s)
+
+
+def os_reason(exc: OSError) -> str:
+    """A short human reason for an OS-level error (no Python class names, no paths)."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not an image file"
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    if exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or exc.__class__.__name__

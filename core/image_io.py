@@ -8,7 +8,6 @@ message that starts with the path.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import warnings
@@ -18,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from core.atomic_write import atomic_file, copy_file_atomic
-from core.errors import ImageError
+from core.errors import ImageError, os_reason
 
 __all__ = ["load_image", "read_exif", "save_image", "save_unchanged", "image_format", "check_output_folder",
            "SAVE_FORMATS", "DEFAULT_MAX_PIXELS"]
@@ -48,27 +47,12 @@ _SAME_FORMAT = {"MPO": "JPEG"}
 # loading
 # --------------------------------------------------------------------------------------------
 
-def _os_reason(exc: OSError) -> str:
-    """A short human reason for an OS-level error (no Python class names, no paths)."""
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "is a folder, not an image file"
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    if exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
-    return str(exc) or exc.__class__.__name__
-
-
 def _check_readable(p: Path) -> None:
     """Fail early with a precise reason before handing the file to a decoder."""
     try:
         st = p.stat()
     except OSError as exc:
-        raise ImageError(f"{p}: cannot read image: {_os_reason(exc)}") from None
+        raise ImageError(f"{p}: cannot read image: {os_reason(exc)}") from None
     if p.is_dir():
         raise ImageError(f"{p}: cannot read image: is a folder, not an image file")
     if st.st_size == 0:
@@ -98,7 +82,7 @@ def _open(p: Path, max_pixels: int | None) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(f"{p}: cannot read image: not a recognised image format") from None
     except OSError as exc:
-        raise ImageError(f"{p}: cannot read image: {_os_reason(exc)}") from None
+        raise ImageError(f"{p}: cannot read image: {os_reason(exc)}") from None
     except (SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{p}: cannot read image: corrupt header ({exc})") from None
     w, h = im.size
@@ -272,7 +256,7 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         if "truncated" in msg or "broken data stream" in msg:
             raise ImageError(f"{p}: cannot read image: the file is truncated or corrupt") from None
         raise ImageError(f"{p}: cannot read image: corrupt or unsupported data "
-                         f"({msg or _os_reason(exc)})") from None
+                         f"({msg or os_reason(exc)})") from None
     except (SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageError(f"{p}: cannot read image: corrupt data ({exc})") from None
     finally:
@@ -392,7 +376,7 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
         with atomic_file(p) as f:
             image.save(f, format=fmt, **opts)
     except OSError as exc:
-        raise ImageError(f"{p}: cannot save image: {_os_reason(exc)}") from None
+        raise ImageError(f"{p}: cannot save image: {os_reason(exc)}") from None
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:  # an encoder's refusal
         raise ImageError(f"{p}: cannot save image: {exc}") from None
 
@@ -415,6 +399,6 @@ def save_unchanged(source: str | os.PathLike, path: str | os.PathLike, rgb: np.n
     except OSError as exc:
         where = exc.filename if exc.filename and Path(exc.filename) == Path(source) else None
         if where:
-            raise ImageError(f"{source}: cannot read image: {_os_reason(exc)}") from None
-        raise ImageError(f"{p}: cannot save image: {_os_reason(exc)}") from None
+            raise ImageError(f"{source}: cannot read image: {os_reason(exc)}") from None
+        raise ImageError(f"{p}: cannot save image: {os_reason(exc)}") from None
     return True
