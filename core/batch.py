@@ -40,6 +40,7 @@ RECIPE_VERSION = 1
 REPORT_FORMAT = "fader-batch-report"
 # Decoded photos the pipeline may hold at once (read ahead + waiting to be written), beyond one.
 MAX_HELD_BYTES = 768 << 20
+MAX_READERS = 64  # reader threads (each a thread and a photo in flight)
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -519,7 +520,7 @@ class _Pipeline:
         cores = _cpu_count()
         # Detection costs several times the model per photo (MTCNN ~65 ms vs ~10 ms for a 64 px
         # model, batched, on one core), so even two cores get two readers.
-        self.readers = max(1, int(readers)) if readers else (2 if cores <= 8 else cores // 4)
+        self.readers = min(MAX_READERS, max(1, int(readers))) if readers else (2 if cores <= 8 else cores // 4)
         # on CPU the model gets the cores the readers leave free (at least one)
         self.model_threads = max(1, cores - self.readers) if engine.device.type == "cpu" else None
         self.batch_faces = max(1, int(batch_faces))
