@@ -90,11 +90,12 @@ class _CheckedWriter(io.BufferedIOBase):
         return False
 
     def write(self, data) -> int:
+        size = memoryview(data).nbytes
         n = self._f.write(data)
-        if n is not None and n != len(memoryview(data)):
+        if n is not None and n != size:
             raise OSError(errno.ENOSPC, "short write (disk full?)")
         self.end = max(self.end, self._f.tell())
-        return len(memoryview(data))
+        return size
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self._f.seek(offset, whence)

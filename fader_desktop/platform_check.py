@@ -92,9 +92,12 @@ def xcb_plugin(env: Mapping[str, str] = os.environ) -> Optional[Path]:
 def missing_libraries(library: Path) -> Optional[list]:
     """Shared libraries `library` needs that the dynamic loader cannot find (via `ldd`), in the
     order ldd lists them; None when that cannot be told (no ldd, or it failed)."""
+    env = {**os.environ, "LC_ALL": "C"}
+    if getattr(sys, "frozen", False) and hasattr(sys, "_MEIPASS"):
+        # the packaged app's loader also searches its own folder (libraries bundled with it)
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [sys._MEIPASS, env.get("LD_LIBRARY_PATH")]))
     try:
-        r = subprocess.run(["ldd", str(library)], capture_output=True, text=True, timeout=30,
-                           env={**os.environ, "LC_ALL": "C"})
+        r = subprocess.run(["ldd", str(library)], capture_output=True, text=True, timeout=30, env=env)
     except (OSError, subprocess.SubprocessError):
         return None
     if r.returncode != 0 and "not found" not in r.stdout:
@@ -127,12 +130,11 @@ def window_problem(env: Mapping[str, str] = os.environ) -> Optional[str]:
                     "(QT_QPA_PLATFORM=offscreen starts it without a window, e.g. for tests)")
     plugin = xcb_plugin(env)
     missing = missing_libraries(plugin) if plugin is not None else None
+    if missing and any(m.startswith(("libQt6", "libpyside6", "libshiboken6")) for m in missing):
+        # Qt's own libraries, which PySide6 ships, do not resolve from here: this check cannot
+        # judge that layout (Qt finds them its own way), so it leaves the verdict to Qt
+        missing = None
     if missing:
-        qt_own = [m for m in missing if m.startswith("libQt6") or m.startswith("libpyside6")]
-        if qt_own:
-            return (f"the window cannot start: Qt's X11 (xcb) platform plugin {plugin} cannot find "
-                    f"{', '.join(qt_own)}, which PySide6 ships: the PySide6 installation is incomplete; "
-                    "reinstall it (pip install --force-reinstall PySide6-Essentials)")
         packages = []
         for m in missing:
             pkg = package_for(m) or m
