@@ -180,7 +180,8 @@ def _check_numbers(a) -> None:
 
 
 def check_run_folder(run_dir: Path) -> None:
-    """--out must be a new folder, an empty one or a fader-train run (FaderError otherwise), so
+    """--out must be a new folder, an empty one (hidden files aside) or a fader-train run
+    (FaderError otherwise), so
     that a run never writes over files it did not create. Checked before any work is done."""
     from core.errors import FaderError
     from .trainer import CHECKPOINT_NAME
@@ -191,8 +192,8 @@ def check_run_folder(run_dir: Path) -> None:
         raise FaderError(f"--out {run_dir}: {blocker} is a file, not a folder")
     if not run_dir.is_dir() or (run_dir / CHECKPOINT_NAME).exists() or (run_dir / RUN_MARKER).is_file():
         return
-    try:
-        entries = sorted(os.listdir(run_dir))
+    try:  # hidden files (.DS_Store, temporary files) are not the user's work and are never written
+        entries = sorted(e for e in os.listdir(run_dir) if not e.startswith("."))
     except OSError as e:
         raise FaderError(f"--out {run_dir}: cannot read the folder ({e.strerror or e})") from None
     if entries:
