@@ -181,8 +181,8 @@ def _check_numbers(a) -> None:
 
 def check_run_folder(run_dir: Path) -> None:
     """--out must be a new folder, an empty one (hidden files aside) or a fader-train run
-    (FaderError otherwise), so
-    that a run never writes over files it did not create. Checked before any work is done."""
+    (FaderError otherwise), so that a run never writes over files it did not create. Checked
+    before any work is done."""
     from core.errors import FaderError
     from .trainer import CHECKPOINT_NAME
     if run_dir.exists() and not run_dir.is_dir():
