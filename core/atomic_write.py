@@ -1,31 +1,44 @@
-"""Atomic file replacement: write beside the target, fsync, rename over it.
+"""Atomic file replacement: write beside the target, check every byte landed, fsync, rename.
 
 Every file the product writes (photos, model files, checkpoints, reports, recipes, previews,
 animations) goes through here, so a crash, a kill or a full disk leaves either the old file or
 the complete new one, never a torn file, and no temporary file behind. Callers translate the
 OSError they get into their own message.
+
+Writers get a file object without a file descriptor (`fileno()` is unsupported): encoders that
+would otherwise write to the descriptor themselves (Pillow's JPEG/PNG/TIFF coders) go through
+Python's `write`, which raises on a short or failed write instead of ignoring it, and the size
+on disk is compared with what was written before the rename.
+
+Temporary names carry the writing process's id (`.NAME.<pid>-<12 hex>.part`): a run removes only
+the temporary files of processes that no longer exist (`remove_stale_temps`), never those of
+another run writing into the same folder.
 """
 from __future__ import annotations
 
+import errno
+import io
 import os
 import re
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
-# '.NAME.<12 hex>.part' (+ the target's suffix when a writer needs it to choose the format)
-TEMP_NAME_RE = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.part(\.[A-Za-z0-9]+)?$")
+# '.NAME.<pid>-<12 hex>.part' (+ the target's suffix when a writer needs it to choose the format);
+# names without a pid were left by versions before temporary files had owners.
+TEMP_NAME_RE = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[0-9a-f]{12}\.part(\.[A-Za-z0-9]+)?$")
 
 
 def temp_path(path, keep_suffix: bool = False) -> Path:
-    """A fresh hidden name beside `path` for its temporary file.
+    """A fresh hidden name beside `path` for its temporary file, owned by this process.
 
     `keep_suffix` appends the target's suffix, for writers (Pillow, ffmpeg) that pick the format
     from the file name.
     """
     p = Path(path)
-    return p.with_name(f".{p.name}.{secrets.token_hex(6)}.part" + (p.suffix if keep_suffix else ""))
+    return p.with_name(f".{p.name}.{os.getpid()}-{secrets.token_hex(6)}.part"
+                       + (p.suffix if keep_suffix else ""))
 
 
 def fsync_dir(folder) -> None:
@@ -54,10 +67,56 @@ def _publish(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent if str(path.parent) else ".")
 
 
+def _incomplete(path: Path, written: int, on_disk: int) -> OSError:
+    return OSError(errno.ENOSPC if on_disk < written else errno.EIO,
+                   f"only {on_disk:,} of {written:,} bytes reached the disk (disk full?)", str(path))
+
+
+class _CheckedWriter(io.BufferedIOBase):
+    """A write-only view of a file that hides its descriptor and remembers how far it wrote."""
+
+    def __init__(self, f: BinaryIO):
+        super().__init__()
+        self._f = f
+        self.end = 0  # the furthest byte written (writers such as TIFF seek back to patch headers)
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes
+        n = self._f.write(data)
+        if n is not None and n != size:
+            raise OSError(errno.ENOSPC, "short write (disk full?)")
+        self.end = max(self.end, self._f.tell())
+        return size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def flush(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")  # so that encoders call write(), which checks
+
+
 @contextmanager
 def atomic_file(path) -> Iterator[BinaryIO]:
     """Open a new temporary file beside `path` for binary writing; on a clean exit of the block
-    it is fsync'ed and renamed over `path`. On any error it is removed and the error re-raised.
+    it is flushed, checked to hold every byte written, fsync'ed and renamed over `path`. On any
+    error (a failed or short write: disk full, quota, I/O) it is removed and the error re-raised,
+    so `path` keeps its old contents or does not appear.
 
     The file is created with O_EXCL and mode 0o666, so the umask decides its permissions as for
     any new file (mkstemp would force 0600 on an exported photo).
@@ -67,9 +126,13 @@ def atomic_file(path) -> Iterator[BinaryIO]:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            yield f
+            w = _CheckedWriter(f)
+            yield w
             f.flush()
             os.fsync(f.fileno())
+            on_disk = os.fstat(f.fileno()).st_size
+            if on_disk < w.end:
+                raise _incomplete(p, w.end, on_disk)
         _publish(tmp, p)
     except BaseException:
         _unlink_quietly(tmp)
@@ -78,14 +141,18 @@ def atomic_file(path) -> Iterator[BinaryIO]:
 
 @contextmanager
 def atomic_path(path, keep_suffix: bool = False) -> Iterator[Path]:
-    """Like `atomic_file`, for writers that need a file name: yields the temporary path, which
-    the block must create; it is fsync'ed and renamed over `path` when the block succeeds."""
+    """Like `atomic_file`, for writers that need a file name (ffmpeg): yields the temporary path,
+    which the block must create; it is fsync'ed and renamed over `path` when the block succeeds.
+    Such writers report their own write errors (the block must raise on them); prefer
+    `atomic_file`, which checks the bytes itself."""
     p = Path(path)
     tmp = temp_path(p, keep_suffix)
     try:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+            if os.fstat(f.fileno()).st_size == 0:
+                raise OSError(errno.EIO, "the writer produced an empty file", str(p))
         _publish(tmp, p)
     except BaseException:
         _unlink_quietly(tmp)
@@ -96,3 +163,53 @@ def write_bytes_atomic(path, data: bytes) -> None:
     """Replace `path` with `data` atomically (see `atomic_file`)."""
     with atomic_file(path) as f:
         f.write(data)
+
+
+def copy_file_atomic(src, path, chunk: int = 1 << 20) -> None:
+    """Replace `path` with a byte-for-byte copy of `src` atomically (see `atomic_file`)."""
+    with open(src, "rb") as fin, atomic_file(path) as f:
+        for block in iter(lambda: fin.read(chunk), b""):
+            f.write(block)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (True when that cannot be told)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. another user's process: alive
+    return True
+
+
+def remove_stale_temps(folder, names: Iterable[str] | None = None) -> int:
+    """Delete temporary files in `folder` that killed writers left behind; returns how many.
+
+    Only files whose owner process no longer runs (and those of older versions, whose names name
+    no owner) are removed: another process writing into the same folder keeps its own. With
+    `names`, only temporary files of those targets are considered.
+    """
+    wanted = set(names) if names is not None else None
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    removed = 0
+    for e in entries:
+        m = TEMP_NAME_RE.match(e.name)
+        if not m or (wanted is not None and m.group("name") not in wanted):
+            continue
+        pid = m.group("pid")
+        if pid is not None and pid_alive(int(pid)):
+            continue
+        try:
+            os.unlink(e.path)
+            removed += 1
+        except OSError:
+            pass
+    return removed

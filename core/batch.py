@@ -28,9 +28,9 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
-from .atomic_write import TEMP_NAME_RE, write_bytes_atomic
+from .atomic_write import remove_stale_temps, temp_path, write_bytes_atomic
 from .attributes import attribute_code, parse_value, value_to_code
-from .errors import FaderError, NoFaceError
+from .errors import FaderError, NoFaceError, os_reason
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -40,6 +40,7 @@ RECIPE_VERSION = 1
 REPORT_FORMAT = "fader-batch-report"
 # Decoded photos the pipeline may hold at once (read ahead + waiting to be written), beyond one.
 MAX_HELD_BYTES = 768 << 20
+MAX_READERS = 64  # reader threads (each a thread and a photo in flight)
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -161,13 +162,22 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _resolve(p: Path) -> Optional[Path]:
+    """The real path of `p`, or None when a link cannot be followed (a symlink loop)."""
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
 def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool = False) -> list:
     """Walk IN_DIR and pair every file with its output path; raises FaderError for usage errors.
 
-    Hidden files and folders (name starting with '.') are left out. Non-image files, and images
-    whose output path another input already takes (``a.jpg`` and
-    ``a.png`` with ``--format png``), are returned already marked skipped; with ``skip_existing``
-    outputs that exist are marked ``exists``.
+    Hidden files and folders (name starting with '.') are left out. Non-image files, links that
+    cannot be followed (loops), and images whose output path another input already takes
+    (``a.jpg`` and ``a.png`` with ``--format png``), are returned already marked skipped; with
+    ``skip_existing`` outputs that exist are marked ``exists``. A folder without any image is an
+    error.
     """
     src_root, dst_root = Path(in_dir), Path(out_dir)
     if not src_root.exists():
@@ -176,7 +186,11 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
         raise FaderError(f"{src_root}: input must be a folder")
     if dst_root.exists() and not dst_root.is_dir():
         raise FaderError(f"{dst_root}: output exists and is not a folder")
-    src_abs, dst_abs = src_root.resolve(), dst_root.resolve()
+    src_abs, dst_abs = _resolve(src_root), _resolve(dst_root)
+    if src_abs is None:
+        raise FaderError(f"{src_root}: the input folder cannot be resolved (a symlink loop)")
+    if dst_abs is None:
+        raise FaderError(f"{dst_root}: the output folder cannot be resolved (a symlink loop)")
     if src_abs == dst_abs:
         raise FaderError(f"{dst_root}: the output folder is the input folder; choose another so no photo is overwritten")
     if fmt is not None and fmt.lower() not in OUTPUT_FORMATS:
@@ -184,10 +198,11 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
     out_nested = _inside(dst_abs, src_abs)
 
     items: list[Item] = []
-    for root, dirs, files in os.walk(src_root, followlinks=False):
+    walk_errors: list = []
+    for root, dirs, files in os.walk(src_root, followlinks=False, onerror=walk_errors.append):
         root_p = Path(root)
         if out_nested:  # leave our own output tree out of the walk
-            dirs[:] = [d for d in dirs if (root_p / d).resolve() != dst_abs]
+            dirs[:] = [d for d in dirs if _resolve(root_p / d) != dst_abs]
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith("."):
@@ -195,18 +210,32 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
             src = root_p / name
             rel = src.relative_to(src_root)
             suffix = src.suffix.lower()
+            if _resolve(src) is None or not src.exists():
+                why = "a symlink loop" if _resolve(src) is None else "a link to nothing"
+                items.append(Item(src, rel.as_posix(), None, "skipped", f"cannot read: {why}"))
+                continue
             if suffix not in IMAGE_SUFFIXES:
                 items.append(Item(src, rel.as_posix(), None, "skipped", "not an image (unsupported file type)"))
                 continue
             out_suffix = OUTPUT_FORMATS[fmt.lower()] if fmt else src.suffix
             items.append(Item(src, rel.as_posix(), dst_root / rel.with_suffix(out_suffix)))
+    if walk_errors and not items:
+        e = walk_errors[0]
+        raise FaderError(f"{e.filename or src_root}: cannot read the folder ({os_reason(e)})")
+    if not any(it.input.suffix.lower() in IMAGE_SUFFIXES for it in items):
+        found = f" ({len(items)} other file(s))" if items else ""
+        raise FaderError(f"{src_root}: no images found{found}; looked for "
+                         f"{', '.join(sorted(IMAGE_SUFFIXES))} here and in sub-folders")
 
-    inputs = {it.input.resolve() for it in items}
+    inputs = {_resolve(it.input) for it in items} - {None}
     taken: dict = {}
     for it in items:
         if it.output is None:
             continue
-        key = it.output.resolve()
+        key = _resolve(it.output)
+        if key is None:
+            it.status, it.reason, it.output = "skipped", "the output path is a symlink loop", None
+            continue
         if key in inputs or _inside(key, src_abs) and not out_nested:
             # Only reachable through odd layouts (OUT_DIR a parent of IN_DIR); refuse the run
             # rather than risk writing over or among the photos.
@@ -222,23 +251,88 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
 
 
 def _remove_stale_parts(items) -> None:
-    """Delete temp files that a killed run left next to its outputs (save_image's `.NAME.xxxx.part`)."""
+    """Delete temp files that killed runs left next to the outputs (never another live run's)."""
     wanted: dict = {}
     for it in items:
         if it.output is not None:
             wanted.setdefault(it.output.parent, set()).add(it.output.name)
     for folder, names in wanted.items():
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for e in entries:
-            m = TEMP_NAME_RE.match(e.name)
-            if m and m.group("name") in names:
-                try:
-                    os.unlink(e.path)
-                except OSError:
-                    pass
+        remove_stale_temps(folder, names)
+
+
+def _make_output_folder(out_dir) -> None:
+    p = Path(out_dir)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise FaderError(f"{p}: cannot create the output folder: a file with that name exists") from None
+    except NotADirectoryError:
+        blocker = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+        where = f"{blocker} is a file, not a folder" if blocker else "a parent is not a folder"
+        raise FaderError(f"{p}: cannot create the output folder: {where}") from None
+    except OSError as e:
+        raise FaderError(f"{p}: cannot create the output folder: {os_reason(e)}") from None
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Create and remove a temporary file in `folder`: a read-only or full disk is found now."""
+    probe = temp_path(folder / "write-test")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        raise FaderError(f"{what}: cannot write into {folder} ({os_reason(e)})") from None
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+
+
+def _check_report_path(report_path, items, out_dir) -> None:
+    """The report must not replace an input, an output or a foreign file, and its folder must
+    exist (or lie in the output folder, created with it) and be writable."""
+    p = Path(report_path)
+    rp = _resolve(p)
+    if rp is None:
+        raise FaderError(f"{p}: cannot write the report: the path is a symlink loop")
+    for it in items:
+        if rp == _resolve(it.input):
+            raise FaderError(f"{p}: the report would overwrite an input file")
+        if it.output is not None and rp == _resolve(it.output):
+            raise FaderError(f"{p}: the report would overwrite the output photo of {it.relative}; "
+                             "choose another name for --report")
+    if rp.is_dir():
+        raise FaderError(f"{p}: cannot write the report: it is a folder")
+    if rp.exists() and not _is_report(rp):
+        raise FaderError(f"{p}: exists and is not a batch report; refusing to overwrite it "
+                         "(choose another name for --report)")
+    # found out now, not after hours of work
+    if rp.parent.is_dir():
+        _check_writable(rp.parent, f"{p}: cannot write the report")
+    elif rp.parent.exists() or any(q.exists() and not q.is_dir() for q in rp.parent.parents):
+        raise FaderError(f"{p}: cannot write the report: {p.parent} is not a folder")
+    elif not _inside(rp.parent, _resolve(Path(out_dir)) or Path(out_dir)):
+        raise FaderError(f"{p}: cannot write the report: folder {p.parent} does not exist")
+    # else: a sub-folder of the output folder, created (and checked) with it
+
+
+def _make_report_folder(report_path) -> None:
+    folder = Path(report_path).parent
+    if not folder.is_dir():
+        _make_output_folder(folder)
+        _check_writable(folder, f"{report_path}: cannot write the report")
+
+
+def _is_report(p: Path) -> bool:
+    """Whether `p` holds a report this program wrote (which a new report may replace)."""
+    try:
+        if p.stat().st_size > 512 << 20:
+            return False
+        with open(p, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == REPORT_FORMAT
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,13 +449,7 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
     if items is None:
         items = plan_batch(in_dir, out_dir, options.format, options.skip_existing)
     if report_path is not None:
-        rp = Path(report_path).resolve()
-        if any(rp == it.input.resolve() for it in items):
-            raise FaderError(f"{report_path}: the report would overwrite an input file")
-        if not rp.parent.is_dir():  # found out now, not after hours of work
-            raise FaderError(f"{report_path}: cannot write the report: folder {rp.parent} does not exist")
-        if rp.is_dir():
-            raise FaderError(f"{report_path}: cannot write the report: it is a folder")
+        _check_report_path(report_path, items, out_dir)
     report = BatchReport(str(in_dir), str(out_dir), items, model=engine.model.name,
                          values=make_recipe(options.values)["values"],
                          options={"aligned": options.aligned, "raw": options.raw, "face": options.face,
@@ -380,8 +468,11 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
 
     todo = [it for it in items if it.status == "pending"]
     if todo:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        _make_output_folder(out_dir)
+        _check_writable(Path(out_dir), f"{out_dir}: cannot write the outputs")
         _remove_stale_parts(todo)
+    if report_path is not None:
+        _make_report_folder(report_path)
     for it in items:
         if it.status != "pending":
             finished(it)
@@ -429,7 +520,7 @@ class _Pipeline:
         cores = _cpu_count()
         # Detection costs several times the model per photo (MTCNN ~65 ms vs ~10 ms for a 64 px
         # model, batched, on one core), so even two cores get two readers.
-        self.readers = max(1, int(readers)) if readers else (2 if cores <= 8 else cores // 4)
+        self.readers = min(MAX_READERS, max(1, int(readers))) if readers else (2 if cores <= 8 else cores // 4)
         # on CPU the model gets the cores the readers leave free (at least one)
         self.model_threads = max(1, cores - self.readers) if engine.device.type == "cpu" else None
         self.batch_faces = max(1, int(batch_faces))
@@ -519,26 +610,32 @@ class _Pipeline:
     # -- writer thread -------------------------------------------------------------------------
     def _write(self, p: _Prepared, raw: Optional[np.ndarray], pastes: list) -> _Prepared:
         from .alignment import paste_back
-        from .image_io import save_image
+        from .image_io import save_image, save_unchanged
         t = time.perf_counter()
         it = p.item
         try:
+            try:
+                it.output.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise FaderError(f"{it.output}: cannot create the folder {it.output.parent} ({os_reason(e)})") from None
+            copied = False
             if raw is not None:
-                out = raw
+                save_image(it.output, raw, quality=self.opt.quality, exif=p.exif)
             elif pastes:
                 out = p.image.copy()
                 for matrix, edited, recon, crop in pastes:
                     out = paste_back(out, edited, recon, matrix, out=out, crop=crop)
-            else:
-                out = p.image
-            it.output.parent.mkdir(parents=True, exist_ok=True)
-            save_image(it.output, out, quality=self.opt.quality, exif=p.exif)
+                save_image(it.output, out, quality=self.opt.quality, exif=p.exif)
+            else:  # nothing changed: the input's own bytes where the format allows
+                copied = save_unchanged(it.input, it.output, p.image, quality=self.opt.quality, exif=p.exif)
             it.status = "ok"
             it.faces = len(p.crops)
             if self.opt.raw:
                 notes = [f"model output of face {self.opt.face or 0} of {it.faces}"]
             else:
                 notes = [f"{len(pastes)} of {it.faces} face(s) changed"]
+                if not pastes:
+                    notes.append("copied unchanged" if copied else "pixels unchanged, converted")
             if p.too_small:
                 notes.append(f"{p.too_small} face(s) too small for the model left unchanged")
             it.reason = "; ".join(notes)
@@ -564,7 +661,12 @@ class _Pipeline:
         else:
             it.status = "failed"
             where = it.output if phase == "write" else it.input
-            it.reason = _strip_path(str(e), where) if isinstance(e, FaderError) else f"{type(e).__name__}: {e}"
+            if isinstance(e, FaderError):
+                it.reason = _strip_path(str(e), where)
+            elif isinstance(e, OSError):
+                it.reason = os_reason(e)
+            else:
+                it.reason = f"{type(e).__name__}: {e}"
         self.finished(it)
 
     def _model_or_fail(self, group: list) -> list:

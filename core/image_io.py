@@ -8,7 +8,6 @@ message that starts with the path.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import warnings
@@ -17,10 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from core.atomic_write import atomic_file
-from core.errors import ImageError
+from core.atomic_write import atomic_file, copy_file_atomic
+from core.errors import ImageError, os_reason
 
-__all__ = ["load_image", "read_exif", "save_image", "SAVE_FORMATS", "DEFAULT_MAX_PIXELS"]
+__all__ = ["load_image", "read_exif", "save_image", "save_unchanged", "image_format", "check_output_folder",
+           "SAVE_FORMATS", "DEFAULT_MAX_PIXELS"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -37,33 +37,22 @@ SAVE_FORMATS = {
 # Formats whose Pillow writer can embed an EXIF block.
 _EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 _ORIENTATION_TAG = 0x0112
+# EXIF pointers to sub-IFDs (Exif, GPS, Interoperability): libtiff cannot write them as tags.
+_IFD_POINTER_TAGS = (0x8769, 0x8825, 0xA005)
+# Pillow's format name of a file -> the format it is written as (an MPO is a JPEG with extra frames).
+_SAME_FORMAT = {"MPO": "JPEG"}
 
 
 # --------------------------------------------------------------------------------------------
 # loading
 # --------------------------------------------------------------------------------------------
 
-def _os_reason(exc: OSError) -> str:
-    """A short human reason for an OS-level error (no Python class names, no paths)."""
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "is a folder, not an image file"
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    if exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
-    return str(exc) or exc.__class__.__name__
-
-
 def _check_readable(p: Path) -> None:
     """Fail early with a precise reason before handing the file to a decoder."""
     try:
         st = p.stat()
     except OSError as exc:
-        raise ImageError(f"{p}: cannot read image: {_os_reason(exc)}") from None
+        raise ImageError(f"{p}: cannot read image: {os_reason(exc)}") from None
     if p.is_dir():
         raise ImageError(f"{p}: cannot read image: is a folder, not an image file")
     if st.st_size == 0:
@@ -93,7 +82,7 @@ def _open(p: Path, max_pixels: int | None) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(f"{p}: cannot read image: not a recognised image format") from None
     except OSError as exc:
-        raise ImageError(f"{p}: cannot read image: {_os_reason(exc)}") from None
+        raise ImageError(f"{p}: cannot read image: {os_reason(exc)}") from None
     except (SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{p}: cannot read image: corrupt header ({exc})") from None
     w, h = im.size
@@ -267,7 +256,7 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         if "truncated" in msg or "broken data stream" in msg:
             raise ImageError(f"{p}: cannot read image: the file is truncated or corrupt") from None
         raise ImageError(f"{p}: cannot read image: corrupt or unsupported data "
-                         f"({msg or _os_reason(exc)})") from None
+                         f"({msg or os_reason(exc)})") from None
     except (SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageError(f"{p}: cannot read image: corrupt data ({exc})") from None
     finally:
@@ -304,6 +293,20 @@ def read_exif(path: str | os.PathLike) -> bytes | None:
 # saving
 # --------------------------------------------------------------------------------------------
 
+def _tiff_exif(exif: bytes) -> bytes | None:
+    """The base-IFD tags of an EXIF block, which libtiff can write into a TIFF (its sub-IFD
+    pointers make it fail with "Error setting from dictionary")."""
+    try:
+        e = Image.Exif()
+        e.load(exif)
+        for tag in _IFD_POINTER_TAGS:
+            e.pop(tag, None)
+        data = e.tobytes()
+    except Exception:
+        return None
+    return data if len(e) else None
+
+
 def _save_options(fmt: str, quality: int, exif: bytes | None) -> dict:
     opts: dict = {}
     if fmt == "JPEG":
@@ -315,9 +318,32 @@ def _save_options(fmt: str, quality: int, exif: bytes | None) -> dict:
         opts.update(compress_level=6)
     elif fmt == "TIFF":
         opts.update(compression="tiff_lzw")
+        exif = _tiff_exif(exif) if exif else None
     if exif and fmt in _EXIF_FORMATS:
         opts["exif"] = exif
     return opts
+
+
+def check_output_folder(p: Path, what: str = "cannot save image") -> None:
+    """ImageError naming `p` unless its folder exists and `p` is not a folder itself."""
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        if folder.exists() or any(q.exists() and not q.is_dir() for q in folder.parents):
+            raise ImageError(f"{p}: {what}: {folder} is not a folder")
+        raise ImageError(f"{p}: {what}: folder {folder} does not exist")
+    if p.is_dir():
+        raise ImageError(f"{p}: {what}: a folder with that name exists")
+
+
+def image_format(path: str | os.PathLike) -> str | None:
+    """The format of an image file as written by :func:`save_image` ("JPEG", "PNG", …), from its
+    header; None when it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+    except Exception:
+        return None
+    return _SAME_FORMAT.get(fmt, fmt)
 
 
 def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
@@ -325,9 +351,10 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
 
     Suffixes: .png .jpg .jpeg .webp .bmp .tif .tiff. The image is written to a temporary file in
-    the same folder, fsync'ed and renamed over ``path``, so ``path`` is either the old file or the
-    complete new one. ``exif`` (from :func:`read_exif`) is embedded where the format allows.
-    Raises ImageError naming ``path`` on failure; no temporary file is left behind.
+    the same folder, checked to hold every byte (a full disk is an error, never a truncated file),
+    fsync'ed and renamed over ``path``, so ``path`` is either the old file or the complete new
+    one. ``exif`` (from :func:`read_exif`) is embedded where the format allows (in TIFF, its base
+    tags only). Raises ImageError naming ``path`` on failure; no temporary file is left behind.
     """
     p = Path(path)
     fmt = SAVE_FORMATS.get(p.suffix.lower())
@@ -341,11 +368,7 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
                          f"got {arr.dtype} {arr.shape}")
     if not 1 <= int(quality) <= 100:
         raise ImageError(f"{p}: cannot save image: quality must be 1..100, got {quality}")
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise ImageError(f"{p}: cannot save image: folder {folder} does not exist")
-    if p.is_dir():
-        raise ImageError(f"{p}: cannot save image: a folder with that name exists")
+    check_output_folder(p)
 
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
     opts = _save_options(fmt, int(quality), exif)
@@ -353,6 +376,29 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
         with atomic_file(p) as f:
             image.save(f, format=fmt, **opts)
     except OSError as exc:
-        raise ImageError(f"{p}: cannot save image: {_os_reason(exc)}") from None
-    except (ValueError, TypeError, KeyError) as exc:
+        raise ImageError(f"{p}: cannot save image: {os_reason(exc)}") from None
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:  # an encoder's refusal
         raise ImageError(f"{p}: cannot save image: {exc}") from None
+
+
+def save_unchanged(source: str | os.PathLike, path: str | os.PathLike, rgb: np.ndarray,
+                   quality: int = 95, exif: bytes | None = None) -> bool:
+    """Write a photo that was not edited: a byte-for-byte copy of ``source`` when ``path``'s
+    suffix names the source's own format (JPEG to .jpg: no second compression), otherwise
+    ``rgb`` (the source's pixels) through :func:`save_image` — bit-identical pixels in a lossless
+    format. Atomic like save_image; returns True when the file was copied.
+    """
+    p = Path(path)
+    fmt = SAVE_FORMATS.get(p.suffix.lower())
+    if fmt is None or fmt != image_format(source):
+        save_image(p, rgb, quality=quality, exif=exif)
+        return False
+    check_output_folder(p)
+    try:
+        copy_file_atomic(source, p)
+    except OSError as exc:
+        where = exc.filename if exc.filename and Path(exc.filename) == Path(source) else None
+        if where:
+            raise ImageError(f"{source}: cannot read image: {os_reason(exc)}") from None
+        raise ImageError(f"{p}: cannot save image: {os_reason(exc)}") from None
+    return True

@@ -150,12 +150,58 @@ _STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {
 }
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickler that never imports: allow-listed tensor helpers, otherwise inert stand-ins."""
+def _storage_nbytes(saved_id) -> tuple:
+    """(key, bytes) a storage reference of torch's pickles claims, or raise _Refused."""
+    # zip: ('storage', type, key, location, numel); legacy: (..., numel, view_metadata)
+    if len(saved_id) not in (5, 6):
+        raise _Refused("a tensor storage reference is malformed")
+    storage_type, key, numel = saved_id[1], saved_id[2], saved_id[4]
+    if type(numel) is not int or numel < 0:
+        raise _Refused("a tensor storage has an invalid size")
+    try:
+        elsize = 1 if storage_type is torch.UntypedStorage else \
+            torch._utils._element_size(storage_type.dtype)
+    except Exception:
+        elsize = 16  # the widest element: never under-count
+    return key, numel * elsize
 
-    def __init__(self, file, *args, **kwargs):
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler that never imports: allow-listed tensor helpers, otherwise inert stand-ins.
+
+    `fader_budget` bounds the bytes the pickle's tensor storages may claim (together): a
+    checkpoint cannot hold more tensor data than its own size, so a claim beyond it is refused
+    before torch allocates anything for it.
+    """
+
+    def __init__(self, file, *args, fader_budget: Optional[int] = None, **kwargs):
         super().__init__(file, *args, **kwargs)
         self._stubs = {}
+        self._budget = fader_budget
+        self._claimed: dict = {}
+
+    # torch's loaders assign their storage loader to `persistent_load`: wrap it with the budget.
+    @property
+    def persistent_load(self):
+        return self._bounded_load
+
+    @persistent_load.setter
+    def persistent_load(self, fn):
+        def bounded(saved_id):
+            if isinstance(saved_id, tuple) and saved_id and saved_id[0] in ("storage", b"storage") \
+                    and self._budget is not None:
+                key, nbytes = _storage_nbytes(saved_id)
+                if key not in self._claimed:
+                    self._claimed[key] = nbytes
+                    total = sum(self._claimed.values())
+                    if total > self._budget:
+                        raise _Refused(f"its tensors claim {total:,} bytes, more than the file's "
+                                       f"{self._budget:,}")
+            return fn(saved_id)
+        self._bounded_load = bounded
+        base = getattr(pickle.Unpickler, "persistent_load", None)
+        if hasattr(base, "__set__"):  # the C unpickler keeps its own reference
+            base.__set__(self, bounded)
 
     def find_class(self, module, name):
         if not isinstance(module, str) or not isinstance(name, str):
@@ -196,12 +242,22 @@ def safe_torch_load(path):
     check_file(path, "checkpoint", MAX_FILE_BYTES)
     with open(path, "rb") as f:
         head = f.read(4)
+    size = path.stat().st_size
     if head[:2] == b"PK":
         try:
             with zipfile.ZipFile(path) as z:
-                names = z.namelist()
+                infos = z.infolist()
         except (zipfile.BadZipFile, OSError, ValueError) as e:
             raise ModelFileError(f"{path}: corrupt checkpoint (bad zip archive: {e})") from None
+        names = [i.filename for i in infos]
+        # torch.save stores every record uncompressed: a compressed one could inflate to any size
+        packed = [i.filename for i in infos if i.compress_type != zipfile.ZIP_STORED]
+        if packed:
+            raise ModelFileError(f"{path}: refused to load: the archive holds compressed records "
+                                 f"({packed[0]}{' …' if len(packed) > 1 else ''}), which torch.save never "
+                                 "writes (a compressed record can expand to any size)")
+        if sum(i.file_size for i in infos) > size:
+            raise ModelFileError(f"{path}: corrupt checkpoint (its records claim more bytes than the file holds)")
         if any(n.endswith("constants.pkl") or n.endswith(".py") for n in names):
             raise ModelFileError(f"{path}: is a TorchScript archive (contains code), not a reference checkpoint")
         if not any(n.endswith("data.pkl") for n in names):
@@ -213,7 +269,8 @@ def safe_torch_load(path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=safe_pickle)
+            return torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=safe_pickle,
+                              fader_budget=size)
     except _Refused as e:
         raise ModelFileError(f"{path}: refused to load: {e} (pickled code is never executed)") from None
     except ModelFileError:
@@ -317,7 +374,7 @@ class _Reader:
         expected = target.state_dict()
         for k, ref in expected.items():  # torch < 0.4 had no num_batches_tracked
             if k not in tensors and k.endswith("num_batches_tracked"):
-                tensors[k] = torch.zeros_like(ref)
+                tensors[k] = torch.zeros(ref.shape, dtype=ref.dtype)
         missing = sorted(set(expected) - set(tensors))
         if missing:
             self.err(f"the {self.kind} is missing tensor(s) {missing[:3]}{' …' if len(missing) > 3 else ''}")
@@ -426,8 +483,13 @@ def _import_autoencoder(path: Path):
         config = ArchConfig.from_dict(fields)
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: {e}") from None
+    # Layer shapes are compared on the meta device (nothing allocated): only an architecture
+    # whose every tensor the file holds is then built for real.
+    with torch.device("meta"):
+        shapes = AutoEncoder(config)
+    state = r.state_dict(shapes)
     ae = AutoEncoder(config)
-    ae.load_state_dict(r.state_dict(ae), strict=True)
+    ae.load_state_dict(state, strict=True)
     return config, ref_attr, ae.eval(), r.obj.qualified_name()
 
 
@@ -447,7 +509,8 @@ def _import_classifier(path: Path, img_size: int, ref_attr: list):
         full_cfg = ArchConfig.from_dict(fields)
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: classifier {e}") from None
-    full = Classifier(full_cfg)
+    with torch.device("meta"):
+        full = Classifier(full_cfg)  # shapes only (see _import_autoencoder)
     state = r.state_dict(full)
     # The reference evaluation classifier usually predicts all 40 CelebA attributes: keep the
     # output rows of the auto-encoder's attributes, in the auto-encoder's order.

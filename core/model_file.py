@@ -21,6 +21,9 @@ from .networks import ArchConfig, AutoEncoder, Classifier
 FORMAT_NAME = "fader-model"
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 4 << 30
+MAX_HEADER_BYTES = 16 << 20   # the JSON header (metadata + tensor table); ours are a few KB
+MAX_ATTRIBUTES = 256          # CelebA has 40
+MAX_VALUES = 256              # values of one attribute
 DEFAULT_LICENSE = "unspecified"
 
 
@@ -140,7 +143,7 @@ def _sniff(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(16)
     n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
-    safetensors_like = 2 <= n <= 100_000_000 and 8 + n <= size and head[8:9] == b"{"
+    safetensors_like = 2 <= n and 8 + n <= size and head[8:9] == b"{"
     # The first bytes of a safetensors file are its header length, which can itself start with
     # b"PK" or 0x80 (e.g. a 0x...80-byte header): only call it a pickle if it is not safetensors.
     if not safetensors_like and (head[:2] == b"PK" or head[:1] == b"\x80"):
@@ -150,6 +153,8 @@ def _sniff(path: Path) -> None:
         raise ModelFileError(f"{path}: not a Fader model file (truncated header)")
     if not safetensors_like:
         raise ModelFileError(f"{path}: not a Fader model file (no safetensors header)")
+    if n > MAX_HEADER_BYTES:
+        raise ModelFileError(f"{path}: the file's header is {n:,} bytes, more than the limit of {MAX_HEADER_BYTES:,}")
 
 
 def _expect(cond, path, msg):
@@ -179,8 +184,15 @@ def load_model(path, map_location: str = "cpu") -> FaderModel:
     _expect(isinstance(ver, int), path, "metadata 'format_version' is missing")
     _expect(ver <= FORMAT_VERSION, path, f"format version {ver} is newer than this app supports ({FORMAT_VERSION}); update Fader Desktop")
 
+    listed = meta.get("attributes") or []
+    _expect(isinstance(listed, list), path, "metadata 'attributes' must be a list")
+    _expect(len(listed) <= MAX_ATTRIBUTES, path,
+            f"metadata lists {len(listed):,} attributes, more than the limit of {MAX_ATTRIBUTES}")
+    _expect(all(not isinstance(a, dict) or not isinstance(a.get("values"), (list, tuple))
+                or len(a["values"]) <= MAX_VALUES for a in listed), path,
+            f"an attribute has more than {MAX_VALUES} values")
     try:
-        attrs = [Attribute.from_dict(a) for a in meta.get("attributes") or []]
+        attrs = [Attribute.from_dict(a) for a in listed]
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: invalid attributes in metadata ({e})") from None
     _expect(attrs, path, "metadata lists no attributes")
@@ -201,9 +213,7 @@ def load_model(path, map_location: str = "cpu") -> FaderModel:
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: invalid alignment template ({e})") from None
 
-    ae = AutoEncoder(config)
-    _load_state(ae, "autoencoder", tensors, path)
-    clf = clf_config = None
+    clf_config = None
     if meta.get("classifier_architecture") is not None:
         try:
             clf_config = ArchConfig.from_dict(meta["classifier_architecture"])
@@ -211,6 +221,16 @@ def load_model(path, map_location: str = "cpu") -> FaderModel:
             raise ModelFileError(f"{path}: classifier {e}") from None
         _expect(clf_config.n_attr == config.n_attr and clf_config.img_size == config.img_size, path,
                 "classifier architecture does not match the model's attributes or image size")
+    # Names and shapes are compared on the meta device (nothing allocated) before the networks
+    # are built: an architecture is only built when the file holds every one of its tensors.
+    with torch.device("meta"):
+        _check_state(AutoEncoder(config).state_dict(), "autoencoder", tensors, path)
+        if clf_config is not None:
+            _check_state(Classifier(clf_config).state_dict(), "classifier", tensors, path)
+    ae = AutoEncoder(config)
+    _load_state(ae, "autoencoder", tensors, path)
+    clf = None
+    if clf_config is not None:
         clf = Classifier(clf_config)
         _load_state(clf, "classifier", tensors, path)
     extra = [k for k in tensors if not k.startswith("autoencoder.") and not (clf is not None and k.startswith("classifier."))]
@@ -223,8 +243,8 @@ def load_model(path, map_location: str = "cpu") -> FaderModel:
     return FaderModel(config, attrs, ae, clf, clf_config, meta)
 
 
-def _load_state(module: nn.Module, prefix: str, tensors: dict, path) -> None:
-    expected = module.state_dict()
+def _check_state(expected: dict, prefix: str, tensors: dict, path) -> dict:
+    """The file's tensors of `prefix`, after checking their names and shapes against `expected`."""
     got = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
     missing = sorted(set(expected) - set(got))
     _expect(not missing, path, f"missing {prefix} tensor(s) {missing[:3]}{' …' if len(missing) > 3 else ''}")
@@ -234,6 +254,14 @@ def _load_state(module: nn.Module, prefix: str, tensors: dict, path) -> None:
         t = got[k]
         _expect(tuple(t.shape) == tuple(ref.shape), path,
                 f"{prefix} tensor {k} has shape {tuple(t.shape)}, expected {tuple(ref.shape)}")
+    return got
+
+
+def _load_state(module: nn.Module, prefix: str, tensors: dict, path) -> None:
+    expected = module.state_dict()
+    got = _check_state(expected, prefix, tensors, path)
+    for k, ref in expected.items():
+        t = got[k]
         if ref.is_floating_point():
             _expect(t.is_floating_point(), path, f"{prefix} tensor {k} must be floating point")
             t = t.float()

@@ -16,6 +16,10 @@ import torch.nn.functional as F
 from .errors import FaderError
 
 DECONV_METHODS = ("convtranspose", "upsampling", "pixelshuffle")
+# Upper bounds on the sizes an architecture may ask for (from a model file, a checkpoint or an
+# option), checked before any layer is built: the reference uses max_fm 512, hid_dim 512 and 40
+# attributes; these leave room to grow, not to allocate terabytes.
+MAX_ARCH = {"img_fm": 4, "init_fm": 2048, "max_fm": 2048, "hid_dim": 8192, "n_attr": 2048}
 
 
 @dataclass
@@ -44,6 +48,8 @@ class ArchConfig:
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 bad(f"{f} must be a positive integer, got {v!r}")
+            if v > MAX_ARCH.get(f, v):
+                bad(f"{f} = {v} exceeds the limit of {MAX_ARCH[f]}")
         if not 32 <= self.img_size <= 256 or self.img_size & (self.img_size - 1):
             bad(f"img_size must be a power of two in 32..256, got {self.img_size}")
         if self.init_fm > self.max_fm:

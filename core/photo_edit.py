@@ -141,7 +141,8 @@ class PhotoEdit:
         if face is None:
             return self.faces
         if not 0 <= face < len(self.faces):
-            raise FaderError(f"face {face} does not exist; the photo has {len(self.faces)} editable face(s)")
+            name = f"{self.path}: " if self.path is not None else ""
+            raise FaderError(f"{name}face {face} does not exist; the photo has {len(self.faces)} editable face(s)")
         return [self.faces[face]]
 
     def set_value(self, name: str, value: Value, face: Optional[int] = None) -> None:
@@ -152,6 +153,8 @@ class PhotoEdit:
             f.values[name] = value
 
     def set_values(self, values: Mapping[str, Value], face: Optional[int] = None) -> None:
+        """Set several values (see set_value); `face` is checked even when `values` is empty."""
+        self._targets(face)
         for k, v in values.items():
             self.set_value(k, v, face)
 

@@ -21,9 +21,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .atomic_write import atomic_path
-from .attributes import Attribute, value_to_code
-from .errors import FaderError, ImageError
+from .atomic_write import atomic_file, atomic_path
+from .attributes import Attribute, check_value, value_to_code
+from .errors import FaderError, ImageError, os_reason
 
 BACKGROUND = 255
 
@@ -78,6 +78,9 @@ def sweep_values(attr: Attribute, lo: float, hi: float, steps: int, own=None, ta
         raise FaderError(f"--steps must be at least 2, got {steps}")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise FaderError(f"--range must be finite numbers, got {lo} {hi}")
+    if attr.is_binary:
+        for v in (lo, hi):
+            check_value(attr, v, "--range value")
     ts = np.linspace(float(lo), float(hi), int(steps))
     if attr.is_binary:
         return [float(t) for t in ts]
@@ -271,22 +274,23 @@ def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0) -> None
         raise FaderError(f"{p}: no frames to write")
     if not 0.1 <= fps <= 60:
         raise FaderError(f"--fps must be between 0.1 and 60, got {fps}")
-    if not p.parent.is_dir():
-        raise ImageError(f"{p}: cannot save: folder {p.parent} does not exist")
+    from .image_io import check_output_folder
+    check_output_folder(p, "cannot save")
     if suffix not in (".gif", ".mp4"):
         raise FaderError(f"{p}: an animation must be .gif or .mp4")
     try:
-        # the temp name keeps the suffix: ffmpeg and Pillow choose the container from it
-        with atomic_path(p, keep_suffix=True) as tmp:
-            if suffix == ".gif":
-                from PIL import Image
-                ims = [Image.fromarray(f) for f in frames]
-                ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:],
+        if suffix == ".gif":
+            from PIL import Image
+            ims = [Image.fromarray(f) for f in frames]
+            with atomic_file(p) as f:  # checked writes: a full disk is an error, not a short GIF
+                ims[0].save(f, format="GIF", save_all=True, append_images=ims[1:],
                             duration=int(round(1000 / fps)), loop=0, optimize=False, disposal=1)
-            else:
+        else:
+            # the temp name keeps the suffix: ffmpeg chooses the container from it
+            with atomic_path(p, keep_suffix=True) as tmp:
                 _write_mp4(p, tmp, frames, fps)
     except OSError as e:
-        raise ImageError(f"{p}: cannot save animation: {e.strerror or e}") from None
+        raise ImageError(f"{p}: cannot save animation: {os_reason(e)}") from None
 
 
 def require_mp4(path) -> None:

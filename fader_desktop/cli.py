@@ -27,7 +27,8 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports usage errors as a single line and exit status 2."""
 
     def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        from core.errors import printable
+        sys.stderr.write(f"{self.prog}: error: {printable(message)}\n")
         raise SystemExit(2)
 
 
@@ -84,27 +85,41 @@ def run(args) -> int:
         summary = model_summary(model)
         summary["path"] = str(path)
         if args.json:
-            print(json.dumps(summary))
+            print(json.dumps(summary))  # JSON escapes control characters itself
         else:
-            print(f"{summary['name']}  ({path})")
+            # the model file's strings are shown, never sent to the terminal raw (escape sequences)
+            from core.errors import printable as p
+            print(f"{p(summary['name'])}  ({p(path)})")
             print(f"  image size: {summary['image_size']} px, {summary['parameters']:,} parameters, "
                   f"classifier: {'yes' if summary['has_classifier'] else 'no'}")
             for a in summary["attributes"]:
-                print(f"  {a['name']}: values {a['values']}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
+                print(f"  {p(a['name'])}: values {p(a['values'])}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
             if summary.get("metrics"):
                 print(f"  metrics: {json.dumps(summary['metrics'])}")
-            print(f"  licence: {summary['license']}")
+            print(f"  licence: {p(summary['license'])}")
         return 0
     from core.legacy_import import import_reference_checkpoint
     from core.errors import FaderError
     out = Path(args.output)
     if out.suffix != ".fader":
         raise FaderError(f"{out}: output must be a .fader file")
+    for given in (args.checkpoint, args.classifier):
+        if given is not None and _same_file(out, Path(given)):
+            raise FaderError(f"{out}: refusing to overwrite the input checkpoint {given}; choose another output path")
     model = import_reference_checkpoint(args.checkpoint, attributes=args.attr.split(",") if args.attr else None,
                                         classifier_path=args.classifier)
     save_model(model, out)
-    print(f"wrote {out}")
+    from core.errors import printable
+    print(f"wrote {printable(out)}")
     return 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same existing file (also through links)."""
+    try:
+        return a.exists() and b.exists() and (a.samefile(b) or a.resolve() == b.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -117,7 +132,7 @@ def _gui_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from core.errors import FaderError
+    from core.errors import FaderError, printable
     if argv and argv[0] in SUBCOMMANDS:
         command = argv[0]
         module = importlib.import_module(SUBCOMMANDS[command][0])
@@ -128,12 +143,17 @@ def main(argv=None) -> int:
         try:
             return int(module.run(args) or 0)
         except FaderError as e:
-            sys.stderr.write(f"{PROG}: error: {e}\n")
+            sys.stderr.write(f"{PROG}: error: {printable(e)}\n")
             return 2
         except KeyboardInterrupt:
             sys.stderr.write(f"{PROG}: interrupted\n")
             return 130
     args = _gui_parser().parse_args(argv)
+    from fader_desktop.platform_check import window_problem
+    problem = window_problem()  # before Qt, which would abort with a core dump
+    if problem:
+        sys.stderr.write(f"{PROG}: error: {printable(problem)}\n")
+        return 2
     from fader_desktop.app import run_app  # imports Qt
     return run_app(images=args.images, model=args.model, device=args.device)
 

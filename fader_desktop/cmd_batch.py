@@ -41,6 +41,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from core.batch import BatchOptions, plan_batch, run_batch
+    from core.errors import printable
     from fader_desktop.cli import PROG, load_engine
     opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
                         quality=args.quality, skip_existing=args.skip_existing)
@@ -50,7 +51,9 @@ def run(args) -> int:
     engine = load_engine(args)
     opts.values = build_values(engine, args.recipe, args.set)
     if not opts.values and not opts.raw:
-        sys.stderr.write(f"{PROG}: note: no --set or recipe values: the photos are copied unchanged\n")
+        how = (f"written unchanged as {opts.format.upper()} (same pixels; a copy of the file where it already is one)"
+               if opts.format else "copied unchanged (byte for byte)")
+        sys.stderr.write(f"{PROG}: note: no --set or recipe values: the photos are {how}\n")
 
     cancel = threading.Event()
     bar = tqdm(total=len(items), unit="img", dynamic_ncols=True, file=sys.stderr, disable=None)
@@ -80,7 +83,7 @@ def run(args) -> int:
     problems = report.problems()
     for rel, status, reason in problems[:20]:
         if status != "cancelled":
-            sys.stderr.write(f"  {status}: {rel}: {reason}\n")
+            sys.stderr.write(f"  {status}: {printable(rel)}: {printable(reason)}\n")
     if len(problems) > 20:
         sys.stderr.write(f"  … {len(problems) - 20} more" + (f" (see {args.report})" if args.report else "") + "\n")
     if report.cancelled:

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from core.image_io import read_exif, save_image
+    from core.image_io import read_exif, save_image, save_unchanged
     from core.photo_edit import PhotoEdit
     from fader_desktop.cli import load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
@@ -32,8 +32,10 @@ def run(args) -> int:
     doc = PhotoEdit.open(src, engine, aligned=args.aligned)
     doc.set_values(values, face=args.face)
     if args.raw:
-        out = doc.render_raw(args.face or 0)
+        save_image(dst, doc.render_raw(args.face or 0), quality=args.quality)
+    elif not any(f.is_modified for f in doc.faces):
+        # nothing to change: the input's own bytes (same format), else its exact pixels
+        save_unchanged(src, dst, doc.image, quality=args.quality, exif=read_exif(src))
     else:
-        out = doc.render()
-    save_image(dst, out, quality=args.quality, exif=None if args.raw else read_exif(src))
+        save_image(dst, doc.render(), quality=args.quality, exif=read_exif(src))
     return 0

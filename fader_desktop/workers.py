@@ -365,12 +365,14 @@ class InferenceWorker(QObject):
 
     def _do_export(self, path: Path, values: list, quality: int, keep_exif: bool) -> None:
         from core.errors import FaderError
-        from core.image_io import read_exif, save_image
+        from core.image_io import read_exif, save_image, save_unchanged
         if self._image is None:
             raise FaderError(f"{path}: nothing to export; open a photo first")
+        unchanged = True
         if self._doc is not None:
             self._apply_values(values)
-            rgb = self._doc.render()
+            unchanged = not any(f.is_modified for f in self._doc.faces)
+            rgb = self._doc.image if unchanged else self._doc.render()
         else:
             rgb = self._image
         exif = None
@@ -379,7 +381,11 @@ class InferenceWorker(QObject):
                 exif = read_exif(self._path)
             except FaderError:
                 exif = None  # the original may have been moved since; the pixels still export
-        save_image(path, rgb, quality=quality, exif=exif)
+        if unchanged and keep_exif and self._path is not None and Path(self._path).is_file():
+            # nothing edited: the original file itself where the format allows (no recompression)
+            save_unchanged(self._path, path, rgb, quality=quality, exif=exif)
+        else:
+            save_image(path, rgb, quality=quality, exif=exif)
         log.info("exported %s", path)
         self.exported.emit(str(path))
 

@@ -103,3 +103,58 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def _mount_tmpfs(folder: Path, options: str) -> bool:
+    import subprocess
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.name != "posix" or os.geteuid() != 0:
+        return False
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    return r.returncode == 0
+
+
+def _unmount(folder: Path) -> None:
+    import subprocess
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A real 256 KB file system (tmpfs): writing more than that fails with ENOSPC part-way.
+    Skips where this process cannot mount one (not root, or in a container that forbids it)."""
+    d = tmp_path / "small_disk"
+    if not _mount_tmpfs(d, "size=256k,mode=0777"):
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
+    yield d
+    _unmount(d)
+
+
+def fill_disk(folder: Path, leave: int) -> None:
+    """Fill the file system of `folder` until about `leave` bytes are free."""
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize
+    if free > leave:
+        with open(folder / "filler.bin", "wb") as f:
+            f.write(b"\0" * (free - leave))
+
+
+@pytest.fixture
+def read_only_dir(tmp_path) -> Path:
+    """A folder nothing can be created in: a read-only tmpfs as root, else a mode 0555 folder.
+    Skips when neither keeps this process out."""
+    d = tmp_path / "read_only"
+    if not _mount_tmpfs(d, "ro,size=64k"):
+        d.mkdir(exist_ok=True)
+        d.chmod(0o555)
+    try:
+        (d / "probe").write_bytes(b"x")
+    except OSError:
+        yield d
+    else:
+        pytest.skip("cannot make a folder read-only here")
+    finally:
+        if os.path.ismount(d):
+            _unmount(d)
+        elif d.exists():
+            d.chmod(0o755)

@@ -54,3 +54,94 @@ def test_new_files_get_the_umask_permissions_not_0600(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "model.fader").stat().st_mode) == 0o644
+
+
+# -- a real full disk (tmpfs) ----------------------------------------------------------------
+
+def _smooth_image(w=900, h=700):
+    """A photo-like image (gradients + texture) whose JPEG is several hundred KB at quality 95."""
+    import numpy as np
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    rng = np.random.default_rng(0)
+    img = np.stack([x / w * 255, y / h * 255, (x + y) % 256], -1) + rng.normal(0, 12, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_full_disk_is_an_error_and_leaves_no_file(small_disk):
+    from conftest import fill_disk
+    fill_disk(small_disk, 64 << 10)
+    with pytest.raises(OSError) as info:
+        write_bytes_atomic(small_disk / "big.bin", os.urandom(200 << 10))
+    assert info.value.errno == 28  # ENOSPC
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin"]
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
+def test_encoders_writing_to_the_descriptor_cannot_truncate_silently(small_disk, fmt):
+    """Pillow's JPEG coder wrote to the file descriptor itself and ignored a short write: a full
+    disk gave a truncated JPEG that was renamed into place. Through atomic_file every encoder
+    writes through a checked write(); the error surfaces and nothing carries the name."""
+    from PIL import Image
+    from conftest import fill_disk
+    (small_disk / "out.img").write_bytes(b"the old file")
+    fill_disk(small_disk, 96 << 10)
+    im = Image.fromarray(_smooth_image())
+    opts = {"JPEG": dict(quality=95, subsampling=0, optimize=True), "TIFF": dict(compression="tiff_lzw")}.get(fmt, {})
+    with pytest.raises(OSError):
+        with atomic_file(small_disk / "out.img") as f:
+            im.save(f, format=fmt, **opts)
+    assert (small_disk / "out.img").read_bytes() == b"the old file"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin", "out.img"]
+
+
+def test_checkpoint_on_a_full_disk_keeps_the_old_one(small_disk):
+    import torch
+    from core.errors import FaderError
+    from training.trainer import atomic_torch_save
+    from conftest import fill_disk
+    atomic_torch_save({"step": 1}, small_disk / "ck.pt")
+    fill_disk(small_disk, 32 << 10)
+    with pytest.raises(FaderError, match="ck.pt: cannot write"):
+        atomic_torch_save({"step": 2, "w": torch.zeros(100_000)}, small_disk / "ck.pt")
+    assert torch.load(small_disk / "ck.pt")["step"] == 1
+    assert sorted(p.name for p in small_disk.iterdir()) == ["ck.pt", "filler.bin"]
+
+
+def test_writers_get_no_descriptor_and_a_short_write_is_caught(tmp_path):
+    """The file object hides fileno() (so no encoder bypasses the checks), and a file that ends
+    up shorter than what was written is an error, not a rename."""
+    import io
+    with pytest.raises(io.UnsupportedOperation):
+        with atomic_file(tmp_path / "x.bin") as f:
+            f.write(b"abc")
+            f.fileno()
+    with pytest.raises(OSError, match="only 3 of 6 bytes"):
+        with atomic_file(tmp_path / "y.bin") as f:
+            f.write(b"abcdef")
+            f.flush()
+            os.truncate(next(tmp_path.glob(".y.bin.*.part")), 3)  # what a lost write leaves
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# -- temporary files belong to their process ------------------------------------------------
+
+def test_temp_names_carry_the_pid_and_only_dead_writers_temps_are_removed(tmp_path):
+    import subprocess
+    import sys
+    from core.atomic_write import remove_stale_temps
+    m = TEMP_NAME_RE.match(temp_path(tmp_path / "a.jpg").name)
+    assert m and m.group("name") == "a.jpg" and int(m.group("pid")) == os.getpid()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".a.jpg.{other.pid}-0123456789ab.part"       # another run, still writing
+        mine = temp_path(tmp_path / "b.jpg")                              # this process
+        old = tmp_path / ".c.jpg.0123456789ab.part"                       # an older version's
+        for p in (live, mine, old):
+            p.write_bytes(b"partial")
+        assert remove_stale_temps(tmp_path) == 1
+        assert live.exists() and mine.exists() and not old.exists()
+    finally:
+        other.kill()
+        other.wait()
+    assert remove_stale_temps(tmp_path, names={"b.jpg"}) == 0          # only the named targets
+    assert remove_stale_temps(tmp_path) == 1 and not live.exists() and mine.exists()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -360,3 +361,145 @@ def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
     assert dlg.summary_box is not None and dlg.summary_box.detailedText() == details
     dlg.summary_box.close()
     dlg.close()
+
+
+# -- hostile and careless use (issue 18) --------------------------------------------------------
+
+@pytest.fixture
+def aligned3(tmp_path, celeba_aligned) -> Path:
+    """Three real aligned CelebA photos (JPEG)."""
+    d = tmp_path / "in3"
+    d.mkdir()
+    for p in sorted(celeba_aligned.glob("*.jpg"))[:3]:
+        shutil.copy(p, d / p.name)
+    return d
+
+
+def test_full_disk_fails_the_photos_and_a_resume_writes_them(tmp_path, aligned3, engine, small_disk):
+    """On a full disk the JPEGs were written truncated, marked ok, and kept by --skip-existing."""
+    from conftest import fill_disk
+    from core.batch import BatchOptions, run_batch
+    from core.image_io import load_image
+    out = small_disk / "out"
+    out.mkdir()
+    fill_disk(small_disk, 8 << 10)
+    rep = run_batch(aligned3, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True))
+    assert rep.counts()["failed"] == 3 and rep.exit_status == 1
+    assert all(it.reason == "cannot save image: no space left on device" for it in rep.items), rep.problems()
+    assert list(out.iterdir()) == []                       # no truncated photo, no temporary file
+    (small_disk / "filler.bin").unlink()
+    rep = run_batch(aligned3, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, skip_existing=True))
+    assert rep.counts()["ok"] == 3
+    for p in aligned3.iterdir():
+        assert load_image(out / p.name).shape == load_image(p).shape
+
+
+def test_report_never_replaces_a_photo_or_a_foreign_file(tmp_path, capsys, aligned3, tiny_model_path):
+    m = ["--model", tiny_model_path, "--device", "cpu", "--aligned", "--set", "Smiling=1"]
+    out = tmp_path / "out"
+    name = sorted(p.name for p in aligned3.iterdir())[1]
+    rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", out / name, *m)
+    assert rc == 2 and f"the report would overwrite the output photo of {name}" in err
+    assert not out.exists()
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my notes\n")
+    rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", mine, *m)
+    assert rc == 2 and "exists and is not a batch report" in err and len(err.strip().splitlines()) == 1
+    assert mine.read_text() == "my notes\n" and not out.exists()
+    # into the output folder under its own name (created with it), then replacing its own report
+    for _ in range(2):
+        rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", out / "report.json", *m)
+        assert rc == 0, err
+        assert json.loads((out / "report.json").read_text())["counts"]["ok"] == 3
+
+
+def test_unwritable_report_or_output_is_found_before_any_work(tmp_path, capsys, aligned3, tiny_model_path,
+                                                              read_only_dir):
+    m = ["--model", tiny_model_path, "--device", "cpu", "--aligned", "--set", "Smiling=1"]
+    out = tmp_path / "out"
+    rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", read_only_dir / "r.json", *m)
+    assert rc == 2 and str(read_only_dir / "r.json") in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() or list(out.iterdir()) == []   # found before a photo was written
+    rc, err = cli(capsys, "batch", aligned3, "-o", read_only_dir / "out", *m)
+    assert rc == 2 and err.strip().splitlines() == [
+        f"fader-desktop: error: {read_only_dir / 'out'}: cannot create the output folder: "
+        + ("read-only file system" if os.path.ismount(read_only_dir) else "permission denied")]
+    (tmp_path / "afile").write_text("x")
+    rc, err = cli(capsys, "batch", aligned3, "-o", tmp_path / "afile" / "out", *m)
+    assert rc == 2 and err.strip().splitlines() == [
+        f"fader-desktop: error: {tmp_path / 'afile' / 'out'}: cannot create the output folder: "
+        f"{tmp_path / 'afile'} is a file, not a folder"]
+
+
+def test_symlink_loops_in_the_input_are_skipped(tmp_path, capsys, aligned3, tiny_model_path):
+    (aligned3 / "loop.jpg").symlink_to("loop.jpg")
+    (aligned3 / "sub").mkdir()
+    (aligned3 / "sub" / "a").symlink_to("b")
+    (aligned3 / "sub" / "b").symlink_to("a")
+    (aligned3 / "sub" / "up").symlink_to("..")               # a folder link: not followed
+    rc, err = cli(capsys, "batch", aligned3, "-o", tmp_path / "out", "--aligned", "--set", "Smiling=1",
+                  "--model", tiny_model_path, "--device", "cpu", "--report", tmp_path / "r.json")
+    assert rc == 1 and "Traceback" not in err
+    by = {it["relative"]: it for it in json.loads((tmp_path / "r.json").read_text())["items"]}
+    assert by["loop.jpg"]["status"] == "skipped" and by["loop.jpg"]["reason"] == "cannot read: a symlink loop"
+    assert by["sub/a"]["reason"] == "cannot read: a symlink loop"
+    assert sum(it["status"] == "ok" for it in by.values()) == 3
+
+
+def test_empty_input_folder_is_an_error(tmp_path, capsys, tiny_model_path):
+    (tmp_path / "empty").mkdir()
+    rc, err = cli(capsys, "batch", tmp_path / "empty", "-o", tmp_path / "out", "--model", tiny_model_path)
+    assert rc == 2 and err.strip().splitlines()[0].startswith(
+        f"fader-desktop: error: {tmp_path / 'empty'}: no images found; looked for .bmp, .jpeg, .jpg")
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    rc, err = cli(capsys, "batch", tmp_path / "empty", "-o", tmp_path / "out", "--model", tiny_model_path)
+    assert rc == 2 and "no images found (1 other file(s))" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unedited_photos_are_copied_byte_for_byte(tmp_path, capsys, aligned3, tiny_model_path):
+    """"copied unchanged" used to re-encode every JPEG."""
+    rc, err = cli(capsys, "batch", aligned3, "-o", tmp_path / "out", "--aligned", "--model", tiny_model_path,
+                  "--device", "cpu", "--report", tmp_path / "r.json")
+    assert rc == 0 and "copied unchanged (byte for byte)" in err
+    for p in aligned3.iterdir():
+        assert (tmp_path / "out" / p.name).read_bytes() == p.read_bytes()
+    assert all(it["reason"] == "0 of 1 face(s) changed; copied unchanged"
+               for it in json.loads((tmp_path / "r.json").read_text())["items"])
+    rc, err = cli(capsys, "batch", aligned3, "-o", tmp_path / "png", "--aligned", "--format", "png",
+                  "--model", tiny_model_path, "--device", "cpu")
+    assert rc == 0
+    from core.image_io import load_image
+    for p in aligned3.iterdir():
+        assert np.array_equal(load_image(tmp_path / "png" / p.with_suffix(".png").name), load_image(p))
+
+
+def test_another_runs_temporary_files_are_left_alone(tmp_path, aligned3, engine):
+    """Two batches into one folder: the second one's start removed the first one's temporary
+    files, and the first then failed with "file not found". Only dead writers' files go."""
+    from core.batch import BatchOptions, run_batch
+    out = tmp_path / "out"
+    out.mkdir()
+    name = sorted(p.name for p in aligned3.iterdir())[0]
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the other run
+    try:
+        theirs = out / f".{name}.{first.pid}-0123456789ab.part"
+        theirs.write_bytes(b"being written")
+        rep = run_batch(aligned3, out, engine, BatchOptions(values={"Smiling": 1.0}, aligned=True))
+        assert rep.counts()["ok"] == 3
+        assert theirs.read_bytes() == b"being written"
+    finally:
+        first.kill()
+        first.wait()
+    rep = run_batch(aligned3, out, engine, BatchOptions(values={"Smiling": 1.0}, aligned=True))
+    assert rep.counts()["ok"] == 3
+    assert not theirs.exists()  # its writer is gone: a leftover, cleaned up
+
+
+def test_absurd_value_in_a_recipe_names_the_recipe(tmp_path, capsys, aligned3, tiny_model_path):
+    r = tmp_path / "r.json"
+    r.write_text(json.dumps({"format": "fader-recipe", "version": 1, "values": {"Smiling": 1e300}}))
+    rc, err = cli(capsys, "batch", aligned3, "-o", tmp_path / "out", "--recipe", r, "--model", tiny_model_path)
+    assert rc == 2 and err.strip().splitlines() == [
+        f"fader-desktop: error: {r}: value 1e+300 for 'Smiling' is outside -10 .. 11 (the slider range -1 .. 2 "
+        "widened 3 times its width each way; further out the face turns into a flat patch)"]

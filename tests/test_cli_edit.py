@@ -208,3 +208,94 @@ def test_photo_without_face(tmp_path, capsys, tiny_model_path):
     assert rc == 2
     assert_one_line_error(err, p)
     assert "no face" in err
+
+
+# -- hostile and careless use (issue 18) --------------------------------------------------------
+
+def _edit(capsys, src, dst, model, *extra):
+    return main_inproc(capsys, "edit", src, "-o", dst, "--model", model, "--device", "cpu", *extra)
+
+
+def test_unedited_jpeg_comes_out_byte_identical(tmp_path, capsys, portrait_path, tiny_model_path):
+    """Without --set the README promises the output equals the input: it used to be re-encoded
+    (hundreds of thousands of pixels off by up to 11)."""
+    rc, err = _edit(capsys, portrait_path, tmp_path / "same.jpg", tiny_model_path)
+    assert rc == 0, err
+    assert (tmp_path / "same.jpg").read_bytes() == portrait_path.read_bytes()
+    # a value equal to the face's own one changes nothing either; another format keeps the pixels
+    rc, err = _edit(capsys, portrait_path, tmp_path / "same.png", tiny_model_path, "--face", "0")
+    assert rc == 0, err
+    assert np.array_equal(read(tmp_path / "same.png"), read(portrait_path))
+
+
+@pytest.mark.parametrize("value", ["1e308", "1e39", "-11", "12"])
+def test_absurd_values_are_refused(tmp_path, capsys, photo_png, tiny_model_path, value):
+    """1e308 used to exit 0 with a black rectangle over the face. The tiny model's Smiling range
+    is -1..2: values beyond -10..11 are refused, naming the attribute and the accepted range."""
+    rc, err = _edit(capsys, photo_png, tmp_path / "o.png", tiny_model_path, "--set", f"Smiling={value}")
+    assert rc == 2
+    assert_one_line_error(err, "'Smiling' is outside -10 .. 11")
+    assert not (tmp_path / "o.png").exists()
+    rc, err = _edit(capsys, photo_png, tmp_path / "o.png", tiny_model_path, "--set", "Smiling=11")
+    assert rc == 0, err  # the edge of the accepted range still exaggerates
+
+
+def test_face_out_of_range_names_the_photo(tmp_path, capsys, photo_png, tiny_model_path):
+    for extra in ([], ["--set", "Smiling=1"], ["--raw"]):
+        rc, err = _edit(capsys, photo_png, tmp_path / "o.png", tiny_model_path, "--face", "99", *extra)
+        assert rc == 2, extra
+        assert_one_line_error(err, f"{photo_png}: face 99 does not exist")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_camera_jpeg_to_tiff(tmp_path, capsys, portrait_path, tiny_model_path):
+    """EXIF with sub-IFDs into a TIFF was a RuntimeError traceback."""
+    from PIL import Image
+    src = tmp_path / "cam.jpg"
+    im = Image.open(portrait_path)
+    exif = Image.Exif()
+    exif[0x010F] = "FaderTestCam"
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 10:00:00"
+    im.save(src, exif=exif.tobytes(), quality=95)
+    rc, err = _edit(capsys, src, tmp_path / "out.tiff", tiny_model_path, "--set", "Smiling=1")
+    assert rc == 0, err
+    assert read(tmp_path / "out.tiff").shape == read(src).shape
+    assert Image.open(tmp_path / "out.tiff").getexif().get(0x010F) == "FaderTestCam"
+
+
+def test_output_on_a_full_disk_or_under_a_file(tmp_path, capsys, small_disk, portrait_path, tiny_model_path):
+    """A JPEG that did not fit used to be left truncated under its final name, exit 0."""
+    from conftest import fill_disk
+    from core.image_io import load_image, save_image
+    big = tmp_path / "big.jpg"
+    save_image(big, np.ascontiguousarray(np.tile(load_image(portrait_path), (3, 3, 1))))
+    fill_disk(small_disk, 48 << 10)
+    rc, err = _edit(capsys, big, small_disk / "out.jpg", tiny_model_path, "--set", "Smiling=1.5")
+    assert rc == 2
+    assert_one_line_error(err, f"{small_disk / 'out.jpg'}: cannot save image: no space left on device")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin"]
+    (tmp_path / "afile").write_text("x")
+    rc, err = _edit(capsys, portrait_path, tmp_path / "afile" / "o.jpg", tiny_model_path)
+    assert rc == 2
+    assert_one_line_error(err, f"{tmp_path / 'afile'} is not a folder")
+
+
+def test_control_characters_stay_out_of_the_terminal(tmp_path, capsys, photo_png, tiny_model_path):
+    """A newline in a file name split the error line; a model's name reached the terminal raw."""
+    import shutil
+    from conftest import make_tiny_model
+    from core.model_file import load_model, save_model
+    odd = tmp_path / "two\nlines.png"
+    shutil.copy(photo_png, odd)
+    rc, err = _edit(capsys, odd, odd, tiny_model_path, "--set", "Smiling=1")
+    assert rc == 2
+    assert_one_line_error(err, "two\\nlines.png: refusing to overwrite the input photo")
+    model = load_model(make_tiny_model(tmp_path / "m.fader"))
+    model.meta["name"] = "\x1b[2J\x1b[31mevil\nsecond line"
+    model.meta["license"] = "\x07bell"
+    save_model(model, tmp_path / "evil.fader")
+    from fader_desktop.cli import main
+    assert main(["info", "--model", str(tmp_path / "evil.fader")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert out.splitlines()[0].startswith("\\x1b[2J\\x1b[31mevil\\nsecond line  (")

@@ -322,3 +322,65 @@ def test_save_replaces_existing_file(tmp_path):
     save_image(target, rgb2)
     np.testing.assert_array_equal(load_image(target), rgb2)
     assert os.listdir(tmp_path) == ["photo.png"]
+
+
+def _camera_jpeg(path):
+    """A JPEG as cameras write it: EXIF with an Exif sub-IFD (exposure, date) and a GPS one."""
+    im = Image.fromarray(_pattern())
+    exif = Image.Exif()
+    exif[0x010F] = "FaderTestCam"
+    exif[0x0132] = "2024:05:01 10:00:00"
+    exif.get_ifd(0x8769)[0x829A] = (1, 125)                 # ExposureTime
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 10:00:00"    # DateTimeOriginal
+    exif.get_ifd(0x8825)[0x0001] = "N"                      # GPSLatitudeRef
+    im.save(path, exif=exif.tobytes(), quality=95)
+
+
+def test_camera_exif_into_tiff(tmp_path):
+    """libtiff cannot write EXIF sub-IFD pointers (it raised "Error setting from dictionary"):
+    the TIFF keeps the base tags; the other formats keep everything."""
+    _camera_jpeg(tmp_path / "cam.jpg")
+    rgb, exif = load_image(tmp_path / "cam.jpg"), read_exif(tmp_path / "cam.jpg")
+    for name in ("out.tiff", "out.tif", "out.jpg", "out.png", "out.webp"):
+        save_image(tmp_path / name, rgb, exif=exif)
+        assert load_image(tmp_path / name).shape == rgb.shape
+        assert Image.open(tmp_path / name).getexif().get(0x010F) == "FaderTestCam", name
+    assert Image.open(tmp_path / "out.jpg").getexif().get_ifd(0x8769).get(0x9003) == "2024:05:01 10:00:00"
+
+
+def test_save_under_a_file_names_the_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ImageError) as info:
+        save_image(tmp_path / "afile" / "x.png", _pattern())
+    assert str(info.value) == f"{tmp_path / 'afile' / 'x.png'}: cannot save image: {tmp_path / 'afile'} is not a folder"
+
+
+def test_jpeg_on_a_full_disk_is_an_error_not_a_truncated_file(small_disk):
+    """The issue's case: a photo-sized JPEG on a disk with less room than it needs. It used to be
+    written truncated and reported as saved."""
+    from conftest import fill_disk
+    y, x = np.mgrid[0:700, 0:900].astype(np.float32)
+    photo = np.clip(np.stack([x / 4, y / 3, (x + y) % 256], -1)
+                    + np.random.default_rng(0).normal(0, 12, (700, 900, 3)), 0, 255).astype(np.uint8)
+    fill_disk(small_disk, 96 << 10)
+    for name in ("out.jpg", "out.png", "out.webp", "out.bmp", "out.tiff"):
+        with pytest.raises(ImageError, match="no space left on device") as info:
+            save_image(small_disk / name, photo)
+        assert str(info.value).startswith(str(small_disk / name))
+    assert sorted(os.listdir(small_disk)) == ["filler.bin"]
+
+
+def test_save_unchanged_copies_the_file_or_keeps_the_pixels(tmp_path):
+    from core.image_io import save_unchanged
+    _camera_jpeg(tmp_path / "cam.jpg")
+    rgb, exif = load_image(tmp_path / "cam.jpg"), read_exif(tmp_path / "cam.jpg")
+    # same format: byte for byte (no second JPEG compression), whatever the suffix's spelling
+    assert save_unchanged(tmp_path / "cam.jpg", tmp_path / "same.JPEG", rgb, exif=exif)
+    assert (tmp_path / "same.JPEG").read_bytes() == (tmp_path / "cam.jpg").read_bytes()
+    # another format: the decoded pixels exactly (PNG is lossless)
+    assert not save_unchanged(tmp_path / "cam.jpg", tmp_path / "conv.png", rgb, exif=exif)
+    assert np.array_equal(load_image(tmp_path / "conv.png"), rgb)
+    # a file whose suffix lies about its format is re-encoded into the named one
+    (tmp_path / "liar.jpg").write_bytes((tmp_path / "conv.png").read_bytes())
+    assert not save_unchanged(tmp_path / "liar.jpg", tmp_path / "liar_out.jpg", rgb)
+    assert Image.open(tmp_path / "liar_out.jpg").format == "JPEG"

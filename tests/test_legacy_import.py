@@ -8,9 +8,11 @@ module is then removed from `sys.modules` and `sys.path` before importing.
 from __future__ import annotations
 
 import collections
+import json
 import io
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import textwrap
@@ -31,6 +33,7 @@ from core.networks import Classifier
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+REPO = Path(__file__).resolve().parents[1]
 
 
 # The reference's src/model.py (constructors only), written to a temporary package so that
@@ -462,3 +465,148 @@ def test_structure_mismatch_is_reported(tmp_path):
         torch.save(ae, tmp_path / "mismatch.pth")
     with pytest.raises(ModelFileError, match=r"mismatch\.pth: the AutoEncoder's layers do not match its fields"):
         import_reference_checkpoint(tmp_path / "mismatch.pth")
+
+
+# -- sizes read from a file are bounded before anything is allocated (issue 18) ----------------
+
+class _StorageRef:
+    """Stands for a tensor storage in a hand-made pickle (see _crafted_pickle)."""
+
+
+def _crafted_pickle(numel: int, legacy: bool) -> bytes:
+    """torch's pickle of one float tensor whose storage claims `numel` elements (what a hostile
+    file can claim whatever the data it carries)."""
+    ref = _StorageRef()
+
+    class TensorReduce:
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, (ref, 0, (numel,), (1,), False, collections.OrderedDict())
+
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            if obj is ref:
+                return ("storage", torch.FloatStorage, "0", "cpu", numel) + ((None,) if legacy else ())
+            return None
+    buf = io.BytesIO()
+    P(buf, protocol=2).dump({"w": TensorReduce()})
+    return buf.getvalue()
+
+
+def _zip_checkpoint(path: Path, numel: int, data: bytes, compress=zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compress) as z:
+        z.writestr("archive/data.pkl", _crafted_pickle(numel, legacy=False))
+        z.writestr("archive/byteorder", "little")
+        with z.open("archive/data/0", "w", force_zip64=True) as f:
+            for start in range(0, len(data) if isinstance(data, bytes) else data, 1 << 24):
+                f.write(data if isinstance(data, bytes) else b"\0" * min(1 << 24, data - start))
+        z.writestr("archive/version", "3\n")
+    return path
+
+
+def _legacy_checkpoint(path: Path, numel: int) -> Path:
+    """torch's pre-1.6 layout: magic number, protocol, sys info, the object, storage keys, data."""
+    with open(path, "wb") as f:
+        for part in (0x1950A86A20F9469CFC6C, 1001, dict(protocol_version=1001, little_endian=True,
+                                                        type_sizes=dict(short=2, int=4, long=4))):
+            pickle.dump(part, f, protocol=2)
+        f.write(_crafted_pickle(numel, legacy=True))
+        pickle.dump(["0"], f, protocol=2)
+        f.write(struct.pack("<q", 4) + b"\0" * 16)
+    return path
+
+
+def test_storages_claiming_more_than_the_file_are_refused(tmp_path):
+    for path in (_zip_checkpoint(tmp_path / "zip.pth", 1 << 28, b"\0" * 16),
+                 _legacy_checkpoint(tmp_path / "legacy.pth", 1 << 28)):
+        with pytest.raises(ModelFileError) as info:
+            safe_torch_load(path)
+        assert str(info.value).startswith(f"{path}: refused to load: its tensors claim 1,073,741,824 bytes, "
+                                          "more than the file's"), str(info.value)
+    ok = safe_torch_load(_zip_checkpoint(tmp_path / "fine.pth", 4, b"\0" * 16))
+    assert ok["w"].shape == (4,)
+
+
+def test_hostile_files_are_refused_before_allocating(tmp_path):
+    """A zip-bombed checkpoint (a 512 MiB record deflated to ~0.5 MB), a reference checkpoint whose
+    fields claim huge layers, and a .fader whose architecture does not match its small tensors:
+    each is one ModelFileError, and the process never grows by more than a fraction of a GB (they
+    used to inflate or allocate gigabytes first)."""
+    from conftest import make_tiny_model
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    bomb = _zip_checkpoint(tmp_path / "bomb.pth", 1 << 27, 1 << 29, compress=zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 4 << 20
+    params = _params()
+    with RefModule(tmp_path) as ref:
+        ae = ref.AutoEncoder(params)
+        ae.init_fm = ae.max_fm = 2048            # fields that build ~1 GB of layers; tensors stay tiny
+        torch.save(ae, tmp_path / "huge_fields.pth")
+    good = make_tiny_model(tmp_path / "good.fader")
+    with safe_open(str(good), framework="pt") as f:
+        meta = json.loads(f.metadata()["fader_meta"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["architecture"].update(init_fm=2048, max_fm=2048)
+    save_file(tensors, str(tmp_path / "big_arch.fader"), metadata={"fader_meta": json.dumps(meta)})
+    code = textwrap.dedent(f'''
+        import resource, sys, torch
+        torch.set_num_threads(1)
+        from core.errors import ModelFileError
+        from core.legacy_import import import_reference_checkpoint
+        from core.model_file import load_model
+        peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        start = peak()
+        for load, name in ((import_reference_checkpoint, "bomb.pth"), (import_reference_checkpoint, "huge_fields.pth"),
+                           (load_model, "big_arch.fader")):
+            try:
+                load({str(tmp_path)!r} + "/" + name)
+                print("ACCEPTED", name)
+            except ModelFileError as e:
+                print(str(e).replace({str(tmp_path)!r} + "/", ""))
+        print("grew_mb", peak() - start)
+    ''')
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    lines = r.stdout.strip().splitlines()
+    assert r.returncode == 0 and len(lines) == 4, r.stderr[-3000:]
+    assert lines[0].startswith("bomb.pth: refused to load: the archive holds compressed records"), lines
+    assert lines[1].startswith("huge_fields.pth: AutoEncoder tensor enc_layers.0.0.weight has shape (4, 3, 4, 4), expected (2048")
+    assert lines[2].startswith("big_arch.fader: autoencoder tensor enc_layers.0.0.weight has shape")
+    assert int(lines[3].split()[1]) < 300, lines
+
+
+def test_architecture_sizes_beyond_the_limits(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from conftest import make_tiny_model
+    good = make_tiny_model(tmp_path / "good.fader")
+    with safe_open(str(good), framework="pt") as f:
+        meta0 = json.loads(f.metadata()["fader_meta"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    cases = {
+        "fm": (lambda m: m["architecture"].update(init_fm=10 ** 6, max_fm=10 ** 6), "init_fm = 1000000 exceeds the limit of 2048"),
+        "attrs": (lambda m: m.update(attributes=[{"name": f"a{i}", "values": ["no", "yes"]} for i in range(300_000)]),
+                  "metadata lists 300,000 attributes, more than the limit of 256"),
+        "values": (lambda m: m["attributes"][0].update(values=[str(i) for i in range(10 ** 5)]),
+                   "an attribute has more than 256 values"),
+    }
+    for name, (fn, phrase) in cases.items():
+        meta = json.loads(json.dumps(meta0))
+        fn(meta)
+        p = tmp_path / f"{name}.fader"
+        save_file(tensors, str(p), metadata={"fader_meta": json.dumps(meta)})
+        with pytest.raises(ModelFileError) as info:
+            load_model(p)
+        assert str(info.value).startswith(f"{p}: ") and phrase in str(info.value), str(info.value)
+
+
+def test_import_reference_never_overwrites_its_input(tmp_path, capsys):
+    from fader_desktop.cli import main
+    path, _, _ = make_reference(tmp_path, name="ck.fader")
+    before = path.read_bytes()
+    assert main(["import-reference", str(path), "-o", str(tmp_path / "." / "ck.fader")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"fader-desktop: error: {tmp_path / '.' / 'ck.fader'}: refusing to overwrite the input "
+                   f"checkpoint {path}; choose another output path"]
+    assert path.read_bytes() == before
+    assert main(["import-reference", str(path), "-o", str(tmp_path / "converted.fader")]) == 0
+    assert load_model(tmp_path / "converted.fader").config.n_attr == 5

@@ -175,3 +175,16 @@ def test_mp4(tmp_path, engine, faces, monkeypatch):
     with pytest.raises(FaderError, match="imageio-ffmpeg"):
         save_animation(tmp_path / "b.mp4", frames)
     assert not list(tmp_path.glob("*b*"))
+
+
+def test_gif_on_a_full_disk_is_an_error(small_disk):
+    """Pillow's GIF coder wrote to the descriptor (unchecked) from a temp path: now checked writes."""
+    from conftest import fill_disk
+    from core.errors import ImageError
+    from core.sweep import save_animation
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (160, 320, 3), dtype=np.uint8) for _ in range(8)]
+    fill_disk(small_disk, 64 << 10)
+    with pytest.raises(ImageError, match="no space left on device"):
+        save_animation(small_disk / "anim.gif", frames)
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin"]

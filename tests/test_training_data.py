@@ -313,8 +313,12 @@ def test_an_output_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
     line naming the file, exit 2, and the run is left resumable."""
     good = _folders(tmp_path / "Smiling", n=6)
     run = tmp_path / "run"
-    (run / "preview_latest.png").mkdir(parents=True)
-    code = cli.main(["--data", str(good), "--steps", "4", "--val-size", "2"] + _tiny_run(run, tmp_path / "cache"))
+    # a run's own folder (a folder of other files is refused outright, see test_out_must_be_...)
+    assert cli.main(["--data", str(good), "--steps", "2", "--val-size", "2"] + _tiny_run(run, tmp_path / "cache")) == 0
+    (run / "preview_latest.png").unlink()
+    (run / "preview_latest.png").mkdir()
+    capsys.readouterr()
+    code = cli.main(["--data", str(good), "--steps", "4", "--resume"] + _tiny_run(run, tmp_path / "cache"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1] == f"fader-train: error: {run / 'preview_latest.png'}: Is a directory", err[-3:]
@@ -416,3 +420,63 @@ def test_resume_from_a_bad_checkpoint_is_a_one_line_error(tmp_path, capsys):
         assert err[0].startswith(f"fader-train: error: {run / 'checkpoint_last.pt'}: {want[name]}"), (name, err)
         assert (run / "checkpoint_last.pt").read_bytes() == data  # left as it was
     assert not marker.exists()
+
+
+# -- hostile and careless use (issue 18) --------------------------------------------------------
+
+def test_csv_typo_in_a_numeric_column_is_an_error(tmp_path):
+    """`abc` among 0/1 used to become a third value of the attribute, silently."""
+    for i in range(6):
+        _img(tmp_path / f"{i}.png", seed=i)
+    rows = ["file,Smiling"] + [f"{i}.png,{'abc' if i == 3 else i % 2}" for i in range(6)]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    from core.errors import FaderError
+    with pytest.raises(FaderError) as info:
+        open_dataset(tmp_path / "labels.csv")
+    assert str(info.value) == (f"{tmp_path / 'labels.csv'}: column 'Smiling' line 5: 'abc' is not a number, but the "
+                               "column's other values are (0/1); use numbers or labels throughout")
+
+
+def test_out_must_be_a_new_empty_or_run_folder(tmp_path, capsys):
+    """--out on a folder of the user's files replaced its log.jsonl, command.txt, …; --out on a
+    file said "File exists" only after preprocessing. Both are refused first, nothing touched."""
+    good = _folders(tmp_path / "Smiling", n=6)
+    theirs = tmp_path / "my_project"
+    theirs.mkdir()
+    (theirs / "log.jsonl").write_text("my own log\n")
+    (theirs / "command.txt").write_text("my commands\n")
+    cache = tmp_path / "cache"
+    args = ["--data", str(good), "--steps", "2", "--val-size", "2"]
+    assert cli.main(args + _tiny_run(theirs, cache)) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"fader-train: error: --out {theirs}: the folder holds files (command.txt, log.jsonl) and is not a "
+        "fader-train run; choose a new or empty folder so that none of them is overwritten"]
+    assert sorted(p.name for p in theirs.iterdir()) == ["command.txt", "log.jsonl"]
+    assert (theirs / "log.jsonl").read_text() == "my own log\n"
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(args + _tiny_run(tmp_path / "afile", cache)) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"fader-train: error: --out {tmp_path / 'afile'}: "
+                                                            "exists and is not a folder"]
+    assert not cache.exists()  # refused before the preprocessing cache was built
+    # an empty folder is fine; the run marks it, so a later run there may resume or restart
+    (tmp_path / "empty").mkdir()
+    assert cli.main(args + _tiny_run(tmp_path / "empty", cache)) == 0
+    assert (tmp_path / "empty" / cli.RUN_MARKER).is_file()
+    assert cli.main(["--data", str(good), "--steps", "3", "--resume"] + _tiny_run(tmp_path / "empty", cache)) == 0
+
+
+def test_batch_size_is_bounded_before_allocating(tmp_path, capsys):
+    """--batch-size 100000 on a few dozen images grew to 18 GB and ignored Ctrl-C."""
+    good = _folders(tmp_path / "Smiling", n=6)
+    cache = tmp_path / "cache"
+    tiny = _tiny_run(tmp_path / "run", cache)
+    i = tiny.index("--batch-size")
+    assert cli.main(["--data", str(good), "--steps", "2"] + tiny[:i + 1] + ["100000"] + tiny[i + 2:]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "fader-train: error: --batch-size must be at most 1024, got 100000"]
+    assert cli.main(["--data", str(good), "--steps", "2"] + tiny + ["--threads", "100000"]) == 2
+    assert "--threads must be at most 1024" in capsys.readouterr().err
+    assert not cache.exists() and not (tmp_path / "run").exists()
+    # larger than the data: the batch is the whole training set (a bigger one only repeats images)
+    assert cli.main(["--data", str(good), "--steps", "2", "--val-size", "2"] + tiny[:i + 1] + ["500"] + tiny[i + 2:]) == 0
+    assert "--batch-size 500 is more than the 10 training images; using 10" in capsys.readouterr().err

@@ -18,11 +18,17 @@ from typing import Optional
 import numpy as np
 
 PROG = "fader-train"
+# Written into every run folder when the run starts: the folders --out may write into are new or
+# empty ones and those that hold this file (or a checkpoint), never a folder of the user's files.
+RUN_MARKER = "fader-run.json"
+MAX_BATCH_SIZE = 1024
+MAX_THREADS = 1024
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
-        self.exit(2, f"{PROG}: error: {message}\n")
+        from core.errors import printable
+        self.exit(2, f"{PROG}: error: {printable(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +187,10 @@ def _check_numbers(a) -> None:
             raise FaderError(f"--{n.replace('_', '-')} must be in [0, 1), got {v}")
     if not 0 <= a.smooth_label < 0.5:
         raise FaderError(f"--smooth-label must be in [0, 0.5), got {a.smooth_label}")
+    for n, limit in (("batch_size", MAX_BATCH_SIZE), ("threads", MAX_THREADS), ("workers", MAX_THREADS)):
+        v = getattr(a, n)
+        if v is not None and v > limit:
+            raise FaderError(f"--{n.replace('_', '-')} must be at most {limit}, got {v}")
     if a.img_size is not None and (not 32 <= a.img_size <= 256 or a.img_size & (a.img_size - 1)):
         raise FaderError(f"--img-size must be a power of two in 32..256, got {a.img_size}")
     if a.batch_size < 2:
@@ -191,6 +201,39 @@ def _check_numbers(a) -> None:
         raise FaderError("--lambda-clf-dis needs --n-clf-dis > 0")
     if a.n_critic == 0 and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)) > 0:
         raise FaderError("--lambda-critic-adv/--lambda-critic-attr need --n-critic > 0")
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """--out must be a new folder, an empty one (hidden files aside) or a fader-train run
+    (FaderError otherwise), so that a run never writes over files it did not create. Checked
+    before any work is done."""
+    from core.errors import FaderError
+    from .trainer import CHECKPOINT_NAME
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FaderError(f"--out {run_dir}: exists and is not a folder")
+    blocker = next((q for q in run_dir.parents if q.exists() and not q.is_dir()), None)
+    if blocker is not None:
+        raise FaderError(f"--out {run_dir}: {blocker} is a file, not a folder")
+    if not run_dir.is_dir() or (run_dir / CHECKPOINT_NAME).exists() or (run_dir / RUN_MARKER).is_file():
+        return
+    try:  # hidden files (.DS_Store, temporary files) are not the user's work and are never written
+        entries = sorted(e for e in os.listdir(run_dir) if not e.startswith("."))
+    except OSError as e:
+        raise FaderError(f"--out {run_dir}: cannot read the folder ({e.strerror or e})") from None
+    if entries:
+        shown = ", ".join(entries[:3]) + (", …" if len(entries) > 3 else "")
+        raise FaderError(f"--out {run_dir}: the folder holds files ({shown}) and is not a fader-train run; "
+                         "choose a new or empty folder so that none of them is overwritten")
+
+
+def _start_run_folder(run_dir: Path) -> None:
+    from datetime import datetime, timezone
+    from core.atomic_write import write_bytes_atomic
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / RUN_MARKER).is_file():
+        info = {"format": "fader-train-run", "version": 1,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        write_bytes_atomic(run_dir / RUN_MARKER, (json.dumps(info) + "\n").encode("utf-8"))
 
 
 def run(argv=None, log=None) -> int:
@@ -226,6 +269,7 @@ def run(argv=None, log=None) -> int:
     if a.resume and a.init:
         raise FaderError("--resume continues a run; --init starts a new one: give only one")
     _check_numbers(a)
+    check_run_folder(Path(a.out))
     if a.clf_weight:
         _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
@@ -294,6 +338,10 @@ def run(argv=None, log=None) -> int:
     val_idx = val_idx[cache.valid[val_idx]]
     if len(train_idx) < 2 or len(val_idx) < 1:
         raise FaderError(f"{a.data[0]}: too few usable images ({len(train_idx)} train, {len(val_idx)} validation)")
+    if ck is None and a.batch_size > len(train_idx):
+        # a batch larger than the data only repeats images, at the memory cost of its full size
+        say(f"{PROG}: --batch-size {a.batch_size} is more than the {len(train_idx)} training images; using {len(train_idx)}")
+        a.batch_size = len(train_idx)
     if init_model is not None:
         cols = []
         for name in order:
@@ -389,10 +437,12 @@ def run(argv=None, log=None) -> int:
     }
     if ck is not None:
         meta = json.loads(ck.get("meta_json") or "{}") or meta
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_folder(run_dir)  # again: the folder may have filled while the data was read
+    _start_run_folder(run_dir)
     if ck is None:
-        (run_dir / "train_files.txt").write_text("\n".join(paths[i] for i in train_idx) + "\n")
-        (run_dir / "val_files.txt").write_text("\n".join(paths[i] for i in val_idx) + "\n")
+        from core.atomic_write import write_bytes_atomic
+        for name, idx in (("train_files.txt", train_idx), ("val_files.txt", val_idx)):
+            write_bytes_atomic(run_dir / name, ("\n".join(paths[i] for i in idx) + "\n").encode("utf-8", "surrogateescape"))
 
     # ---- evaluation classifier
     classifier = None
@@ -457,17 +507,16 @@ def main(argv: Optional[list] = None) -> int:
     # machine with more runnable threads than cores, spinning barriers made a 2-thread training
     # step up to 5x slower than a 1-thread one (measured here); passive waiting avoids that.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from core.errors import FaderError
+    from core.errors import FaderError, printable
     try:
         code = run(argv)
     except FaderError as e:
-        msg = str(e).replace("\n", " ")
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # a preview, log or list file that could not be written (full disk, ...)
         target = e.filename2 or e.filename  # a failed rename names the temporary file first
         where = f"{target}: " if target else ""
-        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(where)}{printable(e.strerror or e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

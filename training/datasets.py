@@ -126,11 +126,21 @@ def _column_attribute(name: str, raw: list, table: Path) -> tuple:
     vals = sorted(set(raw))
     if len(vals) < 2:
         _err(f"{table}: column {name!r} has only one value ({vals[0] if vals else 'none'}); an attribute needs 2 or more")
-    numeric = True
-    try:
-        nums = sorted({float(v) for v in vals})
-    except ValueError:
-        numeric = False
+    def is_number(v):
+        try:
+            float(v)
+        except ValueError:
+            return False
+        return True
+    numbers = [v for v in vals if is_number(v)]
+    if numbers and len(numbers) < len(vals):
+        # a typo in a 0/1 column would otherwise silently become a value of its own
+        line, bad = next((i, v) for i, v in enumerate(raw, start=2) if not is_number(v))
+        shown = "/".join(sorted(numbers, key=float)[:4]) + ("/…" if len(numbers) > 4 else "")
+        _err(f"{table}: column {name!r} line {line}: {bad!r} is not a number, but the column's other values "
+             f"are ({shown}); use numbers or labels throughout")
+    numeric = len(numbers) == len(vals)
+    nums = sorted({float(v) for v in vals}) if numeric else []
     if numeric and nums in ([0.0, 1.0], [-1.0, 1.0]):
         index = {v: int(float(v) > 0) for v in vals}
         return Attribute(name, ("no", "yes")), [index[v] for v in raw]

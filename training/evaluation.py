@@ -421,7 +421,7 @@ def main(argv: Optional[list] = None) -> int:
     text = json.dumps(res, indent=1, sort_keys=True)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_bytes_atomic(args.out, (text + "\n").encode("utf-8"))
     return 0
 
 
