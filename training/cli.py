@@ -243,6 +243,8 @@ def _run(argv, log, held: dict) -> int:
     if a.n_clf_dis is None:
         a.n_clf_dis = 1 if a.lambda_clf_dis > 0 else 0
     device = resolve_device(a.device)
+    if not (a.dist_timeout > 0 and math.isfinite(a.dist_timeout)):
+        raise FaderError(f"--dist-timeout must be positive, got {a.dist_timeout}")
     # Under torchrun: join the other processes (None for a plain run). Only rank 0 speaks and writes.
     dist = held["dist"] = init_from_env(device, a.dist_timeout)
     if dist is not None:

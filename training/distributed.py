@@ -83,6 +83,7 @@ class DistContext:
     backend: str
     timeout: float
     store: Any = field(repr=False)
+    cpu_group: Any = field(default=None, repr=False)   # gloo, for the host-side flags (None: the default group is gloo)
     _phase: int = 0
     _open: Optional["Phase"] = field(default=None, repr=False)
 
@@ -116,17 +117,18 @@ class DistContext:
         return t
 
     def agree_stop(self, reason: Optional[str]) -> Optional[str]:
-        """The stop reason every rank adopts: the highest-priority one any rank has (None: go on)."""
-        t = self._comm(torch.tensor([STOP_REASONS.index(reason)], dtype=torch.int64))
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        """The stop reason every rank adopts: the highest-priority one any rank has (None: go on).
+        Once per iteration, on the CPU group: no wait for the GPU."""
+        t = torch.tensor([STOP_REASONS.index(reason)], dtype=torch.int64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.cpu_group)
         return STOP_REASONS[int(t.item())]
 
     def check_same(self, what: str, values, hint: str) -> None:
         """Raise on every rank when the ranks disagree on these integers (data, checkpoint, options)."""
-        t = self._comm(torch.tensor([int(v) % (1 << 62) for v in values], dtype=torch.int64))
+        t = torch.tensor([int(v) % (1 << 62) for v in values], dtype=torch.int64)
         lo, hi = t.clone(), t.clone()
-        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
-        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+        dist.all_reduce(lo, op=dist.ReduceOp.MIN, group=self.cpu_group)
+        dist.all_reduce(hi, op=dist.ReduceOp.MAX, group=self.cpu_group)
         if not torch.equal(lo, hi):
             raise FaderError(f"the processes of this run disagree on {what}: {hint}")
 
@@ -313,9 +315,10 @@ def init_from_env(device: torch.device, timeout: float = DEFAULT_TIMEOUT) -> Opt
         kw = {"device_id": device} if backend == "nccl" else {}
         dist.init_process_group(backend, store=dist.PrefixStore("pg/", store), rank=rank, world_size=world,
                                 timeout=td, **kw)
+        cpu_group = dist.new_group(backend="gloo", timeout=td) if backend != "gloo" else None
     except Exception as e:
         raise FaderError(f"cannot join the other processes at {host}:{port} ({str(e).splitlines()[0][:200]})") from None
-    return DistContext(rank, world, local_rank, local_world, node, device, backend, timeout, store)
+    return DistContext(rank, world, local_rank, local_world, node, device, backend, timeout, store, cpu_group)
 
 
 # ------------------------------------------------------------------ networks
@@ -364,12 +367,18 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         x = x.float().contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
         dims = [0] + list(range(2, x.dim()))
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        n_local = x.numel() // x.size(1)
-        s = _AllReduceSum.apply(torch.cat([x.sum(dims), x.new_tensor([float(n_local)])]))
+        n_local, c_n = x.numel() // x.size(1), x.size(1)
+        # One all-reduce forward (and one for the gradient) of [sum, sum of squares, count], taken
+        # about a shift that every rank has (the running mean, close to the batch mean), so that
+        # E[(x-s)^2] - E[x-s]^2 does not cancel badly.
+        shift = self.running_mean.detach().clone() if self.running_mean is not None else x.new_zeros(c_n)
+        xs = x - shift.view(shape)
+        s = _AllReduceSum.apply(torch.cat([xs.sum(dims), (xs * xs).sum(dims), x.new_tensor([float(n_local)])]))
+        s = s.double()
         n = s[-1].detach()
-        mean = s[:-1] / n
-        xc = x - mean.view(shape)
-        var = _AllReduceSum.apply((xc * xc).sum(dims)) / n     # biased, as batch norm normalises
+        m1 = s[:c_n] / n
+        mean = (m1 + shift.double()).float()
+        var = (s[c_n:2 * c_n] / n - m1 * m1).clamp_min(0).float()   # biased, as batch norm normalises
         invstd = torch.rsqrt(var + self.eps)
         alpha = invstd if self.weight is None else invstd * self.weight
         beta = -mean * alpha if self.bias is None else self.bias - mean * alpha
