@@ -250,6 +250,7 @@ class Phase:
     def _wait(self) -> None:
         store, timeout = self.ctx.store, self.ctx.timeout
         last, seen_at = -1, time.monotonic()
+        delay = 0.005   # short waits (a checkpoint) end promptly; long ones poll every 0.2 s
         while True:
             try:
                 if store.check([self._done]):
@@ -269,7 +270,8 @@ class Phase:
             elif now - seen_at > timeout:
                 raise FaderError(f"{self.who} showed no sign of life for {timeout:g} s during {self.what} "
                                  "(--dist-timeout); stopping")
-            time.sleep(0.2)
+            time.sleep(delay)
+            delay = min(0.2, delay * 1.5)
 
 
 def init_from_env(device: torch.device, timeout: float = DEFAULT_TIMEOUT) -> Optional[DistContext]:
