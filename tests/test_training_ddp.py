@@ -43,7 +43,7 @@ def _env():
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
 
 
-def _torchrun(n: int, args, **kw):
+def _torchrun(n: int, args) -> list:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
             "-m", "training", *args]
 
@@ -143,6 +143,9 @@ def test_two_processes_train_what_one_trains_and_resume_after_a_rank_dies(tmp_pa
         if launch.poll() is None:
             os.killpg(launch.pid, signal.SIGKILL)
             launch.wait()
+        for pid in ranks.values():   # torchrun's processes run in sessions of their own
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
     # the dying rank took the launch down in bounded time, and rank 0 with it
     assert launch.returncode != 0
     assert ended_after < 45, ended_after
