@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -182,7 +181,7 @@ def test_two_processes_train_what_one_trains_and_resume_after_a_rank_dies(tmp_pa
 
 def test_a_second_run_cannot_use_a_folder_in_use(tmp_path, capsys):
     from training import cli
-    from training.distributed import RunLock
+    from training.run_lock import RunLock
     data = _folder(tmp_path / "d", 6)
     out = tmp_path / "run"
     held = RunLock(out).acquire()   # what a running fader-train holds

@@ -210,7 +210,8 @@ def _run(argv, log, held: dict) -> int:
     from core.model_file import load_model
     from core.networks import ArchConfig
     from .cache import open_cache
-    from .distributed import RunLock, default_threads, init_from_env
+    from .distributed import default_threads, init_from_env
+    from .run_lock import RunLock
     from .datasets import align_available, exclude_images, open_dataset, recorded_split, split_dataset
     from .evaluation import classifier_accuracy, predict_indices, to_input, train_classifier
     from .trainer import (CELEBA_LICENSE, CHECKPOINT_NAME, TrainConfig, Trainer, init_from_model,

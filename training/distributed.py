@@ -28,14 +28,11 @@ stops the other processes of its machine as soon as one fails).
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
@@ -46,7 +43,6 @@ import torch.nn.functional as F
 from core.errors import FaderError
 
 DEFAULT_TIMEOUT = 300.0   # seconds; fader-train --dist-timeout
-LOCK_NAME = ".fader-train.lock"
 # Stop reasons every rank must agree on, by priority (the highest one any rank has wins).
 STOP_REASONS = (None, "time budget", "interrupted", "SIGTERM")
 
@@ -433,47 +429,3 @@ def prepare_module(module: nn.Module, ctx: DistContext) -> nn.Module:
         else:
             prepare_module(child, ctx)
     return module
-
-
-# ------------------------------------------------------------------ the run folder
-
-class RunLock:
-    """An exclusive lock on a run folder (flock on RUN_DIR/.fader-train.lock) for as long as a run
-    uses it: a second fader-train on the same folder gets a clear error instead of writing over
-    the first's checkpoint and log. The kernel drops the lock when the process ends, also on kill -9."""
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK_NAME
-        self._fd: Optional[int] = None
-
-    def acquire(self) -> "RunLock":
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise FaderError(f"{self.path.parent}: cannot use as run folder ({e.strerror or e})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                who = os.read(fd, 200).decode(errors="replace").strip()
-            except OSError:
-                who = ""
-            os.close(fd)
-            raise FaderError(f"{self.path.parent}: in use by another fader-train run ({who or 'unknown process'}); "
-                             "wait for it to end, or stop it, or give another --out") from None
-        except OSError as e:
-            os.close(fd)
-            raise FaderError(f"{self.path}: cannot lock the run folder ({e.strerror or e})") from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        except OSError:
-            pass  # the note is informational; the lock itself is held
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)   # closing drops the flock
-            self._fd = None
