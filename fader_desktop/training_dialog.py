@@ -2,7 +2,9 @@
 
 The trainer runs as a separate process (`python -m training.cli`), so a training run can never
 freeze or crash the editor, and Cancel is a plain SIGTERM, on which the trainer saves a resumable
-checkpoint. Progress comes from the trainer's progress bar on stderr (step counter and losses),
+checkpoint. With more than one process it is the same trainer data-parallel under torchrun
+(`python -m torch.distributed.run --standalone --nproc_per_node N -m training`), which passes the
+SIGTERM on to every process. Progress comes from the trainer's progress bar on stderr (step counter and losses),
 validation figures from RUN_DIR/log.jsonl, the preview from RUN_DIR/preview_latest.png.
 """
 from __future__ import annotations
@@ -169,10 +171,19 @@ class TrainingDialog(QDialog):
         self.device_combo = QComboBox()
         for d in ("auto", "cpu", "cuda"):
             self.device_combo.addItem(d, d)
+        self.procs_spin = QSpinBox()
+        self.procs_spin.setRange(1, 64)
+        self.procs_spin.setValue(1)
+        self.procs_spin.setSuffix(" process(es)")
+        self.procs_spin.setToolTip(
+            "Data-parallel processes on this machine (torchrun): one model, each process takes its share of "
+            "every batch. CUDA: one GPU each. CPU: the cores are shared out; on a small CPU two processes with "
+            "one thread each can be faster than one with two threads (docs/training.md)")
         self.finetune_check = QCheckBox("Fine-tune the open model instead of starting from scratch")
         self.finetune_check.setEnabled(bool(current_model))
         row = QHBoxLayout()
         row.addWidget(self.device_combo)
+        row.addWidget(self.procs_spin)
         row.addSpacing(16)
         row.addWidget(self.finetune_check)
         row.addStretch(1)
@@ -310,6 +321,15 @@ class TrainingDialog(QDialog):
             args += ["--eval-every", str(max(5, self.steps_spin.value() // 20))]
         return args + extra
 
+    def command(self) -> list:
+        """The program arguments after the Python interpreter: fader-train, under torchrun when
+        more than one process is asked for."""
+        n = self.procs_spin.value()
+        if n == 1:
+            return ["-m", "training.cli"] + self.arguments()
+        return ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+                "-m", "training"] + self.arguments()
+
     # -- running ----------------------------------------------------------------------------------
     def start(self) -> None:
         if self.is_running():
@@ -340,8 +360,10 @@ class TrainingDialog(QDialog):
         self.proc.readyReadStandardOutput.connect(self._read_stdout)
         self.proc.finished.connect(self._finished)
         self.proc.errorOccurred.connect(self._process_error)
-        args = ["-m", "training.cli"] + self.arguments()
-        self._message("$ fader-train " + " ".join(self.arguments()))
+        args = self.command()
+        n = self.procs_spin.value()
+        launcher = "fader-train" if n == 1 else f"torchrun --standalone --nproc_per_node {n} $(which fader-train)"
+        self._message(f"$ {launcher} " + " ".join(self.arguments()))
         self._started_at = time.monotonic()
         self._stopping = False
         self.proc.start(sys.executable, args)
@@ -479,7 +501,9 @@ class TrainingDialog(QDialog):
         elif code in (143, 130) or self._stopping:
             text = "Stopped; the run can be continued with Resume"
             self.resume_check.setChecked(True)
-        elif code == 2:  # fader-train's one-line errors: settings, data, or an output it could not write
+        elif code == 2 or (code == 1 and self._last_error()):
+            # fader-train's one-line errors: settings, data, or an output it could not write
+            # (under torchrun, which exits with 1 when a process fails)
             text = "Training stopped: " + (self._last_error() or "see the messages below")
         else:
             text = f"The trainer exited with status {code}; see the messages below"
@@ -497,7 +521,7 @@ class TrainingDialog(QDialog):
 
     def _process_error(self, error) -> None:
         if error == QProcess.ProcessError.FailedToStart:
-            self.phase_label.setText(f"Could not start {sys.executable} -m training.cli")
+            self.phase_label.setText(f"Could not start {sys.executable} {' '.join(self.command()[:2])}")
             self._poll.stop()
             self._update_buttons()
 

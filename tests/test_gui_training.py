@@ -75,3 +75,33 @@ def test_a_trainer_error_is_shown_in_one_line(qtbot, tmp_path, celeba_aligned):
     text = d.phase_label.text()
     assert text.startswith("Training stopped: ") and "Bangs" in text and "value" in text, text
     assert d.start_button.isEnabled()
+
+
+def test_a_two_process_run_from_the_dialog(qtbot, tmp_path, labeled_folder):
+    """Processes = 2 starts the same trainer data-parallel under torchrun: rank 0's progress and
+    log reach the dialog, and Cancel stops every process with a resumable checkpoint."""
+    import json
+    d = TrainingDialog()
+    qtbot.addWidget(d)
+    d.data_edit.setText(str(labeled_folder))
+    d.size_combo.setCurrentIndex(d.size_combo.findData(32))
+    d.steps_spin.setValue(5000)
+    d.device_combo.setCurrentIndex(d.device_combo.findData("cpu"))
+    d.procs_spin.setValue(2)
+    d.out_edit.setText(str(tmp_path / "run"))
+    d.extra_edit.setText(f"--classifier-steps 2 --val-size 4 --batch-size 4 --eval-every 2 --log-every 1 "
+                         f"--n-layers 3 --init-fm 8 --max-fm 32 --hid-dim 16 --threads 1 --quiet "
+                         f"--cache-dir {tmp_path / 'cache'}")
+    finished = []
+    d.start()
+    d.proc.finished.connect(lambda code, status: finished.append(code))
+    qtbot.waitUntil(lambda: len(d._val) >= 1, timeout=TIMEOUT)
+    assert d._val[0]["world_size"] == 2
+    assert "data-parallel on 2 processes (gloo); global batch 4 = 2 x 2" in d.log_view.toPlainText()
+    d.stop_button.click()
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert "Resume" in d.phase_label.text() and d.resume_check.isChecked(), d.log_view.toPlainText()[-800:]
+    from training.trainer import CHECKPOINT_NAME, load_checkpoint
+    ck = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    assert ck["step"] >= 2   # saved when Cancel stopped the run, past the first evaluation
+    assert json.loads(ck["meta_json"])["training"]["n_train"] > 0

@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hid-dim", type=int, default=512, metavar="N", help="hidden units of the discriminators / classifier")
 
     g = p.add_argument_group("losses and optimisation (reference defaults)")
-    g.add_argument("--batch-size", type=int, default=32, metavar="N", help="batch size")
+    g.add_argument("--batch-size", type=int, default=32, metavar="N",
+                   help="batch size (under torchrun: the global batch, split over the processes)")
     g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)")
     g.add_argument("--clip-grad-norm", type=float, default=5.0, metavar="X", help="gradient norm clip (0 = off)")
     g.add_argument("--lambda-ae", type=float, default=1.0, metavar="X", help="reconstruction loss weight")
@@ -140,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest layer width of the evaluation classifier this run trains (256 keeps a 128 px "
                         "model file about 16 MB smaller in float16)")
     g.add_argument("--classifier", default=None, metavar="PATH", help="use the classifier stored in this .fader file instead of training one")
+
+    # Spelled out here rather than in training/distributed.py, which imports torch (--help does not).
+    g = p.add_argument_group(
+        "data-parallel training (under torchrun; see docs/training.md)",
+        "torchrun --nproc_per_node N [--nnodes M --rdzv-backend c10d --rdzv-endpoint HOST:PORT] "
+        "$(which fader-train) OPTIONS trains one model on N processes per machine (gloo on CPU, NCCL on CUDA). "
+        "--batch-size is then the global batch: each process takes batch-size / (number of processes), and "
+        "the learning rate applies to that global batch as in one process (N processes with --batch-size B "
+        "train the model one process with B trains, up to float rounding). Only rank 0 writes RUN_DIR; "
+        "on several machines RUN_DIR and DATA must be at the same path on each (a shared folder).")
+    g.add_argument("--dist-timeout", type=float, default=300.0, metavar="S",
+                   help="seconds a process waits for the others (a collective operation, or rank 0's "
+                        "preprocessing, evaluation or checkpoint showing no sign of life) before the whole "
+                        "run stops with an error")
     return p
 
 
@@ -237,13 +252,33 @@ def _start_run_folder(run_dir: Path) -> None:
 
 
 def run(argv=None, log=None) -> int:
-    """Parse options and train; raises FaderError for bad options/data. Returns the exit status."""
+    """Parse options and train; raises FaderError for bad options/data. Returns the exit status.
+    Under torchrun (WORLD_SIZE > 1 in the environment) this process is one rank of a data-parallel run."""
+    held: dict = {}   # what the run holds until it ends: the run folder's lock, the process group
+    try:
+        code = _run(argv, log, held)
+    except BaseException as e:
+        if held.get("dist") is not None:
+            held["dist"].abort(e)   # the ranks waiting for this one's work stop now, with its message
+        raise
+    else:
+        if held.get("dist") is not None:
+            held["dist"].close()
+    finally:
+        if held.get("lock") is not None:
+            held["lock"].release()
+    return code
+
+
+def _run(argv, log, held: dict) -> int:
     import torch
     from core.engine import resolve_device
     from core.errors import FaderError
     from core.model_file import load_model
     from core.networks import ArchConfig
     from .cache import open_cache
+    from .distributed import default_threads, init_from_env
+    from .run_lock import RunLock
     from .datasets import align_available, exclude_images, open_dataset, recorded_split, split_dataset
     from .evaluation import classifier_accuracy, predict_indices, to_input, train_classifier
     from .trainer import (CELEBA_LICENSE, CHECKPOINT_NAME, TrainConfig, Trainer, init_from_model,
@@ -255,6 +290,8 @@ def run(argv=None, log=None) -> int:
         from .trainer import export_checkpoint
         if not a.out:
             raise FaderError("--export-last needs --out RUN_DIR")
+        if os.environ.get("RANK", "0") != "0":
+            return 0   # under torchrun: rank 0 exports
         export_checkpoint(Path(a.out) / CHECKPOINT_NAME, Path(a.out) / "model_last.fader", a.half_export)
         say(f"{PROG}: wrote {Path(a.out) / 'model_last.fader'}")
         return 0
@@ -277,7 +314,16 @@ def run(argv=None, log=None) -> int:
     if a.n_critic is None and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)) > 0:
         a.n_critic = 1
     device = resolve_device(a.device)
-    threads = a.threads or max(1, len(os.sched_getaffinity(0)))
+    if not (a.dist_timeout > 0 and math.isfinite(a.dist_timeout)):
+        raise FaderError(f"--dist-timeout must be positive, got {a.dist_timeout}")
+    # Under torchrun: join the other processes (None for a plain run). Only rank 0 speaks and writes.
+    dist = held["dist"] = init_from_env(device, a.dist_timeout)
+    if dist is not None:
+        device = dist.device
+        if not dist.is_main:
+            say = lambda s: None  # noqa: E731
+    quiet = a.quiet or (dist is not None and not dist.is_main)
+    threads = a.threads or default_threads(dist)
     torch.set_num_threads(threads)
     run_dir = Path(a.out)
     ckpt_path = run_dir / CHECKPOINT_NAME
@@ -330,7 +376,8 @@ def run(argv=None, log=None) -> int:
     paths = [it.path for it in ds.items]
     say(f"{PROG}: {ds.description}; attributes {[x.name for x in attrs]}; {len(train_idx)} train / "
         f"{len(val_idx)} validation images{kept_val}")
-    cache = open_cache(paths, img_size, a.align, a.cache_dir, a.workers, progress=not a.quiet)
+    build_cache = lambda: open_cache(paths, img_size, a.align, a.cache_dir, a.workers, progress=not quiet)  # noqa: E731
+    cache = build_cache() if dist is None else dist.build_once("preprocessing", build_cache)
     if cache.skipped:
         say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): " + ", ".join(f"{k}: {v}" for k, v in sorted(cache.skipped.items())))
     say(f"{PROG}: preprocessing cache {cache.path} ({'reused' if cache.reused else 'built'})")
@@ -415,6 +462,9 @@ def run(argv=None, log=None) -> int:
         cfg.data_on_device = True
     if a.half_export:
         cfg.half_export = True
+    if dist is not None and cfg.batch_size % dist.world_size:
+        raise FaderError(f"--batch-size {cfg.batch_size} is the global batch: it must be a multiple of the "
+                         f"{dist.world_size} processes")
 
     # ---- metadata
     train_names = sorted(Path(paths[i]).name for i in train_idx)
@@ -437,16 +487,22 @@ def run(argv=None, log=None) -> int:
     }
     if ck is not None:
         meta = json.loads(ck.get("meta_json") or "{}") or meta
-    check_run_folder(run_dir)  # again: the folder may have filled while the data was read
-    _start_run_folder(run_dir)
-    if ck is None:
-        from core.atomic_write import write_bytes_atomic
-        for name, idx in (("train_files.txt", train_idx), ("val_files.txt", val_idx)):
-            write_bytes_atomic(run_dir / name, ("\n".join(paths[i] for i in idx) + "\n").encode("utf-8", "surrogateescape"))
+    # Rank 0 prepares the run folder and the evaluation classifier; the other ranks wait for it.
+    phase = dist.phase("preparing the run folder and the evaluation classifier") if dist is not None else None
+    if phase is None or phase.leader:
+        check_run_folder(run_dir)  # again: the folder may have filled while the data was read
+        held["lock"] = RunLock(run_dir).acquire()  # a second run on this folder gets a clear error
+        if ck is None and ckpt_path.exists():  # another run finished here meanwhile
+            raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+        _start_run_folder(run_dir)
+        if ck is None:
+            from core.atomic_write import write_bytes_atomic
+            for name, idx in (("train_files.txt", train_idx), ("val_files.txt", val_idx)):
+                write_bytes_atomic(run_dir / name, ("\n".join(paths[i] for i in idx) + "\n").encode("utf-8", "surrogateescape"))
 
     # ---- evaluation classifier
     classifier = None
-    if ck is None:
+    if ck is None and (phase is None or phase.leader):
         if a.classifier:
             cm = load_model(a.classifier)
             if cm.classifier is None:
@@ -470,7 +526,7 @@ def run(argv=None, log=None) -> int:
             say(f"{PROG}: training the evaluation classifier ({cfg.classifier_steps} steps)")
             t0 = time.time()
             classifier, acc = train_classifier(cache.images, labels, train_idx, val_idx, attrs, cfg.classifier_steps,
-                                               device, cfg.batch_size, cfg.seed, cfg.flip, progress=not a.quiet,
+                                               device, cfg.batch_size, cfg.seed, cfg.flip, progress=not quiet,
                                                max_fm=a.classifier_max_fm)
             meta["classifier"] = {"source": "trained by this run", "steps": cfg.classifier_steps,
                                   "seconds": round(time.time() - t0, 1),
@@ -480,15 +536,23 @@ def run(argv=None, log=None) -> int:
 
     init_ae = init_from_model(init_model, attrs, arch) if init_model is not None else None
     trainer = Trainer(arch, attrs, cache.images, labels, train_idx, val_idx, cfg, run_dir, device,
-                      classifier=classifier, init_ae=init_ae, meta=meta, log=say, progress=not a.quiet)
+                      classifier=classifier, init_ae=init_ae, meta=meta, log=say, progress=not quiet, dist=dist)
     if ck is not None:
         trainer.load_state(ck)
         say(f"{PROG}: resumed {ckpt_path} at step {trainer.step} (best mean swap accuracy {trainer.best['score']:.3f} at step {trainer.best['step']})")
     else:
-        trainer.save_checkpoint()  # the classifier is not retrained after a kill
+        trainer.save_checkpoint()  # the classifier is not retrained after a kill (rank 0 writes it)
     install_signal_handlers(trainer)
-    with open(run_dir / "command.txt", "a") as f:
-        f.write(" ".join([PROG] + [str(x) for x in (argv if argv is not None else sys.argv[1:])]) + "\n")
+    if dist is not None:  # a killed torchrun: stop as on SIGTERM (every rank after the same step, checkpoint saved)
+        dist.watch_launcher(lambda: setattr(trainer, "stop_reason", trainer.stop_reason or "SIGTERM"))
+    if trainer.is_main:
+        with open(run_dir / "command.txt", "a") as f:
+            f.write(" ".join([PROG] + [str(x) for x in (argv if argv is not None else sys.argv[1:])]) + "\n")
+    if phase is not None:
+        phase.end()
+        if dist.is_main:
+            say(f"{PROG}: data-parallel on {dist.world_size} processes ({dist.backend}); global batch "
+                f"{cfg.batch_size} = {dist.world_size} x {cfg.batch_size // dist.world_size}")
     reason = trainer.fit()
     best = trainer.best
     say(f"{PROG}: {reason} at step {trainer.step} after {trainer.elapsed / 60:.1f} min; "
@@ -511,7 +575,12 @@ def main(argv: Optional[list] = None) -> int:
     try:
         code = run(argv)
     except FaderError as e:
-        print(f"{PROG}: error: {printable(e)}", file=sys.stderr)
+        msg = printable(e)
+        rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+        if rank == "0":
+            print(f"{PROG}: error: {msg}", file=sys.stderr)
+        elif type(e).__name__ != "RemoteFailure":  # rank 0 has said what went wrong
+            print(f"{PROG}: error: rank {rank}: {msg}", file=sys.stderr)
         return 2
     except OSError as e:  # a preview, log or list file that could not be written (full disk, ...)
         target = e.filename2 or e.filename  # a failed rename names the temporary file first

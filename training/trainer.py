@@ -140,15 +140,21 @@ class BatchStream:
     The order is a pure function of (seed, batch number): epoch e is the permutation
     default_rng([seed, e]) of the training indices, flips come from default_rng([seed, 1<<20, b]).
     Resuming at batch b therefore reproduces exactly the batches an uninterrupted run would see.
+    Data-parallel (world_size > 1): batch_size is the global batch and this process gets rows
+    [rank*B/world_size, (rank+1)*B/world_size) of each, with their flips (training/distributed.py).
     """
 
     def __init__(self, images, labels: np.ndarray, indices, batch_size: int, seed: int, start_batch: int,
-                 flip: bool, prefetch: int = 6, pin: bool = False):
+                 flip: bool, prefetch: int = 6, pin: bool = False, rank: int = 0, world_size: int = 1):
         self.images, self.labels = images, labels
         self.indices = np.asarray(indices)
         if len(self.indices) == 0:
             raise FaderError("no training images")
         self.bs, self.seed, self.flip, self.pin = batch_size, seed, flip, pin
+        if batch_size % world_size:
+            raise FaderError(f"batch size {batch_size} is not a multiple of the {world_size} processes")
+        per = batch_size // world_size
+        self.rows = slice(rank * per, (rank + 1) * per)
         self.batch = start_batch
         self._q: queue.Queue = queue.Queue(prefetch)
         self._stop = threading.Event()
@@ -178,12 +184,14 @@ class BatchStream:
         return idx, m
 
     def make(self, b: int) -> tuple:
-        """Batch number b (deterministic)."""
+        """Batch number b (deterministic); this process's rows of it when data-parallel."""
         idx, m = self.plan(b)
+        idx = idx[self.rows]
         order = np.argsort(idx, kind="stable")  # sorted reads are kinder to the page cache
-        x = np.empty((self.bs,) + self.images.shape[1:], np.uint8)
+        x = np.empty((len(idx),) + self.images.shape[1:], np.uint8)
         x[order] = self.images[idx[order]]
         if m is not None:
+            m = m[self.rows]
             x[m] = x[m, :, ::-1]
         xt = torch.from_numpy(x)
         yt = torch.from_numpy(self.labels[idx].astype(np.int64))
@@ -232,12 +240,16 @@ class DeviceBatchStream(BatchStream):
     """
 
     def __init__(self, images, labels: np.ndarray, indices, batch_size: int, seed: int, start_batch: int,
-                 flip: bool, device):
+                 flip: bool, device, rank: int = 0, world_size: int = 1):
         self.images, self.labels = images, labels
         self.indices = np.asarray(indices)
         if len(self.indices) == 0:
             raise FaderError("no training images")
         self.bs, self.seed, self.flip = batch_size, seed, flip
+        if batch_size % world_size:
+            raise FaderError(f"batch size {batch_size} is not a multiple of the {world_size} processes")
+        per = batch_size // world_size
+        self.rows = slice(rank * per, (rank + 1) * per)
         self.batch = start_batch
         self._perm_cache = {}
         used = np.unique(self.indices)
@@ -249,6 +261,7 @@ class DeviceBatchStream(BatchStream):
 
     def next(self) -> tuple:
         idx, m = self.plan(self.batch)
+        idx, m = idx[self.rows], (None if m is None else m[self.rows])
         self.batch += 1
         pos = torch.from_numpy(self._where[idx]).to(self.device)
         x = self._x.index_select(0, pos)
@@ -369,8 +382,14 @@ class Trainer:
     def __init__(self, arch: ArchConfig, attrs: Sequence[Attribute], images, labels: np.ndarray,
                  train_idx, val_idx, cfg: TrainConfig, run_dir, device, classifier: Optional[Classifier] = None,
                  init_ae: Optional[AutoEncoder] = None, meta: Optional[dict] = None, log=print,
-                 progress: bool = True, channels_last: Optional[bool] = None):
+                 progress: bool = True, channels_last: Optional[bool] = None, dist=None):
         self.arch, self.attrs, self.cfg = arch, list(attrs), cfg
+        # dist: a training.distributed.DistContext for a data-parallel run (None: one process).
+        # Only rank 0 (is_main) writes the run folder.
+        self.dist = dist
+        self.is_main = dist is None or dist.is_main
+        self.world_size = 1 if dist is None else dist.world_size
+        self._ddp: dict = {}
         self.images, self.labels = images, labels
         self.train_idx, self.val_idx = np.asarray(train_idx), np.asarray(val_idx)
         self.run_dir = Path(run_dir)
@@ -403,6 +422,11 @@ class Trainer:
         # Spectral-norm layers are parametrized modules: kept as they are (no small-map kernels).
         self.critic = Critic(arch.img_size, arch.n_attr, cfg.critic_width).to(dev).to(memory_format=cl) \
             if cfg.n_critic else None
+        if dist is not None:
+            from .distributed import prepare_module
+            for m in (self.ae, self.lat_dis, self.ptc_dis, self.clf_dis, self.critic):
+                if m is not None:
+                    prepare_module(m, dist)
         kw = _adam_kwargs(dev)
         adam = lambda m: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), **kw)
         self.opt_ae = adam(self.ae)
@@ -438,6 +462,24 @@ class Trainer:
             return torch.autocast("cpu", enabled=False)
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def _trained(self, module):
+        """The module to call for the forward pass whose loss trains it: its DistributedDataParallel
+        wrapper in a data-parallel run (gradients averaged over the ranks), else itself."""
+        return self._ddp.get(id(module), module)
+
+    def _batch_rand(self, y: torch.Tensor) -> torch.Tensor:
+        """torch.rand(y.shape) for per-sample draws; data-parallel: this rank's rows of the global
+        batch's draw, so every rank and a single process draw the same numbers."""
+        if self.dist is None:
+            return torch.rand(y.shape, device=y.device)
+        return self.dist.batch_rand(y.shape, y.device)
+
+    def _aug_rand(self, shape) -> torch.Tensor:
+        """Per-image uniform draws for the critic's augmentation (as `_batch_rand`, any shape)."""
+        if self.dist is None:
+            return torch.rand(shape, device=self.device)
+        return self.dist.batch_rand(shape, self.device)
+
     def _optimize(self, key: str, loss, module, opt) -> None:
         opt.zero_grad(set_to_none=True)
         scaler = self.scalers.get(key)
@@ -466,7 +508,7 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             z = self.ae.encode(x)[-1 - self.n_skip]
         with self._autocast():
-            loss = attr_loss(self.lat_dis(z.detach()).float(), y, self.attrs)
+            loss = attr_loss(self._trained(self.lat_dis)(z.detach()).float(), y, self.attrs)
         self._optimize("lat", loss, self.lat_dis, self.opt_lat)
         return loss.detach()
 
@@ -485,7 +527,7 @@ class Trainer:
     def _random_code(self, y) -> torch.Tensor:
         """The reference flip_attributes(..., 'all'): every attribute set to a uniformly random value."""
         ns = torch.tensor([a.n for a in self.attrs], device=y.device)
-        r = (torch.rand(y.shape, device=y.device) * ns).long().clamp_max(ns - 1)
+        r = (self._batch_rand(y) * ns).long().clamp_max(ns - 1)
         return code_from_indices(r, self.attrs)
 
     def ptc_dis_step(self, x, y) -> torch.Tensor:
@@ -495,8 +537,8 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             fake = self.ae(x, self._random_code(y))[1][-1]
         with self._autocast():
-            real_p = self.ptc_dis(x).float()
-            fake_p = self.ptc_dis(fake.detach()).float()
+            real_p = self._trained(self.ptc_dis)(x).float()
+            fake_p = self._trained(self.ptc_dis)(fake.detach()).float()
         s = self.cfg.smooth_label
         loss = F.binary_cross_entropy(real_p, torch.full_like(real_p, 1 - s)) + \
             F.binary_cross_entropy(fake_p, torch.full_like(fake_p, s))
@@ -507,7 +549,7 @@ class Trainer:
         """Train the classifier discriminator (used by the lambda_clf_dis term)."""
         self.clf_dis.train()
         with self._autocast():
-            loss = attr_loss(self.clf_dis(self._clf_view(x)).float(), y, self.attrs)
+            loss = attr_loss(self._trained(self.clf_dis)(self._clf_view(x)).float(), y, self.attrs)
         self._optimize("clf", loss, self.clf_dis, self.opt_clf)
         return loss.detach()
 
@@ -520,8 +562,9 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             fake = self.ae(x, self._random_code(y))[1][-1]
         with self._autocast():
-            real_p, real_a = self.critic(diff_augment(x))
-            fake_p, _ = self.critic(diff_augment(fake.float()))
+            critic = self._trained(self.critic)
+            real_p, real_a = critic(diff_augment(x, rand=self._aug_rand))
+            fake_p, _ = critic(diff_augment(fake.float(), rand=self._aug_rand))
         loss = F.relu(1 - real_p.float()).mean() + F.relu(1 + fake_p.float()).mean()
         if cfg.critic_attr_weight:
             loss = loss + cfg.critic_attr_weight * attr_loss(real_a.float(), y, self.attrs)
@@ -539,7 +582,7 @@ class Trainer:
             m.requires_grad_(False)
         try:
             with self._autocast():
-                enc, dec = self.ae(x, code_from_indices(y, self.attrs))
+                enc, dec = self._trained(self.ae)(x, code_from_indices(y, self.attrs))
                 rec = ((x - dec[-1].float()) ** 2).mean()
                 loss = cfg.lambda_ae * rec
                 adv = torch.zeros((), device=x.device)
@@ -548,7 +591,7 @@ class Trainer:
                     # Fool the discriminator: cross-entropy against flipped attributes
                     # (binary: 1 - y; n values: a uniformly random other value).
                     ns = torch.tensor([a.n for a in self.attrs], device=y.device)
-                    shift = 1 + (torch.rand(y.shape, device=y.device) * (ns - 1)).long().clamp_max(ns - 2)
+                    shift = 1 + (self._batch_rand(y) * (ns - 1)).long().clamp_max(ns - 2)
                     flipped = (y + shift) % ns
                     adv = attr_loss(self.lat_dis(enc[-1 - self.n_skip]).float(), flipped, self.attrs)
                     loss = loss + lam * adv
@@ -573,7 +616,7 @@ class Trainer:
                             attr_loss(self.clf_dis(self._clf_view(dec_f)).float(), ry, self.attrs,
                                       weights=self._clf_weights)
                     if use_critic:
-                        p, att = self.critic(diff_augment(dec_f.float()))
+                        p, att = self.critic(diff_augment(dec_f.float(), rand=self._aug_rand))
                         if cfg.lambda_critic_adv:
                             loss = loss - cfg.lam(cfg.lambda_critic_adv, self.step) * p.float().mean()
                         if cfg.lambda_critic_attr:
@@ -638,7 +681,10 @@ class Trainer:
                 "opt_critic": (self.opt_critic, self.critic)}
 
     def save_checkpoint(self) -> None:
-        """Atomically write RUN_DIR/checkpoint_last.pt; if that fails, the one before stays."""
+        """Atomically write RUN_DIR/checkpoint_last.pt; if that fails, the one before stays.
+        Data-parallel: rank 0 writes (every rank holds the same state), the others do nothing."""
+        if not self.is_main:
+            return
         try:
             atomic_torch_save(self.state(), self.ckpt_path)
         except FaderError as e:
@@ -706,7 +752,7 @@ class Trainer:
         meta = json.loads(json.dumps(self.meta))
         training = meta.setdefault("training", {})
         training.update({"steps": self.step, "seconds": round(self.elapsed, 1),
-                         "hardware": hardware_description(self.device),
+                         "hardware": hardware_description(self.device), "world_size": self.world_size,
                          "hyper_parameters": asdict(self.cfg),
                          "lambda_lat_dis_at_export": self.cfg.lam(self.cfg.lambda_lat_dis, self.step)})
         meta["metrics"] = metrics
@@ -746,7 +792,7 @@ class Trainer:
         rec = {"step": self.step, "time": round(time.time(), 1), "elapsed": round(self.elapsed, 1),
                "lambda_lat_dis": cfg.lam(cfg.lambda_lat_dis, self.step),
                "train": {"rec": tr[0], "lat_dis": tr[1], "adv": tr[2], "ptc_dis": tr[3], "critic": tr[4]},
-               "val": m, "best": is_best, "best_step": self.best["step"]}
+               "val": m, "best": is_best, "best_step": self.best["step"], "world_size": self.world_size}
         with open(self.run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
             f.flush()
@@ -779,39 +825,51 @@ class Trainer:
         Evaluates/exports every eval_every steps and writes checkpoint_last.pt every ckpt_every
         steps and at exit."""
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist is not None:
+            self._start_data_parallel()
+        rank = 0 if self.dist is None else self.dist.rank
         if cfg.data_on_device:
             stream = DeviceBatchStream(self.images, self.labels, self.train_idx, cfg.batch_size, cfg.seed,
-                                       self.batches, cfg.flip, self.device)
+                                       self.batches, cfg.flip, self.device, rank=rank, world_size=self.world_size)
         else:
             stream = BatchStream(self.images, self.labels, self.train_idx, cfg.batch_size, cfg.seed,
-                                 self.batches, cfg.flip, pin=self.device.type == "cuda")
+                                 self.batches, cfg.flip, pin=self.device.type == "cuda",
+                                 rank=rank, world_size=self.world_size)
         bar = None
-        if self.progress:
+        if self.progress and self.is_main:
             from tqdm import tqdm
             bar = tqdm(total=cfg.steps, initial=self.step, desc="training", unit="step", dynamic_ncols=True,
                        mininterval=0.5 if _tty() else 60, smoothing=0.05)
         write = bar.write if bar is not None else self.log
-        if self.step > 0:
+        if self.step > 0 and self.is_main:
             self._trim_log()
         t_start = time.time()
         base_elapsed = self.elapsed
         reason = "done"
         t_rate, s_rate = time.time(), self.step
+        mid_iteration = False
         try:
             while self.step < cfg.steps:
-                if self.stop_reason:
-                    reason = self.stop_reason
+                stop = self.stop_reason
+                # The budget is per invocation: a resumed run gets max_minutes more (rank 0's clock decides).
+                if stop is None and cfg.max_minutes and self.is_main and time.time() - t_start >= cfg.max_minutes * 60:
+                    stop = "time budget"
+                if self.dist is not None:
+                    stop = self.dist.agree_stop(stop)  # every rank stops after the same iteration
+                if stop:
+                    reason = stop
                     break
-                # The budget is per invocation: a resumed run gets max_minutes more.
-                if cfg.max_minutes and time.time() - t_start >= cfg.max_minutes * 60:
-                    reason = "time budget"
-                    break
+                mid_iteration = True
                 self.train_iteration(stream)
+                mid_iteration = False
                 self.elapsed = base_elapsed + time.time() - t_start
                 if bar is not None:
                     bar.update(1)
                 if self.step % cfg.log_every == 0:
+                    if self.dist is not None:
+                        self.dist.all_reduce_mean_(self._acc)  # the global batch's losses, the same on every rank
                     vals = (self._acc / self._acc_n).tolist()  # the only host sync, once per log_every steps
                     if not all(math.isfinite(v) for v in vals):
                         raise FaderError(f"training diverged at step {self.step} (loss is NaN/inf); "
@@ -827,19 +885,59 @@ class Trainer:
                         bar.set_postfix_str(f"{ips:.0f} img/s rec {vals[0]:.4f} lat {vals[1]:.3f} "
                                             f"lambda {cfg.lam(cfg.lambda_lat_dis, self.step):.1e}")
                 if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
-                    write(self._eval_and_export(t_start))
+                    self._evaluate(write, t_start)
                 if self.step % cfg.ckpt_every == 0:
-                    self.save_checkpoint()
+                    self._checkpoint()
             if reason == "time budget" and self._last_eval_step != self.step:
-                write(self._eval_and_export(t_start))
+                self._evaluate(write, t_start)
         finally:
             stream.close()
             if bar is not None:
                 bar.close()
             self.elapsed = base_elapsed + time.time() - t_start
-            # Always leave a resumable checkpoint (also on Ctrl-C / SIGTERM / errors after step 0).
-            self.save_checkpoint()
+            # Always leave a resumable checkpoint (also on Ctrl-C / SIGTERM / errors after step 0);
+            # data-parallel, not from the middle of an iteration (a rank died in a collective):
+            # the last checkpoint then stays, consistent.
+            if self.dist is None or not mid_iteration:
+                self.save_checkpoint()
         return reason
+
+    # ------------------------------------------------------------------ data-parallel hooks
+    def _start_data_parallel(self) -> None:
+        """Check that every rank resumes the same state on the same data, then wrap the networks
+        that train in DistributedDataParallel (which also makes their weights rank 0's)."""
+        import zlib
+        tr = np.ascontiguousarray(self.train_idx, dtype=np.int64)
+        self.dist.check_same("the run's state and data", [
+            self.step, self.batches, self.cfg.batch_size, self.cfg.seed, len(tr), zlib.crc32(tr.tobytes()),
+            zlib.crc32(np.ascontiguousarray(self.labels[tr], dtype=np.int64).tobytes())],
+            "every process must see the same --data at the same path and the same RUN_DIR (a shared folder "
+            "on several machines)")
+        if not self._ddp:
+            self._ddp = {id(m): self.dist.wrap(m) for m in (self.ae, self.lat_dis, self.ptc_dis, self.clf_dis,
+                                                            self.critic) if m is not None}
+
+    def _evaluate(self, write, t_start: float) -> None:
+        """Evaluate and export (rank 0; the other ranks wait for it)."""
+        if self.dist is None:
+            write(self._eval_and_export(t_start))
+            return
+        if self._acc_n:
+            self.dist.all_reduce_mean_(self._acc)
+        msg = self.dist.main_only("evaluation", lambda: self._eval_and_export(t_start))
+        if self.is_main:
+            write(msg)
+        else:
+            self._acc.zero_()
+            self._acc_n = 0
+        self._last_eval_step = self.step
+
+    def _checkpoint(self) -> None:
+        """The periodic checkpoint (rank 0; the other ranks wait for it)."""
+        if self.dist is None:
+            self.save_checkpoint()
+        else:
+            self.dist.main_only("checkpoint", self.save_checkpoint)
 
 
 def _same_shapes(module: torch.nn.Module, state: dict) -> bool:
