@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)")
     g.add_argument("--clip-grad-norm", type=float, default=5.0, metavar="X", help="gradient norm clip (0 = off)")
     g.add_argument("--lambda-ae", type=float, default=1.0, metavar="X", help="reconstruction loss weight")
-    g.add_argument("--lambda-lat-dis", type=float, default=1e-4, metavar="X", help="latent discriminator feedback weight (final value of the ramp)")
+    g.add_argument("--lambda-lat-dis", type=float, default=None, metavar="X",
+                   help="latent discriminator feedback weight (final value of the ramp; default 1e-4; a resumed run "
+                        "keeps its own unless given)")
     g.add_argument("--lambda-schedule", type=int, default=500000, metavar="N", help="iterations over which the lambdas ramp up linearly from 0 (0 = constant)")
     g.add_argument("--n-lat-dis", type=int, default=1, metavar="N", help="latent discriminator steps per iteration")
     g.add_argument("--n-ptc-dis", type=int, default=0, metavar="N", help="patch discriminator steps per iteration (0 = no patch discriminator)")
@@ -444,7 +446,8 @@ def _run(argv, log, held: dict) -> int:
         arch.validate()
         steps = a.steps if a.steps is not None else int(math.ceil(a.epochs * len(train_idx) / a.batch_size))
         cfg = TrainConfig(steps=steps, batch_size=a.batch_size, lr=a.lr, clip_grad_norm=a.clip_grad_norm,
-                          lambda_ae=a.lambda_ae, lambda_lat_dis=a.lambda_lat_dis, lambda_ptc_dis=a.lambda_ptc_dis,
+                          lambda_ae=a.lambda_ae, lambda_lat_dis=1e-4 if a.lambda_lat_dis is None else a.lambda_lat_dis,
+                          lambda_ptc_dis=a.lambda_ptc_dis,
                           lambda_clf_dis=a.lambda_clf_dis, lambda_schedule=a.lambda_schedule, n_lat_dis=a.n_lat_dis,
                           n_ptc_dis=a.n_ptc_dis, n_clf_dis=a.n_clf_dis, smooth_label=a.smooth_label,
                           flip=not a.no_flip, seed=a.seed, eval_every=a.eval_every, ckpt_every=a.ckpt_every,
@@ -453,7 +456,7 @@ def _run(argv, log, held: dict) -> int:
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
-              "lambda_critic_attr", "critic_width"):
+              "lambda_critic_attr", "critic_width", "lambda_lat_dis"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
     if clf_weights is not None:
