@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=float, default=None, metavar="N", help="alternatively: passes over the training images (in auto-encoder batches)")
     g.add_argument("--max-minutes", type=float, default=0.0, metavar="M", help="stop after M minutes of training (0 = no limit), exporting the best model")
     g.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint_last.pt (step count, optimizers, RNG); --steps may raise the total")
+    g.add_argument("--continue", dest="continue_from", default=None, metavar="MODEL",
+                   help="continue the training that made MODEL (e.g. the committed half-precision default model) in "
+                        "a new run folder: its weights, its recorded recipe (options given here that differ from "
+                        "the defaults override it) and its step count, so the loss weights go on from where they "
+                        "were; --steps is then the total. The discriminators and optimizer moments start anew")
     g.add_argument("--init", default=None, metavar="MODEL", help="fine-tune from this .fader model (its attributes first; new attributes get zero-initialised decoder planes)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda")
     # The choices are training.trainer.AMP_MODES, spelled out so that --help does not import torch.
@@ -220,6 +225,38 @@ def _check_numbers(a) -> None:
         raise FaderError("--lambda-critic-adv/--lambda-critic-attr need --n-critic > 0")
 
 
+# fader-train options whose values the --continue model's recorded recipe supplies unless given
+_RECIPE_OPTIONS = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_ptc_dis",
+                   "lambda_clf_dis", "lambda_schedule", "n_lat_dis", "n_ptc_dis", "n_clf_dis", "smooth_label", "seed",
+                   "psnr_drop", "amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic",
+                   "lambda_critic_adv", "lambda_critic_attr", "critic_width")
+
+
+def _continued_config(model, a, given: set, cfg):
+    """(TrainConfig, start step) for --continue: the model's recorded recipe, with the options given
+    on the command line and this run's own bookkeeping (evaluation, checkpoints, budget) on top."""
+    from dataclasses import fields
+    from core.errors import FaderError
+    from .trainer import TrainConfig
+    tr = (model.meta or {}).get("training") or {}
+    hp, step = tr.get("hyper_parameters"), tr.get("steps")
+    if not isinstance(hp, dict) or not isinstance(step, int) or step < 0:
+        raise FaderError(f"--continue {a.continue_from}: the model does not record its training recipe and step; "
+                         "use --init to fine-tune from it")
+    known = {f.name for f in fields(TrainConfig)}
+    rec = TrainConfig(**{k: v for k, v in hp.items() if k in known})
+    for k in _RECIPE_OPTIONS:
+        if k not in given:
+            setattr(cfg, k, getattr(rec, k))
+    cfg.flip = rec.flip if "no_flip" not in given else cfg.flip
+    if "clf_weight" not in given:
+        cfg.clf_weights = dict(rec.clf_weights)
+    if a.steps is None or a.steps <= step:
+        raise FaderError(f"--continue: --steps is the total and must exceed the model's {step} steps")
+    cfg.steps = a.steps
+    return cfg, step
+
+
 def check_run_folder(run_dir: Path) -> None:
     """--out must be a new folder, an empty one (hidden files aside) or a fader-train run
     (FaderError otherwise), so that a run never writes over files it did not create. Checked
@@ -286,7 +323,10 @@ def _run(argv, log, held: dict) -> int:
     from .trainer import (CELEBA_LICENSE, CHECKPOINT_NAME, TrainConfig, Trainer, init_from_model,
                           install_signal_handlers, load_checkpoint)
 
-    a = build_parser().parse_args(argv)
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    # options given on the command line (they override a --continue model's recipe)
+    given = {k for k, v in vars(a).items() if v is not None and v != parser.get_default(k)}
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     if a.export_last:
         from .trainer import export_checkpoint
@@ -305,8 +345,9 @@ def _run(argv, log, held: dict) -> int:
         raise FaderError("give either --steps or --epochs, not both")
     if a.steps is None and a.epochs is None and not a.resume:
         raise FaderError("give --steps N or --epochs N")
-    if a.resume and a.init:
-        raise FaderError("--resume continues a run; --init starts a new one: give only one")
+    if sum(map(bool, (a.resume, a.init, a.continue_from))) > 1:
+        raise FaderError("--resume continues a run folder, --continue a model's training in a new folder, "
+                         "--init starts a new one from a model: give only one")
     _check_numbers(a)
     check_run_folder(Path(a.out))
     if a.clf_weight:
@@ -338,7 +379,8 @@ def _run(argv, log, held: dict) -> int:
     elif ckpt_path.exists():
         raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
 
-    init_model = load_model(a.init) if a.init else None
+    init_path = a.init or a.continue_from
+    init_model = load_model(init_path) if init_path else None
     # ---- data
     ds = open_dataset(a.data, a.attr)
     dropped = 0
@@ -453,6 +495,9 @@ def _run(argv, log, held: dict) -> int:
                           flip=not a.no_flip, seed=a.seed, eval_every=a.eval_every, ckpt_every=a.ckpt_every,
                           log_every=a.log_every, classifier_steps=a.classifier_steps, max_minutes=a.max_minutes,
                           psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
+    continued_at = None
+    if a.continue_from:
+        cfg, continued_at = _continued_config(init_model, a, given, cfg)
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
@@ -483,7 +528,8 @@ def _run(argv, log, held: dict) -> int:
             else "deterministic hold-out by hash of the paths inside the data",
             "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
             "skipped": cache.skipped, "aligned_by": "face detection + alignment" if a.align else "input framing (CelebA crop)",
-            "init": str(a.init) if a.init else None,
+            "init": str(init_path) if init_path else None,
+            "continued_from": {"model": str(a.continue_from), "step": continued_at} if a.continue_from else None,
             "excluded": {"sources": [str(x) for x in a.exclude], "images": dropped} if a.exclude else None,
             "pseudo_labelled": [x.name for x in pseudo],
         },
@@ -522,7 +568,7 @@ def _run(argv, log, held: dict) -> int:
                 [(x.name, x.values) for x in init_model.attributes] == [(x.name, x.values) for x in attrs]:
             classifier = init_model.classifier
             acc = classifier_accuracy(classifier.to(device), cache.images, labels, val_idx, attrs, device)
-            meta["classifier"] = {"source": f"--init model {a.init}", "val_accuracy": dict(zip([x.name for x in attrs], acc))}
+            meta["classifier"] = {"source": f"--init model {init_path}", "val_accuracy": dict(zip([x.name for x in attrs], acc))}
         else:
             if cfg.classifier_steps < 1:
                 raise FaderError("--classifier-steps must be positive when no --classifier is given")
@@ -544,6 +590,9 @@ def _run(argv, log, held: dict) -> int:
         trainer.load_state(ck)
         say(f"{PROG}: resumed {ckpt_path} at step {trainer.step} (best mean swap accuracy {trainer.best['score']:.3f} at step {trainer.best['step']})")
     else:
+        if continued_at is not None:
+            trainer.step = continued_at  # the loss weights' ramps go on from where the model's training was
+            say(f"{PROG}: continuing the training of {a.continue_from} at step {continued_at} (to step {cfg.steps})")
         trainer.save_checkpoint()  # the classifier is not retrained after a kill (rank 0 writes it)
     install_signal_handlers(trainer)
     if dist is not None:  # a killed torchrun: stop as on SIGTERM (every rank after the same step, checkpoint saved)
