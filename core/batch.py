@@ -494,13 +494,6 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
     return report
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _one_torch_thread() -> None:
     # Reader threads run the face detector (torch) next to the model: one intra-op thread each,
     # so detection and the model share the cores instead of both spreading over all of them
@@ -517,7 +510,8 @@ class _Pipeline:
         self.engine = engine
         self.opt = options
         self.cancel = cancel
-        cores = _cpu_count()
+        from .engine import usable_cores
+        cores = usable_cores()
         # Detection costs several times the model per photo (MTCNN ~65 ms vs ~10 ms for a 64 px
         # model, batched, on one core), so even two cores get two readers.
         self.readers = min(MAX_READERS, max(1, int(readers))) if readers else (2 if cores <= 8 else cores // 4)

@@ -67,7 +67,7 @@ def test_a_damaged_or_foreign_pack_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_device_batches_equal_host_batches():
-    from training.trainer import BatchStream, DeviceBatchStream
+    from training.batches import BatchStream, DeviceBatchStream
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
     labels = rng.integers(0, 2, (40, 2))
