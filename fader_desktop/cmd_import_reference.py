@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from core.atomic_write import same_file
     from core.errors import printable
     from core.legacy_import import import_reference_checkpoint
     from core.model_file import save_model
@@ -29,11 +30,3 @@ def run(args) -> int:
     save_model(model, out)
     print(f"wrote {printable(out)}")
     return 0
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name the same existing file (also through links)."""
-    try:
-        return a.exists() and b.exists() and (a.samefile(b) or a.resolve() == b.resolve())
-    except (OSError, RuntimeError):
-        return False
