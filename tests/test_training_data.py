@@ -387,6 +387,15 @@ def test_training_options_reach_the_run_config(tmp_path):
     c = load_checkpoint(out / CHECKPOINT_NAME)["config"]
     assert (c["amp"], c["clf_weights"], c["clf_blur"], c["lambda_edit_tv"], c["lambda_edit_chroma"]) == \
         ("off", {"Smiling": 2.5}, 0.5, 0.1, 0.2)
+    assert c["lambda_lat_dis"] == 1e-4 and c["n_critic"] == 0  # the reference's default; no critic unless asked
+    # a resumed run takes a new latent weight and an image critic; what is not given stays
+    code = cli.main(["--data", str(data), "--img-size", "32", "--steps", "3", "--resume", "--lambda-lat-dis", "5e-4",
+                     "--lambda-critic-attr", "0.05", "--critic-width", "8", "--out", str(out),
+                     "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    assert code == 0
+    c = load_checkpoint(out / CHECKPOINT_NAME)["config"]
+    assert (c["lambda_lat_dis"], c["n_critic"], c["lambda_critic_attr"], c["critic_width"], c["lambda_edit_tv"]) == \
+        (5e-4, 1, 0.05, 8, 0.1)
 
 
 def test_resume_from_a_bad_checkpoint_is_a_one_line_error(tmp_path, capsys):

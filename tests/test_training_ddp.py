@@ -82,7 +82,7 @@ def _assert_same_weights(a: dict, b: dict) -> None:
     of convolutions followed by batch norm, whose true gradient is zero (the norm subtracts them),
     and the running statistics, which follow them. A run whose processes normalised their own
     half-batch, or drew their own dropout masks, is off by ~1e-3 at the 99th percentile of whole
-    weight tensors after 10 steps; these runs by ~1e-4 after 20."""
+    weight tensors after 10 steps; these runs by ~1e-4 after 20 (up to ~4e-4 with the image critic)."""
     for net in ("ae", "lat_dis", "critic"):
         sd = a[net]
         bn_fed = {k for k in sd if k.endswith(".0.bias") and k[:-len("0.bias")] + "1.running_mean" in sd}
@@ -94,7 +94,8 @@ def _assert_same_weights(a: dict, b: dict) -> None:
             if k in bn_fed or k.endswith(("running_mean", "running_var")):
                 continue
             d = (v.float() - w.float()).abs().flatten()
-            assert float(d.max()) < 2e-3 and float(d.quantile(0.99)) < 4e-4, (net, k, float(d.max()), float(d.quantile(0.99)))
+            # 6e-4: with the image critic training too, correct runs reach ~4e-4 here (1e-4 without it)
+            assert float(d.max()) < 2e-3 and float(d.quantile(0.99)) < 6e-4, (net, k, float(d.max()), float(d.quantile(0.99)))
 
 
 def test_two_processes_train_what_one_trains_and_resume_after_a_rank_dies(tmp_path, capsys):

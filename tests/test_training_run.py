@@ -403,6 +403,49 @@ def test_max_minutes_stops_with_an_exported_model(tmp_path, capsys):
     assert [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()] == [ck["step"]]
 
 
+def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
+    """--continue: a new run goes on from a committed float16 model: its weights, its recipe, its
+    step count (so the loss weights' ramps go on), with options given on the command line on top."""
+    from training import cli
+    rng = np.random.default_rng(1)
+    for v in ("no", "yes"):
+        for i in range(12):
+            p = tmp_path / "Bangs" / v / f"{i}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(p), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    common = ["--data", str(tmp_path / "Bangs"), "--img-size", "32", "--quiet", "--cache-dir", str(tmp_path / "cache"),
+              "--val-size", "4", "--threads", "1"]
+    first = tmp_path / "first"
+    assert cli.main(common + ["--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",
+                              "--steps", "6", "--eval-every", "6", "--classifier-steps", "2", "--half-export",
+                              "--lambda-lat-dis", "0.02", "--lambda-schedule", "20", "--lambda-critic-attr", "0.05",
+                              "--critic-width", "8", "--out", str(first)]) == 0
+    model = load_model(first / "model.fader")
+    assert model.meta["training"]["steps"] == 6
+    capsys.readouterr()
+    second = tmp_path / "second"
+    assert cli.main(common + ["--continue", str(first / "model.fader"), "--steps", "10", "--eval-every", "2",
+                              "--lambda-edit-tv", "0.01", "--out", str(second)]) == 0
+    err = capsys.readouterr().err
+    assert f"continuing the training of {first / 'model.fader'} at step 6 (to step 10)" in err
+    ck = load_checkpoint(second / CHECKPOINT_NAME)
+    c = ck["config"]
+    assert ck["step"] == 10 and c["steps"] == 10
+    assert (c["lambda_lat_dis"], c["lambda_schedule"], c["n_critic"], c["lambda_critic_attr"], c["critic_width"]) == \
+        (0.02, 20, 1, 0.05, 8)   # the model's recipe
+    assert c["lambda_edit_tv"] == 0.01 and c["eval_every"] == 2   # what was given now
+    recs = [json.loads(x) for x in (second / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [8, 10]
+    assert recs[0]["lambda_lat_dis"] == pytest.approx(0.02 * 8 / 20)   # the ramp went on from step 6
+    assert load_model(second / "model_last.fader" if (second / "model_last.fader").exists() else second / "model.fader") \
+        .meta["training"]["continued_from"] == {"model": str(first / "model.fader"), "step": 6}
+    # a model that does not record its recipe is refused with a clear message
+    model.meta["training"].pop("hyper_parameters")
+    save_model(model, tmp_path / "bare.fader")
+    assert cli.main(common + ["--continue", str(tmp_path / "bare.fader"), "--steps", "10", "--out", str(tmp_path / "x")]) == 2
+    assert "does not record its training recipe" in capsys.readouterr().err
+
+
 def test_full_disk_at_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
     """A checkpoint write that fails (disk full) is a one-line error saying which checkpoint is
     intact; that checkpoint still loads and no temporary file is left."""

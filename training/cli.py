@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=float, default=None, metavar="N", help="alternatively: passes over the training images (in auto-encoder batches)")
     g.add_argument("--max-minutes", type=float, default=0.0, metavar="M", help="stop after M minutes of training (0 = no limit), exporting the best model")
     g.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint_last.pt (step count, optimizers, RNG); --steps may raise the total")
+    g.add_argument("--continue", dest="continue_from", default=None, metavar="MODEL",
+                   help="continue the training that made MODEL (e.g. the committed half-precision default model) in "
+                        "a new run folder: its weights, its recorded recipe (options given here that differ from "
+                        "the defaults override it) and its step count, so the loss weights go on from where they "
+                        "were; --steps is then the total. The discriminators and optimizer moments start anew")
     g.add_argument("--init", default=None, metavar="MODEL", help="fine-tune from this .fader model (its attributes first; new attributes get zero-initialised decoder planes)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda")
     # The choices are training.trainer.AMP_MODES, spelled out so that --help does not import torch.
@@ -105,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)")
     g.add_argument("--clip-grad-norm", type=float, default=5.0, metavar="X", help="gradient norm clip (0 = off)")
     g.add_argument("--lambda-ae", type=float, default=1.0, metavar="X", help="reconstruction loss weight")
-    g.add_argument("--lambda-lat-dis", type=float, default=1e-4, metavar="X", help="latent discriminator feedback weight (final value of the ramp)")
+    g.add_argument("--lambda-lat-dis", type=float, default=None, metavar="X",
+                   help="latent discriminator feedback weight (final value of the ramp; default 1e-4; a resumed run "
+                        "keeps its own unless given)")
     g.add_argument("--lambda-schedule", type=int, default=500000, metavar="N", help="iterations over which the lambdas ramp up linearly from 0 (0 = constant)")
     g.add_argument("--n-lat-dis", type=int, default=1, metavar="N", help="latent discriminator steps per iteration")
     g.add_argument("--n-ptc-dis", type=int, default=0, metavar="N", help="patch discriminator steps per iteration (0 = no patch discriminator)")
@@ -219,6 +226,38 @@ def _check_numbers(a) -> None:
         raise FaderError("--lambda-critic-adv/--lambda-critic-attr need --n-critic > 0")
 
 
+# fader-train options whose values the --continue model's recorded recipe supplies unless given
+_RECIPE_OPTIONS = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_ptc_dis",
+                   "lambda_clf_dis", "lambda_schedule", "n_lat_dis", "n_ptc_dis", "n_clf_dis", "smooth_label", "seed",
+                   "psnr_drop", "amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic",
+                   "lambda_critic_adv", "lambda_critic_attr", "critic_width")
+
+
+def _continued_config(model, a, given: set, cfg):
+    """(TrainConfig, start step) for --continue: the model's recorded recipe, with the options given
+    on the command line and this run's own bookkeeping (evaluation, checkpoints, budget) on top."""
+    from dataclasses import fields
+    from core.errors import FaderError
+    from .trainer import TrainConfig
+    tr = (model.meta or {}).get("training") or {}
+    hp, step = tr.get("hyper_parameters"), tr.get("steps")
+    if not isinstance(hp, dict) or not isinstance(step, int) or step < 0:
+        raise FaderError(f"--continue {a.continue_from}: the model does not record its training recipe and step; "
+                         "use --init to fine-tune from it")
+    known = {f.name for f in fields(TrainConfig)}
+    rec = TrainConfig(**{k: v for k, v in hp.items() if k in known})
+    for k in _RECIPE_OPTIONS:
+        if k not in given:
+            setattr(cfg, k, getattr(rec, k))
+    cfg.flip = rec.flip if "no_flip" not in given else cfg.flip
+    if "clf_weight" not in given:
+        cfg.clf_weights = dict(rec.clf_weights)
+    if a.steps is None or a.steps <= step:
+        raise FaderError(f"--continue: --steps is the total and must exceed the model's {step} steps")
+    cfg.steps = a.steps
+    return cfg, step
+
+
 def check_run_folder(run_dir: Path) -> None:
     """--out must be a new folder, an empty one (hidden files aside) or a fader-train run
     (FaderError otherwise), so that a run never writes over files it did not create. Checked
@@ -280,7 +319,10 @@ def _run(argv, log, held: dict) -> int:
     from .datasets import align_available
     from .distributed import default_threads, init_from_env
 
-    a = build_parser().parse_args(argv)
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    # options given on the command line (they override a --continue model's recipe)
+    a.given = {k for k, v in vars(a).items() if v is not None and v != parser.get_default(k)}
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     if a.export_last:
         return _export_last(a, say)
@@ -301,8 +343,8 @@ def _run(argv, log, held: dict) -> int:
         raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
     ck = _checkpoint_to_resume(a, run_dir)
     data = _load_data(a, ck, run_dir, device, dist, quiet, say)
-    arch, cfg = _configure(a, ck, data, dist)
-    meta = _run_meta(a, ck, data, run_dir)
+    arch, cfg, continued_at = _configure(a, ck, data, dist)
+    meta = _run_meta(a, ck, data, run_dir, continued_at)
     # Rank 0 prepares the run folder and the evaluation classifier; the other ranks wait for it.
     phase = dist.phase("preparing the run folder and the evaluation classifier") if dist is not None else None
     leader = phase is None or phase.leader
@@ -311,7 +353,7 @@ def _run(argv, log, held: dict) -> int:
     classifier = None
     if ck is None and leader:
         classifier = _evaluation_classifier(a, data, cfg, device, meta, quiet, say)
-    return _train(a, argv, ck, data, arch, cfg, meta, classifier, device, dist, phase, quiet, say, run_dir)
+    return _train(a, argv, ck, data, arch, cfg, meta, classifier, device, dist, phase, quiet, say, run_dir, continued_at)
 
 
 def _export_last(a, say) -> int:
@@ -338,8 +380,9 @@ def _check_options(a) -> None:
         raise FaderError("give either --steps or --epochs, not both")
     if a.steps is None and a.epochs is None and not a.resume:
         raise FaderError("give --steps N or --epochs N")
-    if a.resume and a.init:
-        raise FaderError("--resume continues a run; --init starts a new one: give only one")
+    if sum(map(bool, (a.resume, a.init, a.continue_from))) > 1:
+        raise FaderError("--resume continues a run folder, --continue a model's training in a new folder, "
+                         "--init starts a new one from a model: give only one")
     _check_numbers(a)
     check_run_folder(Path(a.out))
     if a.clf_weight:
@@ -374,6 +417,7 @@ class _Data:
     init_model: object
     clf_weights: Optional[dict]
     img_size: int
+    init_path: Optional[str]     # --init or --continue
     train_idx: np.ndarray
     val_idx: np.ndarray
     paths: list
@@ -386,7 +430,8 @@ def _load_data(a, ck, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
     from core.model_file import load_model
     from .cache import open_cache
     from .datasets import exclude_images, open_dataset, recorded_split, split_dataset
-    init_model = load_model(a.init) if a.init else None
+    init_path = a.init or a.continue_from
+    init_model = load_model(init_path) if init_path else None
     ds = open_dataset(a.data, a.attr)
     dropped = 0
     if a.exclude:
@@ -440,8 +485,8 @@ def _load_data(a, ck, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
         a.batch_size = len(train_idx)
     if init_model is not None:
         attrs, labels = _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, device, say)
-    return _Data(ds, dropped, attrs, labels, pseudo, init_model, clf_weights, img_size, train_idx, val_idx,
-                 paths, cache)
+    return _Data(ds, dropped, attrs, labels, pseudo, init_model, clf_weights, img_size, init_path, train_idx,
+                 val_idx, paths, cache)
 
 
 def _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, device, say) -> tuple:
@@ -471,7 +516,8 @@ def _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, d
 
 
 def _configure(a, ck, data: _Data, dist) -> tuple:
-    """(ArchConfig, TrainConfig): the checkpoint's when resuming, else from the options and --init."""
+    """(ArchConfig, TrainConfig, step a --continue run starts at or None): the checkpoint's when
+    resuming, else from the options and --init (--continue: and the model's recorded recipe)."""
     from core.errors import FaderError
     from core.networks import ArchConfig
     from .trainer import CHECKPOINT_NAME, TrainConfig
@@ -509,16 +555,20 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
         arch.validate()
         steps = a.steps if a.steps is not None else int(math.ceil(a.epochs * len(train_idx) / a.batch_size))
         cfg = TrainConfig(steps=steps, batch_size=a.batch_size, lr=a.lr, clip_grad_norm=a.clip_grad_norm,
-                          lambda_ae=a.lambda_ae, lambda_lat_dis=a.lambda_lat_dis, lambda_ptc_dis=a.lambda_ptc_dis,
+                          lambda_ae=a.lambda_ae, lambda_lat_dis=1e-4 if a.lambda_lat_dis is None else a.lambda_lat_dis,
+                          lambda_ptc_dis=a.lambda_ptc_dis,
                           lambda_clf_dis=a.lambda_clf_dis, lambda_schedule=a.lambda_schedule, n_lat_dis=a.n_lat_dis,
                           n_ptc_dis=a.n_ptc_dis, n_clf_dis=a.n_clf_dis, smooth_label=a.smooth_label,
                           flip=not a.no_flip, seed=a.seed, eval_every=a.eval_every, ckpt_every=a.ckpt_every,
                           log_every=a.log_every, classifier_steps=a.classifier_steps, max_minutes=a.max_minutes,
                           psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
+    continued_at = None
+    if a.continue_from:
+        cfg, continued_at = _continued_config(init_model, a, a.given, cfg)
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
-              "lambda_critic_attr", "critic_width"):
+              "lambda_critic_attr", "critic_width", "lambda_lat_dis"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
     if data.clf_weights is not None:
@@ -530,10 +580,10 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
     if dist is not None and cfg.batch_size % dist.world_size:
         raise FaderError(f"--batch-size {cfg.batch_size} is the global batch: it must be a multiple of the "
                          f"{dist.world_size} processes")
-    return arch, cfg
+    return arch, cfg, continued_at
 
 
-def _run_meta(a, ck, data: _Data, run_dir: Path) -> dict:
+def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) -> dict:
     """The model file's metadata: what was trained on what (the checkpoint's when resuming)."""
     from .trainer import CELEBA_LICENSE
     ds, attrs, train_idx, val_idx, paths = data.ds, data.attrs, data.train_idx, data.val_idx, data.paths
@@ -550,7 +600,8 @@ def _run_meta(a, ck, data: _Data, run_dir: Path) -> dict:
             else "deterministic hold-out by hash of the paths inside the data",
             "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
             "skipped": data.cache.skipped, "aligned_by": "face detection + alignment" if a.align else "input framing (CelebA crop)",
-            "init": str(a.init) if a.init else None,
+            "init": str(data.init_path) if data.init_path else None,
+            "continued_from": {"model": str(a.continue_from), "step": continued_at} if a.continue_from else None,
             "excluded": {"sources": [str(x) for x in a.exclude], "images": data.dropped} if a.exclude else None,
             "pseudo_labelled": [x.name for x in data.pseudo],
         },
@@ -599,7 +650,7 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
             [(x.name, x.values) for x in init_model.attributes] == [(x.name, x.values) for x in attrs]:
         classifier = init_model.classifier
         acc = classifier_accuracy(classifier.to(device), cache.images, labels, data.val_idx, attrs, device)
-        meta["classifier"] = {"source": f"--init model {a.init}", "val_accuracy": dict(zip([x.name for x in attrs], acc))}
+        meta["classifier"] = {"source": f"--init model {data.init_path}", "val_accuracy": dict(zip([x.name for x in attrs], acc))}
     else:
         if cfg.classifier_steps < 1:
             raise FaderError("--classifier-steps must be positive when no --classifier is given")
@@ -617,7 +668,7 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
 
 
 def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, dist, phase, quiet: bool, say,
-           run_dir: Path) -> int:
+           run_dir: Path, continued_at: Optional[int]) -> int:
     """Build the trainer (resumed or with a first checkpoint), train, and say how it ended."""
     from .trainer import CHECKPOINT_NAME, Trainer, init_from_model, install_signal_handlers
     ckpt_path = run_dir / CHECKPOINT_NAME
@@ -628,6 +679,9 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
         trainer.load_state(ck)
         say(f"{PROG}: resumed {ckpt_path} at step {trainer.step} (best mean swap accuracy {trainer.best['score']:.3f} at step {trainer.best['step']})")
     else:
+        if continued_at is not None:
+            trainer.step = continued_at  # the loss weights' ramps go on from where the model's training was
+            say(f"{PROG}: continuing the training of {a.continue_from} at step {continued_at} (to step {cfg.steps})")
         trainer.save_checkpoint()  # the classifier is not retrained after a kill (rank 0 writes it)
     install_signal_handlers(trainer)
     if dist is not None:  # a killed torchrun: stop as on SIGTERM (every rank after the same step, checkpoint saved)

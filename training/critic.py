@@ -26,6 +26,13 @@ class Critic(nn.Module):
 
     def __init__(self, img_size: int, n_attr: int, width: int = 32, max_width: int = 256):
         super().__init__()
+        # A fixed low-pass (5-tap binomial, sigma ~1 px) before the first strided convolution: the
+        # gradient of a stride-2 convolution is a checkerboard, and without it the auto-encoder
+        # covered reconstructions and edits with one within 900 steps at 128 px (PSNR 25.9 -> 22.3).
+        # Not a parameter and not in the state dict: checkpoints of the unfiltered critic load.
+        k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+        k = (k[:, None] * k[None, :]) / 256.0
+        self.register_buffer("lowpass", k.expand(3, 1, 5, 5).contiguous(), persistent=False)
         layers, n_in, w = [], 3, width
         for _ in range(4):
             layers += [spectral_norm(nn.Conv2d(n_in, w, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
@@ -46,6 +53,7 @@ class Critic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple:
         """(patch realism logits (N, h*w), attribute logits (N, n_attr))."""
+        x = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), self.lowpass.to(x.dtype), groups=3)
         h = self.trunk(x)
         a = self.attr_conv(h)
         return self.patch(h).flatten(1), self.attr_fc(a.flatten(1))
