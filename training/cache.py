@@ -60,7 +60,7 @@ def cache_key(paths, size: int, align: bool) -> str:
     """Hash of (file list with sizes and mtimes, crop size, alignment mode, cache format)."""
     h = hashlib.sha256()
     h.update(json.dumps({"v": CACHE_VERSION, "size": size, "align": bool(align)}).encode())
-    from .pack import member_file
+    from .packfile import member_file
     for p in paths:
         try:
             st = os.stat(member_file(p))  # a pack's members share the pack file's signature
