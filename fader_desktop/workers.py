@@ -168,8 +168,8 @@ class JobRunner(QObject):
             else:
                 self._queue.append(job)
                 self._undelivered += 1
-            if self._thread is None or not self._thread.is_alive():
-                self._stop = False
+            self._stop = False
+            if self._thread is None:   # none yet, or the last one stopped (it clears this itself)
                 self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
             self._cond.notify()
@@ -237,6 +237,7 @@ class JobRunner(QObject):
                 while not self._queue and not self._stop:
                     self._cond.wait()
                 if self._stop:
+                    self._thread = None   # decided under the lock: a later submit starts a new thread
                     return
                 job = self._running = self._queue.popleft()
             self._relay.send("started", job)
