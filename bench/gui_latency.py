@@ -159,7 +159,7 @@ def measure(args, app, w, model_path, model_desc, photo) -> int:
     paints = []
     w.canvas.painted.connect(lambda: paints.append((time.perf_counter(), w._shown_gen)))
     renders = []
-    w.worker.rendered.connect(lambda serial, gen, img, x, y, ms: renders.append(ms))
+    w.renderFinished.connect(lambda gen, ms: renders.append(ms))
 
     lo, hi = slider.minimum(), slider.maximum()
     positions = [round(lo + (hi - lo) * (0.5 + 0.45 * ((-1) ** k) * (k % 50) / 50)) for k in range(args.positions)]

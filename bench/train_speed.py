@@ -33,7 +33,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from core.attributes import Attribute  # noqa: E402
 from core.networks import ArchConfig, AutoEncoder, LatentDiscriminator  # noqa: E402
-from training.trainer import BatchStream, TrainConfig, Trainer  # noqa: E402
+from training.batches import BatchStream  # noqa: E402
+from training.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 class Straightforward:

@@ -213,3 +213,12 @@ def remove_stale_temps(folder, names: Iterable[str] | None = None) -> int:
         except OSError:
             pass
     return removed
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths name the same existing file (also through links)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.exists() and b.exists() and (a.samefile(b) or a.resolve() == b.resolve())
+    except (OSError, RuntimeError):
+        return False

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Mapping, Sequence, Union
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from .errors import FaderError
 
@@ -113,6 +114,22 @@ def value_to_code(attr: Attribute, value: Value) -> list:
     return code
 
 
+def towards(code: Sequence[float], target: int, t: float) -> list:
+    """A code moved from `code` towards the pure value `target`: t = 0 is `code`, 1 the one-hot code
+    of `target`, beyond 1 exaggerates (a fader of an attribute with more than two values, a sweep)."""
+    t = float(t)
+    return [(1.0 - t) * float(c) + t * (1.0 if j == target else 0.0) for j, c in enumerate(code)]
+
+
+#: Two values whose codes differ by no more than this are the same value (the one "changed?" rule).
+SAME_VALUE_TOLERANCE = 1e-9
+
+
+def same_value(attr: Attribute, a: Value, b: Value) -> bool:
+    """Whether two values of `attr` decode the same: their codes agree within SAME_VALUE_TOLERANCE."""
+    return all(abs(x - y) <= SAME_VALUE_TOLERANCE for x, y in zip(value_to_code(attr, a), value_to_code(attr, b)))
+
+
 def code_to_value(attr: Attribute, probs: Sequence[float]) -> Value:
     """The slider value matching a probability vector (e.g. a classifier's softmax)."""
     p = [float(x) for x in probs]
@@ -123,11 +140,13 @@ def code_to_value(attr: Attribute, probs: Sequence[float]) -> Value:
 
 
 def attribute_code(attrs: Sequence[Attribute], values_list: Sequence[Mapping[str, Value]],
-                   device=None, dtype=torch.float32) -> torch.Tensor:
+                   device=None, dtype=None) -> "torch.Tensor":
     """Stack per-item value dicts into the decoder's code tensor (B, sum of n).
 
     Attributes missing from a dict take their default value; unknown names are an error.
+    `dtype` defaults to float32.
     """
+    import torch  # here, not at the top: the window reads attributes before torch is loaded
     names = {a.name for a in attrs}
     rows = []
     for values in values_list:
@@ -138,7 +157,7 @@ def attribute_code(attrs: Sequence[Attribute], values_list: Sequence[Mapping[str
         for a in attrs:
             row.extend(value_to_code(a, values.get(a.name, default_value(a))))
         rows.append(row)
-    return torch.tensor(rows, dtype=dtype, device=device).reshape(len(rows), sum(a.n for a in attrs))
+    return torch.tensor(rows, dtype=dtype or torch.float32, device=device).reshape(len(rows), sum(a.n for a in attrs))
 
 
 def parse_value(attr: Attribute, text: str) -> Value:

@@ -6,7 +6,8 @@ Pipeline (why: on a small CPU the model, face detection and JPEG coding each lea
 reader threads load, detect and align the next photos while the calling thread runs the model on
 the faces of several photos in one batch (encode + classifier + one decode for the reconstructions
 and the edits together), and a writer thread pastes the edits back and saves atomically. Results
-are recorded in input order.
+are recorded in input order. Each photo is a core.photo_edit.PhotoEdit: the faces found, the
+"changed?" rule and the paste-back are those of `edit` and the window.
 
 Never writes into or over an input: the output tree mirrors the input tree under OUT_DIR and every
 output path is checked against every input before anything runs; when OUT_DIR lies inside IN_DIR
@@ -15,7 +16,6 @@ that sub-tree is left out of the walk, so a second run never treats its own outp
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
@@ -24,19 +24,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from .atomic_write import remove_stale_temps, temp_path, write_bytes_atomic
-from .attributes import attribute_code, parse_value, value_to_code
+from .attributes import attribute_code
 from .errors import FaderError, NoFaceError, os_reason
+from .image_io import IMAGE_SUFFIXES
+from .recipe import make_recipe
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+if TYPE_CHECKING:  # imported where used: core.photo_edit loads torch
+    from .photo_edit import FoundFaces, PhotoEdit
+
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
 STATUSES = ("ok", "exists", "skipped", "failed", "cancelled")
-RECIPE_FORMAT = "fader-recipe"
-RECIPE_VERSION = 1
 REPORT_FORMAT = "fader-batch-report"
 # Decoded photos the pipeline may hold at once (read ahead + waiting to be written), beyond one.
 MAX_HELD_BYTES = 768 << 20
@@ -46,7 +48,7 @@ ProgressFn = Callable[[int, int, str], None]
 
 
 # --------------------------------------------------------------------------------------------
-# options, recipes
+# options
 # --------------------------------------------------------------------------------------------
 
 @dataclass
@@ -69,70 +71,6 @@ class BatchOptions:
             raise FaderError(f"quality must be between 1 and 100, got {self.quality}")
         if self.face is not None and self.face < 0:
             raise FaderError(f"--face must be 0 or more, got {self.face}")
-
-
-def load_recipe(path, attributes) -> dict:
-    """Read and validate a recipe file (what PhotoEdit.recipe() returns) -> values dict.
-
-    A value is a number (slider position), a value label ("yes") or, for an attribute with more
-    than two values, a list of weights. Raises FaderError naming the file and the problem.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FaderError(f"{p}: recipe file not found") from None
-    except IsADirectoryError:
-        raise FaderError(f"{p}: recipe is a folder, not a file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise FaderError(f"{p}: cannot read recipe ({getattr(e, 'strerror', None) or e})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise FaderError(f"{p}: recipe is not valid JSON ({e.msg} at line {e.lineno})") from None
-    return recipe_values(data, attributes, name=str(p))
-
-
-def recipe_values(data, attributes, name: str = "recipe") -> dict:
-    """Validate a parsed recipe object against the model's attributes -> values dict."""
-    if not isinstance(data, dict):
-        raise FaderError(f"{name}: a recipe must be a JSON object")
-    if data.get("format") != RECIPE_FORMAT:
-        raise FaderError(f"{name}: not a Fader recipe ('format' must be {RECIPE_FORMAT!r})")
-    ver = data.get("version")
-    if not isinstance(ver, int) or isinstance(ver, bool):
-        raise FaderError(f"{name}: recipe 'version' must be an integer")
-    if ver > RECIPE_VERSION:
-        raise FaderError(f"{name}: recipe version {ver} is newer than this app supports ({RECIPE_VERSION})")
-    vals = data.get("values")
-    if not isinstance(vals, dict):
-        raise FaderError(f"{name}: recipe 'values' must be an object {{attribute: value}}")
-    by_name = {a.name.lower(): a for a in attributes}
-    out = {}
-    for key, v in vals.items():
-        a = by_name.get(str(key).lower())
-        if a is None:
-            raise FaderError(f"{name}: unknown attribute {key!r}; the model has {[x.name for x in attributes]}")
-        try:
-            if isinstance(v, str):
-                out[a.name] = parse_value(a, v)
-            elif isinstance(v, bool) or not isinstance(v, (int, float, list)):
-                raise FaderError(f"value for {a.name!r} must be a number, a label or a list of numbers, got {v!r}")
-            else:
-                nums = v if isinstance(v, list) else [v]
-                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in nums):
-                    raise FaderError(f"value for {a.name!r} must be finite numbers, got {v!r}")
-                value_to_code(a, v)  # checks the length / index
-                out[a.name] = [float(x) for x in v] if isinstance(v, list) else float(v)
-        except FaderError as e:
-            raise FaderError(f"{name}: {e}") from None
-    return out
-
-
-def make_recipe(values: Mapping, model_name: str = "") -> dict:
-    """The recipe object for a values dict (the format PhotoEdit.recipe() writes)."""
-    return {"format": RECIPE_FORMAT, "version": RECIPE_VERSION, "model": model_name,
-            "values": {k: (list(map(float, v)) if isinstance(v, (list, tuple)) else float(v)) for k, v in values.items()}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,37 +330,23 @@ class BatchReport:
 
 @dataclass
 class _Prepared:
-    """A photo read and aligned by a reader thread, waiting for the model."""
+    """A photo read and its faces found by a reader thread; then its document, from the model."""
 
     item: Item
     image: Optional[np.ndarray] = None
-    crops: Optional[np.ndarray] = None      # (F, S, S, 3)
-    matrices: list = field(default_factory=list)
-    too_small: int = 0
-    found: int = 0                          # usable faces
+    found: Optional[FoundFaces] = None
+    doc: Optional[PhotoEdit] = None
     exif: Optional[bytes] = None
     error: Optional[BaseException] = None
     seconds: float = 0.0
 
     @property
+    def n_faces(self) -> int:
+        return len(self.found.alignments) if self.found is not None else 0
+
+    @property
     def nbytes(self) -> int:
         return self.image.nbytes if self.image is not None else 0
-
-
-def locate_faces(image: np.ndarray, template, size: int, aligned: bool, detector=None):
-    """Aligned crops of the usable faces -> (list of AlignedFace, number of too-small faces).
-
-    The same selection as PhotoEdit.open (core.photo_edit.find_faces), so that a batch output
-    equals what `edit` writes for the same photo.
-    """
-    from .photo_edit import find_faces
-    alignments, _, _, skipped = find_faces(image, template, size, aligned, detector)
-    return alignments, len(skipped)
-
-
-def _same_values(a: Mapping, b: Mapping, attributes) -> bool:
-    return all(np.allclose(value_to_code(x, a[x.name]), value_to_code(x, b[x.name]), rtol=0, atol=1e-9)
-               for x in attributes)
 
 
 class _Stop(Exception):
@@ -494,13 +418,6 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
     return report
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _one_torch_thread() -> None:
     # Reader threads run the face detector (torch) next to the model: one intra-op thread each,
     # so detection and the model share the cores instead of both spreading over all of them
@@ -517,7 +434,8 @@ class _Pipeline:
         self.engine = engine
         self.opt = options
         self.cancel = cancel
-        cores = _cpu_count()
+        from .engine import usable_cores
+        cores = usable_cores()
         # Detection costs several times the model per photo (MTCNN ~65 ms vs ~10 ms for a 64 px
         # model, batched, on one core), so even two cores get two readers.
         self.readers = min(MAX_READERS, max(1, int(readers))) if readers else (2 if cores <= 8 else cores // 4)
@@ -528,13 +446,13 @@ class _Pipeline:
         self.finished = finished
         self.template = engine.model.alignment()
         self.size = engine.image_size
-        self.attrs = engine.attributes
         # Editing nothing never changes a face: the model need not run at all then.
         self.needs_model = options.raw or bool(options.values)
 
     # -- reader threads ------------------------------------------------------------------------
     def _read(self, it: Item) -> _Prepared:
         from .image_io import load_image, read_exif
+        from .photo_edit import find_faces
         t = time.perf_counter()
         p = _Prepared(it)
         try:
@@ -543,16 +461,15 @@ class _Pipeline:
             p.image = load_image(it.input)
             if self.opt.keep_exif and not self.opt.raw:
                 p.exif = read_exif(it.input)
-            faces, p.too_small = locate_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
-            if not faces:
-                why = f"; {p.too_small} face(s) too small for the model" if p.too_small else ""
+            # the faces PhotoEdit.open finds, so that a batch output equals what `edit` writes
+            p.found = find_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
+            n = p.n_faces
+            if not n:
+                too_small = len(p.found.skipped)
+                why = f"; {too_small} face(s) too small for the model" if too_small else ""
                 raise NoFaceError(f"{it.input}: no face found{why}")
-            n = len(faces)
-            p.found = n
             if self.opt.face is not None and self.opt.face >= n:
                 raise NoFaceError(f"{it.input}: face {self.opt.face} does not exist; the photo has {n} editable face(s)")
-            p.crops = np.stack([f.crop for f in faces])
-            p.matrices = [f.matrix for f in faces]
         except Exception as e:  # recorded per file; the run goes on
             p.error = e
             p.image = None
@@ -561,87 +478,63 @@ class _Pipeline:
 
     # -- model (calling thread) ----------------------------------------------------------------
     def _model(self, group: list) -> list:
-        """Run the engine on the faces of several photos at once.
-
-        Returns per photo (prepared, raw crop or None, [(matrix, edited, reconstructed, input crop)] to paste).
-        """
+        """Run the engine on the faces of several photos at once: one encode (and classification)
+        and one decode of every edit and reconstruction the group needs. Returns the group, each
+        photo with its document (none when nothing needs the model)."""
+        from .photo_edit import PhotoEdit, decode_faces
+        if not self.needs_model:
+            return group
         t = time.perf_counter()
-        crops = np.concatenate([p.crops for p in group])
-        n_faces = len(crops)
-        jobs = []
-        if self.needs_model:
-            latent = self.engine.encode(crops)
-            own = self.engine.predict_values(crops)
-            sel, vals, plan = [], [], []
-            k = 0
-            for p in group:
-                faces = []
-                for j in range(len(p.crops)):
-                    target = dict(own[k])
-                    chosen = self.opt.face is None or self.opt.face == j
-                    if chosen:
-                        target.update(self.opt.values)
-                    if self.opt.raw:
-                        if j == (self.opt.face or 0):
-                            faces.append((j, len(sel), None))
-                            sel.append(k)
-                            vals.append(target)
-                    elif chosen and not _same_values(target, own[k], self.attrs):
-                        # the edited face and its plain reconstruction, decoded together
-                        faces.append((j, len(sel), len(sel) + 1))
-                        sel += [k, k]
-                        vals += [target, own[k]]
-                    k += 1
-                plan.append(faces)
-            dec = self.engine.decode_float(latent.select(sel), vals) if sel else None
-            share = (time.perf_counter() - t) / max(1, n_faces)
-            for p, faces in zip(group, plan):
-                p.seconds += share * len(p.crops)
-                if self.opt.raw:
-                    j, e, _ = faces[0]
-                    jobs.append((p, np.rint(dec[e]).astype(np.uint8), []))
-                else:
-                    jobs.append((p, None, [(p.matrices[j], dec[e], dec[r], p.crops[j]) for j, e, r in faces]))
-        else:
-            for p in group:
-                jobs.append((p, None, []))
-        return jobs
+        docs = PhotoEdit.encode_many([(p.image, p.found, p.item.input) for p in group], self.engine)
+        faces = []
+        for p, doc in zip(group, docs):
+            p.doc = doc
+            doc.set_values(self.opt.values, face=self.opt.face)
+            if self.opt.raw:
+                faces.append((doc, self.opt.face or 0))
+            else:
+                faces += [(doc, i) for i in doc.edited_faces()]   # the one "changed?" rule
+        decode_faces(faces, reconstruction=not self.opt.raw)
+        share = (time.perf_counter() - t) / max(1, sum(p.n_faces for p in group))
+        for p in group:
+            p.seconds += share * p.n_faces
+        return group
 
     # -- writer thread -------------------------------------------------------------------------
-    def _write(self, p: _Prepared, raw: Optional[np.ndarray], pastes: list) -> _Prepared:
-        from .alignment import paste_back
+    def _write(self, p: _Prepared) -> _Prepared:
         from .image_io import save_image, save_unchanged
         t = time.perf_counter()
-        it = p.item
+        it, doc = p.item, p.doc
         try:
             try:
                 it.output.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise FaderError(f"{it.output}: cannot create the folder {it.output.parent} ({os_reason(e)})") from None
             copied = False
-            if raw is not None:
-                save_image(it.output, raw, quality=self.opt.quality, exif=p.exif)
-            elif pastes:
-                out = p.image.copy()
-                for matrix, edited, recon, crop in pastes:
-                    out = paste_back(out, edited, recon, matrix, out=out, crop=crop)
-                save_image(it.output, out, quality=self.opt.quality, exif=p.exif)
+            changed = doc.edited_faces() if doc is not None and not self.opt.raw else []
+            if self.opt.raw:
+                save_image(it.output, doc.render_raw(self.opt.face or 0), quality=self.opt.quality, exif=p.exif)
+            elif changed:
+                # decoded by the model thread: this only pastes back
+                save_image(it.output, doc.render(), quality=self.opt.quality, exif=p.exif)
             else:  # nothing changed: the input's own bytes where the format allows
                 copied = save_unchanged(it.input, it.output, p.image, quality=self.opt.quality, exif=p.exif)
             it.status = "ok"
-            it.faces = len(p.crops)
+            it.faces = p.n_faces
             if self.opt.raw:
                 notes = [f"model output of face {self.opt.face or 0} of {it.faces}"]
             else:
-                notes = [f"{len(pastes)} of {it.faces} face(s) changed"]
-                if not pastes:
+                notes = [f"{len(changed)} of {it.faces} face(s) changed"]
+                if not changed:
                     notes.append("copied unchanged" if copied else "pixels unchanged, converted")
-            if p.too_small:
-                notes.append(f"{p.too_small} face(s) too small for the model left unchanged")
+            if p.found.fallback:
+                notes.append("no face detected: edited as an aligned crop (the image has the model's framing)")
+            if p.found.skipped:
+                notes.append(f"{len(p.found.skipped)} face(s) too small for the model left unchanged")
             it.reason = "; ".join(notes)
         except Exception as e:
             p.error = e
-        p.image = None  # free the photo as soon as it is written
+        p.image, p.doc = None, None  # free the photo as soon as it is written
         p.seconds += time.perf_counter() - t
         return p
 
@@ -657,7 +550,7 @@ class _Pipeline:
         elif phase == "read" and isinstance(e, FaderError):
             # a problem with the input file itself (unreadable, not an image, no face): skipped
             it.status, it.reason = "skipped", _strip_path(str(e), it.input)
-            it.faces = p.found if isinstance(e, NoFaceError) else None
+            it.faces = p.n_faces if isinstance(e, NoFaceError) else None
         else:
             it.status = "failed"
             where = it.output if phase == "write" else it.input
@@ -674,7 +567,7 @@ class _Pipeline:
             return self._model(group)
         except Exception as e:  # e.g. out of memory on a large batch: those photos fail, the run goes on
             for p in group:
-                p.error, p.image = e, None
+                p.error, p.image, p.doc = e, None, None
                 self._record(p, "model")
             return []
 
@@ -705,10 +598,10 @@ class _Pipeline:
                         self._record(p, "read")
                     else:
                         group.append(p)
-                        faces += len(p.crops)
+                        faces += p.n_faces
                 if group:
-                    for p, raw, pastes in self._model_or_fail(group):
-                        fut = wpool.submit(self._write, p, raw, pastes)
+                    for p in self._model_or_fail(group):
+                        fut = wpool.submit(self._write, p)
                         fut.nbytes = p.image.nbytes if p.image is not None else 0
                         writes.append(fut)
                 # record finished writes in order; a bounded queue keeps few photos in memory

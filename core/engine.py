@@ -37,6 +37,15 @@ def resolve_device(device: str = "auto") -> torch.device:
     raise FaderError(f"unknown device {device!r}: use auto, cpu or cuda")
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one, else every
+    core): the one count that engine, batch and training threads are sized from."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """Intra-op threads: all cores but one.
 
@@ -44,11 +53,7 @@ def default_threads() -> int:
     thread, image decoding, another process) makes the threads wait on each other and a ~2 MP
     slider change took 88 ms; with one thread, 13 ms.
     """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:
-        n = os.cpu_count() or 1
-    return max(1, n - 1)
+    return max(1, usable_cores() - 1)
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:

@@ -20,7 +20,7 @@ from core.atomic_write import atomic_file, copy_file_atomic
 from core.errors import ImageError, os_reason
 
 __all__ = ["load_image", "read_exif", "save_image", "save_unchanged", "image_format", "check_output_folder",
-           "SAVE_FORMATS", "DEFAULT_MAX_PIXELS"]
+           "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -34,6 +34,8 @@ SAVE_FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
+#: The file suffixes treated as photos (opening a folder's next photo, batch inputs), in menu order.
+IMAGE_SUFFIXES = tuple(SAVE_FORMATS)
 # Formats whose Pillow writer can embed an EXIF block.
 _EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 _ORIENTATION_TAG = 0x0112

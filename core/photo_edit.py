@@ -1,84 +1,33 @@
-"""The photo-edit document: one photo, its faces, per-face attribute values, and rendering.
+"""The photo-edit document: one photo, its faces, their values (an EditSession) and rendering.
 
-Qt-free, so the window, the `edit` command and the batch command all drive the same code. Each
-face is aligned and encoded once; a value change costs one decode of that face plus a paste-back.
+Qt-free, so the window (through its worker), the `edit` command, `batch` and `sweep` all open
+photos, decide which faces are editable, convert values, decide what changed and render with
+this code: one photo gets the same result from each. Each face is aligned and encoded once; a
+value change costs one decode of that face plus a paste-back.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .alignment import AlignedFace, aligned_crop, align_face, paste_back
 from .attributes import Value
+from .edit_session import EditSession, Snapshot
 from .engine import Engine, Latent
 from .errors import FaderError, NoFaceError
 from .image_io import load_image
+from .recipe import make_recipe
 
 # A face whose eyes are closer than this fraction of the model's crop width would be upsampled so
 # much that an edit only adds blur; such faces are reported instead of edited.
 MIN_EYE_DISTANCE_FRACTION = 0.25
-
-
-@dataclass
-class FaceEdit:
-    """One face of the photo: where it is, its encoded crop and its slider values."""
-
-    index: int
-    aligned: AlignedFace
-    latent: Latent
-    own_values: dict
-    values: dict
-    reconstruction: np.ndarray  # float32 (S, S, 3): the decode at own_values
-    box: Optional[tuple] = None
-    landmarks: Optional[np.ndarray] = None
-    _cache_key: object = field(default=None, repr=False)
-    _cache_img: Optional[np.ndarray] = field(default=None, repr=False)
-
-    @property
-    def is_modified(self) -> bool:
-        return _values_key(self.values) != _values_key(self.own_values)
-
-
-def _values_key(values: Mapping) -> tuple:
-    items = []
-    for k in sorted(values):
-        v = values[k]
-        items.append((k, tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else float(v)))
-    return tuple(items)
-
-
-def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, detector=None):
-    """Usable faces of a photo, aligned for the model.
-
-    Returns (aligned faces, boxes, landmarks, skipped faces). `aligned=True` treats the image as a
-    CelebA-style aligned crop. The one place that decides which faces are editable, shared by the
-    document and the batch pipeline so their outputs agree.
-    """
-    if aligned:
-        return [aligned_crop(image, template, size)], [None], [None], []
-    if detector is None:
-        from .faces import detect_faces
-        found = detect_faces(image)
-    else:
-        found = detector.detect(image)
-    tmpl_eye = float(np.linalg.norm(np.subtract(template.landmarks[1], template.landmarks[0])))
-    crop_w = float(template.crop_box[2] - template.crop_box[0])
-    # eye distance the face needs at photo resolution so that the model's crop is not mostly upsampling
-    needed = MIN_EYE_DISTANCE_FRACTION * size * tmpl_eye / crop_w
-    alignments, boxes, lms, skipped = [], [], [], []
-    for f in found:
-        eye = float(np.linalg.norm(f.landmarks[1] - f.landmarks[0]))
-        if eye < needed:
-            skipped.append(SkippedFace(tuple(map(float, f.box)),
-                                       f"face too small for the model ({eye:.0f} px between the eyes, needs {needed:.0f})"))
-            continue
-        alignments.append(align_face(image, f.landmarks, template, size))
-        boxes.append(tuple(map(float, f.box)))
-        lms.append(np.asarray(f.landmarks, np.float32))
-    return alignments, boxes, lms, skipped
+# An image whose aspect ratio is within this of the model's alignment frame (CelebA: 178x218) and
+# in which no face is detected is treated as an already-aligned crop: detectors often miss faces
+# that fill the whole frame, and such crops are exactly what the models were trained on.
+ALIGNED_ASPECT_TOLERANCE = 0.03
 
 
 @dataclass
@@ -89,17 +38,153 @@ class SkippedFace:
     reason: str
 
 
+@dataclass
+class FoundFaces:
+    """The editable faces of a photo, aligned for the model, and the faces left out."""
+
+    alignments: list                     # AlignedFace per editable face, left to right
+    boxes: list                          # (x0, y0, x1, y1) per face; None for an aligned crop
+    landmarks: list                      # float32 (5, 2) per face; None for an aligned crop
+    skipped: list = field(default_factory=list)   # SkippedFace
+    aligned: bool = False                # the image is edited as one aligned crop
+    fallback: bool = False               # ... because no face was detected and its framing fits
+
+
+def looks_aligned(image: np.ndarray, template) -> bool:
+    """Whether the image has the template frame's aspect ratio (an aligned crop of any size)."""
+    fw, fh = template.frame
+    h, w = image.shape[:2]
+    return h > 0 and abs((w / h) / (fw / fh) - 1.0) <= ALIGNED_ASPECT_TOLERANCE
+
+
+def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, detector=None) -> FoundFaces:
+    """The usable faces of a photo, aligned for the model.
+
+    `aligned=True` treats the image as a CelebA-style aligned crop. Otherwise faces are detected;
+    faces too small for the model are skipped, and when none is usable but the image has the
+    template's framing it is edited as one aligned crop (`fallback`). The one place that decides
+    which faces are editable: the window, `edit`, `batch` and `sweep` all call it.
+    """
+    if aligned:
+        return FoundFaces([aligned_crop(image, template, size)], [None], [None], [], aligned=True)
+    if detector is None:
+        from .faces import detect_faces
+        found = detect_faces(image)
+    else:
+        found = detector.detect(image)
+    tmpl_eye = float(np.linalg.norm(np.subtract(template.landmarks[1], template.landmarks[0])))
+    crop_w = float(template.crop_box[2] - template.crop_box[0])
+    # eye distance the face needs at photo resolution so that the model's crop is not mostly upsampling
+    needed = MIN_EYE_DISTANCE_FRACTION * size * tmpl_eye / crop_w
+    faces = FoundFaces([], [], [], [])
+    for f in found:
+        eye = float(np.linalg.norm(f.landmarks[1] - f.landmarks[0]))
+        if eye < needed:
+            faces.skipped.append(SkippedFace(tuple(map(float, f.box)),
+                                             f"face too small for the model ({eye:.0f} px between the eyes, needs {needed:.0f})"))
+            continue
+        faces.alignments.append(align_face(image, f.landmarks, template, size))
+        faces.boxes.append(tuple(map(float, f.box)))
+        faces.landmarks.append(np.asarray(f.landmarks, np.float32))
+    if not faces.alignments and looks_aligned(image, template):
+        return FoundFaces([aligned_crop(image, template, size)], [None], [None], [], aligned=True, fallback=True)
+    return faces
+
+
+@dataclass(eq=False)
+class FaceEdit:
+    """One face of the photo: where it is, its encoded crop, its own values and decode caches."""
+
+    index: int
+    aligned: AlignedFace
+    latent: Latent
+    own_values: dict
+    box: Optional[tuple] = None
+    landmarks: Optional[np.ndarray] = None
+    _doc: Optional["PhotoEdit"] = field(default=None, repr=False)
+    _recon: Optional[np.ndarray] = field(default=None, repr=False)
+    _cache_key: object = field(default=None, repr=False)
+    _cache_img: Optional[np.ndarray] = field(default=None, repr=False)
+
+    @property
+    def values(self) -> dict:
+        """The face's current core values (from the document's session)."""
+        return self._doc.session.values(self.index)
+
+    @property
+    def is_modified(self) -> bool:
+        return self._doc.session.is_modified(self.index)
+
+    @property
+    def reconstruction(self) -> np.ndarray:
+        """float32 (S, S, 3): the decode at the face's own values (decoded on first use)."""
+        if self._recon is None:
+            decode_faces([(self._doc, self.index)], edit=False)
+        return self._recon
+
+
+def _values_key(values: Mapping) -> tuple:
+    items = []
+    for k in sorted(values):
+        v = values[k]
+        items.append((k, tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else float(v)))
+    return tuple(items)
+
+
+def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool = True) -> None:
+    """Decode several faces, of one photo or of several, in one model call, filling their caches.
+
+    items: (document, face index). Each face gets its edit at its current values and its plain
+    reconstruction (either may be left out); what is already cached is not decoded again.
+    render(), render_raw() and render_face_crop() then only paste.
+    """
+    jobs = []   # (face, "edit" or "recon", values, cache key)
+    for doc, i in items:
+        f = doc.faces[i]
+        if edit:
+            values = f.values
+            key = _values_key(values)
+            if f._cache_key != key:
+                jobs.append((f, "edit", values, key))
+        if reconstruction and f._recon is None:
+            jobs.append((f, "recon", f.own_values, None))
+    if not jobs:
+        return
+    engine = jobs[0][0]._doc.engine
+    out = engine.decode_float(Latent.cat([f.latent for f, *_ in jobs]), [v for _f, _k, v, _key in jobs])
+    for (f, kind, _v, key), img in zip(jobs, out):
+        if kind == "edit":
+            f._cache_img, f._cache_key = img, key
+        else:
+            f._recon = img
+
+
+def _read(source) -> tuple:
+    """(RGB image, path or None) of a path or an RGB array."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        return load_image(path), path
+    image = np.ascontiguousarray(source, dtype=np.uint8)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise FaderError(f"expected an RGB image array, got shape {image.shape}")
+    return image, None
+
+
 class PhotoEdit:
     """An open photo with its faces. Not thread-safe: drive it from one thread (the worker)."""
 
     def __init__(self, image: np.ndarray, engine: Engine, faces: list, skipped: list | None = None,
-                 path: Optional[Path] = None, aligned: bool = False):
+                 path: Optional[Path] = None, aligned: bool = False, fallback: bool = False):
         self.image = image
         self.engine = engine
         self.faces: list[FaceEdit] = faces
         self.skipped: list[SkippedFace] = list(skipped or [])
         self.path = path
         self.aligned = aligned
+        self.fallback = fallback   # edited as an aligned crop because no face was detected
+        self.session = EditSession(engine.attributes, [f.own_values for f in faces])
+        for f in faces:
+            f._doc = self
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -108,35 +193,39 @@ class PhotoEdit:
         """Load a photo (path or RGB array), find and align its faces, encode them once.
 
         `aligned=True`: the image is already a CelebA-style aligned crop; its central square is
-        the face. Raises NoFaceError when no usable face is found and `require_face` is set.
+        the face (see find_faces for the fallback when no face is detected). Raises NoFaceError
+        when no usable face is found and `require_face` is set.
         """
-        path = None
-        if isinstance(source, (str, Path)):
-            path = Path(source)
-            image = load_image(path)
-        else:
-            image = np.ascontiguousarray(source, dtype=np.uint8)
-            if image.ndim != 3 or image.shape[2] != 3:
-                raise FaderError(f"expected an RGB image array, got shape {image.shape}")
-        name = str(path) if path else "image"
-        model = engine.model
-        template = model.alignment()
-        size = engine.image_size
-        alignments, boxes, lms, skipped = find_faces(image, template, size, aligned, detector)
-        if not alignments and require_face:
-            why = f"; {len(skipped)} face(s) too small for the model" if skipped else ""
-            raise NoFaceError(f"{name}: no face found{why}")
-        faces = []
-        if alignments:
-            crops = np.stack([a.crop for a in alignments])
-            latent = engine.encode(crops)
-            own = engine.predict_values(crops)
-            recon = engine.decode_float(latent, own)
-            for i, a in enumerate(alignments):
-                faces.append(FaceEdit(i, a, latent[i], dict(own[i]), dict(own[i]), recon[i], boxes[i], lms[i]))
-        return cls(image, engine, faces, skipped, path, aligned)
+        image, path = _read(source)
+        found = find_faces(image, engine.model.alignment(), engine.image_size, aligned, detector)
+        if not found.alignments and require_face:
+            why = f"; {len(found.skipped)} face(s) too small for the model" if found.skipped else ""
+            raise NoFaceError(f"{path if path else 'image'}: no face found{why}")
+        return cls.encode_many([(image, found, path)], engine)[0]
 
-    # -- values --------------------------------------------------------------------------------
+    @classmethod
+    def encode_many(cls, photos: Sequence[tuple], engine: Engine) -> list:
+        """Documents for several photos whose faces are found: (image, FoundFaces, path) each.
+
+        Every face of every photo is encoded and classified in one model call (batch export
+        runs the model on the faces of several photos at once).
+        """
+        crops = [a.crop for _image, found, _path in photos for a in found.alignments]
+        latent, own = None, []
+        if crops:
+            stack = np.stack(crops)
+            latent = engine.encode(stack)
+            own = engine.predict_values(stack)
+        docs, k = [], 0
+        for image, found, path in photos:
+            faces = []
+            for j, a in enumerate(found.alignments):
+                faces.append(FaceEdit(j, a, latent[k], dict(own[k]), found.boxes[j], found.landmarks[j]))
+                k += 1
+            docs.append(cls(image, engine, faces, found.skipped, path, found.aligned, found.fallback))
+        return docs
+
+    # -- values (the session's, with the photo named in errors) --------------------------------
     def _targets(self, face: Optional[int]) -> list:
         if face is None:
             return self.faces
@@ -146,11 +235,9 @@ class PhotoEdit:
         return [self.faces[face]]
 
     def set_value(self, name: str, value: Value, face: Optional[int] = None) -> None:
-        """Set one attribute's slider value on one face (or every face when face is None)."""
-        if name not in {a.name for a in self.engine.attributes}:
-            raise FaderError(f"unknown attribute {name!r}; the model has {[a.name for a in self.engine.attributes]}")
-        for f in self._targets(face):
-            f.values[name] = value
+        """Set one attribute's value on one face (or every face when face is None)."""
+        self._targets(face)
+        self.session.set_value(name, value, face)
 
     def set_values(self, values: Mapping[str, Value], face: Optional[int] = None) -> None:
         """Set several values (see set_value); `face` is checked even when `values` is empty."""
@@ -160,50 +247,73 @@ class PhotoEdit:
 
     def reset(self, face: Optional[int] = None, name: Optional[str] = None) -> None:
         """Back to the face's own values (one attribute or all)."""
-        for f in self._targets(face):
-            if name is None:
-                f.values = dict(f.own_values)
-            else:
-                f.values[name] = f.own_values[name]
+        self._targets(face)
+        self.session.reset(face, name)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Take the values of a snapshot (made by the window's session of this photo)."""
+        self.session.restore(snapshot)
+
+    def is_modified(self) -> bool:
+        """Whether any face differs from its own values (EditSession.is_modified)."""
+        return self.session.is_modified()
+
+    def edited_faces(self) -> list:
+        return self.session.modified_faces()
 
     # -- rendering -----------------------------------------------------------------------------
     def render_face_crop(self, i: int) -> np.ndarray:
         """The model's output for face i at its current values: float32 (S, S, 3) in [0, 255]."""
-        f = self.faces[i]
-        key = _values_key(f.values)
-        if f._cache_key != key:
-            f._cache_img = self.engine.decode_float(f.latent, [f.values])[0]
-            f._cache_key = key
-        return f._cache_img
-
-    def render_faces(self, indices: Sequence[int]) -> None:
-        """Decode several faces in one batch (faster than one at a time), filling the caches."""
-        todo = [i for i in indices if self.faces[i]._cache_key != _values_key(self.faces[i].values)]
-        if len(todo) > 1:
-            lat = Latent.cat([self.faces[i].latent for i in todo])
-            out = self.engine.decode_float(lat, [self.faces[i].values for i in todo])
-            for k, i in enumerate(todo):
-                self.faces[i]._cache_img = out[k]
-                self.faces[i]._cache_key = _values_key(self.faces[i].values)
+        decode_faces([(self, i)], reconstruction=False)
+        return self.faces[i]._cache_img
 
     def render(self) -> np.ndarray:
-        """The full-resolution edited photo (a new array; the original is never modified)."""
+        """The full-resolution edited photo (a new array; the original is never modified).
+
+        Only modified faces are pasted back, so with nothing changed the pixels are the input's.
+        """
         out = self.image.copy()
-        modified = [f.index for f in self.faces if f.is_modified]
-        self.render_faces(modified)
+        modified = self.session.modified_faces()
+        decode_faces([(self, i) for i in modified])
         for i in modified:
             f = self.faces[i]
-            out = paste_back(out, self.render_face_crop(i), f.reconstruction, f.aligned.matrix, out=out,
-                             crop=f.aligned.crop)
+            out = paste_back(out, f._cache_img, f._recon, f.aligned.matrix, out=out, crop=f.aligned.crop)
         return out
+
+    def edit_region(self) -> tuple:
+        """(x, y, w, h) bounding every pixel an edit of any face can change.
+
+        Paste-back only writes inside the photo footprint of each face's aligned crop square, so the
+        union of those footprints (plus a pixel of interpolation margin) bounds the edit.
+        """
+        h, w = self.image.shape[:2]
+        if not self.faces:
+            return (0, 0, 0, 0)
+        size = self.engine.image_size
+        corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
+        pts = []
+        for f in self.faces:
+            m = np.asarray(f.aligned.matrix, np.float64).reshape(2, 3)
+            a, t = m[:, :2], m[:, 2]
+            pts.append((corners - t) @ np.linalg.inv(a).T)
+        pts = np.concatenate(pts)
+        x0 = max(0, int(np.floor(pts[:, 0].min())) - 2)
+        y0 = max(0, int(np.floor(pts[:, 1].min())) - 2)
+        x1 = min(w, int(np.ceil(pts[:, 0].max())) + 3)
+        y1 = min(h, int(np.ceil(pts[:, 1].max())) + 3)
+        return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+    def render_region(self) -> tuple:
+        """(pixels of the edit region of the rendered photo, (x, y) where they go): the only part
+        of the photo an edit can change, e.g. what a preview needs to repaint."""
+        x, y, w, h = self.edit_region()
+        return np.ascontiguousarray(self.render()[y:y + h, x:x + w]), (x, y)
 
     def render_raw(self, i: int = 0) -> np.ndarray:
         """The model's own output for face i at model resolution, uint8."""
         return np.rint(self.render_face_crop(i)).astype(np.uint8)
 
     def recipe(self, face: int = 0) -> dict:
-        """The current values of a face as a JSON-able recipe (what the batch command applies)."""
-        f = self._targets(face)[0]
-        return {"format": "fader-recipe", "version": 1, "model": self.engine.model.name,
-                "values": {k: (list(v) if isinstance(v, (list, tuple)) else float(v)) for k, v in f.values.items()
-                           if _values_key({k: v}) != _values_key({k: f.own_values[k]})}}
+        """The changed values of a face as a JSON-able recipe (what the batch command applies)."""
+        self._targets(face)
+        return make_recipe(self.session.changed_values(face), self.engine.model.name)

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .atomic_write import atomic_file, atomic_path
-from .attributes import Attribute, check_value, value_to_code
+from .attributes import Attribute, check_value, towards, value_to_code
 from .errors import FaderError, ImageError, os_reason
 
 BACKGROUND = 255
@@ -38,6 +38,12 @@ class SweepFace:
     own: dict                   # the face's own attribute values
     reconstruction: np.ndarray  # float32 (S, S, 3), decoded at `own`
 
+    @classmethod
+    def of(cls, doc, face: int, name: str) -> "SweepFace":
+        """Face `face` of an open PhotoEdit as opened (its own values, not as edited)."""
+        f = doc.faces[face]
+        return cls(name, f.aligned.crop, f.latent, dict(f.own_values), f.reconstruction)
+
 
 def open_faces(images: Sequence, engine, aligned: bool = False, face: int = 0, detector=None) -> list:
     """Open each image (path or RGB array) and take face `face` (0 = leftmost) -> [SweepFace]."""
@@ -48,8 +54,7 @@ def open_faces(images: Sequence, engine, aligned: bool = False, face: int = 0, d
         doc = PhotoEdit.open(src, engine, aligned=aligned, detector=detector)
         if not 0 <= face < len(doc.faces):
             raise FaderError(f"{name}: face {face} does not exist; the photo has {len(doc.faces)} editable face(s)")
-        f = doc.faces[face]
-        out.append(SweepFace(name, f.aligned.crop, f.latent, dict(f.own_values), f.reconstruction))
+        out.append(SweepFace.of(doc, face, name))
     return out
 
 
@@ -87,10 +92,8 @@ def sweep_values(attr: Attribute, lo: float, hi: float, steps: int, own=None, ta
     if target is None:
         raise FaderError(f"{attr.name!r} has {attr.n} values; name the one to sweep towards, "
                          f"e.g. --attr {attr.name}={attr.values[-1]}")
-    start = np.asarray(value_to_code(attr, own if own is not None else 0), np.float64)
-    goal = np.zeros(attr.n)
-    goal[target] = 1.0
-    return [list(map(float, (1 - t) * start + t * goal)) for t in ts]
+    start = value_to_code(attr, own if own is not None else 0)
+    return [towards(start, target, t) for t in ts]
 
 
 def _value_labels(attr: Attribute, lo: float, hi: float, steps: int, target: Optional[int]) -> list:

@@ -1,4 +1,5 @@
-"""Starting the window: QApplication, identity for QSettings, log file, theme, crash guard."""
+"""Starting the window: QApplication, identity for QSettings, log file, theme, error dialog for
+unexpected exceptions."""
 from __future__ import annotations
 
 import logging
@@ -64,47 +65,6 @@ def dark_palette() -> QPalette:
     return p
 
 
-# -- PySide6 6.12.0 on Python < 3.12 -------------------------------------------------------------
-# That release drops one reference to None on every call of a void C++ method and one to True on
-# every signal emission. From Python 3.12 on those objects are immortal and nothing happens; on 3.11
-# the process aborts ("Fatal Python error: none_dealloc / bool_dealloc") after some 10^4 calls, i.e.
-# within a minute of dragging a fader. Until the dependency excludes that release, the guard gives
-# None, True and False a reserve of 2^40 references once: what 3.12 does by making them immortal
-# (at a million lost references a second the reserve lasts twelve days). It writes the reference
-# count directly, in one step: topping it up through Py_IncRef in a loop cost 10 ms per 250 ms.
-_RESERVE = 1 << 40
-
-
-def _leaks_references() -> bool:
-    from PySide6.QtCore import QObject
-    if sys.version_info >= (3, 12):
-        return False
-    probe = QObject()
-    before = sys.getrefcount(None)
-    for _ in range(64):
-        probe.setObjectName("probe")
-    return before - sys.getrefcount(None) >= 32
-
-
-def install_refcount_guard(app=None) -> bool:
-    """Compensate PySide6 6.12.0's lost references on Python < 3.12 (no-op elsewhere). Idempotent;
-    returns whether the guard is active."""
-    if getattr(install_refcount_guard, "active", False):
-        return True
-    if not _leaks_references():
-        return False
-    import ctypes
-    import PySide6
-    for obj in (None, True, False):
-        # CPython < 3.12: ob_refcnt is the first field of every object
-        ctypes.c_ssize_t.from_address(id(obj)).value += _RESERVE
-    install_refcount_guard.active = True
-    log.warning("PySide6 %s on Python %d.%d loses references to None/True on every call; compensated "
-                "(PySide6-Essentials < 6.12 or Python >= 3.12 avoid this)", PySide6.__version__,
-                *sys.version_info[:2])
-    return True
-
-
 def make_application(argv=None) -> QApplication:
     """The QApplication with the identity QSettings and QStandardPaths use, and the theme."""
     app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv[:1]))
@@ -114,7 +74,6 @@ def make_application(argv=None) -> QApplication:
     app.setDesktopFileName("fader-desktop")
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
-    install_refcount_guard(app)
     return app
 
 

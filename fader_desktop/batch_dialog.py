@@ -1,8 +1,9 @@
 """File ▸ Batch export…: apply the current edit (or a recipe file) to a whole folder.
 
-The work is core.batch.run_batch on a QThread with its own Engine, so the window stays responsive
-and its own inference worker is untouched; a QProgressDialog shows progress and an ETA and cancels
-through a threading.Event (outputs already written are complete files). At the end a summary lists
+The work is core.batch.run_batch, a job on the dialog's own JobRunner (fader_desktop/workers.py)
+with its own Engine, so the window stays responsive and its own jobs are untouched; a
+QProgressDialog shows progress and an ETA and cancels through a threading.Event (outputs already
+written are complete files). At the end a summary lists
 what was skipped and why, and the JSON report can be saved.
 """
 from __future__ import annotations
@@ -12,11 +13,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
                                QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QProgressDialog, QPushButton, QRadioButton, QSpinBox, QVBoxLayout,
                                QWidget)
+
+from .workers import JobRunner
 
 FORMATS = (("Same as input", None), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "webp"))
 
@@ -32,38 +35,17 @@ def describe_values(values: dict) -> str:
     return ", ".join(parts)
 
 
-class BatchWorker(QObject):
-    """Runs one batch on its thread: loads the model, reads the recipe, runs core.batch."""
-
-    progress = Signal(int, int, str)
-    done = Signal(object)      # core.batch.BatchReport
-    failed = Signal(str)
-
-    def __init__(self, in_dir: str, out_dir: str, model_path, device: str, options, recipe: Optional[str],
-                 cancel: threading.Event):
-        super().__init__()
-        self.in_dir, self.out_dir = in_dir, out_dir
-        self.model_path, self.device = model_path, device
-        self.options, self.recipe, self.cancel = options, recipe, cancel
-
-    @Slot()
-    def run(self) -> None:
-        from core.batch import load_recipe, run_batch
-        from core.engine import Engine
-        from core.errors import FaderError
-        from core.model_file import load_model
-        try:
-            engine = Engine(load_model(self.model_path), device=self.device or "auto")
-            if self.recipe:
-                self.options.values = load_recipe(self.recipe, engine.attributes)
-            report = run_batch(self.in_dir, self.out_dir, engine, self.options,
-                               progress=self.progress.emit, cancel=self.cancel)
-        except FaderError as e:
-            self.failed.emit(str(e))
-        except Exception as e:  # a bug must still end the progress dialog with a message
-            self.failed.emit(f"{type(e).__name__}: {e}")
-        else:
-            self.done.emit(report)
+def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, recipe: Optional[str],
+                  cancel: threading.Event, progress):
+    """The batch itself (Qt-free, on the worker thread): load the model, read the recipe, run."""
+    from core.batch import run_batch
+    from core.engine import Engine
+    from core.model_file import load_model
+    from core.recipe import load_recipe
+    engine = Engine(load_model(model_path), device=device or "auto")
+    if recipe:
+        options.values = load_recipe(recipe, engine.attributes)
+    return run_batch(in_dir, out_dir, engine, options, progress=progress, cancel=cancel)
 
 
 class BatchDialog(QDialog):
@@ -83,8 +65,8 @@ class BatchDialog(QDialog):
         self.summary_box: Optional[QMessageBox] = None
         self.message_box: Optional[QMessageBox] = None
         self._close_when_done = False
-        self._thread: Optional[QThread] = None
-        self._worker: Optional[BatchWorker] = None
+        self.jobs = JobRunner("fader-batch", self)
+        self._running = False
         self._cancel = threading.Event()
         self._progress: Optional[QProgressDialog] = None
         self._t0 = 0.0
@@ -177,7 +159,7 @@ class BatchDialog(QDialog):
                             quality=self.quality_spin.value(), skip_existing=self.skip_check.isChecked())
 
     def is_running(self) -> bool:
-        return self._thread is not None
+        return self._running
 
     def start(self) -> bool:
         """Check the choices, then run the batch on a worker thread. False when refused."""
@@ -213,16 +195,16 @@ class BatchDialog(QDialog):
         self._progress.canceled.connect(self.cancel)
         self._progress.show()
 
-        self._thread = QThread(self)
-        self._worker = BatchWorker(in_dir, out_dir, self.model_path, self.device, opts, recipe, self._cancel)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.done.connect(self._on_done)
-        self._worker.failed.connect(self._on_failed)
+        jobs = self.jobs
+        model_path, device, cancel = self.model_path, self.device, self._cancel
+
+        def progress(done: int, total: int, path: str) -> None:   # on the worker thread
+            jobs.run_on_gui(lambda: self._on_progress(done, total, path))
         self.start_button.setEnabled(False)
         self._t0 = time.monotonic()
-        self._thread.start()
+        self._running = True
+        jobs.submit(lambda: run_batch_job(in_dir, out_dir, model_path, device, opts, recipe, cancel, progress),
+                    on_done=self._on_done, on_error=self._on_failed)
         return True
 
     @Slot()
@@ -232,7 +214,6 @@ class BatchDialog(QDialog):
         if self._progress is not None:
             self._progress.setLabelText("Stopping after the photos in progress…")
 
-    @Slot(int, int, str)
     def _on_progress(self, done: int, total: int, path: str) -> None:
         pd = self._progress
         if pd is None or self._cancel.is_set():
@@ -248,30 +229,25 @@ class BatchDialog(QDialog):
         # _on_done and close the dialog
         pd.setValue(done)
 
-    def _finish_thread(self) -> None:
+    def _finish_run(self) -> None:
         if self._progress is not None:
             self._progress.canceled.disconnect(self.cancel)
             self._progress.close()
             self._progress = None
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._thread = None
-            self._worker = None
+        self._running = False
+        self.jobs.shutdown()   # the thread ends; the next Start begins another
         self.start_button.setEnabled(True)
 
-    @Slot(object)
     def _on_done(self, report) -> None:
-        self._finish_thread()
+        self._finish_run()
         self.report = report
         if self._close_when_done:
             super().reject()
             return
         self._show_summary(report)
 
-    @Slot(str)
     def _on_failed(self, message: str) -> None:
-        self._finish_thread()
+        self._finish_run()
         self.error = message
         if self._close_when_done:
             super().reject()

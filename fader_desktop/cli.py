@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from pathlib import Path
 
@@ -16,8 +15,9 @@ PROG = "fader-desktop"
 # sub-command -> module providing add_arguments(parser) and run(args) -> exit status
 SUBCOMMANDS = {
     "edit": ("fader_desktop.cmd_edit", "edit a photo's attributes and write the result"),
-    "info": ("fader_desktop.cli", "show a model's metadata"),
-    "import-reference": ("fader_desktop.cli", "convert a reference-implementation checkpoint (.pth) to .fader"),
+    "info": ("fader_desktop.cmd_info", "show a model's metadata"),
+    "import-reference": ("fader_desktop.cmd_import_reference",
+                         "convert a reference-implementation checkpoint (.pth) to .fader"),
     "batch": ("fader_desktop.cmd_batch", "edit every image of a folder"),
     "sweep": ("fader_desktop.cmd_sweep", "interpolation strip / animation of one attribute"),
 }
@@ -65,63 +65,6 @@ def parse_sets(engine, sets) -> dict:
     return values
 
 
-# -- info / import-reference (small enough to live here) --------------------------------------
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    if p.prog.endswith("info"):
-        p.add_argument("--model", metavar="M", help="model file (.fader); default: the embedded model")
-        p.add_argument("--json", action="store_true", help="print one JSON object")
-    else:
-        p.add_argument("checkpoint", help="reference checkpoint saved by facebookresearch/FaderNetworks (torch.save of the module)")
-        p.add_argument("-o", "--output", required=True, help="output .fader file")
-        p.add_argument("--attr", help="comma-separated attribute names in the checkpoint's order (default: from the checkpoint)")
-        p.add_argument("--classifier", help="the reference's classifier checkpoint, stored with the model")
-
-
-def run(args) -> int:
-    from core.model_file import default_model_path, load_model, model_summary, save_model
-    if args.command == "info":
-        path = Path(args.model) if args.model else default_model_path()
-        model = load_model(path)
-        summary = model_summary(model)
-        summary["path"] = str(path)
-        if args.json:
-            print(json.dumps(summary))  # JSON escapes control characters itself
-        else:
-            # the model file's strings are shown, never sent to the terminal raw (escape sequences)
-            from core.errors import printable as p
-            print(f"{p(summary['name'])}  ({p(path)})")
-            print(f"  image size: {summary['image_size']} px, {summary['parameters']:,} parameters, "
-                  f"classifier: {'yes' if summary['has_classifier'] else 'no'}")
-            for a in summary["attributes"]:
-                print(f"  {p(a['name'])}: values {p(a['values'])}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
-            if summary.get("metrics"):
-                print(f"  metrics: {json.dumps(summary['metrics'])}")
-            print(f"  licence: {p(summary['license'])}")
-        return 0
-    from core.legacy_import import import_reference_checkpoint
-    from core.errors import FaderError
-    out = Path(args.output)
-    if out.suffix != ".fader":
-        raise FaderError(f"{out}: output must be a .fader file")
-    for given in (args.checkpoint, args.classifier):
-        if given is not None and _same_file(out, Path(given)):
-            raise FaderError(f"{out}: refusing to overwrite the input checkpoint {given}; choose another output path")
-    model = import_reference_checkpoint(args.checkpoint, attributes=args.attr.split(",") if args.attr else None,
-                                        classifier_path=args.classifier)
-    save_model(model, out)
-    from core.errors import printable
-    print(f"wrote {printable(out)}")
-    return 0
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name the same existing file (also through links)."""
-    try:
-        return a.exists() and b.exists() and (a.samefile(b) or a.resolve() == b.resolve())
-    except (OSError, RuntimeError):
-        return False
-
-
 def _gui_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Fader Desktop: edit face attributes in photos with sliders. "
                       "Sub-commands: " + ", ".join(SUBCOMMANDS) + " (run `fader-desktop COMMAND --help`).")
@@ -139,7 +82,6 @@ def main(argv=None) -> int:
         p = OneLineParser(prog=f"{PROG} {command}", description=SUBCOMMANDS[command][1])
         module.add_arguments(p)
         args = p.parse_args(argv[1:])
-        args.command = command
         try:
             return int(module.run(args) or 0)
         except FaderError as e:

@@ -7,7 +7,6 @@ import sys
 import threading
 
 
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fader_desktop.cli import add_model_arguments
     p.add_argument("in_dir", metavar="IN_DIR", help="folder of photos (searched recursively)")
@@ -30,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_values(engine, recipe: str | None, sets: list) -> dict:
     """Recipe values, then the --set overrides (raises FaderError with a clear message)."""
-    from core.batch import load_recipe
+    from core.recipe import load_recipe
     from fader_desktop.cli import parse_sets
     values = load_recipe(recipe, engine.attributes) if recipe else {}
     values.update(parse_sets(engine, sets))

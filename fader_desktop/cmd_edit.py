@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from core.errors import FaderError
@@ -21,19 +22,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from core.errors import printable
     from core.image_io import read_exif, save_image, save_unchanged
     from core.photo_edit import PhotoEdit
-    from fader_desktop.cli import load_engine, parse_sets
+    from fader_desktop.cli import PROG, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise FaderError(f"{dst}: refusing to overwrite the input photo; choose another output path")
     engine = load_engine(args)
     values = parse_sets(engine, args.set)
     doc = PhotoEdit.open(src, engine, aligned=args.aligned)
+    if doc.fallback:
+        sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
+                         "(the image has the model's framing)\n")
     doc.set_values(values, face=args.face)
     if args.raw:
         save_image(dst, doc.render_raw(args.face or 0), quality=args.quality)
-    elif not any(f.is_modified for f in doc.faces):
+    elif not doc.is_modified():
         # nothing to change: the input's own bytes (same format), else its exact pixels
         save_unchanged(src, dst, doc.image, quality=args.quality, exif=read_exif(src))
     else:

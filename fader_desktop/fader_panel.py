@@ -1,9 +1,12 @@
 """The fader panel: a face selector and one fader per attribute, built from the model's metadata.
 
-Values here are *UI values*: a float for a binary attribute (the slider position α), and
-`(target index, strength)` for an attribute with more than two values (a combo picks the value to
-move towards, the slider says how far from the face's own mix). The main window turns them into
-core values; the panel only shows them and reports edits.
+The panel is a view of the window's EditSession (core/edit_session.py): its widgets write the
+session (a fader sets a slider value, the face selector selects, the reset buttons reset) and
+show what the session holds, updating themselves from its change notifications. A widget
+writes only when it shows something other than the session's value, so showing a value never
+writes it back (no signal blocking needed). An attribute with more than two values shows a
+`Towards` value: a combo picks the value to move towards, the slider says how far from the
+face's own mix.
 """
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFrame, QGridLayout, Q
                                QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
+from core.edit_session import ALL_FACES, EditSession, Towards, own_slider
+
 SLIDER_STEPS = 1000
-ALL_FACES = -1
 
 
 def display_name(name: str) -> str:
@@ -24,23 +28,6 @@ def display_name(name: str) -> str:
         return name
     return " ".join([words[0][:1].upper() + words[0][1:]] + [w.lower() if not w.isupper() or len(w) > 3 else w
                                                            for w in words[1:]])
-
-
-def own_ui_value(attr, own):
-    """The UI value that reproduces the face's own value (the reset position)."""
-    if attr.is_binary:
-        return float(own)
-    weights = [float(x) for x in own]
-    return (max(range(len(weights)), key=weights.__getitem__), 0.0)
-
-
-def ui_to_core(attr, ui, own):
-    """UI value -> core value (float α, or n weights blending the face's own mix towards a target)."""
-    if attr.is_binary:
-        return float(ui)
-    idx, strength = ui
-    own = [float(x) for x in own]
-    return [(1.0 - strength) * o + strength * (1.0 if j == idx else 0.0) for j, o in enumerate(own)]
 
 
 class MarkedSlider(QSlider):
@@ -87,18 +74,19 @@ class MarkedSlider(QSlider):
 
 
 class FaderRow(QFrame):
-    """One attribute: name, reset button, slider + exact-value box (and a value combo if n > 2)."""
+    """One attribute: name, reset button, slider + exact-value box (and a value combo if n > 2).
 
-    edited = Signal(str, object, int)     # attribute name, UI value, drag id (0: not part of a drag)
-    resetRequested = Signal(str)
+    Bound to a session by the panel; with none it shows the attribute's first value, disabled.
+    """
 
     def __init__(self, attr, drag_counter, parent=None):
         super().__init__(parent)
         self.attr = attr
+        self.session: EditSession | None = None
         self._drag_counter = drag_counter   # shared callable -> a fresh drag id
         self._drag = 0
-        self._own_ui = own_ui_value(attr, 0.0 if attr.is_binary else [1.0] + [0.0] * (attr.n - 1))
-        self._ui = self._own_ui
+        self._own = own_slider(attr, 0.0 if attr.is_binary else [1.0] + [0.0] * (attr.n - 1))
+        self._shown = self._own
         lo, hi = attr.range
         self._lo, self._hi = lo, hi
 
@@ -116,7 +104,7 @@ class FaderRow(QFrame):
         self.reset_button.setText("↺")
         self.reset_button.setToolTip(f"Reset {display_name(attr.name)} to this face's own value")
         self.reset_button.setAutoRaise(True)
-        self.reset_button.clicked.connect(lambda: self.resetRequested.emit(self.attr.name))
+        self.reset_button.clicked.connect(self._on_reset)
         self.slider = MarkedSlider()
         self.slider.setRange(0, SLIDER_STEPS)
         self.slider.setSingleStep(SLIDER_STEPS // 100)
@@ -164,7 +152,7 @@ class FaderRow(QFrame):
         self.slider.sliderPressed.connect(self._on_pressed)
         self.slider.sliderReleased.connect(self._on_released)
         self.spin.valueChanged.connect(self._on_spin)
-        self._refresh_hint()
+        self.show_value(self._shown, self._own)
 
     # -- mapping -------------------------------------------------------------------------------
     def _to_slider(self, v: float) -> int:
@@ -174,35 +162,42 @@ class FaderRow(QFrame):
     def _from_slider(self, i: int) -> float:
         return round(self._lo + (self._hi - self._lo) * i / SLIDER_STEPS, 3)
 
-    def _number(self) -> float:
-        return self._ui if self.attr.is_binary else self._ui[1]
+    def _number(self, v) -> float:
+        return v.strength if isinstance(v, Towards) else float(v)
 
     def _with_number(self, v: float):
-        return float(v) if self.attr.is_binary else (self._ui[0], float(v))
+        if self.attr.is_binary:
+            return float(v)
+        target = self._shown.target if isinstance(self._shown, Towards) else self._own.target
+        return Towards(target, float(v))
 
-    # -- showing values (never emits) ----------------------------------------------------------
-    def set_value(self, ui, own_ui) -> None:
-        self._ui, self._own_ui = ui, own_ui
-        for w in (self.slider, self.spin) + ((self.combo,) if self.combo else ()):
-            w.blockSignals(True)
-        try:
-            if not self.slider.isSliderDown():   # never yank the handle out of the user's hand
-                self.slider.setValue(self._to_slider(self._number()))
-            self.spin.setValue(self._number())
-            if self.combo is not None:
-                self.combo.setCurrentIndex(int(ui[0]))
-        finally:
-            for w in (self.slider, self.spin) + ((self.combo,) if self.combo else ()):
-                w.blockSignals(False)
-        own_number = own_ui if self.attr.is_binary else None
-        self.slider.set_marks(self.slider._ticks, None if own_number is None else self._to_slider(own_number))
+    def _spin_shows(self, v: float) -> bool:
+        """Whether the number box shows `v` as well as it can (clamped, to its decimals)."""
+        v = min(self.spin.maximum(), max(self.spin.minimum(), v))
+        return abs(self.spin.value() - v) <= 0.5 * 10 ** -self.spin.decimals() + 1e-12
+
+    # -- showing the session -------------------------------------------------------------------
+    def show_value(self, value, own) -> None:
+        """Show a value (and the face's own one, for the marks and the reset button). The
+        widgets' handlers see that they already show the value and write nothing."""
+        self._shown, self._own = value, own
+        number = self._number(value)
+        if not self.slider.isSliderDown():   # never yank the handle out of the user's hand
+            self.slider.setValue(self._to_slider(number))
+        self.spin.setValue(number)
+        if self.combo is not None and isinstance(value, Towards):
+            self.combo.setCurrentIndex(int(value.target))
+        own_mark = None if not self.attr.is_binary else self._to_slider(float(own))
+        self.slider.set_marks(self.slider._ticks, own_mark)
         self._refresh_hint()
 
     def value(self):
-        return self._ui
+        return self._shown
 
     def is_modified(self) -> bool:
-        return self._ui != self._own_ui
+        if self.session is None or not self.session.n_faces:
+            return False
+        return self.session.is_modified(self.session.shown_face(), self.attr.name)
 
     def _refresh_hint(self) -> None:
         modified = self.is_modified()
@@ -211,11 +206,10 @@ class FaderRow(QFrame):
         f.setItalic(modified)
         self.title.setFont(f)
 
-    # -- user edits ----------------------------------------------------------------------------
-    def _emit(self, ui) -> None:
-        self._ui = ui
-        self._refresh_hint()
-        self.edited.emit(self.attr.name, ui, self._drag)
+    # -- user edits: written to the session ----------------------------------------------------
+    def _write(self, value) -> None:
+        if self.session is not None and self.session.n_faces:
+            self.session.set_slider(self.attr.name, value, merge=self._drag or None)
 
     def _on_pressed(self) -> None:
         self._drag = self._drag_counter()
@@ -224,45 +218,43 @@ class FaderRow(QFrame):
         self._drag = 0
 
     def _on_slider(self, i: int) -> None:
-        v = self._from_slider(i)
-        self.spin.blockSignals(True)
-        self.spin.setValue(v)
-        self.spin.blockSignals(False)
-        self._emit(self._with_number(v))
+        if i == self._to_slider(self._number(self._shown)):
+            return   # the slider shows the session's value already
+        self._write(self._with_number(self._from_slider(i)))
 
     def _on_spin(self, v: float) -> None:
-        self.slider.blockSignals(True)
-        self.slider.setValue(self._to_slider(v))
-        self.slider.blockSignals(False)
-        self._emit(self._with_number(round(v, 3)))
+        if self._spin_shows(self._number(self._shown)):
+            return
+        self._write(self._with_number(round(v, 3)))
 
     def _on_combo(self, idx: int) -> None:
-        strength = self._ui[1]
+        shown = self._shown if isinstance(self._shown, Towards) else self._own
+        if idx == shown.target:
+            return
+        strength = shown.strength
         if strength == 0.0:
             # choosing a value means "go there": with zero strength the choice would do nothing
             strength = min(1.0, self._hi)
-            self.spin.blockSignals(True)
-            self.slider.blockSignals(True)
-            self.spin.setValue(strength)
-            self.slider.setValue(self._to_slider(strength))
-            self.spin.blockSignals(False)
-            self.slider.blockSignals(False)
-        self._emit((idx, strength))
+        self._write(Towards(idx, strength))
+
+    def _on_reset(self) -> None:
+        if self.session is not None and self.session.n_faces:
+            self.session.reset(name=self.attr.name, faces=self.session.targets(),
+                               label=f"Reset {display_name(self.attr.name)}")
 
 
 class FaderPanel(QWidget):
-    """Face selector + faders + Reset all. Emits user edits; shows values set by the window."""
+    """Face selector + faders + Reset all, bound to the window's EditSession (set_session)."""
 
-    valueEdited = Signal(str, object, int)   # attribute, UI value, drag id
-    resetAttribute = Signal(str)
-    resetAll = Signal()
-    faceSelected = Signal(int)               # face index, or ALL_FACES
     openModelRequested = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._rows: dict = {}
         self._drag_serial = 0
+        self._count = 0
+        self.session: EditSession | None = None
+        self._unsubscribe = None
         self.setMinimumWidth(260)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(10, 8, 10, 10)
@@ -273,7 +265,7 @@ class FaderPanel(QWidget):
         self.face_combo = QComboBox()
         self.face_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.face_combo.setToolTip("The face the faders edit (click a face in the photo to select it)")
-        self.face_combo.currentIndexChanged.connect(self._on_face_combo)
+        self.face_combo.activated.connect(self._on_face_combo)   # the user's choice only
         face_row.addWidget(self.face_combo, 1)
         outer.addLayout(face_row)
 
@@ -300,10 +292,9 @@ class FaderPanel(QWidget):
 
         self.reset_all_button = QPushButton("Reset all")
         self.reset_all_button.setToolTip("Every fader of the selected face back to its own value")
-        self.reset_all_button.clicked.connect(self.resetAll)
+        self.reset_all_button.clicked.connect(self._on_reset_all)
         outer.addWidget(self.reset_all_button)
         self.set_attributes([])
-        self.set_faces(0)
 
     def sizeHint(self) -> QSize:
         return QSize(300, 600)
@@ -321,11 +312,12 @@ class FaderPanel(QWidget):
         self._rows = {}
         for attr in attributes:
             row = FaderRow(attr, self._next_drag)
-            row.edited.connect(self.valueEdited)
-            row.resetRequested.connect(self.resetAttribute)
+            row.session = self.session if self.session is not None and attr.name in {
+                a.name for a in self.session.attributes} else None
             self._rows_layout.insertWidget(self._rows_layout.count() - 1, row)
             self._rows[attr.name] = row
         self.open_model_button.setVisible(not attributes)
+        self._show_values()
         self._update_enabled()
 
     def attribute_names(self) -> list:
@@ -334,46 +326,78 @@ class FaderPanel(QWidget):
     def row(self, name: str) -> FaderRow:
         return self._rows[name]
 
-    def set_faces(self, count: int, selected: int = 0) -> None:
-        """Fill the face selector: Face 1 … Face n, plus All faces when there are several."""
-        self.face_combo.blockSignals(True)
-        self.face_combo.clear()
+    # -- the session ---------------------------------------------------------------------------
+    def set_session(self, session: EditSession | None) -> None:
+        """Show (and edit) a session: its faces in the selector, its values in the faders."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.session = session
+        names = {a.name for a in session.attributes} if session is not None else set()
+        for name, row in self._rows.items():
+            row.session = session if name in names else None
+        if session is not None:
+            self._unsubscribe = session.subscribe(self._on_change)
+        self._fill_faces()
+        self._show_values()
+
+    def _on_change(self, change) -> None:
+        if change.kind == "select":
+            self._show_selection()
+        self._show_values()
+
+    def _fill_faces(self) -> None:
+        """Face 1 … Face n, plus All faces when there are several."""
+        count = self.session.n_faces if self.session is not None else 0
+        self._count = count
+        self.face_combo.clear()   # its handler finds no session face to select while empty
         for i in range(count):
             self.face_combo.addItem(f"Face {i + 1}", i)
         if count > 1:
             self.face_combo.addItem("All faces", ALL_FACES)
-        idx = self.face_combo.findData(selected)
-        self.face_combo.setCurrentIndex(max(0, idx))
         self.face_combo.setEnabled(count > 1)
-        self.face_combo.blockSignals(False)
-        self._count = count
+        self._show_selection()
         self._update_enabled()
+
+    def _show_selection(self) -> None:
+        if self.session is not None:
+            idx = self.face_combo.findData(self.session.selected)
+            self.face_combo.setCurrentIndex(max(0, idx))
+
+    def _show_values(self) -> None:
+        s = self.session
+        if s is None or not s.n_faces:
+            return
+        face = s.shown_face()
+        for name, row in self._rows.items():
+            if row.session is s:
+                row.show_value(s.slider(name, face), s.own[face][name])
 
     def selected_face(self) -> int:
         data = self.face_combo.currentData()
         return int(data) if data is not None else 0
 
     def select_face(self, index: int) -> None:
-        idx = self.face_combo.findData(index)
-        if idx >= 0 and idx != self.face_combo.currentIndex():
-            self.face_combo.setCurrentIndex(idx)
+        """Select a face (a click on the photo): the session's selection, shown here."""
+        if self.session is not None and self.face_combo.findData(index) >= 0:
+            self.session.select(index)
 
     def _on_face_combo(self, _i: int) -> None:
-        self.faceSelected.emit(self.selected_face())
+        data = self.face_combo.currentData()
+        if self.session is not None and data is not None and int(data) != self.session.selected:
+            self.session.select(int(data))
+
+    def _on_reset_all(self) -> None:
+        s = self.session
+        if s is not None and s.n_faces:
+            s.reset(faces=s.targets(), label="Reset face" if s.selected != ALL_FACES else "Reset all faces")
 
     def set_notice(self, text: str) -> None:
         self.notice.setText(text)
         self.notice.setVisible(bool(text))
 
     def _update_enabled(self) -> None:
-        on = bool(self._rows) and getattr(self, "_count", 0) > 0
+        on = bool(self._rows) and self._count > 0
         for row in self._rows.values():
             row.setEnabled(on)
         self.reset_all_button.setEnabled(on)
-
-    # -- values --------------------------------------------------------------------------------
-    def set_values(self, ui_values: dict, own_ui: dict) -> None:
-        """Show a face's UI values (own_ui: the values Reset goes back to)."""
-        for name, row in self._rows.items():
-            if name in ui_values:
-                row.set_value(ui_values[name], own_ui[name])

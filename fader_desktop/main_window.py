@@ -1,53 +1,48 @@
-"""The main window: menus, canvas, fader panel, undo stack, and the bridge to the inference worker.
+"""The main window: canvas, fader panel, undo stack, and the bridge to the background jobs.
 
-The window holds the *UI state* of the open photo (per face: attribute -> UI value) and nothing
-heavier; every model call goes to the worker (fader_desktop.workers), and every change to the UI
-state goes through the undo stack, so undo/redo and live preview share one path.
+The edit state of the open photo is an EditSession (core/edit_session.py) on the GUI thread: the
+fader panel writes it and shows it, and the window listens to it, turning each change into an
+undo step (QUndoStack of session snapshots) and a render request. Every model call is a job on
+the window's JobRunner (fader_desktop/workers.py) run by the EditorBackend, which owns the
+engine and the open PhotoEdit; a render job receives an immutable request (the session's
+snapshot, the photo's serial number and a generation number) built here.
 """
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon,
-                           QKeySequence, QUndoCommand, QUndoStack)
-from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog, QLabel,
-                               QMainWindow, QMessageBox, QProgressBar, QToolButton)
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
+
+from core.atomic_write import same_file
+from core.edit_session import ALL_FACES, EditSession, Towards
+from core.image_io import IMAGE_SUFFIXES
 
 from .canvas import PhotoCanvas
 from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html
-from .fader_panel import ALL_FACES, FaderPanel, display_name, own_ui_value, ui_to_core
+from .fader_panel import FaderPanel, display_name
 from .settings import DEVICES, Settings
-from .workers import InferenceWorker, ModelInfo, PhotoInfo
+from .window_actions import build_window_chrome, icon
+from .workers import EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered
 
 log = logging.getLogger("fader_desktop")
 
 APP_TITLE = "Fader Desktop"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-OPEN_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff);;All files (*)"
-ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
-FAILURE_TITLES = {"photo": "Cannot open photo", "model": "Cannot load model", "export": "Export failed",
-                  "sweep": "Sweep export failed",
-                  "render": "Preview failed", "recipe": "Cannot save recipe", "import": "Import failed"}
-
-
-def icon(name: str) -> QIcon:
-    p = ICONS / f"{name}.svg"
-    return QIcon(str(p)) if p.exists() else QIcon()
+OPEN_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)"
 
 
 class ValuesCommand(QUndoCommand):
-    """One undoable change of the UI values (a snapshot before and after, all faces).
+    """One undoable change of the faders (session snapshots before and after, all faces).
 
-    Snapshots are tiny (faces x attributes), and whole snapshots make every kind of change
-    (one fader, All faces, reset) the same command. Consecutive commands with the same merge key
-    (same face selection + attribute + slider drag) merge, so a drag is one undo step.
+    Whole snapshots make every kind of change (one fader, All faces, reset) the same command.
+    Consecutive commands with the same merge key (same face selection + attribute + slider drag)
+    merge, so a drag is one undo step.
     """
 
-    def __init__(self, window: "MainWindow", before: list, after: list, text: str, merge_key=None):
+    def __init__(self, window: "MainWindow", before, after, text: str, merge_key=None):
         super().__init__(text)
         self.window, self.before, self.after, self.merge_key = window, before, after, merge_key
 
@@ -64,10 +59,10 @@ class ValuesCommand(QUndoCommand):
         return True
 
     def redo(self) -> None:
-        self.window._apply_snapshot(self.after)
+        self.window.session.restore(self.after)   # already there when the command is first pushed
 
     def undo(self) -> None:
-        self.window._apply_snapshot(self.before)
+        self.window.session.restore(self.before)
 
 
 class MainWindow(QMainWindow):
@@ -76,22 +71,20 @@ class MainWindow(QMainWindow):
     photoOpened = Signal(object)      # PhotoInfo, after the window has shown it
     modelChanged = Signal(object)     # ModelInfo
     previewUpdated = Signal(int)      # generation of the preview now shown
+    renderFinished = Signal(int, float)   # generation and milliseconds of every render the worker ran
     exportFinished = Signal(str)      # written path
     sweepExported = Signal(str)       # written path
     errorShown = Signal(str, str)     # title, message (after show_error)
 
     def __init__(self, settings: Optional[Settings] = None, device: Optional[str] = None):
         super().__init__()
-        from .app import install_refcount_guard
-        install_refcount_guard(QApplication.instance())
         self.settings = settings or Settings()
         self.device = device if device in DEVICES else self.settings.device
         self._model: Optional[ModelInfo] = None
         self._photo: Optional[PhotoInfo] = None
         self._attrs: list = []
-        self._ui: list = []          # per face: {attribute: UI value}
-        self._own_ui: list = []      # per face: {attribute: UI value at the face's own values}
-        self._selected = 0
+        self.session = EditSession([], [])
+        self._unsubscribe = None
         self._serial = 0
         self._gen = 0
         self._shown_gen = 0
@@ -100,6 +93,7 @@ class MainWindow(QMainWindow):
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
         self._painted = False
         self._after_first_paint: list = []
+        self._last_attr: Optional[str] = None
         self.last_render_ms: Optional[float] = None
 
         self.setWindowTitle(APP_TITLE)
@@ -120,30 +114,16 @@ class MainWindow(QMainWindow):
                               QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
-        self.worker = InferenceWorker()
-        self.worker.modelLoaded.connect(self._on_model_loaded)
-        self.worker.photoLoaded.connect(self._on_photo_loaded)
-        self.worker.rendered.connect(self._on_rendered)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.busyChanged.connect(self._on_busy)
-        self.worker.exported.connect(self._on_exported)
-        self.worker.recipeSaved.connect(lambda p: self.statusBar().showMessage(f"Saved recipe {p}", 6000))
-        self.worker.sweepExported.connect(self._on_sweep_exported)
-        self.worker.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        self.worker.modelImported.connect(lambda p: self.statusBar().showMessage(f"Imported model {p}", 6000))
-        self.worker.start()
+        self.jobs = JobRunner("fader-inference", self)
+        self.jobs.busyChanged.connect(self._on_busy)
+        self.jobs.default_error = lambda message: self._error("Error", message)
+        self.backend = EditorBackend()
 
-        self._build_actions()
-        self._build_menus()
-        self._build_toolbar()
-        self._build_status()
-        self.panel.valueEdited.connect(self._on_value_edited)
-        self.panel.resetAttribute.connect(self._on_reset_attribute)
-        self.panel.resetAll.connect(self.reset_face)
-        self.panel.faceSelected.connect(self._on_face_selected)
+        build_window_chrome(self)
         self.panel.openModelRequested.connect(self.open_model_dialog)
         self.canvas.faceClicked.connect(self.panel.select_face)
         self.canvas.zoomChanged.connect(self._on_zoom)
+        self._set_session(self.session)
 
         self._watch_text_keys()
         self.resize(1280, 820)
@@ -174,181 +154,20 @@ class MainWindow(QMainWindow):
         self.show_error(title, message)
         self.errorShown.emit(title, message)
 
-    # ------------------------------------------------------------------------------------------
-    # building the UI
-    # ------------------------------------------------------------------------------------------
-    def _action(self, text: str, slot=None, shortcut=None, tip: str = "", icon_name: str = "",
-                checkable: bool = False) -> QAction:
-        a = QAction(text, self)
-        if icon_name:
-            a.setIcon(icon(icon_name))
-        if shortcut is not None:
-            if isinstance(shortcut, (list, tuple)):
-                a.setShortcuts([QKeySequence(s) for s in shortcut])
-            else:
-                a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(f"{tip} ({a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-                         if not a.shortcut().isEmpty() else tip)
-        a.setCheckable(checkable)
-        if slot is not None:
-            (a.toggled if checkable else a.triggered).connect(slot)
-        return a
+    def _failure(self, title: str):
+        """The on_error of a job: a dialog with this title and the job's one-line message."""
+        return lambda message: self._error(title, message)
 
-    def _build_actions(self) -> None:
-        A = self._action
-        self.act_open = A("&Open…", self.open_photo_dialog, QKeySequence.StandardKey.Open, "Open a photo", "open")
-        self.act_next = A("&Next photo in folder", lambda: self.open_sibling(1), "Ctrl+PgDown",
-                          "Open the next photo of the same folder")
-        self.act_prev = A("&Previous photo in folder", lambda: self.open_sibling(-1), "Ctrl+PgUp",
-                          "Open the previous photo of the same folder")
-        self.act_export = A("&Export…", self.export_dialog, "Ctrl+E", "Export the edited photo", "export")
-        self.act_sweep = A("Export s&weep…", self.export_sweep_dialog, "Ctrl+Shift+E",
-                           "One attribute of the selected face at several values, as a strip or an animation")
-        self.act_recipe = A("Save edit as &recipe…", self.save_recipe_dialog, "Ctrl+Shift+S",
-                            "Save the selected face's fader values as a JSON recipe (for batch editing)")
-        self.act_batch = A("&Batch export…", self.batch_export_dialog, "Ctrl+Alt+B",
-                           "Apply the changed faders to every photo of a folder")
-        self.act_open_model = A("Open &model…", self.open_model_dialog, "Ctrl+M", "Open a .fader model", "model")
-        self.act_import = A("&Import reference checkpoint…", self.import_reference_dialog, None,
-                            "Convert a checkpoint of the reference implementation (.pth) to .fader")
-        self.act_card = A("Model &card…", self.show_model_card, None, "What the model does, its ranges, metrics and licence")
-        self.act_quit = A("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.act_undo = self.undo_stack.createUndoAction(self, "&Undo")
-        self.act_undo.setShortcut(QKeySequence.StandardKey.Undo)
-        self.act_undo.setIcon(icon("undo"))
-        self.act_redo = self.undo_stack.createRedoAction(self, "&Redo")
-        self.act_redo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z")])
-        self.act_redo.setIcon(icon("redo"))
-        self.act_reset_face = A("Reset &face", self.reset_face, "Ctrl+R", "Every fader of the selected face back to its own value")
-        self.act_reset_all = A("Reset &all faces", self.reset_all, "Ctrl+Shift+R", "Undo every edit on every face")
-        self.act_fit = A("&Fit to window", self.canvas.fit_to_window, ["Ctrl+0"], "Fit the photo to the window", "fit")
-        self.act_actual = A("&100 %", self.canvas.actual_size, ["Ctrl+1"], "Show the photo at 100 %", "actual")
-        self.act_zoom_in = A("Zoom &in", lambda: self.canvas.zoom_in(), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="], "Zoom in")
-        self.act_zoom_out = A("Zoom &out", lambda: self.canvas.zoom_out(), [QKeySequence.StandardKey.ZoomOut], "Zoom out")
-        self.act_split = A("&Before/after split", self.canvas.set_split, "Ctrl+B",
-                           "Original on the left, edit on the right; drag the line", "split", checkable=True)
-        self.act_boxes = A("Show face &boxes", self._set_show_boxes, "Ctrl+Shift+B", "Outline the faces", "faces",
-                           checkable=True)
-        self.act_boxes.setChecked(self.settings.show_boxes)
-        self.canvas.set_show_boxes(self.settings.show_boxes)
-        self.device_group = QActionGroup(self)
-        self.device_actions = {}
-        for d, label in (("auto", "&Automatic"), ("cpu", "&CPU"), ("cuda", "CU&DA (GPU)")):
-            a = A(label, None, None, f"Run the model on {'the best available device' if d == 'auto' else d.upper()}",
-                  checkable=True)
-            a.setData(d)
-            a.setChecked(d == self.device)
-            self.device_group.addAction(a)
-            self.device_actions[d] = a
-        self.device_group.triggered.connect(lambda a: self.set_device(a.data()))
-        self.act_about = A("&About Fader Desktop", self.show_about)
-
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addAction(self.act_open)
-        self.recent_menu = m.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        m.addAction(self.act_prev)
-        m.addAction(self.act_next)
-        m.addSeparator()
-        m.addAction(self.act_export)
-        m.addAction(self.act_sweep)
-        m.addAction(self.act_recipe)
-        m.addAction(self.act_batch)
-        m.addSeparator()
-        m.addAction(self.act_open_model)
-        m.addAction(self.act_import)
-        m.addAction(self.act_card)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        m = mb.addMenu("&Edit")
-        m.addAction(self.act_undo)
-        m.addAction(self.act_redo)
-        m.addSeparator()
-        m.addAction(self.act_reset_face)
-        m.addAction(self.act_reset_all)
-        m = mb.addMenu("&View")
-        for a in (self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out):
-            m.addAction(a)
-        m.addSeparator()
-        m.addAction(self.act_split)
-        m.addAction(self.act_boxes)
-        hint = QAction("Hold \\ (backslash) to see the original", self)
-        hint.setEnabled(False)
-        m.addAction(hint)
-        m.addSeparator()
-        m.addAction(self.dock.toggleViewAction())
-        self.device_menu = mb.addMenu("&Device")
-        for a in self.device_actions.values():
-            self.device_menu.addAction(a)
-        self.device_menu.aboutToShow.connect(self._check_cuda)
-        self._training_menu(mb)
-        m = mb.addMenu("&Help")
-        m.addAction(self.act_about)
-
-    def _training_menu(self, mb) -> None:
-        try:
-            from .training_dialog import TrainingDialog  # noqa: F401  (optional part of the app)
-        except ImportError:
-            return
-        m = mb.addMenu("&Training")
-        m.addAction(self._action("&Train model…", self.show_training_dialog, None,
-                                 "Train or fine-tune a model on your own labeled photos"))
-
-    def _build_toolbar(self) -> None:
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main_toolbar")
-        tb.setMovable(False)
-        tb.setIconSize(QSize(20, 20))
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for a in (self.act_open, self.act_export):
-            tb.addAction(a)
-        tb.addSeparator()
-        # the stack's own actions carry the command text ("Undo Smiling 0.70"): fine in the menu,
-        # too wide for a toolbar, so the toolbar gets short twins that follow their state
-        for text, name, src in (("Undo", "undo", self.act_undo), ("Redo", "redo", self.act_redo)):
-            twin = QAction(icon(name), text, self)
-            twin.setToolTip(f"{text} ({src.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
-            twin.setEnabled(src.isEnabled())
-            twin.triggered.connect(src.trigger)
-            src.enabledChanged.connect(twin.setEnabled)
-            tb.addAction(twin)
-        tb.addSeparator()
-        tb.addAction(self.act_fit)
-        tb.addAction(self.act_actual)
-        tb.addSeparator()
-        tb.addAction(self.act_split)
-        tb.addAction(self.act_boxes)
-        self.original_button = QToolButton()
-        self.original_button.setText("Original")
-        self.original_button.setIcon(icon("original"))
-        self.original_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.original_button.setToolTip("Press and hold to see the original photo (or hold \\)")
-        self.original_button.pressed.connect(lambda: self.canvas.set_hold_original(True))
-        self.original_button.released.connect(lambda: self.canvas.set_hold_original(False))
-        tb.addWidget(self.original_button)
-
-    def _build_status(self) -> None:
-        sb = self.statusBar()
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 0)      # indeterminate: detection time is not predictable
-        self.busy_bar.setMaximumWidth(120)
-        self.busy_bar.setTextVisible(False)
-        self.busy_bar.hide()
-        self.faces_label = QLabel()
-        self.render_label = QLabel()
-        self.render_label.setMinimumWidth(120)
-        self.render_label.setToolTip("Time the last preview took on the worker (decode + paste back)")
-        self.zoom_label = QLabel()
-        self.zoom_label.setMinimumWidth(90)
-        self.model_label = QLabel()
-        for w in (self.busy_bar, self.faces_label, self.render_label, self.zoom_label, self.model_label):
-            if isinstance(w, QLabel):
-                w.setContentsMargins(10, 0, 10, 0)
-            sb.addPermanentWidget(w)
+    def confirm_replace(self, path: Path) -> bool:
+        """Before writing `path`: True when it does not exist or the user agrees to replace it;
+        asked twice as clearly when it is the open photo (also through a link)."""
+        if not path.exists():
+            return True
+        if self._photo is not None and same_file(path, self._photo.path):
+            return self.ask_confirm("Overwrite the original photo?",
+                                    f"{path} is the original photo. Replacing it with the edit cannot be undone.",
+                                    "Overwrite original")
+        return self.ask_confirm("Replace file?", f"{path} already exists. Replace it?", "Replace")
 
     # ------------------------------------------------------------------------------------------
     # startup
@@ -399,7 +218,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Photo 1 of {len(images)}: Ctrl+PgDown opens the next one", 8000)
 
     # ------------------------------------------------------------------------------------------
-    # opening photos and models
+    # opening photos and models (jobs)
     # ------------------------------------------------------------------------------------------
     def _confirm_discard(self) -> bool:
         if self.undo_stack.isClean() or self._photo is None:
@@ -415,10 +234,12 @@ class MainWindow(QMainWindow):
             self.open_photo(path)
 
     def open_photo(self, path) -> None:
-        """Open a photo (runs on the worker; the window shows it when faces are found)."""
+        """Open a photo (detection and encoding run as a job; the window shows it when done)."""
         if not self._confirm_discard():
             return
-        self.worker.open_photo(Path(path))
+        path, backend, status = Path(path), self.backend, self.jobs.set_busy_text
+        self.jobs.submit(lambda: backend.open_photo(path, status), on_done=self._on_photo_loaded,
+                         on_error=self._failure("Cannot open photo"), busy_text=f"Opening {path.name}…")
 
     def open_sibling(self, step: int) -> None:
         """Next/previous photo: of the command-line list when one was given, else of the folder."""
@@ -445,7 +266,7 @@ class MainWindow(QMainWindow):
         else:
             self.statusBar().showMessage("No more photos in this folder", 3000)
 
-    def _fill_recent_menu(self) -> None:
+    def fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         files = self.settings.recent_files()
         for f in files:
@@ -466,18 +287,26 @@ class MainWindow(QMainWindow):
             self.load_model(path)
 
     def load_model(self, path) -> None:
-        """Load a .fader model on the worker; an open photo is re-encoded with it."""
+        """Load a .fader model (a job); an open photo is re-encoded with it."""
         if self._model is not None and not self._confirm_discard():
             return
-        self.worker.load_model(Path(path), self.device)
+        path, device, backend, status = Path(path), self.device, self.backend, self.jobs.set_busy_text
+        self.jobs.submit(lambda: backend.load_model(path, device, status), on_done=self._on_model_loaded,
+                         on_error=self._failure("Cannot load model"), busy_text=f"Loading model {path.name}…")
 
     def import_reference_dialog(self) -> None:
         dlg = ImportReferenceDialog(self.settings.last_dir, self)
         if dlg.exec():
             src, dst, attrs = dlg.values()
-            if dst.exists() and not self.ask_confirm("Replace model?", f"{dst} exists. Replace it?", "Replace"):
+            if not self.confirm_replace(dst):
                 return
-            self.worker.import_reference(src, dst, attrs)
+            backend, status = self.backend, self.jobs.set_busy_text
+
+            def imported(info: ModelInfo) -> None:
+                self.statusBar().showMessage(f"Imported model {dst}", 6000)
+                self._on_model_loaded(info)
+            self.jobs.submit(lambda: backend.import_reference(src, dst, attrs, status), on_done=imported,
+                             on_error=self._failure("Import failed"), busy_text=f"Importing {src.name}…")
 
     def set_device(self, device: str) -> None:
         if device not in DEVICES or device == self.device:
@@ -485,9 +314,17 @@ class MainWindow(QMainWindow):
         self.device = device
         self.settings.device = device
         self.device_actions[device].setChecked(True)
-        self.worker.set_device(device)
+        backend, status = self.backend, self.jobs.set_busy_text
+        name = self._model.path.name if self._model else ""
 
-    def _check_cuda(self) -> None:
+        def done(info: Optional[ModelInfo]) -> None:
+            if info is not None:
+                self._on_model_loaded(info)
+        self.jobs.submit(lambda: backend.set_device(device, status), on_done=done,
+                         on_error=self._failure("Cannot load model"),
+                         busy_text=f"Loading model {name}…" if name else "")
+
+    def check_cuda(self) -> None:
         try:
             import torch
             ok = torch.cuda.is_available()
@@ -498,13 +335,15 @@ class MainWindow(QMainWindow):
         a.setText("CU&DA (GPU)" if ok else "CU&DA (no CUDA device found)")
 
     # ------------------------------------------------------------------------------------------
-    # worker results
+    # job results
     # ------------------------------------------------------------------------------------------
     def _on_model_loaded(self, info: ModelInfo) -> None:
         same_attrs = [a.to_dict() for a in info.attributes] == [a.to_dict() for a in self._attrs]
         self._model = info
         self._attrs = list(info.attributes)
         self.settings.last_model = str(info.path)
+        if info.notice:
+            self.statusBar().showMessage(info.notice, 8000)
         if not same_attrs:
             # the values and the history refer to attributes that no longer exist
             self.panel.set_attributes(self._attrs)
@@ -513,54 +352,69 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Loaded model {info.name}", 5000)
         log.info("model %s loaded from %s on %s", info.name, info.path, info.device)
         if self._photo is None:
-            self._ui, self._own_ui = [], []
+            self._set_session(EditSession(self._attrs, []))
         self._refresh()
         self.modelChanged.emit(info)
+        if info.photo is not None:
+            self._on_photo_loaded(info.photo)
+        if info.photo_error:
+            self._error("Cannot load model", info.photo_error)
+
+    def _set_session(self, session: EditSession) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.session = session
+        self._unsubscribe = session.subscribe(self._on_session_change)
+        self.panel.set_session(session)
 
     def _on_photo_loaded(self, info: PhotoInfo) -> None:
-        same_faces = (info.reencoded and self._photo is not None and len(info.faces) == len(self._ui)
-                      and all(set(u) == {a.name for a in self._attrs} for u in self._ui))
+        old = self.session
+        same_faces = (info.reencoded and self._photo is not None and len(info.faces) == old.n_faces
+                      and {a.name for a in old.attributes} == {a.name for a in self._attrs})
         self._photo = info
         self._serial = info.serial
-        self._own_ui = [{a.name: own_ui_value(a, f.own_values[a.name]) for a in self._attrs} for f in info.faces]
-        if not same_faces:
+        session = EditSession(self._attrs, [f.own_values for f in info.faces])
+        if same_faces:
+            # the same faces with another model or device: the edit and its history carry over
+            session.restore(old.snapshot())
+            session.selected = old.selected
+        else:
             # a new photo or a new model: start from the faces' own values with a fresh history
-            self._ui = copy.deepcopy(self._own_ui)
-            self._selected = 0
             self.undo_stack.clear()
+        self._set_session(session)
         self._shown_gen = self._gen   # renders still in flight were for the previous document
         self.canvas.set_photo(info.original, keep_view=info.reencoded)
-        self.canvas.set_faces([(f.index, f.box) for f in info.faces], info.skipped, self._selected)
-        self.panel.set_faces(len(info.faces), self._selected)
+        self.canvas.set_faces([(f.index, f.box) for f in info.faces], info.skipped, session.selected)
         if not info.reencoded:
             self.settings.add_recent(info.path)
             self.settings.last_dir = str(info.path.parent)
             n = len(info.faces)
             self.statusBar().showMessage(
                 f"Opened {info.path.name}: {n} face{'s' if n != 1 else ''} ({info.seconds:.1f} s)", 6000)
-        self._sync_panel()
-        if same_faces and any(u != o for u, o in zip(self._ui, self._own_ui)):
+        if same_faces and session.is_modified():
             self._request_render()
         self._refresh()
         self.photoOpened.emit(info)
 
-    def _on_rendered(self, serial: int, generation: int, patch, x: int, y: int, ms: float) -> None:
-        if serial != self._serial or generation < self._shown_gen:
+    def _on_rendered(self, r: Optional[Rendered]) -> None:
+        if r is None:
+            return   # the worker dropped a request for a photo that has been replaced
+        self.renderFinished.emit(r.generation, r.ms)
+        if r.serial != self._serial or r.generation < self._shown_gen:
             return  # a late result for an older photo or older values
-        self._shown_gen = generation
-        self.canvas.apply_patch(patch, x, y)
-        self.last_render_ms = ms
-        self.render_label.setText(f"Render {ms:.0f} ms")
-        self.previewUpdated.emit(generation)
+        self._shown_gen = r.generation
+        self.canvas.apply_patch(r.patch, r.x, r.y)
+        self.last_render_ms = r.ms
+        self.render_label.setText(f"Render {r.ms:.0f} ms")
+        self.previewUpdated.emit(r.generation)
 
-    def _on_failed(self, kind: str, message: str) -> None:
-        if kind == "render":
-            # a failing preview would fail again on every slider move: one dialog per photo
-            if getattr(self, "_render_error_serial", None) == self._serial:
-                log.warning("preview failed again: %s", message)
-                return
-            self._render_error_serial = self._serial
-        self._error(FAILURE_TITLES.get(kind, "Error"), message)
+    def _on_render_failed(self, message: str) -> None:
+        # a failing preview would fail again on every slider move: one dialog per photo
+        if getattr(self, "_render_error_serial", None) == self._serial:
+            log.warning("preview failed again: %s", message)
+            return
+        self._render_error_serial = self._serial
+        self._error("Preview failed", message)
 
     def _on_busy(self, busy: bool, text: str) -> None:
         self._busy = busy
@@ -583,104 +437,80 @@ class MainWindow(QMainWindow):
         self.exportFinished.emit(path)
 
     # ------------------------------------------------------------------------------------------
-    # edits (every change goes through the undo stack)
+    # edits: the session changes, the window records and renders them
     # ------------------------------------------------------------------------------------------
-    def _targets(self) -> list:
-        return list(range(len(self._ui))) if self._selected == ALL_FACES else [self._selected]
-
-    def _push(self, after: list, text: str, merge_key=None) -> None:
-        before = copy.deepcopy(self._ui)
-        if after == before:
+    def _on_session_change(self, change) -> None:
+        if change.kind == "select":
+            self.canvas.set_selected_face(self.session.selected)
             return
-        self.undo_stack.push(ValuesCommand(self, before, after, text, merge_key))
-
-    def _on_value_edited(self, name: str, ui, drag: int) -> None:
-        if not self._ui:
-            return
-        after = copy.deepcopy(self._ui)
-        for i in self._targets():
-            after[i][name] = ui
-        self._last_attr = name
-        key = (self._selected, name, drag) if drag else None
-        self._push(after, f"{display_name(name)} {self._describe(name, ui)}", key)
-
-    def _describe(self, name: str, ui) -> str:
-        attr = next(a for a in self._attrs if a.name == name)
-        if attr.is_binary:
-            return f"{ui:.2f}"
-        return f"→ {attr.values[ui[0]]} {ui[1]:.2f}"
-
-    def _on_reset_attribute(self, name: str) -> None:
-        if not self._ui:
-            return
-        after = copy.deepcopy(self._ui)
-        for i in self._targets():
-            after[i][name] = self._own_ui[i][name]
-        self._push(after, f"Reset {display_name(name)}")
-
-    def reset_face(self) -> None:
-        """Every fader of the selected face (or of all faces when All faces is selected) reset."""
-        if not self._ui:
-            return
-        after = copy.deepcopy(self._ui)
-        for i in self._targets():
-            after[i] = copy.deepcopy(self._own_ui[i])
-        self._push(after, "Reset face" if self._selected != ALL_FACES else "Reset all faces")
-
-    def reset_all(self) -> None:
-        if self._ui:
-            self._push(copy.deepcopy(self._own_ui), "Reset all faces")
-
-    def _apply_snapshot(self, snapshot: list) -> None:
-        """Called by undo commands: make `snapshot` the current values and re-render."""
-        self._ui = copy.deepcopy(snapshot)
-        self._sync_panel()
+        if change.kind != "restore":
+            # a new edit: one undo step (pushing it runs redo(), a restore of what is already there)
+            self.undo_stack.push(ValuesCommand(self, change.before, change.after, self._undo_text(change),
+                                               self._merge_key(change)))
+        if change.name is not None:
+            self._last_attr = change.name
         self._request_render()
         self._refresh_actions()
 
-    def _on_face_selected(self, index: int) -> None:
-        self._selected = index
-        self.canvas.set_selected_face(index)
-        self._sync_panel()
+    def _undo_text(self, change) -> str:
+        if change.label:
+            return change.label
+        if change.kind == "reset":
+            return f"Reset {display_name(change.name)}" if change.name else "Reset face"
+        return f"{display_name(change.name)} {self._describe(change.name, self.session.slider(change.name))}"
 
-    def _sync_panel(self) -> None:
-        if not self._ui:
-            return
-        i = 0 if self._selected == ALL_FACES else min(self._selected, len(self._ui) - 1)
-        self.panel.set_values(self._ui[i], self._own_ui[i])
+    def _merge_key(self, change):
+        if change.kind != "set" or change.merge is None:
+            return None
+        return (self.session.selected, change.name, change.merge)
 
-    def core_values(self) -> list:
-        """The current values as core values (one dict per face) for the worker."""
-        out = []
-        for i, face in enumerate(self._photo.faces if self._photo else []):
-            out.append({a.name: ui_to_core(a, self._ui[i][a.name], face.own_values[a.name]) for a in self._attrs})
-        return out
+    def _describe(self, name: str, value) -> str:
+        attr = self.session.attribute(name)
+        if isinstance(value, Towards):
+            return f"→ {attr.values[value.target]} {value.strength:.2f}"
+        return f"{value:.2f}"
+
+    def reset_face(self) -> None:
+        """Every fader of the selected face (or of all faces when All faces is selected) reset."""
+        s = self.session
+        s.reset(faces=s.targets(), label="Reset face" if s.selected != ALL_FACES else "Reset all faces")
+
+    def reset_all(self) -> None:
+        self.session.reset(label="Reset all faces")
 
     def _request_render(self) -> None:
         if self._photo is None or not self._photo.faces:
             return
         self._gen += 1
-        self.worker.render(self._serial, self._gen, self.core_values())
+        request = RenderRequest(self._serial, self._gen, self.session.snapshot())
+        backend = self.backend
+        self.jobs.submit(lambda: backend.render(request), on_done=self._on_rendered,
+                         on_error=self._on_render_failed, coalesce="render")
 
     def preview_current(self) -> bool:
         """True when the preview shows the latest values (no render outstanding)."""
         return self._shown_gen >= self._gen
 
     def is_modified(self) -> bool:
-        return any(u != o for u, o in zip(self._ui, self._own_ui))
+        return self.session.is_modified()
+
+    def _selected_face(self) -> int:
+        return 0 if self.session.selected == ALL_FACES else self.session.selected
 
     # ------------------------------------------------------------------------------------------
-    # export / recipe
+    # export / recipe / batch (jobs)
     # ------------------------------------------------------------------------------------------
+    def _export_folder(self) -> Path:
+        src = self._photo.path
+        folder = Path(self.settings.export_dir) if self.settings.export_dir else src.parent
+        return folder if folder.is_dir() else src.parent
+
     def export_dialog(self) -> None:
         if self._photo is None:
             return
         src = self._photo.path
-        folder = Path(self.settings.export_dir) if self.settings.export_dir else src.parent
-        if not folder.is_dir():
-            folder = src.parent
         suffix = "." + self.settings.export_format
-        dlg = ExportDialog(folder / f"{src.stem}_edited{suffix}", self.settings.export_quality,
+        dlg = ExportDialog(self._export_folder() / f"{src.stem}_edited{suffix}", self.settings.export_quality,
                            self.settings.keep_exif, self)
         if dlg.exec():
             path = dlg.result_path()
@@ -691,54 +521,40 @@ class MainWindow(QMainWindow):
             self.export_to(path, dlg.quality(), dlg.keep_exif())
 
     def export_to(self, path, quality: int = 95, keep_exif: bool = True) -> bool:
-        """Export the edited photo (on the worker). Asks before replacing a file, twice as
-        clearly before replacing the original photo. Returns False if the user declined."""
+        """Export the edited photo (a job). Asks before replacing a file, twice as clearly
+        before replacing the original photo. Returns False if the user declined."""
         if self._photo is None:
             return False
         path = Path(path)
-        if path.exists():
-            try:
-                same = path.resolve() == self._photo.path.resolve() or path.samefile(self._photo.path)
-            except OSError:
-                same = False
-            if same:
-                if not self.ask_confirm("Overwrite the original photo?",
-                                        f"{path} is the original photo. Replacing it with the edit cannot be undone.",
-                                        "Overwrite original"):
-                    return False
-            elif not self.ask_confirm("Replace file?", f"{path} already exists. Replace it?", "Replace"):
-                return False
+        if not self.confirm_replace(path):
+            return False
         self._export_index[str(path)] = self.undo_stack.index()
-        self.worker.export(path, self.core_values(), quality, keep_exif)
+        backend, serial, values = self.backend, self._serial, self.session.snapshot() if self.session.n_faces else None
+        self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif)),
+                         on_done=self._on_exported, on_error=self._failure("Export failed"))
         return True
 
     def export_sweep_dialog(self) -> None:
         if self._photo is None or not self._photo.faces:
             return
         src = self._photo.path
-        folder = Path(self.settings.export_dir) if self.settings.export_dir else src.parent
-        if not folder.is_dir():
-            folder = src.parent
-        dlg = SweepDialog(self._attrs, folder / f"{src.stem}_sweep.png", getattr(self, "_last_attr", None), self)
+        dlg = SweepDialog(self._attrs, self._export_folder() / f"{src.stem}_sweep.png", self._last_attr, self)
         if dlg.exec():
             self.export_sweep(dlg.spec())
 
     def export_sweep(self, spec: dict) -> bool:
         """Write a sweep of the selected face (see SweepDialog.spec); False if the user declined."""
         path = Path(spec["path"])
-        if path.exists():
-            original = self._photo is not None and path.resolve() == self._photo.path.resolve()
-            if not self.ask_confirm("Overwrite the original photo?" if original else "Replace file?",
-                                    f"{path} {'is the original photo' if original else 'already exists'}. Replace it?",
-                                    "Replace"):
-                return False
-        face = 0 if self._selected == ALL_FACES else self._selected
-        self.worker.export_sweep(face, {**spec, "path": path})
-        return True
+        if not self.confirm_replace(path):
+            return False
+        backend, serial, face, spec = self.backend, self._serial, self._selected_face(), {**spec, "path": path}
 
-    def _on_sweep_exported(self, path: str) -> None:
-        self.statusBar().showMessage(f"Exported sweep {path}", 8000)
-        self.sweepExported.emit(path)
+        def done(written: str) -> None:
+            self.statusBar().showMessage(f"Exported sweep {written}", 8000)
+            self.sweepExported.emit(written)
+        self.jobs.submit(lambda: backend.export_sweep(serial, face, spec), on_done=done,
+                         on_error=self._failure("Sweep export failed"))
+        return True
 
     def batch_export_dialog(self) -> None:
         """File ▸ Batch export…: the faders the user changed on this face, applied to a folder."""
@@ -746,22 +562,24 @@ class MainWindow(QMainWindow):
         if self._model is None:
             self._error("Batch export", "Load a model first (File ▸ Open model…).")
             return
-        values = {}
-        if self._photo is not None and self._ui:
-            i = 0 if self._selected == ALL_FACES else self._selected
-            now = self.core_values()[i]
-            values = {a.name: now[a.name] for a in self._attrs if self._ui[i][a.name] != self._own_ui[i][a.name]}
+        values = self.session.changed_values(self._selected_face()) if self.session.n_faces else {}
         BatchDialog(self, self._model.path, self.device, values).exec()
 
     def save_recipe_dialog(self) -> None:
         if self._photo is None or not self._photo.faces:
             self._error("Cannot save recipe", "Open a photo with a face first.")
             return
-        face = 0 if self._selected == ALL_FACES else self._selected
         default = self._photo.path.with_name(f"{self._photo.path.stem}.recipe.json")
         path, _ = QFileDialog.getSaveFileName(self, "Save edit as recipe", str(default), "Recipes (*.json)")
         if path:
-            self.worker.save_recipe(Path(path), self.core_values(), face)
+            self.save_recipe(Path(path))
+
+    def save_recipe(self, path: Path) -> None:
+        """Write the selected face's changed values as a recipe (a job)."""
+        backend, serial, values, face = self.backend, self._serial, self.session.snapshot(), self._selected_face()
+        self.jobs.submit(lambda: backend.save_recipe(path, serial, values, face),
+                         on_done=lambda p: self.statusBar().showMessage(f"Saved recipe {p}", 6000),
+                         on_error=self._failure("Cannot save recipe"))
 
     # ------------------------------------------------------------------------------------------
     # dialogs
@@ -788,7 +606,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # view state
     # ------------------------------------------------------------------------------------------
-    def _set_show_boxes(self, on: bool) -> None:
+    def set_show_boxes(self, on: bool) -> None:
         self.canvas.set_show_boxes(on)
         self.settings.show_boxes = on
 
@@ -892,5 +710,5 @@ class MainWindow(QMainWindow):
             return
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
-        self.worker.shutdown()
+        self.jobs.shutdown()
         event.accept()

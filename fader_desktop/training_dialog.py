@@ -5,11 +5,11 @@ freeze or crash the editor, and Cancel is a plain SIGTERM, on which the trainer 
 checkpoint. With more than one process it is the same trainer data-parallel under torchrun
 (`python -m torch.distributed.run --standalone --nproc_per_node N -m training`), which passes the
 SIGTERM on to every process. Progress comes from the trainer's progress bar on stderr (step counter and losses),
-validation figures from RUN_DIR/log.jsonl, the preview from RUN_DIR/preview_latest.png.
+validation figures from RUN_DIR/log.jsonl, the preview from RUN_DIR/preview_latest.png; the run
+folder is read by a job on the dialog's JobRunner (training/run_progress.py), not on the GUI thread.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QProcess, QProcessEnvironment, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPalette, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+
+from .workers import JobRunner
 
 REPO = Path(__file__).resolve().parents[1]
 # tqdm lines: "training:  12%|█▏   | 480/4000 [05:34<8:30:08,  1.29step/s, 42 img/s rec 0.0302 lat 1.690 …]"
@@ -120,9 +122,9 @@ class TrainingDialog(QDialog):
         self._stderr_tail = ""
         self._messages: list = []
         self._losses: dict = {}      # step -> (reconstruction loss, latent discriminator loss)
-        self._log_pos = 0
         self._val: list = []         # log.jsonl records
-        self._preview_mtime = 0.0
+        self._watcher = None         # training.run_progress.RunWatcher of the running run (worker thread only)
+        self.jobs = JobRunner("fader-training-progress", self)
         self._started_at = 0.0
         self._stopping = False
         self._current_model = current_model
@@ -382,11 +384,11 @@ class TrainingDialog(QDialog):
         self._update_buttons()
 
     def _reset_live(self) -> None:
+        from training.run_progress import RunWatcher
         self._stderr_tail = ""
         self._losses.clear()
         self._val.clear()
-        self._log_pos = 0
-        self._preview_mtime = 0.0
+        self._watcher = RunWatcher(self.run_dir())
         self.loss_plot.clear()
         self.val_plot.clear()
 
@@ -438,45 +440,33 @@ class TrainingDialog(QDialog):
                                   [(s, l) for s, (_r, l) in pts if l is not None])
 
     def _poll_run_dir(self) -> None:
-        run = self.run_dir()
-        log = run / "log.jsonl"
-        try:
-            with open(log, "rb") as f:
-                size = f.seek(0, os.SEEK_END)
-                if size < self._log_pos:   # a resumed run rewrote the log: read it again
-                    self._log_pos, self._val = 0, []
-                f.seek(self._log_pos)
-                chunk = f.read()
-        except OSError:
-            chunk = b""
-        end = chunk.rfind(b"\n") + 1   # only complete lines; the rest is read next time
-        if end:
-            self._log_pos += end
-            for line in chunk[:end].splitlines():
-                try:
-                    rec = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("val"), dict):
-                    self._val.append(rec)
-                    train = rec.get("train") or {}
-                    if "rec" in train:
-                        self._add_loss(int(rec["step"]), float(train["rec"]), train.get("lat_dis"))
+        """Read what the run wrote since the last look (a job; at most one waits at a time)."""
+        watcher = self._watcher
+        if watcher is None:
+            return
+
+        def decode(data: bytes):
+            image = QImage.fromData(data)
+            return None if image.isNull() else image
+        self.jobs.submit(lambda: watcher.poll(decode), on_done=self._show_news, coalesce="poll")
+
+    def _show_news(self, news) -> None:
+        if news.restarted:
+            self._val = []
+        for rec in news.records:
+            if isinstance(rec.get("val"), dict):
+                self._val.append(rec)
+                train = rec.get("train") or {}
+                if "rec" in train:
+                    self._add_loss(int(rec["step"]), float(train["rec"]), train.get("lat_dis"))
+        if news.records or news.restarted:
             self.val_plot.set_series("swap accuracy", QColor(110, 200, 110),
                                      [(r["step"], r["val"].get("swap_mean", 0.0)) for r in self._val])
             self.val_plot.set_series("PSNR/100", QColor(200, 120, 220),
                                      [(r["step"], r["val"].get("psnr", 0.0) / 100) for r in self._val])
-        prev = run / "preview_latest.png"
-        try:
-            mtime = prev.stat().st_mtime
-        except OSError:
-            mtime = 0.0
-        if mtime and mtime != self._preview_mtime:
-            pix = QPixmap(str(prev))
-            if not pix.isNull():
-                self._preview_mtime = mtime
-                self._preview_pixmap = pix
-                self._show_preview()
+        if news.preview is not None:
+            self._preview_pixmap = QPixmap.fromImage(news.preview)
+            self._show_preview()
         self._update_buttons()
 
     def _show_preview(self) -> None:

@@ -1,35 +1,38 @@
-"""The inference worker: owns the Engine and the PhotoEdit on its own QThread.
+"""Background work for the window: one job API, and the editor's model-side state.
 
-The GUI thread never runs the model. It posts jobs (load a model, open a photo, render, export)
-through thread-safe methods; the worker runs them in order on its thread and answers with signals
-(delivered to the GUI thread as queued calls). Render requests are coalesced: while a render is
-queued and not yet started, a newer request replaces it, so dragging a slider never builds a backlog
-(latest wins). Every photo the worker opens gets a serial number; requests and results carry it, so a
-stale render for a photo that has since been replaced is dropped on both sides.
+`JobRunner.submit(fn, on_done=…, on_error=…, busy_text=…, coalesce=…)` runs a Qt-free call on
+one serial worker thread and delivers its result or its error to the GUI thread (Anki's QueryOp
+and TaskManager are the model: each GUI operation is a few lines around a core call, with one
+default error handler). Jobs run in the order they were submitted; a coalescing job takes the
+place of a queued, not yet started job of the same key (dragging a slider never builds a backlog: latest
+wins, as napari's slicer cancels a pending slice on a new submit). The window's renders, model
+and photo loading and exports, the batch export and the training dialog's progress all run
+through it.
+
+`EditorBackend` holds what only the worker thread touches: the Engine, the open PhotoEdit and
+the serial number of the photo. The GUI thread never runs the model: it builds an immutable
+request (the session's Snapshot plus the photo's serial and a generation number) and the job
+renders it; a request for a photo that has since been replaced is dropped on the worker, and a
+result older than the one shown is dropped on the GUI thread.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import sys
 import threading
 import time
 import traceback
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
 from PySide6.QtGui import QImage
 
 log = logging.getLogger("fader_desktop.worker")
-
-# An image whose aspect ratio is within this of the model's alignment frame (CelebA: 178x218) and
-# in which no face is detected is treated as an already-aligned crop: detectors often miss faces
-# that fill the whole frame, and such crops are exactly what the models were trained on.
-ALIGNED_ASPECT_TOLERANCE = 0.03
 
 
 def inference_threads() -> int:
@@ -76,6 +79,217 @@ def qimage_to_numpy(img: QImage) -> np.ndarray:
     return buf[:, : 3 * w].reshape(h, w, 3).copy()
 
 
+def error_message(e: BaseException) -> str:
+    """The one-line message a failed job shows: a FaderError's own, else its type and text."""
+    from core.errors import FaderError
+    if isinstance(e, FaderError):
+        return str(e)
+    return f"unexpected error: {type(e).__name__}: {e}"
+
+
+# ------------------------------------------------------------------------------------------------
+# the job API
+# ------------------------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Job:
+    """One submitted call and what happens with its result on the GUI thread."""
+
+    fn: Callable
+    on_done: Optional[Callable] = None
+    on_error: Optional[Callable] = None
+    busy_text: str = ""
+    coalesce: object = None
+
+
+class _Relay(QObject):
+    """Carries a worker thread's news to the GUI thread (queued signal delivery)."""
+
+    def __init__(self, parent: QObject):
+        super().__init__(parent)
+
+    def send(self, signal: str, *args) -> None:
+        """Emit from the worker thread; the window may be gone already (then nothing is told)."""
+        try:
+            getattr(self, signal).emit(*args)
+        except RuntimeError:   # the C++ object was deleted with its window
+            pass
+
+    started = Signal(object)                    # Job
+    finished = Signal(object, object, object)   # Job, result, error (BaseException or None)
+    busyText = Signal(str)
+    call = Signal(object)                       # a function to call on the GUI thread
+
+
+class JobRunner(QObject):
+    """Runs Qt-free jobs one after another on one worker thread; callbacks run on the GUI thread.
+
+    Create it on the GUI thread. The thread starts with the first job and stops on shutdown()
+    (a later submit starts it again).
+    """
+
+    busyChanged = Signal(bool, str)   # a job with a busy text started (True) or ended (False)
+    jobFailed = Signal(str)           # one-line message of a failed job without its own on_error
+
+    def __init__(self, name: str = "fader-jobs", parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.name = name
+        self._cond = threading.Condition()
+        self._queue: deque = deque()
+        self._running: Optional[Job] = None
+        self._undelivered = 0      # jobs submitted whose callbacks have not run yet
+        self._thread: Optional[threading.Thread] = None
+        self._stop = False
+        self._busy_job: Optional[Job] = None
+        self.default_error: Optional[Callable[[str], None]] = None
+        self._relay = _Relay(self)
+        self._relay.started.connect(self._on_started)
+        self._relay.finished.connect(self._on_finished)
+        self._relay.busyText.connect(self._on_busy_text)
+        self._relay.call.connect(lambda fn: fn())
+
+    # -- submitting (GUI thread) ---------------------------------------------------------------
+    def submit(self, fn: Callable, *, on_done: Optional[Callable] = None, on_error: Optional[Callable] = None,
+               busy_text: str = "", coalesce=False) -> Job:
+        """Run `fn()` on the worker thread, then `on_done(result)` or `on_error(message)` here.
+
+        `busy_text`: the job counts as busy while it runs (busyChanged). `coalesce`: True or a key;
+        this job takes the place of a queued, not yet started job submitted with the same key
+        (which then never runs).
+        Without `on_error` a failure goes to `default_error` (and jobFailed).
+        """
+        key = ("coalesce",) if coalesce is True else (coalesce if coalesce not in (False, None) else None)
+        job = Job(fn, on_done, on_error, busy_text, key)
+        with self._cond:
+            for i, queued in enumerate(self._queue if key is not None else ()):
+                if queued.coalesce == key:
+                    self._queue[i] = job   # in its place: latest wins, the order of kinds is kept
+                    break
+            else:
+                self._queue.append(job)
+                self._undelivered += 1
+            self._stop = False
+            if self._thread is None:   # none yet, or the last one stopped (it clears this itself)
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return job
+
+    def set_busy_text(self, text: str) -> None:
+        """From inside a running job: say what it is doing now (any thread)."""
+        self._relay.send("busyText", text)
+
+    def run_on_gui(self, fn: Callable[[], None]) -> None:
+        """From inside a running job: call `fn()` on the GUI thread soon (progress reports)."""
+        self._relay.send("call", fn)
+
+    # -- state ---------------------------------------------------------------------------------
+    def is_idle(self) -> bool:
+        """Nothing queued, nothing running, and every finished job's callback has run."""
+        with self._cond:
+            return self._undelivered == 0
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Process GUI events until the runner is idle (tests, shutdown); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while not self.is_idle():
+            if time.monotonic() > deadline:
+                return False
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            time.sleep(0.002)
+        return True
+
+    @contextmanager
+    def hold(self, timeout: float = 60.0):
+        """Keep the worker thread busy for the duration of the block (jobs submitted meanwhile
+        queue up, and coalesce): tests use it to make the worker's pace deterministic."""
+        started, release = threading.Event(), threading.Event()
+
+        def block() -> None:
+            started.set()
+            release.wait()
+        self.submit(block)
+        if not started.wait(timeout):
+            release.set()
+            raise TimeoutError(f"{self.name}: the worker did not pick up the hold within {timeout} s")
+        try:
+            yield
+        finally:
+            release.set()
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        """Drop queued jobs and stop the thread (waits for a running job to finish)."""
+        with self._cond:
+            self._undelivered -= len(self._queue)
+            self._queue.clear()
+            self._stop = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("%s: the worker thread did not stop within %.0f s", self.name, timeout)
+
+    # -- worker thread -------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    self._thread = None   # decided under the lock: a later submit starts a new thread
+                    return
+                job = self._running = self._queue.popleft()
+            self._relay.send("started", job)
+            result, error = None, None
+            try:
+                result = job.fn()
+            except Exception as e:  # a job must never kill the thread
+                error = e
+                from core.errors import FaderError
+                if isinstance(e, FaderError):
+                    log.warning("%s failed: %s", job.busy_text or getattr(job.fn, "__name__", "job"), e)
+                else:
+                    log.error("job failed unexpectedly:\n%s", traceback.format_exc())
+            with self._cond:
+                self._running = None
+            self._relay.send("finished", job, result, error)
+
+    # -- GUI thread ----------------------------------------------------------------------------
+    def _on_started(self, job: Job) -> None:
+        if job.busy_text:
+            self._busy_job = job
+            self.busyChanged.emit(True, job.busy_text)
+
+    def _on_busy_text(self, text: str) -> None:
+        if self._busy_job is not None:
+            self.busyChanged.emit(True, text)
+
+    def _on_finished(self, job: Job, result, error) -> None:
+        try:
+            if error is None:
+                if job.on_done is not None:
+                    job.on_done(result)
+            else:
+                message = error_message(error)
+                if job.on_error is not None:
+                    job.on_error(message)
+                else:
+                    self.jobFailed.emit(message)
+                    if self.default_error is not None:
+                        self.default_error(message)
+        finally:
+            if job is self._busy_job:
+                self._busy_job = None
+                self.busyChanged.emit(False, "")
+            with self._cond:
+                self._undelivered -= 1
+
+
+# ------------------------------------------------------------------------------------------------
+# the editor's model side (runs only inside jobs, i.e. on the worker thread)
+# ------------------------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class FaceInfo:
     """What the GUI needs to know about one editable face."""
@@ -105,37 +319,37 @@ class PhotoInfo:
 
 @dataclass
 class ModelInfo:
-    """A model the worker has loaded."""
+    """A model the worker has loaded (and the photo opened again with it, if one was open)."""
 
     path: Path
     name: str
     attributes: list
     summary: dict
     device: str
+    notice: str = ""                    # something the user should know (no CUDA here, …)
+    photo: Optional[PhotoInfo] = None   # the open photo, re-encoded with this model
+    photo_error: str = ""               # why the open photo could not be re-encoded with it
 
 
-def edit_region(doc, size: int) -> tuple:
-    """(x, y, w, h) bounding every pixel an edit of any face of `doc` can change.
+@dataclass(frozen=True)
+class RenderRequest:
+    """What the worker renders: built on the GUI thread, never changed afterwards."""
 
-    Paste-back only writes inside the photo footprint of each face's aligned crop square, so the
-    union of those footprints (plus a pixel of interpolation margin) bounds the edit.
-    """
-    h, w = doc.image.shape[:2]
-    if not doc.faces:
-        return (0, 0, 0, 0)
-    corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
-    pts = []
-    for f in doc.faces:
-        m = np.asarray(f.aligned.matrix, np.float64).reshape(2, 3)
-        a, t = m[:, :2], m[:, 2]
-        inv = np.linalg.inv(a)
-        pts.append((corners - t) @ inv.T)
-    pts = np.concatenate(pts)
-    x0 = max(0, int(np.floor(pts[:, 0].min())) - 2)
-    y0 = max(0, int(np.floor(pts[:, 1].min())) - 2)
-    x1 = min(w, int(np.ceil(pts[:, 0].max())) + 3)
-    y1 = min(h, int(np.ceil(pts[:, 1].max())) + 3)
-    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+    serial: int          # the photo it is for
+    generation: int      # increases with every request: older results are not shown
+    values: object       # core.edit_session.Snapshot of every face's values
+
+
+@dataclass
+class Rendered:
+    """A render's result: the edit region's new pixels and where they go."""
+
+    serial: int
+    generation: int
+    patch: QImage
+    x: int
+    y: int
+    ms: float
 
 
 class _RememberingDetector:
@@ -154,274 +368,158 @@ class _RememberingDetector:
         return list(self._faces)
 
 
-class InferenceWorker(QObject):
-    """Runs every model call. Create it, then `start()`; call `shutdown()` before exit."""
-
-    modelLoaded = Signal(object)       # ModelInfo
-    photoLoaded = Signal(object)       # PhotoInfo
-    # photo serial, generation, the edit region's new pixels and where they go (x, y), milliseconds
-    rendered = Signal(int, int, QImage, int, int, float)
-    failed = Signal(str, str)          # what failed ("photo", "model", "export", …), one-line message
-    busyChanged = Signal(bool, str)    # busy?, what it is doing
-    exported = Signal(str)             # written path
-    recipeSaved = Signal(str)          # written path
-    sweepExported = Signal(str)        # written path
-    modelImported = Signal(str)        # written .fader path
-    notice = Signal(str)               # something the user should know, for the status bar
-    _wake = Signal()
+class EditorBackend:
+    """The Engine, the open photo and its PhotoEdit. Touched only by jobs (the worker thread)."""
 
     def __init__(self):
-        super().__init__()
-        self._lock = threading.Lock()
-        self._jobs: deque = deque()
-        self._engine = None
-        self._model_path: Optional[Path] = None
-        self._device = "auto"
-        self._doc = None
-        self._image: Optional[np.ndarray] = None
-        self._path: Optional[Path] = None
-        self._aligned = False
-        self._serial = 0
-        self._running = False
+        self.engine = None
+        self.model_path: Optional[Path] = None
+        self.device = "auto"
+        self.doc = None
+        self.image: Optional[np.ndarray] = None
+        self.path: Optional[Path] = None
+        self.serial = 0
         self._detector = _RememberingDetector()
-        self._thread = QThread()
-        self._thread.setObjectName("fader-inference")
-        self.moveToThread(self._thread)
-        self._wake.connect(self._process)
 
-    # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
-    def shutdown(self, timeout_ms: int = 15000) -> None:
-        """Drop queued work and stop the thread (waits for a running job to finish)."""
-        with self._lock:
-            self._jobs.clear()
-        self._thread.quit()
-        if not self._thread.wait(timeout_ms):
-            log.warning("inference thread did not stop within %d ms", timeout_ms)
-
-    def is_idle(self) -> bool:
-        with self._lock:
-            return not self._jobs and not self._running
-
-    # -- posting jobs (any thread) -------------------------------------------------------------
-    def _post(self, kind: str, fn: Callable, *args) -> None:
-        with self._lock:
-            if kind == "render":
-                # latest wins: replace a queued, not yet started render in place
-                for i, (k, _fn, _args) in enumerate(self._jobs):
-                    if k == "render":
-                        self._jobs[i] = (kind, fn, args)
-                        return
-            self._jobs.append((kind, fn, args))
-        self._wake.emit()
-
-    def load_model(self, path, device: str = "auto") -> None:
-        self._post("model", self._do_load_model, Path(path), device)
-
-    def set_device(self, device: str) -> None:
-        self._post("model", self._do_set_device, device)
-
-    def open_photo(self, path) -> None:
-        self._post("photo", self._do_open_photo, Path(path))
-
-    def render(self, serial: int, generation: int, values: list) -> None:
-        """Render the photo with per-face core values (list of dicts, one per face)."""
-        self._post("render", self._do_render, serial, generation, copy.deepcopy(values))
-
-    def export(self, path, values: list, quality: int = 95, keep_exif: bool = True) -> None:
-        self._post("export", self._do_export, Path(path), copy.deepcopy(values), int(quality), bool(keep_exif))
-
-    def export_sweep(self, face: int, spec: dict) -> None:
-        """spec: path, attr (NAME or NAME=TARGET), lo, hi, steps, labels (see core.sweep)."""
-        self._post("sweep", self._do_export_sweep, int(face), dict(spec))
-
-    def save_recipe(self, path, values: list, face: int = 0) -> None:
-        self._post("recipe", self._do_save_recipe, Path(path), copy.deepcopy(values), int(face))
-
-    def import_reference(self, checkpoint, output, attributes=None) -> None:
-        self._post("import", self._do_import, Path(checkpoint), Path(output), attributes)
-
-    # -- running jobs (worker thread) ----------------------------------------------------------
-    @Slot()
-    def _process(self) -> None:
-        # One job per wake-up; every post emits one wake, so no job is ever left behind, and
-        # surplus wake-ups (after coalescing) find the queue empty.
-        if threading.current_thread().name.startswith("Dummy"):
-            threading.current_thread().name = "inference"   # readable thread name in the log file
-        with self._lock:
-            if not self._jobs:
-                return
-            kind, fn, args = self._jobs.popleft()
-            self._running = True
-        try:
-            fn(*args)
-        except Exception as e:  # a job must never kill the thread
-            from core.errors import FaderError
-            if isinstance(e, FaderError):
-                log.warning("%s failed: %s", kind, e)
-                self.failed.emit(kind, str(e))
-            else:
-                log.error("%s failed unexpectedly:\n%s", kind, traceback.format_exc())
-                self.failed.emit(kind, f"unexpected error while running {kind}: {type(e).__name__}: {e}")
-            if kind in ("model", "photo", "import"):
-                self.busyChanged.emit(False, "")
-        finally:
-            with self._lock:
-                self._running = False
-
-    def _do_load_model(self, path: Path, device: str) -> None:
+    def load_model(self, path: Path, device: str, status: Callable[[str], None] = lambda text: None) -> ModelInfo:
+        """Load a model (only replacing the running one once the new one works); an open photo is
+        detected and encoded again with it."""
         from core.engine import Engine
         from core.model_file import load_model, model_summary
-        self.busyChanged.emit(True, f"Loading model {path.name}…")
         model = load_model(path)
+        notice = ""
         if device.startswith("cuda"):
             import torch
             if not torch.cuda.is_available():
                 # a saved choice from another machine must not leave the editor without a model
-                self.notice.emit("No CUDA device here: running the model on the CPU")
+                notice = "No CUDA device here: running the model on the CPU"
                 device = "auto"
         engine = Engine(model, device=device, threads=inference_threads())
-        # only replace the running engine once the new one works
-        self._engine, self._model_path, self._device = engine, path, device
-        self.modelLoaded.emit(ModelInfo(path, model.name, list(model.attributes), model_summary(model),
-                                        str(engine.device)))
-        if self._image is not None:
+        self.engine, self.model_path, self.device = engine, path, device
+        info = ModelInfo(path, model.name, list(model.attributes), model_summary(model), str(engine.device), notice)
+        if self.image is not None:
             try:
-                self._reopen()
-            except Exception:
+                info.photo = self._open_array(self.image, self.path, reencoded=True, status=status)
+            except Exception as e:
                 # the old document belongs to the old model: never keep rendering it
-                self._doc = None
-                self._serial += 1
-                raise
-        self.busyChanged.emit(False, "")
+                log.warning("re-encoding %s with %s failed: %s", self.path, path, e)
+                self.doc = None
+                self.serial += 1
+                info.photo_error = error_message(e)
+        return info
 
-    def _do_set_device(self, device: str) -> None:
-        if self._model_path is None:
-            self._device = device
-            return
-        self._do_load_model(self._model_path, device)
+    def set_device(self, device: str, status: Callable[[str], None] = lambda text: None) -> Optional[ModelInfo]:
+        if self.model_path is None:
+            self.device = device
+            return None
+        return self.load_model(self.model_path, device, status)
 
-    def _reopen(self) -> None:
-        """Detect and encode the current photo again (the model or device changed)."""
-        self._open_array(self._image, self._path, reencoded=True)
-
-    def _do_open_photo(self, path: Path) -> None:
+    def open_photo(self, path: Path, status: Callable[[str], None] = lambda text: None) -> PhotoInfo:
         from core.image_io import load_image
-        self.busyChanged.emit(True, f"Opening {path.name}…")
         image = load_image(path)
-        self._open_array(image, path, reencoded=False)
-        self.busyChanged.emit(False, "")
+        return self._open_array(image, path, reencoded=False, status=status)
 
-    def _open_array(self, image: np.ndarray, path: Path, reencoded: bool) -> None:
+    def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status) -> PhotoInfo:
         from core.photo_edit import PhotoEdit
         t0 = time.perf_counter()
-        doc, aligned = None, False
-        if self._engine is not None:
-            self.busyChanged.emit(True, f"Finding faces in {path.name}…")
-            doc = PhotoEdit.open(image, self._engine, require_face=False, detector=self._detector)
-            if not doc.faces and self._looks_aligned(image):
-                doc = PhotoEdit.open(image, self._engine, aligned=True)
-                aligned = True
+        doc = None
+        if self.engine is not None:
+            status(f"Finding faces in {path.name}…")
+            doc = PhotoEdit.open(image, self.engine, require_face=False, detector=self._detector)
             doc.path = path
         # replace the current photo only once the new one opened
-        self._serial += 1
-        self._doc, self._image, self._path, self._aligned = doc, image, path, aligned
-        self._edit_rect = (0, 0, 0, 0)
+        self.serial += 1
+        self.doc, self.image, self.path = doc, image, path
         h, w = image.shape[:2]
-        info = PhotoInfo(self._serial, path, w, h, numpy_to_qimage(image), has_model=doc is not None,
-                         reencoded=reencoded, aligned=aligned)
+        info = PhotoInfo(self.serial, path, w, h, numpy_to_qimage(image), has_model=doc is not None,
+                         reencoded=reencoded, aligned=bool(doc is not None and doc.aligned))
         if doc is not None:
             info.faces = [FaceInfo(f.index, f.box, dict(f.own_values)) for f in doc.faces]
             info.skipped = [(s.box, s.reason) for s in doc.skipped]
-            info.edit_rect = self._edit_rect = edit_region(doc, self._engine.image_size)
+            info.edit_rect = doc.edit_region()
         info.seconds = time.perf_counter() - t0
-        self.photoLoaded.emit(info)
+        return info
 
-    def _looks_aligned(self, image: np.ndarray) -> bool:
-        try:
-            fw, fh = self._engine.model.alignment().frame
-        except Exception:
-            return False
-        h, w = image.shape[:2]
-        return abs((w / h) / (fw / fh) - 1.0) <= ALIGNED_ASPECT_TOLERANCE
+    def _current(self, serial: int, what: str, path=None):
+        from core.errors import FaderError
+        if self.doc is None or serial != self.serial:
+            where = f"{path}: " if path is not None else ""
+            raise FaderError(f"{where}the photo or the model changed before the {what} ran; nothing was written")
+        return self.doc
 
-    def _apply_values(self, values: list) -> None:
-        doc = self._doc
-        for i, face_values in enumerate(values[: len(doc.faces)]):
-            doc.faces[i].values = dict(face_values)
-
-    def _do_render(self, serial: int, generation: int, values: list) -> None:
-        if self._doc is None or serial != self._serial:
-            return  # a request for a photo that has been replaced
+    def render(self, request: RenderRequest) -> Optional[Rendered]:
+        """The edit region at the request's values; None for a photo that has been replaced."""
+        if self.doc is None or request.serial != self.serial:
+            return None
         t0 = time.perf_counter()
-        self._apply_values(values)
-        x, y, w, h = self._edit_rect
+        self.doc.restore(request.values)
         # only the faces' region can differ from the original: ship that, not the whole photo
-        patch = numpy_to_qimage(self._doc.render()[y:y + h, x:x + w])
-        ms = (time.perf_counter() - t0) * 1000.0
-        self.rendered.emit(serial, generation, patch, x, y, ms)
+        pixels, (x, y) = self.doc.render_region()
+        patch = numpy_to_qimage(pixels)
+        return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0)
 
-    def _do_export(self, path: Path, values: list, quality: int, keep_exif: bool) -> None:
+    def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool) -> str:
+        """Write the photo at `values` (a Snapshot; None without a model): the original file itself
+        when nothing is edited and its format allows, else the rendered pixels."""
         from core.errors import FaderError
         from core.image_io import read_exif, save_image, save_unchanged
-        if self._image is None:
+        if self.image is None:
             raise FaderError(f"{path}: nothing to export; open a photo first")
-        unchanged = True
-        if self._doc is not None:
-            self._apply_values(values)
-            unchanged = not any(f.is_modified for f in self._doc.faces)
-            rgb = self._doc.image if unchanged else self._doc.render()
-        else:
-            rgb = self._image
+        if serial != self.serial:
+            self._current(serial, "export", path)
+        unchanged, rgb = True, self.image
+        if self.doc is not None:
+            self.doc.restore(values)
+            unchanged = not self.doc.is_modified()
+            rgb = self.doc.image if unchanged else self.doc.render()
         exif = None
-        if keep_exif and self._path is not None:
+        if keep_exif and self.path is not None:
             try:
-                exif = read_exif(self._path)
+                exif = read_exif(self.path)
             except FaderError:
                 exif = None  # the original may have been moved since; the pixels still export
-        if unchanged and keep_exif and self._path is not None and Path(self._path).is_file():
+        if unchanged and keep_exif and self.path is not None and Path(self.path).is_file():
             # nothing edited: the original file itself where the format allows (no recompression)
-            save_unchanged(self._path, path, rgb, quality=quality, exif=exif)
+            save_unchanged(self.path, path, rgb, quality=quality, exif=exif)
         else:
             save_image(path, rgb, quality=quality, exif=exif)
         log.info("exported %s", path)
-        self.exported.emit(str(path))
+        return str(path)
 
-    def _do_export_sweep(self, face: int, spec: dict) -> None:
+    def export_sweep(self, serial: int, face: int, spec: dict) -> str:
+        """spec: path, attr (NAME or NAME=TARGET), lo, hi, steps, labels (see core.sweep)."""
         from core.errors import FaderError
         from core.image_io import save_image
         from core.sweep import SweepFace, save_animation, sweep_frames, sweep_strip
         path = Path(spec["path"])
-        if self._doc is None or not 0 <= face < len(self._doc.faces):
+        doc = self._current(serial, "sweep", path)
+        if not 0 <= face < len(doc.faces):
             raise FaderError(f"{path}: no face to sweep")
-        f = self._doc.faces[face]
-        name = self._path.name if self._path else "photo"
         # the face as opened (own values), not as edited: a sweep shows the attribute on its own
-        sf = SweepFace(name, f.aligned.crop, f.latent, dict(f.own_values), f.reconstruction)
+        sf = SweepFace.of(doc, face, self.path.name if self.path else "photo")
         args = dict(lo=spec["lo"], hi=spec["hi"], steps=spec["steps"], labels=spec["labels"])
         if path.suffix.lower() in (".gif", ".mp4"):
-            save_animation(path, sweep_frames([sf], self._engine, spec["attr"], **args))
+            save_animation(path, sweep_frames([sf], self.engine, spec["attr"], **args))
         else:
-            save_image(path, sweep_strip([sf], self._engine, spec["attr"], **args))
-        self.sweepExported.emit(str(path))
+            save_image(path, sweep_strip([sf], self.engine, spec["attr"], **args))
+        return str(path)
 
-    def _do_save_recipe(self, path: Path, values: list, face: int) -> None:
+    def save_recipe(self, path: Path, serial: int, values, face: int) -> str:
         import json
         from core.atomic_write import write_bytes_atomic
         from core.errors import FaderError
-        if self._doc is None or not self._doc.faces:
+        doc = self._current(serial, "recipe", path)
+        if not doc.faces:
             raise FaderError(f"{path}: no face to save a recipe for")
-        self._apply_values(values)
-        recipe = self._doc.recipe(face)
+        doc.restore(values)
         try:
-            write_bytes_atomic(path, (json.dumps(recipe, indent=2) + "\n").encode("utf-8"))
+            write_bytes_atomic(path, (json.dumps(doc.recipe(face), indent=2) + "\n").encode("utf-8"))
         except OSError as e:
             raise FaderError(f"{path}: cannot write recipe: {e.strerror or e}") from None
-        self.recipeSaved.emit(str(path))
+        return str(path)
 
-    def _do_import(self, checkpoint: Path, output: Path, attributes) -> None:
+    def import_reference(self, checkpoint: Path, output: Path, attributes, status=lambda text: None) -> ModelInfo:
+        """Convert a reference checkpoint to a .fader file, then load it."""
         import importlib
         from core.errors import FaderError
         from core.model_file import save_model
@@ -429,8 +527,6 @@ class InferenceWorker(QObject):
             legacy = importlib.import_module("core.legacy_import")
         except ImportError:
             raise FaderError(f"{checkpoint}: importing reference checkpoints is not available in this build") from None
-        self.busyChanged.emit(True, f"Importing {checkpoint.name}…")
         model = legacy.import_reference_checkpoint(str(checkpoint), attributes=attributes)
         save_model(model, output)
-        self.modelImported.emit(str(output))
-        self._do_load_model(output, self._device)
+        return self.load_model(output, self.device, status)

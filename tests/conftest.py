@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real models (random weights) and real photos from ../shared/data."""
+"""Shared fixtures: tiny real models (random weights), a vendored portrait (tests/data) and real
+photos from ../shared/data."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 CELEBA_ALIGNED = SHARED_DATA / "celeba" / "img_align_celeba"
 CELEBA_WILD = SHARED_DATA / "celeba" / "img_celeba"
+# A public-domain portrait with one clear face, in the repository (source and licence: tests/data/README.md)
+PORTRAIT = REPO / "tests" / "data" / "astronaut.jpg"
 
 TINY_ATTRS = (("Smiling", ("no", "yes"), (-1.0, 2.0)),
               ("Male", ("no", "yes"), (-1.0, 2.0)),
@@ -90,9 +93,9 @@ def celeba_wild() -> Path:
 
 
 @pytest.fixture(scope="session")
-def portrait_path(celeba_wild) -> Path:
-    """One real in-the-wild photo with a single clear face."""
-    return sorted(celeba_wild.glob("*.jpg"))[0]
+def portrait_path() -> Path:
+    """One real photo with a single clear face (vendored: present on every machine)."""
+    return PORTRAIT
 
 
 @pytest.fixture(scope="module")

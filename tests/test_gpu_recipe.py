@@ -33,10 +33,11 @@ def small_celeba(tmp_path_factory):
 def test_pack_round_trip_and_training_data(small_celeba, tmp_path):
     from training import pack
     from training.datasets import open_dataset, split_dataset
+    from training.packfile import Pack
     out = tmp_path / "faces.fpack"
     assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--attr", "Smiling,Male",
                       "--img-size", "32", "-o", str(out)]) == 0
-    p = pack.Pack(out)
+    p = Pack(out)
     assert len(p.names) == 80 and p.size == 32 and [a.name for a in p.attributes] == ["Smiling", "Male"]
     assert sorted(p.splits.tolist()) == [0] * 60 + [1] * 20
     crop = p.crop(p.names[0])
@@ -56,7 +57,7 @@ def test_pack_round_trip_and_training_data(small_celeba, tmp_path):
 def test_a_damaged_or_foreign_pack_is_a_one_line_error(tmp_path, capsys):
     from core.errors import FaderError
     from training import cli
-    from training.pack import Pack
+    from training.packfile import Pack
     bad = tmp_path / "bad.fpack"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}       junk")
     with pytest.raises(FaderError, match="not a readable fader-pack file"):
@@ -67,7 +68,7 @@ def test_a_damaged_or_foreign_pack_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_device_batches_equal_host_batches():
-    from training.trainer import BatchStream, DeviceBatchStream
+    from training.batches import BatchStream, DeviceBatchStream
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
     labels = rng.integers(0, 2, (40, 2))

@@ -1,4 +1,5 @@
-"""The editor window, driven like a user would: real photo, real (tiny) models, real worker thread.
+"""The editor window, driven like a user would: real photo (tests/data), real (tiny) models, real
+worker thread.
 
 One window is shared by the module (opening a photo runs face detection, the slow part); each
 test starts from the unedited photo with an empty undo history. Dialogs are intercepted through
@@ -85,6 +86,7 @@ def editor(shared_window, qtbot, tiny_model_path, portrait_path, monkeypatch):
             w.open_photo(portrait_path)
     assert w._photo.faces, "the portrait fixture should have a detectable face"
     w.reset_all()
+    assert w.jobs.wait_idle(TIMEOUT / 1000), "the worker should finish what the last test left"
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), original(w)), timeout=TIMEOUT)
     # the worker reports 'not busy' after the photo arrives; the panel is disabled until then
     qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
@@ -142,19 +144,24 @@ def test_fader_drag_changes_the_face_and_undo_restores_the_original(editor, qtbo
 
 
 def test_slider_burst_is_coalesced_and_ends_on_the_last_value(editor, qtbot):
+    """40 slider moves while the worker is busy: the queued render is replaced each time, so once
+    the worker is free one render runs (at most two, should one have started before the hold)."""
     w = editor
     renders = []
-    w.worker.rendered.connect(lambda *a: renders.append(a[1]))
+    w.renderFinished.connect(lambda generation, ms: renders.append(generation))
     spin = w.panel.row("Male").spin
-    for v in np.linspace(-1.0, 2.0, 40):
-        w.panel.row("Male").slider.setValue(w.panel.row("Male")._to_slider(float(v)))
-    qtbot.waitUntil(w.preview_current, timeout=TIMEOUT)
+    with w.jobs.hold():
+        for v in np.linspace(-1.0, 2.0, 40):
+            w.panel.row("Male").slider.setValue(w.panel.row("Male")._to_slider(float(v)))
+        assert w._gen >= 40 and not renders   # 40 requests made, none run yet
+    assert w.jobs.wait_idle(TIMEOUT / 1000)
+    assert w.preview_current()
     assert spin.value() == pytest.approx(2.0)
-    assert len(renders) <= 40 and renders[-1] == w._gen  # the newest request was the one shown
+    assert 1 <= len(renders) <= 2 and renders[-1] == w._gen  # the newest request was the one shown
     final = preview(w)
     # the same values from a fresh request give the same pixels: the preview is not a stale one
     w._request_render()
-    qtbot.waitUntil(w.preview_current, timeout=TIMEOUT)
+    assert w.jobs.wait_idle(TIMEOUT / 1000) and w.preview_current()
     assert np.array_equal(preview(w), final)
 
 
@@ -309,6 +316,28 @@ def test_batch_export_menu_opens_dialog_with_the_changed_faders(editor, qtbot, m
     qtbot.waitUntil(lambda: w.undo_stack.count() == 1, timeout=TIMEOUT)
     w.act_batch.trigger()
     assert len(shown) == 1 and set(shown[0]) == {"Smiling"}
+
+
+def test_a_framed_image_without_a_detected_face_is_edited_as_the_edit_command_does(editor, qtbot, tmp_path,
+                                                                                    tiny_model_path, capsys):
+    """The aligned-crop fallback is core's: the window's export equals `fader-desktop edit`'s output."""
+    from core.image_io import save_image
+    from fader_desktop.cli import main
+    w = editor
+    yy, xx = np.mgrid[0:218, 0:178]
+    framed = np.clip(np.stack([80 + 0.5 * xx, 100 + 0.3 * yy, 140 - 0.2 * xx], axis=2), 0, 255).astype(np.uint8)
+    src = tmp_path / "framed.png"
+    save_image(src, framed)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(src)
+    assert len(w._photo.faces) == 1 and w._photo.aligned and "aligned" in w.panel.notice.text()
+    w.panel.row("Smiling").spin.setValue(2.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), framed), timeout=TIMEOUT)
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        assert w.export_to(tmp_path / "window.png")
+    assert main(["edit", str(src), "-o", str(tmp_path / "cli.png"), "--set", "Smiling=2", "--model",
+                 str(tiny_model_path), "--device", "cpu"]) == 0, capsys.readouterr().err
+    assert np.array_equal(load_image(tmp_path / "window.png"), load_image(tmp_path / "cli.png"))
 
 
 FIRST_PAINT_SCRIPT = r"""

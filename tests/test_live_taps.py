@@ -117,7 +117,8 @@ def test_trainer_checkpoints_keep_full_shapes_and_resume_exactly(tmp_path):
     checkpoint holds full-shape weights and Adam moments, and resuming from it continues the run."""
     import numpy as np
     from core.attributes import Attribute
-    from training.trainer import BatchStream, TrainConfig, Trainer
+    from training.batches import BatchStream
+    from training.trainer import TrainConfig, Trainer
 
     arch = ArchConfig(img_size=32, init_fm=8, max_fm=64, n_layers=3, hid_dim=32, n_attr=2)
     attrs = [Attribute("Smiling")]

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 from core.networks import ArchConfig, LatentDiscriminator
-from core.small_map_conv import SmallMapConv2d, use_small_map_convs
+from training.small_map_conv import SmallMapConv2d, use_small_map_convs
 
 
 @pytest.mark.parametrize("size", [2, 3, 4, 5, 8])

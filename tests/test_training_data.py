@@ -364,7 +364,7 @@ def test_console_bad_option_and_help():
 def test_weighted_attribute_loss():
     import torch
     from core.attributes import Attribute
-    from training.evaluation import attr_loss
+    from training.losses import attr_loss
     attrs = [Attribute("Smiling"), Attribute("Young")]
     torch.manual_seed(0)
     logits, y = torch.randn(8, 4), torch.randint(0, 2, (8, 2))

@@ -67,7 +67,7 @@ def _lat_dis_accuracy(tr: Trainer) -> float:
 
 
 def _run(sample, lam, steps, tmp_path, amp="auto", **extra):
-    from training.trainer import BatchStream
+    from training.batches import BatchStream
     attrs, images, labels, tr_idx, va_idx = sample
     torch.manual_seed(0)
     arch = ArchConfig(n_attr=sum(a.n for a in attrs), **TINY)
@@ -109,7 +109,7 @@ def test_training_lowers_reconstruction_and_fools_the_latent_discriminator(celeb
 def _edit_tv_and_chroma(tr: Trainer) -> tuple:
     """Mean total variation and chroma of the edits (every attribute flipped, minus the reconstruction)."""
     from training.evaluation import code_from_indices, to_input
-    from training.trainer import chroma, total_variation
+    from training.losses import chroma, total_variation
     tr.ae.eval()
     x = to_input(tr.images[tr.val_idx], "cpu")
     y = torch.from_numpy(tr.labels[tr.val_idx]).long()
@@ -131,11 +131,11 @@ def test_edit_smoothness_options(celeba_sample, tmp_path):
     assert ch2 < 0.7 * ch0, (ch2, ch0)
     # the penalties do not stop the auto-encoder learning
     assert recs[-1] < 0.7 * recs[0] and recs_g[-1] < 0.7 * recs_g[0], (recs, recs_g)
-    from training.trainer import chroma
+    from training.losses import chroma
     grey_change = torch.rand(2, 1, 8, 8).expand(2, 3, 8, 8)
     assert float(chroma(grey_change)) < 1e-6 and float(chroma(torch.rand(2, 3, 8, 8))) > 0.05
     blurred, _ = _run(celeba_sample, 0.0, 5, tmp_path / "c", clf_blur=1.0, **clf)
-    from training.trainer import total_variation
+    from training.losses import total_variation
     noise = torch.rand(4, 3, 32, 32) * 2 - 1
     assert total_variation(blurred._clf_view(noise)) < 0.3 * total_variation(noise)
     flat = torch.full((1, 3, 32, 32), 0.25)

@@ -24,6 +24,7 @@ import numpy as np
 from core.errors import FaderError
 
 from .datasets import load_training_crop
+from .progress import redraw_interval
 
 CACHE_VERSION = 2  # 2: transparency over white, images over 100 MP skipped
 CHUNK = 256
@@ -59,7 +60,7 @@ def cache_key(paths, size: int, align: bool) -> str:
     """Hash of (file list with sizes and mtimes, crop size, alignment mode, cache format)."""
     h = hashlib.sha256()
     h.update(json.dumps({"v": CACHE_VERSION, "size": size, "align": bool(align)}).encode())
-    from .pack import member_file
+    from .packfile import member_file
     for p in paths:
         try:
             st = os.stat(member_file(p))  # a pack's members share the pack file's signature
@@ -106,12 +107,13 @@ def open_cache(paths, size: int, align: bool = False, cache_dir=None, workers: O
         _reserve(tmp / "images.npy")
         valid = np.zeros(n, dtype=bool)
         skipped: dict = {}
-        workers = max(1, workers or (os.cpu_count() or 1))
+        from core.engine import usable_cores
+        workers = max(1, workers or usable_cores())
         bar = None
         if progress:
             from tqdm import tqdm
             bar = tqdm(total=n, desc=f"preprocessing {size}px", unit="img", dynamic_ncols=True,
-                       mininterval=0.5 if _tty() else 30)
+                       mininterval=redraw_interval(30))
         t0 = time.time()
         with ThreadPoolExecutor(workers) as pool:
             # Chunks bound the memory in flight: only CHUNK crops exist outside the memmap at once.
@@ -192,10 +194,3 @@ def _open(folder: Path, key: str, size: int, reused: bool) -> ImageCache:
         raise ValueError("cache shape mismatch")
     return ImageCache(folder, key, images, valid, dict(info.get("skipped", {})), size, reused)
 
-
-def _tty() -> bool:
-    import sys
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -310,33 +311,67 @@ def run(argv=None, log=None) -> int:
 
 
 def _run(argv, log, held: dict) -> int:
+    """The run, phase by phase: options, this process's place, the data, the configuration, the
+    run folder and the evaluation classifier (rank 0), then training."""
     import torch
     from core.engine import resolve_device
     from core.errors import FaderError
-    from core.model_file import load_model
-    from core.networks import ArchConfig
-    from .cache import open_cache
+    from .datasets import align_available
     from .distributed import default_threads, init_from_env
-    from .run_lock import RunLock
-    from .datasets import align_available, exclude_images, open_dataset, recorded_split, split_dataset
-    from .evaluation import classifier_accuracy, predict_indices, to_input, train_classifier
-    from .trainer import (CELEBA_LICENSE, CHECKPOINT_NAME, TrainConfig, Trainer, init_from_model,
-                          install_signal_handlers, load_checkpoint)
 
     parser = build_parser()
     a = parser.parse_args(argv)
     # options given on the command line (they override a --continue model's recipe)
-    given = {k for k, v in vars(a).items() if v is not None and v != parser.get_default(k)}
+    a.given = {k for k, v in vars(a).items() if v is not None and v != parser.get_default(k)}
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     if a.export_last:
-        from .trainer import export_checkpoint
-        if not a.out:
-            raise FaderError("--export-last needs --out RUN_DIR")
-        if os.environ.get("RANK", "0") != "0":
-            return 0   # under torchrun: rank 0 exports
-        export_checkpoint(Path(a.out) / CHECKPOINT_NAME, Path(a.out) / "model_last.fader", a.half_export)
-        say(f"{PROG}: wrote {Path(a.out) / 'model_last.fader'}")
-        return 0
+        return _export_last(a, say)
+    _check_options(a)
+    device = resolve_device(a.device)
+    if not (a.dist_timeout > 0 and math.isfinite(a.dist_timeout)):
+        raise FaderError(f"--dist-timeout must be positive, got {a.dist_timeout}")
+    # Under torchrun: join the other processes (None for a plain run). Only rank 0 speaks and writes.
+    dist = held["dist"] = init_from_env(device, a.dist_timeout)
+    if dist is not None:
+        device = dist.device
+        if not dist.is_main:
+            say = lambda s: None  # noqa: E731
+    quiet = a.quiet or (dist is not None and not dist.is_main)
+    torch.set_num_threads(a.threads or default_threads(dist))
+    run_dir = Path(a.out)
+    if a.align and not align_available():
+        raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
+    ck = _checkpoint_to_resume(a, run_dir)
+    data = _load_data(a, ck, run_dir, device, dist, quiet, say)
+    arch, cfg, continued_at = _configure(a, ck, data, dist)
+    meta = _run_meta(a, ck, data, run_dir, continued_at)
+    # Rank 0 prepares the run folder and the evaluation classifier; the other ranks wait for it.
+    phase = dist.phase("preparing the run folder and the evaluation classifier") if dist is not None else None
+    leader = phase is None or phase.leader
+    if leader:
+        _prepare_run_folder(ck, run_dir, data, held)
+    classifier = None
+    if ck is None and leader:
+        classifier = _evaluation_classifier(a, data, cfg, device, meta, quiet, say)
+    return _train(a, argv, ck, data, arch, cfg, meta, classifier, device, dist, phase, quiet, say, run_dir, continued_at)
+
+
+def _export_last(a, say) -> int:
+    """--export-last: the run's last checkpoint as model_last.fader (rank 0 only)."""
+    from core.errors import FaderError
+    from .trainer import CHECKPOINT_NAME, export_checkpoint
+    if not a.out:
+        raise FaderError("--export-last needs --out RUN_DIR")
+    if os.environ.get("RANK", "0") != "0":
+        return 0   # under torchrun: rank 0 exports
+    export_checkpoint(Path(a.out) / CHECKPOINT_NAME, Path(a.out) / "model_last.fader", a.half_export)
+    say(f"{PROG}: wrote {Path(a.out) / 'model_last.fader'}")
+    return 0
+
+
+def _check_options(a) -> None:
+    """Option errors found before any work (FaderError); fills in the defaults that depend on others."""
+    from core.errors import FaderError
     if not a.data:
         raise FaderError("--data is required")
     if not a.out:
@@ -356,32 +391,47 @@ def _run(argv, log, held: dict) -> int:
         a.n_clf_dis = 1 if a.lambda_clf_dis > 0 else 0
     if a.n_critic is None and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)) > 0:
         a.n_critic = 1
-    device = resolve_device(a.device)
-    if not (a.dist_timeout > 0 and math.isfinite(a.dist_timeout)):
-        raise FaderError(f"--dist-timeout must be positive, got {a.dist_timeout}")
-    # Under torchrun: join the other processes (None for a plain run). Only rank 0 speaks and writes.
-    dist = held["dist"] = init_from_env(device, a.dist_timeout)
-    if dist is not None:
-        device = dist.device
-        if not dist.is_main:
-            say = lambda s: None  # noqa: E731
-    quiet = a.quiet or (dist is not None and not dist.is_main)
-    threads = a.threads or default_threads(dist)
-    torch.set_num_threads(threads)
-    run_dir = Path(a.out)
+
+
+def _checkpoint_to_resume(a, run_dir: Path) -> Optional[dict]:
+    """The checkpoint --resume continues (None for a new run, which must not find one)."""
+    from core.errors import FaderError
+    from .trainer import CHECKPOINT_NAME, load_checkpoint
     ckpt_path = run_dir / CHECKPOINT_NAME
-    if a.align and not align_available():
-        raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
-
-    ck = None
     if a.resume:
-        ck = load_checkpoint(ckpt_path)
-    elif ckpt_path.exists():
+        return load_checkpoint(ckpt_path)
+    if ckpt_path.exists():
         raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+    return None
 
+
+@dataclass
+class _Data:
+    """What the run trains on: the data set, its labels, the split and the preprocessed images."""
+
+    ds: object
+    dropped: int
+    attrs: list
+    labels: np.ndarray
+    pseudo: list                 # attributes labelled by the --init model's classifier
+    init_model: object
+    clf_weights: Optional[dict]
+    img_size: int
+    init_path: Optional[str]     # --init or --continue
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    paths: list
+    cache: object
+
+
+def _load_data(a, ck, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
+    """Open the data, check it against --init and the checkpoint, split it and preprocess it."""
+    from core.errors import FaderError
+    from core.model_file import load_model
+    from .cache import open_cache
+    from .datasets import exclude_images, open_dataset, recorded_split, split_dataset
     init_path = a.init or a.continue_from
     init_model = load_model(init_path) if init_path else None
-    # ---- data
     ds = open_dataset(a.data, a.attr)
     dropped = 0
     if a.exclude:
@@ -389,7 +439,7 @@ def _run(argv, log, held: dict) -> int:
         say(f"{PROG}: --exclude left out {dropped} image(s)")
     attrs = list(ds.attributes)
     labels = ds.labels
-    pseudo = []
+    pseudo, order = [], []
     if init_model is not None:
         # The model's attributes come first, in its order; attributes the data lacks are labelled
         # by the model's own classifier (so fine-tuning on a folder of one attribute keeps the rest).
@@ -434,36 +484,53 @@ def _run(argv, log, held: dict) -> int:
         say(f"{PROG}: --batch-size {a.batch_size} is more than the {len(train_idx)} training images; using {len(train_idx)}")
         a.batch_size = len(train_idx)
     if init_model is not None:
-        cols = []
-        for name in order:
-            if name in {x.name for x in attrs}:
-                j = [x.name for x in attrs].index(name)
-                cols.append((next(x for x in attrs if x.name == name), labels[:, j]))
-            else:
-                cols.append((next(m for m in init_model.attributes if m.name == name), None))
-        if pseudo:
-            say(f"{PROG}: labelling {[x.name for x in pseudo]} with the --init model's classifier")
-            clf = init_model.classifier.to(device).eval()
-            pred = np.zeros((len(paths), len(init_model.attributes)), np.int64)
-            ok = np.flatnonzero(cache.valid)
-            with torch.no_grad():
-                for s in range(0, len(ok), 256):
-                    part = ok[s:s + 256]
-                    pred[part] = predict_indices(clf(to_input(cache.images[part], device)), init_model.attributes).cpu().numpy()
-            mnames = [m.name for m in init_model.attributes]
-            cols = [(x, c if c is not None else pred[:, mnames.index(x.name)]) for x, c in cols]
-        attrs = [x for x, _ in cols]
-        labels = np.stack([c for _, c in cols], 1).astype(np.int64)
+        attrs, labels = _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, device, say)
+    return _Data(ds, dropped, attrs, labels, pseudo, init_model, clf_weights, img_size, init_path, train_idx,
+                 val_idx, paths, cache)
 
+
+def _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, device, say) -> tuple:
+    """(attributes, labels) in the --init model's order; the attributes the data lacks are labelled
+    by the model's classifier."""
+    import torch
+    from .evaluation import predict_indices, to_input
+    cols = []
+    for name in order:
+        if name in {x.name for x in attrs}:
+            j = [x.name for x in attrs].index(name)
+            cols.append((next(x for x in attrs if x.name == name), labels[:, j]))
+        else:
+            cols.append((next(m for m in init_model.attributes if m.name == name), None))
+    if pseudo:
+        say(f"{PROG}: labelling {[x.name for x in pseudo]} with the --init model's classifier")
+        clf = init_model.classifier.to(device).eval()
+        pred = np.zeros((len(paths), len(init_model.attributes)), np.int64)
+        ok = np.flatnonzero(cache.valid)
+        with torch.no_grad():
+            for s in range(0, len(ok), 256):
+                part = ok[s:s + 256]
+                pred[part] = predict_indices(clf(to_input(cache.images[part], device)), init_model.attributes).cpu().numpy()
+        mnames = [m.name for m in init_model.attributes]
+        cols = [(x, c if c is not None else pred[:, mnames.index(x.name)]) for x, c in cols]
+    return [x for x, _ in cols], np.stack([c for _, c in cols], 1).astype(np.int64)
+
+
+def _configure(a, ck, data: _Data, dist) -> tuple:
+    """(ArchConfig, TrainConfig, step a --continue run starts at or None): the checkpoint's when
+    resuming, else from the options and --init (--continue: and the model's recorded recipe)."""
+    from core.errors import FaderError
+    from core.networks import ArchConfig
+    from .trainer import CHECKPOINT_NAME, TrainConfig
+    ckpt_path = Path(a.out) / CHECKPOINT_NAME
+    attrs, init_model, img_size, train_idx = data.attrs, data.init_model, data.img_size, data.train_idx
     n_attr = sum(x.n for x in attrs)
-    # ---- architecture / config
     if ck is not None:
         arch = ArchConfig.from_dict(ck["arch"])
         if [x["name"] for x in ck["attributes"]] != [x.name for x in attrs]:
             raise FaderError(f"{ckpt_path}: trained attributes {[x['name'] for x in ck['attributes']]} differ from the data's {[x.name for x in attrs]}")
         cfg = TrainConfig(**ck["config"])
         meta_prev = json.loads(ck.get("meta_json") or "{}")
-        if meta_prev.get("training", {}).get("cache_key") not in (None, cache.key):
+        if meta_prev.get("training", {}).get("cache_key") not in (None, data.cache.key):
             raise FaderError(f"{ckpt_path}: the data differ from the run's (different files or size); resume with the same --data")
         if a.steps is not None:
             cfg.steps = a.steps
@@ -497,15 +564,15 @@ def _run(argv, log, held: dict) -> int:
                           psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
     continued_at = None
     if a.continue_from:
-        cfg, continued_at = _continued_config(init_model, a, given, cfg)
+        cfg, continued_at = _continued_config(init_model, a, a.given, cfg)
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
               "lambda_critic_attr", "critic_width", "lambda_lat_dis"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
-    if clf_weights is not None:
-        cfg.clf_weights = clf_weights
+    if data.clf_weights is not None:
+        cfg.clf_weights = data.clf_weights
     if a.data_on_device:
         cfg.data_on_device = True
     if a.half_export:
@@ -513,79 +580,101 @@ def _run(argv, log, held: dict) -> int:
     if dist is not None and cfg.batch_size % dist.world_size:
         raise FaderError(f"--batch-size {cfg.batch_size} is the global batch: it must be a multiple of the "
                          f"{dist.world_size} processes")
+    return arch, cfg, continued_at
 
-    # ---- metadata
+
+def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) -> dict:
+    """The model file's metadata: what was trained on what (the checkpoint's when resuming)."""
+    from .trainer import CELEBA_LICENSE
+    ds, attrs, train_idx, val_idx, paths = data.ds, data.attrs, data.train_idx, data.val_idx, data.paths
     train_names = sorted(Path(paths[i]).name for i in train_idx)
     ids_sha = hashlib.sha1("\n".join(train_names).encode()).hexdigest()
     meta = {
-        "name": f"{run_dir.name} ({', '.join(x.name for x in attrs)}, {img_size}px)",
+        "name": f"{run_dir.name} ({', '.join(x.name for x in attrs)}, {data.img_size}px)",
         "description": f"Fader Networks model trained with fader-train on {ds.description}",
         "license": CELEBA_LICENSE if _from_celeba(ds) else "same terms as the training images (user data)",
         "training": {
-            "data": ds.description, "data_kind": ds.kind, "cache_key": cache.key,
+            "data": ds.description, "data_kind": ds.kind, "cache_key": data.cache.key,
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
             "validation": "CelebA split 1 (validation) images" if _from_celeba(ds) and {ds.items[i].split for i in val_idx} == {1}
             else "deterministic hold-out by hash of the paths inside the data",
             "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
-            "skipped": cache.skipped, "aligned_by": "face detection + alignment" if a.align else "input framing (CelebA crop)",
-            "init": str(init_path) if init_path else None,
+            "skipped": data.cache.skipped, "aligned_by": "face detection + alignment" if a.align else "input framing (CelebA crop)",
+            "init": str(data.init_path) if data.init_path else None,
             "continued_from": {"model": str(a.continue_from), "step": continued_at} if a.continue_from else None,
-            "excluded": {"sources": [str(x) for x in a.exclude], "images": dropped} if a.exclude else None,
-            "pseudo_labelled": [x.name for x in pseudo],
+            "excluded": {"sources": [str(x) for x in a.exclude], "images": data.dropped} if a.exclude else None,
+            "pseudo_labelled": [x.name for x in data.pseudo],
         },
     }
     if ck is not None:
         meta = json.loads(ck.get("meta_json") or "{}") or meta
-    # Rank 0 prepares the run folder and the evaluation classifier; the other ranks wait for it.
-    phase = dist.phase("preparing the run folder and the evaluation classifier") if dist is not None else None
-    if phase is None or phase.leader:
-        check_run_folder(run_dir)  # again: the folder may have filled while the data was read
-        held["lock"] = RunLock(run_dir).acquire()  # a second run on this folder gets a clear error
-        if ck is None and ckpt_path.exists():  # another run finished here meanwhile
-            raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
-        _start_run_folder(run_dir)
-        if ck is None:
-            from core.atomic_write import write_bytes_atomic
-            for name, idx in (("train_files.txt", train_idx), ("val_files.txt", val_idx)):
-                write_bytes_atomic(run_dir / name, ("\n".join(paths[i] for i in idx) + "\n").encode("utf-8", "surrogateescape"))
+    return meta
 
-    # ---- evaluation classifier
-    classifier = None
-    if ck is None and (phase is None or phase.leader):
-        if a.classifier:
-            cm = load_model(a.classifier)
-            if cm.classifier is None:
-                raise FaderError(f"{a.classifier}: has no classifier")
-            if [x.to_dict() for x in cm.attributes] != [x.to_dict() for x in attrs] and \
-                    [(x.name, x.values) for x in cm.attributes] != [(x.name, x.values) for x in attrs]:
-                raise FaderError(f"{a.classifier}: its classifier predicts {[x.name for x in cm.attributes]}, the run trains {[x.name for x in attrs]}")
-            if cm.image_size != img_size:
-                raise FaderError(f"{a.classifier}: classifier works at {cm.image_size}px, the run at {img_size}px")
-            classifier = cm.classifier
-            acc = classifier_accuracy(classifier.to(device), cache.images, labels, val_idx, attrs, device)
-            meta["classifier"] = {"source": str(a.classifier), "val_accuracy": dict(zip([x.name for x in attrs], acc))}
-        elif init_model is not None and init_model.classifier is not None and \
-                [(x.name, x.values) for x in init_model.attributes] == [(x.name, x.values) for x in attrs]:
-            classifier = init_model.classifier
-            acc = classifier_accuracy(classifier.to(device), cache.images, labels, val_idx, attrs, device)
-            meta["classifier"] = {"source": f"--init model {init_path}", "val_accuracy": dict(zip([x.name for x in attrs], acc))}
-        else:
-            if cfg.classifier_steps < 1:
-                raise FaderError("--classifier-steps must be positive when no --classifier is given")
-            say(f"{PROG}: training the evaluation classifier ({cfg.classifier_steps} steps)")
-            t0 = time.time()
-            classifier, acc = train_classifier(cache.images, labels, train_idx, val_idx, attrs, cfg.classifier_steps,
-                                               device, cfg.batch_size, cfg.seed, cfg.flip, progress=not quiet,
-                                               max_fm=a.classifier_max_fm)
-            meta["classifier"] = {"source": "trained by this run", "steps": cfg.classifier_steps,
-                                  "seconds": round(time.time() - t0, 1),
-                                  "val_accuracy": dict(zip([x.name for x in attrs], [round(v, 4) for v in acc]))}
-        say(f"{PROG}: classifier validation accuracy " +
-            ", ".join(f"{k} {v:.3f}" for k, v in meta["classifier"]["val_accuracy"].items()))
 
-    init_ae = init_from_model(init_model, attrs, arch) if init_model is not None else None
-    trainer = Trainer(arch, attrs, cache.images, labels, train_idx, val_idx, cfg, run_dir, device,
-                      classifier=classifier, init_ae=init_ae, meta=meta, log=say, progress=not quiet, dist=dist)
+def _prepare_run_folder(ck, run_dir: Path, data: _Data, held: dict) -> None:
+    """Rank 0: check the folder again, lock it, mark it and write the split's file lists."""
+    from core.atomic_write import write_bytes_atomic
+    from core.errors import FaderError
+    from .run_lock import RunLock
+    from .trainer import CHECKPOINT_NAME
+    check_run_folder(run_dir)  # again: the folder may have filled while the data was read
+    held["lock"] = RunLock(run_dir).acquire()  # a second run on this folder gets a clear error
+    if ck is None and (run_dir / CHECKPOINT_NAME).exists():  # another run finished here meanwhile
+        raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+    _start_run_folder(run_dir)
+    if ck is None:
+        for name, idx in (("train_files.txt", data.train_idx), ("val_files.txt", data.val_idx)):
+            write_bytes_atomic(run_dir / name, ("\n".join(data.paths[i] for i in idx) + "\n").encode("utf-8", "surrogateescape"))
+
+
+def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool, say):
+    """The classifier that measures swap accuracy: --classifier's, the --init model's, or one
+    trained now. Records its source and validation accuracy in `meta`."""
+    from core.errors import FaderError
+    from core.model_file import load_model
+    from .evaluation import classifier_accuracy, train_classifier
+    attrs, init_model, cache, labels = data.attrs, data.init_model, data.cache, data.labels
+    if a.classifier:
+        cm = load_model(a.classifier)
+        if cm.classifier is None:
+            raise FaderError(f"{a.classifier}: has no classifier")
+        if [x.to_dict() for x in cm.attributes] != [x.to_dict() for x in attrs] and \
+                [(x.name, x.values) for x in cm.attributes] != [(x.name, x.values) for x in attrs]:
+            raise FaderError(f"{a.classifier}: its classifier predicts {[x.name for x in cm.attributes]}, the run trains {[x.name for x in attrs]}")
+        if cm.image_size != data.img_size:
+            raise FaderError(f"{a.classifier}: classifier works at {cm.image_size}px, the run at {data.img_size}px")
+        classifier = cm.classifier
+        acc = classifier_accuracy(classifier.to(device), cache.images, labels, data.val_idx, attrs, device)
+        meta["classifier"] = {"source": str(a.classifier), "val_accuracy": dict(zip([x.name for x in attrs], acc))}
+    elif init_model is not None and init_model.classifier is not None and \
+            [(x.name, x.values) for x in init_model.attributes] == [(x.name, x.values) for x in attrs]:
+        classifier = init_model.classifier
+        acc = classifier_accuracy(classifier.to(device), cache.images, labels, data.val_idx, attrs, device)
+        meta["classifier"] = {"source": f"--init model {data.init_path}", "val_accuracy": dict(zip([x.name for x in attrs], acc))}
+    else:
+        if cfg.classifier_steps < 1:
+            raise FaderError("--classifier-steps must be positive when no --classifier is given")
+        say(f"{PROG}: training the evaluation classifier ({cfg.classifier_steps} steps)")
+        t0 = time.time()
+        classifier, acc = train_classifier(cache.images, labels, data.train_idx, data.val_idx, attrs, cfg.classifier_steps,
+                                           device, cfg.batch_size, cfg.seed, cfg.flip, progress=not quiet,
+                                           max_fm=a.classifier_max_fm)
+        meta["classifier"] = {"source": "trained by this run", "steps": cfg.classifier_steps,
+                              "seconds": round(time.time() - t0, 1),
+                              "val_accuracy": dict(zip([x.name for x in attrs], [round(v, 4) for v in acc]))}
+    say(f"{PROG}: classifier validation accuracy " +
+        ", ".join(f"{k} {v:.3f}" for k, v in meta["classifier"]["val_accuracy"].items()))
+    return classifier
+
+
+def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, dist, phase, quiet: bool, say,
+           run_dir: Path, continued_at: Optional[int]) -> int:
+    """Build the trainer (resumed or with a first checkpoint), train, and say how it ended."""
+    from .trainer import CHECKPOINT_NAME, Trainer, init_from_model, install_signal_handlers
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    init_ae = init_from_model(data.init_model, data.attrs, arch) if data.init_model is not None else None
+    trainer = Trainer(arch, data.attrs, data.cache.images, data.labels, data.train_idx, data.val_idx, cfg, run_dir,
+                      device, classifier=classifier, init_ae=init_ae, meta=meta, log=say, progress=not quiet, dist=dist)
     if ck is not None:
         trainer.load_state(ck)
         say(f"{PROG}: resumed {ckpt_path} at step {trainer.step} (best mean swap accuracy {trainer.best['score']:.3f} at step {trainer.best['step']})")

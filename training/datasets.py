@@ -281,7 +281,7 @@ def _open_celeba(paths: list, wanted: Optional[list]) -> Dataset:
 # ----------------------------------------------------------------------------------------------
 
 def _open_pack(path: Path, wanted: Optional[list]) -> Dataset:
-    from .pack import MEMBER_SEP, open_pack
+    from .packfile import MEMBER_SEP, open_pack
     pack = open_pack(path)
     names = [a.name for a in pack.attributes]
     if wanted is None:
@@ -531,7 +531,7 @@ def load_training_crop(path: str, size: int, align: bool = False) -> tuple:
     images are taken as already-cropped faces. `align=True`: detect the face and align it to the
     CelebA template (the first / largest face); images without a face are skipped.
     """
-    from .pack import is_member, member_file, open_pack
+    from .packfile import is_member, member_file, open_pack
     if is_member(path):  # a crop already made at the pack's resolution
         crop = open_pack(member_file(path)).crop(str(path).partition("#")[2])
         if crop is None:

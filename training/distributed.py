@@ -58,7 +58,8 @@ def world_size_from_env() -> int:
 def default_threads(ctx: Optional["DistContext"]) -> int:
     """Intra-op threads when --threads is 0: the cores this process may use, shared by the
     processes of this machine."""
-    cores = max(1, len(os.sched_getaffinity(0)))
+    from core.engine import usable_cores
+    cores = usable_cores()
     return max(1, cores // (ctx.local_world_size if ctx is not None else 1))
 
 

@@ -13,8 +13,8 @@ split and prints JSON (the model card's figures come from this command).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,15 +22,17 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from core.atomic_write import write_bytes_atomic
 from core.attributes import Attribute
 from core.errors import FaderError
+from core.engine import usable_cores
 from core.networks import ArchConfig, Classifier
-from core.small_map_conv import use_small_map_convs
-
+from .batches import BatchStream
 from .live_taps import use_live_taps
+from .losses import attr_loss
+from .progress import redraw_interval, stderr_is_terminal
+from .small_map_conv import use_small_map_convs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -57,27 +59,6 @@ def code_from_indices(y: torch.Tensor, attrs: Sequence[Attribute]) -> torch.Tens
     return code.scatter_(1, y + offsets, 1.0)
 
 
-def attr_loss(logits: torch.Tensor, y: torch.Tensor, attrs: Sequence[Attribute], smooth: float = 0.0,
-              weights: Optional[Sequence[float]] = None) -> torch.Tensor:
-    """Sum over attributes of the cross-entropy of each attribute's logits block (reference get_attr_loss).
-
-    `weights`: one factor per attribute on its term (the classifier loss's --clf-weight).
-    """
-    ns = {a.n for a in attrs}
-    if len(ns) == 1 and weights is None:
-        # All attributes have the same number of values: one fused cross-entropy (mean * k = sum of means).
-        n = ns.pop()
-        k = len(attrs)
-        return F.cross_entropy(logits.view(-1, k, n).transpose(1, 2), y, label_smoothing=smooth) * k
-    loss = 0
-    start = 0
-    for j, a in enumerate(attrs):
-        term = F.cross_entropy(logits[:, start:start + a.n], y[:, j], label_smoothing=smooth)
-        loss = loss + (term if weights is None else weights[j] * term)
-        start += a.n
-    return loss
-
-
 def predict_indices(logits: torch.Tensor, attrs: Sequence[Attribute]) -> torch.Tensor:
     """(N, sum n) logits -> (N, k) argmax value index per attribute."""
     out, start = [], 0
@@ -101,7 +82,6 @@ def train_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs, step
                      should_stop=None, log=print, max_fm: int = 512) -> tuple:
     """Train the evaluation classifier (Adam 2e-4, betas (0.5, 0.999), clip 5, flips, like the
     reference classifier.py). Returns (classifier in eval mode, per-attribute val accuracy)."""
-    from .trainer import BatchStream
     torch.manual_seed(seed)
     cfg = classifier_config(images.shape[1], sum(a.n for a in attrs), max_fm)
     size = images.shape[1]
@@ -115,7 +95,7 @@ def train_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs, step
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=steps, desc="classifier", unit="step", dynamic_ncols=True, mininterval=0.5 if _tty() else 30)
+        bar = tqdm(total=steps, desc="classifier", unit="step", dynamic_ncols=True, mininterval=redraw_interval(30))
     acc_loss = torch.zeros((), device=device)
     try:
         clf.train()
@@ -196,7 +176,7 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
     others_ok = torch.zeros(k, dtype=torch.long)
     others_n = torch.zeros(k, dtype=torch.long)
     ctx = (torch.autocast(torch.device(device).type, dtype=autocast_dtype) if autocast_dtype is not None
-           else _nullcontext())
+           else contextlib.nullcontext())
     for s in range(0, n, batch):
         xb = np.ascontiguousarray(images[s:s + batch])
         y = torch.from_numpy(np.ascontiguousarray(labels[s:s + batch])).to(device)
@@ -259,14 +239,6 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
     return out
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
-
-
 # ----------------------------------------------------------------------------------------------
 # preview grid
 
@@ -303,12 +275,6 @@ def write_png(path, rgb: np.ndarray) -> None:
         raise OSError(f"cannot encode {path}")
     write_bytes_atomic(path, buf.tobytes())
 
-
-def _tty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -411,9 +377,9 @@ def main(argv: Optional[list] = None) -> int:
             raise FaderError(f"--strength must be in (0, 20], got {args.strength}")
         if args.val_size is not None and args.val_size < 1:
             raise FaderError(f"--val-size must be a positive integer, got {args.val_size}")
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+        torch.set_num_threads(usable_cores())
         res = measure_model(args.model, args.data, args.classifier, args.val_size, args.align,
-                            args.device, args.cache_dir, args.seed, progress=_tty(),
+                            args.device, args.cache_dir, args.seed, progress=stderr_is_terminal(),
                             at_range_ends=args.at_range_ends, strength=args.strength, val_list=args.val_list)
     except FaderError as e:
         print(f"python -m training.evaluation: error: {e}", file=sys.stderr)

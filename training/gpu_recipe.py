@@ -59,7 +59,7 @@ def main(argv: Optional[list] = None) -> int:
     a = p.parse_args(argv)
     from core.errors import FaderError
     from training import cli
-    from training.pack import open_pack
+    from training.packfile import open_pack
     t0 = time.time()
     try:
         size = open_pack(a.pack).size  # the model's resolution is the pack's

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 
 from core.errors import FaderError
 
+from .progress import redraw_interval
+
 JUDGE_FORMAT = "fader-judge"
 JUDGE_ARCH = "torchvision-resnet18"
 
@@ -158,7 +160,7 @@ def train_judge(images, labels: np.ndarray, train_idx, val_idx, attributes: Sequ
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=total, desc="judge", unit="step", dynamic_ncols=True, mininterval=0.5 if _tty() else 60)
+        bar = tqdm(total=total, desc="judge", unit="step", dynamic_ncols=True, mininterval=redraw_interval(60))
     net.train()
     order = np.array([], np.int64)
     run_loss = 0.0
@@ -247,12 +249,6 @@ def load_judge(path) -> Judge:
         raise FaderError(f"{path}: judge weights do not fit a ResNet-18 ({str(e).splitlines()[0][:120]})") from None
     return Judge(net.eval(), attrs, size, meta)
 
-
-def _tty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core.small_map_conv import live_taps_input, live_taps_of, live_taps_window, output_size
+from .small_map_conv import live_taps_input, live_taps_of, live_taps_window, output_size
 
 
 class LiveTapConv2d(nn.Module):

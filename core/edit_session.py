@@ -1,0 +1,257 @@
+"""The edit session: the fader values of one photo's faces, what changed, and snapshots of them.
+
+Qt-free and light (numbers only; no image, no model), so the window keeps one on the GUI thread,
+where its widgets write it and listen to it, and `PhotoEdit` keeps one for `edit`, `batch` and
+`sweep`: every front end converts values, resets and decides "changed?" with this code.
+
+A face's value of an attribute is held as a *slider value*, what the user set:
+- a number: the attribute's value itself (binary: the slider position alpha; an attribute with
+  more than two values: the index of a pure value);
+- ``Towards(target, strength)``: an attribute with more than two values moved from the face's own
+  mix of values towards the pure value `target` (strength 0: the face's own code, 1: the pure
+  value, beyond: exaggerated) -- the window's faders for such attributes;
+- a tuple of n weights: the code itself (a recipe's list).
+`value()` turns it into the core value the engine decodes (`core.attributes.Value`).
+
+Snapshots are immutable and comparable: an undo step is a (before, after) pair of them, and a
+render request carries one to the worker thread, which never sees the session itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Optional, Sequence
+
+from .attributes import Attribute, Value, same_value, towards
+from .errors import FaderError
+
+#: The face selection "every face" (edits apply to all faces at once).
+ALL_FACES = -1
+
+
+@dataclass(frozen=True)
+class Towards:
+    """A fader of an attribute with more than two values: from the face's own code towards `target`."""
+
+    target: int
+    strength: float
+
+
+def own_slider(attr: Attribute, own: Value):
+    """The slider value that reproduces the face's own value (where Reset goes back to)."""
+    if attr.is_binary:
+        return float(own)
+    weights = [float(x) for x in own]
+    return Towards(max(range(len(weights)), key=weights.__getitem__), 0.0)
+
+
+def slider_of(value) -> object:
+    """A core value (number or list of weights) as an immutable slider value."""
+    if isinstance(value, Towards):
+        return value
+    if isinstance(value, (list, tuple)):
+        return tuple(float(x) for x in value)
+    return float(value)
+
+
+def to_value(attr: Attribute, slider, own: Value) -> Value:
+    """Slider value -> the core value the engine decodes (see the module docstring)."""
+    if isinstance(slider, Towards):
+        return towards(own, slider.target, slider.strength)
+    if isinstance(slider, (list, tuple)):
+        return [float(x) for x in slider]
+    return float(slider)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every face's slider values at one moment: per face a tuple of (attribute, slider value)."""
+
+    faces: tuple
+
+    def face(self, i: int) -> dict:
+        return dict(self.faces[i])
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of a session, as its listeners receive it.
+
+    kind: "set" (a fader), "reset", "restore" (a snapshot put back: undo/redo) or "select".
+    name: the attribute (None for a whole face); faces: the faces whose values changed.
+    merge: equal non-None keys mark one continuous edit (a slider drag: one undo step).
+    label: the caller's description (an undo text), passed through.
+    """
+
+    kind: str
+    before: Snapshot
+    after: Snapshot
+    name: Optional[str] = None
+    faces: tuple = ()
+    merge: object = None
+    label: str = ""
+
+    @property
+    def values_changed(self) -> bool:
+        return self.before != self.after
+
+
+class EditSession:
+    """The slider values of one photo's faces and the face selection, with change listeners.
+
+    Not thread-safe: one thread drives a session (the GUI thread, or `edit`/`batch`'s own).
+    """
+
+    def __init__(self, attributes: Sequence[Attribute], own_values: Sequence[Mapping],
+                 snapshot: Optional[Snapshot] = None):
+        self.attributes = list(attributes)
+        self._attr = {a.name: a for a in self.attributes}
+        self.own: list = [{a.name: own[a.name] for a in self.attributes} for own in own_values]
+        self._sliders: list = [{a.name: own_slider(a, own[a.name]) for a in self.attributes} for own in self.own]
+        self.selected = 0
+        self._listeners: list = []
+        if snapshot is not None:
+            self._put(snapshot)
+
+    # -- listeners -----------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[Change], None]) -> Callable[[], None]:
+        """Call `listener(change)` after every change; returns the function that unsubscribes."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+        return unsubscribe
+
+    def _emit(self, change: Change) -> None:
+        for listener in list(self._listeners):
+            listener(change)
+
+    # -- reading -------------------------------------------------------------------------------
+    @property
+    def n_faces(self) -> int:
+        return len(self.own)
+
+    def attribute(self, name: str) -> Attribute:
+        a = self._attr.get(name)
+        if a is None:
+            raise FaderError(f"unknown attribute {name!r}; the model has {[x.name for x in self.attributes]}")
+        return a
+
+    def shown_face(self) -> int:
+        """The face the faders show: the selected one (the first when every face is selected)."""
+        if self.selected == ALL_FACES or not self.own:
+            return 0
+        return min(self.selected, self.n_faces - 1)
+
+    def targets(self) -> list:
+        """The faces an edit of the faders applies to."""
+        return list(range(self.n_faces)) if self.selected == ALL_FACES else [self.shown_face()] if self.own else []
+
+    def slider(self, name: str, face: Optional[int] = None):
+        return self._sliders[self.shown_face() if face is None else face][name]
+
+    def own_slider(self, name: str, face: Optional[int] = None):
+        i = self.shown_face() if face is None else face
+        return own_slider(self.attribute(name), self.own[i][name])
+
+    def value(self, name: str, face: int) -> Value:
+        """The core value of one attribute of one face."""
+        return to_value(self.attribute(name), self._sliders[face][name], self.own[face][name])
+
+    def values(self, face: int) -> dict:
+        """Every attribute's core value of one face."""
+        return {a.name: self.value(a.name, face) for a in self.attributes}
+
+    def is_modified(self, face: Optional[int] = None, name: Optional[str] = None) -> bool:
+        """Whether a face (any face when None) differs from its own values (one attribute or any).
+
+        The one rule for "changed?": the decoder codes differ (core.attributes.same_value).
+        """
+        faces = range(self.n_faces) if face is None else [face]
+        names = [a.name for a in self.attributes] if name is None else [name]
+        return any(not same_value(self._attr[n], self.value(n, i), self.own[i][n]) for i in faces for n in names)
+
+    def modified_faces(self) -> list:
+        return [i for i in range(self.n_faces) if self.is_modified(i)]
+
+    def changed_values(self, face: int) -> dict:
+        """The core values of the attributes changed on `face` (what a recipe or a batch applies)."""
+        return {a.name: self.value(a.name, face) for a in self.attributes if self.is_modified(face, a.name)}
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(tuple(tuple((a.name, s[a.name]) for a in self.attributes) for s in self._sliders))
+
+    # -- writing -------------------------------------------------------------------------------
+    def _faces(self, face: Optional[int]) -> list:
+        if face is None:
+            return list(range(self.n_faces))
+        if not 0 <= face < self.n_faces:
+            raise FaderError(f"face {face} does not exist; the photo has {self.n_faces} editable face(s)")
+        return [face]
+
+    def _change(self, kind: str, faces: Iterable[int], new: Callable[[int, str], object],
+                name: Optional[str] = None, merge=None, label: str = "") -> bool:
+        faces = tuple(faces)
+        names = [a.name for a in self.attributes] if name is None else [name]
+        before = self.snapshot()
+        for i in faces:
+            for n in names:
+                self._sliders[i][n] = new(i, n)
+        after = self.snapshot()
+        if after == before:
+            return False
+        self._emit(Change(kind, before, after, name, faces, merge, label))
+        return True
+
+    def set_slider(self, name: str, slider, faces: Optional[Iterable[int]] = None, merge=None,
+                   label: str = "") -> bool:
+        """Set one attribute's slider value on `faces` (default: the selected face or faces).
+
+        Returns whether anything changed (writing the value a face already has changes nothing).
+        """
+        self.attribute(name)
+        slider = slider_of(slider)
+        return self._change("set", self.targets() if faces is None else faces, lambda i, n: slider, name, merge, label)
+
+    def set_value(self, name: str, value: Value, face: Optional[int] = None) -> bool:
+        """Set one attribute's core value on one face (every face when face is None)."""
+        self.attribute(name)
+        return self.set_slider(name, value, self._faces(face))
+
+    def reset(self, face: Optional[int] = None, name: Optional[str] = None, faces: Optional[Iterable[int]] = None,
+              label: str = "") -> bool:
+        """Back to the faces' own values (one attribute or all) on one face, the given faces, or every face."""
+        if name is not None:
+            self.attribute(name)
+        chosen = list(faces) if faces is not None else self._faces(face)
+        return self._change("reset", chosen, lambda i, n: own_slider(self._attr[n], self.own[i][n]), name, None, label)
+
+    def restore(self, snapshot: Snapshot) -> bool:
+        """Put a snapshot's values back (undo, redo, another model's faces with the same names)."""
+        before = self.snapshot()
+        self._put(snapshot)
+        after = self.snapshot()
+        if after == before:
+            return False
+        self._emit(Change("restore", before, after, None, tuple(range(self.n_faces))))
+        return True
+
+    def _put(self, snapshot: Snapshot) -> None:
+        if len(snapshot.faces) != self.n_faces:
+            raise FaderError(f"the snapshot has {len(snapshot.faces)} face(s), the photo {self.n_faces}")
+        for i, pairs in enumerate(snapshot.faces):
+            values = dict(pairs)
+            if set(values) != set(self._attr):
+                raise FaderError(f"the snapshot's attributes {sorted(values)} are not the model's {sorted(self._attr)}")
+            self._sliders[i] = {a.name: values[a.name] for a in self.attributes}
+
+    def select(self, face: int) -> None:
+        """Choose the face the faders show and edit (ALL_FACES: every face)."""
+        face = int(face)
+        if face != ALL_FACES and not 0 <= face < max(1, self.n_faces):
+            raise FaderError(f"face {face} does not exist; the photo has {self.n_faces} editable face(s)")
+        if face == self.selected:
+            return
+        self.selected = face
+        snap = self.snapshot()
+        self._emit(Change("select", snap, snap, None, tuple(self.targets())))

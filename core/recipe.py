@@ -1,0 +1,81 @@
+"""Recipes: an edit saved as JSON (the window's Save edit as recipe…) and applied by `batch`.
+
+A recipe is ``{"format": "fader-recipe", "version": 1, "model": NAME, "values": {attribute: value}}``
+with the values of the attributes the edit changed; every photo keeps its own value for the others.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+from .attributes import parse_value, value_to_code
+from .errors import FaderError
+
+RECIPE_FORMAT = "fader-recipe"
+RECIPE_VERSION = 1
+
+
+def make_recipe(values: Mapping, model_name: str = "") -> dict:
+    """The recipe object for a values dict."""
+    return {"format": RECIPE_FORMAT, "version": RECIPE_VERSION, "model": model_name,
+            "values": {k: (list(map(float, v)) if isinstance(v, (list, tuple)) else float(v)) for k, v in values.items()}}
+
+
+def load_recipe(path, attributes) -> dict:
+    """Read and validate a recipe file -> values dict.
+
+    A value is a number (slider position), a value label ("yes") or, for an attribute with more
+    than two values, a list of weights. Raises FaderError naming the file and the problem.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FaderError(f"{p}: recipe file not found") from None
+    except IsADirectoryError:
+        raise FaderError(f"{p}: recipe is a folder, not a file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FaderError(f"{p}: cannot read recipe ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FaderError(f"{p}: recipe is not valid JSON ({e.msg} at line {e.lineno})") from None
+    return recipe_values(data, attributes, name=str(p))
+
+
+def recipe_values(data, attributes, name: str = "recipe") -> dict:
+    """Validate a parsed recipe object against the model's attributes -> values dict."""
+    if not isinstance(data, dict):
+        raise FaderError(f"{name}: a recipe must be a JSON object")
+    if data.get("format") != RECIPE_FORMAT:
+        raise FaderError(f"{name}: not a Fader recipe ('format' must be {RECIPE_FORMAT!r})")
+    ver = data.get("version")
+    if not isinstance(ver, int) or isinstance(ver, bool):
+        raise FaderError(f"{name}: recipe 'version' must be an integer")
+    if ver > RECIPE_VERSION:
+        raise FaderError(f"{name}: recipe version {ver} is newer than this app supports ({RECIPE_VERSION})")
+    vals = data.get("values")
+    if not isinstance(vals, dict):
+        raise FaderError(f"{name}: recipe 'values' must be an object {{attribute: value}}")
+    by_name = {a.name.lower(): a for a in attributes}
+    out = {}
+    for key, v in vals.items():
+        a = by_name.get(str(key).lower())
+        if a is None:
+            raise FaderError(f"{name}: unknown attribute {key!r}; the model has {[x.name for x in attributes]}")
+        try:
+            if isinstance(v, str):
+                out[a.name] = parse_value(a, v)
+            elif isinstance(v, bool) or not isinstance(v, (int, float, list)):
+                raise FaderError(f"value for {a.name!r} must be a number, a label or a list of numbers, got {v!r}")
+            else:
+                nums = v if isinstance(v, list) else [v]
+                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in nums):
+                    raise FaderError(f"value for {a.name!r} must be finite numbers, got {v!r}")
+                value_to_code(a, v)  # checks the length / index
+                out[a.name] = [float(x) for x in v] if isinstance(v, list) else float(v)
+        except FaderError as e:
+            raise FaderError(f"{name}: {e}") from None
+    return out

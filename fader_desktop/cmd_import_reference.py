@@ -1,0 +1,32 @@
+"""`fader-desktop import-reference`: convert a reference-implementation checkpoint (.pth) to .fader."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.errors import FaderError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="reference checkpoint saved by facebookresearch/FaderNetworks (torch.save of the module)")
+    p.add_argument("-o", "--output", required=True, help="output .fader file")
+    p.add_argument("--attr", help="comma-separated attribute names in the checkpoint's order (default: from the checkpoint)")
+    p.add_argument("--classifier", help="the reference's classifier checkpoint, stored with the model")
+
+
+def run(args) -> int:
+    from core.atomic_write import same_file
+    from core.errors import printable
+    from core.legacy_import import import_reference_checkpoint
+    from core.model_file import save_model
+    out = Path(args.output)
+    if out.suffix != ".fader":
+        raise FaderError(f"{out}: output must be a .fader file")
+    for given in (args.checkpoint, args.classifier):
+        if given is not None and same_file(out, Path(given)):
+            raise FaderError(f"{out}: refusing to overwrite the input checkpoint {given}; choose another output path")
+    model = import_reference_checkpoint(args.checkpoint, attributes=args.attr.split(",") if args.attr else None,
+                                        classifier_path=args.classifier)
+    save_model(model, out)
+    print(f"wrote {printable(out)}")
+    return 0

@@ -1,0 +1,33 @@
+"""`fader-desktop info`: show a model's metadata."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="M", help="model file (.fader); default: the embedded model")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args) -> int:
+    from core.errors import printable as p
+    from core.model_file import default_model_path, load_model, model_summary
+    path = Path(args.model) if args.model else default_model_path()
+    model = load_model(path)
+    summary = model_summary(model)
+    summary["path"] = str(path)
+    if args.json:
+        print(json.dumps(summary))  # JSON escapes control characters itself
+        return 0
+    # the model file's strings are shown, never sent to the terminal raw (escape sequences)
+    print(f"{p(summary['name'])}  ({p(path)})")
+    print(f"  image size: {summary['image_size']} px, {summary['parameters']:,} parameters, "
+          f"classifier: {'yes' if summary['has_classifier'] else 'no'}")
+    for a in summary["attributes"]:
+        print(f"  {p(a['name'])}: values {p(a['values'])}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
+    if summary.get("metrics"):
+        print(f"  metrics: {json.dumps(summary['metrics'])}")
+    print(f"  licence: {p(summary['license'])}")
+    return 0

@@ -1,0 +1,247 @@
+"""The main window's actions, menus, toolbar and status bar, as tables.
+
+Each action is one row of ACTIONS (attribute name, text, what it calls, shortcut, tip, icon); the
+menus are lists of those names. The window gets an attribute per action (`window.act_open`, …)
+and calls `build_window_chrome(window)` once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
+from PySide6.QtWidgets import QLabel, QProgressBar, QToolButton
+
+ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
+SK = QKeySequence.StandardKey
+
+
+def icon(name: str) -> QIcon:
+    p = ICONS / f"{name}.svg"
+    return QIcon(str(p)) if p.exists() else QIcon()
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action: `calls` is a dotted path from the window ("canvas.fit_to_window") and `args`
+    are passed to it; checkable actions call it with their new state."""
+
+    attr: str
+    text: str
+    calls: Optional[str] = None
+    shortcut: object = None          # a key sequence, a standard key, or a list of them
+    tip: str = ""
+    icon: str = ""
+    checkable: bool = False
+    args: tuple = ()
+
+
+ACTIONS = (
+    ActionSpec("act_open", "&Open…", "open_photo_dialog", SK.Open, "Open a photo", "open"),
+    ActionSpec("act_next", "&Next photo in folder", "open_sibling", "Ctrl+PgDown",
+               "Open the next photo of the same folder", args=(1,)),
+    ActionSpec("act_prev", "&Previous photo in folder", "open_sibling", "Ctrl+PgUp",
+               "Open the previous photo of the same folder", args=(-1,)),
+    ActionSpec("act_export", "&Export…", "export_dialog", "Ctrl+E", "Export the edited photo", "export"),
+    ActionSpec("act_sweep", "Export s&weep…", "export_sweep_dialog", "Ctrl+Shift+E",
+               "One attribute of the selected face at several values, as a strip or an animation"),
+    ActionSpec("act_recipe", "Save edit as &recipe…", "save_recipe_dialog", "Ctrl+Shift+S",
+               "Save the selected face's fader values as a JSON recipe (for batch editing)"),
+    ActionSpec("act_batch", "&Batch export…", "batch_export_dialog", "Ctrl+Alt+B",
+               "Apply the changed faders to every photo of a folder"),
+    ActionSpec("act_open_model", "Open &model…", "open_model_dialog", "Ctrl+M", "Open a .fader model", "model"),
+    ActionSpec("act_import", "&Import reference checkpoint…", "import_reference_dialog", None,
+               "Convert a checkpoint of the reference implementation (.pth) to .fader"),
+    ActionSpec("act_card", "Model &card…", "show_model_card", None, "What the model does, its ranges, metrics and licence"),
+    ActionSpec("act_quit", "&Quit", "close", SK.Quit),
+    ActionSpec("act_reset_face", "Reset &face", "reset_face", "Ctrl+R",
+               "Every fader of the selected face back to its own value"),
+    ActionSpec("act_reset_all", "Reset &all faces", "reset_all", "Ctrl+Shift+R", "Undo every edit on every face"),
+    ActionSpec("act_fit", "&Fit to window", "canvas.fit_to_window", ["Ctrl+0"], "Fit the photo to the window", "fit"),
+    ActionSpec("act_actual", "&100 %", "canvas.actual_size", ["Ctrl+1"], "Show the photo at 100 %", "actual"),
+    ActionSpec("act_zoom_in", "Zoom &in", "canvas.zoom_in", [SK.ZoomIn, "Ctrl+="], "Zoom in"),
+    ActionSpec("act_zoom_out", "Zoom &out", "canvas.zoom_out", [SK.ZoomOut], "Zoom out"),
+    ActionSpec("act_split", "&Before/after split", "canvas.set_split", "Ctrl+B",
+               "Original on the left, edit on the right; drag the line", "split", checkable=True),
+    ActionSpec("act_boxes", "Show face &boxes", "set_show_boxes", "Ctrl+Shift+B", "Outline the faces", "faces",
+               checkable=True),
+    ActionSpec("act_about", "&About Fader Desktop", "show_about"),
+)
+
+DEVICE_CHOICES = (("auto", "&Automatic"), ("cpu", "&CPU"), ("cuda", "CU&DA (GPU)"))
+
+# menu title -> entries: an action's attribute, None for a separator, or a special entry
+MENUS = (
+    ("&File", ("act_open", "@recent", "act_prev", "act_next", None, "act_export", "act_sweep", "act_recipe",
+               "act_batch", None, "act_open_model", "act_import", "act_card", None, "act_quit")),
+    ("&Edit", ("act_undo", "act_redo", None, "act_reset_face", "act_reset_all")),
+    ("&View", ("act_fit", "act_actual", "act_zoom_in", "act_zoom_out", None, "act_split", "act_boxes",
+               "@hold_hint", None, "@dock")),
+    ("&Device", ("@devices",)),
+    ("@training", ()),
+    ("&Help", ("act_about",)),
+)
+
+TOOLBAR = ("act_open", "act_export", None, "@undo_redo", None, "act_fit", "act_actual", None, "act_split",
+           "act_boxes", "@original")
+
+
+def _target(window, dotted: str):
+    obj = window
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def make_action(window, text: str, slot=None, shortcut=None, tip: str = "", icon_name: str = "",
+                checkable: bool = False) -> QAction:
+    """A QAction with its shortcut(s), status tip, tooltip naming the shortcut, and slot."""
+    a = QAction(text, window)
+    if icon_name:
+        a.setIcon(icon(icon_name))
+    if shortcut is not None:
+        if isinstance(shortcut, (list, tuple)):
+            a.setShortcuts([QKeySequence(s) for s in shortcut])
+        else:
+            a.setShortcut(QKeySequence(shortcut))
+    if tip:
+        a.setStatusTip(tip)
+        a.setToolTip(f"{tip} ({a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+                     if not a.shortcut().isEmpty() else tip)
+    a.setCheckable(checkable)
+    if slot is not None:
+        (a.toggled if checkable else a.triggered).connect(slot)
+    return a
+
+
+def _slot(window, spec: ActionSpec):
+    if spec.calls is None:
+        return None
+    if spec.checkable:
+        return lambda on: _target(window, spec.calls)(on)
+    return lambda *_: _target(window, spec.calls)(*spec.args)
+
+
+def build_actions(window) -> None:
+    """Every action of ACTIONS as `window.<attr>`, the undo stack's actions and the device group."""
+    for spec in ACTIONS:
+        setattr(window, spec.attr, make_action(window, spec.text, _slot(window, spec), spec.shortcut, spec.tip,
+                                               spec.icon, spec.checkable))
+    window.act_undo = window.undo_stack.createUndoAction(window, "&Undo")
+    window.act_undo.setShortcut(QKeySequence.StandardKey.Undo)
+    window.act_undo.setIcon(icon("undo"))
+    window.act_redo = window.undo_stack.createRedoAction(window, "&Redo")
+    window.act_redo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z")])
+    window.act_redo.setIcon(icon("redo"))
+    window.act_boxes.setChecked(window.settings.show_boxes)
+    window.canvas.set_show_boxes(window.settings.show_boxes)
+    window.device_group = QActionGroup(window)
+    window.device_actions = {}
+    for d, label in DEVICE_CHOICES:
+        a = make_action(window, label, None, None,
+                        f"Run the model on {'the best available device' if d == 'auto' else d.upper()}", checkable=True)
+        a.setData(d)
+        a.setChecked(d == window.device)
+        window.device_group.addAction(a)
+        window.device_actions[d] = a
+    window.device_group.triggered.connect(lambda a: window.set_device(a.data()))
+
+
+def build_menus(window) -> None:
+    mb = window.menuBar()
+    for title, entries in MENUS:
+        if title == "@training":
+            _training_menu(window, mb)
+            continue
+        m = mb.addMenu(title)
+        for entry in entries:
+            if entry is None:
+                m.addSeparator()
+            elif entry == "@recent":
+                window.recent_menu = m.addMenu("Open &Recent")
+                window.recent_menu.aboutToShow.connect(window.fill_recent_menu)
+            elif entry == "@hold_hint":
+                hint = QAction("Hold \\ (backslash) to see the original", window)
+                hint.setEnabled(False)
+                m.addAction(hint)
+            elif entry == "@dock":
+                m.addAction(window.dock.toggleViewAction())
+            elif entry == "@devices":
+                window.device_menu = m
+                for a in window.device_actions.values():
+                    m.addAction(a)
+                m.aboutToShow.connect(window.check_cuda)
+            else:
+                m.addAction(getattr(window, entry))
+
+
+def _training_menu(window, mb) -> None:
+    try:
+        from .training_dialog import TrainingDialog  # noqa: F401  (optional part of the app)
+    except ImportError:
+        return
+    m = mb.addMenu("&Training")
+    m.addAction(make_action(window, "&Train model…", window.show_training_dialog, None,
+                            "Train or fine-tune a model on your own labeled photos"))
+
+
+def build_toolbar(window) -> None:
+    tb = window.addToolBar("Main")
+    tb.setObjectName("main_toolbar")
+    tb.setMovable(False)
+    tb.setIconSize(QSize(20, 20))
+    tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    for entry in TOOLBAR:
+        if entry is None:
+            tb.addSeparator()
+        elif entry == "@undo_redo":
+            # the stack's own actions carry the command text ("Undo Smiling 0.70"): fine in the menu,
+            # too wide for a toolbar, so the toolbar gets short twins that follow their state
+            for text, name, src in (("Undo", "undo", window.act_undo), ("Redo", "redo", window.act_redo)):
+                twin = QAction(icon(name), text, window)
+                twin.setToolTip(f"{text} ({src.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
+                twin.setEnabled(src.isEnabled())
+                twin.triggered.connect(src.trigger)
+                src.enabledChanged.connect(twin.setEnabled)
+                tb.addAction(twin)
+        elif entry == "@original":
+            b = window.original_button = QToolButton()
+            b.setText("Original")
+            b.setIcon(icon("original"))
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            b.setToolTip("Press and hold to see the original photo (or hold \\)")
+            b.pressed.connect(lambda: window.canvas.set_hold_original(True))
+            b.released.connect(lambda: window.canvas.set_hold_original(False))
+            tb.addWidget(b)
+        else:
+            tb.addAction(getattr(window, entry))
+
+
+def build_status(window) -> None:
+    sb = window.statusBar()
+    window.busy_bar = QProgressBar()
+    window.busy_bar.setRange(0, 0)      # indeterminate: detection time is not predictable
+    window.busy_bar.setMaximumWidth(120)
+    window.busy_bar.setTextVisible(False)
+    window.busy_bar.hide()
+    window.faces_label = QLabel()
+    window.render_label = QLabel()
+    window.render_label.setMinimumWidth(120)
+    window.render_label.setToolTip("Time the last preview took on the worker (decode + paste back)")
+    window.zoom_label = QLabel()
+    window.zoom_label.setMinimumWidth(90)
+    window.model_label = QLabel()
+    for w in (window.busy_bar, window.faces_label, window.render_label, window.zoom_label, window.model_label):
+        if isinstance(w, QLabel):
+            w.setContentsMargins(10, 0, 10, 0)
+        sb.addPermanentWidget(w)
+
+
+def build_window_chrome(window) -> None:
+    """Actions, menus, toolbar and status bar, in that order."""
+    build_actions(window)
+    build_menus(window)
+    build_toolbar(window)
+    build_status(window)

@@ -1,0 +1,168 @@
+"""The edit session (core/edit_session.py) and the one photo document every front end drives.
+
+The session is plain numbers: these tests need no model. The last ones run the real pipeline with
+the tiny model: an image with the model's framing in which nothing is detected is edited, the
+same, by PhotoEdit (the window's worker), `edit` and `batch`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.attributes import Attribute, towards
+from core.edit_session import ALL_FACES, EditSession, Towards
+from core.errors import FaderError
+
+ATTRS = [Attribute("Smiling", ("no", "yes"), (-1.0, 2.0)), Attribute("Hair", ("black", "blond", "brown"), (0.0, 1.0))]
+OWN = [{"Smiling": 0.0, "Hair": [1.0, 0.0, 0.0]}, {"Smiling": 1.0, "Hair": [0.0, 0.0, 1.0]}]
+
+
+def session():
+    return EditSession(ATTRS, OWN)
+
+
+def test_starts_at_the_faces_own_values_and_converts_sliders_to_codes():
+    s = session()
+    assert s.slider("Smiling", 0) == 0.0 and s.slider("Hair", 1) == Towards(2, 0.0)
+    assert s.values(1) == {"Smiling": 1.0, "Hair": [0.0, 0.0, 1.0]}
+    assert not s.is_modified()
+    s.set_slider("Hair", Towards(1, 0.25), faces=[1])
+    # a fader of a multi-valued attribute moves the face's own code towards the chosen value,
+    # with the rule sweeps use
+    assert s.value("Hair", 1) == towards([0.0, 0.0, 1.0], 1, 0.25) == [0.0, 0.25, 0.75]
+    assert s.is_modified(1) and not s.is_modified(0) and s.modified_faces() == [1]
+    assert s.changed_values(1) == {"Hair": [0.0, 0.25, 0.75]}
+
+
+def test_one_changed_rule_compares_the_decoder_codes():
+    s = session()
+    # another target at strength 0 decodes as the face's own code: not a change
+    s.set_slider("Hair", Towards(1, 0.0), faces=[0])
+    assert s.slider("Hair", 0) == Towards(1, 0.0) and not s.is_modified(0)
+    # the same value written as a code, or off by float noise, is no change either
+    s.set_value("Hair", [1.0, 0.0, 0.0], face=0)
+    s.set_value("Smiling", 1e-12, face=0)
+    assert not s.is_modified(0) and s.changed_values(0) == {}
+    s.set_value("Smiling", 0.01, face=0)
+    assert s.is_modified(0, "Smiling") and not s.is_modified(0, "Hair")
+
+
+def test_edits_follow_the_selection_and_reset_goes_back_to_each_face_own_value():
+    s = session()
+    s.set_slider("Smiling", 1.5)                  # selected: face 0
+    assert s.values(0)["Smiling"] == 1.5 and s.values(1)["Smiling"] == 1.0
+    s.select(ALL_FACES)
+    assert s.targets() == [0, 1] and s.shown_face() == 0
+    s.set_slider("Smiling", -0.5)
+    assert [s.value("Smiling", i) for i in (0, 1)] == [-0.5, -0.5]
+    s.reset(faces=[1])
+    assert s.value("Smiling", 1) == 1.0 and s.value("Smiling", 0) == -0.5
+    s.reset()
+    assert not s.is_modified()
+    with pytest.raises(FaderError, match="face 5 does not exist"):
+        s.set_value("Smiling", 1.0, face=5)
+    with pytest.raises(FaderError, match="unknown attribute 'Beard'"):
+        s.set_slider("Beard", 1.0)
+
+
+def test_snapshots_are_immutable_and_restore_exactly():
+    s = session()
+    before = s.snapshot()
+    s.set_slider("Smiling", 2.0)
+    s.set_slider("Hair", Towards(1, 0.5))
+    after = s.snapshot()
+    assert before != after and hash(after) != hash(before)
+    with pytest.raises(Exception):
+        after.faces = ()   # frozen
+    s.restore(before)
+    assert s.snapshot() == before and not s.is_modified()
+    s.restore(after)
+    assert s.values(0) == {"Smiling": 2.0, "Hair": [0.5, 0.5, 0.0]}
+    # a snapshot carries over to a session of the same faces (another model, same attributes)
+    other = EditSession(ATTRS, OWN, snapshot=after)
+    assert other.snapshot() == after
+    with pytest.raises(FaderError, match=r"has 2 face\(s\), the photo 1"):
+        EditSession(ATTRS, OWN[:1]).restore(after)
+
+
+def test_listeners_hear_each_change_once_and_a_write_of_the_same_value_is_none():
+    s = session()
+    heard = []
+    unsubscribe = s.subscribe(heard.append)
+    assert s.set_slider("Smiling", 0.7, merge=3) is True
+    assert s.set_slider("Smiling", 0.7, merge=3) is False   # what a widget showing the value writes back
+    s.reset(label="Reset face")
+    s.restore(heard[0].after)
+    s.select(1)
+    s.select(1)
+    assert [c.kind for c in heard] == ["set", "reset", "restore", "select"]
+    first = heard[0]
+    assert (first.name, first.faces, first.merge) == ("Smiling", (0,), 3)
+    assert first.before.face(0)["Smiling"] == 0.0 and first.after.face(0)["Smiling"] == 0.7
+    assert heard[1].label == "Reset face" and heard[1].after == first.before
+    unsubscribe()
+    s.set_slider("Smiling", 1.9)
+    assert len(heard) == 4
+
+
+# -- the document: the same faces and the same result for every front end --------------------------
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_path):
+    from core.engine import Engine
+    from core.model_file import load_model
+    return Engine(load_model(tiny_model_path), device="cpu")
+
+
+def _framed_image() -> np.ndarray:
+    """178x218 (CelebA's aligned framing), smooth, no face a detector finds."""
+    yy, xx = np.mgrid[0:218, 0:178]
+    img = np.stack([80 + 0.5 * xx, 100 + 0.3 * yy, 140 - 0.2 * xx], axis=2)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_an_image_with_the_models_framing_and_no_detected_face_is_edited_the_same_everywhere(
+        tmp_path, capsys, engine, tiny_model_path):
+    """The window always edited such an image as an aligned crop, while `edit` and `batch`
+    refused it ("no face found"): the fallback now lives in core, so all three agree."""
+    from core.batch import BatchOptions, run_batch
+    from core.image_io import load_image, save_image
+    from core.photo_edit import PhotoEdit
+    from fader_desktop.cli import main
+    src = tmp_path / "in" / "framed.png"
+    src.parent.mkdir()
+    save_image(src, _framed_image())
+    doc = PhotoEdit.open(src, engine)
+    assert doc.fallback and doc.aligned and len(doc.faces) == 1
+    doc.set_values({"Smiling": 2.0})
+    want = doc.render()
+    assert not np.array_equal(want, load_image(src))
+
+    rc = main(["edit", str(src), "-o", str(tmp_path / "edit.png"), "--set", "Smiling=2", "--model",
+               str(tiny_model_path), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "no face detected" in err and "aligned crop" in err
+    assert np.array_equal(load_image(tmp_path / "edit.png"), want)
+
+    rep = run_batch(src.parent, tmp_path / "out", engine, BatchOptions(values={"Smiling": 2.0}))
+    (item,) = rep.items
+    assert item.status == "ok" and "edited as an aligned crop" in item.reason, item.reason
+    diff = np.abs(load_image(tmp_path / "out" / "framed.png").astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.001   # batching may round differently
+
+
+def test_edit_region_bounds_every_changed_pixel(engine, portrait_path):
+    from core.image_io import load_image
+    from core.photo_edit import PhotoEdit
+    doc = PhotoEdit.open(portrait_path, engine)
+    x, y, w, h = doc.edit_region()
+    assert 0 < w < doc.image.shape[1] and 0 < h < doc.image.shape[0]
+    doc.set_values({"Smiling": 2.0, "Male": -1.0})
+    full = doc.render()
+    changed = np.argwhere(np.any(full != load_image(portrait_path), axis=2))
+    assert len(changed) > 100
+    assert changed[:, 0].min() >= y and changed[:, 0].max() < y + h
+    assert changed[:, 1].min() >= x and changed[:, 1].max() < x + w
+    patch, (px, py) = doc.render_region()
+    assert (px, py) == (x, y) and np.array_equal(patch, full[y:y + h, x:x + w])
