@@ -24,17 +24,25 @@ def labeled_folder(tmp_path, celeba_aligned):
     return root
 
 
-def test_training_run_shows_progress_and_cancel_leaves_a_resumable_run(qtbot, tmp_path, labeled_folder):
+def _tiny_run_dialog(qtbot, tmp_path, labeled_folder, classifier_steps: int, processes: int = 1) -> TrainingDialog:
+    """The training dialog filled in for a tiny 32 px CPU run on the labeled folder."""
     d = TrainingDialog()
     qtbot.addWidget(d)
     d.data_edit.setText(str(labeled_folder))
     d.size_combo.setCurrentIndex(d.size_combo.findData(32))
     d.steps_spin.setValue(5000)
     d.device_combo.setCurrentIndex(d.device_combo.findData("cpu"))
+    if processes > 1:
+        d.procs_spin.setValue(processes)
     d.out_edit.setText(str(tmp_path / "run"))
-    d.extra_edit.setText(f"--classifier-steps 4 --val-size 4 --batch-size 4 --eval-every 2 --log-every 1 "
-                         f"--n-layers 3 --init-fm 8 --max-fm 32 --hid-dim 16 --threads 1 --quiet "
+    d.extra_edit.setText(f"--classifier-steps {classifier_steps} --val-size 4 --batch-size 4 --eval-every 2 "
+                         f"--log-every 1 --n-layers 3 --init-fm 8 --max-fm 32 --hid-dim 16 --threads 1 --quiet "
                          f"--cache-dir {tmp_path / 'cache'}")
+    return d
+
+
+def test_training_run_shows_progress_and_cancel_leaves_a_resumable_run(qtbot, tmp_path, labeled_folder):
+    d = _tiny_run_dialog(qtbot, tmp_path, labeled_folder, classifier_steps=4)
     d.show()
     finished = []
     d.start()
@@ -81,17 +89,7 @@ def test_a_two_process_run_from_the_dialog(qtbot, tmp_path, labeled_folder):
     """Processes = 2 starts the same trainer data-parallel under torchrun: rank 0's progress and
     log reach the dialog, and Cancel stops every process with a resumable checkpoint."""
     import json
-    d = TrainingDialog()
-    qtbot.addWidget(d)
-    d.data_edit.setText(str(labeled_folder))
-    d.size_combo.setCurrentIndex(d.size_combo.findData(32))
-    d.steps_spin.setValue(5000)
-    d.device_combo.setCurrentIndex(d.device_combo.findData("cpu"))
-    d.procs_spin.setValue(2)
-    d.out_edit.setText(str(tmp_path / "run"))
-    d.extra_edit.setText(f"--classifier-steps 2 --val-size 4 --batch-size 4 --eval-every 2 --log-every 1 "
-                         f"--n-layers 3 --init-fm 8 --max-fm 32 --hid-dim 16 --threads 1 --quiet "
-                         f"--cache-dir {tmp_path / 'cache'}")
+    d = _tiny_run_dialog(qtbot, tmp_path, labeled_folder, classifier_steps=2, processes=2)
     finished = []
     d.start()
     d.proc.finished.connect(lambda code, status: finished.append(code))

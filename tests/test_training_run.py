@@ -379,14 +379,20 @@ def test_align_mode_detects_faces_and_skips_faceless_images(tmp_path):
     assert np.abs(cache.images[0].astype(int) - plain).mean() > 10
 
 
-def test_max_minutes_stops_with_an_exported_model(tmp_path, capsys):
-    from training import cli
-    rng = np.random.default_rng(0)
+def _noise_folder(root: Path, seed: int) -> Path:
+    """A labeled folder root/Bangs/{no,yes} of 12 random 40x40 images each."""
+    rng = np.random.default_rng(seed)
     for v in ("no", "yes"):
         for i in range(12):
-            p = tmp_path / "Bangs" / v / f"{i}.png"
+            p = root / "Bangs" / v / f"{i}.png"
             p.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(p), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    return root / "Bangs"
+
+
+def test_max_minutes_stops_with_an_exported_model(tmp_path, capsys):
+    from training import cli
+    _noise_folder(tmp_path, 0)
     out = tmp_path / "run"
     t0 = time.time()
     code = cli.main(["--data", str(tmp_path / "Bangs"), "--img-size", "32", "--init-fm", "8", "--max-fm", "16",
@@ -407,13 +413,7 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
     """--continue: a new run goes on from a committed float16 model: its weights, its recipe, its
     step count (so the loss weights' ramps go on), with options given on the command line on top."""
     from training import cli
-    rng = np.random.default_rng(1)
-    for v in ("no", "yes"):
-        for i in range(12):
-            p = tmp_path / "Bangs" / v / f"{i}.png"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(p), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
-    common = ["--data", str(tmp_path / "Bangs"), "--img-size", "32", "--quiet", "--cache-dir", str(tmp_path / "cache"),
+    common = ["--data", str(_noise_folder(tmp_path, 1)), "--img-size", "32", "--quiet", "--cache-dir", str(tmp_path / "cache"),
               "--val-size", "4", "--threads", "1"]
     first = tmp_path / "first"
     assert cli.main(common + ["--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",

@@ -235,15 +235,20 @@ def read_celeba_attributes(attr_file: Path) -> tuple:
     return names, table
 
 
-def _open_celeba(paths: list, wanted: Optional[list]) -> Dataset:
-    attr_file = _find_celeba_attr_file(paths[0])
-    names, table = read_celeba_attributes(attr_file)
+def _columns(names: list, wanted: Optional[list], unknown_msg: str, hint: str = "") -> tuple:
+    """(wanted attribute names, their columns among `names`); all of them when `wanted` is None."""
     if wanted is None:
         wanted = names
     unknown = [a for a in wanted if a not in names]
     if unknown:
-        _err(f"{attr_file}: unknown CelebA attribute(s) {unknown}")
-    cols = [names.index(a) for a in wanted]
+        _err(f"{unknown_msg} {unknown}{hint}")
+    return wanted, [names.index(a) for a in wanted]
+
+
+def _open_celeba(paths: list, wanted: Optional[list]) -> Dataset:
+    attr_file = _find_celeba_attr_file(paths[0])
+    names, table = read_celeba_attributes(attr_file)
+    wanted, cols = _columns(names, wanted, f"{attr_file}: unknown CelebA attribute(s)")
     partition = {}
     pfile = attr_file.parent / CELEBA_PARTITION_FILE
     if pfile.is_file():
@@ -284,12 +289,7 @@ def _open_pack(path: Path, wanted: Optional[list]) -> Dataset:
     from .packfile import MEMBER_SEP, open_pack
     pack = open_pack(path)
     names = [a.name for a in pack.attributes]
-    if wanted is None:
-        wanted = names
-    unknown = [a for a in wanted if a not in names]
-    if unknown:
-        _err(f"{path}: the pack has no attribute(s) {unknown} (it has {names})")
-    cols = [names.index(a) for a in wanted]
+    wanted, cols = _columns(names, wanted, f"{path}: the pack has no attribute(s)", f" (it has {names})")
     items = [Item(f"{path}{MEMBER_SEP}{n}", tuple(int(v) for v in pack.labels[i, cols]), int(pack.splits[i]))
              for i, n in enumerate(pack.names)]
     desc = f"pack {path} ({len(items)} crops at {pack.size} px; {pack.description})"
