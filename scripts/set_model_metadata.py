@@ -1,7 +1,8 @@
 """Set the slider ranges and descriptive metadata stored in a .fader model (before shipping it).
 
     python scripts/set_model_metadata.py MODEL.fader [--range Smiling=-1:2 ...] [--name N]
-        [--description D] [--card PATH] [--training-data TEXT] [--out OUT.fader] [--half]
+        [--description D] [--card PATH] [--training-data TEXT] [--classifier OTHER.fader]
+        [--out OUT.fader] [--half]
 
 Writes OUT (default: MODEL itself, replaced atomically) with the same networks and the changed
 metadata. The recommended slider ranges (the window's and the command line's fader limits) are
@@ -41,6 +42,8 @@ def main(argv=None) -> int:
     p.add_argument("--description", help="one-paragraph description")
     p.add_argument("--card", help="path of its model card (informative)")
     p.add_argument("--training-data", help="replace the training data description")
+    p.add_argument("--classifier", help="take the evaluation classifier (and its validation figures) of this "
+                                        "model instead (same attributes and image size)")
     p.add_argument("--out", help="output model (default: replace MODEL)")
     p.add_argument("--half", action="store_true", help="store float tensors as float16")
     a = p.parse_args(argv)
@@ -56,6 +59,16 @@ def main(argv=None) -> int:
         for key in ("name", "description", "card"):
             if getattr(a, key) is not None:
                 model.meta[key] = getattr(a, key)
+        if a.classifier:
+            other = load_model(a.classifier)
+            if other.classifier is None:
+                raise FaderError(f"{a.classifier}: has no classifier")
+            if [(x.name, x.values) for x in other.attributes] != [(x.name, x.values) for x in model.attributes] \
+                    or other.image_size != model.image_size:
+                raise FaderError(f"{a.classifier}: its classifier reads other attributes or another image size")
+            model = dataclasses.replace(model, classifier=other.classifier, classifier_config=other.classifier_config)
+            if "classifier" in other.meta:
+                model.meta["classifier"] = dict(other.meta["classifier"], source=f"{a.classifier}")
         if a.training_data is not None:
             model.meta.setdefault("training", {})["data"] = a.training_data
         save_model(model, a.out or a.model, half=a.half)
