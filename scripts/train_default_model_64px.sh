@@ -21,7 +21,7 @@
 #   those values by a classifier trained alongside, never the evaluation classifier), 2,400 steps:
 #   swap accuracy 0.39 -> 0.89 within 1,200 steps, where stages 1-2 had plateaued at 0.35-0.39.
 # Stage 4 (runs/default64_stage4_*): five skip-connection fine-tunes from stage 3's best, each from
-#   the last state of the one before (docs/default_model/skip_connection_runs.md): add a skip
+#   the last state of the one before (docs/default_model/previous_64px/skip_connection_runs.md): add a skip
 #   connection at the reference's weak latent weight (1e-4), a stronger classifier loss, Young x3,
 #   then blur + edit total variation, then the edit colour penalty. The last one is shipped.
 # Check classifier (runs/default64_check_classifier): a second evaluation classifier (seed 1) that
