@@ -144,6 +144,38 @@ def test_edit_smoothness_options(celeba_sample, tmp_path):
     assert all(torch.isfinite(p).all() for p in blurred.clf_dis.parameters())
 
 
+def test_weight_average_is_what_gets_evaluated_and_exported(celeba_sample, tmp_path):
+    """--ema: the averaged auto-encoder trails the live one, is the one evaluated and exported, and
+    survives a checkpoint; a checkpoint written without it starts the average at its weights."""
+    attrs, images, labels, tr_idx, va_idx = celeba_sample
+    t, recs = _run(celeba_sample, 0.0, 30, tmp_path / "a", ema=0.9)
+    live = dict(t.ae.named_parameters())
+    avg = dict(t.ae_ema.named_parameters())
+    assert any(not torch.equal(live[k], avg[k]) for k in live)
+    assert all(float((live[k] - avg[k]).detach().abs().max()) < 1.0 for k in live)  # it follows the weights
+    assert t.ae_eval is t.ae_ema and not any(p.requires_grad for p in t.ae_ema.parameters())
+    t.run_dir.mkdir(parents=True, exist_ok=True)
+    t.export(t.run_dir / "m.fader", {})
+    exported = load_model(t.run_dir / "m.fader").autoencoder.state_dict()
+    assert all(torch.equal(exported[k], v.cpu()) for k, v in t.ae_ema.state_dict().items())
+    assert not all(torch.equal(exported[k], v.cpu()) for k, v in t.ae.state_dict().items())
+    t.save_checkpoint()
+    ck = load_checkpoint(t.ckpt_path)
+    again = Trainer(t.arch, attrs, images, labels, tr_idx, va_idx, TrainConfig(**ck["config"]), tmp_path / "a", "cpu",
+                    progress=False)
+    again.load_state(ck)
+    assert all(torch.equal(v, again.ae_ema.state_dict()[k]) for k, v in t.ae_ema.state_dict().items())
+    plain, _ = _run(celeba_sample, 0.0, 3, tmp_path / "b")
+    assert plain.ae_eval is plain.ae and plain.ae_ema is None
+    plain.run_dir.mkdir(parents=True, exist_ok=True)
+    plain.save_checkpoint()
+    ck = load_checkpoint(plain.ckpt_path)
+    later = Trainer(plain.arch, attrs, images, labels, tr_idx, va_idx, TrainConfig(**{**ck["config"], "ema": 0.99}),
+                    tmp_path / "b", "cpu", progress=False)
+    later.load_state(ck)
+    assert all(torch.equal(v, later.ae_ema.state_dict()[k]) for k, v in plain.ae.state_dict().items())
+
+
 def test_image_critic_learns_attributes_and_steers_the_decoder(celeba_sample, tmp_path):
     """--n-critic: the critic's attribute head learns the real images' attributes, its realism head
     tells real from decoded, the auto-encoder's decodes move towards what the head reads as the

@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the critic's realism term on decodes with random attributes (default 0)")
     g.add_argument("--lambda-critic-attr", type=float, default=None, metavar="X",
                    help="weight of the critic's attribute term on those decodes (default 0)")
+    g.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="evaluate, preview and export an exponential moving average of the auto-encoder's weights "
+                        "(e.g. 0.999, the last ~1,000 steps) instead of the live ones, which oscillate under the "
+                        "adversarial terms (default 0: off; changeable on resume)")
     g.add_argument("--critic-width", type=int, default=None, metavar="N",
                    help="feature maps of the critic's first layer (default 32; 16 is ~4x cheaper; a resumed run "
                         "with another width starts a new critic)")
@@ -204,9 +208,9 @@ def _check_numbers(a) -> None:
               "n_clf_dis", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
               "lambda_critic_attr"):
         pos(n, getattr(a, n), allow_zero=True)
-    for n in ("dec_dropout", "lat_dis_dropout"):
+    for n in ("dec_dropout", "lat_dis_dropout", "ema"):
         v = getattr(a, n)
-        if not 0 <= v < 1:
+        if v is not None and not 0 <= v < 1:
             raise FaderError(f"--{n.replace('_', '-')} must be in [0, 1), got {v}")
     if not 0 <= a.smooth_label < 0.5:
         raise FaderError(f"--smooth-label must be in [0, 0.5), got {a.smooth_label}")
@@ -230,7 +234,7 @@ def _check_numbers(a) -> None:
 _RECIPE_OPTIONS = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_ptc_dis",
                    "lambda_clf_dis", "lambda_schedule", "n_lat_dis", "n_ptc_dis", "n_clf_dis", "smooth_label", "seed",
                    "psnr_drop", "amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic",
-                   "lambda_critic_adv", "lambda_critic_attr", "critic_width")
+                   "lambda_critic_adv", "lambda_critic_attr", "critic_width", "ema")
 
 
 def _continued_config(model, a, given: set, cfg):
@@ -568,7 +572,7 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
-              "lambda_critic_attr", "critic_width", "lambda_lat_dis"):
+              "lambda_critic_attr", "critic_width", "lambda_lat_dis", "ema"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
     if data.clf_weights is not None:
