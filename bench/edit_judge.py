@@ -124,8 +124,8 @@ def eval_aligned(files, labels, engine, judge, names, tmp: Path, at_ends: bool) 
     for i, f in enumerate(files):
         doc = PhotoEdit.open(f, engine, aligned=True)
         face = doc.faces[0]
-        base_j = judge.predict(aligned_crop(doc.image, CELEBA_TEMPLATE, jsize).crop[None])[0] > 0.5
         base_crop = aligned_crop(doc.image, CELEBA_TEMPLATE, jsize).crop
+        base_j = judge.predict(base_crop[None])[0] > 0.5
         recon_j = judge.predict(np.rint(face.reconstruction).astype(np.uint8)[None])[0] > 0.5
         recon_o = own_reading(engine, np.rint(face.reconstruction).astype(np.uint8)[None])[0] > 0.5
         base_o = own_reading(engine, aligned_crop(doc.image, CELEBA_TEMPLATE, msize).crop[None])[0] > 0.5
