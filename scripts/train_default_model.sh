@@ -49,8 +49,8 @@ mkdir -p "$(dirname "$A")"
     cp -r "$A" "$B"
   fi
   "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps "$STEPS" --n-critic 1 --critic-width 16 \
-      --lambda-critic-adv 0.005 --lambda-critic-attr 0.03 --lambda-lat-dis 4e-4 --lambda-edit-tv 0.05 \
-      --lambda-edit-chroma 0.5 --keep-evals --eval-every 500 --ckpt-every 250 >>"$B/train.log" 2>&1
+      --lambda-critic-adv 0.02 --lambda-critic-attr 0.03 --lambda-lat-dis 4e-4 --lambda-edit-tv 0.05 \
+      --lambda-edit-chroma 0.5 --ema 0.999 --keep-evals --eval-every 500 --ckpt-every 250 >>"$B/train.log" 2>&1
   if [ ! -f "$CLF/model.fader" ]; then
     "$PY" -m training.cli "${COMMON[@]}" --n-layers 5 --init-fm 16 --max-fm 256 --n-skip 2 --steps 1 \
         --classifier-steps 2500 --classifier-max-fm 256 --val-size 500 --quiet --out "$CLF" >>"$CLF.log" 2>&1

@@ -36,9 +36,9 @@ def recipe_args(pack: str, out: str, device: str, minutes: float, img_size: int 
             "--batch-size", "256", "--lr", "4e-4", "--data-on-device",
             "--amp", "bf16" if device != "cpu" else "off",
             # losses (see the model card)
-            "--lambda-lat-dis", "1e-3", "--lambda-schedule", "2000",
-            "--n-critic", "1", "--lambda-critic-adv", "0.005", "--lambda-critic-attr", "0.03",
-            "--lambda-edit-chroma", "0.1",
+            "--lambda-lat-dis", "4e-4", "--lambda-schedule", "2000",
+            "--n-critic", "1", "--critic-width", "16", "--lambda-critic-adv", "0.02", "--lambda-critic-attr", "0.03",
+            "--lambda-edit-chroma", "0.5", "--lambda-edit-tv", "0.05", "--ema", "0.999",
             "--classifier-steps", "500", "--classifier-max-fm", "256",
             "--steps", "1000000", "--max-minutes", str(minutes), "--eval-every", "500", "--ckpt-every", "500",
             "--val-size", "500", "--half-export", "--quiet"]
