@@ -221,9 +221,17 @@ class AutoEncoder(nn.Module):
             dec_outputs.append(layer(h))
         return dec_outputs
 
-    def forward(self, x, y):
+    def forward(self, x, y, y_extra=None):
+        """(encoder activations, decoder activations). With `y_extra` (a second code per image) the
+        decoder runs once on both codes stacked, [y; y_extra], so that batch normalization sees one
+        batch: decoded separately, each pass would be normalized by its own batch's statistics and
+        the decoder could tell a reconstruction from an edit by them, which inference cannot."""
         enc_outputs = self.encode(x)
-        return enc_outputs, self.decode(enc_outputs, y)
+        if y_extra is None:
+            return enc_outputs, self.decode(enc_outputs, y)
+        k = self.config.n_skip
+        twice = [None] * (len(enc_outputs) - 1 - k) + [torch.cat([e, e]) for e in enc_outputs[len(enc_outputs) - 1 - k:]]
+        return enc_outputs, self.decode(twice, torch.cat([y, y_extra]))
 
 
 class LatentDiscriminator(nn.Module):

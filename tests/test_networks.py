@@ -234,3 +234,23 @@ def test_image_layer_code_split_matches_the_concatenation(channels_last):
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     assert outs[0].is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_two_codes_decode_in_one_batch():
+    """forward(x, y, y_extra) decodes [y; y_extra] in one pass: in evaluation the two halves are the
+    separate decodes; in training they share one batch's statistics (a separate pass would not)."""
+    torch.manual_seed(4)
+    ae = AutoEncoder(_cfg(n_skip=2, init_fm=4))
+    x = torch.randn(4, 3, 32, 32)
+    y = torch.eye(N_ATTR)[:4]
+    y2 = torch.eye(N_ATTR)[1:5]
+    ae.eval()
+    enc, dec = ae(x, y, y2)
+    assert dec[-1].shape == (8, 3, 32, 32) and enc[-1].shape[0] == 4
+    torch.testing.assert_close(dec[-1][:4], ae.decode(enc, y)[-1])
+    torch.testing.assert_close(dec[-1][4:], ae.decode(enc, y2)[-1])
+    ae.train()
+    with torch.no_grad():
+        enc, dec = ae(x, y, y2)
+        alone = ae.decode(enc, y2)[-1]
+    assert not torch.allclose(dec[-1][4:], alone, atol=1e-4)

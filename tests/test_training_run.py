@@ -509,3 +509,57 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch)
     assert calls[:2] == [3, 6]
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["step"] == 3
     assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".part")]
+
+
+def test_averaged_weights_get_their_own_batch_norm_statistics(celeba_sample, tmp_path):
+    """--ema: before an evaluation the average's batch-norm statistics are measured for its own
+    weights (the live network's fit the live weights), without moving the training's random stream."""
+    attrs, images, labels, tr_idx, va_idx = celeba_sample
+    t, _ = _run(celeba_sample, 0.0, 40, tmp_path, ema=0.9, n_critic=1, lambda_critic_adv=0.01)
+    live = {k: v.clone() for k, v in t.ae.named_buffers() if "running" in k}
+    vi = images[va_idx][:64]
+    before = _psnr(t.ae_ema, vi)
+    rng = torch.get_rng_state()
+    t._recalibrate_ema_bn()
+    assert torch.equal(rng, torch.get_rng_state())
+    mine = dict(t.ae_ema.named_buffers())
+    assert all(not torch.allclose(v, mine[k]) for k, v in live.items())
+    after = _psnr(t.ae_ema, vi)
+    print(f'PSNR {before:.2f} -> {after:.2f}')
+    assert after > before + 0.2, (before, after)
+
+
+@torch.no_grad()
+def _psnr(ae, images_u8) -> float:
+    from training.evaluation import to_input
+    ae.eval()
+    x = to_input(images_u8, "cpu")
+    y = torch.zeros(len(x), ae.config.n_attr)
+    y[:, 0::2] = 1  # a fixed code: the comparison is between statistics, not attributes
+    out = ae(x, y)[1][-1].clamp(-1, 1)
+    return float(10 * torch.log10(4.0 / ((out - x) ** 2).mean()))
+
+
+def test_resume_after_the_data_were_copied_again(tmp_path):
+    """Resuming accepts the same files with new modification times (a re-synced copy of the data)
+    and refuses different files."""
+    _need_celeba()
+    import shutil
+    src = _folder_from_celeba(tmp_path / "links", "Smiling", 20)
+    data = tmp_path / "d" / "Smiling"
+    shutil.copytree(src, data, symlinks=False)
+    common = ["--data", str(data), "--img-size", "32", "--init-fm", "8", "--max-fm", "32", "--n-layers", "3",
+              "--hid-dim", "32", "--classifier-steps", "3", "--eval-every", "10", "--ckpt-every", "5",
+              "--threads", "1", "--quiet", "--cache-dir", str(tmp_path / "cache"), "--val-size", "8"]
+    out = tmp_path / "run"
+    assert _cli(common + ["--steps", "10", "--out", str(out)]).returncode == 0
+    later = time.time() + 3600
+    for f in data.rglob("*.jpg"):
+        os.utime(f, (later, later))
+    res = _cli(common + ["--steps", "15", "--out", str(out), "--resume"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert load_checkpoint(out / CHECKPOINT_NAME)["step"] == 15
+    victim = sorted((data / "yes").glob("*.jpg"))[0]
+    victim.rename(victim.with_name("renamed_" + victim.name))
+    res = _cli(common + ["--steps", "20", "--out", str(out), "--resume"])
+    assert res.returncode != 0 and "the data differ from the run's" in res.stderr

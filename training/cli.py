@@ -534,7 +534,13 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
             raise FaderError(f"{ckpt_path}: trained attributes {[x['name'] for x in ck['attributes']]} differ from the data's {[x.name for x in attrs]}")
         cfg = TrainConfig(**ck["config"])
         meta_prev = json.loads(ck.get("meta_json") or "{}")
-        if meta_prev.get("training", {}).get("cache_key") not in (None, data.cache.key):
+        prev = meta_prev.get("training", {})
+        # The cache key also covers modification times, which a copy or a re-sync of the data changes:
+        # the same training and validation files (by name and count) are the same data.
+        names = sorted(Path(data.paths[i]).name for i in train_idx)
+        same_files = (prev.get("train_files_sha1") == hashlib.sha1("\n".join(names).encode()).hexdigest()
+                      and prev.get("n_train") == len(train_idx) and prev.get("n_val") == len(data.val_idx))
+        if prev.get("cache_key") not in (None, data.cache.key) and not same_files:
             raise FaderError(f"{ckpt_path}: the data differ from the run's (different files or size); resume with the same --data")
         if a.steps is not None:
             cfg.steps = a.steps

@@ -440,9 +440,16 @@ class Trainer:
             # The discriminators' own weight gradients are not needed here: skip computing them.
             m.requires_grad_(False)
         try:
+            use_critic = self.critic is not None and cfg.lambda_critic_adv + cfg.lambda_critic_attr > 0
+            edits = cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv + cfg.lambda_edit_chroma > 0 \
+                or use_critic
             with self._autocast():
-                enc, dec = self._trained(self.ae)(x, code_from_indices(y, self.attrs))
-                rec = ((x - dec[-1].float()) ** 2).mean()
+                rnd = self._random_code(y) if edits else None
+                enc, dec = self._trained(self.ae)(x, code_from_indices(y, self.attrs), rnd)
+                out = dec[-1]
+                if edits:  # one decoder pass over [reconstruction; edit]: shared batch statistics
+                    out, dec_f = out[:len(x)], out[len(x):]
+                rec = ((x - out.float()) ** 2).mean()
                 loss = cfg.lambda_ae * rec
                 adv = torch.zeros((), device=x.device)
                 lam = cfg.lam(cfg.lambda_lat_dis, self.step)
@@ -454,13 +461,9 @@ class Trainer:
                     flipped = (y + shift) % ns
                     adv = attr_loss(self.lat_dis(enc[-1 - self.n_skip]).float(), flipped, self.attrs)
                     loss = loss + lam * adv
-                use_critic = self.critic is not None and cfg.lambda_critic_adv + cfg.lambda_critic_attr > 0
-                if cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv + cfg.lambda_edit_chroma > 0 \
-                        or use_critic:
-                    rnd = self._random_code(y)
-                    dec_f = self.ae.decode(enc, rnd)[-1]
+                if edits:
                     if cfg.lambda_edit_tv or cfg.lambda_edit_chroma:
-                        edit = dec_f.float() - dec[-1].float().detach()
+                        edit = dec_f.float() - out.float().detach()
                         if cfg.lambda_edit_tv:
                             loss = loss + cfg.lambda_edit_tv * total_variation(edit)
                         if cfg.lambda_edit_chroma:
@@ -544,6 +547,41 @@ class Trainer:
             torch._foreach_lerp_(avg, [live[n] for n, _ in self.ae_ema.named_parameters()], 1.0 - self.cfg.ema)
             for (_, b), (_, lb) in zip(self.ae_ema.named_buffers(), self.ae.named_buffers()):
                 b.copy_(lb)
+
+    def _recalibrate_ema_bn(self, n_batches: int = 16) -> None:
+        """Batch-norm statistics measured for the averaged weights (the live network's belong to
+        the live weights: on the 128 px run they cost the average 1.1 dB of PSNR), on training
+        images decoded as training decodes them: reconstruction and random codes in one batch."""
+        if self.ae_ema is None:
+            return
+        cfg = self.cfg
+        edits = cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv + cfg.lambda_edit_chroma > 0 \
+            or (self.critic is not None and cfg.lambda_critic_adv + cfg.lambda_critic_attr > 0)
+        # A plain copy: the live modules may be SyncBatchNorm, which would wait for the other ranks.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + self.step)
+            ae = AutoEncoder(self.arch).to(self.device)
+            ae.load_state_dict(self.ae_ema.state_dict())
+            bns = [m for m in ae.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+            if not bns:
+                return
+            for m in bns:
+                m.reset_running_stats()
+                m.momentum = None  # a plain average over the batches below
+            ae.train()
+            ns = torch.tensor([a.n for a in self.attrs])
+            pick = np.sort(np.random.default_rng(cfg.seed + self.step).choice(
+                self.train_idx, min(len(self.train_idx), n_batches * cfg.batch_size), replace=False))
+            with torch.no_grad(), self._autocast():
+                for s in range(0, len(pick), cfg.batch_size):
+                    rows = pick[s:s + cfg.batch_size]
+                    x = to_input(np.ascontiguousarray(self.images[rows]), self.device)
+                    y = torch.from_numpy(np.ascontiguousarray(self.labels[rows])).long()
+                    rnd = code_from_indices((torch.rand(y.shape) * ns).long().clamp_max(ns - 1), self.attrs)
+                    ae(x, code_from_indices(y, self.attrs).to(self.device), rnd.to(self.device) if edits else None)
+            live = dict(ae.named_buffers())
+            for name, b in self.ae_ema.named_buffers():
+                b.copy_(live[name])
 
     @property
     def ae_eval(self):
@@ -649,6 +687,7 @@ class Trainer:
         self._train_since_eval.zero_()
         self._train_since_eval_n = 0
         t0 = time.time()
+        self._recalibrate_ema_bn()
         m = self.evaluate()
         self._last_eval_step = self.step
         m["eval_seconds"] = round(time.time() - t0, 1)
