@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate, preview and export an exponential moving average of the auto-encoder's weights "
                         "(e.g. 0.999, the last ~1,000 steps) instead of the live ones, which oscillate under the "
                         "adversarial terms (default 0: off; changeable on resume)")
+    g.add_argument("--edit-residual", action=argparse.BooleanOptionalAction, default=None,
+                   help="the critic and image discriminators judge an edit as the app applies it, the input plus "
+                        "(edited - reconstructed decode), so that the edit is strong and clean on the photo's own "
+                        "detail (not in the reference; default off; changeable on resume)")
     g.add_argument("--critic-width", type=int, default=None, metavar="N",
                    help="feature maps of the critic's first layer (default 32; 16 is ~4x cheaper; a resumed run "
                         "with another width starts a new critic)")
@@ -234,7 +238,7 @@ def _check_numbers(a) -> None:
 _RECIPE_OPTIONS = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_ptc_dis",
                    "lambda_clf_dis", "lambda_schedule", "n_lat_dis", "n_ptc_dis", "n_clf_dis", "smooth_label", "seed",
                    "psnr_drop", "amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic",
-                   "lambda_critic_adv", "lambda_critic_attr", "critic_width", "ema")
+                   "lambda_critic_adv", "lambda_critic_attr", "critic_width", "ema", "edit_residual")
 
 
 def _continued_config(model, a, given: set, cfg):
@@ -578,7 +582,7 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
-              "lambda_critic_attr", "critic_width", "lambda_lat_dis", "ema"):
+              "lambda_critic_attr", "critic_width", "lambda_lat_dis", "ema", "edit_residual"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
     if data.clf_weights is not None:

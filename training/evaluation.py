@@ -172,6 +172,7 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
     lat_correct = torch.zeros(k, dtype=torch.long)
     clf_correct = torch.zeros(k, dtype=torch.long)
     swap_ok = torch.zeros(k, dtype=torch.long)
+    paste_ok = torch.zeros(k, dtype=torch.long)
     swap_n = torch.zeros(k, dtype=torch.long)
     others_ok = torch.zeros(k, dtype=torch.long)
     others_n = torch.zeros(k, dtype=torch.long)
@@ -210,6 +211,9 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
                     out = ae.decode(enc, code)[-1].float().clamp(-1, 1)
                 pred = predict_indices(classifier(out), attrs)
                 swap_ok[j] += int((pred[:, j] == y2[:, j]).sum())
+                # the edit as the paste-back applies it: the input plus (edited - reconstructed)
+                pasted = predict_indices(classifier((x + out - rec).clamp(-1, 1)), attrs)
+                paste_ok[j] += int((pasted[:, j] == y2[:, j]).sum())
                 swap_n[j] += len(y2)
                 if k > 1:
                     mask = torch.ones(k, dtype=torch.bool, device=pred.device)
@@ -218,6 +222,7 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
                     others_n[j] += len(y2)
     ae.train(ae_mode)
     swap = (swap_ok.double() / swap_n.clamp_min(1)).tolist()
+    paste = (paste_ok.double() / swap_n.clamp_min(1)).tolist()
     others = (others_ok.double() / others_n.clamp_min(1)).tolist() if k > 1 else [1.0] * k
     out = {
         "n_images": n,
@@ -226,6 +231,8 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
         "swap_accuracy": {a.name: round(v, 4) for a, v in zip(attrs, swap)},
         "swap_mean": round(float(np.mean(swap)), 4),
         "swap_min": round(float(np.min(swap)), 4),
+        "paste_swap_accuracy": {a.name: round(v, 4) for a, v in zip(attrs, paste)},
+        "paste_swap_mean": round(float(np.mean(paste)), 4),
         "others_unchanged": {a.name: round(v, 4) for a, v in zip(attrs, others)},
         "others_unchanged_mean": round(float(np.mean(others)), 4),
         "classifier_accuracy": {a.name: round(float(c) / max(1, n), 4) for a, c in zip(attrs, clf_correct.tolist())},

@@ -102,6 +102,8 @@ class TrainConfig:
     critic_width: int = 32         # feature maps of the critic's first layer (cost grows with its square)
     ema: float = 0.0               # decay of an exponential moving average of the auto-encoder's weights,
                                    # which evaluation, previews and exports use (0 = the live weights)
+    edit_residual: bool = False    # the image networks (critic, patch/classifier discriminators) see an edit
+                                   # as the paste-back applies it, x + D(E(x), y') - D(E(x), y), not D(E(x), y')
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
@@ -389,12 +391,30 @@ class Trainer:
         r = (self._batch_rand(y) * ns).long().clamp_max(ns - 1)
         return code_from_indices(r, self.attrs)
 
+    def _shown(self, x, edited, recon) -> torch.Tensor:
+        """What the image networks see of an edit: the decode itself, or (edit_residual) the edit
+        added to the input as the paste-back adds it to the photo. The photo's own detail stays
+        under the edit there, and the app exports that; trained on the bare decode, the edit came
+        out too weak on the photo (judge, shipped model: 0.85 of flips on the decode, 0.68 on
+        crop + edit at model resolution, 0.66 after the paste-back)."""
+        if not self.cfg.edit_residual:
+            return edited
+        return (x + edited.float() - recon.float()).clamp(-1, 1)
+
+    @torch.no_grad()
+    def _fake(self, x, y) -> torch.Tensor:
+        """Edits with random attributes as the image networks see them (auto-encoder in eval mode)."""
+        with self._autocast():
+            if not self.cfg.edit_residual:
+                return self.ae(x, self._random_code(y))[1][-1]
+            out = self.ae(x, code_from_indices(y, self.attrs), self._random_code(y))[1][-1]
+            return self._shown(x, out[len(x):], out[:len(x)])
+
     def ptc_dis_step(self, x, y) -> torch.Tensor:
         """Train the patch discriminator: real images vs decodes with random attributes."""
         self.ae.eval()
         self.ptc_dis.train()
-        with torch.no_grad(), self._autocast():
-            fake = self.ae(x, self._random_code(y))[1][-1]
+        fake = self._fake(x, y)
         with self._autocast():
             real_p = self._trained(self.ptc_dis)(x).float()
             fake_p = self._trained(self.ptc_dis)(fake.detach()).float()
@@ -418,8 +438,7 @@ class Trainer:
         cfg = self.cfg
         self.ae.eval()
         self.critic.train()
-        with torch.no_grad(), self._autocast():
-            fake = self.ae(x, self._random_code(y))[1][-1]
+        fake = self._fake(x, y)
         with self._autocast():
             critic = self._trained(self.critic)
             real_p, real_a = critic(diff_augment(x, rand=self._aug_rand))
@@ -462,6 +481,7 @@ class Trainer:
                     adv = attr_loss(self.lat_dis(enc[-1 - self.n_skip]).float(), flipped, self.attrs)
                     loss = loss + lam * adv
                 if edits:
+                    shown = self._shown(x, dec_f, out.detach())
                     if cfg.lambda_edit_tv or cfg.lambda_edit_chroma:
                         edit = dec_f.float() - out.float().detach()
                         if cfg.lambda_edit_tv:
@@ -469,16 +489,16 @@ class Trainer:
                         if cfg.lambda_edit_chroma:
                             loss = loss + cfg.lambda_edit_chroma * chroma(edit)
                     if cfg.lambda_ptc_dis:
-                        p = self.ptc_dis(dec_f).float()
+                        p = self.ptc_dis(shown).float()
                         loss = loss + cfg.lam(cfg.lambda_ptc_dis, self.step) * \
                             F.binary_cross_entropy(p, torch.full_like(p, 1 - cfg.smooth_label))
                     ry = torch.stack([c.argmax(1) for c in torch.split(rnd, [a.n for a in self.attrs], 1)], 1)
                     if cfg.lambda_clf_dis:
                         loss = loss + cfg.lam(cfg.lambda_clf_dis, self.step) * \
-                            attr_loss(self.clf_dis(self._clf_view(dec_f)).float(), ry, self.attrs,
+                            attr_loss(self.clf_dis(self._clf_view(shown)).float(), ry, self.attrs,
                                       weights=self._clf_weights)
                     if use_critic:
-                        p, att = self.critic(diff_augment(dec_f.float(), rand=self._aug_rand))
+                        p, att = self.critic(diff_augment(shown.float(), rand=self._aug_rand))
                         if cfg.lambda_critic_adv:
                             loss = loss - cfg.lam(cfg.lambda_critic_adv, self.step) * p.float().mean()
                         if cfg.lambda_critic_attr:
@@ -717,7 +737,7 @@ class Trainer:
         swaps = " ".join(f"{k}={v:.2f}" for k, v in m["swap_accuracy"].items())
         return (f"step {self.step} | lambda {rec['lambda_lat_dis']:.1e} | rec {tr[0]:.4f} | "
                 f"PSNR {m['psnr']:.2f} dB | lat-dis acc {m.get('lat_dis_accuracy_mean', float('nan')):.3f} | "
-                f"swap {m['swap_mean']:.3f} ({swaps}) | others {m['others_unchanged_mean']:.3f}"
+                f"swap {m['swap_mean']:.3f} ({swaps}) | on the input {m['paste_swap_mean']:.3f} | others {m['others_unchanged_mean']:.3f}"
                 + (" | best, exported" if is_best else f" | best stays step {self.best['step']}"))
 
     def _trim_log(self) -> None:
