@@ -143,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. 0.999, the last ~1,000 steps) instead of the live ones, which oscillate under the "
                         "adversarial terms (default 0: off; changeable on resume)")
     g.add_argument("--edit-residual", action=argparse.BooleanOptionalAction, default=None,
-                   help="the critic and image discriminators judge an edit as the app applies it, the input plus "
-                        "(edited - reconstructed decode), so that the edit is strong and clean on the photo's own "
-                        "detail (not in the reference; default off; changeable on resume)")
+                   help="experimental: the critic and image discriminators judge an edit as the app applies it, the "
+                        "input plus (edited - reconstructed decode) (not in the reference; default off; changeable on "
+                        "resume). Tried on the 128 px run: stronger flips on exported photos, but rainbow colour "
+                        "blotches within 2,000 steps - the colour-augmented critic does not see them")
     g.add_argument("--critic-width", type=int, default=None, metavar="N",
                    help="feature maps of the critic's first layer (default 32; 16 is ~4x cheaper; a resumed run "
                         "with another width starts a new critic)")
