@@ -19,7 +19,7 @@
 #   (bench/edit_judge.py) and by eye. The run behind the shipped file took a longer path to the
 #   same recipe (resource card: resources/models/default.md).
 #   Since c89e958 every step decodes the reconstruction and the edit in one batch (shared batch-norm
-#   statistics); the shipped run switched to it at step 12,250 and shipped step 13,000.
+#   statistics); the shipped run switched to it at step 12,250 and shipped step 17,500.
 # Evaluation classifier shipped in the file (runs/default128_clf): width 256, 2,500 steps.
 # Continue from the committed half-precision model on a machine without these runs:
 #   fader-train --continue resources/models/default.fader --data ... --exclude ... --steps N --out runs/more
