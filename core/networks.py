@@ -230,7 +230,7 @@ class AutoEncoder(nn.Module):
         if y_extra is None:
             return enc_outputs, self.decode(enc_outputs, y)
         k = self.config.n_skip
-        twice = [None] * (len(enc_outputs) - 1 - k) + [torch.cat([e, e]) for e in enc_outputs[len(enc_outputs) - 1 - k:]]
+        twice = [None] * (len(enc_outputs) - 1 - k) + [torch.cat([e, e]) for e in enc_outputs[-1 - k:]]
         return enc_outputs, self.decode(twice, torch.cat([y, y_extra]))
 
 

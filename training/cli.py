@@ -542,8 +542,7 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
         prev = meta_prev.get("training", {})
         # The cache key also covers modification times, which a copy or a re-sync of the data changes:
         # the same training and validation files (by name and count) are the same data.
-        names = sorted(Path(data.paths[i]).name for i in train_idx)
-        same_files = (prev.get("train_files_sha1") == hashlib.sha1("\n".join(names).encode()).hexdigest()
+        same_files = (prev.get("train_files_sha1") == _train_files_sha1(data.paths, train_idx)
                       and prev.get("n_train") == len(train_idx) and prev.get("n_val") == len(data.val_idx))
         if prev.get("cache_key") not in (None, data.cache.key) and not same_files:
             raise FaderError(f"{ckpt_path}: the data differ from the run's (different files or size); resume with the same --data")
@@ -598,12 +597,17 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
     return arch, cfg, continued_at
 
 
+def _train_files_sha1(paths, train_idx) -> str:
+    """SHA-1 of the training files' sorted names: the run's data by name, whatever their file times."""
+    return hashlib.sha1("\n".join(sorted(Path(paths[i]).name for i in train_idx)).encode()).hexdigest()
+
+
 def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) -> dict:
     """The model file's metadata: what was trained on what (the checkpoint's when resuming)."""
     from .trainer import CELEBA_LICENSE
     ds, attrs, train_idx, val_idx, paths = data.ds, data.attrs, data.train_idx, data.val_idx, data.paths
     train_names = sorted(Path(paths[i]).name for i in train_idx)
-    ids_sha = hashlib.sha1("\n".join(train_names).encode()).hexdigest()
+    ids_sha = _train_files_sha1(paths, train_idx)
     meta = {
         "name": f"{run_dir.name} ({', '.join(x.name for x in attrs)}, {data.img_size}px)",
         "description": f"Fader Networks model trained with fader-train on {ds.description}",

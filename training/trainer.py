@@ -391,6 +391,20 @@ class Trainer:
         r = (self._batch_rand(y) * ns).long().clamp_max(ns - 1)
         return code_from_indices(r, self.attrs)
 
+    @property
+    def _critic_in_loss(self) -> bool:
+        """Whether the auto-encoder's loss has a critic term."""
+        cfg = self.cfg
+        return self.critic is not None and cfg.lambda_critic_adv + cfg.lambda_critic_attr > 0
+
+    @property
+    def _decodes_edits(self) -> bool:
+        """Whether each auto-encoder step also decodes an edit with random attributes (some loss
+        term needs one); the reconstruction and that edit are then decoded in one batch."""
+        cfg = self.cfg
+        return cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv + cfg.lambda_edit_chroma > 0 \
+            or self._critic_in_loss
+
     def _shown(self, x, edited, recon) -> torch.Tensor:
         """What the image networks see of an edit: the decode itself, or (edit_residual) the edit
         added to the input as the paste-back adds it to the photo. The photo's own detail stays
@@ -459,9 +473,8 @@ class Trainer:
             # The discriminators' own weight gradients are not needed here: skip computing them.
             m.requires_grad_(False)
         try:
-            use_critic = self.critic is not None and cfg.lambda_critic_adv + cfg.lambda_critic_attr > 0
-            edits = cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv + cfg.lambda_edit_chroma > 0 \
-                or use_critic
+            use_critic = self._critic_in_loss
+            edits = self._decodes_edits
             with self._autocast():
                 rnd = self._random_code(y) if edits else None
                 enc, dec = self._trained(self.ae)(x, code_from_indices(y, self.attrs), rnd)
@@ -575,8 +588,7 @@ class Trainer:
         if self.ae_ema is None:
             return
         cfg = self.cfg
-        edits = cfg.lambda_ptc_dis + cfg.lambda_clf_dis + cfg.lambda_edit_tv + cfg.lambda_edit_chroma > 0 \
-            or (self.critic is not None and cfg.lambda_critic_adv + cfg.lambda_critic_attr > 0)
+        edits = self._decodes_edits
         # A plain copy: the live modules may be SyncBatchNorm, which would wait for the other ranks.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + self.step)
