@@ -596,3 +596,28 @@ def _any_classifier(t):
     from training.evaluation import classifier_config
     torch.manual_seed(0)
     return Classifier(classifier_config(32, sum(a.n for a in t.attrs), max_fm=32)).eval()
+
+
+def test_learning_rate_decays_to_zero_and_the_decay_can_start_on_resume(tmp_path):
+    """--lr-decay-start: the learning rates fall linearly to 0 at --steps, so the last iteration
+    leaves the weights where they were; a run resumed with the option starts its decay there."""
+    from training import cli
+    _noise_folder(tmp_path, 1)
+    out = tmp_path / "run"
+    common = ["--data", str(tmp_path / "Bangs"), "--img-size", "32", "--init-fm", "8", "--max-fm", "16",
+              "--n-layers", "3", "--hid-dim", "16", "--classifier-steps", "2", "--eval-every", "100000",
+              "--ckpt-every", "1", "--out", str(out), "--quiet", "--cache-dir", str(tmp_path / "cache"),
+              "--val-size", "4", "--lr", "1e-3"]
+    assert cli.main(common + ["--steps", "6"]) == 0
+    ck = load_checkpoint(out / CHECKPOINT_NAME)
+    assert ck["opt_ae"]["param_groups"][0]["lr"] == pytest.approx(1e-3)  # constant without the option
+    ae6 = {k: v.clone() for k, v in ck["ae"].items()}
+    assert cli.main(common + ["--resume", "--steps", "10", "--lr-decay-start", "6"]) == 0
+    ck = load_checkpoint(out / CHECKPOINT_NAME)
+    assert ck["config"]["lr_decay_start"] == 6 and ck["step"] == 10
+    # the last iteration (step 9 -> 10) ran at 1e-3 * (10 - 9) / (10 - 6)
+    assert ck["opt_ae"]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)
+    assert ck["opt_lat"]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)
+    assert any(not torch.equal(ae6[k], v) for k, v in ck["ae"].items() if v.is_floating_point())
+    cfg = TrainConfig(lr=1e-3, steps=10, lr_decay_start=6)
+    assert [cfg.lr_at(s) for s in (0, 5, 6, 8, 10)] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 0.0])

@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="batch size (under torchrun: the global batch, split over the processes)")
     g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)")
+    g.add_argument("--lr-decay-start", type=int, default=None, metavar="STEP",
+                   help="from STEP on, every learning rate falls linearly to 0 at --steps (AttGAN's schedule; "
+                        "default 0: constant; changeable on resume, e.g. to finish a long run)")
     g.add_argument("--clip-grad-norm", type=float, default=5.0, metavar="X", help="gradient norm clip (0 = off)")
     g.add_argument("--lambda-ae", type=float, default=1.0, metavar="X", help="reconstruction loss weight")
     g.add_argument("--lambda-lat-dis", type=float, default=None, metavar="X",
@@ -582,7 +585,7 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
-              "lambda_critic_attr", "critic_width", "lambda_lat_dis", "ema", "edit_residual"):
+              "lambda_critic_attr", "critic_width", "lambda_lat_dis", "ema", "edit_residual", "lr_decay_start"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
     if data.clf_weights is not None:

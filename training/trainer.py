@@ -104,6 +104,15 @@ class TrainConfig:
                                    # which evaluation, previews and exports use (0 = the live weights)
     edit_residual: bool = False    # the image networks (critic, patch/classifier discriminators) see an edit
                                    # as the paste-back applies it, x + D(E(x), y') - D(E(x), y), not D(E(x), y')
+    lr_decay_start: int = 0        # from this step on, every learning rate falls linearly to 0 at `steps`
+                                   # (AttGAN's TF schedule; 0 = constant learning rate)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of iteration `step`: `lr`, or on the linear decay to 0 at `steps`."""
+        start = self.lr_decay_start
+        if not start or step < start or self.steps <= start:
+            return self.lr
+        return self.lr * max(0.0, (self.steps - step) / (self.steps - start))
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
@@ -340,6 +349,15 @@ class Trainer:
         if self.dist is None:
             return torch.rand(shape, device=self.device)
         return self.dist.batch_rand(shape, self.device)
+
+    def _set_lr(self) -> None:
+        """Every optimizer at this iteration's learning rate (a resumed optimizer's own is overridden:
+        the schedule, changeable on resume, decides)."""
+        lr = self.cfg.lr_at(self.step)
+        for opt, _ in self._opts().values():
+            if opt is not None:
+                for g in opt.param_groups:
+                    g["lr"] = lr
 
     def _optimize(self, key: str, loss, module, opt) -> None:
         opt.zero_grad(set_to_none=True)
@@ -811,6 +829,7 @@ class Trainer:
                     reason = stop
                     break
                 mid_iteration = True
+                self._set_lr()
                 self.train_iteration(stream)
                 mid_iteration = False
                 self.elapsed = base_elapsed + time.time() - t_start
