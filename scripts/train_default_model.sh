@@ -20,6 +20,9 @@
 #   same recipe (resource card: resources/models/default.md).
 #   Since c89e958 every step decodes the reconstruction and the edit in one batch (shared batch-norm
 #   statistics); the shipped run switched to it at step 12,250 and shipped step 17,500.
+#   Stage D (session 8, not scripted below): from step 18,750 a learning-rate decay
+#   (--lr-decay-start), lambda-lat-dis 1e-4 from 21,000 and a stronger critic attribute term
+#   (0.06, then 0.12 with a second decay from 24,500); the shipped model is the end state, 26,500.
 # Evaluation classifier shipped in the file (runs/default128_clf): width 256, 2,500 steps.
 # Continue from the committed half-precision model on a machine without these runs:
 #   fader-train --continue resources/models/default.fader --data ... --exclude ... --steps N --out runs/more
