@@ -24,11 +24,13 @@
 #   with the latent weight 1e-4 and the critic's attribute weight 0.06, then a second decay from
 #   2e-4 over 24,500 -> 26,500 with the attribute weight 0.12; the shipped model is the end state
 #   (the shipped run lowered the latent weight at 21,000 and raised the attribute weight at 22,551).
+# Stage E (session 9): a warm restart of the rate at 26,500, decaying to 0 at 32,500, with the latent
+#   weight 5e-5 and the attribute weight 0.2; the shipped model is its end state.
 # Evaluation classifier shipped in the file (runs/default128_clf): width 256, 2,500 steps.
 # Continue from the committed half-precision model on a machine without these runs:
 #   fader-train --continue resources/models/default.fader --data ... --exclude ... --steps N --out runs/more
 #
-# Ship: python scripts/set_model_metadata.py runs/default128/model_step0026500.fader --half --classifier
+# Ship: python scripts/set_model_metadata.py runs/default128/model_step0032500.fader --half --classifier
 #   runs/default128_clf/model.fader --range ... --out resources/models/default.fader (ranges from
 #   bench/range_check.py; the exact line is in the model card).
 set -euo pipefail
@@ -61,6 +63,8 @@ mkdir -p "$(dirname "$A")"
       --lambda-lat-dis 1e-4 --lambda-critic-attr 0.06 >>"$B/train.log" 2>&1
   "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 26500 --lr-decay-start 24500 \
       --lambda-critic-attr 0.12 >>"$B/train.log" 2>&1
+  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 32500 --lr-decay-start 26500 \
+      --lambda-lat-dis 5e-5 --lambda-critic-attr 0.2 >>"$B/train.log" 2>&1
   if [ ! -f "$CLF/model.fader" ]; then
     "$PY" -m training.cli "${COMMON[@]}" --n-layers 5 --init-fm 16 --max-fm 256 --n-skip 2 --steps 1 \
         --classifier-steps 2500 --classifier-max-fm 256 --val-size 500 --quiet --out "$CLF" >>"$CLF.log" 2>&1
