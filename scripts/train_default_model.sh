@@ -14,16 +14,16 @@
 #   reconstruct (PSNR ~25.9 dB) and still ignores the attributes. Evaluation classifier: 400 steps.
 # Stage B (runs/default128): stage A's state continued (--resume of a copy) with the image critic
 #   (training/critic.py: realism and attribute heads on augmented, low-passed images, width 16),
-#   latent weight 4e-4, edit total variation 0.05 and edit colour 0.5 against blotches; the model
-#   shipped before this one was its best state by the run's own classifier, checked with the
+#   latent weight 4e-4, edit total variation 0.05 and edit colour 0.5 against blotches; the default
+#   of session 7 (step 17,500) was its best state by the run's own classifier, checked with the
 #   independent judge (bench/edit_judge.py) and by eye. The run behind the shipped file took a longer path to the
 #   same recipe (resource card: resources/models/default.md).
 #   Since c89e958 every step decodes the reconstruction and the edit in one batch (shared batch-norm
 #   statistics); the shipped run switched to it at step 12,250 and shipped step 17,500.
 # Stage D (same folder, from step 18,750): a learning-rate decay to 0 at 24,500 (--lr-decay-start)
 #   with the latent weight 1e-4 and the critic's attribute weight 0.06, then a second decay from
-#   2e-4 over 24,500 -> 26,500 with the attribute weight 0.12; the shipped model is the end state
-#   (the shipped run lowered the latent weight at 21,000 and raised the attribute weight at 22,551).
+#   2e-4 over 24,500 -> 26,500 with the attribute weight 0.12; the default of session 8 was its end
+#   state (that run lowered the latent weight at 21,000 and raised the attribute weight at 22,551).
 # Stage E (session 9): a warm restart of the rate at 26,500, decaying to 0 at 32,500, with the latent
 #   weight 5e-5 and the attribute weight 0.2; the shipped model is its end state.
 # Evaluation classifier shipped in the file (runs/default128_clf): width 256, 2,500 steps.
