@@ -16,7 +16,8 @@ other sliders at the face's own values, as the app opens a photo), then:
 
 Flip = the judge now reads the requested value. "Others unchanged" = the judge's reading of each
 other attribute equals its reading of the unedited photo (exported, photos) or of the plain
-reconstruction (raw). ``range_ends`` repeats ``exported`` with the slider at the end of its range
+reconstruction (raw); ``others_changed`` breaks it down: for each edited attribute, the fraction
+of its edits that changed the reading of each other one. ``range_ends`` repeats ``exported`` with the slider at the end of its range
 on the requested side. ``colour_shift``: per edit, the 99th percentile over the face crop of the
 CIELAB chroma change (sqrt(da^2 + db^2), after a small blur, at the judge's resolution) between the
 exported photo and the original: a colour blotch makes it large (a neutral edit stays under ~5).
@@ -81,11 +82,16 @@ class Counts:
         self.flip = {a: 0 for a in names}
         self.others = {a: 0 for a in names}
         self.shift = {a: [] for a in names}
+        self.changed = {a: {b: 0 for b in names if b != a} for a in names}
 
-    def add(self, attr, flipped, others, shift=None):
+    def add(self, attr, flipped, others, shift=None, changed=()):
+        """One edit of `attr`: flipped?, all others unchanged?, colour shift, the names of the
+        other attributes whose reading changed."""
         self.n[attr] += 1
         self.flip[attr] += int(flipped)
         self.others[attr] += int(others)
+        for b in changed:
+            self.changed[attr][b] += 1
         if shift is not None:
             self.shift[attr].append(shift)
 
@@ -98,7 +104,10 @@ class Counts:
                "flip_mean": round(float(np.mean(vals)), 4) if vals else None,
                "flip_min": min(vals) if vals else None, "others_unchanged": others,
                "others_unchanged_mean": round(float(np.mean([v for v in others.values() if v is not None])), 4)
-               if vals else None}
+               if vals else None,
+               # which other attribute's reading an edit changed, as a fraction of that attribute's edits
+               "others_changed": {a: {b: r(c, self.n[a]) for b, c in row.items()}
+                                  for a, row in self.changed.items()}}
         if any(self.shift.values()):
             out["colour_shift_p99_median"] = {a: round(float(np.median(v)), 2) if v else None
                                               for a, v in self.shift.items()}
@@ -147,10 +156,11 @@ def eval_aligned(files, labels, engine, judge, names, tmp: Path, at_ends: bool) 
         for k, a in enumerate(names):
             others = [j for j in range(len(names)) if j != k]
             shift = colour_shift(base_crop, ex_crops[k])
-            tallies["exported"].add(a, ej[k, k] == asked[k], (ej[k, others] == base_j[others]).all(), shift)
-            tallies["raw"].add(a, rj[k, k] == asked[k], (rj[k, others] == recon_j[others]).all())
-            tallies["exported_own"].add(a, eo[k, k] == asked[k], (eo[k, others] == base_o[others]).all())
-            tallies["raw_own"].add(a, ro[k, k] == asked[k], (ro[k, others] == recon_o[others]).all())
+            for key, read, base in (("exported", ej, base_j), ("raw", rj, recon_j),
+                                    ("exported_own", eo, base_o), ("raw_own", ro, recon_o)):
+                changed = [names[j] for j in others if read[k, j] != base[j]]
+                tallies[key].add(a, read[k, k] == asked[k], not changed,
+                                 shift if key == "exported" else None, changed)
         if (i + 1) % 25 == 0:
             log(f"  {'range ends' if at_ends else 'alpha = 1 - y'}: {i + 1}/{len(files)} faces, "
                 f"{time.time() - t0:.0f} s")
@@ -199,8 +209,9 @@ def eval_photos(files, labels, engine, judge, names, tmp: Path) -> dict:
             po = own_reading(engine, np.stack([small[k] for k in ok])) > 0.5
             for row, k in enumerate(ok):
                 others = [j for j in range(len(names)) if j != k]
-                tally.add(names[k], pj[row, k] == asked[k], (pj[row, others] == base_j[others]).all())
-                own.add(names[k], po[row, k] == asked[k], (po[row, others] == base_o[others]).all())
+                for t, read, base in ((tally, pj, base_j), (own, po, base_o)):
+                    changed = [names[j] for j in others if read[row, j] != base[j]]
+                    t.add(names[k], read[row, k] == asked[k], not changed, changed=changed)
         if (i + 1) % 25 == 0:
             log(f"  photos: {i + 1}/{len(files)}, {time.time() - t0:.0f} s")
     return {"judge": tally.result(), "own": own.result(), "skipped": skipped}
@@ -269,6 +280,11 @@ def table(res: dict) -> str:
         row("img_celeba photos, own classifier", res["photos"]["own"])
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = "\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows)
+    oc = al["exported"].get("others_changed")
+    if oc:
+        out += "\nothers changed on the exported photo (edited: other attribute's reading changed): " + "; ".join(
+            f"{a}: " + ", ".join(f"{b} {v:.2f}" for b, v in row.items() if v)
+            for a, row in oc.items() if any(row.values()))
     cs = al["exported"].get("colour_shift_p99_median")
     if cs:
         out += "\ncolour shift (p99 chroma change, median over faces): " + ", ".join(f"{n} {cs[n]}" for n in names)

@@ -176,7 +176,7 @@ def train_judge(images, labels: np.ndarray, train_idx, val_idx, attributes: Sequ
         loss.backward()
         opt.step()
         sched.step()
-        run_loss = 0.98 * run_loss + 0.02 * float(loss) if step else float(loss)
+        run_loss = 0.98 * run_loss + 0.02 * loss.item() if step else loss.item()
         if bar is not None:
             bar.update(1)
             if step % 20 == 0:
