@@ -103,6 +103,10 @@ def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
     assert meta["step"] == 6
     cfg = torch.load(run / "checkpoint_last.pt", weights_only=True)["config"]
     assert cfg["data_on_device"] and cfg["n_critic"] == 1 and cfg["half_export"] and cfg["batch_size"] == 8
+    assert cfg["max_minutes"] == 2 and cfg["lr_decay_minutes"] == pytest.approx(0.8)  # the last 40 % decays
+    last = load_model(run / "model_last.fader")  # the end state, beside the selected one
+    assert last.meta["training"]["steps"] == 6
     import safetensors
-    with safetensors.safe_open(str(run / "model.fader"), "pt") as f:
-        assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64"}
+    for name in ("model.fader", "model_last.fader"):
+        with safetensors.safe_open(str(run / name), "pt") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64"}

@@ -621,3 +621,30 @@ def test_learning_rate_decays_to_zero_and_the_decay_can_start_on_resume(tmp_path
     assert any(not torch.equal(ae6[k], v) for k, v in ck["ae"].items() if v.is_floating_point())
     cfg = TrainConfig(lr=1e-3, steps=10, lr_decay_start=6)
     assert [cfg.lr_at(s) for s in (0, 5, 6, 8, 10)] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 0.0])
+
+
+def test_learning_rate_decays_to_zero_by_the_end_of_the_time_budget(tmp_path, capsys):
+    """--lr-decay-minutes: with a time budget and no known step count (the GPU recipe), the rates
+    fall linearly to 0 over the budget's last minutes; the log records the rate at each evaluation."""
+    from training import cli
+    _noise_folder(tmp_path, 2)
+    out = tmp_path / "run"
+    common = ["--data", str(tmp_path / "Bangs"), "--img-size", "32", "--init-fm", "8", "--max-fm", "16",
+              "--n-layers", "3", "--hid-dim", "16", "--classifier-steps", "2", "--eval-every", "3",
+              "--out", str(out), "--quiet", "--cache-dir", str(tmp_path / "cache"), "--val-size", "4",
+              "--lr", "1e-3", "--steps", "1000000"]
+    assert cli.main(common + ["--max-minutes", "0.1", "--lr-decay-minutes", "0.2"]) == 2
+    assert "needs a --max-minutes budget at least as long" in capsys.readouterr().err
+    assert cli.main(common + ["--max-minutes", "0.2", "--lr-decay-minutes", "0.2"]) == 0
+    err = capsys.readouterr().err
+    assert "time budget at step" in err, err
+    lrs = [json.loads(x)["lr"] for x in (out / "log.jsonl").read_text().splitlines()]
+    assert len(lrs) >= 2, (lrs, err[-300:])
+    # falling all along; the last iteration ran within an iteration's time of the budget's end
+    assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[0] > lrs[-1] and lrs[-1] < 2.5e-4, lrs
+    ck = load_checkpoint(out / CHECKPOINT_NAME)
+    assert ck["opt_ae"]["param_groups"][0]["lr"] == pytest.approx(lrs[-1])
+    # the rule itself: steps' decay times the budget's
+    cfg = TrainConfig(lr=1e-3, steps=10, lr_decay_start=6, max_minutes=2, lr_decay_minutes=1)
+    assert [cfg.lr_now(0, s) for s in (None, 120, 60, 30, 0, -5)] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 0, 0])
+    assert cfg.lr_now(8, 30) == pytest.approx(2.5e-4)

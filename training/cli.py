@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=None, metavar="N", help="training iterations (one discriminator + one auto-encoder step each)")
     g.add_argument("--epochs", type=float, default=None, metavar="N", help="alternatively: passes over the training images (in auto-encoder batches)")
     g.add_argument("--max-minutes", type=float, default=0.0, metavar="M", help="stop after M minutes of training (0 = no limit), exporting the best model")
+    g.add_argument("--lr-decay-minutes", type=float, default=0.0, metavar="M",
+                   help="with --max-minutes: every learning rate falls linearly to 0 over the budget's last M "
+                        "minutes (a schedule by time, for a run whose step count is not known beforehand)")
     g.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint_last.pt (step count, optimizers, RNG); --steps may raise the total")
     g.add_argument("--continue", dest="continue_from", default=None, metavar="MODEL",
                    help="continue the training that made MODEL (e.g. the committed half-precision default model) in "
@@ -216,6 +219,9 @@ def _check_numbers(a) -> None:
               "n_clf_dis", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
               "lambda_critic_attr"):
         pos(n, getattr(a, n), allow_zero=True)
+    pos("lr_decay_minutes", a.lr_decay_minutes, allow_zero=True)
+    if a.lr_decay_minutes and not (a.max_minutes and a.lr_decay_minutes <= a.max_minutes):
+        raise FaderError(f"--lr-decay-minutes {a.lr_decay_minutes:g} needs a --max-minutes budget at least as long")
     for n in ("dec_dropout", "lat_dis_dropout", "ema"):
         v = getattr(a, n)
         if v is not None and not 0 <= v < 1:
@@ -554,6 +560,7 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
         elif a.epochs is not None:
             cfg.steps = int(math.ceil(a.epochs * len(train_idx) / cfg.batch_size))
         cfg.max_minutes = a.max_minutes  # a fresh budget for this session
+        cfg.lr_decay_minutes = a.lr_decay_minutes  # and its decay
         cfg.eval_every, cfg.ckpt_every, cfg.log_every = a.eval_every, a.ckpt_every, a.log_every
     else:
         if init_model is not None:
@@ -578,7 +585,7 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
                           n_ptc_dis=a.n_ptc_dis, n_clf_dis=a.n_clf_dis, smooth_label=a.smooth_label,
                           flip=not a.no_flip, seed=a.seed, eval_every=a.eval_every, ckpt_every=a.ckpt_every,
                           log_every=a.log_every, classifier_steps=a.classifier_steps, max_minutes=a.max_minutes,
-                          psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
+                          lr_decay_minutes=a.lr_decay_minutes, psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
     continued_at = None
     if a.continue_from:
         cfg, continued_at = _continued_config(init_model, a, a.given, cfg)

@@ -106,6 +106,8 @@ class TrainConfig:
                                    # as the paste-back applies it, x + D(E(x), y') - D(E(x), y), not D(E(x), y')
     lr_decay_start: int = 0        # from this step on, every learning rate falls linearly to 0 at `steps`
                                    # (AttGAN's TF schedule; 0 = constant learning rate)
+    lr_decay_minutes: float = 0.0  # with max_minutes: every learning rate also falls linearly to 0 over the
+                                   # budget's last M minutes (a decay by time, when the step count is unknown)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of iteration `step`: `lr`, or on the linear decay to 0 at `steps`."""
@@ -113,6 +115,14 @@ class TrainConfig:
         if not start or step < start or self.steps <= start:
             return self.lr
         return self.lr * max(0.0, (self.steps - step) / (self.steps - start))
+
+    def lr_now(self, step: int, seconds_left: Optional[float]) -> float:
+        """`lr_at(step)`, scaled down linearly to 0 over the last `lr_decay_minutes` of the time budget
+        (`seconds_left` of it remain; None: no budget, no time decay)."""
+        lr = self.lr_at(step)
+        if self.lr_decay_minutes > 0 and seconds_left is not None:
+            lr *= min(1.0, max(0.0, seconds_left / (60.0 * self.lr_decay_minutes)))
+        return lr
 
     def lam(self, base: float, step: int) -> float:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
@@ -260,6 +270,11 @@ class Trainer:
         self.log, self.progress = log, progress
         self.meta = dict(meta or {})
         self.stop_reason: Optional[str] = None
+        self._t_fit: Optional[float] = None  # when fit() started: the time budget and its decay count from it
+        self.lr = cfg.lr
+        if dist is not None and cfg.lr_decay_minutes:
+            # each process's clock would give its own rate, and the replicas would drift apart
+            raise FaderError("--lr-decay-minutes is for a run in one process, not data-parallel")
         torch.manual_seed(cfg.seed)
         dev = self.device
         if channels_last is None:
@@ -353,7 +368,11 @@ class Trainer:
     def _set_lr(self) -> None:
         """Every optimizer at this iteration's learning rate (a resumed optimizer's own is overridden:
         the schedule, changeable on resume, decides)."""
-        lr = self.cfg.lr_at(self.step)
+        cfg = self.cfg
+        left = None
+        if cfg.max_minutes and self._t_fit is not None:
+            left = cfg.max_minutes * 60 - (time.time() - self._t_fit)
+        lr = self.lr = cfg.lr_now(self.step, left)
         for opt, _ in self._opts().values():
             if opt is not None:
                 for g in opt.param_groups:
@@ -757,7 +776,7 @@ class Trainer:
         write_png(self.run_dir / f"preview_{self.step:07d}.png", grid)
         write_png(self.run_dir / "preview_latest.png", grid)
         rec = {"step": self.step, "time": round(time.time(), 1), "elapsed": round(self.elapsed, 1),
-               "lambda_lat_dis": cfg.lam(cfg.lambda_lat_dis, self.step),
+               "lambda_lat_dis": cfg.lam(cfg.lambda_lat_dis, self.step), "lr": self.lr,
                "train": {"rec": tr[0], "lat_dis": tr[1], "adv": tr[2], "ptc_dis": tr[3], "critic": tr[4]},
                "val": m, "best": is_best, "best_step": self.best["step"], "world_size": self.world_size}
         with open(self.run_dir / "log.jsonl", "a") as f:
@@ -812,7 +831,7 @@ class Trainer:
         write = bar.write if bar is not None else self.log
         if self.step > 0 and self.is_main:
             self._trim_log()
-        t_start = time.time()
+        t_start = self._t_fit = time.time()
         base_elapsed = self.elapsed
         reason = "done"
         t_rate, s_rate = time.time(), self.step
