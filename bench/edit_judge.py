@@ -17,11 +17,12 @@ other sliders at the face's own values, as the app opens a photo), then:
 Flip = the judge now reads the requested value. "Others unchanged" = the judge's reading of each
 other attribute equals its reading of the unedited photo (exported, photos) or of the plain
 reconstruction (raw); ``others_changed`` breaks it down: for each edited attribute, the fraction
-of its edits that changed the reading of each other one. ``range_ends`` repeats ``exported`` with the slider at the end of its range
-on the requested side. ``colour_shift``: per edit, the 99th percentile over the face crop of the
-CIELAB chroma change (sqrt(da^2 + db^2), after a small blur, at the judge's resolution) between the
-exported photo and the original: a colour blotch makes it large (a neutral edit stays under ~5).
-The model's own classifier reads the same exported and raw crops for comparison (``own``).
+of its edits that changed the reading of each other one. ``range_ends`` repeats ``exported`` with
+the slider at the end of its range on the requested side. ``colour_shift``: per edit, the 99th
+percentile over the face crop of the CIELAB chroma change (sqrt(da^2 + db^2), after a small blur,
+at the judge's resolution) between the exported photo and the original: a colour blotch makes it
+large (a neutral edit stays under ~5). The model's own classifier reads the same exported and raw
+crops for comparison (``own``).
 
     python bench/edit_judge.py --model resources/models/default.fader --judge runs/judge/judge.safetensors
     python bench/edit_judge.py --model M --judge J --faces 200 --photos 100 --json out.json

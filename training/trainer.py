@@ -365,14 +365,17 @@ class Trainer:
             return torch.rand(shape, device=self.device)
         return self.dist.batch_rand(shape, self.device)
 
+    def _seconds_left(self) -> Optional[float]:
+        """Seconds left of this invocation's time budget (None: no budget, or fit() has not started).
+        The budget is per invocation: a resumed run gets max_minutes more."""
+        if not self.cfg.max_minutes or self._t_fit is None:
+            return None
+        return self.cfg.max_minutes * 60 - (time.time() - self._t_fit)
+
     def _set_lr(self) -> None:
         """Every optimizer at this iteration's learning rate (a resumed optimizer's own is overridden:
         the schedule, changeable on resume, decides)."""
-        cfg = self.cfg
-        left = None
-        if cfg.max_minutes and self._t_fit is not None:
-            left = cfg.max_minutes * 60 - (time.time() - self._t_fit)
-        lr = self.lr = cfg.lr_now(self.step, left)
+        lr = self.lr = self.cfg.lr_now(self.step, self._seconds_left())
         for opt, _ in self._opts().values():
             if opt is not None:
                 for g in opt.param_groups:
@@ -839,8 +842,8 @@ class Trainer:
         try:
             while self.step < cfg.steps:
                 stop = self.stop_reason
-                # The budget is per invocation: a resumed run gets max_minutes more (rank 0's clock decides).
-                if stop is None and cfg.max_minutes and self.is_main and time.time() - t_start >= cfg.max_minutes * 60:
+                left = self._seconds_left()
+                if stop is None and left is not None and left <= 0 and self.is_main:  # rank 0's clock decides
                     stop = "time budget"
                 if self.dist is not None:
                     stop = self.dist.agree_stop(stop)  # every rank stops after the same iteration
