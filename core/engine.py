@@ -131,6 +131,7 @@ class Engine:
         self._enc = fold_batchnorm(ae.enc_layers).to(self.device) if not model.config.instance_norm else copy.deepcopy(ae.enc_layers).eval().to(self.device)
         self._dec = fold_batchnorm(ae.dec_layers).to(self.device) if not model.config.instance_norm else copy.deepcopy(ae.dec_layers).eval().to(self.device)
         self._clf = copy.deepcopy(model.classifier).eval().to(self.device) if model.classifier is not None else None
+        self.mirror_reading = True
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self._enc = self._enc.to(memory_format=self.memory_format)
         self._dec = self._dec.to(memory_format=self.memory_format)
@@ -206,17 +207,27 @@ class Engine:
         return np.rint(self.decode_float(latent, values)).astype(np.uint8)
 
     def predict_probabilities(self, crops) -> list:
-        """Per face, per attribute: the classifier's probability of each value (None without classifier)."""
+        """Per face, per attribute: the classifier's probability of each value (None without classifier).
+
+        With ``mirror_reading`` (the default) the face and its mirror image are both read and the
+        probabilities averaged: a face's attributes do not change in a mirror, the classifier's
+        errors partly do."""
         if self._clf is None:
             return None
         with self._lock, torch.inference_mode():
             x = self._to_tensor(crops).float().contiguous()
+            n = x.size(0)
+            if self.mirror_reading:
+                x = torch.cat([x, x.flip(3)])
             logits = self._clf(x).float().cpu()
         out = []
-        for row in logits:
+        for i in range(n):
             probs, k = {}, 0
             for a in self.attributes:
-                probs[a.name] = torch.softmax(row[k:k + a.n], 0).tolist()
+                p = torch.softmax(logits[i, k:k + a.n], 0)
+                if self.mirror_reading:
+                    p = (p + torch.softmax(logits[n + i, k:k + a.n], 0)) / 2
+                probs[a.name] = p.tolist()
                 k += a.n
             out.append(probs)
         return out

@@ -192,13 +192,14 @@ def test_predict_values_with_classifier(model, engine):
     probs = engine.predict_probabilities(x)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
-        logits = model.classifier(xt)
+        logits, mirrored = model.classifier(xt), model.classifier(xt.flip(3))
     values = engine.predict_values(x)
     assert len(values) == 3
     for i in range(3):
         k = 0
         for a in ATTRS:
-            p = torch.softmax(logits[i, k:k + a.n], 0)
+            # the face and its mirror image, averaged
+            p = (torch.softmax(logits[i, k:k + a.n], 0) + torch.softmax(mirrored[i, k:k + a.n], 0)) / 2
             np.testing.assert_allclose(probs[i][a.name], p.tolist(), atol=1e-5)
             best = int(p.argmax())
             if a.is_binary:
@@ -209,6 +210,11 @@ def test_predict_values_with_classifier(model, engine):
     # the predicted values are valid decoder input
     engine.decode(engine.encode(x), values)
     assert engine.predict_values(x[0])[0] == values[0]
+    # a mirrored photo opens with its sliders where the original's are
+    mirror = engine.predict_probabilities(x[:, :, ::-1])
+    for i in range(3):
+        for a in ATTRS:
+            np.testing.assert_allclose(mirror[i][a.name], probs[i][a.name], atol=1e-5)
 
 
 def test_predict_values_without_classifier():

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from core.errors import FaderError
-from training.judge import Judge, augment, load_judge, save_judge, train_judge
+from training.augment import augment
+from training.judge import Judge, load_judge, save_judge, train_judge
 
 SIZE = 32
 

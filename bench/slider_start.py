@@ -1,0 +1,95 @@
+"""Where the sliders start: how often a photo's faders open at the face's true value.
+
+When a photo is opened, the model's stored classifier reads each face's own values and every
+slider starts there. A misread face starts with its slider at the wrong end, and moving the slider
+to the value the face "does not have" then changes nothing. This counts, per attribute, the faces
+whose slider starts at CelebA's true label:
+
+* ``aligned``: validation faces (CelebA split 1, the model card's ids), opened as the app's
+  ``--aligned`` mode does;
+* ``photos``: whole photos of ``img_celeba/`` (held out of all training): detect, align, read the
+  largest face.
+
+    python bench/slider_start.py --model resources/models/default.fader [--faces 500] [--photos 300]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from edit_judge import DATA, VAL_IDS, read_labels  # noqa: E402
+
+
+def _largest(doc) -> int:
+    return max(range(len(doc.faces)), key=lambda k: (doc.faces[k].box[2] - doc.faces[k].box[0])
+               if doc.faces[k].box is not None else 0)
+
+
+def starts(files, engine, aligned: bool) -> tuple:
+    """(file name, {attribute: the slider's starting value}) for each file with a face."""
+    from core.errors import FaderError
+    from core.photo_edit import PhotoEdit
+    out = []
+    for f in files:
+        try:
+            doc = PhotoEdit.open(f, engine, aligned=aligned)
+        except FaderError:
+            continue
+        if not doc.faces:
+            continue
+        out.append((f.name, dict(doc.faces[0 if aligned else _largest(doc)].own_values)))
+    return out
+
+
+def tally(read: list, labels: dict, names: list) -> dict:
+    """Share of faces whose slider starts at the true label, per attribute, and their mean."""
+    right = {n: float(np.mean([round(float(v[n])) == labels[f][n] for f, v in read])) for n in names}
+    return {"n": len(read), "starts_at_true_value": {n: round(x, 4) for n, x in right.items()},
+            "mean": round(float(np.mean(list(right.values()))), 4)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--faces", type=int, default=500)
+    p.add_argument("--photos", type=int, default=300)
+    p.add_argument("--json", default=None, help="also write the figures here")
+    a = p.parse_args(argv)
+    import torch
+    torch.set_num_threads(1)
+    from core.engine import Engine
+    from core.model_file import load_model
+    engine = Engine(load_model(a.model), device="cpu", threads=1)
+    if engine.model.classifier is None:
+        print(f"{a.model}: the model has no classifier; every slider starts at its first value", file=sys.stderr)
+        return 2
+    names = [x.name for x in engine.attributes if x.n == 2]
+    ids = [x.strip() for x in VAL_IDS.read_text().split() if x.strip()][: a.faces]
+    faces = [DATA / "celeba" / "img_align_celeba" / x for x in ids]
+    photos = sorted((DATA / "celeba" / "img_celeba").glob("*.jpg"))[: a.photos]
+    labels = read_labels({f.name for f in faces} | {f.name for f in photos}, names)
+    res = {"bench": "slider_start", "model": a.model,
+           "aligned": tally(starts(faces, engine, True), labels, names),
+           "photos": tally(starts(photos, engine, False), labels, names)}
+    for k in ("aligned", "photos"):
+        r = res[k]
+        print(f"{k:8s} n={r['n']:4d}  " + "  ".join(f"{n} {v:.3f}" for n, v in r["starts_at_true_value"].items())
+              + f"  mean {r['mean']:.3f}", file=sys.stderr)
+    print(json.dumps(res))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
