@@ -16,7 +16,10 @@ other sliders at the face's own values, as the app opens a photo), then:
 
 Flip = the judge now reads the requested value. "Others unchanged" = the judge's reading of each
 other attribute equals its reading of the unedited photo (exported, photos) or of the plain
-reconstruction (raw); ``others_changed`` breaks it down: for each edited attribute, the fraction
+reconstruction (raw); ``exported_moved`` / ``raw_moved`` count only the edits whose slider
+actually moved (the face's own reading, where its slider starts, was not already the requested
+value: a misread face is not edited at all, its exported photo is the original while its raw
+reconstruction already shows the misread value); ``others_changed`` breaks it down: for each edited attribute, the fraction
 of its edits that changed the reading of each other one. ``range_ends`` repeats ``exported`` with
 the slider at the end of its range on the requested side. ``colour_shift``: per edit, the 99th
 percentile over the face crop of the CIELAB chroma change (sqrt(da^2 + db^2), after a small blur,
@@ -101,7 +104,7 @@ class Counts:
         flip = {a: r(self.flip[a], self.n[a]) for a in self.names}
         others = {a: r(self.others[a], self.n[a]) for a in self.names}
         vals = [v for v in flip.values() if v is not None]
-        out = {"n": self.n[self.names[0]], "flip": flip,
+        out = {"n": self.n[self.names[0]], "n_each": dict(self.n), "flip": flip,
                "flip_mean": round(float(np.mean(vals)), 4) if vals else None,
                "flip_min": min(vals) if vals else None, "others_unchanged": others,
                "others_unchanged_mean": round(float(np.mean([v for v in others.values() if v is not None])), 4)
@@ -128,7 +131,8 @@ def eval_aligned(files, labels, engine, judge, names, tmp: Path, at_ends: bool) 
     from core.alignment import CELEBA_TEMPLATE, aligned_crop
     from core.photo_edit import PhotoEdit
     attrs = {a.name: a for a in engine.attributes}
-    tallies = {k: Counts(names) for k in ("exported", "raw", "exported_own", "raw_own")}
+    tallies = {k: Counts(names) for k in ("exported", "raw", "exported_own", "raw_own",
+                                          "exported_moved", "raw_moved")}
     jsize, msize = judge.size, engine.image_size
     t0 = time.time()
     for i, f in enumerate(files):
@@ -139,12 +143,13 @@ def eval_aligned(files, labels, engine, judge, names, tmp: Path, at_ends: bool) 
         recon_j = judge.predict(np.rint(face.reconstruction).astype(np.uint8)[None])[0] > 0.5
         recon_o = own_reading(engine, np.rint(face.reconstruction).astype(np.uint8)[None])[0] > 0.5
         base_o = own_reading(engine, aligned_crop(doc.image, CELEBA_TEMPLATE, msize).crop[None])[0] > 0.5
-        ex_crops, ex_small, raws, asked = [], [], [], []
+        ex_crops, ex_small, raws, asked, moved = [], [], [], [], []
         for a in names:
             want = 1 - labels[f.name][a]
             doc.reset()
             at = attrs[a]
             doc.set_value(a, float(at.range[1] if want else at.range[0]) if at_ends else float(want))
+            moved.append(doc.faces[0].values[a] != face.own_values[a])
             out = export_roundtrip(doc.render(), tmp)
             ex_crops.append(aligned_crop(out, CELEBA_TEMPLATE, jsize).crop)
             ex_small.append(aligned_crop(out, CELEBA_TEMPLATE, msize).crop)
@@ -162,6 +167,8 @@ def eval_aligned(files, labels, engine, judge, names, tmp: Path, at_ends: bool) 
                 changed = [names[j] for j in others if read[k, j] != base[j]]
                 tallies[key].add(a, read[k, k] == asked[k], not changed,
                                  shift if key == "exported" else None, changed)
+                if moved[k] and key in ("exported", "raw"):
+                    tallies[key + "_moved"].add(a, read[k, k] == asked[k], not changed, None, changed)
         if (i + 1) % 25 == 0:
             log(f"  {'range ends' if at_ends else 'alpha = 1 - y'}: {i + 1}/{len(files)} faces, "
                 f"{time.time() - t0:.0f} s")
@@ -274,6 +281,8 @@ def table(res: dict) -> str:
     row("raw model output, judge", al["raw"])
     row("exported photo, own classifier", al["exported_own"])
     row("raw model output, own classifier", al["raw_own"])
+    row("exported, slider moved, judge", al.get("exported_moved"))
+    row("raw, slider moved, judge", al.get("raw_moved"))
     if "range_ends" in res:
         row("exported, range ends, judge", res["range_ends"]["exported"])
     if "photos" in res:
