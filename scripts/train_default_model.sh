@@ -26,12 +26,15 @@
 #   state (that run lowered the latent weight at 21,000 and raised the attribute weight at 22,551).
 # Stage E (session 9): a warm restart of the rate at 26,500, decaying to 0 at 32,500, with the latent
 #   weight 5e-5 and the attribute weight 0.2; the shipped model is its end state.
-# Evaluation classifier shipped in the file (runs/default128_clf): width 256, 2,500 steps.
+# Evaluation classifier for the runs' swap accuracy (runs/default128_clf): width 256, 2,500 steps.
+# Slider classifier shipped in the file (session 11, runs/default128_clf.fader): the same design
+#   trained for 16 epochs on photo-like augmented faces, the 89x109 set included
+#   (python -m training.classifier), after the stages above.
 # Continue from the committed half-precision model on a machine without these runs:
 #   fader-train --continue resources/models/default.fader --data ... --exclude ... --steps N --out runs/more
 #
 # Ship: python scripts/set_model_metadata.py runs/default128/model_step0032500.fader --half --classifier
-#   runs/default128_clf/model.fader --range ... --out resources/models/default.fader (ranges from
+#   runs/default128_clf.fader --range ... --out resources/models/default.fader (ranges from
 #   bench/range_check.py; the exact line is in the model card).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +71,11 @@ mkdir -p "$(dirname "$A")"
   if [ ! -f "$CLF/model.fader" ]; then
     "$PY" -m training.cli "${COMMON[@]}" --n-layers 5 --init-fm 16 --max-fm 256 --n-skip 2 --steps 1 \
         --classifier-steps 2500 --classifier-max-fm 256 --val-size 500 --quiet --out "$CLF" >>"$CLF.log" 2>&1
+  fi
+  if [ ! -f "$CLF.fader" ]; then
+    "$PY" -m training.classifier --model "$CLF/model.fader" --data "$D/img_align_celeba" \
+        --data "$D/img_align_celeba_from_wild" --data "$D/img_align_celeba_89x109" --exclude "$D/img_celeba" \
+        --epochs 16 --seed 1 --threads "$THREADS" --half --out "$CLF.fader" >>"$CLF.log" 2>&1
   fi
 ) </dev/null >/dev/null 2>&1 &
 echo "started pid $! -> $A, $B, $CLF (logs: $A.log, $B/train.log, $CLF.log)"
