@@ -13,6 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# What `augment` does, as recorded in the metadata of the files trained with it.
+AUGMENTATION = ("shift, scale, rotation, flip, JPEG q25-90, down-up resampling 0.3-0.8x, blur sigma 0.4-1.6, "
+                "brightness/contrast/saturation, noise")
+
 
 def to_unit_tensor(u8: np.ndarray) -> torch.Tensor:
     """uint8 NHWC -> float NCHW in [0, 1], channels-last."""

@@ -30,7 +30,7 @@ import torch
 
 from core.errors import FaderError
 
-from .augment import augment
+from .augment import AUGMENTATION, augment
 from .evaluation import classifier_accuracy, classifier_config
 from .live_taps import use_live_taps
 from .losses import attr_loss
@@ -156,8 +156,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         meta = dict(model.meta, classifier={
             "source": f"{PROG} ({a.epochs:g} epochs on {ds.description})",
             "epochs": a.epochs, "n_train": int(len(train_idx)), "seconds": round(time.time() - t0, 1),
-            "augmentation": "shift, scale, rotation, flip, JPEG q25-90, down-up resampling 0.3-0.8x, "
-                            "blur sigma 0.4-1.6, brightness/contrast/saturation, noise",
+            "augmentation": AUGMENTATION,
             "val_accuracy": {n: round(float(v), 4) for n, v in zip(names, acc)},
             "previous_val_accuracy": old.get("val_accuracy")})
         new = dataclasses.replace(model, classifier=clf, classifier_config=clf.config, meta=meta)

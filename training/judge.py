@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 
 from core.errors import FaderError
 
-from .augment import augment, to_unit_tensor as _to_tensor
+from .augment import AUGMENTATION, augment, to_unit_tensor as _to_tensor
 from .progress import redraw_interval
 
 JUDGE_FORMAT = "fader-judge"
@@ -237,9 +236,7 @@ def main(argv: Optional[list] = None) -> int:
                                a.lr, a.seed, amp=not a.no_amp)
         meta = {"trained_on": ds.description, "n_train": int(len(train_idx)),
                 "validation": {"what": "CelebA split 1 (validation) crops", **rep},
-                "epochs": a.epochs, "seconds": round(time.time() - t0, 1), "augmentation":
-                "shift, scale, rotation, flip, JPEG q25-90, down-up resampling 0.3-0.8x, blur sigma 0.4-1.6, "
-                "brightness/contrast/saturation, noise",
+                "epochs": a.epochs, "seconds": round(time.time() - t0, 1), "augmentation": AUGMENTATION,
                 "purpose": "independent judge of edits; never used in training or checkpoint selection"}
         save_judge(a.out, net, names, a.img_size, meta)
     except FaderError as e:
