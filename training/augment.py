@@ -1,5 +1,6 @@
-"""Photo-like augmentation for attribute classifiers: what a face goes through between a camera and
-an exported photo (JPEG, shift/scale/rotation/flip, down-and-up resampling, blur, colour, noise).
+"""Attribute classifiers trained on photo-like faces: the augmentation (what a face goes through
+between a camera and an exported photo: JPEG, shift/scale/rotation/flip, down-and-up resampling,
+blur, colour, noise) and the training loop that uses it.
 
 Shared by the independent judge (`training/judge.py`) and the slider classifier a model file
 carries (`training/classifier.py`), so that neither reads an attribute from a pattern that one
@@ -73,3 +74,63 @@ def augment(u8: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
     if noisy.any():
         x[noisy] += torch.randn_like(x[noisy]) * float(rng.uniform(0.01, 0.04))
     return x.clamp_(0, 1).contiguous(memory_format=torch.channels_last)
+
+
+def fit_on_augmented(net: torch.nn.Module, images, train_idx, epochs: float, batch_size: int, lr: float,
+                     seed: int, prepare, loss_fn, desc: str, amp: bool = True, progress: bool = True,
+                     should_stop=None, clip: float | None = None, redraw_s: float = 30) -> None:
+    """Train ``net`` in place on augmented batches of ``images[train_idx]`` for ``epochs`` passes:
+    AdamW (weight decay 5e-4) with a one-cycle rate peaking at ``lr``, bf16 autocast for the
+    forward pass when ``amp``. ``prepare(x)`` maps the augmented [0, 1] batch to the network's
+    input, ``loss_fn(logits, idx)`` gives the loss of the batch ``idx``; ``clip`` bounds the
+    gradient norm. ``should_stop()`` returning true raises KeyboardInterrupt."""
+    from .progress import redraw_interval
+    rng = np.random.default_rng(seed)
+    train_idx = np.asarray(train_idx)
+    total = max(1, int(round(epochs * max(1, len(train_idx) // batch_size))))
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.15)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, mininterval=redraw_interval(redraw_s))
+    order = np.array([], np.int64)
+    run_loss = 0.0
+    net.train()
+    try:
+        for step in range(total):
+            if should_stop is not None and should_stop():
+                raise KeyboardInterrupt
+            if len(order) < batch_size:
+                order = np.concatenate([order, rng.permutation(train_idx)])
+            idx, order = np.sort(order[:batch_size]), order[batch_size:]
+            x = augment(np.asarray(images[idx]), rng)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                logits = net(prepare(x))
+            loss = loss_fn(logits.float(), idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+            opt.step()
+            sched.step()
+            run_loss = 0.98 * run_loss + 0.02 * loss.item() if step else loss.item()
+            if bar is not None:
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix_str(f"loss {run_loss:.3f}")
+    finally:
+        if bar is not None:
+            bar.close()
+    net.eval()
+
+
+def add_fit_options(p, batch_size: int) -> None:
+    """The command-line options of `fit_on_augmented`'s callers: --epochs, --batch-size, --lr,
+    --seed, --threads, --no-amp."""
+    p.add_argument("--epochs", type=float, default=8.0)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-amp", action="store_true", help="plain fp32 (bf16 autocast is faster on CPUs with bf16 support)")

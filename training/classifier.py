@@ -30,11 +30,10 @@ import torch
 
 from core.errors import FaderError
 
-from .augment import AUGMENTATION, augment
+from .augment import AUGMENTATION, add_fit_options, fit_on_augmented
 from .evaluation import classifier_accuracy, classifier_config
 from .live_taps import use_live_taps
 from .losses import attr_loss
-from .progress import redraw_interval
 from .small_map_conv import use_small_map_convs
 
 PROG = "python -m training.classifier"
@@ -50,7 +49,6 @@ def train_photo_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs
     per-attribute accuracy on ``val_idx`` as a list)."""
     from core.networks import Classifier
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     size = int(images.shape[1])
     cfg = config if config is not None else classifier_config(size, sum(a.n for a in attrs), 256)
     # Same speed-ups as fader-train's classifier: GEMM convolutions for the tiny maps; returned as
@@ -58,42 +56,11 @@ def train_photo_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs
     clf = use_small_map_convs(Classifier(cfg))
     use_live_taps(clf.conv_layers, (size, size))
     clf = clf.to(memory_format=torch.channels_last)
-    train_idx = np.asarray(train_idx)
     y_all = torch.from_numpy(np.asarray(labels, np.int64))
-    total = max(1, int(round(epochs * max(1, len(train_idx) // batch_size))))
-    opt = torch.optim.AdamW(clf.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.15)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, desc="classifier", unit="step", dynamic_ncols=True, mininterval=redraw_interval(30))
-    order = np.array([], np.int64)
-    run_loss = 0.0
-    try:
-        clf.train()
-        for step in range(total):
-            if should_stop is not None and should_stop():
-                raise KeyboardInterrupt
-            if len(order) < batch_size:
-                order = np.concatenate([order, rng.permutation(train_idx)])
-            idx, order = np.sort(order[:batch_size]), order[batch_size:]
-            x = augment(np.asarray(images[idx]), rng).mul_(2.0).sub_(1.0)  # the classifier reads [-1, 1]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                logits = clf(x)
-            loss = attr_loss(logits.float(), y_all[idx], attrs)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(clf.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            run_loss = 0.98 * run_loss + 0.02 * loss.item() if step else loss.item()
-            if bar is not None:
-                bar.update(1)
-                if step % 20 == 0:
-                    bar.set_postfix_str(f"loss {run_loss:.3f}")
-    finally:
-        if bar is not None:
-            bar.close()
+    fit_on_augmented(clf, images, train_idx, epochs, batch_size, lr, seed,
+                     lambda x: x.mul(2.0).sub_(1.0),  # the classifier reads [-1, 1]
+                     lambda logits, idx: attr_loss(logits, y_all[idx], attrs), "classifier",
+                     amp=amp, progress=progress, should_stop=should_stop, clip=5.0)
     plain = Classifier(cfg)
     plain.load_state_dict(clf.state_dict())
     plain = plain.to(memory_format=torch.channels_last).eval()
@@ -106,12 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the .fader model whose classifier to replace")
     p.add_argument("--data", action="append", required=True, help="labelled image folder (repeatable)")
     p.add_argument("--exclude", action="append", default=None, help="folder or list of images to leave out")
-    p.add_argument("--epochs", type=float, default=8.0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--no-amp", action="store_true", help="plain fp32 (bf16 autocast is faster on CPUs with bf16 support)")
+    add_fit_options(p, batch_size=32)
     p.add_argument("--half", action="store_true", help="store float16 weights (as the shipped models are)")
     p.add_argument("--out", required=True, help="model file to write (a copy of --model with the new classifier)")
     return p

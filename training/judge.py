@@ -32,8 +32,7 @@ import torch.nn.functional as F
 
 from core.errors import FaderError
 
-from .augment import AUGMENTATION, augment, to_unit_tensor as _to_tensor
-from .progress import redraw_interval
+from .augment import AUGMENTATION, add_fit_options, fit_on_augmented, to_unit_tensor as _to_tensor
 
 JUDGE_FORMAT = "fader-judge"
 JUDGE_ARCH = "torchvision-resnet18"
@@ -84,7 +83,6 @@ def train_judge(images, labels: np.ndarray, train_idx, val_idx, attributes: Sequ
                 progress: bool = True, log=print) -> tuple:
     """Train a ResNet-18 judge; returns (net in eval mode, validation report dict)."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     k = len(attributes)
     net = build_net(k).to(memory_format=torch.channels_last)
     train_idx = np.asarray(train_idx)
@@ -93,37 +91,9 @@ def train_judge(images, labels: np.ndarray, train_idx, val_idx, attributes: Sequ
     # Rare attributes (Eyeglasses ~7 %) weigh their positives up, but only by the square root of
     # the imbalance: the judge should read "glasses" on a face with glasses, not see them everywhere.
     pos_weight = torch.from_numpy(np.sqrt((1 - pos) / pos).astype(np.float32))
-    steps_per_epoch = max(1, len(train_idx) // batch_size)
-    total = max(1, int(round(epochs * steps_per_epoch)))
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.15)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, desc="judge", unit="step", dynamic_ncols=True, mininterval=redraw_interval(60))
-    net.train()
-    order = np.array([], np.int64)
-    run_loss = 0.0
-    for step in range(total):
-        if len(order) < batch_size:
-            order = np.concatenate([order, rng.permutation(train_idx)])
-        idx, order = np.sort(order[:batch_size]), order[batch_size:]
-        x = augment(np.asarray(images[idx]), rng)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            logits = net(_normalise(x))
-        loss = F.binary_cross_entropy_with_logits(logits.float(), y_all[idx], pos_weight=pos_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        run_loss = 0.98 * run_loss + 0.02 * loss.item() if step else loss.item()
-        if bar is not None:
-            bar.update(1)
-            if step % 20 == 0:
-                bar.set_postfix_str(f"loss {run_loss:.3f}")
-    if bar is not None:
-        bar.close()
-    net.eval()
+    fit_on_augmented(net, images, train_idx, epochs, batch_size, lr, seed, _normalise,
+                     lambda logits, idx: F.binary_cross_entropy_with_logits(logits, y_all[idx], pos_weight=pos_weight),
+                     "judge", amp=amp, progress=progress, redraw_s=60)
     judge = Judge(net, list(attributes), int(images.shape[1]), {})
     report = validation_report(judge, images, labels, val_idx)
     return net, report
@@ -202,12 +172,7 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--exclude", action="append", default=None, help="folder or list of images to leave out")
     p.add_argument("--attr", default="Smiling,Male,Young,Eyeglasses,Mouth_Slightly_Open")
     p.add_argument("--img-size", type=int, default=128)
-    p.add_argument("--epochs", type=float, default=8.0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--no-amp", action="store_true", help="plain fp32 (bf16 autocast is faster on CPUs with bf16 support)")
+    add_fit_options(p, batch_size=64)
     p.add_argument("--out", required=True, help="judge file to write (.safetensors)")
     a = p.parse_args(argv)
     from .cache import open_cache
