@@ -181,7 +181,7 @@ def eval_photos(files, labels, engine, judge, names, tmp: Path) -> dict:
     from core.errors import FaderError
     from core.faces import FaceDetector
     from core.photo_edit import PhotoEdit
-    from photo_swap_eval import _match
+    from photo_swap_eval import _match, main_face
     det = FaceDetector()
     tally, own = Counts(names), Counts(names)
     skipped = {"no face": 0, "not found again": 0}
@@ -193,7 +193,7 @@ def eval_photos(files, labels, engine, judge, names, tmp: Path) -> dict:
         except FaderError:
             skipped["no face"] += 1
             continue
-        main = max(doc.faces, key=lambda fc: (fc.box[2] - fc.box[0]) * (fc.box[3] - fc.box[1]))
+        main = main_face(doc)
         base_j = judge.predict(align_face(doc.image, main.landmarks, CELEBA_TEMPLATE, jsize).crop[None])[0] > 0.5
         base_o = own_reading(engine, main.aligned.crop[None])[0] > 0.5
         crops, small, asked = [], [], []

@@ -71,6 +71,11 @@ DEFAULT_DATA = (ROOT / ".." / "shared" / "data").resolve()
 # ----------------------------------------------------------------------------------------------
 # data
 
+def main_face(doc):
+    """The photo's main face: the one with the largest detection box (the face CelebA labels)."""
+    return max(doc.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+
+
 def read_table(path: Path, names: set | None = None, columns: list | None = None) -> dict:
     """CelebA's attribute file (count line, header, rows) -> {file: {attr: 0/1}} for `names`."""
     out = {}
@@ -207,7 +212,7 @@ def eval_photos(files, labels, engine, detector, progress=None, diagnose: bool =
         t_open.append((time.perf_counter() - t0) * 1e3)
         found += 1
         identical += int(np.array_equal(doc.render(), doc.image))
-        main = max(doc.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        main = main_face(doc)
         ref = _argmax(engine.predict_probabilities(main.aligned.crop)[0], attrs)
         rec = _argmax(engine.predict_probabilities(np.rint(main.reconstruction).astype(np.uint8))[0], attrs)
         rows = {}

@@ -28,11 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from edit_judge import DATA, VAL_IDS, read_labels  # noqa: E402
-
-
-def _largest(doc) -> int:
-    return max(range(len(doc.faces)), key=lambda k: (doc.faces[k].box[2] - doc.faces[k].box[0])
-               if doc.faces[k].box is not None else 0)
+from photo_swap_eval import main_face  # noqa: E402
 
 
 def starts(files, engine, aligned: bool) -> tuple:
@@ -47,7 +43,7 @@ def starts(files, engine, aligned: bool) -> tuple:
             continue
         if not doc.faces:
             continue
-        out.append((f.name, dict(doc.faces[0 if aligned else _largest(doc)].own_values)))
+        out.append((f.name, dict((doc.faces[0] if aligned else main_face(doc)).own_values)))
     return out
 
 

@@ -31,10 +31,8 @@ import torch
 from core.errors import FaderError
 
 from .augment import AUGMENTATION, add_fit_options, fit_on_augmented
-from .evaluation import classifier_accuracy, classifier_config
-from .live_taps import use_live_taps
+from .evaluation import classifier_accuracy, classifier_config, fast_classifier, plain_classifier
 from .losses import attr_loss
-from .small_map_conv import use_small_map_convs
 
 PROG = "python -m training.classifier"
 
@@ -47,23 +45,15 @@ def train_photo_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs
     ``images``: uint8 (N, S, S, 3); ``labels``: (N, k) value indices; ``config``: the classifier's
     architecture (default: `classifier_config` at width 256). Returns (classifier in eval mode,
     per-attribute accuracy on ``val_idx`` as a list)."""
-    from core.networks import Classifier
     torch.manual_seed(seed)
-    size = int(images.shape[1])
-    cfg = config if config is not None else classifier_config(size, sum(a.n for a in attrs), 256)
-    # Same speed-ups as fader-train's classifier: GEMM convolutions for the tiny maps; returned as
-    # a plain Classifier with the same weights.
-    clf = use_small_map_convs(Classifier(cfg))
-    use_live_taps(clf.conv_layers, (size, size))
-    clf = clf.to(memory_format=torch.channels_last)
+    cfg = config if config is not None else classifier_config(int(images.shape[1]), sum(a.n for a in attrs), 256)
+    clf = fast_classifier(cfg)
     y_all = torch.from_numpy(np.asarray(labels, np.int64))
     fit_on_augmented(clf, images, train_idx, epochs, batch_size, lr, seed,
                      lambda x: x.mul(2.0).sub_(1.0),  # the classifier reads [-1, 1]
                      lambda logits, idx: attr_loss(logits, y_all[idx], attrs), "classifier",
                      amp=amp, progress=progress, should_stop=should_stop, clip=5.0)
-    plain = Classifier(cfg)
-    plain.load_state_dict(clf.state_dict())
-    plain = plain.to(memory_format=torch.channels_last).eval()
+    plain = plain_classifier(clf)
     acc = classifier_accuracy(plain, images, labels, val_idx, attrs, torch.device("cpu"))
     return plain, acc
 

@@ -77,6 +77,22 @@ def classifier_config(img_size: int, n_attr: int, max_fm: int = 512) -> ArchConf
 # ----------------------------------------------------------------------------------------------
 # classifier
 
+def fast_classifier(cfg: ArchConfig) -> Classifier:
+    """A Classifier to train: the tiny-map GEMM convolutions and its 2x2 -> 1x1 layer on the live
+    taps only (1.7x faster per step on 2 CPU threads), channels-last. `plain_classifier` turns it
+    back into a plain Classifier."""
+    clf = use_small_map_convs(Classifier(cfg))
+    use_live_taps(clf.conv_layers, (cfg.img_size, cfg.img_size))
+    return clf.to(memory_format=torch.channels_last)
+
+
+def plain_classifier(fast: Classifier) -> Classifier:
+    """A plain Classifier (eval mode, channels-last, on the CPU) with a `fast_classifier`'s weights."""
+    plain = Classifier(fast.config)
+    plain.load_state_dict(fast.state_dict())
+    return plain.to(memory_format=torch.channels_last).eval()
+
+
 def train_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs, steps: int, device,
                      batch_size: int = 32, seed: int = 0, flip: bool = True, progress: bool = True,
                      should_stop=None, log=print, max_fm: int = 512) -> tuple:
@@ -84,12 +100,7 @@ def train_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs, step
     reference classifier.py). Returns (classifier in eval mode, per-attribute val accuracy)."""
     torch.manual_seed(seed)
     cfg = classifier_config(images.shape[1], sum(a.n for a in attrs), max_fm)
-    size = images.shape[1]
-    # Trained with the tiny-map GEMM convolutions and its 2x2 -> 1x1 layer on the live taps only
-    # (1.7x faster per step on 2 CPU threads); returned as a plain Classifier with the same weights.
-    clf = use_small_map_convs(Classifier(cfg))
-    use_live_taps(clf.conv_layers, (size, size))
-    clf = clf.to(device).to(memory_format=torch.channels_last)
+    clf = fast_classifier(cfg).to(device)
     opt = torch.optim.Adam(clf.parameters(), lr=2e-4, betas=(0.5, 0.999), **_adam_kwargs(device))
     stream = BatchStream(images, labels, train_idx, batch_size, seed + 7919, 0, flip)
     bar = None
@@ -120,9 +131,7 @@ def train_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs, step
         stream.close()
         if bar is not None:
             bar.close()
-    plain = Classifier(cfg)
-    plain.load_state_dict(clf.state_dict())
-    clf = plain.to(device).to(memory_format=torch.channels_last).eval()
+    clf = plain_classifier(clf).to(device)
     acc = classifier_accuracy(clf, images, labels, val_idx, attrs, device)
     return clf, acc
 
