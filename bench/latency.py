@@ -2,13 +2,17 @@
 
 Prints one JSON line on stdout (details on stderr):
 
-- decode_ms_p50     Engine.decode of one face from its cached latent (what a slider change runs);
+- decode_ms_p50     Engine.decode of one face from its cached latent (what a slider change runs; for
+                    a model decoded with mirror images, the draft decode a dragged slider runs);
+- full_decode_ms_p50 (mirror-decoding models only) the full decode: the face and its mirror image,
+                    averaged (what a released slider and an export run);
 - naive_ms_p50      the straightforward way: `model.autoencoder(x, y)` (encode + decode) in fp32 NCHW
                     under torch.no_grad, no batch-norm folding, per change (uint8 in, uint8 out);
 - ratio             naive_ms_p50 / decode_ms_p50;
 - encode_ms_p50     Engine.encode of one face (once per face, when a photo is opened);
 - photo_edit_ms_p50 one slider change on a ~2-megapixel photo: PhotoEdit.set_value + render
-                    (decode + paste back at full resolution) when core/photo_edit.py exists, else an
+                    (decode + paste back at full resolution; the draft decode, as while dragging;
+                    photo_edit_full_ms_p50 with the full one) when core/photo_edit.py exists, else an
                     aligned-crop edit (decode + resize to the photo) -- `photo_edit_kind` says which;
 - threads, device, and what model and photo were used.
 
@@ -104,7 +108,7 @@ def load_photo(limit: int = 40):
         yield np.ascontiguousarray(rgb), f
 
 
-def photo_edit_bench(engine, model, args, attr_name, crop):
+def photo_edit_bench(engine, model, args, attr_name, crop, draft=True):
     """(samples, kind, details) for one slider change on a ~2 MP photo."""
     import numpy as np
     try:
@@ -124,7 +128,7 @@ def photo_edit_bench(engine, model, args, attr_name, crop):
 
             def change(i=0):
                 doc.set_value(attr_name, alphas[i % 2], face=0)
-                doc.render()
+                doc.render(draft=draft)
             samples = timed(change, args.repeats, args.warmup)
             h, w = rgb.shape[:2]
             kind = f"PhotoEdit.set_value + render (1 of {len(doc.faces)} face(s) edited)"
@@ -205,9 +209,11 @@ def main(argv=None) -> int:
             return ((dec[-1] + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     # Interleaved (decode, naive, encode per round) so that all three see the same machine load.
-    fns = {"decode": lambda i=0: engine.decode(latent, values[i % 2]),
+    fns = {"decode": lambda i=0: engine.decode(latent, values[i % 2], draft=True),
            "naive": naive,
            "encode": lambda i=0: engine.encode(crop)}
+    if latent.mirrored:
+        fns["full_decode"] = lambda i=0: engine.decode(latent, values[i % 2])
     for _ in range(args.warmup):
         for fn in fns.values():
             fn()
@@ -219,21 +225,30 @@ def main(argv=None) -> int:
             times[k].append((time.perf_counter() - t0) * 1000.0)
     decode, naive_ms, encode = times["decode"], times["naive"], times["encode"]
     log(f"decode  p50 {p50(decode):8.2f} ms   p90 {p90(decode):8.2f} ms")
+    if "full_decode" in times:
+        log(f"full decode (mirror images) p50 {p50(times['full_decode']):8.2f} ms")
     log(f"encode  p50 {p50(encode):8.2f} ms")
     log(f"naive   p50 {p50(naive_ms):8.2f} ms   (ratio {p50(naive_ms) / p50(decode):.2f}x)")
     # both paths compute the same image (the engine folds batch norm, so not bit-identical)
-    diff = int(np.abs(engine.decode(latent, values[1]).astype(int) - naive(1).astype(int)).max())
+    diff = int(np.abs(engine.decode(latent, values[1], draft=True).astype(int) - naive(1).astype(int)).max())
 
     result = {
         "decode_ms_p50": p50(decode), "decode_ms_p90": p90(decode),
         "naive_ms_p50": p50(naive_ms), "ratio": round(p50(naive_ms) / p50(decode), 2),
         "encode_ms_p50": p50(encode),
     }
+    if "full_decode" in times:
+        result.update({"full_decode_ms_p50": p50(times["full_decode"]),
+                       "full_decode_ms_p90": p90(times["full_decode"])})
     if not args.skip_photo:
         samples, kind, details = photo_edit_bench(engine, model, args, first.name, crop)
         result.update({"photo_edit_ms_p50": p50(samples), "photo_edit_ms_p90": p90(samples),
                        "photo_edit_kind": kind, **details})
         log(f"photo   p50 {p50(samples):8.2f} ms   ({kind}, {details['photo_size'][0]}x{details['photo_size'][1]})")
+        if latent.mirrored:
+            full, _kind, _details = photo_edit_bench(engine, model, args, first.name, crop, draft=False)
+            result.update({"photo_edit_full_ms_p50": p50(full), "photo_edit_full_ms_p90": p90(full)})
+            log(f"photo, full decode p50 {p50(full):8.2f} ms")
     result.update({
         "threads": threads, "device": str(engine.device), "default_threads": default_threads(),
         "model": desc, "image_size": s, "repeats": args.repeats, "engine_vs_naive_max_abs_diff": diff,

@@ -279,6 +279,7 @@ def model_summary(model: FaderModel) -> dict:
         "attributes": [{"name": a.name, "values": list(a.values), "range": list(a.range)} for a in model.attributes],
         "architecture": model.config.to_dict(),
         "has_classifier": model.classifier is not None,
+        "mirror_decode": bool(model.meta.get("mirror_decode", False)),
         "parameters": n_params,
         "alignment": model.meta.get("alignment"),
         "training": model.meta.get("training"),

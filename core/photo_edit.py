@@ -103,6 +103,7 @@ class FaceEdit:
     landmarks: Optional[np.ndarray] = None
     _doc: Optional["PhotoEdit"] = field(default=None, repr=False)
     _recon: Optional[np.ndarray] = field(default=None, repr=False)
+    _recon_draft: Optional[np.ndarray] = field(default=None, repr=False)
     _cache_key: object = field(default=None, repr=False)
     _cache_img: Optional[np.ndarray] = field(default=None, repr=False)
 
@@ -131,30 +132,40 @@ def _values_key(values: Mapping) -> tuple:
     return tuple(items)
 
 
-def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool = True) -> None:
+def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool = True,
+                 draft: bool = False) -> None:
     """Decode several faces, of one photo or of several, in one model call, filling their caches.
 
     items: (document, face index). Each face gets its edit at its current values and its plain
     reconstruction (either may be left out); what is already cached is not decoded again.
-    render(), render_raw() and render_face_crop() then only paste.
+    ``draft``: the faster decode without mirror averaging (``Engine.decode_float``), cached apart
+    (edit and reconstruction of one kind are always pasted together). render(), render_raw() and
+    render_face_crop() then only paste.
     """
     jobs = []   # (face, "edit" or "recon", values, cache key)
     for doc, i in items:
         f = doc.faces[i]
+        d = draft and f.latent.mirrored
         if edit:
             values = f.values
-            key = _values_key(values)
+            key = (_values_key(values), d)
             if f._cache_key != key:
                 jobs.append((f, "edit", values, key))
-        if reconstruction and f._recon is None:
-            jobs.append((f, "recon", f.own_values, None))
+        if reconstruction and (f._recon_draft if d else f._recon) is None:
+            jobs.append((f, "recon", f.own_values, d))
     if not jobs:
         return
     engine = jobs[0][0]._doc.engine
-    out = engine.decode_float(Latent.cat([f.latent for f, *_ in jobs]), [v for _f, _k, v, _key in jobs])
+    latents = [f.latent.plain() if (key[1] if kind == "edit" else key) else f.latent for f, kind, _v, key in jobs]
+    if len({lat.mirrored for lat in latents}) > 1:   # a draft and a full decode: two model calls
+        out = [engine.decode_float(lat, [v])[0] for lat, (_f, _k, v, _key) in zip(latents, jobs)]
+    else:
+        out = engine.decode_float(Latent.cat(latents), [v for _f, _k, v, _key in jobs])
     for (f, kind, _v, key), img in zip(jobs, out):
         if kind == "edit":
             f._cache_img, f._cache_key = img, key
+        elif key:
+            f._recon_draft = img
         else:
             f._recon = img
 
@@ -267,17 +278,19 @@ class PhotoEdit:
         decode_faces([(self, i)], reconstruction=False)
         return self.faces[i]._cache_img
 
-    def render(self) -> np.ndarray:
+    def render(self, draft: bool = False) -> np.ndarray:
         """The full-resolution edited photo (a new array; the original is never modified).
 
         Only modified faces are pasted back, so with nothing changed the pixels are the input's.
+        ``draft``: the faster decode for a live preview (see ``decode_faces``); exports use the full one.
         """
         out = self.image.copy()
         modified = self.session.modified_faces()
-        decode_faces([(self, i) for i in modified])
+        decode_faces([(self, i) for i in modified], draft=draft)
         for i in modified:
             f = self.faces[i]
-            out = paste_back(out, f._cache_img, f._recon, f.aligned.matrix, out=out, crop=f.aligned.crop)
+            recon = f._recon_draft if f._cache_key[1] else f._recon
+            out = paste_back(out, f._cache_img, recon, f.aligned.matrix, out=out, crop=f.aligned.crop)
         return out
 
     def edit_region(self) -> tuple:
@@ -303,11 +316,11 @@ class PhotoEdit:
         y1 = min(h, int(np.ceil(pts[:, 1].max())) + 3)
         return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
-    def render_region(self) -> tuple:
+    def render_region(self, draft: bool = False) -> tuple:
         """(pixels of the edit region of the rendered photo, (x, y) where they go): the only part
         of the photo an edit can change, e.g. what a preview needs to repaint."""
         x, y, w, h = self.edit_region()
-        return np.ascontiguousarray(self.render()[y:y + h, x:x + w]), (x, y)
+        return np.ascontiguousarray(self.render(draft)[y:y + h, x:x + w]), (x, y)
 
     def render_raw(self, i: int = 0) -> np.ndarray:
         """The model's own output for face i at model resolution, uint8."""

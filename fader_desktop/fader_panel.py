@@ -247,6 +247,7 @@ class FaderPanel(QWidget):
     """Face selector + faders + Reset all, bound to the window's EditSession (set_session)."""
 
     openModelRequested = Signal()
+    dragFinished = Signal()   # a slider handle was let go
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -312,6 +313,7 @@ class FaderPanel(QWidget):
         self._rows = {}
         for attr in attributes:
             row = FaderRow(attr, self._next_drag)
+            row.slider.sliderReleased.connect(self.dragFinished)
             row.session = self.session if self.session is not None and attr.name in {
                 a.name for a in self.session.attributes} else None
             self._rows_layout.insertWidget(self._rows_layout.count() - 1, row)
@@ -322,6 +324,10 @@ class FaderPanel(QWidget):
 
     def attribute_names(self) -> list:
         return list(self._rows)
+
+    def dragging(self) -> bool:
+        """Whether the user holds a slider handle (the preview may use the faster draft decode)."""
+        return any(row.slider.isSliderDown() for row in self._rows.values())
 
     def row(self, name: str) -> FaderRow:
         return self._rows[name]

@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self._serial = 0
         self._gen = 0
         self._shown_gen = 0
+        self._draft_requested = False   # the latest render asked for the draft decode (a drag)
         self._busy = False
         self._export_index: dict = {}   # export path -> undo index when it was requested
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
@@ -121,6 +122,7 @@ class MainWindow(QMainWindow):
 
         build_window_chrome(self)
         self.panel.openModelRequested.connect(self.open_model_dialog)
+        self.panel.dragFinished.connect(self._on_drag_finished)
         self.canvas.faceClicked.connect(self.panel.select_face)
         self.canvas.zoomChanged.connect(self._on_zoom)
         self._set_session(self.session)
@@ -482,10 +484,17 @@ class MainWindow(QMainWindow):
         if self._photo is None or not self._photo.faces:
             return
         self._gen += 1
-        request = RenderRequest(self._serial, self._gen, self.session.snapshot())
+        draft = self.panel.dragging()
+        self._draft_requested = draft
+        request = RenderRequest(self._serial, self._gen, self.session.snapshot(), draft)
         backend = self.backend
         self.jobs.submit(lambda: backend.render(request), on_done=self._on_rendered,
                          on_error=self._on_render_failed, coalesce="render")
+
+    def _on_drag_finished(self) -> None:
+        # the handle was let go: the preview drawn while dragging gets the full decode (the export's)
+        if self._draft_requested:
+            self._request_render()
 
     def preview_current(self) -> bool:
         """True when the preview shows the latest values (no render outstanding)."""

@@ -338,6 +338,7 @@ class RenderRequest:
     serial: int          # the photo it is for
     generation: int      # increases with every request: older results are not shown
     values: object       # core.edit_session.Snapshot of every face's values
+    draft: bool = False  # a slider is being dragged: the faster decode (PhotoEdit.render)
 
 
 @dataclass
@@ -454,7 +455,7 @@ class EditorBackend:
         t0 = time.perf_counter()
         self.doc.restore(request.values)
         # only the faces' region can differ from the original: ship that, not the whole photo
-        pixels, (x, y) = self.doc.render_region()
+        pixels, (x, y) = self.doc.render_region(request.draft)
         patch = numpy_to_qimage(pixels)
         return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0)
 

@@ -2,7 +2,7 @@
 
     python scripts/set_model_metadata.py MODEL.fader [--range Smiling=-1:2 ...] [--name N]
         [--description D] [--card PATH] [--training-data TEXT] [--classifier OTHER.fader]
-        [--out OUT.fader] [--half]
+        [--mirror-decode on|off] [--out OUT.fader] [--half]
 
 Writes OUT (default: MODEL itself, replaced atomically) with the same networks and the changed
 metadata. The recommended slider ranges (the window's and the command line's fader limits) are
@@ -44,6 +44,10 @@ def main(argv=None) -> int:
     p.add_argument("--training-data", help="replace the training data description")
     p.add_argument("--classifier", help="take the evaluation classifier (and its validation figures) of this "
                                         "model instead (same attributes and image size)")
+    p.add_argument("--mirror-decode", choices=("on", "off"),
+                   help="decode each face with its mirror image and average the two (on: for models "
+                        "whose attributes look the same in a mirror; the default model's figures are "
+                        "measured so), or not (off)")
     p.add_argument("--out", help="output model (default: replace MODEL)")
     p.add_argument("--half", action="store_true", help="store float tensors as float16")
     a = p.parse_args(argv)
@@ -69,6 +73,8 @@ def main(argv=None) -> int:
             model = dataclasses.replace(model, classifier=other.classifier, classifier_config=other.classifier_config)
             if "classifier" in other.meta:
                 model.meta["classifier"] = dict(other.meta["classifier"], source=f"{a.classifier}")
+        if a.mirror_decode is not None:
+            model.meta["mirror_decode"] = a.mirror_decode == "on"
         if a.training_data is not None:
             model.meta.setdefault("training", {})["data"] = a.training_data
         save_model(model, a.out or a.model, half=a.half)

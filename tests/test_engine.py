@@ -280,3 +280,30 @@ def test_engine_on_a_model_file(tiny_model_path):
     x = crops(2, seed=11)
     vals = [{"Smiling": 1.0}, {"Hair": [0.0, 1.0, 0.0]}]
     assert np.abs(engine.decode_float(engine.encode(x), vals) - reference_decode(model, x, vals)).max() < TOL
+
+
+def test_mirror_decode_averages_the_face_and_its_mirror_image():
+    """A model that asks for mirror decoding (meta "mirror_decode") is decoded as the mean of the
+    face's decode and its mirror image's decode flipped back; the draft decode is the plain one."""
+    base = make_model(seed=3, n_skip=1)
+    mirrored = make_model(seed=3, n_skip=1)
+    mirrored.meta["mirror_decode"] = True
+    plain_engine, engine = Engine(base, device="cpu", threads=1), Engine(mirrored, device="cpu", threads=1)
+    assert not plain_engine.mirror_decode and engine.mirror_decode
+    x = crops(3, seed=5)
+    values = [{"Smiling": 1.0}, {}, {"Male": 0.3}]
+    face = reference_decode(base, x, values)
+    mirror = reference_decode(base, np.ascontiguousarray(x[:, :, ::-1]), values)[:, :, ::-1]
+    latent = engine.encode(x)
+    assert latent.mirrored and len(latent) == 3
+    out = engine.decode_float(latent, values)
+    assert np.abs(out - (face + mirror) / 2).max() < TOL
+    assert np.abs(out - face).max() > 1.0   # a random model is far from symmetric: averaging shows
+    np.testing.assert_allclose(engine.decode_float(latent, values, draft=True), face, atol=TOL)
+    # selecting and joining faces keeps each face with its own mirror image
+    joined = Latent.cat([latent[2], latent.select([0, 1])])
+    assert joined.mirrored and len(joined) == 3
+    np.testing.assert_allclose(engine.decode_float(joined, [values[2], values[0], values[1]]),
+                               out[[2, 0, 1]], atol=TOL)
+    with pytest.raises(ValueError, match="mirrored and plain"):
+        Latent.cat([latent[0], plain_engine.encode(x[:1])])

@@ -381,3 +381,33 @@ def test_window_paints_before_torch_loads_and_then_loads_the_model(tiny_model_pa
     assert seen["after_start"] is False  # start() on a shown window does not import torch
     assert seen["paint"] is False        # the first paint happened before torch was imported
     assert seen["model"]                 # and the model was loaded afterwards
+
+
+def test_a_drag_previews_with_the_draft_decode_and_letting_go_shows_the_export(editor, qtbot, tiny_model_path,
+                                                                               tmp_path):
+    """With a model decoded with mirror images (as the default model is), a held slider previews
+    with the faster draft decode; letting go repaints with the full decode, the export's pixels."""
+    from core.model_file import load_model, save_model
+    model = load_model(tiny_model_path)
+    model.meta["mirror_decode"] = True
+    path = tmp_path / "mirror.fader"
+    save_model(model, path)
+    w = editor
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.load_model(path)
+    orig = original(w)
+    row = w.panel.row("Smiling")
+    row.slider.setSliderDown(True)
+    row.slider.setValue(0 if row.slider.value() > 500 else 1000)
+    assert w.jobs.wait_idle(TIMEOUT / 1000) and w.preview_current()
+    draft = preview(w)
+    assert not np.array_equal(draft, orig), "the face changes while the handle is held"
+    assert w.backend.doc.faces[0]._cache_key[1], "the preview of a held slider is the draft decode"
+    row.slider.setSliderDown(False)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), draft), timeout=TIMEOUT)
+    assert w.jobs.wait_idle(TIMEOUT / 1000)
+    pixels, (x, y) = w.backend.doc.render_region()
+    h, wd = pixels.shape[:2]
+    assert np.array_equal(preview(w)[y:y + h, x:x + wd], pixels), "after the drag the preview is the export"
+    inside, far = face_region(w)
+    assert np.array_equal(preview(w)[far], orig[far])

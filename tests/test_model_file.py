@@ -390,3 +390,21 @@ def test_saved_model_gets_normal_file_permissions(good, tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "shared.fader").stat().st_mode) == 0o644  # not 0600: others may read it
+
+
+def test_set_model_metadata_turns_mirror_decoding_on_and_off(good, tmp_path):
+    """scripts/set_model_metadata.py --mirror-decode: the engine then decodes faces with their
+    mirror images (and `info` says so); the networks are untouched."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import set_model_metadata
+    from core.engine import Engine
+    on, off = tmp_path / "on.fader", tmp_path / "off.fader"
+    assert set_model_metadata.main([str(good), "--mirror-decode", "on", "--out", str(on)]) == 0
+    assert set_model_metadata.main([str(on), "--mirror-decode", "off", "--out", str(off)]) == 0
+    m_on, m_off = load_model(on), load_model(off)
+    assert model_summary(m_on)["mirror_decode"] and not model_summary(m_off)["mirror_decode"]
+    assert Engine(m_on, device="cpu", threads=1).mirror_decode
+    assert not Engine(m_off, device="cpu", threads=1).mirror_decode
+    a, b = m_on.autoencoder.state_dict(), load_model(good).autoencoder.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

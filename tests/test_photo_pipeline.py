@@ -134,3 +134,31 @@ def test_edited_face_is_detected_again_at_the_same_landmarks(engine, photos):
         # detector alone moves by up to ~1 px under +-2 levels of noise)
         dist = min(float(np.linalg.norm(g.landmarks - f.landmarks, axis=1).mean()) for g in again)
         assert dist < 3.0, (path.name, dist)
+
+
+def test_mirror_decoding_model_draft_preview_and_full_render(tiny_model_path, photos):
+    """A model decoded with its mirror images (meta "mirror_decode", the default model): the
+    draft render (a slider being dragged) and the full one (the export) both leave an unedited
+    photo bit-identical, both edit the face, and they differ only a little from each other."""
+    from core.engine import Engine
+    from core.model_file import load_model
+    from core.photo_edit import PhotoEdit
+    model = load_model(tiny_model_path)
+    model.meta["mirror_decode"] = True
+    engine = Engine(model, device="cpu", threads=1)
+    path, rgb = photos[0]
+    doc = PhotoEdit.open(path, engine)
+    assert doc.faces[0].latent.mirrored
+    assert np.array_equal(doc.render(draft=True), rgb) and np.array_equal(doc.render(), rgb)
+    _flip_partly(doc)
+    full, draft = doc.render(), doc.render(draft=True)
+    changed_full = np.abs(full.astype(int) - rgb).max(axis=2) > 2
+    changed_draft = np.abs(draft.astype(int) - rgb).max(axis=2) > 2
+    assert changed_full.sum() > 500 and changed_draft.sum() > 500
+    diff = np.abs(full.astype(int) - draft.astype(int))
+    assert 0 < diff.mean() < np.abs(full.astype(int) - rgb).mean()
+    # the full render is what it was before the draft: the caches of the two kinds are kept apart
+    assert np.array_equal(doc.render(), full)
+    # brought back: both kinds give the input again
+    doc.reset(face=0)
+    assert np.array_equal(doc.render(draft=True), rgb) and np.array_equal(doc.render(), rgb)
