@@ -55,3 +55,22 @@ def test_bad_strength_options_exit_2(tiny_model_path, capsys):
     assert "--strength must be in (0, 20]" in capsys.readouterr().err
     assert main(["--model", str(tiny_model_path), "--data", "nowhere", "--strength", "2", "--at-range-ends"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_mirror_protocol_measures_what_the_app_decodes(tiny_model_path):
+    """evaluate(mirror=True) (used for models with mirror_decode) reconstructs as the app's engine
+    does for such a model: the same PSNR, and a different one from the plain decode."""
+    from core.engine import Engine
+    model, images, labels = _setup(tiny_model_path)
+    clf = _sharp_classifier(model)
+    plain = evaluate(model.autoencoder, clf, model.attributes, images, labels, "cpu")
+    mirrored = evaluate(model.autoencoder, clf, model.attributes, images, labels, "cpu", mirror=True)
+    model.meta["mirror_decode"] = True
+    engine = Engine(model, device="cpu", threads=1)
+    values = [{a.name: float(l) if a.is_binary else [float(i == l) for i in range(a.n)]
+               for a, l in zip(model.attributes, row)} for row in labels]
+    rec = engine.decode_float(engine.encode(images), values)
+    mse = (((rec - images.astype(np.float32)) / 127.5) ** 2).reshape(len(images), -1).mean(1)
+    app_psnr = float(np.mean(10 * np.log10(4.0 / mse)))
+    assert abs(mirrored["psnr"] - app_psnr) < 0.02
+    assert abs(mirrored["psnr"] - plain["psnr"]) > 0.1

@@ -161,9 +161,12 @@ def _adam_kwargs(device) -> dict:
 @torch.no_grad()
 def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndarray, device,
              lat_dis=None, n_skip: int = 0, batch: int = 64, autocast_dtype=None,
-             at_range_ends: bool = False, strength: float = 1.0) -> dict:
+             at_range_ends: bool = False, strength: float = 1.0, mirror: bool = False) -> dict:
     """Reconstruction MSE/PSNR, latent-discriminator accuracy, swap accuracy and "others unchanged"
     on (images, labels) — uint8 (N,S,S,3) and (N,k) value indices.
+
+    `mirror`: decode as the app decodes a model whose metadata asks for mirror decoding (the mean
+    of the face's decode and its mirror image's, flipped back; core.engine).
 
     `at_range_ends`: a binary swap sets the slider to the end of the attribute's recommended range
     (the most a user can ask for) instead of alpha = 1 - y. `strength` S: a binary swap sets the
@@ -193,7 +196,14 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
         x = to_input(xb, device)
         with ctx:
             enc = ae.encode(x)
-            rec = ae.decode(enc, code_from_indices(y, attrs))[-1].float().clamp(-1, 1)
+            enc_m = ae.encode(x.flip(3)) if mirror else None
+
+            def decode(code):
+                out = ae.decode(enc, code)[-1].float()
+                if enc_m is not None:
+                    out = (out + ae.decode(enc_m, code)[-1].float().flip(3)) * 0.5
+                return out.clamp(-1, 1)
+            rec = decode(code_from_indices(y, attrs))
         # PSNR at model resolution on the 0..255 scale, per image then averaged.
         mse_img = ((rec - x) ** 2).flatten(1).mean(1)
         sq_err += float(mse_img.sum())
@@ -217,7 +227,7 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
                     code[:, off] = 1 - alpha
                     code[:, off + 1] = alpha
                 with ctx:
-                    out = ae.decode(enc, code)[-1].float().clamp(-1, 1)
+                    out = decode(code)
                 pred = predict_indices(classifier(out), attrs)
                 swap_ok[j] += int((pred[:, j] == y2[:, j]).sum())
                 # the edit as the paste-back applies it: the input plus (edited - reconstructed)
@@ -365,8 +375,10 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     labels = ds.labels[val_idx][keep]
     ae = model.autoencoder.to(dev).to(memory_format=torch.channels_last)
     t0 = time.time()
+    mirror = bool(model.meta.get("mirror_decode", False))
     res = evaluate(ae, clf_model.classifier.to(dev), attrs, images, labels, dev, at_range_ends=at_range_ends,
-                   strength=strength)
+                   strength=strength, mirror=mirror)
+    res["mirror_decode"] = mirror
     res["swap_protocol"] = ("slider at the range end" if at_range_ends else "alpha = 1 - y" if strength == 1.0
                             else f"slider at {strength:g} (yes) / {1 - strength:g} (no)")
     split = f"the {len(val_idx)} images listed in {val_list}" if val_list is not None else _split_name(ds, val_idx)
