@@ -24,7 +24,8 @@ def run(args) -> int:
     # the model file's strings are shown, never sent to the terminal raw (escape sequences)
     print(f"{p(summary['name'])}  ({p(path)})")
     print(f"  image size: {summary['image_size']} px, {summary['parameters']:,} parameters, "
-          f"classifier: {'yes' if summary['has_classifier'] else 'no'}")
+          f"classifier: {'yes' if summary['has_classifier'] else 'no'}"
+          + (", decoded with each face's mirror image" if summary["mirror_decode"] else ""))
     for a in summary["attributes"]:
         print(f"  {p(a['name'])}: values {p(a['values'])}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
     if summary.get("metrics"):
