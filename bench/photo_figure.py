@@ -11,6 +11,7 @@ at least ``--min-face`` pixels wide, alternating the direction of the flip (to /
 where the data allow.
 
     python bench/photo_figure.py --model resources/models/default.fader -o docs/photo_figure.jpg
+    python bench/photo_figure.py --model M -o more.jpg --start 150     # six other photos, same rule
 
 The figure is made from CelebA images (non-commercial research only).
 """
@@ -59,6 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cell", type=int, default=256, help="each crop is shown at this size")
     ap.add_argument("--min-face", type=int, default=110, help="smallest face box width in the photo (px)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--start", type=int, default=0,
+                    help="begin the walk at this photo (in name order): other photos, chosen by the same rule")
     a = ap.parse_args(argv)
     import cv2
     import torch
@@ -71,7 +74,7 @@ def main(argv=None) -> int:
     from fader_desktop.cli import main as app_main
     from photo_swap_eval import read_table
     from readme_figure import _font
-    photos = sorted((DATA / "celeba" / "img_celeba").glob("*.jpg"))
+    photos = sorted((DATA / "celeba" / "img_celeba").glob("*.jpg"))[max(0, a.start):]
     labels = read_table(DATA / "list_attr_celeba.txt", {p.name for p in photos}, sorted(set(ORDER)))
     engine = Engine(load_model(a.model), device="cpu", threads=a.threads)
     chosen, pairs = set(), []

@@ -142,29 +142,30 @@ def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool
     (edit and reconstruction of one kind are always pasted together). render(), render_raw() and
     render_face_crop() then only paste.
     """
-    jobs = []   # (face, "edit" or "recon", values, cache key)
+    jobs = []   # (face, "edit" or "recon", values, cache key, draft)
     for doc, i in items:
         f = doc.faces[i]
-        d = draft and f.latent.mirrored
+        d = draft and f.latent.mirrored   # without mirror images the draft is the full decode
         if edit:
             values = f.values
             key = (_values_key(values), d)
             if f._cache_key != key:
-                jobs.append((f, "edit", values, key))
+                jobs.append((f, "edit", values, key, d))
         if reconstruction and (f._recon_draft if d else f._recon) is None:
-            jobs.append((f, "recon", f.own_values, d))
+            jobs.append((f, "recon", f.own_values, None, d))
     if not jobs:
         return
     engine = jobs[0][0]._doc.engine
-    latents = [f.latent.plain() if (key[1] if kind == "edit" else key) else f.latent for f, kind, _v, key in jobs]
-    if len({lat.mirrored for lat in latents}) > 1:   # a draft and a full decode: two model calls
-        out = [engine.decode_float(lat, [v])[0] for lat, (_f, _k, v, _key) in zip(latents, jobs)]
+    latents = [f.latent.plain() if d else f.latent for f, _kind, _v, _key, d in jobs]
+    values = [v for _f, _kind, v, _key, _d in jobs]
+    if len({lat.mirrored for lat in latents}) > 1:   # faces of mirror-decoded and plain kinds
+        out = [engine.decode_float(lat, [v])[0] for lat, v in zip(latents, values)]
     else:
-        out = engine.decode_float(Latent.cat(latents), [v for _f, _k, v, _key in jobs])
-    for (f, kind, _v, key), img in zip(jobs, out):
+        out = engine.decode_float(Latent.cat(latents), values)
+    for (f, kind, _v, key, d), img in zip(jobs, out):
         if kind == "edit":
             f._cache_img, f._cache_key = img, key
-        elif key:
+        elif d:
             f._recon_draft = img
         else:
             f._recon = img
