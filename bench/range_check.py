@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from edit_judge import DATA, VAL_IDS, colour_shift, export_roundtrip, read_labels  # noqa: E402
 
-HIGH = (1.0, 1.5, 2.0, 2.5, 3.0)
-LOW = (0.0, -0.5, -1.0, -1.5, -2.0)
+HIGH = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+LOW = (0.0, -0.25, -0.5, -1.0, -1.5, -2.0)
 
 
 def main(argv=None) -> int:
