@@ -26,10 +26,11 @@
 #   state (that run lowered the latent weight at 21,000 and raised the attribute weight at 22,551).
 # Stage E (session 9): a warm restart of the rate at 26,500, decaying to 0 at 32,500, with the latent
 #   weight 5e-5 and the attribute weight 0.2; the default of session 9 was its end state.
-# Stage F (sessions 9-11): latent weight 2.5e-5, attribute weight 0.25, warm restarts: decay to 0 at
+# Stage F (sessions 9-12): latent weight 2.5e-5, attribute weight 0.25, warm restarts: decay to 0 at
 #   37,500; constant to 43,000 and decay to 0 at 48,000; constant to ~51,300 and decay to 0 at
-#   55,577 (the shipped run decayed by the clock, --max-minutes 118 --lr-decay-minutes 65; this
-#   script decays by steps to 55,500). The shipped model is its end state.
+#   55,577; constant to ~62,000 and decay to 0 at 68,084 (the shipped runs decayed by the clock,
+#   --max-minutes 118 --lr-decay-minutes 65, then 115 / 60; this script decays by steps to 55,500
+#   and 68,000). The shipped model is its end state.
 # Evaluation classifier for the runs' swap accuracy (runs/default128_clf): width 256, 2,500 steps.
 # Slider classifier shipped in the file (session 11, runs/default128_clf.fader): the same design
 #   trained for 16 epochs on photo-like augmented faces, the 89x109 set included
@@ -37,8 +38,8 @@
 # Continue from the committed half-precision model on a machine without these runs:
 #   fader-train --continue resources/models/default.fader --data ... --exclude ... --steps N --out runs/more
 #
-# Ship: python scripts/set_model_metadata.py runs/default128/model_step0055500.fader --half --classifier
-#   runs/default128_clf.fader --range ... --out resources/models/default.fader (ranges from
+# Ship: python scripts/set_model_metadata.py runs/default128/model_step0068000.fader --half --classifier
+#   runs/default128_clf.fader --mirror-decode on --range ... --out resources/models/default.fader (ranges from
 #   bench/range_check.py; the exact line is in the model card).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +77,7 @@ mkdir -p "$(dirname "$A")"
       --lambda-lat-dis 2.5e-5 --lambda-critic-attr 0.25 >>"$B/train.log" 2>&1
   "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 48000 --lr-decay-start 43000 >>"$B/train.log" 2>&1
   "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 55500 --lr-decay-start 51300 >>"$B/train.log" 2>&1
+  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 68000 --lr-decay-start 62000 >>"$B/train.log" 2>&1
   if [ ! -f "$CLF/model.fader" ]; then
     "$PY" -m training.cli "${COMMON[@]}" --n-layers 5 --init-fm 16 --max-fm 256 --n-skip 2 --steps 1 \
         --classifier-steps 2500 --classifier-max-fm 256 --val-size 500 --quiet --out "$CLF" >>"$CLF.log" 2>&1
