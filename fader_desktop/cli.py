@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -83,13 +84,20 @@ def main(argv=None) -> int:
         module.add_arguments(p)
         args = p.parse_args(argv[1:])
         try:
-            return int(module.run(args) or 0)
+            code = int(module.run(args) or 0)
+            sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's exit
+            return code
         except FaderError as e:
             sys.stderr.write(f"{PROG}: error: {printable(e)}\n")
             return 2
         except KeyboardInterrupt:
             sys.stderr.write(f"{PROG}: interrupted\n")
             return 130
+        except BrokenPipeError:
+            # the reader went away (`fader-desktop info | head`): stop quietly, as other tools do;
+            # stdout goes to devnull so that flushing it at exit cannot raise again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
     args = _gui_parser().parse_args(argv)
     from fader_desktop.platform_check import window_problem
     problem = window_problem()  # before Qt, which would abort with a core dump

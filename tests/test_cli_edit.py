@@ -299,3 +299,13 @@ def test_control_characters_stay_out_of_the_terminal(tmp_path, capsys, photo_png
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert out.splitlines()[0].startswith("\\x1b[2J\\x1b[31mevil\\nsecond line  (")
+
+
+def test_info_into_a_closed_pipe_stops_quietly(tiny_model_path):
+    """`fader-desktop info | head -1`: the reader goes away; no traceback on the terminal."""
+    p = subprocess.Popen([sys.executable, "-m", "fader_desktop", "info", "--model", str(tiny_model_path)],
+                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()   # before the program writes anything (it is still importing)
+    err = p.stderr.read()
+    assert p.wait(timeout=300) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
