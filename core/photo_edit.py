@@ -116,6 +116,11 @@ class FaceEdit:
     def is_modified(self) -> bool:
         return self._doc.session.is_modified(self.index)
 
+    def _is_draft(self, draft: bool) -> bool:
+        """Whether a draft decode of this face differs from the full one (only a face decoded with
+        its mirror image has a faster draft); such decodes are cached apart."""
+        return draft and self.latent.mirrored
+
     @property
     def reconstruction(self) -> np.ndarray:
         """float32 (S, S, 3): the decode at the face's own values (decoded on first use)."""
@@ -145,7 +150,7 @@ def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool
     jobs = []   # (face, "edit" or "recon", values, cache key, draft)
     for doc, i in items:
         f = doc.faces[i]
-        d = draft and f.latent.mirrored   # without mirror images the draft is the full decode
+        d = f._is_draft(draft)
         if edit:
             values = f.values
             key = (_values_key(values), d)
@@ -156,12 +161,9 @@ def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool
     if not jobs:
         return
     engine = jobs[0][0]._doc.engine
+    # one engine, so every face's latent is mirrored or none is, and draft applies to all alike
     latents = [f.latent.plain() if d else f.latent for f, _kind, _v, _key, d in jobs]
-    values = [v for _f, _kind, v, _key, _d in jobs]
-    if len({lat.mirrored for lat in latents}) > 1:   # faces of mirror-decoded and plain kinds
-        out = [engine.decode_float(lat, [v])[0] for lat, v in zip(latents, values)]
-    else:
-        out = engine.decode_float(Latent.cat(latents), values)
+    out = engine.decode_float(Latent.cat(latents), [v for _f, _kind, v, _key, _d in jobs])
     for (f, kind, _v, key, d), img in zip(jobs, out):
         if kind == "edit":
             f._cache_img, f._cache_key = img, key
@@ -290,7 +292,7 @@ class PhotoEdit:
         decode_faces([(self, i) for i in modified], draft=draft)
         for i in modified:
             f = self.faces[i]
-            recon = f._recon_draft if f._cache_key[1] else f._recon
+            recon = f._recon_draft if f._is_draft(draft) else f._recon
             out = paste_back(out, f._cache_img, recon, f.aligned.matrix, out=out, crop=f.aligned.crop)
         return out
 
