@@ -39,6 +39,9 @@ class ArchConfig:
     lat_dis_dropout: float = 0.3
     hid_dim: int = 512
     n_attr: int = 0  # sum of the attributes' value counts
+    # Decoder hidden layers have at least this many feature maps (0: the encoder's widths, as the
+    # reference): the high-resolution decoder layers are the narrow ones that draw the detail.
+    dec_min_fm: int = 0
 
     def validate(self) -> None:
         """Raise FaderError naming the first invalid field."""
@@ -52,6 +55,9 @@ class ArchConfig:
                 bad(f"{f} = {v} exceeds the limit of {MAX_ARCH[f]}")
         if not 32 <= self.img_size <= 256 or self.img_size & (self.img_size - 1):
             bad(f"img_size must be a power of two in 32..256, got {self.img_size}")
+        if not isinstance(self.dec_min_fm, int) or isinstance(self.dec_min_fm, bool) \
+                or not 0 <= self.dec_min_fm <= MAX_ARCH["max_fm"]:
+            bad(f"dec_min_fm must be an integer in 0..{MAX_ARCH['max_fm']}, got {self.dec_min_fm!r}")
         if self.init_fm > self.max_fm:
             bad(f"init_fm ({self.init_fm}) must not exceed max_fm ({self.max_fm})")
         if self.n_layers > int(math.log2(self.img_size)):
@@ -93,16 +99,19 @@ class ArchConfig:
 
 
 def build_layers(img_size, img_fm, init_fm, max_fm, n_layers, n_attr, n_skip,
-                 deconv_method, instance_norm, enc_dropout, dec_dropout):
-    """Encoder and decoder layer lists, exactly as in the reference `build_layers`."""
+                 deconv_method, instance_norm, enc_dropout, dec_dropout, dec_min_fm=0):
+    """Encoder and decoder layer lists, exactly as in the reference `build_layers` when
+    `dec_min_fm` is 0; otherwise each decoder hidden layer has at least dec_min_fm maps."""
     norm_fn = nn.InstanceNorm2d if instance_norm else nn.BatchNorm2d
     enc_layers, dec_layers = [], []
     n_in, n_out = img_fm, init_fm
     for i in range(n_layers):
         enc_layer, dec_layer = [], []
         skip_connection = n_layers - (n_skip + 1) <= i < n_layers - 1
-        n_dec_in = n_out + n_attr + (n_out if skip_connection else 0)
-        n_dec_out = n_in
+        # the top decoder layer reads the latent code; the others the decoder layer above
+        n_dec_h = n_out if i == n_layers - 1 else max(n_out, dec_min_fm)
+        n_dec_in = n_dec_h + n_attr + (n_out if skip_connection else 0)
+        n_dec_out = n_in if i == 0 else max(n_in, dec_min_fm)
 
         enc_layer.append(nn.Conv2d(n_in, n_out, 4, 2, 1))
         if i > 0:
@@ -132,6 +141,18 @@ def build_layers(img_size, img_fm, init_fm, max_fm, n_layers, n_attr, n_skip,
         enc_layers.append(nn.Sequential(*enc_layer))
         dec_layers.insert(0, nn.Sequential(*dec_layer))
     return enc_layers, dec_layers
+
+
+def decoder_widths(c: ArchConfig) -> list:
+    """(maps read from the layer above, maps written) of each decoder layer, top first, as
+    build_layers makes them; the attribute planes and skip planes come on top of the first."""
+    enc = [min(c.init_fm * 2 ** k, c.max_fm) for k in range(c.n_layers)]
+    out = []
+    for k in reversed(range(c.n_layers)):
+        h = enc[k] if k == c.n_layers - 1 else max(enc[k], c.dec_min_fm)
+        o = c.img_fm if k == 0 else max(enc[k - 1], c.dec_min_fm)
+        out.append((h, o))
+    return out
 
 
 def _split_code_ok(conv: nn.Module, h: torch.Tensor) -> bool:
@@ -174,7 +195,8 @@ class AutoEncoder(nn.Module):
         self.config = config
         c = config
         enc, dec = build_layers(c.img_size, c.img_fm, c.init_fm, c.max_fm, c.n_layers, c.n_attr,
-                                c.n_skip, c.deconv_method, c.instance_norm, c.enc_dropout, c.dec_dropout)
+                                c.n_skip, c.deconv_method, c.instance_norm, c.enc_dropout, c.dec_dropout,
+                                c.dec_min_fm)
         self.enc_layers = nn.ModuleList(enc)
         self.dec_layers = nn.ModuleList(dec)
         # The image layer's code planes through a precomputed pattern (see _conv_transpose_with_code);

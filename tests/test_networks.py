@@ -12,7 +12,7 @@ from torch import nn
 
 from core.errors import FaderError
 from core.networks import (DECONV_METHODS, ArchConfig, AutoEncoder, Classifier, LatentDiscriminator,
-                           PatchDiscriminator, split_logits)
+                           PatchDiscriminator, decoder_widths, split_logits)
 
 
 
@@ -184,6 +184,8 @@ def test_config_dict_round_trip():
     ("lat_dis_dropout", "0.3", "lat_dis_dropout must be in [0, 1)"),
     ("hid_dim", 0, "hid_dim must be a positive integer"),
     ("n_attr", 0, "n_attr must be a positive integer"),
+    ("dec_min_fm", -1, "dec_min_fm must be an integer in 0..2048"),
+    ("dec_min_fm", 4096, "dec_min_fm must be an integer in 0..2048"),
 ])
 def test_invalid_configs_name_the_field(field, value, phrase):
     d = _cfg().to_dict()
@@ -193,6 +195,28 @@ def test_invalid_configs_name_the_field(field, value, phrase):
     assert phrase in str(ei.value) and field in str(ei.value)
     with pytest.raises(FaderError, match="invalid architecture"):
         AutoEncoder(ArchConfig(**d))
+
+
+@pytest.mark.parametrize("deconv", ["convtranspose", "upsampling", "pixelshuffle"])
+def test_a_wider_decoder_keeps_the_encoder_and_decodes_full_size_images(deconv):
+    """dec_min_fm widens only the decoder's narrow hidden layers; decoder_widths says how."""
+    base = _cfg(img_size=64, n_layers=4, n_skip=2, deconv_method=deconv, init_fm=8, max_fm=32)
+    wide = ArchConfig.from_dict({**base.to_dict(), "dec_min_fm": 24})
+    a, b = AutoEncoder(base), AutoEncoder(wide)
+    assert decoder_widths(base)[-2:] == [(16, 8), (8, 3)]
+    assert decoder_widths(wide)[-2:] == [(24, 24), (24, 3)]
+    assert decoder_widths(wide)[0] == decoder_widths(base)[0]  # the top layer reads the latent as before
+    assert {k: v.shape for k, v in a.enc_layers.state_dict().items()} == \
+        {k: v.shape for k, v in b.enc_layers.state_dict().items()}
+    for layer, (h, o) in zip(b.dec_layers, decoder_widths(wide)):
+        conv = next(m for m in layer if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+        assert h <= conv.in_channels and (conv.out_channels == o or conv.out_channels == 4 * o)
+    x, y = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, N_ATTR)
+    with torch.no_grad():
+        out = b.eval()(x, y)[1]
+    assert [tuple(t.shape[1:2]) for t in out[1:]] == [(o,) for _, o in decoder_widths(wide)]
+    assert tuple(out[-1].shape) == (2, 3, 64, 64)
+    assert ArchConfig.from_dict(wide.to_dict()) == wide
 
 
 def test_instance_norm_needs_a_latent_larger_than_1x1():

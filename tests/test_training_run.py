@@ -648,3 +648,57 @@ def test_learning_rate_decays_to_zero_by_the_end_of_the_time_budget(tmp_path, ca
     cfg = TrainConfig(lr=1e-3, steps=10, lr_decay_start=6, max_minutes=2, lr_decay_minutes=1)
     assert [cfg.lr_now(0, s) for s in (None, 120, 60, 30, 0, -5)] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 0, 0])
     assert cfg.lr_now(8, 30) == pytest.approx(2.5e-4)
+
+
+def test_resume_with_a_wider_decoder_decodes_as_before_then_grows_it(tmp_path, capsys):
+    """--resume --dec-min-fm: the run's decoder is widened in place (weights, weight average and
+    Adam's state), decodes exactly as before, and training then uses the new feature maps."""
+    from core.networks import AutoEncoder, decoder_widths
+    from training import cli
+    from training.widen import widen_checkpoint
+    _noise_folder(tmp_path, 2)
+    out = tmp_path / "run"
+    common = ["--data", str(tmp_path / "Bangs"), "--img-size", "32", "--init-fm", "4", "--max-fm", "16",
+              "--n-layers", "3", "--hid-dim", "16", "--classifier-steps", "2", "--eval-every", "100000",
+              "--ckpt-every", "1", "--out", str(out), "--quiet", "--cache-dir", str(tmp_path / "cache"),
+              "--val-size", "4", "--ema", "0.9", "--lambda-critic-attr", "0.05", "--critic-width", "8"]
+    assert cli.main(common + ["--steps", "4"]) == 0
+    ck = load_checkpoint(out / CHECKPOINT_NAME)
+    old = ArchConfig.from_dict(ck["arch"])
+    assert old.dec_min_fm == 0 and decoder_widths(old)[-2:] == [(8, 4), (4, 3)]
+
+    wide_ck = widen_checkpoint(ck, 12, log=lambda s: None)
+    new = ArchConfig.from_dict(wide_ck["arch"])
+    assert decoder_widths(new)[-2:] == [(12, 12), (12, 3)]
+    torch.manual_seed(0)
+    x, y = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, old.n_attr)
+    for key, train_mode in (("ae", True), ("ae_ema", False)):
+        a, b = AutoEncoder(old), AutoEncoder(new)
+        a.load_state_dict(ck[key]), b.load_state_dict(wide_ck[key])
+        a.train(train_mode), b.train(train_mode)
+        with torch.no_grad():
+            assert torch.allclose(a(x, y)[1][-1], b(x, y)[1][-1], atol=1e-6)
+    assert wide_ck["critic"] is ck["critic"] and wide_ck["lat_dis"] is ck["lat_dis"]
+
+    capsys.readouterr()
+    assert cli.main(common + ["--resume", "--steps", "8", "--dec-min-fm", "12"]) == 0
+    assert "decoder widened to at least 12 feature maps per layer" in capsys.readouterr().err
+    ck8 = load_checkpoint(out / CHECKPOINT_NAME)
+    assert ck8["step"] == 8 and ck8["arch"]["dec_min_fm"] == 12
+    # the links from the new maps into the old ones started at zero and were trained
+    w = ck8["ae"]["dec_layers.2.0.weight"]          # (in: 12 maps + code planes, out: 3), transposed conv
+    assert w[4:12].abs().sum() > 0
+    assert cli.main(["--out", str(out), "--export-last", "--quiet"]) == 0
+    model = load_model(out / "model_last.fader")
+    assert model.config.dec_min_fm == 12
+    from core.engine import Engine
+    eng = Engine(model, device="cpu", threads=1)
+    crops = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    lat = eng.encode(crops)
+    names = [a.name for a in model.attributes]
+    lo, hi = eng.decode(lat, {names[0]: 0.0}), eng.decode(lat, {names[0]: 1.0})
+    assert lo.shape == (2, 32, 32, 3) and not np.array_equal(lo, hi)   # the app runs the wider decoder
+    # narrowing is refused with a clear message, and the checkpoint is left as it was
+    assert cli.main(common + ["--resume", "--steps", "9", "--dec-min-fm", "8"]) == 2
+    assert "a decoder can be widened, not narrowed" in capsys.readouterr().err
+    assert load_checkpoint(out / CHECKPOINT_NAME)["step"] == 8

@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-skip", type=int, default=None, metavar="N",
                    help="skip connections encoder->decoder (default 0; with --init, more than the model's "
                         "adds skips whose decoder planes start at zero)")
+    g.add_argument("--dec-min-fm", type=int, default=None, metavar="N",
+                   help="at least N feature maps in every decoder hidden layer (default 0: the encoder's widths). "
+                        "With --resume, a larger N widens the run's decoder in place: it first decodes exactly "
+                        "as before, and training grows the new maps in")
     g.add_argument("--deconv-method", default="convtranspose", choices=["convtranspose", "upsampling", "pixelshuffle"], help="decoder upsampling")
     g.add_argument("--instance-norm", action="store_true", help="instance norm instead of batch norm")
     g.add_argument("--dec-dropout", type=float, default=0.0, metavar="P", help="dropout in the last decoder layers")
@@ -360,6 +364,9 @@ def _run(argv, log, held: dict) -> int:
     if a.align and not align_available():
         raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
     ck = _checkpoint_to_resume(a, run_dir)
+    if ck is not None and a.dec_min_fm is not None:
+        from .widen import widen_checkpoint
+        ck = widen_checkpoint(ck, a.dec_min_fm, log=say)
     data = _load_data(a, ck, run_dir, device, dist, quiet, say)
     arch, cfg, continued_at = _configure(a, ck, data, dist)
     meta = _run_meta(a, ck, data, run_dir, continued_at)
@@ -569,13 +576,15 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
                 raise FaderError(f"--n-skip {a.n_skip}: the --init model has {old_skip} skip connections; "
                                  "fine-tuning can add skip connections, not remove them")
             n_skip = old_skip if a.n_skip is None else a.n_skip
+            if a.dec_min_fm not in (None, init_model.config.dec_min_fm):
+                raise FaderError("--dec-min-fm with --init/--continue: widen a run's decoder with --resume instead")
             arch = ArchConfig.from_dict({**init_model.config.to_dict(), "n_attr": n_attr, "n_skip": n_skip})
         else:
             n_layers = a.n_layers or max(1, int(math.log2(img_size)) - 2)
             arch = ArchConfig(img_size=img_size, init_fm=a.init_fm, max_fm=a.max_fm, n_layers=n_layers,
                               n_skip=a.n_skip or 0, deconv_method=a.deconv_method, instance_norm=a.instance_norm,
                               dec_dropout=a.dec_dropout, lat_dis_dropout=a.lat_dis_dropout, hid_dim=a.hid_dim,
-                              n_attr=n_attr)
+                              n_attr=n_attr, dec_min_fm=a.dec_min_fm or 0)
         arch.validate()
         steps = a.steps if a.steps is not None else int(math.ceil(a.epochs * len(train_idx) / a.batch_size))
         cfg = TrainConfig(steps=steps, batch_size=a.batch_size, lr=a.lr, clip_grad_norm=a.clip_grad_norm,
