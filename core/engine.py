@@ -14,10 +14,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from .attributes import Attribute, attribute_code, code_to_value
 from .errors import FaderError
 from .model_file import FaderModel
+from .networks import decoder_widths
 
 # fp16 on CUDA is used only if a probe decode stays this close to fp32 (in 0..255 units).
 HALF_TOLERANCE = 1.0
@@ -91,6 +93,49 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return m
 
 
+class CodePlaneLayer(nn.Module):
+    """A decoder layer whose attribute-code planes enter as a precomputed pattern (inference).
+
+    The planes are constant over the image, so the transposed convolution's response to them is
+    a fixed pattern per code entry, mixed per face by one small matrix product; the convolution
+    itself then reads only the feature maps (and skip maps), not the expanded and concatenated
+    planes. Same output up to float rounding, fewer multiply-adds and no concatenation copy.
+    """
+
+    def __init__(self, layer: nn.Sequential, n_h: int, n_code: int, in_size: int):
+        super().__init__()
+        conv = layer[0]
+        w_h, w_c, w_s = conv.weight.detach().split([n_h, n_code, conv.in_channels - n_h - n_code], 0)
+        self.conv = nn.ConvTranspose2d(conv.in_channels - n_code, conv.out_channels, conv.kernel_size, conv.stride,
+                                       conv.padding, conv.output_padding, conv.groups, conv.bias is not None,
+                                       conv.dilation)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.cat([w_h, w_s], 0))
+            if conv.bias is not None:
+                self.conv.bias.copy_(conv.bias)
+            unit = torch.eye(n_code, dtype=w_c.dtype)[:, :, None, None].expand(n_code, n_code, in_size, in_size)
+            pattern = F.conv_transpose2d(unit.contiguous(), w_c, None, conv.stride, conv.padding, conv.output_padding,
+                                         conv.groups, conv.dilation)
+        # (code entry, pixels) in both layouts the output may have
+        self.register_buffer("pattern_nchw", pattern.reshape(n_code, -1).contiguous())
+        self.register_buffer("pattern_nhwc", pattern.permute(0, 2, 3, 1).reshape(n_code, -1).contiguous())
+        self.rest = layer[1:]
+
+    @staticmethod
+    def applies(layer: nn.Module) -> bool:
+        return isinstance(layer, nn.Sequential) and len(layer) > 0 and type(layer[0]) is nn.ConvTranspose2d
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x)
+        n, co, ho, wo = out.shape
+        if out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous():
+            out.permute(0, 2, 3, 1).reshape(n, -1).addmm_(code, self.pattern_nhwc)
+        else:
+            out = out.contiguous()
+            out.view(n, -1).addmm_(code, self.pattern_nchw)
+        return self.rest(out)
+
+
 class Latent:
     """Encoder outputs of a batch of faces (only the positions the decoder reads).
 
@@ -155,6 +200,7 @@ class Engine:
         ae = model.autoencoder  # copied below (and put in eval mode there); the caller's model is left as is
         self._enc = fold_batchnorm(ae.enc_layers).to(self.device) if not model.config.instance_norm else copy.deepcopy(ae.enc_layers).eval().to(self.device)
         self._dec = fold_batchnorm(ae.dec_layers).to(self.device) if not model.config.instance_norm else copy.deepcopy(ae.dec_layers).eval().to(self.device)
+        self._dec = self._split_code_planes(self._dec, model)
         self._clf = copy.deepcopy(model.classifier).eval().to(self.device) if model.classifier is not None else None
         self.mirror_reading = True
         # Decode each face and its mirror image and average the two (flipped back): the decoder's
@@ -169,6 +215,15 @@ class Engine:
             self._try_half()
 
     # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _split_code_planes(dec: nn.ModuleList, model: FaderModel) -> nn.ModuleList:
+        c = model.config
+        widths = decoder_widths(c)
+        return nn.ModuleList([
+            CodePlaneLayer(layer, widths[i][0], c.n_attr, c.latent_size * 2 ** i).to(next(layer.parameters()).device)
+            if CodePlaneLayer.applies(layer) else layer
+            for i, layer in enumerate(dec)])
+
     def _try_half(self) -> None:
         probe = torch.rand(2, 3, self.image_size, self.image_size, device=self.device) * 2 - 1
         vals = [{}, {a.name: (1.0 if a.is_binary else [0.0] * (a.n - 1) + [1.0]) for a in self.attributes}]
@@ -220,6 +275,10 @@ class Engine:
         y = y.view(bs, n_attr, 1, 1)
         n_skip = self.model.config.n_skip
         for i, layer in enumerate(self._dec):
+            if isinstance(layer, CodePlaneLayer):
+                x = torch.cat([h, enc[-1 - i]], 1) if 0 < i <= n_skip else h
+                h = layer(x, y.view(bs, n_attr))
+                continue
             inp = [h, y.expand(bs, n_attr, h.size(2), h.size(3))]
             if 0 < i <= n_skip:
                 inp.append(enc[-1 - i])
