@@ -113,7 +113,7 @@ class CodePlaneLayer(nn.Module):
             self.conv.weight.copy_(torch.cat([w_h, w_s], 0))
             if conv.bias is not None:
                 self.conv.bias.copy_(conv.bias)
-            unit = torch.eye(n_code, dtype=w_c.dtype)[:, :, None, None].expand(n_code, n_code, in_size, in_size)
+            unit = torch.eye(n_code, dtype=w_c.dtype, device=w_c.device)[:, :, None, None].expand(n_code, n_code, in_size, in_size)
             pattern = F.conv_transpose2d(unit.contiguous(), w_c, None, conv.stride, conv.padding, conv.output_padding,
                                          conv.groups, conv.dilation)
         # (code entry, pixels) in both layouts the output may have
@@ -220,7 +220,7 @@ class Engine:
         c = model.config
         widths = decoder_widths(c)
         return nn.ModuleList([
-            CodePlaneLayer(layer, widths[i][0], c.n_attr, c.latent_size * 2 ** i).to(next(layer.parameters()).device)
+            CodePlaneLayer(layer, widths[i][0], c.n_attr, c.latent_size * 2 ** i).to(layer[0].weight.device)
             if CodePlaneLayer.applies(layer) else layer
             for i, layer in enumerate(dec)])
 

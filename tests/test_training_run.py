@@ -698,6 +698,16 @@ def test_resume_with_a_wider_decoder_decodes_as_before_then_grows_it(tmp_path, c
     names = [a.name for a in model.attributes]
     lo, hi = eng.decode(lat, {names[0]: 0.0}), eng.decode(lat, {names[0]: 1.0})
     assert lo.shape == (2, 32, 32, 3) and not np.array_equal(lo, hi)   # the app runs the wider decoder
+    # fine-tuning the wider model on one more attribute starts from exactly its decodes
+    new_attrs = list(model.attributes) + [Attribute("Hat")]
+    arch2 = ArchConfig.from_dict({**model.config.to_dict(), "n_attr": model.config.n_attr + 2, "n_skip": 1})
+    ae2 = init_from_model(model, new_attrs, arch2).eval()
+    xt = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        ref = model.autoencoder.eval()
+        want = ref.decode(ref.encode(xt), attribute_code(model.attributes, [{names[0]: 1.0}] * 2))[-1]
+        got = ae2.decode(ae2.encode(xt), attribute_code(new_attrs, [{names[0]: 1.0, "Hat": 1.0}] * 2))[-1]
+    assert torch.allclose(got, want, atol=1e-5)
     # narrowing is refused with a clear message, and the checkpoint is left as it was
     assert cli.main(common + ["--resume", "--steps", "9", "--dec-min-fm", "8"]) == 2
     assert "a decoder can be widened, not narrowed" in capsys.readouterr().err

@@ -40,7 +40,7 @@ from core.atomic_write import atomic_file, write_bytes_atomic
 from core.attributes import Attribute
 from core.errors import FaderError
 from core.model_file import FaderModel, save_model
-from core.networks import ArchConfig, AutoEncoder, Classifier, LatentDiscriminator, PatchDiscriminator
+from core.networks import ArchConfig, AutoEncoder, Classifier, LatentDiscriminator, PatchDiscriminator, decoder_widths
 
 from .batches import BatchStream, DeviceBatchStream
 from .critic import Critic, diff_augment
@@ -212,9 +212,8 @@ def init_from_model(model: FaderModel, attrs: Sequence[Attribute], arch: ArchCon
             continue
         i, transposed = input_convs[key]
         dim = 0 if transposed else 1  # ConvTranspose weight is (in, out, k, k), Conv (out, in, k, k)
-        has_skip = 0 < i <= arch.n_skip
         had_skip = 0 < i <= model.config.n_skip
-        h_planes = (t.shape[dim] - n_new) // (2 if has_skip else 1)
+        h_planes = decoder_widths(arch)[i][0]  # a wider decoder's maps outnumber the skip maps
         w = torch.zeros_like(t)
 
         def put(dst, srcr):
