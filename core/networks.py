@@ -98,6 +98,13 @@ class ArchConfig:
         return min(self.init_fm * 2 ** (self.n_layers - 1), self.max_fm)
 
 
+def _decoder_layer_widths(k: int, n_layers: int, enc_in: int, enc_out: int, dec_min_fm: int) -> tuple:
+    """(maps read from the layer above, maps written) of the decoder layer mirroring encoder layer
+    k (enc_in -> enc_out maps). The top one reads the latent code; the image layer writes img_fm."""
+    h = enc_out if k == n_layers - 1 else max(enc_out, dec_min_fm)
+    return h, (enc_in if k == 0 else max(enc_in, dec_min_fm))
+
+
 def build_layers(img_size, img_fm, init_fm, max_fm, n_layers, n_attr, n_skip,
                  deconv_method, instance_norm, enc_dropout, dec_dropout, dec_min_fm=0):
     """Encoder and decoder layer lists, exactly as in the reference `build_layers` when
@@ -108,10 +115,8 @@ def build_layers(img_size, img_fm, init_fm, max_fm, n_layers, n_attr, n_skip,
     for i in range(n_layers):
         enc_layer, dec_layer = [], []
         skip_connection = n_layers - (n_skip + 1) <= i < n_layers - 1
-        # the top decoder layer reads the latent code; the others the decoder layer above
-        n_dec_h = n_out if i == n_layers - 1 else max(n_out, dec_min_fm)
+        n_dec_h, n_dec_out = _decoder_layer_widths(i, n_layers, n_in, n_out, dec_min_fm)
         n_dec_in = n_dec_h + n_attr + (n_out if skip_connection else 0)
-        n_dec_out = n_in if i == 0 else max(n_in, dec_min_fm)
 
         enc_layer.append(nn.Conv2d(n_in, n_out, 4, 2, 1))
         if i > 0:
@@ -146,13 +151,9 @@ def build_layers(img_size, img_fm, init_fm, max_fm, n_layers, n_attr, n_skip,
 def decoder_widths(c: ArchConfig) -> list:
     """(maps read from the layer above, maps written) of each decoder layer, top first, as
     build_layers makes them; the attribute planes and skip planes come on top of the first."""
-    enc = [min(c.init_fm * 2 ** k, c.max_fm) for k in range(c.n_layers)]
-    out = []
-    for k in reversed(range(c.n_layers)):
-        h = enc[k] if k == c.n_layers - 1 else max(enc[k], c.dec_min_fm)
-        o = c.img_fm if k == 0 else max(enc[k - 1], c.dec_min_fm)
-        out.append((h, o))
-    return out
+    enc = [c.img_fm] + [min(c.init_fm * 2 ** k, c.max_fm) for k in range(c.n_layers)]
+    return [_decoder_layer_widths(k, c.n_layers, enc[k], enc[k + 1], c.dec_min_fm)
+            for k in reversed(range(c.n_layers))]
 
 
 def _split_code_ok(conv: nn.Module, h: torch.Tensor) -> bool:
