@@ -53,7 +53,7 @@ PY=${PY:-.venv/bin/python}
 D="$DATA/celeba"
 COMMON=(--data "$D/img_align_celeba" --data "$D/img_align_celeba_from_wild" --exclude "$D/img_celeba"
         --attr Smiling,Male,Young,Eyeglasses,Mouth_Slightly_Open --img-size 128
-        --threads "$THREADS" --device cpu --amp bf16)
+        --threads "$THREADS" --device cpu --amp auto)
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$(dirname "$A")"
 (

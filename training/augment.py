@@ -77,14 +77,18 @@ def augment(u8: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
 
 
 def fit_on_augmented(net: torch.nn.Module, images, train_idx, epochs: float, batch_size: int, lr: float,
-                     seed: int, prepare, loss_fn, desc: str, amp: bool = True, progress: bool = True,
+                     seed: int, prepare, loss_fn, desc: str, amp="auto", progress: bool = True,
                      should_stop=None, clip: float | None = None, redraw_s: float = 30) -> None:
     """Train ``net`` in place on augmented batches of ``images[train_idx]`` for ``epochs`` passes:
     AdamW (weight decay 5e-4) with a one-cycle rate peaking at ``lr``, bf16 autocast for the
-    forward pass when ``amp``. ``prepare(x)`` maps the augmented [0, 1] batch to the network's
+    forward pass as ``amp`` says ("auto": where the CPU has native bf16; "bf16"; "off"; True/False
+    for "bf16"/"off"). ``prepare(x)`` maps the augmented [0, 1] batch to the network's
     input, ``loss_fn(logits, idx)`` gives the loss of the batch ``idx``; ``clip`` bounds the
     gradient norm. ``should_stop()`` returning true raises KeyboardInterrupt."""
+    from .precision import amp_dtype
     from .progress import redraw_interval
+    mode = ("bf16" if amp else "off") if isinstance(amp, bool) else amp
+    use_bf16 = amp_dtype(mode, torch.device("cpu")) == torch.bfloat16
     rng = np.random.default_rng(seed)
     train_idx = np.asarray(train_idx)
     total = max(1, int(round(epochs * max(1, len(train_idx) // batch_size))))
@@ -105,7 +109,7 @@ def fit_on_augmented(net: torch.nn.Module, images, train_idx, epochs: float, bat
                 order = np.concatenate([order, rng.permutation(train_idx)])
             idx, order = np.sort(order[:batch_size]), order[batch_size:]
             x = augment(np.asarray(images[idx]), rng)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 logits = net(prepare(x))
             loss = loss_fn(logits.float(), idx)
             opt.zero_grad(set_to_none=True)
@@ -127,10 +131,13 @@ def fit_on_augmented(net: torch.nn.Module, images, train_idx, epochs: float, bat
 
 def add_fit_options(p, batch_size: int) -> None:
     """The command-line options of `fit_on_augmented`'s callers: --epochs, --batch-size, --lr,
-    --seed, --threads, --no-amp."""
+    --seed, --threads, --amp (--no-amp)."""
     p.add_argument("--epochs", type=float, default=8.0)
     p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--no-amp", action="store_true", help="plain fp32 (bf16 autocast is faster on CPUs with bf16 support)")
+    p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto",
+                   help="bf16 autocast: auto (default) where the CPU computes bf16 natively (AVX512-BF16/AMX), "
+                        "elsewhere plain fp32 (emulated bf16 ran 17x slower); bf16 forces it, off disables it")
+    p.add_argument("--no-amp", dest="amp", action="store_const", const="off", help="the same as --amp off")

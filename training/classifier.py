@@ -39,7 +39,7 @@ PROG = "python -m training.classifier"
 
 def train_photo_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs, epochs: float,
                            batch_size: int = 32, lr: float = 1e-3, config=None, seed: int = 0,
-                           amp: bool = True, progress: bool = True, should_stop=None) -> tuple:
+                           amp="auto", progress: bool = True, should_stop=None) -> tuple:
     """Train a classifier of the reference design on augmented crops (AdamW, one-cycle schedule).
 
     ``images``: uint8 (N, S, S, 3); ``labels``: (N, k) value indices; ``config``: the classifier's
@@ -103,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         t0 = time.time()
         clf, acc = train_photo_classifier(cache.images, ds.labels, train_idx, val_idx, model.attributes,
                                           a.epochs, a.batch_size, a.lr, model.classifier_config, a.seed,
-                                          amp=not a.no_amp)
+                                          amp=a.amp)
         old = model.meta.get("classifier") or {}
         meta = dict(model.meta, classifier={
             "source": f"{PROG} ({a.epochs:g} epochs on {ds.description})",

@@ -71,11 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "were; --steps is then the total. The discriminators and optimizer moments start anew")
     g.add_argument("--init", default=None, metavar="MODEL", help="fine-tune from this .fader model (its attributes first; new attributes get zero-initialised decoder planes)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    # The choices are training.trainer.AMP_MODES, spelled out so that --help does not import torch.
+    # The choices are training.precision.AMP_MODES, spelled out so that --help does not import torch.
     g.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=None,
                    help="mixed precision: auto (default) = bf16 autocast on CUDA where supported, else fp16 with "
-                        "loss scaling; none on CPU, where autocast is slower without AMX. bf16/fp16 force it on "
-                        "any device, off disables it; a resumed run keeps its own unless given")
+                        "loss scaling; on the CPU bf16 where it computes bf16 natively (AVX512-BF16/AMX), else "
+                        "fp32 (emulated bf16 ran 13x slower). bf16/fp16 force it on any device, off disables it; "
+                        "a resumed run keeps its own unless given")
     g.add_argument("--data-on-device", action="store_true",
                    help="copy the training crops to the device once and cut batches there (a GPU: large batches "
                         "never wait for the host); needs the crops to fit in its memory")

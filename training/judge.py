@@ -79,7 +79,7 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 # training
 
 def train_judge(images, labels: np.ndarray, train_idx, val_idx, attributes: Sequence[str], epochs: float,
-                batch_size: int = 64, lr: float = 1e-3, seed: int = 0, amp: bool = True,
+                batch_size: int = 64, lr: float = 1e-3, seed: int = 0, amp="auto",
                 progress: bool = True, log=print) -> tuple:
     """Train a ResNet-18 judge; returns (net in eval mode, validation report dict)."""
     torch.manual_seed(seed)
@@ -198,7 +198,7 @@ def main(argv: Optional[list] = None) -> int:
               f"attributes {names}", file=sys.stderr)
         t0 = time.time()
         net, rep = train_judge(cache.images, ds.labels, train_idx, val_idx, names, a.epochs, a.batch_size,
-                               a.lr, a.seed, amp=not a.no_amp)
+                               a.lr, a.seed, amp=a.amp)
         meta = {"trained_on": ds.description, "n_train": int(len(train_idx)),
                 "validation": {"what": "CelebA split 1 (validation) crops", **rep},
                 "epochs": a.epochs, "seconds": round(time.time() - t0, 1), "augmentation": AUGMENTATION,

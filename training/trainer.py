@@ -15,7 +15,8 @@ Adam(lr 2e-4, betas (0.5, 0.999)), gradient norms clipped to 5, batch 32, random
 
 Speed: channels-last tensors, fused Adam, no host synchronisation inside an iteration (losses are
 summed on the device and read every `log_every` steps), batches assembled by a background thread
-from the uint8 memmap, and on CUDA autocast (bf16, or fp16 with a GradScaler; `amp` forces either anywhere).
+from the uint8 memmap, and autocast on CUDA (bf16, or fp16 with a GradScaler) and on CPUs with native bf16
+(`amp` forces either anywhere).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ from .evaluation import (code_from_indices, classifier_config, evaluate, preview
                          _adam_kwargs)
 from .live_taps import optimizer_state_full, optimizer_state_live, use_live_taps
 from .losses import attr_loss, chroma, total_variation
+from .precision import AMP_MODES, amp_dtype as _amp_dtype, slow_amp_warning
 from .progress import redraw_interval
 from .small_map_conv import use_small_map_convs
 
@@ -130,21 +132,12 @@ class TrainConfig:
         return base if s == 0 else base * min(step, s) / s
 
 
-AMP_MODES = ("auto", "off", "bf16", "fp16")
-
-
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype for an --amp mode on `device`, or None for plain fp32.
-
-    "auto" uses mixed precision on CUDA only: CPU autocast is slower than fp32 on CPUs without AMX.
-    """
+    """The autocast dtype for an --amp mode on `device`, or None for plain fp32 (training/precision.py:
+    "auto" is half precision on CUDA and on CPUs with native bf16, fp32 on other CPUs)."""
     if mode not in AMP_MODES:
         raise FaderError(f"amp must be one of {', '.join(AMP_MODES)}, got {mode!r}")
-    if mode == "off" or (mode == "auto" and device.type != "cuda"):
-        return None
-    if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if mode == "bf16" else torch.float16
+    return _amp_dtype(mode, device)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -323,6 +316,9 @@ class Trainer:
             raise FaderError(f"clf_weights names attributes that are not trained: {sorted(unknown)}")
         self._clf_weights = [float(cfg.clf_weights.get(a.name, 1.0)) for a in self.attrs] if cfg.clf_weights else None
         self.amp_dtype = amp_dtype(cfg.amp, dev)
+        slow = slow_amp_warning(cfg.amp, dev)
+        if slow:
+            log(f"warning: {slow}")
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range.
         self.scalers = {}
         if self.amp_dtype == torch.float16:
