@@ -62,3 +62,23 @@ def test_judge_and_classifier_options():
     assert p.parse_args(["--amp", "bf16"]).amp == "bf16"
     with pytest.raises(SystemExit):
         p.parse_args(["--amp", "fp8"])
+
+
+@pytest.mark.parametrize("command", ["judge", "classifier"])
+def test_commands_report_a_forced_emulated_bf16(tmp_path, monkeypatch, capsys, command):
+    """Before any work (here: a model file that does not exist / an empty data folder ends it)."""
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    threads = torch.get_num_threads()
+    try:
+        if command == "judge":
+            from training.judge import main
+            rc = main(["--data", str(tmp_path), "--amp", "bf16", "--out", str(tmp_path / "j.safetensors")])
+        else:
+            from training.classifier import main
+            rc = main(["--model", str(tmp_path / "missing.fader"), "--data", str(tmp_path), "--amp", "bf16",
+                       "--out", str(tmp_path / "new.fader")])
+    finally:
+        torch.set_num_threads(threads)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "warning: --amp bf16 on a CPU without native bf16" in err, err

@@ -33,6 +33,7 @@ from core.errors import FaderError
 from .augment import AUGMENTATION, add_fit_options, fit_on_augmented
 from .evaluation import classifier_accuracy, classifier_config, fast_classifier, plain_classifier
 from .losses import attr_loss
+from .precision import slow_amp_warning
 
 PROG = "python -m training.classifier"
 
@@ -84,6 +85,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if os.path.exists(a.out):
             raise FaderError(f"--out {a.out} exists: choose a new file (nothing is overwritten)")
         torch.set_num_threads(max(1, a.threads))
+        slow = slow_amp_warning(a.amp, torch.device("cpu"))
+        if slow:
+            print(f"{PROG}: warning: {slow}", file=sys.stderr)
         model = load_model(a.model)
         names = [x.name for x in model.attributes]
         ds = open_dataset(a.data, ",".join(names))

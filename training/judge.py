@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from core.errors import FaderError
 
 from .augment import AUGMENTATION, add_fit_options, fit_on_augmented, to_unit_tensor as _to_tensor
+from .precision import slow_amp_warning
 
 JUDGE_FORMAT = "fader-judge"
 JUDGE_ARCH = "torchvision-resnet18"
@@ -181,6 +182,9 @@ def main(argv: Optional[list] = None) -> int:
         if not 32 <= a.img_size <= 256 or a.epochs <= 0 or a.batch_size < 2:
             raise FaderError("--img-size must be 32..256, --epochs positive, --batch-size at least 2")
         torch.set_num_threads(max(1, a.threads))
+        slow = slow_amp_warning(a.amp, torch.device("cpu"))
+        if slow:
+            print(f"judge: warning: {slow}", file=sys.stderr)
         ds = open_dataset(a.data, a.attr)
         if a.exclude:
             ds, dropped = exclude_images(ds, a.exclude)
