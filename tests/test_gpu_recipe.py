@@ -85,7 +85,12 @@ def test_device_batches_equal_host_batches():
 
 
 def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
-    """The one-command recipe, with its architecture shrunk after `--` so the suite stays fast."""
+    """The one-command recipe, as scripts/gpu_session.sh runs it on a lent machine (the models and
+    the log copied to $OUT, all that comes back from there), with its architecture shrunk after `--`
+    so the suite stays fast."""
+    import os
+    import subprocess
+    import sys
     from core.model_file import load_model
     from training import gpu_recipe, pack
     p = tmp_path / "faces.fpack"
@@ -95,7 +100,14 @@ def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
     tiny = ["--n-layers", "3", "--init-fm", "8", "--max-fm", "32", "--n-skip", "1", "--hid-dim", "16",
             "--batch-size", "8", "--steps", "6", "--eval-every", "3", "--classifier-steps", "4",
             "--classifier-max-fm", "32", "--threads", "1"]
-    assert gpu_recipe.main(["--pack", str(p), "--out", str(run), "--device", "cpu", "--minutes", "2", "--", *tiny]) == 0
+    out = tmp_path / "out"
+    env = dict(os.environ, PY=sys.executable, DEVICE="cpu", OUT=str(out), RUN=str(run))
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_session.sh"), str(p), "2", "--", *tiny],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("model.fader", "model_last.fader", "log.jsonl", "preview_latest.png", "gpu_recipe.txt"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "model_last.fader").read_bytes() == (run / "model_last.fader").read_bytes()
     m = load_model(run / "model.fader")
     assert m.image_size == 32 and [a.name for a in m.attributes] == gpu_recipe.ATTRIBUTES.split(",")
     assert all(v.dtype == torch.float32 for v in m.autoencoder.state_dict().values() if v.is_floating_point())

@@ -625,7 +625,9 @@ class Trainer:
         cfg = self.cfg
         edits = self._decodes_edits
         # A plain copy: the live modules may be SyncBatchNorm, which would wait for the other ranks.
-        with torch.random.fork_rng(devices=[]):
+        # manual_seed reseeds CUDA too: fork the device's generator as well, or every re-estimate
+        # would reset the training stream on a GPU.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(cfg.seed + self.step)
             ae = AutoEncoder(self.arch).to(self.device)
             ae.load_state_dict(self.ae_ema.state_dict())
