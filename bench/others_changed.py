@@ -1,0 +1,91 @@
+"""Why the judge reads other attributes as changed after an edit: per-face judge probabilities.
+
+For each validation face and each attribute flipped (α = 1 − y, as ``bench/edit_judge.py``), the
+judge reads the original crop, the exported edit and, as a control, the face exported with no
+slider moved (the app's own JPEG path). It prints, per (edited → other) pair, how often the other
+reading changed, what share of those changes started near the judge's threshold (0.35–0.65) and the
+median starting probability: changes that start far from 0.5 are edits the judge really reads as
+the other attribute, not the judge wavering.
+
+    python bench/others_changed.py --model resources/models/default.fader \
+        --judge runs/judge/judge.safetensors [--faces 200] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from edit_judge import DATA, VAL_IDS, export_roundtrip, read_labels  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--judge", required=True)
+    p.add_argument("--faces", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    import torch
+    torch.set_num_threads(a.threads)
+    from core.alignment import CELEBA_TEMPLATE, aligned_crop
+    from core.engine import Engine
+    from core.model_file import load_model
+    from core.photo_edit import PhotoEdit
+    from training.judge import load_judge
+    if not (DATA / "list_attr_celeba.txt").is_file():
+        print(f"others_changed: the CelebA subset is not at {DATA}", file=sys.stderr)
+        return 2
+    judge = load_judge(a.judge)
+    engine = Engine(load_model(a.model), device="cpu", threads=a.threads)
+    names = [n for n in judge.attributes if n in {x.name for x in engine.attributes}]
+    jcol = [judge.attributes.index(n) for n in names]
+    ids = [x for x in VAL_IDS.read_text().split() if x][: a.faces]
+    files = [DATA / "celeba" / "img_align_celeba" / x for x in ids]
+    labels = read_labels({f.name for f in files}, names)
+    read = lambda img: judge.predict(aligned_crop(img, CELEBA_TEMPLATE, judge.size).crop[None])[0][jcol]  # noqa: E731
+    base, plain, edited = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in files:
+            doc = PhotoEdit.open(f, engine, aligned=True)
+            base.append(read(doc.image))
+            rows = []
+            for n in names:
+                doc.reset()
+                doc.set_value(n, float(1 - labels[f.name][n]))
+                rows.append(read(export_roundtrip(doc.render(), Path(tmp))))
+            edited.append(rows)
+            doc.reset()
+            plain.append(read(export_roundtrip(doc.render(), Path(tmp))))
+    B, P, E = np.array(base), np.array(plain), np.array(edited)
+    res = {"bench": "others_changed", "model": a.model, "judge": a.judge, "faces": len(files),
+           "unedited_export_changed": {n: float(((P[:, j] > .5) != (B[:, j] > .5)).mean()) for j, n in enumerate(names)},
+           "pairs": {}}
+    print("unedited export, reading changed:", res["unedited_export_changed"])
+    for i, a_name in enumerate(names):
+        for j, b_name in enumerate(names):
+            ch = (E[:, i, j] > .5) != (B[:, j] > .5)
+            if i == j or not ch.any():
+                continue
+            near = float((np.abs(B[ch, j] - .5) < .15).mean())
+            row = {"changed": round(float(ch.mean()), 4), "near_threshold": round(near, 3),
+                   "median_start": round(float(np.median(B[ch, j])), 3)}
+            res["pairs"][f"{a_name} -> {b_name}"] = row
+            print(f"{a_name} -> {b_name}: changed {row['changed']:.3f}, started near 0.5 {near:.2f}, "
+                  f"median start {row['median_start']:.2f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
