@@ -51,9 +51,11 @@ STEPS=${STEPS:-18750}
 THREADS=${THREADS:-1}
 PY=${PY:-.venv/bin/python}
 D="$DATA/celeba"
+# bf16 autocast where the CPU computes bf16 natively (faster there), fp32 where it would be emulated
+AMP=${AMP:-$("$PY" -c "from training.precision import cpu_has_native_bf16 as n; print('bf16' if n() else 'off')")}
 COMMON=(--data "$D/img_align_celeba" --data "$D/img_align_celeba_from_wild" --exclude "$D/img_celeba"
         --attr Smiling,Male,Young,Eyeglasses,Mouth_Slightly_Open --img-size 128
-        --threads "$THREADS" --device cpu --amp auto)
+        --threads "$THREADS" --device cpu --amp "$AMP")
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$(dirname "$A")"
 (

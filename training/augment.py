@@ -85,10 +85,9 @@ def fit_on_augmented(net: torch.nn.Module, images, train_idx, epochs: float, bat
     for "bf16"/"off"). ``prepare(x)`` maps the augmented [0, 1] batch to the network's
     input, ``loss_fn(logits, idx)`` gives the loss of the batch ``idx``; ``clip`` bounds the
     gradient norm. ``should_stop()`` returning true raises KeyboardInterrupt."""
-    from .precision import amp_dtype
+    from .precision import fit_uses_bf16
     from .progress import redraw_interval
-    mode = ("bf16" if amp else "off") if isinstance(amp, bool) else amp
-    use_bf16 = amp_dtype(mode, torch.device("cpu")) == torch.bfloat16
+    use_bf16 = fit_uses_bf16(amp)
     rng = np.random.default_rng(seed)
     train_idx = np.asarray(train_idx)
     total = max(1, int(round(epochs * max(1, len(train_idx) // batch_size))))

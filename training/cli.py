@@ -74,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     # The choices are training.precision.AMP_MODES, spelled out so that --help does not import torch.
     g.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=None,
                    help="mixed precision: auto (default) = bf16 autocast on CUDA where supported, else fp16 with "
-                        "loss scaling; on the CPU bf16 where it computes bf16 natively (AVX512-BF16/AMX), else "
-                        "fp32 (emulated bf16 ran 13x slower). bf16/fp16 force it on any device, off disables it; "
-                        "a resumed run keeps its own unless given")
+                        "loss scaling; fp32 on the CPU. bf16/fp16 force it on any device (on a CPU without native "
+                        "bf16, AVX512-BF16/AMX, emulated bf16 ran 13x slower), off disables it; a resumed run keeps "
+                        "its own unless given")
     g.add_argument("--data-on-device", action="store_true",
                    help="copy the training crops to the device once and cut batches there (a GPU: large batches "
                         "never wait for the host); needs the crops to fit in its memory")

@@ -2,8 +2,9 @@
 
 bf16 autocast pays on the CPU only where the CPU computes in bf16 natively (AVX512-BF16 or AMX).
 Elsewhere oneDNN emulates it: on an AVX2-only AMD EPYC a 128 px Fader step ran 13x slower and a
-ResNet-18 step 17x slower than plain fp32. So "auto" picks bf16 on such CPUs and fp32 on the rest,
-and a forced half precision on a CPU without it is reported.
+ResNet-18 step 17x slower than plain fp32. fader-train's "auto" stays fp32 on every CPU (as
+before); the judge and slider-classifier fits use bf16 only where it is native; a forced half
+precision on a CPU that emulates it is reported.
 """
 from __future__ import annotations
 
@@ -28,25 +29,33 @@ def cpu_has_native_bf16() -> bool:
 
 
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype for an --amp mode on `device`, or None for plain fp32.
+    """fader-train's autocast dtype for an --amp mode on `device`, or None for plain fp32.
 
-    "auto": bf16 on CUDA where supported (else fp16), bf16 on a CPU with native bf16, else fp32.
+    "auto": bf16 on CUDA where supported (else fp16), fp32 on the CPU.
     """
     if mode not in AMP_MODES:
         raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {mode!r}")
     device = torch.device(device)
-    if mode == "off":
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return None
     if mode == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def fit_uses_bf16(mode) -> bool:
+    """Whether a CPU fit (judge, slider classifier) runs under bf16 autocast: "auto" where the CPU
+    has native bf16, "bf16" always, "off" never (True/False mean "bf16"/"off")."""
+    if isinstance(mode, bool):
+        return mode
+    if mode not in ("auto", "bf16", "off"):
+        raise ValueError(f"amp must be auto, bf16 or off, got {mode!r}")
+    return mode == "bf16" or (mode == "auto" and cpu_has_native_bf16())
 
 
 def slow_amp_warning(mode: str, device: torch.device) -> Optional[str]:
     """A one-line warning when `mode` forces half precision on a CPU that emulates it, else None."""
     if torch.device(device).type == "cpu" and mode in ("bf16", "fp16") and not cpu_has_native_bf16():
         return (f"--amp {mode} on a CPU without native bf16 (AVX512-BF16/AMX) is emulated and runs about "
-                f"10x slower than fp32; --amp auto uses fp32 here")
+                f"10x slower than fp32; --amp off (or auto) runs in fp32")
     return None

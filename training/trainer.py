@@ -15,8 +15,7 @@ Adam(lr 2e-4, betas (0.5, 0.999)), gradient norms clipped to 5, batch 32, random
 
 Speed: channels-last tensors, fused Adam, no host synchronisation inside an iteration (losses are
 summed on the device and read every `log_every` steps), batches assembled by a background thread
-from the uint8 memmap, and autocast on CUDA (bf16, or fp16 with a GradScaler) and on CPUs with native bf16
-(`amp` forces either anywhere).
+from the uint8 memmap, and on CUDA autocast (bf16, or fp16 with a GradScaler; `amp` forces either anywhere).
 """
 from __future__ import annotations
 
@@ -134,7 +133,7 @@ class TrainConfig:
 
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype for an --amp mode on `device`, or None for plain fp32 (training/precision.py:
-    "auto" is half precision on CUDA and on CPUs with native bf16, fp32 on other CPUs)."""
+    "auto" is half precision on CUDA, fp32 on the CPU)."""
     if mode not in AMP_MODES:
         raise FaderError(f"amp must be one of {', '.join(AMP_MODES)}, got {mode!r}")
     return _amp_dtype(mode, device)
