@@ -12,6 +12,8 @@ from typing import Optional
 
 import torch
 
+from core.errors import FaderError
+
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
@@ -34,7 +36,7 @@ def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
     "auto": bf16 on CUDA where supported (else fp16), fp32 on the CPU.
     """
     if mode not in AMP_MODES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {mode!r}")
+        raise FaderError(f"amp must be one of {', '.join(AMP_MODES)}, got {mode!r}")
     device = torch.device(device)
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return None
@@ -49,7 +51,7 @@ def fit_uses_bf16(mode) -> bool:
     if isinstance(mode, bool):
         return mode
     if mode not in ("auto", "bf16", "off"):
-        raise ValueError(f"amp must be auto, bf16 or off, got {mode!r}")
+        raise FaderError(f"amp must be auto, bf16 or off, got {mode!r}")
     return mode == "bf16" or (mode == "auto" and cpu_has_native_bf16())
 
 

@@ -48,7 +48,7 @@ from .evaluation import (code_from_indices, classifier_config, evaluate, preview
                          _adam_kwargs)
 from .live_taps import optimizer_state_full, optimizer_state_live, use_live_taps
 from .losses import attr_loss, chroma, total_variation
-from .precision import AMP_MODES, amp_dtype as _amp_dtype, slow_amp_warning
+from .precision import amp_dtype, slow_amp_warning
 from .progress import redraw_interval
 from .small_map_conv import use_small_map_convs
 
@@ -89,7 +89,7 @@ class TrainConfig:
     psnr_drop: float = 3.0         # a checkpoint is eligible as "best" only within this many dB of the best PSNR seen
     half_export: bool = False
     threads: int = 0               # 0: all cores this process may use
-    amp: str = "auto"              # one of AMP_MODES; see amp_dtype()
+    amp: str = "auto"              # one of precision.AMP_MODES; see amp_dtype()
     clf_weights: dict = field(default_factory=dict)  # attribute name -> factor on its classifier-loss term
     keep_evals: bool = False       # also export every evaluated state as model_step<N>.fader
     clf_blur: float = 0.0          # Gaussian blur sigma (px) on the classifier discriminator's inputs (0 = off)
@@ -129,14 +129,6 @@ class TrainConfig:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
         s = self.lambda_schedule
         return base if s == 0 else base * min(step, s) / s
-
-
-def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype for an --amp mode on `device`, or None for plain fp32 (training/precision.py:
-    "auto" is half precision on CUDA, fp32 on the CPU)."""
-    if mode not in AMP_MODES:
-        raise FaderError(f"amp must be one of {', '.join(AMP_MODES)}, got {mode!r}")
-    return _amp_dtype(mode, device)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
