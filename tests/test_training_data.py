@@ -390,12 +390,24 @@ def test_training_options_reach_the_run_config(tmp_path):
     assert c["lambda_lat_dis"] == 1e-4 and c["n_critic"] == 0  # the reference's default; no critic unless asked
     # a resumed run takes a new latent weight and an image critic; what is not given stays
     code = cli.main(["--data", str(data), "--img-size", "32", "--steps", "3", "--resume", "--lambda-lat-dis", "5e-4",
-                     "--lambda-critic-attr", "0.05", "--critic-width", "8", "--out", str(out),
-                     "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+                     "--lambda-critic-attr", "0.05", "--lambda-critic-hold", "0.5", "--single-edits", "0.25",
+                     "--critic-width", "8", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     assert code == 0
     c = load_checkpoint(out / CHECKPOINT_NAME)["config"]
-    assert (c["lambda_lat_dis"], c["n_critic"], c["lambda_critic_attr"], c["critic_width"], c["lambda_edit_tv"]) == \
-        (5e-4, 1, 0.05, 8, 0.1)
+    assert (c["lambda_lat_dis"], c["n_critic"], c["lambda_critic_attr"], c["critic_width"], c["lambda_edit_tv"],
+            c["lambda_critic_hold"], c["single_edits"]) == (5e-4, 1, 0.05, 8, 0.1, 0.5, 0.25)
+
+
+def test_critic_hold_and_single_edit_options_are_checked(tmp_path, capsys):
+    data = _folders(tmp_path / "Smiling", n=4)
+    base = ["--data", str(data), "--steps", "2", "--out", str(tmp_path / "run"), "--quiet"]
+    for extra, msg in ((["--single-edits", "1.5"], "--single-edits must be in [0, 1], got 1.5"),
+                       (["--lambda-critic-hold", "-1"], "--lambda-critic-hold must be >= 0, got -1.0"),
+                       (["--lambda-critic-hold", "1", "--n-critic", "0"],
+                        "--lambda-critic-adv/--lambda-critic-attr/--lambda-critic-hold need --n-critic > 0")):
+        assert cli.main(base + extra) == 2
+        assert capsys.readouterr().err.strip() == f"fader-train: error: {msg}"
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_from_a_bad_checkpoint_is_a_one_line_error(tmp_path, capsys):

@@ -455,7 +455,7 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
     assert cli.main(common + ["--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",
                               "--steps", "6", "--eval-every", "6", "--classifier-steps", "2", "--half-export",
                               "--lambda-lat-dis", "0.02", "--lambda-schedule", "20", "--lambda-critic-attr", "0.05",
-                              "--critic-width", "8", "--out", str(first)]) == 0
+                              "--critic-width", "8", "--amp", "off", "--out", str(first)]) == 0
     model = load_model(first / "model.fader")
     assert model.meta["training"]["steps"] == 6
     capsys.readouterr()
@@ -470,6 +470,7 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
     assert (c["lambda_lat_dis"], c["lambda_schedule"], c["n_critic"], c["lambda_critic_attr"], c["critic_width"]) == \
         (0.02, 20, 1, 0.05, 8)   # the model's recipe
     assert c["lambda_edit_tv"] == 0.01 and c["eval_every"] == 2   # what was given now
+    assert c["amp"] == "auto"   # precision is this machine's choice, not the recorded run's
     recs = [json.loads(x) for x in (second / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == [8, 10]
     assert recs[0]["lambda_lat_dis"] == pytest.approx(0.02 * 8 / 20)   # the ramp went on from step 6
@@ -716,3 +717,67 @@ def test_resume_with_a_wider_decoder_decodes_as_before_then_grows_it(tmp_path, c
     assert cli.main(common + ["--resume", "--steps", "9", "--dec-min-fm", "8"]) == 2
     assert "a decoder can be widened, not narrowed" in capsys.readouterr().err
     assert load_checkpoint(out / CHECKPOINT_NAME)["step"] == 8
+
+
+def test_single_edits_flip_exactly_one_attribute(celeba_sample, tmp_path):
+    """--single-edits 1: every decoded edit is a slider's edit, one attribute changed and the other
+    kept at its label; 0.5 makes about half of them so, the rest the reference's random values."""
+    attrs, images, labels, tr_idx, va_idx = celeba_sample
+    y = torch.from_numpy(labels[tr_idx][:512]).long()
+    t, _ = _run(celeba_sample, 0.0, 0, tmp_path, single_edits=1.0)
+
+    def changed(code):
+        r = torch.stack([c.argmax(1) for c in torch.split(code, [a.n for a in attrs], 1)], 1)
+        return (r != y).sum(1)
+    n = changed(t._random_code(y))
+    assert torch.all(n == 1)
+    which = torch.stack([c.argmax(1) for c in torch.split(t._random_code(y), [a.n for a in attrs], 1)], 1) != y
+    assert all(0.35 < float(which[:, j].float().mean()) < 0.65 for j in range(len(attrs)))  # each attribute
+    t.cfg.single_edits = 0.5
+    n = changed(t._random_code(y))
+    # a random code keeps both labels a quarter of the time and changes both another quarter
+    assert 0.55 < float((n == 1).float().mean()) < 0.9 and float((n == 0).float().mean()) > 0.05
+
+
+def test_held_attribute_loss_counts_only_the_kept_attributes():
+    from training.losses import held_attr_loss
+    attrs = [Attribute("A", ("0", "1")), Attribute("B", ("0", "1"))]
+    ref = torch.tensor([[2.0, -1.0, 0.5, 0.0]])
+    assert float(held_attr_loss(ref, ref, torch.ones(1, 2), attrs)) == 0.0
+    moved_b = torch.tensor([[2.0, -1.0, -1.0, 2.0]])
+    assert float(held_attr_loss(moved_b, ref, torch.tensor([[1.0, 0.0]]), attrs)) == pytest.approx(0.0, abs=1e-7)
+    assert float(held_attr_loss(moved_b, ref, torch.tensor([[0.0, 1.0]]), attrs)) > 0.1
+
+
+@torch.no_grad()
+def _reading_shifts(t, x, y) -> tuple:
+    """Mean KL between the run's critic readings of a reconstruction and of the one-attribute edit
+    (attribute 0 flipped): for the attribute the edit changes, and for the one it keeps."""
+    from training.evaluation import code_from_indices
+    from training.losses import held_attr_loss
+    t.ae_eval.eval()
+    t.critic.eval()
+    flipped = y.clone()
+    flipped[:, 0] = 1 - flipped[:, 0]
+    rec = t.ae_eval(x, code_from_indices(y, t.attrs))[1][-1]
+    ed = t.ae_eval(x, code_from_indices(flipped, t.attrs))[1][-1]
+    a_ed, a_rec = t.critic(ed)[1], t.critic(rec)[1]
+    col = torch.eye(2)
+    return tuple(float(held_attr_loss(a_ed, a_rec, col[j].expand(len(y), 2), t.attrs)) for j in (0, 1))
+
+
+def test_critic_hold_term_keeps_the_other_attributes_of_an_edit(celeba_sample, tmp_path):
+    """--lambda-critic-hold: trained against it, the decoder's one-attribute edits move the critic's
+    reading of the attribute they keep less than the same run without the term does."""
+    from training.evaluation import to_input
+    attrs, images, labels, tr_idx, va_idx = celeba_sample
+    x = to_input(images[va_idx][:64], "cpu")
+    y = torch.from_numpy(labels[va_idx][:64]).long()
+    common = dict(n_critic=1, lambda_critic_attr=1.0, single_edits=1.0)
+    shift = {}
+    for hold in (0.0, 5.0):
+        t, recs = _run(celeba_sample, 0.0, 80, tmp_path / str(hold), lambda_critic_hold=hold, **common)
+        assert all(np.isfinite(recs))
+        shift[hold] = _reading_shifts(t, x, y)
+    assert shift[5.0][1] < 0.4 * shift[0.0][1], shift  # the kept attribute holds (0.018 vs 0.17)
+    assert shift[5.0][0] > 0.6 * shift[0.0][0], shift  # and the edit is still made (2.0 vs 2.2)

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixed precision: auto (default) = bf16 autocast on CUDA where supported, else fp16 with "
                         "loss scaling; fp32 on the CPU. bf16/fp16 force it on any device (on a CPU without native "
                         "bf16, AVX512-BF16/AMX, emulated bf16 ran 13x slower), off disables it; a resumed run keeps "
-                        "its own unless given")
+                        "its own unless given, a --continue run starts at auto")
     g.add_argument("--data-on-device", action="store_true",
                    help="copy the training crops to the device once and cut batches there (a GPU: large batches "
                         "never wait for the host); needs the crops to fit in its memory")
@@ -149,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the critic's realism term on decodes with random attributes (default 0)")
     g.add_argument("--lambda-critic-attr", type=float, default=None, metavar="X",
                    help="weight of the critic's attribute term on those decodes (default 0)")
+    g.add_argument("--lambda-critic-hold", type=float, default=None, metavar="X",
+                   help="weight of the critic's reading of the attributes an edit keeps (not in the reference; "
+                        "default 0): it must stay as on the reconstruction, seen under the same augmentation "
+                        "(KL divergence); against edits that also change another attribute, e.g. glasses that "
+                        "age the face")
+    g.add_argument("--single-edits", type=float, default=None, metavar="P",
+                   help="fraction of the decoded edits that flip exactly one attribute and keep the others at "
+                        "their labels, as a slider does (not in the reference, whose edits set every attribute "
+                        "at random; default 0; changeable on resume)")
     g.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="evaluate, preview and export an exponential moving average of the auto-encoder's weights "
                         "(e.g. 0.999, the last ~1,000 steps) instead of the live ones, which oscillate under the "
@@ -222,8 +231,10 @@ def _check_numbers(a) -> None:
     for n in ("max_minutes", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_schedule", "n_lat_dis",
               "n_ptc_dis", "lambda_ptc_dis", "lambda_clf_dis", "classifier_steps", "threads", "n_skip", "psnr_drop",
               "n_clf_dis", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
-              "lambda_critic_attr"):
+              "lambda_critic_attr", "lambda_critic_hold"):
         pos(n, getattr(a, n), allow_zero=True)
+    if a.single_edits is not None and not 0 <= a.single_edits <= 1:
+        raise FaderError(f"--single-edits must be in [0, 1], got {a.single_edits}")
     pos("lr_decay_minutes", a.lr_decay_minutes, allow_zero=True)
     if a.lr_decay_minutes and not (a.max_minutes and a.lr_decay_minutes <= a.max_minutes):
         raise FaderError(f"--lr-decay-minutes {a.lr_decay_minutes:g} needs a --max-minutes budget at least as long")
@@ -245,15 +256,19 @@ def _check_numbers(a) -> None:
         raise FaderError("--lambda-ptc-dis needs --n-ptc-dis > 0 (a patch discriminator to train)")
     if a.n_clf_dis == 0 and a.lambda_clf_dis:
         raise FaderError("--lambda-clf-dis needs --n-clf-dis > 0")
-    if a.n_critic == 0 and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)) > 0:
-        raise FaderError("--lambda-critic-adv/--lambda-critic-attr need --n-critic > 0")
+    if a.n_critic == 0 and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)
+                            + (a.lambda_critic_hold or 0)) > 0:
+        raise FaderError("--lambda-critic-adv/--lambda-critic-attr/--lambda-critic-hold need --n-critic > 0")
 
 
-# fader-train options whose values the --continue model's recorded recipe supplies unless given
+# fader-train options whose values the --continue model's recorded recipe supplies unless given. Not
+# --amp: precision belongs to the machine (the default model was trained under bf16 on a CPU that
+# computes it natively; inherited on one that emulates it, a continued run went 18x slower).
 _RECIPE_OPTIONS = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_lat_dis", "lambda_ptc_dis",
                    "lambda_clf_dis", "lambda_schedule", "n_lat_dis", "n_ptc_dis", "n_clf_dis", "smooth_label", "seed",
-                   "psnr_drop", "amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic",
-                   "lambda_critic_adv", "lambda_critic_attr", "critic_width", "ema", "edit_residual")
+                   "psnr_drop", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic",
+                   "lambda_critic_adv", "lambda_critic_attr", "lambda_critic_hold", "single_edits", "critic_width",
+                   "ema", "edit_residual")
 
 
 def _continued_config(model, a, given: set, cfg):
@@ -415,7 +430,8 @@ def _check_options(a) -> None:
         _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
         a.n_clf_dis = 1 if a.lambda_clf_dis > 0 else 0
-    if a.n_critic is None and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)) > 0:
+    if a.n_critic is None and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)
+                               + (a.lambda_critic_hold or 0)) > 0:
         a.n_critic = 1
 
 
@@ -602,7 +618,8 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
-              "lambda_critic_attr", "critic_width", "lambda_lat_dis", "ema", "edit_residual", "lr_decay_start"):
+              "lambda_critic_attr", "lambda_critic_hold", "single_edits", "critic_width", "lambda_lat_dis", "ema",
+              "edit_residual", "lr_decay_start"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
     if data.clf_weights is not None:

@@ -31,6 +31,20 @@ def attr_loss(logits: torch.Tensor, y: torch.Tensor, attrs: Sequence[Attribute],
     return loss
 
 
+def held_attr_loss(logits: torch.Tensor, reference: torch.Tensor, held: torch.Tensor,
+                   attrs: Sequence[Attribute]) -> torch.Tensor:
+    """Sum over attributes of the mean KL(softmax(reference) || softmax(logits)) over the rows where
+    ``held[:, j]`` is 1: a classifier's reading of an attribute the edit keeps must not move."""
+    loss = logits.new_zeros(())
+    start = 0
+    for j, a in enumerate(attrs):
+        lp = F.log_softmax(logits[:, start:start + a.n], 1)
+        lr = F.log_softmax(reference[:, start:start + a.n], 1)
+        loss = loss + ((lr.exp() * (lr - lp)).sum(1) * held[:, j]).mean()
+        start += a.n
+    return loss
+
+
 def chroma(d: torch.Tensor) -> torch.Tensor:
     """Mean absolute deviation of each pixel's channels from their mean (0 for grey changes)."""
     return (d - d.mean(1, keepdim=True)).abs().mean()

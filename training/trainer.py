@@ -47,7 +47,7 @@ from .critic import Critic, diff_augment
 from .evaluation import (code_from_indices, classifier_config, evaluate, preview_grid, to_input, write_png,
                          _adam_kwargs)
 from .live_taps import optimizer_state_full, optimizer_state_live, use_live_taps
-from .losses import attr_loss, chroma, total_variation
+from .losses import attr_loss, chroma, held_attr_loss, total_variation
 from .precision import amp_dtype, slow_amp_warning
 from .progress import redraw_interval
 from .small_map_conv import use_small_map_convs
@@ -100,6 +100,10 @@ class TrainConfig:
     lambda_critic_adv: float = 0.0   # weight of the critic's realism term on decodes with random attributes
     lambda_critic_attr: float = 0.0  # weight of the critic's attribute term on those decodes
     critic_attr_weight: float = 1.0  # weight of the attribute loss on real images in the critic's own step
+    lambda_critic_hold: float = 0.0  # weight of the critic's reading of the attributes an edit keeps: it must
+                                     # stay what it was on the reconstruction (KL, same augmentation for both)
+    single_edits: float = 0.0      # fraction of the edits that flip exactly one attribute, as a slider does,
+                                   # instead of the reference's all-random values (0 = the reference)
     critic_width: int = 32         # feature maps of the critic's first layer (cost grows with its square)
     ema: float = 0.0               # decay of an exponential moving average of the auto-encoder's weights,
                                    # which evaluation, previews and exports use (0 = the live weights)
@@ -412,16 +416,26 @@ class Trainer:
         return TF.gaussian_blur(x, [k, k], [sigma, sigma])
 
     def _random_code(self, y) -> torch.Tensor:
-        """The reference flip_attributes(..., 'all'): every attribute set to a uniformly random value."""
+        """The reference flip_attributes(..., 'all'): every attribute set to a uniformly random value;
+        with `single_edits`, that fraction of the rows instead keeps its labels but for one attribute,
+        chosen uniformly, set to another value (a slider's edit)."""
         ns = torch.tensor([a.n for a in self.attrs], device=y.device)
         r = (self._batch_rand(y) * ns).long().clamp_max(ns - 1)
+        if self.cfg.single_edits > 0:
+            u = self._batch_rand(y)
+            k = y.shape[1]
+            single = u[:, :1] < self.cfg.single_edits
+            which = (u[:, 1:2] * k).long().clamp_max(k - 1) if k > 1 else torch.zeros_like(y[:, :1])
+            shift = 1 + (self._batch_rand(y) * (ns - 1)).long().clamp_max((ns - 2).clamp_min(0))
+            one = torch.where(torch.arange(k, device=y.device) == which, (y + shift) % ns, y)
+            r = torch.where(single, one, r)
         return code_from_indices(r, self.attrs)
 
     @property
     def _critic_in_loss(self) -> bool:
         """Whether the auto-encoder's loss has a critic term."""
         cfg = self.cfg
-        return self.critic is not None and cfg.lambda_critic_adv + cfg.lambda_critic_attr > 0
+        return self.critic is not None and cfg.lambda_critic_adv + cfg.lambda_critic_attr + cfg.lambda_critic_hold > 0
 
     @property
     def _decodes_edits(self) -> bool:
@@ -536,8 +550,22 @@ class Trainer:
                         loss = loss + cfg.lam(cfg.lambda_clf_dis, self.step) * \
                             attr_loss(self.clf_dis(self._clf_view(shown)).float(), ry, self.attrs,
                                       weights=self._clf_weights)
-                    if use_critic:
+                    if use_critic and cfg.lambda_critic_hold:
+                        # the edit and the reconstruction under the same augmentation draw, so that the
+                        # change of the critic's reading is the edit's, not the augmentation's
+                        n = len(shown)
+
+                        def paired(shape):
+                            r = self._aug_rand((n,) + tuple(shape[1:]))
+                            return torch.cat([r, r])
+                        both = torch.cat([shown.float(), self._shown(x, out.detach(), out.detach()).float()])
+                        p, att = self.critic(diff_augment(both, rand=paired))
+                        p, att, att_rec = p[:n], att[:n], att[n:].detach()
+                        loss = loss + cfg.lam(cfg.lambda_critic_hold, self.step) * \
+                            held_attr_loss(att.float(), att_rec.float(), (ry == y).float(), self.attrs)
+                    elif use_critic:
                         p, att = self.critic(diff_augment(shown.float(), rand=self._aug_rand))
+                    if use_critic:
                         if cfg.lambda_critic_adv:
                             loss = loss - cfg.lam(cfg.lambda_critic_adv, self.step) * p.float().mean()
                         if cfg.lambda_critic_attr:
