@@ -391,11 +391,12 @@ def test_training_options_reach_the_run_config(tmp_path):
     # a resumed run takes a new latent weight and an image critic; what is not given stays
     code = cli.main(["--data", str(data), "--img-size", "32", "--steps", "3", "--resume", "--lambda-lat-dis", "5e-4",
                      "--lambda-critic-attr", "0.05", "--lambda-critic-hold", "0.5", "--single-edits", "0.25",
+                     "--critic-warmup", "5",
                      "--critic-width", "8", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     assert code == 0
     c = load_checkpoint(out / CHECKPOINT_NAME)["config"]
     assert (c["lambda_lat_dis"], c["n_critic"], c["lambda_critic_attr"], c["critic_width"], c["lambda_edit_tv"],
-            c["lambda_critic_hold"], c["single_edits"]) == (5e-4, 1, 0.05, 8, 0.1, 0.5, 0.25)
+            c["lambda_critic_hold"], c["single_edits"], c["critic_warmup_until"]) == (5e-4, 1, 0.05, 8, 0.1, 0.5, 0.25, 7)
 
 
 def test_critic_hold_and_single_edit_options_are_checked(tmp_path, capsys):

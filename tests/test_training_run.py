@@ -784,3 +784,24 @@ def test_critic_hold_term_keeps_the_other_attributes_of_an_edit(celeba_sample, t
         shift[hold] = _reading_shifts(t, x, y)
     assert shift[5.0][1] < 0.4 * shift[0.0][1], shift  # the kept attribute holds (0.018 vs 0.17)
     assert shift[5.0][0] > 0.6 * shift[0.0][0], shift  # and the edit is still made (2.0 vs 2.2)
+
+
+def test_critic_warmup_trains_the_critic_while_the_auto_encoder_waits(celeba_sample, tmp_path):
+    """--critic-warmup: the first iterations change the critic and the latent discriminator only;
+    after them the auto-encoder trains as before."""
+    from training.batches import BatchStream
+    attrs, images, labels, tr_idx, va_idx = celeba_sample
+    extra = dict(n_critic=1, lambda_critic_attr=0.1, lambda_critic_adv=0.01)
+    fresh, _ = _run(celeba_sample, 0.05, 0, tmp_path / "a", **extra)
+    t, _ = _run(celeba_sample, 0.05, 10, tmp_path / "b", critic_warmup_until=10, **extra)
+    for k, v in fresh.ae.state_dict().items():
+        assert torch.equal(v, t.ae.state_dict()[k]), k
+    assert not torch.equal(fresh.critic.attr_fc.weight, t.critic.attr_fc.weight)
+    assert not torch.equal(fresh.lat_dis.state_dict()[next(iter(fresh.lat_dis.state_dict()))],
+                           t.lat_dis.state_dict()[next(iter(t.lat_dis.state_dict()))])
+    stream = BatchStream(images, labels, tr_idx, t.cfg.batch_size, 0, 0, True)
+    try:
+        t.train_iteration(stream)
+    finally:
+        stream.close()
+    assert any(not torch.equal(v, t.ae.state_dict()[k]) for k, v in fresh.ae.state_dict().items())

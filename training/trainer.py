@@ -102,6 +102,8 @@ class TrainConfig:
     critic_attr_weight: float = 1.0  # weight of the attribute loss on real images in the critic's own step
     lambda_critic_hold: float = 0.0  # weight of the critic's reading of the attributes an edit keeps: it must
                                      # stay what it was on the reconstruction (KL, same augmentation for both)
+    critic_warmup_until: int = 0   # before this step an iteration trains the discriminators and the critic
+                                   # only: a fresh critic (a --continue run) first learns, the auto-encoder waits
     single_edits: float = 0.0      # fraction of the edits that flip exactly one attribute, as a slider does,
                                    # instead of the reference's all-random values (0 = the reference)
     critic_width: int = 32         # feature maps of the critic's first layer (cost grows with its square)
@@ -592,7 +594,10 @@ class Trainer:
             self.clf_dis_step(*self._batch(stream))
         for _ in range(cfg.n_critic):
             crit = self.critic_step(*self._batch(stream))
-        rec, adv = self.autoencoder_step(*self._batch(stream))
+        if self.step < cfg.critic_warmup_until:
+            rec = adv = torch.zeros((), device=self.device)
+        else:
+            rec, adv = self.autoencoder_step(*self._batch(stream))
         # Accumulate on the device: no host synchronisation inside the iteration.
         self._acc += torch.stack([rec, lat, adv, ptc, crit])
         self._acc_n += 1
