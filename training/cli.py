@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "age the face")
     g.add_argument("--critic-warmup", type=int, default=None, metavar="N",
                    help="the first N iterations of this invocation train the discriminators and the critic only, "
-                        "the auto-encoder waits (default 0): for --continue, whose critic starts untrained")
+                        "the auto-encoder waits (default 0): for --continue, whose critic starts untrained. The "
+                        "log's reconstruction loss counts those iterations as 0")
     g.add_argument("--single-edits", type=float, default=None, metavar="P",
                    help="fraction of the decoded edits that flip exactly one attribute and keep the others at "
                         "their labels, as a slider does (not in the reference, whose edits set every attribute "

@@ -595,6 +595,7 @@ class Trainer:
         for _ in range(cfg.n_critic):
             crit = self.critic_step(*self._batch(stream))
         if self.step < cfg.critic_warmup_until:
+            # logged as 0: the log's one counter per window must not change (its mean divides by it)
             rec = adv = torch.zeros((), device=self.device)
         else:
             rec, adv = self.autoencoder_step(*self._batch(stream))
