@@ -221,6 +221,11 @@ def _from_celeba(ds) -> bool:
     return ds.kind == "celeba" or (ds.kind == "packed" and "CelebA" in ds.description)
 
 
+def _critic_terms_asked(a) -> bool:
+    """Whether a --lambda-critic-* option puts a critic term in the auto-encoder's loss."""
+    return ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0) + (a.lambda_critic_hold or 0)) > 0
+
+
 def _check_numbers(a) -> None:
     from core.errors import FaderError
 
@@ -260,8 +265,7 @@ def _check_numbers(a) -> None:
         raise FaderError("--lambda-ptc-dis needs --n-ptc-dis > 0 (a patch discriminator to train)")
     if a.n_clf_dis == 0 and a.lambda_clf_dis:
         raise FaderError("--lambda-clf-dis needs --n-clf-dis > 0")
-    if a.n_critic == 0 and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)
-                            + (a.lambda_critic_hold or 0)) > 0:
+    if a.n_critic == 0 and _critic_terms_asked(a):
         raise FaderError("--lambda-critic-adv/--lambda-critic-attr/--lambda-critic-hold need --n-critic > 0")
 
 
@@ -434,8 +438,7 @@ def _check_options(a) -> None:
         _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
         a.n_clf_dis = 1 if a.lambda_clf_dis > 0 else 0
-    if a.n_critic is None and ((a.lambda_critic_adv or 0) + (a.lambda_critic_attr or 0)
-                               + (a.lambda_critic_hold or 0)) > 0:
+    if a.n_critic is None and _critic_terms_asked(a):
         a.n_critic = 1
 
 

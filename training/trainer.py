@@ -427,11 +427,16 @@ class Trainer:
             u = self._batch_rand(y)
             k = y.shape[1]
             single = u[:, :1] < self.cfg.single_edits
-            which = (u[:, 1:2] * k).long().clamp_max(k - 1) if k > 1 else torch.zeros_like(y[:, :1])
-            shift = 1 + (self._batch_rand(y) * (ns - 1)).long().clamp_max((ns - 2).clamp_min(0))
-            one = torch.where(torch.arange(k, device=y.device) == which, (y + shift) % ns, y)
+            which = (u[:, 1:2] * k).long().clamp_max(k - 1)
+            one = torch.where(torch.arange(k, device=y.device) == which, self._other_values(y), y)
             r = torch.where(single, one, r)
         return code_from_indices(r, self.attrs)
+
+    def _other_values(self, y) -> torch.Tensor:
+        """Every attribute of `y` set to a uniformly random other value (binary: 1 - y)."""
+        ns = torch.tensor([a.n for a in self.attrs], device=y.device)
+        shift = 1 + (self._batch_rand(y) * (ns - 1)).long().clamp_max(ns - 2)
+        return (y + shift) % ns
 
     @property
     def _critic_in_loss(self) -> bool:
@@ -530,10 +535,7 @@ class Trainer:
                 if cfg.lambda_lat_dis and self.lat_dis is not None:
                     # Fool the discriminator: cross-entropy against flipped attributes
                     # (binary: 1 - y; n values: a uniformly random other value).
-                    ns = torch.tensor([a.n for a in self.attrs], device=y.device)
-                    shift = 1 + (self._batch_rand(y) * (ns - 1)).long().clamp_max(ns - 2)
-                    flipped = (y + shift) % ns
-                    adv = attr_loss(self.lat_dis(enc[-1 - self.n_skip]).float(), flipped, self.attrs)
+                    adv = attr_loss(self.lat_dis(enc[-1 - self.n_skip]).float(), self._other_values(y), self.attrs)
                     loss = loss + lam * adv
                 if edits:
                     shown = self._shown(x, dec_f, out.detach())
@@ -552,22 +554,22 @@ class Trainer:
                         loss = loss + cfg.lam(cfg.lambda_clf_dis, self.step) * \
                             attr_loss(self.clf_dis(self._clf_view(shown)).float(), ry, self.attrs,
                                       weights=self._clf_weights)
-                    if use_critic and cfg.lambda_critic_hold:
-                        # the edit and the reconstruction under the same augmentation draw, so that the
-                        # change of the critic's reading is the edit's, not the augmentation's
-                        n = len(shown)
-
-                        def paired(shape):
-                            r = self._aug_rand((n,) + tuple(shape[1:]))
-                            return torch.cat([r, r])
-                        both = torch.cat([shown.float(), self._shown(x, out.detach(), out.detach()).float()])
-                        p, att = self.critic(diff_augment(both, rand=paired))
-                        p, att, att_rec = p[:n], att[:n], att[n:].detach()
-                        loss = loss + cfg.lam(cfg.lambda_critic_hold, self.step) * \
-                            held_attr_loss(att.float(), att_rec.float(), (ry == y).float(), self.attrs)
-                    elif use_critic:
-                        p, att = self.critic(diff_augment(shown.float(), rand=self._aug_rand))
                     if use_critic:
+                        if cfg.lambda_critic_hold:
+                            # the edit and the reconstruction under the same augmentation draw, so that the
+                            # change of the critic's reading is the edit's, not the augmentation's
+                            n = len(shown)
+
+                            def paired(shape):
+                                r = self._aug_rand((n,) + tuple(shape[1:]))
+                                return torch.cat([r, r])
+                            both = torch.cat([shown.float(), self._shown(x, out.detach(), out.detach()).float()])
+                            p, att = self.critic(diff_augment(both, rand=paired))
+                            p, att, att_rec = p[:n], att[:n], att[n:].detach()
+                            loss = loss + cfg.lam(cfg.lambda_critic_hold, self.step) * \
+                                held_attr_loss(att.float(), att_rec.float(), (ry == y).float(), self.attrs)
+                        else:
+                            p, att = self.critic(diff_augment(shown.float(), rand=self._aug_rand))
                         if cfg.lambda_critic_adv:
                             loss = loss - cfg.lam(cfg.lambda_critic_adv, self.step) * p.float().mean()
                         if cfg.lambda_critic_attr:
