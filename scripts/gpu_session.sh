@@ -35,7 +35,9 @@ status=0
 # The model files are copied back even when the run stops early (what was exported still counts).
 "$PY" -m training.gpu_recipe --pack "$PACK" --out "$RUN" --device "$DEVICE" --minutes "$MINUTES" "$@" 2>&1 \
     | tee "$OUT/gpu_recipe.txt" | tail -n 60 || status=$?
-for f in model_last.fader model.fader log.jsonl fader-run.json; do
+# The discriminator files beside the models let `fader-train --continue` go on from them faithfully.
+for f in model_last.fader model.fader model_last.discriminators.safetensors model.discriminators.safetensors \
+         log.jsonl fader-run.json; do
     [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/"
 done
 latest=$(ls -t "$RUN"/*.png 2>/dev/null | head -n 1 || true)

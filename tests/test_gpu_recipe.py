@@ -105,7 +105,8 @@ def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
     done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_session.sh"), str(p), "2", "--", *tiny],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    for name in ("model.fader", "model_last.fader", "log.jsonl", "preview_latest.png", "gpu_recipe.txt"):
+    for name in ("model.fader", "model_last.fader", "log.jsonl", "preview_latest.png", "gpu_recipe.txt",
+                 "model.discriminators.safetensors", "model_last.discriminators.safetensors"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "model_last.fader").read_bytes() == (run / "model_last.fader").read_bytes()
     m = load_model(run / "model.fader")

@@ -467,6 +467,8 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
                               "--lambda-edit-tv", "0.01", "--out", str(second)]) == 0
     err = capsys.readouterr().err
     assert f"continuing the training of {first / 'model.fader'} at step 6 (to step 10)" in err
+    side = first / "model.discriminators.safetensors"   # written by the export, loaded by --continue
+    assert f"discriminators from {side} (step 6): lat_dis, critic" in err
     ck = load_checkpoint(second / CHECKPOINT_NAME)
     c = ck["config"]
     assert ck["step"] == 10 and c["steps"] == 10
@@ -479,11 +481,87 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
     assert recs[0]["lambda_lat_dis"] == pytest.approx(0.02 * 8 / 20)   # the ramp went on from step 6
     assert load_model(second / "model_last.fader" if (second / "model_last.fader").exists() else second / "model.fader") \
         .meta["training"]["continued_from"] == {"model": str(first / "model.fader"), "step": 6}
+    # the last state of a run, exported from its checkpoint, continues the same way
+    assert cli.main(["--out", str(first), "--export-last", "--quiet"]) == 0
+    assert cli.main(common + ["--continue", str(first / "model_last.fader"), "--steps", "7", "--out", str(tmp_path / "w")]) == 0
+    assert f"discriminators from {first / 'model_last.discriminators.safetensors'} (step 6): lat_dis, critic" \
+        in capsys.readouterr().err
+    # a damaged discriminator file beside the model is a one-line error, and --fresh-discriminators skips it
+    side.write_bytes(side.read_bytes()[:200])
+    assert cli.main(common + ["--continue", str(first / "model.fader"), "--steps", "10", "--out", str(tmp_path / "y")]) == 2
+    assert f"error: {side}: not a discriminator file, or damaged" in capsys.readouterr().err
+    assert cli.main(common + ["--continue", str(first / "model.fader"), "--steps", "7", "--fresh-discriminators",
+                              "--out", str(tmp_path / "z")]) == 0
+    assert "the discriminators start untrained (--fresh-discriminators)" in capsys.readouterr().err
     # a model that does not record its recipe is refused with a clear message
     model.meta["training"].pop("hyper_parameters")
     save_model(model, tmp_path / "bare.fader")
     assert cli.main(common + ["--continue", str(tmp_path / "bare.fader"), "--steps", "10", "--out", str(tmp_path / "x")]) == 2
     assert "does not record its training recipe" in capsys.readouterr().err
+
+
+def test_discriminators_saved_beside_an_export_load_into_a_new_run(tmp_path):
+    """Every export writes the latent discriminator and the critic beside the model; a new trainer
+    loads them exactly (at the export's precision). A file for other auto-encoder weights, a
+    pickle in its place, or a critic of another width is refused or started anew, with a message."""
+    from core.errors import FaderError
+    from training.discriminator_file import discriminators_path
+    attrs = [Attribute("Smiling")]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, (40, 1))
+    arch = ArchConfig(n_attr=2, **TINY)
+    cfg = dict(steps=4, eval_every=100, ckpt_every=100, lambda_schedule=4, seed=0, n_critic=1,
+               lambda_critic_adv=0.01, critic_width=8, half_export=True)
+
+    def trainer(seed, **kw):
+        return Trainer(arch, attrs, images, labels, np.arange(32), np.arange(32, 40),
+                       TrainConfig(**{**cfg, "seed": seed, **kw}), tmp_path / f"run{seed}", "cpu", progress=False)
+    t = trainer(0)
+    from training.evaluation import to_input
+    x, y = to_input(images[:8], "cpu"), torch.from_numpy(labels[:8]).long()
+    for _ in range(2):   # the discriminators move away from their initial weights
+        t.lat_dis_step(x, y)
+        t.critic_step(x, y)
+        t.autoencoder_step(x, y)
+        t.step += 2
+    t.export(tmp_path / "m.fader", {})
+    side = discriminators_path(tmp_path / "m.fader")
+    assert side == tmp_path / "m.discriminators.safetensors" and side.is_file()
+    model = load_model(tmp_path / "m.fader")
+    fresh = trainer(1)
+    assert not torch.equal(fresh.critic.state_dict()["trunk.0.bias"], t.critic.state_dict()["trunk.0.bias"])
+    info = fresh.load_discriminators(side, model)
+    assert info == {"step": 4, "loaded": ["lat_dis", "critic"], "fresh": {}}
+    for mine, theirs in ((fresh.critic, t.critic), (fresh.lat_dis, t.lat_dis)):
+        for k, v in theirs.state_dict().items():
+            want = v.half().to(v.dtype) if v.is_floating_point() else v
+            assert torch.equal(mine.state_dict()[k], want), k
+    # a critic of another width starts anew; the latent discriminator still loads
+    narrow = trainer(2, critic_width=4)
+    assert narrow.load_discriminators(side, model)["fresh"] == {"critic": "another architecture in the file"}
+    # the file of other auto-encoder weights is refused
+    with torch.no_grad():
+        next(model.autoencoder.parameters()).add_(0.1)
+    save_model(model, tmp_path / "other.fader", half=True)
+    (tmp_path / "other.discriminators.safetensors").write_bytes(side.read_bytes())
+    with pytest.raises(FaderError, match="other auto-encoder weights"):
+        trainer(3).load_discriminators(tmp_path / "other.discriminators.safetensors", load_model(tmp_path / "other.fader"))
+    # a pickle where the file should be is never unpickled: a clear error
+    marker = tmp_path / "ran"
+    torch.save({"x": _Boom(str(marker))}, tmp_path / "evil.safetensors")
+    with pytest.raises(FaderError, match="not a discriminator file"):
+        trainer(4).load_discriminators(tmp_path / "evil.safetensors", model)
+    assert not marker.exists()
+
+
+class _Boom:
+    """Unpickling this would create a file: proof that a loader did unpickle."""
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
 
 
 def test_full_disk_at_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):

@@ -68,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the training that made MODEL (e.g. the committed half-precision default model) in "
                         "a new run folder: its weights, its recorded recipe (options given here that differ from "
                         "the defaults override it) and its step count, so the loss weights go on from where they "
-                        "were; --steps is then the total. The discriminators and optimizer moments start anew")
+                        "were; --steps is then the total. The latent discriminator and the critic come from "
+                        "MODEL's NAME.discriminators.safetensors beside it (every export writes one) when present, "
+                        "else they start untrained; optimizer moments start anew")
+    g.add_argument("--fresh-discriminators", action="store_true",
+                   help="with --continue: start the discriminators untrained even where the model has a "
+                        "discriminator file beside it")
     g.add_argument("--init", default=None, metavar="MODEL", help="fine-tune from this .fader model (its attributes first; new attributes get zero-initialised decoder planes)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda")
     # The choices are training.precision.AMP_MODES, spelled out so that --help does not import torch.
@@ -432,6 +437,8 @@ def _check_options(a) -> None:
     if sum(map(bool, (a.resume, a.init, a.continue_from))) > 1:
         raise FaderError("--resume continues a run folder, --continue a model's training in a new folder, "
                          "--init starts a new one from a model: give only one")
+    if a.fresh_discriminators and not a.continue_from:
+        raise FaderError("--fresh-discriminators goes with --continue MODEL")
     _check_numbers(a)
     check_run_folder(Path(a.out))
     if a.clf_weight:
@@ -749,6 +756,7 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
         if continued_at is not None:
             trainer.step = continued_at  # the loss weights' ramps go on from where the model's training was
             say(f"{PROG}: continuing the training of {a.continue_from} at step {continued_at} (to step {cfg.steps})")
+            _continued_discriminators(a, trainer, data.init_model, say)
         trainer.save_checkpoint()  # the classifier is not retrained after a kill (rank 0 writes it)
     install_signal_handlers(trainer)
     if dist is not None:  # a killed torchrun: stop as on SIGTERM (every rank after the same step, checkpoint saved)
@@ -771,6 +779,23 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
     if reason == "SIGTERM":
         return 143
     return 0
+
+
+def _continued_discriminators(a, trainer, model, say) -> None:
+    """--continue: load the discriminators saved beside the model, or say why they start untrained."""
+    from .discriminator_file import discriminators_path
+    side = discriminators_path(a.continue_from)
+    if a.fresh_discriminators:
+        say(f"{PROG}: the discriminators start untrained (--fresh-discriminators)")
+        return
+    if not side.exists():
+        say(f"{PROG}: no {side.name} beside the model: the discriminators start untrained "
+            "(--critic-warmup N lets them learn before the auto-encoder moves)")
+        return
+    info = trainer.load_discriminators(side, model)
+    fresh = "; ".join(f"{k} starts untrained ({why})" for k, why in info["fresh"].items())
+    say(f"{PROG}: discriminators from {side} (step {info['step']}): {', '.join(info['loaded']) or 'none'}"
+        + (f"; {fresh}" if fresh else ""))
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -27,7 +27,7 @@ import platform
 import signal
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -44,6 +44,7 @@ from core.networks import ArchConfig, AutoEncoder, Classifier, LatentDiscriminat
 
 from .batches import BatchStream, DeviceBatchStream
 from .critic import Critic, diff_augment
+from .discriminator_file import discriminators_path, load_discriminators, save_discriminators
 from .evaluation import (code_from_indices, classifier_config, evaluate, preview_grid, to_input, write_png,
                          _adam_kwargs)
 from .live_taps import optimizer_state_full, optimizer_state_live, use_live_taps
@@ -770,6 +771,19 @@ class Trainer:
         meta["metrics"] = metrics
         meta["alignment"] = _alignment_meta()
         save_model(FaderModel(self.arch, list(self.attrs), ae, clf, clf_cfg, meta), path, half=self.cfg.half_export)
+        if any(m is not None for m in self._discriminators().values()):
+            save_discriminators(discriminators_path(path), {k: None if m is None else m.state_dict()
+                                                            for k, m in self._discriminators().items()},
+                                ae.state_dict(), self.step, half=self.cfg.half_export)
+
+    def _discriminators(self) -> dict:
+        """The networks trained against the auto-encoder, by their discriminator-file names."""
+        return {"lat_dis": self.lat_dis, "ptc_dis": self.ptc_dis, "clf_dis": self.clf_dis, "critic": self.critic}
+
+    def load_discriminators(self, path, model: FaderModel) -> dict:
+        """Load the discriminators saved beside `model` (a --continue run); see
+        training/discriminator_file.py for what the result says."""
+        return load_discriminators(path, self._discriminators(), model.autoencoder.state_dict())
 
     def _eval_and_export(self, t_start: float) -> str:
         cfg = self.cfg
@@ -1012,11 +1026,18 @@ def export_checkpoint(ckpt_path, out_path, half: bool = False) -> None:
         clf = Classifier(clf_cfg)
         clf.load_state_dict(ck["classifier"])
     meta = json.loads(ck.get("meta_json") or "{}")
+    cfg = TrainConfig(**{k: v for k, v in ck["config"].items() if k in {f.name for f in fields(TrainConfig)}})
+    # the recipe as Trainer.export records it, so that --continue can go on from this export too
     meta.setdefault("training", {}).update({"steps": int(ck["step"]), "seconds": round(float(ck["elapsed"]), 1),
+                                            "hyper_parameters": asdict(cfg),
+                                            "lambda_lat_dis_at_export": cfg.lam(cfg.lambda_lat_dis, int(ck["step"])),
                                             "exported_from": f"{Path(ckpt_path).name} (last state, not the selected best)"})
     meta["metrics"] = None
     meta["alignment"] = _alignment_meta()
     save_model(FaderModel(arch, attrs, ae.eval(), clf.eval() if clf is not None else None, clf_cfg, meta), out_path, half=half)
+    states = {k: ck.get(k) for k in ("lat_dis", "ptc_dis", "clf_dis", "critic")}
+    if any(v is not None for v in states.values()):
+        save_discriminators(discriminators_path(out_path), states, ae.state_dict(), int(ck["step"]), half=half)
 
 
 def install_signal_handlers(trainer: Trainer) -> None:
