@@ -493,6 +493,16 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
     assert cli.main(common + ["--continue", str(first / "model.fader"), "--steps", "7", "--fresh-discriminators",
                               "--out", str(tmp_path / "z")]) == 0
     assert "the discriminators start untrained (--fresh-discriminators)" in capsys.readouterr().err
+    # a model without the file gets one from a continuation that only warms the discriminators up: the
+    # auto-encoder is untouched, so that run's file belongs beside the original model
+    side.unlink()
+    assert cli.main(common + ["--continue", str(first / "model.fader"), "--critic-warmup", "3", "--steps", "9",
+                              "--out", str(tmp_path / "warm")]) == 0
+    assert "no model.discriminators.safetensors beside the model: the discriminators start untrained" \
+        in capsys.readouterr().err
+    side.write_bytes((tmp_path / "warm" / "model.discriminators.safetensors").read_bytes())
+    assert cli.main(common + ["--continue", str(first / "model.fader"), "--steps", "7", "--out", str(tmp_path / "v")]) == 0
+    assert f"discriminators from {side} (step 9): lat_dis, critic" in capsys.readouterr().err
     # a model that does not record its recipe is refused with a clear message
     model.meta["training"].pop("hyper_parameters")
     save_model(model, tmp_path / "bare.fader")

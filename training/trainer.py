@@ -771,10 +771,9 @@ class Trainer:
         meta["metrics"] = metrics
         meta["alignment"] = _alignment_meta()
         save_model(FaderModel(self.arch, list(self.attrs), ae, clf, clf_cfg, meta), path, half=self.cfg.half_export)
-        if any(m is not None for m in self._discriminators().values()):
-            save_discriminators(discriminators_path(path), {k: None if m is None else m.state_dict()
-                                                            for k, m in self._discriminators().items()},
-                                ae.state_dict(), self.step, half=self.cfg.half_export)
+        dis = {k: None if m is None else m.state_dict() for k, m in self._discriminators().items()}
+        if any(v is not None for v in dis.values()):  # for --continue (training/discriminator_file.py)
+            save_discriminators(discriminators_path(path), dis, ae.state_dict(), self.step, half=self.cfg.half_export)
 
     def _discriminators(self) -> dict:
         """The networks trained against the auto-encoder, by their discriminator-file names."""
