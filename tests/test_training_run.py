@@ -458,7 +458,7 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
     assert cli.main(common + ["--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",
                               "--steps", "6", "--eval-every", "6", "--classifier-steps", "2", "--half-export",
                               "--lambda-lat-dis", "0.02", "--lambda-schedule", "20", "--lambda-critic-attr", "0.05",
-                              "--critic-width", "8", "--amp", "off", "--out", str(first)]) == 0
+                              "--critic-width", "8", "--ema", "0.9", "--amp", "off", "--out", str(first)]) == 0
     model = load_model(first / "model.fader")
     assert model.meta["training"]["steps"] == 6
     capsys.readouterr()

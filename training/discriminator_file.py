@@ -10,7 +10,8 @@ its PSNR (docs/training.md). So every export writes `NAME.discriminators.safeten
 
 Weights only: the discriminators' Adam moments rebuild within a few hundred steps and would
 triple the file. The file names the auto-encoder weights it was trained against (a digest of
-them at half precision, so a model re-saved in float16 or with new metadata still matches),
+its parameters at half precision, so a model re-saved in float16 or with new metadata still
+matches; not of the batch-norm statistics, which every export recalibrates on fresh batches),
 and a file for other weights is refused rather than silently mixed in. safetensors never runs
 code on load, so a hostile file can only fail the checks below.
 """
@@ -41,20 +42,21 @@ def discriminators_path(model_path) -> Path:
     return p.with_name(p.stem + SUFFIX)
 
 
-def weights_digest(autoencoder_state: dict) -> str:
-    """A digest of the auto-encoder's floating-point tensors rounded to float16 (the precision a
-    half export stores, so the float32 and float16 files of one state agree)."""
+def weights_digest(autoencoder: nn.Module) -> str:
+    """A digest of the auto-encoder's parameters rounded to float16 (the precision a half export
+    stores, so the float32 and float16 files of one state agree). Buffers are left out: the
+    batch-norm statistics are re-estimated at each export while the weights stay the same (a
+    --critic-warmup-only continuation exports the same weights with new statistics)."""
     h = hashlib.sha256()
-    for k in sorted(autoencoder_state):
-        t = autoencoder_state[k]
-        if not t.is_floating_point():
-            continue
+    params = dict(autoencoder.named_parameters())
+    for k in sorted(params):
+        t = params[k]
         h.update(k.encode("utf-8"))
         h.update(t.detach().to("cpu", torch.float16).contiguous().numpy().tobytes())
     return h.hexdigest()[:32]
 
 
-def save_discriminators(path, states: Dict[str, Optional[dict]], autoencoder_state: dict, step: int,
+def save_discriminators(path, states: Dict[str, Optional[dict]], autoencoder: nn.Module, step: int,
                         half: bool = False) -> None:
     """Write the discriminators' state dicts (None entries skipped) atomically, tied to the
     auto-encoder weights they were trained against. FaderError if the file cannot be written."""
@@ -73,7 +75,7 @@ def save_discriminators(path, states: Dict[str, Optional[dict]], autoencoder_sta
                 t = t.half()
             tensors[f"{name}.{k}"] = t.clone()
     meta = {"format": FORMAT, "version": str(VERSION), "step": str(int(step)),
-            "networks": json.dumps(stored), "autoencoder_digest": weights_digest(autoencoder_state)}
+            "networks": json.dumps(stored), "autoencoder_digest": weights_digest(autoencoder)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(path, save(tensors, metadata=meta))
@@ -83,7 +85,7 @@ def save_discriminators(path, states: Dict[str, Optional[dict]], autoencoder_sta
         raise FaderError(f"{path}: cannot write the discriminators: {str(e).splitlines()[0][:200]}") from e
 
 
-def load_discriminators(path, modules: Dict[str, Optional[nn.Module]], autoencoder_state: dict) -> dict:
+def load_discriminators(path, modules: Dict[str, Optional[nn.Module]], autoencoder: nn.Module) -> dict:
     """Load a discriminator file into `modules` (name -> module or None).
 
     Returns {"step": int, "loaded": [names], "fresh": {name: why}} — a network this run has but
@@ -114,7 +116,7 @@ def load_discriminators(path, modules: Dict[str, Optional[nn.Module]], autoencod
         raise FaderError(f"{path}: discriminator file version {version} is newer than this program's {VERSION}")
     if not isinstance(stored, list) or not set(stored) <= set(NAMES):
         raise FaderError(f"{path}: damaged discriminator file header (networks {stored!r})")
-    if meta.get("autoencoder_digest") != weights_digest(autoencoder_state):
+    if meta.get("autoencoder_digest") != weights_digest(autoencoder):
         raise FaderError(f"{path}: was saved with other auto-encoder weights than the model beside it; "
                          "remove it, or pass --fresh-discriminators to start the discriminators untrained")
     unknown = sorted(k for k in tensors if k.split(".", 1)[0] not in stored)

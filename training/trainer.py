@@ -773,7 +773,7 @@ class Trainer:
         save_model(FaderModel(self.arch, list(self.attrs), ae, clf, clf_cfg, meta), path, half=self.cfg.half_export)
         dis = {k: None if m is None else m.state_dict() for k, m in self._discriminators().items()}
         if any(v is not None for v in dis.values()):  # for --continue (training/discriminator_file.py)
-            save_discriminators(discriminators_path(path), dis, ae.state_dict(), self.step, half=self.cfg.half_export)
+            save_discriminators(discriminators_path(path), dis, ae, self.step, half=self.cfg.half_export)
 
     def _discriminators(self) -> dict:
         """The networks trained against the auto-encoder, by their discriminator-file names."""
@@ -782,7 +782,7 @@ class Trainer:
     def load_discriminators(self, path, model: FaderModel) -> dict:
         """Load the discriminators saved beside `model` (a --continue run); see
         training/discriminator_file.py for what the result says."""
-        return load_discriminators(path, self._discriminators(), model.autoencoder.state_dict())
+        return load_discriminators(path, self._discriminators(), model.autoencoder)
 
     def _eval_and_export(self, t_start: float) -> str:
         cfg = self.cfg
@@ -1036,7 +1036,7 @@ def export_checkpoint(ckpt_path, out_path, half: bool = False) -> None:
     save_model(FaderModel(arch, attrs, ae.eval(), clf.eval() if clf is not None else None, clf_cfg, meta), out_path, half=half)
     states = {k: ck.get(k) for k in ("lat_dis", "ptc_dis", "clf_dis", "critic")}
     if any(v is not None for v in states.values()):
-        save_discriminators(discriminators_path(out_path), states, ae.state_dict(), int(ck["step"]), half=half)
+        save_discriminators(discriminators_path(out_path), states, ae, int(ck["step"]), half=half)
 
 
 def install_signal_handlers(trainer: Trainer) -> None:
