@@ -162,17 +162,22 @@ def _expect(cond, path, msg):
         raise ModelFileError(f"{path}: {msg}")
 
 
-def load_model(path, map_location: str = "cpu") -> FaderModel:
-    """Load and validate a `.fader` file; raises ModelFileError naming what is wrong."""
+def read_safetensors(path: Path, damaged: str) -> tuple:
+    """(metadata, tensors on the CPU) of a safetensors file; ModelFileError "PATH: <damaged> (why)"
+    if it does not parse. Never runs code from the file."""
     from safetensors import SafetensorError, safe_open
-    path = Path(path)
-    _sniff(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise ModelFileError(f"{path}: corrupt model file ({str(e).splitlines()[0][:200]})") from None
+        raise ModelFileError(f"{path}: {damaged} ({str(e).splitlines()[0][:200]})") from None
+
+
+def load_model(path, map_location: str = "cpu") -> FaderModel:
+    """Load and validate a `.fader` file; raises ModelFileError naming what is wrong."""
+    path = Path(path)
+    _sniff(path)
+    header, tensors = read_safetensors(path, "corrupt model file")
     _expect("fader_meta" in header, path, "not a Fader model file (no fader_meta metadata)")
     try:
         meta = json.loads(header["fader_meta"])

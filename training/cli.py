@@ -287,7 +287,6 @@ _RECIPE_OPTIONS = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_la
 def _continued_config(model, a, given: set, cfg):
     """(TrainConfig, start step) for --continue: the model's recorded recipe, with the options given
     on the command line and this run's own bookkeeping (evaluation, checkpoints, budget) on top."""
-    from dataclasses import fields
     from core.errors import FaderError
     from .trainer import TrainConfig
     tr = (model.meta or {}).get("training") or {}
@@ -295,8 +294,7 @@ def _continued_config(model, a, given: set, cfg):
     if not isinstance(hp, dict) or not isinstance(step, int) or step < 0:
         raise FaderError(f"--continue {a.continue_from}: the model does not record its training recipe and step; "
                          "use --init to fine-tune from it")
-    known = {f.name for f in fields(TrainConfig)}
-    rec = TrainConfig(**{k: v for k, v in hp.items() if k in known})
+    rec = TrainConfig.from_recorded(hp)
     for k in _RECIPE_OPTIONS:
         if k not in given:
             setattr(cfg, k, getattr(rec, k))

@@ -27,6 +27,7 @@ from torch import nn
 
 from core.atomic_write import write_bytes_atomic
 from core.errors import FaderError
+from core.model_file import check_file, read_safetensors
 
 FORMAT = "fader-discriminators"
 VERSION = 1
@@ -92,20 +93,9 @@ def load_discriminators(path, modules: Dict[str, Optional[nn.Module]], autoencod
     the file lacks, or one of another shape (e.g. another --critic-width), starts untrained.
     FaderError if the file is not a discriminator file, is damaged, or belongs to other weights.
     """
-    from safetensors import SafetensorError, safe_open
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise FaderError(f"{path}: cannot read the discriminators: {e.strerror or e}") from None
-    if size > MAX_BYTES:
-        raise FaderError(f"{path}: the discriminator file is too large ({size:,} bytes)")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise FaderError(f"{path}: not a discriminator file, or damaged ({str(e).splitlines()[0][:200]})") from None
+    check_file(path, "discriminator", MAX_BYTES)
+    meta, tensors = read_safetensors(path, "not a discriminator file, or damaged")
     if meta.get("format") != FORMAT:
         raise FaderError(f"{path}: not a discriminator file (format {meta.get('format')!r})")
     try:

@@ -44,7 +44,7 @@ from core.networks import ArchConfig, AutoEncoder, Classifier, LatentDiscriminat
 
 from .batches import BatchStream, DeviceBatchStream
 from .critic import Critic, diff_augment
-from .discriminator_file import discriminators_path, load_discriminators, save_discriminators
+from .discriminator_file import NAMES as DISCRIMINATORS, discriminators_path, load_discriminators, save_discriminators
 from .evaluation import (code_from_indices, classifier_config, evaluate, preview_grid, to_input, write_png,
                          _adam_kwargs)
 from .live_taps import optimizer_state_full, optimizer_state_live, use_live_taps
@@ -136,6 +136,16 @@ class TrainConfig:
         """The reference get_lambda: linear ramp from 0 to `base` over lambda_schedule iterations."""
         s = self.lambda_schedule
         return base if s == 0 else base * min(step, s) / s
+
+    @classmethod
+    def from_recorded(cls, recorded: dict) -> "TrainConfig":
+        """The config a model's metadata or a checkpoint recorded; fields this version lacks are dropped."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in recorded.items() if k in known})
+
+    def recipe_meta(self, step: int) -> dict:
+        """What an export records of the recipe at `step`, so that --continue can go on from it."""
+        return {"hyper_parameters": asdict(self), "lambda_lat_dis_at_export": self.lam(self.lambda_lat_dis, step)}
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -766,8 +776,7 @@ class Trainer:
         training = meta.setdefault("training", {})
         training.update({"steps": self.step, "seconds": round(self.elapsed, 1),
                          "hardware": hardware_description(self.device), "world_size": self.world_size,
-                         "hyper_parameters": asdict(self.cfg),
-                         "lambda_lat_dis_at_export": self.cfg.lam(self.cfg.lambda_lat_dis, self.step)})
+                         **self.cfg.recipe_meta(self.step)})
         meta["metrics"] = metrics
         meta["alignment"] = _alignment_meta()
         save_model(FaderModel(self.arch, list(self.attrs), ae, clf, clf_cfg, meta), path, half=self.cfg.half_export)
@@ -1025,16 +1034,14 @@ def export_checkpoint(ckpt_path, out_path, half: bool = False) -> None:
         clf = Classifier(clf_cfg)
         clf.load_state_dict(ck["classifier"])
     meta = json.loads(ck.get("meta_json") or "{}")
-    cfg = TrainConfig(**{k: v for k, v in ck["config"].items() if k in {f.name for f in fields(TrainConfig)}})
     # the recipe as Trainer.export records it, so that --continue can go on from this export too
     meta.setdefault("training", {}).update({"steps": int(ck["step"]), "seconds": round(float(ck["elapsed"]), 1),
-                                            "hyper_parameters": asdict(cfg),
-                                            "lambda_lat_dis_at_export": cfg.lam(cfg.lambda_lat_dis, int(ck["step"])),
+                                            **TrainConfig.from_recorded(ck["config"]).recipe_meta(int(ck["step"])),
                                             "exported_from": f"{Path(ckpt_path).name} (last state, not the selected best)"})
     meta["metrics"] = None
     meta["alignment"] = _alignment_meta()
     save_model(FaderModel(arch, attrs, ae.eval(), clf.eval() if clf is not None else None, clf_cfg, meta), out_path, half=half)
-    states = {k: ck.get(k) for k in ("lat_dis", "ptc_dis", "clf_dis", "critic")}
+    states = {k: ck.get(k) for k in DISCRIMINATORS}
     if any(v is not None for v in states.values()):
         save_discriminators(discriminators_path(out_path), states, ae, int(ck["step"]), half=half)
 
