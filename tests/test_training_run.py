@@ -452,7 +452,8 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
     """--continue: a new run goes on from a committed float16 model: its weights, its recipe, its
     step count (so the loss weights' ramps go on), with options given on the command line on top."""
     from training import cli
-    common = ["--data", str(_noise_folder(tmp_path, 1)), "--img-size", "32", "--quiet", "--cache-dir", str(tmp_path / "cache"),
+    common_data = _noise_folder(tmp_path, 1)
+    common = ["--data", str(common_data), "--img-size", "32", "--quiet", "--cache-dir", str(tmp_path / "cache"),
               "--val-size", "4", "--threads", "1"]
     first = tmp_path / "first"
     assert cli.main(common + ["--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",
@@ -503,6 +504,16 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
     side.write_bytes((tmp_path / "warm" / "model.discriminators.safetensors").read_bytes())
     assert cli.main(common + ["--continue", str(first / "model.fader"), "--steps", "7", "--out", str(tmp_path / "v")]) == 0
     assert f"discriminators from {side} (step 9): lat_dis, critic" in capsys.readouterr().err
+    # data that label more attributes than the model (CelebA's 40): without --attr the continuation
+    # trains the model's own, instead of failing on the others
+    rows = ["file,Bangs,Smiling"] + [f"Bangs/{p.parent.name}/{p.name},{p.parent.name},{i % 2}"
+                                     for i, p in enumerate(sorted(common_data.rglob("*.png")))]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    table = ["--data", str(tmp_path / "labels.csv")] + common[2:]
+    assert cli.main(table + ["--continue", str(first / "model.fader"), "--steps", "7", "--out", str(tmp_path / "t")]) == 0
+    assert "--continue trains the model's attributes ['Bangs'] of the data's 2" in capsys.readouterr().err
+    cont = tmp_path / "t" / ("model_last.fader" if (tmp_path / "t" / "model_last.fader").exists() else "model.fader")
+    assert [x.name for x in load_model(cont).attributes] == ["Bangs"]   # not grown by the data's Smiling
     # a model that does not record its recipe is refused with a clear message
     model.meta["training"].pop("hyper_parameters")
     save_model(model, tmp_path / "bare.fader")

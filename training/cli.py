@@ -487,6 +487,14 @@ def _load_data(a, ck, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
     init_path = a.init or a.continue_from
     init_model = load_model(init_path) if init_path else None
     ds = open_dataset(a.data, a.attr)
+    if a.continue_from and a.attr is None:
+        # a continued model trains its own attributes: the data's others are left out, not added
+        # (CelebA's file lists 40; a continuation cannot grow the model)
+        own = {m.name for m in init_model.attributes}
+        kept = [x.name for x in ds.attributes if x.name in own]
+        if kept and len(kept) < len(ds.attributes):
+            say(f"{PROG}: --continue trains the model's attributes {kept} of the data's {len(ds.attributes)}")
+            ds = open_dataset(a.data, ",".join(kept))
     dropped = 0
     if a.exclude:
         ds, dropped = exclude_images(ds, a.exclude)
