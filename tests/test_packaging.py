@@ -163,6 +163,33 @@ def test_spec_excludes(spec):
         assert name not in excludes, name
 
 
+def test_the_bundled_trainer_runs_without_the_modules_the_spec_leaves_out(spec, tmp_path):
+    """`FaderDesktop train` and Training > Train model... run with every module the spec excludes
+    made unimportable (torchvision among them): a top-level torchvision import in the trainer broke
+    the frozen app's training, found by scripts/build_app.sh's smoke test, not by these checks."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for v in ("no", "yes"):
+        (tmp_path / "Smiling" / v).mkdir(parents=True)
+        for i in range(6):
+            cv2.imwrite(str(tmp_path / "Smiling" / v / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    excludes = sorted(spec["_built"]["Analysis"].kwargs["excludes"])
+    assert "torchvision" in excludes
+    args = ["--data", str(tmp_path / "Smiling"), "--img-size", "32", "--init-fm", "8", "--max-fm", "16",
+            "--n-layers", "3", "--hid-dim", "16", "--steps", "2", "--classifier-steps", "2", "--val-size", "2",
+            "--lambda-clf-dis", "0.01", "--clf-blur", "0.5", "--n-critic", "1", "--lambda-critic-attr", "0.01",
+            "--critic-width", "8", "--amp", "off", "--threads", "1", "--out", str(tmp_path / "run"),
+            "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    script = (f"import sys\nfor name in {excludes!r}:\n    sys.modules[name] = None\n"
+              f"from fader_desktop.frozen_entry import main\nsys.argv = ['FaderDesktop', 'train'] + {args!r}\n"
+              "sys.exit(main())\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "run" / "model.fader").is_file()
+
+
 def test_spec_drops_unused_libraries_but_keeps_needed_ones(spec):
     kept = {entry[0] for entry in spec["_built"]["Analysis"].binaries}
     assert MUST_KEEP | CUDA_KEEP <= kept

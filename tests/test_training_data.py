@@ -373,6 +373,18 @@ def test_weighted_attribute_loss():
     assert torch.allclose(attr_loss(logits, y, attrs, weights=[1.0, 3.0]), ce[0] + 3 * ce[1])
 
 
+def test_gaussian_blur_matches_torchvision():
+    """The classifier discriminator's blur (--clf-blur) without torchvision, which the packaged app leaves out."""
+    import math
+    import torch
+    import torchvision.transforms.functional as TF
+    from training.trainer import gaussian_blur
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    for sigma in (0.5, 1.0, 1.7):
+        k = 2 * math.ceil(2 * sigma) + 1
+        assert torch.allclose(gaussian_blur(x, sigma), TF.gaussian_blur(x, [k, k], [sigma, sigma]), atol=1e-6)
+
+
 def test_training_options_reach_the_run_config(tmp_path):
     """--amp, --clf-weight, --clf-blur and the edit penalties end up in the checkpoint's config."""
     from training.trainer import CHECKPOINT_NAME, load_checkpoint

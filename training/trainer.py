@@ -34,7 +34,6 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
 
 from core.atomic_write import atomic_file, write_bytes_atomic
 from core.attributes import Attribute
@@ -59,6 +58,19 @@ CHANNELS_LAST = True
 CHECKPOINT_FORMAT = "fader-train-checkpoint"
 CELEBA_LICENSE = ("non-commercial research only, inherited from CelebA "
                   "(Liu et al., ICCV 2015; CelebA is available for non-commercial research purposes only)")
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of an (N, C, H, W) batch, kernel 2*ceil(2*sigma)+1, reflected borders (the
+    same as torchvision's ``gaussian_blur``, which the packaged app does not bundle)."""
+    k = 2 * math.ceil(2 * sigma) + 1
+    t = torch.linspace(-(k - 1) / 2, (k - 1) / 2, k, device=x.device, dtype=torch.float32)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = (g / g.sum()).to(x.dtype)
+    c, r = x.size(1), k // 2
+    y = F.pad(x, (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+    return F.conv2d(y, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
 
 
 @dataclass
@@ -425,8 +437,7 @@ class Trainer:
         sigma = self.cfg.clf_blur
         if not sigma:
             return x
-        k = 2 * math.ceil(2 * sigma) + 1
-        return TF.gaussian_blur(x, [k, k], [sigma, sigma])
+        return gaussian_blur(x, sigma)
 
     def _random_code(self, y) -> torch.Tensor:
         """The reference flip_attributes(..., 'all'): every attribute set to a uniformly random value;
