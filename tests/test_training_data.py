@@ -385,32 +385,9 @@ def test_gaussian_blur_matches_torchvision():
         assert torch.allclose(gaussian_blur(x, sigma), TF.gaussian_blur(x, [k, k], [sigma, sigma]), atol=1e-6)
 
 
-def test_capped_attribute_loss_stops_pushing_an_edit_that_already_reads_as_asked():
-    """--critic-attr-cap: a row whose target already has probability >= cap gives no loss and no
-    gradient; a row below it keeps the plain cross-entropy's gradient."""
-    import math
-    import torch
-    from core.attributes import Attribute
-    from training.losses import attr_loss
-    attrs = [Attribute("Smiling"), Attribute("Young")]
-    # Smiling: row 0 read as asked with p = 0.95 (over the cap), row 1 with p = 0.27 (under it)
-    logits = torch.tensor([[0.0, math.log(19.0), 0.0, 0.0], [0.0, -1.0, 0.0, 0.0]], requires_grad=True)
-    y = torch.tensor([[1, 0], [1, 1]])
-    loss = attr_loss(logits, y, attrs, cap=0.9)
-    loss.backward()
-    ce_row1 = -torch.log_softmax(torch.tensor([0.0, -1.0]), 0)[1]
-    ce_half = math.log(2.0)  # Young: p = 0.5 on both rows
-    expected = (ce_row1 - (-math.log(0.9))) / 2 + (ce_half - (-math.log(0.9)))
-    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
-    assert torch.all(logits.grad[0, :2] == 0)        # over the cap: not pushed further
-    assert float(logits.grad[1, 1]) < 0              # under it: pushed towards the asked value
-    plain = logits.detach().clone().requires_grad_(True)
-    assert torch.allclose(attr_loss(plain, y, attrs, cap=1.0), attr_loss(plain, y, attrs))
-
-
 def test_training_options_reach_the_run_config(tmp_path):
     """--amp, --clf-weight, --clf-blur and the edit penalties end up in the checkpoint's config."""
-    from training.trainer import CHECKPOINT_NAME, TrainConfig, load_checkpoint
+    from training.trainer import CHECKPOINT_NAME, load_checkpoint
     data = _folders(tmp_path / "Smiling", n=4)
     out = tmp_path / "run"
     code = cli.main(["--data", str(data), "--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3",
@@ -426,21 +403,18 @@ def test_training_options_reach_the_run_config(tmp_path):
     # a resumed run takes a new latent weight and an image critic; what is not given stays
     code = cli.main(["--data", str(data), "--img-size", "32", "--steps", "3", "--resume", "--lambda-lat-dis", "5e-4",
                      "--lambda-critic-attr", "0.05", "--lambda-critic-hold", "0.5", "--single-edits", "0.25",
-                     "--critic-warmup", "5", "--critic-attr-cap", "0.9",
+                     "--critic-warmup", "5",
                      "--critic-width", "8", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     assert code == 0
     c = load_checkpoint(out / CHECKPOINT_NAME)["config"]
     assert (c["lambda_lat_dis"], c["n_critic"], c["lambda_critic_attr"], c["critic_width"], c["lambda_edit_tv"],
             c["lambda_critic_hold"], c["single_edits"], c["critic_warmup_until"]) == (5e-4, 1, 0.05, 8, 0.1, 0.5, 0.25, 7)
-    assert c["critic_attr_cap"] == 0.9 and TrainConfig().critic_attr_cap == 1.0  # off unless asked
 
 
 def test_critic_hold_and_single_edit_options_are_checked(tmp_path, capsys):
     data = _folders(tmp_path / "Smiling", n=4)
     base = ["--data", str(data), "--steps", "2", "--out", str(tmp_path / "run"), "--quiet"]
     for extra, msg in ((["--single-edits", "1.5"], "--single-edits must be in [0, 1], got 1.5"),
-                       (["--critic-attr-cap", "0"], "--critic-attr-cap must be in (0, 1], got 0.0"),
-                       (["--critic-attr-cap", "nan"], "--critic-attr-cap must be in (0, 1], got nan"),
                        (["--lambda-critic-hold", "-1"], "--lambda-critic-hold must be >= 0, got -1.0"),
                        (["--lambda-critic-hold", "1", "--n-critic", "0"],
                         "--lambda-critic-adv/--lambda-critic-attr/--lambda-critic-hold need --n-critic > 0")):

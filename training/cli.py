@@ -154,10 +154,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the critic's realism term on decodes with random attributes (default 0)")
     g.add_argument("--lambda-critic-attr", type=float, default=None, metavar="X",
                    help="weight of the critic's attribute term on those decodes (default 0)")
-    g.add_argument("--critic-attr-cap", type=float, default=None, metavar="P",
-                   help="the critic's attribute term counts an edit only while the critic reads the asked value "
-                        "with a probability below P (0 < P <= 1; default 1: always, the plain cross-entropy; not in "
-                        "the reference): an edit that already reads as asked is not pushed further")
     g.add_argument("--lambda-critic-hold", type=float, default=None, metavar="X",
                    help="weight of the critic's reading of the attributes an edit keeps (not in the reference; "
                         "default 0): it must stay as on the reconstruction, seen under the same augmentation "
@@ -251,8 +247,6 @@ def _check_numbers(a) -> None:
               "n_clf_dis", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
               "lambda_critic_attr", "lambda_critic_hold", "critic_warmup"):
         pos(n, getattr(a, n), allow_zero=True)
-    if a.critic_attr_cap is not None and not (0 < a.critic_attr_cap <= 1):
-        raise FaderError(f"--critic-attr-cap must be in (0, 1], got {a.critic_attr_cap}")
     if a.single_edits is not None and not 0 <= a.single_edits <= 1:
         raise FaderError(f"--single-edits must be in [0, 1], got {a.single_edits}")
     pos("lr_decay_minutes", a.lr_decay_minutes, allow_zero=True)
@@ -287,7 +281,7 @@ _RECIPE_OPTIONS = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_la
                    "lambda_clf_dis", "lambda_schedule", "n_lat_dis", "n_ptc_dis", "n_clf_dis", "smooth_label", "seed",
                    "psnr_drop", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic",
                    "lambda_critic_adv", "lambda_critic_attr", "lambda_critic_hold", "single_edits", "critic_width",
-                   "ema", "edit_residual", "critic_attr_cap")
+                   "ema", "edit_residual")
 
 
 def _continued_config(model, a, given: set, cfg):
@@ -645,7 +639,7 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
               "lambda_critic_attr", "lambda_critic_hold", "single_edits", "critic_width", "lambda_lat_dis", "ema",
-              "edit_residual", "lr_decay_start", "critic_attr_cap"):
+              "edit_residual", "lr_decay_start"):
         if getattr(a, n) is not None:
             setattr(cfg, n, getattr(a, n))
     if data.clf_weights is not None:

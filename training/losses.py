@@ -2,7 +2,6 @@
 discriminators and classifiers, and the edit regularisers (chroma, total variation)."""
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import torch
@@ -12,23 +11,11 @@ from core.attributes import Attribute
 
 
 def attr_loss(logits: torch.Tensor, y: torch.Tensor, attrs: Sequence[Attribute], smooth: float = 0.0,
-              weights: Optional[Sequence[float]] = None, cap: float = 1.0) -> torch.Tensor:
+              weights: Optional[Sequence[float]] = None) -> torch.Tensor:
     """Sum over attributes of the cross-entropy of each attribute's logits block (reference get_attr_loss).
 
     `weights`: one factor per attribute on its term (the classifier loss's --clf-weight).
-    `cap` < 1: a row counts only while the network gives its target a probability below `cap`
-    (each cross-entropy less -log(cap), floored at 0): an edit already read as the asked value
-    gives no gradient, instead of being pushed on towards the classifier's extreme.
     """
-    if cap < 1.0:
-        floor = -math.log(cap)
-        loss, start = 0, 0
-        for j, a in enumerate(attrs):
-            ce = F.cross_entropy(logits[:, start:start + a.n], y[:, j], label_smoothing=smooth, reduction="none")
-            term = (ce - floor).clamp(min=0).mean()
-            loss = loss + (term if weights is None else weights[j] * term)
-            start += a.n
-        return loss
     ns = {a.n for a in attrs}
     if len(ns) == 1 and weights is None:
         # All attributes have the same number of values: one fused cross-entropy (mean * k = sum of means).

@@ -113,8 +113,6 @@ class TrainConfig:
     lambda_critic_adv: float = 0.0   # weight of the critic's realism term on decodes with random attributes
     lambda_critic_attr: float = 0.0  # weight of the critic's attribute term on those decodes
     critic_attr_weight: float = 1.0  # weight of the attribute loss on real images in the critic's own step
-    critic_attr_cap: float = 1.0   # the attribute term counts an edit only while the critic gives the asked
-                                   # value a probability below this (1 = always, the plain cross-entropy)
     lambda_critic_hold: float = 0.0  # weight of the critic's reading of the attributes an edit keeps: it must
                                      # stay what it was on the reconstruction (KL, same augmentation for both)
     critic_warmup_until: int = 0   # before this step an iteration trains the discriminators and the critic
@@ -598,8 +596,7 @@ class Trainer:
                             loss = loss - cfg.lam(cfg.lambda_critic_adv, self.step) * p.float().mean()
                         if cfg.lambda_critic_attr:
                             loss = loss + cfg.lam(cfg.lambda_critic_attr, self.step) * \
-                                attr_loss(att.float(), ry, self.attrs, weights=self._clf_weights,
-                                          cap=cfg.critic_attr_cap)
+                                attr_loss(att.float(), ry, self.attrs, weights=self._clf_weights)
             self._optimize("ae", loss, self.ae, self.opt_ae)
             self._update_ema()
         finally:
