@@ -15,6 +15,7 @@ of `label_height(cell)` px on top when labels are drawn).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -301,8 +302,10 @@ def require_mp4(path) -> None:
     try:
         import imageio_ffmpeg  # noqa: F401
     except ImportError:
-        raise FaderError(f"{path}: writing MP4 needs the optional package imageio-ffmpeg "
-                         "(pip install 'fader-desktop[video]'); or write a .gif") from None
+        how = ("this packaged build leaves it out" if getattr(sys, "frozen", False)
+               else "pip install 'fader-desktop[video]'")
+        raise FaderError(f"{path}: writing MP4 needs the optional package imageio-ffmpeg ({how}); "
+                         "or write a .gif") from None
 
 
 def _write_mp4(final: Path, path: Path, frames: Sequence[np.ndarray], fps: float) -> None:

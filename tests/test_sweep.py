@@ -175,6 +175,10 @@ def test_mp4(tmp_path, engine, faces, monkeypatch):
     with pytest.raises(FaderError, match="imageio-ffmpeg"):
         save_animation(tmp_path / "b.mp4", frames)
     assert not list(tmp_path.glob("*b*"))
+    # the packaged app cannot pip-install: its message says the build leaves MP4 out
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    with pytest.raises(FaderError, match=r"this packaged build leaves it out\); or write a \.gif"):
+        save_animation(tmp_path / "b.mp4", frames)
 
 
 def test_gif_on_a_full_disk_is_an_error(small_disk):
