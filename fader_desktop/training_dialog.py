@@ -25,11 +25,17 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QForm
 
 from .workers import JobRunner
 
+
 REPO = Path(__file__).resolve().parents[1]
 # tqdm lines: "training:  12%|█▏   | 480/4000 [05:34<8:30:08,  1.29step/s, 42 img/s rec 0.0302 lat 1.690 …]"
 PROGRESS_RE = re.compile(r"^\s*(?P<phase>[\w ]+?):\s+\d+%\|.*?\|\s*(?P<cur>\d+)/(?P<total>\d+)\s*\[(?P<info>[^\]]*)\]")
 LOSS_RE = re.compile(r"\brec (?P<rec>[-\d.e]+)(?: lat (?P<lat>[-\d.e]+))?")
 POLL_MS = 1000
+
+
+def _frozen() -> bool:
+    """Whether this is the packaged app (PyInstaller), whose sys.executable is FaderDesktop itself."""
+    return bool(getattr(sys, "frozen", False))
 
 
 class CurvePlot(QWidget):
@@ -183,6 +189,11 @@ class TrainingDialog(QDialog):
             "one thread each can be faster than one with two threads (docs/training.md)")
         self.finetune_check = QCheckBox("Fine-tune the open model instead of starting from scratch")
         self.finetune_check.setEnabled(bool(current_model))
+        if _frozen():
+            # torchrun starts Python processes; the packaged app trains in one (fader-train from source can do more)
+            self.procs_spin.setEnabled(False)
+            self.procs_spin.setToolTip("The packaged app trains in one process; several (torchrun) need "
+                                       "fader-train from a source install (docs/training.md)")
         row = QHBoxLayout()
         row.addWidget(self.device_combo)
         row.addWidget(self.procs_spin)
@@ -327,6 +338,10 @@ class TrainingDialog(QDialog):
         """The program arguments after the Python interpreter: fader-train, under torchrun when
         more than one process is asked for."""
         n = self.procs_spin.value()
+        if _frozen():
+            # the packaged executable is no Python interpreter: `FaderDesktop train` is its fader-train
+            from .frozen_entry import TRAIN_COMMAND
+            return [TRAIN_COMMAND] + self.arguments()
         if n == 1:
             return ["-m", "training.cli"] + self.arguments()
         return ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),

@@ -103,3 +103,27 @@ def test_a_two_process_run_from_the_dialog(qtbot, tmp_path, labeled_folder):
     ck = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
     assert ck["step"] >= 2   # saved when Cancel stopped the run, past the first evaluation
     assert json.loads(ck["meta_json"])["training"]["n_train"] > 0
+
+
+def test_the_packaged_app_trains_through_its_own_train_command(qtbot, tmp_path, labeled_folder, monkeypatch):
+    """In the packaged app sys.executable is FaderDesktop, not Python: the dialog must start
+    `FaderDesktop train ...` (frozen_entry), not `-m training.cli`, which the app's CLI took for
+    image paths. A stand-in executable runs frozen_entry exactly as the bundle does."""
+    import stat
+    import sys
+    exe = tmp_path / "FaderDesktop"
+    exe.write_text(f"#!/bin/sh\nexec {sys.executable} -m fader_desktop.frozen_entry \"$@\"\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(exe))
+    d = _tiny_run_dialog(qtbot, tmp_path, labeled_folder, classifier_steps=2)
+    assert not d.procs_spin.isEnabled()   # torchrun needs a Python; the bundle trains in one process
+    assert d.command()[0] == "train"
+    finished = []
+    d.start()
+    d.proc.finished.connect(lambda code, status: finished.append(code))
+    qtbot.waitUntil(lambda: len(d._val) >= 1 or bool(finished), timeout=TIMEOUT)
+    assert d._val, d.log_view.toPlainText()[-800:]
+    d.stop_button.click()
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert (tmp_path / "run" / "checkpoint_last.pt").is_file()
