@@ -340,8 +340,8 @@ class TrainingDialog(QDialog):
         n = self.procs_spin.value()
         if _frozen():
             # the packaged executable is no Python interpreter: `FaderDesktop train` is its fader-train
-            from .frozen_entry import TRAIN_COMMAND
-            return [TRAIN_COMMAND] + self.arguments()
+            # (frozen_entry.TRAIN_COMMAND; not imported: frozen_entry imports the window)
+            return ["train"] + self.arguments()
         if n == 1:
             return ["-m", "training.cli"] + self.arguments()
         return ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
