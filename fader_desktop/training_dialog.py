@@ -299,7 +299,8 @@ class TrainingDialog(QDialog):
             self.finetune_check.setChecked(False)
 
     def run_dir(self) -> Path:
-        return Path(self.out_edit.text().strip()).expanduser()
+        # absolute: the trainer runs in another working folder than this window's
+        return Path(self.out_edit.text().strip()).expanduser().absolute()
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning
@@ -316,7 +317,8 @@ class TrainingDialog(QDialog):
 
     def arguments(self) -> list:
         """The fader-train command line for the current settings."""
-        args = ["--data", self.data_edit.text().strip(), "--out", str(self.run_dir()),
+        data = self.data_edit.text().strip()
+        args = ["--data", str(Path(data).expanduser().absolute()) if data else data, "--out", str(self.run_dir()),
                 "--img-size", str(self.size_combo.currentData()), "--steps", str(self.steps_spin.value()),
                 "--max-minutes", str(self.minutes_spin.value()), "--device", self.device_combo.currentData()]
         attrs = ",".join(a.strip() for a in self.attr_edit.text().split(",") if a.strip())

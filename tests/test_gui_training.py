@@ -127,3 +127,16 @@ def test_the_packaged_app_trains_through_its_own_train_command(qtbot, tmp_path, 
     d.stop_button.click()
     qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
     assert (tmp_path / "run" / "checkpoint_last.pt").is_file()
+
+
+def test_relative_folders_mean_the_same_to_the_trainer(qtbot, tmp_path, monkeypatch):
+    """The trainer runs in the repository's folder, the window wherever it was started: folders
+    typed as relative paths reach it as absolute ones, resolved where the user is."""
+    monkeypatch.chdir(tmp_path)
+    d = TrainingDialog()
+    qtbot.addWidget(d)
+    d.data_edit.setText("photos/Smiling")
+    d.out_edit.setText("runs/mine")
+    args = d.arguments()
+    assert args[args.index("--data") + 1] == str(tmp_path / "photos" / "Smiling")
+    assert args[args.index("--out") + 1] == str(tmp_path / "runs" / "mine") == str(d.run_dir())
