@@ -378,7 +378,7 @@ def test_gaussian_blur_matches_torchvision():
     import math
     import torch
     import torchvision.transforms.functional as TF
-    from training.trainer import gaussian_blur
+    from training.augment import gaussian_blur
     x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     for sigma in (0.5, 1.0, 1.7):
         k = 2 * math.ceil(2 * sigma) + 1

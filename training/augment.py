@@ -24,6 +24,20 @@ def to_unit_tensor(u8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of an (N, C, H, W) batch, kernel 2*ceil(2*sigma)+1, reflected borders (the
+    same as torchvision's ``gaussian_blur``, which the packaged app does not bundle): the
+    augmentation's blur and the trainer's --clf-blur."""
+    k = 2 * math.ceil(2 * sigma) + 1
+    t = torch.linspace(-(k - 1) / 2, (k - 1) / 2, k, device=x.device, dtype=torch.float32)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = (g / g.sum()).to(x.dtype)
+    c, r = x.size(1), k // 2
+    y = F.pad(x, (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+    return F.conv2d(y, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+
+
 def augment(u8: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
     """A randomly degraded copy of a uint8 (N, S, S, 3) batch as float NCHW in [0, 1]."""
     n, s = u8.shape[0], u8.shape[1]
@@ -54,14 +68,7 @@ def augment(u8: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         x[i:i + 1] = F.interpolate(small, size=(s, s), mode="bilinear", align_corners=False)
     # blur
     for i in np.flatnonzero(rng.random(n) < 0.25):
-        sigma = float(rng.uniform(0.4, 1.6))
-        r = int(math.ceil(2 * sigma))
-        t = torch.arange(-r, r + 1, dtype=torch.float32)
-        g = torch.exp(-t ** 2 / (2 * sigma ** 2))
-        g = g / g.sum()
-        xi = F.pad(x[i:i + 1], (r, r, r, r), mode="reflect")
-        xi = F.conv2d(xi, g.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-        x[i:i + 1] = F.conv2d(xi, g.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
+        x[i:i + 1] = gaussian_blur(x[i:i + 1], float(rng.uniform(0.4, 1.6)))
     # colour: brightness, contrast, saturation
     b = torch.from_numpy(rng.uniform(-0.12, 0.12, (n, 1, 1, 1))).float()
     c = torch.from_numpy(rng.uniform(0.75, 1.25, (n, 1, 1, 1))).float()

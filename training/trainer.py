@@ -41,6 +41,7 @@ from core.errors import FaderError
 from core.model_file import FaderModel, save_model
 from core.networks import ArchConfig, AutoEncoder, Classifier, LatentDiscriminator, PatchDiscriminator, decoder_widths
 
+from .augment import gaussian_blur
 from .batches import BatchStream, DeviceBatchStream
 from .critic import Critic, diff_augment
 from .discriminator_file import NAMES as DISCRIMINATORS, discriminators_path, load_discriminators, save_discriminators
@@ -58,19 +59,6 @@ CHANNELS_LAST = True
 CHECKPOINT_FORMAT = "fader-train-checkpoint"
 CELEBA_LICENSE = ("non-commercial research only, inherited from CelebA "
                   "(Liu et al., ICCV 2015; CelebA is available for non-commercial research purposes only)")
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of an (N, C, H, W) batch, kernel 2*ceil(2*sigma)+1, reflected borders (the
-    same as torchvision's ``gaussian_blur``, which the packaged app does not bundle)."""
-    k = 2 * math.ceil(2 * sigma) + 1
-    t = torch.linspace(-(k - 1) / 2, (k - 1) / 2, k, device=x.device, dtype=torch.float32)
-    g = torch.exp(-0.5 * (t / sigma) ** 2)
-    g = (g / g.sum()).to(x.dtype)
-    c, r = x.size(1), k // 2
-    y = F.pad(x, (r, r, r, r), mode="reflect")
-    y = F.conv2d(y, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
-    return F.conv2d(y, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
 
 
 @dataclass
