@@ -3,6 +3,7 @@ and refuses files that are not judges without unpickling anything."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +115,21 @@ def test_augment_keeps_shape_and_range():
     ref = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     d = (x - ref).abs().mean((1, 2, 3))
     assert float(d.max()) > 0.005 and float(d.mean()) < 0.25
+
+
+def test_entanglement_floor_is_what_a_real_flip_would_change_in_the_judges_reading():
+    """bench/judge_entanglement.py: a judge that reads B right regardless of A has floor 0; one
+    that misreads B whenever A is present has floor 1 for A -> B and 0 for B -> A."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from judge_entanglement import entanglement_floor
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 2, (400, 2))
+    edited = rng.integers(0, 2, (50, 2))
+    floor, cells = entanglement_floor(true, true.copy(), edited, ["A", "B"])
+    assert floor["A"]["B"] == 0 and floor["B"]["A"] == 0
+    read = true.copy()
+    read[:, 1] = np.where(true[:, 0] == 1, 1 - true[:, 1], true[:, 1])  # B misread whenever A
+    floor, cells = entanglement_floor(true, read, edited, ["A", "B"])
+    assert floor["A"]["B"] == 1.0 and floor["B"]["A"] == 0
+    assert cells["A"]["B"]["A=1,B=1"]["reads_B"] == 0.0 and cells["A"]["B"]["A=0,B=1"]["reads_B"] == 1.0

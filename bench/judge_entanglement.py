@@ -1,0 +1,140 @@
+"""How much the judge's reading of one attribute depends on another, on real faces (issue 15).
+
+``bench/edit_judge.py`` counts an edit of attribute A as "others unchanged" when the judge still
+reads every other attribute B as it did on the original photo. A judge trained on CelebA can read
+B differently on real faces that differ only in A: if real people labelled young who wear glasses
+are read as young less often than those without, even a perfect glasses edit changes the judge's
+Young reading. This script measures that on unedited real faces the judge never saw in training:
+the validation split of ``img_align_celeba/`` and the photos of ``img_celeba/`` (detected and
+aligned as the app does; the judge's training leaves them out with ``--exclude``).
+
+For each pair (A, B) and true labels (a, b) it estimates q(a, b) = P(judge reads B = 1 | true A = a,
+true B = b). The **floor** of the cell A -> B is the mean over ``edit_judge``'s validation faces of
+|q(a, b) - q(1 - a, b)|: the share of B readings that would change if each face's A were flipped
+into a real face with the other A and the same B, judged by this judge. ``edit_judge``'s
+``others_changed`` cell can only be read against it; a cell below its floor does not mean the edit
+is cleaner than a real face, but a cell far above it does mean the edit changes B. The product of
+(1 - floor) over a row is the "others unchanged" such faithful edits would read, were the other
+readings to change independently.
+
+    python bench/judge_entanglement.py --judge runs/judge/judge.safetensors [--photos 1500] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from edit_judge import DATA, VAL_IDS, log, read_labels  # noqa: E402
+
+ATTRS = ["Smiling", "Male", "Young", "Eyeglasses", "Mouth_Slightly_Open"]
+
+
+def real_faces(judge, photos: int) -> tuple:
+    """Judge crops of unedited held-out faces: validation-split aligned images, then photos."""
+    from core.alignment import CELEBA_TEMPLATE, align_face, aligned_crop
+    from core.errors import FaderError
+    from core.faces import FaceDetector
+    from core.image_io import load_image
+    part = dict(line.split() for line in open(DATA / "list_eval_partition.txt") if line.strip())
+    aligned = [p for p in sorted((DATA / "celeba" / "img_align_celeba").glob("*.jpg")) if part.get(p.name) == "1"]
+    names, crops = [], []
+    for p in aligned:
+        names.append(p.name)
+        crops.append(aligned_crop(load_image(p), CELEBA_TEMPLATE, judge.size).crop)
+    det, t0, n_photos = FaceDetector(), time.time(), 0
+    for i, p in enumerate(sorted((DATA / "celeba" / "img_celeba").glob("*.jpg"))[:photos]):
+        try:
+            rgb = load_image(p)
+            faces = det.detect(rgb)
+        except FaderError:
+            continue
+        if not faces:
+            continue
+        main = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))  # CelebA labels it
+        names.append(p.name)
+        crops.append(align_face(rgb, main.landmarks, CELEBA_TEMPLATE, judge.size).crop)
+        n_photos += 1
+        if (i + 1) % 250 == 0:
+            log(f"  photos: {i + 1}, {time.time() - t0:.0f} s")
+    return names, np.stack(crops), len(aligned), n_photos
+
+
+def entanglement_floor(true: np.ndarray, read: np.ndarray, edited: np.ndarray, attrs: list) -> tuple:
+    """(floor, cells) from real faces' true labels and judge readings (N, K) of 0/1, and the
+    edited faces' true labels (M, K). floor[A][B] = mean over the edited faces of
+    |q(a, b) - q(1 - a, b)|, q(a, b) = P(read B = 1 | true A = a, true B = b)."""
+    cells, floor = {}, {}
+    for i, A in enumerate(attrs):
+        cells[A], floor[A] = {}, {}
+        for j, B in enumerate(attrs):
+            if i == j:
+                continue
+            q, n = np.full((2, 2), np.nan), np.zeros((2, 2), int)
+            for x in (0, 1):
+                for y in (0, 1):
+                    m = (true[:, i] == x) & (true[:, j] == y)
+                    n[x, y] = int(m.sum())
+                    if m.any():
+                        q[x, y] = read[m, j].mean()
+            per_face = np.abs(q[edited[:, i], edited[:, j]] - q[1 - edited[:, i], edited[:, j]])
+            floor[A][B] = round(float(np.nanmean(per_face)), 4) if np.isfinite(per_face).any() else None
+            cells[A][B] = {f"A={x},B={y}": {"n": int(n[x, y]),
+                                             "reads_B": None if np.isnan(q[x, y]) else round(float(q[x, y]), 4)}
+                           for x in (0, 1) for y in (0, 1)}
+    return floor, cells
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--judge", required=True)
+    ap.add_argument("--photos", type=int, default=1500, help="img_celeba photos (first N by name)")
+    ap.add_argument("--faces", type=int, default=200, help="edit_judge's validation faces the floor is averaged over")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    import torch
+    torch.set_num_threads(a.threads)
+    from training.judge import load_judge
+    judge = load_judge(a.judge)
+    attrs = [n for n in ATTRS if n in judge.attributes]
+    names, crops, n_aligned, n_photos = real_faces(judge, a.photos)
+    col = [judge.attributes.index(n) for n in attrs]
+    read = np.concatenate([judge.predict(crops[i:i + 64]) for i in range(0, len(crops), 64)])[:, col] > 0.5
+    lab = read_labels(set(names), attrs)
+    true = np.array([[lab[n][x] for x in attrs] for n in names])
+    ids = [x.strip() for x in VAL_IDS.read_text().split() if x.strip()][: a.faces]
+    edited = read_labels(set(ids), attrs)
+    edited = np.array([[edited[n][x] for x in attrs] for n in ids])
+    floor, cells = entanglement_floor(true, read, edited, attrs)
+    # what edit_judge's "others unchanged" would read for edits as faithful as real faces, if the
+    # other readings changed independently of each other
+    reference = {A: round(float(np.prod([1 - f for f in floor[A].values() if f is not None])), 4) for A in attrs}
+    reference["mean"] = round(float(np.mean([reference[A] for A in attrs])), 4)
+    res = {"bench": "judge_entanglement", "judge": str(a.judge), "faces": len(names),
+           "aligned_validation": n_aligned, "photos": n_photos, "floor": floor,
+           "others_unchanged_reference": reference, "cells": cells}
+    width = max(len(x) for x in attrs)
+    print(f"judge {a.judge}: {len(names)} real faces ({n_aligned} validation crops, {n_photos} photos)")
+    print("floor of others_changed (edited -> other): share of the other's readings a real face with "
+          "the edited attribute flipped would change")
+    print(" " * (width + 2) + "  ".join(f"{b[:8]:>8}" for b in attrs))
+    for A in attrs:
+        print(f"{A:<{width + 2}}" + "  ".join(f"{floor[A][B]:8.3f}" if B != A and floor[A][B] is not None else f"{'-':>8}" for B in attrs))
+    print("others unchanged that such faithful edits would read (independence assumed): "
+          + ", ".join(f"{A} {reference[A]:.3f}" for A in attrs) + f"; mean {reference['mean']:.3f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
