@@ -15,7 +15,8 @@ into a real face with the other A and the same B, judged by this judge. ``edit_j
 ``others_changed`` cell can only be read against it; a cell below its floor does not mean the edit
 is cleaner than a real face, but a cell far above it does mean the edit changes B. The product of
 (1 - floor) over a row is the "others unchanged" such faithful edits would read, were the other
-readings to change independently.
+readings to change independently. Likewise ``flip_reference``: the flip edit_judge would read for
+edits as faithful as real faces, the judge's hit rate on real faces that have the requested value.
 
     python bench/judge_entanglement.py --judge runs/judge/judge.safetensors [--photos 1500] [--json OUT]
 """
@@ -119,9 +120,16 @@ def main(argv=None) -> int:
     # other readings changed independently of each other
     reference = {A: round(float(np.prod([1 - f for f in floor[A].values() if f is not None])), 4) for A in attrs}
     reference["mean"] = round(float(np.mean([reference[A] for A in attrs])), 4)
+    # the flip a faithful edit would read: for each validation face, how often the judge reads real
+    # faces that truly have the requested value (1 - y) as having it
+    flip_reference = {}
+    for i, A in enumerate(attrs):
+        hit = {v: float((read[true[:, i] == v, i] == v).mean()) for v in (0, 1) if (true[:, i] == v).any()}
+        flip_reference[A] = round(float(np.mean([hit[1 - y] for y in edited[:, i]])), 4)
+    flip_reference["mean"] = round(float(np.mean([flip_reference[A] for A in attrs])), 4)
     res = {"bench": "judge_entanglement", "judge": str(a.judge), "faces": len(names),
            "aligned_validation": n_aligned, "photos": n_photos, "floor": floor,
-           "others_unchanged_reference": reference, "cells": cells}
+           "others_unchanged_reference": reference, "flip_reference": flip_reference, "cells": cells}
     width = max(len(x) for x in attrs)
     print(f"judge {a.judge}: {len(names)} real faces ({n_aligned} validation crops, {n_photos} photos)")
     print("floor of others_changed (edited -> other): share of the other's readings a real face with "
@@ -131,6 +139,8 @@ def main(argv=None) -> int:
         print(f"{A:<{width + 2}}" + "  ".join(f"{floor[A][B]:8.3f}" if B != A and floor[A][B] is not None else f"{'-':>8}" for B in attrs))
     print("others unchanged that such faithful edits would read (independence assumed): "
           + ", ".join(f"{A} {reference[A]:.3f}" for A in attrs) + f"; mean {reference['mean']:.3f}")
+    print("flip (alpha = 1 - y) that such faithful edits would read: "
+          + ", ".join(f"{A} {flip_reference[A]:.3f}" for A in attrs) + f"; mean {flip_reference['mean']:.3f}")
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
     return 0
