@@ -9,14 +9,15 @@ the validation split of ``img_align_celeba/`` and the photos of ``img_celeba/`` 
 aligned as the app does; the judge's training leaves them out with ``--exclude``).
 
 For each pair (A, B) and true labels (a, b) it estimates q(a, b) = P(judge reads B = 1 | true A = a,
-true B = b). The **floor** of the cell A -> B is the mean over ``edit_judge``'s validation faces of
-|q(a, b) - q(1 - a, b)|: the share of B readings that would change if each face's A were flipped
-into a real face with the other A and the same B, judged by this judge. ``edit_judge``'s
-``others_changed`` cell can only be read against it; a cell below its floor does not mean the edit
-is cleaner than a real face, but a cell far above it does mean the edit changes B. The product of
-(1 - floor) over a row is the "others unchanged" such faithful edits would read, were the other
-readings to change independently. Likewise ``flip_reference``: the flip edit_judge would read for
-edits as faithful as real faces, the judge's hit rate on real faces that have the requested value.
+true B = b). The **real-face change** of the cell A -> B is the mean over ``edit_judge``'s
+validation faces of |q(a, b) - q(1 - a, b)|: the share of B readings that would change if each
+face's A were flipped into a real face with the other A and the same B, judged by this judge.
+``edit_judge``'s ``others_changed`` cell is to be read against it: a cell below it does not mean
+the edit is cleaner than a real face, but a cell far above it does mean the edit changes B. The
+product of (1 - real-face change) over a row is the "others unchanged" such faithful edits would
+read, were the other readings to change independently. Likewise ``flip_reference``: the flip
+edit_judge would read for edits as faithful as real faces, the judge's hit rate on real faces that
+have the requested value.
 
     python bench/judge_entanglement.py --judge runs/judge/judge.safetensors [--photos 1500] [--json OUT]
 """
@@ -69,13 +70,13 @@ def real_faces(judge, photos: int) -> tuple:
     return names, np.stack(crops), len(aligned), n_photos
 
 
-def entanglement_floor(true: np.ndarray, read: np.ndarray, edited: np.ndarray, attrs: list) -> tuple:
-    """(floor, cells) from real faces' true labels and judge readings (N, K) of 0/1, and the
-    edited faces' true labels (M, K). floor[A][B] = mean over the edited faces of
+def real_face_change(true: np.ndarray, read: np.ndarray, edited: np.ndarray, attrs: list) -> tuple:
+    """(change, cells) from real faces' true labels and judge readings (N, K) of 0/1, and the
+    edited faces' true labels (M, K). change[A][B] = mean over the edited faces of
     |q(a, b) - q(1 - a, b)|, q(a, b) = P(read B = 1 | true A = a, true B = b)."""
-    cells, floor = {}, {}
+    cells, change = {}, {}
     for i, A in enumerate(attrs):
-        cells[A], floor[A] = {}, {}
+        cells[A], change[A] = {}, {}
         for j, B in enumerate(attrs):
             if i == j:
                 continue
@@ -87,18 +88,19 @@ def entanglement_floor(true: np.ndarray, read: np.ndarray, edited: np.ndarray, a
                     if m.any():
                         q[x, y] = read[m, j].mean()
             per_face = np.abs(q[edited[:, i], edited[:, j]] - q[1 - edited[:, i], edited[:, j]])
-            floor[A][B] = round(float(np.nanmean(per_face)), 4) if np.isfinite(per_face).any() else None
+            change[A][B] = round(float(np.nanmean(per_face)), 4) if np.isfinite(per_face).any() else None
             cells[A][B] = {f"A={x},B={y}": {"n": int(n[x, y]),
                                              "reads_B": None if np.isnan(q[x, y]) else round(float(q[x, y]), 4)}
                            for x in (0, 1) for y in (0, 1)}
-    return floor, cells
+    return change, cells
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--judge", required=True)
     ap.add_argument("--photos", type=int, default=1500, help="img_celeba photos (first N by name)")
-    ap.add_argument("--faces", type=int, default=200, help="edit_judge's validation faces the floor is averaged over")
+    ap.add_argument("--faces", type=int, default=200,
+                    help="edit_judge's validation faces the figures are averaged over")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
@@ -115,10 +117,10 @@ def main(argv=None) -> int:
     ids = [x.strip() for x in VAL_IDS.read_text().split() if x.strip()][: a.faces]
     edited = read_labels(set(ids), attrs)
     edited = np.array([[edited[n][x] for x in attrs] for n in ids])
-    floor, cells = entanglement_floor(true, read, edited, attrs)
+    change, cells = real_face_change(true, read, edited, attrs)
     # what edit_judge's "others unchanged" would read for edits as faithful as real faces, if the
     # other readings changed independently of each other
-    reference = {A: round(float(np.prod([1 - f for f in floor[A].values() if f is not None])), 4) for A in attrs}
+    reference = {A: round(float(np.prod([1 - f for f in change[A].values() if f is not None])), 4) for A in attrs}
     reference["mean"] = round(float(np.mean([reference[A] for A in attrs])), 4)
     # the flip a faithful edit would read: for each validation face, how often the judge reads real
     # faces that truly have the requested value (1 - y) as having it
@@ -128,15 +130,16 @@ def main(argv=None) -> int:
         flip_reference[A] = round(float(np.mean([hit[1 - y] for y in edited[:, i]])), 4)
     flip_reference["mean"] = round(float(np.mean([flip_reference[A] for A in attrs])), 4)
     res = {"bench": "judge_entanglement", "judge": str(a.judge), "faces": len(names),
-           "aligned_validation": n_aligned, "photos": n_photos, "floor": floor,
+           "aligned_validation": n_aligned, "photos": n_photos, "real_face_change": change,
            "others_unchanged_reference": reference, "flip_reference": flip_reference, "cells": cells}
     width = max(len(x) for x in attrs)
     print(f"judge {a.judge}: {len(names)} real faces ({n_aligned} validation crops, {n_photos} photos)")
-    print("floor of others_changed (edited -> other): share of the other's readings a real face with "
-          "the edited attribute flipped would change")
+    print("real-face change (edited -> other), to read others_changed against: the share of the "
+          "other's readings a real face with the edited attribute flipped would change")
     print(" " * (width + 2) + "  ".join(f"{b[:8]:>8}" for b in attrs))
     for A in attrs:
-        print(f"{A:<{width + 2}}" + "  ".join(f"{floor[A][B]:8.3f}" if B != A and floor[A][B] is not None else f"{'-':>8}" for B in attrs))
+        cells_text = (f"{change[A][B]:8.3f}" if B != A and change[A][B] is not None else f"{'-':>8}" for B in attrs)
+        print(f"{A:<{width + 2}}" + "  ".join(cells_text))
     print("others unchanged that such faithful edits would read (independence assumed): "
           + ", ".join(f"{A} {reference[A]:.3f}" for A in attrs) + f"; mean {reference['mean']:.3f}")
     print("flip (alpha = 1 - y) that such faithful edits would read: "

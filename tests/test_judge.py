@@ -117,19 +117,19 @@ def test_augment_keeps_shape_and_range():
     assert float(d.max()) > 0.005 and float(d.mean()) < 0.25
 
 
-def test_entanglement_floor_is_what_a_real_flip_would_change_in_the_judges_reading():
-    """bench/judge_entanglement.py: a judge that reads B right regardless of A has floor 0; one
-    that misreads B whenever A is present has floor 1 for A -> B and 0 for B -> A."""
+def test_real_face_change_is_what_a_real_flip_would_change_in_the_judges_reading():
+    """bench/judge_entanglement.py: a judge that reads B right regardless of A has a real-face change of 0;
+    one that misreads B whenever A is present has 1 for A -> B and 0 for B -> A."""
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from judge_entanglement import entanglement_floor
+    from judge_entanglement import real_face_change
     rng = np.random.default_rng(0)
     true = rng.integers(0, 2, (400, 2))
     edited = rng.integers(0, 2, (50, 2))
-    floor, cells = entanglement_floor(true, true.copy(), edited, ["A", "B"])
-    assert floor["A"]["B"] == 0 and floor["B"]["A"] == 0
+    change, cells = real_face_change(true, true.copy(), edited, ["A", "B"])
+    assert change["A"]["B"] == 0 and change["B"]["A"] == 0
     read = true.copy()
     read[:, 1] = np.where(true[:, 0] == 1, 1 - true[:, 1], true[:, 1])  # B misread whenever A
-    floor, cells = entanglement_floor(true, read, edited, ["A", "B"])
-    assert floor["A"]["B"] == 1.0 and floor["B"]["A"] == 0
+    change, cells = real_face_change(true, read, edited, ["A", "B"])
+    assert change["A"]["B"] == 1.0 and change["B"]["A"] == 0
     assert cells["A"]["B"]["A=1,B=1"]["reads_B"] == 0.0 and cells["A"]["B"]["A=0,B=1"]["reads_B"] == 1.0
