@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from edit_judge import DATA, VAL_IDS, log, read_labels  # noqa: E402
+from photo_swap_eval import read_partition  # noqa: E402
 
 ATTRS = ["Smiling", "Male", "Young", "Eyeglasses", "Mouth_Slightly_Open"]
 
@@ -46,8 +47,8 @@ def real_faces(judge, photos: int) -> tuple:
     from core.errors import FaderError
     from core.faces import FaceDetector
     from core.image_io import load_image
-    part = dict(line.split() for line in open(DATA / "list_eval_partition.txt") if line.strip())
-    aligned = [p for p in sorted((DATA / "celeba" / "img_align_celeba").glob("*.jpg")) if part.get(p.name) == "1"]
+    part = read_partition(DATA / "list_eval_partition.txt")
+    aligned = [p for p in sorted((DATA / "celeba" / "img_align_celeba").glob("*.jpg")) if part.get(p.name) == 1]
     names, crops = [], []
     for p in aligned:
         names.append(p.name)
@@ -112,11 +113,10 @@ def main(argv=None) -> int:
     names, crops, n_aligned, n_photos = real_faces(judge, a.photos)
     col = [judge.attributes.index(n) for n in attrs]
     read = np.concatenate([judge.predict(crops[i:i + 64]) for i in range(0, len(crops), 64)])[:, col] > 0.5
-    lab = read_labels(set(names), attrs)
-    true = np.array([[lab[n][x] for x in attrs] for n in names])
     ids = [x.strip() for x in VAL_IDS.read_text().split() if x.strip()][: a.faces]
-    edited = read_labels(set(ids), attrs)
-    edited = np.array([[edited[n][x] for x in attrs] for n in ids])
+    lab = read_labels(set(names) | set(ids), attrs)  # one pass over the 202,599-row attribute file
+    true = np.array([[lab[n][x] for x in attrs] for n in names])
+    edited = np.array([[lab[n][x] for x in attrs] for n in ids])
     change, cells = real_face_change(true, read, edited, attrs)
     # what edit_judge's "others unchanged" would read for edits as faithful as real faces, if the
     # other readings changed independently of each other
