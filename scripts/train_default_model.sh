@@ -35,6 +35,12 @@
 # Slider classifier shipped in the file (session 11, runs/default128_clf.fader): the same design
 #   trained for 16 epochs on photo-like augmented faces, the 89x109 set included
 #   (python -m training.classifier), after the stages above.
+# Across machines: `scripts/train_default_model.sh --pack` writes the run's last checkpoint as a
+#   half-precision model and its discriminators (critic, latent discriminator) to $PACK
+#   (docs/default_model/replica/, committed). On a machine without runs/default128, the script goes
+#   on from that pack with --continue, in the stage its step falls in: the co-trained critic comes
+#   with it, so the run carries on as from its checkpoint (docs/training.md, "Continuing a model's
+#   training"); only the Adam moments start anew. Commit the pack before a session ends.
 # Continue from the committed half-precision model on a machine without these runs:
 #   fader-train --continue resources/models/default.fader --data ... --exclude ... --steps N --out runs/more
 #
@@ -48,6 +54,7 @@ A=${A:-runs/default128_a}
 B=${B:-runs/default128}
 CLF=${CLF:-runs/default128_clf}
 STEPS=${STEPS:-18750}
+PACK=${PACK:-docs/default_model/replica/model.fader}
 THREADS=${THREADS:-1}
 PY=${PY:-.venv/bin/python}
 D="$DATA/celeba"
@@ -57,29 +64,69 @@ COMMON=(--data "$D/img_align_celeba" --data "$D/img_align_celeba_from_wild" --ex
         --attr Smiling,Male,Young,Eyeglasses,Mouth_Slightly_Open --img-size 128
         --threads "$THREADS" --device cpu --amp "$AMP")
 export OMP_WAIT_POLICY=PASSIVE
+if [ "${1:-}" = "--pack" ]; then
+  # The last checkpoint at half precision, without the run's evaluation classifier (22 MB at half
+  # precision, it only measures the run's swap accuracy; a continuation trains its own in 2 minutes).
+  "$PY" - "$B" "$PACK" <<'PYEOF'
+import sys
+from pathlib import Path
+from core.model_file import load_model, save_model
+from training.discriminator_file import discriminators_path
+from training.trainer import CHECKPOINT_NAME, export_checkpoint
+run, pack = Path(sys.argv[1]), Path(sys.argv[2])
+pack.parent.mkdir(parents=True, exist_ok=True)
+tmp = pack.with_name(pack.stem + ".part.fader")
+export_checkpoint(run / CHECKPOINT_NAME, tmp, half=True)
+model = load_model(tmp)
+model.classifier = model.classifier_config = None
+save_model(model, tmp, half=True)
+discriminators_path(tmp).replace(discriminators_path(pack))
+tmp.replace(pack)
+print(f"packed step {model.meta['training']['steps']}: {pack} ({pack.stat().st_size / 2**20:.1f} MiB), "
+      f"{discriminators_path(pack)} ({discriminators_path(pack).stat().st_size / 2**20:.1f} MiB)")
+PYEOF
+  exit 0
+fi
 mkdir -p "$(dirname "$A")"
+# The run's committed state (see "Across machines" above): its step, or empty where there is none.
+PACK_STEP=""
+if [ -f "$PACK" ]; then
+  PACK_STEP=$("$PY" -c "import sys; from core.model_file import load_model; print(load_model(sys.argv[1]).meta['training']['steps'])" "$PACK")
+fi
+EVALS=(--keep-evals --eval-every 500 --ckpt-every 250)
+# stage END FLAGS...: train to step END with FLAGS; a stage the run is already past costs a checkpoint
+# save. Where the run folder has no checkpoint but the committed state lies inside this stage, the
+# run goes on from it (--continue: its weights, recipe, step and discriminators) with this stage's flags.
+stage() {
+  local end=$1; shift
+  if [ -f "$B/checkpoint_last.pt" ]; then
+    "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps "$end" "$@" >>"$B/train.log" 2>&1
+  elif [ -n "$PACK_STEP" ] && [ "$PACK_STEP" -lt "$end" ]; then
+    # (logged beside the folder: --out must be new or empty until the run has made it its own)
+    "$PY" -m training.cli "${COMMON[@]}" --continue "$PACK" --out "$B" --steps "$end" --val-size 300 --classifier-steps 400 "${EVALS[@]}" "$@" \
+        >>"$B.continue.log" 2>&1
+  fi
+}
+STAGE_B=(--n-critic 1 --critic-width 16 --lambda-critic-adv 0.02 --lambda-critic-attr 0.03 --lambda-lat-dis 4e-4
+         --lambda-edit-tv 0.05 --lambda-edit-chroma 0.5 --ema 0.999)
 (
-  if [ ! -f "$B/checkpoint_last.pt" ]; then
+  if [ ! -f "$B/checkpoint_last.pt" ] && [ -z "$PACK_STEP" ]; then
     SA=(--n-layers 5 --init-fm 16 --max-fm 256 --n-skip 2 --steps 2500 --lambda-lat-dis 1e-3
         --lambda-schedule 10000 --classifier-steps 400 --val-size 300 --eval-every 1000 --ckpt-every 250 --out "$A")
     if [ -f "$A/checkpoint_last.pt" ]; then SA+=(--resume); fi
     "$PY" -m training.cli "${COMMON[@]}" "${SA[@]}" >>"$A.log" 2>&1
     cp -r "$A" "$B"
+    "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps "$STEPS" "${STAGE_B[@]}" "${EVALS[@]}" \
+        >>"$B/train.log" 2>&1
   fi
-  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps "$STEPS" --n-critic 1 --critic-width 16 \
-      --lambda-critic-adv 0.02 --lambda-critic-attr 0.03 --lambda-lat-dis 4e-4 --lambda-edit-tv 0.05 \
-      --lambda-edit-chroma 0.5 --ema 0.999 --keep-evals --eval-every 500 --ckpt-every 250 >>"$B/train.log" 2>&1
-  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 24500 --lr-decay-start "$STEPS" \
-      --lambda-lat-dis 1e-4 --lambda-critic-attr 0.06 >>"$B/train.log" 2>&1
-  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 26500 --lr-decay-start 24500 \
-      --lambda-critic-attr 0.12 >>"$B/train.log" 2>&1
-  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 32500 --lr-decay-start 26500 \
-      --lambda-lat-dis 5e-5 --lambda-critic-attr 0.2 >>"$B/train.log" 2>&1
-  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 37500 --lr-decay-start 32500 \
-      --lambda-lat-dis 2.5e-5 --lambda-critic-attr 0.25 >>"$B/train.log" 2>&1
-  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 48000 --lr-decay-start 43000 >>"$B/train.log" 2>&1
-  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 55500 --lr-decay-start 51300 >>"$B/train.log" 2>&1
-  "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps 68000 --lr-decay-start 62000 >>"$B/train.log" 2>&1
+  stage "$STEPS" "${STAGE_B[@]}" "${EVALS[@]}"
+  stage 24500 --lr-decay-start "$STEPS" --lambda-lat-dis 1e-4 --lambda-critic-attr 0.06
+  stage 26500 --lr-decay-start 24500 --lambda-critic-attr 0.12
+  stage 32500 --lr-decay-start 26500 --lambda-lat-dis 5e-5 --lambda-critic-attr 0.2
+  stage 37500 --lr-decay-start 32500 --lambda-lat-dis 2.5e-5 --lambda-critic-attr 0.25
+  stage 48000 --lr-decay-start 43000
+  stage 55500 --lr-decay-start 51300
+  stage 68000 --lr-decay-start 62000
   if [ ! -f "$CLF/model.fader" ]; then
     "$PY" -m training.cli "${COMMON[@]}" --n-layers 5 --init-fm 16 --max-fm 256 --n-skip 2 --steps 1 \
         --classifier-steps 2500 --classifier-max-fm 256 --val-size 500 --quiet --out "$CLF" >>"$CLF.log" 2>&1
