@@ -73,10 +73,16 @@ from pathlib import Path
 from core.model_file import load_model, save_model
 from training.discriminator_file import discriminators_path
 from training.trainer import CHECKPOINT_NAME, export_checkpoint
+from core.errors import FaderError
 run, pack = Path(sys.argv[1]), Path(sys.argv[2])
+if not (run / CHECKPOINT_NAME).is_file():
+    sys.exit(f"error: {run / CHECKPOINT_NAME}: no checkpoint to pack (has the run started?)")
 pack.parent.mkdir(parents=True, exist_ok=True)
 tmp = pack.with_name(pack.stem + ".part.fader")
-export_checkpoint(run / CHECKPOINT_NAME, tmp, half=True)
+try:
+    export_checkpoint(run / CHECKPOINT_NAME, tmp, half=True)
+except FaderError as e:
+    sys.exit(f"error: {e}")
 model = load_model(tmp)
 model.classifier = model.classifier_config = None
 save_model(model, tmp, half=True)

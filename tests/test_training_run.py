@@ -908,3 +908,45 @@ def test_critic_warmup_trains_the_critic_while_the_auto_encoder_waits(celeba_sam
     finally:
         stream.close()
     assert any(not torch.equal(v, t.ae.state_dict()[k]) for k, v in fresh.ae.state_dict().items())
+
+
+def test_default_model_script_packs_the_run_with_its_critic(tmp_path, capsys):
+    """scripts/train_default_model.sh --pack: the run's last state at half precision, without its
+    evaluation classifier, with the critic and latent discriminator beside it, so that the run goes
+    on on another machine (--continue loads both); without a checkpoint it says so."""
+    from training import cli
+    data = _noise_folder(tmp_path, 2)
+    common = ["--data", str(data), "--img-size", "32", "--quiet", "--cache-dir", str(tmp_path / "cache"),
+              "--val-size", "4", "--threads", "1", "--amp", "off"]
+    run = tmp_path / "run"
+    assert cli.main(common + ["--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16", "--steps", "4",
+                              "--eval-every", "4", "--classifier-steps", "2", "--n-critic", "1", "--critic-width", "8",
+                              "--lambda-critic-attr", "0.05", "--ema", "0.9", "--out", str(run)]) == 0
+    pack = tmp_path / "replica" / "model.fader"
+    script = REPO / "scripts" / "train_default_model.sh"
+    env = {**os.environ, "B": str(run), "PACK": str(pack), "PY": sys.executable, "AMP": "off"}
+    r = subprocess.run(["bash", str(script), "--pack"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"packed step 4: {pack}" in r.stdout
+    m = load_model(pack)
+    assert m.classifier is None and m.meta["training"]["steps"] == 4
+    assert all(v.dtype == torch.float16 for k, v in _file_tensors(pack).items() if v.is_floating_point())
+    ck = load_checkpoint(run / CHECKPOINT_NAME)
+    for k, v in ck["ae_ema"].items():   # the weights the run evaluates, at half precision
+        if v.is_floating_point():
+            assert torch.equal(m.autoencoder.state_dict()[k].float(), v.half().float()), k
+    assert sorted(x.name for x in pack.parent.iterdir()) == ["model.discriminators.safetensors", "model.fader"]
+    capsys.readouterr()
+    assert cli.main(common + ["--continue", str(pack), "--steps", "6", "--classifier-steps", "2",
+                              "--out", str(tmp_path / "next")]) == 0
+    assert f"discriminators from {pack.parent / 'model.discriminators.safetensors'} (step 4): lat_dis, critic" \
+        in capsys.readouterr().err
+    env["B"] = str(tmp_path / "nothing")
+    r = subprocess.run(["bash", str(script), "--pack"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "no checkpoint to pack" in r.stderr
+    assert load_model(pack).meta["training"]["steps"] == 4   # the pack there is kept
+
+
+def _file_tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+    return load_file(str(path))
