@@ -13,6 +13,10 @@ A face's value of an attribute is held as a *slider value*, what the user set:
 - a tuple of n weights: the code itself (a recipe's list).
 `value()` turns it into the core value the engine decodes (`core.attributes.Value`).
 
+A face's *own* value of an attribute is where its fader starts and what an edit is measured from
+(the edit is the decode at the values less the decode at the own values): the classifier's
+reading when the photo is opened, which the user may correct (`set_own`) where it misread the face.
+
 Snapshots are immutable and comparable: an undo step is a (before, after) pair of them, and a
 render request carries one to the worker thread, which never sees the session itself.
 """
@@ -64,9 +68,12 @@ def to_value(attr: Attribute, slider, own: Value) -> Value:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Every face's slider values at one moment: per face a tuple of (attribute, slider value)."""
+    """Every face's slider values at one moment: per face a tuple of (attribute, slider value);
+    and per face a tuple of (attribute, own value), so that an undo or a render request also
+    carries a corrected reading (empty: the own values are left as they are)."""
 
     faces: tuple
+    own: tuple = ()
 
     def face(self, i: int) -> dict:
         return dict(self.faces[i])
@@ -76,7 +83,8 @@ class Snapshot:
 class Change:
     """One change of a session, as its listeners receive it.
 
-    kind: "set" (a fader), "reset", "restore" (a snapshot put back: undo/redo) or "select".
+    kind: "set" (a fader), "reset", "own" (a face's own value corrected), "restore" (a snapshot
+    put back: undo/redo) or "select".
     name: the attribute (None for a whole face); faces: the faces whose values changed.
     merge: equal non-None keys mark one continuous edit (a slider drag: one undo step).
     label: the caller's description (an undo text), passed through.
@@ -179,7 +187,8 @@ class EditSession:
         return {a.name: self.value(a.name, face) for a in self.attributes if self.is_modified(face, a.name)}
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(tuple(tuple((a.name, s[a.name]) for a in self.attributes) for s in self._sliders))
+        return Snapshot(tuple(tuple((a.name, s[a.name]) for a in self.attributes) for s in self._sliders),
+                        tuple(tuple((a.name, slider_of(o[a.name])) for a in self.attributes) for o in self.own))
 
     # -- writing -------------------------------------------------------------------------------
     def _faces(self, face: Optional[int]) -> list:
@@ -226,6 +235,32 @@ class EditSession:
         chosen = list(faces) if faces is not None else self._faces(face)
         return self._change("reset", chosen, lambda i, n: own_slider(self._attr[n], self.own[i][n]), name, None, label)
 
+    def set_own(self, name: str, value: Value, faces: Optional[Iterable[int]] = None, label: str = "") -> bool:
+        """Correct one attribute's own value on `faces` (default: the selected face or faces) where
+        the classifier misread it: edits of it are measured from `value` from now on, and its fader
+        goes there, so the face itself does not change. Returns whether anything changed."""
+        attr = self.attribute(name)
+        if attr.is_binary:
+            value = float(value)
+            if value not in (0.0, 1.0):
+                raise FaderError(f"{name}: a face's own value is 0 or 1, not {value:g}")
+        else:
+            value = [float(x) for x in value]
+            if len(value) != attr.n or min(value) < 0 or abs(sum(value) - 1) > 1e-6:
+                raise FaderError(f"{name}: a face's own value is {attr.n} weights that sum to 1")
+        faces = tuple(self.targets() if faces is None else faces)
+        for i in faces:
+            self._faces(i)
+        before = self.snapshot()
+        for i in faces:
+            self.own[i][name] = value if attr.is_binary else list(value)
+            self._sliders[i][name] = own_slider(attr, value)
+        after = self.snapshot()
+        if after == before:
+            return False
+        self._emit(Change("own", before, after, name, faces, None, label))
+        return True
+
     def restore(self, snapshot: Snapshot) -> bool:
         """Put a snapshot's values back (undo, redo, another model's faces with the same names)."""
         before = self.snapshot()
@@ -244,6 +279,15 @@ class EditSession:
             if set(values) != set(self._attr):
                 raise FaderError(f"the snapshot's attributes {sorted(values)} are not the model's {sorted(self._attr)}")
             self._sliders[i] = {a.name: values[a.name] for a in self.attributes}
+        if snapshot.own:
+            if len(snapshot.own) != self.n_faces:
+                raise FaderError(f"the snapshot has {len(snapshot.own)} face(s), the photo {self.n_faces}")
+            for i, pairs in enumerate(snapshot.own):
+                values = dict(pairs)
+                if set(values) != set(self._attr):
+                    raise FaderError(f"the snapshot's attributes {sorted(values)} are not the model's {sorted(self._attr)}")
+                self.own[i] = {a.name: v if isinstance(v, float) else list(v) for a, v in
+                               ((a, values[a.name]) for a in self.attributes)}
 
     def select(self, face: int) -> None:
         """Choose the face the faders show and edit (ALL_FACES: every face)."""

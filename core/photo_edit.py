@@ -98,12 +98,13 @@ class FaceEdit:
     index: int
     aligned: AlignedFace
     latent: Latent
-    own_values: dict
+    own_values: dict      # the classifier's reading when the photo was opened (`own`: as corrected since)
     box: Optional[tuple] = None
     landmarks: Optional[np.ndarray] = None
     _doc: Optional["PhotoEdit"] = field(default=None, repr=False)
     _recon: Optional[np.ndarray] = field(default=None, repr=False)
     _recon_draft: Optional[np.ndarray] = field(default=None, repr=False)
+    _recon_key: object = field(default=None, repr=False)   # the own values the reconstructions are for
     _cache_key: object = field(default=None, repr=False)
     _cache_img: Optional[np.ndarray] = field(default=None, repr=False)
 
@@ -111,6 +112,11 @@ class FaceEdit:
     def values(self) -> dict:
         """The face's current core values (from the document's session)."""
         return self._doc.session.values(self.index)
+
+    @property
+    def own(self) -> dict:
+        """The face's own values as the session holds them (the reading, or the user's correction)."""
+        return self._doc.session.own[self.index]
 
     @property
     def is_modified(self) -> bool:
@@ -124,8 +130,7 @@ class FaceEdit:
     @property
     def reconstruction(self) -> np.ndarray:
         """float32 (S, S, 3): the decode at the face's own values (decoded on first use)."""
-        if self._recon is None:
-            decode_faces([(self._doc, self.index)], edit=False)
+        decode_faces([(self._doc, self.index)], edit=False)   # a no-op once decoded at the own values
         return self._recon
 
 
@@ -156,8 +161,13 @@ def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool
             key = (_values_key(values), d)
             if f._cache_key != key:
                 jobs.append((f, "edit", values, key, d))
-        if reconstruction and (f._recon_draft if d else f._recon) is None:
-            jobs.append((f, "recon", f.own_values, None, d))
+        if reconstruction:
+            own = dict(f.own)
+            if f._recon_key != _values_key(own):   # a corrected reading: the edit is measured from it
+                f._recon = f._recon_draft = None
+                f._recon_key = _values_key(own)
+            if (f._recon_draft if d else f._recon) is None:
+                jobs.append((f, "recon", own, None, d))
     if not jobs:
         return
     engine = jobs[0][0]._doc.engine
@@ -263,6 +273,12 @@ class PhotoEdit:
         """Back to the face's own values (one attribute or all)."""
         self._targets(face)
         self.session.reset(face, name)
+
+    def set_own(self, name: str, value: Value, face: Optional[int] = None) -> None:
+        """Correct a face's own value of one attribute (every face when face is None); see
+        EditSession.set_own."""
+        self._targets(face)
+        self.session.set_own(name, value, range(len(self.faces)) if face is None else [face])
 
     def restore(self, snapshot: Snapshot) -> None:
         """Take the values of a snapshot (made by the window's session of this photo)."""

@@ -43,7 +43,7 @@ class SweepFace:
     def of(cls, doc, face: int, name: str) -> "SweepFace":
         """Face `face` of an open PhotoEdit as opened (its own values, not as edited)."""
         f = doc.faces[face]
-        return cls(name, f.aligned.crop, f.latent, dict(f.own_values), f.reconstruction)
+        return cls(name, f.aligned.crop, f.latent, dict(f.own), f.reconstruction)
 
 
 def open_faces(images: Sequence, engine, aligned: bool = False, face: int = 0, detector=None) -> list:

@@ -49,7 +49,7 @@ def load_engine(args):
     return Engine(load_model(path), device=getattr(args, "device", "auto") or "auto")
 
 
-def parse_sets(engine, sets) -> dict:
+def parse_sets(engine, sets, option: str = "--set") -> dict:
     """`--set NAME=VALUE` list -> values dict (VALUE: a number or one of the attribute's labels)."""
     from core.attributes import parse_value
     from core.errors import FaderError
@@ -57,7 +57,7 @@ def parse_sets(engine, sets) -> dict:
     values = {}
     for s in sets or []:
         if "=" not in s:
-            raise FaderError(f"--set expects NAME=VALUE, got {s!r}")
+            raise FaderError(f"{option} expects NAME=VALUE, got {s!r}")
         name, val = s.split("=", 1)
         a = attrs.get(name.strip().lower())
         if a is None:

@@ -14,6 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (.png, .jpg, .webp, …); never the input")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="attribute value: a number (slider position) or a value label; repeatable")
+    p.add_argument("--own", action="append", default=[], metavar="NAME=VALUE",
+                   help="correct a face's own value where the model misread it (0 or 1; the face --face, "
+                        "else every face): --set edits are measured from it; repeatable")
     p.add_argument("--face", type=int, metavar="N", help="edit only face N (0 = leftmost); default: every face")
     p.add_argument("--aligned", action="store_true", help="the input is already a CelebA-style aligned crop")
     p.add_argument("--raw", action="store_true", help="write the model's own output at model resolution")
@@ -35,6 +38,8 @@ def run(args) -> int:
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")
+    for name, own in parse_sets(engine, args.own, "--own").items():
+        doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)
     if args.raw:
         save_image(dst, doc.render_raw(args.face or 0), quality=args.quality)

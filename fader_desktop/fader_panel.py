@@ -2,7 +2,9 @@
 
 The panel is a view of the window's EditSession (core/edit_session.py): its widgets write the
 session (a fader sets a slider value, the face selector selects, the reset buttons reset) and
-show what the session holds, updating themselves from its change notifications. A widget
+show what the session holds, updating themselves from its change notifications. A right-click
+on a two-valued fader corrects the face's own value where the classifier misread it (the triangle
+moves to the other end, and the fader's range then edits the face the other way round). A widget
 writes only when it shows something other than the session's value, so showing a value never
 writes it back (no signal blocking needed). An attribute with more than two values shows a
 `Towards` value: a combo picks the value to move towards, the slider says how far from the
@@ -11,7 +13,7 @@ face's own mix.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QPainter, QPainterPath, QPalette
+from PySide6.QtGui import QAction, QFont, QPainter, QPainterPath, QPalette
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
@@ -118,6 +120,14 @@ class FaderRow(QFrame):
         self.spin.setFixedWidth(68)
         self.spin.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.combo = None
+        self.own_action = None   # two-valued attributes: "the reading was wrong", on a right-click
+        if attr.is_binary:
+            self.own_action = QAction(self)
+            self.own_action.triggered.connect(self._on_correct_own)
+            self.addAction(self.own_action)
+            self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+            self.slider.setToolTip("The triangle marks this face's own value (as the model reads it); "
+                                   "right-click to correct it where it is wrong")
         grid.addWidget(title, 0, 0, 1, 2)
         grid.addWidget(self.reset_button, 0, 2, Qt.AlignmentFlag.AlignRight)
         if attr.is_binary:
@@ -189,6 +199,10 @@ class FaderRow(QFrame):
             self.combo.setCurrentIndex(int(value.target))
         own_mark = None if not self.attr.is_binary else self._to_slider(float(own))
         self.slider.set_marks(self.slider._ticks, own_mark)
+        if self.own_action is not None:
+            self.own_action.setText(f"{display_name(self.attr.name)}: this face is {1 - round(float(own))}, "
+                                    f"not {round(float(own))} (correct the reading)")
+            self.own_action.setEnabled(self.session is not None and bool(self.session.n_faces))
         self._refresh_hint()
 
     def value(self):
@@ -236,6 +250,13 @@ class FaderRow(QFrame):
             # choosing a value means "go there": with zero strength the choice would do nothing
             strength = min(1.0, self._hi)
         self._write(Towards(idx, strength))
+
+    def _on_correct_own(self) -> None:
+        s = self.session
+        if s is not None and s.n_faces:
+            target = 1.0 - round(float(s.own[s.shown_face()][self.attr.name]))
+            s.set_own(self.attr.name, target, faces=s.targets(),
+                      label=f"{display_name(self.attr.name)}: own value {target:g}")
 
     def _on_reset(self) -> None:
         if self.session is not None and self.session.n_faces:

@@ -557,11 +557,12 @@ class MainWindow(QMainWindow):
         if not self.confirm_replace(path):
             return False
         backend, serial, face, spec = self.backend, self._serial, self._selected_face(), {**spec, "path": path}
+        values = self.session.snapshot()   # the faces' own values as the window holds them (corrected ones too)
 
         def done(written: str) -> None:
             self.statusBar().showMessage(f"Exported sweep {written}", 8000)
             self.sweepExported.emit(written)
-        self.jobs.submit(lambda: backend.export_sweep(serial, face, spec), on_done=done,
+        self.jobs.submit(lambda: backend.export_sweep(serial, face, spec, values), on_done=done,
                          on_error=self._failure("Sweep export failed"))
         return True
 

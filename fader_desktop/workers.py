@@ -487,8 +487,9 @@ class EditorBackend:
         log.info("exported %s", path)
         return str(path)
 
-    def export_sweep(self, serial: int, face: int, spec: dict) -> str:
-        """spec: path, attr (NAME or NAME=TARGET), lo, hi, steps, labels (see core.sweep)."""
+    def export_sweep(self, serial: int, face: int, spec: dict, values=None) -> str:
+        """spec: path, attr (NAME or NAME=TARGET), lo, hi, steps, labels (see core.sweep); values:
+        the window's Snapshot, for the faces' own values it holds."""
         from core.errors import FaderError
         from core.image_io import save_image
         from core.sweep import SweepFace, save_animation, sweep_frames, sweep_strip
@@ -496,7 +497,10 @@ class EditorBackend:
         doc = self._current(serial, "sweep", path)
         if not 0 <= face < len(doc.faces):
             raise FaderError(f"{path}: no face to sweep")
-        # the face as opened (own values), not as edited: a sweep shows the attribute on its own
+        if values is not None:
+            doc.restore(values)
+        # the face at its own values (as read, or as the user corrected them), not as edited: a
+        # sweep shows the attribute on its own
         sf = SweepFace.of(doc, face, self.path.name if self.path else "photo")
         args = dict(lo=spec["lo"], hi=spec["hi"], steps=spec["steps"], labels=spec["labels"])
         if path.suffix.lower() in (".gif", ".mp4"):

@@ -309,3 +309,28 @@ def test_info_into_a_closed_pipe_stops_quietly(tiny_model_path):
     err = p.stderr.read()
     assert p.wait(timeout=300) == 141
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_own_corrects_a_misread_face(tmp_path, capsys, photo_png, tiny_model_path):
+    """--own NAME=VALUE corrects the face's own value: alone it changes nothing, and --set at the
+    model's reading then edits the face the other way round; a value that is not 0 or 1 is refused."""
+    from core.engine import Engine
+    from core.model_file import load_model
+    from core.photo_edit import PhotoEdit
+    read_ = PhotoEdit.open(photo_png, Engine(load_model(tiny_model_path), device="cpu")).faces[0].own["Smiling"]
+    common = ["--model", tiny_model_path, "--device", "cpu", "--face", "0"]
+    src = read(photo_png).astype(float)
+    outs = {}
+    for name, extra in (("plain", ["--set", f"Smiling={1 - read_:g}"]), ("own", ["--own", f"Smiling={1 - read_:g}"]),
+                        ("both", ["--own", f"Smiling={1 - read_:g}", "--set", f"Smiling={read_:g}"])):
+        rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / f"{name}.png", *extra, *common)
+        assert rc == 0, err
+        outs[name] = read(tmp_path / f"{name}.png").astype(float) - src
+    assert not outs["own"].any()
+    moved = (np.abs(outs["plain"]) > 2) | (np.abs(outs["both"]) > 2)
+    assert moved.sum() > 200
+    assert np.corrcoef(outs["plain"][moved], outs["both"][moved])[0, 1] < -0.8
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "bad.png", "--own", "Smiling=0.5", *common)
+    assert rc == 2
+    assert_one_line_error(err, "0 or 1")
+    assert not (tmp_path / "bad.png").exists()

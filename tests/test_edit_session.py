@@ -166,3 +166,65 @@ def test_edit_region_bounds_every_changed_pixel(engine, portrait_path):
     assert changed[:, 1].min() >= x and changed[:, 1].max() < x + w
     patch, (px, py) = doc.render_region()
     assert (px, py) == (x, y) and np.array_equal(patch, full[y:y + h, x:x + w])
+
+
+def test_a_corrected_own_value_moves_the_fader_there_and_undoes_with_the_rest():
+    """The classifier misread a face: the user sets its own value; the fader goes there (the face
+    is unchanged), edits are measured from it, and the snapshot (undo, render requests) carries it."""
+    s = session()
+    heard = []
+    s.subscribe(heard.append)
+    s.set_slider("Smiling", 0.6)
+    assert s.set_own("Smiling", 1.0, label="Smiling: this face smiles") is True
+    assert s.own[0]["Smiling"] == 1.0 and s.slider("Smiling", 0) == 1.0 and not s.is_modified(0)
+    assert s.own[1]["Smiling"] == 1.0 and s.own[0]["Hair"] == [1.0, 0.0, 0.0]   # the others as they were
+    s.set_slider("Smiling", 0.0)
+    assert s.changed_values(0) == {"Smiling": 0.0}   # an edit now, measured from the corrected value
+    change = heard[1]
+    assert (change.kind, change.name, change.faces, change.label) == ("own", "Smiling", (0,), "Smiling: this face smiles")
+    s.restore(change.before)   # undo
+    assert s.own[0]["Smiling"] == 0.0 and s.slider("Smiling", 0) == 0.6 and s.is_modified(0)
+    s.restore(change.after)    # redo
+    assert s.own[0]["Smiling"] == 1.0 and not s.is_modified(0)
+    assert s.set_own("Smiling", 1.0) is False   # already so
+    # a multi-valued attribute takes a code; bad values are refused and change nothing
+    s.set_own("Hair", [0.0, 1.0, 0.0], faces=[1])
+    assert s.own[1]["Hair"] == [0.0, 1.0, 0.0] and s.slider("Hair", 1) == Towards(1, 0.0)
+    snap = s.snapshot()
+    for name, bad, msg in (("Smiling", 0.5, "0 or 1"), ("Hair", [0.5, 0.0, 0.0], "3 weights that sum to 1"),
+                           ("Hair", [1.0, 0.0], "3 weights")):
+        with pytest.raises(FaderError, match=msg):
+            s.set_own(name, bad)
+    with pytest.raises(FaderError, match="face 4 does not exist"):
+        s.set_own("Smiling", 0.0, faces=[4])
+    assert s.snapshot() == snap
+    # another session of the same faces takes the corrections with the values
+    other = EditSession(ATTRS, OWN, snapshot=snap)
+    assert other.own == s.own and other.snapshot() == snap
+
+
+def test_a_corrected_reading_reverses_the_edit_on_the_photo(engine, portrait_path):
+    """On a real photo: with the face's own value corrected, the photo is unchanged until the
+    fader moves, and the fader's other end then edits the other way round; the worker's copy of
+    the photo, given the window's snapshot, renders the same pixels."""
+    from core.image_io import load_image
+    from core.photo_edit import PhotoEdit
+    doc = PhotoEdit.open(portrait_path, engine)
+    orig = load_image(portrait_path).astype(np.float64)
+    read = doc.faces[0].own["Smiling"]
+    assert read == doc.faces[0].own_values["Smiling"] in (0.0, 1.0)
+    doc.set_value("Smiling", 1.0 - read, face=0)
+    first = doc.render().astype(np.float64) - orig
+    assert np.abs(first).max() > 10
+    doc.set_own("Smiling", 1.0 - read, face=0)
+    assert not doc.is_modified() and np.array_equal(doc.render(), load_image(portrait_path))
+    doc.set_value("Smiling", read, face=0)
+    second = doc.render().astype(np.float64) - orig
+    moved = (np.abs(first) > 2) | (np.abs(second) > 2)
+    assert moved.sum() > 500
+    assert np.corrcoef(first[moved], second[moved])[0, 1] < -0.8   # the other way round
+    worker = PhotoEdit.open(portrait_path, engine)
+    worker.restore(doc.session.snapshot())
+    assert worker.faces[0].own["Smiling"] == 1.0 - read
+    assert np.array_equal(worker.render(), doc.render())
+    assert doc.faces[0].own_values["Smiling"] == read   # the reading itself is kept

@@ -411,3 +411,40 @@ def test_a_drag_previews_with_the_draft_decode_and_letting_go_shows_the_export(e
     assert np.array_equal(preview(w)[y:y + h, x:x + wd], pixels), "after the drag the preview is the export"
     inside, far = face_region(w)
     assert np.array_equal(preview(w)[far], orig[far])
+
+
+def test_a_misread_face_is_corrected_from_the_faders_menu(editor, qtbot):
+    """Right-click a fader ▸ correct the reading: the triangle and the fader go to the other end,
+    the photo stays as it is, and the fader's old end then edits the face the other way round;
+    undo brings the reading back."""
+    w = editor
+    orig = original(w)
+    row = w.panel.row("Smiling")
+    own = w.session.own[0]["Smiling"]
+    assert row.contextMenuPolicy() == Qt.ContextMenuPolicy.ActionsContextMenu and row.own_action in row.actions()
+    assert f"is {1 - round(own)}, not {round(own)}" in row.own_action.text() and row.own_action.isEnabled()
+    assert w.panel.row("Hair").own_action is None   # three values: no "other end" to correct to
+    row.slider.setValue(row._to_slider(1.0 - own))   # the edit with the reading as it is
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    first = preview(w).astype(float) - orig
+    w.reset_all()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
+
+    row.own_action.trigger()
+    assert w.session.own[0]["Smiling"] == 1.0 - own
+    assert row.slider.value() == row.slider._own == row._to_slider(1.0 - own)   # fader and triangle
+    assert f"is {round(own)}, not {1 - round(own)}" in row.own_action.text()
+    assert w.undo_stack.undoText() == f"Smiling: own value {1 - own:g}"
+    assert w.jobs.wait_idle(TIMEOUT / 1000) and w.preview_current()
+    assert np.array_equal(preview(w), orig), "correcting the reading leaves the photo as it is"
+    row.slider.setValue(row._to_slider(own))
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    second = preview(w).astype(float) - orig
+    moved = (np.abs(first) > 2) | (np.abs(second) > 2)
+    assert moved.sum() > 200
+    assert np.corrcoef(first[moved], second[moved])[0, 1] < -0.8, "the edit goes the other way round"
+
+    w.act_undo.trigger()
+    w.act_undo.trigger()
+    assert w.session.own[0]["Smiling"] == own and row.slider._own == row._to_slider(own)
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
