@@ -272,22 +272,23 @@ class EditSession:
         return True
 
     def _put(self, snapshot: Snapshot) -> None:
-        if len(snapshot.faces) != self.n_faces:
-            raise FaderError(f"the snapshot has {len(snapshot.faces)} face(s), the photo {self.n_faces}")
-        for i, pairs in enumerate(snapshot.faces):
+        sliders = self._per_face(snapshot.faces)
+        own = self._per_face(snapshot.own) if snapshot.own else None   # older snapshots: own as it is
+        self._sliders = sliders
+        if own is not None:
+            self.own = [{n: v if isinstance(v, float) else list(v) for n, v in face.items()} for face in own]
+
+    def _per_face(self, faces: tuple) -> list:
+        """A snapshot's per-face (attribute, value) pairs as dicts in the model's order, checked."""
+        if len(faces) != self.n_faces:
+            raise FaderError(f"the snapshot has {len(faces)} face(s), the photo {self.n_faces}")
+        out = []
+        for pairs in faces:
             values = dict(pairs)
             if set(values) != set(self._attr):
                 raise FaderError(f"the snapshot's attributes {sorted(values)} are not the model's {sorted(self._attr)}")
-            self._sliders[i] = {a.name: values[a.name] for a in self.attributes}
-        if snapshot.own:
-            if len(snapshot.own) != self.n_faces:
-                raise FaderError(f"the snapshot has {len(snapshot.own)} face(s), the photo {self.n_faces}")
-            for i, pairs in enumerate(snapshot.own):
-                values = dict(pairs)
-                if set(values) != set(self._attr):
-                    raise FaderError(f"the snapshot's attributes {sorted(values)} are not the model's {sorted(self._attr)}")
-                self.own[i] = {a.name: v if isinstance(v, float) else list(v) for a, v in
-                               ((a, values[a.name]) for a in self.attributes)}
+            out.append({a.name: values[a.name] for a in self.attributes})
+        return out
 
     def select(self, face: int) -> None:
         """Choose the face the faders show and edit (ALL_FACES: every face)."""
