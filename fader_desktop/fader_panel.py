@@ -200,8 +200,9 @@ class FaderRow(QFrame):
         own_mark = None if not self.attr.is_binary else self._to_slider(float(own))
         self.slider.set_marks(self.slider._ticks, own_mark)
         if self.own_action is not None:
-            self.own_action.setText(f"{display_name(self.attr.name)}: this face is {1 - round(float(own))}, "
-                                    f"not {round(float(own))} (correct the reading)")
+            every = self.session is not None and self.session.selected == ALL_FACES
+            self.own_action.setText(f"{display_name(self.attr.name)}: {'every' if every else 'this'} face is "
+                                    f"{1 - round(float(own))}, not {round(float(own))} (correct the reading)")
             self.own_action.setEnabled(self.session is not None and bool(self.session.n_faces))
         self._refresh_hint()
 
