@@ -162,10 +162,10 @@ def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool
             if f._cache_key != key:
                 jobs.append((f, "edit", values, key, d))
         if reconstruction:
-            own = dict(f.own)
-            if f._recon_key != _values_key(own):   # a corrected reading: the edit is measured from it
+            own, own_key = dict(f.own), _values_key(f.own)
+            if f._recon_key != own_key:   # a corrected reading: the edit is measured from it
                 f._recon = f._recon_draft = None
-                f._recon_key = _values_key(own)
+                f._recon_key = own_key
             if (f._recon_draft if d else f._recon) is None:
                 jobs.append((f, "recon", own, None, d))
     if not jobs:

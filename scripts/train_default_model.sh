@@ -70,25 +70,23 @@ if [ "${1:-}" = "--pack" ]; then
   "$PY" - "$B" "$PACK" <<'PYEOF'
 import sys
 from pathlib import Path
-from core.model_file import load_model, save_model
+from core.errors import FaderError
+from core.model_file import load_model
 from training.discriminator_file import discriminators_path
 from training.trainer import CHECKPOINT_NAME, export_checkpoint
-from core.errors import FaderError
 run, pack = Path(sys.argv[1]), Path(sys.argv[2])
 if not (run / CHECKPOINT_NAME).is_file():
     sys.exit(f"error: {run / CHECKPOINT_NAME}: no checkpoint to pack (has the run started?)")
 pack.parent.mkdir(parents=True, exist_ok=True)
 tmp = pack.with_name(pack.stem + ".part.fader")
 try:
-    export_checkpoint(run / CHECKPOINT_NAME, tmp, half=True)
+    export_checkpoint(run / CHECKPOINT_NAME, tmp, half=True, classifier=False)
 except FaderError as e:
     sys.exit(f"error: {e}")
-model = load_model(tmp)
-model.classifier = model.classifier_config = None
-save_model(model, tmp, half=True)
 discriminators_path(tmp).replace(discriminators_path(pack))
 tmp.replace(pack)
-print(f"packed step {model.meta['training']['steps']}: {pack} ({pack.stat().st_size / 2**20:.1f} MiB), "
+step = load_model(pack).meta["training"]["steps"]
+print(f"packed step {step}: {pack} ({pack.stat().st_size / 2**20:.1f} MiB), "
       f"{discriminators_path(pack)} ({discriminators_path(pack).stat().st_size / 2**20:.1f} MiB)")
 PYEOF
   exit 0
@@ -100,17 +98,18 @@ if [ -f "$PACK" ]; then
   PACK_STEP=$("$PY" -c "import sys; from core.model_file import load_model; print(load_model(sys.argv[1]).meta['training']['steps'])" "$PACK")
 fi
 EVALS=(--keep-evals --eval-every 500 --ckpt-every 250)
-# stage END FLAGS...: train to step END with FLAGS; a stage the run is already past costs a checkpoint
+# stage END FLAGS...: train to step END with FLAGS (and EVALS, which stage A's run lacks and later
+# stages repeat unchanged); a stage the run is already past costs a checkpoint
 # save. Where the run folder has no checkpoint but the committed state lies inside this stage, the
 # run goes on from it (--continue: its weights, recipe, step and discriminators) with this stage's flags.
 stage() {
   local end=$1; shift
   if [ -f "$B/checkpoint_last.pt" ]; then
-    "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps "$end" "$@" >>"$B/train.log" 2>&1
+    "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps "$end" "${EVALS[@]}" "$@" >>"$B/train.log" 2>&1
   elif [ -n "$PACK_STEP" ] && [ "$PACK_STEP" -lt "$end" ]; then
     # (logged beside the folder: --out must be new or empty until the run has made it its own)
-    "$PY" -m training.cli "${COMMON[@]}" --continue "$PACK" --out "$B" --steps "$end" --val-size 300 --classifier-steps 400 "${EVALS[@]}" "$@" \
-        >>"$B.continue.log" 2>&1
+    "$PY" -m training.cli "${COMMON[@]}" --continue "$PACK" --out "$B" --steps "$end" --val-size 300 \
+        --classifier-steps 400 "${EVALS[@]}" "$@" >>"$B.continue.log" 2>&1
   fi
 }
 STAGE_B=(--n-critic 1 --critic-width 16 --lambda-critic-adv 0.02 --lambda-critic-attr 0.03 --lambda-lat-dis 4e-4
@@ -121,11 +120,9 @@ STAGE_B=(--n-critic 1 --critic-width 16 --lambda-critic-adv 0.02 --lambda-critic
         --lambda-schedule 10000 --classifier-steps 400 --val-size 300 --eval-every 1000 --ckpt-every 250 --out "$A")
     if [ -f "$A/checkpoint_last.pt" ]; then SA+=(--resume); fi
     "$PY" -m training.cli "${COMMON[@]}" "${SA[@]}" >>"$A.log" 2>&1
-    cp -r "$A" "$B"
-    "$PY" -m training.cli "${COMMON[@]}" --resume --out "$B" --steps "$STEPS" "${STAGE_B[@]}" "${EVALS[@]}" \
-        >>"$B/train.log" 2>&1
+    cp -r "$A" "$B"   # stage B goes on from stage A's checkpoint (--resume, below)
   fi
-  stage "$STEPS" "${STAGE_B[@]}" "${EVALS[@]}"
+  stage "$STEPS" "${STAGE_B[@]}"
   stage 24500 --lr-decay-start "$STEPS" --lambda-lat-dis 1e-4 --lambda-critic-attr 0.06
   stage 26500 --lr-decay-start 24500 --lambda-critic-attr 0.12
   stage 32500 --lr-decay-start 26500 --lambda-lat-dis 5e-5 --lambda-critic-attr 0.2

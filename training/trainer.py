@@ -1019,16 +1019,17 @@ def load_checkpoint(path) -> dict:
     return ck
 
 
-def export_checkpoint(ckpt_path, out_path, half: bool = False) -> None:
-    """Export the auto-encoder (+ classifier) of a checkpoint as a .fader model — the last state
-    of a run rather than its selected best (e.g. to continue from it with --init)."""
+def export_checkpoint(ckpt_path, out_path, half: bool = False, classifier: bool = True) -> None:
+    """Export the auto-encoder (+ classifier, unless `classifier` is False) of a checkpoint as a
+    .fader model — the last state of a run rather than its selected best (e.g. to continue from it
+    with --init or --continue)."""
     ck = load_checkpoint(ckpt_path)
     arch = ArchConfig.from_dict(ck["arch"])
     attrs = [Attribute.from_dict(a) for a in ck["attributes"]]
     ae = AutoEncoder(arch)
     ae.load_state_dict(ck["ae_ema"] if ck.get("ae_ema") is not None else ck["ae"])  # what the run evaluates
     clf = clf_cfg = None
-    if ck.get("classifier") is not None:
+    if classifier and ck.get("classifier") is not None:
         clf_cfg = _classifier_arch(ck, arch)
         clf = Classifier(clf_cfg)
         clf.load_state_dict(ck["classifier"])
