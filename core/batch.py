@@ -337,6 +337,7 @@ class _Prepared:
     found: Optional[FoundFaces] = None
     doc: Optional[PhotoEdit] = None
     exif: Optional[bytes] = None
+    icc: Optional[bytes] = None
     error: Optional[BaseException] = None
     seconds: float = 0.0
 
@@ -451,7 +452,7 @@ class _Pipeline:
 
     # -- reader threads ------------------------------------------------------------------------
     def _read(self, it: Item) -> _Prepared:
-        from .image_io import load_image, read_exif
+        from .image_io import load_image, read_exif, read_icc_profile
         from .photo_edit import find_faces
         t = time.perf_counter()
         p = _Prepared(it)
@@ -461,6 +462,7 @@ class _Pipeline:
             p.image = load_image(it.input)
             if self.opt.keep_exif and not self.opt.raw:
                 p.exif = read_exif(it.input)
+            p.icc = read_icc_profile(it.input)
             # the faces PhotoEdit.open finds, so that a batch output equals what `edit` writes
             p.found = find_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
             n = p.n_faces
@@ -513,12 +515,15 @@ class _Pipeline:
             copied = False
             changed = doc.edited_faces() if doc is not None and not self.opt.raw else []
             if self.opt.raw:
-                save_image(it.output, doc.render_raw(self.opt.face or 0), quality=self.opt.quality, exif=p.exif)
+                save_image(it.output, doc.render_raw(self.opt.face or 0), quality=self.opt.quality,
+                           exif=p.exif, icc_profile=p.icc)
             elif changed:
                 # decoded by the model thread: this only pastes back
-                save_image(it.output, doc.render(), quality=self.opt.quality, exif=p.exif)
+                save_image(it.output, doc.render(), quality=self.opt.quality, exif=p.exif,
+                           icc_profile=p.icc)
             else:  # nothing changed: the input's own bytes where the format allows
-                copied = save_unchanged(it.input, it.output, p.image, quality=self.opt.quality, exif=p.exif)
+                copied = save_unchanged(it.input, it.output, p.image, quality=self.opt.quality,
+                                        exif=p.exif, icc_profile=p.icc)
             it.status = "ok"
             it.faces = p.n_faces
             if self.opt.raw:

@@ -19,7 +19,8 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from core.atomic_write import atomic_file, copy_file_atomic
 from core.errors import ImageError, os_reason
 
-__all__ = ["load_image", "read_exif", "save_image", "save_unchanged", "image_format", "check_output_folder",
+__all__ = ["load_image", "read_exif", "read_icc_profile", "save_image", "save_unchanged", "image_format",
+           "check_output_folder",
            "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -36,8 +37,10 @@ SAVE_FORMATS = {
 }
 #: The file suffixes treated as photos (opening a folder's next photo, batch inputs), in menu order.
 IMAGE_SUFFIXES = tuple(SAVE_FORMATS)
-# Formats whose Pillow writer can embed an EXIF block.
+# Formats whose Pillow writer can embed an EXIF block (and an ICC colour profile).
 _EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
+# Real colour profiles are 0.5-600 KB; a bigger one is not worth an export that fails over it.
+_MAX_ICC_BYTES = 4 << 20
 _ORIENTATION_TAG = 0x0112
 # EXIF pointers to sub-IFDs (Exif, GPS, Interoperability): libtiff cannot write them as tags.
 _IFD_POINTER_TAGS = (0x8769, 0x8825, 0xA005)
@@ -291,6 +294,33 @@ def read_exif(path: str | os.PathLike) -> bytes | None:
     return data if len(data) > 6 else None
 
 
+def read_icc_profile(path: str | os.PathLike) -> bytes | None:
+    """The ICC colour profile of ``path`` when the pixels :func:`load_image` returns are still in
+    its colour space (an RGB profile on an RGB, RGBA or palette image), else None.
+
+    A phone's Display P3 or a camera's Adobe RGB photo keeps its colours only if its export
+    carries the profile: without one, viewers take the numbers as sRGB and the whole photo
+    looks duller. CMYK and grey images are converted to RGB on loading, so their profiles no
+    longer apply and are not returned.
+    """
+    p = Path(path)
+    _check_readable(p)
+    im = _open(p, None)
+    try:
+        icc = im.info.get("icc_profile")
+        mode = im.mode
+    except Exception:
+        return None
+    finally:
+        im.close()
+    if not isinstance(icc, bytes) or not 128 <= len(icc) <= _MAX_ICC_BYTES:
+        return None
+    # ICC header: bytes 16..19 name the data colour space of the profile
+    if icc[16:20] != b"RGB " or mode not in ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA"):
+        return None
+    return icc
+
+
 # --------------------------------------------------------------------------------------------
 # saving
 # --------------------------------------------------------------------------------------------
@@ -309,7 +339,7 @@ def _tiff_exif(exif: bytes) -> bytes | None:
     return data if len(e) else None
 
 
-def _save_options(fmt: str, quality: int, exif: bytes | None) -> dict:
+def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes | None = None) -> dict:
     opts: dict = {}
     if fmt == "JPEG":
         # Full-resolution chroma at high quality: 4:2:0 visibly smears coloured edits.
@@ -323,6 +353,8 @@ def _save_options(fmt: str, quality: int, exif: bytes | None) -> dict:
         exif = _tiff_exif(exif) if exif else None
     if exif and fmt in _EXIF_FORMATS:
         opts["exif"] = exif
+    if icc_profile and fmt in _EXIF_FORMATS:
+        opts["icc_profile"] = icc_profile
     return opts
 
 
@@ -349,14 +381,15 @@ def image_format(path: str | os.PathLike) -> str | None:
 
 
 def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
-               exif: bytes | None = None) -> None:
+               exif: bytes | None = None, icc_profile: bytes | None = None) -> None:
     """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
 
     Suffixes: .png .jpg .jpeg .webp .bmp .tif .tiff. The image is written to a temporary file in
     the same folder, checked to hold every byte (a full disk is an error, never a truncated file),
     fsync'ed and renamed over ``path``, so ``path`` is either the old file or the complete new
     one. ``exif`` (from :func:`read_exif`) is embedded where the format allows (in TIFF, its base
-    tags only). Raises ImageError naming ``path`` on failure; no temporary file is left behind.
+    tags only), as is ``icc_profile`` (from :func:`read_icc_profile`; not in BMP). Raises
+    ImageError naming ``path`` on failure; no temporary file is left behind.
     """
     p = Path(path)
     fmt = SAVE_FORMATS.get(p.suffix.lower())
@@ -373,7 +406,7 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     check_output_folder(p)
 
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
-    opts = _save_options(fmt, int(quality), exif)
+    opts = _save_options(fmt, int(quality), exif, icc_profile)
     try:
         with atomic_file(p) as f:
             image.save(f, format=fmt, **opts)
@@ -384,7 +417,8 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
 
 
 def save_unchanged(source: str | os.PathLike, path: str | os.PathLike, rgb: np.ndarray,
-                   quality: int = 95, exif: bytes | None = None) -> bool:
+                   quality: int = 95, exif: bytes | None = None,
+                   icc_profile: bytes | None = None) -> bool:
     """Write a photo that was not edited: a byte-for-byte copy of ``source`` when ``path``'s
     suffix names the source's own format (JPEG to .jpg: no second compression), otherwise
     ``rgb`` (the source's pixels) through :func:`save_image` — bit-identical pixels in a lossless
@@ -393,7 +427,7 @@ def save_unchanged(source: str | os.PathLike, path: str | os.PathLike, rgb: np.n
     p = Path(path)
     fmt = SAVE_FORMATS.get(p.suffix.lower())
     if fmt is None or fmt != image_format(source):
-        save_image(p, rgb, quality=quality, exif=exif)
+        save_image(p, rgb, quality=quality, exif=exif, icc_profile=icc_profile)
         return False
     check_output_folder(p)
     try:

@@ -463,7 +463,7 @@ class EditorBackend:
         """Write the photo at `values` (a Snapshot; None without a model): the original file itself
         when nothing is edited and its format allows, else the rendered pixels."""
         from core.errors import FaderError
-        from core.image_io import read_exif, save_image, save_unchanged
+        from core.image_io import read_exif, read_icc_profile, save_image, save_unchanged
         if self.image is None:
             raise FaderError(f"{path}: nothing to export; open a photo first")
         if serial != self.serial:
@@ -473,17 +473,19 @@ class EditorBackend:
             self.doc.restore(values)
             unchanged = not self.doc.is_modified()
             rgb = self.doc.image if unchanged else self.doc.render()
-        exif = None
-        if keep_exif and self.path is not None:
+        exif = icc = None
+        if self.path is not None:
             try:
-                exif = read_exif(self.path)
+                # the colour profile always travels: it says what the pixels' numbers mean
+                icc = read_icc_profile(self.path)
+                exif = read_exif(self.path) if keep_exif else None
             except FaderError:
-                exif = None  # the original may have been moved since; the pixels still export
+                pass  # the original may have been moved since; the pixels still export
         if unchanged and keep_exif and self.path is not None and Path(self.path).is_file():
             # nothing edited: the original file itself where the format allows (no recompression)
-            save_unchanged(self.path, path, rgb, quality=quality, exif=exif)
+            save_unchanged(self.path, path, rgb, quality=quality, exif=exif, icc_profile=icc)
         else:
-            save_image(path, rgb, quality=quality, exif=exif)
+            save_image(path, rgb, quality=quality, exif=exif, icc_profile=icc)
         log.info("exported %s", path)
         return str(path)
 

@@ -161,3 +161,38 @@ def read_only_dir(tmp_path) -> Path:
             _unmount(d)
         elif d.exists():
             d.chmod(0o755)
+
+
+def display_p3_icc() -> bytes:
+    """A Display P3 ICC profile (v2, matrix and gamma 2.2 curves), built here: Pillow can only
+    create sRGB, whose numbers mean nearly what a profile-less file's do, so only a wide-gamut
+    profile shows whether an export keeps what the photo's pixels mean."""
+    import struct
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x, y, z) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    text = b"Display P3 (Fader Desktop tests)\0"
+    desc = (b"desc" + bytes(4) + struct.pack(">I", len(text)) + text
+            + bytes(4) + bytes(4) + bytes(3) + bytes(67))
+    curve = b"curv" + bytes(4) + struct.pack(">I", 1) + struct.pack(">H", 0x0233) + bytes(2)
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+            (b"rXYZ", xyz(0.5151, 0.2412, -0.0011)), (b"gXYZ", xyz(0.2920, 0.6922, 0.0419)),
+            (b"bXYZ", xyz(0.1571, 0.0666, 0.7841)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, body in tags:
+        body += bytes(-len(body) % 4)
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + bytes(4) + bytes(4) + bytes(4)
+              + bytes(4) + bytes(8) + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(4)
+              + bytes(44))
+    assert len(header) == 128
+    return header + table + data

@@ -503,3 +503,26 @@ def test_absurd_value_in_a_recipe_names_the_recipe(tmp_path, capsys, aligned3, t
     assert rc == 2 and err.strip().splitlines() == [
         f"fader-desktop: error: {r}: value 1e+300 for 'Smiling' is outside -10 .. 11 (the slider range -1 .. 2 "
         "widened 3 times its width each way; further out the face turns into a flat patch)"]
+
+
+def test_a_phones_colour_profile_travels_to_every_output(tmp_path, capsys, portrait_path, tiny_model_path):
+    """Display P3 photos (every recent phone) keep their profile in edited outputs, in another
+    format, and in the model's raw crops; a profile-less photo gets none."""
+    from PIL import Image
+
+    from conftest import display_p3_icc
+    p3 = display_p3_icc()
+    d = tmp_path / "in"
+    d.mkdir()
+    with Image.open(portrait_path) as im:
+        im.save(d / "phone.jpg", quality=95, icc_profile=p3)
+        im.save(d / "plain.jpg", quality=95)
+    for out, extra in (("jpg", []), ("png", ["--format", "png"]), ("raw", ["--raw"])):
+        rc, err = cli(capsys, "batch", d, "-o", tmp_path / out, "--set", "Smiling=2", "--model",
+                      tiny_model_path, "--device", "cpu", *extra)
+        assert rc == 0, err
+        written = {p.stem: p for p in (tmp_path / out).iterdir()}
+        with Image.open(written["phone"]) as im:
+            assert im.info.get("icc_profile") == p3, out
+        with Image.open(written["plain"]) as im:
+            assert not im.info.get("icc_profile"), out

@@ -263,6 +263,41 @@ def test_camera_jpeg_to_tiff(tmp_path, capsys, portrait_path, tiny_model_path):
     assert Image.open(tmp_path / "out.tiff").getexif().get(0x010F) == "FaderTestCam"
 
 
+def test_a_wide_gamut_photo_keeps_its_colours(tmp_path, capsys, portrait_path, tiny_model_path):
+    """A phone's Display P3 photo: as a colour-managed viewer shows them, the exported photo's
+    colours away from the face are the original's (the file carries the P3 profile). Without it
+    the same numbers read as sRGB: greens and reds lose several levels of saturation."""
+    import io
+
+    from PIL import Image, ImageCms
+
+    from conftest import display_p3_icc
+    p3 = display_p3_icc()
+    src = tmp_path / "phone.jpg"
+    with Image.open(portrait_path) as im:
+        im.save(src, quality=95, icc_profile=p3)
+    for out, extra in (("edited.jpg", ["--set", "Smiling=2"]), ("same.png", []), ("raw.png", ["--raw"])):
+        rc, err = _edit(capsys, src, tmp_path / out, tiny_model_path, *extra)
+        assert rc == 0, err
+        with Image.open(tmp_path / out) as im:
+            assert im.info.get("icc_profile") == p3, out
+
+    def as_seen(path):  # what a colour-managed viewer shows, in sRGB
+        with Image.open(path) as im:
+            icc = im.info.get("icc_profile")
+            im = im.convert("RGB")
+            if icc:
+                im = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                               ImageCms.createProfile("sRGB"))
+            return np.asarray(im, dtype=np.float32)
+
+    seen_src, seen_out = as_seen(src), as_seen(tmp_path / "edited.jpg")
+    band = slice(-seen_src.shape[0] // 8, None)  # the bottom of the photo, far below the face
+    assert np.abs(seen_out[band] - seen_src[band]).mean() < 1.5
+    as_srgb = np.asarray(Image.open(tmp_path / "edited.jpg").convert("RGB"), dtype=np.float32)
+    assert np.abs(as_srgb[band] - seen_src[band]).mean() > 1.5  # the profile made the difference
+
+
 def test_output_on_a_full_disk_or_under_a_file(tmp_path, capsys, small_disk, portrait_path, tiny_model_path):
     """A JPEG that did not fit used to be left truncated under its final name, exit 0."""
     from conftest import fill_disk

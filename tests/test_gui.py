@@ -225,22 +225,35 @@ def test_export_sweep_writes_a_strip_and_an_animation(editor, qtbot, tmp_path):
     assert not w.errors
 
 
-def test_export_keeps_the_cameras_exif(editor, qtbot, tmp_path, portrait_path):
+def test_export_keeps_the_cameras_exif_and_the_colour_profile(editor, qtbot, tmp_path, portrait_path):
+    """EXIF is the user's choice; the colour profile (a phone's Display P3) always travels, since
+    without it the exported colours read as sRGB, edited or not."""
     from PIL import Image
+
+    from conftest import display_p3_icc
     w = editor
     tagged = tmp_path / "camera.jpg"
     with Image.open(portrait_path) as im:
         exif = im.getexif()
         exif[0x010F] = "TestCam"       # Make
         exif[0x9003] = "2024:05:01 10:00:00"   # DateTimeOriginal (Exif IFD)
-        im.save(tagged, exif=exif, quality=95)
+        im.save(tagged, exif=exif, quality=95, icc_profile=display_p3_icc())
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
         w.open_photo(tagged)
-    for keep, name in ((True, "kept.jpg"), (False, "dropped.jpg")):
+    for keep, name in ((True, "kept.jpg"), (False, "dropped.png")):
         with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
             w.export_to(tmp_path / name, quality=90, keep_exif=keep)
         with Image.open(tmp_path / name) as out:
             assert (out.getexif().get(0x010F) == "TestCam") is keep
+            assert out.info.get("icc_profile") == display_p3_icc()
+    orig = original(w)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_to(tmp_path / "edited.webp", quality=90, keep_exif=False)
+    with Image.open(tmp_path / "edited.webp") as out:
+        assert out.info.get("icc_profile") == display_p3_icc()
+        assert np.any(np.asarray(out.convert("RGB")) != np.asarray(Image.open(tagged).convert("RGB")))
 
 
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):

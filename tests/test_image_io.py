@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 from core.errors import ImageError
-from core.image_io import load_image, read_exif, save_image
+from core.image_io import load_image, read_exif, read_icc_profile, save_image
+
+from conftest import display_p3_icc
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -264,6 +266,43 @@ def test_save_with_exif(tmp_path):
         assert load_image(tmp_path / name).shape == (40, 20, 3)
         e = Image.open(tmp_path / name).getexif()
         assert e.get(0x010F) == "FaderTestCam" and e.get(0x0112) == 1
+
+
+def test_colour_profile_travels_into_every_format_that_holds_one(tmp_path):
+    """A phone's Display P3 photo exported without its profile is read as sRGB: the whole photo
+    looks duller. The profile travels into JPEG, PNG, WebP and TIFF; BMP has no place for it."""
+    p3 = display_p3_icc()
+    rgb = _pattern()
+    Image.fromarray(rgb).save(tmp_path / "phone.jpg", quality=95, icc_profile=p3)
+    Image.fromarray(rgb).convert("RGBA").save(tmp_path / "phone.png", icc_profile=p3)
+    assert read_icc_profile(tmp_path / "phone.jpg") == p3
+    assert read_icc_profile(tmp_path / "phone.png") == p3
+    for name in ("out.jpg", "out.png", "out.webp", "out.tif"):
+        save_image(tmp_path / name, rgb, icc_profile=read_icc_profile(tmp_path / "phone.jpg"))
+        with Image.open(tmp_path / name) as im:
+            assert im.info.get("icc_profile") == p3, name
+        assert read_icc_profile(tmp_path / name) == p3
+    save_image(tmp_path / "out.bmp", rgb, icc_profile=p3)
+    np.testing.assert_array_equal(load_image(tmp_path / "out.bmp"), rgb)
+
+
+def test_profiles_that_no_longer_describe_the_pixels_are_dropped(tmp_path):
+    """CMYK and grey photos are converted to RGB on loading; their profiles, an RGB profile on a
+    grey image, a Lab profile or a broken one would mislabel the exported colours."""
+    from PIL import ImageCms
+    p3 = display_p3_icc()
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    Image.fromarray(_pattern()).convert("CMYK").save(tmp_path / "print.jpg", icc_profile=p3)
+    Image.fromarray(_pattern()[..., 0]).save(tmp_path / "grey.png", icc_profile=p3)
+    Image.fromarray(_pattern()).save(tmp_path / "lab.png", icc_profile=lab)
+    Image.fromarray(_pattern()).save(tmp_path / "broken.png", icc_profile=b"not a profile")
+    Image.fromarray(_pattern()).save(tmp_path / "none.png")
+    for name in ("print.jpg", "grey.png", "lab.png", "broken.png", "none.png"):
+        assert read_icc_profile(tmp_path / name) is None, name
+        load_image(tmp_path / name)  # and the photo itself still reads
+    with pytest.raises(ImageError, match="not a recognised image format"):
+        (tmp_path / "text.jpg").write_text("hello")
+        read_icc_profile(tmp_path / "text.jpg")
 
 
 def test_save_refuses_unknown_suffix_and_bad_arrays(tmp_path):
