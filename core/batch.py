@@ -31,7 +31,7 @@ import numpy as np
 from .atomic_write import remove_stale_temps, temp_path, write_bytes_atomic
 from .attributes import attribute_code
 from .errors import FaderError, NoFaceError, os_reason
-from .image_io import IMAGE_SUFFIXES
+from .image_io import IMAGE_SUFFIXES, export_suffix
 from .recipe import make_recipe
 
 if TYPE_CHECKING:  # imported where used: core.photo_edit loads torch
@@ -155,7 +155,7 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
             if suffix not in IMAGE_SUFFIXES:
                 items.append(Item(src, rel.as_posix(), None, "skipped", "not an image (unsupported file type)"))
                 continue
-            out_suffix = OUTPUT_FORMATS[fmt.lower()] if fmt else src.suffix
+            out_suffix = OUTPUT_FORMATS[fmt.lower()] if fmt else export_suffix(src)
             items.append(Item(src, rel.as_posix(), dst_root / rel.with_suffix(out_suffix)))
     if walk_errors and not items:
         e = walk_errors[0]

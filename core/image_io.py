@@ -14,14 +14,22 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
 from core.atomic_write import atomic_file, copy_file_atomic
 from core.errors import ImageError, os_reason
 
+try:  # HEIC/HEIF, what phones (every iPhone since 2017) write by default; decoding only
+    import pi_heif
+
+    pi_heif.register_heif_opener()
+    _HEIF = True
+except ImportError:  # an install without it still reads every other format
+    _HEIF = False
+
 __all__ = ["load_image", "read_exif", "read_icc_profile", "save_image", "save_unchanged", "image_format",
            "check_output_folder",
-           "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES"]
+           "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "export_suffix"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -35,8 +43,12 @@ SAVE_FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
+# Formats that are read but not written: an export of such a photo is a JPEG.
+_READ_ONLY_SUFFIXES = ((".heic", ".heif") if _HEIF else ()) + (
+    (".avif",) if features.check("avif") else ())
 #: The file suffixes treated as photos (opening a folder's next photo, batch inputs), in menu order.
-IMAGE_SUFFIXES = tuple(SAVE_FORMATS)
+IMAGE_SUFFIXES = tuple(SAVE_FORMATS) + _READ_ONLY_SUFFIXES
+_HEIF_SUFFIXES = (".heic", ".heif", ".hif")
 # Formats whose Pillow writer can embed an EXIF block (and an ICC colour profile).
 _EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 # Real colour profiles are 0.5-600 KB; a bigger one is not worth an export that fails over it.
@@ -85,6 +97,9 @@ def _open(p: Path, max_pixels: int | None) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageError(_bomb_message(p, exc, max_pixels)) from None
     except UnidentifiedImageError:
+        if p.suffix.lower() in _HEIF_SUFFIXES and not _HEIF:
+            raise ImageError(f"{p}: cannot read image: HEIC/HEIF photos need the pi-heif package "
+                             "(pip install pi-heif)") from None
         raise ImageError(f"{p}: cannot read image: not a recognised image format") from None
     except OSError as exc:
         raise ImageError(f"{p}: cannot read image: {os_reason(exc)}") from None
@@ -367,6 +382,13 @@ def check_output_folder(p: Path, what: str = "cannot save image") -> None:
         raise ImageError(f"{p}: {what}: folder {folder} does not exist")
     if p.is_dir():
         raise ImageError(f"{p}: {what}: a folder with that name exists")
+
+
+def export_suffix(path: str | os.PathLike) -> str:
+    """The suffix an export of the photo ``path`` keeps: its own where it can be written, else
+    ".jpg" (HEIC and AVIF photos, which are read but not written)."""
+    suffix = Path(path).suffix
+    return suffix if suffix.lower() in SAVE_FORMATS else ".jpg"
 
 
 def image_format(path: str | os.PathLike) -> str | None:

@@ -526,3 +526,22 @@ def test_a_phones_colour_profile_travels_to_every_output(tmp_path, capsys, portr
             assert im.info.get("icc_profile") == p3, out
         with Image.open(written["plain"]) as im:
             assert not im.info.get("icc_profile"), out
+
+
+def test_heic_photos_come_out_as_jpegs(tmp_path, capsys, portrait_path, tiny_model_path):
+    """A folder from a phone: HEIC photos are inputs, and their outputs are JPEGs (or --format)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(portrait_path.parent / "astronaut_phone.heic", d / "IMG_0001.HEIC")
+    shutil.copy(portrait_path, d / "IMG_0002.jpg")
+    rc, err = cli(capsys, "batch", d, "-o", tmp_path / "out", "--set", "Smiling=2", "--model",
+                  tiny_model_path, "--device", "cpu")
+    assert rc == 0, err
+    assert sorted(outputs(tmp_path / "out")) == ["IMG_0001.jpg", "IMG_0002.jpg"]
+    from core.image_io import image_format, load_image
+    assert image_format(tmp_path / "out" / "IMG_0001.jpg") == "JPEG"
+    assert load_image(tmp_path / "out" / "IMG_0001.jpg").shape == (512, 384, 3)
+    rc, err = cli(capsys, "batch", d, "-o", tmp_path / "png", "--format", "png", "--model",
+                  tiny_model_path, "--device", "cpu")
+    assert rc == 0, err
+    assert sorted(outputs(tmp_path / "png")) == ["IMG_0001.png", "IMG_0002.png"]

@@ -298,6 +298,27 @@ def test_a_wide_gamut_photo_keeps_its_colours(tmp_path, capsys, portrait_path, t
     assert np.abs(as_srgb[band] - seen_src[band]).mean() > 1.5  # the profile made the difference
 
 
+def test_a_phones_heic_photo_is_edited_into_a_jpeg(tmp_path, capsys, portrait_path, tiny_model_path):
+    """The photo as an iPhone writes it: edited upright, with its EXIF and colour profile; a
+    .heic output is refused in one line (HEIC is read, not written) and nothing is written."""
+    from PIL import Image
+
+    from conftest import display_p3_icc
+    heic = portrait_path.parent / "astronaut_phone.heic"
+    rc, err = _edit(capsys, heic, tmp_path / "edited.jpg", tiny_model_path, "--set", "Smiling=2")
+    assert rc == 0, err
+    out, src = read(tmp_path / "edited.jpg").astype(int), read(heic).astype(int)
+    assert out.shape == src.shape == (512, 384, 3)
+    assert np.abs(out - src).max(axis=2).mean() > 0.5  # the face was edited
+    with Image.open(tmp_path / "edited.jpg") as im:
+        assert im.getexif().get(0x010F) == "FaderTestPhone"
+        assert im.info.get("icc_profile") == display_p3_icc()
+    rc, err = _edit(capsys, heic, tmp_path / "edited.heic", tiny_model_path, "--set", "Smiling=2")
+    assert rc == 2
+    assert_one_line_error(err, "unsupported file type '.heic'")
+    assert not (tmp_path / "edited.heic").exists()
+
+
 def test_output_on_a_full_disk_or_under_a_file(tmp_path, capsys, small_disk, portrait_path, tiny_model_path):
     """A JPEG that did not fit used to be left truncated under its final name, exit 0."""
     from conftest import fill_disk

@@ -256,6 +256,31 @@ def test_export_keeps_the_cameras_exif_and_the_colour_profile(editor, qtbot, tmp
         assert np.any(np.asarray(out.convert("RGB")) != np.asarray(Image.open(tagged).convert("RGB")))
 
 
+def test_a_phones_heic_photo_opens_next_in_its_folder_and_exports(editor, qtbot, tmp_path, portrait_path):
+    """Ctrl+PgDown from a JPEG reaches the HEIC beside it (iPhones write HEIC): upright, its face
+    found and edited, exported as a JPEG that keeps the phone's EXIF."""
+    import shutil
+
+    from PIL import Image
+    w = editor
+    shutil.copy(portrait_path, tmp_path / "IMG_0001.jpg")
+    shutil.copy(portrait_path.parent / "astronaut_phone.heic", tmp_path / "IMG_0002.HEIC")
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "IMG_0001.jpg")
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_next.trigger()
+    assert w._photo.path == tmp_path / "IMG_0002.HEIC"
+    assert (w._photo.width, w._photo.height) == (384, 512) and len(w._photo.faces) == 1
+    orig = original(w)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_to(tmp_path / "IMG_0002_edited.jpg", quality=90, keep_exif=True)
+    assert np.array_equal(load_image(tmp_path / "IMG_0002_edited.jpg").shape, orig.shape)
+    with Image.open(tmp_path / "IMG_0002_edited.jpg") as out:
+        assert out.getexif().get(0x010F) == "FaderTestPhone"
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from core.errors import ImageError
-from core.image_io import load_image, read_exif, read_icc_profile, save_image
+from core.image_io import IMAGE_SUFFIXES, export_suffix, load_image, read_exif, read_icc_profile, save_image
 
 from conftest import display_p3_icc
 
@@ -303,6 +303,33 @@ def test_profiles_that_no_longer_describe_the_pixels_are_dropped(tmp_path):
     with pytest.raises(ImageError, match="not a recognised image format"):
         (tmp_path / "text.jpg").write_text("hello")
         read_icc_profile(tmp_path / "text.jpg")
+
+
+def test_a_phones_heic_photo_reads_upright_with_its_exif_and_profile(portrait_path):
+    """iPhones write HEIC by default. The vendored one is stored on its side with orientation 6:
+    it reads upright (rotated once, not twice), with its camera EXIF and its Display P3 profile."""
+    heic = portrait_path.parent / "astronaut_phone.heic"
+    rgb = load_image(heic)
+    _check_rgb(rgb, (512, 384, 3))
+    want = load_image(portrait_path)[:, 64:448].astype(np.float32)
+    assert np.abs(rgb - want).mean() < 4  # the same pixels, up to two lossy codecs
+    exif = Image.Exif()
+    exif.load(read_exif(heic))
+    assert exif[0x010F] == "FaderTestPhone" and exif.get(0x0112, 1) == 1
+    assert read_icc_profile(heic) == display_p3_icc()
+    assert ".heic" in IMAGE_SUFFIXES and export_suffix(heic) == ".jpg"
+    assert export_suffix("IMG_1.JPG") == ".JPG" and export_suffix("scan.tiff") == ".tiff"
+
+
+def test_avif_photos_read(tmp_path, portrait_path):
+    rgb = load_image(portrait_path)[:, :400]
+    Image.fromarray(rgb).save(tmp_path / "photo.avif", quality=90)
+    out = load_image(tmp_path / "photo.avif")
+    _check_rgb(out, rgb.shape)
+    assert np.abs(out.astype(int) - rgb).mean() < 4
+    assert ".avif" in IMAGE_SUFFIXES and export_suffix(tmp_path / "photo.avif") == ".jpg"
+    with pytest.raises(ImageError, match="unsupported file type '.heic'"):
+        save_image(tmp_path / "out.heic", rgb)  # read, never written: a clear refusal
 
 
 def test_save_refuses_unknown_suffix_and_bad_arrays(tmp_path):

@@ -243,7 +243,8 @@ def test_spec_ships_licences(spec):
     assert not any("triton" in dest or "torchvision" in dest for _, dest in dests)
     assert ("DISTRIBUTIONS.txt", "licenses") in dests
     names = {d.metadata["Name"].lower() for d in spec["bundled_distributions"]()}
-    assert {"numpy", "opencv-python-headless"} <= names and "triton" not in names
+    assert {"numpy", "opencv-python-headless", "pi_heif"} <= names and "triton" not in names
+    assert any(dest == str(Path("licenses") / "pi-heif") for _, dest in dests)  # LGPL libheif, libde265
     try:  # a CUDA torch pulls the nvidia-* wheels through cuda-toolkit's extras: their licences come along
         import importlib.metadata as md
         md.distribution("nvidia-cuda-runtime")
