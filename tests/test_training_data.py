@@ -60,6 +60,19 @@ def test_labeled_folders(tmp_path):
     assert list(va) == list(va2)  # deterministic hold-out
 
 
+def test_labeled_folders_take_a_phones_heic_photos(tmp_path, portrait_path):
+    """A user's own labeled folders come from their phone: HEIC files are training images too,
+    read upright like everywhere in the app."""
+    import shutil
+    root = _folders(tmp_path / "Smiling", n=3)
+    shutil.copy(portrait_path.parent / "astronaut_phone.heic", root / "yes" / "IMG_0001.HEIC")
+    ds = open_dataset(root)
+    heic = [it for it in ds.items if it.path.endswith("IMG_0001.HEIC")]
+    assert len(ds.items) == 7 and len(heic) == 1 and heic[0].labels == (1,)
+    from core.image_io import load_image
+    assert load_image(heic[0].path).shape == (512, 384, 3)
+
+
 def test_validation_split_survives_moving_the_data(tmp_path):
     """The hold-out is chosen by the paths inside the data, not where the data lies."""
     import shutil

@@ -19,7 +19,6 @@ import numpy as np
 from core.attributes import Attribute
 from core.errors import FaderError
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # Larger images are skipped ("over 100 megapixels"), as the app refuses them (core.image_io).
 MAX_TRAINING_PIXELS = 100_000_000
 CELEBA_ATTR_FILE = "list_attr_celeba.txt"
@@ -65,7 +64,8 @@ def _err(msg: str):
 
 
 def _is_image(p: Path) -> bool:
-    return p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
+    from core.image_io import IMAGE_SUFFIXES  # the app's photos, HEIC included
+    return p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
 
 
 def _list_images(folder: Path) -> list:
