@@ -30,7 +30,7 @@ from typing import Callable, Optional
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QColorSpace, QImage
 
 log = logging.getLogger("fader_desktop.worker")
 
@@ -68,6 +68,36 @@ def numpy_to_qimage(rgb: np.ndarray) -> QImage:
         else:
             px[..., 0] = 255
             px[..., 1:] = arr
+    return img
+
+
+def display_colour_space(path: Optional[Path]) -> Optional[QColorSpace]:
+    """The colour space of the photo's own profile when it is not sRGB (a phone's Display P3),
+    for the window to show its colours as other viewers do; None to show the numbers as they are."""
+    if path is None:
+        return None
+    from core.errors import FaderError
+    from core.image_io import read_icc_profile
+    try:
+        icc = read_icc_profile(path)
+    except FaderError:
+        return None
+    if not icc:
+        return None
+    cs = QColorSpace.fromIccProfile(icc)
+    srgb = QColorSpace(QColorSpace.NamedColorSpace.SRgb)
+    if not cs.isValid() or cs == srgb:
+        return None
+    return cs
+
+
+def to_display(rgb: np.ndarray, colour_space: Optional[QColorSpace]) -> QImage:
+    """numpy_to_qimage, converted from the photo's colour space to sRGB (the screen's) where it
+    has one; the photo's numbers themselves, which exports write with their profile, stay."""
+    img = numpy_to_qimage(rgb)
+    if colour_space is not None and not img.isNull():
+        img.setColorSpace(colour_space)
+        img.convertToColorSpace(QColorSpace(QColorSpace.NamedColorSpace.SRgb))
     return img
 
 
@@ -379,6 +409,7 @@ class EditorBackend:
         self.doc = None
         self.image: Optional[np.ndarray] = None
         self.path: Optional[Path] = None
+        self.colour_space: Optional[QColorSpace] = None  # the open photo's, when not sRGB
         self.serial = 0
         self._detector = _RememberingDetector()
 
@@ -400,7 +431,8 @@ class EditorBackend:
         info = ModelInfo(path, model.name, list(model.attributes), model_summary(model), str(engine.device), notice)
         if self.image is not None:
             try:
-                info.photo = self._open_array(self.image, self.path, reencoded=True, status=status)
+                info.photo = self._open_array(self.image, self.path, reencoded=True, status=status,
+                                              colour_space=self.colour_space)
             except Exception as e:
                 # the old document belongs to the old model: never keep rendering it
                 log.warning("re-encoding %s with %s failed: %s", self.path, path, e)
@@ -418,9 +450,11 @@ class EditorBackend:
     def open_photo(self, path: Path, status: Callable[[str], None] = lambda text: None) -> PhotoInfo:
         from core.image_io import load_image
         image = load_image(path)
-        return self._open_array(image, path, reencoded=False, status=status)
+        return self._open_array(image, path, reencoded=False, status=status,
+                                colour_space=display_colour_space(path))
 
-    def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status) -> PhotoInfo:
+    def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
+                    colour_space: Optional[QColorSpace] = None) -> PhotoInfo:
         from core.photo_edit import PhotoEdit
         t0 = time.perf_counter()
         doc = None
@@ -430,9 +464,9 @@ class EditorBackend:
             doc.path = path
         # replace the current photo only once the new one opened
         self.serial += 1
-        self.doc, self.image, self.path = doc, image, path
+        self.doc, self.image, self.path, self.colour_space = doc, image, path, colour_space
         h, w = image.shape[:2]
-        info = PhotoInfo(self.serial, path, w, h, numpy_to_qimage(image), has_model=doc is not None,
+        info = PhotoInfo(self.serial, path, w, h, to_display(image, colour_space), has_model=doc is not None,
                          reencoded=reencoded, aligned=bool(doc is not None and doc.aligned))
         if doc is not None:
             info.faces = [FaceInfo(f.index, f.box, dict(f.own_values)) for f in doc.faces]
@@ -456,7 +490,7 @@ class EditorBackend:
         self.doc.restore(request.values)
         # only the faces' region can differ from the original: ship that, not the whole photo
         pixels, (x, y) = self.doc.render_region(request.draft)
-        patch = numpy_to_qimage(pixels)
+        patch = to_display(pixels, self.colour_space)
         return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0)
 
     def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool) -> str:

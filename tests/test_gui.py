@@ -256,6 +256,41 @@ def test_export_keeps_the_cameras_exif_and_the_colour_profile(editor, qtbot, tmp
         assert np.any(np.asarray(out.convert("RGB")) != np.asarray(Image.open(tagged).convert("RGB")))
 
 
+def test_a_wide_gamut_photo_shows_its_colours_and_exports_its_numbers(editor, qtbot, tmp_path, portrait_path):
+    """A Display P3 photo is shown converted to sRGB (as a colour-managed viewer shows it, not
+    duller); the edit is shown the same way, and the export holds the photo's own numbers with
+    its profile."""
+    import io
+
+    from PIL import Image, ImageCms
+
+    from conftest import display_p3_icc
+
+    def as_srgb(rgb):
+        p3 = ImageCms.ImageCmsProfile(io.BytesIO(display_p3_icc()))
+        return np.asarray(ImageCms.profileToProfile(Image.fromarray(rgb), p3, ImageCms.createProfile("sRGB")))
+
+    w = editor
+    phone = tmp_path / "phone.png"
+    with Image.open(portrait_path) as im:
+        im.save(phone, icc_profile=display_p3_icc())
+    numbers = load_image(phone)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(phone)
+    shown = original(w).astype(int)
+    assert np.abs(shown - as_srgb(numbers)).max() <= 2
+    assert np.abs(shown - numbers).mean() > 3  # the numbers alone would look duller
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), shown), timeout=TIMEOUT)
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_to(tmp_path / "edited.png")
+    exported = load_image(tmp_path / "edited.png")
+    inside, far = face_region(w)
+    assert np.array_equal(exported[far], numbers[far])
+    assert np.abs(exported[inside].astype(int) - numbers[inside]).mean() > 0.5
+    assert np.abs(preview(w).astype(int) - as_srgb(exported)).max() <= 2  # the preview is the export, shown
+
+
 def test_a_phones_heic_photo_opens_next_in_its_folder_and_exports(editor, qtbot, tmp_path, portrait_path):
     """Ctrl+PgDown from a JPEG reaches the HEIC beside it (iPhones write HEIC): upright, its face
     found and edited, exported as a JPEG that keeps the phone's EXIF."""
