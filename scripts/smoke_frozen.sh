@@ -8,6 +8,7 @@
 #   info --json        the model loads (the embedded default, else --model); its path is inside the bundle
 #   <cmd> --help       every sub-command's module is in the bundle (edit, info, batch, sweep, import-reference, train)
 #   edit               a real photo (../shared/data/celeba/img_celeba, else a generated aligned face with --aligned)
+#   edit of a HEIC     tests/data/astronaut_phone.heic, a phone's photo: upright, its colour profile kept
 #   batch              a folder of two photos
 #   train              a few training steps on a tiny labeled folder, then `info` on the exported model
 #   window             QT_QPA_PLATFORM=offscreen --smoke-test PHOTO: painted, model loaded, photo open, then quits;
@@ -105,6 +106,18 @@ changed, peak = float((diff > 8).mean()), int(diff.max())
 print(f"smoke: ok    edit --set {sys.argv[3]}: {b.shape[1]}x{b.shape[0]} written, {changed:.2%} of the pixels "
       f"changed by more than 8/255 (at most {peak}/255)")
 assert sys.argv[4] != "0" or changed > 0, "the embedded model changed nothing"
+EOF
+
+# ---- a phone's HEIC photo (pi-heif and its libheif/libde265 in the bundle), stored on its side
+run edit "$ROOT/tests/data/astronaut_phone.heic" -o "$WORK/phone.jpg" --set "$ATTR=$VALUE" "${MODEL_ARGS[@]}" \
+    || fail "edit of a HEIC photo"
+"$PY" - "$WORK/phone.jpg" <<'EOF' || fail "edit of a HEIC photo: output"
+import sys
+from PIL import Image
+with Image.open(sys.argv[1]) as im:
+    assert im.size == (384, 512), im.size  # upright
+    assert im.info.get("icc_profile"), "the photo's Display P3 profile was dropped"
+print("smoke: ok    edit of a HEIC photo: upright 384x512 JPEG with its colour profile")
 EOF
 
 # ---- batch
