@@ -17,6 +17,10 @@ A face's *own* value of an attribute is where its fader starts and what an edit 
 (the edit is the decode at the values less the decode at the own values): the classifier's
 reading when the photo is opened, which the user may correct (`set_own`) where it misread the face.
 
+A face may also have an *edit mask* (core.edit_mask.EditMask, painted with the window's edit
+brush): where the edit applies. It does not change the values or "changed?"; it only keeps the
+edit away from where the user erased it.
+
 Snapshots are immutable and comparable: an undo step is a (before, after) pair of them, and a
 render request carries one to the worker thread, which never sees the session itself.
 """
@@ -69,11 +73,13 @@ def to_value(attr: Attribute, slider, own: Value) -> Value:
 @dataclass(frozen=True)
 class Snapshot:
     """Every face's slider values at one moment: per face a tuple of (attribute, slider value);
-    and per face a tuple of (attribute, own value), so that an undo or a render request also
-    carries a corrected reading (empty: the own values are left as they are)."""
+    per face a tuple of (attribute, own value), so that an undo or a render request also
+    carries a corrected reading (empty: the own values are left as they are); and per face its
+    edit mask or None (empty: the masks are left as they are)."""
 
     faces: tuple
     own: tuple = ()
+    masks: tuple = ()
 
     def face(self, i: int) -> dict:
         return dict(self.faces[i])
@@ -83,8 +89,8 @@ class Snapshot:
 class Change:
     """One change of a session, as its listeners receive it.
 
-    kind: "set" (a fader), "reset", "own" (a face's own value corrected), "restore" (a snapshot
-    put back: undo/redo) or "select".
+    kind: "set" (a fader), "reset", "own" (a face's own value corrected), "mask" (the edit
+    brush), "restore" (a snapshot put back: undo/redo) or "select".
     name: the attribute (None for a whole face); faces: the faces whose values changed.
     merge: equal non-None keys mark one continuous edit (a slider drag: one undo step).
     label: the caller's description (an undo text), passed through.
@@ -115,6 +121,7 @@ class EditSession:
         self._attr = {a.name: a for a in self.attributes}
         self.own: list = [{a.name: own[a.name] for a in self.attributes} for own in own_values]
         self._sliders: list = [{a.name: own_slider(a, own[a.name]) for a in self.attributes} for own in self.own]
+        self.masks: list = [None] * len(self.own)   # EditMask per face; None: the edit everywhere
         self.selected = 0
         self._listeners: list = []
         if snapshot is not None:
@@ -188,7 +195,8 @@ class EditSession:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(tuple(tuple((a.name, s[a.name]) for a in self.attributes) for s in self._sliders),
-                        tuple(tuple((a.name, slider_of(o[a.name])) for a in self.attributes) for o in self.own))
+                        tuple(tuple((a.name, slider_of(o[a.name])) for a in self.attributes) for o in self.own),
+                        tuple(self.masks))
 
     # -- writing -------------------------------------------------------------------------------
     def _faces(self, face: Optional[int]) -> list:
@@ -261,6 +269,20 @@ class EditSession:
         self._emit(Change("own", before, after, name, faces, None, label))
         return True
 
+    def set_masks(self, masks: Mapping[int, object], merge=None, label: str = "") -> bool:
+        """Give faces new edit masks ({face: EditMask or None}); consecutive changes with the same
+        non-None `merge` are one brush stroke. Returns whether anything changed."""
+        for i in masks:
+            self._faces(i)
+        before = self.snapshot()
+        for i, m in masks.items():
+            self.masks[i] = m
+        after = self.snapshot()
+        if after == before:
+            return False
+        self._emit(Change("mask", before, after, None, tuple(masks), merge, label))
+        return True
+
     def restore(self, snapshot: Snapshot) -> bool:
         """Put a snapshot's values back (undo, redo, another model's faces with the same names)."""
         before = self.snapshot()
@@ -274,7 +296,11 @@ class EditSession:
     def _put(self, snapshot: Snapshot) -> None:
         sliders = self._per_face(snapshot.faces)
         own = self._per_face(snapshot.own) if snapshot.own else None   # older snapshots: own as it is
+        if snapshot.masks and len(snapshot.masks) != self.n_faces:
+            raise FaderError(f"the snapshot has masks for {len(snapshot.masks)} face(s), the photo {self.n_faces}")
         self._sliders = sliders
+        if snapshot.masks:
+            self.masks = list(snapshot.masks)
         if own is not None:
             self.own = [{n: v if isinstance(v, float) else list(v) for n, v in face.items()} for face in own]
 

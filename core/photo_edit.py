@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .alignment import AlignedFace, aligned_crop, align_face, paste_back
+from .alignment import AlignedFace, aligned_crop, align_face, crop_mask, paste_back
 from .attributes import Value
 from .edit_session import EditSession, Snapshot
 from .engine import Engine, Latent
@@ -309,8 +309,22 @@ class PhotoEdit:
         for i in modified:
             f = self.faces[i]
             recon = f._recon_draft if f._is_draft(draft) else f._recon
-            out = paste_back(out, f._cache_img, recon, f.aligned.matrix, out=out, crop=f.aligned.crop)
+            out = paste_back(out, f._cache_img, recon, f.aligned.matrix, out=out, crop=f.aligned.crop,
+                             mask=self.paste_mask(i))
         return out
+
+    def paste_mask(self, i: int) -> Optional[np.ndarray]:
+        """Face i's paste-back mask: the feathered crop mask times its painted edit mask (None:
+        the crop mask alone). A mask painted for another model's crop size is resampled."""
+        m = self.session.masks[i]
+        if m is None:
+            return None
+        s = self.engine.image_size
+        painted = m.array
+        if painted.shape[0] != s:
+            import cv2
+            painted = cv2.resize(painted, (s, s), interpolation=cv2.INTER_LINEAR)
+        return crop_mask(s) * painted
 
     def edit_region(self) -> tuple:
         """(x, y, w, h) bounding every pixel an edit of any face can change.
