@@ -50,6 +50,13 @@ class EditMask:
     def is_full(self) -> bool:
         return bool(self._array.min() >= 1.0)
 
+    def resized(self, size: int) -> "EditMask":
+        """The same mask for another crop size (a model of another resolution)."""
+        if size == self.size:
+            return self
+        import cv2
+        return EditMask(cv2.resize(self._array, (int(size), int(size)), interpolation=cv2.INTER_LINEAR))
+
     def painted(self, points: Sequence[tuple] | Iterable[tuple], radius: float, erase: bool = True) -> "EditMask":
         """A new mask with a brush stroke through ``points`` ((x, y) in crop pixels, pixel centres
         at integers) of ``radius`` crop pixels: erasing the edit there (toward 0) or bringing it

@@ -320,11 +320,7 @@ class PhotoEdit:
         if m is None:
             return None
         s = self.engine.image_size
-        painted = m.array
-        if painted.shape[0] != s:
-            import cv2
-            painted = cv2.resize(painted, (s, s), interpolation=cv2.INTER_LINEAR)
-        return crop_mask(s) * painted
+        return crop_mask(s) * m.resized(s).array
 
     def edit_region(self) -> tuple:
         """(x, y, w, h) bounding every pixel an edit of any face can change.

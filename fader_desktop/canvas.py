@@ -1,4 +1,5 @@
-"""The photo canvas: fit/zoom/pan, before/after split, hold-to-see-original, face boxes.
+"""The photo canvas: fit/zoom/pan, before/after split, hold-to-see-original, face boxes, and
+the edit brush's strokes (reported in photo pixels; the window turns them into edit masks).
 
 A plain QWidget with its own view transform (widget = offset + scale * photo) rather than a
 QGraphicsView: the scene is one image plus a few rectangles, and owning the transform keeps zoom
@@ -20,6 +21,7 @@ ZOOM_STEP = 1.25
 SPLIT_GRAB_PX = 8
 CLICK_SLOP_PX = 4
 REFINE_MS = 150
+BRUSH_MIN_PX, BRUSH_MAX_PX, BRUSH_STEP = 3.0, 300.0, 1.25
 
 
 class PhotoCanvas(QWidget):
@@ -28,6 +30,11 @@ class PhotoCanvas(QWidget):
     faceClicked = Signal(int)
     zoomChanged = Signal(float)      # scale (1.0 = 100 %)
     painted = Signal()               # after every paint (the latency benchmark listens to this)
+    # the edit brush: a stroke's new points (photo pixels), its radius (photo pixels), erase (else
+    # bring back), whether it is the stroke's first segment; then the end of the stroke
+    brushStroke = Signal(object, float, bool, bool)
+    brushStrokeEnded = Signal()
+    brushSizeChanged = Signal(float)  # radius in screen pixels
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -57,6 +64,11 @@ class PhotoCanvas(QWidget):
         self._panning = False
         self._cache: dict = {}            # which -> (cacheKey, size, scaled QImage)
         self._stale: Optional[QRectF] = None   # photo region newer than the cached downscale
+        self._brush = False
+        self._brush_px = 24.0             # radius on screen: the brush keeps its size as you zoom
+        self._brush_pos: Optional[QPointF] = None
+        self._brush_last: Optional[QPointF] = None   # photo point of the stroke so far
+        self._brush_erase = True
         self._refine = QTimer(self)
         self._refine.setSingleShot(True)
         self._refine.setInterval(REFINE_MS)
@@ -148,6 +160,56 @@ class PhotoCanvas(QWidget):
         if on != self._hold_original:
             self._hold_original = bool(on)
             self.update()
+
+    # -- the edit brush ------------------------------------------------------------------------
+    def set_brush(self, on: bool) -> None:
+        """Brush mode: a left drag paints (erases the edit; with Shift, brings it back) instead
+        of panning; the wheel still zooms."""
+        self._brush = bool(on)
+        self._brush_last = None
+        self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+        self.update()
+
+    def brush_enabled(self) -> bool:
+        return self._brush
+
+    def brush_size(self) -> float:
+        return self._brush_px
+
+    def set_brush_size(self, radius_px: float) -> None:
+        r = min(BRUSH_MAX_PX, max(BRUSH_MIN_PX, float(radius_px)))
+        if r != self._brush_px:
+            self._brush_px = r
+            self.brushSizeChanged.emit(r)
+            self.update()
+
+    def _brush_radius_photo(self) -> float:
+        return self._brush_px / max(self._scale, 1e-6)
+
+    def _stroke_to(self, pos: QPointF, first: bool) -> None:
+        pt = self.to_photo(pos)
+        pts = [(pt.x(), pt.y())] if first or self._brush_last is None else \
+            [(self._brush_last.x(), self._brush_last.y()), (pt.x(), pt.y())]
+        self._brush_last = pt
+        self.brushStroke.emit(pts, self._brush_radius_photo(), self._brush_erase, first)
+
+    def _draw_brush(self, p: QPainter) -> None:
+        if self._brush_pos is None:
+            return
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for color, width in ((QColor(0, 0, 0, 160), 3.0), (QColor(255, 255, 255, 220) if self._brush_erase
+                                                           else ACCENT, 1.2)):
+            p.setPen(QPen(color, width))
+            p.drawEllipse(self._brush_pos, self._brush_px, self._brush_px)
+        p.restore()
+
+    def _update_brush_ring(self, old: Optional[QPointF]) -> None:
+        r = self._brush_px + 4
+        for c in (old, self._brush_pos):
+            if c is not None:
+                self.update(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r).toAlignedRect())
 
     def set_placeholder(self, text: str) -> None:
         self._placeholder = text
@@ -294,6 +356,8 @@ class PhotoCanvas(QWidget):
             self._draw_image(p, "edited", edited)
         if self._show_boxes and not self._hold_original:
             self._draw_boxes(p)
+        if self._brush and not self._hold_original:
+            self._draw_brush(p)
         if self._busy:
             self._draw_busy(p)
         p.end()
@@ -387,6 +451,13 @@ class PhotoCanvas(QWidget):
         if event.button() != Qt.MouseButton.LeftButton or self._original is None:
             return super().mousePressEvent(event)
         pos = event.position()
+        if self._brush:
+            mods = event.modifiers()
+            self._brush_erase = not (mods & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier))
+            self._press = pos
+            self._stroke_to(pos, first=True)
+            event.accept()
+            return
         self._press = pos
         self._press_offset = QPointF(self._offset)
         self._dragging_split = self._near_split(pos)
@@ -395,6 +466,15 @@ class PhotoCanvas(QWidget):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
+        if self._brush:
+            old, self._brush_pos = self._brush_pos, QPointF(pos)
+            if self._press is None:
+                self._brush_erase = not (event.modifiers() & (Qt.KeyboardModifier.ShiftModifier
+                                                              | Qt.KeyboardModifier.AltModifier))
+            else:
+                self._stroke_to(pos, first=False)
+            self._update_brush_ring(old)
+            return
         if self._press is None:
             if self._near_split(pos):
                 self.setCursor(Qt.CursorShape.SplitHCursor)
@@ -419,6 +499,10 @@ class PhotoCanvas(QWidget):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton or self._press is None:
             return super().mouseReleaseEvent(event)
+        if self._brush:
+            self._press = self._brush_last = None
+            self.brushStrokeEnded.emit()
+            return
         was_click = not self._panning and not self._dragging_split
         self._press = None
         self._panning = self._dragging_split = False
@@ -430,7 +514,7 @@ class PhotoCanvas(QWidget):
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         # double click toggles fit <-> 100 % around the cursor, as in most viewers
-        if self._original is None:
+        if self._original is None or self._brush:
             return
         if self._fit:
             self.zoom_to(1.0, event.position())
@@ -460,6 +544,11 @@ class PhotoCanvas(QWidget):
         elif key == Qt.Key.Key_Backslash:
             if not event.isAutoRepeat():
                 self.set_hold_original(True)
+        elif key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight) and self._brush:
+            f = BRUSH_STEP if key == Qt.Key.Key_BracketRight else 1 / BRUSH_STEP
+            old = self._brush_pos
+            self.set_brush_size(self._brush_px * f)
+            self._update_brush_ring(old)
         else:
             return super().keyPressEvent(event)
         event.accept()
@@ -470,6 +559,12 @@ class PhotoCanvas(QWidget):
             event.accept()
             return
         super().keyReleaseEvent(event)
+
+    def leaveEvent(self, event) -> None:
+        if self._brush_pos is not None:
+            old, self._brush_pos = self._brush_pos, None
+            self._update_brush_ring(old)
+        super().leaveEvent(event)
 
     def focusOutEvent(self, event) -> None:
         # a key released while another widget has focus would otherwise leave "Original" stuck on

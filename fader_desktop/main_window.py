@@ -18,6 +18,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoCommand
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
 
 from core.atomic_write import same_file
+from core.edit_mask import EditMask, crop_scale, to_crop
 from core.edit_session import ALL_FACES, EditSession, Towards
 from core.image_io import IMAGE_SUFFIXES
 
@@ -125,6 +126,9 @@ class MainWindow(QMainWindow):
         self.panel.dragFinished.connect(self._on_drag_finished)
         self.canvas.faceClicked.connect(self.panel.select_face)
         self.canvas.zoomChanged.connect(self._on_zoom)
+        self.canvas.brushStroke.connect(self._on_brush_stroke)
+        self.canvas.brushSizeChanged.connect(self._show_brush_help)
+        self._stroke_id = 0
         self._set_session(self.session)
 
         self._watch_text_keys()
@@ -462,6 +466,8 @@ class MainWindow(QMainWindow):
         return f"{display_name(change.name)} {self._describe(change.name, self.session.slider(change.name))}"
 
     def _merge_key(self, change):
+        if change.kind == "mask" and change.merge is not None:
+            return ("mask", change.merge)   # one brush stroke: one undo step
         if change.kind != "set" or change.merge is None:
             return None
         return (self.session.selected, change.name, change.merge)
@@ -620,6 +626,48 @@ class MainWindow(QMainWindow):
         self.canvas.set_show_boxes(on)
         self.settings.show_boxes = on
 
+    # ------------------------------------------------------------------------------------------
+    # the edit brush: strokes on the canvas become the faces' edit masks (one undo step each)
+    # ------------------------------------------------------------------------------------------
+    def set_brush(self, on: bool) -> None:
+        self.canvas.set_brush(on)
+        if self.act_brush.isChecked() != on:
+            self.act_brush.setChecked(on)
+        if on:
+            self._show_brush_help()
+        else:
+            self.statusBar().clearMessage()
+
+    def _show_brush_help(self, *_args) -> None:
+        self.statusBar().showMessage(
+            f"Edit brush ({self.canvas.brush_size():.0f} px): drag over a face to erase its edit there, "
+            "Shift+drag to bring it back, [ and ] change the size, B ends", 0)
+
+    def _on_brush_stroke(self, points, radius: float, erase: bool, first: bool) -> None:
+        if self._photo is None or self._busy:
+            return
+        if first:
+            self._stroke_id += 1
+        new = {}
+        for f in self._photo.faces:
+            if f.matrix is None or not f.crop_size:
+                continue
+            pts, r, s = to_crop(f.matrix, points), radius * crop_scale(f.matrix), f.crop_size
+            if (pts.max(axis=0) < -r).any() or (pts.min(axis=0) > s - 1 + r).any():
+                continue   # the stroke does not reach this face's crop
+            old = self.session.masks[f.index]
+            mask = (old.resized(s) if old is not None else EditMask.full(s)).painted(pts, r, erase)
+            if mask is not old:
+                new[f.index] = None if mask.is_full() else mask
+        if new:
+            self.session.set_masks(new, merge=self._stroke_id,
+                                   label="Erase edit (brush)" if erase else "Bring back edit (brush)")
+
+    def clear_brush(self) -> None:
+        """The selected face's (or every face's) edit everywhere again."""
+        s = self.session
+        s.set_masks({i: None for i in s.targets()}, label="Clear edit brush")
+
     def _on_zoom(self, scale: float) -> None:
         self.zoom_label.setText(f"{'Fit · ' if self.canvas.is_fit() else ''}{scale * 100:.0f} %")
 
@@ -664,6 +712,10 @@ class MainWindow(QMainWindow):
         self.act_sweep.setEnabled(has_faces and not self._busy)
         self.act_reset_face.setEnabled(has_faces)
         self.act_reset_all.setEnabled(has_faces)
+        self.act_brush.setEnabled(has_faces)
+        self.act_clear_brush.setEnabled(has_faces and any(m is not None for m in self.session.masks))
+        if self.act_brush.isChecked() and not has_faces:
+            self.set_brush(False)
         self.act_card.setEnabled(self._model is not None)
         for a in (self.act_next, self.act_prev, self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out):
             a.setEnabled(has_photo)

@@ -59,6 +59,11 @@ ACTIONS = (
     ActionSpec("act_reset_face", "Reset &face", "reset_face", "Ctrl+R",
                "Every fader of the selected face back to its own value"),
     ActionSpec("act_reset_all", "Reset &all faces", "reset_all", "Ctrl+Shift+R", "Undo every edit on every face"),
+    ActionSpec("act_brush", "Edit &brush", "set_brush", "B",
+               "Paint over a face to erase its edit there; Shift+drag brings it back; [ and ] change the size",
+               "brush", checkable=True),
+    ActionSpec("act_clear_brush", "&Clear edit brush", "clear_brush", None,
+               "The selected face's edit everywhere again (removes the brush strokes)"),
     ActionSpec("act_fit", "&Fit to window", "canvas.fit_to_window", ["Ctrl+0"], "Fit the photo to the window", "fit"),
     ActionSpec("act_actual", "&100 %", "canvas.actual_size", ["Ctrl+1"], "Show the photo at 100 %", "actual"),
     ActionSpec("act_zoom_in", "Zoom &in", "canvas.zoom_in", [SK.ZoomIn, "Ctrl+="], "Zoom in"),
@@ -76,7 +81,8 @@ DEVICE_CHOICES = (("auto", "&Automatic"), ("cpu", "&CPU"), ("cuda", "CU&DA (GPU)
 MENUS = (
     ("&File", ("act_open", "@recent", "act_prev", "act_next", None, "act_export", "act_sweep", "act_recipe",
                "act_batch", None, "act_open_model", "act_import", "act_card", None, "act_quit")),
-    ("&Edit", ("act_undo", "act_redo", None, "act_reset_face", "act_reset_all")),
+    ("&Edit", ("act_undo", "act_redo", None, "act_reset_face", "act_reset_all", None, "act_brush",
+               "act_clear_brush")),
     ("&View", ("act_fit", "act_actual", "act_zoom_in", "act_zoom_out", None, "act_split", "act_boxes",
                "@hold_hint", None, "@dock")),
     ("&Device", ("@devices",)),
@@ -85,7 +91,7 @@ MENUS = (
 )
 
 TOOLBAR = ("act_open", "act_export", None, "@undo_redo", None, "act_fit", "act_actual", None, "act_split",
-           "act_boxes", "@original")
+           "act_boxes", "@original", None, "act_brush")
 
 
 def _target(window, dotted: str):

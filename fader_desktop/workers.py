@@ -327,6 +327,8 @@ class FaceInfo:
     index: int
     box: Optional[tuple]  # (x0, y0, x1, y1) in photo pixels; None for an aligned crop
     own_values: dict
+    matrix: Optional[tuple] = None   # 2x3 alignment, photo pixels -> crop pixels (the edit brush)
+    crop_size: int = 0               # the model's crop side S
 
 
 @dataclass
@@ -469,7 +471,10 @@ class EditorBackend:
         info = PhotoInfo(self.serial, path, w, h, to_display(image, colour_space), has_model=doc is not None,
                          reencoded=reencoded, aligned=bool(doc is not None and doc.aligned))
         if doc is not None:
-            info.faces = [FaceInfo(f.index, f.box, dict(f.own_values)) for f in doc.faces]
+            s = self.engine.image_size
+            info.faces = [FaceInfo(f.index, f.box, dict(f.own_values),
+                                   tuple(map(tuple, np.asarray(f.aligned.matrix, float).reshape(2, 3))), s)
+                          for f in doc.faces]
             info.skipped = [(s.box, s.reason) for s in doc.skipped]
             info.edit_rect = doc.edit_region()
         info.seconds = time.perf_counter() - t0

@@ -316,6 +316,63 @@ def test_a_phones_heic_photo_opens_next_in_its_folder_and_exports(editor, qtbot,
         assert out.getexif().get(0x010F) == "FaderTestPhone"
 
 
+def test_the_edit_brush_erases_the_edit_where_painted_in_one_undo_step(editor, qtbot, tmp_path):
+    """Edit brush (B): a drag down the right of the face brings the photo's own pixels back
+    there, the rest of the face keeps the edit, the stroke is one undo step, Shift+drag brings
+    the edit back, and the export is what the preview shows."""
+    from PySide6.QtCore import QPoint
+    w = editor
+    orig = original(w)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    w.panel.row("Male").spin.setValue(2.0 if w.panel.row("Male").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    edited, steps = preview(w), w.undo_stack.count()
+    x0, y0, x1, y1 = w._photo.faces[0].box
+    xs = x0 + 0.85 * (x1 - x0)                      # the stroke: down the right of the face
+    ys = [y0 + t * (y1 - y0) for t in np.linspace(0.1, 0.9, 9)]
+
+    w.act_brush.trigger()
+    assert w.canvas.brush_enabled() and "Edit brush" in w.statusBar().currentMessage()
+    w.canvas.set_brush_size(36 * w.canvas.scale)   # 36 photo pixels
+    at = [w.canvas.to_widget(QPointF(xs, y)).toPoint() for y in ys]
+
+    def stroke(modifier=Qt.KeyboardModifier.NoModifier):
+        qtbot.mousePress(w.canvas, Qt.MouseButton.LeftButton, modifier, at[0])
+        for p in at[1:]:
+            qtbot.mouseMove(w.canvas, p)
+        qtbot.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, modifier, at[-1])
+
+    stroke()
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), edited), timeout=TIMEOUT)
+    brushed = preview(w)
+    h, w_ = orig.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w_]
+    near = (np.abs(xx - xs) < 8) & (yy > ys[1]) & (yy < ys[-2])         # well inside the brush
+    far = (xx > x0 + 0.05 * (x1 - x0)) & (xx < xs - 45) & (yy > y0) & (yy < y1)
+    assert np.any(edited[near] != orig[near]) and np.any(edited[far] != orig[far])
+    assert np.array_equal(brushed[near], orig[near]), "the brushed part shows the photo's own pixels"
+    assert np.array_equal(brushed[far], edited[far]), "the rest of the face keeps the edit"
+    assert w.undo_stack.count() == steps + 1 and "brush" in w.undo_stack.undoText()
+    assert w.act_clear_brush.isEnabled()
+
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_to(tmp_path / "brushed.png")
+    assert np.array_equal(load_image(tmp_path / "brushed.png"), brushed)
+
+    w.undo_stack.undo()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
+    w.undo_stack.redo()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), brushed), timeout=TIMEOUT)
+    stroke(Qt.KeyboardModifier.ShiftModifier)      # brings the edit back along the same path
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w)[near], edited[near]),
+                    timeout=TIMEOUT)
+    w.act_clear_brush.trigger()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
+    assert w.session.masks == [None] * len(w._photo.faces)
+    w.act_brush.trigger()
+    assert not w.canvas.brush_enabled()
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
