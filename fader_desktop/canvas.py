@@ -31,9 +31,8 @@ class PhotoCanvas(QWidget):
     zoomChanged = Signal(float)      # scale (1.0 = 100 %)
     painted = Signal()               # after every paint (the latency benchmark listens to this)
     # the edit brush: a stroke's new points (photo pixels), its radius (photo pixels), erase (else
-    # bring back), whether it is the stroke's first segment; then the end of the stroke
+    # bring back), whether it is the stroke's first segment
     brushStroke = Signal(object, float, bool, bool)
-    brushStrokeEnded = Signal()
     brushSizeChanged = Signal(float)  # radius in screen pixels
 
     def __init__(self, parent=None):
@@ -501,7 +500,6 @@ class PhotoCanvas(QWidget):
             return super().mouseReleaseEvent(event)
         if self._brush:
             self._press = self._brush_last = None
-            self.brushStrokeEnded.emit()
             return
         was_click = not self._panning and not self._dragging_split
         self._press = None
