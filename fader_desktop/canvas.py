@@ -68,6 +68,7 @@ class PhotoCanvas(QWidget):
         self._brush_pos: Optional[QPointF] = None
         self._brush_last: Optional[QPointF] = None   # photo point of the stroke so far
         self._brush_erase = True
+        self._overlay: Optional[tuple] = None   # (QImage, x, y): where the brush erased, in photo pixels
         self._refine = QTimer(self)
         self._refine.setSingleShot(True)
         self._refine.setInterval(REFINE_MS)
@@ -169,6 +170,16 @@ class PhotoCanvas(QWidget):
         self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
         self.update()
 
+    def set_brush_overlay(self, image: Optional[QImage], x: int = 0, y: int = 0) -> None:
+        """A translucent image over the photo (photo pixels at x, y) shown while the brush is on:
+        where the edit is erased, so that strokes over unedited or subtly edited parts show."""
+        self._overlay = None if image is None or image.isNull() else (image, int(x), int(y))
+        if self._brush:
+            self.update()
+
+    def brush_overlay(self) -> Optional[tuple]:
+        return self._overlay
+
     def brush_enabled(self) -> bool:
         return self._brush
 
@@ -193,6 +204,12 @@ class PhotoCanvas(QWidget):
         self.brushStroke.emit(pts, self._brush_radius_photo(), self._brush_erase, first)
 
     def _draw_brush(self, p: QPainter) -> None:
+        if self._overlay is not None:
+            img, x, y = self._overlay
+            p.save()
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            p.drawImage(self._widget_rect(QRectF(x, y, img.width(), img.height())), img)
+            p.restore()
         if self._brush_pos is None:
             return
         p.save()

@@ -22,6 +22,7 @@ from core.edit_mask import EditMask, crop_scale, to_crop
 from core.edit_session import ALL_FACES, EditSession, Towards
 from core.image_io import IMAGE_SUFFIXES
 
+from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
 from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html
 from .fader_panel import FaderPanel, display_name
@@ -388,6 +389,7 @@ class MainWindow(QMainWindow):
             # a new photo or a new model: start from the faces' own values with a fresh history
             self.undo_stack.clear()
         self._set_session(session)
+        self._update_brush_overlay()
         self._shown_gen = self._gen   # renders still in flight were for the previous document
         self.canvas.set_photo(info.original, keep_view=info.reencoded)
         self.canvas.set_faces([(f.index, f.box) for f in info.faces], info.skipped, session.selected)
@@ -455,6 +457,8 @@ class MainWindow(QMainWindow):
                                                self._merge_key(change)))
         if change.name is not None:
             self._last_attr = change.name
+        if self.canvas.brush_enabled():
+            self._update_brush_overlay()
         self._request_render()
         self._refresh_actions()
 
@@ -631,6 +635,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     def set_brush(self, on: bool) -> None:
         self.canvas.set_brush(on)
+        if on:
+            self._update_brush_overlay()
         if self.act_brush.isChecked() != on:
             self.act_brush.setChecked(on)
         if on:
@@ -662,6 +668,13 @@ class MainWindow(QMainWindow):
         if new:
             self.session.set_masks(new, merge=self._stroke_id,
                                    label="Erase edit (brush)" if erase else "Bring back edit (brush)")
+
+    def _update_brush_overlay(self) -> None:
+        photo = self._photo
+        if photo is None or not photo.faces or len(self.session.masks) != len(photo.faces):
+            self.canvas.set_brush_overlay(None)
+            return
+        self.canvas.set_brush_overlay(*erased_overlay(photo.faces, self.session.masks, photo.width, photo.height))
 
     def clear_brush(self) -> None:
         """The selected face's (or every face's) edit everywhere again."""

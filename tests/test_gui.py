@@ -354,6 +354,15 @@ def test_the_edit_brush_erases_the_edit_where_painted_in_one_undo_step(editor, q
     assert np.array_equal(brushed[far], edited[far]), "the rest of the face keeps the edit"
     assert w.undo_stack.count() == steps + 1 and "brush" in w.undo_stack.undoText()
     assert w.act_clear_brush.isEnabled()
+    # the overlay shows where the edit is erased: red along the stroke, nothing far from it
+    img, ox, oy = w.canvas.brush_overlay()
+    tint = qimage_to_numpy(img.convertToFormat(img.Format.Format_ARGB32))
+    alpha = np.asarray(img.convertToFormat(img.Format.Format_Alpha8).constBits()).reshape(img.height(), -1)
+    alpha = alpha[:, :img.width()]
+    cy = int(round((ys[1] + ys[-2]) / 2))
+    assert alpha[cy - oy, int(round(xs)) - ox] > 50 and tint[cy - oy, int(round(xs)) - ox, 0] > 50
+    fx = int(x0 + 0.1 * (x1 - x0))
+    assert fx >= ox and alpha[cy - oy, fx - ox] == 0
 
     with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
         w.export_to(tmp_path / "brushed.png")
