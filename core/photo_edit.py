@@ -304,13 +304,8 @@ class PhotoEdit:
         ``draft``: the faster decode for a live preview (see ``decode_faces``); exports use the full one.
         """
         out = self.image.copy()
-        modified = self.session.modified_faces()
-        decode_faces([(self, i) for i in modified], draft=draft)
-        for i in modified:
-            f = self.faces[i]
-            recon = f._recon_draft if f._is_draft(draft) else f._recon
-            out = paste_back(out, f._cache_img, recon, f.aligned.matrix, out=out, crop=f.aligned.crop,
-                             mask=self.paste_mask(i))
+        pixels, (x, y) = self.render_region(draft)
+        out[y:y + pixels.shape[0], x:x + pixels.shape[1]] = pixels
         return out
 
     def paste_mask(self, i: int) -> Optional[np.ndarray]:
@@ -347,9 +342,21 @@ class PhotoEdit:
 
     def render_region(self, draft: bool = False) -> tuple:
         """(pixels of the edit region of the rendered photo, (x, y) where they go): the only part
-        of the photo an edit can change, e.g. what a preview needs to repaint."""
+        of the photo an edit can change, e.g. what a preview needs to repaint. Only that region
+        is copied and pasted into (a 12 MP photo's whole copy cost a preview 6 ms), and render()
+        is built from it, so a preview and an export hold the same pixels."""
         x, y, w, h = self.edit_region()
-        return np.ascontiguousarray(self.render(draft)[y:y + h, x:x + w]), (x, y)
+        out = self.image[y:y + h, x:x + w].copy()
+        modified = self.session.modified_faces()
+        decode_faces([(self, i) for i in modified], draft=draft)
+        for i in modified:
+            f = self.faces[i]
+            recon = f._recon_draft if f._is_draft(draft) else f._recon
+            # the alignment seen from the region's corner: photo (x, y) is the region's (0, 0)
+            m = np.asarray(f.aligned.matrix, np.float64).reshape(2, 3).copy()
+            m[:, 2] += m[:, :2] @ np.array([x, y], np.float64)
+            paste_back(out, f._cache_img, recon, m, out=out, crop=f.aligned.crop, mask=self.paste_mask(i))
+        return out, (x, y)
 
     def render_raw(self, i: int = 0) -> np.ndarray:
         """The model's own output for face i at model resolution, uint8."""
