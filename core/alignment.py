@@ -306,6 +306,22 @@ def edit_coefficients(diff: np.ndarray, guide: np.ndarray, radius: int | None = 
     return a.astype(np.float32), c.astype(np.float32)
 
 
+def crop_corners(matrix: np.ndarray, size: int) -> np.ndarray:
+    """Photo coordinates (4, 2) of the outer corners of the S x S crop that ``matrix`` aligns."""
+    m = np.asarray(matrix, np.float64).reshape(2, 3)
+    a, t = m[:, :2], m[:, 2]
+    corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
+    return (corners - t) @ np.linalg.inv(a).T
+
+
+def region_matrix(matrix: np.ndarray, x: int, y: int) -> np.ndarray:
+    """The alignment seen from a photo region whose top-left pixel is photo (x, y): region
+    pixels -> crop pixels (what warps over that region alone need)."""
+    m = np.asarray(matrix, np.float64).reshape(2, 3).copy()
+    m[:, 2] += m[:, :2] @ np.array([x, y], np.float64)
+    return m
+
+
 def paste_back(photo: np.ndarray, edited: np.ndarray, reconstructed: np.ndarray,
                matrix: np.ndarray, out: np.ndarray | None = None,
                mask: np.ndarray | None = None, crop: np.ndarray | None = None,
@@ -369,8 +385,7 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, reconstructed: np.ndarray,
         return out  # the face is entirely outside the photo
 
     # WARP_INVERSE_MAP: the matrix maps destination (region) coords to source (crop) coords.
-    to_crop = mat.copy()
-    to_crop[:, 2] += mat[:, :2] @ np.array([x0, y0], np.float64)
+    to_crop = region_matrix(mat, x0, y0)
     flags, dsize = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, (x1 - x0, y1 - y0)
     region = photo[y0:y1, x0:x1]
     d_w = cv2.warpAffine(c, to_crop, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)

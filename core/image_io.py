@@ -44,11 +44,11 @@ SAVE_FORMATS = {
     ".tiff": "TIFF",
 }
 # Formats that are read but not written: an export of such a photo is a JPEG.
-_READ_ONLY_SUFFIXES = ((".heic", ".heif") if _HEIF else ()) + (
+_HEIF_SUFFIXES = (".heic", ".heif")
+_READ_ONLY_SUFFIXES = (_HEIF_SUFFIXES if _HEIF else ()) + (
     (".avif",) if features.check("avif") else ())
 #: The file suffixes treated as photos (opening a folder's next photo, batch inputs), in menu order.
 IMAGE_SUFFIXES = tuple(SAVE_FORMATS) + _READ_ONLY_SUFFIXES
-_HEIF_SUFFIXES = (".heic", ".heif", ".hif")
 # Formats whose Pillow writer can embed an EXIF block (and an ICC colour profile).
 _EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 # Real colour profiles are 0.5-600 KB; a bigger one is not worth an export that fails over it.

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .alignment import AlignedFace, aligned_crop, align_face, crop_mask, paste_back
+from .alignment import AlignedFace, aligned_crop, align_face, crop_corners, crop_mask, paste_back, region_matrix
 from .attributes import Value
 from .edit_session import EditSession, Snapshot
 from .engine import Engine, Latent
@@ -327,13 +327,7 @@ class PhotoEdit:
         if not self.faces:
             return (0, 0, 0, 0)
         size = self.engine.image_size
-        corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
-        pts = []
-        for f in self.faces:
-            m = np.asarray(f.aligned.matrix, np.float64).reshape(2, 3)
-            a, t = m[:, :2], m[:, 2]
-            pts.append((corners - t) @ np.linalg.inv(a).T)
-        pts = np.concatenate(pts)
+        pts = np.concatenate([crop_corners(f.aligned.matrix, size) for f in self.faces])
         x0 = max(0, int(np.floor(pts[:, 0].min())) - 2)
         y0 = max(0, int(np.floor(pts[:, 1].min())) - 2)
         x1 = min(w, int(np.ceil(pts[:, 0].max())) + 3)
@@ -352,10 +346,8 @@ class PhotoEdit:
         for i in modified:
             f = self.faces[i]
             recon = f._recon_draft if f._is_draft(draft) else f._recon
-            # the alignment seen from the region's corner: photo (x, y) is the region's (0, 0)
-            m = np.asarray(f.aligned.matrix, np.float64).reshape(2, 3).copy()
-            m[:, 2] += m[:, :2] @ np.array([x, y], np.float64)
-            paste_back(out, f._cache_img, recon, m, out=out, crop=f.aligned.crop, mask=self.paste_mask(i))
+            paste_back(out, f._cache_img, recon, region_matrix(f.aligned.matrix, x, y), out=out,
+                       crop=f.aligned.crop, mask=self.paste_mask(i))
         return out, (x, y)
 
     def render_raw(self, i: int = 0) -> np.ndarray:

@@ -3,11 +3,13 @@ the photo (shown while the brush is on, as a photo editor shows a layer mask).""
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 from PySide6.QtGui import QImage
+
+from core.alignment import crop_corners, region_matrix
 
 COLOR = (235, 64, 52)     # RGB
 OPACITY = 0.25     # light enough to judge the photo under it
@@ -21,18 +23,13 @@ def erased_overlay(faces: Sequence, masks: Sequence, width: int, height: int) ->
         if m is None or f.matrix is None or not f.crop_size:
             continue
         s = f.crop_size
-        a = np.asarray(f.matrix, np.float64).reshape(2, 3)
-        inv = cv2.invertAffineTransform(a)
-        corners = np.array([[-0.5, -0.5], [s - 0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5]])
-        pts = corners @ inv[:, :2].T + inv[:, 2]
+        pts = crop_corners(f.matrix, s)
         x0, y0 = (max(0, int(np.floor(v))) for v in pts.min(0))
         x1, y1 = min(width, int(np.ceil(pts[:, 0].max())) + 1), min(height, int(np.ceil(pts[:, 1].max())) + 1)
         if x1 <= x0 or y1 <= y0:
             continue
-        to_crop = a.copy()
-        to_crop[:, 2] += a[:, :2] @ np.array([x0, y0], np.float64)
         erased = 1.0 - m.resized(s).array
-        w = cv2.warpAffine(erased, to_crop, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+        w = cv2.warpAffine(erased, region_matrix(f.matrix, x0, y0), (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         parts.append((x0, y0, w))
     if not parts:

@@ -196,6 +196,11 @@ class PhotoCanvas(QWidget):
     def _brush_radius_photo(self) -> float:
         return self._brush_px / max(self._scale, 1e-6)
 
+    @staticmethod
+    def _erases(mods) -> bool:
+        """A plain drag erases the edit; with Shift (or Alt) it brings it back."""
+        return not (mods & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier))
+
     def _stroke_to(self, pos: QPointF, first: bool) -> None:
         pt = self.to_photo(pos)
         pts = [(pt.x(), pt.y())] if first or self._brush_last is None else \
@@ -468,8 +473,7 @@ class PhotoCanvas(QWidget):
             return super().mousePressEvent(event)
         pos = event.position()
         if self._brush:
-            mods = event.modifiers()
-            self._brush_erase = not (mods & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier))
+            self._brush_erase = self._erases(event.modifiers())
             self._press = pos
             self._stroke_to(pos, first=True)
             event.accept()
@@ -485,8 +489,7 @@ class PhotoCanvas(QWidget):
         if self._brush:
             old, self._brush_pos = self._brush_pos, QPointF(pos)
             if self._press is None:
-                self._brush_erase = not (event.modifiers() & (Qt.KeyboardModifier.ShiftModifier
-                                                              | Qt.KeyboardModifier.AltModifier))
+                self._brush_erase = self._erases(event.modifiers())
             else:
                 self._stroke_to(pos, first=False)
             self._update_brush_ring(old)

@@ -658,12 +658,10 @@ class MainWindow(QMainWindow):
         for f in self._photo.faces:
             if f.matrix is None or not f.crop_size:
                 continue
-            pts, r, s = to_crop(f.matrix, points), radius * crop_scale(f.matrix), f.crop_size
-            if (pts.max(axis=0) < -r).any() or (pts.min(axis=0) > s - 1 + r).any():
-                continue   # the stroke does not reach this face's crop
             old = self.session.masks[f.index]
-            mask = (old.resized(s) if old is not None else EditMask.full(s)).painted(pts, r, erase)
-            if mask is not old:
+            base = old.resized(f.crop_size) if old is not None else EditMask.full(f.crop_size)
+            mask = base.painted(to_crop(f.matrix, points), radius * crop_scale(f.matrix), erase)
+            if mask is not base:   # painted() returns the mask itself where the stroke misses the crop
                 new[f.index] = None if mask.is_full() else mask
         if new:
             self.session.set_masks(new, merge=self._stroke_id,
