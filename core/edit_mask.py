@@ -8,7 +8,10 @@ the edit by its feathered crop mask, so a painted mask costs nothing to apply an
 through every export: where it is 0 the photo's own pixels stay bit-identical.
 
 Masks are immutable (painting returns a new one), so that an undo step or a render request can
-hold one the way it holds slider values.
+hold one the way it holds slider values. A mask painted in the window remembers the alignment of
+the crop it was painted in, so that after a switch to a model with another alignment template (or
+resolution) it is carried into the new crop (``in_frame``) and stays where it was painted on the
+face, for undo steps too.
 """
 from __future__ import annotations
 
@@ -23,20 +26,34 @@ _HARD_CORE = 0.5
 class EditMask:
     """A face's edit mask: float32 (S, S) in 0..1 in its aligned crop (1: the edit applies)."""
 
-    __slots__ = ("_array",)
+    __slots__ = ("_array", "_matrix")
 
-    def __init__(self, array: np.ndarray):
+    def __init__(self, array: np.ndarray, matrix: np.ndarray | None = None):
+        """``matrix``: the 2x3 alignment (photo -> crop pixels) of the crop the mask is painted
+        in; None: a mask that belongs to whatever crop it is applied to."""
         a = np.array(array, dtype=np.float32)   # a copy: nobody else can change it
         if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 1:
             raise ValueError(f"an edit mask is a square (S, S) array, got {a.shape}")
         np.clip(a, 0.0, 1.0, out=a)
         a.setflags(write=False)
         self._array = a
+        self._matrix = None
+        if matrix is not None:
+            m = np.array(matrix, np.float64).reshape(2, 3)
+            if not np.isfinite(m).all() or abs(np.linalg.det(m[:, :2])) < 1e-12:
+                raise ValueError("an edit mask's alignment must be a finite, invertible 2x3 matrix")
+            m.setflags(write=False)
+            self._matrix = m
 
     @classmethod
-    def full(cls, size: int) -> "EditMask":
+    def full(cls, size: int, matrix: np.ndarray | None = None) -> "EditMask":
         """The edit everywhere (what a face has before it is painted)."""
-        return cls(np.ones((size, size), np.float32))
+        return cls(np.ones((size, size), np.float32), matrix)
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """The alignment of the crop the mask was painted in (None: not recorded)."""
+        return self._matrix
 
     @property
     def array(self) -> np.ndarray:
@@ -56,6 +73,26 @@ class EditMask:
             return self
         import cv2
         return EditMask(cv2.resize(self._array, (int(size), int(size)), interpolation=cv2.INTER_LINEAR))
+
+    def in_frame(self, matrix: np.ndarray | None, size: int) -> "EditMask":
+        """The same mask for the crop of alignment ``matrix`` (photo -> crop) and ``size``: where
+        the mask recorded the crop it was painted in and that crop differs (another model's
+        template or resolution), it is carried over through the photo, so every stroke stays on
+        the same part of the face; parts of the new crop outside the old one keep the edit."""
+        size = int(size)
+        if self._matrix is None or matrix is None:
+            return self.resized(size)
+        new = np.asarray(matrix, np.float64).reshape(2, 3)
+        if size == self.size and np.allclose(new, self._matrix, rtol=0, atol=1e-6):
+            return self
+        import cv2
+        # new crop -> photo -> old crop, the map warpAffine samples the old mask through
+        inv = cv2.invertAffineTransform(new)
+        old_from_new = self._matrix[:, :2] @ inv[:, :2], self._matrix[:, :2] @ inv[:, 2] + self._matrix[:, 2]
+        a = np.hstack([old_from_new[0], old_from_new[1][:, None]])
+        warped = cv2.warpAffine(self._array, a, (size, size), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
+        return EditMask(warped, new)
 
     def painted(self, points: Sequence[tuple] | Iterable[tuple], radius: float, erase: bool = True) -> "EditMask":
         """A new mask with a brush stroke through ``points`` ((x, y) in crop pixels, pixel centres
@@ -89,7 +126,7 @@ class EditMask:
         out = self._array.copy()
         region = out[y0:y1, x0:x1]
         region[...] = np.minimum(region, 1 - brush) if erase else np.maximum(region, brush)
-        return EditMask(out)
+        return EditMask(out, self._matrix)
 
 
 def to_crop(matrix: np.ndarray, points: Iterable[tuple]) -> np.ndarray:

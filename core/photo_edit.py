@@ -310,12 +310,13 @@ class PhotoEdit:
 
     def paste_mask(self, i: int) -> Optional[np.ndarray]:
         """Face i's paste-back mask: the feathered crop mask times its painted edit mask (None:
-        the crop mask alone). A mask painted for another model's crop size is resampled."""
+        the crop mask alone). A mask painted in another model's crop (another template or size)
+        is carried into this one's, so it stays where it was painted on the face."""
         m = self.session.masks[i]
         if m is None:
             return None
         s = self.engine.image_size
-        return crop_mask(s) * m.resized(s).array
+        return crop_mask(s) * m.in_frame(self.faces[i].aligned.matrix, s).array
 
     def edit_region(self) -> tuple:
         """(x, y, w, h) bounding every pixel an edit of any face can change.

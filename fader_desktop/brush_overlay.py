@@ -28,7 +28,7 @@ def erased_overlay(faces: Sequence, masks: Sequence, width: int, height: int) ->
         x1, y1 = min(width, int(np.ceil(pts[:, 0].max())) + 1), min(height, int(np.ceil(pts[:, 1].max())) + 1)
         if x1 <= x0 or y1 <= y0:
             continue
-        erased = 1.0 - m.resized(s).array
+        erased = 1.0 - m.in_frame(f.matrix, s).array
         w = cv2.warpAffine(erased, region_matrix(f.matrix, x0, y0), (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         parts.append((x0, y0, w))

@@ -659,7 +659,7 @@ class MainWindow(QMainWindow):
             if f.matrix is None or not f.crop_size:
                 continue
             old = self.session.masks[f.index]
-            base = old.resized(f.crop_size) if old is not None else EditMask.full(f.crop_size)
+            base = old.in_frame(f.matrix, f.crop_size) if old is not None else EditMask.full(f.crop_size, f.matrix)
             mask = base.painted(to_crop(f.matrix, points), radius * crop_scale(f.matrix), erase)
             if mask is not base:   # painted() returns the mask itself where the stroke misses the crop
                 new[f.index] = None if mask.is_full() else mask

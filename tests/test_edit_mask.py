@@ -91,3 +91,64 @@ def test_the_rendered_photo_keeps_its_own_pixels_where_the_edit_is_erased(portra
     assert np.array_equal(doc.render()[erased], original[erased])
     doc.session.set_masks({0: None})
     assert np.array_equal(doc.render(), plain)
+
+
+def test_a_mask_is_carried_into_another_crop_through_the_photo():
+    """A mask that recorded its crop's alignment, applied to another crop of the same face (a
+    model with another template or size): the stroke stays on the same photo pixels, and the
+    new crop's parts outside the old one keep the edit."""
+    a = np.array([[0.5, 0.0, -10.0], [0.0, 0.5, -20.0]])          # photo -> 64 px crop
+    b = np.array([[0.8, 0.0, -30.0], [0.0, 0.8, -40.0]])          # photo -> 96 px crop, tighter
+    spot = (60.0, 90.0)                                            # a photo pixel
+    m = EditMask.full(64, a).painted(to_crop(a, [spot]), radius=6 * crop_scale(a) * 2)
+    assert m.matrix is not None and np.allclose(m.matrix, a)
+    carried = m.in_frame(b, 96)
+    assert carried.size == 96 and np.allclose(carried.matrix, b)
+    (u, v), = np.rint(to_crop(b, [spot])).astype(int)
+    assert carried.array[v, u] == 0                                # still erased at the same spot
+    (u0, v0), = np.rint(to_crop(b, [(spot[0] + 30, spot[1])])).astype(int)
+    assert carried.array[v0, u0] == 1                              # beyond the stroke: untouched
+    (u1, v1), = np.rint(to_crop(b, [(154.0, 100.0)])).astype(int)  # outside crop a: the edit stays
+    assert 0 <= u1 < 96 and 0 <= v1 < 96 and carried.array[v1, u1] == 1
+    assert m.in_frame(a, 64) is m                                  # its own crop: itself
+    assert m.in_frame(None, 64) is m and EditMask.full(8).in_frame(b, 16).size == 16
+    with pytest.raises(ValueError):
+        EditMask.full(8, np.zeros((2, 3)))
+
+
+def test_brush_strokes_stay_on_the_face_with_a_model_of_another_template(portrait_path, tiny_model_path, tmp_path):
+    """A stroke painted with one model (CelebA's framing, 32 px), rendered with a model that
+    frames faces tighter at 64 px: the photo keeps its own pixels where the stroke was painted,
+    and the rest of the face keeps the edit."""
+    from core.alignment import CELEBA_TEMPLATE, Template
+    from core.engine import Engine
+    from core.model_file import load_model, save_model
+    from core.photo_edit import PhotoEdit
+    from tests.conftest import make_tiny_model
+    other = load_model(make_tiny_model(tmp_path / "tight.fader", img_size=64, seed=3))
+    d = CELEBA_TEMPLATE.to_dict()
+    d["crop_box"] = [24.0, 54.0, 154.0, 184.0]     # a tighter square around the face
+    other.meta["alignment"] = Template.from_dict(d).to_dict()
+    save_model(other, tmp_path / "tight.fader")
+    first = PhotoEdit.open(portrait_path, Engine(load_model(tiny_model_path), device="cpu"))
+    second = PhotoEdit.open(portrait_path, Engine(load_model(tmp_path / "tight.fader"), device="cpu"))
+    fa, fb = first.faces[0].aligned.matrix, second.faces[0].aligned.matrix
+    assert not np.allclose(crop_scale(fa), crop_scale(fb), rtol=0.05)
+
+    x0, y0, x1, y1 = first.faces[0].box
+    spot = (x0 + 0.3 * (x1 - x0), y0 + 0.55 * (y1 - y0))         # the left cheek
+    r = 0.3 * (x1 - x0)                                            # photo pixels
+    mask = EditMask.full(first.engine.image_size, fa).painted(to_crop(fa, [spot]), r * crop_scale(fa))
+    for doc in (first, second):
+        doc.set_values({"Smiling": 2.0, "Male": 2.0})
+        plain = doc.render()
+        doc.session.set_masks({0: mask})
+        brushed = doc.render()
+        h, w = plain.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w]
+        dist = np.hypot(xx - spot[0], yy - spot[1])
+        core = dist < 0.25 * r
+        away = (dist > 1.5 * r) & (xx > x0) & (xx < x1) & (yy > y0) & (yy < y1)
+        assert np.any(plain[core] != doc.image[core]) and np.any(plain[away] != doc.image[away])
+        assert np.array_equal(brushed[core], doc.image[core]), "erased where the stroke was painted"
+        assert np.array_equal(brushed[away], plain[away]), "the rest of the face keeps the edit"

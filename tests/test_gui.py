@@ -382,6 +382,49 @@ def test_the_edit_brush_erases_the_edit_where_painted_in_one_undo_step(editor, q
     assert not w.canvas.brush_enabled()
 
 
+def test_brush_strokes_stay_on_the_face_after_switching_to_a_model_of_another_template(editor, qtbot, tmp_path):
+    """A stroke painted with one model stays where it was painted on the face after a switch to a
+    model (same attributes) that frames faces tighter at another size: the preview there shows the
+    photo's own pixels and the red tint stays over it."""
+    from core.alignment import CELEBA_TEMPLATE
+    from core.model_file import load_model, save_model
+    from tests.conftest import make_tiny_model
+    tight = load_model(make_tiny_model(tmp_path / "tight.fader", img_size=64, seed=3))
+    d = CELEBA_TEMPLATE.to_dict()
+    d["crop_box"] = [24.0, 54.0, 154.0, 184.0]
+    tight.meta["alignment"] = d
+    save_model(tight, tmp_path / "tight.fader")
+    w = editor
+    orig = original(w)
+    x0, y0, x1, y1 = w._photo.faces[0].box
+    spot = QPointF(x0 + 0.3 * (x1 - x0), y0 + 0.55 * (y1 - y0))
+    r = 0.3 * (x1 - x0)
+    w.act_brush.trigger()
+    w.canvas.set_brush_size(r * w.canvas.scale)        # the radius, in screen pixels
+    at = w.canvas.to_widget(spot).toPoint()
+    qtbot.mousePress(w.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    qtbot.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    assert w.session.masks[0] is not None
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.load_model(tmp_path / "tight.fader")
+    assert w.session.masks[0] is not None, "the stroke came along"
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    w.panel.row("Male").spin.setValue(2.0 if w.panel.row("Male").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    edited = preview(w)
+    h, w_ = orig.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w_]
+    dist = np.hypot(xx - spot.x(), yy - spot.y())
+    core = dist < 0.25 * r
+    away = (dist > 1.5 * r) & (xx > x0) & (xx < x1) & (yy > y0) & (yy < y1)
+    assert np.any(edited[away] != orig[away]), "the new model edits the face"
+    assert np.array_equal(edited[core], orig[core]), "where the stroke was painted the photo stays"
+    img, ox, oy = w.canvas.brush_overlay()
+    alpha = np.asarray(img.convertToFormat(img.Format.Format_Alpha8).constBits()).reshape(img.height(), -1)
+    assert alpha[int(spot.y()) - oy, int(spot.x()) - ox] > 50, "the tint is still over the stroke"
+    w.act_brush.trigger()
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
