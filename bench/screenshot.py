@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fader value (UI units)")
     ap.add_argument("--size", default="1400x900", help="window size WxH")
     ap.add_argument("--split", type=float, default=0.5, help="before/after line position (0..1 of the photo)")
+    ap.add_argument("--zoom-face", action="store_true", help="View > Zoom to face before the shot")
     a = ap.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="fader-shot-")
     os.environ["XDG_CONFIG_HOME"] = os.path.join(tmp, "config")
@@ -72,6 +73,8 @@ def main(argv=None) -> int:
         before = state["gen"]
         row.spin.setValue(float(value))
         wait(lambda: state["gen"] != before, f"the preview after {spec}")
+    if a.zoom_face:
+        w.act_zoom_face.trigger()
     w.act_split.setChecked(True)
     w.canvas.set_split_fraction(a.split)
     t = time.monotonic()

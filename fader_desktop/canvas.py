@@ -292,6 +292,24 @@ class PhotoCanvas(QWidget):
     def actual_size(self) -> None:
         self.zoom_to(1.0)
 
+    def zoom_to_rect(self, rect: QRectF) -> None:
+        """Zoom and pan so that ``rect`` (photo pixels) fills the view, centred (no closer than
+        MAX_SCALE, no farther than the fit)."""
+        if self._original is None or rect.width() <= 0 or rect.height() <= 0:
+            return
+        rect = rect.intersected(QRectF(0, 0, self._original.width(), self._original.height()))
+        if rect.isEmpty():
+            return
+        scale = min(self.width() / rect.width(), self.height() / rect.height())
+        scale = min(MAX_SCALE, max(self._fit_scale(), scale))
+        self._scale = scale
+        self._fit = False
+        c = rect.center()
+        self._offset = QPointF(self.width() / 2 - c.x() * scale, self.height() / 2 - c.y() * scale)
+        self._clamp_offset()
+        self.zoomChanged.emit(self._scale)
+        self.update()
+
     def _fit_scale(self) -> float:
         w, h = self._original.width(), self._original.height()
         margin = 16

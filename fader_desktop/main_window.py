@@ -13,11 +13,13 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+import numpy as np
+from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
 
 from core.atomic_write import same_file
+from core.alignment import crop_corners
 from core.edit_mask import EditMask, crop_scale, to_crop
 from core.edit_session import ALL_FACES, EditSession, Towards
 from core.image_io import IMAGE_SUFFIXES
@@ -679,6 +681,29 @@ class MainWindow(QMainWindow):
         s = self.session
         s.set_masks({i: None for i in s.targets()}, label="Clear edit brush")
 
+    def zoom_to_face(self) -> None:
+        """Fill the view with the selected face (every face when All faces is selected): the
+        part of the photo its edit can change, with a margin."""
+        photo = self._photo
+        if photo is None or not photo.faces:
+            self.statusBar().showMessage("No face to zoom to", 4000)
+            return
+        chosen = photo.faces if self.session.selected == ALL_FACES else \
+            [f for f in photo.faces if f.index == self.session.selected] or photo.faces
+        pts = []
+        for f in chosen:
+            if f.matrix is not None and f.crop_size:
+                pts.append(crop_corners(f.matrix, f.crop_size))
+            elif f.box is not None:
+                x0, y0, x1, y1 = f.box
+                pts.append(np.array([[x0, y0], [x1, y1]], np.float64))
+        if not pts:
+            return self.canvas.fit_to_window()
+        p = np.concatenate(pts)
+        (x0, y0), (x1, y1) = p.min(0), p.max(0)
+        m = 0.08 * max(x1 - x0, y1 - y0)
+        self.canvas.zoom_to_rect(QRectF(x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m))
+
     def _on_zoom(self, scale: float) -> None:
         self.zoom_label.setText(f"{'Fit · ' if self.canvas.is_fit() else ''}{scale * 100:.0f} %")
 
@@ -730,6 +755,7 @@ class MainWindow(QMainWindow):
         self.act_card.setEnabled(self._model is not None)
         for a in (self.act_next, self.act_prev, self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out):
             a.setEnabled(has_photo)
+        self.act_zoom_face.setEnabled(has_faces)
         self.original_button.setEnabled(has_photo)
 
     # ------------------------------------------------------------------------------------------

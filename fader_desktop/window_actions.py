@@ -66,6 +66,8 @@ ACTIONS = (
                "The selected face's edit everywhere again (removes the brush strokes)"),
     ActionSpec("act_fit", "&Fit to window", "canvas.fit_to_window", ["Ctrl+0"], "Fit the photo to the window", "fit"),
     ActionSpec("act_actual", "&100 %", "canvas.actual_size", ["Ctrl+1"], "Show the photo at 100 %", "actual"),
+    ActionSpec("act_zoom_face", "Zoom to &face", "zoom_to_face", ["F", "Ctrl+2"],
+               "Fill the view with the selected face (every face when All faces is selected)", "zoom_face"),
     ActionSpec("act_zoom_in", "Zoom &in", "canvas.zoom_in", [SK.ZoomIn, "Ctrl+="], "Zoom in"),
     ActionSpec("act_zoom_out", "Zoom &out", "canvas.zoom_out", [SK.ZoomOut], "Zoom out"),
     ActionSpec("act_split", "&Before/after split", "canvas.set_split", "Ctrl+B",
@@ -83,14 +85,14 @@ MENUS = (
                "act_batch", None, "act_open_model", "act_import", "act_card", None, "act_quit")),
     ("&Edit", ("act_undo", "act_redo", None, "act_reset_face", "act_reset_all", None, "act_brush",
                "act_clear_brush")),
-    ("&View", ("act_fit", "act_actual", "act_zoom_in", "act_zoom_out", None, "act_split", "act_boxes",
+    ("&View", ("act_fit", "act_actual", "act_zoom_face", "act_zoom_in", "act_zoom_out", None, "act_split", "act_boxes",
                "@hold_hint", None, "@dock")),
     ("&Device", ("@devices",)),
     ("@training", ()),
     ("&Help", ("act_about",)),
 )
 
-TOOLBAR = ("act_open", "act_export", None, "@undo_redo", None, "act_fit", "act_actual", None, "act_split",
+TOOLBAR = ("act_open", "act_export", None, "@undo_redo", None, "act_fit", "act_actual", "act_zoom_face", None, "act_split",
            "act_boxes", "@original", None, "act_brush")
 
 

@@ -18,7 +18,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
-from core.image_io import load_image  # noqa: E402
+from core.image_io import load_image, save_image  # noqa: E402
 from fader_desktop.main_window import MainWindow  # noqa: E402
 from fader_desktop.settings import Settings  # noqa: E402
 from fader_desktop.workers import qimage_to_numpy  # noqa: E402
@@ -425,6 +425,38 @@ def test_brush_strokes_stay_on_the_face_after_switching_to_a_model_of_another_te
     w.act_brush.trigger()
 
 
+def test_zoom_to_face_fills_the_view_with_the_face(editor, qtbot, tmp_path, portrait_path):
+    """View ▸ Zoom to face (F): on a photo where the face is small, the view zooms in until the
+    face (with the part of the photo its edit can change) fills it, all of it visible; Fit goes
+    back; a photo without faces has nothing to zoom to."""
+    w = editor
+    rgb = load_image(portrait_path)
+    h, wd = rgb.shape[:2]
+    big = np.full((4 * h, 4 * wd, 3), 90, np.uint8)
+    big[2 * h:3 * h, wd:2 * wd] = rgb                      # the face well off the middle
+    path = tmp_path / "group.png"
+    save_image(path, big)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(path)
+    assert len(w._photo.faces) == 1 and "F" in [k.toString() for k in w.act_zoom_face.shortcuts()]
+    fit = w.canvas.scale
+    w.act_zoom_face.trigger()
+    assert w.canvas.scale > 2.5 * fit and not w.canvas.is_fit()
+    assert "Fit" not in w.zoom_label.text()
+    x0, y0, x1, y1 = w._photo.faces[0].box
+    a, b = w.canvas.to_widget(QPointF(x0, y0)), w.canvas.to_widget(QPointF(x1, y1))
+    assert 0 <= a.x() and 0 <= a.y() and b.x() <= w.canvas.width() and b.y() <= w.canvas.height()
+    assert (b.y() - a.y()) > 0.3 * w.canvas.height(), "the face fills a good part of the view"
+    centre = w.canvas.to_widget(QPointF((x0 + x1) / 2, (y0 + y1) / 2))
+    assert abs(centre.x() - w.canvas.width() / 2) < 0.1 * w.canvas.width()
+    w.act_fit.trigger()
+    assert w.canvas.is_fit() and w.canvas.scale == pytest.approx(fit)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        save_image(tmp_path / "wall.png", np.full((200, 300, 3), 90, np.uint8))
+        w.open_photo(tmp_path / "wall.png")
+    assert not w._photo.faces and not w.act_zoom_face.isEnabled()
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
@@ -503,7 +535,6 @@ def test_batch_export_menu_opens_dialog_with_the_changed_faders(editor, qtbot, m
 def test_a_framed_image_without_a_detected_face_is_edited_as_the_edit_command_does(editor, qtbot, tmp_path,
                                                                                     tiny_model_path, capsys):
     """The aligned-crop fallback is core's: the window's export equals `fader-desktop edit`'s output."""
-    from core.image_io import save_image
     from fader_desktop.cli import main
     w = editor
     yy, xx = np.mgrid[0:218, 0:178]
