@@ -235,6 +235,22 @@ class EditSession:
         self.attribute(name)
         return self.set_slider(name, value, self._faces(face))
 
+    def set_values(self, values: Mapping[str, Value], faces: Optional[Iterable[int]] = None, label: str = "") -> bool:
+        """Set several attributes' core values on `faces` (default: the selected face or faces) in
+        one change, one undo step (a pasted edit); the other attributes stay as they are."""
+        sliders = {self.attribute(n).name: slider_of(v) for n, v in values.items()}
+        chosen = tuple(self.targets() if faces is None else faces)
+        for i in chosen:
+            self._faces(i)
+        before = self.snapshot()
+        for i in chosen:
+            self._sliders[i].update(sliders)
+        after = self.snapshot()
+        if after == before:
+            return False
+        self._emit(Change("set", before, after, None, chosen, None, label))
+        return True
+
     def reset(self, face: Optional[int] = None, name: Optional[str] = None, faces: Optional[Iterable[int]] = None,
               label: str = "") -> bool:
         """Back to the faces' own values (one attribute or all) on one face, the given faces, or every face."""

@@ -9,20 +9,23 @@ snapshot, the photo's serial number and a generation number) built here.
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoCommand, QUndoStack
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
 
 from core.atomic_write import same_file
 from core.alignment import crop_corners
 from core.edit_mask import EditMask, crop_scale, to_crop
 from core.edit_session import ALL_FACES, EditSession, Towards
+from core.errors import FaderError
 from core.image_io import IMAGE_SUFFIXES
+from core.recipe import RECIPE_FORMAT, make_recipe, recipe_values
 
 from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
@@ -484,6 +487,49 @@ class MainWindow(QMainWindow):
             return f"→ {attr.values[value.target]} {value.strength:.2f}"
         return f"{value:.2f}"
 
+    # -- copy and paste an edit: the changed faders as a recipe on the clipboard ------------------
+    def copy_edit(self) -> None:
+        """Put the selected face's moved faders on the clipboard (as recipe JSON, which batch
+        --recipe also reads), to paste onto another face or photo."""
+        if self._photo is None or not self._photo.faces:
+            return
+        face = self.session.shown_face()
+        values = self.session.changed_values(face)
+        if not values:
+            self.statusBar().showMessage("Nothing to copy: no fader of this face is moved", 5000)
+            return
+        name = self._model.name if self._model is not None else ""
+        QGuiApplication.clipboard().setText(json.dumps(make_recipe(values, name), indent=2) + "\n")
+        self.statusBar().showMessage(f"Copied the edit of face {face + 1}: {self._summary(values)}", 6000)
+
+    def paste_edit(self) -> None:
+        """Set the selected face's (or every face's) faders to the edit on the clipboard, as one
+        undo step; faders the edit did not move stay where they are."""
+        if self._photo is None or not self._photo.faces:
+            return
+        text = QGuiApplication.clipboard().text()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
+            self._error("Cannot paste edit", "The clipboard holds no Fader edit. Copy one first "
+                        "(Edit ▸ Copy edit), or copy the text of a recipe file.")
+            return
+        try:
+            values = recipe_values(data, self._attrs, name="the copied edit")
+        except FaderError as e:
+            self._error("Cannot paste edit", str(e))
+            return
+        if self.session.set_values(values, label="Paste edit"):
+            self.statusBar().showMessage(f"Pasted the edit: {self._summary(values)}", 6000)
+        else:
+            self.statusBar().showMessage("The face already has this edit", 5000)
+
+    def _summary(self, values: dict) -> str:
+        return ", ".join(f"{display_name(n)} {v:.2f}" if isinstance(v, float) else display_name(n)
+                         for n, v in values.items())
+
     def reset_face(self) -> None:
         """Every fader of the selected face (or of all faces when All faces is selected) reset."""
         s = self.session
@@ -747,6 +793,8 @@ class MainWindow(QMainWindow):
         self.act_recipe.setEnabled(has_faces and not self._busy)
         self.act_sweep.setEnabled(has_faces and not self._busy)
         self.act_reset_face.setEnabled(has_faces)
+        self.act_copy_edit.setEnabled(has_faces)
+        self.act_paste_edit.setEnabled(has_faces)
         self.act_reset_all.setEnabled(has_faces)
         self.act_brush.setEnabled(has_faces)
         self.act_clear_brush.setEnabled(has_faces and any(m is not None for m in self.session.masks))

@@ -105,6 +105,28 @@ def test_listeners_hear_each_change_once_and_a_write_of_the_same_value_is_none()
     assert len(heard) == 4
 
 
+def test_several_values_set_at_once_are_one_change_and_a_bad_face_changes_nothing():
+    """A pasted edit: several attributes on the chosen faces in one change (one undo step);
+    other attributes stay, and a face that does not exist is refused before anything changes."""
+    s = session()
+    s.set_slider("Hair", Towards(1, 0.5), faces=[0])
+    heard = []
+    s.subscribe(heard.append)
+    assert s.set_values({"Smiling": 1.5, "Hair": [0.0, 1.0, 0.0]}, faces=[1], label="Paste edit")
+    assert len(heard) == 1 and heard[0].kind == "set" and heard[0].faces == (1,) and heard[0].label == "Paste edit"
+    assert s.values(1) == {"Smiling": 1.5, "Hair": [0.0, 1.0, 0.0]}
+    assert s.slider("Hair", 0) == Towards(1, 0.5) and s.slider("Smiling", 0) == 0.0
+    assert not s.set_values({"Smiling": 1.5}, faces=[1])             # already so: no change
+    before = s.snapshot()
+    with pytest.raises(FaderError):
+        s.set_values({"Smiling": -1.0}, faces=[0, 5])
+    with pytest.raises(FaderError):
+        s.set_values({"Bald": 1.0}, faces=[0])
+    assert s.snapshot() == before and len(heard) == 1
+    s.restore(heard[0].before)
+    assert s.values(1) == {"Smiling": 1.0, "Hair": [0.0, 0.0, 1.0]}
+
+
 # -- the document: the same faces and the same result for every front end --------------------------
 
 @pytest.fixture(scope="module")

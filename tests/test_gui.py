@@ -457,6 +457,52 @@ def test_zoom_to_face_fills_the_view_with_the_face(editor, qtbot, tmp_path, port
     assert not w._photo.faces and not w.act_zoom_face.isEnabled()
 
 
+def test_an_edit_is_copied_and_pasted_onto_another_photo_in_one_undo_step(editor, qtbot, portrait_path):
+    """Edit ▸ Copy edit puts the moved faders on the clipboard (recipe JSON); Paste edit sets them
+    on the face of another photo as one undo step, and the preview shows the same edit as setting
+    them by hand; a clipboard without an edit, or with an attribute the model lacks, is refused
+    with a message and changes nothing."""
+    import json
+    from PySide6.QtGui import QGuiApplication
+    w = editor
+    orig = original(w)
+    smiling = 2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0
+    w.panel.row("Smiling").spin.setValue(smiling)
+    w.panel.row("Male").spin.setValue(1.5)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    edited = preview(w)
+    w.act_copy_edit.trigger()
+    copied = json.loads(QGuiApplication.clipboard().text())
+    assert copied["format"] == "fader-recipe" and copied["values"] == {"Smiling": smiling, "Male": 1.5}
+    assert "Copied the edit" in w.statusBar().currentMessage()
+
+    # back to the face's own values, then paste: the same pixels as the sliders gave
+    w.reset_all()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    steps = w.undo_stack.count()
+    w.act_paste_edit.trigger()
+    assert w.undo_stack.count() == steps + 1 and w.undo_stack.undoText() == "Paste edit"
+    assert w.panel.row("Smiling").spin.value() == smiling and w.panel.row("Male").spin.value() == 1.5
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
+    w.undo_stack.undo()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
+
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(portrait_path.parent / "astronaut_phone.heic")
+    other = original(w)
+    w.act_paste_edit.trigger()
+    assert w.session.values(0)["Smiling"] == smiling and w.session.values(0)["Male"] == 1.5
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), other), timeout=TIMEOUT)
+
+    for text, says in (("a shopping list", "no Fader edit"),
+                       (json.dumps({"format": "fader-recipe", "version": 1, "values": {"Bald": 1}}), "Bald")):
+        QGuiApplication.clipboard().setText(text)
+        w.errors.clear()
+        steps = w.undo_stack.count()
+        w.act_paste_edit.trigger()
+        assert w.errors and says in w.errors[-1][1] and w.undo_stack.count() == steps
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
