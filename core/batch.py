@@ -452,7 +452,7 @@ class _Pipeline:
 
     # -- reader threads ------------------------------------------------------------------------
     def _read(self, it: Item) -> _Prepared:
-        from .image_io import load_image, read_exif, read_icc_profile
+        from .image_io import load_image, read_metadata
         from .photo_edit import find_faces
         t = time.perf_counter()
         p = _Prepared(it)
@@ -460,9 +460,7 @@ class _Pipeline:
             if self.cancel.is_set():
                 raise _Stop()
             p.image = load_image(it.input)
-            if self.opt.keep_exif and not self.opt.raw:
-                p.exif = read_exif(it.input)
-            p.icc = read_icc_profile(it.input)
+            p.exif, p.icc = read_metadata(it.input, exif=self.opt.keep_exif and not self.opt.raw)
             # the faces PhotoEdit.open finds, so that a batch output equals what `edit` writes
             p.found = find_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
             n = p.n_faces

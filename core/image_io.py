@@ -27,7 +27,7 @@ try:  # HEIC/HEIF, what phones (every iPhone since 2017) write by default; decod
 except ImportError:  # an install without it still reads every other format
     _HEIF = False
 
-__all__ = ["load_image", "read_exif", "read_icc_profile", "save_image", "save_unchanged", "image_format",
+__all__ = ["load_image", "read_exif", "read_icc_profile", "read_metadata", "save_image", "save_unchanged", "image_format",
            "check_output_folder",
            "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "export_suffix"]
 
@@ -286,27 +286,25 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
+def read_metadata(path: str | os.PathLike, exif: bool = True) -> tuple:
+    """(EXIF, ICC profile) of ``path`` from one opening of its header, as :func:`read_exif` and
+    :func:`read_icc_profile` return them (``exif=False``: None for the EXIF, unread)."""
+    p = Path(path)
+    _check_readable(p)
+    im = _open(p, None)
+    try:
+        return (_exif_block(im) if exif else None), _rgb_profile(im)
+    finally:
+        im.close()
+
+
 def read_exif(path: str | os.PathLike) -> bytes | None:
     """Raw EXIF block of ``path`` (``b"Exif\\0\\0..."``) ready to re-embed, or None if it has none.
 
     The orientation tag is reset to 1 because :func:`load_image` already returns upright pixels;
     EXIF that Pillow cannot parse is dropped (None) rather than blocking a save.
     """
-    p = Path(path)
-    _check_readable(p)
-    im = _open(p, None)
-    try:
-        exif = im.getexif()
-        if not exif:
-            return None
-        if _ORIENTATION_TAG in exif:
-            exif[_ORIENTATION_TAG] = 1
-        data = exif.tobytes()
-    except Exception:
-        return None
-    finally:
-        im.close()
-    return data if len(data) > 6 else None
+    return read_metadata(path)[0]
 
 
 def read_icc_profile(path: str | os.PathLike) -> bytes | None:
@@ -318,16 +316,28 @@ def read_icc_profile(path: str | os.PathLike) -> bytes | None:
     looks duller. CMYK and grey images are converted to RGB on loading, so their profiles no
     longer apply and are not returned.
     """
-    p = Path(path)
-    _check_readable(p)
-    im = _open(p, None)
+    return read_metadata(path, exif=False)[1]
+
+
+def _exif_block(im) -> bytes | None:
+    try:
+        exif = im.getexif()
+        if not exif:
+            return None
+        if _ORIENTATION_TAG in exif:
+            exif[_ORIENTATION_TAG] = 1
+        data = exif.tobytes()
+    except Exception:
+        return None
+    return data if len(data) > 6 else None
+
+
+def _rgb_profile(im) -> bytes | None:
     try:
         icc = im.info.get("icc_profile")
         mode = im.mode
     except Exception:
         return None
-    finally:
-        im.close()
     if not isinstance(icc, bytes) or not 128 <= len(icc) <= _MAX_ICC_BYTES:
         return None
     # ICC header: bytes 16..19 name the data colour space of the profile

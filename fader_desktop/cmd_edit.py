@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from core.errors import printable
-    from core.image_io import read_exif, read_icc_profile, save_image, save_unchanged
+    from core.image_io import read_metadata, save_image, save_unchanged
     from core.photo_edit import PhotoEdit
     from fader_desktop.cli import PROG, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
@@ -41,12 +41,13 @@ def run(args) -> int:
     for name, own in parse_sets(engine, args.own, "--own").items():
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)
-    icc = read_icc_profile(src)  # the pixels keep the photo's colour space, so the file says which
+    # the pixels keep the photo's colour space, so the file says which (its ICC profile)
+    exif, icc = read_metadata(src, exif=not args.raw)
     if args.raw:
         save_image(dst, doc.render_raw(args.face or 0), quality=args.quality, icc_profile=icc)
     elif not doc.is_modified():
         # nothing to change: the input's own bytes (same format), else its exact pixels
-        save_unchanged(src, dst, doc.image, quality=args.quality, exif=read_exif(src), icc_profile=icc)
+        save_unchanged(src, dst, doc.image, quality=args.quality, exif=exif, icc_profile=icc)
     else:
-        save_image(dst, doc.render(), quality=args.quality, exif=read_exif(src), icc_profile=icc)
+        save_image(dst, doc.render(), quality=args.quality, exif=exif, icc_profile=icc)
     return 0

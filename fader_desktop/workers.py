@@ -502,7 +502,7 @@ class EditorBackend:
         """Write the photo at `values` (a Snapshot; None without a model): the original file itself
         when nothing is edited and its format allows, else the rendered pixels."""
         from core.errors import FaderError
-        from core.image_io import read_exif, read_icc_profile, save_image, save_unchanged
+        from core.image_io import read_metadata, save_image, save_unchanged
         if self.image is None:
             raise FaderError(f"{path}: nothing to export; open a photo first")
         if serial != self.serial:
@@ -516,8 +516,7 @@ class EditorBackend:
         if self.path is not None:
             try:
                 # the colour profile always travels: it says what the pixels' numbers mean
-                icc = read_icc_profile(self.path)
-                exif = read_exif(self.path) if keep_exif else None
+                exif, icc = read_metadata(self.path, exif=keep_exif)
             except FaderError:
                 pass  # the original may have been moved since; the pixels still export
         if unchanged and keep_exif and self.path is not None and Path(self.path).is_file():
