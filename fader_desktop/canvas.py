@@ -17,6 +17,17 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 BACKGROUND = QColor(40, 40, 42)
 ACCENT = QColor(61, 174, 233)
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
+# What the canvas itself does with keys and the mouse (keyPressEvent, the mouse handlers), for the
+# Help menu's list of shortcuts; the menus' actions list their own.
+CANVAS_KEYS = (
+    ("+ / −, wheel", "zoom in / out around the pointer"),
+    ("0 / 1, double click", "fit / 100 %"),
+    ("drag", "pan (with the edit brush on: paint)"),
+    ("\\ (hold)", "show the original"),
+    ("click a face", "select it"),
+    ("[ / ]", "edit brush smaller / larger"),
+    ("Shift+drag, Alt+drag", "edit brush: bring the edit back"),
+)
 ZOOM_STEP = 1.25
 SPLIT_GRAB_PX = 8
 CLICK_SLOP_PX = 4

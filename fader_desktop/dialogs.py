@@ -1,4 +1,4 @@
-"""Dialogs: export options, sweep export, model card, reference-checkpoint import, About."""
+"""Dialogs: export options, sweep export, model card, reference-checkpoint import, About, shortcuts."""
 from __future__ import annotations
 
 import html
@@ -348,3 +348,46 @@ def about_html(model_summary: dict | None) -> str:
     else:
         out.append("<p><b>Model:</b> none loaded</p>")
     return "".join(out)
+
+
+def shortcuts_html(menus, canvas_keys) -> str:
+    """Every menu action that has a shortcut, by menu ((title, [QAction]) pairs, as the menu bar
+    holds them), then what the canvas does with keys and the mouse ((keys, what) pairs)."""
+    from PySide6.QtGui import QKeySequence
+    e = html.escape
+    out = ["<table cellpadding='3'>"]
+    for title, actions in menus:
+        rows = []
+        for a in actions:
+            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts()]
+            keys = list(dict.fromkeys(k for k in keys if k))   # a standard key may repeat another
+            if keys and a.text():
+                rows.append((", ".join(keys), a.iconText()))   # the text without its mnemonic '&'
+
+        if rows:
+            out.append(f"<tr><td colspan='2'><b>{e(title.replace('&', ''))}</b></td></tr>")
+            out += [f"<tr><td><code>{e(k)}</code></td><td>{e(t)}</td></tr>" for k, t in rows]
+    out.append("<tr><td colspan='2'><b>On the photo</b></td></tr>")
+    out += [f"<tr><td><code>{e(k)}</code></td><td>{e(t)}</td></tr>" for k, t in canvas_keys]
+    out.append("</table>")
+    return "".join(out)
+
+
+class ShortcutsDialog(QDialog):
+    """Help ▸ Keyboard shortcuts: the list, scrollable, closed with Esc or Close."""
+
+    def __init__(self, parent, html_text: str):
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        self.resize(520, 620)
+        lay = QVBoxLayout(self)
+        self.browser = QTextBrowser()
+        lay.addWidget(self.browser)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+        self.set_html(html_text)
+
+    def set_html(self, html_text: str) -> None:
+        self.html = html_text
+        self.browser.setHtml(html_text)

@@ -658,6 +658,17 @@ class MainWindow(QMainWindow):
             return
         ModelCardDialog(self._model.summary, self._model.path, self).exec()
 
+    def show_shortcuts(self) -> None:
+        from .canvas import CANVAS_KEYS
+        from .dialogs import ShortcutsDialog, shortcuts_html
+        menus = [(m.title(), m.actions()) for m in (a.menu() for a in self.menuBar().actions()) if m is not None]
+        dlg = getattr(self, "_shortcuts_dialog", None)
+        if dlg is None:
+            dlg = self._shortcuts_dialog = ShortcutsDialog(self, "")
+        dlg.set_html(shortcuts_html(menus, CANVAS_KEYS))   # anew: the Training menu may have grown
+        dlg.show()
+        dlg.raise_()
+
     def show_about(self) -> None:
         QMessageBox.about(self, "About Fader Desktop", about_html(self._model.summary if self._model else None))
 

@@ -503,6 +503,31 @@ def test_an_edit_is_copied_and_pasted_onto_another_photo_in_one_undo_step(editor
         assert w.errors and says in w.errors[-1][1] and w.undo_stack.count() == steps
 
 
+def test_help_lists_every_shortcut_from_the_menus_and_the_photo_view(editor, qtbot):
+    """Help ▸ Keyboard shortcuts lists what the menus' actions really are bound to (so a new or
+    changed shortcut shows up) and the keys of the photo view that no menu shows."""
+    from PySide6.QtGui import QKeySequence
+    w = editor
+    w.act_shortcuts.trigger()
+    dlg = w._shortcuts_dialog
+    qtbot.waitUntil(dlg.isVisible, timeout=TIMEOUT)
+    import html
+    import re
+    rows = {html.unescape(what): html.unescape(key)
+            for key, what in re.findall(r"<tr><td><code>(.*?)</code></td><td>(.*?)</td></tr>", dlg.html)}
+    assert rows.get("Zoom to face", "").startswith("F") and rows.get("Edit brush") == "B"
+    assert rows.get("Copy edit") == QKeySequence("Ctrl+Shift+C").toString(QKeySequence.SequenceFormat.NativeText)
+    assert rows.get("Undo") and rows.get("Export") and "show the original" in rows and "edit brush smaller / larger" in rows
+    old = w.act_split.shortcuts()
+    try:
+        w.act_split.setShortcut(QKeySequence("Ctrl+Alt+S"))
+        w.act_shortcuts.trigger()
+        assert "Ctrl+Alt+S" in dlg.browser.toPlainText() and "Ctrl+Alt+S" in dlg.html
+    finally:
+        w.act_split.setShortcuts(old)
+        dlg.close()
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
