@@ -738,6 +738,21 @@ class MainWindow(QMainWindow):
         s = self.session
         s.set_masks({i: None for i in s.targets()}, label="Clear edit brush")
 
+    def erase_edit_everywhere(self) -> None:
+        """The selected face's (or every face's) edit erased everywhere, and the brush on: then
+        Shift+drag paints the edit back only where it is wanted (the eyes for glasses, say)."""
+        photo = self._photo
+        if photo is None or not photo.faces:
+            return
+        s = self.session
+        chosen = set(s.targets())
+        masks = {f.index: EditMask(np.zeros((f.crop_size, f.crop_size), np.float32), f.matrix)
+                 for f in photo.faces if f.index in chosen and f.matrix is not None and f.crop_size}
+        s.set_masks(masks, label="Erase edit everywhere")
+        self.set_brush(True)
+        self.statusBar().showMessage("The edit is erased everywhere: Shift+drag paints it back where you want it, "
+                                     "[ and ] change the size, B ends", 0)
+
     def zoom_to_face(self) -> None:
         """Fill the view with the selected face (every face when All faces is selected): the
         part of the photo its edit can change, with a margin."""
@@ -809,6 +824,7 @@ class MainWindow(QMainWindow):
         self.act_reset_all.setEnabled(has_faces)
         self.act_brush.setEnabled(has_faces)
         self.act_clear_brush.setEnabled(has_faces and any(m is not None for m in self.session.masks))
+        self.act_erase_everywhere.setEnabled(has_faces)
         if self.act_brush.isChecked() and not has_faces:
             self.set_brush(False)
         self.act_card.setEnabled(self._model is not None)

@@ -382,6 +382,43 @@ def test_the_edit_brush_erases_the_edit_where_painted_in_one_undo_step(editor, q
     assert not w.canvas.brush_enabled()
 
 
+def test_the_edit_is_erased_everywhere_then_painted_back_only_where_wanted(editor, qtbot):
+    """Edit ▸ Erase edit everywhere: the photo shows its own pixels, the brush is on, and a
+    Shift+drag paints the edit back along the stroke only; undo gives the whole edit back."""
+    w = editor
+    orig = original(w)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    w.panel.row("Male").spin.setValue(2.0 if w.panel.row("Male").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    edited = preview(w)
+    w.act_erase_everywhere.trigger()
+    assert w.canvas.brush_enabled() and "paints it back" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    x0, y0, x1, y1 = w._photo.faces[0].box
+    xs = x0 + 0.5 * (x1 - x0)
+    ys = [y0 + t * (y1 - y0) for t in np.linspace(0.2, 0.8, 7)]
+    w.canvas.set_brush_size(20 * w.canvas.scale)
+    at = [w.canvas.to_widget(QPointF(xs, y)).toPoint() for y in ys]
+    shift = Qt.KeyboardModifier.ShiftModifier
+    qtbot.mousePress(w.canvas, Qt.MouseButton.LeftButton, shift, at[0])
+    for p in at[1:]:
+        qtbot.mouseMove(w.canvas, p)
+    qtbot.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, shift, at[-1])
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    painted = preview(w)
+    h, w_ = orig.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w_]
+    near = (np.abs(xx - xs) < 4) & (yy > ys[1]) & (yy < ys[-2])
+    far = (np.abs(xx - xs) > 40) & (yy > y0) & (yy < y1) & (xx > x0) & (xx < x1)
+    assert np.any(edited[near] != orig[near]) and np.any(edited[far] != orig[far])
+    assert np.array_equal(painted[near], edited[near]), "the edit is back along the stroke"
+    assert np.array_equal(painted[far], orig[far]), "and nowhere else"
+    w.undo_stack.undo()
+    w.undo_stack.undo()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
+    w.act_brush.trigger()
+
+
 def test_brush_strokes_stay_on_the_face_after_switching_to_a_model_of_another_template(editor, qtbot, tmp_path):
     """A stroke painted with one model stays where it was painted on the face after a switch to a
     model (same attributes) that frames faces tighter at another size: the preview there shows the
