@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
     renderFinished = Signal(int, float)   # generation and milliseconds of every render the worker ran
     exportFinished = Signal(str)      # written path
     sweepExported = Signal(str)       # written path
+    imageCopied = Signal()            # the photo went to the clipboard
     errorShown = Signal(str, str)     # title, message (after show_error)
 
     def __init__(self, settings: Optional[Settings] = None, device: Optional[str] = None):
@@ -601,6 +602,22 @@ class MainWindow(QMainWindow):
                          on_done=self._on_exported, on_error=self._failure("Export failed"))
         return True
 
+    def copy_image(self) -> None:
+        """Put the edited photo on the clipboard, at full resolution, as an export renders it
+        (a job), to paste into another program."""
+        if self._photo is None:
+            return
+        backend, serial, values = self.backend, self._serial, self.session.snapshot() if self.session.n_faces else None
+
+        def done(img) -> None:
+            QGuiApplication.clipboard().setImage(img)
+            self.statusBar().showMessage(f"Copied the {'edited ' if values and self.session.is_modified() else ''}"
+                                         f"photo ({img.width()}×{img.height()})", 6000)
+            self.imageCopied.emit()
+
+        self.jobs.submit(lambda: backend.rendered_image(serial, values), on_done=done,
+                         on_error=self._failure("Cannot copy the photo"))
+
     def export_sweep_dialog(self) -> None:
         if self._photo is None or not self._photo.faces:
             return
@@ -820,6 +837,7 @@ class MainWindow(QMainWindow):
         self.act_sweep.setEnabled(has_faces and not self._busy)
         self.act_reset_face.setEnabled(has_faces)
         self.act_copy_edit.setEnabled(has_faces)
+        self.act_copy_image.setEnabled(has_photo and not self._busy)
         self.act_paste_edit.setEnabled(has_faces)
         self.act_reset_all.setEnabled(has_faces)
         self.act_brush.setEnabled(has_faces)

@@ -59,6 +59,8 @@ ACTIONS = (
     ActionSpec("act_reset_face", "Reset &face", "reset_face", "Ctrl+R",
                "Every fader of the selected face back to its own value"),
     ActionSpec("act_reset_all", "Reset &all faces", "reset_all", "Ctrl+Shift+R", "Undo every edit on every face"),
+    ActionSpec("act_copy_image", "Copy &image", "copy_image", SK.Copy,
+               "Copy the edited photo at full resolution, to paste into another program"),
     ActionSpec("act_copy_edit", "&Copy edit", "copy_edit", "Ctrl+Shift+C",
                "Copy the selected face's moved faders, to paste onto another face or photo"),
     ActionSpec("act_paste_edit", "&Paste edit", "paste_edit", "Ctrl+Shift+V",
@@ -91,7 +93,7 @@ DEVICE_CHOICES = (("auto", "&Automatic"), ("cpu", "&CPU"), ("cuda", "CU&DA (GPU)
 MENUS = (
     ("&File", ("act_open", "@recent", "act_prev", "act_next", None, "act_export", "act_sweep", "act_recipe",
                "act_batch", None, "act_open_model", "act_import", "act_card", None, "act_quit")),
-    ("&Edit", ("act_undo", "act_redo", None, "act_copy_edit", "act_paste_edit", None, "act_reset_face",
+    ("&Edit", ("act_undo", "act_redo", None, "act_copy_image", "act_copy_edit", "act_paste_edit", None, "act_reset_face",
                "act_reset_all", None, "act_brush", "act_erase_everywhere", "act_clear_brush")),
     ("&View", ("act_fit", "act_actual", "act_zoom_face", "act_zoom_in", "act_zoom_out", None, "act_split", "act_boxes",
                "@hold_hint", None, "@dock")),

@@ -498,6 +498,21 @@ class EditorBackend:
         patch = to_display(pixels, self.colour_space)
         return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0)
 
+    def rendered_image(self, serial: int, values) -> QImage:
+        """The whole photo at `values` (a Snapshot; None without a model) as an export renders
+        it, in the display's colours (sRGB): what Copy image puts on the clipboard."""
+        from core.errors import FaderError
+        if self.image is None:
+            raise FaderError("nothing to copy; open a photo first")
+        if serial != self.serial:
+            self._current(serial, "copy")
+        rgb = self.image
+        if self.doc is not None and values is not None:
+            self.doc.restore(values)
+            if self.doc.is_modified():
+                rgb = self.doc.render()
+        return to_display(rgb, self.colour_space)
+
     def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool) -> str:
         """Write the photo at `values` (a Snapshot; None without a model): the original file itself
         when nothing is edited and its format allows, else the rendered pixels."""

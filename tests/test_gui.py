@@ -540,6 +540,25 @@ def test_an_edit_is_copied_and_pasted_onto_another_photo_in_one_undo_step(editor
         assert w.errors and says in w.errors[-1][1] and w.undo_stack.count() == steps
 
 
+def test_copy_image_puts_the_edited_photo_on_the_clipboard(editor, qtbot, tmp_path):
+    """Edit ▸ Copy image (Ctrl+C): the clipboard holds the whole photo at full resolution with
+    the edit, the pixels an export writes."""
+    from PySide6.QtGui import QGuiApplication
+    w = editor
+    orig = original(w)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    with qtbot.waitSignal(w.imageCopied, timeout=TIMEOUT):
+        w.act_copy_image.trigger()
+    copied = qimage_to_numpy(QGuiApplication.clipboard().image())
+    assert "Copied the edited photo" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_to(tmp_path / "edited.png")
+    exported = load_image(tmp_path / "edited.png")
+    assert copied.shape == orig.shape and np.array_equal(copied, exported)
+    assert not np.array_equal(copied, orig)
+
+
 def test_help_lists_every_shortcut_from_the_menus_and_the_photo_view(editor, qtbot):
     """Help ▸ Keyboard shortcuts lists what the menus' actions really are bound to (so a new or
     changed shortcut shows up) and the keys of the photo view that no menu shows."""
