@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -70,6 +71,12 @@ class ValuesCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.window.session.restore(self.before)
+
+
+def pasted_folder() -> Path:
+    """Where File ▸ Open from clipboard keeps pasted images (the app's data folder, Pasted/)."""
+    from PySide6.QtCore import QStandardPaths
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "Pasted"
 
 
 class MainWindow(QMainWindow):
@@ -248,11 +255,56 @@ class MainWindow(QMainWindow):
 
     def open_photo(self, path) -> None:
         """Open a photo (detection and encoding run as a job; the window shows it when done)."""
-        if not self._confirm_discard():
-            return
+        if self._confirm_discard():
+            self._open_photo_now(path)
+
+    def _open_photo_now(self, path) -> None:
         path, backend, status = Path(path), self.backend, self.jobs.set_busy_text
         self.jobs.submit(lambda: backend.open_photo(path, status), on_done=self._on_photo_loaded,
                          on_error=self._failure("Cannot open photo"), busy_text=f"Opening {path.name}…")
+
+    def paste_photo(self) -> None:
+        """Open the photo on the clipboard: a copied image file (its own file is opened) or
+        image data (a screenshot, an image copied in a browser), which is first saved as a PNG
+        in the app's data folder (Pasted/), so that it has a file as every photo here does."""
+        clip = QGuiApplication.clipboard()
+        mime = clip.mimeData()
+        files = [Path(u.toLocalFile()) for u in (mime.urls() if mime is not None else []) if u.isLocalFile()]
+        photos = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+        if photos:
+            return self.open_photo(photos[0])
+        img = clip.image() if mime is not None and mime.hasImage() else None
+        if img is None or img.isNull():
+            self._error("Cannot paste a photo", "The clipboard holds no image. Copy a photo (or an image file) first.")
+            return
+        if not self._confirm_discard():
+            return
+        folder = pasted_folder()
+        name = time.strftime("Pasted %Y-%m-%d %H-%M-%S")
+
+        def save() -> Path:
+            # as a PNG of the image itself (its alpha too), written atomically, never over a file
+            from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+            from core.atomic_write import write_bytes_atomic
+            data = QByteArray()
+            buf = QBuffer(data)
+            buf.open(QIODevice.OpenModeFlag.WriteOnly)
+            if not img.save(buf, "PNG"):
+                raise FaderError("the clipboard's image could not be encoded as PNG")
+            buf.close()
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path, n = folder / f"{name}.png", 1
+                while path.exists():
+                    n += 1
+                    path = folder / f"{name} ({n}).png"
+                write_bytes_atomic(path, bytes(data.data()))
+            except OSError as e:
+                raise FaderError(f"{folder}: cannot save the pasted image: {e.strerror or e}") from None
+            return path
+
+        self.jobs.submit(save, on_done=self._open_photo_now, on_error=self._failure("Cannot paste a photo"),
+                         busy_text="Saving the pasted image…")
 
     def open_sibling(self, step: int) -> None:
         """Next/previous photo: of the command-line list when one was given, else of the folder."""

@@ -44,6 +44,8 @@ ACTIONS = (
                "Open the next photo of the same folder", args=(1,)),
     ActionSpec("act_prev", "&Previous photo in folder", "open_sibling", "Ctrl+PgUp",
                "Open the previous photo of the same folder", args=(-1,)),
+    ActionSpec("act_paste_photo", "Open from &clipboard", "paste_photo", SK.Paste,
+               "Open the image (or image file) on the clipboard, e.g. a screenshot"),
     ActionSpec("act_export", "&Export…", "export_dialog", "Ctrl+E", "Export the edited photo", "export"),
     ActionSpec("act_sweep", "Export s&weep…", "export_sweep_dialog", "Ctrl+Shift+E",
                "One attribute of the selected face at several values, as a strip or an animation"),
@@ -91,7 +93,7 @@ DEVICE_CHOICES = (("auto", "&Automatic"), ("cpu", "&CPU"), ("cuda", "CU&DA (GPU)
 
 # menu title -> entries: an action's attribute, None for a separator, or a special entry
 MENUS = (
-    ("&File", ("act_open", "@recent", "act_prev", "act_next", None, "act_export", "act_sweep", "act_recipe",
+    ("&File", ("act_open", "act_paste_photo", "@recent", "act_prev", "act_next", None, "act_export", "act_sweep", "act_recipe",
                "act_batch", None, "act_open_model", "act_import", "act_card", None, "act_quit")),
     ("&Edit", ("act_undo", "act_redo", None, "act_copy_image", "act_copy_edit", "act_paste_edit", None, "act_reset_face",
                "act_reset_all", None, "act_brush", "act_erase_everywhere", "act_clear_brush")),

@@ -559,6 +559,45 @@ def test_copy_image_puts_the_edited_photo_on_the_clipboard(editor, qtbot, tmp_pa
     assert not np.array_equal(copied, orig)
 
 
+def test_a_photo_is_opened_from_the_clipboard(editor, qtbot, portrait_path):
+    """File ▸ Open from clipboard (Ctrl+V): image data (a screenshot) is kept as a PNG in the
+    app's data folder, a second paste beside it, and opened with its face found; a copied image
+    file opens itself; an empty clipboard gets a message."""
+    from PySide6.QtCore import QStandardPaths
+    from PySide6.QtGui import QGuiApplication
+    from fader_desktop.main_window import pasted_folder
+    from fader_desktop.workers import numpy_to_qimage
+    w = editor
+    QStandardPaths.setTestModeEnabled(True)     # the data folder under ~/.qttest, not the user's
+    try:
+        folder = pasted_folder()
+        before = set(folder.glob("*.png")) if folder.is_dir() else set()
+        rgb = load_image(portrait_path)
+        QGuiApplication.clipboard().setImage(numpy_to_qimage(rgb))
+        with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+            w.act_paste_photo.trigger()
+        assert w._photo.path.parent == folder and w._photo.path.name.startswith("Pasted ")
+        assert np.array_equal(original(w), rgb) and len(w._photo.faces) == 1
+        with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+            w.act_paste_photo.trigger()
+        new = set(folder.glob("*.png")) - before
+        assert len(new) == 2 and all(np.array_equal(load_image(p), rgb) for p in new)
+        for p in new:
+            p.unlink()
+    finally:
+        QStandardPaths.setTestModeEnabled(False)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(portrait_path))])
+    QGuiApplication.clipboard().setMimeData(mime)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_paste_photo.trigger()
+    assert w._photo.path == portrait_path
+    QGuiApplication.clipboard().setText("not a picture")
+    w.errors.clear()
+    w.act_paste_photo.trigger()
+    assert w.errors and "no image" in w.errors[-1][1]
+
+
 def test_help_lists_every_shortcut_from_the_menus_and_the_photo_view(editor, qtbot):
     """Help ▸ Keyboard shortcuts lists what the menus' actions really are bound to (so a new or
     changed shortcut shows up) and the keys of the photo view that no menu shows."""
