@@ -61,7 +61,8 @@ class BatchOptions:
     face: Optional[int] = None     # edit only this face (0 = leftmost); None = every face
     format: Optional[str] = None   # png | jpg | webp; None = the input's own format
     quality: int = 95
-    skip_existing: bool = False
+    skip_existing: bool = False    # outputs that exist are left as they are (resume)
+    overwrite: bool = False        # outputs that exist are replaced (else: refused, see plan_batch)
     keep_exif: bool = True
 
     def validate(self) -> None:
@@ -71,6 +72,8 @@ class BatchOptions:
             raise FaderError(f"quality must be between 1 and 100, got {self.quality}")
         if self.face is not None and self.face < 0:
             raise FaderError(f"--face must be 0 or more, got {self.face}")
+        if self.skip_existing and self.overwrite:
+            raise FaderError("--skip-existing and --overwrite exclude each other")
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,14 +111,24 @@ def _resolve(p: Path) -> Optional[Path]:
         return None
 
 
-def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool = False) -> list:
+class OutputsExist(FaderError):
+    """Outputs that would replace files already there, without skip_existing or overwrite."""
+
+    def __init__(self, message: str, paths: list):
+        super().__init__(message)
+        self.paths = paths
+
+
+def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool = False,
+               overwrite: bool = False) -> list:
     """Walk IN_DIR and pair every file with its output path; raises FaderError for usage errors.
 
     Hidden files and folders (name starting with '.') are left out. Non-image files, links that
     cannot be followed (loops), and images whose output path another input already takes
     (``a.jpg`` and ``a.png`` with ``--format png``), are returned already marked skipped; with
     ``skip_existing`` outputs that exist are marked ``exists``. A folder without any image is an
-    error.
+    error. An output that exists is never replaced unless ``overwrite`` says so: without either
+    flag, OutputsExist names them before anything is written.
     """
     src_root, dst_root = Path(in_dir), Path(out_dir)
     if not src_root.exists():
@@ -185,6 +198,13 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
         taken[key] = it.relative
         if skip_existing and it.output.is_file():
             it.status, it.reason = "exists", "output exists (--skip-existing)"
+    if not skip_existing and not overwrite:
+        there = [it.output for it in items if it.output is not None and it.status != "skipped"
+                 and (it.output.exists() or it.output.is_symlink())]
+        if there:
+            more = f" and {len(there) - 1} more" if len(there) > 1 else ""
+            raise OutputsExist(f"{there[0]}{more}: {len(there)} output file(s) already exist in {dst_root}; "
+                               "--skip-existing keeps them (resume), --overwrite replaces them", there)
     return items
 
 
@@ -372,14 +392,14 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
     attribute_code(engine.attributes, [options.values])  # unknown names / bad codes -> FaderError now
     cancel = cancel or threading.Event()
     if items is None:
-        items = plan_batch(in_dir, out_dir, options.format, options.skip_existing)
+        items = plan_batch(in_dir, out_dir, options.format, options.skip_existing, options.overwrite)
     if report_path is not None:
         _check_report_path(report_path, items, out_dir)
     report = BatchReport(str(in_dir), str(out_dir), items, model=engine.model.name,
                          values=make_recipe(options.values)["values"],
                          options={"aligned": options.aligned, "raw": options.raw, "face": options.face,
                                   "format": options.format, "quality": options.quality,
-                                  "skip_existing": options.skip_existing},
+                                  "skip_existing": options.skip_existing, "overwrite": options.overwrite},
                          started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     t0 = time.perf_counter()
     total = len(items)

@@ -64,6 +64,8 @@ class BatchDialog(QDialog):
         self.error: Optional[str] = None
         self.summary_box: Optional[QMessageBox] = None
         self.message_box: Optional[QMessageBox] = None
+        self.existing_box: Optional[QMessageBox] = None   # "outputs already exist": replace or skip
+        self._overwrite_once = False
         self._close_when_done = False
         self.jobs = JobRunner("fader-batch", self)
         self._running = False
@@ -156,20 +158,22 @@ class BatchDialog(QDialog):
         return BatchOptions(values=dict(self.values) if self.current_radio.isChecked() else {},
                             aligned=self.aligned_check.isChecked(),
                             format=FORMATS[self.format_combo.currentIndex()][1],
-                            quality=self.quality_spin.value(), skip_existing=self.skip_check.isChecked())
+                            quality=self.quality_spin.value(), skip_existing=self.skip_check.isChecked(),
+                            overwrite=self._overwrite_once and not self.skip_check.isChecked())
 
     def is_running(self) -> bool:
         return self._running
 
     def start(self) -> bool:
         """Check the choices, then run the batch on a worker thread. False when refused."""
-        from core.batch import plan_batch
+        from core.batch import OutputsExist, plan_batch
         from core.errors import FaderError
         if self.is_running():
             return False
         in_dir, out_dir = self.in_edit.text().strip(), self.out_edit.text().strip()
         recipe = self.recipe_edit.text().strip() if self.recipe_radio.isChecked() else None
         opts = self.options()
+        self._overwrite_once = False   # a "Replace" answer holds for the run it was given for
         try:
             if not in_dir or not out_dir:
                 raise FaderError("choose the folder of photos and the output folder")
@@ -177,7 +181,10 @@ class BatchDialog(QDialog):
                 raise FaderError("choose a recipe file, or use the current edit")
             if recipe and not Path(recipe).is_file():
                 raise FaderError(f"{recipe}: recipe file not found")
-            items = plan_batch(in_dir, out_dir, opts.format, opts.skip_existing)
+            items = plan_batch(in_dir, out_dir, opts.format, opts.skip_existing, opts.overwrite)
+        except OutputsExist as e:
+            self._ask_existing(len(e.paths), out_dir)   # the answer starts the run, or not
+            return False
         except FaderError as e:
             self._warn(str(e))
             return False
@@ -289,6 +296,30 @@ class BatchDialog(QDialog):
                 report.write(f)
             except ValueError as e:
                 self._warn(str(e))
+
+    def _ask_existing(self, n: int, out_dir: str) -> None:
+        """Files already there are never replaced unasked: Replace them, skip those photos, or
+        cancel (window-modal, without a nested event loop)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Batch export",
+                          f"{n} of the outputs already exist in {out_dir}.", QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("Replace them with this edit, or keep them and skip those photos?")
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
+        skip = box.addButton("Skip those photos", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(skip)
+
+        def answered(button) -> None:
+            if button is replace:
+                self.skip_check.setChecked(False)
+                self._overwrite_once = True
+            elif button is skip:
+                self.skip_check.setChecked(True)
+            else:
+                return
+            self.start()
+
+        box.buttonClicked.connect(answered)
+        self.existing_box = box
+        box.open()
 
     def _warn(self, message: str) -> None:
         # open(), not exec(): window-modal without a nested event loop (and testable)

@@ -21,7 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw", action="store_true", help="write the model's own output at model resolution")
     p.add_argument("--format", choices=("png", "jpg", "webp"), help="output format (default: the input's)")
     p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1..100 (default 95)")
-    p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume)")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume)")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace outputs that already exist (without this or --skip-existing, the run "
+                               "refuses to start when any exists)")
     p.add_argument("--report", metavar="REPORT.json", help="write a JSON report of every input")
     p.add_argument("--readers", type=int, metavar="K", help=argparse.SUPPRESS)  # tuning: reader threads
     add_model_arguments(p)
@@ -43,10 +47,10 @@ def run(args) -> int:
     from core.errors import printable
     from fader_desktop.cli import PROG, load_engine
     opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
-                        quality=args.quality, skip_existing=args.skip_existing)
+                        quality=args.quality, skip_existing=args.skip_existing, overwrite=args.overwrite)
     opts.validate()
     # Check the folders before loading the model: usage errors should be quick.
-    items = plan_batch(args.in_dir, args.out_dir, opts.format, opts.skip_existing)
+    items = plan_batch(args.in_dir, args.out_dir, opts.format, opts.skip_existing, opts.overwrite)
     engine = load_engine(args)
     opts.values = build_values(engine, args.recipe, args.set)
     if not opts.values and not opts.raw:

@@ -360,6 +360,23 @@ def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
     assert "gray.png: skipped — " in details and "no face" in details
     assert dlg.summary_box is not None and dlg.summary_box.detailedText() == details
     dlg.summary_box.close()
+
+    # again into the same folder: the three outputs are there, so it asks before anything is written
+    def run_after(answer: str):
+        before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.png")}
+        assert dlg.start() is False and dlg.existing_box is not None and dlg.existing_box.isVisible()
+        assert "3 of the outputs already exist" in dlg.existing_box.text()
+        assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.png")} == before
+        next(b for b in dlg.existing_box.buttons() if b.text() == answer).click()
+        deadline = time.monotonic() + 120
+        while dlg.is_running() and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.01)
+        dlg.summary_box.close()
+        dlg.skip_check.setChecked(False)
+        return dlg.report.counts()
+    assert run_after("Skip those photos")["exists"] == 3
+    assert run_after("Replace")["ok"] == 3
     dlg.close()
 
 
@@ -407,10 +424,35 @@ def test_report_never_replaces_a_photo_or_a_foreign_file(tmp_path, capsys, align
     assert rc == 2 and "exists and is not a batch report" in err and len(err.strip().splitlines()) == 1
     assert mine.read_text() == "my notes\n" and not out.exists()
     # into the output folder under its own name (created with it), then replacing its own report
-    for _ in range(2):
-        rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", out / "report.json", *m)
+    for again in ([], ["--overwrite"]):
+        rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", out / "report.json", *m, *again)
         assert rc == 0, err
         assert json.loads((out / "report.json").read_text())["counts"]["ok"] == 3
+
+
+def test_a_file_already_in_the_output_folder_is_never_replaced_unasked(tmp_path, capsys, aligned3, tiny_model_path):
+    """An output name that is already taken (the user's own file, or an earlier run's output)
+    stops the run before anything is written, naming it; --skip-existing keeps it, --overwrite
+    replaces it, and the two together are a usage error."""
+    from core.image_io import load_image
+    m = ["--model", tiny_model_path, "--device", "cpu", "--aligned", "--set", "Smiling=1"]
+    out = tmp_path / "out"
+    out.mkdir()
+    name = sorted(p.name for p in aligned3.iterdir())[0]
+    theirs = out / name
+    theirs.write_bytes(b"the user's own file")
+    rc, err = cli(capsys, "batch", aligned3, "-o", out, *m)
+    assert rc == 2 and str(theirs) in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert theirs.read_bytes() == b"the user's own file" and sorted(out.iterdir()) == [theirs]
+    rc, err = cli(capsys, "batch", aligned3, "-o", out, "--skip-existing", *m)
+    assert rc == 0, err
+    assert theirs.read_bytes() == b"the user's own file" and len(list(out.iterdir())) == 3
+    rc, err = cli(capsys, "batch", aligned3, "-o", out, "--overwrite", *m)
+    assert rc == 0, err
+    assert load_image(theirs).shape[:2] == load_image(aligned3 / name).shape[:2]
+    with pytest.raises(SystemExit) as e:   # argparse's usage error
+        cli(capsys, "batch", aligned3, "-o", out, "--overwrite", "--skip-existing", *m)
+    assert e.value.code == 2 and "not allowed with" in capsys.readouterr().err
 
 
 def test_unwritable_report_or_output_is_found_before_any_work(tmp_path, capsys, aligned3, tiny_model_path,
@@ -491,7 +533,7 @@ def test_another_runs_temporary_files_are_left_alone(tmp_path, aligned3, engine)
     finally:
         first.kill()
         first.wait()
-    rep = run_batch(aligned3, out, engine, BatchOptions(values={"Smiling": 1.0}, aligned=True))
+    rep = run_batch(aligned3, out, engine, BatchOptions(values={"Smiling": 1.0}, aligned=True, overwrite=True))
     assert rep.counts()["ok"] == 3
     assert not theirs.exists()  # its writer is gone: a leftover, cleaned up
 
