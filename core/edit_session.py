@@ -116,10 +116,16 @@ class EditSession:
     """
 
     def __init__(self, attributes: Sequence[Attribute], own_values: Sequence[Mapping],
-                 snapshot: Optional[Snapshot] = None):
+                 snapshot: Optional[Snapshot] = None, certainty: Optional[Sequence] = None):
+        """``certainty``: per face, the classifier's probability of each reading ({name: p}, or
+        None where unknown), which says where the window should mark a reading as unsure."""
         self.attributes = list(attributes)
         self._attr = {a.name: a for a in self.attributes}
         self.own: list = [{a.name: own[a.name] for a in self.attributes} for own in own_values]
+        self._read = [dict(o) for o in self.own]   # the classifier's readings, before any correction
+        self._certainty = list(certainty) if certainty is not None else [None] * len(self.own)
+        if len(self._certainty) != len(self.own):
+            raise FaderError(f"certainty for {len(self._certainty)} face(s), own values for {len(self.own)}")
         self._sliders: list = [{a.name: own_slider(a, own[a.name]) for a in self.attributes} for own in self.own]
         self.masks: list = [None] * len(self.own)   # EditMask per face; None: the edit everywhere
         self.selected = 0
@@ -185,6 +191,15 @@ class EditSession:
         faces = range(self.n_faces) if face is None else [face]
         names = [a.name for a in self.attributes] if name is None else [name]
         return any(not same_value(self._attr[n], self.value(n, i), self.own[i][n]) for i in faces for n in names)
+
+    def reading_certainty(self, name: str, face: int) -> Optional[float]:
+        """The classifier's probability of the face's reading of `name` while the reading stands
+        (None: unknown, or the user has corrected it, which settles it)."""
+        self.attribute(name)
+        c = self._certainty[face]
+        if not c or name not in c or not same_value(self._attr[name], self.own[face][name], self._read[face][name]):
+            return None
+        return float(c[name])
 
     def modified_faces(self) -> list:
         return [i for i in range(self.n_faces) if self.is_modified(i)]

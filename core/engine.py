@@ -344,7 +344,10 @@ class Engine:
         most faithful reconstruction. Without a classifier every attribute starts at its first value.
         """
         n = len(np.asarray(crops)) if np.asarray(crops).ndim == 4 else 1
-        probs = self.predict_probabilities(crops)
+        return self.values_from_probabilities(self.predict_probabilities(crops), n)
+
+    def values_from_probabilities(self, probs, n: int) -> list:
+        """predict_values from probabilities already read (``probs`` None: no classifier)."""
         result = []
         for i in range(n):
             vals = {}

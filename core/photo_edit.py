@@ -101,6 +101,7 @@ class FaceEdit:
     own_values: dict      # the classifier's reading when the photo was opened (`own`: as corrected since)
     box: Optional[tuple] = None
     landmarks: Optional[np.ndarray] = None
+    own_certainty: Optional[dict] = None   # the classifier's probability of each reading (None: no classifier)
     _doc: Optional["PhotoEdit"] = field(default=None, repr=False)
     _recon: Optional[np.ndarray] = field(default=None, repr=False)
     _recon_draft: Optional[np.ndarray] = field(default=None, repr=False)
@@ -206,7 +207,8 @@ class PhotoEdit:
         self.path = path
         self.aligned = aligned
         self.fallback = fallback   # edited as an aligned crop because no face was detected
-        self.session = EditSession(engine.attributes, [f.own_values for f in faces])
+        self.session = EditSession(engine.attributes, [f.own_values for f in faces],
+                                   certainty=[f.own_certainty for f in faces])
         for f in faces:
             f._doc = self
 
@@ -239,12 +241,17 @@ class PhotoEdit:
         if crops:
             stack = np.stack(crops)
             latent = engine.encode(stack)
-            own = engine.predict_values(stack)
+            probs = engine.predict_probabilities(stack)
+            own = engine.values_from_probabilities(probs, len(stack))
+            # how sure the classifier is of each reading (the window marks the unsure ones)
+            sure = [None] * len(stack) if probs is None else \
+                [{name: float(max(p)) for name, p in face.items()} for face in probs]
         docs, k = [], 0
         for image, found, path in photos:
             faces = []
             for j, a in enumerate(found.alignments):
-                faces.append(FaceEdit(j, a, latent[k], dict(own[k]), found.boxes[j], found.landmarks[j]))
+                faces.append(FaceEdit(j, a, latent[k], dict(own[k]), found.boxes[j], found.landmarks[j],
+                                      own_certainty=sure[k]))
                 k += 1
             docs.append(cls(image, engine, faces, found.skipped, path, found.aligned, found.fallback))
         return docs

@@ -438,7 +438,8 @@ class MainWindow(QMainWindow):
                       and {a.name for a in old.attributes} == {a.name for a in self._attrs})
         self._photo = info
         self._serial = info.serial
-        session = EditSession(self._attrs, [f.own_values for f in info.faces])
+        session = EditSession(self._attrs, [f.own_values for f in info.faces],
+                              certainty=[f.own_certainty for f in info.faces])
         if same_faces:
             # the same faces with another model or device: the edit and its history carry over
             session.restore(old.snapshot())

@@ -329,6 +329,7 @@ class FaceInfo:
     own_values: dict
     matrix: Optional[tuple] = None   # 2x3 alignment, photo pixels -> crop pixels (the edit brush)
     crop_size: int = 0               # the model's crop side S
+    own_certainty: Optional[dict] = None   # the classifier's probability of each reading
 
 
 @dataclass
@@ -473,7 +474,8 @@ class EditorBackend:
         if doc is not None:
             s = self.engine.image_size
             info.faces = [FaceInfo(f.index, f.box, dict(f.own_values),
-                                   tuple(map(tuple, np.asarray(f.aligned.matrix, float).reshape(2, 3))), s)
+                                   tuple(map(tuple, np.asarray(f.aligned.matrix, float).reshape(2, 3))), s,
+                                   dict(f.own_certainty) if f.own_certainty else None)
                           for f in doc.faces]
             info.skipped = [(s.box, s.reason) for s in doc.skipped]
             info.edit_rect = doc.edit_region()

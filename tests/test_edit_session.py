@@ -127,6 +127,22 @@ def test_several_values_set_at_once_are_one_change_and_a_bad_face_changes_nothin
     assert s.values(1) == {"Smiling": 1.0, "Hair": [0.0, 0.0, 1.0]}
 
 
+def test_a_readings_certainty_stands_until_the_user_corrects_the_reading():
+    s = EditSession(ATTRS, OWN, certainty=[{"Smiling": 0.62, "Hair": 0.9}, None])
+    assert s.reading_certainty("Smiling", 0) == pytest.approx(0.62) and s.reading_certainty("Smiling", 1) is None
+    heard = []
+    s.subscribe(heard.append)
+    s.set_own("Smiling", 1.0, faces=[0])
+    assert s.reading_certainty("Smiling", 0) is None          # corrected: the user has settled it
+    assert s.reading_certainty("Hair", 0) == pytest.approx(0.9)
+    s.restore(heard[-1].before)
+    assert s.reading_certainty("Smiling", 0) == pytest.approx(0.62)
+    with pytest.raises(FaderError):
+        EditSession(ATTRS, OWN, certainty=[None])
+    with pytest.raises(FaderError):
+        s.reading_certainty("Bald", 0)
+
+
 # -- the document: the same faces and the same result for every front end --------------------------
 
 @pytest.fixture(scope="module")
@@ -172,6 +188,15 @@ def test_an_image_with_the_models_framing_and_no_detected_face_is_edited_the_sam
     assert item.status == "ok" and "edited as an aligned crop" in item.reason, item.reason
     diff = np.abs(load_image(tmp_path / "out" / "framed.png").astype(int) - want.astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 0.001   # batching may round differently
+
+
+def test_each_face_carries_how_sure_the_classifier_is_of_its_reading(engine, portrait_path):
+    from core.photo_edit import PhotoEdit
+    doc = PhotoEdit.open(portrait_path, engine)
+    face = doc.faces[0]
+    probs = engine.predict_probabilities(face.aligned.crop[None])[0]
+    assert face.own_certainty == pytest.approx({n: max(p) for n, p in probs.items()})
+    assert doc.session.reading_certainty("Smiling", 0) == pytest.approx(max(probs["Smiling"]))
 
 
 def test_edit_region_bounds_every_changed_pixel(engine, portrait_path):

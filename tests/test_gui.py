@@ -494,6 +494,26 @@ def test_zoom_to_face_fills_the_view_with_the_face(editor, qtbot, tmp_path, port
     assert not w._photo.faces and not w.act_zoom_face.isEnabled()
 
 
+def test_an_unsure_reading_is_marked_until_the_user_corrects_it(editor, qtbot):
+    """The triangle of a reading the classifier gives under 80 % is hollow and its tooltip says
+    how sure it is; correcting the reading (right-click) makes it solid, undo hollow again."""
+    from fader_desktop.fader_panel import UNSURE
+    w = editor
+    row = w.panel.row("Smiling")
+    sure = w.session.reading_certainty("Smiling", 0)
+    assert sure is not None and sure == pytest.approx(w._photo.faces[0].own_certainty["Smiling"])
+    assert row.slider.own_mark()[1] == (sure < UNSURE)
+    assert f"{sure:.0%} sure" in row.slider.toolTip()
+    assert sure < UNSURE, "the tiny random model is unsure of its readings"
+    assert row.unsure_label.isVisible()
+    row.own_action.trigger()
+    assert row.slider.own_mark()[1] is False and "sure" not in row.slider.toolTip()
+    assert not row.unsure_label.isVisible()
+    w.undo_stack.undo()
+    assert row.slider.own_mark()[1] is True and f"{sure:.0%} sure" in row.slider.toolTip()
+    assert row.unsure_label.isVisible()
+
+
 def test_an_edit_is_copied_and_pasted_onto_another_photo_in_one_undo_step(editor, qtbot, portrait_path):
     """Edit ▸ Copy edit puts the moved faders on the clipboard (recipe JSON); Paste edit sets them
     on the face of another photo as one undo step, and the preview shows the same edit as setting
