@@ -38,9 +38,17 @@ def run(args) -> int:
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")
-    for name, own in parse_sets(engine, args.own, "--own").items():
+    owns = parse_sets(engine, args.own, "--own")
+    for name, own in owns.items():
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)
+    # an edit is measured from the face's reading: say where that reading is a guess
+    for i in range(len(doc.faces)) if args.face is None else [args.face]:
+        for name, p in doc.session.unsure_readings(i, [n for n in values if n not in owns]).items():
+            a = doc.session.attribute(name)
+            read = round(float(doc.session.own[i][name]))
+            sys.stderr.write(f"{PROG}: note: face {i}: the model reads {name} as {a.values[read]} but is unsure "
+                             f"({p:.0%}); if that is wrong, add --own {name}={a.values[1 - read]}\n")
     # the pixels keep the photo's colour space, so the file says which (its ICC profile)
     exif, icc = read_metadata(src, exif=not args.raw)
     if args.raw:

@@ -18,13 +18,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFrame, QGridLayout, Q
                                QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
-from core.edit_session import ALL_FACES, EditSession, Towards, own_slider
+from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider
 
 SLIDER_STEPS = 1000
-# A reading the classifier gives a probability under this is marked unsure (a hollow triangle). On
-# 500 validation faces (default model) readings under 0.8 were wrong in 29-40 % (Smiling, Young,
-# Mouth), those above in 1-9 %; 13 % of Smiling and 15 % of Young readings are marked.
-UNSURE = 0.8
+UNSURE = UNSURE_READING   # under it, a reading is marked unsure (a hollow triangle)
 
 
 def display_name(name: str) -> str:

@@ -130,6 +130,8 @@ def test_several_values_set_at_once_are_one_change_and_a_bad_face_changes_nothin
 def test_a_readings_certainty_stands_until_the_user_corrects_the_reading():
     s = EditSession(ATTRS, OWN, certainty=[{"Smiling": 0.62, "Hair": 0.9}, None])
     assert s.reading_certainty("Smiling", 0) == pytest.approx(0.62) and s.reading_certainty("Smiling", 1) is None
+    assert s.unsure_readings(0, ["Smiling", "Hair"]) == {"Smiling": pytest.approx(0.62)}   # two-valued ones only
+    assert EditSession(ATTRS, OWN, certainty=[{"Smiling": 0.85}, None]).unsure_readings(0, ["Smiling"]) == {}
     heard = []
     s.subscribe(heard.append)
     s.set_own("Smiling", 1.0, faces=[0])
