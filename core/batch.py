@@ -91,12 +91,13 @@ class Item:
     reason: str = ""
     faces: Optional[int] = None
     seconds: float = 0.0
+    unsure: list = field(default_factory=list)   # edits measured from a reading the classifier was unsure of
 
     def to_dict(self) -> dict:
         return {"input": str(self.input), "relative": self.relative,
                 "output": str(self.output) if self.output is not None and self.status in ("ok", "exists") else None,
                 "status": self.status, "reason": self.reason, "faces": self.faces,
-                "seconds": round(self.seconds, 4)}
+                "seconds": round(self.seconds, 4), "unsure": list(self.unsure)}
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -550,6 +551,12 @@ class _Pipeline:
                 notes = [f"{len(changed)} of {it.faces} face(s) changed"]
                 if not changed:
                     notes.append("copied unchanged" if copied else "pixels unchanged, converted")
+                # an edit is measured from the face's reading: name the readings that were guesses
+                it.unsure = [f"face {i}: {n} read as {doc.session.attribute(n).values[round(float(doc.session.own[i][n]))]} "
+                             f"({q:.0%} sure)"
+                             for i in changed for n, q in doc.session.unsure_readings(i, self.opt.values).items()]
+                if it.unsure:
+                    notes.append("unsure reading(s): " + ", ".join(it.unsure))
             if p.found.fallback:
                 notes.append("no face detected: edited as an aligned crop (the image has the model's framing)")
             if p.found.skipped:

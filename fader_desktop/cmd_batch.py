@@ -44,6 +44,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from core.batch import BatchOptions, plan_batch, run_batch
+    from core.edit_session import UNSURE_READING
     from core.errors import printable
     from fader_desktop.cli import PROG, load_engine
     opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
@@ -89,6 +90,12 @@ def run(args) -> int:
             sys.stderr.write(f"  {status}: {printable(rel)}: {printable(reason)}\n")
     if len(problems) > 20:
         sys.stderr.write(f"  … {len(problems) - 20} more" + (f" (see {args.report})" if args.report else "") + "\n")
+    unsure = [it for it in report.items if it.unsure]
+    if unsure:
+        sys.stderr.write(f"{PROG}: note: in {len(unsure)} photo(s) the model was unsure of a reading the edit starts "
+                         f"from (under {UNSURE_READING:.0%}), so the edit may go the wrong way there; check them "
+                         "(the report lists them" + ("" if args.report else "; --report writes it") + "), e.g. "
+                         f"{printable(unsure[0].relative)}: {unsure[0].unsure[0]}\n")
     if report.cancelled:
         return 130
     return report.exit_status

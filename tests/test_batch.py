@@ -455,6 +455,23 @@ def test_a_file_already_in_the_output_folder_is_never_replaced_unasked(tmp_path,
     assert e.value.code == 2 and "not allowed with" in capsys.readouterr().err
 
 
+def test_edits_from_unsure_readings_are_named_in_the_report_and_the_summary(tmp_path, capsys, aligned3,
+                                                                           tiny_model_path):
+    """The tiny random model reads every face at about 50 %: each edited face's reading is named
+    in the report (what it read, how sure) and the summary says to check those photos."""
+    out = tmp_path / "out"
+    rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", tmp_path / "r.json", "--aligned",
+                  "--set", "Male=1.5", "--model", tiny_model_path, "--device", "cpu")
+    assert rc == 0, err
+    items = json.loads((tmp_path / "r.json").read_text())["items"]
+    assert all(len(it["unsure"]) == 1 and it["unsure"][0].startswith("face 0: Male read as ") for it in items)
+    assert all("% sure)" in it["unsure"][0] and "unsure reading(s)" in it["reason"] for it in items)
+    assert "in 3 photo(s) the model was unsure of a reading" in err
+    rc, err = cli(capsys, "batch", aligned3, "-o", out, "--overwrite", "--aligned", "--model", tiny_model_path,
+                  "--device", "cpu")                     # nothing edited: no reading matters
+    assert rc == 0 and "unsure" not in err
+
+
 def test_unwritable_report_or_output_is_found_before_any_work(tmp_path, capsys, aligned3, tiny_model_path,
                                                               read_only_dir):
     m = ["--model", tiny_model_path, "--device", "cpu", "--aligned", "--set", "Smiling=1"]
