@@ -273,9 +273,13 @@ class BatchDialog(QDialog):
         if report.cancelled:
             extra.append(f"Stopped: {c['cancelled']} not processed. Run again with "
                          "“Skip photos whose output already exists” to resume.")
-        details = "\n".join(f"{rel}: {status} — {reason}" for rel, status, reason in report.problems()
-                            if status != "cancelled")
-        return " ".join([head] + extra), details
+        unsure = [it for it in report.items if it.unsure]
+        if unsure:
+            extra.append(f"In {len(unsure)} photo(s) the model was unsure of a reading the edit starts from, so "
+                         "the edit may go the wrong way there: check them (see details).")
+        lines = [f"{rel}: {status} — {reason}" for rel, status, reason in report.problems() if status != "cancelled"]
+        lines += [f"{it.relative}: unsure reading — {', '.join(it.unsure)}" for it in unsure]
+        return " ".join([head] + extra), "\n".join(lines)
 
     def _show_summary(self, report) -> None:
         head, details = self.summary_text(report)

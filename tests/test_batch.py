@@ -358,6 +358,10 @@ def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
     head, details = dlg.summary_text(rep)
     assert "3 photo(s) written" in head and "4 could not be edited" in head
     assert "gray.png: skipped — " in details and "no face" in details
+    # the tiny random model reads Smiling at about 50 %: every edited face's reading is unsure
+    edited = [it for it in rep.items if it.status == "ok" and not it.reason.startswith("0 of")]
+    assert edited and f"In {len(edited)} photo(s) the model was unsure" in head
+    assert all(f"{it.relative}: unsure reading — face " in details for it in edited)
     assert dlg.summary_box is not None and dlg.summary_box.detailedText() == details
     dlg.summary_box.close()
 
