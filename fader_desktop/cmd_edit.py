@@ -42,13 +42,6 @@ def run(args) -> int:
     for name, own in owns.items():
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)
-    # an edit is measured from the face's reading: say where that reading is a guess
-    for i in range(len(doc.faces)) if args.face is None else [args.face]:
-        for name, p in doc.session.unsure_readings(i, [n for n in values if n not in owns]).items():
-            a = doc.session.attribute(name)
-            read = round(float(doc.session.own[i][name]))
-            sys.stderr.write(f"{PROG}: note: face {i}: the model reads {name} as {a.values[read]} but is unsure "
-                             f"({p:.0%}); if that is wrong, add --own {name}={a.values[1 - read]}\n")
     # the pixels keep the photo's colour space, so the file says which (its ICC profile)
     exif, icc = read_metadata(src, exif=not args.raw)
     if args.raw:
@@ -58,4 +51,15 @@ def run(args) -> int:
         save_unchanged(src, dst, doc.image, quality=args.quality, exif=exif, icc_profile=icc)
     else:
         save_image(dst, doc.render(), quality=args.quality, exif=exif, icc_profile=icc)
+    # an edit is measured from the face's reading: say (in one line) where that reading was a guess
+    unsure = []
+    for i in range(len(doc.faces)) if args.face is None else [args.face]:
+        for name, p in doc.session.unsure_readings(i, [n for n in values if n not in owns]).items():
+            a = doc.session.attribute(name)
+            read = round(float(doc.session.own[i][name]))
+            unsure.append(f"face {i} {name} read as {a.values[read]} ({p:.0%} sure; else --own {name}={a.values[1 - read]}"
+                          + (f" --face {i})" if len(doc.faces) > 1 and args.face is None else ")"))
+    if unsure:
+        sys.stderr.write(f"{PROG}: note: the edit starts from reading(s) the model was unsure of: "
+                         + "; ".join(unsure[:3]) + (f"; and {len(unsure) - 3} more" if len(unsure) > 3 else "") + "\n")
     return 0
