@@ -854,7 +854,7 @@ class MainWindow(QMainWindow):
         photo, model = self._photo, self._model
         self.setWindowTitle(f"{photo.path.name}[*] — {APP_TITLE}" if photo else APP_TITLE)
         no_model = "No model loaded — File ▸ Open model… (Ctrl+M)"
-        self.canvas.set_placeholder("Open a photo: File ▸ Open… (Ctrl+O), or drop one here"
+        self.canvas.set_placeholder("Open a photo: File ▸ Open… (Ctrl+O), drop one here, or paste one (Ctrl+V)"
                                     + ("" if model else "\n\n" + no_model))
         if model is None:
             self.panel.set_notice("<b>No model loaded.</b><br>Open a <i>.fader</i> model to edit faces: "
