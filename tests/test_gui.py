@@ -618,6 +618,17 @@ def test_a_photo_is_opened_from_the_clipboard(editor, qtbot, portrait_path):
     assert w.errors and "no image" in w.errors[-1][1]
 
 
+def test_no_two_entries_of_a_menu_share_an_access_key(editor):
+    """Alt+letter inside a menu picks one entry: a letter two entries share only cycles between them."""
+    import re
+    menus = [a.menu() for a in editor.menuBar().actions() if a.menu() is not None]
+    assert len(menus) >= 5
+    for m in menus:
+        letters = [k.group(1).lower() for a in m.actions() if (k := re.search(r"&([^&])", a.text()))]
+        dupes = {c for c in letters if letters.count(c) > 1}
+        assert not dupes, f"{m.title()}: access key(s) {sorted(dupes)} used twice: {[a.text() for a in m.actions()]}"
+
+
 def test_help_lists_every_shortcut_from_the_menus_and_the_photo_view(editor, qtbot):
     """Help ▸ Keyboard shortcuts lists what the menus' actions really are bound to (so a new or
     changed shortcut shows up) and the keys of the photo view that no menu shows."""
