@@ -263,6 +263,11 @@ class MainWindow(QMainWindow):
         self.jobs.submit(lambda: backend.open_photo(path, status), on_done=self._on_photo_loaded,
                          on_error=self._failure("Cannot open photo"), busy_text=f"Opening {path.name}…")
 
+    def open_sample_photo(self) -> None:
+        """The portrait that ships with the app (public domain), for a first try."""
+        import resources
+        self.open_photo(resources.sample_photo_path())
+
     def paste_photo(self) -> None:
         """Open the photo on the clipboard: a copied image file (its own file is opened) or
         image data (a screenshot, an image copied in a browser), which is first saved as a PNG
@@ -854,7 +859,8 @@ class MainWindow(QMainWindow):
         photo, model = self._photo, self._model
         self.setWindowTitle(f"{photo.path.name}[*] — {APP_TITLE}" if photo else APP_TITLE)
         no_model = "No model loaded — File ▸ Open model… (Ctrl+M)"
-        self.canvas.set_placeholder("Open a photo: File ▸ Open… (Ctrl+O), drop one here, or paste one (Ctrl+V)"
+        self.canvas.set_placeholder("Open a photo: File ▸ Open… (Ctrl+O), drop one here, or paste one (Ctrl+V)\n"
+                                    "(no photo at hand? Help ▸ Open sample photo)"
                                     + ("" if model else "\n\n" + no_model))
         if model is None:
             self.panel.set_notice("<b>No model loaded.</b><br>Open a <i>.fader</i> model to edit faces: "

@@ -84,6 +84,8 @@ ACTIONS = (
                "Original on the left, edit on the right; drag the line", "split", checkable=True),
     ActionSpec("act_boxes", "Show face bo&xes", "set_show_boxes", "Ctrl+Shift+B", "Outline the faces", "faces",
                checkable=True),
+    ActionSpec("act_sample", "Open &sample photo", "open_sample_photo", None,
+               "Open the public-domain portrait that ships with the app, to try the faders on"),
     ActionSpec("act_shortcuts", "&Keyboard shortcuts", "show_shortcuts", [SK.HelpContents, "Ctrl+/"],
                "Every shortcut of the menus and of the photo view"),
     ActionSpec("act_about", "&About Fader Desktop", "show_about"),
@@ -101,7 +103,7 @@ MENUS = (
                "@hold_hint", None, "@dock")),
     ("&Device", ("@devices",)),
     ("@training", ()),
-    ("&Help", ("act_shortcuts", None, "act_about")),
+    ("&Help", ("act_sample", "act_shortcuts", None, "act_about")),
 )
 
 TOOLBAR = ("act_open", "act_export", None, "@undo_redo", None, "act_fit", "act_actual", "act_zoom_face", None, "act_split",

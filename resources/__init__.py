@@ -1,4 +1,4 @@
-"""Files shipped inside the application: the embedded default model, detector weights, icons."""
+"""Files shipped inside the application: the embedded default model, detector weights, icons, a sample photo."""
 from pathlib import Path
 
 
@@ -9,3 +9,8 @@ def default_model_path() -> Path:
     torch on the GUI thread before its first paint.
     """
     return Path(__file__).resolve().parent / "models" / "default.fader"
+
+
+def sample_photo_path() -> Path:
+    """A public-domain portrait shipped with the application, to try it on (Help ▸ Open sample photo)."""
+    return Path(__file__).resolve().parent / "samples" / "astronaut.jpg"

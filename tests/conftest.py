@@ -15,7 +15,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 CELEBA_ALIGNED = SHARED_DATA / "celeba" / "img_align_celeba"
 CELEBA_WILD = SHARED_DATA / "celeba" / "img_celeba"
 # A public-domain portrait with one clear face, in the repository (source and licence: tests/data/README.md)
-PORTRAIT = REPO / "tests" / "data" / "astronaut.jpg"
+PORTRAIT = REPO / "resources" / "samples" / "astronaut.jpg"   # the app's sample photo
+PHONE_HEIC = REPO / "tests" / "data" / "astronaut_phone.heic"   # the same portrait as a phone stores it
 
 TINY_ATTRS = (("Smiling", ("no", "yes"), (-1.0, 2.0)),
               ("Male", ("no", "yes"), (-1.0, 2.0)),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PHONE_HEIC
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -595,7 +596,7 @@ def test_heic_photos_come_out_as_jpegs(tmp_path, capsys, portrait_path, tiny_mod
     """A folder from a phone: HEIC photos are inputs, and their outputs are JPEGs (or --format)."""
     d = tmp_path / "in"
     d.mkdir()
-    shutil.copy(portrait_path.parent / "astronaut_phone.heic", d / "IMG_0001.HEIC")
+    shutil.copy(PHONE_HEIC, d / "IMG_0001.HEIC")
     shutil.copy(portrait_path, d / "IMG_0002.jpg")
     rc, err = cli(capsys, "batch", d, "-o", tmp_path / "out", "--set", "Smiling=2", "--model",
                   tiny_model_path, "--device", "cpu")

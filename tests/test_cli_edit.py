@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PHONE_HEIC
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -304,7 +305,7 @@ def test_a_phones_heic_photo_is_edited_into_a_jpeg(tmp_path, capsys, portrait_pa
     from PIL import Image
 
     from conftest import display_p3_icc
-    heic = portrait_path.parent / "astronaut_phone.heic"
+    heic = PHONE_HEIC
     rc, err = _edit(capsys, heic, tmp_path / "edited.jpg", tiny_model_path, "--set", "Smiling=2")
     assert rc == 0, err
     out, src = read(tmp_path / "edited.jpg").astype(int), read(heic).astype(int)

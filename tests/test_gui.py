@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import PHONE_HEIC
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
@@ -299,7 +300,7 @@ def test_a_phones_heic_photo_opens_next_in_its_folder_and_exports(editor, qtbot,
     from PIL import Image
     w = editor
     shutil.copy(portrait_path, tmp_path / "IMG_0001.jpg")
-    shutil.copy(portrait_path.parent / "astronaut_phone.heic", tmp_path / "IMG_0002.HEIC")
+    shutil.copy(PHONE_HEIC, tmp_path / "IMG_0002.HEIC")
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
         w.open_photo(tmp_path / "IMG_0001.jpg")
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
@@ -545,7 +546,7 @@ def test_an_edit_is_copied_and_pasted_onto_another_photo_in_one_undo_step(editor
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
 
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.open_photo(portrait_path.parent / "astronaut_phone.heic")
+        w.open_photo(PHONE_HEIC)
     other = original(w)
     w.act_paste_edit.trigger()
     assert w.session.values(0)["Smiling"] == smiling and w.session.values(0)["Male"] == 1.5
@@ -627,6 +628,17 @@ def test_no_two_entries_of_a_menu_share_an_access_key(editor):
         letters = [k.group(1).lower() for a in m.actions() if (k := re.search(r"&([^&])", a.text()))]
         dupes = {c for c in letters if letters.count(c) > 1}
         assert not dupes, f"{m.title()}: access key(s) {sorted(dupes)} used twice: {[a.text() for a in m.actions()]}"
+
+
+def test_help_opens_the_sample_photo_with_its_face(editor, qtbot):
+    """Help ▸ Open sample photo: the portrait that ships with the app opens, its face found, so a
+    new user can try the faders at once."""
+    import resources
+    w = editor
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_sample.trigger()
+    assert w._photo.path == resources.sample_photo_path() and len(w._photo.faces) == 1
+    assert np.array_equal(original(w), load_image(resources.sample_photo_path()))
 
 
 def test_help_lists_every_shortcut_from_the_menus_and_the_photo_view(editor, qtbot):

@@ -10,6 +10,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from conftest import PHONE_HEIC
 from PIL import Image
 
 from core.errors import ImageError
@@ -308,7 +309,7 @@ def test_profiles_that_no_longer_describe_the_pixels_are_dropped(tmp_path):
 def test_a_phones_heic_photo_reads_upright_with_its_exif_and_profile(portrait_path):
     """iPhones write HEIC by default. The vendored one is stored on its side with orientation 6:
     it reads upright (rotated once, not twice), with its camera EXIF and its Display P3 profile."""
-    heic = portrait_path.parent / "astronaut_phone.heic"
+    heic = PHONE_HEIC
     rgb = load_image(heic)
     _check_rgb(rgb, (512, 384, 3))
     want = load_image(portrait_path)[:, 64:448].astype(np.float32)

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import PHONE_HEIC
 
 from training import cli
 from training.cache import open_cache
@@ -65,7 +66,7 @@ def test_labeled_folders_take_a_phones_heic_photos(tmp_path, portrait_path):
     read upright like everywhere in the app."""
     import shutil
     root = _folders(tmp_path / "Smiling", n=3)
-    shutil.copy(portrait_path.parent / "astronaut_phone.heic", root / "yes" / "IMG_0001.HEIC")
+    shutil.copy(PHONE_HEIC, root / "yes" / "IMG_0001.HEIC")
     ds = open_dataset(root)
     heic = [it for it in ds.items if it.path.endswith("IMG_0001.HEIC")]
     assert len(ds.items) == 7 and len(heic) == 1 and heic[0].labels == (1,)
