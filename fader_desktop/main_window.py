@@ -828,6 +828,20 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("The edit is erased everywhere: Shift+drag paints it back where you want it, "
                                      "[ and ] change the size, B ends", 0)
 
+    def select_next_face(self, step: int = 1) -> None:
+        """Select the next (step 1) or previous (-1) face, round the photo's faces; from All
+        faces, the first or the last. Where the view is zoomed in, it follows to that face."""
+        s = self.session
+        if s.n_faces < 2:
+            return
+        if s.selected == ALL_FACES:
+            face = 0 if step > 0 else s.n_faces - 1
+        else:
+            face = (s.selected + step) % s.n_faces
+        s.select(face)
+        if not self.canvas.is_fit():
+            self.zoom_to_face()
+
     def zoom_to_face(self) -> None:
         """Fill the view with the selected face (every face when All faces is selected): the
         part of the photo its edit can change, with a margin."""
@@ -908,6 +922,8 @@ class MainWindow(QMainWindow):
         for a in (self.act_next, self.act_prev, self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out):
             a.setEnabled(has_photo)
         self.act_zoom_face.setEnabled(has_faces)
+        for a in (self.act_next_face, self.act_prev_face):
+            a.setEnabled(has_faces and len(self._photo.faces) > 1)
         self.original_button.setEnabled(has_photo)
 
     # ------------------------------------------------------------------------------------------

@@ -666,6 +666,29 @@ def test_help_lists_every_shortcut_from_the_menus_and_the_photo_view(editor, qtb
         dlg.close()
 
 
+def test_next_face_walks_round_a_group_photo_and_the_zoomed_view_follows(editor, qtbot, tmp_path, portrait_path):
+    """View ▸ Next face / Previous face (Ctrl+] / Ctrl+[) select the photo's faces in turn, round
+    the end; with the view zoomed in on one face, it moves to the newly selected one."""
+    w = editor
+    rgb = load_image(portrait_path)
+    save_image(tmp_path / "two.png", np.concatenate([rgb, rgb[:, ::-1]], axis=1))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "two.png")
+    assert len(w._photo.faces) == 2 and w.act_next_face.isEnabled()
+    assert w.session.selected == 0
+    w.act_next_face.trigger()
+    assert w.session.selected == 1 and w.panel.face_combo.currentData() == 1
+    w.act_next_face.trigger()
+    assert w.session.selected == 0                      # round the end
+    w.act_prev_face.trigger()
+    assert w.session.selected == 1
+    w.act_zoom_face.trigger()
+    w.act_prev_face.trigger()                           # zoomed in: the view follows to face 0
+    x0, y0, x1, y1 = w._photo.faces[0].box
+    c = w.canvas.to_widget(QPointF((x0 + x1) / 2, (y0 + y1) / 2))
+    assert 0 < c.x() < w.canvas.width() and 0 < c.y() < w.canvas.height() and not w.canvas.is_fit()
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
