@@ -282,6 +282,11 @@ class MainWindow(QMainWindow):
         if img is None or img.isNull():
             self._error("Cannot paste a photo", "The clipboard holds no image. Copy a photo (or an image file) first.")
             return
+        from core import image_io
+        if img.width() * img.height() > image_io.DEFAULT_MAX_PIXELS:   # refused before anything is written
+            self._error("Cannot paste a photo", f"The clipboard's image is {img.width()}×{img.height()}, more than "
+                        f"{image_io.DEFAULT_MAX_PIXELS // 1_000_000} megapixels, the most a photo may have here.")
+            return
         if not self._confirm_discard():
             return
         folder = pasted_folder()

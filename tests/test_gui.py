@@ -617,6 +617,18 @@ def test_a_photo_is_opened_from_the_clipboard(editor, qtbot, portrait_path):
     w.errors.clear()
     w.act_paste_photo.trigger()
     assert w.errors and "no image" in w.errors[-1][1]
+    import core.image_io
+    QGuiApplication.clipboard().setImage(numpy_to_qimage(rgb))
+    QStandardPaths.setTestModeEnabled(True)
+    try:
+        with pytest.MonkeyPatch.context() as mp:     # a limit the portrait exceeds, as a huge image would
+            mp.setattr(core.image_io, "DEFAULT_MAX_PIXELS", 100_000)
+            before = set(folder.glob("*.png")) if folder.is_dir() else set()
+            w.act_paste_photo.trigger()
+            assert "more than 0 megapixels" in w.errors[-1][1] and "512×512" in w.errors[-1][1]
+            assert (set(folder.glob("*.png")) if folder.is_dir() else set()) == before   # nothing written
+    finally:
+        QStandardPaths.setTestModeEnabled(False)
 
 
 def test_no_two_entries_of_a_menu_share_an_access_key(editor):
