@@ -9,6 +9,7 @@
 #   <cmd> --help       every sub-command's module is in the bundle (edit, info, batch, sweep, import-reference, train)
 #   edit               a real photo (../shared/data/celeba/img_celeba, else a generated aligned face with --aligned)
 #   edit of a HEIC     tests/data/astronaut_phone.heic, a phone's photo: upright, its colour profile kept
+#   sample photo       resources/samples/astronaut.jpg beside the embedded model (Help ▸ Open sample photo)
 #   batch              a folder of two photos
 #   train              a few training steps on a tiny labeled folder, then `info` on the exported model
 #   window             QT_QPA_PLATFORM=offscreen --smoke-test PHOTO: painted, model loaded, photo open, then quits;
@@ -86,6 +87,14 @@ if [ "$KIND" = frozen ] && [ ${#MODEL_ARGS[@]} -eq 0 ]; then
     case "$MPATH" in "$(dirname "${EXE[0]}")"/*) ;; *) fail "info: the embedded model $MPATH is not inside the bundle";; esac
 fi
 ok "info --json: $(head -c 240 "$WORK/info.json")"
+
+# ---- the sample photo (Help ▸ Open sample photo) ships beside the embedded model
+if [ ${#MODEL_ARGS[@]} -eq 0 ]; then
+    SAMPLE="$(dirname "$(dirname "$MPATH")")/samples/astronaut.jpg"
+    [ -f "$SAMPLE" ] || fail "the sample photo $SAMPLE is not there"
+    run edit "$SAMPLE" -o "$WORK/sample.jpg" --set "$ATTR=$VALUE" > /dev/null 2>&1 || fail "edit of the sample photo"
+    ok "sample photo: $SAMPLE, edited"
+fi
 
 # ---- every sub-command is there
 for c in edit info batch sweep import-reference train; do
