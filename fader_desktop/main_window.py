@@ -280,7 +280,10 @@ class MainWindow(QMainWindow):
             return self.open_photo(photos[0])
         img = clip.image() if mime is not None and mime.hasImage() else None
         if img is None or img.isNull():
-            self._error("Cannot paste a photo", "The clipboard holds no image. Copy a photo (or an image file) first.")
+            hint = "Copy a photo (or an image file) first."
+            if RECIPE_FORMAT in clip.text():
+                hint = "It holds a copied edit: Edit ▸ Paste edit (Ctrl+Shift+V) applies that to the selected face."
+            self._error("Cannot paste a photo", f"The clipboard holds no image. {hint}")
             return
         from core import image_io
         if img.width() * img.height() > image_io.DEFAULT_MAX_PIXELS:   # refused before anything is written

@@ -617,6 +617,9 @@ def test_a_photo_is_opened_from_the_clipboard(editor, qtbot, portrait_path):
     w.errors.clear()
     w.act_paste_photo.trigger()
     assert w.errors and "no image" in w.errors[-1][1]
+    QGuiApplication.clipboard().setText('{"format": "fader-recipe", "version": 1, "values": {"Smiling": 1}}')
+    w.act_paste_photo.trigger()                     # Ctrl+V with a copied edit: pointed to Ctrl+Shift+V
+    assert "no image" in w.errors[-1][1] and "Paste edit (Ctrl+Shift+V)" in w.errors[-1][1]
     import core.image_io
     QGuiApplication.clipboard().setImage(numpy_to_qimage(rgb))
     QStandardPaths.setTestModeEnabled(True)
