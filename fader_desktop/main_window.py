@@ -580,8 +580,11 @@ class MainWindow(QMainWindow):
         except ValueError:
             data = None
         if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
-            self._error("Cannot paste edit", "The clipboard holds no Fader edit. Copy one first "
-                        "(Edit ▸ Copy edit), or copy the text of a recipe file.")
+            mime = QGuiApplication.clipboard().mimeData()
+            hint = ("It holds an image: File ▸ Open from clipboard (Ctrl+V) opens that." if mime is not None
+                    and (mime.hasImage() or mime.hasUrls()) else
+                    "Copy one first (Edit ▸ Copy edit), or copy the text of a recipe file.")
+            self._error("Cannot paste edit", f"The clipboard holds no Fader edit. {hint}")
             return
         try:
             values = recipe_values(data, self._attrs, name="the copied edit")

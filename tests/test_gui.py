@@ -522,6 +522,7 @@ def test_an_edit_is_copied_and_pasted_onto_another_photo_in_one_undo_step(editor
     with a message and changes nothing."""
     import json
     from PySide6.QtGui import QGuiApplication
+    from fader_desktop.workers import numpy_to_qimage
     w = editor
     orig = original(w)
     smiling = 2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0
@@ -559,6 +560,9 @@ def test_an_edit_is_copied_and_pasted_onto_another_photo_in_one_undo_step(editor
         steps = w.undo_stack.count()
         w.act_paste_edit.trigger()
         assert w.errors and says in w.errors[-1][1] and w.undo_stack.count() == steps
+    QGuiApplication.clipboard().setImage(numpy_to_qimage(original(w)))   # Ctrl+Shift+V for Ctrl+V
+    w.act_paste_edit.trigger()
+    assert "no Fader edit" in w.errors[-1][1] and "Open from clipboard (Ctrl+V)" in w.errors[-1][1]
 
 
 def test_copy_image_puts_the_edited_photo_on_the_clipboard(editor, qtbot, tmp_path):
