@@ -500,35 +500,33 @@ class EditorBackend:
         patch = to_display(pixels, self.colour_space)
         return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0)
 
-    def rendered_image(self, serial: int, values) -> QImage:
-        """The whole photo at `values` (a Snapshot; None without a model) as an export renders
-        it, in the display's colours (sRGB): what Copy image puts on the clipboard."""
+    def _photo_at(self, serial: int, values, what: str, path=None) -> tuple:
+        """(unchanged, pixels): the whole photo at `values` (a Snapshot; None without a model or
+        without faces) as an export renders it, the photo's own pixels where nothing is edited."""
         from core.errors import FaderError
         if self.image is None:
-            raise FaderError("nothing to copy; open a photo first")
+            where = f"{path}: " if path is not None else ""
+            raise FaderError(f"{where}nothing to {what}; open a photo first")
         if serial != self.serial:
-            self._current(serial, "copy")
-        rgb = self.image
-        if self.doc is not None and values is not None:
-            self.doc.restore(values)
-            if self.doc.is_modified():
-                rgb = self.doc.render()
-        return to_display(rgb, self.colour_space)
+            self._current(serial, what, path)
+        if self.doc is None or values is None:
+            return True, self.image
+        self.doc.restore(values)
+        if not self.doc.is_modified():
+            return True, self.doc.image
+        return False, self.doc.render()
+
+    def rendered_image(self, serial: int, values) -> QImage:
+        """The whole photo at `values` as an export renders it, in the display's colours (sRGB):
+        what Copy image puts on the clipboard."""
+        return to_display(self._photo_at(serial, values, "copy")[1], self.colour_space)
 
     def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool) -> str:
-        """Write the photo at `values` (a Snapshot; None without a model): the original file itself
+        """Write the photo at `values` (a Snapshot; None without a model or faces): the original file itself
         when nothing is edited and its format allows, else the rendered pixels."""
         from core.errors import FaderError
         from core.image_io import read_metadata, save_image, save_unchanged
-        if self.image is None:
-            raise FaderError(f"{path}: nothing to export; open a photo first")
-        if serial != self.serial:
-            self._current(serial, "export", path)
-        unchanged, rgb = True, self.image
-        if self.doc is not None:
-            self.doc.restore(values)
-            unchanged = not self.doc.is_modified()
-            rgb = self.doc.image if unchanged else self.doc.render()
+        unchanged, rgb = self._photo_at(serial, values, "export", path)
         exif = icc = None
         if self.path is not None:
             try:

@@ -708,6 +708,25 @@ def test_next_face_walks_round_a_group_photo_and_the_zoomed_view_follows(editor,
     assert 0 < c.x() < w.canvas.width() and 0 < c.y() < w.canvas.height() and not w.canvas.is_fit()
 
 
+def test_a_photo_without_faces_exports_and_copies_its_own_pixels(editor, qtbot, tmp_path):
+    """With a model loaded, a photo in which no face is found still exports (and copies) as it
+    is: before, the export failed with an unexpected AttributeError (no values to restore)."""
+    from PySide6.QtGui import QGuiApplication
+    w = editor
+    wall = np.tile(np.linspace(40, 200, 300, dtype=np.uint8)[None, :, None], (200, 1, 3))
+    save_image(tmp_path / "wall.png", wall)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "wall.png")
+    assert not w._photo.faces
+    w.errors.clear()
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_to(tmp_path / "wall_out.png")
+    assert not w.errors and np.array_equal(load_image(tmp_path / "wall_out.png"), wall)
+    with qtbot.waitSignal(w.imageCopied, timeout=TIMEOUT):
+        w.act_copy_image.trigger()
+    assert np.array_equal(qimage_to_numpy(QGuiApplication.clipboard().image()), wall)
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
