@@ -86,11 +86,9 @@ class EditMask:
         if size == self.size and np.allclose(new, self._matrix, rtol=0, atol=1e-6):
             return self
         import cv2
-        # new crop -> photo -> old crop, the map warpAffine samples the old mask through
-        inv = cv2.invertAffineTransform(new)
-        old_from_new = self._matrix[:, :2] @ inv[:, :2], self._matrix[:, :2] @ inv[:, 2] + self._matrix[:, 2]
-        a = np.hstack([old_from_new[0], old_from_new[1][:, None]])
-        warped = cv2.warpAffine(self._array, a, (size, size), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+        # new crop -> photo -> old crop (3x3 homogeneous), the map warpAffine samples the old mask through
+        old_from_new = (np.vstack([self._matrix, (0, 0, 1)]) @ np.linalg.inv(np.vstack([new, (0, 0, 1)])))[:2]
+        warped = cv2.warpAffine(self._array, old_from_new, (size, size), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
         return EditMask(warped, new)
 
