@@ -130,6 +130,12 @@ def same_value(attr: Attribute, a: Value, b: Value) -> bool:
     return all(abs(x - y) <= SAME_VALUE_TOLERANCE for x, y in zip(value_to_code(attr, a), value_to_code(attr, b)))
 
 
+def pure_label(attr: Attribute, value: float) -> str:
+    """The label of a two-valued attribute's pure value nearest ``value`` (1.0 -> its second
+    label), as a reading of a face is named to the user."""
+    return attr.values[int(round(min(1.0, max(0.0, float(value)))))]
+
+
 def code_to_value(attr: Attribute, probs: Sequence[float]) -> Value:
     """The slider value matching a probability vector (e.g. a classifier's softmax)."""
     p = [float(x) for x in probs]

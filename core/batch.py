@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import numpy as np
 
 from .atomic_write import remove_stale_temps, temp_path, write_bytes_atomic
-from .attributes import attribute_code
+from .attributes import attribute_code, pure_label
 from .errors import FaderError, NoFaceError, os_reason
 from .image_io import IMAGE_SUFFIXES, export_suffix
 from .recipe import make_recipe
@@ -552,9 +552,9 @@ class _Pipeline:
                 if not changed:
                     notes.append("copied unchanged" if copied else "pixels unchanged, converted")
                 # an edit is measured from the face's reading: name the readings that were guesses
-                it.unsure = [f"face {i}: {n} read as {doc.session.attribute(n).values[round(float(doc.session.own[i][n]))]} "
-                             f"({q:.0%} sure)"
-                             for i in changed for n, q in doc.session.unsure_readings(i, self.opt.values).items()]
+                s = doc.session if changed else None
+                it.unsure = [f"face {i}: {n} read as {pure_label(s.attribute(n), s.own[i][n])} ({q:.0%} sure)"
+                             for i in changed for n, q in s.unsure_readings(i, self.opt.values).items()]
                 if it.unsure:
                     notes.append("unsure reading(s): " + ", ".join(it.unsure))
             if p.found.fallback:

@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from core.attributes import pure_label
     from core.errors import printable
     from core.image_io import read_metadata, save_image, save_unchanged
     from core.photo_edit import PhotoEdit
@@ -55,10 +56,9 @@ def run(args) -> int:
     unsure = []
     for i in range(len(doc.faces)) if args.face is None else [args.face]:
         for name, p in doc.session.unsure_readings(i, [n for n in values if n not in owns]).items():
-            a = doc.session.attribute(name)
-            read = round(float(doc.session.own[i][name]))
-            unsure.append(f"face {i} {name} read as {a.values[read]} ({p:.0%} sure; else --own {name}={a.values[1 - read]}"
-                          + (f" --face {i})" if len(doc.faces) > 1 and args.face is None else ")"))
+            a, own = doc.session.attribute(name), float(doc.session.own[i][name])
+            unsure.append(f"face {i} {name} read as {pure_label(a, own)} ({p:.0%} sure; else --own {name}="
+                          f"{pure_label(a, 1 - own)}" + (f" --face {i})" if len(doc.faces) > 1 and args.face is None else ")"))
     if unsure:
         sys.stderr.write(f"{PROG}: note: the edit starts from reading(s) the model was unsure of: "
                          + "; ".join(unsure[:3]) + (f"; and {len(unsure) - 3} more" if len(unsure) > 3 else "") + "\n")

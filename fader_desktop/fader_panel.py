@@ -18,10 +18,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFrame, QGridLayout, Q
                                QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
+from core.attributes import pure_label
 from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider
 
 SLIDER_STEPS = 1000
-UNSURE = UNSURE_READING   # under it, a reading is marked unsure (a hollow triangle)
 
 
 def display_name(name: str) -> str:
@@ -135,7 +135,7 @@ class FaderRow(QFrame):
             self.own_action.triggered.connect(self._on_correct_own)
             self.addAction(self.own_action)
             self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        # "unsure": the classifier's reading of this face is a guess (see UNSURE); hidden otherwise
+        # "unsure": the classifier's reading of this face is a guess (see UNSURE_READING); hidden otherwise
         self.unsure_label = QLabel("reading unsure")
         small = QFont(self.font())
         small.setPointSizeF(small.pointSizeF() * 0.85)
@@ -218,10 +218,10 @@ class FaderRow(QFrame):
         if self.combo is not None and isinstance(value, Towards):
             self.combo.setCurrentIndex(int(value.target))
         own_mark = None if not self.attr.is_binary else self._to_slider(float(own))
-        unsure = own_mark is not None and certainty is not None and certainty < UNSURE
+        unsure = own_mark is not None and certainty is not None and certainty < UNSURE_READING
         self.slider.set_marks(self.slider._ticks, own_mark, unsure)
         if self.attr.is_binary:
-            read = self.attr.values[int(round(float(own)))]
+            read = pure_label(self.attr, own)
             if certainty is None:
                 how = f"This face's own value: {read}."
             else:

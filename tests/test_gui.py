@@ -498,7 +498,7 @@ def test_zoom_to_face_fills_the_view_with_the_face(editor, qtbot, tmp_path, port
 def test_an_unsure_reading_is_marked_until_the_user_corrects_it(editor, qtbot):
     """The triangle of a reading the classifier gives under 80 % is hollow and its tooltip says
     how sure it is; correcting the reading (right-click) makes it solid, undo hollow again."""
-    from fader_desktop.fader_panel import UNSURE
+    from core.edit_session import UNSURE_READING as UNSURE
     w = editor
     row = w.panel.row("Smiling")
     sure = w.session.reading_certainty("Smiling", 0)
