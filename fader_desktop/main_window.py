@@ -73,6 +73,11 @@ class ValuesCommand(QUndoCommand):
         self.window.session.restore(self.before)
 
 
+def local_files(mime) -> list:
+    """The local files a drag or the clipboard carries (QMimeData, or None), as paths."""
+    return [Path(u.toLocalFile()) for u in (mime.urls() if mime is not None else []) if u.isLocalFile()]
+
+
 def pasted_folder() -> Path:
     """Where File ▸ Open from clipboard keeps pasted images (the app's data folder, Pasted/)."""
     from PySide6.QtCore import QStandardPaths
@@ -274,8 +279,7 @@ class MainWindow(QMainWindow):
         in the app's data folder (Pasted/), so that it has a file as every photo here does."""
         clip = QGuiApplication.clipboard()
         mime = clip.mimeData()
-        files = [Path(u.toLocalFile()) for u in (mime.urls() if mime is not None else []) if u.isLocalFile()]
-        photos = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+        photos = [f for f in local_files(mime) if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
         if photos:
             return self.open_photo(photos[0])
         img = clip.image() if mime is not None and mime.hasImage() else None
@@ -941,11 +945,11 @@ class MainWindow(QMainWindow):
     # Qt events
     # ------------------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+        if local_files(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        files = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        files = local_files(event.mimeData())
         models = [f for f in files if f.suffix.lower() == ".fader"]
         photos = [f for f in files if f.suffix.lower() != ".fader"]
         event.acceptProposedAction()
