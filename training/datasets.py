@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -29,6 +30,7 @@ CELEBA_FRAME = (178, 218)
 CELEBA_CROP = (0, 20, 178, 198)
 # Value folder names that mean "absent" go first, so alpha=0 is "no" and alpha=1 is "yes".
 NEGATIVE_NAMES = {"no", "non", "not", "without", "false", "off", "0", "none", "negative", "absent", "-1"}
+NEGATIVE_PREFIX = re.compile(r"(no|not|non|without)[ _-]", re.IGNORECASE)
 
 # Recommended slider ranges for CelebA attributes, as the reference's interpolation used them.
 CELEBA_RANGES = {"Young": (-4.0, 5.0), "Male": (-1.0, 2.0), "Eyeglasses": (-1.0, 2.0)}
@@ -69,8 +71,15 @@ def _is_image(p: Path) -> bool:
 
 
 def _list_images(folder: Path) -> list:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    """Image files under `folder`, recursively; symlinked folders are followed, each real folder
+    once (a link to `folder`, to an ancestor of it or a second link to a folder adds nothing)."""
+    out, seen, top = [], set(), os.path.realpath(folder)
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if dirpath != str(folder) and (real in seen or (top + os.sep).startswith(real.rstrip(os.sep) + os.sep)):
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
             p = Path(dirpath) / f
@@ -79,9 +88,17 @@ def _list_images(folder: Path) -> list:
     return out
 
 
+def _negative(values) -> list:
+    return [v for v in values if v.lower() in NEGATIVE_NAMES or NEGATIVE_PREFIX.match(v)]
+
+
 def _order_values(values: Sequence[str]) -> list:
+    """Values sorted case-insensitively, with the one that means "absent" first (value 0): a name in
+    NEGATIVE_NAMES or one starting with no/not/non/without and a space, '_' or '-' (`no glasses`,
+    `without_glasses`, `Not-smiling`), in any letter case. Words that merely begin with those
+    letters (`normal`, `nose`, `nonsmoker`) do not count; `none` does, as a name of its own."""
     vals = sorted(values, key=lambda s: s.lower())
-    neg = [v for v in vals if v.lower() in NEGATIVE_NAMES or v.lower().startswith(("no_", "not_", "non_", "no-", "not-", "non-"))]
+    neg = _negative(vals)
     if len(neg) == 1:
         vals.remove(neg[0])
         vals.insert(0, neg[0])
@@ -104,12 +121,25 @@ def parse_attr_spec(spec: Optional[str]) -> Optional[list]:
 # labeled folders
 
 def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
+    """DATA/<value>/…images: one attribute named after DATA. DATA/<attr>/<value>/…images (no value
+    folder holding an image itself, and one of them holding a "no"-like sub-folder, as
+    Eyeglasses/{no,yes}) is refused with the hint to give one attribute folder per run; sub-folders
+    such as DATA/yes/batch1 are still searched."""
     name = root.resolve().name
-    if wanted is not None and wanted != [name]:
-        _err(f"{root}: a labeled folder defines one attribute named after the folder ({name!r}); --attr {','.join(wanted)} does not match")
     subs = sorted([d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")], key=lambda d: d.name)
     per_value = {d.name: _list_images(d) for d in subs}
     per_value = {k: v for k, v in per_value.items() if v}
+    inner = {k: sorted({p.relative_to(root / k).parts[0] for p in v if p.parent != root / k}) for k, v in per_value.items()}
+    direct = any(p.parent == root / k for k, v in per_value.items() for p in v)
+    looks_like_attributes = [k for k, sub in inner.items() if _negative(sub)]
+    if looks_like_attributes and not direct:
+        first = looks_like_attributes[0]
+        _err(f"{root}: {', '.join(per_value)} hold(s) no images directly, only value-like sub-folders "
+             f"({first}/{{{','.join(inner[first])}}}); a labeled folder is one attribute whose sub-folders are its "
+             f"values, so give one attribute folder per run, e.g. --data {root / first} (several attributes at once "
+             f"need a CSV table)")
+    if wanted is not None and wanted != [name]:
+        _err(f"{root}: a labeled folder defines one attribute named after the folder ({name!r}); --attr {','.join(wanted)} does not match")
     if len(per_value) < 2:
         _err(f"{root}: a labeled folder needs at least 2 value subfolders with images (found {len(per_value)}: {sorted(per_value)})")
     values = _order_values(list(per_value))
@@ -122,7 +152,11 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
 # ----------------------------------------------------------------------------------------------
 # CSV label tables
 
-def _column_attribute(name: str, raw: list, table: Path) -> tuple:
+def _column_attribute(name: str, raw: list, table: Path, lines: list) -> tuple:
+    """(Attribute, value index per row) of one column; `lines` are the rows' line numbers. Empty
+    cells, labels spelled in two letter cases and words among numbers are errors naming a line."""
+    if "" in raw:
+        _err(f"{table}: column {name!r} line {lines[raw.index('')]} is empty; every image needs a value")
     vals = sorted(set(raw))
     if len(vals) < 2:
         _err(f"{table}: column {name!r} has only one value ({vals[0] if vals else 'none'}); an attribute needs 2 or more")
@@ -135,7 +169,7 @@ def _column_attribute(name: str, raw: list, table: Path) -> tuple:
     numbers = [v for v in vals if is_number(v)]
     if numbers and len(numbers) < len(vals):
         # a typo in a 0/1 column would otherwise silently become a value of its own
-        line, bad = next((i, v) for i, v in enumerate(raw, start=2) if not is_number(v))
+        line, bad = next((n, v) for n, v in zip(lines, raw) if not is_number(v))
         shown = "/".join(sorted(numbers, key=float)[:4]) + ("/…" if len(numbers) > 4 else "")
         _err(f"{table}: column {name!r} line {line}: {bad!r} is not a number, but the column's other values "
              f"are ({shown}); use numbers or labels throughout")
@@ -144,6 +178,12 @@ def _column_attribute(name: str, raw: list, table: Path) -> tuple:
     if numeric and nums in ([0.0, 1.0], [-1.0, 1.0]):
         index = {v: int(float(v) > 0) for v in vals}
         return Attribute(name, ("no", "yes")), [index[v] for v in raw]
+    spelled = {}
+    for v in vals:
+        other = spelled.setdefault(v.lower(), v)
+        if other != v:
+            _err(f"{table}: column {name!r} has {other!r} (line {lines[raw.index(other)]}) and {v!r} "
+                 f"(line {lines[raw.index(v)]}); labels differing only in letter case would be two values, use one spelling")
     labels = _order_values(vals)
     index = {v: i for i, v in enumerate(labels)}
     return Attribute(name, tuple(labels)), [index[v] for v in raw]
@@ -152,15 +192,25 @@ def _column_attribute(name: str, raw: list, table: Path) -> tuple:
 def _open_csv(table: Path, wanted: Optional[list]) -> Dataset:
     try:
         with open(table, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+            reader = csv.reader(f)
+            numbered = [(reader.line_num, r) for r in reader if r and any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError) as e:
         _err(f"{table}: cannot read label table ({e})")
+    lines, rows = [n for n, _ in numbered], [r for _, r in numbered]
     if len(rows) < 2:
         _err(f"{table}: label table needs a header line (file,attr1,...) and at least one row")
     header = [h.strip() for h in rows[0]]
+    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+        sep = "';'" if ";" in header[0] else "tabs"
+        _err(f"{table}: the table must be comma-separated (its header line {header[0]!r} uses {sep})")
+    first = Path(header[0]) if Path(header[0]).is_absolute() else table.parent / header[0]
+    if _is_image(first) and first.is_file():
+        expected = ",".join(["file"] + [f"attr{i}" for i in range(1, len(header))])
+        _err(f"{table}: no header row (line {lines[0]} lists the image {header[0]!r}); "
+             f"add a first line '{expected}' naming the attributes")
     if len(header) < 2 or len(set(header)) != len(header) or any(not h for h in header):
         _err(f"{table}: header must be 'file,attr1,attr2,...' with unique non-empty names")
-    for i, r in enumerate(rows[1:], start=2):
+    for i, r in zip(lines[1:], rows[1:]):
         if len(r) != len(header):
             _err(f"{table}: line {i} has {len(r)} fields, the header has {len(header)}")
     cols = header[1:]
@@ -170,20 +220,21 @@ def _open_csv(table: Path, wanted: Optional[list]) -> Dataset:
     if missing:
         _err(f"{table}: unknown attribute(s) {missing} in --attr; the table has {cols}")
     base = table.parent
-    paths = []
-    absent = []
-    for r in rows[1:]:
+    paths, absent, listed = [], [], {}
+    for i, r in zip(lines[1:], rows[1:]):
         p = Path(r[0].strip())
         p = p if p.is_absolute() else base / p
         if not p.is_file():
             absent.append(r[0].strip())
+        elif listed.setdefault(os.path.realpath(p), i) != i:  # a second row would weigh it double
+            _err(f"{table}: {r[0].strip()!r} is listed twice (lines {listed[os.path.realpath(p)]} and {i}); list each image once")
         paths.append(str(p))
     if absent:
         _err(f"{table}: {len(absent)} listed file(s) not found next to the table, e.g. {absent[0]!r}")
     attrs, per_attr = [], []
     for a in wanted:
         j = header.index(a)
-        attr, idx = _column_attribute(a, [r[j].strip() for r in rows[1:]], table)
+        attr, idx = _column_attribute(a, [r[j].strip() for r in rows[1:]], table, lines[1:])
         attrs.append(attr)
         per_attr.append(idx)
     items = [Item(p, tuple(int(per_attr[k][i]) for k in range(len(attrs)))) for i, p in enumerate(paths)]
