@@ -247,6 +247,8 @@ def _check_numbers(a) -> None:
               "n_clf_dis", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
               "lambda_critic_attr", "lambda_critic_hold", "critic_warmup"):
         pos(n, getattr(a, n), allow_zero=True)
+    if not 0 <= a.seed < 2 ** 32:
+        raise FaderError(f"--seed must be in [0, 2^32), got {a.seed}")
     if a.single_edits is not None and not 0 <= a.single_edits <= 1:
         raise FaderError(f"--single-edits must be in [0, 1], got {a.single_edits}")
     pos("lr_decay_minutes", a.lr_decay_minutes, allow_zero=True)
@@ -439,6 +441,7 @@ def _check_options(a) -> None:
         raise FaderError("--fresh-discriminators goes with --continue MODEL")
     _check_numbers(a)
     check_run_folder(Path(a.out))
+    _check_out_outside_data(a)
     if a.clf_weight:
         _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
@@ -447,12 +450,34 @@ def _check_options(a) -> None:
         a.n_critic = 1
 
 
+def _check_out_outside_data(a) -> None:
+    """A run folder inside a --data folder would be read as data by the next run: its previews as
+    images of a value named after the run (a labeled folder's attribute grows a value)."""
+    from core.errors import FaderError
+    out = Path(a.out).resolve()
+    for d in a.data:
+        root = Path(d).resolve()
+        if root.is_dir() and (out == root or root in out.parents):
+            raise FaderError(f"--out {a.out} is inside --data {d}: the run's previews would be read as training "
+                             "images by the next run; put the run folder elsewhere")
+
+
 def _checkpoint_to_resume(a, run_dir: Path) -> Optional[dict]:
     """The checkpoint --resume continues (None for a new run, which must not find one)."""
     from core.errors import FaderError
     from .trainer import CHECKPOINT_NAME, load_checkpoint
     ckpt_path = run_dir / CHECKPOINT_NAME
     if a.resume:
+        if not ckpt_path.exists() and (run_dir / RUN_MARKER).is_file():
+            # stopped before its first checkpoint (while training its evaluation classifier): nothing
+            # to lose, so the run starts again in its own folder
+            if a.steps is None and a.epochs is None:
+                raise FaderError(f"{run_dir}: the run stopped before its first checkpoint; start it again with "
+                                 "the same options and --steps or --epochs (without --resume)")
+            print(f"{PROG}: {run_dir}: the run stopped before its first checkpoint; starting it again",
+                  file=sys.stderr, flush=True)
+            a.resume = False
+            return None
         return load_checkpoint(ckpt_path)
     if ckpt_path.exists():
         raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
@@ -540,7 +565,9 @@ def _load_data(a, ck, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
     train_idx = train_idx[cache.valid[train_idx]]
     val_idx = val_idx[cache.valid[val_idx]]
     if len(train_idx) < 2 or len(val_idx) < 1:
-        raise FaderError(f"{a.data[0]}: too few usable images ({len(train_idx)} train, {len(val_idx)} validation)")
+        raise FaderError(f"{a.data[0]}: too few usable images ({len(train_idx)} train, {len(val_idx)} validation)"
+                         + ("" if a.val_size is None else f" with --val-size {a.val_size}"))
+    _check_every_value_seen(a, attrs, labels, train_idx, val_idx, say)
     if ck is None and a.batch_size > len(train_idx):
         # a batch larger than the data only repeats images, at the memory cost of its full size
         say(f"{PROG}: --batch-size {a.batch_size} is more than the {len(train_idx)} training images; using {len(train_idx)}")
@@ -549,6 +576,23 @@ def _load_data(a, ck, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
         attrs, labels = _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, device, say)
     return _Data(ds, dropped, attrs, labels, pseudo, init_model, clf_weights, img_size, init_path, train_idx,
                  val_idx, paths, cache)
+
+
+def _check_every_value_seen(a, attrs, labels, train_idx, val_idx, say) -> None:
+    """A value without usable training images cannot be learnt (an error); one without validation
+    images makes the run's swap accuracy say nothing about it (a warning)."""
+    from core.errors import FaderError
+    import numpy as np
+    for j, x in enumerate(attrs):
+        n_train = np.bincount(labels[train_idx, j], minlength=x.n)
+        n_val = np.bincount(labels[val_idx, j], minlength=x.n)
+        for v, label in enumerate(x.values):
+            if n_train[v] == 0:
+                raise FaderError(f"{a.data[0]}: {x.name} = {label!r} has no usable training image "
+                                 f"({n_val[v]} in validation; unreadable or faceless images are skipped)")
+            if n_val[v] == 0:
+                say(f"{PROG}: warning: {x.name} = {label!r} has no validation image ({n_train[v]} for training): "
+                    "the run's swap accuracy does not measure it")
 
 
 def _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, device, say) -> tuple:
@@ -605,7 +649,10 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
             cfg.steps = int(math.ceil(a.epochs * len(train_idx) / cfg.batch_size))
         cfg.max_minutes = a.max_minutes  # a fresh budget for this session
         cfg.lr_decay_minutes = a.lr_decay_minutes  # and its decay
-        cfg.eval_every, cfg.ckpt_every, cfg.log_every = a.eval_every, a.ckpt_every, a.log_every
+        for n in ("eval_every", "ckpt_every", "log_every"):  # the run's own cadence unless given again
+            if n in a.given:
+                setattr(cfg, n, getattr(a, n))
+        _note_ignored_on_resume(a, arch, cfg)
     else:
         if init_model is not None:
             old_skip = init_model.config.n_skip
@@ -654,6 +701,27 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
     return arch, cfg, continued_at
 
 
+# Options a resumed run takes from its checkpoint whatever the command line says (its recipe and shape).
+_FIXED_ON_RESUME = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_ptc_dis", "lambda_clf_dis",
+                    "lambda_schedule", "n_lat_dis", "n_ptc_dis", "n_clf_dis", "smooth_label", "seed",
+                    "classifier_steps", "psnr_drop", "init_fm", "max_fm", "n_layers", "n_skip", "deconv_method",
+                    "instance_norm", "dec_dropout", "lat_dis_dropout", "hid_dim")
+
+
+def _note_ignored_on_resume(a, arch, cfg) -> None:
+    """Say which given options a resumed run ignores, with the run's own values."""
+    ignored = []
+    for n in _FIXED_ON_RESUME:
+        if n in a.given:
+            own = getattr(cfg, n) if hasattr(cfg, n) else getattr(arch, n, None)
+            if own != getattr(a, n):
+                ignored.append(f"--{n.replace('_', '-')} {getattr(a, n)} (the run's: {own})")
+    if "no_flip" in a.given and cfg.flip:
+        ignored.append("--no-flip (the run flips)")
+    if ignored:
+        print(f"{PROG}: a resumed run keeps its own recipe; ignored: " + ", ".join(ignored), file=sys.stderr, flush=True)
+
+
 def _train_files_sha1(paths, train_idx) -> str:
     """SHA-1 of the training files' sorted names: the run's data by name, whatever their file times."""
     return hashlib.sha1("\n".join(sorted(Path(paths[i]).name for i in train_idx)).encode()).hexdigest()
@@ -661,14 +729,13 @@ def _train_files_sha1(paths, train_idx) -> str:
 
 def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) -> dict:
     """The model file's metadata: what was trained on what (the checkpoint's when resuming)."""
-    from .trainer import CELEBA_LICENSE
     ds, attrs, train_idx, val_idx, paths = data.ds, data.attrs, data.train_idx, data.val_idx, data.paths
     train_names = sorted(Path(paths[i]).name for i in train_idx)
     ids_sha = _train_files_sha1(paths, train_idx)
     meta = {
         "name": f"{run_dir.name} ({', '.join(x.name for x in attrs)}, {data.img_size}px)",
         "description": f"Fader Networks model trained with fader-train on {ds.description}",
-        "license": CELEBA_LICENSE if _from_celeba(ds) else "same terms as the training images (user data)",
+        "license": _licence(ds, data.init_model),
         "training": {
             "data": ds.description, "data_kind": ds.kind, "cache_key": data.cache.key,
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
@@ -685,6 +752,16 @@ def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) ->
     if ck is not None:
         meta = json.loads(ck.get("meta_json") or "{}") or meta
     return meta
+
+
+def _licence(ds, init_model) -> str:
+    """The trained model's terms: its training images', and those of the model it started from."""
+    from .trainer import CELEBA_LICENSE
+    own = CELEBA_LICENSE if _from_celeba(ds) else "same terms as the training images (user data)"
+    base = str((init_model.meta or {}).get("license") or "") if init_model is not None else ""
+    if not base or base == own:
+        return own
+    return f"derived from a model under: {base} -- further trained on images under: {own}"
 
 
 def _prepare_run_folder(ck, run_dir: Path, data: _Data, held: dict) -> None:
@@ -777,8 +854,9 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
                 f"{cfg.batch_size} = {dist.world_size} x {cfg.batch_size // dist.world_size}")
     reason = trainer.fit()
     best = trainer.best
-    say(f"{PROG}: {reason} at step {trainer.step} after {trainer.elapsed / 60:.1f} min; "
-        f"best mean swap accuracy {best['score']:.3f} (step {best['step']}) -> {run_dir / 'model.fader'}; "
+    model = (f"best mean swap accuracy {best['score']:.3f} (step {best['step']}) -> {run_dir / 'model.fader'}"
+             if best["step"] >= 0 else "no model yet (it is written at the first evaluation)")
+    say(f"{PROG}: {reason} at step {trainer.step} after {trainer.elapsed / 60:.1f} min; {model}; "
         f"resumable checkpoint {ckpt_path}")
     if reason == "interrupted":
         return 130
