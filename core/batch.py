@@ -31,7 +31,7 @@ import numpy as np
 from .atomic_write import remove_stale_temps, temp_path, write_bytes_atomic
 from .attributes import attribute_code, pure_label
 from .errors import FaderError, NoFaceError, os_reason
-from .image_io import IMAGE_SUFFIXES, export_suffix
+from .image_io import IMAGE_SUFFIXES, Source, export_suffix
 from .recipe import make_recipe
 
 if TYPE_CHECKING:  # imported where used: core.photo_edit loads torch
@@ -92,12 +92,14 @@ class Item:
     faces: Optional[int] = None
     seconds: float = 0.0
     unsure: list = field(default_factory=list)   # edits measured from a reading the classifier was unsure of
+    lost: list = field(default_factory=list)     # what the output could not keep (transparency, 16 bits, pages)
 
     def to_dict(self) -> dict:
         return {"input": str(self.input), "relative": self.relative,
                 "output": str(self.output) if self.output is not None and self.status in ("ok", "exists") else None,
                 "status": self.status, "reason": self.reason, "faces": self.faces,
-                "seconds": round(self.seconds, 4), "unsure": list(self.unsure)}
+                "seconds": round(self.seconds, 4), "unsure": list(self.unsure),
+                "lost": list(self.lost)}
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -199,12 +201,28 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
         taken[key] = it.relative
         if skip_existing and it.output.is_file():
             it.status, it.reason = "exists", "output exists (--skip-existing)"
+    nested = ""
+    if out_nested and dst_root.is_dir():
+        # The output tree is left out of the inputs. An image in it that no input of this run could
+        # have made (same relative name, any image suffix) is the user's own photo, neither edited
+        # nor safe to write among: refuse. Same-named files count as earlier outputs.
+        made = {Path(it.relative).with_suffix("") for it in items if it.input.suffix.lower() in IMAGE_SUFFIXES}
+        own = sorted(f for root, _d, files in os.walk(dst_root) for f in map(Path(root).joinpath, files)
+                     if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+                     and not any(part.startswith(".") for part in f.relative_to(dst_root).parts)
+                     and f.relative_to(dst_root).with_suffix("") not in made)
+        if own:
+            more = f" and {len(own) - 1} more" if len(own) > 1 else ""
+            raise FaderError(f"{own[0]}{more}: {len(own)} photo(s) in the output folder {dst_root} are not outputs of "
+                             f"this batch; it lies inside {src_root}, so they would be left out of the inputs: move "
+                             "them, or choose an output folder outside the input folder")
+        nested = f" (it lies inside {src_root}: the photos there are not inputs)"
     if not skip_existing and not overwrite:
         there = [it.output for it in items if it.output is not None and it.status != "skipped"
                  and (it.output.exists() or it.output.is_symlink())]
         if there:
             more = f" and {len(there) - 1} more" if len(there) > 1 else ""
-            raise OutputsExist(f"{there[0]}{more}: {len(there)} output file(s) already exist in {dst_root}; "
+            raise OutputsExist(f"{there[0]}{more}: {len(there)} output file(s) already exist in {dst_root}{nested}; "
                                "--skip-existing keeps them (resume), --overwrite replaces them", there)
     return items
 
@@ -357,8 +375,7 @@ class _Prepared:
     image: Optional[np.ndarray] = None
     found: Optional[FoundFaces] = None
     doc: Optional[PhotoEdit] = None
-    exif: Optional[bytes] = None
-    icc: Optional[bytes] = None
+    source: Optional[Source] = None      # what the export keeps of the input (EXIF, profile, grey, alpha)
     error: Optional[BaseException] = None
     seconds: float = 0.0
 
@@ -473,7 +490,7 @@ class _Pipeline:
 
     # -- reader threads ------------------------------------------------------------------------
     def _read(self, it: Item) -> _Prepared:
-        from .image_io import load_image, read_metadata
+        from .image_io import load_image, read_source
         from .photo_edit import find_faces
         t = time.perf_counter()
         p = _Prepared(it)
@@ -481,7 +498,7 @@ class _Pipeline:
             if self.cancel.is_set():
                 raise _Stop()
             p.image = load_image(it.input)
-            p.exif, p.icc = read_metadata(it.input, exif=self.opt.keep_exif and not self.opt.raw)
+            p.source = read_source(it.input, exif=self.opt.keep_exif and not self.opt.raw)
             # the faces PhotoEdit.open finds, so that a batch output equals what `edit` writes
             p.found = find_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
             n = p.n_faces
@@ -523,7 +540,7 @@ class _Pipeline:
 
     # -- writer thread -------------------------------------------------------------------------
     def _write(self, p: _Prepared) -> _Prepared:
-        from .image_io import save_image, save_unchanged
+        from .image_io import export_photo, save_image
         t = time.perf_counter()
         it, doc = p.item, p.doc
         try:
@@ -535,14 +552,12 @@ class _Pipeline:
             changed = doc.edited_faces() if doc is not None and not self.opt.raw else []
             if self.opt.raw:
                 save_image(it.output, doc.render_raw(self.opt.face or 0), quality=self.opt.quality,
-                           exif=p.exif, icc_profile=p.icc)
-            elif changed:
-                # decoded by the model thread: this only pastes back
-                save_image(it.output, doc.render(), quality=self.opt.quality, exif=p.exif,
-                           icc_profile=p.icc)
-            else:  # nothing changed: the input's own bytes where the format allows
-                copied = save_unchanged(it.input, it.output, p.image, quality=self.opt.quality,
-                                        exif=p.exif, icc_profile=p.icc)
+                           exif=p.source.exif, icc_profile=p.source.icc, gray=p.source.gray)
+            else:
+                # changed faces were decoded by the model thread: this only pastes back; nothing
+                # changed: the input's own bytes where the format allows
+                copied, it.lost = export_photo(it.input, it.output, doc.render() if changed else p.image,
+                                               p.source, quality=self.opt.quality, unchanged=not changed)
             it.status = "ok"
             it.faces = p.n_faces
             if self.opt.raw:
@@ -557,6 +572,7 @@ class _Pipeline:
                              for i in changed for n, q in s.unsure_readings(i, self.opt.values).items()]
                 if it.unsure:
                     notes.append("unsure reading(s): " + ", ".join(it.unsure))
+                notes += it.lost
             if p.found.fallback:
                 notes.append("no face detected: edited as an aligned crop (the image has the model's framing)")
             if p.found.skipped:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
@@ -28,7 +30,7 @@ except ImportError:  # an install without it still reads every other format
     _HEIF = False
 
 __all__ = ["load_image", "read_exif", "read_icc_profile", "read_metadata", "save_image", "save_unchanged", "image_format",
-           "check_output_folder",
+           "check_output_folder", "Source", "read_source", "export_photo",
            "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "export_suffix"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -49,6 +51,10 @@ _READ_ONLY_SUFFIXES = (_HEIF_SUFFIXES if _HEIF else ()) + (
     (".avif",) if features.check("avif") else ())
 #: The file suffixes treated as photos (opening a folder's next photo, batch inputs), in menu order.
 IMAGE_SUFFIXES = tuple(SAVE_FORMATS) + _READ_ONLY_SUFFIXES
+# Formats that keep an alpha channel (transparency); JPEG and BMP exports drop it.
+_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+# Pillow modes without colour: such a photo is exported grey (the edit's luminance).
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "F"}
 # Formats whose Pillow writer can embed an EXIF block (and an ICC colour profile).
 _EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 # Real colour profiles are 0.5-600 KB; a bigger one is not worth an export that fails over it.
@@ -319,6 +325,81 @@ def read_icc_profile(path: str | os.PathLike) -> bytes | None:
     return read_metadata(path, exif=False)[1]
 
 
+@dataclass
+class Source:
+    """What an export of a photo keeps of its source besides the pixels load_image returns."""
+
+    exif: Optional[bytes] = None
+    icc: Optional[bytes] = None
+    gray: bool = False                    # no colour: exported as grey (the edit's luminance)
+    alpha: Optional[np.ndarray] = None    # upright uint8 (H, W) transparency; None when opaque
+    lost: tuple = ()                      # what no export keeps (more than 8 bits, later pages/frames)
+
+
+def read_source(path: str | os.PathLike, exif: bool = True) -> Source:
+    """The :class:`Source` of ``path`` (EXIF and ICC as :func:`read_metadata` returns them)."""
+    p = Path(path)
+    _check_readable(p)
+    im = _open(p, None)
+    try:
+        mode = im.mode
+        lost = []
+        if mode in ("I", "F") or mode.startswith("I;16") or ";16" in _rawmode(im):
+            lost.append("more than 8 bits per channel, written with 8")
+        if getattr(im, "n_frames", 1) > 1 and im.format == "TIFF":
+            lost.append("a multi-page TIFF: only its first page is written")
+        elif getattr(im, "is_animated", False) and im.format != "MPO":
+            lost.append("an animation: only its first frame is written")
+        alpha = None
+        if mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info:
+            alpha = _load_alpha(p, im)
+        return Source(_exif_block(im) if exif else None, _rgb_profile(im),
+                      mode in _GRAY_MODES or mode.startswith("I;16"), alpha, tuple(lost))
+    except ImageError:
+        raise
+    except Exception as exc:   # e.g. a truncated alpha plane: one line naming the file, as load_image
+        why = os_reason(exc) if isinstance(exc, OSError) else exc
+        raise ImageError(f"{p}: cannot read image: corrupt data ({why})") from None
+    finally:
+        im.close()
+
+
+def _load_alpha(p: Path, im: Image.Image) -> Optional[np.ndarray]:
+    """The upright 8-bit alpha plane of an image with transparency; None when fully opaque."""
+    if _is_16bit_color(im):
+        import cv2
+        arr = cv2.imdecode(np.fromfile(str(p), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is None or arr.ndim != 3 or arr.shape[2] not in (2, 4):
+            return None
+        a = _orient_array(_to_8bit(arr[..., -1], 65535.0 if arr.dtype == np.uint16 else 255.0), _orientation(im))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im.load()
+        upright = ImageOps.exif_transpose(im) or im
+        a = np.asarray(upright.convert("RGBA").getchannel("A"), dtype=np.uint8)
+    return np.ascontiguousarray(a) if a.min(initial=255) < 255 else None
+
+
+def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: int = 95,
+                 unchanged: bool = False) -> tuple:
+    """The one export of a whole photo (`edit`, `batch`, the window): ``rgb`` (load_image's pixels
+    or an edit of them) written as :func:`save_image` does, grey when the source is, with the
+    source's transparency where the format has an alpha channel; unchanged, the source file itself
+    where ``path`` has its format (:func:`save_unchanged`). Returns (copied, notes): notes say, one
+    short phrase each, what the output could not keep (none for a copy)."""
+    keep = dict(quality=quality, exif=source.exif, icc_profile=source.icc, gray=source.gray, alpha=source.alpha)
+    if unchanged and source_path is not None:
+        if save_unchanged(source_path, path, rgb, **keep):
+            return True, []
+    else:
+        save_image(path, rgb, **keep)
+    fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
+    dropped = ([f"transparency dropped ({fmt} has no alpha channel)"]
+               if source.alpha is not None and fmt not in _ALPHA_FORMATS else [])
+    return False, dropped + list(source.lost)
+
+
 def _exif_block(im) -> bytes | None:
     try:
         exif = im.getexif()
@@ -413,15 +494,18 @@ def image_format(path: str | os.PathLike) -> str | None:
 
 
 def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
-               exif: bytes | None = None, icc_profile: bytes | None = None) -> None:
+               exif: bytes | None = None, icc_profile: bytes | None = None, gray: bool = False,
+               alpha: np.ndarray | None = None) -> None:
     """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
 
     Suffixes: .png .jpg .jpeg .webp .bmp .tif .tiff. The image is written to a temporary file in
     the same folder, checked to hold every byte (a full disk is an error, never a truncated file),
     fsync'ed and renamed over ``path``, so ``path`` is either the old file or the complete new
     one. ``exif`` (from :func:`read_exif`) is embedded where the format allows (in TIFF, its base
-    tags only), as is ``icc_profile`` (from :func:`read_icc_profile`; not in BMP). Raises
-    ImageError naming ``path`` on failure; no temporary file is left behind.
+    tags only), as is ``icc_profile`` (from :func:`read_icc_profile`; not in BMP). ``gray``
+    writes the luminance only; ``alpha`` (H x W uint8, the transparency ``rgb`` was composited
+    over white with) is written back where the format has an alpha channel. Raises ImageError
+    naming ``path`` on failure; no temporary file is left behind.
     """
     p = Path(path)
     fmt = SAVE_FORMATS.get(p.suffix.lower())
@@ -437,7 +521,18 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
         raise ImageError(f"{p}: cannot save image: quality must be 1..100, got {quality}")
     check_output_folder(p)
 
+    if alpha is not None and (fmt not in _ALPHA_FORMATS or alpha.shape != arr.shape[:2]):
+        alpha = None
+    if alpha is not None:
+        # load_image composited the colour over white: take the white back out where it can
+        a = alpha.astype(np.float32)[..., None]
+        color = (arr.astype(np.float32) - (255.0 - a)) * 255.0 / np.maximum(a, 1.0)
+        arr = np.where(a > 0, np.clip(np.rint(color), 0, 255), arr).astype(np.uint8)
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
+    if gray:
+        image = image.convert("L")   # ITU-R 601 luminance; a grey pixel stays exactly itself
+    if alpha is not None:
+        image.putalpha(Image.fromarray(np.ascontiguousarray(alpha, np.uint8), "L"))
     opts = _save_options(fmt, int(quality), exif, icc_profile)
     try:
         with atomic_file(p) as f:
@@ -450,16 +545,16 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
 
 def save_unchanged(source: str | os.PathLike, path: str | os.PathLike, rgb: np.ndarray,
                    quality: int = 95, exif: bytes | None = None,
-                   icc_profile: bytes | None = None) -> bool:
+                   icc_profile: bytes | None = None, **pixels) -> bool:
     """Write a photo that was not edited: a byte-for-byte copy of ``source`` when ``path``'s
     suffix names the source's own format (JPEG to .jpg: no second compression), otherwise
     ``rgb`` (the source's pixels) through :func:`save_image` — bit-identical pixels in a lossless
-    format. Atomic like save_image; returns True when the file was copied.
+    format. Atomic like save_image (``pixels``: its gray and alpha); returns True when the file was copied.
     """
     p = Path(path)
     fmt = SAVE_FORMATS.get(p.suffix.lower())
     if fmt is None or fmt != image_format(source):
-        save_image(p, rgb, quality=quality, exif=exif, icc_profile=icc_profile)
+        save_image(p, rgb, quality=quality, exif=exif, icc_profile=icc_profile, **pixels)
         return False
     check_output_folder(p)
     try:

@@ -24,10 +24,13 @@ from .recipe import make_recipe
 # A face whose eyes are closer than this fraction of the model's crop width would be upsampled so
 # much that an edit only adds blur; such faces are reported instead of edited.
 MIN_EYE_DISTANCE_FRACTION = 0.25
-# An image whose aspect ratio is within this of the model's alignment frame (CelebA: 178x218) and
-# in which no face is detected is treated as an already-aligned crop: detectors often miss faces
-# that fill the whole frame, and such crops are exactly what the models were trained on.
+# An image whose aspect ratio is within this of the model's alignment frame (CelebA: 178x218), no
+# more than ALIGNED_MAX_SCALE times its size, and in which no face is detected is treated as an
+# already-aligned crop: detectors often miss faces that fill the whole frame, and such crops are
+# exactly what the models were trained on. The size limit keeps ordinary photos of a similar shape
+# (4:5 portraits such as 1080x1350, 8x10 scans) out: a faceless one must not get a face painted on.
 ALIGNED_ASPECT_TOLERANCE = 0.03
+ALIGNED_MAX_SCALE = 2.0
 
 
 @dataclass
@@ -51,10 +54,12 @@ class FoundFaces:
 
 
 def looks_aligned(image: np.ndarray, template) -> bool:
-    """Whether the image has the template frame's aspect ratio (an aligned crop of any size)."""
+    """Whether the image has the template frame's aspect ratio and at most ALIGNED_MAX_SCALE times
+    its size (an aligned crop such as CelebA's 178x218, or one upscaled up to 2x)."""
     fw, fh = template.frame
     h, w = image.shape[:2]
-    return h > 0 and abs((w / h) / (fw / fh) - 1.0) <= ALIGNED_ASPECT_TOLERANCE
+    return (0 < h <= ALIGNED_MAX_SCALE * fh and w <= ALIGNED_MAX_SCALE * fw
+            and abs((w / h) / (fw / fh) - 1.0) <= ALIGNED_ASPECT_TOLERANCE)
 
 
 def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, detector=None) -> FoundFaces:
@@ -62,7 +67,7 @@ def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, de
 
     `aligned=True` treats the image as a CelebA-style aligned crop. Otherwise faces are detected;
     faces too small for the model are skipped, and when none is usable but the image has the
-    template's framing it is edited as one aligned crop (`fallback`). The one place that decides
+    template's framing and size (looks_aligned) it is edited as one aligned crop (`fallback`). The one place that decides
     which faces are editable: the window, `edit`, `batch` and `sweep` all call it.
     """
     if aligned:

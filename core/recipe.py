@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from pathlib import Path
 from typing import Mapping
 
@@ -31,7 +32,7 @@ def load_recipe(path, attributes) -> dict:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")   # Windows editors may start the file with a BOM
     except FileNotFoundError:
         raise FaderError(f"{p}: recipe file not found") from None
     except IsADirectoryError:
@@ -42,6 +43,10 @@ def load_recipe(path, attributes) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise FaderError(f"{p}: recipe is not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise FaderError(f"{p}: recipe is not a usable JSON file (nested too deeply)") from None
+    except ValueError:   # an integer of thousands of digits (Python's int conversion limit)
+        raise FaderError(f"{p}: recipe is not a usable JSON file (a number too long)") from None
     return recipe_values(data, attributes, name=str(p))
 
 
@@ -52,8 +57,8 @@ def recipe_values(data, attributes, name: str = "recipe") -> dict:
     if data.get("format") != RECIPE_FORMAT:
         raise FaderError(f"{name}: not a Fader recipe ('format' must be {RECIPE_FORMAT!r})")
     ver = data.get("version")
-    if not isinstance(ver, int) or isinstance(ver, bool):
-        raise FaderError(f"{name}: recipe 'version' must be an integer")
+    if not isinstance(ver, int) or isinstance(ver, bool) or ver < 1:
+        raise FaderError(f"{name}: recipe 'version' must be a positive integer")
     if ver > RECIPE_VERSION:
         raise FaderError(f"{name}: recipe version {ver} is newer than this app supports ({RECIPE_VERSION})")
     vals = data.get("values")
@@ -64,18 +69,30 @@ def recipe_values(data, attributes, name: str = "recipe") -> dict:
     for key, v in vals.items():
         a = by_name.get(str(key).lower())
         if a is None:
-            raise FaderError(f"{name}: unknown attribute {key!r}; the model has {[x.name for x in attributes]}")
+            raise FaderError(f"{name}: unknown attribute {_short(key)}; the model has {[x.name for x in attributes]}")
         try:
             if isinstance(v, str):
                 out[a.name] = parse_value(a, v)
             elif isinstance(v, bool) or not isinstance(v, (int, float, list)):
-                raise FaderError(f"value for {a.name!r} must be a number, a label or a list of numbers, got {v!r}")
+                raise FaderError(f"value for {a.name!r} must be a number, a label or a list of numbers, got {_short(v)}")
             else:
                 nums = v if isinstance(v, list) else [v]
-                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in nums):
-                    raise FaderError(f"value for {a.name!r} must be finite numbers, got {v!r}")
+                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and _finite(x) for x in nums):
+                    raise FaderError(f"value for {a.name!r} must be finite numbers, got {_short(v)}")
                 value_to_code(a, v)  # checks the length / index
                 out[a.name] = [float(x) for x in v] if isinstance(v, list) else float(v)
         except FaderError as e:
             raise FaderError(f"{name}: {e}") from None
     return out
+
+
+def _finite(x) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:   # an integer too large for a float
+        return False
+
+
+def _short(v) -> str:
+    """repr for a message: long numbers and deep or long lists cut short (reprlib), one line."""
+    return reprlib.repr(v)

@@ -153,7 +153,7 @@ def _draw_labels(canvas: np.ndarray, labels: Sequence[str], cell: int, margin: i
 
 
 def _defaults(engine, cell: Optional[int], margin: Optional[int]) -> tuple:
-    cell = int(cell or engine.image_size)
+    cell = int(engine.image_size if cell is None else cell)   # 0 is refused, not the default
     if not 8 <= cell <= 1024:
         raise FaderError(f"--cell-size must be between 8 and 1024 pixels, got {cell}")
     margin = max(2, cell // 32) if margin is None else int(margin)
@@ -309,21 +309,48 @@ def require_mp4(path) -> None:
 
 
 def _write_mp4(final: Path, path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
+    """Encode with imageio-ffmpeg's ffmpeg, run here so that its exit status is checked (a full
+    disk makes it fail at the end, and an unchecked run published an unplayable file) and its
+    messages, which name the temporary file, stay out of the terminal and the error."""
     require_mp4(final)
+    import errno
+    import subprocess
+    import tempfile
+    from fractions import Fraction
+
     import imageio_ffmpeg
+    try:
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:
+        raise ImageError(f"{final}: cannot write MP4: imageio-ffmpeg found no ffmpeg program") from None
     h, w = frames[0].shape[:2]
     # H.264 in yuv420p needs even sides: pad with background instead of letting ffmpeg rescale
     H, W = h + h % 2, w + w % 2
-    writer = imageio_ffmpeg.write_frames(str(path), (W, H), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                         macro_block_size=1, quality=8, ffmpeg_log_level="error")
-    try:
-        writer.send(None)
-        for f in frames:
-            if (H, W) != (h, w):
-                g = np.full((H, W, 3), BACKGROUND, np.uint8)
-                g[:h, :w] = f
-                f = g
-            writer.send(np.ascontiguousarray(f))
-        writer.close()
-    except RuntimeError as e:  # ffmpeg failed (its message is the useful part)
-        raise ImageError(f"{final}: cannot write MP4: {str(e).strip().splitlines()[-1] if str(e).strip() else e}") from None
+    cmd = [exe, "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}",
+           "-r", str(Fraction(fps).limit_denominator()), "-i", "-", "-an",
+           "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", str(path)]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            for f in frames:
+                if (H, W) != (h, w):
+                    g = np.full((H, W, 3), BACKGROUND, np.uint8)
+                    g[:h, :w] = f
+                    f = g
+                proc.stdin.write(np.ascontiguousarray(f, np.uint8).tobytes())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass   # ffmpeg stopped early; its exit status and log say why
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            code = proc.wait()
+        if code != 0:
+            log.seek(0)
+            text = log.read().decode("utf-8", "replace")
+            # the OS reason when ffmpeg names one, never its lines (they name the temporary file)
+            reason = next((os.strerror(e)[0].lower() + os.strerror(e)[1:]
+                           for e in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO)
+                           if os.strerror(e) in text), f"the video encoder failed (ffmpeg exit status {code})")
+            raise ImageError(f"{final}: cannot write MP4: {reason}")

@@ -38,6 +38,23 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", metavar="D", default="auto", help="auto | cpu | cuda (default auto)")
 
 
+def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output if it already exists (without this, an existing output is refused)")
+
+
+def check_output(out: Path, inputs, overwrite: bool) -> None:
+    """Refuse an output that is an input, or (without --overwrite) any file already there: it may be
+    the user's own (batch's rule for its outputs)."""
+    from core.atomic_write import same_file
+    from core.errors import FaderError
+    if any(same_file(i, out) for i in inputs):
+        which = "the input photo" if len(inputs) == 1 else "an input photo"
+        raise FaderError(f"{out}: refusing to overwrite {which}; choose another output path")
+    if out.exists() and not out.is_dir() and not overwrite:
+        raise FaderError(f"{out}: output file already exists; --overwrite replaces it")
+
+
 def load_engine(args):
     """Build the inference engine from --model/--device (raises FaderError on bad input)."""
     from core.engine import Engine
@@ -98,6 +115,13 @@ def main(argv=None) -> int:
             # stdout goes to devnull so that flushing it at exit cannot raise again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
+    if argv and not argv[0].startswith("-") and not Path(argv[0]).suffix and not os.path.lexists(argv[0]):
+        # a mistyped sub-command would otherwise start the window with a "photo" that does not exist
+        import difflib
+        near = difflib.get_close_matches(argv[0].lower(), SUBCOMMANDS, n=1)
+        if near:
+            sys.stderr.write(f"{PROG}: error: unknown command {printable(repr(argv[0]))} (did you mean {near[0]!r}?)\n")
+            return 2
     args = _gui_parser().parse_args(argv)
     from fader_desktop.platform_check import window_problem
     problem = window_problem()  # before Qt, which would abort with a core dump

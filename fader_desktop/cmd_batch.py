@@ -96,6 +96,11 @@ def run(args) -> int:
                          f"from (under {UNSURE_READING:.0%}), so the edit may go the wrong way there; check them "
                          "(the report lists them" + ("" if args.report else "; --report writes it") + "), e.g. "
                          f"{printable(unsure[0].relative)}: {unsure[0].unsure[0]}\n")
+    lost = [it for it in report.items if it.lost]
+    if lost:
+        sys.stderr.write(f"{PROG}: note: {len(lost)} output(s) could not keep everything of their photo, e.g. "
+                         f"{printable(lost[0].relative)}: {'; '.join(lost[0].lost)}"
+                         + (f" (see {printable(args.report)})" if args.report else "") + "\n")
     if report.cancelled:
         return 130
     return report.exit_status

@@ -5,11 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.errors import FaderError
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fader_desktop.cli import add_model_arguments
+    from fader_desktop.cli import add_model_arguments, add_overwrite_argument
     p.add_argument("image", help="input photo")
     p.add_argument("-o", "--output", required=True, help="output file (.png, .jpg, .webp, …); never the input")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -21,18 +19,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aligned", action="store_true", help="the input is already a CelebA-style aligned crop")
     p.add_argument("--raw", action="store_true", help="write the model's own output at model resolution")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
+    add_overwrite_argument(p)
     add_model_arguments(p)
 
 
 def run(args) -> int:
     from core.attributes import pure_label
     from core.errors import printable
-    from core.image_io import read_metadata, save_image, save_unchanged
+    from core.image_io import export_photo, read_source, save_image
     from core.photo_edit import PhotoEdit
-    from fader_desktop.cli import PROG, load_engine, parse_sets
+    from fader_desktop.cli import PROG, check_output, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
-    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        raise FaderError(f"{dst}: refusing to overwrite the input photo; choose another output path")
+    check_output(dst, [src], args.overwrite)
     engine = load_engine(args)
     values = parse_sets(engine, args.set)
     doc = PhotoEdit.open(src, engine, aligned=args.aligned)
@@ -44,14 +42,15 @@ def run(args) -> int:
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)
     # the pixels keep the photo's colour space, so the file says which (its ICC profile)
-    exif, icc = read_metadata(src, exif=not args.raw)
+    source = read_source(src, exif=not args.raw)
     if args.raw:
-        save_image(dst, doc.render_raw(args.face or 0), quality=args.quality, icc_profile=icc)
-    elif not doc.is_modified():
-        # nothing to change: the input's own bytes (same format), else its exact pixels
-        save_unchanged(src, dst, doc.image, quality=args.quality, exif=exif, icc_profile=icc)
+        save_image(dst, doc.render_raw(args.face or 0), quality=args.quality, icc_profile=source.icc, gray=source.gray)
     else:
-        save_image(dst, doc.render(), quality=args.quality, exif=exif, icc_profile=icc)
+        # nothing to change: the input's own bytes (same format), else its exact pixels
+        _copied, lost = export_photo(src, dst, doc.render() if doc.is_modified() else doc.image, source,
+                                     quality=args.quality, unchanged=not doc.is_modified())
+        if lost:
+            sys.stderr.write(f"{PROG}: note: {printable(dst)}: " + "; ".join(lost) + "\n")
     # an edit is measured from the face's reading: say (in one line) where that reading was a guess
     unsure = []
     for i in range(len(doc.faces)) if args.face is None else [args.face]:

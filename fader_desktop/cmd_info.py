@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -18,8 +19,9 @@ def run(args) -> int:
     model = load_model(path)
     summary = model_summary(model)
     summary["path"] = str(path)
+    summary = _finite(summary)
     if args.json:
-        print(json.dumps(summary))  # JSON escapes control characters itself
+        print(json.dumps(summary, allow_nan=False))  # JSON escapes control characters itself
         return 0
     # the model file's strings are shown, never sent to the terminal raw (escape sequences)
     print(f"{p(summary['name'])}  ({p(path)})")
@@ -32,3 +34,14 @@ def run(args) -> int:
         print(f"  metrics: {json.dumps(summary['metrics'])}")
     print(f"  licence: {p(summary['license'])}")
     return 0
+
+
+def _finite(v):
+    """v with NaN and infinities (a model's metrics may hold them) as None: JSON has no such numbers."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v

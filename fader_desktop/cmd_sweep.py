@@ -11,7 +11,7 @@ ANIMATED = (".gif", ".mp4")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fader_desktop.cli import add_model_arguments
+    from fader_desktop.cli import add_model_arguments, add_overwrite_argument
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos; each gives one row")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="OUT.png/.jpg/.webp (figure), OUT.gif or OUT.mp4 (animation across the values)")
@@ -30,20 +30,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=8.0, help="animation frames per second (default 8)")
     p.add_argument("--face", type=int, default=0, metavar="N", help="which face of each photo (0 = leftmost)")
     p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
+    add_overwrite_argument(p)
     add_model_arguments(p)
 
 
 def run(args) -> int:
     from core.image_io import save_image
     from core.sweep import open_faces, save_animation, sweep_frames, sweep_grid, sweep_strip
-    from fader_desktop.cli import load_engine
+    from fader_desktop.cli import check_output, load_engine
     out = Path(args.output)
     suffix = out.suffix.lower()
     if suffix not in STILL + ANIMATED:
         raise FaderError(f"{out}: output must be one of {', '.join(STILL + ANIMATED)}")
-    for img in args.images:
-        if Path(img).exists() and out.exists() and Path(img).resolve() == out.resolve():
-            raise FaderError(f"{out}: refusing to overwrite an input photo; choose another output path")
+    check_output(out, args.images, args.overwrite)
     if args.grid:
         if suffix in ANIMATED:
             raise FaderError(f"{out}: --grid makes a still figure; write .png, .jpg or .webp")

@@ -581,7 +581,7 @@ class MainWindow(QMainWindow):
         text = QGuiApplication.clipboard().text()
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):   # not JSON, or nested too deeply to parse
             data = None
         if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
             mime = QGuiApplication.clipboard().mimeData()

@@ -525,20 +525,19 @@ class EditorBackend:
         """Write the photo at `values` (a Snapshot; None without a model or faces): the original file itself
         when nothing is edited and its format allows, else the rendered pixels."""
         from core.errors import FaderError
-        from core.image_io import read_metadata, save_image, save_unchanged
+        from core.image_io import Source, export_photo, read_source
         unchanged, rgb = self._photo_at(serial, values, "export", path)
-        exif = icc = None
+        source = Source()
         if self.path is not None:
             try:
-                # the colour profile always travels: it says what the pixels' numbers mean
-                exif, icc = read_metadata(self.path, exif=keep_exif)
+                # the colour profile always travels: it says what the pixels' numbers mean; so do
+                # a grey photo's greyness and a PNG's transparency (export_photo, as edit and batch)
+                source = read_source(self.path, exif=keep_exif)
             except FaderError:
                 pass  # the original may have been moved since; the pixels still export
-        if unchanged and keep_exif and self.path is not None and Path(self.path).is_file():
-            # nothing edited: the original file itself where the format allows (no recompression)
-            save_unchanged(self.path, path, rgb, quality=quality, exif=exif, icc_profile=icc)
-        else:
-            save_image(path, rgb, quality=quality, exif=exif, icc_profile=icc)
+        # nothing edited: the original file itself where the format allows (no recompression)
+        original = self.path if keep_exif and self.path is not None and Path(self.path).is_file() else None
+        export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged)
         log.info("exported %s", path)
         return str(path)
 

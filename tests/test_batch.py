@@ -609,3 +609,73 @@ def test_heic_photos_come_out_as_jpegs(tmp_path, capsys, portrait_path, tiny_mod
                   tiny_model_path, "--device", "cpu")
     assert rc == 0, err
     assert sorted(outputs(tmp_path / "png")) == ["IMG_0001.png", "IMG_0002.png"]
+
+
+def test_hostile_recipes_are_one_line_errors_and_a_bom_is_accepted(tmp_path, capsys, aligned3, tiny_model_path):
+    """A 400-digit value (OverflowError) and 100k nested lists (RecursionError) were tracebacks; a
+    UTF-8 BOM (Windows editors) made a valid recipe invalid; version -1 was accepted."""
+    base = ["--model", tiny_model_path, "--device", "cpu", "--aligned"]
+    head = '{"format": "fader-recipe", "version": %s, "values": {"Smiling": %s}}'
+    bad = {"digits.json": head % (1, "9" * 400), "deep.json": "[" * 100_000 + "]" * 100_000,
+           "deepvalue.json": head % (1, "[" * 5000 + "]" * 5000), "negative.json": head % (-1, 1)}
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text)
+        rc, err = cli(capsys, "batch", aligned3, "-o", tmp_path / "out", "--recipe", tmp_path / name, *base)
+        lines = err.splitlines()
+        assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"fader-desktop: error: {tmp_path / name}: "), err
+        assert len(lines[0]) < 300, err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (head % (1, 2)).encode())
+    rc, err = cli(capsys, "batch", aligned3, "-o", tmp_path / "out", "--recipe", tmp_path / "bom.json", *base)
+    assert rc == 0, err
+
+
+def test_photos_already_in_an_output_folder_inside_the_input_are_never_replaced(tmp_path, capsys, aligned3,
+                                                                              tiny_model_path):
+    """`batch IN -o IN/sub --overwrite` replaced the user's own photos in IN/sub, which were also
+    silently left out of the inputs."""
+    base = ["--set", "Smiling=2", "--aligned", "--model", tiny_model_path, "--device", "cpu"]
+    sub = aligned3 / "sub"
+    sub.mkdir()
+    mine = sorted(aligned3.glob("*.jpg"))[0]
+    shutil.copy(mine, sub / "holiday.jpg")
+    before = snapshot(aligned3)
+    for flags in ([], ["--overwrite"], ["--skip-existing"]):
+        rc, err = cli(capsys, "batch", aligned3, "-o", sub, *base, *flags)
+        assert rc == 2 and err.splitlines() == [
+            f"fader-desktop: error: {sub / 'holiday.jpg'}: 1 photo(s) in the output folder {sub} are not outputs of "
+            f"this batch; it lies inside {aligned3}, so they would be left out of the inputs: move them, or choose "
+            "an output folder outside the input folder"], err
+    assert snapshot(aligned3) == before
+    (sub / "holiday.jpg").unlink()
+    rc, err = cli(capsys, "batch", aligned3, "-o", sub, *base)
+    assert rc == 0, err
+    rc, err = cli(capsys, "batch", aligned3, "-o", sub, *base)   # its own earlier outputs: the usual rule
+    assert rc == 2 and "(it lies inside" in err and "--overwrite replaces them" in err, err
+    rc, err = cli(capsys, "batch", aligned3, "-o", sub, *base, "--overwrite")
+    assert rc == 0, err
+
+
+def test_grey_and_transparent_photos_keep_that_and_losses_are_noted(tmp_path, capsys, aligned3, tiny_model_path):
+    """A grey photo came out RGB with a tinted face; transparency was flattened without a word."""
+    from PIL import Image
+    d = tmp_path / "in"
+    d.mkdir()
+    src = sorted(aligned3.glob("*.jpg"))
+    Image.open(src[0]).convert("L").save(d / "grey.png")
+    rgba = Image.open(src[1]).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(rgba.size))
+    rgba.save(d / "cut.png")
+    base = ["--set", "Smiling=2", "--aligned", "--model", tiny_model_path, "--device", "cpu"]
+    rc, err = cli(capsys, "batch", d, "-o", tmp_path / "png", *base)
+    assert rc == 0 and "could not keep" not in err, err
+    with Image.open(tmp_path / "png" / "grey.png") as g, Image.open(tmp_path / "png" / "cut.png") as c:
+        assert g.mode == "L" and c.mode == "RGBA"
+        assert np.array_equal(np.asarray(c)[..., 3], np.asarray(rgba)[..., 3])
+    rc, err = cli(capsys, "batch", d, "-o", tmp_path / "jpg", "--format", "jpg", *base)
+    assert rc == 0
+    assert [l for l in err.splitlines() if "could not keep" in l] == [
+        "fader-desktop: note: 1 output(s) could not keep everything of their photo, e.g. cut.png: transparency "
+        "dropped (JPEG has no alpha channel)"]
+    with Image.open(tmp_path / "jpg" / "grey.jpg") as g:
+        assert g.mode == "L"

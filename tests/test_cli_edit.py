@@ -395,3 +395,133 @@ def test_own_corrects_a_misread_face(tmp_path, capsys, photo_png, tiny_model_pat
     assert rc == 2
     assert_one_line_error(err, "0 or 1")
     assert not (tmp_path / "bad.png").exists()
+
+
+# -- exploratory-testing bugs (aligned fallback, overwrite, grey, alpha, notes, info, typos) ----
+
+def _sky(w: int, h: int) -> np.ndarray:
+    """A smooth gradient without a face."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.clip(np.stack([90 + 0.1 * xx, 140 + 0.1 * yy, 230 - 0.05 * yy], axis=2), 0, 255).astype(np.uint8)
+
+
+def test_a_faceless_4_5_photo_gets_no_face_painted_on(tmp_path, capsys, tiny_model_path):
+    """A 4:5 photo is within 3 % of CelebA's 178:218 framing: a sky was edited as an aligned crop
+    (a ghost face, exit 0). Only images up to twice CelebA's size are taken as aligned crops."""
+    from core.image_io import save_image
+    sky = tmp_path / "sky.png"
+    save_image(sky, _sky(480, 600))
+    rc, err = _edit(capsys, sky, tmp_path / "o.png", tiny_model_path, "--set", "Male=1")
+    assert rc == 2
+    assert_one_line_error(err, f"{sky}: no face found")
+    assert not (tmp_path / "o.png").exists()
+    rc, err = _edit(capsys, sky, tmp_path / "forced.png", tiny_model_path, "--set", "Male=1", "--aligned")
+    assert rc == 0, err   # --aligned still takes it as a crop
+    crop = tmp_path / "crop.png"   # an aligned crop at twice CelebA's size still is one
+    save_image(crop, _sky(356, 436))
+    rc, err = _edit(capsys, crop, tmp_path / "c.png", tiny_model_path, "--set", "Male=1")
+    assert rc == 0 and "edited as an aligned crop" in err, err
+
+
+def test_an_existing_output_is_only_replaced_with_overwrite(tmp_path, capsys, photo_png, tiny_model_path):
+    """`edit -o notes.jpg` silently replaced the user's file."""
+    notes = tmp_path / "notes.jpg"
+    notes.write_bytes(b"my own notes")
+    rc, err = _edit(capsys, photo_png, notes, tiny_model_path, "--set", "Smiling=2")
+    assert rc == 2
+    assert_one_line_error(err, f"{notes}: output file already exists; --overwrite replaces it")
+    assert notes.read_bytes() == b"my own notes"
+    rc, err = _edit(capsys, photo_png, notes, tiny_model_path, "--set", "Smiling=2", "--overwrite")
+    assert rc == 0, err
+    assert read(notes).shape == read(photo_png).shape
+    before = photo_png.read_bytes()
+    rc, err = _edit(capsys, photo_png, photo_png, tiny_model_path, "--overwrite")   # never the input
+    assert rc == 2
+    assert_one_line_error(err, "refusing to overwrite the input photo")
+    assert photo_png.read_bytes() == before
+
+
+def test_a_grey_photo_comes_out_grey(tmp_path, capsys, portrait_path, tiny_model_path):
+    """It came out RGB with a tinted face (channels up to 32 apart)."""
+    from PIL import Image
+    grey = tmp_path / "grey.png"
+    Image.open(portrait_path).convert("L").save(grey)
+    for out in (tmp_path / "o.png", tmp_path / "o.jpg"):
+        rc, err = _edit(capsys, grey, out, tiny_model_path, "--set", "Smiling=2", "--own", "Smiling=0")
+        assert rc == 0 and not err, err
+        with Image.open(out) as im:
+            assert im.mode == "L"
+    edited, src = np.asarray(Image.open(tmp_path / "o.png")), np.asarray(Image.open(grey))
+    assert (edited != src).sum() > 50   # the edit is there, as luminance
+
+
+def _rgba_portrait(portrait_path, path):
+    from PIL import Image
+
+    from core.image_io import load_image
+    rgb = load_image(portrait_path)
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:, :60], alpha[:, 60:90] = 0, 128
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(path)
+    return rgb, alpha
+
+
+def test_transparency_is_kept_where_the_format_has_it(tmp_path, capsys, portrait_path, tiny_model_path):
+    """An RGBA PNG came out flat RGB over white."""
+    from PIL import Image
+    rgb, alpha = _rgba_portrait(portrait_path, tmp_path / "cut.png")
+    rc, err = _edit(capsys, tmp_path / "cut.png", tmp_path / "o.png", tiny_model_path, "--set", "Smiling=2",
+                    "--own", "Smiling=0")
+    assert rc == 0 and not err, err
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.mode == "RGBA"
+        out = np.asarray(im)
+    assert np.array_equal(out[..., 3], alpha)
+    assert np.abs(out[:, 60:90, :3].astype(int) - rgb[:, 60:90]).max() <= 1   # not lightened by white
+    assert (out[..., :3] != rgb).any(axis=2).sum() > 50                         # the edit is there
+    rc, err = _edit(capsys, tmp_path / "cut.png", tmp_path / "o.jpg", tiny_model_path, "--set", "Smiling=2",
+                    "--own", "Smiling=0")
+    assert rc == 0
+    assert err.splitlines() == [f"fader-desktop: note: {tmp_path / 'o.jpg'}: transparency dropped "
+                                "(JPEG has no alpha channel)"]
+
+
+@pytest.mark.parametrize("kind", ["16-bit", "pages", "animation"])
+def test_what_an_export_cannot_keep_is_noted(tmp_path, capsys, portrait_path, tiny_model_path, kind):
+    import cv2
+    from PIL import Image
+
+    from core.image_io import load_image
+    rgb = load_image(portrait_path)
+    src = tmp_path / {"16-bit": "deep.png", "pages": "scan.tif", "animation": "anim.gif"}[kind]
+    if kind == "16-bit":
+        cv2.imwrite(str(src), rgb[..., ::-1].astype(np.uint16) * 257)
+    else:
+        ims = [Image.fromarray(rgb), Image.fromarray(255 - rgb)]
+        ims[0].save(src, save_all=True, append_images=ims[1:])
+    rc, err = _edit(capsys, src, tmp_path / "o.png", tiny_model_path, "--set", "Smiling=2", "--own", "Smiling=0")
+    assert rc == 0
+    want = {"16-bit": "more than 8 bits per channel, written with 8", "pages": "only its first page is written",
+            "animation": "only its first frame is written"}[kind]
+    assert len(err.splitlines()) == 1 and err.startswith("fader-desktop: note: ") and want in err, err
+
+
+def test_info_json_stays_json_with_non_finite_metrics(tmp_path, capsys):
+    """NaN and Infinity in a model's metrics were printed as such: not JSON."""
+    from conftest import make_tiny_model
+    from core.model_file import load_model, save_model
+    from fader_desktop.cli import main
+    model = load_model(make_tiny_model(tmp_path / "m.fader"))
+    model.meta["metrics"] = {"psnr": float("nan"), "swap": [float("inf"), 0.5]}
+    save_model(model, tmp_path / "nan.fader")
+    assert main(["info", "--model", str(tmp_path / "nan.fader"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert info["metrics"] == {"psnr": None, "swap": [None, 0.5]}
+
+
+def test_a_mistyped_command_is_not_opened_as_a_photo(tmp_path):
+    """`fader-desktop infoo` started the window with a photo 'infoo'."""
+    r = subprocess.run([sys.executable, "-m", "fader_desktop", "infoo"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == ["fader-desktop: error: unknown command 'infoo' (did you mean 'info'?)"]

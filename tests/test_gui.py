@@ -802,6 +802,29 @@ def test_batch_export_menu_opens_dialog_with_the_changed_faders(editor, qtbot, m
     assert len(shown) == 1 and set(shown[0]) == {"Smiling"}
 
 
+def test_a_grey_transparent_photo_exports_grey_with_its_transparency(editor, qtbot, tmp_path, portrait_path):
+    """The window's export goes through core's export_photo, as edit and batch: a grey photo came
+    out RGB with a tinted face, a transparent one flat over white."""
+    from PIL import Image
+    w = editor
+    src = tmp_path / "grey.png"
+    grey = Image.open(portrait_path).convert("LA")
+    alpha = np.full(grey.size[::-1], 255, np.uint8)
+    alpha[:, :60], alpha[:, 60:90] = 0, 128   # the face stays opaque
+    grey.putalpha(Image.fromarray(alpha))
+    grey.save(src)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(src)
+    orig = original(w)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        assert w.export_to(tmp_path / "out.png")
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "LA"
+        assert np.array_equal(np.asarray(im)[..., 1], alpha)
+
+
 def test_a_framed_image_without_a_detected_face_is_edited_as_the_edit_command_does(editor, qtbot, tmp_path,
                                                                                     tiny_model_path, capsys):
     """The aligned-crop fallback is core's: the window's export equals `fader-desktop edit`'s output."""

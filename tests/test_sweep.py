@@ -192,3 +192,40 @@ def test_gif_on_a_full_disk_is_an_error(small_disk):
     with pytest.raises(ImageError, match="no space left on device"):
         save_animation(small_disk / "anim.gif", frames)
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin"]
+
+
+def test_cli_refuses_an_existing_output_and_a_zero_cell_size(tmp_path, capsys, celeba_aligned, tiny_model_path):
+    """`sweep -o notes.png` replaced the user's file; `--cell-size 0` was taken as the default."""
+    path = sorted(celeba_aligned.glob("*.jpg"))[0]
+    m = ["--attr", "Smiling", "--steps", "3", "--aligned", "--model", tiny_model_path, "--device", "cpu"]
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"mine")
+    rc, err = cli(capsys, "sweep", path, "-o", notes, *m)
+    assert rc == 2 and err.splitlines() == [f"fader-desktop: error: {notes}: output file already exists; "
+                                            "--overwrite replaces it"]
+    assert notes.read_bytes() == b"mine"
+    rc, err = cli(capsys, "sweep", path, "-o", notes, "--overwrite", *m)
+    assert rc == 0, err
+    assert notes.read_bytes()[:4] == b"\x89PNG"
+    rc, err = cli(capsys, "sweep", path, "-o", tmp_path / "z.png", "--cell-size", "0", *m)
+    assert rc == 2 and err.splitlines() == ["fader-desktop: error: --cell-size must be between 8 and 1024 pixels, got 0"]
+    assert not (tmp_path / "z.png").exists()
+
+
+def test_mp4_on_a_full_disk_or_a_read_only_folder_is_a_one_line_error(capsys, small_disk, read_only_dir,
+                                                                       celeba_aligned, tiny_model_path):
+    """ffmpeg's failure at the end of a full disk went unchecked: an unplayable file under the final
+    name, exit 0. A read-only folder gave a multi-line error with the ffmpeg command."""
+    from conftest import fill_disk
+    pytest.importorskip("imageio_ffmpeg")
+    paths = sorted(celeba_aligned.glob("*.jpg"))[:2]
+    m = ["--attr", "Smiling", "--steps", "8", "--cell-size", "256", "--aligned", "--model", tiny_model_path,
+         "--device", "cpu"]
+    fill_disk(small_disk, 16 << 10)
+    rc, err = cli(capsys, "sweep", *paths, "-o", small_disk / "anim.mp4", *m)
+    assert rc == 2 and err.splitlines() == [f"fader-desktop: error: {small_disk / 'anim.mp4'}: cannot write MP4: "
+                                            "no space left on device"], err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin"]
+    rc, err = cli(capsys, "sweep", *paths, "-o", read_only_dir / "anim.mp4", *m)
+    assert rc == 2 and len(err.splitlines()) == 1 and ".part" not in err and "ffmpeg" not in err, err
+    assert err.startswith(f"fader-desktop: error: {read_only_dir / 'anim.mp4'}: "), err
