@@ -30,7 +30,7 @@ except ImportError:  # an install without it still reads every other format
     _HEIF = False
 
 __all__ = ["load_image", "read_exif", "read_icc_profile", "read_metadata", "save_image", "save_unchanged", "image_format",
-           "check_output_folder", "Source", "read_source", "export_photo",
+           "check_output_folder", "Source", "read_source", "export_photo", "gray_rgb",
            "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "export_suffix"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -379,6 +379,13 @@ def _load_alpha(p: Path, im: Image.Image) -> Optional[np.ndarray]:
         upright = ImageOps.exif_transpose(im) or im
         a = np.asarray(upright.convert("RGBA").getchannel("A"), dtype=np.uint8)
     return np.ascontiguousarray(a) if a.min(initial=255) < 255 else None
+
+
+def gray_rgb(rgb: np.ndarray) -> np.ndarray:
+    """The luminance of ``rgb`` in three equal channels, exactly as a grey export writes it (Pillow's
+    ITU-R 601 "L"): what the window shows of an edited grey photo, so the preview is the export."""
+    lum = np.asarray(Image.fromarray(np.ascontiguousarray(rgb, np.uint8), "RGB").convert("L"))
+    return np.repeat(lum[..., None], 3, axis=2)
 
 
 def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: int = 95,

@@ -97,7 +97,7 @@ class FaderRow(QFrame):
         self._drag_counter = drag_counter   # shared callable -> a fresh drag id
         self._drag = 0
         self._own = own_slider(attr, 0.0 if attr.is_binary else [1.0] + [0.0] * (attr.n - 1))
-        self._shown = self._own
+        self._shown = self._blank = self._own
         lo, hi = attr.range
         self._lo, self._hi = lo, hi
 
@@ -145,7 +145,8 @@ class FaderRow(QFrame):
         head = QHBoxLayout()
         head.setSpacing(8)
         head.addWidget(title)
-        head.addWidget(self.unsure_label, 0, Qt.AlignmentFlag.AlignBaseline)
+        if not attr.is_binary:
+            head.addWidget(self.unsure_label, 0, Qt.AlignmentFlag.AlignBaseline)
         head.addStretch(1)
         grid.addLayout(head, 0, 0, 1, 2)
         grid.addWidget(self.reset_button, 0, 2, Qt.AlignmentFlag.AlignRight)
@@ -161,6 +162,10 @@ class FaderRow(QFrame):
                 lab.setFont(small)
                 lab.setForegroundRole(QPalette.ColorRole.PlaceholderText)
                 ends.addWidget(lab, 0, align)
+                if align == Qt.AlignmentFlag.AlignLeft:
+                    # between the two ends, where a long title ("Mouth slightly open") leaves room:
+                    # beside the title it widened the row past the dock, clipping ↺ and the spin box
+                    ends.addWidget(self.unsure_label, 1, Qt.AlignmentFlag.AlignCenter)
             grid.addLayout(ends, 2, 0, 1, 2)
             ticks = [self._to_slider(0.0), self._to_slider(1.0)]
             self.slider.set_marks([t for t, v in zip(ticks, (0.0, 1.0)) if lo <= v <= hi], None)
@@ -244,6 +249,11 @@ class FaderRow(QFrame):
         if self.session is None or not self.session.n_faces:
             return False
         return self.session.is_modified(self.session.shown_face(), self.attr.name)
+
+    def clear(self) -> None:
+        """Show the attribute's first value, as with no photo (a photo without faces must not keep
+        the previous photo's values on show)."""
+        self.show_value(self._blank, self._blank)
 
     def _refresh_hint(self) -> None:
         modified = self.is_modified()
@@ -426,6 +436,8 @@ class FaderPanel(QWidget):
     def _show_values(self) -> None:
         s = self.session
         if s is None or not s.n_faces:
+            for row in self._rows.values():
+                row.clear()
             return
         face = s.shown_face()
         for name, row in self._rows.items():

@@ -252,6 +252,17 @@ class MainWindow(QMainWindow):
                                 f"The edits to {self._photo.path.name} have not been exported. Discard them?",
                                 "Discard")
 
+    def _confirm_model_switch(self, path: Path) -> bool:
+        """Another model keeps the edits only where it has the same attributes (the photo's faces are
+        encoded again and the edit carried over); ask only where they may be lost."""
+        if self.undo_stack.isClean() or self._photo is None or same_file(path, self._model.path):
+            return True
+        names = ", ".join(display_name(a.name) for a in self._attrs)
+        return self.ask_confirm(
+            "Open another model?",
+            f"The edits to {self._photo.path.name} have not been exported. The new model keeps them if it has "
+            f"the same attributes ({names}); otherwise they are discarded.", "Open model")
+
     def open_photo_dialog(self) -> None:
         start = self.settings.last_dir or (str(self._photo.path.parent) if self._photo else "")
         path, _ = QFileDialog.getOpenFileName(self, "Open photo", start, OPEN_FILTER)
@@ -370,7 +381,7 @@ class MainWindow(QMainWindow):
 
     def load_model(self, path) -> None:
         """Load a .fader model (a job); an open photo is re-encoded with it."""
-        if self._model is not None and not self._confirm_discard():
+        if self._model is not None and not self._confirm_model_switch(Path(path)):
             return
         path, device, backend, status = Path(path), self.device, self.backend, self.jobs.set_busy_text
         self.jobs.submit(lambda: backend.load_model(path, device, status), on_done=self._on_model_loaded,

@@ -219,6 +219,9 @@ class TrainingDialog(QDialog):
 
         # -- live view ------------------------------------------------------------------------------
         self.phase_label = QLabel("Not started")
+        # a trainer's one-line error can be long (paths): wrapped, never widening the dialog past the screen
+        self.phase_label.setWordWrap(True)
+        self.phase_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)

@@ -413,6 +413,7 @@ class EditorBackend:
         self.image: Optional[np.ndarray] = None
         self.path: Optional[Path] = None
         self.colour_space: Optional[QColorSpace] = None  # the open photo's, when not sRGB
+        self.gray = False   # the open photo has no colour: its edits are shown (and exported) grey
         self.serial = 0
         self._detector = _RememberingDetector()
 
@@ -435,7 +436,7 @@ class EditorBackend:
         if self.image is not None:
             try:
                 info.photo = self._open_array(self.image, self.path, reencoded=True, status=status,
-                                              colour_space=self.colour_space)
+                                              colour_space=self.colour_space, gray=self.gray)
             except Exception as e:
                 # the old document belongs to the old model: never keep rendering it
                 log.warning("re-encoding %s with %s failed: %s", self.path, path, e)
@@ -451,13 +452,18 @@ class EditorBackend:
         return self.load_model(self.model_path, device, status)
 
     def open_photo(self, path: Path, status: Callable[[str], None] = lambda text: None) -> PhotoInfo:
-        from core.image_io import load_image
+        from core.errors import FaderError
+        from core.image_io import load_image, read_source
         image = load_image(path)
+        try:
+            gray = read_source(path, exif=False).gray
+        except FaderError:
+            gray = False
         return self._open_array(image, path, reencoded=False, status=status,
-                                colour_space=display_colour_space(path))
+                                colour_space=display_colour_space(path), gray=gray)
 
     def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
-                    colour_space: Optional[QColorSpace] = None) -> PhotoInfo:
+                    colour_space: Optional[QColorSpace] = None, gray: bool = False) -> PhotoInfo:
         from core.photo_edit import PhotoEdit
         t0 = time.perf_counter()
         doc = None
@@ -467,7 +473,7 @@ class EditorBackend:
             doc.path = path
         # replace the current photo only once the new one opened
         self.serial += 1
-        self.doc, self.image, self.path, self.colour_space = doc, image, path, colour_space
+        self.doc, self.image, self.path, self.colour_space, self.gray = doc, image, path, colour_space, gray
         h, w = image.shape[:2]
         info = PhotoInfo(self.serial, path, w, h, to_display(image, colour_space), has_model=doc is not None,
                          reencoded=reencoded, aligned=bool(doc is not None and doc.aligned))
@@ -497,6 +503,9 @@ class EditorBackend:
         self.doc.restore(request.values)
         # only the faces' region can differ from the original: ship that, not the whole photo
         pixels, (x, y) = self.doc.render_region(request.draft)
+        if self.gray:
+            from core.image_io import gray_rgb
+            pixels = gray_rgb(pixels)
         patch = to_display(pixels, self.colour_space)
         return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0)
 
@@ -514,6 +523,9 @@ class EditorBackend:
         self.doc.restore(values)
         if not self.doc.is_modified():
             return True, self.doc.image
+        if self.gray:
+            from core.image_io import gray_rgb
+            return False, gray_rgb(self.doc.render())
         return False, self.doc.render()
 
     def rendered_image(self, serial: int, values) -> QImage:

@@ -727,6 +727,58 @@ def test_a_photo_without_faces_exports_and_copies_its_own_pixels(editor, qtbot, 
     assert np.array_equal(qimage_to_numpy(QGuiApplication.clipboard().image()), wall)
 
 
+def test_a_photo_without_faces_shows_no_values_of_the_photo_before(editor, qtbot, tmp_path):
+    """The faders of a faceless photo are blank: they kept showing the previous photo's edit (in
+    italics, as modified) while disabled."""
+    w = editor
+    row = w.panel.row("Smiling")
+    row.spin.setValue(2.0 if row.spin.value() < 1 else -1.0)
+    assert row.reset_button.isEnabled() and row.title.font().italic()
+    wall = np.tile(np.linspace(40, 200, 300, dtype=np.uint8)[None, :, None], (200, 1, 3))
+    save_image(tmp_path / "wall.png", wall)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "wall.png")
+    assert not w._photo.faces and not row.isEnabled()
+    for name in w.panel.attribute_names():
+        r = w.panel.row(name)
+        assert r.spin.value() == 0.0 and not r.title.font().italic() and not r.reset_button.isEnabled()
+
+
+def test_opening_another_model_asks_only_where_edits_may_be_lost(editor, qtbot, tiny_model_path, monkeypatch):
+    """The same model again keeps the edit without a question; another asks, saying when the edit
+    is kept (before: "Discard them?", and then the edit was kept)."""
+    w = editor
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda title, text, *a, **k: asked.append((title, text)) or False)
+    row = w.panel.row("Smiling")
+    row.spin.setValue(2.0 if row.spin.value() < 1 else -1.0)
+    value = row.spin.value()
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.load_model(tiny_model_path)
+    assert not asked and w.panel.row("Smiling").spin.value() == value and w.undo_stack.canUndo()
+    other = tiny_model_path.with_name("copy_of_tiny.fader")
+    other.write_bytes(tiny_model_path.read_bytes())
+    w.load_model(other)          # refused in the dialog: nothing happens
+    assert asked and asked[0][0] == "Open another model?" and "same attributes" in asked[0][1]
+    assert w._model.path == tiny_model_path and w.panel.row("Smiling").spin.value() == value
+
+
+def test_an_unsure_reading_of_a_long_name_does_not_widen_its_fader(qapp):
+    """'reading unsure' beside "Mouth slightly open" widened the row past the dock, clipping the
+    reset button and the spin box; it sits between the two ends now."""
+    from core.attributes import Attribute
+    from fader_desktop.fader_panel import FaderRow
+    row = FaderRow(Attribute("Mouth_Slightly_Open"), lambda: 1)
+    row.show()
+    qapp.processEvents()
+    plain = row.minimumSizeHint().width()
+    row.show_value(0.0, 0.0, 0.55)
+    qapp.processEvents()
+    assert row.unsure_label.isVisible()
+    assert row.minimumSizeHint().width() <= plain
+    row.close()
+
+
 def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, portrait_path):
     w = editor
     bad = tmp_path / "holiday.jpg"
@@ -823,6 +875,12 @@ def test_a_grey_transparent_photo_exports_grey_with_its_transparency(editor, qtb
     with Image.open(tmp_path / "out.png") as im:
         assert im.mode == "LA"
         assert np.array_equal(np.asarray(im)[..., 1], alpha)
+        exported = np.asarray(im)[..., 0]
+    # the preview is the export: grey too (it showed green and purple tints the export lacked)
+    shown = preview(w)
+    assert np.array_equal(shown[..., 0], shown[..., 1]) and np.array_equal(shown[..., 1], shown[..., 2])
+    opaque = alpha == 255
+    assert np.array_equal(shown[..., 0][opaque], exported[opaque])
 
 
 def test_a_framed_image_without_a_detected_face_is_edited_as_the_edit_command_does(editor, qtbot, tmp_path,

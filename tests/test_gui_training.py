@@ -83,6 +83,14 @@ def test_a_trainer_error_is_shown_in_one_line(qtbot, tmp_path, celeba_aligned):
     text = d.phase_label.text()
     assert text.startswith("Training stopped: ") and "Bangs" in text and "value" in text, text
     assert d.start_button.isEnabled()
+    # a long error wraps: the dialog keeps its width (it grew past the screen, Close out of reach)
+    from PySide6.QtWidgets import QApplication
+    d.show()
+    QApplication.processEvents()
+    width, hint = d.width(), d.sizeHint().width()
+    d.phase_label.setText("Training stopped: " + "/a/very/long/folder name" * 40)
+    QApplication.processEvents()
+    assert d.width() == width and d.sizeHint().width() == hint
 
 
 def test_a_two_process_run_from_the_dialog(qtbot, tmp_path, labeled_folder):
