@@ -708,6 +708,25 @@ def test_next_face_walks_round_a_group_photo_and_the_zoomed_view_follows(editor,
     assert 0 < c.x() < w.canvas.width() and 0 < c.y() < w.canvas.height() and not w.canvas.is_fit()
 
 
+def test_the_main_face_is_selected_first_not_a_small_one_on_its_left(editor, qtbot, tmp_path, portrait_path):
+    """A small face (or a detector's false one: a patch of hair) left of the main face was Face 1,
+    selected and zoomed to; the face at least twice its size is selected first now."""
+    import cv2
+    w = editor
+    rgb = load_image(portrait_path)
+    h, wd = rgb.shape[:2]
+    small = cv2.resize(rgb, (wd * 3 // 5, h * 3 // 5), interpolation=cv2.INTER_AREA)
+    group = np.full((h, wd + small.shape[1], 3), 128, np.uint8)
+    group[h - small.shape[0]:, :small.shape[1]] = small
+    group[:, small.shape[1]:] = rgb
+    save_image(tmp_path / "group.png", group)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "group.png")
+    assert len(w._photo.faces) == 2
+    assert w._photo.faces[0].box[0] < w._photo.faces[1].box[0]     # faces are numbered left to right
+    assert w.session.selected == 1 and w.panel.face_combo.currentData() == 1
+
+
 def test_a_photo_without_faces_exports_and_copies_its_own_pixels(editor, qtbot, tmp_path):
     """With a model loaded, a photo in which no face is found still exports (and copies) as it
     is: before, the export failed with an unexpected AttributeError (no values to restore)."""
