@@ -50,9 +50,10 @@ class ValuesCommand(QUndoCommand):
     merge, so a drag is one undo step.
     """
 
-    def __init__(self, window: "MainWindow", before, after, text: str, merge_key=None):
+    def __init__(self, window: "MainWindow", before, after, text: str, merge_key=None, faces=()):
         super().__init__(text)
         self.window, self.before, self.after, self.merge_key = window, before, after, merge_key
+        self.faces = tuple(faces or ())
 
     def id(self) -> int:
         return 1
@@ -67,10 +68,18 @@ class ValuesCommand(QUndoCommand):
         return True
 
     def redo(self) -> None:
+        self._show_face()
         self.window.session.restore(self.after)   # already there when the command is first pushed
 
     def undo(self) -> None:
+        self._show_face()
         self.window.session.restore(self.before)
+
+    def _show_face(self) -> None:
+        """Select the one face this step changes, so that its faders show what undo or redo did."""
+        s = self.window.session
+        if len(self.faces) == 1 and s.selected not in (self.faces[0], ALL_FACES):
+            s.select(self.faces[0])
 
 
 def local_files(mime) -> list:
@@ -88,7 +97,7 @@ def _main_face(faces) -> int:
     """The face selected first: the leftmost (Face 1), unless another is at least twice its area.
     A detector's false face (a patch of hair, a collar, scored ~0.7 like some real faces) is small
     and was Face 1 in some photos, selected and zoomed to."""
-    if not faces:
+    if not faces or any(f.box is None for f in faces):   # an aligned crop: one face, no box
         return 0
     area = [(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]
     best = max(range(len(faces)), key=area.__getitem__)
@@ -553,7 +562,7 @@ class MainWindow(QMainWindow):
         if change.kind != "restore":
             # a new edit: one undo step (pushing it runs redo(), a restore of what is already there)
             self.undo_stack.push(ValuesCommand(self, change.before, change.after, self._undo_text(change),
-                                               self._merge_key(change)))
+                                               self._merge_key(change), change.faces))
         if change.name is not None:
             self._last_attr = change.name
         if self.canvas.brush_enabled():

@@ -727,6 +727,28 @@ def test_the_main_face_is_selected_first_not_a_small_one_on_its_left(editor, qtb
     assert w.session.selected == 1 and w.panel.face_combo.currentData() == 1
 
 
+def test_undo_selects_the_face_it_changes(editor, qtbot, tmp_path, portrait_path):
+    """Undoing face 1's edit while face 2 is selected restored face 1 but left its faders out of
+    view; undo and redo now select the face they change."""
+    w = editor
+    rgb = load_image(portrait_path)
+    save_image(tmp_path / "two.png", np.concatenate([rgb, rgb[:, ::-1]], axis=1))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "two.png")
+    assert len(w._photo.faces) == 2 and w.session.selected == 0
+    row = w.panel.row("Smiling")
+    own = row.spin.value()
+    row.spin.setValue(2.0 if own < 1 else -1.0)
+    edited = row.spin.value()
+    w.act_next_face.trigger()
+    assert w.session.selected == 1
+    w.undo_stack.undo()
+    assert w.session.selected == 0 and w.panel.face_combo.currentData() == 0 and row.spin.value() == own
+    w.act_next_face.trigger()
+    w.undo_stack.redo()
+    assert w.session.selected == 0 and row.spin.value() == edited
+
+
 def test_a_photo_without_faces_exports_and_copies_its_own_pixels(editor, qtbot, tmp_path):
     """With a model loaded, a photo in which no face is found still exports (and copies) as it
     is: before, the export failed with an unexpected AttributeError (no values to restore)."""
