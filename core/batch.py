@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # imported where used: core.photo_edit loads torch
 
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
 STATUSES = ("ok", "exists", "skipped", "failed", "cancelled")
+# the reason of a skipped file whose type is no photo's (a readme.txt): left out, not a failed edit
+NOT_AN_IMAGE = "not an image (unsupported file type)"
 REPORT_FORMAT = "fader-batch-report"
 # Decoded photos the pipeline may hold at once (read ahead + waiting to be written), beyond one.
 MAX_HELD_BYTES = 768 << 20
@@ -169,7 +171,7 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
                 items.append(Item(src, rel.as_posix(), None, "skipped", f"cannot read: {why}"))
                 continue
             if suffix not in IMAGE_SUFFIXES:
-                items.append(Item(src, rel.as_posix(), None, "skipped", "not an image (unsupported file type)"))
+                items.append(Item(src, rel.as_posix(), None, "skipped", NOT_AN_IMAGE))
                 continue
             out_suffix = OUTPUT_FORMATS[fmt.lower()] if fmt else export_suffix(src)
             items.append(Item(src, rel.as_posix(), dst_root / rel.with_suffix(out_suffix)))

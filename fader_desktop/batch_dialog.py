@@ -268,8 +268,12 @@ class BatchDialog(QDialog):
         extra = []
         if c["exists"]:
             extra.append(f"{c['exists']} already existed and were left as they were.")
-        if c["skipped"] or c["failed"]:
-            extra.append(f"{c['skipped'] + c['failed']} could not be edited (see details).")
+        from core.batch import NOT_AN_IMAGE
+        others = sum(1 for it in report.items if it.status == "skipped" and it.reason == NOT_AN_IMAGE)
+        if c["skipped"] - others or c["failed"]:
+            extra.append(f"{c['skipped'] - others + c['failed']} could not be edited (see details).")
+        if others:
+            extra.append(f"{others} file(s) that are not photos were left alone.")
         if report.cancelled:
             extra.append(f"Stopped: {c['cancelled']} not processed. Run again with "
                          "“Skip photos whose output already exists” to resume.")

@@ -357,7 +357,9 @@ def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
     assert rep.counts()["ok"] == 3 and rep.counts()["skipped"] == 4
     assert (tmp_path / "out" / "sub" / "wild.png").is_file()
     head, details = dlg.summary_text(rep)
-    assert "3 photo(s) written" in head and "4 could not be edited" in head
+    # readme.txt is no photo: left alone, not counted among the photos that could not be edited
+    assert "3 photo(s) written" in head and "3 could not be edited" in head
+    assert "1 file(s) that are not photos were left alone" in head
     assert "gray.png: skipped — " in details and "no face" in details
     # the tiny random model reads Smiling at about 50 %: every edited face's reading is unsure
     edited = [it for it in rep.items if it.status == "ok" and not it.reason.startswith("0 of")]
