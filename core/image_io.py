@@ -30,7 +30,7 @@ except ImportError:  # an install without it still reads every other format
     _HEIF = False
 
 __all__ = ["load_image", "read_exif", "read_icc_profile", "read_metadata", "save_image", "save_unchanged", "image_format",
-           "check_output_folder", "Source", "read_source", "export_photo", "gray_rgb",
+           "check_output_folder", "check_save_path", "Source", "read_source", "export_photo", "gray_rgb",
            "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "export_suffix"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -482,6 +482,20 @@ def check_output_folder(p: Path, what: str = "cannot save image") -> None:
         raise ImageError(f"{p}: {what}: a folder with that name exists")
 
 
+def check_save_path(path: str | os.PathLike) -> str:
+    """The format :func:`save_image` writes to ``path`` (from its suffix); ImageError naming it where
+    the suffix is not one of SAVE_FORMATS or its folder is missing, so that a command can refuse a
+    bad output before any work."""
+    p = Path(path)
+    fmt = SAVE_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        allowed = ", ".join(SAVE_FORMATS)
+        raise ImageError(f"{p}: cannot save image: unsupported file type "
+                         f"'{p.suffix or '(none)'}' (use one of {allowed})")
+    check_output_folder(p)
+    return fmt
+
+
 def export_suffix(path: str | os.PathLike) -> str:
     """The suffix an export of the photo ``path`` keeps: its own where it can be written, else
     ".jpg" (HEIC and AVIF photos, which are read but not written)."""
@@ -515,18 +529,13 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     naming ``path`` on failure; no temporary file is left behind.
     """
     p = Path(path)
-    fmt = SAVE_FORMATS.get(p.suffix.lower())
-    if fmt is None:
-        allowed = ", ".join(SAVE_FORMATS)
-        raise ImageError(f"{p}: cannot save image: unsupported file type "
-                         f"'{p.suffix or '(none)'}' (use one of {allowed})")
+    fmt = check_save_path(p)
     arr = np.asarray(rgb)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or 0 in arr.shape:
         raise ImageError(f"{p}: cannot save image: expected a uint8 H x W x 3 RGB array, "
                          f"got {arr.dtype} {arr.shape}")
     if not 1 <= int(quality) <= 100:
         raise ImageError(f"{p}: cannot save image: quality must be 1..100, got {quality}")
-    check_output_folder(p)
 
     if alpha is not None and (fmt not in _ALPHA_FORMATS or alpha.shape != arr.shape[:2]):
         alpha = None

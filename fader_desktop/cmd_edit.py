@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,11 +27,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from core.attributes import pure_label
     from core.errors import printable
-    from core.image_io import export_photo, read_source, save_image
+    from core.errors import FaderError
+    from core.image_io import check_save_path, export_photo, read_source, save_image
     from core.photo_edit import PhotoEdit
     from fader_desktop.cli import PROG, check_output, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
+    if not args.output.strip() or args.output.endswith(("/", os.sep)):
+        raise FaderError(f"-o {args.output!r}: give an output file name (.png, .jpg, .webp, …)")
+    # the output's problems before the model loads and the faces are found (seconds)
     check_output(dst, [src], args.overwrite)
+    check_save_path(dst)
     engine = load_engine(args)
     values = parse_sets(engine, args.set)
     doc = PhotoEdit.open(src, engine, aligned=args.aligned)

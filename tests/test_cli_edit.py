@@ -525,3 +525,17 @@ def test_a_mistyped_command_is_not_opened_as_a_photo(tmp_path):
                        text=True, timeout=60, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 2
     assert r.stderr.splitlines() == ["fader-desktop: error: unknown command 'infoo' (did you mean 'info'?)"]
+
+
+@pytest.mark.parametrize("out, says", [("out.xyz", "unsupported file type '.xyz'"), ("noext", "unsupported file type"),
+                                       ("missing/out.jpg", "does not exist"), ("out.jpg/", "give an output file name"),
+                                       ("", "give an output file name")])
+def test_a_bad_output_is_refused_before_the_model_loads(tmp_path, capsys, photo_png, out, says):
+    """The output is checked first: a typo in -o was reported only after the model had loaded and
+    the faces were found (7-10 s), and '-o x.jpg/' wrote a file x.jpg. The model here does not
+    exist, so an error about the output proves it came first."""
+    target = str(tmp_path / out) + ("/" if out.endswith("/") else "") if out else ""
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", target, "--set", "Smiling=1",
+                          "--model", tmp_path / "no_such_model.fader")
+    assert rc == 2 and says in err and "no_such_model" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
