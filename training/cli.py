@@ -22,6 +22,7 @@ PROG = "fader-train"
 # Written into every run folder when the run starts: the folders --out may write into are new or
 # empty ones and those that hold this file (or a checkpoint), never a folder of the user's files.
 RUN_MARKER = "fader-run.json"
+SKIPPED_LIST = "skipped.txt"   # in the run folder: the images preprocessing skipped, with the reason
 MAX_BATCH_SIZE = 1024
 MAX_THREADS = 1024
 
@@ -291,11 +292,7 @@ def _continued_config(model, a, given: set, cfg):
     on the command line and this run's own bookkeeping (evaluation, checkpoints, budget) on top."""
     from core.errors import FaderError
     from .trainer import TrainConfig
-    tr = (model.meta or {}).get("training") or {}
-    hp, step = tr.get("hyper_parameters"), tr.get("steps")
-    if not isinstance(hp, dict) or not isinstance(step, int) or step < 0:
-        raise FaderError(f"--continue {a.continue_from}: the model does not record its training recipe and step; "
-                         "use --init to fine-tune from it")
+    hp, step = _recorded_training(model, a)
     rec = TrainConfig.from_recorded(hp)
     for k in _RECIPE_OPTIONS:
         if k not in given:
@@ -303,10 +300,37 @@ def _continued_config(model, a, given: set, cfg):
     cfg.flip = rec.flip if "no_flip" not in given else cfg.flip
     if "clf_weight" not in given:
         cfg.clf_weights = dict(rec.clf_weights)
-    if a.steps is None or a.steps <= step:
-        raise FaderError(f"--continue: --steps is the total and must exceed the model's {step} steps")
     cfg.steps = a.steps
     return cfg, step
+
+
+def _recorded_training(model, a) -> tuple:
+    """(recorded hyper-parameters, step) of the --continue model; FaderError if it lacks them or
+    --steps (the total) does not exceed its step."""
+    from core.errors import FaderError
+    tr = (model.meta or {}).get("training") or {}
+    hp, step = tr.get("hyper_parameters"), tr.get("steps")
+    if not isinstance(hp, dict) or not isinstance(step, int) or step < 0:
+        raise FaderError(f"--continue {a.continue_from}: the model does not record its training recipe and step; "
+                         "use --init to fine-tune from it")
+    if a.steps is None or a.steps <= step:
+        raise FaderError(f"--continue: --steps is the total and must exceed the model's {step} steps")
+    return hp, step
+
+
+def _load_init_model(path):
+    """The --init / --continue model; a run's own checkpoint given instead is named as such."""
+    from core.errors import ModelFileError
+    from core.model_file import load_model
+    from .trainer import CHECKPOINT_NAME
+    try:
+        return load_model(path)
+    except ModelFileError as e:
+        p = Path(path)
+        if "pickled" in str(e) and (p.name == CHECKPOINT_NAME or (p.parent / RUN_MARKER).is_file()):
+            raise ModelFileError(f"{path}: is a fader-train checkpoint, not a model: continue its run with --resume "
+                                 f"--out {p.parent}, or make a model file of it with --export-last --out {p.parent}") from None
+        raise
 
 
 def check_run_folder(run_dir: Path) -> None:
@@ -320,6 +344,10 @@ def check_run_folder(run_dir: Path) -> None:
     blocker = next((q for q in run_dir.parents if q.exists() and not q.is_dir()), None)
     if blocker is not None:
         raise FaderError(f"--out {run_dir}: {blocker} is a file, not a folder")
+    near = next(q for q in (run_dir, *run_dir.parents) if q.exists())
+    if not os.access(near, os.W_OK | os.X_OK):
+        raise FaderError(f"--out {run_dir}: cannot write in {near} (read-only or no permission); "
+                         "choose a folder you can write to")
     if not run_dir.is_dir() or (run_dir / CHECKPOINT_NAME).exists() or (run_dir / RUN_MARKER).is_file():
         return
     try:  # hidden files (.DS_Store, temporary files) are not the user's work and are never written
@@ -377,7 +405,7 @@ def _run(argv, log, held: dict) -> int:
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     if a.export_last:
         return _export_last(a, say)
-    _check_options(a)
+    init_model = _check_options(a)
     device = resolve_device(a.device)
     if not (a.dist_timeout > 0 and math.isfinite(a.dist_timeout)):
         raise FaderError(f"--dist-timeout must be positive, got {a.dist_timeout}")
@@ -393,11 +421,16 @@ def _run(argv, log, held: dict) -> int:
     if a.align and not align_available():
         raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
     ck = _checkpoint_to_resume(a, run_dir)
+    if ck is not None and _already_there(ck, a.steps if a.steps is not None else
+                                         None if a.epochs is not None else ck["config"]["steps"], say):
+        return 0
     if ck is not None and a.dec_min_fm is not None:
         from .widen import widen_checkpoint
         ck = widen_checkpoint(ck, a.dec_min_fm, log=say)
-    data = _load_data(a, ck, run_dir, device, dist, quiet, say)
+    data = _load_data(a, ck, init_model, run_dir, device, dist, quiet, say)
     arch, cfg, continued_at = _configure(a, ck, data, dist)
+    if ck is not None and _already_there(ck, cfg.steps, say):  # --epochs: known once the data is
+        return 0
     meta = _run_meta(a, ck, data, run_dir, continued_at)
     # Rank 0 prepares the run folder and the evaluation classifier; the other ranks wait for it.
     phase = dist.phase("preparing the run folder and the evaluation classifier") if dist is not None else None
@@ -408,6 +441,15 @@ def _run(argv, log, held: dict) -> int:
     if ck is None and leader:
         classifier = _evaluation_classifier(a, data, cfg, device, meta, quiet, say)
     return _train(a, argv, ck, data, arch, cfg, meta, classifier, device, dist, phase, quiet, say, run_dir, continued_at)
+
+
+def _already_there(ck, steps, say) -> bool:
+    """Whether a resumed run is already at its --steps (it is said; nothing is trained)."""
+    if steps is None or ck["step"] < steps:
+        return False
+    say(f"{PROG}: the run is already at step {ck['step']} (>= --steps {steps}); nothing to train "
+        "(give a larger --steps to go on)")
+    return True
 
 
 def _export_last(a, say) -> int:
@@ -423,8 +465,9 @@ def _export_last(a, say) -> int:
     return 0
 
 
-def _check_options(a) -> None:
-    """Option errors found before any work (FaderError); fills in the defaults that depend on others."""
+def _check_options(a):
+    """Option errors found before any work (FaderError); fills in the defaults that depend on others.
+    Returns the --init / --continue model (None without)."""
     from core.errors import FaderError
     if not a.data:
         raise FaderError("--data is required")
@@ -442,12 +485,31 @@ def _check_options(a) -> None:
     _check_numbers(a)
     check_run_folder(Path(a.out))
     _check_out_outside_data(a)
+    if not (a.resume or a.init or a.continue_from):  # else the architecture is the run's or the model's
+        size = a.img_size or 64
+        try:
+            _arch_from_options(a, size, 1).validate()
+        except FaderError as e:
+            raise FaderError(f"{e}; change --n-layers, --init-fm or --max-fm for --img-size {size}") from None
+    init_model = _load_init_model(a.init or a.continue_from) if a.init or a.continue_from else None
+    if a.continue_from:
+        _recorded_training(init_model, a)
     if a.clf_weight:
         _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
         a.n_clf_dis = 1 if a.lambda_clf_dis > 0 else 0
     if a.n_critic is None and _critic_terms_asked(a):
         a.n_critic = 1
+    return init_model
+
+
+def _arch_from_options(a, img_size: int, n_attr: int):
+    from core.networks import ArchConfig
+    n_layers = a.n_layers or max(1, int(math.log2(img_size)) - 2)
+    return ArchConfig(img_size=img_size, init_fm=a.init_fm, max_fm=a.max_fm, n_layers=n_layers,
+                      n_skip=a.n_skip or 0, deconv_method=a.deconv_method, instance_norm=a.instance_norm,
+                      dec_dropout=a.dec_dropout, lat_dis_dropout=a.lat_dis_dropout, hid_dim=a.hid_dim,
+                      n_attr=n_attr, dec_min_fm=a.dec_min_fm or 0)
 
 
 def _check_out_outside_data(a) -> None:
@@ -501,16 +563,15 @@ class _Data:
     val_idx: np.ndarray
     paths: list
     cache: object
+    skipped: list = None         # lines of RUN_DIR/skipped.txt (rank 0)
 
 
-def _load_data(a, ck, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
+def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
     """Open the data, check it against --init and the checkpoint, split it and preprocess it."""
     from core.errors import FaderError
-    from core.model_file import load_model
     from .cache import open_cache
     from .datasets import exclude_images, open_dataset, recorded_split, split_dataset
     init_path = a.init or a.continue_from
-    init_model = load_model(init_path) if init_path else None
     ds = open_dataset(a.data, a.attr)
     if a.continue_from and a.attr is None:
         # a continued model trains its own attributes: the data's others are left out, not added
@@ -559,8 +620,12 @@ def _load_data(a, ck, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
         f"{len(val_idx)} validation images{kept_val}")
     build_cache = lambda: open_cache(paths, img_size, a.align, a.cache_dir, a.workers, progress=not quiet)  # noqa: E731
     cache = build_cache() if dist is None else dist.build_once("preprocessing", build_cache)
+    skipped = []
     if cache.skipped:
-        say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): " + ", ".join(f"{k}: {v}" for k, v in sorted(cache.skipped.items())))
+        if dist is None or dist.is_main:   # written by _prepare_run_folder, once the folder is locked
+            skipped = _skipped_images(cache, paths, a.align)
+        say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(cache.skipped.items())) + f"; listed in {run_dir / SKIPPED_LIST}")
     say(f"{PROG}: preprocessing cache {cache.path} ({'reused' if cache.reused else 'built'})")
     train_idx = train_idx[cache.valid[train_idx]]
     val_idx = val_idx[cache.valid[val_idx]]
@@ -575,14 +640,22 @@ def _load_data(a, ck, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
     if init_model is not None:
         attrs, labels = _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, device, say)
     return _Data(ds, dropped, attrs, labels, pseudo, init_model, clf_weights, img_size, init_path, train_idx,
-                 val_idx, paths, cache)
+                 val_idx, paths, cache, skipped)
+
+
+def _skipped_images(cache, paths, align: bool) -> list:
+    """The lines of RUN_DIR/skipped.txt: each image preprocessing skipped, a tab, its reason (the
+    cache counts reasons only: with more than one kind, each skipped image is read again to tell)."""
+    from .cache import _crop_one
+    kinds = list(cache.skipped)
+    return [f"{paths[i]}\t{kinds[0] if len(kinds) == 1 else _crop_one((paths[i], cache.size, align))[1] or 'skipped'}"
+            for i in np.flatnonzero(~cache.valid)]
 
 
 def _check_every_value_seen(a, attrs, labels, train_idx, val_idx, say) -> None:
     """A value without usable training images cannot be learnt (an error); one without validation
     images makes the run's swap accuracy say nothing about it (a warning)."""
     from core.errors import FaderError
-    import numpy as np
     for j, x in enumerate(attrs):
         n_train = np.bincount(labels[train_idx, j], minlength=x.n)
         n_val = np.bincount(labels[val_idx, j], minlength=x.n)
@@ -664,11 +737,7 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
                 raise FaderError("--dec-min-fm with --init/--continue: widen a run's decoder with --resume instead")
             arch = ArchConfig.from_dict({**init_model.config.to_dict(), "n_attr": n_attr, "n_skip": n_skip})
         else:
-            n_layers = a.n_layers or max(1, int(math.log2(img_size)) - 2)
-            arch = ArchConfig(img_size=img_size, init_fm=a.init_fm, max_fm=a.max_fm, n_layers=n_layers,
-                              n_skip=a.n_skip or 0, deconv_method=a.deconv_method, instance_norm=a.instance_norm,
-                              dec_dropout=a.dec_dropout, lat_dis_dropout=a.lat_dis_dropout, hid_dim=a.hid_dim,
-                              n_attr=n_attr, dec_min_fm=a.dec_min_fm or 0)
+            arch = _arch_from_options(a, img_size, n_attr)
         arch.validate()
         steps = a.steps if a.steps is not None else int(math.ceil(a.epochs * len(train_idx) / a.batch_size))
         cfg = TrainConfig(steps=steps, batch_size=a.batch_size, lr=a.lr, clip_grad_norm=a.clip_grad_norm,
@@ -778,6 +847,8 @@ def _prepare_run_folder(ck, run_dir: Path, data: _Data, held: dict) -> None:
     if ck is None:
         for name, idx in (("train_files.txt", data.train_idx), ("val_files.txt", data.val_idx)):
             write_bytes_atomic(run_dir / name, ("\n".join(data.paths[i] for i in idx) + "\n").encode("utf-8", "surrogateescape"))
+    if data.skipped:
+        write_bytes_atomic(run_dir / SKIPPED_LIST, ("\n".join(data.skipped) + "\n").encode("utf-8", "surrogateescape"))
 
 
 def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool, say):

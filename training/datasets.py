@@ -292,7 +292,10 @@ def _columns(names: list, wanted: Optional[list], unknown_msg: str, hint: str = 
         wanted = names
     unknown = [a for a in wanted if a not in names]
     if unknown:
-        _err(f"{unknown_msg} {unknown}{hint}")
+        import difflib
+        lower = {n.lower(): n for n in names}  # case-insensitive: 'smiling' suggests 'Smiling'
+        close = [lower[m] for a in unknown for m in difflib.get_close_matches(a.lower(), list(lower), 1, 0.7)]
+        _err(f"{unknown_msg} {unknown}{hint}" + (f"; did you mean {', '.join(map(repr, close))}?" if close else ""))
     return wanted, [names.index(a) for a in wanted]
 
 
