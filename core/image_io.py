@@ -235,9 +235,15 @@ def _pil_to_rgb(im: Image.Image) -> np.ndarray:
         arr = np.asarray(im)
         color = arr[..., :3] if arr.shape[2] == 4 else _gray3(arr[..., 0])
         return _over_white(color, arr[..., -1], 255.0)
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        # 16-bit grey (Pillow opens 16-bit PNG/TIFF grey as I;16 or I). Assume a 16-bit range.
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        # 16-bit grey (Pillow opens 16-bit PNG/TIFF grey as I;16)
         return _gray3(_to_8bit(np.asarray(im), 65535.0))
+    if mode == "I":
+        # 32-bit integer grey (a TIFF): no conventional range, so the data's own: 0..255 values
+        # read as 8-bit (scaled as 16-bit they came out almost black), 0..65535 as 16-bit
+        arr = np.clip(np.asarray(im, dtype=np.float64), 0, None)
+        top = float(arr.max(initial=0.0))
+        return _gray3(_to_8bit(arr, 255.0 if top <= 255 else 65535.0 if top <= 65535 else top))
     if mode == "F":
         arr = np.nan_to_num(np.asarray(im, dtype=np.float32))
         # Float images are either 0..1 or 0..255 by convention; pick by the data range.

@@ -108,6 +108,16 @@ def test_16bit_gray_png(tmp_path):
     np.testing.assert_array_equal(out[0, :, 0], [0, 100, 255, 254])
 
 
+def test_32bit_integer_gray_tiff_keeps_its_range(tmp_path):
+    """A 32-bit integer grey TIFF (Pillow mode I) has no conventional range: 0..255 values read as
+    8-bit (scaled as 16-bit they loaded almost black), 0..65535 as 16-bit."""
+    Image.fromarray(np.array([[0, 100, 200, 255]], np.int32)).save(tmp_path / "i8.tif")
+    Image.fromarray(np.array([[0, 257 * 100, 65535, -5]], np.int32)).save(tmp_path / "i16.tif")
+    assert Image.open(tmp_path / "i8.tif").mode == "I"
+    np.testing.assert_array_equal(load_image(tmp_path / "i8.tif")[0, :, 0], [0, 100, 200, 255])
+    np.testing.assert_array_equal(load_image(tmp_path / "i16.tif")[0, :, 0], [0, 100, 255, 0])
+
+
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
 def test_48bit_rgb_scaled_properly(tmp_path, suffix):
     rgb16 = np.zeros((2, 3, 3), np.uint16)
