@@ -420,7 +420,7 @@ def _run(argv, log, held: dict) -> int:
     run_dir = Path(a.out)
     if a.align and not align_available():
         raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
-    ck = _checkpoint_to_resume(a, run_dir)
+    ck = _checkpoint_to_resume(a, run_dir, say)
     if ck is not None and _already_there(ck, a.steps if a.steps is not None else
                                          None if a.epochs is not None else ck["config"]["steps"], say):
         return 0
@@ -428,7 +428,7 @@ def _run(argv, log, held: dict) -> int:
         from .widen import widen_checkpoint
         ck = widen_checkpoint(ck, a.dec_min_fm, log=say)
     data = _load_data(a, ck, init_model, run_dir, device, dist, quiet, say)
-    arch, cfg, continued_at = _configure(a, ck, data, dist)
+    arch, cfg, continued_at = _configure(a, ck, data, dist, say)
     if ck is not None and _already_there(ck, cfg.steps, say):  # --epochs: known once the data is
         return 0
     meta = _run_meta(a, ck, data, run_dir, continued_at)
@@ -524,7 +524,7 @@ def _check_out_outside_data(a) -> None:
                              "images by the next run; put the run folder elsewhere")
 
 
-def _checkpoint_to_resume(a, run_dir: Path) -> Optional[dict]:
+def _checkpoint_to_resume(a, run_dir: Path, say) -> Optional[dict]:
     """The checkpoint --resume continues (None for a new run, which must not find one)."""
     from core.errors import FaderError
     from .trainer import CHECKPOINT_NAME, load_checkpoint
@@ -536,8 +536,7 @@ def _checkpoint_to_resume(a, run_dir: Path) -> Optional[dict]:
             if a.steps is None and a.epochs is None:
                 raise FaderError(f"{run_dir}: the run stopped before its first checkpoint; start it again with "
                                  "the same options and --steps or --epochs (without --resume)")
-            print(f"{PROG}: {run_dir}: the run stopped before its first checkpoint; starting it again",
-                  file=sys.stderr, flush=True)
+            say(f"{PROG}: {run_dir}: the run stopped before its first checkpoint; starting it again")
             a.resume = False
             return None
         return load_checkpoint(ckpt_path)
@@ -694,7 +693,7 @@ def _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, d
     return [x for x, _ in cols], np.stack([c for _, c in cols], 1).astype(np.int64)
 
 
-def _configure(a, ck, data: _Data, dist) -> tuple:
+def _configure(a, ck, data: _Data, dist, say) -> tuple:
     """(ArchConfig, TrainConfig, step a --continue run starts at or None): the checkpoint's when
     resuming, else from the options and --init (--continue: and the model's recorded recipe)."""
     from core.errors import FaderError
@@ -725,7 +724,7 @@ def _configure(a, ck, data: _Data, dist) -> tuple:
         for n in ("eval_every", "ckpt_every", "log_every"):  # the run's own cadence unless given again
             if n in a.given:
                 setattr(cfg, n, getattr(a, n))
-        _note_ignored_on_resume(a, arch, cfg)
+        _note_ignored_on_resume(a, arch, cfg, say)
     else:
         if init_model is not None:
             old_skip = init_model.config.n_skip
@@ -777,7 +776,7 @@ _FIXED_ON_RESUME = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_p
                     "instance_norm", "dec_dropout", "lat_dis_dropout", "hid_dim")
 
 
-def _note_ignored_on_resume(a, arch, cfg) -> None:
+def _note_ignored_on_resume(a, arch, cfg, say) -> None:
     """Say which given options a resumed run ignores, with the run's own values."""
     ignored = []
     for n in _FIXED_ON_RESUME:
@@ -788,7 +787,7 @@ def _note_ignored_on_resume(a, arch, cfg) -> None:
     if "no_flip" in a.given and cfg.flip:
         ignored.append("--no-flip (the run flips)")
     if ignored:
-        print(f"{PROG}: a resumed run keeps its own recipe; ignored: " + ", ".join(ignored), file=sys.stderr, flush=True)
+        say(f"{PROG}: a resumed run keeps its own recipe; ignored: " + ", ".join(ignored))
 
 
 def _train_files_sha1(paths, train_idx) -> str:
