@@ -301,13 +301,8 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
 def read_metadata(path: str | os.PathLike, exif: bool = True) -> tuple:
     """(EXIF, ICC profile) of ``path`` from one opening of its header, as :func:`read_exif` and
     :func:`read_icc_profile` return them (``exif=False``: None for the EXIF, unread)."""
-    p = Path(path)
-    _check_readable(p)
-    im = _open(p, None)
-    try:
-        return (_exif_block(im) if exif else None), _rgb_profile(im)
-    finally:
-        im.close()
+    source = read_source(path, exif=exif, alpha=False)
+    return source.exif, source.icc
 
 
 def read_exif(path: str | os.PathLike) -> bytes | None:
@@ -342,8 +337,10 @@ class Source:
     lost: tuple = ()                      # what no export keeps (more than 8 bits, later pages/frames)
 
 
-def read_source(path: str | os.PathLike, exif: bool = True) -> Source:
-    """The :class:`Source` of ``path`` (EXIF and ICC as :func:`read_metadata` returns them)."""
+def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) -> Source:
+    """The :class:`Source` of ``path`` from one opening of its header (the EXIF as :func:`read_exif`
+    returns it, or None with ``exif=False``; the profile as :func:`read_icc_profile`). The alpha
+    plane costs a decode of the pixels: ``alpha=False`` leaves it None."""
     p = Path(path)
     _check_readable(p)
     im = _open(p, None)
@@ -356,11 +353,11 @@ def read_source(path: str | os.PathLike, exif: bool = True) -> Source:
             lost.append("a multi-page TIFF: only its first page is written")
         elif getattr(im, "is_animated", False) and im.format != "MPO":
             lost.append("an animation: only its first frame is written")
-        alpha = None
-        if mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info:
-            alpha = _load_alpha(p, im)
+        plane = None
+        if alpha and (mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info):
+            plane = _load_alpha(p, im)
         return Source(_exif_block(im) if exif else None, _rgb_profile(im),
-                      mode in _GRAY_MODES or mode.startswith("I;16"), alpha, tuple(lost))
+                      mode in _GRAY_MODES or mode.startswith("I;16"), plane, tuple(lost))
     except ImageError:
         raise
     except Exception as exc:   # e.g. a truncated alpha plane: one line naming the file, as load_image

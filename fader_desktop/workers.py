@@ -456,7 +456,7 @@ class EditorBackend:
         from core.image_io import load_image, read_source
         image = load_image(path)
         try:
-            gray = read_source(path, exif=False).gray
+            gray = read_source(path, exif=False, alpha=False).gray   # the header only: no second decode
         except FaderError:
             gray = False
         return self._open_array(image, path, reencoded=False, status=status,
