@@ -662,14 +662,25 @@ class _Pipeline:
             # Reads not started are dropped; writes already queued finish (each is atomic).
             for f in reads:
                 f.cancel()
-            rpool.shutdown(wait=True, cancel_futures=True)
-            wpool.shutdown(wait=True)
+            again = None
+            for pool in (rpool, wpool):
+                while True:
+                    # A second Ctrl-C must not cut this wait short: the writes in flight finish
+                    # anyway (the interpreter joins their thread), and the report has to say so.
+                    try:
+                        pool.shutdown(wait=True, cancel_futures=pool is rpool)
+                        break
+                    except KeyboardInterrupt as e:
+                        self.cancel.set()
+                        again = e
             while writes:
                 self._record(writes.popleft().result(), "write")
             for f in reads:
                 if f.done() and not f.cancelled() and f.result().error is not None:
                     self._record(f.result(), "read")
             torch.set_num_threads(prev_threads)
+            if again is not None:
+                raise again
 
 
 def _strip_path(msg: str, path) -> str:

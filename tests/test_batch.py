@@ -333,6 +333,36 @@ def test_ctrl_c_writes_report_and_resume(tmp_path, capsys, celeba_wild, tiny_mod
     assert len(after) == n and all(after[k] == v for k, v in written.items())
 
 
+def test_second_ctrl_c_reports_the_photos_it_still_wrote(tmp_path, celeba_aligned, tiny_model_path):
+    """Ctrl-C twice: the photos whose writes were in flight are still written (atomically), and
+    the report says "ok" for each of them, never "cancelled" beside a file that is there."""
+    from core.image_io import load_image, save_image
+    src = tmp_path / "big"
+    src.mkdir()
+    for k, p in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:24]):
+        big = np.repeat(np.repeat(load_image(p), 12, axis=0), 12, axis=1)   # 2136x2616: slow PNG writes
+        save_image(src / f"{k:02d}.jpg", big, quality=80)
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    proc = subprocess.Popen([sys.executable, "-m", "fader_desktop", "batch", str(src), "-o", str(out), "--aligned",
+                             "--set", "Smiling=2", "--format", "png", "--model", str(tiny_model_path),
+                             "--device", "cpu", "--report", str(report)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out.is_dir() and any(out.glob("*.png"))) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)             # "Ctrl-C again": while the queued writes finish
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    rep = json.loads(report.read_text())
+    written = {p.stem for p in out.glob("*.png")}
+    assert not list(out.glob(".*part"))
+    status = {Path(it["input"]).stem: it["status"] for it in rep["items"]}
+    assert 1 <= len(written) < 24
+    assert {n for n, s in status.items() if s == "ok"} == written, (status, written)
+
+
 # -- the window's dialog -----------------------------------------------------------------------
 
 def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
