@@ -45,10 +45,13 @@ SAVE_FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
-# Formats that are read but not written: an export of such a photo is a JPEG.
+# Formats that are read but not written: an export of a HEIC or AVIF photo is a JPEG (what a
+# phone's own export gives), one of a GIF a PNG (lossless, keeps the transparency; a GIF's 256
+# colours cannot hold an edited face).
 _HEIF_SUFFIXES = (".heic", ".heif")
 _READ_ONLY_SUFFIXES = (_HEIF_SUFFIXES if _HEIF else ()) + (
-    (".avif",) if features.check("avif") else ())
+    (".avif",) if features.check("avif") else ()) + (".gif",)
+_READ_ONLY_EXPORT = {".gif": ".png"}
 #: The file suffixes treated as photos (opening a folder's next photo, batch inputs), in menu order.
 IMAGE_SUFFIXES = tuple(SAVE_FORMATS) + _READ_ONLY_SUFFIXES
 # Formats that keep an alpha channel (transparency); JPEG and BMP exports drop it.
@@ -501,9 +504,9 @@ def check_save_path(path: str | os.PathLike) -> str:
 
 def export_suffix(path: str | os.PathLike) -> str:
     """The suffix an export of the photo ``path`` keeps: its own where it can be written, else
-    ".jpg" (HEIC and AVIF photos, which are read but not written)."""
+    ".jpg" for HEIC and AVIF photos and ".png" for GIFs (read but not written)."""
     suffix = Path(path).suffix
-    return suffix if suffix.lower() in SAVE_FORMATS else ".jpg"
+    return suffix if suffix.lower() in SAVE_FORMATS else _READ_ONLY_EXPORT.get(suffix.lower(), ".jpg")
 
 
 def image_format(path: str | os.PathLike) -> str | None:

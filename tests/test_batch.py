@@ -711,3 +711,24 @@ def test_grey_and_transparent_photos_keep_that_and_losses_are_noted(tmp_path, ca
         "dropped (JPEG has no alpha channel)"]
     with Image.open(tmp_path / "jpg" / "grey.jpg") as g:
         assert g.mode == "L"
+
+
+def test_gif_photos_are_batch_inputs_exported_as_png(tmp_path, capsys, aligned3, tiny_model_path):
+    """`edit` read a GIF but `batch` left it out as "not a photo"; it is now edited into a PNG
+    (a GIF's 256 colours cannot hold the edited face), transparency kept."""
+    from PIL import Image
+    d = tmp_path / "in"
+    d.mkdir()
+    face = Image.open(sorted(aligned3.glob("*.jpg"))[0]).convert("RGB")
+    pal = face.convert("P", palette=Image.ADAPTIVE, colors=255)
+    pal.save(d / "face.gif", transparency=int(np.asarray(pal)[0, 0]))
+    rc, err = cli(capsys, "batch", d, "-o", tmp_path / "out", "--set", "Smiling=2", "--aligned",
+                  "--model", tiny_model_path, "--device", "cpu")
+    assert rc == 0 and "1 written" in err, err
+    assert [f.name for f in (tmp_path / "out").iterdir()] == ["face.png"]
+    src = Image.open(d / "face.gif").convert("RGBA")
+    with Image.open(tmp_path / "out" / "face.png") as out:
+        assert out.mode == "RGBA" and out.size == src.size
+        a, b = np.asarray(out).astype(int), np.asarray(src).astype(int)
+    assert np.array_equal(a[..., 3], b[..., 3]) and (a[..., 3] == 0).any()
+    assert np.abs(a[..., :3] - b[..., :3]).max() > 20          # the face was edited
