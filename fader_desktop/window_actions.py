@@ -263,6 +263,32 @@ def build_status(window) -> None:
         if isinstance(w, QLabel):
             w.setContentsMargins(10, 0, 10, 0)
         sb.addPermanentWidget(w)
+    window.status_yielded = []
+    sb.messageChanged.connect(lambda text: make_room_for_message(window, text))
+
+
+def make_room_for_message(window, text: str) -> None:
+    """In a narrow window the model, timing and zoom labels step aside while a message
+    ("Opened …", "Exported …") would otherwise be cut short, and come back when it goes."""
+    sb = window.statusBar()
+    for w in window.status_yielded:
+        w.show()
+    window.status_yielded = []
+    if not text:
+        return
+    permanent = [window.busy_bar, window.faces_label, window.render_label, window.zoom_label, window.model_label]
+    spacing = sb.layout().spacing() if sb.layout() is not None else 6
+
+    def room() -> int:
+        taken = sum(max(w.sizeHint().width(), w.minimumWidth()) + spacing for w in permanent if not w.isHidden())
+        return sb.width() - taken - 24     # the size grip and the message's own margins
+    need = sb.fontMetrics().horizontalAdvance(text)
+    for w in (window.model_label, window.render_label, window.zoom_label):   # least needed first
+        if room() >= need:
+            break
+        if not w.isHidden():
+            w.hide()
+            window.status_yielded.append(w)
 
 
 def build_window_chrome(window) -> None:

@@ -503,10 +503,7 @@ class EditorBackend:
         self.doc.restore(request.values)
         # only the faces' region can differ from the original: ship that, not the whole photo
         pixels, (x, y) = self.doc.render_region(request.draft)
-        if self.gray:
-            from core.image_io import gray_rgb
-            pixels = gray_rgb(pixels)
-        patch = to_display(pixels, self.colour_space)
+        patch = to_display(self._as_exported(pixels), self.colour_space)
         return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0)
 
     def _photo_at(self, serial: int, values, what: str, path=None) -> tuple:
@@ -523,10 +520,14 @@ class EditorBackend:
         self.doc.restore(values)
         if not self.doc.is_modified():
             return True, self.doc.image
+        return False, self._as_exported(self.doc.render())
+
+    def _as_exported(self, pixels: np.ndarray) -> np.ndarray:
+        """Rendered pixels as the export writes them: a grey photo's edit as its luminance."""
         if self.gray:
             from core.image_io import gray_rgb
-            return False, gray_rgb(self.doc.render())
-        return False, self.doc.render()
+            return gray_rgb(pixels)
+        return pixels
 
     def rendered_image(self, serial: int, values) -> QImage:
         """The whole photo at `values` as an export renders it, in the display's colours (sRGB):

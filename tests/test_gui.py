@@ -804,6 +804,29 @@ def test_opening_another_model_asks_only_where_edits_may_be_lost(editor, qtbot, 
     assert w._model.path == tiny_model_path and w.panel.row("Smiling").spin.value() == value
 
 
+def test_a_narrow_window_shows_the_whole_opened_message(editor, qtbot, portrait_path):
+    """At 640x480 the model, timing and zoom labels left "Ope" of "Opened astronaut.jpg: 1 face";
+    they step aside while a message is shown and come back when it goes."""
+    w = editor
+    w.resize(640, 480)
+    try:
+        with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+            w.open_photo(portrait_path)
+        sb = w.statusBar()
+        text = sb.currentMessage()
+        assert text.startswith(f"Opened {portrait_path.name}: 1 face")
+        qtbot.waitUntil(lambda: w.model_label.isHidden(), timeout=2000)
+        qtbot.wait(50)      # the status bar's layout
+        first = min(x.geometry().x() for x in (w.busy_bar, w.faces_label, w.render_label, w.zoom_label,
+                                                 w.model_label) if x.isVisible())
+        assert sb.fontMetrics().horizontalAdvance(text) < first     # the message fits left of the labels
+        assert w.faces_label.isVisible()
+        sb.clearMessage()
+        assert w.model_label.isVisible() and w.zoom_label.isVisible() and w.model_label.text().startswith("Model:")
+    finally:
+        w.resize(1100, 760)
+
+
 def test_an_unsure_reading_of_a_long_name_does_not_widen_its_fader(qapp):
     """'reading unsure' beside "Mouth slightly open" widened the row past the dock, clipping the
     reset button and the spin box; it sits between the two ends now."""
