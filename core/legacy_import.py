@@ -33,8 +33,8 @@ from typing import Optional, Sequence
 import torch
 
 from .attributes import Attribute
-from .errors import ModelFileError
-from .model_file import FaderModel, check_file
+from .errors import FaderError, ModelFileError
+from .model_file import FaderModel, check_attributes, check_file
 from .networks import ArchConfig, AutoEncoder, Classifier
 
 LICENSE = "unknown (imported)"
@@ -300,8 +300,11 @@ def _plain(v, depth=0):
     """A plain value (int/float/str/bool/None, lists/tuples of those) or raise TypeError."""
     if depth > 8:
         raise TypeError("nested too deeply")
-    if isinstance(v, bytes):
-        return v.decode("utf-8")
+    if isinstance(v, bytes):  # a protocol 3+ pickle's bytes (torch.save writes protocol 2: str)
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TypeError("bytes that are not UTF-8 text") from None
     if v is None or type(v) in (int, float, str, bool):
         return v
     if type(v) in (list, tuple):
@@ -392,6 +395,8 @@ class _Reader:
                 t = t.float()
                 if not bool(torch.isfinite(t).all()):
                     self.err(f"{self.kind} tensor {k} contains NaN or infinite values")
+                if k.endswith("running_var") and not bool((t >= 0).all()):  # NaN once the layer runs
+                    self.err(f"{self.kind} tensor {k} has negative values (a variance cannot be negative)")
             out[k] = t.to(ref.dtype).clone()
         return out
 
@@ -403,6 +408,8 @@ class _Reader:
         st = _state(obj)
         is_instance_norm = obj._fader_name.startswith("InstanceNorm")
         non_persistent = st.get("_non_persistent_buffers_set") or set()
+        if not isinstance(non_persistent, (set, frozenset)):
+            self.err(f"layer {prefix[:-1] or self.kind!r} has a malformed _non_persistent_buffers_set")
         for group in ("_parameters", "_buffers"):
             d = st.get(group) or {}
             if not isinstance(d, dict):
@@ -548,7 +555,13 @@ def import_reference_checkpoint(path, attributes: Optional[Sequence] = None,
     """
     path = Path(path)
     config, ref_attr, ae, qualname = _import_autoencoder(path)
-    attrs = _attributes(path, ref_attr, attributes)
+    try:
+        attrs = _attributes(path, ref_attr, attributes)
+    except ModelFileError:
+        raise
+    except (FaderError, KeyError, TypeError) as e:  # Attribute's own messages do not name the file
+        raise ModelFileError(f"{path}: invalid attribute ({e})") from None
+    check_attributes(attrs, path)  # what load_model would refuse is refused before anything is written
     clf = clf_cfg = None
     source = {"kind": "facebookresearch/FaderNetworks checkpoint", "file": path.name,
               "class": qualname, "sha256": _sha256(path),

@@ -6,6 +6,7 @@ named `autoencoder.<param>` and `classifier.<param>`. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -24,6 +25,10 @@ MAX_FILE_BYTES = 4 << 30
 MAX_HEADER_BYTES = 16 << 20   # the JSON header (metadata + tensor table); ours are a few KB
 MAX_ATTRIBUTES = 256          # CelebA has 40
 MAX_VALUES = 256              # values of one attribute
+MAX_LABEL_CHARS = 255         # an attribute's name or value label: a folder name's limit (CelebA's longest: 19)
+MAX_SLIDER = 1000.0           # |slider range ends|: far beyond the values a decoder makes sense of
+MAX_NAME_CHARS = 200          # a model's name as shown (titles, `info`, recipes)
+MAX_META_DEPTH = 32           # nesting of the metadata JSON; ours is 5 deep
 DEFAULT_LICENSE = "unspecified"
 
 
@@ -44,7 +49,9 @@ class FaderModel:
 
     @property
     def name(self) -> str:
-        return str(self.meta.get("name", "unnamed model"))
+        name = str(self.meta.get("name", "unnamed model"))
+        # shown in titles, `info` and every recipe: a file's megabyte-long name is cut, not repeated
+        return name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS - 1] + "…"
 
     def alignment(self):
         """The alignment template the model was trained with (CelebA's framing by default)."""
@@ -123,13 +130,17 @@ def check_file(path: Path, kind: str = "model", max_bytes: int = MAX_FILE_BYTES)
     `kind` names the file in messages ("model", "checkpoint").
     """
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except FileNotFoundError:
         raise ModelFileError(f"{path}: {kind} file not found") from None
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read {kind} file: {e.strerror or e}") from None
-    if path.is_dir():
+    size = st.st_size
+    if stat.S_ISDIR(st.st_mode):
         raise ModelFileError(f"{path}: is a directory, not a {kind} file")
+    if not stat.S_ISREG(st.st_mode):
+        # a pipe or device reports size 0 ("empty") and reading one may never end
+        raise ModelFileError(f"{path}: is a device or pipe, not a {kind} file")
     if size == 0:
         raise ModelFileError(f"{path}: {kind} file is empty")
     if size > max_bytes:
@@ -162,6 +173,53 @@ def _expect(cond, path, msg):
         raise ModelFileError(f"{path}: {msg}")
 
 
+def _depth(v) -> int:
+    """Nesting depth of parsed JSON (iteratively: a hostile file may nest thousands deep)."""
+    depth, level = 0, [v]
+    while level:
+        depth += 1
+        level = [x for c in level if isinstance(c, (dict, list)) for x in (c.values() if isinstance(c, dict) else c)]
+    return depth
+
+
+def _attribute(d) -> Attribute:
+    """An attribute from its metadata, its types checked first: Attribute.from_dict would make a
+    string of values one value per character, and fail on a range of one number with IndexError."""
+    if not isinstance(d, dict):
+        raise TypeError(f"an attribute must be an object, got {type(d).__name__}")
+    name, values, rng = d.get("name"), d.get("values"), d.get("range", [-1.0, 2.0])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise TypeError("an attribute's 'values' must be a list of strings")
+    longest = max([name if isinstance(name, str) else ""] + values, key=len)
+    if len(longest) > MAX_LABEL_CHARS:
+        raise ValueError(f"an attribute name or value label is {len(longest):,} characters long, more than "
+                         f"the limit of {MAX_LABEL_CHARS}")
+    # bounded before float(): 1e400 in JSON is an integer that float() cannot convert
+    if not (isinstance(rng, list) and len(rng) == 2
+            and all(type(v) in (int, float) and abs(v) <= MAX_SLIDER for v in rng)):
+        who = repr(name) if isinstance(name, str) else "an attribute"
+        raise ValueError(f"{who}: 'range' must be two numbers within ±{MAX_SLIDER:g}")
+    return Attribute.from_dict(d)
+
+
+def check_attributes(attrs, path) -> None:
+    """ModelFileError unless `attrs` are within what a `.fader` file may hold (counts, label lengths,
+    slider ranges, unique names). The importer checks them too, so it never writes a file the app
+    would then refuse."""
+    _expect(len(attrs) <= MAX_ATTRIBUTES, path,
+            f"the model has {len(attrs):,} attributes, more than the limit of {MAX_ATTRIBUTES}")
+    for a in attrs:
+        longest = max((a.name,) + a.values, key=len)
+        _expect(len(longest) <= MAX_LABEL_CHARS, path,
+                f"an attribute name or value label is {len(longest):,} characters long, more than the "
+                f"limit of {MAX_LABEL_CHARS}")
+        _expect(a.n <= MAX_VALUES, path,
+                f"attribute {a.name!r} has {a.n:,} values, more than the limit of {MAX_VALUES}")
+        _expect(all(abs(v) <= MAX_SLIDER for v in a.range), path,
+                f"attribute {a.name!r} has the slider range {a.range[0]:g} .. {a.range[1]:g}, beyond ±{MAX_SLIDER:g}")
+    _expect(len({a.name for a in attrs}) == len(attrs), path, "attribute names are not unique")
+
+
 def read_safetensors(path: Path, damaged: str) -> tuple:
     """(metadata, tensors on the CPU) of a safetensors file; ModelFileError "PATH: <damaged> (why)"
     if it does not parse. Never runs code from the file."""
@@ -179,10 +237,17 @@ def load_model(path, map_location: str = "cpu") -> FaderModel:
     _sniff(path)
     header, tensors = read_safetensors(path, "corrupt model file")
     _expect("fader_meta" in header, path, "not a Fader model file (no fader_meta metadata)")
+    too_deep = f"metadata is nested too deeply (more than {MAX_META_DEPTH} levels)"
     try:
         meta = json.loads(header["fader_meta"])
     except json.JSONDecodeError as e:
         raise ModelFileError(f"{path}: metadata is not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: {too_deep}") from None
+    except ValueError:  # Python refuses integers of thousands of digits
+        raise ModelFileError(f"{path}: metadata is not valid JSON (a number has too many digits)") from None
+    # whatever reads the metadata later (`info`, the model card) recurses through it
+    _expect(_depth(meta) <= MAX_META_DEPTH, path, too_deep)
     _expect(isinstance(meta, dict), path, "metadata must be a JSON object")
     _expect(meta.get("format") == FORMAT_NAME, path, f"metadata 'format' must be {FORMAT_NAME!r}")
     ver = meta.get("format_version")
@@ -197,11 +262,11 @@ def load_model(path, map_location: str = "cpu") -> FaderModel:
                 or len(a["values"]) <= MAX_VALUES for a in listed), path,
             f"an attribute has more than {MAX_VALUES} values")
     try:
-        attrs = [Attribute.from_dict(a) for a in listed]
+        attrs = [_attribute(a) for a in listed]
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: invalid attributes in metadata ({e})") from None
     _expect(attrs, path, "metadata lists no attributes")
-    _expect(len({a.name for a in attrs}) == len(attrs), path, "attribute names are not unique")
+    check_attributes(attrs, path)
     arch = meta.get("architecture")
     _expect(isinstance(arch, dict), path, "metadata 'architecture' is missing")
     try:
@@ -211,12 +276,18 @@ def load_model(path, map_location: str = "cpu") -> FaderModel:
     _expect(config.n_attr == sum(a.n for a in attrs), path,
             f"architecture n_attr={config.n_attr} does not match the attributes (sum of values = {sum(a.n for a in attrs)})")
     _expect(meta.get("image_size", config.img_size) == config.img_size, path, "image_size disagrees with the architecture")
+    _expect(isinstance(meta.get("mirror_decode", False), bool), path,
+            "metadata 'mirror_decode' must be true or false")  # bool("false") would turn it on
     if meta.get("alignment") is not None:
         from .alignment import Template
         try:
-            Template.from_dict(meta["alignment"])
+            lm = Template.from_dict(meta["alignment"]).landmarks
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: invalid alignment template ({e})") from None
+        # faces are mapped onto the landmarks by a similarity transform: points that (nearly)
+        # coincide make it singular, and every edit would fail
+        _expect(float(((lm - lm.mean(0)) ** 2).sum(1).mean()) ** 0.5 >= 1.0, path,
+                "invalid alignment template (its landmarks coincide)")
 
     clf_config = None
     if meta.get("classifier_architecture") is not None:
@@ -271,6 +342,9 @@ def _load_state(module: nn.Module, prefix: str, tensors: dict, path) -> None:
             _expect(t.is_floating_point(), path, f"{prefix} tensor {k} must be floating point")
             t = t.float()
             _expect(bool(torch.isfinite(t).all()), path, f"{prefix} tensor {k} contains NaN or infinite values")
+            # a negative batch-norm variance is finite in the file but NaN once the layer runs
+            _expect(not k.endswith("running_var") or bool((t >= 0).all()), path,
+                    f"{prefix} tensor {k} has negative values (a variance cannot be negative)")
         got[k] = t.to(ref.dtype)
     module.load_state_dict(got, strict=True)
 

@@ -93,6 +93,13 @@ def _gui_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):
+        # a file or model name the console cannot encode (a redirected Windows console writes
+        # cp1252) is shown with escapes: a UnicodeEncodeError would fail a command after its work
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass   # not a text stream that can change (a test's capture, a closed stream)
     from core.errors import FaderError, printable
     if argv and argv[0] in SUBCOMMANDS:
         command = argv[0]

@@ -12,6 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output .fader file")
     p.add_argument("--attr", help="comma-separated attribute names in the checkpoint's order (default: from the checkpoint)")
     p.add_argument("--classifier", help="the reference's classifier checkpoint, stored with the model")
+    from fader_desktop.cli import add_overwrite_argument
+    add_overwrite_argument(p)
 
 
 def run(args) -> int:
@@ -19,12 +21,14 @@ def run(args) -> int:
     from core.errors import printable
     from core.legacy_import import import_reference_checkpoint
     from core.model_file import save_model
+    from fader_desktop.cli import check_output
     out = Path(args.output)
     if out.suffix != ".fader":
         raise FaderError(f"{out}: output must be a .fader file")
     for given in (args.checkpoint, args.classifier):
         if given is not None and same_file(out, Path(given)):
             raise FaderError(f"{out}: refusing to overwrite the input checkpoint {given}; choose another output path")
+    check_output(out, [], args.overwrite)  # a .fader already there may be the user's own model
     model = import_reference_checkpoint(args.checkpoint, attributes=args.attr.split(",") if args.attr else None,
                                         classifier_path=args.classifier)
     save_model(model, out)

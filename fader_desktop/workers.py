@@ -18,13 +18,14 @@ result older than the one shown is dropped on the GUI thread.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
 import traceback
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -107,6 +108,16 @@ def qimage_to_numpy(img: QImage) -> np.ndarray:
     h, w, bpl = img.height(), img.width(), img.bytesPerLine()
     buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=h * bpl).reshape(h, bpl)
     return buf[:, : 3 * w].reshape(h, w, 3).copy()
+
+
+def file_stamp(path) -> Optional[tuple]:
+    """(device, inode, size, mtime) of a file, None when it cannot be read: whether the file on
+    disk is still the one that was opened."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def error_message(e: BaseException) -> str:
@@ -414,6 +425,8 @@ class EditorBackend:
         self.path: Optional[Path] = None
         self.colour_space: Optional[QColorSpace] = None  # the open photo's, when not sRGB
         self.gray = False   # the open photo has no colour: its edits are shown (and exported) grey
+        self.source = None   # the open photo's EXIF, profile and greyness (core Source), read when opened
+        self.stamp: Optional[tuple] = None   # file_stamp of the photo when it was opened
         self.serial = 0
         self._detector = _RememberingDetector()
 
@@ -454,13 +467,16 @@ class EditorBackend:
     def open_photo(self, path: Path, status: Callable[[str], None] = lambda text: None) -> PhotoInfo:
         from core.errors import FaderError
         from core.image_io import load_image, read_source
+        stamp = file_stamp(path)   # before reading: a change while it is read counts as a change
         image = load_image(path)
         try:
-            gray = read_source(path, exif=False, alpha=False).gray   # the header only: no second decode
+            source = read_source(path, alpha=False)   # the header only: no second decode
         except FaderError:
-            gray = False
-        return self._open_array(image, path, reencoded=False, status=status,
-                                colour_space=display_colour_space(path), gray=gray)
+            source = None
+        info = self._open_array(image, path, reencoded=False, status=status, colour_space=display_colour_space(path),
+                                gray=bool(source and source.gray))
+        self.source, self.stamp = source, stamp
+        return info
 
     def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
                     colour_space: Optional[QColorSpace] = None, gray: bool = False) -> PhotoInfo:
@@ -540,16 +556,21 @@ class EditorBackend:
         from core.errors import FaderError
         from core.image_io import Source, export_photo, read_source
         unchanged, rgb = self._photo_at(serial, values, "export", path)
-        source = Source()
-        if self.path is not None:
+        # the file may have been replaced (another picture, a grey one) or deleted since it opened:
+        # then only what was read of it then goes with the pixels, and never a copy of the new file
+        same = self.path is not None and self.stamp is not None and file_stamp(self.path) == self.stamp
+        source = self.source or Source()
+        if not keep_exif:
+            source = replace(source, exif=None)
+        if same:
             try:
                 # the colour profile always travels: it says what the pixels' numbers mean; so do
                 # a grey photo's greyness and a PNG's transparency (export_photo, as edit and batch)
                 source = read_source(self.path, exif=keep_exif)
             except FaderError:
-                pass  # the original may have been moved since; the pixels still export
+                pass
         # nothing edited: the original file itself where the format allows (no recompression)
-        original = self.path if keep_exif and self.path is not None and Path(self.path).is_file() else None
+        original = self.path if keep_exif and same else None
         export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged)
         log.info("exported %s", path)
         return str(path)

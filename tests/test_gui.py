@@ -463,6 +463,39 @@ def test_brush_strokes_stay_on_the_face_after_switching_to_a_model_of_another_te
     w.act_brush.trigger()
 
 
+def test_the_edit_brush_keeps_up_on_a_large_photo(editor, qtbot, tmp_path, portrait_path):
+    """On an 8000x6000 photo each mouse move of a brush stroke froze the window for a second: the
+    red tint was redrawn at the photo's full resolution. It is drawn at the resolution of the
+    stroke's own mask now, and still lies over the stroke."""
+    import time
+    import cv2
+    from PySide6.QtCore import QPoint
+    w = editor
+    big = cv2.resize(load_image(portrait_path), (3072, 3072), interpolation=cv2.INTER_CUBIC)
+    save_image(tmp_path / "big.png", big)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "big.png")
+    assert len(w._photo.faces) == 1
+    x0, y0, x1, y1 = w._photo.faces[0].box
+    w.act_brush.trigger()
+    at = [w.canvas.to_widget(QPointF(x0 + t * (x1 - x0), (y0 + y1) / 2)).toPoint() for t in np.linspace(0.3, 0.7, 12)]
+    t0 = time.perf_counter()
+    qtbot.mousePress(w.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[0])
+    for p in at[1:]:
+        qtbot.mouseMove(w.canvas, p)
+    qtbot.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[-1])
+    took = time.perf_counter() - t0
+    assert w.session.masks[0] is not None and w.undo_stack.count() == 1
+    assert took < 1.0, f"a 12-move stroke kept the window busy for {took:.1f} s"
+    img, ox, oy, step = w.canvas.brush_overlay()
+    alpha = np.asarray(img.convertToFormat(img.Format.Format_Alpha8).constBits()).reshape(img.height(), -1)
+    mid = w.canvas.to_photo(QPointF(at[6]))
+    assert alpha[int((mid.y() - oy) / step), int((mid.x() - ox) / step)] > 50, "the tint lies over the stroke"
+    assert alpha[int((y0 - oy) / step) + 1, int((x0 - ox) / step) + 1] == 0
+    w.act_brush.trigger()
+    assert w.jobs.wait_idle(TIMEOUT / 1000)
+
+
 def test_zoom_to_face_fills_the_view_with_the_face(editor, qtbot, tmp_path, portrait_path):
     """View ▸ Zoom to face (F): on a photo where the face is small, the view zooms in until the
     face (with the part of the photo its edit can change) fills it, all of it visible; Fit goes
@@ -945,6 +978,39 @@ def test_a_grey_transparent_photo_exports_grey_with_its_transparency(editor, qtb
     assert np.array_equal(shown[..., 0], shown[..., 1]) and np.array_equal(shown[..., 1], shown[..., 2])
     opaque = alpha == 255
     assert np.array_equal(shown[..., 0][opaque], exported[opaque])
+
+
+def test_a_photo_replaced_on_disk_after_opening_exports_as_the_window_shows_it(editor, qtbot, tmp_path,
+                                                                              portrait_path):
+    """The file of the open photo replaced by another picture (a sync tool, another editor): the
+    unedited export was a copy of the new file, another picture than the window showed, and an
+    edited export came out grey where the new file was grey. Both are the window's photo now."""
+    import shutil
+    from PIL import Image
+    w = editor
+    src = tmp_path / "photo.jpg"
+    shutil.copy(portrait_path, src)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(src)
+    orig = original(w)
+    other = np.ascontiguousarray(orig[40:340, 100:300, ::-1])   # another picture, another size
+    Image.fromarray(other).convert("L").save(src, format="JPEG")
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        assert w.export_to(tmp_path / "unedited.jpg")
+    back = load_image(tmp_path / "unedited.jpg")
+    assert back.shape == orig.shape, "the exported photo is the one the window shows"
+    assert np.abs(back.astype(int) - orig).mean() < 3
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        assert w.export_to(tmp_path / "edited.png")
+    with Image.open(tmp_path / "edited.png") as im:
+        assert im.mode == "RGB"
+    assert np.array_equal(load_image(tmp_path / "edited.png"), preview(w)), "in colour, as the preview"
+    src.unlink()                                             # and gone altogether
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        assert w.export_to(tmp_path / "gone.png")
+    assert np.array_equal(load_image(tmp_path / "gone.png"), preview(w))
 
 
 def test_a_framed_image_without_a_detected_face_is_edited_as_the_edit_command_does(editor, qtbot, tmp_path,

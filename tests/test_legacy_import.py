@@ -610,3 +610,89 @@ def test_import_reference_never_overwrites_its_input(tmp_path, capsys):
     assert path.read_bytes() == before
     assert main(["import-reference", str(path), "-o", str(tmp_path / "converted.fader")]) == 0
     assert load_model(tmp_path / "converted.fader").config.n_attr == 5
+
+
+# -- checkpoints that used to crash the importer or give a file the app then refused -------------
+def _import_cli(capsys, *args) -> tuple:
+    """`fader-desktop import-reference ARGS` in this process: (exit status, stdout, stderr)."""
+    from fader_desktop.cli import main
+    rc = main(["import-reference", *map(str, args)])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+@pytest.mark.parametrize("case", ["many_attributes", "many_values", "long_name", "blank_name"])
+def test_import_never_writes_a_file_the_app_refuses(tmp_path, capsys, case):
+    """300 attributes, 300 values or a 100,000-character name used to be imported ("wrote ...")
+    into a .fader that load_model then refused; a blank name gave a message without the file."""
+    attr, phrase = {
+        "many_attributes": ([(f"a{i}", 2) for i in range(300)], "the model has 300 attributes, more than the limit of 256"),
+        "many_values": ([("Hair", 300)], "attribute 'Hair' has 300 values, more than the limit of 256"),
+        "long_name": ([("A" * 100_000, 2)], "an attribute name or value label is 100,000 characters long"),
+        "blank_name": ([(" ", 2)], "invalid attribute (attribute name must be a non-empty string, got ' ')"),
+    }[case]
+    with RefModule(tmp_path) as ref:
+        torch.save(ref.AutoEncoder(_params(attr=attr)), tmp_path / "ae.pth")
+    out = tmp_path / "out.fader"
+    rc, stdout, err = _import_cli(capsys, tmp_path / "ae.pth", "-o", out)
+    assert (rc, stdout) == (2, "") and err.startswith(f"fader-desktop: error: {tmp_path / 'ae.pth'}: ")
+    assert phrase in err and err.count("\n") == 1 and len(err) < 400, err
+    assert not out.exists()
+
+
+def test_import_of_a_negative_batchnorm_variance_is_refused(tmp_path):
+    """It was imported, and every face the model edited came out as a white square (NaN)."""
+    for legacy in (False, True):
+        with RefModule(tmp_path) as ref:
+            ae = ref.AutoEncoder(_params())
+            with torch.no_grad():
+                ae.enc_layers[1][1].running_var.fill_(-1.0)
+            torch.save(ae, tmp_path / "ae.pth", _use_new_zipfile_serialization=not legacy)
+        with pytest.raises(ModelFileError, match=r"ae\.pth: AutoEncoder tensor enc_layers\.1\.1\.running_var "
+                                                 r"has negative values"):
+            import_reference_checkpoint(tmp_path / "ae.pth")
+
+
+def test_malformed_fields_are_errors_not_tracebacks(tmp_path):
+    """Bytes that are not UTF-8 (a protocol 4 pickle) used to raise UnicodeDecodeError, a
+    non-set `_non_persistent_buffers_set` TypeError."""
+    with RefModule(tmp_path) as ref:
+        ae = ref.AutoEncoder(_params())
+        ae.deconv_method = b"\xff\xfe"
+        torch.save(ae, tmp_path / "bytes.pth", pickle_protocol=4)
+        ae = ref.AutoEncoder(_params())
+        object.__setattr__(ae.enc_layers[1][1], "_non_persistent_buffers_set", 5)
+        torch.save(ae, tmp_path / "buffers.pth")
+    with pytest.raises(ModelFileError, match=r"bytes\.pth: the AutoEncoder field 'deconv_method' is not a plain "
+                                             r"value \(bytes that are not UTF-8 text\)"):
+        import_reference_checkpoint(tmp_path / "bytes.pth")
+    with pytest.raises(ModelFileError, match=r"buffers\.pth: layer 'enc_layers\.1\.1' has a malformed "
+                                             r"_non_persistent_buffers_set"):
+        import_reference_checkpoint(tmp_path / "buffers.pth")
+
+
+def test_import_reference_replaces_an_existing_model_only_with_overwrite(tmp_path, capsys):
+    """It used to replace any .fader at -o silently: perhaps the user's own trained model."""
+    from conftest import make_tiny_model
+    path, _, _ = make_reference(tmp_path)
+    mine = make_tiny_model(tmp_path / "mine.fader")
+    before = mine.read_bytes()
+    rc, out, err = _import_cli(capsys, path, "-o", mine)
+    assert (rc, out) == (2, "") and err == f"fader-desktop: error: {mine}: output file already exists; --overwrite replaces it\n"
+    assert mine.read_bytes() == before
+    rc, out, err = _import_cli(capsys, path, "-o", mine, "--overwrite")
+    assert (rc, out, err) == (0, f"wrote {mine}\n", "")
+    assert load_model(mine).config.n_attr == 5
+
+
+def test_import_reference_reports_a_name_its_output_cannot_encode(tmp_path, capsys, monkeypatch):
+    """On an ASCII (or Windows cp1252, redirected) stdout, "wrote 模型.fader" used to raise
+    UnicodeEncodeError after the file was written: a traceback and exit status 1."""
+    path, _, _ = make_reference(tmp_path)
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii"))
+    rc, _, err = _import_cli(capsys, path, "-o", tmp_path / "模型.fader")
+    sys.stdout.flush()
+    assert (rc, err) == (0, "")
+    assert raw.getvalue().decode("ascii") == f"wrote {tmp_path}/\\u6a21\\u578b.fader\n"
+    assert load_model(tmp_path / "模型.fader").config.n_attr == 5

@@ -408,3 +408,118 @@ def test_set_model_metadata_turns_mirror_decoding_on_and_off(good, tmp_path):
     assert not Engine(m_off, device="cpu", threads=1).mirror_decode
     a, b = m_on.autoencoder.state_dict(), load_model(good).autoencoder.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- hostile metadata and files seen by the user (each used to crash, or to load and then fail) -----
+def _info(capsys, *args) -> tuple:
+    """`fader-desktop info ARGS` in this process: (exit status, stdout, stderr)."""
+    from fader_desktop.cli import main
+    rc = main(["info", *map(str, args)])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+ATTRIBUTE_CASES = {
+    # used to raise IndexError / OverflowError out of load_model (a traceback, "unexpected error")
+    "range_one_number": (lambda a: a.__setitem__("range", [0]), "'range' must be two numbers"),
+    "range_beyond_float": (None, "'range' must be two numbers"),
+    # used to load: the sliders then ran from -1e300 (a sweep: NaN values and numpy warnings)
+    "range_huge": (lambda a: a.__setitem__("range", [-1e300, 1e300]), "'range' must be two numbers within ±1000"),
+    "range_three_numbers": (lambda a: a.__setitem__("range", [0, 1, 2]), "'range' must be two numbers"),
+    "values_string": (lambda a: a.__setitem__("values", "ab"), "'values' must be a list of strings"),
+    "values_null": (lambda a: a.__setitem__("values", [None, "yes"]), "'values' must be a list of strings"),
+    "name_100k_chars": (lambda a: a.__setitem__("name", "N" * 100_000),
+                        "an attribute name or value label is 100,000 characters long, more than the limit of 255"),
+}
+
+
+@pytest.mark.parametrize("case", list(ATTRIBUTE_CASES))
+def test_attribute_of_wrong_type_or_absurd_size(good, tmp_path, capsys, case):
+    fn, phrase = ATTRIBUTE_CASES[case]
+    raw = None
+    if fn is None:  # a JSON integer of 400 digits: float() of it overflows
+        meta, _ = _read(good)
+        raw = json.dumps(meta).replace('"range": [-1.0, 2.0]', '"range": [0, 1' + "0" * 400 + "]", 1)
+    path = _rewrite(good, tmp_path / f"{case}.fader", meta_fn=lambda m: fn(m["attributes"][0]) if fn else None,
+                    raw_meta=raw)
+    msg = _expect_error(path, phrase)
+    assert "invalid attributes in metadata" in msg and len(msg) < 300 + len(str(path))
+    rc, out, err = _info(capsys, "--model", path)
+    assert (rc, out) == (2, "") and err == f"fader-desktop: error: {msg}\n"
+
+
+@pytest.mark.parametrize("depth", [500, 100_000])
+def test_deeply_nested_metadata(good, tmp_path, capsys, depth):
+    """500 levels used to load and then crash `info` (RecursionError); 100,000 crashed the loader."""
+    meta, _ = _read(good)
+    raw = json.dumps(meta)[:-1] + ', "training": ' + "[" * depth + "]" * depth + "}"
+    path = _rewrite(good, tmp_path / "deep.fader", raw_meta=raw)
+    _expect_error(path, "metadata is nested too deeply (more than 32 levels)")
+    for extra in ([], ["--json"]):
+        rc, out, err = _info(capsys, "--model", path, *extra)
+        assert (rc, out) == (2, "") and err.count("\n") == 1 and "nested too deeply" in err
+
+
+def test_number_of_thousands_of_digits_in_metadata(good, tmp_path):
+    meta, _ = _read(good)
+    path = _rewrite(good, tmp_path / "digits.fader", raw_meta=json.dumps(meta)[:-1] + ', "x": ' + "9" * 5000 + "}")
+    _expect_error(path, "metadata is not valid JSON (a number has too many digits)")
+
+
+def test_mirror_decode_must_be_a_boolean(good, tmp_path):
+    """"false" used to turn mirror decoding on (bool of a non-empty string)."""
+    _expect_error(_rewrite(good, tmp_path / "m.fader", meta_fn=_set("mirror_decode", "false")),
+                  "metadata 'mirror_decode' must be true or false")
+
+
+def test_alignment_landmarks_that_coincide(good, tmp_path, capsys, portrait_path):
+    """Such a model used to load, and every edit then died in a LinAlgError traceback."""
+    path = _rewrite(good, tmp_path / "lm.fader", meta_fn=lambda m: m["alignment"].update(landmarks=[[88, 130]] * 5))
+    _expect_error(path, "invalid alignment template (its landmarks coincide)")
+    from fader_desktop.cli import main
+    assert main(["edit", str(portrait_path), "-o", str(tmp_path / "out.png"), "--set", "Smiling=0",
+                 "--model", str(path), "--device", "cpu"]) == 2
+    assert "its landmarks coincide" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_negative_batchnorm_variance(good, tmp_path):
+    """Finite in the file, NaN once the layer runs: the edited face came out as a white square."""
+    key = "autoencoder.enc_layers.1.1.running_var"
+    path = _rewrite(good, tmp_path / "var.fader", tensors_fn=lambda t: t.__setitem__(key, -t[key]))
+    _expect_error(path, "autoencoder tensor enc_layers.1.1.running_var has negative values")
+    key = "classifier.conv_layers.1.1.running_var"
+    path = _rewrite(good, tmp_path / "clf_var.fader", tensors_fn=lambda t: t.__setitem__(key, t[key] - 10))
+    _expect_error(path, "classifier tensor conv_layers.1.1.running_var has negative values")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="POSIX pipes and devices")
+def test_pipe_or_device_as_model_file(tmp_path):
+    """Both used to be reported as "model file is empty"."""
+    os.mkfifo(tmp_path / "pipe.fader")
+    _expect_error(tmp_path / "pipe.fader", "is a device or pipe, not a model file")
+    _expect_error(Path("/dev/zero"), "is a device or pipe, not a model file")
+
+
+def test_info_with_a_megabyte_long_model_name(good, tmp_path, capsys):
+    path = _rewrite(good, tmp_path / "long.fader", meta_fn=_set("name", "A" * 1_000_000))
+    assert len(load_model(path).name) == 200
+    rc, out, err = _info(capsys, "--model", path)
+    assert rc == 0 and out.splitlines()[0] == "A" * 199 + f"…  ({path})"
+    rc, out, err = _info(capsys, "--model", path, "--json")
+    assert rc == 0 and len(json.loads(out)["name"]) == 200
+
+
+def test_info_on_an_output_without_unicode(good, tmp_path, capsys, monkeypatch):
+    """`info > file` on Windows writes cp1252: a model's Chinese name used to end in a traceback."""
+    import io
+    import sys
+    path = _rewrite(good, tmp_path / "cjk.fader", meta_fn=lambda m: m.update(name="模型 café")
+                    or m["attributes"][0].update(name="微笑"))
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="cp1252"))
+    rc, _, err = _info(capsys, "--model", path)
+    sys.stdout.flush()
+    assert (rc, err) == (0, "")
+    lines = raw.getvalue().decode("cp1252").splitlines()
+    assert lines[0] == f"\\u6a21\\u578b café  ({path})" and lines[2].startswith("  \\u5fae\\u7b11: values")

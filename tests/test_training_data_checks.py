@@ -153,3 +153,12 @@ def test_a_good_table_still_reads(tmp_path):
     ds = open_dataset(table)
     assert ds.attributes[1].values == ("without glasses", "glasses")
     assert ds.labels.tolist() == [[0, 0], [1, 1], [0, 1], [1, 0]]
+
+
+def test_data_a_model_file_cannot_hold_is_refused_before_training(tmp_path):
+    """A column of 300 labels trained for hours into a model that every loader then refused."""
+    rows = "".join(f"{i}.png,person{i:03d}\n" for i in range(300))
+    table = _table(tmp_path, "file,Person\n" + rows, n=300)
+    msg = _error(table)
+    assert msg.startswith(f"{table}: attribute 'Person' has 300 values, more than the limit of 256")
+    assert "a model file holds at most" in msg

@@ -18,7 +18,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core.attributes import Attribute
-from core.errors import FaderError
+from core.errors import FaderError, ModelFileError
+from core.model_file import MAX_ATTRIBUTES, MAX_LABEL_CHARS, MAX_VALUES, check_attributes
 
 # Larger images are skipped ("over 100 megapixels"), as the app refuses them (core.image_io).
 MAX_TRAINING_PIXELS = 100_000_000
@@ -396,6 +397,11 @@ def open_dataset(data: Sequence, attr_spec: Optional[str] = None) -> Dataset:
         ds = _open_csv(p if p.is_file() else sorted(p.glob("*.csv"))[0], wanted) if kind == "csv" else _open_folders(p, wanted)
     if not ds.items:
         _err(f"{paths[0]}: no images found")
+    try:   # found now, not when the trained model is refused by every loader
+        check_attributes(ds.attributes, paths[0])
+    except ModelFileError as e:
+        _err(f"{e} (a model file holds at most {MAX_ATTRIBUTES} attributes of {MAX_VALUES} values, "
+             f"labels of {MAX_LABEL_CHARS} characters)")
     return ds
 
 
