@@ -251,8 +251,9 @@ def load_model(path, map_location: str = "cpu") -> FaderModel:
     _expect(isinstance(meta, dict), path, "metadata must be a JSON object")
     _expect(meta.get("format") == FORMAT_NAME, path, f"metadata 'format' must be {FORMAT_NAME!r}")
     ver = meta.get("format_version")
-    _expect(isinstance(ver, int), path, "metadata 'format_version' is missing")
-    _expect(ver <= FORMAT_VERSION, path, f"format version {ver} is newer than this app supports ({FORMAT_VERSION}); update Fader Desktop")
+    _expect(isinstance(ver, int) and not isinstance(ver, bool), path, "metadata 'format_version' is missing")
+    _expect(ver >= 1, path, f"metadata 'format_version' must be 1 or more, got {ver}")
+    _expect(ver <= FORMAT_VERSION, path, f"format version {ver if ver < 10 ** 9 else 'beyond 10^9'} is newer than this app supports ({FORMAT_VERSION}); update Fader Desktop")
 
     listed = meta.get("attributes") or []
     _expect(isinstance(listed, list), path, "metadata 'attributes' must be a list")

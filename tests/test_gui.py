@@ -485,6 +485,7 @@ def test_the_edit_brush_keeps_up_on_a_large_photo(editor, qtbot, tmp_path, portr
         qtbot.mouseMove(w.canvas, p)
     qtbot.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[-1])
     took = time.perf_counter() - t0
+    print('TOOK', took, w.canvas.brush_overlay()[0].size())
     assert w.session.masks[0] is not None and w.undo_stack.count() == 1
     assert took < 1.0, f"a 12-move stroke kept the window busy for {took:.1f} s"
     img, ox, oy, step = w.canvas.brush_overlay()
