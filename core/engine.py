@@ -303,8 +303,13 @@ class Engine:
         if draft:
             latent = latent.plain()
         with self._lock, torch.inference_mode():
-            out = self._decode_tensor(latent, values_list)
-            out = out.float().add_(1.0).mul_(127.5).clamp_(0.0, 255.0)
+            out = self._decode_tensor(latent, values_list).float()
+            if not bool(torch.isfinite(out).all()):
+                # weights finite in the file can still overflow (a damaged or hostile file): an
+                # error, not a face quietly left unchanged or painted black
+                raise FaderError(f"the model {self.model.name!r} decoded NaN or infinite values; "
+                                 "its file is damaged or was not trained properly")
+            out = out.add_(1.0).mul_(127.5).clamp_(0.0, 255.0)
             return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
     def decode(self, latent: Latent, values: Sequence[Mapping] | Mapping, draft: bool = False) -> np.ndarray:

@@ -527,3 +527,19 @@ def test_info_on_an_output_without_unicode(good, tmp_path, capsys, monkeypatch):
     assert (rc, err) == (0, "")
     lines = raw.getvalue().decode("cp1252").splitlines()
     assert lines[0] == f"\\u6a21\\u578b café  ({path})" and lines[2].startswith("  \\u5fae\\u7b11: values")
+
+
+def test_weights_that_overflow_are_an_error_not_an_unchanged_face(good, tmp_path, capsys, portrait_path):
+    """Finite weights near float32's limit pass every check of the file, then decode to NaN: the
+    edit came out as black or unchanged pixels with exit 0. It is now an error; nothing is written."""
+    def huge(t):
+        for k in [k for k in t if k.startswith("autoencoder.dec_layers") and k.endswith(".0.weight")]:
+            t[k] = t[k] * 1e38
+    path = _rewrite(good, tmp_path / "huge.fader", tensors_fn=huge)
+    from fader_desktop.cli import main
+    out = tmp_path / "out.jpg"
+    rc = main(["edit", str(portrait_path), "-o", str(out), "--set", "Smiling=0", "--own", "Smiling=1", "--model", str(path),
+               "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "decoded NaN or infinite values" in err and "Traceback" not in err, err
+    assert not out.exists()
