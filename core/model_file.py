@@ -29,6 +29,7 @@ MAX_LABEL_CHARS = 255         # an attribute's name or value label: a folder nam
 MAX_SLIDER = 1000.0           # |slider range ends|: far beyond the values a decoder makes sense of
 MAX_NAME_CHARS = 200          # a model's name as shown (titles, `info`, recipes)
 MAX_META_DEPTH = 32           # nesting of the metadata JSON; ours is 5 deep
+MAX_TENSORS = 10_000          # tensors in one file; a model has a few hundred
 DEFAULT_LICENSE = "unspecified"
 
 
@@ -226,9 +227,12 @@ def read_safetensors(path: Path, damaged: str) -> tuple:
     from safetensors import SafetensorError, safe_open
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+            keys = f.keys()
+            if len(keys) <= MAX_TENSORS:   # more are refused before loading them (seconds, a GB)
+                return f.metadata() or {}, {k: f.get_tensor(k) for k in keys}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ModelFileError(f"{path}: {damaged} ({str(e).splitlines()[0][:200]})") from None
+    raise ModelFileError(f"{path}: {damaged} ({len(keys):,} tensors, more than the limit of {MAX_TENSORS:,})")
 
 
 def load_model(path, map_location: str = "cpu") -> FaderModel:
