@@ -86,6 +86,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{a.out}: could not save")
     print(f"{a.out}: {w.width()}x{w.height()}, model {a.model.name}, photo {a.photo.name}, {' '.join(a.set)}",
           file=sys.stderr)
+    w.undo_stack.setClean()   # the shot's edits: closing must not ask to discard them (it waited forever)
     w.close()
     QApplication.processEvents()
     return 0

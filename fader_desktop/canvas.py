@@ -181,10 +181,11 @@ class PhotoCanvas(QWidget):
         self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
         self.update()
 
-    def set_brush_overlay(self, image: Optional[QImage], x: int = 0, y: int = 0) -> None:
-        """A translucent image over the photo (photo pixels at x, y) shown while the brush is on:
-        where the edit is erased, so that strokes over unedited or subtly edited parts show."""
-        self._overlay = None if image is None or image.isNull() else (image, int(x), int(y))
+    def set_brush_overlay(self, image: Optional[QImage], x: int = 0, y: int = 0, step: int = 1) -> None:
+        """A translucent image over the photo (from photo pixel x, y; one image pixel per step x
+        step photo pixels) shown while the brush is on: where the edit is erased, so that strokes
+        over unedited or subtly edited parts show."""
+        self._overlay = None if image is None or image.isNull() else (image, int(x), int(y), int(step))
         if self._brush:
             self.update()
 
@@ -204,6 +205,12 @@ class PhotoCanvas(QWidget):
             self.brushSizeChanged.emit(r)
             self.update()
 
+    def grow_brush(self, larger: bool) -> None:
+        """One step larger or smaller ([ and ])."""
+        old = self._brush_pos
+        self.set_brush_size(self._brush_px * (BRUSH_STEP if larger else 1 / BRUSH_STEP))
+        self._update_brush_ring(old)
+
     def _brush_radius_photo(self) -> float:
         return self._brush_px / max(self._scale, 1e-6)
 
@@ -221,10 +228,11 @@ class PhotoCanvas(QWidget):
 
     def _draw_brush(self, p: QPainter) -> None:
         if self._overlay is not None:
-            img, x, y = self._overlay
+            img, x, y, step = self._overlay
             p.save()
+            p.setClipRect(self._image_rect(), Qt.ClipOperation.IntersectClip)   # its last pixels may overhang
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            p.drawImage(self._widget_rect(QRectF(x, y, img.width(), img.height())), img)
+            p.drawImage(self._widget_rect(QRectF(x, y, img.width() * step, img.height() * step)), img)
             p.restore()
         if self._brush_pos is None:
             return
@@ -351,14 +359,19 @@ class PhotoCanvas(QWidget):
 
     # -- painting ------------------------------------------------------------------------------
     def _scaled(self, which: str, img: QImage) -> Optional[QImage]:
-        """A smoothly downscaled copy for scales < 1 (area-averaged, unlike bilinear drawImage)."""
-        if self._scale >= 1.0:
+        """A smoothly downscaled copy for scales < 1 (area-averaged, unlike bilinear drawImage), in
+        the screen's own pixels: on a HiDPI screen (device pixel ratio 2) a copy of the size in
+        the window's units was stretched 2x, the photo shown at half the sharpness it has."""
+        dpr = self.devicePixelRatioF()
+        scale = self._scale * dpr
+        if scale >= 1.0:
             return None
-        size = QSize(max(1, round(img.width() * self._scale)), max(1, round(img.height() * self._scale)))
+        size = QSize(max(1, round(img.width() * scale)), max(1, round(img.height() * scale)))
         hit = self._cache.get(which)
         if hit and hit[1] == size and (hit[0] == img.cacheKey() or (which == "edited" and self._stale is not None)):
             return hit[2]   # (a stale "edited" downscale is patched over in _draw_image)
         scaled = img.scaled(size, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        scaled.setDevicePixelRatio(dpr)
         self._cache[which] = (img.cacheKey(), size, scaled)
         if which == "edited":
             self._stale = None
@@ -375,8 +388,8 @@ class PhotoCanvas(QWidget):
                 p.drawImage(self._image_rect(), img)
                 p.restore()
         else:
-            # zoomed in: show real pixels (nearest) from 2x on, so edits can be inspected exactly
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._scale < 2.0)
+            # zoomed in: show real pixels (nearest) from 2 screen pixels on, so edits can be inspected exactly
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._scale * self.devicePixelRatioF() < 2.0)
             p.drawImage(self._image_rect(), img)
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -592,10 +605,7 @@ class PhotoCanvas(QWidget):
             if not event.isAutoRepeat():
                 self.set_hold_original(True)
         elif key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight) and self._brush:
-            f = BRUSH_STEP if key == Qt.Key.Key_BracketRight else 1 / BRUSH_STEP
-            old = self._brush_pos
-            self.set_brush_size(self._brush_px * f)
-            self._update_brush_ring(old)
+            self.grow_brush(key == Qt.Key.Key_BracketRight)
         else:
             return super().keyPressEvent(event)
         event.accept()

@@ -343,6 +343,7 @@ class FaderPanel(QWidget):
         outer.addWidget(self.open_model_button)
 
         self._scroll = QScrollArea()
+        self._scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)   # a Tab stop that shows nothing: its faders take it
         self._scroll.setWidgetResizable(True)
         self._scroll.setFrameShape(QFrame.Shape.NoFrame)
         self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -381,6 +382,11 @@ class FaderPanel(QWidget):
                 a.name for a in self.session.attributes} else None
             self._rows_layout.insertWidget(self._rows_layout.count() - 1, row)
             self._rows[attr.name] = row
+        # Tab goes down the panel: rows made after the window came last, after the toolbar
+        chain = [self.face_combo] + [w for row in self._rows.values()
+                                     for w in (row.combo, row.slider, row.spin, row.reset_button) if w is not None]
+        for a, b in zip(chain, chain[1:] + [self.reset_all_button]):
+            QWidget.setTabOrder(a, b)
         self.open_model_button.setVisible(not attributes)
         self._show_values()
         self._update_enabled()

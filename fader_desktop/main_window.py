@@ -9,6 +9,7 @@ snapshot, the photo's serial number and a generation number) built here.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import time
@@ -26,7 +27,7 @@ from core.edit_mask import EditMask, crop_scale, to_crop
 from core.edit_session import ALL_FACES, EditSession, Towards
 from core.errors import FaderError
 from core.image_io import IMAGE_SUFFIXES
-from core.recipe import RECIPE_FORMAT, make_recipe, recipe_values
+from core.recipe import RECIPE_FORMAT, load_recipe, make_recipe, recipe_values
 
 from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
@@ -143,7 +144,9 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
 
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
+        # a method, not a lambda: PySide drops it with the window, which the stack (its child,
+        # destroyed after it) told of its unsaved edits going away, "already deleted", on every quit
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
 
         self.canvas = PhotoCanvas()
         self.setCentralWidget(self.canvas)
@@ -177,6 +180,9 @@ class MainWindow(QMainWindow):
         if self.settings.window_state() is not None:
             self.restoreState(self.settings.window_state())
         self._refresh()
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        self.setWindowModified(not clean)
 
     # ------------------------------------------------------------------------------------------
     # hooks for dialogs (tests replace these on the instance)
@@ -242,25 +248,20 @@ class MainWindow(QMainWindow):
 
     def _start(self, model, images) -> None:
         from resources import default_model_path  # not core.model_file, which imports torch
-        path = None
+        path = fallback = None
         if model:
             path = Path(model)
         elif self.settings.last_model and Path(self.settings.last_model).is_file():
             path = Path(self.settings.last_model)
+            # a last model that no longer loads (damaged, from a newer version) left every start without one
+            fallback = default_model_path() if default_model_path().is_file() else None
         elif default_model_path().is_file():
             path = default_model_path()
         if path is not None:
-            self.load_model(path)
+            self.load_model(path, fallback)
         else:
             log.info("no model: %s is absent and none was given", default_model_path())
-        images = [Path(p) for p in images or ()]
-        if images:
-            self.open_photo(images[0])
-        if len(images) > 1:
-            self._image_list = images
-            self.act_next.setText("&Next photo")
-            self.act_prev.setText("&Previous photo")
-            self.statusBar().showMessage(f"Photo 1 of {len(images)}: Ctrl+PgDown opens the next one", 8000)
+        self.open_photos(images or ())
 
     # ------------------------------------------------------------------------------------------
     # opening photos and models (jobs)
@@ -293,6 +294,18 @@ class MainWindow(QMainWindow):
         """Open a photo (detection and encoding run as a job; the window shows it when done)."""
         if self._confirm_discard():
             self._open_photo_now(path)
+
+    def open_photos(self, paths) -> None:
+        """Open the first of several photos (the command line's, a drop's); Next photo and
+        Previous photo then walk them, not the folder."""
+        paths = [Path(p) for p in paths]
+        if not paths or not self._confirm_discard():
+            return
+        self._open_photo_now(paths[0])
+        if len(paths) > 1:
+            self._image_list = paths
+            self.act_next.setText("&Next photo")
+            self.act_prev.setText("&Previous photo")
 
     def _open_photo_now(self, path) -> None:
         path, backend, status = Path(path), self.backend, self.jobs.set_busy_text
@@ -371,9 +384,10 @@ class MainWindow(QMainWindow):
         except OSError as e:
             self._error("Cannot open photo", f"{folder}: {e.strerror or e}")
             return
-        if self._photo.path not in files:
-            return
-        i = files.index(self._photo.path) + step
+        if self._photo.path in files:
+            i = files.index(self._photo.path) + step
+        else:   # deleted or renamed since it opened (Ctrl+PgDown did nothing): its neighbours are still there
+            i = bisect.bisect_left(files, self._photo.path) + min(step, 0)
         if 0 <= i < len(files):
             self.open_photo(files[i])
         else:
@@ -386,12 +400,22 @@ class MainWindow(QMainWindow):
             a = self.recent_menu.addAction(Path(f).name)
             a.setToolTip(f)
             a.setStatusTip(f)
-            a.triggered.connect(lambda _=False, f=f: self.open_photo(f))
+            a.triggered.connect(lambda _=False, f=f: self.open_recent(f))
         if files:
             self.recent_menu.addSeparator()
             self.recent_menu.addAction("Clear list", self.settings.clear_recent)
         else:
             self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def open_recent(self, path: str) -> None:
+        """File ▸ Open Recent: a photo moved or deleted since is taken off the list, with a message
+        (it stayed there, and asked to discard the edits before failing to open)."""
+        if not Path(path).is_file():
+            self.settings.remove_recent(path)
+            self._error("Cannot open photo", f"{path} is no longer there (moved, renamed or deleted); "
+                        "it is taken off File ▸ Open Recent.")
+            return
+        self.open_photo(path)
 
     def open_model_dialog(self) -> None:
         start = str(Path(self._model.path).parent) if self._model else ""
@@ -399,13 +423,19 @@ class MainWindow(QMainWindow):
         if path:
             self.load_model(path)
 
-    def load_model(self, path) -> None:
-        """Load a .fader model (a job); an open photo is re-encoded with it."""
+    def load_model(self, path, fallback=None) -> None:
+        """Load a .fader model (a job); an open photo is re-encoded with it. Where it fails, the
+        fallback (the default model, at start) is loaded instead."""
         if self._model is not None and not self._confirm_model_switch(Path(path)):
             return
         path, device, backend, status = Path(path), self.device, self.backend, self.jobs.set_busy_text
+        on_error = self._failure("Cannot load model")
+        if fallback is not None and not same_file(fallback, path):
+            def on_error(message: str) -> None:
+                self._error("Cannot load model", f"{message}\nThe default model is opened instead.")
+                self.load_model(fallback)
         self.jobs.submit(lambda: backend.load_model(path, device, status), on_done=self._on_model_loaded,
-                         on_error=self._failure("Cannot load model"), busy_text=f"Loading model {path.name}…")
+                         on_error=on_error, busy_text=f"Loading model {path.name}…")
 
     def import_reference_dialog(self) -> None:
         dlg = ImportReferenceDialog(self.settings.last_dir, self)
@@ -505,8 +535,11 @@ class MainWindow(QMainWindow):
             self.settings.add_recent(info.path)
             self.settings.last_dir = str(info.path.parent)
             n = len(info.faces)
+            # where it is in the photos given (the "Photo 1 of 3" said before it opened was replaced at once)
+            of = (f" · photo {self._image_list.index(info.path) + 1} of {len(self._image_list)}, Ctrl+PgDown: next"
+                  if info.path in self._image_list else "")
             self.statusBar().showMessage(
-                f"Opened {info.path.name}: {n} face{'s' if n != 1 else ''} ({info.seconds:.1f} s)", 6000)
+                f"Opened {info.path.name}: {n} face{'s' if n != 1 else ''} ({info.seconds:.1f} s){of}", 6000)
         if same_faces and session.is_modified():
             self._request_render()
         self._refresh()
@@ -629,6 +662,24 @@ class MainWindow(QMainWindow):
             return
         if self.session.set_values(values, label="Paste edit"):
             self.statusBar().showMessage(f"Pasted the edit: {self._summary(values)}", 6000)
+        else:
+            self.statusBar().showMessage("The face already has this edit", 5000)
+
+    def apply_recipe(self, path) -> None:
+        """A recipe file (File ▸ Save edit as recipe…) dropped on the window: the selected face's
+        (or every face's) faders set to it in one undo step, as Paste edit does; it was refused as
+        "not a recognised image format"."""
+        path = Path(path)
+        if self._photo is None or not self._photo.faces:
+            self._error("Cannot apply recipe", f"{path.name}: open a photo with a face first.")
+            return
+        try:
+            values = load_recipe(path, self._attrs)
+        except FaderError as e:
+            self._error("Cannot apply recipe", str(e))
+            return
+        if self.session.set_values(values, label=f"Apply {path.name}"):
+            self.statusBar().showMessage(f"Applied {path.name}: {self._summary(values)}", 6000)
         else:
             self.statusBar().showMessage("The face already has this edit", 5000)
 
@@ -983,13 +1034,16 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event: QDropEvent) -> None:
         files = local_files(event.mimeData())
         models = [f for f in files if f.suffix.lower() == ".fader"]
-        photos = [f for f in files if f.suffix.lower() != ".fader"]
+        recipes = [f for f in files if f.suffix.lower() == ".json"]
+        photos = [f for f in files if f.suffix.lower() not in (".fader", ".json")]
         event.acceptProposedAction()
         # deferred: a modal dialog inside a drop handler would block the drag source
         if models:
             QTimer.singleShot(0, lambda: self.load_model(models[0]))
-        if photos:
-            QTimer.singleShot(0, lambda: self.open_photo(photos[0]))
+        if photos:   # several: the first opens, Ctrl+PgDown the next (only the first opened, silently)
+            QTimer.singleShot(0, lambda: self.open_photos(photos))
+        elif recipes:
+            QTimer.singleShot(0, lambda: self.apply_recipe(recipes[0]))
 
     def _hold_key(self, event) -> bool:
         """Hold \\ to see the original, wherever the focus is in the window."""
@@ -1001,8 +1055,13 @@ class MainWindow(QMainWindow):
 
     def keyPressEvent(self, event) -> None:
         # keys the focused widget does not use (slider, buttons, canvas) arrive here
-        if not self._hold_key(event):
-            super().keyPressEvent(event)
+        if self._hold_key(event):
+            return
+        if event.key() in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight) and self.canvas.brush_enabled():
+            # the brush's size wherever the focus is, as its status message says (not only on the photo)
+            self.canvas.grow_brush(event.key() == Qt.Key.Key_BracketRight)
+            return
+        super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event) -> None:
         if not self._hold_key(event):

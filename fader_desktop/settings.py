@@ -66,6 +66,9 @@ class Settings:
         files = [f for f in self.recent_files() if f != p]
         self.q.setValue("recent/files", [p] + files[:MAX_RECENT - 1])
 
+    def remove_recent(self, path) -> None:
+        self.q.setValue("recent/files", [f for f in self.recent_files() if f != str(path)])
+
     def clear_recent(self) -> None:
         self.q.setValue("recent/files", [])
 

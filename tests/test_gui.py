@@ -356,7 +356,8 @@ def test_the_edit_brush_erases_the_edit_where_painted_in_one_undo_step(editor, q
     assert w.undo_stack.count() == steps + 1 and "brush" in w.undo_stack.undoText()
     assert w.act_clear_brush.isEnabled()
     # the overlay shows where the edit is erased: red along the stroke, nothing far from it
-    img, ox, oy = w.canvas.brush_overlay()
+    img, ox, oy, step = w.canvas.brush_overlay()
+    assert step == 1    # a small photo: the tint has its pixels
     tint = qimage_to_numpy(img.convertToFormat(img.Format.Format_ARGB32))
     alpha = np.asarray(img.convertToFormat(img.Format.Format_Alpha8).constBits()).reshape(img.height(), -1)
     alpha = alpha[:, :img.width()]
@@ -457,40 +458,61 @@ def test_brush_strokes_stay_on_the_face_after_switching_to_a_model_of_another_te
     away = (dist > 1.5 * r) & (xx > x0) & (xx < x1) & (yy > y0) & (yy < y1)
     assert np.any(edited[away] != orig[away]), "the new model edits the face"
     assert np.array_equal(edited[core], orig[core]), "where the stroke was painted the photo stays"
-    img, ox, oy = w.canvas.brush_overlay()
+    img, ox, oy, step = w.canvas.brush_overlay()
+    assert step == 1    # a small photo: the tint has its pixels
     alpha = np.asarray(img.convertToFormat(img.Format.Format_Alpha8).constBits()).reshape(img.height(), -1)
     assert alpha[int(spot.y()) - oy, int(spot.x()) - ox] > 50, "the tint is still over the stroke"
     w.act_brush.trigger()
 
 
+def test_the_brush_size_keys_work_wherever_the_focus_is(editor, qtbot):
+    """B, then [ and ] as the brush's status message says: with a fader focused (the last thing
+    used) the keys went to it and the brush kept its size; they size the brush from anywhere now."""
+    w = editor
+    slider = w.panel.row("Smiling").slider
+    value = slider.value()
+    w.act_brush.trigger()
+    size = w.canvas.brush_size()
+    assert "[ and ] change the size" in w.statusBar().currentMessage()
+    qtbot.keyClick(slider, Qt.Key.Key_BracketRight)
+    assert w.canvas.brush_size() > size and f"({w.canvas.brush_size():.0f} px)" in w.statusBar().currentMessage()
+    for _ in range(2):
+        qtbot.keyClick(slider, Qt.Key.Key_BracketLeft)
+    assert w.canvas.brush_size() < size and slider.value() == value
+    w.act_brush.trigger()
+    size = w.canvas.brush_size()
+    qtbot.keyClick(slider, Qt.Key.Key_BracketRight)
+    assert w.canvas.brush_size() == size, "without the brush the keys do nothing"
+
+
 def test_the_edit_brush_keeps_up_on_a_large_photo(editor, qtbot, tmp_path, portrait_path):
     """On an 8000x6000 photo each mouse move of a brush stroke froze the window for a second: the
-    red tint was redrawn at the photo's full resolution. It is drawn at the resolution of the
-    stroke's own mask now, and still lies over the stroke."""
-    import time
+    red tint was redrawn at the photo's full resolution (1.9 s for this 40-move stroke, 0.26 s
+    after). It is drawn at the resolution of the stroke's own mask now (a size, not a time, is
+    asserted: the suite does not time things), and still lies over the stroke."""
     import cv2
-    from PySide6.QtCore import QPoint
+    from fader_desktop.brush_overlay import TINT_PER_CROP_PIXEL
     w = editor
-    big = cv2.resize(load_image(portrait_path), (3072, 3072), interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(load_image(portrait_path), (4096, 4096), interpolation=cv2.INTER_CUBIC)
     save_image(tmp_path / "big.png", big)
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
         w.open_photo(tmp_path / "big.png")
     assert len(w._photo.faces) == 1
     x0, y0, x1, y1 = w._photo.faces[0].box
     w.act_brush.trigger()
-    at = [w.canvas.to_widget(QPointF(x0 + t * (x1 - x0), (y0 + y1) / 2)).toPoint() for t in np.linspace(0.3, 0.7, 12)]
-    t0 = time.perf_counter()
+    at = [w.canvas.to_widget(QPointF(x0 + t * (x1 - x0), (y0 + y1) / 2)).toPoint()
+          for t in np.linspace(0.3, 0.7, 40)]
     qtbot.mousePress(w.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[0])
     for p in at[1:]:
         qtbot.mouseMove(w.canvas, p)
     qtbot.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[-1])
-    took = time.perf_counter() - t0
-    print('TOOK', took, w.canvas.brush_overlay()[0].size())
     assert w.session.masks[0] is not None and w.undo_stack.count() == 1
-    assert took < 1.0, f"a 12-move stroke kept the window busy for {took:.1f} s"
     img, ox, oy, step = w.canvas.brush_overlay()
-    alpha = np.asarray(img.convertToFormat(img.Format.Format_Alpha8).constBits()).reshape(img.height(), -1)
-    mid = w.canvas.to_photo(QPointF(at[6]))
+    crop = w._photo.faces[0].crop_size
+    assert step > 1 and max(img.width(), img.height()) <= 2 * TINT_PER_CROP_PIXEL * crop, (img.size(), step, crop)
+    a8 = img.convertToFormat(img.Format.Format_Alpha8)     # kept: constBits() points into it
+    alpha = np.asarray(a8.constBits()).reshape(img.height(), -1)
+    mid = w.canvas.to_photo(QPointF(at[20]))
     assert alpha[int((mid.y() - oy) / step), int((mid.x() - ox) / step)] > 50, "the tint lies over the stroke"
     assert alpha[int((y0 - oy) / step) + 1, int((x0 - ox) / step) + 1] == 0
     w.act_brush.trigger()
@@ -599,6 +621,42 @@ def test_an_edit_is_copied_and_pasted_onto_another_photo_in_one_undo_step(editor
     assert "no Fader edit" in w.errors[-1][1] and "Open from clipboard (Ctrl+V)" in w.errors[-1][1]
 
 
+def test_a_saved_recipe_dropped_on_another_photo_applies_its_edit(editor, qtbot, tmp_path, portrait_path):
+    """File ▸ Save edit as recipe…, then the recipe file dropped on the window with another photo
+    open: it was refused as "not a recognised image format" (the window had no way to load a
+    recipe). It sets the selected face's faders, one undo step; a broken recipe is refused by name."""
+    import json
+    w = editor
+    smiling = 2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0
+    w.panel.row("Smiling").spin.setValue(smiling)
+    recipe = tmp_path / "smile.recipe.json"
+    w.save_recipe(recipe)
+    assert w.jobs.wait_idle(TIMEOUT / 1000) and json.loads(recipe.read_text())["values"] == {"Smiling": smiling}
+    rgb = load_image(portrait_path)
+    save_image(tmp_path / "other.png", rgb[:, ::-1])
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "other.png")
+    orig = original(w)
+
+    def drop(path):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        w.dropEvent(QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                               Qt.KeyboardModifier.NoModifier))
+    w.errors.clear()
+    drop(recipe)
+    qtbot.waitUntil(lambda: w.undo_stack.count() == 1, timeout=TIMEOUT)
+    assert not w.errors and w.undo_stack.undoText() == "Apply smile.recipe.json"
+    assert w.panel.row("Smiling").spin.value() == smiling
+    assert "Applied smile.recipe.json" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": "fader-recipe", "version": 1, "values": {"Bald": 1}}')
+    drop(broken)
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    assert "broken.json" in w.errors[-1][1] and "Bald" in w.errors[-1][1] and w.undo_stack.count() == 1
+
+
 def test_copy_image_puts_the_edited_photo_on_the_clipboard(editor, qtbot, tmp_path):
     """Edit ▸ Copy image (Ctrl+C): the clipboard holds the whole photo at full resolution with
     the edit, the pixels an export writes."""
@@ -670,6 +728,23 @@ def test_a_photo_is_opened_from_the_clipboard(editor, qtbot, portrait_path):
             assert (set(folder.glob("*.png")) if folder.is_dir() else set()) == before   # nothing written
     finally:
         QStandardPaths.setTestModeEnabled(False)
+
+
+def test_tab_goes_down_the_faders_from_the_photo(editor, qtbot):
+    """Keyboard only: Tab from the photo went to an invisible stop (the faders' scroll area), then
+    Reset all, then the toolbar's Original button, and only then to the faders (made with the model,
+    after the rest of the window). It goes down the panel now: each fader, then Reset all."""
+    w = editor
+    w.canvas.setFocus()
+    rows = [w.panel.row(n) for n in w.panel.attribute_names()]
+    expected = [x for r in rows for x in (r.combo, r.slider, r.spin) if x is not None] + [w.panel.reset_all_button]
+    seen = []
+    for _ in expected:
+        qtbot.keyClick(w.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(w.focusWidget())
+    names = {id(x): f"{r.attr.name} {type(x).__name__}" for r in rows for x in (r.combo, r.slider, r.spin)}
+    names[id(w.panel.reset_all_button)] = "Reset all"
+    assert [names.get(id(x), type(x).__name__) for x in seen] == [names[id(x)] for x in expected]
 
 
 def test_no_two_entries_of_a_menu_share_an_access_key(editor):
@@ -900,6 +975,81 @@ def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, po
     assert "holiday.jpg" in w.errors[2][1] and w._photo.path == portrait_path
 
 
+def test_several_dropped_photos_open_one_after_another(editor, qtbot, tmp_path, portrait_path):
+    """Three photos dropped at once: only the first opened, and Ctrl+PgDown went on through its
+    folder instead of to the second. The first opens, Next photo opens the others in their order."""
+    import shutil
+    w = editor
+    dropped = [tmp_path / n for n in ("c.jpg", "a.jpg", "b.jpg")]
+    for p in dropped:
+        shutil.copy(portrait_path, p)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in dropped])
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.dropEvent(drop)
+    assert w._photo.path == dropped[0] and "photo 1 of 3" in w.statusBar().currentMessage()
+    for i, p in enumerate(dropped[1:], 2):
+        with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+            w.act_next.trigger()
+        assert w._photo.path == p and f"photo {i} of 3" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_prev.trigger()
+    assert w._photo.path == dropped[1]
+
+
+def test_next_photo_in_folder_after_the_open_photo_was_deleted(editor, qtbot, tmp_path, portrait_path):
+    """Culling a folder: the open photo deleted in the file manager, then Ctrl+PgDown did nothing
+    at all. The next (and previous) photo of the folder open as if it were still there."""
+    import shutil
+    w = editor
+    for n in ("a.jpg", "b.jpg", "c.jpg"):
+        shutil.copy(portrait_path, tmp_path / n)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "b.jpg")
+    (tmp_path / "b.jpg").unlink()
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_next.trigger()
+    assert w._photo.path == tmp_path / "c.jpg"
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "a.jpg")
+    (tmp_path / "a.jpg").unlink()
+    w.act_prev.trigger()
+    assert "No more photos" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_next.trigger()
+    assert w._photo.path == tmp_path / "c.jpg"
+
+
+def test_open_recent_with_a_deleted_photo_says_so_and_drops_it(editor, qtbot, tmp_path, portrait_path, monkeypatch):
+    """File ▸ Open Recent ▸ a photo deleted since: the window asked whether to discard the edits,
+    then could not open it, and kept it in the list. Now it says the file is gone, drops it from
+    the list, asks nothing and keeps the photo and its edit."""
+    import shutil
+    w = editor
+    gone = tmp_path / "gone.jpg"
+    shutil.copy(portrait_path, gone)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(gone)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(portrait_path)
+    gone.unlink()
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda title, *a, **k: asked.append(title) or True)
+    w.fill_recent_menu()
+    gone = gone.resolve()   # as the list keeps it
+    entry = next(a for a in w.recent_menu.actions() if a.toolTip() == str(gone))
+    entry.trigger()
+    assert not asked, "nothing to discard the edits for"
+    assert w.errors and "gone.jpg is no longer there" in w.errors[-1][1]
+    assert str(gone) not in w.settings.recent_files() and w.settings.recent_files()
+    assert w._photo.path == portrait_path and w.undo_stack.count() == 1
+    w.fill_recent_menu()
+    assert str(gone) not in [a.toolTip() for a in w.recent_menu.actions()]
+
+
 def test_switching_model_rebuilds_the_faders(editor, qtbot, tiny_model_path_b):
     w = editor
     with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
@@ -936,6 +1086,50 @@ def test_without_a_model_the_window_says_so_and_still_shows_photos(qtbot, tmp_pa
     assert w.settings.recent_files()[0].endswith(portrait_path.name)
     w.close()
 
+
+
+def test_a_last_model_that_no_longer_loads_falls_back_to_the_default(qtbot, tmp_path, tiny_model_path, monkeypatch):
+    """The settings name a last model that is damaged now: every start showed the error and left the
+    window without a model. It says so once and opens the default model."""
+    import resources
+    monkeypatch.setattr(resources, "default_model_path", lambda: tiny_model_path)
+    bad = tmp_path / "last.fader"
+    bad.write_bytes(b"\x00" * 64)
+    settings = _settings(tmp_path)
+    settings.last_model = bad
+    w = MainWindow(settings, device="cpu")
+    qtbot.addWidget(w)
+    errors = []
+    monkeypatch.setattr(w, "show_error", lambda title, message: errors.append(message))
+    with qtbot.waitSignal(w.modelChanged, timeout=TIMEOUT):
+        w.start()
+    assert w._model.path == tiny_model_path and w.panel.attribute_names() == ["Smiling", "Male", "Hair"]
+    assert len(errors) == 1 and "last.fader" in errors[0] and "default model" in errors[0]
+    assert w.settings.last_model == str(tiny_model_path)
+    w.close()
+
+
+def test_quitting_with_discarded_edits_raises_no_error(qtbot, tmp_path, tiny_model_path, portrait_path,
+                                                       monkeypatch):
+    """Quit, Discard: the window went, then its undo stack (a child, destroyed after it) told it
+    the edits were gone, and "RuntimeError: Internal C++ object (MainWindow) already deleted"
+    went to the terminal and the log as an unexpected error, on every such quit."""
+    import sys
+    import shiboken6
+    errors = []
+    monkeypatch.setattr(sys, "excepthook", lambda *exc: errors.append(exc[1]))
+    w = MainWindow(_settings(tmp_path), device="cpu")
+    w.show()
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.start(model=tiny_model_path, images=[portrait_path])
+    assert w.jobs.wait_idle(TIMEOUT / 1000)
+    qtbot.waitUntil(lambda: w.panel.isEnabled(), timeout=TIMEOUT)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    assert w.isWindowModified()
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)   # Discard
+    assert w.close()
+    shiboken6.delete(w)             # as the app's window goes when run_app returns
+    assert not errors, errors
 
 
 def test_batch_export_menu_opens_dialog_with_the_changed_faders(editor, qtbot, monkeypatch):
@@ -1076,6 +1270,50 @@ def test_window_paints_before_torch_loads_and_then_loads_the_model(tiny_model_pa
     assert seen["after_start"] is False  # start() on a shown window does not import torch
     assert seen["paint"] is False        # the first paint happened before torch was imported
     assert seen["model"]                 # and the model was loaded afterwards
+
+
+HIDPI_SCRIPT = r"""
+import json, sys
+import numpy as np
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from fader_desktop.canvas import PhotoCanvas
+from fader_desktop.workers import qimage_to_numpy
+photo = QImage(sys.argv[1]).convertToFormat(QImage.Format.Format_RGB32)
+c = PhotoCanvas()
+c.resize(240, 240)
+c.set_photo(photo)
+c.show()
+app.processEvents()
+shot = c.grab().toImage()
+dpr = shot.devicePixelRatio()
+r = c._image_rect()
+x, y, w, h = (round(v * dpr) for v in (r.x(), r.y(), r.width(), r.height()))
+shown = qimage_to_numpy(shot)[y + 2:y + h - 2, x + 2:x + w - 2].astype(float)
+sharp = qimage_to_numpy(photo.scaled(QSize(w, h), Qt.AspectRatioMode.IgnoreAspectRatio,
+                                     Qt.TransformationMode.SmoothTransformation))[2:-2, 2:-2].astype(float)
+print(json.dumps({"dpr": dpr, "diff": float(np.abs(shown - sharp).mean())}))
+"""
+
+
+def test_a_hidpi_screen_shows_the_fitted_photo_at_its_own_pixels(tmp_path, portrait_path):
+    """At a device pixel ratio of 2 (QT_SCALE_FACTOR=2) the fitted photo was downscaled to the
+    window's units and stretched 2x on the screen: blocky, half as sharp as the screen shows.
+    It is downscaled to the screen's pixels now, as at a ratio of 1."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    for factor in ("1", "2"):
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR=factor)
+        out = subprocess.run([sys.executable, "-c", HIDPI_SCRIPT, str(portrait_path)], env=env,
+                             cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen = json.loads(out.stdout.strip().splitlines()[-1])
+        assert seen["dpr"] == float(factor)
+        assert seen["diff"] < 0.5, f"at a device pixel ratio of {factor} the photo differs by {seen['diff']:.2f}"
 
 
 def test_a_drag_previews_with_the_draft_decode_and_letting_go_shows_the_export(editor, qtbot, tiny_model_path,
