@@ -53,6 +53,13 @@ def face_region(w):
     return inside, far
 
 
+def alpha_plane(img) -> np.ndarray:
+    """A QImage's alpha as a (H, W) uint8 copy: constBits() of a temporary converted image points
+    into memory freed with it."""
+    a8 = img.convertToFormat(img.Format.Format_Alpha8)
+    return np.asarray(a8.constBits()).reshape(a8.height(), a8.bytesPerLine())[:, :a8.width()].copy()
+
+
 def drag_slider(slider, positions) -> None:
     """Press, move through positions, release (what a mouse drag does to a QSlider)."""
     slider.setSliderDown(True)
@@ -359,7 +366,7 @@ def test_the_edit_brush_erases_the_edit_where_painted_in_one_undo_step(editor, q
     img, ox, oy, step = w.canvas.brush_overlay()
     assert step == 1    # a small photo: the tint has its pixels
     tint = qimage_to_numpy(img.convertToFormat(img.Format.Format_ARGB32))
-    alpha = np.asarray(img.convertToFormat(img.Format.Format_Alpha8).constBits()).reshape(img.height(), -1)
+    alpha = alpha_plane(img)
     alpha = alpha[:, :img.width()]
     cy = int(round((ys[1] + ys[-2]) / 2))
     assert alpha[cy - oy, int(round(xs)) - ox] > 50 and tint[cy - oy, int(round(xs)) - ox, 0] > 50
@@ -460,7 +467,7 @@ def test_brush_strokes_stay_on_the_face_after_switching_to_a_model_of_another_te
     assert np.array_equal(edited[core], orig[core]), "where the stroke was painted the photo stays"
     img, ox, oy, step = w.canvas.brush_overlay()
     assert step == 1    # a small photo: the tint has its pixels
-    alpha = np.asarray(img.convertToFormat(img.Format.Format_Alpha8).constBits()).reshape(img.height(), -1)
+    alpha = alpha_plane(img)
     assert alpha[int(spot.y()) - oy, int(spot.x()) - ox] > 50, "the tint is still over the stroke"
     w.act_brush.trigger()
 
@@ -510,8 +517,7 @@ def test_the_edit_brush_keeps_up_on_a_large_photo(editor, qtbot, tmp_path, portr
     img, ox, oy, step = w.canvas.brush_overlay()
     crop = w._photo.faces[0].crop_size
     assert step > 1 and max(img.width(), img.height()) <= 2 * TINT_PER_CROP_PIXEL * crop, (img.size(), step, crop)
-    a8 = img.convertToFormat(img.Format.Format_Alpha8)     # kept: constBits() points into it
-    alpha = np.asarray(a8.constBits()).reshape(img.height(), -1)
+    alpha = alpha_plane(img)
     mid = w.canvas.to_photo(QPointF(at[20]))
     assert alpha[int((mid.y() - oy) / step), int((mid.x() - ox) / step)] > 50, "the tint lies over the stroke"
     assert alpha[int((y0 - oy) / step) + 1, int((x0 - ox) / step) + 1] == 0
