@@ -629,10 +629,11 @@ class MainWindow(QMainWindow):
         --recipe also reads), to paste onto another face or photo."""
         if self._photo is None or not self._photo.faces:
             return
-        face = self.session.shown_face()
+        face = self._selected_face()
         values = self.session.changed_values(face)
         if not values:
-            self.statusBar().showMessage("Nothing to copy: no fader of this face is moved", 5000)
+            self.statusBar().showMessage("Nothing to copy: no fader of this face is moved"
+                                         if self.session.selected != ALL_FACES else "Nothing to copy: no face is edited", 5000)
             return
         name = self._model.name if self._model is not None else ""
         QGuiApplication.clipboard().setText(json.dumps(make_recipe(values, name), indent=2) + "\n")
@@ -719,7 +720,13 @@ class MainWindow(QMainWindow):
         return self.session.is_modified()
 
     def _selected_face(self) -> int:
-        return 0 if self.session.selected == ALL_FACES else self.session.selected
+        """The face whose edit Copy edit, Save recipe, Export sweep and Batch export take: the
+        selected one; under All faces the first that is edited (Face 1 was taken even when only
+        Face 2 was, and Copy edit said there was nothing to copy)."""
+        s = self.session
+        if s.selected != ALL_FACES:
+            return s.selected
+        return next((i for i in range(s.n_faces) if s.changed_values(i)), 0)
 
     # ------------------------------------------------------------------------------------------
     # export / recipe / batch (jobs)

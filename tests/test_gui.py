@@ -823,6 +823,30 @@ def test_next_face_walks_round_a_group_photo_and_the_zoomed_view_follows(editor,
     assert 0 < c.x() < w.canvas.width() and 0 < c.y() < w.canvas.height() and not w.canvas.is_fit()
 
 
+def test_under_all_faces_copy_edit_takes_the_face_that_is_edited(editor, qtbot, tmp_path, portrait_path):
+    """With only Face 2 edited and All faces selected, Copy edit said "Nothing to copy: no fader
+    of this face is moved" (it looked at Face 1 alone); it copies Face 2's edit now."""
+    import json
+    from PySide6.QtGui import QGuiApplication
+    from core.edit_session import ALL_FACES
+    w = editor
+    rgb = load_image(portrait_path)
+    save_image(tmp_path / "two.png", np.concatenate([rgb, rgb[:, ::-1]], axis=1))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "two.png")
+    assert len(w._photo.faces) == 2
+    w.session.select(1)
+    w.panel.row("Male").spin.setValue(1.5)
+    w.session.select(ALL_FACES)
+    QGuiApplication.clipboard().setText("")
+    w.act_copy_edit.trigger()
+    assert json.loads(QGuiApplication.clipboard().text())["values"] == {"Male": 1.5}
+    assert w.statusBar().currentMessage().startswith("Copied the edit of face 2")
+    w.reset_all()
+    w.act_copy_edit.trigger()
+    assert w.statusBar().currentMessage() == "Nothing to copy: no face is edited"
+
+
 def test_the_main_face_is_selected_first_not_a_small_one_on_its_left(editor, qtbot, tmp_path, portrait_path):
     """A small face (or a detector's false one: a patch of hair) left of the main face was Face 1,
     selected and zoomed to; the face at least twice its size is selected first now."""
