@@ -546,7 +546,7 @@ def test_empty_input_folder_is_an_error(tmp_path, capsys, tiny_model_path):
     (tmp_path / "empty").mkdir()
     rc, err = cli(capsys, "batch", tmp_path / "empty", "-o", tmp_path / "out", "--model", tiny_model_path)
     assert rc == 2 and err.strip().splitlines()[0].startswith(
-        f"fader-desktop: error: {tmp_path / 'empty'}: no images found; looked for .avif, .bmp, .heic, .heif, .jpeg, .jpg")
+        f"fader-desktop: error: {tmp_path / 'empty'}: no images found; looked for .avif, .bmp, .gif, .heic, .heif, .jpeg, .jpg")
     (tmp_path / "empty" / "notes.txt").write_text("x")
     rc, err = cli(capsys, "batch", tmp_path / "empty", "-o", tmp_path / "out", "--model", tiny_model_path)
     assert rc == 2 and "no images found (1 other file(s))" in err
