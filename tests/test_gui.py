@@ -60,6 +60,18 @@ def alpha_plane(img) -> np.ndarray:
     return np.asarray(a8.constBits()).reshape(a8.height(), a8.bytesPerLine())[:, :a8.width()].copy()
 
 
+def flip_smiling(w, qtbot, orig) -> None:
+    """Move Smiling to the end the face is not at and wait until the preview differs from `orig`."""
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+
+
+def export(w, qtbot, path) -> None:
+    """File ▸ Export to `path`, waiting until it is written."""
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        assert w.export_to(path)
+
+
 def drag_slider(slider, positions) -> None:
     """Press, move through positions, release (what a mouse drag does to a QSlider)."""
     slider.setSliderDown(True)
@@ -176,11 +188,9 @@ def test_slider_burst_is_coalesced_and_ends_on_the_last_value(editor, qtbot):
 def test_export_writes_the_edit_and_never_silently_replaces_the_original(editor, qtbot, tmp_path, monkeypatch):
     w = editor
     orig = original(w)
-    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
-    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    flip_smiling(w, qtbot, orig)
     out = tmp_path / "edited.png"
-    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
-        assert w.export_to(out)
+    export(w, qtbot, out)
     back = load_image(out)
     inside, far = face_region(w)
     assert back.shape == orig.shape
@@ -255,8 +265,7 @@ def test_export_keeps_the_cameras_exif_and_the_colour_profile(editor, qtbot, tmp
             assert (out.getexif().get(0x010F) == "TestCam") is keep
             assert out.info.get("icc_profile") == display_p3_icc()
     orig = original(w)
-    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
-    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    flip_smiling(w, qtbot, orig)
     with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
         w.export_to(tmp_path / "edited.webp", quality=90, keep_exif=False)
     with Image.open(tmp_path / "edited.webp") as out:
@@ -315,8 +324,7 @@ def test_a_phones_heic_photo_opens_next_in_its_folder_and_exports(editor, qtbot,
     assert w._photo.path == tmp_path / "IMG_0002.HEIC"
     assert (w._photo.width, w._photo.height) == (384, 512) and len(w._photo.faces) == 1
     orig = original(w)
-    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
-    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    flip_smiling(w, qtbot, orig)
     with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
         w.export_to(tmp_path / "IMG_0002_edited.jpg", quality=90, keep_exif=True)
     assert np.array_equal(load_image(tmp_path / "IMG_0002_edited.jpg").shape, orig.shape)
@@ -669,8 +677,7 @@ def test_copy_image_puts_the_edited_photo_on_the_clipboard(editor, qtbot, tmp_pa
     from PySide6.QtGui import QGuiApplication
     w = editor
     orig = original(w)
-    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
-    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    flip_smiling(w, qtbot, orig)
     with qtbot.waitSignal(w.imageCopied, timeout=TIMEOUT):
         w.act_copy_image.trigger()
     copied = qimage_to_numpy(QGuiApplication.clipboard().image())
@@ -1190,10 +1197,8 @@ def test_a_grey_transparent_photo_exports_grey_with_its_transparency(editor, qtb
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
         w.open_photo(src)
     orig = original(w)
-    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
-    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
-    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
-        assert w.export_to(tmp_path / "out.png")
+    flip_smiling(w, qtbot, orig)
+    export(w, qtbot, tmp_path / "out.png")
     with Image.open(tmp_path / "out.png") as im:
         assert im.mode == "LA"
         assert np.array_equal(np.asarray(im)[..., 1], alpha)
@@ -1220,21 +1225,17 @@ def test_a_photo_replaced_on_disk_after_opening_exports_as_the_window_shows_it(e
     orig = original(w)
     other = np.ascontiguousarray(orig[40:340, 100:300, ::-1])   # another picture, another size
     Image.fromarray(other).convert("L").save(src, format="JPEG")
-    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
-        assert w.export_to(tmp_path / "unedited.jpg")
+    export(w, qtbot, tmp_path / "unedited.jpg")
     back = load_image(tmp_path / "unedited.jpg")
     assert back.shape == orig.shape, "the exported photo is the one the window shows"
     assert np.abs(back.astype(int) - orig).mean() < 3
-    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
-    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
-    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
-        assert w.export_to(tmp_path / "edited.png")
+    flip_smiling(w, qtbot, orig)
+    export(w, qtbot, tmp_path / "edited.png")
     with Image.open(tmp_path / "edited.png") as im:
         assert im.mode == "RGB"
     assert np.array_equal(load_image(tmp_path / "edited.png"), preview(w)), "in colour, as the preview"
     src.unlink()                                             # and gone altogether
-    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
-        assert w.export_to(tmp_path / "gone.png")
+    export(w, qtbot, tmp_path / "gone.png")
     assert np.array_equal(load_image(tmp_path / "gone.png"), preview(w))
 
 
@@ -1252,8 +1253,7 @@ def test_a_framed_image_without_a_detected_face_is_edited_as_the_edit_command_do
     assert len(w._photo.faces) == 1 and w._photo.aligned and "aligned" in w.panel.notice.text()
     w.panel.row("Smiling").spin.setValue(2.0)
     qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), framed), timeout=TIMEOUT)
-    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
-        assert w.export_to(tmp_path / "window.png")
+    export(w, qtbot, tmp_path / "window.png")
     assert main(["edit", str(src), "-o", str(tmp_path / "cli.png"), "--set", "Smiling=2", "--model",
                  str(tiny_model_path), "--device", "cpu"]) == 0, capsys.readouterr().err
     assert np.array_equal(load_image(tmp_path / "window.png"), load_image(tmp_path / "cli.png"))
