@@ -266,9 +266,18 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # opening photos and models (jobs)
     # ------------------------------------------------------------------------------------------
-    def _confirm_discard(self) -> bool:
+    def _confirm_discard(self, opening=None) -> bool:
+        """True when there are no unsaved edits or the user discards them. A photo `opening` that
+        is no image is refused first (its header only): the question came, then the failure."""
         if self.undo_stack.isClean() or self._photo is None:
             return True
+        if opening is not None:
+            from core.image_io import read_source
+            try:
+                read_source(opening, exif=False, alpha=False)
+            except FaderError as e:
+                self._error("Cannot open photo", str(e))
+                return False
         return self.ask_confirm("Discard edits?",
                                 f"The edits to {self._photo.path.name} have not been exported. Discard them?",
                                 "Discard")
@@ -292,14 +301,14 @@ class MainWindow(QMainWindow):
 
     def open_photo(self, path) -> None:
         """Open a photo (detection and encoding run as a job; the window shows it when done)."""
-        if self._confirm_discard():
+        if self._confirm_discard(path):
             self._open_photo_now(path)
 
     def open_photos(self, paths) -> None:
         """Open the first of several photos (the command line's, a drop's); Next photo and
         Previous photo then walk them, not the folder."""
         paths = [Path(p) for p in paths]
-        if not paths or not self._confirm_discard():
+        if not paths or not self._confirm_discard(paths[0]):
             return
         self._open_photo_now(paths[0])
         if len(paths) > 1:

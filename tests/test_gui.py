@@ -1087,6 +1087,24 @@ def test_open_recent_with_a_deleted_photo_says_so_and_drops_it(editor, qtbot, tm
     assert str(gone) not in [a.toolTip() for a in w.recent_menu.actions()]
 
 
+def test_a_broken_file_opened_over_edits_is_refused_before_asking_to_discard_them(editor, qtbot, tmp_path,
+                                                                                  monkeypatch):
+    """"Discard edits?" came first, then "cannot read image": the user was asked to throw away
+    work for a file that could never open. Now the file is refused at once and nothing is asked."""
+    w = editor
+    orig = original(w)
+    flip_smiling(w, qtbot, orig)
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append(a) or True)
+    bad = tmp_path / "holiday.jpg"
+    bad.write_text("this is not a JPEG\n")
+    w.open_photo(bad)
+    assert asked == [] and w.errors and "holiday.jpg" in w.errors[-1][1]
+    assert not w.undo_stack.isClean() and w._photo.path != bad           # the edit is still there
+    w.open_photos([bad, tmp_path / "missing.png"])
+    assert asked == [] and len(w.errors) == 2
+
+
 def test_switching_model_rebuilds_the_faders(editor, qtbot, tiny_model_path_b):
     w = editor
     with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
