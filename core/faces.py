@@ -264,13 +264,10 @@ class FaceDetector:
             net.to(self.device).eval().requires_grad_(False)
 
     def _load(self, path: Path) -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            tensors = load_file(str(path))
-        except (OSError, SafetensorError) as exc:
-            raise ModelFileError(f"{path}: cannot load the face detector weights: {exc}") from None
+        from core.model_file import read_safetensors
+        # read into memory, not mapped (see read_safetensors): replacing the app's files while it
+        # runs must not kill it
+        _, tensors = read_safetensors(path, "cannot load the face detector weights", 64 << 20)
         for prefix, net in (("pnet.", self.pnet), ("rnet.", self.rnet), ("onet.", self.onet)):
             sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:

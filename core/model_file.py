@@ -221,18 +221,41 @@ def check_attributes(attrs, path) -> None:
     _expect(len({a.name for a in attrs}) == len(attrs), path, "attribute names are not unique")
 
 
-def read_safetensors(path: Path, damaged: str) -> tuple:
+def read_safetensors(path: Path, damaged: str, max_bytes: int = MAX_FILE_BYTES) -> tuple:
     """(metadata, tensors on the CPU) of a safetensors file; ModelFileError "PATH: <damaged> (why)"
-    if it does not parse. Never runs code from the file."""
-    from safetensors import SafetensorError, safe_open
+    if it does not parse. Never runs code from the file.
+
+    The file is read into memory at once, never memory-mapped (safe_open): the tensors of a
+    mapped file that is truncated while in use (a sync client, a copy in progress, a re-export)
+    kill the process with SIGBUS when next read, where a read gives a complete copy or an error.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            keys = f.keys()
-            if len(keys) <= MAX_TENSORS:   # more are refused before loading them (seconds, a GB)
-                return f.metadata() or {}, {k: f.get_tensor(k) for k in keys}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read the file: {e.strerror or e}") from None
+    if len(data) > max_bytes:   # it grew since it was checked
+        raise ModelFileError(f"{path}: {damaged} (more than {max_bytes:,} bytes)")
+    n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if not 2 <= n <= min(MAX_HEADER_BYTES, len(data) - 8):
+        raise ModelFileError(f"{path}: {damaged} (truncated or no safetensors header)")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (ValueError, RecursionError) as e:   # ValueError covers JSONDecodeError and bad UTF-8
+        raise ModelFileError(f"{path}: {damaged} (header is not valid JSON: {str(e).splitlines()[0][:200]})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: {damaged} (header is not a JSON object)")
+    count = len(header) - ("__metadata__" in header)
+    if count > MAX_TENSORS:   # refused before loading them (seconds, a GB)
+        raise ModelFileError(f"{path}: {damaged} ({count:,} tensors, more than the limit of {MAX_TENSORS:,})")
+    try:
+        tensors = load(data)   # safetensors checks the header's dtypes, shapes and offsets
+    except (SafetensorError, ValueError, RuntimeError, TypeError) as e:
         raise ModelFileError(f"{path}: {damaged} ({str(e).splitlines()[0][:200]})") from None
-    raise ModelFileError(f"{path}: {damaged} ({len(keys):,} tensors, more than the limit of {MAX_TENSORS:,})")
+    meta = header.get("__metadata__") or {}
+    return meta, tensors
 
 
 def load_model(path, map_location: str = "cpu") -> FaderModel:

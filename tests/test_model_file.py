@@ -550,3 +550,58 @@ def test_a_file_of_many_tensors_is_refused_before_they_are_loaded(tmp_path):
     save_file({f"t{i}": torch.zeros(0) for i in range(20_000)}, str(tmp_path / "many.fader"),
               metadata={"fader_meta": "{}"})
     assert _expect_error(tmp_path / "many.fader", "20,000 tensors").endswith(": corrupt model file (20,000 tensors, more than the limit of 10,000)")
+
+
+_TRUNCATED_WHILE_IN_USE = r"""
+import os, sys
+import torch
+from core.errors import ModelFileError
+from core.model_file import load_model, read_safetensors
+
+path = sys.argv[1]
+data = open(path, "rb").read()
+
+model = load_model(path)
+os.truncate(path, 100)   # e.g. a sync client replacing the file while the app has it open
+with torch.no_grad():
+    ae = model.autoencoder
+    out = ae.decode(ae.encode(torch.zeros(1, 3, 32, 32)), torch.zeros(1, model.config.n_attr))
+print("decoded", bool(torch.isfinite(out[-1]).all()))
+
+open(path, "wb").write(data)
+_, tensors = read_safetensors(path, "damaged")   # discriminator files are read this way too
+os.truncate(path, 100)
+print("tensors", bool(all(torch.isfinite(t.float()).all() for t in tensors.values())))
+
+# truncated between reading the file and checking its weights, as a copy started during the load
+open(path, "wb").write(data)
+def truncate_once(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "_check_state":
+        sys.setprofile(None)
+        os.truncate(path, 100)
+sys.setprofile(truncate_once)
+model = load_model(path)
+print("loaded", model.config.n_attr)
+
+try:
+    load_model(path)
+except ModelFileError as e:
+    print("refused", e)
+"""
+
+
+def test_a_model_file_truncated_while_in_use_does_not_crash_the_app(good, tmp_path):
+    """The weights were memory-mapped: a file truncated after (or during) loading killed the
+    process with SIGBUS at the next read of a tensor. Run in a subprocess so a crash fails
+    this test instead of ending pytest."""
+    import subprocess
+    import sys
+    path = tmp_path / "synced.fader"
+    shutil.copy(good, path)
+    r = subprocess.run([sys.executable, "-c", _TRUNCATED_WHILE_IN_USE, str(path)], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[1], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       timeout=300)
+    assert r.returncode == 0, f"exit status {r.returncode}\n{r.stdout}\n{r.stderr[-2000:]}"
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["decoded True", "tensors True", "loaded 7"], r.stdout
+    assert lines[3].startswith(f"refused {path}: ") and "no safetensors header" in lines[3], r.stdout
