@@ -166,6 +166,22 @@ def attribute_code(attrs: Sequence[Attribute], values_list: Sequence[Mapping[str
     return torch.tensor(rows, dtype=dtype or torch.float32, device=device).reshape(len(rows), sum(a.n for a in attrs))
 
 
+def split_setting(text: str, attributes: Sequence[Attribute]) -> tuple:
+    """`NAME=VALUE` -> (NAME, VALUE), VALUE None without "=".
+
+    A model's attribute names are free text and may hold "=" themselves ("A=B=1"): the text is cut
+    at the last "=" whose left part names one of `attributes` (case-insensitive), else at the last
+    "=" (values are numbers or labels, which in practice have no "="), so that an unknown name
+    is reported whole.
+    """
+    names = {a.name.strip().lower() for a in attributes}
+    cuts = [i for i, c in enumerate(text) if c == "="]
+    for i in reversed(cuts):
+        if text[:i].strip().lower() in names:
+            return text[:i], text[i + 1:]
+    return (text[:cuts[-1]], text[cuts[-1] + 1:]) if cuts else (text, None)
+
+
 def parse_value(attr: Attribute, text: str) -> Value:
     """Parse a command-line value: a number (slider position) or one of the attribute's labels."""
     t = text.strip()

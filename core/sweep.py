@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .atomic_write import atomic_file, atomic_path
-from .attributes import Attribute, check_value, towards, value_to_code
+from .attributes import Attribute, check_value, split_setting, towards, value_to_code
 from .errors import FaderError, ImageError, os_reason
 
 BACKGROUND = 255
@@ -61,8 +61,11 @@ def open_faces(images: Sequence, engine, aligned: bool = False, face: int = 0, d
 
 def find_attribute(engine, spec: str) -> tuple:
     """`NAME` or `NAME=TARGET` (case-insensitive) -> (Attribute, target index or None)."""
-    name, _, target = spec.partition("=")
     by_name = {a.name.lower(): a for a in engine.attributes}
+    if spec.strip().lower() in by_name:   # a name that holds "=" itself, without a target
+        name, target = spec, None
+    else:
+        name, target = split_setting(spec, engine.attributes)
     a = by_name.get(name.strip().lower())
     if a is None:
         raise FaderError(f"unknown attribute {name.strip()!r}; the model has {[x.name for x in engine.attributes]}")

@@ -68,14 +68,14 @@ def load_engine(args):
 
 def parse_sets(engine, sets, option: str = "--set") -> dict:
     """`--set NAME=VALUE` list -> values dict (VALUE: a number or one of the attribute's labels)."""
-    from core.attributes import parse_value
+    from core.attributes import parse_value, split_setting
     from core.errors import FaderError
     attrs = {a.name.lower(): a for a in engine.attributes}
     values = {}
     for s in sets or []:
-        if "=" not in s:
+        name, val = split_setting(s, engine.attributes)
+        if val is None:
             raise FaderError(f"{option} expects NAME=VALUE, got {s!r}")
-        name, val = s.split("=", 1)
         a = attrs.get(name.strip().lower())
         if a is None:
             raise FaderError(f"unknown attribute {name.strip()!r}; the model has {[x.name for x in engine.attributes]}")

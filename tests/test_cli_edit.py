@@ -539,3 +539,28 @@ def test_a_bad_output_is_refused_before_the_model_loads(tmp_path, capsys, photo_
                           "--model", tmp_path / "no_such_model.fader")
     assert rc == 2 and says in err and "no_such_model" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_attribute_name_with_an_equals_sign_can_be_set(tmp_path, capsys, photo_png):
+    """`--set A=B=1` was split at the first "=": 'unknown attribute A' for a model whose attribute
+    is named "A=B" (model files allow any name)."""
+    from conftest import make_tiny_model
+    model = make_tiny_model(tmp_path / "eq.fader", attrs=(("Smiling", ("no", "yes"), (-1.0, 2.0)),
+                                                          ("A=B", ("no", "yes"), (-1.0, 2.0))))
+    plain, edited = tmp_path / "plain.png", tmp_path / "edited.png"
+    assert main_inproc(capsys, "edit", photo_png, "-o", plain, "--model", model, "--device", "cpu")[0] == 0
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", edited, "--set", "A=B=2", "--own", "a=b=0",
+                          "--model", model, "--device", "cpu")
+    assert rc == 0, err
+    assert not np.array_equal(read(edited), read(plain)), "setting 'A=B' changed nothing"
+    # a label as the value, and the errors still name the attribute and list the model's
+    assert main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "yes.png", "--set", "A=B=yes",
+                       "--model", model, "--device", "cpu")[0] == 0
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "o.png", "--set", "A=B=lots",
+                          "--model", model, "--device", "cpu")
+    assert rc == 2 and "bad value 'lots' for 'A=B'" in err, err
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "o.png", "--set", "A=C=1",
+                          "--model", model, "--device", "cpu")
+    assert rc == 2, err
+    assert_one_line_error(err, "unknown attribute 'A=C'; the model has ['Smiling', 'A=B']")
+    assert not (tmp_path / "o.png").exists()

@@ -229,3 +229,23 @@ def test_mp4_on_a_full_disk_or_a_read_only_folder_is_a_one_line_error(capsys, sm
     rc, err = cli(capsys, "sweep", *paths, "-o", read_only_dir / "anim.mp4", *m)
     assert rc == 2 and len(err.splitlines()) == 1 and ".part" not in err and "ffmpeg" not in err, err
     assert err.startswith(f"fader-desktop: error: {read_only_dir / 'anim.mp4'}: "), err
+
+
+def test_cli_sweeps_an_attribute_whose_name_has_an_equals_sign(tmp_path, capsys, portrait_path):
+    """`--attr A=B` was read as attribute 'A' towards the value 'B' (unknown attribute 'A')."""
+    from PIL import Image
+    from conftest import make_tiny_model
+    model = make_tiny_model(tmp_path / "eq.fader", attrs=(("A=B", ("no", "yes"), (-1.0, 2.0)),
+                                                          ("Hair=colour", ("black", "blond", "brown"), (0.0, 1.0))))
+    m = ["--model", model, "--device", "cpu", "--steps", "3", "--cell-size", "40"]
+    rc, err = cli(capsys, "sweep", portrait_path, "-o", tmp_path / "ab.png", "--attr", "A=B", *m)
+    assert rc == 0, err
+    rc, err = cli(capsys, "sweep", portrait_path, "-o", tmp_path / "hair.png", "--attr", "hair=colour=Blond", *m)
+    assert rc == 0, err
+    for name in ("ab.png", "hair.png"):
+        with Image.open(tmp_path / name) as im:
+            assert im.size == (5 * 40 + 6 * 2, 40 + 2 * 2)
+    rc, err = cli(capsys, "sweep", portrait_path, "-o", tmp_path / "x.png", "--attr", "Hair=colour=grey", *m)
+    assert rc == 2 and "'Hair=colour' has no value 'grey'" in err, err
+    rc, err = cli(capsys, "sweep", portrait_path, "-o", tmp_path / "x.png", "--attr", "Hair", *m)
+    assert rc == 2 and "unknown attribute 'Hair'; the model has ['A=B', 'Hair=colour']" in err, err
