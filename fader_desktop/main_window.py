@@ -304,22 +304,34 @@ class MainWindow(QMainWindow):
         if self._confirm_discard(path):
             self._open_photo_now(path)
 
-    def open_photos(self, paths) -> None:
+    def open_photos(self, paths, recipe=None) -> None:
         """Open the first of several photos (the command line's, a drop's); Next photo and
-        Previous photo then walk them, not the folder."""
+        Previous photo then walk them, not the folder. `recipe`: a recipe file dropped with
+        them, applied to the first photo once it has opened."""
         paths = [Path(p) for p in paths]
         if not paths or not self._confirm_discard(paths[0]):
+            if paths and recipe is not None:
+                self.statusBar().showMessage(f"{Path(recipe).name} was not applied: the photo did not open", 8000)
             return
-        self._open_photo_now(paths[0])
+        self._open_photo_now(paths[0], recipe)
         if len(paths) > 1:
             self._image_list = paths
             self.act_next.setText("&Next photo")
             self.act_prev.setText("&Previous photo")
 
-    def _open_photo_now(self, path) -> None:
+    def _open_photo_now(self, path, recipe=None) -> None:
         path, backend, status = Path(path), self.backend, self.jobs.set_busy_text
-        self.jobs.submit(lambda: backend.open_photo(path, status), on_done=self._on_photo_loaded,
-                         on_error=self._failure("Cannot open photo"), busy_text=f"Opening {path.name}…")
+        on_done, on_error = self._on_photo_loaded, self._failure("Cannot open photo")
+        if recipe is not None:
+            # tied to this open: a failed one must not leave the recipe waiting for a later photo
+            def on_done(info):
+                self._on_photo_loaded(info)
+                self.apply_recipe(recipe)
+
+            def on_error(message):
+                self._error("Cannot open photo", f"{message} ({Path(recipe).name} was not applied)")
+        self.jobs.submit(lambda: backend.open_photo(path, status), on_done=on_done,
+                         on_error=on_error, busy_text=f"Opening {path.name}…")
 
     def open_sample_photo(self) -> None:
         """The portrait that ships with the app (public domain), for a first try."""
@@ -1057,7 +1069,8 @@ class MainWindow(QMainWindow):
         if models:
             QTimer.singleShot(0, lambda: self.load_model(models[0]))
         if photos:   # several: the first opens, Ctrl+PgDown the next (only the first opened, silently)
-            QTimer.singleShot(0, lambda: self.open_photos(photos))
+            # a recipe dropped with them was ignored; it is applied to the first once it has opened
+            QTimer.singleShot(0, lambda: self.open_photos(photos, recipes[0] if recipes else None))
         elif recipes:
             QTimer.singleShot(0, lambda: self.apply_recipe(recipes[0]))
 

@@ -671,6 +671,48 @@ def test_a_saved_recipe_dropped_on_another_photo_applies_its_edit(editor, qtbot,
     assert "broken.json" in w.errors[-1][1] and "Bald" in w.errors[-1][1] and w.undo_stack.count() == 1
 
 
+def test_a_recipe_dropped_together_with_a_photo_is_applied_once_the_photo_has_opened(editor, qtbot, tmp_path,
+                                                                                      portrait_path):
+    """A photo and a recipe dropped at once: the photo opened and the recipe was silently
+    ignored. Now the recipe's edit is applied to the photo once it has opened; when the photo
+    cannot open, the error says the recipe was not applied, and it is not applied later."""
+    import json
+    w = editor
+    smiling = 2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0
+    w.panel.row("Smiling").spin.setValue(smiling)
+    recipe = tmp_path / "smile.recipe.json"
+    w.save_recipe(recipe)
+    assert w.jobs.wait_idle(TIMEOUT / 1000) and json.loads(recipe.read_text())["values"] == {"Smiling": smiling}
+    w.undo_stack.setClean()   # as if exported: opening another photo asks nothing
+    save_image(tmp_path / "other.png", load_image(portrait_path)[:, ::-1])
+
+    def drop(*paths):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+        w.dropEvent(QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                               Qt.KeyboardModifier.NoModifier))
+    w.errors.clear()
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        drop(recipe, tmp_path / "other.png")
+    qtbot.waitUntil(lambda: w.undo_stack.count() == 1, timeout=TIMEOUT)
+    assert w._photo.path == tmp_path / "other.png"
+    assert not w.errors and w.undo_stack.undoText() == "Apply smile.recipe.json"
+    assert w.panel.row("Smiling").spin.value() == smiling
+    assert "Applied smile.recipe.json" in w.statusBar().currentMessage()
+    orig = original(w)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+
+    # a photo that does not open: the error says so, and the recipe does not wait for the next photo
+    w.undo_stack.setClean()
+    (tmp_path / "holiday.jpg").write_bytes(b"not a jpeg at all")
+    drop(tmp_path / "holiday.jpg", recipe)
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    assert "holiday.jpg" in w.errors[-1][1] and "smile.recipe.json was not applied" in w.errors[-1][1]
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(portrait_path)
+    assert w.jobs.wait_idle(TIMEOUT / 1000) and w.undo_stack.count() == 0 and len(w.errors) == 1
+
+
 def test_copy_image_puts_the_edited_photo_on_the_clipboard(editor, qtbot, tmp_path):
     """Edit ▸ Copy image (Ctrl+C): the clipboard holds the whole photo at full resolution with
     the edit, the pixels an export writes."""
