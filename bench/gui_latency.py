@@ -20,6 +20,18 @@ Prints one JSON line:
 
     python bench/gui_latency.py [--model M] [--photo P] [--megapixels X] [--rate-hz 60] [--device cpu]
 
+`--sizes 48,2` measures one slider change at each photo size instead (the photo upscaled with
+cv2's INTER_CUBIC to about that many megapixels, saved as a JPEG as a camera would), opened
+in a 1280x820 window fitted to it; one JSON line with, per size:
+
+- open_s: from File ▸ Open to the first paint that shows the photo with its faces found;
+- draft_ms: a move of the held slider to the paint that shows it (the draft decode), median
+  over --changes moves, each waiting for its paint and for the view to settle;
+- release_ms: letting go of the handle to the paint of the full render (the export's decode);
+- draft_render_ms / full_render_ms: the worker's time per render (decode + paste back + QImage);
+- longest_stall_ms: the longest gap between 5 ms ticks of the GUI thread over those changes,
+  including the 400 ms after each (the canvas's refined downscale runs then).
+
 Without --model the embedded model is used if present, else a randomly initialised model with the
 default model's architecture (64 px, 4 layers, 32..256 feature maps; --size etc. change it), built
 on the fly and named "random …" in the output: speed does not depend on the weights' values.
@@ -83,11 +95,26 @@ def prepare_photo(args, folder: Path) -> Path:
     return out
 
 
+def prepare_sized_photo(args, folder: Path, megapixels: float) -> Path:
+    """A camera-sized JPEG: the photo upscaled (INTER_CUBIC) to about `megapixels`."""
+    import cv2
+    photo = Path(args.photo) if args.photo else sorted(PHOTOS.glob("*.jpg"))[0]
+    bgr = cv2.imread(str(photo))
+    s = (megapixels * 1e6 / (bgr.shape[0] * bgr.shape[1])) ** 0.5
+    big = cv2.resize(bgr, (round(bgr.shape[1] * s), round(bgr.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
+    out = folder / f"{photo.stem}_{megapixels:g}mp.jpg"
+    cv2.imwrite(str(out), big, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model")
     p.add_argument("--photo")
     p.add_argument("--megapixels", type=float, default=0.0, help="upscale the photo to this size first (0: as is)")
+    p.add_argument("--sizes", default="", help="comma-separated megapixels: time one slider change and the "
+                   "photo's opening at each size instead of the drag (e.g. 48,2)")
+    p.add_argument("--changes", type=int, default=7, help="--sizes: slider changes per size (medians)")
     p.add_argument("--positions", type=int, default=100)
     p.add_argument("--rate-hz", type=float, default=60.0, help="slider moves per second during the drag")
     p.add_argument("--device", default="cpu")
@@ -115,10 +142,12 @@ def main(argv=None) -> int:
     else:
         model_path, model_desc = random_model_file(tmp, args)
     log(f"model: {model_desc}")
-    photo = prepare_photo(args, tmp)
+    photo = None if args.sizes else prepare_photo(args, tmp)
 
     w = MainWindow(Settings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)), device=args.device)
     try:
+        if args.sizes:
+            return measure_sizes(args, app, w, model_path, model_desc, tmp)
         return measure(args, app, w, model_path, model_desc, photo)
     finally:
         w.undo_stack.setClean()
@@ -263,6 +292,124 @@ def measure(args, app, w, model_path, model_desc, photo) -> int:
         "platform": app.platformName(),
         "loadavg_1min": round(os.getloadavg()[0], 2),
         "targets": {"median_latency_ms": 50, "longest_stall_ms": 100},
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+
+    from fader_desktop.workers import inference_threads
+    errors = []
+    w.show_error = lambda title, msg: errors.append(f"{title}: {msg}")
+    w.resize(1280, 820)
+    w.show()
+
+    def wait_for(cond, what: str) -> None:
+        timer = QElapsedTimer()
+        timer.start()
+        while not cond():
+            if errors:
+                raise SystemExit(f"gui_latency: error: {errors[0]}")
+            if timer.elapsed() > TIMEOUT_S * 1000:
+                raise SystemExit(f"gui_latency: error: timed out waiting for {what}")
+            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 5)
+
+    def pause(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        wait_for(lambda: time.perf_counter() > end, "a pause")
+
+    w.load_model(model_path)
+    wait_for(lambda: w._model is not None and not w._busy, "the model")
+    paints = []   # (time, generation shown, photo serial shown)
+    w.canvas.painted.connect(lambda: paints.append((time.perf_counter(), w._shown_gen, w._serial)))
+    renders = []
+    w.renderFinished.connect(lambda gen, ms: renders.append(ms))
+    ticks = []
+    ticker = QTimer()
+    ticker.setTimerType(Qt.TimerType.PreciseTimer)
+    ticker.setInterval(TICK_MS)
+    ticker.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    def painted_after(t: float, gen: int):
+        wait_for(lambda: any(pt >= t and pg >= gen for pt, pg, _s in paints), "a repaint")
+        return next(pt for pt, pg, _s in paints if pt >= t and pg >= gen)
+
+    sizes = {}
+    for mp in [float(x) for x in args.sizes.split(",") if x.strip()]:
+        photo = prepare_sized_photo(args, tmp, mp)
+        serial = w._serial
+        w.undo_stack.setClean()   # the last size's edit: no 'discard edits?' question
+        paints.clear()
+        t0 = time.perf_counter()
+        w.open_photo(photo)
+        wait_for(lambda: w._serial != serial and not w._busy and paints and paints[-1][2] == w._serial, "the photo")
+        open_s = paints[-1][0] - t0
+        if not w._photo.faces:
+            raise SystemExit(f"gui_latency: error: {photo}: no face found")
+        log(f"photo: {photo.name} {w._photo.width}x{w._photo.height}, {len(w._photo.faces)} face(s), "
+            f"opened in {open_s:.2f} s")
+        slider = w.panel.row(w.panel.attribute_names()[0]).slider
+        lo, hi = slider.minimum(), slider.maximum()
+        ends = (lo, hi)   # neither is a face's own value: every change renders
+        draft, release, draft_render, full_render = [], [], [], []
+        pause(0.5)
+        ticks.clear()
+        ticker.start()
+        for k in range(args.changes + 1):   # the first change warms up
+            slider.setSliderDown(True)
+            renders.clear()
+            t = time.perf_counter()
+            slider.setValue(ends[k % 2])
+            gen = w._gen
+            if not w._draft_requested:
+                raise SystemExit("gui_latency: error: the slider change requested no draft render")
+            t_draft = painted_after(t, gen) - t
+            wait_for(w.preview_current, "the draft render")
+            r_draft = renders[-1]
+            pause(0.4)
+            renders.clear()
+            t = time.perf_counter()
+            slider.setSliderDown(False)
+            gen = w._gen
+            t_release = painted_after(t, gen) - t
+            wait_for(w.preview_current, "the full render")
+            r_full = renders[-1] if renders else None
+            pause(0.4)
+            if k:
+                draft.append(t_draft * 1000.0)
+                release.append(t_release * 1000.0)
+                draft_render.append(r_draft)
+                if r_full is not None:
+                    full_render.append(r_full)
+        ticker.stop()
+        gaps = [(b - a) * 1000.0 for a, b in zip(ticks, ticks[1:])]
+
+        def med(xs):
+            return round(statistics.median(xs), 1) if xs else None
+        sizes[f"{mp:g}"] = {
+            "photo_size": [w._photo.width, w._photo.height],
+            "edit_rect": list(w._photo.edit_rect) if w._photo.edit_rect else None,
+            "open_s": round(open_s, 2),
+            "draft_ms": med(draft),
+            "release_ms": med(release),
+            "draft_render_ms": med(draft_render),
+            "full_render_ms": med(full_render),
+            "longest_stall_ms": round(max(gaps), 1) if gaps else None,
+        }
+        log(f"  {sizes[f'{mp:g}']}")
+    result = {
+        "sizes": sizes,
+        "changes": args.changes,
+        "model": model_desc,
+        "photo": Path(args.photo).name if args.photo else sorted(PHOTOS.glob("*.jpg"))[0].name,
+        "window": [w.width(), w.height()],
+        "canvas": [w.canvas.width(), w.canvas.height()],
+        "device": w._model.device,
+        "threads": inference_threads(),
+        "platform": app.platformName(),
+        "loadavg_1min": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result), flush=True)
     return 0
