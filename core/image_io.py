@@ -278,10 +278,11 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 im.load()
             try:
-                upright = ImageOps.exif_transpose(im)
+                # in place: without a rotation to undo, a copy of the image (0.2 s at 48 MP) came back
+                ImageOps.exif_transpose(im, in_place=True)
             except Exception:  # malformed EXIF must not make a readable photo unreadable
-                upright = im
-            rgb = _pil_to_rgb(upright if upright is not None else im)
+                pass
+            rgb = _pil_to_rgb(im)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:

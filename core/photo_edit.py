@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
+import cv2
 import numpy as np
 
 from .alignment import AlignedFace, aligned_crop, align_face, crop_corners, crop_mask, paste_back, region_matrix
@@ -214,6 +215,7 @@ class PhotoEdit:
         self.fallback = fallback   # edited as an aligned crop because no face was detected
         self.session = EditSession(engine.attributes, [f.own_values for f in faces],
                                    certainty=[f.own_certainty for f in faces])
+        self._scaled: Optional[tuple] = None   # (size, the photo downscaled to it): scaled_image's cache
         for f in faces:
             f._doc = self
 
@@ -347,19 +349,54 @@ class PhotoEdit:
         y1 = min(h, int(np.ceil(pts[:, 1].max())) + 3)
         return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
-    def render_region(self, draft: bool = False) -> tuple:
+    def scaled_size(self, scale: float) -> tuple:
+        """(width, height) of the photo at ``scale`` (< 1): the pixel grid of a scaled preview."""
+        h, w = self.image.shape[:2]
+        return max(1, round(w * scale)), max(1, round(h * scale))
+
+    def scaled_image(self, scale: float) -> np.ndarray:
+        """The unedited photo downscaled to ``scaled_size(scale)`` (area-averaged; read-only,
+        cached for the last size): what a preview at that scale is cut from and shown over."""
+        size = self.scaled_size(scale)
+        if self._scaled is None or self._scaled[0] != size:
+            small = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
+            small.setflags(write=False)
+            self._scaled = (size, small)
+        return self._scaled[1]
+
+    def render_region(self, draft: bool = False, scale: float = 1.0) -> tuple:
         """(pixels of the edit region of the rendered photo, (x, y) where they go): the only part
         of the photo an edit can change, e.g. what a preview needs to repaint. Only that region
         is copied and pasted into (a 12 MP photo's whole copy cost a preview 6 ms), and render()
-        is built from it, so a preview and an export hold the same pixels."""
+        is built from it, so a preview and an export hold the same pixels.
+
+        ``scale`` < 1: the region of ``scaled_image(scale)`` instead, (x, y) in its pixels, with
+        the edit pasted back at that resolution: a preview shown zoomed out needs no more pixels
+        than the screen has (a 48 MP photo's face region is 17 MP; the paste-back and the
+        display conversion cost in proportion). The same decode and fit as at full resolution;
+        only the warp of the edit lands on the smaller grid.
+        """
         x, y, w, h = self.edit_region()
-        out = self.image[y:y + h, x:x + w].copy()
         modified = self.session.modified_faces()
         decode_faces([(self, i) for i in modified], draft=draft)
+        if scale >= 1.0:
+            out = self.image[y:y + h, x:x + w].copy()
+            to_out = None
+        else:
+            small = self.scaled_image(scale)
+            (sw, sh), (ih, iw) = small.shape[1::-1], self.image.shape[:2]
+            kx, ky = sw / iw, sh / ih
+            x0, y0 = int(np.floor(x * kx)), int(np.floor(y * ky))
+            x1, y1 = min(sw, int(np.ceil((x + w) * kx)) + 1), min(sh, int(np.ceil((y + h) * ky)) + 1)
+            x, y = x0, y0
+            out = small[y0:y1, x0:x1].copy()
+            # scaled pixel centre (u + 0.5) / k - 0.5 in the photo: the grid cv2.resize samples
+            to_out = np.array([[1 / kx, 0, 0.5 / kx - 0.5], [0, 1 / ky, 0.5 / ky - 0.5], [0, 0, 1]])
         for i in modified:
             f = self.faces[i]
             recon = f._recon_draft if f._is_draft(draft) else f._recon
-            paste_back(out, f._cache_img, recon, region_matrix(f.aligned.matrix, x, y), out=out,
+            m = f.aligned.matrix if to_out is None else np.asarray(f.aligned.matrix, np.float64).reshape(2, 3) @ to_out
+            paste_back(out, f._cache_img, recon, region_matrix(m, x, y), out=out,
                        crop=f.aligned.crop, mask=self.paste_mask(i))
         return out, (x, y)
 

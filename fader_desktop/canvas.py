@@ -74,6 +74,10 @@ class PhotoCanvas(QWidget):
         self._panning = False
         self._cache: dict = {}            # which -> (cacheKey, size, scaled QImage)
         self._stale: Optional[QRectF] = None   # photo region newer than the cached downscale
+        # the preview rendered at the view's resolution (zoomed out): [the photo at that scale,
+        # the edited photo at that scale]; while _small_current, _edited is older than it
+        self._small: Optional[list] = None
+        self._small_current = False
         self._brush = False
         self._brush_px = 24.0             # radius on screen: the brush keeps its size as you zoom
         self._brush_pos: Optional[QPointF] = None
@@ -95,6 +99,7 @@ class PhotoCanvas(QWidget):
         self._edited = None          # None: identical to the original (no copy until an edit)
         self._cache.clear()
         self._stale = None
+        self._small, self._small_current = None, False
         self._faces, self._skipped = [], []
         if not keep_view or original is None:
             self._fit = True
@@ -106,17 +111,37 @@ class PhotoCanvas(QWidget):
         self._edited = image
         self._cache.pop("edited", None)
         self._stale = None
+        self._small_current = False
         self.update()
 
-    def apply_patch(self, patch: QImage, x: int, y: int) -> None:
+    def apply_patch(self, patch: QImage, x: int, y: int, base: Optional[QImage] = None) -> None:
         """New pixels for a region of the edited photo; repaints only that region.
 
-        While patches keep arriving (a fader is being dragged) the downscaled view of a large
-        photo is patched with a fast bilinear draw of the region; the smooth (area-averaged)
-        downscale is redone once the patches pause for REFINE_MS.
+        ``base``: the patch is in the pixels of this image, the unedited photo downscaled (the
+        preview of a zoomed-out view, rendered at the resolution it is shown at); it is drawn
+        over ``base`` and shown instead of the full-resolution photo until a full-resolution
+        patch comes. Otherwise (x, y) are photo pixels. While full-resolution patches keep
+        arriving (a fader is being dragged) the downscaled view of a large photo is patched with
+        a fast bilinear draw of the region; the smooth (area-averaged) downscale is redone once
+        the patches pause for REFINE_MS.
         """
         if self._original is None or patch.isNull():
             return
+        if base is not None:
+            if self._small is None or self._small[0].cacheKey() != base.cacheKey():
+                self._small = [base, base.copy()]
+            p = QPainter(self._small[1])
+            p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+            p.drawImage(x, y, patch)
+            p.end()
+            self._small_current = True
+            kx, ky = base.width() / self._original.width(), base.height() / self._original.height()
+            rect = QRectF(x / kx, y / ky, patch.width() / kx, patch.height() / ky)
+            self.update(self._widget_rect(rect).toAlignedRect().adjusted(-2, -2, 2, 2))
+            return
+        if self._small_current:   # the full-resolution photo is current again; what is shown changes
+            self._small_current = False
+            self.update()
         if self._edited is None:
             self._edited = self._original.copy()
         p = QPainter(self._edited)
@@ -139,7 +164,21 @@ class PhotoCanvas(QWidget):
         return self._original
 
     def edited_image(self) -> Optional[QImage]:
+        """The edited photo at full resolution, as far as it was rendered at full resolution
+        (while a zoomed-out view shows a preview at its own scale, that is in shown_preview)."""
         return self._edited if self._edited is not None else self._original
+
+    def shown_preview(self) -> tuple:
+        """(image, scale): the newest preview of the edited photo and its pixels per photo pixel
+        (the downscaled preview of a zoomed-out view, or the full-resolution photo and 1.0)."""
+        if self._small_current:
+            return self._small[1], self._small[1].width() / self._original.width()
+        return self.edited_image(), 1.0
+
+    def preview_scale(self) -> float:
+        """The resolution the view needs of the photo: screen pixels per photo pixel, at most 1
+        (1 when zoomed in to 100 % or beyond, on a HiDPI screen from 50 %)."""
+        return min(1.0, self._scale * self.devicePixelRatioF())
 
     def set_faces(self, boxes: list, skipped: list = (), selected: int = -1) -> None:
         """boxes: [(index, (x0, y0, x1, y1))]; skipped: [((x0, y0, x1, y1), reason)]."""
@@ -377,7 +416,34 @@ class PhotoCanvas(QWidget):
             self._stale = None
         return scaled
 
+    def _small_layer(self, which: str) -> Optional[QImage]:
+        """The downscaled preview's image for `which` (the base for the original) when there is
+        one to show: the original when its size is the view's, the edit whenever it is newer."""
+        if self._small is None or (which == "edited" and not self._small_current):
+            return None
+        img = self._small[1] if which == "edited" else self._small[0]
+        if which == "original" and img.size() != self._screen_size():
+            return None
+        return img
+
+    def _screen_size(self) -> QSize:
+        """The photo's size in screen pixels at the current zoom (what a 1:1 downscale has)."""
+        scale = self._scale * self.devicePixelRatioF()
+        return QSize(max(1, round(self._original.width() * scale)), max(1, round(self._original.height() * scale)))
+
     def _draw_image(self, p: QPainter, which: str, img: QImage) -> None:
+        small = self._small_layer(which)
+        if small is not None:
+            dpr = self.devicePixelRatioF()
+            if small.size() == self._screen_size():   # one image pixel per screen pixel: no resampling
+                p.drawImage(QRectF(round(self._offset.x()), round(self._offset.y()),
+                                   small.width() / dpr, small.height() / dpr), small)
+            else:   # the zoom changed since it was rendered: stretched until the new render
+                p.save()
+                p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+                p.drawImage(self._image_rect(), small)
+                p.restore()
+            return
         scaled = self._scaled(which, img)
         if scaled is not None:
             p.drawImage(QPointF(round(self._offset.x()), round(self._offset.y())), scaled)

@@ -383,11 +383,15 @@ class RenderRequest:
     generation: int      # increases with every request: older results are not shown
     values: object       # core.edit_session.Snapshot of every face's values
     draft: bool = False  # a slider is being dragged: the faster decode (PhotoEdit.render)
+    scale: float = 1.0   # the preview's pixels per photo pixel: below 1, the view is zoomed out
 
 
 @dataclass
 class Rendered:
-    """A render's result: the edit region's new pixels and where they go."""
+    """A render's result: the edit region's new pixels and where they go.
+
+    With ``scale`` < 1 the patch is in the pixels of ``base`` (the unedited photo at that scale),
+    and (x, y) too; at 1 they are the photo's own."""
 
     serial: int
     generation: int
@@ -395,6 +399,8 @@ class Rendered:
     x: int
     y: int
     ms: float
+    scale: float = 1.0
+    base: Optional[QImage] = None
 
 
 class _RememberingDetector:
@@ -429,6 +435,7 @@ class EditorBackend:
         self.stamp: Optional[tuple] = None   # file_stamp of the photo when it was opened
         self.serial = 0
         self._detector = _RememberingDetector()
+        self._base: Optional[tuple] = None   # (serial, size, QImage): the photo at the preview's scale
 
     def load_model(self, path: Path, device: str, status: Callable[[str], None] = lambda text: None) -> ModelInfo:
         """Load a model (only replacing the running one once the new one works); an open photo is
@@ -517,10 +524,27 @@ class EditorBackend:
             return None
         t0 = time.perf_counter()
         self.doc.restore(request.values)
-        # only the faces' region can differ from the original: ship that, not the whole photo
-        pixels, (x, y) = self.doc.render_region(request.draft)
+        # only the faces' region can differ from the original: ship that, not the whole photo;
+        # and zoomed out, at the resolution it is shown at (PhotoEdit.render_region)
+        scale = min(1.0, float(request.scale))
+        pixels, (x, y) = self.doc.render_region(request.draft, scale)
         patch = to_display(self._as_exported(pixels), self.colour_space)
-        return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0)
+        base = self.scaled_original(scale) if scale < 1.0 else None
+        return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0,
+                        scale, base)
+
+    def prepare_preview(self, serial: int, scale: float) -> None:
+        """Make the photo at ``scale`` ahead of the first render that needs it."""
+        if self.doc is not None and serial == self.serial and scale < 1.0:
+            self.scaled_original(scale)
+
+    def scaled_original(self, scale: float) -> QImage:
+        """The unedited photo at ``scale`` (< 1) in display colours, the grid of scaled patches
+        (cached for the last size: every render at that scale sends the same image)."""
+        size = self.doc.scaled_size(scale)
+        if self._base is None or self._base[:2] != (self.serial, size):
+            self._base = (self.serial, size, to_display(self.doc.scaled_image(scale), self.colour_space))
+        return self._base[2]
 
     def _photo_at(self, serial: int, values, what: str, path=None) -> tuple:
         """(unchanged, pixels): the whole photo at `values` (a Snapshot; None without a model or

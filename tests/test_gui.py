@@ -500,6 +500,65 @@ def test_the_brush_size_keys_work_wherever_the_focus_is(editor, qtbot):
     assert w.canvas.brush_size() == size, "without the brush the keys do nothing"
 
 
+def test_a_large_photo_zoomed_out_is_previewed_at_the_resolution_shown(editor, qtbot, tmp_path, portrait_path):
+    """On a 48 MP photo each fader move took seconds: the preview was rendered at full resolution
+    and shown at a tenth of it. Fitted to the window it is rendered at the view's resolution now:
+    the face changes, and the preview is the export downscaled to the view (within rounding);
+    at 100 % it is the export's own pixels; far from the face the photo is untouched, and with
+    the fader reset the preview is the photo again. Fails before (no preview at the view's scale)."""
+    import cv2
+    w = editor
+    rgb = load_image(portrait_path)
+    big = np.full((2304, 3072, 3), 90, np.uint8)
+    big[128:128 + 2048, 512:512 + 2048] = cv2.resize(rgb, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    save_image(tmp_path / "big.jpg", big)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "big.jpg")
+    assert len(w._photo.faces) == 1
+    photo = original(w)
+    scale = w.canvas.preview_scale()
+    assert w.canvas.is_fit() and scale < 0.5
+
+    def shown():
+        img, at = w.canvas.shown_preview()
+        return qimage_to_numpy(img), at
+
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and shown()[1] < 1, timeout=TIMEOUT)
+    small, at = shown()
+    assert at == pytest.approx(scale, rel=0.01) and small.shape[:2] == (round(2304 * scale), round(3072 * scale))
+    export(w, qtbot, tmp_path / "out.png")
+    out = load_image(tmp_path / "out.png")
+    want = cv2.resize(out, small.shape[1::-1], interpolation=cv2.INTER_AREA)
+    before = cv2.resize(photo, small.shape[1::-1], interpolation=cv2.INTER_AREA)
+    edited = np.abs(want.astype(int) - before).max(axis=2) > 4
+    assert edited.sum() > 300, "the edit shows at the view's scale"
+    assert np.abs(small.astype(int) - want)[edited].mean() < 1.0, "the preview is the export, downscaled"
+    inside, far = face_region(w)
+    far_small = cv2.resize(far.astype(np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+    assert np.array_equal(small[far_small], before[far_small])
+    assert np.array_equal(out[far], photo[far])
+    # on screen, one preview pixel per screen pixel: the edit, and holding \ the photo itself
+    top_left = w.canvas.to_widget(QPointF(0, 0))
+    ox, oy = round(top_left.x()), round(top_left.y())
+    x0, y0, x1, y1 = (round(v * at) for v in w._photo.faces[0].box)
+    inner = (slice(y0 + (y1 - y0) // 8, y1 - (y1 - y0) // 8), slice(x0 + (x1 - x0) // 8, x1 - (x1 - x0) // 8))
+    on_screen = (slice(inner[0].start + oy, inner[0].stop + oy), slice(inner[1].start + ox, inner[1].stop + ox))
+    assert np.array_equal(qimage_to_numpy(w.canvas.grab().toImage())[on_screen], small[inner])
+    w.canvas.set_hold_original(True)
+    assert np.array_equal(qimage_to_numpy(w.canvas.grab().toImage())[on_screen], before[inner])
+    w.canvas.set_hold_original(False)
+
+    w.act_actual.trigger()   # 100 %: rendered again at full resolution
+    qtbot.waitUntil(lambda: w.preview_current() and shown()[1] == 1.0, timeout=TIMEOUT)
+    assert np.array_equal(shown()[0], out), "at 100 % the preview is the export's pixels"
+    w.act_fit.trigger()
+    qtbot.waitUntil(lambda: w.preview_current() and shown()[1] < 1, timeout=TIMEOUT)
+    assert np.array_equal(shown()[0], small)
+    w.reset_all()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(shown()[0], before), timeout=TIMEOUT)
+
+
 def test_the_edit_brush_keeps_up_on_a_large_photo(editor, qtbot, tmp_path, portrait_path):
     """On an 8000x6000 photo each mouse move of a brush stroke froze the window for a second: the
     red tint was redrawn at the photo's full resolution (1.9 s for this 40-move stroke, 0.26 s

@@ -162,3 +162,37 @@ def test_mirror_decoding_model_draft_preview_and_full_render(tiny_model_path, ph
     # brought back: both kinds give the input again
     doc.reset(face=0)
     assert np.array_equal(doc.render(draft=True), rgb) and np.array_equal(doc.render(), rgb)
+
+
+def test_a_preview_at_a_smaller_scale_is_the_full_render_downscaled(engine, photos):
+    """render_region(scale < 1), what a zoomed-out window shows, lands on the grid of
+    scaled_image(scale) and holds the full-resolution render downscaled there (within rounding);
+    outside its region, and with no slider moved, it is the scaled photo itself."""
+    import cv2
+    from core.photo_edit import PhotoEdit
+    path, rgb = photos[0]
+    big = cv2.resize(rgb, (rgb.shape[1] * 4, rgb.shape[0] * 4), interpolation=cv2.INTER_CUBIC)
+    doc = PhotoEdit.open(big, engine)
+    for scale in (0.3, 0.55):
+        small = doc.scaled_image(scale)
+        assert small.shape[1::-1] == doc.scaled_size(scale) == (round(big.shape[1] * scale), round(big.shape[0] * scale))
+        pixels, (x, y) = doc.render_region(scale=scale)
+        assert np.array_equal(pixels, small[y:y + pixels.shape[0], x:x + pixels.shape[1]]), "no slider moved"
+    doc.set_value("Smiling", 2.0 if doc.faces[0].own_values["Smiling"] < 0.5 else -1.0, face=0)
+    full = doc.render()
+    for scale in (0.3, 0.55):
+        small = doc.scaled_image(scale)
+        pixels, (x, y) = doc.render_region(scale=scale)
+        shown = small.copy()
+        shown[y:y + pixels.shape[0], x:x + pixels.shape[1]] = pixels
+        want = cv2.resize(full, small.shape[1::-1], interpolation=cv2.INTER_AREA)
+        edited = np.abs(want.astype(int) - small).max(axis=2) > 4
+        assert edited.sum() > 500, "the edit shows at this scale"
+        diff = np.abs(shown.astype(int) - want)
+        assert diff[edited].mean() < 1.0 and diff.max() <= 12
+        untouched = np.ones(small.shape[:2], bool)
+        untouched[y:y + pixels.shape[0], x:x + pixels.shape[1]] = False
+        assert np.array_equal(shown[untouched], small[untouched])
+    # the full-resolution render is what it was: the region of render() at scale 1
+    pixels, (x, y) = doc.render_region()
+    assert np.array_equal(full[y:y + pixels.shape[0], x:x + pixels.shape[1]], pixels)
