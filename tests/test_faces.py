@@ -41,7 +41,7 @@ def _aligned(name):
     return load_image(path)
 
 
-def _check_face(face: Face, w: int, h: int):
+def _check_face(face: Face, w: int, h: int, min_score: float = 0.9):
     assert isinstance(face.box, tuple) and len(face.box) == 4
     assert face.landmarks.dtype == np.float32 and face.landmarks.shape == (5, 2)
     x0, y0, x1, y1 = face.box
@@ -51,7 +51,7 @@ def _check_face(face: Face, w: int, h: int):
     assert np.all((lm >= 0) & (lm < (w, h)))
     assert lm[0, 0] < lm[1, 0] and lm[3, 0] < lm[4, 0]          # left = smaller x
     assert lm[2, 1] > lm[:2, 1].max() and lm[3:, 1].min() > lm[2, 1] - 3  # eyes, nose, mouth
-    assert 0.9 < face.score <= 1.0
+    assert min_score < face.score <= 1.0
 
 
 @pytest.mark.parametrize("name", ONE_FACE)
@@ -80,6 +80,23 @@ def test_large_photo_is_downscaled_and_mapped_back(detector):
     err = np.linalg.norm(faces[0].landmarks - expect, axis=1)
     assert err.max() < 0.03 * faces[0].size
     np.testing.assert_allclose(faces[0].box, np.array(small.box) * k, atol=0.06 * faces[0].size)
+
+
+@pytest.mark.parametrize("scale", [1.2, 2, 3, 4])
+def test_a_tilted_face_is_found_whatever_the_photo_size(detector, scale):
+    """000149 (head tilted, mouth wide open) was found at its own size and missed enlarged 1.2x,
+    2x, 3x or 4x: O-Net scored its crops 0.2 to 0.6 (threshold 0.7), their mirror images 0.98."""
+    rgb = _photo("000149.jpg")
+    ref = detector.detect(rgb)
+    assert len(ref) == 1
+    big = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    faces = detector.detect(big)
+    assert len(faces) == 1, [f.box for f in faces]
+    # found through its mirror image, it keeps a doubtful score (the mean of the two)
+    _check_face(faces[0], big.shape[1], big.shape[0], min_score=0.6)
+    k = big.shape[1] / rgb.shape[1]
+    err = np.linalg.norm(faces[0].landmarks - ((ref[0].landmarks + 0.5) * k - 0.5), axis=1)
+    assert err.mean() < 0.06 * faces[0].size, err   # this face's nose wanders by 0.08 between crops
 
 
 def test_two_faces_sorted_left_to_right(detector):
