@@ -32,6 +32,15 @@ in a 1280x820 window fitted to it; one JSON line with, per size:
 - longest_stall_ms: the longest gap between 5 ms ticks of the GUI thread over those changes,
   including the 400 ms after each (the canvas's refined downscale runs then).
 
+`--zooms fit,100` also times them at 100 %: the view zoomed to the face (View ▸ Zoom to face)
+and then to 100 % around its centre; per size, under "at_100", the same keys over the same
+number of changes, plus:
+
+- view: [x, y, w, h] the photo pixels in view;
+- pan_ms: a mouse drag of the view by 300 screen pixels (alternately left and right, after a
+  change) from the button's release to the paint that shows the part now in view at the latest
+  values (the window waits for the view to settle first), median over --changes drags.
+
 Without --model the embedded model is used if present, else a randomly initialised model with the
 default model's architecture (64 px, 4 layers, 32..256 feature maps; --size etc. change it), built
 on the fly and named "random …" in the output: speed does not depend on the weights' values.
@@ -115,6 +124,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="", help="comma-separated megapixels: time one slider change and the "
                    "photo's opening at each size instead of the drag (e.g. 48,2)")
     p.add_argument("--changes", type=int, default=7, help="--sizes: slider changes per size (medians)")
+    p.add_argument("--zooms", default="fit", help="--sizes: comma-separated views to time the changes in: "
+                   "fit (the photo fitted to the window), 100 (100 %% around the face)")
     p.add_argument("--positions", type=int, default=100)
     p.add_argument("--rate-hz", type=float, default=60.0, help="slider moves per second during the drag")
     p.add_argument("--device", default="cpu")
@@ -298,7 +309,7 @@ def measure(args, app, w, model_path, model_desc, photo) -> int:
 
 
 def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QPointF, Qt, QTimer
 
     from fader_desktop.workers import inference_threads
     errors = []
@@ -336,24 +347,13 @@ def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
         wait_for(lambda: any(pt >= t and pg >= gen for pt, pg, _s in paints), "a repaint")
         return next(pt for pt, pg, _s in paints if pt >= t and pg >= gen)
 
-    sizes = {}
-    for mp in [float(x) for x in args.sizes.split(",") if x.strip()]:
-        photo = prepare_sized_photo(args, tmp, mp)
-        serial = w._serial
-        w.undo_stack.setClean()   # the last size's edit: no 'discard edits?' question
-        paints.clear()
-        t0 = time.perf_counter()
-        w.open_photo(photo)
-        wait_for(lambda: w._serial != serial and not w._busy and paints and paints[-1][2] == w._serial, "the photo")
-        open_s = paints[-1][0] - t0
-        if not w._photo.faces:
-            raise SystemExit(f"gui_latency: error: {photo}: no face found")
-        log(f"photo: {photo.name} {w._photo.width}x{w._photo.height}, {len(w._photo.faces)} face(s), "
-            f"opened in {open_s:.2f} s")
-        slider = w.panel.row(w.panel.attribute_names()[0]).slider
+    def time_changes(slider, pans: bool = False) -> dict:
+        """Held move, let go (and with pans, a pan after each): medians over args.changes."""
+        from PySide6.QtCore import QPoint
+        from PySide6.QtTest import QTest
         lo, hi = slider.minimum(), slider.maximum()
         ends = (lo, hi)   # neither is a face's own value: every change renders
-        draft, release, draft_render, full_render = [], [], [], []
+        draft, release, draft_render, full_render, pan = [], [], [], [], []
         pause(0.5)
         ticks.clear()
         ticker.start()
@@ -377,6 +377,20 @@ def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
             wait_for(w.preview_current, "the full render")
             r_full = renders[-1] if renders else None
             pause(0.4)
+            if pans:   # drag the view sideways; time until what comes into view is rendered
+                c = w.canvas.rect().center()
+                d = 300 if k % 2 else -300
+                QTest.mousePress(w.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c)
+                for f in (0.25, 0.5, 0.75, 1.0):
+                    QTest.mouseMove(w.canvas, QPoint(c.x() + round(d * f), c.y()))
+                t = time.perf_counter()
+                QTest.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                                   QPoint(c.x() + d, c.y()))
+                wait_for(w.preview_current, "the render after a pan")
+                t_pan = painted_after(t, w._gen) - t
+                pause(0.4)
+                if k:
+                    pan.append(t_pan * 1000.0)
             if k:
                 draft.append(t_draft * 1000.0)
                 release.append(t_release * 1000.0)
@@ -388,16 +402,52 @@ def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
 
         def med(xs):
             return round(statistics.median(xs), 1) if xs else None
-        sizes[f"{mp:g}"] = {
-            "photo_size": [w._photo.width, w._photo.height],
-            "edit_rect": list(w._photo.edit_rect) if w._photo.edit_rect else None,
-            "open_s": round(open_s, 2),
+        out = {
             "draft_ms": med(draft),
             "release_ms": med(release),
             "draft_render_ms": med(draft_render),
             "full_render_ms": med(full_render),
             "longest_stall_ms": round(max(gaps), 1) if gaps else None,
         }
+        if pans:
+            out["pan_ms"] = med(pan)
+        return out
+
+    sizes = {}
+    for mp in [float(x) for x in args.sizes.split(",") if x.strip()]:
+        photo = prepare_sized_photo(args, tmp, mp)
+        serial = w._serial
+        w.undo_stack.setClean()   # the last size's edit: no 'discard edits?' question
+        paints.clear()
+        t0 = time.perf_counter()
+        w.open_photo(photo)
+        wait_for(lambda: w._serial != serial and not w._busy and paints and paints[-1][2] == w._serial, "the photo")
+        open_s = paints[-1][0] - t0
+        if not w._photo.faces:
+            raise SystemExit(f"gui_latency: error: {photo}: no face found")
+        log(f"photo: {photo.name} {w._photo.width}x{w._photo.height}, {len(w._photo.faces)} face(s), "
+            f"opened in {open_s:.2f} s")
+        slider = w.panel.row(w.panel.attribute_names()[0]).slider
+        zooms = [z.strip() for z in args.zooms.split(",") if z.strip()]
+        entry = {
+            "photo_size": [w._photo.width, w._photo.height],
+            "edit_rect": list(w._photo.edit_rect) if w._photo.edit_rect else None,
+            "open_s": round(open_s, 2),
+        }
+        if "fit" in zooms:
+            entry.update(time_changes(slider))
+        if "100" in zooms:
+            w.act_zoom_face.trigger()
+            w.act_actual.trigger()
+            wait_for(w.preview_current, "the render at 100 %")
+            pause(0.5)
+            a, b = w.canvas.to_photo(QPointF(0, 0)), w.canvas.to_photo(QPointF(w.canvas.width(), w.canvas.height()))
+            at = {"view": [round(a.x()), round(a.y()), round(b.x() - a.x()), round(b.y() - a.y())]}
+            at.update(time_changes(slider, pans=True))
+            entry["at_100"] = at
+            w.act_fit.trigger()
+            wait_for(w.preview_current, "the render fitted")
+        sizes[f"{mp:g}"] = entry
         log(f"  {sizes[f'{mp:g}']}")
     result = {
         "sizes": sizes,
