@@ -190,6 +190,15 @@ def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool
             f._recon = img
 
 
+def _intersect(a: tuple, b: tuple) -> tuple:
+    """(x, y, w, h) of two such integer rectangles' overlap (w, h 0 when they miss, placed
+    inside ``a``)."""
+    x0, y0 = max(a[0], int(b[0])), max(a[1], int(b[1]))
+    x1, y1 = min(a[0] + a[2], int(b[0]) + int(b[2])), min(a[1] + a[3], int(b[1]) + int(b[3]))
+    x0, y0 = min(x0, a[0] + a[2]), min(y0, a[1] + a[3])
+    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+
 def _read(source) -> tuple:
     """(RGB image, path or None) of a path or an RGB array."""
     if isinstance(source, (str, Path)):
@@ -364,7 +373,7 @@ class PhotoEdit:
             self._scaled = (size, small)
         return self._scaled[1]
 
-    def render_region(self, draft: bool = False, scale: float = 1.0) -> tuple:
+    def render_region(self, draft: bool = False, scale: float = 1.0, within: Optional[tuple] = None) -> tuple:
         """(pixels of the edit region of the rendered photo, (x, y) where they go): the only part
         of the photo an edit can change, e.g. what a preview needs to repaint. Only that region
         is copied and pasted into (a 12 MP photo's whole copy cost a preview 6 ms), and render()
@@ -375,8 +384,17 @@ class PhotoEdit:
         than the screen has (a 48 MP photo's face region is 17 MP; the paste-back and the
         display conversion cost in proportion). The same decode and fit as at full resolution;
         only the warp of the edit lands on the smaller grid.
+
+        ``within``: (x, y, w, h) in photo pixels, only the part of the region inside that
+        rectangle (what a view zoomed in on a large photo shows): the same pixels as that part
+        of the whole region's render (up to a level where the warp's sub-pixel rounding differs;
+        the fit, the mask's feathering and the difference's upsampling are made in the crop and
+        the photo's pixels are then edited one by one, so no margin is needed), at the cost of
+        that part alone. It may come back empty (0 x 0) when the rectangle misses the region.
         """
         x, y, w, h = self.edit_region()
+        if within is not None and scale >= 1.0:
+            x, y, w, h = _intersect((x, y, w, h), within)
         modified = self.session.modified_faces()
         decode_faces([(self, i) for i in modified], draft=draft)
         if scale >= 1.0:
@@ -388,10 +406,17 @@ class PhotoEdit:
             kx, ky = sw / iw, sh / ih
             x0, y0 = int(np.floor(x * kx)), int(np.floor(y * ky))
             x1, y1 = min(sw, int(np.ceil((x + w) * kx)) + 1), min(sh, int(np.ceil((y + h) * ky)) + 1)
+            if within is not None:   # the scaled pixels whose footprint meets the rectangle
+                wx, wy, ww, wh = within
+                x0, y0 = max(x0, int(np.floor(wx * kx))), max(y0, int(np.floor(wy * ky)))
+                x1, y1 = min(x1, int(np.ceil((wx + ww) * kx))), min(y1, int(np.ceil((wy + wh) * ky)))
+                x1, y1 = max(x0, x1), max(y0, y1)
             x, y = x0, y0
             out = small[y0:y1, x0:x1].copy()
             # scaled pixel centre (u + 0.5) / k - 0.5 in the photo: the grid cv2.resize samples
             to_out = np.array([[1 / kx, 0, 0.5 / kx - 0.5], [0, 1 / ky, 0.5 / ky - 0.5], [0, 0, 1]])
+        if out.size == 0:
+            return out, (x, y)
         for i in modified:
             f = self.faces[i]
             recon = f._recon_draft if f._is_draft(draft) else f._recon

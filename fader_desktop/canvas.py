@@ -7,6 +7,7 @@ around the cursor, pan limits and the split line simple and exact.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
@@ -40,6 +41,7 @@ class PhotoCanvas(QWidget):
 
     faceClicked = Signal(int)
     zoomChanged = Signal(float)      # scale (1.0 = 100 %)
+    viewChanged = Signal()           # the part of the photo in view moved (pan, zoom, resize)
     painted = Signal()               # after every paint (the latency benchmark listens to this)
     # the edit brush: a stroke's new points (photo pixels), its radius (photo pixels), erase (else
     # bring back), whether it is the stroke's first segment
@@ -174,6 +176,18 @@ class PhotoCanvas(QWidget):
         if self._small_current:
             return self._small[1], self._small[1].width() / self._original.width()
         return self.edited_image(), 1.0
+
+    def visible_rect(self, margin: float = 0.0) -> tuple:
+        """(x, y, w, h): the photo pixels the view shows, even in part, widened by ``margin``
+        screen pixels on each side and clipped to the photo ((0, 0, 0, 0) without a photo)."""
+        if self._original is None:
+            return (0, 0, 0, 0)
+        tl = self.to_photo(QPointF(-margin, -margin))
+        br = self.to_photo(QPointF(self.width() + margin, self.height() + margin))
+        x0, y0 = max(0, math.floor(tl.x())), max(0, math.floor(tl.y()))
+        x1 = min(self._original.width(), math.ceil(br.x()))
+        y1 = min(self._original.height(), math.ceil(br.y()))
+        return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
     def preview_scale(self) -> float:
         """The resolution the view needs of the photo: screen pixels per photo pixel, at most 1
@@ -324,6 +338,7 @@ class PhotoCanvas(QWidget):
     def fit_to_window(self) -> None:
         self._fit = True
         self._relayout()
+        self.viewChanged.emit()
         self.update()
 
     def zoom_to(self, scale: float, anchor: Optional[QPointF] = None) -> None:
@@ -339,6 +354,7 @@ class PhotoCanvas(QWidget):
         self._offset = QPointF(anchor.x() - photo_pt.x() * scale, anchor.y() - photo_pt.y() * scale)
         self._clamp_offset()
         self.zoomChanged.emit(self._scale)
+        self.viewChanged.emit()
         self.update()
 
     def zoom_in(self, anchor: Optional[QPointF] = None) -> None:
@@ -366,6 +382,7 @@ class PhotoCanvas(QWidget):
         self._offset = QPointF(self.width() / 2 - c.x() * scale, self.height() / 2 - c.y() * scale)
         self._clamp_offset()
         self.zoomChanged.emit(self._scale)
+        self.viewChanged.emit()
         self.update()
 
     def _fit_scale(self) -> float:
@@ -394,6 +411,7 @@ class PhotoCanvas(QWidget):
 
     def resizeEvent(self, event) -> None:
         self._relayout()
+        self.viewChanged.emit()
         super().resizeEvent(event)
 
     # -- painting ------------------------------------------------------------------------------
@@ -621,6 +639,7 @@ class PhotoCanvas(QWidget):
             self._offset = self._press_offset + d
             self._fit = False
             self._clamp_offset()
+            self.viewChanged.emit()
             self.update()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:

@@ -41,8 +41,14 @@ log = logging.getLogger("fader_desktop")
 
 APP_TITLE = "Fader Desktop"
 OPEN_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)"
-# how long the view's scale must stay put before the preview is rendered again at the new one
+# how long the view must stay put (zoom, pan) before the preview is rendered again for it: at the
+# new scale, or for the part of a large photo now in view
 RESCALE_MS = 120
+# Zoomed in on a large photo, a render covers only the part of the edit region in view, widened by
+# this many screen pixels on each side, when that part is less than PARTIAL_FRACTION of the region:
+# at 100 % a 48 MP photo's face region is 17 MP, a 1600x1000 view shows 1.6 MP of it.
+PARTIAL_MARGIN_PX = 32
+PARTIAL_FRACTION = 0.5
 
 
 class ValuesCommand(QUndoCommand):
@@ -133,6 +139,7 @@ class MainWindow(QMainWindow):
         self._shown_gen = 0
         self._draft_requested = False   # the latest render asked for the draft decode (a drag)
         self._render_scale: Optional[float] = None   # the preview scale of the latest render (None: none yet)
+        self._render_within: Optional[tuple] = None   # the photo rectangle it was limited to (None: all)
         self._busy = False
         self._export_index: dict = {}   # export path -> undo index when it was requested
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
@@ -178,7 +185,8 @@ class MainWindow(QMainWindow):
         self._rescale = QTimer(self)
         self._rescale.setSingleShot(True)
         self._rescale.setInterval(RESCALE_MS)
-        self._rescale.timeout.connect(self._rerender_at_view_scale)
+        self._rescale.timeout.connect(self._rerender_for_view)
+        self.canvas.viewChanged.connect(self._rescale.start)
         self._set_session(self.session)
 
         self._watch_text_keys()
@@ -558,7 +566,7 @@ class MainWindow(QMainWindow):
         self._set_session(session)
         self._update_brush_overlay()
         self._shown_gen = self._gen   # renders still in flight were for the previous document
-        self._render_scale = None
+        self._render_scale = self._render_within = None
         self.canvas.set_photo(info.original, keep_view=info.reencoded)
         self.canvas.set_faces([(f.index, f.box) for f in info.faces], info.skipped, session.selected)
         if info.faces and self.canvas.preview_scale() < 1.0:
@@ -740,7 +748,10 @@ class MainWindow(QMainWindow):
         # zoomed out, the preview is rendered at the resolution it is shown at: a 48 MP photo's
         # face region at full resolution cost every fader move a second, for pixels never seen
         self._render_scale = self.canvas.preview_scale()
-        request = RenderRequest(self._serial, self._gen, self.session.snapshot(), draft, self._render_scale)
+        # zoomed in on a large photo, only the part in view: the rest follows when it is scrolled to
+        self._render_within = self._part_in_view()
+        request = RenderRequest(self._serial, self._gen, self.session.snapshot(), draft, self._render_scale,
+                                self._render_within)
         backend = self.backend
         self.jobs.submit(lambda: backend.render(request), on_done=self._on_rendered,
                          on_error=self._on_render_failed, coalesce="render")
@@ -751,8 +762,41 @@ class MainWindow(QMainWindow):
             self._request_render()
 
     def preview_current(self) -> bool:
-        """True when the preview shows the latest values (no render outstanding)."""
-        return self._shown_gen >= self._gen
+        """True when the preview shows the latest values (no render outstanding), and where the
+        last render was limited to the part in view, the view has not moved beyond it."""
+        return self._shown_gen >= self._gen and self._view_rendered()
+
+    def _edit_rect_in_view(self, margin: float = 0.0) -> Optional[tuple]:
+        """(x, y, w, h): the part of the photo's edit region in view (with ``margin`` screen
+        pixels around the view), None when none of it is."""
+        er = self._photo.edit_rect if self._photo is not None else None
+        if not er:
+            return None
+        vx, vy, vw, vh = self.canvas.visible_rect(margin)
+        x0, y0 = max(er[0], vx), max(er[1], vy)
+        x1, y1 = min(er[0] + er[2], vx + vw), min(er[1] + er[3], vy + vh)
+        return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
+
+    def _part_in_view(self) -> Optional[tuple]:
+        """The rectangle a render for the current view needs: the view widened by
+        PARTIAL_MARGIN_PX when the edit region's part in it is under PARTIAL_FRACTION of the
+        region (a photo zoomed in on), else None (the whole region)."""
+        er = self._photo.edit_rect if self._photo is not None else None
+        if not er or er[2] * er[3] == 0:
+            return None
+        part = self._edit_rect_in_view(PARTIAL_MARGIN_PX)
+        if part is not None and part[2] * part[3] >= PARTIAL_FRACTION * er[2] * er[3]:
+            return None
+        return self.canvas.visible_rect(PARTIAL_MARGIN_PX)
+
+    def _view_rendered(self) -> bool:
+        """Whether the latest render covers the part of the edit region now in view."""
+        r = self._render_within
+        part = self._edit_rect_in_view() if r is not None else None
+        if part is None:
+            return True
+        x, y, w, h = part
+        return r[0] <= x and r[1] <= y and x + w <= r[0] + r[2] and y + h <= r[1] + r[3]
 
     def is_modified(self) -> bool:
         return self.session.is_modified()
@@ -1008,8 +1052,12 @@ class MainWindow(QMainWindow):
         m = 0.08 * max(x1 - x0, y1 - y0)
         self.canvas.zoom_to_rect(QRectF(x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m))
 
-    def _rerender_at_view_scale(self) -> None:
-        if self._render_scale is not None and self.canvas.preview_scale() != self._render_scale:
+    def _rerender_for_view(self) -> None:
+        """The view has settled: render again if it needs another scale, or another part of a
+        photo whose last render was limited to what was in view."""
+        if self._render_scale is None:
+            return
+        if self.canvas.preview_scale() != self._render_scale or not self._view_rendered():
             self._request_render()
 
     def _on_zoom(self, scale: float) -> None:

@@ -384,6 +384,9 @@ class RenderRequest:
     values: object       # core.edit_session.Snapshot of every face's values
     draft: bool = False  # a slider is being dragged: the faster decode (PhotoEdit.render)
     scale: float = 1.0   # the preview's pixels per photo pixel: below 1, the view is zoomed out
+    # (x, y, w, h) in photo pixels: only the edit region's part inside it is needed (what a view
+    # zoomed in on a large photo shows); None: the whole region
+    within: Optional[tuple] = None
 
 
 @dataclass
@@ -391,7 +394,8 @@ class Rendered:
     """A render's result: the edit region's new pixels and where they go.
 
     With ``scale`` < 1 the patch is in the pixels of ``base`` (the unedited photo at that scale),
-    and (x, y) too; at 1 they are the photo's own."""
+    and (x, y) too; at 1 they are the photo's own. A request ``within`` a rectangle gets that
+    part of the region (a null patch when the rectangle misses it)."""
 
     serial: int
     generation: int
@@ -525,10 +529,11 @@ class EditorBackend:
         t0 = time.perf_counter()
         self.doc.restore(request.values)
         # only the faces' region can differ from the original: ship that, not the whole photo;
-        # and zoomed out, at the resolution it is shown at (PhotoEdit.render_region)
+        # and zoomed out, at the resolution it is shown at; zoomed in, the part in view
+        # (PhotoEdit.render_region)
         scale = min(1.0, float(request.scale))
-        pixels, (x, y) = self.doc.render_region(request.draft, scale)
-        patch = to_display(self._as_exported(pixels), self.colour_space)
+        pixels, (x, y) = self.doc.render_region(request.draft, scale, request.within)
+        patch = to_display(self._as_exported(pixels), self.colour_space) if pixels.size else QImage()
         base = self.scaled_original(scale) if scale < 1.0 else None
         return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0,
                         scale, base)

@@ -549,9 +549,11 @@ def test_a_large_photo_zoomed_out_is_previewed_at_the_resolution_shown(editor, q
     assert np.array_equal(qimage_to_numpy(w.canvas.grab().toImage())[on_screen], before[inner])
     w.canvas.set_hold_original(False)
 
-    w.act_actual.trigger()   # 100 %: rendered again at full resolution
+    w.act_actual.trigger()   # 100 %: rendered again at full resolution (the part in view)
     qtbot.waitUntil(lambda: w.preview_current() and shown()[1] == 1.0, timeout=TIMEOUT)
-    assert np.array_equal(shown()[0], out), "at 100 % the preview is the export's pixels"
+    vx, vy, vw, vh = w.canvas.visible_rect()
+    view = (slice(vy, vy + vh), slice(vx, vx + vw))
+    assert np.array_equal(shown()[0][view], out[view]), "at 100 % the preview is the export's pixels"
     w.act_fit.trigger()
     qtbot.waitUntil(lambda: w.preview_current() and shown()[1] < 1, timeout=TIMEOUT)
     assert np.array_equal(shown()[0], small)
@@ -590,6 +592,62 @@ def test_the_edit_brush_keeps_up_on_a_large_photo(editor, qtbot, tmp_path, portr
     assert alpha[int((y0 - oy) / step) + 1, int((x0 - ox) / step) + 1] == 0
     w.act_brush.trigger()
     assert w.jobs.wait_idle(TIMEOUT / 1000)
+
+
+def test_at_100_percent_a_large_photo_renders_the_part_in_view_and_the_rest_once_scrolled_to(
+        editor, qtbot, tmp_path, portrait_path):
+    """At 100 % on a large photo every fader move rendered the whole face region at full
+    resolution (17 MP, 2 s on a 48 MP photo) for a view showing a tenth of it. Now the part in
+    view is rendered: there the preview holds the export's pixels, while most of the face region
+    out of view is not rendered yet; the view dragged onto another part of the face is not
+    reported current until, once it settles, that part is rendered too: the export's pixels
+    there. Fails before (the whole region rendered; no render after a pan)."""
+    import cv2
+    from PySide6.QtCore import QPoint
+    w = editor
+    rgb = load_image(portrait_path)
+    # the portrait's face and what is around it, enlarged 12x: a face region of about 5 MP
+    big = cv2.resize(rgb[:260, 100:360], (3120, 3120), interpolation=cv2.INTER_CUBIC)
+    save_image(tmp_path / "big.jpg", big)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "big.jpg")
+    assert len(w._photo.faces) == 1
+    photo = original(w)
+    w.act_zoom_face.trigger()
+    w.act_actual.trigger()
+    assert w.canvas.scale == 1.0 and w.canvas.preview_scale() == 1.0
+    ex, ey, ew, eh = w._photo.edit_rect
+    vx, vy, vw, vh = w.canvas.visible_rect()
+    assert vw * vh < ew * eh / 4, "the view shows a small part of the face region"
+
+    row = w.panel.row("Smiling")
+    row.spin.setValue(2.0 if row.spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), photo), timeout=TIMEOUT)
+    export(w, qtbot, tmp_path / "out.png")
+    out = load_image(tmp_path / "out.png")
+    shown = preview(w)
+    view = (slice(vy, vy + vh), slice(vx, vx + vw))
+    assert np.any(out[view] != photo[view], axis=2).mean() > 0.2, "the edit shows in view"
+    assert np.array_equal(shown[view], out[view]), "in view, the export's pixels"
+    edited = np.any(out != photo, axis=2)
+    unrendered = edited & np.all(shown == photo, axis=2)
+    assert unrendered.sum() > 0.5 * edited.sum(), "the face region out of view is not rendered"
+
+    # drag the view 400 screen pixels left: 400 columns more of the face come into view
+    c = w.canvas.rect().center()
+    qtbot.mousePress(w.canvas, Qt.MouseButton.LeftButton, pos=c)
+    for dx in (100, 200, 300, 400):
+        qtbot.mouseMove(w.canvas, QPoint(c.x() - dx, c.y()))
+    qtbot.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, pos=QPoint(c.x() - 400, c.y()))
+    nx, ny, nw, nh = w.canvas.visible_rect()
+    assert nx == vx + 400 and (ny, nw, nh) == (vy, vw, vh)
+    new = (slice(ny, ny + nh), slice(vx + vw + 64, nx + nw))   # beyond the last render's margin
+    assert np.any(out[new] != preview(w)[new]), "the part scrolled to was not rendered yet"
+    assert not w.preview_current(), "a preview with unrendered edits in view is not current"
+    qtbot.waitUntil(w.preview_current, timeout=TIMEOUT)
+    view = (slice(ny, ny + nh), slice(nx, nx + nw))
+    assert np.array_equal(preview(w)[view], out[view]), "once the view settles, the export's pixels"
+    assert w.errors == []
 
 
 def test_zoom_to_face_fills_the_view_with_the_face(editor, qtbot, tmp_path, portrait_path):
