@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, QSizeF, Qt, QTimer, Signal
 from PySide6.QtGui import (QColor, QCursor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPainterPath,
                            QPaintEvent, QPen, QWheelEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
@@ -449,13 +449,21 @@ class PhotoCanvas(QWidget):
         scale = self._scale * self.devicePixelRatioF()
         return QSize(max(1, round(self._original.width() * scale)), max(1, round(self._original.height() * scale)))
 
+    def _screen_origin(self) -> QPointF:
+        """Where an image of the photo at the screen's resolution goes (window units): the photo's
+        top left rounded to a whole screen pixel. Rounded in window units, on a screen with a
+        device pixel ratio of 1.5 it could fall between two screen pixels, and the image was
+        resampled (rows and columns doubled or dropped); at 2 it lay a screen pixel off the face
+        boxes and the brush."""
+        dpr = self.devicePixelRatioF()
+        return QPointF(round(self._offset.x() * dpr) / dpr, round(self._offset.y() * dpr) / dpr)
+
     def _draw_image(self, p: QPainter, which: str, img: QImage) -> None:
         small = self._small_layer(which)
         if small is not None:
             dpr = self.devicePixelRatioF()
             if small.size() == self._screen_size():   # one image pixel per screen pixel: no resampling
-                p.drawImage(QRectF(round(self._offset.x()), round(self._offset.y()),
-                                   small.width() / dpr, small.height() / dpr), small)
+                p.drawImage(QRectF(self._screen_origin(), QSizeF(small.width() / dpr, small.height() / dpr)), small)
             else:   # the zoom changed since it was rendered: stretched until the new render
                 p.save()
                 p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
@@ -464,7 +472,7 @@ class PhotoCanvas(QWidget):
             return
         scaled = self._scaled(which, img)
         if scaled is not None:
-            p.drawImage(QPointF(round(self._offset.x()), round(self._offset.y())), scaled)
+            p.drawImage(self._screen_origin(), scaled)
             if which == "edited" and self._stale is not None:
                 p.save()
                 p.setClipRect(self._widget_rect(self._stale), Qt.ClipOperation.IntersectClip)
