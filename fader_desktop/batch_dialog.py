@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
 
 from .workers import JobRunner
 
+# widest a file name may make the progress dialog's label (pixels; the rest is elided)
+PROGRESS_NAME_PX = 320
 FORMATS = (("Same as input", None), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "webp"))
 
 
@@ -230,7 +232,10 @@ class BatchDialog(QDialog):
         if done and done < total:
             left = elapsed / done * (total - done)
             eta = f" — about {left / 60:.0f} min left" if left >= 90 else f" — about {left:.0f} s left"
-        pd.setLabelText(f"{done} of {total}: {Path(path).name}{eta}")
+        # a QProgressDialog widens itself to its label: a long file name (a camera's, a download's)
+        # pushed Cancel off the screen, so the name is elided in the middle
+        name = pd.fontMetrics().elidedText(Path(path).name, Qt.TextElideMode.ElideMiddle, PROGRESS_NAME_PX)
+        pd.setLabelText(f"{done} of {total}: {name}{eta}")
         pd.setMaximum(total)
         # last: a window-modal QProgressDialog processes events in setValue, which may run
         # _on_done and close the dialog

@@ -417,6 +417,53 @@ def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
     dlg.close()
 
 
+def _wait_for_run(dlg, app, each=None, limit: float = 180) -> None:
+    """Process events until the dialog's batch has ended; `each()` after every round."""
+    deadline = time.monotonic() + limit
+    while dlg.is_running() and time.monotonic() < deadline:
+        app.processEvents()
+        if each is not None:
+            each()
+        time.sleep(0.005)
+    app.processEvents()
+    assert not dlg.is_running()
+
+
+def test_a_long_file_name_keeps_the_progress_dialog_on_screen(tmp_path, celeba_aligned, tiny_model_path):
+    """The progress dialog widened itself to a camera's or a download's long file name: at 800x600
+    it was 1112 px wide, Cancel off the screen. The name is elided; the dialog keeps its width."""
+    pytest.importorskip("PySide6")
+    from PySide6.QtWidgets import QApplication
+    from fader_desktop.batch_dialog import BatchDialog
+    app = QApplication.instance() or QApplication([])
+    src = tmp_path / "in"
+    src.mkdir()
+    names = [f"{k}_" + "a photo with a really long descriptive name from the camera app " * 2 + ".jpg"
+             for k in range(12)]
+    for name, p in zip(names, sorted(celeba_aligned.glob("*.jpg"))):
+        shutil.copy(p, src / name)
+    dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0})
+    dlg.show()
+    dlg.in_edit.setText(str(src))
+    dlg.out_edit.setText(str(tmp_path / "out"))
+    dlg.aligned_check.setChecked(True)
+    assert dlg.start()
+    widths, labels = [], []
+
+    def sample() -> None:
+        pd = dlg._progress
+        if pd is not None and pd.value() >= 1:
+            widths.append(max(pd.width(), pd.sizeHint().width()))
+            labels.append(pd.labelText())
+    _wait_for_run(dlg, app, sample)
+    assert widths, "no progress was shown"
+    assert max(widths) <= 560, max(widths)
+    assert all(" of 12: " in t and "_a photo with a really" in t and "…" in t for t in labels), labels
+    assert dlg.report.counts()["ok"] == 12
+    dlg.summary_box.close()
+    dlg.close()
+
+
 # -- hostile and careless use (issue 18) --------------------------------------------------------
 
 @pytest.fixture
