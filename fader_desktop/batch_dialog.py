@@ -279,7 +279,8 @@ class BatchDialog(QDialog):
             extra.append(f"{c['skipped'] - others + c['failed']} could not be edited (see details).")
         if others:
             extra.append(f"{others} file(s) that are not photos were left alone.")
-        if report.cancelled:
+        if c["cancelled"]:
+            # (a Cancel that came after the last photo was handed on stopped nothing: no word of it)
             extra.append(f"Stopped: {c['cancelled']} not processed. Run again with "
                          "“Skip photos whose output already exists” to resume.")
         unsure = [it for it in report.items if it.unsure]

@@ -464,6 +464,23 @@ def test_a_long_file_name_keeps_the_progress_dialog_on_screen(tmp_path, celeba_a
     dlg.close()
 
 
+def test_the_summary_says_stopped_only_when_photos_were_left(tmp_path, aligned3, engine):
+    """A Cancel pressed while the last photo was being written stopped nothing, yet the summary
+    said "Stopped: 0 not processed. Run again ... to resume"."""
+    pytest.importorskip("PySide6")
+    from PySide6.QtWidgets import QApplication
+    from core.batch import BatchOptions, run_batch
+    from fader_desktop.batch_dialog import BatchDialog
+    QApplication.instance() or QApplication([])
+    cancel = threading.Event()
+    rep = run_batch(aligned3, tmp_path / "out", engine, BatchOptions(values={"Smiling": 2.0}, aligned=True),
+                    progress=lambda done, total, path: done == total and cancel.set(), cancel=cancel)
+    assert rep.cancelled and rep.counts()["ok"] == 3 and rep.counts()["cancelled"] == 0
+    dlg = BatchDialog(None, "unused.fader", "cpu", {"Smiling": 2.0})
+    head, _ = dlg.summary_text(rep)
+    assert head.startswith("3 photo(s) written") and "Stopped" not in head and "resume" not in head, head
+
+
 # -- hostile and careless use (issue 18) --------------------------------------------------------
 
 @pytest.fixture
