@@ -126,17 +126,25 @@ class PhotoCanvas(QWidget):
         arriving (a fader is being dragged) the downscaled view of a large photo is patched with
         a fast bilinear draw of the region; the smooth (area-averaged) downscale is redone once
         the patches pause for REFINE_MS.
+
+        A null ``patch`` (a render of a view that holds none of the edit region) changes no
+        pixel but still says at which resolution the view is rendered now: the photo at that
+        scale, or at full resolution, is what is shown from then on.
         """
-        if self._original is None or patch.isNull():
+        if self._original is None:
             return
         if base is not None:
             if self._small is None or self._small[0].cacheKey() != base.cacheKey():
                 self._small = [base, base.copy()]
+            if not self._small_current:   # shown instead of the full-resolution photo from now on
+                self._small_current = True
+                self.update()
+            if patch.isNull():
+                return
             p = QPainter(self._small[1])
             p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
             p.drawImage(x, y, patch)
             p.end()
-            self._small_current = True
             kx, ky = base.width() / self._original.width(), base.height() / self._original.height()
             rect = QRectF(x / kx, y / ky, patch.width() / kx, patch.height() / ky)
             self.update(self._widget_rect(rect).toAlignedRect().adjusted(-2, -2, 2, 2))
@@ -144,6 +152,8 @@ class PhotoCanvas(QWidget):
         if self._small_current:   # the full-resolution photo is current again; what is shown changes
             self._small_current = False
             self.update()
+        if patch.isNull():
+            return
         if self._edited is None:
             self._edited = self._original.copy()
         p = QPainter(self._edited)

@@ -650,6 +650,61 @@ def test_at_100_percent_a_large_photo_renders_the_part_in_view_and_the_rest_once
     assert w.errors == []
 
 
+def test_zoomed_in_away_from_the_face_the_view_shows_the_photos_own_pixels(editor, qtbot, tmp_path, portrait_path):
+    """Fitted to the window, a fader move is previewed at the view's scale; a double click below
+    the face then zooms to 100 % on a part of the photo the edit cannot change. The render for
+    that view holds no pixel (the part in view misses the face's region), and the canvas kept
+    showing the fitted preview, stretched 4.5x: the photo's fine detail blurred at 100 % for as
+    long as the view stayed off the face. The same at 60 %: the fitted preview stretched instead
+    of the photo at 60 %. Now the view shows the photo's own pixels at 100 % and its 60 %
+    downscale one pixel per screen pixel. Fails before (both)."""
+    import cv2
+    from PySide6.QtCore import QPoint
+    w = editor
+    rgb = load_image(portrait_path)
+    # the portrait on top of a tall photo whose lower part is fine detail (noise, kept by PNG)
+    tall = np.random.default_rng(0).integers(0, 256, (3072, 1024, 3), dtype=np.uint8)
+    tall[:1024] = cv2.resize(rgb, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    save_image(tmp_path / "tall.png", tall)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "tall.png")
+    assert len(w._photo.faces) == 1 and w._photo.edit_rect[1] + w._photo.edit_rect[3] < 1400
+    photo = original(w)
+    c = w.canvas
+    assert c.is_fit() and c.preview_scale() < 0.25
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and c.shown_preview()[1] < 1, timeout=TIMEOUT)
+
+    def settled():   # the view's re-render (RESCALE_MS after it moved) has been made and shown
+        qtbot.waitUntil(lambda: not w._rescale.isActive() and w.jobs.is_idle() and w.preview_current(),
+                        timeout=TIMEOUT)
+
+    def on_screen():   # the photo's pixels in the middle of the view, and what the screen shows there
+        tl = c.to_widget(QPointF(0, 0))
+        ox, oy = round(tl.x()), round(tl.y())
+        shot = qimage_to_numpy(c.grab().toImage())
+        h, w_ = shot.shape[:2]
+        return shot[h // 4:3 * h // 4, w_ // 4:3 * w_ // 4], (slice(h // 4 - oy, 3 * h // 4 - oy),
+                                                               slice(w_ // 4 - ox, 3 * w_ // 4 - ox))
+
+    c.zoom_to(0.6, c.to_widget(QPointF(512, 2600)))
+    settled()
+    assert w._edit_rect_in_view() is None, "the view holds none of the face's region"
+    assert c.preview_scale() == 0.6 and c.shown_preview()[1] == pytest.approx(0.6, abs=0.001)
+    seen, at = on_screen()
+    small = cv2.resize(photo, (c._screen_size().width(), c._screen_size().height()), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(seen, small[at]), "at 60 %, the photo downscaled to 60 %, one pixel per screen pixel"
+
+    w.act_fit.trigger()
+    settled()
+    qtbot.mouseDClick(c, Qt.MouseButton.LeftButton, pos=c.to_widget(QPointF(512, 2600)).toPoint())
+    settled()
+    assert c.scale == 1.0 and w._edit_rect_in_view() is None
+    seen, at = on_screen()
+    assert np.array_equal(seen, photo[at]), "at 100 %, the photo's own pixels"
+    assert w.errors == []
+
+
 def test_zoom_to_face_fills_the_view_with_the_face(editor, qtbot, tmp_path, portrait_path):
     """View ▸ Zoom to face (F): on a photo where the face is small, the view zooms in until the
     face (with the part of the photo its edit can change) fills it, all of it visible; Fit goes
