@@ -287,8 +287,14 @@ class BatchDialog(QDialog):
         if unsure:
             extra.append(f"In {len(unsure)} photo(s) the model was unsure of a reading the edit starts from, so "
                          "the edit may go the wrong way there: check them (see details).")
+        # what an output could not keep (16 bits, transparency in a JPEG, an animation's frames), as
+        # `fader-desktop batch` notes it: written, but not all of the photo
+        lost = [it for it in report.items if it.status == "ok" and it.lost]
+        if lost:
+            extra.append(f"{len(lost)} output(s) could not keep everything of their photo (see details).")
         lines = [f"{rel}: {status} — {reason}" for rel, status, reason in report.problems() if status != "cancelled"]
         lines += [f"{it.relative}: unsure reading — {', '.join(it.unsure)}" for it in unsure]
+        lines += [f"{it.relative}: not all kept — {'; '.join(it.lost)}" for it in lost]
         return " ".join([head] + extra), "\n".join(lines)
 
     def _show_summary(self, report) -> None:

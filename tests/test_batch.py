@@ -481,6 +481,32 @@ def test_the_summary_says_stopped_only_when_photos_were_left(tmp_path, aligned3,
     assert head.startswith("3 photo(s) written") and "Stopped" not in head and "resume" not in head, head
 
 
+def test_the_summary_names_what_an_output_could_not_keep(tmp_path, celeba_aligned, engine):
+    """`fader-desktop batch` notes a 16-bit photo written with 8 bits or a transparency a JPEG
+    drops; the dialog's summary said nothing of it."""
+    pytest.importorskip("PySide6")
+    from PIL import Image
+    from PySide6.QtWidgets import QApplication
+    from core.batch import BatchOptions, run_batch
+    from fader_desktop.batch_dialog import BatchDialog
+    QApplication.instance() or QApplication([])
+    src = tmp_path / "in"
+    src.mkdir()
+    faces = sorted(celeba_aligned.glob("*.jpg"))
+    rgba = np.array(Image.open(faces[0]).convert("RGBA"))
+    rgba[..., 3] = 200
+    Image.fromarray(rgba).save(src / "clear.png")
+    Image.fromarray(np.array(Image.open(faces[1]).convert("L")).astype(np.uint16) * 257).save(src / "deep.png")
+    shutil.copy(faces[2], src / "plain.jpg")
+    rep = run_batch(src, tmp_path / "out", engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, format="jpg"))
+    assert rep.counts()["ok"] == 3
+    head, details = BatchDialog(None, "unused.fader", "cpu", {"Smiling": 2.0}).summary_text(rep)
+    assert "2 output(s) could not keep everything of their photo" in head, head
+    assert "clear.png: not all kept — transparency dropped" in details, details
+    assert "deep.png: not all kept — more than 8 bits per channel, written with 8" in details, details
+    assert "plain.jpg: not all kept" not in details
+
+
 # -- hostile and careless use (issue 18) --------------------------------------------------------
 
 @pytest.fixture
