@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -401,8 +402,8 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
 
     Usage errors (missing folder, OUT_DIR == IN_DIR, bad values) raise FaderError before anything
     is written. Per-file problems are recorded, never raised. `progress(done, total, path)` is
-    called from this thread after each file; setting `cancel` stops after the photos in flight
-    (their outputs are complete files) and marks the rest ``cancelled``. KeyboardInterrupt is
+    called from this thread after each file; setting `cancel` stops after the photo being written
+    (outputs are complete files) and marks the rest ``cancelled``. KeyboardInterrupt is
     handled the same way, then re-raised once the report is written.
 
     `readers`: threads that load, detect and align (default: 2 up to 8 cores, else cores/4).
@@ -633,7 +634,7 @@ class _Pipeline:
         if self.model_threads:
             torch.set_num_threads(self.model_threads)
         try:
-            while (pending or reads) and not self.cancel.is_set():
+            while (pending or reads or writes) and not self.cancel.is_set():
                 # A few big photos are already hundreds of MB: read ahead by count and by size.
                 held = sum(f.result().nbytes for f in reads if f.done()) + sum(w.nbytes for w in writes)
                 while pending and len(reads) < window and (not reads or held < MAX_HELD_BYTES):
@@ -655,13 +656,22 @@ class _Pipeline:
                 # record finished writes in order; a bounded queue keeps few photos in memory
                 while writes and (writes[0].done() or len(writes) > self.batch_faces):
                     self._record(writes.popleft().result(), "write")
+                if writes and not pending and not reads:
+                    # only writes left: wait for the next in short steps, so that its progress is
+                    # reported when it is written and a Cancel meanwhile is seen
+                    futures_wait([writes[0]], timeout=0.1)
         except BaseException:
             self.cancel.set()  # readers that have not started yet return at once
             raise
         finally:
-            # Reads not started are dropped; writes already queued finish (each is atomic).
+            # Reads not started are dropped. Stopped (Cancel, Ctrl-C), so are the writes queued but
+            # not started: up to batch_faces photos of several seconds each, which a Cancel used to
+            # wait for (they stay pending: "not processed"); the one being written finishes (atomic).
             for f in reads:
                 f.cancel()
+            if self.cancel.is_set():
+                for f in writes:
+                    f.cancel()
             again = None
             for pool in (rpool, wpool):
                 while True:
@@ -674,7 +684,9 @@ class _Pipeline:
                         self.cancel.set()
                         again = e
             while writes:
-                self._record(writes.popleft().result(), "write")
+                f = writes.popleft()
+                if not f.cancelled():
+                    self._record(f.result(), "write")
             for f in reads:
                 if f.done() and not f.cancelled() and f.result().error is not None:
                     self._record(f.result(), "read")

@@ -507,6 +507,35 @@ def test_the_summary_names_what_an_output_could_not_keep(tmp_path, celeba_aligne
     assert "plain.jpg: not all kept" not in details
 
 
+def test_cancel_stops_at_the_photo_being_written(tmp_path, celeba_aligned, engine):
+    """Cancel waited for every write already queued: read and edited ahead of the (slow) writer,
+    up to all 16 photos were written after it, 18-30 s of "Stopping…" in the dialog. Now the photo
+    being written finishes and the rest are left for a resume."""
+    from core.batch import BatchOptions, run_batch
+    from core.image_io import load_image, save_image
+    src = tmp_path / "big"
+    src.mkdir()
+    for k, p in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:16]):
+        save_image(src / f"{k:02d}.jpg", np.repeat(np.repeat(load_image(p), 8, axis=0), 8, axis=1), quality=80)
+    out, cancel = tmp_path / "out", threading.Event()
+
+    def progress(done, total, path):
+        if done >= 1:
+            cancel.set()       # as the dialog's Cancel on the first photo it reports
+    rep = run_batch(src, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, format="png"),
+                    progress=progress, cancel=cancel, readers=2)
+    c = rep.counts()
+    assert rep.cancelled and c["ok"] <= 3 and c["ok"] + c["cancelled"] == 16, c
+    assert {p.stem for p in out.glob("*.png")} == {Path(it.relative).stem for it in rep.items if it.status == "ok"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]    # no temporary file left
+    # the rest is resumed, the photos already written kept
+    before = outputs(out)
+    rep = run_batch(src, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, format="png",
+                                                   skip_existing=True))
+    assert rep.counts()["ok"] == c["cancelled"] and rep.counts()["exists"] == c["ok"]
+    assert {k: v for k, v in outputs(out).items() if k in before} == before
+
+
 # -- hostile and careless use (issue 18) --------------------------------------------------------
 
 @pytest.fixture
