@@ -507,6 +507,9 @@ class TrainingDialog(QDialog):
             text = "The trainer crashed; see the messages below"
         elif code == 0:
             text = f"Finished after {minutes:.1f} min"
+        elif (code in (143, 130) or self._stopping) and not (self.run_dir() / "checkpoint_last.pt").is_file():
+            # stopped while the data was prepared, before the first checkpoint: Resume stays off
+            text = "Stopped before the first checkpoint; Start training begins the run again"
         elif code in (143, 130) or self._stopping:
             text = "Stopped; the run can be continued with Resume"
             self.resume_check.setChecked(True)

@@ -148,3 +148,29 @@ def test_relative_folders_mean_the_same_to_the_trainer(qtbot, tmp_path, monkeypa
     args = d.arguments()
     assert args[args.index("--data") + 1] == str(tmp_path / "photos" / "Smiling")
     assert args[args.index("--out") + 1] == str(tmp_path / "runs" / "mine") == str(d.run_dir())
+
+
+def test_cancel_while_the_data_is_prepared_offers_no_resume(qtbot, tmp_path, celeba_wild):
+    """Cancel during the data preparation (faces detected and cropped, before the first
+    checkpoint) said "the run can be continued with Resume", with Resume greyed out and nothing
+    in the run folder to resume."""
+    root = tmp_path / "Smiling"
+    for i, f in enumerate(sorted(celeba_wild.glob("*.jpg"))[:60]):
+        d = root / ("yes" if i % 2 else "no")
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, d / f.name)
+    d = _tiny_run_dialog(qtbot, tmp_path, root, classifier_steps=2)
+    d.steps_spin.setValue(20)
+    d.extra_edit.setText(d.extra_edit.text().replace(" --quiet", "") + " --align")   # the bars show the phase
+    finished = []
+    d.start()
+    d.proc.finished.connect(lambda code, status: finished.append(code))
+    qtbot.waitUntil(lambda: d.phase_label.text().startswith("Preprocessing") or bool(finished), timeout=TIMEOUT)
+    assert not finished, d.log_view.toPlainText()[-800:]
+    d.stop_button.click()
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert not (tmp_path / "run" / "checkpoint_last.pt").exists()
+    text = d.phase_label.text()
+    assert "Resume" not in text and "before the first checkpoint" in text, text
+    assert not d.resume_check.isChecked() and not d.resume_check.isEnabled() and d.start_button.isEnabled()
+    assert "--resume" not in d.arguments()
