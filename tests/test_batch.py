@@ -536,6 +536,50 @@ def test_cancel_stops_at_the_photo_being_written(tmp_path, celeba_aligned, engin
     assert {k: v for k, v in outputs(out).items() if k in before} == before
 
 
+def test_the_eta_of_a_resumed_run_counts_the_photos_still_to_edit(tmp_path, celeba_aligned, tiny_model_path):
+    """Resumed with "Skip photos whose output already exists", the outputs already there are
+    reported at once, and the ETA took them for edited photos: 40 there and 4 to edit said
+    "about 0 s left" for the seconds the 4 took."""
+    pytest.importorskip("PySide6")
+    import re
+    from PySide6.QtWidgets import QApplication
+    from core.image_io import load_image, save_image
+    from fader_desktop.batch_dialog import BatchDialog
+    app = QApplication.instance() or QApplication([])
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    faces = sorted(celeba_aligned.glob("*.jpg"))
+    for k in range(40):
+        shutil.copy(faces[k % 8], src / f"a{k:02d}.jpg")
+        (out / f"a{k:02d}.png").write_bytes(b"an earlier run's output")
+    for k in range(4):   # slow to write as PNG
+        save_image(src / f"b{k}.jpg", np.repeat(np.repeat(load_image(faces[k]), 7, axis=0), 7, axis=1), quality=80)
+    dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0})
+    dlg.in_edit.setText(str(src))
+    dlg.out_edit.setText(str(out))
+    dlg.aligned_check.setChecked(True)
+    dlg.skip_check.setChecked(True)
+    dlg.format_combo.setCurrentIndex(1)   # PNG
+    assert dlg.start()
+    seen = []
+
+    def sample() -> None:
+        pd = dlg._progress
+        if pd is not None and (not seen or seen[-1][1] != pd.labelText()):
+            seen.append((time.monotonic(), pd.labelText()))
+    _wait_for_run(dlg, app, sample)
+    end = time.monotonic()
+    assert dlg.report.counts()["exists"] == 40 and dlg.report.counts()["ok"] == 4
+    etas = [(t, float(m[1]) * (60 if m[2] == "min" else 1), label) for t, label in seen
+            if (m := re.search(r"about (\d+) (s|min) left", label))]
+    assert etas, seen
+    t, eta, label = etas[0]
+    assert label.startswith("41 of 44") or label.startswith("42 of 44"), seen
+    assert eta >= 0.3 * (end - t), (label, round(end - t, 2))
+    dlg.summary_box.close()
+
+
 # -- hostile and careless use (issue 18) --------------------------------------------------------
 
 @pytest.fixture
