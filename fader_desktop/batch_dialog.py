@@ -4,7 +4,8 @@ The work is core.batch.run_batch, a job on the dialog's own JobRunner (fader_des
 with its own Engine, so the window stays responsive and its own jobs are untouched; a
 QProgressDialog shows progress and an ETA and cancels through a threading.Event (outputs already
 written are complete files). At the end a summary lists
-what was skipped and why, and the JSON report can be saved.
+what was skipped and why, and the JSON report can be saved. Given the window's Settings, the dialog
+opens with the folders, format and quality of the last run started (a folder that is gone is left out).
 """
 from __future__ import annotations
 
@@ -55,10 +56,13 @@ class BatchDialog(QDialog):
 
     `values`: the edit to apply, as in PhotoEdit.recipe()["values"] — only the attributes the user
     changed, so every photo keeps its own value for the others. Empty: only a recipe file can be used.
+    `settings` (fader_desktop.settings.Settings): where the last run's choices are kept; None keeps none.
     """
 
-    def __init__(self, parent: Optional[QWidget], model_path, device: str = "auto", values: Optional[dict] = None):
+    def __init__(self, parent: Optional[QWidget], model_path, device: str = "auto", values: Optional[dict] = None,
+                 settings=None):
         super().__init__(parent)
+        self.settings = settings
         self.setWindowTitle("Batch export")
         self.model_path, self.device = model_path, device
         self.values = dict(values or {})
@@ -132,6 +136,8 @@ class BatchDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.buttons)
         self.resize(620, self.sizeHint().height())
+        if settings is not None:
+            self._restore_choices(settings)
 
     # -- widgets -------------------------------------------------------------------------------
     def _folder_row(self, title: str):
@@ -154,6 +160,24 @@ class BatchDialog(QDialog):
         if f:
             self.recipe_edit.setText(f)
             self.recipe_radio.setChecked(True)
+
+    def _restore_choices(self, settings) -> None:
+        """The folders, format and quality of the last run started. A folder that no longer exists (a
+        deleted folder, an unplugged drive) is left out rather than shown: the field stays empty."""
+        for edit, folder in ((self.in_edit, settings.batch_in_dir), (self.out_edit, settings.batch_out_dir)):
+            if folder and Path(folder).is_dir():
+                edit.setText(folder)
+        fmt = settings.batch_format or None
+        self.format_combo.setCurrentIndex(next(i for i, (_label, f) in enumerate(FORMATS) if f == fmt))
+        self.quality_spin.setValue(settings.batch_quality)
+
+    def _remember_choices(self, in_dir: str, out_dir: str, opts) -> None:
+        s = self.settings
+        if s is None:
+            return
+        s.batch_in_dir, s.batch_out_dir = in_dir, out_dir
+        s.batch_format, s.batch_quality = opts.format, opts.quality
+        s.sync()
 
     # -- running -------------------------------------------------------------------------------
     def options(self):
@@ -216,6 +240,7 @@ class BatchDialog(QDialog):
         self._n_planned_done = sum(1 for it in items if it.status != "pending")
         self._eta_base = (self._t0, 0)
         self._running = True
+        self._remember_choices(in_dir, out_dir, opts)
         jobs.submit(lambda: run_batch_job(in_dir, out_dir, model_path, device, opts, recipe, cancel, progress),
                     on_done=self._on_done, on_error=self._on_failed)
         return True

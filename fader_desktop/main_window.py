@@ -893,7 +893,7 @@ class MainWindow(QMainWindow):
             self._error("Batch export", "Load a model first (File ▸ Open model…).")
             return
         values = self.session.changed_values(self._selected_face()) if self.session.n_faces else {}
-        BatchDialog(self, self._model.path, self.device, values).exec()
+        BatchDialog(self, self._model.path, self.device, values, settings=self.settings).exec()
 
     def save_recipe_dialog(self) -> None:
         if self._photo is None or not self._photo.faces:

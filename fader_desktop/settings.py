@@ -1,4 +1,4 @@
-"""Persistent preferences (QSettings): device, last model, window layout, recent files, export options.
+"""Persistent preferences (QSettings): device, last model, window layout, recent files, export and batch options.
 
 One small typed wrapper so that key names and defaults live in one place; tests pass their own
 QSettings (an INI file in a temporary folder) so they never touch the user's preferences.
@@ -116,6 +116,44 @@ class Settings:
     @export_format.setter
     def export_format(self, f: str) -> None:
         self.q.setValue("export/format", f)
+
+    # -- batch export (the dialog's last-used choices) ----------------------------------------
+    @property
+    def batch_in_dir(self) -> str:
+        return str(self.q.value("batch/in_dir", "") or "")
+
+    @batch_in_dir.setter
+    def batch_in_dir(self, folder) -> None:
+        self.q.setValue("batch/in_dir", str(folder))
+
+    @property
+    def batch_out_dir(self) -> str:
+        return str(self.q.value("batch/out_dir", "") or "")
+
+    @batch_out_dir.setter
+    def batch_out_dir(self, folder) -> None:
+        self.q.setValue("batch/out_dir", str(folder))
+
+    @property
+    def batch_format(self) -> str:
+        """"png", "jpg", "webp" or "" (the same as each input)."""
+        f = str(self.q.value("batch/format", "") or "")
+        return f if f in ("png", "jpg", "webp") else ""
+
+    @batch_format.setter
+    def batch_format(self, f) -> None:
+        self.q.setValue("batch/format", f or "")
+
+    @property
+    def batch_quality(self) -> int:
+        try:
+            return max(1, min(100, int(self.q.value("batch/quality", 95))))
+        except (TypeError, ValueError):
+            return 95
+
+    @batch_quality.setter
+    def batch_quality(self, q: int) -> None:
+        self.q.setValue("batch/quality", int(q))
 
     # -- view / window -------------------------------------------------------------------------
     @property

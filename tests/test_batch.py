@@ -429,6 +429,46 @@ def _wait_for_run(dlg, app, each=None, limit: float = 180) -> None:
     assert not dlg.is_running()
 
 
+def test_the_dialog_opens_with_the_last_runs_folders_format_and_quality(tmp_path, celeba_aligned, tiny_model_path):
+    """The window built a new dialog each time: folders, format and quality were empty again on
+    every open (and after a restart). They are kept in the window's settings when a run starts; a
+    remembered folder that is gone is left out (the field stays empty)."""
+    pytest.importorskip("PySide6")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+    from fader_desktop.batch_dialog import BatchDialog
+    from fader_desktop.settings import Settings
+    app = QApplication.instance() or QApplication([])
+    ini = str(tmp_path / "fader-desktop.ini")
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    shutil.copy(sorted(celeba_aligned.glob("*.jpg"))[0], src / "a.jpg")
+    dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0},
+                      settings=Settings(QSettings(ini, QSettings.Format.IniFormat)))
+    assert dlg.in_edit.text() == "" and dlg.out_edit.text() == "" and dlg.quality_spin.value() == 95
+    dlg.in_edit.setText(str(src))
+    dlg.out_edit.setText(str(out))
+    dlg.aligned_check.setChecked(True)
+    dlg.format_combo.setCurrentIndex(3)   # WebP
+    dlg.quality_spin.setValue(80)
+    assert dlg.start()
+    _wait_for_run(dlg, app)
+    assert dlg.report.counts()["ok"] == 1
+    dlg.summary_box.close()
+    dlg.close()
+
+    # the next open, as after a restart (a new QSettings on the same file)
+    again = BatchDialog(None, tiny_model_path, "cpu", {}, settings=Settings(QSettings(ini, QSettings.Format.IniFormat)))
+    assert again.in_edit.text() == str(src) and again.out_edit.text() == str(out)
+    assert again.format_combo.currentText() == "WebP" and again.quality_spin.value() == 80
+    again.close()
+
+    shutil.rmtree(src)
+    gone = BatchDialog(None, tiny_model_path, "cpu", {}, settings=Settings(QSettings(ini, QSettings.Format.IniFormat)))
+    assert gone.in_edit.text() == "" and gone.out_edit.text() == str(out)
+    gone.close()
+
+
 def test_a_long_file_name_keeps_the_progress_dialog_on_screen(tmp_path, celeba_aligned, tiny_model_path):
     """The progress dialog widened itself to a camera's or a download's long file name: at 800x600
     it was 1112 px wide, Cancel off the screen. The name is elided; the dialog keeps its width."""

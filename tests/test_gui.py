@@ -1415,6 +1415,22 @@ def test_batch_export_menu_opens_dialog_with_the_changed_faders(editor, qtbot, m
     assert len(shown) == 1 and set(shown[0]) == {"Smiling"}
 
 
+def test_batch_export_opens_with_the_folders_of_the_last_run(editor, qtbot, tmp_path, monkeypatch):
+    """The window gives the dialog its settings: the folders of the last batch run are there again
+    (the dialog used to open empty every time)."""
+    import fader_desktop.batch_dialog as bd
+    w = editor
+    (tmp_path / "photos").mkdir()
+    w.settings.batch_in_dir, w.settings.batch_out_dir = str(tmp_path / "photos"), str(tmp_path)
+    shown = []
+    monkeypatch.setattr(bd.BatchDialog, "exec", lambda self: shown.append((self.in_edit.text(), self.out_edit.text())) or 0)
+    try:
+        w.act_batch.trigger()
+    finally:
+        w.settings.batch_in_dir = w.settings.batch_out_dir = ""
+    assert shown == [(str(tmp_path / "photos"), str(tmp_path))]
+
+
 def test_a_grey_transparent_photo_exports_grey_with_its_transparency(editor, qtbot, tmp_path, portrait_path):
     """The window's export goes through core's export_photo, as edit and batch: a grey photo came
     out RGB with a tinted face, a transparent one flat over white."""
