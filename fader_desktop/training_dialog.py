@@ -506,7 +506,11 @@ class TrainingDialog(QDialog):
         if status == QProcess.ExitStatus.CrashExit and not self._stopping:
             text = "The trainer crashed; see the messages below"
         elif code == 0:
-            text = f"Finished after {minutes:.1f} min"
+            model = self.run_dir() / "model.fader"
+            # named, so the user knows which file Open result loads (and where to find it later)
+            text = (f"Finished after {minutes:.1f} min; the run's best model is {model}" if model.is_file() else
+                    f"Finished after {minutes:.1f} min; no model was written (the trainer writes "
+                    f"{model} at its first evaluation)")
         elif (code in (143, 130) or self._stopping) and not (self.run_dir() / "checkpoint_last.pt").is_file():
             # stopped while the data was prepared, before the first checkpoint: Resume stays off
             text = "Stopped before the first checkpoint; Start training begins the run again"

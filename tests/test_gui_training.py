@@ -174,3 +174,19 @@ def test_cancel_while_the_data_is_prepared_offers_no_resume(qtbot, tmp_path, cel
     assert "Resume" not in text and "before the first checkpoint" in text, text
     assert not d.resume_check.isChecked() and not d.resume_check.isEnabled() and d.start_button.isEnabled()
     assert "--resume" not in d.arguments()
+
+
+def test_a_finished_run_names_its_model_file(qtbot, tmp_path, labeled_folder):
+    """The end of a run said only "Finished after 0.3 min": which file Open result loads, and
+    where the trained model is, was not said. The line names RUN/model.fader."""
+    d = _tiny_run_dialog(qtbot, tmp_path, labeled_folder, classifier_steps=2)
+    d.steps_spin.setValue(10)
+    d.extra_edit.setText(d.extra_edit.text().replace("--eval-every 2", "--eval-every 5"))
+    finished = []
+    d.start()
+    d.proc.finished.connect(lambda code, status: finished.append(code))
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert finished[0] == 0, d.log_view.toPlainText()[-800:]
+    text = d.phase_label.text()
+    assert text.startswith("Finished after ") and str(tmp_path / "run" / "model.fader") in text, text
+    assert (tmp_path / "run" / "model.fader").is_file() and d.open_button.isEnabled()
