@@ -28,6 +28,9 @@ from .workers import JobRunner
 REPO = Path(__file__).resolve().parents[1]
 # tqdm lines: "training:  12%|█▏   | 480/4000 [05:34<8:30:08,  1.29step/s, 42 img/s rec 0.0302 lat 1.690 …]"
 PROGRESS_RE = re.compile(r"^\s*(?P<phase>[\w ]+?):\s+\d+%\|.*?\|\s*(?P<cur>\d+)/(?P<total>\d+)\s*\[(?P<info>[^\]]*)\]")
+# what a bar counts when it is not steps, by its phase's first word: the data cache's bar
+# ("preprocessing 64px", training/cache.py, unit "img") counts the photos it crops
+COUNTS = {"preprocessing": "images"}
 LOSS_RE = re.compile(r"\brec (?P<rec>[-\d.e]+)(?: lat (?P<lat>[-\d.e]+))?")
 POLL_MS = 1000
 
@@ -441,7 +444,9 @@ class TrainingDialog(QDialog):
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(cur)
         eta = info.split("<")[1].split(",")[0] if "<" in info else ""
-        self.phase_label.setText(f"{phase.capitalize()}: step {cur:,} of {total:,}" + (f" — about {eta} left" if eta and eta != "?" else ""))
+        noun = COUNTS.get(phase.split()[0].lower())
+        count = f"{cur:,} of {total:,} {noun}" if noun else f"step {cur:,} of {total:,}"
+        self.phase_label.setText(f"{phase.capitalize()}: {count}" + (f" — about {eta} left" if eta and eta != "?" else ""))
         if phase == "training":
             lm = LOSS_RE.search(info)
             if lm:

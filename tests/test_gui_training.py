@@ -167,6 +167,7 @@ def test_cancel_while_the_data_is_prepared_offers_no_resume(qtbot, tmp_path, cel
     d.proc.finished.connect(lambda code, status: finished.append(code))
     qtbot.waitUntil(lambda: d.phase_label.text().startswith("Preprocessing") or bool(finished), timeout=TIMEOUT)
     assert not finished, d.log_view.toPlainText()[-800:]
+    assert " of 60 images" in d.phase_label.text() and "step" not in d.phase_label.text(), d.phase_label.text()
     d.stop_button.click()
     qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
     assert not (tmp_path / "run" / "checkpoint_last.pt").exists()
@@ -190,3 +191,26 @@ def test_a_finished_run_names_its_model_file(qtbot, tmp_path, labeled_folder):
     text = d.phase_label.text()
     assert text.startswith("Finished after ") and str(tmp_path / "run" / "model.fader") in text, text
     assert (tmp_path / "run" / "model.fader").is_file() and d.open_button.isEnabled()
+
+
+def test_preprocessing_progress_counts_images(qtbot):
+    """While the data cache was built the dialog said "Preprocessing 64px: step 480 of 4,000":
+    that bar counts photos (training/cache.py's tqdm, unit img), not training steps."""
+    import io
+    from tqdm import tqdm
+    d = TrainingDialog()
+    qtbot.addWidget(d)
+
+    def bar_line(**kw) -> str:
+        buf = io.StringIO()
+        bar = tqdm(file=buf, mininterval=0, ascii=False, **kw)
+        bar.update(480)
+        bar.refresh()
+        text = buf.getvalue().split("\r")[-1]
+        bar.close()
+        return text
+    d._line(bar_line(total=4000, desc="preprocessing 64px", unit="img"), partial=True)
+    assert d.phase_label.text().startswith("Preprocessing 64px: 480 of 4,000 images"), d.phase_label.text()
+    assert d.progress.value() == 480 and d.progress.maximum() == 4000
+    d._line(bar_line(total=4000, desc="training", unit="step"), partial=True)
+    assert d.phase_label.text().startswith("Training: step 480 of 4,000"), d.phase_label.text()
