@@ -1183,4 +1183,7 @@ class MainWindow(QMainWindow):
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.jobs.shutdown()
+        if getattr(self, "_training_dialog", None) is not None:
+            # the dialog stays open (a run goes on) but its Open result has no window to load into
+            self._training_dialog.editor_closed()
         event.accept()

@@ -33,6 +33,7 @@ PROGRESS_RE = re.compile(r"^\s*(?P<phase>[\w ]+?):\s+\d+%\|.*?\|\s*(?P<cur>\d+)/
 COUNTS = {"preprocessing": "images"}
 LOSS_RE = re.compile(r"\brec (?P<rec>[-\d.e]+)(?: lat (?P<lat>[-\d.e]+))?")
 POLL_MS = 1000
+OPEN_TIP = "Load the run's best model into the editor"
 
 
 def _frozen() -> bool:
@@ -136,6 +137,7 @@ class TrainingDialog(QDialog):
         self._started_at = 0.0
         self._stopping = False
         self._current_model = current_model
+        self._editor_closed = False  # the window Open result loads into has closed (see editor_closed)
 
         # -- setup --------------------------------------------------------------------------------
         setup = QGroupBox("Training run")
@@ -258,7 +260,7 @@ class TrainingDialog(QDialog):
         self.stop_button.setToolTip("Stop after the current step; the trainer saves a resumable checkpoint")
         self.stop_button.clicked.connect(self.stop)
         self.open_button = QPushButton("Open result")
-        self.open_button.setToolTip("Load the run's best model into the editor")
+        self.open_button.setToolTip(OPEN_TIP)
         self.open_button.clicked.connect(self._open_result)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
@@ -318,7 +320,17 @@ class TrainingDialog(QDialog):
             self.resume_check.setChecked(False)
         self.start_button.setEnabled(not running and bool(self.data_edit.text().strip() and self.out_edit.text().strip()))
         self.stop_button.setEnabled(running and not self._stopping)
-        self.open_button.setEnabled(bool(self.out_edit.text().strip()) and (self.run_dir() / "model.fader").is_file())
+        model = self.run_dir() / "model.fader"
+        self.open_button.setEnabled(bool(self.out_edit.text().strip()) and model.is_file() and not self._editor_closed)
+        if self._editor_closed:
+            self.open_button.setToolTip(f"The editor window is closed: start Fader Desktop again and open {model} "
+                                        "with File ▸ Open model…")
+
+    def editor_closed(self) -> None:
+        """The editor window closed while this dialog stays (a run goes on): Open result has no window
+        to load the model into, so it is greyed out and its tooltip says where the model is."""
+        self._editor_closed = True
+        self._update_buttons()
 
     def arguments(self) -> list:
         """The fader-train command line for the current settings."""
@@ -548,7 +560,7 @@ class TrainingDialog(QDialog):
 
     def _open_result(self) -> None:
         path = self.run_dir() / "model.fader"
-        if path.is_file():
+        if path.is_file() and not self._editor_closed:
             self.openResult.emit(str(path))
 
     def closeEvent(self, event) -> None:

@@ -1378,6 +1378,32 @@ def test_a_last_model_that_no_longer_loads_falls_back_to_the_default(qtbot, tmp_
     w.close()
 
 
+def test_open_result_is_off_once_the_window_has_closed(qtbot, tmp_path, tiny_model_path):
+    """The training dialog stays open when the window closes (a run goes on), and Open result
+    loaded the model into the closed window: nothing appeared. It is greyed out, and its tooltip
+    says where the model is."""
+    import shutil
+    import shiboken6
+    w = MainWindow(_settings(tmp_path), device="cpu")
+    w.show()
+    w.show_training_dialog()
+    dlg = w._training_dialog
+    (tmp_path / "run").mkdir()
+    shutil.copy(tiny_model_path, tmp_path / "run" / "model.fader")
+    dlg.out_edit.setText(str(tmp_path / "run"))
+    dlg._update_buttons()
+    assert dlg.open_button.isEnabled()
+    assert w.close()
+    assert dlg.isVisible() and not dlg.open_button.isEnabled()
+    tip = dlg.open_button.toolTip()
+    assert "window is closed" in tip and str(tmp_path / "run" / "model.fader") in tip, tip
+    dlg.out_edit.setText(str(tmp_path / "run"))   # the buttons are updated again (a poll, an edit)
+    dlg._update_buttons()
+    assert not dlg.open_button.isEnabled()
+    dlg.close()
+    shiboken6.delete(w)
+
+
 def test_quitting_with_discarded_edits_raises_no_error(qtbot, tmp_path, tiny_model_path, portrait_path,
                                                        monkeypatch):
     """Quit, Discard: the window went, then its undo stack (a child, destroyed after it) told it
