@@ -72,6 +72,14 @@ def export(w, qtbot, path) -> None:
         assert w.export_to(path)
 
 
+def drop_files(w, *paths) -> None:
+    """Drop files on the window, as a drag from a file manager does."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    w.dropEvent(QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                           Qt.KeyboardModifier.NoModifier))
+
+
 def drag_slider(slider, positions) -> None:
     """Press, move through positions, release (what a mouse drag does to a QSlider)."""
     slider.setSliderDown(True)
@@ -824,13 +832,8 @@ def test_a_saved_recipe_dropped_on_another_photo_applies_its_edit(editor, qtbot,
         w.open_photo(tmp_path / "other.png")
     orig = original(w)
 
-    def drop(path):
-        mime = QMimeData()
-        mime.setUrls([QUrl.fromLocalFile(str(path))])
-        w.dropEvent(QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                               Qt.KeyboardModifier.NoModifier))
     w.errors.clear()
-    drop(recipe)
+    drop_files(w, recipe)
     qtbot.waitUntil(lambda: w.undo_stack.count() == 1, timeout=TIMEOUT)
     assert not w.errors and w.undo_stack.undoText() == "Apply smile.recipe.json"
     assert w.panel.row("Smiling").spin.value() == smiling
@@ -838,7 +841,7 @@ def test_a_saved_recipe_dropped_on_another_photo_applies_its_edit(editor, qtbot,
     qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
     broken = tmp_path / "broken.json"
     broken.write_text('{"format": "fader-recipe", "version": 1, "values": {"Bald": 1}}')
-    drop(broken)
+    drop_files(w, broken)
     qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
     assert "broken.json" in w.errors[-1][1] and "Bald" in w.errors[-1][1] and w.undo_stack.count() == 1
 
@@ -858,14 +861,9 @@ def test_a_recipe_dropped_together_with_a_photo_is_applied_once_the_photo_has_op
     w.undo_stack.setClean()   # as if exported: opening another photo asks nothing
     save_image(tmp_path / "other.png", load_image(portrait_path)[:, ::-1])
 
-    def drop(*paths):
-        mime = QMimeData()
-        mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-        w.dropEvent(QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                               Qt.KeyboardModifier.NoModifier))
     w.errors.clear()
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        drop(recipe, tmp_path / "other.png")
+        drop_files(w, recipe, tmp_path / "other.png")
     qtbot.waitUntil(lambda: w.undo_stack.count() == 1, timeout=TIMEOUT)
     assert w._photo.path == tmp_path / "other.png"
     assert not w.errors and w.undo_stack.undoText() == "Apply smile.recipe.json"
@@ -877,7 +875,7 @@ def test_a_recipe_dropped_together_with_a_photo_is_applied_once_the_photo_has_op
     # a photo that does not open: the error says so, and the recipe does not wait for the next photo
     w.undo_stack.setClean()
     (tmp_path / "holiday.jpg").write_bytes(b"not a jpeg at all")
-    drop(tmp_path / "holiday.jpg", recipe)
+    drop_files(w, tmp_path / "holiday.jpg", recipe)
     qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
     assert "holiday.jpg" in w.errors[-1][1] and "smile.recipe.json was not applied" in w.errors[-1][1]
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
@@ -1217,11 +1215,7 @@ def test_broken_image_shows_an_error_naming_the_file(editor, qtbot, tmp_path, po
     assert "missing.png" in w.errors[1][1]
 
     # the same through drag and drop
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(bad))])
-    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
-    w.dropEvent(drop)
+    drop_files(w, bad)
     qtbot.waitUntil(lambda: len(w.errors) == 3, timeout=TIMEOUT)
     assert "holiday.jpg" in w.errors[2][1] and w._photo.path == portrait_path
 
@@ -1234,12 +1228,8 @@ def test_several_dropped_photos_open_one_after_another(editor, qtbot, tmp_path, 
     dropped = [tmp_path / n for n in ("c.jpg", "a.jpg", "b.jpg")]
     for p in dropped:
         shutil.copy(portrait_path, p)
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in dropped])
-    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.dropEvent(drop)
+        drop_files(w, *dropped)
     assert w._photo.path == dropped[0] and "photo 1 of 3" in w.statusBar().currentMessage()
     for i, p in enumerate(dropped[1:], 2):
         with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
