@@ -80,6 +80,16 @@ def drop_files(w, *paths) -> None:
                            Qt.KeyboardModifier.NoModifier))
 
 
+def save_smile_recipe(w, path) -> float:
+    """Move Smiling to its other end and save the edit as a recipe at `path`; the value set."""
+    import json
+    smiling = 2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0
+    w.panel.row("Smiling").spin.setValue(smiling)
+    w.save_recipe(path)
+    assert w.jobs.wait_idle(TIMEOUT / 1000) and json.loads(path.read_text())["values"] == {"Smiling": smiling}
+    return smiling
+
+
 def drag_slider(slider, positions) -> None:
     """Press, move through positions, release (what a mouse drag does to a QSlider)."""
     slider.setSliderDown(True)
@@ -819,13 +829,9 @@ def test_a_saved_recipe_dropped_on_another_photo_applies_its_edit(editor, qtbot,
     """File ▸ Save edit as recipe…, then the recipe file dropped on the window with another photo
     open: it was refused as "not a recognised image format" (the window had no way to load a
     recipe). It sets the selected face's faders, one undo step; a broken recipe is refused by name."""
-    import json
     w = editor
-    smiling = 2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0
-    w.panel.row("Smiling").spin.setValue(smiling)
     recipe = tmp_path / "smile.recipe.json"
-    w.save_recipe(recipe)
-    assert w.jobs.wait_idle(TIMEOUT / 1000) and json.loads(recipe.read_text())["values"] == {"Smiling": smiling}
+    smiling = save_smile_recipe(w, recipe)
     rgb = load_image(portrait_path)
     save_image(tmp_path / "other.png", rgb[:, ::-1])
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
@@ -851,13 +857,9 @@ def test_a_recipe_dropped_together_with_a_photo_is_applied_once_the_photo_has_op
     """A photo and a recipe dropped at once: the photo opened and the recipe was silently
     ignored. Now the recipe's edit is applied to the photo once it has opened; when the photo
     cannot open, the error says the recipe was not applied, and it is not applied later."""
-    import json
     w = editor
-    smiling = 2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0
-    w.panel.row("Smiling").spin.setValue(smiling)
     recipe = tmp_path / "smile.recipe.json"
-    w.save_recipe(recipe)
-    assert w.jobs.wait_idle(TIMEOUT / 1000) and json.loads(recipe.read_text())["values"] == {"Smiling": smiling}
+    smiling = save_smile_recipe(w, recipe)
     w.undo_stack.setClean()   # as if exported: opening another photo asks nothing
     save_image(tmp_path / "other.png", load_image(portrait_path)[:, ::-1])
 
@@ -1566,6 +1568,22 @@ def test_window_paints_before_torch_loads_and_then_loads_the_model(tiny_model_pa
     assert seen["model"]                 # and the model was loaded afterwards
 
 
+def run_at_scale_factor(script: str, factor: str, *args) -> dict:
+    """Run `script` offscreen at QT_SCALE_FACTOR=factor in a fresh process (the ratio is fixed
+    when the application starts); the JSON object it prints last, whose "dpr" must be `factor`."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR=factor)
+    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
+                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["dpr"] == float(factor)
+    return seen
+
+
 HIDPI_SCRIPT = r"""
 import json, sys
 import numpy as np
@@ -1596,17 +1614,8 @@ def test_a_hidpi_screen_shows_the_fitted_photo_at_its_own_pixels(tmp_path, portr
     """At a device pixel ratio of 2 (QT_SCALE_FACTOR=2) the fitted photo was downscaled to the
     window's units and stretched 2x on the screen: blocky, half as sharp as the screen shows.
     It is downscaled to the screen's pixels now, as at a ratio of 1."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
     for factor in ("1", "2"):
-        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR=factor)
-        out = subprocess.run([sys.executable, "-c", HIDPI_SCRIPT, str(portrait_path)], env=env,
-                             cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr[-2000:]
-        seen = json.loads(out.stdout.strip().splitlines()[-1])
-        assert seen["dpr"] == float(factor)
+        seen = run_at_scale_factor(HIDPI_SCRIPT, factor, portrait_path)
         assert seen["diff"] < 0.5, f"at a device pixel ratio of {factor} the photo differs by {seen['diff']:.2f}"
 
 
@@ -1663,17 +1672,8 @@ def test_a_hidpi_screen_shows_a_zoomed_out_photo_one_pixel_per_screen_pixel_wher
     screen: at a device pixel ratio of 1.5 an odd position fell between two screen pixels and the
     image was resampled (a third of its pixels changed, rows or columns doubled and dropped); at
     2 it lay one screen pixel beside the face boxes and the brush. Fails before (1.5 and 2)."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
     for factor in ("1", "1.5", "2"):
-        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR=factor)
-        out = subprocess.run([sys.executable, "-c", HIDPI_ONE_TO_ONE_SCRIPT, str(portrait_path)], env=env,
-                             cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr[-2000:]
-        seen = json.loads(out.stdout.strip().splitlines()[-1])
-        assert seen["dpr"] == float(factor)
+        seen = run_at_scale_factor(HIDPI_ONE_TO_ONE_SCRIPT, factor, portrait_path)
         wrong = [(kind, zoom, round(same, 3)) for kind, zoom, same in seen["seen"] if same != 1.0]
         assert not wrong, f"at a device pixel ratio of {factor}, (what, zoom, pixels in place): {wrong}"
 
