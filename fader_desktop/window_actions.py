@@ -243,6 +243,12 @@ def build_toolbar(window) -> None:
             tb.addWidget(b)
         else:
             tb.addAction(getattr(window, entry))
+    # the style's own "more tools" chevron is dark grey: on the dark palette a narrow window's
+    # hidden tools (Original, Edit brush, ...) sat behind a button nobody could see
+    more = tb.findChild(QToolButton, "qt_toolbar_ext_button")
+    if more is not None:
+        more.setIcon(icon("more"))
+        more.setToolTip("More tools")
 
 
 def build_status(window) -> None:

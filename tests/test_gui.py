@@ -1187,6 +1187,31 @@ def test_a_narrow_window_shows_the_whole_opened_message(editor, qtbot, portrait_
         w.resize(1100, 760)
 
 
+def test_a_narrow_windows_more_tools_button_can_be_seen_on_the_dark_theme(editor, qtbot):
+    """Below about 1,000 px the toolbar's last tools (Show face boxes, Original, Edit brush) go
+    behind its "more tools" button, whose chevron was the style's dark grey: on the app's dark
+    palette a few levels above the toolbar, so the hidden tools could not be found."""
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication, QToolButton
+    from fader_desktop.app import dark_palette
+    w = editor
+    style, palette = QApplication.style().name(), w.palette()
+    QApplication.setStyle("Fusion")     # the app's own style and palette (make_application)
+    w.setPalette(dark_palette())
+    w.resize(760, 560)
+    try:
+        more = w.findChild(QToolButton, "qt_toolbar_ext_button")
+        qtbot.waitUntil(lambda: more.isVisible(), timeout=2000)
+        shot = qimage_to_numpy(more.grab().toImage()).astype(int).sum(axis=2) / 3
+        background = np.median(shot)
+        assert background < 80 and shot.max() - background > 100, (background, shot.max())
+        assert more.toolTip() == "More tools"
+    finally:
+        w.resize(1100, 760)
+        w.setPalette(palette)
+        QApplication.setStyle(style)
+
+
 def test_an_unsure_reading_of_a_long_name_does_not_widen_its_fader(qapp):
     """'reading unsure' beside "Mouth slightly open" widened the row past the dock, clipping the
     reset button and the spin box; it sits between the two ends now."""
