@@ -522,14 +522,14 @@ class MainWindow(QMainWindow):
         self._model = info
         self._attrs = list(info.attributes)
         self.settings.last_model = str(info.path)
-        if info.notice:
-            self.statusBar().showMessage(info.notice, 8000)
         if not same_attrs:
             # the values and the history refer to attributes that no longer exist
             self.panel.set_attributes(self._attrs)
             self._watch_text_keys()
             self.undo_stack.clear()
-        self.statusBar().showMessage(f"Loaded model {info.name}", 5000)
+        # the notice (no CUDA here: on the CPU) goes with it: shown first, "Loaded model" replaced it at once
+        self.statusBar().showMessage(f"Loaded model {info.name}" + (f" · {info.notice}" if info.notice else ""),
+                                     10000 if info.notice else 5000)
         log.info("model %s loaded from %s on %s", info.name, info.path, info.device)
         if self._photo is None:
             self._set_session(EditSession(self._attrs, []))

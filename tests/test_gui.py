@@ -245,6 +245,29 @@ def test_device_switch_keeps_the_edit_and_is_remembered(editor, qtbot):
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
 
 
+def test_cuda_chosen_without_a_cuda_device_says_the_model_runs_on_the_cpu(editor, qtbot):
+    """Device ▸ CUDA (or a saved choice from a GPU machine) where there is none: the model runs on
+    the CPU and the edit is kept. The status bar said so for no time at all: "Loaded model …" replaced
+    the notice in the same call, and the user saw CUDA checked with nothing else to go by."""
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    w = editor
+    before = w.device
+    w.panel.row("Male").spin.setValue(2.0 if w.panel.row("Male").spin.value() < 1 else -1.0)
+    value = w.panel.row("Male").spin.value()
+    try:
+        with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+            w.set_device("cuda")
+        message = w.statusBar().currentMessage()
+        assert "No CUDA device here" in message and "CPU" in message, message
+        assert w._model.device == "cpu" and not w.errors
+        assert w.panel.row("Male").spin.value() == value and w.undo_stack.canUndo()
+    finally:
+        with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+            w.set_device(before)
+
+
 def test_export_sweep_writes_a_strip_and_an_animation(editor, qtbot, tmp_path):
     from PIL import Image
     w = editor
