@@ -882,8 +882,10 @@ class MainWindow(QMainWindow):
         def done(written: str) -> None:
             self.statusBar().showMessage(f"Exported sweep {written}", 8000)
             self.sweepExported.emit(written)
+        # a GIF of 64 steps takes seconds with the shipped model: shown as busy (status bar, the
+        # photo's badge, Export sweep greyed out), as a model load is; nothing said so before
         self.jobs.submit(lambda: backend.export_sweep(serial, face, spec, values), on_done=done,
-                         on_error=self._failure("Sweep export failed"))
+                         on_error=self._failure("Sweep export failed"), busy_text=f"Exporting sweep {path.name}…")
         return True
 
     def batch_export_dialog(self) -> None:

@@ -284,6 +284,25 @@ def test_export_sweep_writes_a_strip_and_an_animation(editor, qtbot, tmp_path):
     assert not w.errors
 
 
+def test_a_sweep_being_written_shows_the_window_busy(editor, qtbot, tmp_path):
+    """A sweep is written by a job that takes seconds (6.5 s for a 64-step GIF with the shipped
+    model); the window said nothing until "Exported sweep", and Export sweep could be chosen again."""
+    w = editor
+    seen = []
+    def note(busy, text):
+        seen.append((busy, text, w.act_sweep.isEnabled(), w.statusBar().currentMessage()))
+    w.jobs.busyChanged.connect(note)
+    try:
+        with qtbot.waitSignal(w.sweepExported, timeout=TIMEOUT):
+            assert w.export_sweep({"path": tmp_path / "sweep.gif", "attr": "Smiling", "lo": -1.0, "hi": 2.0,
+                                   "steps": 16, "labels": True})
+    finally:
+        w.jobs.busyChanged.disconnect(note)
+    assert seen and seen[0][0] and "sweep.gif" in seen[0][1], seen
+    assert not seen[0][2] and "Exporting sweep sweep.gif" in seen[0][3]
+    qtbot.waitUntil(lambda: not w._busy and w.act_sweep.isEnabled(), timeout=TIMEOUT)
+
+
 def test_export_keeps_the_cameras_exif_and_the_colour_profile(editor, qtbot, tmp_path, portrait_path):
     """EXIF is the user's choice; the colour profile (a phone's Display P3) always travels, since
     without it the exported colours read as sRGB, edited or not."""
