@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
                                QTextBrowser, QVBoxLayout, QWidget)
 
+from core.attributes import value_limits
+
 EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"))
 _SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WebP"}
 
@@ -176,6 +178,11 @@ class SweepDialog(QDialog):
         name, target = self.attr_combo.currentData()
         a = next(a for a in self._attrs if a.name == name)
         lo, hi = a.range if a.is_binary else (0.0, max(1.0, a.range[1]))
+        # a binary attribute's values end where the sweep refuses them (core.attributes.value_limits);
+        # the boxes went to ±100, and Export then failed with the command line's "--range value … is outside"
+        limits = value_limits(a) if a.is_binary else (-100.0, 100.0)
+        for sb in (self.lo, self.hi):
+            sb.setRange(*limits)
         self.lo.setValue(lo)
         self.hi.setValue(hi)
 

@@ -303,6 +303,23 @@ def test_a_sweep_being_written_shows_the_window_busy(editor, qtbot, tmp_path):
     qtbot.waitUntil(lambda: not w._busy and w.act_sweep.isEnabled(), timeout=TIMEOUT)
 
 
+def test_the_sweep_dialog_offers_only_values_the_sweep_accepts(editor, qtbot, tmp_path):
+    """Export sweep's value boxes went from -100 to 100; past the attribute's limits (its slider range
+    widened 3 times each way) Export failed with the command line's "--range value -90 … is outside"."""
+    from core.attributes import value_limits
+    from fader_desktop.dialogs import SweepDialog
+    w = editor
+    dlg = SweepDialog(w._attrs, tmp_path / "sweep.png", "Smiling", w)
+    smiling = next(a for a in w._attrs if a.name == "Smiling")
+    assert (dlg.lo.minimum(), dlg.hi.maximum()) == pytest.approx(value_limits(smiling))
+    dlg.lo.setValue(-90.0)
+    spec = dlg.spec()
+    dlg.deleteLater()
+    with qtbot.waitSignal(w.sweepExported, timeout=TIMEOUT):
+        assert w.export_sweep(spec)
+    assert spec["lo"] == pytest.approx(value_limits(smiling)[0]) and not w.errors
+
+
 def test_export_keeps_the_cameras_exif_and_the_colour_profile(editor, qtbot, tmp_path, portrait_path):
     """EXIF is the user's choice; the colour profile (a phone's Display P3) always travels, since
     without it the exported colours read as sRGB, edited or not."""
