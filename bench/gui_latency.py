@@ -166,24 +166,33 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def measure(args, app, w, model_path, model_desc, photo) -> int:
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
-
-    from fader_desktop.workers import inference_threads
+def show_window(app, w, poll_ms: int):
+    """Show the window at the bench's size, with errors collected instead of shown in a dialog;
+    the wait_for(cond, what) that runs the event loop (polling every poll_ms) until cond() holds,
+    and exits on an error or after TIMEOUT_S."""
+    from PySide6.QtCore import QElapsedTimer, QEventLoop
     errors = []
     w.show_error = lambda title, msg: errors.append(f"{title}: {msg}")
     w.resize(1280, 820)
     w.show()
 
     def wait_for(cond, what: str) -> None:
-        loop_timer = QElapsedTimer()
-        loop_timer.start()
+        timer = QElapsedTimer()
+        timer.start()
         while not cond():
             if errors:
                 raise SystemExit(f"gui_latency: error: {errors[0]}")
-            if loop_timer.elapsed() > TIMEOUT_S * 1000:
+            if timer.elapsed() > TIMEOUT_S * 1000:
                 raise SystemExit(f"gui_latency: error: timed out waiting for {what}")
-            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 20)
+            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, poll_ms)
+    return wait_for
+
+
+def measure(args, app, w, model_path, model_desc, photo) -> int:
+    from PySide6.QtCore import Qt, QTimer
+
+    from fader_desktop.workers import inference_threads
+    wait_for = show_window(app, w, poll_ms=20)
 
     w.load_model(model_path)
     wait_for(lambda: w._model is not None, "the model")
@@ -309,23 +318,10 @@ def measure(args, app, w, model_path, model_desc, photo) -> int:
 
 
 def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QPointF, Qt, QTimer
+    from PySide6.QtCore import QPointF, Qt, QTimer
 
     from fader_desktop.workers import inference_threads
-    errors = []
-    w.show_error = lambda title, msg: errors.append(f"{title}: {msg}")
-    w.resize(1280, 820)
-    w.show()
-
-    def wait_for(cond, what: str) -> None:
-        timer = QElapsedTimer()
-        timer.start()
-        while not cond():
-            if errors:
-                raise SystemExit(f"gui_latency: error: {errors[0]}")
-            if timer.elapsed() > TIMEOUT_S * 1000:
-                raise SystemExit(f"gui_latency: error: timed out waiting for {what}")
-            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 5)
+    wait_for = show_window(app, w, poll_ms=5)
 
     def pause(seconds: float) -> None:
         end = time.perf_counter() + seconds
@@ -352,7 +348,9 @@ def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
         from PySide6.QtCore import QPoint
         from PySide6.QtTest import QTest
         lo, hi = slider.minimum(), slider.maximum()
-        ends = (lo, hi)   # neither is a face's own value: every change renders
+        # neither is a face's own value: every change renders; the first goes to the end the
+        # slider is not at (an even --changes left it at lo for the next view's first move)
+        ends = (hi, lo) if slider.value() == lo else (lo, hi)
         draft, release, draft_render, full_render, pan = [], [], [], [], []
         pause(0.5)
         ticks.clear()
