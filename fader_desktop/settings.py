@@ -89,12 +89,16 @@ class Settings:
         self.q.setValue("dirs/export", str(folder))
 
     # -- export --------------------------------------------------------------------------------
-    @property
-    def export_quality(self) -> int:
+    def _quality(self, key: str) -> int:
+        """A stored JPEG/WebP quality, 1..100 (95 when missing or not a number)."""
         try:
-            return max(1, min(100, int(self.q.value("export/quality", 95))))
+            return max(1, min(100, int(self.q.value(key, 95))))
         except (TypeError, ValueError):
             return 95
+
+    @property
+    def export_quality(self) -> int:
+        return self._quality("export/quality")
 
     @export_quality.setter
     def export_quality(self, q: int) -> None:
@@ -146,10 +150,7 @@ class Settings:
 
     @property
     def batch_quality(self) -> int:
-        try:
-            return max(1, min(100, int(self.q.value("batch/quality", 95))))
-        except (TypeError, ValueError):
-            return 95
+        return self._quality("batch/quality")
 
     @batch_quality.setter
     def batch_quality(self, q: int) -> None:
