@@ -528,12 +528,12 @@ class TrainingDialog(QDialog):
             text = (f"Finished after {minutes:.1f} min; the run's best model is {model}" if model.is_file() else
                     f"Finished after {minutes:.1f} min; no model was written (the trainer writes "
                     f"{model} at its first evaluation)")
-        elif (code in (143, 130) or self._stopping) and not (self.run_dir() / "checkpoint_last.pt").is_file():
-            # stopped while the data was prepared, before the first checkpoint: Resume stays off
-            text = "Stopped before the first checkpoint; Start training begins the run again"
         elif code in (143, 130) or self._stopping:
-            text = "Stopped; the run can be continued with Resume"
-            self.resume_check.setChecked(True)
+            if (self.run_dir() / "checkpoint_last.pt").is_file():
+                text = "Stopped; the run can be continued with Resume"
+                self.resume_check.setChecked(True)
+            else:   # stopped while the data was prepared, before the first checkpoint: Resume stays off
+                text = "Stopped before the first checkpoint; Start training begins the run again"
         elif code == 2 or (code == 1 and self._last_error()):
             # fader-train's one-line errors: settings, data, or an output it could not write
             # (under torchrun, which exits with 1 when a process fails)
