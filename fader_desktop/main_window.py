@@ -431,18 +431,31 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("No more photos in this folder", 3000)
 
     def fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        files = self.settings.recent_files()
-        for f in files:
-            a = self.recent_menu.addAction(Path(f).name)
+        """File ▸ Open Recent: the photos opened last."""
+        self._fill_recent(self.recent_menu, self.settings.recent_files(), self.open_recent,
+                          self.settings.clear_recent)
+
+    def fill_recent_models_menu(self) -> None:
+        """File ▸ Recent Models: the models loaded last (the built-in one by that name)."""
+        from resources import default_model_path
+        builtin = str(default_model_path().resolve())
+        self._fill_recent(self.recent_models_menu, self.settings.recent_models(), self.open_recent_model,
+                          self.settings.clear_recent_models,
+                          lambda f: "Default model (built in)" if f == builtin else Path(f).name)
+
+    @staticmethod
+    def _fill_recent(menu, paths: list, open_one, clear, label=lambda f: Path(f).name) -> None:
+        menu.clear()
+        for f in paths:
+            a = menu.addAction(label(f))
             a.setToolTip(f)
             a.setStatusTip(f)
-            a.triggered.connect(lambda _=False, f=f: self.open_recent(f))
-        if files:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", self.settings.clear_recent)
+            a.triggered.connect(lambda _=False, f=f: open_one(f))
+        if paths:
+            menu.addSeparator()
+            menu.addAction("Clear list", clear)
         else:
-            self.recent_menu.addAction("(none)").setEnabled(False)
+            menu.addAction("(none)").setEnabled(False)
 
     def open_recent(self, path: str) -> None:
         """File ▸ Open Recent: a photo moved or deleted since is taken off the list, with a message
@@ -453,6 +466,15 @@ class MainWindow(QMainWindow):
                         "it is taken off File ▸ Open Recent.")
             return
         self.open_photo(path)
+
+    def open_recent_model(self, path: str) -> None:
+        """File ▸ Recent Models: as Open Recent, for models (a model file that is gone is taken off)."""
+        if not Path(path).is_file():
+            self.settings.remove_recent_model(path)
+            self._error("Cannot load model", f"{path} is no longer there (moved, renamed or deleted); "
+                        "it is taken off File ▸ Recent Models.")
+            return
+        self.load_model(path)
 
     def open_model_dialog(self) -> None:
         start = str(Path(self._model.path).parent) if self._model else ""
@@ -522,6 +544,7 @@ class MainWindow(QMainWindow):
         self._model = info
         self._attrs = list(info.attributes)
         self.settings.last_model = str(info.path)
+        self.settings.add_recent_model(info.path)
         if not same_attrs:
             # the values and the history refer to attributes that no longer exist
             self.panel.set_attributes(self._attrs)

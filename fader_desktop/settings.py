@@ -1,4 +1,4 @@
-"""Persistent preferences (QSettings): device, last model, window layout, recent files, export and batch options.
+"""Persistent preferences (QSettings): device, last model, window layout, recent photos and models, export and batch options.
 
 One small typed wrapper so that key names and defaults live in one place; tests pass their own
 QSettings (an INI file in a temporary folder) so they never touch the user's preferences.
@@ -57,20 +57,42 @@ class Settings:
     def last_model(self, path) -> None:
         self.q.setValue("model/last", str(path) if path else "")
 
-    # -- files ---------------------------------------------------------------------------------
+    # -- recent photos and models --------------------------------------------------------------
+    # File ▸ Open Recent lists photos under "recent/files", File ▸ Recent Models models under
+    # "recent/models": the newest first, each path once, at most MAX_RECENT
     def recent_files(self) -> list[str]:
-        return _as_list(self.q.value("recent/files"))[:MAX_RECENT]
+        return self._recent("recent/files")
 
     def add_recent(self, path) -> None:
-        p = str(Path(path).resolve())
-        files = [f for f in self.recent_files() if f != p]
-        self.q.setValue("recent/files", [p] + files[:MAX_RECENT - 1])
+        self._push_recent("recent/files", path)
 
     def remove_recent(self, path) -> None:
-        self.q.setValue("recent/files", [f for f in self.recent_files() if f != str(path)])
+        self._drop_recent("recent/files", path)
 
     def clear_recent(self) -> None:
         self.q.setValue("recent/files", [])
+
+    def recent_models(self) -> list[str]:
+        return self._recent("recent/models")
+
+    def add_recent_model(self, path) -> None:
+        self._push_recent("recent/models", path)
+
+    def remove_recent_model(self, path) -> None:
+        self._drop_recent("recent/models", path)
+
+    def clear_recent_models(self) -> None:
+        self.q.setValue("recent/models", [])
+
+    def _recent(self, key: str) -> list[str]:
+        return _as_list(self.q.value(key))[:MAX_RECENT]
+
+    def _push_recent(self, key: str, path) -> None:
+        p = str(Path(path).resolve())
+        self.q.setValue(key, [p] + [f for f in self._recent(key) if f != p][:MAX_RECENT - 1])
+
+    def _drop_recent(self, key: str, path) -> None:
+        self.q.setValue(key, [f for f in self._recent(key) if f != str(path)])
 
     @property
     def last_dir(self) -> str:

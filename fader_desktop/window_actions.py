@@ -99,7 +99,7 @@ DEVICE_CHOICES = (("auto", "&Automatic"), ("cpu", "&CPU"), ("cuda", "CU&DA (GPU)
 # menu title -> entries: an action's attribute, None for a separator, or a special entry
 MENUS = (
     ("&File", ("act_open", "act_paste_photo", "@recent", "act_prev", "act_next", None, "act_export", "act_sweep", "act_recipe",
-               "act_batch", None, "act_open_model", "act_import", "act_card", None, "act_quit")),
+               "act_batch", None, "act_open_model", "@recent_models", "act_import", "act_card", None, "act_quit")),
     ("&Edit", ("act_undo", "act_redo", None, "act_copy_image", "act_copy_edit", "act_paste_edit", None, "act_reset_face",
                "act_reset_all", None, "act_brush", "act_erase_everywhere", "act_clear_brush")),
     ("&View", ("act_fit", "act_actual", "act_zoom_face", "act_zoom_in", "act_zoom_out", None, "act_next_face",
@@ -188,6 +188,9 @@ def build_menus(window) -> None:
             elif entry == "@recent":
                 window.recent_menu = m.addMenu("Open &Recent")
                 window.recent_menu.aboutToShow.connect(window.fill_recent_menu)
+            elif entry == "@recent_models":
+                window.recent_models_menu = m.addMenu("Recent Mo&dels")
+                window.recent_models_menu.aboutToShow.connect(window.fill_recent_models_menu)
             elif entry == "@hold_hint":
                 hint = QAction("Hold \\ (backslash) to see the original", window)
                 hint.setEnabled(False)

@@ -1408,6 +1408,39 @@ def test_switching_model_rebuilds_the_faders(editor, qtbot, tiny_model_path_b):
     qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
 
 
+def test_recent_models_reopen_a_model_and_drop_one_that_is_gone(editor, qtbot, tmp_path, tiny_model_path,
+                                                                  tiny_model_path_b, monkeypatch):
+    """File ▸ Recent Models lists the models loaded, newest first; choosing one loads it, and one
+    deleted since is taken off the list with a message (the loaded model stays)."""
+    import shutil
+    w = editor
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
+    gone = tmp_path / "gone.fader"
+    shutil.copy(tiny_model_path_b, gone)
+    with qtbot.waitSignal(w.modelChanged, timeout=TIMEOUT):
+        w.load_model(gone)
+    with qtbot.waitSignal(w.modelChanged, timeout=TIMEOUT):
+        w.load_model(tiny_model_path_b)
+    w.fill_recent_models_menu()
+    listed = [a.toolTip() for a in w.recent_models_menu.actions() if a.toolTip()]
+    assert listed[:3] == [str(tiny_model_path_b.resolve()), str(gone.resolve()), str(tiny_model_path.resolve())]
+    first = next(a for a in w.recent_models_menu.actions() if a.toolTip() == str(tiny_model_path.resolve()))
+    with qtbot.waitSignal(w.modelChanged, timeout=TIMEOUT):
+        first.trigger()
+    assert w.panel.attribute_names() == ["Smiling", "Male", "Hair"]
+    gone.unlink()
+    w.fill_recent_models_menu()
+    next(a for a in w.recent_models_menu.actions() if a.toolTip() == str(gone.resolve())).trigger()
+    assert w.errors and w.errors[-1][0] == "Cannot load model" and "gone.fader is no longer there" in w.errors[-1][1]
+    assert str(gone.resolve()) not in w.settings.recent_models()
+    assert w.panel.attribute_names() == ["Smiling", "Male", "Hair"]
+    w.fill_recent_models_menu()
+    assert str(gone.resolve()) not in [a.toolTip() for a in w.recent_models_menu.actions()]
+    next(a for a in w.recent_models_menu.actions() if a.text() == "Clear list").trigger()
+    w.fill_recent_models_menu()
+    assert [a.text() for a in w.recent_models_menu.actions()] == ["(none)"]
+
+
 def test_bad_model_file_is_an_error_and_keeps_the_current_model(editor, qtbot, tmp_path):
     w = editor
     bad = tmp_path / "broken.fader"
