@@ -785,9 +785,11 @@ class MainWindow(QMainWindow):
             self._request_render()
 
     def preview_current(self) -> bool:
-        """True when the preview shows the latest values (no render outstanding), and where the
-        last render was limited to the part in view, the view has not moved beyond it."""
-        return self._shown_gen >= self._gen and self._view_rendered()
+        """True when the preview shows the latest values (no render outstanding), at the scale the
+        view asks for now, and where the last render was limited to the part in view, the view has
+        not moved beyond it."""
+        scale_ok = self._render_scale is None or self.canvas.preview_scale() == self._render_scale
+        return self._shown_gen >= self._gen and scale_ok and self._view_rendered()
 
     def _edit_rect_in_view(self, margin: float = 0.0) -> Optional[tuple]:
         """(x, y, w, h): the part of the photo's edit region in view (with ``margin`` screen

@@ -627,13 +627,16 @@ def test_a_large_photo_zoomed_out_is_previewed_at_the_resolution_shown(editor, q
     w.canvas.set_hold_original(False)
 
     w.act_actual.trigger()   # 100 %: rendered again at full resolution (the part in view)
-    qtbot.waitUntil(lambda: w.preview_current() and shown()[1] == 1.0, timeout=TIMEOUT)
+    assert not w.preview_current(), "the preview at the fitted scale is not current at 100 %"
+    qtbot.waitUntil(w.preview_current, timeout=TIMEOUT)
+    assert shown()[1] == 1.0
     vx, vy, vw, vh = w.canvas.visible_rect()
     view = (slice(vy, vy + vh), slice(vx, vx + vw))
     assert np.array_equal(shown()[0][view], out[view]), "at 100 % the preview is the export's pixels"
     w.act_fit.trigger()
-    qtbot.waitUntil(lambda: w.preview_current() and shown()[1] < 1, timeout=TIMEOUT)
-    assert np.array_equal(shown()[0], small)
+    assert not w.preview_current()
+    qtbot.waitUntil(w.preview_current, timeout=TIMEOUT)
+    assert shown()[1] < 1 and np.array_equal(shown()[0], small)
     w.reset_all()
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(shown()[0], before), timeout=TIMEOUT)
 
