@@ -123,3 +123,68 @@ def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
     for name in ("model.fader", "model_last.fader"):
         with safetensors.safe_open(str(run / name), "pt") as f:
             assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64"}
+
+
+def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_celeba, tmp_path):
+    """scripts/gpu_lease.sh, as a lent machine runs it (on the CPU here, at a tiny scale): the recipe
+    from scratch and two continuations of a committed state run at once, each stops on its clock,
+    and $OUT gets each end state with its discriminators, the recipe's selected model and one file
+    of logs: 8 files, each a model that loads and continues where its run stopped."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+    from core.model_file import load_model
+    from training import cli, gpu_recipe, pack
+    p = tmp_path / "faces.fpack"
+    assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--img-size", "32", "-o", str(p),
+                      "--attr", gpu_recipe.ATTRIBUTES]) == 0
+    arch = ["--n-layers", "3", "--init-fm", "8", "--max-fm", "32", "--n-skip", "1", "--hid-dim", "16",
+            "--critic-width", "4", "--classifier-max-fm", "32"]
+    start = tmp_path / "start"   # the committed state the continuations go on from
+    assert cli.main(["--data", str(p), "--attr", gpu_recipe.ATTRIBUTES, "--out", str(start), "--steps", "3",
+                     "--batch-size", "8", "--n-critic", "1", "--classifier-steps", "2", "--threads", "1",
+                     "--quiet", *arch]) == 0
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    tiny = " ".join(arch + ["--batch-size", "8", "--classifier-steps", "2", "--val-size", "10", "--threads", "1"])
+    env = dict(os.environ, PY=sys.executable, DEVICE="cpu", OUT=str(out), RUNS=str(runs), MINUTES="0.1",
+               STOP_AFTER="300", REPLICA=str(start / "model.fader"), TINY=tiny)
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_lease.sh"), str(p)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    names = sorted(f.name for f in out.iterdir())
+    assert names == sorted(["A_model.fader", "logs.tgz"] + [f"{r}_model_last{x}" for r in "ABC"
+                                                            for x in (".fader", ".discriminators.safetensors")])
+    start_step = load_model(start / "model.fader").meta["training"]["steps"]
+    for r in "ABC":
+        m = load_model(out / f"{r}_model_last.fader")
+        assert m.image_size == 32 and m.classifier is None
+        step = m.meta["training"]["steps"]
+        assert step > (0 if r == "A" else start_step), (r, step)
+        hp = m.meta["training"]["hyper_parameters"]
+        assert hp["batch_size"] == 8 and hp["max_minutes"] == pytest.approx(0.1)
+    with tarfile.open(out / "logs.tgz") as t:
+        logs = set(t.getnames())
+    assert {"./A.log", "./B.log", "./C.log", "./B/log.jsonl"} <= logs
+    # the state that came back continues with its own discriminators
+    more = tmp_path / "more"
+    assert cli.main(["--continue", str(out / "B_model_last.fader"), "--data", str(p), "--out", str(more),
+                     "--steps", str(load_model(out / "B_model_last.fader").meta["training"]["steps"] + 1),
+                     "--classifier-steps", "2", "--val-size", "10", "--threads", "1", "--quiet"]) == 0
+
+
+def test_a_pack_trains_at_its_own_resolution_unless_told_otherwise(small_celeba, tmp_path):
+    """`fader-train --data faces.fpack` without --img-size trained at 64 px whatever the pack held
+    (a 32 px pack's crops were enlarged, a 128 px pack's shrunk); it now trains at the pack's size,
+    and --img-size still chooses."""
+    from core.model_file import load_model
+    from training import cli, pack
+    p = tmp_path / "faces.fpack"
+    assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--img-size", "32", "-o", str(p),
+                      "--attr", "Smiling,Male"]) == 0
+    tiny = ["--data", str(p), "--steps", "1", "--batch-size", "4", "--init-fm", "4", "--max-fm", "8",
+            "--hid-dim", "8", "--classifier-steps", "1", "--val-size", "4", "--threads", "1", "--quiet"]
+    assert cli.main(tiny + ["--out", str(tmp_path / "own")]) == 0
+    assert load_model(tmp_path / "own" / "model.fader").image_size == 32
+    assert cli.main(tiny + ["--out", str(tmp_path / "told"), "--img-size", "64"]) == 0
+    assert load_model(tmp_path / "told" / "model.fader").image_size == 64

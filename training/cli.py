@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data source; repeat to combine several CelebA image folders")
     g.add_argument("--attr", default=None, metavar="A,B",
                    help="attributes to train (CelebA / CSV column names, '*' = all); default: all")
-    g.add_argument("--img-size", type=int, default=None, metavar="N", help="training resolution (power of two, 32..256); default 64, or the --init model's")
+    g.add_argument("--img-size", type=int, default=None, metavar="N", help="training resolution (power of two, 32..256); default 64, a pack's own (--data *.fpack), or the --init model's")
     g.add_argument("--align", action="store_true", help="detect and align faces (photos that are not aligned crops); images without a face are skipped")
     g.add_argument("--val-size", type=int, default=None, metavar="N",
                    help="validation images (CelebA: at most N of split 1; otherwise a deterministic hold-out, default 10%% up to 500)")
@@ -486,7 +486,7 @@ def _check_options(a):
     check_run_folder(Path(a.out))
     _check_out_outside_data(a)
     if not (a.resume or a.init or a.continue_from):  # else the architecture is the run's or the model's
-        size = a.img_size or 64
+        size = a.img_size or _default_img_size(a.data)
         try:
             _arch_from_options(a, size, 1).validate()
         except FaderError as e:
@@ -501,6 +501,20 @@ def _check_options(a):
     if a.n_critic is None and _critic_terms_asked(a):
         a.n_critic = 1
     return init_model
+
+
+def _default_img_size(data) -> int:
+    """A new run's resolution when --img-size is not given: packs' own (crops made at that size,
+    not resampled: a 128 px pack trained at 64 px before), else 64."""
+    packs = [Path(d) for d in (data or []) if str(d).lower().endswith(".fpack") and Path(d).is_file()]
+    if not packs or len(packs) != len(data):
+        return 64
+    from core.errors import FaderError
+    from .packfile import open_pack
+    try:
+        return max(open_pack(p).size for p in packs)
+    except FaderError:
+        return 64   # an unreadable pack is reported, with its name, where the data is opened
 
 
 def _arch_from_options(a, img_size: int, n_attr: int):
@@ -601,7 +615,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
         order = [x.name for x in init_model.attributes] + [x.name for x in attrs if x.name not in {m.name for m in init_model.attributes}]
     clf_weights = _parse_clf_weights(a.clf_weight, [x.name for x in attrs] + [x.name for x in pseudo]) \
         if a.clf_weight else None
-    img_size = a.img_size or (init_model.image_size if init_model else (int(ck["arch"]["img_size"]) if ck else 64))
+    img_size = a.img_size or (init_model.image_size if init_model else
+                              (int(ck["arch"]["img_size"]) if ck else _default_img_size(a.data)))
     if init_model is not None and img_size != init_model.image_size:
         raise FaderError(f"--img-size {img_size} differs from the --init model's {init_model.image_size}")
     if ck is not None and img_size != int(ck["arch"]["img_size"]):
