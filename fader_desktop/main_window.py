@@ -460,21 +460,20 @@ class MainWindow(QMainWindow):
     def open_recent(self, path: str) -> None:
         """File ▸ Open Recent: a photo moved or deleted since is taken off the list, with a message
         (it stayed there, and asked to discard the edits before failing to open)."""
-        if not Path(path).is_file():
-            self.settings.remove_recent(path)
-            self._error("Cannot open photo", f"{path} is no longer there (moved, renamed or deleted); "
-                        "it is taken off File ▸ Open Recent.")
-            return
-        self.open_photo(path)
+        self._open_listed(path, self.settings.remove_recent, "Cannot open photo", "Open Recent", self.open_photo)
 
     def open_recent_model(self, path: str) -> None:
-        """File ▸ Recent Models: as Open Recent, for models (a model file that is gone is taken off)."""
+        """File ▸ Recent Models: as Open Recent, for models."""
+        self._open_listed(path, self.settings.remove_recent_model, "Cannot load model", "Recent Models",
+                          self.load_model)
+
+    def _open_listed(self, path: str, drop, title: str, menu: str, open_one) -> None:
         if not Path(path).is_file():
-            self.settings.remove_recent_model(path)
-            self._error("Cannot load model", f"{path} is no longer there (moved, renamed or deleted); "
-                        "it is taken off File ▸ Recent Models.")
+            drop(path)
+            self._error(title, f"{path} is no longer there (moved, renamed or deleted); "
+                        f"it is taken off File ▸ {menu}.")
             return
-        self.load_model(path)
+        open_one(path)
 
     def open_model_dialog(self) -> None:
         start = str(Path(self._model.path).parent) if self._model else ""
