@@ -506,11 +506,11 @@ def _check_options(a):
 def _default_img_size(data) -> int:
     """A new run's resolution when --img-size is not given: packs' own (crops made at that size,
     not resampled: a 128 px pack trained at 64 px before), else 64."""
-    packs = [Path(d) for d in (data or []) if str(d).lower().endswith(".fpack") and Path(d).is_file()]
+    from core.errors import FaderError
+    from .packfile import PACK_SUFFIX, open_pack
+    packs = [Path(d) for d in (data or []) if Path(d).suffix.lower() == PACK_SUFFIX and Path(d).is_file()]
     if not packs or len(packs) != len(data):
         return 64
-    from core.errors import FaderError
-    from .packfile import open_pack
     try:
         return max(open_pack(p).size for p in packs)
     except FaderError:
