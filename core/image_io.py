@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,19 @@ _MAX_ICC_BYTES = 4 << 20
 _ORIENTATION_TAG = 0x0112
 # EXIF pointers to sub-IFDs (Exif, GPS, Interoperability): libtiff cannot write them as tags.
 _IFD_POINTER_TAGS = (0x8769, 0x8825, 0xA005)
+# A TIFF's own layout tags (size, sample format, strips, tiles, colour type, its ICC profile tag):
+# Pillow's getexif() of a TIFF is its first tag directory, and carried into an export they
+# described the source's pixels, not the written ones (a CMYK or 16-bit layout over 8-bit RGB: a
+# TIFF nothing could open; 9,000 strip offsets: EXIF too long for a JPEG). Dropped from any EXIF.
+_TIFF_LAYOUT_TAGS = frozenset((
+    254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281, 284,
+    288, 289, 292, 293, 317, 320, 322, 323, 324, 325, 330, 332, 333, 334, 336, 338, 339, 340,
+    341, 342, 347, *range(512, 522), 529, 530, 532, 34675))
+# The largest EXIF block (with its "Exif\0\0" header) one JPEG APP1 marker holds (Pillow's limit).
+_JPEG_MAX_EXIF = 65533
+# Bulky, optional parts of EXIF dropped first when a block is too big for a JPEG: the camera
+# maker's private notes (Exif sub-IFD), XMP, IPTC and Photoshop blocks.
+_BULKY_EXIF = ((0x8769, 0x927C), (None, 700), (None, 0x83BB), (None, 34377))
 # Pillow's format name of a file -> the format it is written as (an MPO is a JPEG with extra frames).
 _SAME_FORMAT = {"MPO": "JPEG"}
 
@@ -184,13 +198,55 @@ def _orientation(im: Image.Image) -> int:
         return 1
 
 
+def _tiff_orientation_reset(data: bytes) -> Optional[bytes]:
+    """``data`` (a TIFF file) with its first image's Orientation tag set to 1, or None when it has
+    none to reset. OpenCV's TIFF reader applies that tag itself where it decodes 16-bit data, so
+    the orientation was applied twice (a photo upside down); with the tag reset it returns the
+    pixels as stored and the orientation is applied once, by the caller."""
+    order = {b"II": "<", b"MM": ">"}.get(bytes(data[:2]))
+    if order is None or len(data) < 16:
+        return None
+    version = struct.unpack_from(order + "H", data, 2)[0]
+    if version == 42:      # classic TIFF: 2-byte entry count, 12-byte entries, value at +8
+        ifd, count, size, value_at = struct.unpack_from(order + "I", data, 4)[0], "H", 12, 8
+    elif version == 43:    # BigTIFF: 8-byte entry count, 20-byte entries, value at +12
+        ifd, count, size, value_at = struct.unpack_from(order + "Q", data, 8)[0], "Q", 20, 12
+    else:
+        return None
+    first = ifd + struct.calcsize(order + count)
+    if first > len(data):
+        return None
+    for k in range(struct.unpack_from(order + count, data, ifd)[0]):
+        entry = first + k * size
+        if entry + size > len(data):
+            return None
+        tag, kind = struct.unpack_from(order + "HH", data, entry)
+        if tag == _ORIENTATION_TAG:
+            if kind != 3:       # not a SHORT: not a tag any reader would apply either
+                return None
+            out = bytearray(data)
+            struct.pack_into(order + "H", out, entry + value_at, 1)
+            return bytes(out)
+    return None
+
+
+def _cv2_decode_stored(p: Path, im: Image.Image) -> Optional[np.ndarray]:
+    """OpenCV's decode of ``p`` at full depth (IMREAD_UNCHANGED), as stored: not yet oriented."""
+    import cv2
+    data = np.fromfile(str(p), dtype=np.uint8)  # imdecode: works with non-ASCII paths too
+    if im.format == "TIFF" and _orientation(im) != 1:
+        reset = _tiff_orientation_reset(data.tobytes())
+        if reset is not None:
+            data = np.frombuffer(reset, np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+
 def _load_16bit_color(p: Path, im: Image.Image) -> np.ndarray:
     """Decode 48/64-bit PNG or TIFF with OpenCV (Pillow keeps only the high byte)."""
     import cv2
 
     try:
-        data = np.fromfile(str(p), dtype=np.uint8)  # imdecode: works with non-ASCII paths too
-        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        arr = _cv2_decode_stored(p, im)
     except (OSError, cv2.error) as exc:
         raise ImageError(f"{p}: cannot read image: {exc}") from None
     if arr is None:
@@ -374,8 +430,7 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) 
 def _load_alpha(p: Path, im: Image.Image) -> Optional[np.ndarray]:
     """The upright 8-bit alpha plane of an image with transparency; None when fully opaque."""
     if _is_16bit_color(im):
-        import cv2
-        arr = cv2.imdecode(np.fromfile(str(p), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        arr = _cv2_decode_stored(p, im)
         if arr is None or arr.ndim != 3 or arr.shape[2] not in (2, 4):
             return None
         a = _orient_array(_to_8bit(arr[..., -1], 65535.0 if arr.dtype == np.uint16 else 255.0), _orientation(im))
@@ -411,6 +466,8 @@ def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: in
     fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
     dropped = ([f"transparency dropped ({fmt} has no alpha channel)"]
                if source.alpha is not None and fmt not in _ALPHA_FORMATS else [])
+    exif_note = _fit_exif(fmt, source.exif)[1]
+    dropped += [exif_note] if exif_note else []
     return False, dropped + list(source.lost)
 
 
@@ -421,6 +478,10 @@ def _exif_block(im) -> bytes | None:
             return None
         if _ORIENTATION_TAG in exif:
             exif[_ORIENTATION_TAG] = 1
+        for tag in _TIFF_LAYOUT_TAGS.intersection(exif):
+            del exif[tag]
+        if not exif:
+            return None
         data = exif.tobytes()
     except Exception:
         return None
@@ -459,6 +520,25 @@ def _tiff_exif(exif: bytes) -> bytes | None:
     return data if len(e) else None
 
 
+def _fit_exif(fmt: str, exif: bytes | None) -> tuple:
+    """(the EXIF to write in ``fmt``, a note on what was dropped or None). A JPEG holds at most
+    64 KB of it: a bigger block loses its bulky optional parts, then, if still too big, goes
+    whole; metadata never stops an export."""
+    if not exif or fmt != "JPEG" or len(exif) <= _JPEG_MAX_EXIF:
+        return exif, None
+    try:
+        e = Image.Exif()
+        e.load(exif)
+        for ifd, tag in _BULKY_EXIF:
+            (e.get_ifd(ifd) if ifd else e).pop(tag, None)
+        data = e.tobytes()
+        if len(data) <= _JPEG_MAX_EXIF:
+            return data, "EXIF maker notes dropped (over JPEG's 64 KB limit)"
+    except Exception:
+        pass
+    return None, f"EXIF metadata dropped ({len(exif) // 1024} KB, over JPEG's 64 KB limit)"
+
+
 def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes | None = None) -> dict:
     opts: dict = {}
     if fmt == "JPEG":
@@ -471,6 +551,7 @@ def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes
     elif fmt == "TIFF":
         opts.update(compression="tiff_lzw")
         exif = _tiff_exif(exif) if exif else None
+    exif = _fit_exif(fmt, exif)[0]
     if exif and fmt in _EXIF_FORMATS:
         opts["exif"] = exif
     if icc_profile and fmt in _EXIF_FORMATS:

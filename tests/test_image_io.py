@@ -6,6 +6,7 @@ import errno
 import os
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -461,3 +462,94 @@ def test_save_unchanged_copies_the_file_or_keeps_the_pixels(tmp_path):
     (tmp_path / "liar.jpg").write_bytes((tmp_path / "conv.png").read_bytes())
     assert not save_unchanged(tmp_path / "liar.jpg", tmp_path / "liar_out.jpg", rgb)
     assert Image.open(tmp_path / "liar_out.jpg").format == "JPEG"
+
+
+# ------------------------------------------------------------------ TIFF sources (review of session 32)
+
+def _tiff16(path, stored, orientation):
+    """A minimal uncompressed 16-bit RGB(A) TIFF of ``stored`` (H, W, 3|4 uint16) with an
+    Orientation tag: neither Pillow nor OpenCV writes one with both."""
+    h, w, c = stored.shape
+    data = stored.astype("<u2").tobytes()
+    bits_at, pixels_at = 8, 8 + 2 * c
+    tags = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, c, bits_at), (259, 3, 1, 1), (262, 3, 1, 2),
+            (273, 4, 1, pixels_at), (274, 3, 1, orientation), (277, 3, 1, c), (278, 3, 1, h),
+            (279, 4, 1, len(data)), (284, 3, 1, 1)] + ([(338, 3, 1, 2)] if c == 4 else [])
+    out = bytearray(b"II*\x00" + struct.pack("<I", pixels_at + len(data)) + struct.pack(f"<{c}H", *[16] * c) + data)
+    out += struct.pack("<H", len(tags))
+    for tag, kind, count, value in tags:
+        inline = kind == 3 and count == 1
+        out += struct.pack("<HHIHH", tag, kind, count, value, 0) if inline else struct.pack("<HHII", tag, kind, count, value)
+    path.write_bytes(bytes(out + struct.pack("<I", 0)))
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_tiff_with_an_orientation_is_turned_upright_once(tmp_path, orientation, channels):
+    """OpenCV's TIFF reader applies the Orientation tag itself to 16-bit data and the loader
+    applied it again: a photo came out upside down (3) or turned the wrong way (6)."""
+    from core.image_io import read_source
+    upright = _pattern(24, 32)
+    # stored so that a viewer applying the tag shows `upright` (3: turned 180; 6: turned 90 clockwise)
+    stored = upright[::-1, ::-1] if orientation == 3 else np.rot90(upright, 1)
+    stored = np.ascontiguousarray(stored).astype(np.uint16) * 257
+    if channels == 4:
+        alpha = np.full(upright.shape[:2], 65535, np.uint16)
+        alpha[:6] = 0   # the upright image's top rows are transparent
+        alpha = np.ascontiguousarray(alpha[::-1, ::-1] if orientation == 3 else np.rot90(alpha, 1))
+        stored = np.dstack([stored, alpha])
+    path = tmp_path / f"o{orientation}.tif"
+    _tiff16(path, stored, orientation)
+    rgb = load_image(path)
+    _check_rgb(rgb, upright.shape)
+    if channels == 3:
+        assert np.array_equal(rgb, upright)
+    else:
+        assert (rgb[:6] == 255).all() and np.array_equal(rgb[6:], upright[6:])
+        plane = read_source(path).alpha
+        assert plane.shape == upright.shape[:2] and (plane[:6] == 0).all() and (plane[6:] == 255).all()
+
+
+def _export_and_open(tmp_path, src, name):
+    from core.image_io import export_photo, read_source
+    rgb = load_image(src)
+    _, notes = export_photo(src, tmp_path / name, rgb, read_source(src))
+    with Image.open(tmp_path / name) as im:
+        im.load()   # the whole file decodes
+        return im.mode, im.size, notes
+
+
+def test_tiff_sources_export_files_that_open(tmp_path):
+    """A TIFF's own layout tags (CMYK colour type, 16-bit sample size, strip tables) were carried
+    into the export as EXIF: the CMYK and 16-bit sources' TIFF exports could not be opened by
+    anything (and were reported written), a TIFF of 9,000 strips could not be saved as JPEG."""
+    Image.fromarray(_pattern(40, 30)).convert("CMYK").save(tmp_path / "cmyk.tif")
+    cv2.imwrite(str(tmp_path / "deep.tif"), _pattern(40, 30).astype(np.uint16)[..., ::-1] * 257)
+    tall = np.zeros((9000, 30, 3), np.uint8)
+    tall[:40] = _pattern(40, 30)
+    Image.fromarray(tall).save(tmp_path / "tall.tif", compression="tiff_lzw", strip_size=90)
+    assert len(Image.open(tmp_path / "tall.tif").tag_v2[273]) >= 9000
+    for src in ("cmyk.tif", "deep.tif", "tall.tif"):
+        for out in ("out.tif", "out.jpg", "out.png", "out.webp"):
+            mode, size, _ = _export_and_open(tmp_path, tmp_path / src, f"{Path(src).stem}_{out}")
+            assert mode == "RGB" and size == Image.open(tmp_path / src).size, (src, out)
+
+
+def test_exif_too_big_for_a_jpeg_is_trimmed_or_dropped_with_a_note(tmp_path):
+    """A JPEG holds 64 KB of EXIF: a bigger block stopped the export ("EXIF data is too long")."""
+    big_notes = Image.Exif()
+    big_notes[0x010F] = "FaderTestCam"
+    big_notes.get_ifd(0x8769)[0x927C] = b"\x01" * 70000         # a camera's MakerNote
+    Image.fromarray(_pattern()).save(tmp_path / "notes.png", exif=big_notes.tobytes())
+    mode, _, notes = _export_and_open(tmp_path, tmp_path / "notes.png", "notes.jpg")
+    assert notes == ["EXIF maker notes dropped (over JPEG's 64 KB limit)"]
+    assert Image.open(tmp_path / "notes.jpg").getexif().get(0x010F) == "FaderTestCam"
+    huge = Image.Exif()
+    huge[0x010E] = "x" * 70000                                   # one tag too big on its own
+    Image.fromarray(_pattern()).save(tmp_path / "huge.png", exif=huge.tobytes())
+    _, _, notes = _export_and_open(tmp_path, tmp_path / "huge.png", "huge.jpg")
+    assert len(notes) == 1 and notes[0].startswith("EXIF metadata dropped")
+    assert not Image.open(tmp_path / "huge.jpg").getexif()
+    # the formats without the limit keep it whole
+    _, _, notes = _export_and_open(tmp_path, tmp_path / "huge.png", "huge.webp")
+    assert notes == [] and Image.open(tmp_path / "huge.webp").getexif().get(0x010E) == "x" * 70000
