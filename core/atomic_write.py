@@ -37,8 +37,29 @@ def temp_path(path, keep_suffix: bool = False) -> Path:
     from the file name.
     """
     p = Path(path)
-    return p.with_name(f".{p.name}.{os.getpid()}-{secrets.token_hex(6)}.part"
-                       + (p.suffix if keep_suffix else ""))
+    tail = f".{os.getpid()}-{secrets.token_hex(6)}.part" + (p.suffix if keep_suffix else "")
+    return p.with_name("." + _fit_name(p.name, _NAME_MAX - 1 - len(os.fsencode(tail))) + tail)
+
+
+# A file name's limit in bytes on Linux, macOS and Windows file systems; the temporary name adds
+# about 26 bytes to its target's, so a long target name (a valid file name of 230-255 bytes) is
+# shortened in it, or the write failed with "file name too long".
+_NAME_MAX = 255
+
+
+def _fit_name(name: str, limit: int) -> str:
+    """``name`` cut (at a character boundary) to at most ``limit`` bytes in the file system's encoding."""
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return name
+
+
+def _temp_of(temp_name: str, wanted: set) -> bool:
+    """Whether a temporary file's name part (TEMP_NAME_RE's "name") is that of one of ``wanted``,
+    whole or as temp_path shortened it."""
+    # only a name of over 200 bytes can have been shortened (the tail is under 40)
+    return temp_name in wanted or any(len(os.fsencode(w)) > _NAME_MAX - 40 and w.startswith(temp_name)
+                                      and len(os.fsencode(temp_name)) > _NAME_MAX - 56 for w in wanted)
 
 
 def fsync_dir(folder) -> None:
@@ -202,7 +223,7 @@ def remove_stale_temps(folder, names: Iterable[str] | None = None) -> int:
     removed = 0
     for e in entries:
         m = TEMP_NAME_RE.match(e.name)
-        if not m or (wanted is not None and m.group("name") not in wanted):
+        if not m or (wanted is not None and not _temp_of(m.group("name"), wanted)):
             continue
         pid = m.group("pid")
         if pid is not None and pid_alive(int(pid)):

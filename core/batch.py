@@ -281,7 +281,10 @@ def _check_report_path(report_path, items, out_dir) -> None:
         if it.output is not None and rp == _resolve(it.output):
             raise FaderError(f"{p}: the report would overwrite the output photo of {it.relative}; "
                              "choose another name for --report")
-    if rp.is_dir():
+    # the output folder (or one of its sub-folders) does not exist yet: found now, not as a
+    # failed report write after every photo was exported
+    out_folders = {_resolve(Path(out_dir))} | {_resolve(it.output.parent) for it in items if it.output is not None}
+    if rp.is_dir() or any(f is not None and _inside(f, rp) for f in out_folders):
         raise FaderError(f"{p}: cannot write the report: it is a folder")
     if rp.exists() and not _is_report(rp):
         raise FaderError(f"{p}: exists and is not a batch report; refusing to overwrite it "

@@ -51,7 +51,8 @@ def check_output(out: Path, inputs, overwrite: bool) -> None:
     if any(same_file(i, out) for i in inputs):
         which = "the input photo" if len(inputs) == 1 else "an input photo"
         raise FaderError(f"{out}: refusing to overwrite {which}; choose another output path")
-    if out.exists() and not out.is_dir() and not overwrite:
+    # a link whose target is gone is an entry the user made all the same: not ours to replace
+    if (out.is_symlink() or out.exists()) and not out.is_dir() and not overwrite:
         raise FaderError(f"{out}: output file already exists; --overwrite replaces it")
 
 

@@ -37,6 +37,8 @@ def run(args) -> int:
     # the output's problems before the model loads and the faces are found (seconds)
     check_output(dst, [src], args.overwrite)
     check_save_path(dst)
+    if not 1 <= args.quality <= 100:
+        raise FaderError(f"--quality must be between 1 and 100, got {args.quality}")
     engine = load_engine(args)
     values = parse_sets(engine, args.set)
     doc = PhotoEdit.open(src, engine, aligned=args.aligned)

@@ -145,3 +145,24 @@ def test_temp_names_carry_the_pid_and_only_dead_writers_temps_are_removed(tmp_pa
         other.wait()
     assert remove_stale_temps(tmp_path, names={"b.jpg"}) == 0          # only the named targets
     assert remove_stale_temps(tmp_path) == 1 and not live.exists() and mine.exists()
+
+
+@pytest.mark.parametrize("name", ["a" * 240 + ".jpg", "写" * 78 + ".png", "b" * 251 + ".jpg"])
+def test_a_long_valid_file_name_is_written(tmp_path, name):
+    """The temporary name adds about 26 bytes to the target's: names of 230-255 bytes, which the
+    file system takes, failed with "file name too long" after the whole edit."""
+    from core.atomic_write import remove_stale_temps
+    target = tmp_path / name
+    with atomic_file(target) as f:
+        f.write(b"photo")
+    assert target.read_bytes() == b"photo" and os.listdir(tmp_path) == [name]
+    with atomic_path(target, keep_suffix=True) as tmp:
+        assert len(os.fsencode(tmp.name)) <= 255 and tmp.name.endswith(target.suffix)
+        tmp.write_bytes(b"again")
+    assert target.read_bytes() == b"again"
+    # a killed writer's shortened temporary file is still found by its target's name
+    dead = "9" * len(str(os.getpid()))   # no such process (nor, at 7 digits, any possible one)
+    stale = temp_path(target).with_name(temp_path(target).name.replace(f".{os.getpid()}-", f".{dead}-"))
+    stale.write_bytes(b"partial")
+    assert remove_stale_temps(tmp_path, names={"other.jpg"}) == 0
+    assert remove_stale_temps(tmp_path, names={name}) == 1 and os.listdir(tmp_path) == [name]

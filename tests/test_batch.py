@@ -663,6 +663,9 @@ def test_report_never_replaces_a_photo_or_a_foreign_file(tmp_path, capsys, align
     rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", mine, *m)
     assert rc == 2 and "exists and is not a batch report" in err and len(err.strip().splitlines()) == 1
     assert mine.read_text() == "my notes\n" and not out.exists()
+    # the output folder itself, not there yet: refused before the work (it failed at the end)
+    rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", out, *m)
+    assert rc == 2 and f"{out}: cannot write the report: it is a folder" in err and not out.exists()
     # into the output folder under its own name (created with it), then replacing its own report
     for again in ([], ["--overwrite"]):
         rc, err = cli(capsys, "batch", aligned3, "-o", out, "--report", out / "report.json", *m, *again)

@@ -434,6 +434,18 @@ def test_an_existing_output_is_only_replaced_with_overwrite(tmp_path, capsys, ph
     rc, err = _edit(capsys, photo_png, notes, tiny_model_path, "--set", "Smiling=2", "--overwrite")
     assert rc == 0, err
     assert read(notes).shape == read(photo_png).shape
+    # a link whose target is gone is the user's entry too (it was replaced by the photo)
+    dangling = tmp_path / "later.jpg"
+    dangling.symlink_to(tmp_path / "not-yet.jpg")
+    rc, err = _edit(capsys, photo_png, dangling, tiny_model_path, "--set", "Smiling=2")
+    assert rc == 2
+    assert_one_line_error(err, f"{dangling}: output file already exists; --overwrite replaces it")
+    assert dangling.is_symlink() and not dangling.exists()
+    # a bad --quality is refused before the model loads, not after the edit
+    rc, err = _edit(capsys, photo_png, tmp_path / "q.jpg", tiny_model_path, "--quality", "0",
+                    "--model", str(tmp_path / "no-such-model.fader"))
+    assert rc == 2
+    assert_one_line_error(err, "--quality must be between 1 and 100, got 0")
     before = photo_png.read_bytes()
     rc, err = _edit(capsys, photo_png, photo_png, tiny_model_path, "--overwrite")   # never the input
     assert rc == 2
