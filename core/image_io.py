@@ -110,12 +110,21 @@ def _bomb_message(p: Path, exc: Exception, max_pixels: int | None) -> str:
             f"(possible decompression bomb)")
 
 
+def _cut_off(exc: OSError) -> bool:
+    """Whether Pillow's error is its way, for one format or another, of saying the file is cut off
+    or damaged (JPEG "Truncated File Read", PNG "broken data stream", WebP's refused decoder)."""
+    return exc.errno is None and any(w in str(exc).lower() for w in (
+        "truncated", "broken data stream", "could not create decoder"))
+
+
 def _open(p: Path, max_pixels: int | None) -> Image.Image:
     """Open (header only) and refuse oversized images before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb check only warns between its two limits; ``max_pixels`` is ours.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # a cut-off TIFF's "Corrupt EXIF data" warning: the error below says it in one line
+            warnings.simplefilter("ignore", UserWarning)
             im = Image.open(p)
     except Image.DecompressionBombError as exc:
         raise ImageError(_bomb_message(p, exc, max_pixels)) from None
@@ -125,7 +134,8 @@ def _open(p: Path, max_pixels: int | None) -> Image.Image:
                              "(pip install pi-heif)") from None
         raise ImageError(f"{p}: cannot read image: not a recognised image format") from None
     except OSError as exc:
-        raise ImageError(f"{p}: cannot read image: {os_reason(exc)}") from None
+        why = "the file is truncated or corrupt" if _cut_off(exc) else os_reason(exc)
+        raise ImageError(f"{p}: cannot read image: {why}") from None
     except (SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{p}: cannot read image: corrupt header ({exc})") from None
     w, h = im.size
@@ -345,7 +355,7 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         raise ImageError(_bomb_message(p, exc, max_pixels)) from None
     except OSError as exc:
         msg = str(exc)
-        if "truncated" in msg or "broken data stream" in msg:
+        if _cut_off(exc):
             raise ImageError(f"{p}: cannot read image: the file is truncated or corrupt") from None
         raise ImageError(f"{p}: cannot read image: corrupt or unsupported data "
                          f"({msg or os_reason(exc)})") from None

@@ -212,6 +212,9 @@ def test_truncated(tmp_path, suffix):
     data = full.read_bytes()
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(data[: len(data) // 2])
+    # one wording for every format (a WebP said "could not create decoder object")
+    _assert_image_error(cut, "cannot read image: the file is truncated or corrupt")
+    cut.write_bytes(data[:40])   # cut inside the header (a JPEG said "Truncated File Read")
     _assert_image_error(cut, "cannot read image")
 
 
