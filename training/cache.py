@@ -67,7 +67,7 @@ def cache_key(paths, size: int, align: bool) -> str:
             sig = f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n"
         except OSError:
             sig = f"{p}\0missing\n"
-        h.update(sig.encode())
+        h.update(sig.encode("utf-8", "surrogateescape"))  # a non-UTF-8 file name as its bytes
     return h.hexdigest()[:24]
 
 
@@ -139,7 +139,7 @@ def open_cache(paths, size: int, align: bool = False, cache_dir=None, workers: O
             json.dump(info, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
-        with open(tmp / "files.txt", "w") as f:
+        with open(tmp / "files.txt", "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write("\n".join(paths))
         try:
             os.replace(tmp, folder)

@@ -23,6 +23,7 @@ PROG = "fader-train"
 # empty ones and those that hold this file (or a checkpoint), never a folder of the user's files.
 RUN_MARKER = "fader-run.json"
 SKIPPED_LIST = "skipped.txt"   # in the run folder: the images preprocessing skipped, with the reason
+PSEUDO_LABELS = "pseudo_labels.txt"  # in a fine-tuning run folder: the labels the --init model's classifier gave
 MAX_BATCH_SIZE = 1024
 MAX_THREADS = 1024
 
@@ -436,7 +437,7 @@ def _run(argv, log, held: dict) -> int:
     phase = dist.phase("preparing the run folder and the evaluation classifier") if dist is not None else None
     leader = phase is None or phase.leader
     if leader:
-        _prepare_run_folder(ck, run_dir, data, held)
+        _prepare_run_folder(ck, run_dir, data, held, say)
     classifier = None
     if ck is None and leader:
         classifier = _evaluation_classifier(a, data, cfg, device, meta, quiet, say)
@@ -586,6 +587,11 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
     from .datasets import exclude_images, open_dataset, recorded_split, split_dataset
     init_path = a.init or a.continue_from
     ds = open_dataset(a.data, a.attr)
+    if ck is not None and a.attr is None:   # a resumed run trains its own attributes, as --continue below
+        own = {x["name"] for x in ck["attributes"]}
+        kept = [x.name for x in ds.attributes if x.name in own]
+        if kept and len(kept) < len(ds.attributes):
+            ds = open_dataset(a.data, ",".join(kept))
     if a.continue_from and a.attr is None:
         # a continued model trains its own attributes: the data's others are left out, not added
         # (CelebA's file lists 40; a continuation cannot grow the model)
@@ -600,6 +606,10 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
         say(f"{PROG}: --exclude left out {dropped} image(s)")
     attrs = list(ds.attributes)
     labels = ds.labels
+    if init_model is not None or ck is not None:
+        model_names = [m.name for m in init_model.attributes] if init_model is not None else \
+            [x["name"] for x in ck["attributes"]]
+        attrs = _model_spelling(attrs, model_names, "model" if ck is None else "run", say)
     pseudo, order = [], []
     if init_model is not None:
         # The model's attributes come first, in its order; attributes the data lacks are labelled
@@ -613,6 +623,9 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
         if pseudo and init_model.classifier is None:
             raise FaderError(f"--init: the data lacks {[x.name for x in pseudo]} and the model has no classifier to label them")
         order = [x.name for x in init_model.attributes] + [x.name for x in attrs if x.name not in {m.name for m in init_model.attributes}]
+    resumed = _ResumedLabels(ck, attrs, run_dir) if ck is not None else None
+    if resumed is not None:
+        pseudo = resumed.pseudo
     clf_weights = _parse_clf_weights(a.clf_weight, [x.name for x in attrs] + [x.name for x in pseudo]) \
         if a.clf_weight else None
     img_size = a.img_size or (init_model.image_size if init_model else
@@ -625,7 +638,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
     kept_val = ""
     if ck is not None and (run_dir / "val_files.txt").is_file():
         # A resumed run keeps the validation images it was selecting on, however they would be drawn now.
-        rec = recorded_split(ds, (run_dir / "val_files.txt").read_text(errors="replace").splitlines())
+        listed = (run_dir / "val_files.txt").read_bytes().decode("utf-8", "surrogateescape")  # names as written
+        rec = recorded_split(ds, listed.splitlines())
         if rec is not None:
             train_idx, val_idx = rec
             kept_val = " (the run's own, from val_files.txt)"
@@ -639,22 +653,115 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
         if dist is None or dist.is_main:   # written by _prepare_run_folder, once the folder is locked
             skipped = _skipped_images(cache, paths, a.align)
         say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): "
-            + ", ".join(f"{k}: {v}" for k, v in sorted(cache.skipped.items())) + f"; listed in {run_dir / SKIPPED_LIST}")
+            + ", ".join(f"{k}: {v}" for k, v in sorted(cache.skipped.items())))
     say(f"{PROG}: preprocessing cache {cache.path} ({'reused' if cache.reused else 'built'})")
     train_idx = train_idx[cache.valid[train_idx]]
     val_idx = val_idx[cache.valid[val_idx]]
-    if len(train_idx) < 2 or len(val_idx) < 1:
-        raise FaderError(f"{a.data[0]}: too few usable images ({len(train_idx)} train, {len(val_idx)} validation)"
-                         + ("" if a.val_size is None else f" with --val-size {a.val_size}"))
-    _check_every_value_seen(a, attrs, labels, train_idx, val_idx, say)
-    if ck is None and a.batch_size > len(train_idx):
+    try:
+        if len(train_idx) < 2 or len(val_idx) < 1:
+            raise FaderError(f"{a.data[0]}: too few usable images ({len(train_idx)} train, {len(val_idx)} validation)"
+                             + ("" if a.val_size is None else f" with --val-size {a.val_size}"))
+        _check_every_value_seen(a, attrs, labels, train_idx, val_idx, say)
+    except FaderError as e:   # the run stops before its folder (and skipped.txt) is written: name them here
+        if not skipped:
+            raise
+        shown = ", ".join("{} ({})".format(*x.split("\t", 1)) for x in skipped[:5])
+        raise FaderError(f"{e}; skipped: {shown}" + (f", … ({len(skipped)} in all)" if len(skipped) > 5 else "")) from None
+    if ck is None and not a.continue_from and a.batch_size > len(train_idx):  # --continue: in _configure
         # a batch larger than the data only repeats images, at the memory cost of its full size
         say(f"{PROG}: --batch-size {a.batch_size} is more than the {len(train_idx)} training images; using {len(train_idx)}")
         a.batch_size = len(train_idx)
     if init_model is not None:
         attrs, labels = _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, device, say)
+    if resumed is not None:
+        attrs, labels = resumed.labels(ds, labels, cache, paths, device, say)
     return _Data(ds, dropped, attrs, labels, pseudo, init_model, clf_weights, img_size, init_path, train_idx,
                  val_idx, paths, cache, skipped)
+
+
+def _model_spelling(attrs, model_names, whose: str, say) -> list:
+    """The data's attributes, each named as the model names it where the two differ only in letter
+    case (a folder `smiling` for a model's `Smiling` would otherwise become a second attribute)."""
+    from dataclasses import replace
+    folded = {n.lower(): n for n in model_names}
+    out = []
+    for x in attrs:
+        own = folded.get(x.name.lower())
+        if own is not None and own != x.name and own not in {y.name for y in attrs}:
+            say(f"{PROG}: the data's attribute {x.name!r} is the {whose}'s {own!r}")
+            x = replace(x, name=own)
+        out.append(x)
+    return out
+
+
+class _ResumedLabels:
+    """A resumed run's attributes and labels, in its checkpoint's order: the data's columns (their
+    values checked against the run's: a new or renamed label would index past the run's networks or
+    flip its labels silently), and the attributes the --init model's classifier labelled, read back
+    from RUN_DIR/pseudo_labels.txt (or, for a run written before that file, labelled again by the
+    --init model its metadata names)."""
+
+    def __init__(self, ck, data_attrs, run_dir: Path):
+        from core.attributes import Attribute
+        from core.errors import FaderError
+        self.run_attrs = [Attribute.from_dict(x) for x in ck["attributes"]]
+        self.file = run_dir / PSEUDO_LABELS
+        by_name = {x.name: x for x in self.run_attrs}
+        for x in data_attrs:
+            if x.name not in by_name:
+                raise FaderError(f"--resume: the run trains {list(by_name)}, not the data's {x.name!r}; "
+                                 "resume with the run's --data and --attr")
+            if x.values != by_name[x.name].values:
+                raise FaderError(f"--resume: {x.name} has values {list(x.values)} in the data but "
+                                 f"{list(by_name[x.name].values)} in the run; resume with the run's data and labels")
+        own = {x.name for x in data_attrs}
+        self.data_names = [x.name for x in data_attrs]
+        self.pseudo = [x for x in self.run_attrs if x.name not in own]
+        self.init_model = None
+        if self.pseudo and not self.file.is_file():
+            init = (json.loads(ck.get("meta_json") or "{}").get("training") or {}).get("init")
+            if not init or not Path(init).is_file():
+                raise FaderError(f"--resume: the data lacks {[x.name for x in self.pseudo]}, which the --init model "
+                                 f"{init} labelled, and neither it nor {self.file} is there")
+            self.init_model = _load_init_model(init)
+
+    def labels(self, ds, labels, cache, paths, device, say) -> tuple:
+        from core.errors import FaderError
+        from .datasets import split_key
+        if self.init_model is not None:
+            return _init_model_labels(self.init_model, [self.run_attrs[[x.name for x in self.run_attrs].index(n)]
+                                                        for n in self.data_names], labels,
+                                      [x.name for x in self.run_attrs], self.pseudo, cache, paths, device, say)
+        rec, names = {}, []
+        if self.pseudo:
+            lines = self.file.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+            names = lines[0].split("\t")[1:] if lines else []
+            rec = {k: v for k, _, v in (ln.partition("\t") for ln in lines[1:])}
+        cols = []
+        for x in self.run_attrs:
+            if x.name in self.data_names:
+                cols.append(labels[:, self.data_names.index(x.name)])
+                continue
+            j = names.index(x.name) if x.name in names else None
+            try:
+                cols.append(np.asarray([x.values.index(rec[split_key(ds, p)].split("\t")[j]) for p in paths]))
+            except (KeyError, ValueError, IndexError, TypeError):
+                raise FaderError(f"--resume: {self.file} lacks the label of {x.name} for some of the data's images; "
+                                 "resume with the run's --data") from None
+        return list(self.run_attrs), np.stack(cols, 1).astype(np.int64)
+
+
+def _pseudo_labels_text(data: "_Data") -> bytes:
+    """RUN_DIR/pseudo_labels.txt: the labels the --init model's classifier gave, one image a line
+    (its path inside the data, a tab, the value labels), so that --resume needs neither the model
+    nor its classifier again."""
+    from .datasets import split_key
+    names = [x.name for x in data.pseudo]
+    cols = [[x.name for x in data.attrs].index(n) for n in names]
+    rows = ["\t".join(["file", *names])]
+    rows += ["\t".join([split_key(data.ds, p), *(data.attrs[j].values[data.labels[i, j]] for j in cols)])
+             for i, p in enumerate(data.paths)]
+    return ("\n".join(rows) + "\n").encode("utf-8", "surrogateescape")
 
 
 def _skipped_images(cache, paths, align: bool) -> list:
@@ -765,6 +872,10 @@ def _configure(a, ck, data: _Data, dist, say) -> tuple:
     continued_at = None
     if a.continue_from:
         cfg, continued_at = _continued_config(init_model, a, a.given, cfg)
+        if cfg.batch_size > len(train_idx):   # as a new run's (_load_data), once the recorded recipe is known
+            whose = "--batch-size" if "batch_size" in a.given else "the model's recorded batch size"
+            say(f"{PROG}: {whose} {cfg.batch_size} is more than the {len(train_idx)} training images; using {len(train_idx)}")
+            cfg.batch_size = len(train_idx)
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
@@ -807,7 +918,7 @@ def _note_ignored_on_resume(a, arch, cfg, say) -> None:
 
 def _train_files_sha1(paths, train_idx) -> str:
     """SHA-1 of the training files' sorted names: the run's data by name, whatever their file times."""
-    return hashlib.sha1("\n".join(sorted(Path(paths[i]).name for i in train_idx)).encode()).hexdigest()
+    return hashlib.sha1("\n".join(sorted(Path(paths[i]).name for i in train_idx)).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) -> dict:
@@ -847,7 +958,7 @@ def _licence(ds, init_model) -> str:
     return f"derived from a model under: {base} -- further trained on images under: {own}"
 
 
-def _prepare_run_folder(ck, run_dir: Path, data: _Data, held: dict) -> None:
+def _prepare_run_folder(ck, run_dir: Path, data: _Data, held: dict, say) -> None:
     """Rank 0: check the folder again, lock it, mark it and write the split's file lists."""
     from core.atomic_write import write_bytes_atomic
     from core.errors import FaderError
@@ -861,8 +972,11 @@ def _prepare_run_folder(ck, run_dir: Path, data: _Data, held: dict) -> None:
     if ck is None:
         for name, idx in (("train_files.txt", data.train_idx), ("val_files.txt", data.val_idx)):
             write_bytes_atomic(run_dir / name, ("\n".join(data.paths[i] for i in idx) + "\n").encode("utf-8", "surrogateescape"))
+        if data.pseudo:
+            write_bytes_atomic(run_dir / PSEUDO_LABELS, _pseudo_labels_text(data))
     if data.skipped:
         write_bytes_atomic(run_dir / SKIPPED_LIST, ("\n".join(data.skipped) + "\n").encode("utf-8", "surrogateescape"))
+        say(f"{PROG}: the skipped images are listed in {run_dir / SKIPPED_LIST}")
 
 
 def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool, say):
@@ -930,7 +1044,7 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
     if dist is not None:  # a killed torchrun: stop as on SIGTERM (every rank after the same step, checkpoint saved)
         dist.watch_launcher(lambda: setattr(trainer, "stop_reason", trainer.stop_reason or "SIGTERM"))
     if trainer.is_main:
-        with open(run_dir / "command.txt", "a") as f:
+        with open(run_dir / "command.txt", "a", encoding="utf-8", errors="surrogateescape") as f:
             f.write(" ".join([PROG] + [str(x) for x in (argv if argv is not None else sys.argv[1:])]) + "\n")
     if phase is not None:
         phase.end()

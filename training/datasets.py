@@ -143,6 +143,12 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
         _err(f"{root}: a labeled folder defines one attribute named after the folder ({name!r}); --attr {','.join(wanted)} does not match")
     if len(per_value) < 2:
         _err(f"{root}: a labeled folder needs at least 2 value subfolders with images (found {len(per_value)}: {sorted(per_value)})")
+    folded = {}
+    for v in per_value:   # as in a CSV table: on a case-insensitive disk these would be one folder
+        if v.lower() in folded:
+            _err(f"{root}: value folders {folded[v.lower()]!r} and {v!r} differ only in letter case and would be two "
+                 "values; merge them into one folder")
+        folded[v.lower()] = v
     values = _order_values(list(per_value))
     attr = Attribute(name, tuple(values))
     items = [Item(str(p), (vi,)) for vi, v in enumerate(values) for p in per_value[v]]
@@ -437,7 +443,8 @@ def split_key(ds: Dataset, path: str) -> str:
     if ds.kind == "celeba":
         return p.name
     if ds.kind == "packed":
-        return str(path).partition("#")[2]
+        from .packfile import split_member
+        return split_member(path)[1]
     base = Path(ds.roots[0]) if ds.kind == "folders" else Path(ds.roots[0]).parent
     try:
         return p.relative_to(base).as_posix()
@@ -501,7 +508,9 @@ def listed_indices(ds: Dataset, names: Sequence[str], what: str) -> np.ndarray:
 
 
 def _hash_order(ds: Dataset, idx: np.ndarray, seed: int) -> np.ndarray:
-    keys = [hashlib.sha1(f"{seed}:{split_key(ds, ds.items[i].path)}".encode()).hexdigest() for i in idx]
+    # surrogateescape: a file name that is not UTF-8 hashes as its own bytes (UTF-8 ones as before)
+    keys = [hashlib.sha1(f"{seed}:{split_key(ds, ds.items[i].path)}".encode("utf-8", "surrogateescape")).hexdigest()
+            for i in idx]
     return np.asarray(idx)[np.argsort(keys, kind="stable")]
 
 
@@ -591,9 +600,10 @@ def load_training_crop(path: str, size: int, align: bool = False) -> tuple:
     images are taken as already-cropped faces. `align=True`: detect the face and align it to the
     CelebA template (the first / largest face); images without a face are skipped.
     """
-    from .packfile import is_member, member_file, open_pack
-    if is_member(path):  # a crop already made at the pack's resolution
-        crop = open_pack(member_file(path)).crop(str(path).partition("#")[2])
+    from .packfile import open_pack, split_member
+    member = split_member(path)
+    if member is not None:  # a crop already made at the pack's resolution
+        crop = open_pack(member[0]).crop(member[1])
         if crop is None:
             return None, "unreadable pack entry"
         return (crop if crop.shape[0] == size else _resize(crop, size)), None

@@ -111,12 +111,20 @@ def open_pack(path) -> Pack:
         return p
 
 
+def split_member(path) -> Optional[tuple]:
+    """(pack file, member name) of an image inside a pack (PACK.fpack#name), else None. Split after
+    the first ".fpack#": the pack's folder may hold a '#', and so may a member's name."""
+    s = str(path)
+    i = s.lower().find(PACK_SUFFIX + MEMBER_SEP)
+    return None if i < 0 else (s[:i + len(PACK_SUFFIX)], s[i + len(PACK_SUFFIX) + len(MEMBER_SEP):])
+
+
 def is_member(path: str) -> bool:
     """Whether `path` names an image inside a pack (PACK.fpack#name)."""
-    head, sep, _ = str(path).partition(MEMBER_SEP)
-    return bool(sep) and head.endswith(PACK_SUFFIX)
+    return split_member(path) is not None
 
 
 def member_file(path: str) -> str:
     """The pack file a member path lives in (the path itself for ordinary files)."""
-    return str(path).partition(MEMBER_SEP)[0] if is_member(path) else str(path)
+    parts = split_member(path)
+    return str(path) if parts is None else parts[0]

@@ -808,17 +808,37 @@ class Trainer:
         m = self.evaluate()
         self._last_eval_step = self.step
         m["eval_seconds"] = round(time.time() - t0, 1)
-        psnr_max = max(self.best["psnr_max"], m["psnr"])
-        eligible = m["psnr"] >= psnr_max - cfg.psnr_drop
-        is_best = eligible and m["swap_mean"] > self.best["score"]
-        self.best["psnr_max"] = psnr_max
-        metrics = {"step": self.step, "validation": m, "selection": "best mean swap accuracy with PSNR "
-                   f"within {cfg.psnr_drop} dB of the run's best"}
+        self.best["psnr_max"] = max(self.best["psnr_max"], m["psnr"])
+        selection = f"best mean swap accuracy with PSNR within {cfg.psnr_drop} dB of the run's best"
+        metrics = {"step": self.step, "validation": m, "selection": selection}
+        # What model.fader may hold: this state, the one it holds, and those --keep-evals exported (an
+        # earlier state's weights are gone otherwise). A rise of the best PSNR can make the held one
+        # ineligible; this state, then the best PSNR, always is.
+        cands = {self.step: m}
+        for rec in self._logged_evals():
+            if self._kept_path(rec["step"]).is_file() or rec["step"] == self.best["step"]:
+                cands[rec["step"]] = rec["val"]
+        if self.best["step"] >= 0 and self.best.get("metrics"):
+            cands.setdefault(self.best["step"], self.best["metrics"]["validation"])
+        held = self.best["step"]
+        choice = select_best({k: (v["swap_mean"], v["psnr"]) for k, v in cands.items()},
+                             self.best["psnr_max"], cfg.psnr_drop)
+        is_best = choice == self.step
         if is_best:
             self.best.update({"score": m["swap_mean"], "step": self.step, "metrics": metrics})
             self.export(self.run_dir / "model.fader", metrics)
+        elif choice is not None and choice != self.best["step"]:   # a kept earlier state
+            kept = self._kept_path(choice)
+            for src, dst in ((discriminators_path(kept), discriminators_path(self.run_dir / "model.fader")),
+                             (kept, self.run_dir / "model.fader")):
+                if src.is_file():
+                    write_bytes_atomic(dst, src.read_bytes())
+                elif dst.is_file():
+                    dst.unlink()
+            self.best.update({"score": cands[choice]["swap_mean"], "step": choice,
+                              "metrics": {"step": choice, "validation": cands[choice], "selection": selection}})
         if cfg.keep_evals:
-            self.export(self.run_dir / f"model_step{self.step:07d}.fader", metrics)
+            self.export(self._kept_path(self.step), metrics)
         grid_rows = np.sort(self.val_idx)[: cfg.preview_rows]
         grid = preview_grid(self.ae_eval, self.attrs, self.images[grid_rows], self.labels[grid_rows], self.device)
         write_png(self.run_dir / f"preview_{self.step:07d}.png", grid)
@@ -835,7 +855,25 @@ class Trainer:
         return (f"step {self.step} | lambda {rec['lambda_lat_dis']:.1e} | rec {tr[0]:.4f} | "
                 f"PSNR {m['psnr']:.2f} dB | lat-dis acc {m.get('lat_dis_accuracy_mean', float('nan')):.3f} | "
                 f"swap {m['swap_mean']:.3f} ({swaps}) | on the input {m['paste_swap_mean']:.3f} | others {m['others_unchanged_mean']:.3f}"
-                + (" | best, exported" if is_best else f" | best stays step {self.best['step']}"))
+                + (" | best, exported" if is_best else f" | best stays step {held}" if self.best["step"] == held
+                   else f" | best now step {self.best['step']} (from its {self._kept_path(self.best['step']).name})"))
+
+    def _kept_path(self, step: int) -> Path:
+        return self.run_dir / f"model_step{step:07d}.fader"
+
+    def _logged_evals(self) -> list:
+        """The run's earlier evaluations, from log.jsonl (torn or foreign lines skipped)."""
+        path = self.run_dir / "log.jsonl"
+        out = []
+        for line in (path.read_text(errors="replace").splitlines() if path.is_file() else []):
+            try:
+                rec = json.loads(line)
+                if isinstance(rec.get("step"), int) and rec["step"] < self.step:
+                    float(rec["val"]["swap_mean"]), float(rec["val"]["psnr"])
+                    out.append(rec)
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue
+        return out
 
     def _trim_log(self) -> None:
         """On resume, drop log.jsonl lines from steps after the checkpoint (they are redone) and
@@ -987,6 +1025,14 @@ def _classifier_arch(ck: dict, arch: ArchConfig) -> ArchConfig:
     return classifier_config(arch.img_size, arch.n_attr)
 
 
+def select_best(evals: dict, psnr_max: float, psnr_drop: float) -> Optional[int]:
+    """The step of the best of `evals` ({step: (mean swap accuracy, PSNR)}): the highest swap
+    accuracy among those within `psnr_drop` dB of the run's best PSNR `psnr_max`, on equal swap
+    accuracy the higher PSNR (then the earlier step: no new export for a tie); None if none is within."""
+    ok = [(swap, psnr, -step) for step, (swap, psnr) in evals.items() if psnr >= psnr_max - psnr_drop]
+    return -max(ok)[2] if ok else None
+
+
 def _alignment_meta() -> Optional[dict]:
     """The CelebA template the crops were made with (None while core.alignment is unavailable;
     readers then fall back to CelebA's framing, which is what the data path used)."""
@@ -1012,7 +1058,8 @@ def load_checkpoint(path) -> dict:
         raise FaderError(f"{path}: damaged or not a fader-train checkpoint (only plain tensors and containers "
                          "are loaded from a checkpoint, never code)") from None
     except Exception as e:  # torn / truncated file
-        first = str(e).split(". ")[0].splitlines()[0][:120]
+        # some errors have no message (an empty file: EOFError())
+        first = (str(e).split(". ")[0].splitlines() or [type(e).__name__])[0][:120]
         raise FaderError(f"{path}: damaged or not a fader-train checkpoint ({first})") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise FaderError(f"{path}: not a fader-train checkpoint")
