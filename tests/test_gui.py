@@ -242,7 +242,12 @@ def test_device_switch_keeps_the_edit_and_is_remembered(editor, qtbot):
         w.device_actions[other].trigger()
     assert w.settings.device == other and w.device_actions[other].isChecked()
     assert w.panel.row("Male").spin.value() == value and w.undo_stack.canUndo()
-    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
+    # The new engine decodes the edit together with the reconstruction (a batch of two) where the
+    # old one decoded it alone: the float results differ by ~1e-5, which can round a pixel the
+    # other way, so the kept edit is the same within one level (the edit itself moves ~100 levels).
+    qtbot.waitUntil(lambda: w.preview_current() and preview(w).shape == edited.shape
+                    and np.abs(preview(w).astype(int) - edited).max() <= 1, timeout=TIMEOUT)
+    assert np.abs(preview(w).astype(int) - orig).max() > 20
 
 
 def test_cuda_chosen_without_a_cuda_device_says_the_model_runs_on_the_cpu(editor, qtbot):
