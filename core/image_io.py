@@ -368,6 +368,14 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
+def check_header(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """ImageError unless ``path``'s header is a readable image within ``max_pixels`` (what
+    :func:`load_image` refuses before decoding), without decoding its pixels."""
+    p = Path(path)
+    _check_readable(p)
+    _open(p, max_pixels).close()
+
+
 def read_metadata(path: str | os.PathLike, exif: bool = True) -> tuple:
     """(EXIF, ICC profile) of ``path`` from one opening of its header, as :func:`read_exif` and
     :func:`read_icc_profile` return them (``exif=False``: None for the EXIF, unread)."""

@@ -169,6 +169,12 @@ def _sniff(path: Path) -> None:
         raise ModelFileError(f"{path}: the file's header is {n:,} bytes, more than the limit of {MAX_HEADER_BYTES:,}")
 
 
+def check_header(path) -> None:
+    """ModelFileError unless ``path`` looks like a model file from its first bytes (missing, empty,
+    a folder, a pickle, no safetensors header): the cheap check before a question about the edits."""
+    _sniff(Path(path))
+
+
 def _expect(cond, path, msg):
     if not cond:
         raise ModelFileError(f"{path}: {msg}")

@@ -44,6 +44,7 @@ class ExportDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Export edited photo")
         self.setMinimumWidth(520)
+        self._default = Path(path)
         form = QFormLayout()
         self.path_edit = QLineEdit(str(path))
         form.addRow("File", browse_row(self.path_edit, self._browse))
@@ -106,7 +107,13 @@ class ExportDialog(QDialog):
         self.export_button.setEnabled(bool(text.strip()))
 
     def result_path(self) -> Path:
+        """The typed path: a bare name beside the proposed one (not in the app's working folder),
+        into a folder typed alone under the proposed name, the format's suffix added if missing."""
         p = Path(self.path_edit.text().strip()).expanduser()
+        if not p.is_absolute():
+            p = self._default.parent / p
+        if p.is_dir():
+            p = p / self._default.name
         if p.suffix.lower() not in _SUFFIX_FORMAT:
             p = p.with_name(p.name + self.format_combo.currentData())
         return p

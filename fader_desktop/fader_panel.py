@@ -9,6 +9,10 @@ writes only when it shows something other than the session's value, so showing a
 writes it back (no signal blocking needed). An attribute with more than two values shows a
 `Towards` value: a combo picks the value to move towards, the slider says how far from the
 face's own mix.
+
+A value beyond the slider's range (a pasted edit or a recipe may exaggerate up to
+`core.attributes.value_limits`) is shown as it is: the number box widens to the accepted values,
+the slider stops at its end with an outward arrow on its handle, and both tooltips say so.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFrame, QGridLayout, Q
                                QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
-from core.attributes import pure_label
+from core.attributes import pure_label, towards, value_limits, value_to_code
 from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider
 
 SLIDER_STEPS = 1000
@@ -41,11 +45,22 @@ class MarkedSlider(QSlider):
         self._ticks: list = []   # slider positions (ints) of the pure values
         self._own: int | None = None
         self._own_unsure = False   # the classifier was unsure of the face's own value: a hollow mark
+        self._beyond = 0   # -1 / +1: the value lies beyond the slider's low / high end (an arrow on the handle)
         self.setMinimumHeight(26)
 
     def set_marks(self, ticks, own, unsure: bool = False) -> None:
         self._ticks, self._own, self._own_unsure = list(ticks), own, bool(unsure)
         self.update()
+
+    def set_beyond(self, side: int) -> None:
+        """Mark the handle with an arrow pointing past the slider's end (-1 low, +1 high, 0 none)."""
+        if side != self._beyond:
+            self._beyond = side
+            self.update()
+
+    def beyond(self) -> int:
+        """-1 / +1 where the value shown lies beyond the slider's low / high end, else 0."""
+        return self._beyond
 
     def own_mark(self) -> tuple:
         """(slider position of the face's own value or None, whether it is marked unsure)."""
@@ -82,6 +97,20 @@ class MarkedSlider(QSlider):
                 p.fillPath(tri, self.palette().color(QPalette.ColorRole.Highlight))
         p.end()
         super().paintEvent(event)
+        if self._beyond:
+            # on the handle (drawn above): an arrow pointing outwards, "the value goes on past here"
+            handle = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                                 QStyle.SubControl.SC_SliderHandle, self)
+            c, d = QPointF(handle.center()), 4.0 * self._beyond
+            arrow = QPainterPath(QPointF(c.x() + d, c.y()))
+            arrow.lineTo(QPointF(c.x() - d, c.y() - 4))
+            arrow.lineTo(QPointF(c.x() - d, c.y() + 4))
+            arrow.closeSubpath()
+            p = QPainter(self)
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            p.fillPath(arrow, self.palette().color(QPalette.ColorRole.Highlight))
+            p.strokePath(arrow, QPen(self.palette().color(QPalette.ColorRole.Base), 1.0))
+            p.end()
 
 
 class FaderRow(QFrame):
@@ -122,7 +151,7 @@ class FaderRow(QFrame):
         self.slider.setPageStep(SLIDER_STEPS // 10)
         self.slider.setAccessibleName(display_name(attr.name))
         self.spin = QDoubleSpinBox()
-        self.spin.setRange(lo, hi)
+        self.spin.setRange(lo, hi)   # widened while a value beyond it is shown (_fit_spin)
         self.spin.setDecimals(2)
         self.spin.setSingleStep(0.05)
         self.spin.setKeyboardTracking(False)  # one edit when the user presses Enter, not per keystroke
@@ -199,27 +228,77 @@ class FaderRow(QFrame):
     def _number(self, v) -> float:
         return v.strength if isinstance(v, Towards) else float(v)
 
+    def _as_fader(self, value, own):
+        """(value as this fader shows it, whether exactly): a number for a two-valued attribute, a
+        Towards for one with more values. A pasted edit or a recipe may hold two weights, an index of
+        a pure value or a mix of weights instead; a mix that no Towards reaches is shown as the
+        nearest one (the fader's first move replaces it)."""
+        if isinstance(value, Towards):
+            return value, True
+        if self.attr.is_binary:
+            if isinstance(value, (list, tuple)):
+                w0, w1 = (float(x) for x in value)
+                return w1, abs(w0 + w1 - 1.0) <= 1e-6
+            return float(value), True
+        code = value_to_code(self.attr, list(value) if isinstance(value, tuple) else value)
+        base = (towards([1.0 if j == own.target else 0.0 for j in range(self.attr.n)], own.target, 0.0)
+                if isinstance(own, Towards) else [float(x) for x in own])
+        diff = [c - b for c, b in zip(code, base)]
+        if max(abs(d) for d in diff) <= 1e-9:
+            return Towards(max(range(len(base)), key=base.__getitem__), 0.0), True
+        target = max(range(len(diff)), key=diff.__getitem__)
+        strength = diff[target] / (1.0 - base[target]) if base[target] < 1.0 - 1e-9 else 1.0
+        shown = Towards(target, round(strength, 6))
+        return shown, all(abs(a - b) <= 1e-6 for a, b in zip(towards(base, target, shown.strength), code))
+
     def _with_number(self, v: float):
         if self.attr.is_binary:
             return float(v)
-        target = self._shown.target if isinstance(self._shown, Towards) else self._own.target
-        return Towards(target, float(v))
+        return Towards(self._shown.target, float(v))   # _shown is a Towards here (show_value)
 
     def _spin_shows(self, v: float) -> bool:
         """Whether the number box shows `v` as well as it can (clamped, to its decimals)."""
         v = min(self.spin.maximum(), max(self.spin.minimum(), v))
         return abs(self.spin.value() - v) <= 0.5 * 10 ** -self.spin.decimals() + 1e-12
 
+    def _beyond(self, v: float) -> int:
+        """-1 / +1 where `v` lies beyond the slider's low / high end (by more than the box's rounding), else 0."""
+        eps = 0.5 * 10 ** -self.spin.decimals()
+        return 1 if v > self._hi + 1e-9 and round(v - self._hi, 6) >= eps else (
+            -1 if v < self._lo - 1e-9 and round(self._lo - v, 6) >= eps else 0)
+
+    def _fit_spin(self, v: float, beyond: int) -> None:
+        """Show `v` in the number box: its range is the slider's, or while `v` lies beyond that,
+        every value the model accepts (value_limits), so that its arrows nudge from there either way.
+        The range only ever clamps a value it already holds, so showing writes nothing."""
+        lo, hi = value_limits(self.attr) if beyond else (self._lo, self._hi)
+        lo, hi = min(lo, v), max(hi, v)
+        self.spin.setRange(min(lo, self.spin.minimum()), max(hi, self.spin.maximum()))   # widen, keep the value
+        self.spin.setValue(v)
+        self.spin.setRange(lo, hi)
+
+    def _beyond_text(self, v: float, beyond: int) -> str:
+        if not beyond:
+            return ""
+        a, b = value_limits(self.attr)
+        return (f"{display_name(self.attr.name)} is at {v:.2f}, beyond the slider's range {self._lo:g} … {self._hi:g} "
+                f"(a pasted edit or a recipe): the slider stops at its {'high' if beyond > 0 else 'low'} end, "
+                f"the box shows the value and takes {a:g} … {b:g}")
+
     # -- showing the session -------------------------------------------------------------------
     def show_value(self, value, own, certainty=None) -> None:
         """Show a value (and the face's own one, for the marks and the reset button; with the
         classifier's probability of that reading where it stands, to mark it when unsure). The
         widgets' handlers see that they already show the value and write nothing."""
+        value, exact = self._as_fader(value, own)
         self._shown, self._own = value, own
         number = self._number(value)
+        beyond = self._beyond(number)
         if not self.slider.isSliderDown():   # never yank the handle out of the user's hand
             self.slider.setValue(self._to_slider(number))
-        self.spin.setValue(number)
+        self.slider.set_beyond(beyond)
+        self._fit_spin(number, beyond)
+        far = self._beyond_text(number, beyond)
         if self.combo is not None and isinstance(value, Towards):
             self.combo.setCurrentIndex(int(value.target))
         own_mark = None if not self.attr.is_binary else self._to_slider(float(own))
@@ -232,8 +311,17 @@ class FaderRow(QFrame):
             else:
                 how = (f"The model reads this face as {read} ({certainty:.0%} sure)"
                        + (": unsure, so check it (a hollow triangle)." if unsure else "."))
-            self.slider.setToolTip(f"{how} The triangle marks it; right-click to correct it where it is wrong")
+            self.slider.setToolTip(f"{how} The triangle marks it; right-click to correct it where it is wrong"
+                                   + (f".\n{far}." if far else ""))
             self.unsure_label.setToolTip(self.slider.toolTip())
+        else:
+            mix = "" if exact else (
+                f"{display_name(self.attr.name)} holds a mix of its values from a pasted edit or a recipe; "
+                f"the fader shows the nearest move towards {self.combo.itemText(value.target) if self.combo else value.target}, "
+                "and moving it replaces the mix")
+            far = "; ".join(x for x in (far, mix) if x)
+            self.slider.setToolTip(f"{far}." if far else "")
+        self.spin.setToolTip(f"{far}." if far else "")
         self.unsure_label.setVisible(unsure)
         if self.own_action is not None:
             every = self.session is not None and self.session.selected == ALL_FACES
@@ -284,7 +372,7 @@ class FaderRow(QFrame):
         self._write(self._with_number(round(v, 3)))
 
     def _on_combo(self, idx: int) -> None:
-        shown = self._shown if isinstance(self._shown, Towards) else self._own
+        shown = self._shown   # a Towards for an attribute with a combo (show_value)
         if idx == shown.target:
             return
         strength = shown.strength
@@ -307,7 +395,11 @@ class FaderRow(QFrame):
 
 
 class FaderPanel(QWidget):
-    """Face selector + faders + Reset all, bound to the window's EditSession (set_session)."""
+    """Face selector + faders + Reset face, bound to the window's EditSession (set_session).
+
+    The Reset face button resets what the faders edit, as Edit ▸ Reset face does: the selected
+    face, or under All faces every face (it says "Reset all faces" then).
+    """
 
     openModelRequested = Signal()
     dragFinished = Signal()   # a slider handle was let go
@@ -355,8 +447,7 @@ class FaderPanel(QWidget):
         self._scroll.setWidget(self._rows_host)
         outer.addWidget(self._scroll, 1)
 
-        self.reset_all_button = QPushButton("Reset all")
-        self.reset_all_button.setToolTip("Every fader of the selected face back to its own value")
+        self.reset_all_button = QPushButton("Reset face")   # its text follows the selection (_name_reset)
         self.reset_all_button.clicked.connect(self._on_reset_all)
         outer.addWidget(self.reset_all_button)
         self.set_attributes([])
@@ -438,8 +529,19 @@ class FaderPanel(QWidget):
         if self.session is not None:
             idx = self.face_combo.findData(self.session.selected)
             self.face_combo.setCurrentIndex(max(0, idx))
+        self._name_reset()
+
+    def _name_reset(self) -> None:
+        """The reset button says what it resets, what the faders edit: one face, or every face under All faces."""
+        s = self.session
+        every = s is not None and s.selected == ALL_FACES and s.n_faces > 1
+        self.reset_all_button.setText("Reset all faces" if every else "Reset face")
+        self.reset_all_button.setToolTip("Every fader of every face back to its own value" if every else
+                                         "Every fader of the selected face back to its own value "
+                                         "(Edit ▸ Reset all faces resets every face)")
 
     def _show_values(self) -> None:
+        self._name_reset()
         s = self.session
         if s is None or not s.n_faces:
             for row in self._rows.values():

@@ -18,8 +18,10 @@ from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QUndoCommand, QUndoStack
-from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
+from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence,
+                           QUndoCommand, QUndoStack)
+from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QLineEdit, QMainWindow,
+                               QMessageBox)
 
 from core.atomic_write import same_file
 from core.alignment import crop_corners
@@ -34,7 +36,7 @@ from .canvas import PhotoCanvas
 from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html
 from .fader_panel import FaderPanel, display_name
 from .settings import DEVICES, Settings
-from .window_actions import build_window_chrome, icon
+from .window_actions import build_window_chrome, icon, make_room_for_message
 from .workers import EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered
 
 log = logging.getLogger("fader_desktop")
@@ -160,6 +162,8 @@ class MainWindow(QMainWindow):
 
         self.canvas = PhotoCanvas()
         self.setCentralWidget(self.canvas)
+        # a small window keeps the photo a usable size: the window's minimum grows instead
+        self.canvas.setMinimumSize(240, 160)
         self.panel = FaderPanel()
         self.dock = QDockWidget("Faders", self)
         self.dock.setObjectName("faders")
@@ -288,9 +292,9 @@ class MainWindow(QMainWindow):
         if self.undo_stack.isClean() or self._photo is None:
             return True
         if opening is not None:
-            from core.image_io import read_source
+            from core.image_io import check_header
             try:
-                read_source(opening, exif=False, alpha=False)
+                check_header(opening)   # also its size: a photo over the pixel limit is refused first
             except FaderError as e:
                 self._error("Cannot open photo", str(e))
                 return False
@@ -303,6 +307,12 @@ class MainWindow(QMainWindow):
         encoded again and the edit carried over); ask only where they may be lost."""
         if self.undo_stack.isClean() or self._photo is None or same_file(path, self._model.path):
             return True
+        from core.model_file import check_header   # torch is loaded already: a model is open
+        try:
+            check_header(path)   # no model at all: said at once, not after the question
+        except FaderError as e:
+            self._error("Cannot load model", str(e))
+            return False
         names = ", ".join(display_name(a.name) for a in self._attrs)
         return self.ask_confirm(
             "Open another model?",
@@ -647,6 +657,8 @@ class MainWindow(QMainWindow):
         # the exported values are "saved" unless the user kept editing while it was written
         if self._export_index.pop(path, None) == self.undo_stack.index():
             self.undo_stack.setClean()
+        # the next export's folder: where this one was written (a failed one's folder is not kept)
+        self.settings.export_dir = str(Path(path).parent)
         self.statusBar().showMessage(f"Exported {path}", 8000)
         self.exportFinished.emit(path)
 
@@ -854,7 +866,6 @@ class MainWindow(QMainWindow):
             self.settings.export_quality = dlg.quality()
             self.settings.keep_exif = dlg.keep_exif()
             self.settings.export_format = path.suffix.lower().lstrip(".").replace("jpeg", "jpg")
-            self.settings.export_dir = str(path.parent)
             self.export_to(path, dlg.quality(), dlg.keep_exif())
 
     def export_to(self, path, quality: int = 95, keep_exif: bool = True) -> bool:
@@ -1196,18 +1207,49 @@ class MainWindow(QMainWindow):
         # spin boxes and combos would take \\ as text, so they are filtered (see _watch_text_keys)
         if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and self._hold_key(event):
             return True
+        if event.type() == QEvent.Type.ShortcutOverride and self._window_key(obj, event):
+            return True   # not taken by the box: the window's action runs
         return super().eventFilter(obj, event)
 
+    def _window_key(self, obj, event) -> bool:
+        """Whether a key pressed in a value box or combo is the window's (an action's shortcut that
+        the box would otherwise keep: Ctrl+Z as text undo after a typed value, Ctrl+E, B, F)
+        rather than the box's own: digits, signs, separators, editing and the clipboard keys."""
+        key = QKeySequence(event.keyCombination())
+        if not any(key in a.shortcuts() for a in self.findChildren(QAction) if a.isEnabled()):
+            return False
+        command = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                                       | Qt.KeyboardModifier.MetaModifier)
+        if not command and (isinstance(obj, QComboBox) or not event.text().isalpha()):
+            return False   # a combo's letters pick an item; digits, '-', '.', ',' are a number's
+        return not any(event.matches(k) for k in (QKeySequence.StandardKey.Copy, QKeySequence.StandardKey.Paste,
+                                                  QKeySequence.StandardKey.Cut, QKeySequence.StandardKey.SelectAll))
+
     def _watch_text_keys(self) -> None:
-        for w in self.panel.findChildren(QAbstractSpinBox) + self.panel.findChildren(QComboBox):
+        # the keys go to a spin box's line edit (its focus proxy), so it is watched too
+        for w in (self.panel.findChildren(QAbstractSpinBox) + self.panel.findChildren(QComboBox)
+                  + self.panel.findChildren(QLineEdit)):
             w.installEventFilter(self)
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        # the status labels step aside for a message by the width the window had when it came:
+        # fitted again when the window is made narrower or wider while it shows
+        if self.statusBar().currentMessage():
+            make_room_for_message(self, self.statusBar().currentMessage())
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self._confirm_discard():
+        # an export of what the window shows, still queued or running: it is written, not dropped
+        # (the queue is cleared on shutdown), and nothing is asked about edits it is writing
+        exporting = self.undo_stack.index() in self._export_index.values()
+        if not exporting and not self._confirm_discard():
             event.ignore()
             return
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        if self._export_index:
+            self.statusBar().showMessage("Finishing the export before closing…")
+            self.jobs.wait_idle(600)
         self.jobs.shutdown()
         if getattr(self, "_training_dialog", None) is not None:
             # the dialog stays open (a run goes on) but its Open result has no window to load into

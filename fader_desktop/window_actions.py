@@ -159,7 +159,14 @@ def build_actions(window) -> None:
     window.act_undo.setShortcut(QKeySequence.StandardKey.Undo)
     window.act_undo.setIcon(icon("undo"))
     window.act_redo = window.undo_stack.createRedoAction(window, "&Redo")
-    window.act_redo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z")])
+    # the platform's redo keys plus the two every editor knows, each once: on X11 the standard one
+    # is Ctrl+Shift+Z itself, and a key bound twice to one action is "ambiguous" to Qt (nothing ran)
+    redo_keys = []
+    for key in (*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z"),
+                QKeySequence("Ctrl+Y")):
+        if key not in redo_keys:
+            redo_keys.append(key)
+    window.act_redo.setShortcuts(redo_keys)
     window.act_redo.setIcon(icon("redo"))
     window.act_boxes.setChecked(window.settings.show_boxes)
     window.canvas.set_show_boxes(window.settings.show_boxes)

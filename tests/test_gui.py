@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import threading
+
 import numpy as np
 import pytest
 from conftest import PHONE_HEIC
@@ -1026,8 +1028,9 @@ def test_a_photo_is_opened_from_the_clipboard(editor, qtbot, portrait_path):
 
 def test_tab_goes_down_the_faders_from_the_photo(editor, qtbot):
     """Keyboard only: Tab from the photo went to an invisible stop (the faders' scroll area), then
-    Reset all, then the toolbar's Original button, and only then to the faders (made with the model,
-    after the rest of the window). It goes down the panel now: each fader, then Reset all."""
+    Reset all (now "Reset face"), then the toolbar's Original button, and only then to the faders
+    (made with the model, after the rest of the window). It goes down the panel now: each fader,
+    then the reset button."""
     w = editor
     w.canvas.setFocus()
     rows = [w.panel.row(n) for n in w.panel.attribute_names()]
@@ -1037,7 +1040,7 @@ def test_tab_goes_down_the_faders_from_the_photo(editor, qtbot):
         qtbot.keyClick(w.focusWidget(), Qt.Key.Key_Tab)
         seen.append(w.focusWidget())
     names = {id(x): f"{r.attr.name} {type(x).__name__}" for r in rows for x in (r.combo, r.slider, r.spin)}
-    names[id(w.panel.reset_all_button)] = "Reset all"
+    names[id(w.panel.reset_all_button)] = "reset button"
     assert [names.get(id(x), type(x).__name__) for x in seen] == [names[id(x)] for x in expected]
 
 
@@ -1250,6 +1253,17 @@ def test_a_narrow_window_shows_the_whole_opened_message(editor, qtbot, portrait_
         assert w.faces_label.isVisible()
         sb.clearMessage()
         assert w.model_label.isVisible() and w.zoom_label.isVisible() and w.model_label.text().startswith("Model:")
+        # a message shown in a wide window: the labels stay; made narrow, they step aside; made
+        # wide again while it shows, they come back (they were fitted only when the message came)
+        w.resize(1100, 760)
+        qtbot.wait(50)
+        sb.showMessage(text)
+        assert w.model_label.isVisible()
+        w.resize(640, 480)
+        qtbot.waitUntil(lambda: w.model_label.isHidden(), timeout=2000)
+        w.resize(1100, 760)
+        qtbot.waitUntil(lambda: w.model_label.isVisible() and w.zoom_label.isVisible(), timeout=2000)
+        assert sb.currentMessage() == text
     finally:
         w.resize(1100, 760)
 
@@ -1401,6 +1415,17 @@ def test_a_broken_file_opened_over_edits_is_refused_before_asking_to_discard_the
     assert not w.undo_stack.isClean() and w._photo.path != bad           # the edit is still there
     w.open_photos([bad, tmp_path / "missing.png"])
     assert asked == [] and len(w.errors) == 2
+    # over the pixel limit (its header says so) and a model file that is none: the same (review, session 32)
+    from PIL import Image
+    huge = tmp_path / "poster.png"
+    Image.new("1", (12000, 12000)).save(huge)   # 144 MP, a few KB
+    w.open_photo(huge)
+    assert asked == [] and len(w.errors) == 3 and "exceeds the limit" in w.errors[-1][1]
+    junk = tmp_path / "model.fader"
+    junk.write_bytes(os.urandom(4096))
+    w.load_model(junk)
+    assert asked == [] and len(w.errors) == 4 and "not a Fader model file" in w.errors[-1][1]
+    assert not w.undo_stack.isClean() and w._photo.path not in (huge, bad)
 
 
 def test_switching_model_rebuilds_the_faders(editor, qtbot, tiny_model_path_b):
@@ -1542,6 +1567,32 @@ def test_quitting_with_discarded_edits_raises_no_error(qtbot, tmp_path, tiny_mod
     assert w.close()
     shiboken6.delete(w)             # as the app's window goes when run_app returns
     assert not errors, errors
+
+
+def test_closing_while_an_export_waits_its_turn_writes_it_without_asking(qtbot, tmp_path, tiny_model_path,
+                                                                        portrait_path, monkeypatch):
+    """Review of session 32: an export queued behind other work when the window closed asked
+    "Discard edits?" and, once answered, was dropped with the queue: the file never came."""
+    import shiboken6
+    w = MainWindow(_settings(tmp_path), device="cpu")
+    w.show()
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.start(model=tiny_model_path, images=[portrait_path])
+    assert w.jobs.wait_idle(TIMEOUT / 1000)
+    qtbot.waitUntil(lambda: w.panel.isEnabled(), timeout=TIMEOUT)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append(a) or True)
+    out = tmp_path / "edited.png"
+    started, release = threading.Event(), threading.Event()
+    w.jobs.submit(lambda: started.set() or release.wait(TIMEOUT / 1000))   # the worker busy
+    assert started.wait(TIMEOUT / 1000)
+    assert w.export_to(out)      # so the export waits in the queue
+    threading.Timer(0.5, release.set).start()   # the busy job ends while the window is closing
+    assert w.close()
+    assert asked == [] and out.is_file()
+    assert not np.array_equal(load_image(out), load_image(portrait_path))
+    shiboken6.delete(w)
 
 
 def test_batch_export_menu_opens_dialog_with_the_changed_faders(editor, qtbot, monkeypatch):
@@ -1868,3 +1919,69 @@ def test_a_misread_face_is_corrected_from_the_faders_menu(editor, qtbot):
     w.act_undo.trigger()
     assert w.session.own[0]["Smiling"] == own and row.slider._own == row._to_slider(own)
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
+
+
+def test_undo_and_redo_keys_work_with_the_focus_in_a_value_box(editor, qtbot):
+    """Review of session 32: Redo's keys were Ctrl+Shift+Z twice on X11 (Qt: "ambiguous", nothing
+    ran), and after typing a value (one undo step) Ctrl+Z went to the box's own text undo, as did
+    Ctrl+E (Export) and the photo view's letters. The window's keys now reach its actions."""
+    from PySide6.QtWidgets import QApplication
+    w = editor
+    keys = [k.toString() for k in w.act_redo.shortcuts()]
+    assert len(keys) == len(set(keys)) and "Ctrl+Shift+Z" in keys and "Ctrl+Y" in keys
+    w.activateWindow()
+    row = w.panel.row("Smiling")
+    start = row.spin.value()
+    typed = 0.0 if start > 0.5 else 1.0
+    row.spin.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None
+                    and (QApplication.focusWidget() is row.spin or row.spin.isAncestorOf(QApplication.focusWidget())))
+    box = QApplication.focusWidget()   # the box's line edit: where the keys really go
+    row.spin.selectAll()
+    qtbot.keyClicks(box, f"{typed:.2f}")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: w.undo_stack.count() == 1 and w.session.values(0)["Smiling"] == pytest.approx(typed))
+    qtbot.keyClick(box, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: w.undo_stack.index() == 0, timeout=TIMEOUT)
+    assert row.spin.value() == pytest.approx(start, abs=0.01)
+    for redo in ((Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier),
+                 (Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)):
+        qtbot.keyClick(box, *redo)
+        qtbot.waitUntil(lambda: w.undo_stack.index() == 1, timeout=TIMEOUT)
+        assert row.spin.value() == pytest.approx(typed, abs=0.01)
+        w.undo_stack.undo()
+    # digits and the minus sign still type into the box
+    row.spin.selectAll()
+    qtbot.keyClicks(box, "-0.25")
+    assert row.spin.text().replace(",", ".").startswith("-0.25") or row.spin.minimum() > -0.25
+
+
+def test_export_dialog_puts_a_bare_name_beside_the_photo_and_keeps_only_a_written_folder(editor, qtbot,
+                                                                                          tmp_path, monkeypatch):
+    """Review of session 32: a bare name typed in Export was written to the app's working folder,
+    a folder typed alone became a sibling file 'FOLDER.jpg', and a failed export's folder (/proc)
+    became the next export's default."""
+    from fader_desktop.dialogs import ExportDialog
+    w = editor
+    monkeypatch.chdir(tmp_path)   # the app's working folder: nothing may land here
+    proposed = tmp_path / "photos" / "portrait_edited.jpg"
+    proposed.parent.mkdir()
+    dlg = ExportDialog(proposed, parent=w)
+    dlg.path_edit.setText("myname.png")
+    assert dlg.result_path() == proposed.parent / "myname.png"
+    (tmp_path / "elsewhere").mkdir()
+    dlg.path_edit.setText(str(tmp_path / "elsewhere"))
+    assert dlg.result_path() == tmp_path / "elsewhere" / "portrait_edited.jpg"
+    dlg.path_edit.setText("sub/name")   # the format chosen last (PNG, from myname.png) gives the suffix
+    assert dlg.result_path() == proposed.parent / "sub" / "name.png"
+    dlg.deleteLater()
+    # only a written export moves the next one's folder
+    w.settings.export_dir = str(proposed.parent)
+    bad = tmp_path / "afile"
+    bad.write_text("not a folder")
+    w.export_to(bad / "x.jpg")
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    assert w.settings.export_dir == str(proposed.parent)
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_to(tmp_path / "elsewhere" / "ok.jpg")
+    assert w.settings.export_dir == str(tmp_path / "elsewhere") and not list(tmp_path.glob("*.jpg"))
