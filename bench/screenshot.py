@@ -70,6 +70,10 @@ def main(argv=None) -> int:
         row = w.panel._rows.get(name)
         if row is None:
             raise SystemExit(f"no fader {name!r} (has {', '.join(w.panel._rows)})")
+        if not row.spin.minimum() <= float(value) <= row.spin.maximum():
+            raise SystemExit(f"{spec}: the {name} fader goes {row.spin.minimum():g} … {row.spin.maximum():g}")
+        if row.spin.value() == float(value):
+            continue   # the face is there already: no new preview comes
         before = state["gen"]
         row.spin.setValue(float(value))
         wait(lambda: state["gen"] != before, f"the preview after {spec}")
