@@ -92,6 +92,19 @@ def save_smile_recipe(w, path) -> float:
     return smiling
 
 
+def own_window_with_an_edit(qtbot, tmp_path, model, photo) -> MainWindow:
+    """A window of its own (not the shared one: the test closes it) with `photo` open and
+    Smiling moved to its other end."""
+    w = MainWindow(_settings(tmp_path), device="cpu")
+    w.show()
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.start(model=model, images=[photo])
+    assert w.jobs.wait_idle(TIMEOUT / 1000)
+    qtbot.waitUntil(lambda: w.panel.isEnabled(), timeout=TIMEOUT)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    return w
+
+
 def drag_slider(slider, positions) -> None:
     """Press, move through positions, release (what a mouse drag does to a QSlider)."""
     slider.setSliderDown(True)
@@ -1555,13 +1568,7 @@ def test_quitting_with_discarded_edits_raises_no_error(qtbot, tmp_path, tiny_mod
     import shiboken6
     errors = []
     monkeypatch.setattr(sys, "excepthook", lambda *exc: errors.append(exc[1]))
-    w = MainWindow(_settings(tmp_path), device="cpu")
-    w.show()
-    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
-        w.start(model=tiny_model_path, images=[portrait_path])
-    assert w.jobs.wait_idle(TIMEOUT / 1000)
-    qtbot.waitUntil(lambda: w.panel.isEnabled(), timeout=TIMEOUT)
-    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    w = own_window_with_an_edit(qtbot, tmp_path, tiny_model_path, portrait_path)
     assert w.isWindowModified()
     monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)   # Discard
     assert w.close()
@@ -1574,13 +1581,7 @@ def test_closing_while_an_export_waits_its_turn_writes_it_without_asking(qtbot, 
     """Review of session 32: an export queued behind other work when the window closed asked
     "Discard edits?" and, once answered, was dropped with the queue: the file never came."""
     import shiboken6
-    w = MainWindow(_settings(tmp_path), device="cpu")
-    w.show()
-    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
-        w.start(model=tiny_model_path, images=[portrait_path])
-    assert w.jobs.wait_idle(TIMEOUT / 1000)
-    qtbot.waitUntil(lambda: w.panel.isEnabled(), timeout=TIMEOUT)
-    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    w = own_window_with_an_edit(qtbot, tmp_path, tiny_model_path, portrait_path)
     asked = []
     monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append(a) or True)
     out = tmp_path / "edited.png"

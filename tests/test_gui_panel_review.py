@@ -16,7 +16,6 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtGui import QGuiApplication, QPalette  # noqa: E402
 from PySide6.QtWidgets import QStyle, QStyleOptionSlider  # noqa: E402
 
@@ -24,46 +23,15 @@ from core.attributes import value_limits  # noqa: E402
 from core.edit_session import ALL_FACES  # noqa: E402
 from core.image_io import load_image, save_image  # noqa: E402
 from fader_desktop.fader_panel import SLIDER_STEPS  # noqa: E402
-from fader_desktop.main_window import MainWindow  # noqa: E402
-from fader_desktop.settings import Settings  # noqa: E402
 from fader_desktop.workers import qimage_to_numpy  # noqa: E402
+from test_gui import editor, preview, shared_window  # noqa: E402,F401  (the fixtures)
 
 TIMEOUT = 60_000
 
 
-@pytest.fixture(scope="module")
-def window(qapp, tmp_path_factory):
-    settings = Settings(QSettings(str(tmp_path_factory.mktemp("settings") / "fader-desktop.ini"),
-                                  QSettings.Format.IniFormat))
-    w = MainWindow(settings, device="cpu")
-    w.resize(1100, 760)
-    w.show()
-    yield w
-    w.undo_stack.setClean()
-    w.close()
-
-
-@pytest.fixture
-def editor(window, qtbot, tiny_model_path, portrait_path, monkeypatch, one_torch_thread):
-    """The window with the tiny model (Smiling and Male: slider range -1 .. 2) and the portrait
-    open, unedited, with an empty undo history."""
-    w = window
-    w.errors = []
-    monkeypatch.setattr(w, "show_error", lambda title, message: w.errors.append((title, message)))
-    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
-    if w._model is None or w._model.path != tiny_model_path:
-        signals = [w.modelChanged] + ([w.photoOpened] if w._photo is not None else [])
-        with qtbot.waitSignals(signals, timeout=TIMEOUT):
-            w.load_model(tiny_model_path)
-    if w._photo is None or w._photo.path != portrait_path:
-        with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-            w.open_photo(portrait_path)
-    assert w._photo.faces
-    w.reset_all()
-    assert w.jobs.wait_idle(TIMEOUT / 1000)
-    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
-    w.undo_stack.clear()
-    return w
+# test_gui's `editor` (its own window in this module): the tiny model (Smiling and Male: slider
+# range -1 .. 2) and the portrait open, unedited, with an empty undo history
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def handle_centre_colour(slider) -> np.ndarray:
@@ -186,9 +154,7 @@ def test_a_pasted_edit_with_weights_or_an_index_shows_on_the_faders(editor, qtbo
     hair, male = w.panel.row("Hair"), w.panel.row("Male")
     own = [float(x) for x in w.session.own[0]["Hair"]]
     other = next(j for j in range(3) if own[j] < 0.5)   # a value the face does not have
-    def preview():
-        return qimage_to_numpy(w.canvas.edited_image())
-    before = preview()
+    before = preview(w)
 
     def paste(values) -> None:
         QGuiApplication.clipboard().setText(json.dumps({"format": "fader-recipe", "version": 1, "values": values}))
@@ -201,7 +167,7 @@ def test_a_pasted_edit_with_weights_or_an_index_shows_on_the_faders(editor, qtbo
     assert hair.combo.currentIndex() == other and hair.spin.value() == pytest.approx(1.0)
     assert male.spin.value() == pytest.approx(0.75)
     assert "mix" not in hair.slider.toolTip()
-    assert not np.array_equal(preview(), before)
+    assert not np.array_equal(preview(w), before)
 
     paste({"Hair": other})                              # the index of the same pure value
     assert hair.combo.currentIndex() == other and hair.spin.value() == pytest.approx(1.0)

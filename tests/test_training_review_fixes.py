@@ -13,7 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from core.model_file import load_model
 from training import cli
@@ -23,12 +22,7 @@ TINY = ["--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3
         "--classifier-steps", "2", "--quiet", "--threads", "1", "--workers", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(folder: Path, names, seed: int = 0) -> list:
