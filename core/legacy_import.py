@@ -40,6 +40,7 @@ from .networks import ArchConfig, AutoEncoder, Classifier
 LICENSE = "unknown (imported)"
 MAX_FILE_BYTES = 4 << 30
 _MAX_DEPTH = 64
+_MAX_MESSAGE = 400  # characters of an error message (see import_reference_checkpoint)
 
 
 # -- the restricted unpickler -----------------------------------------------------------------
@@ -276,7 +277,7 @@ def safe_torch_load(path):
     except ModelFileError:
         raise
     except MemoryError:
-        raise ModelFileError(f"{path}: corrupt checkpoint (a tensor claims more memory than available)") from None
+        raise ModelFileError(f"{path}: corrupt checkpoint (it claims more memory than is available)") from None
     except Exception as e:  # corrupt data of any kind: EOF, bad opcodes, bad storages
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise ModelFileError(f"{path}: corrupt or unsupported checkpoint ({msg})") from None
@@ -296,10 +297,16 @@ def _state(obj) -> dict:
     return st if isinstance(st, dict) else {}
 
 
-def _plain(v, depth=0):
+# The most list items one field may hold in all: a pickle can share one list many times over
+# (its memo), so a few kilobytes can describe more items than could ever be walked.
+_MAX_FIELD_ITEMS = 100_000
+
+
+def _plain(v, depth=0, count=None):
     """A plain value (int/float/str/bool/None, lists/tuples of those) or raise TypeError."""
     if depth > 8:
         raise TypeError("nested too deeply")
+    count = [0] if count is None else count  # items met so far, shared by the whole walk
     if isinstance(v, bytes):  # a protocol 3+ pickle's bytes (torch.save writes protocol 2: str)
         try:
             return v.decode("utf-8")
@@ -308,7 +315,10 @@ def _plain(v, depth=0):
     if v is None or type(v) in (int, float, str, bool):
         return v
     if type(v) in (list, tuple):
-        return [_plain(x, depth + 1) for x in v]
+        count[0] += len(v)
+        if count[0] > _MAX_FIELD_ITEMS:
+            raise TypeError(f"more than {_MAX_FIELD_ITEMS:,} items")
+        return [_plain(x, depth + 1, count) for x in v]
     raise TypeError(f"{type(v).__name__} is not a plain value")
 
 
@@ -553,7 +563,18 @@ def import_reference_checkpoint(path, attributes: Optional[Sequence] = None,
     `src.model.Classifier` checkpoint, stored with the model (its outputs are restricted to the
     auto-encoder's attributes).
     """
-    path = Path(path)
+    try:
+        return _import_reference(Path(path), attributes, classifier_path)
+    except ModelFileError as e:
+        # messages quote what the file holds (a field's value, its attribute names): a hostile file
+        # makes those as long as it likes, and a message is one line a person reads
+        text = str(e)
+        if len(text) <= _MAX_MESSAGE:
+            raise
+        raise ModelFileError(text[:_MAX_MESSAGE - 1] + "…") from None
+
+
+def _import_reference(path: Path, attributes, classifier_path) -> FaderModel:
     config, ref_attr, ae, qualname = _import_autoencoder(path)
     try:
         attrs = _attributes(path, ref_attr, attributes)

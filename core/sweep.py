@@ -87,9 +87,10 @@ def sweep_values(attr: Attribute, lo: float, hi: float, steps: int, own=None, ta
         raise FaderError(f"--steps must be at least 2, got {steps}")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise FaderError(f"--range must be finite numbers, got {lo} {hi}")
-    if attr.is_binary:
-        for v in (lo, hi):
-            check_value(attr, v, "--range value")
+    # a multi-valued attribute's t too: within these limits its code's weights stay within theirs,
+    # and beyond them the error must name --range, which the user typed, not a "weight"
+    for v in (lo, hi):
+        check_value(attr, v, "--range value")
     ts = np.linspace(float(lo), float(hi), int(steps))
     if attr.is_binary:
         return [float(t) for t in ts]
@@ -118,13 +119,57 @@ def label_height(cell: int) -> int:
     return max(12, cell // 8)
 
 
+#: The largest figure made (pixels): what the app itself opens (core.image_io.DEFAULT_MAX_PIXELS);
+#: an animation's frames may hold four times that together. Beyond, the figure is refused before
+#: any work: it was built whole in memory and a big one took the machine down.
+MAX_FIGURE_PIXELS = 100_000_000
+MAX_ANIMATION_PIXELS = 4 * MAX_FIGURE_PIXELS
+# The longest side each format's header can store (JPEG and GIF: 16 bits; WebP: 14).
+_MAX_SIDE = {".jpg": 65535, ".jpeg": 65535, ".webp": 16383, ".gif": 65535}
+#: GIF frame delays are whole hundredths of a second and viewers play one under 0.02 s at 0.1 s.
+MAX_GIF_FPS = 50.0
+
+
+def figure_size(rows: int, cols: int, cell: int, margin: int, labels: bool = False) -> tuple:
+    """(width, height) of a figure of `rows` x `cols` cells, as :func:`compose` lays it out."""
+    return (cols * cell + (cols + 1) * margin,
+            (label_height(cell) if labels else 0) + rows * cell + (rows + 1) * margin)
+
+
+def check_figure_size(path, rows: int, cols: int, cell: int, margin: int, labels: bool = False,
+                      frames: int = 1) -> None:
+    """FaderError (naming `path` where given) for a figure too big to make or for its format to store."""
+    w, h = figure_size(rows, cols, cell, margin, labels)
+    where = f"{path}: " if path is not None else ""
+    advice = "use fewer photos, fewer --steps or a smaller --cell-size"
+    side = _MAX_SIDE.get(Path(path).suffix.lower()) if path is not None else None
+    if side is not None and max(w, h) > side:
+        raise FaderError(f"{where}the figure would be {w:,} x {h:,} pixels; {Path(path).suffix.lower()} "
+                         f"stores at most {side:,} on a side ({advice}, or write .png)")
+    limit = MAX_FIGURE_PIXELS if frames <= 1 else MAX_ANIMATION_PIXELS
+    if w * h * max(1, frames) > limit:
+        what = f"{frames} frames of {w:,} x {h:,} pixels" if frames > 1 else f"{w:,} x {h:,} pixels"
+        raise FaderError(f"{where}the {'animation' if frames > 1 else 'figure'} would be {what}, "
+                         f"more than the {limit:,} pixels allowed ({advice})")
+
+
+def check_fps(path, fps: float) -> None:
+    """FaderError unless `fps` is a frame rate the animation format at `path` plays as asked."""
+    if not 0.1 <= fps <= 60:
+        raise FaderError(f"--fps must be between 0.1 and 60, got {fps:g}")
+    if Path(path).suffix.lower() == ".gif" and fps > MAX_GIF_FPS:
+        raise FaderError(f"{path}: a GIF cannot play {fps:g} frames per second (its frame delays are "
+                         f"hundredths of a second and viewers slow shorter ones down to 0.1 s); "
+                         f"use --fps {MAX_GIF_FPS:g} or less, or write .mp4")
+
+
 def compose(rows: Sequence[Sequence[np.ndarray]], cell: int, margin: int,
             labels: Optional[Sequence[str]] = None) -> np.ndarray:
     """Lay out rows of square cells on a white background (optional column labels on top)."""
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    check_figure_size(None, n_rows, n_cols, cell, margin, bool(labels))
     top = label_height(cell) if labels else 0
-    w = n_cols * cell + (n_cols + 1) * margin
-    h = top + n_rows * cell + (n_rows + 1) * margin
+    w, h = figure_size(n_rows, n_cols, cell, margin, bool(labels))
     canvas = np.full((h, w, 3), BACKGROUND, np.uint8)
     for r, row in enumerate(rows):
         y = top + margin + r * (cell + margin)
@@ -155,7 +200,8 @@ def _draw_labels(canvas: np.ndarray, labels: Sequence[str], cell: int, margin: i
     canvas[:] = np.asarray(im)
 
 
-def _defaults(engine, cell: Optional[int], margin: Optional[int]) -> tuple:
+def cell_and_margin(engine, cell: Optional[int], margin: Optional[int]) -> tuple:
+    """(cell, margin) in pixels: the given ones checked, or the defaults for `engine`."""
     cell = int(engine.image_size if cell is None else cell)   # 0 is refused, not the default
     if not 8 <= cell <= 1024:
         raise FaderError(f"--cell-size must be between 8 and 1024 pixels, got {cell}")
@@ -182,7 +228,8 @@ def sweep_strip(faces: Sequence[SweepFace], engine, attr: str, lo: Optional[floa
     a, target = find_attribute(engine, attr)
     lo = a.range[0] if lo is None else lo
     hi = a.range[1] if hi is None else hi
-    cell, margin = _defaults(engine, cell, margin)
+    cell, margin = cell_and_margin(engine, cell, margin)
+    check_figure_size(None, len(faces), 2 + int(steps), cell, margin, labels)
     rows, header = [], None
     for f in faces:
         vals = sweep_values(a, lo, hi, steps, f.own.get(a.name), target)
@@ -220,7 +267,8 @@ def sweep_grid(images: Sequence, engine, attrs: Optional[Sequence[str]] = None, 
     faces = [x for x in images if isinstance(x, SweepFace)]
     if len(faces) != len(images):
         faces = open_faces(images, engine, aligned=aligned, face=face, detector=detector)
-    cell, margin = _defaults(engine, cell, margin)
+    cell, margin = cell_and_margin(engine, cell, margin)
+    check_figure_size(None, len(faces), 2 + len(chosen) * (1 if mode == "flip" else 2), cell, margin, labels)
     rows = []
     header = ["original", "reconstruction"]
     for a in chosen:
@@ -258,7 +306,8 @@ def sweep_frames(faces: Sequence[SweepFace], engine, attr: str, lo: Optional[flo
     a, target = find_attribute(engine, attr)
     lo = a.range[0] if lo is None else lo
     hi = a.range[1] if hi is None else hi
-    cell, margin = _defaults(engine, cell, margin)
+    cell, margin = cell_and_margin(engine, cell, margin)
+    check_figure_size(None, len(faces), 2, cell, margin, labels, frames=animation_frames(steps))
     per_face = []
     for f in faces:
         vals = sweep_values(a, lo, hi, steps, f.own.get(a.name), target)
@@ -273,14 +322,18 @@ def sweep_frames(faces: Sequence[SweepFace], engine, attr: str, lo: Optional[flo
     return frames
 
 
+def animation_frames(steps: int) -> int:
+    """How many frames :func:`sweep_frames` makes of `steps` values (LO -> HI -> LO, ends once)."""
+    return max(2 * int(steps) - 2, 1)
+
+
 def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0) -> None:
     """Write frames as a looping GIF (Pillow) or an MP4 (H.264 via imageio-ffmpeg), atomically."""
     p = Path(path)
     suffix = p.suffix.lower()
     if not frames:
         raise FaderError(f"{p}: no frames to write")
-    if not 0.1 <= fps <= 60:
-        raise FaderError(f"--fps must be between 0.1 and 60, got {fps}")
+    check_fps(p, fps)
     from .image_io import check_output_folder
     check_output_folder(p, "cannot save")
     if suffix not in (".gif", ".mp4"):

@@ -43,14 +43,19 @@ def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
                    help="replace the output if it already exists (without this, an existing output is refused)")
 
 
-def check_output(out: Path, inputs, overwrite: bool) -> None:
-    """Refuse an output that is an input, or (without --overwrite) any file already there: it may be
-    the user's own (batch's rule for its outputs)."""
+def check_output(out: Path, inputs, overwrite: bool, model=None) -> None:
+    """Refuse an output that is an input or the model file read (`model`: the --model given, None
+    for the embedded one), or (without --overwrite) any file already there: it may be the user's
+    own (batch's rule for its outputs)."""
     from core.atomic_write import same_file
     from core.errors import FaderError
+    from core.model_file import default_model_path
     if any(same_file(i, out) for i in inputs):
         which = "the input photo" if len(inputs) == 1 else "an input photo"
         raise FaderError(f"{out}: refusing to overwrite {which}; choose another output path")
+    # --overwrite is for the user's old outputs, never for the model being read
+    if same_file(out, Path(model) if model else default_model_path()):
+        raise FaderError(f"{out}: refusing to overwrite the model file; choose another output path")
     # a link whose target is gone is an entry the user made all the same: not ours to replace
     if (out.is_symlink() or out.exists()) and not out.is_dir() and not overwrite:
         raise FaderError(f"{out}: output file already exists; --overwrite replaces it")

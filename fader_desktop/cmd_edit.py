@@ -35,7 +35,7 @@ def run(args) -> int:
     if not args.output.strip() or args.output.endswith(("/", os.sep)):
         raise FaderError(f"-o {args.output!r}: give an output file name (.png, .jpg, .webp, …)")
     # the output's problems before the model loads and the faces are found (seconds)
-    check_output(dst, [src], args.overwrite)
+    check_output(dst, [src], args.overwrite, args.model)
     check_save_path(dst)
     if not 1 <= args.quality <= 100:
         raise FaderError(f"--quality must be between 1 and 100, got {args.quality}")

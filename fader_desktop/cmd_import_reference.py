@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from core.atomic_write import same_file
     from core.errors import printable
+    from core.image_io import check_output_folder
     from core.legacy_import import import_reference_checkpoint
     from core.model_file import save_model
     from fader_desktop.cli import check_output
@@ -29,6 +30,8 @@ def run(args) -> int:
         if given is not None and same_file(out, Path(given)):
             raise FaderError(f"{out}: refusing to overwrite the input checkpoint {given}; choose another output path")
     check_output(out, [], args.overwrite)  # a .fader already there may be the user's own model
+    # a mistyped folder is an error, as for every other command's output (save_model would create it)
+    check_output_folder(out, "cannot write model file")
     model = import_reference_checkpoint(args.checkpoint, attributes=args.attr.split(",") if args.attr else None,
                                         classifier_path=args.classifier)
     save_model(model, out)

@@ -35,14 +35,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from core.image_io import save_image
-    from core.sweep import open_faces, save_animation, sweep_frames, sweep_grid, sweep_strip
+    from core.image_io import check_output_folder, save_image
+    from core.sweep import (animation_frames, cell_and_margin, check_figure_size, check_fps, find_attribute,
+                            open_faces, save_animation, sweep_frames, sweep_grid, sweep_strip, sweep_values)
     from fader_desktop.cli import check_output, load_engine
     out = Path(args.output)
     suffix = out.suffix.lower()
     if suffix not in STILL + ANIMATED:
         raise FaderError(f"{out}: output must be one of {', '.join(STILL + ANIMATED)}")
-    check_output(out, args.images, args.overwrite)
+    check_output(out, args.images, args.overwrite, args.model)
     if args.grid:
         if suffix in ANIMATED:
             raise FaderError(f"{out}: --grid makes a still figure; write .png, .jpg or .webp")
@@ -55,14 +56,33 @@ def run(args) -> int:
             raise FaderError("give exactly one --attr NAME to sweep (or --grid for several attributes)")
         if args.steps < 2 or args.steps > 64:
             raise FaderError(f"--steps must be between 2 and 64, got {args.steps}")
+    if args.face < 0:
+        raise FaderError(f"--face must be 0 or more, got {args.face}")
+    # everything that can be refused is refused before the photos are read and the model run:
+    # with many photos that work takes minutes, and a typo should not cost them
+    if suffix in ANIMATED:
+        check_fps(out, args.fps)
+    check_output_folder(out, "cannot save" if suffix in ANIMATED else "cannot save image")
     if suffix == ".mp4":
         from core.sweep import require_mp4
         require_mp4(out)
-    if args.face < 0:
-        raise FaderError(f"--face must be 0 or more, got {args.face}")
     engine = load_engine(args)
-    faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face)
     lo, hi = args.range if args.range else (None, None)
+    chosen = [find_attribute(engine, a) for a in args.attr]
+    cell, margin = cell_and_margin(engine, args.cell_size, args.margin)
+    rows = len(args.images)
+    if args.grid:
+        n = len(chosen) if chosen else len(engine.attributes)
+        check_figure_size(out, rows, 2 + n * (2 if args.ends else 1), cell, margin, args.labels)
+    else:
+        a, target = chosen[0]
+        sweep_values(a, a.range[0] if lo is None else lo, a.range[1] if hi is None else hi, args.steps,
+                     None, target)   # the range and the target, checked once for all photos
+        if suffix in ANIMATED:
+            check_figure_size(out, rows, 2, cell, margin, args.labels, frames=animation_frames(args.steps))
+        else:
+            check_figure_size(out, rows, 2 + args.steps, cell, margin, args.labels)
+    faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face)
     if args.grid:
         img = sweep_grid(faces, engine, attrs=args.attr or None, mode="ends" if args.ends else "flip",
                          cell=args.cell_size, margin=args.margin, labels=args.labels)
