@@ -51,6 +51,13 @@ def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, r
     return run_batch(in_dir, out_dir, engine, options, progress=progress, cancel=cancel)
 
 
+def _typed_path(edit: QLineEdit) -> str:
+    """A folder or file as typed: "~/Pictures" is the home folder's (it was looked for, or created
+    as a folder named "~", in whatever folder the app was started from)."""
+    text = edit.text().strip()
+    return str(Path(text).expanduser()) if text else ""
+
+
 class BatchDialog(QDialog):
     """Choose folders, the edit and the output format; run, show progress, summarise.
 
@@ -101,6 +108,9 @@ class BatchDialog(QDialog):
         recipe_row.addWidget(self.recipe_edit, 1)
         recipe_row.addWidget(browse)
         (self.current_radio if self.values else self.recipe_radio).setChecked(True)
+        # without a moved slider the "current edit" is no edit: the batch wrote unedited copies of
+        # every photo and called them written
+        self.current_radio.setEnabled(bool(self.values))
         edit_box = QVBoxLayout()
         edit_box.addWidget(self.current_radio)
         edit_box.addLayout(recipe_row)
@@ -198,15 +208,16 @@ class BatchDialog(QDialog):
         from core.errors import FaderError
         if self.is_running():
             return False
-        in_dir, out_dir = self.in_edit.text().strip(), self.out_edit.text().strip()
-        recipe = self.recipe_edit.text().strip() if self.recipe_radio.isChecked() else None
+        in_dir, out_dir = _typed_path(self.in_edit), _typed_path(self.out_edit)
+        recipe = _typed_path(self.recipe_edit) if self.recipe_radio.isChecked() else None
         opts = self.options()
         self._overwrite_once = False   # a "Replace" answer holds for the run it was given for
         try:
             if not in_dir or not out_dir:
                 raise FaderError("choose the folder of photos and the output folder")
             if self.recipe_radio.isChecked() and not recipe:
-                raise FaderError("choose a recipe file, or use the current edit")
+                raise FaderError("choose a recipe file, or use the current edit" if self.values else
+                                 "choose a recipe file: no slider was moved, so there is no current edit to apply")
             if recipe and not Path(recipe).is_file():
                 raise FaderError(f"{recipe}: recipe file not found")
             items = plan_batch(in_dir, out_dir, opts.format, opts.skip_existing, opts.overwrite)

@@ -31,6 +31,7 @@ PROGRESS_RE = re.compile(r"^\s*(?P<phase>[\w ]+?):\s+\d+%\|.*?\|\s*(?P<cur>\d+)/
 # what a bar counts when it is not steps, by its phase's first word: the data cache's bar
 # ("preprocessing 64px", training/cache.py, unit "img") counts the photos it crops
 COUNTS = {"preprocessing": "images"}
+PREVIEW_WAITING = "The preview appears after the first evaluation"
 LOSS_RE = re.compile(r"\brec (?P<rec>[-\d.e]+)(?: lat (?P<lat>[-\d.e]+))?")
 POLL_MS = 1000
 OPEN_TIP = "Load the run's best model into the editor"
@@ -138,6 +139,9 @@ class TrainingDialog(QDialog):
         self._stopping = False
         self._current_model = current_model
         self._editor_closed = False  # the window Open result loads into has closed (see editor_closed)
+        self._budget_s = 0.0         # the running run's --max-minutes in seconds (0: none)
+        self._close_when_stopped = False
+        self.stop_box: QMessageBox | None = None   # "Training is running": stop it to close?
 
         # -- setup --------------------------------------------------------------------------------
         setup = QGroupBox("Training run")
@@ -232,7 +236,7 @@ class TrainingDialog(QDialog):
         self.progress.setValue(0)
         self.loss_plot = CurvePlot("Training losses")
         self.val_plot = CurvePlot("Validation (swap accuracy, PSNR/100)")
-        self.preview = QLabel("The preview appears after the first evaluation")
+        self.preview = QLabel(PREVIEW_WAITING)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setMinimumSize(280, 200)
         self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -330,6 +334,15 @@ class TrainingDialog(QDialog):
         """The editor window closed while this dialog stays (a run goes on): Open result has no window
         to load the model into, so it is greyed out and its tooltip says where the model is."""
         self._editor_closed = True
+        if self.is_running() and self.parent() is not None:
+            # Qt quits with the last window that has no parent window: as the editor's child the
+            # dialog did not count, so closing the editor made Qt quit (which asked to stop the
+            # run at once), and the dialog closed later left the app running with no window. A
+            # window of its own keeps the application, and the run, until it is closed.
+            geometry = self.geometry()
+            self.setParent(None, self.windowFlags())
+            self.setGeometry(geometry)
+            self.show()
         self._update_buttons()
 
     def arguments(self) -> list:
@@ -425,6 +438,11 @@ class TrainingDialog(QDialog):
         self._watcher = RunWatcher(self.run_dir())
         self.loss_plot.clear()
         self.val_plot.clear()
+        # the last run's faces stayed on show until this run's first evaluation, many minutes away
+        self._preview_pixmap = None
+        self.preview.clear()
+        self.preview.setText(PREVIEW_WAITING)
+        self._budget_s = _budget_seconds(self.arguments())
 
     def _message(self, text: str) -> None:
         self.log_view.appendPlainText(text)
@@ -453,12 +471,24 @@ class TrainingDialog(QDialog):
                 self._message(line.rstrip())
             return
         phase, cur, total, info = m["phase"].strip(), int(m["cur"]), int(m["total"]), m["info"]
+        elapsed, _, eta = info.split(",")[0].partition("<")
+        eta, limit = eta.strip(), ""
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(cur)
-        eta = info.split("<")[1].split(",")[0] if "<" in info else ""
+        spent = _clock_seconds(elapsed)
+        if phase == "training" and self._budget_s and spent is not None:
+            # the trainer stops at --max-minutes (counted from this bar's start) whatever the steps:
+            # the bar's own estimate said "about 6:46:40 left" of a run that ends in 50 minutes
+            left = max(0.0, self._budget_s - spent)
+            steps_left = _clock_seconds(eta)
+            if steps_left is None or steps_left > left:
+                eta, limit = _clock(left), f" (the {self._budget_s / 60:g} min limit)"
+                self.progress.setRange(0, max(1, round(self._budget_s)))
+                self.progress.setValue(min(round(spent), round(self._budget_s)))
         noun = COUNTS.get(phase.split()[0].lower())
         count = f"{cur:,} of {total:,} {noun}" if noun else f"step {cur:,} of {total:,}"
-        self.phase_label.setText(f"{phase.capitalize()}: {count}" + (f" — about {eta} left" if eta and eta != "?" else ""))
+        self.phase_label.setText(f"{phase.capitalize()}: {count}"
+                                 + (f" — about {eta} left{limit}" if eta and eta != "?" else ""))
         if phase == "training":
             lm = LOSS_RE.search(info)
             if lm:
@@ -544,6 +574,9 @@ class TrainingDialog(QDialog):
         self._message(f"[{text}]")
         self._stopping = False
         self._update_buttons()
+        if self._close_when_stopped:   # asked to close while the run went on: it has stopped now
+            self._close_when_stopped = False
+            self.close()
 
     def _last_error(self) -> str:
         lines = [b.text() for b in _blocks(self.log_view)]
@@ -563,20 +596,74 @@ class TrainingDialog(QDialog):
         if path.is_file() and not self._editor_closed:
             self.openResult.emit(str(path))
 
-    def closeEvent(self, event) -> None:
+    def reject(self) -> None:
+        """Escape, Close and the window's close button (QDialog.closeEvent calls this): while a run
+        goes on, ask to stop it first (Escape hid the dialog unasked, the run going on unseen)."""
         if self.is_running():
-            box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
-                              "Stop the training run? It saves a checkpoint you can resume later.",
-                              QMessageBox.StandardButton.Cancel, self)
-            stop = box.addButton("Stop training", QMessageBox.ButtonRole.DestructiveRole)
-            box.exec()
-            if box.clickedButton() is not stop:
-                event.ignore()
+            self._ask_stop()
+            return
+        super().reject()
+
+    def _ask_stop(self) -> None:
+        """Stop the run and close once its checkpoint is saved, or keep it (window-modal, no nested
+        event loop: the editor keeps painting while the trainer saves)."""
+        if self._stopping:   # Cancel training was pressed already: close once it has stopped
+            self._close_when_stopped = True
+            return
+        if self.stop_box is not None and self.stop_box.isVisible():
+            self.stop_box.raise_()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+                          "Stop the training run? It saves a checkpoint you can resume later.",
+                          QMessageBox.StandardButton.Cancel, self)
+        stop = box.addButton("Stop training", QMessageBox.ButtonRole.DestructiveRole)
+
+        def answered(button) -> None:
+            if button is not stop:
                 return
-            self.stop()
-            if not self.proc.waitForFinished(60_000):
-                self.proc.kill()
-        super().closeEvent(event)
+            if self.is_running():
+                self._close_when_stopped = True
+                self.stop()
+            else:   # it ended while the question was open
+                self.close()
+        box.buttonClicked.connect(answered)
+        self.stop_box = box
+        box.open()
+
+
+def _clock_seconds(text: str):
+    """Seconds in a tqdm time ("05:34", "8:30:08"); None for "?" or anything else."""
+    try:
+        parts = [int(x) for x in text.strip().split(":")]
+    except ValueError:
+        return None
+    if not 2 <= len(parts) <= 3:
+        return None
+    seconds = 0
+    for x in parts:
+        seconds = seconds * 60 + x
+    return float(seconds)
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as tqdm writes them: "50:00", "1:05:00"."""
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _budget_seconds(args: list) -> float:
+    """The trainer's time budget in these arguments (the last --max-minutes wins, as in argparse)."""
+    minutes = 0.0
+    for i, a in enumerate(args):
+        value = args[i + 1] if a == "--max-minutes" and i + 1 < len(args) else (
+            a.split("=", 1)[1] if a.startswith("--max-minutes=") else None)
+        if value is not None:
+            try:
+                minutes = float(value)
+            except ValueError:
+                pass
+    return max(0.0, minutes) * 60
 
 
 def _blocks(edit: QPlainTextEdit):
