@@ -136,6 +136,16 @@ def figure_size(rows: int, cols: int, cell: int, margin: int, labels: bool = Fal
             (label_height(cell) if labels else 0) + rows * cell + (rows + 1) * margin)
 
 
+def strip_columns(steps: int) -> int:
+    """Cells in a row of :func:`sweep_strip`: original, reconstruction, one per value."""
+    return 2 + int(steps)
+
+
+def grid_columns(n_attrs: int, mode: str = "flip") -> int:
+    """Cells in a row of :func:`sweep_grid`: original, reconstruction, one per attribute (two in "ends" mode)."""
+    return 2 + n_attrs * (1 if mode == "flip" else 2)
+
+
 def check_figure_size(path, rows: int, cols: int, cell: int, margin: int, labels: bool = False,
                       frames: int = 1) -> None:
     """FaderError (naming `path` where given) for a figure too big to make or for its format to store."""
@@ -229,7 +239,7 @@ def sweep_strip(faces: Sequence[SweepFace], engine, attr: str, lo: Optional[floa
     lo = a.range[0] if lo is None else lo
     hi = a.range[1] if hi is None else hi
     cell, margin = cell_and_margin(engine, cell, margin)
-    check_figure_size(None, len(faces), 2 + int(steps), cell, margin, labels)
+    check_figure_size(None, len(faces), strip_columns(steps), cell, margin, labels)
     rows, header = [], None
     for f in faces:
         vals = sweep_values(a, lo, hi, steps, f.own.get(a.name), target)
@@ -268,7 +278,7 @@ def sweep_grid(images: Sequence, engine, attrs: Optional[Sequence[str]] = None, 
     if len(faces) != len(images):
         faces = open_faces(images, engine, aligned=aligned, face=face, detector=detector)
     cell, margin = cell_and_margin(engine, cell, margin)
-    check_figure_size(None, len(faces), 2 + len(chosen) * (1 if mode == "flip" else 2), cell, margin, labels)
+    check_figure_size(None, len(faces), grid_columns(len(chosen), mode), cell, margin, labels)
     rows = []
     header = ["original", "reconstruction"]
     for a in chosen:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
                                QProgressDialog, QPushButton, QRadioButton, QSpinBox, QVBoxLayout,
                                QWidget)
 
+from .dialogs import typed_path
 from .workers import JobRunner
 
 # widest a file name may make the progress dialog's label (pixels; the rest is elided)
@@ -49,13 +50,6 @@ def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, r
     if recipe:
         options.values = load_recipe(recipe, engine.attributes)
     return run_batch(in_dir, out_dir, engine, options, progress=progress, cancel=cancel)
-
-
-def _typed_path(edit: QLineEdit) -> str:
-    """A folder or file as typed: "~/Pictures" is the home folder's (it was looked for, or created
-    as a folder named "~", in whatever folder the app was started from)."""
-    text = edit.text().strip()
-    return str(Path(text).expanduser()) if text else ""
 
 
 class BatchDialog(QDialog):
@@ -208,8 +202,8 @@ class BatchDialog(QDialog):
         from core.errors import FaderError
         if self.is_running():
             return False
-        in_dir, out_dir = _typed_path(self.in_edit), _typed_path(self.out_edit)
-        recipe = _typed_path(self.recipe_edit) if self.recipe_radio.isChecked() else None
+        in_dir, out_dir = typed_path(self.in_edit), typed_path(self.out_edit)
+        recipe = typed_path(self.recipe_edit) if self.recipe_radio.isChecked() else None
         opts = self.options()
         self._overwrite_once = False   # a "Replace" answer holds for the run it was given for
         try:

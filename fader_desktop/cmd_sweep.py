@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from core.image_io import check_output_folder, save_image
     from core.sweep import (animation_frames, cell_and_margin, check_figure_size, check_fps, find_attribute,
-                            open_faces, save_animation, sweep_frames, sweep_grid, sweep_strip, sweep_values)
+                            grid_columns, open_faces, save_animation, strip_columns, sweep_frames, sweep_grid,
+                            sweep_strip, sweep_values)
     from fader_desktop.cli import check_output, load_engine
     out = Path(args.output)
     suffix = out.suffix.lower()
@@ -73,7 +74,7 @@ def run(args) -> int:
     rows = len(args.images)
     if args.grid:
         n = len(chosen) if chosen else len(engine.attributes)
-        check_figure_size(out, rows, 2 + n * (2 if args.ends else 1), cell, margin, args.labels)
+        check_figure_size(out, rows, grid_columns(n, "ends" if args.ends else "flip"), cell, margin, args.labels)
     else:
         a, target = chosen[0]
         sweep_values(a, a.range[0] if lo is None else lo, a.range[1] if hi is None else hi, args.steps,
@@ -81,7 +82,7 @@ def run(args) -> int:
         if suffix in ANIMATED:
             check_figure_size(out, rows, 2, cell, margin, args.labels, frames=animation_frames(args.steps))
         else:
-            check_figure_size(out, rows, 2 + args.steps, cell, margin, args.labels)
+            check_figure_size(out, rows, strip_columns(args.steps), cell, margin, args.labels)
     faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face)
     if args.grid:
         img = sweep_grid(faces, engine, attrs=args.attr or None, mode="ends" if args.ends else "flip",

@@ -18,6 +18,13 @@ EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"))
 _SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WebP"}
 
 
+def typed_path(edit: QLineEdit) -> str:
+    """A file or folder as typed in `edit` ("" when empty): "~/Pictures" is the home folder's (it was
+    looked for, or created as a folder named "~", in whatever folder the app was started from)."""
+    text = edit.text().strip()
+    return str(Path(text).expanduser()) if text else ""
+
+
 def browse_row(edit: QLineEdit, on_browse) -> QHBoxLayout:
     """A path field with a Browse… button beside it."""
     button = QPushButton("Browse…")
@@ -109,7 +116,7 @@ class ExportDialog(QDialog):
     def result_path(self) -> Path:
         """The typed path: a bare name beside the proposed one (not in the app's working folder),
         into a folder typed alone under the proposed name, the format's suffix added if missing."""
-        p = Path(self.path_edit.text().strip()).expanduser()
+        p = Path(typed_path(self.path_edit))
         if not p.is_absolute():
             p = self._default.parent / p
         if p.is_dir():
@@ -202,7 +209,7 @@ class SweepDialog(QDialog):
     def spec(self) -> dict:
         name, target = self.attr_combo.currentData()
         attr = name if target is None else f"{name}={next(a for a in self._attrs if a.name == name).values[target]}"
-        path = Path(self.path_edit.text().strip()).expanduser()
+        path = Path(typed_path(self.path_edit))
         if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".mp4"):
             path = path.with_name(path.name + ".png")
         return {"path": path, "attr": attr, "lo": self.lo.value(), "hi": self.hi.value(),

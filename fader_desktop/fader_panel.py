@@ -240,9 +240,10 @@ class FaderRow(QFrame):
                 w0, w1 = (float(x) for x in value)
                 return w1, abs(w0 + w1 - 1.0) <= 1e-6
             return float(value), True
-        code = value_to_code(self.attr, list(value) if isinstance(value, tuple) else value)
-        base = (towards([1.0 if j == own.target else 0.0 for j in range(self.attr.n)], own.target, 0.0)
-                if isinstance(own, Towards) else [float(x) for x in own])
+        code = value_to_code(self.attr, value)
+        # the own value is a Towards only for the blank row shown without a photo: its pure value
+        base = ([1.0 if j == own.target else 0.0 for j in range(self.attr.n)] if isinstance(own, Towards)
+                else [float(x) for x in own])
         diff = [c - b for c, b in zip(code, base)]
         if max(abs(d) for d in diff) <= 1e-9:
             return Towards(max(range(len(base)), key=base.__getitem__), 0.0), True

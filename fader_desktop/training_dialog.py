@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QForm
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
+from .dialogs import typed_path
 from .workers import JobRunner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -311,7 +312,7 @@ class TrainingDialog(QDialog):
 
     def run_dir(self) -> Path:
         # absolute: the trainer runs in another working folder than this window's
-        return Path(self.out_edit.text().strip()).expanduser().absolute()
+        return Path(typed_path(self.out_edit)).absolute()
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning
@@ -347,8 +348,8 @@ class TrainingDialog(QDialog):
 
     def arguments(self) -> list:
         """The fader-train command line for the current settings."""
-        data = self.data_edit.text().strip()
-        args = ["--data", str(Path(data).expanduser().absolute()) if data else data, "--out", str(self.run_dir()),
+        data = typed_path(self.data_edit)
+        args = ["--data", str(Path(data).absolute()) if data else data, "--out", str(self.run_dir()),
                 "--img-size", str(self.size_combo.currentData()), "--steps", str(self.steps_spin.value()),
                 "--max-minutes", str(self.minutes_spin.value()), "--device", self.device_combo.currentData()]
         attrs = ",".join(a.strip() for a in self.attr_edit.text().split(",") if a.strip())
