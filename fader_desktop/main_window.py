@@ -930,7 +930,13 @@ class MainWindow(QMainWindow):
             self._error("Batch export", "Load a model first (File ▸ Open model…).")
             return
         values = self.session.changed_values(self._selected_face()) if self.session.n_faces else {}
-        BatchDialog(self, self._model.path, self.device, values, settings=self.settings).exec()
+        dialog = BatchDialog(self, self._model.path, self.device, values, settings=self.settings)
+        try:
+            dialog.exec()   # it closes only once no batch runs
+        finally:
+            # each export used to leave its dialog and idle worker thread behind until the window closed
+            dialog.jobs.shutdown()
+            dialog.deleteLater()
 
     def save_recipe_dialog(self) -> None:
         if self._photo is None or not self._photo.faces:

@@ -361,7 +361,7 @@ class TrainingDialog(QDialog):
             args += ["--init", str(self._current_model)]
         if self.resume_check.isChecked():
             args.append("--resume")
-        extra = shlex.split(self.extra_edit.text())
+        extra = _extra_options(self.extra_edit.text())
         if "--eval-every" not in extra:
             # evaluate (preview, log line, best-model export) about 20 times per run
             args += ["--eval-every", str(max(5, self.steps_spin.value() // 20))]
@@ -386,7 +386,7 @@ class TrainingDialog(QDialog):
             return
         try:
             self.arguments()
-        except ValueError as e:   # unbalanced quotes in the options
+        except ValueError as e:   # unbalanced quotes, or an option the form's fields own
             QMessageBox.warning(self, "Options", f"Cannot read the options: {e}")
             return
         out = self.run_dir()
@@ -651,6 +651,46 @@ def _clock(seconds: float) -> str:
     m, s = divmod(round(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+# options that take a path: the trainer runs in another working folder (REPO) than this window's
+PATH_OPTIONS = ("--data", "--exclude", "--cache-dir", "--init", "--continue", "--classifier")
+# options whose field is on the form: typed in Options too, the run would write to another folder
+# than the one this dialog watches (its progress, preview and Open result)
+FIELD_OPTIONS = {"--out": "Run folder"}
+
+
+def _extra_options(text: str) -> list:
+    """The Options field as fader-train arguments: each option written out in full (argparse takes
+    abbreviations, so "--ou" is --out) and relative paths made absolute from this window's working
+    folder. ValueError for unbalanced quotes, or an option that a field of the form sets."""
+    from training.cli import build_parser
+    names = [o for a in build_parser()._actions for o in a.option_strings if o.startswith("--")]
+    out = []
+    tokens = shlex.split(text)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if not token.startswith("--") or token == "--":
+            out.append(token)
+            continue
+        name, eq, value = token.partition("=")
+        matches = [n for n in names if n == name] or [n for n in names if n.startswith(name)]
+        if len(matches) != 1:   # unknown or ambiguous: the trainer says so
+            out.append(token)
+            continue
+        name = matches[0]
+        if name in FIELD_OPTIONS:
+            raise ValueError(f"set {name} with the {FIELD_OPTIONS[name]} field, not in Options")
+        if name in PATH_OPTIONS:
+            if not eq and i < len(tokens):
+                value, eq = tokens[i], "="
+                i += 1
+            if eq and value:
+                value = str(Path(os.path.expanduser(value)).absolute())
+        out.append(f"{name}={value}" if eq else name)
+    return out
 
 
 def _budget_seconds(args: list) -> float:

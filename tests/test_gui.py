@@ -1626,6 +1626,26 @@ def test_batch_export_opens_with_the_folders_of_the_last_run(editor, qtbot, tmp_
     assert shown == [(str(tmp_path / "photos"), str(tmp_path))]
 
 
+def test_a_closed_batch_dialog_is_deleted_with_its_worker_thread(editor, qtbot, monkeypatch):
+    """Each File ▸ Batch export… used to leave its dialog, and the idle worker thread of its last
+    run, behind until the window closed."""
+    import threading
+    import fader_desktop.batch_dialog as bd
+    from PySide6.QtCore import QCoreApplication, QEvent
+    w = editor
+
+    def run_a_job_then_close(self):
+        self.jobs.submit(lambda: None)
+        assert self.jobs.wait_idle(10)
+        return 0
+    monkeypatch.setattr(bd.BatchDialog, "exec", run_a_job_then_close)
+    for _ in range(2):
+        w.act_batch.trigger()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert w.findChildren(bd.BatchDialog) == []
+    assert not [t for t in threading.enumerate() if t.name == "fader-batch"]
+
+
 def test_a_grey_transparent_photo_exports_grey_with_its_transparency(editor, qtbot, tmp_path, portrait_path):
     """The window's export goes through core's export_photo, as edit and batch: a grey photo came
     out RGB with a tinted face, a transparent one flat over white."""

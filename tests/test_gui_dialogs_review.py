@@ -262,3 +262,35 @@ def test_no_moved_slider_cannot_batch_unedited_copies(qtbot, tmp_path, celeba_al
     assert refused and not written, written
     assert not dlg.current_radio.isChecked()
     assert "recipe" in dlg.message_box.text() and "no slider" in dlg.message_box.text(), dlg.message_box.text()
+
+
+def test_options_paths_are_read_from_the_windows_folder(qtbot, tmp_path, labeled_folder, monkeypatch):
+    """The trainer runs in another working folder than the window's: a relative path typed in
+    Options (here --exclude) was looked up there, and the run failed or read other files."""
+    monkeypatch.chdir(tmp_path)
+    names = sorted(p.name for p in labeled_folder.rglob("*.jpg"))[:3]
+    (tmp_path / "held.txt").write_text("\n".join(names) + "\n")
+    d = _dialog(qtbot, labeled_folder, tmp_path / "run")
+    d.steps_spin.setValue(2)
+    d.extra_edit.setText(f"--threads 1 --cache-dir {tmp_path / 'cache'} --exclude held.txt")
+    try:
+        assert _run_to_end(qtbot, d) == 0, d.log_view.toPlainText()[-2000:]
+    finally:
+        _end_run(d)
+    assert "--exclude left out 3 image(s)" in d.log_view.toPlainText()
+
+
+def test_out_typed_in_options_is_refused(qtbot, tmp_path, labeled_folder, monkeypatch):
+    """--out (or its abbreviation) in Options sent the run to a folder the dialog did not watch:
+    no progress, no preview, Open result greyed out. The Run folder field sets it."""
+    from PySide6.QtWidgets import QMessageBox
+    monkeypatch.chdir(tmp_path)
+    said = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: said.append(text))
+    d = _dialog(qtbot, labeled_folder, tmp_path / "run")
+    for typed in ("--out elsewhere", "--ou=elsewhere"):
+        d.extra_edit.setText(f"--threads 1 {typed}")
+        d.start()
+        assert not d.is_running()
+        assert "Run folder" in said[-1]
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "run").exists()
