@@ -24,7 +24,7 @@ def run(args) -> int:
     from core.model_file import save_model
     from fader_desktop.cli import check_output
     out = Path(args.output)
-    if out.suffix != ".fader":
+    if out.suffix.lower() != ".fader":   # Windows and macOS names are case-blind: M.FADER is a model
         raise FaderError(f"{out}: output must be a .fader file")
     for given in (args.checkpoint, args.classifier):
         if given is not None and same_file(out, Path(given)):

@@ -326,7 +326,7 @@ class ImportReferenceDialog(QDialog):
         path, _ = QFileDialog.getSaveFileName(self, "Save model as", self.dst.text() or self._start,
                                               "Fader models (*.fader)")
         if path:
-            self.dst.setText(path if path.endswith(".fader") else path + ".fader")
+            self.dst.setText(path if path.lower().endswith(".fader") else path + ".fader")
 
     def values(self):
         attrs = [a.strip() for a in self.attrs.text().split(",") if a.strip()] or None
