@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from core.errors import FaderError
@@ -18,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attr", action="append", default=[], metavar="NAME[=VALUE]",
                    help="attribute to sweep (for one with more than two values: NAME=TARGET); "
                         "with --grid repeatable, default every attribute")
+    # argparse reads "-1e3" or "-.5e1" as an option ("expected 2 arguments"): it takes only -1 and -1.5
+    # for negative numbers (Python 3.11). This parser has no option that looks like a number.
+    p._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
     p.add_argument("--range", nargs=2, type=float, metavar=("LO", "HI"),
                    help="slider values of the first and last column (default: the attribute's range)")
     p.add_argument("--steps", type=int, default=8, metavar="N", help="interpolated values (default 8)")
