@@ -59,6 +59,25 @@ def test_a_folder_of_attribute_folders_is_refused_with_the_fix(tmp_path, attrs):
     assert open_dataset(multi / attrs[0]).attributes[0].values == ("no", "yes")
 
 
+def test_a_folder_of_unlabeled_images_says_how_to_give_labels(tmp_path):
+    """A folder of photos with no value subfolders said only "found 0: []": the message now counts the
+    loose images and says both ways to label them, and each way it names works."""
+    flat = tmp_path / "Smiling"
+    for i in range(4):
+        _img(flat / f"{i}.png", seed=i)
+    msg = _error(flat)
+    assert "4 image(s) directly in it" in msg
+    assert str(flat / "yes") in msg and str(flat / "no") in msg and "file,Smiling" in msg
+    table = flat / "labels.csv"
+    table.write_text("file,Smiling\n" + "".join(f"{i}.png,{i % 2}\n" for i in range(4)))
+    assert open_dataset(table).attributes[0].name == "Smiling"
+    table.unlink()
+    for i in range(4):
+        (flat / ("yes" if i % 2 else "no")).mkdir(exist_ok=True)
+        (flat / f"{i}.png").rename(flat / ("yes" if i % 2 else "no") / f"{i}.png")
+    assert open_dataset(flat).attributes[0].values == ("no", "yes")
+
+
 def test_batches_inside_value_folders_are_still_values(tmp_path):
     """DATA/<value>/<batch>/…: searched recursively as before, whether or not a value also holds
     images itself."""

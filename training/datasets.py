@@ -142,7 +142,11 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
     if wanted is not None and wanted != [name]:
         _err(f"{root}: a labeled folder defines one attribute named after the folder ({name!r}); --attr {','.join(wanted)} does not match")
     if len(per_value) < 2:
-        _err(f"{root}: a labeled folder needs at least 2 value subfolders with images (found {len(per_value)}: {sorted(per_value)})")
+        loose = len(_list_images(root)) - sum(len(v) for v in per_value.values())
+        found = (f"found {len(per_value)}: {sorted(per_value)}" + (f", and {loose} image(s) directly in it" if loose else ""))
+        _err(f"{root}: a labeled folder needs at least 2 value subfolders with images ({found}). Put the images "
+             f"in one subfolder per value of the attribute the folder is named after, e.g. {root / 'yes'} and "
+             f"{root / 'no'}, or give the labels as a CSV table (file,{name}: one row per image, values 0/1)")
     folded = {}
     for v in per_value:   # as in a CSV table: on a case-insensitive disk these would be one folder
         if v.lower() in folded:
