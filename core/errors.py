@@ -37,7 +37,7 @@ def os_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
     if isinstance(exc, IsADirectoryError):
-        return "is a folder, not an image file"
+        return "is a folder, not a file"
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
     if exc.strerror:

@@ -16,7 +16,7 @@ from torch import nn
 
 from .atomic_write import write_bytes_atomic
 from .attributes import Attribute
-from .errors import ModelFileError
+from .errors import ModelFileError, os_reason
 from .networks import ArchConfig, AutoEncoder, Classifier
 
 FORMAT_NAME = "fader-model"
@@ -120,7 +120,7 @@ def save_model(model: FaderModel, path, half: bool = False) -> None:
         # Serialised in memory and written by us: safetensors' own save_file creates files 0600.
         write_bytes_atomic(path, save(tensors, metadata=header))
     except OSError as e:
-        raise ModelFileError(f"{path}: cannot write model file: {e.strerror or e}") from e
+        raise ModelFileError(f"{path}: cannot write model file: {os_reason(e)}") from e
     except SafetensorError as e:  # safetensors reports its own I/O failures (disk full, ...) this way
         raise ModelFileError(f"{path}: cannot write model file: {str(e).splitlines()[0][:200]}") from e
 
@@ -135,7 +135,7 @@ def check_file(path: Path, kind: str = "model", max_bytes: int = MAX_FILE_BYTES)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: {kind} file not found") from None
     except OSError as e:
-        raise ModelFileError(f"{path}: cannot read {kind} file: {e.strerror or e}") from None
+        raise ModelFileError(f"{path}: cannot read {kind} file: {os_reason(e)}") from None
     size = st.st_size
     if stat.S_ISDIR(st.st_mode):
         raise ModelFileError(f"{path}: is a directory, not a {kind} file")
@@ -241,7 +241,7 @@ def read_safetensors(path: Path, damaged: str, max_bytes: int = MAX_FILE_BYTES) 
         with open(path, "rb") as f:
             data = f.read(max_bytes + 1)
     except OSError as e:
-        raise ModelFileError(f"{path}: cannot read the file: {e.strerror or e}") from None
+        raise ModelFileError(f"{path}: cannot read the file: {os_reason(e)}") from None
     if len(data) > max_bytes:   # it grew since it was checked
         raise ModelFileError(f"{path}: {damaged} (more than {max_bytes:,} bytes)")
     n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1

@@ -159,7 +159,7 @@ def test_failed_save_keeps_old_file(good, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(core.atomic_write.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
-    with pytest.raises(ModelFileError, match=rf"{target}: cannot write model file: No space left on device"):
+    with pytest.raises(ModelFileError, match=rf"{target}: cannot write model file: no space left on device"):
         save_model(model, target)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fader"]
@@ -188,7 +188,7 @@ def test_save_into_missing_or_unwritable_folder(good, tmp_path, monkeypatch):
     else:
         ro.chmod(0o555)
     try:
-        with pytest.raises(ModelFileError, match=r"ro/m\.fader: cannot write model file: Permission denied"):
+        with pytest.raises(ModelFileError, match=r"ro/m\.fader: cannot write model file: permission denied"):
             save_model(model, ro / "m.fader")
     finally:
         ro.chmod(0o755)
