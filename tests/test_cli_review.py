@@ -50,6 +50,18 @@ def test_a_figure_jpeg_cannot_store_is_refused_clearly_and_before_the_work(tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+def test_sweep_takes_a_range_written_in_scientific_notation(tmp_path, capsys, portrait_path, tiny_model_path):
+    # argparse took "-2.5e-1" for an option: "argument --range: expected 2 arguments"
+    out = tmp_path / "strip.png"
+    rc, err = sweep(capsys, portrait_path, out, tiny_model_path, "--attr", "Smiling", "--range", "-2.5e-1", "1",
+                    "--steps", "3")
+    assert rc == 0, err
+    assert out.is_file()
+    rc, err = sweep(capsys, portrait_path, tmp_path / "far.png", tiny_model_path, "--attr", "Smiling",
+                    "--range", "-1e3", "1")
+    assert rc == 2 and "-1000" in err and "expected 2 arguments" not in err
+
+
 def test_a_figure_too_big_to_build_is_refused(tmp_path, capsys, portrait_path, tiny_model_path):
     # two rows of 48 cells of 1024 px: 109 million pixels, built whole in memory (60 rows took 21 GB
     # and the machine's OOM killer)
@@ -105,6 +117,19 @@ def test_import_reference_does_not_create_a_mistyped_folder(tmp_path, capsys):
     rc, err = cli(capsys, "import-reference", ckpt, "-o", out)
     assert rc == 2 and "modles" in err and "does not exist" in err
     assert not out.parent.exists()
+
+
+def test_import_reference_writes_an_upper_case_fader_name(tmp_path, capsys):
+    """`-o EYEGLASSES.FADER` was refused as "must be a .fader file"; the app opens it as a model."""
+    from core.model_file import load_model
+    from test_legacy_import import make_reference
+    ckpt, _, _ = make_reference(tmp_path)
+    out = tmp_path / "EYEGLASSES.FADER"
+    rc, err = cli(capsys, "import-reference", ckpt, "-o", out)
+    assert rc == 0, err
+    assert load_model(out).attributes
+    rc, err = cli(capsys, "import-reference", ckpt, "-o", tmp_path / "eyeglasses.pth")
+    assert rc == 2 and "must be a .fader file" in err
 
 
 def _checkpoint_with_field(path, **fields):
