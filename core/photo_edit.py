@@ -92,7 +92,9 @@ def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, de
         faces.alignments.append(align_face(image, f.landmarks, template, size))
         faces.boxes.append(tuple(map(float, f.box)))
         faces.landmarks.append(np.asarray(f.landmarks, np.float32))
-    if not faces.alignments and looks_aligned(image, template):
+    # the fallback keeps to the detector's size rule too: a 9x11 grey image had a face painted on it
+    big_enough = tmpl_eye * image.shape[1] / template.frame[0] >= needed
+    if not faces.alignments and big_enough and looks_aligned(image, template):
         return FoundFaces([aligned_crop(image, template, size)], [None], [None], [], aligned=True, fallback=True)
     return faces
 

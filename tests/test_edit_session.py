@@ -192,6 +192,28 @@ def test_an_image_with_the_models_framing_and_no_detected_face_is_edited_the_sam
     assert diff.max() <= 1 and (diff > 0).mean() < 0.001   # batching may round differently
 
 
+def test_a_tiny_image_of_the_models_framing_is_no_face(tmp_path):
+    """A 9x11 grey image has CelebA's framing, and the aligned-crop fallback painted a face on it;
+    the fallback keeps to the size a detected face needs (a quarter of the model's side between
+    the crop's edges, 32 px for a 128 px model), so a smaller one is "no face found"."""
+    import cv2
+    from conftest import make_tiny_model
+    from core.engine import Engine
+    from core.errors import FaderError
+    from core.image_io import save_image
+    from core.model_file import load_model
+    from core.photo_edit import PhotoEdit
+    engine = Engine(load_model(make_tiny_model(tmp_path / "m128.fader", img_size=128)), device="cpu")
+    for w, h in ((9, 11), (26, 32)):
+        src = tmp_path / f"grey{w}x{h}.png"
+        save_image(src, cv2.resize(_framed_image(), (w, h), interpolation=cv2.INTER_AREA))
+        with pytest.raises(FaderError, match="no face"):
+            PhotoEdit.open(src, engine)
+    src = tmp_path / "grey40x49.png"
+    save_image(src, cv2.resize(_framed_image(), (40, 49), interpolation=cv2.INTER_AREA))
+    assert PhotoEdit.open(src, engine).fallback
+
+
 def test_each_face_carries_how_sure_the_classifier_is_of_its_reading(engine, portrait_path):
     from core.photo_edit import PhotoEdit
     doc = PhotoEdit.open(portrait_path, engine)
