@@ -97,3 +97,24 @@ def test_side_by_side_and_overlapping_faces_are_all_kept(detector, portrait, one
     img[150:278 - 22, 0:128 - 22] = cv2.resize(portrait, (128, 128), interpolation=cv2.INTER_AREA)[:106, :106]
     faces = detector.detect(img)
     assert len(faces) == 3
+
+
+def test_a_group_photos_small_faces_are_found_on_a_second_look(detector, one_torch_thread):
+    # A 4000x3000 photo is searched as 1024x768 first, where faces much under 78 px are not seen:
+    # a group photo of 40 px faces was "no face found". Nothing found, it is searched once more
+    # at twice the scale. The sample photo shrunk to 250 px: its face is about 41 px (a group
+    # photo's faces are found or missed each as this one).
+    from pathlib import Path
+    from core.image_io import load_image
+    small = cv2.resize(load_image(Path(__file__).resolve().parents[1] / "resources/samples/astronaut.jpg"),
+                       (250, 250), interpolation=cv2.INTER_AREA)
+    photo = np.full((3000, 4000, 3), 120, np.uint8)
+    y, x = 1500, 2000
+    photo[y:y + 250, x:x + 250] = small
+    faces = detector.detect(photo)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].box
+    assert x <= 0.5 * (x0 + x1) <= x + 250 and y <= 0.5 * (y0 + y1) <= y + 250
+    assert 30 <= x1 - x0 < 60
+    # an empty photo of that size is still no face, after both looks
+    assert detector.detect(np.full((3000, 4000, 3), 120, np.uint8)) == []
