@@ -199,11 +199,18 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
             raise FaderError(f"{it.output}: output would be written over or among the input photos "
                              f"(from {it.input}); choose an output folder outside {src_root}")
         if key in taken:
-            it.status, it.reason = "skipped", f"same output file as {taken[key]}; choose --format to keep both"
+            # --format cannot part them (every output then has its suffix): only another name can
+            both = it.output.relative_to(dst_root).as_posix()
+            it.status, it.reason = "skipped", (f"same output file as {taken[key]} (both would be written as "
+                                               f"{both}); rename one of them to keep both")
             continue
         taken[key] = it.relative
         if skip_existing and it.output.is_file():
             it.status, it.reason = "exists", "output exists (--skip-existing)"
+        elif skip_existing and it.output.is_symlink() and not it.output.exists():
+            # a link whose target is gone is the user's entry all the same (the refusal without a
+            # flag counts it among the files there): left as it is, never replaced
+            it.status, it.reason = "exists", "a link to a missing file has the output's name; left as it is (--skip-existing)"
     nested = ""
     if out_nested and dst_root.is_dir():
         # The output tree is left out of the inputs. An image in it that no input of this run could
@@ -268,15 +275,21 @@ def _check_writable(folder: Path, what: str) -> None:
         pass
 
 
-def _check_report_path(report_path, items, out_dir) -> None:
+def _check_report_path(report_path, items, out_dir) -> list:
     """The report must not replace an input, an output or a foreign file, and its folder must
-    exist (or lie in the output folder, created with it) and be writable."""
+    exist (or lie in the output folder, created with it) and be writable. Returns `items` less an
+    earlier report at that path found among the inputs (the report of a run that wrote it into
+    IN_DIR): it is this program's own file, replaced by the new report, not an input."""
     p = Path(report_path)
     rp = _resolve(p)
     if rp is None:
         raise FaderError(f"{p}: cannot write the report: the path is a symlink loop")
+    own = None
     for it in items:
         if rp == _resolve(it.input):
+            if it.output is None and it.input.suffix.lower() not in IMAGE_SUFFIXES and _is_report(rp):
+                own = it
+                continue
             raise FaderError(f"{p}: the report would overwrite an input file")
         if it.output is not None and rp == _resolve(it.output):
             raise FaderError(f"{p}: the report would overwrite the output photo of {it.relative}; "
@@ -297,6 +310,7 @@ def _check_report_path(report_path, items, out_dir) -> None:
     elif not _inside(rp.parent, _resolve(Path(out_dir)) or Path(out_dir)):
         raise FaderError(f"{p}: cannot write the report: folder {p.parent} does not exist")
     # else: a sub-folder of the output folder, created (and checked) with it
+    return [it for it in items if it is not own]
 
 
 def _make_report_folder(report_path) -> None:
@@ -418,7 +432,7 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
     if items is None:
         items = plan_batch(in_dir, out_dir, options.format, options.skip_existing, options.overwrite)
     if report_path is not None:
-        _check_report_path(report_path, items, out_dir)
+        items = _check_report_path(report_path, items, out_dir)
     report = BatchReport(str(in_dir), str(out_dir), items, model=engine.model.name,
                          values=make_recipe(options.values)["values"],
                          options={"aligned": options.aligned, "raw": options.raw, "face": options.face,

@@ -63,33 +63,46 @@ def run(args) -> int:
     bar = tqdm(total=len(items), unit="img", dynamic_ncols=True, file=sys.stderr, disable=None)
 
     def progress(done, total, path):
+        if bar.total != total:
+            bar.total = total   # run_batch may leave out an earlier report found among the inputs
         bar.update(done - bar.n)
 
-    def on_sigint(signum, frame):
-        # First Ctrl-C: stop after the photos in flight and write the report; a second one aborts.
+    stopped_by = []
+
+    def on_stop(signum, frame):
+        # First Ctrl-C (or SIGTERM, as `kill`, `timeout` and service managers send): stop after the
+        # photos in flight and write the report; a second one aborts.
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        bar.write(f"{PROG}: stopping after the photos in progress (Ctrl-C again to abort now)", file=sys.stderr)
+        stopped_by.append(signum)
+        if signum == signal.SIGINT:
+            note = "stopping after the photos in progress (Ctrl-C again to abort now)"
+        else:
+            note = "terminated: stopping after the photos in progress (a second signal aborts now)"
+        bar.write(f"{PROG}: {note}", file=sys.stderr)
 
-    old = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    stop_signals = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    old = ({s: signal.signal(s, on_stop) for s in stop_signals}
+           if threading.current_thread() is threading.main_thread() else {})
     try:
         report = run_batch(args.in_dir, args.out_dir, engine, opts, progress=progress, cancel=cancel,
                            report_path=args.report, readers=args.readers, items=items)
     finally:
         bar.close()
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
     c = report.counts()
     summary = (f"{c['ok']} written, {c['exists']} already there, {c['skipped']} skipped, {c['failed']} failed"
                + (f", {c['cancelled']} not processed" if c["cancelled"] else "") + f" in {report.seconds:.1f} s")
     sys.stderr.write(f"{PROG}: {summary}\n")
-    problems = report.problems()
+    # the photos not processed are counted in the summary line; the list names the others
+    problems = [p for p in report.problems() if p[1] != "cancelled"]
     for rel, status, reason in problems[:20]:
-        if status != "cancelled":
-            sys.stderr.write(f"  {status}: {printable(rel)}: {printable(reason)}\n")
+        sys.stderr.write(f"  {status}: {printable(rel)}: {printable(reason)}\n")
     if len(problems) > 20:
-        sys.stderr.write(f"  … {len(problems) - 20} more" + (f" (see {args.report})" if args.report else "") + "\n")
+        sys.stderr.write(f"  … {len(problems) - 20} more"
+                         + (f" (see {printable(args.report)})" if args.report else "") + "\n")
     unsure = [it for it in report.items if it.unsure]
     if unsure:
         sys.stderr.write(f"{PROG}: note: in {len(unsure)} photo(s) the model was unsure of a reading the edit starts "
@@ -102,5 +115,6 @@ def run(args) -> int:
                          f"{printable(lost[0].relative)}: {'; '.join(lost[0].lost)}"
                          + (f" (see {printable(args.report)})" if args.report else "") + "\n")
     if report.cancelled:
-        return 130
+        # as a shell reports a command stopped by that signal: 130 for Ctrl-C, 143 for SIGTERM
+        return 128 + int(stopped_by[0]) if stopped_by else 130
     return report.exit_status
