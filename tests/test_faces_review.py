@@ -118,3 +118,26 @@ def test_a_group_photos_small_faces_are_found_on_a_second_look(detector, one_tor
     assert 30 <= x1 - x0 < 60
     # an empty photo of that size is still no face, after both looks
     assert detector.detect(np.full((3000, 4000, 3), 120, np.uint8)) == []
+
+
+@pytest.mark.parametrize("kind", ["underexposed", "washed out"])
+def test_a_dark_or_washed_out_photo_has_its_face_found(detector, portrait, kind, one_torch_thread):
+    # MTCNN reads pixels as they are: the portrait with its brightest pixels at 15 of 255 (a photo
+    # taken in a dim room), or squeezed into 190..245 (fog, a washed-out scan), had no face found.
+    # The search now runs on a copy stretched to the full range; the face is where it was.
+    ref = detector.detect(portrait)
+    assert len(ref) == 1
+    im = portrait.astype(np.float32)
+    im = im * (15 / 255) if kind == "underexposed" else 190 + im * (55 / 255)
+    faces = detector.detect(np.clip(im, 0, 255).round().astype(np.uint8))
+    assert len(faces) == 1
+    side = ref[0].box[2] - ref[0].box[0]
+    assert np.abs(faces[0].landmarks - ref[0].landmarks).max() < 0.08 * side
+
+
+def test_a_flat_image_stays_without_faces(detector, one_torch_thread):
+    # stretching applies only where there is something to stretch: a near-uniform grey frame
+    # with faint noise must not be blown up into a pattern that reads as faces
+    rng = np.random.default_rng(1)
+    flat = np.clip(128 + rng.normal(0, 1.0, (480, 640, 3)), 0, 255).astype(np.uint8)
+    assert detector.detect(flat) == []
