@@ -523,9 +523,7 @@ class _Pipeline:
             p.found = find_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
             n = p.n_faces
             if not n:
-                too_small = len(p.found.skipped)
-                why = f"; {too_small} face(s) too small for the model" if too_small else ""
-                raise NoFaceError(f"{it.input}: no face found{why}")
+                raise NoFaceError(p.found.no_face_message(it.input))
             if self.opt.face is not None and self.opt.face >= n:
                 raise NoFaceError(f"{it.input}: face {self.opt.face} does not exist; the photo has {n} editable face(s)")
         except Exception as e:  # recorded per file; the run goes on

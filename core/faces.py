@@ -23,7 +23,7 @@ from torch import nn
 
 from core.errors import ModelFileError
 
-__all__ = ["Face", "FaceDetector", "detect_faces", "LANDMARK_NAMES", "DEFAULT_WEIGHTS"]
+__all__ = ["Face", "FaceDetector", "detect_faces", "shared_detector", "LANDMARK_NAMES", "DEFAULT_WEIGHTS"]
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "detectors" / "mtcnn.safetensors"
@@ -335,7 +335,7 @@ class FaceDetector:
         # max_side, or, when it is longer than 4:3 (a panorama, a tall strip), to as many pixels as
         # a 4:3 photo of that size has. Limiting the long side alone shrank a 6000x400 panorama's
         # search to 1024x68 pixels, so a face under 117 px (a third of its height) was never found.
-        downscale = min(1.0, max(self.max_side / max(h, w), self.max_side * float(np.sqrt(0.75 / (h * w)))))
+        downscale = self._downscale(h, w)
         octaves, retried = _Octaves(_stretched_levels(rgb)), False
         with torch.inference_mode():
             while True:
@@ -356,6 +356,17 @@ class FaceDetector:
             faces.append(Face(tuple(float(v) for v in b), lm.astype(np.float32), float(sc)))
         faces.sort(key=lambda f: f.center_x)
         return faces
+
+    def _downscale(self, h: int, w: int) -> float:
+        return min(1.0, max(self.max_side / max(h, w), self.max_side * float(np.sqrt(0.75 / (h * w)))))
+
+    def search_scale(self, h: int, w: int, min_size: float = 40.0) -> float:
+        """The scale (<= 1) at which :meth:`detect` last searched an h x w photo in which it found
+        no face (after its second look): below 1, a small face can have been missed."""
+        scale = self._downscale(h, w)
+        if scale < 1.0 and 20.0 / scale > min_size:
+            scale = min(1.0, 2 * scale)
+        return scale
 
     def _run(self, net: nn.Module, crops: np.ndarray):
         x = torch.from_numpy(crops.astype(np.float32)).to(self.device).permute(0, 3, 1, 2).contiguous()
@@ -433,11 +444,16 @@ _shared: FaceDetector | None = None
 _shared_lock = threading.Lock()
 
 
-def detect_faces(rgb: np.ndarray, min_size: float = 40.0) -> list[Face]:
-    """Detect faces with a shared CPU :class:`FaceDetector`, built on first use."""
+def shared_detector() -> FaceDetector:
+    """The process's shared CPU :class:`FaceDetector`, built on first use."""
     global _shared
     if _shared is None:
         with _shared_lock:
             if _shared is None:
                 _shared = FaceDetector()
-    return _shared.detect(rgb, min_size=min_size)
+    return _shared
+
+
+def detect_faces(rgb: np.ndarray, min_size: float = 40.0) -> list[Face]:
+    """Detect faces with the shared CPU :class:`FaceDetector`."""
+    return shared_detector().detect(rgb, min_size=min_size)

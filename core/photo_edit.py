@@ -52,6 +52,18 @@ class FoundFaces:
     skipped: list = field(default_factory=list)   # SkippedFace
     aligned: bool = False                # the image is edited as one aligned crop
     fallback: bool = False               # ... because no face was detected and its framing fits
+    search_scale: float = 1.0            # the scale the detector last searched the photo at
+    size: tuple = (0, 0)                 # the photo's (width, height)
+
+    def no_face_message(self, name) -> str:
+        """What to tell the user when no face is editable: why, and what to try."""
+        if self.skipped:
+            return f"{name}: no face found; {len(self.skipped)} face(s) too small for the model"
+        if self.search_scale < 1.0:
+            return (f"{name}: no face found (the {self.size[0]}x{self.size[1]} photo was searched at "
+                    f"{self.search_scale:.0%} of its size, where a small face can be missed: crop the "
+                    f"photo around the face)")
+        return f"{name}: no face found"
 
 
 def looks_aligned(image: np.ndarray, template) -> bool:
@@ -74,15 +86,16 @@ def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, de
     if aligned:
         return FoundFaces([aligned_crop(image, template, size)], [None], [None], [], aligned=True)
     if detector is None:
-        from .faces import detect_faces
-        found = detect_faces(image)
-    else:
-        found = detector.detect(image)
+        from .faces import shared_detector
+        detector = shared_detector()
+    found = detector.detect(image)
     tmpl_eye = float(np.linalg.norm(np.subtract(template.landmarks[1], template.landmarks[0])))
     crop_w = float(template.crop_box[2] - template.crop_box[0])
     # eye distance the face needs at photo resolution so that the model's crop is not mostly upsampling
     needed = MIN_EYE_DISTANCE_FRACTION * size * tmpl_eye / crop_w
-    faces = FoundFaces([], [], [], [])
+    scale = getattr(detector, "search_scale", None)
+    faces = FoundFaces([], [], [], [], search_scale=scale(*image.shape[:2]) if scale else 1.0,
+                       size=(image.shape[1], image.shape[0]))
     for f in found:
         eye = float(np.linalg.norm(f.landmarks[1] - f.landmarks[0]))
         if eye < needed:
@@ -224,6 +237,7 @@ class PhotoEdit:
         self.path = path
         self.aligned = aligned
         self.fallback = fallback   # edited as an aligned crop because no face was detected
+        self.search_scale = 1.0    # the scale the detector last searched the photo at
         self.session = EditSession(engine.attributes, [f.own_values for f in faces],
                                    certainty=[f.own_certainty for f in faces])
         self._scaled: Optional[tuple] = None   # (size, the photo downscaled to it): scaled_image's cache
@@ -243,8 +257,7 @@ class PhotoEdit:
         image, path = _read(source)
         found = find_faces(image, engine.model.alignment(), engine.image_size, aligned, detector)
         if not found.alignments and require_face:
-            why = f"; {len(found.skipped)} face(s) too small for the model" if found.skipped else ""
-            raise NoFaceError(f"{path if path else 'image'}: no face found{why}")
+            raise NoFaceError(found.no_face_message(path if path else "image"))
         return cls.encode_many([(image, found, path)], engine)[0]
 
     @classmethod
@@ -272,6 +285,7 @@ class PhotoEdit:
                                       own_certainty=sure[k]))
                 k += 1
             docs.append(cls(image, engine, faces, found.skipped, path, found.aligned, found.fallback))
+            docs[-1].search_scale = found.search_scale
         return docs
 
     # -- values (the session's, with the photo named in errors) --------------------------------

@@ -355,6 +355,7 @@ class PhotoInfo:
     faces: list = field(default_factory=list)      # FaceInfo
     skipped: list = field(default_factory=list)    # (box, reason)
     aligned: bool = False
+    search_scale: float = 1.0   # the scale faces were last searched at (< 1: small ones can be missed)
     has_model: bool = True
     reencoded: bool = False  # same photo opened again (model or device changed)
     edit_rect: Optional[tuple] = None  # (x, y, w, h): the only pixels an edit can change
@@ -421,6 +422,10 @@ class _RememberingDetector:
             self._faces = detect_faces(rgb)
             self._image = rgb
         return list(self._faces)
+
+    def search_scale(self, h: int, w: int) -> float:
+        from core.faces import shared_detector
+        return shared_detector().search_scale(h, w)
 
 
 class EditorBackend:
@@ -511,6 +516,7 @@ class EditorBackend:
                                    dict(f.own_certainty) if f.own_certainty else None)
                           for f in doc.faces]
             info.skipped = [(s.box, s.reason) for s in doc.skipped]
+            info.search_scale = doc.search_scale
             info.edit_rect = doc.edit_region()
         info.seconds = time.perf_counter() - t0
         return info

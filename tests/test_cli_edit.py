@@ -576,3 +576,29 @@ def test_an_attribute_name_with_an_equals_sign_can_be_set(tmp_path, capsys, phot
     assert rc == 2, err
     assert_one_line_error(err, "unknown attribute 'A=C'; the model has ['Smiling', 'A=B']")
     assert not (tmp_path / "o.png").exists()
+
+
+def test_no_face_found_in_a_big_photo_says_it_was_searched_reduced_and_to_crop(tmp_path, capsys, portrait_path,
+                                                                                tiny_model_path):
+    """An 8000x6000 photo is searched at a quarter of its size (its second look): a 31 px face in
+    it is missed, and the error was a bare "no face found", with nothing to try. It now says how
+    the photo was searched and to crop; the photo cropped around the face is edited."""
+    import cv2
+    from core.image_io import load_image, save_image
+    big = np.full((6000, 8000, 3), 120, np.uint8)
+    side = 180   # the portrait's face box is about 0.18 of its side: ~31 px
+    big[2000:2000 + side, 3000:3000 + side] = cv2.resize(load_image(portrait_path), (side, side),
+                                                         interpolation=cv2.INTER_AREA)
+    save_image(tmp_path / "big.png", big)
+    rc, err = _edit(capsys, tmp_path / "big.png", tmp_path / "o.png", tiny_model_path, "--set", "Male=1")
+    assert rc == 2
+    assert_one_line_error(err, "no face found (the 8000x6000 photo was searched at 26% of its size")
+    assert "crop the photo around the face" in err and not (tmp_path / "o.png").exists()
+    save_image(tmp_path / "cropped.png", big[1500:3000, 2500:4500])   # what the message says to do
+    rc, err = _edit(capsys, tmp_path / "cropped.png", tmp_path / "o.png", tiny_model_path, "--set", "Male=1")
+    assert rc == 0, err
+    assert (tmp_path / "o.png").exists()
+    # a photo searched at its own size has nothing to crop: the message stays short
+    save_image(tmp_path / "grey.png", big[:600, :800])
+    rc, err = _edit(capsys, tmp_path / "grey.png", tmp_path / "g.png", tiny_model_path, "--set", "Male=1")
+    assert rc == 2 and "no face found" in err and "crop" not in err

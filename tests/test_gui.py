@@ -1726,6 +1726,26 @@ def test_a_framed_image_without_a_detected_face_is_edited_as_the_edit_command_do
     assert np.array_equal(load_image(tmp_path / "window.png"), load_image(tmp_path / "cli.png"))
 
 
+def test_a_big_photo_without_a_found_face_says_to_crop_it(editor, qtbot, tmp_path, portrait_path):
+    """The panel said only "No face the model can edit was found" for an 8000x6000 photo searched at
+    a quarter of its size, whose 31 px face was missed; it now says so and to crop the photo. A
+    small photo searched at its own size gets no such advice."""
+    import cv2
+    w = editor
+    big = np.full((6000, 8000, 3), 120, np.uint8)
+    big[2000:2180, 3000:3180] = cv2.resize(load_image(portrait_path), (180, 180), interpolation=cv2.INTER_AREA)
+    save_image(tmp_path / "big.png", big)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "big.png")
+    text = w.panel.notice.text()
+    assert not w._photo.faces and "No face the model can edit" in text
+    assert "searched at 26% of its size" in text and "crop the photo around the face" in text
+    save_image(tmp_path / "grey.png", big[:600, :800])
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "grey.png")
+    assert "No face the model can edit" in w.panel.notice.text() and "crop" not in w.panel.notice.text()
+
+
 FIRST_PAINT_SCRIPT = r"""
 import json, os, sys
 from PySide6.QtCore import QEvent, QObject, QTimer
