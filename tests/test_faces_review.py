@@ -141,3 +141,19 @@ def test_a_flat_image_stays_without_faces(detector, one_torch_thread):
     rng = np.random.default_rng(1)
     flat = np.clip(128 + rng.normal(0, 1.0, (480, 640, 3)), 0, 255).astype(np.uint8)
     assert detector.detect(flat) == []
+
+
+@pytest.mark.parametrize("name, angle, faces_left", [
+    ("041699.jpg", 0, 1),     # two flower prints on a dress, beside the face
+    ("124943.jpg", 0, 0),     # a bracelet, the only "face" found (the pale face of this high-key photo is missed)
+    ("067045.jpg", 0, 1),     # a silver sleeve
+    ("006423.jpg", -25, 1),   # a real face, tilted: its first crop's mirror doubts, the second look not
+])
+def test_mirror_doubt_drops_prints_and_keeps_tilted_faces(detector, name, angle, faces_left, one_torch_thread):
+    rgb = _enlarged(name, 1.0)
+    if angle:
+        h, w = rgb.shape[:2]
+        rgb = cv2.warpAffine(rgb, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h),
+                             borderMode=cv2.BORDER_REFLECT)
+    faces = detector.detect(rgb)
+    assert len(faces) == faces_left, [(tuple(round(v) for v in f.box), round(f.score, 2)) for f in faces]
