@@ -248,7 +248,7 @@ def _nms_min(boxes, scores, threshold):
     return torch.as_tensor(keep, dtype=torch.long)
 
 
-def _stretched_levels(rgb: np.ndarray, min_range: float = 128.0) -> np.ndarray:
+def _contrast_stretched(rgb: np.ndarray, min_range: float = 128.0) -> np.ndarray:
     """The image for the search: a photo whose brightness spans less than ``min_range`` levels
     (0.5th to 99.5th percentile) stretched to span 0..255; any other photo as it is.
 
@@ -336,22 +336,13 @@ class FaceDetector:
         h, w = rgb.shape[:2]
         if min(h, w) < 12:
             return []
-        # The pyramid's cost is its first level's area: a photo is searched as if downscaled to
-        # max_side, or, when it is longer than 4:3 (a panorama, a tall strip), to as many pixels as
-        # a 4:3 photo of that size has. Limiting the long side alone shrank a 6000x400 panorama's
-        # search to 1024x68 pixels, so a face under 117 px (a third of its height) was never found.
-        downscale = self._downscale(h, w)
-        octaves, retried = _Octaves(_stretched_levels(rgb)), False
+        octaves = _Octaves(_contrast_stretched(rgb))
         with torch.inference_mode():
-            while True:
+            for downscale in self._search_scales(h, w, min_size):
                 min_px = max(float(min_size), 20.0 / downscale, 12.0)
                 boxes, scores, points = self._cascade(octaves, h, w, min_px)
-                # Nothing found in a big photo: look again at twice the scale, once. A group photo of
-                # 4000x3000 has faces of 40-78 px that the first search (20 px at 1024 = 78 px) cannot
-                # see; the second costs about 0.5 s, and only where the first found nothing.
-                if len(boxes) or downscale >= 1.0 or min_px <= float(min_size) or retried:
+                if len(boxes):
                     break
-                downscale, retried = min(1.0, 2 * downscale), True
         faces = []
         for b, sc, lm in zip(boxes, scores, points):
             # MTCNN's left/right is the viewer's; enforce the contract (left = smaller x) anyway.
@@ -362,16 +353,26 @@ class FaceDetector:
         faces.sort(key=lambda f: f.center_x)
         return faces
 
-    def _downscale(self, h: int, w: int) -> float:
-        return min(1.0, max(self.max_side / max(h, w), self.max_side * float(np.sqrt(0.75 / (h * w)))))
+    def _search_scales(self, h: int, w: int, min_size: float) -> tuple:
+        """The scales :meth:`detect` searches an h x w photo at, in turn, until a face is found.
+
+        The pyramid's cost is its first level's area: a photo is searched as if downscaled to
+        max_side, or, when it is longer than 4:3 (a panorama, a tall strip), to as many pixels as
+        a 4:3 photo of that size has. Limiting the long side alone shrank a 6000x400 panorama's
+        search to 1024x68 pixels, so a face under 117 px (a third of its height) was never found.
+        Where that misses faces down to min_size, a second look at twice the scale: a group photo
+        of 4000x3000 has faces of 40-78 px that the first search (20 px at 1024 = 78 px) cannot
+        see; the second costs about 0.5 s, and only where the first found nothing.
+        """
+        first = min(1.0, max(self.max_side / max(h, w), self.max_side * float(np.sqrt(0.75 / (h * w)))))
+        if first < 1.0 and 20.0 / first > min_size:
+            return first, min(1.0, 2 * first)
+        return (first,)
 
     def search_scale(self, h: int, w: int, min_size: float = 40.0) -> float:
         """The scale (<= 1) at which :meth:`detect` last searched an h x w photo in which it found
-        no face (after its second look): below 1, a small face can have been missed."""
-        scale = self._downscale(h, w)
-        if scale < 1.0 and 20.0 / scale > min_size:
-            scale = min(1.0, 2 * scale)
-        return scale
+        no face: below 1, a small face can have been missed."""
+        return self._search_scales(h, w, min_size)[-1]
 
     def _run(self, net: nn.Module, crops: np.ndarray):
         x = torch.from_numpy(crops.astype(np.float32)).to(self.device).permute(0, 3, 1, 2).contiguous()

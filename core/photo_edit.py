@@ -59,11 +59,16 @@ class FoundFaces:
         """What to tell the user when no face is editable: why, and what to try."""
         if self.skipped:
             return f"{name}: no face found; {len(self.skipped)} face(s) too small for the model"
-        if self.search_scale < 1.0:
-            return (f"{name}: no face found (the {self.size[0]}x{self.size[1]} photo was searched at "
-                    f"{self.search_scale:.0%} of its size, where a small face can be missed: crop the "
-                    f"photo around the face)")
-        return f"{name}: no face found"
+        hint = reduced_search_hint(self.search_scale, *self.size)
+        return f"{name}: no face found ({hint})" if hint else f"{name}: no face found"
+
+
+def reduced_search_hint(search_scale: float, width: int, height: int) -> str:
+    """Why a photo searched below its own size can show no face, and what to do; "" otherwise."""
+    if search_scale >= 1.0:
+        return ""
+    return (f"the {width}x{height} photo was searched at {search_scale:.0%} of its size, where a small "
+            "face can be missed: crop the photo around the face")
 
 
 def looks_aligned(image: np.ndarray, template) -> bool:
@@ -229,7 +234,8 @@ class PhotoEdit:
     """An open photo with its faces. Not thread-safe: drive it from one thread (the worker)."""
 
     def __init__(self, image: np.ndarray, engine: Engine, faces: list, skipped: list | None = None,
-                 path: Optional[Path] = None, aligned: bool = False, fallback: bool = False):
+                 path: Optional[Path] = None, aligned: bool = False, fallback: bool = False,
+                 search_scale: float = 1.0):
         self.image = image
         self.engine = engine
         self.faces: list[FaceEdit] = faces
@@ -237,7 +243,7 @@ class PhotoEdit:
         self.path = path
         self.aligned = aligned
         self.fallback = fallback   # edited as an aligned crop because no face was detected
-        self.search_scale = 1.0    # the scale the detector last searched the photo at
+        self.search_scale = search_scale   # the scale the detector last searched the photo at
         self.session = EditSession(engine.attributes, [f.own_values for f in faces],
                                    certainty=[f.own_certainty for f in faces])
         self._scaled: Optional[tuple] = None   # (size, the photo downscaled to it): scaled_image's cache
@@ -284,8 +290,8 @@ class PhotoEdit:
                 faces.append(FaceEdit(j, a, latent[k], dict(own[k]), found.boxes[j], found.landmarks[j],
                                       own_certainty=sure[k]))
                 k += 1
-            docs.append(cls(image, engine, faces, found.skipped, path, found.aligned, found.fallback))
-            docs[-1].search_scale = found.search_scale
+            docs.append(cls(image, engine, faces, found.skipped, path, found.aligned, found.fallback,
+                            found.search_scale))
         return docs
 
     # -- values (the session's, with the photo named in errors) --------------------------------

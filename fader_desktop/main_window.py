@@ -1122,9 +1122,10 @@ class MainWindow(QMainWindow):
             self.panel.set_notice("Open a photo to edit its faces.")
         elif not photo.faces:
             why = "".join(f"<br>• {r}" for _b, r in photo.skipped[:3])
-            if not photo.skipped and photo.search_scale < 1:
-                why = (f"<br>The photo was searched at {photo.search_scale:.0%} of its size, where a small "
-                       "face can be missed: crop the photo around the face.")
+            from core.photo_edit import reduced_search_hint   # here: importing it loads torch
+            hint = reduced_search_hint(photo.search_scale, photo.width, photo.height)
+            if not photo.skipped and hint:
+                why = f"<br>{hint[0].upper()}{hint[1:]}."
             self.panel.set_notice(f"<b>No face the model can edit was found in this photo.</b>{why}")
         elif photo.aligned:
             self.panel.set_notice("No face was detected, but the photo has the model's aligned-crop framing, "
