@@ -258,7 +258,9 @@ def _contrast_stretched(rgb: np.ndarray, min_range: float = 128.0) -> np.ndarray
     """
     h, w = rgb.shape[:2]
     step = max(1, int(np.sqrt(h * w / 250_000)))   # a 250k-pixel sample is plenty for percentiles
-    lum = rgb[::step, ::step].max(axis=2)
+    sample = rgb[::step, ::step]
+    # the brightest channel; ndarray.max(axis=2) over 3 bytes took 11 ms of a 2 MP detection
+    lum = np.maximum(np.maximum(sample[..., 0], sample[..., 1]), sample[..., 2])
     lo, hi = (float(v) for v in np.percentile(lum, (0.5, 99.5)))
     if hi - lo >= min_range or hi - lo < 4:   # well exposed, or a flat image with nothing in it
         return rgb
