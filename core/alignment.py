@@ -314,6 +314,10 @@ def crop_corners(matrix: np.ndarray, size: int) -> np.ndarray:
     return (corners - t) @ np.linalg.inv(a).T
 
 
+# At most this many bytes of float32 warps at once in paste_back (its bands of rows).
+PASTE_BAND_BYTES = 48 << 20
+
+
 def region_matrix(matrix: np.ndarray, x: int, y: int) -> np.ndarray:
     """The alignment seen from a photo region whose top-left pixel is photo (x, y): region
     pixels -> crop pixels (what warps over that region alone need)."""
@@ -385,15 +389,21 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, reconstructed: np.ndarray,
         return out  # the face is entirely outside the photo
 
     # WARP_INVERSE_MAP: the matrix maps destination (region) coords to source (crop) coords.
-    to_crop = region_matrix(mat, x0, y0)
-    flags, dsize = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, (x1 - x0, y1 - y0)
-    region = photo[y0:y1, x0:x1]
-    d_w = cv2.warpAffine(c, to_crop, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    if a is not None:
-        a_w = cv2.warpAffine(a * m[..., None], to_crop, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=0)
-        d_w += np.multiply(a_w, region, out=a_w)
-    # uint8 + float32 computed in float, rounded half-to-even and saturated to 0..255; where
-    # d_w is 0 the sum is the photo's own integer, so those pixels stay bit-identical.
-    out[y0:y1, x0:x1] = cv2.add(region, d_w, dtype=cv2.CV_8U)
+    flags = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR
+    am = None if a is None else a * m[..., None]
+    # In bands of rows: the float32 warps of a whole region cost 24 bytes a pixel (a face 2,900 px
+    # across in a 48 MP photo: 480 MB); a band's cost is bounded. A region that fits one band is
+    # computed as one, as before.
+    rows = max(1, PASTE_BAND_BYTES // (24 * (x1 - x0)))
+    for ys in range(y0, y1, rows):
+        ye = min(y1, ys + rows)
+        to_crop, dsize = region_matrix(mat, x0, ys), (x1 - x0, ye - ys)
+        region = photo[ys:ye, x0:x1]
+        d_w = cv2.warpAffine(c, to_crop, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        if am is not None:
+            a_w = cv2.warpAffine(am, to_crop, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            d_w += np.multiply(a_w, region, out=a_w)
+        # uint8 + float32 computed in float, rounded half-to-even and saturated to 0..255; where
+        # d_w is 0 the sum is the photo's own integer, so those pixels stay bit-identical.
+        out[ys:ye, x0:x1] = cv2.add(region, d_w, dtype=cv2.CV_8U)
     return out

@@ -349,6 +349,30 @@ def test_paste_back_touches_only_the_face_rectangle(monkeypatch):
     assert min(times) < 0.1  # a few ms on an idle machine; generous for shared CI
 
 
+def test_a_huge_face_is_pasted_back_in_bands_with_bounded_memory(monkeypatch):
+    """A close-up in a big photo: the warps of its edit come in bands of rows, so memory stays
+    bounded (one piece: 24 bytes a pixel of the face's rectangle), and the pixels are those of
+    the one-piece paste-back."""
+    import tracemalloc
+
+    photo = _textured_photo(3000, 3200)
+    face = _face_in_photo(photo, 128, angle=8, scale=20.0, at=(1600, 1500))  # about 2,900 px across
+    edited = np.clip(face.crop.astype(np.int16) + 30, 0, 255).astype(np.uint8)
+    out = np.empty_like(photo)
+    tracemalloc.start()
+    try:
+        paste_back(photo, edited, face.crop, face.matrix, out=out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    changed = np.any(out != photo, axis=2)
+    assert changed.sum() > 4_000_000  # most of the face's rectangle was edited
+    assert peak < 2 * alignment.PASTE_BAND_BYTES  # one piece: over 200 MB
+    monkeypatch.setattr(alignment, "PASTE_BAND_BYTES", 1 << 40)
+    whole = paste_back(photo, edited, face.crop, face.matrix)
+    np.testing.assert_array_equal(out, whole)
+
+
 def test_paste_back_input_checks():
     photo = _textured_photo(100, 100)
     crop = np.zeros((32, 32, 3), np.uint8)
