@@ -34,7 +34,11 @@ __all__ = ["load_image", "read_exif", "read_icc_profile", "read_metadata", "save
            "check_output_folder", "check_save_path", "Source", "read_source", "export_photo", "gray_rgb",
            "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "export_suffix"]
 
-DEFAULT_MAX_PIXELS = 100_000_000
+#: The most pixels a photo may have: above every phone and most medium-format cameras (200 MP phones
+#: write 16320x12240), and low enough that a header claiming billions of pixels is refused unread.
+DEFAULT_MAX_PIXELS = 210_000_000
+# Pillow's own hard refusal (at twice this) must not come before ours: our message says what to do.
+Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, DEFAULT_MAX_PIXELS)
 
 #: Output suffix -> Pillow format name.
 SAVE_FORMATS = {
@@ -101,13 +105,15 @@ def _check_readable(p: Path) -> None:
         raise ImageError(f"{p}: cannot read image: permission denied")
 
 
+_TOO_BIG = "(a guard against decompression bombs): reduce the image's size first"
+
+
 def _bomb_message(p: Path, exc: Exception, max_pixels: int | None) -> str:
     """Pillow refused the header (beyond twice its own limit): say how big and what the limit is."""
     m = re.search(r"\((\d+) pixels\)", str(exc))
     size = f"{int(m.group(1)):,} pixels" if m else "the image"
     limit = min(max_pixels or Image.MAX_IMAGE_PIXELS * 2, Image.MAX_IMAGE_PIXELS * 2)
-    return (f"{p}: refusing to decode: {size} exceeds the limit of {limit:,} "
-            f"(possible decompression bomb)")
+    return f"{p}: refusing to decode: {size} exceeds the limit of {limit:,} {_TOO_BIG}"
 
 
 def _cut_off(exc: OSError) -> bool:
@@ -146,7 +152,7 @@ def _open(p: Path, max_pixels: int | None) -> Image.Image:
         im.close()
         raise ImageError(
             f"{p}: refusing to decode: {w}x{h} = {w * h:,} pixels exceeds the limit of "
-            f"{max_pixels:,} (possible decompression bomb)"
+            f"{max_pixels:,} {_TOO_BIG}"
         )
     return im
 

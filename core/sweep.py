@@ -119,7 +119,7 @@ def label_height(cell: int) -> int:
     return max(12, cell // 8)
 
 
-#: The largest figure made (pixels): what the app itself opens (core.image_io.DEFAULT_MAX_PIXELS);
+#: The largest figure made (pixels): 100 MP, under what the app itself opens (core.image_io.DEFAULT_MAX_PIXELS);
 #: an animation's frames may hold four times that together. Beyond, the figure is refused before
 #: any work: it was built whole in memory and a big one took the machine down.
 MAX_FIGURE_PIXELS = 100_000_000

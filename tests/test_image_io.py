@@ -15,7 +15,7 @@ from conftest import PHONE_HEIC
 from PIL import Image
 
 from core.errors import ImageError
-from core.image_io import IMAGE_SUFFIXES, export_suffix, load_image, read_exif, read_icc_profile, save_image
+from core.image_io import IMAGE_SUFFIXES, check_header, export_suffix, load_image, read_exif, read_icc_profile, save_image
 
 from conftest import display_p3_icc
 
@@ -237,14 +237,23 @@ def _png_header_only(width, height):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
+def test_a_200_megapixel_phone_photo_is_not_refused(tmp_path):
+    """Phones write 108 and 200 MP photos (16320x12240); Pillow alone refuses over 179 MP, and
+    this app refused over 100 MP before."""
+    for w, h in ((12_000, 9_000), (16_320, 12_240)):
+        p = tmp_path / f"{w}.png"
+        p.write_bytes(_png_header_only(w, h))
+        check_header(p)
+
+
 def test_decompression_bomb_refused_from_header(tmp_path):
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(_png_header_only(100_000, 100_000))  # claims 10 gigapixels, 57 bytes
     _assert_image_error(bomb, "too large|exceeds")
     big = tmp_path / "big.png"
-    big.write_bytes(_png_header_only(20_000, 6_000))      # 120 Mpx, between Pillow's limits
+    big.write_bytes(_png_header_only(16_000, 14_000))     # 224 Mpx: over ours, under Pillow's hard limit
     msg = _assert_image_error(big, "exceeds the limit")
-    assert "20000x6000" in msg
+    assert "16000x14000" in msg and "reduce the image's size" in msg
     ok = tmp_path / "ok.png"
     Image.fromarray(_pattern(100, 100)).save(ok)
     _assert_image_error(ok, "exceeds the limit", max_pixels=5_000)
