@@ -186,7 +186,9 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
 
     inputs = {_resolve(it.input) for it in items} - {None}
     taken: dict = {}
-    for it in items:
+    # Where two inputs would make one output, the one whose own name it is keeps it (b.jpg, not
+    # b.jpeg, is written as b.jpg with --format jpg); otherwise the first in sorted order.
+    for it in sorted(items, key=lambda it: it.output is None or it.output.name != it.input.name):
         if it.output is None:
             continue
         key = _resolve(it.output)

@@ -255,6 +255,29 @@ def test_colliding_outputs_are_skipped(tmp_path, mixed, engine):
     assert st["aligned.webp"][0] == "skipped" and "same output file as aligned.jpg" in st["aligned.webp"][1]
 
 
+def test_in_a_name_clash_the_photo_with_the_outputs_name_keeps_it(tmp_path, capsys, celeba_aligned, tiny_model_path):
+    """b.jpg and b.jpeg both become b.jpg with --format jpg: b.jpg is written as b.jpg and b.jpeg is
+    the one skipped (sorted order, which put b.jpeg first, gave b.jpg's name to b.jpeg's edit)."""
+    from core.image_io import load_image
+    src = tmp_path / "in"
+    src.mkdir()
+    first, second = sorted(celeba_aligned.glob("*.jpg"))[:2]
+    shutil.copy(first, src / "b.jpg")
+    shutil.copy(second, src / "b.jpeg")
+    shutil.copy(first, src / "a.jpg")
+    shutil.copy(second, src / "a.JPG")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    rc, err = cli(capsys, "batch", src, "-o", out, "--aligned", "--set", "Smiling=2", "--format", "jpg",
+                  "--model", tiny_model_path, "--device", "cpu", "--report", report)
+    assert rc == 1
+    st = {it["relative"]: it for it in json.loads(report.read_text())["items"]}
+    assert st["b.jpeg"]["status"] == "skipped" and "same output file as b.jpg" in st["b.jpeg"]["reason"]
+    assert st["a.JPG"]["status"] == "skipped" and st["a.jpg"]["status"] == "ok"
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    written, mine, other = (load_image(p).astype(float) for p in (out / "b.jpg", first, second))
+    assert np.abs(written - mine).mean() < 0.5 * np.abs(written - other).mean()
+
+
 def _many(tmp_path, celeba_aligned, n) -> Path:
     d = tmp_path / "many"
     (d / "a").mkdir(parents=True)
