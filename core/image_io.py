@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -99,6 +100,9 @@ def _check_readable(p: Path) -> None:
         raise ImageError(f"{p}: cannot read image: {os_reason(exc)}") from None
     if p.is_dir():
         raise ImageError(f"{p}: cannot read image: is a folder, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        # a pipe would block the decoder and a device (/dev/zero) never ends
+        raise ImageError(f"{p}: cannot read image: not a regular file (a pipe, socket or device)")
     if st.st_size == 0:
         raise ImageError(f"{p}: cannot read image: the file is empty")
     if not os.access(p, os.R_OK):

@@ -194,6 +194,16 @@ def _assert_image_error(path, match, **kw):
     return msg
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_pipe_or_device_is_refused_without_reading_it(tmp_path):
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)  # opening it to read would block until a writer comes
+    _assert_image_error(fifo, "not a regular file")
+    if Path("/dev/zero").exists():
+        with pytest.raises(ImageError, match="not a regular file"):
+            load_image("/dev/zero")
+
+
 def test_missing_empty_dir_and_garbage(tmp_path):
     _assert_image_error(tmp_path / "nope.jpg", "not found")
     (tmp_path / "empty.png").write_bytes(b"")
