@@ -38,7 +38,8 @@ from .recipe import make_recipe
 if TYPE_CHECKING:  # imported where used: core.photo_edit loads torch
     from .photo_edit import FoundFaces, PhotoEdit
 
-OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif", "tiff": ".tif",
+                  "bmp": ".bmp"}
 STATUSES = ("ok", "exists", "skipped", "failed", "cancelled")
 # the reason of a skipped file whose type is no photo's (a readme.txt): left out, not a failed edit
 NOT_AN_IMAGE = "not an image (unsupported file type)"
@@ -70,7 +71,7 @@ class BatchOptions:
 
     def validate(self) -> None:
         if self.format is not None and self.format.lower() not in OUTPUT_FORMATS:
-            raise FaderError(f"unknown output format {self.format!r}; use one of png, jpg, webp")
+            raise FaderError(f"unknown output format {self.format!r}; use one of {', '.join(OUTPUT_FORMATS)}")
         if not 1 <= int(self.quality) <= 100:
             raise FaderError(f"quality must be between 1 and 100, got {self.quality}")
         if self.face is not None and self.face < 0:
@@ -151,7 +152,7 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
     if src_abs == dst_abs:
         raise FaderError(f"{dst_root}: the output folder is the input folder; choose another so no photo is overwritten")
     if fmt is not None and fmt.lower() not in OUTPUT_FORMATS:
-        raise FaderError(f"unknown output format {fmt!r}; use one of png, jpg, webp")
+        raise FaderError(f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
     out_nested = _inside(dst_abs, src_abs)
 
     items: list[Item] = []

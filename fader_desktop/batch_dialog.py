@@ -25,7 +25,7 @@ from .workers import JobRunner
 
 # widest a file name may make the progress dialog's label (pixels; the rest is elided)
 PROGRESS_NAME_PX = 320
-FORMATS = (("Same as input", None), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "webp"))
+FORMATS = (("Same as input", None), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "webp"), ("TIFF", "tif"), ("BMP", "bmp"))
 
 
 def describe_values(values: dict) -> str:

@@ -6,8 +6,12 @@ import signal
 import sys
 import threading
 
+# Pillow formats whose re-encoding changes pixels: "unchanged" there is not "the same pixels"
+LOSSY = ("JPEG", "WEBP")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from core.batch import OUTPUT_FORMATS
     from fader_desktop.cli import add_model_arguments
     p.add_argument("in_dir", metavar="IN_DIR", help="folder of photos (searched recursively)")
     p.add_argument("-o", "--output", dest="out_dir", metavar="OUT_DIR", required=True,
@@ -16,10 +20,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="attribute value: a number (slider position) or a value label; repeatable; "
                         "overrides the recipe")
     p.add_argument("--recipe", metavar="R.json", help="recipe saved by the window (Save edit as recipe…)")
-    p.add_argument("--face", type=int, metavar="N", help="edit only face N (0 = leftmost); default: every face")
+    p.add_argument("--face", type=int, metavar="N",
+                   help="edit only face N (0 = leftmost) of each photo; default: every face (with --raw, which "
+                        "writes one face's crop: face 0)")
     p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
-    p.add_argument("--raw", action="store_true", help="write the model's own output at model resolution")
-    p.add_argument("--format", choices=("png", "jpg", "webp"), help="output format (default: the input's)")
+    p.add_argument("--raw", action="store_true",
+                   help="write the model's own output at model resolution: one face's crop (--face, default 0)")
+    # the formats core.batch writes, so that the option follows it; any case, as file suffixes are
+    formats = tuple(OUTPUT_FORMATS)
+    p.add_argument("--format", type=str.lower, choices=formats, metavar="|".join(formats),
+                   help="output format, any case (default: the input's)")
     p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1..100 (default 95)")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume)")
@@ -43,9 +53,10 @@ def build_values(engine, recipe: str | None, sets: list) -> dict:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from core.batch import BatchOptions, plan_batch, run_batch
+    from core.batch import OUTPUT_FORMATS, BatchOptions, plan_batch, run_batch
     from core.edit_session import UNSURE_READING
     from core.errors import printable
+    from core.image_io import SAVE_FORMATS
     from fader_desktop.cli import PROG, load_engine
     opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
                         quality=args.quality, skip_existing=args.skip_existing, overwrite=args.overwrite)
@@ -54,15 +65,27 @@ def run(args) -> int:
     items = plan_batch(args.in_dir, args.out_dir, opts.format, opts.skip_existing, opts.overwrite)
     engine = load_engine(args)
     opts.values = build_values(engine, args.recipe, args.set)
+    plan_note = None
     if not opts.values and not opts.raw:
-        how = (f"written unchanged as {opts.format.upper()} (same pixels; a copy of the file where it already is one)"
-               if opts.format else "copied unchanged (byte for byte)")
-        sys.stderr.write(f"{PROG}: note: no --set or recipe values: the photos are {how}\n")
+        if not opts.format:
+            how = "copied unchanged (byte for byte)"
+        elif SAVE_FORMATS[OUTPUT_FORMATS[opts.format]] in LOSSY:
+            how = (f"written unchanged as {opts.format.upper()} (a copy of the file where it already is one; "
+                   f"else re-encoded, which {opts.format.upper()} does with a small loss)")
+        else:
+            how = f"written unchanged as {opts.format.upper()} (same pixels; a copy of the file where it already is one)"
+        plan_note = f"{PROG}: note: no --set or recipe values: the photos are {how}"
 
     cancel = threading.Event()
     bar = tqdm(total=len(items), unit="img", dynamic_ncols=True, file=sys.stderr, disable=None)
 
     def progress(done, total, path):
+        nonlocal plan_note
+        if plan_note:
+            # run_batch calls this only once its own checks (output and report folders) passed: a
+            # note about what the run does must not come before the error that stops it
+            bar.write(plan_note, file=sys.stderr)
+            plan_note = None
         if bar.total != total:
             bar.total = total   # run_batch may leave out an earlier report found among the inputs
         bar.update(done - bar.n)
@@ -109,6 +132,12 @@ def run(args) -> int:
                          f"from (under {UNSURE_READING:.0%}), so the edit may go the wrong way there; check them "
                          "(the report lists them" + ("" if args.report else "; --report writes it") + "), e.g. "
                          f"{printable(unsure[0].relative)}: {unsure[0].unsure[0]}\n")
+    if opts.raw and opts.face is None:
+        several = [it for it in report.items if it.status == "ok" and (it.faces or 0) > 1]
+        if several:
+            sys.stderr.write(f"{PROG}: note: {len(several)} photo(s) have several faces (e.g. "
+                             f"{printable(several[0].relative)} has {several[0].faces}); --raw wrote face 0 (the "
+                             "leftmost) of each; --face N writes another\n")
     lost = [it for it in report.items if it.lost]
     if lost:
         sys.stderr.write(f"{PROG}: note: {len(lost)} output(s) could not keep everything of their photo, e.g. "

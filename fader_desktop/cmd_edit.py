@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,9 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--own", action="append", default=[], metavar="NAME=VALUE",
                    help="correct a face's own value where the model misread it (0 or 1; the face --face, "
                         "else every face): --set edits are measured from it; repeatable")
-    p.add_argument("--face", type=int, metavar="N", help="edit only face N (0 = leftmost); default: every face")
+    p.add_argument("--face", type=int, metavar="N",
+                   help="edit only face N (0 = leftmost); default: every face (with --raw, which writes one "
+                        "face's crop: face 0)")
     p.add_argument("--aligned", action="store_true", help="the input is already a CelebA-style aligned crop")
-    p.add_argument("--raw", action="store_true", help="write the model's own output at model resolution")
+    p.add_argument("--raw", action="store_true",
+                   help="write the model's own output at model resolution: one face's crop (--face, default 0)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     add_overwrite_argument(p)
     add_model_arguments(p)
@@ -28,24 +32,31 @@ def run(args) -> int:
     from core.attributes import pure_label
     from core.errors import printable
     from core.errors import FaderError
-    from core.image_io import check_save_path, export_photo, read_source, save_image
+    from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image
     from core.photo_edit import PhotoEdit
     from fader_desktop.cli import PROG, check_output, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
     if not args.output.strip() or args.output.endswith(("/", os.sep)):
         raise FaderError(f"-o {args.output!r}: give an output file name (.png, .jpg, .webp, …)")
+    if dst.is_dir():
+        # without this, the folder's missing suffix was reported as "unsupported file type '(none)'"
+        example = shlex.quote(str(dst / f"{src.stem}_edited{export_suffix(src)}"))
+        raise FaderError(f"{dst}: the output is an existing folder; give a file name (e.g. -o {example})")
     # the output's problems before the model loads and the faces are found (seconds)
-    check_output(dst, [src], args.overwrite, args.model)
+    check_output(dst, [src], True, args.model)
     check_save_path(dst)
     if not 1 <= args.quality <= 100:
         raise FaderError(f"--quality must be between 1 and 100, got {args.quality}")
     engine = load_engine(args)
     values = parse_sets(engine, args.set)
+    owns = parse_sets(engine, args.own, "--own")
+    # an existing output after the options: a rerun with a typo must name the typo, not the
+    # output the first run wrote
+    check_output(dst, [src], args.overwrite, args.model)
     doc = PhotoEdit.open(src, engine, aligned=args.aligned)
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")
-    owns = parse_sets(engine, args.own, "--own")
     for name, own in owns.items():
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)
@@ -53,6 +64,10 @@ def run(args) -> int:
     source = read_source(src, exif=not args.raw)
     if args.raw:
         save_image(dst, doc.render_raw(args.face or 0), quality=args.quality, icc_profile=source.icc, gray=source.gray)
+        if args.face is None and len(doc.faces) > 1:
+            # --raw writes one crop: without this, the other faces were left out silently
+            sys.stderr.write(f"{PROG}: note: {printable(src)} has {len(doc.faces)} faces; --raw wrote face 0 "
+                             "(the leftmost); --face N writes another\n")
     else:
         # nothing to change: the input's own bytes (same format), else its exact pixels
         _copied, lost = export_photo(src, dst, doc.render() if doc.is_modified() else doc.image, source,
@@ -61,11 +76,14 @@ def run(args) -> int:
             sys.stderr.write(f"{PROG}: note: {printable(dst)}: " + "; ".join(lost) + "\n")
     # an edit is measured from the face's reading: say (in one line) where that reading was a guess
     unsure = []
-    for i in range(len(doc.faces)) if args.face is None else [args.face]:
+    written = [args.face] if args.face is not None else [0] if args.raw else range(len(doc.faces))
+    for i in written:
         for name, p in doc.session.unsure_readings(i, [n for n in values if n not in owns]).items():
             a, own = doc.session.attribute(name), float(doc.session.own[i][name])
-            unsure.append(f"face {i} {name} read as {pure_label(a, own)} ({p:.0%} sure; else --own {name}="
-                          f"{pure_label(a, 1 - own)}" + (f" --face {i})" if len(doc.faces) > 1 and args.face is None else ")"))
+            # quoted as one shell word: names and labels may hold spaces ("Mouth slightly open")
+            fix = shlex.quote(f"{name}={pure_label(a, 1 - own)}")
+            unsure.append(f"face {i} {name} read as {pure_label(a, own)} ({p:.0%} sure; else --own {fix}"
+                          + (f" --face {i})" if len(doc.faces) > 1 and args.face is None else ")"))
     if unsure:
         sys.stderr.write(f"{PROG}: note: the edit starts from reading(s) the model was unsure of: "
                          + "; ".join(unsure[:3]) + (f"; and {len(unsure) - 3} more" if len(unsure) > 3 else "") + "\n")

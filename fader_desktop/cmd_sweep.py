@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=int, metavar="PX", help="space between cells (default: cell/32, at least 2)")
     p.add_argument("--labels", action="store_true", help="write column labels above the cells")
     p.add_argument("--fps", type=float, default=8.0, help="animation frames per second (default 8)")
-    p.add_argument("--face", type=int, default=0, metavar="N", help="which face of each photo (0 = leftmost)")
+    p.add_argument("--face", type=int, default=0, metavar="N",
+                   help="which face of each photo (0 = leftmost; default 0)")
     p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
     add_overwrite_argument(p)
     add_model_arguments(p)
@@ -48,7 +49,6 @@ def run(args) -> int:
     suffix = out.suffix.lower()
     if suffix not in STILL + ANIMATED:
         raise FaderError(f"{out}: output must be one of {', '.join(STILL + ANIMATED)}")
-    check_output(out, args.images, args.overwrite, args.model)
     if args.grid:
         if suffix in ANIMATED:
             raise FaderError(f"{out}: --grid makes a still figure; write .png, .jpg or .webp")
@@ -64,14 +64,11 @@ def run(args) -> int:
     if args.face < 0:
         raise FaderError(f"--face must be 0 or more, got {args.face}")
     # everything that can be refused is refused before the photos are read and the model run:
-    # with many photos that work takes minutes, and a typo should not cost them
+    # with many photos that work takes minutes, and a typo should not cost them. The options before
+    # the output file: a rerun with a typo must name the typo, not the figure the first run wrote
     if suffix in ANIMATED:
         check_fps(out, args.fps)
-    check_output_folder(out, "cannot save" if suffix in ANIMATED else "cannot save image")
-    if suffix == ".mp4":
-        from core.sweep import require_mp4
-        require_mp4(out)
-    engine = load_engine(args)
+    engine = load_engine(args)   # the attribute names and the model's size (a fraction of a second)
     lo, hi = args.range if args.range else (None, None)
     chosen = [find_attribute(engine, a) for a in args.attr]
     cell, margin = cell_and_margin(engine, args.cell_size, args.margin)
@@ -87,6 +84,11 @@ def run(args) -> int:
             check_figure_size(out, rows, 2, cell, margin, args.labels, frames=animation_frames(args.steps))
         else:
             check_figure_size(out, rows, strip_columns(args.steps), cell, margin, args.labels)
+    check_output(out, args.images, args.overwrite, args.model)
+    check_output_folder(out, "cannot save" if suffix in ANIMATED else "cannot save image")
+    if suffix == ".mp4":
+        from core.sweep import require_mp4
+        require_mp4(out)
     faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face)
     if args.grid:
         img = sweep_grid(faces, engine, attrs=args.attr or None, mode="ends" if args.ends else "flip",

@@ -1,0 +1,271 @@
+"""The photo commands (`edit`, `batch`, `sweep`) as a QA walkthrough used them: what they say about
+photos with several faces, output paths that are folders, the order of their checks, the commands
+they suggest, --format, and what the README promises of an unedited export."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(capsys, *args):
+    from fader_desktop.cli import main
+    rc = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return rc, cap.err
+
+
+def read(p) -> np.ndarray:
+    from core.image_io import load_image
+    return load_image(p)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, portrait_path) -> dict:
+    """The sample portrait as PNG (lossless), and it beside its mirror image: a photo of two faces."""
+    from core.image_io import load_image, save_image
+    folder = tmp_path_factory.mktemp("walkthrough")
+    rgb = load_image(portrait_path)
+    one, two = folder / "one.png", folder / "two_faces.png"
+    save_image(one, rgb)
+    save_image(two, np.concatenate([rgb, rgb[:, ::-1]], axis=1))
+    return {"one": one, "two": two}
+
+
+def model_args(model):
+    return ["--model", model, "--device", "cpu"]
+
+
+# -- 1. --raw writes one face: says so on a photo with several --------------------------------
+
+def test_edit_raw_of_a_photo_with_two_faces_says_it_wrote_face_0(tmp_path, capsys, photos, tiny_model_path):
+    """--raw writes one 32 px crop; on a photo of two faces it named neither how many there were nor
+    which one it wrote, while --face said "default: every face"."""
+    raw = tmp_path / "raw.png"
+    rc, err = cli(capsys, "edit", photos["two"], "-o", raw, "--raw", "--set", "Male=1", *model_args(tiny_model_path))
+    assert rc == 0, err
+    assert read(raw).shape == (32, 32, 3)
+    note = [line for line in err.splitlines() if "--raw wrote" in line]
+    assert len(note) == 1, err
+    assert "two_faces.png has 2 faces" in note[0] and "face 0 (the leftmost)" in note[0] and "--face N" in note[0]
+    # the edit's unsure readings are those of the face written, not of face 1 as well
+    assert "face 1 " not in err, err
+    # a face chosen, or a photo of one face: nothing to say
+    for photo, extra in ((photos["two"], ["--face", "1"]), (photos["one"], [])):
+        rc, err = cli(capsys, "edit", photo, "-o", tmp_path / "other.png", "--raw", "--set", "Male=1", *extra,
+                      "--overwrite", *model_args(tiny_model_path))
+        assert rc == 0 and "--raw wrote" not in err, err
+    assert not np.array_equal(read(tmp_path / "other.png"), read(raw))   # face 0 of the single-face photo
+    # the help says what --raw writes without --face
+    with pytest.raises(SystemExit):
+        cli(capsys, "edit", "--help")
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "default: every face (with --raw, which writes one face's crop: face 0)" in helptext
+
+
+def test_batch_raw_of_a_photo_with_two_faces_says_it_wrote_face_0(tmp_path, capsys, photos, tiny_model_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(photos["two"], src / "two_faces.png")
+    shutil.copy(photos["one"], src / "one.png")
+    report = tmp_path / "report.json"
+    rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out", "--raw", "--set", "Male=1", "--report", report,
+                  *model_args(tiny_model_path))
+    assert rc == 0, err
+    assert ("note: 1 photo(s) have several faces (e.g. two_faces.png has 2); --raw wrote face 0 (the leftmost) "
+            "of each; --face N writes another") in err, err
+    reasons = {it["relative"]: it["reason"] for it in json.loads(report.read_text())["items"]}
+    assert reasons["two_faces.png"].startswith("model output of face 0 of 2")
+    rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out1", "--raw", "--face", "0", "--set", "Male=1",
+                  *model_args(tiny_model_path))
+    assert rc == 0 and "--raw wrote" not in err, err   # the face was chosen
+    with pytest.raises(SystemExit):
+        cli(capsys, "batch", "--help")
+    assert "(with --raw, which writes one face's crop: face 0)" in " ".join(capsys.readouterr().out.split())
+
+
+# -- 2. -o an existing folder ------------------------------------------------------------------
+
+def test_edit_into_an_existing_folder_says_to_give_a_file_name(tmp_path, capsys, photos, tiny_model_path):
+    """`-o od` with `od` a folder said "unsupported file type '(none)'"."""
+    od = tmp_path / "od"
+    od.mkdir()
+    rc, err = cli(capsys, "edit", photos["one"], "-o", od, "--set", "Male=1", *model_args(tiny_model_path))
+    assert rc == 2
+    assert err.splitlines() == [f"fader-desktop: error: {od}: the output is an existing folder; give a file "
+                                f"name (e.g. -o {od / 'one_edited.png'})"]
+    assert list(od.iterdir()) == []
+    # what it suggests works
+    rc, err = cli(capsys, "edit", photos["one"], "-o", od / "one_edited.png", *model_args(tiny_model_path))
+    assert rc == 0, err
+
+
+# -- 3. sweep: options before the output file --------------------------------------------------
+
+def test_sweep_rerun_with_a_typo_names_the_typo_not_the_earlier_output(tmp_path, capsys, photos, tiny_model_path):
+    out = tmp_path / "strip.png"
+    args = ["sweep", photos["one"], "-o", out, "--aligned", "--steps", "3", *model_args(tiny_model_path)]
+    rc, err = cli(capsys, *args, "--attr", "Smiling")
+    assert rc == 0 and out.is_file(), err
+    first = out.read_bytes()
+    for typo, says in ((["--attr", "Smilling"], "unknown attribute 'Smilling'"),
+                       (["--attr", "Hair=blnd"], "no value 'blnd'"),
+                       (["--attr", "Smiling", "--cell-size", "4"], "--cell-size must be between"),
+                       (["--attr", "Smiling", "--range", "-1000", "1"], "-1000")):
+        rc, err = cli(capsys, *args, *typo)
+        assert rc == 2 and says in err and "already exists" not in err, err
+    assert out.read_bytes() == first
+    # without a typo, the earlier output is still refused
+    rc, err = cli(capsys, *args, "--attr", "Smiling")
+    assert rc == 2 and "output file already exists" in err
+
+
+def test_edit_rerun_with_a_typo_names_the_typo_not_the_earlier_output(tmp_path, capsys, photos, tiny_model_path):
+    out = tmp_path / "out.png"
+    args = ["edit", photos["one"], "-o", out, *model_args(tiny_model_path)]
+    rc, err = cli(capsys, *args, "--set", "Smiling=1")
+    assert rc == 0 and out.is_file(), err
+    first = out.read_bytes()
+    for typo, says in ((["--set", "Smilling=1"], "Smilling"), (["--own", "Smiling=maybe"], "maybe")):
+        rc, err = cli(capsys, *args, *typo)
+        assert rc == 2 and says in err and "already exists" not in err, err
+    rc, err = cli(capsys, *args, "--set", "Smiling=1")
+    assert rc == 2 and "output file already exists" in err
+    assert out.read_bytes() == first
+
+
+# -- 4. batch: the plan's note only once the run can start -------------------------------------
+
+def test_batch_into_a_path_under_a_file_gives_only_the_error(tmp_path, capsys, photos, tiny_model_path):
+    """`batch in -o afile/sub` printed "no --set …: copied unchanged" before the error that stopped it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(photos["one"], src / "one.png")
+    (tmp_path / "afile").write_text("mine")
+    rc, err = cli(capsys, "batch", src, "-o", tmp_path / "afile" / "sub", *model_args(tiny_model_path))
+    assert rc == 2
+    assert err.splitlines() == [f"fader-desktop: error: {tmp_path / 'afile' / 'sub'}: cannot create the output "
+                                f"folder: {tmp_path / 'afile'} is a file, not a folder"]
+    # a --report the run refuses: the same
+    rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out", "--report", tmp_path / "afile",
+                  *model_args(tiny_model_path))
+    assert rc == 2 and len(err.splitlines()) == 1 and "not a batch report" in err, err
+    # a run that starts still says what it does, before its summary
+    rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out", *model_args(tiny_model_path))
+    assert rc == 0, err
+    lines = err.splitlines()
+    assert lines[0] == "fader-desktop: note: no --set or recipe values: the photos are copied unchanged (byte for byte)"
+    assert "1 written" in lines[1]
+    assert (tmp_path / "out" / "one.png").read_bytes() == photos["one"].read_bytes()
+
+
+# -- 5. the suggested --own pastes as one word --------------------------------------------------
+
+def test_unsure_note_quotes_an_own_whose_name_and_label_hold_spaces(tmp_path, capsys, photos):
+    """The note said `else --own Eye glässes=without glasses`: pasted, that is three arguments."""
+    from conftest import make_tiny_model
+    model = make_tiny_model(tmp_path / "spaces.fader",
+                            attrs=(("Eye glässes", ("with glasses", "without glasses"), (-1.0, 2.0)),
+                                   ("Smiling", ("no", "yes"), (-1.0, 2.0))))
+    out = tmp_path / "o.png"
+    rc, err = cli(capsys, "edit", photos["one"], "-o", out, "--set", "Eye glässes=2", *model_args(model))
+    assert rc == 0, err
+    # the tiny random model is unsure of its readings
+    m = re.search(r"face 0 Eye glässes read as (.+?) \(\d+% sure; else (.*)\)$", err.strip())
+    assert m, err
+    suggested = shlex.split(m.group(2))
+    other = ({"with glasses", "without glasses"} - {m.group(1)}).pop()
+    assert suggested == ["--own", f"Eye glässes={other}"], err
+    # pasted as it is, the correction is taken and the reading is no longer a guess
+    rc, err = cli(capsys, "edit", photos["one"], "-o", out, "--set", "Eye glässes=2", *suggested, "--overwrite",
+                  *model_args(model))
+    assert rc == 0 and "unsure" not in err, err
+    # a plain name stays unquoted
+    rc, err = cli(capsys, "edit", photos["one"], "-o", out, "--set", "Smiling=2", "--overwrite", *model_args(model))
+    assert rc == 0 and re.search(r"else --own Smiling=(no|yes)\)$", err.strip()), err
+
+
+# -- 6. batch --format: any case, every format core's batch writes -----------------------------
+
+def _formats():
+    from core.batch import OUTPUT_FORMATS
+    return list(OUTPUT_FORMATS)
+
+
+@pytest.mark.parametrize("fmt", _formats())
+def test_batch_format_takes_any_case(tmp_path, capsys, photos, tiny_model_path, fmt):
+    """`--format JPG` was refused (invalid choice); `jpeg`, which core's batch writes, was not offered."""
+    from core.batch import OUTPUT_FORMATS
+    from core.image_io import SAVE_FORMATS, image_format
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(photos["one"], src / "one.png")
+    out = tmp_path / "out"
+    rc, err = cli(capsys, "batch", src, "-o", out, "--format", fmt.upper(), "--set", "Male=1",
+                  *model_args(tiny_model_path))
+    assert rc == 0, err
+    written = out / f"one{OUTPUT_FORMATS[fmt]}"
+    assert image_format(written) == SAVE_FORMATS[OUTPUT_FORMATS[fmt]]
+    with pytest.raises(SystemExit):
+        cli(capsys, "batch", "--help")
+    assert f"--format {'|'.join(OUTPUT_FORMATS)}" in capsys.readouterr().out
+
+
+def test_batch_format_refuses_a_format_it_cannot_write(tmp_path, capsys, photos, tiny_model_path):
+    with pytest.raises(SystemExit) as e:
+        cli(capsys, "batch", photos["one"].parent, "-o", tmp_path / "out", "--format", "GIF")
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'gif'" in err and "'jpg'" in err and not (tmp_path / "out").exists()
+
+
+# -- 7. what an unedited export keeps ------------------------------------------------------------
+
+def _real_photos(portrait_path) -> list:
+    from conftest import CELEBA_WILD
+    wild = sorted(CELEBA_WILD.glob("*.jpg"))[:1] if CELEBA_WILD.is_dir() else []
+    return [portrait_path] + wild
+
+
+def test_readme_says_what_an_export_without_set_keeps(tmp_path, capsys, portrait_path, tiny_model_path):
+    """README said that without --set the output has "the same pixels" in another format: JPEG and
+    WebP outputs differ by several levels. What it says now is what `edit` does."""
+    from core.image_io import load_image, save_image
+    for k, photo in enumerate(_real_photos(portrait_path)):
+        png = tmp_path / f"{k}.png"
+        save_image(png, load_image(photo))   # a lossless input, so every format is a re-encode
+        exact = {}
+        for suffix in (".png", ".tif", ".bmp", ".jpg", ".webp"):
+            out = tmp_path / f"{k}_out{suffix}"
+            rc, err = cli(capsys, "edit", png, "-o", out, *model_args(tiny_model_path))
+            assert rc == 0, err
+            exact[suffix] = np.array_equal(read(out), read(png))
+        assert exact == {".png": True, ".tif": True, ".bmp": True, ".jpg": False, ".webp": False}, (photo, exact)
+    text = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    said = text[text.index("Without `--set`"):]
+    said = said[:said.index(". Photos may be")]
+    assert "else the same pixels" not in said
+    assert "exactly in PNG, TIFF or BMP" in said and "JPEG and WebP compression changes them" in said
+
+
+def test_batch_note_does_not_promise_the_same_pixels_in_jpeg(tmp_path, capsys, photos, tiny_model_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(photos["one"], src / "one.png")
+    rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out", "--format", "jpg", *model_args(tiny_model_path))
+    assert rc == 0, err
+    note = err.splitlines()[0]
+    assert "same pixels" not in note and "re-encoded, which JPG does with a small loss" in note, err
+    assert not np.array_equal(read(tmp_path / "out" / "one.jpg"), read(photos["one"]))
+    rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out_png", "--format", "PNG", *model_args(tiny_model_path))
+    assert rc == 0 and "written unchanged as PNG (same pixels;" in err, err
+    assert np.array_equal(read(tmp_path / "out_png" / "one.png"), read(photos["one"]))
