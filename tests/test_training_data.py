@@ -187,7 +187,7 @@ def test_celeba_crop_is_reference_crop(tmp_path):
 def test_unreadable_and_unframed_images_are_skipped(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
-    assert load_training_crop(str(bad), 32) == (None, "unreadable")
+    assert load_training_crop(str(bad), 32) == (None, "cannot read image: not a recognised image format")
     wide = _img(tmp_path / "wide.png", 300, 100)
     assert load_training_crop(str(wide), 32)[1].startswith("not aligned")
     square = _img(tmp_path / "sq.png", 50, 50)
@@ -231,7 +231,7 @@ def test_cache_reuse(tmp_path):
     paths = [it.path for it in ds.items]
     c1 = open_cache(paths, 32, cache_dir=tmp_path / "cache", workers=2, progress=False)
     assert not c1.reused and c1.images.shape == (13, 32, 32, 3)
-    assert c1.n_valid == 12 and c1.skipped == {"unreadable": 1}
+    assert c1.n_valid == 12 and c1.skipped == {"cannot read image: not a recognised image format": 1}
     assert isinstance(c1.images, np.memmap)
     c2 = open_cache(paths, 32, cache_dir=tmp_path / "cache", progress=False)
     assert c2.reused and c2.path == c1.path

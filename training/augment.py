@@ -93,7 +93,7 @@ def fit_on_augmented(net: torch.nn.Module, images, train_idx, epochs: float, bat
     input, ``loss_fn(logits, idx)`` gives the loss of the batch ``idx``; ``clip`` bounds the
     gradient norm. ``should_stop()`` returning true raises KeyboardInterrupt."""
     from .precision import fit_uses_bf16
-    from .progress import redraw_interval
+    from .progress import progress_bar
     use_bf16 = fit_uses_bf16(amp)
     rng = np.random.default_rng(seed)
     train_idx = np.asarray(train_idx)
@@ -102,8 +102,7 @@ def fit_on_augmented(net: torch.nn.Module, images, train_idx, epochs: float, bat
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.15)
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, mininterval=redraw_interval(redraw_s))
+        bar = progress_bar(total, desc, "step", log_seconds=redraw_s)
     order = np.array([], np.int64)
     run_loss = 0.0
     net.train()

@@ -24,7 +24,7 @@ import numpy as np
 from core.errors import FaderError
 
 from .datasets import load_training_crop
-from .progress import redraw_interval
+from .progress import progress_bar
 
 CACHE_VERSION = 2  # 2: transparency over white, images over 100 MP skipped
 CHUNK = 256
@@ -111,9 +111,7 @@ def open_cache(paths, size: int, align: bool = False, cache_dir=None, workers: O
         workers = max(1, workers or usable_cores())
         bar = None
         if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=n, desc=f"preprocessing {size}px", unit="img", dynamic_ncols=True,
-                       mininterval=redraw_interval(30))
+            bar = progress_bar(n, f"preprocessing {size}px", "img")
         t0 = time.time()
         with ThreadPoolExecutor(workers) as pool:
             # Chunks bound the memory in flight: only CHUNK crops exist outside the memmap at once.

@@ -10,8 +10,10 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -34,9 +36,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {printable(message)}\n")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help only where the text does not say its default itself
+    and X means something: None stands for a default worked out later (the hand-written text says
+    which), and a flag is off unless given."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text.lower() or action.default is None or action.default is argparse.SUPPRESS
+                or isinstance(action.default, bool) or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every option documented for --help)."""
-    p = _Parser(prog=PROG, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = _Parser(prog=PROG, formatter_class=_HelpFormatter,
                 description="Train a Fader Networks model (Lample et al. 2017) and export RUN_DIR/model.fader. "
                             "DATA is a labeled folder (DATA/<value>/images, DATA's name = the attribute), "
                             "a CSV table (file,attr1,...; values 0/1, -1/1 or labels) or CelebA "
@@ -361,14 +376,88 @@ def check_run_folder(run_dir: Path) -> None:
                          "choose a new or empty folder so that none of them is overwritten")
 
 
-def _start_run_folder(run_dir: Path) -> None:
+def _start_run_folder(run_dir: Path, data: list, cache_dir: Path) -> None:
+    """Create or update the run's marker, which also records the --data paths and the cache folder
+    of its latest start: what a --resume without --data names, and where it preprocesses."""
     from datetime import datetime, timezone
     from core.atomic_write import write_bytes_atomic
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / RUN_MARKER).is_file():
-        info = {"format": "fader-train-run", "version": 1,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        write_bytes_atomic(run_dir / RUN_MARKER, (json.dumps(info) + "\n").encode("utf-8"))
+    info = _read_marker(run_dir) or {"format": "fader-train-run", "version": 1,
+                                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    info.update(data=[os.path.abspath(os.path.expanduser(d)) for d in data], cache_dir=os.path.abspath(cache_dir))
+    write_bytes_atomic(run_dir / RUN_MARKER, (json.dumps(info) + "\n").encode("utf-8", "surrogateescape"))
+
+
+def _read_marker(run_dir: Path) -> Optional[dict]:
+    try:
+        info = json.loads((run_dir / RUN_MARKER).read_bytes().decode("utf-8", "surrogateescape"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _recorded_start(run_dir: Path) -> tuple:
+    """(--data paths, cache folder or None) a run folder records of its latest start: its marker,
+    or, in a folder of an earlier version, the last line of command.txt ([], None: neither)."""
+    info = _read_marker(run_dir) or {}
+    data = info.get("data")
+    if isinstance(data, list) and data and all(isinstance(d, str) for d in data):
+        cache = info.get("cache_dir")
+        return data, cache if isinstance(cache, str) else None
+    try:
+        lines = (run_dir / "command.txt").read_bytes().decode("utf-8", "surrogateescape").splitlines()
+    except OSError:
+        return [], None
+    line = next((x for x in reversed(lines) if x.strip()), "")
+    try:
+        words = shlex.split(line)
+    except ValueError:   # written unquoted by an earlier version
+        words = line.split()
+    data, cache = [], None
+    for i, w in enumerate(words):
+        name, eq, value = w.partition("=")
+        if not eq:
+            value = words[i + 1] if i + 1 < len(words) else ""
+        if name == "--data" and value:
+            data.append(value)
+        elif name == "--cache-dir" and value:
+            cache = value
+    return data, cache
+
+
+def _missing_data(a) -> str:
+    """Why --data is required, with what a --resume's run folder or a --continue model records of it."""
+    if a.resume:
+        msg = "--data is required: a run is resumed with its whole original command line and --resume added"
+        recorded = _recorded_start(Path(a.out))[0] if a.out else []
+        if recorded:
+            msg += f"; {a.out} was trained with " + " ".join(f"--data {shlex.quote(d)}" for d in recorded)
+        if a.out and (Path(a.out) / "command.txt").is_file():
+            msg += f" (its command lines: {Path(a.out) / 'command.txt'})"
+        return msg
+    if a.continue_from:
+        from core.errors import FaderError
+        msg = "--data is required: --continue trains the model further on the data given with --data"
+        try:
+            desc = ((_load_init_model(a.continue_from).meta or {}).get("training") or {}).get("data")
+        except FaderError:
+            desc = None
+        return msg + (f" (the model records its data as: {desc})" if isinstance(desc, str) and desc else "")
+    return "--data is required"
+
+
+def _cache_dir(a, ck, run_dir: Path, say) -> Optional[str]:
+    """--cache-dir, or for a resumed run the cache folder it recorded (where its crops are) while that
+    folder exists; None: the default."""
+    if a.cache_dir is not None or ck is None:
+        return a.cache_dir
+    recorded = _recorded_start(run_dir)[1]
+    if recorded and Path(recorded).is_dir():
+        say(f"{PROG}: using the run's cache folder {recorded} (--cache-dir chooses another)")
+        return recorded
+    if recorded:
+        say(f"{PROG}: the run's cache folder {recorded} is gone; preprocessing in the default one")
+    return None
 
 
 def run(argv=None, log=None) -> int:
@@ -437,7 +526,7 @@ def _run(argv, log, held: dict) -> int:
     phase = dist.phase("preparing the run folder and the evaluation classifier") if dist is not None else None
     leader = phase is None or phase.leader
     if leader:
-        _prepare_run_folder(ck, run_dir, data, held, say)
+        _prepare_run_folder(ck, run_dir, a.data, data, held, say)
     classifier = None
     if ck is None and leader:
         classifier = _evaluation_classifier(a, data, cfg, device, meta, quiet, say)
@@ -471,7 +560,7 @@ def _check_options(a):
     Returns the --init / --continue model (None without)."""
     from core.errors import FaderError
     if not a.data:
-        raise FaderError("--data is required")
+        raise FaderError(_missing_data(a))
     if not a.out:
         raise FaderError("--out is required")
     if a.steps is not None and a.epochs is not None:
@@ -646,14 +735,17 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
     paths = [it.path for it in ds.items]
     say(f"{PROG}: {ds.description}; attributes {[x.name for x in attrs]}; {len(train_idx)} train / "
         f"{len(val_idx)} validation images{kept_val}")
-    build_cache = lambda: open_cache(paths, img_size, a.align, a.cache_dir, a.workers, progress=not quiet)  # noqa: E731
+    cache_dir = _cache_dir(a, ck, run_dir, say)
+    build_cache = lambda: open_cache(paths, img_size, a.align, cache_dir, a.workers, progress=not quiet)  # noqa: E731
     cache = build_cache() if dist is None else dist.build_once("preprocessing", build_cache)
     skipped = []
     if cache.skipped:
         if dist is None or dist.is_main:   # written by _prepare_run_folder, once the folder is locked
             skipped = _skipped_images(cache, paths, a.align)
+            # the reasons as read now (a cache built by an earlier version counted them all 'unreadable')
+            cache.skipped = dict(Counter(x.split("\t", 1)[1] for x in skipped))
         say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): "
-            + ", ".join(f"{k}: {v}" for k, v in sorted(cache.skipped.items())))
+            + "; ".join(f"{v} × {k}" for k, v in sorted(cache.skipped.items())))
     say(f"{PROG}: preprocessing cache {cache.path} ({'reused' if cache.reused else 'built'})")
     train_idx = train_idx[cache.valid[train_idx]]
     val_idx = val_idx[cache.valid[val_idx]]
@@ -764,12 +856,18 @@ def _pseudo_labels_text(data: "_Data") -> bytes:
     return ("\n".join(rows) + "\n").encode("utf-8", "surrogateescape")
 
 
+# What a cache built before the loader's reasons were kept says of every image it could not read.
+_VAGUE_REASON = "unreadable"
+
+
 def _skipped_images(cache, paths, align: bool) -> list:
     """The lines of RUN_DIR/skipped.txt: each image preprocessing skipped, a tab, its reason (the
-    cache counts reasons only: with more than one kind, each skipped image is read again to tell)."""
+    cache counts reasons only: with more than one kind, or an earlier version's vague one, each
+    skipped image is read again to tell)."""
     from .cache import _crop_one
     kinds = list(cache.skipped)
-    return [f"{paths[i]}\t{kinds[0] if len(kinds) == 1 else _crop_one((paths[i], cache.size, align))[1] or 'skipped'}"
+    one = kinds[0] if len(kinds) == 1 and kinds[0] != _VAGUE_REASON else None
+    return [f"{paths[i]}\t{one or _crop_one((paths[i], cache.size, align))[1] or 'skipped'}"
             for i in np.flatnonzero(~cache.valid)]
 
 
@@ -958,7 +1056,7 @@ def _licence(ds, init_model) -> str:
     return f"derived from a model under: {base} -- further trained on images under: {own}"
 
 
-def _prepare_run_folder(ck, run_dir: Path, data: _Data, held: dict, say) -> None:
+def _prepare_run_folder(ck, run_dir: Path, given: list, data: _Data, held: dict, say) -> None:
     """Rank 0: check the folder again, lock it, mark it and write the split's file lists."""
     from core.atomic_write import write_bytes_atomic
     from core.errors import FaderError
@@ -968,7 +1066,7 @@ def _prepare_run_folder(ck, run_dir: Path, data: _Data, held: dict, say) -> None
     held["lock"] = RunLock(run_dir).acquire()  # a second run on this folder gets a clear error
     if ck is None and (run_dir / CHECKPOINT_NAME).exists():  # another run finished here meanwhile
         raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
-    _start_run_folder(run_dir)
+    _start_run_folder(run_dir, given, data.cache.path.parent)
     if ck is None:
         for name, idx in (("train_files.txt", data.train_idx), ("val_files.txt", data.val_idx)):
             write_bytes_atomic(run_dir / name, ("\n".join(data.paths[i] for i in idx) + "\n").encode("utf-8", "surrogateescape"))
@@ -1045,7 +1143,8 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
         dist.watch_launcher(lambda: setattr(trainer, "stop_reason", trainer.stop_reason or "SIGTERM"))
     if trainer.is_main:
         with open(run_dir / "command.txt", "a", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(" ".join([PROG] + [str(x) for x in (argv if argv is not None else sys.argv[1:])]) + "\n")
+            # quoted, so that a line can be pasted (and read back by a --resume that lacks --data)
+            f.write(shlex.join([PROG] + [str(x) for x in (argv if argv is not None else sys.argv[1:])]) + "\n")
     if phase is not None:
         phase.end()
         if dist.is_main:

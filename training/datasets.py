@@ -21,7 +21,8 @@ from core.attributes import Attribute
 from core.errors import FaderError, ModelFileError
 from core.model_file import MAX_ATTRIBUTES, MAX_LABEL_CHARS, MAX_VALUES, check_attributes
 
-# Larger images are skipped ("over 100 megapixels"), as the app refuses them (core.image_io).
+# Larger images are skipped ("over 100 megapixels"): a training crop needs far fewer pixels, and the app
+# itself opens at most core.image_io.DEFAULT_MAX_PIXELS.
 MAX_TRAINING_PIXELS = 100_000_000
 CELEBA_ATTR_FILE = "list_attr_celeba.txt"
 CELEBA_PARTITION_FILE = "list_eval_partition.txt"
@@ -140,7 +141,8 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
              f"values, so give one attribute folder per run, e.g. --data {root / first} (several attributes at once "
              f"need a CSV table)")
     if wanted is not None and wanted != [name]:
-        _err(f"{root}: a labeled folder defines one attribute named after the folder ({name!r}); --attr {','.join(wanted)} does not match")
+        _err(f"{root}: a labeled folder defines one attribute named after the folder ({name!r}); --attr "
+             f"{','.join(wanted)} does not match" + _did_you_mean([a for a in wanted if a != name], [name]))
     if len(per_value) < 2:
         loose = len(_list_images(root)) - sum(len(v) for v in per_value.values())
         found = (f"found {len(per_value)}: {sorted(per_value)}" + (f", and {loose} image(s) directly in it" if loose else ""))
@@ -225,11 +227,7 @@ def _open_csv(table: Path, wanted: Optional[list]) -> Dataset:
         if len(r) != len(header):
             _err(f"{table}: line {i} has {len(r)} fields, the header has {len(header)}")
     cols = header[1:]
-    if wanted is None:
-        wanted = cols
-    missing = [a for a in wanted if a not in cols]
-    if missing:
-        _err(f"{table}: unknown attribute(s) {missing} in --attr; the table has {cols}")
+    wanted, _ = _columns(cols, wanted, f"{table}: unknown attribute(s)", f" in --attr; the table has {cols}")
     base = table.parent
     paths, absent, listed = [], [], {}
     for i, r in zip(lines[1:], rows[1:]):
@@ -297,16 +295,22 @@ def read_celeba_attributes(attr_file: Path) -> tuple:
     return names, table
 
 
+def _did_you_mean(unknown: Sequence[str], names: Sequence[str]) -> str:
+    """The message's ending "; did you mean 'Smiling'?", naming the closest of `names` to each of
+    `unknown` (letter case aside); "" when none is close."""
+    import difflib
+    lower = {n.lower(): n for n in names}  # case-insensitive: 'smiling' suggests 'Smiling'
+    close = [lower[m] for a in unknown for m in difflib.get_close_matches(a.lower(), list(lower), 1, 0.7)]
+    return f"; did you mean {', '.join(map(repr, dict.fromkeys(close)))}?" if close else ""
+
+
 def _columns(names: list, wanted: Optional[list], unknown_msg: str, hint: str = "") -> tuple:
     """(wanted attribute names, their columns among `names`); all of them when `wanted` is None."""
     if wanted is None:
         wanted = names
     unknown = [a for a in wanted if a not in names]
     if unknown:
-        import difflib
-        lower = {n.lower(): n for n in names}  # case-insensitive: 'smiling' suggests 'Smiling'
-        close = [lower[m] for a in unknown for m in difflib.get_close_matches(a.lower(), list(lower), 1, 0.7)]
-        _err(f"{unknown_msg} {unknown}{hint}" + (f"; did you mean {', '.join(map(repr, close))}?" if close else ""))
+        _err(f"{unknown_msg} {unknown}{hint}{_did_you_mean(unknown, names)}")
     return wanted, [names.index(a) for a in wanted]
 
 
@@ -525,33 +529,40 @@ def read_rgb(path: str) -> tuple:
     """(uint8 RGB image or None, skip reason or None) for an image file, as the app reads photos:
     EXIF orientation applied, grey and 16-bit images as 8-bit RGB, transparency over white.
     OpenCV decodes (it releases the GIL, so the cache's threads decode in parallel); images with
-    an alpha channel go through the app's own loader (core.image_io), whose compositing OpenCV
-    lacks. Images over MAX_TRAINING_PIXELS are refused from their header, before any decoding."""
+    an alpha channel, and those OpenCV cannot decode, go through the app's own loader
+    (core.image_io), whose compositing OpenCV lacks and whose error says why a file is unreadable
+    (empty, truncated, not an image). Images over MAX_TRAINING_PIXELS are refused from their
+    header, before any decoding."""
     import cv2
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
-        return None, "unreadable"
-    if data.size == 0:
-        return None, "unreadable"
-    pixels, alpha = _header(data)
+        data = np.zeros(0, np.uint8)   # the app's loader below says why
+    pixels, alpha = _header(data) if data.size else (None, False)
     if pixels is not None and pixels > MAX_TRAINING_PIXELS:
         return None, f"over {MAX_TRAINING_PIXELS // 10 ** 6} megapixels"
-    if alpha:
-        from core.errors import ImageError
-        from core.image_io import load_image
-        try:
-            rgb = load_image(path, max_pixels=MAX_TRAINING_PIXELS)
-        except ImageError:
-            return None, "unreadable"
-    else:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        if bgr is None or bgr.ndim != 3:
-            return None, "unreadable"
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size and not alpha else None
+    if bgr is not None and bgr.ndim == 3:
         rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    else:
+        rgb, reason = _app_loader(path)
+        if rgb is None:
+            return None, reason
     if min(rgb.shape[:2]) < 8:
-        return None, "unreadable"
+        return None, f"too small ({rgb.shape[1]}x{rgb.shape[0]} pixels)"
     return rgb, None
+
+
+def _app_loader(path: str) -> tuple:
+    """(RGB image or None, reason or None) from core.image_io.load_image; the reason is its
+    ImageError's text without the path, which skipped.txt lists beside it."""
+    from core.errors import ImageError
+    from core.image_io import load_image
+    try:
+        return load_image(path, max_pixels=MAX_TRAINING_PIXELS), None
+    except ImageError as e:
+        msg, prefix = str(e), f"{Path(path)}: "
+        return None, (msg[len(prefix):] if msg.startswith(prefix) else msg) or "unreadable"
 
 
 def _header(data: np.ndarray) -> tuple:

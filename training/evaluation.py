@@ -31,7 +31,7 @@ from core.networks import ArchConfig, Classifier
 from .batches import BatchStream
 from .live_taps import use_live_taps
 from .losses import attr_loss
-from .progress import redraw_interval, stderr_is_terminal
+from .progress import progress_bar, stderr_is_terminal
 from .small_map_conv import use_small_map_convs
 
 
@@ -105,8 +105,7 @@ def train_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs, step
     stream = BatchStream(images, labels, train_idx, batch_size, seed + 7919, 0, flip)
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=steps, desc="classifier", unit="step", dynamic_ncols=True, mininterval=redraw_interval(30))
+        bar = progress_bar(steps, "classifier", "step")
     acc_loss = torch.zeros((), device=device)
     try:
         clf.train()

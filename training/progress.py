@@ -1,11 +1,14 @@
-"""How the command-line progress bars of training redraw: often on a terminal, rarely into a log.
+"""The command-line progress of training: a redrawn bar on a terminal, plain lines into a log.
 
-tqdm writes a line per redraw when stderr is a file (a log of a long run, the window's training
-dialog reading the pipe), so there a bar redraws every `log_seconds` instead of twice a second.
+A tqdm bar redraws in place with carriage returns, which turn a log of a long run (`nohup
+fader-train … > log`) into one unreadable line. Where stderr is not a terminal the same line is
+written as a line of its own every so often instead; the window's training dialog, which reads
+the trainer's stderr through a pipe, parses those lines as it parsed the bar's.
 """
 from __future__ import annotations
 
 import sys
+import time
 
 
 def stderr_is_terminal() -> bool:
@@ -16,6 +19,80 @@ def stderr_is_terminal() -> bool:
         return False
 
 
-def redraw_interval(log_seconds: float) -> float:
-    """tqdm's `mininterval`: 0.5 s on a terminal, `log_seconds` otherwise."""
-    return 0.5 if stderr_is_terminal() else log_seconds
+def progress_bar(total: int, desc: str, unit: str, initial: int = 0, log_seconds: float = 30.0, **tqdm_options):
+    """A tqdm bar on a terminal; elsewhere a `LogProgress` writing a line every `log_seconds`.
+    Both take update(n), set_postfix(**kw), set_postfix_str(s), write(s) and close()."""
+    if stderr_is_terminal():
+        from tqdm import tqdm
+        return tqdm(total=total, desc=desc, unit=unit, initial=initial, dynamic_ncols=True, mininterval=0.5,
+                    **tqdm_options)
+    return LogProgress(total, desc, unit, initial, log_seconds)
+
+
+#: The shortest time between two lines that new losses (set_postfix) ask for.
+REFRESH_SECONDS = 5.0
+
+
+class LogProgress:
+    """The bar's line (count, elapsed<left, rate, postfix: the losses) as a line of its own on
+    stderr: at the start, at most every `interval` seconds as the count moves, and at the end."""
+
+    def __init__(self, total: int, desc: str, unit: str, initial: int = 0, interval: float = 30.0):
+        self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
+        self.n = self.initial = initial
+        self.postfix = ""
+        self._file = sys.stderr   # as tqdm: the stream of the moment the bar starts
+        self._t0 = self._t_line = time.monotonic()
+        self._n_line = initial
+        self._shown = None
+        self._closed = False
+        self._line(None)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self._t_line >= self.interval:
+            # the rate since the last line: the estimate of the time left follows the current speed
+            self._line((self.n - self._n_line) / max(1e-9, now - self._t_line))
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.postfix = str(s)
+        self._refresh(refresh)
+
+    def set_postfix(self, ordered_dict=None, refresh: bool = True, **kwargs) -> None:
+        items = {**(ordered_dict or {}), **kwargs}
+        self.postfix = ", ".join(f"{k}={v}" for k, v in items.items())
+        self._refresh(refresh)
+
+    def _refresh(self, asked: bool) -> None:
+        # New losses (the trainer's every --log-every steps) are a line of their own, as the bar's
+        # forced redraw was: the window's training dialog moves its step counter by them. At most
+        # one every REFRESH_SECONDS, so that a fast GPU run's log stays readable.
+        now = time.monotonic()
+        if asked and now - self._t_line >= REFRESH_SECONDS:
+            self._line((self.n - self._n_line) / max(1e-9, now - self._t_line))
+
+    @staticmethod
+    def write(s: str, file=None, end: str = "\n") -> None:
+        """A message, to stdout unless `file` says otherwise (as tqdm.write)."""
+        fp = file if file is not None else sys.stdout
+        fp.write(s + end)
+        fp.flush()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._shown != (self.n, self.postfix):
+                self._line(None)   # the average rate over the whole run
+
+    def _line(self, rate) -> None:
+        from tqdm import tqdm
+        now = time.monotonic()
+        text = tqdm.format_meter(self.n, self.total, now - self._t0, prefix=self.desc, ascii=True, unit=self.unit,
+                                 rate=rate, postfix=self.postfix or None, initial=self.initial)
+        try:
+            self._file.write(text + "\n")
+            self._file.flush()
+        except (OSError, ValueError):   # a closed or vanished log must not stop the training
+            pass
+        self._t_line, self._n_line, self._shown = now, self.n, (self.n, self.postfix)

@@ -50,7 +50,7 @@ from .evaluation import (code_from_indices, classifier_config, evaluate, preview
 from .live_taps import optimizer_state_full, optimizer_state_live, use_live_taps
 from .losses import attr_loss, chroma, held_attr_loss, total_variation
 from .precision import amp_dtype, slow_amp_warning
-from .progress import redraw_interval
+from .progress import progress_bar
 from .small_map_conv import use_small_map_convs
 
 CHECKPOINT_NAME = "checkpoint_last.pt"
@@ -911,9 +911,7 @@ class Trainer:
                                  rank=rank, world_size=self.world_size)
         bar = None
         if self.progress and self.is_main:
-            from tqdm import tqdm
-            bar = tqdm(total=cfg.steps, initial=self.step, desc="training", unit="step", dynamic_ncols=True,
-                       mininterval=redraw_interval(60), smoothing=0.05)
+            bar = progress_bar(cfg.steps, "training", "step", initial=self.step, smoothing=0.05)
         write = bar.write if bar is not None else self.log
         if self.step > 0 and self.is_main:
             self._trim_log()
