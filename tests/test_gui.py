@@ -1435,7 +1435,7 @@ def test_a_broken_file_opened_over_edits_is_refused_before_asking_to_discard_the
     # over the pixel limit (its header says so) and a model file that is none: the same (review, session 32)
     from PIL import Image
     huge = tmp_path / "poster.png"
-    Image.new("1", (12000, 12000)).save(huge)   # 144 MP, a few KB
+    Image.new("1", (15000, 15000)).save(huge)   # 225 MP, a few KB
     w.open_photo(huge)
     assert asked == [] and len(w.errors) == 3 and "exceeds the limit" in w.errors[-1][1]
     junk = tmp_path / "model.fader"
