@@ -27,12 +27,8 @@ TINY = ["--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3
         "--classifier-steps", "2", "--quiet", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one intra-op thread (conftest): tiny tensors, a shared 2-core machine
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _folder(root: Path, n: int = 12, corrupt_yes: bool = False, n_corrupt: int = 0, seed: int = 0) -> Path:

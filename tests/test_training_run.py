@@ -27,14 +27,8 @@ CELEBA = SHARED / "celeba" / "img_align_celeba"
 TINY = dict(img_size=32, init_fm=8, max_fm=64, n_layers=3, hid_dim=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # One intra-op thread: on this shared 2-core machine a 2-thread OpenMP pool with spinning
-    # barriers (pytest cannot set OMP_WAIT_POLICY before torch loads) ran up to 5x slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one intra-op thread (conftest): tiny tensors, a shared 2-core machine
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _need_celeba():

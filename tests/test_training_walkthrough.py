@@ -14,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from training import cli
 
@@ -23,12 +22,8 @@ TINY = ["--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3
         "--classifier-steps", "2", "--threads", "1", "--val-size", "4"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one intra-op thread (conftest): tiny tensors, a shared 2-core machine
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(folder: Path, n: int, seed: int) -> list:
