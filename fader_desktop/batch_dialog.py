@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
                                QWidget)
 
 from .dialogs import typed_path
+from .fader_panel import display_name
 from .workers import JobRunner
 
 # widest a file name may make the progress dialog's label (pixels; the rest is elided)
@@ -29,13 +30,14 @@ FORMATS = (("Same as input", None), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "w
 
 
 def describe_values(values: dict) -> str:
-    """'Smiling 1.00, Hair [0 1 0]' — a one-line description of an edit."""
+    """'Mouth slightly open 1.00, Hair [0 1 0]' — a one-line description of an edit, by the names
+    the faders show (not the model's identifiers, Mouth_Slightly_Open)."""
     parts = []
     for k, v in values.items():
         if isinstance(v, (list, tuple)):
-            parts.append(f"{k} [{' '.join(f'{x:g}' for x in v)}]")
+            parts.append(f"{display_name(k)} [{' '.join(f'{x:g}' for x in v)}]")
         else:
-            parts.append(f"{k} {float(v):.2f}")
+            parts.append(f"{display_name(k)} {float(v):.2f}")
     return ", ".join(parts)
 
 

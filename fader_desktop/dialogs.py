@@ -13,9 +13,14 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QTextBrowser, QVBoxLayout, QWidget)
 
 from core.attributes import value_limits
+from core.image_io import SAVE_FORMATS
 
-EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"))
-_SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WebP"}
+# what the app writes (core.image_io.SAVE_FORMATS, as the command line does), by the names users know
+EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"), ("TIFF", ".tif"), ("BMP", ".bmp"))
+_SUFFIX_FORMAT = {suffix: {"WEBP": "WebP"}.get(fmt, fmt) for suffix, fmt in SAVE_FORMATS.items()}
+# formats without a quality setting (lossless) and without room for EXIF
+_LOSSLESS = ("PNG", "TIFF", "BMP")
+_NO_EXIF = ("BMP",)
 
 
 def typed_path(edit: QLineEdit) -> str:
@@ -76,6 +81,12 @@ class ExportDialog(QDialog):
         self.exif_check = QCheckBox("Keep the original's EXIF metadata (camera, date, …)")
         self.exif_check.setChecked(keep_exif)
         form.addRow("", self.exif_check)
+        # a suffix the app does not write (z.gif) gets the format's own added: said here, before
+        # the file is written, since the name on disk is then not the one typed
+        self.name_note = QLabel()
+        self.name_note.setWordWrap(True)
+        self.name_note.setVisible(False)
+        form.addRow("", self.name_note)
         buttons, self.export_button = action_buttons(self, "Export")
         self.export_button.setDefault(True)
         lay = QVBoxLayout(self)
@@ -86,7 +97,8 @@ class ExportDialog(QDialog):
         self._path_changed(self.path_edit.text())
 
     def _browse(self) -> None:
-        filters = "JPEG (*.jpg *.jpeg);;PNG (*.png);;WebP (*.webp)"
+        filters = ";;".join(f"{name} ({' '.join('*' + x for x, f in _SUFFIX_FORMAT.items() if f == name)})"
+                            for name, _suffix in EXPORT_FORMATS)
         current = self.format_combo.currentText()
         selected = next((f for f in filters.split(";;") if f.startswith(current)), "")
         # overwriting is confirmed by the window (it knows which file is the original)
@@ -102,7 +114,7 @@ class ExportDialog(QDialog):
             self.path_edit.blockSignals(True)
             self.path_edit.setText(str(p.with_suffix(suffix)) if p.name else "")
             self.path_edit.blockSignals(False)
-        self._quality_host.setEnabled(self.format_combo.currentText() != "PNG")
+        self._show_format()
 
     def _path_changed(self, text: str) -> None:
         fmt = _SUFFIX_FORMAT.get(Path(text).suffix.lower())
@@ -110,12 +122,29 @@ class ExportDialog(QDialog):
             self.format_combo.blockSignals(True)
             self.format_combo.setCurrentIndex(self.format_combo.findText(fmt))
             self.format_combo.blockSignals(False)
-        self._quality_host.setEnabled(self.format_combo.currentText() != "PNG")
+        self._show_format()
         self.export_button.setEnabled(bool(text.strip()))
+
+    def _show_format(self) -> None:
+        """What the chosen format takes (quality, EXIF), and the name written where it is not the one typed."""
+        fmt = self.format_combo.currentText()
+        self._quality_host.setEnabled(fmt not in _LOSSLESS)
+        self.exif_check.setEnabled(fmt not in _NO_EXIF)
+        self.exif_check.setToolTip(f"{fmt} files have no place for EXIF metadata" if fmt in _NO_EXIF else "")
+        typed = Path(self.path_edit.text().strip())
+        suffix = typed.suffix
+        unknown = bool(suffix) and suffix.lower() not in _SUFFIX_FORMAT
+        if unknown:
+            written = typed.name + self.format_combo.currentData()
+            self.name_note.setText(f"Fader Desktop does not write {suffix[1:].upper()} files: this exports "
+                                   f"{fmt} as <b>{html.escape(written)}</b>. Choose the name or the format "
+                                   "to write another.")
+        self.name_note.setVisible(unknown)
 
     def result_path(self) -> Path:
         """The typed path: a bare name beside the proposed one (not in the app's working folder),
-        into a folder typed alone under the proposed name, the format's suffix added if missing."""
+        into a folder typed alone under the proposed name, its suffix kept where the app writes it
+        (z.tiff, z.JPEG), else the format's added (z.gif.jpg, as the dialog says)."""
         p = Path(typed_path(self.path_edit))
         if not p.is_absolute():
             p = self._default.parent / p
@@ -371,6 +400,15 @@ def about_html(model_summary: dict | None) -> str:
     return "".join(out)
 
 
+def _on_a_keyboard(sequence) -> bool:
+    """Whether every key of a key sequence is on an ordinary keyboard: printable keys, Escape to
+    the arrows and F1..F35. The platform's standard bindings add dedicated keys (Qt.Key_Redo,
+    Key_Open, Key_Copy, Key_Help) that Qt names by their function: "Redo" listed as one of redo's keys."""
+    from PySide6.QtCore import Qt
+    # Qt numbers the printable keys below 0x01000000, then Escape ... F35, then the dedicated ones
+    return all(sequence[i].key().value <= Qt.Key.Key_F35.value for i in range(sequence.count()))
+
+
 def shortcuts_html(menus, canvas_keys) -> str:
     """Every menu action that has a shortcut, by menu ((title, [QAction]) pairs, as the menu bar
     holds them), then what the canvas does with keys and the mouse ((keys, what) pairs)."""
@@ -380,7 +418,7 @@ def shortcuts_html(menus, canvas_keys) -> str:
     for title, actions in menus:
         rows = []
         for a in actions:
-            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts()]
+            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts() if _on_a_keyboard(k)]
             keys = list(dict.fromkeys(k for k in keys if k))   # a standard key may repeat another
             if keys and a.text():
                 rows.append((", ".join(keys), a.iconText()))   # the text without its mnemonic '&'

@@ -215,7 +215,7 @@ class FaderRow(QFrame):
         self.slider.sliderPressed.connect(self._on_pressed)
         self.slider.sliderReleased.connect(self._on_released)
         self.spin.valueChanged.connect(self._on_spin)
-        self.show_value(self._shown, self._own)
+        self.show_value(self._shown, self._own, face=False)
 
     # -- mapping -------------------------------------------------------------------------------
     def _to_slider(self, v: float) -> int:
@@ -287,10 +287,11 @@ class FaderRow(QFrame):
                 f"the box shows the value and takes {a:g} … {b:g}")
 
     # -- showing the session -------------------------------------------------------------------
-    def show_value(self, value, own, certainty=None) -> None:
+    def show_value(self, value, own, certainty=None, face: bool = True) -> None:
         """Show a value (and the face's own one, for the marks and the reset button; with the
         classifier's probability of that reading where it stands, to mark it when unsure). The
-        widgets' handlers see that they already show the value and write nothing."""
+        widgets' handlers see that they already show the value and write nothing. `face` False:
+        there is no face (no photo, or none found in it), so no reading of one is marked."""
         value, exact = self._as_fader(value, own)
         self._shown, self._own = value, own
         number = self._number(value)
@@ -302,10 +303,13 @@ class FaderRow(QFrame):
         far = self._beyond_text(number, beyond)
         if self.combo is not None and isinstance(value, Towards):
             self.combo.setCurrentIndex(int(value.target))
-        own_mark = None if not self.attr.is_binary else self._to_slider(float(own))
+        # a filled triangle at 0 for a photo without a face read as a reading of a face that isn't there
+        own_mark = None if not self.attr.is_binary or not face else self._to_slider(float(own))
         unsure = own_mark is not None and certainty is not None and certainty < UNSURE_READING
         self.slider.set_marks(self.slider._ticks, own_mark, unsure)
-        if self.attr.is_binary:
+        if self.attr.is_binary and not face:
+            self.slider.setToolTip(far + "." if far else "")
+        elif self.attr.is_binary:
             read = pure_label(self.attr, own)
             if certainty is None:
                 how = f"This face's own value: {read}."
@@ -342,7 +346,7 @@ class FaderRow(QFrame):
     def clear(self) -> None:
         """Show the attribute's first value, as with no photo (a photo without faces must not keep
         the previous photo's values on show)."""
-        self.show_value(self._blank, self._blank)
+        self.show_value(self._blank, self._blank, face=False)
 
     def _refresh_hint(self) -> None:
         modified = self.is_modified()

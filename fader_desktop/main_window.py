@@ -98,6 +98,24 @@ def local_files(mime) -> list:
     return [Path(u.toLocalFile()) for u in (mime.urls() if mime is not None else []) if u.isLocalFile()]
 
 
+def recent_labels(paths) -> dict:
+    """path -> its label in a recent list: the file name, with as many of its folders as tell it
+    from the others of the same name. Every training run writes RUN/model.fader, so Recent Models
+    listed several "model.fader" that only their tooltips told apart ("r7/model.fader")."""
+    parts = {f: Path(f).parts for f in paths}
+    depth = {f: 1 for f in paths}
+    while True:
+        labels = {f: str(Path(*parts[f][-depth[f]:])) for f in paths}
+        seen: dict = {}
+        for f, text in labels.items():
+            seen.setdefault(text, []).append(f)
+        clash = [f for same in seen.values() if len(same) > 1 for f in same if depth[f] < len(parts[f])]
+        if not clash:
+            return labels
+        for f in clash:
+            depth[f] += 1
+
+
 def pasted_folder() -> Path:
     """Where File ▸ Open from clipboard keeps pasted images (the app's data folder, Pasted/)."""
     from PySide6.QtCore import QStandardPaths
@@ -450,14 +468,15 @@ class MainWindow(QMainWindow):
         from resources import default_model_path
         builtin = str(default_model_path().resolve())
         self._fill_recent(self.recent_models_menu, self.settings.recent_models(), self.open_recent_model,
-                          self.settings.clear_recent_models,
-                          lambda f: "Default model (built in)" if f == builtin else Path(f).name)
+                          self.settings.clear_recent_models, {builtin: "Default model (built in)"})
 
     @staticmethod
-    def _fill_recent(menu, paths: list, open_one, clear, label=lambda f: Path(f).name) -> None:
+    def _fill_recent(menu, paths: list, open_one, clear, named=None) -> None:
+        named = named or {}
+        labels = recent_labels([f for f in paths if f not in named])
         menu.clear()
         for f in paths:
-            a = menu.addAction(label(f))
+            a = menu.addAction((named.get(f) or labels[f]).replace("&", "&&"))   # "&" is a mnemonic's mark
             a.setToolTip(f)
             a.setStatusTip(f)
             a.triggered.connect(lambda _=False, f=f: open_one(f))
@@ -599,6 +618,9 @@ class MainWindow(QMainWindow):
         self._update_brush_overlay()
         self._shown_gen = self._gen   # renders still in flight were for the previous document
         self._render_scale = self._render_within = None
+        # the last photo's timing stayed on show under one that has no face (nothing is rendered for it)
+        self.last_render_ms = None
+        self.render_label.setText("")
         self.canvas.set_photo(info.original, keep_view=info.reencoded)
         self.canvas.set_faces([(f.index, f.box) for f in info.faces], info.skipped, session.selected)
         if info.faces and self.canvas.preview_scale() < 1.0:
@@ -878,8 +900,14 @@ class MainWindow(QMainWindow):
             return False
         self._export_index[str(path)] = self.undo_stack.index()
         backend, serial, values = self.backend, self._serial, self.session.snapshot() if self.session.n_faces else None
+
+        def failed(message: str) -> None:
+            # no longer running: closing the window took the failed export for one still writing
+            # the edits, and discarded them without asking
+            self._export_index.pop(str(path), None)
+            self._error("Export failed", message)
         self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif)),
-                         on_done=self._on_exported, on_error=self._failure("Export failed"))
+                         on_done=self._on_exported, on_error=failed)
         return True
 
     def copy_image(self) -> None:
@@ -1165,6 +1193,12 @@ class MainWindow(QMainWindow):
         for a in (self.act_next, self.act_prev, self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out):
             a.setEnabled(has_photo)
         self.act_zoom_face.setEnabled(has_faces)
+        # nothing to compare without a face: the split showed the photo against itself
+        self.act_split.setEnabled(has_faces)
+        if self.act_split.isChecked() and not has_faces:
+            self.act_split.setChecked(False)
+        # faces too small for the model still have (dotted) boxes to show
+        self.act_boxes.setEnabled(has_faces or bool(has_photo and self._photo.skipped))
         for a in (self.act_next_face, self.act_prev_face):
             a.setEnabled(has_faces and len(self._photo.faces) > 1)
         self.original_button.setEnabled(has_photo)

@@ -13,6 +13,9 @@ ORGANIZATION = "FaderDesktop"
 APPLICATION = "Fader Desktop"
 MAX_RECENT = 10
 DEVICES = ("auto", "cpu", "cuda")
+# the suffixes the app writes (core.image_io.SAVE_FORMATS, not imported: it loads Pillow), "jpeg" as
+# "jpg"; the remembered format was held to the first three, so the export after a TIFF one proposed a JPEG
+EXPORT_SUFFIXES = ("jpg", "png", "webp", "tif", "tiff", "bmp")
 
 
 def _as_list(value) -> list:
@@ -136,8 +139,9 @@ class Settings:
 
     @property
     def export_format(self) -> str:
+        """The suffix (no dot) of the last export: "jpg", "png", "webp", "tif", "tiff" or "bmp"."""
         f = str(self.q.value("export/format", "jpg") or "jpg")
-        return f if f in ("jpg", "png", "webp") else "jpg"
+        return f if f in EXPORT_SUFFIXES else "jpg"
 
     @export_format.setter
     def export_format(self, f: str) -> None:
@@ -162,9 +166,9 @@ class Settings:
 
     @property
     def batch_format(self) -> str:
-        """"png", "jpg", "webp" or "" (the same as each input)."""
+        """"png", "jpg", "webp", "tif", "bmp" or "" (the same as each input)."""
         f = str(self.q.value("batch/format", "") or "")
-        return f if f in ("png", "jpg", "webp") else ""
+        return f if f in ("png", "jpg", "webp", "tif", "bmp") else ""   # batch_dialog.FORMATS
 
     @batch_format.setter
     def batch_format(self, f) -> None:

@@ -361,7 +361,10 @@ class TrainingDialog(QDialog):
             args += ["--init", str(self._current_model)]
         if self.resume_check.isChecked():
             args.append("--resume")
-        extra = _extra_options(self.extra_edit.text())
+        owned = FIELD_OPTIONS
+        if self.finetune_check.isChecked() and self._current_model:
+            owned = {**FIELD_OPTIONS, **FINETUNE_OPTION}
+        extra = _extra_options(self.extra_edit.text(), owned)
         if "--eval-every" not in extra:
             # evaluate (preview, log line, best-model export) about 20 times per run
             args += ["--eval-every", str(max(5, self.steps_spin.value() // 20))]
@@ -387,6 +390,8 @@ class TrainingDialog(QDialog):
         try:
             self.arguments()
         except ValueError as e:   # unbalanced quotes, or an option the form's fields own
+            # the last run's outcome ("Training stopped: …") stayed above, as if this start had failed so
+            self.phase_label.setText(f"Not started: cannot read the options: {e}")
             QMessageBox.warning(self, "Options", f"Cannot read the options: {e}")
             return
         out = self.run_dir()
@@ -655,15 +660,24 @@ def _clock(seconds: float) -> str:
 
 # options that take a path: the trainer runs in another working folder (REPO) than this window's
 PATH_OPTIONS = ("--data", "--exclude", "--cache-dir", "--init", "--continue", "--classifier")
-# options whose field is on the form: typed in Options too, the run would write to another folder
-# than the one this dialog watches (its progress, preview and Open result)
-FIELD_OPTIONS = {"--out": "Run folder"}
+# options a field of the form sets, with that field: typed in Options too, the last one given wins
+# in argparse, so Options silently overrode the form ("20000 steps" ran --steps 5, with --eval-every
+# counted from 20000), and --out sent the run to a folder the dialog did not watch. Not here: the
+# flags (--align, --resume), which only turn on what their boxes turn on, and --data, which adds a
+# data source (argparse appends it) rather than replacing the Data field's.
+FIELD_OPTIONS = {"--out": "the Run folder field", "--steps": "the Steps field",
+                 "--epochs": "the Steps field (a run's length is given in steps here)",
+                 "--img-size": "the Size field", "--max-minutes": "the 'stop after … min' field",
+                 "--device": "the Device field", "--attr": "the Attributes field"}
+# with the fine-tune box ticked the form gives --init the open model; unticked, Options may name another
+FINETUNE_OPTION = {"--init": "the 'Fine-tune the open model' box (untick it to fine-tune another model)"}
 
 
-def _extra_options(text: str) -> list:
+def _extra_options(text: str, owned: dict = FIELD_OPTIONS) -> list:
     """The Options field as fader-train arguments: each option written out in full (argparse takes
     abbreviations, so "--ou" is --out) and relative paths made absolute from this window's working
-    folder. ValueError for unbalanced quotes, or an option that a field of the form sets."""
+    folder. ValueError for unbalanced quotes, or an option that a field of the form sets (`owned`:
+    option -> the field that sets it)."""
     from training.cli import build_parser
     names = [o for a in build_parser()._actions for o in a.option_strings if o.startswith("--")]
     out = []
@@ -681,8 +695,8 @@ def _extra_options(text: str) -> list:
             out.append(token)
             continue
         name = matches[0]
-        if name in FIELD_OPTIONS:
-            raise ValueError(f"set {name} with the {FIELD_OPTIONS[name]} field, not in Options")
+        if name in owned:
+            raise ValueError(f"set {name} with {owned[name]}, not in Options")
         if name in PATH_OPTIONS:
             if not eq and i < len(tokens):
                 value, eq = tokens[i], "="

@@ -156,9 +156,13 @@ def build_actions(window) -> None:
         setattr(window, spec.attr, make_action(window, spec.text, _slot(window, spec), spec.shortcut, spec.tip,
                                                spec.icon, spec.checkable))
     window.act_undo = window.undo_stack.createUndoAction(window, "&Undo")
+    # their text follows the next step ("Undo Smiling 0.70"); Help ▸ Keyboard shortcuts lists the
+    # icon text, which would otherwise follow it too
+    window.act_undo.setIconText("Undo")
     window.act_undo.setShortcut(QKeySequence.StandardKey.Undo)
     window.act_undo.setIcon(icon("undo"))
     window.act_redo = window.undo_stack.createRedoAction(window, "&Redo")
+    window.act_redo.setIconText("Redo")
     # the platform's redo keys plus the two every editor knows, each once: on X11 the standard one
     # is Ctrl+Shift+Z itself, and a key bound twice to one action is "ambiguous" to Qt (nothing ran)
     redo_keys = []
