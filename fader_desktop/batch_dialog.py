@@ -119,9 +119,9 @@ class BatchDialog(QDialog):
         self.quality_spin.setRange(1, 100)
         self.quality_spin.setValue(95)
         self.quality_spin.setToolTip("JPEG and WebP quality")
-        # quality means nothing for PNG
+        # quality means nothing for the lossless formats ("Same as input" may be JPEG: it stays on)
         self.format_combo.currentIndexChanged.connect(
-            lambda i: self.quality_spin.setEnabled(FORMATS[i][1] != "png"))
+            lambda i: self.quality_spin.setEnabled(FORMATS[i][1] not in ("png", "tif", "bmp")))
         fmt_row = QHBoxLayout()
         fmt_row.addWidget(self.format_combo)
         fmt_row.addWidget(QLabel("Quality:"))

@@ -282,3 +282,18 @@ def test_batch_dialog_names_the_current_edit_as_the_faders_do(qtbot, tiny_model_
         assert d.current_radio.text() == "Current edit (Mouth slightly open 0.00, Hair [0 1 0])"
     finally:
         d.jobs.shutdown()
+
+
+def test_batch_dialog_offers_quality_only_for_lossy_formats(qtbot, tiny_model_path):
+    """JPEG and WebP have a quality; PNG, TIFF and BMP do not, and the box is greyed for them."""
+    from fader_desktop.batch_dialog import FORMATS
+    d = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 1.0})
+    qtbot.addWidget(d)
+    try:
+        enabled = {}
+        for i, (label, _fmt) in enumerate(FORMATS):
+            d.format_combo.setCurrentIndex(i)
+            enabled[label] = d.quality_spin.isEnabled()
+        assert enabled == {"Same as input": True, "PNG": False, "JPEG": True, "WebP": True, "TIFF": False, "BMP": False}
+    finally:
+        d.jobs.shutdown()
