@@ -139,7 +139,11 @@ class ExportDialog(QDialog):
             self.name_note.setText(f"Fader Desktop does not write {suffix[1:].upper()} files: this exports "
                                    f"{fmt} as <b>{html.escape(written)}</b>. Choose the name or the format "
                                    "to write another.")
-        self.name_note.setVisible(unknown)
+        if self.name_note.isVisibleTo(self) != unknown:
+            self.name_note.setVisible(unknown)
+            # grown (or shrunk) to the note: a dialog keeps its size, and cut the note's lines off
+            self.layout().activate()
+            self.resize(self.width(), self.layout().totalHeightForWidth(self.width()))
 
     def result_path(self) -> Path:
         """The typed path: a bare name beside the proposed one (not in the app's working folder),

@@ -107,6 +107,8 @@ def test_recent_models_of_the_same_name_are_told_apart_by_their_folder(qtbot, tm
 def test_export_dialog_writes_tiff_and_bmp_and_says_when_it_adds_a_suffix(qtbot, tmp_path):
     d = ExportDialog(tmp_path / "photo_edited.jpg")
     qtbot.addWidget(d)
+    d.show()
+    qtbot.waitExposed(d)
     formats = [d.format_combo.itemText(i) for i in range(d.format_combo.count())]
     assert "TIFF" in formats and "BMP" in formats
     for typed, fmt in (("z.tiff", "TIFF"), ("z.TIF", "TIFF"), ("z.bmp", "BMP"), ("z.JPEG", "JPEG"),
@@ -127,6 +129,9 @@ def test_export_dialog_writes_tiff_and_bmp_and_says_when_it_adds_a_suffix(qtbot,
     d.path_edit.setText("z.gif")
     assert d.result_path() == tmp_path / "z.gif.jpg"
     assert d.name_note.isVisibleTo(d) and "z.gif.jpg" in d.name_note.text() and "GIF" in d.name_note.text()
+    # the dialog grew to the note (it kept its size and cut the note's lines off)
+    assert d.height() >= d.layout().totalHeightForWidth(d.width())
+    assert d.name_note.geometry().bottom() < d.export_button.mapTo(d, d.export_button.rect().topLeft()).y()
     d.path_edit.setText("z")   # no suffix at all: the format's, as every save dialog does
     assert d.result_path() == tmp_path / "z.jpg" and not d.name_note.isVisibleTo(d)
 
