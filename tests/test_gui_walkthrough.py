@@ -144,6 +144,16 @@ def test_export_dialog_writes_tiff_and_bmp_and_says_when_it_adds_a_suffix(qtbot,
     assert s.batch_format == "tif"
 
 
+def training_dialog(qtbot, tmp_path, data: str, options: str, **kwargs) -> TrainingDialog:
+    """The real training dialog with its Data, Run folder and Options fields filled in."""
+    d = TrainingDialog(**kwargs)
+    qtbot.addWidget(d)
+    d.data_edit.setText(str(tmp_path / data))
+    d.out_edit.setText(str(tmp_path / "run"))
+    d.extra_edit.setText(options)
+    return d
+
+
 # -- 4, 5. the training dialog's Options -------------------------------------------------------------
 @pytest.mark.parametrize("typed, option, field", [
     ("--steps 5", "--steps", "Steps"), ("--ste=5", "--steps", "Steps"), ("--epochs 2", "--epochs", "Steps"),
@@ -156,11 +166,7 @@ def test_an_option_a_field_sets_is_refused_in_options(qtbot, tmp_path, monkeypat
     with --eval-every counted from 20000. Every option a field sets is refused, abbreviated too."""
     said = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: said.append(text))
-    d = TrainingDialog()
-    qtbot.addWidget(d)
-    d.data_edit.setText(str(tmp_path / "photos"))
-    d.out_edit.setText(str(tmp_path / "run"))
-    d.extra_edit.setText(f"--threads 1 {typed}")
+    d = training_dialog(qtbot, tmp_path, "photos", f"--threads 1 {typed}")
     with pytest.raises(ValueError, match=f"set {option} with the .*{field}"):
         d.arguments()
     d.start()
@@ -172,11 +178,9 @@ def test_an_option_a_field_sets_is_refused_in_options(qtbot, tmp_path, monkeypat
 def test_init_in_options_is_refused_only_while_the_fine_tune_box_gives_it(qtbot, tmp_path, tiny_model_path):
     """What adds to the form rather than replacing a field goes through: the flags, a second
     --data, --eval-every; --init too unless the fine-tune box gives it the open model."""
-    d = TrainingDialog(current_model=str(tiny_model_path))
-    qtbot.addWidget(d)
-    d.data_edit.setText(str(tmp_path / "photos"))
-    d.out_edit.setText(str(tmp_path / "run"))
-    d.extra_edit.setText(f"--eval-every 7 --align --data {tmp_path / 'more'} --init {tmp_path / 'other.fader'}")
+    d = training_dialog(qtbot, tmp_path, "photos",
+                        f"--eval-every 7 --align --data {tmp_path / 'more'} --init {tmp_path / 'other.fader'}",
+                        current_model=str(tiny_model_path))
     args = d.arguments()
     assert "--align" in args and f"--data={tmp_path / 'more'}" in args
     assert args.count("--eval-every") == 1 and args[args.index("--eval-every") + 1] == "7"
@@ -191,11 +195,7 @@ def test_a_refused_start_replaces_the_last_runs_status(qtbot, tmp_path, monkeypa
     stopped: …" of that run on show, as if this start had failed so."""
     said = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: said.append(text))
-    d = TrainingDialog()
-    qtbot.addWidget(d)
-    d.data_edit.setText(str(tmp_path / "no such photos"))
-    d.out_edit.setText(str(tmp_path / "run"))
-    d.extra_edit.setText("--quiet")
+    d = training_dialog(qtbot, tmp_path, "no such photos", "--quiet")
     finished = []
     d.start()
     d.proc.finished.connect(lambda code, status: finished.append(code))
