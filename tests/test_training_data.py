@@ -192,10 +192,13 @@ def test_unreadable_and_unframed_images_are_skipped(tmp_path):
     assert load_training_crop(str(wide), 32)[1].startswith("not aligned")
     square = _img(tmp_path / "sq.png", 50, 50)
     assert load_training_crop(str(square), 32)[0].shape == (32, 32, 3)
-    # a decompression bomb (144 megapixels, 18 KB on disk) is refused from its header
+    # a decompression bomb (225 megapixels, a few KB on disk) is refused from its header
     from PIL import Image
-    Image.new("1", (12000, 12000)).save(tmp_path / "huge.png")
-    assert load_training_crop(str(tmp_path / "huge.png"), 32) == (None, "over 100 megapixels")
+    Image.new("1", (15000, 15000)).save(tmp_path / "huge.png")
+    assert load_training_crop(str(tmp_path / "huge.png"), 32) == (None, "over 210 megapixels")
+    # a 108 MP phone photo is read (as the app opens it): 12000x9000, one tone, aligned framing aside
+    Image.new("L", (12000, 9000), 128).save(tmp_path / "phone.png")
+    assert "megapixels" not in (load_training_crop(str(tmp_path / "phone.png"), 32)[1] or "")
 
 
 def test_grey_16bit_alpha_and_rotated_photos_become_rgb_crops(tmp_path):

@@ -26,7 +26,7 @@ from core.errors import FaderError
 from .datasets import load_training_crop
 from .progress import progress_bar
 
-CACHE_VERSION = 2  # 2: transparency over white, images over 100 MP skipped
+CACHE_VERSION = 3  # 2: transparency over white, images over 100 MP skipped; 3: the limit is 210 MP
 CHUNK = 256
 
 

@@ -19,11 +19,12 @@ import numpy as np
 
 from core.attributes import Attribute
 from core.errors import FaderError, ModelFileError
+from core.image_io import DEFAULT_MAX_PIXELS
 from core.model_file import MAX_ATTRIBUTES, MAX_LABEL_CHARS, MAX_VALUES, check_attributes
 
-# Larger images are skipped ("over 100 megapixels"): a training crop needs far fewer pixels, and the app
-# itself opens at most core.image_io.DEFAULT_MAX_PIXELS.
-MAX_TRAINING_PIXELS = 100_000_000
+# Larger images are skipped ("over 210 megapixels"), as the app refuses them: a user's labeled folder of
+# phone photos (108 and 200 MP) trains as it opens in the window.
+MAX_TRAINING_PIXELS = DEFAULT_MAX_PIXELS
 CELEBA_ATTR_FILE = "list_attr_celeba.txt"
 CELEBA_PARTITION_FILE = "list_eval_partition.txt"
 CELEBA_IMAGE_DIRS = ("img_align_celeba", "img_align_celeba_89x109")
