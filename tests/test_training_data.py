@@ -199,6 +199,11 @@ def test_unreadable_and_unframed_images_are_skipped(tmp_path):
     # a 108 MP phone photo is read (as the app opens it): 12000x9000, one tone, aligned framing aside
     Image.new("L", (12000, 9000), 128).save(tmp_path / "phone.png")
     assert "megapixels" not in (load_training_crop(str(tmp_path / "phone.png"), 32)[1] or "")
+    # ... decoded at half its size: a training crop needs no more, and a thread held 1.2 GB for 200 MP
+    from training.datasets import read_rgb
+    Image.new("RGB", (12000, 9000), (90, 120, 150)).save(tmp_path / "phone.jpg", quality=80)
+    rgb, why = read_rgb(str(tmp_path / "phone.jpg"))
+    assert why is None and rgb.shape == (4500, 6000, 3) and abs(int(rgb[100, 100, 2]) - 150) < 4
 
 
 def test_grey_16bit_alpha_and_rotated_photos_become_rgb_crops(tmp_path):

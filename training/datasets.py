@@ -11,6 +11,7 @@ import csv
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -536,13 +537,14 @@ def read_rgb(path: str) -> tuple:
     header, before any decoding."""
     import cv2
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        # a pipe would block the read for ever: the app's loader refuses it (not a regular file)
+        data = np.fromfile(path, dtype=np.uint8) if stat.S_ISREG(os.stat(path).st_mode) else np.zeros(0, np.uint8)
     except OSError:
         data = np.zeros(0, np.uint8)   # the app's loader below says why
     pixels, alpha = _header(data) if data.size else (None, False)
     if pixels is not None and pixels > MAX_TRAINING_PIXELS:
         return None, f"over {MAX_TRAINING_PIXELS // 10 ** 6} megapixels"
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size and not alpha else None
+    bgr = cv2.imdecode(data, _decode_flag(pixels)) if data.size and not alpha else None
     if bgr is not None and bgr.ndim == 3:
         rgb = np.ascontiguousarray(bgr[:, :, ::-1])
     else:
@@ -550,8 +552,24 @@ def read_rgb(path: str) -> tuple:
         if rgb is None:
             return None, reason
     if min(rgb.shape[:2]) < 8:
-        return None, f"too small ({rgb.shape[1]}x{rgb.shape[0]} pixels)"
+        return None, "too small (under 8 pixels across)"   # one reason for all: the counts add up
     return rgb, None
+
+
+# A big photo is decoded reduced (JPEG at 1/2, 1/4, 1/8 scale as it decodes, others resized): training
+# crops are at most 256 px, and each preprocessing thread decoding a 200 MP photo whole held 1.2 GB.
+# Never below this many pixels, so that --align's face search sees the face as in the photo.
+DECODE_PIXELS = 12_000_000
+
+
+def _decode_flag(pixels) -> int:
+    """cv2.imdecode's flag for an image of `pixels` (None: unknown): the strongest reduction that
+    keeps DECODE_PIXELS."""
+    import cv2
+    for k, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if pixels is not None and pixels / (k * k) >= DECODE_PIXELS:
+            return flag
+    return cv2.IMREAD_COLOR
 
 
 def _app_loader(path: str) -> tuple:
