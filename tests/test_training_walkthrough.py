@@ -94,13 +94,18 @@ def test_resume_without_data_says_to_give_the_whole_command_and_names_the_runs_d
     assert f"--data {shlex.quote(str(data))}" in last   # pasteable, the space quoted
 
 
-def test_resume_without_data_of_a_run_that_recorded_only_its_command_line(finished_run, capsys):
+def test_resume_without_data_of_a_run_that_recorded_only_its_command_line(finished_run, capsys, tmp_path):
     data, run, _ = finished_run
     # a run folder of an earlier version: a marker without the record, the command line in command.txt
     (run / cli.RUN_MARKER).write_text(json.dumps({"format": "fader-train-run", "version": 1}) + "\n")
     (run / "command.txt").write_text(f"fader-train --data {shlex.quote(str(data))} --out {run} --steps 2\n")
     code, err, _ = _main(["--resume", "--out", run, "--steps", "4"], capsys)
     assert code == 2 and f"--data {shlex.quote(str(data))}" in err and "whole original command line" in err
+    # an unquoted line of an earlier version, whose path had a space: no made-up path is named
+    (run / "command.txt").write_text(f"fader-train --data {tmp_path / 'my data'} --out {run} --steps 2\n")
+    code, err, _ = _main(["--resume", "--out", run, "--steps", "4"], capsys)
+    assert code == 2 and "whole original command line" in err and "trained with" not in err, err
+    assert str(run / "command.txt") in err
 
 
 def test_resume_reuses_the_runs_cache_folder(finished_run, capsys, tmp_path, monkeypatch):
@@ -274,3 +279,17 @@ def test_new_losses_in_a_log_are_a_line_of_their_own_at_most_every_few_seconds(m
     bar.set_postfix_str("9 img/s rec 0.0290 lat 1.000")
     assert re.search(r"5/100 .*rec 0\.0290", err.getvalue().splitlines()[-1])
     bar.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_pipe_among_training_images_is_skipped_not_waited_on(tmp_path):
+    """np.fromfile on a FIFO named *.jpg blocked preprocessing for ever."""
+    from training.datasets import read_rgb
+    fifo = tmp_path / "0.jpg"
+    os.mkfifo(fifo)
+    out = subprocess.run([sys.executable, "-c", f"from training.datasets import read_rgb; print(read_rgb({str(fifo)!r})[1])"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "not a regular file" in out.stdout, out
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((4, 6, 3), np.uint8))
+    assert read_rgb(str(tiny)) == (None, "too small (under 8 pixels across)")
