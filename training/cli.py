@@ -422,7 +422,10 @@ def _recorded_start(run_dir: Path) -> tuple:
             data.append(value)
         elif name == "--cache-dir" and value:
             cache = value
-    return data, cache
+    # an earlier version wrote the line unquoted (a path with a space comes apart) and relative
+    # paths from a working folder no longer known: only absolute paths that exist are named
+    data = [d for d in data if os.path.isabs(d) and os.path.exists(d)]
+    return data, cache if cache and os.path.isabs(cache) else None
 
 
 def _missing_data(a) -> str:
