@@ -13,13 +13,14 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QTextBrowser, QVBoxLayout, QWidget)
 
 from core.attributes import value_limits
-from core.image_io import SAVE_FORMATS
+from core.image_io import IMAGE_SUFFIXES, SAVE_FORMATS
 
 # what the app writes (core.image_io.SAVE_FORMATS, as the command line does), by the names users know
 EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"), ("TIFF", ".tif"), ("BMP", ".bmp"))
 _SUFFIX_FORMAT = {suffix: {"WEBP": "WebP"}.get(fmt, fmt) for suffix, fmt in SAVE_FORMATS.items()}
 # formats without a quality setting (lossless) and without room for EXIF
 _LOSSLESS = ("PNG", "TIFF", "BMP")
+_READ_ONLY = set(IMAGE_SUFFIXES) - set(SAVE_FORMATS)
 _NO_EXIF = ("BMP",)
 
 
@@ -133,7 +134,9 @@ class ExportDialog(QDialog):
         self.exif_check.setToolTip(f"{fmt} files have no place for EXIF metadata" if fmt in _NO_EXIF else "")
         typed = Path(self.path_edit.text().strip())
         suffix = typed.suffix
-        unknown = bool(suffix) and suffix.lower() not in _SUFFIX_FORMAT
+        # an image type the app reads but does not write (z.gif, z.heic); a dot in a name
+        # ("Party 2024.06.01") is no file type, and a folder typed alone gets the proposed name
+        unknown = suffix.lower() in _READ_ONLY and not typed.is_dir()
         if unknown:
             written = typed.name + self.format_combo.currentData()
             self.name_note.setText(f"Fader Desktop does not write {suffix[1:].upper()} files: this exports "

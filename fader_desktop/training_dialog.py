@@ -665,10 +665,11 @@ PATH_OPTIONS = ("--data", "--exclude", "--cache-dir", "--init", "--continue", "-
 # counted from 20000), and --out sent the run to a folder the dialog did not watch. Not here: the
 # flags (--align, --resume), which only turn on what their boxes turn on, and --data, which adds a
 # data source (argparse appends it) rather than replacing the Data field's.
+# --device and --max-minutes stay open to Options, which comes after the form's and wins: it says
+# what the fields cannot (cuda:1, "0" for no time limit, half a minute)
 FIELD_OPTIONS = {"--out": "the Run folder field", "--steps": "the Steps field",
                  "--epochs": "the Steps field (a run's length is given in steps here)",
-                 "--img-size": "the Size field", "--max-minutes": "the 'stop after … min' field",
-                 "--device": "the Device field", "--attr": "the Attributes field"}
+                 "--img-size": "the Size field", "--attr": "the Attributes field"}
 # with the fine-tune box ticked the form gives --init the open model; unticked, Options may name another
 FINETUNE_OPTION = {"--init": "the 'Fine-tune the open model' box (untick it to fine-tune another model)"}
 

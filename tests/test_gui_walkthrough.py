@@ -132,6 +132,12 @@ def test_export_dialog_writes_tiff_and_bmp_and_says_when_it_adds_a_suffix(qtbot,
     # the dialog grew to the note (it kept its size and cut the note's lines off)
     assert d.height() >= d.layout().totalHeightForWidth(d.width())
     assert d.name_note.geometry().bottom() < d.export_button.mapTo(d, d.export_button.rect().topLeft()).y()
+    # a dot in a name is no file type, and a folder typed alone is written into: no note
+    (tmp_path / "exports.2024").mkdir()
+    for typed, written in (("Party 2024.06.01", "Party 2024.06.01.jpg"), ("v1.2 final", "v1.2 final.jpg"),
+                           (str(tmp_path / "exports.2024"), "exports.2024/photo_edited.jpg")):
+        d.path_edit.setText(typed)
+        assert d.result_path() == tmp_path / written and not d.name_note.isVisibleTo(d), typed
     d.path_edit.setText("z")   # no suffix at all: the format's, as every save dialog does
     assert d.result_path() == tmp_path / "z.jpg" and not d.name_note.isVisibleTo(d)
 
@@ -157,8 +163,7 @@ def training_dialog(qtbot, tmp_path, data: str, options: str, **kwargs) -> Train
 # -- 4, 5. the training dialog's Options -------------------------------------------------------------
 @pytest.mark.parametrize("typed, option, field", [
     ("--steps 5", "--steps", "Steps"), ("--ste=5", "--steps", "Steps"), ("--epochs 2", "--epochs", "Steps"),
-    ("--img-size 32", "--img-size", "Size"), ("--max-minutes 1", "--max-minutes", "stop after"),
-    ("--max-m=1", "--max-minutes", "stop after"), ("--device cpu", "--device", "Device"),
+    ("--img-size 32", "--img-size", "Size"), ("--img=32", "--img-size", "Size"),
     ("--attr Smiling", "--attr", "Attributes"),
 ])
 def test_an_option_a_field_sets_is_refused_in_options(qtbot, tmp_path, monkeypatch, typed, option, field):
@@ -179,12 +184,14 @@ def test_init_in_options_is_refused_only_while_the_fine_tune_box_gives_it(qtbot,
     """What adds to the form rather than replacing a field goes through: the flags, a second
     --data, --eval-every; --init too unless the fine-tune box gives it the open model."""
     d = training_dialog(qtbot, tmp_path, "photos",
-                        f"--eval-every 7 --align --data {tmp_path / 'more'} --init {tmp_path / 'other.fader'}",
+                        f"--eval-every 7 --align --data {tmp_path / 'more'} --init {tmp_path / 'other.fader'} "
+                        "--device cuda:1 --max-minutes 0",   # what the Device and minutes fields cannot say
                         current_model=str(tiny_model_path))
     args = d.arguments()
     assert "--align" in args and f"--data={tmp_path / 'more'}" in args
     assert args.count("--eval-every") == 1 and args[args.index("--eval-every") + 1] == "7"
     assert f"--init={tmp_path / 'other.fader'}" in args
+    assert args[-4:] == ["--device", "cuda:1", "--max-minutes", "0"], args   # after the form's: they win
     d.finetune_check.setChecked(True)
     with pytest.raises(ValueError, match="set --init with the 'Fine-tune the open model' box"):
         d.arguments()
