@@ -31,7 +31,7 @@ import numpy as np
 
 from .atomic_write import remove_stale_temps, temp_path, write_bytes_atomic
 from .attributes import attribute_code, pure_label
-from .errors import FaderError, NoFaceError, os_reason
+from .errors import FaderError, NoFaceError, os_reason, without_path
 from .image_io import IMAGE_SUFFIXES, Source, export_suffix
 from .recipe import make_recipe
 
@@ -616,13 +616,13 @@ class _Pipeline:
             return  # left pending: run_batch marks it cancelled
         elif phase == "read" and isinstance(e, FaderError):
             # a problem with the input file itself (unreadable, not an image, no face): skipped
-            it.status, it.reason = "skipped", _strip_path(str(e), it.input)
+            it.status, it.reason = "skipped", without_path(str(e), it.input)
             it.faces = p.n_faces if isinstance(e, NoFaceError) else None
         else:
             it.status = "failed"
             where = it.output if phase == "write" else it.input
             if isinstance(e, FaderError):
-                it.reason = _strip_path(str(e), where)
+                it.reason = without_path(str(e), where)
             elif isinstance(e, OSError):
                 it.reason = os_reason(e)
             else:
@@ -711,11 +711,3 @@ class _Pipeline:
             torch.set_num_threads(prev_threads)
             if again is not None:
                 raise again
-
-
-def _strip_path(msg: str, path) -> str:
-    """Errors start with the file's path; the report already names it."""
-    s = str(path) if path is not None else ""
-    if s and msg.startswith(s + ": "):
-        return msg[len(s) + 2:]
-    return msg

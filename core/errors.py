@@ -43,3 +43,12 @@ def os_reason(exc: OSError) -> str:
     if exc.strerror:
         return exc.strerror[0].lower() + exc.strerror[1:]
     return str(exc) or exc.__class__.__name__
+
+
+def without_path(msg: str, path) -> str:
+    """`msg` less its leading "PATH: " (errors start with the file's path), for a list or report
+    that already names the file."""
+    s = str(path) if path is not None else ""
+    if s and msg.startswith(s + ": "):
+        return msg[len(s) + 2:]
+    return msg

@@ -575,13 +575,12 @@ def _decode_flag(pixels) -> int:
 def _app_loader(path: str) -> tuple:
     """(RGB image or None, reason or None) from core.image_io.load_image; the reason is its
     ImageError's text without the path, which skipped.txt lists beside it."""
-    from core.errors import ImageError
+    from core.errors import ImageError, without_path
     from core.image_io import load_image
     try:
         return load_image(path, max_pixels=MAX_TRAINING_PIXELS), None
     except ImageError as e:
-        msg, prefix = str(e), f"{Path(path)}: "
-        return None, (msg[len(prefix):] if msg.startswith(prefix) else msg) or "unreadable"
+        return None, without_path(str(e), Path(path)) or "unreadable"
 
 
 def _header(data: np.ndarray) -> tuple:
