@@ -33,7 +33,8 @@ except ImportError:  # an install without it still reads every other format
 
 __all__ = ["load_image", "read_exif", "read_icc_profile", "read_metadata", "save_image", "save_unchanged", "image_format",
            "check_output_folder", "check_save_path", "Source", "read_source", "export_photo", "gray_rgb",
-           "SAVE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "export_suffix"]
+           "SAVE_FORMATS", "EXIF_FORMATS", "LOSSY_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES",
+           "export_suffix"]
 
 #: The most pixels a photo may have: above every phone and most medium-format cameras (200 MP phones
 #: write 16320x12240), and low enough that a header claiming billions of pixels is refused unread.
@@ -64,8 +65,10 @@ IMAGE_SUFFIXES = tuple(SAVE_FORMATS) + _READ_ONLY_SUFFIXES
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 # Pillow modes without colour: such a photo is exported grey (the edit's luminance).
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "F"}
-# Formats whose Pillow writer can embed an EXIF block (and an ICC colour profile).
-_EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
+#: Formats whose Pillow writer can embed an EXIF block (and an ICC colour profile).
+EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
+#: Formats written with a quality setting: their re-encoding changes pixels (the others are lossless).
+LOSSY_FORMATS = {"JPEG", "WEBP"}
 # Real colour profiles are 0.5-600 KB; a bigger one is not worth an export that fails over it.
 _MAX_ICC_BYTES = 4 << 20
 _ORIENTATION_TAG = 0x0112
@@ -580,9 +583,9 @@ def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes
         opts.update(compression="tiff_lzw")
         exif = _tiff_exif(exif) if exif else None
     exif = _fit_exif(fmt, exif)[0]
-    if exif and fmt in _EXIF_FORMATS:
+    if exif and fmt in EXIF_FORMATS:
         opts["exif"] = exif
-    if icc_profile and fmt in _EXIF_FORMATS:
+    if icc_profile and fmt in EXIF_FORMATS:
         opts["icc_profile"] = icc_profile
     return opts
 

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
                                QProgressDialog, QPushButton, QRadioButton, QSpinBox, QVBoxLayout,
                                QWidget)
 
+from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
+
 from .dialogs import typed_path
 from .fader_panel import display_name
 from .workers import JobRunner
@@ -120,8 +122,8 @@ class BatchDialog(QDialog):
         self.quality_spin.setValue(95)
         self.quality_spin.setToolTip("JPEG and WebP quality")
         # quality means nothing for the lossless formats ("Same as input" may be JPEG: it stays on)
-        self.format_combo.currentIndexChanged.connect(
-            lambda i: self.quality_spin.setEnabled(FORMATS[i][1] not in ("png", "tif", "bmp")))
+        self.format_combo.currentIndexChanged.connect(lambda i: self.quality_spin.setEnabled(
+            FORMATS[i][1] is None or SAVE_FORMATS[f".{FORMATS[i][1]}"] in LOSSY_FORMATS))
         fmt_row = QHBoxLayout()
         fmt_row.addWidget(self.format_combo)
         fmt_row.addWidget(QLabel("Quality:"))

@@ -6,9 +6,6 @@ import signal
 import sys
 import threading
 
-# Pillow formats whose re-encoding changes pixels: "unchanged" there is not "the same pixels"
-LOSSY = ("JPEG", "WEBP")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from core.batch import OUTPUT_FORMATS
@@ -56,7 +53,7 @@ def run(args) -> int:
     from core.batch import OUTPUT_FORMATS, BatchOptions, plan_batch, run_batch
     from core.edit_session import UNSURE_READING
     from core.errors import printable
-    from core.image_io import SAVE_FORMATS
+    from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
     from fader_desktop.cli import PROG, load_engine
     opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
                         quality=args.quality, skip_existing=args.skip_existing, overwrite=args.overwrite)
@@ -69,7 +66,7 @@ def run(args) -> int:
     if not opts.values and not opts.raw:
         if not opts.format:
             how = "copied unchanged (byte for byte)"
-        elif SAVE_FORMATS[OUTPUT_FORMATS[opts.format]] in LOSSY:
+        elif SAVE_FORMATS[OUTPUT_FORMATS[opts.format]] in LOSSY_FORMATS:
             how = (f"written unchanged as {opts.format.upper()} (a copy of the file where it already is one; "
                    f"else re-encoded, which {opts.format.upper()} does with a small loss)")
         else:

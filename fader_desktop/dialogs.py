@@ -13,15 +13,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QTextBrowser, QVBoxLayout, QWidget)
 
 from core.attributes import value_limits
-from core.image_io import IMAGE_SUFFIXES, SAVE_FORMATS
+from core.image_io import EXIF_FORMATS, IMAGE_SUFFIXES, LOSSY_FORMATS, SAVE_FORMATS
 
 # what the app writes (core.image_io.SAVE_FORMATS, as the command line does), by the names users know
 EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"), ("TIFF", ".tif"), ("BMP", ".bmp"))
 _SUFFIX_FORMAT = {suffix: {"WEBP": "WebP"}.get(fmt, fmt) for suffix, fmt in SAVE_FORMATS.items()}
-# formats without a quality setting (lossless) and without room for EXIF
-_LOSSLESS = ("PNG", "TIFF", "BMP")
 _READ_ONLY = set(IMAGE_SUFFIXES) - set(SAVE_FORMATS)
-_NO_EXIF = ("BMP",)
 
 
 def typed_path(edit: QLineEdit) -> str:
@@ -129,9 +126,10 @@ class ExportDialog(QDialog):
     def _show_format(self) -> None:
         """What the chosen format takes (quality, EXIF), and the name written where it is not the one typed."""
         fmt = self.format_combo.currentText()
-        self._quality_host.setEnabled(fmt not in _LOSSLESS)
-        self.exif_check.setEnabled(fmt not in _NO_EXIF)
-        self.exif_check.setToolTip(f"{fmt} files have no place for EXIF metadata" if fmt in _NO_EXIF else "")
+        pillow = SAVE_FORMATS[self.format_combo.currentData()]
+        self._quality_host.setEnabled(pillow in LOSSY_FORMATS)
+        self.exif_check.setEnabled(pillow in EXIF_FORMATS)
+        self.exif_check.setToolTip("" if pillow in EXIF_FORMATS else f"{fmt} files have no place for EXIF metadata")
         typed = Path(self.path_edit.text().strip())
         suffix = typed.suffix
         # an image type the app reads but does not write (z.gif, z.heic); a dot in a name
