@@ -50,10 +50,7 @@ class LogProgress:
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        now = time.monotonic()
-        if now - self._t_line >= self.interval:
-            # the rate since the last line: the estimate of the time left follows the current speed
-            self._line((self.n - self._n_line) / max(1e-9, now - self._t_line))
+        self._line_after(self.interval)
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         self.postfix = str(s)
@@ -68,8 +65,14 @@ class LogProgress:
         # New losses (the trainer's every --log-every steps) are a line of their own, as the bar's
         # forced redraw was: the window's training dialog moves its step counter by them. At most
         # one every REFRESH_SECONDS, so that a fast GPU run's log stays readable.
+        if asked:
+            self._line_after(REFRESH_SECONDS)
+
+    def _line_after(self, gap: float) -> None:
+        """A line if `gap` seconds have passed since the last one, with the rate since then: the
+        estimate of the time left follows the current speed."""
         now = time.monotonic()
-        if asked and now - self._t_line >= REFRESH_SECONDS:
+        if now - self._t_line >= gap:
             self._line((self.n - self._n_line) / max(1e-9, now - self._t_line))
 
     @staticmethod
