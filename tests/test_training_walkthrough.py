@@ -293,3 +293,17 @@ def test_a_pipe_among_training_images_is_skipped_not_waited_on(tmp_path):
     tiny = tmp_path / "tiny.png"
     cv2.imwrite(str(tiny), np.zeros((4, 6, 3), np.uint8))
     assert read_rgb(str(tiny)) == (None, "too small (under 8 pixels across)")
+
+
+def test_training_runs_without_any_console_streams(tmp_path):
+    """pythonw and a windowed build start with sys.stdout and sys.stderr set to None: the progress
+    lines must not stop the run, and the model is written all the same."""
+    data = _folder(tmp_path)
+    out = tmp_path / "run"
+    args = [str(a) for a in ["--data", data, *TINY, "--steps", "3", "--out", out, "--cache-dir", tmp_path / "cache"]]
+    code = ("import sys; sys.stdout = sys.stderr = None\n"
+            "from training import cli\n"
+            f"raise SystemExit(cli.main({args!r}))\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run
+    assert (out / "model.fader").stat().st_size > 0

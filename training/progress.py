@@ -79,6 +79,8 @@ class LogProgress:
     def write(s: str, file=None, end: str = "\n") -> None:
         """A message, to stdout unless `file` says otherwise (as tqdm.write)."""
         fp = file if file is not None else sys.stdout
+        if fp is None:   # pythonw and windowed builds run without a console
+            return
         fp.write(s + end)
         fp.flush()
 
@@ -96,6 +98,6 @@ class LogProgress:
         try:
             self._file.write(text + "\n")
             self._file.flush()
-        except (OSError, ValueError):   # a closed or vanished log must not stop the training
-            pass
+        except (OSError, ValueError, AttributeError):
+            pass   # a closed or vanished log, or none at all (pythonw: stderr is None), must not stop the training
         self._t_line, self._n_line, self._shown = now, self.n, (self.n, self.postfix)
