@@ -525,7 +525,8 @@ class _Pipeline:
             # the faces PhotoEdit.open finds, so that a batch output equals what `edit` writes
             p.found = find_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
             n = p.n_faces
-            if not n:
+            # without values the photo is only copied (or converted): one without a face too
+            if not n and self.needs_model:
                 raise NoFaceError(p.found.no_face_message(it.input))
             if self.opt.face is not None and self.opt.face >= n:
                 raise NoFaceError(f"{it.input}: face {self.opt.face} does not exist; the photo has {n} editable face(s)")
@@ -584,7 +585,7 @@ class _Pipeline:
             if self.opt.raw:
                 notes = [f"model output of face {self.opt.face or 0} of {it.faces}"]
             else:
-                notes = [f"{len(changed)} of {it.faces} face(s) changed"]
+                notes = [f"{len(changed)} of {it.faces} face(s) changed" if it.faces else "no face found"]
                 if not changed:
                     notes.append("copied unchanged" if copied else "pixels unchanged, converted")
                 # an edit is measured from the face's reading: name the readings that were guesses

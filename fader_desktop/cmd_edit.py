@@ -53,7 +53,10 @@ def run(args) -> int:
     # an existing output after the options: a rerun with a typo must name the typo, not the
     # output the first run wrote
     check_output(dst, [src], args.overwrite, args.model)
-    doc = PhotoEdit.open(src, engine, aligned=args.aligned)
+    # nothing to edit (no value, no reading to correct): a photo without a face is copied as one
+    # with a face is, rather than refused
+    copy_only = not values and not owns and not args.raw
+    doc = PhotoEdit.open(src, engine, aligned=args.aligned, require_face=not copy_only)
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")
@@ -74,6 +77,9 @@ def run(args) -> int:
                                      quality=args.quality, unchanged=not doc.is_modified())
         if lost:
             sys.stderr.write(f"{PROG}: note: {printable(dst)}: " + "; ".join(lost) + "\n")
+        if not doc.faces:
+            sys.stderr.write(f"{PROG}: note: no face found in {printable(src)}; "
+                             + ("copied unchanged\n" if _copied else "its pixels written unchanged\n"))
     # an edit is measured from the face's reading: say (in one line) where that reading was a guess
     unsure = []
     written = [args.face] if args.face is not None else [0] if args.raw else range(len(doc.faces))

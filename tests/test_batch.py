@@ -154,7 +154,9 @@ def test_no_values_copies_pixels_and_raw_gives_crops(tmp_path, mixed, engine):
     rep = run_batch(mixed, tmp_path / "same", engine, BatchOptions(format="png"))
     assert np.array_equal(load_image(tmp_path / "same" / "sub/deeper/aligned2.png"),
                           load_image(mixed / "sub/deeper/aligned2.png"))
-    assert rep.counts()["ok"] == 3
+    # nothing to edit: the face-less gray.png is converted too
+    assert rep.counts()["ok"] == 4
+    assert np.array_equal(load_image(tmp_path / "same" / "gray.png"), load_image(mixed / "gray.png"))
     rep = run_batch(mixed, tmp_path / "raw", engine, BatchOptions(values={"Male": 1.0}, raw=True, format="png"))
     assert rep.counts()["ok"] == 3
     assert load_image(tmp_path / "raw" / "sub" / "wild.png").shape == (32, 32, 3)

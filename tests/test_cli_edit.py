@@ -205,10 +205,12 @@ def test_photo_without_face(tmp_path, capsys, tiny_model_path):
     from core.image_io import save_image
     p = tmp_path / "gray.png"
     save_image(p, np.full((240, 320, 3), 128, np.uint8))
-    rc, err = main_inproc(capsys, "edit", p, "-o", tmp_path / "o.png", "--model", tiny_model_path, "--device", "cpu")
+    # an edit needs a face (without values the photo is copied: test_cli_walkthrough)
+    rc, err = main_inproc(capsys, "edit", p, "-o", tmp_path / "o.png", "--set", "Smiling=1",
+                          "--model", tiny_model_path, "--device", "cpu")
     assert rc == 2
     assert_one_line_error(err, p)
-    assert "no face" in err
+    assert "no face" in err and not (tmp_path / "o.png").exists()
 
 
 # -- hostile and careless use (issue 18) --------------------------------------------------------

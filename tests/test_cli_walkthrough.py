@@ -269,3 +269,48 @@ def test_batch_note_does_not_promise_the_same_pixels_in_jpeg(tmp_path, capsys, p
     rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out_png", "--format", "PNG", *model_args(tiny_model_path))
     assert rc == 0 and "written unchanged as PNG (same pixels;" in err, err
     assert np.array_equal(read(tmp_path / "out_png" / "one.png"), read(photos["one"]))
+
+
+# -- a photo without a face and nothing to edit: copied as any other --------------------------
+
+def _noise_photo(path: Path) -> Path:
+    from PIL import Image
+    Image.fromarray((np.random.default_rng(3).random((240, 320, 3)) * 255).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+def test_edit_without_values_copies_a_photo_without_a_face(tmp_path, capsys, tiny_model_path):
+    """With nothing to edit, `edit` copies a photo (the format conversion of an export); one without a
+    face was refused with "no face found" instead."""
+    src = _noise_photo(tmp_path / "landscape.jpg")
+    same = tmp_path / "same.jpg"
+    rc, err = cli(capsys, "edit", src, "-o", same, *model_args(tiny_model_path))
+    assert rc == 0, err
+    assert same.read_bytes() == src.read_bytes()
+    assert "no face found in" in err and "copied unchanged" in err
+    png = tmp_path / "converted.png"
+    rc, err = cli(capsys, "edit", src, "-o", png, *model_args(tiny_model_path))
+    assert rc == 0, err
+    assert np.array_equal(read(png), read(src)) and "pixels written unchanged" in err
+    # an edit asked for still needs a face, and nothing is written
+    rc, err = cli(capsys, "edit", src, "-o", tmp_path / "edited.jpg", "--set", "Male=1", *model_args(tiny_model_path))
+    assert rc != 0 and "no face found" in err and not (tmp_path / "edited.jpg").exists()
+
+
+def test_batch_without_values_copies_photos_without_a_face_too(tmp_path, capsys, photos, tiny_model_path):
+    """The note says "the photos are copied unchanged", yet a photo without a face was skipped: the
+    output folder of a plain conversion lacked the landscapes."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    shutil.copy(photos["one"], inp / "face.png")
+    _noise_photo(inp / "landscape.jpg")
+    rc, err = cli(capsys, "batch", inp, "-o", tmp_path / "copy", "--report", tmp_path / "copy.json",
+                  *model_args(tiny_model_path))
+    assert rc == 0, err
+    assert (tmp_path / "copy" / "landscape.jpg").read_bytes() == (inp / "landscape.jpg").read_bytes()
+    entry = {e["relative"]: e for e in json.loads((tmp_path / "copy.json").read_text())["items"]}
+    assert entry["landscape.jpg"]["status"] == "ok" and "no face found" in entry["landscape.jpg"]["reason"]
+    # with an edit to make it is skipped, as documented
+    rc, err = cli(capsys, "batch", inp, "-o", tmp_path / "edit", "--set", "Male=1", *model_args(tiny_model_path))
+    assert rc == 1 and "skipped: landscape.jpg: no face found" in err
+    assert not (tmp_path / "edit" / "landscape.jpg").exists() and (tmp_path / "edit" / "face.png").exists()
