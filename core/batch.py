@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
-from .atomic_write import remove_stale_temps, temp_path, write_bytes_atomic
+from .atomic_write import remove_stale_temps, same_file, temp_path, write_bytes_atomic
 from .attributes import attribute_code, pure_label
 from .errors import FaderError, NoFaceError, os_reason, without_path
 from .image_io import IMAGE_SUFFIXES, Source, export_suffix
@@ -118,6 +119,35 @@ def _resolve(p: Path) -> Optional[Path]:
         return None
 
 
+def names_ignore_case(folder: Path) -> bool:
+    """Whether file names in `folder` (or its nearest existing parent) ignore case, as on macOS and
+    Windows by default: a name found there is looked up in the other case. Nothing is written (the
+    folder may be the user's own); where no name can tell, the platform's default is assumed."""
+    p = Path(folder)
+    while not p.is_dir() and p.parent != p:
+        p = p.parent
+    try:
+        dev = os.stat(p).st_dev
+        with os.scandir(p) as entries:
+            names = [p / e.name for _, e in zip(range(64), entries)]
+    except OSError:
+        dev, names = None, []
+    for q in names + [p]:
+        other = q.with_name(q.name.swapcase())
+        if other.name == q.name:
+            continue
+        try:
+            if os.lstat(q).st_dev != dev or os.stat(q.parent).st_dev != dev:
+                continue   # another file system mounted there
+            a, b = os.lstat(q), os.lstat(other)
+            return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        except FileNotFoundError:
+            return False   # the name in other case is not there: case counts
+        except (OSError, ValueError):
+            continue
+    return sys.platform in ("win32", "darwin")
+
+
 class OutputsExist(FaderError):
     """Outputs that would replace files already there, without skip_existing or overwrite."""
 
@@ -149,18 +179,24 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
         raise FaderError(f"{src_root}: the input folder cannot be resolved (a symlink loop)")
     if dst_abs is None:
         raise FaderError(f"{dst_root}: the output folder cannot be resolved (a symlink loop)")
-    if src_abs == dst_abs:
+    if src_abs == dst_abs or same_file(src_root, dst_root):
         raise FaderError(f"{dst_root}: the output folder is the input folder; choose another so no photo is overwritten")
     if fmt is not None and fmt.lower() not in OUTPUT_FORMATS:
         raise FaderError(f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
-    out_nested = _inside(dst_abs, src_abs)
+    # On a file system that ignores case (macOS, Windows) 'A.jpg' and 'a.jpg' are one file: names
+    # are compared folded there, so two inputs never make one output unnoticed.
+    ignore_case = names_ignore_case(dst_root)
+
+    def fold(p: Optional[Path]) -> Optional[Path]:
+        return Path(str(p).casefold()) if ignore_case and p is not None else p
+    out_nested = _inside(fold(dst_abs), fold(src_abs))
 
     items: list[Item] = []
     walk_errors: list = []
     for root, dirs, files in os.walk(src_root, followlinks=False, onerror=walk_errors.append):
         root_p = Path(root)
         if out_nested:  # leave our own output tree out of the walk
-            dirs[:] = [d for d in dirs if _resolve(root_p / d) != dst_abs]
+            dirs[:] = [d for d in dirs if fold(_resolve(root_p / d)) != fold(dst_abs)]
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith("."):
@@ -185,18 +221,22 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
         raise FaderError(f"{src_root}: no images found{found}; looked for "
                          f"{', '.join(sorted(IMAGE_SUFFIXES))} here and in sub-folders")
 
-    inputs = {_resolve(it.input) for it in items} - {None}
+    inputs = {fold(_resolve(it.input)) for it in items} - {None}
+    input_ids = _file_ids(it.input for it in items)
     taken: dict = {}
     # Where two inputs would make one output, the one whose own name it is keeps it (b.jpg, not
     # b.jpeg, is written as b.jpg with --format jpg); otherwise the first in sorted order.
-    for it in sorted(items, key=lambda it: it.output is None or it.output.name != it.input.name):
+    def not_own_name(it: Item) -> bool:
+        return it.output is None or fold(Path(it.output.name)) != fold(Path(it.input.name))
+    for it in sorted(items, key=not_own_name):
         if it.output is None:
             continue
-        key = _resolve(it.output)
+        key = fold(_resolve(it.output))
         if key is None:
             it.status, it.reason, it.output = "skipped", "the output path is a symlink loop", None
             continue
-        if key in inputs or _inside(key, src_abs) and not out_nested:
+        if (key in inputs or _inside(key, fold(src_abs)) and not out_nested
+                or _file_ids([it.output]) & input_ids):   # an input under another name (a hard link)
             # Only reachable through odd layouts (OUT_DIR a parent of IN_DIR); refuse the run
             # rather than risk writing over or among the photos.
             raise FaderError(f"{it.output}: output would be written over or among the input photos "
@@ -219,11 +259,11 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
         # The output tree is left out of the inputs. An image in it that no input of this run could
         # have made (same relative name, any image suffix) is the user's own photo, neither edited
         # nor safe to write among: refuse. Same-named files count as earlier outputs.
-        made = {Path(it.relative).with_suffix("") for it in items if it.input.suffix.lower() in IMAGE_SUFFIXES}
+        made = {fold(Path(it.relative).with_suffix("")) for it in items if it.input.suffix.lower() in IMAGE_SUFFIXES}
         own = sorted(f for root, _d, files in os.walk(dst_root) for f in map(Path(root).joinpath, files)
                      if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
                      and not any(part.startswith(".") for part in f.relative_to(dst_root).parts)
-                     and f.relative_to(dst_root).with_suffix("") not in made)
+                     and fold(f.relative_to(dst_root).with_suffix("")) not in made)
         if own:
             more = f" and {len(own) - 1} more" if len(own) > 1 else ""
             raise FaderError(f"{own[0]}{more}: {len(own)} photo(s) in the output folder {dst_root} are not outputs of "
@@ -238,6 +278,18 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
             raise OutputsExist(f"{there[0]}{more}: {len(there)} output file(s) already exist in {dst_root}{nested}; "
                                "--skip-existing keeps them (resume), --overwrite replaces them", there)
     return items
+
+
+def _file_ids(paths) -> set:
+    """(device, inode) of those of `paths` that exist: one file under any of its names."""
+    ids = set()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            continue
+        ids.add((st.st_dev, st.st_ino))
+    return ids
 
 
 def _remove_stale_parts(items) -> None:

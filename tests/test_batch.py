@@ -280,6 +280,51 @@ def test_in_a_name_clash_the_photo_with_the_outputs_name_keeps_it(tmp_path, caps
     assert np.abs(written - mine).mean() < 0.5 * np.abs(written - other).mean()
 
 
+def test_this_file_system_is_probed_for_case_and_leaves_no_probe(tmp_path):
+    """Linux's file systems tell 'A.jpg' from 'a.jpg'; the probe says so, beside a folder that does
+    not exist yet too, and writes nothing into the folder."""
+    from core.batch import names_ignore_case
+    before = os.stat(tmp_path).st_mtime_ns
+    assert names_ignore_case(tmp_path / "not" / "yet") is False
+    (tmp_path / "Photo.jpg").write_bytes(b"x")
+    before = os.stat(tmp_path).st_mtime_ns
+    assert names_ignore_case(tmp_path) is False
+    assert [p.name for p in tmp_path.iterdir()] == ["Photo.jpg"] and os.stat(tmp_path).st_mtime_ns == before
+
+
+def test_on_a_file_system_that_ignores_case_two_names_for_one_output_clash(tmp_path, monkeypatch):
+    """On macOS or Windows B.jpg and b.jpeg (--format jpg) would both be written as b.jpg, the second
+    over the first; planned as two outputs, one photo's edit was lost. The probe's answer is given
+    here, as such a file system would give it."""
+    import core.batch as batch
+    src = tmp_path / "in"
+    (src / "Sub").mkdir(parents=True)
+    for name in ("B.jpg", "b.jpeg", "Sub/x.png", "c.jpg"):
+        (src / name).write_bytes(b"x")
+    planned = {it.relative: it for it in batch.plan_batch(src, tmp_path / "out", fmt="jpg")}
+    assert all(it.status != "skipped" for it in planned.values())    # this file system: two files
+    monkeypatch.setattr(batch, "names_ignore_case", lambda folder: True)
+    planned = {it.relative: it for it in batch.plan_batch(src, tmp_path / "out", fmt="jpg")}
+    assert planned["B.jpg"].status != "skipped"      # its own name (in any case) keeps it
+    assert planned["b.jpeg"].status == "skipped" and "same output file as B.jpg" in planned["b.jpeg"].reason
+    assert planned["c.jpg"].status != "skipped" and planned["Sub/x.png"].status != "skipped"
+
+
+def test_an_output_that_is_an_input_under_another_name_refuses_the_run(tmp_path):
+    """An output name that is an input file under another name (a hard link here; on macOS and
+    Windows the same name in other case) must never be replaced, even with --overwrite."""
+    from core.batch import plan_batch
+    from core.errors import FaderError
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    (src / "a.jpg").write_bytes(b"photo")
+    os.link(src / "a.jpg", out / "a.jpg")
+    with pytest.raises(FaderError, match="over or among the input photos"):
+        plan_batch(src, out, overwrite=True)
+    assert (src / "a.jpg").read_bytes() == b"photo"
+
+
 def _many(tmp_path, celeba_aligned, n) -> Path:
     d = tmp_path / "many"
     (d / "a").mkdir(parents=True)
