@@ -5,6 +5,7 @@ QSettings (an INI file in a temporary folder) so they never touch the user's pre
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -33,6 +34,13 @@ def _as_bool(value, default: bool) -> bool:
     if isinstance(value, str):
         return value.lower() in ("1", "true", "yes")
     return bool(value)
+
+
+def _same_entry(a: str, b: str) -> bool:
+    """Whether two remembered paths are one file: the same string, the same under the platform's
+    case rule (Windows), or one existing file under two names (other case on macOS, a hard link)."""
+    from core.atomic_write import same_file
+    return a == b or os.path.normcase(a) == os.path.normcase(b) or same_file(a, b)
 
 
 class Settings:
@@ -92,10 +100,10 @@ class Settings:
 
     def _push_recent(self, key: str, path) -> None:
         p = str(Path(path).resolve())
-        self.q.setValue(key, [p] + [f for f in self._recent(key) if f != p][:MAX_RECENT - 1])
+        self.q.setValue(key, [p] + [f for f in self._recent(key) if not _same_entry(f, p)][:MAX_RECENT - 1])
 
     def _drop_recent(self, key: str, path) -> None:
-        self.q.setValue(key, [f for f in self._recent(key) if f != str(path)])
+        self.q.setValue(key, [f for f in self._recent(key) if not _same_entry(f, str(path))])
 
     @property
     def last_dir(self) -> str:

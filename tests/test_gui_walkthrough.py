@@ -309,3 +309,21 @@ def test_batch_dialog_offers_quality_only_for_lossy_formats(qtbot, tiny_model_pa
         assert enabled == {"Same as input": True, "PNG": False, "JPEG": True, "WebP": True, "TIFF": False, "BMP": False}
     finally:
         d.jobs.shutdown()
+
+
+def test_a_photo_opened_under_another_name_is_listed_once(tmp_path):
+    """Open Recent listed one photo twice when it was opened under two names (a hard link here; on
+    macOS and Windows the same name in other case, 'IMG_1.JPG' and 'img_1.jpg')."""
+    from PySide6.QtCore import QSettings
+
+    from fader_desktop.settings import Settings
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    a, other = tmp_path / "IMG_1.JPG", tmp_path / "other.jpg"
+    a.write_bytes(b"photo")
+    other.write_bytes(b"another photo")
+    os.link(a, tmp_path / "img_1.jpg")
+    for p in (a, other, tmp_path / "img_1.jpg"):
+        settings.add_recent(p)
+    assert settings.recent_files() == [str(tmp_path / "img_1.jpg"), str(other)]
+    settings.remove_recent(str(a))       # a photo found gone under one name leaves the list
+    assert settings.recent_files() == [str(other)]
