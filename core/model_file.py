@@ -6,6 +6,7 @@ named `autoencoder.<param>` and `classifier.<param>`. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,28 +228,61 @@ def check_attributes(attrs, path) -> None:
     _expect(len({a.name for a in attrs}) == len(attrs), path, "attribute names are not unique")
 
 
-def read_safetensors(path: Path, damaged: str, max_bytes: int = MAX_FILE_BYTES) -> tuple:
+def read_safetensors(path: Path, damaged: str, max_bytes: int = MAX_FILE_BYTES, expect=None) -> tuple:
     """(metadata, tensors on the CPU) of a safetensors file; ModelFileError "PATH: <damaged> (why)"
     if it does not parse. Never runs code from the file.
 
     The file is read into memory at once, never memory-mapped (safe_open): the tensors of a
     mapped file that is truncated while in use (a sync client, a copy in progress, a re-export)
     kill the process with SIGBUS when next read, where a read gives a complete copy or an error.
+    `expect(metadata, table)`, given the header's {name: (dtype, shape)} before any tensor is
+    built, may refuse the file: tensors a reader does not want cost no memory then.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load
     try:
         with open(path, "rb") as f:
+            # the header first: what it lists is checked before the tensors' bytes are read
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise ModelFileError(f"{path}: {damaged} (more than {max_bytes:,} bytes)")
+            if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+                raise ModelFileError(f"{path}: {damaged} (truncated or no safetensors header)")
+            header_bytes = f.read(n)
+            header = _parse_header(path, damaged, header_bytes)
+            meta = header.get("__metadata__") or {}
+            table = _tensor_table(header)
+            end = None
+            if table is not None:
+                # bytes beyond the last tensor (a file padded or appended to) are refused by the
+                # loader as "not fully covered": said plainly, before they are read
+                end = max((int(info["data_offsets"][1]) for info in header.values()
+                           if isinstance(info, dict) and "data_offsets" in info), default=0)
+                if size - 8 - n > end:
+                    raise ModelFileError(f"{path}: {damaged} ({size - 8 - n - end:,} bytes after the last tensor's data)")
+                if expect is not None:
+                    expect(meta, table)
+            f.seek(0)
             data = f.read(max_bytes + 1)
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read the file: {os_reason(e)}") from None
     if len(data) > max_bytes:   # it grew since it was checked
         raise ModelFileError(f"{path}: {damaged} (more than {max_bytes:,} bytes)")
-    n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
-    if not 2 <= n <= min(MAX_HEADER_BYTES, len(data) - 8):
-        raise ModelFileError(f"{path}: {damaged} (truncated or no safetensors header)")
+    if end is not None and len(data) < 8 + n + end:   # shorter than its header says, or cut while read
+        raise ModelFileError(f"{path}: {damaged} (truncated: {len(data):,} of {8 + n + end:,} bytes)")
     try:
-        header = json.loads(data[8:8 + n])
+        tensors = load(data)   # safetensors checks the header's dtypes, shapes and offsets
+    except (SafetensorError, ValueError, RuntimeError, TypeError) as e:
+        raise ModelFileError(f"{path}: {damaged} ({str(e).splitlines()[0][:200]})") from None
+    return meta, tensors
+
+
+def _parse_header(path, damaged: str, raw: bytes) -> dict:
+    """A safetensors header's JSON object, within the limit on its tensor count."""
+    try:
+        header = json.loads(raw)
     except (ValueError, RecursionError) as e:   # ValueError covers JSONDecodeError and bad UTF-8
         raise ModelFileError(f"{path}: {damaged} (header is not valid JSON: {str(e).splitlines()[0][:200]})") from None
     if not isinstance(header, dict):
@@ -256,19 +290,68 @@ def read_safetensors(path: Path, damaged: str, max_bytes: int = MAX_FILE_BYTES) 
     count = len(header) - ("__metadata__" in header)
     if count > MAX_TENSORS:   # refused before loading them (seconds, a GB)
         raise ModelFileError(f"{path}: {damaged} ({count:,} tensors, more than the limit of {MAX_TENSORS:,})")
-    try:
-        tensors = load(data)   # safetensors checks the header's dtypes, shapes and offsets
-    except (SafetensorError, ValueError, RuntimeError, TypeError) as e:
-        raise ModelFileError(f"{path}: {damaged} ({str(e).splitlines()[0][:200]})") from None
-    meta = header.get("__metadata__") or {}
-    return meta, tensors
+    return header
+
+
+def _tensor_table(header: dict):
+    """{name: (dtype, shape)} of a parsed safetensors header, or None where it is malformed (the
+    loader then names what is wrong)."""
+    table = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            offsets = [int(x) for x in info["data_offsets"]]
+            shape = tuple(int(x) for x in info["shape"])
+            if len(offsets) != 2 or min(offsets + [0]) < 0:
+                return None
+            table[name] = (str(info["dtype"]), shape)
+        except (KeyError, TypeError, ValueError):
+            return None
+    return table
 
 
 def load_model(path, map_location: str = "cpu") -> FaderModel:
     """Load and validate a `.fader` file; raises ModelFileError naming what is wrong."""
     path = Path(path)
     _sniff(path)
-    header, tensors = read_safetensors(path, "corrupt model file")
+    parsed: list = []
+
+    def expect(header: dict, table: dict) -> None:
+        # the metadata, names and shapes from the header alone: a file whose tensors are not the
+        # model's (an extra GB-sized one, absurd shapes) is refused before any tensor is built
+        parsed.append(_parse_meta(path, header))
+        _check_names(parsed[0], {k: _Shape(shape) for k, (_dtype, shape) in table.items()}, path)
+
+    header, tensors = read_safetensors(path, "corrupt model file", expect=expect)
+    if not parsed:   # a header the table could not be read from, yet loaded: checked now
+        parsed.append(_parse_meta(path, header))
+        _check_names(parsed[0], tensors, path)
+    meta, attrs, config, clf_config = parsed[0]
+    ae = AutoEncoder(config)
+    _load_state(ae, "autoencoder", tensors, path)
+    clf = None
+    if clf_config is not None:
+        clf = Classifier(clf_config)
+        _load_state(clf, "classifier", tensors, path)
+    ae.eval()
+    if clf is not None:
+        clf.eval()
+    for k in ("format", "format_version", "architecture", "attributes", "classifier_architecture"):
+        meta.pop(k, None)
+    return FaderModel(config, attrs, ae, clf, clf_config, meta)
+
+
+class _Shape:
+    """A tensor's shape as the header gives it, for the checks made before loading."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+
+def _parse_meta(path: Path, header: dict) -> tuple:
+    """(meta, attributes, ArchConfig, classifier ArchConfig or None) from a model file's metadata;
+    ModelFileError naming what is wrong."""
     _expect("fader_meta" in header, path, "not a Fader model file (no fader_meta metadata)")
     too_deep = f"metadata is nested too deeply (more than {MAX_META_DEPTH} levels)"
     try:
@@ -331,26 +414,21 @@ def load_model(path, map_location: str = "cpu") -> FaderModel:
             raise ModelFileError(f"{path}: classifier {e}") from None
         _expect(clf_config.n_attr == config.n_attr and clf_config.img_size == config.img_size, path,
                 "classifier architecture does not match the model's attributes or image size")
-    # Names and shapes are compared on the meta device (nothing allocated) before the networks
-    # are built: an architecture is only built when the file holds every one of its tensors.
+    return meta, attrs, config, clf_config
+
+
+def _check_names(parsed: tuple, tensors: dict, path) -> None:
+    """The file holds exactly the tensors of its architecture, with their shapes. Compared on the
+    meta device (nothing allocated): an architecture is only built when the file holds every one
+    of its tensors."""
+    _meta, _attrs, config, clf_config = parsed
     with torch.device("meta"):
         _check_state(AutoEncoder(config).state_dict(), "autoencoder", tensors, path)
         if clf_config is not None:
             _check_state(Classifier(clf_config).state_dict(), "classifier", tensors, path)
-    ae = AutoEncoder(config)
-    _load_state(ae, "autoencoder", tensors, path)
-    clf = None
-    if clf_config is not None:
-        clf = Classifier(clf_config)
-        _load_state(clf, "classifier", tensors, path)
-    extra = [k for k in tensors if not k.startswith("autoencoder.") and not (clf is not None and k.startswith("classifier."))]
+    extra = [k for k in tensors if not k.startswith("autoencoder.")
+             and not (clf_config is not None and k.startswith("classifier."))]
     _expect(not extra, path, f"unexpected tensors {extra[:3]}")
-    ae.eval()
-    if clf is not None:
-        clf.eval()
-    for k in ("format", "format_version", "architecture", "attributes", "classifier_architecture"):
-        meta.pop(k, None)
-    return FaderModel(config, attrs, ae, clf, clf_config, meta)
 
 
 def _check_state(expected: dict, prefix: str, tensors: dict, path) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -575,13 +576,23 @@ print("tensors", bool(all(torch.isfinite(t.float()).all() for t in tensors.value
 
 # truncated between reading the file and checking its weights, as a copy started during the load
 open(path, "wb").write(data)
-def truncate_once(frame, event, arg):
-    if event == "call" and frame.f_code.co_name == "_check_state":
-        sys.setprofile(None)
-        os.truncate(path, 100)
-sys.setprofile(truncate_once)
+def truncate_at(name):
+    def hook(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == name:
+            sys.setprofile(None)
+            os.truncate(path, 100)
+    return hook
+sys.setprofile(truncate_at("_load_state"))
 model = load_model(path)
 print("loaded", model.config.n_attr)
+
+# truncated while its header is checked, before the weights are read: a clear refusal
+open(path, "wb").write(data)
+sys.setprofile(truncate_at("_check_state"))
+try:
+    load_model(path)
+except ModelFileError as e:
+    print("cut while read:", e)
 
 try:
     load_model(path)
@@ -604,4 +615,42 @@ def test_a_model_file_truncated_while_in_use_does_not_crash_the_app(good, tmp_pa
     assert r.returncode == 0, f"exit status {r.returncode}\n{r.stdout}\n{r.stderr[-2000:]}"
     lines = r.stdout.splitlines()
     assert lines[:3] == ["decoded True", "tensors True", "loaded 7"], r.stdout
-    assert lines[3].startswith(f"refused {path}: ") and "no safetensors header" in lines[3], r.stdout
+    assert lines[3].startswith(f"cut while read: {path}: ") and "truncated: 100 of " in lines[3], r.stdout
+    assert lines[4].startswith(f"refused {path}: ") and "no safetensors header" in lines[4], r.stdout
+
+
+def _with_header_changes(good: Path, out: Path, extra: dict, data_bytes: int) -> Path:
+    """`good` with tensors added to its header only, and the file extended (sparsely) to
+    `data_bytes` more bytes."""
+    raw = good.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    header.update(extra)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(out, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+    os.truncate(out, out.stat().st_size + data_bytes)
+    return out
+
+
+def test_a_file_with_gigabytes_the_model_does_not_use_is_refused_before_they_are_read(good, tmp_path):
+    """A valid file with one extra 1.5 GB tensor (or 1.5 GB of padding) was read whole and its tensors
+    built before being refused: 3.5 GB for a model of a few MB, and the window's process, holding
+    the user's unsaved edits, could be killed for memory. Now the header alone refuses it."""
+    import tracemalloc
+    raw = good.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    end = max(v["data_offsets"][1] for k, v in json.loads(raw[8:8 + n]).items() if k != "__metadata__")
+    extra = _with_header_changes(good, tmp_path / "extra.fader",
+                                 {"zzz_junk": {"dtype": "F32", "shape": [1500, 1 << 18],
+                                               "data_offsets": [end, end + (1500 * 4 << 18)]}}, 1500 * 4 << 18)
+    padded = _with_header_changes(good, tmp_path / "padded.fader", {}, 1500 << 20)
+    for path, why in ((extra, "unexpected tensors ['zzz_junk']"), (padded, "bytes after the last tensor's data")):
+        tracemalloc.start()
+        with pytest.raises(ModelFileError, match=re.escape(why)) as e:
+            load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert str(path) in str(e.value)
+        assert peak < 50 << 20, f"{path.name}: {peak / 2 ** 20:.0f} MB allocated"
