@@ -307,3 +307,39 @@ def test_training_runs_without_any_console_streams(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run
     assert (out / "model.fader").stat().st_size > 0
+
+
+# -- --continue: the recipe a model file records is checked as its options are ----------------
+
+@pytest.mark.parametrize("recorded, named", [
+    ({"critic_width": 6000}, "--critic-width must be at most 512, got 6000"),
+    ({"n_lat_dis": -5}, "--n-lat-dis must be >= 0, got -5"),
+    ({"lr": "0.0002"}, "lr = '0.0002' is not a number"),
+    ({"seed": "x"}, "seed = 'x' is not a number"),
+    ({"edit_residual": "yes"}, "edit_residual = 'yes' is not true or false"),
+])
+def test_continue_refuses_a_recorded_recipe_its_options_would_refuse(finished_run, capsys, tmp_path, recorded, named):
+    """A model file made elsewhere records any recipe: a critic 6,000 maps wide ran at 5 GB and 42 s a
+    step, n_lat_dis -5 was taken silently, and lr "0.0002" or seed "x" ended in a traceback from
+    torch, each after the run folder was made."""
+    import copy
+
+    from core.model_file import load_model, save_model
+    data, run, _ = finished_run
+    model = load_model(run / "model.fader")
+    hostile = copy.deepcopy(model)
+    hostile.meta["training"] = {**model.meta["training"],
+                                "hyper_parameters": {**model.meta["training"]["hyper_parameters"], **recorded}}
+    path = tmp_path / "shared.fader"
+    save_model(hostile, path)
+    out = tmp_path / "more"
+    code, err, _ = _main(["--continue", path, "--data", data, "--steps", "4", "--quiet", "--out", out], capsys)
+    assert code == 2 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"fader-train: error: --continue {path}: the training recipe recorded") and named in last
+    assert not out.exists()
+    # the option given on the command line replaces the recorded value
+    if "critic_width" in recorded:
+        code, err, _ = _main(["--continue", path, "--data", data, "--steps", "3", "--quiet", "--critic-width", "8",
+                              "--out", out], capsys)
+        assert code == 0, err

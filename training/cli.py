@@ -27,6 +27,8 @@ RUN_MARKER = "fader-run.json"
 SKIPPED_LIST = "skipped.txt"   # in the run folder: the images preprocessing skipped, with the reason
 PSEUDO_LABELS = "pseudo_labels.txt"  # in a fine-tuning run folder: the labels the --init model's classifier gave
 MAX_BATCH_SIZE = 1024
+# the critic's first layer; its cost grows with the square (the default model's critic: 16 and 32)
+MAX_CRITIC_WIDTH = 512
 MAX_THREADS = 1024
 
 
@@ -277,7 +279,8 @@ def _check_numbers(a) -> None:
             raise FaderError(f"--{n.replace('_', '-')} must be in [0, 1), got {v}")
     if not 0 <= a.smooth_label < 0.5:
         raise FaderError(f"--smooth-label must be in [0, 0.5), got {a.smooth_label}")
-    for n, limit in (("batch_size", MAX_BATCH_SIZE), ("threads", MAX_THREADS), ("workers", MAX_THREADS)):
+    for n, limit in (("batch_size", MAX_BATCH_SIZE), ("threads", MAX_THREADS), ("workers", MAX_THREADS),
+                     ("critic_width", MAX_CRITIC_WIDTH)):
         v = getattr(a, n)
         if v is not None and v > limit:
             raise FaderError(f"--{n.replace('_', '-')} must be at most {limit}, got {v}")
@@ -318,6 +321,44 @@ def _continued_config(model, a, given: set, cfg):
         cfg.clf_weights = dict(rec.clf_weights)
     cfg.steps = a.steps
     return cfg, step
+
+
+def _check_recorded_recipe(hp: dict, a) -> None:
+    """The --continue model's recorded recipe obeys the rules its options obey on the command line
+    (a file made elsewhere may say anything: n_lat_dis -5, a critic 6,000 maps wide, lr "2e-4")."""
+    import argparse
+    from dataclasses import MISSING, fields
+
+    from core.errors import FaderError
+    from .trainer import TrainConfig
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    trial = argparse.Namespace(**vars(a))
+
+    def refuse(why: str):
+        return FaderError(f"--continue {a.continue_from}: the training recipe recorded in the model is not usable "
+                          f"({why}); give that option on the command line to replace it")
+    for k in _RECIPE_OPTIONS:
+        if k not in hp or k in a.given:
+            continue
+        v, d = hp[k], defaults.get(k)
+        if isinstance(d, bool):
+            ok = isinstance(v, bool)
+        else:
+            ok = not isinstance(v, bool) and isinstance(v, int if isinstance(d, int) else (int, float))
+        if not ok:
+            raise refuse(f"{k} = {v!r} is not {'true or false' if isinstance(d, bool) else 'a number'}")
+        setattr(trial, k, v)
+    weights = hp.get("clf_weights", {})
+    if "clf_weight" not in a.given and not (isinstance(weights, dict) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+            for x in weights.values())):
+        raise refuse(f"clf_weights = {weights!r} is not a table of weights >= 0")
+    if "flip" in hp and not isinstance(hp["flip"], bool):
+        raise refuse(f"flip = {hp['flip']!r} is not true or false")
+    try:
+        _check_numbers(trial)
+    except FaderError as e:
+        raise refuse(str(e)) from None
 
 
 def _recorded_training(model, a) -> tuple:
@@ -586,7 +627,7 @@ def _check_options(a):
             raise FaderError(f"{e}; change --n-layers, --init-fm or --max-fm for --img-size {size}") from None
     init_model = _load_init_model(a.init or a.continue_from) if a.init or a.continue_from else None
     if a.continue_from:
-        _recorded_training(init_model, a)
+        _check_recorded_recipe(_recorded_training(init_model, a)[0], a)
     if a.clf_weight:
         _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
