@@ -107,6 +107,11 @@ class Item:
                 "lost": list(self.lost)}
 
 
+def is_other_file(it: Item) -> bool:
+    """Whether an input is a file that is not an image, left alone by the run."""
+    return it.status == "skipped" and it.reason == NOT_AN_IMAGE
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -216,6 +221,15 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
     if walk_errors and not items:
         e = walk_errors[0]
         raise FaderError(f"{e.filename or src_root}: cannot read the folder ({os_reason(e)})")
+    for e in walk_errors:
+        # a sub-folder that cannot be listed: its photos are neither edited nor counted, so it is
+        # named among the skipped inputs (the run's exit status says so too)
+        folder = Path(e.filename) if e.filename else src_root
+        try:
+            rel = folder.relative_to(src_root).as_posix() + "/"
+        except ValueError:
+            rel = str(folder)
+        items.append(Item(folder, rel, None, "skipped", f"cannot read the folder ({os_reason(e)}); its photos were left out"))
     if not any(it.input.suffix.lower() in IMAGE_SUFFIXES for it in items):
         found = f" ({len(items)} other file(s))" if items else ""
         raise FaderError(f"{src_root}: no images found{found}; looked for "
@@ -404,6 +418,7 @@ class BatchReport:
     started: str = ""
     seconds: float = 0.0
     cancelled: bool = False
+    report_error: Optional[str] = None   # why the JSON report could not be written (a full disk)
 
     def counts(self) -> dict:
         c = {s: 0 for s in STATUSES}
@@ -413,12 +428,20 @@ class BatchReport:
 
     @property
     def exit_status(self) -> int:
-        """0: every input written (or already there); 1: some were skipped, failed or not reached."""
-        return 0 if all(it.status in ("ok", "exists") for it in self.items) else 1
+        """0: every photo written (or already there); 1: some were skipped, failed or not reached, or
+        the report could not be written. Files that are not images (a camera's .xmp and .AAE
+        sidecars, notes) are left alone without failing the run."""
+        ok = all(it.status in ("ok", "exists") or is_other_file(it) for it in self.items)
+        return 0 if ok and self.report_error is None else 1
 
     def problems(self) -> list:
-        """(relative path, status, reason) for each input that was not written."""
-        return [(it.relative, it.status, it.reason) for it in self.items if it.status not in ("ok", "exists")]
+        """(relative path, status, reason) for each image (or folder) that was not written."""
+        return [(it.relative, it.status, it.reason) for it in self.items
+                if it.status not in ("ok", "exists") and not is_other_file(it)]
+
+    def other_files(self) -> list:
+        """The inputs that are not images, left alone."""
+        return [it for it in self.items if is_other_file(it)]
 
     def to_dict(self) -> dict:
         c = self.counts()
@@ -526,7 +549,11 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
         report.cancelled = cancel.is_set() or interrupted is not None
         report.seconds = time.perf_counter() - t0
         if report_path is not None:
-            report.write(report_path)
+            try:
+                report.write(report_path)
+            except FaderError as e:
+                # the photos' fate still reaches the user (the summary); the run counts as failed
+                report.report_error = str(e)
     if interrupted is not None:
         raise interrupted
     return report

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -91,11 +92,12 @@ def run(args) -> int:
 
     def on_stop(signum, frame):
         # First Ctrl-C (or SIGTERM, as `kill`, `timeout` and service managers send): stop after the
-        # photos in flight and write the report; a second one aborts.
+        # photos in flight and write the report; a second one aborts (the write in flight still
+        # finishes, and the report says so).
+        stopped_by.append(signum)
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        stopped_by.append(signum)
         if signum == signal.SIGINT:
             note = "stopping after the photos in progress (Ctrl-C again to abort now)"
         else:
@@ -108,14 +110,29 @@ def run(args) -> int:
     try:
         report = run_batch(args.in_dir, args.out_dir, engine, opts, progress=progress, cancel=cancel,
                            report_path=args.report, readers=args.readers, items=items)
+    except KeyboardInterrupt:
+        if not stopped_by:
+            raise
+        # Aborted by a second signal, the report written. Leave without the interpreter's teardown:
+        # after a stop inside torch's threads it aborted now and then ("terminate called without
+        # an active exception", SIGABRT) instead of exiting 130; and a second SIGTERM exits 143.
+        bar.close()
+        sys.stderr.write(f"{PROG}: aborted\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(128 + int(stopped_by[-1]))
     finally:
         bar.close()
         for s, handler in old.items():
             signal.signal(s, handler)
     c = report.counts()
-    summary = (f"{c['ok']} written, {c['exists']} already there, {c['skipped']} skipped, {c['failed']} failed"
-               + (f", {c['cancelled']} not processed" if c["cancelled"] else "") + f" in {report.seconds:.1f} s")
+    others = report.other_files()
+    summary = (f"{c['ok']} written, {c['exists']} already there, {c['skipped'] - len(others)} skipped, "
+               f"{c['failed']} failed" + (f", {c['cancelled']} not processed" if c["cancelled"] else "")
+               + f" in {report.seconds:.1f} s")
     sys.stderr.write(f"{PROG}: {summary}\n")
+    if c["cancelled"]:
+        sys.stderr.write(f"{PROG}: the same command with --skip-existing goes on where this run stopped\n")
     # the photos not processed are counted in the summary line; the list names the others
     problems = [p for p in report.problems() if p[1] != "cancelled"]
     for rel, status, reason in problems[:20]:
@@ -140,6 +157,12 @@ def run(args) -> int:
         sys.stderr.write(f"{PROG}: note: {len(lost)} output(s) could not keep everything of their photo, e.g. "
                          f"{printable(lost[0].relative)}: {'; '.join(lost[0].lost)}"
                          + (f" (see {printable(args.report)})" if args.report else "") + "\n")
+    if others:
+        # a camera's .xmp/.AAE sidecars and notes beside the photos: named once, not as problems
+        sys.stderr.write(f"{PROG}: note: {len(others)} file(s) that are not images were left alone, e.g. "
+                         f"{printable(others[0].relative)}\n")
+    if report.report_error:
+        sys.stderr.write(f"{PROG}: error: {printable(report.report_error)}\n")
     if report.cancelled:
         # as a shell reports a command stopped by that signal: 130 for Ctrl-C, 143 for SIGTERM
         return 128 + int(stopped_by[0]) if stopped_by else 130
