@@ -24,6 +24,7 @@ from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
 
 from .dialogs import typed_path
 from .fader_panel import display_name
+from .plain_text import no_mnemonic, plain
 from .workers import JobRunner
 
 # widest a file name may make the progress dialog's label (pixels; the rest is elided)
@@ -92,8 +93,9 @@ class BatchDialog(QDialog):
         form.addRow("Photos from:", in_row)
         form.addRow("Save to:", out_row)
 
-        self.current_radio = QRadioButton(f"Current edit ({describe_values(self.values)})" if self.values
-                                          else "Current edit (no slider changed)")
+        # the model's attribute names as written: an "&" in one is no shortcut's mark
+        self.current_radio = QRadioButton(no_mnemonic(f"Current edit ({describe_values(self.values)})")
+                                          if self.values else "Current edit (no slider changed)")
         self.recipe_radio = QRadioButton("Recipe file:")
         group = QButtonGroup(self)
         group.addButton(self.current_radio)
@@ -231,6 +233,8 @@ class BatchDialog(QDialog):
         self.report, self.error = None, None
         self._cancel = threading.Event()
         self._progress = QProgressDialog("Loading the model…", "Cancel", 0, len(items), self)
+        for label in self._progress.findChildren(QLabel):
+            plain(label)   # it shows the photos' file names, which Qt took for HTML
         self._progress.setWindowTitle("Batch export")
         self._progress.setWindowModality(Qt.WindowModality.WindowModal)
         self._progress.setMinimumDuration(0)
@@ -343,8 +347,8 @@ class BatchDialog(QDialog):
 
     def _show_summary(self, report) -> None:
         head, details = self.summary_text(report)
-        box = QMessageBox(QMessageBox.Icon.Information if report.exit_status == 0 else QMessageBox.Icon.Warning,
-                          "Batch export finished", head, QMessageBox.StandardButton.Close, self)
+        box = plain(QMessageBox(QMessageBox.Icon.Information if report.exit_status == 0 else QMessageBox.Icon.Warning,
+                                "Batch export finished", head, QMessageBox.StandardButton.Close, self))
         if details:
             box.setDetailedText(details)
         save = box.addButton("Save report…", QMessageBox.ButtonRole.ActionRole)
@@ -364,8 +368,9 @@ class BatchDialog(QDialog):
     def _ask_existing(self, n: int, out_dir: str) -> None:
         """Files already there are never replaced unasked: Replace them, skip those photos, or
         cancel (window-modal, without a nested event loop)."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Batch export",
-                          f"{n} of the outputs already exist in {out_dir}.", QMessageBox.StandardButton.Cancel, self)
+        box = plain(QMessageBox(QMessageBox.Icon.Question, "Batch export",
+                                f"{n} of the outputs already exist in {out_dir}.", QMessageBox.StandardButton.Cancel,
+                                self))
         box.setInformativeText("Replace them with this edit, or keep them and skip those photos?")
         replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
         skip = box.addButton("Skip those photos", QMessageBox.ButtonRole.AcceptRole)
@@ -387,8 +392,8 @@ class BatchDialog(QDialog):
 
     def _warn(self, message: str) -> None:
         # open(), not exec(): window-modal without a nested event loop (and testable)
-        self.message_box = QMessageBox(QMessageBox.Icon.Warning, "Batch export", message,
-                                       QMessageBox.StandardButton.Ok, self)
+        self.message_box = plain(QMessageBox(QMessageBox.Icon.Warning, "Batch export", message,
+                                             QMessageBox.StandardButton.Ok, self))
         self.message_box.open()
 
     # -- closing while a batch runs ------------------------------------------------------------

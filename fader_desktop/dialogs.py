@@ -82,6 +82,7 @@ class ExportDialog(QDialog):
         # a suffix the app does not write (z.gif) gets the format's own added: said here, before
         # the file is written, since the name on disk is then not the one typed
         self.name_note = QLabel()
+        self.name_note.setTextFormat(Qt.TextFormat.RichText)   # the name written in bold, escaped
         self.name_note.setWordWrap(True)
         self.name_note.setVisible(False)
         form.addRow("", self.name_note)

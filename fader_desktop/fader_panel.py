@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFrame, QGridLayout, Q
 from core.attributes import pure_label, towards, value_limits, value_to_code
 from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider
 
+from .plain_text import literal_tip, no_mnemonic, plain
+
 SLIDER_STEPS = 1000
 
 
@@ -134,15 +136,16 @@ class FaderRow(QFrame):
         grid.setContentsMargins(0, 6, 0, 6)
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(2)
-        title = QLabel(display_name(attr.name))
+        # the model's names and value labels are shown as written (Qt took "<b>…</b>" for HTML)
+        title = plain(QLabel(display_name(attr.name)))
         f = QFont(title.font())
         f.setBold(True)
         title.setFont(f)
-        title.setToolTip(f"{attr.name}: values {', '.join(attr.values)}; slider range {lo:g} … {hi:g}")
+        title.setToolTip(literal_tip(f"{attr.name}: values {', '.join(attr.values)}; slider range {lo:g} … {hi:g}"))
         self.title = title
         self.reset_button = QToolButton()
         self.reset_button.setText("↺")
-        self.reset_button.setToolTip(f"Reset {display_name(attr.name)} to this face's own value")
+        self.reset_button.setToolTip(literal_tip(f"Reset {display_name(attr.name)} to this face's own value"))
         self.reset_button.setAutoRaise(True)
         self.reset_button.clicked.connect(self._on_reset)
         self.slider = MarkedSlider()
@@ -187,7 +190,7 @@ class FaderRow(QFrame):
             small.setPointSizeF(small.pointSizeF() * 0.85)
             for text, align in ((f"← {attr.values[0]}", Qt.AlignmentFlag.AlignLeft),
                                 (f"{attr.values[1]} →", Qt.AlignmentFlag.AlignRight)):
-                lab = QLabel(text)
+                lab = plain(QLabel(text))
                 lab.setFont(small)
                 lab.setForegroundRole(QPalette.ColorRole.PlaceholderText)
                 ends.addWidget(lab, 0, align)
@@ -308,7 +311,7 @@ class FaderRow(QFrame):
         unsure = own_mark is not None and certainty is not None and certainty < UNSURE_READING
         self.slider.set_marks(self.slider._ticks, own_mark, unsure)
         if self.attr.is_binary and not face:
-            self.slider.setToolTip(far + "." if far else "")
+            self.slider.setToolTip(literal_tip(far + "." if far else ""))
         elif self.attr.is_binary:
             read = pure_label(self.attr, own)
             if certainty is None:
@@ -316,8 +319,8 @@ class FaderRow(QFrame):
             else:
                 how = (f"The model reads this face as {read} ({certainty:.0%} sure)"
                        + (": unsure, so check it (a hollow triangle)." if unsure else "."))
-            self.slider.setToolTip(f"{how} The triangle marks it; right-click to correct it where it is wrong"
-                                   + (f".\n{far}." if far else ""))
+            self.slider.setToolTip(literal_tip(f"{how} The triangle marks it; right-click to correct it where it "
+                                               "is wrong" + (f".\n{far}." if far else "")))
             self.unsure_label.setToolTip(self.slider.toolTip())
         else:
             mix = "" if exact else (
@@ -325,13 +328,14 @@ class FaderRow(QFrame):
                 f"the fader shows the nearest move towards {self.combo.itemText(value.target) if self.combo else value.target}, "
                 "and moving it replaces the mix")
             far = "; ".join(x for x in (far, mix) if x)
-            self.slider.setToolTip(f"{far}." if far else "")
-        self.spin.setToolTip(f"{far}." if far else "")
+            self.slider.setToolTip(literal_tip(f"{far}." if far else ""))
+        self.spin.setToolTip(literal_tip(f"{far}." if far else ""))
         self.unsure_label.setVisible(unsure)
         if self.own_action is not None:
             every = self.session is not None and self.session.selected == ALL_FACES
-            self.own_action.setText(f"{display_name(self.attr.name)}: {'every' if every else 'this'} face is "
-                                    f"{1 - round(float(own))}, not {round(float(own))} (correct the reading)")
+            self.own_action.setText(no_mnemonic(f"{display_name(self.attr.name)}: {'every' if every else 'this'} "
+                                                f"face is {1 - round(float(own))}, not {round(float(own))} "
+                                                "(correct the reading)"))
             self.own_action.setEnabled(self.session is not None and bool(self.session.n_faces))
         self._refresh_hint()
 

@@ -10,8 +10,10 @@ snapshot, the photo's serial number and a generation number) built here.
 from __future__ import annotations
 
 import bisect
+import html
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -35,6 +37,7 @@ from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
 from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html
 from .fader_panel import FaderPanel, display_name
+from .plain_text import literal_tip, plain
 from .settings import DEVICES, Settings
 from .window_actions import build_window_chrome, icon, make_room_for_message
 from .workers import EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered
@@ -114,6 +117,17 @@ def recent_labels(paths) -> dict:
             return labels
         for f in clash:
             depth[f] += 1
+
+
+def _gone(path: str) -> bool:
+    """Whether nothing is at `path` any more (moved, renamed or deleted; a link to nothing)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return True
+    except OSError:
+        return False   # there, but not readable (permission, a loop of links): the open says why
+    return False
 
 
 def pasted_folder() -> Path:
@@ -228,12 +242,13 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, message: str) -> None:
         """Tell the user something failed: a modal message box naming the problem (also logged)."""
         log.warning("%s: %s", title, message)
-        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        # plain: a message quotes paths, model names and attribute names, which Qt took for HTML
+        box = plain(QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self))
         box.exec()
 
     def ask_confirm(self, title: str, message: str, accept_text: str = "OK") -> bool:
         """Ask before something destructive; default is No."""
-        box = QMessageBox(QMessageBox.Icon.Question, title, message, QMessageBox.StandardButton.Cancel, self)
+        box = plain(QMessageBox(QMessageBox.Icon.Question, title, message, QMessageBox.StandardButton.Cancel, self))
         yes = box.addButton(accept_text, QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
@@ -497,7 +512,9 @@ class MainWindow(QMainWindow):
                           self.load_model)
 
     def _open_listed(self, path: str, drop, title: str, menu: str, open_one) -> None:
-        if not Path(path).is_file():
+        # only a path that is gone is taken off the list: a folder or a pipe there now, or a file
+        # that no longer opens, goes to the open, whose own message says what it is
+        if _gone(path):
             drop(path)
             self._error(title, f"{path} is no longer there (moved, renamed or deleted); "
                         f"it is taken off File ▸ {menu}.")
@@ -1149,11 +1166,11 @@ class MainWindow(QMainWindow):
         elif photo is None:
             self.panel.set_notice("Open a photo to edit its faces.")
         elif not photo.faces:
-            why = "".join(f"<br>• {r}" for _b, r in photo.skipped[:3])
+            why = "".join(f"<br>• {html.escape(r)}" for _b, r in photo.skipped[:3])
             from core.photo_edit import reduced_search_hint   # here: importing it loads torch
             hint = reduced_search_hint(photo.search_scale, photo.width, photo.height)
             if not photo.skipped and hint:
-                why = f"<br>{hint[0].upper()}{hint[1:]}."
+                why = f"<br>{html.escape(hint[0].upper() + hint[1:])}."
             self.panel.set_notice(f"<b>No face the model can edit was found in this photo.</b>{why}")
         elif photo.aligned:
             self.panel.set_notice("No face was detected, but the photo has the model's aligned-crop framing, "
@@ -1165,7 +1182,7 @@ class MainWindow(QMainWindow):
         if model:
             name = model.name if len(model.name) <= 32 else model.name[:31] + "…"
             self.model_label.setText(f"Model: {name} · {model.device.upper()}")
-            self.model_label.setToolTip(f"{model.name}\n{model.path}\nrunning on {model.device}")
+            self.model_label.setToolTip(literal_tip(f"{model.name}\n{model.path}\nrunning on {model.device}"))
         else:
             self.model_label.setText("No model")
             self.model_label.setToolTip("")

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QForm
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from .dialogs import typed_path
+from .plain_text import literal_tip, plain
 from .workers import JobRunner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,7 +229,7 @@ class TrainingDialog(QDialog):
         self.data_edit.textChanged.connect(self._update_buttons)
 
         # -- live view ------------------------------------------------------------------------------
-        self.phase_label = QLabel("Not started")
+        self.phase_label = plain(QLabel("Not started"))   # the trainer's errors quote paths, names and data
         # a trainer's one-line error can be long (paths): wrapped, never widening the dialog past the screen
         self.phase_label.setWordWrap(True)
         self.phase_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -328,8 +329,8 @@ class TrainingDialog(QDialog):
         model = self.run_dir() / "model.fader"
         self.open_button.setEnabled(bool(self.out_edit.text().strip()) and model.is_file() and not self._editor_closed)
         if self._editor_closed:
-            self.open_button.setToolTip(f"The editor window is closed: start Fader Desktop again and open {model} "
-                                        "with File ▸ Open model…")
+            self.open_button.setToolTip(literal_tip(f"The editor window is closed: start Fader Desktop again and "
+                                                    f"open {model} with File ▸ Open model…"))
 
     def editor_closed(self) -> None:
         """The editor window closed while this dialog stays (a run goes on): Open result has no window
@@ -396,9 +397,9 @@ class TrainingDialog(QDialog):
             return
         out = self.run_dir()
         if (out / "checkpoint_last.pt").is_file() and not self.resume_check.isChecked():
-            box = QMessageBox(QMessageBox.Icon.Question, "Run folder in use",
-                              f"{out} already holds a training run. Resume it, or choose another folder?",
-                              QMessageBox.StandardButton.Cancel, self)
+            box = plain(QMessageBox(QMessageBox.Icon.Question, "Run folder in use",
+                                    f"{out} already holds a training run. Resume it, or choose another folder?",
+                                    QMessageBox.StandardButton.Cancel, self))
             resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
             box.exec()
             if box.clickedButton() is not resume:

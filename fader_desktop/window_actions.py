@@ -14,6 +14,8 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QProgressBar, QToolButton
 
+from .plain_text import plain
+
 ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
 SK = QKeySequence.StandardKey
 
@@ -282,6 +284,7 @@ def build_status(window) -> None:
     for w in (window.busy_bar, window.faces_label, window.render_label, window.zoom_label, window.model_label):
         if isinstance(w, QLabel):
             w.setContentsMargins(10, 0, 10, 0)
+            plain(w)   # the model label shows the model's own name, which Qt took for HTML
         sb.addPermanentWidget(w)
     window.status_yielded = []
     sb.messageChanged.connect(lambda text: make_room_for_message(window, text))

@@ -1,0 +1,40 @@
+"""Text from outside the app shown by Qt exactly as it is written.
+
+A model's name, description, attribute names and value labels (read from a .fader file anyone may
+have made), file and folder names, and the error messages that quote them are plain text. QLabel,
+QMessageBox and tooltips guess whether a text is HTML (Qt.mightBeRichText), so an attribute named
+"<b>Sm</b><font size=7>RED</font>" showed as a huge word, "<img src=/etc/passwd>" made Qt load
+that file as an image, and a path holding "<font …>" no longer showed the path.
+
+- A label or message box that shows such text is set to plain text: `plain(widget)`.
+- A tooltip has no text format to set: `literal_tip(text)` is rich text whose visible content is
+  `text`, every character, space and line break as written, and that takes the size the plain
+  tooltip took (no wrapping, as Qt wraps only rich tooltips).
+- A label that stays rich (intentional formatting) escapes the outside parts with html.escape.
+- `no_mnemonic(text)`: an action's or a button's text, whose "&" would mark a shortcut letter.
+"""
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt
+
+
+def literal_tip(text: str) -> str:
+    """A tooltip showing `text` literally ("" stays "": no tooltip). Qt drops the line break that
+    follows the opening tag and the one before the closing tag, so one is added at each end: a
+    text that starts or ends with a line break keeps it."""
+    if not text:
+        return ""
+    return f'<div style="white-space:pre">\n{html.escape(text, quote=False)}\n</div>'
+
+
+def plain(widget):
+    """Show a QLabel's or QMessageBox's text (a box's informative text too) as plain text; returns it."""
+    widget.setTextFormat(Qt.TextFormat.PlainText)
+    return widget
+
+
+def no_mnemonic(text: str) -> str:
+    """The text of an action or button with every "&" shown as one, not as a shortcut's mark."""
+    return text.replace("&", "&&")
