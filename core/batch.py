@@ -32,6 +32,7 @@ import numpy as np
 
 from .atomic_write import remove_stale_temps, same_file, temp_path, write_bytes_atomic
 from .attributes import attribute_code, pure_label
+from .edit_session import sure_percent
 from .errors import FaderError, NoFaceError, os_reason, without_path
 from .image_io import IMAGE_SUFFIXES, Source, export_suffix
 from .recipe import make_recipe
@@ -667,10 +668,14 @@ class _Pipeline:
                 notes = [f"{len(changed)} of {it.faces} face(s) changed" if it.faces else "no face found"]
                 if not changed:
                     notes.append("copied unchanged" if copied else "pixels unchanged, converted")
-                # an edit is measured from the face's reading: name the readings that were guesses
-                s = doc.session if changed else None
-                it.unsure = [f"face {i}: {n} read as {pure_label(s.attribute(n), s.own[i][n])} ({q:.0%} sure)"
-                             for i in changed for n, q in s.unsure_readings(i, self.opt.values).items()]
+                # an edit is measured from the face's reading: name the readings that were guesses,
+                # on the faces left unchanged too (a face misread as having the value asked for is
+                # not edited at all), as `edit` does
+                s = doc.session if doc is not None else None
+                asked = [self.opt.face] if self.opt.face is not None else range(it.faces)
+                it.unsure = [f"face {i}: {n} read as {pure_label(s.attribute(n), s.own[i][n])} ({sure_percent(q)} sure)"
+                             for i in (asked if s is not None else ())
+                             for n, q in s.unsure_readings(i, self.opt.values).items()]
                 if it.unsure:
                     notes.append("unsure reading(s): " + ", ".join(it.unsure))
                 notes += it.lost

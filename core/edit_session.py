@@ -26,6 +26,7 @@ render request carries one to the worker thread, which never sees the session it
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
@@ -114,6 +115,12 @@ class Change:
 # 29-40 % (Smiling, Young, Mouth open), those above in 1-9 %; 13 % of Smiling and 15 % of Young
 # readings are under it.
 UNSURE_READING = 0.8
+
+
+def sure_percent(p: float) -> str:
+    """A reading's probability as a whole percent, rounded down: 0.796 is "79%", never the "80%"
+    that rounding gave an unsure reading (under UNSURE_READING)."""
+    return f"{math.floor(p * 100 + 1e-9)}%"
 
 
 class EditSession:

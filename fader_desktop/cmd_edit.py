@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from core.attributes import pure_label
+    from core.edit_session import sure_percent
     from core.errors import printable
     from core.errors import FaderError
     from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image
@@ -77,6 +78,15 @@ def run(args) -> int:
                                      quality=args.quality, unchanged=not doc.is_modified())
         if lost:
             sys.stderr.write(f"{PROG}: note: {printable(dst)}: " + "; ".join(lost) + "\n")
+        if values and doc.faces and not doc.is_modified():
+            # every face already has the values asked for (as the model reads it): a silent copy
+            # looked like an edit that failed
+            which = f"face {args.face}" if args.face is not None else "every face"
+            sys.stderr.write(f"{PROG}: note: nothing changed: {which} already has "
+                             + ", ".join(f"{n}={v:g}" if isinstance(v, (int, float)) else f"{n}={v}"
+                                         for n, v in values.items())
+                             + " as the model reads it; the photo was "
+                             + ("copied unchanged" if _copied else "written with its pixels unchanged") + "\n")
         if not doc.faces:
             sys.stderr.write(f"{PROG}: note: no face found in {printable(src)}; "
                              + ("copied unchanged\n" if _copied else "its pixels written unchanged\n"))
@@ -88,7 +98,7 @@ def run(args) -> int:
             a, own = doc.session.attribute(name), float(doc.session.own[i][name])
             # quoted as one shell word: names and labels may hold spaces ("Mouth slightly open")
             fix = shlex.quote(f"{name}={pure_label(a, 1 - own)}")
-            unsure.append(f"face {i} {name} read as {pure_label(a, own)} ({p:.0%} sure; else --own {fix}"
+            unsure.append(f"face {i} {name} read as {pure_label(a, own)} ({sure_percent(p)} sure; else --own {fix}"
                           + (f" --face {i})" if len(doc.faces) > 1 and args.face is None else ")"))
     if unsure:
         sys.stderr.write(f"{PROG}: note: the edit starts from reading(s) the model was unsure of: "

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFrame, QGridLayout, Q
                                QToolButton, QVBoxLayout, QWidget)
 
 from core.attributes import pure_label, towards, value_limits, value_to_code
-from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider
+from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider, sure_percent
 
 from .plain_text import literal_tip, no_mnemonic, plain
 
@@ -317,7 +317,7 @@ class FaderRow(QFrame):
             if certainty is None:
                 how = f"This face's own value: {read}."
             else:
-                how = (f"The model reads this face as {read} ({certainty:.0%} sure)"
+                how = (f"The model reads this face as {read} ({sure_percent(certainty)} sure)"
                        + (": unsure, so check it (a hollow triangle)." if unsure else "."))
             self.slider.setToolTip(literal_tip(f"{how} The triangle marks it; right-click to correct it where it "
                                                "is wrong" + (f".\n{far}." if far else "")))

@@ -314,3 +314,61 @@ def test_batch_without_values_copies_photos_without_a_face_too(tmp_path, capsys,
     rc, err = cli(capsys, "batch", inp, "-o", tmp_path / "edit", "--set", "Male=1", *model_args(tiny_model_path))
     assert rc == 1 and "skipped: landscape.jpg: no face found" in err
     assert not (tmp_path / "edit" / "landscape.jpg").exists() and (tmp_path / "edit" / "face.png").exists()
+
+
+# -- a QA round with photos of several faces ----------------------------------------------------
+
+def _readings(photo, model):
+    """(own value, certainty) per two-valued attribute of face 0, as `edit` reads them."""
+    from core.engine import Engine
+    from core.model_file import load_model
+    from core.photo_edit import PhotoEdit
+    doc = PhotoEdit.open(photo, Engine(load_model(model), device="cpu"))
+    s = doc.session
+    return {a.name: (float(s.own[0][a.name]), s.reading_certainty(a.name, 0)) for a in s.attributes if a.is_binary}
+
+
+def test_edit_that_changes_nothing_says_so(tmp_path, capsys, photos, tiny_model_path):
+    """--set to the value a face already has wrote a byte-for-byte copy with no word, which looked
+    like an edit that failed."""
+    name, (own, _p) = next(iter(_readings(photos["one"], tiny_model_path).items()))
+    out = tmp_path / "same.png"
+    rc, err = cli(capsys, "edit", photos["one"], "-o", out, "--set", f"{name}={own:g}", *model_args(tiny_model_path))
+    assert rc == 0, err
+    assert f"nothing changed: every face already has {name}={own:g} as the model reads it" in err
+    assert out.read_bytes() == photos["one"].read_bytes()
+    # an edit that changes the face says nothing of the kind
+    rc, err = cli(capsys, "edit", photos["one"], "-o", tmp_path / "edited.png", "--set", f"{name}={1 - own:g}",
+                  *model_args(tiny_model_path))
+    assert rc == 0 and "nothing changed" not in err
+
+
+def test_batch_names_an_unsure_reading_of_a_face_it_left_unchanged(tmp_path, capsys, photos, tiny_model_path):
+    """A face misread as already having the value asked for is not edited at all: `edit` named such
+    unsure readings, `batch` only those of the faces it changed, so the face most likely left wrong
+    went unmentioned."""
+    readings = _readings(photos["one"], tiny_model_path)
+    unsure = {n: v for n, v in readings.items() if v[1] is not None and v[1] < 0.8}
+    if not unsure:
+        pytest.skip("the tiny model is sure of every reading of this face")
+    name, (own, p) = next(iter(unsure.items()))
+    inp = tmp_path / "in"
+    inp.mkdir()
+    shutil.copy(photos["one"], inp / "one.png")
+    report = tmp_path / "r.json"
+    rc, err = cli(capsys, "batch", inp, "-o", tmp_path / "out", "--set", f"{name}={own:g}", "--report", report,
+                  *model_args(tiny_model_path))
+    assert rc == 0, err
+    entry = json.loads(report.read_text())["items"][0]
+    assert entry["reason"].startswith("0 of 1 face(s) changed")
+    from core.edit_session import sure_percent
+    assert f"face 0: {name} read as" in " ".join(entry["unsure"]) and f"({sure_percent(p)} sure)" in " ".join(entry["unsure"])
+    assert "unsure of a reading" in err
+
+
+def test_a_reading_just_under_the_unsure_mark_is_not_shown_as_80_percent():
+    """A probability of 0.796 is unsure (under 0.8) but was printed "80% sure"."""
+    from core.edit_session import UNSURE_READING, sure_percent
+    assert UNSURE_READING == 0.8
+    assert sure_percent(0.796) == "79%" and sure_percent(0.8) == "80%" and sure_percent(0.5) == "50%"
+    assert sure_percent(0.57) == "57%" and sure_percent(1.0) == "100%"
