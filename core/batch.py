@@ -616,6 +616,11 @@ class _Pipeline:
         p.seconds = time.perf_counter() - t
         return p
 
+    def _raw_face(self, doc) -> int:
+        """The face --raw writes: --face, else the photo's main face (as the window selects it)."""
+        from .photo_edit import main_face
+        return self.opt.face if self.opt.face is not None else main_face(doc.faces)
+
     # -- model (calling thread) ----------------------------------------------------------------
     def _model(self, group: list) -> list:
         """Run the engine on the faces of several photos at once: one encode (and classification)
@@ -631,7 +636,7 @@ class _Pipeline:
             p.doc = doc
             doc.set_values(self.opt.values, face=self.opt.face)
             if self.opt.raw:
-                faces.append((doc, self.opt.face or 0))
+                faces.append((doc, self._raw_face(doc)))
             else:
                 faces += [(doc, i) for i in doc.edited_faces()]   # the one "changed?" rule
         decode_faces(faces, reconstruction=not self.opt.raw)
@@ -653,7 +658,7 @@ class _Pipeline:
             copied = False
             changed = doc.edited_faces() if doc is not None and not self.opt.raw else []
             if self.opt.raw:
-                save_image(it.output, doc.render_raw(self.opt.face or 0), quality=self.opt.quality,
+                save_image(it.output, doc.render_raw(self._raw_face(doc)), quality=self.opt.quality,
                            exif=p.source.exif, icc_profile=p.source.icc, gray=p.source.gray)
             else:
                 # changed faces were decoded by the model thread: this only pastes back; nothing
@@ -663,7 +668,7 @@ class _Pipeline:
             it.status = "ok"
             it.faces = p.n_faces
             if self.opt.raw:
-                notes = [f"model output of face {self.opt.face or 0} of {it.faces}"]
+                notes = [f"model output of face {self._raw_face(doc)} of {it.faces}"]
             else:
                 notes = [f"{len(changed)} of {it.faces} face(s) changed" if it.faces else "no face found"]
                 if not changed:

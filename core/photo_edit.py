@@ -71,6 +71,18 @@ def reduced_search_hint(search_scale: float, width: int, height: int) -> str:
             "face can be missed: crop the photo around the face")
 
 
+def main_face(faces) -> int:
+    """The face a one-face view takes when none is named (the window's first selection, `sweep`,
+    `--raw`): the leftmost, unless another is at least twice its area. A small background face or
+    a detector's false face (a patch of hair, a collar) is often the leftmost. `faces`: anything
+    with a `.box` (x0, y0, x1, y1), or None for an aligned crop."""
+    if not faces or any(getattr(f, "box", None) is None for f in faces):   # an aligned crop: one face
+        return 0
+    area = [(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]
+    best = max(range(len(faces)), key=area.__getitem__)
+    return best if area[best] >= 2 * area[0] else 0
+
+
 def looks_aligned(image: np.ndarray, template) -> bool:
     """Whether the image has the template frame's aspect ratio and at most ALIGNED_MAX_SCALE times
     its size (an aligned crop such as CelebA's 178x218, or one upscaled up to 2x)."""

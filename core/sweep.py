@@ -46,16 +46,18 @@ class SweepFace:
         return cls(name, f.aligned.crop, f.latent, dict(f.own), f.reconstruction)
 
 
-def open_faces(images: Sequence, engine, aligned: bool = False, face: int = 0, detector=None) -> list:
-    """Open each image (path or RGB array) and take face `face` (0 = leftmost) -> [SweepFace]."""
-    from .photo_edit import PhotoEdit
+def open_faces(images: Sequence, engine, aligned: bool = False, face: Optional[int] = None, detector=None) -> list:
+    """Open each image (path or RGB array) and take face `face` (0 = leftmost; None: each photo's
+    main face, as the window selects it first) -> [SweepFace]."""
+    from .photo_edit import PhotoEdit, main_face
     out = []
     for k, src in enumerate(images):
         name = str(src) if isinstance(src, (str, os.PathLike)) else f"image {k}"
         doc = PhotoEdit.open(src, engine, aligned=aligned, detector=detector)
-        if not 0 <= face < len(doc.faces):
-            raise FaderError(f"{name}: face {face} does not exist; the photo has {len(doc.faces)} editable face(s)")
-        out.append(SweepFace.of(doc, face, name))
+        i = main_face(doc.faces) if face is None else face
+        if not 0 <= i < len(doc.faces):
+            raise FaderError(f"{name}: face {i} does not exist; the photo has {len(doc.faces)} editable face(s)")
+        out.append(SweepFace.of(doc, i, name))
     return out
 
 

@@ -20,10 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", metavar="R.json", help="recipe saved by the window (Save edit as recipe…)")
     p.add_argument("--face", type=int, metavar="N",
                    help="edit only face N (0 = leftmost) of each photo; default: every face (with --raw, which "
-                        "writes one face's crop: face 0)")
+                        "writes one face's crop: the main face, the leftmost unless another is at least twice its size)")
     p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
     p.add_argument("--raw", action="store_true",
-                   help="write the model's own output at model resolution: one face's crop (--face, default 0)")
+                   help="write the model's own output at model resolution: one face's crop (--face, default the "
+                        "main face)")
     # the formats core.batch writes, so that the option follows it; any case, as file suffixes are
     formats = tuple(OUTPUT_FORMATS)
     p.add_argument("--format", type=str.lower, choices=formats, metavar="|".join(formats),
@@ -150,8 +151,8 @@ def run(args) -> int:
         several = [it for it in report.items if it.status == "ok" and (it.faces or 0) > 1]
         if several:
             sys.stderr.write(f"{PROG}: note: {len(several)} photo(s) have several faces (e.g. "
-                             f"{printable(several[0].relative)} has {several[0].faces}); --raw wrote face 0 (the "
-                             "leftmost) of each; --face N writes another\n")
+                             f"{printable(several[0].relative)} has {several[0].faces}); --raw wrote the main face of each (the "
+                             "leftmost, unless another is at least twice its size); --face N writes another\n")
     lost = [it for it in report.items if it.lost]
     if lost:
         sys.stderr.write(f"{PROG}: note: {len(lost)} output(s) could not keep everything of their photo, e.g. "

@@ -19,10 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "else every face): --set edits are measured from it; repeatable")
     p.add_argument("--face", type=int, metavar="N",
                    help="edit only face N (0 = leftmost); default: every face (with --raw, which writes one "
-                        "face's crop: face 0)")
+                        "face's crop: the main face, the leftmost unless another is at least twice its size)")
     p.add_argument("--aligned", action="store_true", help="the input is already a CelebA-style aligned crop")
     p.add_argument("--raw", action="store_true",
-                   help="write the model's own output at model resolution: one face's crop (--face, default 0)")
+                   help="write the model's own output at model resolution: one face's crop (--face, default the "
+                        "main face)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     add_overwrite_argument(p)
     add_model_arguments(p)
@@ -34,7 +35,7 @@ def run(args) -> int:
     from core.errors import printable
     from core.errors import FaderError
     from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image
-    from core.photo_edit import PhotoEdit
+    from core.photo_edit import PhotoEdit, main_face
     from fader_desktop.cli import PROG, check_output, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
     if not args.output.strip() or args.output.endswith(("/", os.sep)):
@@ -67,11 +68,13 @@ def run(args) -> int:
     # the pixels keep the photo's colour space, so the file says which (its ICC profile)
     source = read_source(src, exif=not args.raw)
     if args.raw:
-        save_image(dst, doc.render_raw(args.face or 0), quality=args.quality, icc_profile=source.icc, gray=source.gray)
+        raw_face = main_face(doc.faces) if args.face is None else args.face
+        save_image(dst, doc.render_raw(raw_face), quality=args.quality, icc_profile=source.icc, gray=source.gray)
         if args.face is None and len(doc.faces) > 1:
             # --raw writes one crop: without this, the other faces were left out silently
-            sys.stderr.write(f"{PROG}: note: {printable(src)} has {len(doc.faces)} faces; --raw wrote face 0 "
-                             "(the leftmost); --face N writes another\n")
+            sys.stderr.write(f"{PROG}: note: {printable(src)} has {len(doc.faces)} faces; --raw wrote face {raw_face} "
+                             "(the main face: the leftmost, unless another is at least twice its size); "
+                             "--face N writes another\n")
     else:
         # nothing to change: the input's own bytes (same format), else its exact pixels
         _copied, lost = export_photo(src, dst, doc.render() if doc.is_modified() else doc.image, source,
@@ -92,7 +95,7 @@ def run(args) -> int:
                              + ("copied unchanged\n" if _copied else "its pixels written unchanged\n"))
     # an edit is measured from the face's reading: say (in one line) where that reading was a guess
     unsure = []
-    written = [args.face] if args.face is not None else [0] if args.raw else range(len(doc.faces))
+    written = [args.face] if args.face is not None else [raw_face] if args.raw else range(len(doc.faces))
     for i in written:
         for name, p in doc.session.unsure_readings(i, [n for n in values if n not in owns]).items():
             a, own = doc.session.attribute(name), float(doc.session.own[i][name])

@@ -32,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=int, metavar="PX", help="space between cells (default: cell/32, at least 2)")
     p.add_argument("--labels", action="store_true", help="write column labels above the cells")
     p.add_argument("--fps", type=float, default=8.0, help="animation frames per second (default 8)")
-    p.add_argument("--face", type=int, default=0, metavar="N",
-                   help="which face of each photo (0 = leftmost; default 0)")
+    p.add_argument("--face", type=int, metavar="N",
+                   help="which face of each photo (0 = leftmost); default: its main face, as the window selects "
+                        "it first (the leftmost, unless another is at least twice its size)")
     p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
     add_overwrite_argument(p)
     add_model_arguments(p)
@@ -61,7 +62,7 @@ def run(args) -> int:
             raise FaderError("give exactly one --attr NAME to sweep (or --grid for several attributes)")
         if args.steps < 2 or args.steps > 64:
             raise FaderError(f"--steps must be between 2 and 64, got {args.steps}")
-    if args.face < 0:
+    if args.face is not None and args.face < 0:
         raise FaderError(f"--face must be 0 or more, got {args.face}")
     # everything that can be refused is refused before the photos are read and the model run:
     # with many photos that work takes minutes, and a typo should not cost them. The options before

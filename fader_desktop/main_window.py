@@ -136,17 +136,6 @@ def pasted_folder() -> Path:
     return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "Pasted"
 
 
-def _main_face(faces) -> int:
-    """The face selected first: the leftmost (Face 1), unless another is at least twice its area.
-    A detector's false face (a patch of hair, a collar, scored ~0.7 like some real faces) is small
-    and was Face 1 in some photos, selected and zoomed to."""
-    if not faces or any(f.box is None for f in faces):   # an aligned crop: one face, no box
-        return 0
-    area = [(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]
-    best = max(range(len(faces)), key=area.__getitem__)
-    return best if area[best] >= 2 * area[0] else 0
-
-
 class MainWindow(QMainWindow):
     """Fader Desktop's editor window."""
 
@@ -630,7 +619,8 @@ class MainWindow(QMainWindow):
         else:
             # a new photo or a new model: start from the faces' own values with a fresh history
             self.undo_stack.clear()
-            session.selected = _main_face(info.faces)
+            from core.photo_edit import main_face   # here: importing it loads torch
+            session.selected = main_face(info.faces)
         self._set_session(session)
         self._update_brush_overlay()
         self._shown_gen = self._gen   # renders still in flight were for the previous document

@@ -56,7 +56,7 @@ def test_edit_raw_of_a_photo_with_two_faces_says_it_wrote_face_0(tmp_path, capsy
     assert read(raw).shape == (32, 32, 3)
     note = [line for line in err.splitlines() if "--raw wrote" in line]
     assert len(note) == 1, err
-    assert "two_faces.png has 2 faces" in note[0] and "face 0 (the leftmost)" in note[0] and "--face N" in note[0]
+    assert "two_faces.png has 2 faces" in note[0] and "face 0 (the main face" in note[0] and "--face N" in note[0]
     # the edit's unsure readings are those of the face written, not of face 1 as well
     assert "face 1 " not in err, err
     # a face chosen, or a photo of one face: nothing to say
@@ -69,7 +69,7 @@ def test_edit_raw_of_a_photo_with_two_faces_says_it_wrote_face_0(tmp_path, capsy
     with pytest.raises(SystemExit):
         cli(capsys, "edit", "--help")
     helptext = " ".join(capsys.readouterr().out.split())
-    assert "default: every face (with --raw, which writes one face's crop: face 0)" in helptext
+    assert "default: every face (with --raw, which writes one face's crop: the main face" in helptext
 
 
 def test_batch_raw_of_a_photo_with_two_faces_says_it_wrote_face_0(tmp_path, capsys, photos, tiny_model_path):
@@ -81,8 +81,8 @@ def test_batch_raw_of_a_photo_with_two_faces_says_it_wrote_face_0(tmp_path, caps
     rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out", "--raw", "--set", "Male=1", "--report", report,
                   *model_args(tiny_model_path))
     assert rc == 0, err
-    assert ("note: 1 photo(s) have several faces (e.g. two_faces.png has 2); --raw wrote face 0 (the leftmost) "
-            "of each; --face N writes another") in err, err
+    assert ("note: 1 photo(s) have several faces (e.g. two_faces.png has 2); --raw wrote the main face of each "
+            "(the leftmost, unless another is at least twice its size); --face N writes another") in err, err
     reasons = {it["relative"]: it["reason"] for it in json.loads(report.read_text())["items"]}
     assert reasons["two_faces.png"].startswith("model output of face 0 of 2")
     rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out1", "--raw", "--face", "0", "--set", "Male=1",
@@ -90,7 +90,7 @@ def test_batch_raw_of_a_photo_with_two_faces_says_it_wrote_face_0(tmp_path, caps
     assert rc == 0 and "--raw wrote" not in err, err   # the face was chosen
     with pytest.raises(SystemExit):
         cli(capsys, "batch", "--help")
-    assert "(with --raw, which writes one face's crop: face 0)" in " ".join(capsys.readouterr().out.split())
+    assert "(with --raw, which writes one face's crop: the main face" in " ".join(capsys.readouterr().out.split())
 
 
 # -- 2. -o an existing folder ------------------------------------------------------------------
@@ -372,3 +372,41 @@ def test_a_reading_just_under_the_unsure_mark_is_not_shown_as_80_percent():
     assert UNSURE_READING == 0.8
     assert sure_percent(0.796) == "79%" and sure_percent(0.8) == "80%" and sure_percent(0.5) == "50%"
     assert sure_percent(0.57) == "57%" and sure_percent(1.0) == "100%"
+
+
+def test_one_face_outputs_take_the_main_face_as_the_window_does(tmp_path, capsys, photos, tiny_model_path):
+    """`sweep`, `edit --raw` and `batch --raw` took the leftmost face, a small one in the background,
+    while the window opens the same photo with the big face selected."""
+    from PIL import Image
+
+    from core.image_io import save_image
+    big = read(photos["one"])
+    h, w = big.shape[:2]
+    small = np.asarray(Image.fromarray(big).resize((w // 2, h // 2), Image.BILINEAR))
+    canvas = np.full((h, w // 2 + w, 3), 255, np.uint8)
+    canvas[h - h // 2:, :w // 2] = small
+    canvas[:, w // 2:] = big
+    photo = tmp_path / "small_left_big_right.png"
+    save_image(photo, canvas)
+    args = [*model_args(tiny_model_path), "--set", "Male=1"]
+    rc, err = cli(capsys, "edit", photo, "-o", tmp_path / "main.png", "--raw", *args)
+    assert rc == 0 and "--raw wrote face 1 (the main face" in err, err
+    for k in (0, 1):
+        rc, err = cli(capsys, "edit", photo, "-o", tmp_path / f"face{k}.png", "--raw", "--face", str(k), *args)
+        assert rc == 0, err
+    assert np.array_equal(read(tmp_path / "main.png"), read(tmp_path / "face1.png"))
+    assert not np.array_equal(read(tmp_path / "face0.png"), read(tmp_path / "face1.png"))
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(photo, src / photo.name)
+    rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out", "--raw", *args)
+    assert rc == 0 and np.array_equal(read(tmp_path / "out" / photo.name), read(tmp_path / "face1.png")), err
+    # sweep: the strip shows the big face, as --face 1 does
+    strips = {}
+    for extra in ([], ["--face", "1"], ["--face", "0"]):
+        out = tmp_path / f"sweep{len(extra)}{''.join(extra)}.png"
+        rc, err = cli(capsys, "sweep", photo, "-o", out, "--attr", "Male", "--steps", "2",
+                      *model_args(tiny_model_path), *extra)
+        assert rc == 0, err
+        strips[" ".join(extra)] = read(out)
+    assert np.array_equal(strips[""], strips["--face 1"]) and not np.array_equal(strips[""], strips["--face 0"])
