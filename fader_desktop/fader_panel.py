@@ -528,6 +528,9 @@ class FaderPanel(QWidget):
         self.face_combo.clear()   # its handler finds no session face to select while empty
         for i in range(count):
             self.face_combo.addItem(f"Face {i + 1}", i)
+            # the command line counts from 0: a number copied from here into --face took the next face
+            self.face_combo.setItemData(i, f"Face {i + 1}: --face {i} on the command line (counted from 0)",
+                                        Qt.ItemDataRole.ToolTipRole)
         if count > 1:
             self.face_combo.addItem("All faces", ALL_FACES)
         self.face_combo.setEnabled(count > 1)
@@ -535,9 +538,13 @@ class FaderPanel(QWidget):
         self._update_enabled()
 
     def _show_selection(self) -> None:
+        tip = "The face the faders edit (click a face in the photo to select it)"
         if self.session is not None:
             idx = self.face_combo.findData(self.session.selected)
             self.face_combo.setCurrentIndex(max(0, idx))
+            if self.session.selected != ALL_FACES and self.session.n_faces > 1:
+                tip += f"; on the command line this is --face {self.session.selected} (counted from 0)"
+        self.face_combo.setToolTip(tip)
         self._name_reset()
 
     def _name_reset(self) -> None:

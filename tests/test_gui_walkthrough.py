@@ -327,3 +327,21 @@ def test_a_photo_opened_under_another_name_is_listed_once(tmp_path):
     assert settings.recent_files() == [str(tmp_path / "img_1.jpg"), str(other)]
     settings.remove_recent(str(a))       # a photo found gone under one name leaves the list
     assert settings.recent_files() == [str(other)]
+
+
+def test_the_face_selector_says_which_face_number_the_command_line_uses(editor, qtbot, tmp_path, portrait_path):
+    """The window counts faces from 1, `--face` from 0: "Face 2" copied into `edit --face 2` edited
+    the next face. The selector and its items say the command line's number."""
+    from PySide6.QtCore import Qt
+
+    from core.image_io import load_image
+    w = editor
+    rgb = load_image(portrait_path)
+    save_image(tmp_path / "two.png", np.concatenate([rgb, rgb[:, ::-1]], axis=1))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "two.png")
+    combo = w.panel.face_combo
+    assert combo.itemText(1) == "Face 2"
+    assert "--face 1 on the command line" in combo.itemData(1, Qt.ItemDataRole.ToolTipRole)
+    w.act_next_face.trigger()
+    assert w.session.selected == 1 and "this is --face 1 (counted from 0)" in combo.toolTip()
