@@ -120,7 +120,8 @@ UNSURE_READING = 0.8
 def sure_percent(p: float) -> str:
     """A reading's probability as a whole percent, rounded down: 0.796 is "79%", never the "80%"
     that rounding gave an unsure reading (under UNSURE_READING)."""
-    return f"{math.floor(p * 100 + 1e-9)}%"
+    # rounded to a thousandth of a percent first: a float32 0.52 is 0.51999998, which is 52 %
+    return f"{math.floor(round(float(p) * 100, 3))}%"
 
 
 class EditSession:

@@ -372,6 +372,7 @@ def test_a_reading_just_under_the_unsure_mark_is_not_shown_as_80_percent():
     assert UNSURE_READING == 0.8
     assert sure_percent(0.796) == "79%" and sure_percent(0.8) == "80%" and sure_percent(0.5) == "50%"
     assert sure_percent(0.57) == "57%" and sure_percent(1.0) == "100%"
+    assert sure_percent(np.float32(0.52)) == "52%"     # 0.51999998 as float32
 
 
 def test_one_face_outputs_take_the_main_face_as_the_window_does(tmp_path, capsys, photos, tiny_model_path):

@@ -845,19 +845,20 @@ def test_an_unsure_reading_is_marked_until_the_user_corrects_it(editor, qtbot):
     """The triangle of a reading the classifier gives under 80 % is hollow and its tooltip says
     how sure it is; correcting the reading (right-click) makes it solid, undo hollow again."""
     from core.edit_session import UNSURE_READING as UNSURE
+    from core.edit_session import sure_percent
     w = editor
     row = w.panel.row("Smiling")
     sure = w.session.reading_certainty("Smiling", 0)
     assert sure is not None and sure == pytest.approx(w._photo.faces[0].own_certainty["Smiling"])
     assert row.slider.own_mark()[1] == (sure < UNSURE)
-    assert f"{int(sure * 100)}% sure" in row.slider.toolTip()   # rounded down: 0.796 is not "80%"
+    assert f"{sure_percent(sure)} sure" in row.slider.toolTip()   # rounded down: 0.796 is not "80%"
     assert sure < UNSURE, "the tiny random model is unsure of its readings"
     assert row.unsure_label.isVisible()
     row.own_action.trigger()
     assert row.slider.own_mark()[1] is False and "sure" not in row.slider.toolTip()
     assert not row.unsure_label.isVisible()
     w.undo_stack.undo()
-    assert row.slider.own_mark()[1] is True and f"{sure:.0%} sure" in row.slider.toolTip()
+    assert row.slider.own_mark()[1] is True and f"{sure_percent(sure)} sure" in row.slider.toolTip()
     assert row.unsure_label.isVisible()
 
 
