@@ -164,7 +164,7 @@ class MainWindow(QMainWindow):
         self._render_scale: Optional[float] = None   # the preview scale of the latest render (None: none yet)
         self._render_within: Optional[tuple] = None   # the photo rectangle it was limited to (None: all)
         self._busy = False
-        self._export_index: dict = {}   # export path -> undo index when it was requested
+        self._export_index: dict = {}   # export path -> (photo serial, undo index, snapshot) when requested
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
         self._painted = False
         self._after_first_paint: list = []
@@ -616,6 +616,11 @@ class MainWindow(QMainWindow):
             # the same faces with another model or device: the edit and its history carry over
             session.restore(old.snapshot())
             session.selected = old.selected
+            if self.undo_stack.count() == 0 and session.is_modified():
+                # a model whose attributes differ only in their ranges or labels: the history went
+                # (it refers to the old attributes) but the edit stays, unsaved: without this the
+                # window read as unmodified and the next photo discarded the edit without asking
+                self.undo_stack.resetClean()
         else:
             # a new photo or a new model: start from the faces' own values with a fresh history
             self.undo_stack.clear()
@@ -682,9 +687,25 @@ class MainWindow(QMainWindow):
         self.panel.setEnabled(not busy)
         self._refresh_actions()
 
+    def _shows(self, exported) -> bool:
+        """Whether an export's (photo serial, undo index, snapshot) is what the window shows now.
+        The index alone is not enough: an undo and another edit while the export was written
+        come back to the same index with a different edit."""
+        if exported is None:
+            return False
+        serial, index, snap = exported
+        if serial != self._serial or index != self.undo_stack.index():
+            return False
+        now = self.session.snapshot() if self.session.n_faces else None
+        if snap is None or now is None:
+            return snap is now
+        # brush masks by identity: each stroke makes a new one (and arrays do not compare as ==)
+        return (snap.faces == now.faces and snap.own == now.own and len(snap.masks) == len(now.masks)
+                and all(a is b for a, b in zip(snap.masks, now.masks)))
+
     def _on_exported(self, path: str) -> None:
         # the exported values are "saved" unless the user kept editing while it was written
-        if self._export_index.pop(path, None) == self.undo_stack.index():
+        if self._shows(self._export_index.pop(path, None)):
             self.undo_stack.setClean()
         # the next export's folder: where this one was written (a failed one's folder is not kept)
         self.settings.export_dir = str(Path(path).parent)
@@ -905,8 +926,8 @@ class MainWindow(QMainWindow):
         path = Path(path)
         if not self.confirm_replace(path):
             return False
-        self._export_index[str(path)] = self.undo_stack.index()
         backend, serial, values = self.backend, self._serial, self.session.snapshot() if self.session.n_faces else None
+        self._export_index[str(path)] = (serial, self.undo_stack.index(), values)
 
         def failed(message: str) -> None:
             # no longer running: closing the window took the failed export for one still writing
@@ -915,6 +936,8 @@ class MainWindow(QMainWindow):
             self._error("Export failed", message)
         self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif)),
                          on_done=self._on_exported, on_error=failed)
+        # a 24 MP export takes most of a second: say that it is under way ("Exported …" replaces it)
+        self.statusBar().showMessage(f"Exporting {path.name}…")
         return True
 
     def copy_image(self) -> None:
@@ -1292,7 +1315,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         # an export of what the window shows, still queued or running: it is written, not dropped
         # (the queue is cleared on shutdown), and nothing is asked about edits it is writing
-        exporting = self.undo_stack.index() in self._export_index.values()
+        exporting = any(self._shows(e) for e in self._export_index.values())
         if not exporting and not self._confirm_discard():
             event.ignore()
             return

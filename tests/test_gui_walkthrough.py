@@ -345,3 +345,52 @@ def test_the_face_selector_says_which_face_number_the_command_line_uses(editor, 
     assert "--face 1 on the command line" in combo.itemData(1, Qt.ItemDataRole.ToolTipRole)
     w.act_next_face.trigger()
     assert w.session.selected == 1 and "this is --face 1 (counted from 0)" in combo.toolTip()
+
+
+# -- a QA round on editing workflows: what counts as saved ----------------------------------------
+
+def test_an_edit_made_while_an_export_runs_is_not_marked_saved(editor, qtbot, tmp_path, monkeypatch):
+    """Export, then (before it was written) undo and make another edit: the undo index came back
+    to the exported one, so the finished export marked the new, never exported edit as saved, and
+    closing discarded it without asking."""
+    w = editor
+    smiling, male = w.panel.row("Smiling"), w.panel.row("Male")
+    smiling.spin.setValue(2.0 if smiling.spin.value() < 1 else -1.0)
+    index = w.undo_stack.index()
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        assert w.export_to(tmp_path / "exported.png")
+        # no events are processed until here: the export's end is handled after these edits
+        w.act_undo.trigger()
+        male.spin.setValue(2.0 if male.spin.value() < 1 else -1.0)
+        assert w.undo_stack.index() == index
+    assert not w.undo_stack.isClean() and w.isWindowModified()
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda title, text, *a, **k: asked.append(title) or False)
+    w.close()
+    assert asked and "Discard" in asked[0] and w.isVisible()
+    # the edit that was exported, shown when the export ends, is saved
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        assert w.export_to(tmp_path / "exported2.png")
+    assert w.undo_stack.isClean() and not w.isWindowModified()
+
+
+def test_a_model_with_other_ranges_keeps_the_edit_unsaved(editor, qtbot, tmp_path, monkeypatch):
+    """A model with the same attribute names but other slider ranges: the edit carried over into
+    the faders and the preview, but the history was cleared and the window read as unmodified, so
+    the next photo discarded the edit without asking."""
+    from conftest import TINY_ATTRS, make_tiny_model
+    w = editor
+    other = make_tiny_model(tmp_path / "other_ranges.fader", attrs=tuple(
+        (n, v, (-0.5, 1.5) if n == "Smiling" else r) for n, v, r in TINY_ATTRS))
+    smiling = w.panel.row("Smiling")
+    smiling.spin.setValue(1.2 if smiling.spin.value() < 0.5 else -0.2)
+    value = smiling.spin.value()
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.load_model(other)
+    assert w.panel.row("Smiling").spin.value() == pytest.approx(value)
+    assert not w.undo_stack.isClean() and w.isWindowModified()
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda title, text, *a, **k: asked.append(title) or False)
+    w.close()
+    assert asked and "Discard" in asked[0]
