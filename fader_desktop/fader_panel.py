@@ -115,6 +115,22 @@ class MarkedSlider(QSlider):
             p.end()
 
 
+class DecimalSpinBox(QDoubleSpinBox):
+    """A value box that takes "." and "," alike as the decimal mark, whatever the locale. Qt's
+    own refuses the other one keystroke by keystroke: "0,7" typed in an English locale lost the
+    comma, then the 7 (07 is out of range), and Enter set 0 — a full flip of the fader."""
+
+    def _as_local(self, text: str) -> str:
+        point = self.locale().decimalPoint()
+        return text.replace("," if point == "." else ".", point)
+
+    def validate(self, text: str, pos: int):
+        return super().validate(self._as_local(text), pos)
+
+    def valueFromText(self, text: str) -> float:
+        return super().valueFromText(self._as_local(text))
+
+
 class FaderRow(QFrame):
     """One attribute: name, reset button, slider + exact-value box (and a value combo if n > 2).
 
@@ -153,7 +169,7 @@ class FaderRow(QFrame):
         self.slider.setSingleStep(SLIDER_STEPS // 100)
         self.slider.setPageStep(SLIDER_STEPS // 10)
         self.slider.setAccessibleName(display_name(attr.name))
-        self.spin = QDoubleSpinBox()
+        self.spin = DecimalSpinBox()
         self.spin.setRange(lo, hi)   # widened while a value beyond it is shown (_fit_spin)
         self.spin.setDecimals(2)
         self.spin.setSingleStep(0.05)

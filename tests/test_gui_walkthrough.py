@@ -394,3 +394,22 @@ def test_a_model_with_other_ranges_keeps_the_edit_unsaved(editor, qtbot, tmp_pat
     monkeypatch.setattr(w, "ask_confirm", lambda title, text, *a, **k: asked.append(title) or False)
     w.close()
     assert asked and "Discard" in asked[0]
+
+
+@pytest.mark.parametrize("locale_name, typed, value", [("C", "0,7", 0.7), ("C", "0.25", 0.25),
+                                                      ("de_DE", "0.7", 0.7), ("de_DE", "0,4", 0.4)])
+def test_a_value_typed_with_either_decimal_mark_is_taken(editor, qtbot, locale_name, typed, value):
+    """Typing 0,7 in an English locale set the fader to 0 (the comma and then the 7 were refused
+    one by one): a full flip from 1, with no word."""
+    from PySide6.QtCore import QLocale, Qt
+    spin = editor.panel.row("Male").spin
+    before = spin.locale()
+    spin.setLocale(QLocale(locale_name))
+    try:
+        spin.lineEdit().selectAll()
+        qtbot.keyClicks(spin.lineEdit(), typed)
+        qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
+        assert spin.value() == pytest.approx(value)
+        assert editor.session.slider("Male", editor.session.selected) == pytest.approx(value)
+    finally:
+        spin.setLocale(before)
