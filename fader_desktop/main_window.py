@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
         self._busy = False
         self._export_index: dict = {}   # export path -> (photo serial, undo index, snapshot) when requested
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
+        self._list_pos: Optional[int] = None   # the one of them last tried
         self._painted = False
         self._after_first_paint: list = []
         self._last_attr: Optional[str] = None
@@ -362,6 +363,7 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(f"{Path(recipe).name} was not applied: the photo did not open", 8000)
             return
         self._open_photo_now(paths[0], recipe)
+        self._list_pos = 0
         if len(paths) > 1:
             self._image_list = paths
             self.act_next.setText("&Next photo")
@@ -441,9 +443,14 @@ class MainWindow(QMainWindow):
         if self._photo is None:
             return
         if self._photo.path in self._image_list:
-            i = self._image_list.index(self._photo.path) + step
+            # from the photo last tried: one of the list that fails to open is passed over next
+            # time, not tried again and again
+            at = self._list_pos if self._list_pos is not None else self._image_list.index(self._photo.path)
+            i = at + step
             if 0 <= i < len(self._image_list):
-                self.open_photo(self._image_list[i])
+                if self._confirm_discard(self._image_list[i]):
+                    self._list_pos = i
+                    self._open_photo_now(self._image_list[i])
             else:
                 self.statusBar().showMessage("That was the last photo given", 3000)
             return
@@ -610,6 +617,8 @@ class MainWindow(QMainWindow):
                       and {a.name for a in old.attributes} == {a.name for a in self._attrs})
         self._photo = info
         self._serial = info.serial
+        if info.path in self._image_list:
+            self._list_pos = self._image_list.index(info.path)
         session = EditSession(self._attrs, [f.own_values for f in info.faces],
                               certainty=[f.own_certainty for f in info.faces])
         if same_faces:
@@ -1244,7 +1253,14 @@ class MainWindow(QMainWindow):
         files = local_files(event.mimeData())
         models = [f for f in files if f.suffix.lower() == ".fader"]
         recipes = [f for f in files if f.suffix.lower() == ".json"]
-        photos = [f for f in files if f.suffix.lower() not in (".fader", ".json")]
+        photos = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+        others = [f for f in files if f not in models + recipes + photos]
+        if others and not (models or recipes or photos):
+            photos = others   # dropped alone: opening it says what it is ("not an image", "a folder")
+        elif others:
+            # among photos, a note or a folder held up Next photo: each Ctrl+PgDown failed on it
+            self.statusBar().showMessage(f"Left out, not an image: {', '.join(f.name for f in others[:3])}"
+                                         + (f" and {len(others) - 3} more" if len(others) > 3 else ""), 8000)
         event.acceptProposedAction()
         # deferred: a modal dialog inside a drop handler would block the drag source
         if models:

@@ -413,3 +413,28 @@ def test_a_value_typed_with_either_decimal_mark_is_taken(editor, qtbot, locale_n
         assert editor.session.slider("Male", editor.session.selected) == pytest.approx(value)
     finally:
         spin.setLocale(before)
+
+
+def test_a_note_dropped_with_photos_does_not_hold_up_next_photo(editor, qtbot, tmp_path, portrait_path):
+    """photo, notes.txt, photo dropped together: 'photo 1 of 3', then every Ctrl+PgDown failed on
+    notes.txt with an error and the third photo could never be reached. The note is left out and
+    said so; a photo of the list that fails to open is passed over by the next Ctrl+PgDown."""
+    import shutil
+
+    from test_gui import drop_files
+    w = editor
+    a, note, broken, b = tmp_path / "a.jpg", tmp_path / "notes.txt", tmp_path / "broken.jpg", tmp_path / "b.jpg"
+    for p in (a, b):
+        shutil.copy(portrait_path, p)
+    note.write_text("shopping list\n")
+    broken.write_bytes(b"not really a jpeg")
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        drop_files(w, a, note, broken, b)
+    assert w._photo.path == a and "photo 1 of 3" in w.statusBar().currentMessage()
+    w.errors.clear()
+    w.act_next.trigger()                              # broken.jpg: an error, the photo stays
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    assert "broken.jpg" in w.errors[-1][1] and w._photo.path == a
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_next.trigger()                          # and on to the last
+    assert w._photo.path == b and "photo 3 of 3" in w.statusBar().currentMessage()
