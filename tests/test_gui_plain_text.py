@@ -69,9 +69,12 @@ def box_text(box: QMessageBox) -> str:
 def answering_boxes(seen: list):
     """Every message box that comes up (modal, in its own event loop) is read into `seen` as
     (title, what its text shows) and answered with Cancel / OK, as a user who reads it would."""
+    # a box another test left on show (a dialog's non-modal warning) is not this test's
+    before = {id(w) for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()}
+
     def look() -> None:
         for box in QApplication.topLevelWidgets():
-            if isinstance(box, QMessageBox) and box.isVisible():
+            if isinstance(box, QMessageBox) and box.isVisible() and id(box) not in before:
                 seen.append((box.windowTitle(), box_text(box)))
                 (box.button(QMessageBox.StandardButton.Cancel) or box.button(QMessageBox.StandardButton.Ok)).click()
     timer = QTimer()
