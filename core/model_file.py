@@ -253,13 +253,10 @@ def read_safetensors(path: Path, damaged: str, max_bytes: int = MAX_FILE_BYTES, 
             header_bytes = f.read(n)
             header = _parse_header(path, damaged, header_bytes)
             meta = header.get("__metadata__") or {}
-            table = _tensor_table(header)
-            end = None
+            table, end = _tensor_table(header)
             if table is not None:
                 # bytes beyond the last tensor (a file padded or appended to) are refused by the
                 # loader as "not fully covered": said plainly, before they are read
-                end = max((int(info["data_offsets"][1]) for info in header.values()
-                           if isinstance(info, dict) and "data_offsets" in info), default=0)
                 if size - 8 - n > end:
                     raise ModelFileError(f"{path}: {damaged} ({size - 8 - n - end:,} bytes after the last tensor's data)")
                 if expect is not None:
@@ -293,22 +290,23 @@ def _parse_header(path, damaged: str, raw: bytes) -> dict:
     return header
 
 
-def _tensor_table(header: dict):
-    """{name: (dtype, shape)} of a parsed safetensors header, or None where it is malformed (the
-    loader then names what is wrong)."""
-    table = {}
+def _tensor_table(header: dict) -> tuple:
+    """({name: (dtype, shape)}, the end of the last tensor's data) of a parsed safetensors header,
+    or (None, None) where it is malformed (the loader then names what is wrong)."""
+    table, end = {}, 0
     for name, info in header.items():
         if name == "__metadata__":
             continue
         try:
             offsets = [int(x) for x in info["data_offsets"]]
             shape = tuple(int(x) for x in info["shape"])
-            if len(offsets) != 2 or min(offsets + [0]) < 0:
-                return None
+            if len(offsets) != 2 or any(o < 0 for o in offsets):
+                return None, None
             table[name] = (str(info["dtype"]), shape)
+            end = max(end, offsets[1])
         except (KeyError, TypeError, ValueError):
-            return None
-    return table
+            return None, None
+    return table, end
 
 
 def load_model(path, map_location: str = "cpu") -> FaderModel:
