@@ -37,7 +37,7 @@ from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
 from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html
 from .fader_panel import FaderPanel, display_name
-from .plain_text import literal_tip, plain
+from .plain_text import literal_tip, no_mnemonic, plain
 from .settings import DEVICES, Settings
 from .window_actions import build_window_chrome, icon, make_room_for_message
 from .workers import EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered
@@ -363,9 +363,8 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(f"{Path(recipe).name} was not applied: the photo did not open", 8000)
             return
         self._open_photo_now(paths[0], recipe)
-        self._list_pos = 0
         if len(paths) > 1:
-            self._image_list = paths
+            self._image_list, self._list_pos = paths, 0
             self.act_next.setText("&Next photo")
             self.act_prev.setText("&Previous photo")
 
@@ -487,7 +486,7 @@ class MainWindow(QMainWindow):
         labels = recent_labels([f for f in paths if f not in named])
         menu.clear()
         for f in paths:
-            a = menu.addAction((named.get(f) or labels[f]).replace("&", "&&"))   # "&" is a mnemonic's mark
+            a = menu.addAction(no_mnemonic(named.get(f) or labels[f]))
             a.setToolTip(f)
             a.setStatusTip(f)
             a.triggered.connect(lambda _=False, f=f: open_one(f))
@@ -703,14 +702,9 @@ class MainWindow(QMainWindow):
         if exported is None:
             return False
         serial, index, snap = exported
-        if serial != self._serial or index != self.undo_stack.index():
-            return False
-        now = self.session.snapshot() if self.session.n_faces else None
-        if snap is None or now is None:
-            return snap is now
-        # brush masks by identity: each stroke makes a new one (and arrays do not compare as ==)
-        return (snap.faces == now.faces and snap.own == now.own and len(snap.masks) == len(now.masks)
-                and all(a is b for a, b in zip(snap.masks, now.masks)))
+        # Snapshots compare by value; their brush masks (EditMask) by identity, each stroke making a new one
+        return (serial == self._serial and index == self.undo_stack.index()
+                and snap == (self.session.snapshot() if self.session.n_faces else None))
 
     def _on_exported(self, path: str) -> None:
         # the exported values are "saved" unless the user kept editing while it was written
