@@ -533,12 +533,12 @@ class FaceDetector:
         # 1.30 px in the 178 x 218 frame instead of 0.92, docs/faces.md).
         r = reg[idx]
         offsets = torch.from_numpy(np.stack([-r[:, 2], -r[:, 3], -r[:, 0], -r[:, 1]], axis=1))
-        again, used = octaves.crops(_square(_calibrate(torch.from_numpy(used[idx]), offsets)).numpy(), 48)
+        again, framed = octaves.crops(_square(_calibrate(torch.from_numpy(used[idx]), offsets)).numpy(), 48)
         t = self._run(self.onet, np.ascontiguousarray(again[:, ::-1, ::-1]))[2].numpy()
         # landmarks of the turned crop (fractions of it, pixel edges): u there is 1 - u here
-        wh = used[:, 2:] - used[:, :2]
-        px = used[:, 0:1] + (1.0 - t[:, 0:5]) * wh[:, 0:1] - 0.5
-        py = used[:, 1:2] + (1.0 - t[:, 5:10]) * wh[:, 1:2] - 0.5
+        wh = framed[:, 2:] - framed[:, :2]
+        px = framed[:, 0:1] + (1.0 - t[:, 0:5]) * wh[:, 0:1] - 0.5
+        py = framed[:, 1:2] + (1.0 - t[:, 5:10]) * wh[:, 1:2] - 0.5
         points[idx] = np.stack([px, py], axis=2)
         return turned, wrong_way, points
 
