@@ -64,7 +64,7 @@ class BatchOptions:
     values: dict = field(default_factory=dict)
     aligned: bool = False          # inputs are CelebA-style aligned crops (no detection)
     raw: bool = False              # write the model's own output at model resolution
-    face: Optional[int] = None     # edit only this face (0 = leftmost); None = every face
+    face: Optional[int] = None     # edit only this face (0 = the first in reading order); None = every face
     format: Optional[str] = None   # png | jpg | webp; None = the input's own format
     quality: int = 95
     skip_existing: bool = False    # outputs that exist are left as they are (resume)

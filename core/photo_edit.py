@@ -46,13 +46,13 @@ class SkippedFace:
 class FoundFaces:
     """The editable faces of a photo, aligned for the model, and the faces left out."""
 
-    alignments: list                     # AlignedFace per editable face, left to right
+    alignments: list                     # AlignedFace per editable face, in reading order
     boxes: list                          # (x0, y0, x1, y1) per face; None for an aligned crop
     landmarks: list                      # float32 (5, 2) per face; None for an aligned crop
     skipped: list = field(default_factory=list)   # SkippedFace
     aligned: bool = False                # the image is edited as one aligned crop
     fallback: bool = False               # ... because no face was detected and its framing fits
-    search_scale: float = 1.0            # the scale the detector last searched the photo at
+    search_scale: float = 1.0            # the scale the detector last searched the photo at (found faces at)
     size: tuple = (0, 0)                 # the photo's (width, height)
 
     def no_face_message(self, name) -> str:
@@ -71,10 +71,23 @@ def reduced_search_hint(search_scale: float, width: int, height: int) -> str:
             "face can be missed: crop the photo around the face")
 
 
+def small_faces_hint(search_scale: float, width: int, height: int) -> str:
+    """Where faces were found in a photo searched below its own size: the size under which a
+    face was not looked for, and what to do; "" where every face from 40 px up was looked for.
+    A 4000x3000 group photo is searched at a quarter of its size, so its 40-78 px faces in the
+    back rows were missed without a word."""
+    smallest = 20.0 / search_scale if search_scale > 0 else 0.0
+    if search_scale >= 1.0 or smallest <= 40.0:
+        return ""
+    return (f"faces under {smallest:.0f} px were not looked for in the {width}x{height} photo: "
+            "to edit a smaller one, crop the photo around it")
+
+
 def main_face(faces) -> int:
     """The face a one-face view takes when none is named (the window's first selection, `sweep`,
-    `--raw`): the leftmost, unless another is at least twice its area. A small background face or
-    a detector's false face (a patch of hair, a collar) is often the leftmost. `faces`: anything
+    `--raw`): the first in reading order (top row, leftmost), unless another is at least twice its
+    area. A small background face or a detector's false face (a patch of hair, a collar) is often
+    the first. `faces`: anything
     with a `.box` (x0, y0, x1, y1), or None for an aligned crop."""
     if not faces or any(getattr(f, "box", None) is None for f in faces):   # an aligned crop: one face
         return 0
@@ -111,7 +124,7 @@ def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, de
     # eye distance the face needs at photo resolution so that the model's crop is not mostly upsampling
     needed = MIN_EYE_DISTANCE_FRACTION * size * tmpl_eye / crop_w
     scale = getattr(detector, "search_scale", None)
-    faces = FoundFaces([], [], [], [], search_scale=scale(*image.shape[:2]) if scale else 1.0,
+    faces = FoundFaces([], [], [], [], search_scale=scale(*image.shape[:2], found=bool(found)) if scale else 1.0,
                        size=(image.shape[1], image.shape[0]))
     for f in found:
         eye = float(np.linalg.norm(f.landmarks[1] - f.landmarks[0]))

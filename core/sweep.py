@@ -47,7 +47,7 @@ class SweepFace:
 
 
 def open_faces(images: Sequence, engine, aligned: bool = False, face: Optional[int] = None, detector=None) -> list:
-    """Open each image (path or RGB array) and take face `face` (0 = leftmost; None: each photo's
+    """Open each image (path or RGB array) and take face `face` (0 = the first in reading order; None: each photo's
     main face, as the window selects it first) -> [SweepFace]."""
     from .photo_edit import PhotoEdit, main_face
     out = []

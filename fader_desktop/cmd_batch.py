@@ -19,8 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "overrides the recipe")
     p.add_argument("--recipe", metavar="R.json", help="recipe saved by the window (Save edit as recipe…)")
     p.add_argument("--face", type=int, metavar="N",
-                   help="edit only face N (0 = leftmost) of each photo; default: every face (with --raw, which "
-                        "writes one face's crop: the main face, the leftmost unless another is at least twice its size)")
+                   help="edit only face N (0 = the first in reading order: top row, leftmost) of each photo; default: every face (with --raw, which "
+                        "writes one face's crop: the main face, the first unless another is at least twice its size)")
     p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
     p.add_argument("--raw", action="store_true",
                    help="write the model's own output at model resolution: one face's crop (--face, default the "
@@ -152,7 +152,7 @@ def run(args) -> int:
         if several:
             sys.stderr.write(f"{PROG}: note: {len(several)} photo(s) have several faces (e.g. "
                              f"{printable(several[0].relative)} has {several[0].faces}); --raw wrote the main face of each (the "
-                             "leftmost, unless another is at least twice its size); --face N writes another\n")
+                             "first, unless another is at least twice its size); --face N writes another\n")
     lost = [it for it in report.items if it.lost]
     if lost:
         sys.stderr.write(f"{PROG}: note: {len(lost)} output(s) could not keep everything of their photo, e.g. "

@@ -18,8 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="correct a face's own value where the model misread it (0 or 1; the face --face, "
                         "else every face): --set edits are measured from it; repeatable")
     p.add_argument("--face", type=int, metavar="N",
-                   help="edit only face N (0 = leftmost); default: every face (with --raw, which writes one "
-                        "face's crop: the main face, the leftmost unless another is at least twice its size)")
+                   help="edit only face N (0 = the first in reading order: top row, leftmost); default: every face (with --raw, which writes one "
+                        "face's crop: the main face, the first unless another is at least twice its size)")
     p.add_argument("--aligned", action="store_true", help="the input is already a CelebA-style aligned crop")
     p.add_argument("--raw", action="store_true",
                    help="write the model's own output at model resolution: one face's crop (--face, default the "
@@ -73,7 +73,7 @@ def run(args) -> int:
         if args.face is None and len(doc.faces) > 1:
             # --raw writes one crop: without this, the other faces were left out silently
             sys.stderr.write(f"{PROG}: note: {printable(src)} has {len(doc.faces)} faces; --raw wrote face {raw_face} "
-                             "(the main face: the leftmost, unless another is at least twice its size); "
+                             "(the main face: the first, unless another is at least twice its size); "
                              "--face N writes another\n")
     else:
         # nothing to change: the input's own bytes (same format), else its exact pixels

@@ -33,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", action="store_true", help="write column labels above the cells")
     p.add_argument("--fps", type=float, default=8.0, help="animation frames per second (default 8)")
     p.add_argument("--face", type=int, metavar="N",
-                   help="which face of each photo (0 = leftmost); default: its main face, as the window selects "
-                        "it first (the leftmost, unless another is at least twice its size)")
+                   help="which face of each photo (0 = the first in reading order: top row, leftmost); default: its main face, as the window selects "
+                        "it first (the first, unless another is at least twice its size)")
     p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
     add_overwrite_argument(p)
     add_model_arguments(p)

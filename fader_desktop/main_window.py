@@ -1191,10 +1191,12 @@ class MainWindow(QMainWindow):
         elif photo.aligned:
             self.panel.set_notice("No face was detected, but the photo has the model's aligned-crop framing, "
                                   "so it is edited as one aligned face.")
-        elif photo.skipped:
-            self.panel.set_notice(f"{len(photo.skipped)} more face(s) too small for the model (dotted boxes).")
         else:
-            self.panel.set_notice("")
+            from core.photo_edit import small_faces_hint
+            hint = small_faces_hint(photo.search_scale, photo.width, photo.height)
+            notes = [f"{len(photo.skipped)} more face(s) too small for the model (dotted boxes)."] if photo.skipped else []
+            notes += [html.escape(hint[0].upper() + hint[1:]) + "."] if hint else []
+            self.panel.set_notice("<br>".join(notes))
         if model:
             name = model.name if len(model.name) <= 32 else model.name[:31] + "…"
             self.model_label.setText(f"Model: {name} · {model.device.upper()}")

@@ -82,7 +82,7 @@ def test_batch_raw_of_a_photo_with_two_faces_says_it_wrote_face_0(tmp_path, caps
                   *model_args(tiny_model_path))
     assert rc == 0, err
     assert ("note: 1 photo(s) have several faces (e.g. two_faces.png has 2); --raw wrote the main face of each "
-            "(the leftmost, unless another is at least twice its size); --face N writes another") in err, err
+            "(the first, unless another is at least twice its size); --face N writes another") in err, err
     reasons = {it["relative"]: it["reason"] for it in json.loads(report.read_text())["items"]}
     assert reasons["two_faces.png"].startswith("model output of face 0 of 2")
     rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out1", "--raw", "--face", "0", "--set", "Male=1",
@@ -376,8 +376,8 @@ def test_a_reading_just_under_the_unsure_mark_is_not_shown_as_80_percent():
 
 
 def test_one_face_outputs_take_the_main_face_as_the_window_does(tmp_path, capsys, photos, tiny_model_path):
-    """`sweep`, `edit --raw` and `batch --raw` took the leftmost face, a small one in the background,
-    while the window opens the same photo with the big face selected."""
+    """`sweep`, `edit --raw` and `batch --raw` took the first face (the leftmost, a small one in the
+    background), while the window opens the same photo with the big face selected."""
     from PIL import Image
 
     from core.image_io import save_image
@@ -385,7 +385,7 @@ def test_one_face_outputs_take_the_main_face_as_the_window_does(tmp_path, capsys
     h, w = big.shape[:2]
     small = np.asarray(Image.fromarray(big).resize((w // 2, h // 2), Image.BILINEAR))
     canvas = np.full((h, w // 2 + w, 3), 255, np.uint8)
-    canvas[h - h // 2:, :w // 2] = small
+    canvas[:h // 2, :w // 2] = small     # above and left of the big face: first in reading order
     canvas[:, w // 2:] = big
     photo = tmp_path / "small_left_big_right.png"
     save_image(photo, canvas)

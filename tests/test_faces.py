@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from core.alignment import CELEBA_TEMPLATE, align_face, crop_landmarks
 from core.errors import ModelFileError
-from core.faces import DEFAULT_WEIGHTS, Face, FaceDetector, detect_faces
+from core.faces import DEFAULT_WEIGHTS, Face, FaceDetector, detect_faces, reading_order
 from core.image_io import load_image
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -107,6 +107,40 @@ def test_two_faces_sorted_left_to_right(detector):
     assert faces[0].center_x < a.shape[1] < 2 * a.shape[1] < faces[1].center_x
     for f in faces:
         _check_face(f, composite.shape[1], composite.shape[0])
+
+
+def _box(x, y, side=100.0):
+    return Face((x - side / 2, y - side / 2, x + side / 2, y + side / 2), np.zeros((5, 2), np.float32), 0.99)
+
+
+def test_reading_order_rows_top_to_bottom_each_left_to_right():
+    back = [_box(100, 100), _box(300, 120), _box(500, 95)]           # one row, heads at uneven heights
+    front = [_box(92, 260), _box(290, 250), _box(510, 270)]          # a row below, shifted a little
+    order = reading_order(front[::-1] + back[::-1])
+    assert order == back + front
+    slant = [_box(100 + 120 * i, 100 + 40 * i) for i in range(5)]     # a slanted line stays one row
+    assert reading_order(slant[::-1]) == slant
+    assert reading_order([]) == []
+
+
+def test_faces_in_a_grid_are_numbered_row_by_row(detector):
+    """Numbered by x alone, a grid's faces went column by column, in whichever order the rows'
+    few pixels of shift gave: the PNG and JPEG copies of one photo named different faces `--face 9`."""
+    names = ["000002.jpg", "000007.jpg", "000010.jpg", "000014.jpg", "000019.jpg", "000022.jpg"]
+    crops = [_aligned(n) for n in names]
+    h, w = crops[0].shape[:2]
+    grid = np.full((2 * h + 40, 3 * w + 80, 3), 128, np.uint8)
+    where = {}
+    for k, c in enumerate(crops):
+        r, col = divmod(k, 3)
+        x, y = 40 + col * w - 12 * r, 10 + r * (h + 20) + (6 if col == 1 else 0)   # rows shifted, heads uneven
+        grid[y:y + h, x:x + w] = c
+        where[k] = (x + w / 2, y + h / 2)
+    faces = detector.detect(grid)
+    assert len(faces) == 6
+    found = [min(where, key=lambda k: (where[k][0] - f.center_x) ** 2 + (where[k][1] - f.center_y) ** 2)
+             for f in faces]
+    assert found == [0, 1, 2, 3, 4, 5], found
 
 
 def test_partly_outside_face_is_found(detector):

@@ -1747,6 +1747,29 @@ def test_a_big_photo_without_a_found_face_says_to_crop_it(editor, qtbot, tmp_pat
     assert "No face the model can edit" in w.panel.notice.text() and "crop" not in w.panel.notice.text()
 
 
+def test_a_big_photo_with_faces_says_which_small_ones_were_not_looked_for(editor, qtbot, tmp_path, portrait_path):
+    """A 4000x3000 photo is searched at a quarter of its size, where faces under 78 px are not
+    looked for: in a group photo its back rows were missed without a word once one big face was
+    found. The panel now names that size. A photo searched at its own size gets no such note."""
+    import cv2
+    w = editor
+    face = load_image(portrait_path)
+    big = np.full((3000, 4000, 3), 120, np.uint8)
+    big[1000:1600, 1000:1600] = cv2.resize(face, (600, 600), interpolation=cv2.INTER_AREA)
+    big[1200:1260, 3000:3060] = cv2.resize(face, (60, 60), interpolation=cv2.INTER_AREA)
+    save_image(tmp_path / "group.png", big)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "group.png")
+    assert len(w._photo.faces) == 1
+    text = w.panel.notice.text()
+    assert "Faces under 78 px were not looked for in the 4000x3000 photo" in text, text
+    assert "crop the photo around it" in text
+    save_image(tmp_path / "small.png", big[900:1700, 900:1700])
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "small.png")
+    assert len(w._photo.faces) == 1 and "not looked for" not in w.panel.notice.text()
+
+
 FIRST_PAINT_SCRIPT = r"""
 import json, os, sys
 from PySide6.QtCore import QEvent, QObject, QTimer
