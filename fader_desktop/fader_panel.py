@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QFont, QPainter, QPainterPath, QPalette, QPen
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
@@ -115,10 +115,59 @@ class MarkedSlider(QSlider):
             p.end()
 
 
+class ElidedLabel(QLabel):
+    """A one-line plain-text label that asks for no more width than a few letters and shows as
+    much of its text as fits, ending in "…" where it is cut; ``text()`` stays whole. A model's
+    attribute named with 40 characters widened its fader row past the dock, and the number box
+    and reset button of every fader were cut off."""
+
+    def __init__(self, text: str = "", parent=None, least: str = "Mmm…"):
+        super().__init__(text, parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self._least = least   # the text whose width it asks for at least ("": none, it may vanish)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance(self._least)), hint.height())
+
+    def elided(self) -> bool:
+        """Whether the text is cut where it is shown."""
+        return self.fontMetrics().horizontalAdvance(self.text()) > self.contentsRect().width()
+
+    def paintEvent(self, event) -> None:
+        r = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, r.width())
+        p = QPainter(self)
+        self.style().drawItemText(p, r, int(self.alignment() | Qt.AlignmentFlag.AlignVCenter), self.palette(),
+                                  self.isEnabled(), text, self.foregroundRole())
+        p.end()
+
+
 class DecimalSpinBox(QDoubleSpinBox):
     """A value box that takes "." and "," alike as the decimal mark, whatever the locale. Qt's
     own refuses the other one keystroke by keystroke: "0,7" typed in an English locale lost the
     comma, then the 7 (07 is out of range), and Enter set 0 — a full flip of the fader."""
+
+    soft: tuple = None   # (lo, hi): the fader's slider range, where the arrows stop unless the value is beyond
+
+    def stepBy(self, steps: int) -> None:
+        """The arrows and PgUp/PgDn stop at the slider's ends; beyond them (a typed or pasted value)
+        they nudge on within the box's whole range."""
+        v = self.value()
+        if self.soft is not None and self.soft[0] <= v <= self.soft[1]:
+            self.setValue(min(max(v + steps * self.singleStep(), self.soft[0]), self.soft[1]))
+            self.selectAll()
+            return
+        super().stepBy(steps)
+
+    def stepEnabled(self):
+        flags = super().stepEnabled()
+        v = self.value()
+        if self.soft is not None and self.soft[0] <= v <= self.soft[1] and not self.wrapping():
+            Step = QAbstractSpinBox.StepEnabledFlag
+            flags = (Step.StepUpEnabled if v < self.soft[1] else Step.StepNone) | \
+                    (Step.StepDownEnabled if v > self.soft[0] else Step.StepNone)
+        return flags
 
     def _as_local(self, text: str) -> str:
         point = self.locale().decimalPoint()
@@ -153,7 +202,7 @@ class FaderRow(QFrame):
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(2)
         # the model's names and value labels are shown as written (Qt took "<b>…</b>" for HTML)
-        title = plain(QLabel(display_name(attr.name)))
+        title = ElidedLabel(display_name(attr.name))
         f = QFont(title.font())
         f.setBold(True)
         title.setFont(f)
@@ -170,7 +219,11 @@ class FaderRow(QFrame):
         self.slider.setPageStep(SLIDER_STEPS // 10)
         self.slider.setAccessibleName(display_name(attr.name))
         self.spin = DecimalSpinBox()
-        self.spin.setRange(lo, hi)   # widened while a value beyond it is shown (_fit_spin)
+        # a value typed beyond the slider's range is taken as a pasted one is (up to value_limits),
+        # shown as beyond; the box's arrows stop at the slider's ends (soft). The range clamped a
+        # typed 3 to 2 without a word.
+        self.spin.soft = (lo, hi)
+        self.spin.setRange(*value_limits(attr))
         self.spin.setDecimals(2)
         self.spin.setSingleStep(0.05)
         self.spin.setKeyboardTracking(False)  # one edit when the user presses Enter, not per keystroke
@@ -184,7 +237,8 @@ class FaderRow(QFrame):
             self.addAction(self.own_action)
             self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         # "unsure": the classifier's reading of this face is a guess (see UNSURE_READING); hidden otherwise
-        self.unsure_label = QLabel("reading unsure")
+        # a note, not a control: in a narrow row it gives way (the hollow triangle still says it)
+        self.unsure_label = ElidedLabel("reading unsure", least="")
         small = QFont(self.font())
         small.setPointSizeF(small.pointSizeF() * 0.85)
         self.unsure_label.setFont(small)
@@ -202,11 +256,13 @@ class FaderRow(QFrame):
             grid.addWidget(self.slider, 1, 0, 1, 2)
             grid.addWidget(self.spin, 1, 2)
             ends = QHBoxLayout()
+            ends.setSpacing(8)
             small = QFont(self.font())
             small.setPointSizeF(small.pointSizeF() * 0.85)
             for text, align in ((f"← {attr.values[0]}", Qt.AlignmentFlag.AlignLeft),
                                 (f"{attr.values[1]} →", Qt.AlignmentFlag.AlignRight)):
-                lab = plain(QLabel(text))
+                lab = ElidedLabel(text)
+                lab.setToolTip(literal_tip(text))
                 lab.setFont(small)
                 lab.setForegroundRole(QPalette.ColorRole.PlaceholderText)
                 ends.addWidget(lab, 0, align)
@@ -221,6 +277,9 @@ class FaderRow(QFrame):
             self.combo = QComboBox()
             self.combo.addItems(list(attr.values))
             self.combo.setToolTip("The value to move towards")
+            # long value names are cut in the closed box (the list shows them whole), not the row widened
+            self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            self.combo.setMinimumContentsLength(6)
             row = QHBoxLayout()
             row.addWidget(QLabel("towards"))
             row.addWidget(self.combo, 1)
@@ -288,10 +347,10 @@ class FaderRow(QFrame):
             -1 if v < self._lo - 1e-9 and round(self._lo - v, 6) >= eps else 0)
 
     def _fit_spin(self, v: float, beyond: int) -> None:
-        """Show `v` in the number box: its range is the slider's, or while `v` lies beyond that,
-        every value the model accepts (value_limits), so that its arrows nudge from there either way.
+        """Show `v` in the number box, which takes every value the model accepts (value_limits);
+        its arrows stop at the slider's ends unless `v` lies beyond them (DecimalSpinBox.soft).
         The range only ever clamps a value it already holds, so showing writes nothing."""
-        lo, hi = value_limits(self.attr) if beyond else (self._lo, self._hi)
+        lo, hi = value_limits(self.attr)
         lo, hi = min(lo, v), max(hi, v)
         self.spin.setRange(min(lo, self.spin.minimum()), max(hi, self.spin.maximum()))   # widen, keep the value
         self.spin.setValue(v)
@@ -302,7 +361,7 @@ class FaderRow(QFrame):
             return ""
         a, b = value_limits(self.attr)
         return (f"{display_name(self.attr.name)} is at {v:.2f}, beyond the slider's range {self._lo:g} … {self._hi:g} "
-                f"(a pasted edit or a recipe): the slider stops at its {'high' if beyond > 0 else 'low'} end, "
+                f"(typed, a pasted edit or a recipe): the slider stops at its {'high' if beyond > 0 else 'low'} end, "
                 f"the box shows the value and takes {a:g} … {b:g}")
 
     # -- showing the session -------------------------------------------------------------------
@@ -345,7 +404,10 @@ class FaderRow(QFrame):
                 "and moving it replaces the mix")
             far = "; ".join(x for x in (far, mix) if x)
             self.slider.setToolTip(literal_tip(f"{far}." if far else ""))
-        self.spin.setToolTip(literal_tip(f"{far}." if far else ""))
+        a, b = value_limits(self.attr)
+        self.spin.setToolTip(literal_tip(f"{far}." if far else (
+            f"The slider goes {self._lo:g} … {self._hi:g}; a value typed beyond it, up to {a:g} … {b:g}, "
+            "exaggerates the edit (expect colour blotches)")))
         self.unsure_label.setVisible(unsure)
         if self.own_action is not None:
             every = self.session is not None and self.session.selected == ALL_FACES

@@ -53,7 +53,7 @@ def test_a_pasted_edit_beyond_the_slider_range_shows_its_values_and_moves_from_t
     a value never writes one."""
     w = editor
     smiling, male = w.panel.row("Smiling"), w.panel.row("Male")
-    assert (smiling.spin.minimum(), smiling.spin.maximum()) == (-1.0, 2.0)
+    assert smiling.spin.soft == (-1.0, 2.0)
     plain = handle_centre_colour(smiling.slider)
     QGuiApplication.clipboard().setText(json.dumps({"format": "fader-recipe", "version": 1,
                                                     "values": {"Smiling": 5.0, "Male": -4.0}}))
@@ -87,9 +87,9 @@ def test_a_pasted_edit_beyond_the_slider_range_shows_its_values_and_moves_from_t
     # moving the slider takes the value back into its range, and the marks go
     smiling.slider.setValue(SLIDER_STEPS // 2)
     assert w.session.slider("Smiling") == pytest.approx(0.5) and smiling.spin.value() == pytest.approx(0.5)
-    assert smiling.slider.beyond() == 0 and smiling.spin.toolTip() == ""
+    assert smiling.slider.beyond() == 0 and "beyond the slider's range" not in smiling.spin.toolTip()
     assert "beyond" not in smiling.slider.toolTip()
-    assert (smiling.spin.minimum(), smiling.spin.maximum()) == (-1.0, 2.0)
+    assert smiling.spin.soft == (-1.0, 2.0)
     # undo shows the value beyond the range again
     w.undo_stack.undo()
     assert w.session.slider("Smiling") == pytest.approx(4.95) and smiling.spin.value() == pytest.approx(4.95)
@@ -190,3 +190,33 @@ def test_a_pasted_edit_with_weights_or_an_index_shows_on_the_faders(editor, qtbo
     moved = w.session.slider("Hair")
     assert moved.target == hair.combo.currentIndex() and moved.strength == pytest.approx(0.25, abs=0.01)
     assert "mix" not in hair.slider.toolTip()
+
+
+def test_a_value_typed_beyond_the_slider_is_taken_as_typed_and_the_arrows_stop_at_its_ends(editor, qtbot):
+    """3 typed into Smiling's box (the slider goes -1 .. 2) was clamped to 2 without a word. It is
+    now taken, as a pasted 3 is (up to value_limits), and shown beyond the slider's end; the box's
+    arrows still stop at the slider's ends, and a value past what the model accepts cannot be typed."""
+    from PySide6.QtCore import Qt
+    w = editor
+    row = w.panel.row("Smiling")
+    box = row.spin.lineEdit()
+    row.spin.setFocus()
+    row.spin.selectAll()
+    qtbot.keyClicks(box, "3")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: w.session.slider("Smiling") == pytest.approx(3.0), timeout=TIMEOUT)
+    assert row.spin.value() == pytest.approx(3.0) and row.slider.beyond() == 1
+    assert "is at 3.00, beyond the slider's range -1 … 2" in row.spin.toolTip()
+    # the arrows from inside the range stop at its end
+    row.spin.setValue(2.0)                  # the slider's end
+    assert w.session.slider("Smiling") == pytest.approx(2.0)
+    steps = w.undo_stack.count()
+    row.spin.stepUp()
+    assert row.spin.value() == pytest.approx(2.0) and w.session.slider("Smiling") == pytest.approx(2.0)
+    assert w.undo_stack.count() == steps and "up to -10 … 11" in row.spin.toolTip()
+    # past the accepted values the keystroke is refused (Qt's own validation)
+    row.spin.selectAll()
+    qtbot.keyClicks(box, "12")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert w.session.slider("Smiling") <= value_limits(row.attr)[1]
+

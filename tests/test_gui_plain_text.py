@@ -189,6 +189,26 @@ def test_faders_and_the_model_label_show_a_models_names_as_written(editor):
     assert shown(w.model_label.toolTip()) == f"{MODEL_NAME}\n{w._model.path}\nrunning on {w._model.device}"
 
 
+def test_long_names_are_cut_short_and_every_faders_controls_stay_in_view(editor, qapp):
+    """These names are 40+ characters: they widened the fader rows past the dock, and the number box
+    and reset button of every fader were cut off. Long titles and value labels now end in "…"
+    (the whole text in their tooltips) and the controls stay inside the panel."""
+    from PySide6.QtCore import QPoint
+    w = editor
+    qapp.processEvents()
+    view = w.panel._scroll.viewport()
+    assert w.dock.width() < 450
+    for a in w._attrs:
+        row = w.panel.row(a.name)
+        for control in (row.spin, row.reset_button, row.slider):
+            right = control.mapTo(view, QPoint(control.width(), 0)).x()
+            assert control.isVisible() and 0 < right <= view.width(), (a.name, control, right, view.width())
+        assert row.title.text() == display_name(a.name)   # whole, though cut where shown
+    long_title = w.panel.row(HOSTILE_ATTRS[0][0]).title
+    assert long_title.elided() and long_title.width() > 0
+    assert shown(long_title.toolTip()).startswith(f"{HOSTILE_ATTRS[0][0]}: values")
+
+
 def test_the_question_before_another_model_names_the_attributes_as_written(editor, tiny_model_path, monkeypatch):
     w = editor
     monkeypatch.delattr(w, "ask_confirm")   # the real question
