@@ -75,7 +75,7 @@ class BatchOptions:
         if self.format is not None and self.format.lower() not in OUTPUT_FORMATS:
             raise FaderError(f"unknown output format {self.format!r}; use one of {', '.join(OUTPUT_FORMATS)}")
         if not 1 <= int(self.quality) <= 100:
-            raise FaderError(f"quality must be between 1 and 100, got {self.quality}")
+            raise FaderError(f"--quality must be between 1 and 100, got {self.quality}")
         if self.face is not None and self.face < 0:
             raise FaderError(f"--face must be 0 or more, got {self.face}")
         if self.skip_existing and self.overwrite:
@@ -647,7 +647,7 @@ class _Pipeline:
 
     # -- writer thread -------------------------------------------------------------------------
     def _write(self, p: _Prepared) -> _Prepared:
-        from .image_io import export_photo, save_image
+        from .image_io import export_photo, save_image, unchanged_wording
         t = time.perf_counter()
         it, doc = p.item, p.doc
         try:
@@ -672,7 +672,7 @@ class _Pipeline:
             else:
                 notes = [f"{len(changed)} of {it.faces} face(s) changed" if it.faces else "no face found"]
                 if not changed:
-                    notes.append("copied unchanged" if copied else "pixels unchanged, converted")
+                    notes.append(unchanged_wording(it.output, copied, p.source))
                 # an edit is measured from the face's reading: name the readings that were guesses,
                 # on the faces left unchanged too (a face misread as having the value asked for is
                 # not edited at all), as `edit` does

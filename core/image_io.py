@@ -13,12 +13,13 @@ import re
 import stat
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
+from PIL import (Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin, TiffTags,
+                 UnidentifiedImageError, features)
 
 from core.atomic_write import atomic_file, copy_file_atomic
 from core.errors import ImageError, os_reason
@@ -34,7 +35,7 @@ except ImportError:  # an install without it still reads every other format
 __all__ = ["load_image", "read_exif", "read_icc_profile", "read_metadata", "save_image", "save_unchanged", "image_format",
            "check_output_folder", "check_save_path", "Source", "read_source", "export_photo", "gray_rgb",
            "SAVE_FORMATS", "EXIF_FORMATS", "LOSSY_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES",
-           "export_suffix"]
+           "export_suffix", "unchanged_wording"]
 
 #: The most pixels a photo may have: above every phone and most medium-format cameras (200 MP phones
 #: write 16320x12240), and low enough that a header claiming billions of pixels is refused unread.
@@ -130,6 +131,39 @@ def _cut_off(exc: OSError) -> bool:
         "truncated", "broken data stream", "could not create decoder"))
 
 
+# The first bytes of the formats read here: a file that starts with one but that Pillow cannot
+# identify is a damaged photo, not some other kind of file.
+_SIGNATURES = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff",
+               b"GIF87a", b"GIF89a")
+
+
+def _known_signature(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _png_complete(p: Path) -> bool:
+    """Whether the PNG ``p``'s chunks run whole up to IEND (headers only, no decoding): OpenCV's
+    libpng prints "libpng error: ..." to stderr on a cut-off file before it gives up."""
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            at = 8
+            while at + 12 <= size:
+                f.seek(at)
+                n, kind = struct.unpack(">I4s", f.read(8))
+                at += 12 + n
+                if kind == b"IEND":
+                    return at <= size
+    except (OSError, struct.error):
+        return False
+    return False
+
+
 def _open(p: Path, max_pixels: int | None) -> Image.Image:
     """Open (header only) and refuse oversized images before any pixel is decoded."""
     try:
@@ -145,6 +179,8 @@ def _open(p: Path, max_pixels: int | None) -> Image.Image:
         if p.suffix.lower() in _HEIF_SUFFIXES and not _HEIF:
             raise ImageError(f"{p}: cannot read image: HEIC/HEIF photos need the pi-heif package "
                              "(pip install pi-heif)") from None
+        if _known_signature(p):  # e.g. a TIFF cut off before its tag directory (stored at the end)
+            raise ImageError(f"{p}: cannot read image: the file is truncated or corrupt") from None
         raise ImageError(f"{p}: cannot read image: not a recognised image format") from None
     except OSError as exc:
         why = "the file is truncated or corrupt" if _cut_off(exc) else os_reason(exc)
@@ -256,6 +292,8 @@ def _tiff_orientation_reset(data: bytes) -> Optional[bytes]:
 def _cv2_decode_stored(p: Path, im: Image.Image) -> Optional[np.ndarray]:
     """OpenCV's decode of ``p`` at full depth (IMREAD_UNCHANGED), as stored: not yet oriented."""
     import cv2
+    if im.format == "PNG" and not _png_complete(p):
+        raise ImageError(f"{p}: cannot read image: the file is truncated or corrupt")
     data = np.fromfile(str(p), dtype=np.uint8)  # imdecode: works with non-ASCII paths too
     if im.format == "TIFF" and _orientation(im) != 1:
         reset = _tiff_orientation_reset(data.tobytes())
@@ -273,7 +311,7 @@ def _load_16bit_color(p: Path, im: Image.Image) -> np.ndarray:
     except (OSError, cv2.error) as exc:
         raise ImageError(f"{p}: cannot read image: {exc}") from None
     if arr is None:
-        raise ImageError(f"{p}: cannot read image: 16-bit data could not be decoded (corrupt?)")
+        raise ImageError(f"{p}: cannot read image: the file is truncated or corrupt")
     max_value = 65535.0 if arr.dtype == np.uint16 else 255.0
     if arr.ndim == 2:
         rgb = _to_8bit(_gray3(arr), max_value)
@@ -393,7 +431,8 @@ def read_metadata(path: str | os.PathLike, exif: bool = True) -> tuple:
     """(EXIF, ICC profile) of ``path`` from one opening of its header, as :func:`read_exif` and
     :func:`read_icc_profile` return them (``exif=False``: None for the EXIF, unread)."""
     source = read_source(path, exif=exif, alpha=False)
-    return source.exif, source.icc
+    # a grey profile goes into grey exports only: load_image's pixels are RGB
+    return source.exif, (source.icc if source.icc and source.icc[16:20] == b"RGB " else None)
 
 
 def read_exif(path: str | os.PathLike) -> bytes | None:
@@ -426,12 +465,21 @@ class Source:
     gray: bool = False                    # no colour: exported as grey (the edit's luminance)
     alpha: Optional[np.ndarray] = None    # upright uint8 (H, W) transparency; None when opaque
     lost: tuple = ()                      # what no export keeps (more than 8 bits, later pages/frames)
+    # the straight (not over white) colour of the pixels where alpha < 255, (N, 3) in row order:
+    # compositing over white and back is not exact (up to 105 levels off where alpha < 16)
+    color: Optional[np.ndarray] = None
+    xmp: Optional[bytes] = None
+    iptc: Optional[bytes] = None          # IPTC-NAA records (b"" when present but unreadable)
+    text: dict = field(default_factory=dict)   # a PNG's text chunks (Author, Copyright, …)
+    dpi: Optional[tuple] = None           # resolution: without it a 300 dpi scan prints 4x larger
+    lossless: bool = False                # a lossless WebP: a WebP export stays lossless
 
 
 def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) -> Source:
     """The :class:`Source` of ``path`` from one opening of its header (the EXIF as :func:`read_exif`
-    returns it, or None with ``exif=False``; the profile as :func:`read_icc_profile`). The alpha
-    plane costs a decode of the pixels: ``alpha=False`` leaves it None."""
+    returns it, or None with ``exif=False``, which also leaves out XMP, IPTC and text; the colour
+    profile, an RGB one or a grey photo's grey one). The alpha plane costs a decode of the pixels:
+    ``alpha=False`` leaves it None."""
     p = Path(path)
     _check_readable(p)
     im = _open(p, None)
@@ -444,11 +492,14 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) 
             lost.append("a multi-page TIFF: only its first page is written")
         elif getattr(im, "is_animated", False) and im.format != "MPO":
             lost.append("an animation: only its first frame is written")
-        plane = None
+        plane = color = None
         if alpha and (mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info):
-            plane = _load_alpha(p, im)
-        return Source(_exif_block(im) if exif else None, _rgb_profile(im),
-                      mode in _GRAY_MODES or mode.startswith("I;16"), plane, tuple(lost))
+            plane, color = _load_alpha(p, im)
+        gray = mode in _GRAY_MODES or mode.startswith("I;16")
+        return Source(_exif_block(im) if exif else None, _profile(im, gray), gray, plane, tuple(lost),
+                      color=color, xmp=_xmp(im) if exif else None, iptc=_iptc(im) if exif else None,
+                      text=_png_text(p, im) if exif else {}, dpi=_dpi(im),
+                      lossless=im.format == "WEBP" and _webp_lossless(p))
     except ImageError:
         raise
     except Exception as exc:   # e.g. a truncated alpha plane: one line naming the file, as load_image
@@ -458,20 +509,129 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) 
         im.close()
 
 
-def _load_alpha(p: Path, im: Image.Image) -> Optional[np.ndarray]:
-    """The upright 8-bit alpha plane of an image with transparency; None when fully opaque."""
+def _load_alpha(p: Path, im: Image.Image) -> tuple:
+    """(the upright 8-bit alpha plane, the straight colour where it is below 255 as Source.color)
+    of an image with transparency; (None, None) when fully opaque."""
     if _is_16bit_color(im):
         arr = _cv2_decode_stored(p, im)
         if arr is None or arr.ndim != 3 or arr.shape[2] not in (2, 4):
-            return None
-        a = _orient_array(_to_8bit(arr[..., -1], 65535.0 if arr.dtype == np.uint16 else 255.0), _orientation(im))
+            return None, None
+        top = 65535.0 if arr.dtype == np.uint16 else 255.0
+        orientation = _orientation(im)
+        a = _orient_array(_to_8bit(arr[..., -1], top), orientation)
+        if a.min(initial=255) == 255:
+            return None, None
+        rgb = _gray3(arr[..., 0]) if arr.shape[2] == 2 else arr[..., 2::-1]
+        rgb = _orient_array(_to_8bit(rgb, top), orientation)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im.load()
         upright = ImageOps.exif_transpose(im) or im
-        a = np.asarray(upright.convert("RGBA").getchannel("A"), dtype=np.uint8)
-    return np.ascontiguousarray(a) if a.min(initial=255) < 255 else None
+        rgba = np.asarray(upright.convert("RGBA"), dtype=np.uint8)
+        a = rgba[..., 3]
+        if a.min(initial=255) == 255:
+            return None, None
+        rgb = rgba[..., :3]
+    return np.ascontiguousarray(a), np.ascontiguousarray(rgb[a < 255])
+
+
+def _xmp(im) -> Optional[bytes]:
+    xmp = im.info.get("xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return xmp if isinstance(xmp, bytes) and xmp.strip(b"\0 \t\r\n") else None
+
+
+def _iptc(im) -> Optional[bytes]:
+    """A JPEG's (Photoshop APP13) or a TIFF's IPTC records; b"" where there are some in a form
+    that cannot be written back, None where there are none."""
+    try:
+        data = (im.info.get("photoshop") or {}).get(0x0404)
+        if data is None and im.format == "TIFF":
+            data = im.tag_v2.get(33723)
+            if data is None and 34377 in im.tag_v2:
+                data = im.get_photoshop_blocks().get(0x0404, {}).get("data")
+    except Exception:
+        return None
+    if data is None:
+        return None
+    return bytes(data) if isinstance(data, (bytes, bytearray)) and data else b""
+
+
+# Text chunks that repeat what is carried on its own (ImageMagick's raw EXIF/XMP profiles): the old
+# copy would keep the old orientation and override the written EXIF in some viewers.
+_PNG_TEXT_SKIP = {"XML:com.adobe.xmp", "Raw profile type exif", "Raw profile type APP1", "Raw profile type xmp"}
+
+
+def _png_text(p: Path, im) -> dict:
+    """A PNG's text chunks ({key: str or iTXt}); those after the pixels only when there are any
+    (reading them costs a decode)."""
+    if im.format != "PNG":
+        return {}
+    text = {k: v for k, v in im.info.items() if isinstance(v, str)}
+    try:
+        if _png_text_after_pixels(p):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                text = dict(im.text)
+    except Exception:   # a damaged chunk after the pixels: keep what the header gave
+        pass
+    return {k: v for k, v in text.items() if k not in _PNG_TEXT_SKIP}
+
+
+def _png_text_after_pixels(p: Path) -> bool:
+    seen_pixels = False
+    with open(p, "rb") as f:
+        f.seek(8)
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return False
+            n, kind = struct.unpack(">I4s", head)
+            if kind in (b"IDAT", b"fdAT"):
+                seen_pixels = True
+            elif kind in (b"tEXt", b"zTXt", b"iTXt"):
+                if seen_pixels:
+                    return True
+            elif kind == b"IEND":
+                return False
+            f.seek(n + 4, 1)
+
+
+def _dpi(im) -> Optional[tuple]:
+    try:
+        if im.format == "TIFF" and 282 not in im.tag_v2:
+            return None    # Pillow says (1, 1) for a TIFF without any resolution: not a real one
+        x, y = (float(v) for v in im.info.get("dpi") or ())
+    except (TypeError, ValueError):
+        return None
+    if not (0 < x < 1e6 and 0 < y < 1e6):
+        return None
+    # a PNG stores dots per metre: 300 dpi reads back as 299.9994
+    return tuple(round(v) if abs(v - round(v)) < 0.01 else v for v in (x, y))
+
+
+def _webp_lossless(p: Path) -> bool:
+    """Whether the WebP ``p``'s (first) image is lossless (a VP8L chunk; VP8 is lossy)."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+                return False
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return False
+                kind, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if kind in (b"VP8L", b"VP8 "):
+                    return kind == b"VP8L"
+                if kind == b"ANMF":    # an animation frame: 16 bytes of placement, then its image
+                    frame = f.read(min(n, 24))
+                    return frame[16:20] == b"VP8L"
+                f.seek(n + (n & 1), 1)
+    except (OSError, struct.error):
+        return False
 
 
 def gray_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -487,19 +647,80 @@ def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: in
     or an edit of them) written as :func:`save_image` does, grey when the source is, with the
     source's transparency where the format has an alpha channel; unchanged, the source file itself
     where ``path`` has its format (:func:`save_unchanged`). Returns (copied, notes): notes say, one
-    short phrase each, what the output could not keep (none for a copy)."""
-    keep = dict(quality=quality, exif=source.exif, icc_profile=source.icc, gray=source.gray, alpha=source.alpha)
+    short phrase each, what the output could not keep (none for a copy).
+
+    Besides EXIF and the colour profile, an export keeps the source's XMP (JPEG, PNG, WebP, TIFF),
+    IPTC (TIFF), PNG text chunks (PNG) and resolution (all but WebP); a lossless WebP stays
+    lossless in WebP."""
+    fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
+    keep = dict(quality=quality, exif=source.exif, icc_profile=source.icc, gray=source.gray,
+                alpha=source.alpha, color=source.color, lossless=source.lossless and fmt == "WEBP",
+                xmp=source.xmp, iptc=source.iptc, text=source.text, dpi=source.dpi)
     if unchanged and source_path is not None:
         if save_unchanged(source_path, path, rgb, **keep):
             return True, []
     else:
         save_image(path, rgb, **keep)
-    fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
-    dropped = ([f"transparency dropped ({fmt} has no alpha channel)"]
-               if source.alpha is not None and fmt not in _ALPHA_FORMATS else [])
+    return False, _dropped(fmt, source) + list(source.lost)
+
+
+def _dropped(fmt: str, source: Source) -> list:
+    """What an export in ``fmt`` of ``source`` cannot keep, one short phrase each."""
+    out = [f"transparency dropped ({fmt} has no alpha channel)"] if source.alpha is not None and fmt not in _ALPHA_FORMATS else []
+    cannot = f"a {fmt} export cannot keep it"
     exif_note = _fit_exif(fmt, source.exif)[1]
-    dropped += [exif_note] if exif_note else []
-    return False, dropped + list(source.lost)
+    if source.exif and fmt not in EXIF_FORMATS:
+        exif_note = f"EXIF metadata dropped ({cannot})"
+    elif source.exif and fmt == "TIFF":
+        exif_note = _tiff_exif_note(source.exif)
+    out += [exif_note] if exif_note else []
+    if source.icc and not _icc_fits(fmt, source.icc, source.gray):
+        out.append("grey colour profile dropped (WebP stores grey as colour)" if fmt == "WEBP"
+                   else f"colour profile dropped ({cannot})")
+    if source.xmp and not _xmp_fits(fmt, source.xmp):
+        out.append(f"XMP metadata dropped ({cannot})" if fmt != "JPEG"
+                   else f"XMP metadata dropped ({len(source.xmp) // 1024} KB, over JPEG's 64 KB limit)")
+    if source.iptc is not None and not (source.iptc and fmt == "TIFF"):
+        out.append(f"IPTC metadata dropped ({cannot})")
+    if source.text and fmt != "PNG":
+        keys = list(source.text)
+        out.append(f"PNG text ({', '.join(keys[:3])}{', …' if len(keys) > 3 else ''}) dropped ({cannot})")
+    if source.dpi and "dpi" not in _KEEPS.get(fmt, ()) and not _exif_has(source.exif, 0x011A):
+        out.append(f"resolution ({source.dpi[0]:g} dpi) dropped ({cannot})")
+    return out
+
+
+def _exif_has(exif: bytes | None, tag: int) -> bool:
+    try:
+        e = Image.Exif()
+        e.load(exif)
+        return tag in e
+    except Exception:
+        return False
+
+
+def _tiff_exif_note(exif: bytes) -> str | None:
+    """The note for what _tiff_exif leaves out: the Exif and GPS sub-IFDs."""
+    try:
+        e = Image.Exif()
+        e.load(exif)
+        what = (["camera settings (exposure, lens, date taken)"] if e.get_ifd(0x8769) else []) + (
+            ["GPS location"] if e.get_ifd(0x8825) else [])
+    except Exception:
+        return None
+    return f"EXIF {' and '.join(what)} dropped (a TIFF export keeps only the base EXIF tags)" if what else None
+
+
+def unchanged_wording(path, copied: bool, source: Source | None = None) -> str:
+    """How an unedited photo was written to ``path``, for notes and reports: "copied unchanged"
+    (byte for byte), "pixels unchanged, converted to PNG" (lossless) or "converted to JPEG
+    (re-compressed)"."""
+    fmt = SAVE_FORMATS.get(Path(path).suffix.lower(), "?")
+    if copied:
+        return "copied unchanged"
+    if fmt in LOSSY_FORMATS and not (fmt == "WEBP" and source is not None and source.lossless):
+        return f"converted to {fmt} (re-compressed)"
+    return f"pixels unchanged, converted to {fmt}"
 
 
 def _exif_block(im) -> bytes | None:
@@ -509,7 +730,9 @@ def _exif_block(im) -> bytes | None:
             return None
         if _ORIENTATION_TAG in exif:
             exif[_ORIENTATION_TAG] = 1
-        for tag in _TIFF_LAYOUT_TAGS.intersection(exif):
+        # a TIFF's XMP and IPTC tags travel as Source.xmp and .iptc, where each format keeps them
+        own = (700, 33723) if im.format == "TIFF" else ()
+        for tag in _TIFF_LAYOUT_TAGS.union(own).intersection(exif):
             del exif[tag]
         if not exif:
             return None
@@ -519,7 +742,9 @@ def _exif_block(im) -> bytes | None:
     return data if len(data) > 6 else None
 
 
-def _rgb_profile(im) -> bytes | None:
+def _profile(im, gray: bool) -> bytes | None:
+    """The ICC profile that still describes the exported pixels: an RGB one on a colour image, a
+    grey one on a grey image (exported grey); None for CMYK, Lab or mismatched profiles."""
     try:
         icc = im.info.get("icc_profile")
         mode = im.mode
@@ -528,9 +753,9 @@ def _rgb_profile(im) -> bytes | None:
     if not isinstance(icc, bytes) or not 128 <= len(icc) <= _MAX_ICC_BYTES:
         return None
     # ICC header: bytes 16..19 name the data colour space of the profile
-    if icc[16:20] != b"RGB " or mode not in ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA"):
-        return None
-    return icc
+    if icc[16:20] == b"RGB " and mode in ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA"):
+        return icc
+    return icc if icc[16:20] == b"GRAY" and gray else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,23 +795,73 @@ def _fit_exif(fmt: str, exif: bytes | None) -> tuple:
     return None, f"EXIF metadata dropped ({len(exif) // 1024} KB, over JPEG's 64 KB limit)"
 
 
-def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes | None = None) -> dict:
+# What each format's export keeps besides EXIF and the colour profile (what Pillow can write).
+_KEEPS = {"JPEG": {"xmp", "dpi"}, "PNG": {"xmp", "dpi", "text"}, "WEBP": {"xmp"},
+          "TIFF": {"xmp", "dpi", "iptc"}, "BMP": {"dpi"}}
+# A JPEG's XMP segment holds at most this much (Pillow refuses more: the export failed).
+_JPEG_MAX_XMP = 65533 - 29
+
+
+def _xmp_fits(fmt: str, xmp: bytes) -> bool:
+    return "xmp" in _KEEPS.get(fmt, ()) and not (fmt == "JPEG" and len(xmp) > _JPEG_MAX_XMP)
+
+
+def _icc_fits(fmt: str, icc: bytes, gray: bool) -> bool:
+    """Whether ``icc`` is written: not in BMP; a grey profile only on a grey image (WebP stores
+    grey as RGB), an RGB one only on a colour image."""
+    if fmt not in EXIF_FORMATS:
+        return False
+    if icc[16:20] == b"GRAY":
+        return gray and fmt != "WEBP"
+    return not gray or fmt == "WEBP"
+
+
+def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes | None = None,
+                  gray: bool = False, lossless: bool = False, xmp: bytes | None = None,
+                  iptc: bytes | None = None, text: dict | None = None, dpi: tuple | None = None) -> dict:
     opts: dict = {}
+    keeps = _KEEPS.get(fmt, set())
     if fmt == "JPEG":
         # Full-resolution chroma at high quality: 4:2:0 visibly smears coloured edits.
         opts.update(quality=int(quality), subsampling=0 if quality >= 90 else 2, optimize=True)
+    elif fmt == "WEBP" and lossless:
+        # exact: the colour under fully transparent pixels is kept, as in PNG
+        opts.update(lossless=True, exact=True, method=4)
     elif fmt == "WEBP":
         opts.update(quality=int(quality), method=4)
     elif fmt == "PNG":
         opts.update(compress_level=6)
+        info = PngImagePlugin.PngInfo()
+        for key, value in (text or {}).items():
+            if isinstance(value, PngImagePlugin.iTXt):
+                info.add_itxt(key, value, value.lang or "", value.tkey or "")
+            else:
+                info.add_text(key, value)
+        if xmp:
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+        if info.chunks:
+            opts["pnginfo"] = info
+        xmp = None
     elif fmt == "TIFF":
         opts.update(compression="tiff_lzw")
         exif = _tiff_exif(exif) if exif else None
+        tags = TiffImagePlugin.ImageFileDirectory_v2()
+        for tag, value in ((700, xmp), (33723, iptc)):
+            if value:
+                tags[tag] = value
+                tags.tagtype[tag] = TiffTags.BYTE if tag == 700 else TiffTags.UNDEFINED
+        if len(tags):
+            opts["tiffinfo"] = tags
+        xmp = None
     exif = _fit_exif(fmt, exif)[0]
     if exif and fmt in EXIF_FORMATS:
         opts["exif"] = exif
-    if icc_profile and fmt in EXIF_FORMATS:
+    if icc_profile and _icc_fits(fmt, icc_profile, gray):
         opts["icc_profile"] = icc_profile
+    if xmp and _xmp_fits(fmt, xmp):
+        opts["xmp"] = xmp
+    if dpi and "dpi" in keeps:
+        opts["dpi"] = dpi
     return opts
 
 
@@ -635,7 +910,9 @@ def image_format(path: str | os.PathLike) -> str | None:
 
 def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
                exif: bytes | None = None, icc_profile: bytes | None = None, gray: bool = False,
-               alpha: np.ndarray | None = None) -> None:
+               alpha: np.ndarray | None = None, color: np.ndarray | None = None, lossless: bool = False,
+               xmp: bytes | None = None, iptc: bytes | None = None, text: dict | None = None,
+               dpi: tuple | None = None) -> None:
     """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
 
     Suffixes: .png .jpg .jpeg .webp .bmp .tif .tiff. The image is written to a temporary file in
@@ -644,8 +921,11 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     one. ``exif`` (from :func:`read_exif`) is embedded where the format allows (in TIFF, its base
     tags only), as is ``icc_profile`` (from :func:`read_icc_profile`; not in BMP). ``gray``
     writes the luminance only; ``alpha`` (H x W uint8, the transparency ``rgb`` was composited
-    over white with) is written back where the format has an alpha channel. Raises ImageError
-    naming ``path`` on failure; no temporary file is left behind.
+    over white with) is written back where the format has an alpha channel, with ``color``
+    (Source.color) where a pixel is still the source's. ``lossless``: a lossless WebP. ``xmp``,
+    ``iptc``, ``text`` (PNG text chunks) and ``dpi`` are written where the format keeps them (see
+    :func:`export_photo`). Raises ImageError naming ``path`` on failure; no temporary file is
+    left behind.
     """
     p = Path(path)
     fmt = check_save_path(p)
@@ -659,16 +939,14 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     if alpha is not None and (fmt not in _ALPHA_FORMATS or alpha.shape != arr.shape[:2]):
         alpha = None
     if alpha is not None:
-        # load_image composited the colour over white: take the white back out where it can
-        a = alpha.astype(np.float32)[..., None]
-        color = (arr.astype(np.float32) - (255.0 - a)) * 255.0 / np.maximum(a, 1.0)
-        arr = np.where(a > 0, np.clip(np.rint(color), 0, 255), arr).astype(np.uint8)
+        arr = _uncomposite(arr, alpha, color)
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
     if gray:
         image = image.convert("L")   # ITU-R 601 luminance; a grey pixel stays exactly itself
     if alpha is not None:
         image.putalpha(Image.fromarray(np.ascontiguousarray(alpha, np.uint8), "L"))
-    opts = _save_options(fmt, int(quality), exif, icc_profile)
+    opts = _save_options(fmt, int(quality), exif, icc_profile, gray=gray, lossless=lossless, xmp=xmp,
+                         iptc=iptc, text=text, dpi=dpi)
     try:
         with atomic_file(p) as f:
             image.save(f, format=fmt, **opts)
@@ -678,13 +956,29 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
         raise ImageError(f"{p}: cannot save image: {exc}") from None
 
 
+def _uncomposite(arr: np.ndarray, alpha: np.ndarray, color: np.ndarray | None) -> np.ndarray:
+    """The straight colour to write under ``alpha`` for ``arr`` (composited over white, as
+    load_image returns it): the source's own (``color``, Source.color) wherever the pixel is still
+    what load_image made of it, else the white taken back out (approximate where alpha is low)."""
+    a = alpha.astype(np.float32)[..., None]
+    straight = (arr.astype(np.float32) - (255.0 - a)) * 255.0 / np.maximum(a, 1.0)
+    out = np.where(a > 0, np.clip(np.rint(straight), 0, 255), arr).astype(np.uint8)
+    see = alpha < 255
+    if color is not None and len(color) == int(np.count_nonzero(see)):
+        unedited = (_over_white(color, alpha[see], 255.0) == arr[see]).all(axis=1)
+        part = out[see]
+        part[unedited] = color[unedited]
+        out[see] = part
+    return out
+
+
 def save_unchanged(source: str | os.PathLike, path: str | os.PathLike, rgb: np.ndarray,
                    quality: int = 95, exif: bytes | None = None,
                    icc_profile: bytes | None = None, **pixels) -> bool:
     """Write a photo that was not edited: a byte-for-byte copy of ``source`` when ``path``'s
     suffix names the source's own format (JPEG to .jpg: no second compression), otherwise
     ``rgb`` (the source's pixels) through :func:`save_image` — bit-identical pixels in a lossless
-    format. Atomic like save_image (``pixels``: its gray and alpha); returns True when the file was copied.
+    format. Atomic like save_image (``pixels``: its other options); returns True when the file was copied.
     """
     p = Path(path)
     fmt = SAVE_FORMATS.get(p.suffix.lower())

@@ -68,6 +68,13 @@ def run(args) -> int:
     if not opts.values and not opts.raw:
         if not opts.format:
             how = "copied unchanged (byte for byte)"
+            # HEIC and AVIF photos (read, not written) become JPEGs, GIFs PNGs: not copies
+            converted = sorted({(it.input.suffix.lower(), it.output.suffix.lower()) for it in items
+                                if it.output is not None and it.input.suffix.lower() != it.output.suffix.lower()})
+            if converted:
+                how += "; " + ", ".join(f"{a} photos converted to {SAVE_FORMATS[b]}"
+                                        + (" (re-compressed)" if SAVE_FORMATS[b] in LOSSY_FORMATS else "")
+                                        for a, b in converted)
         elif SAVE_FORMATS[OUTPUT_FORMATS[opts.format]] in LOSSY_FORMATS:
             how = (f"written unchanged as {opts.format.upper()} (a copy of the file where it already is one; "
                    f"else re-encoded, which {opts.format.upper()} does with a small loss)")

@@ -34,7 +34,7 @@ def run(args) -> int:
     from core.edit_session import sure_percent
     from core.errors import printable
     from core.errors import FaderError
-    from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image
+    from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image, unchanged_wording
     from core.photo_edit import PhotoEdit, main_face
     from fader_desktop.cli import PROG, check_output, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
@@ -89,10 +89,10 @@ def run(args) -> int:
                              + ", ".join(f"{n}={v:g}" if isinstance(v, (int, float)) else f"{n}={v}"
                                          for n, v in values.items())
                              + " as the model reads it; the photo was "
-                             + ("copied unchanged" if _copied else "written with its pixels unchanged") + "\n")
+                             + unchanged_wording(dst, _copied, source) + "\n")
         if not doc.faces:
             sys.stderr.write(f"{PROG}: note: no face found in {printable(src)}; "
-                             + ("copied unchanged\n" if _copied else "its pixels written unchanged\n"))
+                             + unchanged_wording(dst, _copied, source) + "\n")
     # an edit is measured from the face's reading: say (in one line) where that reading was a guess
     unsure = []
     written = [args.face] if args.face is not None else [raw_face] if args.raw else range(len(doc.faces))

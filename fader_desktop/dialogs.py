@@ -76,7 +76,7 @@ class ExportDialog(QDialog):
         self._quality_host.setLayout(q)
         q.setContentsMargins(0, 0, 0, 0)
         form.addRow("Quality", self._quality_host)
-        self.exif_check = QCheckBox("Keep the original's EXIF metadata (camera, date, …)")
+        self.exif_check = QCheckBox("Keep the original's metadata (EXIF, XMP, IPTC: camera, date, place, …)")
         self.exif_check.setChecked(keep_exif)
         form.addRow("", self.exif_check)
         # a suffix the app does not write (z.gif) gets the format's own added: said here, before

@@ -595,8 +595,8 @@ class EditorBackend:
         # then only what was read of it then goes with the pixels, and never a copy of the new file
         same = self.path is not None and self.stamp is not None and file_stamp(self.path) == self.stamp
         source = self.source or Source()
-        if not keep_exif:
-            source = replace(source, exif=None)
+        if not keep_exif:   # the metadata that can say who, where and when goes with the EXIF
+            source = replace(source, exif=None, xmp=None, iptc=None, text={})
         if same:
             try:
                 # the colour profile always travels: it says what the pixels' numbers mean; so do

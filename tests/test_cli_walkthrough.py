@@ -291,7 +291,10 @@ def test_edit_without_values_copies_a_photo_without_a_face(tmp_path, capsys, tin
     png = tmp_path / "converted.png"
     rc, err = cli(capsys, "edit", src, "-o", png, *model_args(tiny_model_path))
     assert rc == 0, err
-    assert np.array_equal(read(png), read(src)) and "pixels written unchanged" in err
+    assert np.array_equal(read(png), read(src)) and "pixels unchanged, converted to PNG" in err
+    # a lossy output is a second compression: it says so, not "pixels unchanged"
+    rc, err = cli(capsys, "edit", src, "-o", tmp_path / "converted.webp", *model_args(tiny_model_path))
+    assert rc == 0 and "no face found in" in err and "converted to WEBP (re-compressed)" in err, err
     # an edit asked for still needs a face, and nothing is written
     rc, err = cli(capsys, "edit", src, "-o", tmp_path / "edited.jpg", "--set", "Male=1", *model_args(tiny_model_path))
     assert rc != 0 and "no face found" in err and not (tmp_path / "edited.jpg").exists()
@@ -314,6 +317,26 @@ def test_batch_without_values_copies_photos_without_a_face_too(tmp_path, capsys,
     rc, err = cli(capsys, "batch", inp, "-o", tmp_path / "edit", "--set", "Male=1", *model_args(tiny_model_path))
     assert rc == 1 and "skipped: landscape.jpg: no face found" in err
     assert not (tmp_path / "edit" / "landscape.jpg").exists() and (tmp_path / "edit" / "face.png").exists()
+
+
+def test_batch_without_values_says_which_photos_are_converted(tmp_path, capsys, photos, tiny_model_path):
+    """`batch` without values said "copied unchanged (byte for byte)" of AVIF photos, which it
+    writes as re-encoded JPEGs (the report: "pixels unchanged, converted")."""
+    from PIL import Image
+    inp = tmp_path / "in"
+    inp.mkdir()
+    shutil.copy(photos["one"], inp / "face.png")
+    Image.open(_noise_photo(tmp_path / "landscape.jpg")).save(inp / "landscape.avif", quality=90)
+    rc, err = cli(capsys, "batch", inp, "-o", tmp_path / "out", "--report", tmp_path / "r.json",
+                  *model_args(tiny_model_path))
+    assert rc == 0, err
+    assert err.splitlines()[0] == ("fader-desktop: note: no --set or recipe values: the photos are copied "
+                                   "unchanged (byte for byte); .avif photos converted to JPEG (re-compressed)")
+    entry = {e["relative"]: e for e in json.loads((tmp_path / "r.json").read_text())["items"]}
+    assert entry["landscape.avif"]["reason"] == "no face found; converted to JPEG (re-compressed)"
+    assert entry["face.png"]["reason"].endswith("; copied unchanged")
+    rc, err = cli(capsys, "batch", inp, "-o", tmp_path / "q", "--quality", "0", *model_args(tiny_model_path))
+    assert rc == 2 and "--quality must be between 1 and 100, got 0" in err, err
 
 
 # -- a QA round with photos of several faces ----------------------------------------------------

@@ -340,6 +340,11 @@ def test_the_sweep_dialog_offers_only_values_the_sweep_accepts(editor, qtbot, tm
     assert spec["lo"] == pytest.approx(value_limits(smiling)[0]) and not w.errors
 
 
+XMP_WITH_GPS = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+                b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="48,51.4N"/>'
+                b'</rdf:RDF></x:xmpmeta>')
+
+
 def test_export_keeps_the_cameras_exif_and_the_colour_profile(editor, qtbot, tmp_path, portrait_path):
     """EXIF is the user's choice; the colour profile (a phone's Display P3) always travels, since
     without it the exported colours read as sRGB, edited or not."""
@@ -352,7 +357,7 @@ def test_export_keeps_the_cameras_exif_and_the_colour_profile(editor, qtbot, tmp
         exif = im.getexif()
         exif[0x010F] = "TestCam"       # Make
         exif[0x9003] = "2024:05:01 10:00:00"   # DateTimeOriginal (Exif IFD)
-        im.save(tagged, exif=exif, quality=95, icc_profile=display_p3_icc())
+        im.save(tagged, exif=exif, quality=95, icc_profile=display_p3_icc(), xmp=XMP_WITH_GPS)
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
         w.open_photo(tagged)
     for keep, name in ((True, "kept.jpg"), (False, "dropped.png")):
@@ -360,7 +365,16 @@ def test_export_keeps_the_cameras_exif_and_the_colour_profile(editor, qtbot, tmp
             w.export_to(tmp_path / name, quality=90, keep_exif=keep)
         with Image.open(tmp_path / name) as out:
             assert (out.getexif().get(0x010F) == "TestCam") is keep
+            assert (b"GPSLatitude" in (out.info.get("xmp") or b"")) is keep   # XMP can say where, too
             assert out.info.get("icc_profile") == display_p3_icc()
+    # the file changed on disk since it opened: what was read then goes, and without the metadata
+    with Image.open(tagged) as im:
+        changed = im.convert("L")
+    changed.save(tagged, quality=80)
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_to(tmp_path / "dropped_too.jpg", quality=90, keep_exif=False)
+    with Image.open(tmp_path / "dropped_too.jpg") as out:
+        assert not out.getexif().get(0x010F) and b"GPSLatitude" not in (out.info.get("xmp") or b"")
     orig = original(w)
     flip_smiling(w, qtbot, orig)
     with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):

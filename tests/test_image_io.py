@@ -575,3 +575,210 @@ def test_exif_too_big_for_a_jpeg_is_trimmed_or_dropped_with_a_note(tmp_path):
     # the formats without the limit keep it whole
     _, _, notes = _export_and_open(tmp_path, tmp_path / "huge.png", "huge.webp")
     assert notes == [] and Image.open(tmp_path / "huge.webp").getexif().get(0x010E) == "x" * 70000
+
+
+# ------------------------------------------------------------------ what exports keep (QA report)
+
+def _edit(rgb):
+    """An "edit": a small patch changed, the rest of the photo as it was."""
+    out = rgb.copy()
+    out[2:6, 2:6] = (250, 10, 10)
+    return out
+
+
+def test_a_lossless_webp_stays_lossless(tmp_path):
+    """A lossless WebP was written lossy (VP8, quality 95) after an edit: 95 % of the pixels away
+    from the face changed by up to 8 levels. It stays lossless (VP8L), bit-identical like PNG; a
+    lossy one stays lossy."""
+    from core.image_io import export_photo, read_source
+    rgb = _pattern()
+    Image.fromarray(rgb).save(tmp_path / "ll.webp", lossless=True)
+    Image.fromarray(rgb).save(tmp_path / "lossy.webp", quality=90)
+    # with a profile: the extended layout (VP8X, ICCP, then VP8L)
+    Image.fromarray(rgb).save(tmp_path / "ll_x.webp", lossless=True, icc_profile=display_p3_icc())
+    assert (tmp_path / "ll_x.webp").read_bytes()[12:16] == b"VP8X"
+    for name in ("ll.webp", "ll_x.webp"):
+        edited = _edit(load_image(tmp_path / name))
+        export_photo(tmp_path / name, tmp_path / f"out_{name}", edited, read_source(tmp_path / name))
+        np.testing.assert_array_equal(load_image(tmp_path / f"out_{name}"), edited)
+        data = (tmp_path / f"out_{name}").read_bytes()
+        assert b"VP8L" in data and b"VP8 " not in data, name
+    export_photo(tmp_path / "lossy.webp", tmp_path / "out_lossy.webp", _edit(load_image(tmp_path / "lossy.webp")),
+                 read_source(tmp_path / "lossy.webp"))
+    assert (tmp_path / "out_lossy.webp").read_bytes()[12:16] == b"VP8 "
+
+
+@pytest.mark.parametrize("suffix,kwargs", [(".png", {}), (".tif", {}), (".webp", {"lossless": True})])
+def test_semi_transparent_pixels_keep_their_own_colour(tmp_path, suffix, kwargs):
+    """Loading composites colour over white and saving took the white back out: not exact, so the
+    colour of nearly transparent pixels changed by up to 105 levels, and every fully transparent
+    pixel came out white. Where the pixel is not edited, the source's own colour is written."""
+    from core.image_io import export_photo, read_source
+    rgba = np.dstack([_pattern(), (np.arange(24 * 32).reshape(24, 32) * 37 % 256).astype(np.uint8)])
+    rgba[..., 3][rgba[..., 3] > 200] = 255
+    rgba[0, :8, 3] = (0, 1, 2, 3, 5, 9, 15, 200)
+    src = tmp_path / f"a{suffix}"
+    Image.fromarray(rgba, "RGBA").save(src, **kwargs)
+    rgba = np.asarray(Image.open(src).convert("RGBA"))   # a WebP encoder may alter invisible colour
+    source = read_source(src)
+    edited = _edit(load_image(src))
+    export_photo(src, tmp_path / f"out{suffix}", edited, source)
+    out = np.asarray(Image.open(tmp_path / f"out{suffix}").convert("RGBA"))
+    away = np.ones(rgba.shape[:2], bool)
+    away[2:6, 2:6] = False
+    np.testing.assert_array_equal(out[away], rgba[away])
+    opaque = rgba[..., 3] == 255     # where the edit itself shows whole
+    np.testing.assert_array_equal(load_image(tmp_path / f"out{suffix}")[opaque], edited[opaque])
+    # grey with alpha too
+    la = Image.fromarray(rgba[..., [0, 3]], "LA")
+    la.save(tmp_path / "la.png")
+    export_photo(tmp_path / "la.png", tmp_path / "la_out.png", _edit(load_image(tmp_path / "la.png")),
+                 read_source(tmp_path / "la.png"))
+    got = np.asarray(Image.open(tmp_path / "la_out.png"))
+    assert Image.open(tmp_path / "la_out.png").mode == "LA"
+    np.testing.assert_array_equal(got[away], rgba[..., [0, 3]][away])
+
+
+def _jpeg_with_xmp_and_iptc(path, dpi=(300, 300)):
+    """A JPEG as a photo agency's: XMP (APP1), IPTC (Photoshop APP13) and 300 dpi."""
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/>Rating 5</x:xmpmeta>'
+    iptc = b"\x1c\x02\x78" + struct.pack(">H", 7) + b"caption"
+    app13 = (b"Photoshop 3.0\0" + b"8BIM" + struct.pack(">H", 0x0404) + b"\0\0"
+             + struct.pack(">I", len(iptc)) + iptc + b"\0" * (len(iptc) % 2))
+    Image.fromarray(_pattern()).save(path, quality=95, xmp=xmp, dpi=dpi)
+    data = path.read_bytes()
+    path.write_bytes(data[:2] + b"\xff\xed" + struct.pack(">H", len(app13) + 2) + app13 + data[2:])
+    return xmp, iptc
+
+
+def test_xmp_iptc_text_and_resolution_travel_or_are_named(tmp_path):
+    """XMP, IPTC, a PNG's text chunks and the resolution (300 dpi: the print size) were dropped
+    silently. Each is kept where the output format can hold it, else named in the notes."""
+    from PIL import PngImagePlugin
+
+    from core.image_io import export_photo, read_source
+    xmp, iptc = _jpeg_with_xmp_and_iptc(tmp_path / "agency.jpg")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "A. Photographer")
+    info.add_itxt("Copyright", "© 2024 A. Photographer", "en", "")
+    info.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    Image.fromarray(_pattern()).save(tmp_path / "scan.png", pnginfo=info, dpi=(300, 300))
+    Image.fromarray(_pattern()).save(tmp_path / "scan.tif", tiffinfo={700: xmp, 33723: iptc}, dpi=(300, 300))
+
+    def export(src, name):
+        source = read_source(tmp_path / src)
+        _, notes = export_photo(tmp_path / src, tmp_path / name, _edit(load_image(tmp_path / src)), source)
+        return Image.open(tmp_path / name), notes
+
+    for src in ("agency.jpg", "scan.png", "scan.tif"):
+        for fmt in ("jpg", "png", "webp", "tif", "bmp"):
+            im, notes = export(src, f"{Path(src).stem}_out.{fmt}")
+            assert im.info.get("xmp") == (None if fmt == "bmp" else xmp), (src, fmt)
+            assert (fmt == "bmp") == any(n.startswith("XMP metadata dropped") for n in notes), (src, fmt, notes)
+            if fmt != "webp":
+                assert tuple(round(v) for v in im.info["dpi"]) == (300, 300), (src, fmt)
+            else:   # WebP has no resolution of its own; a TIFF's EXIF holds one
+                assert ("resolution (300 dpi) dropped (a WEBP export cannot keep it)" in notes) != (
+                    im.getexif().get(0x011A) == 300), (src, notes)
+            if src != "scan.png":   # IPTC: only a TIFF export keeps it
+                assert (fmt == "tif") != ("IPTC metadata dropped (a " + im.format + " export cannot keep it)" in notes), (src, fmt, notes)
+                if fmt == "tif":
+                    assert im.tag_v2[33723] == iptc
+    im, notes = export("scan.png", "scan_out2.png")
+    assert im.text["Author"] == "A. Photographer" and im.text["Copyright"] == "© 2024 A. Photographer"
+    assert notes == []
+    _, notes = export("scan.png", "scan_out2.jpg")
+    assert notes == ["PNG text (Author, Copyright) dropped (a JPEG export cannot keep it)"]
+    # without EXIF (--no-exif, the window's choice) no other metadata goes either
+    source = read_source(tmp_path / "agency.jpg", exif=False)
+    assert source.xmp is None and source.iptc is None and source.dpi == (300, 300)
+
+
+def test_tiff_and_bmp_exports_name_the_metadata_they_drop(tmp_path):
+    """A TIFF export keeps only the base EXIF tags (libtiff cannot write the sub-IFDs) and a BMP
+    none, nor a colour profile: both were silent."""
+    from core.image_io import export_photo, read_source
+    _camera_jpeg(tmp_path / "cam.jpg")
+    Image.fromarray(_pattern()).save(tmp_path / "p3.png", icc_profile=display_p3_icc(), exif=Image.Exif().tobytes())
+    rgb, source = load_image(tmp_path / "cam.jpg"), read_source(tmp_path / "cam.jpg")
+    _, notes = export_photo(tmp_path / "cam.jpg", tmp_path / "cam.tif", rgb, source)
+    assert notes == ["EXIF camera settings (exposure, lens, date taken) and GPS location dropped "
+                     "(a TIFF export keeps only the base EXIF tags)"]
+    _, notes = export_photo(tmp_path / "cam.jpg", tmp_path / "cam.bmp", rgb, source)
+    assert notes == ["EXIF metadata dropped (a BMP export cannot keep it)"]
+    _, notes = export_photo(tmp_path / "p3.png", tmp_path / "p3.bmp", load_image(tmp_path / "p3.png"),
+                            read_source(tmp_path / "p3.png"))
+    assert notes == ["colour profile dropped (a BMP export cannot keep it)"]
+    _, notes = export_photo(tmp_path / "p3.png", tmp_path / "p3.tif", load_image(tmp_path / "p3.png"),
+                            read_source(tmp_path / "p3.png"))
+    assert notes == []
+
+
+def _gray_icc() -> bytes:
+    """A grey ICC profile ('GRAY' colour space, gamma 1.8: Apple's Gray Gamma 1.8 kind)."""
+    text = b"Gray Gamma 1.8 (tests)\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8) + bytes(3) + bytes(67)
+    wtpt = b"XYZ " + bytes(4) + struct.pack(">3i", 63190, 65536, 54061)
+    trc = b"curv" + bytes(4) + struct.pack(">IH", 1, 0x01CD) + bytes(2)
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"kTRC", trc)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, body in tags:
+        body += bytes(-len(body) % 4)
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + bytes(4) + struct.pack(">I", 0x02100000)
+              + b"mntrGRAYXYZ " + bytes(12) + b"acsp" + bytes(24) + bytes(4)
+              + struct.pack(">3i", 63190, 65536, 54061) + bytes(48))
+    assert len(header) == 128
+    return header + table + data
+
+
+def test_a_grey_photos_grey_profile_travels_into_grey_exports(tmp_path):
+    """A grey photo's own profile (Gray Gamma 1.8) was dropped although the export is still grey:
+    its tones shifted in a colour-managed viewer. It goes where the output is grey, else a note."""
+    from core.image_io import export_photo, read_source
+    gray = _gray_icc()
+    Image.fromarray(_pattern()[..., 0]).save(tmp_path / "g.png", icc_profile=gray)
+    Image.fromarray(_pattern()[..., 0]).save(tmp_path / "g.jpg", icc_profile=gray, quality=95)
+    assert read_icc_profile(tmp_path / "g.png") is None   # load_image's pixels are RGB
+    for src in ("g.png", "g.jpg"):
+        for fmt in ("png", "jpg", "tif"):
+            out = tmp_path / f"{Path(src).stem}_{Path(src).suffix[1:]}_out.{fmt}"
+            _, notes = export_photo(tmp_path / src, out, _edit(load_image(tmp_path / src)), read_source(tmp_path / src))
+            with Image.open(out) as im:
+                assert im.mode == "L" and im.info.get("icc_profile") == gray and notes == [], (src, fmt)
+    _, notes = export_photo(tmp_path / "g.png", tmp_path / "g.webp", load_image(tmp_path / "g.png"), read_source(tmp_path / "g.png"))
+    assert notes == ["grey colour profile dropped (WebP stores grey as colour)"]
+    assert "icc_profile" not in Image.open(tmp_path / "g.webp").info
+
+
+def test_unchanged_wording_says_whether_the_pixels_were_recompressed():
+    from core.image_io import Source, unchanged_wording
+    assert unchanged_wording("a.jpg", True) == "copied unchanged"
+    assert unchanged_wording("a.jpg", False) == "converted to JPEG (re-compressed)"
+    assert unchanged_wording("a.png", False) == "pixels unchanged, converted to PNG"
+    assert unchanged_wording("a.webp", False, Source(lossless=True)) == "pixels unchanged, converted to WEBP"
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+def test_truncated_16bit_files_say_so(tmp_path, capfd, suffix):
+    """A cut-off 16-bit TIFF said "not a recognised image format" (its tag directory is at the
+    end), a cut-off 16-bit PNG let "libpng error: …" reach stderr."""
+    cv2.imwrite(str(tmp_path / f"full{suffix}"), _pattern(64, 64).astype(np.uint16)[..., ::-1] * 257)
+    data = (tmp_path / f"full{suffix}").read_bytes()
+    (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) * 9 // 10])
+    capfd.readouterr()
+    _assert_image_error(tmp_path / f"cut{suffix}", "cannot read image: the file is truncated or corrupt")
+    assert "libpng" not in capfd.readouterr().err
+
+
+def test_a_tiff_without_a_resolution_does_not_pass_on_one_dpi(tmp_path):
+    """Pillow reads a TIFF without resolution tags as 1 dpi: carried into a JPEG, it printed a
+    metre wide."""
+    from core.image_io import export_photo, read_source
+    Image.fromarray(_pattern()).save(tmp_path / "plain.tif")
+    assert read_source(tmp_path / "plain.tif").dpi is None
+    export_photo(tmp_path / "plain.tif", tmp_path / "out.jpg", load_image(tmp_path / "plain.tif"),
+                 read_source(tmp_path / "plain.tif"))
+    assert Image.open(tmp_path / "out.jpg").info.get("dpi") in (None, (72, 72))
