@@ -199,6 +199,9 @@ class TrainingDialog(QDialog):
             "one thread each can be faster than one with two threads (docs/training.md)")
         self.finetune_check = QCheckBox("Fine-tune the open model instead of starting from scratch")
         self.finetune_check.setEnabled(bool(current_model))
+        self._size_tip = self.size_combo.toolTip()
+        self._chosen_size = self.size_combo.currentData()   # restored when fine-tuning is unticked
+        self.finetune_check.toggled.connect(self._sync_size)
         if _frozen():
             # torchrun starts Python processes; the packaged app trains in one (fader-train from source can do more)
             self.procs_spin.setEnabled(False)
@@ -310,6 +313,30 @@ class TrainingDialog(QDialog):
         self.finetune_check.setEnabled(bool(path) and not self.is_running())
         if not path:
             self.finetune_check.setChecked(False)
+        self._sync_size()
+
+    def _fine_tuning(self) -> bool:
+        return self.finetune_check.isChecked() and bool(self._current_model)
+
+    def _sync_size(self, *_) -> None:
+        """Fine-tuning trains at the model's own resolution (the trainer refuses another): the Size
+        field then shows it, locked; unticked, the user's own choice comes back."""
+        if self._fine_tuning():
+            if self.size_combo.isEnabled():
+                self._chosen_size = self.size_combo.currentData()
+            size = model_image_size(self._current_model)
+            if size is not None:
+                if self.size_combo.findData(size) < 0:
+                    self.size_combo.addItem(f"{size} px", size)
+                self.size_combo.setCurrentIndex(self.size_combo.findData(size))
+            self.size_combo.setEnabled(False)
+            self.size_combo.setToolTip("Fine-tuning trains at the open model's own size"
+                                       + (f" ({size} px)" if size else ""))
+        elif not self.size_combo.isEnabled():
+            self.size_combo.setEnabled(True)
+            self.size_combo.setToolTip(self._size_tip)
+            i = self.size_combo.findData(self._chosen_size)
+            self.size_combo.setCurrentIndex(i if i >= 0 else 1)
 
     def run_dir(self) -> Path:
         # absolute: the trainer runs in another working folder than this window's
@@ -350,8 +377,12 @@ class TrainingDialog(QDialog):
     def arguments(self) -> list:
         """The fader-train command line for the current settings."""
         data = typed_path(self.data_edit)
+        # fine-tuning: the trainer takes the model's own size (a model whose size could not be read
+        # here is not sent the field's, which the trainer would refuse)
+        size = [] if self._fine_tuning() and model_image_size(self._current_model) is None else \
+            ["--img-size", str(self.size_combo.currentData())]
         args = ["--data", str(Path(data).absolute()) if data else data, "--out", str(self.run_dir()),
-                "--img-size", str(self.size_combo.currentData()), "--steps", str(self.steps_spin.value()),
+                *size, "--steps", str(self.steps_spin.value()),
                 "--max-minutes", str(self.minutes_spin.value()), "--device", self.device_combo.currentData()]
         attrs = ",".join(a.strip() for a in self.attr_edit.text().split(",") if a.strip())
         if attrs:
@@ -574,7 +605,7 @@ class TrainingDialog(QDialog):
         elif code == 2 or (code == 1 and self._last_error()):
             # fader-train's one-line errors: settings, data, or an output it could not write
             # (under torchrun, which exits with 1 when a process fails)
-            text = "Training stopped: " + (self._last_error() or "see the messages below")
+            text = "Training stopped: " + (form_terms(self._last_error()) or "see the messages below")
         else:
             text = f"The trainer exited with status {code}; see the messages below"
         self.phase_label.setText(text)
@@ -673,6 +704,35 @@ FIELD_OPTIONS = {"--out": "the Run folder field", "--steps": "the Steps field",
                  "--img-size": "the Size field", "--attr": "the Attributes field"}
 # with the fine-tune box ticked the form gives --init the open model; unticked, Options may name another
 FINETUNE_OPTION = {"--init": "the 'Fine-tune the open model' box (untick it to fine-tune another model)"}
+
+
+# The trainer's words for what the form sets, as the form names it (the status line; the log below
+# keeps the trainer's own text). Only phrases whose rewording reads right in every message.
+_FORM_TERMS = ((re.compile(r"--img-size (\d+)"), r"Size \1 px"), (re.compile(r"the --init model"), "the open model"),
+               (re.compile(r"add --align \(in the training window: ('[^']*')\)"), r"tick \1"))
+
+
+def form_terms(message: str) -> str:
+    """A trainer's error with the options the form sets named as its fields."""
+    for pattern, words in _FORM_TERMS:
+        message = pattern.sub(words, message)
+    return message
+
+
+def model_image_size(path) -> int | None:
+    """A .fader model's resolution from its metadata (the file's header only, no tensors read);
+    None where it cannot be read."""
+    import json
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 2 <= n <= 100_000_000:
+                return None
+            meta = json.loads(f.read(n)).get("__metadata__") or {}
+        size = json.loads(meta["fader_meta"]).get("image_size")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
 def _extra_options(text: str, owned: dict = FIELD_OPTIONS) -> list:

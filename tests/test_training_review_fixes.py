@@ -181,7 +181,7 @@ def test_a_run_stopped_by_its_skipped_images_names_them_in_its_error(tmp_path, c
     assert "skipped.txt" not in err and not out.exists()   # no promise of a list the run never writes
     last = err.strip().splitlines()[-1]
     assert "Bangs = 'yes' has no usable training image" in last
-    assert f"skipped: {data / 'yes' / '0.png'} (cannot read image: not a recognised image format), " in last and last.endswith(", … (6 in all)")
+    assert f"skipped: {data / 'yes' / '0.png'} (cannot read image: the file is truncated or corrupt), " in last and last.endswith(", … (6 in all)")
 
 
 def test_a_pack_in_a_folder_named_with_a_hash_trains(tmp_path, capsys):

@@ -715,6 +715,7 @@ class _Data:
 
 def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
     """Open the data, check it against --init and the checkpoint, split it and preprocess it."""
+    from core.attributes import Attribute
     from core.errors import FaderError
     from .cache import open_cache
     from .datasets import exclude_images, open_dataset, recorded_split, split_dataset
@@ -733,6 +734,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
         if kept and len(kept) < len(ds.attributes):
             say(f"{PROG}: --continue trains the model's attributes {kept} of the data's {len(ds.attributes)}")
             ds = open_dataset(a.data, ",".join(kept))
+    for note in ds.notes:
+        say(f"{PROG}: warning: {note}")
     dropped = 0
     if a.exclude:
         ds, dropped = exclude_images(ds, a.exclude)
@@ -743,6 +746,9 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
         model_names = [m.name for m in init_model.attributes] if init_model is not None else \
             [x["name"] for x in ck["attributes"]]
         attrs = _model_spelling(attrs, model_names, "model" if ck is None else "run", say)
+        ref = init_model.attributes if init_model is not None else \
+            [Attribute.from_dict(x) for x in ck["attributes"]]
+        attrs, labels = _model_values(attrs, labels, ref, "model" if ck is None else "run", say)
     pseudo, order = [], []
     if init_model is not None:
         # The model's attributes come first, in its order; attributes the data lacks are labelled
@@ -751,7 +757,9 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
         for ma in init_model.attributes:
             if ma.name in by_name and attrs[by_name[ma.name]].values != ma.values:
                 raise FaderError(f"--init: attribute {ma.name!r} has values {list(ma.values)} in the model but "
-                                 f"{list(attrs[by_name[ma.name]].values)} in the data")
+                                 f"{list(attrs[by_name[ma.name]].values)} in the data; name the data's values as the "
+                                 f"model's (value folders or CSV labels {' / '.join(ma.values)}), or train it as a "
+                                 f"new attribute under another name")
         pseudo = [ma for ma in init_model.attributes if ma.name not in by_name]
         if pseudo and init_model.classifier is None:
             raise FaderError(f"--init: the data lacks {[x.name for x in pseudo]} and the model has no classifier to label them")
@@ -764,7 +772,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
     img_size = a.img_size or (init_model.image_size if init_model else
                               (int(ck["arch"]["img_size"]) if ck else _default_img_size(a.data)))
     if init_model is not None and img_size != init_model.image_size:
-        raise FaderError(f"--img-size {img_size} differs from the --init model's {init_model.image_size}")
+        raise FaderError(f"--img-size {img_size} differs from the --init model's {init_model.image_size}: a model is "
+                         f"fine-tuned at its own size; leave --img-size out (or give {init_model.image_size})")
     if ck is not None and img_size != int(ck["arch"]["img_size"]):
         raise FaderError(f"--img-size {img_size} differs from the checkpoint's {ck['arch']['img_size']}")
     train_idx, val_idx = split_dataset(ds, a.val_size, a.seed)
@@ -779,6 +788,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
     paths = [it.path for it in ds.items]
     say(f"{PROG}: {ds.description}; attributes {[x.name for x in attrs]}; {len(train_idx)} train / "
         f"{len(val_idx)} validation images{kept_val}")
+    if ck is not None:
+        _check_same_files(ck, run_dir, paths, ds)
     cache_dir = _cache_dir(a, ck, run_dir, say)
     build_cache = lambda: open_cache(paths, img_size, a.align, cache_dir, a.workers, progress=not quiet)  # noqa: E731
     cache = build_cache() if dist is None else dist.build_once("preprocessing", build_cache)
@@ -791,6 +802,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
         say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): "
             + "; ".join(f"{v} × {k}" for k, v in sorted(cache.skipped.items())))
     say(f"{PROG}: preprocessing cache {cache.path} ({'reused' if cache.reused else 'built'})")
+    _check_framing(a, cache, len(paths))
     train_idx = train_idx[cache.valid[train_idx]]
     val_idx = val_idx[cache.valid[val_idx]]
     try:
@@ -815,6 +827,55 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
                  val_idx, paths, cache, skipped)
 
 
+# load_training_crop's reason for an image that is neither a CelebA-framed nor a square crop.
+_NOT_ALIGNED = "not aligned (use --align)"
+
+
+def _check_framing(a, cache, n: int) -> None:
+    """Most images not face crops means a folder of whole photos given without --align: the few that
+    happen to be near-square or 178:218 would train as faces (3 of 61 photos did, a body shot among them)."""
+    from core.errors import FaderError
+    bad = cache.skipped.get(_NOT_ALIGNED, 0) if cache.skipped else 0
+    if not a.align and bad * 2 > n:
+        raise FaderError(f"{a.data[0]}: {bad} of the {n} images are not aligned face crops (neither square nor "
+                         f"framed like CelebA's 178x218): for whole photos add --align (in the training window: "
+                         f"'Detect and align faces'), which finds and aligns each face")
+
+
+def _check_same_files(ck, run_dir: Path, paths: list, ds) -> None:
+    """A resumed run's data must be the run's: checked before any preprocessing against the images
+    its train_files.txt and val_files.txt list (by their paths inside the data, so moved data
+    passes) and the number it had, so the error can say what changed and how to go on (the
+    cache-key check after preprocessing remains for what this cannot tell)."""
+    from core.errors import FaderError
+    from .datasets import split_key
+    tr = (json.loads(ck.get("meta_json") or "{}").get("training") or {})
+    skipped = tr.get("skipped") or {}
+    counts = (tr.get("n_train"), tr.get("n_val"), sum(skipped.values()) if isinstance(skipped, dict) else None)
+    if ds.kind not in ("folders", "csv") or not all(isinstance(n, int) for n in counts):
+        return   # CelebA and packs hold images of other splits, in neither list; an old run lacks the counts
+    listed = []
+    for name in ("train_files.txt", "val_files.txt"):
+        try:
+            listed += (run_dir / name).read_bytes().decode("utf-8", "surrogateescape").splitlines()
+        except OSError:
+            return
+    keys = {split_key(ds, p) for p in paths}
+
+    def present(line: str) -> bool:
+        parts = Path(line.strip()).as_posix().split("/")
+        return any("/".join(parts[i:]) in keys for i in range(len(parts)))
+    removed = sum(1 for line in listed if line.strip() and not present(line))
+    added = max(0, len(paths) - (sum(counts) - removed))
+    if not (added or removed):
+        return
+    what = " and ".join(x for x in (f"{added} image(s) added" if added else "",
+                                    f"{removed} removed or renamed" if removed else "") if x)
+    raise FaderError(f"{run_dir}: the data differ from the run's ({what} since the run started); resume with the "
+                     f"run's --data as it was, or train the run's model further on the new data in a new run "
+                     f"folder: --continue {run_dir / 'model.fader'} --steps TOTAL --out NEW_RUN_DIR")
+
+
 def _model_spelling(attrs, model_names, whose: str, say) -> list:
     """The data's attributes, each named as the model names it where the two differ only in letter
     case (a folder `smiling` for a model's `Smiling` would otherwise become a second attribute)."""
@@ -828,6 +889,43 @@ def _model_spelling(attrs, model_names, whose: str, say) -> list:
             x = replace(x, name=own)
         out.append(x)
     return out
+
+
+# Spellings of the two values of a yes/no attribute: the data's and a model's match across them.
+_NO_WORDS = {"no", "false", "0", "-1", "n", "off", "without", "negative"}
+_YES_WORDS = {"yes", "true", "1", "y", "on", "with", "positive"}
+
+
+def _model_values(attrs, labels, ref_attrs, whose: str, say) -> tuple:
+    """(attributes, labels) with each of the data's attributes that the model (or run) has spelled as
+    there, its labels renumbered to the model's order, where the values differ only in letter case
+    (`No`/`Yes` for `no`/`yes`) or both are two yes/no-like values (true/false, 1/0 for no/yes).
+    Attributes that still differ are left as they are: the caller refuses them."""
+    from dataclasses import replace
+    ref = {x.name: x for x in ref_attrs}
+    attrs, labels = list(attrs), labels.copy()
+    for j, x in enumerate(attrs):
+        m = ref.get(x.name)
+        if m is None or x.values == m.values or len(x.values) != len(m.values):
+            continue
+        lower = {v.lower(): i for i, v in enumerate(m.values)}
+        if len(lower) == len(m.values) and all(v.lower() in lower for v in x.values):
+            perm = [lower[v.lower()] for v in x.values]
+        elif len(m.values) == 2:
+            def side(v):
+                return 0 if v.lower() in _NO_WORDS else 1 if v.lower() in _YES_WORDS else None
+            ms, xs = [side(v) for v in m.values], [side(v) for v in x.values]
+            if set(ms) != {0, 1} or set(xs) != {0, 1}:
+                continue
+            perm = [ms.index(k) for k in xs]
+        else:
+            continue
+        if len(set(perm)) != len(perm):
+            continue
+        labels[:, j] = np.asarray(perm)[labels[:, j]]
+        say(f"{PROG}: the data's values {list(x.values)} of {x.name} are the {whose}'s {list(m.values)}")
+        attrs[j] = replace(x, values=m.values)
+    return attrs, labels
 
 
 class _ResumedLabels:
@@ -978,7 +1076,9 @@ def _configure(a, ck, data: _Data, dist, say) -> tuple:
         same_files = (prev.get("train_files_sha1") == _train_files_sha1(data.paths, train_idx)
                       and prev.get("n_train") == len(train_idx) and prev.get("n_val") == len(data.val_idx))
         if prev.get("cache_key") not in (None, data.cache.key) and not same_files:
-            raise FaderError(f"{ckpt_path}: the data differ from the run's (different files or size); resume with the same --data")
+            raise FaderError(f"{ckpt_path}: the data differ from the run's (different files or size); resume with "
+                             f"the run's --data as it was, or train the run's model further on the new data in a new "
+                             f"run folder: --continue {Path(a.out) / 'model.fader'} --steps TOTAL --out NEW_RUN_DIR")
         if a.steps is not None:
             cfg.steps = a.steps
         elif a.epochs is not None:
@@ -1108,6 +1208,11 @@ def _prepare_run_folder(ck, run_dir: Path, given: list, data: _Data, held: dict,
     from .trainer import CHECKPOINT_NAME
     check_run_folder(run_dir)  # again: the folder may have filled while the data was read
     held["lock"] = RunLock(run_dir).acquire()  # a second run on this folder gets a clear error
+    # a run killed while writing a checkpoint left its temporary file (120 MB at 128 px) behind
+    from core.atomic_write import remove_stale_temps
+    removed = remove_stale_temps(run_dir)
+    if removed:
+        say(f"{PROG}: removed {removed} temporary file(s) that a killed run left in {run_dir}")
     if ck is None and (run_dir / CHECKPOINT_NAME).exists():  # another run finished here meanwhile
         raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
     _start_run_folder(run_dir, given, data.cache.path.parent)

@@ -32,9 +32,25 @@ CELEBA_IMAGE_DIRS = ("img_align_celeba", "img_align_celeba_89x109")
 # CelebA's aligned frame is 178x218; the reference code keeps rows 20..198 (a 178x178 square).
 CELEBA_FRAME = (178, 218)
 CELEBA_CROP = (0, 20, 178, 198)
-# Value folder names that mean "absent" go first, so alpha=0 is "no" and alpha=1 is "yes".
-NEGATIVE_NAMES = {"no", "non", "not", "without", "false", "off", "0", "none", "negative", "absent", "-1"}
-NEGATIVE_PREFIX = re.compile(r"(no|not|non|without)[ _-]", re.IGNORECASE)
+# Value folder names that mean "absent" go first, so alpha=0 is "no" and alpha=1 is "yes". Other
+# languages' "no" too: a German ja/nein folder pair had "nein" as 1, so the slider's "yes" removed.
+NEGATIVE_NAMES = {"no", "non", "not", "without", "false", "off", "0", "none", "negative", "absent", "-1", "n",
+                  "nein", "nej", "nee", "niet", "ei", "não", "nao", "nie", "nei", "ne", "nope"}
+NEGATIVE_WORDS = ("no", "not", "non", "without", "nicht", "kein", "keine", "ohne", "sans", "sin", "sem", "senza",
+                  "zonder", "geen", "utan", "uten")
+NEGATIVE_PREFIX = re.compile(r"(%s)[ _-]" % "|".join(NEGATIVE_WORDS), re.IGNORECASE)
+# "NoBangs", "NotSmiling": a capital after the word (so "Normal", "Nose", "Notebook" are not)
+NEGATIVE_CAMEL = re.compile(r"(No|Not|Non|Without|Nicht|Kein|Ohne)[A-ZÄÖÜ]")
+POSITIVE_NAMES = {"yes", "true", "1", "y", "on", "with", "positive", "present", "ja", "oui", "si", "sí", "sim",
+                  "jo", "ok", "yep"}
+# Folders that file managers, NAS boxes and archivers make: never a value, never searched.
+JUNK_FOLDERS = {"@eadir", "__macosx", "#recycle", "#snapshot", "$recycle.bin", "system volume information",
+                "lost+found", "@recycle", "@tmp"}
+
+
+def _junk_folder(name: str) -> bool:
+    return name.startswith(".") or name.lower() in JUNK_FOLDERS
+
 
 # Recommended slider ranges for CelebA attributes, as the reference's interpolation used them.
 CELEBA_RANGES = {"Young": (-4.0, 5.0), "Male": (-1.0, 2.0), "Eyeglasses": (-1.0, 2.0)}
@@ -84,7 +100,7 @@ def _list_images(folder: Path) -> list:
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not _junk_folder(d))
         for f in sorted(filenames):
             p = Path(dirpath) / f
             if _is_image(p):
@@ -92,21 +108,52 @@ def _list_images(folder: Path) -> list:
     return out
 
 
+def _squash(v: str) -> str:
+    return re.sub(r"[ _-]", "", v).lower()
+
+
 def _negative(values) -> list:
-    return [v for v in values if v.lower() in NEGATIVE_NAMES or NEGATIVE_PREFIX.match(v)]
+    """The values that mean "absent": a name in NEGATIVE_NAMES, one starting with a NEGATIVE_WORDS
+    word and a space, '_' or '-' (`no glasses`, `without_glasses`), "No" + a capital (`NoBangs`), or
+    a negative word run together with another of `values` (`noglasses` beside `glasses`)."""
+    others = {_squash(v) for v in values}
+    out = []
+    for v in values:
+        low = v.lower()
+        joined = any(low.startswith(w) and low[len(w):] and _squash(v[len(w):]) in others - {_squash(v)}
+                     for w in NEGATIVE_WORDS)
+        if low in NEGATIVE_NAMES or NEGATIVE_PREFIX.match(v) or NEGATIVE_CAMEL.match(v) or joined:
+            out.append(v)
+    return out
+
+
+def _positive(v: str) -> bool:
+    return v.lower() in POSITIVE_NAMES
 
 
 def _order_values(values: Sequence[str]) -> list:
-    """Values sorted case-insensitively, with the one that means "absent" first (value 0): a name in
-    NEGATIVE_NAMES or one starting with no/not/non/without and a space, '_' or '-' (`no glasses`,
-    `without_glasses`, `Not-smiling`), in any letter case. Words that merely begin with those
-    letters (`normal`, `nose`, `nonsmoker`) do not count; `none` does, as a name of its own."""
+    """Values sorted case-insensitively (numerically when all are numbers), with the one that means
+    "absent" (`_negative`) first: value 0. Words that merely begin with those letters (`normal`,
+    `nose`, `nonsmoker`) do not count; `none` does, as a name of its own."""
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        pass
     vals = sorted(values, key=lambda s: s.lower())
     neg = _negative(vals)
     if len(neg) == 1:
         vals.remove(neg[0])
         vals.insert(0, neg[0])
     return vals
+
+
+def _polarity_note(name: str, values: Sequence[str], fix: str) -> Optional[str]:
+    """A warning for a two-valued attribute none (or both) of whose values reads as "absent": which
+    one was taken as 0 and which as 1, and `fix`, how to choose (None when the order is clear)."""
+    if len(values) != 2 or len(_negative(values)) == 1 or (_positive(values[1]) and not _positive(values[0])):
+        return None
+    return (f"{name}: neither value reads as 'no', so {values[0]!r} is taken as 0 (the slider's left end) and "
+            f"{values[1]!r} as 1 (alphabetical order); if that is the wrong way round, {fix}")
 
 
 def parse_attr_spec(spec: Optional[str]) -> Optional[list]:
@@ -127,10 +174,11 @@ def parse_attr_spec(spec: Optional[str]) -> Optional[list]:
 def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
     """DATA/<value>/…images: one attribute named after DATA. DATA/<attr>/<value>/…images (no value
     folder holding an image itself, and one of them holding a "no"-like sub-folder, as
-    Eyeglasses/{no,yes}) is refused with the hint to give one attribute folder per run; sub-folders
-    such as DATA/yes/batch1 are still searched."""
+    Eyeglasses/{no,yes} or Glasses/{glasses,noglasses}) is refused with the hint to give one
+    attribute folder per run; sub-folders such as DATA/yes/batch1 are still searched. Hidden and
+    NAS/archiver folders (@eaDir, __MACOSX) are no values."""
     name = root.resolve().name
-    subs = sorted([d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")], key=lambda d: d.name)
+    subs = sorted([d for d in root.iterdir() if d.is_dir() and not _junk_folder(d.name)], key=lambda d: d.name)
     per_value = {d.name: _list_images(d) for d in subs}
     per_value = {k: v for k, v in per_value.items() if v}
     inner = {k: sorted({p.relative_to(root / k).parts[0] for p in v if p.parent != root / k}) for k, v in per_value.items()}
@@ -145,9 +193,9 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
     if wanted is not None and wanted != [name]:
         _err(f"{root}: a labeled folder defines one attribute named after the folder ({name!r}); --attr "
              f"{','.join(wanted)} does not match" + _did_you_mean([a for a in wanted if a != name], [name]))
+    loose = [p for p in root.iterdir() if p.is_file() and _is_image(p)]
     if len(per_value) < 2:
-        loose = len(_list_images(root)) - sum(len(v) for v in per_value.values())
-        found = (f"found {len(per_value)}: {sorted(per_value)}" + (f", and {loose} image(s) directly in it" if loose else ""))
+        found = (f"found {len(per_value)}: {sorted(per_value)}" + (f", and {len(loose)} image(s) directly in it" if loose else ""))
         _err(f"{root}: a labeled folder needs at least 2 value subfolders with images ({found}). Put the images "
              f"in one subfolder per value of the attribute the folder is named after, e.g. {root / 'yes'} and "
              f"{root / 'no'}, or give the labels as a CSV table (file,{name}: one row per image, values 0/1)")
@@ -157,11 +205,59 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
             _err(f"{root}: value folders {folded[v.lower()]!r} and {v!r} differ only in letter case and would be two "
                  "values; merge them into one folder")
         folded[v.lower()] = v
+    twice = _one_image_in_two_values(root, per_value)
     values = _order_values(list(per_value))
     attr = Attribute(name, tuple(values))
     items = [Item(str(p), (vi,)) for vi, v in enumerate(values) for p in per_value[v]]
     counts = ", ".join(f"{v}: {len(per_value[v])}" for v in values)
-    return Dataset("folders", [str(root)], [attr], items, f"labeled folders {root} ({counts})")
+    notes = [twice] if twice else []
+    note = _polarity_note(name, values, f"rename the folders to no_{name} and yes_{name} (or no/yes), or give "
+                                        f"the labels as a CSV table with 0/1")
+    if note:
+        notes.append(note)
+    if loose:   # beside the value folders they have no label
+        notes.append(f"{len(loose)} image(s) directly in {root} (e.g. {loose[0].name}) are in no value folder and "
+                     "are not used; move them into the folder of their value")
+    return Dataset("folders", [str(root)], [attr], items, f"labeled folders {root} ({counts})", notes)
+
+
+def _one_image_in_two_values(root: Path, per_value: dict) -> Optional[str]:
+    """The same file (a link) under two values would be trained with contradictory labels: an
+    error, as a CSV table listing an image twice is. An identical copy under two values is
+    returned as a warning (found by size first; only files of equal size are hashed)."""
+    seen, by_size = {}, {}
+    for v, paths in per_value.items():
+        for p in paths:
+            real = os.path.realpath(p)
+            other = seen.setdefault(real, (v, p))
+            if other[0] != v:
+                _err(f"{root}: {other[1]} ({other[0]}) and {p} ({v}) are the same file: it would be trained as "
+                     f"both values; keep it in the folder of its one value")
+            try:
+                by_size.setdefault(os.path.getsize(real), []).append((v, p))
+            except OSError:
+                pass
+    copies = []
+    for group in by_size.values():
+        # uncompressed formats (BMP, PPM) of one size share a file size: hashing them all would read
+        # the whole data set at every start, so such large groups are left unchecked
+        if len({v for v, _ in group}) < 2 or len(group) > 1000:
+            continue
+        digests = {}
+        for v, p in group:
+            try:
+                with open(p, "rb") as f:
+                    d = hashlib.file_digest(f, "sha1").hexdigest()
+            except OSError:
+                continue
+            other = digests.setdefault(d, (v, p))
+            if other[0] != v:
+                copies.append((other, (v, p)))
+    if not copies:
+        return None
+    (v1, p1), (v2, p2) = copies[0]
+    return (f"{len(copies)} image(s) are identical copies under two values, e.g. {p1} ({v1}) and {p2} ({v2}): "
+            "they are trained as both; keep each in the folder of its one value")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,6 +300,11 @@ def _column_attribute(name: str, raw: list, table: Path, lines: list) -> tuple:
     return Attribute(name, tuple(labels)), [index[v] for v in raw]
 
 
+# A column with more values than this is taken only when --attr names it: extra columns of a table
+# (a person's id, an age) became attributes of dozens of values, each value a few images.
+MAX_UNCHOSEN_VALUES = 6
+
+
 def _open_csv(table: Path, wanted: Optional[list]) -> Dataset:
     try:
         with open(table, newline="", encoding="utf-8-sig") as f:
@@ -229,6 +330,7 @@ def _open_csv(table: Path, wanted: Optional[list]) -> Dataset:
         if len(r) != len(header):
             _err(f"{table}: line {i} has {len(r)} fields, the header has {len(header)}")
     cols = header[1:]
+    chosen = wanted is not None
     wanted, _ = _columns(cols, wanted, f"{table}: unknown attribute(s)", f" in --attr; the table has {cols}")
     base = table.parent
     paths, absent, listed = [], [], {}
@@ -242,14 +344,26 @@ def _open_csv(table: Path, wanted: Optional[list]) -> Dataset:
         paths.append(str(p))
     if absent:
         _err(f"{table}: {len(absent)} listed file(s) not found next to the table, e.g. {absent[0]!r}")
-    attrs, per_attr = [], []
+    if not chosen:
+        many = {a: len({r[header.index(a)].strip() for r in rows[1:]}) for a in wanted}
+        many = {a: n for a, n in many.items() if n > MAX_UNCHOSEN_VALUES}
+        rest = [a for a in wanted if a not in many]
+        if many and rest:   # a table of one such column alone is meant so
+            _err(f"{table}: column(s) " + ", ".join(f"{a!r} ({n} values)" for a, n in many.items())
+                 + f" look like data, not labels (an attribute has a few values, such as 0/1); choose the label "
+                 f"columns with --attr {','.join(rest)} (a column named in --attr is trained "
+                 f"whatever its number of values)")
+    attrs, per_attr, notes = [], [], []
     for a in wanted:
         j = header.index(a)
         attr, idx = _column_attribute(a, [r[j].strip() for r in rows[1:]], table, lines[1:])
         attrs.append(attr)
         per_attr.append(idx)
+        note = _polarity_note(a, attr.values, f"write the column as 0/1 (1 = has {a}) or name its values no/yes")
+        if note:
+            notes.append(f"{table}: column {note}")
     items = [Item(p, tuple(int(per_attr[k][i]) for k in range(len(attrs)))) for i, p in enumerate(paths)]
-    return Dataset("csv", [str(table)], attrs, items, f"label table {table} ({len(items)} images)")
+    return Dataset("csv", [str(table)], attrs, items, f"label table {table} ({len(items)} images)", notes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -382,11 +496,36 @@ def _kind(path: Path) -> str:
         if _find_celeba_attr_file(path):
             return "celeba"
     csvs = sorted(path.glob("*.csv"))
+    if len(csvs) == 1 and not _names_images(csvs[0]) and _value_folders_with_images(path):
+        return "folders"   # a notes.csv beside the value folders: no label table
     if len(csvs) == 1:
         return "csv"
     if len(csvs) > 1:
         _err(f"{path}: several .csv tables here ({', '.join(c.name for c in csvs)}); give one with --data")
     return "folders"
+
+
+def _value_folders_with_images(path: Path) -> bool:
+    """Whether `path` has at least two sub-folders with an image in them (a labeled folder)."""
+    subs = [d for d in path.iterdir() if d.is_dir() and not _junk_folder(d.name)]
+    return sum(1 for d in subs if next(iter(_list_images(d)), None) is not None) >= 2
+
+
+def _names_images(table: Path) -> bool:
+    """Whether a .csv's first column names an existing image file (a label table, not notes)."""
+    try:
+        with open(table, newline="", encoding="utf-8-sig", errors="replace") as f:
+            for i, row in enumerate(csv.reader(f)):
+                if i > 1000:
+                    break
+                cell = row[0].strip() if row else ""
+                if cell:
+                    p = Path(cell) if Path(cell).is_absolute() else table.parent / cell
+                    if _is_image(p) and p.is_file():
+                        return True
+    except (OSError, csv.Error):
+        return True   # the table's own reader says what is wrong with it
+    return False
 
 
 def open_dataset(data: Sequence, attr_spec: Optional[str] = None) -> Dataset:
