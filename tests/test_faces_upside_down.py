@@ -21,7 +21,9 @@ TURNED = ["001319.jpg", "000678.jpg", "002559.jpg", "003147.jpg"]
 # upright faces whose crops O-Net also reads as faces turned 180 degrees (above 0.9), and tilted
 # ones: the closest calls of 1,500 photos (docs/faces.md); the rule must leave them as they were
 UPRIGHT = [("001319.jpg", 0), ("150584.jpg", 0), ("087280.jpg", 0), ("128491.jpg", 0),
-           ("064867.jpg", 0), ("000149.jpg", -25), ("004732.jpg", 25)]
+           ("064867.jpg", 0), ("000149.jpg", -25)]
+# (004732 tilted 25 degrees reads as a face better turned a quarter: it is found there now, with
+# better landmarks; test_faces_sideways.py)
 SIZE = 64
 
 
@@ -95,7 +97,8 @@ def test_upright_faces_are_left_as_they_were(detector, photos, name, degrees, mo
     # the detector without the upside-down rule: no face turned, none dropped
     monkeypatch.setattr(FaceDetector, "_upside_down",
                         lambda self, octaves, boxes: (np.zeros(len(boxes), bool), np.zeros(len(boxes), bool),
-                                                      np.zeros((len(boxes), 5, 2), np.float32)))
+                                                      np.zeros((len(boxes), 5, 2), np.float32),
+                                                      np.zeros(len(boxes), bool)))
     before = detector.detect(rgb)
     assert len(faces) == len(before) >= 1
     for f, g in zip(faces, before):
