@@ -347,6 +347,22 @@ class _Shape:
         self.shape = tuple(shape)
 
 
+def read_model_header(path) -> tuple:
+    """(meta, attributes, ArchConfig, classifier ArchConfig or None) of a model file from its header
+    alone, checked as :func:`load_model` checks it, no tensor read (the training dialog's Size
+    while fine-tuning); ModelFileError naming what is wrong."""
+    path = Path(path)
+    _sniff(path)
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            raw = f.read(n)
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read the file: {os_reason(e)}") from None
+    header = _parse_header(path, "damaged model file", raw)
+    return _parse_meta(path, header.get("__metadata__") or {})
+
+
 def _parse_meta(path: Path, header: dict) -> tuple:
     """(meta, attributes, ArchConfig, classifier ArchConfig or None) from a model file's metadata;
     ModelFileError naming what is wrong."""

@@ -14,21 +14,24 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
+from PySide6.QtCore import QSize, Qt, Slot
+from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
                                QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QProgressDialog, QPushButton, QRadioButton, QSpinBox, QVBoxLayout,
                                QWidget)
 
 from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
 
-from .dialogs import typed_path
+from .dialogs import fit_on_screen, typed_path, visual_tab_order
 from .fader_panel import display_name
 from .plain_text import no_mnemonic, plain
 from .workers import JobRunner
 
 # widest a file name may make the progress dialog's label (pixels; the rest is elided)
 PROGRESS_NAME_PX = 320
+PROGRESS_TITLE = "Exporting"
+# the width a title bar gives its icon and buttons (minimise, maximise, close) beside the title
+TITLE_BAR_BUTTONS_PX = 140
 FORMATS = (("Same as input", None), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "webp"), ("TIFF", "tif"), ("BMP", "bmp"))
 
 
@@ -145,7 +148,8 @@ class BatchDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.buttons)
-        self.resize(620, self.sizeHint().height())
+        visual_tab_order(self.buttons)
+        fit_on_screen(self, QSize(620, self.sizeHint().height()))
         if settings is not None:
             self._restore_choices(settings)
 
@@ -214,10 +218,10 @@ class BatchDialog(QDialog):
         self._overwrite_once = False   # a "Replace" answer holds for the run it was given for
         try:
             if not in_dir or not out_dir:
-                raise FaderError("choose the folder of photos and the output folder")
+                raise FaderError("Choose the folder of photos and the output folder.")
             if self.recipe_radio.isChecked() and not recipe:
-                raise FaderError("choose a recipe file, or use the current edit" if self.values else
-                                 "choose a recipe file: no slider was moved, so there is no current edit to apply")
+                raise FaderError("Choose a recipe file, or use the current edit." if self.values else
+                                 "Choose a recipe file: no slider was moved, so there is no current edit to apply.")
             if recipe and not Path(recipe).is_file():
                 raise FaderError(f"{recipe}: recipe file not found")
             items = plan_batch(in_dir, out_dir, opts.format, opts.skip_existing, opts.overwrite)
@@ -235,7 +239,11 @@ class BatchDialog(QDialog):
         self._progress = QProgressDialog("Loading the model…", "Cancel", 0, len(items), self)
         for label in self._progress.findChildren(QLabel):
             plain(label)   # it shows the photos' file names, which Qt took for HTML
-        self._progress.setWindowTitle("Batch export")
+        # short, and the window wide enough for it: the title bar adds " — Fader Desktop", and the
+        # narrow progress window showed "Batch expo… er Desktop"
+        self._progress.setWindowTitle(PROGRESS_TITLE)
+        self._progress.setMinimumWidth(self._progress.fontMetrics().horizontalAdvance(
+            f"{PROGRESS_TITLE} — {QApplication.applicationDisplayName()}") + TITLE_BAR_BUTTONS_PX)
         self._progress.setWindowModality(Qt.WindowModality.WindowModal)
         self._progress.setMinimumDuration(0)
         self._progress.setAutoClose(False)

@@ -6,8 +6,8 @@ import json
 import platform
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
                                QTextBrowser, QVBoxLayout, QWidget)
@@ -36,6 +36,51 @@ def browse_row(edit: QLineEdit, on_browse) -> QHBoxLayout:
     row.addWidget(edit, 1)
     row.addWidget(button)
     return row
+
+
+# room for a window manager's title bar and borders, which are unknown until the window is shown
+FRAME_ALLOWANCE = QSize(16, 40)
+
+
+def screen_of(window):
+    """The screen `window` is on, or will open on: its parent window's for a dialog not shown yet."""
+    parent = window.parentWidget()
+    if not window.isVisible() and parent is not None:
+        return parent.window().screen()
+    return QGuiApplication.screenAt(window.frameGeometry().center()) or window.screen() \
+        or QGuiApplication.primaryScreen()
+
+
+def fit_on_screen(window, size: QSize | None = None, centre: bool = False) -> bool:
+    """Resize `window` to `size` (default: its own), cut to what its screen's available geometry
+    holds with the window frame; moved to the centre of that screen when `centre` is set or it had
+    to shrink. Returns whether it was shrunk."""
+    screen = screen_of(window)
+    size = QSize(size or window.size())
+    if screen is None:
+        window.resize(size)
+        return False
+    area = screen.availableGeometry()
+    frame = window.frameGeometry().size() - window.geometry().size() if window.isVisible() else FRAME_ALLOWANCE
+    room = area.size() - frame
+    fitted = size.boundedTo(room).expandedTo(window.minimumSize())
+    shrunk = fitted != size
+    window.resize(fitted)
+    if centre or shrunk:
+        outer = fitted + frame
+        window.move(area.x() + max(0, (area.width() - outer.width()) // 2),
+                    area.y() + max(0, (area.height() - outer.height()) // 2))
+    return shrunk
+
+
+def visual_tab_order(box: QDialogButtonBox) -> None:
+    """Tab through the box's buttons in the order they are shown: the platform's button layout
+    puts Export before Cancel while Tab, following creation, went Cancel then Export. Called once
+    the box is in its dialog (reparenting it loses the order)."""
+    shown = [box.layout().itemAt(i).widget() for i in range(box.layout().count())]
+    buttons = [b for b in shown if isinstance(b, QPushButton)]
+    for a, b in zip(buttons, buttons[1:]):
+        QWidget.setTabOrder(a, b)
 
 
 def action_buttons(dialog: QDialog, text: str) -> tuple:
@@ -87,10 +132,14 @@ class ExportDialog(QDialog):
         self.name_note.setVisible(False)
         form.addRow("", self.name_note)
         buttons, self.export_button = action_buttons(self, "Export")
-        self.export_button.setDefault(True)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(buttons)
+        # once the button is in the dialog: made default in a box not yet in it, it was not the
+        # dialog's default, which then took the first button after the File field, Browse…, so
+        # Enter in the File field opened the file chooser instead of exporting
+        self.export_button.setDefault(True)
+        visual_tab_order(buttons)
         self.format_combo.currentIndexChanged.connect(self._format_changed)
         self.path_edit.textChanged.connect(self._path_changed)
         self._path_changed(self.path_edit.text())
@@ -220,6 +269,7 @@ class SweepDialog(QDialog):
         lay.addLayout(form)
         lay.addWidget(note)
         lay.addWidget(buttons)
+        visual_tab_order(buttons)
         self.attr_combo.currentIndexChanged.connect(self._attr_changed)
         self._attr_changed()
 
@@ -311,7 +361,7 @@ class ModelCardDialog(QDialog):
     def __init__(self, summary: dict, path=None, parent=None):
         super().__init__(parent)
         self.setWindowTitle(f"Model card — {summary.get('name', 'model')}")
-        self.resize(560, 520)
+        fit_on_screen(self, QSize(560, 520))   # it scrolls: no taller than a small screen
         self.browser = QTextBrowser()
         self.browser.setOpenExternalLinks(True)
         self.browser.setHtml(model_card_html(summary, path))
@@ -342,6 +392,7 @@ class ImportReferenceDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(buttons)
+        visual_tab_order(buttons)
         self.src.textChanged.connect(self._changed)
         self.dst.textChanged.connect(self._changed)
         self._changed()
@@ -444,7 +495,7 @@ class ShortcutsDialog(QDialog):
     def __init__(self, parent, html_text: str):
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(520, 620)
+        fit_on_screen(self, QSize(520, 620))   # it scrolls: no taller than a small screen
         lay = QVBoxLayout(self)
         self.browser = QTextBrowser()
         lay.addWidget(self.browser)

@@ -17,9 +17,10 @@ the slider stops at its end with an outward arrow on its handle, and both toolti
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QFont, QPainter, QPainterPath, QPalette, QPen
-from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout, QLabel,
-                               QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
+from PySide6.QtGui import (QAction, QContextMenuEvent, QFont, QKeySequence, QPainter, QPainterPath, QPalette, QPen,
+                           QShortcut)
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDoubleSpinBox, QFrame, QGridLayout,
+                               QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
 from core.attributes import pure_label, towards, value_limits, value_to_code
@@ -153,6 +154,7 @@ class DecimalSpinBox(QDoubleSpinBox):
     def stepBy(self, steps: int) -> None:
         """The arrows and PgUp/PgDn stop at the slider's ends; beyond them (a typed or pasted value)
         they nudge on within the box's whole range."""
+        self.interpretText()   # a value typed but not yet entered is where the step starts (as Qt's own)
         v = self.value()
         if self.soft is not None and self.soft[0] <= v <= self.soft[1]:
             self.setValue(min(max(v + steps * self.singleStep(), self.soft[0]), self.soft[1]))
@@ -236,6 +238,9 @@ class FaderRow(QFrame):
             self.own_action.triggered.connect(self._on_correct_own)
             self.addAction(self.own_action)
             self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+            # the other key for a context menu (Windows, GNOME, KDE): only the Menu key opened it
+            menu_key = QShortcut(QKeySequence("Shift+F10"), self, self._menu_from_keyboard)
+            menu_key.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         # "unsure": the classifier's reading of this face is a guess (see UNSURE_READING); hidden otherwise
         # a note, not a control: in a narrow row it gives way (the hollow triangle still says it)
         self.unsure_label = ElidedLabel("reading unsure", least="")
@@ -294,6 +299,16 @@ class FaderRow(QFrame):
         self.slider.sliderReleased.connect(self._on_released)
         self.spin.valueChanged.connect(self._on_spin)
         self.show_value(self._shown, self._own, face=False)
+
+    def _menu_from_keyboard(self) -> None:
+        """The context menu the Menu key opens on the focused part of the row (the slider: the row's
+        correction; the number box: its own edit menu)."""
+        focus = QApplication.focusWidget()
+        target = focus if focus is not None and self.isAncestorOf(focus) else self
+        pos = target.rect().center()
+        # posted: the menu runs its own event loop, not inside the shortcut's handler
+        QApplication.postEvent(target, QContextMenuEvent(QContextMenuEvent.Reason.Keyboard, pos,
+                                                         target.mapToGlobal(pos)))
 
     # -- mapping -------------------------------------------------------------------------------
     def _to_slider(self, v: float) -> int:

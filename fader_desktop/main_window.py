@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence,
                            QUndoCommand, QUndoStack)
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QLineEdit, QMainWindow,
@@ -35,7 +35,7 @@ from core.recipe import RECIPE_FORMAT, load_recipe, make_recipe, recipe_values
 
 from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
-from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html
+from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html, fit_on_screen
 from .fader_panel import FaderPanel, display_name
 from .plain_text import literal_tip, no_mnemonic, plain
 from .settings import DEVICES, Settings
@@ -54,6 +54,8 @@ RESCALE_MS = 120
 # at 100 % a 48 MP photo's face region is 17 MP, a 1600x1000 view shows 1.6 MP of it.
 PARTIAL_MARGIN_PX = 32
 PARTIAL_FRACTION = 0.5
+# the window's size at first start, where the screen has room for it (see fit_on_screen)
+DEFAULT_SIZE = (1280, 820)
 
 
 class ValuesCommand(QUndoCommand):
@@ -216,11 +218,16 @@ class MainWindow(QMainWindow):
         self._set_session(self.session)
 
         self._watch_text_keys()
-        self.resize(1280, 820)
-        if self.settings.geometry() is not None:
-            self.restoreGeometry(self.settings.geometry())
+        saved = self.settings.geometry()
+        restored = saved is not None and self.restoreGeometry(saved)
         if self.settings.window_state() is not None:
             self.restoreState(self.settings.window_state())
+        if not restored:
+            fit_on_screen(self, QSize(*DEFAULT_SIZE), centre=True)
+        elif not self.isMaximized() and not self.isFullScreen():
+            # saved on a larger screen (a laptop undocked, a higher scale factor): the Faders panel
+            # and the status bar were past the screen's edge
+            fit_on_screen(self)
         self._refresh()
 
     def _on_clean_changed(self, clean: bool) -> None:
@@ -1047,6 +1054,8 @@ class MainWindow(QMainWindow):
         dlg.set_current_model(self._model.path if self._model else None)
         dlg.show()
         dlg.raise_()
+        # already open: the keyboard stayed in the editor, under the dialog brought to the front
+        dlg.activateWindow()
 
     # ------------------------------------------------------------------------------------------
     # view state

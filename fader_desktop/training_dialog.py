@@ -19,11 +19,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QPointF, QProcess, QProcessEnvironment, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPalette, QPen, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
-                               QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QFrame, QGridLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
+                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
-from .dialogs import typed_path
+from .dialogs import fit_on_screen, typed_path
 from .plain_text import literal_tip, plain
 from .workers import JobRunner
 
@@ -37,6 +37,11 @@ PREVIEW_WAITING = "The preview appears after the first evaluation"
 LOSS_RE = re.compile(r"\brec (?P<rec>[-\d.e]+)(?: lat (?P<lat>[-\d.e]+))?")
 POLL_MS = 1000
 OPEN_TIP = "Load the run's best model into the editor"
+STOP_TIP = "Stop after the current step; the trainer saves a resumable checkpoint"
+STOP_TIP_NOTHING_YET = ("Stop the run; nothing can be resumed yet (the first checkpoint is written when the "
+                        "training steps begin)")
+# the dialog's size where the screen has room for it (fit_on_screen cuts it to smaller screens)
+DEFAULT_SIZE = (980, 680)
 
 
 def _frozen() -> bool:
@@ -129,7 +134,6 @@ class TrainingDialog(QDialog):
     def __init__(self, parent=None, current_model: str | None = None):
         super().__init__(parent)
         self.setWindowTitle("Train model")
-        self.resize(980, 680)
         self.proc: QProcess | None = None
         self._stderr_tail = ""
         self._messages: list = []
@@ -146,7 +150,7 @@ class TrainingDialog(QDialog):
         self.stop_box: QMessageBox | None = None   # "Training is running": stop it to close?
 
         # -- setup --------------------------------------------------------------------------------
-        setup = QGroupBox("Training run")
+        setup = self.setup = QGroupBox("Training run")
         form = QFormLayout(setup)
         self.data_edit = QLineEdit()
         self.data_edit.setPlaceholderText("a labeled folder, a CSV label table or CelebA's list_attr_celeba.txt")
@@ -266,7 +270,7 @@ class TrainingDialog(QDialog):
         self.start_button.setDefault(True)
         self.start_button.clicked.connect(self.start)
         self.stop_button = QPushButton("Cancel training")
-        self.stop_button.setToolTip("Stop after the current step; the trainer saves a resumable checkpoint")
+        self.stop_button.setToolTip(STOP_TIP)
         self.stop_button.clicked.connect(self.stop)
         self.open_button = QPushButton("Open result")
         self.open_button.setToolTip(OPEN_TIP)
@@ -280,10 +284,22 @@ class TrainingDialog(QDialog):
         buttons.addWidget(self.open_button)
         buttons.addWidget(close)
 
+        # the form and the live view scroll, the buttons stay: at its least the dialog was 676 px
+        # tall, and on a smaller screen Start, Cancel and Close were below its edge
+        body = QWidget()
+        inner = QVBoxLayout(body)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addWidget(setup)
+        inner.addLayout(live, 1)
+        scroll = self.scroll = QScrollArea()
+        scroll.setWidget(body)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setMinimumHeight(120)
         lay = QVBoxLayout(self)
-        lay.addWidget(setup)
-        lay.addLayout(live, 1)
+        lay.addWidget(scroll, 1)
         lay.addLayout(buttons)
+        fit_on_screen(self, QSize(*DEFAULT_SIZE))
 
         self._poll = QTimer(self)
         self._poll.setInterval(POLL_MS)
@@ -322,7 +338,8 @@ class TrainingDialog(QDialog):
         """Fine-tuning trains at the model's own resolution (the trainer refuses another): the Size
         field then shows it, locked; unticked, the user's own choice comes back."""
         if self._fine_tuning():
-            if self.size_combo.isEnabled():
+            # isEnabledTo: the whole form is greyed out while a run goes on, which is no lock on the size
+            if self.size_combo.isEnabledTo(self.setup):
                 self._chosen_size = self.size_combo.currentData()
             size = model_image_size(self._current_model)
             if size is not None:
@@ -332,7 +349,7 @@ class TrainingDialog(QDialog):
             self.size_combo.setEnabled(False)
             self.size_combo.setToolTip("Fine-tuning trains at the open model's own size"
                                        + (f" ({size} px)" if size else ""))
-        elif not self.size_combo.isEnabled():
+        elif not self.size_combo.isEnabledTo(self.setup):
             self.size_combo.setEnabled(True)
             self.size_combo.setToolTip(self._size_tip)
             i = self.size_combo.findData(self._chosen_size)
@@ -345,9 +362,19 @@ class TrainingDialog(QDialog):
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning
 
+    def _resumable(self) -> bool:
+        """Whether stopping the run now leaves something to resume: the trainer writes its first
+        checkpoint when the training steps begin, not while it prepares the data or trains the
+        classifier (a resumed run's checkpoint is there from the start)."""
+        return bool(self.out_edit.text().strip()) and (self.run_dir() / "checkpoint_last.pt").is_file()
+
     def _update_buttons(self, *_):
         running = self.is_running()
-        ckpt = (self.run_dir() / "checkpoint_last.pt").is_file() if self.out_edit.text().strip() else False
+        ckpt = self._resumable()
+        # the run's settings are fixed while it goes on: a Run folder edited mid-run sent Open result
+        # and the progress to a folder the trainer does not write
+        self.setup.setEnabled(not running)
+        self.stop_button.setToolTip(STOP_TIP if ckpt or not running else STOP_TIP_NOTHING_YET)
         self.resume_check.setEnabled(ckpt and not running)
         if not ckpt:
             self.resume_check.setChecked(False)
@@ -464,7 +491,7 @@ class TrainingDialog(QDialog):
         if not self.is_running():
             return
         self._stopping = True
-        self.phase_label.setText("Stopping — saving a resumable checkpoint…")
+        self.phase_label.setText("Stopping — saving a resumable checkpoint…" if self._resumable() else "Stopping…")
         self.proc.terminate()
         self._update_buttons()
 
@@ -651,8 +678,11 @@ class TrainingDialog(QDialog):
         if self.stop_box is not None and self.stop_box.isVisible():
             self.stop_box.raise_()
             return
-        box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
-                          "Stop the training run? It saves a checkpoint you can resume later.",
+        # before the first checkpoint (the data prepared, the classifier trained) nothing is saved
+        text = ("Stop the training run? It saves a checkpoint you can resume later." if self._resumable() else
+                "Stop the training run? Nothing can be resumed yet: the first checkpoint is written when the "
+                "training steps begin, so Start training would begin the run again.")
+        box = QMessageBox(QMessageBox.Icon.Question, "Training is running", text,
                           QMessageBox.StandardButton.Cancel, self)
         stop = box.addButton("Stop training", QMessageBox.ButtonRole.DestructiveRole)
 
@@ -722,17 +752,12 @@ def form_terms(message: str) -> str:
 def model_image_size(path) -> int | None:
     """A .fader model's resolution from its metadata (the file's header only, no tensors read);
     None where it cannot be read."""
-    import json
+    from core.errors import ModelFileError
+    from core.model_file import read_model_header
     try:
-        with open(path, "rb") as f:
-            n = int.from_bytes(f.read(8), "little")
-            if not 2 <= n <= 100_000_000:
-                return None
-            meta = json.loads(f.read(n)).get("__metadata__") or {}
-        size = json.loads(meta["fader_meta"]).get("image_size")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return int(read_model_header(path)[2].img_size)
+    except (ModelFileError, OSError):
         return None
-    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
 def _extra_options(text: str, owned: dict = FIELD_OPTIONS) -> list:

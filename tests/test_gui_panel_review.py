@@ -219,4 +219,10 @@ def test_a_value_typed_beyond_the_slider_is_taken_as_typed_and_the_arrows_stop_a
     qtbot.keyClicks(box, "12")
     qtbot.keyClick(box, Qt.Key.Key_Return)
     assert w.session.slider("Smiling") <= value_limits(row.attr)[1]
+    # a value typed, then an arrow key: the step starts from what was typed (it started from the old value)
+    row.spin.setValue(0.0)
+    row.spin.selectAll()
+    qtbot.keyClicks(box, "1.5")
+    qtbot.keyClick(box, Qt.Key.Key_Up)
+    qtbot.waitUntil(lambda: w.session.slider("Smiling") == pytest.approx(1.55), timeout=TIMEOUT)
 
