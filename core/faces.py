@@ -75,6 +75,7 @@ class Face:
     score: float
     upside_down: bool = False
     quarter_turns: int = 0   # 1 or 3: found sideways, upright in np.rot90(photo, quarter_turns)
+    search_scale: float = 1.0   # the scale the photo was searched at where it was found (faces under 20 / it px were not looked for)
 
     @property
     def center_x(self) -> float:
@@ -102,7 +103,8 @@ def _unturned(face: Face, k: int, w: int, h: int) -> Face:
         box, lm = (y0, h - x1, y1, h - x0), np.stack([ly, h - 1 - lx], 1)
     else:
         raise ValueError(f"quarter turns must be 1 or 3, got {k}")
-    return Face(tuple(float(v) for v in box), lm.astype(np.float32), face.score, face.upside_down, k)
+    return Face(tuple(float(v) for v in box), lm.astype(np.float32), face.score, face.upside_down, k,
+                face.search_scale)
 
 
 def _inside(a: Face, b: Face) -> bool:
@@ -421,9 +423,11 @@ class FaceDetector:
             # nothing was found upright, or a face was found lying on its side. The turn whose
             # faces are upright there wins (turned the wrong way, a face can be found upside
             # down); its faces join those found upright where they are not on one of them.
+            # Turned, a big photo is searched at its first scale only: a faceless 4000x3000 photo
+            # took 3.2 s instead of 0.9 with both scales each way (1.3 s so).
             best = None
             for k in (1, 3):
-                found = [f for f in self._find(np.ascontiguousarray(np.rot90(rgb, k)), min_size)[0]
+                found = [f for f in self._find(np.ascontiguousarray(np.rot90(rgb, k)), min_size, first_only=True)[0]
                          if f.score >= SIDEWAYS_SCORE]
                 key = (sum(not f.upside_down for f in found), sum(f.score for f in found))
                 if found and (best is None or key > best[0]):
@@ -433,14 +437,15 @@ class FaceDetector:
                           if not any(_inside(f, g) or _inside(g, f) for g in faces)]
         return reading_order(faces)
 
-    def _find(self, rgb: np.ndarray, min_size: float) -> tuple:
-        """An upright search of ``rgb``: its faces, and whether a face lying on its side was
-        found (and dropped)."""
+    def _find(self, rgb: np.ndarray, min_size: float, first_only: bool = False) -> tuple:
+        """An upright search of ``rgb`` (at its first scale only with ``first_only``): its faces,
+        and whether a face lying on its side was found (and dropped)."""
         h, w = rgb.shape[:2]
         octaves = _Octaves(_contrast_stretched(rgb))
         sideways = False
+        scales = self._search_scales(h, w, min_size)
         with torch.inference_mode():
-            for downscale in self._search_scales(h, w, min_size):
+            for downscale in scales[:1] if first_only else scales:
                 min_px = max(float(min_size), 20.0 / downscale, 12.0)
                 boxes, scores, points, turned, lying = self._cascade(octaves, h, w, min_px)
                 sideways |= lying
@@ -453,7 +458,8 @@ class FaceDetector:
             for a, c in ((0, 1), (3, 4)):
                 if (lm[a, 0] > lm[c, 0]) != bool(t):
                     lm[[a, c]] = lm[[c, a]]
-            faces.append(Face(tuple(float(v) for v in b), lm.astype(np.float32), float(sc), bool(t)))
+            faces.append(Face(tuple(float(v) for v in b), lm.astype(np.float32), float(sc), bool(t),
+                              search_scale=float(downscale)))
         return faces, sideways
 
     def _search_scales(self, h: int, w: int, min_size: float) -> tuple:
@@ -472,12 +478,11 @@ class FaceDetector:
             return first, min(1.0, 2 * first)
         return (first,)
 
-    def search_scale(self, h: int, w: int, min_size: float = 40.0, found: bool = False) -> float:
-        """The scale (<= 1) at which :meth:`detect` last searched an h x w photo: the first scale
-        where it `found` a face, else the last. Below 1, a face under ``20 / scale`` pixels was
-        not looked for."""
-        scales = self._search_scales(h, w, min_size)
-        return scales[0] if found else scales[-1]
+    def search_scale(self, h: int, w: int, min_size: float = 40.0) -> float:
+        """The scale (<= 1) at which :meth:`detect` last searched an h x w photo in which it found
+        no face: below 1, a small face can have been missed (where it found faces, each
+        ``Face.search_scale`` says where)."""
+        return self._search_scales(h, w, min_size)[-1]
 
     def _run(self, net: nn.Module, crops: np.ndarray):
         x = torch.from_numpy(crops.astype(np.float32)).to(self.device).permute(0, 3, 1, 2).contiguous()

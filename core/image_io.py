@@ -468,6 +468,9 @@ class Source:
     # the straight (not over white) colour of the pixels where alpha < 255, (N, 3) in row order:
     # compositing over white and back is not exact (up to 105 levels off where alpha < 16)
     color: Optional[np.ndarray] = None
+    # a 16-bit source's: those pixels as load_image composited them (from 16 bits, which the 8-bit
+    # colour and alpha above do not reproduce); None where recomputing them is exact
+    composite: Optional[np.ndarray] = None
     xmp: Optional[bytes] = None
     iptc: Optional[bytes] = None          # IPTC-NAA records (b"" when present but unreadable)
     text: dict = field(default_factory=dict)   # a PNG's text chunks (Author, Copyright, …)
@@ -492,12 +495,12 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) 
             lost.append("a multi-page TIFF: only its first page is written")
         elif getattr(im, "is_animated", False) and im.format != "MPO":
             lost.append("an animation: only its first frame is written")
-        plane = color = None
+        plane = color = composite = None
         if alpha and (mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info):
-            plane, color = _load_alpha(p, im)
+            plane, color, composite = _load_alpha(p, im)
         gray = mode in _GRAY_MODES or mode.startswith("I;16")
         return Source(_exif_block(im) if exif else None, _profile(im, gray), gray, plane, tuple(lost),
-                      color=color, xmp=_xmp(im) if exif else None, iptc=_iptc(im) if exif else None,
+                      color=color, composite=composite, xmp=_xmp(im) if exif else None, iptc=_iptc(im) if exif else None,
                       text=_png_text(p, im) if exif else {}, dpi=_dpi(im),
                       lossless=im.format == "WEBP" and _webp_lossless(p))
     except ImageError:
@@ -510,19 +513,21 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) 
 
 
 def _load_alpha(p: Path, im: Image.Image) -> tuple:
-    """(the upright 8-bit alpha plane, the straight colour where it is below 255 as Source.color)
-    of an image with transparency; (None, None) when fully opaque."""
+    """(the upright 8-bit alpha plane, the straight colour where it is below 255 as Source.color,
+    Source.composite) of an image with transparency; (None, None, None) when fully opaque."""
+    composite = None
     if _is_16bit_color(im):
         arr = _cv2_decode_stored(p, im)
         if arr is None or arr.ndim != 3 or arr.shape[2] not in (2, 4):
-            return None, None
+            return None, None, None
         top = 65535.0 if arr.dtype == np.uint16 else 255.0
         orientation = _orientation(im)
         a = _orient_array(_to_8bit(arr[..., -1], top), orientation)
         if a.min(initial=255) == 255:
-            return None, None
-        rgb = _gray3(arr[..., 0]) if arr.shape[2] == 2 else arr[..., 2::-1]
-        rgb = _orient_array(_to_8bit(rgb, top), orientation)
+            return None, None, None
+        rgb16 = _gray3(arr[..., 0]) if arr.shape[2] == 2 else arr[..., 2::-1]
+        rgb = _orient_array(_to_8bit(rgb16, top), orientation)
+        composite = np.ascontiguousarray(_orient_array(_over_white(rgb16, arr[..., -1], top), orientation)[a < 255])
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -531,9 +536,9 @@ def _load_alpha(p: Path, im: Image.Image) -> tuple:
         rgba = np.asarray(upright.convert("RGBA"), dtype=np.uint8)
         a = rgba[..., 3]
         if a.min(initial=255) == 255:
-            return None, None
+            return None, None, None
         rgb = rgba[..., :3]
-    return np.ascontiguousarray(a), np.ascontiguousarray(rgb[a < 255])
+    return np.ascontiguousarray(a), np.ascontiguousarray(rgb[a < 255]), composite
 
 
 def _xmp(im) -> Optional[bytes]:
@@ -556,6 +561,7 @@ def _iptc(im) -> Optional[bytes]:
         return None
     if data is None:
         return None
+    # typed LONG, as Photoshop writes it, Pillow gives its first number only: b"", unreadable
     return bytes(data) if isinstance(data, (bytes, bytearray)) and data else b""
 
 
@@ -654,7 +660,7 @@ def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: in
     lossless in WebP."""
     fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
     keep = dict(quality=quality, exif=source.exif, icc_profile=source.icc, gray=source.gray,
-                alpha=source.alpha, color=source.color, lossless=source.lossless and fmt == "WEBP",
+                alpha=source.alpha, color=source.color, composite=source.composite, lossless=source.lossless and fmt == "WEBP",
                 xmp=source.xmp, iptc=source.iptc, text=source.text, dpi=source.dpi)
     if unchanged and source_path is not None:
         if save_unchanged(source_path, path, rgb, **keep):
@@ -680,7 +686,9 @@ def _dropped(fmt: str, source: Source) -> list:
     if source.xmp and not _xmp_fits(fmt, source.xmp):
         out.append(f"XMP metadata dropped ({cannot})" if fmt != "JPEG"
                    else f"XMP metadata dropped ({len(source.xmp) // 1024} KB, over JPEG's 64 KB limit)")
-    if source.iptc is not None and not (source.iptc and fmt == "TIFF"):
+    if source.iptc == b"":   # e.g. a TIFF's IPTC tag typed LONG, as Photoshop writes it
+        out.append("IPTC metadata dropped (it is stored in a form that cannot be read back)")
+    elif source.iptc is not None and fmt != "TIFF":
         out.append(f"IPTC metadata dropped ({cannot})")
     if source.text and fmt != "PNG":
         keys = list(source.text)
@@ -910,7 +918,8 @@ def image_format(path: str | os.PathLike) -> str | None:
 
 def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
                exif: bytes | None = None, icc_profile: bytes | None = None, gray: bool = False,
-               alpha: np.ndarray | None = None, color: np.ndarray | None = None, lossless: bool = False,
+               alpha: np.ndarray | None = None, color: np.ndarray | None = None,
+               composite: np.ndarray | None = None, lossless: bool = False,
                xmp: bytes | None = None, iptc: bytes | None = None, text: dict | None = None,
                dpi: tuple | None = None) -> None:
     """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
@@ -922,7 +931,8 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     tags only), as is ``icc_profile`` (from :func:`read_icc_profile`; not in BMP). ``gray``
     writes the luminance only; ``alpha`` (H x W uint8, the transparency ``rgb`` was composited
     over white with) is written back where the format has an alpha channel, with ``color``
-    (Source.color) where a pixel is still the source's. ``lossless``: a lossless WebP. ``xmp``,
+    (Source.color) where a pixel is still the source's (``composite``: as load_image made it, for a
+    16-bit source). ``lossless``: a lossless WebP. ``xmp``,
     ``iptc``, ``text`` (PNG text chunks) and ``dpi`` are written where the format keeps them (see
     :func:`export_photo`). Raises ImageError naming ``path`` on failure; no temporary file is
     left behind.
@@ -939,7 +949,7 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     if alpha is not None and (fmt not in _ALPHA_FORMATS or alpha.shape != arr.shape[:2]):
         alpha = None
     if alpha is not None:
-        arr = _uncomposite(arr, alpha, color)
+        arr = _uncomposite(arr, alpha, color, composite)
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
     if gray:
         image = image.convert("L")   # ITU-R 601 luminance; a grey pixel stays exactly itself
@@ -956,16 +966,20 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
         raise ImageError(f"{p}: cannot save image: {exc}") from None
 
 
-def _uncomposite(arr: np.ndarray, alpha: np.ndarray, color: np.ndarray | None) -> np.ndarray:
+def _uncomposite(arr: np.ndarray, alpha: np.ndarray, color: np.ndarray | None,
+                 composite: np.ndarray | None = None) -> np.ndarray:
     """The straight colour to write under ``alpha`` for ``arr`` (composited over white, as
     load_image returns it): the source's own (``color``, Source.color) wherever the pixel is still
-    what load_image made of it, else the white taken back out (approximate where alpha is low)."""
+    what load_image made of it (``composite``, else recomputed from ``color``), else the white
+    taken back out (approximate where alpha is low)."""
     a = alpha.astype(np.float32)[..., None]
     straight = (arr.astype(np.float32) - (255.0 - a)) * 255.0 / np.maximum(a, 1.0)
     out = np.where(a > 0, np.clip(np.rint(straight), 0, 255), arr).astype(np.uint8)
     see = alpha < 255
     if color is not None and len(color) == int(np.count_nonzero(see)):
-        unedited = (_over_white(color, alpha[see], 255.0) == arr[see]).all(axis=1)
+        made = composite if composite is not None and len(composite) == len(color) else \
+            _over_white(color, alpha[see], 255.0)
+        unedited = (made == arr[see]).all(axis=1)
         part = out[see]
         part[unedited] = color[unedited]
         out[see] = part

@@ -124,7 +124,11 @@ def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, de
     # eye distance the face needs at photo resolution so that the model's crop is not mostly upsampling
     needed = MIN_EYE_DISTANCE_FRACTION * size * tmpl_eye / crop_w
     scale = getattr(detector, "search_scale", None)
-    faces = FoundFaces([], [], [], [], search_scale=scale(*image.shape[:2], found=bool(found)) if scale else 1.0,
+    # the scale the faces were found at (the first, unless only a second look found them), or
+    # where none was, the last one searched
+    searched = (max(getattr(f, "search_scale", 1.0) for f in found) if found
+                else scale(*image.shape[:2]) if scale else 1.0)
+    faces = FoundFaces([], [], [], [], search_scale=searched,
                        size=(image.shape[1], image.shape[0]))
     for f in found:
         eye = float(np.linalg.norm(f.landmarks[1] - f.landmarks[0]))

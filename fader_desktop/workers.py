@@ -423,9 +423,9 @@ class _RememberingDetector:
             self._image = rgb
         return list(self._faces)
 
-    def search_scale(self, h: int, w: int, found: bool = False) -> float:
+    def search_scale(self, h: int, w: int) -> float:
         from core.faces import shared_detector
-        return shared_detector().search_scale(h, w, found=found)
+        return shared_detector().search_scale(h, w)
 
 
 class EditorBackend:

@@ -1770,7 +1770,7 @@ def test_a_big_photo_with_faces_says_which_small_ones_were_not_looked_for(editor
     face = load_image(portrait_path)
     big = np.full((3000, 4000, 3), 120, np.uint8)
     big[1000:1600, 1000:1600] = cv2.resize(face, (600, 600), interpolation=cv2.INTER_AREA)
-    big[1200:1260, 3000:3060] = cv2.resize(face, (60, 60), interpolation=cv2.INTER_AREA)
+    big[1200:1440, 3000:3240] = cv2.resize(face, (240, 240), interpolation=cv2.INTER_AREA)   # a 53 px face
     save_image(tmp_path / "group.png", big)
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
         w.open_photo(tmp_path / "group.png")
@@ -1782,6 +1782,12 @@ def test_a_big_photo_with_faces_says_which_small_ones_were_not_looked_for(editor
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
         w.open_photo(tmp_path / "small.png")
     assert len(w._photo.faces) == 1 and "not looked for" not in w.panel.notice.text()
+    # only the 53 px face: found by the second, closer look, which looks for faces from 40 px
+    big[1000:1600, 1000:1600] = 120
+    save_image(tmp_path / "one_small.png", big)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(tmp_path / "one_small.png")
+    assert len(w._photo.faces) == 1 and "not looked for" not in w.panel.notice.text(), w.panel.notice.text()
 
 
 FIRST_PAINT_SCRIPT = r"""

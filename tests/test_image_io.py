@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -639,6 +640,26 @@ def test_semi_transparent_pixels_keep_their_own_colour(tmp_path, suffix, kwargs)
     np.testing.assert_array_equal(got[away], rgba[..., [0, 3]][away])
 
 
+def test_a_16bit_semi_transparent_photo_keeps_its_colour_where_unedited(tmp_path):
+    """Review: a 16-bit source is composited from its 16 bits, which the 8-bit colour and alpha
+    do not reproduce, so unedited pixels were not recognised and were un-composited approximately
+    (up to 241 levels off). Its composite is kept and compared instead."""
+    import cv2
+    from core.image_io import export_photo, read_source
+    rng = np.random.default_rng(3)
+    bgra = rng.integers(0, 65536, (40, 50, 4), dtype=np.uint16)
+    bgra[..., 3] = rng.integers(0, 65536, (40, 50), dtype=np.uint16) // 8     # mostly transparent
+    src = tmp_path / "deep.png"
+    cv2.imwrite(str(src), bgra)
+    export_photo(src, tmp_path / "out.png", load_image(src), read_source(src))
+    out = np.asarray(Image.open(tmp_path / "out.png").convert("RGBA")).astype(int)
+    alpha8 = np.rint(bgra[..., 3] / 257.0).astype(int)
+    seen = alpha8 > 0
+    np.testing.assert_array_equal(out[..., 3], alpha8)
+    want = np.rint(bgra[..., 2::-1] / 257.0).astype(int)
+    assert np.abs(out[..., :3][seen] - want[seen]).max() == 0
+
+
 def _jpeg_with_xmp_and_iptc(path, dpi=(300, 300)):
     """A JPEG as a photo agency's: XMP (APP1), IPTC (Photoshop APP13) and 300 dpi."""
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/>Rating 5</x:xmpmeta>'
@@ -782,3 +803,31 @@ def test_a_tiff_without_a_resolution_does_not_pass_on_one_dpi(tmp_path):
     export_photo(tmp_path / "plain.tif", tmp_path / "out.jpg", load_image(tmp_path / "plain.tif"),
                  read_source(tmp_path / "plain.tif"))
     assert Image.open(tmp_path / "out.jpg").info.get("dpi") in (None, (72, 72))
+
+
+def test_a_tiffs_iptc_stored_as_numbers_is_named_unreadable_not_unkeepable(tmp_path):
+    """Review: Photoshop types a TIFF's IPTC tag LONG, which Pillow reads as one number; the note
+    said a TIFF export "cannot keep" IPTC, which a TIFF can."""
+    from PIL import TiffImagePlugin, TiffTags
+
+    from core.image_io import export_photo, read_source
+    rec = b"\x1c\x02\x00\x00\x02\x00\x04\x1c\x02\x78\x00\x09a caption"
+    rec += b"\0" * (-len(rec) % 4)
+    ifd = TiffImagePlugin.ImageFileDirectory_v2()
+    ifd[33723] = rec
+    ifd.tagtype[33723] = TiffTags.UNDEFINED
+    src = tmp_path / "ps.tif"
+    Image.fromarray(_pattern()).save(src, tiffinfo=ifd)
+    data = bytearray(src.read_bytes())
+    off = struct.unpack_from("<I", data, 4)[0]
+    for k in range(struct.unpack_from("<H", data, off)[0]):
+        entry = off + 2 + 12 * k
+        if struct.unpack_from("<H", data, entry)[0] == 33723:
+            struct.pack_into("<HI", data, entry + 2, 4, len(rec) // 4)   # LONG, as Photoshop writes it
+    src.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _copied, notes = export_photo(src, tmp_path / "out.tif", load_image(src), read_source(src))
+    assert "IPTC metadata dropped (it is stored in a form that cannot be read back)" in notes, notes
+    assert not any("cannot keep" in n for n in notes), notes
+

@@ -92,7 +92,8 @@ def test_a_folder_of_attribute_folders_with_run_together_no_names_is_refused(tmp
 
 # -- 2. fine-tuning on other spellings of the model's values -------------------------------------
 
-@pytest.mark.parametrize("values", [("No", "Yes"), ("false", "true"), ("0", "1")])
+@pytest.mark.parametrize("values", [("No", "Yes"), ("false", "true"), ("0", "1"), ("no_Smiling", "yes_Smiling"),
+                                    ("nein", "ja"), ("absent", "present")])
 def test_init_takes_the_models_values_in_another_spelling(tmp_path, capsys, tiny_model_path, values):
     data = _folder(tmp_path / "Smiling", values)
     out = tmp_path / "run"
@@ -185,6 +186,12 @@ def test_the_same_file_under_two_values_is_refused(tmp_path):
     with pytest.raises(FaderError) as e:
         open_dataset(data)
     assert "are the same file" in str(e.value) and "linked.png (yes)" in str(e.value)
+    # a hard link is the same file too (the resolved path is not)
+    os.remove(data / "yes" / "linked.png")
+    os.link(data / "no" / "1.png", data / "yes" / "hard.png")
+    with pytest.raises(FaderError) as e:
+        open_dataset(data)
+    assert "are the same file" in str(e.value) and "hard.png (yes)" in str(e.value)
 
 
 def test_an_identical_copy_under_two_values_is_a_warning(tmp_path):
@@ -192,6 +199,11 @@ def test_an_identical_copy_under_two_values_is_a_warning(tmp_path):
     (data / "yes" / "copy.png").write_bytes((data / "no" / "3.png").read_bytes())
     (note,) = open_dataset(data).notes
     assert note.startswith("1 image(s) are identical copies under two values") and "copy.png (yes)" in note
+    # same size and first 4 KB, different after: no copy
+    head = bytes(range(256)) * 16
+    (data / "no" / "a.png").write_bytes(head + b"A" * 100)
+    (data / "yes" / "b.png").write_bytes(head + b"B" * 100)
+    assert [n[:10] for n in open_dataset(data).notes] == ["1 image(s)"]
 
 
 # -- 7. extra CSV columns, numeric labels ---------------------------------------------------------
@@ -206,6 +218,22 @@ def test_many_valued_csv_columns_need_attr(tmp_path):
     msg = str(e.value)
     assert "'person_id' (7 values), 'age' (40 values)" in msg and "--attr Glasses" in msg
     assert [a.name for a in open_dataset(table, "Glasses,person_id").attributes] == ["Glasses", "person_id"]
+
+
+def test_continuing_on_a_table_with_extra_columns_trains_the_models_attributes(tmp_path, capsys):
+    """Review: the refusal of many-valued columns also stopped --continue, which trains the
+    model's own attributes and leaves the table's others out (it trained before)."""
+    imgs = _images(tmp_path / "d", 40)
+    table = tmp_path / "d" / "labels.csv"
+    table.write_text("file,Bangs,person_id\n" + "".join(f"{p.name},{i % 2},{i % 9}\n" for i, p in enumerate(imgs)))
+    first = tmp_path / "run1"
+    code, err = _train(["--data", str(table), "--attr", "Bangs", "--out", str(first), "--val-size", "4",
+                        "--steps", "2"], capsys, tmp_path)
+    assert code == 0, err
+    code, err = _train(["--continue", str(first / "model.fader"), "--data", str(table), "--out", str(tmp_path / "run2"),
+                        "--val-size", "4", "--steps", "4"], capsys, tmp_path)
+    assert code == 0, err
+    assert [a.name for a in load_model(tmp_path / "run2" / "model.fader").attributes] == ["Bangs"]
 
 
 def test_numeric_labels_sort_as_numbers(tmp_path):

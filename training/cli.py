@@ -720,7 +720,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
     from .cache import open_cache
     from .datasets import exclude_images, open_dataset, recorded_split, split_dataset
     init_path = a.init or a.continue_from
-    ds = open_dataset(a.data, a.attr)
+    # a resumed or continued run trains its own attributes (below): other columns are not refused
+    ds = open_dataset(a.data, a.attr, every_column=a.attr is None and (ck is not None or bool(a.continue_from)))
     if ck is not None and a.attr is None:   # a resumed run trains its own attributes, as --continue below
         own = {x["name"] for x in ck["attributes"]}
         kept = [x.name for x in ds.attributes if x.name in own]
@@ -892,8 +893,15 @@ def _model_spelling(attrs, model_names, whose: str, say) -> list:
 
 
 # Spellings of the two values of a yes/no attribute: the data's and a model's match across them.
-_NO_WORDS = {"no", "false", "0", "-1", "n", "off", "without", "negative"}
-_YES_WORDS = {"yes", "true", "1", "y", "on", "with", "positive"}
+def _yes_no_sides(values) -> Optional[list]:
+    """0 or 1 for each of two values as the data's labels order them (datasets._order_values: the
+    one that reads as "no" is 0), or None where neither or both read so."""
+    from .datasets import _negative, _positive
+    neg = _negative(values)
+    if len(values) == 2 and len(neg) == 1:
+        return [0 if v in neg else 1 for v in values]
+    pos = [_positive(v) for v in values]
+    return [1 if p else 0 for p in pos] if len(values) == 2 and sum(pos) == 1 else None
 
 
 def _model_values(attrs, labels, ref_attrs, whose: str, say) -> tuple:
@@ -912,10 +920,10 @@ def _model_values(attrs, labels, ref_attrs, whose: str, say) -> tuple:
         if len(lower) == len(m.values) and all(v.lower() in lower for v in x.values):
             perm = [lower[v.lower()] for v in x.values]
         elif len(m.values) == 2:
-            def side(v):
-                return 0 if v.lower() in _NO_WORDS else 1 if v.lower() in _YES_WORDS else None
-            ms, xs = [side(v) for v in m.values], [side(v) for v in x.values]
-            if set(ms) != {0, 1} or set(xs) != {0, 1}:
+            # the same words as the data's own ordering: no_Eyeglasses/yes_Eyeglasses, as the
+            # warning about unclear values advises, was refused by a narrower list of its own
+            ms, xs = _yes_no_sides(m.values), _yes_no_sides(x.values)
+            if ms is None or xs is None:
                 continue
             perm = [ms.index(k) for k in xs]
         else:

@@ -221,6 +221,15 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
     return Dataset("folders", [str(root)], [attr], items, f"labeled folders {root} ({counts})", notes)
 
 
+def _digest(p, limit: Optional[int] = None) -> Optional[str]:
+    """SHA-1 of the file ``p`` (of its first ``limit`` bytes); None where it cannot be read."""
+    try:
+        with open(p, "rb") as f:
+            return (hashlib.sha1(f.read(limit)) if limit else hashlib.file_digest(f, "sha1")).hexdigest()
+    except OSError:
+        return None
+
+
 def _one_image_in_two_values(root: Path, per_value: dict) -> Optional[str]:
     """The same file (a link) under two values would be trained with contradictory labels: an
     error, as a CSV table listing an image twice is. An identical copy under two values is
@@ -228,31 +237,38 @@ def _one_image_in_two_values(root: Path, per_value: dict) -> Optional[str]:
     seen, by_size = {}, {}
     for v, paths in per_value.items():
         for p in paths:
-            real = os.path.realpath(p)
-            other = seen.setdefault(real, (v, p))
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            # (device, inode): a symbolic or a hard link to one file
+            other = seen.setdefault((st.st_dev, st.st_ino), (v, p))
             if other[0] != v:
                 _err(f"{root}: {other[1]} ({other[0]}) and {p} ({v}) are the same file: it would be trained as "
                      f"both values; keep it in the folder of its one value")
-            try:
-                by_size.setdefault(os.path.getsize(real), []).append((v, p))
-            except OSError:
-                pass
+            by_size.setdefault(st.st_size, []).append((v, p))
     copies = []
     for group in by_size.values():
         # uncompressed formats (BMP, PPM) of one size share a file size: hashing them all would read
         # the whole data set at every start, so such large groups are left unchecked
         if len({v for v, _ in group}) < 2 or len(group) > 1000:
             continue
-        digests = {}
+        # the first 4 KB first: small JPEGs often share a size (2,448 of 5,371 CelebA crops split
+        # in two folders), rarely their first bytes; only those read whole
+        heads = {}
         for v, p in group:
-            try:
-                with open(p, "rb") as f:
-                    d = hashlib.file_digest(f, "sha1").hexdigest()
-            except OSError:
+            heads.setdefault(_digest(p, 4096), []).append((v, p))
+        for key, same_head in heads.items():
+            if key is None or len({v for v, _ in same_head}) < 2:
                 continue
-            other = digests.setdefault(d, (v, p))
-            if other[0] != v:
-                copies.append((other, (v, p)))
+            digests = {}
+            for v, p in same_head:
+                d = _digest(p)
+                if d is None:
+                    continue
+                other = digests.setdefault(d, (v, p))
+                if other[0] != v:
+                    copies.append((other, (v, p)))
     if not copies:
         return None
     (v1, p1), (v2, p2) = copies[0]
@@ -305,7 +321,7 @@ def _column_attribute(name: str, raw: list, table: Path, lines: list) -> tuple:
 MAX_UNCHOSEN_VALUES = 6
 
 
-def _open_csv(table: Path, wanted: Optional[list]) -> Dataset:
+def _open_csv(table: Path, wanted: Optional[list], every_column: bool = False) -> Dataset:
     try:
         with open(table, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
@@ -330,7 +346,7 @@ def _open_csv(table: Path, wanted: Optional[list]) -> Dataset:
         if len(r) != len(header):
             _err(f"{table}: line {i} has {len(r)} fields, the header has {len(header)}")
     cols = header[1:]
-    chosen = wanted is not None
+    chosen = wanted is not None or every_column
     wanted, _ = _columns(cols, wanted, f"{table}: unknown attribute(s)", f" in --attr; the table has {cols}")
     base = table.parent
     paths, absent, listed = [], [], {}
@@ -528,8 +544,10 @@ def _names_images(table: Path) -> bool:
     return False
 
 
-def open_dataset(data: Sequence, attr_spec: Optional[str] = None) -> Dataset:
-    """Open one or more `--data` paths of the same kind; raises FaderError with a one-line message."""
+def open_dataset(data: Sequence, attr_spec: Optional[str] = None, every_column: bool = False) -> Dataset:
+    """Open one or more `--data` paths of the same kind; raises FaderError with a one-line message.
+    ``every_column``: a label table's columns of many values are taken too (a resumed or continued
+    run then keeps the model's own attributes of them), not refused as data."""
     # Absolute paths: the cache key and the run's file lists must not depend on the working folder.
     paths = [Path(os.path.abspath(Path(p).expanduser())) for p in ([data] if isinstance(data, (str, os.PathLike)) else data)]
     if not paths:
@@ -549,7 +567,8 @@ def open_dataset(data: Sequence, attr_spec: Optional[str] = None) -> Dataset:
         if len(paths) > 1:
             _err(f"--data: only CelebA image folders can be combined (got {len(paths)} {kind} sources)")
         p = paths[0]
-        ds = _open_csv(p if p.is_file() else sorted(p.glob("*.csv"))[0], wanted) if kind == "csv" else _open_folders(p, wanted)
+        ds = (_open_csv(p if p.is_file() else sorted(p.glob("*.csv"))[0], wanted, every_column) if kind == "csv"
+              else _open_folders(p, wanted))
     if not ds.items:
         _err(f"{paths[0]}: no images found")
     try:   # found now, not when the trained model is refused by every loader
