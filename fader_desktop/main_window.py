@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
         self._list_pos: Optional[int] = None   # the one of them last tried
         self._painted = False
+        self._start_note = None   # said with "Loaded model" at start (the last model gone)
         self._after_first_paint: list = []
         self._last_attr: Optional[str] = None
         self.last_render_ms: Optional[float] = None
@@ -307,6 +308,14 @@ class MainWindow(QMainWindow):
             fallback = default_model_path() if default_model_path().is_file() else None
         elif default_model_path().is_file():
             path = default_model_path()
+            if self.settings.last_model:
+                # said, not silent: the user chose that model and finds another one loaded
+                self._start_note = (f"the last model, {self.settings.last_model}, is no longer there; "
+                                    "the built-in model is loaded")
+        unsaved = self.settings.unsaved_reason()
+        if unsaved:   # once, at start: nothing the user sets up would come back next time
+            log.warning("%s", unsaved)
+            self._start_note = "; ".join(n for n in (self._start_note, unsaved) if n)
         if path is not None:
             self.load_model(path, fallback)
         else:
@@ -598,8 +607,10 @@ class MainWindow(QMainWindow):
             self._watch_text_keys()
             self.undo_stack.clear()
         # the notice (no CUDA here: on the CPU) goes with it: shown first, "Loaded model" replaced it at once
-        self.statusBar().showMessage(f"Loaded model {info.name}" + (f" · {info.notice}" if info.notice else ""),
-                                     10000 if info.notice else 5000)
+        notes = [n for n in (info.notice, self._start_note) if n]
+        self._start_note = None
+        self.statusBar().showMessage(f"Loaded model {info.name}" + "".join(f" · {n}" for n in notes),
+                                     10000 if notes else 5000)
         log.info("model %s loaded from %s on %s", info.name, info.path, info.device)
         if self._photo is None:
             self._set_session(EditSession(self._attrs, []))

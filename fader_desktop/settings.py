@@ -49,6 +49,14 @@ class Settings:
     def __init__(self, qsettings: QSettings | None = None):
         self.q = qsettings if qsettings is not None else QSettings()
 
+    def unsaved_reason(self) -> str | None:
+        """Why nothing the window remembers (recent files, its size, the last model) will be kept:
+        the settings file cannot be written (a read-only or missing folder); None where it can."""
+        if self.q.isWritable():
+            return None
+        return (f"settings cannot be saved ({self.q.fileName()} is not writable): recent files, the "
+                "window's size and the last model will not be remembered")
+
     # -- device / model ------------------------------------------------------------------------
     @property
     def device(self) -> str:

@@ -325,3 +325,39 @@ def test_batch_messages_and_progress_title_read_whole(qtbot, tmp_path, celeba_al
     assert not dlg.is_running()
     if dlg.summary_box is not None:
         dlg.summary_box.close()
+
+
+def test_a_last_model_that_is_gone_is_said_when_the_built_in_one_loads(qtbot, tmp_path, tiny_model_path):
+    """The model last used was deleted or moved: the window loaded the built-in one without a word,
+    and the user, who chose that model, found other faders."""
+    from fader_desktop.main_window import MainWindow
+    from fader_desktop.settings import Settings
+    gone = tmp_path / "moved away.fader"
+    shutil.copy(tiny_model_path, gone)
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    settings.last_model = str(gone)
+    gone.unlink()
+    w = MainWindow(settings, device="cpu")
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.modelChanged, timeout=120_000):
+        w.start()
+    text = w.statusBar().currentMessage()
+    assert f"the last model, {gone}, is no longer there; the built-in model is loaded" in text, text
+    assert w._model is not None and w._model.path.name == "default.fader"
+
+
+def test_settings_that_cannot_be_saved_are_said_at_start(qtbot, tmp_path, tiny_model_path):
+    """A settings file that cannot be written (its folder is a file here; read-only elsewhere):
+    nothing was remembered from one start to the next, without a word."""
+    from fader_desktop.main_window import MainWindow
+    from fader_desktop.settings import Settings
+    (tmp_path / "config").write_text("a file where the settings folder should be")
+    settings = Settings(QSettings(str(tmp_path / "config" / "s.ini"), QSettings.Format.IniFormat))
+    assert "is not writable" in settings.unsaved_reason()
+    w = MainWindow(settings, device="cpu")
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.modelChanged, timeout=120_000):
+        w.start(model=tiny_model_path)
+    text = w.statusBar().currentMessage()
+    assert "settings cannot be saved" in text and "will not be remembered" in text, text
+    assert Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)).unsaved_reason() is None
