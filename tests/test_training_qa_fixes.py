@@ -278,3 +278,29 @@ def test_junk_folders_loose_images_and_a_notes_csv(tmp_path):
     # a table that names the images is still the labels
     (data / "notes.csv").write_text("file,Smiling\n" + "".join(f"{50 + i}.png,{i % 2}\n" for i in range(3)))
     assert open_dataset(data).kind == "csv"
+
+
+def test_a_fine_tune_of_a_mirror_decoded_model_is_decoded_so_too(tmp_path, capsys, tiny_model_path):
+    """QA: fine-tuned from the shipped model (decoded with each face's mirror image, +0.5 dB),
+    the new model lost the mirror decoding without a word."""
+    from core.model_file import save_model
+    m = load_model(tiny_model_path)
+    m.meta["mirror_decode"] = True
+    init = tmp_path / "mirrored.fader"
+    save_model(m, init)
+    data = _folder(tmp_path / "Bangs", ("no", "yes"))
+    out = tmp_path / "run"
+    code, err = _train(["--data", str(data), "--init", str(init), "--out", str(out), "--steps", "2",
+                        "--val-size", "4"], capsys, tmp_path)
+    assert code == 0, err
+    assert load_model(out / "model.fader").meta.get("mirror_decode") is True
+
+
+
+def test_two_labeled_folders_are_refused_with_the_way_to_train_both(tmp_path):
+    """QA: `--data A --data B` said "got 2 folders sources" and no way to train two attributes."""
+    a = _folder(tmp_path / "Bangs", ("no", "yes"))
+    b = _folder(tmp_path / "Smiling", ("no", "yes"))
+    with pytest.raises(FaderError) as e:
+        open_dataset([a, b])
+    assert "(got 2 labeled folders)" in str(e.value) and "one label table (CSV: file,Attr1,Attr2" in str(e.value)

@@ -1050,7 +1050,8 @@ def _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, d
         else:
             cols.append((next(m for m in init_model.attributes if m.name == name), None))
     if pseudo:
-        say(f"{PROG}: labelling {[x.name for x in pseudo]} with the --init model's classifier")
+        # the model given by --init or --continue (a continued run said "--init")
+        say(f"{PROG}: labelling {[x.name for x in pseudo]} with the classifier of the model it starts from")
         clf = init_model.classifier.to(device).eval()
         pred = np.zeros((len(paths), len(init_model.attributes)), np.int64)
         ok = np.flatnonzero(cache.valid)
@@ -1193,6 +1194,10 @@ def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) ->
             "pseudo_labelled": [x.name for x in data.pseudo],
         },
     }
+    if data.init_model is not None and data.init_model.meta.get("mirror_decode"):
+        # a model fine-tuned or continued from one decoded with each face's mirror image is decoded
+        # so too (the shipped model's +0.5 dB): its fine-tunes lost it without a word
+        meta["mirror_decode"] = True
     if ck is not None:
         meta = json.loads(ck.get("meta_json") or "{}") or meta
     return meta
@@ -1288,7 +1293,9 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
         say(f"{PROG}: steps {start}-{cfg.critic_warmup_until - 1} train the discriminators and the critic only")
     if ck is not None:
         trainer.load_state(ck)
-        say(f"{PROG}: resumed {ckpt_path} at step {trainer.step} (best mean swap accuracy {trainer.best['score']:.3f} at step {trainer.best['step']})")
+        best = (f"best mean swap accuracy {trainer.best['score']:.3f} at step {trainer.best['step']}"
+                if trainer.best.get("step", -1) >= 0 else "not evaluated yet")
+        say(f"{PROG}: resumed {ckpt_path} at step {trainer.step} ({best})")
     else:
         if continued_at is not None:
             trainer.step = continued_at  # the loss weights' ramps go on from where the model's training was

@@ -565,7 +565,9 @@ def open_dataset(data: Sequence, attr_spec: Optional[str] = None, every_column: 
         ds = _open_pack(paths[0], wanted)
     else:
         if len(paths) > 1:
-            _err(f"--data: only CelebA image folders can be combined (got {len(paths)} {kind} sources)")
+            what = {"folders": "labeled folders", "csv": "label tables"}.get(kind, f"{kind} sources")
+            _err(f"--data: only CelebA image folders can be combined (got {len(paths)} {what}); for several "
+                 "attributes, give one label table (CSV: file,Attr1,Attr2,…)")
         p = paths[0]
         ds = (_open_csv(p if p.is_file() else sorted(p.glob("*.csv"))[0], wanted, every_column) if kind == "csv"
               else _open_folders(p, wanted))
