@@ -304,3 +304,16 @@ def test_two_labeled_folders_are_refused_with_the_way_to_train_both(tmp_path):
     with pytest.raises(FaderError) as e:
         open_dataset([a, b])
     assert "(got 2 labeled folders)" in str(e.value) and "one label table (CSV: file,Attr1,Attr2" in str(e.value)
+
+
+def test_a_label_table_in_utf16_is_read_and_one_in_a_code_page_says_how_to_save_it(tmp_path):
+    """QA: a UTF-16 table (Excel's "Unicode text") or a Windows-1252 one (Excel's plain "CSV")
+    got Python's codec error and no hint."""
+    imgs = _images(tmp_path / "d", 6)
+    text = "file,Lächeln\n" + "".join(f"{p.name},{i % 2}\n" for i, p in enumerate(imgs))
+    (tmp_path / "d" / "labels.csv").write_text(text, encoding="utf-16")
+    assert open_dataset(tmp_path / "d" / "labels.csv").attributes[0].name == "Lächeln"
+    (tmp_path / "d" / "labels.csv").write_text(text, encoding="cp1252")
+    with pytest.raises(FaderError) as e:
+        open_dataset(tmp_path / "d" / "labels.csv")
+    assert "is not UTF-8 text" in str(e.value) and "'CSV UTF-8'" in str(e.value) and "codec" not in str(e.value)

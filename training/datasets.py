@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core.attributes import Attribute
-from core.errors import FaderError, ModelFileError
+from core.errors import FaderError, ModelFileError, os_reason
 from core.image_io import DEFAULT_MAX_PIXELS
 from core.model_file import MAX_ATTRIBUTES, MAX_LABEL_CHARS, MAX_VALUES, check_attributes
 
@@ -323,11 +323,19 @@ MAX_UNCHOSEN_VALUES = 6
 
 def _open_csv(table: Path, wanted: Optional[list], every_column: bool = False) -> Dataset:
     try:
-        with open(table, newline="", encoding="utf-8-sig") as f:
+        with open(table, "rb") as f:
+            head = f.read(2)
+        # Excel's "Unicode text" and some editors write UTF-16 with its byte-order mark
+        encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+        with open(table, newline="", encoding=encoding) as f:
             reader = csv.reader(f)
             numbered = [(reader.line_num, r) for r in reader if r and any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError) as e:
-        _err(f"{table}: cannot read label table ({e})")
+    except OSError as e:
+        _err(f"{table}: cannot read label table ({os_reason(e)})")
+    except UnicodeDecodeError as e:
+        # Excel's plain "CSV" is the system's code page (Windows-1252 in Western Europe), not UTF-8
+        _err(f"{table}: the label table is not UTF-8 text (byte {e.start + 1} is not UTF-8: {e.object[e.start:e.start + 1]!r}); "
+             "save it as UTF-8 (Excel: File ▸ Save As ▸ 'CSV UTF-8'; LibreOffice: character set Unicode (UTF-8))")
     lines, rows = [n for n, _ in numbered], [r for _, r in numbered]
     if len(rows) < 2:
         _err(f"{table}: label table needs a header line (file,attr1,...) and at least one row")
