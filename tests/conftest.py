@@ -93,6 +93,18 @@ def celeba_wild() -> Path:
     return _require(CELEBA_WILD)
 
 
+@pytest.fixture
+def labeled_folder(tmp_path, celeba_aligned) -> Path:
+    """Smiling/{yes,no}/ with a few real aligned faces each (a user's labeled folder)."""
+    import shutil
+    root = tmp_path / "Smiling"
+    for i, f in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:12]):
+        d = root / ("yes" if i % 2 else "no")
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, d / f.name)
+    return root
+
+
 @pytest.fixture(scope="session")
 def portrait_path() -> Path:
     """One real photo with a single clear face (vendored: present on every machine)."""
@@ -164,26 +176,24 @@ def read_only_dir(tmp_path) -> Path:
             d.chmod(0o755)
 
 
-def display_p3_icc() -> bytes:
-    """A Display P3 ICC profile (v2, matrix and gamma 2.2 curves), built here: Pillow can only
-    create sRGB, whose numbers mean nearly what a profile-less file's do, so only a wide-gamut
-    profile shows whether an export keeps what the photo's pixels mean."""
+def _s15(v: float) -> bytes:
     import struct
+    return struct.pack(">i", round(v * 65536))
 
-    def s15(v: float) -> bytes:
-        return struct.pack(">i", round(v * 65536))
 
-    def xyz(x, y, z) -> bytes:
-        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+def icc_xyz(x, y, z) -> bytes:
+    """An ICC XYZ tag's body."""
+    return b"XYZ " + bytes(4) + _s15(x) + _s15(y) + _s15(z)
 
-    text = b"Display P3 (Fader Desktop tests)\0"
+
+def icc_profile(space: bytes, tags: list, name: bytes) -> bytes:
+    """A v2 display ICC profile of colour space ``space`` (b"RGB ", b"GRAY") with ``tags``
+    [(signature, body)] and a description tag naming it, built here (Pillow creates sRGB only)."""
+    import struct
+    text = name + b"\0"
     desc = (b"desc" + bytes(4) + struct.pack(">I", len(text)) + text
             + bytes(4) + bytes(4) + bytes(3) + bytes(67))
-    curve = b"curv" + bytes(4) + struct.pack(">I", 1) + struct.pack(">H", 0x0233) + bytes(2)
-    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
-            (b"rXYZ", xyz(0.5151, 0.2412, -0.0011)), (b"gXYZ", xyz(0.2920, 0.6922, 0.0419)),
-            (b"bXYZ", xyz(0.1571, 0.0666, 0.7841)),
-            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    tags = [(b"desc", desc)] + list(tags)
     offset = 128 + 4 + 12 * len(tags)
     table, data = struct.pack(">I", len(tags)), b""
     for sig, body in tags:
@@ -191,9 +201,21 @@ def display_p3_icc() -> bytes:
         table += sig + struct.pack(">II", offset + len(data), len(body))
         data += body
     size = offset + len(data)
-    header = (struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + bytes(4) + bytes(4) + bytes(4)
-              + bytes(4) + bytes(8) + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(4)
-              + bytes(44))
+    header = (struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntr" + space + b"XYZ "
+              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + bytes(28)
+              + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + bytes(48))
     assert len(header) == 128
     return header + table + data
+
+
+def display_p3_icc() -> bytes:
+    """A Display P3 ICC profile (v2, matrix and gamma 2.2 curves), built here: Pillow can only
+    create sRGB, whose numbers mean nearly what a profile-less file's do, so only a wide-gamut
+    profile shows whether an export keeps what the photo's pixels mean."""
+    import struct
+    curve = b"curv" + bytes(4) + struct.pack(">I", 1) + struct.pack(">H", 0x0233) + bytes(2)
+    return icc_profile(b"RGB ", [(b"wtpt", icc_xyz(0.9642, 1.0, 0.8249)),
+                                 (b"rXYZ", icc_xyz(0.5151, 0.2412, -0.0011)), (b"gXYZ", icc_xyz(0.2920, 0.6922, 0.0419)),
+                                 (b"bXYZ", icc_xyz(0.1571, 0.0666, 0.7841)),
+                                 (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)],
+                       b"Display P3 (Fader Desktop tests)")

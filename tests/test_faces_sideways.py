@@ -87,16 +87,10 @@ def test_a_steeply_tilted_face_gets_its_landmarks_from_the_turned_photo(detector
     # On 60 photos tilted 50 / 60 / 70 degrees, landmarks within a quarter of the eye distance:
     # 35 / 18 / 9 before, 48 / 52 / 54 now (the same at 20 and 30 degrees; docs/faces.md).
     # 004732 tilted 25 degrees: 0.27 of the eye distance off upright, 0.11 from the turned photo.
-    import cv2
+    from test_faces_upside_down import tilted_with_matrix
     rgb = _photo(celeba_wild, name)
     ref = _largest(detector.detect(rgb))
-    h, w = rgb.shape[:2]
-    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
-    c, s = abs(m[0, 0]), abs(m[0, 1])
-    nw, nh = int(h * s + w * c), int(h * c + w * s)
-    m[0, 2] += (nw - w) / 2
-    m[1, 2] += (nh - h) / 2
-    tilted = cv2.warpAffine(rgb, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    tilted, m = tilted_with_matrix(rgb, degrees)
     truth = ref.landmarks @ m[:, :2].T + m[:, 2]
     eye = np.linalg.norm(ref.landmarks[1] - ref.landmarks[0])
     faces = detector.detect(tilted)

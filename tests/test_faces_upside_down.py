@@ -41,16 +41,20 @@ def _turned(rgb):
     return np.ascontiguousarray(rgb[::-1, ::-1])
 
 
-def _tilted(rgb, degrees):
-    if not degrees:
-        return rgb
+def tilted_with_matrix(rgb, degrees) -> tuple:
+    """(the photo turned by ``degrees`` on a canvas that holds it whole, edges replicated; the 2x3
+    matrix that maps its points there)."""
     h, w = rgb.shape[:2]
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
     c, s = abs(m[0, 0]), abs(m[0, 1])
     nw, nh = int(h * s + w * c), int(h * c + w * s)
     m[0, 2] += (nw - w) / 2
     m[1, 2] += (nh - h) / 2
-    return cv2.warpAffine(rgb, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(rgb, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), m
+
+
+def _tilted(rgb, degrees):
+    return tilted_with_matrix(rgb, degrees)[0] if degrees else rgb
 
 
 def _largest(found):

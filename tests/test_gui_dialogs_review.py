@@ -22,17 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 180_000
 
 
-@pytest.fixture
-def labeled_folder(tmp_path, celeba_aligned):
-    """Smiling/{yes,no}/ with a few real aligned faces each."""
-    root = tmp_path / "Smiling"
-    for i, f in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:12]):
-        d = root / ("yes" if i % 2 else "no")
-        d.mkdir(parents=True, exist_ok=True)
-        shutil.copy(f, d / f.name)
-    return root
-
-
 def _dialog(qtbot, data: Path, out: Path) -> TrainingDialog:
     d = TrainingDialog()
     qtbot.addWidget(d)

@@ -207,16 +207,6 @@ def test_train_model_again_gives_the_open_dialog_the_keyboard(qtbot, tmp_path):
 
 # -- stopping a run before its first checkpoint ------------------------------------------------------
 
-@pytest.fixture
-def labeled_folder(tmp_path, celeba_aligned):
-    root = tmp_path / "Smiling"
-    for i, f in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:12]):
-        d = root / ("yes" if i % 2 else "no")
-        d.mkdir(parents=True, exist_ok=True)
-        shutil.copy(f, d / f.name)
-    return root
-
-
 def test_stop_while_the_classifier_trains_says_nothing_is_kept(qtbot, tmp_path, labeled_folder):
     """Escape while the classifier trained asked "It saves a checkpoint you can resume later", and
     the dialog then said "Stopped before the first checkpoint". The form stayed editable during the

@@ -737,22 +737,9 @@ def test_tiff_and_bmp_exports_name_the_metadata_they_drop(tmp_path):
 
 def _gray_icc() -> bytes:
     """A grey ICC profile ('GRAY' colour space, gamma 1.8: Apple's Gray Gamma 1.8 kind)."""
-    text = b"Gray Gamma 1.8 (tests)\0"
-    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8) + bytes(3) + bytes(67)
-    wtpt = b"XYZ " + bytes(4) + struct.pack(">3i", 63190, 65536, 54061)
+    from conftest import icc_profile, icc_xyz
     trc = b"curv" + bytes(4) + struct.pack(">IH", 1, 0x01CD) + bytes(2)
-    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"kTRC", trc)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = struct.pack(">I", len(tags)), b""
-    for sig, body in tags:
-        body += bytes(-len(body) % 4)
-        table += sig + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    header = (struct.pack(">I", offset + len(data)) + bytes(4) + struct.pack(">I", 0x02100000)
-              + b"mntrGRAYXYZ " + bytes(12) + b"acsp" + bytes(24) + bytes(4)
-              + struct.pack(">3i", 63190, 65536, 54061) + bytes(48))
-    assert len(header) == 128
-    return header + table + data
+    return icc_profile(b"GRAY", [(b"wtpt", icc_xyz(0.9642, 1.0, 0.8249)), (b"kTRC", trc)], b"Gray Gamma 1.8 (tests)")
 
 
 def test_a_grey_photos_grey_profile_travels_into_grey_exports(tmp_path):
