@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .atomic_write import write_bytes_atomic
+from .run_files import CHECKPOINT_NAME, RUN_MARKER
 from .attributes import Attribute
 from .errors import ModelFileError, os_reason
 from .networks import ArchConfig, AutoEncoder, Classifier
@@ -160,6 +161,11 @@ def _sniff(path: Path) -> None:
     # The first bytes of a safetensors file are its header length, which can itself start with
     # b"PK" or 0x80 (e.g. a 0x...80-byte header): only call it a pickle if it is not safetensors.
     if not safetensors_like and (head[:2] == b"PK" or head[:1] == b"\x80"):
+        # a checkpoint given where a model is expected: the way to its run's model, not import-reference
+        if path.name == CHECKPOINT_NAME or (path.parent / RUN_MARKER).is_file():
+            raise ModelFileError(f"{path}: is a fader-train checkpoint (pickled), never loaded as a model: its "
+                                 f"run's model is {path.parent / 'model.fader'}, and `fader-train --export-last "
+                                 f"--out {path.parent}` makes one of its last step")
         raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint, which is never loaded directly "
                              "(it could run code); convert it with `fader-desktop import-reference`")
     if len(head) < 8:
@@ -226,6 +232,12 @@ def check_attributes(attrs, path) -> None:
         _expect(all(abs(v) <= MAX_SLIDER for v in a.range), path,
                 f"attribute {a.name!r} has the slider range {a.range[0]:g} .. {a.range[1]:g}, beyond ±{MAX_SLIDER:g}")
     _expect(len({a.name for a in attrs}) == len(attrs), path, "attribute names are not unique")
+    # `--set`, recipes and the window look names up ignoring case: 'Glasses' and 'glasses' in one
+    # model made --set Glasses=1 edit the other one
+    folded = {}
+    for a in attrs:
+        other = folded.setdefault(a.name.casefold(), a.name)
+        _expect(other == a.name, path, f"attribute names {other!r} and {a.name!r} differ only in letter case")
 
 
 def read_safetensors(path: Path, damaged: str, max_bytes: int = MAX_FILE_BYTES, expect=None) -> tuple:

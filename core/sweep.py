@@ -173,6 +173,21 @@ def check_fps(path, fps: float) -> None:
         raise FaderError(f"{path}: a GIF cannot play {fps:g} frames per second (its frame delays are "
                          f"hundredths of a second and viewers slow shorter ones down to 0.1 s); "
                          f"use --fps {MAX_GIF_FPS:g} or less, or write .mp4")
+    if Path(path).suffix.lower() == ".gif":
+        played = 100.0 / gif_delay_cs(fps)
+        if abs(played / fps - 1) > 0.05:
+            lower, higher = 100.0 / (gif_delay_cs(fps) + 1), 100.0 / max(2, gif_delay_cs(fps) - 1)
+            near = sorted({round(v, 2) for v in (lower, played, higher)})
+            raise FaderError(f"{path}: a GIF's frame delays are whole hundredths of a second, so {fps:g} frames "
+                             f"per second would play at {played:.3g}; use --fps " + " or ".join(f"{v:g}" for v in near)
+                             + ", or write .mp4")
+
+
+def gif_delay_cs(fps: float) -> int:
+    """The frame delay a GIF stores for ``fps``, in hundredths of a second (at least 2, which
+    viewers play as asked). Computed in milliseconds, Pillow cut the last digit off: 35 fps was
+    stored as 2 cs and played at 50."""
+    return max(2, int(round(100.0 / fps)))
 
 
 def compose(rows: Sequence[Sequence[np.ndarray]], cell: int, margin: int,
@@ -356,7 +371,7 @@ def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0) -> None
             ims = [Image.fromarray(f) for f in frames]
             with atomic_file(p) as f:  # checked writes: a full disk is an error, not a short GIF
                 ims[0].save(f, format="GIF", save_all=True, append_images=ims[1:],
-                            duration=int(round(1000 / fps)), loop=0, optimize=False, disposal=1)
+                            duration=10 * gif_delay_cs(fps), loop=0, optimize=False, disposal=1)
         else:
             # the temp name keeps the suffix: ffmpeg chooses the container from it
             with atomic_path(p, keep_suffix=True) as tmp:

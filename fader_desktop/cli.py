@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 PROG = "fader-desktop"
@@ -97,6 +99,23 @@ def _gui_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a service manager) raised where the command is, as Ctrl-C is:
+    its outputs' temporary files are removed on the way out. Killed outright, `edit` and `sweep`
+    left `.NAME.PID-….part` files (and an ffmpeg child) behind."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
+def _stop_on_sigterm():
+    """Install the SIGTERM handler (main thread only); the handler it replaces, or None."""
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     for stream in (sys.stdout, sys.stderr):
@@ -113,6 +132,7 @@ def main(argv=None) -> int:
         p = OneLineParser(prog=f"{PROG} {command}", description=SUBCOMMANDS[command][1])
         module.add_arguments(p)
         args = p.parse_args(argv[1:])
+        old = _stop_on_sigterm()
         try:
             code = int(module.run(args) or 0)
             sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's exit
@@ -120,6 +140,9 @@ def main(argv=None) -> int:
         except FaderError as e:
             sys.stderr.write(f"{PROG}: error: {printable(e)}\n")
             return 2
+        except _Terminated:
+            sys.stderr.write(f"{PROG}: terminated\n")
+            return 143
         except KeyboardInterrupt:
             sys.stderr.write(f"{PROG}: interrupted\n")
             return 130
@@ -128,6 +151,9 @@ def main(argv=None) -> int:
             # stdout goes to devnull so that flushing it at exit cannot raise again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGTERM, old)
     if argv and not argv[0].startswith("-") and not Path(argv[0]).suffix and not os.path.lexists(argv[0]):
         # a mistyped sub-command would otherwise start the window with a "photo" that does not exist
         import difflib

@@ -434,3 +434,27 @@ def test_one_face_outputs_take_the_main_face_as_the_window_does(tmp_path, capsys
         assert rc == 0, err
         strips[" ".join(extra)] = read(out)
     assert np.array_equal(strips[""], strips["--face 1"]) and not np.array_equal(strips[""], strips["--face 0"])
+
+
+def test_sigterm_while_an_output_is_written_leaves_no_temporary_file(tmp_path):
+    """QA: `kill` (SIGTERM, as `timeout` and service managers send) during `edit` or `sweep` left
+    the hidden `.NAME.PID-….part` file behind; Ctrl-C did not. Now SIGTERM stops the command the
+    same way: exit 143, "terminated", nothing left but the input."""
+    import glob
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.image_io import save_image
+    save_image(tmp_path / "big.png", np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), dtype=np.uint8))
+    proc = subprocess.Popen([sys.executable, "-m", "fader_desktop", "edit", str(tmp_path / "big.png"),
+                             "-o", str(tmp_path / "out.tif")], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not glob.glob(str(tmp_path / ".out.tif*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the export ended before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143 and "fader-desktop: terminated" in err, (proc.returncode, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"]

@@ -242,6 +242,19 @@ def test_pickled_checkpoint_is_refused_unread(good, tmp_path, legacy, monkeypatc
     _expect_error(path, "is a pickled PyTorch checkpoint")
 
 
+def test_a_training_checkpoint_given_as_a_model_points_to_its_runs_model(tmp_path):
+    """QA: `info --model RUN/checkpoint_last.pt` advised import-reference, which then refused it;
+    the way to a model of that run is its model.fader or --export-last."""
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"step": 3, "weights": torch.zeros(2)}, run / "checkpoint_last.pt")
+    _expect_error(run / "checkpoint_last.pt", f"is a fader-train checkpoint (pickled), never loaded as a model: "
+                  f"its run's model is {run / 'model.fader'}")
+    (run / "fader-run.json").write_text("{}")
+    (run / "checkpoint_last.pt").rename(run / "copy.pt")
+    _expect_error(run / "copy.pt", "fader-train --export-last --out")
+
+
 def test_plain_safetensors_without_fader_meta(tmp_path):
     save_file({"w": torch.zeros(3)}, str(tmp_path / "plain.fader"))
     _expect_error(tmp_path / "plain.fader", "no fader_meta metadata")
@@ -285,6 +298,8 @@ META_CASES = {
     "empty_attributes": (_set("attributes", []), "metadata lists no attributes"),
     "duplicate_attributes": (lambda m: m["attributes"].__setitem__(1, dict(m["attributes"][0])),
                              "attribute names are not unique"),
+    "attributes_differ_in_case": (lambda m: m["attributes"][1].__setitem__("name", m["attributes"][0]["name"].upper()),
+                                  "differ only in letter case"),
     "attribute_one_value": (lambda m: m["attributes"][0].__setitem__("values", ["only"]),
                             "invalid attributes in metadata"),
     "attribute_bad_range": (lambda m: m["attributes"][0].__setitem__("range", [2, 1]),

@@ -249,3 +249,20 @@ def test_cli_sweeps_an_attribute_whose_name_has_an_equals_sign(tmp_path, capsys,
     assert rc == 2 and "'Hair=colour' has no value 'grey'" in err, err
     rc, err = cli(capsys, "sweep", portrait_path, "-o", tmp_path / "x.png", "--attr", "Hair", *m)
     assert rc == 2 and "unknown attribute 'Hair'; the model has ['A=B', 'Hair=colour']" in err, err
+
+
+def test_a_gif_plays_at_the_rate_asked_or_says_which_rates_it_can(tmp_path):
+    """QA: the delay was computed in milliseconds and Pillow cut it to hundredths: 35 fps was stored
+    as 2 cs and played at 50, 15 fps at 16.7."""
+    from PIL import Image
+
+    from core.errors import FaderError
+    from core.sweep import save_animation
+    frames = [np.full((16, 16, 3), v, np.uint8) for v in (0, 120, 240)]
+    for fps, cs in ((15, 7), (8, 12), (25, 4), (35, 3), (50, 2)):
+        save_animation(tmp_path / f"{fps}.gif", frames, fps=fps)
+        with Image.open(tmp_path / f"{fps}.gif") as im:
+            assert im.info["duration"] == 10 * cs, (fps, im.info["duration"])
+    with pytest.raises(FaderError, match="would play at 50; use --fps 33.33 or 50"):
+        save_animation(tmp_path / "40.gif", frames, fps=40)
+    assert not (tmp_path / "40.gif").exists()

@@ -23,7 +23,7 @@ import numpy as np
 PROG = "fader-train"
 # Written into every run folder when the run starts: the folders --out may write into are new or
 # empty ones and those that hold this file (or a checkpoint), never a folder of the user's files.
-RUN_MARKER = "fader-run.json"
+from core.run_files import RUN_MARKER  # noqa: E402
 SKIPPED_LIST = "skipped.txt"   # in the run folder: the images preprocessing skipped, with the reason
 PSEUDO_LABELS = "pseudo_labels.txt"  # in a fine-tuning run folder: the labels the --init model's classifier gave
 MAX_BATCH_SIZE = 1024
@@ -384,7 +384,7 @@ def _load_init_model(path):
         return load_model(path)
     except ModelFileError as e:
         p = Path(path)
-        if "pickled" in str(e) and (p.name == CHECKPOINT_NAME or (p.parent / RUN_MARKER).is_file()):
+        if "checkpoint" in str(e) and (p.name == CHECKPOINT_NAME or (p.parent / RUN_MARKER).is_file()):
             raise ModelFileError(f"{path}: is a fader-train checkpoint, not a model: continue its run with --resume "
                                  f"--out {p.parent}, or make a model file of it with --export-last --out {p.parent}") from None
         raise

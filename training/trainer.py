@@ -53,7 +53,7 @@ from .precision import amp_dtype, slow_amp_warning
 from .progress import progress_bar
 from .small_map_conv import use_small_map_convs
 
-CHECKPOINT_NAME = "checkpoint_last.pt"
+from core.run_files import CHECKPOINT_NAME  # noqa: E402  (the run folder's names)
 # Memory layout of activations and conv weights (measured with bench/train_speed.py).
 CHANNELS_LAST = True
 CHECKPOINT_FORMAT = "fader-train-checkpoint"
