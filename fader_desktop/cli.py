@@ -116,6 +116,14 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+def build_values(engine, recipe: str | None, sets: list) -> dict:
+    """Recipe values, then the --set overrides (raises FaderError with a clear message)."""
+    from core.recipe import load_recipe
+    values = load_recipe(recipe, engine.attributes) if recipe else {}
+    values.update(parse_sets(engine, sets))
+    return values
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     for stream in (sys.stdout, sys.stderr):

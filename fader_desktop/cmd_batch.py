@@ -40,15 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
 
 
-def build_values(engine, recipe: str | None, sets: list) -> dict:
-    """Recipe values, then the --set overrides (raises FaderError with a clear message)."""
-    from core.recipe import load_recipe
-    from fader_desktop.cli import parse_sets
-    values = load_recipe(recipe, engine.attributes) if recipe else {}
-    values.update(parse_sets(engine, sets))
-    return values
-
-
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -56,7 +47,7 @@ def run(args) -> int:
     from core.edit_session import UNSURE_READING
     from core.errors import printable
     from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
-    from fader_desktop.cli import PROG, load_engine
+    from fader_desktop.cli import PROG, build_values, load_engine
     opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
                         quality=args.quality, skip_existing=args.skip_existing, overwrite=args.overwrite)
     opts.validate()

@@ -14,6 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (.png, .jpg, .webp, …); never the input")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="attribute value: a number (slider position) or a value label; repeatable")
+    p.add_argument("--recipe", metavar="R.json",
+                   help="recipe saved by the window (Save edit as recipe…), as batch takes it; --set overrides it")
     p.add_argument("--own", action="append", default=[], metavar="NAME=VALUE",
                    help="correct a face's own value where the model misread it (0 or 1; the face --face, "
                         "else every face): --set edits are measured from it; repeatable")
@@ -36,7 +38,7 @@ def run(args) -> int:
     from core.errors import FaderError
     from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image, unchanged_wording
     from core.photo_edit import PhotoEdit, main_face
-    from fader_desktop.cli import PROG, check_output, load_engine, parse_sets
+    from fader_desktop.cli import PROG, build_values, check_output, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
     if not args.output.strip() or args.output.endswith(("/", os.sep)):
         raise FaderError(f"-o {args.output!r}: give an output file name (.png, .jpg, .webp, …)")
@@ -50,7 +52,7 @@ def run(args) -> int:
     if not 1 <= args.quality <= 100:
         raise FaderError(f"--quality must be between 1 and 100, got {args.quality}")
     engine = load_engine(args)
-    values = parse_sets(engine, args.set)
+    values = build_values(engine, args.recipe, args.set)
     owns = parse_sets(engine, args.own, "--own")
     # an existing output after the options: a rerun with a typo must name the typo, not the
     # output the first run wrote

@@ -604,3 +604,25 @@ def test_no_face_found_in_a_big_photo_says_it_was_searched_reduced_and_to_crop(t
     save_image(tmp_path / "grey.png", big[:600, :800])
     rc, err = _edit(capsys, tmp_path / "grey.png", tmp_path / "g.png", tiny_model_path, "--set", "Male=1")
     assert rc == 2 and "no face found" in err and "crop" not in err
+
+
+def test_edit_takes_a_recipe_as_batch_does(tmp_path, photo_png, tiny_model_path, capsys):
+    """QA: a recipe saved in the window could only be applied to a folder (`batch --recipe`);
+    `edit --recipe` said "unrecognized arguments". It gives the pixels --set gives, and --set
+    overrides it."""
+    from core.model_file import load_model
+    from core.recipe import make_recipe
+    recipe = tmp_path / "smile.json"
+    recipe.write_text(json.dumps(make_recipe({"Smiling": 2.0, "Male": -1.0}, load_model(tiny_model_path).name)))
+    common = ["--model", tiny_model_path, "--device", "cpu"]
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "r.png", "--recipe", recipe, *common)
+    assert rc == 0, err
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "s.png", "--set", "Smiling=2", "--set", "Male=-1",
+                          *common)
+    assert rc == 0, err
+    assert np.array_equal(read(tmp_path / "r.png"), read(tmp_path / "s.png"))
+    assert not np.array_equal(read(tmp_path / "r.png"), read(photo_png))
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "o.png", "--recipe", recipe, "--set", "Male=-1",
+                          "--set", "Smiling=-1", *common)
+    assert rc == 0, err
+    assert not np.array_equal(read(tmp_path / "o.png"), read(tmp_path / "r.png"))
