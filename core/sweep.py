@@ -73,6 +73,9 @@ def find_attribute(engine, spec: str) -> tuple:
         raise FaderError(f"unknown attribute {name.strip()!r}; the model has {[x.name for x in engine.attributes]}")
     if not target:
         return a, None
+    if a.is_binary:   # "=no" was ignored without a word: the sweep went the same way
+        raise FaderError(f"{a.name!r} has two values: a sweep goes across its slider range, from --range LO to HI "
+                         f"(0 = {a.values[0]}, 1 = {a.values[1]}); give --attr {a.name} without '={target.strip()}'")
     labels = [v.lower() for v in a.values]
     if target.strip().lower() not in labels:
         raise FaderError(f"{a.name!r} has no value {target.strip()!r}; its values are {list(a.values)}")

@@ -266,3 +266,16 @@ def test_a_gif_plays_at_the_rate_asked_or_says_which_rates_it_can(tmp_path):
     with pytest.raises(FaderError, match="would play at 50; use --fps 33.33 or 50"):
         save_animation(tmp_path / "40.gif", frames, fps=40)
     assert not (tmp_path / "40.gif").exists()
+
+
+def test_a_target_for_a_two_valued_attribute_is_refused_not_ignored(tiny_model_path):
+    """QA: `--attr Smiling=no` and `--grid --attr Male=yes` gave the same figure as without the target."""
+    from core.engine import Engine
+    from core.errors import FaderError
+    from core.model_file import load_model
+    from core.sweep import find_attribute
+    engine = Engine(load_model(tiny_model_path), device="cpu", threads=1)
+    assert find_attribute(engine, "smiling")[1] is None
+    with pytest.raises(FaderError, match="'Smiling' has two values: a sweep goes across its slider range"):
+        find_attribute(engine, "Smiling=no")
+    assert find_attribute(engine, "Hair=blond")[1] == 1
