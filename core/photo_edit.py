@@ -7,6 +7,7 @@ value change costs one decode of that face plus a paste-back.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
@@ -157,12 +158,22 @@ class FaceEdit:
     box: Optional[tuple] = None
     landmarks: Optional[np.ndarray] = None
     own_certainty: Optional[dict] = None   # the classifier's probability of each reading (None: no classifier)
-    _doc: Optional["PhotoEdit"] = field(default=None, repr=False)
+    # a weak reference: the document holds its faces, and a face holding its document strongly made
+    # a cycle that kept every photo the window had left (143 MB each at 50 MP) until the cyclic
+    # garbage collector happened to run
+    _doc_ref: Optional[weakref.ref] = field(default=None, repr=False)
     _recon: Optional[np.ndarray] = field(default=None, repr=False)
     _recon_draft: Optional[np.ndarray] = field(default=None, repr=False)
     _recon_key: object = field(default=None, repr=False)   # the own values the reconstructions are for
     _cache_key: object = field(default=None, repr=False)
     _cache_img: Optional[np.ndarray] = field(default=None, repr=False)
+
+    @property
+    def _doc(self) -> "PhotoEdit":
+        doc = self._doc_ref() if self._doc_ref is not None else None
+        if doc is None:
+            raise RuntimeError("this face's photo document is gone")
+        return doc
 
     @property
     def values(self) -> dict:
@@ -277,7 +288,7 @@ class PhotoEdit:
                                    certainty=[f.own_certainty for f in faces])
         self._scaled: Optional[tuple] = None   # (size, the photo downscaled to it): scaled_image's cache
         for f in faces:
-            f._doc = self
+            f._doc_ref = weakref.ref(self)
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
