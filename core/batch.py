@@ -53,6 +53,18 @@ MAX_READERS = 64  # reader threads (each a thread and a photo in flight)
 ProgressFn = Callable[[int, int, str], None]
 
 
+def _decoded_bytes(item) -> int:
+    """What reading ``item``'s photo will hold, from its header (RGB, 8 bits); 0 where unreadable
+    (the read reports why)."""
+    from PIL import Image
+    try:
+        with Image.open(item.input) as im:
+            w, h = im.size
+    except Exception:
+        return 0
+    return 3 * int(w) * int(h)
+
+
 # --------------------------------------------------------------------------------------------
 # options
 # --------------------------------------------------------------------------------------------
@@ -743,26 +755,35 @@ class _Pipeline:
             torch.set_num_threads(self.model_threads)
         try:
             while (pending or reads or writes) and not self.cancel.is_set():
-                # A few big photos are already hundreds of MB: read ahead by count and by size.
-                held = sum(f.result().nbytes for f in reads if f.done()) + sum(w.nbytes for w in writes)
+                # A few big photos are already hundreds of MB: read ahead by count and by size, the
+                # reads still running counted by their headers' size (counted only once read, 16
+                # photos of 100 MP were read at once: 5.2 GB for 8 of them)
+                held = sum(f.nbytes for f in reads) + sum(w.nbytes for w in writes)
                 while pending and len(reads) < window and (not reads or held < MAX_HELD_BYTES):
-                    reads.append(rpool.submit(self._read, pending.popleft()))
-                group, faces = [], 0
-                # wait for the next photo in order, then take those that are ready as well
-                while reads and faces < self.batch_faces and (not group or reads[0].done()):
+                    item = pending.popleft()
+                    fut = rpool.submit(self._read, item)
+                    fut.nbytes = _decoded_bytes(item)
+                    reads.append(fut)
+                    held += fut.nbytes
+                group, faces, size = [], 0, 0
+                # wait for the next photo in order, then take those that are ready as well (as many
+                # as the model takes at once, and no more than MAX_HELD_BYTES of them beyond one)
+                while reads and faces < self.batch_faces and (not group or (reads[0].done() and size < MAX_HELD_BYTES)):
                     p = reads.popleft().result()
                     if p.error is not None:
                         self._record(p, "read")
                     else:
                         group.append(p)
                         faces += p.n_faces
+                        size += p.image.nbytes if p.image is not None else 0
                 if group:
                     for p in self._model_or_fail(group):
                         fut = wpool.submit(self._write, p)
                         fut.nbytes = p.image.nbytes if p.image is not None else 0
                         writes.append(fut)
-                # record finished writes in order; a bounded queue keeps few photos in memory
-                while writes and (writes[0].done() or len(writes) > self.batch_faces):
+                # record finished writes in order; a queue bounded by count and size keeps few photos in memory
+                while writes and (writes[0].done() or len(writes) > self.batch_faces
+                                  or sum(w.nbytes for w in writes) > MAX_HELD_BYTES):
                     self._record(writes.popleft().result(), "write")
                 if writes and not pending and not reads:
                     # only writes left: wait for the next in short steps, so that its progress is

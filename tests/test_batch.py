@@ -113,6 +113,46 @@ def test_batch_output_matches_edit(tmp_path, mixed, engine):
         assert not np.array_equal(got, load_image(mixed / rel))
 
 
+def test_reads_ahead_are_bounded_by_the_size_of_the_photos_still_being_read(tmp_path, celeba_wild, engine,
+                                                                              monkeypatch):
+    """QA: the read-ahead's size bound counted only photos already read, so 16 photos of 100 MP
+    were read at once (8 of them: 5.2 GB). The photos still being read count by their header's
+    size now: with a bound smaller than one photo, one is read at a time, and the outputs are the
+    same as with the default bound."""
+    import core.batch as batch
+    from core.batch import BatchOptions, run_batch
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in sorted(celeba_wild.glob("*.jpg"))[:6]:
+        shutil.copy(f, src / f.name)
+    values = {"Smiling": 2.0}
+    run_batch(src, tmp_path / "free", engine, BatchOptions(values=values, format="png"), readers=3)
+    busy, most = [0], [0]
+    lock = threading.Lock()
+    read = batch._Pipeline._read
+
+    def watched(self, it):   # the pipeline's own read, with how many run at once counted
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        try:
+            time.sleep(0.05)
+            return read(self, it)
+        finally:
+            with lock:
+                busy[0] -= 1
+    monkeypatch.setattr(batch._Pipeline, "_read", watched)
+    monkeypatch.setattr(batch, "MAX_HELD_BYTES", 1)
+    rep = run_batch(src, tmp_path / "bound", engine, BatchOptions(values=values, format="png"), readers=3)
+    assert rep.exit_status == 0 and most[0] == 1, most
+    from core.image_io import load_image
+    names = sorted(p.name for p in (tmp_path / "free").glob("*.png"))
+    assert len(names) == 6 and names == sorted(p.name for p in (tmp_path / "bound").glob("*.png"))
+    for n in names:   # the same edits (a model batch of other photos may round a level differently)
+        diff = np.abs(load_image(tmp_path / "bound" / n).astype(int) - load_image(tmp_path / "free" / n).astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.001, n
+
+
 def test_photos_with_several_faces(tmp_path, celeba_wild, engine):
     """Faces of several photos share model batches; each lands back on its own photo and face."""
     from core.batch import BatchOptions, run_batch
