@@ -7,7 +7,6 @@ value change costs one decode of that face plus a paste-back.
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
@@ -158,10 +157,11 @@ class FaceEdit:
     box: Optional[tuple] = None
     landmarks: Optional[np.ndarray] = None
     own_certainty: Optional[dict] = None   # the classifier's probability of each reading (None: no classifier)
-    # a weak reference: the document holds its faces, and a face holding its document strongly made
-    # a cycle that kept every photo the window had left (143 MB each at 50 MP) until the cyclic
-    # garbage collector happened to run
-    _doc_ref: Optional[weakref.ref] = field(default=None, repr=False)
+    # the document's session and engine, not the document: a face holding its document made a cycle
+    # (the document holds its faces) that kept every photo the window had left, 143 MB each at
+    # 50 MP, until the cyclic garbage collector happened to run
+    _session: Optional[EditSession] = field(default=None, repr=False)
+    _engine: Optional[Engine] = field(default=None, repr=False)
     _recon: Optional[np.ndarray] = field(default=None, repr=False)
     _recon_draft: Optional[np.ndarray] = field(default=None, repr=False)
     _recon_key: object = field(default=None, repr=False)   # the own values the reconstructions are for
@@ -169,25 +169,18 @@ class FaceEdit:
     _cache_img: Optional[np.ndarray] = field(default=None, repr=False)
 
     @property
-    def _doc(self) -> "PhotoEdit":
-        doc = self._doc_ref() if self._doc_ref is not None else None
-        if doc is None:
-            raise RuntimeError("this face's photo document is gone")
-        return doc
-
-    @property
     def values(self) -> dict:
         """The face's current core values (from the document's session)."""
-        return self._doc.session.values(self.index)
+        return self._session.values(self.index)
 
     @property
     def own(self) -> dict:
         """The face's own values as the session holds them (the reading, or the user's correction)."""
-        return self._doc.session.own[self.index]
+        return self._session.own[self.index]
 
     @property
     def is_modified(self) -> bool:
-        return self._doc.session.is_modified(self.index)
+        return self._session.is_modified(self.index)
 
     def _is_draft(self, draft: bool) -> bool:
         """Whether a draft decode of this face differs from the full one (only a face decoded with
@@ -197,7 +190,7 @@ class FaceEdit:
     @property
     def reconstruction(self) -> np.ndarray:
         """float32 (S, S, 3): the decode at the face's own values (decoded on first use)."""
-        decode_faces([(self._doc, self.index)], edit=False)   # a no-op once decoded at the own values
+        _decode([self], edit=False)   # a no-op once decoded at the own values
         return self._recon
 
 
@@ -219,9 +212,13 @@ def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool
     (edit and reconstruction of one kind are always pasted together). render(), render_raw() and
     render_face_crop() then only paste.
     """
+    _decode([doc.faces[i] for doc, i in items], edit, reconstruction, draft)
+
+
+def _decode(faces: Sequence["FaceEdit"], edit: bool = True, reconstruction: bool = True, draft: bool = False) -> None:
+    """decode_faces for the faces themselves."""
     jobs = []   # (face, "edit" or "recon", values, cache key, draft)
-    for doc, i in items:
-        f = doc.faces[i]
+    for f in faces:
         d = f._is_draft(draft)
         if edit:
             values = f.values
@@ -237,7 +234,7 @@ def decode_faces(items: Iterable[tuple], edit: bool = True, reconstruction: bool
                 jobs.append((f, "recon", own, None, d))
     if not jobs:
         return
-    engine = jobs[0][0]._doc.engine
+    engine = jobs[0][0]._engine
     # one engine, so every face's latent is mirrored or none is, and draft applies to all alike
     latents = [f.latent.plain() if d else f.latent for f, _kind, _v, _key, d in jobs]
     out = engine.decode_float(Latent.cat(latents), [v for _f, _kind, v, _key, _d in jobs])
@@ -288,7 +285,7 @@ class PhotoEdit:
                                    certainty=[f.own_certainty for f in faces])
         self._scaled: Optional[tuple] = None   # (size, the photo downscaled to it): scaled_image's cache
         for f in faces:
-            f._doc_ref = weakref.ref(self)
+            f._session, f._engine = self.session, engine
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
