@@ -146,9 +146,10 @@ def _known_signature(p: Path) -> bool:
     return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-def _png_complete(p: Path) -> bool:
-    """Whether the PNG ``p``'s chunks run whole up to IEND (headers only, no decoding): OpenCV's
-    libpng prints "libpng error: ..." to stderr on a cut-off file before it gives up."""
+def _png_chunks(p: Path) -> tuple:
+    """(the kinds of the PNG ``p``'s chunks in order, whether they run whole up to IEND), from
+    their headers alone (no data read); ([...], False) where the file ends early or cannot be read."""
+    kinds = []
     try:
         size = p.stat().st_size
         with open(p, "rb") as f:
@@ -158,10 +159,17 @@ def _png_complete(p: Path) -> bool:
                 n, kind = struct.unpack(">I4s", f.read(8))
                 at += 12 + n
                 if kind == b"IEND":
-                    return at <= size
+                    return kinds, at <= size
+                kinds.append(kind)
     except (OSError, struct.error):
-        return False
-    return False
+        pass
+    return kinds, False
+
+
+def _png_complete(p: Path) -> bool:
+    """Whether the PNG ``p``'s chunks run whole up to IEND (headers only, no decoding): OpenCV's
+    libpng prints "libpng error: ..." to stderr on a cut-off file before it gives up."""
+    return _png_chunks(p)[1]
 
 
 def _open(p: Path, max_pixels: int | None) -> Image.Image:
@@ -588,21 +596,12 @@ def _png_text(p: Path, im) -> dict:
 
 def _png_text_after_pixels(p: Path) -> bool:
     seen_pixels = False
-    with open(p, "rb") as f:
-        f.seek(8)
-        while True:
-            head = f.read(8)
-            if len(head) < 8:
-                return False
-            n, kind = struct.unpack(">I4s", head)
-            if kind in (b"IDAT", b"fdAT"):
-                seen_pixels = True
-            elif kind in (b"tEXt", b"zTXt", b"iTXt"):
-                if seen_pixels:
-                    return True
-            elif kind == b"IEND":
-                return False
-            f.seek(n + 4, 1)
+    for kind in _png_chunks(p)[0]:
+        if kind in (b"IDAT", b"fdAT"):
+            seen_pixels = True
+        elif kind in (b"tEXt", b"zTXt", b"iTXt") and seen_pixels:
+            return True
+    return False
 
 
 def _dpi(im) -> Optional[tuple]:

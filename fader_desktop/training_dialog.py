@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QForm
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
+from core.run_files import CHECKPOINT_NAME
+
 from .dialogs import fit_on_screen, typed_path
 from .plain_text import literal_tip, plain
 from .workers import JobRunner
@@ -366,7 +368,7 @@ class TrainingDialog(QDialog):
         """Whether stopping the run now leaves something to resume: the trainer writes its first
         checkpoint when the training steps begin, not while it prepares the data or trains the
         classifier (a resumed run's checkpoint is there from the start)."""
-        return bool(self.out_edit.text().strip()) and (self.run_dir() / "checkpoint_last.pt").is_file()
+        return bool(self.out_edit.text().strip()) and (self.run_dir() / CHECKPOINT_NAME).is_file()
 
     def _update_buttons(self, *_):
         running = self.is_running()
@@ -454,7 +456,7 @@ class TrainingDialog(QDialog):
             QMessageBox.warning(self, "Options", f"Cannot read the options: {e}")
             return
         out = self.run_dir()
-        if (out / "checkpoint_last.pt").is_file() and not self.resume_check.isChecked():
+        if (out / CHECKPOINT_NAME).is_file() and not self.resume_check.isChecked():
             box = plain(QMessageBox(QMessageBox.Icon.Question, "Run folder in use",
                                     f"{out} already holds a training run. Resume it, or choose another folder?",
                                     QMessageBox.StandardButton.Cancel, self))
@@ -624,7 +626,7 @@ class TrainingDialog(QDialog):
                     f"Finished after {minutes:.1f} min; no model was written (the trainer writes "
                     f"{model} at its first evaluation)")
         elif code in (143, 130) or self._stopping:
-            if (self.run_dir() / "checkpoint_last.pt").is_file():
+            if (self.run_dir() / CHECKPOINT_NAME).is_file():
                 text = "Stopped; the run can be continued with Resume"
                 self.resume_check.setChecked(True)
             else:   # stopped while the data was prepared, before the first checkpoint: Resume stays off

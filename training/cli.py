@@ -828,15 +828,12 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
                  val_idx, paths, cache, skipped)
 
 
-# load_training_crop's reason for an image that is neither a CelebA-framed nor a square crop.
-_NOT_ALIGNED = "not aligned (use --align)"
-
-
 def _check_framing(a, cache, n: int) -> None:
     """Most images not face crops means a folder of whole photos given without --align: the few that
     happen to be near-square or 178:218 would train as faces (3 of 61 photos did, a body shot among them)."""
     from core.errors import FaderError
-    bad = cache.skipped.get(_NOT_ALIGNED, 0) if cache.skipped else 0
+    from .datasets import NOT_ALIGNED
+    bad = cache.skipped.get(NOT_ALIGNED, 0) if cache.skipped else 0
     if not a.align and bad * 2 > n:
         raise FaderError(f"{a.data[0]}: {bad} of the {n} images are not aligned face crops (neither square nor "
                          f"framed like CelebA's 178x218): for whole photos add --align (in the training window: "

@@ -52,6 +52,10 @@ def _junk_folder(name: str) -> bool:
     return name.startswith(".") or name.lower() in JUNK_FOLDERS
 
 
+# load_training_crop's reason for an image that is neither a CelebA-framed nor a square crop (the
+# command line counts it: a folder of whole photos given without --align is refused)
+NOT_ALIGNED = "not aligned (use --align)"
+
 # Recommended slider ranges for CelebA attributes, as the reference's interpolation used them.
 CELEBA_RANGES = {"Young": (-4.0, 5.0), "Male": (-1.0, 2.0), "Eyeglasses": (-1.0, 2.0)}
 
@@ -827,7 +831,7 @@ def load_training_crop(path: str, size: int, align: bool = False) -> tuple:
         return celeba_crop(rgb, size), None
     if abs(h / w - 1.0) < 0.03:
         return _resize(rgb, size), None
-    return None, "not aligned (use --align)"
+    return None, NOT_ALIGNED
 
 
 def align_available() -> bool:
