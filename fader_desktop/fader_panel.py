@@ -131,10 +131,6 @@ class ElidedLabel(QLabel):
         hint = super().minimumSizeHint()
         return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance(self._least)), hint.height())
 
-    def elided(self) -> bool:
-        """Whether the text is cut where it is shown."""
-        return self.fontMetrics().horizontalAdvance(self.text()) > self.contentsRect().width()
-
     def paintEvent(self, event) -> None:
         r = self.contentsRect()
         text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, r.width())
