@@ -32,6 +32,13 @@ in a 1280x820 window fitted to it; one JSON line with, per size:
 - longest_stall_ms: the longest gap between 5 ms ticks of the GUI thread over those changes,
   including the 400 ms after each (the canvas's refined downscale runs then).
 
+`--exports jpg,png` (with --sizes) also exports the edited photo in each format, through the
+window's File ▸ Export path (a job off the GUI thread), and reports under "exports", per format:
+
+- export_s: from the request to the window's "exported" signal;
+- longest_stall_ms: the longest gap between 5 ms ticks of the GUI thread meanwhile (an encoder
+  that holds Python's lock freezes the window that long).
+
 `--zooms fit,100` also times them at 100 %: the view zoomed to the face (View ▸ Zoom to face)
 and then to 100 % around its centre; per size, under "at_100", the same keys over the same
 number of changes, plus:
@@ -126,6 +133,8 @@ def main(argv=None) -> int:
     p.add_argument("--changes", type=int, default=7, help="--sizes: slider changes per size (medians)")
     p.add_argument("--zooms", default="fit", help="--sizes: comma-separated views to time the changes in: "
                    "fit (the photo fitted to the window), 100 (100 %% around the face)")
+    p.add_argument("--exports", default="", help="--sizes: comma-separated formats (jpg, png, tif, webp) to "
+                   "export the edited photo in, timing the export and the GUI's longest stall meanwhile")
     p.add_argument("--positions", type=int, default=100)
     p.add_argument("--rate-hz", type=float, default=60.0, help="slider moves per second during the drag")
     p.add_argument("--device", default="cpu")
@@ -411,6 +420,36 @@ def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
             out["pan_ms"] = med(pan)
         return out
 
+    def time_exports(slider, photo: Path) -> dict:
+        """Each of --exports: the edited photo exported as the window does; export_s and the GUI
+        thread's longest stall meanwhile."""
+        if slider.value() == slider.minimum():
+            slider.setValue(slider.maximum())
+        else:
+            slider.setValue(slider.minimum())
+        wait_for(w.preview_current, "the render before export")
+        done = []
+        w.exportFinished.connect(done.append)
+        out = {}
+        for fmt in [x.strip().lower() for x in args.exports.split(",") if x.strip()]:
+            target = tmp / f"{photo.stem}_export.{fmt}"
+            pause(0.5)
+            done.clear()
+            ticks.clear()
+            ticker.start()
+            t = time.perf_counter()
+            if not w.export_to(target):
+                raise SystemExit(f"gui_latency: error: the export to {target} was not started")
+            wait_for(lambda: done, f"the {fmt} export")
+            export_s = time.perf_counter() - t
+            ticker.stop()
+            gaps = [(b - a) * 1000.0 for a, b in zip(ticks, ticks[1:])]
+            out[fmt] = {"export_s": round(export_s, 2),
+                        "longest_stall_ms": round(max(gaps), 1) if gaps else None}
+            target.unlink()
+        w.exportFinished.disconnect(done.append)
+        return out
+
     sizes = {}
     for mp in [float(x) for x in args.sizes.split(",") if x.strip()]:
         photo = prepare_sized_photo(args, tmp, mp)
@@ -445,6 +484,8 @@ def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
             entry["at_100"] = at
             w.act_fit.trigger()
             wait_for(w.preview_current, "the render fitted")
+        if args.exports:
+            entry["exports"] = time_exports(slider, photo)
         sizes[f"{mp:g}"] = entry
         log(f"  {sizes[f'{mp:g}']}")
     result = {

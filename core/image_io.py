@@ -829,8 +829,10 @@ def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes
     opts: dict = {}
     keeps = _KEEPS.get(fmt, set())
     if fmt == "JPEG":
-        # Full-resolution chroma at high quality: 4:2:0 visibly smears coloured edits.
-        opts.update(quality=int(quality), subsampling=0 if quality >= 90 else 2, optimize=True)
+        # Full-resolution chroma at high quality: 4:2:0 visibly smears coloured edits. No optimized
+        # Huffman tables: they saved 2.5 % (median, 40 photos) but make Pillow encode the whole
+        # image in one call that holds Python's lock, which froze the window 0.4 s per 50 MP.
+        opts.update(quality=int(quality), subsampling=0 if quality >= 90 else 2)
     elif fmt == "WEBP" and lossless:
         # exact: the colour under fully transparent pixels is kept, as in PNG
         opts.update(lossless=True, exact=True, method=4)

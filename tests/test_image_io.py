@@ -818,3 +818,38 @@ def test_a_tiffs_iptc_stored_as_numbers_is_named_unreadable_not_unkeepable(tmp_p
     assert "IPTC metadata dropped (it is stored in a form that cannot be read back)" in notes, notes
     assert not any("cannot keep" in n for n in notes), notes
 
+
+
+def _longest_pause_while(work) -> tuple:
+    """(the longest gap between this thread's turns, the total time) while ``work`` runs in
+    another thread: how long the window's event loop would have been frozen by it."""
+    import threading
+    import time
+    done = threading.Event()
+    th = threading.Thread(target=lambda: (work(), done.set()))
+    gaps, last = [], time.perf_counter()
+    t0 = last
+    th.start()
+    while not done.is_set():
+        time.sleep(0.002)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    th.join()
+    return max(gaps), time.perf_counter() - t0
+
+
+def test_jpeg_export_leaves_other_threads_running(tmp_path):
+    """The window exports off its GUI thread: the JPEG encoder must let that thread run (an
+    optimized-Huffman encode held Python's lock for the whole image, 0.4 s at 50 MP)."""
+    rng = np.random.default_rng(0)
+    rgb = np.ascontiguousarray(np.repeat(np.repeat(rng.integers(0, 256, (500, 750, 3), np.uint8), 8, 0), 8, 1))
+    tries = []
+    for _ in range(3):   # a loaded machine can deschedule this thread once in a while
+        gap, total = _longest_pause_while(lambda: save_image(tmp_path / "big.jpg", rgb, quality=95))
+        tries.append((round(gap, 3), round(total, 3)))
+        if gap < 0.4 * total:
+            break
+    else:
+        pytest.fail(f"the GUI thread would stall for most of the export: (longest gap, export) s: {tries}")
+    assert np.abs(load_image(tmp_path / "big.jpg").astype(int) - rgb).mean() < 3
