@@ -503,4 +503,5 @@ def model_summary(model: FaderModel) -> dict:
         "metrics": model.meta.get("metrics"),
         "license": model.meta.get("license", DEFAULT_LICENSE),
         "description": model.meta.get("description", ""),
+        "source": model.meta.get("source"),
     }

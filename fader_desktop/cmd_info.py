@@ -33,6 +33,13 @@ def run(args) -> int:
     if summary.get("metrics"):
         print(f"  metrics: {json.dumps(summary['metrics'])}")
     print(f"  licence: {p(summary['license'])}")
+    source = summary.get("source")
+    if isinstance(source, dict):   # an imported model: what it was made from, to check against the original
+        for key, what in ((None, "imported from"), ("classifier", "classifier imported from")):
+            s = source.get(key) if key else source
+            if isinstance(s, dict) and s.get("file"):
+                print(f"  {what}: {p(s['file'])}" + (f" ({p(s['kind'])})" if s.get("kind") else "")
+                      + (f", sha256 {p(s['sha256'])}" if s.get("sha256") else ""))
     return 0
 
 

@@ -344,7 +344,7 @@ def model_card_html(summary: dict, path=None) -> str:
         lo, hi = a["range"]
         out.append(f"<tr><td>{e(a['name'])}</td><td>{e(', '.join(a['values']))}</td><td>{lo:g} … {hi:g}</td></tr>")
     out.append("</table>")
-    for key, title in (("metrics", "Evaluation"), ("training", "Training")):
+    for key, title in (("metrics", "Evaluation"), ("training", "Training"), ("source", "Imported from")):
         d = summary.get(key)
         if d:
             out.append(f"<h3>{title}</h3><table cellspacing='0' cellpadding='2'>")

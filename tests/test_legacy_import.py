@@ -696,3 +696,26 @@ def test_import_reference_reports_a_name_its_output_cannot_encode(tmp_path, caps
     assert (rc, err) == (0, "")
     assert raw.getvalue().decode("ascii") == f"wrote {tmp_path}/\\u6a21\\u578b.fader\n"
     assert load_model(tmp_path / "模型.fader").config.n_attr == 5
+
+
+def test_info_and_model_card_name_what_a_model_was_imported_from(tmp_path, capsys):
+    """`info` and the model card show the checkpoint (and classifier) an imported model came
+    from, with their SHA-256, to check it against the original."""
+    import hashlib
+    from fader_desktop.cli import main
+    from fader_desktop.dialogs import model_card_html
+    from core.model_file import model_summary
+    ae, _, _ = make_reference(tmp_path, name="ae.pth")
+    clf, _, _ = make_reference(tmp_path, name="clf.pth", classifier=True)
+    out = tmp_path / "imported.fader"
+    assert main(["import-reference", str(ae), "--classifier", str(clf), "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["info", "--model", str(out)]) == 0
+    text = capsys.readouterr().out
+    ae_sha, clf_sha = (hashlib.sha256(f.read_bytes()).hexdigest() for f in (ae, clf))
+    assert (f"  imported from: ae.pth (facebookresearch/FaderNetworks checkpoint), sha256 {ae_sha}" in text), text
+    assert f"  classifier imported from: clf.pth, sha256 {clf_sha}" in text, text
+    assert main(["info", "--model", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"]["sha256"] == ae_sha
+    card = model_card_html(model_summary(load_model(out)))
+    assert "Imported from" in card and ae_sha in card and clf_sha in card
