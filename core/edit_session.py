@@ -226,6 +226,11 @@ class EditSession:
                 out[n] = p
         return out
 
+    def corrected(self, face: int) -> list:
+        """The attributes whose reading the user has corrected on `face` (set_own), in model order."""
+        return [a.name for a in self.attributes
+                if not same_value(a, self.own[face][a.name], self._read[face][a.name])]
+
     def modified_faces(self) -> list:
         return [i for i in range(self.n_faces) if self.is_modified(i)]
 

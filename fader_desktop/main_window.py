@@ -785,7 +785,9 @@ class MainWindow(QMainWindow):
             return
         name = self._model.name if self._model is not None else ""
         QGuiApplication.clipboard().setText(json.dumps(make_recipe(values, name), indent=2) + "\n")
-        self.statusBar().showMessage(f"Copied the edit of face {face + 1}: {self._summary(values)}", 6000)
+        note = self._corrections_left_out(face)
+        self.statusBar().showMessage(f"Copied the edit of face {face + 1}: {self._summary(values)}{note}",
+                                     12000 if note else 6000)
 
     def paste_edit(self) -> None:
         """Set the selected face's (or every face's) faders to the edit on the clipboard, as one
@@ -1029,9 +1031,19 @@ class MainWindow(QMainWindow):
     def save_recipe(self, path: Path) -> None:
         """Write the selected face's changed values as a recipe (a job)."""
         backend, serial, values, face = self.backend, self._serial, self.session.snapshot(), self._selected_face()
+        note = self._corrections_left_out(face)
         self.jobs.submit(lambda: backend.save_recipe(path, serial, values, face),
-                         on_done=lambda p: self.statusBar().showMessage(f"Saved recipe {p}", 6000),
+                         on_done=lambda p: self.statusBar().showMessage(f"Saved recipe {p}{note}", 12000 if note else 6000),
                          on_error=self._failure("Cannot save recipe"))
+
+    def _corrections_left_out(self, face: int) -> str:
+        """A recipe holds the moved faders, not the user's corrections of what the face shows: each
+        photo it is applied to is read anew. Said where this face has such corrections."""
+        names = self.session.corrected(face)
+        if not names:
+            return ""
+        return (f" (your correction of {', '.join(names)} is not in it: each photo it is applied to "
+                "is read anew)")
 
     # ------------------------------------------------------------------------------------------
     # dialogs

@@ -953,6 +953,25 @@ def test_a_saved_recipe_dropped_on_another_photo_applies_its_edit(editor, qtbot,
     assert "broken.json" in w.errors[-1][1] and "Bald" in w.errors[-1][1] and w.undo_stack.count() == 1
 
 
+def test_saving_or_copying_an_edit_says_a_corrected_reading_is_not_in_it(editor, qtbot, tmp_path):
+    """A recipe holds the moved faders only; where the user corrected what the face shows, the
+    window said nothing of it, and a batch with the recipe read each photo anew."""
+    w = editor
+    recipe = tmp_path / "plain.recipe.json"
+    save_smile_recipe(w, recipe)
+    qtbot.waitUntil(lambda: "Saved recipe" in w.statusBar().currentMessage(), timeout=TIMEOUT)
+    assert "correction" not in w.statusBar().currentMessage()
+    other = next(a.name for a in w.session.attributes if a.is_binary and a.name != "Smiling")
+    w.session.set_own(other, 1.0 - w.session.own[w._selected_face()][other])
+    save_smile_recipe(w, tmp_path / "corrected.recipe.json")
+    qtbot.waitUntil(lambda: "Saved recipe" in w.statusBar().currentMessage(), timeout=TIMEOUT)
+    msg = w.statusBar().currentMessage()
+    assert f"your correction of {other} is not in it" in msg and "read anew" in msg, msg
+    w.copy_edit()
+    assert f"your correction of {other} is not in it" in w.statusBar().currentMessage()
+    w.session.set_own(other, 1.0 - w.session.own[w._selected_face()][other])   # the shared window as it was
+
+
 def test_a_recipe_dropped_together_with_a_photo_is_applied_once_the_photo_has_opened(editor, qtbot, tmp_path,
                                                                                       portrait_path):
     """A photo and a recipe dropped at once: the photo opened and the recipe was silently
