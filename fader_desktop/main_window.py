@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import html
+import itertools
 import json
 import logging
 import os
@@ -166,7 +167,12 @@ class MainWindow(QMainWindow):
         self._render_scale: Optional[float] = None   # the preview scale of the latest render (None: none yet)
         self._render_within: Optional[tuple] = None   # the photo rectangle it was limited to (None: all)
         self._busy = False
-        self._export_index: dict = {}   # export path -> (photo serial, undo index, snapshot) when requested
+        # each export still queued or running -> (photo serial, undo index, snapshot) when requested;
+        # one entry per export, not per path: two exports to one file are two entries
+        self._export_index: dict = {}
+        self._export_ids = itertools.count()
+        self._opening: Optional[Path] = None   # the photo being opened (a job queued or running)
+        self._closing = False
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
         self._list_pos: Optional[int] = None   # the one of them last tried
         self._painted = False
@@ -327,8 +333,12 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     def _confirm_discard(self, opening=None) -> bool:
         """True when there are no unsaved edits or the user discards them. A photo `opening` that
-        is no image is refused first (its header only): the question came, then the failure."""
+        is no image is refused first (its header only): the question came, then the failure.
+        Edits an export still queued or running writes are not unsaved; nor are those of a photo
+        the user has already left (another one is being opened: Next pressed twice asked twice)."""
         if self.undo_stack.isClean() or self._photo is None:
+            return True
+        if self._opening is not None or any(self._shows(e) for e in self._export_index.values()):
             return True
         if opening is not None:
             from core.image_io import check_header
@@ -395,8 +405,19 @@ class MainWindow(QMainWindow):
 
             def on_error(message):
                 self._error("Cannot open photo", f"{message} ({Path(recipe).name} was not applied)")
-        self.jobs.submit(lambda: backend.open_photo(path, status), on_done=on_done,
-                         on_error=on_error, busy_text=f"Opening {path.name}…")
+        self._opening = path
+
+        def opened(info):
+            if self._opening == path:
+                self._opening = None
+            on_done(info)
+
+        def failed(message):
+            if self._opening == path:
+                self._opening = None
+            on_error(message)
+        self.jobs.submit(lambda: backend.open_photo(path, status), on_done=opened,
+                         on_error=failed, busy_text=f"Opening {path.name}…")
 
     def open_sample_photo(self) -> None:
         """The portrait that ships with the app (public domain), for a first try."""
@@ -469,16 +490,20 @@ class MainWindow(QMainWindow):
             else:
                 self.statusBar().showMessage("That was the last photo given", 3000)
             return
-        folder = self._photo.path.parent
+        # from the photo being opened, if any: pressed three times quickly, Next opened the
+        # shown photo's neighbour three times
+        here = self._opening if self._opening is not None and self._opening.parent == self._photo.path.parent \
+            else self._photo.path
+        folder = here.parent
         try:
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         except OSError as e:
             self._error("Cannot open photo", f"{folder}: {e.strerror or e}")
             return
-        if self._photo.path in files:
-            i = files.index(self._photo.path) + step
+        if here in files:
+            i = files.index(here) + step
         else:   # deleted or renamed since it opened (Ctrl+PgDown did nothing): its neighbours are still there
-            i = bisect.bisect_left(files, self._photo.path) + min(step, 0)
+            i = bisect.bisect_left(files, here) + min(step, 0)
         if 0 <= i < len(files):
             self.open_photo(files[i])
         else:
@@ -724,9 +749,9 @@ class MainWindow(QMainWindow):
         return (serial == self._serial and index == self.undo_stack.index()
                 and snap == (self.session.snapshot() if self.session.n_faces else None))
 
-    def _on_exported(self, path: str) -> None:
+    def _on_exported(self, path: str, export_id=None) -> None:
         # the exported values are "saved" unless the user kept editing while it was written
-        if self._shows(self._export_index.pop(path, None)):
+        if self._shows(self._export_index.pop(export_id, None)):
             self.undo_stack.setClean()
         # the next export's folder: where this one was written (a failed one's folder is not kept)
         self.settings.export_dir = str(Path(path).parent)
@@ -950,15 +975,16 @@ class MainWindow(QMainWindow):
         if not self.confirm_replace(path):
             return False
         backend, serial, values = self.backend, self._serial, self.session.snapshot() if self.session.n_faces else None
-        self._export_index[str(path)] = (serial, self.undo_stack.index(), values)
+        export_id = next(self._export_ids)
+        self._export_index[export_id] = (serial, self.undo_stack.index(), values)
 
         def failed(message: str) -> None:
             # no longer running: closing the window took the failed export for one still writing
             # the edits, and discarded them without asking
-            self._export_index.pop(str(path), None)
+            self._export_index.pop(export_id, None)
             self._error("Export failed", message)
         self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif)),
-                         on_done=self._on_exported, on_error=failed)
+                         on_done=lambda p: self._on_exported(p, export_id), on_error=failed)
         # a 24 MP export takes most of a second: say that it is under way ("Exported …" replaces it)
         self.statusBar().showMessage(f"Exporting {path.name}…")
         return True
@@ -1357,15 +1383,20 @@ class MainWindow(QMainWindow):
             make_room_for_message(self, self.statusBar().currentMessage())
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self._closing:   # a second close while the first waits for an export: that one closes
+            event.ignore()
+            return
         # an export of what the window shows, still queued or running: it is written, not dropped
         # (the queue is cleared on shutdown), and nothing is asked about edits it is writing
-        exporting = any(self._shows(e) for e in self._export_index.values())
-        if not exporting and not self._confirm_discard():
+        if not self._confirm_discard():
             event.ignore()
             return
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         if self._export_index:
+            self._closing = True
+            # no edit, photo or model can be started meanwhile: it would be lost when the window closes
+            self.setEnabled(False)
             self.statusBar().showMessage("Finishing the export before closing…")
             self.jobs.wait_idle(600)
         self.jobs.shutdown()

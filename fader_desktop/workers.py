@@ -169,7 +169,10 @@ class JobRunner(QObject):
     (a later submit starts it again).
     """
 
-    busyChanged = Signal(bool, str)   # a job with a busy text started (True) or ended (False)
+    # a job with a busy text was submitted or started (True; its text), or the last such ended
+    # (False): busy from submission, so that what the job replaces (the photo, the model) is not
+    # exported or edited while it waits behind a render
+    busyChanged = Signal(bool, str)
     jobFailed = Signal(str)           # one-line message of a failed job without its own on_error
 
     def __init__(self, name: str = "fader-jobs", parent: Optional[QObject] = None):
@@ -182,6 +185,8 @@ class JobRunner(QObject):
         self._thread: Optional[threading.Thread] = None
         self._stop = False
         self._busy_job: Optional[Job] = None
+        self._busy_pending: list = []   # jobs with a busy text submitted (GUI thread) and not yet delivered
+        self._busy_said: tuple = (False, "")   # the last busyChanged: the same is not said twice
         self.default_error: Optional[Callable[[str], None]] = None
         self._relay = _Relay(self)
         self._relay.started.connect(self._on_started)
@@ -194,17 +199,19 @@ class JobRunner(QObject):
                busy_text: str = "", coalesce=False) -> Job:
         """Run `fn()` on the worker thread, then `on_done(result)` or `on_error(message)` here.
 
-        `busy_text`: the job counts as busy while it runs (busyChanged). `coalesce`: True or a key;
+        `busy_text`: the job counts as busy from now until its callback has run (busyChanged). `coalesce`: True or a key;
         this job takes the place of a queued, not yet started job submitted with the same key
         (which then never runs).
         Without `on_error` a failure goes to `default_error` (and jobFailed).
         """
         key = ("coalesce",) if coalesce is True else (coalesce if coalesce not in (False, None) else None)
         job = Job(fn, on_done, on_error, busy_text, key)
+        replaced = None
         with self._cond:
             for i, queued in enumerate(self._queue if key is not None else ()):
                 if queued.coalesce == key:
                     self._queue[i] = job   # in its place: latest wins, the order of kinds is kept
+                    replaced = queued
                     break
             else:
                 self._queue.append(job)
@@ -214,7 +221,19 @@ class JobRunner(QObject):
                 self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
             self._cond.notify()
+        if replaced in self._busy_pending:   # it never runs
+            self._busy_pending.remove(replaced)
+        if busy_text:
+            self._busy_pending.append(job)
+            if self._busy_job is None:
+                self._say_busy(True, busy_text)
+        elif replaced is not None and replaced.busy_text and not self._busy_pending:
+            self._say_busy(False, "")
         return job
+
+    def is_busy(self) -> bool:
+        """Whether a job with a busy text is queued, running, or has its callback to run."""
+        return bool(self._busy_pending)
 
     def set_busy_text(self, text: str) -> None:
         """From inside a running job: say what it is doing now (any thread)."""
@@ -262,7 +281,13 @@ class JobRunner(QObject):
         """Drop queued jobs and stop the thread (waits for a running job to finish)."""
         with self._cond:
             self._undelivered -= len(self._queue)
+            dropped = [j for j in self._queue if j in self._busy_pending]
             self._queue.clear()
+        for job in dropped:
+            self._busy_pending.remove(job)
+        if dropped and not self._busy_pending:
+            self._say_busy(False, "")
+        with self._cond:
             self._stop = True
             self._cond.notify()
             thread = self._thread
@@ -297,14 +322,19 @@ class JobRunner(QObject):
             self._relay.send("finished", job, result, error)
 
     # -- GUI thread ----------------------------------------------------------------------------
+    def _say_busy(self, busy: bool, text: str) -> None:
+        if (busy, text) != self._busy_said:
+            self._busy_said = (busy, text)
+            self.busyChanged.emit(busy, text)
+
     def _on_started(self, job: Job) -> None:
         if job.busy_text:
             self._busy_job = job
-            self.busyChanged.emit(True, job.busy_text)
+            self._say_busy(True, job.busy_text)
 
     def _on_busy_text(self, text: str) -> None:
         if self._busy_job is not None:
-            self.busyChanged.emit(True, text)
+            self._say_busy(True, text)
 
     def _on_finished(self, job: Job, result, error) -> None:
         try:
@@ -322,7 +352,12 @@ class JobRunner(QObject):
         finally:
             if job is self._busy_job:
                 self._busy_job = None
-                self.busyChanged.emit(False, "")
+            if job in self._busy_pending:
+                self._busy_pending.remove(job)
+                if self._busy_pending:   # the next one waits or runs: its text
+                    self._say_busy(True, self._busy_pending[0].busy_text)
+                else:
+                    self._say_busy(False, "")
             with self._cond:
                 self._undelivered -= 1
 

@@ -1634,6 +1634,100 @@ def test_closing_while_an_export_waits_its_turn_writes_it_without_asking(qtbot, 
     shiboken6.delete(w)
 
 
+def test_two_exports_to_one_file_then_close_writes_the_newer_edit(qtbot, tmp_path, tiny_model_path,
+                                                                   portrait_path, monkeypatch):
+    """QA: an edit exported, Smiling moved, exported again to the same file, the window closed as
+    the first said "Exported": the first export took the second for itself (one entry per path),
+    marked the window saved, and the close dropped the queued second export without a word.
+    Each export is its own entry now: the close waits for the newer one, and the window is greyed
+    meanwhile, a second close ignored."""
+    import shiboken6
+    from PySide6.QtCore import QTimer
+    w = own_window_with_an_edit(qtbot, tmp_path, tiny_model_path, portrait_path)
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append(a) or True)
+    out, first_value = tmp_path / "same.png", w.panel.row("Smiling").spin.value()
+    closed, enabled = [], []
+
+    def close_again():   # the window manager's close button while the first close waits
+        from PySide6.QtGui import QCloseEvent
+        from PySide6.QtWidgets import QApplication
+        enabled.append(w.isEnabled())
+        event = QCloseEvent()
+        QApplication.sendEvent(w, event)
+        closed.append(("again", event.isAccepted()))
+
+    def close_now():
+        QTimer.singleShot(0, close_again)
+        closed.append(w.close())
+    w.exportFinished.connect(lambda p: QTimer.singleShot(0, close_now) if not closed else None)
+    with w.jobs.hold():
+        assert w.export_to(out)
+        w.panel.row("Smiling").spin.setValue(-1.0 if first_value > 0 else 2.0)
+        assert w.export_to(out)
+    qtbot.waitUntil(lambda: len(closed) >= 2, timeout=TIMEOUT)
+    assert closed == [("again", False), True] and asked == []
+    assert enabled == [False]   # greyed while the close waited for the second export
+    newer = w.backend.export(tmp_path / "newer.png", w._serial, w.session.snapshot(), 95, True)
+    assert np.array_equal(load_image(out), load_image(newer))
+    shiboken6.delete(w)
+
+
+def test_a_photo_asked_for_greys_export_at_once_and_next_does_not_ask_twice(qtbot, tmp_path, tiny_model_path,
+                                                                            portrait_path, monkeypatch):
+    """QA: Next pressed three times quickly opened the shown photo's neighbour three times (asking
+    "Discard edits?" each time), and Export stayed enabled until the queued open started, then
+    failed ("the photo or the model changed before the export ran"). Next counts from the photo
+    being opened; the question comes once; Export is greyed as soon as the open is asked for."""
+    import shutil
+    import shiboken6
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = [f"{i}.png" for i in range(5)]
+    rgb = load_image(portrait_path)
+    for i, n in enumerate(names):
+        save_image(folder / n, np.roll(rgb, 3 * i, axis=1))
+    w = own_window_with_an_edit(qtbot, tmp_path, tiny_model_path, folder / names[0])
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append(a[0]) or True)
+    opened = []
+    w.photoOpened.connect(lambda info: opened.append(info.path.name))
+    with w.jobs.hold():
+        w.act_next.trigger()
+        assert not w.act_export.isEnabled() and not w.panel.isEnabled()
+        w.act_next.trigger()
+        w.act_next.trigger()
+    qtbot.waitUntil(lambda: len(opened) == 3 and w.jobs.is_idle(), timeout=TIMEOUT)
+    assert opened == names[1:4] and w._photo.path.name == names[3]
+    assert asked == ["Discard edits?"]
+    assert w.act_export.isEnabled()
+    shutil.rmtree(folder)
+    w.undo_stack.setClean()
+    w.close()
+    shiboken6.delete(w)
+
+
+def test_next_photo_while_the_edit_is_being_exported_does_not_ask(qtbot, tmp_path, tiny_model_path,
+                                                                  portrait_path, monkeypatch):
+    """QA: Export, then Next at once: "Discard edits?" was asked about the edits being exported."""
+    import shiboken6
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rgb = load_image(portrait_path)
+    save_image(folder / "a.png", rgb)
+    save_image(folder / "b.png", rgb[:, ::-1])
+    w = own_window_with_an_edit(qtbot, tmp_path, tiny_model_path, folder / "a.png")
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append(a[0]) or True)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        with w.jobs.hold():
+            assert w.export_to(tmp_path / "a_edited.jpg")
+            w.act_next.trigger()
+    assert asked == [] and w._photo.path.name == "b.png" and (tmp_path / "a_edited.jpg").is_file()
+    w.close()
+    shiboken6.delete(w)
+
+
 def test_batch_export_menu_opens_dialog_with_the_changed_faders(editor, qtbot, monkeypatch):
     """File ▸ Batch export… hands the (real, non-modal-run) dialog only the faders the user moved."""
     import fader_desktop.batch_dialog as bd

@@ -73,6 +73,21 @@ def test_busy_is_reported_around_a_busy_job_with_its_latest_text(runner):
     assert seen == [(True, "Opening a.jpg…"), (True, "Finding faces…"), (False, "")]
 
 
+def test_busy_from_submission_until_the_last_busy_job_is_delivered(runner):
+    """A job that replaces the photo or the model counts as busy while it waits its turn (QA:
+    Export stayed enabled behind a render, then failed on the replaced photo), and busy ends
+    only after the last such job, not after the first of two."""
+    seen = []
+    runner.busyChanged.connect(lambda busy, text: seen.append((busy, text)))
+    with runner.hold():
+        runner.submit(lambda: None, busy_text="Opening a.jpg…")
+        assert runner.is_busy() and seen == [(True, "Opening a.jpg…")]
+        runner.submit(lambda: None, busy_text="Loading model m.fader…")
+    assert runner.wait_idle(30) and not runner.is_busy()
+    assert seen[-1] == (False, "") and [b for b, _t in seen].count(False) == 1
+    assert (True, "Loading model m.fader…") in seen
+
+
 def test_shutdown_drops_queued_jobs_and_a_later_submit_starts_again(runner):
     ran = []
     with runner.hold():
