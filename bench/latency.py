@@ -156,8 +156,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all usable cores)")
-    # random-model defaults: the architecture the default model is trained with
-    # (scripts/train_default_model.sh: 64 px, 4 layers, 32..256 feature maps)
+    # random-model defaults (only without an embedded model): the earlier 64 px default's
+    # architecture (scripts/train_default_model_64px.sh: 4 layers, 32..256 feature maps)
     p.add_argument("--size", type=int, default=64, help="random model: image size (default 64)")
     p.add_argument("--n-layers", type=int, default=4, help="random model: encoder layers (default 4)")
     p.add_argument("--init-fm", type=int, default=32, help="random model: first layer's feature maps (default 32)")

@@ -90,7 +90,7 @@ def run(args) -> int:
             sys.stderr.write(f"{PROG}: note: nothing changed: {which} already has "
                              + ", ".join(f"{n}={v:g}" if isinstance(v, (int, float)) else f"{n}={v}"
                                          for n, v in values.items())
-                             + " as the model reads it; the photo was "
+                             + " as the model reads it; "
                              + unchanged_wording(dst, _copied, source) + "\n")
         if not doc.faces:
             sys.stderr.write(f"{PROG}: note: no face found in {printable(src)}; "

@@ -359,7 +359,11 @@ def test_edit_that_changes_nothing_says_so(tmp_path, capsys, photos, tiny_model_
     rc, err = cli(capsys, "edit", photos["one"], "-o", out, "--set", f"{name}={own:g}", *model_args(tiny_model_path))
     assert rc == 0, err
     assert f"nothing changed: every face already has {name}={own:g} as the model reads it" in err
-    assert out.read_bytes() == photos["one"].read_bytes()
+    assert out.read_bytes() == photos["one"].read_bytes() and "as the model reads it; copied unchanged\n" in err
+    # into another format: one phrase ("the photo was pixels unchanged, converted to BMP" read wrong)
+    rc, err = cli(capsys, "edit", photos["one"], "-o", tmp_path / "same.bmp", "--set", f"{name}={own:g}",
+                  *model_args(tiny_model_path))
+    assert rc == 0 and f"as the model reads it; pixels unchanged, converted to BMP" in err, err
     # an edit that changes the face says nothing of the kind
     rc, err = cli(capsys, "edit", photos["one"], "-o", tmp_path / "edited.png", "--set", f"{name}={1 - own:g}",
                   *model_args(tiny_model_path))

@@ -137,11 +137,11 @@ def fit_on_augmented(net: torch.nn.Module, images, train_idx, epochs: float, bat
 def add_fit_options(p, batch_size: int) -> None:
     """The command-line options of `fit_on_augmented`'s callers: --epochs, --batch-size, --lr,
     --seed, --threads, --amp (--no-amp)."""
-    p.add_argument("--epochs", type=float, default=8.0)
-    p.add_argument("--batch-size", type=int, default=batch_size)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--epochs", type=float, default=8.0, help="passes over the training images (default 8)")
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"images per step (default {batch_size})")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the one-cycle schedule (default 0.001)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto",
                    help="bf16 autocast: auto (default) where the CPU computes bf16 natively (AVX512-BF16/AMX), "
                         "elsewhere plain fp32 (emulated bf16 ran 17x slower); bf16 forces it, off disables it")

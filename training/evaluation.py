@@ -319,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
                         "other data: paths inside the data folder), e.g. docs/default_model/val_ids.txt")
     p.add_argument("--align", action="store_true", help="detect and align faces (data that are ordinary photos)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    p.add_argument("--cache-dir", default=None, help="preprocessing cache folder (default ~/.cache/fader-desktop/training)")
+    p.add_argument("--cache-dir", default=None, help="preprocessing cache folder (default $FADER_CACHE_DIR or ~/.cache/fader-desktop/training)")
     p.add_argument("--seed", type=int, default=0, help="hold-out seed for data without a split (default 0)")
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     p.add_argument("--at-range-ends", action="store_true",

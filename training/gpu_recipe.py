@@ -56,7 +56,7 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--pack", required=True, help="training faces packed by python -m training.pack")
     p.add_argument("--out", required=True, help="run folder (model.fader, log.jsonl, checkpoint, previews)")
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
-    p.add_argument("--minutes", type=float, default=8.0, help="training budget (the learning rate falls to 0 over its last 40 %%)")
+    p.add_argument("--minutes", type=float, default=8.0, help="training budget in minutes (default 8; the learning rate falls to 0 over its last 40 %%)")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if "--" in argv:

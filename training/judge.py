@@ -171,8 +171,10 @@ def main(argv: Optional[list] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.judge", description=__doc__.split("\n")[0])
     p.add_argument("--data", action="append", required=True, help="CelebA image folder (repeatable)")
     p.add_argument("--exclude", action="append", default=None, help="folder or list of images to leave out")
-    p.add_argument("--attr", default="Smiling,Male,Young,Eyeglasses,Mouth_Slightly_Open")
-    p.add_argument("--img-size", type=int, default=128)
+    p.add_argument("--attr", default="Smiling,Male,Young,Eyeglasses,Mouth_Slightly_Open",
+                   help="comma-separated CelebA attributes to judge (default Smiling,Male,Young,Eyeglasses,"
+                        "Mouth_Slightly_Open)")
+    p.add_argument("--img-size", type=int, default=128, help="crop size the judge reads, 32..256 (default 128)")
     add_fit_options(p, batch_size=64)
     p.add_argument("--out", required=True, help="judge file to write (.safetensors)")
     a = p.parse_args(argv)

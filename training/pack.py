@@ -30,7 +30,7 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--data", action="append", required=True, help="data source, as for fader-train (repeatable)")
     p.add_argument("--exclude", action="append", default=None, help="folder or list of images to leave out")
     p.add_argument("--attr", default=None, help="attributes (default: all)")
-    p.add_argument("--img-size", type=int, default=128)
+    p.add_argument("--img-size", type=int, default=128, help="the faces' size in the pack, the model's (default 128)")
     p.add_argument("--quality", type=int, default=85, help="JPEG quality (85 keeps 7,800 128 px faces under 40 MB)")
     p.add_argument("--align", action="store_true", help="detect and align faces (unaligned photos)")
     p.add_argument("-o", "--out", required=True, help="pack file to write (.fpack)")
