@@ -83,8 +83,37 @@ def _unlink_quietly(p: Path) -> None:
         pass
 
 
-def _publish(tmp: Path, path: Path) -> None:
-    os.replace(tmp, path)
+# what a write that must not replace anything says when something appeared at its path meanwhile
+APPEARED = "another file appeared there while this one was being written; it was left as it is"
+
+
+def _publish(tmp: Path, path: Path, replace: bool = True) -> None:
+    """Rename ``tmp`` to ``path``. ``replace=False``: only where nothing is at ``path`` at that
+    very moment (a file, a link, a folder), checked by the file system itself, so that a file
+    created after the caller's "does it exist?" check (another program, a second run writing into
+    the same folder) is never replaced; raises FileExistsError (APPEARED) instead."""
+    if replace:
+        os.replace(tmp, path)
+    elif os.name == "nt":
+        try:
+            os.rename(tmp, path)   # Windows' rename never replaces
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, APPEARED, str(path)) from None
+    else:
+        try:
+            os.link(tmp, path)     # fails with EEXIST on anything there, a dangling link too
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, APPEARED, str(path)) from None
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK,
+                               errno.EXDEV, errno.EACCES):
+                raise
+            # a file system without hard links (FAT, some network shares): checked, then renamed
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, APPEARED, str(path)) from None
+            os.replace(tmp, path)
+        else:
+            os.unlink(tmp)
     fsync_dir(path.parent if str(path.parent) else ".")
 
 
@@ -133,11 +162,12 @@ class _CheckedWriter(io.BufferedIOBase):
 
 
 @contextmanager
-def atomic_file(path) -> Iterator[BinaryIO]:
+def atomic_file(path, replace: bool = True) -> Iterator[BinaryIO]:
     """Open a new temporary file beside `path` for binary writing; on a clean exit of the block
     it is flushed, checked to hold every byte written, fsync'ed and renamed over `path`. On any
     error (a failed or short write: disk full, quota, I/O) it is removed and the error re-raised,
-    so `path` keeps its old contents or does not appear.
+    so `path` keeps its old contents or does not appear. `replace=False`: a file at `path` by then
+    is left alone and FileExistsError raised (see `_publish`).
 
     The file is created with O_EXCL and mode 0o666, so the umask decides its permissions as for
     any new file (mkstemp would force 0600 on an exported photo).
@@ -154,14 +184,14 @@ def atomic_file(path) -> Iterator[BinaryIO]:
             on_disk = os.fstat(f.fileno()).st_size
             if on_disk < w.end:
                 raise _incomplete(p, w.end, on_disk)
-        _publish(tmp, p)
+        _publish(tmp, p, replace)
     except BaseException:
         _unlink_quietly(tmp)
         raise
 
 
 @contextmanager
-def atomic_path(path, keep_suffix: bool = False) -> Iterator[Path]:
+def atomic_path(path, keep_suffix: bool = False, replace: bool = True) -> Iterator[Path]:
     """Like `atomic_file`, for writers that need a file name (ffmpeg): yields the temporary path,
     which the block must create; it is fsync'ed and renamed over `path` when the block succeeds.
     Such writers report their own write errors (the block must raise on them); prefer
@@ -174,21 +204,21 @@ def atomic_path(path, keep_suffix: bool = False) -> Iterator[Path]:
             os.fsync(f.fileno())
             if os.fstat(f.fileno()).st_size == 0:
                 raise OSError(errno.EIO, "the writer produced an empty file", str(p))
-        _publish(tmp, p)
+        _publish(tmp, p, replace)
     except BaseException:
         _unlink_quietly(tmp)
         raise
 
 
-def write_bytes_atomic(path, data: bytes) -> None:
+def write_bytes_atomic(path, data: bytes, replace: bool = True) -> None:
     """Replace `path` with `data` atomically (see `atomic_file`)."""
-    with atomic_file(path) as f:
+    with atomic_file(path, replace) as f:
         f.write(data)
 
 
-def copy_file_atomic(src, path, chunk: int = 1 << 20) -> None:
+def copy_file_atomic(src, path, chunk: int = 1 << 20, replace: bool = True) -> None:
     """Replace `path` with a byte-for-byte copy of `src` atomically (see `atomic_file`)."""
-    with open(src, "rb") as fin, atomic_file(path) as f:
+    with open(src, "rb") as fin, atomic_file(path, replace) as f:
         for block in iter(lambda: fin.read(chunk), b""):
             f.write(block)
 

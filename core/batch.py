@@ -671,12 +671,16 @@ class _Pipeline:
             changed = doc.edited_faces() if doc is not None and not self.opt.raw else []
             if self.opt.raw:
                 save_image(it.output, doc.render_raw(self._raw_face(doc)), quality=self.opt.quality,
-                           exif=p.source.exif, icc_profile=p.source.icc, gray=p.source.gray)
+                           exif=p.source.exif, icc_profile=p.source.icc, gray=p.source.gray,
+                           replace=self.opt.overwrite)
             else:
                 # changed faces were decoded by the model thread: this only pastes back; nothing
                 # changed: the input's own bytes where the format allows
+                # without --overwrite a file that appeared since the plan (another program, a
+                # second batch into the same folder) is never replaced: the plan's check is long past
                 copied, it.lost = export_photo(it.input, it.output, doc.render() if changed else p.image,
-                                               p.source, quality=self.opt.quality, unchanged=not changed)
+                                               p.source, quality=self.opt.quality, unchanged=not changed,
+                                               replace=self.opt.overwrite)
             it.status = "ok"
             it.faces = p.n_faces
             if self.opt.raw:

@@ -647,7 +647,7 @@ def gray_rgb(rgb: np.ndarray) -> np.ndarray:
 
 
 def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: int = 95,
-                 unchanged: bool = False) -> tuple:
+                 unchanged: bool = False, replace: bool = True) -> tuple:
     """The one export of a whole photo (`edit`, `batch`, the window): ``rgb`` (load_image's pixels
     or an edit of them) written as :func:`save_image` does, grey when the source is, with the
     source's transparency where the format has an alpha channel; unchanged, the source file itself
@@ -656,11 +656,12 @@ def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: in
 
     Besides EXIF and the colour profile, an export keeps the source's XMP (JPEG, PNG, WebP, TIFF),
     IPTC (TIFF), PNG text chunks (PNG) and resolution (all but WebP); a lossless WebP stays
-    lossless in WebP."""
+    lossless in WebP. ``replace=False``: a file that appeared at ``path`` since the caller
+    checked is never replaced (ImageError)."""
     fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
     keep = dict(quality=quality, exif=source.exif, icc_profile=source.icc, gray=source.gray,
                 alpha=source.alpha, color=source.color, composite=source.composite, lossless=source.lossless and fmt == "WEBP",
-                xmp=source.xmp, iptc=source.iptc, text=source.text, dpi=source.dpi)
+                xmp=source.xmp, iptc=source.iptc, text=source.text, dpi=source.dpi, replace=replace)
     if unchanged and source_path is not None:
         if save_unchanged(source_path, path, rgb, **keep):
             return True, []
@@ -922,7 +923,7 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
                alpha: np.ndarray | None = None, color: np.ndarray | None = None,
                composite: np.ndarray | None = None, lossless: bool = False,
                xmp: bytes | None = None, iptc: bytes | None = None, text: dict | None = None,
-               dpi: tuple | None = None) -> None:
+               dpi: tuple | None = None, replace: bool = True) -> None:
     """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
 
     Suffixes: .png .jpg .jpeg .webp .bmp .tif .tiff. The image is written to a temporary file in
@@ -935,8 +936,9 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     (Source.color) where a pixel is still the source's (``composite``: as load_image made it, for a
     16-bit source). ``lossless``: a lossless WebP. ``xmp``,
     ``iptc``, ``text`` (PNG text chunks) and ``dpi`` are written where the format keeps them (see
-    :func:`export_photo`). Raises ImageError naming ``path`` on failure; no temporary file is
-    left behind.
+    :func:`export_photo`). ``replace=False``: a file at ``path`` by the time the image is
+    complete is left as it is (ImageError). Raises ImageError naming ``path`` on failure; no
+    temporary file is left behind.
     """
     p = Path(path)
     fmt = check_save_path(p)
@@ -959,7 +961,7 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     opts = _save_options(fmt, int(quality), exif, icc_profile, gray=gray, lossless=lossless, xmp=xmp,
                          iptc=iptc, text=text, dpi=dpi)
     try:
-        with atomic_file(p) as f:
+        with atomic_file(p, replace) as f:
             image.save(f, format=fmt, **opts)
     except OSError as exc:
         raise ImageError(f"{p}: cannot save image: {os_reason(exc)}") from None
@@ -989,7 +991,7 @@ def _uncomposite(arr: np.ndarray, alpha: np.ndarray, color: np.ndarray | None,
 
 def save_unchanged(source: str | os.PathLike, path: str | os.PathLike, rgb: np.ndarray,
                    quality: int = 95, exif: bytes | None = None,
-                   icc_profile: bytes | None = None, **pixels) -> bool:
+                   icc_profile: bytes | None = None, replace: bool = True, **pixels) -> bool:
     """Write a photo that was not edited: a byte-for-byte copy of ``source`` when ``path``'s
     suffix names the source's own format (JPEG to .jpg: no second compression), otherwise
     ``rgb`` (the source's pixels) through :func:`save_image` — bit-identical pixels in a lossless
@@ -998,11 +1000,11 @@ def save_unchanged(source: str | os.PathLike, path: str | os.PathLike, rgb: np.n
     p = Path(path)
     fmt = SAVE_FORMATS.get(p.suffix.lower())
     if fmt is None or fmt != image_format(source):
-        save_image(p, rgb, quality=quality, exif=exif, icc_profile=icc_profile, **pixels)
+        save_image(p, rgb, quality=quality, exif=exif, icc_profile=icc_profile, replace=replace, **pixels)
         return False
     check_output_folder(p)
     try:
-        copy_file_atomic(source, p)
+        copy_file_atomic(source, p, replace=replace)
     except OSError as exc:
         where = exc.filename if exc.filename and Path(exc.filename) == Path(source) else None
         if where:

@@ -102,8 +102,9 @@ def _metadata(model: FaderModel) -> dict:
     return meta
 
 
-def save_model(model: FaderModel, path, half: bool = False) -> None:
-    """Write the model atomically (temp file + rename). `half` stores float tensors as float16."""
+def save_model(model: FaderModel, path, half: bool = False, replace: bool = True) -> None:
+    """Write the model atomically (temp file + rename). `half` stores float tensors as float16.
+    `replace=False`: a file that appeared at `path` meanwhile is left as it is (an error)."""
     from safetensors.torch import save
     from safetensors import SafetensorError
     path = Path(path)
@@ -120,7 +121,7 @@ def save_model(model: FaderModel, path, half: bool = False) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Serialised in memory and written by us: safetensors' own save_file creates files 0600.
-        write_bytes_atomic(path, save(tensors, metadata=header))
+        write_bytes_atomic(path, save(tensors, metadata=header), replace)
     except OSError as e:
         raise ModelFileError(f"{path}: cannot write model file: {os_reason(e)}") from e
     except SafetensorError as e:  # safetensors reports its own I/O failures (disk full, ...) this way

@@ -357,8 +357,9 @@ def animation_frames(steps: int) -> int:
     return max(2 * int(steps) - 2, 1)
 
 
-def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0) -> None:
-    """Write frames as a looping GIF (Pillow) or an MP4 (H.264 via imageio-ffmpeg), atomically."""
+def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0, replace: bool = True) -> None:
+    """Write frames as a looping GIF (Pillow) or an MP4 (H.264 via imageio-ffmpeg), atomically
+    (``replace=False``: never over a file that appeared at ``path`` meanwhile)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if not frames:
@@ -372,12 +373,12 @@ def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0) -> None
         if suffix == ".gif":
             from PIL import Image
             ims = [Image.fromarray(f) for f in frames]
-            with atomic_file(p) as f:  # checked writes: a full disk is an error, not a short GIF
+            with atomic_file(p, replace) as f:  # checked writes: a full disk is an error, not a short GIF
                 ims[0].save(f, format="GIF", save_all=True, append_images=ims[1:],
                             duration=10 * gif_delay_cs(fps), loop=0, optimize=False, disposal=1)
         else:
             # the temp name keeps the suffix: ffmpeg chooses the container from it
-            with atomic_path(p, keep_suffix=True) as tmp:
+            with atomic_path(p, keep_suffix=True, replace=replace) as tmp:
                 _write_mp4(p, tmp, frames, fps)
     except OSError as e:
         raise ImageError(f"{p}: cannot save animation: {os_reason(e)}") from None

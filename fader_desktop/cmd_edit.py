@@ -71,7 +71,8 @@ def run(args) -> int:
     source = read_source(src, exif=not args.raw)
     if args.raw:
         raw_face = main_face(doc.faces) if args.face is None else args.face
-        save_image(dst, doc.render_raw(raw_face), quality=args.quality, icc_profile=source.icc, gray=source.gray)
+        save_image(dst, doc.render_raw(raw_face), quality=args.quality, icc_profile=source.icc, gray=source.gray,
+                   replace=args.overwrite)
         if args.face is None and len(doc.faces) > 1:
             # --raw writes one crop: without this, the other faces were left out silently
             sys.stderr.write(f"{PROG}: note: {printable(src)} has {len(doc.faces)} faces; --raw wrote face {raw_face} "
@@ -80,7 +81,8 @@ def run(args) -> int:
     else:
         # nothing to change: the input's own bytes (same format), else its exact pixels
         _copied, lost = export_photo(src, dst, doc.render() if doc.is_modified() else doc.image, source,
-                                     quality=args.quality, unchanged=not doc.is_modified())
+                                     quality=args.quality, unchanged=not doc.is_modified(),
+                                     replace=args.overwrite)   # nor one that appeared since check_output
         if lost:
             sys.stderr.write(f"{PROG}: note: {printable(dst)}: " + "; ".join(lost) + "\n")
         if values and doc.faces and not doc.is_modified():

@@ -34,6 +34,6 @@ def run(args) -> int:
     check_output_folder(out, "cannot write model file")
     model = import_reference_checkpoint(args.checkpoint, attributes=args.attr.split(",") if args.attr else None,
                                         classifier_path=args.classifier)
-    save_model(model, out)
+    save_model(model, out, replace=args.overwrite)
     print(f"wrote {printable(out)}")
     return 0

@@ -97,10 +97,10 @@ def run(args) -> int:
     elif suffix in ANIMATED:
         frames = sweep_frames(faces, engine, args.attr[0], lo, hi, args.steps, cell=args.cell_size,
                               margin=args.margin, labels=args.labels)
-        save_animation(out, frames, fps=args.fps)
+        save_animation(out, frames, fps=args.fps, replace=args.overwrite)
         return 0
     else:
         img = sweep_strip(faces, engine, args.attr[0], lo, hi, args.steps, cell=args.cell_size,
                           margin=args.margin, labels=args.labels)
-    save_image(out, img)
+    save_image(out, img, replace=args.overwrite)
     return 0

@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         # one entry per export, not per path: two exports to one file are two entries
         self._export_index: dict = {}
         self._export_ids = itertools.count()
+        self._export_paths: dict = {}   # each export still queued or running -> its path
         self._opening: Optional[Path] = None   # the photo being opened (a job queued or running)
         self._closing = False
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
@@ -267,9 +268,10 @@ class MainWindow(QMainWindow):
         return lambda message: self._error(title, message)
 
     def confirm_replace(self, path: Path) -> bool:
-        """Before writing `path`: True when it does not exist or the user agrees to replace it;
-        asked twice as clearly when it is the open photo (also through a link)."""
-        if not path.exists():
+        """Before writing `path`: True when nothing is there or the user agrees to replace it;
+        asked twice as clearly when it is the open photo (also through a link). A link to a
+        missing file is something there too (it was replaced unasked)."""
+        if not os.path.lexists(path):
             return True
         if self._photo is not None and same_file(path, self._photo.path):
             return self.ask_confirm("Overwrite the original photo?",
@@ -751,6 +753,7 @@ class MainWindow(QMainWindow):
 
     def _on_exported(self, path: str, export_id=None) -> None:
         # the exported values are "saved" unless the user kept editing while it was written
+        self._export_paths.pop(export_id, None)
         if self._shows(self._export_index.pop(export_id, None)):
             self.undo_stack.setClean()
         # the next export's folder: where this one was written (a failed one's folder is not kept)
@@ -972,18 +975,23 @@ class MainWindow(QMainWindow):
         if self._photo is None:
             return False
         path = Path(path)
+        # replaced only where the user said so, or over this window's own export still to come:
+        # a file another program puts there meanwhile is never replaced
+        replace = os.path.lexists(path) or str(path) in self._export_paths.values()
         if not self.confirm_replace(path):
             return False
         backend, serial, values = self.backend, self._serial, self.session.snapshot() if self.session.n_faces else None
         export_id = next(self._export_ids)
         self._export_index[export_id] = (serial, self.undo_stack.index(), values)
+        self._export_paths[export_id] = str(path)
 
         def failed(message: str) -> None:
             # no longer running: closing the window took the failed export for one still writing
             # the edits, and discarded them without asking
             self._export_index.pop(export_id, None)
+            self._export_paths.pop(export_id, None)
             self._error("Export failed", message)
-        self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif)),
+        self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif), replace),
                          on_done=lambda p: self._on_exported(p, export_id), on_error=failed)
         # a 24 MP export takes most of a second: say that it is under way ("Exported …" replaces it)
         self.statusBar().showMessage(f"Exporting {path.name}…")
@@ -1016,9 +1024,11 @@ class MainWindow(QMainWindow):
     def export_sweep(self, spec: dict) -> bool:
         """Write a sweep of the selected face (see SweepDialog.spec); False if the user declined."""
         path = Path(spec["path"])
+        replace = os.path.lexists(path)   # asked below; a file appearing meanwhile is never replaced
         if not self.confirm_replace(path):
             return False
-        backend, serial, face, spec = self.backend, self._serial, self._selected_face(), {**spec, "path": path}
+        backend, serial, face = self.backend, self._serial, self._selected_face()
+        spec = {**spec, "path": path, "replace": replace}
         values = self.session.snapshot()   # the faces' own values as the window holds them (corrected ones too)
 
         def done(written: str) -> None:

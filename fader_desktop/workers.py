@@ -620,9 +620,10 @@ class EditorBackend:
         what Copy image puts on the clipboard."""
         return to_display(self._photo_at(serial, values, "copy")[1], self.colour_space)
 
-    def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool) -> str:
+    def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool, replace: bool = True) -> str:
         """Write the photo at `values` (a Snapshot; None without a model or faces): the original file itself
-        when nothing is edited and its format allows, else the rendered pixels."""
+        when nothing is edited and its format allows, else the rendered pixels. `replace=False`:
+        never over a file that appeared at `path` since the user chose it."""
         from core.errors import FaderError
         from core.image_io import Source, export_photo, read_source
         unchanged, rgb = self._photo_at(serial, values, "export", path)
@@ -641,7 +642,7 @@ class EditorBackend:
                 pass
         # nothing edited: the original file itself where the format allows (no recompression)
         original = self.path if keep_exif and same else None
-        export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged)
+        export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged, replace=replace)
         log.info("exported %s", path)
         return str(path)
 
@@ -661,10 +662,11 @@ class EditorBackend:
         # sweep shows the attribute on its own
         sf = SweepFace.of(doc, face, self.path.name if self.path else "photo")
         args = dict(lo=spec["lo"], hi=spec["hi"], steps=spec["steps"], labels=spec["labels"])
+        replace = spec.get("replace", True)
         if path.suffix.lower() in (".gif", ".mp4"):
-            save_animation(path, sweep_frames([sf], self.engine, spec["attr"], **args))
+            save_animation(path, sweep_frames([sf], self.engine, spec["attr"], **args), replace=replace)
         else:
-            save_image(path, sweep_strip([sf], self.engine, spec["attr"], **args))
+            save_image(path, sweep_strip([sf], self.engine, spec["attr"], **args), replace=replace)
         return str(path)
 
     def save_recipe(self, path: Path, serial: int, values, face: int) -> str:

@@ -166,3 +166,29 @@ def test_a_long_valid_file_name_is_written(tmp_path, name):
     stale.write_bytes(b"partial")
     assert remove_stale_temps(tmp_path, names={"other.jpg"}) == 0
     assert remove_stale_temps(tmp_path, names={name}) == 1 and os.listdir(tmp_path) == [name]
+
+
+@pytest.mark.parametrize("appears", ["file", "dangling link", "folder"])
+def test_a_write_that_must_not_replace_leaves_what_appeared_meanwhile(tmp_path, appears):
+    """QA: the outputs' "already exists?" check came long before the rename, which then replaced
+    whatever had appeared meanwhile (another program's file; a second batch's output)."""
+    target = tmp_path / "out.jpg"
+    with pytest.raises(FileExistsError) as info:
+        with atomic_file(target, replace=False) as f:
+            f.write(b"new")
+            if appears == "file":
+                target.write_bytes(b"precious")
+            elif appears == "dangling link":
+                target.symlink_to(tmp_path / "nowhere.jpg")
+            else:
+                target.mkdir()
+    assert "appeared there while this one was being written" in str(info.value)
+    if appears == "file":
+        assert target.read_bytes() == b"precious"
+    elif appears == "dangling link":
+        assert target.is_symlink() and not target.exists()
+    else:
+        assert target.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jpg"]   # no temporary file left
+    write_bytes_atomic(tmp_path / "fresh.jpg", b"new", replace=False)     # nothing there: written
+    assert (tmp_path / "fresh.jpg").read_bytes() == b"new"

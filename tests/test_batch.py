@@ -411,6 +411,31 @@ def test_cancel_then_resume_with_skip_existing(tmp_path, celeba_aligned, engine)
     assert all(after[k] == v for k, v in first.items())    # nothing re-written
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_file_that_appears_at_an_output_during_the_run_is_not_replaced(tmp_path, celeba_aligned, engine,
+                                                                          overwrite):
+    """QA: outputs were checked once, when the run was planned; a file put at an output's path
+    later (another program, a second batch into the same folder) was replaced, and the run said
+    "written". Without --overwrite it is kept and the photo fails with the reason."""
+    from core.batch import BatchOptions, plan_batch, run_batch
+    src = _many(tmp_path, celeba_aligned, 4)
+    out = tmp_path / "out"
+    items = plan_batch(src, out, overwrite=overwrite)
+    late = out / items[0].relative
+    late.parent.mkdir(parents=True)
+    late.write_bytes(b"precious")     # after the plan, before the run
+    rep = run_batch(src, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, overwrite=overwrite),
+                    items=items)
+    first = rep.items[0]
+    if overwrite:
+        assert first.status == "ok" and late.read_bytes() != b"precious"
+    else:
+        assert late.read_bytes() == b"precious"
+        assert first.status == "failed" and "appeared there while this one was being written" in first.reason, first
+        assert rep.counts()["ok"] == 3 and rep.exit_status != 0
+    assert not [p for p in out.rglob("*.part")]
+
+
 def test_ctrl_c_writes_report_and_resume(tmp_path, capsys, celeba_wild, tiny_model_path):
     """A real Ctrl-C (SIGINT) on the command: complete files only, a report, then resume."""
     src = tmp_path / "wild"

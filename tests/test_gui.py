@@ -1634,6 +1634,35 @@ def test_closing_while_an_export_waits_its_turn_writes_it_without_asking(qtbot, 
     shiboken6.delete(w)
 
 
+def test_export_never_replaces_a_file_that_appeared_after_the_user_chose_the_name(editor, qtbot, tmp_path,
+                                                                                      monkeypatch):
+    """QA (file system): a file put at the export's path while the export waited its turn was
+    replaced unasked; a link to a missing file there was replaced without the question a file
+    gets. The first is kept and the export fails saying why; the second is asked about."""
+    w = editor
+    flip_smiling(w, qtbot, original(w))
+    out = tmp_path / "edited.jpg"
+    w.errors.clear()
+    with w.jobs.hold():
+        assert w.export_to(out)
+        out.write_bytes(b"another program's file")
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    assert w.errors[-1][0] == "Export failed" and "appeared there" in w.errors[-1][1], w.errors
+    assert out.read_bytes() == b"another program's file"
+    # this window's own export still to come is no foreign file: the second replaces the first
+    twice = tmp_path / "twice.jpg"
+    with qtbot.waitSignals([w.exportFinished, w.exportFinished], timeout=TIMEOUT):
+        with w.jobs.hold():
+            assert w.export_to(twice) and w.export_to(twice)
+    assert load_image(twice).shape == original(w).shape and len(w.errors) == 1
+    link = tmp_path / "link.jpg"
+    link.symlink_to(tmp_path / "missing.jpg")
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append(a[0]) or False)
+    assert not w.export_to(link)
+    assert asked == ["Replace file?"] and link.is_symlink()
+
+
 def test_two_exports_to_one_file_then_close_writes_the_newer_edit(qtbot, tmp_path, tiny_model_path,
                                                                    portrait_path, monkeypatch):
     """QA: an edit exported, Smiling moved, exported again to the same file, the window closed as
