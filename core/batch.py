@@ -229,6 +229,10 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
             if suffix not in IMAGE_SUFFIXES:
                 items.append(Item(src, rel.as_posix(), None, "skipped", NOT_AN_IMAGE))
                 continue
+            if not src.is_file():
+                # a named pipe or a device with a photo's name: opening it waits for a writer forever
+                items.append(Item(src, rel.as_posix(), None, "skipped", "not a regular file (a pipe or a device)"))
+                continue
             out_suffix = OUTPUT_FORMATS[fmt.lower()] if fmt else export_suffix(src)
             items.append(Item(src, rel.as_posix(), dst_root / rel.with_suffix(out_suffix)))
     if walk_errors and not items:
@@ -281,6 +285,9 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
             # a link whose target is gone is the user's entry all the same (the refusal without a
             # flag counts it among the files there): left as it is, never replaced
             it.status, it.reason = "exists", "a link to a missing file has the output's name; left as it is (--skip-existing)"
+        elif skip_existing and os.path.lexists(it.output):
+            # a pipe, a device or a folder: not a photo to resume from, nor ours to replace
+            it.status, it.reason = "exists", "something other than a file has the output's name; left as it is (--skip-existing)"
     nested = ""
     if out_nested and dst_root.is_dir():
         # The output tree is left out of the inputs. An image in it that no input of this run could
@@ -366,6 +373,11 @@ def _check_report_path(report_path, items, out_dir) -> list:
     rp = _resolve(p)
     if rp is None:
         raise FaderError(f"{p}: cannot write the report: the path is a symlink loop")
+    if p.is_symlink() and not p.exists():
+        # the write would replace the user's link (the target's folder is no report's)
+        raise FaderError(f"{p}: is a link to a missing file; refusing to replace it (choose another name for --report)")
+    if os.path.lexists(rp) and not rp.is_file() and not rp.is_dir():
+        raise FaderError(f"{p}: cannot write the report: it is not a regular file (a pipe or a device)")
     own = None
     for it in items:
         if rp == _resolve(it.input):
@@ -405,7 +417,7 @@ def _make_report_folder(report_path) -> None:
 def _is_report(p: Path) -> bool:
     """Whether `p` holds a report this program wrote (which a new report may replace)."""
     try:
-        if p.stat().st_size > 512 << 20:
+        if not p.is_file() or p.stat().st_size > 512 << 20:   # a pipe would block the open
             return False
         with open(p, "rb") as f:
             data = json.loads(f.read().decode("utf-8"))

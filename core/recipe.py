@@ -16,6 +16,7 @@ from .errors import FaderError
 
 RECIPE_FORMAT = "fader-recipe"
 RECIPE_VERSION = 1
+MAX_RECIPE_BYTES = 1 << 20
 
 
 def make_recipe(values: Mapping, model_name: str = "") -> dict:
@@ -32,6 +33,11 @@ def load_recipe(path, attributes) -> dict:
     """
     p = Path(path)
     try:
+        if p.exists() and not p.is_dir() and not p.is_file():
+            # a pipe would block the read until a writer comes; /dev/zero would fill the memory
+            raise FaderError(f"{p}: recipe is not a regular file (a pipe or a device)")
+        if p.is_file() and p.stat().st_size > MAX_RECIPE_BYTES:
+            raise FaderError(f"{p}: recipe file is {p.stat().st_size:,} bytes; a recipe is a few hundred")
         text = p.read_text(encoding="utf-8-sig")   # Windows editors may start the file with a BOM
     except FileNotFoundError:
         raise FaderError(f"{p}: recipe file not found") from None

@@ -159,6 +159,13 @@ def main(argv=None) -> int:
             # stdout goes to devnull so that flushing it at exit cannot raise again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
+        except OSError as e:
+            # a path the system refuses before any of our checks could name it (a name over 255
+            # bytes: "does it exist?" itself fails): one line, not a traceback
+            from core.errors import os_reason
+            where = f"{e.filename}: " if e.filename else ""
+            sys.stderr.write(f"{PROG}: error: {printable(where + os_reason(e))}\n")
+            return 2
         finally:
             if old is not None:
                 signal.signal(signal.SIGTERM, old)

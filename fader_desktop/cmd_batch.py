@@ -132,13 +132,14 @@ def run(args) -> int:
     sys.stderr.write(f"{PROG}: {summary}\n")
     if c["cancelled"]:
         sys.stderr.write(f"{PROG}: the same command with --skip-existing goes on where this run stopped\n")
+    report_written = bool(args.report) and report.report_error is None   # never "see" a report that is not there
     # the photos not processed are counted in the summary line; the list names the others
     problems = [p for p in report.problems() if p[1] != "cancelled"]
     for rel, status, reason in problems[:20]:
         sys.stderr.write(f"  {status}: {printable(rel)}: {printable(reason)}\n")
     if len(problems) > 20:
         sys.stderr.write(f"  … {len(problems) - 20} more"
-                         + (f" (see {printable(args.report)})" if args.report else "") + "\n")
+                         + (f" (see {printable(args.report)})" if report_written else "") + "\n")
     unsure = [it for it in report.items if it.unsure]
     if unsure:
         sys.stderr.write(f"{PROG}: note: in {len(unsure)} photo(s) the model was unsure of a reading the edit starts "
@@ -155,7 +156,7 @@ def run(args) -> int:
     if lost:
         sys.stderr.write(f"{PROG}: note: {len(lost)} output(s) could not keep everything of their photo, e.g. "
                          f"{printable(lost[0].relative)}: {'; '.join(lost[0].lost)}"
-                         + (f" (see {printable(args.report)})" if args.report else "") + "\n")
+                         + (f" (see {printable(args.report)})" if report_written else "") + "\n")
     if others:
         # a camera's .xmp/.AAE sidecars and notes beside the photos: named once, not as problems
         sys.stderr.write(f"{PROG}: note: {len(others)} file(s) that are not images were left alone, e.g. "
