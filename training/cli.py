@@ -398,6 +398,9 @@ def check_run_folder(run_dir: Path) -> None:
     from .trainer import CHECKPOINT_NAME
     if run_dir.exists() and not run_dir.is_dir():
         raise FaderError(f"--out {run_dir}: exists and is not a folder")
+    if run_dir.is_symlink() and not run_dir.exists():   # mkdir would fail late with "File exists"
+        raise FaderError(f"--out {run_dir}: a symbolic link to a missing target ({os.readlink(run_dir)}); "
+                         "remove it or choose another --out")
     blocker = next((q for q in run_dir.parents if q.exists() and not q.is_dir()), None)
     if blocker is not None:
         raise FaderError(f"--out {run_dir}: {blocker} is a file, not a folder")
@@ -569,11 +572,12 @@ def _run(argv, log, held: dict) -> int:
     # Rank 0 prepares the run folder and the evaluation classifier; the other ranks wait for it.
     phase = dist.phase("preparing the run folder and the evaluation classifier") if dist is not None else None
     leader = phase is None or phase.leader
+    given_clf = _given_classifier(a, data) if ck is None and leader and a.classifier else None
     if leader:
         _prepare_run_folder(ck, run_dir, a.data, data, held, say)
     classifier = None
     if ck is None and leader:
-        classifier = _evaluation_classifier(a, data, cfg, device, meta, quiet, say)
+        classifier = _evaluation_classifier(a, data, cfg, device, meta, quiet, say, given_clf)
     return _train(a, argv, ck, data, arch, cfg, meta, classifier, device, dist, phase, quiet, say, run_dir, continued_at)
 
 
@@ -619,15 +623,12 @@ def _check_options(a):
     _check_numbers(a)
     check_run_folder(Path(a.out))
     _check_out_outside_data(a)
-    if not (a.resume or a.init or a.continue_from):  # else the architecture is the run's or the model's
-        size = a.img_size or _default_img_size(a.data)
-        try:
-            _arch_from_options(a, size, 1).validate()
-        except FaderError as e:
-            raise FaderError(f"{e}; change --n-layers, --init-fm or --max-fm for --img-size {size}") from None
+    if a.classifier:
+        _check_regular_file("--classifier", a.classifier)
     init_model = _load_init_model(a.init or a.continue_from) if a.init or a.continue_from else None
     if a.continue_from:
         _check_recorded_recipe(_recorded_training(init_model, a)[0], a)
+    _check_architectures(a, init_model)
     if a.clf_weight:
         _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
@@ -635,6 +636,80 @@ def _check_options(a):
     if a.n_critic is None and _critic_terms_asked(a):
         a.n_critic = 1
     return init_model
+
+
+def _check_regular_file(option: str, path) -> None:
+    """An input file option names a regular file (a fifo or a device would block or fail late)."""
+    from core.errors import FaderError
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FaderError(f"{option} {path}: no such file" + (" (a symbolic link to a missing target)"
+                                                             if p.is_symlink() else ""))
+    if not p.is_file():
+        raise FaderError(f"{option} {path}: not a regular file")
+
+
+# ArchConfig fields as the options that set them, for the networks' own validation messages.
+_AE_OPTIONS = {"img_size": "--img-size", "init_fm": "--init-fm", "max_fm": "--max-fm", "n_layers": "--n-layers",
+               "n_skip": "--n-skip", "dec_min_fm": "--dec-min-fm", "deconv_method": "--deconv-method",
+               "instance_norm": "--instance-norm", "dec_dropout": "--dec-dropout",
+               "lat_dis_dropout": "--lat-dis-dropout", "hid_dim": "--hid-dim"}
+
+
+def _validate_arch(cfg, what: str, options: dict, given: set) -> None:
+    """cfg.validate() (core.networks' rules, not a copy of them), its message followed by the
+    option that sets each field it names, with that field's value (and whether it defaulted)."""
+    import re
+    from core.errors import FaderError
+    try:
+        cfg.validate()
+    except FaderError as e:
+        msg = str(e).removeprefix("invalid architecture: ")
+        named = dict.fromkeys(re.findall(r"\b(" + "|".join(options) + r")\b", msg))
+        parts = []
+        for f in named:
+            opt = options[f]
+            if opt.startswith("--"):
+                dflt = "" if opt[2:].replace("-", "_") in given else " by default"
+                parts.append(f"{f} is {opt} {getattr(cfg, f)}{dflt}")
+            else:   # not an option: a fixed part of the network
+                parts.append(f"{f} is {opt}")
+        raise FaderError(f"invalid {what}: {msg}" + (f" ({'; '.join(parts)})" if parts else "")) from None
+
+
+def _check_architectures(a, init_model) -> None:
+    """Every network's architecture the options set, validated before any work or any file is
+    written (the networks themselves are built after the run folder and the classifier)."""
+    from .evaluation import classifier_config
+    size = a.img_size or (init_model.image_size if init_model is not None else _default_img_size(a.data))
+    if a.resume:   # the run's own (a --dec-min-fm widening is checked as the checkpoint is read)
+        pass
+    elif init_model is None:
+        _validate_arch(_arch_from_options(a, size, 1), "architecture", _AE_OPTIONS, a.given)
+    else:
+        c = init_model.config
+        _validate_arch(_init_arch(a, init_model, 1), f"architecture for {'--init' if a.init else '--continue'}",
+                       {"n_skip": "--n-skip", "n_layers": f"the model's, {c.n_layers}",
+                        "img_size": f"the model's, {c.img_size}"}, a.given)
+    if not a.classifier:
+        # its first layer's width is fixed: only --classifier-max-fm (and the size) can make it invalid
+        _validate_arch(classifier_config(size, 1, a.classifier_max_fm), "evaluation classifier architecture",
+                       {"max_fm": "--classifier-max-fm", "init_fm": "its first layer's width, fixed",
+                        "img_size": "--img-size"}, a.given)
+
+
+def _init_arch(a, init_model, n_attr: int):
+    """The --init / --continue model's architecture for this run: its own, with n_attr and --n-skip."""
+    from core.errors import FaderError
+    from core.networks import ArchConfig
+    old_skip = init_model.config.n_skip
+    if a.n_skip is not None and a.n_skip < old_skip:
+        raise FaderError(f"--n-skip {a.n_skip}: the --init model has {old_skip} skip connections; "
+                         "fine-tuning can add skip connections, not remove them")
+    if a.dec_min_fm not in (None, init_model.config.dec_min_fm):
+        raise FaderError("--dec-min-fm with --init/--continue: widen a run's decoder with --resume instead")
+    n_skip = old_skip if a.n_skip is None else a.n_skip
+    return ArchConfig(**{**init_model.config.to_dict(), "n_attr": n_attr, "n_skip": n_skip})
 
 
 def _default_img_size(data) -> int:
@@ -1097,14 +1172,7 @@ def _configure(a, ck, data: _Data, dist, say) -> tuple:
         _note_ignored_on_resume(a, arch, cfg, say)
     else:
         if init_model is not None:
-            old_skip = init_model.config.n_skip
-            if a.n_skip is not None and a.n_skip < old_skip:
-                raise FaderError(f"--n-skip {a.n_skip}: the --init model has {old_skip} skip connections; "
-                                 "fine-tuning can add skip connections, not remove them")
-            n_skip = old_skip if a.n_skip is None else a.n_skip
-            if a.dec_min_fm not in (None, init_model.config.dec_min_fm):
-                raise FaderError("--dec-min-fm with --init/--continue: widen a run's decoder with --resume instead")
-            arch = ArchConfig.from_dict({**init_model.config.to_dict(), "n_attr": n_attr, "n_skip": n_skip})
+            arch = _init_arch(a, init_model, n_attr)
         else:
             arch = _arch_from_options(a, img_size, n_attr)
         arch.validate()
@@ -1236,23 +1304,30 @@ def _prepare_run_folder(ck, run_dir: Path, given: list, data: _Data, held: dict,
         say(f"{PROG}: the skipped images are listed in {run_dir / SKIPPED_LIST}")
 
 
-def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool, say):
-    """The classifier that measures swap accuracy: --classifier's, the --init model's, or one
-    trained now. Records its source and validation accuracy in `meta`."""
+def _given_classifier(a, data: _Data):
+    """The --classifier model, checked against the run's data before the run folder is written."""
     from core.errors import FaderError
     from core.model_file import load_model
+    attrs = data.attrs
+    cm = load_model(a.classifier)
+    if cm.classifier is None:
+        raise FaderError(f"{a.classifier}: has no classifier")
+    if [x.to_dict() for x in cm.attributes] != [x.to_dict() for x in attrs] and \
+            [(x.name, x.values) for x in cm.attributes] != [(x.name, x.values) for x in attrs]:
+        raise FaderError(f"{a.classifier}: its classifier predicts {[x.name for x in cm.attributes]}, the run trains {[x.name for x in attrs]}")
+    if cm.image_size != data.img_size:
+        raise FaderError(f"{a.classifier}: classifier works at {cm.image_size}px, the run at {data.img_size}px")
+    return cm
+
+
+def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool, say, given=None):
+    """The classifier that measures swap accuracy: --classifier's (`given`, from _given_classifier),
+    the --init model's, or one trained now. Records its source and validation accuracy in `meta`."""
+    from core.errors import FaderError
     from .evaluation import classifier_accuracy, train_classifier
     attrs, init_model, cache, labels = data.attrs, data.init_model, data.cache, data.labels
     if a.classifier:
-        cm = load_model(a.classifier)
-        if cm.classifier is None:
-            raise FaderError(f"{a.classifier}: has no classifier")
-        if [x.to_dict() for x in cm.attributes] != [x.to_dict() for x in attrs] and \
-                [(x.name, x.values) for x in cm.attributes] != [(x.name, x.values) for x in attrs]:
-            raise FaderError(f"{a.classifier}: its classifier predicts {[x.name for x in cm.attributes]}, the run trains {[x.name for x in attrs]}")
-        if cm.image_size != data.img_size:
-            raise FaderError(f"{a.classifier}: classifier works at {cm.image_size}px, the run at {data.img_size}px")
-        classifier = cm.classifier
+        classifier = (given or _given_classifier(a, data)).classifier
         acc = classifier_accuracy(classifier.to(device), cache.images, labels, data.val_idx, attrs, device)
         meta["classifier"] = {"source": str(a.classifier), "val_accuracy": dict(zip([x.name for x in attrs], acc))}
     elif init_model is not None and init_model.classifier is not None and \

@@ -512,6 +512,8 @@ def _open_pack(path: Path, wanted: Optional[list]) -> Dataset:
 def _kind(path: Path) -> str:
     if not path.exists():
         _err(f"{path}: no such file or folder")
+    if not path.is_file() and not path.is_dir():   # a fifo or a device
+        _err(f"{path}: not a regular file or folder")
     if path.is_file():
         if path.name == CELEBA_ATTR_FILE:
             return "celeba"
@@ -609,7 +611,8 @@ def exclude_images(ds: Dataset, sources: Sequence) -> tuple:
                 _err(f"{p}: cannot read the exclusion list ({e.strerror or e})")
             names.update(line.strip() for line in text.splitlines() if line.strip())
         else:
-            _err(f"{p}: --exclude needs a folder of images or a text file of names; no such file or folder")
+            what = "not a regular file or folder" if p.exists() else "no such file or folder"
+            _err(f"{p}: --exclude needs a folder of images or a text file of names; {what}")
     keep = [it for it in ds.items if split_key(ds, it.path) not in names and Path(it.path).name not in names]
     dropped = len(ds.items) - len(keep)
     if not keep:
