@@ -24,6 +24,36 @@ def log_path() -> Path:
     return Path(folder) / LOG_NAME
 
 
+class LogFile(logging.handlers.RotatingFileHandler):
+    """The rotating log file; once it cannot be written (a full disk) it says so once on stderr and
+    stops, instead of a "Logging error" traceback on stderr for every later message."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)   # a bad format string is a bug to show, not a disk to give up on
+            return
+        self.failed = True
+        try:
+            # what is buffered would fail again at each flush and at exit
+            self.close()
+        except OSError:
+            pass
+        reason = error.strerror or str(error)
+        if sys.stderr:   # None in a windowed build
+            try:
+                sys.stderr.write(f"fader-desktop: note: cannot write the log file {self.baseFilename} "
+                                 f"({reason}); logging to it stops\n")
+            except (OSError, ValueError):
+                pass
+
+
 def setup_logging() -> Path | None:
     """Log to a rotating file (errors users report should be in it) and warnings to stderr."""
     root = logging.getLogger()
@@ -31,7 +61,7 @@ def setup_logging() -> Path | None:
     path = log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=2, encoding="utf-8")
+        fh = LogFile(path, maxBytes=2_000_000, backupCount=2, encoding="utf-8")
     except OSError:
         path = None
     else:
@@ -114,4 +144,4 @@ def run_app(images=(), model=None, device: str = "auto") -> int:
     return int(status)
 
 
-__all__ = ["run_app", "make_application", "setup_logging", "log_path", "dark_palette"]
+__all__ = ["run_app", "make_application", "setup_logging", "LogFile", "log_path", "dark_palette"]

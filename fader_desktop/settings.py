@@ -6,6 +6,7 @@ QSettings (an INI file in a temporary folder) so they never touch the user's pre
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -17,6 +18,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # the suffixes the app writes (core.image_io.SAVE_FORMATS, not imported: it loads Pillow), "jpeg" as
 # "jpg"; the remembered format was held to the first three, so the export after a TIFF one proposed a JPEG
 EXPORT_SUFFIXES = ("jpg", "png", "webp", "tif", "tiff", "bmp")
+_PROBE_KEY = "fader_desktop_write_probe"
 
 
 def _as_list(value) -> list:
@@ -36,6 +38,34 @@ def _as_bool(value, default: bool) -> bool:
     return bool(value)
 
 
+def _write_error(path: str) -> str | None:
+    """Why a file of the size of `path` cannot be written beside it ("No space left on device"), or
+    None where it can now or `path` is no file (the registry, a plist): QSettings says only that
+    writing failed."""
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        return None
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".fader-desktop-probe-")
+    except OSError as e:
+        return e.strerror or str(e)
+    try:
+        with open(fd, "wb") as f:
+            f.write(b"\0" * (size + 4096))
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
+    return None
+
+
 def _same_entry(a: str, b: str) -> bool:
     """Whether two remembered paths are one file: the same string, the same under the platform's
     case rule (Windows), or one existing file under two names (other case on macOS, a hard link)."""
@@ -50,12 +80,25 @@ class Settings:
         self.q = qsettings if qsettings is not None else QSettings()
 
     def unsaved_reason(self) -> str | None:
-        """Why nothing the window remembers (recent files, its size, the last model) will be kept:
-        the settings file cannot be written (a read-only or missing folder); None where it can."""
-        if self.q.isWritable():
+        """Why what the window remembers (recent files, its size, the last model) will not be kept:
+        the settings file cannot be written (a read-only or missing folder) or writing it failed (a
+        full disk); None where it is saved. Writes the settings to find out."""
+        if not self.q.isWritable():
+            return (f"settings cannot be saved ({self.q.fileName()} is not writable): recent files, the "
+                    "window's size and the last model will not be remembered")
+        if self.q.status() == QSettings.Status.NoError:
+            # sync() writes nothing when nothing changed (a key set and removed unsaved is no change),
+            # and a writable folder says nothing of the space in it: write the file with a key, then without
+            self.q.setValue(_PROBE_KEY, 1)
+            self.q.sync()
+            self.q.remove(_PROBE_KEY)
+            self.q.sync()
+        # Qt keeps the first error: a save that failed since start is reported too
+        if self.q.status() != QSettings.Status.AccessError:
             return None
-        return (f"settings cannot be saved ({self.q.fileName()} is not writable): recent files, the "
-                "window's size and the last model will not be remembered")
+        cause = _write_error(self.q.fileName())
+        return (f"settings cannot be saved (writing {self.q.fileName()} failed{': ' + cause if cause else ''}): "
+                "recent files, the window's size and the last model will not be remembered")
 
     # -- device / model ------------------------------------------------------------------------
     @property
