@@ -87,6 +87,17 @@ def celeba_aligned() -> Path:
     return _require(CELEBA_ALIGNED)
 
 
+@pytest.fixture
+def aligned3(tmp_path, celeba_aligned) -> Path:
+    """A folder of three real aligned CelebA photos (JPEG)."""
+    import shutil
+    d = tmp_path / "in3"
+    d.mkdir()
+    for p in sorted(celeba_aligned.glob("*.jpg"))[:3]:
+        shutil.copy(p, d / p.name)
+    return d
+
+
 @pytest.fixture(scope="session")
 def celeba_wild() -> Path:
     """Folder of real unaligned CelebA photos (skips when absent)."""

@@ -757,16 +757,6 @@ def test_the_eta_of_a_resumed_run_counts_the_photos_still_to_edit(tmp_path, cele
 
 # -- hostile and careless use (issue 18) --------------------------------------------------------
 
-@pytest.fixture
-def aligned3(tmp_path, celeba_aligned) -> Path:
-    """Three real aligned CelebA photos (JPEG)."""
-    d = tmp_path / "in3"
-    d.mkdir()
-    for p in sorted(celeba_aligned.glob("*.jpg"))[:3]:
-        shutil.copy(p, d / p.name)
-    return d
-
-
 def test_full_disk_fails_the_photos_and_a_resume_writes_them(tmp_path, aligned3, engine, small_disk):
     """On a full disk the JPEGs were written truncated, marked ok, and kept by --skip-existing."""
     from conftest import fill_disk

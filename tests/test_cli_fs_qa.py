@@ -32,12 +32,8 @@ def run_cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def photos(tmp_path, celeba_aligned) -> Path:
-    d = tmp_path / "in"
-    d.mkdir()
-    for p in sorted(celeba_aligned.glob("*.jpg"))[:3]:
-        shutil.copy(p, d / p.name)
-    return d
+def photos(aligned3) -> Path:
+    return aligned3
 
 
 @needs_fifo
