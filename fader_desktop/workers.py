@@ -620,9 +620,9 @@ class EditorBackend:
         what Copy image puts on the clipboard."""
         return to_display(self._photo_at(serial, values, "copy")[1], self.colour_space)
 
-    def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool, replace: bool = True) -> str:
+    def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool, may_replace: bool = True) -> str:
         """Write the photo at `values` (a Snapshot; None without a model or faces): the original file itself
-        when nothing is edited and its format allows, else the rendered pixels. `replace=False`:
+        when nothing is edited and its format allows, else the rendered pixels. `may_replace=False`:
         never over a file that appeared at `path` since the user chose it."""
         from core.errors import FaderError
         from core.image_io import Source, export_photo, read_source
@@ -642,7 +642,7 @@ class EditorBackend:
                 pass
         # nothing edited: the original file itself where the format allows (no recompression)
         original = self.path if keep_exif and same else None
-        export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged, replace=replace)
+        export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged, replace=may_replace)
         log.info("exported %s", path)
         return str(path)
 
