@@ -15,8 +15,10 @@ that sub-tree is left out of the walk, so a second run never treats its own outp
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import sys
 import threading
 import time
@@ -164,6 +166,38 @@ def names_ignore_case(folder: Path) -> bool:
         except (OSError, ValueError):
             continue
     return sys.platform in ("win32", "darwin")
+
+
+class OutputFolderGone(FaderError):
+    """The output folder disappeared during the run (deleted, its drive unmounted) or another
+    folder took its name: the run stops instead of creating it again."""
+
+
+def _folder_id(folder) -> Optional[tuple]:
+    """(device, inode) of `folder`, None when it is not there (or not reachable any more: a
+    network share gone stale, a FUSE mount whose process ended)."""
+    try:
+        st = os.stat(folder)
+    except OSError as e:
+        if isinstance(e, (FileNotFoundError, NotADirectoryError)) or e.errno in _GONE_ERRNOS:
+            return None
+        raise
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _hold_folder(folder) -> tuple:
+    """(an open descriptor of `folder` or None where folders cannot be opened (Windows), its
+    (device, inode))."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(folder, flags)
+    except OSError:
+        return None, _folder_id(folder)
+    st = os.fstat(fd)
+    return fd, (st.st_dev, st.st_ino)
+
+
+_GONE_ERRNOS = {getattr(errno, n) for n in ("ESTALE", "ENOTCONN", "ENODEV", "ENXIO") if hasattr(errno, n)}
 
 
 class OutputsExist(FaderError):
@@ -444,6 +478,7 @@ class BatchReport:
     seconds: float = 0.0
     cancelled: bool = False
     report_error: Optional[str] = None   # why the JSON report could not be written (a full disk)
+    error: Optional[str] = None          # why the run stopped before its end (the output folder disappeared)
 
     def counts(self) -> dict:
         c = {s: 0 for s in STATUSES}
@@ -457,7 +492,7 @@ class BatchReport:
         the report could not be written. Files that are not images (a camera's .xmp and .AAE
         sidecars, notes) are left alone without failing the run."""
         ok = all(it.status in ("ok", "exists") or is_other_file(it) for it in self.items)
-        return 0 if ok and self.report_error is None else 1
+        return 0 if ok and self.report_error is None and self.error is None else 1
 
     def problems(self) -> list:
         """(relative path, status, reason) for each image (or folder) that was not written."""
@@ -473,7 +508,7 @@ class BatchReport:
         return {"format": REPORT_FORMAT, "version": 1, "in_dir": self.in_dir, "out_dir": self.out_dir,
                 "model": self.model, "values": self.values, "options": self.options,
                 "started": self.started, "seconds": round(self.seconds, 3), "cancelled": self.cancelled,
-                "counts": c,
+                "error": self.error, "counts": c,
                 "images_per_second": round(c["ok"] / self.seconds, 3) if self.seconds > 0 else None,
                 "items": [it.to_dict() for it in self.items]}
 
@@ -553,28 +588,49 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
             progress(done, total, str(it.input))
 
     todo = [it for it in items if it.status == "pending"]
+    out_id = out_fd = None
     if todo:
         _make_output_folder(out_dir)
         _check_writable(Path(out_dir), f"{out_dir}: cannot write the outputs")
         _remove_stale_parts(todo)
+        # the folder the outputs go into: when it is not this one any more (deleted, its drive
+        # unmounted) the run stops, rather than create it again and fill the disk beneath the
+        # mount. Held open meanwhile, so that a folder made again at its path cannot be given its
+        # number (inode) and pass for it
+        out_fd, out_id = _hold_folder(out_dir)
     if report_path is not None:
         _make_report_folder(report_path)
     for it in items:
         if it.status != "pending":
             finished(it)
     interrupted = None
+    pipeline = _Pipeline(engine, options, cancel, readers, batch_faces, detector, finished,
+                         out_dir=Path(out_dir), out_id=out_id)
     try:
-        _Pipeline(engine, options, cancel, readers, batch_faces, detector, finished).run(todo)
+        pipeline.run(todo)
     except KeyboardInterrupt as e:
         interrupted = e
     finally:
+        if out_fd is not None:
+            os.close(out_fd)
+        stopped = "not processed: the run was stopped"
+        if pipeline.gone:
+            written = sum(1 for it in items if it.status == "ok")
+            report.error = (f"the output folder {out_dir} disappeared during the run; {written} photo(s) "
+                            "were written before")
+            stopped = "not processed: the output folder disappeared"
         for it in items:
             if it.status == "pending":
-                it.status, it.reason = "cancelled", "not processed: the run was stopped"
+                it.status, it.reason = "cancelled", stopped
         report.cancelled = cancel.is_set() or interrupted is not None
         report.seconds = time.perf_counter() - t0
         if report_path is not None:
             try:
+                if pipeline.gone and _inside(Path(os.path.abspath(report_path)), Path(os.path.abspath(out_dir))):
+                    # it went with the output folder: neither created again nor written into the
+                    # folder now at its path (the empty mount point of a drive unmounted)
+                    raise FaderError(f"{report_path}: cannot write the report: the output folder {out_dir} it was to "
+                                     "go into disappeared")
                 report.write(report_path)
             except FaderError as e:
                 # the photos' fate still reaches the user (the summary); the run counts as failed
@@ -596,10 +652,14 @@ class _Pipeline:
     """Readers -> model (this thread) -> writer. Bounded queues keep memory to a few photos."""
 
     def __init__(self, engine, options: BatchOptions, cancel: threading.Event, readers: int,
-                 batch_faces: int, detector, finished: Callable[[Item], None]):
+                 batch_faces: int, detector, finished: Callable[[Item], None],
+                 out_dir: Optional[Path] = None, out_id: Optional[tuple] = None):
         self.engine = engine
         self.opt = options
         self.cancel = cancel
+        # the output folder as it was made at the start ((device, inode)); `gone` once it is not
+        self.out_dir, self.out_id = out_dir, out_id
+        self.gone = False
         from .engine import usable_cores
         cores = usable_cores()
         # Detection costs several times the model per photo (MTCNN ~65 ms vs ~10 ms for a 64 px
@@ -622,7 +682,7 @@ class _Pipeline:
         t = time.perf_counter()
         p = _Prepared(it)
         try:
-            if self.cancel.is_set():
+            if self.cancel.is_set() or self.gone:
                 raise _Stop()
             p.image = load_image(it.input)
             p.source = read_source(it.input, exif=self.opt.keep_exif and not self.opt.raw)
@@ -675,10 +735,9 @@ class _Pipeline:
         t = time.perf_counter()
         it, doc = p.item, p.doc
         try:
-            try:
-                it.output.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise FaderError(f"{it.output}: cannot create the folder {it.output.parent} ({os_reason(e)})") from None
+            if self.gone:
+                raise _Stop()   # left pending: "not processed"
+            self._make_folder(it.output)
             copied = False
             changed = doc.edited_faces() if doc is not None and not self.opt.raw else []
             if self.opt.raw:
@@ -690,9 +749,16 @@ class _Pipeline:
                 # changed: the input's own bytes where the format allows
                 # without --overwrite a file that appeared since the plan (another program, a
                 # second batch into the same folder) is never replaced: the plan's check is long past
-                copied, it.lost = export_photo(it.input, it.output, doc.render() if changed else p.image,
-                                               p.source, quality=self.opt.quality, unchanged=not changed,
-                                               replace=self.opt.overwrite)
+                rgb = p.image
+                if changed:
+                    rgb = doc.render()
+                    # the photo as read is not needed once the edit is rendered: freed before the
+                    # save makes its own copy of the pixels (Pillow's, 4 bytes a pixel), not after
+                    # it (a 100 MP photo is 286 MB)
+                    p.image = doc.image = None
+                copied, it.lost = export_photo(it.input, it.output, rgb, p.source, quality=self.opt.quality,
+                                               unchanged=not changed, replace=self.opt.overwrite)
+                rgb = None
             it.status = "ok"
             it.faces = p.n_faces
             if self.opt.raw:
@@ -717,11 +783,53 @@ class _Pipeline:
             if p.found.skipped:
                 notes.append(f"{len(p.found.skipped)} face(s) too small for the model left unchanged")
             it.reason = "; ".join(notes)
-        except Exception as e:
+        except _Stop as e:
             p.error = e
+        except Exception as e:
+            # a write that failed because the output folder went away (FileNotFoundError: its
+            # temporary file has no folder any more) is said as that, and stops the run
+            p.error = self._gone_error_for(it.output) if not isinstance(e, OutputFolderGone) and self._output_gone() else e
         p.image, p.doc = None, None  # free the photo as soon as it is written
         p.seconds += time.perf_counter() - t
         return p
+
+    def _output_gone(self) -> bool:
+        """Whether the output folder is no longer the one the run started with (sets `gone`)."""
+        if self.out_id is None:
+            return False
+        try:
+            now = _folder_id(self.out_dir)
+        except OSError:
+            return False   # e.g. an I/O error: the writes fail with their own reason
+        if now != self.out_id:
+            self.gone = True
+        return self.gone
+
+    def _make_folder(self, output: Path) -> None:
+        """Create the sub-folders of the output folder that `output` goes into, one level at a
+        time inside the output folder (never the output folder itself, nor its parents): where it
+        has disappeared, OutputFolderGone."""
+        if self._output_gone():
+            raise self._gone_error_for(output)
+        try:
+            parts = output.parent.relative_to(self.out_dir).parts if self.out_dir is not None else None
+        except ValueError:
+            parts = None
+        folders = [output.parent] if parts is None else \
+            [self.out_dir.joinpath(*parts[:k]) for k in range(1, len(parts) + 1)]
+        for folder in folders:
+            try:
+                if parts is None:
+                    folder.mkdir(parents=True, exist_ok=True)
+                else:
+                    folder.mkdir(exist_ok=True)
+            except OSError as e:
+                if isinstance(e, FileNotFoundError) and self._output_gone():
+                    raise self._gone_error_for(output) from None
+                raise FaderError(f"{output}: cannot create the folder {output.parent} ({os_reason(e)})") from None
+
+    def _gone_error_for(self, output: Path) -> OutputFolderGone:
+        return OutputFolderGone(f"{output}: not written: the output folder {self.out_dir} disappeared during the run")
 
     # -- driver --------------------------------------------------------------------------------
     def _record(self, p: _Prepared, phase: str) -> None:
@@ -769,18 +877,31 @@ class _Pipeline:
         prev_threads = torch.get_num_threads()
         if self.model_threads:
             torch.set_num_threads(self.model_threads)
+        sizes: dict = {}   # id(item) -> its decoded size, from its header
         try:
-            while (pending or reads or writes) and not self.cancel.is_set():
+            while (pending or reads or writes) and not self.cancel.is_set() and not self.gone:
                 # A few big photos are already hundreds of MB: read ahead by count and by size, the
                 # reads still running counted by their headers' size (counted only once read, 16
-                # photos of 100 MP were read at once: 5.2 GB for 8 of them)
+                # photos of 100 MP were read at once: 5.2 GB for 8 of them). Every photo from its
+                # read to the end of its write counts: the next is read when it fits in
+                # MAX_HELD_BYTES with them; one that does not, only when no other is being read
+                # and at most one is being written (a read ahead of one photo: read while the one
+                # before is written). 8 photos of 100 MP peaked at 3.5 GB, the read-ahead of two
+                # or three and the queue of writes each holding one; one `edit` of such a photo
+                # takes 1.9 GB
                 held = sum(f.nbytes for f in reads) + sum(w.nbytes for w in writes)
-                while pending and len(reads) < window and (not reads or held < MAX_HELD_BYTES):
-                    item = pending.popleft()
+                while pending and len(reads) < window:
+                    item = pending[0]
+                    if id(item) not in sizes:
+                        sizes[id(item)] = _decoded_bytes(item)
+                    nbytes = sizes[id(item)]
+                    if held + nbytes > MAX_HELD_BYTES and (reads or len(writes) > 1):
+                        break
+                    pending.popleft()
                     fut = rpool.submit(self._read, item)
-                    fut.nbytes = _decoded_bytes(item)
+                    fut.nbytes = nbytes
                     reads.append(fut)
-                    held += fut.nbytes
+                    held += nbytes
                 group, faces, size = [], 0, 0
                 # wait for the next photo in order, then take those that are ready as well (as many
                 # as the model takes at once, and no more than MAX_HELD_BYTES of them beyond one)
@@ -801,9 +922,10 @@ class _Pipeline:
                 while writes and (writes[0].done() or len(writes) > self.batch_faces
                                   or sum(w.nbytes for w in writes) > MAX_HELD_BYTES):
                     self._record(writes.popleft().result(), "write")
-                if writes and not pending and not reads:
-                    # only writes left: wait for the next in short steps, so that its progress is
-                    # reported when it is written and a Cancel meanwhile is seen
+                if writes and not reads:
+                    # only writes left (or the next photo waits for memory they hold): wait for the
+                    # next in short steps, so that its progress is reported when it is written and
+                    # a Cancel meanwhile is seen
                     futures_wait([writes[0]], timeout=0.1)
         except BaseException:
             self.cancel.set()  # readers that have not started yet return at once
@@ -814,7 +936,7 @@ class _Pipeline:
             # wait for (they stay pending: "not processed"); the one being written finishes (atomic).
             for f in reads:
                 f.cancel()
-            if self.cancel.is_set():
+            if self.cancel.is_set() or self.gone:
                 for f in writes:
                     f.cancel()
             again = None

@@ -438,6 +438,35 @@ def _write_mp4(final: Path, path: Path, frames: Sequence[np.ndarray], fps: float
             text = log.read().decode("utf-8", "replace")
             # the OS reason when ffmpeg names one, never its lines (they name the temporary file)
             reason = next((os.strerror(e)[0].lower() + os.strerror(e)[1:]
-                           for e in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO)
-                           if os.strerror(e) in text), f"the video encoder failed (ffmpeg exit status {code})")
-            raise ImageError(f"{final}: cannot write MP4: {reason}")
+                           for e in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO)
+                           if os.strerror(e) in text), None)
+            if code < 0:   # killed by a signal: it wrote no message, the signal says what happened
+                reason = _signal_reason(-code)
+            raise ImageError(f"{final}: cannot write MP4: "
+                             f"{reason or f'the video encoder failed (ffmpeg exit status {code})'}")
+
+
+def _signal_reason(signum: int) -> str:
+    """Why ffmpeg stopped, in words, when signal ``signum`` killed it. SIGXFSZ is the process's
+    file-size limit (``ulimit -f``; ffmpeg inherits it), worded as the other writers word EFBIG."""
+    import signal
+    if signum == getattr(signal, "SIGXFSZ", None):
+        limit = None
+        try:
+            import resource
+            soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            limit = None if soft == resource.RLIM_INFINITY else soft
+        except (ImportError, OSError, ValueError):
+            pass
+        over = f"the file-size limit of {limit:,} bytes" if limit is not None else "the file-size limit"
+        return f"file too large (over {over} set for this process, ulimit -f)"
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return f"the video encoder (ffmpeg) was stopped by signal {signum}"
+    what = {"SIGKILL": " (killed, e.g. by the system when memory ran out)",
+            "SIGSEGV": " (it crashed)", "SIGBUS": " (it crashed)", "SIGABRT": " (it aborted)",
+            "SIGILL": " (it crashed)", "SIGFPE": " (it crashed)",
+            "SIGTERM": " (terminated)", "SIGINT": " (interrupted)", "SIGHUP": " (its terminal closed)",
+            "SIGPIPE": " (its output closed)", "SIGXCPU": " (over the CPU-time limit set for this process, ulimit -t)"}
+    return f"the video encoder (ffmpeg) was stopped by signal {name}{what.get(name, '')}"

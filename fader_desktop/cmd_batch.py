@@ -130,7 +130,7 @@ def run(args) -> int:
                f"{c['failed']} failed" + (f", {c['cancelled']} not processed" if c["cancelled"] else "")
                + f" in {report.seconds:.1f} s")
     sys.stderr.write(f"{PROG}: {summary}\n")
-    if c["cancelled"]:
+    if c["cancelled"] and not report.error:
         sys.stderr.write(f"{PROG}: the same command with --skip-existing goes on where this run stopped\n")
     report_written = bool(args.report) and report.report_error is None   # never "see" a report that is not there
     # the photos not processed are counted in the summary line; the list names the others
@@ -161,6 +161,9 @@ def run(args) -> int:
         # a camera's .xmp/.AAE sidecars and notes beside the photos: named once, not as problems
         sys.stderr.write(f"{PROG}: note: {len(others)} file(s) that are not images were left alone, e.g. "
                          f"{printable(others[0].relative)}\n")
+    if report.error:
+        # the run stopped (the output folder disappeared): said last but for the report's error
+        sys.stderr.write(f"{PROG}: error: {printable(report.error)}\n")
     if report.report_error:
         sys.stderr.write(f"{PROG}: error: {printable(report.report_error)}\n")
     if report.cancelled:
