@@ -39,6 +39,9 @@ window's File ▸ Export path (a job off the GUI thread), and reports under "exp
 - longest_stall_ms: the longest gap between 5 ms ticks of the GUI thread meanwhile (an encoder
   that holds Python's lock freezes the window that long).
 
+A format listed more than once (`--exports tif,png,tif,png`: interleaved) is exported each time;
+both keys are then medians, and stalls_ms lists each export's longest stall.
+
 `--zooms fit,100` also times them at 100 %: the view zoomed to the face (View ▸ Zoom to face)
 and then to 100 % around its centre; per size, under "at_100", the same keys over the same
 number of changes, plus:
@@ -179,21 +182,31 @@ def show_window(app, w, poll_ms: int):
     """Show the window at the bench's size, with errors collected instead of shown in a dialog;
     the wait_for(cond, what) that runs the event loop (polling every poll_ms) until cond() holds,
     and exits on an error or after TIMEOUT_S."""
-    from PySide6.QtCore import QElapsedTimer, QEventLoop
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
     errors = []
     w.show_error = lambda title, msg: errors.append(f"{title}: {msg}")
     w.resize(1280, 820)
     w.show()
+    # processEvents(flags, maxtime) returns at once when nothing is pending, so a loop on it spun
+    # the GUI thread at 100 % of a core (and held Python's lock) while the window waited, which
+    # an app's event loop never does; processEvents(WaitForMoreEvents) sleeps until an event,
+    # and this timer brings one at least every poll_ms.
+    beat = QTimer()
+    beat.setInterval(poll_ms)
 
     def wait_for(cond, what: str) -> None:
         timer = QElapsedTimer()
         timer.start()
-        while not cond():
-            if errors:
-                raise SystemExit(f"gui_latency: error: {errors[0]}")
-            if timer.elapsed() > TIMEOUT_S * 1000:
-                raise SystemExit(f"gui_latency: error: timed out waiting for {what}")
-            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, poll_ms)
+        beat.start()
+        try:
+            while not cond():
+                if errors:
+                    raise SystemExit(f"gui_latency: error: {errors[0]}")
+                if timer.elapsed() > TIMEOUT_S * 1000:
+                    raise SystemExit(f"gui_latency: error: timed out waiting for {what}")
+                app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
+        finally:
+            beat.stop()
     return wait_for
 
 
@@ -422,7 +435,8 @@ def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
 
     def time_exports(slider, photo: Path) -> dict:
         """Each of --exports: the edited photo exported as the window does; export_s and the GUI
-        thread's longest stall meanwhile."""
+        thread's longest stall meanwhile (medians over a format listed more than once, with
+        each export's stall in stalls_ms)."""
         if slider.value() == slider.minimum():
             slider.setValue(slider.maximum())
         else:
@@ -430,7 +444,7 @@ def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
         wait_for(w.preview_current, "the render before export")
         done = []
         w.exportFinished.connect(done.append)
-        out = {}
+        runs: dict = {}
         for fmt in [x.strip().lower() for x in args.exports.split(",") if x.strip()]:
             target = tmp / f"{photo.stem}_export.{fmt}"
             pause(0.5)
@@ -444,10 +458,16 @@ def measure_sizes(args, app, w, model_path, model_desc, tmp: Path) -> int:
             export_s = time.perf_counter() - t
             ticker.stop()
             gaps = [(b - a) * 1000.0 for a, b in zip(ticks, ticks[1:])]
-            out[fmt] = {"export_s": round(export_s, 2),
-                        "longest_stall_ms": round(max(gaps), 1) if gaps else None}
+            runs.setdefault(fmt, []).append((export_s, max(gaps) if gaps else None))
             target.unlink()
         w.exportFinished.disconnect(done.append)
+        out = {}
+        for fmt, rs in runs.items():
+            stalls = [s for _, s in rs if s is not None]
+            out[fmt] = {"export_s": round(statistics.median(e for e, _ in rs), 2),
+                        "longest_stall_ms": round(statistics.median(stalls), 1) if stalls else None}
+            if len(rs) > 1:
+                out[fmt]["stalls_ms"] = [round(s, 1) for s in stalls]
         return out
 
     sizes = {}

@@ -8,7 +8,10 @@ OSError they get into their own message.
 Writers get a file object without a file descriptor (`fileno()` is unsupported): encoders that
 would otherwise write to the descriptor themselves (Pillow's JPEG/PNG/TIFF coders) go through
 Python's `write`, which raises on a short or failed write instead of ignoring it, and the size
-on disk is compared with what was written before the rename.
+on disk is compared with what was written before the rename. The one exception is asked for by
+name (`atomic_file(..., descriptor=True)`): a coder that checks each of its own writes (libtiff: a
+short write fails the encode) may get the descriptor, so that it can encode with Python's lock
+released (core.image_io's TIFF export).
 
 Temporary names carry the writing process's id (`.NAME.<pid>-<12 hex>.part`): a run removes only
 the temporary files of processes that no longer exist (`remove_stale_temps`), never those of
@@ -123,11 +126,13 @@ def _incomplete(path: Path, written: int, on_disk: int) -> OSError:
 
 
 class _CheckedWriter(io.BufferedIOBase):
-    """A write-only view of a file that hides its descriptor and remembers how far it wrote."""
+    """A write-only view of a file that hides its descriptor (unless ``descriptor``) and remembers
+    how far it wrote."""
 
-    def __init__(self, f: BinaryIO):
+    def __init__(self, f: BinaryIO, descriptor: bool = False):
         super().__init__()
         self._f = f
+        self._descriptor = descriptor
         self.end = 0  # the furthest byte written (writers such as TIFF seek back to patch headers)
 
     def writable(self) -> bool:
@@ -158,16 +163,24 @@ class _CheckedWriter(io.BufferedIOBase):
             self._f.flush()
 
     def fileno(self) -> int:
+        if self._descriptor:   # asked for by a caller whose coder checks its own writes
+            self._f.flush()
+            return self._f.fileno()
         raise io.UnsupportedOperation("fileno")  # so that encoders call write(), which checks
 
 
 @contextmanager
-def atomic_file(path, replace: bool = True) -> Iterator[BinaryIO]:
+def atomic_file(path, replace: bool = True, descriptor: bool = False) -> Iterator[BinaryIO]:
     """Open a new temporary file beside `path` for binary writing; on a clean exit of the block
     it is flushed, checked to hold every byte written, fsync'ed and renamed over `path`. On any
     error (a failed or short write: disk full, quota, I/O) it is removed and the error re-raised,
     so `path` keeps its old contents or does not appear. `replace=False`: a file at `path` by then
     is left alone and FileExistsError raised (see `_publish`).
+
+    `descriptor=True`: the file object's `fileno()` gives the descriptor (it raises otherwise), for
+    a coder that writes to it itself and fails on a short write of its own (libtiff does; Pillow's
+    JPEG and PNG coders ignore one, so never for them): what it writes there is not counted in the
+    size check, which covers only what goes through `write()`.
 
     The file is created with O_EXCL and mode 0o666, so the umask decides its permissions as for
     any new file (mkstemp would force 0600 on an exported photo).
@@ -177,7 +190,7 @@ def atomic_file(path, replace: bool = True) -> Iterator[BinaryIO]:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            w = _CheckedWriter(f)
+            w = _CheckedWriter(f, descriptor)
             yield w
             f.flush()
             os.fsync(f.fileno())

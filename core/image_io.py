@@ -12,7 +12,9 @@ import os
 import re
 import stat
 import struct
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -875,6 +877,64 @@ def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes
     return opts
 
 
+# Pillow's libtiff coder encodes a whole TIFF in the first call of its encoder's encode(), which
+# holds Python's lock throughout: during a File > Export the window froze 1.4-3 s per 50 MP
+# (bench/gui_latency.py --exports tif). The same encoder driven through encode_to_file(), Pillow's
+# loop for encoders writing to a file descriptor, runs with the lock released; it does so for
+# save_image's TIFFs only (inside _tiff_unlocked), which hand libtiff the file's descriptor as
+# Pillow does for any real file: the file is byte for byte the one Pillow writes.
+_TIFF_UNLOCKED = threading.local()
+
+
+class _UnlockedLibTiff:
+    """Pillow's libtiff encoder writing to the file's descriptor itself (Pillow passes it one when
+    the file object has fileno()), run through ``encode_to_file``, which releases Python's lock
+    around the whole encode, where Pillow calls ``encode``, which holds it. libtiff checks each of
+    its writes: a failed or short one fails the encode ("encoder error -2")."""
+
+    def __init__(self, encoder, fd: int):
+        self._encoder, self._fd = encoder, fd
+
+    def setimage(self, *args):
+        return self._encoder.setimage(*args)
+
+    def cleanup(self):
+        return self._encoder.cleanup()
+
+    def encode(self, bufsize: int = 65536) -> tuple:
+        # (bytes handed back, status, data): writing to a descriptor, libtiff hands back nothing
+        return 0, self._encoder.encode_to_file(self._fd, bufsize), b""
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+
+def _libtiff_encoder(mode, *args):
+    """Image._getencoder's "libtiff" (registered below): Pillow's own encoder, unlocked inside
+    :func:`_tiff_unlocked` where Pillow gives it a descriptor (args: rawmode, fd, filename, tags,
+    types); everywhere else exactly Pillow's."""
+    encoder = Image.core.libtiff_encoder(mode, *args)
+    fd = args[1] if len(args) > 1 else 0
+    if getattr(_TIFF_UNLOCKED, "on", False) and isinstance(fd, int) and fd > 0:
+        return _UnlockedLibTiff(encoder, fd)
+    return encoder
+
+
+if hasattr(Image.core, "libtiff_encoder") and "libtiff" not in Image.ENCODERS:
+    Image.register_encoder("libtiff", _libtiff_encoder)
+
+
+@contextmanager
+def _tiff_unlocked(on: bool = True):
+    """Within the block, this thread's libtiff saves to a file with a descriptor release Python's lock."""
+    before = getattr(_TIFF_UNLOCKED, "on", False)
+    _TIFF_UNLOCKED.on = on
+    try:
+        yield
+    finally:
+        _TIFF_UNLOCKED.on = before
+
+
 def check_output_folder(p: Path, what: str = "cannot save image") -> None:
     """ImageError naming `p` unless its folder exists and `p` is not a folder itself."""
     folder = p.parent if str(p.parent) else Path(".")
@@ -960,9 +1020,18 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
         image.putalpha(Image.fromarray(np.ascontiguousarray(alpha, np.uint8), "L"))
     opts = _save_options(fmt, int(quality), exif, icc_profile, gray=gray, lossless=lossless, xmp=xmp,
                          iptc=iptc, text=text, dpi=dpi)
+    unlocked = fmt == "TIFF"   # libtiff writes the file itself with Python's lock released
     try:
-        with atomic_file(p, replace) as f:
-            image.save(f, format=fmt, **opts)
+        try:
+            with atomic_file(p, replace, descriptor=unlocked) as f, _tiff_unlocked(unlocked):
+                image.save(f, format=fmt, **opts)
+        except OSError as exc:
+            if not (unlocked and exc.errno is None and str(exc).startswith("encoder error")):
+                raise
+            # libtiff names a failed write of its own only "encoder error -2": written again
+            # through the checked write(), the failure says why (no space left on device, …)
+            with atomic_file(p, replace) as f:
+                image.save(f, format=fmt, **opts)
     except OSError as exc:
         raise ImageError(f"{p}: cannot save image: {os_reason(exc)}") from None
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:  # an encoder's refusal
