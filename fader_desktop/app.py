@@ -140,6 +140,11 @@ def run_app(images=(), model=None, device: str = "auto") -> int:
     window.show()
     window.start(model=model, images=list(images or ()))
     status = app.exec()
+    # the window closes without waiting for its worker thread: what still runs there (a model load,
+    # a sweep: cancelled, they stop at their next step; an export: written) ends before the process
+    # does, never under the interpreter's or Qt's teardown
+    window.jobs.cancel()
+    window.jobs.shutdown(timeout=60)
     log.info("exit %d", status)
     return int(status)
 

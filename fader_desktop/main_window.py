@@ -154,6 +154,8 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: Optional[Settings] = None, device: Optional[str] = None):
         super().__init__()
         self.settings = settings or Settings()
+        # a save of the settings that fails once the window runs (a disk that filled since start)
+        self.settings.on_unsaved = self._on_settings_unsaved
         self.device = device if device in DEVICES else self.settings.device
         self._model: Optional[ModelInfo] = None
         self._photo: Optional[PhotoInfo] = None
@@ -329,6 +331,17 @@ class MainWindow(QMainWindow):
         else:
             log.info("no model: %s is absent and none was given", default_model_path())
         self.open_photos(images or ())
+
+    def _on_settings_unsaved(self, reason: str) -> None:
+        """The first failed save of the settings since start (Settings.sync; logged there): said in
+        the status bar as the start-up check says it, after the message of what was saved ("Opened
+        …", "Loaded model …"), not in a dialog. Later failures say nothing more."""
+        current = self.statusBar().currentMessage()
+        if current and current != getattr(self, "_busy_text", None):
+            text = f"{current} · {reason}"
+        else:   # alone, or in place of a busy text, which the busy bar and the photo's badge still show
+            text = reason[:1].upper() + reason[1:]
+        self.statusBar().showMessage(text, 15000)
 
     # ------------------------------------------------------------------------------------------
     # opening photos and models (jobs)
@@ -576,7 +589,8 @@ class MainWindow(QMainWindow):
             def on_error(message: str) -> None:
                 self._error("Cannot load model", f"{message}\nThe default model is opened instead.")
                 self.load_model(fallback)
-        self.jobs.submit(lambda: backend.load_model(path, device, status), on_done=self._on_model_loaded,
+        check = self.jobs.check_cancelled   # closing the window stops the load between its steps
+        self.jobs.submit(lambda: backend.load_model(path, device, status, check), on_done=self._on_model_loaded,
                          on_error=on_error, busy_text=f"Loading model {path.name}…")
 
     def import_reference_dialog(self) -> None:
@@ -599,13 +613,13 @@ class MainWindow(QMainWindow):
         self.device = device
         self.settings.device = device
         self.device_actions[device].setChecked(True)
-        backend, status = self.backend, self.jobs.set_busy_text
+        backend, status, check = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled
         name = self._model.path.name if self._model else ""
 
         def done(info: Optional[ModelInfo]) -> None:
             if info is not None:
                 self._on_model_loaded(info)
-        self.jobs.submit(lambda: backend.set_device(device, status), on_done=done,
+        self.jobs.submit(lambda: backend.set_device(device, status, check), on_done=done,
                          on_error=self._failure("Cannot load model"),
                          busy_text=f"Loading model {name}…" if name else "")
 
@@ -991,8 +1005,9 @@ class MainWindow(QMainWindow):
             self._export_index.pop(export_id, None)
             self._export_paths.pop(export_id, None)
             self._error("Export failed", message)
+        # not cancellable: closing the window waits for it (the edit it writes is not asked about)
         self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif), replace),
-                         on_done=lambda p: self._on_exported(p, export_id), on_error=failed)
+                         on_done=lambda p: self._on_exported(p, export_id), on_error=failed, cancellable=False)
         # a 24 MP export takes most of a second: say that it is under way ("Exported …" replaces it)
         self.statusBar().showMessage(f"Exporting {path.name}…")
         return True
@@ -1027,7 +1042,7 @@ class MainWindow(QMainWindow):
         replace = os.path.lexists(path)   # asked below; a file appearing meanwhile is never replaced
         if not self.confirm_replace(path):
             return False
-        backend, serial, face = self.backend, self._serial, self._selected_face()
+        backend, serial, face, check = self.backend, self._serial, self._selected_face(), self.jobs.check_cancelled
         spec = {**spec, "path": path, "replace": replace}
         values = self.session.snapshot()   # the faces' own values as the window holds them (corrected ones too)
 
@@ -1036,7 +1051,8 @@ class MainWindow(QMainWindow):
             self.sweepExported.emit(written)
         # a GIF of 64 steps takes seconds with the shipped model: shown as busy (status bar, the
         # photo's badge, Export sweep greyed out), as a model load is; nothing said so before
-        self.jobs.submit(lambda: backend.export_sweep(serial, face, spec, values), on_done=done,
+        # closing the window cancels it: written under a temporary name, it then leaves nothing
+        self.jobs.submit(lambda: backend.export_sweep(serial, face, spec, values, check), on_done=done,
                          on_error=self._failure("Sweep export failed"), busy_text=f"Exporting sweep {path.name}…")
         return True
 
@@ -1403,13 +1419,20 @@ class MainWindow(QMainWindow):
             return
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        self.settings.on_unsaved = None   # nothing more to say in a window that is going
+        # what runs or waits besides exports is of no use once the window is gone: a model load or
+        # a sweep stops at its next step (a sweep leaves no file), a render or an open is dropped,
+        # and none of them calls back. The close does not wait for them: the GUI thread joining the
+        # worker kept the window on screen for seconds (1.4 s into the start-up load, 3.9 s into a
+        # GIF sweep); run_app waits for the thread once the window is gone
+        self.jobs.cancel()
         if self._export_index:
             self._closing = True
             # no edit, photo or model can be started meanwhile: it would be lost when the window closes
             self.setEnabled(False)
             self.statusBar().showMessage("Finishing the export before closing…")
             self.jobs.wait_idle(600)
-        self.jobs.shutdown()
+        self.jobs.shutdown(wait=False)
         if getattr(self, "_training_dialog", None) is not None:
             # the dialog stays open (a run goes on) but its Open result has no window to load into
             self._training_dialog.editor_closed()

@@ -2,14 +2,22 @@
 
 One small typed wrapper so that key names and defaults live in one place; tests pass their own
 QSettings (an INI file in a temporary folder) so they never touch the user's preferences.
+
+A change is written once the event that made it is handled (as QSettings itself would), and the
+first save that fails (a disk that filled since start) is told to `on_unsaved` with the system's
+reason, once: the window says it in its status bar. `unsaved_reason()` finds out at start.
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable, Optional
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QCoreApplication, QSettings, QTimer
+
+log = logging.getLogger("fader_desktop")
 
 ORGANIZATION = "FaderDesktop"
 APPLICATION = "Fader Desktop"
@@ -78,27 +86,50 @@ class Settings:
 
     def __init__(self, qsettings: QSettings | None = None):
         self.q = qsettings if qsettings is not None else QSettings()
+        # told why, the first time a save fails since start (not again, nor after unsaved_reason said it)
+        self.on_unsaved: Optional[Callable[[str], None]] = None
+        self._failure_said = False
+        self._save_due = False
 
     def unsaved_reason(self) -> str | None:
         """Why what the window remembers (recent files, its size, the last model) will not be kept:
         the settings file cannot be written (a read-only or missing folder) or writing it failed (a
         full disk); None where it is saved. Writes the settings to find out."""
-        if not self.q.isWritable():
-            return (f"settings cannot be saved ({self.q.fileName()} is not writable): recent files, the "
-                    "window's size and the last model will not be remembered")
-        if self.q.status() == QSettings.Status.NoError:
+        if self.q.isWritable() and self.q.status() == QSettings.Status.NoError:
             # sync() writes nothing when nothing changed (a key set and removed unsaved is no change),
             # and a writable folder says nothing of the space in it: write the file with a key, then without
             self.q.setValue(_PROBE_KEY, 1)
             self.q.sync()
             self.q.remove(_PROBE_KEY)
             self.q.sync()
-        # Qt keeps the first error: a save that failed since start is reported too
+        reason = self._failure()
+        if reason:
+            self._failure_said = True   # the caller says it: a later failed save is not said again
+        return reason
+
+    def _failure(self) -> str | None:
+        """Why the last save failed or will fail, None where none did. Qt keeps the first error: a save
+        that failed since start is reported too."""
+        if not self.q.isWritable():
+            return (f"settings cannot be saved ({self.q.fileName()} is not writable): recent files, the "
+                    "window's size and the last model will not be remembered")
         if self.q.status() != QSettings.Status.AccessError:
             return None
         cause = _write_error(self.q.fileName())
         return (f"settings cannot be saved (writing {self.q.fileName()} failed{': ' + cause if cause else ''}): "
                 "recent files, the window's size and the last model will not be remembered")
+
+    def _set(self, key: str, value) -> None:
+        self.q.setValue(key, value)
+        if self._save_due:
+            return
+        self._save_due = True
+        # once the event that made the change is handled, as QSettings itself saves: several changes
+        # are one write, and what is said comes after the message that event showed ("Opened …")
+        if QCoreApplication.instance() is not None:
+            QTimer.singleShot(0, self.sync)
+        else:
+            self.sync()
 
     # -- device / model ------------------------------------------------------------------------
     @property
@@ -108,7 +139,7 @@ class Settings:
 
     @device.setter
     def device(self, value: str) -> None:
-        self.q.setValue("device", value)
+        self._set("device", value)
 
     @property
     def last_model(self) -> str | None:
@@ -117,7 +148,7 @@ class Settings:
 
     @last_model.setter
     def last_model(self, path) -> None:
-        self.q.setValue("model/last", str(path) if path else "")
+        self._set("model/last", str(path) if path else "")
 
     # -- recent photos and models --------------------------------------------------------------
     # File ▸ Open Recent lists photos under "recent/files", File ▸ Recent Models models under
@@ -132,7 +163,7 @@ class Settings:
         self._drop_recent("recent/files", path)
 
     def clear_recent(self) -> None:
-        self.q.setValue("recent/files", [])
+        self._set("recent/files", [])
 
     def recent_models(self) -> list[str]:
         return self._recent("recent/models")
@@ -144,17 +175,17 @@ class Settings:
         self._drop_recent("recent/models", path)
 
     def clear_recent_models(self) -> None:
-        self.q.setValue("recent/models", [])
+        self._set("recent/models", [])
 
     def _recent(self, key: str) -> list[str]:
         return _as_list(self.q.value(key))[:MAX_RECENT]
 
     def _push_recent(self, key: str, path) -> None:
         p = str(Path(path).resolve())
-        self.q.setValue(key, [p] + [f for f in self._recent(key) if not _same_entry(f, p)][:MAX_RECENT - 1])
+        self._set(key, [p] + [f for f in self._recent(key) if not _same_entry(f, p)][:MAX_RECENT - 1])
 
     def _drop_recent(self, key: str, path) -> None:
-        self.q.setValue(key, [f for f in self._recent(key) if not _same_entry(f, str(path))])
+        self._set(key, [f for f in self._recent(key) if not _same_entry(f, str(path))])
 
     @property
     def last_dir(self) -> str:
@@ -162,7 +193,7 @@ class Settings:
 
     @last_dir.setter
     def last_dir(self, folder) -> None:
-        self.q.setValue("dirs/open", str(folder))
+        self._set("dirs/open", str(folder))
 
     @property
     def export_dir(self) -> str:
@@ -170,7 +201,7 @@ class Settings:
 
     @export_dir.setter
     def export_dir(self, folder) -> None:
-        self.q.setValue("dirs/export", str(folder))
+        self._set("dirs/export", str(folder))
 
     # -- export --------------------------------------------------------------------------------
     def _quality(self, key: str) -> int:
@@ -186,7 +217,7 @@ class Settings:
 
     @export_quality.setter
     def export_quality(self, q: int) -> None:
-        self.q.setValue("export/quality", int(q))
+        self._set("export/quality", int(q))
 
     @property
     def keep_exif(self) -> bool:
@@ -194,7 +225,7 @@ class Settings:
 
     @keep_exif.setter
     def keep_exif(self, on: bool) -> None:
-        self.q.setValue("export/keep_exif", bool(on))
+        self._set("export/keep_exif", bool(on))
 
     @property
     def export_format(self) -> str:
@@ -204,7 +235,7 @@ class Settings:
 
     @export_format.setter
     def export_format(self, f: str) -> None:
-        self.q.setValue("export/format", f)
+        self._set("export/format", f)
 
     # -- batch export (the dialog's last-used choices) ----------------------------------------
     @property
@@ -213,7 +244,7 @@ class Settings:
 
     @batch_in_dir.setter
     def batch_in_dir(self, folder) -> None:
-        self.q.setValue("batch/in_dir", str(folder))
+        self._set("batch/in_dir", str(folder))
 
     @property
     def batch_out_dir(self) -> str:
@@ -221,7 +252,7 @@ class Settings:
 
     @batch_out_dir.setter
     def batch_out_dir(self, folder) -> None:
-        self.q.setValue("batch/out_dir", str(folder))
+        self._set("batch/out_dir", str(folder))
 
     @property
     def batch_format(self) -> str:
@@ -231,7 +262,7 @@ class Settings:
 
     @batch_format.setter
     def batch_format(self, f) -> None:
-        self.q.setValue("batch/format", f or "")
+        self._set("batch/format", f or "")
 
     @property
     def batch_quality(self) -> int:
@@ -239,7 +270,7 @@ class Settings:
 
     @batch_quality.setter
     def batch_quality(self, q: int) -> None:
-        self.q.setValue("batch/quality", int(q))
+        self._set("batch/quality", int(q))
 
     # -- view / window -------------------------------------------------------------------------
     @property
@@ -248,7 +279,7 @@ class Settings:
 
     @show_boxes.setter
     def show_boxes(self, on: bool) -> None:
-        self.q.setValue("view/face_boxes", bool(on))
+        self._set("view/face_boxes", bool(on))
 
     def geometry(self) -> QByteArray | None:
         v = self.q.value("window/geometry")
@@ -259,8 +290,19 @@ class Settings:
         return v if isinstance(v, QByteArray) and not v.isEmpty() else None
 
     def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
-        self.q.setValue("window/geometry", geometry)
-        self.q.setValue("window/state", state)
+        self._set("window/geometry", geometry)
+        self._set("window/state", state)
 
     def sync(self) -> None:
+        """Write the settings now. The first time that fails, why goes to the log and to on_unsaved."""
+        self._save_due = False
         self.q.sync()
+        if self._failure_said:
+            return
+        reason = self._failure()
+        if reason is None:
+            return
+        self._failure_said = True
+        log.warning("%s", reason)
+        if self.on_unsaved is not None:
+            self.on_unsaved(reason)

@@ -7,7 +7,11 @@ default error handler). Jobs run in the order they were submitted; a coalescing 
 place of a queued, not yet started job of the same key (dragging a slider never builds a backlog: latest
 wins, as napari's slicer cancels a pending slice on a new submit). The window's renders, model
 and photo loading and exports, the batch export and the training dialog's progress all run
-through it.
+through it. `cancel()` stops what is queued and running, but for jobs submitted with
+`cancellable=False` (the window's exports): queued jobs are dropped, the running one stops at its
+next `check_cancelled()` (a model load and a sweep check between their steps), and none of them
+calls back; closing the window cancels and returns at once, and the process waits for the worker
+thread (`join`) before it ends.
 
 `EditorBackend` holds what only the worker thread touches: the Engine, the open PhotoEdit and
 the serial number of the photo. The GUI thread never runs the model: it builds an immutable
@@ -132,6 +136,11 @@ def error_message(e: BaseException) -> str:
 # the job API
 # ------------------------------------------------------------------------------------------------
 
+class JobCancelled(Exception):
+    """Raised inside a job by JobRunner.check_cancelled() once the job has been cancelled (the window
+    closed): the job stops there, and nothing of it is reported."""
+
+
 @dataclass(eq=False)
 class Job:
     """One submitted call and what happens with its result on the GUI thread."""
@@ -141,6 +150,8 @@ class Job:
     on_error: Optional[Callable] = None
     busy_text: str = ""
     coalesce: object = None
+    cancellable: bool = True   # False: cancel() leaves it to run and call back (an export being written)
+    cancelled: bool = False    # set by cancel() under the runner's lock; its callbacks never run
 
 
 class _Relay(QObject):
@@ -182,7 +193,9 @@ class JobRunner(QObject):
         self._queue: deque = deque()
         self._running: Optional[Job] = None
         self._undelivered = 0      # jobs submitted whose callbacks have not run yet
+        self._pending: list = []   # those jobs (GUI thread): queued, running, or their callback to come
         self._thread: Optional[threading.Thread] = None
+        self._last_thread: Optional[threading.Thread] = None   # the latest worker thread (join)
         self._stop = False
         self._busy_job: Optional[Job] = None
         self._busy_pending: list = []   # jobs with a busy text submitted (GUI thread) and not yet delivered
@@ -196,16 +209,16 @@ class JobRunner(QObject):
 
     # -- submitting (GUI thread) ---------------------------------------------------------------
     def submit(self, fn: Callable, *, on_done: Optional[Callable] = None, on_error: Optional[Callable] = None,
-               busy_text: str = "", coalesce=False) -> Job:
+               busy_text: str = "", coalesce=False, cancellable: bool = True) -> Job:
         """Run `fn()` on the worker thread, then `on_done(result)` or `on_error(message)` here.
 
         `busy_text`: the job counts as busy from now until its callback has run (busyChanged). `coalesce`: True or a key;
         this job takes the place of a queued, not yet started job submitted with the same key
-        (which then never runs).
+        (which then never runs). `cancellable=False`: cancel() leaves the job to run and call back.
         Without `on_error` a failure goes to `default_error` (and jobFailed).
         """
         key = ("coalesce",) if coalesce is True else (coalesce if coalesce not in (False, None) else None)
-        job = Job(fn, on_done, on_error, busy_text, key)
+        job = Job(fn, on_done, on_error, busy_text, key, cancellable)
         replaced = None
         with self._cond:
             for i, queued in enumerate(self._queue if key is not None else ()):
@@ -218,9 +231,12 @@ class JobRunner(QObject):
                 self._undelivered += 1
             self._stop = False
             if self._thread is None:   # none yet, or the last one stopped (it clears this itself)
-                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread = self._last_thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
             self._cond.notify()
+        self._pending.append(job)
+        if replaced is not None:
+            self._pending.remove(replaced)
         if replaced in self._busy_pending:   # it never runs
             self._busy_pending.remove(replaced)
         if busy_text:
@@ -237,11 +253,67 @@ class JobRunner(QObject):
 
     def set_busy_text(self, text: str) -> None:
         """From inside a running job: say what it is doing now (any thread)."""
-        self._relay.send("busyText", text)
+        self._send_unless_cancelled("busyText", text)
 
     def run_on_gui(self, fn: Callable[[], None]) -> None:
         """From inside a running job: call `fn()` on the GUI thread soon (progress reports)."""
-        self._relay.send("call", fn)
+        self._send_unless_cancelled("call", fn)
+
+    def _send_unless_cancelled(self, signal: str, *args) -> None:
+        # under the lock: once cancel() has returned, a cancelled job sends nothing more (the window
+        # it would go to may be deleted right after closing)
+        with self._cond:
+            if self._running is not None and self._running.cancelled:
+                return
+            self._relay.send(signal, *args)
+
+    # -- cancelling ----------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop every job but those submitted with cancellable=False (GUI thread): queued ones are
+        dropped, the running one is told (its next check_cancelled() raises JobCancelled; what it
+        still does is not reported), and no callback of any of them runs, a finished one's either."""
+        with self._cond:
+            dropped = [j for j in self._queue if j.cancellable]
+            if dropped:
+                self._queue = deque(j for j in self._queue if not j.cancellable)
+                self._undelivered -= len(dropped)
+            running = self._running
+            for job in self._pending:
+                if job.cancellable:
+                    job.cancelled = True
+        # dropped, or running (the worker counts it delivered itself): nothing comes back of them;
+        # a finished one's delivery is still to come, and _on_finished drops its callbacks
+        gone = set(dropped) | ({running} if running is not None and running.cancelled else set())
+        self._pending = [j for j in self._pending if j not in gone]
+        self._forget_busy([j for j in self._busy_pending if j.cancelled])
+
+    def check_cancelled(self) -> None:
+        """From inside a running job (the worker thread): raise JobCancelled when it was cancelled."""
+        with self._cond:
+            job = self._running
+        if job is not None and job.cancelled and threading.current_thread() is self._last_thread:
+            raise JobCancelled(job.busy_text or getattr(job.fn, "__name__", "job"))
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait for the worker thread to end after shutdown(wait=False); True when none runs."""
+        thread = self._last_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _forget_busy(self, jobs: list) -> None:
+        """Jobs that will not be delivered no longer make the runner busy."""
+        if not jobs:
+            return
+        for job in jobs:
+            self._busy_pending.remove(job)
+        if self._busy_job in jobs:
+            self._busy_job = None
+        if self._busy_pending:   # the next one waits or runs: its text
+            self._say_busy(True, self._busy_pending[0].busy_text)
+        else:
+            self._say_busy(False, "")
 
     # -- state ---------------------------------------------------------------------------------
     def is_idle(self) -> bool:
@@ -277,21 +349,24 @@ class JobRunner(QObject):
         finally:
             release.set()
 
-    def shutdown(self, timeout: float = 15.0) -> None:
-        """Drop queued jobs and stop the thread (waits for a running job to finish)."""
+    def shutdown(self, timeout: float = 15.0, wait: bool = True) -> None:
+        """Drop queued jobs and stop the thread once the running job has finished: waits up to
+        `timeout` s for that, or (`wait=False`) returns at once (join() waits later)."""
         with self._cond:
             self._undelivered -= len(self._queue)
-            dropped = [j for j in self._queue if j in self._busy_pending]
+            dropped = list(self._queue)
             self._queue.clear()
-        for job in dropped:
+        self._pending = [j for j in self._pending if j not in dropped]
+        dropped_busy = [j for j in dropped if j in self._busy_pending]
+        for job in dropped_busy:
             self._busy_pending.remove(job)
-        if dropped and not self._busy_pending:
+        if dropped_busy and not self._busy_pending:
             self._say_busy(False, "")
         with self._cond:
             self._stop = True
             self._cond.notify()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("%s: the worker thread did not stop within %.0f s", self.name, timeout)
@@ -306,20 +381,27 @@ class JobRunner(QObject):
                     self._thread = None   # decided under the lock: a later submit starts a new thread
                     return
                 job = self._running = self._queue.popleft()
-            self._relay.send("started", job)
+                self._relay.send("started", job)
             result, error = None, None
             try:
                 result = job.fn()
+            except JobCancelled:
+                log.info("%s: cancelled", job.busy_text or getattr(job.fn, "__name__", "job"))
             except Exception as e:  # a job must never kill the thread
                 error = e
                 from core.errors import FaderError
-                if isinstance(e, FaderError):
+                if job.cancelled:
+                    log.info("cancelled job ended with: %s", e)
+                elif isinstance(e, FaderError):
                     log.warning("%s failed: %s", job.busy_text or getattr(job.fn, "__name__", "job"), e)
                 else:
                     log.error("job failed unexpectedly:\n%s", traceback.format_exc())
             with self._cond:
                 self._running = None
-            self._relay.send("finished", job, result, error)
+                if job.cancelled:   # cancel() took it off the books: nothing is sent of it
+                    self._undelivered -= 1
+                else:
+                    self._relay.send("finished", job, result, error)
 
     # -- GUI thread ----------------------------------------------------------------------------
     def _say_busy(self, busy: bool, text: str) -> None:
@@ -328,7 +410,7 @@ class JobRunner(QObject):
             self.busyChanged.emit(busy, text)
 
     def _on_started(self, job: Job) -> None:
-        if job.busy_text:
+        if job.busy_text and not job.cancelled:
             self._busy_job = job
             self._say_busy(True, job.busy_text)
 
@@ -337,8 +419,12 @@ class JobRunner(QObject):
             self._say_busy(True, text)
 
     def _on_finished(self, job: Job, result, error) -> None:
+        if job in self._pending:
+            self._pending.remove(job)
         try:
-            if error is None:
+            if job.cancelled:
+                pass   # cancelled after it finished: its result goes to nobody
+            elif error is None:
                 if job.on_done is not None:
                     job.on_done(result)
             else:
@@ -463,6 +549,30 @@ class _RememberingDetector:
         return shared_detector().search_scale(h, w)
 
 
+def _write_then_publish(path: Path, write: Callable[[Path], None], check: Callable[[], None], replace: bool,
+                        what: str) -> None:
+    """`write(tmp)` a file under a temporary name beside `path` (core's `.NAME.<pid>-<hex>.part.EXT`,
+    which a later run cleans up), then `check()`, then move it to `path`: a job cancelled while it
+    wrote (a GIF sweep's encoding takes seconds) leaves nothing behind. `replace=False`: never over
+    a file that appeared at `path` meanwhile. Errors name `path`, not the temporary file."""
+    from core.atomic_write import atomic_path
+    from core.errors import FaderError, ImageError, os_reason
+    tmp = None
+    try:
+        with atomic_path(path, keep_suffix=True, replace=replace) as tmp:
+            write(tmp)
+            check()
+    except FaderError as e:
+        message = str(e).replace(str(tmp), str(path)) if tmp is not None else str(e)
+        try:
+            named = type(e)(message)
+        except TypeError:   # an error class with other arguments
+            named = FaderError(message)
+        raise named from None
+    except OSError as e:   # the move: a file appeared there, a full disk on fsync
+        raise ImageError(f"{path}: cannot save {what}: {os_reason(e)}") from None
+
+
 class EditorBackend:
     """The Engine, the open photo and its PhotoEdit. Touched only by jobs (the worker thread)."""
 
@@ -481,12 +591,16 @@ class EditorBackend:
         self._detector = _RememberingDetector()
         self._base: Optional[tuple] = None   # (serial, size, QImage): the photo at the preview's scale
 
-    def load_model(self, path: Path, device: str, status: Callable[[str], None] = lambda text: None) -> ModelInfo:
+    def load_model(self, path: Path, device: str, status: Callable[[str], None] = lambda text: None,
+                   check: Callable[[], None] = lambda: None) -> ModelInfo:
         """Load a model (only replacing the running one once the new one works); an open photo is
-        detected and encoded again with it."""
-        from core.engine import Engine
-        from core.model_file import load_model, model_summary
-        model = load_model(path)
+        detected and encoded again with it. `check()` is called between the steps (JobRunner.check_cancelled:
+        it raises to stop there); once the new engine is in place the load runs to its end."""
+        from core import model_file
+        from core.engine import Engine   # the first time: torch's import, seconds
+        check()
+        model = model_file.load_model(path)
+        check()
         notice = ""
         if device.startswith("cuda"):
             import torch
@@ -495,8 +609,10 @@ class EditorBackend:
                 notice = "No CUDA device here: running the model on the CPU"
                 device = "auto"
         engine = Engine(model, device=device, threads=inference_threads())
+        check()
         self.engine, self.model_path, self.device = engine, path, device
-        info = ModelInfo(path, model.name, list(model.attributes), model_summary(model), str(engine.device), notice)
+        info = ModelInfo(path, model.name, list(model.attributes), model_file.model_summary(model),
+                         str(engine.device), notice)
         if self.image is not None:
             try:
                 info.photo = self._open_array(self.image, self.path, reencoded=True, status=status,
@@ -509,11 +625,12 @@ class EditorBackend:
                 info.photo_error = error_message(e)
         return info
 
-    def set_device(self, device: str, status: Callable[[str], None] = lambda text: None) -> Optional[ModelInfo]:
+    def set_device(self, device: str, status: Callable[[str], None] = lambda text: None,
+                   check: Callable[[], None] = lambda: None) -> Optional[ModelInfo]:
         if self.model_path is None:
             self.device = device
             return None
-        return self.load_model(self.model_path, device, status)
+        return self.load_model(self.model_path, device, status, check)
 
     def open_photo(self, path: Path, status: Callable[[str], None] = lambda text: None) -> PhotoInfo:
         from core.errors import FaderError
@@ -646,12 +763,16 @@ class EditorBackend:
         log.info("exported %s", path)
         return str(path)
 
-    def export_sweep(self, serial: int, face: int, spec: dict, values=None) -> str:
+    def export_sweep(self, serial: int, face: int, spec: dict, values=None,
+                     check: Callable[[], None] = lambda: None) -> str:
         """spec: path, attr (NAME or NAME=TARGET), lo, hi, steps, labels (see core.sweep); values:
-        the window's Snapshot, for the faces' own values it holds."""
+        the window's Snapshot, for the faces' own values it holds. `check()` is called between the
+        steps (JobRunner.check_cancelled: it raises to stop there), the last time once the file
+        is written under a temporary name: a sweep stopped then leaves nothing, and a file it was
+        to replace stays as it was."""
+        from core import sweep
         from core.errors import FaderError
         from core.image_io import save_image
-        from core.sweep import SweepFace, save_animation, sweep_frames, sweep_strip
         path = Path(spec["path"])
         doc = self._current(serial, "sweep", path)
         if not 0 <= face < len(doc.faces):
@@ -660,13 +781,15 @@ class EditorBackend:
             doc.restore(values)
         # the face at its own values (as read, or as the user corrected them), not as edited: a
         # sweep shows the attribute on its own
-        sf = SweepFace.of(doc, face, self.path.name if self.path else "photo")
+        sf = sweep.SweepFace.of(doc, face, self.path.name if self.path else "photo")
         args = dict(lo=spec["lo"], hi=spec["hi"], steps=spec["steps"], labels=spec["labels"])
-        replace = spec.get("replace", True)
+        check()
         if path.suffix.lower() in (".gif", ".mp4"):
-            save_animation(path, sweep_frames([sf], self.engine, spec["attr"], **args), replace=replace)
+            pixels, write, what = sweep.sweep_frames([sf], self.engine, spec["attr"], **args), sweep.save_animation, "animation"
         else:
-            save_image(path, sweep_strip([sf], self.engine, spec["attr"], **args), replace=replace)
+            pixels, write, what = sweep.sweep_strip([sf], self.engine, spec["attr"], **args), save_image, "image"
+        check()
+        _write_then_publish(path, lambda tmp: write(tmp, pixels, replace=True), check, spec.get("replace", True), what)
         return str(path)
 
     def save_recipe(self, path: Path, serial: int, values, face: int) -> str:
