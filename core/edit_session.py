@@ -298,11 +298,27 @@ class EditSession:
 
     def reset(self, face: Optional[int] = None, name: Optional[str] = None, faces: Optional[Iterable[int]] = None,
               label: str = "") -> bool:
-        """Back to the faces' own values (one attribute or all) on one face, the given faces, or every face."""
+        """Back to the faces' own values (one attribute or all) on one face, the given faces, or every
+        face. A whole face's reset clears its edit-brush strokes too: strokes left behind would keep
+        erasing the next edit there, with nothing on screen to say why."""
         if name is not None:
             self.attribute(name)
         chosen = list(faces) if faces is not None else self._faces(face)
-        return self._change("reset", chosen, lambda i, n: own_slider(self._attr[n], self.own[i][n]), name, None, label)
+        if name is None:
+            for i in chosen:
+                self._faces(i)
+        names = [a.name for a in self.attributes] if name is None else [name]
+        before = self.snapshot()
+        for i in chosen:
+            for n in names:
+                self._sliders[i][n] = own_slider(self._attr[n], self.own[i][n])
+            if name is None:
+                self.masks[i] = None
+        after = self.snapshot()
+        if after == before:
+            return False
+        self._emit(Change("reset", before, after, name, tuple(chosen), None, label))
+        return True
 
     def set_own(self, name: str, value: Value, faces: Optional[Iterable[int]] = None, label: str = "") -> bool:
         """Correct one attribute's own value on `faces` (default: the selected face or faces) where

@@ -241,6 +241,10 @@ class PhotoCanvas(QWidget):
         of panning; the wheel still zooms."""
         self._brush = bool(on)
         self._brush_last = None
+        # a drag under way ends here: its rest would pan from a stale offset or paint into the
+        # stroke before it (one undo step for both)
+        self._press = None
+        self._panning = self._dragging_split = False
         self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
         self.update()
 
@@ -283,7 +287,9 @@ class PhotoCanvas(QWidget):
         return not (mods & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier))
 
     def _stroke_to(self, pos: QPointF, first: bool) -> None:
-        pt = self.to_photo(pos)
+        # brushStroke's points have pixel centres at whole numbers, as the faces' alignment
+        # matrices do; to_photo's pixel i spans i .. i+1
+        pt = self.to_photo(pos) - QPointF(0.5, 0.5)
         pts = [(pt.x(), pt.y())] if first or self._brush_last is None else \
             [(self._brush_last.x(), self._brush_last.y()), (pt.x(), pt.y())]
         self._brush_last = pt
@@ -727,6 +733,9 @@ class PhotoCanvas(QWidget):
         super().leaveEvent(event)
 
     def focusOutEvent(self, event) -> None:
-        # a key released while another widget has focus would otherwise leave "Original" stuck on
-        self.set_hold_original(False)
+        # \\ released in another window or a menu would leave "Original" stuck on; within this
+        # window the window sees the release wherever the focus went (a fader grabbed mid-hold)
+        if event.reason() in (Qt.FocusReason.ActiveWindowFocusReason, Qt.FocusReason.PopupFocusReason) \
+                or not self.isActiveWindow():
+            self.set_hold_original(False)
         super().focusOutEvent(event)

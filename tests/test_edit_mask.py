@@ -152,3 +152,16 @@ def test_brush_strokes_stay_on_the_face_with_a_model_of_another_template(portrai
         assert np.any(plain[core] != doc.image[core]) and np.any(plain[away] != doc.image[away])
         assert np.array_equal(brushed[core], doc.image[core]), "erased where the stroke was painted"
         assert np.array_equal(brushed[away], plain[away]), "the rest of the face keeps the edit"
+
+
+def test_a_brush_finer_than_the_masks_pixels_still_erases_everything_under_its_path():
+    """Zoomed in, the window's brush can be a fraction of a mask pixel wide; the mask reaches the
+    photo smoothly upsampled, so the path itself must come out erased, not 40 % of it left."""
+    import cv2
+    for y in (20.0, 20.25, 20.5):                      # on, beside and between pixel centres
+        m = EditMask.full(64).painted([(10, y), (50, y + 3.0)], radius=0.3).array
+        xs = np.linspace(12, 48, 200, dtype=np.float32)
+        ys = (y + (xs - 10) * 3.0 / 40).astype(np.float32)
+        on_path = cv2.remap(m, xs[None], ys[None], cv2.INTER_LINEAR)
+        assert on_path.max() < 0.01, (y, on_path.max())
+    assert EditMask.full(64).painted([(30, 30)], radius=0.3).array[30, 36] == 1   # still a small brush

@@ -65,6 +65,28 @@ def test_edits_follow_the_selection_and_reset_goes_back_to_each_face_own_value()
         s.set_slider("Beard", 1.0)
 
 
+def test_resetting_a_face_clears_its_brush_strokes_and_undo_brings_them_back():
+    """Strokes kept after Reset face went on erasing every new edit there, with nothing on
+    screen to say why; resetting one attribute keeps them (the face's other edits stay)."""
+    from core.edit_mask import EditMask
+    s = session()
+    mask = EditMask.full(16).painted([(8, 8)], radius=4)
+    s.set_slider("Smiling", 2.0, faces=[0, 1])
+    s.set_masks({0: mask, 1: mask})
+    s.reset(face=0, name="Smiling")
+    assert s.masks == [mask, mask]
+    s.set_slider("Smiling", 2.0, faces=[0])
+    before = s.snapshot()
+    assert s.reset(face=0)
+    assert s.masks == [None, mask] and not s.is_modified(0)
+    s.restore(before)
+    assert s.masks == [mask, mask] and s.value("Smiling", 0) == 2.0
+    assert s.reset(faces=[0, 1]) and s.masks == [None, None]
+    s.set_masks({1: mask})
+    assert s.reset(face=1), "strokes alone are something to reset"
+    assert s.masks == [None, None]
+
+
 def test_snapshots_are_immutable_and_restore_exactly():
     s = session()
     before = s.snapshot()

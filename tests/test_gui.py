@@ -18,7 +18,7 @@ from conftest import PHONE_HEIC
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from core.image_io import load_image, save_image  # noqa: E402
@@ -508,6 +508,116 @@ def test_the_edit_brush_erases_the_edit_where_painted_in_one_undo_step(editor, q
     assert w.session.masks == [None] * len(w._photo.faces)
     w.act_brush.trigger()
     assert not w.canvas.brush_enabled()
+
+
+def _brush_off_after(request, w) -> None:
+    """Leave the shared window as the next test expects it even when this one fails."""
+    def off():
+        if w.canvas.brush_enabled():
+            w.act_brush.trigger()
+        w.canvas.fit_to_window()
+    request.addfinalizer(off)
+
+
+def test_the_brush_zoomed_in_erases_its_path_and_toggling_it_mid_drag_neither_jumps_nor_merges(editor, qtbot, request):
+    """Zoomed to 800 % the brush is a fraction of a model pixel: the edit under its path must
+    still go (40 % of it stayed). B pressed with the mouse button held ends that drag: the
+    view jumped to the photo's corner, and a pan's rest painted into the last stroke's undo step."""
+    w, c = editor, editor.canvas
+    _brush_off_after(request, w)
+    orig = original(w)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    w.panel.row("Male").spin.setValue(2.0 if w.panel.row("Male").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    edited = preview(w)
+    x0, y0, x1, y1 = w._photo.faces[0].box
+    cx, cy = (x0 + x1) / 2, int(y0 + 0.55 * (y1 - y0))
+    c.zoom_to(8.0, QPointF(c.width() / 2, c.height() / 2))
+    c._offset = QPointF(c.width() / 2 - (cx + 0.5) * c.scale, c.height() / 2 - (cy + 0.5) * c.scale)
+    c.update()
+    w.act_brush.trigger()
+    c.set_brush_size(10)                       # 1.25 photo pixels
+    steps = w.undo_stack.count()
+    at = [c.to_widget(QPointF(x + 0.5, cy + 0.5)).toPoint() for x in np.arange(cx - 30, cx + 31, 3)]
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[0])
+    for p in at[1:]:
+        qtbot.mouseMove(c, p)
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[-1])
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), edited), timeout=TIMEOUT)
+    path = (cy, slice(int(cx - 25), int(cx + 26)))
+    assert np.abs(edited[path].astype(int) - orig[path].astype(int)).max() > 3, "the edit reaches the path"
+    assert np.abs(preview(w)[path].astype(int) - orig[path].astype(int)).max() <= 1, "the path shows the photo"
+    assert w.undo_stack.count() == steps + 1
+
+    # (a) the brush turned off mid-stroke: the rest of the drag neither paints nor pans
+    offset = QPointF(c._offset)
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[0] + QPoint(0, 40))
+    masks, steps = list(w.session.masks), w.undo_stack.count()    # the press painted one dab
+    w.act_brush.trigger()
+    assert not c.brush_enabled()
+    qtbot.mouseMove(c, at[0] + QPoint(30, 60))
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[0] + QPoint(30, 60))
+    assert c._offset == offset, "the view stays where it was"
+    # (b) turned on mid-pan: the rest of the drag paints nothing
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[0] + QPoint(0, 80))
+    qtbot.mouseMove(c, at[0] + QPoint(20, 80))
+    w.act_brush.trigger()
+    qtbot.mouseMove(c, at[0] + QPoint(40, 80))
+    qtbot.mouseMove(c, at[0] + QPoint(60, 80))
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[0] + QPoint(60, 80))
+    assert w.session.masks == masks and w.undo_stack.count() == steps
+    w.act_brush.trigger()
+    c.fit_to_window()
+
+
+def test_a_brush_stroke_is_centred_on_the_pixel_under_the_cursor(editor, qtbot, request):
+    """The stroke's points are photo pixel centres (as the faces' alignment matrices count), so a
+    click in the middle of pixel (x, y) paints at (x, y), not half a pixel right and below."""
+    w, c = editor, editor.canvas
+    _brush_off_after(request, w)
+    c.zoom_to(16.0, QPointF(c.width() / 2, c.height() / 2))
+    got = []
+    c.brushStroke.connect(lambda pts, r, erase, first: got.append(pts))
+    w.act_brush.trigger()
+    x, y = [int(v) for v in c.to_photo(QPointF(c.width() / 2, c.height() / 2)).toTuple()]
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=c.to_widget(QPointF(x + 0.5, y + 0.5)).toPoint())
+    assert got and np.allclose(got[0][0], (x, y), atol=1 / 16)
+
+
+def test_reset_face_clears_the_brush_strokes_so_new_edits_show(editor, qtbot, request):
+    """After Erase edit everywhere and Reset face, moving a fader showed nothing at all."""
+    w = editor
+    orig = original(w)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    w.act_erase_everywhere.trigger()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    _brush_off_after(request, w)
+    w.act_brush.trigger()
+    w.reset_face()
+    assert w.session.masks == [None] * len(w._photo.faces)
+    w.panel.row("Male").spin.setValue(2.0 if w.panel.row("Male").spin.value() < 1 else -1.0)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    w.undo_stack.undo()
+    w.undo_stack.undo()                                  # the reset: the strokes come back
+    assert w.session.masks[0] is not None
+
+
+def test_holding_backslash_keeps_the_original_while_a_fader_is_grabbed(editor, qtbot):
+    """Hold \\ on the photo, then grab a fader with the mouse: the original stays shown until \\
+    is let go (the canvas losing focus to the fader ended it)."""
+    w, c = editor, editor.canvas
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=TIMEOUT)
+    c.setFocus()
+    qtbot.keyPress(c, Qt.Key.Key_Backslash)
+    assert c._hold_original
+    slider = w.panel.row("Male").slider
+    qtbot.mousePress(slider, Qt.MouseButton.LeftButton, pos=slider.rect().center())
+    assert slider.hasFocus() and c._hold_original
+    qtbot.mouseRelease(slider, Qt.MouseButton.LeftButton, pos=slider.rect().center())
+    qtbot.keyRelease(slider, Qt.Key.Key_Backslash)
+    assert not c._hold_original
 
 
 def test_the_edit_is_erased_everywhere_then_painted_back_only_where_wanted(editor, qtbot):
