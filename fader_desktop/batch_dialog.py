@@ -335,7 +335,10 @@ class BatchDialog(QDialog):
             extra.append(f"{c['skipped'] - others + c['failed']} could not be edited (see details).")
         if others:
             extra.append(f"{others} file(s) that are not photos were left alone.")
-        if c["cancelled"]:
+        if report.error:
+            # nothing to resume into: the folder is gone (or another one is at its path)
+            extra.append(f"Stopped: {report.error}; {c['cancelled']} not processed.")
+        elif c["cancelled"]:
             # (a Cancel that came after the last photo was handed on stopped nothing: no word of it)
             extra.append(f"Stopped: {c['cancelled']} not processed. Run again with "
                          "“Skip photos whose output already exists” to resume.")

@@ -175,6 +175,27 @@ def test_batch_stops_when_its_output_folder_disappears(tmp_path, capsys, monkeyp
         {"not processed: the output folder disappeared"}
 
 
+def test_the_batch_dialog_says_the_output_folder_disappeared(tmp_path, monkeypatch, six, tiny_model_path):
+    """The window's batch summary said only "Stopped: 4 not processed. Run again ... to resume",
+    a resume into a folder that is gone; it now says why the run stopped."""
+    pytest.importorskip("PySide6")
+    from PySide6.QtWidgets import QApplication
+    from core.batch import BatchOptions, run_batch
+    from core.engine import Engine
+    from core.model_file import load_model
+    from fader_desktop.batch_dialog import BatchDialog
+    QApplication.instance() or QApplication([])
+    out = tmp_path / "out"
+    _after_first_write(monkeypatch, lambda: shutil.rmtree(out))
+    engine = Engine(load_model(tiny_model_path), device="cpu")
+    rep = run_batch(six, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True))
+    assert rep.error and rep.exit_status == 1
+    head, _ = BatchDialog(None, "unused.fader", "cpu", {"Smiling": 2.0}).summary_text(rep)
+    assert f"Stopped: the output folder {out} disappeared during the run; 1 photo(s) were written before; " \
+           "4 not processed." in head, head
+    assert "resume" not in head
+
+
 def test_batch_still_makes_sub_folders_inside_its_output_folder(tmp_path, capsys, six, tiny_model_path):
     """Sub-folders mirroring the input tree are still made inside the output folder (now one level
     at a time, never the output folder itself), and a run that ends normally has no error."""
