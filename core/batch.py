@@ -193,7 +193,11 @@ def _hold_folder(folder) -> tuple:
         fd = os.open(folder, flags)
     except OSError:
         return None, _folder_id(folder)
-    st = os.fstat(fd)
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
     return fd, (st.st_dev, st.st_ino)
 
 
@@ -598,14 +602,20 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
         # mount. Held open meanwhile, so that a folder made again at its path cannot be given its
         # number (inode) and pass for it
         out_fd, out_id = _hold_folder(out_dir)
-    if report_path is not None:
-        _make_report_folder(report_path)
-    for it in items:
-        if it.status != "pending":
-            finished(it)
+    try:
+        if report_path is not None:
+            _make_report_folder(report_path)
+        for it in items:
+            if it.status != "pending":
+                finished(it)
+        pipeline = _Pipeline(engine, options, cancel, readers, batch_faces, detector, finished,
+                             out_dir=Path(out_dir), out_id=out_id)
+    except BaseException:
+        # the open folder would keep its drive from being ejected until the process ends
+        if out_fd is not None:
+            os.close(out_fd)
+        raise
     interrupted = None
-    pipeline = _Pipeline(engine, options, cancel, readers, batch_faces, detector, finished,
-                         out_dir=Path(out_dir), out_id=out_id)
     try:
         pipeline.run(todo)
     except KeyboardInterrupt as e:

@@ -61,9 +61,10 @@ SIDEWAYS_SCORE = 0.9
 # not sure itself, is dropped: a big photo is searched down to 20 px at 1024 px, about 2 % of its
 # side, and there a blurred patch of hair or a print (an 11 px patch of CelebA 000277's hair,
 # enlarged 6 to 17 times) read 0.65 to 0.82 beside a face 14 times its size: a second "face" in
-# the Face list, and edits pasted onto it. Not found at the photo's own size (40 px and up). On
-# 1,500 CelebA photos as they are this drops 3 detections (docs/faces.md).
-SPECK_RATIO, SPECK_SURE = 8.0, 0.9
+# the Face list, and edits pasted onto it. Not found at the photo's own size (40 px and up), so
+# only a detection under SPECK_SEARCHED_PX where the photo was searched can go: the first 1,500
+# CelebA photos as they are keep every detection (docs/faces.md).
+SPECK_RATIO, SPECK_SURE, SPECK_SEARCHED_PX = 8.0, 0.9, 40.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,8 +123,8 @@ def _inside(a: Face, b: Face) -> bool:
 
 def _without_specks(faces: list) -> list:
     """``faces`` less those at most ``1 / SPECK_RATIO`` the size of a face scored ``SPECK_SURE``
-    or more that score less themselves. Only sizes compare, so the rule does not depend on the
-    photo's size. In a big photo the search reaches down to about 2 % of its side, and a blurred
+    or more that score less themselves and were under SPECK_SEARCHED_PX where the photo was
+    searched (so a photo searched at its own size keeps them). In a big photo the search reaches down to about 2 % of its side, and a blurred
     patch of hair, a print or a sparkle beside the main face can read as a face there (0.65 to
     0.87; docs/faces.md); a real face that small beside a sure one is kept when O-Net is sure of
     it too (CelebA faces pasted at a 16th to a 22nd of the main face's size read 0.97 and more)."""
@@ -131,7 +132,11 @@ def _without_specks(faces: list) -> list:
     if not sure:
         return faces
     largest = max(sure)
-    return [f for f in faces if f.score >= SPECK_SURE or f.size * SPECK_RATIO > largest]
+    # only what the search of a big photo below its own size let in: a face under 40 px where it
+    # was searched, which a photo of 1024 px or less is not searched for (a blurred 45 px person
+    # behind a 400 px selfie, 0.88, stays)
+    return [f for f in faces if f.score >= SPECK_SURE or f.size * SPECK_RATIO > largest
+            or f.size * f.search_scale >= SPECK_SEARCHED_PX]
 
 
 def reading_order(faces) -> list:

@@ -352,7 +352,7 @@ class PhotoEdit:
             self.set_value(k, v, face)
 
     def reset(self, face: Optional[int] = None, name: Optional[str] = None) -> None:
-        """Back to the face's own values (one attribute or all)."""
+        """Back to the face's own values (one attribute or all; all also clears its edit-brush masks)."""
         self._targets(face)
         self.session.reset(face, name)
 

@@ -176,6 +176,7 @@ class MainWindow(QMainWindow):
         self._export_paths: dict = {}   # each export still queued or running -> its path
         self._opening: Optional[Path] = None   # the photo being opened (a job queued or running)
         self._closing = False
+        self._sweeps: list = []   # (job, path) of the sweeps submitted: closing asks before one still running is dropped
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
         self._list_pos: Optional[int] = None   # the one of them last tried
         self._painted = False
@@ -487,7 +488,7 @@ class MainWindow(QMainWindow):
             return path
 
         self.jobs.submit(save, on_done=self._open_photo_now, on_error=self._failure("Cannot paste a photo"),
-                         busy_text="Saving the pasted image…")
+                         busy_text="Saving the pasted image…", cancellable=False)   # the pasted image is kept
 
     def open_sibling(self, step: int) -> None:
         """Next/previous photo: of the command-line list when one was given, else of the folder."""
@@ -605,7 +606,8 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(f"Imported model {dst}", 6000)
                 self._on_model_loaded(info)
             self.jobs.submit(lambda: backend.import_reference(src, dst, attrs, status), on_done=imported,
-                             on_error=self._failure("Import failed"), busy_text=f"Importing {src.name}…")
+                             on_error=self._failure("Import failed"), busy_text=f"Importing {src.name}…",
+                             cancellable=False)   # the converted model is written before a close
 
     def set_device(self, device: str) -> None:
         if device not in DEVICES or device == self.device:
@@ -1052,8 +1054,9 @@ class MainWindow(QMainWindow):
         # a GIF of 64 steps takes seconds with the shipped model: shown as busy (status bar, the
         # photo's badge, Export sweep greyed out), as a model load is; nothing said so before
         # closing the window cancels it: written under a temporary name, it then leaves nothing
-        self.jobs.submit(lambda: backend.export_sweep(serial, face, spec, values, check), on_done=done,
-                         on_error=self._failure("Sweep export failed"), busy_text=f"Exporting sweep {path.name}…")
+        job = self.jobs.submit(lambda: backend.export_sweep(serial, face, spec, values, check), on_done=done,
+                               on_error=self._failure("Sweep export failed"), busy_text=f"Exporting sweep {path.name}…")
+        self._sweeps = [(j, p) for j, p in self._sweeps if j in self.jobs.pending()] + [(job, path)]
         return True
 
     def batch_export_dialog(self) -> None:
@@ -1086,7 +1089,7 @@ class MainWindow(QMainWindow):
         note = self._corrections_left_out(face)
         self.jobs.submit(lambda: backend.save_recipe(path, serial, values, face),
                          on_done=lambda p: self.statusBar().showMessage(f"Saved recipe {p}{note}", 12000 if note else 6000),
-                         on_error=self._failure("Cannot save recipe"))
+                         on_error=self._failure("Cannot save recipe"), cancellable=False)   # written before a close
 
     def _corrections_left_out(self, face: int) -> str:
         """A recipe holds the moved faders, not the user's corrections of what the face shows: each
@@ -1417,6 +1420,12 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             event.ignore()
             return
+        sweeps = [p.name for j, p in self._sweeps if j in self.jobs.pending()]
+        if sweeps and not self.ask_confirm(
+                "Close Fader Desktop", f"The sweep {', '.join(sweeps)} is still being made. Close and discard it?",
+                "Discard and close"):
+            event.ignore()
+            return
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.settings.on_unsaved = None   # nothing more to say in a window that is going
@@ -1426,11 +1435,12 @@ class MainWindow(QMainWindow):
         # worker kept the window on screen for seconds (1.4 s into the start-up load, 3.9 s into a
         # GIF sweep); run_app waits for the thread once the window is gone
         self.jobs.cancel()
-        if self._export_index:
+        # exports, a recipe, a pasted image or an imported model being saved: written, not dropped
+        if self._export_index or self.jobs.pending():
             self._closing = True
             # no edit, photo or model can be started meanwhile: it would be lost when the window closes
             self.setEnabled(False)
-            self.statusBar().showMessage("Finishing the export before closing…")
+            self.statusBar().showMessage("Finishing what is being saved before closing…")
             self.jobs.wait_idle(600)
         self.jobs.shutdown(wait=False)
         if getattr(self, "_training_dialog", None) is not None:

@@ -287,6 +287,10 @@ class JobRunner(QObject):
         self._pending = [j for j in self._pending if j not in gone]
         self._forget_busy([j for j in self._busy_pending if j.cancelled])
 
+    def pending(self) -> list:
+        """The jobs submitted whose callbacks have not run yet, cancelled ones aside (GUI thread)."""
+        return [j for j in self._pending if not j.cancelled]
+
     def check_cancelled(self) -> None:
         """From inside a running job (the worker thread): raise JobCancelled when it was cancelled."""
         with self._cond:

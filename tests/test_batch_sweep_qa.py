@@ -5,6 +5,7 @@ one at most, so a batch of them holds a bounded number of decoded photos."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -295,3 +296,27 @@ def test_batch_outputs_of_huge_photos_are_unchanged(tmp_path, monkeypatch, celeb
         one = (tmp_path / "one" / p.name).read_bytes()
         assert (tmp_path / "roomy" / p.name).read_bytes() == one
         assert (tmp_path / "tight" / p.name).read_bytes() == one
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open descriptors in /proc")
+def test_a_run_that_fails_before_its_photos_lets_go_of_the_output_folder(tmp_path, six, tiny_model_path):
+    """The output folder is held open for the run; an error before the photos (here the progress
+    callback failing on an output already there, as a closed stderr would) kept it open, one
+    descriptor per run, and its drive could not be ejected until the process ended."""
+    from core.batch import BatchOptions, run_batch
+    from core.engine import Engine
+    from core.model_file import load_model
+    engine = Engine(load_model(tiny_model_path), device="cpu")
+    out = tmp_path / "out"
+    run_batch(six, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True))
+    first = sorted(out.glob("*.jpg"))[0]
+    first.unlink()                          # one photo left to do, the rest already there
+
+    def broken(done, total, path):
+        raise BrokenPipeError("stderr is gone")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(BrokenPipeError):
+            run_batch(six, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, skip_existing=True),
+                      progress=broken)
+    assert len(os.listdir("/proc/self/fd")) == before

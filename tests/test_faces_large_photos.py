@@ -35,15 +35,25 @@ def _enlarged(rgb, k):
     return cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_LANCZOS4)
 
 
-def _face(x, y, side, score):
-    return Face((x, y, x + side, y + side), np.zeros((5, 2), np.float32), score)
+def _face(x, y, side, score, search_scale=0.125):
+    # search_scale: a big photo searched at an eighth of its size, as an 8000 px one is
+    return Face((x, y, x + side, y + side), np.zeros((5, 2), np.float32), score, search_scale=search_scale)
 
 
 def test_a_small_unsure_detection_beside_a_sure_face_is_dropped():
     big, small = _face(100, 100, 2600, 1.0), _face(10, 10, 181, 0.75)
     assert _without_specks([big, small]) == [big]
     # the same photo at any size: only the ratio counts
-    assert _without_specks([_face(10, 10, 260, 1.0), _face(1, 1, 18.1, 0.75)])[0].size == 260
+    assert _without_specks([_face(10, 10, 260, 1.0, 1.0), _face(1, 1, 18.1, 0.75, 1.0)])[0].size == 260
+
+
+def test_a_small_face_the_photo_was_searched_for_at_its_own_size_stays():
+    """Only what the search below the photo's size let in goes: a blurred 45 px person behind a
+    400 px selfie (0.88) in a 1024 px photo was dropped by the size rule alone."""
+    selfie, behind = _face(100, 100, 400, 0.999, 1.0), _face(700, 50, 45, 0.88, 1.0)
+    assert _without_specks([selfie, behind]) == [selfie, behind]
+    big, small = _face(100, 100, 3200, 0.999, 0.125), _face(10, 10, 360, 0.88, 0.125)   # 45 px searched
+    assert _without_specks([big, small]) == [big, small]
 
 
 def test_small_faces_that_are_sure_or_not_much_smaller_or_beside_no_sure_face_stay():

@@ -203,7 +203,8 @@ def test_a_sweep_cancelled_before_it_is_written_leaves_nothing(qtbot, tmp_path, 
 def test_an_export_behind_a_sweep_is_still_written_when_the_window_closes(qtbot, tmp_path, tiny_model_path,
                                                                         portrait_path, monkeypatch):
     """An export still to be written keeps the close waiting for it (the edit is not lost, nothing
-    is asked); the sweep running ahead of it is cancelled and leaves nothing."""
+    is asked of it); the sweep running ahead of it, once the user agrees to drop it, is cancelled
+    and leaves nothing."""
     import shiboken6
     import core.sweep
     w = _window(qtbot, tmp_path, tiny_model_path, portrait_path, monkeypatch)
@@ -214,10 +215,52 @@ def test_an_export_behind_a_sweep_is_still_written_when_the_window_closes(qtbot,
     assert entered.wait(TIMEOUT / 1000)
     assert w.export_to(edited)
     assert w.close()
-    assert w.asked == [] and w.errors == []
+    assert w.asked == ["Close Fader Desktop"] and w.errors == []
     assert edited.is_file() and not np.array_equal(load_image(edited), load_image(portrait_path))
     # the export ran after the sweep had stopped
     assert not sweep.exists() and not [p for p in tmp_path.iterdir() if ".part" in p.name]
+    assert w.jobs.join(TIMEOUT / 1000)
+    shiboken6.delete(w)
+
+
+def test_closing_asks_before_a_running_sweep_is_dropped_and_no_keeps_it(qtbot, tmp_path, tiny_model_path,
+                                                                          portrait_path, monkeypatch):
+    """A sweep the user asked for was dropped without a word when the window closed; the close now
+    asks, and No leaves the window open and the sweep written."""
+    import shiboken6
+    import core.sweep
+    w = _window(qtbot, tmp_path, tiny_model_path, portrait_path, monkeypatch)
+    entered = _slow(monkeypatch, core.sweep, "save_animation")
+    sweep = tmp_path / "kept.gif"
+    exported = []
+    w.sweepExported.connect(exported.append)
+    assert w.export_sweep({"path": sweep, "attr": "Smiling", "lo": -1.0, "hi": 2.0, "steps": 4, "labels": False})
+    assert entered.wait(TIMEOUT / 1000)
+    monkeypatch.setattr(w, "ask_confirm", lambda title, message, *a, **k: w.asked.append(message) or False)
+    assert not w.close()
+    assert w.isVisible() and w.asked == ["The sweep kept.gif is still being made. Close and discard it?"]
+    qtbot.waitUntil(lambda: bool(exported), timeout=TIMEOUT)
+    assert sweep.is_file() and w.errors == []
+    w.asked.clear()
+    assert w.close() and w.asked == []   # nothing running any more: nothing to ask
+    shiboken6.delete(w)
+
+
+def test_a_recipe_saved_behind_an_export_is_written_when_the_window_closes(qtbot, tmp_path, tiny_model_path,
+                                                                         portrait_path, monkeypatch):
+    """File ▸ Save recipe… queued behind a slow export, then the window closed: the close cancelled
+    the recipe's job while it waited for the export; it is written now, as the export is."""
+    import shiboken6
+    import core.image_io
+    w = _window(qtbot, tmp_path, tiny_model_path, portrait_path, monkeypatch)
+    w.panel.row("Smiling").spin.setValue(2.0 if w.panel.row("Smiling").spin.value() < 1 else -1.0)
+    entered = _slow(monkeypatch, core.image_io, "export_photo")
+    edited, recipe = tmp_path / "edited.png", tmp_path / "smile.json"
+    assert w.export_to(edited)
+    assert entered.wait(TIMEOUT / 1000)
+    w.save_recipe(recipe)
+    assert w.close()
+    assert edited.is_file() and recipe.is_file() and w.errors == []
     assert w.jobs.join(TIMEOUT / 1000)
     shiboken6.delete(w)
 
