@@ -230,3 +230,34 @@ def display_p3_icc() -> bytes:
                                  (b"bXYZ", icc_xyz(0.1571, 0.0666, 0.7841)),
                                  (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)],
                        b"Display P3 (Fader Desktop tests)")
+
+
+def longest_pause_while(work) -> tuple:
+    """(the longest gap between this thread's turns, the total time) while ``work`` runs in
+    another thread: how long the window's event loop would have been frozen by it."""
+    import threading
+    import time
+    done = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            work()
+        except BaseException as exc:   # re-raised here, not lost in the thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    th = threading.Thread(target=run)
+    gaps, last = [], time.perf_counter()
+    t0 = last
+    th.start()
+    while not done.is_set():
+        time.sleep(0.002)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    th.join()
+    if errors:
+        raise errors[0]
+    return max(gaps), time.perf_counter() - t0

@@ -6,8 +6,6 @@ the TIFF written is byte for byte the one written before."""
 from __future__ import annotations
 
 import os
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -17,35 +15,7 @@ import core.image_io as image_io
 from core.atomic_write import atomic_file
 from core.errors import ImageError
 from core.image_io import load_image, save_image
-
-
-def _longest_pause_while(work) -> tuple:
-    """(the longest gap between this thread's turns, the total time) while ``work`` runs in
-    another thread: how long the window's event loop would have been frozen by it."""
-    done = threading.Event()
-    errors = []
-
-    def run():
-        try:
-            work()
-        except BaseException as exc:   # re-raised here, not lost in the thread
-            errors.append(exc)
-        finally:
-            done.set()
-
-    th = threading.Thread(target=run)
-    gaps, last = [], time.perf_counter()
-    t0 = last
-    th.start()
-    while not done.is_set():
-        time.sleep(0.002)
-        now = time.perf_counter()
-        gaps.append(now - last)
-        last = now
-    th.join()
-    if errors:
-        raise errors[0]
-    return max(gaps), time.perf_counter() - t0
+from conftest import longest_pause_while as _longest_pause_while
 
 
 def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:

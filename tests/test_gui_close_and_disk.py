@@ -386,6 +386,18 @@ def _said_about_settings(ini: Path, cause: str) -> str:
             "and the last model will not be remembered")
 
 
+def _save_settings_on_a_full_disk(tmp_path, model, portrait_path, when: str) -> tuple:
+    """(the settings file, SAVE_SCRIPT's run): two photos opened with the disk full from `when`
+    ("start" or "later")."""
+    ini = tmp_path / "config" / "s.ini"
+    ini.parent.mkdir()
+    ini.write_text("[General]\ndevice=cpu\n")
+    photo, photo2 = tmp_path / "portrait_a.png", tmp_path / "portrait_b.png"
+    shutil.copy(portrait_path, photo)
+    shutil.copy(portrait_path, photo2)
+    return ini, _child(SAVE_SCRIPT, ini, model, photo, photo2, when)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
 def test_settings_that_a_disk_filled_since_start_keeps_from_being_saved_are_said_once(tmp_path, tiny_model_path,
                                                                                      portrait_path):
@@ -393,13 +405,7 @@ def test_settings_that_a_disk_filled_since_start_keeps_from_being_saved_are_said
     silence, and nothing the user did after was remembered. The first failed save is said once in
     the status bar with the system's reason, beside the message it came with; later failures say
     nothing more; no dialog, no traceback."""
-    ini = tmp_path / "config" / "s.ini"
-    ini.parent.mkdir()
-    ini.write_text("[General]\ndevice=cpu\n")
-    photo, photo2 = tmp_path / "portrait_a.png", tmp_path / "portrait_b.png"
-    shutil.copy(portrait_path, photo)
-    shutil.copy(portrait_path, photo2)
-    r = _child(SAVE_SCRIPT, ini, tiny_model_path, photo, photo2, "later")
+    ini, r = _save_settings_on_a_full_disk(tmp_path, tiny_model_path, portrait_path, "later")
     assert r.returncode == 0, r.stdout + r.stderr
     said = _said_about_settings(ini, os.strerror(errno.EFBIG))
     first = next(line for line in r.stdout.splitlines() if line.startswith("first photo:"))
@@ -415,13 +421,7 @@ def test_settings_that_a_disk_filled_since_start_keeps_from_being_saved_are_said
 def test_settings_said_unsaved_at_start_are_not_said_again_on_each_save(tmp_path, tiny_model_path, portrait_path):
     """Already said at start ("Loaded model … · settings cannot be saved …"): the saves after it
     fail as expected and say nothing more."""
-    ini = tmp_path / "config" / "s.ini"
-    ini.parent.mkdir()
-    ini.write_text("[General]\ndevice=cpu\n")
-    photo, photo2 = tmp_path / "portrait_a.png", tmp_path / "portrait_b.png"
-    shutil.copy(portrait_path, photo)
-    shutil.copy(portrait_path, photo2)
-    r = _child(SAVE_SCRIPT, ini, tiny_model_path, photo, photo2, "start")
+    ini, r = _save_settings_on_a_full_disk(tmp_path, tiny_model_path, portrait_path, "start")
     assert r.returncode == 0, r.stdout + r.stderr
     said = _said_about_settings(ini, os.strerror(errno.EFBIG))
     lines = r.stdout.splitlines()

@@ -19,6 +19,7 @@ from core.errors import ImageError
 from core.image_io import IMAGE_SUFFIXES, check_header, export_suffix, load_image, read_exif, read_icc_profile, save_image
 
 from conftest import display_p3_icc
+from conftest import longest_pause_while as _longest_pause_while
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -818,25 +819,6 @@ def test_a_tiffs_iptc_stored_as_numbers_is_named_unreadable_not_unkeepable(tmp_p
     assert "IPTC metadata dropped (it is stored in a form that cannot be read back)" in notes, notes
     assert not any("cannot keep" in n for n in notes), notes
 
-
-
-def _longest_pause_while(work) -> tuple:
-    """(the longest gap between this thread's turns, the total time) while ``work`` runs in
-    another thread: how long the window's event loop would have been frozen by it."""
-    import threading
-    import time
-    done = threading.Event()
-    th = threading.Thread(target=lambda: (work(), done.set()))
-    gaps, last = [], time.perf_counter()
-    t0 = last
-    th.start()
-    while not done.is_set():
-        time.sleep(0.002)
-        now = time.perf_counter()
-        gaps.append(now - last)
-        last = now
-    th.join()
-    return max(gaps), time.perf_counter() - t0
 
 
 def test_jpeg_export_leaves_other_threads_running(tmp_path):
