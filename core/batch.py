@@ -662,8 +662,8 @@ class _Pipeline:
     """Readers -> model (this thread) -> writer. Bounded queues keep memory to a few photos."""
 
     def __init__(self, engine, options: BatchOptions, cancel: threading.Event, readers: int,
-                 batch_faces: int, detector, finished: Callable[[Item], None],
-                 out_dir: Optional[Path] = None, out_id: Optional[tuple] = None):
+                 batch_faces: int, detector, finished: Callable[[Item], None], out_dir: Path,
+                 out_id: Optional[tuple]):
         self.engine = engine
         self.opt = options
         self.cancel = cancel
@@ -822,8 +822,8 @@ class _Pipeline:
         if self._output_gone():
             raise self._gone_error_for(output)
         try:
-            parts = output.parent.relative_to(self.out_dir).parts if self.out_dir is not None else None
-        except ValueError:
+            parts = output.parent.relative_to(self.out_dir).parts
+        except ValueError:   # items planned into another folder: made as they come
             parts = None
         folders = [output.parent] if parts is None else \
             [self.out_dir.joinpath(*parts[:k]) for k in range(1, len(parts) + 1)]

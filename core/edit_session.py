@@ -252,13 +252,15 @@ class EditSession:
         return [face]
 
     def _change(self, kind: str, faces: Iterable[int], new: Callable[[int, str], object],
-                name: Optional[str] = None, merge=None, label: str = "") -> bool:
+                name: Optional[str] = None, merge=None, label: str = "", clear_masks: bool = False) -> bool:
         faces = tuple(faces)
         names = [a.name for a in self.attributes] if name is None else [name]
         before = self.snapshot()
         for i in faces:
             for n in names:
                 self._sliders[i][n] = new(i, n)
+            if clear_masks:
+                self.masks[i] = None
         after = self.snapshot()
         if after == before:
             return False
@@ -307,18 +309,8 @@ class EditSession:
         if name is None:
             for i in chosen:
                 self._faces(i)
-        names = [a.name for a in self.attributes] if name is None else [name]
-        before = self.snapshot()
-        for i in chosen:
-            for n in names:
-                self._sliders[i][n] = own_slider(self._attr[n], self.own[i][n])
-            if name is None:
-                self.masks[i] = None
-        after = self.snapshot()
-        if after == before:
-            return False
-        self._emit(Change("reset", before, after, name, tuple(chosen), None, label))
-        return True
+        return self._change("reset", chosen, lambda i, n: own_slider(self._attr[n], self.own[i][n]), name, None,
+                            label, clear_masks=name is None)
 
     def set_own(self, name: str, value: Value, faces: Optional[Iterable[int]] = None, label: str = "") -> bool:
         """Correct one attribute's own value on `faces` (default: the selected face or faces) where

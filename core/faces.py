@@ -124,10 +124,11 @@ def _inside(a: Face, b: Face) -> bool:
 def _without_specks(faces: list) -> list:
     """``faces`` less those at most ``1 / SPECK_RATIO`` the size of a face scored ``SPECK_SURE``
     or more that score less themselves and were under SPECK_SEARCHED_PX where the photo was
-    searched (so a photo searched at its own size keeps them). In a big photo the search reaches down to about 2 % of its side, and a blurred
-    patch of hair, a print or a sparkle beside the main face can read as a face there (0.65 to
-    0.87; docs/faces.md); a real face that small beside a sure one is kept when O-Net is sure of
-    it too (CelebA faces pasted at a 16th to a 22nd of the main face's size read 0.97 and more)."""
+    searched (so a photo searched at its own size keeps them). In a big photo the search reaches
+    down to about 2 % of its side, and a blurred patch of hair, a print or a sparkle beside the
+    main face can read as a face there (0.65 to 0.87; docs/faces.md); a real face that small
+    beside a sure one is kept when O-Net is sure of it too (CelebA faces pasted at a 16th to a
+    22nd of the main face's size read 0.97 and more)."""
     sure = [f.size for f in faces if f.score >= SPECK_SURE]
     if not sure:
         return faces
@@ -435,8 +436,8 @@ class FaceDetector:
         of a 4:3 photo of that size): the smallest face found there is 20 pixels, so in a big 4:3
         photo the effective minimum is ``20 * longest side / max_side``; where that finds no face,
         the photo is searched once more at twice that scale (half that minimum). A detection at
-        most an eighth the size of a face O-Net is sure of, and not sure itself, is dropped
-        (:func:`_without_specks`).
+        most an eighth the size of a face O-Net is sure of, not sure itself, and under 40 px where
+        the photo was searched, is dropped (:func:`_without_specks`).
         """
         rgb = np.asarray(rgb)
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
