@@ -14,11 +14,12 @@ of `label_height(cell)` px on top when labels are drawn).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -357,9 +358,14 @@ def animation_frames(steps: int) -> int:
     return max(2 * int(steps) - 2, 1)
 
 
-def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0, replace: bool = True) -> None:
+def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0, replace: bool = True,
+                   check: Callable[[], None] = lambda: None) -> None:
     """Write frames as a looping GIF (Pillow) or an MP4 (H.264 via imageio-ffmpeg), atomically
-    (``replace=False``: never over a file that appeared at ``path`` meanwhile)."""
+    (``replace=False``: never over a file that appeared at ``path`` meanwhile).
+
+    ``check()`` is called before each frame is encoded and once more before the file is published
+    (the window's JobRunner.check_cancelled: it raises to stop there); whatever it raises comes
+    out as it is, and neither the file nor a temporary one is left."""
     p = Path(path)
     suffix = p.suffix.lower()
     if not frames:
@@ -372,16 +378,29 @@ def save_animation(path, frames: Sequence[np.ndarray], fps: float = 8.0, replace
     try:
         if suffix == ".gif":
             from PIL import Image
-            ims = [Image.fromarray(f) for f in frames]
+            check()
+            first = Image.fromarray(frames[0])
             with atomic_file(p, replace) as f:  # checked writes: a full disk is an error, not a short GIF
-                ims[0].save(f, format="GIF", save_all=True, append_images=ims[1:],
-                            duration=10 * gif_delay_cs(fps), loop=0, optimize=False, disposal=1)
+                # Pillow takes the appended frames from the iterator one at a time and quantizes
+                # each as it comes (nearly all of the encoding's time): a cancel stops between two
+                first.save(f, format="GIF", save_all=True, append_images=_checked_frames(frames, check),
+                           duration=10 * gif_delay_cs(fps), loop=0, optimize=False, disposal=1)
+                check()
         else:
             # the temp name keeps the suffix: ffmpeg chooses the container from it
             with atomic_path(p, keep_suffix=True, replace=replace) as tmp:
-                _write_mp4(p, tmp, frames, fps)
+                _write_mp4(p, tmp, frames, fps, check)
+                check()
     except OSError as e:
         raise ImageError(f"{p}: cannot save animation: {os_reason(e)}") from None
+
+
+def _checked_frames(frames: Sequence[np.ndarray], check: Callable[[], None]) -> Iterator:
+    """The frames after the first as PIL images, made one at a time, ``check()`` before each."""
+    from PIL import Image
+    for frame in itertools.islice(frames, 1, None):
+        check()
+        yield Image.fromarray(frame)
 
 
 def require_mp4(path) -> None:
@@ -395,10 +414,12 @@ def require_mp4(path) -> None:
                          "or write a .gif") from None
 
 
-def _write_mp4(final: Path, path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
+def _write_mp4(final: Path, path: Path, frames: Sequence[np.ndarray], fps: float,
+               check: Callable[[], None] = lambda: None) -> None:
     """Encode with imageio-ffmpeg's ffmpeg, run here so that its exit status is checked (a full
     disk makes it fail at the end, and an unchecked run published an unplayable file) and its
-    messages, which name the temporary file, stay out of the terminal and the error."""
+    messages, which name the temporary file, stay out of the terminal and the error. ``check()``
+    runs before each frame and while ffmpeg finishes; when it raises, ffmpeg is killed."""
     require_mp4(final)
     import errno
     import subprocess
@@ -419,20 +440,31 @@ def _write_mp4(final: Path, path: Path, frames: Sequence[np.ndarray], fps: float
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            for f in frames:
-                if (H, W) != (h, w):
-                    g = np.full((H, W, 3), BACKGROUND, np.uint8)
-                    g[:h, :w] = f
-                    f = g
-                proc.stdin.write(np.ascontiguousarray(f, np.uint8).tobytes())
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass   # ffmpeg stopped early; its exit status and log say why
+            try:
+                for f in frames:
+                    check()
+                    if (H, W) != (h, w):
+                        g = np.full((H, W, 3), BACKGROUND, np.uint8)
+                        g[:h, :w] = f
+                        f = g
+                    proc.stdin.write(np.ascontiguousarray(f, np.uint8).tobytes())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass   # ffmpeg stopped early; its exit status and log say why
+            while True:   # ffmpeg still encodes the frames it holds (x264's lookahead)
+                try:
+                    code = proc.wait(timeout=0.05)
+                    break
+                except subprocess.TimeoutExpired:
+                    check()
         except BaseException:
             proc.kill()
+            try:
+                proc.stdin.close()
+            except OSError:   # the pipe of a killed ffmpeg
+                pass
+            proc.wait()
             raise
-        finally:
-            code = proc.wait()
         if code != 0:
             log.seek(0)
             text = log.read().decode("utf-8", "replace")

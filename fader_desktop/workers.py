@@ -789,7 +789,9 @@ class EditorBackend:
         args = dict(lo=spec["lo"], hi=spec["hi"], steps=spec["steps"], labels=spec["labels"])
         check()
         if path.suffix.lower() in (".gif", ".mp4"):
-            pixels, write, what = sweep.sweep_frames([sf], self.engine, spec["attr"], **args), sweep.save_animation, "animation"
+            pixels, what = sweep.sweep_frames([sf], self.engine, spec["attr"], **args), "animation"
+            # the encoding (seconds for a long GIF) checks between its frames too: a cancel stops it there
+            write = lambda tmp, px, replace: sweep.save_animation(tmp, px, replace=replace, check=check)  # noqa: E731
         else:
             pixels, write, what = sweep.sweep_strip([sf], self.engine, spec["attr"], **args), save_image, "image"
         check()
