@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, QSizeF, Qt, QTimer, Signal
 from PySide6.QtGui import (QColor, QCursor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPainterPath,
                            QPaintEvent, QPen, QWheelEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from core.edit_mask import MIN_RADIUS, crop_scale
 
 BACKGROUND = QColor(40, 40, 42)
 ACCENT = QColor(61, 174, 233)
@@ -59,6 +62,9 @@ class PhotoCanvas(QWidget):
         self._original: Optional[QImage] = None
         self._edited: Optional[QImage] = None
         self._faces: list = []            # (index, QRectF in photo pixels)
+        # the faces' aligned crops, which the brush's strokes are painted in: (n, 2, 3) alignments
+        # (photo -> crop pixels), (n,) crop sides, (n,) crop pixels per photo pixel
+        self._frames: Optional[tuple] = None
         self._skipped: list = []          # (QRectF, reason)
         self._selected = -1               # -1: all faces
         self._show_boxes = True
@@ -83,6 +89,7 @@ class PhotoCanvas(QWidget):
         self._brush = False
         self._brush_px = 24.0             # radius on screen: the brush keeps its size as you zoom
         self._brush_pos: Optional[QPointF] = None
+        self._ring_drawn = 0.0            # the radius the ring was last painted at (screen pixels)
         self._brush_last: Optional[QPointF] = None   # photo point of the stroke so far
         self._brush_erase = True
         self._overlay: Optional[tuple] = None   # (QImage, x, y): where the brush erased, in photo pixels
@@ -102,7 +109,7 @@ class PhotoCanvas(QWidget):
         self._cache.clear()
         self._stale = None
         self._small, self._small_current = None, False
-        self._faces, self._skipped = [], []
+        self._faces, self._skipped, self._frames = [], [], None
         if not keep_view or original is None:
             self._fit = True
         self._relayout()
@@ -205,8 +212,16 @@ class PhotoCanvas(QWidget):
         return min(1.0, self._scale * self.devicePixelRatioF())
 
     def set_faces(self, boxes: list, skipped: list = (), selected: int = -1) -> None:
-        """boxes: [(index, (x0, y0, x1, y1))]; skipped: [((x0, y0, x1, y1), reason)]."""
-        self._faces = [(i, QRectF(QPointF(b[0], b[1]), QPointF(b[2], b[3]))) for i, b in boxes if b is not None]
+        """boxes: [(index, (x0, y0, x1, y1))] or [(index, box, matrix, crop_size)]: with the face's
+        alignment (2x3, photo -> crop pixels) and crop side, through which the window paints the
+        brush's strokes, the brush ring shows a stroke's true size over the face (brush_ring_radius);
+        skipped: [((x0, y0, x1, y1), reason)]."""
+        self._faces = [(f[0], QRectF(QPointF(f[1][0], f[1][1]), QPointF(f[1][2], f[1][3])))
+                       for f in boxes if f[1] is not None]
+        frames = [(np.asarray(f[2], np.float64).reshape(2, 3), int(f[3])) for f in boxes
+                  if len(f) > 3 and f[2] is not None and f[3]]
+        self._frames = (np.stack([m for m, _ in frames]), np.array([s for _, s in frames], np.float64),
+                        np.array([crop_scale(m) for m, _ in frames])) if frames else None
         self._skipped = [(QRectF(QPointF(b[0], b[1]), QPointF(b[2], b[3])), r) for b, r in skipped if b is not None]
         self._selected = selected
         self.update()
@@ -281,15 +296,39 @@ class PhotoCanvas(QWidget):
     def _brush_radius_photo(self) -> float:
         return self._brush_px / max(self._scale, 1e-6)
 
+    def brush_ring_radius(self, pos: Optional[QPointF] = None) -> float:
+        """The radius (screen pixels) of what a stroke at widget position ``pos`` (default: the
+        ring's) changes, which the ring is drawn at: the brush's size, or more over a face's crop
+        where that size is under core.edit_mask.MIN_RADIUS crop pixels (zoomed far in), the least
+        a stroke paints. Several crops under it: the largest (the stroke paints each)."""
+        pos = self._brush_pos if pos is None else pos
+        if pos is None or self._frames is None:
+            return self._brush_px
+        mats, sizes, scales = self._frames
+        pt = self._stroke_point(pos)
+        # core.edit_mask.to_crop for every face at once
+        uv = mats[:, :, :2] @ np.array([pt.x(), pt.y()]) + mats[:, :, 2]
+        inside = ((uv >= -0.5) & (uv < sizes[:, None] - 0.5)).all(axis=1)
+        # the window paints a stroke into each face's crop at radius * crop_scale(matrix) crop
+        # pixels (main_window._on_brush_stroke), which EditMask.painted raises to MIN_RADIUS
+        crop_r = self._brush_radius_photo() * scales[inside]
+        small = crop_r < MIN_RADIUS
+        if not small.any():
+            return self._brush_px
+        return max(self._brush_px, float((MIN_RADIUS / scales[inside][small]).max()) * self._scale)
+
     @staticmethod
     def _erases(mods) -> bool:
         """A plain drag erases the edit; with Shift (or Alt) it brings it back."""
         return not (mods & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier))
 
-    def _stroke_to(self, pos: QPointF, first: bool) -> None:
+    def _stroke_point(self, pos: QPointF) -> QPointF:
         # brushStroke's points have pixel centres at whole numbers, as the faces' alignment
         # matrices do; to_photo's pixel i spans i .. i+1
-        pt = self.to_photo(pos) - QPointF(0.5, 0.5)
+        return self.to_photo(pos) - QPointF(0.5, 0.5)
+
+    def _stroke_to(self, pos: QPointF, first: bool) -> None:
+        pt = self._stroke_point(pos)
         pts = [(pt.x(), pt.y())] if first or self._brush_last is None else \
             [(self._brush_last.x(), self._brush_last.y()), (pt.x(), pt.y())]
         self._brush_last = pt
@@ -305,19 +344,21 @@ class PhotoCanvas(QWidget):
             p.restore()
         if self._brush_pos is None:
             return
+        r = self._ring_drawn = self.brush_ring_radius()
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.setBrush(Qt.BrushStyle.NoBrush)
         for color, width in ((QColor(0, 0, 0, 160), 3.0), (QColor(255, 255, 255, 220) if self._brush_erase
                                                            else ACCENT, 1.2)):
             p.setPen(QPen(color, width))
-            p.drawEllipse(self._brush_pos, self._brush_px, self._brush_px)
+            p.drawEllipse(self._brush_pos, r, r)
         p.restore()
 
     def _update_brush_ring(self, old: Optional[QPointF]) -> None:
-        r = self._brush_px + 4
-        for c in (old, self._brush_pos):
+        # the old ring as it was painted (over another face it may have been larger)
+        for c, r in ((old, max(self._ring_drawn, self._brush_px)), (self._brush_pos, self.brush_ring_radius())):
             if c is not None:
+                r += 4
                 self.update(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r).toAlignedRect())
 
     def set_placeholder(self, text: str) -> None:

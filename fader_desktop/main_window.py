@@ -703,7 +703,9 @@ class MainWindow(QMainWindow):
         self.last_render_ms = None
         self.render_label.setText("")
         self.canvas.set_photo(info.original, keep_view=info.reencoded)
-        self.canvas.set_faces([(f.index, f.box) for f in info.faces], info.skipped, session.selected)
+        # the alignments let the brush ring show a stroke's true size (core.edit_mask.MIN_RADIUS)
+        self.canvas.set_faces([(f.index, f.box, f.matrix, f.crop_size) for f in info.faces], info.skipped,
+                              session.selected)
         if info.faces and self.canvas.preview_scale() < 1.0:
             # the downscaled photo the first fader move's preview is cut from (0.3 s at 48 MP),
             # made while the user reaches for a fader
