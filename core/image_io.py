@@ -349,14 +349,39 @@ def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+def _rgb_array(im: Image.Image) -> np.ndarray:
+    """An RGB Pillow image's pixels as a new uint8 (H, W, 3) array, written into it 1 MB at a
+    time by the encoder im.tobytes() uses: np.asarray(im) goes through tobytes(), which holds the
+    pieces of the whole image and then their join, two more copies at once (a 100 MP photo:
+    950 MB for a 286 MB array), and is slower."""
+    w, h = im.size
+    try:
+        encoder = Image._getencoder("RGB", "raw", ("RGB",))
+        encoder.setimage(im.im, (0, 0, w, h))
+    except (AttributeError, TypeError):   # a Pillow without these internals: its public copy
+        return np.asarray(im, dtype=np.uint8)
+    out = np.empty((h, w, 3), np.uint8)
+    flat = out.reshape(-1)
+    at, bufsize = 0, max(1 << 20, 4 * w)   # the raw encoder writes whole rows: at least one
+    while True:
+        _, status, data = encoder.encode(bufsize)
+        flat[at:at + len(data)] = np.frombuffer(data, np.uint8)
+        at += len(data)
+        if status:
+            break
+    if status < 0 or at != flat.size:
+        raise OSError(f"encoder error {status} while reading the pixels")
+    return out
+
+
 def _pil_to_rgb(im: Image.Image) -> np.ndarray:
     """Convert any decoded Pillow image to uint8 RGB (alpha composited over white)."""
     mode = im.mode
     if mode == "RGB":
-        return np.asarray(im, dtype=np.uint8)
+        return _rgb_array(im)
     if mode in ("P", "PA"):
         if mode == "P" and "transparency" not in im.info:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return _rgb_array(im.convert("RGB"))
         im = im.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "RGBa", "LA", "La"):
@@ -380,10 +405,10 @@ def _pil_to_rgb(im: Image.Image) -> np.ndarray:
         scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0
         return _gray3(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8))
     if mode == "CMYK":
-        return np.asarray(_cmyk_to_rgb(im), dtype=np.uint8)
+        return _rgb_array(_cmyk_to_rgb(im))
     if mode in ("1", "L"):
         return _gray3(np.asarray(im.convert("L"), dtype=np.uint8))
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return _rgb_array(im.convert("RGB"))
 
 
 def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -935,6 +960,48 @@ def _tiff_unlocked(on: bool = True):
         _TIFF_UNLOCKED.on = before
 
 
+# Pillow's WebP writer copies the whole photo into libwebp holding Python's lock (the window froze
+# 130-200 ms per 50 MP during an export): core.webp_writer writes the same file with it released.
+_WEBP_MAX_SIDE = 16383
+
+
+def _webp_pixels(arr: np.ndarray, gray: bool, alpha: np.ndarray | None) -> np.ndarray:
+    """What Pillow's WebP writer encodes of save_image's image: RGB, grey as three equal
+    channels (WebP has no grey; gray_rgb's luminance), RGBA with a transparency. Made a band of
+    rows at a time: in one piece, the grey conversion held Python's lock 80 ms per 20 MP."""
+    if not gray and alpha is None:
+        return np.ascontiguousarray(arr)
+    h, w = arr.shape[:2]
+    out = np.empty((h, w, 3 if alpha is None else 4), np.uint8)
+    rows = max(1, (1 << 20) // w)
+    for y in range(0, h, rows):
+        band = arr[y:y + rows]
+        out[y:y + rows, :, :3] = gray_rgb(band) if gray else band
+        if alpha is not None:
+            out[y:y + rows, :, 3] = alpha[y:y + rows]
+    return out
+
+
+def _save_webp(p: Path, arr: np.ndarray, gray: bool, alpha: np.ndarray | None, opts: dict,
+               replace: bool) -> bool:
+    """Write save_image's WebP through core.webp_writer; False where its libwebp is missing."""
+    from core import webp_writer
+    lib = webp_writer.libwebp()
+    if lib is None:
+        return False
+    h, w = arr.shape[:2]
+    if max(h, w) > _WEBP_MAX_SIDE:
+        raise ValueError(f"a WebP image is at most {_WEBP_MAX_SIDE} pixels wide and high, this one is {w}x{h} "
+                         "(use PNG, TIFF or JPEG)")
+    with webp_writer.encoded(lib, _webp_pixels(arr, gray, alpha), opts.get("lossless", False), opts.get("quality", 80),
+                       opts.get("method", 4), opts.get("exact", False)) as encoded:
+        parts = webp_writer.container(encoded, w, h, opts.get("icc_profile"), opts.get("exif"), opts.get("xmp"))
+        with atomic_file(p, replace) as f:
+            for part in parts:
+                f.write(part)
+    return True
+
+
 def check_output_folder(p: Path, what: str = "cannot save image") -> None:
     """ImageError naming `p` unless its folder exists and `p` is not a folder itself."""
     folder = p.parent if str(p.parent) else Path(".")
@@ -1013,13 +1080,20 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
         alpha = None
     if alpha is not None:
         arr = _uncomposite(arr, alpha, color, composite)
+    opts = _save_options(fmt, int(quality), exif, icc_profile, gray=gray, lossless=lossless, xmp=xmp,
+                         iptc=iptc, text=text, dpi=dpi)
+    try:
+        if fmt == "WEBP" and _save_webp(p, arr, gray, alpha, opts, replace):
+            return
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot save image: {os_reason(exc)}") from None
+    except (ValueError, RuntimeError) as exc:
+        raise ImageError(f"{p}: cannot save image: {exc}") from None
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
     if gray:
         image = image.convert("L")   # ITU-R 601 luminance; a grey pixel stays exactly itself
     if alpha is not None:
         image.putalpha(Image.fromarray(np.ascontiguousarray(alpha, np.uint8), "L"))
-    opts = _save_options(fmt, int(quality), exif, icc_profile, gray=gray, lossless=lossless, xmp=xmp,
-                         iptc=iptc, text=text, dpi=dpi)
     unlocked = fmt == "TIFF"   # libtiff writes the file itself with Python's lock released
     try:
         try:

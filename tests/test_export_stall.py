@@ -2,7 +2,9 @@
 that holds Python's lock for the whole image freezes the GUI thread just the same. Pillow's
 libtiff coder did (bench/gui_latency.py --sizes 50 --exports tif: longest GUI stall 1.4-3.2 s at
 50 MP); save_image now drives it through Pillow's encode_to_file, which releases the lock, and
-the TIFF written is byte for byte the one written before."""
+the TIFF written is byte for byte the one written before. Pillow's WebP writer copied the photo
+into libwebp holding the lock (130-200 ms at 50 MP); save_image calls that libwebp through
+ctypes, which releases it, and writes byte for byte Pillow's file."""
 from __future__ import annotations
 
 import os
@@ -12,6 +14,7 @@ import pytest
 from PIL import Image, ImageCms
 
 import core.image_io as image_io
+from core import webp_writer
 from core.atomic_write import atomic_file
 from core.errors import ImageError
 from core.image_io import load_image, save_image
@@ -106,3 +109,87 @@ def test_tiff_export_on_a_full_disk_names_the_cause_and_keeps_the_old_file(small
     os.unlink(small_disk / "filler.bin")
     save_image(small_disk / "out.tif", _photo(40, 60))
     np.testing.assert_array_equal(load_image(small_disk / "out.tif"), _photo(40, 60))
+
+
+def _flat(h: int, w: int) -> np.ndarray:
+    """Smooth gradients: as many pixels as a photo for libwebp to take in, quicker to encode."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.ascontiguousarray(np.dstack([x % 256, y % 256, (x // 64 + y // 64) % 256]).astype(np.uint8))
+
+
+def test_webp_export_leaves_other_threads_running(tmp_path):
+    """Pillow's WebP writer copies the whole photo into libwebp holding Python's lock: 80-110 ms
+    here at 20 MP during which the window could not repaint (130-200 ms at 50 MP); save_image
+    now runs that copy and the encode with the lock released (a few ms gaps; the margin is for a
+    loaded 2-core machine)."""
+    rgb = _flat(4000, 5000)
+    tries = []
+    for _ in range(3):   # a loaded machine can deschedule this thread once in a while
+        gap, total = _longest_pause_while(lambda: save_image(tmp_path / "big.webp", rgb, quality=80))
+        tries.append((round(gap, 3), round(total, 3)))
+        if gap < 0.05:
+            break
+    else:
+        pytest.fail(f"the GUI thread would stall during the WebP export: (longest gap, export) s: {tries}")
+    with Image.open(tmp_path / "big.webp") as im:
+        assert im.size == (5000, 4000) and im.mode == "RGB"
+        assert np.abs(np.asarray(im).astype(int) - rgb).mean() < 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.webp"]
+
+
+def _pillow_webp(path, rgb, gray=False, alpha=None, lossless=False, quality=95, **metadata):
+    """The WebP Pillow's own writer makes with save_image's settings."""
+    im = Image.fromarray(rgb)
+    im = im.convert("L") if gray else im
+    if alpha is not None:
+        im.putalpha(Image.fromarray(alpha, "L"))
+    settings = dict(lossless=True, exact=True) if lossless else dict(quality=quality)
+    im.save(path, format="WEBP", method=4, **settings, **metadata)
+
+
+@pytest.mark.parametrize("case", ["plain", "quality_1", "metadata", "exif_alone", "gray", "alpha", "alpha_metadata",
+                                  "lossless", "lossless_metadata", "lossless_alpha", "gray_alpha", "one_row"])
+def test_unlocked_webp_is_byte_for_byte_pillows(tmp_path, case):
+    """The same library with the same settings, and the container (VP8X flags, ICCP, ALPH, EXIF
+    and XMP chunks, odd sizes padded) as Pillow's mux lays it out: the same file."""
+    rgb = _photo(4, 517, seed=1)[:1] if case == "one_row" else _photo(301, 517, seed=1)
+    alpha = np.random.default_rng(2).integers(0, 256, rgb.shape[:2], np.uint8)
+    alpha[: len(alpha) // 2] = 255
+    meta = {k: v for k, v in _metadata().items() if k in ("exif", "icc_profile", "xmp")}
+    kwargs = {"quality_1": {"quality": 1}, "metadata": meta, "exif_alone": {"exif": meta["exif"]},
+              "gray": {"gray": True, "exif": meta["exif"], "xmp": meta["xmp"]}, "alpha": {"alpha": alpha},
+              "alpha_metadata": {"alpha": alpha, **meta}, "lossless": {"lossless": True},
+              "lossless_metadata": {"lossless": True, **meta}, "lossless_alpha": {"lossless": True, "alpha": alpha},
+              "gray_alpha": {"gray": True, "alpha": alpha}, "one_row": meta}.get(case, {})
+    save_image(tmp_path / "unlocked.webp", rgb, **kwargs)
+    if "alpha" in kwargs:   # what save_image writes under the transparency
+        kwargs["rgb"] = image_io._uncomposite(rgb, alpha, None)
+    _pillow_webp(tmp_path / "pillow.webp", kwargs.pop("rgb", rgb), **kwargs)
+    assert (tmp_path / "unlocked.webp").read_bytes() == (tmp_path / "pillow.webp").read_bytes()
+    with Image.open(tmp_path / "unlocked.webp") as im:
+        assert im.size == rgb.shape[1::-1]
+        assert (im.info.get("icc_profile") == meta["icc_profile"]) == ("icc_profile" in kwargs)
+        assert (im.info.get("xmp") == meta["xmp"]) == ("xmp" in kwargs)
+        assert (im.getexif().get(0x010F) == "FaderTestCam") == ("exif" in kwargs)
+        if kwargs.get("lossless"):
+            assert image_io._webp_lossless(tmp_path / "unlocked.webp")
+            assert np.array_equal(np.asarray(im.convert("RGB"))[alpha == 255] if "alpha" in kwargs else
+                                  np.asarray(im), rgb[alpha == 255] if "alpha" in kwargs else rgb)
+
+
+def test_a_webp_too_wide_is_refused_in_a_sentence(tmp_path):
+    with pytest.raises(ImageError, match=r"wide.webp: cannot save image: a WebP image is at most 16383 pixels "
+                                         r"wide and high, this one is 16400x2"):
+        save_image(tmp_path / "wide.webp", np.zeros((2, 16400, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_pillows_libwebp_at_hand_pillow_writes_the_same_webp(tmp_path, monkeypatch):
+    """A Pillow that links libwebp in (no library ctypes can load) or one of another version:
+    save_image leaves the WebP to Pillow's writer, as before."""
+    rgb = _photo(301, 517, seed=1)
+    meta = {k: v for k, v in _metadata().items() if k in ("exif", "icc_profile", "xmp")}
+    save_image(tmp_path / "unlocked.webp", rgb, **meta)
+    monkeypatch.setattr(webp_writer, "_LIBWEBP", [None])
+    save_image(tmp_path / "pillow.webp", rgb, **meta)
+    assert (tmp_path / "unlocked.webp").read_bytes() == (tmp_path / "pillow.webp").read_bytes()
