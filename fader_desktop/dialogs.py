@@ -6,7 +6,7 @@ import json
 import platform
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QUrl
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
@@ -24,7 +24,23 @@ _READ_ONLY = set(IMAGE_SUFFIXES) - set(SAVE_FORMATS)
 def typed_path(edit: QLineEdit) -> str:
     """A file or folder as typed in `edit` ("" when empty): "~/Pictures" is the home folder's (it was
     looked for, or created as a folder named "~", in whatever folder the app was started from)."""
-    text = edit.text().strip()
+    return path_text(edit.text())
+
+
+def path_text(text: str) -> str:
+    """A typed or pasted path as the file system names it ("" when empty): surrounding quotes
+    dropped (Windows' "Copy as path" adds them; they became part of a folder's name, created in the
+    app's working folder), a file:// URL (pasted from a browser or a file manager) made a local
+    path, and "~" the home folder."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    if text[:5].lower() == "file:":
+        url = QUrl(text)
+        if url.host().lower() == "localhost":   # RFC 8089: this machine (Qt took it for a network share)
+            url.setHost("")
+        if url.isLocalFile():
+            text = url.toLocalFile()
     return str(Path(text).expanduser()) if text else ""
 
 
@@ -157,7 +173,7 @@ class ExportDialog(QDialog):
 
     def _format_changed(self, _i: int) -> None:
         suffix = self.format_combo.currentData()
-        p = Path(self.path_edit.text())
+        p = Path(path_text(self.path_edit.text()))
         if p.suffix.lower() not in _SUFFIX_FORMAT or _SUFFIX_FORMAT[p.suffix.lower()] != self.format_combo.currentText():
             self.path_edit.blockSignals(True)
             self.path_edit.setText(str(p.with_suffix(suffix)) if p.name else "")
@@ -165,7 +181,7 @@ class ExportDialog(QDialog):
         self._show_format()
 
     def _path_changed(self, text: str) -> None:
-        fmt = _SUFFIX_FORMAT.get(Path(text).suffix.lower())
+        fmt = _SUFFIX_FORMAT.get(Path(path_text(text)).suffix.lower())
         if fmt:
             self.format_combo.blockSignals(True)
             self.format_combo.setCurrentIndex(self.format_combo.findText(fmt))
@@ -180,7 +196,7 @@ class ExportDialog(QDialog):
         self._quality_host.setEnabled(pillow in LOSSY_FORMATS)
         self.exif_check.setEnabled(pillow in EXIF_FORMATS)
         self.exif_check.setToolTip("" if pillow in EXIF_FORMATS else f"{fmt} files have no place for EXIF metadata")
-        typed = Path(self.path_edit.text().strip())
+        typed = Path(path_text(self.path_edit.text()))
         suffix = typed.suffix
         # an image type the app reads but does not write (z.gif, z.heic); a dot in a name
         # ("Party 2024.06.01") is no file type, and a folder typed alone gets the proposed name
@@ -416,7 +432,7 @@ class ImportReferenceDialog(QDialog):
 
     def values(self):
         attrs = [a.strip() for a in self.attrs.text().split(",") if a.strip()] or None
-        return Path(self.src.text().strip()), Path(self.dst.text().strip()), attrs
+        return Path(typed_path(self.src)), Path(typed_path(self.dst)), attrs
 
 
 def app_version() -> str:

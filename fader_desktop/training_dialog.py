@@ -44,6 +44,32 @@ STOP_TIP_NOTHING_YET = ("Stop the run; nothing can be resumed yet (the first che
                         "training steps begin)")
 # the dialog's size where the screen has room for it (fit_on_screen cuts it to smaller screens)
 DEFAULT_SIZE = (980, 680)
+# What torchrun itself writes when it is stopped (the dialog's Cancel is its SIGTERM): its elastic
+# agent's log lines ("Received 15 death signal, shutting down workers", "Sending process … closing
+# signal SIGTERM") and the traceback of the SignalException it then raises. Not shown after the
+# dialog's own stop: the run stopped as asked, and the status line says so.
+TORCHRUN_LOG_RE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ .*?torch[\\/]distributed[\\/]elastic[\\/]")
+TORCHRUN_STOPPED_RE = re.compile(r"^torch\.distributed\.elastic\.multiprocessing\.api\.SignalException\b")
+TRACEBACK_START = "Traceback (most recent call last):"
+
+
+def default_run_folder() -> str:
+    """A new run folder's name, ~/FaderRuns/run-DATE-TIME: one that does not exist yet (a run
+    started or finished within the same minute has the plain name)."""
+    base = Path.home() / "FaderRuns" / time.strftime("run-%Y%m%d-%H%M")
+    path, n = base, 2
+    while path.exists():
+        path, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return str(path)
+
+
+def read_run_settings(checkpoint) -> dict:
+    """What a run folder's checkpoint says of the run's resolution and length: {"img_size",
+    "steps" (the total it trains to), "step" (where it is)}. Memory-mapped, so its tensors are not
+    read (a job: the file may be slow to reach)."""
+    import torch
+    ck = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    return {"img_size": int(ck["arch"]["img_size"]), "steps": int(ck["config"]["steps"]), "step": int(ck["step"])}
 
 
 def _frozen() -> bool:
@@ -150,6 +176,12 @@ class TrainingDialog(QDialog):
         self._budget_s = 0.0         # the running run's --max-minutes in seconds (0: none)
         self._close_when_stopped = False
         self.stop_box: QMessageBox | None = None   # "Training is running": stop it to close?
+        self._run_settings: tuple | None = None    # (run folder, read_run_settings) the form shows on Resume
+        self._run_steps_shown: int | None = None   # the Steps field as filled from that run
+        self._run_folder: Path | None = None       # the folder of the latest run the dialog started
+        self._previous_run: Path | None = None     # that run's, once the Run folder field names a new one
+        self._default_out = ""       # the Run folder field's text while it holds a name the dialog chose
+        self._held: list | None = None             # a torchrun traceback read while the dialog stops the run
 
         # -- setup --------------------------------------------------------------------------------
         setup = self.setup = QGroupBox("Training run")
@@ -179,7 +211,7 @@ class TrainingDialog(QDialog):
         self.minutes_spin.setValue(60)
         self.minutes_spin.setSuffix(" min")
         self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(10, 10_000_000)
+        self.steps_spin.setRange(1, 10_000_000)   # a resumed short run shows its own (fader-train takes any)
         self.steps_spin.setValue(20000)
         self.steps_spin.setSingleStep(1000)
         self.steps_spin.setSuffix(" steps")
@@ -220,11 +252,14 @@ class TrainingDialog(QDialog):
         row.addWidget(self.finetune_check)
         row.addStretch(1)
         form.addRow("Device", row)
-        self.out_edit = QLineEdit(str(Path.home() / "FaderRuns" / time.strftime("run-%Y%m%d-%H%M")))
+        self._default_out = default_run_folder()
+        self.out_edit = QLineEdit(self._default_out)
         b_out = QPushButton("Browse…")
         b_out.clicked.connect(self._browse_out)
         self.resume_check = QCheckBox("Resume")
-        self.resume_check.setToolTip("Continue the checkpoint in this folder (after Cancel or a crash)")
+        self.resume_check.setToolTip("Continue the checkpoint in this folder (after Cancel or a crash), "
+                                     "at the run's own size and to its own number of steps (shown above)")
+        self.resume_check.toggled.connect(self._resume_toggled)
         row = QHBoxLayout()
         row.addWidget(self.out_edit, 1)
         row.addWidget(b_out)
@@ -235,6 +270,7 @@ class TrainingDialog(QDialog):
                                            "(fader-train --help lists them)")
         form.addRow("Options", self.extra_edit)
         self.out_edit.textChanged.connect(self._update_buttons)
+        self.out_edit.textChanged.connect(self._folder_changed)
         self.data_edit.textChanged.connect(self._update_buttons)
 
         # -- live view ------------------------------------------------------------------------------
@@ -337,20 +373,26 @@ class TrainingDialog(QDialog):
         return self.finetune_check.isChecked() and bool(self._current_model)
 
     def _sync_size(self, *_) -> None:
-        """Fine-tuning trains at the model's own resolution (the trainer refuses another): the Size
-        field then shows it, locked; unticked, the user's own choice comes back."""
-        if self._fine_tuning():
+        """A resumed run goes on at its own resolution, and fine-tuning trains at the model's (the
+        trainer refuses another): the Size field then shows it, locked; unticked, the user's own
+        choice comes back."""
+        resumed = self._resumed_settings()
+        if resumed is not None or self._fine_tuning():
             # isEnabledTo: the whole form is greyed out while a run goes on, which is no lock on the size
             if self.size_combo.isEnabledTo(self.setup):
                 self._chosen_size = self.size_combo.currentData()
-            size = model_image_size(self._current_model)
+            if resumed is not None:
+                size = resumed["img_size"]
+                tip = f"A resumed run goes on at its own size ({size} px)"
+            else:
+                size = model_image_size(self._current_model)
+                tip = "Fine-tuning trains at the open model's own size" + (f" ({size} px)" if size else "")
             if size is not None:
                 if self.size_combo.findData(size) < 0:
                     self.size_combo.addItem(f"{size} px", size)
                 self.size_combo.setCurrentIndex(self.size_combo.findData(size))
             self.size_combo.setEnabled(False)
-            self.size_combo.setToolTip("Fine-tuning trains at the open model's own size"
-                                       + (f" ({size} px)" if size else ""))
+            self.size_combo.setToolTip(tip)
         elif not self.size_combo.isEnabledTo(self.setup):
             self.size_combo.setEnabled(True)
             self.size_combo.setToolTip(self._size_tip)
@@ -360,6 +402,45 @@ class TrainingDialog(QDialog):
     def run_dir(self) -> Path:
         # absolute: the trainer runs in another working folder than this window's
         return Path(typed_path(self.out_edit)).absolute()
+
+    def _result_dir(self) -> Path:
+        """The run whose model Open result loads: the Run folder's, or, while that field holds the
+        new name the dialog gave it after a run, that run's."""
+        if self._previous_run is not None and self.out_edit.text() == self._default_out:
+            return self._previous_run
+        return self.run_dir()
+
+    # -- resuming: the run's own size and steps ----------------------------------------------------
+    def _resume_toggled(self, on: bool) -> None:
+        """Ticked, the form shows the run's size (locked) and its number of steps, read from its
+        checkpoint (a job); the command line leaves both to the run (arguments)."""
+        self._run_settings, self._run_steps_shown = None, None
+        if on:
+            folder = self.run_dir()
+
+            def show(settings: dict) -> None:
+                if self.resume_check.isChecked() and self.run_dir() == folder:
+                    self._run_settings = (folder, settings)
+                    self.steps_spin.setValue(settings["steps"])
+                    self._run_steps_shown = self.steps_spin.value()
+                    self._sync_size()
+            # unreadable: the form stays, the command line still leaves size and steps to the run,
+            # and the trainer says what is wrong with the checkpoint
+            self.jobs.submit(lambda: read_run_settings(folder / CHECKPOINT_NAME), on_done=show,
+                             on_error=lambda _message: None, coalesce="run-settings")
+        self._sync_size()
+
+    def _folder_changed(self, *_) -> None:
+        # Resume stays ticked on another folder that holds a run (_update_buttons unticks it
+        # elsewhere): the form shows that run's settings, not the last folder's
+        if self.resume_check.isChecked():
+            self._resume_toggled(True)
+
+    def _resumed_settings(self) -> dict | None:
+        """The run's settings the form shows while Resume is ticked (None: not ticked, or not read yet)."""
+        if self.resume_check.isChecked() and self._run_settings and self._run_settings[0] == self.run_dir():
+            return self._run_settings[1]
+        return None
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning
@@ -382,7 +463,7 @@ class TrainingDialog(QDialog):
             self.resume_check.setChecked(False)
         self.start_button.setEnabled(not running and bool(self.data_edit.text().strip() and self.out_edit.text().strip()))
         self.stop_button.setEnabled(running and not self._stopping)
-        model = self.run_dir() / "model.fader"
+        model = self._result_dir() / "model.fader"
         self.open_button.setEnabled(bool(self.out_edit.text().strip()) and model.is_file() and not self._editor_closed)
         if self._editor_closed:
             self.open_button.setToolTip(literal_tip(f"The editor window is closed: start Fader Desktop again and "
@@ -406,27 +487,37 @@ class TrainingDialog(QDialog):
     def arguments(self) -> list:
         """The fader-train command line for the current settings."""
         data = typed_path(self.data_edit)
+        resume = self.resume_check.isChecked()
         # fine-tuning: the trainer takes the model's own size (a model whose size could not be read
         # here is not sent the field's, which the trainer would refuse)
         size = [] if self._fine_tuning() and model_image_size(self._current_model) is None else \
             ["--img-size", str(self.size_combo.currentData())]
+        steps = ["--steps", str(self.steps_spin.value())]
+        if resume:
+            # a resumed run keeps its own size and number of steps (its checkpoint's): the form's
+            # defaults, sent, were refused ("Size 64 px differs from the checkpoint's 32") or ran a
+            # 3,000-step run on to 20,000. Steps changed after the form showed the run's go (more
+            # steps continue a finished run).
+            size = []
+            if self._resumed_settings() is None or self.steps_spin.value() == self._run_steps_shown:
+                steps = []
         args = ["--data", str(Path(data).absolute()) if data else data, "--out", str(self.run_dir()),
-                *size, "--steps", str(self.steps_spin.value()),
+                *size, *steps,
                 "--max-minutes", str(self.minutes_spin.value()), "--device", self.device_combo.currentData()]
         attrs = ",".join(a.strip() for a in self.attr_edit.text().split(",") if a.strip())
         if attrs:
             args += ["--attr", attrs]
         if self.align_check.isChecked():
             args.append("--align")
-        if self.finetune_check.isChecked() and self._current_model:
+        if self._fine_tuning() and not resume:   # a resumed run has its --init in it (the trainer refuses both)
             args += ["--init", str(self._current_model)]
-        if self.resume_check.isChecked():
+        if resume:
             args.append("--resume")
         owned = FIELD_OPTIONS
         if self.finetune_check.isChecked() and self._current_model:
             owned = {**FIELD_OPTIONS, **FINETUNE_OPTION}
         extra = _extra_options(self.extra_edit.text(), owned)
-        if "--eval-every" not in extra:
+        if "--eval-every" not in extra and not resume:   # a resumed run keeps its own cadence
             # evaluate (preview, log line, best-model export) about 20 times per run
             args += ["--eval-every", str(max(5, self.steps_spin.value() // 20))]
         return args + extra
@@ -482,6 +573,7 @@ class TrainingDialog(QDialog):
         self._message(f"$ {launcher} " + " ".join(self.arguments()))
         self._started_at = time.monotonic()
         self._stopping = False
+        self._run_folder, self._previous_run = out, None
         self.proc.start(sys.executable, args)
         self.phase_label.setText("Starting…")
         self.progress.setRange(0, 0)
@@ -500,6 +592,7 @@ class TrainingDialog(QDialog):
     def _reset_live(self) -> None:
         from training.run_progress import RunWatcher
         self._stderr_tail = ""
+        self._held = None
         self._losses.clear()
         self._val.clear()
         self._watcher = RunWatcher(self.run_dir())
@@ -526,10 +619,37 @@ class TrainingDialog(QDialog):
         parts = re.split(r"[\r\n]", self._stderr_tail)
         self._stderr_tail = parts.pop()
         for part in parts:
-            if part.strip():
+            if part.strip() and not self._torchrun_stopping(part):
                 self._line(part)
         if self._stderr_tail.strip() and PROGRESS_RE.match(self._stderr_tail):
             self._line(self._stderr_tail, partial=True)
+
+    def _torchrun_stopping(self, line: str) -> bool:
+        """Whether `line` is torchrun's own account of the stop the dialog asked for (not shown: its
+        warnings and the traceback of its SignalException). A traceback is held until its last line
+        says which exception it is: any other is shown whole, as is everything of a run that
+        stopped on its own."""
+        if self._held is not None:
+            if line[:1].isspace():
+                self._held.append(line)
+                return True
+            held, self._held = self._held, None
+            if TORCHRUN_STOPPED_RE.match(line):
+                return True
+            for h in held:
+                self._line(h)
+        if not self._stopping:
+            return False
+        if line.startswith(TRACEBACK_START):
+            self._held = [line]
+            return True
+        return bool(TORCHRUN_LOG_RE.match(line))
+
+    def _release_held(self) -> None:
+        """A traceback still held when the trainer ended: it did not end as torchrun's stop does."""
+        held, self._held = self._held or [], None
+        for h in held:
+            self._line(h)
 
     def _line(self, line: str, partial: bool = False) -> None:
         m = PROGRESS_RE.match(line)
@@ -613,22 +733,28 @@ class TrainingDialog(QDialog):
         self._show_preview()
 
     def _finished(self, code: int, status) -> None:
+        if self.proc is not None:
+            self._read_stderr()   # what is left of its output, before it is judged
+        self._release_held()
         self._poll_run_dir()
         self._poll.stop()
         self.progress.setRange(0, max(1, self.progress.maximum()))
         minutes = (time.monotonic() - self._started_at) / 60
+        run = self._run_folder or self.run_dir()
+        offer_resume = finished = False
         if status == QProcess.ExitStatus.CrashExit and not self._stopping:
             text = "The trainer crashed; see the messages below"
         elif code == 0:
-            model = self.run_dir() / "model.fader"
+            finished = True
+            model = run / "model.fader"
             # named, so the user knows which file Open result loads (and where to find it later)
             text = (f"Finished after {minutes:.1f} min; the run's best model is {model}" if model.is_file() else
                     f"Finished after {minutes:.1f} min; no model was written (the trainer writes "
                     f"{model} at its first evaluation)")
         elif code in (143, 130) or self._stopping:
-            if (self.run_dir() / CHECKPOINT_NAME).is_file():
+            if (run / CHECKPOINT_NAME).is_file():
                 text = "Stopped; the run can be continued with Resume"
-                self.resume_check.setChecked(True)
+                offer_resume = True
             else:   # stopped while the data was prepared, before the first checkpoint: Resume stays off
                 text = "Stopped before the first checkpoint; Start training begins the run again"
         elif code == 2 or (code == 1 and self._last_error()):
@@ -640,6 +766,16 @@ class TrainingDialog(QDialog):
         self.phase_label.setText(text)
         self._message(f"[{text}]")
         self._stopping = False
+        if offer_resume:
+            self.resume_check.setChecked(True)
+        elif finished and self.out_edit.text() == self._default_out:
+            # the next Start begins a new run, in a folder of its own: the finished run's folder,
+            # offered again, answered Start with "already holds a training run: Resume?" whatever
+            # the Data field now said, and Resume with "nothing to train". A folder the user chose
+            # stays, as does a stopped or failed run's (Resume continues it).
+            self._default_out = default_run_folder()
+            self.out_edit.setText(self._default_out)
+            self._previous_run = run
         self._update_buttons()
         if self._close_when_stopped:   # asked to close while the run went on: it has stopped now
             self._close_when_stopped = False
@@ -659,7 +795,7 @@ class TrainingDialog(QDialog):
             self._update_buttons()
 
     def _open_result(self) -> None:
-        path = self.run_dir() / "model.fader"
+        path = self._result_dir() / "model.fader"
         if path.is_file() and not self._editor_closed:
             self.openResult.emit(str(path))
 
