@@ -7,6 +7,7 @@ import logging.handlers
 import sys
 import traceback
 from pathlib import Path
+from typing import Optional
 
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtGui import QColor, QPalette
@@ -121,8 +122,9 @@ def _install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
-def run_app(images=(), model=None, device: str = "auto") -> int:
-    """Start the editor window; returns the exit status."""
+def run_app(images=(), model=None, device: Optional[str] = None) -> int:
+    """Start the editor window; returns the exit status. ``device``: given on the command line,
+    it becomes the window's saved choice (``"auto"`` too); None keeps the saved one."""
     # the identity first: the log file's folder (QStandardPaths) is named after it
     QApplication.setOrganizationName(ORGANIZATION)
     QApplication.setApplicationName(APPLICATION)
@@ -133,9 +135,9 @@ def run_app(images=(), model=None, device: str = "auto") -> int:
     from .settings import Settings
     settings = Settings()
     # --device on the command line wins over the saved choice (and is saved as the new choice)
-    if device and device != "auto":
+    if device:
         settings.device = device
-    window = MainWindow(settings, device=device if device and device != "auto" else None)
+    window = MainWindow(settings, device=device or None)
     _install_excepthook(window)
     window.show()
     window.start(model=model, images=list(images or ()))

@@ -35,6 +35,9 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+DEVICES_CHOICES = ("auto", "cpu", "cuda")
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="M", help="model file (.fader); default: the embedded model")
     p.add_argument("--device", metavar="D", default="auto", help="auto | cpu | cuda (default auto)")
@@ -95,7 +98,10 @@ def _gui_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Fader Desktop: edit face attributes in photos with sliders. "
                       "Sub-commands: " + ", ".join(SUBCOMMANDS) + " (run `fader-desktop COMMAND --help`).")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="photos to open")
-    add_model_arguments(p)
+    # the window remembers its model and device, unlike the sub-commands
+    p.add_argument("--model", metavar="M", help="model file (.fader); default: the model used last, else the embedded one")
+    p.add_argument("--device", metavar="D", choices=DEVICES_CHOICES,
+                   help="auto | cpu | cuda, kept as the window's choice; default: the one chosen last, else auto")
     return p
 
 
