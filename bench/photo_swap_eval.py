@@ -409,6 +409,9 @@ def main(argv=None) -> int:
     if not wild.is_dir():
         print(f"photo_swap_eval: error: {wild} does not exist", file=sys.stderr)
         return 2
+    if not Path(args.model).is_file():
+        print(f"photo_swap_eval: error: {args.model}: no such model file", file=sys.stderr)
+        return 2
     # The model file may be replaced while we run (a training run exports atomically): work on a copy.
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "model.fader"

@@ -145,6 +145,8 @@ def main(argv=None) -> int:
                 raise SystemExit(f"readme_figure: error: {p} does not exist")
     else:
         paths = choose_faces(data, args.n)
+    if not Path(args.model).is_file():
+        raise SystemExit(f"readme_figure: error: {args.model}: no such model file")
     with tempfile.TemporaryDirectory() as tmp:  # the model file may be replaced while we read it
         copy = Path(tmp) / "model.fader"
         shutil.copyfile(args.model, copy)

@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", metavar="R.json",
                    help="recipe saved by the window (Save edit as recipe…), as batch takes it; --set overrides it")
     p.add_argument("--own", action="append", default=[], metavar="NAME=VALUE",
-                   help="correct a face's own value where the model misread it (0 or 1; the face --face, "
+                   help="correct a face's own value where the model misread it (0 or 1, or a value label: "
+                        "Young=no; the face --face, "
                         "else every face): --set edits are measured from it; repeatable")
     p.add_argument("--face", type=int, metavar="N",
                    help="edit only face N (0 = the first in reading order: top row, leftmost); default: every face (with --raw, which writes one "
@@ -98,8 +99,9 @@ def run(args) -> int:
             sys.stderr.write(f"{PROG}: note: no face found in {printable(src)}; "
                              + unchanged_wording(dst, _copied, source) + "\n")
     # an edit is measured from the face's reading: say (in one line) where that reading was a guess
+    # (not for --raw: the model's output at the values given does not start from the reading)
     unsure = []
-    written = [args.face] if args.face is not None else [raw_face] if args.raw else range(len(doc.faces))
+    written = [] if args.raw else [args.face] if args.face is not None else range(len(doc.faces))
     for i in written:
         for name, p in doc.session.unsure_readings(i, [n for n in values if n not in owns]).items():
             a, own = doc.session.attribute(name), float(doc.session.own[i][name])

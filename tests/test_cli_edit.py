@@ -393,6 +393,11 @@ def test_own_corrects_a_misread_face(tmp_path, capsys, photo_png, tiny_model_pat
     moved = (np.abs(outs["plain"]) > 2) | (np.abs(outs["both"]) > 2)
     assert moved.sum() > 200
     assert np.corrcoef(outs["plain"][moved], outs["both"][moved])[0, 1] < -0.8
+    # --raw writes the model's output at the values given, which does not start from the reading:
+    # no note (it named the reading as batch --raw did not)
+    rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "raw.png", "--raw", "--set",
+                          f"Smiling={1 - read_:g}", *common)
+    assert rc == 0 and "unsure" not in err, err
     rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "bad.png", "--own", "Smiling=0.5", *common)
     assert rc == 2
     assert_one_line_error(err, "0 or 1")
