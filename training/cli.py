@@ -1,7 +1,8 @@
 """`fader-train`: train or fine-tune a Fader model from labeled folders, a CSV table or CelebA.
 
 Exit status: 0 done (or stopped by --max-minutes), 2 bad options or data (one line on stderr),
-130 / 143 stopped by Ctrl-C / SIGTERM after saving a resumable checkpoint.
+130 / 143 stopped by Ctrl-C / SIGTERM after saving a resumable checkpoint (or before training
+began: nothing saved; the last line says which).
 """
 from __future__ import annotations
 
@@ -513,6 +514,10 @@ def run(argv=None, log=None) -> int:
     held: dict = {}   # what the run holds until it ends: the run folder's lock, the process group
     try:
         code = _run(argv, log, held)
+    except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM before the trainer took over its signals
+        if held.get("dist") is not None:
+            held["dist"].abort(e)
+        code = _stopped_early(e, held, log)
     except BaseException as e:
         if held.get("dist") is not None:
             held["dist"].abort(e)   # the ranks waiting for this one's work stop now, with its message
@@ -524,6 +529,36 @@ def run(argv=None, log=None) -> int:
         if held.get("lock") is not None:
             held["lock"].release()
     return code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM before training, raised as Ctrl-C's KeyboardInterrupt is, so that the same clean-up
+    runs (a half-built preprocessing cache removed, the run folder's lock released) and the run
+    says that it stopped (the default action ended the process without a word)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _stopped_early(e: KeyboardInterrupt, held: dict, log) -> int:
+    """Say that the run stopped before training began (nothing saved); its exit status."""
+    how = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
+    if held.get("trainer") is not None:   # cannot happen (the trainer says how it ended): the plain word
+        note = how
+    elif held.get("exporting"):
+        note = f"{how}; model_last.fader was not written"
+    elif held.get("resumed_step") is not None:
+        note = (f"{how} before training began; nothing was saved (the run's checkpoint is still at step "
+                f"{held['resumed_step']}: the same command resumes it)")
+    else:
+        note = f"{how} before training began; nothing was saved"
+    say = held.get("say")
+    if say is None:   # stopped before the options were read: rank 0 alone speaks, as for errors
+        rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+        say = log or ((lambda s: print(s, file=sys.stderr, flush=True)) if rank == "0" else (lambda s: None))
+    say(f"{PROG}: {note}")
+    return 143 if isinstance(e, Terminated) else 130
 
 
 def _run(argv, log, held: dict) -> int:
@@ -541,6 +576,7 @@ def _run(argv, log, held: dict) -> int:
     a.given = {k for k, v in vars(a).items() if v is not None and v != parser.get_default(k)}
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     if a.export_last:
+        held["exporting"] = True
         return _export_last(a, say)
     init_model = _check_options(a)
     device = resolve_device(a.device)
@@ -552,19 +588,28 @@ def _run(argv, log, held: dict) -> int:
         device = dist.device
         if not dist.is_main:
             say = lambda s: None  # noqa: E731
+    held["say"] = say
     quiet = a.quiet or (dist is not None and not dist.is_main)
     torch.set_num_threads(a.threads or default_threads(dist))
     run_dir = Path(a.out)
     if a.align and not align_available():
         raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
     ck = _checkpoint_to_resume(a, run_dir, say)
-    if ck is not None and _already_there(ck, a.steps if a.steps is not None else
-                                         None if a.epochs is not None else ck["config"]["steps"], say):
+    if ck is not None:
+        held["resumed_step"] = int(ck["step"])
+    widen = ck is not None and a.dec_min_fm is not None
+    if widen:   # refused before the data is read; done after, when there is something to train
+        from core.networks import ArchConfig
+        from .widen import check_widening, widen_checkpoint
+        check_widening(ArchConfig.from_dict(ck["arch"]), ArchConfig.from_dict({**ck["arch"], "dec_min_fm": a.dec_min_fm}))
+    # a resumed run already at its --steps says so once its data are known to be its own
+    done_steps = None if ck is None else a.steps if a.steps is not None else \
+        None if a.epochs is not None else ck["config"]["steps"]
+    data = _load_data(a, ck, init_model, run_dir, device, dist, quiet, say, done_steps)
+    if data is None:
         return 0
-    if ck is not None and a.dec_min_fm is not None:
-        from .widen import widen_checkpoint
+    if widen:
         ck = widen_checkpoint(ck, a.dec_min_fm, log=say)
-    data = _load_data(a, ck, init_model, run_dir, device, dist, quiet, say)
     arch, cfg, continued_at = _configure(a, ck, data, dist, say)
     if ck is not None and _already_there(ck, cfg.steps, say):  # --epochs: known once the data is
         return 0
@@ -578,7 +623,8 @@ def _run(argv, log, held: dict) -> int:
     classifier = None
     if ck is None and leader:
         classifier = _evaluation_classifier(a, data, cfg, device, meta, quiet, say, given_clf)
-    return _train(a, argv, ck, data, arch, cfg, meta, classifier, device, dist, phase, quiet, say, run_dir, continued_at)
+    return _train(a, argv, ck, data, arch, cfg, meta, classifier, device, dist, phase, quiet, say, run_dir, continued_at,
+                  held)
 
 
 def _already_there(ck, steps, say) -> bool:
@@ -788,8 +834,10 @@ class _Data:
     skipped: list = None         # lines of RUN_DIR/skipped.txt (rank 0)
 
 
-def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say) -> _Data:
-    """Open the data, check it against --init and the checkpoint, split it and preprocess it."""
+def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
+               done_steps: Optional[int] = None) -> Optional[_Data]:
+    """Open the data, check it against --init and the checkpoint, split it and preprocess it.
+    None: the resumed run is already at `done_steps` and the data are its own (said; nothing to do)."""
     from core.attributes import Attribute
     from core.errors import FaderError
     from .cache import open_cache
@@ -864,8 +912,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
     paths = [it.path for it in ds.items]
     say(f"{PROG}: {ds.description}; attributes {[x.name for x in attrs]}; {len(train_idx)} train / "
         f"{len(val_idx)} validation images{kept_val}")
-    if ck is not None:
-        _check_same_files(ck, run_dir, paths, ds)
+    if ck is not None and _check_same_files(ck, run_dir, paths, ds) and _already_there(ck, done_steps, say):
+        return None   # the data are the run's (checked first: other data must not read as "finished")
     cache_dir = _cache_dir(a, ck, run_dir, say)
     build_cache = lambda: open_cache(paths, img_size, a.align, cache_dir, a.workers, progress=not quiet)  # noqa: E731
     cache = build_cache() if dist is None else dist.build_once("preprocessing", build_cache)
@@ -878,7 +926,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
         say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): "
             + "; ".join(f"{v} × {k}" for k, v in sorted(cache.skipped.items())))
     say(f"{PROG}: preprocessing cache {cache.path} ({'reused' if cache.reused else 'built'})")
-    _check_framing(a, cache, len(paths))
+    _check_framing(a, cache, len(paths), say, paths)
     train_idx = train_idx[cache.valid[train_idx]]
     val_idx = val_idx[cache.valid[val_idx]]
     try:
@@ -903,36 +951,123 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say)
                  val_idx, paths, cache, skipped)
 
 
-def _check_framing(a, cache, n: int) -> None:
-    """Most images not face crops means a folder of whole photos given without --align: the few that
-    happen to be near-square or 178:218 would train as faces (3 of 61 photos did, a body shot among them)."""
+def _check_framing(a, cache, n: int, say=None, paths=None) -> None:
+    """Whole photos given without --align are refused before they train as faces: when most images
+    are neither square nor 178:218 (the few that happen to be would train as faces: 3 of 61 photos
+    did, a body shot among them), and when most of a sample of the square ones show a face, but not
+    where an aligned crop has it (1080x1080 crops of half-body photos trained silently). A few such
+    images, or square images without a face found, are a warning. `paths`: the images in the
+    cache's order (else its files.txt); `say`: where the warning goes (else standard error)."""
     from core.errors import FaderError
     from .datasets import NOT_ALIGNED
+    if a.align:
+        return
+    fix = "add --align (in the training window: 'Detect and align faces'), which finds and aligns each face"
     bad = cache.skipped.get(NOT_ALIGNED, 0) if cache.skipped else 0
-    if not a.align and bad * 2 > n:
+    if bad * 2 > n:
         raise FaderError(f"{a.data[0]}: {bad} of the {n} images are not aligned face crops (neither square nor "
-                         f"framed like CelebA's 178x218): for whole photos add --align (in the training window: "
-                         f"'Detect and align faces'), which finds and aligns each face")
+                         f"framed like CelebA's 178x218): for whole photos {fix}")
+    looked, elsewhere, faceless = _square_faces(cache, n, paths)
+    def some(found):
+        return ", ".join(Path(x).name for x in found[:3]) + (", …" if len(found) > 3 else "")
+    # whole photos put the face elsewhere in 89 % of them, aligned crops in none of 1,800 (_square_faces)
+    if len(elsewhere) >= 3 and len(elsewhere) * 2 > len(looked):
+        raise FaderError(f"{a.data[0]}: these look like whole photos, not face crops: in {len(elsewhere)} of the "
+                         f"{len(looked)} square images looked at ({some(elsewhere)}) the face is not where an aligned "
+                         f"crop has it (eyes level across the middle, the face filling most of the frame); for whole "
+                         f"photos {fix}")
+    off = elsewhere + faceless
+    if len(off) >= max(3, math.ceil(0.1 * len(looked))):
+        if say is None:   # under torchrun only rank 0 speaks
+            say = (lambda s: print(s, file=sys.stderr, flush=True)) if os.environ.get("RANK", "0") == "0" else (lambda s: None)
+        found = [f"{len(elsewhere)} with the face elsewhere than an aligned crop has it"] if elsewhere else []
+        found += [f"{len(faceless)} without a face found"] if faceless else []
+        say(f"{PROG}: warning: {len(off)} of the {len(looked)} square images looked at may not be face crops "
+            f"({' and '.join(found)}: {some(off)}); they are trained as they are; if they are whole photos, {fix}")
 
 
-def _check_same_files(ck, run_dir: Path, paths: list, ds) -> None:
+def _square_faces(cache, n: int, paths=None) -> tuple:
+    """(square images looked at, those with a face but none where an aligned crop has it, those with
+    no face found), of up to 30 usable square images spread over the data; the first 10 (spread
+    too) end the look when none of them is off, or none has a face. Each is searched for faces of
+    40 px and more at 224 px, and at up to 672 px where none was found (a small face in a big
+    photo). A face is where an aligned crop has it when its five landmarks lie on average within a
+    tenth of the side of the CelebA template's (core.alignment.crop_landmarks). Measured with
+    bench/training_framing.py: of 300 img_align_celeba and 300 img_align_celeba_from_wild crops cut
+    square (at 178, 256 and 1024 px) none had its face elsewhere (the largest distance 0.064) and 3
+    of the 1,800 none found; of 500 img_celeba photos centre-cropped square (at their size and at
+    1080 px) 89 % had their face elsewhere, 5 % none found."""
+    import cv2
+    from PIL import Image
+    from core.alignment import CELEBA_TEMPLATE, crop_landmarks
+    from core.faces import detect_faces
+    from .datasets import read_rgb
+    from .packfile import split_member
+    if paths is None:
+        try:
+            paths = (Path(cache.path) / "files.txt").read_bytes().decode("utf-8", "surrogateescape").split("\n")
+        except OSError:
+            paths = []
+    if len(paths) != n:   # not the cache's list: nothing to look at
+        return [], [], []
+    valid = np.flatnonzero(cache.valid)
+    squares = []
+    # spread over the data (a labeled folder lists its values in turn); only the headers are read
+    for i in valid[np.unique(np.linspace(0, len(valid) - 1, min(len(valid), 300)).astype(int))] if len(valid) else []:
+        if split_member(paths[i]) is not None:   # a pack's crops were made by its own alignment
+            continue
+        try:
+            with Image.open(paths[i]) as im:
+                w, h = im.size
+        except Exception:   # what Pillow cannot read, the cache has read its own way
+            continue
+        if abs(h / w - 1.0) < 0.03:   # load_training_crop's square
+            squares.append(paths[i])
+    squares = [squares[k] for k in np.unique(np.linspace(0, len(squares) - 1, min(30, len(squares))).astype(int))]
+    squares = squares[0::3] + squares[1::3] + squares[2::3]
+    side = 224
+    template = crop_landmarks(CELEBA_TEMPLATE, side)
+    looked, elsewhere, faceless = [], [], []
+    for path in squares:
+        if len(looked) == 10 and (not elsewhere + faceless or len(faceless) == 10):
+            break
+        rgb, _ = read_rgb(path)
+        if rgb is None:
+            continue
+        looked.append(path)
+        for size in dict.fromkeys((side, max(side, min(3 * side, rgb.shape[0])))):
+            shrink = rgb.shape[0] > size
+            faces = detect_faces(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC),
+                                 min_size=40)
+            if faces:
+                break
+        if not faces:
+            faceless.append(path)
+        elif min(np.linalg.norm((f.landmarks + 0.5) * side / size - 0.5 - template, axis=1).mean()
+                 for f in faces) > 0.1 * side:
+            elsewhere.append(path)
+    return looked, elsewhere, faceless
+
+
+def _check_same_files(ck, run_dir: Path, paths: list, ds) -> bool:
     """A resumed run's data must be the run's: checked before any preprocessing against the images
     its train_files.txt and val_files.txt list (by their paths inside the data, so moved data
     passes) and the number it had, so the error can say what changed and how to go on (the
-    cache-key check after preprocessing remains for what this cannot tell)."""
+    cache-key check after preprocessing remains for what this cannot tell). True: the data are the
+    run's; False: this cannot tell (CelebA, packs, a run of an earlier version)."""
     from core.errors import FaderError
     from .datasets import split_key
     tr = (json.loads(ck.get("meta_json") or "{}").get("training") or {})
     skipped = tr.get("skipped") or {}
     counts = (tr.get("n_train"), tr.get("n_val"), sum(skipped.values()) if isinstance(skipped, dict) else None)
     if ds.kind not in ("folders", "csv") or not all(isinstance(n, int) for n in counts):
-        return   # CelebA and packs hold images of other splits, in neither list; an old run lacks the counts
+        return False   # CelebA and packs hold images of other splits, in neither list; an old run lacks the counts
     listed = []
     for name in ("train_files.txt", "val_files.txt"):
         try:
             listed += (run_dir / name).read_bytes().decode("utf-8", "surrogateescape").splitlines()
         except OSError:
-            return
+            return False
     keys = {split_key(ds, p) for p in paths}
 
     def present(line: str) -> bool:
@@ -941,7 +1076,7 @@ def _check_same_files(ck, run_dir: Path, paths: list, ds) -> None:
     removed = sum(1 for line in listed if line.strip() and not present(line))
     added = max(0, len(paths) - (sum(counts) - removed))
     if not (added or removed):
-        return
+        return True
     what = " and ".join(x for x in (f"{added} image(s) added" if added else "",
                                     f"{removed} removed or renamed" if removed else "") if x)
     raise FaderError(f"{run_dir}: the data differ from the run's ({what} since the run started); resume with the "
@@ -1114,13 +1249,16 @@ def _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, d
     by the model's classifier."""
     import torch
     from .evaluation import predict_indices, to_input
+    # An attribute the model has keeps the model's entry (its tuned slider range), not the data's
+    # default one; its values are the model's already (_load_data refuses others).
+    own = {m.name: m for m in init_model.attributes}
     cols = []
     for name in order:
         if name in {x.name for x in attrs}:
             j = [x.name for x in attrs].index(name)
-            cols.append((next(x for x in attrs if x.name == name), labels[:, j]))
+            cols.append((own.get(name) or next(x for x in attrs if x.name == name), labels[:, j]))
         else:
-            cols.append((next(m for m in init_model.attributes if m.name == name), None))
+            cols.append((own[name], None))
     if pseudo:
         # the model given by --init or --continue (a continued run said "--init")
         say(f"{PROG}: labelling {[x.name for x in pseudo]} with the classifier of the model it starts from")
@@ -1352,8 +1490,9 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
 
 
 def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, dist, phase, quiet: bool, say,
-           run_dir: Path, continued_at: Optional[int]) -> int:
-    """Build the trainer (resumed or with a first checkpoint), train, and say how it ended."""
+           run_dir: Path, continued_at: Optional[int], held: dict) -> int:
+    """Build the trainer (resumed or with a first checkpoint), train, and say how it ended
+    (`held["trainer"]` once a stop is the trainer's to handle)."""
     from .trainer import CHECKPOINT_NAME, Trainer, init_from_model, install_signal_handlers
     ckpt_path = run_dir / CHECKPOINT_NAME
     init_ae = init_from_model(data.init_model, data.attrs, arch) if data.init_model is not None else None
@@ -1368,30 +1507,49 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
         best = (f"best mean swap accuracy {trainer.best['score']:.3f} at step {trainer.best['step']}"
                 if trainer.best.get("step", -1) >= 0 else "not evaluated yet")
         say(f"{PROG}: resumed {ckpt_path} at step {trainer.step} ({best})")
-    else:
-        if continued_at is not None:
-            trainer.step = continued_at  # the loss weights' ramps go on from where the model's training was
-            say(f"{PROG}: continuing the training of {a.continue_from} at step {continued_at} (to step {cfg.steps})")
-            _continued_discriminators(a, trainer, data.init_model, say)
-        trainer.save_checkpoint()  # the classifier is not retrained after a kill (rank 0 writes it)
+    # From here a stop is the trainer's: it ends with a checkpoint (and a stop-now signal waits for
+    # a checkpoint or model being written), and the run says which step the checkpoint holds.
     install_signal_handlers(trainer)
-    if dist is not None:  # a killed torchrun: stop as on SIGTERM (every rank after the same step, checkpoint saved)
-        dist.watch_launcher(lambda: setattr(trainer, "stop_reason", trainer.stop_reason or "SIGTERM"))
-    if trainer.is_main:
-        with open(run_dir / "command.txt", "a", encoding="utf-8", errors="surrogateescape") as f:
-            # quoted, so that a line can be pasted (and read back by a --resume that lacks --data)
-            f.write(shlex.join([PROG] + [str(x) for x in (argv if argv is not None else sys.argv[1:])]) + "\n")
-    if phase is not None:
-        phase.end()
-        if dist.is_main:
-            say(f"{PROG}: data-parallel on {dist.world_size} processes ({dist.backend}); global batch "
-                f"{cfg.batch_size} = {dist.world_size} x {cfg.batch_size // dist.world_size}")
-    reason = trainer.fit()
+    held["trainer"] = trainer
+    try:
+        if ck is None:
+            if continued_at is not None:
+                trainer.step = continued_at  # the loss weights' ramps go on from where the model's training was
+                say(f"{PROG}: continuing the training of {a.continue_from} at step {continued_at} (to step {cfg.steps})")
+                _continued_discriminators(a, trainer, data.init_model, say)
+            trainer.save_checkpoint()  # the classifier is not retrained after a kill (rank 0 writes it)
+        if dist is not None:  # a killed torchrun: stop as on SIGTERM (every rank after the same step, checkpoint saved)
+            dist.watch_launcher(lambda: setattr(trainer, "stop_reason", trainer.stop_reason or "SIGTERM"))
+        if trainer.is_main:
+            with open(run_dir / "command.txt", "a", encoding="utf-8", errors="surrogateescape") as f:
+                # quoted, so that a line can be pasted (and read back by a --resume that lacks --data)
+                f.write(shlex.join([PROG] + [str(x) for x in (argv if argv is not None else sys.argv[1:])]) + "\n")
+        if phase is not None:
+            phase.end()
+            if dist.is_main:
+                say(f"{PROG}: data-parallel on {dist.world_size} processes ({dist.backend}); global batch "
+                    f"{cfg.batch_size} = {dist.world_size} x {cfg.batch_size // dist.world_size}")
+        reason = trainer.fit()
+    except KeyboardInterrupt as e:   # a second signal: stopped at once
+        if dist is not None:
+            dist.abort(e)   # the ranks waiting for this one stop now
+        reason = trainer.stop_reason or "interrupted"
+    finally:
+        trainer.finished = True
     best = trainer.best
     model = (f"best mean swap accuracy {best['score']:.3f} (step {best['step']}) -> {run_dir / 'model.fader'}"
              if best["step"] >= 0 else "no model yet (it is written at the first evaluation)")
-    say(f"{PROG}: {reason} at step {trainer.step} after {trainer.elapsed / 60:.1f} min; {model}; "
-        f"resumable checkpoint {ckpt_path}")
+    saved = trainer.saved_step
+    if not trainer.is_main:
+        kept = ""
+    elif saved is None:
+        kept = "no checkpoint was written: start the run again with the same command"
+    elif saved < trainer.step:   # e.g. a third signal abandoned the last checkpoint's write
+        kept = (f"resumable checkpoint {ckpt_path} at step {saved} (the run stopped at once: "
+                f"steps {saved + 1}-{trainer.step} are not in it)")
+    else:
+        kept = f"resumable checkpoint {ckpt_path} (step {saved})"
+    say(f"{PROG}: {reason} at step {trainer.step} after {trainer.elapsed / 60:.1f} min; {model}; {kept}")
     if reason == "interrupted":
         return 130
     if reason == "SIGTERM":
@@ -1422,6 +1580,21 @@ def main(argv: Optional[list] = None) -> int:
     # machine with more runnable threads than cores, spinning barriers made a 2-thread training
     # step up to 5x slower than a 1-thread one (measured here); passive waiting avoids that.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import signal
+    # SIGTERM (the training window's Stop) stops the work before training as Ctrl-C does; the
+    # trainer installs its own handlers once it can save a checkpoint. Restored when the run ends.
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _main(argv)
+    finally:
+        for s, h in previous.items():
+            if h is not None:
+                signal.signal(s, h)
+
+
+def _main(argv) -> int:
+    """main() once its signal handlers are in place: the exit status, errors as one line."""
     from core.errors import FaderError, printable
     try:
         code = run(argv)
@@ -1438,9 +1611,9 @@ def main(argv: Optional[list] = None) -> int:
         where = f"{target}: " if target else ""
         print(f"{PROG}: error: {printable(where)}{printable(e.strerror or e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:   # a further signal while the run was ending
+        print(f"{PROG}: {'stopped by SIGTERM' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     return code
 
 

@@ -325,6 +325,75 @@ def _column_attribute(name: str, raw: list, table: Path, lines: list) -> tuple:
 MAX_UNCHOSEN_VALUES = 6
 
 
+# The column that lists the images, by its name (letter case, spaces, '_' and '-' aside): image_id is
+# the CelebA table's as Kaggle spreads it. A table naming none of these takes the first column whose
+# first row names an image (else its first column: the error then says which column it read).
+FILE_COLUMNS = ("file", "filename", "filepath", "image", "imagefile", "imagename", "imagepath", "imageid",
+                "img", "path", "photo")
+FILE_COLUMN_HINT = ("file", "filename", "image", "path")
+
+
+def _names_image(table: Path, cell: str) -> bool:
+    """Whether a table cell names an existing image file (relative to the table's folder)."""
+    cell = cell.strip()
+    if not cell:
+        return False
+    p = Path(cell) if Path(cell).is_absolute() else table.parent / cell
+    try:
+        return _is_image(p) and p.is_file()
+    except (OSError, ValueError):   # a name too long, or with a NUL
+        return False
+
+
+def _column_letter(j: int) -> str:
+    """A spreadsheet's name of the column j (0-based): A, B, …, Z, AA, AB, …"""
+    out = ""
+    j += 1
+    while j:
+        j, r = divmod(j - 1, 26)
+        out = chr(ord("A") + r) + out
+    return out
+
+
+def _named_columns(table: Path, header: list, rows: list, lines: list) -> tuple:
+    """(header, rows) without the columns empty in the header and in every row (Excel writes a
+    trailing empty column once a cell there was touched) and without empty cells past the header's
+    end. A column with values but no name, a name given twice, or a row of another length is an
+    error naming the column or the line."""
+    body = rows[1:]
+    keep = [j for j, h in enumerate(header) if h or any(j < len(r) and r[j].strip() for r in body)]
+    for j in keep:
+        if not header[j]:
+            n, v = next((n, r[j].strip()) for n, r in zip(lines[1:], body) if j < len(r) and r[j].strip())
+            _err(f"{table}: column {j + 1} ({_column_letter(j)}) has no name in the header line but holds values "
+                 f"(line {n}: {v!r}); name it in the header line, or delete the column")
+    seen = {}
+    for j in keep:
+        other = seen.setdefault(header[j], j)
+        if other != j:
+            _err(f"{table}: columns {other + 1} ({_column_letter(other)}) and {j + 1} ({_column_letter(j)}) are "
+                 f"both named {header[j]!r}; give each column its own name")
+    if len(keep) < 2:
+        _err(f"{table}: the header line names {len(keep)} column(s) ({','.join(header[j] for j in keep)!r}); a "
+             "label table needs the images' column and at least one attribute: 'file,attr1,attr2,...'")
+    out = [[header[j] for j in keep]]
+    for n, r in zip(lines[1:], body):
+        if any(c.strip() for c in r[len(header):]) or keep[-1] >= len(r):
+            _err(f"{table}: line {n} has {len(r)} fields, the header has {len(header)}")
+        out.append([r[j] for j in keep])
+    return out[0], out
+
+
+def _file_column(table: Path, header: list, body: list) -> int:
+    """The index of the column listing the images: the one named file/filename/image/path (or a
+    kin of them, FILE_COLUMNS); among several, the first whose first row names an existing image;
+    with none so named, the first column whose first row does, else the first column."""
+    named = [j for j, h in enumerate(header) if _squash(h) in FILE_COLUMNS]
+    candidates = named or list(range(len(header)))
+    first = body[0] if body else []
+    return next((j for j in candidates if j < len(first) and _names_image(table, first[j])), candidates[0])
+
+
 def _open_csv(table: Path, wanted: Optional[list], every_column: bool = False) -> Dataset:
     try:
         with open(table, "rb") as f:
@@ -347,31 +416,31 @@ def _open_csv(table: Path, wanted: Optional[list], every_column: bool = False) -
     if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
         sep = "';'" if ";" in header[0] else "tabs"
         _err(f"{table}: the table must be comma-separated (its header line {header[0]!r} uses {sep})")
-    first = Path(header[0]) if Path(header[0]).is_absolute() else table.parent / header[0]
-    if _is_image(first) and first.is_file():
+    listed_image = next((h for h in header if _names_image(table, h)), None)
+    if listed_image is not None:
         expected = ",".join(["file"] + [f"attr{i}" for i in range(1, len(header))])
-        _err(f"{table}: no header row (line {lines[0]} lists the image {header[0]!r}); "
+        _err(f"{table}: no header row (line {lines[0]} lists the image {listed_image!r}); "
              f"add a first line '{expected}' naming the attributes")
-    if len(header) < 2 or len(set(header)) != len(header) or any(not h for h in header):
-        _err(f"{table}: header must be 'file,attr1,attr2,...' with unique non-empty names")
-    for i, r in zip(lines[1:], rows[1:]):
-        if len(r) != len(header):
-            _err(f"{table}: line {i} has {len(r)} fields, the header has {len(header)}")
-    cols = header[1:]
+    header, rows = _named_columns(table, header, rows, lines)
+    fc = _file_column(table, header, rows[1:])
+    cols = header[:fc] + header[fc + 1:]
     chosen = wanted is not None or every_column
     wanted, _ = _columns(cols, wanted, f"{table}: unknown attribute(s)", f" in --attr; the table has {cols}")
     base = table.parent
     paths, absent, listed = [], [], {}
     for i, r in zip(lines[1:], rows[1:]):
-        p = Path(r[0].strip())
+        p = Path(r[fc].strip())
         p = p if p.is_absolute() else base / p
         if not p.is_file():
-            absent.append(r[0].strip())
+            absent.append(r[fc].strip())
         elif listed.setdefault(os.path.realpath(p), i) != i:  # a second row would weigh it double
-            _err(f"{table}: {r[0].strip()!r} is listed twice (lines {listed[os.path.realpath(p)]} and {i}); list each image once")
+            _err(f"{table}: {r[fc].strip()!r} is listed twice (lines {listed[os.path.realpath(p)]} and {i}); list each image once")
         paths.append(str(p))
     if absent:
-        _err(f"{table}: {len(absent)} listed file(s) not found next to the table, e.g. {absent[0]!r}")
+        _err(f"{table}: {len(absent)} listed file(s) not found next to the table, e.g. {absent[0]!r}"
+             + ("" if _squash(header[fc]) in FILE_COLUMNS else
+                f" (no column is named {'/'.join(FILE_COLUMN_HINT)}, so column {fc + 1}, {header[fc]!r}, was taken "
+                "as the images' column; name the column that lists the images 'file')"))
     if not chosen:
         many = {a: len({r[header.index(a)].strip() for r in rows[1:]}) for a in wanted}
         many = {a: n for a, n in many.items() if n > MAX_UNCHOSEN_VALUES}
@@ -542,17 +611,14 @@ def _value_folders_with_images(path: Path) -> bool:
 
 
 def _names_images(table: Path) -> bool:
-    """Whether a .csv's first column names an existing image file (a label table, not notes)."""
+    """Whether a .csv names an existing image file in any column (a label table, not notes)."""
     try:
         with open(table, newline="", encoding="utf-8-sig", errors="replace") as f:
             for i, row in enumerate(csv.reader(f)):
                 if i > 1000:
                     break
-                cell = row[0].strip() if row else ""
-                if cell:
-                    p = Path(cell) if Path(cell).is_absolute() else table.parent / cell
-                    if _is_image(p) and p.is_file():
-                        return True
+                if any(_names_image(table, cell) for cell in row):
+                    return True
     except (OSError, csv.Error):
         return True   # the table's own reader says what is wrong with it
     return False

@@ -19,6 +19,7 @@ from the uint8 memmap, and on CUDA autocast (bf16, or fp16 with a GradScaler; `a
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -343,6 +344,12 @@ class Trainer:
         self.ckpt_path = self.run_dir / CHECKPOINT_NAME
         self._saved_step: Optional[int] = None  # step of the last checkpoint this run wrote or resumed
         self._last_eval_step = -1
+        # Stop signals (install_signal_handlers): a stop-now signal that comes while a checkpoint or
+        # model is written waits for the write's end (`_deferred`), then stops the run.
+        self._writing: Optional[str] = None   # what is being written ("the checkpoint of step N")
+        self._deferred: Optional[str] = None  # the signal that waits for that write
+        self._ending = False                  # fit's last checkpoint: the run stops after it anyway
+        self.finished = False                 # training is over: a late signal changes nothing
 
     # ------------------------------------------------------------------ steps
     def _autocast(self):
@@ -700,18 +707,41 @@ class Trainer:
                 "opt_ptc": (self.opt_ptc, self.ptc_dis), "opt_clf": (self.opt_clf, self.clf_dis),
                 "opt_critic": (self.opt_critic, self.critic)}
 
+    @contextlib.contextmanager
+    def _write_before_stopping(self, what: str):
+        """A stop-now signal (a second Ctrl-C or SIGTERM) that comes inside this block is held until
+        the block ends, then stops the run: abandoning a checkpoint write lost every step since the
+        one before, without a word. (Every file is written atomically: a write that is abandoned
+        all the same, by a third signal or a kill, leaves the file's previous contents.)"""
+        outer = self._writing is None
+        if outer:
+            self._writing = what
+        try:
+            yield
+        finally:
+            if outer:
+                self._writing = None
+        if outer and self._deferred and not self._ending:
+            raise KeyboardInterrupt
+
     def save_checkpoint(self) -> None:
         """Atomically write RUN_DIR/checkpoint_last.pt; if that fails, the one before stays.
         Data-parallel: rank 0 writes (every rank holds the same state), the others do nothing."""
         if not self.is_main:
             return
-        try:
-            atomic_torch_save(self.state(), self.ckpt_path)
-        except FaderError as e:
-            kept = (f"the checkpoint of step {self._saved_step} is intact: rerun with --resume once it can be written"
-                    if self._saved_step is not None else "no checkpoint was written")
-            raise FaderError(f"{e}; {kept}") from None
-        self._saved_step = self.step
+        with self._write_before_stopping(f"the checkpoint of step {self.step}"):
+            try:
+                atomic_torch_save(self.state(), self.ckpt_path)
+            except FaderError as e:
+                kept = (f"the checkpoint of step {self._saved_step} is intact: rerun with --resume once it can be written"
+                        if self._saved_step is not None else "no checkpoint was written")
+                raise FaderError(f"{e}; {kept}") from None
+            self._saved_step = self.step
+
+    @property
+    def saved_step(self) -> Optional[int]:
+        """The step of the checkpoint in the run folder (written or resumed by this run; None: none)."""
+        return self._saved_step
 
     def load_state(self, ck: dict) -> None:
         """Restore a checkpoint written by `state` (same architecture and attributes)."""
@@ -824,33 +854,39 @@ class Trainer:
         choice = select_best({k: (v["swap_mean"], v["psnr"]) for k, v in cands.items()},
                              self.best["psnr_max"], cfg.psnr_drop)
         is_best = choice == self.step
-        if is_best:
-            self.best.update({"score": m["swap_mean"], "step": self.step, "metrics": metrics})
-            self.export(self.run_dir / "model.fader", metrics)
-        elif choice is not None and choice != self.best["step"]:   # a kept earlier state
-            kept = self._kept_path(choice)
-            for src, dst in ((discriminators_path(kept), discriminators_path(self.run_dir / "model.fader")),
-                             (kept, self.run_dir / "model.fader")):
-                if src.is_file():
-                    write_bytes_atomic(dst, src.read_bytes())
-                elif dst.is_file():
-                    dst.unlink()
-            self.best.update({"score": cands[choice]["swap_mean"], "step": choice,
-                              "metrics": {"step": choice, "validation": cands[choice], "selection": selection}})
-        if cfg.keep_evals:
-            self.export(self._kept_path(self.step), metrics)
-        grid_rows = np.sort(self.val_idx)[: cfg.preview_rows]
-        grid = preview_grid(self.ae_eval, self.attrs, self.images[grid_rows], self.labels[grid_rows], self.device)
-        write_png(self.run_dir / f"preview_{self.step:07d}.png", grid)
-        write_png(self.run_dir / "preview_latest.png", grid)
-        rec = {"step": self.step, "time": round(time.time(), 1), "elapsed": round(self.elapsed, 1),
-               "lambda_lat_dis": cfg.lam(cfg.lambda_lat_dis, self.step), "lr": self.lr,
-               "train": {"rec": tr[0], "lat_dis": tr[1], "adv": tr[2], "ptc_dis": tr[3], "critic": tr[4]},
-               "val": m, "best": is_best, "best_step": self.best["step"], "world_size": self.world_size}
-        with open(self.run_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        copy_kept = not is_best and choice is not None and choice != self.best["step"]
+        # model.fader and its discriminator file are one pair, written before `best` names them and
+        # logged with them: a stop-now signal waits for all of it
+        guard = (self._write_before_stopping(f"the model of step {choice if copy_kept else self.step}")
+                 if is_best or copy_kept or cfg.keep_evals else contextlib.nullcontext())
+        with guard:
+            if is_best:
+                self.export(self.run_dir / "model.fader", metrics)
+                self.best.update({"score": m["swap_mean"], "step": self.step, "metrics": metrics})
+            elif copy_kept:   # a kept earlier state
+                kept = self._kept_path(choice)
+                for src, dst in ((discriminators_path(kept), discriminators_path(self.run_dir / "model.fader")),
+                                 (kept, self.run_dir / "model.fader")):
+                    if src.is_file():
+                        write_bytes_atomic(dst, src.read_bytes())
+                    elif dst.is_file():
+                        dst.unlink()
+                self.best.update({"score": cands[choice]["swap_mean"], "step": choice,
+                                  "metrics": {"step": choice, "validation": cands[choice], "selection": selection}})
+            if cfg.keep_evals:
+                self.export(self._kept_path(self.step), metrics)
+            grid_rows = np.sort(self.val_idx)[: cfg.preview_rows]
+            grid = preview_grid(self.ae_eval, self.attrs, self.images[grid_rows], self.labels[grid_rows], self.device)
+            write_png(self.run_dir / f"preview_{self.step:07d}.png", grid)
+            write_png(self.run_dir / "preview_latest.png", grid)
+            rec = {"step": self.step, "time": round(time.time(), 1), "elapsed": round(self.elapsed, 1),
+                   "lambda_lat_dis": cfg.lam(cfg.lambda_lat_dis, self.step), "lr": self.lr,
+                   "train": {"rec": tr[0], "lat_dis": tr[1], "adv": tr[2], "ptc_dis": tr[3], "critic": tr[4]},
+                   "val": m, "best": is_best, "best_step": self.best["step"], "world_size": self.world_size}
+            with open(self.run_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
         swaps = " ".join(f"{k}={v:.2f}" for k, v in m["swap_accuracy"].items())
         return (f"step {self.step} | lambda {rec['lambda_lat_dis']:.1e} | rec {tr[0]:.4f} | "
                 f"PSNR {m['psnr']:.2f} dB | lat-dis acc {m.get('lat_dis_accuracy_mean', float('nan')):.3f} | "
@@ -917,6 +953,7 @@ class Trainer:
             self._trim_log()
         t_start = self._t_fit = time.time()
         base_elapsed = self.elapsed
+        self._ending = False
         reason = "done"
         t_rate, s_rate = time.time(), self.step
         mid_iteration = False
@@ -970,6 +1007,7 @@ class Trainer:
             # data-parallel, not from the middle of an iteration (a rank died in a collective):
             # the last checkpoint then stays, consistent.
             if self.dist is None or not mid_iteration:
+                self._ending = True   # a stop-now signal during this last write waits for it, then nothing more
                 self.save_checkpoint()
         return reason
 
@@ -1092,10 +1130,31 @@ def export_checkpoint(ckpt_path, out_path, half: bool = False, classifier: bool 
 
 
 def install_signal_handlers(trainer: Trainer) -> None:
-    """SIGINT / SIGTERM ask the loop to stop after the current iteration and save a checkpoint."""
+    """SIGINT / SIGTERM ask the loop to stop after the current iteration and save a checkpoint.
+    A second one stops at once (fit's finally-block still saves), except while a checkpoint or model
+    is being written: that write ends first, with a line saying so, and the run stops after it; a
+    third one then abandons the write (the file keeps its previous contents). Once training is
+    over (`trainer.finished`) a signal changes nothing: the run is only saying how it ended."""
     def handler(signum, frame):
-        if trainer.stop_reason:
-            raise KeyboardInterrupt  # second signal: stop now (finally-blocks still save)
-        trainer.stop_reason = "SIGTERM" if signum == signal.SIGTERM else "interrupted"
+        if trainer.finished:
+            return
+        name = "SIGTERM" if signum == signal.SIGTERM else "interrupted"
+        if not trainer.stop_reason:
+            trainer.stop_reason = name
+            return
+        writing = trainer._writing
+        if writing is None or trainer._deferred:
+            raise KeyboardInterrupt
+        trainer._deferred = name
+        again = "Ctrl-C" if signum == signal.SIGINT else "signal"
+        if writing.startswith("the checkpoint"):
+            kept = (f"the checkpoint of step {trainer.saved_step} stays" if trainer.saved_step is not None
+                    else "no checkpoint is kept")
+        else:
+            kept = "model.fader stays as it was"
+        try:
+            trainer.log(f"stopping once {writing} is written (another {again} stops at once without it: {kept})")
+        except Exception:  # the stream may be mid-write (re-entrant call): never break the write over a message
+            pass
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

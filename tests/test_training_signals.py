@@ -1,0 +1,245 @@
+"""fader-train under Ctrl-C and SIGTERM (real runs in a subprocess, tiny 32 px models): a second
+signal while the checkpoint or the model is being written waits for the write, and the run says
+which step its checkpoint holds; a third abandons the write and leaves the previous file whole; a
+stop before training (preprocessing) says that nothing was saved.
+
+To hit a write every time, the process is frozen (SIGSTOP) while its temporary file exists, the
+signals are queued, and it is let go (SIGCONT): Python then runs their handlers in signal-number
+order (SIGINT before SIGTERM) inside the write."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.model_file import load_model
+from training import cli
+from training.discriminator_file import discriminators_path, weights_digest
+from training.trainer import CHECKPOINT_NAME, load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--img-size", "32", "--n-layers", "3", "--hid-dim", "16", "--classifier-steps", "2", "--threads", "1",
+        "--workers", "1", "--batch-size", "4", "--val-size", "4"]
+# wide enough that a checkpoint (28 MB) takes a while to write, yet a step stays fast
+WIDE = ["--init-fm", "64", "--max-fm", "128"]
+LONG = ["--steps", "1000000", "--ckpt-every", "1000000"]
+
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+              pytest.mark.usefixtures("one_torch_thread")]
+
+
+def _folder(root: Path, n: int, side: int = 40) -> Path:
+    rng = np.random.default_rng(0)
+    for v in ("no", "yes"):
+        (root / v).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            cv2.imwrite(str(root / v / f"{i}.png"), rng.integers(0, 255, (side, side, 3), dtype=np.uint8))
+    return root
+
+
+class _Run:
+    """fader-train in a subprocess, its stderr collected by a thread."""
+
+    def __init__(self, args):
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        self.p = subprocess.Popen([sys.executable, "-m", "training.cli", *args], cwd=REPO, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._buf = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for chunk in iter(lambda: self.p.stderr.read1(65536), b""):
+            self._buf += chunk
+
+    @property
+    def err(self) -> str:
+        return bytes(self._buf).decode("utf-8", "replace").replace("\r", "\n")
+
+    def wait_for_step(self, n: int, timeout: float = 180) -> None:
+        """Until the progress bar shows step n or more."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.p.poll() is None:
+            steps = re.findall(r"\|\s*(\d+)/1000000 \[", self.err)
+            if steps and int(steps[-1]) >= n:
+                return
+            time.sleep(0.05)
+        pytest.fail(f"the run never reached step {n}:\n{self.err[-2000:]}")
+
+    def freeze_while_writing(self, folder: Path, pattern: str, timeout: float = 90) -> None:
+        """SIGSTOP the process while a file named like `pattern` (a temporary file being written) is
+        in `folder`, checked again once it has stopped."""
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.p.poll() is None:
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                continue
+            if not any(rx.match(x) for x in names):
+                continue
+            os.kill(self.p.pid, signal.SIGSTOP)
+            _wait_stopped(self.p.pid)
+            if any(rx.match(x) for x in os.listdir(folder)):
+                return
+            os.kill(self.p.pid, signal.SIGCONT)   # it ended in between: wait for the next one
+        pytest.fail(f"no write matching {pattern} was caught:\n{self.err[-2000:]}")
+
+    def signal_frozen(self, *signums) -> None:
+        for s in signums:
+            os.kill(self.p.pid, s)
+        os.kill(self.p.pid, signal.SIGCONT)
+
+    def finish(self, timeout: float = 120) -> int:
+        try:
+            self.p.wait(timeout)
+        finally:
+            if self.p.poll() is None:
+                self.p.kill()
+                self.p.wait()
+        self._reader.join(10)
+        return self.p.returncode
+
+
+def _wait_stopped(pid: int) -> None:
+    """Until the kernel reports the process stopped (so that it writes nothing more)."""
+    stat = Path(f"/proc/{pid}/stat")
+    for _ in range(2000):
+        if not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+            return
+        time.sleep(0.001)
+
+
+def _temps(folder: Path) -> list:
+    return [x.name for x in folder.iterdir() if x.name.endswith(".part") or ".part." in x.name]
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return _folder(tmp_path / "Smiling", 6)
+
+
+@pytest.fixture
+def launch():
+    """_Run's factory; a run a failed test left going is killed."""
+    runs = []
+    yield lambda args: runs.append(_Run(args)) or runs[-1]
+    for r in runs:
+        if r.p.poll() is None:
+            r.p.kill()
+            r.p.wait()
+
+
+def test_a_second_signal_while_the_last_checkpoint_is_written_waits_for_it(tmp_path, launch, data):
+    """QA: a second Ctrl-C 0.3 s after the first threw away the final checkpoint, leaving step 0
+    and only "fader-train: interrupted"."""
+    out = tmp_path / "run"
+    run = launch(["--data", str(data), "--out", str(out), *TINY, *WIDE, *LONG, "--eval-every", "1000000",
+                "--cache-dir", str(tmp_path / "cache")])
+    run.wait_for_step(3)
+    os.kill(run.p.pid, signal.SIGINT)
+    run.freeze_while_writing(out, r"\.checkpoint_last\.pt\..*\.part$")
+    run.signal_frozen(signal.SIGTERM)    # the second stop signal, inside the write
+    code = run.finish()
+    err = run.err
+    said = re.search(r"stopping once the checkpoint of step (\d+) is written", err)
+    assert said, err[-1500:]
+    step = int(said[1])
+    assert step >= 3 and "the checkpoint of step 0 stays" in err
+    assert code == 130   # the first signal's status
+    assert f"interrupted at step {step} after" in err and f"resumable checkpoint {out / CHECKPOINT_NAME} (step {step})" in err
+    assert load_checkpoint(out / CHECKPOINT_NAME)["step"] == step
+    assert _temps(out) == []
+
+
+def test_a_third_signal_abandons_the_write_and_the_old_checkpoint_stays_whole(tmp_path, launch, data):
+    out = tmp_path / "run"
+    run = launch(["--data", str(data), "--out", str(out), *TINY, *WIDE, *LONG, "--eval-every", "1000000",
+                "--cache-dir", str(tmp_path / "cache")])
+    run.wait_for_step(3)
+    os.kill(run.p.pid, signal.SIGINT)
+    run.freeze_while_writing(out, r"\.checkpoint_last\.pt\..*\.part$")
+    run.signal_frozen(signal.SIGINT, signal.SIGTERM)   # the second waits, the third stops at once
+    code = run.finish()
+    err = run.err
+    assert code == 130
+    said = re.search(r"stopping once the checkpoint of step (\d+) is written \(another Ctrl-C stops at once "
+                     r"without it: the checkpoint of step 0 stays\)", err)
+    assert said, err[-1500:]
+    step = int(said[1])
+    assert (f"resumable checkpoint {out / CHECKPOINT_NAME} at step 0 (the run stopped at once: "
+            f"steps 1-{step} are not in it)") in err
+    assert load_checkpoint(out / CHECKPOINT_NAME)["step"] == 0   # whole, not torn
+    assert _temps(out) == []
+    # and the run goes on from it
+    code = cli.main(["--data", str(data), "--out", str(out), *TINY, *WIDE, "--steps", "1", "--resume", "--quiet",
+                     "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0 and load_checkpoint(out / CHECKPOINT_NAME)["step"] == 1
+
+
+def test_a_second_signal_while_the_model_is_exported_waits_for_it(tmp_path, launch, data):
+    """The best model and its discriminator file are written whole and named by the checkpoint: a
+    second signal inside the export left model.fader at an older step than the checkpoint's best."""
+    out = tmp_path / "run"
+    # --psnr-drop 0: each new best PSNR (most steps, early on) is exported
+    run = launch(["--data", str(data), "--out", str(out), *TINY, *WIDE, *LONG, "--eval-every", "1", "--psnr-drop", "0",
+                "--cache-dir", str(tmp_path / "cache")])
+    run.freeze_while_writing(out, r"\.model\.fader\..*\.part$")
+    run.signal_frozen(signal.SIGINT, signal.SIGTERM)   # the first asks to stop, the second comes inside the export
+    code = run.finish()
+    err = run.err
+    said = re.search(r"stopping once the model of step (\d+) is written", err)
+    assert said, err[-1500:]
+    step = int(said[1])
+    assert code == 130
+    ck = load_checkpoint(out / CHECKPOINT_NAME)
+    model = load_model(out / "model.fader")
+    assert ck["step"] == step and ck["best"]["step"] == step
+    assert model.meta["training"]["steps"] == step
+    disc = discriminators_path(out / "model.fader")
+    from safetensors import safe_open
+    with safe_open(str(disc), "pt") as f:
+        assert f.metadata()["autoencoder_digest"] == weights_digest(model.autoencoder)
+        assert f.metadata()["step"] == str(step)
+    assert _temps(out) == []
+
+
+@pytest.mark.parametrize("sig, code, words", [(signal.SIGTERM, 143, "stopped by SIGTERM"),
+                                              (signal.SIGINT, 130, "interrupted")])
+def test_a_stop_during_preprocessing_says_nothing_was_saved(tmp_path, launch, sig, code, words):
+    """QA: SIGTERM during preprocessing ended the process (143) without a word, its half-built
+    cache left behind; Ctrl-C said only "fader-train: interrupted"."""
+    data = _folder(tmp_path / "Smiling", 150, side=96)
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    run = launch(["--data", str(data), "--out", str(out), *TINY, "--init-fm", "8", "--max-fm", "16", "--steps", "5",
+                "--quiet", "--cache-dir", str(cache)])
+    run.freeze_while_writing(cache, r"\..*\.partial$")
+    run.signal_frozen(sig)
+    assert run.finish() == code
+    assert f"fader-train: {words} before training began; nothing was saved\n" in run.err
+    assert not out.exists() and list(cache.iterdir()) == []
+
+
+def test_a_stop_while_a_resumed_run_preprocesses_names_the_checkpoint_it_keeps(tmp_path, launch):
+    data = _folder(tmp_path / "Smiling", 150, side=96)
+    out = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(out), *TINY, "--init-fm", "8", "--max-fm", "16", "--quiet"]
+    assert cli.main([*common, "--steps", "2", "--cache-dir", str(tmp_path / "cache")]) == 0
+    before = (out / CHECKPOINT_NAME).read_bytes()
+    cache = tmp_path / "cache2"   # an empty cache: the resumed run preprocesses again
+    run = launch([*common, "--steps", "4", "--resume", "--cache-dir", str(cache)])
+    run.freeze_while_writing(cache, r"\..*\.partial$")
+    run.signal_frozen(signal.SIGINT)
+    assert run.finish() == 130
+    assert ("fader-train: interrupted before training began; nothing was saved (the run's checkpoint is still at "
+            "step 2: the same command resumes it)") in run.err
+    assert (out / CHECKPOINT_NAME).read_bytes() == before
