@@ -6,7 +6,8 @@ holding Python's lock: the window froze 130-200 ms per 50 MP during an export (b
 to, through ctypes, which releases the lock for each call: import and encode run with it released.
 With the same settings and Pillow's chunk layout around the bitstream (:func:`container`), the file
 is byte for byte the one Pillow writes. Where that library cannot be found (or has another version
-than Pillow's), :func:`libwebp` is None and Pillow writes the WebP as before.
+than Pillow's), :func:`libwebp` is None and Pillow writes the WebP as before: so on Windows, whose
+Pillow builds libwebp into its own module (no DLL to load), a WebP export still holds the lock.
 
 The structures mirror libwebp's encode.h (ABI 2); each carries spare room at its end, and libwebp's
 own Init functions refuse another major ABI.
@@ -19,13 +20,14 @@ import struct
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from PIL import features
 
 _WEBP_ABI = 0x0209   # libwebp checks only the major byte (the layouts below are ABI 2's)
 _WEBP_ERRORS = {1: "not enough memory", 2: "not enough memory", 5: "image too large for WebP",
                 6: "the image is too complex for a lossy WebP at this size (partition 0 over 512 KB)",
                 7: "the image is too complex for a lossy WebP at this size (a partition over 16 MB)",
-                8: "not enough memory", 9: "the WebP would be larger than 4 GB"}
+                8: "the encoded image could not be held in memory", 9: "the WebP would be larger than 4 GB"}
 
 
 class _WebPConfig(ctypes.Structure):
@@ -75,7 +77,9 @@ def _libwebp_candidates():
         if folder.is_dir():
             yield from sorted(str(f) for f in folder.iterdir() if _LIBWEBP_NAME.match(f.name))
     import ctypes.util
-    yield ctypes.util.find_library("webp") or ""
+    system = ctypes.util.find_library("webp")
+    if system:
+        yield system
 
 
 def libwebp():

@@ -178,6 +178,7 @@ class TrainingDialog(QDialog):
         self.stop_box: QMessageBox | None = None   # "Training is running": stop it to close?
         self._run_settings: tuple | None = None    # (run folder, read_run_settings) the form shows on Resume
         self._run_steps_shown: int | None = None   # the Steps field as filled from that run
+        self._chosen_steps: int | None = None      # the user's Steps before a run's replaced it (Resume)
         self._run_folder: Path | None = None       # the folder of the latest run the dialog started
         self._previous_run: Path | None = None     # that run's, once the Run folder field names a new one
         self._default_out = ""       # the Run folder field's text while it holds a name the dialog chose
@@ -414,6 +415,7 @@ class TrainingDialog(QDialog):
     def _resume_toggled(self, on: bool) -> None:
         """Ticked, the form shows the run's size (locked) and its number of steps, read from its
         checkpoint (a job); the command line leaves both to the run (arguments)."""
+        shown = self._run_steps_shown
         self._run_settings, self._run_steps_shown = None, None
         if on:
             folder = self.run_dir()
@@ -421,6 +423,8 @@ class TrainingDialog(QDialog):
             def show(settings: dict) -> None:
                 if self.resume_check.isChecked() and self.run_dir() == folder:
                     self._run_settings = (folder, settings)
+                    if self._chosen_steps is None:
+                        self._chosen_steps = self.steps_spin.value()
                     self.steps_spin.setValue(settings["steps"])
                     self._run_steps_shown = self.steps_spin.value()
                     self._sync_size()
@@ -428,6 +432,11 @@ class TrainingDialog(QDialog):
             # and the trainer says what is wrong with the checkpoint
             self.jobs.submit(lambda: read_run_settings(folder / CHECKPOINT_NAME), on_done=show,
                              on_error=lambda _message: None, coalesce="run-settings")
+        else:
+            # unticked: a new run, with the user's own steps back (unless they were changed since)
+            if self._chosen_steps is not None and self.steps_spin.value() == shown:
+                self.steps_spin.setValue(self._chosen_steps)
+            self._chosen_steps = None
         self._sync_size()
 
     def _folder_changed(self, *_) -> None:

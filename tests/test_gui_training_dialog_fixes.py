@@ -76,9 +76,16 @@ def test_resume_takes_the_runs_own_size_and_steps(qtbot, tmp_path, labeled_folde
     d.data_edit.setText(str(labeled_folder))
     d.out_edit.setText(str(run))
     assert d.resume_check.isEnabled()
+    user_steps = d.steps_spin.value()
     d.resume_check.setChecked(True)
     qtbot.waitUntil(lambda: d.steps_spin.value() == 10, timeout=10_000)
     assert d.size_combo.currentData() == 32 and not d.size_combo.isEnabled()
+    # unticked, the form is for a new run again: the user's own steps come back (a new run got the
+    # resumed run's 10), and ticked again the run's
+    d.resume_check.setChecked(False)
+    assert d.steps_spin.value() == user_steps != 10
+    d.resume_check.setChecked(True)
+    qtbot.waitUntil(lambda: d.steps_spin.value() == 10, timeout=10_000)
     args = d.arguments()
     for option in ("--img-size", "--steps", "--init", "--eval-every"):
         assert option not in args, args

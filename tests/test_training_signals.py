@@ -243,3 +243,66 @@ def test_a_stop_while_a_resumed_run_preprocesses_names_the_checkpoint_it_keeps(t
     assert ("fader-train: interrupted before training began; nothing was saved (the run's checkpoint is still at "
             "step 2: the same command resumes it)") in run.err
     assert (out / CHECKPOINT_NAME).read_bytes() == before
+
+
+# -- signals sent from inside a write (the write itself runs as it is, a signal is sent within it) --
+
+_INSIDE = r"""
+import os, signal, sys
+import training.trainer as T
+when, data, out, cache = sys.argv[1:5]
+steps = []
+
+def inside(real, fires):
+    def wrapped(*args, **kwargs):
+        step = args[0].get("step") if when == "checkpoint" else args[3]
+        steps.append(step)
+        if fires(steps):
+            for _ in range({"checkpoint": 2, "model": 3}[when]):
+                os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+    return wrapped
+
+if when == "checkpoint":   # the periodic checkpoint of step 4: stop, and a second Ctrl-C inside its write
+    T.atomic_torch_save = inside(T.atomic_torch_save, lambda s: s[-1] == 4)
+else:                      # the second best model's export: three Ctrl-C inside its first file's write
+    T.save_discriminators = inside(T.save_discriminators, lambda s: len(s) >= 2 and s[-1] > s[0])
+from training import cli
+tiny = ["--img-size", "32", "--n-layers", "3", "--hid-dim", "16", "--classifier-steps", "2", "--threads", "1",
+        "--workers", "1", "--batch-size", "4", "--val-size", "4", "--quiet"]
+every = ["--ckpt-every", "4", "--eval-every", "1000"] if when == "checkpoint" else ["--eval-every", "2"]
+code = cli.main(["--data", data, "--out", out, "--cache-dir", cache, "--steps", "100", *every, *tiny])
+print("steps", steps)
+sys.exit(code)
+"""
+
+
+def _inside(tmp_path, when):
+    data = _folder(tmp_path / "data", 12)
+    r = subprocess.run([sys.executable, "-c", _INSIDE, when, str(data), str(tmp_path / "run"), str(tmp_path / "cache")],
+                       cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO)),
+                       capture_output=True, text=True, timeout=300)
+    steps = eval(r.stdout.split("steps", 1)[1].strip().splitlines()[0]) if "steps" in r.stdout else None
+    return r, steps
+
+
+def test_a_stop_inside_a_periodic_checkpoint_does_not_write_it_twice(tmp_path):
+    """A second Ctrl-C inside the checkpoint of step 4 waited for it, and the run then wrote the
+    same checkpoint again on its way out: twice the wait the user was told of."""
+    r, steps = _inside(tmp_path, "checkpoint")
+    assert r.returncode == 130, r.stderr
+    assert "stopping once the checkpoint of step 4 is written" in r.stderr, r.stderr
+    assert steps is not None and steps.count(4) == 1 and steps[-1] == 4, steps
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["step"] == 4
+
+
+def test_a_third_signal_inside_a_model_export_keeps_the_model_the_checkpoint_names(tmp_path):
+    """model.fader was written before its discriminator file: three Ctrl-C inside the latter left
+    model.fader of the new step while the checkpoint's best (and the run's last line) named the
+    old one. The discriminators are written first now: model.fader stays the best the checkpoint names."""
+    r, steps = _inside(tmp_path, "model")
+    assert r.returncode == 130, r.stderr
+    assert "model.fader stays as it was" in r.stderr, r.stderr
+    ck = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    model = load_model(tmp_path / "run" / "model.fader")
+    assert model.meta["training"]["steps"] == ck["best"]["step"] < steps[-1], (ck["best"], steps)

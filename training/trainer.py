@@ -343,6 +343,7 @@ class Trainer:
         self.n_skip = arch.n_skip
         self.ckpt_path = self.run_dir / CHECKPOINT_NAME
         self._saved_step: Optional[int] = None  # step of the last checkpoint this run wrote or resumed
+        self._saved_state: Optional[tuple] = None  # (step, last evaluation) of the last one this run wrote
         self._last_eval_step = -1
         # Stop signals (install_signal_handlers): a stop-now signal that comes while a checkpoint or
         # model is written waits for the write's end (`_deferred`), then stops the run.
@@ -350,6 +351,7 @@ class Trainer:
         self._deferred: Optional[str] = None  # the signal that waits for that write
         self._ending = False                  # fit's last checkpoint: the run stops after it anyway
         self.finished = False                 # training is over: a late signal changes nothing
+        self._late_signal = False             # one came after that: a second one stops at once
 
     # ------------------------------------------------------------------ steps
     def _autocast(self):
@@ -737,6 +739,7 @@ class Trainer:
                         if self._saved_step is not None else "no checkpoint was written")
                 raise FaderError(f"{e}; {kept}") from None
             self._saved_step = self.step
+            self._saved_state = (self.step, self._last_eval_step)
 
     @property
     def saved_step(self) -> Optional[int]:
@@ -808,10 +811,13 @@ class Trainer:
                          **self.cfg.recipe_meta(self.step)})
         meta["metrics"] = metrics
         meta["alignment"] = _alignment_meta()
-        save_model(FaderModel(self.arch, list(self.attrs), ae, clf, clf_cfg, meta), path, half=self.cfg.half_export)
+        # the discriminators first: a write abandoned between the two (a third Ctrl-C) leaves the
+        # model as it was, with the checkpoint's `best` still naming it (a discriminator file of
+        # other weights is told apart by its digest of the auto-encoder, and not used)
         dis = {k: None if m is None else m.state_dict() for k, m in self._discriminators().items()}
         if any(v is not None for v in dis.values()):  # for --continue (training/discriminator_file.py)
             save_discriminators(discriminators_path(path), dis, ae, self.step, half=self.cfg.half_export)
+        save_model(FaderModel(self.arch, list(self.attrs), ae, clf, clf_cfg, meta), path, half=self.cfg.half_export)
 
     def _discriminators(self) -> dict:
         """The networks trained against the auto-encoder, by their discriminator-file names."""
@@ -1006,7 +1012,10 @@ class Trainer:
             # Always leave a resumable checkpoint (also on Ctrl-C / SIGTERM / errors after step 0);
             # data-parallel, not from the middle of an iteration (a rank died in a collective):
             # the last checkpoint then stays, consistent.
-            if self.dist is None or not mid_iteration:
+            # (not again when a stop came right after a checkpoint of this very state: the wait the
+            # user was told of would double)
+            if (self.dist is None or not mid_iteration) and \
+                    self._saved_state != (self.step, self._last_eval_step):
                 self._ending = True   # a stop-now signal during this last write waits for it, then nothing more
                 self.save_checkpoint()
         return reason
@@ -1134,9 +1143,14 @@ def install_signal_handlers(trainer: Trainer) -> None:
     A second one stops at once (fit's finally-block still saves), except while a checkpoint or model
     is being written: that write ends first, with a line saying so, and the run stops after it; a
     third one then abandons the write (the file keeps its previous contents). Once training is
-    over (`trainer.finished`) a signal changes nothing: the run is only saying how it ended."""
+    over (`trainer.finished`) a first signal changes nothing (the run is only saying how it ended),
+    a second one stops at once."""
     def handler(signum, frame):
         if trainer.finished:
+            # the run is only saying how it ended; a second signal still stops a teardown that hangs
+            if trainer._late_signal:
+                raise KeyboardInterrupt
+            trainer._late_signal = True
             return
         name = "SIGTERM" if signum == signal.SIGTERM else "interrupted"
         if not trainer.stop_reason:
