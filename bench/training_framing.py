@@ -1,4 +1,4 @@
-"""fader-train's check that square images are face crops (training/cli.py _check_framing): how it
+"""fader-train's check that square images are face crops (training/cli.py _check_square_photos): how it
 judges real aligned crops and whole photos, and what one check costs.
 
 Square sets made from ../shared/data/celeba (in a temporary folder):
@@ -95,19 +95,17 @@ def main() -> int:
             at = elsewhere = none = 0
             for i in range(0, len(files), 10):   # 10 at a time: all are looked at
                 chunk = files[i:i + 10]
-                looked, off, faceless = cli._square_faces(SimpleNamespace(valid=np.ones(len(chunk), bool)),
-                                                          len(chunk), chunk)
+                looked, off, faceless = cli._square_faces(chunk)
                 at += len(looked) - len(off) - len(faceless)
                 elsewhere += len(off)
                 none += len(faceless)
             first = len(seconds)
             for i in range(0, len(files) - 29, 30):
                 chunk = files[i:i + 30]
-                cache = SimpleNamespace(path=tmp, valid=np.ones(len(chunk), bool), skipped={})
                 said = []
                 t = time.perf_counter()
                 try:
-                    cli._check_framing(SimpleNamespace(align=False, data=[name]), cache, len(chunk), said.append, chunk)
+                    cli._check_square_photos(SimpleNamespace(align=False, data=[name]), chunk, said.append)
                     verdicts["warned" if said else "passed"] += 1
                 except FaderError:
                     verdicts["refused"] += 1

@@ -65,6 +65,8 @@ def test_square_whole_photos_are_refused_with_the_fix(tmp_path, capsys, celeba_w
     assert WHOLE in err and "of the 16 square images looked at" in err
     assert "add --align (in the training window: 'Detect and align faces')" in err
     assert not (tmp_path / "run").exists()
+    # refused before the photos were preprocessed (the wait, and a cache of them nobody uses)
+    assert "preprocessing" not in err and not any((tmp_path / "cache").glob("*")), err
 
 
 def test_aligned_square_crops_of_any_size_train_without_a_word(tmp_path, capsys, celeba_aligned):

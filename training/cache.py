@@ -5,29 +5,61 @@ uint8 memmap it is 39 GB on disk and only the pages being read are in memory. Th
 keyed by the file list (path, size, mtime), the crop size and the alignment mode, so a second run
 on the same data opens it instantly. Labels are not part of the key (they come from the dataset),
 so one cache serves any choice of attributes.
+
+Each folder also records every image's signature (file size, mtime, a hash of its bytes) and what
+became of it (a crop, or the reason it was skipped), in `rows.npy` and `reasons.json`. A new
+folder (the data changed) takes the crops and skips of unchanged images from the earlier folders
+of the same settings, found by path and signature, else by content (a copied or moved folder), and
+preprocesses only the rest. A build is written in place in `.KEY.partial`: stopped, it keeps what
+it finished and the next build of the same key goes on from there (or reuses it like a folder).
+
+Folders are shared between processes through a `lock` file in each: a process reading a cache
+holds a shared flock on it for as long as it uses the cache (the lock lives with the memmap), a
+builder or a remover holds it exclusively. A folder is removed, when no process uses it, once it
+is unused for MAX_IDLE_DAYS or superseded: a newer folder of the same settings shares images with
+it and holds every image of it that is still on disk unchanged (the old version of a folder that
+gained, lost or changed images; a subset's cache does not supersede the whole set's).
 """
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import time
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from core.errors import FaderError
 
-from .datasets import load_training_crop
+from .datasets import load_training_crop, read_file_bytes
 from .progress import progress_bar
 
 CACHE_VERSION = 3  # 2: transparency over white, images over 100 MP skipped; 3: the limit is 210 MP
+LAYOUT = 2         # 2: rows.npy and reasons.json (what a later build reuses), a lock file
 CHUNK = 256
+# A cache folder nobody opened for this long is removed (a 10k-image folder at 128 px is 0.5 GB;
+# rebuilding it, mostly from the crops of another folder, is the cost of a wrong guess).
+MAX_IDLE_DAYS = 30
+LOCK = "lock"
+
+# One row per image: its file's signature when it was preprocessed and what became of it.
+ROW = np.dtype([("size", "<i8"), ("mtime", "<i8"), ("hash", "S16"), ("state", "i1"), ("reason", "<i2")])
+TODO, CROP, SKIP = 0, 1, 2
+
+_FINAL = re.compile(r"^[0-9a-f]{24}$")
+_PARTIAL = re.compile(r"^\.([0-9a-f]{24})\.partial$")
+_OLD_PARTIAL = re.compile(r"^\.([0-9a-f]{24})\.(\d+)\.partial$")   # an earlier version's, per process
+_DELETING = re.compile(r"^\.deleting\.[0-9a-f]{24}(\.partial)?\.\d+$")
 
 
 def default_cache_dir() -> Path:
@@ -41,7 +73,10 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class ImageCache:
-    """An opened cache: `images` (memmap, N x S x S x 3 uint8) and `valid` (N bools) in item order."""
+    """An opened cache: `images` (memmap, N x S x S x 3 uint8) and `valid` (N bools) in item order.
+    `reasons`: why each skipped image was skipped (None for a folder of an earlier version, which
+    kept counts only); `n_reused`: images this build did not preprocess (taken from earlier
+    folders or from the interrupted build it continued)."""
 
     path: Path
     key: str
@@ -50,109 +85,525 @@ class ImageCache:
     skipped: dict
     size: int
     reused: bool
+    reasons: Optional[dict] = None
+    n_reused: int = 0
+    _lock: object = None
 
     @property
     def n_valid(self) -> int:
         return int(self.valid.sum())
 
 
-def cache_key(paths, size: int, align: bool) -> str:
+def _signatures(paths) -> tuple:
+    """(sizes, mtimes in ns) of the files (-1, 0 for a missing one); a pack's members share the
+    pack file's signature."""
+    from .packfile import member_file
+    sizes = np.full(len(paths), -1, np.int64)
+    mtimes = np.zeros(len(paths), np.int64)
+    seen: dict = {}
+    for i, p in enumerate(paths):
+        f = member_file(p)
+        st = seen.get(f)
+        if st is None:
+            try:
+                st = os.stat(f)
+            except OSError:
+                st = False
+            if f != p:
+                seen[f] = st
+        if st:
+            sizes[i], mtimes[i] = st.st_size, st.st_mtime_ns
+    return sizes, mtimes
+
+
+def cache_key(paths, size: int, align: bool, signatures=None) -> str:
     """Hash of (file list with sizes and mtimes, crop size, alignment mode, cache format)."""
     h = hashlib.sha256()
     h.update(json.dumps({"v": CACHE_VERSION, "size": size, "align": bool(align)}).encode())
-    from .packfile import member_file
-    for p in paths:
-        try:
-            st = os.stat(member_file(p))  # a pack's members share the pack file's signature
-            sig = f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n"
-        except OSError:
-            sig = f"{p}\0missing\n"
+    sizes, mtimes = signatures if signatures is not None else _signatures(paths)
+    for p, s, m in zip(paths, sizes.tolist(), mtimes.tolist()):
+        sig = f"{p}\0missing\n" if s < 0 else f"{p}\0{s}\0{m}\n"
         h.update(sig.encode("utf-8", "surrogateescape"))  # a non-UTF-8 file name as its bytes
     return h.hexdigest()[:24]
 
 
 def _crop_one(args):
-    path, size, align = args
+    path, size, align = args[:3]
     try:
-        crop, reason = load_training_crop(path, size, align)
+        crop, reason = load_training_crop(path, size, align, *args[3:])
     except Exception as e:  # a broken file must never stop a long preprocessing run
         return None, f"error: {type(e).__name__}"
     return crop, reason
 
 
+def _digest(data: np.ndarray) -> bytes:
+    """16 bytes of the SHA-1 of a file's bytes (about 1 GB/s: 5 ms for a 5 MB photo), as stored in
+    an S16 field (which drops trailing zero bytes)."""
+    return hashlib.sha1(memoryview(data)).digest()[:16].rstrip(b"\0")
+
+
+def _work(path: str, size: int, align: bool, by_content: dict) -> tuple:
+    """(hash, crop, skip reason, (source, row) holding the same file's outcome, or None)."""
+    from .packfile import split_member
+    if split_member(path) is not None:   # read from its pack, which the signature covers
+        return (b"", *_crop_one((path, size, align)), None)
+    data = read_file_bytes(path)
+    digest = _digest(data) if data.size else b""
+    if digest:
+        hit = by_content.get((int(data.size), digest))
+        if hit is not None:
+            return digest, None, None, hit
+    return (digest, *_crop_one((path, size, align, data)), None)
+
+
+class _Lock:
+    """flock on a cache folder's lock file: shared by the processes that read the cache, exclusive
+    for the one that builds it or removes it. The kernel drops it when the process ends."""
+
+    def __init__(self, fd: int, path: Path):
+        self.fd, self.path = fd, path
+
+    @staticmethod
+    def open(folder: Path, must: bool = False) -> Optional["_Lock"]:
+        path = folder / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            try:
+                fd = os.open(path, os.O_RDONLY)   # a cache folder we may read but not write
+            except OSError:
+                if must and folder.is_dir():
+                    raise
+                return None
+        return _Lock(fd, path)
+
+    def take(self, exclusive: bool, wait: bool, unsure: bool) -> bool:
+        """Whether the lock is held now; `unsure`: the answer where the file system has no flock."""
+        try:
+            fcntl.flock(self.fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
+            return True
+        except BlockingIOError:
+            return False
+        except OSError:
+            return unsure
+
+    def still_at(self, path: Path) -> bool:
+        """Whether the locked file is still `path` (not a removed or renamed folder's)."""
+        try:
+            a, b = os.stat(path), os.fstat(self.fd)
+        except OSError:
+            return False
+        return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+
+    def mark(self, holder: bool = False) -> None:
+        """Record a use now (the file's mtime) and, for a builder, who holds it."""
+        try:
+            if holder:
+                os.ftruncate(self.fd, 0)
+                os.pwrite(self.fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+            os.utime(self.fd)
+        except OSError:
+            pass   # a folder we may only read: the use goes unrecorded
+
+    def holder(self) -> str:
+        try:
+            return os.pread(self.fd, 200, 0).decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)   # closing drops the flock
+            self.fd = -1
+
+    def __del__(self):
+        self.close()
+
+
+def _hold(cache: ImageCache, lock: Optional[_Lock]) -> ImageCache:
+    """Keep the folder's shared lock for as long as the cache or its memmap (or a view) lives."""
+    if lock is not None:
+        lock.mark()
+        cache._lock = lock
+        try:
+            cache.images._fader_cache_lock = lock
+        except AttributeError:   # an empty cache is not a memmap
+            pass
+    return cache
+
+
 def open_cache(paths, size: int, align: bool = False, cache_dir=None, workers: Optional[int] = None,
-               progress: bool = True) -> ImageCache:
-    """Open the cache for these files, building it first if needed (threads; cv2 releases the GIL)."""
+               progress: bool = True, log: Optional[Callable[[str], None]] = None) -> ImageCache:
+    """Open the cache for these files, building it first if needed (threads; cv2 releases the GIL)
+    from what earlier builds made; `log` is told what was reused. Then remove the folders that are
+    unused for long or superseded."""
     paths = [str(p) for p in paths]
-    key = cache_key(paths, size, align)
+    signatures = _signatures(paths)
+    key = cache_key(paths, size, align, signatures)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / key
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
+    say = log or (lambda s: None)
+    used: set = set()
+    for _ in range(5):   # another process may finish, or remove, the folder in between
+        cache = _open_final(folder, key, size)
+        if cache is not None:
+            break
         try:
-            return _open(folder, key, size, reused=True)
-        except (OSError, ValueError, KeyError):
-            shutil.rmtree(folder, ignore_errors=True)  # damaged: rebuild below
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FaderError(f"{root}: cannot create the preprocessing cache folder ({e.strerror or e})") from None
+        _remove_dead_partials(root)
+        cache = _build(root, key, paths, signatures, size, align, workers, progress, say, used)
+        if cache is not None:
+            break
+    else:
+        raise FaderError(f"{folder}: the preprocessing cache could not be opened (other processes kept changing "
+                         "it); try again")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise FaderError(f"{root}: cannot create the preprocessing cache folder ({e.strerror or e})") from None
-    _remove_dead_partials(root, key)
-    tmp = root / f".{key}.{os.getpid()}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
+        _tidy(root, cache, paths, size, align, used)
+    except OSError:
+        pass   # tidying is a courtesy: a folder that cannot be read now is looked at next time
+    return cache
+
+
+def _open_final(folder: Path, key: str, size: int) -> Optional[ImageCache]:
+    """The finished cache, holding its lock shared; None where there is none (or it was damaged and
+    is removed)."""
+    if not (folder / "manifest.json").is_file():
+        return None
+    lock = _Lock.open(folder)
+    if lock is not None:
+        lock.take(False, wait=True, unsure=True)   # exclusive only while renamed away or renamed in
+        if not lock.still_at(folder / LOCK):
+            lock.close()
+            return None
+    try:
+        return _hold(_open(folder, key, size, reused=True), lock)
+    except (OSError, ValueError, KeyError, TypeError):
+        if lock is not None:
+            lock.close()
+        if not _remove(folder):   # damaged: built again
+            raise FaderError(f"{folder}: the preprocessing cache there is damaged and cannot be removed (in use by "
+                             "another process, or read-only): remove the folder, or give --cache-dir") from None
+        return None
+
+
+def _open(folder: Path, key: str, size: int, reused: bool) -> ImageCache:
+    with open(folder / "manifest.json") as f:
+        info = json.load(f)
+    if info.get("version") != CACHE_VERSION or info.get("key") != key or info.get("size") != size:
+        raise ValueError("stale cache")
+    images = np.load(folder / "images.npy", mmap_mode="r")
+    valid = np.load(folder / "valid.npy")
+    if images.shape != (info["n"], size, size, 3) or valid.shape != (info["n"],):
+        raise ValueError("cache shape mismatch")
+    reasons = None
+    if info.get("layout", 1) >= LAYOUT:
+        rows = np.load(folder / "rows.npy", mmap_mode="r")
+        names = _read_reasons(folder)
+        if rows.shape != valid.shape or rows.dtype != ROW:
+            raise ValueError("cache rows mismatch")
+        skipped_rows = np.flatnonzero(~valid)
+        reasons = {int(i): names[k] if 0 <= k < len(names) else "skipped"
+                   for i, k in zip(skipped_rows.tolist(), rows["reason"][skipped_rows].tolist())}
+    return ImageCache(folder, key, images, valid, dict(info.get("skipped", {})), size, reused, reasons,
+                      int(info.get("reused", 0)) if not reused else 0)
+
+
+def _read_reasons(folder: Path) -> list:
+    with open(folder / "reasons.json", encoding="utf-8") as f:
+        names = json.load(f)
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+        raise ValueError("cache reasons")
+    return names
+
+
+def _write_json(path: Path, obj) -> None:
+    """Atomically (a half-written reasons.json would lose a build's skips), synced."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _claim(partial: Path, final: Path, say) -> Optional[_Lock]:
+    """The exclusive lock of the build folder `partial`, new or left by a stopped build; None once
+    another process has finished the cache. While another process builds it, wait for it."""
+    told = False
+    while True:
+        if (final / "manifest.json").is_file():
+            return None
+        try:
+            partial.mkdir()
+        except FileExistsError:
+            pass
+        lock = _Lock.open(partial, must=True)
+        if lock is None:   # removed in between
+            continue
+        if lock.take(True, wait=False, unsure=True):
+            if lock.still_at(partial / LOCK):
+                lock.mark(holder=True)
+                return lock
+            lock.close()
+            continue
+        if not told:
+            who = lock.holder()
+            say(f"waiting for another process{f' ({who})' if who else ''} that is preprocessing the same images")
+            told = True
+        lock.close()
+        time.sleep(0.5)
+
+
+def _prepare(partial: Path, key: str, paths: list, signatures, size: int, align: bool) -> tuple:
+    """(images, rows) memmaps of the build folder, as a stopped build left them when it built the
+    same key, else new: every row to do."""
     n = len(paths)
+    info = {"version": CACHE_VERSION, "layout": LAYOUT, "key": key, "n": n, "size": size, "align": bool(align)}
     try:
-        tmp.mkdir(parents=True)
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
-        _reserve(tmp / "images.npy")
-        valid = np.zeros(n, dtype=bool)
-        skipped: dict = {}
+        with open(partial / "build.json") as f:
+            same = json.load(f) == info
+        if same:
+            images = np.load(partial / "images.npy", mmap_mode="r+")
+            rows = np.load(partial / "rows.npy", mmap_mode="r+")
+            _read_reasons(partial)
+            if images.shape == (n, size, size, 3) and rows.shape == (n,) and rows.dtype == ROW:
+                return images, rows
+    except (OSError, ValueError, TypeError):
+        pass
+    for x in partial.iterdir():   # a build of another state of the same key, or half made
+        if x.name != LOCK:
+            shutil.rmtree(x) if x.is_dir() and not x.is_symlink() else x.unlink()
+    with open(partial / "files.txt", "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write("\n".join(paths))
+    images = np.lib.format.open_memmap(partial / "images.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    _reserve(partial / "images.npy")
+    rows = np.lib.format.open_memmap(partial / "rows.npy", mode="w+", dtype=ROW, shape=(n,))
+    _reserve(partial / "rows.npy")
+    rows["size"], rows["mtime"], rows["reason"] = signatures[0], signatures[1], -1
+    rows.flush()
+    _write_json(partial / "reasons.json", [])
+    _write_json(partial / "build.json", info)   # last: the folder is complete once it is there
+    return images, rows
+
+
+@dataclass
+class _Source:
+    """An earlier folder of the same settings, locked while its crops are copied."""
+    folder: Path
+    lock: _Lock
+    paths: list
+    rows: np.ndarray
+    images: np.ndarray
+    reasons: list
+
+
+def _sources(root: Path, key: str, size: int, align: bool) -> list:
+    """The finished folders and stopped builds of the same settings, but `key`'s, that record their
+    rows; a stopped build that another process continues is left alone."""
+    found = []
+    for name in sorted(os.listdir(root)):
+        m = _PARTIAL.match(name)
+        if m is None and not _FINAL.match(name) or name == key or (m and m.group(1) == key):
+            continue
+        folder = root / name
+        try:
+            with open(folder / ("build.json" if m else "manifest.json")) as f:
+                info = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(info, dict) or (info.get("version"), info.get("layout", 1), info.get("size"),
+                                          info.get("align")) != (CACHE_VERSION, LAYOUT, size, bool(align)):
+            continue
+        lock = _Lock.open(folder)
+        if lock is None or not lock.take(bool(m), wait=False, unsure=not m):
+            if lock is not None:
+                lock.close()
+            continue
+        try:
+            if not lock.still_at(folder / LOCK):
+                raise OSError("moved")
+            paths = (folder / "files.txt").read_bytes().decode("utf-8", "surrogateescape").split("\n")
+            rows = np.load(folder / "rows.npy", mmap_mode="r")
+            images = np.load(folder / "images.npy", mmap_mode="r")
+            reasons = _read_reasons(folder)
+            n = int(info.get("n", -1))
+            if len(paths) != n or rows.shape != (n,) or rows.dtype != ROW or images.shape != (n, size, size, 3):
+                raise ValueError("mismatch")
+        except (OSError, ValueError):
+            lock.close()
+            continue
+        found.append(_Source(folder, lock, paths if n else [], rows, images, reasons))
+    return found
+
+
+def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool, workers, progress: bool,
+           say, used: set) -> Optional[ImageCache]:
+    """Build the cache in `.KEY.partial` from the rows a stopped build finished, the crops of
+    earlier folders and the images preprocessed now; rename it to KEY. None: another process
+    finished it meanwhile. `used`: the names of the folders crops were taken from."""
+    n = len(paths)
+    partial, final = root / f".{key}.partial", root / key
+    sizes, mtimes = signatures
+    lock = None
+    images = rows = None
+    sources: list = []
+    try:
+        lock = _claim(partial, final, say)
+        if lock is None:
+            return None
+        t0 = time.time()
+        images, rows = _prepare(partial, key, paths, signatures, size, align)
+        reasons = _read_reasons(partial)
+        index = {r: i for i, r in enumerate(reasons)}
+
+        def reason_index(text: str) -> int:
+            if text not in index:   # saved before a row names it
+                index[text] = len(reasons)
+                reasons.append(text)
+                _write_json(partial / "reasons.json", reasons)
+            return index[text]
+
+        todo = np.flatnonzero(rows["state"] == TODO)
+        resumed = n - len(todo)
+        if resumed:
+            say(f"continuing the preprocessing that was stopped: {resumed} of {n} images were done")
+        sources = _sources(root, key, size, align) if len(todo) else []
+
+        def copy(dst: np.ndarray, s: _Source, src: np.ndarray, digests=None) -> None:
+            """Rows dst take rows src of source s: the crop first, then the row that says it is done."""
+            remap = np.array([reason_index(x) for x in s.reasons] + [-1], np.int16)
+            for c in range(0, len(dst), CHUNK):
+                d, r = dst[c:c + CHUNK], src[c:c + CHUNK]
+                images[d] = s.images[r]
+                got = s.rows[r]
+                part = np.empty(len(d), ROW)
+                part["size"], part["mtime"] = sizes[d], mtimes[d]
+                part["hash"] = got["hash"] if digests is None else digests
+                part["state"], part["reason"] = got["state"], remap[got["reason"]]
+                rows[d] = part
+            used.add(s.folder.name)
+
+        # Unchanged files (same path, size and mtime) take what an earlier folder made of them.
+        want = {paths[i]: i for i in todo.tolist() if sizes[i] >= 0}
+        by_path = 0
+        for s in sources:
+            done = s.rows["state"] != TODO
+            s_sizes, s_mtimes = s.rows["size"].tolist(), s.rows["mtime"].tolist()
+            dst, src = [], []
+            for r, p in enumerate(s.paths):
+                i = want.get(p)
+                if i is not None and done[r] and s_sizes[r] == sizes[i] and s_mtimes[r] == mtimes[i]:
+                    dst.append(i)
+                    src.append(r)
+                    del want[p]
+            if dst:
+                copy(np.array(dst), s, np.array(src))
+                by_path += len(dst)
+        if by_path:
+            say(f"reused the preprocessing of {by_path} of {n} images (unchanged files) from earlier caches")
+        rest = np.flatnonzero(rows["state"] == TODO)
+        # The others are read, and those whose bytes an earlier folder has seen (a copied or moved
+        # file) take its outcome too; only the rest is preprocessed.
+        by_content: dict = {}
+        if len(rest):
+            for k, s in enumerate(sources):
+                ok = np.flatnonzero((s.rows["state"] != TODO) & (s.rows["hash"] != b""))
+                for r, sz, h in zip(ok.tolist(), s.rows["size"][ok].tolist(), s.rows["hash"][ok].tolist()):
+                    by_content.setdefault((sz, h), (k, r))
         from core.engine import usable_cores
         workers = max(1, workers or usable_cores())
-        bar = None
-        if progress:
-            bar = progress_bar(n, f"preprocessing {size}px", "img")
-        t0 = time.time()
+        bar = progress_bar(n, f"preprocessing {size}px", "img", initial=n - len(rest)) if progress else None
+        by_hash = 0
+
+        def take(i: int, digest: bytes, crop, reason, hit) -> None:
+            nonlocal by_hash
+            if hit is not None:
+                copy(np.array([i]), sources[hit[0]], np.array([hit[1]]), digests=[digest])
+                by_hash += 1
+            elif crop is None:
+                rows[i] = (sizes[i], mtimes[i], digest, SKIP, reason_index(reason or "skipped"))
+            else:
+                images[i] = crop
+                rows[i] = (sizes[i], mtimes[i], digest, CROP, -1)
+
         with ThreadPoolExecutor(workers) as pool:
-            # Chunks bound the memory in flight: only CHUNK crops exist outside the memmap at once.
-            for start in range(0, n, CHUNK):
-                stop = min(n, start + CHUNK)
-                for i, (crop, reason) in enumerate(pool.map(_crop_one, [(p, size, align) for p in paths[start:stop]]), start):
-                    if crop is None:
-                        skipped[reason] = skipped.get(reason, 0) + 1
-                    else:
-                        images[i] = crop
-                        valid[i] = True
-                if bar is not None:
-                    bar.update(stop - start)
+            # A window of work in flight bounds the memory (crops outside the memmap) and what a
+            # stop waits for: the images being read now, not a whole chunk.
+            pending: deque = deque()
+            try:
+                for i in rest.tolist():
+                    pending.append((i, pool.submit(_work, paths[i], size, align, by_content)))
+                    if len(pending) >= 4 * workers:
+                        j, f = pending.popleft()
+                        take(j, *f.result())
+                        if bar is not None:
+                            bar.update(1)
+                while pending:
+                    j, f = pending.popleft()
+                    take(j, *f.result())
+                    if bar is not None:
+                        bar.update(1)
+            except BaseException:
+                for _, f in pending:
+                    f.cancel()
+                raise
         if bar is not None:
             bar.close()
+        n_reused = resumed + by_path + by_hash
+        if by_hash:
+            say(f"reused the preprocessing of {by_hash} {'more ' if by_path else ''}image(s) found by their content "
+                "(copied or moved files)")
         images.flush()
-        del images
-        np.save(tmp / "valid.npy", valid)
-        info = {"version": CACHE_VERSION, "key": key, "n": n, "size": size, "align": bool(align),
-                "n_valid": int(valid.sum()), "skipped": skipped, "seconds": round(time.time() - t0, 1),
-                "first": paths[0] if paths else None}
-        with open(tmp / "manifest.json", "w") as f:
-            json.dump(info, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        with open(tmp / "files.txt", "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write("\n".join(paths))
+        rows.flush()
+        valid = rows["state"] == CROP
+        np.save(partial / "valid.npy", valid)
+        skipped = Counter(reasons[k] if k >= 0 else "skipped" for k in rows["reason"][~valid].tolist())
+        info = {"version": CACHE_VERSION, "layout": LAYOUT, "key": key, "n": n, "size": size, "align": bool(align),
+                "n_valid": int(valid.sum()), "skipped": dict(skipped), "seconds": round(time.time() - t0, 1),
+                "reused": n_reused, "first": paths[0] if paths else None}
+        _write_json(partial / "manifest.json", info)
+        del images, rows
+        images = rows = None
         try:
-            os.replace(tmp, folder)
+            os.rename(partial, final)
         except OSError:
-            # Another process finished the same cache first: use theirs.
-            shutil.rmtree(tmp, ignore_errors=True)
+            if not (final / "manifest.json").is_file():
+                raise
+            _remove_locked(partial, lock)   # another process (an earlier version) finished the same cache first
+            return None
+        cache = _open(final, key, size, reused=False)   # mapped before the lock is let down to shared
+        lock.take(False, wait=True, unsure=True)   # from now on a reader of it, like the others
+        _hold(cache, lock)
+        lock = None
+        return cache
     except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        done = 0
+        if rows is not None:
+            done = int((rows["state"] != TODO).sum())
+            try:
+                images.flush()
+                rows.flush()
+            except (OSError, ValueError):
+                pass
+        images = rows = None
+        if lock is not None:
+            if done == 0 and partial.is_dir():
+                _remove_locked(partial, lock)   # holds nothing: nothing to continue
+            elif isinstance(e, KeyboardInterrupt):
+                e.preprocessing_kept = (done, n)   # said by the caller (training/cli.py)
         if isinstance(e, OSError):
             need = n * size * size * 3 / 2 ** 20
             need_s = f"{need / 1024:.1f} GB" if need >= 1024 else f"{need:.1f} MB"
             raise FaderError(f"{root}: cannot write the preprocessing cache ({e.strerror or e}; it needs "
                              f"{need_s}): free space there or give --cache-dir on another disk") from None
         raise
-    return _open(folder, key, size, reused=False)
+    finally:
+        for s in sources:
+            s.lock.close()
+        if lock is not None:
+            lock.close()
 
 
 def _reserve(path: Path) -> None:
@@ -169,26 +620,119 @@ def _reserve(path: Path) -> None:
             raise
 
 
-def _remove_dead_partials(root: Path, key: str) -> None:
-    """Delete half-built copies of this cache left by processes that no longer run (killed, crashed)."""
-    for p in root.glob(f".{key}.*.partial"):
+def _remove_dead_partials(root: Path) -> None:
+    """Delete half-built caches of an earlier version (one per process, never continued) whose
+    process no longer runs (killed, crashed)."""
+    for name in os.listdir(root):
+        m = _OLD_PARTIAL.match(name)
+        if m is None:
+            continue
         try:
-            pid = int(p.name.split(".")[-2])
-            os.kill(pid, 0)
+            os.kill(int(m.group(2)), 0)
         except ProcessLookupError:
-            shutil.rmtree(p, ignore_errors=True)
+            shutil.rmtree(root / name, ignore_errors=True)
         except (ValueError, OSError):
             continue  # not ours to judge (alive, another user's, or a strange name)
 
 
-def _open(folder: Path, key: str, size: int, reused: bool) -> ImageCache:
-    with open(folder / "manifest.json") as f:
-        info = json.load(f)
-    if info.get("version") != CACHE_VERSION or info.get("key") != key or info.get("size") != size:
-        raise ValueError("stale cache")
-    images = np.load(folder / "images.npy", mmap_mode="r")
-    valid = np.load(folder / "valid.npy")
-    if images.shape != (info["n"], size, size, 3) or valid.shape != (info["n"],):
-        raise ValueError("cache shape mismatch")
-    return ImageCache(folder, key, images, valid, dict(info.get("skipped", {})), size, reused)
+def _remove_locked(folder: Path, lock: _Lock) -> None:
+    """Remove a folder whose lock this process holds exclusively: renamed away first, so that no
+    process opens it half deleted."""
+    gone = folder.parent / f".deleting.{folder.name.lstrip('.')}.{os.getpid()}"
+    try:
+        os.rename(folder, gone)
+    except OSError:
+        return
+    finally:
+        lock.close()
+    shutil.rmtree(gone, ignore_errors=True)
 
+
+def _remove(folder: Path) -> bool:
+    """Remove a cache folder unless a process uses it (holds its lock); whether it is gone."""
+    lock = _Lock.open(folder)
+    if lock is None:
+        return not folder.exists()
+    if not lock.take(True, wait=False, unsure=False) or not lock.still_at(folder / LOCK):
+        lock.close()
+        return False
+    _remove_locked(folder, lock)
+    return not folder.exists()
+
+
+def _last_used(folder: Path) -> float:
+    """When a process last opened the folder (its lock file's mtime; an earlier version's folder:
+    when it was built)."""
+    for name in (LOCK, "manifest.json", "build.json"):
+        try:
+            return os.stat(folder / name).st_mtime
+        except OSError:
+            continue
+    return os.stat(folder).st_mtime
+
+
+def _tidy(root: Path, keep: ImageCache, paths: list, size: int, align: bool, used: set) -> None:
+    """Remove the cache folders (only those this program made: named by their key, with a manifest
+    or build record of that key) that no process uses and that are unused for MAX_IDLE_DAYS or
+    superseded by `keep`; and what an interrupted removal left."""
+    now = time.time()
+    mine = None
+    for name in sorted(os.listdir(root)):
+        folder = root / name
+        if name == keep.path.name:
+            continue
+        if _DELETING.match(name):
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        part = _PARTIAL.match(name)
+        if part is None and not _FINAL.match(name):
+            continue
+        try:
+            with open(folder / ("build.json" if part else "manifest.json")) as f:
+                info = json.load(f)
+            if not isinstance(info, dict) or info.get("key") != (part.group(1) if part else name):
+                continue
+        except (OSError, ValueError):
+            if part is None or not folder.is_dir() or any(x != LOCK for x in os.listdir(folder)):
+                continue   # not known to be ours
+            info = None    # a build stopped before it began: it holds nothing
+        try:
+            old = now - _last_used(folder) > MAX_IDLE_DAYS * 86400
+        except OSError:
+            continue
+        if not old and info is not None:
+            if (info.get("version"), info.get("size"), info.get("align")) != (CACHE_VERSION, size, bool(align)):
+                continue
+            if mine is None:
+                mine = set(paths)
+            if not _superseded(folder, info, mine, name in used):
+                continue
+        _remove(folder)
+
+
+def _superseded(folder: Path, info: dict, newer: set, shared: bool) -> bool:
+    """Whether the newer cache of these paths holds every image of `folder` still on disk unchanged
+    and shares images with it (`shared`: crops were taken from it). A folder of an earlier version
+    records no signatures: any file of it still there counts."""
+    from .packfile import member_file
+    try:
+        files = (folder / "files.txt").read_bytes().decode("utf-8", "surrogateescape").split("\n")
+        rows = np.load(folder / "rows.npy", mmap_mode="r") if info.get("layout", 1) >= LAYOUT else None
+    except (OSError, ValueError):
+        return False
+    if rows is not None and rows.shape != (len(files),):
+        return False
+    done = (rows["state"] != TODO).tolist() if rows is not None else None
+    for r, p in enumerate(files):
+        if done is not None and not done[r]:
+            continue
+        if p in newer:
+            shared = True
+            continue
+        try:
+            st = os.stat(member_file(p))
+        except OSError:
+            continue   # gone: nothing of it to keep
+        if rows is None or (st.st_size, st.st_mtime_ns) == (int(rows["size"][r]), int(rows["mtime"][r])):
+            return False
+    return shared

@@ -557,6 +557,10 @@ def _stopped_early(e: KeyboardInterrupt, held: dict, log) -> int:
     if say is None:   # stopped before the options were read: rank 0 alone speaks, as for errors
         rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
         say = log or ((lambda s: print(s, file=sys.stderr, flush=True)) if rank == "0" else (lambda s: None))
+    kept = getattr(e, "preprocessing_kept", None)   # set by training/cache.py
+    if kept:
+        say(f"{PROG}: preprocessing stopped after {kept[0]} of {kept[1]} images; those are kept in the cache, "
+            "and the next start goes on from there")
     say(f"{PROG}: {note}")
     return 143 if isinstance(e, Terminated) else 130
 
@@ -592,11 +596,12 @@ def _run(argv, log, held: dict) -> int:
     quiet = a.quiet or (dist is not None and not dist.is_main)
     torch.set_num_threads(a.threads or default_threads(dist))
     run_dir = Path(a.out)
-    if a.align and not align_available():
-        raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
     ck = _checkpoint_to_resume(a, run_dir, say)
     if ck is not None:
         held["resumed_step"] = int(ck["step"])
+        _align_as_the_run(a, ck, say)
+    if a.align and not align_available():
+        raise FaderError("--align needs face detection and alignment (core.faces, core.alignment), which are not available in this build")
     widen = ck is not None and a.dec_min_fm is not None
     if widen:   # refused before the data is read; done after, when there is something to train
         from core.networks import ArchConfig
@@ -814,6 +819,29 @@ def _checkpoint_to_resume(a, run_dir: Path, say) -> Optional[dict]:
     return None
 
 
+# What a run's metadata (training.aligned_by) says of its crops, by its --align.
+ALIGNED_BY = {True: "face detection + alignment", False: "input framing (CelebA crop)"}
+
+
+def _align_as_the_run(a, ck, say) -> None:
+    """A resumed run makes its crops as it did at its start: --align is the run's own (recorded in
+    its checkpoint), whatever the command line says; a difference is said. (Only the file names
+    were compared: a run started with --align and resumed without it trained on the photos
+    resized whole.)"""
+    try:
+        recorded = (json.loads(ck.get("meta_json") or "{}").get("training") or {}).get("aligned_by")
+    except (ValueError, AttributeError):
+        return
+    own = next((k for k, v in ALIGNED_BY.items() if v == recorded), None)
+    if own is None or own == bool(a.align):
+        return
+    if own:
+        say(f"{PROG}: the run was started with --align: its faces are detected and aligned again (--align kept)")
+    else:
+        say(f"{PROG}: --align ignored: the run was started without it and trains on its images' own framing")
+    a.align = own
+
+
 @dataclass
 class _Data:
     """What the run trains on: the data set, its labels, the split and the preprocessed images."""
@@ -914,8 +942,11 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
         f"{len(val_idx)} validation images{kept_val}")
     if ck is not None and _check_same_files(ck, run_dir, paths, ds) and _already_there(ck, done_steps, say):
         return None   # the data are the run's (checked first: other data must not read as "finished")
+    # before preprocessing, which whole photos would make the user wait for (and leave in the cache)
+    _check_square_photos(a, paths, say, resumed=ck is not None)
     cache_dir = _cache_dir(a, ck, run_dir, say)
-    build_cache = lambda: open_cache(paths, img_size, a.align, cache_dir, a.workers, progress=not quiet)  # noqa: E731
+    build_cache = lambda: open_cache(paths, img_size, a.align, cache_dir, a.workers, progress=not quiet,  # noqa: E731
+                                     log=lambda s: say(f"{PROG}: preprocessing: {s}"))
     cache = build_cache() if dist is None else dist.build_once("preprocessing", build_cache)
     skipped = []
     if cache.skipped:
@@ -925,8 +956,11 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
             cache.skipped = dict(Counter(x.split("\t", 1)[1] for x in skipped))
         say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): "
             + "; ".join(f"{v} × {k}" for k, v in sorted(cache.skipped.items())))
-    say(f"{PROG}: preprocessing cache {cache.path} ({'reused' if cache.reused else 'built'})")
-    _check_framing(a, cache, len(paths), say, paths)
+    how = "reused" if cache.reused else "built"
+    if cache.n_reused:
+        how += f"; reused {cache.n_reused} of {len(paths)} images from earlier preprocessing"
+    say(f"{PROG}: preprocessing cache {cache.path} ({how})")
+    _check_framing(a, cache, len(paths))
     train_idx = train_idx[cache.valid[train_idx]]
     val_idx = val_idx[cache.valid[val_idx]]
     try:
@@ -951,42 +985,51 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
                  val_idx, paths, cache, skipped)
 
 
-def _check_framing(a, cache, n: int, say=None, paths=None) -> None:
-    """Whole photos given without --align are refused before they train as faces: when most images
+_ALIGN_FIX = "add --align (in the training window: 'Detect and align faces'), which finds and aligns each face"
+
+
+def _check_framing(a, cache, n: int) -> None:
+    """Whole photos given without --align are refused before they train as faces when most images
     are neither square nor 178:218 (the few that happen to be would train as faces: 3 of 61 photos
-    did, a body shot among them), and when most of a sample of the square ones show a face, but not
-    where an aligned crop has it (1080x1080 crops of half-body photos trained silently). A few such
-    images, or square images without a face found, are a warning. `paths`: the images in the
-    cache's order (else its files.txt); `say`: where the warning goes (else standard error)."""
+    did, a body shot among them); square ones are looked at before preprocessing
+    (_check_square_photos)."""
     from core.errors import FaderError
     from .datasets import NOT_ALIGNED
     if a.align:
         return
-    fix = "add --align (in the training window: 'Detect and align faces'), which finds and aligns each face"
     bad = cache.skipped.get(NOT_ALIGNED, 0) if cache.skipped else 0
     if bad * 2 > n:
         raise FaderError(f"{a.data[0]}: {bad} of the {n} images are not aligned face crops (neither square nor "
-                         f"framed like CelebA's 178x218): for whole photos {fix}")
-    looked, elsewhere, faceless = _square_faces(cache, n, paths)
+                         f"framed like CelebA's 178x218): for whole photos {_ALIGN_FIX}")
+
+
+def _check_square_photos(a, paths, say, resumed: bool = False) -> None:
+    """Without --align, refuse square whole photos (1080x1080 crops of half-body photos trained
+    silently as faces): when most of a sample of the square images show a face, but not where an
+    aligned crop has it. A few such images, or square images without a face found, are a warning,
+    and so is the refusal's case on --resume (a run started before this check goes on)."""
+    from core.errors import FaderError
+    if a.align:
+        return
+    fix = _ALIGN_FIX
+    looked, elsewhere, faceless = _square_faces(paths)
     def some(found):
         return ", ".join(Path(x).name for x in found[:3]) + (", …" if len(found) > 3 else "")
     # whole photos put the face elsewhere in 89 % of them, aligned crops in none of 1,800 (_square_faces)
-    if len(elsewhere) >= 3 and len(elsewhere) * 2 > len(looked):
+    if len(elsewhere) >= 3 and len(elsewhere) * 2 > len(looked) and not resumed:
         raise FaderError(f"{a.data[0]}: these look like whole photos, not face crops: in {len(elsewhere)} of the "
                          f"{len(looked)} square images looked at ({some(elsewhere)}) the face is not where an aligned "
                          f"crop has it (eyes level across the middle, the face filling most of the frame); for whole "
                          f"photos {fix}")
     off = elsewhere + faceless
     if len(off) >= max(3, math.ceil(0.1 * len(looked))):
-        if say is None:   # under torchrun only rank 0 speaks
-            say = (lambda s: print(s, file=sys.stderr, flush=True)) if os.environ.get("RANK", "0") == "0" else (lambda s: None)
         found = [f"{len(elsewhere)} with the face elsewhere than an aligned crop has it"] if elsewhere else []
         found += [f"{len(faceless)} without a face found"] if faceless else []
         say(f"{PROG}: warning: {len(off)} of the {len(looked)} square images looked at may not be face crops "
             f"({' and '.join(found)}: {some(off)}); they are trained as they are; if they are whole photos, {fix}")
 
 
-def _square_faces(cache, n: int, paths=None) -> tuple:
+def _square_faces(paths) -> tuple:
     """(square images looked at, those with a face but none where an aligned crop has it, those with
     no face found), of up to 30 usable square images spread over the data; the first 10 (spread
     too) end the look when none of them is off, or none has a face. Each is searched for faces of
@@ -1003,14 +1046,7 @@ def _square_faces(cache, n: int, paths=None) -> tuple:
     from core.faces import detect_faces
     from .datasets import read_rgb
     from .packfile import split_member
-    if paths is None:
-        try:
-            paths = (Path(cache.path) / "files.txt").read_bytes().decode("utf-8", "surrogateescape").split("\n")
-        except OSError:
-            paths = []
-    if len(paths) != n:   # not the cache's list: nothing to look at
-        return [], [], []
-    valid = np.flatnonzero(cache.valid)
+    valid = np.arange(len(paths))
     squares = []
     # spread over the data (a labeled folder lists its values in turn); only the headers are read
     for i in valid[np.unique(np.linspace(0, len(valid) - 1, min(len(valid), 300)).astype(int))] if len(valid) else []:
@@ -1218,10 +1254,12 @@ _VAGUE_REASON = "unreadable"
 
 
 def _skipped_images(cache, paths, align: bool) -> list:
-    """The lines of RUN_DIR/skipped.txt: each image preprocessing skipped, a tab, its reason (the
-    cache counts reasons only: with more than one kind, or an earlier version's vague one, each
-    skipped image is read again to tell)."""
+    """The lines of RUN_DIR/skipped.txt: each image preprocessing skipped, a tab, its reason (as the
+    cache recorded it; a cache of an earlier version counts reasons only: with more than one kind,
+    or an earlier version's vague one, each skipped image is read again to tell)."""
     from .cache import _crop_one
+    if getattr(cache, "reasons", None) is not None:
+        return [f"{paths[i]}\t{cache.reasons.get(int(i), 'skipped')}" for i in np.flatnonzero(~cache.valid)]
     kinds = list(cache.skipped)
     one = kinds[0] if len(kinds) == 1 and kinds[0] != _VAGUE_REASON else None
     return [f"{paths[i]}\t{one or _crop_one((paths[i], cache.size, align))[1] or 'skipped'}"
@@ -1390,7 +1428,7 @@ def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) ->
             "validation": "CelebA split 1 (validation) images" if _from_celeba(ds) and {ds.items[i].split for i in val_idx} == {1}
             else "deterministic hold-out by hash of the paths inside the data",
             "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
-            "skipped": data.cache.skipped, "aligned_by": "face detection + alignment" if a.align else "input framing (CelebA crop)",
+            "skipped": data.cache.skipped, "aligned_by": ALIGNED_BY[bool(a.align)],
             "init": str(data.init_path) if data.init_path else None,
             "continued_from": {"model": str(a.continue_from), "step": continued_at} if a.continue_from else None,
             "excluded": {"sources": [str(x) for x in a.exclude], "images": data.dropped} if a.exclude else None,

@@ -768,20 +768,27 @@ def _hash_order(ds: Dataset, idx: np.ndarray, seed: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # crops
 
-def read_rgb(path: str) -> tuple:
+def read_file_bytes(path: str) -> np.ndarray:
+    """The bytes of an image file (uint8), empty for what is not a readable regular file (the app's
+    loader then says why)."""
+    try:
+        # a pipe would block the read for ever: the app's loader refuses it (not a regular file)
+        return np.fromfile(path, dtype=np.uint8) if stat.S_ISREG(os.stat(path).st_mode) else np.zeros(0, np.uint8)
+    except OSError:
+        return np.zeros(0, np.uint8)
+
+
+def read_rgb(path: str, data: Optional[np.ndarray] = None) -> tuple:
     """(uint8 RGB image or None, skip reason or None) for an image file, as the app reads photos:
     EXIF orientation applied, grey and 16-bit images as 8-bit RGB, transparency over white.
     OpenCV decodes (it releases the GIL, so the cache's threads decode in parallel); images with
     an alpha channel, and those OpenCV cannot decode, go through the app's own loader
     (core.image_io), whose compositing OpenCV lacks and whose error says why a file is unreadable
     (empty, truncated, not an image). Images over MAX_TRAINING_PIXELS are refused from their
-    header, before any decoding."""
+    header, before any decoding. `data`: the file's bytes, when already read (read_file_bytes)."""
     import cv2
-    try:
-        # a pipe would block the read for ever: the app's loader refuses it (not a regular file)
-        data = np.fromfile(path, dtype=np.uint8) if stat.S_ISREG(os.stat(path).st_mode) else np.zeros(0, np.uint8)
-    except OSError:
-        data = np.zeros(0, np.uint8)   # the app's loader below says why
+    if data is None:
+        data = read_file_bytes(path)
     pixels, alpha = _header(data) if data.size else (None, False)
     if pixels is not None and pixels > MAX_TRAINING_PIXELS:
         return None, f"over {MAX_TRAINING_PIXELS // 10 ** 6} megapixels"
@@ -867,12 +874,13 @@ def _alignment_module():
     return alignment
 
 
-def load_training_crop(path: str, size: int, align: bool = False) -> tuple:
+def load_training_crop(path: str, size: int, align: bool = False, data: Optional[np.ndarray] = None) -> tuple:
     """(crop uint8 (size,size,3) or None, skip reason or None) for one image.
 
     Aligned mode: CelebA-framed images (aspect 178:218, any size) get the reference crop; square
     images are taken as already-cropped faces. `align=True`: detect the face and align it to the
-    CelebA template (the first / largest face); images without a face are skipped.
+    CelebA template (the first / largest face); images without a face are skipped. `data`: the
+    file's bytes, when the caller has read them already (the cache hashes them first).
     """
     from .packfile import open_pack, split_member
     member = split_member(path)
@@ -881,7 +889,7 @@ def load_training_crop(path: str, size: int, align: bool = False) -> tuple:
         if crop is None:
             return None, "unreadable pack entry"
         return (crop if crop.shape[0] == size else _resize(crop, size)), None
-    rgb, reason = read_rgb(path)
+    rgb, reason = read_rgb(path, data)
     if rgb is None:
         return None, reason
     if align:
