@@ -23,7 +23,10 @@ gained, lost or changed images; a subset's cache does not supersede the whole se
 from __future__ import annotations
 
 import errno
-import fcntl
+try:
+    import fcntl
+except ImportError:   # Windows: no flock; caches are then neither waited for nor removed while unsure
+    fcntl = None
 import hashlib
 import json
 import os
@@ -179,6 +182,8 @@ class _Lock:
 
     def take(self, exclusive: bool, wait: bool, unsure: bool) -> bool:
         """Whether the lock is held now; `unsure`: the answer where the file system has no flock."""
+        if fcntl is None:
+            return unsure
         try:
             fcntl.flock(self.fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
             return True
@@ -200,14 +205,16 @@ class _Lock:
         try:
             if holder:
                 os.ftruncate(self.fd, 0)
-                os.pwrite(self.fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-            os.utime(self.fd)
+                os.lseek(self.fd, 0, os.SEEK_SET)
+                os.write(self.fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+            os.utime(self.path)   # by name: Windows sets no times through a descriptor
         except OSError:
             pass   # a folder we may only read: the use goes unrecorded
 
     def holder(self) -> str:
         try:
-            return os.pread(self.fd, 200, 0).decode(errors="replace").strip()
+            os.lseek(self.fd, 0, os.SEEK_SET)
+            return os.read(self.fd, 200).decode(errors="replace").strip()
         except OSError:
             return ""
 
