@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from training import cli
-from training.cache import open_cache
+from training.cache import build_progress, open_cache
 from training.datasets import load_training_crop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,13 +171,7 @@ def test_the_run_says_what_it_reused_and_remembers_why_images_were_skipped(tmp_p
 
 def _progress(cache: Path) -> tuple:
     """(images done, images) of the preprocessing being written in `cache` (0, 0: none yet)."""
-    for d in cache.glob(".*.partial"):
-        try:
-            rows = np.load(d / "rows.npy", mmap_mode="r")
-            return int((rows["state"] != 0).sum()), len(rows)
-        except (OSError, ValueError):
-            pass
-    return 0, 0
+    return build_progress(cache) or (0, 0)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

@@ -149,21 +149,16 @@ def test_csv_excel_trailing_empty_column_is_ignored(tmp_path, celeba_aligned):
     assert [a.name for a in ds.attributes] == ["Smiling"] and len(ds.items) == len(names)
 
 
-def test_csv_column_with_values_but_no_name_is_named_in_the_error(tmp_path, celeba_aligned):
+@pytest.mark.parametrize("header, cell, error", [
+    ("file,Smiling,", lambda i: "x" if i == 2 else "",
+     "column 3 (C) has no name in the header line but holds values (line 4: 'x'); name it in the header "
+     "line, or delete the column"),
+    ("file,Smiling,Smiling", lambda i: str(i // 3),
+     "columns 2 (B) and 3 (C) are both named 'Smiling'; give each column its own name")])
+def test_csv_a_column_without_a_name_of_its_own_is_named_in_the_error(tmp_path, celeba_aligned, header, cell, error):
     names = _images(tmp_path, celeba_aligned)
     table = tmp_path / "labels.csv"
-    table.write_text("file,Smiling,\n" + "".join(f"{n},{i % 2},{'x' if i == 2 else ''}\n" for i, n in enumerate(names)))
+    table.write_text(header + "\n" + "".join(f"{n},{i % 2},{cell(i)}\n" for i, n in enumerate(names)))
     with pytest.raises(FaderError) as info:
         open_dataset(table)
-    assert str(info.value) == (f"{table}: column 3 (C) has no name in the header line but holds values "
-                               "(line 4: 'x'); name it in the header line, or delete the column")
-
-
-def test_csv_two_columns_of_one_name_are_named_in_the_error(tmp_path, celeba_aligned):
-    names = _images(tmp_path, celeba_aligned)
-    table = tmp_path / "labels.csv"
-    table.write_text("file,Smiling,Smiling\n" + "".join(f"{n},{i % 2},{i // 3}\n" for i, n in enumerate(names)))
-    with pytest.raises(FaderError) as info:
-        open_dataset(table)
-    assert str(info.value) == (f"{table}: columns 2 (B) and 3 (C) are both named 'Smiling'; "
-                               "give each column its own name")
+    assert str(info.value) == f"{table}: {error}"

@@ -139,17 +139,24 @@ def launch():
             r.p.wait()
 
 
-def test_a_second_signal_while_the_last_checkpoint_is_written_waits_for_it(tmp_path, launch, data):
-    """QA: a second Ctrl-C 0.3 s after the first threw away the final checkpoint, leaving step 0
-    and only "fader-train: interrupted"."""
+def _stop_inside_the_last_checkpoint(tmp_path, launch, data, *signals):
+    """A run stopped by Ctrl-C after step 3, `signals` sent inside the checkpoint its stop writes:
+    (the run, its exit status)."""
     out = tmp_path / "run"
     run = launch(["--data", str(data), "--out", str(out), *TINY, *WIDE, *LONG, "--eval-every", "1000000",
                 "--cache-dir", str(tmp_path / "cache")])
     run.wait_for_step(3)
     os.kill(run.p.pid, signal.SIGINT)
     run.freeze_while_writing(out, r"\.checkpoint_last\.pt\..*\.part$")
-    run.signal_frozen(signal.SIGTERM)    # the second stop signal, inside the write
-    code = run.finish()
+    run.signal_frozen(*signals)
+    return run, run.finish()
+
+
+def test_a_second_signal_while_the_last_checkpoint_is_written_waits_for_it(tmp_path, launch, data):
+    """QA: a second Ctrl-C 0.3 s after the first threw away the final checkpoint, leaving step 0
+    and only "fader-train: interrupted"."""
+    out = tmp_path / "run"
+    run, code = _stop_inside_the_last_checkpoint(tmp_path, launch, data, signal.SIGTERM)   # the second signal
     err = run.err
     said = re.search(r"stopping once the checkpoint of step (\d+) is written", err)
     assert said, err[-1500:]
@@ -163,13 +170,8 @@ def test_a_second_signal_while_the_last_checkpoint_is_written_waits_for_it(tmp_p
 
 def test_a_third_signal_abandons_the_write_and_the_old_checkpoint_stays_whole(tmp_path, launch, data):
     out = tmp_path / "run"
-    run = launch(["--data", str(data), "--out", str(out), *TINY, *WIDE, *LONG, "--eval-every", "1000000",
-                "--cache-dir", str(tmp_path / "cache")])
-    run.wait_for_step(3)
-    os.kill(run.p.pid, signal.SIGINT)
-    run.freeze_while_writing(out, r"\.checkpoint_last\.pt\..*\.part$")
-    run.signal_frozen(signal.SIGINT, signal.SIGTERM)   # the second waits, the third stops at once
-    code = run.finish()
+    # the second waits, the third stops at once
+    run, code = _stop_inside_the_last_checkpoint(tmp_path, launch, data, signal.SIGINT, signal.SIGTERM)
     err = run.err
     assert code == 130
     said = re.search(r"stopping once the checkpoint of step (\d+) is written \(another Ctrl-C stops at once "

@@ -227,6 +227,17 @@ class _Lock:
         self.close()
 
 
+def build_progress(cache_dir) -> Optional[tuple]:
+    """(images done, images) of a build under way, or stopped, in `cache_dir`; None: none there."""
+    for d in Path(cache_dir).glob(".*.partial"):
+        try:
+            rows = np.load(d / "rows.npy", mmap_mode="r")
+            return int((rows["state"] != 0).sum()), len(rows)
+        except (OSError, ValueError):
+            pass
+    return None
+
+
 def _hold(cache: ImageCache, lock: Optional[_Lock]) -> ImageCache:
     """Keep the folder's shared lock for as long as the cache or its memmap (or a view) lives."""
     if lock is not None:
