@@ -17,7 +17,7 @@ from torch import nn
 
 from .atomic_write import write_bytes_atomic
 from .run_files import CHECKPOINT_NAME, RUN_MARKER
-from .attributes import Attribute
+from .attributes import EXAGGERATION_WIDTHS, Attribute, value_limits
 from .errors import ModelFileError, os_reason
 from .networks import ArchConfig, AutoEncoder, Classifier
 
@@ -232,6 +232,14 @@ def check_attributes(attrs, path) -> None:
                 f"attribute {a.name!r} has {a.n:,} values, more than the limit of {MAX_VALUES}")
         _expect(all(abs(v) <= MAX_SLIDER for v in a.range), path,
                 f"attribute {a.name!r} has the slider range {a.range[0]:g} .. {a.range[1]:g}, beyond ±{MAX_SLIDER:g}")
+        # a face's own value is one of the pure values (0 or 1): outside the values a fader accepts,
+        # every edit of every attribute failed ("value 0 for 'Smiling' is outside 2 .. 9")
+        lo, hi = value_limits(a)
+        _expect(lo <= 0.0 and hi >= 1.0, path,
+                f"attribute {a.name!r} has the slider range {a.range[0]:g} .. {a.range[1]:g}, too far from its pure "
+                f"values 0 and 1 (a fader takes values up to {EXAGGERATION_WIDTHS:g} range widths past its range)")
+        _expect(a.name == a.name.strip(), path,
+                f"attribute name {a.name!r} begins or ends with a space (--set and recipes could not name it)")
     _expect(len({a.name for a in attrs}) == len(attrs), path, "attribute names are not unique")
     # `--set`, recipes and the window look names up ignoring case: 'Glasses' and 'glasses' in one
     # model made --set Glasses=1 edit the other one
@@ -379,7 +387,8 @@ def read_model_header(path) -> tuple:
 def _parse_meta(path: Path, header: dict) -> tuple:
     """(meta, attributes, ArchConfig, classifier ArchConfig or None) from a model file's metadata;
     ModelFileError naming what is wrong."""
-    _expect("fader_meta" in header, path, "not a Fader model file (no fader_meta metadata)")
+    _expect(isinstance(header, dict) and "fader_meta" in header, path, "not a Fader model file (no fader_meta metadata)")
+    _expect(isinstance(header["fader_meta"], str), path, "not a Fader model file (its fader_meta metadata is not text)")
     too_deep = f"metadata is nested too deeply (more than {MAX_META_DEPTH} levels)"
     try:
         meta = json.loads(header["fader_meta"])
@@ -394,7 +403,8 @@ def _parse_meta(path: Path, header: dict) -> tuple:
     _expect(isinstance(meta, dict), path, "metadata must be a JSON object")
     _expect(meta.get("format") == FORMAT_NAME, path, f"metadata 'format' must be {FORMAT_NAME!r}")
     ver = meta.get("format_version")
-    _expect(isinstance(ver, int) and not isinstance(ver, bool), path, "metadata 'format_version' is missing")
+    _expect(ver is not None, path, "metadata 'format_version' is missing")
+    _expect(isinstance(ver, int) and not isinstance(ver, bool), path, f"metadata 'format_version' must be a whole number, got {ver!r}")
     _expect(ver >= 1, path, f"metadata 'format_version' must be 1 or more, got {ver}")
     _expect(ver <= FORMAT_VERSION, path, f"format version {ver if ver < 10 ** 9 else 'beyond 10^9'} is newer than this app supports ({FORMAT_VERSION}); update Fader Desktop")
 

@@ -326,8 +326,8 @@ def _fmt(v) -> str:
         # per-attribute figures: one compact line
         return " · ".join(f"{html.escape(str(k))} {_fmt(x)}" for k, x in v.items())
     if isinstance(v, (dict, list)):
-        return html.escape(json.dumps(v))
-    return html.escape(str(v))
+        return html.escape(_card_text(json.dumps(v)))
+    return html.escape(_card_text(v))
 
 
 def _rows(d: dict, prefix: str = "") -> list:
@@ -342,9 +342,20 @@ def _rows(d: dict, prefix: str = "") -> list:
     return rows
 
 
+CARD_TEXT_LIMIT = 4000   # characters of one metadata text shown in the card
+
+
+def _card_text(text) -> str:
+    """A model file's text as the card shows it: cut after CARD_TEXT_LIMIT characters, since Qt lays
+    out one long unbroken run in time that grows with its square (15 MB froze the window for good)."""
+    text = str(text)
+    return text if len(text) <= CARD_TEXT_LIMIT else text[:CARD_TEXT_LIMIT] + f"… ({len(text):,} characters)"
+
+
 def model_card_html(summary: dict, path=None) -> str:
     """The model card as HTML (also used by the About box for the licence)."""
-    e = html.escape
+    def e(text) -> str:
+        return html.escape(_card_text(text))
     out = [f"<h2>{e(summary.get('name', 'model'))}</h2>"]
     if path:
         out.append(f"<p><small>{e(str(path))}</small></p>")
@@ -422,7 +433,9 @@ class ImportReferenceDialog(QDialog):
         if path:
             self.src.setText(path)
             if not self.dst.text():
-                self.dst.setText(str(Path(path).with_suffix(".fader")))
+                # a pickled checkpoint named x.fader (as the app's own message calls it) is not the output
+                dst = Path(path).with_suffix(".fader")
+                self.dst.setText(str(dst.with_name(dst.stem + "-imported.fader") if dst == Path(path) else dst))
 
     def _browse_dst(self):
         path, _ = QFileDialog.getSaveFileName(self, "Save model as", self.dst.text() or self._start,

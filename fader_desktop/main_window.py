@@ -598,6 +598,13 @@ class MainWindow(QMainWindow):
         dlg = ImportReferenceDialog(self.settings.last_dir, self)
         if dlg.exec():
             src, dst, attrs = dlg.values()
+            from core.errors import FaderError
+            from fader_desktop.cmd_import_reference import check_import_output
+            try:   # as the command line: never over the checkpoint read (its Save as defaults to it for x.fader)
+                check_import_output(dst, [src])
+            except FaderError as e:
+                self._error("Import failed", str(e))
+                return
             if not self.confirm_replace(dst):
                 return
             backend, status = self.backend, self.jobs.set_busy_text

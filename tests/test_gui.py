@@ -2326,3 +2326,30 @@ def test_export_dialog_puts_a_bare_name_beside_the_photo_and_keeps_only_a_writte
     with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
         w.export_to(tmp_path / "elsewhere" / "ok.jpg")
     assert w.settings.export_dir == str(tmp_path / "elsewhere") and not list(tmp_path.glob("*.jpg"))
+
+
+@pytest.mark.parametrize("save_as", ["same", "txt", "missing folder"])
+def test_the_window_import_never_writes_over_its_checkpoint_nor_outside_a_fader_file(editor, tmp_path, monkeypatch,
+                                                                                     save_as):
+    """QA: File ▸ Import reference checkpoint… with Save as the checkpoint itself (its default for a
+    pickled checkpoint named x.fader, as the app's own message calls such a file) replaced the
+    checkpoint with the converted model after a generic "Replace file?"; a .txt or a folder that
+    did not exist was written too. The window now refuses as `fader-desktop import-reference` does."""
+    from fader_desktop import dialogs
+    w = editor
+    ck = tmp_path / "ck.fader"
+    ck.write_bytes(b"PK\x03\x04 the user's reference checkpoint")
+    dst = {"same": ck, "txt": tmp_path / "out.txt", "missing folder": tmp_path / "new" / "out.fader"}[save_as]
+
+    def filled(self):
+        self.src.setText(str(ck))
+        self.dst.setText(str(dst))
+        return 1
+    monkeypatch.setattr(dialogs.ImportReferenceDialog, "exec", filled)
+    w.import_reference_dialog()
+    assert w.errors and w.errors[-1][0] == "Import failed", w.errors
+    assert {"same": "refusing to overwrite the input checkpoint", "txt": "output must be a .fader file",
+            "missing folder": "does not exist"}[save_as] in w.errors[-1][1], w.errors
+    assert ck.read_bytes() == b"PK\x03\x04 the user's reference checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.fader"]
+    assert w.jobs.is_idle()

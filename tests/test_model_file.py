@@ -289,9 +289,9 @@ META_CASES = {
     "newer_version": (_set("format_version", FORMAT_VERSION + 1),
                       f"format version {FORMAT_VERSION + 1} is newer than this app supports"),
     "no_version": (_delete("format_version"), "metadata 'format_version' is missing"),
-    "string_version": (_set("format_version", "1"), "metadata 'format_version' is missing"),
+    "string_version": (_set("format_version", "1"), "'format_version' must be a whole number, got '1'"),
     "huge_version": (_set("format_version", 10 ** 4000), "format version beyond 10^9 is newer than this app supports"),
-    "bool_version": (_set("format_version", True), "metadata 'format_version' is missing"),
+    "bool_version": (_set("format_version", True), "'format_version' must be a whole number, got True"),
     "zero_version": (_set("format_version", 0), "metadata 'format_version' must be 1 or more, got 0"),
     "negative_version": (_set("format_version", -3), "metadata 'format_version' must be 1 or more, got -3"),
     "no_attributes": (_delete("attributes"), "metadata lists no attributes"),
@@ -669,3 +669,43 @@ def test_a_file_with_gigabytes_the_model_does_not_use_is_refused_before_they_are
         tracemalloc.stop()
         assert str(path) in str(e.value)
         assert peak < 50 << 20, f"{path.name}: {peak / 2 ** 20:.0f} MB allocated"
+
+
+# -- odd metadata a QA round found (each loaded, then failed later or froze the window) -------------
+def _set_attr(key, value, i=0):
+    return lambda m: m["attributes"][i].__setitem__(key, value)
+
+
+@pytest.mark.parametrize("edit, phrase", [
+    # every edit of every attribute failed afterwards ("value 0 for 'Smiling' is outside 2 .. 9")
+    (_set_attr("range", [5, 6]), "too far from its pure values 0 and 1"),
+    (_set_attr("range", [0.5, 0.5000001]), "too far from its pure values 0 and 1"),
+    # --set and recipes strip what they are given, so ' Male' could never be named
+    (_set_attr("name", " Male"), "begins or ends with a space"),
+])
+def test_metadata_the_app_could_not_use_is_refused_at_load(good, tmp_path, edit, phrase):
+    _expect_error(_rewrite(good, tmp_path / "odd.fader", meta_fn=edit), phrase)
+
+
+@pytest.mark.parametrize("metadata", [{"fader_meta": 5}, {"fader_meta": {"format": "fader"}}, {"fader_meta": None},
+                                      "has fader_meta inside"])
+def test_fader_meta_that_is_not_text_is_one_clear_error(good, tmp_path, metadata):
+    """It was a TypeError traceback in every command, and 'unexpected error' in the window."""
+    raw = good.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    header["__metadata__"] = metadata
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    bad = tmp_path / "bad.fader"
+    bad.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+    _expect_error(bad, "not a Fader model file")
+
+
+def test_the_model_card_cuts_a_long_unbroken_description(qapp):
+    """15 MB of one unbroken 'word' froze the window's model card for good (Qt lays such a run
+    out in time that grows with its square: 300,000 characters took 7 s)."""
+    from fader_desktop.dialogs import CARD_TEXT_LIMIT, model_card_html
+    card = model_card_html({"name": "m", "description": "A" * 300_000, "license": "B" * 300_000,
+                            "training": {"data": "C" * 300_000}})
+    assert len(card) < 4 * CARD_TEXT_LIMIT + 2000 and "300,000 characters" in card
