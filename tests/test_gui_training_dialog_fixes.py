@@ -17,17 +17,6 @@ TINY = ("--classifier-steps 2 --val-size 4 --batch-size 4 --log-every 1 --n-laye
         "--hid-dim 16 --threads 1 --quiet")
 
 
-@pytest.fixture
-def labeled_folder(tmp_path, celeba_aligned):
-    """Smiling/{yes,no}/ with a few real aligned faces each."""
-    root = tmp_path / "Smiling"
-    for i, f in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:16]):
-        d = root / ("yes" if i % 2 else "no")
-        d.mkdir(parents=True, exist_ok=True)
-        shutil.copy(f, d / f.name)
-    return root
-
-
 def _dialog(qtbot, tmp_path, data, out=None, steps=10, processes=1, extra="--eval-every 5", **kw) -> TrainingDialog:
     """A dialog set for a tiny 32 px CPU run (the Run folder left at the dialog's own name when `out` is None)."""
     d = TrainingDialog(**kw)
