@@ -280,6 +280,10 @@ def safe_torch_load(path):
         raise ModelFileError(f"{path}: corrupt checkpoint (it claims more memory than is available)") from None
     except Exception as e:  # corrupt data of any kind: EOF, bad opcodes, bad storages
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        if head[:1] == b"\x80" and "magic number" in msg.lower():
+            # torch's legacy format starts with its magic number: a pickle without it is no torch.save file
+            raise ModelFileError(f"{path}: is a plain Python pickle, not saved by torch.save: not a checkpoint "
+                                 "import-reference reads (it reads whole-model saves of facebookresearch/FaderNetworks)") from None
         raise ModelFileError(f"{path}: corrupt or unsupported checkpoint ({msg})") from None
 
 
@@ -327,7 +331,16 @@ class _Reader:
         self.path = path
         if not isinstance(obj, Stub) or obj._fader_name != expected:
             found = obj.qualified_name() if isinstance(obj, Stub) else type(obj).__name__
-            raise ModelFileError(f"{path}: does not hold a reference {expected} module (found {found})")
+            why = ""
+            if isinstance(obj, dict) and {"step", "arch", "config"} <= set(obj):
+                why = (f": it is a fader-train checkpoint; its run's model is model.fader beside it, and "
+                       f"`fader-train --export-last --out {path.parent}` makes one of its last step")
+            elif isinstance(obj, dict):
+                why = (": a state dict (weights without the network) or another dict; import-reference reads "
+                       "whole-model saves (torch.save(model)) of facebookresearch/FaderNetworks")
+            elif isinstance(obj, Stub) and expected == "AutoEncoder" and obj._fader_name == "Classifier":
+                why = ": give a classifier checkpoint with --classifier, beside the AutoEncoder's"
+            raise ModelFileError(f"{path}: does not hold a reference {expected} module (found {found}){why}")
         self.obj = obj
         self.fields = _state(obj)
         self.kind = expected

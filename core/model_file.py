@@ -152,6 +152,21 @@ def check_file(path: Path, kind: str = "model", max_bytes: int = MAX_FILE_BYTES)
     return size
 
 
+# torch.save's legacy format begins with its magic number pickled as a 10-byte long (after the
+# protocol opcode): b"\x8a\x0a" + 0x1950a86a20f9469cfc6c, little-endian
+_TORCH_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def _zip_has_pickle(path: Path) -> bool:
+    """Whether the zip archive ``path`` holds a torch.save record (``…/data.pkl``); unreadable: True."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("data.pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return True
+
+
 def _sniff(path: Path) -> None:
     """Reject files that are obviously not safetensors before parsing them."""
     size = check_file(path, "model")
@@ -167,8 +182,14 @@ def _sniff(path: Path) -> None:
             raise ModelFileError(f"{path}: is a fader-train checkpoint (pickled), never loaded as a model: its "
                                  f"run's model is {path.parent / 'model.fader'}, and `fader-train --export-last "
                                  f"--out {path.parent}` makes one of its last step")
+        if head[:2] == b"PK" and not _zip_has_pickle(path):
+            raise ModelFileError(f"{path}: not a Fader model file (a zip archive, not a PyTorch checkpoint)")
+        if head[:1] == b"\x80" and not head[2:].startswith(_TORCH_LEGACY_MAGIC):
+            raise ModelFileError(f"{path}: not a Fader model file (a plain Python pickle, which is never loaded: "
+                                 "it could run code)")
         raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint, which is never loaded directly "
-                             "(it could run code); convert it with `fader-desktop import-reference`")
+                             "(it could run code); a facebookresearch/FaderNetworks model is converted with "
+                             "`fader-desktop import-reference`")
     if len(head) < 8:
         raise ModelFileError(f"{path}: not a Fader model file (truncated header)")
     if not safetensors_like:

@@ -719,3 +719,23 @@ def test_info_and_model_card_name_what_a_model_was_imported_from(tmp_path, capsy
     assert json.loads(capsys.readouterr().out)["source"]["sha256"] == ae_sha
     card = model_card_html(model_summary(load_model(out)))
     assert "Imported from" in card and ae_sha in card and clf_sha in card
+
+
+def test_import_reference_says_what_it_was_given_when_it_is_no_reference_model(tmp_path):
+    """QA: a plain pickle gave 'corrupt or unsupported checkpoint (Invalid magic number; corrupt
+    file?)', a state dict '(found OrderedDict)', a fader-train checkpoint '(found dict)': none said
+    what to do."""
+    import pickle
+    plain = tmp_path / "plain.pth"
+    plain.write_bytes(pickle.dumps({"a": 1}, 2))
+    with pytest.raises(ModelFileError, match="is a plain Python pickle, not saved by torch.save"):
+        import_reference_checkpoint(plain)
+    state = tmp_path / "state.pth"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), state)
+    with pytest.raises(ModelFileError, match=r"a state dict .* whole-model saves \(torch.save\(model\)\)"):
+        import_reference_checkpoint(state)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"step": 3, "arch": {}, "config": {}}, run / "checkpoint_last.pt")
+    with pytest.raises(ModelFileError, match=r"fader-train checkpoint.*fader-train --export-last --out"):
+        import_reference_checkpoint(run / "checkpoint_last.pt")

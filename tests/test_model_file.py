@@ -709,3 +709,18 @@ def test_the_model_card_cuts_a_long_unbroken_description(qapp):
     card = model_card_html({"name": "m", "description": "A" * 300_000, "license": "B" * 300_000,
                             "training": {"data": "C" * 300_000}})
     assert len(card) < 4 * CARD_TEXT_LIMIT + 2000 and "300,000 characters" in card
+
+
+def test_a_pickle_or_zip_that_is_no_torch_checkpoint_is_not_sent_to_import_reference(tmp_path):
+    """QA: any file starting with a pickle or zip signature was 'a pickled PyTorch checkpoint ...
+    convert it with import-reference', which then failed ('Invalid magic number', 'zip archive
+    without data.pkl'). Only a torch.save file is sent there now."""
+    import pickle
+    import zipfile
+    plain = tmp_path / "plain.fader"
+    plain.write_bytes(pickle.dumps({"a": 1}, 2))
+    _expect_error(plain, "a plain Python pickle, which is never loaded")
+    photos = tmp_path / "photos.fader"
+    with zipfile.ZipFile(photos, "w") as z:
+        z.writestr("a.jpg", b"\xff\xd8 not much of a photo")
+    _expect_error(photos, "a zip archive, not a PyTorch checkpoint")
