@@ -30,6 +30,9 @@ class Attribute:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
             raise FaderError(f"attribute name must be a non-empty string, got {self.name!r}")
+        # --set, recipes and the window strip what they are given: ' Male' (a model trained from a
+        # folder whose name ends in a space) could never be named
+        object.__setattr__(self, "name", self.name.strip())
         vals = tuple(str(v) for v in self.values)
         if len(vals) < 2:
             raise FaderError(f"attribute {self.name!r} needs at least 2 values, got {len(vals)}")

@@ -259,8 +259,6 @@ def check_attributes(attrs, path) -> None:
         _expect(lo <= 0.0 and hi >= 1.0, path,
                 f"attribute {a.name!r} has the slider range {a.range[0]:g} .. {a.range[1]:g}, too far from its pure "
                 f"values 0 and 1 (a fader takes values up to {EXAGGERATION_WIDTHS:g} range widths past its range)")
-        _expect(a.name == a.name.strip(), path,
-                f"attribute name {a.name!r} begins or ends with a space (--set and recipes could not name it)")
     _expect(len({a.name for a in attrs}) == len(attrs), path, "attribute names are not unique")
     # `--set`, recipes and the window look names up ignoring case: 'Glasses' and 'glasses' in one
     # model made --set Glasses=1 edit the other one

@@ -131,6 +131,23 @@ def test_caches_unused_for_a_month_are_removed_unless_in_use(tmp_path):
     assert held.images[0].shape == (20, 20, 3)
 
 
+def test_a_cache_of_an_earlier_version_is_not_judged_idle_by_its_age(tmp_path):
+    """A cache made before caches had lock files (no record of when it was last used) was removed
+    as a month idle when it had been built a month ago, used yesterday or not: its clock starts
+    when this version first sees it."""
+    from training.cache import LOCK
+    data, cache = _folder(tmp_path / "Smiling"), tmp_path / "cache"
+    paths = _files(data)
+    old = open_cache(paths, 24, cache_dir=cache, progress=False).path
+    gc.collect()
+    (old / LOCK).unlink()
+    month = time.time() - 40 * 86400
+    for f in old.iterdir():
+        os.utime(f, (month, month))
+    open_cache(paths, 16, cache_dir=cache, progress=False)
+    assert old.is_dir() and (old / LOCK).is_file()
+
+
 def test_a_copied_folder_takes_the_crops_by_content(tmp_path):
     """A copy of the data (new paths and modification times, same bytes) is not preprocessed again."""
     data, cache = _folder(tmp_path / "Smiling"), tmp_path / "cache"
@@ -261,3 +278,30 @@ def test_a_resumed_run_without_alignment_ignores_align(tmp_path, capsys):
     assert code == 0, err
     assert "fader-train: --align ignored: the run was started without it and trains on its images' own framing" in err
     assert f"preprocessing cache {built} (reused)" in err
+
+
+def test_a_skip_that_may_not_last_is_tried_again_not_carried_forward(tmp_path, monkeypatch):
+    """A photo skipped for a passing reason (here: out of memory while it was preprocessed) was
+    copied as skipped into every later cache, the earlier one then removed as superseded; it is
+    preprocessed again now."""
+    import training.cache as cache_module
+    root = tmp_path / "data"
+    root.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(root / f"{i}.bmp"), np.random.default_rng(i).integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    paths = sorted(str(p) for p in root.glob("*.bmp"))
+    real = cache_module.load_training_crop
+
+    def out_of_memory_for_one(path, *a, **k):
+        if path.endswith("1.bmp"):
+            raise MemoryError()
+        return real(path, *a, **k)
+    monkeypatch.setattr(cache_module, "load_training_crop", out_of_memory_for_one)
+    first = open_cache(paths, 16, False, tmp_path / "cache", workers=1, progress=False)
+    assert first.valid.tolist() == [True, False, True, True]
+    del first
+    monkeypatch.setattr(cache_module, "load_training_crop", real)
+    cv2.imwrite(str(root / "9.bmp"), np.random.default_rng(9).integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    second = open_cache(sorted(str(p) for p in root.glob("*.bmp")), 16, False, tmp_path / "cache", workers=1,
+                        progress=False)
+    assert second.valid.tolist() == [True] * 5

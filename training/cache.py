@@ -406,6 +406,13 @@ def _prepare(partial: Path, key: str, paths: list, signatures, size: int, align:
     return images, rows
 
 
+def _passing(reason: str) -> bool:
+    """Whether a skip's reason may not last: an exception while preprocessing (out of memory), or
+    a file that could not be read then (permissions, an I/O error); a file that is no image stays."""
+    low = reason.lower()
+    return reason.startswith("error:") or any(w in low for w in ("permission", "i/o error", "input/output error"))
+
+
 @dataclass
 class _Source:
     """An earlier folder of the same settings, locked while its crops are copied."""
@@ -415,6 +422,13 @@ class _Source:
     rows: np.ndarray
     images: np.ndarray
     reasons: list
+
+    def lasting(self) -> np.ndarray:
+        """The rows whose outcome a later build takes: done, but for skips whose reason may not
+        last (out of memory, permissions since fixed, a read error of a network share), which are
+        tried again rather than carried into every later cache."""
+        passing = [k for k, why in enumerate(self.reasons) if _passing(str(why))]
+        return (self.rows["state"] != TODO) & ~((self.rows["state"] == SKIP) & np.isin(self.rows["reason"], passing))
 
 
 def _sources(root: Path, key: str, size: int, align: bool) -> list:
@@ -507,7 +521,7 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
         want = {paths[i]: i for i in todo.tolist() if sizes[i] >= 0}
         by_path = 0
         for s in sources:
-            done = s.rows["state"] != TODO
+            done = s.lasting()
             s_sizes, s_mtimes = s.rows["size"].tolist(), s.rows["mtime"].tolist()
             dst, src = [], []
             for r, p in enumerate(s.paths):
@@ -527,7 +541,7 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
         by_content: dict = {}
         if len(rest):
             for k, s in enumerate(sources):
-                ok = np.flatnonzero((s.rows["state"] != TODO) & (s.rows["hash"] != b""))
+                ok = np.flatnonzero(s.lasting() & (s.rows["hash"] != b""))
                 for r, sz, h in zip(ok.tolist(), s.rows["size"][ok].tolist(), s.rows["hash"][ok].tolist()):
                     by_content.setdefault((sz, h), (k, r))
         from core.engine import usable_cores
@@ -584,8 +598,12 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
         _write_json(partial / "manifest.json", info)
         del images, rows
         images = rows = None
+        if fcntl is None:   # Windows renames no folder with a file open inside it (there is no flock to keep)
+            lock.close()
         try:
             os.rename(partial, final)
+            if fcntl is None:
+                lock = _Lock.open(final) or lock
         except OSError:
             if not (final / "manifest.json").is_file():
                 raise
@@ -614,8 +632,11 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
         if isinstance(e, OSError):
             need = n * size * size * 3 / 2 ** 20
             need_s = f"{need / 1024:.1f} GB" if need >= 1024 else f"{need:.1f} MB"
+            stopped = [p for p in root.glob(".*.partial") if p != partial]
+            held = (f"; {len(stopped)} stopped earlier preprocessing folder(s) there ({', '.join(p.name for p in stopped[:2])}) "
+                    f"take space too and may be removed" if stopped else "")
             raise FaderError(f"{root}: cannot write the preprocessing cache ({e.strerror or e}; it needs "
-                             f"{need_s}): free space there or give --cache-dir on another disk") from None
+                             f"{need_s}{held}): free space there or give --cache-dir on another disk") from None
         raise
     finally:
         for s in sources:
@@ -679,14 +700,22 @@ def _remove(folder: Path) -> bool:
 
 
 def _last_used(folder: Path) -> float:
-    """When a process last opened the folder (its lock file's mtime; an earlier version's folder:
-    when it was built)."""
-    for name in (LOCK, "manifest.json", "build.json"):
-        try:
-            return os.stat(folder / name).st_mtime
-        except OSError:
-            continue
-    return os.stat(folder).st_mtime
+    """When a process last opened the folder (its lock file's mtime). An earlier version's folder
+    has no lock file: its clock starts now (its build time says nothing of when it was last used)."""
+    try:
+        return os.stat(folder / LOCK).st_mtime
+    except OSError:
+        pass
+    try:
+        os.close(os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644))
+    except OSError:   # a folder we may not write: judged by when it was built
+        for name in ("manifest.json", "build.json"):
+            try:
+                return os.stat(folder / name).st_mtime
+            except OSError:
+                continue
+        return os.stat(folder).st_mtime
+    return time.time()
 
 
 def _tidy(root: Path, keep: ImageCache, paths: list, size: int, align: bool, used: set) -> None:
