@@ -18,7 +18,7 @@ from torch import nn
 from .atomic_write import write_bytes_atomic
 from .run_files import CHECKPOINT_NAME, RUN_MARKER
 from .attributes import EXAGGERATION_WIDTHS, Attribute, value_limits
-from .errors import ModelFileError, os_reason
+from .errors import FaderError, ModelFileError, os_reason
 from .networks import ArchConfig, AutoEncoder, Classifier
 
 FORMAT_NAME = "fader-model"
@@ -196,6 +196,21 @@ def _sniff(path: Path) -> None:
         raise ModelFileError(f"{path}: not a Fader model file (no safetensors header)")
     if n > MAX_HEADER_BYTES:
         raise ModelFileError(f"{path}: the file's header is {n:,} bytes, more than the limit of {MAX_HEADER_BYTES:,}")
+
+
+def check_model_output(out: Path, inputs) -> None:
+    """Refuse (FaderError) a converted model's output that is not a .fader file, is one of the
+    checkpoints read (`inputs`; None entries skipped), or lies in a folder that does not exist:
+    `fader-desktop import-reference` and the window's import both ask this."""
+    from .atomic_write import same_file
+    from .image_io import check_output_folder
+    if out.suffix.lower() != ".fader":   # Windows and macOS names are case-blind: M.FADER is a model
+        raise FaderError(f"{out}: output must be a .fader file")
+    for given in inputs:
+        if given is not None and same_file(out, Path(given)):
+            raise FaderError(f"{out}: refusing to overwrite the input checkpoint {given}; choose another output path")
+    # a mistyped folder is an error, as for every other command's output (save_model would create it)
+    check_output_folder(out, "cannot write model file")
 
 
 def check_header(path) -> None:

@@ -599,9 +599,9 @@ class MainWindow(QMainWindow):
         if dlg.exec():
             src, dst, attrs = dlg.values()
             from core.errors import FaderError
-            from fader_desktop.cmd_import_reference import check_import_output
+            from core.model_file import check_model_output
             try:   # as the command line: never over the checkpoint read (its Save as defaults to it for x.fader)
-                check_import_output(dst, [src])
+                check_model_output(dst, [src])
             except FaderError as e:
                 self._error("Import failed", str(e))
                 return

@@ -349,29 +349,40 @@ def _write_json(path: Path, obj) -> None:
 def _claim(partial: Path, final: Path, say) -> Optional[_Lock]:
     """The exclusive lock of the build folder `partial`, new or left by a stopped build; None once
     another process has finished the cache. While another process builds it, wait for it."""
-    told = False
-    while True:
-        if (final / "manifest.json").is_file():
-            return None
-        try:
-            partial.mkdir()
-        except FileExistsError:
-            pass
-        lock = _Lock.open(partial, must=True)
-        if lock is None:   # removed in between
-            continue
-        if lock.take(True, wait=False, unsure=True):
-            if lock.still_at(partial / LOCK):
-                lock.mark(holder=True)
-                return lock
+    told = created = False
+    try:
+        while True:
+            if (final / "manifest.json").is_file():
+                return None
+            try:
+                partial.mkdir()
+                created = True
+            except FileExistsError:
+                pass
+            lock = _Lock.open(partial, must=True)
+            if lock is None:   # removed in between
+                continue
+            if lock.take(True, wait=False, unsure=True):
+                if lock.still_at(partial / LOCK):
+                    lock.mark(holder=True)
+                    return lock
+                lock.close()
+                continue
+            created = False   # another process's now
+            if not told:
+                who = lock.holder()
+                say(f"waiting for another process{f' ({who})' if who else ''} that is preprocessing the same images")
+                told = True
             lock.close()
-            continue
-        if not told:
-            who = lock.holder()
-            say(f"waiting for another process{f' ({who})' if who else ''} that is preprocessing the same images")
-            told = True
-        lock.close()
-        time.sleep(0.5)
+            time.sleep(0.5)
+    except BaseException:
+        if created:   # stopped (Ctrl-C, SIGTERM) before the folder made here held anything: not left behind
+            for leftover, remove in ((partial / LOCK, os.unlink), (partial, os.rmdir)):
+                try:
+                    remove(leftover)
+                except OSError:
+                    pass
+        raise
 
 
 def _prepare(partial: Path, key: str, paths: list, signatures, size: int, align: bool) -> tuple:
