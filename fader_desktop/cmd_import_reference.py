@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="reference checkpoint saved by facebookresearch/FaderNetworks (torch.save of the module)")
     p.add_argument("-o", "--output", required=True, help="output .fader file")
