@@ -212,14 +212,13 @@ class PhotoCanvas(QWidget):
         return min(1.0, self._scale * self.devicePixelRatioF())
 
     def set_faces(self, boxes: list, skipped: list = (), selected: int = -1) -> None:
-        """boxes: [(index, (x0, y0, x1, y1))] or [(index, box, matrix, crop_size)]: with the face's
-        alignment (2x3, photo -> crop pixels) and crop side, through which the window paints the
-        brush's strokes, the brush ring shows a stroke's true size over the face (brush_ring_radius);
+        """boxes: [(index, (x0, y0, x1, y1) or None, matrix, crop_size)]: with the face's alignment
+        (2x3, photo -> crop pixels) and crop side, through which the window paints the brush's
+        strokes, the brush ring shows a stroke's true size over the face (brush_ring_radius);
         skipped: [((x0, y0, x1, y1), reason)]."""
         self._faces = [(f[0], QRectF(QPointF(f[1][0], f[1][1]), QPointF(f[1][2], f[1][3])))
                        for f in boxes if f[1] is not None]
-        frames = [(np.asarray(f[2], np.float64).reshape(2, 3), int(f[3])) for f in boxes
-                  if len(f) > 3 and f[2] is not None and f[3]]
+        frames = [(np.asarray(f[2], np.float64).reshape(2, 3), int(f[3])) for f in boxes if f[2] is not None and f[3]]
         self._frames = (np.stack([m for m, _ in frames]), np.array([s for _, s in frames], np.float64),
                         np.array([crop_scale(m) for m, _ in frames])) if frames else None
         self._skipped = [(QRectF(QPointF(b[0], b[1]), QPointF(b[2], b[3])), r) for b, r in skipped if b is not None]

@@ -1011,7 +1011,6 @@ def _check_square_photos(a, paths, say, resumed: bool = False) -> None:
     from core.errors import FaderError
     if a.align:
         return
-    fix = _ALIGN_FIX
     looked, elsewhere, faceless = _square_faces(paths)
     def some(found):
         return ", ".join(Path(x).name for x in found[:3]) + (", …" if len(found) > 3 else "")
@@ -1020,13 +1019,13 @@ def _check_square_photos(a, paths, say, resumed: bool = False) -> None:
         raise FaderError(f"{a.data[0]}: these look like whole photos, not face crops: in {len(elsewhere)} of the "
                          f"{len(looked)} square images looked at ({some(elsewhere)}) the face is not where an aligned "
                          f"crop has it (eyes level across the middle, the face filling most of the frame); for whole "
-                         f"photos {fix}")
+                         f"photos {_ALIGN_FIX}")
     off = elsewhere + faceless
     if len(off) >= max(3, math.ceil(0.1 * len(looked))):
         found = [f"{len(elsewhere)} with the face elsewhere than an aligned crop has it"] if elsewhere else []
         found += [f"{len(faceless)} without a face found"] if faceless else []
         say(f"{PROG}: warning: {len(off)} of the {len(looked)} square images looked at may not be face crops "
-            f"({' and '.join(found)}: {some(off)}); they are trained as they are; if they are whole photos, {fix}")
+            f"({' and '.join(found)}: {some(off)}); they are trained as they are; if they are whole photos, {_ALIGN_FIX}")
 
 
 def _square_faces(paths) -> tuple:
@@ -1046,10 +1045,9 @@ def _square_faces(paths) -> tuple:
     from core.faces import detect_faces
     from .datasets import read_rgb
     from .packfile import split_member
-    valid = np.arange(len(paths))
     squares = []
     # spread over the data (a labeled folder lists its values in turn); only the headers are read
-    for i in valid[np.unique(np.linspace(0, len(valid) - 1, min(len(valid), 300)).astype(int))] if len(valid) else []:
+    for i in np.unique(np.linspace(0, len(paths) - 1, min(len(paths), 300)).astype(int)) if paths else []:
         if split_member(paths[i]) is not None:   # a pack's crops were made by its own alignment
             continue
         try:
