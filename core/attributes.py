@@ -186,24 +186,66 @@ def split_setting(text: str, attributes: Sequence[Attribute]) -> tuple:
 
 
 def parse_value(attr: Attribute, text: str) -> Value:
-    """Parse a command-line value: a number (slider position) or one of the attribute's labels."""
+    """Parse a command-line value: a number (slider position; for an attribute with more than two
+    values, the index of a value) or one of the attribute's labels (case-insensitive).
+
+    A label that is itself a number naming another value (labels '1' and '0' in that order, or
+    '1' and '2' as fader-train names a 1/2 column) makes that text mean two things: it is refused,
+    with a spelling for each (it silently took the number: --set Smiling=1 gave label '0').
+    """
     t = text.strip()
+    lowered = [x.lower() for x in attr.values]
+    idx = lowered.index(t.lower()) if t.lower() in lowered else None
     try:
         v = float(t)
     except ValueError:
         v = None
-    if v is not None:
-        if not math.isfinite(v):
+    if v is not None and not math.isfinite(v):
+        if idx is None:
             raise FaderError(f"value for {attr.name!r} must be finite, got {text!r}")
-        if attr.is_binary:
-            return check_value(attr, v)
-        return value_to_code(attr, v)
-    lowered = [x.lower() for x in attr.values]
-    if t.lower() in lowered:
-        idx = lowered.index(t.lower())
-        if attr.is_binary:
-            return float(idx)
-        code = [0.0] * attr.n
-        code[idx] = 1.0
-        return code
+        v = None   # a label such as 'inf' or 'NaN'
+    if v is not None:
+        try:
+            number = check_value(attr, v) if attr.is_binary else value_to_code(attr, v)
+        except FaderError:
+            if idx is None:
+                raise
+            number = None   # no valid number: the label is the one reading ('3' of labels 1/2/3)
+        if idx is None:
+            return number
+        if number is not None and not same_value(attr, number, _pure(attr, idx)):
+            what = "slider position" if attr.is_binary else "value number"
+            raise FaderError(
+                f"{t!r} for {attr.name!r} means two things: the label {attr.values[idx]!r} is {what} {idx}, the "
+                f"number {v:g} is {what} {v:g}; write {_spelled(attr, idx)} for the label or {_spelled(attr, v)} "
+                "for the number")
+    if idx is not None:
+        return _pure(attr, idx)
     raise FaderError(f"bad value {text!r} for {attr.name!r}: give a number or one of {list(attr.values)}")
+
+
+def label_text(attr: Attribute, idx: int) -> str:
+    """What to type after NAME= for `attr`'s value number `idx`: its label, or the number where the
+    label would read as another value (labels '1', '2')."""
+    try:
+        if same_value(attr, parse_value(attr, attr.values[idx]), _pure(attr, idx)):
+            return attr.values[idx]
+    except FaderError:
+        pass
+    return _spelled(attr, idx)
+
+
+def _pure(attr: Attribute, idx: int) -> Value:
+    """The value of `attr`'s label number `idx`: its slider position, or its one-hot code."""
+    if attr.is_binary:
+        return float(idx)
+    return [1.0 if j == idx else 0.0 for j in range(attr.n)]
+
+
+def _spelled(attr: Attribute, x: float) -> str:
+    """The number `x` written so that it is none of `attr`'s labels ("1.0" where "1" is one)."""
+    labels = {v.lower() for v in attr.values}
+    for text in (f"{x:.1f}", f"{x:.2f}", f"{x:.3f}", f"{x:+.1f}"):
+        if text not in labels:
+            return text
+    return f"{x:+.4f}"

@@ -34,7 +34,8 @@ import torch
 
 from .attributes import Attribute
 from .errors import FaderError, ModelFileError
-from .model_file import FaderModel, check_attributes, check_file
+from .model_file import (STATE_DICT_ADVICE, FaderModel, check_attributes, check_file, is_torchscript,
+                         train_checkpoint_advice)
 from .networks import ArchConfig, AutoEncoder, Classifier
 
 LICENSE = "unknown (imported)"
@@ -259,7 +260,7 @@ def safe_torch_load(path):
                                  "writes (a compressed record can expand to any size)")
         if sum(i.file_size for i in infos) > size:
             raise ModelFileError(f"{path}: corrupt checkpoint (its records claim more bytes than the file holds)")
-        if any(n.endswith("constants.pkl") or n.endswith(".py") for n in names):
+        if is_torchscript(names):
             raise ModelFileError(f"{path}: is a TorchScript archive (contains code), not a reference checkpoint")
         if not any(n.endswith("data.pkl") for n in names):
             raise ModelFileError(f"{path}: not a PyTorch checkpoint (zip archive without data.pkl)")
@@ -332,12 +333,11 @@ class _Reader:
         if not isinstance(obj, Stub) or obj._fader_name != expected:
             found = obj.qualified_name() if isinstance(obj, Stub) else type(obj).__name__
             why = ""
+            # the same advice as loading it as a model gives (core.model_file._sniff)
             if isinstance(obj, dict) and {"step", "arch", "config"} <= set(obj):
-                why = (f": it is a fader-train checkpoint; its run's model is model.fader beside it, and "
-                       f"`fader-train --export-last --out {path.parent}` makes one of its last step")
+                why = f": it is a fader-train checkpoint; {train_checkpoint_advice(path)}"
             elif isinstance(obj, dict):
-                why = (": a state dict (weights without the network) or another dict; import-reference reads "
-                       "whole-model saves (torch.save(model)) of facebookresearch/FaderNetworks")
+                why = f": {STATE_DICT_ADVICE}"
             elif isinstance(obj, Stub) and expected == "AutoEncoder" and obj._fader_name == "Classifier":
                 why = ": give a classifier checkpoint with --classifier, beside the AutoEncoder's"
             raise ModelFileError(f"{path}: does not hold a reference {expected} module (found {found}){why}")

@@ -1,10 +1,12 @@
 """The `.fader` model file: safetensors tensors plus JSON metadata, loadable without running code.
 
-Layout: a safetensors file whose header metadata holds `fader_meta` (JSON) and whose tensors are
-named `autoencoder.<param>` and `classifier.<param>`. Nothing is ever unpickled.
+Layout: a safetensors file whose header metadata holds `fader_meta` (JSON) and
+`fader_weights_sha256` (the SHA-256 of the tensor data; absent from older files), and whose tensors
+are named `autoencoder.<param>` and `classifier.<param>`. Nothing is ever unpickled.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -15,7 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .atomic_write import write_bytes_atomic
+from .atomic_write import atomic_file
 from .run_files import CHECKPOINT_NAME, RUN_MARKER
 from .attributes import EXAGGERATION_WIDTHS, Attribute, value_limits
 from .errors import FaderError, ModelFileError, os_reason
@@ -33,6 +35,12 @@ MAX_NAME_CHARS = 200          # a model's name as shown (titles, `info`, recipes
 MAX_META_DEPTH = 32           # nesting of the metadata JSON; ours is 5 deep
 MAX_TENSORS = 10_000          # tensors in one file; a model has a few hundred
 DEFAULT_LICENSE = "unspecified"
+MAX_TEMPLATE_PIXELS = 100_000  # |coordinates| of an alignment template (CelebA's frame is 178x218)
+#: Header metadata key of the SHA-256 (hex) of the tensor data, the bytes after the header: a file
+#: damaged after it was written (a flipped bit, a bad copy) is refused instead of editing with wrong
+#: weights. The metadata is left out, so a retitled model keeps a valid digest; files without the
+#: key (written before it, or by other tools) load as before.
+WEIGHTS_DIGEST_KEY = "fader_weights_sha256"
 
 
 @dataclass
@@ -52,7 +60,9 @@ class FaderModel:
 
     @property
     def name(self) -> str:
-        name = str(self.meta.get("name", "unnamed model"))
+        name = self.meta.get("name")
+        # `"name": null` (or blank) is no name: it showed as "None"
+        name = "unnamed model" if name is None or not str(name).strip() else str(name)
         # shown in titles, `info` and every recipe: a file's megabyte-long name is cut, not repeated
         return name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS - 1] + "…"
 
@@ -121,11 +131,39 @@ def save_model(model: FaderModel, path, half: bool = False, replace: bool = True
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Serialised in memory and written by us: safetensors' own save_file creates files 0600.
-        write_bytes_atomic(path, save(tensors, metadata=header), replace)
+        parts = with_weights_digest(save(tensors, metadata=header))
+        with atomic_file(path, replace) as f:
+            for part in parts:
+                f.write(part)
     except OSError as e:
         raise ModelFileError(f"{path}: cannot write model file: {os_reason(e)}") from e
     except SafetensorError as e:  # safetensors reports its own I/O failures (disk full, ...) this way
         raise ModelFileError(f"{path}: cannot write model file: {str(e).splitlines()[0][:200]}") from e
+
+
+def with_weights_digest(blob: bytes) -> list:
+    """A serialised safetensors file as [length, header, data] with the SHA-256 of its data added
+    to the header's metadata (WEIGHTS_DIGEST_KEY); the data bytes are `blob`'s own, untouched."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    data = memoryview(blob)[8 + n:]
+    meta = header.setdefault("__metadata__", {})
+    meta[WEIGHTS_DIGEST_KEY] = hashlib.sha256(data).hexdigest()
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)   # as safetensors pads it: the data stays 8-byte aligned
+    return [len(raw).to_bytes(8, "little"), raw, data]
+
+
+def _check_weights_digest(path, meta, data) -> None:
+    """ModelFileError unless `data` (the tensor bytes) has the digest `meta` records; no digest: fine."""
+    if not isinstance(meta, dict) or WEIGHTS_DIGEST_KEY not in meta:
+        return
+    saved = meta[WEIGHTS_DIGEST_KEY]
+    if not (isinstance(saved, str) and len(saved) == 64 and all(c in "0123456789abcdef" for c in saved)):
+        raise ModelFileError(f"{path}: damaged: the checksum saved with its weights is not a SHA-256 digest")
+    if hashlib.sha256(data).hexdigest() != saved:
+        raise ModelFileError(f"{path}: damaged: its weights do not match the checksum saved with it (the file "
+                             "changed after it was written, e.g. a disk or copy error): copy or export it again")
 
 
 def check_file(path: Path, kind: str = "model", max_bytes: int = MAX_FILE_BYTES) -> int:
@@ -167,6 +205,88 @@ def _zip_has_pickle(path: Path) -> bool:
         return True
 
 
+# fader-train's checkpoints are dicts whose first entry is "format": this (training.trainer.CHECKPOINT_FORMAT)
+TRAIN_CHECKPOINT_FORMAT = "fader-train-checkpoint"
+_PICKLE_SCAN_BYTES = 16 << 20     # a torch.save file's pickle is small: its tensors' bytes are stored apart
+_PICKLE_SCAN_OPS = 2_000_000
+
+
+def is_torchscript(names) -> bool:
+    """Whether a zip archive with these member names is a TorchScript archive (it holds code)."""
+    return any(n.endswith(("constants.pkl", ".py")) for n in names)
+
+
+def _torch_save_kind(path: Path, head: bytes) -> tuple:
+    """What a torch.save file (zip or legacy format) holds, told from the names in its zip and the
+    opcodes of its pickle, never unpickled (pickletools only reads them): ("torchscript", None),
+    ("fader-train", None), ("data", None) (tensors and plain values: a state dict), ("module",
+    "pkg.Class": a pickled network, its first class) or (None, None) where it cannot tell."""
+    import io
+    import pickletools
+    import zipfile
+    try:
+        if head[:2] == b"PK":
+            with zipfile.ZipFile(path) as z:
+                infos = z.infolist()
+                if is_torchscript([i.filename for i in infos]):
+                    return "torchscript", None
+                pkl = [i for i in infos if i.filename.endswith("data.pkl")]
+                # a compressed record could inflate to any size: left to import-reference, which refuses it
+                if not pkl or pkl[0].compress_type != zipfile.ZIP_STORED or pkl[0].file_size > _PICKLE_SCAN_BYTES:
+                    return None, None
+                stream, skip = io.BytesIO(z.read(pkl[0])), 0
+        else:
+            with open(path, "rb") as f:
+                stream, skip = io.BytesIO(f.read(_PICKLE_SCAN_BYTES)), 3   # magic number, protocol, sys info
+        last = ["", ""]   # the last two strings pushed
+        ops = (op for _ in range(skip + 1) for op in pickletools.genops(stream))
+        for count, (op, arg, _pos) in enumerate(ops):
+            if count > _PICKLE_SCAN_OPS:
+                return None, None
+            if skip:   # the legacy format pickles its magic number, protocol and system info first
+                skip -= op.name == "STOP"
+                continue
+            if op.name in ("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "BINSTRING",
+                           "SHORT_BINSTRING", "STRING"):
+                last = [last[1], str(arg)]
+                if last == ["format", TRAIN_CHECKPOINT_FORMAT]:
+                    return "fader-train", None
+            elif op.name in ("GLOBAL", "STACK_GLOBAL"):
+                # GLOBAL: protocols 0-3 (torch.save writes 2); STACK_GLOBAL takes the two strings pushed
+                module, name = str(arg).split(" ", 1) if op.name == "GLOBAL" else last
+                if module and not _is_plain_global(module):
+                    found = f"{module}.{name}"   # a hostile name may be of any length: the message is one line
+                    return "module", found if len(found) <= 120 else found[:119] + "…"
+    except Exception:   # a damaged or hostile file of any kind: the message only loses its detail
+        return None, None
+    return "data", None
+
+
+def _is_plain_global(module: str) -> bool:
+    """Whether a pickle global of `module` only rebuilds data (tensors, storages, containers,
+    arrays), not a network."""
+    top = module.split(".")[0]
+    if module.startswith(("torch.nn", "torch.jit")):
+        return False
+    return top in ("torch", "collections", "builtins", "__builtin__", "copyreg", "copy_reg", "_codecs", "numpy")
+
+
+def train_checkpoint_advice(path: Path) -> str:
+    """How a fader-train checkpoint given where a model is expected becomes a model (a clause)."""
+    if path.name == CHECKPOINT_NAME:
+        return (f"its run's model is {path.parent / 'model.fader'}, and `fader-train --export-last --out "
+                f"{path.parent}` makes one of its last step")
+    # --export-last reads RUN/checkpoint_last.pt: another name is never found there
+    return (f"copy it to FOLDER/{CHECKPOINT_NAME} (a folder of its own), and `fader-train --export-last --out "
+            "FOLDER` makes FOLDER/model_last.fader of its last step")
+
+
+#: why a state dict (or another dict of tensors) is no model, and where a model comes from
+STATE_DICT_ADVICE = ("a state dict (weights without the network they belong to) or other plain data, no model: "
+                     "`fader-desktop import-reference` converts whole-model saves (torch.save(model)) of "
+                     "facebookresearch/FaderNetworks, and fader-train makes .fader models")
+
+
 def _sniff(path: Path) -> None:
     """Reject files that are obviously not safetensors before parsing them."""
     size = check_file(path, "model")
@@ -177,19 +297,25 @@ def _sniff(path: Path) -> None:
     # The first bytes of a safetensors file are its header length, which can itself start with
     # b"PK" or 0x80 (e.g. a 0x...80-byte header): only call it a pickle if it is not safetensors.
     if not safetensors_like and (head[:2] == b"PK" or head[:1] == b"\x80"):
-        # a checkpoint given where a model is expected: the way to its run's model, not import-reference
-        if path.name == CHECKPOINT_NAME or (path.parent / RUN_MARKER).is_file():
-            raise ModelFileError(f"{path}: is a fader-train checkpoint (pickled), never loaded as a model: its "
-                                 f"run's model is {path.parent / 'model.fader'}, and `fader-train --export-last "
-                                 f"--out {path.parent}` makes one of its last step")
         if head[:2] == b"PK" and not _zip_has_pickle(path):
             raise ModelFileError(f"{path}: not a Fader model file (a zip archive, not a PyTorch checkpoint)")
         if head[:1] == b"\x80" and not head[2:].startswith(_TORCH_LEGACY_MAGIC):
             raise ModelFileError(f"{path}: not a Fader model file (a plain Python pickle, which is never loaded: "
                                  "it could run code)")
-        raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint, which is never loaded directly "
-                             "(it could run code); a facebookresearch/FaderNetworks model is converted with "
-                             "`fader-desktop import-reference`")
+        named = path.name == CHECKPOINT_NAME or (path.parent / RUN_MARKER).is_file()
+        kind, found = (None, None) if named else _torch_save_kind(path, head)
+        # a checkpoint given where a model is expected: the way to its run's model, not import-reference
+        if named or kind == "fader-train":
+            raise ModelFileError(f"{path}: is a fader-train checkpoint (pickled), never loaded as a model: "
+                                 + train_checkpoint_advice(path))
+        if kind == "data":
+            raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint holding {STATE_DICT_ADVICE}")
+        if kind == "torchscript":
+            raise ModelFileError(f"{path}: not a Fader model file (a TorchScript archive: it holds code, which is "
+                                 "never run)")
+        raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint{f' (of {found})' if found else ''}, which is "
+                             "never loaded directly (it could run code); a facebookresearch/FaderNetworks model is "
+                             "converted with `fader-desktop import-reference`")
     if len(head) < 8:
         raise ModelFileError(f"{path}: not a Fader model file (truncated header)")
     if not safetensors_like:
@@ -324,6 +450,8 @@ def read_safetensors(path: Path, damaged: str, max_bytes: int = MAX_FILE_BYTES, 
         raise ModelFileError(f"{path}: {damaged} (more than {max_bytes:,} bytes)")
     if end is not None and len(data) < 8 + n + end:   # shorter than its header says, or cut while read
         raise ModelFileError(f"{path}: {damaged} (truncated: {len(data):,} of {8 + n + end:,} bytes)")
+    if end is not None:
+        _check_weights_digest(path, meta, memoryview(data)[8 + n:8 + n + end])
     try:
         tensors = load(data)   # safetensors checks the header's dtypes, shapes and offsets
     except (SafetensorError, ValueError, RuntimeError, TypeError) as e:
@@ -468,10 +596,16 @@ def _parse_meta(path: Path, header: dict) -> tuple:
             "metadata 'mirror_decode' must be true or false")  # bool("false") would turn it on
     if meta.get("alignment") is not None:
         from .alignment import Template
+        # bounded before numpy sees them: 1e308 overflowed float32 with a RuntimeWarning before the error
+        _check_template_numbers(meta["alignment"], path)
         try:
-            lm = Template.from_dict(meta["alignment"]).landmarks
+            t = Template.from_dict(meta["alignment"])
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: invalid alignment template ({e})") from None
+        lm = t.landmarks.astype("float64")
+        # landmarks are points of the frame's face: far outside it every crop missed the face
+        _expect(bool((lm >= 0).all() and (lm <= t.frame).all()), path,
+                f"invalid alignment template (landmarks outside its {t.frame[0]}x{t.frame[1]} frame)")
         # faces are mapped onto the landmarks by a similarity transform: points that (nearly)
         # coincide make it singular, and every edit would fail
         _expect(float(((lm - lm.mean(0)) ** 2).sum(1).mean()) ** 0.5 >= 1.0, path,
@@ -486,6 +620,20 @@ def _parse_meta(path: Path, header: dict) -> tuple:
         _expect(clf_config.n_attr == config.n_attr and clf_config.img_size == config.img_size, path,
                 "classifier architecture does not match the model's attributes or image size")
     return meta, attrs, config, clf_config
+
+
+def _check_template_numbers(d, path) -> None:
+    """ModelFileError where an alignment template's frame, crop box or landmarks hold a number
+    beyond ±MAX_TEMPLATE_PIXELS (shapes and types are left to Template.from_dict)."""
+    if not isinstance(d, dict):
+        return
+    for key in ("frame", "crop_box", "landmarks"):
+        v = d.get(key)
+        rows = v if isinstance(v, list) else []
+        for x in (x for row in rows for x in (row if isinstance(row, list) else [row])):
+            # ints of any size compare exactly; 1e400 in JSON is inf
+            _expect(type(x) not in (int, float) or abs(x) <= MAX_TEMPLATE_PIXELS, path,
+                    f"invalid alignment template ('{key}' holds a number not within ±{MAX_TEMPLATE_PIXELS:,} pixels)")
 
 
 def _check_names(parsed: tuple, tensors: dict, path) -> None:

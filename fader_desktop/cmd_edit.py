@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from core.attributes import pure_label
+    from core.attributes import label_text, pure_label
     from core.edit_session import sure_percent
     from core.errors import printable
     from core.errors import FaderError
@@ -106,7 +106,7 @@ def run(args) -> int:
         for name, p in doc.session.unsure_readings(i, [n for n in values if n not in owns]).items():
             a, own = doc.session.attribute(name), float(doc.session.own[i][name])
             # quoted as one shell word: names and labels may hold spaces ("Mouth slightly open")
-            fix = shlex.quote(f"{name}={pure_label(a, 1 - own)}")
+            fix = shlex.quote(f"{name}={label_text(a, int(round(min(1.0, max(0.0, 1 - own)))))}")
             unsure.append(f"face {i} {name} read as {pure_label(a, own)} ({sure_percent(p)} sure; else --own {fix}"
                           + (f" --face {i})" if len(doc.faces) > 1 and args.face is None else ")"))
     if unsure:
