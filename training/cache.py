@@ -2,20 +2,25 @@
 
 A 200k-image dataset at 256 px is 39 GB as float32 (the reference loads it all into RAM); as a
 uint8 memmap it is 39 GB on disk and only the pages being read are in memory. The cache folder is
-keyed by the file list (path, size, mtime), the crop size and the alignment mode, so a second run
-on the same data opens it instantly. Labels are not part of the key (they come from the dataset),
-so one cache serves any choice of attributes.
+keyed by the file list (path, size, mtime), the crop size, the alignment mode and what else decides
+the crops (crop_fingerprint: the face detector's weights and code, the alignment template and
+code), so a second run on the same data opens it instantly, and a new detector or alignment makes
+new crops. Labels are not part of the key (they come from the dataset), so one cache serves any
+choice of attributes.
 
 Each folder also records every image's signature (file size, mtime, a hash of its bytes) and what
 became of it (a crop, or the reason it was skipped), in `rows.npy` and `reasons.json`. A new
 folder (the data changed) takes the crops and skips of unchanged images from the earlier folders
-of the same settings, found by path and signature, else by content (a copied or moved folder), and
-preprocesses only the rest. A build is written in place in `.KEY.partial`: stopped, it keeps what
-it finished and the next build of the same key goes on from there (or reuses it like a folder).
+of the same settings (crop fingerprint included), found by path and signature, else by content (a
+copied or moved folder), and preprocesses only the rest. A build is written in place in
+`.KEY.partial`: stopped, it keeps what it finished and the next build of the same key goes on from
+there (or reuses it like a folder).
 
 Folders are shared between processes through a `lock` file in each: a process reading a cache
 holds a shared flock on it for as long as it uses the cache (the lock lives with the memmap), a
-builder or a remover holds it exclusively. A folder is removed, when no process uses it, once it
+builder or a remover holds it exclusively. A stopped build whose crops another build takes is held
+exclusively by that build only while it reads its rows and copies crops (_Source.held), so that
+a run continuing it does not wait for the other build to end. A folder is removed, when no process uses it, once it
 is unused for MAX_IDLE_DAYS or superseded: a newer folder of the same settings shares images with
 it and holds every image of it that is still on disk unchanged (the old version of a folder that
 gained, lost or changed images; a subset's cache does not supersede the whole set's).
@@ -36,7 +41,9 @@ import socket
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -62,7 +69,9 @@ TODO, CROP, SKIP = 0, 1, 2
 _FINAL = re.compile(r"^[0-9a-f]{24}$")
 _PARTIAL = re.compile(r"^\.([0-9a-f]{24})\.partial$")
 _OLD_PARTIAL = re.compile(r"^\.([0-9a-f]{24})\.(\d+)\.partial$")   # an earlier version's, per process
-_DELETING = re.compile(r"^\.deleting\.[0-9a-f]{24}(\.partial)?\.\d+$")
+# where there is no flock (Windows), each build in a folder of its own (_claim_own)
+_OWN_PARTIAL = re.compile(r"^\.([0-9a-f]{24})\.p(\d+)\.partial$")
+_DELETING = re.compile(r"^\.deleting\.[0-9a-f]{24}(\.p\d+)?(\.partial)?\.\d+$")
 
 
 def default_cache_dir() -> Path:
@@ -119,10 +128,102 @@ def _signatures(paths) -> tuple:
     return sizes, mtimes
 
 
+def _code_digest(source: str) -> str:
+    """SHA-1 of Python source without its blank and comment lines (a reworded comment does not make
+    every --align cache be preprocessed again; tokenizing, which would also leave out comments
+    after code, took 0.25 s for core/faces.py)."""
+    h = hashlib.sha1()
+    for line in source.splitlines():
+        line = line.rstrip()
+        if line and not line.lstrip().startswith("#"):
+            h.update(line.encode("utf-8", "surrogateescape") + b"\n")
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=32)
+def _file_digest(path: str, size: int, mtime_ns: int, source: bool) -> str:
+    """SHA-1 of a file (`source`: of its Python tokens, _code_digest); the signature keys the memo."""
+    try:
+        if source:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                return _code_digest(f.read())
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha1").hexdigest()[:16]
+    except OSError:
+        return "unreadable"
+
+
+def _digest_of(path, source: bool = False) -> str:
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError):
+        return "missing"
+    return _file_digest(str(path), st.st_size, st.st_mtime_ns, source)
+
+
+def _module_digest(module) -> str:
+    """_code_digest of a module's source file (its compiled file's bytes where there is no source)."""
+    path = getattr(module, "__file__", None) or ""
+    return _digest_of(path, source=path.endswith(".py"))
+
+
+def _function_digest(fn) -> str:
+    """_code_digest of one function's source (its module's digest where there is no source)."""
+    import inspect
+    module = inspect.getmodule(fn)
+    path = getattr(module, "__file__", None) or ""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _module_digest(module)
+    return _source_digest(fn, path, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _source_digest(fn, path: str, size: int, mtime_ns: int) -> str:
+    import inspect
+    try:
+        return _code_digest(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return _digest_of(path)
+
+
+def crop_fingerprint(align: bool) -> str:
+    """What decides the crops besides the files and the size, held in core/ (so this module's
+    CACHE_VERSION does not follow it): the CelebA template and the alignment code and, with
+    --align, the face detector's code and weights files (those beside faces.DEFAULT_WEIGHTS). Part
+    of the cache key and of each folder's record, so that neither a cache nor crops reused from
+    another outlive a change of the detector or the alignment. Files are hashed once per process
+    (about 20 ms for the detector's 2 MB and two modules), then only looked at (stat)."""
+    try:
+        from core import alignment
+    except ImportError:   # a build without it crops CelebA-framed images with datasets.celeba_crop
+        return "no-alignment"
+    t = alignment.CELEBA_TEMPLATE
+    parts: dict = {"template": [list(t.frame), list(t.crop_box)]}
+    if align:
+        from core import faces
+        weights = Path(faces.DEFAULT_WEIGHTS)
+        parts["template"].append(np.asarray(t.landmarks, np.float64).round(4).tolist())
+        parts["code"] = [_module_digest(alignment), _module_digest(faces)]
+        try:
+            names = sorted(f.name for f in weights.parent.iterdir()
+                           if f.is_file() and not f.name.upper().startswith(("LICENSE", "README", "NOTICE"))
+                           and f.suffix.lower() not in (".md", ".txt"))
+        except OSError:
+            names = []
+        parts["weights"] = {n: _digest_of(weights.parent / n) for n in sorted(set(names) | {weights.name})}
+    else:   # a crop is core.alignment.aligned_crop's cut of a CelebA-framed image, or a plain resize
+        parts["code"] = [_function_digest(alignment.aligned_crop)]
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def cache_key(paths, size: int, align: bool, signatures=None) -> str:
-    """Hash of (file list with sizes and mtimes, crop size, alignment mode, cache format)."""
+    """Hash of (file list with sizes and mtimes, crop size, alignment mode, cache format, what decides
+    the crops: crop_fingerprint)."""
     h = hashlib.sha256()
-    h.update(json.dumps({"v": CACHE_VERSION, "size": size, "align": bool(align)}).encode())
+    h.update(json.dumps({"v": CACHE_VERSION, "size": size, "align": bool(align),
+                         "crops": crop_fingerprint(align)}).encode())
     sizes, mtimes = signatures if signatures is not None else _signatures(paths)
     for p, s, m in zip(paths, sizes.tolist(), mtimes.tolist()):
         sig = f"{p}\0missing\n" if s < 0 else f"{p}\0{s}\0{m}\n"
@@ -145,8 +246,9 @@ def _digest(data: np.ndarray) -> bytes:
     return hashlib.sha1(memoryview(data)).digest()[:16].rstrip(b"\0")
 
 
-def _work(path: str, size: int, align: bool, by_content: dict) -> tuple:
-    """(hash, crop, skip reason, (source, row) holding the same file's outcome, or None)."""
+def _work(path: str, size: int, align: bool, by_content: dict, gone=()) -> tuple:
+    """(hash, crop, skip reason, (source, row) holding the same file's outcome, or None); a
+    source in `gone` is not named."""
     from .packfile import split_member
     if split_member(path) is not None:   # read from its pack, which the signature covers
         return (b"", *_crop_one((path, size, align)), None)
@@ -154,7 +256,7 @@ def _work(path: str, size: int, align: bool, by_content: dict) -> tuple:
     digest = _digest(data) if data.size else b""
     if digest:
         hit = by_content.get((int(data.size), digest))
-        if hit is not None:
+        if hit is not None and hit[0] not in gone:
             return digest, None, None, hit
     return (digest, *_crop_one((path, size, align, data)), None)
 
@@ -217,6 +319,14 @@ class _Lock:
             return os.read(self.fd, 200).decode(errors="replace").strip()
         except OSError:
             return ""
+
+    def release(self) -> None:
+        """Let the flock go, keeping the file open (to take it again)."""
+        if fcntl is not None and self.fd >= 0:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -350,6 +460,7 @@ def _claim(partial: Path, final: Path, say) -> Optional[_Lock]:
     """The exclusive lock of the build folder `partial`, new or left by a stopped build; None once
     another process has finished the cache. While another process builds it, wait for it."""
     told = created = False
+    tries = 0
     try:
         while True:
             if (final / "manifest.json").is_file():
@@ -369,6 +480,11 @@ def _claim(partial: Path, final: Path, say) -> Optional[_Lock]:
                 lock.close()
                 continue
             created = False   # another process's now
+            if tries < 6:   # or a build copying crops out of it, for a moment (_Source.held): not said
+                tries += 1
+                lock.close()
+                time.sleep(0.05)
+                continue
             if not told:
                 who = lock.holder()
                 say(f"waiting for another process{f' ({who})' if who else ''} that is preprocessing the same images")
@@ -385,11 +501,56 @@ def _claim(partial: Path, final: Path, say) -> Optional[_Lock]:
         raise
 
 
+def _claim_own(root: Path, key: str, final: Path) -> Optional[tuple]:
+    """(lock, build folder) where there is no flock (Windows), so that two processes building the
+    same images do not write into one folder (each wiped or renamed it under the other: one of them
+    failed, "cannot write the preprocessing cache"): the build's own `.KEY.p<PID>.partial`, a stopped
+    build of the key taken over where there is one (renamed to it: Windows renames no folder that a
+    running build has a file open in, so a build under way is never taken), else new. Concurrent
+    builds of the same images both preprocess them; the one that finishes second removes its own
+    folder and opens the other's cache. None: the cache is finished."""
+    if (final / "manifest.json").is_file():
+        return None
+    mine = root / f".{key}.p{os.getpid()}.partial"
+    if not mine.is_dir():
+        for name in sorted(os.listdir(root)):
+            m = _PARTIAL.match(name) or _OWN_PARTIAL.match(name)
+            if m is None or m.group(1) != key or m.re is _OWN_PARTIAL and _known_alive(int(m.group(2))):
+                continue
+            try:
+                os.rename(root / name, mine)
+                break
+            except OSError:
+                continue   # in use by its build (or taken over by another process first)
+    mine.mkdir(exist_ok=True)
+    lock = _Lock.open(mine, must=True)
+    lock.mark(holder=True)
+    return lock, mine
+
+
+def _known_alive(pid: int) -> bool:
+    """Whether process `pid` is known to run: by os.kill(pid, 0) on POSIX. On Windows never (signal 0
+    is CTRL_C_EVENT there: os.kill would interrupt a process group); a rename of its folder, which
+    Windows refuses while it has a file open inside, tells there."""
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError, OverflowError):
+        return True   # another user's, or not ours to judge
+    return True
+
+
 def _prepare(partial: Path, key: str, paths: list, signatures, size: int, align: bool) -> tuple:
     """(images, rows) memmaps of the build folder, as a stopped build left them when it built the
     same key, else new: every row to do."""
     n = len(paths)
-    info = {"version": CACHE_VERSION, "layout": LAYOUT, "key": key, "n": n, "size": size, "align": bool(align)}
+    info = {"version": CACHE_VERSION, "layout": LAYOUT, "key": key, "n": n, "size": size, "align": bool(align),
+            "crops": crop_fingerprint(align)}
     try:
         with open(partial / "build.json") as f:
             same = json.load(f) == info
@@ -426,13 +587,22 @@ def _passing(reason: str) -> bool:
 
 @dataclass
 class _Source:
-    """An earlier folder of the same settings, locked while its crops are copied."""
+    """An earlier folder of the same settings whose crops a build takes. A finished folder is held
+    shared for the whole build, as any reader holds it. A stopped build (`partial`) is held
+    exclusively only while it is looked at and while crops are copied from it (`held`), so that a
+    run that wants to continue it is not kept waiting for the whole of this build; its rows are
+    read once, under that lock: a build never rewrites a row it has done, so what is copied later
+    is what was looked at, as long as the folder is still there unchanged (a removal or a fresh
+    start takes the same exclusive lock, and replaces the files)."""
     folder: Path
     lock: _Lock
     paths: list
     rows: np.ndarray
     images: np.ndarray
     reasons: list
+    partial: bool = False
+    files: tuple = ()    # (inode, device) of rows.npy and images.npy as they were read (partial)
+    gone: bool = False   # a partial that could not be held again: nothing more is taken from it
 
     def lasting(self) -> np.ndarray:
         """The rows whose outcome a later build takes: done, but for skips whose reason may not
@@ -441,11 +611,51 @@ class _Source:
         passing = [k for k, why in enumerate(self.reasons) if _passing(str(why))]
         return (self.rows["state"] != TODO) & ~((self.rows["state"] == SKIP) & np.isin(self.rows["reason"], passing))
 
+    @contextmanager
+    def held(self):
+        """Whether its crops may be read now: for a stopped build, its exclusive lock taken again
+        (a few short tries: another process may be copying from it too) with the folder and its
+        files still those read; released after."""
+        if not self.partial:
+            yield True
+            return
+        ok = False
+        if not self.gone:
+            if _take_soon(self.lock):
+                ok = self.lock.still_at(self.folder / LOCK) and _file_ids(self.folder) == self.files
+                if not ok:
+                    self.lock.release()
+            self.gone = not ok
+        try:
+            yield ok
+        finally:
+            if ok:
+                self.lock.release()
+
+
+def _take_soon(lock: _Lock) -> bool:
+    """The exclusive lock of a stopped build, in a few short tries (0.15 s in all): another build
+    may be copying crops out of it for a moment. Never where there is no flock (Windows)."""
+    for k in range(5 if fcntl is not None else 0):
+        if lock.take(True, wait=False, unsure=False):
+            return True
+        time.sleep(0.01 * (k + 1))
+    return False
+
+
+def _file_ids(folder: Path) -> tuple:
+    try:
+        return tuple((st.st_ino, st.st_dev) for st in (os.stat(folder / x) for x in ("rows.npy", "images.npy")))
+    except OSError:
+        return ()
+
 
 def _sources(root: Path, key: str, size: int, align: bool) -> list:
     """The finished folders and stopped builds of the same settings, but `key`'s, that record their
-    rows; a stopped build that another process continues is left alone."""
+    rows and whose crops the same detector and alignment made (crop_fingerprint); a stopped build
+    that another process continues is left alone."""
     found = []
+    crops = crop_fingerprint(align)
     for name in sorted(os.listdir(root)):
         m = _PARTIAL.match(name)
         if m is None and not _FINAL.match(name) or name == key or (m and m.group(1) == key):
@@ -456,17 +666,20 @@ def _sources(root: Path, key: str, size: int, align: bool) -> list:
                 info = json.load(f)
         except (OSError, ValueError):
             continue
-        if not isinstance(info, dict) or (info.get("version"), info.get("layout", 1), info.get("size"),
-                                          info.get("align")) != (CACHE_VERSION, LAYOUT, size, bool(align)):
+        # crops of another detector or alignment (or of a version that did not record them) are not taken
+        settings = (info.get("version"), info.get("layout", 1), info.get("size"), info.get("align"), info.get("crops")) \
+            if isinstance(info, dict) else None
+        if settings != (CACHE_VERSION, LAYOUT, size, bool(align), crops):
             continue
         lock = _Lock.open(folder)
-        if lock is None or not lock.take(bool(m), wait=False, unsure=not m):
+        if lock is None or not (_take_soon(lock) if m else lock.take(False, wait=False, unsure=True)):
             if lock is not None:
                 lock.close()
             continue
         try:
             if not lock.still_at(folder / LOCK):
                 raise OSError("moved")
+            files = _file_ids(folder) if m else ()
             paths = (folder / "files.txt").read_bytes().decode("utf-8", "surrogateescape").split("\n")
             rows = np.load(folder / "rows.npy", mmap_mode="r")
             images = np.load(folder / "images.npy", mmap_mode="r")
@@ -474,10 +687,15 @@ def _sources(root: Path, key: str, size: int, align: bool) -> list:
             n = int(info.get("n", -1))
             if len(paths) != n or rows.shape != (n,) or rows.dtype != ROW or images.shape != (n, size, size, 3):
                 raise ValueError("mismatch")
+            if m:   # read now, under the lock; let go until crops are copied (_Source.held)
+                rows = np.array(rows)
+                if _file_ids(folder) != files or not files:
+                    raise OSError("replaced")
+                lock.release()
         except (OSError, ValueError):
             lock.close()
             continue
-        found.append(_Source(folder, lock, paths if n else [], rows, images, reasons))
+        found.append(_Source(folder, lock, paths if n else [], rows, images, reasons, bool(m), files))
     return found
 
 
@@ -493,7 +711,10 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
     images = rows = None
     sources: list = []
     try:
-        lock = _claim(partial, final, say)
+        if fcntl is None:
+            lock, partial = _claim_own(root, key, final) or (None, partial)
+        else:
+            lock = _claim(partial, final, say)
         if lock is None:
             return None
         t0 = time.time()
@@ -540,10 +761,13 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
                 if i is not None and done[r] and s_sizes[r] == sizes[i] and s_mtimes[r] == mtimes[i]:
                     dst.append(i)
                     src.append(r)
-                    del want[p]
             if dst:
-                copy(np.array(dst), s, np.array(src))
-                by_path += len(dst)
+                with s.held() as ok:
+                    if ok:
+                        copy(np.array(dst), s, np.array(src))
+                        by_path += len(dst)
+                        for r in src:
+                            want.pop(s.paths[r], None)
         if by_path:
             say(f"reused the preprocessing of {by_path} of {n} images (unchanged files) from earlier caches")
         rest = np.flatnonzero(rows["state"] == TODO)
@@ -552,6 +776,8 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
         by_content: dict = {}
         if len(rest):
             for k, s in enumerate(sources):
+                if s.gone:
+                    continue
                 ok = np.flatnonzero(s.lasting() & (s.rows["hash"] != b""))
                 for r, sz, h in zip(ok.tolist(), s.rows["size"][ok].tolist(), s.rows["hash"][ok].tolist()):
                     by_content.setdefault((sz, h), (k, r))
@@ -560,12 +786,19 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
         bar = progress_bar(n, f"preprocessing {size}px", "img", initial=n - len(rest)) if progress else None
         by_hash = 0
 
+        gone: set = set()   # stopped builds not there to copy from any more (removed, or continued elsewhere)
+
         def take(i: int, digest: bytes, crop, reason, hit) -> None:
             nonlocal by_hash
             if hit is not None:
-                copy(np.array([i]), sources[hit[0]], np.array([hit[1]]), digests=[digest])
-                by_hash += 1
-            elif crop is None:
+                with sources[hit[0]].held() as ok:
+                    if ok:
+                        copy(np.array([i]), sources[hit[0]], np.array([hit[1]]), digests=[digest])
+                        by_hash += 1
+                        return
+                gone.add(hit[0])
+                crop, reason = _crop_one((paths[i], size, align))
+            if crop is None:
                 rows[i] = (sizes[i], mtimes[i], digest, SKIP, reason_index(reason or "skipped"))
             else:
                 images[i] = crop
@@ -577,7 +810,7 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
             pending: deque = deque()
             try:
                 for i in rest.tolist():
-                    pending.append((i, pool.submit(_work, paths[i], size, align, by_content)))
+                    pending.append((i, pool.submit(_work, paths[i], size, align, by_content, gone)))
                     if len(pending) >= 4 * workers:
                         j, f = pending.popleft()
                         take(j, *f.result())
@@ -604,8 +837,8 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
         np.save(partial / "valid.npy", valid)
         skipped = Counter(reasons[k] if k >= 0 else "skipped" for k in rows["reason"][~valid].tolist())
         info = {"version": CACHE_VERSION, "layout": LAYOUT, "key": key, "n": n, "size": size, "align": bool(align),
-                "n_valid": int(valid.sum()), "skipped": dict(skipped), "seconds": round(time.time() - t0, 1),
-                "reused": n_reused, "first": paths[0] if paths else None}
+                "crops": crop_fingerprint(align), "n_valid": int(valid.sum()), "skipped": dict(skipped),
+                "seconds": round(time.time() - t0, 1), "reused": n_reused, "first": paths[0] if paths else None}
         _write_json(partial / "manifest.json", info)
         del images, rows
         images = rows = None
@@ -671,24 +904,36 @@ def _reserve(path: Path) -> None:
 
 
 def _remove_dead_partials(root: Path) -> None:
-    """Delete half-built caches of an earlier version (one per process, never continued) whose
-    process no longer runs (killed, crashed)."""
+    """Delete half-built caches of an earlier version (one per process, never continued), and the
+    build folders of their own (Windows: _claim_own) of caches finished since, whose process no
+    longer runs (killed, crashed). Renamed away first: on Windows, where that is the test (a running
+    build's folder cannot be renamed), os.kill(pid, 0) would send a Ctrl-C."""
     for name in os.listdir(root):
         m = _OLD_PARTIAL.match(name)
+        own = _OWN_PARTIAL.match(name)
+        if own is not None and (root / own.group(1) / "manifest.json").is_file():
+            m = own
         if m is None:
             continue
         try:
-            os.kill(int(m.group(2)), 0)
-        except ProcessLookupError:
-            shutil.rmtree(root / name, ignore_errors=True)
-        except (ValueError, OSError):
-            continue  # not ours to judge (alive, another user's, or a strange name)
+            if _known_alive(int(m.group(2))):
+                continue
+        except ValueError:
+            continue
+        gone = root / f".deleting.{name.lstrip('.')}.{os.getpid()}"
+        try:
+            os.rename(root / name, gone)
+        except OSError:
+            continue   # in use (Windows), or removed by another process
+        shutil.rmtree(gone, ignore_errors=True)
 
 
 def _remove_locked(folder: Path, lock: _Lock) -> None:
     """Remove a folder whose lock this process holds exclusively: renamed away first, so that no
     process opens it half deleted."""
     gone = folder.parent / f".deleting.{folder.name.lstrip('.')}.{os.getpid()}"
+    if fcntl is None:
+        lock.close()   # Windows renames no folder with a file open inside it (there is no flock to keep)
     try:
         os.rename(folder, gone)
     except OSError:

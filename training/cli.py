@@ -608,9 +608,7 @@ def _run(argv, log, held: dict) -> int:
         from .widen import check_widening, widen_checkpoint
         check_widening(ArchConfig.from_dict(ck["arch"]), ArchConfig.from_dict({**ck["arch"], "dec_min_fm": a.dec_min_fm}))
     # a resumed run already at its --steps says so once its data are known to be its own
-    done_steps = None if ck is None else a.steps if a.steps is not None else \
-        None if a.epochs is not None else ck["config"]["steps"]
-    data = _load_data(a, ck, init_model, run_dir, device, dist, quiet, say, done_steps)
+    data = _load_data(a, ck, init_model, run_dir, device, dist, quiet, say, _resumed_steps(a, ck))
     if data is None:
         return 0
     if widen:
@@ -630,6 +628,25 @@ def _run(argv, log, held: dict) -> int:
         classifier = _evaluation_classifier(a, data, cfg, device, meta, quiet, say, given_clf)
     return _train(a, argv, ck, data, arch, cfg, meta, classifier, device, dist, phase, quiet, say, run_dir, continued_at,
                   held)
+
+
+def _resumed_steps(a, ck) -> Optional[int]:
+    """The --steps a resumed run goes to, as far as known before its data are preprocessed: given,
+    the run's own, or with --epochs from the number of training images the run recorded (which its
+    own data, checked before, still have); None: not a resumed run, or not known."""
+    if ck is None:
+        return None
+    if a.steps is not None:
+        return a.steps
+    if a.epochs is None:
+        return ck["config"]["steps"]
+    try:
+        n_train = (json.loads(ck.get("meta_json") or "{}").get("training") or {}).get("n_train")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(n_train, int) or n_train <= 0:
+        return None
+    return int(math.ceil(a.epochs * n_train / ck["config"]["batch_size"]))   # as _configure computes it
 
 
 def _already_there(ck, steps, say) -> bool:
@@ -940,10 +957,11 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
     paths = [it.path for it in ds.items]
     say(f"{PROG}: {ds.description}; attributes {[x.name for x in attrs]}; {len(train_idx)} train / "
         f"{len(val_idx)} validation images{kept_val}")
-    if ck is not None and _check_same_files(ck, run_dir, paths, ds) and _already_there(ck, done_steps, say):
+    if ck is not None and (_check_same_files(ck, run_dir, paths, ds) or _same_split(ck, paths, train_idx, val_idx)) \
+            and _already_there(ck, done_steps, say):
         return None   # the data are the run's (checked first: other data must not read as "finished")
     # before preprocessing, which whole photos would make the user wait for (and leave in the cache)
-    _check_square_photos(a, paths, say, resumed=ck is not None)
+    _check_framed_photos(a, paths, say, resumed=ck is not None, kind=ds.kind)
     cache_dir = _cache_dir(a, ck, run_dir, say)
     build_cache = lambda: open_cache(paths, img_size, a.align, cache_dir, a.workers, progress=not quiet,  # noqa: E731
                                      log=lambda s: say(f"{PROG}: preprocessing: {s}"))
@@ -992,7 +1010,7 @@ def _check_framing(a, cache, n: int) -> None:
     """Whole photos given without --align are refused before they train as faces when most images
     are neither square nor 178:218 (the few that happen to be would train as faces: 3 of 61 photos
     did, a body shot among them); square ones are looked at before preprocessing
-    (_check_square_photos)."""
+    (_check_framed_photos)."""
     from core.errors import FaderError
     from .datasets import NOT_ALIGNED
     if a.align:
@@ -1003,82 +1021,118 @@ def _check_framing(a, cache, n: int) -> None:
                          f"framed like CelebA's 178x218): for whole photos {_ALIGN_FIX}")
 
 
-def _check_square_photos(a, paths, say, resumed: bool = False) -> None:
-    """Without --align, refuse square whole photos (1080x1080 crops of half-body photos trained
-    silently as faces): when most of a sample of the square images show a face, but not where an
-    aligned crop has it. A few such images, or square images without a face found, are a warning,
-    and so is the refusal's case on --resume (a run started before this check goes on)."""
+# How the check names the images of each framing, where their aligned crop has the face, and why
+# they are taken as crops
+_FRAMED = {"square": ("square images", "eyes level across the middle, the face filling most of the frame", ""),
+           "celeba": ("images of CelebA's 178x218 shape", "eyes level at mid-height, the face about half the width",
+                      "images of that shape (within 3 %: 4:5 portraits such as 1080x1350 too) are cropped as CelebA's "
+                      "aligned images are; ")}
+
+
+def _check_framed_photos(a, paths, say, resumed: bool = False, kind: str = "") -> None:
+    """Without --align, refuse whole photos that load_training_crop would take as face crops by
+    their shape: square ones (1080x1080 crops of half-body photos) and those within CelebA's
+    178x218 aspect (4:5 portraits, 1080x1350), when most of a sample of them show a face, but not
+    where an aligned crop of that framing has it. A few such images, or images without a face
+    found, are a warning, and so is the refusal's case on --resume (a run started before this check
+    goes on). The images of a CelebA layout (`kind` "celeba": its img_align_celeba folders) are
+    CelebA's aligned set: their framing is not looked at."""
     from core.errors import FaderError
     if a.align:
         return
-    looked, elsewhere, faceless = _square_faces(paths)
-    def some(found):
-        return ", ".join(Path(x).name for x in found[:3]) + (", …" if len(found) > 3 else "")
-    # whole photos put the face elsewhere in 89 % of them, aligned crops in none of 1,800 (_square_faces)
-    if len(elsewhere) >= 3 and len(elsewhere) * 2 > len(looked) and not resumed:
-        raise FaderError(f"{a.data[0]}: these look like whole photos, not face crops: in {len(elsewhere)} of the "
-                         f"{len(looked)} square images looked at ({some(elsewhere)}) the face is not where an aligned "
-                         f"crop has it (eyes level across the middle, the face filling most of the frame); for whole "
-                         f"photos {_ALIGN_FIX}")
-    off = elsewhere + faceless
-    if len(off) >= max(3, math.ceil(0.1 * len(looked))):
-        found = [f"{len(elsewhere)} with the face elsewhere than an aligned crop has it"] if elsewhere else []
-        found += [f"{len(faceless)} without a face found"] if faceless else []
-        say(f"{PROG}: warning: {len(off)} of the {len(looked)} square images looked at may not be face crops "
-            f"({' and '.join(found)}: {some(off)}); they are trained as they are; if they are whole photos, {_ALIGN_FIX}")
+    def some(x):
+        return ", ".join(Path(p).name for p in x[:3]) + (", …" if len(x) > 3 else "")
+    found = _framed_images(paths)
+    for framing, (noun, where, why) in _FRAMED.items():
+        if framing == "celeba" and kind == "celeba" or not found[framing]:
+            continue
+        looked, elsewhere, faceless = _framed_faces(paths, framing, found[framing])
+        # whole photos put the face elsewhere in 89 % of them, aligned crops in none of 1,800 (_framed_faces)
+        if len(elsewhere) >= 3 and len(elsewhere) * 2 > len(looked) and not resumed:
+            raise FaderError(f"{a.data[0]}: these look like whole photos, not face crops: in {len(elsewhere)} of the "
+                             f"{len(looked)} {noun} looked at ({some(elsewhere)}) the face is not where an aligned "
+                             f"crop has it ({where}); {why}for whole photos {_ALIGN_FIX}")
+        off = elsewhere + faceless
+        if len(off) >= max(3, math.ceil(0.1 * len(looked))):
+            what = [f"{len(elsewhere)} with the face elsewhere than an aligned crop has it"] if elsewhere else []
+            what += [f"{len(faceless)} without a face found"] if faceless else []
+            say(f"{PROG}: warning: {len(off)} of the {len(looked)} {noun} looked at may not be face crops "
+                f"({' and '.join(what)}: {some(off)}); they are trained as they are; {why}if they are whole "
+                f"photos, {_ALIGN_FIX}")
 
 
-def _square_faces(paths) -> tuple:
-    """(square images looked at, those with a face but none where an aligned crop has it, those with
-    no face found), of up to 30 usable square images spread over the data; the first 10 (spread
-    too) end the look when none of them is off, or none has a face. Each is searched for faces of
-    40 px and more at 224 px, and at up to 672 px where none was found (a small face in a big
-    photo). A face is where an aligned crop has it when its five landmarks lie on average within a
-    tenth of the side of the CelebA template's (core.alignment.crop_landmarks). Measured with
-    bench/training_framing.py: of 300 img_align_celeba and 300 img_align_celeba_from_wild crops cut
-    square (at 178, 256 and 1024 px) none had its face elsewhere (the largest distance 0.064) and 3
-    of the 1,800 none found; of 500 img_celeba photos centre-cropped square (at their size and at
-    1080 px) 89 % had their face elsewhere, 5 % none found."""
-    import cv2
+def _framed_images(paths) -> dict:
+    """{framing: paths} of the images load_training_crop would crop by their shape
+    (datasets.framing_of: "square", "celeba"), among up to 300 spread over the data (a labeled
+    folder lists its values in turn), upright (EXIF orientation, as they are read); only the
+    headers are read, and a pack's crops (made by its own alignment) are left out."""
     from PIL import Image
-    from core.alignment import CELEBA_TEMPLATE, crop_landmarks
-    from core.faces import detect_faces
-    from .datasets import read_rgb
+    from .datasets import framing_of
     from .packfile import split_member
-    squares = []
-    # spread over the data (a labeled folder lists its values in turn); only the headers are read
+    found: dict = {"square": [], "celeba": []}
     for i in np.unique(np.linspace(0, len(paths) - 1, min(len(paths), 300)).astype(int)) if paths else []:
-        if split_member(paths[i]) is not None:   # a pack's crops were made by its own alignment
+        if split_member(paths[i]) is not None:
             continue
         try:
             with Image.open(paths[i]) as im:
                 w, h = im.size
+                if im.getexif().get(0x0112) in (5, 6, 7, 8):   # a phone photo stored sideways, read upright
+                    w, h = h, w
         except Exception:   # what Pillow cannot read, the cache has read its own way
             continue
-        if abs(h / w - 1.0) < 0.03:   # load_training_crop's square
-            squares.append(paths[i])
-    squares = [squares[k] for k in np.unique(np.linspace(0, len(squares) - 1, min(30, len(squares))).astype(int))]
-    squares = squares[0::3] + squares[1::3] + squares[2::3]
+        framing = framing_of(w, h)
+        if framing is not None:
+            found[framing].append(paths[i])
+    return found
+
+
+def _framed_faces(paths, framing: str = "square", candidates=None) -> tuple:
+    """(images looked at, those with a face but none where an aligned crop has it, those with no
+    face found), of up to 30 usable images of `framing` ("square", or "celeba": CelebA's 178x218
+    shape, 4:5 portraits included) spread over `candidates` (default: _framed_images(paths)); the
+    first 10 (spread too) end the look when none of them is off, or none has a face. Each is
+    searched for faces of 40 px and more at 224 px across, and at up to 672 px where none was found
+    (a small face in a big photo). A face is where an aligned crop has it when its five landmarks lie
+    on average within a tenth of the width of the CelebA template's, as load_training_crop's crop
+    places them (square: the whole image is the template's crop box; celeba: the whole image is its
+    178x218 frame, scaled to the image across and down). Measured with bench/training_framing.py:
+    of 300 img_align_celeba and 300 img_align_celeba_from_wild crops cut square (at 178, 256 and
+    1024 px) none had its face elsewhere (the largest distance 0.064) and 3 of the 1,800 none found;
+    of 500 img_celeba photos centre-cropped square (at their size and at 1080 px) 89 % had their
+    face elsewhere, 5 % none found; figures of the CelebA framing in docs/training.md."""
+    import cv2
+    from core.alignment import CELEBA_TEMPLATE
+    from core.faces import detect_faces
+    from .datasets import read_rgb
+    if candidates is None:
+        candidates = _framed_images(paths)[framing]
+    spread = np.unique(np.linspace(0, len(candidates) - 1, min(30, len(candidates))).astype(int))
+    picked = [candidates[k] for k in spread]
+    picked = picked[0::3] + picked[1::3] + picked[2::3]
+    box = CELEBA_TEMPLATE.crop_box if framing == "square" else (0.0, 0.0, *CELEBA_TEMPLATE.frame)
     side = 224
-    template = crop_landmarks(CELEBA_TEMPLATE, side)
     looked, elsewhere, faceless = [], [], []
-    for path in squares:
+    for path in picked:
         if len(looked) == 10 and (not elsewhere + faceless or len(faceless) == 10):
             break
         rgb, _ = read_rgb(path)
         if rgb is None:
             continue
         looked.append(path)
-        for size in dict.fromkeys((side, max(side, min(3 * side, rgb.shape[0])))):
-            shrink = rgb.shape[0] > size
-            faces = detect_faces(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC),
-                                 min_size=40)
+        h, w = rgb.shape[:2]
+        for width in dict.fromkeys((side, max(side, min(3 * side, w)))):
+            height = max(1, round(width * h / w))
+            resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if w > width else cv2.INTER_CUBIC)
+            faces = detect_faces(resized, min_size=40)
             if faces:
                 break
         if not faces:
             faceless.append(path)
-        elif min(np.linalg.norm((f.landmarks + 0.5) * side / size - 0.5 - template, axis=1).mean()
-                 for f in faces) > 0.1 * side:
+            continue
+        # the template's landmarks where the crop puts them, in this image's pixels (pixel centres)
+        scale = np.array([width / (box[2] - box[0]), height / (box[3] - box[1])])
+        template = (CELEBA_TEMPLATE.landmarks.astype(np.float64) + 0.5 - box[:2]) * scale - 0.5
+        if min(np.linalg.norm(f.landmarks - template, axis=1).mean() for f in faces) > 0.1 * width:
             elsewhere.append(path)
     return looked, elsewhere, faceless
 
@@ -1116,6 +1170,15 @@ def _check_same_files(ck, run_dir: Path, paths: list, ds) -> bool:
     raise FaderError(f"{run_dir}: the data differ from the run's ({what} since the run started); resume with the "
                      f"run's --data as it was, or train the run's model further on the new data in a new run "
                      f"folder: --continue {run_dir / 'model.fader'} --steps TOTAL --out NEW_RUN_DIR")
+
+
+def _same_split(ck, paths: list, train_idx, val_idx) -> bool:
+    """Whether the split, before any image is preprocessed, is the run's by _configure's rule (the
+    training files' names and both counts as recorded): so on CelebA and packs, whose images of
+    other splits _check_same_files cannot count, when the run skipped none of its images."""
+    tr = (json.loads(ck.get("meta_json") or "{}").get("training") or {})
+    return (tr.get("n_train") == len(train_idx) and tr.get("n_val") == len(val_idx)
+            and tr.get("train_files_sha1") == _train_files_sha1(paths, train_idx))
 
 
 def _model_spelling(attrs, model_names, whose: str, say) -> list:

@@ -32,6 +32,8 @@ CELEBA_IMAGE_DIRS = ("img_align_celeba", "img_align_celeba_89x109")
 # CelebA's aligned frame is 178x218; the reference code keeps rows 20..198 (a 178x178 square).
 CELEBA_FRAME = (178, 218)
 CELEBA_CROP = (0, 20, 178, 198)
+# How far (h / w) an image's aspect may be from a framing's to be taken as framed so (framing_of)
+FRAMING_TOLERANCE = 0.03
 # Value folder names that mean "absent" go first, so alpha=0 is "no" and alpha=1 is "yes". Other
 # languages' "no" too: a German ja/nein folder pair had "nein" as 1, so the slider's "yes" removed.
 NEGATIVE_NAMES = {"no", "non", "not", "without", "false", "off", "0", "none", "negative", "absent", "-1", "n",
@@ -900,15 +902,28 @@ def load_training_crop(path: str, size: int, align: bool = False, data: Optional
             return None, "no face"
         face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
         return alignment.align_face(rgb, face.landmarks, alignment.CELEBA_TEMPLATE, size).crop, None
-    h, w = rgb.shape[:2]
-    if abs(h / w - CELEBA_FRAME[1] / CELEBA_FRAME[0]) < 0.03:
+    framing = framing_of(*rgb.shape[1::-1])
+    if framing == "celeba":
         alignment = _alignment_module()
         if alignment is not None and hasattr(alignment, "aligned_crop"):
             return alignment.aligned_crop(rgb, alignment.CELEBA_TEMPLATE, size).crop, None
         return celeba_crop(rgb, size), None
-    if abs(h / w - 1.0) < 0.03:
+    if framing == "square":
         return _resize(rgb, size), None
     return None, NOT_ALIGNED
+
+
+def framing_of(w: int, h: int) -> Optional[str]:
+    """How load_training_crop takes a w x h image without --align, by its aspect (within
+    FRAMING_TOLERANCE): "celeba", framed like CelebA's aligned 178x218 images (a 4:5 portrait,
+    1080x1350, is within it too), "square", an already-cropped face, or None (skipped)."""
+    if w <= 0 or h <= 0:
+        return None
+    if abs(h / w - CELEBA_FRAME[1] / CELEBA_FRAME[0]) < FRAMING_TOLERANCE:
+        return "celeba"
+    if abs(h / w - 1.0) < FRAMING_TOLERANCE:
+        return "square"
+    return None
 
 
 def align_available() -> bool:
