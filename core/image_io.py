@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import (Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin, TiffTags,
+from PIL import (Image, ImageCms, PngImagePlugin, TiffImagePlugin, TiffTags,
                  UnidentifiedImageError, features)
 
 from core.atomic_write import atomic_file, copy_file_atomic
@@ -226,43 +226,146 @@ def _is_16bit_color(im: Image.Image) -> bool:
     return im.mode in ("RGB", "RGBA", "LA") and ";16" in _rawmode(im)
 
 
-def _over_white(color: np.ndarray, alpha: np.ndarray, max_value: float) -> np.ndarray:
-    """Composite ``color`` (H,W,C) over white with straight ``alpha`` (H,W); returns 8-bit."""
+# Element-wise work on a whole photo goes a band of rows at a time: in one piece, its float32
+# temporaries alone held 16-40 bytes a pixel (a 100 MP RGBA photo peaked at 6 GB in load_image).
+_BAND_PIXELS = 1 << 16
+
+
+def _band_rows(a: np.ndarray) -> int:
+    """How many of ``a``'s rows (image rows, or pixels of a list) make a band: about as many
+    values as _BAND_PIXELS RGB pixels."""
+    return max(1, 3 * _BAND_PIXELS // max(1, int(np.prod(a.shape[1:]))))
+
+
+def _over_white_f32(color: np.ndarray, alpha: np.ndarray, max_value: float) -> np.ndarray:
     a = alpha.astype(np.float32)[..., None] / max_value
     c = color.astype(np.float32) / max_value
-    out = (c * a + (1.0 - a)) * 255.0
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return np.clip(np.rint((c * a + (1.0 - a)) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _uncomposite_f32(arr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The straight colour under ``alpha`` of ``arr`` composited over white: the white taken back
+    out (approximate where alpha is low); ``arr`` itself where alpha is 0."""
+    a = alpha.astype(np.float32)[..., None]
+    straight = (arr.astype(np.float32) - (255.0 - a)) * 255.0 / np.maximum(a, 1.0)
+    return np.where(a > 0, np.clip(np.rint(straight), 0, 255), arr).astype(np.uint8)
+
+
+_TABLES: dict = {}
+
+
+def _table(math) -> np.ndarray:
+    """``math`` (_over_white_f32 at 255, or _uncomposite_f32) of every 8-bit (alpha, value) pair,
+    flat at alpha * 256 + value: a lookup gives its very result, several times faster."""
+    if math not in _TABLES:
+        values, alphas = np.arange(256, dtype=np.uint8)[None, :, None], np.arange(256, dtype=np.uint8)[:, None]
+        _TABLES[math] = (_over_white_f32(values, alphas, 255.0) if math is _over_white_f32
+                         else _uncomposite_f32(values, alphas)).reshape(-1)
+    return _TABLES[math]
+
+
+def _by_table(math, values: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    return np.take(_table(math), (alpha.astype(np.uint16) << 8)[..., None] | values)
+
+
+def _over_white(color: np.ndarray, alpha: np.ndarray, max_value: float) -> np.ndarray:
+    """Composite ``color`` (H,W,C) over white with straight ``alpha`` (H,W); returns 8-bit."""
+    out = np.empty(color.shape, np.uint8)
+    rows = _band_rows(color)
+    eight = max_value == 255.0 and color.dtype == alpha.dtype == np.uint8
+    for y in range(0, len(color), rows):
+        out[y:y + rows] = (_by_table(_over_white_f32, color[y:y + rows], alpha[y:y + rows]) if eight else
+                           _over_white_f32(color[y:y + rows], alpha[y:y + rows], max_value))
+    return out
 
 
 def _to_8bit(values: np.ndarray, max_value: float) -> np.ndarray:
     """Scale 0..max_value integers to 0..255 with rounding (65535 -> 255, not truncation)."""
-    v = np.clip(values.astype(np.float32), 0, max_value) * (255.0 / max_value)
-    return np.rint(v).astype(np.uint8)
+    out = np.empty(values.shape, np.uint8)
+    rows = _band_rows(values)
+    for y in range(0, len(values), rows):
+        out[y:y + rows] = np.rint(np.clip(values[y:y + rows].astype(np.float32), 0, max_value) * (255.0 / max_value))
+    return out
 
 
 def _gray3(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
+# EXIF orientation -> what ImageOps.exif_transpose does to the stored pixels, as array views
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
 def _orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1..8) to an array, as ImageOps.exif_transpose does."""
-    ops = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.swapaxes(0, 1),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
-        8: lambda a: np.rot90(a, 1),
-    }
-    op = ops.get(orientation)
+    op = _ORIENT.get(orientation)
     return op(arr) if op else arr
 
 
+# EXIF orientation -> the Pillow transposition ImageOps.exif_transpose turns the image by
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def _upright_bands(im: Image.Image, orientation: int = 1):
+    """Yield (y, band): the rows y, y+1, ... of ``im`` (RGB, RGBA or LA) as ImageOps.exif_transpose
+    turns it, about _BAND_PIXELS pixels at a time (a read-only (rows, width, channels) array).
+    A turned band is the band of stored rows (2-4) or columns (5-8) that it is, cropped and turned
+    by Pillow: the whole image turned (exif_transpose) held 4 more bytes a pixel."""
+    w, h = im.size
+    sideways = orientation in (5, 6, 7, 8)
+    height, width = (w, h) if sideways else (h, w)
+    rows = max(1, _BAND_PIXELS // width)
+    back = orientation in (3, 4, 7, 8)   # the upright top is the stored bottom (or right)
+    for y in range(0, height, rows):
+        n = min(rows, height - y)
+        a, b = (height - y - n, height - y) if back else (y, y + n)
+        box = (a, 0, b, h) if sideways else (0, a, w, b)
+        if orientation in _TRANSPOSE:
+            part = im.crop(box).transpose(_TRANSPOSE[orientation])
+            yield y, _read_box(part, (0, 0) + part.size)
+        else:
+            yield y, _read_box(im, box)
+
+
+def _read_box(im: Image.Image, box: tuple) -> np.ndarray:
+    """The pixels of ``box`` (x0, y0, x1, y1) of an RGB, RGBA or LA image as a read-only (rows,
+    columns, channels) uint8 array, from the encoder im.tobytes() uses: np.asarray(im) goes through
+    tobytes(), which holds the pieces of the whole image and then their join (two more copies)."""
+    x0, y0, x1, y1 = box
+    size = (y1 - y0) * (x1 - x0) * len(im.getbands())
+    try:
+        encoder = Image._getencoder(im.mode, "raw", (im.mode,))
+        encoder.setimage(im.im, box)
+    except (AttributeError, TypeError):   # a Pillow without these internals: its public copy
+        return np.asarray(im.crop(box), dtype=np.uint8).reshape(y1 - y0, x1 - x0, -1)
+    pieces = []
+    while True:   # the raw encoder writes whole rows: all of them, in a buffer the box's size
+        _, status, data = encoder.encode(size)
+        pieces.append(data)
+        if status:
+            break
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    if status < 0 or len(data) != size:
+        raise OSError(f"encoder error {status} while reading the pixels")
+    return np.frombuffer(data, np.uint8).reshape(y1 - y0, x1 - x0, -1)
+
+
 def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1..8) ``im``'s pixels are turned by, read as ImageOps.exif_transpose
+    reads it: a value it would not turn by is 1."""
     try:
         value = im.getexif().get(_ORIENTATION_TAG, 1)
-        return int(value) if int(value) in range(1, 9) else 1
+        return int(value) if value in _ORIENT else 1
     except Exception:  # malformed EXIF: the pixels are still fine, treat as upright
         return 1
 
@@ -323,15 +426,15 @@ def _load_16bit_color(p: Path, im: Image.Image) -> np.ndarray:
     if arr is None:
         raise ImageError(f"{p}: cannot read image: the file is truncated or corrupt")
     max_value = 65535.0 if arr.dtype == np.uint16 else 255.0
+    # turned first (views), so that the 8-bit array is made upright and contiguous
+    arr = _orient_array(arr, _orientation(im))
     if arr.ndim == 2:
-        rgb = _to_8bit(_gray3(arr), max_value)
-    elif arr.shape[2] == 2:  # gray + alpha
-        rgb = _over_white(_gray3(arr[..., 0]), arr[..., 1], max_value)
-    elif arr.shape[2] == 3:
-        rgb = _to_8bit(arr[..., ::-1], max_value)
-    else:
-        rgb = _over_white(arr[..., 2::-1], arr[..., 3], max_value)
-    return _orient_array(rgb, _orientation(im))
+        return _gray3(_to_8bit(arr, max_value))
+    if arr.shape[2] == 2:  # gray + alpha
+        return _over_white(_gray3(arr[..., 0]), arr[..., 1], max_value)
+    if arr.shape[2] == 3:
+        return _to_8bit(arr[..., ::-1], max_value)
+    return _over_white(arr[..., 2::-1], arr[..., 3], max_value)
 
 
 def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
@@ -349,66 +452,56 @@ def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _rgb_array(im: Image.Image) -> np.ndarray:
-    """An RGB Pillow image's pixels as a new uint8 (H, W, 3) array, written into it 1 MB at a
-    time by the encoder im.tobytes() uses: np.asarray(im) goes through tobytes(), which holds the
-    pieces of the whole image and then their join, two more copies at once (a 100 MP photo:
-    950 MB for a 286 MB array), and is slower."""
+def _rgb_array(im: Image.Image, orientation: int = 1) -> np.ndarray:
+    """An RGB Pillow image's pixels as a new uint8 (H, W, 3) array, turned by the EXIF
+    ``orientation``, written into it a band at a time (see _upright_bands and _read_box)."""
+    return _upright_array(im, orientation, lambda band: band)
+
+
+def _upright_array(im: Image.Image, orientation: int, make) -> np.ndarray:
+    """The uint8 (H, W, 3) array of ``make(band)`` over ``im``'s upright bands."""
     w, h = im.size
-    try:
-        encoder = Image._getencoder("RGB", "raw", ("RGB",))
-        encoder.setimage(im.im, (0, 0, w, h))
-    except (AttributeError, TypeError):   # a Pillow without these internals: its public copy
-        return np.asarray(im, dtype=np.uint8)
-    out = np.empty((h, w, 3), np.uint8)
-    flat = out.reshape(-1)
-    at, bufsize = 0, max(1 << 20, 4 * w)   # the raw encoder writes whole rows: at least one
-    while True:
-        _, status, data = encoder.encode(bufsize)
-        flat[at:at + len(data)] = np.frombuffer(data, np.uint8)
-        at += len(data)
-        if status:
-            break
-    if status < 0 or at != flat.size:
-        raise OSError(f"encoder error {status} while reading the pixels")
+    out = np.empty((w, h, 3) if orientation in (5, 6, 7, 8) else (h, w, 3), np.uint8)
+    for y, band in _upright_bands(im, orientation):
+        out[y:y + len(band)] = make(band)
     return out
 
 
-def _pil_to_rgb(im: Image.Image) -> np.ndarray:
-    """Convert any decoded Pillow image to uint8 RGB (alpha composited over white)."""
+def _pil_to_rgb(im: Image.Image, orientation: int = 1) -> np.ndarray:
+    """Convert any decoded Pillow image to uint8 RGB (alpha composited over white), turned by the
+    EXIF ``orientation`` (on the converted pixels: the same as turning the image first)."""
     mode = im.mode
     if mode == "RGB":
-        return _rgb_array(im)
+        return _rgb_array(im, orientation)
     if mode in ("P", "PA"):
         if mode == "P" and "transparency" not in im.info:
-            return _rgb_array(im.convert("RGB"))
+            return _rgb_array(im.convert("RGB"), orientation)
         im = im.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "RGBa", "LA", "La"):
         if mode in ("RGBa", "La"):  # premultiplied: un-premultiply first
             im = im.convert("RGBA" if mode == "RGBa" else "LA")
-        arr = np.asarray(im)
-        color = arr[..., :3] if arr.shape[2] == 4 else _gray3(arr[..., 0])
-        return _over_white(color, arr[..., -1], 255.0)
+        return _upright_array(im, orientation, lambda band: _over_white(
+            band[..., :3] if band.shape[2] == 4 else _gray3(band[..., 0]), band[..., -1], 255.0))
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         # 16-bit grey (Pillow opens 16-bit PNG/TIFF grey as I;16)
-        return _gray3(_to_8bit(np.asarray(im), 65535.0))
+        return _gray3(_to_8bit(_orient_array(np.asarray(im), orientation), 65535.0))
     if mode == "I":
         # 32-bit integer grey (a TIFF): no conventional range, so the data's own: 0..255 values
         # read as 8-bit (scaled as 16-bit they came out almost black), 0..65535 as 16-bit
-        arr = np.clip(np.asarray(im, dtype=np.float64), 0, None)
+        arr = _orient_array(np.clip(np.asarray(im, dtype=np.float64), 0, None), orientation)
         top = float(arr.max(initial=0.0))
         return _gray3(_to_8bit(arr, 255.0 if top <= 255 else 65535.0 if top <= 65535 else top))
     if mode == "F":
-        arr = np.nan_to_num(np.asarray(im, dtype=np.float32))
+        arr = _orient_array(np.nan_to_num(np.asarray(im, dtype=np.float32)), orientation)
         # Float images are either 0..1 or 0..255 by convention; pick by the data range.
         scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0
         return _gray3(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8))
     if mode == "CMYK":
-        return _rgb_array(_cmyk_to_rgb(im))
+        return _rgb_array(_cmyk_to_rgb(im), orientation)
     if mode in ("1", "L"):
-        return _gray3(np.asarray(im.convert("L"), dtype=np.uint8))
-    return _rgb_array(im.convert("RGB"))
+        return _gray3(_orient_array(np.asarray(im.convert("L"), dtype=np.uint8), orientation))
+    return _rgb_array(im.convert("RGB"), orientation)
 
 
 def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -429,12 +522,10 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 im.load()
-            try:
-                # in place: without a rotation to undo, a copy of the image (0.2 s at 48 MP) came back
-                ImageOps.exif_transpose(im, in_place=True)
-            except Exception:  # malformed EXIF must not make a readable photo unreadable
-                pass
-            rgb = _pil_to_rgb(im)
+            # turned as ImageOps.exif_transpose turns it, but band by band into the array: the
+            # Pillow image turned held 4 more bytes a pixel (a 100 MP photo: 8 bytes a pixel
+            # at once, 760 MB, where the copy into the array peaks at 7)
+            rgb = _pil_to_rgb(im, _orientation(im))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -567,12 +658,28 @@ def _load_alpha(p: Path, im: Image.Image) -> tuple:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im.load()
-        upright = ImageOps.exif_transpose(im) or im
-        rgba = np.asarray(upright.convert("RGBA"), dtype=np.uint8)
-        a = rgba[..., 3]
-        if a.min(initial=255) == 255:
+        # read band by band, turned as ImageOps.exif_transpose turns it (see _upright_bands): the
+        # whole image turned, converted and through tobytes() held 20 bytes a pixel
+        orientation = _orientation(im)
+        if im.mode not in ("RGBA", "LA"):
+            im = im.convert("RGBA")
+        w, h = im.size
+        a = np.empty((w, h) if orientation in (5, 6, 7, 8) else (h, w), np.uint8)
+        count = 0
+        for y, band in _upright_bands(im, orientation):
+            a[y:y + len(band)] = band[..., -1]
+            count += int(np.count_nonzero(band[..., -1] < 255))
+        if count == 0:
             return None, None, None
-        rgb = rgba[..., :3]
+        # the colour where alpha < 255 in the upright rows' order, read again straight into its place
+        color = np.empty((count, 3), np.uint8)
+        at = 0
+        for y, band in _upright_bands(im, orientation):
+            see = band[..., -1] < 255
+            n = int(np.count_nonzero(see))
+            color[at:at + n] = band[..., :3][see] if band.shape[2] == 4 else band[..., 0][see][:, None]
+            at += n
+        return a, color, composite
     return np.ascontiguousarray(a), np.ascontiguousarray(rgb[a < 255]), composite
 
 
@@ -669,8 +776,17 @@ def _webp_lossless(p: Path) -> bool:
 def gray_rgb(rgb: np.ndarray) -> np.ndarray:
     """The luminance of ``rgb`` in three equal channels, exactly as a grey export writes it (Pillow's
     ITU-R 601 "L"): what the window shows of an edited grey photo, so the preview is the export."""
-    lum = np.asarray(Image.fromarray(np.ascontiguousarray(rgb, np.uint8), "RGB").convert("L"))
-    return np.repeat(lum[..., None], 3, axis=2)
+    out = np.empty(rgb.shape[:2] + (3,), np.uint8)
+    rows = _band_rows(rgb)
+    for y in range(0, len(rgb), rows):
+        out[y:y + rows] = _luma(rgb[y:y + rows])[..., None]
+    return out
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Pillow's "L" of a band of ``rgb`` (per pixel: a band's is the whole image's, without its
+    4-byte-a-pixel Pillow copy)."""
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb, np.uint8), "RGB").convert("L"))
 
 
 def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: int = 95,
@@ -965,25 +1081,25 @@ def _tiff_unlocked(on: bool = True):
 _WEBP_MAX_SIDE = 16383
 
 
-def _webp_pixels(arr: np.ndarray, gray: bool, alpha: np.ndarray | None) -> np.ndarray:
+def _webp_pixels(arr: np.ndarray, gray: bool, alpha: np.ndarray | None, color: np.ndarray | None = None,
+                 composite: np.ndarray | None = None) -> np.ndarray:
     """What Pillow's WebP writer encodes of save_image's image: RGB, grey as three equal
-    channels (WebP has no grey; gray_rgb's luminance), RGBA with a transparency. Made a band of
-    rows at a time: in one piece, the grey conversion held Python's lock 80 ms per 20 MP."""
+    channels (WebP has no grey; gray_rgb's luminance), RGBA with a transparency (under it the
+    colour _uncomposite gives). Made a band of rows at a time: in one piece, the grey conversion
+    held Python's lock 80 ms per 20 MP."""
     if not gray and alpha is None:
         return np.ascontiguousarray(arr)
     h, w = arr.shape[:2]
     out = np.empty((h, w, 3 if alpha is None else 4), np.uint8)
-    rows = max(1, (1 << 20) // w)
-    for y in range(0, h, rows):
-        band = arr[y:y + rows]
-        out[y:y + rows, :, :3] = gray_rgb(band) if gray else band
+    for y, band in _straight_bands(arr, alpha, color, composite):
+        out[y:y + len(band), :, :3] = gray_rgb(band) if gray else band
         if alpha is not None:
-            out[y:y + rows, :, 3] = alpha[y:y + rows]
+            out[y:y + len(band), :, 3] = alpha[y:y + len(band)]
     return out
 
 
-def _save_webp(p: Path, arr: np.ndarray, gray: bool, alpha: np.ndarray | None, opts: dict,
-               replace: bool) -> bool:
+def _save_webp(p: Path, arr: np.ndarray, gray: bool, alpha: np.ndarray | None, color: np.ndarray | None,
+               composite: np.ndarray | None, opts: dict, replace: bool) -> bool:
     """Write save_image's WebP through core.webp_writer; False where its libwebp is missing."""
     from core import webp_writer
     lib = webp_writer.libwebp()
@@ -993,13 +1109,63 @@ def _save_webp(p: Path, arr: np.ndarray, gray: bool, alpha: np.ndarray | None, o
     if max(h, w) > _WEBP_MAX_SIDE:
         raise ValueError(f"a WebP image is at most {_WEBP_MAX_SIDE} pixels wide and high, this one is {w}x{h} "
                          "(use PNG, TIFF or JPEG)")
-    with webp_writer.encoded(lib, _webp_pixels(arr, gray, alpha), opts.get("lossless", False), opts.get("quality", 80),
-                       opts.get("method", 4), opts.get("exact", False)) as encoded:
+    with webp_writer.encoded(lib, _webp_pixels(arr, gray, alpha, color, composite), opts.get("lossless", False),
+                             opts.get("quality", 80), opts.get("method", 4), opts.get("exact", False)) as encoded:
         parts = webp_writer.container(encoded, w, h, opts.get("icc_profile"), opts.get("exif"), opts.get("xmp"))
         with atomic_file(p, replace) as f:
             for part in parts:
                 f.write(part)
     return True
+
+
+def _save_bmp(p: Path, arr: np.ndarray, opts: dict, replace: bool) -> None:
+    """Write the BMP Pillow writes of the RGB ``arr`` (BmpImagePlugin._save: its 54-byte header,
+    then the rows bottom up as BGR, each padded to 4 bytes), a band of rows at a time: Pillow's
+    writer needs its whole image, 4 bytes a pixel (380 MB at 100 MP), besides ``arr``."""
+    h, w = arr.shape[:2]
+    stride = (w * 3 + 3) & ~3
+    ppm = [int(x * 39.3701 + 0.5) for x in opts.get("dpi", (96, 96))]
+    size = 54 + stride * h
+    if size > 2**32 - 1:
+        raise ValueError("File size is too large for the BMP format")
+    header = struct.pack("<2sIII", b"BM", size, 0, 54) + struct.pack(
+        "<IIIHHIIIIII", 40, w, h, 1, 24, 0, stride * h, ppm[0], ppm[1], 0, 0)
+    rows = _band_rows(arr)
+    band = np.zeros((rows, stride), np.uint8)   # the padding stays zero
+    pixels = band[:, :w * 3].reshape(rows, w, 3)  # a view: its last axis splits in place
+    with atomic_file(p, replace) as f:
+        f.write(header)
+        for y1 in range(h, 0, -rows):
+            y0 = max(0, y1 - rows)
+            pixels[:y1 - y0] = arr[y0:y1][::-1, :, ::-1]
+            f.write(band[:y1 - y0].data)
+
+
+def _pillow_image(arr: np.ndarray, gray: bool, alpha: np.ndarray | None, color: np.ndarray | None,
+                  composite: np.ndarray | None) -> Image.Image:
+    """The Pillow image save_image hands its writer: L (grey), LA, RGBA or RGB. The grey and the
+    transparent ones are made a band at a time in an array that the image shares (Image.frombuffer
+    keeps L and RGBA in the array's own memory): their Pillow copies of an RGB image, 4 bytes a
+    pixel, and _uncomposite's whole straight image are not made. An RGB image is Pillow's copy:
+    Pillow keeps RGB as 4 bytes a pixel and shares no 3-byte memory, and its encoders (JPEG, PNG,
+    TIFF) read the whole image, which no band-by-band feeding can stand for."""
+    h, w = arr.shape[:2]
+    if gray:
+        lum = np.empty((h, w), np.uint8)
+        for y, band in _straight_bands(arr, alpha, color, composite):
+            lum[y:y + len(band)] = _luma(band)
+        image = Image.frombuffer("L", (w, h), lum, "raw", "L", 0, 1)
+        if alpha is not None:
+            a = Image.frombuffer("L", (w, h), np.ascontiguousarray(alpha, np.uint8), "raw", "L", 0, 1)
+            image = Image.merge("LA", (image, a))
+        return image
+    if alpha is not None:
+        rgba = np.empty((h, w, 4), np.uint8)
+        for y, band in _straight_bands(arr, alpha, color, composite):
+            rgba[y:y + len(band), :, :3] = band
+            rgba[y:y + len(band), :, 3] = alpha[y:y + len(band)]
+        return Image.frombuffer("RGBA", (w, h), rgba, "raw", "RGBA", 0, 1)
+    return Image.fromarray(np.ascontiguousarray(arr), "RGB")
 
 
 def check_output_folder(p: Path, what: str = "cannot save image") -> None:
@@ -1078,22 +1244,21 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
 
     if alpha is not None and (fmt not in _ALPHA_FORMATS or alpha.shape != arr.shape[:2]):
         alpha = None
-    if alpha is not None:
-        arr = _uncomposite(arr, alpha, color, composite)
     opts = _save_options(fmt, int(quality), exif, icc_profile, gray=gray, lossless=lossless, xmp=xmp,
                          iptc=iptc, text=text, dpi=dpi)
     try:
-        if fmt == "WEBP" and _save_webp(p, arr, gray, alpha, opts, replace):
+        if fmt == "WEBP" and _save_webp(p, arr, gray, alpha, color, composite, opts, replace):
+            return
+        if fmt == "BMP" and not gray:
+            _save_bmp(p, arr, opts, replace)
             return
     except OSError as exc:
         raise ImageError(f"{p}: cannot save image: {os_reason(exc)}") from None
     except (ValueError, RuntimeError) as exc:
         raise ImageError(f"{p}: cannot save image: {exc}") from None
-    image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
-    if gray:
-        image = image.convert("L")   # ITU-R 601 luminance; a grey pixel stays exactly itself
-    if alpha is not None:
-        image.putalpha(Image.fromarray(np.ascontiguousarray(alpha, np.uint8), "L"))
+    # grey: ITU-R 601 luminance (a grey pixel stays exactly itself); under a transparency the
+    # straight colour (_uncomposite)
+    image = _pillow_image(arr, gray, alpha, color, composite)
     unlocked = fmt == "TIFF"   # libtiff writes the file itself with Python's lock released
     try:
         try:
@@ -1118,13 +1283,45 @@ def _uncomposite(arr: np.ndarray, alpha: np.ndarray, color: np.ndarray | None,
     load_image returns it): the source's own (``color``, Source.color) wherever the pixel is still
     what load_image made of it (``composite``, else recomputed from ``color``), else the white
     taken back out (approximate where alpha is low)."""
-    a = alpha.astype(np.float32)[..., None]
-    straight = (arr.astype(np.float32) - (255.0 - a)) * 255.0 / np.maximum(a, 1.0)
-    out = np.where(a > 0, np.clip(np.rint(straight), 0, 255), arr).astype(np.uint8)
-    see = alpha < 255
-    if color is not None and len(color) == int(np.count_nonzero(see)):
-        made = composite if composite is not None and len(composite) == len(color) else \
-            _over_white(color, alpha[see], 255.0)
+    out = np.empty(arr.shape, np.uint8)
+    for y, band in _straight_bands(arr, alpha, color, composite):
+        out[y:y + len(band)] = band
+    return out
+
+
+def _straight_bands(arr: np.ndarray, alpha: np.ndarray | None, color: np.ndarray | None,
+                    composite: np.ndarray | None):
+    """Yield (y, band): the colour save_image writes for ``arr``'s rows y, y+1, ..., a band at a
+    time: ``arr``'s own, or under ``alpha`` _uncomposite's. Band by band, un-compositing holds a
+    band's temporaries: done on the whole photo in float32, it held 16-40 bytes a pixel."""
+    rows = _band_rows(arr)
+    starts = range(0, len(arr), rows)
+    if alpha is None:
+        for y in starts:
+            yield y, arr[y:y + rows]
+        return
+    # Source.color lists the pixels under 255 in row order: each band's are the next ones
+    counts = [int(np.count_nonzero(alpha[y:y + rows] < 255)) for y in starts]
+    if color is not None and len(color) != sum(counts):
+        color = None
+    if color is None or composite is None or len(composite) != len(color):
+        composite = None
+    at = 0
+    for y, n in zip(starts, counts):
+        yield y, _uncomposite_band(arr[y:y + rows], alpha[y:y + rows],
+                                   None if color is None else color[at:at + n],
+                                   None if composite is None else composite[at:at + n])
+        at += n
+
+
+def _uncomposite_band(arr: np.ndarray, alpha: np.ndarray, color: np.ndarray | None,
+                      composite: np.ndarray | None) -> np.ndarray:
+    """_uncomposite of a band; ``color`` and ``composite``: the band's own pixels of them."""
+    out = (_by_table(_uncomposite_f32, arr, alpha) if arr.dtype == alpha.dtype == np.uint8
+           else _uncomposite_f32(arr, alpha))
+    if color is not None and len(color):
+        see = alpha < 255
+        made = composite if composite is not None else _over_white(color, alpha[see], 255.0)
         unedited = (made == arr[see]).all(axis=1)
         part = out[see]
         part[unedited] = color[unedited]
