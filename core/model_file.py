@@ -238,7 +238,9 @@ def _torch_save_kind(path: Path, head: bytes) -> tuple:
         else:
             with open(path, "rb") as f:
                 stream, skip = io.BytesIO(f.read(_PICKLE_SCAN_BYTES)), 3   # magic number, protocol, sys info
-        last = ["", ""]   # the last two strings pushed
+        # the last two values pushed (a string, or None for anything else) and the memo of strings:
+        # protocol 4+ pushes a string used before with BINGET, e.g. a state dict's second 'torch'
+        last, memo = [None, None], {}
         ops = (op for _ in range(skip + 1) for op in pickletools.genops(stream))
         for count, (op, arg, _pos) in enumerate(ops):
             if count > _PICKLE_SCAN_OPS:
@@ -246,28 +248,56 @@ def _torch_save_kind(path: Path, head: bytes) -> tuple:
             if skip:   # the legacy format pickles its magic number, protocol and system info first
                 skip -= op.name == "STOP"
                 continue
-            if op.name in ("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "BINSTRING",
-                           "SHORT_BINSTRING", "STRING"):
+            code = op.name
+            if code in ("PROTO", "FRAME"):   # a frame may start between a global's two strings
+                continue
+            if code in ("MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"):
+                memo[len(memo) if code == "MEMOIZE" else arg] = last[1]
+                continue
+            if code in ("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "BINSTRING",
+                        "SHORT_BINSTRING", "STRING"):
                 last = [last[1], str(arg)]
-                if last == ["format", TRAIN_CHECKPOINT_FORMAT]:
-                    return "fader-train", None
-            elif op.name in ("GLOBAL", "STACK_GLOBAL"):
+            elif code in ("BINGET", "LONG_BINGET", "GET"):
+                last = [last[1], memo.get(arg)]
+            elif code in ("GLOBAL", "STACK_GLOBAL"):
                 # GLOBAL: protocols 0-3 (torch.save writes 2); STACK_GLOBAL takes the two strings pushed
-                module, name = str(arg).split(" ", 1) if op.name == "GLOBAL" else last
-                if module and not _is_plain_global(module):
+                module, name = str(arg).split(" ", 1) if code == "GLOBAL" else last
+                if module is None or name is None:   # not strings: a pickle no torch.save writes
+                    return None, None
+                if not _is_plain_global(module, name):
                     found = f"{module}.{name}"   # a hostile name may be of any length: the message is one line
                     return "module", found if len(found) <= 120 else found[:119] + "…"
+                last = [last[1], None]
+            else:
+                last = [last[1], None]
+            if last == ["format", TRAIN_CHECKPOINT_FORMAT]:
+                return "fader-train", None
     except Exception:   # a damaged or hostile file of any kind: the message only loses its detail
         return None, None
     return "data", None
 
 
-def _is_plain_global(module: str) -> bool:
-    """Whether a pickle global of `module` only rebuilds data (tensors, storages, containers,
-    arrays), not a network."""
+#: standard-library classes that only hold values (an argparse.Namespace of a run's options, dates,
+#: paths): a checkpoint holding them is plain data, not a network
+_PLAIN_STDLIB = {
+    "argparse": {"Namespace"},
+    "types": {"SimpleNamespace"},
+    "datetime": {"date", "datetime", "time", "timedelta", "timezone"},
+    "pathlib": {"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath"},
+    "decimal": {"Decimal"},
+    "fractions": {"Fraction"},
+    "uuid": {"UUID"},
+}
+
+
+def _is_plain_global(module: str, name: str) -> bool:
+    """Whether a pickle global `module`.`name` only rebuilds data (tensors, storages, containers,
+    arrays, plain standard-library values), not a network."""
     top = module.split(".")[0]
     if module.startswith(("torch.nn", "torch.jit")):
         return False
+    if name in _PLAIN_STDLIB.get(module, ()):
+        return True
     return top in ("torch", "collections", "builtins", "__builtin__", "copyreg", "copy_reg", "_codecs", "numpy")
 
 
@@ -291,7 +321,7 @@ def _sniff(path: Path) -> None:
     """Reject files that are obviously not safetensors before parsing them."""
     size = check_file(path, "model")
     with open(path, "rb") as f:
-        head = f.read(16)
+        head = f.read(32)
     n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
     safetensors_like = 2 <= n and 8 + n <= size and head[8:9] == b"{"
     # The first bytes of a safetensors file are its header length, which can itself start with
@@ -299,7 +329,9 @@ def _sniff(path: Path) -> None:
     if not safetensors_like and (head[:2] == b"PK" or head[:1] == b"\x80"):
         if head[:2] == b"PK" and not _zip_has_pickle(path):
             raise ModelFileError(f"{path}: not a Fader model file (a zip archive, not a PyTorch checkpoint)")
-        if head[:1] == b"\x80" and not head[2:].startswith(_TORCH_LEGACY_MAGIC):
+        # pickle protocol 4+ (torch.save(..., pickle_protocol=4)) opens a frame first: 0x95 and its length
+        magic = head[11:] if head[2:3] == b"\x95" else head[2:]
+        if head[:1] == b"\x80" and not magic.startswith(_TORCH_LEGACY_MAGIC):
             raise ModelFileError(f"{path}: not a Fader model file (a plain Python pickle, which is never loaded: "
                                  "it could run code)")
         named = path.name == CHECKPOINT_NAME or (path.parent / RUN_MARKER).is_file()

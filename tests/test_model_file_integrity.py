@@ -281,3 +281,29 @@ def test_the_own_value_edit_suggests_reads_back_as_that_value(labels):
     attr = Attribute("Smiling", labels) if len(labels) == 2 else Attribute("Group", labels, (0.0, 1.0))
     for idx in range(len(labels)):
         assert same_value(attr, parse_value(attr, label_text(attr, idx)), _pure(attr, idx))
+
+
+def test_info_tells_state_dicts_of_every_pickle_protocol_and_plain_options_from_networks(tmp_path, capsys):
+    """Review: a state dict saved with pickle protocol 4 or 5 was 'a pickled PyTorch checkpoint (of
+    1.num_batches_tracked.LongStorage)' (protocol 4 pushes a global's repeated strings from the
+    memo), and a checkpoint with its argparse options (argparse.Namespace) one 'of argparse.Namespace'."""
+    import argparse
+    sd = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).state_dict()
+    saves = {f"sd_p{p}{'_legacy' if legacy else ''}.pt": (sd, {"pickle_protocol": p,
+                                                                "_use_new_zipfile_serialization": not legacy})
+             for p in (2, 4, 5) for legacy in (False, True)}
+    saves["with_options.pt"] = ({"state_dict": sd, "args": argparse.Namespace(lr=1e-3, name="run")}, {})
+    saves["with_options_p4.pt"] = ({"model": sd, "args": argparse.Namespace(lr=1e-3)}, {"pickle_protocol": 4})
+    for name, (obj, kw) in saves.items():
+        torch.save(obj, tmp_path / name, **kw)
+    network = tmp_path / "network_p4.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), network, pickle_protocol=4)
+    with pytest.MonkeyPatch.context() as mp:
+        def refuse(*a, **k):
+            raise AssertionError("something was unpickled")
+        for name in ("load", "loads", "Unpickler"):
+            mp.setattr(pickle, name, refuse)
+        mp.setattr(torch, "load", refuse)
+        for name in saves:
+            _refused(capsys, tmp_path / name, "holding a state dict (weights without the network they belong to)")
+        _refused(capsys, network, "is a pickled PyTorch checkpoint (of torch.nn.modules.container.Sequential)")

@@ -324,3 +324,99 @@ def test_without_flock_a_stopped_build_is_still_continued(tmp_path):
     assert lines == ["reused the preprocessing of 6 of 7 images (unchanged files) from earlier caches",
                      "continuing the preprocessing that was stopped: 6 of 7 images were done"]
     assert not list(cache.glob(".*partial*"))
+
+
+# -- 5. review of the above ---------------------------------------------------------------------------
+
+def _zipped_alignment(tmp_path: Path, name: str, source: str):
+    """core.alignment run from a zip archive, as a bundle runs it from its own: its __file__ names no
+    file on disk, its loader gives its code."""
+    import importlib.util
+    import zipfile
+    import zipimport
+    archive = tmp_path / f"{name}.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("core/alignment.py", source)
+    spec = zipimport.zipimporter(str(archive / "core")).find_spec("core.alignment")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert not Path(module.__file__).exists()
+    return module
+
+
+def test_a_changed_alignment_is_seen_where_its_source_file_is_absent(tmp_path, monkeypatch):
+    """Review: in a PyInstaller bundle a module's __file__ names a .py that is not on disk: its code
+    digest was 'missing', so a new version's alignment reused the crops of the old one."""
+    import core
+    from core import alignment
+    from training.cache import crop_fingerprint
+    source = Path(alignment.__file__).read_text(encoding="utf-8")
+    changed = source.replace("def aligned_crop(", "def aligned_crop(*args, **kwargs):\n    return None\n\n\n"
+                                                  "def _earlier_aligned_crop(", 1)
+    assert changed != source
+    prints = {}
+    for name, text in (("first", source), ("moved", source), ("changed", changed)):
+        module = _zipped_alignment(tmp_path, name, text)
+        monkeypatch.setattr(core, "alignment", module)
+        monkeypatch.setitem(sys.modules, "core.alignment", module)
+        prints[name] = (crop_fingerprint(False), crop_fingerprint(True))
+    assert prints["first"] == prints["moved"]   # the same code in another place: the same crops
+    assert prints["changed"][0] != prints["first"][0] and prints["changed"][1] != prints["first"][1]
+
+
+def test_an_interrupted_removal_of_an_earlier_versions_build_is_finished_by_the_next_run(tmp_path):
+    """Review: a per-process build of an earlier version (.KEY.PID.partial) is renamed to
+    .deleting.KEY.PID.partial.MYPID before its removal; cut short, no later run removed it."""
+    import os
+    root, key = tmp_path / "cache", "0123456789abcdef01234567"
+    left = [f".deleting.{key}.999999.partial.4242", f".deleting.{key}.p999999.partial.4242",
+            f".deleting.{key}.partial.4242", f".deleting.{key}.4242"]
+    for name in left:
+        (root / name).mkdir(parents=True)
+        (root / name / "images.npy").write_bytes(b"x" * 1000)
+    open_cache([str(_bmp(tmp_path / "a.bmp", 0))], 16, False, root, workers=1, progress=False)
+    assert [n for n in os.listdir(root) if n.startswith(".deleting")] == []
+
+
+def test_without_the_face_detector_files_training_without_align_warns_and_trains(tmp_path, capsys, monkeypatch):
+    """Review: with the detector's files moved or missing, fader-train without --align (which needs
+    no detector) failed with 'mtcnn.safetensors: cannot read the file'; the look for whole photos
+    is advice, skipped with a warning. --align still needs the detector."""
+    from core import faces
+    rng = np.random.default_rng(0)
+    data = tmp_path / "Smiling"
+    for value in ("no", "yes"):
+        for i, (w, h) in enumerate([(178, 218)] * 4 + [(64, 64)] * 3):
+            (data / value).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(data / value / f"{i}.png"), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    monkeypatch.setattr(faces, "DEFAULT_WEIGHTS", tmp_path / "elsewhere" / "mtcnn.safetensors")
+    monkeypatch.setattr(faces, "_shared", None)   # as loaded by a new process
+    args = ["--data", str(data), *TINY, "--steps", "1", "--eval-every", "1", "--val-size", "4",
+            "--cache-dir", str(tmp_path / "cache")]
+    code, err = _main([*args, "--out", str(tmp_path / "run")], capsys)
+    assert code == 0 and (tmp_path / "run" / "model.fader").is_file(), err
+    (line,) = [x for x in err.splitlines() if "not checked" in x]
+    assert line.startswith("fader-train: warning: the square images and images of CelebA's 178x218 shape were not "
+                           "checked for being whole photos rather than face crops: the face detector cannot be "
+                           "loaded (") and "mtcnn.safetensors" in line, line
+    code, err = _main([*args, "--out", str(tmp_path / "aligned"), "--align"], capsys)
+    assert code == 2 and not (tmp_path / "aligned" / "model.fader").exists(), err
+
+
+def test_hashes_without_hashlib_file_digest_as_on_python_3_10(tmp_path, monkeypatch):
+    """Review: requires-python is 3.10, but hashlib.file_digest (3.11+) keyed every --align cache and
+    looked for copies of an image under two values."""
+    import hashlib
+    from training import cache
+    from training.datasets import open_dataset
+    cache._file_digest.cache_clear()
+    want = cache.crop_fingerprint(True)
+    monkeypatch.delattr(hashlib, "file_digest", raising=False)
+    cache._file_digest.cache_clear()
+    assert cache.crop_fingerprint(True) == want
+    for value in ("no", "yes"):
+        for i in range(3):
+            _bmp(tmp_path / "Smiling" / value / f"{i}.bmp", i + 10 * (value == "yes"))
+    (tmp_path / "Smiling" / "yes" / "copy.bmp").write_bytes((tmp_path / "Smiling" / "no" / "1.bmp").read_bytes())
+    (note,) = open_dataset(tmp_path / "Smiling").notes
+    assert note.startswith("1 image(s) are identical copies under two values") and "copy.bmp (yes)" in note

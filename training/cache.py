@@ -51,7 +51,7 @@ import numpy as np
 
 from core.errors import FaderError
 
-from .datasets import load_training_crop, read_file_bytes
+from .datasets import hash_file, load_training_crop, read_file_bytes
 from .progress import progress_bar
 
 CACHE_VERSION = 3  # 2: transparency over white, images over 100 MP skipped; 3: the limit is 210 MP
@@ -71,7 +71,9 @@ _PARTIAL = re.compile(r"^\.([0-9a-f]{24})\.partial$")
 _OLD_PARTIAL = re.compile(r"^\.([0-9a-f]{24})\.(\d+)\.partial$")   # an earlier version's, per process
 # where there is no flock (Windows), each build in a folder of its own (_claim_own)
 _OWN_PARTIAL = re.compile(r"^\.([0-9a-f]{24})\.p(\d+)\.partial$")
-_DELETING = re.compile(r"^\.deleting\.[0-9a-f]{24}(\.p\d+)?(\.partial)?\.\d+$")
+# what _remove_locked and _remove_dead_partials rename a folder to before removing it: .deleting.NAME.MYPID
+# of a final (KEY), shared (.KEY.partial), own (.KEY.pPID.partial) or earlier per-process (.KEY.PID.partial) one
+_DELETING = re.compile(r"^\.deleting\.[0-9a-f]{24}(\.p?\d+)?(\.partial)?\.\d+$")
 
 
 def default_cache_dir() -> Path:
@@ -148,7 +150,7 @@ def _file_digest(path: str, size: int, mtime_ns: int, source: bool) -> str:
             with open(path, encoding="utf-8", errors="surrogateescape") as f:
                 return _code_digest(f.read())
         with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha1").hexdigest()[:16]
+            return hash_file(f).hexdigest()[:16]
     except OSError:
         return "unreadable"
 
@@ -161,21 +163,61 @@ def _digest_of(path, source: bool = False) -> str:
     return _file_digest(str(path), st.st_size, st.st_mtime_ns, source)
 
 
+def _app_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("fader-desktop")
+    except Exception:   # not installed (a source checkout) or no metadata in the bundle
+        return "development"
+
+
+def _code_digest_of(code) -> str:
+    """SHA-1 of a code object, wherever its file lies (its name is left out). marshal version 2
+    writes no back-references, whose use depends on reference counts: the same code gives the same
+    bytes in every process."""
+    import marshal
+    import types
+
+    def placeless(c):
+        return c.replace(co_filename="", co_consts=tuple(placeless(k) if isinstance(k, types.CodeType) else k
+                                                         for k in c.co_consts))
+    return "code " + hashlib.sha1(marshal.dumps(placeless(code), 2)).hexdigest()[:16]
+
+
+@lru_cache(maxsize=8)
+def _compiled_module_digest(module) -> str:
+    """Digest of a module whose source file is absent (in a PyInstaller bundle __file__ names a .py
+    that is not on disk: the code is in the bundle's archive): of its code object as its loader
+    gives it, else of the app's version."""
+    try:
+        code = module.__loader__.get_code(module.__name__)
+        if code is not None:
+            return _code_digest_of(code)
+    except Exception:   # a loader without get_code, or one that fails: the version still follows the app
+        pass
+    return "version " + _app_version()
+
+
 def _module_digest(module) -> str:
-    """_code_digest of a module's source file (its compiled file's bytes where there is no source)."""
+    """_code_digest of a module's source file (its compiled file's bytes where there is no source;
+    its code object where there is no file: _compiled_module_digest)."""
     path = getattr(module, "__file__", None) or ""
+    if not os.path.isfile(path):
+        return _compiled_module_digest(module)
     return _digest_of(path, source=path.endswith(".py"))
 
 
 def _function_digest(fn) -> str:
-    """_code_digest of one function's source (its module's digest where there is no source)."""
+    """_code_digest of one function's source (its code object's digest where there is no source
+    file)."""
     import inspect
     module = inspect.getmodule(fn)
     path = getattr(module, "__file__", None) or ""
     try:
         st = os.stat(path)
     except OSError:
-        return _module_digest(module)
+        code = getattr(fn, "__code__", None)
+        return _code_digest_of(code) if code is not None else _module_digest(module)
     return _source_digest(fn, path, st.st_size, st.st_mtime_ns)
 
 

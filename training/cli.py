@@ -1036,16 +1036,27 @@ def _check_framed_photos(a, paths, say, resumed: bool = False, kind: str = "") -
     where an aligned crop of that framing has it. A few such images, or images without a face
     found, are a warning, and so is the refusal's case on --resume (a run started before this check
     goes on). The images of a CelebA layout (`kind` "celeba": its img_align_celeba folders) are
-    CelebA's aligned set: their framing is not looked at."""
+    CelebA's aligned set: their framing is not looked at. Where the face detector cannot be loaded
+    (its files moved or damaged) the check is skipped with a warning."""
     from core.errors import FaderError
     if a.align:
         return
     def some(x):
         return ", ".join(Path(p).name for p in x[:3]) + (", …" if len(x) > 3 else "")
     found = _framed_images(paths)
-    for framing, (noun, where, why) in _FRAMED.items():
-        if framing == "celeba" and kind == "celeba" or not found[framing]:
-            continue
+    todo = [f for f in _FRAMED if found[f] and not (f == "celeba" and kind == "celeba")]
+    if not todo:
+        return
+    try:   # the check is advice: without the detector's files (moved, damaged) the run trains as it did
+        from core.faces import shared_detector
+        shared_detector()
+    except (ImportError, FaderError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        say(f"{PROG}: warning: the {' and '.join(_FRAMED[f][0] for f in todo)} were not checked for being whole "
+            f"photos rather than face crops: the face detector cannot be loaded ({reason})")
+        return
+    for framing in todo:
+        noun, where, why = _FRAMED[framing]
         looked, elsewhere, faceless = _framed_faces(paths, framing, found[framing])
         # whole photos put the face elsewhere in 89 % of them, aligned crops in none of 1,800 (_framed_faces)
         if len(elsewhere) >= 3 and len(elsewhere) * 2 > len(looked) and not resumed:

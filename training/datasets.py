@@ -227,11 +227,20 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
     return Dataset("folders", [str(root)], [attr], items, f"labeled folders {root} ({counts})", notes)
 
 
+def hash_file(f, algorithm: str = "sha1"):
+    """The hashlib object of what is left of the open binary file `f`, read 1 MiB at a time: as
+    hashlib.file_digest, which Python 3.10 lacks."""
+    h = hashlib.new(algorithm)
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+    return h
+
+
 def _digest(p, limit: Optional[int] = None) -> Optional[str]:
     """SHA-1 of the file ``p`` (of its first ``limit`` bytes); None where it cannot be read."""
     try:
         with open(p, "rb") as f:
-            return (hashlib.sha1(f.read(limit)) if limit else hashlib.file_digest(f, "sha1")).hexdigest()
+            return (hashlib.sha1(f.read(limit)) if limit else hash_file(f)).hexdigest()
     except OSError:
         return None
 
