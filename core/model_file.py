@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .atomic_write import atomic_file
-from .run_files import CHECKPOINT_NAME, RUN_MARKER
+from .run_files import CHECKPOINT_NAME, RUN_MARKER, train_program
 from .attributes import EXAGGERATION_WIDTHS, Attribute, value_limits
 from .errors import FaderError, ModelFileError, os_reason
 from .networks import ArchConfig, AutoEncoder, Classifier
@@ -304,11 +304,11 @@ def _is_plain_global(module: str, name: str) -> bool:
 def train_checkpoint_advice(path: Path) -> str:
     """How a fader-train checkpoint given where a model is expected becomes a model (a clause)."""
     if path.name == CHECKPOINT_NAME:
-        return (f"its run's model is {path.parent / 'model.fader'}, and `fader-train --export-last --out "
-                f"{path.parent}` makes one of its last step")
+        return (f"its run's model is {path.parent / 'model.fader'}, and `{train_program()} --export-last "
+                f"--out {path.parent}` makes one of its last step")
     # --export-last reads RUN/checkpoint_last.pt: another name is never found there
-    return (f"copy it to FOLDER/{CHECKPOINT_NAME} (a folder of its own), and `fader-train --export-last --out "
-            "FOLDER` makes FOLDER/model_last.fader of its last step")
+    return (f"copy it to FOLDER/{CHECKPOINT_NAME} (a folder of its own), and `{train_program()} --export-last "
+            "--out FOLDER` makes FOLDER/model_last.fader of its last step")
 
 
 #: why a state dict (or another dict of tensors) is no model, and where a model comes from

@@ -77,7 +77,10 @@ def _libwebp_candidates():
         if folder.is_dir():
             yield from sorted(str(f) for f in folder.iterdir() if _LIBWEBP_NAME.match(f.name))
     import ctypes.util
-    system = ctypes.util.find_library("webp")
+    # named through a variable: PyInstaller bundles what code names to find_library, and the build
+    # host's libwebp is never the version Pillow links to in the bundle (0.45 MB never loaded)
+    name = "webp"
+    system = ctypes.util.find_library(name)
     if system:
         yield system
 

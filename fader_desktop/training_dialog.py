@@ -578,7 +578,9 @@ class TrainingDialog(QDialog):
         self.proc.errorOccurred.connect(self._process_error)
         args = self.command()
         n = self.procs_spin.value()
-        launcher = "fader-train" if n == 1 else f"torchrun --standalone --nproc_per_node {n} $(which fader-train)"
+        # the packaged app runs its own executable's `train`, which a user can paste (no fader-train there)
+        launcher = (shlex.join([sys.executable, "train"]) if _frozen() else "fader-train" if n == 1
+                    else f"torchrun --standalone --nproc_per_node {n} $(which fader-train)")
         self._message(f"$ {launcher} " + " ".join(self.arguments()))
         self._started_at = time.monotonic()
         self._stopping = False

@@ -334,3 +334,48 @@ def test_frozen_entry_help_mentions_train(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("train: ") and "edit" in out
+
+
+_FROZEN_TRAIN = """
+import sys
+sys.frozen = True
+sys.argv[0] = sys.argv.pop(1)
+from fader_desktop import frozen_entry
+from core.model_file import train_checkpoint_advice
+from pathlib import Path
+print("ADVICE", train_checkpoint_advice(Path("run/checkpoint_last.pt")))
+sys.exit(frozen_entry.main(sys.argv[1:]))
+"""
+
+
+def test_the_packaged_trainer_names_a_command_the_packaged_app_has(tmp_path, labeled_folder):
+    """QA of a real build: the packaged app's trainer wrote `fader-train …` into command.txt and its
+    usage and advice, a command the packaged app does not install (install.sh links fader-desktop):
+    a pasted line gave 'command not found'."""
+    exe = "/opt/Fader Desktop/FaderDesktop"
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", _FROZEN_TRAIN, exe, "train", "--data", str(labeled_folder), "--img-size", "32",
+           "--init-fm", "8", "--max-fm", "32", "--n-layers", "3", "--hid-dim", "32", "--steps", "2",
+           "--classifier-steps", "1", "--eval-every", "2", "--threads", "1", "--quiet", "--out", str(out),
+           "--cache-dir", str(tmp_path / "cache")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    line = (out / "command.txt").read_text().splitlines()[-1]
+    assert line.startswith("'/opt/Fader Desktop/FaderDesktop' train --data "), line
+    assert "`FaderDesktop train --export-last --out run`" in p.stdout
+    usage = subprocess.run(cmd[:5] + ["--help"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert usage.returncode == 0 and "\nusage: FaderDesktop train [-h]" in usage.stdout
+
+
+def test_no_module_makes_pyinstaller_bundle_a_library_of_the_build_host():
+    """QA of a real build: webp_writer's find_library("webp") made PyInstaller copy the build host's
+    libwebp.so.7 into the bundle (never loaded there: Pillow's own is another version)."""
+    utils = pytest.importorskip("PyInstaller.depend.utils")
+    found = {}
+    for folder in ("core", "training", "fader_desktop"):
+        for f in sorted((ROOT / folder).glob("*.py")):
+            hits = utils.scan_code_for_ctypes(compile(f.read_text(encoding="utf-8"), str(f), "exec"))
+            if hits:
+                found[f.name] = hits
+    assert found == {}

@@ -21,10 +21,11 @@ from typing import Optional
 
 import numpy as np
 
-PROG = "fader-train"
-# Written into every run folder when the run starts: the folders --out may write into are new or
-# empty ones and those that hold this file (or a checkpoint), never a folder of the user's files.
-from core.run_files import RUN_MARKER  # noqa: E402
+# RUN_MARKER is written into every run folder when the run starts: the folders --out may write into
+# are new or empty ones and those that hold this file (or a checkpoint), never a folder of the user's files.
+from core.run_files import RUN_MARKER, train_program
+
+PROG = train_program()   # `fader-train`, or the packaged app's `fader-desktop train`
 SKIPPED_LIST = "skipped.txt"   # in the run folder: the images preprocessing skipped, with the reason
 PSEUDO_LABELS = "pseudo_labels.txt"  # in a fine-tuning run folder: the labels the --init model's classifier gave
 MAX_BATCH_SIZE = 1024
@@ -1633,7 +1634,8 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
         if trainer.is_main:
             with open(run_dir / "command.txt", "a", encoding="utf-8", errors="surrogateescape") as f:
                 # quoted, so that a line can be pasted (and read back by a --resume that lacks --data)
-                f.write(shlex.join([PROG] + [str(x) for x in (argv if argv is not None else sys.argv[1:])]) + "\n")
+                words = shlex.split(train_program(full=True)) + [str(x) for x in (argv if argv is not None else sys.argv[1:])]
+                f.write(shlex.join(words) + "\n")
         if phase is not None:
             phase.end()
             if dist.is_main:
