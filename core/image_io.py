@@ -1277,6 +1277,17 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
         raise ImageError(f"{p}: cannot save image: {exc}") from None
 
 
+def as_exported(pixels: np.ndarray, alpha: np.ndarray | None = None, gray: bool = False) -> np.ndarray:
+    """Rendered pixels (over white, as load_image gives them) as their export looks: a grey photo's
+    as its luminance; with ``alpha``, the straight colour the export writes under it (_uncomposite)
+    composited over white again, so an edit shows only as far as the alpha lets it through."""
+    if alpha is not None:
+        pixels = _uncomposite(pixels, alpha, None)
+    if gray:
+        pixels = gray_rgb(pixels)
+    return pixels if alpha is None else _over_white(pixels, alpha, 255.0)
+
+
 def _uncomposite(arr: np.ndarray, alpha: np.ndarray, color: np.ndarray | None,
                  composite: np.ndarray | None = None) -> np.ndarray:
     """The straight colour to write under ``alpha`` for ``arr`` (composited over white, as

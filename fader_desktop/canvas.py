@@ -622,13 +622,16 @@ class PhotoCanvas(QWidget):
     def _draw_boxes(self, p: QPainter) -> None:
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        # a face cut by the photo's edge has a box reaching past it: drawn to the edge, not out
+        # into the background
+        photo = self._image_rect()
         for rect, reason in self._skipped:
-            r = QRectF(self.to_widget(rect.topLeft()), self.to_widget(rect.bottomRight()))
+            r = QRectF(self.to_widget(rect.topLeft()), self.to_widget(rect.bottomRight())).intersected(photo)
             p.setPen(QPen(QColor(200, 200, 200, 150), 1, Qt.PenStyle.DotLine))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(r)
         for index, rect in self._faces:
-            r = QRectF(self.to_widget(rect.topLeft()), self.to_widget(rect.bottomRight()))
+            r = QRectF(self.to_widget(rect.topLeft()), self.to_widget(rect.bottomRight())).intersected(photo)
             selected = self._selected in (-1, index)
             # a dark halo under the line keeps it visible on light and dark photos alike
             p.setPen(QPen(QColor(0, 0, 0, 110), 4 if selected else 3))

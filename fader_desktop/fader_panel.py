@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QSize, Qt, Signal
 from PySide6.QtGui import (QAction, QContextMenuEvent, QFont, QKeySequence, QPainter, QPainterPath, QPalette, QPen,
-                           QShortcut)
+                           QShortcut, QValidator)
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDoubleSpinBox, QFrame, QGridLayout,
                                QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
@@ -171,8 +171,25 @@ class DecimalSpinBox(QDoubleSpinBox):
         point = self.locale().decimalPoint()
         return text.replace("," if point == "." else ".", point)
 
+    def _number(self, text: str):
+        v, ok = self.locale().toDouble(self._as_local(text).strip())
+        return v if ok else None
+
     def validate(self, text: str, pos: int):
-        return super().validate(self._as_local(text), pos)
+        result = super().validate(self._as_local(text), pos)
+        if result[0] == QValidator.State.Invalid and self._number(text) is not None:
+            # a number past the box's range: Qt refused its keys one by one (99 typed in a box
+            # that goes to 4 left the old value, silently); typed, it is set to the nearest end
+            return QValidator.State.Intermediate, text, pos
+        return result
+
+    def fixup(self, text: str) -> str:
+        """On Enter or leaving the box: a number past the range becomes its nearest end; anything
+        else not a number ("", "-") goes back to the value the box had."""
+        v = self._number(text)
+        if v is None:
+            return self.textFromValue(self.value())
+        return self.textFromValue(min(self.maximum(), max(self.minimum(), v)))
 
     def valueFromText(self, text: str) -> float:
         return super().valueFromText(self._as_local(text))
@@ -225,6 +242,8 @@ class FaderRow(QFrame):
         self.spin.setDecimals(2)
         self.spin.setSingleStep(0.05)
         self.spin.setKeyboardTracking(False)  # one edit when the user presses Enter, not per keystroke
+        # a typed number past the range is set to its nearest end (DecimalSpinBox.fixup)
+        self.spin.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToNearestValue)
         self.spin.setFixedWidth(68)
         self.spin.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.combo = None

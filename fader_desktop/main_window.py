@@ -139,6 +139,30 @@ def pasted_folder() -> Path:
     return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "Pasted"
 
 
+def app_folder(folder) -> bool:
+    """Whether `folder` is one of the app's own, not the user's: Pasted/ (a pasted image's) or the
+    sample photo's (read-only in a packaged install). Never proposed or remembered as where the
+    user works: after a paste, Export, Open and Save recipe proposed the hidden data folder."""
+    import resources
+    try:
+        folder = Path(folder).resolve()
+        own = (pasted_folder().resolve(), resources.sample_photo_path().parent.resolve())
+    except (OSError, RuntimeError):
+        return False
+    return any(folder == f or f in folder.parents for f in own)
+
+
+def user_folder(*candidates) -> Path:
+    """The first of `candidates` (remembered folders) that exists and is no app_folder, else the
+    user's Pictures folder, else home."""
+    from PySide6.QtCore import QStandardPaths
+    for c in candidates:
+        if c and os.path.isdir(c) and not app_folder(c):
+            return Path(c)
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    return Path(pictures) if pictures and os.path.isdir(pictures) else Path.home()
+
+
 class MainWindow(QMainWindow):
     """Fader Desktop's editor window."""
 
@@ -184,6 +208,7 @@ class MainWindow(QMainWindow):
         self._after_first_paint: list = []
         self._last_attr: Optional[str] = None
         self.last_render_ms: Optional[float] = None
+        self._clean_modified = False   # whether the photo was edited at the undo stack's clean state
 
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(icon("app"))
@@ -242,7 +267,22 @@ class MainWindow(QMainWindow):
         self._refresh()
 
     def _on_clean_changed(self, clean: bool) -> None:
-        self.setWindowModified(not clean)
+        if clean:   # emitted once an undo, redo or push has restored the session, or at setClean
+            self._clean_modified = self.session.is_modified()
+        self._show_modified()
+
+    def has_unsaved_edits(self) -> bool:
+        """Whether the photo holds edits not exported: the history has moved from where the photo
+        opened or was last exported, and the pixels may differ from then. Where the photo is not
+        edited now and was not then (a reading corrected with no fader moved, which changes no
+        pixel), both are the photo's own pixels: closing asked "Discard edits?" all the same."""
+        if self.undo_stack.isClean():
+            return False
+        # cleanIndex -1: the state last exported is no longer in the history, its pixels unknown
+        return self.session.is_modified() or self._clean_modified or self.undo_stack.cleanIndex() < 0
+
+    def _show_modified(self) -> None:
+        self.setWindowModified(self.has_unsaved_edits())
 
     # ------------------------------------------------------------------------------------------
     # hooks for dialogs (tests replace these on the instance)
@@ -352,7 +392,7 @@ class MainWindow(QMainWindow):
         is no image is refused first (its header only): the question came, then the failure.
         Edits an export still queued or running writes are not unsaved; nor are those of a photo
         the user has already left (another one is being opened: Next pressed twice asked twice)."""
-        if self.undo_stack.isClean() or self._photo is None:
+        if not self.has_unsaved_edits() or self._photo is None:
             return True
         if self._opening is not None or any(self._shows(e) for e in self._export_index.values()):
             return True
@@ -370,7 +410,7 @@ class MainWindow(QMainWindow):
     def _confirm_model_switch(self, path: Path) -> bool:
         """Another model keeps the edits only where it has the same attributes (the photo's faces are
         encoded again and the edit carried over); ask only where they may be lost."""
-        if self.undo_stack.isClean() or self._photo is None or same_file(path, self._model.path):
+        if not self.has_unsaved_edits() or self._photo is None or same_file(path, self._model.path):
             return True
         from core.model_file import check_header   # torch is loaded already: a model is open
         try:
@@ -384,8 +424,20 @@ class MainWindow(QMainWindow):
             f"The edits to {self._photo.path.name} have not been exported. The new model keeps them if it has "
             f"the same attributes ({names}); otherwise they are discarded.", "Open model")
 
+    def _remembered(self, folder: str) -> str:
+        """A remembered folder setting, "" where it is one of the app's own (an earlier version kept Pasted/)."""
+        return "" if not folder or app_folder(folder) else folder
+
+    def _photo_folder(self) -> Path:
+        """Where the open photo's exports and recipe are proposed: its own folder, or for a pasted
+        image or the sample photo the last folder the user used (else Pictures, else home)."""
+        folder = self._photo.path.parent
+        if not app_folder(folder):
+            return folder
+        return user_folder(self.settings.last_dir, self.settings.export_dir)
+
     def open_photo_dialog(self) -> None:
-        start = self.settings.last_dir or (str(self._photo.path.parent) if self._photo else "")
+        start = self._remembered(self.settings.last_dir) or (str(self._photo_folder()) if self._photo else "")
         path, _ = QFileDialog.getOpenFileName(self, "Open photo", start, OPEN_FILTER)
         if path:
             self.open_photo(path)
@@ -595,7 +647,7 @@ class MainWindow(QMainWindow):
                          on_error=on_error, busy_text=f"Loading model {path.name}…")
 
     def import_reference_dialog(self) -> None:
-        dlg = ImportReferenceDialog(self.settings.last_dir, self)
+        dlg = ImportReferenceDialog(self._remembered(self.settings.last_dir), self)
         if dlg.exec():
             src, dst, attrs = dlg.values()
             from core.errors import FaderError
@@ -702,7 +754,9 @@ class MainWindow(QMainWindow):
             self.undo_stack.clear()
             from core.photo_edit import main_face   # here: importing it loads torch
             session.selected = main_face(info.faces)
+            self._clean_modified = False   # the photo as opened
         self._set_session(session)
+        self._show_modified()
         self._update_brush_overlay()
         self._shown_gen = self._gen   # renders still in flight were for the previous document
         self._render_scale = self._render_within = None
@@ -720,7 +774,8 @@ class MainWindow(QMainWindow):
             self.jobs.submit(lambda: backend.prepare_preview(serial, scale), on_error=lambda message: None)
         if not info.reencoded:
             self.settings.add_recent(info.path)
-            self.settings.last_dir = str(info.path.parent)
+            if not app_folder(info.path.parent):
+                self.settings.last_dir = str(info.path.parent)
             n = len(info.faces)
             # where it is in the photos given (the "Photo 1 of 3" said before it opened was replaced at once)
             of = (f" · photo {self._image_list.index(info.path) + 1} of {len(self._image_list)}, Ctrl+PgDown: next"
@@ -776,14 +831,17 @@ class MainWindow(QMainWindow):
         return (serial == self._serial and index == self.undo_stack.index()
                 and snap == (self.session.snapshot() if self.session.n_faces else None))
 
-    def _on_exported(self, path: str, export_id=None) -> None:
+    def _on_exported(self, path: str, export_id=None, notes=()) -> None:
         # the exported values are "saved" unless the user kept editing while it was written
         self._export_paths.pop(export_id, None)
         if self._shows(self._export_index.pop(export_id, None)):
             self.undo_stack.setClean()
         # the next export's folder: where this one was written (a failed one's folder is not kept)
-        self.settings.export_dir = str(Path(path).parent)
-        self.statusBar().showMessage(f"Exported {path}", 8000)
+        if not app_folder(Path(path).parent):
+            self.settings.export_dir = str(Path(path).parent)
+        # what the file could not keep (transparency in a JPEG, 16 bits), as edit and batch say it
+        kept = f" — not all of the photo kept: {'; '.join(notes)}" if notes else ""
+        self.statusBar().showMessage(f"Exported {path}{kept}", 15000 if notes else 8000)
         self.exportFinished.emit(path)
 
     # ------------------------------------------------------------------------------------------
@@ -801,6 +859,7 @@ class MainWindow(QMainWindow):
             self._last_attr = change.name
         if self.canvas.brush_enabled():
             self._update_brush_overlay()
+        self._show_modified()
         self._request_render()
         self._refresh_actions()
 
@@ -976,9 +1035,8 @@ class MainWindow(QMainWindow):
     # export / recipe / batch (jobs)
     # ------------------------------------------------------------------------------------------
     def _export_folder(self) -> Path:
-        src = self._photo.path
-        folder = Path(self.settings.export_dir) if self.settings.export_dir else src.parent
-        return folder if folder.is_dir() else src.parent
+        folder = self._remembered(self.settings.export_dir)
+        return Path(folder) if folder and os.path.isdir(folder) else self._photo_folder()
 
     def export_dialog(self) -> None:
         if self._photo is None:
@@ -1017,8 +1075,9 @@ class MainWindow(QMainWindow):
             self._export_paths.pop(export_id, None)
             self._error("Export failed", message)
         # not cancellable: closing the window waits for it (the edit it writes is not asked about)
-        self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif), replace),
-                         on_done=lambda p: self._on_exported(p, export_id), on_error=failed, cancellable=False)
+        self.jobs.submit(lambda: backend.export_noted(path, serial, values, int(quality), bool(keep_exif), replace),
+                         on_done=lambda r: self._on_exported(r[0], export_id, r[1]), on_error=failed,
+                         cancellable=False)
         # a 24 MP export takes most of a second: say that it is under way ("Exported …" replaces it)
         self.statusBar().showMessage(f"Exporting {path.name}…")
         return True
@@ -1087,7 +1146,7 @@ class MainWindow(QMainWindow):
         if self._photo is None or not self._photo.faces:
             self._error("Cannot save recipe", "Open a photo with a face first.")
             return
-        default = self._photo.path.with_name(f"{self._photo.path.stem}.recipe.json")
+        default = self._photo_folder() / f"{self._photo.path.stem}.recipe.json"
         path, _ = QFileDialog.getSaveFileName(self, "Save edit as recipe", str(default), "Recipes (*.json)")
         if path:
             self.save_recipe(Path(path))

@@ -106,7 +106,7 @@ MENUS = (
                "act_reset_all", None, "act_brush", "act_erase_everywhere", "act_clear_brush")),
     ("&View", ("act_fit", "act_actual", "act_zoom_face", "act_zoom_in", "act_zoom_out", None, "act_next_face",
                "act_prev_face", None, "act_split", "act_boxes",
-               "@hold_hint", None, "@dock")),
+               "@hold_hint")),
     ("&Device", ("@devices",)),
     ("@training", ()),
     ("&Help", ("act_sample", "act_shortcuts", None, "act_about")),
@@ -208,8 +208,6 @@ def build_menus(window) -> None:
                 hint = QAction("Hold \\ (backslash) to see the original", window)
                 hint.setEnabled(False)
                 m.addAction(hint)
-            elif entry == "@dock":
-                m.addAction(window.dock.toggleViewAction())
             elif entry == "@devices":
                 window.device_menu = m
                 for a in window.device_actions.values():

@@ -594,6 +594,9 @@ class EditorBackend:
         self.serial = 0
         self._detector = _RememberingDetector()
         self._base: Optional[tuple] = None   # (serial, size, QImage): the photo at the preview's scale
+        # ((path, stamp), alpha plane or None, {size: plane at that scale}): the open photo's
+        # transparency, read from its file the first time a preview needs it (see _seen_as_exported)
+        self._alpha: Optional[tuple] = None
 
     def load_model(self, path: Path, device: str, status: Callable[[str], None] = lambda text: None,
                    check: Callable[[], None] = lambda: None) -> ModelInfo:
@@ -695,7 +698,12 @@ class EditorBackend:
         # (PhotoEdit.render_region)
         scale = min(1.0, float(request.scale))
         pixels, (x, y) = self.doc.render_region(request.draft, scale, request.within)
-        patch = to_display(self._as_exported(pixels), self.colour_space) if pixels.size else QImage()
+        if pixels.size:
+            alpha = self._transparency(scale)
+            alpha = None if alpha is None else alpha[y:y + pixels.shape[0], x:x + pixels.shape[1]]
+            patch = to_display(self._as_exported(pixels, alpha), self.colour_space)
+        else:
+            patch = QImage()
         base = self.scaled_original(scale) if scale < 1.0 else None
         return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0,
                         scale, base)
@@ -704,6 +712,35 @@ class EditorBackend:
         """Make the photo at ``scale`` ahead of the first render that needs it."""
         if self.doc is not None and serial == self.serial and scale < 1.0:
             self.scaled_original(scale)
+            self._transparency(scale)
+
+    def _transparency(self, scale: float = 1.0) -> Optional[np.ndarray]:
+        """The open photo's alpha plane as its export writes it (None when opaque or when its file
+        changed since it opened: the export then has none either), at ``scale`` (< 1: area-averaged
+        as PhotoEdit.scaled_image is). Read from the file once (a second decode, only for a photo
+        with transparency; a JPEG's header says it has none)."""
+        from core.errors import FaderError
+        from core.image_io import read_source
+        key = (self.path, self.stamp)
+        if self._alpha is None or self._alpha[0] != key:
+            plane = None
+            if self.path is not None and self.stamp is not None and file_stamp(self.path) == self.stamp:
+                try:
+                    plane = read_source(self.path, exif=False).alpha
+                except FaderError:
+                    plane = None
+            if plane is not None and (self.image is None or plane.shape != self.image.shape[:2]):
+                plane = None
+            self._alpha = (key, plane, {})
+        plane, scaled = self._alpha[1], self._alpha[2]
+        if plane is None or scale >= 1.0 or self.doc is None:
+            return plane
+        size = self.doc.scaled_size(scale)
+        if size not in scaled:
+            import cv2
+            scaled.clear()   # the last size only, as scaled_original
+            scaled[size] = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+        return scaled[size]
 
     def scaled_original(self, scale: float) -> QImage:
         """The unedited photo at ``scale`` (< 1) in display colours, the grid of scaled patches
@@ -713,9 +750,10 @@ class EditorBackend:
             self._base = (self.serial, size, to_display(self.doc.scaled_image(scale), self.colour_space))
         return self._base[2]
 
-    def _photo_at(self, serial: int, values, what: str, path=None) -> tuple:
+    def _photo_at(self, serial: int, values, what: str, path=None, seen: bool = False) -> tuple:
         """(unchanged, pixels): the whole photo at `values` (a Snapshot; None without a model or
-        without faces) as an export renders it, the photo's own pixels where nothing is edited."""
+        without faces) as an export renders it, the photo's own pixels where nothing is edited.
+        ``seen``: a transparent photo's as the exported file looks over white (_as_exported)."""
         from core.errors import FaderError
         if self.image is None:
             where = f"{path}: " if path is not None else ""
@@ -727,24 +765,32 @@ class EditorBackend:
         self.doc.restore(values)
         if not self.doc.is_modified():
             return True, self.doc.image
-        return False, self._as_exported(self.doc.render())
+        return False, self._as_exported(self.doc.render(), self._transparency() if seen else None)
 
-    def _as_exported(self, pixels: np.ndarray) -> np.ndarray:
-        """Rendered pixels as the export writes them: a grey photo's edit as its luminance."""
-        if self.gray:
-            from core.image_io import gray_rgb
-            return gray_rgb(pixels)
-        return pixels
+    def _as_exported(self, pixels: np.ndarray, alpha: Optional[np.ndarray] = None) -> np.ndarray:
+        """Rendered pixels as the export writes them: a grey photo's edit as its luminance; with
+        ``alpha`` (the transparency of those pixels), as the exported file looks over white: the
+        straight colour the export writes (core.image_io's un-compositing) composited again. An
+        edit is shown only as far as the alpha lets it through: where the photo is fully
+        transparent the export keeps it white, and the preview showed the edit there."""
+        from core.image_io import as_exported
+        return as_exported(pixels, alpha, self.gray)
 
     def rendered_image(self, serial: int, values) -> QImage:
         """The whole photo at `values` as an export renders it, in the display's colours (sRGB):
         what Copy image puts on the clipboard."""
-        return to_display(self._photo_at(serial, values, "copy")[1], self.colour_space)
+        return to_display(self._photo_at(serial, values, "copy", seen=True)[1], self.colour_space)
 
     def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool, may_replace: bool = True) -> str:
         """Write the photo at `values` (a Snapshot; None without a model or faces): the original file itself
         when nothing is edited and its format allows, else the rendered pixels. `may_replace=False`:
         never over a file that appeared at `path` since the user chose it."""
+        return self.export_noted(path, serial, values, quality, keep_exif, may_replace)[0]
+
+    def export_noted(self, path: Path, serial: int, values, quality: int, keep_exif: bool,
+                     may_replace: bool = True) -> tuple:
+        """export(), returning (path, notes): what the file could not keep of the photo, one short
+        phrase each (core.image_io.export_photo's: transparency in a JPEG, 16 bits, …)."""
         from core.errors import FaderError
         from core.image_io import Source, export_photo, read_source
         unchanged, rgb = self._photo_at(serial, values, "export", path)
@@ -763,9 +809,10 @@ class EditorBackend:
                 pass
         # nothing edited: the original file itself where the format allows (no recompression)
         original = self.path if keep_exif and same else None
-        export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged, replace=may_replace)
-        log.info("exported %s", path)
-        return str(path)
+        _copied, notes = export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged,
+                                      replace=may_replace)
+        log.info("exported %s%s", path, f" (not all kept: {'; '.join(notes)})" if notes else "")
+        return str(path), list(notes)
 
     def export_sweep(self, serial: int, face: int, spec: dict, values=None,
                      check: Callable[[], None] = lambda: None) -> str:
