@@ -35,8 +35,10 @@ def _shapes(n: int, seed: int) -> tuple:
 def trained():
     torch.set_num_threads(1)
     images, labels = _shapes(320, 0)
+    # one epoch (8 steps) reads both features on all 64 held-out images, as three did in three times the
+    # time; its least sure reading of fresh images is 0.12 from 0.5 (0.49 after three): float16 weights move less
     net, report = train_judge(images, labels, np.arange(256), np.arange(256, 320), ["Top", "Bottom"],
-                              epochs=3, batch_size=32, lr=2e-3, progress=False)
+                              epochs=1, batch_size=32, lr=2e-3, progress=False)
     return net, report, images, labels
 
 
