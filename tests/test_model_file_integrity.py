@@ -2,6 +2,7 @@
 are no model (each pointing to the next step, nothing unpickled), and three small metadata messages."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import pickle
@@ -57,6 +58,19 @@ def _tiny(path: Path, meta=None, attrs=None) -> Path:
 
 
 # -- 1. a checksum of the weights -----------------------------------------------------------------
+
+@contextlib.contextmanager
+def _nothing_unpickled():
+    """Every way of unpickling fails the test while the block runs."""
+    with pytest.MonkeyPatch.context() as mp:
+        def refuse(*a, **k):
+            raise AssertionError("something was unpickled")
+        for name in ("load", "loads", "Unpickler"):
+            mp.setattr(pickle, name, refuse)
+        mp.setattr(torch, "load", refuse)
+        yield
+
+
 def test_a_bit_flipped_in_the_weights_is_refused_as_damaged(tmp_path, capsys):
     """QA: a flipped bit in a model's tensor data loaded silently (a finite weight changed: nothing
     noticed it). save_model records the weights' SHA-256; a load that differs is refused."""
@@ -168,12 +182,7 @@ def test_info_on_pickles_and_zips_leads_to_the_next_step(tmp_path, capsys, train
     hostile = tmp_path / "hostile.pth"
     torch.save({"x": _Touch(marker)}, hostile)
 
-    with pytest.MonkeyPatch.context() as mp:
-        def refuse(*a, **k):
-            raise AssertionError("something was unpickled")
-        for name in ("load", "loads", "Unpickler"):
-            mp.setattr(pickle, name, refuse)
-        mp.setattr(torch, "load", refuse)
+    with _nothing_unpickled():
         for p in (state, legacy):
             err = _refused(capsys, p, "holding a state dict (weights without the network they belong to)")
             assert "whole-model saves (torch.save(model))" in err and "fader-train makes .fader models" in err
@@ -298,12 +307,7 @@ def test_info_tells_state_dicts_of_every_pickle_protocol_and_plain_options_from_
         torch.save(obj, tmp_path / name, **kw)
     network = tmp_path / "network_p4.pt"
     torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), network, pickle_protocol=4)
-    with pytest.MonkeyPatch.context() as mp:
-        def refuse(*a, **k):
-            raise AssertionError("something was unpickled")
-        for name in ("load", "loads", "Unpickler"):
-            mp.setattr(pickle, name, refuse)
-        mp.setattr(torch, "load", refuse)
+    with _nothing_unpickled():
         for name in saves:
             _refused(capsys, tmp_path / name, "holding a state dict (weights without the network they belong to)")
         _refused(capsys, network, "is a pickled PyTorch checkpoint (of torch.nn.modules.container.Sequential)")

@@ -273,17 +273,23 @@ def _build_as_on_windows(folder, paths, gate, in_build, out, said=None) -> None:
         out.put(("error", f"{type(e).__name__}: {e}"))
 
 
+
+def _a_cache_and_one_image_more(tmp_path) -> tuple:
+    """(cache folder holding a cache of 6 images, those 6 and a 7th)."""
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    old = [str(_bmp(data / f"{i}.bmp", i)) for i in range(6)]
+    open_cache(old, 16, False, cache, workers=1, progress=False)
+    gc.collect()
+    return cache, sorted(old + [str(_bmp(data / "new.bmp", 50))])
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="fork; the other process is told apart with os.kill, as on POSIX")
 def test_without_flock_two_builds_of_the_same_images_do_not_share_a_folder(tmp_path):
     """Without flock both processes took `.KEY.partial` as theirs: the one that finished renamed it to
     the cache under the other, which then failed ("cannot write the preprocessing cache"). Each
     builds in a folder of its own now; the second to finish opens the first's cache."""
     import multiprocessing
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    old = [str(_bmp(data / f"{i}.bmp", i)) for i in range(6)]
-    open_cache(old, 16, False, cache, workers=1, progress=False)
-    gc.collect()
-    paths = sorted(old + [str(_bmp(data / "new.bmp", 50))])
+    cache, paths = _a_cache_and_one_image_more(tmp_path)
     mp = multiprocessing.get_context("fork")
     gate, in_build, out_a, out_b = mp.Event(), mp.Event(), mp.Queue(), mp.Queue()
     a = mp.Process(target=_build_as_on_windows, args=(cache, paths, gate, in_build, out_a))
@@ -308,11 +314,7 @@ def test_without_flock_two_builds_of_the_same_images_do_not_share_a_folder(tmp_p
 def test_without_flock_a_stopped_build_is_still_continued(tmp_path):
     """The build folder of its own that a stopped process left is taken over by the next start."""
     import multiprocessing
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    old = [str(_bmp(data / f"{i}.bmp", i)) for i in range(6)]
-    open_cache(old, 16, False, cache, workers=1, progress=False)
-    gc.collect()
-    paths = sorted(old + [str(_bmp(data / "new.bmp", 50))])
+    cache, paths = _a_cache_and_one_image_more(tmp_path)
     mp = multiprocessing.get_context("fork")
     out, said = mp.Queue(), mp.Queue()
     for gate in ("stop", None):
