@@ -7,13 +7,20 @@ Default run (evaluation) on the first ``--limit`` photos, sorted by file name, o
 * alignment consistency: each photo's main face (largest box) is aligned onto ``CELEBA_TEMPLATE``
   in a 178x218 frame, the detector is run again on that aligned image, and the distance (frame
   pixels) between the re-detected landmarks and the template is recorded (mean over the 5 points);
-* detection time per photo (median, CPU), plus a 2-megapixel timing of detect / align / paste-back.
+* detection time per photo (median, CPU), plus a 2-megapixel timing of detect / align / paste-back;
+* the number of detections, and the photos with more than one (``--crops DIR`` writes each such
+  photo's other detections as PNG, the box drawn in twice its size, to look at the non-faces).
+
+``--megapixels MP`` enlarges each photo (INTER_LANCZOS4) to about MP megapixels first, as
+docs/faces.md's tables of big photos do; ``--half even|odd`` takes only the photos whose CelebA
+number is even or odd (choose a threshold on one half, report on the other).
 
 ``--measure-template`` instead runs the detector on the first ``--template-count`` aligned CelebA
 images (178x218) and prints the mean landmark positions that ``core/alignment.py`` hard-codes.
 
     python bench/faces_eval.py                 # evaluation, 300 photos
     python bench/faces_eval.py --json          # same, machine-readable
+    python bench/faces_eval.py --limit 1500 --megapixels 25 --no-timing --crops /tmp/crops
     python bench/faces_eval.py --measure-template --template-count 500
 """
 
@@ -83,26 +90,69 @@ def _frame_view(template: Template) -> tuple[Template, float]:
     return Template(template.frame, (-dx, 0.0, fw + dx, float(side)), template.landmarks), dx
 
 
-def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template) -> dict:
+def enlarged(rgb: np.ndarray, megapixels: float) -> np.ndarray:
+    """``rgb`` resized (INTER_LANCZOS4, aspect ratio kept) to about ``megapixels`` million pixels."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    k = (megapixels * 1e6 / (h * w)) ** 0.5
+    return cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_LANCZOS4)
+
+
+def _write_crops(folder: Path, name: str, rgb: np.ndarray, faces, main) -> None:
+    """PNG crops (128 px) of the detections other than ``main``, each box drawn in a square twice
+    its side, named PHOTO_N_RATIO_SCORE (ratio: its size over the main face's)."""
+    import cv2
+
+    from core.image_io import save_image
+
+    for i, f in enumerate(faces):
+        if f is main:
+            continue
+        s = int(round(f.size))
+        x0, y0 = int(round(f.center_x)) - s, int(round(f.center_y)) - s
+        pad = np.pad(rgb[max(0, y0): y0 + 2 * s, max(0, x0): x0 + 2 * s],
+                     ((max(0, -y0), 0), (max(0, -x0), 0), (0, 0)))
+        square = np.zeros((2 * s, 2 * s, 3), np.uint8)
+        square[: pad.shape[0], : pad.shape[1]] = pad[: 2 * s, : 2 * s]
+        crop = cv2.resize(square, (128, 128), interpolation=cv2.INTER_AREA)
+        cv2.rectangle(crop, (32, 32), (95, 95), (0, 255, 0), 1)
+        save_image(folder / f"{Path(name).stem}_{i}_{f.size / main.size:.2f}_{f.score:.2f}.png", crop)
+
+
+def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
+             megapixels: float | None = None, half: str | None = None, crops: Path | None = None) -> dict:
     folder = data / "celeba" / "img_celeba"
     files = sorted(folder.glob("*.jpg"))[:limit]
+    if half:
+        files = [f for f in files if int(f.stem) % 2 == (half == "odd")]
     if not files:
         raise SystemExit(f"faces_eval: error: no images in {folder}")
+    if crops:
+        crops.mkdir(parents=True, exist_ok=True)
     view, dx = _frame_view(template)
     side = int(round(view.crop_box[2] - view.crop_box[0]))
     found, times, cpu, dists, per_point, sizes, redetect_missed, not_found = 0, [], [], [], [], [], [], []
+    detections, several = 0, {}
     for f in files:
         rgb = load_image(f)
+        if megapixels:
+            rgb = enlarged(rgb, megapixels)
         sizes.append(rgb.shape[0] * rgb.shape[1])
         t, c = time.perf_counter(), time.process_time()
         faces = detector.detect(rgb)
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
+        detections += len(faces)
         if not faces:
             not_found.append(f.name)
             continue
         found += 1
         main = max(faces, key=lambda fc: fc.size)
+        if len(faces) > 1:
+            several[f.name] = len(faces)
+            if crops:
+                _write_crops(crops, f.name, rgb, faces, main)
         aligned = align_face(rgb, main.landmarks, view, side)
         again = _central_face(detector.detect(aligned.crop, min_size=40), side, side)
         if again is None:
@@ -115,7 +165,8 @@ def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template)
     pp = np.mean(per_point, axis=0) if per_point else np.zeros(5)
     return {
         "folder": str(folder), "photos": len(files), "first": files[0].name, "last": files[-1].name,
-        "median_megapixels": round(statistics.median(sizes) / 1e6, 3),
+        "median_megapixels": round(statistics.median(sizes) / 1e6, 3), "half": half or "all",
+        "detections": detections, "several_faces": several,
         "found": found, "found_share": round(found / len(files), 4), "not_found": not_found,
         "aligned_redetected": len(dists), "redetect_missed": redetect_missed,
         "landmark_error_mean_px": round(float(np.mean(dists)), 3) if dists else None,
@@ -184,8 +235,16 @@ def main(argv=None) -> int:
     ap.add_argument("--template-count", type=int, default=500)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--no-timing", action="store_true", help="skip the 2-megapixel timing")
+    ap.add_argument("--megapixels", type=float, default=None,
+                    help="enlarge each photo (Lanczos) to about this many megapixels first")
+    ap.add_argument("--half", choices=("even", "odd"), default=None,
+                    help="only the photos whose CelebA number is even / odd")
+    ap.add_argument("--crops", type=Path, default=None,
+                    help="write PNG crops of every detection but each photo's largest into this folder")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args(argv)
+    if args.megapixels is not None and not 0 < args.megapixels <= 200:
+        ap.error(f"--megapixels must be above 0 and at most 200, got {args.megapixels:g}")
     if args.threads:
         import cv2
         import torch
@@ -208,17 +267,18 @@ def main(argv=None) -> int:
               f"mean {dm['mean']}, median {dm['median']}")
         return 0
     timing = {} if args.no_timing else timing_2mp(data, detector, CELEBA_TEMPLATE)
-    res = evaluate(data, args.limit, detector, CELEBA_TEMPLATE)
+    res = evaluate(data, args.limit, detector, CELEBA_TEMPLATE, args.megapixels, args.half, args.crops)
     res["torch_threads"] = __import__("torch").get_num_threads()
     if timing:
         res["timing_2mp"] = timing
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"photos: {res['photos']} ({res['first']} .. {res['last']} of {res['folder']}), "
-          f"median {res['median_megapixels']} MP")
+    print(f"photos: {res['photos']} ({res['first']} .. {res['last']} of {res['folder']}"
+          f"{'' if res['half'] == 'all' else ', ' + res['half'] + ' numbers'}), median {res['median_megapixels']} MP")
     print(f"face found: {res['found']}/{res['photos']} = {100 * res['found_share']:.1f}%"
           f"   not found: {', '.join(res['not_found']) or '-'}")
+    print(f"detections: {res['detections']}; photos with more than one: {len(res['several_faces'])}")
     print(f"aligned + re-detected: {res['aligned_redetected']}/{res['found']}"
           f"   (missed: {', '.join(res['redetect_missed']) or '-'})")
     print(f"landmark distance to template (178x218 frame px): mean {res['landmark_error_mean_px']}, "

@@ -76,6 +76,16 @@ SPECK_RATIO, SPECK_SURE, SPECK_SEARCHED_PX = 8.0, 0.9, 40.0
 # a 20th to a 5th of the main face (302 blurred from a 12 to 40 px copy) all stay; a grimacing
 # face blurred from a 24 px copy (1.0) goes (docs/faces.md).
 FRAMING_RATIO, FRAMING_ODDS = 5.0, 3.0
+# ... and one over 1/FRAMING_RATIO of its size but smaller, likewise found below the photo's own
+# size, goes only where it reads as no face at all however it is framed: a mean under
+# FRAMING_ODDS_LARGE. Real faces that size read as low as -1.0 (blurred people half behind a
+# camera or a phone, at 4 to 70 MP; 1,200 pasted ones, blurred, cut by the photo's edge or a third
+# covered, 0.6 and up), non-faces anywhere from -5.7 to 6.8, so only the plainest go: at 25 MP
+# 7 of 48 (a ring, an ear, lettering, hair). Chosen on the even-numbered CelebA photos (a margin
+# of 1 below their lowest real face), checked on the odd ones (docs/faces.md). Only one that
+# reads under FRAMING_DOUBT as found is framed 8 ways (7 % of them; those under -2 read 1.5 at
+# most): a group photo's sharp faces cost one O-Net crop and its mirror image each.
+FRAMING_ODDS_LARGE, FRAMING_DOUBT = -2.0, 4.0
 FRAMINGS = ((0.0, 0.0, 1.0), (-0.1, 0.0, 1.0), (0.1, 0.0, 1.0), (0.0, -0.1, 1.0), (0.0, 0.1, 1.0),
             (0.0, 0.0, 0.85), (0.0, 0.0, 1.15), (0.0, 0.0, 1.3))   # (dx, dy: fractions of the side, scale)
 
@@ -452,7 +462,8 @@ class FaceDetector:
         most an eighth the size of a face O-Net is sure of, not sure itself, and under 40 px where
         the photo was searched, is dropped (:func:`_without_specks`); so is one at most a fifth
         that size, in a photo searched below its own size, that does not read as a face framed a
-        little differently (:meth:`_steady`).
+        little differently, and one smaller than that face that reads as none at all so
+        (:meth:`_steady`).
         """
         rgb = np.asarray(rgb)
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -517,28 +528,46 @@ class FaceDetector:
         of its own in the window, beyond the speck rule's eighth. O-Net reads them as faces at the
         box it found and hardly at a box moved by a tenth; a real face that small reads as one at
         all of them. Photos searched at their own size are left as they were.
+
+        A detection over a fifth of that size but smaller goes only under ``FRAMING_ODDS_LARGE``:
+        blurred real faces that size, half hidden, read as low as -1, so only the plainest
+        non-faces go (a ring, an ear, lettering, hair beside the face). It is framed 8 ways only
+        where the crop of its box reads under ``FRAMING_DOUBT``, so a group photo's sharp faces
+        cost one crop each.
         """
         sure = [f.size for f in faces if f.score >= SPECK_SURE]
         if not sure:
             return faces
         largest = max(sure)
         ask = [i for i, f in enumerate(faces) if f.search_scale < 1.0 and f.size * FRAMING_RATIO <= largest]
+        large = [i for i, f in enumerate(faces) if f.search_scale < 1.0 and largest < f.size * FRAMING_RATIO
+                 and f.size < largest]
+        if large:   # mostly real faces, read as faces surely as found: only a doubtful one is framed 8 ways
+            found = self._framed(octaves, [faces[i] for i in large], FRAMINGS[:1]).reshape(-1, 48, 48, 3)
+            ask += [i for i, o in zip(large, self._odds(found)[0]) if o < FRAMING_DOUBT]
         if not ask:
             return faces
+        crops = self._framed(octaves, [faces[i] for i in ask], FRAMINGS)
+        odds = self._odds(crops.reshape(-1, 48, 48, 3))[0].reshape(len(ask), len(FRAMINGS)).mean(axis=1)
+        unsteady = {i for i, o in zip(ask, odds)
+                    if o < (FRAMING_ODDS if faces[i].size * FRAMING_RATIO <= largest else FRAMING_ODDS_LARGE)}
+        return [f for i, f in enumerate(faces) if i not in unsteady]
+
+    @staticmethod
+    def _framed(octaves: _Octaves, faces: list, framings) -> np.ndarray:
+        """48 px crops (len(faces), len(framings), 48, 48, 3) of each face's box moved and scaled
+        as ``framings`` say, the right way up (an upside-down face's turned 180 degrees)."""
         boxes = []
-        for i in ask:
-            f = faces[i]
-            for dx, dy, k in FRAMINGS:
+        for f in faces:
+            for dx, dy, k in framings:
                 cx, cy, half = f.center_x + dx * f.size, f.center_y + dy * f.size, 0.5 * k * f.size
                 boxes.append((cx - half, cy - half, cx + half, cy + half))
         crops, _ = octaves.crops(np.asarray(boxes, np.float32), 48)
-        crops = crops.reshape(len(ask), len(FRAMINGS), 48, 48, 3)
-        for j, i in enumerate(ask):
-            if faces[i].upside_down:   # read the right way up, as it was found
+        crops = crops.reshape(len(faces), len(framings), 48, 48, 3)
+        for j, f in enumerate(faces):
+            if f.upside_down:   # read the right way up, as it was found
                 crops[j] = crops[j, :, ::-1, ::-1].copy()
-        odds = self._odds(crops.reshape(-1, 48, 48, 3))[0].reshape(len(ask), len(FRAMINGS)).mean(axis=1)
-        unsteady = {i for i, o in zip(ask, odds) if o < FRAMING_ODDS}
-        return [f for i, f in enumerate(faces) if i not in unsteady]
+        return crops
 
     def _search_scales(self, h: int, w: int, min_size: float) -> tuple:
         """The scales :meth:`detect` searches an h x w photo at, in turn, until a face is found.
