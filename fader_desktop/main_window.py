@@ -1075,7 +1075,7 @@ class MainWindow(QMainWindow):
             self._export_paths.pop(export_id, None)
             self._error("Export failed", message)
         # not cancellable: closing the window waits for it (the edit it writes is not asked about)
-        self.jobs.submit(lambda: backend.export_noted(path, serial, values, int(quality), bool(keep_exif), replace),
+        self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif), replace),
                          on_done=lambda r: self._on_exported(r[0], export_id, r[1]), on_error=failed,
                          cancellable=False)
         # a 24 MP export takes most of a second: say that it is under way ("Exported …" replaces it)

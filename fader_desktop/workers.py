@@ -781,16 +781,12 @@ class EditorBackend:
         what Copy image puts on the clipboard."""
         return to_display(self._photo_at(serial, values, "copy", seen=True)[1], self.colour_space)
 
-    def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool, may_replace: bool = True) -> str:
+    def export(self, path: Path, serial: int, values, quality: int, keep_exif: bool, may_replace: bool = True) -> tuple:
         """Write the photo at `values` (a Snapshot; None without a model or faces): the original file itself
         when nothing is edited and its format allows, else the rendered pixels. `may_replace=False`:
-        never over a file that appeared at `path` since the user chose it."""
-        return self.export_noted(path, serial, values, quality, keep_exif, may_replace)[0]
-
-    def export_noted(self, path: Path, serial: int, values, quality: int, keep_exif: bool,
-                     may_replace: bool = True) -> tuple:
-        """export(), returning (path, notes): what the file could not keep of the photo, one short
-        phrase each (core.image_io.export_photo's: transparency in a JPEG, 16 bits, …)."""
+        never over a file that appeared at `path` since the user chose it. Returns (path, notes): what
+        the file could not keep of the photo, one short phrase each (export_photo's: transparency in a
+        JPEG, 16 bits, …)."""
         from core.errors import FaderError
         from core.image_io import Source, export_photo, read_source
         unchanged, rgb = self._photo_at(serial, values, "export", path)

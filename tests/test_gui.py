@@ -1807,7 +1807,7 @@ def test_two_exports_to_one_file_then_close_writes_the_newer_edit(qtbot, tmp_pat
     qtbot.waitUntil(lambda: len(closed) >= 2, timeout=TIMEOUT)
     assert closed == [("again", False), True] and asked == []
     assert enabled == [False]   # greyed while the close waited for the second export
-    newer = w.backend.export(tmp_path / "newer.png", w._serial, w.session.snapshot(), 95, True)
+    newer, _ = w.backend.export(tmp_path / "newer.png", w._serial, w.session.snapshot(), 95, True)
     assert np.array_equal(load_image(out), load_image(newer))
     shiboken6.delete(w)
 
