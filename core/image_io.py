@@ -810,10 +810,10 @@ def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: in
             return True, []
     else:
         save_image(path, rgb, **keep)
-    return False, _dropped(fmt, source) + list(source.lost)
+    return False, dropped_by_export(fmt, source) + list(source.lost)
 
 
-def _dropped(fmt: str, source: Source) -> list:
+def dropped_by_export(fmt: str, source: Source) -> list:
     """What an export in ``fmt`` of ``source`` cannot keep, one short phrase each."""
     out = [f"transparency dropped ({fmt} has no alpha channel)"] if source.alpha is not None and fmt not in _ALPHA_FORMATS else []
     cannot = f"a {fmt} export cannot keep it"

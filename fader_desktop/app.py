@@ -93,6 +93,8 @@ def dark_palette() -> QPalette:
         p.setColor(role, color)
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
         p.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 124))
+    # the filled part of a disabled slider (the Export dialog's Quality for PNG) is grey, not blue
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Highlight, QColor(80, 80, 84))
     return p
 
 

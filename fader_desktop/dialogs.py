@@ -109,13 +109,19 @@ def action_buttons(dialog: QDialog, text: str) -> tuple:
 
 
 class ExportDialog(QDialog):
-    """Where and how to export: path, format, quality (JPEG/WebP), keep EXIF."""
+    """Where and how to export: path, format, quality (JPEG/WebP), keep EXIF.
 
-    def __init__(self, path: Path, quality: int = 95, keep_exif: bool = True, parent=None):
+    `losses(suffix, keep_exif)`: what an export to that format could not keep of the photo (the
+    notes the export itself returns: transparency in a JPEG, 16 bits, …), said under the format
+    before anything is written; the status bar said it only once the file was there.
+    """
+
+    def __init__(self, path: Path, quality: int = 95, keep_exif: bool = True, parent=None, losses=None):
         super().__init__(parent)
         self.setWindowTitle("Export edited photo")
         self.setMinimumWidth(520)
         self._default = Path(path)
+        self._losses = losses
         form = QFormLayout()
         self.path_edit = QLineEdit(str(path))
         form.addRow("File", browse_row(self.path_edit, self._browse))
@@ -140,6 +146,11 @@ class ExportDialog(QDialog):
         self.exif_check = QCheckBox("Keep the original's metadata (EXIF, XMP, IPTC: camera, date, place, …)")
         self.exif_check.setChecked(keep_exif)
         form.addRow("", self.exif_check)
+        self.loss_note = QLabel()
+        self.loss_note.setTextFormat(Qt.TextFormat.PlainText)   # the notes may name a PNG's own text keys
+        self.loss_note.setWordWrap(True)
+        self.loss_note.setVisible(False)
+        form.addRow("", self.loss_note)
         # a suffix the app does not write (z.gif) gets the format's own added: said here, before
         # the file is written, since the name on disk is then not the one typed
         self.name_note = QLabel()
@@ -157,6 +168,7 @@ class ExportDialog(QDialog):
         self.export_button.setDefault(True)
         visual_tab_order(buttons)
         self.format_combo.currentIndexChanged.connect(self._format_changed)
+        self.exif_check.toggled.connect(lambda _on: self._show_format())
         self.path_edit.textChanged.connect(self._path_changed)
         self._path_changed(self.path_edit.text())
 
@@ -190,12 +202,17 @@ class ExportDialog(QDialog):
         self.export_button.setEnabled(bool(text.strip()))
 
     def _show_format(self) -> None:
-        """What the chosen format takes (quality, EXIF), and the name written where it is not the one typed."""
+        """What the chosen format takes (quality, EXIF) and cannot keep of the photo, and the name
+        written where it is not the one typed."""
         fmt = self.format_combo.currentText()
         pillow = SAVE_FORMATS[self.format_combo.currentData()]
         self._quality_host.setEnabled(pillow in LOSSY_FORMATS)
         self.exif_check.setEnabled(pillow in EXIF_FORMATS)
         self.exif_check.setToolTip("" if pillow in EXIF_FORMATS else f"{fmt} files have no place for EXIF metadata")
+        lost = self.losses()
+        if lost:
+            self.loss_note.setText(f"⚠ A {fmt} file cannot keep all of this photo: {'; '.join(lost)}.")
+        self._show_note(self.loss_note, bool(lost))
         typed = Path(path_text(self.path_edit.text()))
         suffix = typed.suffix
         # an image type the app reads but does not write (z.gif, z.heic); a dot in a name
@@ -206,11 +223,21 @@ class ExportDialog(QDialog):
             self.name_note.setText(f"Fader Desktop does not write {suffix[1:].upper()} files: this exports "
                                    f"{fmt} as <b>{html.escape(written)}</b>. Choose the name or the format "
                                    "to write another.")
-        if self.name_note.isVisibleTo(self) != unknown:
-            self.name_note.setVisible(unknown)
+        self._show_note(self.name_note, unknown)
+
+    def _show_note(self, note: QLabel, on: bool) -> None:
+        if note.isVisibleTo(self) != on:
+            note.setVisible(on)
             # grown (or shrunk) to the note: a dialog keeps its size, and cut the note's lines off
             self.layout().activate()
             self.resize(self.width(), self.layout().totalHeightForWidth(self.width()))
+
+    def losses(self) -> list:
+        """What an export in the chosen format, with the metadata choice made, could not keep of
+        the photo (one short phrase each; none without a `losses` given)."""
+        if self._losses is None:
+            return []
+        return list(self._losses(self.format_combo.currentData(), self.keep_exif()))
 
     def result_path(self) -> Path:
         """The typed path: a bare name beside the proposed one (not in the app's working folder),

@@ -16,12 +16,14 @@ the slider stops at its end with an outward arrow on its handle, and both toolti
 """
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QPointF, QSize, Qt, Signal
 from PySide6.QtGui import (QAction, QContextMenuEvent, QFont, QKeySequence, QPainter, QPainterPath, QPalette, QPen,
                            QShortcut, QValidator)
-from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDoubleSpinBox, QFrame, QGridLayout,
-                               QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QStyle, QStyleOptionSlider,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDoubleSpinBox, QFrame,
+                               QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QStyle,
+                               QStyleOptionSlider, QToolButton, QVBoxLayout, QWidget)
 
 from core.attributes import pure_label, towards, value_limits, value_to_code
 from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider, sure_percent
@@ -29,6 +31,10 @@ from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, o
 from .plain_text import literal_tip, no_mnemonic, plain
 
 SLIDER_STEPS = 1000
+# Steps on one fader (arrow keys, PgUp/PgDn, Home/End, the wheel, the number box's arrows) with no
+# longer pause than this between them, and no other edit, are one undo step, as a drag is: holding
+# an arrow key for 40 steps took 40 Ctrl+Z.
+STEP_MERGE_SECONDS = 1.0
 
 
 def display_name(name: str) -> str:
@@ -78,6 +84,12 @@ class MarkedSlider(QSlider):
         x = QStyle.sliderPositionFromValue(self.minimum(), self.maximum(), value, span)
         return groove.left() + handle.width() / 2 + x
 
+    def _accent(self):
+        """The marks' colour: the highlight, grey while disabled (the dark palette's disabled
+        highlight is as blue as the enabled one)."""
+        role = QPalette.ColorRole.Highlight if self.isEnabled() else QPalette.ColorRole.WindowText
+        return self.palette().color(role)
+
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         opt = QStyleOptionSlider()
@@ -95,11 +107,14 @@ class MarkedSlider(QSlider):
             tri.lineTo(QPointF(x + 4, 0))
             tri.closeSubpath()
             if self._own_unsure:
-                p.strokePath(tri, QPen(self.palette().color(QPalette.ColorRole.Highlight), 1.2))
+                p.strokePath(tri, QPen(self._accent(), 1.2))
             else:
-                p.fillPath(tri, self.palette().color(QPalette.ColorRole.Highlight))
+                p.fillPath(tri, self._accent())
         p.end()
-        super().paintEvent(event)
+        if self.isEnabled():
+            super().paintEvent(event)
+        else:
+            self._paint_disabled(opt)
         if self._beyond:
             # on the handle (drawn above): an arrow pointing outwards, "the value goes on past here"
             handle = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
@@ -111,9 +126,28 @@ class MarkedSlider(QSlider):
             arrow.closeSubpath()
             p = QPainter(self)
             p.setRenderHint(QPainter.RenderHint.Antialiasing)
-            p.fillPath(arrow, self.palette().color(QPalette.ColorRole.Highlight))
+            p.fillPath(arrow, self._accent())
             p.strokePath(arrow, QPen(self.palette().color(QPalette.ColorRole.Base), 1.0))
             p.end()
+
+    def _paint_disabled(self, opt: QStyleOptionSlider) -> None:
+        """The groove empty and the handle where the value is: the style fills the groove up to
+        the handle in the highlight colour whatever the state, and a disabled fader (no face
+        found) looked as live as an enabled one. The groove is drawn as at the slider's minimum,
+        where nothing is filled, with no highlight to fill with."""
+        p = QPainter(self)
+        groove = QStyleOptionSlider(opt)
+        groove.subControls = QStyle.SubControl.SC_SliderGroove
+        groove.sliderPosition = groove.sliderValue = groove.minimum
+        clear = Qt.GlobalColor.transparent
+        for role in (QPalette.ColorRole.Highlight, getattr(QPalette.ColorRole, "Accent", None)):
+            if role is not None:
+                groove.palette.setColor(role, clear)
+        self.style().drawComplexControl(QStyle.ComplexControl.CC_Slider, groove, p, self)
+        handle = QStyleOptionSlider(opt)
+        handle.subControls = QStyle.SubControl.SC_SliderHandle
+        self.style().drawComplexControl(QStyle.ComplexControl.CC_Slider, handle, p, self)
+        p.end()
 
 
 class ElidedLabel(QLabel):
@@ -146,17 +180,22 @@ class DecimalSpinBox(QDoubleSpinBox):
     comma, then the 7 (07 is out of range), and Enter set 0 — a full flip of the fader."""
 
     soft: tuple = None   # (lo, hi): the fader's slider range, where the arrows stop unless the value is beyond
+    stepping = False     # the value changing now is a step (arrow, PgUp/PgDn, wheel), not a typed value
 
     def stepBy(self, steps: int) -> None:
         """The arrows and PgUp/PgDn stop at the slider's ends; beyond them (a typed or pasted value)
         they nudge on within the box's whole range."""
         self.interpretText()   # a value typed but not yet entered is where the step starts (as Qt's own)
-        v = self.value()
-        if self.soft is not None and self.soft[0] <= v <= self.soft[1]:
-            self.setValue(min(max(v + steps * self.singleStep(), self.soft[0]), self.soft[1]))
-            self.selectAll()
-            return
-        super().stepBy(steps)
+        self.stepping = True
+        try:
+            v = self.value()
+            if self.soft is not None and self.soft[0] <= v <= self.soft[1]:
+                self.setValue(min(max(v + steps * self.singleStep(), self.soft[0]), self.soft[1]))
+                self.selectAll()
+                return
+            super().stepBy(steps)
+        finally:
+            self.stepping = False
 
     def stepEnabled(self):
         flags = super().stepEnabled()
@@ -207,6 +246,9 @@ class FaderRow(QFrame):
         self.session: EditSession | None = None
         self._drag_counter = drag_counter   # shared callable -> a fresh drag id
         self._drag = 0
+        # a run of steps (keys, wheel) is merged as a drag is: its id and the time of its last step
+        self._step, self._step_at = 0, 0.0
+        self._slider_step = False   # the slider's value change under way comes from a step, not a drag
         self._own = own_slider(attr, 0.0 if attr.is_binary else [1.0] + [0.0] * (attr.n - 1))
         self._shown = self._blank = self._own
         lo, hi = attr.range
@@ -309,6 +351,7 @@ class FaderRow(QFrame):
             self.slider.set_marks([self._to_slider(v) for v in (0.0, 1.0) if lo <= v <= hi], None)
             self.combo.currentIndexChanged.connect(self._on_combo)
         grid.setColumnStretch(0, 1)
+        self.slider.actionTriggered.connect(self._on_slider_action)   # before the valueChanged it causes
         self.slider.valueChanged.connect(self._on_slider)
         self.slider.sliderPressed.connect(self._on_pressed)
         self.slider.sliderReleased.connect(self._on_released)
@@ -468,9 +511,22 @@ class FaderRow(QFrame):
         self.title.setFont(f)
 
     # -- user edits: written to the session ----------------------------------------------------
-    def _write(self, value) -> None:
+    def _write(self, value, step: bool = False) -> None:
+        """Set the value in the session; a step (`step`) goes into the same undo step as the steps
+        just before it on this fader (see STEP_MERGE_SECONDS), a drag's moves into one per drag."""
         if self.session is not None and self.session.n_faces:
-            self.session.set_slider(self.attr.name, value, merge=self._drag or None)
+            merge = self._drag or (self._step_id() if step else None)
+            self.session.set_slider(self.attr.name, value, merge=merge or None)
+
+    def _step_id(self) -> int:
+        """The merge id of this step: the run's, unless the last step was longer ago than
+        STEP_MERGE_SECONDS. (An edit in between ends the run too: the window merges only into
+        the latest undo step.)"""
+        now = time.monotonic()
+        if not self._step or now - self._step_at > STEP_MERGE_SECONDS:
+            self._step = self._drag_counter()
+        self._step_at = now
+        return self._step
 
     def _on_pressed(self) -> None:
         self._drag = self._drag_counter()
@@ -478,15 +534,21 @@ class FaderRow(QFrame):
     def _on_released(self) -> None:
         self._drag = 0
 
+    def _on_slider_action(self, _action: int) -> None:
+        # a key, the wheel or a click on the groove; SliderMove also comes with every move of a
+        # drag, which merges by its own id
+        self._slider_step = not self.slider.isSliderDown()
+
     def _on_slider(self, i: int) -> None:
+        step, self._slider_step = self._slider_step, False
         if i == self._to_slider(self._number(self._shown)):
             return   # the slider shows the session's value already
-        self._write(self._with_number(self._from_slider(i)))
+        self._write(self._with_number(self._from_slider(i)), step=step)
 
     def _on_spin(self, v: float) -> None:
         if self._spin_shows(self._number(self._shown)):
             return
-        self._write(self._with_number(round(v, 3)))
+        self._write(self._with_number(round(v, 3)), step=self.spin.stepping)
 
     def _on_combo(self, idx: int) -> None:
         shown = self._shown   # a Towards for an attribute with a combo (show_value)

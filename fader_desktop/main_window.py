@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QRectF, QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence,
                            QUndoCommand, QUndoStack)
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QLineEdit, QMainWindow,
@@ -198,6 +198,7 @@ class MainWindow(QMainWindow):
         self._export_index: dict = {}
         self._export_ids = itertools.count()
         self._export_paths: dict = {}   # each export still queued or running -> its path
+        self._loss_source = None   # (file stamp, Source, format) of the open photo, for the Export dialog's losses
         self._opening: Optional[Path] = None   # the photo being opened (a job queued or running)
         self._closing = False
         self._sweeps: list = []   # (job, path) of the sweeps submitted: closing asks before one still running is dropped
@@ -1044,13 +1045,46 @@ class MainWindow(QMainWindow):
         src = self._photo.path
         suffix = "." + self.settings.export_format
         dlg = ExportDialog(self._export_folder() / f"{src.stem}_edited{suffix}", self.settings.export_quality,
-                           self.settings.keep_exif, self)
+                           self.settings.keep_exif, self, losses=self.export_losses)
         if dlg.exec():
             path = dlg.result_path()
             self.settings.export_quality = dlg.quality()
             self.settings.keep_exif = dlg.keep_exif()
             self.settings.export_format = path.suffix.lower().lstrip(".").replace("jpeg", "jpg")
             self.export_to(path, dlg.quality(), dlg.keep_exif())
+
+    def export_losses(self, suffix: str, keep_exif: bool = True) -> list:
+        """What an export of the open photo to a `suffix` file (".jpg") could not keep of it, one
+        short phrase each: the notes the export returns once written (core.image_io's, the same
+        rules), known before it. Nothing where the file itself is copied (nothing edited, same format)."""
+        from dataclasses import replace
+        from core.image_io import SAVE_FORMATS, dropped_by_export, image_format, read_source
+        from .workers import file_stamp
+        fmt = SAVE_FORMATS.get(suffix.lower())
+        if self._photo is None or fmt is None:
+            return []
+        path = self._photo.path
+        stamp = (str(path), file_stamp(path))
+        if self._loss_source is None or self._loss_source[0] != stamp:
+            # the header, and a transparent photo's alpha (whether any pixel is not opaque): for
+            # a 12 MP RGBA PNG half a second, once per photo
+            QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+            try:
+                source, own = read_source(path), image_format(path)
+                # kept is only whether it has transparency, not its planes (12 MB at 12 MP)
+                source = replace(source, alpha=None if source.alpha is None else source.alpha[:1, :1].copy(),
+                                 color=None, composite=None)
+            except FaderError:
+                source, own = None, None   # the export says what is wrong with the file
+            finally:
+                QGuiApplication.restoreOverrideCursor()
+            self._loss_source = (stamp, source, own)
+        _stamp, source, own = self._loss_source
+        if source is None or (keep_exif and own == fmt and not self.session.is_modified()):
+            return []   # an unedited photo in its own format is copied byte for byte (export_photo)
+        if not keep_exif:   # as the export leaves it out
+            source = replace(source, exif=None, xmp=None, iptc=None, text={})
+        return dropped_by_export(fmt, source) + list(source.lost)
 
     def export_to(self, path, quality: int = 95, keep_exif: bool = True) -> bool:
         """Export the edited photo (a job). Asks before replacing a file, twice as clearly
@@ -1388,7 +1422,16 @@ class MainWindow(QMainWindow):
         if self.act_split.isChecked() and not has_faces:
             self.act_split.setChecked(False)
         # faces too small for the model still have (dotted) boxes to show
-        self.act_boxes.setEnabled(has_faces or bool(has_photo and self._photo.skipped))
+        boxes = has_faces or bool(has_photo and self._photo.skipped)
+        self.act_boxes.setEnabled(boxes)
+        # with no box to show it is shown off: checked, its greyed-out tool still looked pressed
+        # and highlighted. The setting and the canvas keep the user's choice for the next photo
+        # (signals blocked: toggled would write them)
+        shown = boxes and self.settings.show_boxes
+        if self.act_boxes.isChecked() != shown:
+            blocker = QSignalBlocker(self.act_boxes)
+            self.act_boxes.setChecked(shown)
+            blocker.unblock()
         for a in (self.act_next_face, self.act_prev_face):
             a.setEnabled(has_faces and len(self._photo.faces) > 1)
         self.original_button.setEnabled(has_photo)
