@@ -403,6 +403,11 @@ def test_without_the_face_detector_files_training_without_align_warns_and_trains
                            "loaded (") and "mtcnn.safetensors" in line, line
     code, err = _main([*args, "--out", str(tmp_path / "aligned"), "--align"], capsys)
     assert code == 2 and not (tmp_path / "aligned" / "model.fader").exists(), err
+    # said in one line that names the missing file, before preprocessing (each image was skipped as
+    # "error: ModelFileError", then "too few usable images")
+    (line,) = [x for x in err.splitlines() if "error" in x]
+    assert line.startswith("fader-train: error: --align needs the face detector, which cannot be loaded: ") \
+        and "mtcnn.safetensors" in line and "ModelFileError" not in err and "preprocessing" not in err, err
 
 
 def test_hashes_without_hashlib_file_digest_as_on_python_3_10(tmp_path, monkeypatch):

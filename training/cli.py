@@ -1040,7 +1040,14 @@ def _check_framed_photos(a, paths, say, resumed: bool = False, kind: str = "") -
     CelebA's aligned set: their framing is not looked at. Where the face detector cannot be loaded
     (its files moved or damaged) the check is skipped with a warning."""
     from core.errors import FaderError
-    if a.align:
+    if a.align:   # it aligns every image with the detector: without it each was skipped as "ModelFileError"
+        try:
+            from core.faces import shared_detector
+            shared_detector()
+        except (ImportError, FaderError) as e:
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            raise FaderError(f"--align needs the face detector, which cannot be loaded: {reason} "
+                             f"(reinstall the app, or give face crops without --align)") from None
         return
     def some(x):
         return ", ".join(Path(p).name for p in x[:3]) + (", …" if len(x) > 3 else "")
