@@ -13,7 +13,10 @@ Default run (evaluation) on the first ``--limit`` photos, sorted by file name, o
 
 ``--megapixels MP`` enlarges each photo (INTER_LANCZOS4) to about MP megapixels first, as
 docs/faces.md's tables of big photos do; ``--half even|odd`` takes only the photos whose CelebA
-number is even or odd (choose a threshold on one half, report on the other).
+number is even or odd (choose a threshold on one half, report on the other). ``--grey`` makes
+each photo black and white first (Rec. 601 luma in all three channels), ``--tilt DEG`` turns each
+by DEG degrees on a canvas that holds it (clockwise for every other photo), as a scan or a tilted
+head would be.
 
 ``--measure-template`` instead runs the detector on the first ``--template-count`` aligned CelebA
 images (178x218) and prints the mean landmark positions that ``core/alignment.py`` hard-codes.
@@ -21,6 +24,7 @@ images (178x218) and prints the mean landmark positions that ``core/alignment.py
     python bench/faces_eval.py                 # evaluation, 300 photos
     python bench/faces_eval.py --json          # same, machine-readable
     python bench/faces_eval.py --limit 1500 --megapixels 25 --no-timing --crops /tmp/crops
+    python bench/faces_eval.py --limit 600 --half odd --grey --tilt 35 --no-timing
     python bench/faces_eval.py --measure-template --template-count 500
 """
 
@@ -40,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.alignment import (CELEBA_TEMPLATE, Template, align_face, face_mask,  # noqa: E402
                             paste_back)
-from core.faces import LANDMARK_NAMES, FaceDetector  # noqa: E402
+from core.faces import LANDMARK_NAMES, FaceDetector, _tilt  # noqa: E402
 from core.image_io import load_image  # noqa: E402
 
 DEFAULT_DATA = ROOT / ".." / "shared" / "data"
@@ -120,8 +124,15 @@ def _write_crops(folder: Path, name: str, rgb: np.ndarray, faces, main) -> None:
         save_image(folder / f"{Path(name).stem}_{i}_{f.size / main.size:.2f}_{f.score:.2f}.png", crop)
 
 
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` black and white: its Rec. 601 luma in all three channels."""
+    y = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).round().clip(0, 255).astype(np.uint8)
+    return np.repeat(y[..., None], 3, axis=2)
+
+
 def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
-             megapixels: float | None = None, half: str | None = None, crops: Path | None = None) -> dict:
+             megapixels: float | None = None, half: str | None = None, crops: Path | None = None,
+             grey_copy: bool = False, tilt: float = 0.0) -> dict:
     folder = data / "celeba" / "img_celeba"
     files = sorted(folder.glob("*.jpg"))[:limit]
     if half:
@@ -138,6 +149,10 @@ def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
         rgb = load_image(f)
         if megapixels:
             rgb = enlarged(rgb, megapixels)
+        if grey_copy:
+            rgb = grey(rgb)
+        if tilt:
+            rgb = _tilt(rgb, tilt if files.index(f) % 2 == 0 else -tilt)[0]
         sizes.append(rgb.shape[0] * rgb.shape[1])
         t, c = time.perf_counter(), time.process_time()
         faces = detector.detect(rgb)
@@ -166,6 +181,7 @@ def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
     return {
         "folder": str(folder), "photos": len(files), "first": files[0].name, "last": files[-1].name,
         "median_megapixels": round(statistics.median(sizes) / 1e6, 3), "half": half or "all",
+        "grey": grey_copy, "tilt": tilt,
         "detections": detections, "several_faces": several,
         "found": found, "found_share": round(found / len(files), 4), "not_found": not_found,
         "aligned_redetected": len(dists), "redetect_missed": redetect_missed,
@@ -239,6 +255,8 @@ def main(argv=None) -> int:
                     help="enlarge each photo (Lanczos) to about this many megapixels first")
     ap.add_argument("--half", choices=("even", "odd"), default=None,
                     help="only the photos whose CelebA number is even / odd")
+    ap.add_argument("--grey", action="store_true", help="make each photo black and white first")
+    ap.add_argument("--tilt", type=float, default=0.0, help="turn each photo by this many degrees (every other one clockwise)")
     ap.add_argument("--crops", type=Path, default=None,
                     help="write PNG crops of every detection but each photo's largest into this folder")
     ap.add_argument("--json", action="store_true", help="print JSON only")
@@ -267,7 +285,8 @@ def main(argv=None) -> int:
               f"mean {dm['mean']}, median {dm['median']}")
         return 0
     timing = {} if args.no_timing else timing_2mp(data, detector, CELEBA_TEMPLATE)
-    res = evaluate(data, args.limit, detector, CELEBA_TEMPLATE, args.megapixels, args.half, args.crops)
+    res = evaluate(data, args.limit, detector, CELEBA_TEMPLATE, args.megapixels, args.half, args.crops,
+                   args.grey, args.tilt)
     res["torch_threads"] = __import__("torch").get_num_threads()
     if timing:
         res["timing_2mp"] = timing
@@ -275,7 +294,8 @@ def main(argv=None) -> int:
         print(json.dumps(res, indent=2))
         return 0
     print(f"photos: {res['photos']} ({res['first']} .. {res['last']} of {res['folder']}"
-          f"{'' if res['half'] == 'all' else ', ' + res['half'] + ' numbers'}), median {res['median_megapixels']} MP")
+          f"{'' if res['half'] == 'all' else ', ' + res['half'] + ' numbers'}), median {res['median_megapixels']} MP"
+          + (", grey" if res["grey"] else "") + (f", tilted {res['tilt']:g} degrees" if res["tilt"] else ""))
     print(f"face found: {res['found']}/{res['photos']} = {100 * res['found_share']:.1f}%"
           f"   not found: {', '.join(res['not_found']) or '-'}")
     print(f"detections: {res['detections']}; photos with more than one: {len(res['several_faces'])}")
