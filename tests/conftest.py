@@ -2,13 +2,21 @@
 photos from ../shared/data."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Training preprocesses into a cache of this test run unless a test names its own: tests wrote
+# into the user's own ~/.cache/fader-desktop/training (5,371 CelebA crops from one of them).
+_CACHE = tempfile.mkdtemp(prefix="fader-test-cache-")
+os.environ["FADER_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
