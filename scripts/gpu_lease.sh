@@ -28,6 +28,7 @@ DEVICE=${DEVICE:-cuda}
 MINUTES=${MINUTES:-6}          # each job's training budget (its learning rate decays by this clock)
 STOP_AFTER=${STOP_AFTER:-525}  # seconds: SIGINT to any job still running (the call ends at 590)
 RUNS=${RUNS:-runs/lease}
+POLL=${FADER_LEASE_POLL_S:-15}  # seconds between looks at the jobs (and nvidia-smi samples)
 REPLICA=${REPLICA:-docs/default_model/replica/model.fader}
 read -r -a TINY <<< "${TINY:-}"
 AMP=bf16; [ "$DEVICE" = cpu ] && AMP=off
@@ -68,23 +69,37 @@ job B "$PY" -m training.cli --continue "$REPLICA" --out "$RUNS/B" "${COMMON[@]}"
 job C "$PY" -m training.cli --continue "$REPLICA" --out "$RUNS/C" "${COMMON[@]}" --batch-size 32 --lr 2e-4 \
     --lr-decay-minutes "$("$PY" -c "print($MINUTES * 0.5)")" --eval-every 3000 --ckpt-every 3000 "${TINY[@]}"
 while [ -n "$(jobs -r)" ]; do
-  sleep 15
+  sleep "$POLL"
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >> "$RUNS/nvidia-smi.log" 2>/dev/null
 done
 wait
 echo "all jobs done after $(( $(date +%s) - t0 )) s"
 # each run's end state, without its evaluation classifier (3 MiB instead of 11: 8 files of at most
-# 64 MiB together come back; a continuation trains its own classifier in a minute)
-for name in A B C; do
-  run="$RUNS/$name"
-  if [ -f "$run/checkpoint_last.pt" ]; then
-    "$PY" - "$run" "$OUT/${name}_model_last.fader" > "$RUNS/$name.export.log" 2>&1 <<'PYEOF' || echo "$name: export failed (see $name.export.log)"
+# 64 MiB together come back; a continuation trains its own classifier in a minute); one process for
+# the three (each Python that imports torch costs seconds of the lease), each run's own log
+"$PY" - "$RUNS" "$OUT" A B C <<'PYEOF'
+import contextlib
 import sys
+import traceback
 from pathlib import Path
 from training.trainer import CHECKPOINT_NAME, export_checkpoint
-export_checkpoint(Path(sys.argv[1]) / CHECKPOINT_NAME, Path(sys.argv[2]), half=True, classifier=False)
+runs, out = Path(sys.argv[1]), Path(sys.argv[2])
+for name in sys.argv[3:]:
+    ck = runs / name / CHECKPOINT_NAME
+    if not ck.is_file():
+        continue
+    with open(runs / f"{name}.export.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            export_checkpoint(ck, out / f"{name}_model_last.fader", half=True, classifier=False)
+            ok = True
+        except Exception:
+            traceback.print_exc()
+            ok = False
+    if not ok:
+        print(f"{name}: export failed (see {name}.export.log)", flush=True)
 PYEOF
-  fi
+for name in A B C; do
+  run="$RUNS/$name"
   tail -n 3 "$RUNS/$name.log"
   [ -f "$run/log.jsonl" ] && tail -n 1 "$run/log.jsonl" | cut -c1-400
 done

@@ -474,7 +474,8 @@ def test_second_ctrl_c_reports_the_photos_it_still_wrote(tmp_path, celeba_aligne
     from core.image_io import load_image, save_image
     src = tmp_path / "big"
     src.mkdir()
-    for k, p in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:24]):
+    n = 8   # it stops after the second or third: more photos only cost their making
+    for k, p in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:n]):
         big = np.repeat(np.repeat(load_image(p), 12, axis=0), 12, axis=1)   # 2136x2616: slow PNG writes
         save_image(src / f"{k:02d}.jpg", big, quality=80)
     out, report = tmp_path / "out", tmp_path / "report.json"
@@ -494,7 +495,7 @@ def test_second_ctrl_c_reports_the_photos_it_still_wrote(tmp_path, celeba_aligne
     written = {p.stem for p in out.glob("*.png")}
     assert not list(out.glob(".*part"))
     status = {Path(it["input"]).stem: it["status"] for it in rep["items"]}
-    assert 1 <= len(written) < 24
+    assert 1 <= len(written) < n
     assert {n for n, s in status.items() if s == "ok"} == written, (status, written)
 
 
@@ -685,12 +686,14 @@ def test_the_summary_names_what_an_output_could_not_keep(tmp_path, celeba_aligne
 def test_cancel_stops_at_the_photo_being_written(tmp_path, celeba_aligned, engine):
     """Cancel waited for every write already queued: read and edited ahead of the (slow) writer,
     up to all 16 photos were written after it, 18-30 s of "Stopping…" in the dialog. Now the photo
-    being written finishes and the rest are left for a resume."""
+    being written finishes and the rest are left for a resume. (8 photos: the resume writes all
+    but one or two, ~0.8 s each here; without the fix all 8 are written.)"""
     from core.batch import BatchOptions, run_batch
     from core.image_io import load_image, save_image
     src = tmp_path / "big"
     src.mkdir()
-    for k, p in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:16]):
+    n = 8
+    for k, p in enumerate(sorted(celeba_aligned.glob("*.jpg"))[:n]):
         save_image(src / f"{k:02d}.jpg", np.repeat(np.repeat(load_image(p), 8, axis=0), 8, axis=1), quality=80)
     out, cancel = tmp_path / "out", threading.Event()
 
@@ -700,7 +703,7 @@ def test_cancel_stops_at_the_photo_being_written(tmp_path, celeba_aligned, engin
     rep = run_batch(src, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, format="png"),
                     progress=progress, cancel=cancel, readers=2)
     c = rep.counts()
-    assert rep.cancelled and c["ok"] <= 3 and c["ok"] + c["cancelled"] == 16, c
+    assert rep.cancelled and c["ok"] <= 3 and c["ok"] + c["cancelled"] == n, c
     assert {p.stem for p in out.glob("*.png")} == {Path(it.relative).stem for it in rep.items if it.status == "ok"}
     assert not [p for p in out.iterdir() if p.name.startswith(".")]    # no temporary file left
     # the rest is resumed, the photos already written kept

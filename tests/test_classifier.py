@@ -37,13 +37,18 @@ def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_command_replaces_only_the_classifier(tmp_path, celeba_aligned, one_torch_thread):
+def test_command_replaces_only_the_classifier(tmp_path, celeba_aligned, one_torch_thread, monkeypatch):
+    # a cache of this test's own (it filled the user's ~/.cache), of the first 2,000 images only:
+    # preprocessing all 5,371 took ~7 s of the test here
+    monkeypatch.setenv("FADER_CACHE_DIR", str(tmp_path / "cache"))
+    names = sorted(p.name for p in celeba_aligned.glob("*.jpg"))
+    (tmp_path / "rest.txt").write_text("\n".join(names[2000:]) + "\n")
     src = make_tiny_model(tmp_path / "in.fader", attrs=(("Smiling", ("no", "yes"), (0.0, 1.0)),
                                                         ("Male", ("no", "yes"), (0.0, 1.0))))
     before = _sha(src)
     out = tmp_path / "out.fader"
-    rc = classifier_main(["--model", str(src), "--data", str(celeba_aligned), "--epochs", "1",
-                          "--lr", "3e-3", "--out", str(out)])
+    rc = classifier_main(["--model", str(src), "--data", str(celeba_aligned), "--exclude", str(tmp_path / "rest.txt"),
+                          "--epochs", "2", "--lr", "3e-3", "--out", str(out)])
     assert rc == 0 and out.is_file()
     assert _sha(src) == before  # the input is never rewritten
     old, new = load_model(src), load_model(out)
@@ -55,7 +60,7 @@ def test_command_replaces_only_the_classifier(tmp_path, celeba_aligned, one_torc
     assert new.classifier_config == old.classifier_config  # the file's classifier keeps its design and size
     acc = new.meta["classifier"]["val_accuracy"]
     assert set(acc) == {"Smiling", "Male"}
-    # one epoch on ~4,600 real 32 px faces: Male reads better than guessing the majority (~58 %)
+    # two epochs on 1,800 real 32 px faces (seeds 0-3: 0.765-0.81; one epoch on all 4,591: 0.77)
     assert acc["Male"] >= 0.7, acc
     # a second run never overwrites what exists, and a model whose attributes the data lacks is refused
     assert classifier_main(["--model", str(src), "--data", str(celeba_aligned), "--out", str(out)]) == 2

@@ -101,7 +101,8 @@ def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
             "--batch-size", "8", "--steps", "6", "--eval-every", "3", "--classifier-steps", "4",
             "--classifier-max-fm", "32", "--threads", "1"]
     out = tmp_path / "out"
-    env = dict(os.environ, PY=sys.executable, DEVICE="cpu", OUT=str(out), RUN=str(run))
+    env = dict(os.environ, PY=sys.executable, DEVICE="cpu", OUT=str(out), RUN=str(run),
+               FADER_CACHE_DIR=str(tmp_path / "cache"))   # not the user's ~/.cache
     done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_session.sh"), str(p), "2", "--", *tiny],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -141,14 +142,17 @@ def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_c
                       "--attr", gpu_recipe.ATTRIBUTES]) == 0
     arch = ["--n-layers", "3", "--init-fm", "8", "--max-fm", "32", "--n-skip", "1", "--hid-dim", "16",
             "--critic-width", "4", "--classifier-max-fm", "32"]
+    cache = tmp_path / "cache"   # not the user's ~/.cache
     start = tmp_path / "start"   # the committed state the continuations go on from
     assert cli.main(["--data", str(p), "--attr", gpu_recipe.ATTRIBUTES, "--out", str(start), "--steps", "3",
                      "--batch-size", "8", "--n-critic", "1", "--classifier-steps", "2", "--threads", "1",
-                     "--quiet", *arch]) == 0
+                     "--quiet", "--cache-dir", str(cache), *arch]) == 0
     out, runs = tmp_path / "out", tmp_path / "runs"
     tiny = " ".join(arch + ["--batch-size", "8", "--classifier-steps", "2", "--val-size", "10", "--threads", "1"])
-    env = dict(os.environ, PY=sys.executable, DEVICE="cpu", OUT=str(out), RUNS=str(runs), MINUTES="0.1",
-               STOP_AFTER="300", REPLICA=str(start / "model.fader"), TINY=tiny)
+    # the script looks at its jobs every second instead of every 15 (a job's end waited up to 15 s)
+    env = dict(os.environ, PY=sys.executable, DEVICE="cpu", OUT=str(out), RUNS=str(runs), MINUTES="0.05",
+               STOP_AFTER="300", REPLICA=str(start / "model.fader"), TINY=tiny, FADER_CACHE_DIR=str(cache),
+               FADER_LEASE_POLL_S="1")
     done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_lease.sh"), str(p)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -162,7 +166,7 @@ def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_c
         step = m.meta["training"]["steps"]
         assert step > (0 if r == "A" else start_step), (r, step)
         hp = m.meta["training"]["hyper_parameters"]
-        assert hp["batch_size"] == 8 and hp["max_minutes"] == pytest.approx(0.1)
+        assert hp["batch_size"] == 8 and hp["max_minutes"] == pytest.approx(0.05)
     with tarfile.open(out / "logs.tgz") as t:
         logs = set(t.getnames())
     assert {"./A.log", "./B.log", "./C.log", "./B/log.jsonl"} <= logs
@@ -170,7 +174,8 @@ def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_c
     more = tmp_path / "more"
     assert cli.main(["--continue", str(out / "B_model_last.fader"), "--data", str(p), "--out", str(more),
                      "--steps", str(load_model(out / "B_model_last.fader").meta["training"]["steps"] + 1),
-                     "--classifier-steps", "2", "--val-size", "10", "--threads", "1", "--quiet"]) == 0
+                     "--classifier-steps", "2", "--val-size", "10", "--threads", "1", "--quiet",
+                     "--cache-dir", str(cache)]) == 0
 
 
 def test_a_pack_trains_at_its_own_resolution_unless_told_otherwise(small_celeba, tmp_path):
@@ -183,7 +188,8 @@ def test_a_pack_trains_at_its_own_resolution_unless_told_otherwise(small_celeba,
     assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--img-size", "32", "-o", str(p),
                       "--attr", "Smiling,Male"]) == 0
     tiny = ["--data", str(p), "--steps", "1", "--batch-size", "4", "--init-fm", "4", "--max-fm", "8",
-            "--hid-dim", "8", "--classifier-steps", "1", "--val-size", "4", "--threads", "1", "--quiet"]
+            "--hid-dim", "8", "--classifier-steps", "1", "--val-size", "4", "--threads", "1", "--quiet",
+            "--cache-dir", str(tmp_path / "cache")]
     assert cli.main(tiny + ["--out", str(tmp_path / "own")]) == 0
     assert load_model(tmp_path / "own" / "model.fader").image_size == 32
     assert cli.main(tiny + ["--out", str(tmp_path / "told"), "--img-size", "64"]) == 0

@@ -53,24 +53,40 @@ def _window(qtbot, tmp_path, model, photo, monkeypatch) -> MainWindow:
     return w
 
 
-def _slow(monkeypatch, module, name: str) -> threading.Event:
-    """Make `module.name` (a core call a job makes) take SLOW seconds more; the event is set when
-    it is entered."""
+class _Entered(threading.Event):
+    """Set when the slowed call is entered; release() lets the call go on before its SLOW seconds."""
+
+    def __init__(self):
+        super().__init__()
+        self._go = threading.Event()
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def _slow(monkeypatch, module, name: str) -> _Entered:
+    """Make `module.name` (a core call a job makes) take SLOW seconds more, or until released; the
+    event is set when it is entered. A close that does not wait for the call returns before the
+    test releases it (then ~3 s a test sooner); one that waited for it would take SLOW."""
     real = getattr(module, name)
-    entered = threading.Event()
+    entered = _Entered()
 
     def slow(*args, **kwargs):
         entered.set()
-        time.sleep(SLOW)
+        entered._go.wait(SLOW)
         return real(*args, **kwargs)
     monkeypatch.setattr(module, name, slow)
     return entered
 
 
-def _timed_close(w) -> float:
+def _timed_close(w, entered: _Entered) -> float:
+    """How long the window's close took; the slowed call goes on once it has returned."""
     t0 = time.perf_counter()
-    assert w.close()
-    return time.perf_counter() - t0
+    try:
+        assert w.close()
+        return time.perf_counter() - t0
+    finally:
+        entered.release()
 
 
 def _leftovers(folder: Path) -> list:
@@ -145,7 +161,7 @@ def test_closing_while_a_model_loads_closes_at_once_and_drops_the_load(qtbot, tm
     w.modelChanged.connect(loaded.append)
     w.load_model(tiny_model_path_b)
     assert entered.wait(TIMEOUT / 1000)
-    took = _timed_close(w)
+    took = _timed_close(w, entered)
     assert not w.isVisible()
     assert took < PROMPT, f"close took {took:.2f} s"
     assert w.jobs.join(SLOW + TIMEOUT / 1000), "the worker thread did not end"
@@ -171,7 +187,7 @@ def test_closing_while_a_sweep_is_written_closes_at_once_and_leaves_no_file(qtbo
     assert w.export_sweep({"path": out, "attr": "Smiling", "lo": -1.0, "hi": 2.0, "steps": 8, "labels": True})
     assert w.asked == ["Replace file?"]
     assert entered.wait(TIMEOUT / 1000)
-    took = _timed_close(w)
+    took = _timed_close(w, entered)
     assert took < PROMPT, f"close took {took:.2f} s"
     assert w.jobs.join(SLOW + TIMEOUT / 1000), "the worker thread did not end"
     qtbot.wait(100)
@@ -192,7 +208,7 @@ def test_a_sweep_cancelled_before_it_is_written_leaves_nothing(qtbot, tmp_path, 
     out.parent.mkdir()
     assert w.export_sweep({"path": out, "attr": "Smiling", "lo": -1.0, "hi": 2.0, "steps": 8, "labels": False})
     assert entered.wait(TIMEOUT / 1000)
-    took = _timed_close(w)
+    took = _timed_close(w, entered)
     assert took < PROMPT, f"close took {took:.2f} s"
     assert w.jobs.join(SLOW + TIMEOUT / 1000)
     qtbot.wait(100)
@@ -238,6 +254,7 @@ def test_closing_asks_before_a_running_sweep_is_dropped_and_no_keeps_it(qtbot, t
     assert entered.wait(TIMEOUT / 1000)
     monkeypatch.setattr(w, "ask_confirm", lambda title, message, *a, **k: w.asked.append(message) or False)
     assert not w.close()
+    entered.release()
     assert w.isVisible() and w.asked == ["The sweep kept.gif is still being made. Close and discard it?"]
     qtbot.waitUntil(lambda: bool(exported), timeout=TIMEOUT)
     assert sweep.is_file() and w.errors == []
@@ -259,6 +276,9 @@ def test_a_recipe_saved_behind_an_export_is_written_when_the_window_closes(qtbot
     assert w.export_to(edited)
     assert entered.wait(TIMEOUT / 1000)
     w.save_recipe(recipe)
+    # the close waits for the export (not cancellable): it is let go on 1 s into the close, with
+    # the recipe still queued behind it, rather than after SLOW
+    threading.Timer(1.0, entered.release).start()
     assert w.close()
     assert edited.is_file() and recipe.is_file() and w.errors == []
     assert w.jobs.join(TIMEOUT / 1000)

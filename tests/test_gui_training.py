@@ -95,18 +95,26 @@ def test_a_trainer_error_is_shown_in_one_line(qtbot, tmp_path, celeba_aligned):
 
 def test_a_two_process_run_from_the_dialog(qtbot, tmp_path, labeled_folder):
     """Processes = 2 starts the same trainer data-parallel under torchrun: rank 0's progress and
-    log reach the dialog, and Cancel stops every process with a resumable checkpoint."""
+    log reach the dialog, and Cancel stops every process with a resumable checkpoint. QA item 7
+    (test_gui_training_dialog_fixes.py), checked on this run: Cancel filled the messages with
+    torchrun's "Received 15 death signal" warnings and a 30-line SignalException traceback, though
+    the run stopped as asked (a two-process run costs ~20 s here: one serves both)."""
     import json
     d = _tiny_run_dialog(qtbot, tmp_path, labeled_folder, classifier_steps=2, processes=2)
     finished = []
     d.start()
     d.proc.finished.connect(lambda code, status: finished.append(code))
-    qtbot.waitUntil(lambda: len(d._val) >= 1, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: len(d._val) >= 1 or bool(finished), timeout=TIMEOUT)
+    assert not finished, d.log_view.toPlainText()[-1500:]
     assert d._val[0]["world_size"] == 2
     assert "data-parallel on 2 processes (gloo); global batch 4 = 2 x 2" in d.log_view.toPlainText()
     d.stop_button.click()
     qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
-    assert "Resume" in d.phase_label.text() and d.resume_check.isChecked(), d.log_view.toPlainText()[-800:]
+    log = d.log_view.toPlainText()
+    assert "Resume" in d.phase_label.text() and d.resume_check.isChecked(), log[-800:]
+    assert "fader-train: SIGTERM at step" in log, log[-1500:]
+    for noise in ("death signal", "closing signal", "Traceback", "SignalException", "site-packages"):
+        assert noise not in log, (noise, finished, log[-2500:])
     from training.trainer import CHECKPOINT_NAME, load_checkpoint
     ck = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
     assert ck["step"] >= 2   # saved when Cancel stopped the run, past the first evaluation
@@ -177,20 +185,9 @@ def test_cancel_while_the_data_is_prepared_offers_no_resume(qtbot, tmp_path, cel
     assert "--resume" not in d.arguments()
 
 
-def test_a_finished_run_names_its_model_file(qtbot, tmp_path, labeled_folder):
-    """The end of a run said only "Finished after 0.3 min": which file Open result loads, and
-    where the trained model is, was not said. The line names RUN/model.fader."""
-    d = _tiny_run_dialog(qtbot, tmp_path, labeled_folder, classifier_steps=2)
-    d.steps_spin.setValue(10)
-    d.extra_edit.setText(d.extra_edit.text().replace("--eval-every 2", "--eval-every 5"))
-    finished = []
-    d.start()
-    d.proc.finished.connect(lambda code, status: finished.append(code))
-    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
-    assert finished[0] == 0, d.log_view.toPlainText()[-800:]
-    text = d.phase_label.text()
-    assert text.startswith("Finished after ") and str(tmp_path / "run" / "model.fader") in text, text
-    assert (tmp_path / "run" / "model.fader").is_file() and d.open_button.isEnabled()
+# A finished run naming its model file (RUN/model.fader) is checked on the finished run of
+# test_gui_training_dialog_fixes.py::test_a_finished_run_leaves_a_new_run_folder_for_the_next: one
+# trainer process (~5-10 s here) for both.
 
 
 def test_preprocessing_progress_counts_images(qtbot):

@@ -45,16 +45,18 @@ def _run(qtbot, d: TrainingDialog, until=None) -> int:
     return finished[0]
 
 
-def test_resume_takes_the_runs_own_size_and_steps(qtbot, tmp_path, labeled_folder):
+def test_resume_takes_the_runs_own_size_and_steps(qtbot, tmp_path, labeled_folder, one_torch_thread):
     """Item 4: a 32 px, 10-step run resumed from a new dialog (Size 64 px and 20,000 steps by
     default, the shipped 128 px model open with Fine-tune ticked) was refused ("Size 64 px differs
     from the checkpoint's 32"), or ran on to the form's 20,000 steps. Ticking Resume shows the run's
     size (locked) and steps; more steps typed then continue it."""
+    from training.cli import main as train
     from training.trainer import CHECKPOINT_NAME, load_checkpoint
     run = tmp_path / "runs" / "r32"
     first = _dialog(qtbot, tmp_path, labeled_folder, out=run)
-    assert _run(qtbot, first) == 0, first.log_view.toPlainText()[-1500:]
-    assert first.out_edit.text() == str(run), "a Run folder the user typed stays"
+    # the run to resume is the one this form starts, trained in this process: what is tested is the
+    # second dialog, and a trainer process costs ~5-10 s here
+    assert train(first.arguments()) == 0
 
     model = REPO / "resources" / "models" / "default.fader"
     d = TrainingDialog(current_model=str(model) if model.is_file() else None)
@@ -84,6 +86,7 @@ def test_resume_takes_the_runs_own_size_and_steps(qtbot, tmp_path, labeled_folde
 
     assert _run(qtbot, d) == 0, d.log_view.toPlainText()[-1500:]
     assert d.phase_label.text().startswith("Finished after "), d.phase_label.text()
+    assert d.out_edit.text() == str(run), "a Run folder the user typed stays"
     ck = load_checkpoint(run / CHECKPOINT_NAME)
     assert ck["step"] == 14 and ck["arch"]["img_size"] == 32
 
@@ -96,13 +99,17 @@ def test_a_finished_run_leaves_a_new_run_folder_for_the_next(qtbot, tmp_path, la
     """Item 9: the Run folder's name was made once, when the dialog was made: after a finished run
     Start offered the same folder ("already holds a training run": Resume, which found nothing to
     train, or Cancel), whatever the Data field now said. The finished run's model stays the one
-    Open result loads."""
+    Open result loads. And the end of a run said only "Finished after 0.3 min": which file Open
+    result loads, and where the trained model is, was not said; the line names RUN/model.fader
+    (test_gui_training.py's finished run, checked here: one trainer process for both)."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     d = _dialog(qtbot, tmp_path, labeled_folder)
     run = Path(d.out_edit.text())
     assert run.parent == tmp_path / "home" / "FaderRuns"
     assert _run(qtbot, d) == 0, d.log_view.toPlainText()[-1500:]
-    assert str(run / "model.fader") in d.phase_label.text()
+    text = d.phase_label.text()
+    assert text.startswith("Finished after ") and str(run / "model.fader") in text, text
+    assert (run / "model.fader").is_file() and d.open_button.isEnabled()
     new = Path(d.out_edit.text())
     assert new != run and new.parent == run.parent and not new.exists()
     assert not d.resume_check.isChecked() and d.start_button.isEnabled()
@@ -146,19 +153,12 @@ def test_typed_paths_lose_their_quotes_and_url_form(qtbot, tmp_path):
     assert (src, dst) == (tmp_path / "ref.pth", tmp_path / "ref.fader")
 
 
-def test_cancel_of_a_two_process_run_shows_no_torchrun_traceback(qtbot, tmp_path, labeled_folder, celeba_aligned):
+def test_a_two_process_run_that_fails_shows_what_torchrun_says(qtbot, tmp_path, celeba_aligned):
     """Item 7: Cancel with Processes = 2 filled the messages with torchrun's "Received 15 death
-    signal" warnings and a 30-line SignalException traceback, though the run stopped as asked. A
-    two-process run that fails on its own still shows what torchrun says."""
-    d = _dialog(qtbot, tmp_path, labeled_folder, out=tmp_path / "run", steps=5000, processes=2,
-                extra="--eval-every 2")
-    code = _run(qtbot, d, until=lambda: len(d._val) >= 1)
-    log = d.log_view.toPlainText()
-    assert "Resume" in d.phase_label.text(), log[-1500:]
-    assert "fader-train: SIGTERM at step" in log, log[-1500:]
-    for noise in ("death signal", "closing signal", "Traceback", "SignalException", "site-packages"):
-        assert noise not in log, (noise, code, log[-2500:])
-
+    signal" warnings and a 30-line SignalException traceback, though the run stopped as asked
+    (checked on the cancelled run of test_gui_training.py::test_a_two_process_run_from_the_dialog,
+    one two-process run for both). A two-process run that fails on its own still shows what
+    torchrun says."""
     solo = tmp_path / "Bangs" / "yes"   # one value only: fader-train refuses it (exit 2 in each process)
     solo.mkdir(parents=True)
     shutil.copy(sorted(celeba_aligned.glob("*.jpg"))[0], solo / "a.jpg")
