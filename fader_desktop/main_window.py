@@ -198,7 +198,7 @@ class MainWindow(QMainWindow):
         self._export_index: dict = {}
         self._export_ids = itertools.count()
         self._export_paths: dict = {}   # each export still queued or running -> its path
-        self._loss_source = None   # (file stamp, Source, format) of the open photo, for the Export dialog's losses
+        self._loss_source = None   # (file stamp, its format) of the open photo, for the Export dialog's losses
         self._opening: Optional[Path] = None   # the photo being opened (a job queued or running)
         self._closing = False
         self._sweeps: list = []   # (job, path) of the sweeps submitted: closing asks before one still running is dropped
@@ -1056,31 +1056,25 @@ class MainWindow(QMainWindow):
     def export_losses(self, suffix: str, keep_exif: bool = True) -> list:
         """What an export of the open photo to a `suffix` file (".jpg") could not keep of it, one
         short phrase each: the notes the export returns once written (core.image_io's, the same
-        rules), known before it. Nothing where the file itself is copied (nothing edited, same format)."""
+        rules, on the source the worker read when the photo opened, as the export uses), known
+        before it. Nothing where the file itself is copied (nothing edited, same format)."""
         from dataclasses import replace
-        from core.image_io import SAVE_FORMATS, dropped_by_export, image_format, read_source
+        from core.image_io import SAVE_FORMATS, dropped_by_export, image_format
         from .workers import file_stamp
         fmt = SAVE_FORMATS.get(suffix.lower())
-        if self._photo is None or fmt is None:
-            return []
+        source = getattr(self._photo, "source", None)
+        if source is None or fmt is None:
+            return []   # no photo, or its file could not be read back: the export says what is wrong
         path = self._photo.path
         stamp = (str(path), file_stamp(path))
         if self._loss_source is None or self._loss_source[0] != stamp:
-            # the header, and a transparent photo's alpha (whether any pixel is not opaque): for
-            # a 12 MP RGBA PNG half a second, once per photo
-            QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
             try:
-                source, own = read_source(path), image_format(path)
-                # kept is only whether it has transparency, not its planes (12 MB at 12 MP)
-                source = replace(source, alpha=None if source.alpha is None else source.alpha[:1, :1].copy(),
-                                 color=None, composite=None)
+                own = image_format(path)   # the header only
             except FaderError:
-                source, own = None, None   # the export says what is wrong with the file
-            finally:
-                QGuiApplication.restoreOverrideCursor()
-            self._loss_source = (stamp, source, own)
-        _stamp, source, own = self._loss_source
-        if source is None or (keep_exif and own == fmt and not self.session.is_modified()):
+                own = None   # deleted or unreadable since it opened: never copied
+            self._loss_source = (stamp, own)
+        own = self._loss_source[1]
+        if keep_exif and own == fmt and not self.session.is_modified():
             return []   # an unedited photo in its own format is copied byte for byte (export_photo)
         if not keep_exif:   # as the export leaves it out
             source = replace(source, exif=None, xmp=None, iptc=None, text={})

@@ -485,6 +485,7 @@ class PhotoInfo:
     reencoded: bool = False  # same photo opened again (model or device changed)
     edit_rect: Optional[tuple] = None  # (x, y, w, h): the only pixels an edit can change
     seconds: float = 0.0
+    source: object = None   # core.image_io.Source as read when opened: what an export keeps besides pixels
 
 
 @dataclass
@@ -645,12 +646,16 @@ class EditorBackend:
         stamp = file_stamp(path)   # before reading: a change while it is read counts as a change
         image = load_image(path)
         try:
-            source = read_source(path, alpha=False)   # the header only: no second decode
+            # the header, and a transparent photo's alpha plane and straight colours (a second
+            # decode, only for such a photo; its preview needs the plane anyway): the export keeps
+            # them even where the file is deleted or replaced after it was opened
+            source = read_source(path)
         except FaderError:
             source = None
         info = self._open_array(image, path, reencoded=False, status=status, colour_space=display_colour_space(path),
                                 gray=bool(source and source.gray))
         self.source, self.stamp = source, stamp
+        info.source = source
         return info
 
     def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
@@ -715,20 +720,11 @@ class EditorBackend:
             self._transparency(scale)
 
     def _transparency(self, scale: float = 1.0) -> Optional[np.ndarray]:
-        """The open photo's alpha plane as its export writes it (None when opaque or when its file
-        changed since it opened: the export then has none either), at ``scale`` (< 1: area-averaged
-        as PhotoEdit.scaled_image is). Read from the file once (a second decode, only for a photo
-        with transparency; a JPEG's header says it has none)."""
-        from core.errors import FaderError
-        from core.image_io import read_source
+        """The open photo's alpha plane as its export writes it (None when opaque), at ``scale``
+        (< 1: area-averaged as PhotoEdit.scaled_image is), from the source read when it opened."""
         key = (self.path, self.stamp)
         if self._alpha is None or self._alpha[0] != key:
-            plane = None
-            if self.path is not None and self.stamp is not None and file_stamp(self.path) == self.stamp:
-                try:
-                    plane = read_source(self.path, exif=False).alpha
-                except FaderError:
-                    plane = None
+            plane = self.source.alpha if self.source is not None else None
             if plane is not None and (self.image is None or plane.shape != self.image.shape[:2]):
                 plane = None
             self._alpha = (key, plane, {})
@@ -791,18 +787,19 @@ class EditorBackend:
         from core.image_io import Source, export_photo, read_source
         unchanged, rgb = self._photo_at(serial, values, "export", path)
         # the file may have been replaced (another picture, a grey one) or deleted since it opened:
-        # then only what was read of it then goes with the pixels, and never a copy of the new file
+        # what was read of it then goes with the pixels (the colour profile, which says what the
+        # pixels' numbers mean, a grey photo's greyness, a PNG's transparency: export_photo, as
+        # edit and batch), and never a copy of the new file
         same = self.path is not None and self.stamp is not None and file_stamp(self.path) == self.stamp
-        source = self.source or Source()
+        source = self.source
+        if source is None and same:
+            try:
+                source = read_source(self.path)
+            except FaderError:
+                source = None
+        source = source or Source()
         if not keep_exif:   # the metadata that can say who, where and when goes with the EXIF
             source = replace(source, exif=None, xmp=None, iptc=None, text={})
-        if same:
-            try:
-                # the colour profile always travels: it says what the pixels' numbers mean; so do
-                # a grey photo's greyness and a PNG's transparency (export_photo, as edit and batch)
-                source = read_source(self.path, exif=keep_exif)
-            except FaderError:
-                pass
         # nothing edited: the original file itself where the format allows (no recompression)
         original = self.path if keep_exif and same else None
         _copied, notes = export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged,
