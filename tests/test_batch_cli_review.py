@@ -237,7 +237,9 @@ def test_a_second_sigterm_aborts_with_143_and_the_report(tmp_path, portrait_path
     from core.image_io import load_image, save_image
     src = tmp_path / "in"
     src.mkdir()
-    big = np.repeat(np.repeat(load_image(portrait_path), 8, axis=0), 8, axis=1)   # slow PNG writes
+    # 2048x2048: each photo's paste-back and PNG write take ~1 s here (4096x4096 took ~3 s), still
+    # ~20x the time between the two signals
+    big = np.repeat(np.repeat(load_image(portrait_path), 4, axis=0), 4, axis=1)
     save_image(src / "00.jpg", big, quality=80)
     for k in range(1, 6):   # it stops after the second: more photos only cost their making and reading
         shutil.copy(src / "00.jpg", src / f"{k:02d}.jpg")

@@ -37,10 +37,9 @@ def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_command_replaces_only_the_classifier(tmp_path, celeba_aligned, one_torch_thread, monkeypatch):
-    # a cache of this test's own (it filled the user's ~/.cache), of the first 2,000 images only:
-    # preprocessing all 5,371 took ~7 s of the test here
-    monkeypatch.setenv("FADER_CACHE_DIR", str(tmp_path / "cache"))
+def test_command_replaces_only_the_classifier(tmp_path, celeba_aligned, one_torch_thread):
+    # the first 2,000 images only: preprocessing all 5,371 (into the test run's cache, conftest)
+    # took ~7 s of the test here
     names = sorted(p.name for p in celeba_aligned.glob("*.jpg"))
     (tmp_path / "rest.txt").write_text("\n".join(names[2000:]) + "\n")
     src = make_tiny_model(tmp_path / "in.fader", attrs=(("Smiling", ("no", "yes"), (0.0, 1.0)),
@@ -60,8 +59,10 @@ def test_command_replaces_only_the_classifier(tmp_path, celeba_aligned, one_torc
     assert new.classifier_config == old.classifier_config  # the file's classifier keeps its design and size
     acc = new.meta["classifier"]["val_accuracy"]
     assert set(acc) == {"Smiling", "Male"}
-    # two epochs on 1,800 real 32 px faces (seeds 0-3: 0.765-0.81; one epoch on all 4,591: 0.77)
-    assert acc["Male"] >= 0.7, acc
+    # two epochs on 1,800 real 32 px faces: 0.765-0.81 (seeds 0-3; one epoch on all 4,591: 0.77).
+    # "No" is 69 % of the 200 validation faces: trained on shuffled labels it reads 0.69, so the bar
+    # stands above that
+    assert acc["Male"] >= 0.74, acc
     # a second run never overwrites what exists, and a model whose attributes the data lacks is refused
     assert classifier_main(["--model", str(src), "--data", str(celeba_aligned), "--out", str(out)]) == 2
     other = make_tiny_model(tmp_path / "other.fader")  # has a three-valued Hair the data does not label

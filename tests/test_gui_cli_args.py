@@ -22,17 +22,15 @@ def test_device_auto_on_the_command_line_replaces_a_saved_choice(tmp_path, tiny_
     start without --device keeps what was chosen last."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"),
                XDG_DATA_HOME=str(tmp_path / "data"), XDG_CACHE_HOME=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
-    from PySide6.QtCore import QSettings
-    from fader_desktop.settings import APPLICATION, ORGANIZATION, Settings
-    # the file the window's QSettings() is under $XDG_CONFIG_HOME, read here as the window reads it
-    # (a process of its own to read it cost ~1-2 s a time)
-    ini = tmp_path / "config" / ORGANIZATION / f"{APPLICATION}.conf"
+    read = ("from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+            "from fader_desktop.settings import APPLICATION, ORGANIZATION, Settings; "
+            "app.setOrganizationName(ORGANIZATION); app.setApplicationName(APPLICATION); print(Settings().device)")
     for given, saved in (("cpu", "cpu"), (None, "cpu"), ("auto", "auto")):
         device = ["--device", given] if given else []
         r = _run(["-m", "fader_desktop.frozen_entry", "--smoke-test", "--model", str(tiny_model_path), *device], env)
         assert r.returncode == 0 and '"smoke": "ok"' in r.stdout, r.stdout + r.stderr
-        assert ini.is_file(), sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-        assert Settings(QSettings(str(ini), QSettings.Format.IniFormat)).device == saved, (given, ini.read_text())
+        r = _run(["-c", read], env)
+        assert r.stdout.split()[-1] == saved, (given, r.stdout + r.stderr)
 
 
 def test_the_window_refuses_an_unknown_device_in_one_line(capsys):

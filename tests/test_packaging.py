@@ -163,31 +163,57 @@ def test_spec_excludes(spec):
         assert name not in excludes, name
 
 
-def test_the_bundled_trainer_runs_without_the_modules_the_spec_leaves_out(spec, tmp_path):
+# The packaged app's trainer, run once as the bundle runs it: sys.frozen set, the executable's path
+# as argv[0], every module the spec excludes unimportable; its --help after it in the same process.
+# Two tests read this one run (each trainer process costs ~4-8 s of interpreter and torch start-up).
+_FROZEN_TRAIN = """
+import sys
+for name in EXCLUDES:
+    sys.modules[name] = None
+sys.frozen = True
+sys.argv[0] = sys.argv.pop(1)
+from fader_desktop import frozen_entry
+from core.model_file import train_checkpoint_advice
+from pathlib import Path
+print("ADVICE", train_checkpoint_advice(Path("run/checkpoint_last.pt")))
+print("TRAIN EXIT", frozen_entry.main(sys.argv[1:]), flush=True)
+sys.exit(frozen_entry.main(["train", "--help"]))
+"""
+FROZEN_EXE = "/opt/Fader Desktop/FaderDesktop"
+
+
+@pytest.fixture(scope="module")
+def frozen_train(spec, tmp_path_factory):
+    """(the run folder, the finished process, the excluded modules) of a tiny run of the packaged
+    app's trainer with the image discriminators and the critic on (their modules load too)."""
+    import cv2
+    import numpy as np
+    tmp = tmp_path_factory.mktemp("frozen_train")
+    rng = np.random.default_rng(0)
+    for v in ("no", "yes"):
+        (tmp / "Smiling" / v).mkdir(parents=True)
+        for i in range(6):
+            cv2.imwrite(str(tmp / "Smiling" / v / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    excludes = sorted(spec["_built"]["Analysis"].kwargs["excludes"])
+    args = ["--data", str(tmp / "Smiling"), "--img-size", "32", "--init-fm", "8", "--max-fm", "16",
+            "--n-layers", "3", "--hid-dim", "16", "--steps", "2", "--classifier-steps", "2", "--val-size", "2",
+            "--eval-every", "2", "--lambda-clf-dis", "0.01", "--clf-blur", "0.5", "--n-critic", "1",
+            "--lambda-critic-attr", "0.01", "--critic-width", "8", "--amp", "off", "--threads", "1",
+            "--out", str(tmp / "run"), "--cache-dir", str(tmp / "cache"), "--quiet"]
+    p = subprocess.run([sys.executable, "-c", _FROZEN_TRAIN.replace("EXCLUDES", repr(excludes)), FROZEN_EXE,
+                        "train", *args], cwd=tmp, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    return tmp / "run", p, excludes
+
+
+def test_the_bundled_trainer_runs_without_the_modules_the_spec_leaves_out(frozen_train):
     """`FaderDesktop train` and Training > Train model... run with every module the spec excludes
     made unimportable (torchvision among them): a top-level torchvision import in the trainer broke
     the frozen app's training, found by scripts/build_app.sh's smoke test, not by these checks."""
-    import cv2
-    import numpy as np
-    rng = np.random.default_rng(0)
-    for v in ("no", "yes"):
-        (tmp_path / "Smiling" / v).mkdir(parents=True)
-        for i in range(6):
-            cv2.imwrite(str(tmp_path / "Smiling" / v / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
-    excludes = sorted(spec["_built"]["Analysis"].kwargs["excludes"])
+    run, p, excludes = frozen_train
     assert "torchvision" in excludes
-    args = ["--data", str(tmp_path / "Smiling"), "--img-size", "32", "--init-fm", "8", "--max-fm", "16",
-            "--n-layers", "3", "--hid-dim", "16", "--steps", "2", "--classifier-steps", "2", "--val-size", "2",
-            "--lambda-clf-dis", "0.01", "--clf-blur", "0.5", "--n-critic", "1", "--lambda-critic-attr", "0.01",
-            "--critic-width", "8", "--amp", "off", "--threads", "1", "--out", str(tmp_path / "run"),
-            "--cache-dir", str(tmp_path / "cache"), "--quiet"]
-    script = (f"import sys\nfor name in {excludes!r}:\n    sys.modules[name] = None\n"
-              f"from fader_desktop.frozen_entry import main\nsys.argv = ['FaderDesktop', 'train'] + {args!r}\n"
-              "sys.exit(main())\n")
-    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert (tmp_path / "run" / "model.fader").is_file()
+    assert "\nTRAIN EXIT 0\n" in p.stdout, p.stdout[-1000:] + p.stderr[-2000:]
+    assert (run / "model.fader").is_file()
 
 
 def test_spec_drops_unused_libraries_but_keeps_needed_ones(spec):
@@ -336,34 +362,13 @@ def test_frozen_entry_help_mentions_train(capsys):
     assert out.startswith("train: ") and "edit" in out
 
 
-_FROZEN_TRAIN = """
-import sys
-sys.frozen = True
-sys.argv[0] = sys.argv.pop(1)
-from fader_desktop import frozen_entry
-from core.model_file import train_checkpoint_advice
-from pathlib import Path
-print("ADVICE", train_checkpoint_advice(Path("run/checkpoint_last.pt")))
-print("TRAIN EXIT", frozen_entry.main(sys.argv[1:]), flush=True)
-# then its --help, in the same process (a second one cost ~4 s of torch start-up here)
-sys.exit(frozen_entry.main(["train", "--help"]))
-"""
-
-
-def test_the_packaged_trainer_names_a_command_the_packaged_app_has(tmp_path, labeled_folder):
+def test_the_packaged_trainer_names_a_command_the_packaged_app_has(frozen_train):
     """QA of a real build: the packaged app's trainer wrote `fader-train …` into command.txt and its
     usage and advice, a command the packaged app does not install (install.sh links fader-desktop):
     a pasted line gave 'command not found'."""
-    exe = "/opt/Fader Desktop/FaderDesktop"
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-c", _FROZEN_TRAIN, exe, "train", "--data", str(labeled_folder), "--img-size", "32",
-           "--init-fm", "8", "--max-fm", "32", "--n-layers", "3", "--hid-dim", "32", "--steps", "2",
-           "--classifier-steps", "1", "--eval-every", "2", "--threads", "1", "--quiet", "--out", str(out),
-           "--cache-dir", str(tmp_path / "cache")]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    run, p, _ = frozen_train
     assert "\nTRAIN EXIT 0\n" in p.stdout, p.stdout[-1000:] + p.stderr[-2000:]
-    line = (out / "command.txt").read_text().splitlines()[-1]
+    line = (run / "command.txt").read_text().splitlines()[-1]
     assert line.startswith("'/opt/Fader Desktop/FaderDesktop' train --data "), line
     train_output, _, usage = p.stdout.partition("\nTRAIN EXIT 0\n")
     assert "`FaderDesktop train --export-last --out run`" in train_output
