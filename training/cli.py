@@ -569,14 +569,14 @@ def _stopped_early(e: KeyboardInterrupt, held: dict, log) -> int:
 def _run(argv, log, held: dict) -> int:
     """The run, phase by phase: options, this process's place, the data, the configuration, the
     run folder and the evaluation classifier (rank 0), then training."""
+    parser = build_parser()
+    a = parser.parse_args(argv)   # before torch loads: --help and a wrong option answer at once
     import torch
     from core.engine import resolve_device
     from core.errors import FaderError
     from .datasets import align_available
     from .distributed import default_threads, init_from_env
 
-    parser = build_parser()
-    a = parser.parse_args(argv)
     # options given on the command line (they override a --continue model's recipe)
     a.given = {k for k, v in vars(a).items() if v is not None and v != parser.get_default(k)}
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
