@@ -813,10 +813,17 @@ def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: in
     return False, dropped_by_export(fmt, source) + list(source.lost)
 
 
+def format_name(fmt: str) -> str:
+    """A Pillow format name as people write it ("WEBP": "WebP")."""
+    return {"WEBP": "WebP"}.get(fmt, fmt)
+
+
 def dropped_by_export(fmt: str, source: Source) -> list:
     """What an export in ``fmt`` of ``source`` cannot keep, one short phrase each."""
-    out = [f"transparency dropped ({fmt} has no alpha channel)"] if source.alpha is not None and fmt not in _ALPHA_FORMATS else []
-    cannot = f"a {fmt} export cannot keep it"
+    name = format_name(fmt)
+    out = [f"transparency dropped ({name} has none: transparent parts are white)"] \
+        if source.alpha is not None and fmt not in _ALPHA_FORMATS else []
+    cannot = f"a {name} export cannot keep it"
     exif_note = _fit_exif(fmt, source.exif)[1]
     if source.exif and fmt not in EXIF_FORMATS:
         exif_note = f"EXIF metadata dropped ({cannot})"

@@ -108,6 +108,18 @@ def action_buttons(dialog: QDialog, text: str) -> tuple:
     return box, button
 
 
+def loss_text(notes: list) -> str:
+    """An export's notes in one sentence, those that a format cannot keep said once
+    ("EXIF metadata, colour profile dropped (a BMP export cannot keep them)")."""
+    import re
+    same = [re.fullmatch(r"(.*) dropped \((a \S+ export cannot keep) it\)", n) for n in notes]
+    grouped = [m for m in same if m]
+    if len(grouped) < 2:
+        return "; ".join(notes)
+    rest = [n for n, m in zip(notes, same) if not m]
+    return "; ".join(rest + [f"{', '.join(m[1] for m in grouped)} dropped ({grouped[0][2]} them)"])
+
+
 class ExportDialog(QDialog):
     """Where and how to export: path, format, quality (JPEG/WebP), keep EXIF.
 
@@ -211,7 +223,7 @@ class ExportDialog(QDialog):
         self.exif_check.setToolTip("" if pillow in EXIF_FORMATS else f"{fmt} files have no place for EXIF metadata")
         lost = self.losses()
         if lost:
-            self.loss_note.setText(f"⚠ A {fmt} file cannot keep all of this photo: {'; '.join(lost)}.")
+            self.loss_note.setText(f"⚠ This export does not keep all of the photo: {loss_text(lost)}.")
         self._show_note(self.loss_note, bool(lost))
         typed = Path(path_text(self.path_edit.text()))
         suffix = typed.suffix

@@ -1042,7 +1042,7 @@ def test_grey_and_transparent_photos_keep_that_and_losses_are_noted(tmp_path, ca
     assert rc == 0
     assert [l for l in err.splitlines() if "could not keep" in l] == [
         "fader-desktop: note: 1 output(s) could not keep everything of their photo, e.g. cut.png: transparency "
-        "dropped (JPEG has no alpha channel)"]
+        "dropped (JPEG has none: transparent parts are white)"]
     with Image.open(tmp_path / "jpg" / "grey.jpg") as g:
         assert g.mode == "L"
 

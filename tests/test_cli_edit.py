@@ -504,7 +504,7 @@ def test_transparency_is_kept_where_the_format_has_it(tmp_path, capsys, portrait
                     "--own", "Smiling=0")
     assert rc == 0
     assert err.splitlines() == [f"fader-desktop: note: {tmp_path / 'o.jpg'}: transparency dropped "
-                                "(JPEG has no alpha channel)"]
+                                "(JPEG has none: transparent parts are white)"]
 
 
 @pytest.mark.parametrize("kind", ["16-bit", "pages", "animation"])

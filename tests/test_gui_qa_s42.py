@@ -193,7 +193,7 @@ def test_an_export_says_what_it_could_not_keep(editor, qtbot, portrait_path, tmp
     row.spin.setValue(2.0 if row.spin.value() < 1 else -1.0)
     message = _status_after_export(w, qtbot, tmp_path / "flat.jpg")
     assert message.startswith(f"Exported {tmp_path / 'flat.jpg'}")
-    assert "transparency dropped (JPEG has no alpha channel)" in message
+    assert "transparency dropped (JPEG has none: transparent parts are white)" in message
     assert "not all" not in _status_after_export(w, qtbot, tmp_path / "kept.png")   # PNG keeps it: no note
     deep = tmp_path / "deep.png"
     cv2.imwrite(str(deep), load_image(portrait_path)[..., ::-1].astype(np.uint16) * 257)

@@ -154,8 +154,8 @@ def test_the_export_dialog_says_before_writing_what_the_format_cannot_keep(edito
     open_photo(w, qtbot, faceless_png(folder / "cutout.png"))
     seen = export_dialog_notes(w, ["JPEG", "PNG", "BMP", "JPEG"])
     shown, text, jpeg_path = seen["JPEG"]
-    assert shown and "transparency dropped (JPEG has no alpha channel)" in text, seen
-    assert "transparency dropped (BMP has no alpha channel)" in seen["BMP"][1]
+    assert shown and "transparency dropped (JPEG has none: transparent parts are white)" in text, seen
+    assert "transparency dropped (BMP has none: transparent parts are white)" in seen["BMP"][1]
     assert seen["PNG"][0] is False, seen   # nothing lost: no note
     assert jpeg_path.suffix == ".jpg"
     assert w.jobs.wait_idle(TIMEOUT / 1000)
@@ -167,6 +167,18 @@ def test_the_export_dialog_says_before_writing_what_the_format_cannot_keep(edito
     seen = export_dialog_notes(w, ["JPEG", "PNG"])
     assert seen["JPEG"][0] and "more than 8 bits per channel, written with 8" in seen["JPEG"][1], seen
     assert seen["PNG"][0] is False, seen
+    # QA: "A PNG file cannot keep all of this photo: more than 8 bits…" blamed the format for what
+    # the app does; and a BMP's notes each said "(a BMP export cannot keep it)"
+    assert seen["JPEG"][1].startswith("⚠ This export does not keep all of the photo: "), seen
+
+
+def test_the_notes_a_format_cannot_keep_are_said_once():
+    from fader_desktop.dialogs import loss_text
+    notes = ["transparency dropped (BMP has none: transparent parts are white)",
+             "EXIF metadata dropped (a BMP export cannot keep it)", "colour profile dropped (a BMP export cannot keep it)"]
+    assert loss_text(notes) == ("transparency dropped (BMP has none: transparent parts are white); "
+                                "EXIF metadata, colour profile dropped (a BMP export cannot keep them)")
+    assert loss_text(notes[1:2]) == notes[1]
 
 
 # -- 3. greyed out looks greyed out -----------------------------------------------------------------

@@ -16,7 +16,7 @@ from conftest import PHONE_HEIC
 from PIL import Image
 
 from core.errors import ImageError
-from core.image_io import IMAGE_SUFFIXES, check_header, export_suffix, load_image, read_exif, read_icc_profile, save_image
+from core.image_io import IMAGE_SUFFIXES, check_header, export_suffix, format_name, load_image, read_exif, read_icc_profile, save_image
 
 from conftest import display_p3_icc
 from conftest import longest_pause_while as _longest_pause_while
@@ -700,10 +700,10 @@ def test_xmp_iptc_text_and_resolution_travel_or_are_named(tmp_path):
             if fmt != "webp":
                 assert tuple(round(v) for v in im.info["dpi"]) == (300, 300), (src, fmt)
             else:   # WebP has no resolution of its own; a TIFF's EXIF holds one
-                assert ("resolution (300 dpi) dropped (a WEBP export cannot keep it)" in notes) != (
+                assert ("resolution (300 dpi) dropped (a WebP export cannot keep it)" in notes) != (
                     im.getexif().get(0x011A) == 300), (src, notes)
             if src != "scan.png":   # IPTC: only a TIFF export keeps it
-                assert (fmt == "tif") != ("IPTC metadata dropped (a " + im.format + " export cannot keep it)" in notes), (src, fmt, notes)
+                assert (fmt == "tif") != ("IPTC metadata dropped (a " + format_name(im.format) + " export cannot keep it)" in notes), (src, fmt, notes)
                 if fmt == "tif":
                     assert im.tag_v2[33723] == iptc
     im, notes = export("scan.png", "scan_out2.png")
