@@ -41,6 +41,9 @@ MAX_TEMPLATE_PIXELS = 100_000  # |coordinates| of an alignment template (CelebA'
 #: weights. The metadata is left out, so a retitled model keeps a valid digest; files without the
 #: key (written before it, or by other tools) load as before.
 WEIGHTS_DIGEST_KEY = "fader_weights_sha256"
+# ... and of the rest of the header (the tensors' names, types, shapes and places, the metadata):
+# a flipped digit there changes a slider's range or an attribute's name without breaking the JSON
+HEADER_DIGEST_KEY = "fader_header_sha256"
 
 
 @dataclass
@@ -149,9 +152,36 @@ def with_weights_digest(blob: bytes) -> list:
     data = memoryview(blob)[8 + n:]
     meta = header.setdefault("__metadata__", {})
     meta[WEIGHTS_DIGEST_KEY] = hashlib.sha256(data).hexdigest()
+    meta[HEADER_DIGEST_KEY] = _header_digest(header)
     raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     raw += b" " * (-len(raw) % 8)   # as safetensors pads it: the data stays 8-byte aligned
     return [len(raw).to_bytes(8, "little"), raw, data]
+
+
+def _header_digest(header: dict) -> str:
+    """SHA-256 of a safetensors header as parsed, less its own digest (sorted, compact JSON: the
+    same for the header as written and as read back)."""
+    meta = {k: v for k, v in (header.get("__metadata__") or {}).items() if k != HEADER_DIGEST_KEY}
+    canonical = dict(header, __metadata__=meta)
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _is_digest(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _check_header_digest(path, header: dict) -> None:
+    """ModelFileError unless the header has the digest it records; no digest (older files): fine."""
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or HEADER_DIGEST_KEY not in meta:
+        return
+    if not _is_digest(meta[HEADER_DIGEST_KEY]):
+        raise ModelFileError(f"{path}: damaged: the checksum saved with its header is not a SHA-256 digest")
+    if _header_digest(header) != meta[HEADER_DIGEST_KEY]:
+        raise ModelFileError(f"{path}: damaged: its header (names, sizes, settings) does not match the checksum "
+                             "saved with it (the file changed after it was written, e.g. a disk or copy error): "
+                             "copy or export it again")
 
 
 def _check_weights_digest(path, meta, data) -> None:
@@ -465,6 +495,7 @@ def read_safetensors(path: Path, damaged: str, max_bytes: int = MAX_FILE_BYTES, 
                 raise ModelFileError(f"{path}: {damaged} (truncated or no safetensors header)")
             header_bytes = f.read(n)
             header = _parse_header(path, damaged, header_bytes)
+            _check_header_digest(path, header)
             meta = header.get("__metadata__") or {}
             table, end = _tensor_table(header)
             if table is not None:

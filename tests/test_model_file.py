@@ -641,6 +641,7 @@ def _with_header_changes(good: Path, out: Path, extra: dict, data_bytes: int) ->
     n = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8:8 + n])
     header.update(extra)
+    header.get("__metadata__", {}).pop("fader_header_sha256", None)   # as another tool writes it
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
     with open(out, "wb") as f:

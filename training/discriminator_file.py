@@ -27,7 +27,7 @@ from torch import nn
 
 from core.atomic_write import write_bytes_atomic
 from core.errors import FaderError
-from core.model_file import check_file, read_safetensors
+from core.model_file import check_file, read_safetensors, with_weights_digest
 
 FORMAT = "fader-discriminators"
 VERSION = 1
@@ -79,7 +79,8 @@ def save_discriminators(path, states: Dict[str, Optional[dict]], autoencoder: nn
             "networks": json.dumps(stored), "autoencoder_digest": weights_digest(autoencoder)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path, save(tensors, metadata=meta))
+        # with the checksums a model file carries: a damaged file is refused, not trained on
+        write_bytes_atomic(path, b"".join(with_weights_digest(save(tensors, metadata=meta))))
     except OSError as e:
         raise FaderError(f"{path}: cannot write the discriminators: {e.strerror or e}") from e
     except SafetensorError as e:
