@@ -1026,7 +1026,7 @@ def _check_framing(a, cache, n: int) -> None:
 # they are taken as crops
 _FRAMED = {"square": ("square images", "eyes level across the middle, the face filling most of the frame", ""),
            "celeba": ("images of CelebA's 178x218 shape", "eyes level at mid-height, the face about half the width",
-                      "images of that shape (within 3 %: 4:5 portraits such as 1080x1350 too) are cropped as CelebA's "
+                      "images of that shape (within 2.5 %: 4:5 portraits such as 1080x1350 too) are cropped as CelebA's "
                       "aligned images are; ")}
 
 
