@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import celeba_rows
 from core.model_file import load_model
 from training.trainer import CHECKPOINT_NAME, load_checkpoint
 
@@ -21,22 +22,12 @@ SHARED = REPO.parent / "shared" / "data"
 CELEBA = SHARED / "celeba" / "img_align_celeba"
 
 
-def _celeba_rows(files) -> tuple:
-    """(attribute names, {file: values}) of list_attr_celeba.txt for `files` only: the whole file's
-    202,599 rows took 2-3 s to split."""
-    want = set(files)
-    with open(SHARED / "list_attr_celeba.txt") as f:
-        f.readline()
-        names = f.readline().split()
-        return names, {k: line.split()[1:] for line in f if (k := line[:line.find(" ")]) in want}
-
-
 def _folder(root: Path, n_per: int = 40) -> Path:
     """A labeled folder Smiling/{no,yes} of real CelebA images (symlinks)."""
     if not (SHARED / "list_attr_celeba.txt").is_file() or not CELEBA.is_dir():
         pytest.skip("CelebA subset (../shared/data) not available")
     files = sorted(os.listdir(CELEBA))[:2000]
-    names, table = _celeba_rows(files)
+    names, table = celeba_rows(files)
     j = names.index("Smiling")
     counts = {"no": 0, "yes": 0}
     for f in files:

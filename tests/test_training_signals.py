@@ -81,6 +81,9 @@ class _Run:
         rx = re.compile(pattern)
         deadline = time.time() + timeout
         while time.time() < deadline and self.p.poll() is None:
+            # a millisecond between looks: a busy loop took a core from the run it waits for, and
+            # the writes caught (a 15 MB model, a 28 MB checkpoint, a preprocessing) last far longer
+            time.sleep(0.001)
             try:
                 names = os.listdir(folder)
             except FileNotFoundError:
