@@ -15,7 +15,7 @@ import struct
 import threading
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -603,6 +603,11 @@ class Source:
     dpi: Optional[tuple] = None           # resolution: without it a 300 dpi scan prints 4x larger
     lossless: bool = False                # a lossless WebP: a WebP export stays lossless
 
+    def without_metadata(self) -> "Source":
+        """This source less what can say who, where and when (EXIF, XMP, IPTC, PNG text); the
+        colour profile, greyness and transparency stay (they say what the pixels mean)."""
+        return replace(self, exif=None, xmp=None, iptc=None, text={})
+
 
 def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) -> Source:
     """The :class:`Source` of ``path`` from one opening of its header (the EXIF as :func:`read_exif`
@@ -810,7 +815,7 @@ def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: in
             return True, []
     else:
         save_image(path, rgb, **keep)
-    return False, dropped_by_export(fmt, source) + list(source.lost)
+    return False, export_notes(fmt, source)
 
 
 def format_name(fmt: str) -> str:
@@ -818,8 +823,9 @@ def format_name(fmt: str) -> str:
     return {"WEBP": "WebP"}.get(fmt, fmt)
 
 
-def dropped_by_export(fmt: str, source: Source) -> list:
-    """What an export in ``fmt`` of ``source`` cannot keep, one short phrase each."""
+def export_notes(fmt: str, source: Source) -> list:
+    """What an export in ``fmt`` of ``source`` (one that is not a copy of its file) cannot keep,
+    one short phrase each: what the format cannot hold, then what no export keeps."""
     name = format_name(fmt)
     out = [f"transparency dropped ({name} has none: transparent parts are white)"] \
         if source.alpha is not None and fmt not in _ALPHA_FORMATS else []
@@ -845,7 +851,7 @@ def dropped_by_export(fmt: str, source: Source) -> list:
         out.append(f"PNG text ({', '.join(keys[:3])}{', …' if len(keys) > 3 else ''}) dropped ({cannot})")
     if source.dpi and "dpi" not in _KEEPS.get(fmt, ()) and not _exif_has(source.exif, 0x011A):
         out.append(f"resolution ({source.dpi[0]:g} dpi) dropped ({cannot})")
-    return out
+    return out + list(source.lost)
 
 
 def _exif_has(exif: bytes | None, tag: int) -> bool:

@@ -1058,8 +1058,7 @@ class MainWindow(QMainWindow):
         short phrase each: the notes the export returns once written (core.image_io's, the same
         rules, on the source the worker read when the photo opened, as the export uses), known
         before it. Nothing where the file itself is copied (nothing edited, same format)."""
-        from dataclasses import replace
-        from core.image_io import SAVE_FORMATS, dropped_by_export, image_format
+        from core.image_io import SAVE_FORMATS, export_notes, image_format
         from .workers import file_stamp
         fmt = SAVE_FORMATS.get(suffix.lower())
         source = getattr(self._photo, "source", None)
@@ -1076,9 +1075,7 @@ class MainWindow(QMainWindow):
         own = self._loss_source[1]
         if keep_exif and own == fmt and not self.session.is_modified():
             return []   # an unedited photo in its own format is copied byte for byte (export_photo)
-        if not keep_exif:   # as the export leaves it out
-            source = replace(source, exif=None, xmp=None, iptc=None, text={})
-        return dropped_by_export(fmt, source) + list(source.lost)
+        return export_notes(fmt, source if keep_exif else source.without_metadata())
 
     def export_to(self, path, quality: int = 95, keep_exif: bool = True) -> bool:
         """Export the edited photo (a job). Asks before replacing a file, twice as clearly

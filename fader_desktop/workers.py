@@ -29,7 +29,7 @@ import time
 import traceback
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -595,8 +595,8 @@ class EditorBackend:
         self.serial = 0
         self._detector = _RememberingDetector()
         self._base: Optional[tuple] = None   # (serial, size, QImage): the photo at the preview's scale
-        # ((path, stamp), alpha plane or None, {size: plane at that scale}): the open photo's
-        # transparency, read from its file the first time a preview needs it (see _seen_as_exported)
+        # (source, its alpha plane or None, {size: plane at that scale}): the open photo's
+        # transparency as previews need it (_transparency)
         self._alpha: Optional[tuple] = None
 
     def load_model(self, path: Path, device: str, status: Callable[[str], None] = lambda text: None,
@@ -624,7 +624,7 @@ class EditorBackend:
         if self.image is not None:
             try:
                 info.photo = self._open_array(self.image, self.path, reencoded=True, status=status,
-                                              colour_space=self.colour_space, gray=self.gray)
+                                              colour_space=self.colour_space, source=self.source)
             except Exception as e:
                 # the old document belongs to the old model: never keep rendering it
                 log.warning("re-encoding %s with %s failed: %s", self.path, path, e)
@@ -653,13 +653,14 @@ class EditorBackend:
         except FaderError:
             source = None
         info = self._open_array(image, path, reencoded=False, status=status, colour_space=display_colour_space(path),
-                                gray=bool(source and source.gray))
-        self.source, self.stamp = source, stamp
-        info.source = source
+                                source=source)
+        self.stamp = stamp
         return info
 
     def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
-                    colour_space: Optional[QColorSpace] = None, gray: bool = False) -> PhotoInfo:
+                    colour_space: Optional[QColorSpace] = None, source=None) -> PhotoInfo:
+        """The photo `image` opened with the model, if one is loaded: its faces found and read.
+        `source`: what its file holds besides the pixels (core Source; None where unread)."""
         from core.photo_edit import PhotoEdit
         t0 = time.perf_counter()
         doc = None
@@ -669,10 +670,11 @@ class EditorBackend:
             doc.path = path
         # replace the current photo only once the new one opened
         self.serial += 1
-        self.doc, self.image, self.path, self.colour_space, self.gray = doc, image, path, colour_space, gray
+        self.doc, self.image, self.path, self.colour_space, self.source = doc, image, path, colour_space, source
+        self.gray = bool(source and source.gray)
         h, w = image.shape[:2]
         info = PhotoInfo(self.serial, path, w, h, to_display(image, colour_space), has_model=doc is not None,
-                         reencoded=reencoded, aligned=bool(doc is not None and doc.aligned))
+                         reencoded=reencoded, aligned=bool(doc is not None and doc.aligned), source=source)
         if doc is not None:
             s = self.engine.image_size
             info.faces = [FaceInfo(f.index, f.box, dict(f.own_values),
@@ -722,12 +724,11 @@ class EditorBackend:
     def _transparency(self, scale: float = 1.0) -> Optional[np.ndarray]:
         """The open photo's alpha plane as its export writes it (None when opaque), at ``scale``
         (< 1: area-averaged as PhotoEdit.scaled_image is), from the source read when it opened."""
-        key = (self.path, self.stamp)
-        if self._alpha is None or self._alpha[0] != key:
+        if self._alpha is None or self._alpha[0] is not self.source:
             plane = self.source.alpha if self.source is not None else None
             if plane is not None and (self.image is None or plane.shape != self.image.shape[:2]):
                 plane = None
-            self._alpha = (key, plane, {})
+            self._alpha = (self.source, plane, {})
         plane, scaled = self._alpha[1], self._alpha[2]
         if plane is None or scale >= 1.0 or self.doc is None:
             return plane
@@ -799,7 +800,7 @@ class EditorBackend:
                 source = None
         source = source or Source()
         if not keep_exif:   # the metadata that can say who, where and when goes with the EXIF
-            source = replace(source, exif=None, xmp=None, iptc=None, text={})
+            source = source.without_metadata()
         # nothing edited: the original file itself where the format allows (no recompression)
         original = self.path if keep_exif and same else None
         _copied, notes = export_photo(original, path, rgb, source, quality=quality, unchanged=unchanged,

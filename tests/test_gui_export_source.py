@@ -44,3 +44,23 @@ def test_a_transparent_photo_deleted_after_opening_exports_with_its_transparency
     assert np.array_equal(np.asarray(written)[..., 3], alpha)
     assert "not all" not in w.statusBar().currentMessage()
     w.undo_stack.setClean()
+
+
+def test_after_another_model_is_loaded_the_dialog_still_knows_the_photo(editor, qtbot, portrait_path, tmp_path,
+                                                                        tiny_model_path, tiny_model_path_b):
+    """Review: the photo opened again with a new model came without its source, so the Export
+    dialog said nothing of a transparent photo's transparency once another model was loaded."""
+    w = editor
+    path, _alpha = _photo_with_transparency(portrait_path, tmp_path, w._photo.faces[0].box)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(path)
+    assert any("transparency" in note for note in w.export_losses(".jpg"))
+    try:
+        with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+            w.load_model(tiny_model_path_b)
+        assert w._photo.reencoded
+        assert any("transparency" in note for note in w.export_losses(".jpg")), w.export_losses(".jpg")
+        assert w.export_losses(".png") == []
+    finally:
+        with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+            w.load_model(tiny_model_path)   # the shared window as the other tests expect it
