@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from core.alignment import (CELEBA_TEMPLATE, Template, align_face, face_mask,  # noqa: E402
                             paste_back)
 from core.faces import LANDMARK_NAMES, FaceDetector, _tilt  # noqa: E402
-from core.image_io import load_image  # noqa: E402
+from core.image_io import gray_rgb, load_image  # noqa: E402
 
 DEFAULT_DATA = ROOT / ".." / "shared" / "data"
 
@@ -124,12 +124,6 @@ def _write_crops(folder: Path, name: str, rgb: np.ndarray, faces, main) -> None:
         save_image(folder / f"{Path(name).stem}_{i}_{f.size / main.size:.2f}_{f.score:.2f}.png", crop)
 
 
-def grey(rgb: np.ndarray) -> np.ndarray:
-    """``rgb`` black and white: its Rec. 601 luma in all three channels."""
-    y = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).round().clip(0, 255).astype(np.uint8)
-    return np.repeat(y[..., None], 3, axis=2)
-
-
 def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
              megapixels: float | None = None, half: str | None = None, crops: Path | None = None,
              grey_copy: bool = False, tilt: float = 0.0) -> dict:
@@ -145,14 +139,14 @@ def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
     side = int(round(view.crop_box[2] - view.crop_box[0]))
     found, times, cpu, dists, per_point, sizes, redetect_missed, not_found = 0, [], [], [], [], [], [], []
     detections, several = 0, {}
-    for f in files:
+    for i, f in enumerate(files):
         rgb = load_image(f)
         if megapixels:
             rgb = enlarged(rgb, megapixels)
         if grey_copy:
-            rgb = grey(rgb)
+            rgb = gray_rgb(rgb)   # as a grey export writes it (ITU-R 601 luma)
         if tilt:
-            rgb = _tilt(rgb, tilt if files.index(f) % 2 == 0 else -tilt)[0]
+            rgb = _tilt(rgb, tilt if i % 2 == 0 else -tilt)[0]
         sizes.append(rgb.shape[0] * rgb.shape[1])
         t, c = time.perf_counter(), time.process_time()
         faces = detector.detect(rgb)

@@ -391,11 +391,8 @@ def _contrast_stretched(rgb: np.ndarray, min_range: float = 128.0) -> np.ndarray
     6 of 40 CelebA faces were missed, at 15 all of them; a foggy or washed-out one likewise. The
     boxes and landmarks found on the stretched copy are in the same pixel coordinates.
     """
-    h, w = rgb.shape[:2]
-    step = max(1, int(np.sqrt(h * w / 250_000)))   # a 250k-pixel sample is plenty for percentiles
-    sample = rgb[::step, ::step]
-    # the brightest channel; ndarray.max(axis=2) over 3 bytes took 11 ms of a 2 MP detection
-    lum = np.maximum(np.maximum(sample[..., 0], sample[..., 1]), sample[..., 2])
+    r, g, b = _sample(rgb)
+    lum = np.maximum(np.maximum(r, g), b)   # the brightest channel
     lo, hi = (float(v) for v in np.percentile(lum, (0.5, 99.5)))
     if hi - lo >= min_range or hi - lo < 4:   # well exposed, or a flat image with nothing in it
         return rgb
@@ -403,15 +400,20 @@ def _contrast_stretched(rgb: np.ndarray, min_range: float = 128.0) -> np.ndarray
     return lut.round().astype(np.uint8)[rgb]
 
 
+def _sample(rgb: np.ndarray) -> tuple:
+    """The three channels of a 250k-pixel sample of ``rgb``, plenty for percentiles (combined
+    with np.maximum: ndarray.max(axis=2) over 3 bytes took 11 ms of a 2 MP detection)."""
+    h, w = rgb.shape[:2]
+    step = max(1, int(np.sqrt(h * w / 250_000)))
+    return tuple(rgb[::step, ::step, c] for c in range(3))
+
+
 def _colourless(rgb: np.ndarray) -> bool:
     """Whether a photo is grey (black and white, or grey stored as RGB with JPEG's colour noise):
     in 99 % of a 250k-pixel sample the channels lie within COLOURLESS_SPREAD levels. The least
     colourful of 600 CelebA colour photos spread 39 there; grey ones saved as RGB JPEGs 0."""
-    h, w = rgb.shape[:2]
-    step = max(1, int(np.sqrt(h * w / 250_000)))
-    sample = rgb[::step, ::step]
-    spread = (np.maximum(np.maximum(sample[..., 0], sample[..., 1]), sample[..., 2])
-              - np.minimum(np.minimum(sample[..., 0], sample[..., 1]), sample[..., 2]))
+    r, g, b = _sample(rgb)
+    spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
     return float(np.percentile(spread, 99)) <= COLOURLESS_SPREAD
 
 
@@ -543,8 +545,7 @@ class FaceDetector:
             found = [f for f in self._find(turned, min_size / sx, first_only=True)[0] if not f.upside_down]
             if not found:
                 continue
-            crops = self._framed(_Octaves(_contrast_stretched(turned)), found, FRAMINGS)
-            odds = self._odds(crops.reshape(-1, 48, 48, 3))[0].reshape(len(found), len(FRAMINGS)).mean(axis=1)
+            odds = self._framed_odds(_Octaves(_contrast_stretched(turned)), found)
             found = [f for f, o in zip(found, odds) if o >= TILT_ODDS]
             key = (len(found), sum(f.score for f in found))
             if found and (best is None or key > best[0]):
@@ -618,11 +619,16 @@ class FaceDetector:
             ask += [i for i, o in zip(large, self._odds(found)[0]) if o < FRAMING_DOUBT]
         if not ask:
             return faces
-        crops = self._framed(octaves, [faces[i] for i in ask], FRAMINGS)
-        odds = self._odds(crops.reshape(-1, 48, 48, 3))[0].reshape(len(ask), len(FRAMINGS)).mean(axis=1)
+        odds = self._framed_odds(octaves, [faces[i] for i in ask])
         unsteady = {i for i, o in zip(ask, odds)
                     if o < (FRAMING_ODDS if faces[i].size * FRAMING_RATIO <= largest else FRAMING_ODDS_LARGE)}
         return [f for i, f in enumerate(faces) if i not in unsteady]
+
+    def _framed_odds(self, octaves: _Octaves, faces: list) -> np.ndarray:
+        """How surely each of ``faces`` reads as a face however it is framed: its summed log-odds
+        (:meth:`_odds`) averaged over the ``FRAMINGS``, (len(faces),)."""
+        crops = self._framed(octaves, faces, FRAMINGS).reshape(-1, 48, 48, 3)
+        return self._odds(crops)[0].reshape(len(faces), len(FRAMINGS)).mean(axis=1)
 
     @staticmethod
     def _framed(octaves: _Octaves, faces: list, framings) -> np.ndarray:

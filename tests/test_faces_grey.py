@@ -11,17 +11,12 @@ import pytest
 
 import core.faces as faces_module
 from core.faces import FaceDetector
-from core.image_io import load_image
+from core.image_io import gray_rgb, load_image
 
 
 @pytest.fixture(scope="module")
 def detector():
     return FaceDetector()
-
-
-def _grey(rgb):
-    g = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).round().clip(0, 255).astype(np.uint8)
-    return np.repeat(g[..., None], 3, 2)
 
 
 def _turned(img, degrees):
@@ -33,9 +28,9 @@ def _turned(img, degrees):
 
 def test_a_grey_photo_of_a_tilted_face_has_its_face_found_on_its_eyes(detector, portrait_path):
     rgb = load_image(portrait_path)
-    upright = detector.detect(_grey(rgb))
+    upright = detector.detect(gray_rgb(rgb))
     assert len(upright) == 1
-    photo, into = _turned(_grey(rgb), 45)
+    photo, into = _turned(gray_rgb(rgb), 45)
     faces = detector.detect(photo)
     assert len(faces) == 1, "the grey sample photo turned 45 degrees: no face found"
     face = faces[0]
@@ -49,10 +44,10 @@ def test_a_grey_photo_of_a_tilted_face_has_its_face_found_on_its_eyes(detector, 
     assert not face.upside_down and face.quarter_turns == 0
 
 
-def test_a_scanned_grey_photo_with_colour_noise_is_taken_as_grey(detector, portrait_path, tmp_path):
+def test_a_scanned_grey_photo_with_colour_noise_is_taken_asgray_rgb(detector, portrait_path, tmp_path):
     """A black-and-white print scanned in colour has some colour noise: it is still grey."""
     from PIL import Image
-    photo, _ = _turned(_grey(load_image(portrait_path)), 45)
+    photo, _ = _turned(gray_rgb(load_image(portrait_path)), 45)
     noise = np.random.default_rng(0).integers(-3, 4, photo.shape)
     path = tmp_path / "scan.jpg"
     Image.fromarray((photo + noise).clip(0, 255).astype(np.uint8)).save(path, quality=90)
@@ -65,7 +60,7 @@ def test_a_grey_photo_without_a_face_gets_none(detector, portrait_path):
     """The sample photo's lower part (the suit, a flag, the background), grey and turned."""
     rgb = load_image(portrait_path)
     face = detector.detect(rgb)[0]
-    below = np.ascontiguousarray(_grey(rgb)[int(face.box[3] + 0.3 * face.size):])
+    below = np.ascontiguousarray(gray_rgb(rgb)[int(face.box[3] + 0.3 * face.size):])
     assert below.shape[0] >= 120
     for degrees in (0, 30, -30):
         img = _turned(below, degrees)[0] if degrees else below
@@ -77,7 +72,7 @@ def test_celeba_grey_photos_whose_tilted_face_was_missed(detector, celeba_wild):
     for name in ("004732.jpg", "019564.jpg"):
         rgb = load_image(celeba_wild / name)
         (colour,) = detector.detect(rgb)
-        found = detector.detect(_grey(rgb))
+        found = detector.detect(gray_rgb(rgb))
         assert len(found) == 1, name
         eye_distance = float(np.linalg.norm(colour.landmarks[1] - colour.landmarks[0]))
         # the colour reading is itself an upright search's of a tilted face (019564: 0.82)
