@@ -134,7 +134,7 @@ def save_model(model: FaderModel, path, half: bool = False, replace: bool = True
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Serialised in memory and written by us: safetensors' own save_file creates files 0600.
-        parts = with_weights_digest(save(tensors, metadata=header))
+        parts = with_digests(save(tensors, metadata=header))
         with atomic_file(path, replace) as f:
             for part in parts:
                 f.write(part)
@@ -144,9 +144,10 @@ def save_model(model: FaderModel, path, half: bool = False, replace: bool = True
         raise ModelFileError(f"{path}: cannot write model file: {str(e).splitlines()[0][:200]}") from e
 
 
-def with_weights_digest(blob: bytes) -> list:
-    """A serialised safetensors file as [length, header, data] with the SHA-256 of its data added
-    to the header's metadata (WEIGHTS_DIGEST_KEY); the data bytes are `blob`'s own, untouched."""
+def with_digests(blob: bytes) -> list:
+    """A serialised safetensors file as [length, header, data] with the SHA-256 of its data and
+    then of its header added to the header's metadata (WEIGHTS_DIGEST_KEY, HEADER_DIGEST_KEY); the
+    data bytes are `blob`'s own, untouched."""
     n = int.from_bytes(blob[:8], "little")
     header = json.loads(blob[8:8 + n])
     data = memoryview(blob)[8 + n:]
@@ -189,7 +190,7 @@ def _check_weights_digest(path, meta, data) -> None:
     if not isinstance(meta, dict) or WEIGHTS_DIGEST_KEY not in meta:
         return
     saved = meta[WEIGHTS_DIGEST_KEY]
-    if not (isinstance(saved, str) and len(saved) == 64 and all(c in "0123456789abcdef" for c in saved)):
+    if not _is_digest(saved):
         raise ModelFileError(f"{path}: damaged: the checksum saved with its weights is not a SHA-256 digest")
     if hashlib.sha256(data).hexdigest() != saved:
         raise ModelFileError(f"{path}: damaged: its weights do not match the checksum saved with it (the file "

@@ -27,7 +27,7 @@ from torch import nn
 
 from core.atomic_write import write_bytes_atomic
 from core.errors import FaderError
-from core.model_file import check_file, read_safetensors, with_weights_digest
+from core.model_file import check_file, read_safetensors, with_digests
 
 FORMAT = "fader-discriminators"
 VERSION = 1
@@ -80,7 +80,7 @@ def save_discriminators(path, states: Dict[str, Optional[dict]], autoencoder: nn
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # with the checksums a model file carries: a damaged file is refused, not trained on
-        write_bytes_atomic(path, b"".join(with_weights_digest(save(tensors, metadata=meta))))
+        write_bytes_atomic(path, b"".join(with_digests(save(tensors, metadata=meta))))
     except OSError as e:
         raise FaderError(f"{path}: cannot write the discriminators: {e.strerror or e}") from e
     except SafetensorError as e:
