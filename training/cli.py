@@ -962,6 +962,10 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
             and _already_there(ck, done_steps, say):
         return None   # the data are the run's (checked first: other data must not read as "finished")
     # before preprocessing, which whole photos would make the user wait for (and leave in the cache)
+    if a.align and (reason := _detector_unavailable()):
+        # it aligns every image with the detector: without it each was skipped as "ModelFileError"
+        raise FaderError(f"--align needs the face detector, which cannot be loaded: {reason} "
+                         f"(reinstall the app, or give face crops without --align)")
     _check_framed_photos(a, paths, say, resumed=ck is not None, kind=ds.kind)
     cache_dir = _cache_dir(a, ck, run_dir, say)
     build_cache = lambda: open_cache(paths, img_size, a.align, cache_dir, a.workers, progress=not quiet,  # noqa: E731
@@ -1030,6 +1034,18 @@ _FRAMED = {"square": ("square images", "eyes level across the middle, the face f
                       "aligned images are; ")}
 
 
+def _detector_unavailable() -> Optional[str]:
+    """Why the face detector cannot be loaded (its files moved or damaged; the first line of the
+    error), or None where it loads."""
+    from core.errors import FaderError
+    try:
+        from core.faces import shared_detector
+        shared_detector()
+    except (ImportError, FaderError) as e:
+        return (str(e).splitlines() or [type(e).__name__])[0]
+    return None
+
+
 def _check_framed_photos(a, paths, say, resumed: bool = False, kind: str = "") -> None:
     """Without --align, refuse whole photos that load_training_crop would take as face crops by
     their shape: square ones (1080x1080 crops of half-body photos) and those within CelebA's
@@ -1040,14 +1056,7 @@ def _check_framed_photos(a, paths, say, resumed: bool = False, kind: str = "") -
     CelebA's aligned set: their framing is not looked at. Where the face detector cannot be loaded
     (its files moved or damaged) the check is skipped with a warning."""
     from core.errors import FaderError
-    if a.align:   # it aligns every image with the detector: without it each was skipped as "ModelFileError"
-        try:
-            from core.faces import shared_detector
-            shared_detector()
-        except (ImportError, FaderError) as e:
-            reason = (str(e).splitlines() or [type(e).__name__])[0]
-            raise FaderError(f"--align needs the face detector, which cannot be loaded: {reason} "
-                             f"(reinstall the app, or give face crops without --align)") from None
+    if a.align:
         return
     def some(x):
         return ", ".join(Path(p).name for p in x[:3]) + (", …" if len(x) > 3 else "")
@@ -1055,11 +1064,8 @@ def _check_framed_photos(a, paths, say, resumed: bool = False, kind: str = "") -
     todo = [f for f in _FRAMED if found[f] and not (f == "celeba" and kind == "celeba")]
     if not todo:
         return
-    try:   # the check is advice: without the detector's files (moved, damaged) the run trains as it did
-        from core.faces import shared_detector
-        shared_detector()
-    except (ImportError, FaderError) as e:
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
+    reason = _detector_unavailable()
+    if reason:   # the check is advice: without the detector's files (moved, damaged) the run trains as it did
         say(f"{PROG}: warning: the {' and '.join(_FRAMED[f][0] for f in todo)} were not checked for being whole "
             f"photos rather than face crops: the face detector cannot be loaded ({reason})")
         return
