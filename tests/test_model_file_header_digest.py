@@ -6,7 +6,6 @@ model file does, and a file that no longer matches them is refused as damaged.""
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,9 @@ from torch import nn
 from core.errors import FaderError, ModelFileError
 from core.model_file import default_model_path, load_model
 from conftest import make_tiny_model
+from test_model_file_integrity import _header
 
 HEADER_KEY = "fader_header_sha256"
-
-
-def _header(path: Path) -> tuple:
-    raw = path.read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    return n, json.loads(raw[8:8 + n])
 
 
 def _changed(path: Path, old: bytes, new: bytes, out: Path) -> Path:
