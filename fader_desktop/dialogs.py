@@ -157,6 +157,9 @@ class ExportDialog(QDialog):
         form.addRow("Quality", self._quality_host)
         self.exif_check = QCheckBox("Keep the original's metadata (EXIF, XMP, IPTC: camera, date, place, …)")
         self.exif_check.setChecked(keep_exif)
+        # the user's choice, for the formats that hold metadata: one that cannot shows the box
+        # greyed and unticked (it showed ticked), and the choice comes back with a format that can
+        self._keep_exif = bool(keep_exif)
         form.addRow("", self.exif_check)
         self.loss_note = QLabel()
         self.loss_note.setTextFormat(Qt.TextFormat.PlainText)   # the notes may name a PNG's own text keys
@@ -180,7 +183,7 @@ class ExportDialog(QDialog):
         self.export_button.setDefault(True)
         visual_tab_order(buttons)
         self.format_combo.currentIndexChanged.connect(self._format_changed)
-        self.exif_check.toggled.connect(lambda _on: self._show_format())
+        self.exif_check.toggled.connect(self._exif_toggled)
         self.path_edit.textChanged.connect(self._path_changed)
         self._path_changed(self.path_edit.text())
 
@@ -204,6 +207,11 @@ class ExportDialog(QDialog):
             self.path_edit.blockSignals(False)
         self._show_format()
 
+    def _exif_toggled(self, on: bool) -> None:
+        if self.exif_check.isEnabled():   # the user's click, not the box unticked for a format
+            self._keep_exif = on
+        self._show_format()
+
     def _path_changed(self, text: str) -> None:
         fmt = _SUFFIX_FORMAT.get(Path(path_text(text)).suffix.lower())
         if fmt:
@@ -219,8 +227,12 @@ class ExportDialog(QDialog):
         fmt = self.format_combo.currentText()
         pillow = SAVE_FORMATS[self.format_combo.currentData()]
         self._quality_host.setEnabled(pillow in LOSSY_FORMATS)
-        self.exif_check.setEnabled(pillow in EXIF_FORMATS)
-        self.exif_check.setToolTip("" if pillow in EXIF_FORMATS else f"{fmt} files have no place for EXIF metadata")
+        holds = pillow in EXIF_FORMATS
+        self.exif_check.setEnabled(holds)
+        self.exif_check.blockSignals(True)
+        self.exif_check.setChecked(self._keep_exif and holds)
+        self.exif_check.blockSignals(False)
+        self.exif_check.setToolTip("" if holds else f"{fmt} files have no place for EXIF metadata")
         lost = self.losses()
         if lost:
             self.loss_note.setText(f"⚠ This export does not keep all of the photo: {loss_text(lost)}.")
@@ -268,7 +280,10 @@ class ExportDialog(QDialog):
         return self.quality_spin.value()
 
     def keep_exif(self) -> bool:
-        return self.exif_check.isChecked()
+        """The user's choice: what the box shows wherever the format holds metadata (a format that
+        cannot shows it unticked; the choice stays, for the settings and the next export, and the
+        notes still say the original's metadata is dropped)."""
+        return self._keep_exif
 
 
 class SweepDialog(QDialog):

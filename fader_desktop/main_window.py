@@ -768,11 +768,12 @@ class MainWindow(QMainWindow):
         # the alignments let the brush ring show a stroke's true size (core.edit_mask.MIN_RADIUS)
         self.canvas.set_faces([(f.index, f.box, f.matrix, f.crop_size) for f in info.faces], info.skipped,
                               session.selected)
-        if info.faces and self.canvas.preview_scale() < 1.0:
-            # the downscaled photo the first fader move's preview is cut from (0.3 s at 48 MP),
-            # made while the user reaches for a fader
-            backend, serial, scale = self.backend, info.serial, self.canvas.preview_scale()
-            self.jobs.submit(lambda: backend.prepare_preview(serial, scale), on_error=lambda message: None)
+        if info.faces and (self.canvas.preview_scale() < 1.0 or (same_faces and session.is_modified())):
+            # zoomed out, even unedited, the photo is shown as the worker downscales it (area-averaged,
+            # 0.3 s at 48 MP, made while the user reaches for a fader): the canvas's own downscale,
+            # shown until then, differs by a level or two, and the preview after an edit and its
+            # undo was not the image shown at opening
+            self._request_render()
         if not info.reencoded:
             self.settings.add_recent(info.path)
             if not app_folder(info.path.parent):
@@ -783,8 +784,6 @@ class MainWindow(QMainWindow):
                   if info.path in self._image_list else "")
             self.statusBar().showMessage(
                 f"Opened {info.path.name}: {n} face{'s' if n != 1 else ''} ({info.seconds:.1f} s){of}", 6000)
-        if same_faces and session.is_modified():
-            self._request_render()
         self._refresh()
         self.photoOpened.emit(info)
 
@@ -1057,7 +1056,8 @@ class MainWindow(QMainWindow):
         """What an export of the open photo to a `suffix` file (".jpg") could not keep of it, one
         short phrase each: the notes the export returns once written (core.image_io's, the same
         rules, on the source the worker read when the photo opened, as the export uses), known
-        before it. Nothing where the file itself is copied (nothing edited, same format)."""
+        before it. Nothing where the file itself is copied (nothing edited, same format, and the
+        file on disk still the one opened: EditorBackend.export)."""
         from core.image_io import SAVE_FORMATS, export_notes, image_format
         from .workers import file_stamp
         fmt = SAVE_FORMATS.get(suffix.lower())
@@ -1073,7 +1073,10 @@ class MainWindow(QMainWindow):
                 own = None   # deleted or unreadable since it opened: never copied
             self._loss_source = (stamp, own)
         own = self._loss_source[1]
-        if keep_exif and own == fmt and not self.session.is_modified():
+        # a file replaced since it opened (another picture of the same format) is never copied:
+        # the photo opened is rendered, and loses what any rendering does (16 bits, …)
+        opened = stamp[1] is not None and stamp[1] == self._photo.stamp
+        if keep_exif and opened and own == fmt and not self.session.is_modified():
             return []   # an unedited photo in its own format is copied byte for byte (export_photo)
         return export_notes(fmt, source if keep_exif else source.without_metadata())
 
@@ -1338,8 +1341,11 @@ class MainWindow(QMainWindow):
 
     def _rerender_for_view(self) -> None:
         """The view has settled: render again if it needs another scale, or another part of a
-        photo whose last render was limited to what was in view."""
+        photo whose last render was limited to what was in view; a photo not rendered yet once
+        it is shown zoomed out (as the worker downscales it: _on_photo_loaded)."""
         if self._render_scale is None:
+            if self._photo is not None and self._photo.faces and self.canvas.preview_scale() < 1.0:
+                self._request_render()
             return
         if self.canvas.preview_scale() != self._render_scale or not self._view_rendered():
             self._request_render()

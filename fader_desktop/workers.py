@@ -486,6 +486,9 @@ class PhotoInfo:
     edit_rect: Optional[tuple] = None  # (x, y, w, h): the only pixels an edit can change
     seconds: float = 0.0
     source: object = None   # core.image_io.Source as read when opened: what an export keeps besides pixels
+    # file_stamp of the photo's file when it was opened: an export copies the file as is only
+    # while it is still that file (EditorBackend.export)
+    stamp: Optional[tuple] = None
 
 
 @dataclass
@@ -624,7 +627,7 @@ class EditorBackend:
         if self.image is not None:
             try:
                 info.photo = self._open_array(self.image, self.path, reencoded=True, status=status,
-                                              colour_space=self.colour_space, source=self.source)
+                                              colour_space=self.colour_space, source=self.source, stamp=self.stamp)
             except Exception as e:
                 # the old document belongs to the old model: never keep rendering it
                 log.warning("re-encoding %s with %s failed: %s", self.path, path, e)
@@ -652,15 +655,14 @@ class EditorBackend:
             source = read_source(path)
         except FaderError:
             source = None
-        info = self._open_array(image, path, reencoded=False, status=status, colour_space=display_colour_space(path),
-                                source=source)
-        self.stamp = stamp
-        return info
+        return self._open_array(image, path, reencoded=False, status=status, colour_space=display_colour_space(path),
+                                source=source, stamp=stamp)
 
     def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
-                    colour_space: Optional[QColorSpace] = None, source=None) -> PhotoInfo:
+                    colour_space: Optional[QColorSpace] = None, source=None, stamp=None) -> PhotoInfo:
         """The photo `image` opened with the model, if one is loaded: its faces found and read.
-        `source`: what its file holds besides the pixels (core Source; None where unread)."""
+        `source`: what its file holds besides the pixels (core Source; None where unread);
+        `stamp`: its file's file_stamp when it was read."""
         from core.photo_edit import PhotoEdit
         t0 = time.perf_counter()
         doc = None
@@ -671,10 +673,12 @@ class EditorBackend:
         # replace the current photo only once the new one opened
         self.serial += 1
         self.doc, self.image, self.path, self.colour_space, self.source = doc, image, path, colour_space, source
+        self.stamp = stamp
         self.gray = bool(source and source.gray)
         h, w = image.shape[:2]
         info = PhotoInfo(self.serial, path, w, h, to_display(image, colour_space), has_model=doc is not None,
-                         reencoded=reencoded, aligned=bool(doc is not None and doc.aligned), source=source)
+                         reencoded=reencoded, aligned=bool(doc is not None and doc.aligned), source=source,
+                         stamp=stamp)
         if doc is not None:
             s = self.engine.image_size
             info.faces = [FaceInfo(f.index, f.box, dict(f.own_values),
@@ -714,12 +718,6 @@ class EditorBackend:
         base = self.scaled_original(scale) if scale < 1.0 else None
         return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0,
                         scale, base)
-
-    def prepare_preview(self, serial: int, scale: float) -> None:
-        """Make the photo at ``scale`` ahead of the first render that needs it."""
-        if self.doc is not None and serial == self.serial and scale < 1.0:
-            self.scaled_original(scale)
-            self._transparency(scale)
 
     def _transparency(self, scale: float = 1.0) -> Optional[np.ndarray]:
         """The open photo's alpha plane as its export writes it (None when opaque), at ``scale``
