@@ -161,18 +161,12 @@ class ExportDialog(QDialog):
         # greyed and unticked (it showed ticked), and the choice comes back with a format that can
         self._keep_exif = bool(keep_exif)
         form.addRow("", self.exif_check)
-        self.loss_note = QLabel()
-        self.loss_note.setTextFormat(Qt.TextFormat.PlainText)   # the notes may name a PNG's own text keys
-        self.loss_note.setWordWrap(True)
-        self.loss_note.setVisible(False)
-        form.addRow("", self.loss_note)
+        self._form = form
+        # the notes may name a PNG's own text keys
+        self.loss_note = self._add_note(form, Qt.TextFormat.PlainText)
         # a suffix the app does not write (z.gif) gets the format's own added: said here, before
         # the file is written, since the name on disk is then not the one typed
-        self.name_note = QLabel()
-        self.name_note.setTextFormat(Qt.TextFormat.RichText)   # the name written in bold, escaped
-        self.name_note.setWordWrap(True)
-        self.name_note.setVisible(False)
-        form.addRow("", self.name_note)
+        self.name_note = self._add_note(form, Qt.TextFormat.RichText)   # the name written in bold, escaped
         buttons, self.export_button = action_buttons(self, "Export")
         lay = QVBoxLayout(self)
         lay.addLayout(form)
@@ -186,6 +180,22 @@ class ExportDialog(QDialog):
         self.exif_check.toggled.connect(self._exif_toggled)
         self.path_edit.textChanged.connect(self._path_changed)
         self._path_changed(self.path_edit.text())
+
+    @staticmethod
+    def _add_note(form: QFormLayout, text_format) -> QLabel:
+        """A word-wrapped note under the fields, hidden until there is something to say.
+
+        Its row gets an empty label widget: a QFormLayout row without one keeps its field's
+        sizeHint height (a word-wrapped QLabel's, laid out 4 to 6 lines narrow) as a floor under
+        the height for the width it is given, so a 2-line note sat centred in 70-84 px, blank
+        bands above and below it. Shown and hidden as a whole row, so the empty label leaves no
+        spacing behind."""
+        note = QLabel()
+        note.setTextFormat(text_format)
+        note.setWordWrap(True)
+        form.addRow(QLabel(), note)
+        form.setRowVisible(note, False)
+        return note
 
     def _browse(self) -> None:
         filters = ";;".join(f"{name} ({' '.join('*' + x for x, f in _SUFFIX_FORMAT.items() if f == name)})"
@@ -224,6 +234,7 @@ class ExportDialog(QDialog):
     def _show_format(self) -> None:
         """What the chosen format takes (quality, EXIF) and cannot keep of the photo, and the name
         written where it is not the one typed."""
+        said = self._notes_said()
         fmt = self.format_combo.currentText()
         pillow = SAVE_FORMATS[self.format_combo.currentData()]
         self._quality_host.setEnabled(pillow in LOSSY_FORMATS)
@@ -236,7 +247,7 @@ class ExportDialog(QDialog):
         lost = self.losses()
         if lost:
             self.loss_note.setText(f"⚠ This export does not keep all of the photo: {loss_text(lost)}.")
-        self._show_note(self.loss_note, bool(lost))
+        self._form.setRowVisible(self.loss_note, bool(lost))
         typed = Path(path_text(self.path_edit.text()))
         suffix = typed.suffix
         # an image type the app reads but does not write (z.gif, z.heic); a dot in a name
@@ -247,14 +258,26 @@ class ExportDialog(QDialog):
             self.name_note.setText(f"Fader Desktop does not write {suffix[1:].upper()} files: this exports "
                                    f"{fmt} as <b>{html.escape(written)}</b>. Choose the name or the format "
                                    "to write another.")
-        self._show_note(self.name_note, unknown)
+        self._form.setRowVisible(self.name_note, unknown)
+        if self._notes_said() != said:
+            self._fit_height()
 
-    def _show_note(self, note: QLabel, on: bool) -> None:
-        if note.isVisibleTo(self) != on:
-            note.setVisible(on)
-            # grown (or shrunk) to the note: a dialog keeps its size, and cut the note's lines off
-            self.layout().activate()
-            self.resize(self.width(), self.layout().totalHeightForWidth(self.width()))
+    def _notes_said(self) -> tuple:
+        return tuple((n.isVisibleTo(self), n.text()) for n in (self.loss_note, self.name_note))
+
+    def _fit_height(self) -> None:
+        """As tall as the notes shown need at the dialog's width: a dialog keeps its size, so a note
+        shown (or a longer one) had its lines cut off, and one hidden left the space it took. Not
+        before it is shown: show() then sizes it (width first, height for that width), where a
+        resize here fixed the width of a widget never shown (640 px without a parent)."""
+        if not self.isVisible():
+            return
+        lay = self.layout()
+        lay.activate()
+        # -1 with no note shown: nothing left whose height depends on the width
+        height = lay.totalHeightForWidth(self.width()) if lay.hasHeightForWidth() else lay.totalSizeHint().height()
+        if height != self.height():
+            self.resize(self.width(), height)
 
     def losses(self) -> list:
         """What an export in the chosen format, with the metadata choice made, could not keep of
