@@ -47,16 +47,42 @@ def describe_values(values: dict) -> str:
     return ", ".join(parts)
 
 
+def empty_recipe_message(recipe) -> str:
+    """Why a batch with this recipe is refused: it sets no fader, so every photo would only be
+    copied ("" where it sets some, or cannot be read: the run reads it against the model's
+    attributes and says what is wrong)."""
+    from core.errors import FaderError
+    from core.recipe import load_recipe
+    try:
+        values = load_recipe(recipe, ())   # with no attributes, any value is refused as unknown
+    except FaderError:
+        return ""
+    if values:
+        return ""
+    return (f"{recipe}: the recipe sets no fader (it was saved with none moved), so every photo would only be "
+            "copied unchanged. Choose a recipe saved after moving a fader.")
+
+
+def unchanged_copy(it) -> bool:
+    """Whether a written photo is its input unedited: none of its faces needed the edit (a face
+    that already has the value asked for is left as it is). core.batch notes it first, "0 of N
+    face(s) changed"."""
+    return it.status == "ok" and it.reason.startswith("0 of ")
+
+
 def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, recipe: Optional[str],
                   cancel: threading.Event, progress):
     """The batch itself (Qt-free, on the worker thread): load the model, read the recipe, run."""
     from core.batch import run_batch
     from core.engine import Engine
+    from core.errors import FaderError
     from core.model_file import load_model
     from core.recipe import load_recipe
     engine = Engine(load_model(model_path), device=device or "auto")
     if recipe:
         options.values = load_recipe(recipe, engine.attributes)
+        if not options.values:   # emptied since Start checked it
+            raise FaderError(empty_recipe_message(recipe) or f"{recipe}: the recipe sets no fader")
     return run_batch(in_dir, out_dir, engine, options, progress=progress, cancel=cancel)
 
 
@@ -177,10 +203,15 @@ class BatchDialog(QDialog):
 
     def _restore_choices(self, settings) -> None:
         """The folders, format and quality of the last run started. A folder that no longer exists (a
-        deleted folder, an unplugged drive) is left out rather than shown: the field stays empty."""
-        for edit, folder in ((self.in_edit, settings.batch_in_dir), (self.out_edit, settings.batch_out_dir)):
-            if folder and Path(folder).is_dir():
-                edit.setText(folder)
+        deleted folder, an unplugged drive) is left out rather than shown: the field stays empty.
+        An output folder not made yet is shown where its parent is there: a run that stopped before
+        its first photo (a recipe the model refused) never made it, and the field came back empty
+        to the user who had typed it and came back with the recipe fixed; the run makes it."""
+        in_dir, out_dir = settings.batch_in_dir, settings.batch_out_dir
+        if in_dir and Path(in_dir).is_dir():
+            self.in_edit.setText(in_dir)
+        if out_dir and (Path(out_dir).is_dir() or not Path(out_dir).exists() and Path(out_dir).parent.is_dir()):
+            self.out_edit.setText(out_dir)
         fmt = settings.batch_format or None
         self.format_combo.setCurrentIndex(next(i for i, (_label, f) in enumerate(FORMATS) if f == fmt))
         self.quality_spin.setValue(settings.batch_quality)
@@ -224,9 +255,12 @@ class BatchDialog(QDialog):
                                  "Choose a recipe file: no slider was moved, so there is no current edit to apply.")
             if recipe and not Path(recipe).is_file():
                 raise FaderError(f"{recipe}: recipe file not found")
+            # as "Current edit" is greyed out without a moved slider: nothing would be edited
+            if recipe and (empty := empty_recipe_message(recipe)):
+                raise FaderError(empty)
             items = plan_batch(in_dir, out_dir, opts.format, opts.skip_existing, opts.overwrite)
         except OutputsExist as e:
-            self._ask_existing(len(e.paths), out_dir)   # the answer starts the run, or not
+            self._ask_existing(e.paths, out_dir)   # the answer starts the run, or not
             return False
         except FaderError as e:
             self._warn(str(e))
@@ -327,6 +361,12 @@ class BatchDialog(QDialog):
         c = report.counts()
         head = f"{c['ok']} photo(s) written to {report.out_dir} in {report.seconds:.0f} s."
         extra = []
+        # written, but not edited: "9 written" read as nine edited photos when five were copies
+        unchanged = [it for it in report.items if unchanged_copy(it)]
+        if unchanged:
+            k = len(unchanged)
+            which = "None of them was" if k == c["ok"] else f"{k} of them {'was' if k == 1 else 'were'} not"
+            extra.append(f"{which} edited: their faces already have the edit's values (see details).")
         if c["exists"]:
             extra.append(f"{c['exists']} already existed and were left as they were.")
         from core.batch import NOT_AN_IMAGE
@@ -352,6 +392,7 @@ class BatchDialog(QDialog):
         if lost:
             extra.append(f"{len(lost)} output(s) could not keep everything of their photo (see details).")
         lines = [f"{rel}: {status} — {reason}" for rel, status, reason in report.problems() if status != "cancelled"]
+        lines += [f"{it.relative}: unchanged — {it.reason}" for it in unchanged]
         lines += [f"{it.relative}: unsure reading — {', '.join(it.unsure)}" for it in unsure]
         lines += [f"{it.relative}: not all kept — {'; '.join(it.lost)}" for it in lost]
         return " ".join([head] + extra), "\n".join(lines)
@@ -376,13 +417,27 @@ class BatchDialog(QDialog):
             except ValueError as e:
                 self._warn(str(e))
 
-    def _ask_existing(self, n: int, out_dir: str) -> None:
+    def _ask_existing(self, paths: list, out_dir: str) -> None:
         """Files already there are never replaced unasked: Replace them, skip those photos, or
-        cancel (window-modal, without a nested event loop)."""
+        cancel (window-modal, without a nested event loop). They are named (the first few), as
+        `fader-desktop batch` names them; and said to have the outputs' names, not to be outputs:
+        a photo that turns out unreadable or without a face writes nothing over its file."""
+        names = []
+        for p in paths[:3]:
+            try:
+                names.append(Path(p).relative_to(out_dir).as_posix())
+            except ValueError:
+                names.append(str(p))
+        more = len(paths) - len(names)
+        listed = (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 and not more else ", ".join(names)) \
+            + (f" and {more} more" if more else "")
+        n = len(paths)
         box = plain(QMessageBox(QMessageBox.Icon.Question, "Batch export",
-                                f"{n} of the outputs already exist in {out_dir}.", QMessageBox.StandardButton.Cancel,
-                                self))
-        box.setInformativeText("Replace them with this edit, or keep them and skip those photos?")
+                                f"1 file in {out_dir} has a name this batch writes: {listed}." if n == 1 else
+                                f"{n} files in {out_dir} have names this batch writes: {listed}.",
+                                QMessageBox.StandardButton.Cancel, self))
+        box.setInformativeText("Replace them with the edited photos (a photo that cannot be edited leaves its file "
+                               "as it is), or keep them and skip those photos?")
         replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
         skip = box.addButton("Skip those photos", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(skip)

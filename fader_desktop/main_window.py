@@ -204,6 +204,8 @@ class MainWindow(QMainWindow):
         self._sweeps: list = []   # (job, path) of the sweeps submitted: closing asks before one still running is dropped
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
         self._list_pos: Optional[int] = None   # the one of them last tried
+        # (photo shown, its folder's neighbour that failed to open): Next/Previous go on from that one
+        self._sibling_failed: Optional[tuple] = None
         self._painted = False
         self._start_note = None   # said with "Loaded model" at start (the last model gone)
         self._after_first_paint: list = []
@@ -388,11 +390,12 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # opening photos and models (jobs)
     # ------------------------------------------------------------------------------------------
-    def _confirm_discard(self, opening=None) -> bool:
+    def _confirm_discard(self, opening=None, refused=None) -> bool:
         """True when there are no unsaved edits or the user discards them. A photo `opening` that
-        is no image is refused first (its header only): the question came, then the failure.
-        Edits an export still queued or running writes are not unsaved; nor are those of a photo
-        the user has already left (another one is being opened: Next pressed twice asked twice)."""
+        is no image is refused first (its header only): the question came, then the failure;
+        `refused()` is called then (before the message). Edits an export still queued or running
+        writes are not unsaved; nor are those of a photo the user has already left (another one is
+        being opened: Next pressed twice asked twice)."""
         if not self.has_unsaved_edits() or self._photo is None:
             return True
         if self._opening is not None or any(self._shows(e) for e in self._export_index.values()):
@@ -402,6 +405,8 @@ class MainWindow(QMainWindow):
             try:
                 check_header(opening)   # also its size: a photo over the pixel limit is refused first
             except FaderError as e:
+                if refused is not None:
+                    refused()
                 self._error("Cannot open photo", str(e))
                 return False
         return self.ask_confirm("Discard edits?",
@@ -463,7 +468,8 @@ class MainWindow(QMainWindow):
             self.act_next.setText("&Next photo")
             self.act_prev.setText("&Previous photo")
 
-    def _open_photo_now(self, path, recipe=None) -> None:
+    def _open_photo_now(self, path, recipe=None, on_failed=None) -> None:
+        """Open `path` as a job; `on_failed()` is called where it fails, before the message."""
         path, backend, status = Path(path), self.backend, self.jobs.set_busy_text
         on_done, on_error = self._on_photo_loaded, self._failure("Cannot open photo")
         if recipe is not None:
@@ -484,6 +490,8 @@ class MainWindow(QMainWindow):
         def failed(message):
             if self._opening == path:
                 self._opening = None
+            if on_failed is not None:
+                on_failed()
             on_error(message)
         self.jobs.submit(lambda: backend.open_photo(path, status), on_done=opened,
                          on_error=failed, busy_text=f"Opening {path.name}…")
@@ -553,16 +561,26 @@ class MainWindow(QMainWindow):
             at = self._list_pos if self._list_pos is not None else self._image_list.index(self._photo.path)
             i = at + step
             if 0 <= i < len(self._image_list):
-                if self._confirm_discard(self._image_list[i]):
+                def tried(i=i):
                     self._list_pos = i
+                # one whose header is refused before the "Discard edits?" question is passed over too
+                if self._confirm_discard(self._image_list[i], refused=tried):
+                    tried()
                     self._open_photo_now(self._image_list[i])
             else:
                 self.statusBar().showMessage("That was the last photo given", 3000)
             return
         # from the photo being opened, if any: pressed three times quickly, Next opened the
-        # shown photo's neighbour three times
-        here = self._opening if self._opening is not None and self._opening.parent == self._photo.path.parent \
-            else self._photo.path
+        # shown photo's neighbour three times; else from the neighbour that last failed to open, as
+        # for the list: each Next tried a truncated photo again, and never got past it
+        shown = self._photo.path
+        failed = self._sibling_failed[1] if self._sibling_failed and self._sibling_failed[0] == shown else None
+        if self._opening is not None and self._opening.parent == shown.parent:
+            here = self._opening
+        elif failed is not None and failed.parent == shown.parent:
+            here = failed
+        else:
+            here = shown
         folder = here.parent
         try:
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -573,10 +591,17 @@ class MainWindow(QMainWindow):
             i = files.index(here) + step
         else:   # deleted or renamed since it opened (Ctrl+PgDown did nothing): its neighbours are still there
             i = bisect.bisect_left(files, here) + min(step, 0)
-        if 0 <= i < len(files):
-            self.open_photo(files[i])
-        else:
+        if 0 <= i < len(files) and files[i] == shown and here != shown:
+            i += step   # back from a photo that failed: the one shown is already there
+        if not 0 <= i < len(files):
             self.statusBar().showMessage("No more photos in this folder", 3000)
+            return
+        target = files[i]
+
+        def passed_over() -> None:   # the failure is said once; the next press goes on from it
+            self._sibling_failed = (shown, target)
+        if self._confirm_discard(target, refused=passed_over):
+            self._open_photo_now(target, on_failed=passed_over)
 
     def fill_recent_menu(self) -> None:
         """File ▸ Open Recent: the photos opened last."""
@@ -775,6 +800,7 @@ class MainWindow(QMainWindow):
             # undo was not the image shown at opening
             self._request_render()
         if not info.reencoded:
+            self._sibling_failed = None
             self.settings.add_recent(info.path)
             if not app_folder(info.path.parent):
                 self.settings.last_dir = str(info.path.parent)
@@ -850,6 +876,7 @@ class MainWindow(QMainWindow):
     def _on_session_change(self, change) -> None:
         if change.kind == "select":
             self.canvas.set_selected_face(self.session.selected)
+            self._refresh_actions()   # what Erase edit everywhere would erase is the selected face's
             return
         if change.kind != "restore":
             # a new edit: one undo step (pushing it runs redo(), a restore of what is already there)
@@ -1174,13 +1201,28 @@ class MainWindow(QMainWindow):
         if self._photo is None or not self._photo.faces:
             self._error("Cannot save recipe", "Open a photo with a face first.")
             return
+        if not self._recipe_has_values():
+            return
         default = self._photo_folder() / f"{self._photo.path.stem}.recipe.json"
         path, _ = QFileDialog.getSaveFileName(self, "Save edit as recipe", str(default), "Recipes (*.json)")
         if path:
             self.save_recipe(Path(path))
 
+    def _recipe_has_values(self) -> bool:
+        """Whether the face a recipe is saved from has a fader moved; else it is said why none is
+        saved. A recipe of no values was written and "Saved"; a batch with it copied every photo."""
+        face = self._selected_face()
+        if self.session.n_faces and self.session.changed_values(face):
+            return True
+        which = f"no fader of face {face + 1} is moved" if self.session.selected != ALL_FACES else "no face is edited"
+        self._error("Cannot save recipe", f"Nothing to save: {which}. A recipe holds the faders you moved; "
+                    "move one first.")
+        return False
+
     def save_recipe(self, path: Path) -> None:
-        """Write the selected face's changed values as a recipe (a job)."""
+        """Write the selected face's changed values as a recipe (a job); refused without any."""
+        if not self._recipe_has_values():
+            return
         backend, serial, values, face = self.backend, self._serial, self.session.snapshot(), self._selected_face()
         note = self._corrections_left_out(face)
         self.jobs.submit(lambda: backend.save_recipe(path, serial, values, face),
@@ -1294,6 +1336,10 @@ class MainWindow(QMainWindow):
         if photo is None or not photo.faces:
             return
         s = self.session
+        if not self._targets_edited():
+            self.statusBar().showMessage("Nothing to erase: no fader of this face is moved" if s.selected != ALL_FACES
+                                         else "Nothing to erase: no face is edited", 5000)
+            return
         chosen = set(s.targets())
         masks = {f.index: EditMask(np.zeros((f.crop_size, f.crop_size), np.float32), f.matrix)
                  for f in photo.faces if f.index in chosen and f.matrix is not None and f.crop_size}
@@ -1301,6 +1347,11 @@ class MainWindow(QMainWindow):
         self.set_brush(True)
         self.statusBar().showMessage("The edit is erased everywhere: Shift+drag paints it back where you want it, "
                                      "[ and ] change the size, B ends", 0)
+
+    def _targets_edited(self) -> bool:
+        """Whether a face the faders apply to now (the selected one, or all) has a fader moved."""
+        s = self.session
+        return any(s.is_modified(i) for i in s.targets())
 
     def select_next_face(self, step: int = 1) -> None:
         """Select the next (step 1) or previous (-1) face, round the photo's faces; from All
@@ -1407,7 +1458,9 @@ class MainWindow(QMainWindow):
         self.act_reset_all.setEnabled(has_faces)
         self.act_brush.setEnabled(has_faces)
         self.act_clear_brush.setEnabled(has_faces and any(m is not None for m in self.session.masks))
-        self.act_erase_everywhere.setEnabled(has_faces)
+        # nothing to erase without an edit: it entered the brush, painted the photo red and made an
+        # undo step for nothing
+        self.act_erase_everywhere.setEnabled(has_faces and self._targets_edited())
         if self.act_brush.isChecked() and not has_faces:
             self.set_brush(False)
         self.act_card.setEnabled(self._model is not None)

@@ -56,7 +56,12 @@ def proposed_by_file_dialogs(w, monkeypatch) -> dict:
     monkeypatch.setattr(QFileDialog, "getOpenFileName", answer("open"))
     monkeypatch.setattr(QFileDialog, "getSaveFileName", answer("recipe"))
     w.open_photo_dialog()
+    # a recipe is saved only with a fader moved: moved for the question, then put back
+    spin = w.panel.row("Smiling").spin
+    own = spin.value()
+    spin.setValue(own + 0.5 if own < 0.5 else own - 0.5)
     w.save_recipe_dialog()
+    spin.setValue(own)
     return seen
 
 
