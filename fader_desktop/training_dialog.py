@@ -21,7 +21,7 @@ from PySide6.QtCore import QPointF, QProcess, QProcessEnvironment, QRectF, QSize
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QFrame, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
-                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from core.run_files import CHECKPOINT_NAME
 
@@ -44,6 +44,18 @@ STOP_TIP_NOTHING_YET = ("Stop the run; nothing can be resumed yet (the first che
                         "training steps begin)")
 # the dialog's size where the screen has room for it (fit_on_screen cuts it to smaller screens)
 DEFAULT_SIZE = (980, 680)
+# the trainer's messages, in lines: shown at first, and the least the splitter leaves them
+LOG_LINES, LOG_MIN_LINES = 6, 3
+CLASSIFIER_NOTE = "trained before the model, to score its edits"
+CLASSIFIER_TIP = (
+    "Before the model, the run trains a small classifier of the attributes for this many steps. It scores "
+    "the model's edits (swap accuracy, in Validation), picks the best model by that score, and is stored in "
+    "the model, where the editor uses it to start each face's sliders at the face's own values.\n"
+    "It takes its time before the first training step: {default:,} steps (the trainer's default) took about "
+    "10 minutes on a CPU at 64 px. Fewer make a quick test run start sooner, at the cost of a less reliable "
+    "score, choice of the best model and starting sliders.\n"
+    "None is trained when a run is resumed (it keeps its own) or a model is fine-tuned on its own attributes "
+    "(the model's classifier is used).")
 # What torchrun itself writes when it is stopped (the dialog's Cancel is its SIGTERM): its elastic
 # agent's log lines ("Received 15 death signal, shutting down workers", "Sending process … closing
 # signal SIGTERM") and the traceback of the SignalException it then raises. Not shown after the
@@ -84,7 +96,7 @@ class CurvePlot(QWidget):
         super().__init__(parent)
         self.title = title
         self.series: dict = {}     # name -> (QColor, [(x, y)])
-        self.setMinimumSize(240, 130)
+        self.setMinimumSize(240, 110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def sizeHint(self) -> QSize:
@@ -185,7 +197,7 @@ class TrainingDialog(QDialog):
         self._held: list | None = None             # a torchrun traceback read while the dialog stops the run
 
         # -- setup --------------------------------------------------------------------------------
-        setup = self.setup = QGroupBox("Training run")
+        setup = self.setup = QGroupBox()
         form = QFormLayout(setup)
         self.data_edit = QLineEdit()
         self.data_edit.setPlaceholderText("a labeled folder, a CSV label table or CelebA's list_attr_celeba.txt")
@@ -199,9 +211,15 @@ class TrainingDialog(QDialog):
         form.addRow("Data", row)
         self.attr_edit = QLineEdit()
         self.attr_edit.setPlaceholderText("e.g. Smiling,Male — empty: every attribute in the data")
-        form.addRow("Attributes", self.attr_edit)
-        self.align_check = QCheckBox("Detect and align faces (for ordinary photos, not aligned crops)")
-        form.addRow("", self.align_check)
+        # its row's second half (a row of its own made the form a row taller, and the dialog a
+        # scroll at its own size); the name the trainer's --align advice quotes
+        self.align_check = QCheckBox("Detect and align faces")
+        self.align_check.setToolTip("For ordinary photos, not aligned face crops: finds and aligns each face "
+                                    "(images without a face are skipped)")
+        row = QHBoxLayout()
+        row.addWidget(self.attr_edit, 1)
+        row.addWidget(self.align_check)
+        form.addRow("Attributes", row)
         self.size_combo = QComboBox()
         for s in (32, 64, 128, 256):
             self.size_combo.addItem(f"{s} px", s)
@@ -225,6 +243,25 @@ class TrainingDialog(QDialog):
         row.addWidget(self.steps_spin)
         row.addStretch(1)
         form.addRow("Size", row)
+        # the evaluation classifier, a stage of its own before the training steps: at the trainer's
+        # 2,000 steps it took 10 minutes of a "40 steps" run, and nothing in the form said so
+        from training.cli import build_parser
+        self._classifier_default = int(build_parser().get_default("classifier_steps"))
+        self.classifier_spin = QSpinBox()
+        self.classifier_spin.setRange(1, 10_000_000)   # the trainer refuses 0 (without --classifier)
+        self.classifier_spin.setValue(self._classifier_default)
+        self.classifier_spin.setSingleStep(100)
+        self.classifier_spin.setSuffix(" steps")
+        self._classifier_tip = CLASSIFIER_TIP.format(default=self._classifier_default)
+        self.classifier_spin.setToolTip(self._classifier_tip)
+        self.classifier_note = QLabel(CLASSIFIER_NOTE)
+        self.classifier_note.setToolTip(self._classifier_tip)
+        self.classifier_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        row = QHBoxLayout()
+        row.addWidget(self.classifier_spin)
+        row.addSpacing(8)
+        row.addWidget(self.classifier_note, 1)
+        form.addRow("Classifier", row)
         self.device_combo = QComboBox()
         for d in ("auto", "cpu", "cuda"):
             self.device_combo.addItem(d, d)
@@ -236,7 +273,9 @@ class TrainingDialog(QDialog):
             "Data-parallel processes on this machine (torchrun): one model, each process takes its share of "
             "every batch. CUDA: one GPU each. CPU: the cores are shared out; on a small CPU two processes with "
             "one thread each can be faster than one with two threads (docs/training.md)")
-        self.finetune_check = QCheckBox("Fine-tune the open model instead of starting from scratch")
+        # short: its former "… instead of starting from scratch" made the form 640 px wide at the least
+        self.finetune_check = QCheckBox("Fine-tune the open model")
+        self.finetune_check.setToolTip("Start from the model open in the editor instead of from scratch")
         self.finetune_check.setEnabled(bool(current_model))
         self._size_tip = self.size_combo.toolTip()
         self._chosen_size = self.size_combo.currentData()   # restored when fine-tuning is unticked
@@ -267,12 +306,14 @@ class TrainingDialog(QDialog):
         row.addWidget(self.resume_check)
         form.addRow("Run folder", row)
         self.extra_edit = QLineEdit()
-        self.extra_edit.setPlaceholderText("more fader-train options, e.g. --batch-size 16 --classifier-steps 500 "
+        self.extra_edit.setPlaceholderText("more fader-train options, e.g. --batch-size 16 --val-size 200 "
                                            "(fader-train --help lists them)")
         form.addRow("Options", self.extra_edit)
         self.out_edit.textChanged.connect(self._update_buttons)
         self.out_edit.textChanged.connect(self._folder_changed)
         self.data_edit.textChanged.connect(self._update_buttons)
+        self.extra_edit.textChanged.connect(self._sync_classifier)
+        self.resume_check.toggled.connect(self._sync_classifier)
 
         # -- live view ------------------------------------------------------------------------------
         self.phase_label = plain(QLabel("Not started"))   # the trainer's errors quote paths, names and data
@@ -286,22 +327,18 @@ class TrainingDialog(QDialog):
         self.val_plot = CurvePlot("Validation (swap accuracy, PSNR/100)")
         self.preview = QLabel(PREVIEW_WAITING)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(280, 200)
+        self.preview.setMinimumSize(220, 200)
         self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.preview.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
-        self.log_view.setMinimumHeight(70)
         live = QGridLayout()
-        live.addWidget(self.phase_label, 0, 0, 1, 2)
-        live.addWidget(self.progress, 1, 0, 1, 2)
-        live.addWidget(self.loss_plot, 2, 0)
-        live.addWidget(self.preview, 2, 1, 2, 1)
-        live.addWidget(self.val_plot, 3, 0)
-        live.addWidget(self.log_view, 4, 0, 1, 2)
-        live.setRowStretch(2, 1)
-        live.setRowStretch(3, 1)
+        live.addWidget(self.loss_plot, 0, 0)
+        live.addWidget(self.preview, 0, 1, 2, 1)
+        live.addWidget(self.val_plot, 1, 0)
+        live.setRowStretch(0, 1)
+        live.setRowStretch(1, 1)
         live.setColumnStretch(0, 1)
         live.setColumnStretch(1, 1)
 
@@ -323,7 +360,7 @@ class TrainingDialog(QDialog):
         buttons.addWidget(self.open_button)
         buttons.addWidget(close)
 
-        # the form and the live view scroll, the buttons stay: at its least the dialog was 676 px
+        # the form and the curves scroll, the buttons stay: at its least the dialog was 676 px
         # tall, and on a smaller screen Start, Cancel and Close were below its edge
         body = QWidget()
         inner = QVBoxLayout(body)
@@ -335,15 +372,45 @@ class TrainingDialog(QDialog):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setMinimumHeight(120)
+        # The status line and the progress bar stay in view under the scrolling part, and the
+        # trainer's messages under them in a splitter: the messages, last in the scrolling part,
+        # were pushed out of it (0 px shown at the dialog's own size after a run that failed, the
+        # error among them). A long status line (an error) takes its lines from the scrolling part.
+        top = QWidget()
+        over = QVBoxLayout(top)
+        over.setContentsMargins(0, 0, 0, 0)
+        over.addWidget(scroll, 1)
+        over.addWidget(self.phase_label)
+        over.addWidget(self.progress)
+        line = self.log_view.fontMetrics().lineSpacing()
+        frame = self.log_view.frameWidth() * 2 + 2 * int(self.log_view.document().documentMargin())
+        self.log_view.setMinimumHeight(LOG_MIN_LINES * line + frame)
+        split = self.split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.log_view)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 1)   # a taller dialog gives the form and curves the room
+        split.setStretchFactor(1, 0)
+        self._log_height = LOG_LINES * line + frame
         lay = QVBoxLayout(self)
-        lay.addWidget(scroll, 1)
+        lay.addWidget(split, 1)
         lay.addLayout(buttons)
         fit_on_screen(self, QSize(*DEFAULT_SIZE))
+        self._split_sized = False
 
         self._poll = QTimer(self)
         self._poll.setInterval(POLL_MS)
         self._poll.timeout.connect(self._poll_run_dir)
         self._update_buttons()
+        self._sync_classifier()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._split_sized:   # once: after that the splitter is where the user left it
+            self._split_sized = True
+            total = sum(self.split.sizes())
+            if total > self._log_height:
+                self.split.setSizes([total - self._log_height, self._log_height])
 
     # -- setup helpers ----------------------------------------------------------------------------
     def _browse_folder(self):
@@ -439,6 +506,25 @@ class TrainingDialog(QDialog):
             self._chosen_steps = None
         self._sync_size()
 
+    def _sync_classifier(self, *_) -> None:
+        """The Classifier field, greyed out with its note saying why where it does not count: a
+        resumed run keeps its classifier, and Options' --classifier-steps (or --classifier, a
+        classifier taken from a model) comes after the field's and wins."""
+        why = ""
+        if self.resume_check.isChecked():
+            why = "none trained: a resumed run keeps its own"
+        else:
+            try:
+                given = _classifier_given(_extra_options(self.extra_edit.text(), {}))
+            except ValueError:   # unbalanced quotes: Start says so
+                given = {}
+            if "--classifier" in given:
+                why = "none trained: Options give --classifier (that model's classifier is used)"
+            elif "--classifier-steps" in given:
+                why = f"set in Options: --classifier-steps {given['--classifier-steps']}"
+        self.classifier_spin.setEnabled(not why)
+        self.classifier_note.setText(why or CLASSIFIER_NOTE)
+
     def _folder_changed(self, *_) -> None:
         # Resume stays ticked on another folder that holds a run (_update_buttons unticks it
         # elsewhere): the form shows that run's settings, not the last folder's
@@ -526,6 +612,9 @@ class TrainingDialog(QDialog):
         if self.finetune_check.isChecked() and self._current_model:
             owned = {**FIELD_OPTIONS, **FINETUNE_OPTION}
         extra = _extra_options(self.extra_edit.text(), owned)
+        if not resume and not _classifier_given(extra):
+            # the trainer's default is sent as well: the command line in the messages says it
+            args += ["--classifier-steps", str(self.classifier_spin.value())]
         if "--eval-every" not in extra and not resume:   # a resumed run keeps its own cadence
             # evaluate (preview, log line, best-model export) about 20 times per run
             args += ["--eval-every", str(max(5, self.steps_spin.value() // 20))]
@@ -941,6 +1030,19 @@ def _extra_options(text: str, owned: dict = FIELD_OPTIONS) -> list:
                 value = str(Path(os.path.expanduser(value)).absolute())
         out.append(f"{name}={value}" if eq else name)
     return out
+
+
+def _classifier_given(extra: list) -> dict:
+    """The evaluation classifier's options among the Options field's arguments (as _extra_options
+    writes them): {"--classifier-steps": N, "--classifier": PATH}, each where given (the last one)."""
+    found = {}
+    for i, a in enumerate(extra):
+        name, eq, value = a.partition("=")
+        if name in ("--classifier-steps", "--classifier"):
+            if not eq:
+                value = extra[i + 1] if i + 1 < len(extra) else ""
+            found[name] = value
+    return found
 
 
 def _budget_seconds(args: list) -> float:
