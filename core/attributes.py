@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence, Union
 
 if TYPE_CHECKING:
     import torch
@@ -87,6 +87,46 @@ def check_value(attr: Attribute, v: float, what: str = "value") -> float:
     return v
 
 
+def listed(items: Iterable[str], last: str = "and") -> str:
+    """Texts joined as a sentence lists them: "a, b and c" (`last` "or": "a, b or c")."""
+    items = [str(x) for x in items]
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {last} {items[-1]}"
+
+
+def quoted(names: Iterable[str], last: str = "and") -> str:
+    """Names as a message lists them, in the order given: "'Smiling', 'Male' and 'Young'". Each is
+    quoted, so that a name holding a comma, a space, an "=", " and " or a quote (a model trained
+    from the user's folders) still reads as one name."""
+    return listed((repr(str(n)) for n in names), last)
+
+
+def did_you_mean(text: str, known: Iterable[str]) -> str:
+    """" (did you mean 'Smiling'?)": the one of `known` closest to `text`, letter case aside (names
+    and labels are matched regardless of it); "" when none is close."""
+    import difflib
+    lower = {}
+    for k in known:
+        lower.setdefault(str(k).strip().lower(), str(k))
+    near = difflib.get_close_matches(str(text).strip().lower(), list(lower), n=1, cutoff=0.7)
+    return f" (did you mean {lower[near[0]]!r}?)" if near else ""
+
+
+def unknown_attribute(name: str, attributes: Sequence[Attribute]) -> str:
+    """The message for an attribute name the model lacks: the name, the model's closest one and the
+    model's names in its own order (the window's faders)."""
+    names = [a.name for a in attributes]
+    return f"unknown attribute {name.strip()!r}{did_you_mean(name, names)}; the model has {quoted(names)}"
+
+
+def own_value_wording(attr: Attribute, given: str) -> str:
+    """The refusal of `given` as a face's own value of `attr`, which is one of its pure values (a
+    correction of the classifier's reading), whatever the slider range."""
+    numbers = listed((str(i) for i in range(attr.n)), "or") if attr.n <= 5 else f"0 .. {attr.n - 1}"
+    return f"{attr.name}: a face's own value is {numbers} ({quoted(attr.values, 'or')}), not {given}"
+
+
 def default_value(attr: Attribute) -> Value:
     """The neutral value: the first value of the attribute (alpha = 0 / one-hot on value 0)."""
     if attr.is_binary:
@@ -159,9 +199,12 @@ def attribute_code(attrs: Sequence[Attribute], values_list: Sequence[Mapping[str
     names = {a.name for a in attrs}
     rows = []
     for values in values_list:
-        unknown = set(values) - names
+        unknown = [n for n in values if n not in names]
         if unknown:
-            raise FaderError(f"unknown attribute(s) {sorted(unknown)}; the model has {sorted(names)}")
+            model = [a.name for a in attrs]
+            named = listed(repr(n) + did_you_mean(n, model) for n in unknown)
+            raise FaderError(f"unknown attribute{'s' if len(unknown) > 1 else ''} {named}; "
+                             f"the model has {quoted(model)}")
         row = []
         for a in attrs:
             row.extend(value_to_code(a, values.get(a.name, default_value(a))))
@@ -221,7 +264,25 @@ def parse_value(attr: Attribute, text: str) -> Value:
                 "for the number")
     if idx is not None:
         return _pure(attr, idx)
-    raise FaderError(f"bad value {text!r} for {attr.name!r}: give a number or one of {list(attr.values)}")
+    raise FaderError(f"bad value {text!r} for {attr.name!r}{did_you_mean(t, attr.values)}: give a number or a "
+                     f"label, {quoted(attr.values, 'or')}")
+
+
+def parse_own(attr: Attribute, text: str) -> Value:
+    """Parse a command-line own value (`--own NAME=VALUE`): one of the attribute's pure values, as a
+    label or its number (0 or 1; more values: a value's index). Anything else is refused as not an
+    own value, never as outside the slider range: --own says what the face is, and 5 was told the
+    --set range where 0.5 was told the own value is 0 or 1."""
+    t = text.strip()
+    if t.lower() in (x.lower() for x in attr.values):
+        return parse_value(attr, t)   # a label, or the refusal of one that also reads as a number
+    try:
+        v = float(t)
+    except ValueError:
+        raise FaderError(own_value_wording(attr, repr(t) + did_you_mean(t, attr.values))) from None
+    if v not in range(attr.n):   # NaN and inf too
+        raise FaderError(own_value_wording(attr, f"{v:g}"))
+    return _pure(attr, int(v))
 
 
 def label_text(attr: Attribute, idx: int) -> str:

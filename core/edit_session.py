@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-from .attributes import Attribute, Value, same_value, towards
+from .attributes import Attribute, Value, own_value_wording, quoted, same_value, towards, unknown_attribute
 from .errors import FaderError
 
 #: The face selection "every face" (edits apply to all faces at once).
@@ -170,7 +170,7 @@ class EditSession:
     def attribute(self, name: str) -> Attribute:
         a = self._attr.get(name)
         if a is None:
-            raise FaderError(f"unknown attribute {name!r}; the model has {[x.name for x in self.attributes]}")
+            raise FaderError(unknown_attribute(name, self.attributes))
         return a
 
     def shown_face(self) -> int:
@@ -320,7 +320,7 @@ class EditSession:
         if attr.is_binary:
             value = float(value)
             if value not in (0.0, 1.0):
-                raise FaderError(f"{name}: a face's own value is 0 or 1, not {value:g}")
+                raise FaderError(own_value_wording(attr, f"{value:g}"))
         else:
             value = [float(x) for x in value]
             if len(value) != attr.n or min(value) < 0 or abs(sum(value) - 1) > 1e-6:
@@ -381,7 +381,8 @@ class EditSession:
         for pairs in faces:
             values = dict(pairs)
             if set(values) != set(self._attr):
-                raise FaderError(f"the snapshot's attributes {sorted(values)} are not the model's {sorted(self._attr)}")
+                raise FaderError(f"the snapshot's attributes ({quoted(sorted(values))}) are not the model's "
+                                 f"({quoted(a.name for a in self.attributes)})")
             out.append({a.name: values[a.name] for a in self.attributes})
         return out
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .attributes import quoted
 from .errors import FaderError
 
 DECONV_METHODS = ("convtranspose", "upsampling", "pixelshuffle")
@@ -84,7 +85,8 @@ class ArchConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise FaderError(f"invalid architecture: unknown field(s) {sorted(unknown)}")
+            raise FaderError(f"invalid architecture: unknown field{'s' if len(unknown) > 1 else ''} "
+                             f"{quoted(sorted(unknown))}")
         cfg = cls(**dict(d))
         cfg.validate()
         return cfg

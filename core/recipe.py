@@ -11,7 +11,7 @@ import reprlib
 from pathlib import Path
 from typing import Mapping
 
-from .attributes import parse_value, value_to_code
+from .attributes import did_you_mean, parse_value, quoted, value_to_code
 from .errors import FaderError
 
 RECIPE_FORMAT = "fader-recipe"
@@ -75,7 +75,9 @@ def recipe_values(data, attributes, name: str = "recipe") -> dict:
     for key, v in vals.items():
         a = by_name.get(str(key).lower())
         if a is None:
-            raise FaderError(f"{name}: unknown attribute {_short(key)}; the model has {[x.name for x in attributes]}")
+            names = [x.name for x in attributes]
+            raise FaderError(f"{name}: unknown attribute {_short(key)}{did_you_mean(str(key)[:200], names)}; "
+                             f"the model has {quoted(names)}")
         try:
             if isinstance(v, str):
                 out[a.name] = parse_value(a, v)

@@ -24,7 +24,8 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from .atomic_write import atomic_file, atomic_path
-from .attributes import Attribute, check_value, split_setting, towards, value_to_code
+from .attributes import (Attribute, check_value, did_you_mean, quoted, split_setting, towards, unknown_attribute,
+                         value_to_code)
 from .errors import FaderError, ImageError, os_reason
 
 BACKGROUND = 255
@@ -71,7 +72,7 @@ def find_attribute(engine, spec: str) -> tuple:
         name, target = split_setting(spec, engine.attributes)
     a = by_name.get(name.strip().lower())
     if a is None:
-        raise FaderError(f"unknown attribute {name.strip()!r}; the model has {[x.name for x in engine.attributes]}")
+        raise FaderError(unknown_attribute(name, engine.attributes))
     if not target:
         return a, None
     if a.is_binary:   # "=no" was ignored without a word: the sweep went the same way
@@ -79,7 +80,8 @@ def find_attribute(engine, spec: str) -> tuple:
                          f"(0 = {a.values[0]}, 1 = {a.values[1]}); give --attr {a.name} without '={target.strip()}'")
     labels = [v.lower() for v in a.values]
     if target.strip().lower() not in labels:
-        raise FaderError(f"{a.name!r} has no value {target.strip()!r}; its values are {list(a.values)}")
+        raise FaderError(f"{a.name!r} has no value {target.strip()!r}{did_you_mean(target, a.values)}; its values are "
+                         f"{quoted(a.values)}")
     return a, labels.index(target.strip().lower())
 
 

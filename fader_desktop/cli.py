@@ -78,8 +78,9 @@ def load_engine(args):
 
 
 def parse_sets(engine, sets, option: str = "--set") -> dict:
-    """`--set NAME=VALUE` list -> values dict (VALUE: a number or one of the attribute's labels)."""
-    from core.attributes import parse_value, split_setting
+    """`--set NAME=VALUE` list -> values dict (VALUE: a number or one of the attribute's labels);
+    `option` "--own": faces' own values (pure values only; see core.attributes.parse_own)."""
+    from core.attributes import parse_own, parse_value, split_setting, unknown_attribute
     from core.errors import FaderError
     attrs = {a.name.lower(): a for a in engine.attributes}
     values = {}
@@ -89,8 +90,8 @@ def parse_sets(engine, sets, option: str = "--set") -> dict:
             raise FaderError(f"{option} expects NAME=VALUE, got {s!r}")
         a = attrs.get(name.strip().lower())
         if a is None:
-            raise FaderError(f"unknown attribute {name.strip()!r}; the model has {[x.name for x in engine.attributes]}")
-        values[a.name] = parse_value(a, val)
+            raise FaderError(unknown_attribute(name, engine.attributes))
+        values[a.name] = (parse_own if option == "--own" else parse_value)(a, val)
     return values
 
 

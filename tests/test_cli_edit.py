@@ -583,7 +583,7 @@ def test_an_attribute_name_with_an_equals_sign_can_be_set(tmp_path, capsys, phot
     rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "o.png", "--set", "A=C=1",
                           "--model", model, "--device", "cpu")
     assert rc == 2, err
-    assert_one_line_error(err, "unknown attribute 'A=C'; the model has ['Smiling', 'A=B']")
+    assert_one_line_error(err, "unknown attribute 'A=C'; the model has 'Smiling' and 'A=B'")
     assert not (tmp_path / "o.png").exists()
 
 

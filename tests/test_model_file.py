@@ -309,7 +309,7 @@ META_CASES = {
     "n_attr_mismatch": (lambda m: m["attributes"].__delitem__(-1), "does not match the attributes"),
     "no_architecture": (_delete("architecture"), "metadata 'architecture' is missing"),
     "architecture_list": (_set("architecture", [1, 2]), "metadata 'architecture' is missing"),
-    "unknown_arch_field": (_arch("colour", "red"), "unknown field(s) ['colour']"),
+    "unknown_arch_field": (_arch("colour", "red"), "unknown field 'colour'"),
     "image_size_disagrees": (_set("image_size", 64), "image_size disagrees with the architecture"),
     "bad_alignment": (_set("alignment", {"frame": [178, 218]}), "invalid alignment template"),
     "bad_alignment_shape": (lambda m: m["alignment"].__setitem__("landmarks", [[1, 2]]),

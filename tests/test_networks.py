@@ -157,7 +157,7 @@ def test_config_dict_round_trip():
     c = _cfg(n_skip=2, deconv_method="upsampling", instance_norm=True, dec_dropout=0.25)
     d = c.to_dict()
     assert ArchConfig.from_dict(d) == c
-    with pytest.raises(FaderError, match=r"unknown field\(s\) \['colour'\]"):
+    with pytest.raises(FaderError, match="unknown field 'colour'"):
         ArchConfig.from_dict({**d, "colour": 1})
 
 
