@@ -110,6 +110,7 @@ class Item:
     status: str = "pending"
     reason: str = ""
     faces: Optional[int] = None
+    changed: Optional[int] = None   # faces the edit changed (0: written as the input, unedited)
     seconds: float = 0.0
     unsure: list = field(default_factory=list)   # edits measured from a reading the classifier was unsure of
     lost: list = field(default_factory=list)     # what the output could not keep (transparency, 16 bits, pages)
@@ -117,7 +118,7 @@ class Item:
     def to_dict(self) -> dict:
         return {"input": str(self.input), "relative": self.relative,
                 "output": str(self.output) if self.output is not None and self.status in ("ok", "exists") else None,
-                "status": self.status, "reason": self.reason, "faces": self.faces,
+                "status": self.status, "reason": self.reason, "faces": self.faces, "changed": self.changed,
                 "seconds": round(self.seconds, 4), "unsure": list(self.unsure),
                 "lost": list(self.lost)}
 
@@ -771,6 +772,7 @@ class _Pipeline:
                 rgb = None
             it.status = "ok"
             it.faces = p.n_faces
+            it.changed = None if self.opt.raw else len(changed)
             if self.opt.raw:
                 notes = [f"model output of face {self._raw_face(doc)} of {it.faces}"]
             else:

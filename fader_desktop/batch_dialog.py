@@ -65,9 +65,8 @@ def empty_recipe_message(recipe) -> str:
 
 def unchanged_copy(it) -> bool:
     """Whether a written photo is its input unedited: none of its faces needed the edit (a face
-    that already has the value asked for is left as it is). core.batch notes it first, "0 of N
-    face(s) changed"."""
-    return it.status == "ok" and it.reason.startswith("0 of ")
+    that already has the value asked for is left as it is)."""
+    return it.status == "ok" and it.changed == 0
 
 
 def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, recipe: Optional[str],

@@ -147,6 +147,8 @@ def test_the_summary_says_which_written_photos_were_left_unchanged(qtbot, tmp_pa
     head, details = dlg.summary_box.text(), dlg.summary_box.detailedText()
     assert "2 photo(s) written" in head and "None of them was edited" in head, head
     assert "a.jpg: unchanged — 0 of 1 face(s) changed" in details, details
+    # the report a --report file holds says so in a field, not only in the reason's words
+    assert [d["changed"] for d in dlg.report.to_dict()["items"]] == [0, 0]
     dlg.summary_box.close()
     # the same photos edited (Smiling 2), the two runs' photos taken together: the count of those unchanged
     from core.batch import BatchReport
