@@ -37,7 +37,10 @@ def stop_mid_batch(args: list, out: Path, sig: int) -> tuple:
     there, and return (exit status, stderr)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "fader_desktop", "batch", *map(str, args)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # SIGINT as a terminal's Ctrl-C sends it, also where pytest runs as a
+                            # background job of a script (which ignores SIGINT for its children)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out.is_dir() and any(out.glob("*.jpg"))) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)

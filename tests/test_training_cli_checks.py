@@ -132,7 +132,10 @@ def test_ctrl_c_before_the_first_evaluation_does_not_name_a_model(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "training.cli", "--data", str(data), *TINY[:-3],
                           "--classifier-steps", "2", "--threads", "1", "--steps", "1000000", "--eval-every", "1000000",
                           "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--val-size", "4"],
-                         cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+                         cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
+                         # SIGINT as a terminal's Ctrl-C sends it, also where pytest runs as a background
+                         # job of a script (which ignores SIGINT, and so would the run)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not (out / CHECKPOINT_NAME).exists():

@@ -37,10 +37,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
+import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -507,11 +510,14 @@ def _claim(partial: Path, final: Path, say) -> Optional[_Lock]:
         while True:
             if (final / "manifest.json").is_file():
                 return None
+            # None until mkdir answers: a signal handled as it returns (before `created` is set) left
+            # the folder made here behind, and 'nothing was saved' stood beside it
+            created = None
             try:
                 partial.mkdir()
                 created = True
             except FileExistsError:
-                pass
+                created = False
             lock = _Lock.open(partial, must=True)
             if lock is None:   # removed in between
                 continue
@@ -534,12 +540,16 @@ def _claim(partial: Path, final: Path, say) -> Optional[_Lock]:
             lock.close()
             time.sleep(0.5)
     except BaseException:
-        if created:   # stopped (Ctrl-C, SIGTERM) before the folder made here held anything: not left behind
-            for leftover, remove in ((partial / LOCK, os.unlink), (partial, os.rmdir)):
-                try:
-                    remove(leftover)
-                except OSError:
-                    pass
+        # Stopped (Ctrl-C, SIGTERM) before the folder made here held anything: not left behind. Stopped
+        # around the mkdir, the folder is removed if empty: empty, it holds nothing, whoever made it (a
+        # process that made it a moment ago finds it gone and makes it again).
+        leftovers = ((partial / LOCK, os.unlink), (partial, os.rmdir)) if created else \
+            ((partial, os.rmdir),) if created is None else ()
+        for leftover, remove in leftovers:
+            try:
+                remove(leftover)
+            except OSError:
+                pass
         raise
 
 
@@ -587,23 +597,38 @@ def _known_alive(pid: int) -> bool:
     return True
 
 
+def _build_info(key: str, n: int, size: int, align: bool) -> dict:
+    """What a build folder's build.json records: a stopped build of the same is continued."""
+    return {"version": CACHE_VERSION, "layout": LAYOUT, "key": key, "n": n, "size": size, "align": bool(align),
+            "crops": crop_fingerprint(align)}
+
+
+def _stopped_build(partial: Path, info: dict, mode: str = "r+") -> Optional[tuple]:
+    """(images, rows) memmaps of the stopped build of `info` in the build folder; None: none there,
+    or not whole."""
+    n, size = info["n"], info["size"]
+    try:
+        with open(partial / "build.json") as f:
+            if json.load(f) != info:
+                return None
+        images = np.load(partial / "images.npy", mmap_mode=mode)
+        rows = np.load(partial / "rows.npy", mmap_mode=mode)
+        _read_reasons(partial)
+    except (OSError, ValueError, TypeError):
+        return None
+    if images.shape == (n, size, size, 3) and rows.shape == (n,) and rows.dtype == ROW:
+        return images, rows
+    return None
+
+
 def _prepare(partial: Path, key: str, paths: list, signatures, size: int, align: bool) -> tuple:
     """(images, rows) memmaps of the build folder, as a stopped build left them when it built the
     same key, else new: every row to do."""
     n = len(paths)
-    info = {"version": CACHE_VERSION, "layout": LAYOUT, "key": key, "n": n, "size": size, "align": bool(align),
-            "crops": crop_fingerprint(align)}
-    try:
-        with open(partial / "build.json") as f:
-            same = json.load(f) == info
-        if same:
-            images = np.load(partial / "images.npy", mmap_mode="r+")
-            rows = np.load(partial / "rows.npy", mmap_mode="r+")
-            _read_reasons(partial)
-            if images.shape == (n, size, size, 3) and rows.shape == (n,) and rows.dtype == ROW:
-                return images, rows
-    except (OSError, ValueError, TypeError):
-        pass
+    info = _build_info(key, n, size, align)
+    stopped = _stopped_build(partial, info)
+    if stopped is not None:
+        return stopped
     for x in partial.iterdir():   # a build of another state of the same key, or half made
         if x.name != LOCK:
             shutil.rmtree(x) if x.is_dir() and not x.is_symlink() else x.unlink()
@@ -846,23 +871,31 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
                 images[i] = crop
                 rows[i] = (sizes[i], mtimes[i], digest, CROP, -1)
 
-        with ThreadPoolExecutor(workers) as pool:
+        with _stops_deferred() as stops, ThreadPoolExecutor(workers) as pool:
             # A window of work in flight bounds the memory (crops outside the memmap) and what a
             # stop waits for: the images being read now, not a whole chunk.
             pending: deque = deque()
+
+            def take_next() -> None:
+                j, f = pending.popleft()
+                while True:
+                    try:
+                        result = f.result(timeout=0.05)
+                        break
+                    except FutureTimeout:
+                        stops.check()
+                take(j, *result)
+                if bar is not None:
+                    bar.update(1)
+                stops.check()
+
             try:
                 for i in rest.tolist():
                     pending.append((i, pool.submit(_work, paths[i], size, align, by_content, gone)))
                     if len(pending) >= 4 * workers:
-                        j, f = pending.popleft()
-                        take(j, *f.result())
-                        if bar is not None:
-                            bar.update(1)
+                        take_next()
                 while pending:
-                    j, f = pending.popleft()
-                    take(j, *f.result())
-                    if bar is not None:
-                        bar.update(1)
+                    take_next()
             except BaseException:
                 for _, f in pending:
                     f.cancel()
@@ -909,6 +942,12 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
                 rows.flush()
             except (OSError, ValueError):
                 pass
+        elif lock is not None:
+            # stopped inside _prepare: the rows a stopped build finished are on disk (taken for none,
+            # they were removed with its folder)
+            there = _stopped_build(partial, _build_info(key, n, size, align), "r")
+            done = 0 if there is None else int((there[1]["state"] != TODO).sum())
+            there = None   # unmapped: Windows removes no folder with a file open in it
         images = rows = None
         if lock is not None:
             if done == 0 and partial.is_dir():
@@ -929,6 +968,45 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
             s.lock.close()
         if lock is not None:
             lock.close()
+
+
+class _Stops:
+    """Ctrl-C and SIGTERM recorded by _stops_deferred, raised by `check` through the handlers they
+    were sent to."""
+
+    def __init__(self):
+        self.handlers: dict = {}
+        self.pending: list = []
+
+    def record(self, signum, frame) -> None:
+        self.pending.append((signum, frame))
+
+    def check(self) -> None:
+        while self.pending:
+            signum, frame = self.pending.pop(0)
+            self.handlers[signum](signum, frame)   # raises KeyboardInterrupt (or the CLI's Terminated)
+
+
+@contextmanager
+def _stops_deferred():
+    """While the preprocessing's threads run, Ctrl-C and SIGTERM (where a Python handler takes them)
+    are recorded and raised where `check()` is called, once a crop has been taken or while waiting
+    for one. Raised where the signal landed, a KeyboardInterrupt inside a future's or the pool's lock
+    code (just after `with lock` took it) left the lock held: the worker that needed it waited
+    forever, and so did the process (1 of 65 runs stopped at a random moment)."""
+    stops = _Stops()
+    if threading.current_thread() is threading.main_thread():   # handlers run in the main thread only
+        for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+            handler = signal.getsignal(s) if s is not None else None
+            if callable(handler):   # an ignored Ctrl-C stays ignored, a default SIGTERM ends the process
+                stops.handlers[s] = handler
+                signal.signal(s, stops.record)
+    try:
+        yield stops
+    finally:
+        for s, handler in stops.handlers.items():
+            signal.signal(s, handler)
+    stops.check()   # a stop that came as the threads ended
 
 
 def _reserve(path: Path) -> None:

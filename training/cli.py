@@ -1633,7 +1633,13 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
         say(f"{PROG}: resumed {ckpt_path} at step {trainer.step} ({best})")
     # From here a stop is the trainer's: it ends with a checkpoint (and a stop-now signal waits for
     # a checkpoint or model being written), and the run says which step the checkpoint holds.
+    # A Ctrl-C ignored when the run started stays ignored, as it was while preprocessing: a script's
+    # background job ignores it, the terminal's Ctrl-C being for the command in the foreground.
+    import signal
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     install_signal_handlers(trainer)
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     held["trainer"] = trainer
     try:
         if ck is None:
