@@ -103,7 +103,10 @@ def run(args) -> int:
             note = "terminated: stopping after the photos in progress (a second signal aborts now)"
         bar.write(f"{PROG}: {note}", file=sys.stderr)
 
-    stop_signals = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    # a Ctrl-C ignored when the command started stays ignored (a script's background job: the
+    # terminal's Ctrl-C is for the command in the foreground), as fader-train keeps it
+    stop_signals = ([signal.SIGINT] if signal.getsignal(signal.SIGINT) != signal.SIG_IGN else []) + \
+        ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
     old = ({s: signal.signal(s, on_stop) for s in stop_signals}
            if threading.current_thread() is threading.main_thread() else {})
     try:

@@ -436,6 +436,12 @@ def test_a_file_that_appears_at_an_output_during_the_run_is_not_replaced(tmp_pat
     assert not [p for p in out.rglob("*.part")]
 
 
+def _terminal_ctrl_c():
+    """SIGINT as a terminal's Ctrl-C sends it, also where pytest runs as a background job of a script
+    (which ignores SIGINT for its children)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_writes_report_and_resume(tmp_path, capsys, celeba_wild, tiny_model_path):
     """A real Ctrl-C (SIGINT) on the command: complete files only, a report, then resume."""
     src = tmp_path / "wild"
@@ -447,7 +453,7 @@ def test_ctrl_c_writes_report_and_resume(tmp_path, capsys, celeba_wild, tiny_mod
     args = ["batch", str(src), "-o", str(out), "--set", "Smiling=2", "--model", str(tiny_model_path),
             "--device", "cpu", "--report", str(report)]
     proc = subprocess.Popen([sys.executable, "-m", "fader_desktop", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_ctrl_c)
     deadline = time.monotonic() + 240
     while not (out.is_dir() and any(out.glob("*.jpg"))) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -468,6 +474,29 @@ def test_ctrl_c_writes_report_and_resume(tmp_path, capsys, celeba_wild, tiny_mod
     assert len(after) == n and all(after[k] == v for k, v in written.items())
 
 
+def test_a_ctrl_c_ignored_when_the_batch_started_stays_ignored(tmp_path, celeba_wild, tiny_model_path):
+    """A batch started as a script's background job (SIGINT ignored) is not stopped by the terminal's
+    Ctrl-C, which is for the command in the foreground: it installed its own handler over the
+    ignore and stopped, where fader-train keeps the ignore."""
+    src = tmp_path / "wild"
+    src.mkdir()
+    n = 4
+    for k, p in enumerate(sorted(celeba_wild.glob("*.jpg"))[:n]):
+        shutil.copy(p, src / f"{k:02d}.jpg")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "fader_desktop", "batch", str(src), "-o", str(out),
+                             "--set", "Smiling=2", "--model", str(tiny_model_path), "--device", "cpu"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 240
+    while not (out.is_dir() and any(out.glob("*.jpg"))) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0 and "stopping" not in err, err
+    assert len(outputs(out)) == n
+
+
 def test_second_ctrl_c_reports_the_photos_it_still_wrote(tmp_path, celeba_aligned, tiny_model_path):
     """Ctrl-C twice: the photos whose writes were in flight are still written (atomically), and
     the report says "ok" for each of them, never "cancelled" beside a file that is there."""
@@ -482,7 +511,8 @@ def test_second_ctrl_c_reports_the_photos_it_still_wrote(tmp_path, celeba_aligne
     proc = subprocess.Popen([sys.executable, "-m", "fader_desktop", "batch", str(src), "-o", str(out), "--aligned",
                              "--set", "Smiling=2", "--format", "png", "--model", str(tiny_model_path),
                              "--device", "cpu", "--report", str(report)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_terminal_ctrl_c)
     deadline = time.monotonic() + 240
     while not (out.is_dir() and any(out.glob("*.png"))) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -538,7 +568,7 @@ def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
     def run_after(answer: str):
         before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.png")}
         assert dlg.start() is False and dlg.existing_box is not None and dlg.existing_box.isVisible()
-        assert "3 of the outputs already exist" in dlg.existing_box.text()
+        assert "3 files in" in dlg.existing_box.text() and "aligned.png" in dlg.existing_box.text()
         assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.png")} == before
         next(b for b in dlg.existing_box.buttons() if b.text() == answer).click()
         deadline = time.monotonic() + 120
