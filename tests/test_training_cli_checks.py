@@ -212,7 +212,7 @@ def test_a_misspelt_celeba_attribute_suggests_the_right_one(tmp_path, capsys):
     (tmp_path / "list_attr_celeba.txt").write_text("4\nSmiling Male\n" + "\n".join(rows) + "\n")
     code, err = _train(["--data", str(tmp_path / "list_attr_celeba.txt"), "--attr", "smiling", *TINY, "--steps", "2",
                         "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")], capsys)
-    assert code == 2 and "unknown CelebA attribute(s) ['smiling']" in err and "did you mean 'Smiling'?" in err
+    assert code == 2 and "unknown CelebA attribute 'smiling'" in err and "did you mean 'Smiling'?" in err
 
 
 @pytest.mark.parametrize("steps", [["--steps", "1"], []])

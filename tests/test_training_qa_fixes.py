@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.attributes import Attribute
+from core.attributes import Attribute, quoted
 from core.errors import FaderError
 from core.model_file import load_model
 from training import cli
@@ -100,7 +100,7 @@ def test_init_takes_the_models_values_in_another_spelling(tmp_path, capsys, tiny
     code, err = _train(["--data", str(data), "--init", str(tiny_model_path), "--out", str(out), "--steps", "2",
                         "--val-size", "4"], capsys, tmp_path)
     assert code == 0, err
-    assert f"the data's values {list(values)} of Smiling are the model's ['no', 'yes']" in err
+    assert f"the data's values {quoted(values)} of Smiling are the model's 'no' and 'yes'" in err
     assert load_model(out / "model.fader").attributes[0].values == ("no", "yes")
     # and the run resumes on the same data
     code, err = _train(["--data", str(data), "--out", str(out), "--steps", "3", "--resume"], capsys, tmp_path)

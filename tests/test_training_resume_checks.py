@@ -64,7 +64,7 @@ def test_a_finished_run_resumed_on_another_attribute_is_refused(finished, tmp_pa
     code, err = _main(["--data", str(other), *TINY, "--resume", "--steps", "2", "--out", str(run),
                        "--cache-dir", str(tmp_path / "cache")], capsys)
     assert code == 2 and "nothing to train" not in err
-    assert "--resume: the run trains ['Smiling'], not the data's 'Glasses'" in err
+    assert "--resume: the run trains 'Smiling', not the data's 'Glasses'" in err
     assert (run / CHECKPOINT_NAME).read_bytes() == before
 
 

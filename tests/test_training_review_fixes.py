@@ -83,7 +83,7 @@ def test_a_fine_tuning_run_resumes_without_the_init_model(two_attr_model, tmp_pa
     (out / cli.PSEUDO_LABELS).unlink()
     code, err = _train(common + ["--resume", "--steps", "6"], capsys, tmp_path)
     assert code == 0, err
-    assert "labelling ['Eyeglasses'] with the classifier of the model it starts from" in err
+    assert "labelling 'Eyeglasses' with the classifier of the model it starts from" in err
     init.unlink()
     code, err = _train(common + ["--resume", "--steps", "8"], capsys, tmp_path)
     assert code == 2 and "which the --init model" in err and "Traceback" not in err

@@ -540,7 +540,7 @@ def test_continue_the_training_of_a_half_precision_model(tmp_path, capsys):
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     table = ["--data", str(tmp_path / "labels.csv")] + common[2:]
     assert cli.main(table + ["--continue", str(first / "model.fader"), "--steps", "7", "--out", str(tmp_path / "t")]) == 0
-    assert "--continue trains the model's attributes ['Bangs'] of the data's 2" in capsys.readouterr().err
+    assert "--continue trains the model's attributes 'Bangs' of the data's 2" in capsys.readouterr().err
     cont = tmp_path / "t" / ("model_last.fader" if (tmp_path / "t" / "model_last.fader").exists() else "model.fader")
     assert [x.name for x in load_model(cont).attributes] == ["Bangs"]   # not grown by the data's Smiling
     # a model that does not record its recipe is refused with a clear message

@@ -60,7 +60,7 @@ def test_a_misspelt_csv_attribute_suggests_the_right_one(tmp_path, capsys):
     code, err, _ = _main(["--data", tmp_path / "table", "--attr", "smiling", *TINY, "--steps", "2", "--quiet",
                           "--out", tmp_path / "run", "--cache-dir", tmp_path / "cache"], capsys)
     assert code == 2 and "Traceback" not in err
-    assert "unknown attribute(s) ['smiling'] in --attr; the table has ['Smiling', 'Male']" in err
+    assert "unknown attribute 'smiling' (did you mean 'Smiling'?) in --attr; the table has 'Smiling' and 'Male'" in err
     assert "did you mean 'Smiling'?" in err
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 # RUN_MARKER is written into every run folder when the run starts: the folders --out may write into
 # are new or empty ones and those that hold this file (or a checkpoint), never a folder of the user's files.
+from core.attributes import quoted
 from core.run_files import RUN_MARKER, train_program
 
 PROG = train_program()   # `fader-train`, or the packaged app's `fader-desktop train`
@@ -884,7 +885,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
                done_steps: Optional[int] = None) -> Optional[_Data]:
     """Open the data, check it against --init and the checkpoint, split it and preprocess it.
     None: the resumed run is already at `done_steps` and the data are its own (said; nothing to do)."""
-    from core.attributes import Attribute
+    from core.attributes import Attribute, quoted
     from core.errors import FaderError
     from .cache import open_cache
     from .datasets import exclude_images, open_dataset, recorded_split, split_dataset
@@ -902,7 +903,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
         own = {m.name for m in init_model.attributes}
         kept = [x.name for x in ds.attributes if x.name in own]
         if kept and len(kept) < len(ds.attributes):
-            say(f"{PROG}: --continue trains the model's attributes {kept} of the data's {len(ds.attributes)}")
+            say(f"{PROG}: --continue trains the model's attributes {quoted(kept)} of the data's {len(ds.attributes)}")
             ds = open_dataset(a.data, ",".join(kept))
     for note in ds.notes:
         say(f"{PROG}: warning: {note}")
@@ -926,13 +927,13 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
         by_name = {x.name: i for i, x in enumerate(attrs)}
         for ma in init_model.attributes:
             if ma.name in by_name and attrs[by_name[ma.name]].values != ma.values:
-                raise FaderError(f"--init: attribute {ma.name!r} has values {list(ma.values)} in the model but "
-                                 f"{list(attrs[by_name[ma.name]].values)} in the data; name the data's values as the "
+                raise FaderError(f"--init: attribute {ma.name!r} has values {quoted(ma.values)} in the model but "
+                                 f"{quoted(attrs[by_name[ma.name]].values)} in the data; name the data's values as the "
                                  f"model's (value folders or CSV labels {' / '.join(ma.values)}), or train it as a "
                                  f"new attribute under another name")
         pseudo = [ma for ma in init_model.attributes if ma.name not in by_name]
         if pseudo and init_model.classifier is None:
-            raise FaderError(f"--init: the data lacks {[x.name for x in pseudo]} and the model has no classifier to label them")
+            raise FaderError(f"--init: the data lacks {quoted(x.name for x in pseudo)} and the model has no classifier to label them")
         order = [x.name for x in init_model.attributes] + [x.name for x in attrs if x.name not in {m.name for m in init_model.attributes}]
     resumed = _ResumedLabels(ck, attrs, run_dir) if ck is not None else None
     if resumed is not None:
@@ -956,7 +957,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
             train_idx, val_idx = rec
             kept_val = " (the run's own, from val_files.txt)"
     paths = [it.path for it in ds.items]
-    say(f"{PROG}: {ds.description}; attributes {[x.name for x in attrs]}; {len(train_idx)} train / "
+    say(f"{PROG}: {ds.description}; attributes {quoted(x.name for x in attrs)}; {len(train_idx)} train / "
         f"{len(val_idx)} validation images{kept_val}")
     if ck is not None and (_check_same_files(ck, run_dir, paths, ds) or _same_split(ck, paths, train_idx, val_idx)) \
             and _already_there(ck, done_steps, say):
@@ -1260,7 +1261,7 @@ def _model_values(attrs, labels, ref_attrs, whose: str, say) -> tuple:
         if len(set(perm)) != len(perm):
             continue
         labels[:, j] = np.asarray(perm)[labels[:, j]]
-        say(f"{PROG}: the data's values {list(x.values)} of {x.name} are the {whose}'s {list(m.values)}")
+        say(f"{PROG}: the data's values {quoted(x.values)} of {x.name} are the {whose}'s {quoted(m.values)}")
         attrs[j] = replace(x, values=m.values)
     return attrs, labels
 
@@ -1273,18 +1274,18 @@ class _ResumedLabels:
     --init model its metadata names)."""
 
     def __init__(self, ck, data_attrs, run_dir: Path):
-        from core.attributes import Attribute
+        from core.attributes import Attribute, quoted
         from core.errors import FaderError
         self.run_attrs = [Attribute.from_dict(x) for x in ck["attributes"]]
         self.file = run_dir / PSEUDO_LABELS
         by_name = {x.name: x for x in self.run_attrs}
         for x in data_attrs:
             if x.name not in by_name:
-                raise FaderError(f"--resume: the run trains {list(by_name)}, not the data's {x.name!r}; "
+                raise FaderError(f"--resume: the run trains {quoted(by_name)}, not the data's {x.name!r}; "
                                  "resume with the run's --data and --attr")
             if x.values != by_name[x.name].values:
-                raise FaderError(f"--resume: {x.name} has values {list(x.values)} in the data but "
-                                 f"{list(by_name[x.name].values)} in the run; resume with the run's data and labels")
+                raise FaderError(f"--resume: {x.name} has values {quoted(x.values)} in the data but "
+                                 f"{quoted(by_name[x.name].values)} in the run; resume with the run's data and labels")
         own = {x.name for x in data_attrs}
         self.data_names = [x.name for x in data_attrs]
         self.pseudo = [x for x in self.run_attrs if x.name not in own]
@@ -1292,7 +1293,7 @@ class _ResumedLabels:
         if self.pseudo and not self.file.is_file():
             init = (json.loads(ck.get("meta_json") or "{}").get("training") or {}).get("init")
             if not init or not Path(init).is_file():
-                raise FaderError(f"--resume: the data lacks {[x.name for x in self.pseudo]}, which the --init model "
+                raise FaderError(f"--resume: the data lacks {quoted(x.name for x in self.pseudo)}, which the --init model "
                                  f"{init} labelled, and neither it nor {self.file} is there")
             self.init_model = _load_init_model(init)
 
@@ -1385,7 +1386,7 @@ def _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, d
             cols.append((own[name], None))
     if pseudo:
         # the model given by --init or --continue (a continued run said "--init")
-        say(f"{PROG}: labelling {[x.name for x in pseudo]} with the classifier of the model it starts from")
+        say(f"{PROG}: labelling {quoted(x.name for x in pseudo)} with the classifier of the model it starts from")
         clf = init_model.classifier.to(device).eval()
         pred = np.zeros((len(paths), len(init_model.attributes)), np.int64)
         ok = np.flatnonzero(cache.valid)
@@ -1410,7 +1411,8 @@ def _configure(a, ck, data: _Data, dist, say) -> tuple:
     if ck is not None:
         arch = ArchConfig.from_dict(ck["arch"])
         if [x["name"] for x in ck["attributes"]] != [x.name for x in attrs]:
-            raise FaderError(f"{ckpt_path}: trained attributes {[x['name'] for x in ck['attributes']]} differ from the data's {[x.name for x in attrs]}")
+            raise FaderError(f"{ckpt_path}: trained attributes {quoted(x['name'] for x in ck['attributes'])} differ from the data's "
+                             f"{quoted(x.name for x in attrs)}")
         cfg = TrainConfig(**ck["config"])
         meta_prev = json.loads(ck.get("meta_json") or "{}")
         prev = meta_prev.get("training", {})
@@ -1576,7 +1578,8 @@ def _given_classifier(a, data: _Data):
         raise FaderError(f"{a.classifier}: has no classifier")
     if [x.to_dict() for x in cm.attributes] != [x.to_dict() for x in attrs] and \
             [(x.name, x.values) for x in cm.attributes] != [(x.name, x.values) for x in attrs]:
-        raise FaderError(f"{a.classifier}: its classifier predicts {[x.name for x in cm.attributes]}, the run trains {[x.name for x in attrs]}")
+        raise FaderError(f"{a.classifier}: its classifier predicts {quoted(x.name for x in cm.attributes)}, the run trains "
+                         f"{quoted(x.name for x in attrs)}")
     if cm.image_size != data.img_size:
         raise FaderError(f"{a.classifier}: classifier works at {cm.image_size}px, the run at {data.img_size}px")
     return cm

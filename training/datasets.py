@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from core.attributes import Attribute
+from core.attributes import Attribute, did_you_mean, listed, quoted
 from core.errors import FaderError, ModelFileError, os_reason
 from core.image_io import DEFAULT_MAX_PIXELS
 from core.model_file import MAX_ATTRIBUTES, MAX_LABEL_CHARS, MAX_VALUES, check_attributes
@@ -201,10 +201,13 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
              f"{','.join(wanted)} does not match" + _did_you_mean([a for a in wanted if a != name], [name]))
     loose = [p for p in root.iterdir() if p.is_file() and _is_image(p)]
     if len(per_value) < 2:
-        found = (f"found {len(per_value)}: {sorted(per_value)}" + (f", and {len(loose)} image(s) directly in it" if loose else ""))
-        _err(f"{root}: a labeled folder needs at least 2 value subfolders with images ({found}). Put the images "
-             f"in one subfolder per value of the attribute the folder is named after, e.g. {root / 'yes'} and "
-             f"{root / 'no'}, or give the labels as a CSV table (file,{name}: one row per image, values 0/1)")
+        found = (f"found one: {quoted(per_value)}" if per_value else "found none") \
+            + (f", and {len(loose)} image(s) directly in it" if loose else "")
+        meant = _attribute_folder_inside(root, per_value, inner, direct)
+        _err(f"{root}: a labeled folder needs at least 2 value subfolders with images ({found}). " + (meant or
+             f"Put the images in one subfolder per value of the attribute the folder is named after, e.g. "
+             f"{root / 'yes'} and {root / 'no'}, or give the labels as a CSV table (file,{name}: one row per "
+             f"image, values 0/1)"))
     folded = {}
     for v in per_value:   # as in a CSV table: on a case-insensitive disk these would be one folder
         if v.lower() in folded:
@@ -225,6 +228,29 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
         notes.append(f"{len(loose)} image(s) directly in {root} (e.g. {loose[0].name}) are in no value folder and "
                      "are not used; move them into the folder of their value")
     return Dataset("folders", [str(root)], [attr], items, f"labeled folders {root} ({counts})", notes)
+
+
+def _value_like(name: str) -> bool:
+    return bool(_negative([name])) or _positive(name)
+
+
+def _attribute_folder_inside(root: Path, per_value: dict, inner: dict, direct: bool) -> Optional[str]:
+    """The hint for DATA/<attr>/<value>/… given as the parent of one attribute folder
+    (bad_one/Smiling/yes): its only sub-folder, not named like a value, holds no images itself,
+    only sub-folders named like values (or two or more), so the user meant that folder. None
+    otherwise (DATA/yes/{2019,2020} is one value folder of batches)."""
+    if len(per_value) != 1 or direct:
+        return None
+    (k, subs), = inner.items()
+    if _value_like(k) or not subs or not (len(subs) >= 2 or any(_value_like(v) for v in subs)):
+        return None
+    meant = root / k
+    text = (f"{k!r} holds no images itself, only the sub-folder{'s' if len(subs) > 1 else ''} {quoted(subs)}: it "
+            f"looks like an attribute folder, so did you mean {meant}? Give it as --data {meant}")
+    if len(subs) > 1:
+        return text
+    other = "yes" if _negative(subs) else "no"
+    return f"{text}, with a folder per value inside it, e.g. {meant / subs[0]} and {meant / other}"
 
 
 def hash_file(f, algorithm: str = "sha1"):
@@ -436,7 +462,7 @@ def _open_csv(table: Path, wanted: Optional[list], every_column: bool = False) -
     fc = _file_column(table, header, rows[1:])
     cols = header[:fc] + header[fc + 1:]
     chosen = wanted is not None or every_column
-    wanted, _ = _columns(cols, wanted, f"{table}: unknown attribute(s)", f" in --attr; the table has {cols}")
+    wanted, _ = _columns(cols, wanted, f"{table}: unknown attribute", f" in --attr; the table has {quoted(cols)}")
     base = table.parent
     paths, absent, listed = [], [], {}
     for i, r in zip(lines[1:], rows[1:]):
@@ -529,19 +555,22 @@ def _did_you_mean(unknown: Sequence[str], names: Sequence[str]) -> str:
 
 
 def _columns(names: list, wanted: Optional[list], unknown_msg: str, hint: str = "") -> tuple:
-    """(wanted attribute names, their columns among `names`); all of them when `wanted` is None."""
+    """(wanted attribute names, their columns among `names`); all of them when `wanted` is None.
+    An unknown name is refused as "`unknown_msg` 'smiling' (did you mean 'Smiling'?)`hint`", the
+    message's "attribute" made "attributes" for several."""
     if wanted is None:
         wanted = names
     unknown = [a for a in wanted if a not in names]
     if unknown:
-        _err(f"{unknown_msg} {unknown}{hint}{_did_you_mean(unknown, names)}")
+        msg = unknown_msg.replace("attribute", "attributes") if len(unknown) > 1 else unknown_msg
+        _err(f"{msg} {listed(f'{a!r}{did_you_mean(a, names)}' for a in unknown)}{hint}")
     return wanted, [names.index(a) for a in wanted]
 
 
 def _open_celeba(paths: list, wanted: Optional[list]) -> Dataset:
     attr_file = _find_celeba_attr_file(paths[0])
     names, table = read_celeba_attributes(attr_file)
-    wanted, cols = _columns(names, wanted, f"{attr_file}: unknown CelebA attribute(s)")
+    wanted, cols = _columns(names, wanted, f"{attr_file}: unknown CelebA attribute")
     partition = {}
     pfile = attr_file.parent / CELEBA_PARTITION_FILE
     if pfile.is_file():
@@ -582,7 +611,7 @@ def _open_pack(path: Path, wanted: Optional[list]) -> Dataset:
     from .packfile import MEMBER_SEP, open_pack
     pack = open_pack(path)
     names = [a.name for a in pack.attributes]
-    wanted, cols = _columns(names, wanted, f"{path}: the pack has no attribute(s)", f" (it has {names})")
+    wanted, cols = _columns(names, wanted, f"{path}: the pack has no attribute", f" (it has {quoted(names)})")
     items = [Item(f"{path}{MEMBER_SEP}{n}", tuple(int(v) for v in pack.labels[i, cols]), int(pack.splits[i]))
              for i, n in enumerate(pack.names)]
     desc = f"pack {path} ({len(items)} crops at {pack.size} px; {pack.description})"
