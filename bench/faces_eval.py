@@ -18,6 +18,13 @@ each photo black and white first (Rec. 601 luma in all three channels), ``--tilt
 by DEG degrees on a canvas that holds it (clockwise for every other photo), as a scan or a tilted
 head would be.
 
+With ``--tilt``, each photo is also searched upright, and the report says in how many tilted
+photos the face the window selects first (``core.photo_edit.main_face``) is the upright photo's
+main face (its nose mapped through the turn), and how many detections lie on no face found
+upright (false faces). ``--faceless`` instead searches the largest band of each photo that is
+clear of every face found in it (each box grown by half its size on all sides, at least 48 px
+across), made grey or tilted as asked: every detection there is a false face.
+
 ``--measure-template`` instead runs the detector on the first ``--template-count`` aligned CelebA
 images (178x218) and prints the mean landmark positions that ``core/alignment.py`` hard-codes.
 
@@ -25,6 +32,7 @@ images (178x218) and prints the mean landmark positions that ``core/alignment.py
     python bench/faces_eval.py --json          # same, machine-readable
     python bench/faces_eval.py --limit 1500 --megapixels 25 --no-timing --crops /tmp/crops
     python bench/faces_eval.py --limit 600 --half odd --grey --tilt 35 --no-timing
+    python bench/faces_eval.py --limit 600 --half odd --tilt 60 --faceless --no-timing
     python bench/faces_eval.py --measure-template --template-count 500
 """
 
@@ -37,6 +45,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +55,7 @@ from core.alignment import (CELEBA_TEMPLATE, Template, align_face, face_mask,  #
                             paste_back)
 from core.faces import LANDMARK_NAMES, FaceDetector, _tilt  # noqa: E402
 from core.image_io import gray_rgb, load_image  # noqa: E402
+from core.photo_edit import main_face  # noqa: E402
 
 DEFAULT_DATA = ROOT / ".." / "shared" / "data"
 
@@ -138,15 +148,21 @@ def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
     view, dx = _frame_view(template)
     side = int(round(view.crop_box[2] - view.crop_box[0]))
     found, times, cpu, dists, per_point, sizes, redetect_missed, not_found = 0, [], [], [], [], [], [], []
-    detections, several = 0, {}
+    detections, several, selected_right, off_face, selected_wrong = 0, {}, 0, [], []
     for i, f in enumerate(files):
         rgb = load_image(f)
         if megapixels:
             rgb = enlarged(rgb, megapixels)
         if grey_copy:
             rgb = gray_rgb(rgb)   # as a grey export writes it (ITU-R 601 luma)
+        noses = None
         if tilt:
-            rgb = _tilt(rgb, tilt if i % 2 == 0 else -tilt)[0]
+            upright = detector.detect(rgb)
+            rgb, back = _tilt(rgb, tilt if i % 2 == 0 else -tilt)
+            ahead = cv2.invertAffineTransform(back)
+            # each upright face's nose where the turn puts it; the first is the main face's
+            noses = [ahead[:, :2] @ g.landmarks[2] + ahead[:, 2]
+                     for g in sorted(upright, key=lambda g: -g.size)]
         sizes.append(rgb.shape[0] * rgb.shape[1])
         t, c = time.perf_counter(), time.process_time()
         faces = detector.detect(rgb)
@@ -158,6 +174,13 @@ def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
             continue
         found += 1
         main = max(faces, key=lambda fc: fc.size)
+        if noses is not None:
+            on = lambda p, g: g.box[0] <= p[0] <= g.box[2] and g.box[1] <= p[1] <= g.box[3]  # noqa: E731
+            off_face += [f.name for g in faces if not any(on(p, g) for p in noses)]
+            if noses and on(noses[0], faces[main_face(faces)]):
+                selected_right += 1
+            elif noses:
+                selected_wrong.append(f.name)
         if len(faces) > 1:
             several[f.name] = len(faces)
             if crops:
@@ -177,6 +200,8 @@ def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
         "median_megapixels": round(statistics.median(sizes) / 1e6, 3), "half": half or "all",
         "grey": grey_copy, "tilt": tilt,
         "detections": detections, "several_faces": several,
+        "selected_upright_main_face": selected_right if tilt else None, "selected_other": selected_wrong,
+        "detections_off_upright_faces": len(off_face), "off_upright_faces": off_face,
         "found": found, "found_share": round(found / len(files), 4), "not_found": not_found,
         "aligned_redetected": len(dists), "redetect_missed": redetect_missed,
         "landmark_error_mean_px": round(float(np.mean(dists)), 3) if dists else None,
@@ -187,6 +212,51 @@ def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
         "detect_ms_p90": round(1000 * float(np.percentile(times, 90)), 1),
         "detect_cpu_ms_median": round(1000 * statistics.median(cpu), 1),
     }
+
+
+def faceless_band(rgb: np.ndarray, faces, min_px: int = 48):
+    """The largest band across the whole photo (top, bottom, left or right) clear of every face
+    box grown by half its size on all sides, or None where none is ``min_px`` across."""
+    h, w = rgb.shape[:2]
+    grown = [(f.box[0] - 0.5 * f.size, f.box[1] - 0.5 * f.size, f.box[2] + 0.5 * f.size, f.box[3] + 0.5 * f.size)
+             for f in faces]
+    top = int(max(0, min(b[1] for b in grown)))
+    bottom = int(min(h, np.ceil(max(b[3] for b in grown))))
+    left = int(max(0, min(b[0] for b in grown)))
+    right = int(min(w, np.ceil(max(b[2] for b in grown))))
+    bands = [(top * w, rgb[:top]), ((h - bottom) * w, rgb[bottom:]),
+             (left * h, rgb[:, :left]), ((w - right) * h, rgb[:, right:])]
+    bands = [(a, b) for a, b in bands if min(b.shape[:2]) >= min_px]
+    return np.ascontiguousarray(max(bands, key=lambda ab: ab[0])[1]) if bands else None
+
+
+def faceless(data: Path, limit: int, detector: FaceDetector, megapixels: float | None = None,
+             half: str | None = None, grey_copy: bool = False, tilt: float = 0.0) -> dict:
+    """Detections in each photo's largest faceless band (:func:`faceless_band`), made grey and
+    tilted as asked (every other one the other way): each is a false face."""
+    files = sorted((data / "celeba" / "img_celeba").glob("*.jpg"))[:limit]
+    if half:
+        files = [f for f in files if int(f.stem) % 2 == (half == "odd")]
+    bands, with_face, detections = 0, [], 0
+    for i, f in enumerate(files):
+        rgb = load_image(f)
+        if megapixels:
+            rgb = enlarged(rgb, megapixels)
+        faces = detector.detect(rgb)
+        band = faceless_band(rgb, faces) if faces else None   # a photo with no face found: unknown
+        if band is None:
+            continue
+        if grey_copy:
+            band = gray_rgb(band)
+        if tilt:
+            band = _tilt(band, tilt if i % 2 == 0 else -tilt)[0]
+        bands += 1
+        n = len(detector.detect(band))
+        detections += n
+        if n:
+            with_face.append(f.name)
+    return {"photos": len(files), "half": half or "all", "grey": grey_copy, "tilt": tilt,
+            "bands": bands, "bands_with_a_detection": with_face, "detections": detections}
 
 
 def timing_2mp(data: Path, detector: FaceDetector, template: Template, size: int = 256,
@@ -251,6 +321,8 @@ def main(argv=None) -> int:
                     help="only the photos whose CelebA number is even / odd")
     ap.add_argument("--grey", action="store_true", help="make each photo black and white first")
     ap.add_argument("--tilt", type=float, default=0.0, help="turn each photo by this many degrees (every other one clockwise)")
+    ap.add_argument("--faceless", action="store_true",
+                    help="search each photo's largest band clear of faces instead (every detection is false)")
     ap.add_argument("--crops", type=Path, default=None,
                     help="write PNG crops of every detection but each photo's largest into this folder")
     ap.add_argument("--json", action="store_true", help="print JSON only")
@@ -278,6 +350,17 @@ def main(argv=None) -> int:
         print(f"distance of each image's landmarks to the mean (5-point average, px): "
               f"mean {dm['mean']}, median {dm['median']}")
         return 0
+    if args.faceless:
+        res = faceless(data, args.limit, detector, args.megapixels, args.half, args.grey, args.tilt)
+        if args.json:
+            print(json.dumps(res, indent=2))
+            return 0
+        print(f"faceless bands: {res['bands']} of {res['photos']} photos"
+              f"{'' if res['half'] == 'all' else ', ' + res['half'] + ' numbers'}"
+              + (", grey" if res["grey"] else "") + (f", tilted {res['tilt']:g} degrees" if res["tilt"] else ""))
+        print(f"bands with a detection: {len(res['bands_with_a_detection'])} "
+              f"({', '.join(res['bands_with_a_detection']) or '-'}); detections: {res['detections']}")
+        return 0
     timing = {} if args.no_timing else timing_2mp(data, detector, CELEBA_TEMPLATE)
     res = evaluate(data, args.limit, detector, CELEBA_TEMPLATE, args.megapixels, args.half, args.crops,
                    args.grey, args.tilt)
@@ -293,6 +376,11 @@ def main(argv=None) -> int:
     print(f"face found: {res['found']}/{res['photos']} = {100 * res['found_share']:.1f}%"
           f"   not found: {', '.join(res['not_found']) or '-'}")
     print(f"detections: {res['detections']}; photos with more than one: {len(res['several_faces'])}")
+    if res["tilt"]:
+        print(f"the face selected first is the upright photo's main face in {res['selected_upright_main_face']}"
+              f"/{res['found']}   (other: {', '.join(res['selected_other']) or '-'})")
+        print(f"detections on no face found upright: {res['detections_off_upright_faces']}"
+              f" ({', '.join(res['off_upright_faces']) or '-'})")
     print(f"aligned + re-detected: {res['aligned_redetected']}/{res['found']}"
           f"   (missed: {', '.join(res['redetect_missed']) or '-'})")
     print(f"landmark distance to template (178x218 frame px): mean {res['landmark_error_mean_px']}, "

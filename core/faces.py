@@ -15,6 +15,7 @@ found on its side (``Face.quarter_turns``).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,10 @@ __all__ = ["Face", "FaceDetector", "detect_faces", "shared_detector", "LANDMARK_
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "detectors" / "mtcnn.safetensors"
+# The SHA-256 of each detector file the app ships, by its path: the file carries no checksum of
+# its own, and a flipped byte in a tensor loaded without a word and found faces badly. A file
+# loaded from any other path (a test's, a new version's) is not checked (docs/faces.md)
+SHIPPED_WEIGHTS_SHA256 = {DEFAULT_WEIGHTS: "4a329a7154bdac6dee551524e3e7912a0c23edf0c2d17c55e159a1dc0dc9fb03"}
 # A crop O-Net doubts (score at least MIRROR_DOUBT, below the threshold) is a face when its
 # mirror image scores above MIRROR_SURE; chosen on CelebA photos (docs/faces.md)
 MIRROR_DOUBT, MIRROR_SURE = 0.4, 0.9
@@ -476,7 +481,11 @@ class FaceDetector:
         from core.model_file import read_safetensors
         # read into memory, not mapped (see read_safetensors): replacing the app's files while it
         # runs must not kill it
-        _, tensors = read_safetensors(path, "cannot load the face detector weights", 64 << 20)
+        shipped = SHIPPED_WEIGHTS_SHA256.get(path.resolve())
+        if shipped is None:
+            _, tensors = read_safetensors(path, "cannot load the face detector weights", 64 << 20)
+        else:
+            tensors = _shipped_tensors(path, shipped)
         for prefix, net in (("pnet.", self.pnet), ("rnet.", self.rnet), ("onet.", self.onet)):
             sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
@@ -507,11 +516,13 @@ class FaceDetector:
         h, w = rgb.shape[:2]
         if min(h, w) < 12:
             return []
-        faces, sideways = self._find(rgb, min_size)
-        if not faces or sideways:
+        faces, askew = self._find(rgb, min_size)
+        if not faces or askew:
             # A photo shot sideways whose orientation tag was lost (a scan, a messenger's copy),
             # or a person lying down: the photo is looked at turned a quarter either way where
-            # nothing was found upright, or a face was found lying on its side. The turn whose
+            # nothing was found upright, or a face was found lying on its side, or one that reads
+            # better the wrong way up was dropped (a head tilted 60 degrees: the sample photo
+            # enlarged 2x and turned 62 degrees had only a badge on the suit left, 0.84). The turn whose
             # faces are upright there wins (turned the wrong way, a face can be found upside
             # down); its faces join those found upright where they are not on one of them.
             # Turned, a big photo is searched at its first scale only: a faceless 4000x3000 photo
@@ -566,16 +577,17 @@ class FaceDetector:
 
     def _find(self, rgb: np.ndarray, min_size: float, first_only: bool = False) -> tuple:
         """An upright search of ``rgb`` (at its first scale only with ``first_only``): its faces,
-        and whether a face lying on its side was found (and dropped)."""
+        and whether a detection that reads as a face only turned was dropped (one lying on its
+        side, or one that reads better upside down but not surely so)."""
         h, w = rgb.shape[:2]
         octaves = _Octaves(_contrast_stretched(rgb))
-        sideways = False
+        askew = False
         scales = self._search_scales(h, w, min_size)
         with torch.inference_mode():
             for downscale in scales[:1] if first_only else scales:
                 min_px = max(float(min_size), 20.0 / downscale, 12.0)
-                boxes, scores, points, turned, lying = self._cascade(octaves, h, w, min_px)
-                sideways |= lying
+                boxes, scores, points, turned, dropped = self._cascade(octaves, h, w, min_px)
+                askew |= dropped
                 if len(boxes):
                     break
         faces = []
@@ -587,7 +599,7 @@ class FaceDetector:
                     lm[[a, c]] = lm[[c, a]]
             faces.append(Face(tuple(float(v) for v in b), lm.astype(np.float32), float(sc), bool(t),
                               search_scale=float(downscale)))
-        return self._steady(octaves, faces), sideways
+        return self._steady(octaves, faces), askew
 
     def _steady(self, octaves: _Octaves, faces: list) -> list:
         """``faces`` less those at most ``1 / FRAMING_RATIO`` the size of a face scored ``SPECK_SURE``
@@ -673,8 +685,9 @@ class FaceDetector:
         return [t.cpu() for t in net(_normalize(x))]
 
     def _cascade(self, octaves: _Octaves, h: int, w: int, min_px: float):
-        """P-, R- and O-Net; returns numpy boxes (N, 4), scores (N,), landmarks (N, 5, 2) and
-        whether each face is upside down (N,) bool."""
+        """P-, R- and O-Net; returns numpy boxes (N, 4), scores (N,), landmarks (N, 5, 2),
+        whether each face is upside down (N,) bool, and whether a detection was dropped as one
+        lying on its side or read better upside down but not surely so."""
         t1, t2, t3 = self.thresholds
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32),
                  np.zeros(0, bool), False)
@@ -756,7 +769,10 @@ class FaceDetector:
         turned, wrong_way, turned_points, lying = self._upside_down(octaves, boxes)
         points[turned] = turned_points[turned]
         ok = ~wrong_way & ~lying
-        return boxes[ok], scores[ok], points[ok], turned[ok], bool(lying.any())
+        # A head tilted about 60 degrees reads better upside down than as found, but not surely
+        # (the sample photo enlarged 2x and turned 62 degrees): dropped as such, it is a face to
+        # look for turned a quarter, as one lying on its side is
+        return boxes[ok], scores[ok], points[ok], turned[ok], bool((lying | wrong_way).any())
 
     def _odds(self, crops: np.ndarray):
         """O-Net on crops and on their mirror images: the summed log-odds of a face (N,), the
@@ -824,6 +840,23 @@ class FaceDetector:
         py = framed[:, 1:2] + (1.0 - t[:, 5:10]) * wh[:, 1:2] - 0.5
         points[idx] = np.stack([px, py], axis=2)
         return turned, wrong_way, points, lying
+
+
+def _shipped_tensors(path: Path, digest: str) -> dict:
+    """The tensors of a detector file the app ships, read once and checked against its SHA-256
+    (1 ms for the 2 MB file); ModelFileError where it is not those bytes."""
+    from safetensors.torch import load
+
+    from core.errors import os_reason
+    try:
+        with open(path, "rb") as f:
+            data = f.read(64 << 20)
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read the file: {os_reason(e)}") from None
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise ModelFileError(f"{path}: damaged: the face detector's weights are not those the app ships (the "
+                             "file changed after it was installed, e.g. a disk or copy error): reinstall the app")
+    return load(data)
 
 
 _shared: FaceDetector | None = None
