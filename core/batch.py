@@ -514,6 +514,9 @@ class BatchReport:
                 "model": self.model, "values": self.values, "options": self.options,
                 "started": self.started, "seconds": round(self.seconds, 3), "cancelled": self.cancelled,
                 "error": self.error, "counts": c,
+                # of the skipped, the files that are not images (left alone): the summary line says
+                # "3 skipped (1 not an image)", so the two agree; `counts` keeps one key per status
+                "not_images": len(self.other_files()),
                 "images_per_second": round(c["ok"] / self.seconds, 3) if self.seconds > 0 else None,
                 "items": [it.to_dict() for it in self.items]}
 

@@ -69,6 +69,16 @@ def unchanged_copy(it) -> bool:
     return it.status == "ok" and it.changed == 0
 
 
+def passed_over_why(it) -> str:
+    """Why the plan passes over an input (the words after its name in the progress window)."""
+    from core.batch import is_other_file
+    if is_other_file(it):
+        return "not a photo"
+    if it.status == "exists":
+        return "its output already exists"
+    return "skipped; the summary says why"
+
+
 def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, recipe: Optional[str],
                   cancel: threading.Event, progress):
     """The batch itself (Qt-free, on the worker thread): load the model, read the recipe, run."""
@@ -113,6 +123,7 @@ class BatchDialog(QDialog):
         self._progress: Optional[QProgressDialog] = None
         self._t0 = 0.0
         self._n_planned_done = 0      # inputs the plan already settled (outputs there, not photos)
+        self._passed_over: dict = {}  # their paths -> why (see passed_over_why)
         self._eta_base = (0.0, 0)     # (time, photos done) the ETA's rate is measured from
 
         form = QFormLayout()
@@ -292,6 +303,7 @@ class BatchDialog(QDialog):
         self.start_button.setEnabled(False)
         self._t0 = time.monotonic()
         self._n_planned_done = sum(1 for it in items if it.status != "pending")
+        self._passed_over = {str(it.input): passed_over_why(it) for it in items if it.status != "pending"}
         self._eta_base = (self._t0, 0)
         self._running = True
         self._remember_choices(in_dir, out_dir, opts)
@@ -324,6 +336,11 @@ class BatchDialog(QDialog):
         # a QProgressDialog widens itself to its label: a long file name (a camera's, a download's)
         # pushed Cancel off the screen, so the name is elided in the middle
         name = pd.fontMetrics().elidedText(Path(path).name, Qt.TextElideMode.ElideMiddle, PROGRESS_NAME_PX)
+        why = self._passed_over.get(path)
+        if why:
+            # reported at once, before the first photo, whose edit this label stays up through: it
+            # said "1 of 4: notes.txt" as if the note were being edited
+            name = f"passed over {name} ({why})"
         pd.setLabelText(f"{done} of {total}: {name}{eta}")
         pd.setMaximum(total)
         # last: a window-modal QProgressDialog processes events in setValue, which may run
@@ -368,8 +385,8 @@ class BatchDialog(QDialog):
             extra.append(f"{which} edited: their faces already have the edit's values (see details).")
         if c["exists"]:
             extra.append(f"{c['exists']} already existed and were left as they were.")
-        from core.batch import NOT_AN_IMAGE
-        others = sum(1 for it in report.items if it.status == "skipped" and it.reason == NOT_AN_IMAGE)
+        # the files the report counts apart as `not_images` (and the CLI as "(1 not an image)")
+        others = len(report.other_files())
         if c["skipped"] - others or c["failed"]:
             extra.append(f"{c['skipped'] - others + c['failed']} could not be edited (see details).")
         if others:

@@ -129,7 +129,12 @@ def run(args) -> int:
             signal.signal(s, handler)
     c = report.counts()
     others = report.other_files()
-    summary = (f"{c['ok']} written, {c['exists']} already there, {c['skipped'] - len(others)} skipped, "
+    # the report's count of skipped files, with the files that are not images among them named: it
+    # said "5 skipped" where the report's counts said 6
+    n_other = len(others)
+    skipped = f"{c['skipped']} skipped" + (f" ({n_other} not {'an image' if n_other == 1 else 'images'})"
+                                          if n_other else "")
+    summary = (f"{c['ok']} written, {c['exists']} already there, {skipped}, "
                f"{c['failed']} failed" + (f", {c['cancelled']} not processed" if c["cancelled"] else "")
                + f" in {report.seconds:.1f} s")
     sys.stderr.write(f"{PROG}: {summary}\n")
