@@ -39,6 +39,12 @@ REFINE_MS = 150
 BRUSH_MIN_PX, BRUSH_MAX_PX, BRUSH_STEP = 3.0, 300.0, 1.25
 
 
+def fit_scale(view_w: int, view_h: int, photo_w: int, photo_h: int) -> float:
+    """The zoom (window units per photo pixel) at which a photo fits the view, with a margin."""
+    margin = 16
+    return max(MIN_SCALE, min((view_w - margin) / photo_w, (view_h - margin) / photo_h, MAX_SCALE))
+
+
 class PhotoCanvas(QWidget):
     """Shows the edited photo; emits faceClicked(index) when the user clicks inside a face box."""
 
@@ -210,6 +216,17 @@ class PhotoCanvas(QWidget):
         """The resolution the view needs of the photo: screen pixels per photo pixel, at most 1
         (1 when zoomed in to 100 % or beyond, on a HiDPI screen from 50 %)."""
         return min(1.0, self._scale * self.devicePixelRatioF())
+
+    def preview_scale_for(self, keep_view: bool = False):
+        """What preview_scale() will be once a photo of (width, height) is set now
+        (set_photo(photo, keep_view)), as a function of those two that holds only numbers: the
+        worker that opens a photo calls it, to render the photo at the scale it is first shown."""
+        dpr = self.devicePixelRatioF()
+        if keep_view and not self._fit and self._original is not None:
+            kept = self._scale
+            return lambda width, height: min(1.0, kept * dpr)
+        vw, vh = self.width(), self.height()
+        return lambda width, height: min(1.0, fit_scale(vw, vh, width, height) * dpr)
 
     def set_faces(self, boxes: list, skipped: list = (), selected: int = -1) -> None:
         """boxes: [(index, (x0, y0, x1, y1) or None, matrix, crop_size)]: with the face's alignment
@@ -442,9 +459,7 @@ class PhotoCanvas(QWidget):
         self.update()
 
     def _fit_scale(self) -> float:
-        w, h = self._original.width(), self._original.height()
-        margin = 16
-        return max(MIN_SCALE, min((self.width() - margin) / w, (self.height() - margin) / h, MAX_SCALE))
+        return fit_scale(self.width(), self.height(), self._original.width(), self._original.height())
 
     def _relayout(self) -> None:
         if self._original is None:

@@ -265,19 +265,33 @@ class ExportDialog(QDialog):
     def _notes_said(self) -> tuple:
         return tuple((n.isVisibleTo(self), n.text()) for n in (self.loss_note, self.name_note))
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        # dragged wider, the notes take fewer lines and the height they gave up became a blank
+        # band above the buttons (34-48 px); narrower, they need more than the dialog had
+        if event.size().width() != event.oldSize().width():
+            self._fit_height()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._fit_height()
+
     def _fit_height(self) -> None:
-        """As tall as the notes shown need at the dialog's width: a dialog keeps its size, so a note
-        shown (or a longer one) had its lines cut off, and one hidden left the space it took. Not
-        before it is shown: show() then sizes it (width first, height for that width), where a
-        resize here fixed the width of a widget never shown (640 px without a parent)."""
+        """As tall as the rows need at the dialog's width, and no taller or shorter by a drag: a
+        dialog keeps its size, so a note shown (or a longer one, or the dialog made narrower) had
+        its lines cut off, and one hidden (or the dialog made wider) left a blank band above the
+        buttons. Nothing in it has a use for more height, so the height is fixed (the window
+        manager then offers only a width to drag) and follows the width. Not before it is shown:
+        show() then sizes it (width first, height for that width), where a resize here fixed the
+        width of a widget never shown (640 px without a parent)."""
         if not self.isVisible():
             return
         lay = self.layout()
         lay.activate()
         # -1 with no note shown: nothing left whose height depends on the width
         height = lay.totalHeightForWidth(self.width()) if lay.hasHeightForWidth() else lay.totalSizeHint().height()
-        if height != self.height():
-            self.resize(self.width(), height)
+        if height > 0 and (self.minimumHeight(), self.maximumHeight()) != (height, height):
+            self.setFixedHeight(height)   # resizes it too (a resizeEvent of the same width: no loop)
 
     def losses(self) -> list:
         """What an export in the chosen format, with the metadata choice made, could not keep of

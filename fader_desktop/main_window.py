@@ -493,7 +493,8 @@ class MainWindow(QMainWindow):
             if on_failed is not None:
                 on_failed()
             on_error(message)
-        self.jobs.submit(lambda: backend.open_photo(path, status), on_done=opened,
+        view = self.canvas.preview_scale_for()   # a new photo is fitted to the view
+        self.jobs.submit(lambda: backend.open_photo(path, status, view), on_done=opened,
                          on_error=failed, busy_text=f"Opening {path.name}…")
 
     def open_sample_photo(self) -> None:
@@ -669,7 +670,8 @@ class MainWindow(QMainWindow):
                 self._error("Cannot load model", f"{message}\nThe default model is opened instead.")
                 self.load_model(fallback)
         check = self.jobs.check_cancelled   # closing the window stops the load between its steps
-        self.jobs.submit(lambda: backend.load_model(path, device, status, check), on_done=self._on_model_loaded,
+        view = self.canvas.preview_scale_for(keep_view=True)   # the open photo, opened again
+        self.jobs.submit(lambda: backend.load_model(path, device, status, check, view), on_done=self._on_model_loaded,
                          on_error=on_error, busy_text=f"Loading model {path.name}…")
 
     def import_reference_dialog(self) -> None:
@@ -690,7 +692,8 @@ class MainWindow(QMainWindow):
             def imported(info: ModelInfo) -> None:
                 self.statusBar().showMessage(f"Imported model {dst}", 6000)
                 self._on_model_loaded(info)
-            self.jobs.submit(lambda: backend.import_reference(src, dst, attrs, status), on_done=imported,
+            view = self.canvas.preview_scale_for(keep_view=True)
+            self.jobs.submit(lambda: backend.import_reference(src, dst, attrs, status, view), on_done=imported,
                              on_error=self._failure("Import failed"), busy_text=f"Importing {src.name}…",
                              cancellable=False)   # the converted model is written before a close
 
@@ -702,11 +705,12 @@ class MainWindow(QMainWindow):
         self.device_actions[device].setChecked(True)
         backend, status, check = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled
         name = self._model.path.name if self._model else ""
+        view = self.canvas.preview_scale_for(keep_view=True)
 
         def done(info: Optional[ModelInfo]) -> None:
             if info is not None:
                 self._on_model_loaded(info)
-        self.jobs.submit(lambda: backend.set_device(device, status, check), on_done=done,
+        self.jobs.submit(lambda: backend.set_device(device, status, check, view), on_done=done,
                          on_error=self._failure("Cannot load model"),
                          busy_text=f"Loading model {name}…" if name else "")
 
@@ -793,11 +797,21 @@ class MainWindow(QMainWindow):
         # the alignments let the brush ring show a stroke's true size (core.edit_mask.MIN_RADIUS)
         self.canvas.set_faces([(f.index, f.box, f.matrix, f.crop_size) for f in info.faces], info.skipped,
                               session.selected)
-        if info.faces and (self.canvas.preview_scale() < 1.0 or (same_faces and session.is_modified())):
-            # zoomed out, even unedited, the photo is shown as the worker downscales it (area-averaged,
-            # 0.3 s at 48 MP, made while the user reaches for a fader): the canvas's own downscale,
-            # shown until then, differs by a level or two, and the preview after an edit and its
-            # undo was not the image shown at opening
+        # zoomed out, even unedited, the photo is shown as the worker downscales it (area-averaged):
+        # the canvas's own downscale differs by a level or two, and the preview after an edit and
+        # its undo was not the image shown at opening. The worker rendered it so as it opened, at
+        # the scale it is shown at, so that its first frame is already that render: requested
+        # only now, Qt's downscale showed until it came (0.2-0.3 s at 48 MP), then jumped
+        first = info.first
+        rendered = bool(info.faces) and first is not None and first.scale == self.canvas.preview_scale()
+        if rendered:
+            self.canvas.apply_patch(first.patch, first.x, first.y, first.base)
+            self._render_scale, self._render_within = first.scale, None
+            self.last_render_ms = first.ms
+            self.render_label.setText(f"Render {first.ms:.0f} ms")
+        if info.faces and ((self.canvas.preview_scale() < 1.0 and not rendered)
+                           or (same_faces and session.is_modified())):
+            # the view changed size while it opened (or it is edited): rendered for it now
             self._request_render()
         if not info.reencoded:
             self._sibling_failed = None

@@ -489,6 +489,10 @@ class PhotoInfo:
     # file_stamp of the photo's file when it was opened: an export copies the file as is only
     # while it is still that file (EditorBackend.export)
     stamp: Optional[tuple] = None
+    # the photo rendered at the scale the view will show it at, when that is below 1 (it has
+    # faces and is shown zoomed out): made before it is shown, so that its first frame is the
+    # area-averaged render later frames show, not Qt's own downscale (1-3 levels off) for 0.3 s
+    first: Optional[Rendered] = None
 
 
 @dataclass
@@ -603,10 +607,11 @@ class EditorBackend:
         self._alpha: Optional[tuple] = None
 
     def load_model(self, path: Path, device: str, status: Callable[[str], None] = lambda text: None,
-                   check: Callable[[], None] = lambda: None) -> ModelInfo:
+                   check: Callable[[], None] = lambda: None, view: Optional[Callable] = None) -> ModelInfo:
         """Load a model (only replacing the running one once the new one works); an open photo is
-        detected and encoded again with it. `check()` is called between the steps (JobRunner.check_cancelled:
-        it raises to stop there); once the new engine is in place the load runs to its end."""
+        detected and encoded again with it (`view`: as for open_photo). `check()` is called between
+        the steps (JobRunner.check_cancelled: it raises to stop there); once the new engine is in
+        place the load runs to its end."""
         from core import model_file
         from core.engine import Engine   # the first time: torch's import, seconds
         check()
@@ -627,7 +632,8 @@ class EditorBackend:
         if self.image is not None:
             try:
                 info.photo = self._open_array(self.image, self.path, reencoded=True, status=status,
-                                              colour_space=self.colour_space, source=self.source, stamp=self.stamp)
+                                              colour_space=self.colour_space, source=self.source, stamp=self.stamp,
+                                              view=view)
             except Exception as e:
                 # the old document belongs to the old model: never keep rendering it
                 log.warning("re-encoding %s with %s failed: %s", self.path, path, e)
@@ -637,13 +643,16 @@ class EditorBackend:
         return info
 
     def set_device(self, device: str, status: Callable[[str], None] = lambda text: None,
-                   check: Callable[[], None] = lambda: None) -> Optional[ModelInfo]:
+                   check: Callable[[], None] = lambda: None, view: Optional[Callable] = None) -> Optional[ModelInfo]:
         if self.model_path is None:
             self.device = device
             return None
-        return self.load_model(self.model_path, device, status, check)
+        return self.load_model(self.model_path, device, status, check, view)
 
-    def open_photo(self, path: Path, status: Callable[[str], None] = lambda text: None) -> PhotoInfo:
+    def open_photo(self, path: Path, status: Callable[[str], None] = lambda text: None,
+                   view: Optional[Callable] = None) -> PhotoInfo:
+        """`view(width, height)`: the preview scale the window will show a photo of that size at
+        (PhotoCanvas.preview_scale_for); below 1 the photo comes with its first render at it."""
         from core.errors import FaderError
         from core.image_io import load_image, read_source
         stamp = file_stamp(path)   # before reading: a change while it is read counts as a change
@@ -656,13 +665,14 @@ class EditorBackend:
         except FaderError:
             source = None
         return self._open_array(image, path, reencoded=False, status=status, colour_space=display_colour_space(path),
-                                source=source, stamp=stamp)
+                                source=source, stamp=stamp, view=view)
 
     def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
-                    colour_space: Optional[QColorSpace] = None, source=None, stamp=None) -> PhotoInfo:
+                    colour_space: Optional[QColorSpace] = None, source=None, stamp=None,
+                    view: Optional[Callable] = None) -> PhotoInfo:
         """The photo `image` opened with the model, if one is loaded: its faces found and read.
         `source`: what its file holds besides the pixels (core Source; None where unread);
-        `stamp`: its file's file_stamp when it was read."""
+        `stamp`: its file's file_stamp when it was read; `view`: as for open_photo."""
         from core.photo_edit import PhotoEdit
         t0 = time.perf_counter()
         doc = None
@@ -688,6 +698,10 @@ class EditorBackend:
             info.skipped = [(s.box, s.reason) for s in doc.skipped]
             info.search_scale = doc.search_scale
             info.edit_rect = doc.edit_region()
+            scale = min(1.0, float(view(w, h))) if view is not None and doc.faces else 1.0
+            if scale < 1.0:
+                # at the faces' own values, as the window's first render request would have it
+                info.first = self._render(self.serial, 0, scale=scale)
         info.seconds = time.perf_counter() - t0
         return info
 
@@ -704,11 +718,18 @@ class EditorBackend:
             return None
         t0 = time.perf_counter()
         self.doc.restore(request.values)
+        return self._render(request.serial, request.generation, request.draft, request.scale, request.within, t0)
+
+    def _render(self, serial: int, generation: int, draft: bool = False, scale: float = 1.0,
+                within: Optional[tuple] = None, t0: Optional[float] = None) -> Rendered:
+        """The edit region of the open photo at the document's values (render's, and the first
+        render made as a photo opens)."""
+        t0 = time.perf_counter() if t0 is None else t0
         # only the faces' region can differ from the original: ship that, not the whole photo;
         # and zoomed out, at the resolution it is shown at; zoomed in, the part in view
         # (PhotoEdit.render_region)
-        scale = min(1.0, float(request.scale))
-        pixels, (x, y) = self.doc.render_region(request.draft, scale, request.within)
+        scale = min(1.0, float(scale))
+        pixels, (x, y) = self.doc.render_region(draft, scale, within)
         if pixels.size:
             alpha = self._transparency(scale)
             alpha = None if alpha is None else alpha[y:y + pixels.shape[0], x:x + pixels.shape[1]]
@@ -716,8 +737,7 @@ class EditorBackend:
         else:
             patch = QImage()
         base = self.scaled_original(scale) if scale < 1.0 else None
-        return Rendered(request.serial, request.generation, patch, x, y, (time.perf_counter() - t0) * 1000.0,
-                        scale, base)
+        return Rendered(serial, generation, patch, x, y, (time.perf_counter() - t0) * 1000.0, scale, base)
 
     def _transparency(self, scale: float = 1.0) -> Optional[np.ndarray]:
         """The open photo's alpha plane as its export writes it (None when opaque), at ``scale``
@@ -851,7 +871,8 @@ class EditorBackend:
             raise FaderError(f"{path}: cannot write recipe: {e.strerror or e}") from None
         return str(path)
 
-    def import_reference(self, checkpoint: Path, output: Path, attributes, status=lambda text: None) -> ModelInfo:
+    def import_reference(self, checkpoint: Path, output: Path, attributes, status=lambda text: None,
+                         view: Optional[Callable] = None) -> ModelInfo:
         """Convert a reference checkpoint to a .fader file, then load it."""
         import importlib
         from core.errors import FaderError
@@ -862,4 +883,4 @@ class EditorBackend:
             raise FaderError(f"{checkpoint}: importing reference checkpoints is not available in this build") from None
         model = legacy.import_reference_checkpoint(str(checkpoint), attributes=attributes)
         save_model(model, output)
-        return self.load_model(output, self.device, status)
+        return self.load_model(output, self.device, status, view=view)
