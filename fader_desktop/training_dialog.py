@@ -195,6 +195,9 @@ class TrainingDialog(QDialog):
         self._previous_run: Path | None = None     # that run's, once the Run folder field names a new one
         self._default_out = ""       # the Run folder field's text while it holds a name the dialog chose
         self._held: list | None = None             # a torchrun traceback read while the dialog stops the run
+        # whether a run from a model takes that model's classifier: (what was asked, the answer), read by a job
+        self._model_classifier: tuple | None = None
+        self._model_classifier_asked = None
 
         # -- setup --------------------------------------------------------------------------------
         setup = self.setup = QGroupBox()
@@ -254,7 +257,7 @@ class TrainingDialog(QDialog):
         self.classifier_spin.setSuffix(" steps")
         self._classifier_tip = CLASSIFIER_TIP.format(default=self._classifier_default)
         self.classifier_spin.setToolTip(self._classifier_tip)
-        self.classifier_note = QLabel(CLASSIFIER_NOTE)
+        self.classifier_note = plain(QLabel(CLASSIFIER_NOTE))   # it may quote what Options say
         self.classifier_note.setToolTip(self._classifier_tip)
         self.classifier_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         row = QHBoxLayout()
@@ -312,8 +315,9 @@ class TrainingDialog(QDialog):
         self.out_edit.textChanged.connect(self._update_buttons)
         self.out_edit.textChanged.connect(self._folder_changed)
         self.data_edit.textChanged.connect(self._update_buttons)
-        self.extra_edit.textChanged.connect(self._sync_classifier)
-        self.resume_check.toggled.connect(self._sync_classifier)
+        for changed in (self.extra_edit.textChanged, self.data_edit.textChanged, self.attr_edit.textChanged,
+                        self.out_edit.textChanged, self.resume_check.toggled, self.finetune_check.toggled):
+            changed.connect(self._sync_classifier)
 
         # -- live view ------------------------------------------------------------------------------
         self.phase_label = plain(QLabel("Not started"))   # the trainer's errors quote paths, names and data
@@ -436,6 +440,7 @@ class TrainingDialog(QDialog):
         if not path:
             self.finetune_check.setChecked(False)
         self._sync_size()
+        self._sync_classifier()
 
     def _fine_tuning(self) -> bool:
         return self.finetune_check.isChecked() and bool(self._current_model)
@@ -507,23 +512,71 @@ class TrainingDialog(QDialog):
         self._sync_size()
 
     def _sync_classifier(self, *_) -> None:
-        """The Classifier field, greyed out with its note saying why where it does not count: a
-        resumed run keeps its classifier, and Options' --classifier-steps (or --classifier, a
+        """The Classifier field, greyed out with its note and tooltip saying why where its value is
+        not used: a resumed run keeps its classifier, a run from a model that has one takes it where
+        it trains only that model's attributes (training/cli.py's _evaluation_classifier; the model
+        and the data are read by a job), and Options' --classifier-steps (or --classifier, a
         classifier taken from a model) comes after the field's and wins."""
+        try:
+            given = _options_given(_extra_options(self.extra_edit.text(), {}))
+        except ValueError:   # unbalanced quotes: Start says so
+            given = {}
         why = ""
-        if self.resume_check.isChecked():
+        # Options' --resume on a folder without a checkpoint starts the run again, classifier and all
+        if self.resume_check.isChecked() or ("--resume" in given and self._resumable()):
             why = "none trained: a resumed run keeps its own"
-        else:
-            try:
-                given = _classifier_given(_extra_options(self.extra_edit.text(), {}))
-            except ValueError:   # unbalanced quotes: Start says so
-                given = {}
-            if "--classifier" in given:
-                why = "none trained: Options give --classifier (that model's classifier is used)"
-            elif "--classifier-steps" in given:
-                why = f"set in Options: --classifier-steps {given['--classifier-steps']}"
+        elif "--export-last" in given:
+            why = "none trained: Options give --export-last (the run only exports its model)"
+        elif "--classifier" in given:
+            why = "none trained: Options give --classifier (that model's classifier is used)"
+        elif self._model_classifier_used(given, ask=True):
+            whose = ("the open model's" if self._fine_tuning() else
+                     "the --continue model's" if "--continue" in given else "the --init model's")
+            why = f"none trained: {whose} classifier is used"
+        elif "--classifier-steps" in given:
+            why = f"set in Options: --classifier-steps {given['--classifier-steps'][-1]}"
         self.classifier_spin.setEnabled(not why)
         self.classifier_note.setText(why or CLASSIFIER_NOTE)
+        tip = literal_tip(f"Not used: {why}.\n\n{self._classifier_tip}") if why else self._classifier_tip
+        self.classifier_spin.setToolTip(tip)
+        self.classifier_note.setToolTip(tip)
+
+    def _run_model(self, given: dict) -> tuple | None:
+        """What a new run starts from and how it reads its data: (model, data sources, --attr or
+        None, whether it is a --continue); None for a run from scratch or without data."""
+        data = typed_path(self.data_edit)
+        if self._fine_tuning():
+            model, continued = self._current_model, False
+        elif given.get("--continue"):
+            model, continued = given["--continue"][-1], True
+        elif given.get("--init"):
+            model, continued = given["--init"][-1], False
+        else:
+            return None
+        if not data or not model:
+            return None
+        attrs = ",".join(a.strip() for a in self.attr_edit.text().split(",") if a.strip()) or None
+        # Options' --data add sources (argparse appends them)
+        return model, (str(Path(data).absolute()), *given.get("--data", ())), attrs, continued
+
+    def _model_classifier_used(self, given: dict, ask: bool = False) -> bool:
+        """Whether the run takes its --init / --continue model's classifier (as last read for these
+        settings; False while not known). `ask`: a job reads it where it is not known."""
+        key = self._run_model(given)
+        if key is None:
+            return False
+        if self._model_classifier is not None and self._model_classifier[0] == key:
+            return self._model_classifier[1]
+        if ask and self._model_classifier_asked != key:
+            self._model_classifier_asked = key
+
+            def done(used: bool) -> None:
+                self._model_classifier = (key, used)
+                self._sync_classifier()
+            # unreadable model or data: the field stays, and the trainer says what is wrong
+            self.jobs.submit(lambda: model_classifier_used(*key), on_done=done, on_error=lambda _m: done(False),
+                             coalesce="model-classifier")
+        return False
 
     def _folder_changed(self, *_) -> None:
         # Resume stays ticked on another folder that holds a run (_update_buttons unticks it
@@ -612,10 +665,12 @@ class TrainingDialog(QDialog):
         if self.finetune_check.isChecked() and self._current_model:
             owned = {**FIELD_OPTIONS, **FINETUNE_OPTION}
         extra = _extra_options(self.extra_edit.text(), owned)
-        if not resume and not _classifier_given(extra):
-            # the trainer's default is sent as well: the command line in the messages says it
+        given = _options_given(extra)
+        if not resume and not {"--classifier-steps", "--classifier"} & given.keys():
+            # the trainer's default is sent as well: the command line in the messages says it. Sent
+            # while a model's classifier is to be used too: the data may add an attribute by the start
             args += ["--classifier-steps", str(self.classifier_spin.value())]
-        if "--eval-every" not in extra and not resume:   # a resumed run keeps its own cadence
+        if "--eval-every" not in given and not resume:   # a resumed run keeps its own cadence
             # evaluate (preview, log line, best-model export) about 20 times per run
             args += ["--eval-every", str(max(5, self.steps_spin.value() // 20))]
         return args + extra
@@ -1023,7 +1078,7 @@ def _extra_options(text: str, owned: dict = FIELD_OPTIONS) -> list:
         if name in owned:
             raise ValueError(f"set {name} with {owned[name]}, not in Options")
         if name in PATH_OPTIONS:
-            if not eq and i < len(tokens):
+            if not eq and i < len(tokens) and not _option_like(tokens[i]):
                 value, eq = tokens[i], "="
                 i += 1
             if eq and value:
@@ -1032,17 +1087,63 @@ def _extra_options(text: str, owned: dict = FIELD_OPTIONS) -> list:
     return out
 
 
-def _classifier_given(extra: list) -> dict:
-    """The evaluation classifier's options among the Options field's arguments (as _extra_options
-    writes them): {"--classifier-steps": N, "--classifier": PATH}, each where given (the last one)."""
-    found = {}
-    for i, a in enumerate(extra):
-        name, eq, value = a.partition("=")
-        if name in ("--classifier-steps", "--classifier"):
-            if not eq:
-                value = extra[i + 1] if i + 1 < len(extra) else ""
-            found[name] = value
+# argparse's own test for a negative number, which is an option's value (the trainer has no option like one)
+NEGATIVE_NUMBER_RE = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
+def _option_like(word: str) -> bool:
+    """Whether argparse reads `word` as an option rather than as the value of the option before it
+    (its _parse_optional): a word that starts with "-", other than "-" alone, a negative number or
+    one with a space in it (which names no option)."""
+    return word.startswith("-") and word != "-" and not NEGATIVE_NUMBER_RE.match(word) and " " not in word
+
+
+def _options_given(extra: list) -> dict:
+    """The options among the Options field's arguments (as _extra_options writes them: full names,
+    `--name value` or `--name=value`), as the trainer's argparse reads them: {name: [each value
+    given, in order]}, a flag's value "". Words after "--" are no options to argparse."""
+    from training.cli import build_parser
+    actions = build_parser()._option_string_actions
+    found: dict = {}
+    i = 0
+    while i < len(extra):
+        word = extra[i]
+        i += 1
+        if word == "--":
+            break
+        name, eq, value = word.partition("=")
+        action = actions.get(name) if name.startswith("--") else None
+        if action is None:   # a value, or an option the trainer does not know (it says so)
+            continue
+        if not eq and action.nargs != 0 and i < len(extra) and not _option_like(extra[i]):
+            value = extra[i]
+            i += 1
+        found.setdefault(name, []).append(value)
     return found
+
+
+def model_classifier_used(model, data, attr_spec, continued: bool = False) -> bool:
+    """Whether a run from `model` (--init, or --continue where `continued`) on `data` (its --data
+    sources) with --attr `attr_spec` takes the model's evaluation classifier instead of training
+    one, as training/cli.py's _evaluation_classifier decides: the model has one and the run trains
+    only the model's attributes (a data attribute spelt as the model's but for letter case is the
+    model's, unless the data have both spellings; a continued run trains the model's own). Raises
+    where the model or the data cannot be read."""
+    from core.model_file import read_model_header
+    from training.datasets import open_dataset
+    _meta, attributes, _arch, classifier = read_model_header(model)
+    if classifier is None:
+        return False
+    if continued:
+        return True
+    own = {a.name.lower(): a.name for a in attributes}
+    names = [a.name for a in open_dataset(list(data), attr_spec).attributes]
+    for name in names:
+        model_name = own.get(name.lower())
+        # 'smiling' is the model's 'Smiling' unless the data have a 'Smiling' too (then it is a new one)
+        if model_name is None or (model_name != name and model_name in names):
+            return False
+    return True
 
 
 def _budget_seconds(args: list) -> float:

@@ -512,8 +512,11 @@ def _cache_dir(a, ck, run_dir: Path, say) -> Optional[str]:
 
 def run(argv=None, log=None) -> int:
     """Parse options and train; raises FaderError for bad options/data. Returns the exit status.
-    Under torchrun (WORLD_SIZE > 1 in the environment) this process is one rank of a data-parallel run."""
+    Under torchrun (WORLD_SIZE > 1 in the environment) this process is one rank of a data-parallel run.
+    The SIGINT/SIGTERM handlers the trainer installs are put back as they were when it returns or
+    raises: called in-process (a test, an app), a later Ctrl-C would only set a finished trainer's flag."""
     held: dict = {}   # what the run holds until it ends: the run folder's lock, the process group
+    handlers = _signal_handlers()
     try:
         code = _run(argv, log, held)
     except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM before the trainer took over its signals
@@ -530,7 +533,25 @@ def run(argv=None, log=None) -> int:
     finally:
         if held.get("lock") is not None:
             held["lock"].release()
+        _restore_signal_handlers(handlers)
     return code
+
+
+def _signal_handlers() -> dict:
+    import signal
+    return {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict) -> None:
+    """Put back handlers `_signal_handlers` read (None: one not set from Python, which cannot be
+    put back). Only the main thread can set them, and only there has the trainer changed them."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for s, h in handlers.items():
+        if h is not None and signal.getsignal(s) is not h:
+            signal.signal(s, h)
 
 
 class Terminated(KeyboardInterrupt):
@@ -1717,14 +1738,12 @@ def main(argv: Optional[list] = None) -> int:
     import signal
     # SIGTERM (the training window's Stop) stops the work before training as Ctrl-C does; the
     # trainer installs its own handlers once it can save a checkpoint. Restored when the run ends.
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = _signal_handlers()
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return _main(argv)
     finally:
-        for s, h in previous.items():
-            if h is not None:
-                signal.signal(s, h)
+        _restore_signal_handlers(previous)
 
 
 def _main(argv) -> int:
