@@ -40,6 +40,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def passed_over_note(items: list, n_todo: int) -> str:
+    """The line said before the bar: the files the run passes over (not on the bar) and why."""
+    from core.batch import is_other_file
+    exists = sum(1 for it in items if it is not None and it.status == "exists")
+    others = sum(1 for it in items if it is not None and is_other_file(it))
+    rest = len(items) - exists - others
+    why = ([_count(exists, "output already there", "outputs already there")] if exists else []) + \
+          ([_count(others, "not an image", "not images")] if others else []) + \
+          ([f"{rest} skipped, named at the end"] if rest else [])
+    return (f"passing over {_count(len(items), 'file', 'files')} ({', '.join(why)}); "
+            f"{_count(n_todo, 'photo', 'photos')} to edit")
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -74,7 +91,15 @@ def run(args) -> int:
         plan_note = f"{PROG}: note: no --set or recipe values: the photos are {how}"
 
     cancel = threading.Event()
-    bar = tqdm(total=len(items), unit="img", dynamic_ncols=True, file=sys.stderr, disable=None)
+    # The bar counts only the photos to edit. run_batch reports the files it passes over (outputs
+    # already there on a resume, files that are not images) all at once before the first photo:
+    # counted on the bar, they made a resume of 900 of 1,000 photos start at 900/1000 with its
+    # rate (and so its ETA) about ten times too high.
+    n_todo = sum(1 for it in items if it.status == "pending")
+    planned = {str(it.input): it for it in items}
+    # no bar when there is nothing to edit (it would read "0img [00:00, ?img/s]"): the summary says it
+    bar = tqdm(total=n_todo, unit="img", dynamic_ncols=True, file=sys.stderr, disable=None if n_todo else True)
+    passed_over = []
 
     def progress(done, total, path):
         nonlocal plan_note
@@ -83,9 +108,17 @@ def run(args) -> int:
             # note about what the run does must not come before the error that stops it
             bar.write(plan_note, file=sys.stderr)
             plan_note = None
-        if bar.total != total:
-            bar.total = total   # run_batch may leave out an earlier report found among the inputs
-        bar.update(done - bar.n)
+        # the files passed over come first; `total` leaves out an earlier report that run_batch
+        # found among the inputs (never a photo to edit)
+        n_passed = total - n_todo
+        if done <= n_passed:
+            passed_over.append(planned.get(path))
+            if done == n_passed:
+                if not bar.disable:
+                    bar.write(f"{PROG}: {passed_over_note(passed_over, n_todo)}", file=sys.stderr)
+                bar.reset(total=n_todo)   # the rate is measured from the first photo edited on
+            return
+        bar.update(done - n_passed - bar.n)
 
     stopped_by = []
 
