@@ -65,6 +65,11 @@ TORCHRUN_STOPPED_RE = re.compile(r"^torch\.distributed\.elastic\.multiprocessing
 TRACEBACK_START = "Traceback (most recent call last):"
 
 
+RESUME_TIP = ("Continue the checkpoint in this folder (after Cancel or a crash), at the run's own size and to its "
+              "own number of steps (shown above)")
+RESUME_TIP_OPTIONS = "Ticked by --resume in Options: take it out of Options to untick.\n\n" + RESUME_TIP
+
+
 def default_run_folder() -> str:
     """A new run folder's name, ~/FaderRuns/run-DATE-TIME: one that does not exist yet (a run
     started or finished within the same minute has the plain name)."""
@@ -198,6 +203,8 @@ class TrainingDialog(QDialog):
         # whether a run from a model takes that model's classifier: (what was asked, the answer), read by a job
         self._model_classifier: tuple | None = None
         self._model_classifier_asked = None
+        # the Resume box's state before Options' --resume ticked it (None: Options do not hold it ticked)
+        self._resume_before_options: bool | None = None
 
         # -- setup --------------------------------------------------------------------------------
         setup = self.setup = QGroupBox()
@@ -300,8 +307,7 @@ class TrainingDialog(QDialog):
         b_out = QPushButton("Browse…")
         b_out.clicked.connect(self._browse_out)
         self.resume_check = QCheckBox("Resume")
-        self.resume_check.setToolTip("Continue the checkpoint in this folder (after Cancel or a crash), "
-                                     "at the run's own size and to its own number of steps (shown above)")
+        self.resume_check.setToolTip(RESUME_TIP)
         self.resume_check.toggled.connect(self._resume_toggled)
         row = QHBoxLayout()
         row.addWidget(self.out_edit, 1)
@@ -315,6 +321,7 @@ class TrainingDialog(QDialog):
         self.out_edit.textChanged.connect(self._update_buttons)
         self.out_edit.textChanged.connect(self._folder_changed)
         self.data_edit.textChanged.connect(self._update_buttons)
+        self.extra_edit.textChanged.connect(self._sync_resume)
         for changed in (self.extra_edit.textChanged, self.data_edit.textChanged, self.attr_edit.textChanged,
                         self.out_edit.textChanged, self.resume_check.toggled, self.finetune_check.toggled):
             changed.connect(self._sync_classifier)
@@ -599,6 +606,35 @@ class TrainingDialog(QDialog):
         classifier (a resumed run's checkpoint is there from the start)."""
         return bool(self.out_edit.text().strip()) and (self.run_dir() / CHECKPOINT_NAME).is_file()
 
+    def _options_resume(self) -> bool:
+        """Whether Options give --resume (or an abbreviation), as the trainer's argparse reads them."""
+        try:
+            return "--resume" in _options_given(_extra_options(self.extra_edit.text(), {}))
+        except ValueError:   # unbalanced quotes: Start says so
+            return False
+
+    def _sync_resume(self, *_) -> None:
+        """Options' --resume on a folder that holds a checkpoint ticks the Resume box, greyed out, its
+        tooltip saying why: the form then shows the run's size and steps and sends neither, as when
+        ticked by hand (it sent the form's --img-size, --steps and --eval-every for a new run, and
+        the trainer refused "--img-size 64 differs from the checkpoint's 32"). Out of Options again,
+        or on a folder without a checkpoint (where --resume starts a run stopped before its first
+        one again, which needs the form's values), the box is as the user left it."""
+        if self.is_running():   # the form is fixed while a run goes on (its checkpoint may appear): synced at its end
+            self.resume_check.setEnabled(False)
+            return
+        ckpt = self._resumable()
+        by_options = ckpt and self._options_resume()
+        if by_options:
+            if self._resume_before_options is None:
+                self._resume_before_options = self.resume_check.isChecked()
+            self.resume_check.setChecked(True)
+        elif self._resume_before_options is not None:
+            before, self._resume_before_options = self._resume_before_options, None
+            self.resume_check.setChecked(before and ckpt)
+        self.resume_check.setEnabled(ckpt and not by_options)
+        self.resume_check.setToolTip(RESUME_TIP_OPTIONS if by_options else RESUME_TIP)
+
     def _update_buttons(self, *_):
         running = self.is_running()
         ckpt = self._resumable()
@@ -606,9 +642,9 @@ class TrainingDialog(QDialog):
         # and the progress to a folder the trainer does not write
         self.setup.setEnabled(not running)
         self.stop_button.setToolTip(STOP_TIP if ckpt or not running else STOP_TIP_NOTHING_YET)
-        self.resume_check.setEnabled(ckpt and not running)
         if not ckpt:
             self.resume_check.setChecked(False)
+        self._sync_resume()
         self.start_button.setEnabled(not running and bool(self.data_edit.text().strip() and self.out_edit.text().strip()))
         self.stop_button.setEnabled(running and not self._stopping)
         model = self._result_dir() / "model.fader"
@@ -633,9 +669,27 @@ class TrainingDialog(QDialog):
         self._update_buttons()
 
     def arguments(self) -> list:
-        """The fader-train command line for the current settings."""
+        """The fader-train command line for the current settings. ValueError for Options the form
+        cannot send (unbalanced quotes, an option a field sets, a new run's model with Resume)."""
         data = typed_path(self.data_edit)
-        resume = self.resume_check.isChecked()
+        owned = FIELD_OPTIONS
+        if self.finetune_check.isChecked() and self._current_model:
+            owned = {**FIELD_OPTIONS, **FINETUNE_OPTION}
+        extra = _extra_options(self.extra_edit.text(), owned)
+        given = _options_given(extra)
+        # Options' --resume is the box's (_sync_resume ticks it; read here too, for a checkpoint
+        # written since the box was last synced)
+        by_options = "--resume" in given and self._resumable()
+        resume = self.resume_check.isChecked() or by_options
+        if resume:
+            # the trainer refuses them with a resume ("give only one"): said before it starts, naming the box
+            for option, what in NEW_RUN_OPTIONS.items():
+                if option in given:
+                    if by_options:
+                        raise ValueError(f"--resume goes on with the run in the Run folder, and {option} {what}: "
+                                         f"give only one of them in Options")
+                    raise ValueError(f"Resume goes on with the run in the Run folder, and {option} in Options "
+                                     f"{what}: untick Resume, or take {option} out of Options")
         # fine-tuning: the trainer takes the model's own size (a model whose size could not be read
         # here is not sent the field's, which the trainer would refuse)
         size = [] if self._fine_tuning() and model_image_size(self._current_model) is None else \
@@ -659,13 +713,8 @@ class TrainingDialog(QDialog):
             args.append("--align")
         if self._fine_tuning() and not resume:   # a resumed run has its --init in it (the trainer refuses both)
             args += ["--init", str(self._current_model)]
-        if resume:
+        if resume and "--resume" not in given:   # once in the command line it shows
             args.append("--resume")
-        owned = FIELD_OPTIONS
-        if self.finetune_check.isChecked() and self._current_model:
-            owned = {**FIELD_OPTIONS, **FINETUNE_OPTION}
-        extra = _extra_options(self.extra_edit.text(), owned)
-        given = _options_given(extra)
         if not resume and not {"--classifier-steps", "--classifier"} & given.keys():
             # the trainer's default is sent as well: the command line in the messages says it. Sent
             # while a model's classifier is to be used too: the data may add an attribute by the start
@@ -692,6 +741,7 @@ class TrainingDialog(QDialog):
     def start(self) -> None:
         if self.is_running():
             return
+        self._sync_resume()   # a checkpoint written since: Options' --resume ticks the box (no question below)
         try:
             self.arguments()
         except ValueError as e:   # unbalanced quotes, or an option the form's fields own
@@ -1025,6 +1075,8 @@ PATH_OPTIONS = ("--data", "--exclude", "--cache-dir", "--init", "--continue", "-
 FIELD_OPTIONS = {"--out": "the Run folder field", "--steps": "the Steps field",
                  "--epochs": "the Steps field (a run's length is given in steps here)",
                  "--img-size": "the Size field", "--attr": "the Attributes field"}
+# options that start a new run, which a resumed one cannot take (the trainer refuses both), with what they do
+NEW_RUN_OPTIONS = {"--init": "starts a new run from a model", "--continue": "trains a model further in a new run folder"}
 # with the fine-tune box ticked the form gives --init the open model; unticked, Options may name another
 FINETUNE_OPTION = {"--init": "the 'Fine-tune the open model' box (untick it to fine-tune another model)"}
 
