@@ -47,7 +47,7 @@ def test_command_replaces_only_the_classifier(tmp_path, celeba_aligned, one_torc
     before = _sha(src)
     out = tmp_path / "out.fader"
     rc = classifier_main(["--model", str(src), "--data", str(celeba_aligned), "--exclude", str(tmp_path / "rest.txt"),
-                          "--epochs", "2", "--lr", "3e-3", "--out", str(out)])
+                          "--epochs", "3", "--lr", "3e-3", "--out", str(out)])
     assert rc == 0 and out.is_file()
     assert _sha(src) == before  # the input is never rewritten
     old, new = load_model(src), load_model(out)
@@ -59,9 +59,10 @@ def test_command_replaces_only_the_classifier(tmp_path, celeba_aligned, one_torc
     assert new.classifier_config == old.classifier_config  # the file's classifier keeps its design and size
     acc = new.meta["classifier"]["val_accuracy"]
     assert set(acc) == {"Smiling", "Male"}
-    # two epochs on 1,800 real 32 px faces: 0.765-0.81 (seeds 0-3; one epoch on all 4,591: 0.77).
-    # "No" is 69 % of the 200 validation faces: trained on shuffled labels it reads 0.69, so the bar
-    # stands above that
+    # three epochs on 1,800 real 32 px faces: 0.79-0.825 (seeds 0-3). Two epochs read 0.765-0.81 on
+    # one CPU but 0.725-0.81 on another (seed 0 failed the bar): torch's kernels differ by CPU, so the
+    # margin must hold across them. "No" is 69 % of the 200 validation faces: trained on shuffled
+    # labels it reads 0.69, so the bar stands above that
     assert acc["Male"] >= 0.74, acc
     # a second run never overwrites what exists, and a model whose attributes the data lacks is refused
     assert classifier_main(["--model", str(src), "--data", str(celeba_aligned), "--out", str(out)]) == 2
