@@ -92,6 +92,9 @@ class PhotoCanvas(QWidget):
         # the edited photo at that scale]; while _small_current, _edited is older than it
         self._small: Optional[list] = None
         self._small_current = False
+        # the last photo's edited view, kept on show for the same photo opened again until its
+        # first render comes (set_photo(keep_shown=True))
+        self._held = False
         self._brush = False
         self._brush_px = 24.0             # radius on screen: the brush keeps its size as you zoom
         self._brush_pos: Optional[QPointF] = None
@@ -108,13 +111,26 @@ class PhotoCanvas(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(800, 600)
 
-    def set_photo(self, original: Optional[QImage], keep_view: bool = False) -> None:
-        """A new photo (or None): shows it unedited, fitted to the window unless keep_view."""
+    def set_photo(self, original: Optional[QImage], keep_view: bool = False, keep_shown: bool = False) -> None:
+        """A new photo (or None): shows it unedited, fitted to the window unless keep_view.
+
+        keep_shown: the same photo opened again (another model or device) with its edit carried
+        over, which the caller has asked to be rendered: the edited view shown now stays on show
+        until that render's first patch (apply_patch) or release_held(). Shown unedited in
+        between, the edit vanished and came back a render later."""
+        held = (keep_shown and keep_view and original is not None and self._original is not None
+                and original.size() == self._original.size())
         self._original = original
-        self._edited = None          # None: identical to the original (no copy until an edit)
-        self._cache.clear()
-        self._stale = None
-        self._small, self._small_current = None, False
+        if held:
+            # the edited layers stay; only the original's downscale is of another image now
+            self._held = True
+            self._cache.pop("original", None)
+        else:
+            self._held = False
+            self._edited = None          # None: identical to the original (no copy until an edit)
+            self._cache.clear()
+            self._stale = None
+            self._small, self._small_current = None, False
         self._faces, self._skipped, self._frames = [], [], None
         if not keep_view or original is None:
             self._fit = True
@@ -123,6 +139,7 @@ class PhotoCanvas(QWidget):
 
     def set_edited(self, image: QImage) -> None:
         """Replace the whole preview of the edited photo (same size as the original)."""
+        self._held = False
         self._edited = image
         self._cache.pop("edited", None)
         self._stale = None
@@ -146,6 +163,8 @@ class PhotoCanvas(QWidget):
         """
         if self._original is None:
             return
+        if self._held:
+            self.release_held()   # the photo's own render begins: nothing of the last one may stay
         if base is not None:
             if self._small is None or self._small[0].cacheKey() != base.cacheKey():
                 self._small = [base, base.copy()]
@@ -178,6 +197,18 @@ class PhotoCanvas(QWidget):
             self._stale = rect if self._stale is None else self._stale.united(rect)
             self._refine.start()
         self.update(self._widget_rect(rect).toAlignedRect().adjusted(-2, -2, 2, 2))
+
+    def release_held(self) -> None:
+        """Stop showing the edited view kept by set_photo(keep_shown=True): the photo unedited
+        until its render comes (the render failed, or its first patch is about to be applied)."""
+        if not self._held:
+            return
+        self._held = False
+        self._edited = None
+        self._cache.pop("edited", None)
+        self._stale = None
+        self._small, self._small_current = None, False
+        self.update()   # the first patch may cover less than the kept edit did
 
     def _refine_now(self) -> None:
         if self._stale is not None:

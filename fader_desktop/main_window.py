@@ -671,7 +671,9 @@ class MainWindow(QMainWindow):
                 self.load_model(fallback)
         check = self.jobs.check_cancelled   # closing the window stops the load between its steps
         view = self.canvas.preview_scale_for(keep_view=True)   # the open photo, opened again
-        self.jobs.submit(lambda: backend.load_model(path, device, status, check, view), on_done=self._on_model_loaded,
+        keep = self._edit_to_keep()
+        self.jobs.submit(lambda: backend.load_model(path, device, status, check, view, keep),
+                         on_done=self._on_model_loaded,
                          on_error=on_error, busy_text=f"Loading model {path.name}…")
 
     def import_reference_dialog(self) -> None:
@@ -692,8 +694,8 @@ class MainWindow(QMainWindow):
             def imported(info: ModelInfo) -> None:
                 self.statusBar().showMessage(f"Imported model {dst}", 6000)
                 self._on_model_loaded(info)
-            view = self.canvas.preview_scale_for(keep_view=True)
-            self.jobs.submit(lambda: backend.import_reference(src, dst, attrs, status, view), on_done=imported,
+            view, keep = self.canvas.preview_scale_for(keep_view=True), self._edit_to_keep()
+            self.jobs.submit(lambda: backend.import_reference(src, dst, attrs, status, view, keep), on_done=imported,
                              on_error=self._failure("Import failed"), busy_text=f"Importing {src.name}…",
                              cancellable=False)   # the converted model is written before a close
 
@@ -705,14 +707,21 @@ class MainWindow(QMainWindow):
         self.device_actions[device].setChecked(True)
         backend, status, check = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled
         name = self._model.path.name if self._model else ""
-        view = self.canvas.preview_scale_for(keep_view=True)
+        view, keep = self.canvas.preview_scale_for(keep_view=True), self._edit_to_keep()
 
         def done(info: Optional[ModelInfo]) -> None:
             if info is not None:
                 self._on_model_loaded(info)
-        self.jobs.submit(lambda: backend.set_device(device, status, check, view), on_done=done,
+        self.jobs.submit(lambda: backend.set_device(device, status, check, view, keep), on_done=done,
                          on_error=self._failure("Cannot load model"),
                          busy_text=f"Loading model {name}…" if name else "")
+
+    def _edit_to_keep(self):
+        """The open photo's edit (a Snapshot), for a model load to render the reopened photo's
+        first frame at where the edit carries over; None when there is none."""
+        if self._photo is None or not self.session.n_faces or not self.session.is_modified():
+            return None
+        return self.session.snapshot()
 
     def check_cuda(self) -> None:
         try:
@@ -793,24 +802,30 @@ class MainWindow(QMainWindow):
         # the last photo's timing stayed on show under one that has no face (nothing is rendered for it)
         self.last_render_ms = None
         self.render_label.setText("")
-        self.canvas.set_photo(info.original, keep_view=info.reencoded)
-        # the alignments let the brush ring show a stroke's true size (core.edit_mask.MIN_RADIUS)
-        self.canvas.set_faces([(f.index, f.box, f.matrix, f.crop_size) for f in info.faces], info.skipped,
-                              session.selected)
         # zoomed out, even unedited, the photo is shown as the worker downscales it (area-averaged):
         # the canvas's own downscale differs by a level or two, and the preview after an edit and
         # its undo was not the image shown at opening. The worker rendered it so as it opened, at
         # the scale it is shown at, so that its first frame is already that render: requested
-        # only now, Qt's downscale showed until it came (0.2-0.3 s at 48 MP), then jumped
+        # only now, Qt's downscale showed until it came (0.2-0.3 s at 48 MP), then jumped.
+        # Opened again with an edit carried over, it was rendered at that edit (_edit_to_keep):
+        # at the faces' own values, the edit vanished from view until the next render
+        edited = same_faces and session.is_modified()
         first = info.first
-        rendered = bool(info.faces) and first is not None and first.scale == self.canvas.preview_scale()
+        shown_at = self.canvas.preview_scale_for(keep_view=info.reencoded)(info.width, info.height)
+        rendered = (bool(info.faces) and first is not None and first.scale == shown_at
+                    and info.first_values == (old.snapshot() if edited else None))
+        # where it was not (the view is at 100 %, or changed size while it opened), the edit shown
+        # so far stays on show until its render with the new model comes
+        self.canvas.set_photo(info.original, keep_view=info.reencoded, keep_shown=edited and not rendered)
+        # the alignments let the brush ring show a stroke's true size (core.edit_mask.MIN_RADIUS)
+        self.canvas.set_faces([(f.index, f.box, f.matrix, f.crop_size) for f in info.faces], info.skipped,
+                              session.selected)
         if rendered:
             self.canvas.apply_patch(first.patch, first.x, first.y, first.base)
             self._render_scale, self._render_within = first.scale, None
             self.last_render_ms = first.ms
             self.render_label.setText(f"Render {first.ms:.0f} ms")
-        if info.faces and ((self.canvas.preview_scale() < 1.0 and not rendered)
-                           or (same_faces and session.is_modified())):
+        if info.faces and not rendered and (self.canvas.preview_scale() < 1.0 or edited):
             # the view changed size while it opened (or it is edited): rendered for it now
             self._request_render()
         if not info.reencoded:
@@ -840,6 +855,7 @@ class MainWindow(QMainWindow):
         self.previewUpdated.emit(r.generation)
 
     def _on_render_failed(self, message: str) -> None:
+        self.canvas.release_held()   # the last model's edit must not stand in for this one's
         # a failing preview would fail again on every slider move: one dialog per photo
         if getattr(self, "_render_error_serial", None) == self._serial:
             log.warning("preview failed again: %s", message)

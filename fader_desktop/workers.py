@@ -493,6 +493,9 @@ class PhotoInfo:
     # faces and is shown zoomed out): made before it is shown, so that its first frame is the
     # area-averaged render later frames show, not Qt's own downscale (1-3 levels off) for 0.3 s
     first: Optional[Rendered] = None
+    # the values `first` was rendered at: the edit carried over from the previous model (the
+    # Snapshot load_model's `keep` gave), or None for the faces' own values
+    first_values: object = None
 
 
 @dataclass
@@ -607,11 +610,15 @@ class EditorBackend:
         self._alpha: Optional[tuple] = None
 
     def load_model(self, path: Path, device: str, status: Callable[[str], None] = lambda text: None,
-                   check: Callable[[], None] = lambda: None, view: Optional[Callable] = None) -> ModelInfo:
+                   check: Callable[[], None] = lambda: None, view: Optional[Callable] = None,
+                   keep=None) -> ModelInfo:
         """Load a model (only replacing the running one once the new one works); an open photo is
-        detected and encoded again with it (`view`: as for open_photo). `check()` is called between
-        the steps (JobRunner.check_cancelled: it raises to stop there); once the new engine is in
-        place the load runs to its end."""
+        detected and encoded again with it (`view`: as for open_photo). `keep`: the open photo's
+        edit (the window's Snapshot, None when unedited), which the window carries over to a model
+        with the same attribute names where the faces are the same: the photo's first render is
+        made at it then (PhotoInfo.first_values). `check()` is called between the steps
+        (JobRunner.check_cancelled: it raises to stop there); once the new engine is in place the
+        load runs to its end."""
         from core import model_file
         from core.engine import Engine   # the first time: torch's import, seconds
         check()
@@ -633,7 +640,7 @@ class EditorBackend:
             try:
                 info.photo = self._open_array(self.image, self.path, reencoded=True, status=status,
                                               colour_space=self.colour_space, source=self.source, stamp=self.stamp,
-                                              view=view)
+                                              view=view, keep=keep)
             except Exception as e:
                 # the old document belongs to the old model: never keep rendering it
                 log.warning("re-encoding %s with %s failed: %s", self.path, path, e)
@@ -643,11 +650,12 @@ class EditorBackend:
         return info
 
     def set_device(self, device: str, status: Callable[[str], None] = lambda text: None,
-                   check: Callable[[], None] = lambda: None, view: Optional[Callable] = None) -> Optional[ModelInfo]:
+                   check: Callable[[], None] = lambda: None, view: Optional[Callable] = None,
+                   keep=None) -> Optional[ModelInfo]:
         if self.model_path is None:
             self.device = device
             return None
-        return self.load_model(self.model_path, device, status, check, view)
+        return self.load_model(self.model_path, device, status, check, view, keep)
 
     def open_photo(self, path: Path, status: Callable[[str], None] = lambda text: None,
                    view: Optional[Callable] = None) -> PhotoInfo:
@@ -669,10 +677,11 @@ class EditorBackend:
 
     def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
                     colour_space: Optional[QColorSpace] = None, source=None, stamp=None,
-                    view: Optional[Callable] = None) -> PhotoInfo:
+                    view: Optional[Callable] = None, keep=None) -> PhotoInfo:
         """The photo `image` opened with the model, if one is loaded: its faces found and read.
         `source`: what its file holds besides the pixels (core Source; None where unread);
-        `stamp`: its file's file_stamp when it was read; `view`: as for open_photo."""
+        `stamp`: its file's file_stamp when it was read; `view`: as for open_photo; `keep`: as
+        for load_model."""
         from core.photo_edit import PhotoEdit
         t0 = time.perf_counter()
         doc = None
@@ -700,10 +709,28 @@ class EditorBackend:
             info.edit_rect = doc.edit_region()
             scale = min(1.0, float(view(w, h))) if view is not None and doc.faces else 1.0
             if scale < 1.0:
-                # at the faces' own values, as the window's first render request would have it
+                # as the window's first render request would have it: at the edit it carries over
+                # (rendered at the faces' own values, the edit vanished from view until the next
+                # render), else at the faces' own values
+                info.first_values = self._carry(doc, keep)
                 info.first = self._render(self.serial, 0, scale=scale)
         info.seconds = time.perf_counter() - t0
         return info
+
+    @staticmethod
+    def _carry(doc, keep):
+        """`keep` put on `doc` where the window carries it over (the same number of faces, the same
+        attribute names: MainWindow._on_photo_loaded), and returned; else None."""
+        from core.errors import FaderError
+        names = {a.name for a in doc.session.attributes}
+        if keep is None or len(keep.faces) != len(doc.faces) or any({n for n, _ in face} != names
+                                                                     for face in keep.faces):
+            return None
+        try:
+            doc.restore(keep)
+        except FaderError:   # a snapshot the document refuses: its first render is unedited, as before
+            return None
+        return keep
 
     def _current(self, serial: int, what: str, path=None):
         from core.errors import FaderError
@@ -872,7 +899,7 @@ class EditorBackend:
         return str(path)
 
     def import_reference(self, checkpoint: Path, output: Path, attributes, status=lambda text: None,
-                         view: Optional[Callable] = None) -> ModelInfo:
+                         view: Optional[Callable] = None, keep=None) -> ModelInfo:
         """Convert a reference checkpoint to a .fader file, then load it."""
         import importlib
         from core.errors import FaderError
@@ -883,4 +910,4 @@ class EditorBackend:
             raise FaderError(f"{checkpoint}: importing reference checkpoints is not available in this build") from None
         model = legacy.import_reference_checkpoint(str(checkpoint), attributes=attributes)
         save_model(model, output)
-        return self.load_model(output, self.device, status, view=view)
+        return self.load_model(output, self.device, status, view=view, keep=keep)
