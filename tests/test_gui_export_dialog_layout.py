@@ -58,17 +58,22 @@ def rows(d: ExportDialog) -> list:
     return out
 
 
-def test_the_export_dialog_notes_sit_in_no_blank_band(editor, qtbot, tmp_path):
+def open_deep_png(w, qtbot, tmp_path) -> None:
+    """Open a 16-bit PNG with transparency in the window, its export format JPEG: JPEG keeps
+    neither (a two-line note at the dialog's first width), WebP the transparency (a shorter note)."""
     import cv2
-    w = editor
     y, x = np.mgrid[0:48, 0:64]
-    # 16 bits and transparency: JPEG keeps neither, WebP the transparency (a shorter note)
     deep = np.dstack([x * 4, y * 4, x + y, 128 + x]).astype(np.uint16) * 257
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
         w.open_photo(tmp_path / "deep.png")
     qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
     w.settings.export_format = "jpg"   # the shared window's last export may have been another format
+
+
+def test_the_export_dialog_notes_sit_in_no_blank_band(editor, qtbot, tmp_path):
+    w = editor
+    open_deep_png(w, qtbot, tmp_path)
     seen, done = {}, []
 
     def look_at(d, state):

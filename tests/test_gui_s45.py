@@ -24,21 +24,14 @@ from fader_desktop.workers import qimage_to_numpy  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from test_gui import TIMEOUT, editor, shared_window  # noqa: E402,F401
-from test_gui_export_dialog_layout import blank_bands, rows  # noqa: E402
+from test_gui_export_dialog_layout import blank_bands, open_deep_png, rows  # noqa: E402
 
 
 # -- 1. the Export dialog widened or narrowed keeps no blank band ------------------------------------
 
 def test_the_export_dialog_dragged_wider_or_narrower_has_no_blank_band_above_its_buttons(editor, qtbot, tmp_path):
     w = editor
-    y, x = np.mgrid[0:48, 0:64]
-    # 16 bits and transparency: a JPEG keeps neither (a two-line note at the dialog's first width)
-    deep = np.dstack([x * 4, y * 4, x + y, 128 + x]).astype(np.uint16) * 257
-    cv2.imwrite(str(tmp_path / "deep.png"), deep)
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.open_photo(tmp_path / "deep.png")
-    qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
-    w.settings.export_format = "jpg"
+    open_deep_png(w, qtbot, tmp_path)
     seen, done = {}, []
 
     def look_at(d, state):
