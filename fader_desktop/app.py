@@ -93,6 +93,9 @@ def dark_palette() -> QPalette:
         p.setColor(role, color)
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
         p.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 124))
+    # a greyed-out field's hint dimmer than greyed-out text: at the enabled hint's grey the empty
+    # fields of a greyed form (the training window's Attributes and Options during a run) looked live
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.PlaceholderText, QColor(95, 95, 99))
     # the filled part of a disabled slider (the Export dialog's Quality for PNG) is grey, not blue
     p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Highlight, QColor(80, 80, 84))
     return p
