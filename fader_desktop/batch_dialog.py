@@ -384,7 +384,8 @@ class BatchDialog(QDialog):
             which = "None of them was" if k == c["ok"] else f"{k} of them {'was' if k == 1 else 'were'} not"
             extra.append(f"{which} edited: their faces already have the edit's values (see details).")
         if c["exists"]:
-            extra.append(f"{c['exists']} already existed and were left as they were.")
+            extra.append(f"{c['exists']} already existed and "
+                         f"{'was left as it was' if c['exists'] == 1 else 'were left as they were'}.")
         # the files the report counts apart as `not_images` (and the CLI as "(1 not an image)")
         others = len(report.other_files())
         if c["skipped"] - others or c["failed"]:

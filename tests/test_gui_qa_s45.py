@@ -5,7 +5,7 @@ mocked):
 - a greyed-out field showed its hint (placeholder) brighter than the greyed text beside it: while a
   run trained, the empty Attributes and Options fields of the training window read as the only
   live fields of the form;
-- the batch summary said "1 already existed and were left as they were".
+- the batch summary said "1 already existed and were left as they were" after a resume.
 """
 from __future__ import annotations
 
@@ -59,3 +59,45 @@ def test_a_greyed_out_fields_hint_is_no_brighter_than_greyed_out_text(qtbot, app
     hint, text = _brightest(d.attr_edit), _brightest(d.data_edit)
     assert hint <= text, (hint, text)
     assert hint < hint_enabled, (hint, hint_enabled)   # and it greys out as the field does
+
+
+def test_the_batch_summary_counts_one_file_in_the_singular(qtbot, tmp_path, portrait_path, tiny_model_path):
+    """QA: a resume with one output already there ended with "1 already existed and were left as
+    they were." One is said in the singular, more in the plural."""
+    import shutil
+    import time
+
+    from fader_desktop.batch_dialog import BatchDialog
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for n in ("a.jpg", "b.jpg"):
+        shutil.copy(portrait_path, src / n)
+
+    shutil.copy(portrait_path, out / "a.jpg")              # written by a run stopped before
+    dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0})
+    qtbot.addWidget(dlg)
+    dlg.in_edit.setText(str(src))
+    dlg.out_edit.setText(str(out))
+    dlg.skip_check.setChecked(True)
+    assert dlg.start()
+    deadline = time.monotonic() + 120
+    while dlg.is_running() and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.005)
+    assert not dlg.is_running() and dlg.summary_box is not None
+    head = dlg.summary_box.text()
+    dlg.summary_box.close()
+    assert "1 already existed and was left as it was." in head, head
+    # more than one: the plural
+    shutil.copy(portrait_path, src / "c.jpg")
+    shutil.copy(portrait_path, out / "c.jpg")
+    assert dlg.start()
+    deadline = time.monotonic() + 120
+    while dlg.is_running() and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.005)
+    head = dlg.summary_box.text()
+    dlg.summary_box.close()
+    assert "3 already existed and were left as they were." in head, head
