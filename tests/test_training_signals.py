@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -51,20 +52,42 @@ def _folder(root: Path, n: int, side: int = 40, width=None) -> Path:
 class _Run:
     """fader-train in a subprocess, its stderr collected by a thread. `sigint`: its SIGINT handling
     as it starts; by default a terminal's, also where pytest runs as a background job of a script
-    (which ignores SIGINT, and so would the run)."""
+    (which ignores SIGINT, and so would the run). `terminal`: stderr is a terminal (a pty), where
+    the progress bar redraws every half second; into a pipe its line comes every 5 s, which
+    wait_for_step waited for."""
 
-    def __init__(self, args, sigint=signal.SIG_DFL):
+    def __init__(self, args, sigint=signal.SIG_DFL, terminal=False):
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        self.p = subprocess.Popen([sys.executable, "-m", "training.cli", *args], cwd=REPO, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
+        self._pty = None
+        if terminal:
+            import fcntl
+            import pty
+            import termios
+            import tty
+            self._pty, tty_end = pty.openpty()
+            tty.setraw(tty_end)   # bytes as written (no \n -> \r\n)
+            fcntl.ioctl(tty_end, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        try:
+            self.p = subprocess.Popen([sys.executable, "-m", "training.cli", *args], cwd=REPO, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=tty_end if terminal else subprocess.PIPE,
+                                      preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
+        finally:
+            if terminal:
+                os.close(tty_end)
         self._buf = bytearray()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self):
-        for chunk in iter(lambda: self.p.stderr.read1(65536), b""):
-            self._buf += chunk
+        if self._pty is None:
+            read = lambda: self.p.stderr.read1(65536)  # noqa: E731
+        else:
+            read = lambda: os.read(self._pty, 65536)  # noqa: E731
+        try:
+            for chunk in iter(read, b""):
+                self._buf += chunk
+        except OSError:   # EIO: the pty's other end closed with the process
+            pass
 
     @property
     def err(self) -> str:
@@ -115,6 +138,9 @@ class _Run:
                 self.p.kill()
                 self.p.wait()
         self._reader.join(10)
+        if self._pty is not None:
+            os.close(self._pty)
+            self._pty = None
         return self.p.returncode
 
 
@@ -149,10 +175,11 @@ def launch():
 
 def _stop_inside_the_last_checkpoint(tmp_path, launch, data, *signals):
     """A run stopped by Ctrl-C after step 3, `signals` sent inside the checkpoint its stop writes:
-    (the run, its exit status)."""
+    (the run, its exit status). On a terminal, as Ctrl-C is: its bar shows the step within half a
+    second (a pipe's line came only after 5 s, half of each test's time)."""
     out = tmp_path / "run"
     run = launch(["--data", str(data), "--out", str(out), *TINY, *WIDE, *LONG, "--eval-every", "1000000",
-                "--cache-dir", str(tmp_path / "cache")])
+                "--cache-dir", str(tmp_path / "cache")], terminal=True)
     run.wait_for_step(3)
     os.kill(run.p.pid, signal.SIGINT)
     run.freeze_while_writing(out, r"\.checkpoint_last\.pt\..*\.part$")
