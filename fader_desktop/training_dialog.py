@@ -4,8 +4,9 @@ The trainer runs as a separate process (`python -m training.cli`), so a training
 freeze or crash the editor, and Cancel is a plain SIGTERM, on which the trainer saves a resumable
 checkpoint. With more than one process it is the same trainer data-parallel under torchrun
 (`python -m torch.distributed.run --standalone --nproc_per_node N -m training`), which passes the
-SIGTERM on to every process. Progress comes from the trainer's progress bar on stderr (step counter and losses),
-validation figures from RUN_DIR/log.jsonl, the preview from RUN_DIR/preview_latest.png; the run
+SIGTERM on to every process. Progress comes from the trainer's progress bar on stderr (step counter and losses), moved on by
+its evaluation lines on stdout and the steps in RUN_DIR/log.jsonl (the bar's line comes to a pipe
+only every few seconds); validation figures from RUN_DIR/log.jsonl, the preview from RUN_DIR/preview_latest.png; the run
 folder is read by a job on the dialog's JobRunner (training/run_progress.py), not on the GUI thread.
 """
 from __future__ import annotations
@@ -37,6 +38,10 @@ PROGRESS_RE = re.compile(r"^\s*(?P<phase>[\w ]+?):\s+\d+%\|.*?\|\s*(?P<cur>\d+)/
 COUNTS = {"preprocessing": "images"}
 PREVIEW_WAITING = "The preview appears after the first evaluation"
 LOSS_RE = re.compile(r"\brec (?P<rec>[-\d.e]+)(?: lat (?P<lat>[-\d.e]+))?")
+# the trainer's evaluation line on stdout (training/trainer.py's _eval_and_export): "step 30 | lambda …"
+EVAL_LINE_RE = re.compile(r"^step (?P<step>\d+) \| ")
+# the speed behind the time left: steps over (about) the last few minutes of the run
+RATE_WINDOW_S = 300.0
 POLL_MS = 1000
 OPEN_TIP = "Load the run's best model into the editor"
 STOP_TIP = "Stop after the current step; the trainer saves a resumable checkpoint"
@@ -191,6 +196,7 @@ class TrainingDialog(QDialog):
         self._current_model = current_model
         self._editor_closed = False  # the window Open result loads into has closed (see editor_closed)
         self._budget_s = 0.0         # the running run's --max-minutes in seconds (0: none)
+        self._reset_count()
         self._close_when_stopped = False
         self.stop_box: QMessageBox | None = None   # "Training is running": stop it to close?
         self._run_settings: tuple | None = None    # (run folder, read_run_settings) the form shows on Resume
@@ -808,6 +814,15 @@ class TrainingDialog(QDialog):
         self.preview.clear()
         self.preview.setText(PREVIEW_WAITING)
         self._budget_s = _budget_seconds(self.arguments())
+        self._reset_count()
+
+    def _reset_count(self) -> None:
+        """Forget the training steps seen (a new run, or a phase before training)."""
+        self._train_clock0: float | None = None  # time.monotonic() at the training bar's start (its elapsed 0)
+        self._train_step = 0                     # the newest step known, from any source
+        self._train_total = 0
+        self._train_seen: list = []              # (seconds into the training bar, step): the measured speed
+        self._train_shown = 0.0                  # the bar's fraction on show
 
     def _message(self, text: str) -> None:
         self.log_view.appendPlainText(text)
@@ -816,6 +831,9 @@ class TrainingDialog(QDialog):
         data = bytes(self.proc.readAllStandardOutput()).decode("utf-8", "replace")
         for line in data.splitlines():
             if line.strip():
+                m = EVAL_LINE_RE.match(line)
+                if m:   # an evaluation: the run is at that step, whatever the last progress line said
+                    self._training_at(int(m["step"]))
                 self._message(line)
 
     def _read_stderr(self) -> None:
@@ -864,30 +882,72 @@ class TrainingDialog(QDialog):
             return
         phase, cur, total, info = m["phase"].strip(), int(m["cur"]), int(m["total"]), m["info"]
         elapsed, _, eta = info.split(",")[0].partition("<")
-        eta, limit = eta.strip(), ""
-        self.progress.setRange(0, max(1, total))
-        self.progress.setValue(cur)
-        spent = _clock_seconds(elapsed)
-        if phase == "training" and self._budget_s and spent is not None:
-            # the trainer stops at --max-minutes (counted from this bar's start) whatever the steps:
-            # the bar's own estimate said "about 6:46:40 left" of a run that ends in 50 minutes
-            left = max(0.0, self._budget_s - spent)
-            steps_left = _clock_seconds(eta)
-            if steps_left is None or steps_left > left:
-                eta, limit = _clock(left), f" (the {self._budget_s / 60:g} min limit)"
-                self.progress.setRange(0, max(1, round(self._budget_s)))
-                self.progress.setValue(min(round(spent), round(self._budget_s)))
-        noun = COUNTS.get(phase.split()[0].lower())
-        count = f"{cur:,} of {total:,} {noun}" if noun else f"step {cur:,} of {total:,}"
-        self.phase_label.setText(f"{phase.capitalize()}: {count}"
-                                 + (f" — about {eta} left{limit}" if eta and eta != "?" else ""))
         if phase == "training":
+            self._training_at(cur, total, _clock_seconds(elapsed), _clock_seconds(eta))
             lm = LOSS_RE.search(info)
             if lm:
                 try:
                     self._add_loss(cur, float(lm["rec"]), float(lm["lat"]) if lm["lat"] else None)
                 except ValueError:
                     pass
+            return
+        self._reset_count()
+        eta = eta.strip()
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(cur)
+        noun = COUNTS.get(phase.split()[0].lower())
+        count = f"{cur:,} of {total:,} {noun}" if noun else f"step {cur:,} of {total:,}"
+        self.phase_label.setText(f"{phase.capitalize()}: {count}"
+                                 + (f" — about {eta} left" if eta and eta != "?" else ""))
+
+    def _training_at(self, step: int, total: int | None = None, elapsed: float | None = None,
+                     eta: float | None = None) -> None:
+        """The training has reached `step`: from the trainer's progress line (with its `total`, the
+        bar's `elapsed` seconds and its own estimate `eta` of the seconds left, None for "?"), or
+        from an evaluation line or log.jsonl (step alone). The counter, the bar and the time left
+        follow the newest step from any of them and never go back: the progress line reaches a
+        pipe only every 5-30 s (training/progress.py) and may come after a later evaluation's."""
+        now = time.monotonic()
+        if elapsed is not None:
+            self._train_clock0 = now - elapsed   # the trainer's clock, which its --max-minutes counts
+        if total:
+            self._train_total = total
+        if self._train_clock0 is None or not self._train_total:
+            return   # no training bar yet: the steps of a resumed run's old log.jsonl, read while its data is prepared
+        t = now - self._train_clock0
+        if step < self._train_step or (step == self._train_step and eta is None and self._train_seen):
+            return   # older news than what is on show
+        if step > self._train_step or not self._train_seen:
+            self._train_seen.append((t, step))
+            # the speed of about the last RATE_WINDOW_S: keep the newest sighting at least that old
+            while len(self._train_seen) > 2 and self._train_seen[1][0] <= t - RATE_WINDOW_S:
+                self._train_seen.pop(0)
+        self._train_step = step
+        total = self._train_total
+        if eta is None:   # the trainer's estimate is for its line's step only: else the speed measured here
+            t0, s0 = self._train_seen[0]
+            if step > s0 and t > t0:
+                eta = (total - step) * (t - t0) / (step - s0)
+        left = max(0.0, self._budget_s - t) if self._budget_s else None
+        end = total   # the step the run will stop at, as far as known
+        if left is not None and (eta is None or eta > left):
+            # the trainer stops at --max-minutes (counted from this bar's start) whatever the steps:
+            # the bar's own estimate said "about 6:46:40 left" of a run that ends in 50 minutes.
+            # The bar then runs to the step the limit ends it at (the steps' own estimate of 6:46:40
+            # put it at 2 % when the run was at 17 %), from the steps done before (a resumed run).
+            if eta is not None:
+                end = step + (total - step) * left / eta
+            how = "about" if eta is not None else "at most"   # no speed measured yet: the limit is all that is known
+            when = f" — {how} {_clock(left)} left (the {self._budget_s / 60:g} min limit)"
+        else:
+            when = f" — about {_clock(eta)} left" if eta is not None else ""
+        if self._train_shown * end > step:   # a faster speed moved the end on: the bar waits, never goes back
+            end = step / self._train_shown
+        self._train_shown = step / max(1.0, end)
+        self.progress.setRange(0, max(1, step, round(end)))
+        self.progress.setValue(step)
+        if not self._stopping:   # "Stopping — saving a resumable checkpoint…" stays until it has stopped
+            self.phase_label.setText(f"Training: step {step:,} of {total:,}{when}")
 
     def _add_loss(self, step: int, rec: float, lat) -> None:
         """One point of the loss curves (from the progress bar or from log.jsonl), by step."""
@@ -911,6 +971,9 @@ class TrainingDialog(QDialog):
     def _show_news(self, news) -> None:
         if news.restarted:
             self._val = []
+        steps = [rec["step"] for rec in news.records if isinstance(rec.get("step"), int)]
+        if steps and self.is_running():   # log.jsonl may be ahead of the progress line on the pipe
+            self._training_at(max(steps))
         for rec in news.records:
             if isinstance(rec.get("val"), dict):
                 self._val.append(rec)
