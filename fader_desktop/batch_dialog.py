@@ -79,9 +79,33 @@ def passed_over_why(it) -> str:
     return "skipped; the summary says why"
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def passed_over_note(items: list, n_todo: int, name=lambda path: Path(path).name) -> str:
+    """What the progress window says once the run has passed over the files it leaves alone at the
+    start (none of them on the bar), as `fader-desktop batch` says it above its bar: one is named,
+    more are counted by why ('Passed over 3 files (2 outputs already there, 1 not a photo); 2
+    photos to edit'). `name(path)`: the name shown for a file."""
+    from core.batch import is_other_file
+    if len(items) == 1:
+        what = f"{name(items[0].input)} ({passed_over_why(items[0])})"
+    else:
+        exists = sum(1 for it in items if it.status == "exists")
+        others = sum(1 for it in items if is_other_file(it))
+        rest = len(items) - exists - others
+        why = ([_count(exists, "output already there", "outputs already there")] if exists else []) + \
+              ([_count(others, "not a photo", "not photos")] if others else []) + \
+              ([f"{rest} skipped, named in the summary"] if rest else [])
+        what = f"{len(items)} files ({', '.join(why)})"
+    return f"Passed over {what}; {_count(n_todo, 'photo', 'photos') if n_todo else 'no photo'} to edit"
+
+
 def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, recipe: Optional[str],
-                  cancel: threading.Event, progress):
-    """The batch itself (Qt-free, on the worker thread): load the model, read the recipe, run."""
+                  cancel: threading.Event, progress, items: Optional[list] = None):
+    """The batch itself (Qt-free, on the worker thread): load the model, read the recipe, run
+    (`items`: the plan to run, as plan_batch made it; None plans it here)."""
     from core.batch import run_batch
     from core.engine import Engine
     from core.errors import FaderError
@@ -92,7 +116,7 @@ def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, r
         options.values = load_recipe(recipe, engine.attributes)
         if not options.values:   # emptied since Start checked it
             raise FaderError(empty_recipe_message(recipe) or f"{recipe}: the recipe sets no fader")
-    return run_batch(in_dir, out_dir, engine, options, progress=progress, cancel=cancel)
+    return run_batch(in_dir, out_dir, engine, options, progress=progress, cancel=cancel, items=items)
 
 
 class BatchDialog(QDialog):
@@ -122,9 +146,11 @@ class BatchDialog(QDialog):
         self._cancel = threading.Event()
         self._progress: Optional[QProgressDialog] = None
         self._t0 = 0.0
-        self._n_planned_done = 0      # inputs the plan already settled (outputs there, not photos)
-        self._passed_over: dict = {}  # their paths -> why (see passed_over_why)
-        self._eta_base = (0.0, 0)     # (time, photos done) the ETA's rate is measured from
+        self._items: dict = {}        # the run's plan: input path -> Item (its status once finished)
+        self._passed_over: list = []  # the Items the plan already settled (outputs there, not photos)
+        self._n_todo = 0              # the photos to edit: the bar counts these alone
+        self._n_edited = 0            # of those finished, the photos edited (written)
+        self._eta_base = 0.0          # the time the ETA's rate is measured from
 
         form = QFormLayout()
         self.in_edit, in_row = self._folder_row("Choose the folder of photos")
@@ -280,7 +306,12 @@ class BatchDialog(QDialog):
             return False
         self.report, self.error = None, None
         self._cancel = threading.Event()
-        self._progress = QProgressDialog("Loading the model…", "Cancel", 0, len(items), self)
+        # the bar counts the photos to edit, as `fader-desktop batch` does: the files passed over at
+        # the start (not photos, outputs already there on a resume) are reported at once and made
+        # it show 66 % before any photo was edited
+        self._passed_over = [it for it in items if it.status != "pending"]
+        self._n_todo = len(items) - len(self._passed_over)
+        self._progress = QProgressDialog("Loading the model…", "Cancel", 0, max(1, self._n_todo), self)
         for label in self._progress.findChildren(QLabel):
             plain(label)   # it shows the photos' file names, which Qt took for HTML
         # short, and the window wide enough for it: the title bar adds " — Fader Desktop", and the
@@ -302,12 +333,14 @@ class BatchDialog(QDialog):
             jobs.run_on_gui(lambda: self._on_progress(done, total, path))
         self.start_button.setEnabled(False)
         self._t0 = time.monotonic()
-        self._n_planned_done = sum(1 for it in items if it.status != "pending")
-        self._passed_over = {str(it.input): passed_over_why(it) for it in items if it.status != "pending"}
-        self._eta_base = (self._t0, 0)
+        self._items = {str(it.input): it for it in items}
+        self._n_edited = 0
+        self._eta_base = self._t0
         self._running = True
         self._remember_choices(in_dir, out_dir, opts)
-        jobs.submit(lambda: run_batch_job(in_dir, out_dir, model_path, device, opts, recipe, cancel, progress),
+        # the plan counted here is the one run (its Items tell a photo edited from one that failed)
+        jobs.submit(lambda: run_batch_job(in_dir, out_dir, model_path, device, opts, recipe, cancel, progress,
+                                          items),
                     on_done=self._on_done, on_error=self._on_failed)
         return True
 
@@ -323,29 +356,39 @@ class BatchDialog(QDialog):
         if pd is None or self._cancel.is_set():
             return
         now = time.monotonic()
-        if done <= self._n_planned_done:
-            # the outputs that already exist (resume) and the files that are no photos are reported
-            # at once, before any photo is edited: the ETA counts from the end of that burst, else a
-            # resume of 900 of 1,000 photos said "about 1 s left" for the 100 still to edit
-            self._eta_base = (now, done)
-        t_base, done_base = self._eta_base
+        # run_batch reports the files it passes over first, all at once; `total` may leave out an
+        # earlier report found among the inputs (never a photo to edit)
+        n_passed = total - self._n_todo
+        if done <= n_passed:
+            # the ETA counts from the end of that burst: else a resume of 900 of 1,000 photos said
+            # "about 1 s left" for the 100 still to edit
+            self._eta_base = now
+            if done == n_passed:
+                # said once, and up through the first photo's edit: it said "1 of 4: notes.txt" as if
+                # the note were being edited
+                pd.setLabelText(passed_over_note(self._passed_over, self._n_todo, lambda p: self._elided(pd, p)))
+                if not self._n_todo:
+                    pd.setValue(pd.maximum())   # nothing left to do
+            return
+        k = done - n_passed
+        it = self._items.get(path)
+        if it is not None and it.status == "ok":
+            self._n_edited += 1
         eta = ""
-        if done_base < done < total:
-            left = (now - t_base) / (done - done_base) * (total - done)
+        # only once a photo was edited: a photo that failed at once (a corrupt file) said "about 0 s left"
+        if self._n_edited and k < self._n_todo:
+            left = (now - self._eta_base) / k * (self._n_todo - k)
             eta = f" — about {left / 60:.0f} min left" if left >= 90 else f" — about {left:.0f} s left"
-        # a QProgressDialog widens itself to its label: a long file name (a camera's, a download's)
-        # pushed Cancel off the screen, so the name is elided in the middle
-        name = pd.fontMetrics().elidedText(Path(path).name, Qt.TextElideMode.ElideMiddle, PROGRESS_NAME_PX)
-        why = self._passed_over.get(path)
-        if why:
-            # reported at once, before the first photo, whose edit this label stays up through: it
-            # said "1 of 4: notes.txt" as if the note were being edited
-            name = f"passed over {name} ({why})"
-        pd.setLabelText(f"{done} of {total}: {name}{eta}")
-        pd.setMaximum(total)
+        pd.setLabelText(f"{k} of {self._n_todo}: {self._elided(pd, path)}{eta}")
         # last: a window-modal QProgressDialog processes events in setValue, which may run
         # _on_done and close the dialog
-        pd.setValue(done)
+        pd.setValue(k)
+
+    @staticmethod
+    def _elided(pd: QProgressDialog, path) -> str:
+        # a QProgressDialog widens itself to its label: a long file name (a camera's, a download's)
+        # pushed Cancel off the screen, so the name is elided in the middle
+        return pd.fontMetrics().elidedText(Path(path).name, Qt.TextElideMode.ElideMiddle, PROGRESS_NAME_PX)
 
     def _finish_run(self) -> None:
         if self._progress is not None:
@@ -381,8 +424,13 @@ class BatchDialog(QDialog):
         unchanged = [it for it in report.items if unchanged_copy(it)]
         if unchanged:
             k = len(unchanged)
-            which = "None of them was" if k == c["ok"] else f"{k} of them {'was' if k == 1 else 'were'} not"
-            extra.append(f"{which} edited: their faces already have the edit's values (see details).")
+            if k == 1:
+                which = "It was not" if c["ok"] == 1 else "1 of them was not"
+                whose = "its face already has" if unchanged[0].faces == 1 else "its faces already have"
+            else:
+                which = "None of them was" if k == c["ok"] else f"{k} of them were not"
+                whose = "their faces already have"
+            extra.append(f"{which} edited: {whose} the edit's values (see details).")
         if c["exists"]:
             extra.append(f"{c['exists']} already existed and "
                          f"{'was left as it was' if c['exists'] == 1 else 'were left as they were'}.")
@@ -391,7 +439,8 @@ class BatchDialog(QDialog):
         if c["skipped"] - others or c["failed"]:
             extra.append(f"{c['skipped'] - others + c['failed']} could not be edited (see details).")
         if others:
-            extra.append(f"{others} file(s) that are not photos were left alone.")
+            extra.append("1 file that is not a photo was left alone." if others == 1 else
+                         f"{others} files that are not photos were left alone.")
         if report.error:
             # nothing to resume into: the folder is gone (or another one is at its path)
             extra.append(f"Stopped: {report.error}; {c['cancelled']} not processed.")

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
-from PySide6.QtWidgets import QLabel, QProgressBar, QToolButton
+from PySide6.QtCore import QEvent, QRect, QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence, QPainter
+from PySide6.QtWidgets import (QLabel, QProgressBar, QSizeGrip, QStatusBar, QStyle, QStyleOption, QToolButton,
+                               QToolTip)
 
 from .plain_text import plain
 
@@ -265,7 +266,78 @@ def build_toolbar(window) -> None:
         more.setToolTip("More tools")
 
 
+class MessageBar(QStatusBar):
+    """A status bar whose message, where it does not fit, ends in "…" and is shown whole in a
+    tooltip over it. QStatusBar cut it off mid-word at the first permanent label ("… (a JPEG export
+    canno"), with no way to read the rest."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._permanent: list = []
+
+    def addPermanentWidget(self, widget, stretch: int = 0) -> None:
+        self._permanent.append(widget)
+        super().addPermanentWidget(widget, stretch)
+
+    def message_rect(self) -> QRect:
+        """Where the message is drawn: as QStatusBar draws it (QStatusBarPrivate::messageRect),
+        from the left edge to the first permanent label shown (or the size grip)."""
+        rtl = self.isRightToLeft()
+        left, right = 6, self.width() - 12
+        grip = self.findChild(QSizeGrip)
+        if grip is not None and grip.isVisible():
+            if rtl:
+                left = grip.x() + grip.width()
+            else:
+                right = grip.x()
+        shown = [w for w in self._permanent if w.isVisible()]
+        if shown:
+            w = shown[0]
+            if rtl:
+                left = max(left, w.x() + w.width() + 2)
+            else:
+                right = min(right, w.x() - 2)
+        return QRect(left, 0, right - left, self.height())
+
+    def shown_message(self) -> str:
+        """The message as the bar shows it: elided where the whole does not fit."""
+        return self.fontMetrics().elidedText(self.currentMessage(), Qt.TextElideMode.ElideRight,
+                                             self.message_rect().width())
+
+    def message_is_cut(self) -> bool:
+        return bool(self.currentMessage()) and self.shown_message() != self.currentMessage()
+
+    def paintEvent(self, event) -> None:
+        if not self.message_is_cut():
+            super().paintEvent(event)
+            return
+        # as QStatusBar::paintEvent, but the message elided (it draws it whole, clipped)
+        p = QPainter(self)
+        opt = QStyleOption()
+        opt.initFrom(self)
+        self.style().drawPrimitive(QStyle.PrimitiveElement.PE_PanelStatusBar, opt, p, self)
+        for w in self._permanent:
+            if w.isVisible():
+                frame = QStyleOption()
+                frame.rect = w.geometry().adjusted(-2, -1, 2, 1)
+                frame.palette = self.palette()
+                frame.state = QStyle.StateFlag.State_None
+                self.style().drawPrimitive(QStyle.PrimitiveElement.PE_FrameStatusBarItem, frame, p, w)
+        p.setPen(self.palette().windowText().color())
+        p.drawText(self.message_rect(), Qt.AlignmentFlag.AlignLeading | Qt.AlignmentFlag.AlignVCenter
+                   | Qt.TextFlag.TextSingleLine, self.shown_message())
+
+    def event(self, event) -> bool:
+        # hovering a cut message shows it whole (the labels beside it keep their own tooltips)
+        if event.type() == QEvent.Type.ToolTip and self.message_is_cut() \
+                and self.message_rect().contains(event.pos()):
+            QToolTip.showText(event.globalPos(), self.currentMessage(), self, self.message_rect())
+            return True
+        return super().event(event)
+
+
 def build_status(window) -> None:
+    window.setStatusBar(MessageBar(window))
     sb = window.statusBar()
     window.busy_bar = QProgressBar()
     window.busy_bar.setRange(0, 0)      # indeterminate: detection time is not predictable
