@@ -111,12 +111,6 @@ def test_two_processes_train_what_one_trains_and_resume_after_a_rank_dies(tmp_pa
               "--dist-timeout", "20", "--n-critic", "1", "--critic-width", "8", "--lambda-critic-adv", "0.01",
               "--lambda-critic-attr", "0.1"]
     env = _env()
-    # one process, global batch 8 (in this process: no interpreter to start)
-    threads = torch.get_num_threads()
-    try:
-        assert cli.main(common + ["--out", str(tmp_path / "ref")]) == 0, capsys.readouterr().err[-2000:]
-    finally:
-        torch.set_num_threads(threads)
 
     # two processes, 4 each; rank 1 is killed -9 once a checkpoint past step 4 exists
     out = tmp_path / "run"
@@ -165,11 +159,24 @@ def test_two_processes_train_what_one_trains_and_resume_after_a_rank_dies(tmp_pa
     assert 4 <= ck["step"] < 12
 
     # --resume under torchrun continues from the checkpoint's step
-    res = subprocess.run(_torchrun(2, common + ["--out", str(out), "--resume"]), cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert f"resumed {out / CHECKPOINT_NAME} at step {ck['step']}" in res.stderr
-    assert "data-parallel on 2 processes (gloo); global batch 8 = 2 x 4" in res.stderr
+    resume = subprocess.Popen(_torchrun(2, common + ["--out", str(out), "--resume"]), cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        # meanwhile one process, global batch 8, the reference (in this process: no interpreter to
+        # start; while torchrun and its processes start, about 3 s of the test's 19 s)
+        threads = torch.get_num_threads()
+        try:
+            assert cli.main(common + ["--out", str(tmp_path / "ref")]) == 0, capsys.readouterr().err[-2000:]
+        finally:
+            torch.set_num_threads(threads)
+        _, err = resume.communicate(timeout=300)
+    finally:
+        if resume.poll() is None:
+            os.killpg(resume.pid, signal.SIGKILL)
+            resume.wait()
+    assert resume.returncode == 0, err[-3000:]
+    assert f"resumed {out / CHECKPOINT_NAME} at step {ck['step']}" in err
+    assert "data-parallel on 2 processes (gloo); global batch 8 = 2 x 4" in err
     a, b = load_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME), load_checkpoint(out / CHECKPOINT_NAME)
     assert a["step"] == b["step"] == 12 and a["batches"] == b["batches"]
     _assert_same_weights(a, b)
