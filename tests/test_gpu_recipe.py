@@ -149,10 +149,14 @@ def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_c
                      "--quiet", "--cache-dir", str(cache), *arch]) == 0
     out, runs = tmp_path / "out", tmp_path / "runs"
     tiny = " ".join(arch + ["--batch-size", "8", "--classifier-steps", "2", "--val-size", "10", "--threads", "1"])
-    # the script looks at its jobs every second instead of every 15 (a job's end waited up to 15 s)
-    env = dict(os.environ, PY=sys.executable, DEVICE="cpu", OUT=str(out), RUNS=str(runs), MINUTES="0.05",
+    # the script looks at its jobs every 0.2 s instead of every 15 (a job's end waited up to 15 s);
+    # each job trains for 1.2 s of its clock (3 s before: each job's 8-9 s is mostly its start; 19-23
+    # steps at 1.2 s on a loaded 2-core machine, where the check below needs one: the clock is read
+    # before each step, so every run takes at least one)
+    minutes = 0.02
+    env = dict(os.environ, PY=sys.executable, DEVICE="cpu", OUT=str(out), RUNS=str(runs), MINUTES=str(minutes),
                STOP_AFTER="300", REPLICA=str(start / "model.fader"), TINY=tiny, FADER_CACHE_DIR=str(cache),
-               FADER_LEASE_POLL_S="1")
+               FADER_LEASE_POLL_S="0.2")
     done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_lease.sh"), str(p)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -166,7 +170,7 @@ def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_c
         step = m.meta["training"]["steps"]
         assert step > (0 if r == "A" else start_step), (r, step)
         hp = m.meta["training"]["hyper_parameters"]
-        assert hp["batch_size"] == 8 and hp["max_minutes"] == pytest.approx(0.05)
+        assert hp["batch_size"] == 8 and hp["max_minutes"] == pytest.approx(minutes)
     with tarfile.open(out / "logs.tgz") as t:
         logs = set(t.getnames())
     assert {"./A.log", "./B.log", "./C.log", "./B/log.jsonl"} <= logs
