@@ -95,11 +95,21 @@ def listed(items: Iterable[str], last: str = "and") -> str:
     return f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
-def quoted(names: Iterable[str], last: str = "and") -> str:
+def quoted(names: Iterable[str], last: str = "and", most: int | None = None) -> str:
     """Names as a message lists them, in the order given: "'Smiling', 'Male' and 'Young'". Each is
     quoted, so that a name holding a comma, a space, an "=", " and " or a quote (a model trained
-    from the user's folders) still reads as one name."""
-    return listed((repr(str(n)) for n in names), last)
+    from the user's folders) still reads as one name. With `most`, the names past it are counted:
+    "'a', 'b' and 3 more"."""
+    names = [repr(str(n)) for n in names]
+    if most is not None and len(names) > most:
+        return f"{', '.join(names[:most])} {last} {len(names) - most} more"
+    return listed(names, last)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and the noun in the number it takes: "1 photo", "2 photos", "0 photos" (`plural` where
+    adding "s" is wrong: counted(3, "copy", "copies"))."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def did_you_mean(text: str, known: Iterable[str]) -> str:

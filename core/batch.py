@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import numpy as np
 
 from .atomic_write import remove_stale_temps, same_file, temp_path, write_bytes_atomic
-from .attributes import attribute_code, pure_label
+from .attributes import attribute_code, counted, pure_label
 from .edit_session import sure_percent
 from .errors import FaderError, NoFaceError, os_reason, without_path
 from .image_io import IMAGE_SUFFIXES, Source, export_suffix
@@ -287,7 +287,7 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
             rel = str(folder)
         items.append(Item(folder, rel, None, "skipped", f"cannot read the folder ({os_reason(e)}); its photos were left out"))
     if not any(it.input.suffix.lower() in IMAGE_SUFFIXES for it in items):
-        found = f" ({len(items)} other file(s))" if items else ""
+        found = f" ({counted(len(items), 'other file')})" if items else ""
         raise FaderError(f"{src_root}: no images found{found}; looked for "
                          f"{', '.join(sorted(IMAGE_SUFFIXES))} here and in sub-folders")
 
@@ -339,16 +339,19 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
                      and fold(f.relative_to(dst_root).with_suffix("")) not in made)
         if own:
             more = f" and {len(own) - 1} more" if len(own) > 1 else ""
-            raise FaderError(f"{own[0]}{more}: {len(own)} photo(s) in the output folder {dst_root} are not outputs of "
-                             f"this batch; it lies inside {src_root}, so they would be left out of the inputs: move "
-                             "them, or choose an output folder outside the input folder")
+            one = len(own) == 1
+            raise FaderError(f"{own[0]}{more}: {counted(len(own), 'photo')} in the output folder {dst_root} "
+                             f"{'is not an output' if one else 'are not outputs'} of this batch; it lies inside "
+                             f"{src_root}, so {'it' if one else 'they'} would be left out of the inputs: move "
+                             f"{'it' if one else 'them'}, or choose an output folder outside the input folder")
         nested = f" (it lies inside {src_root}: the photos there are not inputs)"
     if not skip_existing and not overwrite:
         there = [it.output for it in items if it.output is not None and it.status != "skipped"
                  and (it.output.exists() or it.output.is_symlink())]
         if there:
             more = f" and {len(there) - 1} more" if len(there) > 1 else ""
-            raise OutputsExist(f"{there[0]}{more}: {len(there)} output file(s) already exist in {dst_root}{nested}; "
+            raise OutputsExist(f"{there[0]}{more}: {counted(len(there), 'output file')} already "
+                               f"{'exists' if len(there) == 1 else 'exist'} in {dst_root}{nested}; "
                                "--skip-existing keeps them (resume), --overwrite replaces them", there)
     return items
 
@@ -630,8 +633,8 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
         stopped = "not processed: the run was stopped"
         if pipeline.gone:
             written = sum(1 for it in items if it.status == "ok")
-            report.error = (f"the output folder {out_dir} disappeared during the run; {written} photo(s) "
-                            "were written before")
+            report.error = (f"the output folder {out_dir} disappeared during the run; {counted(written, 'photo')} "
+                            f"{'was' if written == 1 else 'were'} written before")
             stopped = "not processed: the output folder disappeared"
         for it in items:
             if it.status == "pending":
@@ -707,7 +710,7 @@ class _Pipeline:
             if not n and self.needs_model:
                 raise NoFaceError(p.found.no_face_message(it.input))
             if self.opt.face is not None and self.opt.face >= n:
-                raise NoFaceError(f"{it.input}: face {self.opt.face} does not exist; the photo has {n} editable face(s)")
+                raise NoFaceError(f"{it.input}: face {self.opt.face} does not exist; the photo has {counted(n, 'editable face')}")
         except Exception as e:  # recorded per file; the run goes on
             p.error = e
             p.image = None
@@ -779,7 +782,7 @@ class _Pipeline:
             if self.opt.raw:
                 notes = [f"model output of face {self._raw_face(doc)} of {it.faces}"]
             else:
-                notes = [f"{len(changed)} of {it.faces} face(s) changed" if it.faces else "no face found"]
+                notes = [f"{len(changed)} of {counted(it.faces, 'face')} changed" if it.faces else "no face found"]
                 if not changed:
                     notes.append(unchanged_wording(it.output, copied, p.source))
                 # an edit is measured from the face's reading: name the readings that were guesses,
@@ -791,12 +794,12 @@ class _Pipeline:
                              for i in (asked if s is not None else ())
                              for n, q in s.unsure_readings(i, self.opt.values).items()]
                 if it.unsure:
-                    notes.append("unsure reading(s): " + ", ".join(it.unsure))
+                    notes.append(("unsure reading: " if len(it.unsure) == 1 else "unsure readings: ") + ", ".join(it.unsure))
                 notes += it.lost
             if p.found.fallback:
                 notes.append("no face detected: edited as an aligned crop (the image has the model's framing)")
             if p.found.skipped:
-                notes.append(f"{len(p.found.skipped)} face(s) too small for the model left unchanged")
+                notes.append(f"{counted(len(p.found.skipped), 'face')} too small for the model left unchanged")
             it.reason = "; ".join(notes)
         except _Stop as e:
             p.error = e

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-from .attributes import Attribute, Value, own_value_wording, quoted, same_value, towards, unknown_attribute
+from .attributes import Attribute, Value, counted, own_value_wording, quoted, same_value, towards, unknown_attribute
 from .errors import FaderError
 
 #: The face selection "every face" (edits apply to all faces at once).
@@ -140,7 +140,7 @@ class EditSession:
         self._read = [dict(o) for o in self.own]   # the classifier's readings, before any correction
         self._certainty = list(certainty) if certainty is not None else [None] * len(self.own)
         if len(self._certainty) != len(self.own):
-            raise FaderError(f"certainty for {len(self._certainty)} face(s), own values for {len(self.own)}")
+            raise FaderError(f"certainty for {counted(len(self._certainty), 'face')}, own values for {len(self.own)}")
         self._sliders: list = [{a.name: own_slider(a, own[a.name]) for a in self.attributes} for own in self.own]
         self.masks: list = [None] * len(self.own)   # EditMask per face; None: the edit everywhere
         self.selected = 0
@@ -248,7 +248,7 @@ class EditSession:
         if face is None:
             return list(range(self.n_faces))
         if not 0 <= face < self.n_faces:
-            raise FaderError(f"face {face} does not exist; the photo has {self.n_faces} editable face(s)")
+            raise FaderError(f"face {face} does not exist; the photo has {counted(self.n_faces, 'editable face')}")
         return [face]
 
     def _change(self, kind: str, faces: Iterable[int], new: Callable[[int, str], object],
@@ -366,7 +366,7 @@ class EditSession:
         sliders = self._per_face(snapshot.faces)
         own = self._per_face(snapshot.own) if snapshot.own else None   # older snapshots: own as it is
         if snapshot.masks and len(snapshot.masks) != self.n_faces:
-            raise FaderError(f"the snapshot has masks for {len(snapshot.masks)} face(s), the photo {self.n_faces}")
+            raise FaderError(f"the snapshot has masks for {counted(len(snapshot.masks), 'face')}, the photo {self.n_faces}")
         self._sliders = sliders
         if snapshot.masks:
             self.masks = list(snapshot.masks)
@@ -376,7 +376,7 @@ class EditSession:
     def _per_face(self, faces: tuple) -> list:
         """A snapshot's per-face (attribute, value) pairs as dicts in the model's order, checked."""
         if len(faces) != self.n_faces:
-            raise FaderError(f"the snapshot has {len(faces)} face(s), the photo {self.n_faces}")
+            raise FaderError(f"the snapshot has {counted(len(faces), 'face')}, the photo {self.n_faces}")
         out = []
         for pairs in faces:
             values = dict(pairs)
@@ -390,7 +390,7 @@ class EditSession:
         """Choose the face the faders show and edit (ALL_FACES: every face)."""
         face = int(face)
         if face != ALL_FACES and not 0 <= face < max(1, self.n_faces):
-            raise FaderError(f"face {face} does not exist; the photo has {self.n_faces} editable face(s)")
+            raise FaderError(f"face {face} does not exist; the photo has {counted(self.n_faces, 'editable face')}")
         if face == self.selected:
             return
         self.selected = face

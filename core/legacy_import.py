@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .attributes import Attribute
+from .attributes import Attribute, counted, quoted
 from .errors import FaderError, ModelFileError
 from .model_file import (STATE_DICT_ADVICE, FaderModel, check_attributes, check_file, is_torchscript,
                          train_checkpoint_advice)
@@ -403,10 +403,10 @@ class _Reader:
                 tensors[k] = torch.zeros(ref.shape, dtype=ref.dtype)
         missing = sorted(set(expected) - set(tensors))
         if missing:
-            self.err(f"the {self.kind} is missing tensor(s) {missing[:3]}{' …' if len(missing) > 3 else ''}")
+            self.err(f"the {self.kind} is missing {counted(len(missing), 'tensor')}: {quoted(missing, most=3)}")
         extra = sorted(set(tensors) - set(expected))
         if extra:
-            self.err(f"the {self.kind} has unexpected tensor(s) {extra[:3]}")
+            self.err(f"the {self.kind} has {counted(len(extra), 'unexpected tensor')}: {quoted(extra, most=3)}")
         out = {}
         for k, ref in expected.items():
             t = tensors[k]
@@ -472,8 +472,9 @@ def _attributes(path: Path, ref_attr: list, attributes) -> list:
         return [default(n, k) for n, k in ref_attr]
     attributes = list(attributes)
     if len(attributes) != len(ref_attr):
-        raise ModelFileError(f"{path}: the checkpoint has {len(ref_attr)} attribute(s) "
-                             f"{[n for n, _ in ref_attr]}, but {len(attributes)} were given")
+        raise ModelFileError(f"{path}: the checkpoint has {counted(len(ref_attr), 'attribute')} "
+                             f"({quoted(n for n, _ in ref_attr)}), but {len(attributes)} "
+                             f"{'was' if len(attributes) == 1 else 'were'} given")
     out = []
     for (ref_name, n), a in zip(ref_attr, attributes):
         if isinstance(a, str):

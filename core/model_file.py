@@ -19,7 +19,7 @@ from torch import nn
 
 from .atomic_write import atomic_file
 from .run_files import CHECKPOINT_NAME, RUN_MARKER, train_program
-from .attributes import EXAGGERATION_WIDTHS, Attribute, value_limits
+from .attributes import EXAGGERATION_WIDTHS, Attribute, counted, quoted, value_limits
 from .errors import FaderError, ModelFileError, os_reason
 from .networks import ArchConfig, AutoEncoder, Classifier
 
@@ -711,16 +711,17 @@ def _check_names(parsed: tuple, tensors: dict, path) -> None:
             _check_state(Classifier(clf_config).state_dict(), "classifier", tensors, path)
     extra = [k for k in tensors if not k.startswith("autoencoder.")
              and not (clf_config is not None and k.startswith("classifier."))]
-    _expect(not extra, path, f"unexpected tensors {extra[:3]}")
+    _expect(not extra, path, f"{counted(len(extra), 'unexpected tensor')}: {quoted(extra, most=3)}")
 
 
 def _check_state(expected: dict, prefix: str, tensors: dict, path) -> dict:
     """The file's tensors of `prefix`, after checking their names and shapes against `expected`."""
     got = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
     missing = sorted(set(expected) - set(got))
-    _expect(not missing, path, f"missing {prefix} tensor(s) {missing[:3]}{' …' if len(missing) > 3 else ''}")
+    _expect(not missing, path, f"missing {counted(len(missing), prefix + ' tensor')}: {quoted(missing, most=3)}")
     unexpected = sorted(set(got) - set(expected))
-    _expect(not unexpected, path, f"unexpected {prefix} tensor(s) {unexpected[:3]}")
+    _expect(not unexpected, path, f"{counted(len(unexpected), 'unexpected ' + prefix + ' tensor')}: "
+                                 f"{quoted(unexpected, most=3)}")
     for k, ref in expected.items():
         t = got[k]
         _expect(tuple(t.shape) == tuple(ref.shape), path,

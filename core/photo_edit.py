@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .alignment import AlignedFace, aligned_crop, align_face, crop_corners, crop_mask, paste_back, region_matrix
-from .attributes import Value
+from .attributes import Value, counted
 from .edit_session import EditSession, Snapshot
 from .engine import Engine, Latent
 from .errors import FaderError, NoFaceError
@@ -58,7 +58,7 @@ class FoundFaces:
     def no_face_message(self, name) -> str:
         """What to tell the user when no face is editable: why, and what to try."""
         if self.skipped:
-            return f"{name}: no face found; {len(self.skipped)} face(s) too small for the model"
+            return f"{name}: no face found; {counted(len(self.skipped), 'face')} too small for the model"
         hint = reduced_search_hint(self.search_scale, *self.size)
         return f"{name}: no face found ({hint})" if hint else f"{name}: no face found"
 
@@ -337,7 +337,7 @@ class PhotoEdit:
             return self.faces
         if not 0 <= face < len(self.faces):
             name = f"{self.path}: " if self.path is not None else ""
-            raise FaderError(f"{name}face {face} does not exist; the photo has {len(self.faces)} editable face(s)")
+            raise FaderError(f"{name}face {face} does not exist; the photo has {counted(len(self.faces), 'editable face')}")
         return [self.faces[face]]
 
     def set_value(self, name: str, value: Value, face: Optional[int] = None) -> None:

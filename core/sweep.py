@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from .atomic_write import atomic_file, atomic_path
-from .attributes import (Attribute, check_value, did_you_mean, quoted, split_setting, towards, unknown_attribute,
+from .attributes import (Attribute, check_value, counted, did_you_mean, quoted, split_setting, towards, unknown_attribute,
                          value_to_code)
 from .errors import FaderError, ImageError, os_reason
 
@@ -58,7 +58,7 @@ def open_faces(images: Sequence, engine, aligned: bool = False, face: Optional[i
         doc = PhotoEdit.open(src, engine, aligned=aligned, detector=detector)
         i = main_face(doc.faces) if face is None else face
         if not 0 <= i < len(doc.faces):
-            raise FaderError(f"{name}: face {i} does not exist; the photo has {len(doc.faces)} editable face(s)")
+            raise FaderError(f"{name}: face {i} does not exist; the photo has {counted(len(doc.faces), 'editable face')}")
         out.append(SweepFace.of(doc, i, name))
     return out
 

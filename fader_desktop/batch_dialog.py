@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox,
                                QProgressDialog, QPushButton, QRadioButton, QSpinBox, QVBoxLayout,
                                QWidget)
 
+from core.attributes import counted
 from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
 
 from .dialogs import fit_on_screen, typed_path, visual_tab_order
@@ -79,10 +80,6 @@ def passed_over_why(it) -> str:
     return "skipped; the summary says why"
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def passed_over_note(items: list, n_todo: int, name=lambda path: Path(path).name) -> str:
     """What the progress window says once the run has passed over the files it leaves alone at the
     start (none of them on the bar), as `fader-desktop batch` says it above its bar: one is named,
@@ -95,11 +92,11 @@ def passed_over_note(items: list, n_todo: int, name=lambda path: Path(path).name
         exists = sum(1 for it in items if it.status == "exists")
         others = sum(1 for it in items if is_other_file(it))
         rest = len(items) - exists - others
-        why = ([_count(exists, "output already there", "outputs already there")] if exists else []) + \
-              ([_count(others, "not a photo", "not photos")] if others else []) + \
+        why = ([counted(exists, "output already there", "outputs already there")] if exists else []) + \
+              ([counted(others, "not a photo", "not photos")] if others else []) + \
               ([f"{rest} skipped, named in the summary"] if rest else [])
         what = f"{len(items)} files ({', '.join(why)})"
-    return f"Passed over {what}; {_count(n_todo, 'photo', 'photos') if n_todo else 'no photo'} to edit"
+    return f"Passed over {what}; {counted(n_todo, 'photo') if n_todo else 'no photo'} to edit"
 
 
 def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, recipe: Optional[str],
@@ -418,7 +415,7 @@ class BatchDialog(QDialog):
     def summary_text(self, report) -> tuple:
         """(headline, details) of a finished run."""
         c = report.counts()
-        head = f"{c['ok']} photo(s) written to {report.out_dir} in {report.seconds:.0f} s."
+        head = f"{counted(c['ok'], 'photo')} written to {report.out_dir} in {report.seconds:.0f} s."
         extra = []
         # written, but not edited: "9 written" read as nine edited photos when five were copies
         unchanged = [it for it in report.items if unchanged_copy(it)]
@@ -450,13 +447,15 @@ class BatchDialog(QDialog):
                          "“Skip photos whose output already exists” to resume.")
         unsure = [it for it in report.items if it.unsure]
         if unsure:
-            extra.append(f"In {len(unsure)} photo(s) the model was unsure of a reading the edit starts from, so "
-                         "the edit may go the wrong way there: check them (see details).")
+            extra.append(f"In {counted(len(unsure), 'photo')} the model was unsure of a reading the edit starts "
+                         f"from, so the edit may go the wrong way there: check "
+                         f"{'it' if len(unsure) == 1 else 'them'} (see details).")
         # what an output could not keep (16 bits, transparency in a JPEG, an animation's frames), as
         # `fader-desktop batch` notes it: written, but not all of the photo
         lost = [it for it in report.items if it.status == "ok" and it.lost]
         if lost:
-            extra.append(f"{len(lost)} output(s) could not keep everything of their photo (see details).")
+            extra.append(f"{counted(len(lost), 'output')} could not keep everything of "
+                         f"{'its' if len(lost) == 1 else 'their'} photo (see details).")
         lines = [f"{rel}: {status} — {reason}" for rel, status, reason in report.problems() if status != "cancelled"]
         lines += [f"{it.relative}: unchanged — {it.reason}" for it in unchanged]
         lines += [f"{it.relative}: unsure reading — {', '.join(it.unsure)}" for it in unsure]

@@ -40,26 +40,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def passed_over_note(items: list, n_todo: int) -> str:
     """The line said before the bar: the files the run passes over (not on the bar) and why."""
+    from core.attributes import counted
     from core.batch import is_other_file
     exists = sum(1 for it in items if it is not None and it.status == "exists")
     others = sum(1 for it in items if it is not None and is_other_file(it))
     rest = len(items) - exists - others
-    why = ([_count(exists, "output already there", "outputs already there")] if exists else []) + \
-          ([_count(others, "not an image", "not images")] if others else []) + \
+    why = ([counted(exists, "output already there", "outputs already there")] if exists else []) + \
+          ([counted(others, "not an image", "not images")] if others else []) + \
           ([f"{rest} skipped, named at the end"] if rest else [])
-    return (f"passing over {_count(len(items), 'file', 'files')} ({', '.join(why)}); "
-            f"{_count(n_todo, 'photo', 'photos')} to edit")
+    return (f"passing over {counted(len(items), 'file')} ({', '.join(why)}); "
+            f"{counted(n_todo, 'photo')} to edit")
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
+    from core.attributes import counted
     from core.batch import OUTPUT_FORMATS, BatchOptions, plan_batch, run_batch
     from core.edit_session import UNSURE_READING
     from core.errors import printable
@@ -183,24 +181,28 @@ def run(args) -> int:
                          + (f" (see {printable(args.report)})" if report_written else "") + "\n")
     unsure = [it for it in report.items if it.unsure]
     if unsure:
-        sys.stderr.write(f"{PROG}: note: in {len(unsure)} photo(s) the model was unsure of a reading the edit starts "
-                         f"from (under {UNSURE_READING:.0%}), so the edit may go the wrong way there; check them "
+        sys.stderr.write(f"{PROG}: note: in {counted(len(unsure), 'photo')} the model was unsure of a reading the "
+                         f"edit starts from (under {UNSURE_READING:.0%}), so the edit may go the wrong way there; "
+                         f"check {'it' if len(unsure) == 1 else 'them'} "
                          "(the report lists them" + ("" if args.report else "; --report writes it") + "), e.g. "
                          f"{printable(unsure[0].relative)}: {unsure[0].unsure[0]}\n")
     if opts.raw and opts.face is None:
         several = [it for it in report.items if it.status == "ok" and (it.faces or 0) > 1]
         if several:
-            sys.stderr.write(f"{PROG}: note: {len(several)} photo(s) have several faces (e.g. "
+            sys.stderr.write(f"{PROG}: note: {counted(len(several), 'photo')} "
+                             f"{'has' if len(several) == 1 else 'have'} several faces (e.g. "
                              f"{printable(several[0].relative)} has {several[0].faces}); --raw wrote the main face of each (the "
                              "first, unless another is at least twice its size); --face N writes another\n")
     lost = [it for it in report.items if it.lost]
     if lost:
-        sys.stderr.write(f"{PROG}: note: {len(lost)} output(s) could not keep everything of their photo, e.g. "
+        sys.stderr.write(f"{PROG}: note: {counted(len(lost), 'output')} could not keep everything of "
+                         f"{'its' if len(lost) == 1 else 'their'} photo, e.g. "
                          f"{printable(lost[0].relative)}: {'; '.join(lost[0].lost)}"
                          + (f" (see {printable(args.report)})" if report_written else "") + "\n")
     if others:
         # a camera's .xmp/.AAE sidecars and notes beside the photos: named once, not as problems
-        sys.stderr.write(f"{PROG}: note: {len(others)} file(s) that are not images were left alone, e.g. "
+        sys.stderr.write(f"{PROG}: note: {counted(len(others), 'file')} that "
+                         f"{'is not an image was' if len(others) == 1 else 'are not images were'} left alone, e.g. "
                          f"{printable(others[0].relative)}\n")
     if report.error:
         # the run stopped (the output folder disappeared): said last but for the report's error

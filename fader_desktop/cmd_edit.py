@@ -110,6 +110,7 @@ def run(args) -> int:
             unsure.append(f"face {i} {name} read as {pure_label(a, own)} ({sure_percent(p)} sure; else --own {fix}"
                           + (f" --face {i})" if len(doc.faces) > 1 and args.face is None else ")"))
     if unsure:
-        sys.stderr.write(f"{PROG}: note: the edit starts from reading(s) the model was unsure of: "
+        sys.stderr.write(f"{PROG}: note: the edit starts from {'a reading' if len(unsure) == 1 else 'readings'} "
+                         "the model was unsure of: "
                          + "; ".join(unsure[:3]) + (f"; and {len(unsure) - 3} more" if len(unsure) > 3 else "") + "\n")
     return 0

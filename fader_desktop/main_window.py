@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDi
 
 from core.atomic_write import same_file
 from core.alignment import crop_corners
+from core.attributes import counted
 from core.edit_mask import EditMask, crop_scale, to_crop
 from core.edit_session import ALL_FACES, EditSession, Towards
 from core.errors import FaderError
@@ -1461,7 +1462,8 @@ class MainWindow(QMainWindow):
         else:
             from core.photo_edit import small_faces_hint
             hint = small_faces_hint(photo.search_scale, photo.width, photo.height)
-            notes = [f"{len(photo.skipped)} more face(s) too small for the model (dotted boxes)."] if photo.skipped else []
+            notes = [f"{counted(len(photo.skipped), 'more face')} too small for the model (dotted boxes)."] \
+                if photo.skipped else []
             notes += [html.escape(hint[0].upper() + hint[1:]) + "."] if hint else []
             self.panel.set_notice("<br>".join(notes))
         if model:

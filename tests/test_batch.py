@@ -554,12 +554,12 @@ def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
     assert (tmp_path / "out" / "sub" / "wild.png").is_file()
     head, details = dlg.summary_text(rep)
     # readme.txt is no photo: left alone, not counted among the photos that could not be edited
-    assert "3 photo(s) written" in head and "3 could not be edited" in head
+    assert "3 photos written" in head and "3 could not be edited" in head
     assert "1 file that is not a photo was left alone." in head
     assert "gray.png: skipped — " in details and "no face" in details
     # the tiny random model reads Smiling at about 50 %: every edited face's reading is unsure
     edited = [it for it in rep.items if it.status == "ok" and not it.reason.startswith("0 of")]
-    assert edited and f"In {len(edited)} photo(s) the model was unsure" in head
+    assert edited and f"In {len(edited)} photo{'s' if len(edited) > 1 else ''} the model was unsure" in head
     assert all(f"{it.relative}: unsure reading — face " in details for it in edited)
     assert dlg.summary_box is not None and dlg.summary_box.detailedText() == details
     dlg.summary_box.close()
@@ -684,7 +684,7 @@ def test_the_summary_says_stopped_only_when_photos_were_left(tmp_path, aligned3,
     assert rep.cancelled and rep.counts()["ok"] == 3 and rep.counts()["cancelled"] == 0
     dlg = BatchDialog(None, "unused.fader", "cpu", {"Smiling": 2.0})
     head, _ = dlg.summary_text(rep)
-    assert head.startswith("3 photo(s) written") and "Stopped" not in head and "resume" not in head, head
+    assert head.startswith("3 photos written") and "Stopped" not in head and "resume" not in head, head
 
 
 def test_the_summary_names_what_an_output_could_not_keep(tmp_path, celeba_aligned, engine):
@@ -707,7 +707,7 @@ def test_the_summary_names_what_an_output_could_not_keep(tmp_path, celeba_aligne
     rep = run_batch(src, tmp_path / "out", engine, BatchOptions(values={"Smiling": 2.0}, aligned=True, format="jpg"))
     assert rep.counts()["ok"] == 3
     head, details = BatchDialog(None, "unused.fader", "cpu", {"Smiling": 2.0}).summary_text(rep)
-    assert "2 output(s) could not keep everything of their photo" in head, head
+    assert "2 outputs could not keep everything of their photo" in head, head
     assert "clear.png: not all kept — transparency dropped" in details, details
     assert "deep.png: not all kept — more than 8 bits per channel, written with 8" in details, details
     assert "plain.jpg: not all kept" not in details
@@ -866,8 +866,8 @@ def test_edits_from_unsure_readings_are_named_in_the_report_and_the_summary(tmp_
     assert rc == 0, err
     items = json.loads((tmp_path / "r.json").read_text())["items"]
     assert all(len(it["unsure"]) == 1 and it["unsure"][0].startswith("face 0: Male read as ") for it in items)
-    assert all("% sure)" in it["unsure"][0] and "unsure reading(s)" in it["reason"] for it in items)
-    assert "in 3 photo(s) the model was unsure of a reading" in err
+    assert all("% sure)" in it["unsure"][0] and "unsure reading: " in it["reason"] for it in items)
+    assert "in 3 photos the model was unsure of a reading" in err
     rc, err = cli(capsys, "batch", aligned3, "-o", out, "--overwrite", "--aligned", "--model", tiny_model_path,
                   "--device", "cpu")                     # nothing edited: no reading matters
     assert rc == 0 and "unsure" not in err
@@ -913,7 +913,7 @@ def test_empty_input_folder_is_an_error(tmp_path, capsys, tiny_model_path):
         f"fader-desktop: error: {tmp_path / 'empty'}: no images found; looked for .avif, .bmp, .gif, .heic, .heif, .jpeg, .jpg")
     (tmp_path / "empty" / "notes.txt").write_text("x")
     rc, err = cli(capsys, "batch", tmp_path / "empty", "-o", tmp_path / "out", "--model", tiny_model_path)
-    assert rc == 2 and "no images found (1 other file(s))" in err
+    assert rc == 2 and "no images found (1 other file)" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -924,7 +924,7 @@ def test_unedited_photos_are_copied_byte_for_byte(tmp_path, capsys, aligned3, ti
     assert rc == 0 and "copied unchanged (byte for byte)" in err
     for p in aligned3.iterdir():
         assert (tmp_path / "out" / p.name).read_bytes() == p.read_bytes()
-    assert all(it["reason"] == "0 of 1 face(s) changed; copied unchanged"
+    assert all(it["reason"] == "0 of 1 face changed; copied unchanged"
                for it in json.loads((tmp_path / "r.json").read_text())["items"])
     rc, err = cli(capsys, "batch", aligned3, "-o", tmp_path / "png", "--aligned", "--format", "png",
                   "--model", tiny_model_path, "--device", "cpu")
@@ -1039,8 +1039,8 @@ def test_photos_already_in_an_output_folder_inside_the_input_are_never_replaced(
     for flags in ([], ["--overwrite"], ["--skip-existing"]):
         rc, err = cli(capsys, "batch", aligned3, "-o", sub, *base, *flags)
         assert rc == 2 and err.splitlines() == [
-            f"fader-desktop: error: {sub / 'holiday.jpg'}: 1 photo(s) in the output folder {sub} are not outputs of "
-            f"this batch; it lies inside {aligned3}, so they would be left out of the inputs: move them, or choose "
+            f"fader-desktop: error: {sub / 'holiday.jpg'}: 1 photo in the output folder {sub} is not an output of "
+            f"this batch; it lies inside {aligned3}, so it would be left out of the inputs: move it, or choose "
             "an output folder outside the input folder"], err
     assert snapshot(aligned3) == before
     (sub / "holiday.jpg").unlink()
@@ -1071,7 +1071,7 @@ def test_grey_and_transparent_photos_keep_that_and_losses_are_noted(tmp_path, ca
     rc, err = cli(capsys, "batch", d, "-o", tmp_path / "jpg", "--format", "jpg", *base)
     assert rc == 0
     assert [l for l in err.splitlines() if "could not keep" in l] == [
-        "fader-desktop: note: 1 output(s) could not keep everything of their photo, e.g. cut.png: transparency "
+        "fader-desktop: note: 1 output could not keep everything of its photo, e.g. cut.png: transparency "
         "dropped (JPEG has none: transparent parts are white)"]
     with Image.open(tmp_path / "jpg" / "grey.jpg") as g:
         assert g.mode == "L"

@@ -88,7 +88,7 @@ def test_the_summary_counts_only_the_problems_it_could_list(tmp_path, portrait_p
     assert rep["counts"]["cancelled"] > 20, rep["counts"]      # more than the list could show
     assert f"{rep['counts']['cancelled']} not processed" in err
     # a file that is not an image is no problem of the run: named once, in a note
-    assert "1 file(s) that are not images were left alone, e.g. notes.txt" in err
+    assert "1 file that is not an image was left alone, e.g. notes.txt" in err
     assert "more" not in err and "  skipped:" not in err, err
     assert "--skip-existing goes on where this run stopped" in err
 
@@ -172,7 +172,7 @@ def test_camera_sidecars_beside_the_photos_do_not_fail_the_run(tmp_path, capsys,
     assert any("3 written, 0 already there, 26 skipped (25 not images), 0 failed" in line for line in lines), err
     assert [line for line in lines if line.startswith("  ")] == [
         next(line for line in lines if line.startswith("  skipped: broken.jpg"))]
-    assert "25 file(s) that are not images were left alone, e.g. IMG_0000.xmp" in err
+    assert "25 files that are not images were left alone, e.g. IMG_0000.xmp" in err
     (src / "broken.jpg").unlink()
     rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out2", "--aligned", "--set", "Smiling=2",
                   "--model", tiny_model_path, "--device", "cpu")

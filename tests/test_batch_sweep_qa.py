@@ -158,7 +158,7 @@ def test_batch_stops_when_its_output_folder_disappears(tmp_path, capsys, monkeyp
         assert list(out.iterdir()) == []      # nothing written into the other folder, the report neither
     else:
         assert not out.exists()               # not created again
-    message = f"the output folder {out} disappeared during the run; 1 photo(s) were written before"
+    message = f"the output folder {out} disappeared during the run; 1 photo was written before"
     assert f"fader-desktop: error: {message}" in err.splitlines(), err
     assert "--skip-existing goes on" not in err
     assert "1 written, 0 already there, 0 skipped, 1 failed, 4 not processed" in err
@@ -192,7 +192,7 @@ def test_the_batch_dialog_says_the_output_folder_disappeared(tmp_path, monkeypat
     rep = run_batch(six, out, engine, BatchOptions(values={"Smiling": 2.0}, aligned=True))
     assert rep.error and rep.exit_status == 1
     head, _ = BatchDialog(None, "unused.fader", "cpu", {"Smiling": 2.0}).summary_text(rep)
-    assert f"Stopped: the output folder {out} disappeared during the run; 1 photo(s) were written before; " \
+    assert f"Stopped: the output folder {out} disappeared during the run; 1 photo was written before; " \
            "4 not processed." in head, head
     assert "resume" not in head
 

@@ -387,7 +387,7 @@ def test_own_corrects_a_misread_face(tmp_path, capsys, photo_png, tiny_model_pat
         rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / f"{name}.png", *extra, *common)
         assert rc == 0, err
         # the tiny random model is unsure of its reading: --set alone names it and how to correct it
-        unsure = ("the edit starts from reading(s) the model was unsure of: face 0 Smiling read as" in err
+        unsure = ("the edit starts from a reading the model was unsure of: face 0 Smiling read as" in err
                   and f"else --own Smiling={('no', 'yes')[1 - int(read_)]})" in err and len(err.splitlines()) == 1)
         assert unsure == (name == "plain"), err
         outs[name] = read(tmp_path / f"{name}.png").astype(float) - src

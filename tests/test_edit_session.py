@@ -103,7 +103,7 @@ def test_snapshots_are_immutable_and_restore_exactly():
     # a snapshot carries over to a session of the same faces (another model, same attributes)
     other = EditSession(ATTRS, OWN, snapshot=after)
     assert other.snapshot() == after
-    with pytest.raises(FaderError, match=r"has 2 face\(s\), the photo 1"):
+    with pytest.raises(FaderError, match=r"has 2 faces, the photo 1"):
         EditSession(ATTRS, OWN[:1]).restore(after)
 
 

@@ -273,7 +273,7 @@ def test_options_paths_are_read_from_the_windows_folder(qtbot, tmp_path, labeled
         assert _run_to_end(qtbot, d) == 0, d.log_view.toPlainText()[-2000:]
     finally:
         _end_run(d)
-    assert "--exclude left out 3 image(s)" in d.log_view.toPlainText()
+    assert "--exclude left out 3 images" in d.log_view.toPlainText()
 
 
 def test_out_typed_in_options_is_refused(qtbot, tmp_path, labeled_folder, monkeypatch):

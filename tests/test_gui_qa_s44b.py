@@ -145,8 +145,8 @@ def test_the_summary_says_which_written_photos_were_left_unchanged(qtbot, tmp_pa
     _wait_for_run(dlg)
     assert dlg.report.counts()["ok"] == 2 and dlg.summary_box is not None
     head, details = dlg.summary_box.text(), dlg.summary_box.detailedText()
-    assert "2 photo(s) written" in head and "None of them was edited" in head, head
-    assert "a.jpg: unchanged — 0 of 1 face(s) changed" in details, details
+    assert "2 photos written" in head and "None of them was edited" in head, head
+    assert "a.jpg: unchanged — 0 of 1 face changed" in details, details
     # the report a --report file holds says so in a field, not only in the reason's words
     assert [d["changed"] for d in dlg.report.to_dict()["items"]] == [0, 0]
     dlg.summary_box.close()
@@ -162,7 +162,7 @@ def test_the_summary_says_which_written_photos_were_left_unchanged(qtbot, tmp_pa
     assert "were not edited" not in dlg.summary_text(edited)[0] and "None of them" not in dlg.summary_text(edited)[0]
     both = BatchReport(str(src), str(out), [unchanged.items[0], edited.items[1]], seconds=1.0)
     head, details = dlg.summary_text(both)
-    assert "2 photo(s) written" in head and "1 of them was not edited" in head, head
+    assert "2 photos written" in head and "1 of them was not edited" in head, head
     assert "a.jpg: unchanged" in details and "b.jpg: unchanged" not in details
 
 

@@ -278,7 +278,7 @@ def test_attribute_names_and_labels(tmp_path):
     m = import_reference_checkpoint(path, attributes=[Attribute("Glasses", ("off", "on"), (-2.0, 3.0)),
                                                       Attribute("Hair", ("black", "blond", "brown"), (0.0, 1.0))])
     assert m.attributes[0].values == ("off", "on") and m.attributes[0].range == (-2.0, 3.0)
-    with pytest.raises(ModelFileError, match=r"ae\.pth.*has 2 attribute\(s\).*but 1 were given"):
+    with pytest.raises(ModelFileError, match=r"ae\.pth.*has 2 attributes \('.+' and '.+'\), but 1 was given"):
         import_reference_checkpoint(path, attributes=["Glasses"])
     with pytest.raises(ModelFileError, match=r"ae\.pth.*'Hair' has 2 values.*has 3"):
         import_reference_checkpoint(path, attributes=["Glasses", Attribute("Hair")])
@@ -414,7 +414,7 @@ def test_bad_checkpoints(tmp_path, what):
         "directory": "is a directory", "random": "not a PyTorch checkpoint",
         "truncated": "corrupt", "truncated_legacy": "corrupt", "not_module": "does not hold a reference AutoEncoder module",
         "torchscript": "TorchScript archive", "wrong_field": "field 'n_layers' must be a positive integer",
-        "bad_attr": "n_attr=5 does not match 'attr'", "missing_tensor": "missing tensor",
+        "bad_attr": "n_attr=5 does not match 'attr'", "missing_tensor": "is missing 1 tensor: 'dec_layers.0.0.weight'",
         "nan": "contains NaN", "tar": "not a PyTorch checkpoint",
     }[what]
     if what == "empty":

@@ -370,12 +370,12 @@ def _nan(key):
 
 TENSOR_CASES = {
     "missing_tensor": (_drop("autoencoder.dec_layers.1.0.weight"),
-                       "missing autoencoder tensor(s) ['dec_layers.1.0.weight']"),
-    "missing_buffer": (_drop("autoencoder.enc_layers.1.1.running_var"), "missing autoencoder tensor(s)"),
-    "missing_classifier_tensor": (_drop("classifier.proj_layers.2.bias"), "missing classifier tensor(s)"),
+                       "missing 1 autoencoder tensor: 'dec_layers.1.0.weight'"),
+    "missing_buffer": (_drop("autoencoder.enc_layers.1.1.running_var"), "missing 1 autoencoder tensor: 'enc_layers.1.1.running_var'"),
+    "missing_classifier_tensor": (_drop("classifier.proj_layers.2.bias"), "missing 1 classifier tensor: 'proj_layers.2.bias'"),
     "extra_tensor": (lambda t: t.__setitem__("autoencoder.enc_layers.9.weight", torch.zeros(1)),
-                     "unexpected autoencoder tensor(s) ['enc_layers.9.weight']"),
-    "foreign_tensor": (lambda t: t.__setitem__("optimizer.state", torch.zeros(1)), "unexpected tensors ['optimizer.state']"),
+                     "1 unexpected autoencoder tensor: 'enc_layers.9.weight'"),
+    "foreign_tensor": (lambda t: t.__setitem__("optimizer.state", torch.zeros(1)), "1 unexpected tensor: 'optimizer.state'"),
     "wrong_shape": (lambda t: t.__setitem__("autoencoder.enc_layers.0.0.weight", torch.zeros(8, 3, 3, 3)),
                     "autoencoder tensor enc_layers.0.0.weight has shape (8, 3, 3, 3), expected (8, 3, 4, 4)"),
     "nan": (_nan("autoencoder.dec_layers.0.0.weight"), "autoencoder tensor dec_layers.0.0.weight contains NaN"),
@@ -395,7 +395,7 @@ def test_tensor_errors(good, tmp_path, case):
 
 def test_classifier_tensors_without_classifier_architecture(good, tmp_path):
     path = _rewrite(good, tmp_path / "orphan.fader", meta_fn=_set("classifier_architecture", None))
-    _expect_error(path, "unexpected tensors ['classifier.")
+    _expect_error(path, "unexpected tensors: 'classifier.")
     ok = _rewrite(good, tmp_path / "no_clf.fader", meta_fn=_set("classifier_architecture", None),
                   tensors_fn=lambda t: {k: v for k, v in t.items() if not k.startswith("classifier.")})
     assert load_model(ok).classifier is None
@@ -662,7 +662,7 @@ def test_a_file_with_gigabytes_the_model_does_not_use_is_refused_before_they_are
                                  {"zzz_junk": {"dtype": "F32", "shape": [1500, 1 << 18],
                                                "data_offsets": [end, end + (1500 * 4 << 18)]}}, 1500 * 4 << 18)
     padded = _with_header_changes(good, tmp_path / "padded.fader", {}, 1500 << 20)
-    for path, why in ((extra, "unexpected tensors ['zzz_junk']"), (padded, "bytes after the last tensor's data")):
+    for path, why in ((extra, "1 unexpected tensor: 'zzz_junk'"), (padded, "bytes after the last tensor's data")):
         tracemalloc.start()
         with pytest.raises(ModelFileError, match=re.escape(why)) as e:
             load_model(path)

@@ -426,4 +426,4 @@ def test_hashes_without_hashlib_file_digest_as_on_python_3_10(tmp_path, monkeypa
             _bmp(tmp_path / "Smiling" / value / f"{i}.bmp", i + 10 * (value == "yes"))
     (tmp_path / "Smiling" / "yes" / "copy.bmp").write_bytes((tmp_path / "Smiling" / "no" / "1.bmp").read_bytes())
     (note,) = open_dataset(tmp_path / "Smiling").notes
-    assert note.startswith("1 image(s) are identical copies under two values") and "copy.bmp (yes)" in note
+    assert note.startswith("1 image is an identical copy under two values") and "copy.bmp (yes)" in note

@@ -156,7 +156,7 @@ def test_a_copied_folder_takes_the_crops_by_content(tmp_path):
     shutil.copytree(data, copy, copy_function=shutil.copy)   # new mtimes
     lines = []
     moved = open_cache(_files(copy), 16, cache_dir=cache, progress=False, log=lines.append)
-    assert lines == ["reused the preprocessing of 12 image(s) found by their content (copied or moved files)"]
+    assert lines == ["reused the preprocessing of 12 images found by their content (copied or moved files)"]
     assert moved.n_reused == 12 and np.array_equal(np.asarray(moved.images), np.asarray(first.images))
     assert first.path.is_dir()   # the original folder is still there: its cache is not superseded
 

@@ -66,7 +66,7 @@ def test_a_folder_of_unlabeled_images_says_how_to_give_labels(tmp_path):
     for i in range(4):
         _img(flat / f"{i}.png", seed=i)
     msg = _error(flat)
-    assert "4 image(s) directly in it" in msg
+    assert "4 images directly in it" in msg
     assert str(flat / "yes") in msg and str(flat / "no") in msg and "file,Smiling" in msg
     table = flat / "labels.csv"
     table.write_text("file,Smiling\n" + "".join(f"{i}.png,{i % 2}\n" for i in range(4)))

@@ -175,7 +175,7 @@ def test_a_killed_writes_temporary_file_is_removed_when_the_run_resumes(tmp_path
     stale.write_bytes(b"x" * 1000)
     code, err = _train(common + ["--steps", "3", "--resume"], capsys, tmp_path)
     assert code == 0, err
-    assert not stale.exists() and "removed 1 temporary file(s)" in err
+    assert not stale.exists() and "removed 1 temporary file" in err
 
 
 # -- 6. one image under two values ---------------------------------------------------------------
@@ -198,12 +198,12 @@ def test_an_identical_copy_under_two_values_is_a_warning(tmp_path):
     data = _folder(tmp_path / "Smiling", ("no", "yes"))
     (data / "yes" / "copy.png").write_bytes((data / "no" / "3.png").read_bytes())
     (note,) = open_dataset(data).notes
-    assert note.startswith("1 image(s) are identical copies under two values") and "copy.png (yes)" in note
+    assert note.startswith("1 image is an identical copy under two values") and "copy.png (yes)" in note
     # same size and first 4 KB, different after: no copy
     head = bytes(range(256)) * 16
     (data / "no" / "a.png").write_bytes(head + b"A" * 100)
     (data / "yes" / "b.png").write_bytes(head + b"B" * 100)
-    assert [n[:10] for n in open_dataset(data).notes] == ["1 image(s)"]
+    assert [n[:10] for n in open_dataset(data).notes] == ["1 image is"]
 
 
 # -- 7. extra CSV columns, numeric labels ---------------------------------------------------------
@@ -257,7 +257,7 @@ def test_resume_on_edited_data_says_what_changed_before_preprocessing(tmp_path, 
     (data / "no" / "0.png").unlink()
     code, err = _train(common + ["--steps", "3", "--resume"], capsys, tmp_path)
     assert code == 2
-    assert "2 image(s) added and 1 removed or renamed" in err
+    assert "2 images added and 1 removed or renamed" in err
     assert f"--continue {out / 'model.fader'} --steps TOTAL --out NEW_RUN_DIR" in err
     assert sorted((tmp_path / "cache").iterdir()) == caches   # no new preprocessing cache was built
 
@@ -274,7 +274,7 @@ def test_junk_folders_loose_images_and_a_notes_csv(tmp_path):
     ds = open_dataset(data)
     assert ds.kind == "folders" and ds.attributes[0].values == ("no", "yes")
     assert len(ds.items) == 12
-    assert any(n.startswith(f"3 image(s) directly in {data}") for n in ds.notes), ds.notes
+    assert any(n.startswith(f"3 images directly in {data}") for n in ds.notes), ds.notes
     # a table that names the images is still the labels
     (data / "notes.csv").write_text("file,Smiling\n" + "".join(f"{50 + i}.png,{i % 2}\n" for i in range(3)))
     assert open_dataset(data).kind == "csv"

@@ -77,7 +77,7 @@ def test_a_finished_run_resumed_on_changed_images_is_refused(finished, tmp_path,
     code, err = _main(["--data", str(changed), *TINY, "--resume", *steps, "--out", str(run),
                        "--cache-dir", str(tmp_path / "cache")], capsys)
     assert code == 2 and "nothing to train" not in err
-    assert "the data differ from the run's (3 image(s) added since the run started)" in err
+    assert "the data differ from the run's (3 images added since the run started)" in err
     assert not (tmp_path / "cache").exists()   # refused before any preprocessing
 
 

@@ -230,7 +230,7 @@ def test_skipped_images_carry_the_loaders_reason(tmp_path, capsys):
     assert listed == {str(data / "yes" / "empty.png"): "cannot read image: the file is empty",
                       str(data / "yes" / "cut.png"): "cannot read image: the file is truncated or corrupt",
                       str(data / "no" / "notes.jpg"): "cannot read image: not a recognised image format"}
-    summary = next(x for x in err.splitlines() if "skipped 3 image(s)" in x)
+    summary = next(x for x in err.splitlines() if "skipped 3 images" in x)
     assert "the file is empty" in summary and "truncated" in summary and "unreadable" not in summary
 
 
@@ -259,7 +259,7 @@ def test_a_cache_of_an_earlier_version_lists_the_reasons_too(tmp_path, capsys):
     assert code == 0 and "(reused)" in err
     listed = (tmp_path / "run2" / "skipped.txt").read_text()
     assert listed == f"{data / 'yes' / 'empty.png'}\tcannot read image: the file is empty\n"
-    assert "skipped 1 image(s): 1 × cannot read image: the file is empty" in err
+    assert "skipped 1 image: 1 × cannot read image: the file is empty" in err
 
 
 def test_new_losses_in_a_log_are_a_line_of_their_own_at_most_every_few_seconds(monkeypatch):

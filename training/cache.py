@@ -52,6 +52,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from core.attributes import counted, quoted
 from core.errors import FaderError
 
 from .datasets import hash_file, load_training_crop, read_file_bytes
@@ -904,7 +905,7 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
             bar.close()
         n_reused = resumed + by_path + by_hash
         if by_hash:
-            say(f"reused the preprocessing of {by_hash} {'more ' if by_path else ''}image(s) found by their content "
+            say(f"reused the preprocessing of {counted(by_hash, ('more ' if by_path else '') + 'image')} found by their content "
                 "(copied or moved files)")
         images.flush()
         rows.flush()
@@ -958,8 +959,9 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
             need = n * size * size * 3 / 2 ** 20
             need_s = f"{need / 1024:.1f} GB" if need >= 1024 else f"{need:.1f} MB"
             stopped = [p for p in root.glob(".*.partial") if p != partial]
-            held = (f"; {len(stopped)} stopped earlier preprocessing folder(s) there ({', '.join(p.name for p in stopped[:2])}) "
-                    f"take space too and may be removed" if stopped else "")
+            held = (f"; {counted(len(stopped), 'stopped earlier preprocessing folder')} there "
+                    f"({quoted((p.name for p in stopped), most=2)}) {'takes' if len(stopped) == 1 else 'take'} "
+                    "space too and may be removed" if stopped else "")
             raise FaderError(f"{root}: cannot write the preprocessing cache ({e.strerror or e}; it needs "
                              f"{need_s}{held}): free space there or give --cache-dir on another disk") from None
         raise

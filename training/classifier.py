@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from core.attributes import counted
 from core.errors import FaderError
 
 from .augment import AUGMENTATION, add_fit_options, fit_on_augmented
@@ -93,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ds = open_dataset(a.data, ",".join(names))
         if a.exclude:
             ds, dropped = exclude_images(ds, a.exclude)
-            print(f"{PROG}: --exclude left out {dropped} image(s)", file=sys.stderr)
+            print(f"{PROG}: --exclude left out {counted(dropped, 'image')}", file=sys.stderr)
         if [x.name for x in ds.attributes] != names or [x.n for x in ds.attributes] != [x.n for x in model.attributes]:
             raise FaderError(f"the data's attributes {[x.name for x in ds.attributes]} do not match the model's {names}")
         train_idx, val_idx = split_dataset(ds)

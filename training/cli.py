@@ -23,7 +23,7 @@ import numpy as np
 
 # RUN_MARKER is written into every run folder when the run starts: the folders --out may write into
 # are new or empty ones and those that hold this file (or a checkpoint), never a folder of the user's files.
-from core.attributes import quoted
+from core.attributes import counted, quoted
 from core.run_files import RUN_MARKER, train_program
 
 PROG = train_program()   # `fader-train`, or the packaged app's `fader-desktop train`
@@ -931,7 +931,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
     dropped = 0
     if a.exclude:
         ds, dropped = exclude_images(ds, a.exclude)
-        say(f"{PROG}: --exclude left out {dropped} image(s)")
+        say(f"{PROG}: --exclude left out {counted(dropped, 'image')}")
     attrs = list(ds.attributes)
     labels = ds.labels
     if init_model is not None or ck is not None:
@@ -999,7 +999,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
             skipped = _skipped_images(cache, paths, a.align)
             # the reasons as read now (a cache built by an earlier version counted them all 'unreadable')
             cache.skipped = dict(Counter(x.split("\t", 1)[1] for x in skipped))
-        say(f"{PROG}: skipped {sum(cache.skipped.values())} image(s): "
+        say(f"{PROG}: skipped {counted(sum(cache.skipped.values()), 'image')}: "
             + "; ".join(f"{v} × {k}" for k, v in sorted(cache.skipped.items())))
     how = "reused" if cache.reused else "built"
     if cache.n_reused:
@@ -1212,7 +1212,7 @@ def _check_same_files(ck, run_dir: Path, paths: list, ds) -> bool:
     added = max(0, len(paths) - (sum(counts) - removed))
     if not (added or removed):
         return True
-    what = " and ".join(x for x in (f"{added} image(s) added" if added else "",
+    what = " and ".join(x for x in (f"{counted(added, 'image')} added" if added else "",
                                     f"{removed} removed or renamed" if removed else "") if x)
     raise FaderError(f"{run_dir}: the data differ from the run's ({what} since the run started); resume with the "
                      f"run's --data as it was, or train the run's model further on the new data in a new run "
@@ -1575,7 +1575,7 @@ def _prepare_run_folder(ck, run_dir: Path, given: list, data: _Data, held: dict,
     from core.atomic_write import remove_stale_temps
     removed = remove_stale_temps(run_dir)
     if removed:
-        say(f"{PROG}: removed {removed} temporary file(s) that a killed run left in {run_dir}")
+        say(f"{PROG}: removed {counted(removed, 'temporary file')} that a killed run left in {run_dir}")
     if ck is None and (run_dir / CHECKPOINT_NAME).exists():  # another run finished here meanwhile
         raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
     _start_run_folder(run_dir, given, data.cache.path.parent)

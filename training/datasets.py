@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from core.attributes import Attribute, did_you_mean, listed, quoted
+from core.attributes import Attribute, counted, did_you_mean, listed, quoted
 from core.errors import FaderError, ModelFileError, os_reason
 from core.image_io import DEFAULT_MAX_PIXELS
 from core.model_file import MAX_ATTRIBUTES, MAX_LABEL_CHARS, MAX_VALUES, check_attributes
@@ -192,7 +192,8 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
     looks_like_attributes = [k for k, sub in inner.items() if _negative(sub)]
     if looks_like_attributes and not direct:
         first = looks_like_attributes[0]
-        _err(f"{root}: {', '.join(per_value)} hold(s) no images directly, only value-like sub-folders "
+        _err(f"{root}: {quoted(per_value)} {'holds' if len(per_value) == 1 else 'hold'} no images directly, only "
+             "value-like sub-folders "
              f"({first}/{{{','.join(inner[first])}}}); a labeled folder is one attribute whose sub-folders are its "
              f"values, so give one attribute folder per run, e.g. --data {root / first} (several attributes at once "
              f"need a CSV table)")
@@ -202,7 +203,7 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
     loose = [p for p in root.iterdir() if p.is_file() and _is_image(p)]
     if len(per_value) < 2:
         found = (f"found one: {quoted(per_value)}" if per_value else "found none") \
-            + (f", and {len(loose)} image(s) directly in it" if loose else "")
+            + (f", and {counted(len(loose), 'image')} directly in it" if loose else "")
         meant = _attribute_folder_inside(root, per_value, inner, direct)
         _err(f"{root}: a labeled folder needs at least 2 value subfolders with images ({found}). " + (meant or
              f"Put the images in one subfolder per value of the attribute the folder is named after, e.g. "
@@ -225,8 +226,10 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
     if note:
         notes.append(note)
     if loose:   # beside the value folders they have no label
-        notes.append(f"{len(loose)} image(s) directly in {root} (e.g. {loose[0].name}) are in no value folder and "
-                     "are not used; move them into the folder of their value")
+        notes.append(f"{counted(len(loose), 'image')} directly in {root} (e.g. {loose[0].name}) are in no value folder and "
+                     "are not used; move them into the folder of their value" if len(loose) > 1 else
+                     f"1 image directly in {root} ({loose[0].name}) is in no value folder and is not used; move it "
+                     "into the folder of its value")
     return Dataset("folders", [str(root)], [attr], items, f"labeled folders {root} ({counts})", notes)
 
 
@@ -313,7 +316,10 @@ def _one_image_in_two_values(root: Path, per_value: dict) -> Optional[str]:
     if not copies:
         return None
     (v1, p1), (v2, p2) = copies[0]
-    return (f"{len(copies)} image(s) are identical copies under two values, e.g. {p1} ({v1}) and {p2} ({v2}): "
+    if len(copies) == 1:
+        return (f"1 image is an identical copy under two values: {p1} ({v1}) and {p2} ({v2}); it is trained as "
+                "both; keep it in the folder of its one value")
+    return (f"{len(copies)} images are identical copies under two values, e.g. {p1} ({v1}) and {p2} ({v2}): "
             "they are trained as both; keep each in the folder of its one value")
 
 
@@ -411,7 +417,8 @@ def _named_columns(table: Path, header: list, rows: list, lines: list) -> tuple:
             _err(f"{table}: columns {other + 1} ({_column_letter(other)}) and {j + 1} ({_column_letter(j)}) are "
                  f"both named {header[j]!r}; give each column its own name")
     if len(keep) < 2:
-        _err(f"{table}: the header line names {len(keep)} column(s) ({','.join(header[j] for j in keep)!r}); a "
+        _err(f"{table}: the header line names {counted(len(keep), 'column')}"
+             + (f" ({quoted(header[j] for j in keep)})" if keep else "") + "; a "
              "label table needs the images' column and at least one attribute: 'file,attr1,attr2,...'")
     out = [[header[j] for j in keep]]
     for n, r in zip(lines[1:], body):
@@ -474,7 +481,8 @@ def _open_csv(table: Path, wanted: Optional[list], every_column: bool = False) -
             _err(f"{table}: {r[fc].strip()!r} is listed twice (lines {listed[os.path.realpath(p)]} and {i}); list each image once")
         paths.append(str(p))
     if absent:
-        _err(f"{table}: {len(absent)} listed file(s) not found next to the table, e.g. {absent[0]!r}"
+        _err(f"{table}: {counted(len(absent), 'listed file')} not found next to the table"
+             + (f": {absent[0]!r}" if len(absent) == 1 else f", e.g. {absent[0]!r}")
              + ("" if _squash(header[fc]) in FILE_COLUMNS else
                 f" (no column is named {'/'.join(FILE_COLUMN_HINT)}, so column {fc + 1}, {header[fc]!r}, was taken "
                 "as the images' column; name the column that lists the images 'file')"))
@@ -483,8 +491,9 @@ def _open_csv(table: Path, wanted: Optional[list], every_column: bool = False) -
         many = {a: n for a, n in many.items() if n > MAX_UNCHOSEN_VALUES}
         rest = [a for a in wanted if a not in many]
         if many and rest:   # a table of one such column alone is meant so
-            _err(f"{table}: column(s) " + ", ".join(f"{a!r} ({n} values)" for a, n in many.items())
-                 + f" look like data, not labels (an attribute has a few values, such as 0/1); choose the label "
+            _err(f"{table}: {'column' if len(many) == 1 else 'columns'} "
+                 + listed(f"{a!r} ({n} values)" for a, n in many.items())
+                 + f" {'looks' if len(many) == 1 else 'look'} like data, not labels (an attribute has a few values, such as 0/1); choose the label "
                  f"columns with --attr {','.join(rest)} (a column named in --attr is trained "
                  f"whatever its number of values)")
     attrs, per_attr, notes = [], [], []

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from core.atomic_write import write_bytes_atomic
+from core.attributes import counted, quoted
 from core.errors import FaderError
 from core.model_file import check_file, read_safetensors, with_digests
 
@@ -112,7 +113,7 @@ def load_discriminators(path, modules: Dict[str, Optional[nn.Module]], autoencod
                          "remove it, or pass --fresh-discriminators to start the discriminators untrained")
     unknown = sorted(k for k in tensors if k.split(".", 1)[0] not in stored)
     if unknown:
-        raise FaderError(f"{path}: unexpected tensor(s) {unknown[:3]}")
+        raise FaderError(f"{path}: {counted(len(unknown), 'unexpected tensor')}: {quoted(unknown, most=3)}")
     loaded, fresh = [], {}
     for name in NAMES:
         module = modules.get(name)

@@ -40,6 +40,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.attributes import counted
 from core.errors import FaderError
 
 DEFAULT_TIMEOUT = 300.0   # seconds; fader-train --dist-timeout
@@ -294,7 +295,7 @@ def init_from_env(device: torch.device, timeout: float = DEFAULT_TIMEOUT) -> Opt
     if device.type == "cuda":
         n = torch.cuda.device_count()
         if local_rank >= n:
-            raise FaderError(f"{local_world} processes on this machine but {n} CUDA device(s): "
+            raise FaderError(f"{local_world} processes on this machine but {counted(n, 'CUDA device')}: "
                              "give torchrun --nproc_per_node at most the number of GPUs")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)

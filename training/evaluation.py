@@ -311,7 +311,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "others unchanged, PSNR) and print JSON.")
     p.add_argument("--model", required=True, help="the .fader model to measure")
     p.add_argument("--data", required=True, action="append",
-                   help="data source(s) as for fader-train (labeled folder, CSV table, CelebA folder); repeatable")
+                   help="a data source as for fader-train (labeled folder, CSV table, CelebA folder); repeatable")
     p.add_argument("--classifier", help="a .fader file whose classifier is used instead of the model's own")
     p.add_argument("--val-size", type=int, default=None, help="use at most N validation images (default: all)")
     p.add_argument("--val-list", default=None, metavar="FILE",

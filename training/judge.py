@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.attributes import counted
 from core.errors import FaderError
 
 from .augment import AUGMENTATION, add_fit_options, fit_on_augmented, to_unit_tensor as _to_tensor
@@ -190,7 +191,7 @@ def main(argv: Optional[list] = None) -> int:
         ds = open_dataset(a.data, a.attr)
         if a.exclude:
             ds, dropped = exclude_images(ds, a.exclude)
-            print(f"judge: --exclude left out {dropped} image(s)", file=sys.stderr)
+            print(f"judge: --exclude left out {counted(dropped, 'image')}", file=sys.stderr)
         if ds.kind != "celeba" or any(not at.is_binary for at in ds.attributes):
             raise FaderError("the judge trains on CelebA data with binary attributes")
         splits = np.asarray([it.split for it in ds.items])

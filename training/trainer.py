@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from core.atomic_write import atomic_file, write_bytes_atomic
-from core.attributes import Attribute
+from core.attributes import Attribute, quoted
 from core.errors import FaderError
 from core.model_file import FaderModel, save_model
 from core.networks import ArchConfig, AutoEncoder, Classifier, LatentDiscriminator, PatchDiscriminator, decoder_widths
@@ -322,7 +322,7 @@ class Trainer:
         self.opt_critic = adam(self.critic) if self.critic is not None else None
         unknown = set(cfg.clf_weights) - {a.name for a in self.attrs}
         if unknown:
-            raise FaderError(f"clf_weights names attributes that are not trained: {sorted(unknown)}")
+            raise FaderError(f"clf_weights names attributes that are not trained: {quoted(sorted(unknown))}")
         self._clf_weights = [float(cfg.clf_weights.get(a.name, 1.0)) for a in self.attrs] if cfg.clf_weights else None
         self.amp_dtype = amp_dtype(cfg.amp, dev)
         slow = slow_amp_warning(cfg.amp, dev)
