@@ -216,7 +216,7 @@ def test_many_valued_csv_columns_need_attr(tmp_path):
     with pytest.raises(FaderError) as e:
         open_dataset(table)
     msg = str(e.value)
-    assert "'person_id' (7 values), 'age' (40 values)" in msg and "--attr Glasses" in msg
+    assert "'person_id' (7 values) and 'age' (40 values)" in msg and "--attr Glasses" in msg
     assert [a.name for a in open_dataset(table, "Glasses,person_id").attributes] == ["Glasses", "person_id"]
 
 

@@ -471,14 +471,14 @@ def _open_csv(table: Path, wanted: Optional[list], every_column: bool = False) -
     chosen = wanted is not None or every_column
     wanted, _ = _columns(cols, wanted, f"{table}: unknown attribute", f" in --attr; the table has {quoted(cols)}")
     base = table.parent
-    paths, absent, listed = [], [], {}
+    paths, absent, first_row = [], [], {}
     for i, r in zip(lines[1:], rows[1:]):
         p = Path(r[fc].strip())
         p = p if p.is_absolute() else base / p
         if not p.is_file():
             absent.append(r[fc].strip())
-        elif listed.setdefault(os.path.realpath(p), i) != i:  # a second row would weigh it double
-            _err(f"{table}: {r[fc].strip()!r} is listed twice (lines {listed[os.path.realpath(p)]} and {i}); list each image once")
+        elif first_row.setdefault(os.path.realpath(p), i) != i:  # a second row would weigh it double
+            _err(f"{table}: {r[fc].strip()!r} is listed twice (lines {first_row[os.path.realpath(p)]} and {i}); list each image once")
         paths.append(str(p))
     if absent:
         _err(f"{table}: {counted(len(absent), 'listed file')} not found next to the table"
