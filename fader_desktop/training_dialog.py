@@ -43,6 +43,8 @@ EVAL_LINE_RE = re.compile(r"^step (?P<step>\d+) \| ")
 # the speed behind the time left: steps over (about) the last few minutes of the run
 RATE_WINDOW_S = 300.0
 POLL_MS = 1000
+QUIET_NOTE = ("[--quiet in Options is left out: this window shows the run's progress from the trainer's "
+              "progress bar, which --quiet turns off]")
 OPEN_TIP = "Load the run's best model into the editor"
 STOP_TIP = "Stop after the current step; the trainer saves a resumable checkpoint"
 STOP_TIP_NOTHING_YET = ("Stop the run; nothing can be resumed yet (the first checkpoint is written when the "
@@ -681,7 +683,7 @@ class TrainingDialog(QDialog):
         owned = FIELD_OPTIONS
         if self.finetune_check.isChecked() and self._current_model:
             owned = {**FIELD_OPTIONS, **FINETUNE_OPTION}
-        extra = _extra_options(self.extra_edit.text(), owned)
+        extra = _without_quiet(_extra_options(self.extra_edit.text(), owned))
         given = _options_given(extra)
         # Options' --resume is the box's (_sync_resume ticks it; read here too, for a checkpoint
         # written since the box was last synced)
@@ -782,6 +784,8 @@ class TrainingDialog(QDialog):
         launcher = (shlex.join([sys.executable, "train"]) if _frozen() else "fader-train" if n == 1
                     else f"torchrun --standalone --nproc_per_node {n} $(which fader-train)")
         self._message(f"$ {launcher} " + " ".join(self.arguments()))
+        if "--quiet" in _options_given(_extra_options(self.extra_edit.text(), {})):
+            self._message(QUIET_NOTE)
         self._started_at = time.monotonic()
         self._stopping = False
         self._run_folder, self._previous_run = out, None
@@ -1211,6 +1215,15 @@ def _option_like(word: str) -> bool:
     (its _parse_optional): a word that starts with "-", other than "-" alone, a negative number or
     one with a space in it (which names no option)."""
     return word.startswith("-") and word != "-" and not NEGATIVE_NUMBER_RE.match(word) and " " not in word
+
+
+def _without_quiet(extra: list) -> list:
+    """The Options' arguments (as _extra_options writes them) less --quiet: it turns off the
+    trainer's progress bar, which is where this window reads the phase, the step, the losses and the
+    time left from (its lines never show in the messages), so the run showed "Starting…" to its end.
+    Words after "--" are no options to argparse and stay."""
+    end = extra.index("--") if "--" in extra else len(extra)
+    return [w for w in extra[:end] if w != "--quiet"] + extra[end:]
 
 
 def _options_given(extra: list) -> dict:
