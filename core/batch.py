@@ -34,7 +34,7 @@ import numpy as np
 
 from .atomic_write import remove_stale_temps, same_file, temp_path, write_bytes_atomic
 from .attributes import attribute_code, counted, pure_label
-from .edit_session import sure_percent
+from .edit_session import no_such_face, sure_percent
 from .errors import FaderError, NoFaceError, os_reason, without_path
 from .image_io import IMAGE_SUFFIXES, Source, export_suffix
 from .recipe import make_recipe
@@ -710,7 +710,7 @@ class _Pipeline:
             if not n and self.needs_model:
                 raise NoFaceError(p.found.no_face_message(it.input))
             if self.opt.face is not None and self.opt.face >= n:
-                raise NoFaceError(f"{it.input}: face {self.opt.face} does not exist; the photo has {counted(n, 'editable face')}")
+                raise NoFaceError(f"{it.input}: {no_such_face(self.opt.face, n)}")
         except Exception as e:  # recorded per file; the run goes on
             p.error = e
             p.image = None

@@ -117,6 +117,12 @@ class Change:
 UNSURE_READING = 0.8
 
 
+def no_such_face(face: int, n: int) -> str:
+    """"face 3 does not exist; the photo has 2 editable faces" ("no editable face" for none: it
+    said "0 editable faces")."""
+    return f"face {face} does not exist; the photo has {counted(n, 'editable face') if n else 'no editable face'}"
+
+
 def sure_percent(p: float) -> str:
     """A reading's probability as a whole percent, rounded down: 0.796 is "79%", never the "80%"
     that rounding gave an unsure reading (under UNSURE_READING)."""
@@ -248,7 +254,7 @@ class EditSession:
         if face is None:
             return list(range(self.n_faces))
         if not 0 <= face < self.n_faces:
-            raise FaderError(f"face {face} does not exist; the photo has {counted(self.n_faces, 'editable face')}")
+            raise FaderError(no_such_face(face, self.n_faces))
         return [face]
 
     def _change(self, kind: str, faces: Iterable[int], new: Callable[[int, str], object],
@@ -390,7 +396,7 @@ class EditSession:
         """Choose the face the faders show and edit (ALL_FACES: every face)."""
         face = int(face)
         if face != ALL_FACES and not 0 <= face < max(1, self.n_faces):
-            raise FaderError(f"face {face} does not exist; the photo has {counted(self.n_faces, 'editable face')}")
+            raise FaderError(no_such_face(face, self.n_faces))
         if face == self.selected:
             return
         self.selected = face

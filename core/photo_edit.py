@@ -16,7 +16,7 @@ import numpy as np
 
 from .alignment import AlignedFace, aligned_crop, align_face, crop_corners, crop_mask, paste_back, region_matrix
 from .attributes import Value, counted
-from .edit_session import EditSession, Snapshot
+from .edit_session import EditSession, Snapshot, no_such_face
 from .engine import Engine, Latent
 from .errors import FaderError, NoFaceError
 from .image_io import load_image
@@ -337,7 +337,7 @@ class PhotoEdit:
             return self.faces
         if not 0 <= face < len(self.faces):
             name = f"{self.path}: " if self.path is not None else ""
-            raise FaderError(f"{name}face {face} does not exist; the photo has {counted(len(self.faces), 'editable face')}")
+            raise FaderError(f"{name}{no_such_face(face, len(self.faces))}")
         return [self.faces[face]]
 
     def set_value(self, name: str, value: Value, face: Optional[int] = None) -> None:

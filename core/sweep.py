@@ -24,8 +24,9 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from .atomic_write import atomic_file, atomic_path
-from .attributes import (Attribute, check_value, counted, did_you_mean, quoted, split_setting, towards, unknown_attribute,
+from .attributes import (Attribute, check_value, did_you_mean, quoted, split_setting, towards, unknown_attribute,
                          value_to_code)
+from .edit_session import no_such_face
 from .errors import FaderError, ImageError, os_reason
 
 BACKGROUND = 255
@@ -58,7 +59,7 @@ def open_faces(images: Sequence, engine, aligned: bool = False, face: Optional[i
         doc = PhotoEdit.open(src, engine, aligned=aligned, detector=detector)
         i = main_face(doc.faces) if face is None else face
         if not 0 <= i < len(doc.faces):
-            raise FaderError(f"{name}: face {i} does not exist; the photo has {counted(len(doc.faces), 'editable face')}")
+            raise FaderError(f"{name}: {no_such_face(i, len(doc.faces))}")
         out.append(SweepFace.of(doc, i, name))
     return out
 

@@ -100,9 +100,10 @@ def passed_over_note(items: list, n_todo: int, name=lambda path: Path(path).name
 
 
 def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, recipe: Optional[str],
-                  cancel: threading.Event, progress, items: Optional[list] = None):
+                  cancel: threading.Event, progress, items: Optional[list] = None, loaded=None):
     """The batch itself (Qt-free, on the worker thread): load the model, read the recipe, run
-    (`items`: the plan to run, as plan_batch made it; None plans it here)."""
+    (`items`: the plan to run, as plan_batch made it; None plans it here; `loaded()` is called
+    once the model is loaded, before the first photo)."""
     from core.batch import run_batch
     from core.engine import Engine
     from core.errors import FaderError
@@ -113,6 +114,8 @@ def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, r
         options.values = load_recipe(recipe, engine.attributes)
         if not options.values:   # emptied since Start checked it
             raise FaderError(empty_recipe_message(recipe) or f"{recipe}: the recipe sets no fader")
+    if loaded is not None:
+        loaded()
     return run_batch(in_dir, out_dir, engine, options, progress=progress, cancel=cancel, items=items)
 
 
@@ -328,6 +331,9 @@ class BatchDialog(QDialog):
 
         def progress(done: int, total: int, path: str) -> None:   # on the worker thread
             jobs.run_on_gui(lambda: self._on_progress(done, total, path))
+
+        def loaded() -> None:   # on the worker thread, before its first progress report
+            jobs.run_on_gui(self._on_model_loaded)
         self.start_button.setEnabled(False)
         self._t0 = time.monotonic()
         self._items = {str(it.input): it for it in items}
@@ -337,7 +343,7 @@ class BatchDialog(QDialog):
         self._remember_choices(in_dir, out_dir, opts)
         # the plan counted here is the one run (its Items tell a photo edited from one that failed)
         jobs.submit(lambda: run_batch_job(in_dir, out_dir, model_path, device, opts, recipe, cancel, progress,
-                                          items),
+                                          items, loaded),
                     on_done=self._on_done, on_error=self._on_failed)
         return True
 
@@ -347,6 +353,11 @@ class BatchDialog(QDialog):
         self._cancel.set()
         if self._progress is not None:
             self._progress.setLabelText("Stopping after the photos in progress…")
+
+    def _on_model_loaded(self) -> None:
+        # the ETA's rate is that of the photos: measured from Start, the model's loading counted in
+        # it and the first ETA was too long (with nothing passed over; else from the end of that burst)
+        self._eta_base = time.monotonic()
 
     def _on_progress(self, done: int, total: int, path: str) -> None:
         pd = self._progress

@@ -181,28 +181,33 @@ def run(args) -> int:
                          + (f" (see {printable(args.report)})" if report_written else "") + "\n")
     unsure = [it for it in report.items if it.unsure]
     if unsure:
+        # one photo is named with its readings; of several, one is named as an example
+        one = len(unsure) == 1
         sys.stderr.write(f"{PROG}: note: in {counted(len(unsure), 'photo')} the model was unsure of a reading the "
                          f"edit starts from (under {UNSURE_READING:.0%}), so the edit may go the wrong way there; "
-                         f"check {'it' if len(unsure) == 1 else 'them'} "
-                         "(the report lists them" + ("" if args.report else "; --report writes it") + "), e.g. "
-                         f"{printable(unsure[0].relative)}: {unsure[0].unsure[0]}\n")
+                         f"check {'it' if one else 'them'} "
+                         f"(the report lists {'it' if one else 'them'}" + ("" if args.report else "; --report writes it")
+                         + ("): " if one else "), e.g. ")
+                         + f"{printable(unsure[0].relative)}: "
+                         + ("; ".join(unsure[0].unsure) if one else unsure[0].unsure[0]) + "\n")
     if opts.raw and opts.face is None:
         several = [it for it in report.items if it.status == "ok" and (it.faces or 0) > 1]
         if several:
             sys.stderr.write(f"{PROG}: note: {counted(len(several), 'photo')} "
-                             f"{'has' if len(several) == 1 else 'have'} several faces (e.g. "
-                             f"{printable(several[0].relative)} has {several[0].faces}); --raw wrote the main face of each (the "
+                             f"{'has several faces (' if len(several) == 1 else 'have several faces (e.g. '}"
+                             f"{printable(several[0].relative)} has {several[0].faces}); --raw wrote "
+                             f"{'its main face' if len(several) == 1 else 'the main face of each'} (the "
                              "first, unless another is at least twice its size); --face N writes another\n")
     lost = [it for it in report.items if it.lost]
     if lost:
         sys.stderr.write(f"{PROG}: note: {counted(len(lost), 'output')} could not keep everything of "
-                         f"{'its' if len(lost) == 1 else 'their'} photo, e.g. "
+                         f"{'its photo: ' if len(lost) == 1 else 'their photo, e.g. '}"
                          f"{printable(lost[0].relative)}: {'; '.join(lost[0].lost)}"
                          + (f" (see {printable(args.report)})" if report_written else "") + "\n")
     if others:
         # a camera's .xmp/.AAE sidecars and notes beside the photos: named once, not as problems
         sys.stderr.write(f"{PROG}: note: {counted(len(others), 'file')} that "
-                         f"{'is not an image was' if len(others) == 1 else 'are not images were'} left alone, e.g. "
+                         f"{'is not an image was left alone: ' if len(others) == 1 else 'are not images were left alone, e.g. '}"
                          f"{printable(others[0].relative)}\n")
     if report.error:
         # the run stopped (the output folder disappeared): said last but for the report's error

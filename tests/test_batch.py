@@ -1071,7 +1071,7 @@ def test_grey_and_transparent_photos_keep_that_and_losses_are_noted(tmp_path, ca
     rc, err = cli(capsys, "batch", d, "-o", tmp_path / "jpg", "--format", "jpg", *base)
     assert rc == 0
     assert [l for l in err.splitlines() if "could not keep" in l] == [
-        "fader-desktop: note: 1 output could not keep everything of its photo, e.g. cut.png: transparency "
+        "fader-desktop: note: 1 output could not keep everything of its photo: cut.png: transparency "
         "dropped (JPEG has none: transparent parts are white)"]
     with Image.open(tmp_path / "jpg" / "grey.jpg") as g:
         assert g.mode == "L"

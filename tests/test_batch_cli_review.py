@@ -88,7 +88,7 @@ def test_the_summary_counts_only_the_problems_it_could_list(tmp_path, portrait_p
     assert rep["counts"]["cancelled"] > 20, rep["counts"]      # more than the list could show
     assert f"{rep['counts']['cancelled']} not processed" in err
     # a file that is not an image is no problem of the run: named once, in a note
-    assert "1 file that is not an image was left alone, e.g. notes.txt" in err
+    assert "1 file that is not an image was left alone: notes.txt" in err
     assert "more" not in err and "  skipped:" not in err, err
     assert "--skip-existing goes on where this run stopped" in err
 

@@ -48,7 +48,7 @@ def test_the_cli_summary_counts_the_skipped_files_the_report_counts(tmp_path, ca
     assert "2 written, 0 already there, 3 skipped (1 not an image), 0 failed" in line, err
     assert rep["not_images"] == 1
     # the note is still named once, not among the problems
-    assert "1 file that is not an image was left alone, e.g. notes.txt" in err
+    assert "1 file that is not an image was left alone: notes.txt" in err
     assert not [ln for ln in err.splitlines() if ln.startswith("  ") and "notes.txt" in ln], err
 
 

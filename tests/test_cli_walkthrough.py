@@ -81,7 +81,7 @@ def test_batch_raw_of_a_photo_with_two_faces_says_it_wrote_face_0(tmp_path, caps
     rc, err = cli(capsys, "batch", src, "-o", tmp_path / "out", "--raw", "--set", "Male=1", "--report", report,
                   *model_args(tiny_model_path))
     assert rc == 0, err
-    assert ("note: 1 photo has several faces (e.g. two_faces.png has 2); --raw wrote the main face of each "
+    assert ("note: 1 photo has several faces (two_faces.png has 2); --raw wrote its main face "
             "(the first, unless another is at least twice its size); --face N writes another") in err, err
     reasons = {it["relative"]: it["reason"] for it in json.loads(report.read_text())["items"]}
     assert reasons["two_faces.png"].startswith("model output of face 0 of 2")
