@@ -140,9 +140,14 @@ def portrait_path() -> Path:
     return PORTRAIT
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def one_torch_thread():
-    """Tiny tensors: one intra-op thread is fastest and immune to other processes on the cores."""
+    """Tiny tensors: one intra-op thread is fastest and immune to other processes on the cores.
+
+    Set for each test, not once per module: code under test sets the count itself (fader-train's
+    main, the engine, the classifier and judge commands), and a module-scoped pin stayed set up
+    while those left 2 threads to every later test of the file (4def36e). Module-scoped fixtures
+    are set up before it, at the process's count."""
     import torch
     old = torch.get_num_threads()
     torch.set_num_threads(1)
