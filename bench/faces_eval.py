@@ -306,6 +306,16 @@ def timing_2mp(data: Path, detector: FaceDetector, template: Template, size: int
     }
 
 
+def _half_note(res: dict) -> str:
+    """The half --half took (', odd numbers'); nothing for all the photos."""
+    return "" if res["half"] == "all" else f", {res['half']} numbers"
+
+
+def _copy_note(res: dict) -> str:
+    """The copies the photos were looked at in (', grey', ', tilted 35 degrees'); nothing for none."""
+    return (", grey" if res["grey"] else "") + (f", tilted {res['tilt']:g} degrees" if res["tilt"] else "")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
@@ -355,9 +365,7 @@ def main(argv=None) -> int:
         if args.json:
             print(json.dumps(res, indent=2))
             return 0
-        print(f"faceless bands: {res['bands']} of {res['photos']} photos"
-              f"{'' if res['half'] == 'all' else ', ' + res['half'] + ' numbers'}"
-              + (", grey" if res["grey"] else "") + (f", tilted {res['tilt']:g} degrees" if res["tilt"] else ""))
+        print(f"faceless bands: {res['bands']} of {res['photos']} photos{_half_note(res)}{_copy_note(res)}")
         print(f"bands with a detection: {len(res['bands_with_a_detection'])} "
               f"({', '.join(res['bands_with_a_detection']) or '-'}); detections: {res['detections']}")
         return 0
@@ -370,9 +378,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"photos: {res['photos']} ({res['first']} .. {res['last']} of {res['folder']}"
-          f"{'' if res['half'] == 'all' else ', ' + res['half'] + ' numbers'}), median {res['median_megapixels']} MP"
-          + (", grey" if res["grey"] else "") + (f", tilted {res['tilt']:g} degrees" if res["tilt"] else ""))
+    print(f"photos: {res['photos']} ({res['first']} .. {res['last']} of {res['folder']}{_half_note(res)}), "
+          f"median {res['median_megapixels']} MP{_copy_note(res)}")
     print(f"face found: {res['found']}/{res['photos']} = {100 * res['found_share']:.1f}%"
           f"   not found: {', '.join(res['not_found']) or '-'}")
     print(f"detections: {res['detections']}; photos with more than one: {len(res['several_faces'])}")

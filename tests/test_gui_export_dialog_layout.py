@@ -71,39 +71,55 @@ def open_deep_png(w, qtbot, tmp_path) -> None:
     w.settings.export_format = "jpg"   # the shared window's last export may have been another format
 
 
-def test_the_export_dialog_notes_sit_in_no_blank_band(editor, qtbot, tmp_path):
-    w = editor
+def settle() -> None:
+    """A few turns of the event loop: the dialog's layout follows what was just changed."""
+    for _ in range(5):
+        QApplication.processEvents()
+
+
+def walk_the_export_dialog(w, qtbot, tmp_path, walk) -> tuple:
+    """Open the 16-bit transparent PNG (open_deep_png), then the Export dialog (Ctrl+E's action);
+    once it shows, walk(d), and then, also if walk failed, close it. (Its form's vertical spacing,
+    its bottom margin, its line height, its minimum width), as the dialog had them at the end."""
     open_deep_png(w, qtbot, tmp_path)
-    seen, done = {}, []
+    done = []
+
+    def wait_for_it():
+        d = QApplication.activeModalWidget()
+        if not isinstance(d, ExportDialog):
+            QTimer.singleShot(20, wait_for_it)
+            return
+        try:
+            walk(d)
+        finally:
+            form = d.layout().itemAt(0).layout()
+            done.append((form.verticalSpacing(), d.layout().contentsMargins().bottom(), d.fontMetrics().height(),
+                         d.minimumWidth()))
+            d.reject()
+    QTimer.singleShot(20, wait_for_it)
+    w.act_export.trigger()
+    assert done, "the Export dialog did not open"
+    return done[0]
+
+
+def test_the_export_dialog_notes_sit_in_no_blank_band(editor, qtbot, tmp_path):
+    seen = {}
 
     def look_at(d, state):
-        for _ in range(5):
-            QApplication.processEvents()
+        settle()
         notes = tuple(n.isVisibleTo(d) for n in (d.loss_note, d.name_note))
         seen[state] = (notes, blank_bands(d), d.width(), rows(d))
 
-    def walk():
-        d = QApplication.activeModalWidget()
-        if not isinstance(d, ExportDialog):
-            QTimer.singleShot(20, walk)
-            return
-        try:
-            look_at(d, "opened (JPEG of a 16-bit transparent photo)")
-            for name in ("deep_edited.gif", "deep_edited.png", "deep_edited.heic", "deep_edited.jpg",
-                         "deep_edited.webp"):
-                d.path_edit.selectAll()
-                qtbot.keyClicks(d.path_edit, str(tmp_path / name))
-                look_at(d, f"typed {name}")
-            d.format_combo.setCurrentIndex(d.format_combo.findData(".png"))
-            look_at(d, "PNG chosen")
-        finally:
-            form = d.layout().itemAt(0).layout()
-            done.append((form.verticalSpacing(), d.layout().contentsMargins().bottom(), d.fontMetrics().height()))
-            d.reject()
-    QTimer.singleShot(20, walk)
-    w.act_export.trigger()
-    assert done, "the Export dialog did not open"
-    spacing, margin, line = done[0]
+    def walk(d):
+        look_at(d, "opened (JPEG of a 16-bit transparent photo)")
+        for name in ("deep_edited.gif", "deep_edited.png", "deep_edited.heic", "deep_edited.jpg",
+                     "deep_edited.webp"):
+            d.path_edit.selectAll()
+            qtbot.keyClicks(d.path_edit, str(tmp_path / name))
+            look_at(d, f"typed {name}")
+        d.format_combo.setCurrentIndex(d.format_combo.findData(".png"))
+        look_at(d, "PNG chosen")
+    spacing, margin, line, _narrowest = walk_the_export_dialog(editor, qtbot, tmp_path, walk)
     # the states walked show each note alone, both, and none
     assert {notes for notes, *_ in seen.values()} == {(True, False), (True, True), (False, False), (False, True)}, \
         seen

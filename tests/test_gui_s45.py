@@ -15,28 +15,23 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from fader_desktop.dialogs import ExportDialog  # noqa: E402
 from fader_desktop.workers import qimage_to_numpy  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from test_gui import TIMEOUT, editor, shared_window  # noqa: E402,F401
-from test_gui_export_dialog_layout import blank_bands, open_deep_png, rows  # noqa: E402
+from test_gui_export_dialog_layout import blank_bands, rows, settle, walk_the_export_dialog  # noqa: E402
 
 
 # -- 1. the Export dialog widened or narrowed keeps no blank band ------------------------------------
 
 def test_the_export_dialog_dragged_wider_or_narrower_has_no_blank_band_above_its_buttons(editor, qtbot, tmp_path):
-    w = editor
-    open_deep_png(w, qtbot, tmp_path)
-    seen, done = {}, []
+    seen, opened_width = {}, []
 
     def look_at(d, state):
-        for _ in range(5):
-            QApplication.processEvents()
+        settle()
         seen[state] = (blank_bands(d), d.width(), d.height(), rows(d))
 
     def drag_to(d, width):
@@ -45,38 +40,27 @@ def test_the_export_dialog_dragged_wider_or_narrower_has_no_blank_band_above_its
             d.resize(int(step), d.height())
             QApplication.processEvents()
 
-    def walk():
-        d = QApplication.activeModalWidget()
-        if not isinstance(d, ExportDialog):
-            QTimer.singleShot(20, walk)
-            return
-        try:
-            d.path_edit.selectAll()
-            qtbot.keyClicks(d.path_edit, str(tmp_path / "deep_edited.gif"))   # both notes
-            look_at(d, "as opened")
-            first = d.width()
-            drag_to(d, 2 * first)
-            look_at(d, "dragged twice as wide")
-            drag_to(d, d.minimumWidth())
-            look_at(d, "dragged to its narrowest")
-            drag_to(d, first + 150)
-            look_at(d, "dragged a little wider")
-            d.path_edit.selectAll()
-            qtbot.keyClicks(d.path_edit, str(tmp_path / "deep_edited.jpg"))   # one note, then none
-            look_at(d, "one note, wider")
-            d.format_combo.setCurrentIndex(d.format_combo.findData(".png"))
-            look_at(d, "no note, wider")
-            drag_to(d, d.minimumWidth())
-            look_at(d, "no note, narrowest")
-        finally:
-            form = d.layout().itemAt(0).layout()
-            done.append((form.verticalSpacing(), d.layout().contentsMargins().bottom(), d.fontMetrics().height(),
-                         first, d.minimumWidth()))
-            d.reject()
-    QTimer.singleShot(20, walk)
-    w.act_export.trigger()
-    assert done, "the Export dialog did not open"
-    spacing, margin, line, first, narrowest = done[0]
+    def walk(d):
+        d.path_edit.selectAll()
+        qtbot.keyClicks(d.path_edit, str(tmp_path / "deep_edited.gif"))   # both notes
+        look_at(d, "as opened")
+        first = d.width()
+        opened_width.append(first)
+        drag_to(d, 2 * first)
+        look_at(d, "dragged twice as wide")
+        drag_to(d, d.minimumWidth())
+        look_at(d, "dragged to its narrowest")
+        drag_to(d, first + 150)
+        look_at(d, "dragged a little wider")
+        d.path_edit.selectAll()
+        qtbot.keyClicks(d.path_edit, str(tmp_path / "deep_edited.jpg"))   # one note, then none
+        look_at(d, "one note, wider")
+        d.format_combo.setCurrentIndex(d.format_combo.findData(".png"))
+        look_at(d, "no note, wider")
+        drag_to(d, d.minimumWidth())
+        look_at(d, "no note, narrowest")
+    spacing, margin, line, narrowest = walk_the_export_dialog(editor, qtbot, tmp_path, walk)
+    first = opened_width[0]
     limit = spacing + line // 2   # as test_gui_export_dialog_layout: the spacing and the text's leading
     for state, ((band, at, below), _width, height, shown) in seen.items():
         assert band <= limit, f"{state}: a blank band of {band} px at y={at} above the buttons (rows: {shown})"

@@ -89,16 +89,23 @@ def test_the_batch_bar_counts_the_photos_to_edit_and_a_failure_gives_no_eta(qtbo
     assert {t for t in labels if "d.jpg" in t} == {"3 of 3: d.jpg"}, labels
 
 
-def test_one_passed_over_file_is_named(qtbot, tmp_path, portrait_path, tiny_model_path):
-    """Where one file is passed over, the label names it, as the progress window did before."""
+def _a_photo_and_a_note(qtbot, tmp_path, portrait_path, tiny_model_path, smiling: float) -> tuple:
+    """The batch dialog set to edit a folder of one photo and a text note (Smiling at the value
+    given) into tmp_path/out; (the dialog, the folder)."""
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(portrait_path, src / "a.jpg")
     (src / "notes.txt").write_text("shot on the 3rd\n")
-    dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0})
+    dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": smiling})
     qtbot.addWidget(dlg)
     dlg.in_edit.setText(str(src))
     dlg.out_edit.setText(str(tmp_path / "out"))
+    return dlg, src
+
+
+def test_one_passed_over_file_is_named(qtbot, tmp_path, portrait_path, tiny_model_path):
+    """Where one file is passed over, the label names it, as the progress window did before."""
+    dlg, _src = _a_photo_and_a_note(qtbot, tmp_path, portrait_path, tiny_model_path, 2.0)
     labels = [t for t, _v, _m in _run(dlg)]
     dlg.summary_box.close()
     assert "Passed over notes.txt (not a photo); 1 photo to edit" in labels, labels
@@ -110,14 +117,7 @@ def test_the_batch_summary_says_one_in_the_singular(qtbot, tmp_path, portrait_pa
     not photos were left alone": one is said in the singular, more in the plural. The tiny model
     reads the portrait as smiling, so Smiling 1 changes no face and Smiling 2 does."""
     from core.batch import BatchReport
-    src = tmp_path / "in"
-    src.mkdir()
-    shutil.copy(portrait_path, src / "a.jpg")
-    (src / "notes.txt").write_text("shot on the 3rd\n")
-    dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 1.0})
-    qtbot.addWidget(dlg)
-    dlg.in_edit.setText(str(src))
-    dlg.out_edit.setText(str(tmp_path / "out"))
+    dlg, src = _a_photo_and_a_note(qtbot, tmp_path, portrait_path, tiny_model_path, 1.0)
     _run(dlg)
     unchanged = dlg.report
     head = dlg.summary_box.text()

@@ -23,6 +23,19 @@ def _dialog(qtbot, **kw) -> TrainingDialog:
     return d
 
 
+def train_a_run_to_resume(qtbot, data: Path, run: Path, cache: Path) -> None:
+    """A 32 px, 10-step run of the tiny settings, evaluated every 5 steps, as the form sends it;
+    trained in this process (a trainer process costs ~5-10 s here)."""
+    from training.cli import main as train
+    first = _dialog(qtbot)
+    first.data_edit.setText(str(data))
+    first.out_edit.setText(str(run))
+    first.size_combo.setCurrentIndex(first.size_combo.findData(32))
+    first.steps_spin.setValue(10)
+    first.extra_edit.setText(f"{TINY} --eval-every 5 --cache-dir {cache}")
+    assert train(first.arguments()) == 0
+
+
 def _value(args: list, option: str):
     return args[args.index(option) + 1] if option in args else None
 
@@ -39,14 +52,7 @@ def test_resume_typed_in_options_resumes_the_run_at_its_own_size_and_steps(qtbot
     from training.trainer import load_checkpoint
     run = tmp_path / "runs" / "r32"
     cache = tmp_path / "cache"
-    first = _dialog(qtbot)
-    first.data_edit.setText(str(labeled_folder))
-    first.out_edit.setText(str(run))
-    first.size_combo.setCurrentIndex(first.size_combo.findData(32))
-    first.steps_spin.setValue(10)
-    first.extra_edit.setText(f"{TINY} --eval-every 5 --cache-dir {cache}")
-    # the run to resume, trained in this process (a trainer process costs ~5-10 s here)
-    assert train(first.arguments()) == 0
+    train_a_run_to_resume(qtbot, labeled_folder, run, cache)
 
     d = _dialog(qtbot)   # the form's defaults: 64 px, 20,000 steps
     d.data_edit.setText(str(labeled_folder))

@@ -12,9 +12,9 @@ pytest.importorskip("pytestqt")
 
 from fader_desktop.training_dialog import TrainingDialog  # noqa: E402
 
+from test_training_s45b import train_a_run_to_resume  # noqa: E402
+
 TIMEOUT = 180_000
-TINY = ("--classifier-steps 2 --val-size 4 --batch-size 4 --log-every 1 --n-layers 3 --init-fm 8 --max-fm 32 "
-        "--hid-dim 16 --threads 1")
 EVAL_LINE = re.compile(r"^step (\d+) \|", re.M)
 COUNTER = re.compile(r"^Training: step ([\d,]+) of ([\d,]+)")
 
@@ -34,6 +34,24 @@ def _shown(d: TrainingDialog):
     return step, fraction
 
 
+def run_watched(qtbot, d: TrainingDialog, look) -> tuple:
+    """Start the dialog's run and wait for its end, calling look() each time the dialog has read
+    what the trainer wrote; (the run's exit codes, the dialog's messages). Killed if it overruns."""
+    finished = []
+    d.start()
+    # connected after the dialog's own slots: called once the dialog has read what came
+    d.proc.readyReadStandardOutput.connect(look)
+    d.proc.readyReadStandardError.connect(look)
+    d.proc.finished.connect(lambda code, status: finished.append(code))
+    try:
+        qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    finally:
+        if d.is_running():
+            d.proc.kill()
+            d.proc.waitForFinished(30_000)
+    return finished, d.log_view.toPlainText()
+
+
 def test_a_resumed_run_counts_to_the_step_its_evaluations_show(qtbot, tmp_path, labeled_folder, one_torch_thread):
     """A 10-step run resumed to 40 steps in the window, evaluated every 5 steps: the evaluation lines
     ("step 15 | …") came into the log while the counter stayed at "step 10 of 40 — about 1:00:00
@@ -41,16 +59,9 @@ def test_a_resumed_run_counts_to_the_step_its_evaluations_show(qtbot, tmp_path, 
     each time the trainer's output is read: once the log shows step N's evaluation, the counter says
     at least step N and the bar is at least N/40, neither goes back, and past the first evaluation
     the time left is the steps' own (a few seconds here), not the hour's limit."""
-    from training.cli import main as train
     run = tmp_path / "run"
     cache = tmp_path / "cache"
-    first = _dialog(qtbot)
-    first.data_edit.setText(str(labeled_folder))
-    first.out_edit.setText(str(run))
-    first.size_combo.setCurrentIndex(first.size_combo.findData(32))
-    first.steps_spin.setValue(10)
-    first.extra_edit.setText(f"{TINY} --quiet --eval-every 5 --cache-dir {cache}")
-    assert train(first.arguments()) == 0   # the run to resume, trained in this process
+    train_a_run_to_resume(qtbot, labeled_folder, run, cache)   # the run to resume
 
     d = _dialog(qtbot)
     d.data_edit.setText(str(labeled_folder))
@@ -74,19 +85,7 @@ def test_a_resumed_run_counts_to_the_step_its_evaluations_show(qtbot, tmp_path, 
         elif n > 10 and "limit" in d.phase_label.text():
             wrong.append(f"log at step {n}, time left from the limit: {d.phase_label.text()!r}")
 
-    finished = []
-    d.start()
-    # connected after the dialog's own slots: called once the dialog has read what came
-    d.proc.readyReadStandardOutput.connect(look)
-    d.proc.readyReadStandardError.connect(look)
-    d.proc.finished.connect(lambda code, status: finished.append(code))
-    try:
-        qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
-    finally:
-        if d.is_running():
-            d.proc.kill()
-            d.proc.waitForFinished(30_000)
-    log = d.log_view.toPlainText()
+    finished, log = run_watched(qtbot, d, look)
     assert finished == [0], log[-1500:]
     assert sorted(set(int(n) for n in EVAL_LINE.findall(log))) == [15, 20, 25, 30, 35, 40], log[-1500:]
     assert not wrong, "\n".join(wrong)

@@ -12,7 +12,8 @@ pytest.importorskip("pytestqt")
 
 from fader_desktop.training_dialog import TrainingDialog  # noqa: E402
 
-TIMEOUT = 180_000
+from test_training_s45c import run_watched  # noqa: E402
+
 TINY = ("--classifier-steps 2 --val-size 4 --batch-size 4 --log-every 1 --n-layers 3 --init-fm 8 --max-fm 32 "
         "--hid-dim 16 --threads 1")
 COUNTER = re.compile(r"^Training: step ([\d,]+) of ([\d,]+)")
@@ -40,19 +41,7 @@ def test_a_run_with_quiet_in_options_counts_its_steps_to_the_end(qtbot, tmp_path
             seen.append((int(m[1].replace(",", "")), int(m[2].replace(",", "")),
                          d.progress.value() / max(1, d.progress.maximum())))
 
-    finished = []
-    d.start()
-    # connected after the dialog's own slots: called once the dialog has read what came
-    d.proc.readyReadStandardOutput.connect(look)
-    d.proc.readyReadStandardError.connect(look)
-    d.proc.finished.connect(lambda code, status: finished.append(code))
-    try:
-        qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
-    finally:
-        if d.is_running():
-            d.proc.kill()
-            d.proc.waitForFinished(30_000)
-    log = d.log_view.toPlainText()
+    finished, log = run_watched(qtbot, d, look)
     assert finished == [0], log[-1500:]
     assert seen, f"the counter never showed a training step; messages:\n{log[-1500:]}"
     assert seen[-1][:2] == (10, 10) and seen[-1][2] == pytest.approx(1.0), seen
