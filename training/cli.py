@@ -1513,6 +1513,8 @@ def _note_ignored_on_resume(a, arch, cfg, say) -> None:
                 ignored.append(f"--{n.replace('_', '-')} {getattr(a, n)} (the run's: {own})")
     if "no_flip" in a.given and cfg.flip:
         ignored.append("--no-flip (the run flips)")
+    if a.classifier:   # the run's evaluation classifier is in its checkpoint
+        ignored.append(f"--classifier {a.classifier} (the run keeps the classifier it was started with)")
     if ignored:
         say(f"{PROG}: a resumed run keeps its own recipe; ignored: " + ", ".join(ignored))
 
