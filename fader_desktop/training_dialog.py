@@ -694,9 +694,9 @@ class TrainingDialog(QDialog):
             for option, what in NEW_RUN_OPTIONS.items():
                 if option in given:
                     if by_options:
-                        raise ValueError(f"--resume goes on with the run in the Run folder, and {option} {what}: "
+                        raise OptionsRefused(f"--resume goes on with the run in the Run folder, and {option} {what}: "
                                          f"give only one of them in Options")
-                    raise ValueError(f"Resume goes on with the run in the Run folder, and {option} in Options "
+                    raise OptionsRefused(f"Resume goes on with the run in the Run folder, and {option} in Options "
                                      f"{what}: untick Resume, or take {option} out of Options")
         # fine-tuning: the trainer takes the model's own size (a model whose size could not be read
         # here is not sent the field's, which the trainer would refuse)
@@ -753,9 +753,11 @@ class TrainingDialog(QDialog):
         try:
             self.arguments()
         except ValueError as e:   # unbalanced quotes, or an option the form's fields own
+            # (OptionsRefused reads well: "cannot read the options" would misname it)
+            what = str(e) if isinstance(e, OptionsRefused) else f"cannot read the options: {e}"
             # the last run's outcome ("Training stopped: …") stayed above, as if this start had failed so
-            self.phase_label.setText(f"Not started: cannot read the options: {e}")
-            QMessageBox.warning(self, "Options", f"Cannot read the options: {e}")
+            self.phase_label.setText(f"Not started: {what}")
+            QMessageBox.warning(self, "Options", what[:1].upper() + what[1:])
             return
         out = self.run_dir()
         if (out / CHECKPOINT_NAME).is_file() and not self.resume_check.isChecked():
@@ -1195,7 +1197,7 @@ def _extra_options(text: str, owned: dict = FIELD_OPTIONS) -> list:
             continue
         name = matches[0]
         if name in owned:
-            raise ValueError(f"set {name} with {owned[name]}, not in Options")
+            raise OptionsRefused(f"set {name} with {owned[name]}, not in Options")
         if name in PATH_OPTIONS:
             if not eq and i < len(tokens) and not _option_like(tokens[i]):
                 value, eq = tokens[i], "="
@@ -1208,6 +1210,11 @@ def _extra_options(text: str, owned: dict = FIELD_OPTIONS) -> list:
 
 # argparse's own test for a negative number, which is an option's value (the trainer has no option like one)
 NEGATIVE_NUMBER_RE = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
+class OptionsRefused(ValueError):
+    """Options that read well but cannot go with the form as it is (an option a field owns, or a
+    resume beside a new run's --init): said as such, not as options that cannot be read."""
 
 
 def _option_like(word: str) -> bool:
