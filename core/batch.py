@@ -128,6 +128,19 @@ def is_other_file(it: Item) -> bool:
     return it.status == "skipped" and it.reason == NOT_AN_IMAGE
 
 
+def passed_over_reasons(items: list, not_image: tuple = ("not an image", "not images"),
+                        rest_said: str = "named at the end") -> list:
+    """Why a run passes over `items` (the Items its plan settled, which it reports before the first
+    photo; None for one not known, counted with the other skips), counted by why, as its progress
+    says it: ['2 outputs already there', '1 not an image', '1 skipped, named at the end'].
+    `not_image`: the words for one and for several files that are not images."""
+    exists = sum(1 for it in items if it is not None and it.status == "exists")
+    others = sum(1 for it in items if it is not None and is_other_file(it))
+    rest = len(items) - exists - others
+    return ([counted(exists, "output already there", "outputs already there")] if exists else []) + \
+        ([counted(others, *not_image)] if others else []) + ([f"{rest} skipped, {rest_said}"] if rest else [])
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 

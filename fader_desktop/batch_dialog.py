@@ -85,16 +85,11 @@ def passed_over_note(items: list, n_todo: int, name=lambda path: Path(path).name
     start (none of them on the bar), as `fader-desktop batch` says it above its bar: one is named,
     more are counted by why ('Passed over 3 files (2 outputs already there, 1 not a photo); 2
     photos to edit'). `name(path)`: the name shown for a file."""
-    from core.batch import is_other_file
+    from core.batch import passed_over_reasons
     if len(items) == 1:
         what = f"{name(items[0].input)} ({passed_over_why(items[0])})"
     else:
-        exists = sum(1 for it in items if it.status == "exists")
-        others = sum(1 for it in items if is_other_file(it))
-        rest = len(items) - exists - others
-        why = ([counted(exists, "output already there", "outputs already there")] if exists else []) + \
-              ([counted(others, "not a photo", "not photos")] if others else []) + \
-              ([f"{rest} skipped, named in the summary"] if rest else [])
+        why = passed_over_reasons(items, ("not a photo", "not photos"), "named in the summary")
         what = f"{len(items)} files ({', '.join(why)})"
     return f"Passed over {what}; {counted(n_todo, 'photo') if n_todo else 'no photo'} to edit"
 

@@ -43,14 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def passed_over_note(items: list, n_todo: int) -> str:
     """The line said before the bar: the files the run passes over (not on the bar) and why."""
     from core.attributes import counted
-    from core.batch import is_other_file
-    exists = sum(1 for it in items if it is not None and it.status == "exists")
-    others = sum(1 for it in items if it is not None and is_other_file(it))
-    rest = len(items) - exists - others
-    why = ([counted(exists, "output already there", "outputs already there")] if exists else []) + \
-          ([counted(others, "not an image", "not images")] if others else []) + \
-          ([f"{rest} skipped, named at the end"] if rest else [])
-    return (f"passing over {counted(len(items), 'file')} ({', '.join(why)}); "
+    from core.batch import passed_over_reasons
+    return (f"passing over {counted(len(items), 'file')} ({', '.join(passed_over_reasons(items))}); "
             f"{counted(n_todo, 'photo')} to edit")
 
 
