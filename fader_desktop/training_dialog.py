@@ -532,10 +532,7 @@ class TrainingDialog(QDialog):
         it trains only that model's attributes (training/cli.py's _evaluation_classifier; the model
         and the data are read by a job), and Options' --classifier-steps (or --classifier, a
         classifier taken from a model) comes after the field's and wins."""
-        try:
-            given = _options_given(_extra_options(self.extra_edit.text(), {}))
-        except ValueError:   # unbalanced quotes: Start says so
-            given = {}
+        given = self._typed_options()
         why = ""
         # Options' --resume on a folder without a checkpoint starts the run again, classifier and all
         if self.resume_check.isChecked() or ("--resume" in given and self._resumable()):
@@ -614,12 +611,13 @@ class TrainingDialog(QDialog):
         classifier (a resumed run's checkpoint is there from the start)."""
         return bool(self.out_edit.text().strip()) and (self.run_dir() / CHECKPOINT_NAME).is_file()
 
-    def _options_resume(self) -> bool:
-        """Whether Options give --resume (or an abbreviation), as the trainer's argparse reads them."""
+    def _typed_options(self) -> dict:
+        """The options the Options field gives (abbreviations as the full names), as the trainer's
+        argparse reads them (_options_given); none while its quotes are unbalanced (Start says so)."""
         try:
-            return "--resume" in _options_given(_extra_options(self.extra_edit.text(), {}))
-        except ValueError:   # unbalanced quotes: Start says so
-            return False
+            return _options_given(_extra_options(self.extra_edit.text(), {}))
+        except ValueError:
+            return {}
 
     def _sync_resume(self, *_) -> None:
         """Options' --resume on a folder that holds a checkpoint ticks the Resume box, greyed out, its
@@ -632,7 +630,7 @@ class TrainingDialog(QDialog):
             self.resume_check.setEnabled(False)
             return
         ckpt = self._resumable()
-        by_options = ckpt and self._options_resume()
+        by_options = ckpt and "--resume" in self._typed_options()
         if by_options:
             if self._resume_before_options is None:
                 self._resume_before_options = self.resume_check.isChecked()
@@ -786,7 +784,7 @@ class TrainingDialog(QDialog):
         launcher = (shlex.join([sys.executable, "train"]) if _frozen() else "fader-train" if n == 1
                     else f"torchrun --standalone --nproc_per_node {n} $(which fader-train)")
         self._message(f"$ {launcher} " + " ".join(self.arguments()))
-        if "--quiet" in _options_given(_extra_options(self.extra_edit.text(), {})):
+        if "--quiet" in self._typed_options():
             self._message(QUIET_NOTE)
         self._started_at = time.monotonic()
         self._stopping = False
