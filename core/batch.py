@@ -71,6 +71,10 @@ def _decoded_bytes(item) -> int:
 # options
 # --------------------------------------------------------------------------------------------
 
+ALIGNED_AND_MORE_FACES = ("--aligned and --find-more-faces exclude each other: --aligned takes each image as one "
+                          "aligned face, without a search")
+
+
 @dataclass
 class BatchOptions:
     """What to do with every photo. `values` are slider values as in PhotoEdit.set_values."""
@@ -84,6 +88,7 @@ class BatchOptions:
     skip_existing: bool = False    # outputs that exist are left as they are (resume)
     overwrite: bool = False        # outputs that exist are replaced (else: refused, see plan_batch)
     keep_exif: bool = True
+    find_more_faces: bool = False  # every face search made, whatever the others found (slower; core.faces)
 
     def validate(self) -> None:
         if self.format is not None and self.format.lower() not in OUTPUT_FORMATS:
@@ -94,6 +99,8 @@ class BatchOptions:
             raise FaderError(f"--face must be 0 or more, got {self.face}")
         if self.skip_existing and self.overwrite:
             raise FaderError("--skip-existing and --overwrite exclude each other")
+        if self.aligned and self.find_more_faces:
+            raise FaderError(ALIGNED_AND_MORE_FACES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,7 +606,8 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
                          values=make_recipe(options.values)["values"],
                          options={"aligned": options.aligned, "raw": options.raw, "face": options.face,
                                   "format": options.format, "quality": options.quality,
-                                  "skip_existing": options.skip_existing, "overwrite": options.overwrite},
+                                  "skip_existing": options.skip_existing, "overwrite": options.overwrite,
+                                  "find_more_faces": options.find_more_faces},
                          started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     t0 = time.perf_counter()
     total = len(items)
@@ -698,6 +706,9 @@ class _Pipeline:
         # on CPU the model gets the cores the readers leave free (at least one)
         self.model_threads = max(1, cores - self.readers) if engine.device.type == "cpu" else None
         self.batch_faces = max(1, int(batch_faces))
+        if detector is None and options.find_more_faces:
+            from .faces import ThoroughDetector
+            detector = ThoroughDetector()
         self.detector = detector
         self.finished = finished
         self.template = engine.model.alignment()

@@ -27,7 +27,7 @@ from torch import nn
 
 from core.errors import ModelFileError
 
-__all__ = ["Face", "FaceDetector", "detect_faces", "shared_detector", "LANDMARK_NAMES", "DEFAULT_WEIGHTS"]
+__all__ = ["Face", "FaceDetector", "ThoroughDetector", "detect_faces", "shared_detector", "LANDMARK_NAMES", "DEFAULT_WEIGHTS"]
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "detectors" / "mtcnn.safetensors"
@@ -154,6 +154,12 @@ def _inside(a: Face, b: Face) -> bool:
     """Whether the centre of ``a`` lies in the box of ``b``."""
     cx, cy = a.center_x, a.center_y
     return b.box[0] <= cx <= b.box[2] and b.box[1] <= cy <= b.box[3]
+
+
+def overlaps(face: Face, faces: list) -> bool:
+    """Whether ``face`` lies on one of ``faces`` or one of them on it (either centre in the
+    other's box): the same face found by two searches."""
+    return any(_inside(face, g) or _inside(g, face) for g in faces)
 
 
 def _without_specks(faces: list) -> list:
@@ -495,7 +501,8 @@ class FaceDetector:
                 raise ModelFileError(f"{path}: face detector weights do not match ({first})") from None
 
     # ----------------------------------------------------------------------------------------
-    def detect(self, rgb: np.ndarray, min_size: float = 40.0) -> list[Face]:
+    def detect(self, rgb: np.ndarray, min_size: float = 40.0, thorough: bool = False,
+               check=None) -> list[Face]:
         """Find faces in a uint8 RGB (H, W, 3) image; returns them in reading order (:func:`reading_order`).
 
         ``min_size``: smallest face (box side, photo pixels) to look for. Photos larger than
@@ -509,6 +516,11 @@ class FaceDetector:
         little differently, and one smaller than that face that reads as none at all so
         (:meth:`_steady`). A grey photo in which nothing was found is searched tilted 25 degrees
         either way (:meth:`_tilted`).
+
+        ``thorough``: every one of those searches is run, whatever the others found (the app's
+        *Find more faces*, :meth:`_thorough`): a face lying beside upright ones, a small face in
+        a big photo where a large one was found, a tilted face. Several times the cost (up to
+        five searches); ``check()`` is called between them (a job's cancellation point).
         """
         rgb = np.asarray(rgb)
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -516,6 +528,8 @@ class FaceDetector:
         h, w = rgb.shape[:2]
         if min(h, w) < 12:
             return []
+        if thorough:
+            return reading_order(_without_specks(self._thorough(rgb, min_size, check or (lambda: None))))
         faces, askew = self._find(rgb, min_size)
         if not faces or askew:
             # A photo shot sideways whose orientation tag was lost (a scan, a messenger's copy),
@@ -535,11 +549,29 @@ class FaceDetector:
                 if found and (best is None or key > best[0]):
                     best = (key, k, found)
             if best is not None:
-                faces += [f for f in (_unturned(f, best[1], w, h) for f in best[2])
-                          if not any(_inside(f, g) or _inside(g, f) for g in faces)]
+                faces += [f for f in (_unturned(f, best[1], w, h) for f in best[2]) if not overlaps(f, faces)]
         if not faces and _colourless(rgb):
             faces = self._tilted(rgb, min_size)
         return reading_order(_without_specks(faces))
+
+    def _thorough(self, rgb: np.ndarray, min_size: float, check) -> list:
+        """The faces of every search :meth:`detect` may make, each made: upright and turned a
+        quarter either way at the scale that looks for faces down to ``min_size`` (a big photo's
+        second scale, :meth:`_search_scales`), and tilted ``TILTS`` either way. A face joins
+        those found before it where it is not on one of them, with the rules each search keeps
+        its faces by (turned: O-Net at least ``SIDEWAYS_SCORE`` sure and upright there; tilted:
+        read as a face framed the ``FRAMINGS`` ways)."""
+        h, w = rgb.shape[:2]
+        scale = (self.thorough_scale(h, w, min_size),)
+        faces = self._find(rgb, min_size, scales=scale)[0]
+        for k in (1, 3):
+            check()
+            turned = [f for f in self._find(np.ascontiguousarray(np.rot90(rgb, k)), min_size, scales=scale)[0]
+                      if f.score >= SIDEWAYS_SCORE and not f.upside_down]
+            faces += [f for f in (_unturned(f, k, w, h) for f in turned) if not overlaps(f, faces)]
+        check()
+        faces += [f for f in self._tilted(rgb, min_size) if not overlaps(f, faces)]
+        return faces
 
     def _tilted(self, rgb: np.ndarray, min_size: float) -> list:
         """The faces of a photo searched tilted by each of ``TILTS`` (at its first scale; the tilt
@@ -575,16 +607,19 @@ class FaceDetector:
                               pts[:-1].astype(np.float32), f.score, search_scale=f.search_scale / sx))
         return faces
 
-    def _find(self, rgb: np.ndarray, min_size: float, first_only: bool = False) -> tuple:
-        """An upright search of ``rgb`` (at its first scale only with ``first_only``): its faces,
-        and whether a detection that reads as a face only turned was dropped (one lying on its
-        side, or one that reads better upside down but not surely so)."""
+    def _find(self, rgb: np.ndarray, min_size: float, first_only: bool = False, scales=None) -> tuple:
+        """An upright search of ``rgb`` (at its first scale only with ``first_only``; at
+        ``scales`` in turn where given): its faces, and whether a detection that reads as a face
+        only turned was dropped (one lying on its side, or one that reads better upside down but
+        not surely so)."""
         h, w = rgb.shape[:2]
         octaves = _Octaves(_contrast_stretched(rgb))
         askew = False
-        scales = self._search_scales(h, w, min_size)
+        if scales is None:
+            scales = self._search_scales(h, w, min_size)
+            scales = scales[:1] if first_only else scales
         with torch.inference_mode():
-            for downscale in scales[:1] if first_only else scales:
+            for downscale in scales:
                 min_px = max(float(min_size), 20.0 / downscale, 12.0)
                 boxes, scores, points, turned, dropped = self._cascade(octaves, h, w, min_px)
                 askew |= dropped
@@ -673,6 +708,12 @@ class FaceDetector:
         if first < 1.0 and 20.0 / first > min_size:
             return first, min(1.0, 2 * first)
         return (first,)
+
+    def thorough_scale(self, h: int, w: int, min_size: float = 40.0) -> float:
+        """The scale a thorough search (:meth:`detect`) searches an h x w photo at: the one at
+        which faces down to ``min_size`` are looked for (a big photo's first scale looks only for
+        those over 20 px there); searched larger, the same pyramid costs more."""
+        return min(1.0, max(self._search_scales(h, w, min_size)[0], 20.0 / min_size))
 
     def search_scale(self, h: int, w: int, min_size: float = 40.0) -> float:
         """The scale (<= 1) at which :meth:`detect` last searched an h x w photo in which it found
@@ -859,6 +900,20 @@ def _shipped_tensors(path: Path, digest: str) -> dict:
     return load(data)
 
 
+class ThoroughDetector:
+    """A detector for ``core.photo_edit.find_faces`` whose every search is thorough
+    (``FaceDetector.detect(..., thorough=True)``): ``edit`` and ``batch --find-more-faces``."""
+
+    def __init__(self, detector: FaceDetector | None = None):
+        self.detector = detector if detector is not None else shared_detector()
+
+    def detect(self, rgb: np.ndarray, min_size: float = 40.0) -> list[Face]:
+        return self.detector.detect(rgb, min_size=min_size, thorough=True)
+
+    def search_scale(self, h: int, w: int, min_size: float = 40.0) -> float:
+        return self.detector.thorough_scale(h, w, min_size)
+
+
 _shared: FaceDetector | None = None
 _shared_lock = threading.Lock()
 
@@ -873,6 +928,7 @@ def shared_detector() -> FaceDetector:
     return _shared
 
 
-def detect_faces(rgb: np.ndarray, min_size: float = 40.0) -> list[Face]:
-    """Detect faces with the shared CPU :class:`FaceDetector`."""
-    return shared_detector().detect(rgb, min_size=min_size)
+def detect_faces(rgb: np.ndarray, min_size: float = 40.0, thorough: bool = False, check=None) -> list[Face]:
+    """Detect faces with the shared CPU :class:`FaceDetector` (``thorough``: as
+    :meth:`FaceDetector.detect`)."""
+    return shared_detector().detect(rgb, min_size=min_size, thorough=thorough, check=check)

@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="edit only face N (0 = the first in reading order: top row, leftmost) of each photo; default: every face (with --raw, which "
                         "writes one face's crop: the main face, the first unless another is at least twice its size)")
     p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
+    p.add_argument("--find-more-faces", action="store_true",
+                   help="make every face search on each photo, whatever the others found: finds people lying "
+                        "down beside others and small faces in big photos (several times slower; the window's "
+                        "View ▸ Find more faces)")
     p.add_argument("--raw", action="store_true",
                    help="write the model's own output at model resolution: one face's crop (--face, default the "
                         "main face)")
@@ -58,7 +62,8 @@ def run(args) -> int:
     from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
     from fader_desktop.cli import PROG, build_values, load_engine
     opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
-                        quality=args.quality, skip_existing=args.skip_existing, overwrite=args.overwrite)
+                        quality=args.quality, skip_existing=args.skip_existing, overwrite=args.overwrite,
+                        find_more_faces=args.find_more_faces)
     opts.validate()
     # Check the folders before loading the model: usage errors should be quick.
     items = plan_batch(args.in_dir, args.out_dir, opts.format, opts.skip_existing, opts.overwrite)

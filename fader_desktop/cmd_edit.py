@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="edit only face N (0 = the first in reading order: top row, leftmost); default: every face (with --raw, which writes one "
                         "face's crop: the main face, the first unless another is at least twice its size)")
     p.add_argument("--aligned", action="store_true", help="the input is already a CelebA-style aligned crop")
+    p.add_argument("--find-more-faces", action="store_true",
+                   help="make every face search, whatever the others found: finds a person lying down beside "
+                        "others and small faces in a big photo (several times slower; the window's View ▸ "
+                        "Find more faces)")
     p.add_argument("--raw", action="store_true",
                    help="write the model's own output at model resolution: one face's crop (--face, default the "
                         "main face)")
@@ -52,6 +56,9 @@ def run(args) -> int:
     check_save_path(dst)
     if not 1 <= args.quality <= 100:
         raise FaderError(f"--quality must be between 1 and 100, got {args.quality}")
+    if args.aligned and args.find_more_faces:
+        from core.batch import ALIGNED_AND_MORE_FACES
+        raise FaderError(ALIGNED_AND_MORE_FACES.replace("each image", "the image"))
     engine = load_engine(args)
     values = build_values(engine, args.recipe, args.set)
     owns = parse_sets(engine, args.own, "--own")
@@ -61,7 +68,11 @@ def run(args) -> int:
     # nothing to edit (no value, no reading to correct): a photo without a face is copied as one
     # with a face is, rather than refused
     copy_only = not values and not owns and not args.raw
-    doc = PhotoEdit.open(src, engine, aligned=args.aligned, require_face=not copy_only)
+    detector = None
+    if args.find_more_faces:
+        from core.faces import ThoroughDetector
+        detector = ThoroughDetector()
+    doc = PhotoEdit.open(src, engine, aligned=args.aligned, require_face=not copy_only, detector=detector)
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")

@@ -30,7 +30,7 @@ from core.atomic_write import same_file
 from core.alignment import crop_corners
 from core.attributes import counted
 from core.edit_mask import EditMask, crop_scale, to_crop
-from core.edit_session import ALL_FACES, EditSession, Towards
+from core.edit_session import ALL_FACES, EditSession, Snapshot, Towards
 from core.errors import FaderError
 from core.image_io import IMAGE_SUFFIXES
 from core.recipe import RECIPE_FORMAT, load_recipe, make_recipe, recipe_values
@@ -162,6 +162,12 @@ def user_folder(*candidates) -> Path:
             return Path(c)
     pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
     return Path(pictures) if pictures and os.path.isdir(pictures) else Path.home()
+
+
+# what the Faders panel says of View ▸ Find more faces where a face may have been missed, and after it
+MORE_FACES_HINT = "A face missed (lying down, small, tilted)? View ▸ Find more faces searches again."
+MORE_FACES_DONE = "View ▸ Find more faces found no more."
+MORE_FACES_SMALL = "Or View ▸ Find more faces looks for them (seconds on a big photo)."
 
 
 class MainWindow(QMainWindow):
@@ -498,6 +504,38 @@ class MainWindow(QMainWindow):
         self.jobs.submit(lambda: backend.open_photo(path, status, view), on_done=opened,
                          on_error=failed, busy_text=f"Opening {path.name}…")
 
+    def find_more_faces(self) -> None:
+        """Search the open photo again for faces the first search missed, every search made
+        whatever the others found (EditorBackend.find_more_faces). The faces found before keep
+        their edits; the first new face is selected."""
+        photo = self._photo
+        if photo is None or self._model is None or self._busy or photo.aligned or photo.thorough:
+            return
+        backend, status, check, serial = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled, self._serial
+
+        def done(result) -> None:
+            info, seconds = result
+            if info is None:
+                if self._photo is photo:
+                    photo.thorough = True
+                    self._refresh()
+                self.statusBar().showMessage(f"No more faces found in {photo.path.name} ({seconds:.1f} s)", 8000)
+                return
+            if self._serial != serial:
+                return   # another photo opened meanwhile (the worker refuses that, but its result may be queued)
+            self._on_photo_loaded(info)
+            new = [i for i, j in enumerate(info.carried) if j is None]
+            small = len(info.skipped) - len(photo.skipped)
+            said = []
+            if new:
+                said.append(f"{counted(len(new), 'more face')} (face {new[0] + 1} selected)")
+            if small > 0:
+                said.append(f"{counted(small, 'more face')} too small for the model (dotted)")
+            self.statusBar().showMessage(f"Found {' and '.join(said)} in {photo.path.name} ({seconds:.1f} s)", 10000)
+        self.jobs.submit(lambda: backend.find_more_faces(serial, status, check), on_done=done,
+                         on_error=self._failure("Cannot search for more faces"),
+                         busy_text=f"Looking for more faces in {photo.path.name}…")
+
     def open_sample_photo(self) -> None:
         """The portrait that ships with the app (public domain), for a first try."""
         import resources
@@ -780,7 +818,25 @@ class MainWindow(QMainWindow):
             self._list_pos = self._image_list.index(info.path)
         session = EditSession(self._attrs, [f.own_values for f in info.faces],
                               certainty=[f.own_certainty for f in info.faces])
-        if same_faces:
+        carried = info.carried if info.reencoded and self._photo is not None else None
+        if carried is not None:
+            # Find more faces: the faces found before keep their edits (their alignment is the
+            # same), the new ones start at their own values; the history goes (it numbers the
+            # faces as they were), the unsaved state stays
+            unsaved = self.has_unsaved_edits()
+            was, now = old.snapshot(), session.snapshot()
+            faces, own, masks = list(now.faces), list(now.own), list(now.masks)
+            for i, j in enumerate(carried):
+                if j is not None:
+                    faces[i], own[i], masks[i] = was.faces[j], was.own[j], was.masks[j]
+            session.restore(Snapshot(tuple(faces), tuple(own), tuple(masks)))
+            new = [i for i, j in enumerate(carried) if j is None]
+            session.selected = new[0] if new else (ALL_FACES if old.selected == ALL_FACES
+                                                   else carried.index(old.selected) if old.selected in carried else 0)
+            self.undo_stack.clear()
+            if unsaved:
+                self.undo_stack.resetClean()
+        elif same_faces:
             # the same faces with another model or device: the edit and its history carry over
             session.restore(old.snapshot())
             session.selected = old.selected
@@ -810,7 +866,7 @@ class MainWindow(QMainWindow):
         # only now, Qt's downscale showed until it came (0.2-0.3 s at 48 MP), then jumped.
         # Opened again with an edit carried over, it was rendered at that edit (_edit_to_keep):
         # at the faces' own values, the edit vanished from view until the next render
-        edited = same_faces and session.is_modified()
+        edited = (same_faces or carried is not None) and session.is_modified()
         first = info.first
         shown_at = self.canvas.preview_scale_for(keep_view=info.reencoded)(info.width, info.height)
         rendered = (bool(info.faces) and first is not None and first.scale == shown_at
@@ -1452,19 +1508,21 @@ class MainWindow(QMainWindow):
         elif not photo.faces:
             why = "".join(f"<br>• {html.escape(r)}" for _b, r in photo.skipped[:3])
             from core.photo_edit import reduced_search_hint   # here: importing it loads torch
-            hint = reduced_search_hint(photo.search_scale, photo.width, photo.height)
+            hint = "" if photo.thorough else reduced_search_hint(photo.search_scale, photo.width, photo.height)
             if not photo.skipped and hint:
                 why = f"<br>{html.escape(hint[0].upper() + hint[1:])}."
-            self.panel.set_notice(f"<b>No face the model can edit was found in this photo.</b>{why}")
+            self.panel.set_notice(f"<b>No face the model can edit was found in this photo.</b>{why}"
+                                  f"<br>{MORE_FACES_DONE if photo.thorough else MORE_FACES_HINT}")
         elif photo.aligned:
             self.panel.set_notice("No face was detected, but the photo has the model's aligned-crop framing, "
                                   "so it is edited as one aligned face.")
         else:
             from core.photo_edit import small_faces_hint
-            hint = small_faces_hint(photo.search_scale, photo.width, photo.height)
+            # a thorough search looked for faces down to the smallest size the model can edit
+            hint = "" if photo.thorough else small_faces_hint(photo.search_scale, photo.width, photo.height)
             notes = [f"{counted(len(photo.skipped), 'more face')} too small for the model (dotted boxes)."] \
                 if photo.skipped else []
-            notes += [html.escape(hint[0].upper() + hint[1:]) + "."] if hint else []
+            notes += [html.escape(hint[0].upper() + hint[1:]) + ".", MORE_FACES_SMALL] if hint else []
             self.panel.set_notice("<br>".join(notes))
         if model:
             name = model.name if len(model.name) <= 32 else model.name[:31] + "…"
@@ -1516,6 +1574,9 @@ class MainWindow(QMainWindow):
             blocker.unblock()
         for a in (self.act_next_face, self.act_prev_face):
             a.setEnabled(has_faces and len(self._photo.faces) > 1)
+        # an aligned crop is one face filling the frame; a photo searched so already has nothing more to give
+        self.act_more_faces.setEnabled(has_photo and self._model is not None and not self._busy
+                                       and not self._photo.aligned and not self._photo.thorough)
         self.original_button.setEnabled(has_photo)
 
     # ------------------------------------------------------------------------------------------

@@ -80,6 +80,9 @@ ACTIONS = (
     ActionSpec("act_next_face", "&Next face", "select_next_face", "Ctrl+]", "Select the next face of the photo", args=(1,)),
     ActionSpec("act_prev_face", "&Previous face", "select_next_face", "Ctrl+[", "Select the previous face of the photo",
                args=(-1,)),
+    ActionSpec("act_more_faces", "Find &more faces", "find_more_faces", None,
+               "Search the photo again, turned and tilted and at a finer scale, for faces the first search missed "
+               "(a person lying down, a small face in a big photo)"),
     ActionSpec("act_fit", "&Fit to window", "canvas.fit_to_window", ["Ctrl+0"], "Fit the photo to the window", "fit"),
     ActionSpec("act_actual", "&100 %", "canvas.actual_size", ["Ctrl+1"], "Show the photo at 100 %", "actual"),
     ActionSpec("act_zoom_face", "&Zoom to face", "zoom_to_face", ["F", "Ctrl+2"],
@@ -106,7 +109,7 @@ MENUS = (
     ("&Edit", ("act_undo", "act_redo", None, "act_copy_image", "act_copy_edit", "act_paste_edit", None, "act_reset_face",
                "act_reset_all", None, "act_brush", "act_erase_everywhere", "act_clear_brush")),
     ("&View", ("act_fit", "act_actual", "act_zoom_face", "act_zoom_in", "act_zoom_out", None, "act_next_face",
-               "act_prev_face", None, "act_split", "act_boxes",
+               "act_prev_face", "act_more_faces", None, "act_split", "act_boxes",
                "@hold_hint")),
     ("&Device", ("@devices",)),
     ("@training", ()),

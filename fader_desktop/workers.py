@@ -496,6 +496,10 @@ class PhotoInfo:
     # the values `first` was rendered at: the edit carried over from the previous model (the
     # Snapshot load_model's `keep` gave), or None for the faces' own values
     first_values: object = None
+    # searched by Find more faces (EditorBackend.find_more_faces), as well as the first time
+    thorough: bool = False
+    # Find more faces found more: per face, the index it had before the search (None: a new face)
+    carried: Optional[list] = None
 
 
 @dataclass
@@ -551,13 +555,25 @@ class _RememberingDetector:
     def __init__(self):
         self._image = None
         self._faces = None
+        self.thorough = False   # the faces remembered include those of a thorough search
 
     def detect(self, rgb: np.ndarray):
         if self._image is not rgb:
             from core.faces import detect_faces
             self._faces = detect_faces(rgb)
             self._image = rgb
+            self.thorough = False
         return list(self._faces)
+
+    def find_more(self, rgb: np.ndarray, check: Callable[[], None]) -> list:
+        """The faces a thorough search (core.faces: every search, whatever the others found)
+        finds in `rgb` that are not on one found before; remembered with those, which stay as
+        they were found (their edits carry over exactly)."""
+        from core.faces import detect_faces, overlaps, reading_order
+        found = self.detect(rgb)
+        more = [f for f in detect_faces(rgb, thorough=True, check=check) if not overlaps(f, found)]
+        self._faces, self.thorough = reading_order(found + more), True
+        return more
 
     def search_scale(self, h: int, w: int) -> float:
         from core.faces import shared_detector
@@ -675,6 +691,22 @@ class EditorBackend:
         return self._open_array(image, path, reencoded=False, status=status, colour_space=display_colour_space(path),
                                 source=source, stamp=stamp, view=view)
 
+    def find_more_faces(self, serial: int, status: Callable[[str], None] = lambda text: None,
+                        check: Callable[[], None] = lambda: None) -> tuple:
+        """Search the open photo again for faces, thoroughly (View ▸ Find more faces): (PhotoInfo,
+        seconds) with the faces found before and the new ones, `carried` saying which was which
+        (the window carries the edit over), or (None, seconds) where no new face was found."""
+        t0 = time.perf_counter()
+        doc = self._current(serial, "search for more faces", self.path)
+        status(f"Looking for more faces in {self.path.name}…")
+        if not self._detector.find_more(self.image, check):
+            return None, time.perf_counter() - t0
+        before = [f.box for f in doc.faces]
+        info = self._open_array(self.image, self.path, reencoded=True, status=status,
+                                colour_space=self.colour_space, source=self.source, stamp=self.stamp)
+        info.carried = [before.index(f.box) if f.box in before else None for f in self.doc.faces]
+        return info, time.perf_counter() - t0
+
     def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
                     colour_space: Optional[QColorSpace] = None, source=None, stamp=None,
                     view: Optional[Callable] = None, keep=None) -> PhotoInfo:
@@ -697,7 +729,7 @@ class EditorBackend:
         h, w = image.shape[:2]
         info = PhotoInfo(self.serial, path, w, h, to_display(image, colour_space), has_model=doc is not None,
                          reencoded=reencoded, aligned=bool(doc is not None and doc.aligned), source=source,
-                         stamp=stamp)
+                         stamp=stamp, thorough=doc is not None and self._detector.thorough)
         if doc is not None:
             s = self.engine.image_size
             info.faces = [FaceInfo(f.index, f.box, dict(f.own_values),

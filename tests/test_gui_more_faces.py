@@ -1,0 +1,134 @@
+"""View ▸ Find more faces, driven as a user meets it (the real MainWindow, the tiny test model;
+nothing of ours is mocked): a person lying beside one sitting up is missed by the first search;
+asked, the window finds them, keeps the edit made on the face it had, selects the new face and
+edits and exports it. Where there is nothing more, it says so and nothing changes."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from test_faces_more import lying_beside_upright  # noqa: E402
+from test_gui import TIMEOUT, editor, export, original, preview, shared_window  # noqa: E402,F401
+
+from core.image_io import load_image  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _box(face):
+    x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+    return slice(max(0, y0), y1), slice(max(0, x0), x1)
+
+
+def _other_end(w, name="Smiling"):
+    spin = w.panel.row(name).spin
+    spin.setValue(2.0 if spin.value() < 1 else -1.0)
+    return spin.value()
+
+
+def test_find_more_faces_finds_the_lying_person_and_keeps_the_edit_made(editor, qtbot, tmp_path, portrait_path):
+    w = editor
+    photo, x_lying = lying_beside_upright(portrait_path)
+    path = tmp_path / "lying.png"
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(path)
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    assert len(w._photo.faces) == 1 and w.act_more_faces.isEnabled()
+    first = w._photo.faces[0]
+    orig = original(w)
+    smiling = _other_end(w)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    edited = preview(w)
+    assert w.undo_stack.count() == 1 and w.isWindowModified()
+
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_more_faces.trigger()
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    faces = w._photo.faces
+    assert len(faces) == 2
+    kept = next(i for i, f in enumerate(faces) if f.box == first.box)
+    new = 1 - kept
+    assert faces[new].box[0] >= x_lying - 10            # the lying person, on the right
+    s = w.session
+    assert s.values(kept)["Smiling"] == pytest.approx(smiling)   # the edit made stays on its face
+    assert not s.is_modified(new) and s.selected == new          # the new face is selected, unedited
+    assert w.isWindowModified() and w.undo_stack.count() == 0    # still unsaved; the old history went
+    assert not w.act_more_faces.isEnabled()                     # searched so: nothing more to ask
+    assert "Found 1 more face" in w.statusBar().currentMessage()
+    # the preview still shows that edit, exactly, and nothing on the new face yet
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
+
+    # the new face edits and exports like any other
+    _other_end(w)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), edited), timeout=TIMEOUT)
+    out = tmp_path / "lying_edited.png"
+    export(w, qtbot, out)
+    written = load_image(out)
+    for face in faces:
+        box = _box(face)
+        assert np.abs(written[box].astype(int) - orig[box]).mean() > 0.5, f"face {face.index + 1} is not edited"
+    assert load_image(path).tobytes() == photo.tobytes()         # the photo itself is untouched
+
+
+def test_find_more_faces_where_there_is_none_says_so_and_changes_nothing(editor, qtbot):
+    w = editor
+    orig = original(w)
+    _other_end(w)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    edited, before, boxes = preview(w), w.session.snapshot(), [f.box for f in w._photo.faces]
+    w.act_more_faces.trigger()
+    qtbot.waitUntil(lambda: "No more faces found" in w.statusBar().currentMessage(), timeout=TIMEOUT)
+    assert w.jobs.wait_idle(TIMEOUT / 1000)
+    assert [f.box for f in w._photo.faces] == boxes and w.session.snapshot() == before
+    assert w.undo_stack.count() == 1 and w.isWindowModified()   # the edit and its history stay
+    assert not w.act_more_faces.isEnabled()
+    assert np.array_equal(preview(w), edited)
+    w.act_undo.trigger()   # undo still works on the same faces
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
+
+
+def test_a_photo_with_no_face_points_to_find_more_faces(editor, qtbot, tmp_path):
+    w = editor
+    rng = np.random.default_rng(1)
+    blank = cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), (0, 0), 3)
+    path = tmp_path / "no_face.png"
+    cv2.imwrite(str(path), blank)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(path)
+    qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
+    assert not w._photo.faces and "Find more faces" in w.panel.notice.text()
+    w.act_more_faces.trigger()
+    qtbot.waitUntil(lambda: "No more faces found" in w.statusBar().currentMessage(), timeout=TIMEOUT)
+    assert "found no more" in w.panel.notice.text() and not w.act_more_faces.isEnabled()
+
+
+def test_the_batch_dialog_finds_more_faces_when_asked(qtbot, tmp_path, portrait_path, tiny_model_path):
+    from test_gui_s45c import _run
+
+    from fader_desktop.batch_dialog import BatchDialog
+    photo, x_lying = lying_beside_upright(portrait_path)
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "lying.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    faces = {}
+    for more in (False, True):
+        dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0})
+        qtbot.addWidget(dlg)
+        dlg.in_edit.setText(str(src))
+        dlg.out_edit.setText(str(tmp_path / f"out_{more}"))
+        dlg.more_faces_check.setChecked(more)
+        _run(dlg)
+        dlg.summary_box.close()
+        faces[more] = [(i.faces, i.changed) for i in dlg.report.items]
+        written = load_image(tmp_path / f"out_{more}" / "lying.png")
+        lying = np.abs(written[:, x_lying:].astype(int) - photo[:, x_lying:]).mean()
+        assert (lying > 0.5) == more, (more, lying)
+    assert faces == {False: [(1, 1)], True: [(2, 2)]}
+    # aligned crops are not searched: the box greys out beside it
+    dlg.aligned_check.setChecked(True)
+    assert not dlg.more_faces_check.isEnabled() and not dlg.options().find_more_faces
