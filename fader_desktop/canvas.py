@@ -35,6 +35,7 @@ CANVAS_KEYS = (
 ZOOM_STEP = 1.25
 SPLIT_GRAB_PX = 8
 CLICK_SLOP_PX = 4
+MARK_MIN_DRAG_PX = 6   # a box drawn smaller than this (on screen) is a stray click, not a face marked
 REFINE_MS = 150
 BRUSH_MIN_PX, BRUSH_MAX_PX, BRUSH_STEP = 3.0, 300.0, 1.25
 
@@ -56,6 +57,9 @@ class PhotoCanvas(QWidget):
     # bring back), whether it is the stroke's first segment
     brushStroke = Signal(object, float, bool, bool)
     brushSizeChanged = Signal(float)  # radius in screen pixels
+    # marking a face (View ▸ Mark a face): the box drawn, in photo pixels; or Esc pressed
+    faceMarked = Signal(QRectF)
+    markCancelled = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -102,6 +106,8 @@ class PhotoCanvas(QWidget):
         self._brush_last: Optional[QPointF] = None   # photo point of the stroke so far
         self._brush_erase = True
         self._overlay: Optional[tuple] = None   # (QImage, x, y): where the brush erased, in photo pixels
+        self._marking = False
+        self._mark: Optional[tuple] = None   # (from, to) widget points of the box being drawn
         self._refine = QTimer(self)
         self._refine.setSingleShot(True)
         self._refine.setInterval(REFINE_MS)
@@ -309,6 +315,33 @@ class PhotoCanvas(QWidget):
         self._panning = self._dragging_split = False
         self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
         self.update()
+
+    def set_marking(self, on: bool) -> None:
+        """Marking mode: a left drag draws a box around a face the searches missed (faceMarked
+        on release, in photo pixels); Esc leaves it (markCancelled); the wheel still zooms."""
+        self._marking = bool(on)
+        self._mark = None
+        self._press = None
+        self._panning = self._dragging_split = False
+        self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+        self.update()
+
+    def marking(self) -> bool:
+        return self._marking
+
+    def _draw_mark(self, p: QPainter) -> None:
+        if self._mark is None:
+            return
+        rect = QRectF(*self._mark).normalized()
+        p.save()
+        p.setBrush(QColor(255, 255, 255, 40))
+        # a dark line under a dashed light one: seen on light and dark photos alike
+        for colour, style in ((QColor(0, 0, 0, 200), Qt.PenStyle.SolidLine),
+                              (QColor(255, 255, 255), Qt.PenStyle.DashLine)):
+            p.setPen(QPen(colour, 1.5, style))
+            p.drawRect(rect)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+        p.restore()
 
     def set_brush_overlay(self, image: Optional[QImage], x: int = 0, y: int = 0, step: int = 1) -> None:
         """A translucent image over the photo (from photo pixel x, y; one image pixel per step x
@@ -615,6 +648,8 @@ class PhotoCanvas(QWidget):
             self._draw_boxes(p)
         if self._brush and not self._hold_original:
             self._draw_brush(p)
+        if self._marking:
+            self._draw_mark(p)
         if self._busy:
             self._draw_busy(p)
         p.end()
@@ -711,6 +746,11 @@ class PhotoCanvas(QWidget):
         if event.button() != Qt.MouseButton.LeftButton or self._original is None:
             return super().mousePressEvent(event)
         pos = event.position()
+        if self._marking:
+            self._mark = (QPointF(pos), QPointF(pos))
+            self.update()
+            event.accept()
+            return
         if self._brush:
             self._brush_erase = self._erases(event.modifiers())
             self._press = pos
@@ -725,6 +765,11 @@ class PhotoCanvas(QWidget):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
+        if self._marking:
+            if self._mark is not None:
+                self._mark = (self._mark[0], QPointF(pos))
+                self.update()
+            return
         if self._brush:
             old, self._brush_pos = self._brush_pos, QPointF(pos)
             if self._press is None:
@@ -756,6 +801,13 @@ class PhotoCanvas(QWidget):
             self.update()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._marking and self._mark is not None and event.button() == Qt.MouseButton.LeftButton:
+            rect = QRectF(self._mark[0], event.position()).normalized()
+            self._mark = None
+            self.update()
+            if rect.width() >= MARK_MIN_DRAG_PX and rect.height() >= MARK_MIN_DRAG_PX:   # not a stray click
+                self.faceMarked.emit(QRectF(self.to_photo(rect.topLeft()), self.to_photo(rect.bottomRight())))
+            return
         if event.button() != Qt.MouseButton.LeftButton or self._press is None:
             return super().mouseReleaseEvent(event)
         if self._brush:
@@ -772,7 +824,7 @@ class PhotoCanvas(QWidget):
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         # double click toggles fit <-> 100 % around the cursor, as in most viewers
-        if self._original is None or self._brush:
+        if self._original is None or self._brush or self._marking:
             return
         if self._fit:
             self.zoom_to(1.0, event.position())
@@ -804,6 +856,9 @@ class PhotoCanvas(QWidget):
                 self.set_hold_original(True)
         elif key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight) and self._brush:
             self.grow_brush(key == Qt.Key.Key_BracketRight)
+        elif key == Qt.Key.Key_Escape and self._marking:
+            self.set_marking(False)
+            self.markCancelled.emit()
         else:
             return super().keyPressEvent(event)
         event.accept()

@@ -253,6 +253,8 @@ class MainWindow(QMainWindow):
         self.canvas.faceClicked.connect(self.panel.select_face)
         self.canvas.zoomChanged.connect(self._on_zoom)
         self.canvas.brushStroke.connect(self._on_brush_stroke)
+        self.canvas.faceMarked.connect(self._on_face_marked)
+        self.canvas.markCancelled.connect(lambda: self.set_marking(False))
         self.canvas.brushSizeChanged.connect(self._show_brush_help)
         self._stroke_id = 0
         # a zoom (wheel steps, a resize) re-renders the preview at its new resolution once it settles
@@ -514,27 +516,57 @@ class MainWindow(QMainWindow):
         backend, status, check, serial = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled, self._serial
 
         def done(result) -> None:
-            info, seconds = result
-            if info is None:
+            if result[0] is None:
                 if self._photo is photo:
                     photo.thorough = True
                     self._refresh()
-                self.statusBar().showMessage(f"No more faces found in {photo.path.name} ({seconds:.1f} s)", 8000)
+                self.statusBar().showMessage(f"No more faces found in {photo.path.name} ({result[1]:.1f} s)", 8000)
                 return
-            if self._serial != serial:
-                return   # another photo opened meanwhile (the worker refuses that, but its result may be queued)
-            self._on_photo_loaded(info)
-            new = [i for i, j in enumerate(info.carried) if j is None]
-            small = len(info.skipped) - len(photo.skipped)
-            said = []
-            if new:
-                said.append(f"{counted(len(new), 'more face')} (face {new[0] + 1} selected)")
-            if small > 0:
-                said.append(f"{counted(small, 'more face')} too small for the model (dotted)")
-            self.statusBar().showMessage(f"Found {' and '.join(said)} in {photo.path.name} ({seconds:.1f} s)", 10000)
+            self._on_more_faces(photo, *result)
         self.jobs.submit(lambda: backend.find_more_faces(serial, status, check), on_done=done,
                          on_error=self._failure("Cannot search for more faces"),
                          busy_text=f"Looking for more faces in {photo.path.name}…")
+
+    def set_marking(self, on: bool) -> None:
+        """View ▸ Mark a face: the next box drawn on the photo is searched for a face the searches
+        missed (EditorBackend.mark_face); Esc or the action again leaves it."""
+        on = bool(on) and self.act_mark_face.isEnabled()
+        if on and self.act_brush.isChecked():
+            self.set_brush(False)
+        self.canvas.set_marking(on)
+        if self.act_mark_face.isChecked() != on:
+            self.act_mark_face.setChecked(on)
+        if on:
+            self.statusBar().showMessage("Mark a face: draw a box around the face, from the hairline to the chin "
+                                         "(Esc: cancel)", 0)
+        elif self.statusBar().currentMessage().startswith("Mark a face:"):
+            self.statusBar().clearMessage()
+
+    def _on_face_marked(self, rect) -> None:
+        photo = self._photo
+        self.set_marking(False)
+        if photo is None or self._model is None or self._busy:
+            return
+        box = (rect.left(), rect.top(), rect.right(), rect.bottom())
+        backend, status, check, serial = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled, self._serial
+        self.jobs.submit(lambda: backend.mark_face(serial, box, status, check),
+                         on_done=lambda result: self._on_more_faces(photo, *result),
+                         on_error=self._failure("Cannot mark a face"),
+                         busy_text="Looking for the face in the marked area…")
+
+    def _on_more_faces(self, photo, info, seconds: float) -> None:
+        """The photo opened again with more faces (Find more faces, Mark a face): shown, and the
+        status bar says what was found."""
+        self._on_photo_loaded(info)
+        new = [i for i, j in enumerate(info.carried) if j is None]
+        small = len(info.skipped) - len(photo.skipped)
+        said = []
+        if new:
+            said.append(f"{counted(len(new), 'more face')} (face {new[0] + 1} selected)")
+        if small > 0:
+            said.append(f"{counted(small, 'more face')} too small for the model (dotted)")
+        found = f"Found {' and '.join(said)}" if said else "Found no more face the model can edit"
+        self.statusBar().showMessage(f"{found} in {photo.path.name} ({seconds:.1f} s)", 10000)
 
     def open_sample_photo(self) -> None:
         """The portrait that ships with the app (public domain), for a first try."""
@@ -1371,6 +1403,8 @@ class MainWindow(QMainWindow):
     # the edit brush: strokes on the canvas become the faces' edit masks (one undo step each)
     # ------------------------------------------------------------------------------------------
     def set_brush(self, on: bool) -> None:
+        if on and self.act_mark_face.isChecked():
+            self.set_marking(False)
         self.canvas.set_brush(on)
         if on:
             self._update_brush_overlay()
@@ -1577,6 +1611,10 @@ class MainWindow(QMainWindow):
         # an aligned crop is one face filling the frame; a photo searched so already has nothing more to give
         self.act_more_faces.setEnabled(has_photo and self._model is not None and not self._busy
                                        and not self._photo.aligned and not self._photo.thorough)
+        self.act_mark_face.setEnabled(has_photo and self._model is not None and not self._busy
+                                      and not self._photo.aligned)
+        if self.act_mark_face.isChecked() and not self.act_mark_face.isEnabled():
+            self.set_marking(False)
         self.original_button.setEnabled(has_photo)
 
     # ------------------------------------------------------------------------------------------

@@ -83,6 +83,8 @@ ACTIONS = (
     ActionSpec("act_more_faces", "Find &more faces", "find_more_faces", None,
                "Search the photo again, turned and tilted and at a finer scale, for faces the first search missed "
                "(a person lying down, a small face in a big photo)"),
+    ActionSpec("act_mark_face", "Mar&k a face…", "set_marking", None,
+               "Draw a box around a face the search missed, to edit it", checkable=True),
     ActionSpec("act_fit", "&Fit to window", "canvas.fit_to_window", ["Ctrl+0"], "Fit the photo to the window", "fit"),
     ActionSpec("act_actual", "&100 %", "canvas.actual_size", ["Ctrl+1"], "Show the photo at 100 %", "actual"),
     ActionSpec("act_zoom_face", "&Zoom to face", "zoom_to_face", ["F", "Ctrl+2"],
@@ -109,7 +111,7 @@ MENUS = (
     ("&Edit", ("act_undo", "act_redo", None, "act_copy_image", "act_copy_edit", "act_paste_edit", None, "act_reset_face",
                "act_reset_all", None, "act_brush", "act_erase_everywhere", "act_clear_brush")),
     ("&View", ("act_fit", "act_actual", "act_zoom_face", "act_zoom_in", "act_zoom_out", None, "act_next_face",
-               "act_prev_face", "act_more_faces", None, "act_split", "act_boxes",
+               "act_prev_face", "act_more_faces", "act_mark_face", None, "act_split", "act_boxes",
                "@hold_hint")),
     ("&Device", ("@devices",)),
     ("@training", ()),

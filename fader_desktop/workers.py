@@ -575,6 +575,11 @@ class _RememberingDetector:
         self._faces, self.thorough = reading_order(found + more), True
         return more
 
+    def add(self, rgb: np.ndarray, face) -> None:
+        """Remember `face` (one the user marked) with the faces found in `rgb`."""
+        from core.faces import reading_order
+        self._faces = reading_order(self.detect(rgb) + [face])
+
     def search_scale(self, h: int, w: int) -> float:
         from core.faces import shared_detector
         return shared_detector().search_scale(h, w)
@@ -701,11 +706,36 @@ class EditorBackend:
         status(f"Looking for more faces in {self.path.name}…")
         if not self._detector.find_more(self.image, check):
             return None, time.perf_counter() - t0
+        return self._with_more_faces(doc, status), time.perf_counter() - t0
+
+    def mark_face(self, serial: int, box: tuple, status: Callable[[str], None] = lambda text: None,
+                  check: Callable[[], None] = lambda: None) -> tuple:
+        """The face in `box` (photo pixels), drawn by the user around one the searches missed
+        (View ▸ Mark a face; core FaceDetector.face_in_box), added to the open photo's: (PhotoInfo,
+        seconds) as find_more_faces gives. FaderError where no face is found there, or where it
+        is one found already."""
+        from core.errors import FaderError
+        from core.faces import overlaps, shared_detector
+        t0 = time.perf_counter()
+        doc = self._current(serial, "face search", self.path)
+        status("Looking for the face in the marked area…")
+        face = shared_detector().face_in_box(self.image, box, check)
+        if face is None:
+            raise FaderError("No face was found in the marked area. Draw the box around the whole face, from the "
+                             "hairline to the chin; a face seen from the side or mostly hidden cannot be edited.")
+        if overlaps(face, self._detector.detect(self.image)):
+            raise FaderError("The marked face was found already (its box is drawn): click it to edit it.")
+        self._detector.add(self.image, face)
+        return self._with_more_faces(doc, status), time.perf_counter() - t0
+
+    def _with_more_faces(self, doc, status) -> PhotoInfo:
+        """The open photo opened again with the faces the detector now remembers, `carried` saying
+        which of `doc`'s faces each one is (None: a new one)."""
         before = [f.box for f in doc.faces]
         info = self._open_array(self.image, self.path, reencoded=True, status=status,
                                 colour_space=self.colour_space, source=self.source, stamp=self.stamp)
         info.carried = [before.index(f.box) if f.box in before else None for f in self.doc.faces]
-        return info, time.perf_counter() - t0
+        return info
 
     def _open_array(self, image: np.ndarray, path: Path, reencoded: bool, status,
                     colour_space: Optional[QColorSpace] = None, source=None, stamp=None,

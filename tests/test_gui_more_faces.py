@@ -132,3 +132,74 @@ def test_the_batch_dialog_finds_more_faces_when_asked(qtbot, tmp_path, portrait_
     # aligned crops are not searched: the box greys out beside it
     dlg.aligned_check.setChecked(True)
     assert not dlg.more_faces_check.isEnabled() and not dlg.options().find_more_faces
+
+
+def _open_lying(w, qtbot, tmp_path, portrait_path):
+    """The lying-beside-upright photo open in the window, Smiling moved on its one face found."""
+    photo, x_lying = lying_beside_upright(portrait_path)
+    path = tmp_path / "lying.png"
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(path)
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    assert len(w._photo.faces) == 1
+    orig = original(w)
+    smiling = _other_end(w)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    return photo, x_lying, smiling
+
+
+def _draw(w, qtbot, photo_box):
+    """A left drag on the photo view from one corner of `photo_box` (photo pixels) to the other."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    a = w.canvas.to_widget(QPointF(photo_box[0], photo_box[1]))
+    b = w.canvas.to_widget(QPointF(photo_box[2], photo_box[3]))
+    qtbot.mousePress(w.canvas, Qt.MouseButton.LeftButton, pos=QPoint(round(a.x()), round(a.y())))
+    qtbot.mouseMove(w.canvas, pos=QPoint(round((a.x() + b.x()) / 2), round((a.y() + b.y()) / 2)))
+    qtbot.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, pos=QPoint(round(b.x()), round(b.y())))
+
+
+def test_a_face_marked_by_hand_joins_the_photos_faces_with_the_edit_kept(editor, qtbot, tmp_path, portrait_path):
+    from core.faces import FaceDetector
+    w = editor
+    photo, x_lying, smiling = _open_lying(w, qtbot, tmp_path, portrait_path)
+    first = w._photo.faces[0]
+    lying = max(FaceDetector().detect(photo, thorough=True), key=lambda f: f.center_x)
+    m = 0.1 * lying.size
+    w.act_mark_face.trigger()
+    assert w.canvas.marking() and "draw a box around the face" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        _draw(w, qtbot, (lying.box[0] - m, lying.box[1] - m, lying.box[2] + m, lying.box[3] + m))
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    faces = w._photo.faces
+    assert len(faces) == 2 and not w.canvas.marking() and not w.act_mark_face.isChecked()
+    kept = next(i for i, f in enumerate(faces) if f.box == first.box)
+    new = 1 - kept
+    assert abs(0.5 * (faces[new].box[0] + faces[new].box[2]) - lying.center_x) < 0.2 * lying.size
+    assert w.session.values(kept)["Smiling"] == pytest.approx(smiling) and w.session.selected == new
+    assert "Found 1 more face" in w.statusBar().currentMessage()
+
+
+def test_a_box_drawn_where_there_is_no_new_face_is_refused_in_words_and_changes_nothing(editor, qtbot, tmp_path,
+                                                                                       portrait_path):
+    w = editor
+    photo, x_lying, smiling = _open_lying(w, qtbot, tmp_path, portrait_path)
+    edited, boxes = preview(w), [f.box for f in w._photo.faces]
+    h = photo.shape[0]
+    for box, said in (((x_lying + 10, 5, x_lying + 60, 40), "No face was found in the marked area"),
+                      (w._photo.faces[0].box, "found already")):
+        w.errors.clear()
+        w.act_mark_face.trigger()
+        _draw(w, qtbot, box)
+        qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+        assert said in w.errors[0][1], w.errors
+        assert w.jobs.wait_idle(TIMEOUT / 1000)
+        assert [f.box for f in w._photo.faces] == boxes and w.undo_stack.count() == 1
+        assert np.array_equal(preview(w), edited)
+    # a stray click marks nothing, and Esc leaves marking as it was entered
+    w.act_mark_face.trigger()
+    _draw(w, qtbot, (x_lying + 100, h / 2, x_lying + 101, h / 2 + 1))
+    assert w.canvas.marking() and w.jobs.is_idle()
+    from PySide6.QtCore import Qt
+    qtbot.keyClick(w.canvas, Qt.Key.Key_Escape)
+    assert not w.canvas.marking() and not w.act_mark_face.isChecked()
