@@ -531,6 +531,13 @@ class BatchReport:
         """The inputs that are not images, left alone."""
         return [it for it in self.items if is_other_file(it)]
 
+    def search_harder(self) -> list:
+        """The photos skipped for want of a face that a thorough search (``find_more_faces``) might
+        find one in: none where the run made one, or took the photos as aligned crops."""
+        if self.options.get("find_more_faces") or self.options.get("aligned"):
+            return []
+        return [it for it in self.items if it.status == "skipped" and it.faces == 0 and not is_other_file(it)]
+
     def to_dict(self) -> dict:
         c = self.counts()
         return {"format": REPORT_FORMAT, "version": 1, "in_dir": self.in_dir, "out_dir": self.out_dir,

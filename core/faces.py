@@ -598,8 +598,8 @@ class FaceDetector:
 
     def _thorough(self, rgb: np.ndarray, min_size: float, check) -> list:
         """The faces of every search :meth:`detect` may make, each made: upright and turned a
-        quarter either way at the scale that looks for faces down to ``min_size`` (a big photo's
-        second scale, :meth:`_search_scales`), and tilted ``TILTS`` either way. A face joins
+        quarter either way at the scale that looks for faces down to ``min_size``
+        (:meth:`thorough_scale`), and tilted ``TILTS`` either way. A face joins
         those found before it where it is not on one of them, with the rules each search keeps
         its faces by (turned: O-Net at least ``SIDEWAYS_SCORE`` sure and upright there, and, as
         tilted: read as a face framed the ``FRAMINGS`` ways, ``TILT_ODDS``)."""

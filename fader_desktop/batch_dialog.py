@@ -449,6 +449,11 @@ class BatchDialog(QDialog):
         others = len(report.other_files())
         if c["skipped"] - others or c["failed"]:
             extra.append(f"{c['skipped'] - others + c['failed']} could not be edited (see details).")
+        harder = report.search_harder()
+        if harder:
+            extra.append(f"In {counted(len(harder), 'photo')} no face was found: run again with “Find more "
+                         "faces” (and “Skip photos whose output already exists”) to search "
+                         f"{'it' if len(harder) == 1 else 'them'} harder.")
         if others:
             extra.append("1 file that is not a photo was left alone." if others == 1 else
                          f"{others} files that are not photos were left alone.")

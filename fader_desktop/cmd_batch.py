@@ -197,6 +197,12 @@ def run(args) -> int:
                              f"{printable(several[0].relative)} has {several[0].faces}); --raw wrote "
                              f"{'its main face' if len(several) == 1 else 'the main face of each'} (the "
                              "first, unless another is at least twice its size); --face N writes another\n")
+    harder = report.search_harder()
+    if harder:
+        sys.stderr.write(f"{PROG}: note: in {counted(len(harder), 'photo')} no face was found "
+                         f"({'' if len(harder) == 1 else 'e.g. '}{printable(harder[0].relative)}); "
+                         "--find-more-faces searches each photo again, turned, tilted and finer (slower), "
+                         "and with --skip-existing only those\n")
     lost = [it for it in report.items if it.lost]
     if lost:
         sys.stderr.write(f"{PROG}: note: {counted(len(lost), 'output')} could not keep everything of "

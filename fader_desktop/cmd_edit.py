@@ -40,7 +40,7 @@ def run(args) -> int:
     from core.attributes import label_text, pure_label
     from core.edit_session import sure_percent
     from core.errors import printable
-    from core.errors import FaderError
+    from core.errors import FaderError, NoFaceError
     from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image, unchanged_wording
     from core.photo_edit import PhotoEdit, main_face
     from fader_desktop.cli import PROG, build_values, check_output, load_engine, parse_sets
@@ -72,7 +72,12 @@ def run(args) -> int:
     if args.find_more_faces:
         from core.faces import ThoroughDetector
         detector = ThoroughDetector()
-    doc = PhotoEdit.open(src, engine, aligned=args.aligned, require_face=not copy_only, detector=detector)
+    try:
+        doc = PhotoEdit.open(src, engine, aligned=args.aligned, require_face=not copy_only, detector=detector)
+    except NoFaceError as e:
+        if args.find_more_faces or args.aligned:
+            raise
+        raise NoFaceError(f"{e}; --find-more-faces searches again, turned, tilted and finer (slower)") from None
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")

@@ -165,9 +165,11 @@ def user_folder(*candidates) -> Path:
 
 
 # what the Faders panel says of View ▸ Find more faces where a face may have been missed, and after it
-MORE_FACES_HINT = "A face missed (lying down, small, tilted)? View ▸ Find more faces searches again."
-MORE_FACES_DONE = "View ▸ Find more faces found no more."
-MORE_FACES_SMALL = "Or View ▸ Find more faces looks for them (seconds on a big photo)."
+MORE_FACES_HINT = ("A face missed (lying down, small, tilted)? View ▸ Find more faces searches again; "
+                   "View ▸ Mark a face… takes a box drawn around it.")
+MORE_FACES_DONE = "View ▸ Find more faces found no more; View ▸ Mark a face… takes a box drawn around a face."
+MORE_FACES_SMALL = ("Or View ▸ Find more faces looks for them (seconds on a big photo), and View ▸ Mark a face… "
+                    "takes a box drawn around one.")
 
 
 class MainWindow(QMainWindow):
@@ -1552,7 +1554,7 @@ class MainWindow(QMainWindow):
                                   "so it is edited as one aligned face.")
         else:
             from core.photo_edit import small_faces_hint
-            # a thorough search looked for faces down to the smallest size the model can edit
+            # a thorough search looked for faces down to the 40 px the hint speaks of
             hint = "" if photo.thorough else small_faces_hint(photo.search_scale, photo.width, photo.height)
             notes = [f"{counted(len(photo.skipped), 'more face')} too small for the model (dotted boxes)."] \
                 if photo.skipped else []

@@ -69,3 +69,23 @@ def test_find_more_faces_with_aligned_is_refused_in_words(command, lying_png, ti
     rc, err = main_inproc(capsys, command, target, "-o", tmp_path / ("o.png" if command == "edit" else "o"),
                           "--model", tiny_model_path, "--set", "Smiling=2", "--aligned", "--find-more-faces")
     assert rc == 2 and "--aligned and --find-more-faces exclude each other" in err, err
+
+
+def test_where_no_face_is_found_edit_and_batch_point_to_find_more_faces(tiny_model_path, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    src = tmp_path / "in"
+    src.mkdir()
+    blank = src / "wall.png"
+    cv2.imwrite(str(blank), cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), (0, 0), 3))
+    rc, err = main_inproc(capsys, "edit", blank, "-o", tmp_path / "o.png", "--model", tiny_model_path,
+                          "--set", "Smiling=2")
+    assert rc == 2 and "no face found" in err and "--find-more-faces searches again" in err, err
+    rc, err = main_inproc(capsys, "edit", blank, "-o", tmp_path / "o.png", "--model", tiny_model_path,
+                          "--set", "Smiling=2", "--find-more-faces")
+    assert rc == 2 and "no face found" in err and "--find-more-faces" not in err, err
+    rc, err = main_inproc(capsys, "batch", src, "-o", tmp_path / "out", "--model", tiny_model_path,
+                          "--set", "Smiling=2")
+    assert "in 1 photo no face was found (wall.png); --find-more-faces searches each photo again" in err, err
+    rc, err = main_inproc(capsys, "batch", src, "-o", tmp_path / "out2", "--model", tiny_model_path,
+                          "--set", "Smiling=2", "--find-more-faces")
+    assert "no face was found" not in err, err

@@ -203,3 +203,24 @@ def test_a_box_drawn_where_there_is_no_new_face_is_refused_in_words_and_changes_
     from PySide6.QtCore import Qt
     qtbot.keyClick(w.canvas, Qt.Key.Key_Escape)
     assert not w.canvas.marking() and not w.act_mark_face.isChecked()
+
+
+def test_the_batch_summary_points_to_find_more_faces_where_no_face_was_found(qtbot, tmp_path, tiny_model_path):
+    from test_gui_s45c import _run
+
+    from fader_desktop.batch_dialog import BatchDialog
+    rng = np.random.default_rng(3)
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "wall.png"), cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8),
+                                                        (0, 0), 3))
+    for more in (False, True):
+        dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0})
+        qtbot.addWidget(dlg)
+        dlg.in_edit.setText(str(src))
+        dlg.out_edit.setText(str(tmp_path / f"out_{more}"))
+        dlg.more_faces_check.setChecked(more)
+        _run(dlg)
+        dlg.summary_box.close()
+        head, _details = dlg.summary_text(dlg.report)
+        assert ("In 1 photo no face was found: run again with “Find more faces”" in head) != more, head
