@@ -556,6 +556,21 @@ class MainWindow(QMainWindow):
                          on_error=self._failure("Cannot mark a face"),
                          busy_text="Looking for the face in the marked area…")
 
+    def remove_selected_face(self) -> None:
+        """View ▸ Not a face: the selected face is taken off the photo's faces (a detection on a
+        print, a pair of hands), the others and their edits kept (EditorBackend.remove_face)."""
+        photo, index = self._photo, self.session.selected
+        if photo is None or self._busy or index == ALL_FACES or not 0 <= index < len(photo.faces) or photo.aligned:
+            return
+        backend, status, serial = self.backend, self.jobs.set_busy_text, self._serial
+
+        def done(result) -> None:
+            self._on_photo_loaded(result[0])
+            self.statusBar().showMessage(f"Face {index + 1} taken off the faces of {photo.path.name} "
+                                         "(View ▸ Mark a face… adds it back)", 10000)
+        self.jobs.submit(lambda: backend.remove_face(serial, index, status), on_done=done,
+                         on_error=self._failure("Cannot remove the face"), busy_text=f"Removing face {index + 1}…")
+
     def _on_more_faces(self, photo, info, seconds: float) -> None:
         """The photo opened again with more faces (Find more faces, Mark a face): shown, and the
         status bar says what was found."""
@@ -864,11 +879,14 @@ class MainWindow(QMainWindow):
                 if j is not None:
                     faces[i], own[i], masks[i] = was.faces[j], was.own[j], was.masks[j]
             session.restore(Snapshot(tuple(faces), tuple(own), tuple(masks)))
+            from core.photo_edit import main_face   # here: importing it loads torch
             new = [i for i, j in enumerate(carried) if j is None]
             session.selected = new[0] if new else (ALL_FACES if old.selected == ALL_FACES
-                                                   else carried.index(old.selected) if old.selected in carried else 0)
+                                                   else carried.index(old.selected) if old.selected in carried
+                                                   else main_face(info.faces))
             self.undo_stack.clear()
-            if unsaved:
+            # a face taken off with its edit (Not a face) changes the pixels from those last exported
+            if unsaved or any(old.is_modified(j) for j in range(old.n_faces) if j not in carried):
                 self.undo_stack.resetClean()
         elif same_faces:
             # the same faces with another model or device: the edit and its history carry over
@@ -1615,6 +1633,8 @@ class MainWindow(QMainWindow):
                                        and not self._photo.aligned and not self._photo.thorough)
         self.act_mark_face.setEnabled(has_photo and self._model is not None and not self._busy
                                       and not self._photo.aligned)
+        self.act_not_face.setEnabled(has_faces and not self._busy and not self._photo.aligned
+                                     and self.session.selected != ALL_FACES)
         if self.act_mark_face.isChecked() and not self.act_mark_face.isEnabled():
             self.set_marking(False)
         self.original_button.setEnabled(has_photo)

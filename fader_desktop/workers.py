@@ -580,6 +580,10 @@ class _RememberingDetector:
         from core.faces import reading_order
         self._faces = reading_order(self.detect(rgb) + [face])
 
+    def remove(self, rgb: np.ndarray, box: tuple) -> None:
+        """Forget the face of `rgb` found at `box` (one the user says is no face)."""
+        self._faces = [f for f in self.detect(rgb) if tuple(map(float, f.box)) != tuple(box)]
+
     def search_scale(self, h: int, w: int) -> float:
         from core.faces import shared_detector
         return shared_detector().search_scale(h, w)
@@ -726,6 +730,18 @@ class EditorBackend:
         if overlaps(face, self._detector.detect(self.image)):
             raise FaderError("The marked face was found already (its box is drawn): click it to edit it.")
         self._detector.add(self.image, face)
+        return self._with_more_faces(doc, status), time.perf_counter() - t0
+
+    def remove_face(self, serial: int, index: int, status: Callable[[str], None] = lambda text: None) -> tuple:
+        """The open photo without its face `index`, which the user says is no face (a print, a pair
+        of hands; View ▸ Not a face): (PhotoInfo, seconds) as find_more_faces gives, the other
+        faces and their edits as they were."""
+        from core.errors import FaderError
+        t0 = time.perf_counter()
+        doc = self._current(serial, "face removal", self.path)
+        if doc.aligned or not 0 <= index < len(doc.faces):
+            raise FaderError("There is no such face to remove.")
+        self._detector.remove(self.image, doc.faces[index].box)
         return self._with_more_faces(doc, status), time.perf_counter() - t0
 
     def _with_more_faces(self, doc, status) -> PhotoInfo:

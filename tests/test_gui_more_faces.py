@@ -224,3 +224,51 @@ def test_the_batch_summary_points_to_find_more_faces_where_no_face_was_found(qtb
         dlg.summary_box.close()
         head, _details = dlg.summary_text(dlg.report)
         assert ("In 1 photo no face was found: run again with “Find more faces”" in head) != more, head
+
+
+def test_not_a_face_takes_the_selected_face_off_and_mark_a_face_brings_it_back(editor, qtbot, tmp_path,
+                                                                                portrait_path):
+    """A detection on no face (a print, a pair of hands) would take every All-faces edit: View ▸
+    Not a face takes the selected face off, the others and their edits kept; the photo then shows
+    as it is there, and a box drawn around it brings it back."""
+    w = editor
+    photo, x_lying = lying_beside_upright(portrait_path)
+    path = tmp_path / "lying.png"
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(path)
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_more_faces.trigger()
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    assert len(w._photo.faces) == 2
+    orig = original(w)
+    upright = next(i for i, f in enumerate(w._photo.faces) if f.box[0] < x_lying)
+    lying = 1 - upright
+    w.panel.select_face(upright)
+    smiling = _other_end(w)
+    w.panel.select_face(lying)
+    _other_end(w)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w)[:, x_lying:], orig[:, x_lying:]),
+                    timeout=TIMEOUT)
+    w.undo_stack.setClean()   # as after an export
+    box = w._photo.faces[lying].box
+    assert w.act_not_face.isEnabled()
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_not_face.trigger()
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    assert len(w._photo.faces) == 1 and w._photo.faces[0].box[0] < x_lying
+    assert w.session.values(0)["Smiling"] == pytest.approx(smiling)          # the other face's edit stays
+    assert w.isWindowModified()                                               # pixels changed since the export
+    assert "taken off" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w)[:, x_lying:], orig[:, x_lying:]),
+                    timeout=TIMEOUT)                                          # shown as it is there
+    assert not np.array_equal(preview(w)[:, :x_lying], orig[:, :x_lying])
+    w.act_mark_face.trigger()
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        _draw(w, qtbot, box)
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    assert len(w._photo.faces) == 2 and not w.session.is_modified(w.session.selected)
+    # under All faces there is no one face to take off
+    w.panel.select_face(-1)
+    assert not w.act_not_face.isEnabled()
