@@ -555,6 +555,7 @@ class _RememberingDetector:
     def __init__(self):
         self._image = None
         self._faces = None
+        self._removed: list = []   # faces the user took off (Not a face): a search does not bring them back
         self.thorough = False   # the faces remembered include those of a thorough search
 
     def detect(self, rgb: np.ndarray):
@@ -562,6 +563,7 @@ class _RememberingDetector:
             from core.faces import detect_faces
             self._faces = detect_faces(rgb)
             self._image = rgb
+            self._removed = []
             self.thorough = False
         return list(self._faces)
 
@@ -571,18 +573,22 @@ class _RememberingDetector:
         they were found (their edits carry over exactly)."""
         from core.faces import detect_faces, overlaps, reading_order
         found = self.detect(rgb)
-        more = [f for f in detect_faces(rgb, thorough=True, check=check) if not overlaps(f, found)]
+        more = [f for f in detect_faces(rgb, thorough=True, check=check)
+                if not overlaps(f, found) and not overlaps(f, self._removed)]
         self._faces, self.thorough = reading_order(found + more), True
         return more
 
     def add(self, rgb: np.ndarray, face) -> None:
         """Remember `face` (one the user marked) with the faces found in `rgb`."""
-        from core.faces import reading_order
+        from core.faces import overlaps, reading_order
         self._faces = reading_order(self.detect(rgb) + [face])
+        self._removed = [f for f in self._removed if not overlaps(f, [face])]
 
     def remove(self, rgb: np.ndarray, box: tuple) -> None:
         """Forget the face of `rgb` found at `box` (one the user says is no face)."""
-        self._faces = [f for f in self.detect(rgb) if tuple(map(float, f.box)) != tuple(box)]
+        faces = self.detect(rgb)
+        self._faces = [f for f in faces if tuple(map(float, f.box)) != tuple(box)]
+        self._removed += [f for f in faces if tuple(map(float, f.box)) == tuple(box)]
 
     def search_scale(self, h: int, w: int) -> float:
         from core.faces import shared_detector

@@ -272,3 +272,22 @@ def test_not_a_face_takes_the_selected_face_off_and_mark_a_face_brings_it_back(e
     # under All faces there is no one face to take off
     w.panel.select_face(-1)
     assert not w.act_not_face.isEnabled()
+
+
+def test_a_face_taken_off_is_not_brought_back_by_find_more_faces(editor, qtbot, tmp_path, portrait_path):
+    w = editor
+    photo, x_lying = lying_beside_upright(portrait_path)
+    path = tmp_path / "lying.png"
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(path)
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    assert len(w._photo.faces) == 1
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_not_face.trigger()
+    qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
+    assert not w._photo.faces
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_more_faces.trigger()
+    qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
+    assert len(w._photo.faces) == 1 and w._photo.faces[0].box[0] >= x_lying - 10   # only the lying one
