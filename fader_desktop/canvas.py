@@ -57,7 +57,7 @@ class PhotoCanvas(QWidget):
     # bring back), whether it is the stroke's first segment
     brushStroke = Signal(object, float, bool, bool)
     brushSizeChanged = Signal(float)  # radius in screen pixels
-    # marking a face (View ▸ Mark a face): the box drawn, in photo pixels; or Esc pressed
+    # marking a face (View ▸ Mark a missed face): the box drawn, in photo pixels; or Esc pressed
     faceMarked = Signal(QRectF)
     markCancelled = Signal()
 

@@ -166,9 +166,9 @@ def user_folder(*candidates) -> Path:
 
 # what the Faders panel says of View ▸ Find more faces where a face may have been missed, and after it
 MORE_FACES_HINT = ("A face missed (lying down, small, tilted)? View ▸ Find more faces searches again; "
-                   "View ▸ Mark a face… takes a box drawn around it.")
-MORE_FACES_DONE = "View ▸ Find more faces found no more; View ▸ Mark a face… takes a box drawn around a face."
-MORE_FACES_SMALL = ("Or View ▸ Find more faces looks for them (seconds on a big photo), and View ▸ Mark a face… "
+                   "View ▸ Mark a missed face takes a box drawn around it.")
+MORE_FACES_DONE = "View ▸ Find more faces found no more; View ▸ Mark a missed face takes a box drawn around a face."
+MORE_FACES_SMALL = ("Or View ▸ Find more faces looks for them (seconds on a big photo), and View ▸ Mark a missed face "
                     "takes a box drawn around one.")
 
 
@@ -530,7 +530,7 @@ class MainWindow(QMainWindow):
                          busy_text=f"Looking for more faces in {photo.path.name}…")
 
     def set_marking(self, on: bool) -> None:
-        """View ▸ Mark a face: the next box drawn on the photo is searched for a face the searches
+        """View ▸ Mark a missed face: the next box drawn on the photo is searched for a face the searches
         missed (EditorBackend.mark_face); Esc or the action again leaves it."""
         on = bool(on) and self.act_mark_face.isEnabled()
         if on and self.act_brush.isChecked():
@@ -539,9 +539,9 @@ class MainWindow(QMainWindow):
         if self.act_mark_face.isChecked() != on:
             self.act_mark_face.setChecked(on)
         if on:
-            self.statusBar().showMessage("Mark a face: draw a box around the face, from the hairline to the chin "
+            self.statusBar().showMessage("Mark a missed face: draw a box around the face, from the hairline to the chin "
                                          "(Esc: cancel)", 0)
-        elif self.statusBar().currentMessage().startswith("Mark a face:"):
+        elif self.statusBar().currentMessage().startswith("Mark a missed face:"):
             self.statusBar().clearMessage()
 
     def _on_face_marked(self, rect) -> None:
@@ -567,12 +567,12 @@ class MainWindow(QMainWindow):
         def done(result) -> None:
             self._on_photo_loaded(result[0])
             self.statusBar().showMessage(f"Face {index + 1} taken off the faces of {photo.path.name} "
-                                         "(View ▸ Mark a face… adds it back)", 10000)
+                                         "(View ▸ Mark a missed face adds it back)", 10000)
         self.jobs.submit(lambda: backend.remove_face(serial, index, status), on_done=done,
                          on_error=self._failure("Cannot remove the face"), busy_text=f"Removing face {index + 1}…")
 
     def _on_more_faces(self, photo, info, seconds: float) -> None:
-        """The photo opened again with more faces (Find more faces, Mark a face): shown, and the
+        """The photo opened again with more faces (Find more faces, Mark a missed face): shown, and the
         status bar says what was found."""
         self._on_photo_loaded(info)
         new = [i for i, j in enumerate(info.carried) if j is None]

@@ -83,7 +83,7 @@ ACTIONS = (
     ActionSpec("act_more_faces", "Find &more faces", "find_more_faces", None,
                "Search the photo again, turned and tilted and at a finer scale, for faces the first search missed "
                "(a person lying down, a small face in a big photo)"),
-    ActionSpec("act_mark_face", "Mar&k a face…", "set_marking", None,
+    ActionSpec("act_mark_face", "Mar&k a missed face", "set_marking", None,
                "Draw a box around a face the search missed, to edit it", checkable=True),
     ActionSpec("act_not_face", "Not a fa&ce (remove it)", "remove_selected_face", None,
                "The selected face is no face (a print, a pair of hands): take it off the photo's faces"),

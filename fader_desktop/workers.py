@@ -721,7 +721,7 @@ class EditorBackend:
     def mark_face(self, serial: int, box: tuple, status: Callable[[str], None] = lambda text: None,
                   check: Callable[[], None] = lambda: None) -> tuple:
         """The face in `box` (photo pixels), drawn by the user around one the searches missed
-        (View ▸ Mark a face; core FaceDetector.face_in_box), added to the open photo's: (PhotoInfo,
+        (View ▸ Mark a missed face; core FaceDetector.face_in_box), added to the open photo's: (PhotoInfo,
         seconds) as find_more_faces gives. FaderError where no face is found there, or where it
         is one found already."""
         from core.errors import FaderError
