@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="which face of each photo (0 = the first in reading order: top row, leftmost); default: its main face, as the window selects "
                         "it first (the first, unless another is at least twice its size)")
     p.add_argument("--aligned", action="store_true", help="the inputs are CelebA-style aligned crops")
+    p.add_argument("--find-more-faces", action="store_true",
+                   help="make every face search on each photo, whatever the others found (a person lying down, "
+                        "a small face in a big photo; slower), as edit --find-more-faces")
     add_overwrite_argument(p)
     add_model_arguments(p)
 
@@ -48,6 +51,9 @@ def run(args) -> int:
     from fader_desktop.cli import check_output, load_engine
     out = Path(args.output)
     suffix = out.suffix.lower()
+    if args.aligned and args.find_more_faces:
+        from core.batch import ALIGNED_AND_MORE_FACES
+        raise FaderError(ALIGNED_AND_MORE_FACES)
     if suffix not in STILL + ANIMATED:
         raise FaderError(f"{out}: output must be one of {', '.join(STILL + ANIMATED)}")
     if args.grid:
@@ -90,7 +96,11 @@ def run(args) -> int:
     if suffix == ".mp4":
         from core.sweep import require_mp4
         require_mp4(out)
-    faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face)
+    detector = None
+    if args.find_more_faces:
+        from core.faces import ThoroughDetector
+        detector = ThoroughDetector()
+    faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face, detector=detector)
     if args.grid:
         img = sweep_grid(faces, engine, attrs=args.attr or None, mode="ends" if args.ends else "flip",
                          cell=args.cell_size, margin=args.margin, labels=args.labels)

@@ -89,3 +89,16 @@ def test_where_no_face_is_found_edit_and_batch_point_to_find_more_faces(tiny_mod
     rc, err = main_inproc(capsys, "batch", src, "-o", tmp_path / "out2", "--model", tiny_model_path,
                           "--set", "Smiling=2", "--find-more-faces")
     assert "no face was found" not in err, err
+
+
+def test_sweep_finds_the_lying_person_when_asked(lying_png, tiny_model_path, tmp_path, capsys):
+    path, _x = lying_png
+    rc, err = main_inproc(capsys, "sweep", path, "-o", tmp_path / "s.png", "--model", tiny_model_path,
+                          "--attr", "Smiling", "--face", "1", "--steps", "3")
+    assert rc == 2 and not (tmp_path / "s.png").exists(), err   # one face found: there is no face 1
+    rc, err = main_inproc(capsys, "sweep", path, "-o", tmp_path / "s.png", "--model", tiny_model_path,
+                          "--attr", "Smiling", "--face", "1", "--steps", "3", "--find-more-faces")
+    assert rc == 0 and (tmp_path / "s.png").exists(), err
+    rc, err = main_inproc(capsys, "sweep", path, "-o", tmp_path / "t.png", "--model", tiny_model_path,
+                          "--attr", "Smiling", "--aligned", "--find-more-faces")
+    assert rc == 2 and "exclude each other" in err, err
