@@ -107,7 +107,8 @@ class PhotoCanvas(QWidget):
         self._brush_erase = True
         self._overlay: Optional[tuple] = None   # (QImage, x, y): where the brush erased, in photo pixels
         self._marking = False
-        self._mark: Optional[tuple] = None   # (from, to) widget points of the box being drawn
+        # (from, to) photo points of the box being drawn: a zoom or pan mid-drag keeps its corner on the photo
+        self._mark: Optional[tuple] = None
         self._refine = QTimer(self)
         self._refine.setSingleShot(True)
         self._refine.setInterval(REFINE_MS)
@@ -332,7 +333,7 @@ class PhotoCanvas(QWidget):
     def _draw_mark(self, p: QPainter) -> None:
         if self._mark is None:
             return
-        rect = QRectF(*self._mark).normalized()
+        rect = QRectF(self.to_widget(self._mark[0]), self.to_widget(self._mark[1])).normalized()
         p.save()
         p.setBrush(QColor(255, 255, 255, 40))
         # a dark line under a dashed light one: seen on light and dark photos alike
@@ -747,7 +748,7 @@ class PhotoCanvas(QWidget):
             return super().mousePressEvent(event)
         pos = event.position()
         if self._marking:
-            self._mark = (QPointF(pos), QPointF(pos))
+            self._mark = (self.to_photo(pos), self.to_photo(pos))
             self.update()
             event.accept()
             return
@@ -767,7 +768,7 @@ class PhotoCanvas(QWidget):
         pos = event.position()
         if self._marking:
             if self._mark is not None:
-                self._mark = (self._mark[0], QPointF(pos))
+                self._mark = (self._mark[0], self.to_photo(pos))
                 self.update()
             return
         if self._brush:
@@ -802,11 +803,11 @@ class PhotoCanvas(QWidget):
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._marking and self._mark is not None and event.button() == Qt.MouseButton.LeftButton:
-            rect = QRectF(self._mark[0], event.position()).normalized()
+            rect = QRectF(self._mark[0], self.to_photo(event.position())).normalized()
             self._mark = None
             self.update()
-            if rect.width() >= MARK_MIN_DRAG_PX and rect.height() >= MARK_MIN_DRAG_PX:   # not a stray click
-                self.faceMarked.emit(QRectF(self.to_photo(rect.topLeft()), self.to_photo(rect.bottomRight())))
+            if min(rect.width(), rect.height()) * self._scale >= MARK_MIN_DRAG_PX:   # not a stray click
+                self.faceMarked.emit(rect)
             return
         if event.button() != Qt.MouseButton.LeftButton or self._press is None:
             return super().mouseReleaseEvent(event)

@@ -167,9 +167,20 @@ def user_folder(*candidates) -> Path:
 # what the Faders panel says of View ▸ Find more faces where a face may have been missed, and after it
 MORE_FACES_HINT = ("A face missed (lying down, small, tilted)? View ▸ Find more faces searches again; "
                    "View ▸ Mark a missed face takes a box drawn around it.")
-MORE_FACES_DONE = "View ▸ Find more faces found no more; View ▸ Mark a missed face takes a box drawn around a face."
+MORE_FACES_DONE = "View ▸ Find more faces found none either; View ▸ Mark a missed face takes a box drawn around a face."
 MORE_FACES_SMALL = ("Or View ▸ Find more faces looks for them (seconds on a big photo), and View ▸ Mark a missed face "
                     "takes a box drawn around one.")
+
+
+def shared_edit(snapshot) -> dict:
+    """The slider values every face of `snapshot` has and at least one was moved to (an edit made
+    under All faces): {attribute: value}."""
+    out = {}
+    for k, (name, value) in enumerate(snapshot.faces[0]):
+        values = [face[k][1] for face in snapshot.faces]
+        if all(v == value for v in values) and any(v != own[k][1] for v, own in zip(values, snapshot.own)):
+            out[name] = value
+    return out
 
 
 class MainWindow(QMainWindow):
@@ -522,7 +533,10 @@ class MainWindow(QMainWindow):
                 if self._photo is photo:
                     photo.thorough = True
                     self._refresh()
-                self.statusBar().showMessage(f"No more faces found in {photo.path.name} ({result[1]:.1f} s)", 8000)
+                what = "No more faces" if photo.faces else "No face either"
+                self.statusBar().showMessage(f"{what} found in {photo.path.name} by the thorough search "
+                                             f"({result[1]:.1f} s); View ▸ Mark a missed face takes a box drawn "
+                                             "around one", 10000)
                 return
             self._on_more_faces(photo, *result)
         self.jobs.submit(lambda: backend.find_more_faces(serial, status, check), on_done=done,
@@ -536,6 +550,9 @@ class MainWindow(QMainWindow):
         if on and self.act_brush.isChecked():
             self.set_brush(False)
         self.canvas.set_marking(on)
+        if on:
+            # Esc leaves marking from the photo view: with a fader or its box focused it went there
+            self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
         if self.act_mark_face.isChecked() != on:
             self.act_mark_face.setChecked(on)
         if on:
@@ -562,12 +579,16 @@ class MainWindow(QMainWindow):
         photo, index = self._photo, self.session.selected
         if photo is None or self._busy or index == ALL_FACES or not 0 <= index < len(photo.faces) or photo.aligned:
             return
+        if self.session.is_modified(index) and not self.ask_confirm(
+                "Not a face", f"Face {index + 1} is edited. Take it off the photo's faces with its edit? This "
+                "cannot be undone (View ▸ Mark a missed face adds it back, unedited)."):
+            return
         backend, status, serial = self.backend, self.jobs.set_busy_text, self._serial
 
         def done(result) -> None:
             self._on_photo_loaded(result[0])
-            self.statusBar().showMessage(f"Face {index + 1} taken off the faces of {photo.path.name} "
-                                         "(View ▸ Mark a missed face adds it back)", 10000)
+            self.statusBar().showMessage(f"Face {index + 1} taken off the faces of {photo.path.name} (View ▸ Mark a "
+                                         "missed face adds it back, unedited)", 10000)
         self.jobs.submit(lambda: backend.remove_face(serial, index, status), on_done=done,
                          on_error=self._failure("Cannot remove the face"), busy_text=f"Removing face {index + 1}…")
 
@@ -579,7 +600,11 @@ class MainWindow(QMainWindow):
         small = len(info.skipped) - len(photo.skipped)
         said = []
         if new:
-            said.append(f"{counted(len(new), 'more face')} (face {new[0] + 1} selected)")
+            if self.session.selected == ALL_FACES:
+                said.append(f"{counted(len(new), 'more face')} (All faces: the edit made applies to "
+                            f"{'it' if len(new) == 1 else 'them'} too)")
+            else:
+                said.append(f"{counted(len(new), 'more face')} (face {new[0] + 1} selected; F zooms to it)")
         if small > 0:
             said.append(f"{counted(small, 'more face')} too small for the model (dotted)")
         found = f"Found {' and '.join(said)}" if said else "Found no more face the model can edit"
@@ -878,12 +903,17 @@ class MainWindow(QMainWindow):
             for i, j in enumerate(carried):
                 if j is not None:
                     faces[i], own[i], masks[i] = was.faces[j], was.own[j], was.masks[j]
+            new = [i for i, j in enumerate(carried) if j is None]
+            if old.selected == ALL_FACES and new and old.n_faces:
+                # an All-faces edit is every face's: a face found since takes what the others share
+                shared = shared_edit(was)
+                for i in new:
+                    faces[i] = tuple((n, shared.get(n, v)) for n, v in faces[i])
             session.restore(Snapshot(tuple(faces), tuple(own), tuple(masks)))
             from core.photo_edit import main_face   # here: importing it loads torch
-            new = [i for i, j in enumerate(carried) if j is None]
-            session.selected = new[0] if new else (ALL_FACES if old.selected == ALL_FACES
-                                                   else carried.index(old.selected) if old.selected in carried
-                                                   else main_face(info.faces))
+            session.selected = (ALL_FACES if old.selected == ALL_FACES and old.n_faces else new[0] if new
+                                else carried.index(old.selected) if old.selected in carried
+                                else main_face(info.faces))
             self.undo_stack.clear()
             # a face taken off with its edit (Not a face) changes the pixels from those last exported
             if unsaved or any(old.is_modified(j) for j in range(old.n_faces) if j not in carried):
@@ -1559,6 +1589,9 @@ class MainWindow(QMainWindow):
                                   "File ▸ Open model… (Ctrl+M).")
         elif photo is None:
             self.panel.set_notice("Open a photo to edit its faces.")
+        elif not photo.faces and photo.removed:
+            self.panel.set_notice(f"<b>No face to edit:</b> {counted(photo.removed, 'face')} taken off (View ▸ Not a "
+                                  "face).<br>View ▸ Mark a missed face takes a box drawn around a face.")
         elif not photo.faces:
             why = "".join(f"<br>• {html.escape(r)}" for _b, r in photo.skipped[:3])
             from core.photo_edit import reduced_search_hint   # here: importing it loads torch

@@ -500,6 +500,7 @@ class PhotoInfo:
     thorough: bool = False
     # Find more faces found more: per face, the index it had before the search (None: a new face)
     carried: Optional[list] = None
+    removed: int = 0   # faces the user took off (Not a face)
 
 
 @dataclass
@@ -548,6 +549,21 @@ class Rendered:
     base: Optional[QImage] = None
 
 
+@dataclass(frozen=True)
+class _Boxed:
+    """A face's box where core.faces.overlaps asks for a face (centre and box)."""
+
+    box: tuple
+
+    @property
+    def center_x(self) -> float:
+        return 0.5 * (self.box[0] + self.box[2])
+
+    @property
+    def center_y(self) -> float:
+        return 0.5 * (self.box[1] + self.box[3])
+
+
 class _RememberingDetector:
     """Detects faces once per photo: a model or device switch re-aligns and re-encodes the same
     photo, and the faces in it have not moved (detection costs more than encoding on CPU)."""
@@ -555,7 +571,7 @@ class _RememberingDetector:
     def __init__(self):
         self._image = None
         self._faces = None
-        self._removed: list = []   # faces the user took off (Not a face): a search does not bring them back
+        self.removed: list = []   # faces the user took off (Not a face): a search does not bring them back
         self.thorough = False   # the faces remembered include those of a thorough search
 
     def detect(self, rgb: np.ndarray):
@@ -563,7 +579,7 @@ class _RememberingDetector:
             from core.faces import detect_faces
             self._faces = detect_faces(rgb)
             self._image = rgb
-            self._removed = []
+            self.removed = []
             self.thorough = False
         return list(self._faces)
 
@@ -574,7 +590,7 @@ class _RememberingDetector:
         from core.faces import detect_faces, overlaps, reading_order
         found = self.detect(rgb)
         more = [f for f in detect_faces(rgb, thorough=True, check=check)
-                if not overlaps(f, found) and not overlaps(f, self._removed)]
+                if not overlaps(f, found) and not overlaps(f, self.removed)]
         self._faces, self.thorough = reading_order(found + more), True
         return more
 
@@ -582,13 +598,13 @@ class _RememberingDetector:
         """Remember `face` (one the user marked) with the faces found in `rgb`."""
         from core.faces import overlaps, reading_order
         self._faces = reading_order(self.detect(rgb) + [face])
-        self._removed = [f for f in self._removed if not overlaps(f, [face])]
+        self.removed = [f for f in self.removed if not overlaps(f, [face])]
 
     def remove(self, rgb: np.ndarray, box: tuple) -> None:
         """Forget the face of `rgb` found at `box` (one the user says is no face)."""
         faces = self.detect(rgb)
         self._faces = [f for f in faces if tuple(map(float, f.box)) != tuple(box)]
-        self._removed += [f for f in faces if tuple(map(float, f.box)) == tuple(box)]
+        self.removed += [f for f in faces if tuple(map(float, f.box)) == tuple(box)]
 
     def search_scale(self, h: int, w: int) -> float:
         from core.faces import shared_detector
@@ -733,8 +749,11 @@ class EditorBackend:
         if face is None:
             raise FaderError("No face was found in the marked area. Draw the box around the whole face, from the "
                              "hairline to the chin; a face seen from the side or mostly hidden cannot be edited.")
+        on = [i for i, f in enumerate(doc.faces) if f.box is not None and overlaps(face, [_Boxed(f.box)])]
+        if on:
+            raise FaderError(f"The marked face was found already: it is face {on[0] + 1}; select it to edit it.")
         if overlaps(face, self._detector.detect(self.image)):
-            raise FaderError("The marked face was found already (its box is drawn): click it to edit it.")
+            raise FaderError("The marked face was found already, too small for the model to edit.")
         self._detector.add(self.image, face)
         return self._with_more_faces(doc, status), time.perf_counter() - t0
 
@@ -781,7 +800,8 @@ class EditorBackend:
         h, w = image.shape[:2]
         info = PhotoInfo(self.serial, path, w, h, to_display(image, colour_space), has_model=doc is not None,
                          reencoded=reencoded, aligned=bool(doc is not None and doc.aligned), source=source,
-                         stamp=stamp, thorough=doc is not None and self._detector.thorough)
+                         stamp=stamp, thorough=doc is not None and self._detector.thorough,
+                         removed=len(self._detector.removed) if doc is not None else 0)
         if doc is not None:
             s = self.engine.image_size
             info.faces = [FaceInfo(f.index, f.box, dict(f.own_values),

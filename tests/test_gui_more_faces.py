@@ -103,8 +103,8 @@ def test_a_photo_with_no_face_points_to_find_more_faces(editor, qtbot, tmp_path)
     qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
     assert not w._photo.faces and "Find more faces" in w.panel.notice.text()
     w.act_more_faces.trigger()
-    qtbot.waitUntil(lambda: "No more faces found" in w.statusBar().currentMessage(), timeout=TIMEOUT)
-    assert "found no more" in w.panel.notice.text() and not w.act_more_faces.isEnabled()
+    qtbot.waitUntil(lambda: "No face either found" in w.statusBar().currentMessage(), timeout=TIMEOUT)
+    assert "found none either" in w.panel.notice.text() and not w.act_more_faces.isEnabled()
 
 
 def test_the_batch_dialog_finds_more_faces_when_asked(qtbot, tmp_path, portrait_path, tiny_model_path):
@@ -291,3 +291,90 @@ def test_a_face_taken_off_is_not_brought_back_by_find_more_faces(editor, qtbot, 
         w.act_more_faces.trigger()
     qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
     assert len(w._photo.faces) == 1 and w._photo.faces[0].box[0] >= x_lying - 10   # only the lying one
+
+
+def test_under_all_faces_a_face_found_since_takes_the_edit_every_face_has(editor, qtbot, tmp_path, portrait_path):
+    """QA walk: All faces, Eyeglasses 1, then Find more faces: the new face had no glasses and was
+    selected, while All faces still showed Eyeglasses 1 as if every face had it."""
+    w = editor
+    # two up, one lying: 768 px wide, so that the view shows it at 100 % (the preview read here is full size)
+    photo, x_lying = lying_beside_upright(portrait_path, 256)
+    up = photo[:, :x_lying]
+    photo = np.ascontiguousarray(np.concatenate([up, up[:, ::-1], photo[:, x_lying:]], axis=1))
+    x_lying *= 2
+    path = tmp_path / "three.png"
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(path)
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    assert len(w._photo.faces) == 2
+    orig = original(w)
+    w.panel.select_face(-1)   # All faces
+    assert w.session.selected == -1
+    smiling = _other_end(w)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_more_faces.trigger()
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    assert len(w._photo.faces) == 3 and w.session.selected == -1
+    assert all(w.session.values(i)["Smiling"] == pytest.approx(smiling) for i in range(3))
+    assert "the edit made applies to it too" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.preview_current()
+                    and np.abs(preview(w)[:, x_lying:].astype(int) - orig[:, x_lying:]).mean() > 0.3, timeout=TIMEOUT)
+
+
+def test_esc_leaves_marking_wherever_the_focus_was(editor, qtbot):
+    """QA walk: with a fader's number box focused, Esc went there and marking stayed on."""
+    from PySide6.QtCore import Qt
+    w = editor
+    spin = w.panel.row("Male").spin
+    spin.setFocus()
+    assert w.focusWidget() is spin   # the window's focus widget, where its keys go once it is active
+    w.act_mark_face.trigger()
+    assert w.canvas.marking()
+    qtbot.keyClick(w.focusWidget(), Qt.Key.Key_Escape)
+    assert not w.canvas.marking() and not w.act_mark_face.isChecked()
+
+
+def test_a_zoom_in_the_middle_of_a_drag_keeps_the_boxs_first_corner_on_the_photo(editor, qtbot):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    w = editor
+    marked = []
+    w.canvas.faceMarked.connect(marked.append)
+    try:
+        w.canvas.set_marking(True)
+        a = w.canvas.to_widget(QPointF(100, 120))
+        qtbot.mousePress(w.canvas, Qt.MouseButton.LeftButton, pos=QPoint(round(a.x()), round(a.y())))
+        w.canvas.zoom_to(w.canvas.scale * 1.6, QPointF(w.canvas.width() / 3, w.canvas.height() / 3))
+        b = w.canvas.to_widget(QPointF(300, 330))
+        qtbot.mouseRelease(w.canvas, Qt.MouseButton.LeftButton, pos=QPoint(round(b.x()), round(b.y())))
+    finally:
+        w.canvas.faceMarked.disconnect(marked.append)
+        w.canvas.set_marking(False)
+        w.canvas.fit_to_window()
+    tol = 1.5 / w.canvas.scale + 1
+    r = marked[0]
+    assert abs(r.left() - 100) < tol and abs(r.top() - 120) < tol, (r, tol)
+    assert abs(r.right() - 300) < tol and abs(r.bottom() - 330) < tol, (r, tol)
+
+
+def test_not_a_face_on_an_edited_face_asks_first_and_then_says_what_was_taken_off(editor, qtbot, monkeypatch):
+    w = editor
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append(a) or False)
+    _other_end(w)
+    w.act_not_face.trigger()
+    assert asked and "is edited" in asked[0][1]
+    assert w.jobs.wait_idle(TIMEOUT / 1000) and len(w._photo.faces) == 1   # no: nothing changes
+    # 'found already' names the face (the boxes may be hidden)
+    w.act_mark_face.trigger()
+    _draw(w, qtbot, w._photo.faces[0].box)
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    assert "found already: it is face 1" in w.errors[-1][1]
+    qtbot.waitUntil(lambda: not w._busy and w.act_not_face.isEnabled(), timeout=TIMEOUT)
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.act_not_face.trigger()
+    qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
+    assert not w._photo.faces and "1 face taken off" in w.panel.notice.text()
+    assert "No face the model can edit was found" not in w.panel.notice.text()
