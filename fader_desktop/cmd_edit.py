@@ -81,6 +81,10 @@ def run(args) -> int:
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")
+    if args.face is not None and args.face >= len(doc.faces) and not (args.find_more_faces or args.aligned):
+        from core.edit_session import no_such_face
+        raise FaderError(f"{printable(src)}: {no_such_face(args.face, len(doc.faces))}; --find-more-faces "
+                         "searches again, turned, tilted and finer (slower)")
     for name, own in owns.items():
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)

@@ -102,3 +102,13 @@ def test_sweep_finds_the_lying_person_when_asked(lying_png, tiny_model_path, tmp
     rc, err = main_inproc(capsys, "sweep", path, "-o", tmp_path / "t.png", "--model", tiny_model_path,
                           "--attr", "Smiling", "--aligned", "--find-more-faces")
     assert rc == 2 and "exclude each other" in err, err
+
+
+def test_edit_of_a_face_that_was_not_found_points_to_find_more_faces(lying_png, tiny_model_path, tmp_path, capsys):
+    path, _x = lying_png
+    rc, err = main_inproc(capsys, "edit", path, "-o", tmp_path / "o.png", "--model", tiny_model_path,
+                          "--set", "Smiling=2", "--face", "1")
+    assert rc == 2 and "face 1 does not exist" in err and "--find-more-faces searches again" in err, err
+    rc, err = main_inproc(capsys, "edit", path, "-o", tmp_path / "o.png", "--model", tiny_model_path,
+                          "--set", "Smiling=2", "--face", "1", "--find-more-faces")
+    assert rc == 0, err

@@ -71,7 +71,8 @@ def test_edit_face_out_of_range_counts_the_faces(capsys, tmp_path, portrait_path
     rc, err = cli(capsys, "edit", portrait_path, "-o", tmp_path / "o.png", "--face", "5", "--set", "Smiling=1",
                   "--model", tiny_model_path, "--device", "cpu")
     assert rc == 2 and err.strip() == (f"fader-desktop: error: {portrait_path}: face 5 does not exist; "
-                                       "the photo has 1 editable face"), err
+                                       "the photo has 1 editable face; --find-more-faces searches again, turned, "
+                                       "tilted and finer (slower)"), err
     assert not (tmp_path / "o.png").exists()
 
 
