@@ -156,14 +156,14 @@ def _unturned(face: Face, k: int, w: int, h: int) -> Face:
 
 
 def _inside(a: Face, b: Face) -> bool:
-    """Whether the centre of ``a`` lies in the box of ``b``."""
-    cx, cy = a.center_x, a.center_y
+    """Whether the centre of ``a``'s box lies in the box of ``b``."""
+    cx, cy = 0.5 * (a.box[0] + a.box[2]), 0.5 * (a.box[1] + a.box[3])
     return b.box[0] <= cx <= b.box[2] and b.box[1] <= cy <= b.box[3]
 
 
 def overlaps(face: Face, faces: list) -> bool:
     """Whether ``face`` lies on one of ``faces`` or one of them on it (either centre in the
-    other's box): the same face found by two searches."""
+    other's box): the same face found by two searches. Anything with a ``box`` will do."""
     return any(_inside(face, g) or _inside(g, face) for g in faces)
 
 

@@ -549,21 +549,6 @@ class Rendered:
     base: Optional[QImage] = None
 
 
-@dataclass(frozen=True)
-class _Boxed:
-    """A face's box where core.faces.overlaps asks for a face (centre and box)."""
-
-    box: tuple
-
-    @property
-    def center_x(self) -> float:
-        return 0.5 * (self.box[0] + self.box[2])
-
-    @property
-    def center_y(self) -> float:
-        return 0.5 * (self.box[1] + self.box[3])
-
-
 class _RememberingDetector:
     """Detects faces once per photo: a model or device switch re-aligns and re-encodes the same
     photo, and the faces in it have not moved (detection costs more than encoding on CPU)."""
@@ -749,7 +734,7 @@ class EditorBackend:
         if face is None:
             raise FaderError("No face was found in the marked area. Draw the box around the whole face, from the "
                              "hairline to the chin; a face seen from the side or mostly hidden cannot be edited.")
-        on = [i for i, f in enumerate(doc.faces) if f.box is not None and overlaps(face, [_Boxed(f.box)])]
+        on = [i for i, f in enumerate(doc.faces) if f.box is not None and overlaps(face, [f])]
         if on:
             raise FaderError(f"The marked face was found already: it is face {on[0] + 1}; select it to edit it.")
         if overlaps(face, self._detector.detect(self.image)):

@@ -24,6 +24,39 @@ def _box(face):
     return slice(max(0, y0), y1), slice(max(0, x0), x1)
 
 
+def _open(w, qtbot, photo, path):
+    """Write `photo` (RGB) as a PNG at `path` and open it in the window, waiting until it is shown."""
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(path)
+    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    return path
+
+
+def _trigger(w, qtbot, action):
+    """Trigger a menu action that opens the photo again (Find more faces, Not a face) and wait."""
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        action.trigger()
+    qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
+
+
+def _batch_without_and_with(qtbot, tmp_path, src, model):
+    """Yield (find more faces?, the batch dialog after its run) for the folder `src` edited with
+    Smiling 2 into tmp_path/out_False, then with the Find more faces box ticked into out_True."""
+    from test_gui_s45c import _run
+
+    from fader_desktop.batch_dialog import BatchDialog
+    for more in (False, True):
+        dlg = BatchDialog(None, model, "cpu", {"Smiling": 2.0})
+        qtbot.addWidget(dlg)
+        dlg.in_edit.setText(str(src))
+        dlg.out_edit.setText(str(tmp_path / f"out_{more}"))
+        dlg.more_faces_check.setChecked(more)
+        _run(dlg)
+        dlg.summary_box.close()
+        yield more, dlg
+
+
 def _other_end(w, name="Smiling"):
     spin = w.panel.row(name).spin
     spin.setValue(2.0 if spin.value() < 1 else -1.0)
@@ -33,11 +66,7 @@ def _other_end(w, name="Smiling"):
 def test_find_more_faces_finds_the_lying_person_and_keeps_the_edit_made(editor, qtbot, tmp_path, portrait_path):
     w = editor
     photo, x_lying = lying_beside_upright(portrait_path)
-    path = tmp_path / "lying.png"
-    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.open_photo(path)
-    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    path = _open(w, qtbot, photo, tmp_path / "lying.png")
     assert len(w._photo.faces) == 1 and w.act_more_faces.isEnabled()
     first = w._photo.faces[0]
     orig = original(w)
@@ -46,9 +75,7 @@ def test_find_more_faces_finds_the_lying_person_and_keeps_the_edit_made(editor, 
     edited = preview(w)
     assert w.undo_stack.count() == 1 and w.isWindowModified()
 
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.act_more_faces.trigger()
-    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    _trigger(w, qtbot, w.act_more_faces)
     faces = w._photo.faces
     assert len(faces) == 2
     kept = next(i for i, f in enumerate(faces) if f.box == first.box)
@@ -108,22 +135,12 @@ def test_a_photo_with_no_face_points_to_find_more_faces(editor, qtbot, tmp_path)
 
 
 def test_the_batch_dialog_finds_more_faces_when_asked(qtbot, tmp_path, portrait_path, tiny_model_path):
-    from test_gui_s45c import _run
-
-    from fader_desktop.batch_dialog import BatchDialog
     photo, x_lying = lying_beside_upright(portrait_path)
     src = tmp_path / "in"
     src.mkdir()
     cv2.imwrite(str(src / "lying.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
     faces = {}
-    for more in (False, True):
-        dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0})
-        qtbot.addWidget(dlg)
-        dlg.in_edit.setText(str(src))
-        dlg.out_edit.setText(str(tmp_path / f"out_{more}"))
-        dlg.more_faces_check.setChecked(more)
-        _run(dlg)
-        dlg.summary_box.close()
+    for more, dlg in _batch_without_and_with(qtbot, tmp_path, src, tiny_model_path):
         faces[more] = [(i.faces, i.changed) for i in dlg.report.items]
         written = load_image(tmp_path / f"out_{more}" / "lying.png")
         lying = np.abs(written[:, x_lying:].astype(int) - photo[:, x_lying:]).mean()
@@ -137,11 +154,7 @@ def test_the_batch_dialog_finds_more_faces_when_asked(qtbot, tmp_path, portrait_
 def _open_lying(w, qtbot, tmp_path, portrait_path):
     """The lying-beside-upright photo open in the window, Smiling moved on its one face found."""
     photo, x_lying = lying_beside_upright(portrait_path)
-    path = tmp_path / "lying.png"
-    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.open_photo(path)
-    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    _open(w, qtbot, photo, tmp_path / "lying.png")
     assert len(w._photo.faces) == 1
     orig = original(w)
     smiling = _other_end(w)
@@ -206,22 +219,12 @@ def test_a_box_drawn_where_there_is_no_new_face_is_refused_in_words_and_changes_
 
 
 def test_the_batch_summary_points_to_find_more_faces_where_no_face_was_found(qtbot, tmp_path, tiny_model_path):
-    from test_gui_s45c import _run
-
-    from fader_desktop.batch_dialog import BatchDialog
     rng = np.random.default_rng(3)
     src = tmp_path / "in"
     src.mkdir()
     cv2.imwrite(str(src / "wall.png"), cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8),
                                                         (0, 0), 3))
-    for more in (False, True):
-        dlg = BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 2.0})
-        qtbot.addWidget(dlg)
-        dlg.in_edit.setText(str(src))
-        dlg.out_edit.setText(str(tmp_path / f"out_{more}"))
-        dlg.more_faces_check.setChecked(more)
-        _run(dlg)
-        dlg.summary_box.close()
+    for more, dlg in _batch_without_and_with(qtbot, tmp_path, src, tiny_model_path):
         head, _details = dlg.summary_text(dlg.report)
         assert ("In 1 photo no face was found: run again with “Find more faces”" in head) != more, head
 
@@ -233,14 +236,8 @@ def test_not_a_face_takes_the_selected_face_off_and_mark_a_face_brings_it_back(e
     as it is there, and a box drawn around it brings it back."""
     w = editor
     photo, x_lying = lying_beside_upright(portrait_path)
-    path = tmp_path / "lying.png"
-    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.open_photo(path)
-    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.act_more_faces.trigger()
-    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    _open(w, qtbot, photo, tmp_path / "lying.png")
+    _trigger(w, qtbot, w.act_more_faces)
     assert len(w._photo.faces) == 2
     orig = original(w)
     upright = next(i for i, f in enumerate(w._photo.faces) if f.box[0] < x_lying)
@@ -277,19 +274,11 @@ def test_not_a_face_takes_the_selected_face_off_and_mark_a_face_brings_it_back(e
 def test_a_face_taken_off_is_not_brought_back_by_find_more_faces(editor, qtbot, tmp_path, portrait_path):
     w = editor
     photo, x_lying = lying_beside_upright(portrait_path)
-    path = tmp_path / "lying.png"
-    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.open_photo(path)
-    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    _open(w, qtbot, photo, tmp_path / "lying.png")
     assert len(w._photo.faces) == 1
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.act_not_face.trigger()
-    qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
+    _trigger(w, qtbot, w.act_not_face)
     assert not w._photo.faces
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.act_more_faces.trigger()
-    qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
+    _trigger(w, qtbot, w.act_more_faces)
     assert len(w._photo.faces) == 1 and w._photo.faces[0].box[0] >= x_lying - 10   # only the lying one
 
 
@@ -302,20 +291,14 @@ def test_under_all_faces_a_face_found_since_takes_the_edit_every_face_has(editor
     up = photo[:, :x_lying]
     photo = np.ascontiguousarray(np.concatenate([up, up[:, ::-1], photo[:, x_lying:]], axis=1))
     x_lying *= 2
-    path = tmp_path / "three.png"
-    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.open_photo(path)
-    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    _open(w, qtbot, photo, tmp_path / "three.png")
     assert len(w._photo.faces) == 2
     orig = original(w)
     w.panel.select_face(-1)   # All faces
     assert w.session.selected == -1
     smiling = _other_end(w)
     qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.act_more_faces.trigger()
-    qtbot.waitUntil(lambda: not w._busy and w.panel.isEnabled(), timeout=TIMEOUT)
+    _trigger(w, qtbot, w.act_more_faces)
     assert len(w._photo.faces) == 3 and w.session.selected == -1
     assert all(w.session.values(i)["Smiling"] == pytest.approx(smiling) for i in range(3))
     assert "the edit made applies to it too" in w.statusBar().currentMessage()
@@ -373,8 +356,6 @@ def test_not_a_face_on_an_edited_face_asks_first_and_then_says_what_was_taken_of
     assert "found already: it is face 1" in w.errors[-1][1]
     qtbot.waitUntil(lambda: not w._busy and w.act_not_face.isEnabled(), timeout=TIMEOUT)
     monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.act_not_face.trigger()
-    qtbot.waitUntil(lambda: not w._busy, timeout=TIMEOUT)
+    _trigger(w, qtbot, w.act_not_face)
     assert not w._photo.faces and "1 face taken off" in w.panel.notice.text()
     assert "No face the model can edit was found" not in w.panel.notice.text()
