@@ -9,7 +9,10 @@ search does not, what it finds that is no face, and what it costs. On ``img_cele
 * ``as_they_are``: the photos themselves: every detection the thorough search adds there is
   either a face the ordinary search missed or a false face (``--crops DIR`` writes them to look at);
 * ``faceless``: each photo's largest band clear of every face (bench/faces_eval.py's
-  ``faceless_band``): every detection there is a false face.
+  ``faceless_band``): every detection there is a false face;
+* ``marked``: Mark a missed face (``FaceDetector.face_in_box``) on the ``small`` photos with the
+  corner photos ``--tiny-height`` px high (faces under the 40 px any search looks for), each
+  marked with a box drawn around its landmarks as a user would.
 
 A face counts as found where a detection's box holds its nose, and as good where every landmark
 lies within a quarter of the eye distance of where the photo searched alone put it. Times are
@@ -114,6 +117,35 @@ def small_faces(photos, megapixels: float, small: int):
         yield big, [main], truths
 
 
+def _drawn_box(t: np.ndarray) -> tuple:
+    """The box a user would draw around a face with landmarks ``t``: from a little above the eyes
+    to a little below the mouth, as wide as it is tall, centred between eyes and mouth."""
+    eyes, mouth = t[:2].mean(0), t[3:].mean(0)
+    side = 2.6 * float(np.linalg.norm(mouth - eyes))
+    cx, cy = 0.5 * (eyes + mouth)
+    return (cx - side / 2, cy - 0.55 * side, cx + side / 2, cy + 0.45 * side)
+
+
+def marked(detector, photos, megapixels: float, tiny: int) -> dict:
+    """Mark a missed face: the small-faces photos again, the three corner photos ``tiny`` px high
+    (faces of about 20-35 px, under the 40 px any search looks for), each marked with the box
+    :func:`_drawn_box` gives: found (a face returned whose box holds the nose) and good."""
+    faces = found = good = missed_by_thorough = 0
+    times = []
+    for img, _big, truths in small_faces(photos, megapixels, tiny):
+        thorough = detector.detect(img, thorough=True)
+        for t in truths:
+            faces += 1
+            missed_by_thorough += not _score(thorough, [t])[0]
+            f, dt = _timed(lambda: detector.face_in_box(img, _drawn_box(t)))
+            times.append(dt)
+            a, b = _score([f] if f is not None else [], [t])
+            found += a
+            good += b
+    return {"faces": faces, "missed_by_thorough": missed_by_thorough, "found": found, "good": good,
+            "tiny_height": tiny, "ms_median": round(1000 * statistics.median(times), 1) if times else None}
+
+
 def _timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -121,7 +153,7 @@ def _timed(fn):
 
 
 def run(data: Path, limit: int, half: str, row_height: int, megapixels: float, small: int,
-        crops: Path | None) -> dict:
+        crops: Path | None, tiny: int = 90) -> dict:
     detector = FaceDetector()
     files = sorted((data / "celeba" / "img_celeba").glob("*.jpg"))[:limit]
     if half != "all":
@@ -165,6 +197,7 @@ def run(data: Path, limit: int, half: str, row_height: int, megapixels: float, s
 
     compare("lying", lying_rows(photos, detector, row_height), ("upright", "lying"))
     compare("small", small_faces(photos, megapixels, small), ("big", "small"))
+    out["marked"] = marked(detector, photos, megapixels, tiny)
 
     # the photos as they are: what the thorough search adds, and faceless bands
     added, bands, band_hits, band_hits_ordinary, times = [], 0, [], [], {"ordinary": [], "thorough": []}
@@ -209,13 +242,16 @@ def main(argv=None) -> int:
     ap.add_argument("--row-height", type=int, default=400)
     ap.add_argument("--megapixels", type=float, default=12.0)
     ap.add_argument("--small-height", type=int, default=220, help="height of the photos pasted in a big one")
+    ap.add_argument("--tiny-height", type=int, default=90,
+                    help="height of the photos pasted in a big one for Mark a missed face (faces under 40 px)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--crops", type=Path, default=None, help="write what the thorough search adds here")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
-    res = run(args.data, args.limit, args.half, args.row_height, args.megapixels, args.small_height, args.crops)
+    res = run(args.data, args.limit, args.half, args.row_height, args.megapixels, args.small_height, args.crops,
+              args.tiny_height)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -226,6 +262,9 @@ def main(argv=None) -> int:
             parts = ", ".join(f"{g} {r[m][g]['found']}/{r[m][g]['faces']} found ({r[m][g]['good']} good)" for g in groups)
             print(f"  {m:9s} {parts}; {r[m]['detections']} detections; {r[m]['ms_median']} ms")
         print(f"  time ratio (median per photo) {r['time_ratio_median']}")
+    m = res["marked"]
+    print(f"marked: {m['faces']} faces {m['tiny_height']} px photos pasted in big ones ({m['missed_by_thorough']} "
+          f"missed by the thorough search): {m['found']} found ({m['good']} good) in a drawn box; {m['ms_median']} ms")
     a = res["as_they_are"]
     print(f"as they are: {a['photos']} photos; thorough adds {a['added']} detections; "
           f"{a['ordinary_ms_median']} -> {a['thorough_ms_median']} ms")
