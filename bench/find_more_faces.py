@@ -11,7 +11,7 @@ search does not, what it finds that is no face, and what it costs. On ``img_cele
 * ``faceless``: each photo's largest band clear of every face (bench/faces_eval.py's
   ``faceless_band``): every detection there is a false face;
 * ``marked``: Mark a missed face (``FaceDetector.face_in_box``) on the ``small`` photos with the
-  corner photos ``--tiny-height`` px high (faces under the 40 px any search looks for), each
+  corner photos ``--tiny-height`` px high (faces mostly under the 40 px any search looks for), each
   marked with a box drawn around its landmarks as a user would.
 
 A face counts as found where a detection's box holds its nose, and as good where every landmark
