@@ -168,6 +168,7 @@ def user_folder(*candidates) -> Path:
 MORE_FACES_HINT = ("A face missed (lying down, small, tilted)? View ▸ Find more faces searches again; "
                    "View ▸ Mark a missed face takes a box drawn around it.")
 MORE_FACES_DONE = "View ▸ Find more faces found none either; View ▸ Mark a missed face takes a box drawn around a face."
+MORE_FACES_TINY = "No search looks for faces under 40 px: View ▸ Mark a missed face takes a box drawn around one."
 MORE_FACES_SMALL = ("Or View ▸ Find more faces looks for them (seconds on a big photo), and View ▸ Mark a missed face "
                     "takes a box drawn around one.")
 
@@ -1610,6 +1611,8 @@ class MainWindow(QMainWindow):
             notes = [f"{counted(len(photo.skipped), 'more face')} too small for the model (dotted boxes)."] \
                 if photo.skipped else []
             notes += [html.escape(hint[0].upper() + hint[1:]) + ".", MORE_FACES_SMALL] if hint else []
+            # the small-faces hint is gone, but no search looks under 40 px
+            notes += [MORE_FACES_TINY] if photo.thorough else []
             self.panel.set_notice("<br>".join(notes))
         if model:
             name = model.name if len(model.name) <= 32 else model.name[:31] + "…"
@@ -1664,6 +1667,9 @@ class MainWindow(QMainWindow):
         # an aligned crop is one face filling the frame; a photo searched so already has nothing more to give
         self.act_more_faces.setEnabled(has_photo and self._model is not None and not self._busy
                                        and not self._photo.aligned and not self._photo.thorough)
+        # greyed without a word, it read as broken
+        self.act_more_faces.setText("Find &more faces (done for this photo)" if has_photo and self._photo.thorough
+                                    else "Find &more faces")
         self.act_mark_face.setEnabled(has_photo and self._model is not None and not self._busy
                                       and not self._photo.aligned)
         self.act_not_face.setEnabled(has_faces and not self._busy and not self._photo.aligned

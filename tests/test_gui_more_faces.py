@@ -86,6 +86,8 @@ def test_find_more_faces_finds_the_lying_person_and_keeps_the_edit_made(editor, 
     assert not s.is_modified(new) and s.selected == new          # the new face is selected, unedited
     assert w.isWindowModified() and w.undo_stack.count() == 0    # still unsaved; the old history went
     assert not w.act_more_faces.isEnabled()                     # searched so: nothing more to ask
+    assert "done for this photo" in w.act_more_faces.text()     # ... and the menu says why it is greyed
+    assert "No search looks for faces under 40 px" in w.panel.notice.text()
     assert "Found 1 more face" in w.statusBar().currentMessage()
     # the preview still shows that edit, exactly, and nothing on the new face yet
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), edited), timeout=TIMEOUT)
