@@ -71,10 +71,6 @@ def _decoded_bytes(item) -> int:
 # options
 # --------------------------------------------------------------------------------------------
 
-ALIGNED_AND_MORE_FACES = ("--aligned and --find-more-faces exclude each other: --aligned takes each image as one "
-                          "aligned face, without a search")
-
-
 @dataclass
 class BatchOptions:
     """What to do with every photo. `values` are slider values as in PhotoEdit.set_values."""
@@ -99,8 +95,8 @@ class BatchOptions:
             raise FaderError(f"--face must be 0 or more, got {self.face}")
         if self.skip_existing and self.overwrite:
             raise FaderError("--skip-existing and --overwrite exclude each other")
-        if self.aligned and self.find_more_faces:
-            raise FaderError(ALIGNED_AND_MORE_FACES)
+        from .photo_edit import check_face_search
+        check_face_search(self.aligned, self.find_more_faces)
 
 
 # --------------------------------------------------------------------------------------------
@@ -713,9 +709,9 @@ class _Pipeline:
         # on CPU the model gets the cores the readers leave free (at least one)
         self.model_threads = max(1, cores - self.readers) if engine.device.type == "cpu" else None
         self.batch_faces = max(1, int(batch_faces))
-        if detector is None and options.find_more_faces:
-            from .faces import ThoroughDetector
-            detector = ThoroughDetector()
+        if detector is None:
+            from .photo_edit import face_search
+            detector = face_search(options.aligned, options.find_more_faces)
         self.detector = detector
         self.finished = finished
         self.template = engine.model.alignment()

@@ -96,6 +96,24 @@ def main_face(faces) -> int:
     return best if area[best] >= 2 * area[0] else 0
 
 
+def check_face_search(aligned: bool, find_more_faces: bool) -> None:
+    """FaderError where the command line asks for both: an aligned image is not searched at all."""
+    if aligned and find_more_faces:
+        raise FaderError("--aligned and --find-more-faces exclude each other: --aligned takes each image as one "
+                         "aligned face, without a search")
+
+
+def face_search(aligned: bool = False, find_more_faces: bool = False):
+    """The detector `find_faces` is given for the command line's --aligned and --find-more-faces
+    (edit, sweep, batch): None for the ordinary search (the shared detector), a ThoroughDetector
+    for --find-more-faces; check_face_search's error for both."""
+    check_face_search(aligned, find_more_faces)
+    if not find_more_faces:
+        return None
+    from .faces import ThoroughDetector
+    return ThoroughDetector()
+
+
 def looks_aligned(image: np.ndarray, template) -> bool:
     """Whether the image has the template frame's aspect ratio and at most ALIGNED_MAX_SCALE times
     its size (an aligned crop such as CelebA's 178x218, or one upscaled up to 2x)."""

@@ -310,18 +310,18 @@ class PhotoCanvas(QWidget):
         of panning; the wheel still zooms."""
         self._brush = bool(on)
         self._brush_last = None
-        # a drag under way ends here: its rest would pan from a stale offset or paint into the
-        # stroke before it (one undo step for both)
-        self._press = None
-        self._panning = self._dragging_split = False
-        self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
-        self.update()
+        self._enter_mode(on)
 
     def set_marking(self, on: bool) -> None:
         """Marking mode: a left drag draws a box around a face the searches missed (faceMarked
         on release, in photo pixels); Esc leaves it (markCancelled); the wheel still zooms."""
         self._marking = bool(on)
         self._mark = None
+        self._enter_mode(on)
+
+    def _enter_mode(self, on: bool) -> None:
+        """A drag mode (the brush, marking) turned on or off. A drag under way ends here: its rest
+        would pan from a stale offset, or paint into the stroke before it (one undo step for both)."""
         self._press = None
         self._panning = self._dragging_split = False
         self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)

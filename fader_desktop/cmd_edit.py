@@ -42,7 +42,7 @@ def run(args) -> int:
     from core.errors import printable
     from core.errors import FaderError, NoFaceError
     from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image, unchanged_wording
-    from core.photo_edit import PhotoEdit, main_face
+    from core.photo_edit import PhotoEdit, check_face_search, face_search, main_face
     from fader_desktop.cli import PROG, build_values, check_output, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
     if not args.output.strip() or args.output.endswith(("/", os.sep)):
@@ -56,9 +56,7 @@ def run(args) -> int:
     check_save_path(dst)
     if not 1 <= args.quality <= 100:
         raise FaderError(f"--quality must be between 1 and 100, got {args.quality}")
-    if args.aligned and args.find_more_faces:
-        from core.batch import ALIGNED_AND_MORE_FACES
-        raise FaderError(ALIGNED_AND_MORE_FACES.replace("each image", "the image"))
+    check_face_search(args.aligned, args.find_more_faces)
     engine = load_engine(args)
     values = build_values(engine, args.recipe, args.set)
     owns = parse_sets(engine, args.own, "--own")
@@ -68,12 +66,9 @@ def run(args) -> int:
     # nothing to edit (no value, no reading to correct): a photo without a face is copied as one
     # with a face is, rather than refused
     copy_only = not values and not owns and not args.raw
-    detector = None
-    if args.find_more_faces:
-        from core.faces import ThoroughDetector
-        detector = ThoroughDetector()
     try:
-        doc = PhotoEdit.open(src, engine, aligned=args.aligned, require_face=not copy_only, detector=detector)
+        doc = PhotoEdit.open(src, engine, aligned=args.aligned, require_face=not copy_only,
+                             detector=face_search(args.aligned, args.find_more_faces))
     except NoFaceError as e:
         if args.find_more_faces or args.aligned:
             raise

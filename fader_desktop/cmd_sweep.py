@@ -48,12 +48,11 @@ def run(args) -> int:
     from core.sweep import (animation_frames, cell_and_margin, check_figure_size, check_fps, find_attribute,
                             grid_columns, open_faces, save_animation, strip_columns, sweep_frames, sweep_grid,
                             sweep_strip, sweep_values)
+    from core.photo_edit import check_face_search, face_search
     from fader_desktop.cli import check_output, load_engine
     out = Path(args.output)
     suffix = out.suffix.lower()
-    if args.aligned and args.find_more_faces:
-        from core.batch import ALIGNED_AND_MORE_FACES
-        raise FaderError(ALIGNED_AND_MORE_FACES)
+    check_face_search(args.aligned, args.find_more_faces)
     if suffix not in STILL + ANIMATED:
         raise FaderError(f"{out}: output must be one of {', '.join(STILL + ANIMATED)}")
     if args.grid:
@@ -96,11 +95,8 @@ def run(args) -> int:
     if suffix == ".mp4":
         from core.sweep import require_mp4
         require_mp4(out)
-    detector = None
-    if args.find_more_faces:
-        from core.faces import ThoroughDetector
-        detector = ThoroughDetector()
-    faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face, detector=detector)
+    faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face,
+                       detector=face_search(args.aligned, args.find_more_faces))
     if args.grid:
         img = sweep_grid(faces, engine, attrs=args.attr or None, mode="ends" if args.ends else "flip",
                          cell=args.cell_size, margin=args.margin, labels=args.labels)

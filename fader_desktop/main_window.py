@@ -524,9 +524,9 @@ class MainWindow(QMainWindow):
         """Search the open photo again for faces the first search missed, every search made
         whatever the others found (EditorBackend.find_more_faces). The faces found before keep
         their edits; the first new face is selected."""
-        photo = self._photo
-        if photo is None or self._model is None or self._busy or photo.aligned or photo.thorough:
+        if not self.act_more_faces.isEnabled():   # _refresh_actions: the one place that says when
             return
+        photo = self._photo
         backend, status, check, serial = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled, self._serial
 
         def done(result) -> None:
@@ -563,9 +563,9 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()
 
     def _on_face_marked(self, rect) -> None:
-        photo = self._photo
+        photo, enabled = self._photo, self.act_mark_face.isEnabled()
         self.set_marking(False)
-        if photo is None or self._model is None or self._busy:
+        if not enabled:
             return
         box = (rect.left(), rect.top(), rect.right(), rect.bottom())
         backend, status, check, serial = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled, self._serial
@@ -577,9 +577,9 @@ class MainWindow(QMainWindow):
     def remove_selected_face(self) -> None:
         """View ▸ Not a face: the selected face is taken off the photo's faces (a detection on a
         print, a pair of hands), the others and their edits kept (EditorBackend.remove_face)."""
-        photo, index = self._photo, self.session.selected
-        if photo is None or self._busy or index == ALL_FACES or not 0 <= index < len(photo.faces) or photo.aligned:
+        if not self.act_not_face.isEnabled():   # _refresh_actions: the one place that says when
             return
+        photo, index = self._photo, self.session.selected
         if self.session.is_modified(index) and not self.ask_confirm(
                 "Not a face", f"Face {index + 1} is edited. Take it off the photo's faces with its edit? This "
                 "cannot be undone (View ▸ Mark a missed face adds it back, unedited)."):
@@ -1665,13 +1665,12 @@ class MainWindow(QMainWindow):
         for a in (self.act_next_face, self.act_prev_face):
             a.setEnabled(has_faces and len(self._photo.faces) > 1)
         # an aligned crop is one face filling the frame; a photo searched so already has nothing more to give
-        self.act_more_faces.setEnabled(has_photo and self._model is not None and not self._busy
-                                       and not self._photo.aligned and not self._photo.thorough)
+        searchable = has_photo and self._model is not None and not self._busy and not self._photo.aligned
+        self.act_more_faces.setEnabled(searchable and not self._photo.thorough)
         # greyed without a word, it read as broken
         self.act_more_faces.setText("Find &more faces (done for this photo)" if has_photo and self._photo.thorough
                                     else "Find &more faces")
-        self.act_mark_face.setEnabled(has_photo and self._model is not None and not self._busy
-                                      and not self._photo.aligned)
+        self.act_mark_face.setEnabled(searchable)
         self.act_not_face.setEnabled(has_faces and not self._busy and not self._photo.aligned
                                      and self.session.selected != ALL_FACES)
         if self.act_mark_face.isChecked() and not self.act_mark_face.isEnabled():
