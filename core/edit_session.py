@@ -110,6 +110,41 @@ class Change:
         return self.before != self.after
 
 
+def snapshot_edited(attributes: Sequence[Attribute], snapshot: Snapshot, face: int) -> bool:
+    """Whether `face` of `snapshot` differs from its own values: EditSession.is_modified's rule,
+    for a snapshot that is not the session's (a state in the undo history)."""
+    sliders, own = dict(snapshot.faces[face]), dict(snapshot.own[face])
+    return any(not same_value(a, to_value(a, sliders[a.name], own[a.name]), own[a.name]) for a in attributes)
+
+
+def shared_edit(snapshot: Snapshot) -> dict:
+    """The slider values every face of `snapshot` has and at least one was moved to (an edit made
+    under All faces): {attribute: value}."""
+    out = {}
+    for k, (name, value) in enumerate(snapshot.faces[0] if snapshot.faces else ()):
+        values = [face[k][1] for face in snapshot.faces]
+        if all(v == value for v in values) and any(v != own[k][1] for v, own in zip(values, snapshot.own)):
+            out[name] = value
+    return out
+
+
+def carry_over(was: Snapshot, now: Snapshot, carried: Sequence[Optional[int]], share: bool) -> Snapshot:
+    """`was` (a photo's faces before it was searched again: Find more faces, a marked face, Not a
+    face) on the faces it has now (`now`, each at its own values): face i takes old face
+    ``carried[i]``'s values, own values and mask; a face found since (None) keeps `now`'s, with the
+    edit every old face shares laid over it where `share` (an All-faces edit is every face's)."""
+    faces, own, masks = list(now.faces), list(now.own), list(now.masks)
+    shared = shared_edit(was) if share and was.faces else {}
+    for i, j in enumerate(carried):
+        if j is not None:
+            faces[i] = was.faces[j]
+            own[i] = was.own[j] if was.own else own[i]
+            masks[i] = was.masks[j] if was.masks else masks[i]
+        elif shared:
+            faces[i] = tuple((n, shared.get(n, v)) for n, v in faces[i])
+    return Snapshot(tuple(faces), tuple(own), tuple(masks))
+
+
 # A reading the classifier gives a probability under this is unsure: the window marks it and
 # `edit` names it. On 500 validation faces (default model) readings under 0.8 were wrong in
 # 29-40 % (Smiling, Young, Mouth open), those above in 1-9 %; 13 % of Smiling and 15 % of Young

@@ -30,7 +30,7 @@ from core.atomic_write import same_file
 from core.alignment import crop_corners
 from core.attributes import counted
 from core.edit_mask import EditMask, crop_scale, to_crop
-from core.edit_session import ALL_FACES, EditSession, Snapshot, Towards
+from core.edit_session import ALL_FACES, EditSession, Snapshot, Towards, carry_over, snapshot_edited
 from core.errors import FaderError
 from core.image_io import IMAGE_SUFFIXES
 from core.recipe import RECIPE_FORMAT, load_recipe, make_recipe, recipe_values
@@ -86,10 +86,14 @@ class ValuesCommand(QUndoCommand):
         return True
 
     def redo(self) -> None:
+        if self.window.replaying_history:
+            return
         self._show_face()
         self.window.session.restore(self.after)   # already there when the command is first pushed
 
     def undo(self) -> None:
+        if self.window.replaying_history:
+            return
         self._show_face()
         self.window.session.restore(self.before)
 
@@ -173,17 +177,6 @@ MORE_FACES_SMALL = ("Or View ▸ Find more faces looks for them (seconds on a bi
                     "takes a box drawn around one.")
 
 
-def shared_edit(snapshot) -> dict:
-    """The slider values every face of `snapshot` has and at least one was moved to (an edit made
-    under All faces): {attribute: value}."""
-    out = {}
-    for k, (name, value) in enumerate(snapshot.faces[0]):
-        values = [face[k][1] for face in snapshot.faces]
-        if all(v == value for v in values) and any(v != own[k][1] for v, own in zip(values, snapshot.own)):
-            out[name] = value
-    return out
-
-
 class MainWindow(QMainWindow):
     """Fader Desktop's editor window."""
 
@@ -240,6 +233,7 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
 
         self.undo_stack = QUndoStack(self)
+        self.replaying_history = False   # while the history is rebuilt, its steps leave the session alone
         # a method, not a lambda: PySide drops it with the window, which the stack (its child,
         # destroyed after it) told of its unsaved edits going away, "already deleted", on every quit
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -883,6 +877,45 @@ class MainWindow(QMainWindow):
         self._unsubscribe = session.subscribe(self._on_session_change)
         self.panel.set_session(session)
 
+    def _carry_history(self, was: Snapshot, now: Snapshot, carried, share: bool) -> None:
+        """Renumber the undo history for the faces the photo has now (see core.edit_session.carry_over):
+        each step keeps what it did to the faces still there, a step that changed only a face taken
+        off goes, and the state last exported stays the clean one where its pixels are still what
+        the photo would show (no face taken off was edited then, no face found since is edited in it)."""
+        stack = self.undo_stack
+        steps = [(c.before, c.after, c.text(), c.faces) for c in map(stack.command, range(stack.count()))]
+        index, clean = stack.index(), stack.cleanIndex()
+        renumber = {j: i for i, j in enumerate(carried) if j is not None}
+        attrs = list(self._attrs)
+        kept_index = kept_clean = 0
+        self.replaying_history = True
+        try:
+            stack.clear()
+            for k, (before, after, text, faces) in enumerate(steps):
+                before, after = carry_over(before, now, carried, share), carry_over(after, now, carried, share)
+                if before == after:
+                    continue
+                stack.push(ValuesCommand(self, before, after, text, None,
+                                         tuple(renumber[f] for f in faces if f in renumber)))
+                kept_index += k < index
+                kept_clean += k < clean
+            same_pixels = then = False
+            if clean >= 0:
+                state = was if not steps else steps[0][0] if clean == 0 else steps[clean - 1][1]
+                then = carry_over(state, now, carried, share)
+                same_pixels = not (
+                    any(snapshot_edited(attrs, state, j) for j in range(len(state.faces)) if j not in renumber)
+                    or any(snapshot_edited(attrs, then, i) for i, j in enumerate(carried) if j is None))
+            if same_pixels:
+                stack.setIndex(kept_clean)
+                stack.setClean()
+            stack.setIndex(kept_index)
+            if not same_pixels:
+                stack.resetClean()   # the photo as last exported can no longer be shown
+        finally:
+            self.replaying_history = False
+        self._clean_modified = bool(same_pixels) and any(snapshot_edited(attrs, then, i) for i in range(len(carried)))
+
     def _on_photo_loaded(self, info: PhotoInfo) -> None:
         old = self.session
         same_faces = (info.reencoded and self._photo is not None and len(info.faces) == old.n_faces
@@ -895,30 +928,19 @@ class MainWindow(QMainWindow):
                               certainty=[f.own_certainty for f in info.faces])
         carried = info.carried if info.reencoded and self._photo is not None else None
         if carried is not None:
-            # Find more faces: the faces found before keep their edits (their alignment is the
-            # same), the new ones start at their own values; the history goes (it numbers the
-            # faces as they were), the unsaved state stays
-            unsaved = self.has_unsaved_edits()
+            # Find more faces, a marked face, Not a face: the faces found before keep their edits
+            # (their alignment is the same), the new ones start at their own values; the history
+            # and the unsaved state carry over, renumbered
             was, now = old.snapshot(), session.snapshot()
-            faces, own, masks = list(now.faces), list(now.own), list(now.masks)
-            for i, j in enumerate(carried):
-                if j is not None:
-                    faces[i], own[i], masks[i] = was.faces[j], was.own[j], was.masks[j]
             new = [i for i, j in enumerate(carried) if j is None]
-            if old.selected == ALL_FACES and new and old.n_faces:
-                # an All-faces edit is every face's: a face found since takes what the others share
-                shared = shared_edit(was)
-                for i in new:
-                    faces[i] = tuple((n, shared.get(n, v)) for n, v in faces[i])
-            session.restore(Snapshot(tuple(faces), tuple(own), tuple(masks)))
+            # an All-faces edit is every face's: a face found since takes what the others share
+            share = old.selected == ALL_FACES and bool(new) and old.n_faces > 0
+            session.restore(carry_over(was, now, carried, share))
             from core.photo_edit import main_face   # here: importing it loads torch
             session.selected = (ALL_FACES if old.selected == ALL_FACES and old.n_faces else new[0] if new
                                 else carried.index(old.selected) if old.selected in carried
                                 else main_face(info.faces))
-            self.undo_stack.clear()
-            # a face taken off with its edit (Not a face) changes the pixels from those last exported
-            if unsaved or any(old.is_modified(j) for j in range(old.n_faces) if j not in carried):
-                self.undo_stack.resetClean()
+            self._carry_history(was, now, carried, share)
         elif same_faces:
             # the same faces with another model or device: the edit and its history carry over
             session.restore(old.snapshot())

@@ -134,7 +134,8 @@ def editor(shared_window, qtbot, tiny_model_path, portrait_path, monkeypatch):
         signals = [w.modelChanged] + ([w.photoOpened] if w._photo is not None else [])
         with qtbot.waitSignals(signals, timeout=TIMEOUT):
             w.load_model(tiny_model_path)
-    if w._photo is None or w._photo.path != portrait_path:
+    # opened afresh too where a test searched it again or took its face off (View menu)
+    if w._photo is None or w._photo.path != portrait_path or w._photo.thorough or w._photo.removed:
         with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
             w.open_photo(portrait_path)
     assert w._photo.faces, "the portrait fixture should have a detectable face"

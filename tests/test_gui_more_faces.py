@@ -84,7 +84,7 @@ def test_find_more_faces_finds_the_lying_person_and_keeps_the_edit_made(editor, 
     s = w.session
     assert s.values(kept)["Smiling"] == pytest.approx(smiling)   # the edit made stays on its face
     assert not s.is_modified(new) and s.selected == new          # the new face is selected, unedited
-    assert w.isWindowModified() and w.undo_stack.count() == 0    # still unsaved; the old history went
+    assert w.isWindowModified() and w.undo_stack.count() == 1    # still unsaved; the history carried over
     assert not w.act_more_faces.isEnabled()                     # searched so: nothing more to ask
     assert "done for this photo" in w.act_more_faces.text()     # ... and the menu says why it is greyed
     assert "No search looks for faces under 40 px" in w.panel.notice.text()
@@ -361,3 +361,63 @@ def test_not_a_face_on_an_edited_face_asks_first_and_then_says_what_was_taken_of
     _trigger(w, qtbot, w.act_not_face)
     assert not w._photo.faces and "1 face taken off" in w.panel.notice.text()
     assert "No face the model can edit was found" not in w.panel.notice.text()
+
+
+def test_the_undo_history_carries_over_find_more_faces_onto_the_faces_renumbered(editor, qtbot, tmp_path,
+                                                                                portrait_path):
+    """Find more faces cleared the undo history (the faces are numbered anew): the edit made before
+    could no longer be undone. Now each step undoes and redoes on the face it was made on."""
+    w = editor
+    photo, x_lying, smiling = _open_lying(w, qtbot, tmp_path, portrait_path)
+    orig = original(w)
+    _trigger(w, qtbot, w.act_more_faces)
+    assert len(w._photo.faces) == 2
+    upright = next(i for i, f in enumerate(w._photo.faces) if f.box[0] < x_lying)
+    lying = 1 - upright
+    _other_end(w)   # the new face, selected
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w)[:, x_lying:], orig[:, x_lying:]),
+                    timeout=TIMEOUT)
+    both = preview(w)
+    assert w.undo_stack.count() == 2 and w.act_undo.isEnabled()
+    w.act_undo.trigger()   # the lying face's edit
+    assert not w.session.is_modified(lying) and w.session.values(upright)["Smiling"] == pytest.approx(smiling)
+    w.act_undo.trigger()   # the edit made before the search: on the face it was made on, renumbered
+    assert not w.session.is_modified() and w.session.selected == upright
+    assert not w.isWindowModified() and not w.act_undo.isEnabled()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    w.act_redo.trigger()
+    w.act_redo.trigger()
+    assert w.session.values(upright)["Smiling"] == pytest.approx(smiling) and w.session.is_modified(lying)
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), both), timeout=TIMEOUT)
+
+
+def test_not_a_face_drops_only_its_own_steps_from_the_history_and_an_export_stays_the_saved_state(
+        editor, qtbot, tmp_path, portrait_path):
+    w = editor
+    photo, x_lying = lying_beside_upright(portrait_path)
+    _open(w, qtbot, photo, tmp_path / "lying.png")
+    _trigger(w, qtbot, w.act_more_faces)
+    orig = original(w)
+    upright = next(i for i, f in enumerate(w._photo.faces) if f.box[0] < x_lying)
+    lying = 1 - upright
+    w.panel.select_face(upright)
+    smiling = _other_end(w)
+    qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
+    export(w, qtbot, tmp_path / "upright_smiling.png")
+    assert not w.isWindowModified()
+    w.panel.select_face(lying)
+    _other_end(w)
+    w.panel.select_face(upright)
+    _other_end(w, "Male")
+    assert w.undo_stack.count() == 3 and w.isWindowModified()
+    w.panel.select_face(lying)
+    _trigger(w, qtbot, w.act_not_face)
+    assert len(w._photo.faces) == 1
+    # the lying face's step went with it; the upright face's two stay, the second still unsaved
+    assert w.undo_stack.count() == 2 and w.isWindowModified()
+    w.act_undo.trigger()
+    assert w.session.values(0)["Smiling"] == pytest.approx(smiling) and not w.session.is_modified(0, "Male")
+    assert not w.isWindowModified()   # back at what was exported: that face edited so, the lying one not
+    w.act_undo.trigger()
+    assert not w.session.is_modified() and w.isWindowModified()
+    qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), orig), timeout=TIMEOUT)
