@@ -730,18 +730,19 @@ class TrainingDialog(QDialog):
             args += ["--eval-every", str(max(5, self.steps_spin.value() // 20))]
         return args + extra
 
-    def command(self) -> list:
-        """The program arguments after the Python interpreter: fader-train, under torchrun when
-        more than one process is asked for."""
+    def command(self, arguments: list | None = None) -> list:
+        """The program arguments after the Python interpreter: fader-train (with `arguments`, the
+        form's where None), under torchrun when more than one process is asked for."""
         n = self.procs_spin.value()
+        arguments = self.arguments() if arguments is None else arguments
         if _frozen():
             # the packaged executable is no Python interpreter: `FaderDesktop train` is its fader-train
             # (frozen_entry.TRAIN_COMMAND; not imported: frozen_entry imports the window)
-            return ["train"] + self.arguments()
+            return ["train"] + arguments
         if n == 1:
-            return ["-m", "training.cli"] + self.arguments()
+            return ["-m", "training.cli"] + arguments
         return ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
-                "-m", "training"] + self.arguments()
+                "-m", "training"] + arguments
 
     # -- running ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -778,12 +779,14 @@ class TrainingDialog(QDialog):
         self.proc.readyReadStandardOutput.connect(self._read_stdout)
         self.proc.finished.connect(self._finished)
         self.proc.errorOccurred.connect(self._process_error)
-        args = self.command()
+        arguments = self.arguments()   # after the question above, which may tick Resume
+        args = self.command(arguments)
         n = self.procs_spin.value()
         # the packaged app runs its own executable's `train`, which a user can paste (no fader-train there)
         launcher = (shlex.join([sys.executable, "train"]) if _frozen() else "fader-train" if n == 1
                     else f"torchrun --standalone --nproc_per_node {n} $(which fader-train)")
-        self._message(f"$ {launcher} " + " ".join(self.arguments()))
+        # quoted as a shell reads it: a folder named "My photos" pasted unquoted was two arguments
+        self._message(f"$ {launcher} " + shlex.join(arguments))
         if "--quiet" in self._typed_options():
             self._message(QUIET_NOTE)
         self._started_at = time.monotonic()

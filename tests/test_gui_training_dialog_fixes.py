@@ -167,3 +167,16 @@ def test_a_two_process_run_that_fails_shows_what_torchrun_says(qtbot, tmp_path, 
     log = bad.log_view.toPlainText()
     assert bad.phase_label.text().startswith("Training stopped: ") and "Bangs" in bad.phase_label.text(), log[-1500:]
     assert "ChildFailedError" in log, log[-2500:]
+
+
+def test_the_command_line_shown_for_a_run_pastes_into_a_shell_as_it_ran(qtbot, tmp_path, labeled_folder):
+    """The log's first line ("$ fader-train --data …") joined the arguments with spaces: a data
+    folder named "My photos" read as two arguments when pasted into a shell to run it again."""
+    import shlex
+    data = tmp_path / "My photos"
+    shutil.copytree(labeled_folder, data)
+    d = _dialog(qtbot, tmp_path, data, out=tmp_path / "run one", steps=2, extra="--eval-every 2")
+    assert _run(qtbot, d) == 0, d.log_view.toPlainText()[-1500:]
+    line = next(x for x in d.log_view.toPlainText().splitlines() if x.startswith("$ fader-train "))
+    args = shlex.split(line[len("$ fader-train "):])
+    assert args[args.index("--data") + 1] == str(data) and args[args.index("--out") + 1] == str(tmp_path / "run one")
