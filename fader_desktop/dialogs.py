@@ -307,7 +307,11 @@ class ExportDialog(QDialog):
         p = Path(typed_path(self.path_edit))
         if not p.is_absolute():
             p = self._default.parent / p
-        if p.is_dir():
+        try:
+            folder = p.is_dir()
+        except OSError:   # a name too long for the file system: the export says so in words
+            folder = False
+        if folder:
             p = p / self._default.name
         if p.suffix.lower() not in _SUFFIX_FORMAT:
             p = p.with_name(p.name + self.format_combo.currentData())

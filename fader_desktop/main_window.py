@@ -234,6 +234,7 @@ class MainWindow(QMainWindow):
 
         self.undo_stack = QUndoStack(self)
         self.replaying_history = False   # while the history is rebuilt, its steps leave the session alone
+        self._failed_export = None   # (photo, path) of the last export that failed, proposed again
         # a method, not a lambda: PySide drops it with the window, which the stack (its child,
         # destroyed after it) told of its unsaved edits going away, "already deleted", on every quit
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -1052,6 +1053,7 @@ class MainWindow(QMainWindow):
     def _on_exported(self, path: str, export_id=None, notes=()) -> None:
         # the exported values are "saved" unless the user kept editing while it was written
         self._export_paths.pop(export_id, None)
+        self._failed_export = None
         if self._shows(self._export_index.pop(export_id, None)):
             self.undo_stack.setClean()
         # the next export's folder: where this one was written (a failed one's folder is not kept)
@@ -1262,14 +1264,19 @@ class MainWindow(QMainWindow):
             return
         src = self._photo.path
         suffix = "." + self.settings.export_format
-        dlg = ExportDialog(self._export_folder() / f"{src.stem}_edited{suffix}", self.settings.export_quality,
+        # an export of this photo that failed (a read-only folder, a full disk) is proposed again
+        # as it was typed: the dialog had closed, and the path had to be typed anew
+        failed = self._failed_export[1] if self._failed_export and self._failed_export[0] == src else None
+        dlg = ExportDialog(failed or self._export_folder() / f"{src.stem}_edited{suffix}", self.settings.export_quality,
                            self.settings.keep_exif, self, losses=self.export_losses)
-        if dlg.exec():
+        while dlg.exec():
             path = dlg.result_path()
             self.settings.export_quality = dlg.quality()
             self.settings.keep_exif = dlg.keep_exif()
             self.settings.export_format = path.suffix.lower().lstrip(".").replace("jpeg", "jpg")
-            self.export_to(path, dlg.quality(), dlg.keep_exif())
+            if self.export_to(path, dlg.quality(), dlg.keep_exif()):
+                return
+            # "Replace file?" answered Cancel: back to the dialog, the path as typed, to change it
 
     def export_losses(self, suffix: str, keep_exif: bool = True) -> list:
         """What an export of the open photo to a `suffix` file (".jpg") could not keep of it, one
@@ -1315,11 +1322,16 @@ class MainWindow(QMainWindow):
         self._export_index[export_id] = (serial, self.undo_stack.index(), values)
         self._export_paths[export_id] = str(path)
 
+        photo = self._photo.path
+
         def failed(message: str) -> None:
             # no longer running: closing the window took the failed export for one still writing
             # the edits, and discarded them without asking
             self._export_index.pop(export_id, None)
             self._export_paths.pop(export_id, None)
+            self._failed_export = (photo, path)
+            # "Exporting NAME…" stayed on show, as if it were still under way
+            self.statusBar().showMessage(f"Export of {path.name} failed", 10000)
             self._error("Export failed", message)
         # not cancellable: closing the window waits for it (the edit it writes is not asked about)
         self.jobs.submit(lambda: backend.export(path, serial, values, int(quality), bool(keep_exif), replace),
