@@ -1773,7 +1773,8 @@ class MainWindow(QMainWindow):
     def _window_key(self, obj, event) -> bool:
         """Whether a key pressed in a value box or combo is the window's (an action's shortcut that
         the box would otherwise keep: Ctrl+Z as text undo after a typed value, Ctrl+E, B, F)
-        rather than the box's own: digits, signs, separators, editing and the clipboard keys."""
+        rather than the box's own: digits, signs, separators, editing, Select all, and the
+        clipboard keys where they have text to work on."""
         key = QKeySequence(event.keyCombination())
         if not any(key in a.shortcuts() for a in self.findChildren(QAction) if a.isEnabled()):
             return False
@@ -1781,8 +1782,16 @@ class MainWindow(QMainWindow):
                                        | Qt.KeyboardModifier.MetaModifier)
         if not command and (isinstance(obj, QComboBox) or not event.text().isalpha()):
             return False   # a combo's letters pick an item; digits, '-', '.', ',' are a number's
-        return not any(event.matches(k) for k in (QKeySequence.StandardKey.Copy, QKeySequence.StandardKey.Paste,
-                                                  QKeySequence.StandardKey.Cut, QKeySequence.StandardKey.SelectAll))
+        edit = obj if isinstance(obj, QLineEdit) else obj.lineEdit() if isinstance(obj, QComboBox) else None
+        if event.matches(QKeySequence.StandardKey.Copy) or event.matches(QKeySequence.StandardKey.Cut):
+            # the box's with text selected in it; else there is nothing for it to copy, and Ctrl+C
+            # right after a typed value silently copied nothing where Copy image was meant
+            return edit is None or not edit.hasSelectedText()
+        if event.matches(QKeySequence.StandardKey.Paste):
+            # text is the box's to paste; an image or a file (Open from clipboard) is the window's
+            mime = QGuiApplication.clipboard().mimeData()
+            return edit is None or mime is None or mime.hasImage() or mime.hasUrls() or not mime.hasText()
+        return not event.matches(QKeySequence.StandardKey.SelectAll)
 
     def _watch_text_keys(self) -> None:
         # the keys go to a spin box's line edit (its focus proxy), so it is watched too
