@@ -68,10 +68,11 @@ class ValuesCommand(QUndoCommand):
     merge, so a drag is one undo step.
     """
 
-    def __init__(self, window: "MainWindow", before, after, text: str, merge_key=None, faces=()):
-        super().__init__(text)
-        self.window, self.before, self.after, self.merge_key = window, before, after, merge_key
+    def __init__(self, window: "MainWindow", before, after, label: str, merge_key=None, faces=()):
         self.faces = tuple(faces or ())
+        self.label = label
+        super().__init__(step_text(label, self.faces, len(after.faces)))
+        self.window, self.before, self.after, self.merge_key = window, before, after, merge_key
 
     def id(self) -> int:
         return 1
@@ -79,7 +80,7 @@ class ValuesCommand(QUndoCommand):
     def mergeWith(self, other: QUndoCommand) -> bool:
         if self.merge_key is None or getattr(other, "merge_key", None) != self.merge_key:
             return False
-        self.after = other.after
+        self.after, self.label = other.after, other.label
         self.setText(other.text())   # "Undo Smiling 1.70": the value the drag ended on
         # a drag that ends where it started is no change at all
         self.setObsolete(self.after == self.before)
@@ -102,6 +103,19 @@ class ValuesCommand(QUndoCommand):
         s = self.window.session
         if len(self.faces) == 1 and s.selected not in (self.faces[0], ALL_FACES):
             s.select(self.faces[0])
+
+
+def step_text(label: str, faces, n_faces: int) -> str:
+    """An undo step's name in the Edit menu: with more than one face in the photo, which face it
+    changed ("Smiling 1.70 (face 2)"), as the Face list numbers them."""
+    if n_faces < 2 or not faces or "all faces" in label:
+        return label
+    if len(faces) == n_faces:
+        return f"{label} (all faces)"
+    numbers = ", ".join(str(f + 1) for f in sorted(faces))
+    if len(faces) == 1 and label.endswith(" face"):
+        return f"{label} {numbers}"   # "Reset face 2"
+    return f"{label} ({'face' if len(faces) == 1 else 'faces'} {numbers})"
 
 
 def local_files(mime) -> list:
@@ -884,7 +898,7 @@ class MainWindow(QMainWindow):
         off goes, and the state last exported stays the clean one where its pixels are still what
         the photo would show (no face taken off was edited then, no face found since is edited in it)."""
         stack = self.undo_stack
-        steps = [(c.before, c.after, c.text(), c.faces) for c in map(stack.command, range(stack.count()))]
+        steps = [(c.before, c.after, c.label, c.faces) for c in map(stack.command, range(stack.count()))]
         index, clean = stack.index(), stack.cleanIndex()
         renumber = {j: i for i, j in enumerate(carried) if j is not None}
         attrs = list(self._attrs)
@@ -892,12 +906,14 @@ class MainWindow(QMainWindow):
         self.replaying_history = True
         try:
             stack.clear()
-            for k, (before, after, text, faces) in enumerate(steps):
+            for k, (before, after, label, _) in enumerate(steps):
                 before, after = carry_over(before, now, carried, share), carry_over(after, now, carried, share)
                 if before == after:
                     continue
-                stack.push(ValuesCommand(self, before, after, text, None,
-                                         tuple(renumber[f] for f in faces if f in renumber)))
+                # the faces it changes, renumbered (under All faces, a face found since too)
+                faces = [i for i in range(len(after.faces))
+                         if (before.faces[i], before.own[i], before.masks[i]) != (after.faces[i], after.own[i], after.masks[i])]
+                stack.push(ValuesCommand(self, before, after, label, None, faces))
                 kept_index += k < index
                 kept_clean += k < clean
             same_pixels = then = False

@@ -370,11 +370,15 @@ def test_the_undo_history_carries_over_find_more_faces_onto_the_faces_renumbered
     w = editor
     photo, x_lying, smiling = _open_lying(w, qtbot, tmp_path, portrait_path)
     orig = original(w)
+    assert "face" not in w.act_undo.text()   # one face: no need to say which
     _trigger(w, qtbot, w.act_more_faces)
     assert len(w._photo.faces) == 2
     upright = next(i for i, f in enumerate(w._photo.faces) if f.box[0] < x_lying)
     lying = 1 - upright
+    # QA walk: with two faces the Edit menu's "Undo Smiling 2.00" did not say on which
+    assert w.act_undo.text().endswith(f"(face {upright + 1})")
     _other_end(w)   # the new face, selected
+    assert w.act_undo.text().endswith(f"(face {lying + 1})")
     qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w)[:, x_lying:], orig[:, x_lying:]),
                     timeout=TIMEOUT)
     both = preview(w)

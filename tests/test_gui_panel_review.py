@@ -117,7 +117,7 @@ def test_the_panels_reset_button_says_which_faces_it_resets(editor, qtbot, tmp_p
     assert button.text() == "Reset face"
     button.click()
     assert not s.is_modified(1) and s.is_modified(0)        # only the selected face
-    assert w.undo_stack.undoText() == "Reset face"
+    assert w.undo_stack.undoText() == "Reset face 2"   # which one, with two in the photo
     w.undo_stack.undo()
     s.select(ALL_FACES)
     assert button.text() == "Reset all faces" and "every face" in button.toolTip()
