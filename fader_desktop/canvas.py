@@ -31,6 +31,7 @@ CANVAS_KEYS = (
     ("click a face", "select it"),
     ("[ / ]", "edit brush smaller / larger"),
     ("Shift+drag, Alt+drag", "edit brush: bring the edit back"),
+    ("Esc", "stop marking a missed face (View ▸ Mark a missed face)"),
 )
 ZOOM_STEP = 1.25
 SPLIT_GRAB_PX = 8

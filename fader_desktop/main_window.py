@@ -591,7 +591,8 @@ class MainWindow(QMainWindow):
         photo, index = self._photo, self.session.selected
         if self.session.is_modified(index) and not self.ask_confirm(
                 "Not a face", f"Face {index + 1} is edited. Take it off the photo's faces with its edit? This "
-                "cannot be undone (View ▸ Mark a missed face adds it back, unedited)."):
+                "cannot be undone (View ▸ Mark a missed face adds it back, unedited); the other faces keep "
+                "their edits and their undo steps.", "Remove face"):
             return
         backend, status, serial = self.backend, self.jobs.set_busy_text, self._serial
 

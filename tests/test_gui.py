@@ -1243,6 +1243,7 @@ def test_help_lists_every_shortcut_from_the_menus_and_the_photo_view(editor, qtb
     assert rows.get("Zoom to face", "").startswith("F") and rows.get("Edit brush") == "B"
     assert rows.get("Copy edit") == QKeySequence("Ctrl+Shift+C").toString(QKeySequence.SequenceFormat.NativeText)
     assert rows.get("Undo") and rows.get("Export") and "show the original" in rows and "edit brush smaller / larger" in rows
+    assert any(what.startswith("stop marking a missed face") and key == "Esc" for what, key in rows.items())
     old = w.act_split.shortcuts()
     try:
         w.act_split.setShortcut(QKeySequence("Ctrl+Alt+S"))

@@ -350,6 +350,7 @@ def test_not_a_face_on_an_edited_face_asks_first_and_then_says_what_was_taken_of
     _other_end(w)
     w.act_not_face.trigger()
     assert asked and "is edited" in asked[0][1]
+    assert asked[0][2] == "Remove face"   # QA walk: "OK / Cancel" did not say what OK does
     assert w.jobs.wait_idle(TIMEOUT / 1000) and len(w._photo.faces) == 1   # no: nothing changes
     # 'found already' names the face (the boxes may be hidden)
     w.act_mark_face.trigger()
