@@ -114,6 +114,15 @@ def run_batch_job(in_dir: str, out_dir: str, model_path, device: str, options, r
     return run_batch(in_dir, out_dir, engine, options, progress=progress, cancel=cancel, items=items)
 
 
+def took(seconds: float) -> str:
+    """How long a run took, in words: "0.4 s", "12 s", "3.5 min" (a quick run read "in 0 s")."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"
+
+
 class BatchDialog(QDialog):
     """Choose folders, the edit and the output format; run, show progress, summarise.
 
@@ -429,7 +438,7 @@ class BatchDialog(QDialog):
     def summary_text(self, report) -> tuple:
         """(headline, details) of a finished run."""
         c = report.counts()
-        head = f"{counted(c['ok'], 'photo')} written to {report.out_dir} in {report.seconds:.0f} s."
+        head = f"{counted(c['ok'], 'photo')} written to {report.out_dir} in {took(report.seconds)}."
         extra = []
         # written, but not edited: "9 written" read as nine edited photos when five were copies
         unchanged = [it for it in report.items if unchanged_copy(it)]

@@ -123,6 +123,8 @@ def test_the_batch_summary_says_one_in_the_singular(qtbot, tmp_path, portrait_pa
     head = dlg.summary_box.text()
     dlg.summary_box.close()
     assert "It was not edited: its face already has the edit's values (see details)." in head, head
+    import re
+    assert re.search(r" in \d+\.\d s\.", head), head   # QA walk: a quick run read "in 0 s"
     assert "1 file that is not a photo was left alone." in head, head
 
     shutil.copy(portrait_path, src / "b.jpg")
