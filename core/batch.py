@@ -56,15 +56,18 @@ ProgressFn = Callable[[int, int, str], None]
 
 
 def _decoded_bytes(item) -> int:
-    """What reading ``item``'s photo will hold, from its header (RGB, 8 bits); 0 where unreadable
-    (the read reports why)."""
+    """What reading ``item``'s photo will hold, from its header (RGB, 8 bits, and a 16-bit PNG's
+    or TIFF's own values, Source.deep); 0 where unreadable (the read reports why)."""
     from PIL import Image
+
+    from .image_io import deep_bytes
     try:
         with Image.open(item.input) as im:
             w, h = im.size
+            deep = deep_bytes(im)
     except Exception:
         return 0
-    return 3 * int(w) * int(h)
+    return 3 * int(w) * int(h) + deep
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,7 +580,8 @@ class _Prepared:
 
     @property
     def nbytes(self) -> int:
-        return self.image.nbytes if self.image is not None else 0
+        deep = getattr(self.source, "deep", None)   # a 16-bit photo's own values, kept for its export
+        return (self.image.nbytes if self.image is not None else 0) + (deep.nbytes if deep is not None else 0)
 
 
 class _Stop(Exception):
@@ -729,7 +733,8 @@ class _Pipeline:
             if self.cancel.is_set() or self.gone:
                 raise _Stop()
             p.image = load_image(it.input)
-            p.source = read_source(it.input, exif=self.opt.keep_exif and not self.opt.raw)
+            # a 16-bit photo's own values only where its output can hold them (not --raw's crop)
+            p.source = read_source(it.input, exif=self.opt.keep_exif and not self.opt.raw, depth=not self.opt.raw)
             # the faces PhotoEdit.open finds, so that a batch output equals what `edit` writes
             p.found = find_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
             n = p.n_faces
@@ -957,11 +962,11 @@ class _Pipeline:
                     else:
                         group.append(p)
                         faces += p.n_faces
-                        size += p.image.nbytes if p.image is not None else 0
+                        size += p.nbytes
                 if group:
                     for p in self._model_or_fail(group):
                         fut = wpool.submit(self._write, p)
-                        fut.nbytes = p.image.nbytes if p.image is not None else 0
+                        fut.nbytes = p.nbytes
                         writes.append(fut)
                 # record finished writes in order; a queue bounded by count and size keeps few photos in memory
                 while writes and (writes[0].done() or len(writes) > self.batch_faces

@@ -8,14 +8,17 @@ message that starts with the path.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
 import struct
 import threading
 import warnings
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from dataclasses import replace as _replaced
 from pathlib import Path
 from typing import Optional
 
@@ -37,7 +40,7 @@ except ImportError:  # an install without it still reads every other format
 __all__ = ["load_image", "read_exif", "read_icc_profile", "read_metadata", "save_image", "save_unchanged", "image_format",
            "check_output_folder", "check_save_path", "Source", "read_source", "export_photo", "gray_rgb",
            "SAVE_FORMATS", "EXIF_FORMATS", "LOSSY_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES",
-           "export_suffix", "unchanged_wording"]
+           "export_suffix", "unchanged_wording", "deep_bytes"]
 
 #: The most pixels a photo may have: above every phone and most medium-format cameras (200 MP phones
 #: write 16320x12240), and low enough that a header claiming billions of pixels is refused unread.
@@ -92,6 +95,10 @@ _JPEG_MAX_EXIF = 65533
 _BULKY_EXIF = ((0x8769, 0x927C), (None, 700), (None, 0x83BB), (None, 34377))
 # Pillow's format name of a file -> the format it is written as (an MPO is a JPEG with extra frames).
 _SAME_FORMAT = {"MPO": "JPEG"}
+# What an export that cannot write a 16-bit source's 16 bits says (Source.lost).
+_DEPTH_NOTE = "more than 8 bits per channel, written with 8"
+# Formats a 16-bit source (Source.deep) is exported to with its 16 bits.
+_DEEP_FORMATS = {"PNG", "TIFF"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,7 +563,7 @@ def check_header(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_P
 def read_metadata(path: str | os.PathLike, exif: bool = True) -> tuple:
     """(EXIF, ICC profile) of ``path`` from one opening of its header, as :func:`read_exif` and
     :func:`read_icc_profile` return them (``exif=False``: None for the EXIF, unread)."""
-    source = read_source(path, exif=exif, alpha=False)
+    source = read_source(path, exif=exif, alpha=False, depth=False)
     # a grey profile goes into grey exports only: load_image's pixels are RGB
     return source.exif, (source.icc if source.icc and source.icc[16:20] == b"RGB " else None)
 
@@ -597,6 +604,9 @@ class Source:
     # a 16-bit source's: those pixels as load_image composited them (from 16 bits, which the 8-bit
     # colour and alpha above do not reproduce); None where recomputing them is exact
     composite: Optional[np.ndarray] = None
+    # a 16-bit PNG's or TIFF's own pixels, upright uint16 (H, W, C): C = 1 grey, 2 grey and
+    # alpha, 3 RGB, 4 RGBA; a PNG or TIFF export writes them, plus the edit (see _deep_bands)
+    deep: Optional[np.ndarray] = None
     xmp: Optional[bytes] = None
     iptc: Optional[bytes] = None          # IPTC-NAA records (b"" when present but unreadable)
     text: dict = field(default_factory=dict)   # a PNG's text chunks (Author, Copyright, …)
@@ -609,11 +619,12 @@ class Source:
         return replace(self, exif=None, xmp=None, iptc=None, text={})
 
 
-def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) -> Source:
+def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True, depth: bool = True) -> Source:
     """The :class:`Source` of ``path`` from one opening of its header (the EXIF as :func:`read_exif`
     returns it, or None with ``exif=False``, which also leaves out XMP, IPTC and text; the colour
     profile, an RGB one or a grey photo's grey one). The alpha plane costs a decode of the pixels:
-    ``alpha=False`` leaves it None."""
+    ``alpha=False`` leaves it None. A 16-bit PNG's or TIFF's pixels are kept (Source.deep, a decode
+    and 2 bytes a value) unless ``depth=False`` or ``alpha=False``."""
     p = Path(path)
     _check_readable(p)
     im = _open(p, None)
@@ -621,17 +632,23 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) 
         mode = im.mode
         lost = []
         if mode in ("I", "F") or mode.startswith("I;16") or ";16" in _rawmode(im):
-            lost.append("more than 8 bits per channel, written with 8")
+            lost.append(_DEPTH_NOTE)
         if getattr(im, "n_frames", 1) > 1 and im.format == "TIFF":
             lost.append("a multi-page TIFF: only its first page is written")
         elif getattr(im, "is_animated", False) and im.format != "MPO":
             lost.append("an animation: only its first frame is written")
+        # a 16-bit grey PNG with alpha opens as RGBA (raw mode LA;16B): it is grey
+        gray = mode in _GRAY_MODES or mode.startswith("I;16") or _rawmode(im).startswith("LA;16")
+        # one decode of a 16-bit file for both its alpha plane and its kept pixels
+        stored = _cv2_decode_stored(p, im) if alpha and depth and _deep_kind(im) else None
         plane = color = composite = None
         if alpha and (mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info):
-            plane, color, composite = _load_alpha(p, im)
-        gray = mode in _GRAY_MODES or mode.startswith("I;16")
+            plane, color, composite = _load_alpha(p, im, stored)
+        deep = _deep_pixels(stored, im, gray) if stored is not None else None
+        stored = None
         return Source(_exif_block(im) if exif else None, _profile(im, gray), gray, plane, tuple(lost),
-                      color=color, composite=composite, xmp=_xmp(im) if exif else None, iptc=_iptc(im) if exif else None,
+                      color=color, composite=composite, deep=deep, xmp=_xmp(im) if exif else None,
+                      iptc=_iptc(im) if exif else None,
                       text=_png_text(p, im) if exif else {}, dpi=_dpi(im),
                       lossless=im.format == "WEBP" and _webp_lossless(p))
     except ImageError:
@@ -643,12 +660,46 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True) 
         im.close()
 
 
-def _load_alpha(p: Path, im: Image.Image) -> tuple:
+def _deep_kind(im: Image.Image) -> bool:
+    """Whether ``im`` is a 16-bit PNG or TIFF whose pixels Source.deep keeps: RGB, RGBA, grey
+    and alpha, grey (load_image's 8 bits are those 16 scaled, which the export relies on)."""
+    return im.format in ("PNG", "TIFF") and (_is_16bit_color(im) or im.mode.startswith("I;16"))
+
+
+def deep_bytes(im: Image.Image) -> int:
+    """The bytes Source.deep holds for the opened image ``im`` (from its header): 0 unless 16-bit."""
+    if not _deep_kind(im):
+        return 0
+    w, h = im.size
+    channels = 1 if im.mode.startswith("I;16") else 2 if _rawmode(im).startswith("LA") else len(im.getbands())
+    return 2 * w * h * channels
+
+
+def _deep_pixels(stored: np.ndarray, im: Image.Image, gray: bool) -> Optional[np.ndarray]:
+    """Source.deep of OpenCV's decode ``stored`` of ``im`` (BGR order, as stored), upright;
+    None where it is not what _deep_kind expects."""
+    if stored.dtype != np.uint16 or stored.ndim not in (2, 3):
+        return None
+    if stored.ndim == 2:
+        arr = stored[..., None]
+    elif stored.shape[2] == 3:
+        arr = stored[..., ::-1]
+    elif stored.shape[2] == 4:   # OpenCV gives grey and alpha as BGRA
+        arr = stored[..., [0, 3]] if gray else stored[..., [2, 1, 0, 3]]
+    else:
+        return None
+    arr = np.ascontiguousarray(_orient_array(arr, _orientation(im)))
+    w, h = im.size
+    return arr if arr.shape[:2] in ((h, w), (w, h)) else None
+
+
+def _load_alpha(p: Path, im: Image.Image, stored: np.ndarray | None = None) -> tuple:
     """(the upright 8-bit alpha plane, the straight colour where it is below 255 as Source.color,
-    Source.composite) of an image with transparency; (None, None, None) when fully opaque."""
+    Source.composite) of an image with transparency; (None, None, None) when fully opaque.
+    ``stored``: a 16-bit image's decode (_cv2_decode_stored), where the caller has it."""
     composite = None
     if _is_16bit_color(im):
-        arr = _cv2_decode_stored(p, im)
+        arr = _cv2_decode_stored(p, im) if stored is None else stored
         if arr is None or arr.ndim != 3 or arr.shape[2] not in (2, 4):
             return None, None, None
         top = 65535.0 if arr.dtype == np.uint16 else 255.0
@@ -807,9 +858,11 @@ def export_photo(source_path, path, rgb: np.ndarray, source: Source, quality: in
     lossless in WebP. ``replace=False``: a file that appeared at ``path`` since the caller
     checked is never replaced (ImageError)."""
     fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
+    if source.deep is not None and (fmt not in _DEEP_FORMATS or source.deep.shape[:2] != np.shape(rgb)[:2]):
+        source = _replaced(source, deep=None)   # written with 8 bits, and noted
     keep = dict(quality=quality, exif=source.exif, icc_profile=source.icc, gray=source.gray,
                 alpha=source.alpha, color=source.color, composite=source.composite, lossless=source.lossless and fmt == "WEBP",
-                xmp=source.xmp, iptc=source.iptc, text=source.text, dpi=source.dpi, replace=replace)
+                xmp=source.xmp, iptc=source.iptc, text=source.text, dpi=source.dpi, deep=source.deep, replace=replace)
     if unchanged and source_path is not None:
         if save_unchanged(source_path, path, rgb, **keep):
             return True, []
@@ -851,7 +904,9 @@ def export_notes(fmt: str, source: Source) -> list:
         out.append(f"PNG text ({', '.join(keys[:3])}{', …' if len(keys) > 3 else ''}) dropped ({cannot})")
     if source.dpi and "dpi" not in _KEEPS.get(fmt, ()) and not _exif_has(source.exif, 0x011A):
         out.append(f"resolution ({source.dpi[0]:g} dpi) dropped ({cannot})")
-    return out + list(source.lost)
+    # a 16-bit source's PNG and TIFF exports keep its 16 bits (save_image's deep)
+    kept = source.deep is not None and fmt in _DEEP_FORMATS
+    return out + [x for x in source.lost if not (kept and x == _DEPTH_NOTE)]
 
 
 def _exif_has(exif: bytes | None, tag: int) -> bool:
@@ -1154,6 +1209,163 @@ def _save_bmp(p: Path, arr: np.ndarray, opts: dict, replace: bool) -> None:
             f.write(band[:y1 - y0].data)
 
 
+def _deep_bands(arr: np.ndarray, deep: np.ndarray):
+    """Yield (y, band): the 16-bit pixels save_image writes for rows y, y+1, ... of ``deep``
+    (Source.deep) edited as ``arr`` (the 8-bit pixels) is, a band at a time: the source's own
+    values where ``arr`` is what load_image made of them, elsewhere those plus ``arr``'s change
+    (x 257; under a transparency, the change of the straight colour that makes the change over
+    white), clipped to 0..65535; the alpha is the source's. A grey source's change is that of
+    the luminance its 8-bit export writes."""
+    channels = deep.shape[2]
+    color_n = 3 if channels >= 3 else 1
+    has_alpha = channels in (2, 4)
+    rows = _band_rows(deep)
+    for y in range(0, len(deep), rows):
+        d16 = deep[y:y + rows]
+        color = d16[..., :color_n]
+        alpha = d16[..., -1] if has_alpha else None
+        # what load_image made of these pixels (its very functions: the same 8-bit values)
+        made = _to_8bit(color, 65535.0) if alpha is None else _over_white(color, alpha, 65535.0)
+        now = arr[y:y + rows] if color_n == 3 else _luma(arr[y:y + rows])[..., None]
+        change = now.astype(np.float32) - made
+        if alpha is not None:
+            # over white, a change of the straight colour shows scaled by the alpha
+            a = alpha.astype(np.float32)[..., None] / 65535.0
+            change = np.where(a > 0, change / np.maximum(a, 1.0 / 255.0), change)
+        # a pixel without change is its own value exactly (float32 holds every 16-bit integer)
+        out = np.clip(np.rint(color.astype(np.float32) + change * 257.0), 0, 65535).astype(np.uint16)
+        yield y, out if alpha is None else np.concatenate([out, alpha[..., None]], axis=2)
+
+
+# Pillow's mode whose PNG and TIFF carry save_image's metadata for 1-4 channels, and the PNG
+# colour type of 16-bit data with that many channels.
+_DEEP_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
+# A PNG's IDAT chunks are written once this much compressed data has come
+_IDAT_BYTES = 1 << 20
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _pillow_chunks(fmt: str, channels: int, opts: dict) -> bytes:
+    """A 1x1 image in ``fmt`` of ``channels`` channels as Pillow writes it with ``opts``: where
+    the metadata (EXIF, ICC profile, text, XMP, IPTC, resolution) is encoded as for an 8-bit export."""
+    buf = io.BytesIO()
+    Image.new(_DEEP_MODES[channels], (1, 1)).save(buf, format=fmt, **opts)
+    return buf.getvalue()
+
+
+def _paeth(cur: np.ndarray, up: np.ndarray, bpp: int) -> np.ndarray:
+    """PNG's Paeth filter of rows ``cur`` (uint8, one row of bytes each) under rows ``up``."""
+    a = np.zeros(cur.shape, np.int16)
+    a[:, bpp:] = cur[:, :-bpp]
+    b = up.astype(np.int16)
+    c = np.zeros(cur.shape, np.int16)
+    c[:, bpp:] = up[:, :-bpp]
+    pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
+    pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+    return (cur.astype(np.int16) - pred).astype(np.uint8)
+
+
+def _save_png16(p: Path, bands, shape: tuple, opts: dict, replace: bool) -> None:
+    """Write a 16-bit PNG of ``bands`` ((y, uint16 band) as _deep_bands yields them) of an
+    image of ``shape`` (H, W, channels), a band at a time (Pillow writes no 16-bit colour): its
+    metadata chunks are those Pillow writes with ``opts``, its rows Paeth-filtered and deflated."""
+    h, w, channels = shape
+    made = _pillow_chunks("PNG", channels, opts)
+    before, after, at, seen = [], [], 8, False
+    while at + 8 <= len(made):
+        n, kind = struct.unpack(">I4s", made[at:at + 8])
+        chunk = made[at:at + 12 + n]
+        at += 12 + n
+        if kind == b"IDAT":
+            seen = True
+        elif kind not in (b"IHDR", b"IEND"):
+            (after if seen else before).append(chunk)
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, _PNG_COLOR_TYPES[channels], 0, 0, 0)
+    level = opts.get("compress_level", 6)
+    with atomic_file(p, replace) as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + b"".join(before))
+        deflate = zlib.compressobj(level)
+        pending, up = [], np.zeros((1, w * channels * 2), np.uint8)
+        for _, band in bands:
+            cur = np.ascontiguousarray(band, ">u2").view(np.uint8).reshape(len(band), -1)
+            rows = np.empty((len(cur), cur.shape[1] + 1), np.uint8)
+            rows[:, 0] = 4   # Paeth
+            rows[:, 1:] = _paeth(cur, np.concatenate([up, cur[:-1]]), 2 * channels)
+            up = cur[-1:]
+            pending.append(deflate.compress(rows.data))
+            if sum(map(len, pending)) >= _IDAT_BYTES:
+                f.write(_png_chunk(b"IDAT", b"".join(pending)))
+                pending = []
+        pending.append(deflate.flush())
+        f.write(_png_chunk(b"IDAT", b"".join(pending)) + b"".join(after) + _png_chunk(b"IEND", b""))
+
+
+# The tags of save_image's TIFF that describe its pixels: set by _save_tiff16 for 16 bits
+_TIFF_PIXEL_TAGS = _TIFF_LAYOUT_TAGS - {34675}
+
+
+def _save_tiff16(p: Path, bands, shape: tuple, opts: dict, replace: bool) -> None:
+    """Write a 16-bit TIFF of ``bands`` (as _save_png16) a strip per band, deflated with
+    horizontal differencing (Pillow writes no 16-bit colour): the other tags (EXIF, ICC profile,
+    XMP, IPTC, resolution) are those Pillow writes with ``opts``."""
+    h, w, channels = shape
+    if channels == 2:
+        # grey with alpha: what Pillow opens of 16 bits is RGBA (nor does OpenCV read grey and
+        # alpha in 16 bits), so it is written as such, in three equal channels
+        bands, channels = ((y, band[..., [0, 0, 0, 1]]) for y, band in bands), 4
+    with Image.open(io.BytesIO(_pillow_chunks("TIFF", channels, opts))) as made:
+        tags = made.tag_v2
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+        for tag in tags:
+            if tag not in _TIFF_PIXEL_TAGS:
+                ifd[tag] = tags[tag]
+                ifd.tagtype[tag] = tags.tagtype[tag]
+    rows = _band_rows(np.empty((1, w, channels), np.uint8))
+    strips = (h + rows - 1) // rows
+    layout = {256: (w, TiffTags.LONG), 257: (h, TiffTags.LONG), 258: ((16,) * channels, TiffTags.SHORT),
+              259: (8, TiffTags.SHORT),   # Adobe deflate
+              262: (1 if channels <= 2 else 2, TiffTags.SHORT), 277: (channels, TiffTags.SHORT),
+              278: (rows, TiffTags.LONG), 284: (1, TiffTags.SHORT), 317: (2, TiffTags.SHORT),
+              339: ((1,) * channels, TiffTags.SHORT)}
+    if channels in (2, 4):
+        layout[338] = ((2,), TiffTags.SHORT)   # unassociated alpha, as Pillow writes RGBA
+    for tag, (value, kind) in layout.items():
+        ifd[tag] = value
+        ifd.tagtype[tag] = kind
+
+    def directory(offsets, counts) -> bytes:
+        # strip offsets counted from the end of the directory (Pillow's tobytes adds it)
+        for tag, value in ((273, offsets), (279, counts)):
+            ifd[tag] = tuple(value)
+            ifd.tagtype[tag] = TiffTags.LONG
+        return ifd.tobytes(8)
+
+    size = len(directory([0] * strips, [0] * strips))
+    offsets, counts, at = [], [], 0
+    with atomic_file(p, replace) as f:
+        f.write(b"II*\0" + struct.pack("<I", 8) + bytes(size))
+        for _, band in bands:
+            # horizontal differencing (predictor 2) of the samples, modulo 2**16
+            diff = np.ascontiguousarray(band, "<u2").reshape(len(band), -1)
+            diff[:, channels:] -= band.reshape(len(band), -1)[:, :-channels].astype("<u2")
+            data = zlib.compress(diff.data, opts.get("compress_level", 6))
+            offsets.append(at)
+            counts.append(len(data))
+            f.write(data)
+            at += len(data)
+        if 8 + size + at > 2**32 - 1:
+            raise ValueError("over 4 GB, too large for a TIFF (use PNG)")
+        head = directory(offsets, counts)
+        if len(head) != size:   # the directory's size depends on the number of strips only
+            raise RuntimeError("the TIFF's tag directory changed size")
+        f.seek(8)
+        f.write(head)
+
+
 def _pillow_image(arr: np.ndarray, gray: bool, alpha: np.ndarray | None, color: np.ndarray | None,
                   composite: np.ndarray | None) -> Image.Image:
     """The Pillow image save_image hands its writer: L (grey), LA, RGBA or RGB. The grey and the
@@ -1229,7 +1441,7 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
                alpha: np.ndarray | None = None, color: np.ndarray | None = None,
                composite: np.ndarray | None = None, lossless: bool = False,
                xmp: bytes | None = None, iptc: bytes | None = None, text: dict | None = None,
-               dpi: tuple | None = None, replace: bool = True) -> None:
+               dpi: tuple | None = None, deep: np.ndarray | None = None, replace: bool = True) -> None:
     """Write ``rgb`` (uint8 H x W x 3) atomically; the format comes from the suffix.
 
     Suffixes: .png .jpg .jpeg .webp .bmp .tif .tiff. The image is written to a temporary file in
@@ -1242,7 +1454,10 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
     (Source.color) where a pixel is still the source's (``composite``: as load_image made it, for a
     16-bit source). ``lossless``: a lossless WebP. ``xmp``,
     ``iptc``, ``text`` (PNG text chunks) and ``dpi`` are written where the format keeps them (see
-    :func:`export_photo`). ``replace=False``: a file at ``path`` by the time the image is
+    :func:`export_photo`). ``deep`` (Source.deep, a 16-bit source of ``rgb``'s size): a PNG or
+    TIFF is written with 16 bits, the source's own values wherever ``rgb`` is still what
+    load_image made of them, else those plus ``rgb``'s change (see _deep_bands); its alpha and
+    greyness are the source's. ``replace=False``: a file at ``path`` by the time the image is
     complete is left as it is (ImageError). Raises ImageError naming ``path`` on failure; no
     temporary file is left behind.
     """
@@ -1257,9 +1472,17 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95,
 
     if alpha is not None and (fmt not in _ALPHA_FORMATS or alpha.shape != arr.shape[:2]):
         alpha = None
+    if deep is not None and (fmt not in _DEEP_FORMATS or deep.dtype != np.uint16 or deep.ndim != 3
+                             or deep.shape[:2] != arr.shape[:2] or not 1 <= deep.shape[2] <= 4):
+        deep = None
+    if deep is not None:
+        gray = deep.shape[2] <= 2
     opts = _save_options(fmt, int(quality), exif, icc_profile, gray=gray, lossless=lossless, xmp=xmp,
                          iptc=iptc, text=text, dpi=dpi)
     try:
+        if deep is not None:
+            (_save_png16 if fmt == "PNG" else _save_tiff16)(p, _deep_bands(arr, deep), deep.shape, opts, replace)
+            return
         if fmt == "WEBP" and _save_webp(p, arr, gray, alpha, color, composite, opts, replace):
             return
         if fmt == "BMP" and not gray:

@@ -84,7 +84,7 @@ def run(args) -> int:
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)
     # the pixels keep the photo's colour space, so the file says which (its ICC profile)
-    source = read_source(src, exif=not args.raw)
+    source = read_source(src, exif=not args.raw, depth=not args.raw)
     if args.raw:
         raw_face = main_face(doc.faces) if args.face is None else args.face
         save_image(dst, doc.render_raw(raw_face), quality=args.quality, icc_profile=source.icc, gray=source.gray,
