@@ -60,6 +60,10 @@ PARTIAL_FRACTION = 0.5
 DEFAULT_SIZE = (1280, 820)
 
 
+# ask_confirm's answer where the third button (`other`) was pressed
+ASK_OTHER = "other"
+
+
 class ValuesCommand(QUndoCommand):
     """One undoable change of the faders (session snapshots before and after, all faces).
 
@@ -249,6 +253,7 @@ class MainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.replaying_history = False   # while the history is rebuilt, its steps leave the session alone
         self._failed_export = None   # (photo, path) of the last export that failed, proposed again
+        self._after_export = None   # (export id, what to do once it is written): see _confirm_discard
         # a method, not a lambda: PySide drops it with the window, which the stack (its child,
         # destroyed after it) told of its unsaved edits going away, "already deleted", on every quit
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -329,13 +334,15 @@ class MainWindow(QMainWindow):
         box = plain(QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self))
         box.exec()
 
-    def ask_confirm(self, title: str, message: str, accept_text: str = "OK") -> bool:
-        """Ask before something destructive; default is No."""
+    def ask_confirm(self, title: str, message: str, accept_text: str = "OK", other: Optional[str] = None):
+        """Ask before something destructive; default is No. `other`: the text of a third answer
+        (Export… beside Discard), for which ASK_OTHER is returned."""
         box = plain(QMessageBox(QMessageBox.Icon.Question, title, message, QMessageBox.StandardButton.Cancel, self))
+        alt = box.addButton(other, QMessageBox.ButtonRole.AcceptRole) if other else None
         yes = box.addButton(accept_text, QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
-        return box.clickedButton() is yes
+        return ASK_OTHER if alt is not None and box.clickedButton() is alt else box.clickedButton() is yes
 
     def _error(self, title: str, message: str) -> None:
         self.show_error(title, message)
@@ -422,12 +429,13 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # opening photos and models (jobs)
     # ------------------------------------------------------------------------------------------
-    def _confirm_discard(self, opening=None, refused=None) -> bool:
+    def _confirm_discard(self, opening=None, refused=None, then=None) -> bool:
         """True when there are no unsaved edits or the user discards them. A photo `opening` that
         is no image is refused first (its header only): the question came, then the failure;
         `refused()` is called then (before the message). Edits an export still queued or running
         writes are not unsaved; nor are those of a photo the user has already left (another one is
-        being opened: Next pressed twice asked twice)."""
+        being opened: Next pressed twice asked twice). Answered Export…: False, the Export dialog
+        shows, and once that export is written `then()` does what was asked (close, open)."""
         if not self.has_unsaved_edits() or self._photo is None:
             return True
         if self._opening is not None or any(self._shows(e) for e in self._export_index.values()):
@@ -441,9 +449,16 @@ class MainWindow(QMainWindow):
                     refused()
                 self._error("Cannot open photo", str(e))
                 return False
-        return self.ask_confirm("Discard edits?",
-                                f"The edits to {self._photo.path.name} have not been exported. Discard them?",
-                                "Discard")
+        answer = self.ask_confirm("Discard edits?", f"The edits to {self._photo.path.name} have not been exported. "
+                                  "Export them first, or discard them?", "Discard", other="Export…")
+        if answer != ASK_OTHER:
+            return bool(answer)
+        before = set(self._export_index)
+        self.export_dialog()
+        started = set(self._export_index) - before
+        if started and then is not None:
+            self._after_export = (started.pop(), then)
+        return False
 
     def _confirm_model_switch(self, path: Path) -> bool:
         """Another model keeps the edits only where it has the same attributes (the photo's faces are
@@ -482,7 +497,7 @@ class MainWindow(QMainWindow):
 
     def open_photo(self, path) -> None:
         """Open a photo (detection and encoding run as a job; the window shows it when done)."""
-        if self._confirm_discard(path):
+        if self._confirm_discard(path, then=lambda: self.open_photo(path)):
             self._open_photo_now(path)
 
     def open_photos(self, paths, recipe=None) -> None:
@@ -490,7 +505,7 @@ class MainWindow(QMainWindow):
         Previous photo then walk them, not the folder. `recipe`: a recipe file dropped with
         them, applied to the first photo once it has opened."""
         paths = [Path(p) for p in paths]
-        if not paths or not self._confirm_discard(paths[0]):
+        if not paths or not self._confirm_discard(paths[0], then=lambda: self.open_photos(paths, recipe)):
             if paths and recipe is not None:
                 self.statusBar().showMessage(f"{Path(recipe).name} was not applied: the photo did not open", 8000)
             return
@@ -647,7 +662,7 @@ class MainWindow(QMainWindow):
             self._error("Cannot paste a photo", f"The clipboard's image is {img.width()}×{img.height()}, more than "
                         f"{image_io.DEFAULT_MAX_PIXELS // 1_000_000} megapixels, the most a photo may have here.")
             return
-        if not self._confirm_discard():
+        if not self._confirm_discard(then=self.paste_photo):
             return
         folder = pasted_folder()
         name = time.strftime("Pasted %Y-%m-%d %H-%M-%S")
@@ -689,7 +704,7 @@ class MainWindow(QMainWindow):
                 def tried(i=i):
                     self._list_pos = i
                 # one whose header is refused before the "Discard edits?" question is passed over too
-                if self._confirm_discard(self._image_list[i], refused=tried):
+                if self._confirm_discard(self._image_list[i], refused=tried, then=lambda: self.open_sibling(step)):
                     tried()
                     self._open_photo_now(self._image_list[i])
             else:
@@ -725,7 +740,7 @@ class MainWindow(QMainWindow):
 
         def passed_over() -> None:   # the failure is said once; the next press goes on from it
             self._sibling_failed = (shown, target)
-        if self._confirm_discard(target, refused=passed_over):
+        if self._confirm_discard(target, refused=passed_over, then=lambda: self.open_sibling(step)):
             self._open_photo_now(target, on_failed=passed_over)
 
     def fill_recent_menu(self) -> None:
@@ -1071,8 +1086,13 @@ class MainWindow(QMainWindow):
         # the exported values are "saved" unless the user kept editing while it was written
         self._export_paths.pop(export_id, None)
         self._failed_export = None
+        then = self._after_export[1] if self._after_export and self._after_export[0] == export_id else None
+        if then is not None:
+            self._after_export = None
         if self._shows(self._export_index.pop(export_id, None)):
             self.undo_stack.setClean()
+            if then is not None:   # "Discard edits?" answered Export…: now what was asked (close, open)
+                QTimer.singleShot(0, then)
         # the next export's folder: where this one was written (a failed one's folder is not kept)
         if not app_folder(Path(path).parent):
             self.settings.export_dir = str(Path(path).parent)
@@ -1347,6 +1367,8 @@ class MainWindow(QMainWindow):
             self._export_index.pop(export_id, None)
             self._export_paths.pop(export_id, None)
             self._failed_export = (photo, path)
+            if self._after_export and self._after_export[0] == export_id:
+                self._after_export = None   # the edits are still not exported: nothing more is done
             # "Exporting NAME…" stayed on show, as if it were still under way
             self.statusBar().showMessage(f"Export of {path.name} failed", 10000)
             self._error("Export failed", message)
@@ -1829,7 +1851,7 @@ class MainWindow(QMainWindow):
             return
         # an export of what the window shows, still queued or running: it is written, not dropped
         # (the queue is cleared on shutdown), and nothing is asked about edits it is writing
-        if not self._confirm_discard():
+        if not self._confirm_discard(then=self.close):
             event.ignore()
             return
         sweeps = [p.name for j, p in self._sweeps if j in self.jobs.pending()]

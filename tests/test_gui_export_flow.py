@@ -73,3 +73,30 @@ def test_a_failed_export_says_so_and_the_next_export_proposes_the_path_again(edi
     w.export_dialog()
     assert shown[0] != str(bad)
 
+
+
+def test_discard_edits_offers_export_first_and_then_opens_the_photo_asked_for(editor, qtbot, tmp_path, monkeypatch,
+                                                                              portrait_path):
+    """QA walk: "Discard edits?" offered only Discard or Cancel: to keep the edit the user had to
+    cancel, export, and open the photo again. Export… exports, then goes on to the photo asked for;
+    with the Export dialog cancelled nothing happens."""
+    from core.image_io import load_image
+    from fader_desktop.main_window import ASK_OTHER
+    w = editor
+    _move_a_fader(w)
+    other = tmp_path / "other.png"
+    import shutil
+    shutil.copy(portrait_path, other)
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append((a, k)) or ASK_OTHER)
+    _answer(monkeypatch, [None])   # Export… then Cancel in the Export dialog: the photo stays
+    w.open_photo(other)
+    assert asked and asked[-1][1].get("other") == "Export…" and "Export them first" in asked[-1][0][1]
+    assert w.jobs.wait_idle(TIMEOUT / 1000)
+    assert w._photo.path == portrait_path and w.isWindowModified()
+    out = tmp_path / "kept.png"
+    _answer(monkeypatch, [out])
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photo(other)
+    assert w._photo.path == other and out.is_file()
+    assert not (load_image(out) == load_image(portrait_path)).all()   # the edit was written
