@@ -1337,7 +1337,7 @@ class MainWindow(QMainWindow):
             self._loss_source = (stamp, own)
         own = self._loss_source[1]
         # a file replaced since it opened (another picture of the same format) is never copied:
-        # the photo opened is rendered, and loses what any rendering does (16 bits, …)
+        # the photo opened is rendered, and loses what a rendering in that format does
         opened = stamp[1] is not None and stamp[1] == self._photo.stamp
         if keep_exif and opened and own == fmt and not self.session.is_modified():
             return []   # an unedited photo in its own format is copied byte for byte (export_photo)

@@ -207,7 +207,8 @@ def test_an_export_says_what_it_could_not_keep(editor, qtbot, portrait_path, tmp
         w.open_photo(deep)
     row = w.panel.row("Smiling")
     row.spin.setValue(2.0 if row.spin.value() < 1 else -1.0)
-    assert "more than 8 bits per channel, written with 8" in _status_after_export(w, qtbot, tmp_path / "deep8.png")
+    # a PNG keeps the 16 bits (test_export_16bit.py); a JPEG cannot, and says so
+    assert "more than 8 bits per channel, written with 8" in _status_after_export(w, qtbot, tmp_path / "deep8.jpg")
     w.undo_stack.setClean()
 
 
