@@ -88,6 +88,9 @@ class BatchOptions:
     overwrite: bool = False        # outputs that exist are replaced (else: refused, see plan_batch)
     keep_exif: bool = True
     find_more_faces: bool = False  # every face search made, whatever the others found (slower; core.faces)
+    # how the report's words number faces: 0 as the command line's --face counts, 1 as the
+    # window's Face list does (the batch window's details said "face 0" for the window's Face 1)
+    first_face: int = 0
 
     def validate(self) -> None:
         if self.format is not None and self.format.lower() not in OUTPUT_FORMATS:
@@ -412,12 +415,15 @@ def _make_output_folder(out_dir) -> None:
 
 
 def _check_writable(folder: Path, what: str) -> None:
-    """Create and remove a temporary file in `folder`: a read-only or full disk is found now."""
+    """Create and remove a temporary file in `folder`: a read-only or full disk is found now.
+    `what` names the file it is for, or the folder itself ("OUT: cannot write the outputs")."""
     probe = temp_path(folder / "write-test")
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as e:
-        raise FaderError(f"{what}: cannot write into {folder} ({os_reason(e)})") from None
+        # "OUT: cannot write the outputs: cannot write into OUT" said the folder twice
+        where = "" if what.startswith(f"{folder}:") else f": cannot write into {folder}"
+        raise FaderError(f"{what}{where} ({os_reason(e)})") from None
     os.close(fd)
     try:
         os.unlink(probe)
@@ -630,7 +636,7 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
     out_id = out_fd = None
     if todo:
         _make_output_folder(out_dir)
-        _check_writable(Path(out_dir), f"{out_dir}: cannot write the outputs")
+        _check_writable(Path(out_dir), f"{Path(out_dir)}: cannot write the outputs")
         _remove_stale_parts(todo)
         # the folder the outputs go into: when it is not this one any more (deleted, its drive
         # unmounted) the run stops, rather than create it again and fill the disk beneath the
@@ -812,7 +818,7 @@ class _Pipeline:
             it.faces = p.n_faces
             it.changed = None if self.opt.raw else len(changed)
             if self.opt.raw:
-                notes = [f"model output of face {self._raw_face(doc)} of {it.faces}"]
+                notes = [f"model output of face {self._raw_face(doc) + self.opt.first_face} of {it.faces}"]
             else:
                 notes = [f"{len(changed)} of {counted(it.faces, 'face')} changed" if it.faces else "no face found"]
                 if not changed:
@@ -822,7 +828,8 @@ class _Pipeline:
                 # not edited at all), as `edit` does
                 s = doc.session if doc is not None else None
                 asked = [self.opt.face] if self.opt.face is not None else range(it.faces)
-                it.unsure = [f"face {i}: {n} read as {pure_label(s.attribute(n), s.own[i][n])} ({sure_percent(q)} sure)"
+                it.unsure = [f"face {i + self.opt.first_face}: {n} read as {pure_label(s.attribute(n), s.own[i][n])} "
+                             f"({sure_percent(q)} sure)"
                              for i in (asked if s is not None else ())
                              for n, q in s.unsure_readings(i, self.opt.values).items()]
                 if it.unsure:

@@ -280,7 +280,8 @@ class BatchDialog(QDialog):
                             find_more_faces=self.more_faces_check.isChecked() and not self.aligned_check.isChecked(),
                             format=FORMATS[self.format_combo.currentIndex()][1],
                             quality=self.quality_spin.value(), skip_existing=self.skip_check.isChecked(),
-                            overwrite=self._overwrite_once and not self.skip_check.isChecked())
+                            overwrite=self._overwrite_once and not self.skip_check.isChecked(),
+                            first_face=1)   # faces numbered as the window's Face list numbers them
 
     def is_running(self) -> bool:
         return self._running

@@ -560,7 +560,8 @@ def test_batch_dialog_runs_and_summarises(tmp_path, mixed, tiny_model_path):
     # the tiny random model reads Smiling at about 50 %: every edited face's reading is unsure
     edited = [it for it in rep.items if it.status == "ok" and not it.reason.startswith("0 of")]
     assert edited and f"In {len(edited)} photo{'s' if len(edited) > 1 else ''} the model was unsure" in head
-    assert all(f"{it.relative}: unsure reading — face " in details for it in edited)
+    # numbered as the window's Face list numbers them (QA walk: "face 0" was the window's Face 1)
+    assert all(f"{it.relative}: unsure reading — face 1: " in details for it in edited), details
     assert dlg.summary_box is not None and dlg.summary_box.detailedText() == details
     dlg.summary_box.close()
 
