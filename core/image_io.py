@@ -8,6 +8,7 @@ message that starts with the path.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -995,6 +996,19 @@ def _tiff_exif(exif: bytes) -> bytes | None:
     return data if len(e) else None
 
 
+def _tiff_exif_tags(exif: bytes) -> list:
+    """(tag, value) of the base-IFD tags _tiff_exif keeps, as Pillow reads them from the block."""
+    data = _tiff_exif(exif)
+    if not data:
+        return []
+    try:
+        e = Image.Exif()
+        e.load(data)
+        return list(e.items())
+    except Exception:
+        return []   # metadata never stops an export
+
+
 def _fit_exif(fmt: str, exif: bytes | None) -> tuple:
     """(the EXIF to write in ``fmt``, a note on what was dropped or None). A JPEG holds at most
     64 KB of it: a bigger block loses its bulky optional parts, then, if still too big, goes
@@ -1065,15 +1079,19 @@ def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes
         xmp = None
     elif fmt == "TIFF":
         opts.update(compression="tiff_lzw")
-        exif = _tiff_exif(exif) if exif else None
+        # Pillow writes a TIFF's ``exif`` only without a ``tiffinfo`` (given one, it dropped the
+        # EXIF: a photo with XMP or IPTC lost its camera, date, ...), so the EXIF's base tags go
+        # into the tiffinfo too, each typed as Pillow types it from ``exif``, before XMP and IPTC
         tags = TiffImagePlugin.ImageFileDirectory_v2()
+        for tag, value in _tiff_exif_tags(exif) if exif else ():
+            tags[tag] = value
         for tag, value in ((700, xmp), (33723, iptc)):
             if value:
                 tags[tag] = value
                 tags.tagtype[tag] = TiffTags.BYTE if tag == 700 else TiffTags.UNDEFINED
         if len(tags):
             opts["tiffinfo"] = tags
-        xmp = None
+        xmp = exif = None
     exif = _fit_exif(fmt, exif)[0]
     if exif and fmt in EXIF_FORMATS:
         opts["exif"] = exif
@@ -1394,14 +1412,50 @@ def _pillow_image(arr: np.ndarray, gray: bool, alpha: np.ndarray | None, color: 
 
 
 def check_output_folder(p: Path, what: str = "cannot save image") -> None:
-    """ImageError naming `p` unless its folder exists and `p` is not a folder itself."""
+    """ImageError naming `p` unless its folder exists and `p` is not a folder itself; a name too
+    long for the file system (or a folder that cannot be looked into) is one too, in words."""
+    p = Path(p)
     folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        if folder.exists() or any(q.exists() and not q.is_dir() for q in folder.parents):
-            raise ImageError(f"{p}: {what}: {folder} is not a folder")
-        raise ImageError(f"{p}: {what}: folder {folder} does not exist")
-    if p.is_dir():
-        raise ImageError(f"{p}: {what}: a folder with that name exists")
+    try:
+        if not folder.is_dir():
+            if folder.exists() or any(q.exists() and not q.is_dir() for q in folder.parents):
+                raise ImageError(f"{p}: {what}: {folder} is not a folder")
+            raise ImageError(f"{p}: {what}: folder {folder} does not exist")
+        if p.is_dir():
+            raise ImageError(f"{p}: {what}: a folder with that name exists")
+    except OSError as exc:   # Path.is_dir() and .exists() raise "[Errno 36] File name too long"
+        raise ImageError(f"{p}: {what}: {_path_os_reason(p, exc)}") from None
+
+
+def _path_limit(p: Path, name: str, default: int) -> int:
+    """os.pathconf's ``name`` (PC_NAME_MAX, PC_PATH_MAX) of the nearest folder above ``p`` that
+    answers; ``default`` where none does (Windows has no pathconf)."""
+    for q in p.parents:
+        try:
+            return int(os.pathconf(q if str(q) else ".", name))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return default
+
+
+def _too_long(text: str, limit: int, where: str = "this folder") -> str:
+    """"300 characters; this folder allows 255" (bytes where the name is not all ASCII)."""
+    size = len(os.fsencode(text))
+    return f"{size} {'characters' if size == len(text) else 'bytes'}; {where} allows {limit}"
+
+
+def _path_os_reason(p: Path, exc: OSError) -> str:
+    """os_reason of an OSError met looking at ``p``, where a name too long says which and by how
+    much: "the file name is too long (300 characters; this folder allows 255)"."""
+    if exc.errno != errno.ENAMETOOLONG:
+        return os_reason(exc)
+    name_max = _path_limit(p, "PC_NAME_MAX", 255)
+    if len(os.fsencode(p.name)) > name_max:
+        return f"the file name is too long ({_too_long(p.name, name_max)})"
+    for part in p.parent.parts:
+        if len(os.fsencode(part)) > name_max:
+            return f"a folder name in it is too long ({_too_long(part, name_max, 'the file system')})"
+    return f"the path is too long ({_too_long(str(p.absolute()), _path_limit(p, 'PC_PATH_MAX', 4096), 'the system')})"
 
 
 def check_save_path(path: str | os.PathLike) -> str:

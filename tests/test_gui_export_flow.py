@@ -100,3 +100,13 @@ def test_discard_edits_offers_export_first_and_then_opens_the_photo_asked_for(ed
         w.open_photo(other)
     assert w._photo.path == other and out.is_file()
     assert not (load_image(out) == load_image(portrait_path)).all()   # the edit was written
+
+
+def test_a_file_name_too_long_is_an_export_error_in_words(editor, qtbot, tmp_path, monkeypatch):
+    w = editor
+    _move_a_fader(w)
+    _answer(monkeypatch, [tmp_path / ("a" * 300 + ".png")])
+    w.export_dialog()
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    title, message = w.errors[-1]
+    assert title == "Export failed" and "too long" in message and "Errno" not in message
