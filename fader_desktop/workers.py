@@ -212,7 +212,8 @@ class JobRunner(QObject):
                busy_text: str = "", coalesce=False, cancellable: bool = True) -> Job:
         """Run `fn()` on the worker thread, then `on_done(result)` or `on_error(message)` here.
 
-        `busy_text`: the job counts as busy from now until its callback has run (busyChanged). `coalesce`: True or a key;
+        `busy_text`: the job counts as busy from now until its on_done has run, or until its
+        on_error is called (busyChanged). `coalesce`: True or a key;
         this job takes the place of a queued, not yet started job submitted with the same key
         (which then never runs). `cancellable=False`: cancel() leaves the job to run and call back.
         Without `on_error` a failure goes to `default_error` (and jobFailed).
@@ -433,6 +434,9 @@ class JobRunner(QObject):
                     job.on_done(result)
             else:
                 message = error_message(error)
+                # no longer busy before the error is said: its box is modal, and "Looking for the
+                # face…" with its progress bar stayed on show behind "Cannot mark a face"
+                self._release(job)
                 if job.on_error is not None:
                     job.on_error(message)
                 else:
@@ -440,16 +444,20 @@ class JobRunner(QObject):
                     if self.default_error is not None:
                         self.default_error(message)
         finally:
-            if job is self._busy_job:
-                self._busy_job = None
-            if job in self._busy_pending:
-                self._busy_pending.remove(job)
-                if self._busy_pending:   # the next one waits or runs: its text
-                    self._say_busy(True, self._busy_pending[0].busy_text)
-                else:
-                    self._say_busy(False, "")
+            self._release(job)
             with self._cond:
                 self._undelivered -= 1
+
+    def _release(self, job: Job) -> None:
+        """The job counts as busy no more (once: a second call does nothing)."""
+        if job is self._busy_job:
+            self._busy_job = None
+        if job in self._busy_pending:
+            self._busy_pending.remove(job)
+            if self._busy_pending:   # the next one waits or runs: its text
+                self._say_busy(True, self._busy_pending[0].busy_text)
+            else:
+                self._say_busy(False, "")
 
 
 # ------------------------------------------------------------------------------------------------

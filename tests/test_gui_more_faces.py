@@ -196,11 +196,16 @@ def test_a_face_marked_by_hand_joins_the_photos_faces_with_the_edit_kept(editor,
 
 
 def test_a_box_drawn_where_there_is_no_new_face_is_refused_in_words_and_changes_nothing(editor, qtbot, tmp_path,
-                                                                                       portrait_path):
+                                                                                       portrait_path, monkeypatch):
     w = editor
     photo, x_lying, smiling = _open_lying(w, qtbot, tmp_path, portrait_path)
     edited, boxes = preview(w), [f.box for f in w._photo.faces]
     h = photo.shape[0]
+    # QA walk: the busy bar and "Looking for the face…" stayed on show behind the error's box
+    busy_at_error = []
+    show = w.show_error
+    monkeypatch.setattr(w, "show_error", lambda title, message: busy_at_error.append(w.busy_bar.isVisible() or w._busy)
+                        or show(title, message))
     for box, said in (((x_lying + 10, 5, x_lying + 60, 40), "No face was found in the marked area"),
                       (w._photo.faces[0].box, "found already")):
         w.errors.clear()
@@ -208,6 +213,7 @@ def test_a_box_drawn_where_there_is_no_new_face_is_refused_in_words_and_changes_
         _draw(w, qtbot, box)
         qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
         assert said in w.errors[0][1], w.errors
+        assert busy_at_error == [False] * len(busy_at_error) and busy_at_error
         assert w.jobs.wait_idle(TIMEOUT / 1000)
         assert [f.box for f in w._photo.faces] == boxes and w.undo_stack.count() == 1
         assert np.array_equal(preview(w), edited)
