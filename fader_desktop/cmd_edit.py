@@ -47,12 +47,20 @@ def run(args) -> int:
     src, dst = Path(args.image), Path(args.output)
     if not args.output.strip() or args.output.endswith(("/", os.sep)):
         raise FaderError(f"-o {args.output!r}: give an output file name (.png, .jpg, .webp, …)")
-    if dst.is_dir():
+    try:
+        is_folder = dst.is_dir()
+    except OSError:   # a name too long to look at: check_save_path below says so in words
+        is_folder = False
+    if is_folder:
         # without this, the folder's missing suffix was reported as "unsupported file type '(none)'"
         example = shlex.quote(str(dst / f"{src.stem}_edited{export_suffix(src)}"))
         raise FaderError(f"{dst}: the output is an existing folder; give a file name (e.g. -o {example})")
     # the output's problems before the model loads and the faces are found (seconds)
-    check_output(dst, [src], True, args.model)
+    try:
+        check_output(dst, [src], True, args.model)
+    except OSError:   # as above
+        check_save_path(dst)
+        raise
     check_save_path(dst)
     if not 1 <= args.quality <= 100:
         raise FaderError(f"--quality must be between 1 and 100, got {args.quality}")

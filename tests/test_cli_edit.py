@@ -635,3 +635,11 @@ def test_edit_takes_a_recipe_as_batch_does(tmp_path, photo_png, tiny_model_path,
                           "--set", "Smiling=-1", *common)
     assert rc == 0, err
     assert not np.array_equal(read(tmp_path / "o.png"), read(tmp_path / "r.png"))
+
+
+def test_an_output_name_too_long_is_said_as_the_window_says_it(tmp_path, capsys, portrait_path, tiny_model_path):
+    """`edit -o <300 characters>.png` printed the system's "file name too long"; the window's export
+    says how long it is and what the folder allows: the same words here."""
+    rc, err = _edit(capsys, portrait_path, tmp_path / ("a" * 300 + ".png"), tiny_model_path, "--set", "Smiling=2")
+    assert rc != 0 and "the file name is too long (304 characters; this folder allows" in err, err
+    assert len(err.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
