@@ -1706,7 +1706,9 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
                 f"steps {saved + 1}-{trainer.step} are not in it)")
     else:
         kept = f"resumable checkpoint {ckpt_path} (step {saved})"
-    say(f"{PROG}: {reason} at step {trainer.step} after {trainer.elapsed / 60:.1f} min; {model}; {kept}")
+    # the training window's Cancel is a SIGTERM: its log read "fader-train: SIGTERM at step 101"
+    said = "stopped on request (SIGTERM)" if reason == "SIGTERM" else reason
+    say(f"{PROG}: {said} at step {trainer.step} after {trainer.elapsed / 60:.1f} min; {model}; {kept}")
     if reason == "interrupted":
         return 130
     if reason == "SIGTERM":
