@@ -29,9 +29,10 @@ def run(args) -> int:
           f"classifier: {'yes' if summary['has_classifier'] else 'no'}"
           + (", decoded with each face's mirror image" if summary["mirror_decode"] else ""))
     for a in summary["attributes"]:
-        print(f"  {p(a['name'])}: values {p(a['values'])}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
-    if summary.get("metrics"):
-        print(f"  metrics: {json.dumps(summary['metrics'])}")
+        values = ", ".join(p(v) for v in a["values"])
+        print(f"  {p(a['name'])}: values {values}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
+    for line in metrics_lines(summary.get("metrics")):
+        print(f"  {p(line)}")
     print(f"  licence: {p(summary['license'])}")
     source = summary.get("source")
     if isinstance(source, dict):   # an imported model: what it was made from, to check against the original
@@ -41,6 +42,41 @@ def run(args) -> int:
                 print(f"  {what}: {p(s['file'])}" + (f" ({p(s['kind'])})" if s.get("kind") else "")
                       + (f", sha256 {p(s['sha256'])}" if s.get("sha256") else ""))
     return 0
+
+
+def _number(v, fmt: str) -> str | None:
+    return format(v, fmt) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def metrics_lines(metrics) -> list:
+    """A model's training figures in a few readable lines (every figure: --json). The trainer's
+    own (step, validation PSNR, swap accuracy and its lowest attribute, others unchanged) by name;
+    a file made elsewhere: its top-level numbers. A raw JSON dump of ~1,000 characters was shown."""
+    if not isinstance(metrics, dict) or not metrics:
+        return []
+    val = metrics.get("validation") if isinstance(metrics.get("validation"), dict) else {}
+    said = []
+    step = metrics.get("step")
+    if isinstance(step, int) and not isinstance(step, bool):
+        said.append(f"step {step:,d}")
+    figures = []
+    if _number(val.get("psnr"), ".2f"):
+        figures.append(f"PSNR {val['psnr']:.2f} dB")
+    if _number(val.get("swap_mean"), ".3f"):
+        swap = f"swap accuracy {val['swap_mean']:.3f}"
+        per = val.get("swap_accuracy")
+        if isinstance(per, dict) and per and all(_number(x, "g") for x in per.values()):
+            low = min(per, key=per.get)
+            swap += f" (lowest {low} {per[low]:.2f})"
+        figures.append(swap)
+    if _number(val.get("others_unchanged_mean"), ".3f"):
+        figures.append(f"others unchanged {val['others_unchanged_mean']:.3f}")
+    if figures:
+        n = f" on {val['n_images']:,d} images" if isinstance(val.get("n_images"), int) else ""
+        said.append(f"validation{n}: " + ", ".join(figures))
+    if not said:   # not the trainer's layout: its top-level numbers
+        said = [f"{k} {_number(v, 'g')}" for k, v in metrics.items() if _number(v, "g")][:8]
+    return [f"training: {'; '.join(said)} (every figure: --json)"] if said else ["training figures: see --json"]
 
 
 def _finite(v):

@@ -643,3 +643,26 @@ def test_an_output_name_too_long_is_said_as_the_window_says_it(tmp_path, capsys,
     rc, err = _edit(capsys, portrait_path, tmp_path / ("a" * 300 + ".png"), tiny_model_path, "--set", "Smiling=2")
     assert rc != 0 and "the file name is too long (304 characters; this folder allows" in err, err
     assert len(err.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+def test_info_reads_as_words_not_python_or_json(tmp_path, capsys):
+    """QA walk: `info` printed "values ['no', 'yes']" and the metrics as one ~1,000-character JSON line."""
+    from conftest import make_tiny_model
+    from core.model_file import load_model, save_model
+    from fader_desktop.cli import main
+    model = load_model(make_tiny_model(tmp_path / "m.fader"))
+    model.meta["metrics"] = {"step": 68084, "selection": "best", "validation": {
+        "n_images": 300, "psnr": 27.855, "swap_mean": 0.866, "swap_accuracy": {"Smiling": 0.99, "Male": 0.59},
+        "others_unchanged_mean": 0.9133, "lat_dis_accuracy": {"Smiling": 0.93, "Male": 0.97}}}
+    save_model(model, tmp_path / "m2.fader")
+    assert main(["info", "--model", str(tmp_path / "m2.fader")]) == 0
+    out = capsys.readouterr().out
+    assert "Smiling: values no, yes, slider range" in out and "['" not in out and "{" not in out, out
+    assert ("training: step 68,084; validation on 300 images: PSNR 27.86 dB, swap accuracy 0.866 (lowest Male 0.59), "
+            "others unchanged 0.913 (every figure: --json)") in out, out
+    assert max(len(line) for line in out.splitlines()) < 200
+    # another program's figures: its numbers, named
+    model.meta["metrics"] = {"psnr": 30.1, "notes": {"a": 1}}
+    save_model(model, tmp_path / "m3.fader")
+    assert main(["info", "--model", str(tmp_path / "m3.fader")]) == 0
+    assert "training: psnr 30.1 (every figure: --json)" in capsys.readouterr().out
