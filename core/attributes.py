@@ -119,7 +119,12 @@ def did_you_mean(text: str, known: Iterable[str]) -> str:
     lower = {}
     for k in known:
         lower.setdefault(str(k).strip().lower(), str(k))
-    near = difflib.get_close_matches(str(text).strip().lower(), list(lower), n=1, cutoff=0.7)
+    t = str(text).strip().lower()
+    near = difflib.get_close_matches(t, list(lower), n=1, cutoff=0.6)   # 'Smile' for 'Smiling' reads 0.67
+    if not near and len(t) >= 3:
+        # a name cut short or a part of one: 'Mouth' for 'Mouth_Slightly_Open', 'glasses' for 'Eyeglasses'
+        near = [k for k in lower if k.startswith(t)] or [k for k in lower if t in k]
+        near = near if len(near) == 1 else []
     return f" (did you mean {lower[near[0]]!r}?)" if near else ""
 
 

@@ -585,7 +585,7 @@ def test_an_attribute_name_with_an_equals_sign_can_be_set(tmp_path, capsys, phot
     rc, err = main_inproc(capsys, "edit", photo_png, "-o", tmp_path / "o.png", "--set", "A=C=1",
                           "--model", model, "--device", "cpu")
     assert rc == 2, err
-    assert_one_line_error(err, "unknown attribute 'A=C'; the model has 'Smiling' and 'A=B'")
+    assert_one_line_error(err, "unknown attribute 'A=C' (did you mean 'A=B'?); the model has 'Smiling' and 'A=B'")
     assert not (tmp_path / "o.png").exists()
 
 
@@ -666,3 +666,10 @@ def test_info_reads_as_words_not_python_or_json(tmp_path, capsys):
     save_model(model, tmp_path / "m3.fader")
     assert main(["info", "--model", str(tmp_path / "m3.fader")]) == 0
     assert "training: psnr 30.1 (every figure: --json)" in capsys.readouterr().out
+
+
+def test_a_misspelt_or_shortened_attribute_gets_a_suggestion(tmp_path, capsys, portrait_path, tiny_model_path):
+    """QA walk: `--set Smile=1` got no "did you mean" (a mistyped command and `fader-train --attr` did)."""
+    for typed, meant in (("Smile", "Smiling"), ("Mal", "Male")):
+        rc, err = _edit(capsys, portrait_path, tmp_path / "o.png", tiny_model_path, "--set", f"{typed}=1")
+        assert rc == 2 and f"unknown attribute '{typed}' (did you mean '{meant}'?)" in err, err

@@ -248,7 +248,7 @@ def test_cli_sweeps_an_attribute_whose_name_has_an_equals_sign(tmp_path, capsys,
     rc, err = cli(capsys, "sweep", portrait_path, "-o", tmp_path / "x.png", "--attr", "Hair=colour=grey", *m)
     assert rc == 2 and "'Hair=colour' has no value 'grey'" in err, err
     rc, err = cli(capsys, "sweep", portrait_path, "-o", tmp_path / "x.png", "--attr", "Hair", *m)
-    assert rc == 2 and "unknown attribute 'Hair'; the model has 'A=B' and 'Hair=colour'" in err, err
+    assert rc == 2 and "unknown attribute 'Hair' (did you mean 'Hair=colour'?); the model has 'A=B' and 'Hair=colour'" in err, err
 
 
 def test_a_gif_plays_at_the_rate_asked_or_says_which_rates_it_can(tmp_path):
