@@ -43,12 +43,15 @@ def load_recipe(path, attributes) -> dict:
         raise FaderError(f"{p}: recipe file not found") from None
     except IsADirectoryError:
         raise FaderError(f"{p}: recipe is a folder, not a file") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:   # Python's "'utf-8' codec can't decode byte 0xff in position 0" was shown
+        raise FaderError(f"{p}: recipe is not a text file (a recipe is JSON text, as File ▸ Save edit as recipe "
+                         "writes it)") from None
+    except OSError as e:
         raise FaderError(f"{p}: cannot read recipe ({getattr(e, 'strerror', None) or e})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise FaderError(f"{p}: recipe is not valid JSON ({e.msg} at line {e.lineno})") from None
+        raise FaderError(f"{p}: recipe is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise FaderError(f"{p}: recipe is not a usable JSON file (nested too deeply)") from None
     except ValueError:   # an integer of thousands of digits (Python's int conversion limit)

@@ -673,3 +673,14 @@ def test_a_misspelt_or_shortened_attribute_gets_a_suggestion(tmp_path, capsys, p
     for typed, meant in (("Smile", "Smiling"), ("Mal", "Male")):
         rc, err = _edit(capsys, portrait_path, tmp_path / "o.png", tiny_model_path, "--set", f"{typed}=1")
         assert rc == 2 and f"unknown attribute '{typed}' (did you mean '{meant}'?)" in err, err
+
+
+def test_a_recipe_that_is_no_text_is_said_in_words(tmp_path, capsys, portrait_path, tiny_model_path):
+    """QA walk: `--recipe photo.jpg` printed Python's "'utf-8' codec can't decode byte 0xff in
+    position 0"; malformed JSON named the line only."""
+    rc, err = _edit(capsys, portrait_path, tmp_path / "o.png", tiny_model_path, "--recipe", portrait_path)
+    assert rc == 2 and "recipe is not a text file" in err and "codec" not in err, err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"values": {"Smiling": 1,}}')
+    rc, err = _edit(capsys, portrait_path, tmp_path / "o.png", tiny_model_path, "--recipe", bad)
+    assert rc == 2 and "recipe is not valid JSON (" in err and "line 1, column" in err, err
