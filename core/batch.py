@@ -48,6 +48,10 @@ STATUSES = ("ok", "exists", "skipped", "failed", "cancelled")
 # the reason of a skipped file whose type is no photo's (a readme.txt): left out, not a failed edit
 NOT_AN_IMAGE = "not an image (unsupported file type)"
 REPORT_FORMAT = "fader-batch-report"
+# the reason of an output --skip-existing leaves as it is; where the earlier report of the batch
+# said how it was written, that follows (WRITTEN_BEFORE + its reason then)
+EXISTS_REASON = "output exists (--skip-existing)"
+WRITTEN_BEFORE = "when written: "
 # Decoded photos the pipeline may hold at once (read ahead + waiting to be written), beyond one.
 MAX_HELD_BYTES = 768 << 20
 MAX_READERS = 64  # reader threads (each a thread and a photo in flight)
@@ -123,13 +127,16 @@ class Item:
     seconds: float = 0.0
     unsure: list = field(default_factory=list)   # edits measured from a reading the classifier was unsure of
     lost: list = field(default_factory=list)     # what the output could not keep (transparency, 16 bits, pages)
+    # an output passed over (`exists`) whose unsure readings, losses and reason come from the
+    # earlier report of this batch, which wrote it: False where they are not known (not checked again)
+    notes_carried: bool = False
 
     def to_dict(self) -> dict:
         return {"input": str(self.input), "relative": self.relative,
                 "output": str(self.output) if self.output is not None and self.status in ("ok", "exists") else None,
                 "status": self.status, "reason": self.reason, "faces": self.faces, "changed": self.changed,
                 "seconds": round(self.seconds, 4), "unsure": list(self.unsure),
-                "lost": list(self.lost)}
+                "lost": list(self.lost), "notes_carried": self.notes_carried}
 
 
 def is_other_file(it: Item) -> bool:
@@ -341,7 +348,7 @@ def plan_batch(in_dir, out_dir, fmt: Optional[str] = None, skip_existing: bool =
             continue
         taken[key] = it.relative
         if skip_existing and it.output.is_file():
-            it.status, it.reason = "exists", "output exists (--skip-existing)"
+            it.status, it.reason = "exists", EXISTS_REASON
         elif skip_existing and it.output.is_symlink() and not it.output.exists():
             # a link whose target is gone is the user's entry all the same (the refusal without a
             # flag counts it among the files there): left as it is, never replaced
@@ -483,14 +490,80 @@ def _make_report_folder(report_path) -> None:
 
 def _is_report(p: Path) -> bool:
     """Whether `p` holds a report this program wrote (which a new report may replace)."""
+    return _read_report(p) is not None
+
+
+def _read_report(p: Path) -> Optional[dict]:
+    """The report this program wrote at `p`, None where there is none (or another file)."""
     try:
         if not p.is_file() or p.stat().st_size > 512 << 20:   # a pipe would block the open
-            return False
+            return None
         with open(p, "rb") as f:
             data = json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == REPORT_FORMAT else None
+
+
+def _same_path(a, b) -> bool:
+    if not isinstance(a, (str, Path)) or not isinstance(b, (str, Path)):
         return False
-    return isinstance(data, dict) and data.get("format") == REPORT_FORMAT
+    try:
+        ra, rb = _resolve(Path(a)), _resolve(Path(b))
+    except ValueError:   # a name with a NUL byte, in a report edited by hand
+        return False
+    return ra is not None and ra == rb
+
+
+def _carry_earlier_notes(report_path, report: "BatchReport") -> None:
+    """A resume (--skip-existing) passes over the outputs an earlier run wrote: where the earlier
+    report at `report_path` is this batch's (same folders, model, values and options but the two
+    that say what to do with outputs already there), each output it wrote keeps the unsure
+    readings, losses and reason that report gave it (`notes_carried`), so that the summary and the
+    new report, which replaces it, still name them. An output changed since that report was written
+    (newer than it) is not taken for the one it describes."""
+    exists = [it for it in report.items if it.status == "exists" and it.reason == EXISTS_REASON]
+    if not exists or report_path is None:
+        return
+    p = Path(report_path)
+    data = _read_report(p)
+    try:
+        written = p.stat().st_mtime
+    except OSError:
+        return
+    if data is None or data.get("model") != report.model or not _same_path(data.get("in_dir"), report.in_dir) \
+            or not _same_path(data.get("out_dir"), report.out_dir):
+        return
+    # the values as the new report will write them (JSON: a tuple is a list)
+    if data.get("values") != json.loads(json.dumps(report.values)):
+        return
+    before, defaults = data.get("options"), BatchOptions()
+    if not isinstance(before, dict):
+        return
+    for k, v in report.options.items():
+        # an option older reports lack was then its default
+        if k not in ("skip_existing", "overwrite") and before.get(k, getattr(defaults, k, None)) != v:
+            return
+    if not isinstance(data.get("items"), list):
+        return
+    entries = {e["relative"]: e for e in data["items"] if isinstance(e, dict) and isinstance(e.get("relative"), str)}
+    carried_prefix = f"{EXISTS_REASON}; {WRITTEN_BEFORE}"
+    for it in exists:
+        e = entries.get(it.relative)
+        # written by that run, or carried by it from the one before
+        if e is None or not (e.get("status") == "ok" or e.get("status") == "exists" and e.get("notes_carried") is True):
+            continue
+        unsure, lost, reason = e.get("unsure"), e.get("lost"), e.get("reason")
+        if not (isinstance(unsure, list) and isinstance(lost, list) and isinstance(reason, str)
+                and all(isinstance(x, str) for x in unsure + lost)):
+            continue
+        try:
+            if not _same_path(e.get("output"), it.output) or os.stat(it.output).st_mtime > written:
+                continue
+        except OSError:
+            continue
+        it.unsure, it.lost, it.notes_carried = list(unsure), list(lost), True
+        it.reason = carried_prefix + reason.removeprefix(carried_prefix)
 
 
 # --------------------------------------------------------------------------------------------
@@ -603,7 +676,7 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
     is written. Per-file problems are recorded, never raised. `progress(done, total, path)` is
     called from this thread after each file; setting `cancel` stops after the photo being written
     (outputs are complete files) and marks the rest ``cancelled``. KeyboardInterrupt is
-    handled the same way, then re-raised once the report is written.
+    handled the same way, then re-raised once the report is written (as its `batch_report`).
 
     `readers`: threads that load, detect and align (default: 2 up to 8 cores, else cores/4).
     `batch_faces`: faces per model batch (a batch takes the photos that are ready, up to this).
@@ -620,7 +693,9 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
                          options={"aligned": options.aligned, "raw": options.raw, "face": options.face,
                                   "format": options.format, "quality": options.quality,
                                   "skip_existing": options.skip_existing, "overwrite": options.overwrite,
-                                  "find_more_faces": options.find_more_faces},
+                                  "find_more_faces": options.find_more_faces,
+                                  # how faces are numbered in the words (unsure readings), 0 or 1
+                                  "first_face": options.first_face},
                          started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     t0 = time.perf_counter()
     total = len(items)
@@ -645,6 +720,7 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
         out_fd, out_id = _hold_folder(out_dir)
     try:
         if report_path is not None:
+            _carry_earlier_notes(report_path, report)   # read before the new report replaces it
             _make_report_folder(report_path)
         for it in items:
             if it.status != "pending":
@@ -687,6 +763,8 @@ def run_batch(in_dir, out_dir, engine, options: BatchOptions, *, progress: Optio
                 # the photos' fate still reaches the user (the summary); the run counts as failed
                 report.report_error = str(e)
     if interrupted is not None:
+        # the report goes with it, so that an abort can still say what was written and how to go on
+        interrupted.batch_report = report
         raise interrupted
     return report
 

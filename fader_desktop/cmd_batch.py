@@ -55,10 +55,7 @@ def passed_over_note(items: list, n_todo: int) -> str:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from core.attributes import counted
     from core.batch import OUTPUT_FORMATS, BatchOptions, plan_batch, run_batch
-    from core.edit_session import UNSURE_READING
-    from core.errors import printable
     from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
     from fader_desktop.cli import PROG, build_values, load_engine
     opts = BatchOptions(aligned=args.aligned, raw=args.raw, face=args.face, format=args.format,
@@ -142,14 +139,23 @@ def run(args) -> int:
     try:
         report = run_batch(args.in_dir, args.out_dir, engine, opts, progress=progress, cancel=cancel,
                            report_path=args.report, readers=args.readers, items=items)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if not stopped_by:
             raise
         # Aborted by a second signal, the report written. Leave without the interpreter's teardown:
         # after a stop inside torch's threads it aborted now and then ("terminate called without
         # an active exception", SIGABRT) instead of exiting 130; and a second SIGTERM exits 143.
         bar.close()
-        sys.stderr.write(f"{PROG}: aborted\n")
+        aborted = getattr(e, "batch_report", None)
+        try:
+            if aborted is not None:
+                # what was written and how to go on, as after the first Ctrl-C: it said only "aborted"
+                say_summary(aborted, args, opts, head="aborted: ")
+            else:   # stopped before the run could count anything; what was written is complete
+                sys.stderr.write(f"{PROG}: aborted; the same command with --skip-existing goes on where this run "
+                                 "stopped\n")
+        except KeyboardInterrupt:
+            pass   # a third one: leave now
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(128 + int(stopped_by[-1]))
@@ -157,6 +163,19 @@ def run(args) -> int:
         bar.close()
         for s, handler in old.items():
             signal.signal(s, handler)
+    say_summary(report, args, opts)
+    if report.cancelled:
+        # as a shell reports a command stopped by that signal: 130 for Ctrl-C, 143 for SIGTERM
+        return 128 + int(stopped_by[0]) if stopped_by else 130
+    return report.exit_status
+
+
+def say_summary(report, args, opts, head: str = "") -> None:
+    """The summary on stderr: the counts (after `head`), how to go on, the problems and the notes."""
+    from core.attributes import counted
+    from core.edit_session import UNSURE_READING
+    from core.errors import printable
+    from fader_desktop.cli import PROG
     c = report.counts()
     others = report.other_files()
     # the report's count of skipped files, with the files that are not images among them named: it
@@ -164,9 +183,16 @@ def run(args) -> int:
     n_other = len(others)
     skipped = f"{c['skipped']} skipped" + (f" ({n_other} not {'an image' if n_other == 1 else 'images'})"
                                           if n_other else "")
-    summary = (f"{c['ok']} written, {c['exists']} already there, {skipped}, "
+    # outputs passed over whose earlier report (of this batch, at --report) was not there to say
+    # how they were written: their unsure readings are not known, nor counted below
+    # (said after the counts, which keep their words: scripts and people read them as before)
+    unchecked = sum(1 for it in report.items if it.status == "exists" and not it.notes_carried)
+    summary = (f"{head}{c['ok']} written, {c['exists']} already there, {skipped}, "
                f"{c['failed']} failed" + (f", {c['cancelled']} not processed" if c["cancelled"] else "")
-               + f" in {report.seconds:.1f} s")
+               + f" in {report.seconds:.1f} s"
+               + ("" if not unchecked else "; those already there were not checked again" if unchecked == c["exists"]
+                  else f"; {unchecked} of those already there {'was' if unchecked == 1 else 'were'} not checked "
+                  "again"))
     sys.stderr.write(f"{PROG}: {summary}\n")
     if c["cancelled"] and not report.error:
         sys.stderr.write(f"{PROG}: the same command with --skip-existing goes on where this run stopped\n")
@@ -219,7 +245,3 @@ def run(args) -> int:
         sys.stderr.write(f"{PROG}: error: {printable(report.error)}\n")
     if report.report_error:
         sys.stderr.write(f"{PROG}: error: {printable(report.report_error)}\n")
-    if report.cancelled:
-        # as a shell reports a command stopped by that signal: 130 for Ctrl-C, 143 for SIGTERM
-        return 128 + int(stopped_by[0]) if stopped_by else 130
-    return report.exit_status
