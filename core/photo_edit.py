@@ -123,6 +123,19 @@ def looks_aligned(image: np.ndarray, template) -> bool:
             and abs((w / h) / (fw / fh) - 1.0) <= ALIGNED_ASPECT_TOLERANCE)
 
 
+def aligned_shape_note(image: np.ndarray, template) -> Optional[str]:
+    """Where an image taken as an aligned crop (--aligned) is not of the template frame's shape, what
+    --aligned did with it (stretched to that framing) and the likely fix, else None. A whole photo
+    given with --aligned was edited as one squashed face and read "nothing changed", without a word."""
+    fw, fh = template.frame
+    h, w = image.shape[:2]
+    if h and abs((w / h) / (fw / fh) - 1.0) <= ALIGNED_ASPECT_TOLERANCE:
+        return None
+    return (f"{w}x{h} is not the shape of the aligned crops --aligned takes ({fw}x{fh}, CelebA's framing): it was "
+            f"stretched to that framing as one face; if it is a whole photo, leave out --aligned to find and align "
+            f"its faces")
+
+
 def find_faces(image: np.ndarray, template, size: int, aligned: bool = False, detector=None) -> FoundFaces:
     """The usable faces of a photo, aligned for the model.
 

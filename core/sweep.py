@@ -49,10 +49,13 @@ class SweepFace:
         return cls(name, f.aligned.crop, f.latent, dict(f.own), f.reconstruction)
 
 
-def open_faces(images: Sequence, engine, aligned: bool = False, face: Optional[int] = None, detector=None) -> list:
+def open_faces(images: Sequence, engine, aligned: bool = False, face: Optional[int] = None, detector=None,
+               note: Optional[Callable[[str], None]] = None) -> list:
     """Open each image (path or RGB array) and take face `face` (0 = the first in reading order; None: each photo's
-    main face, as the window selects it first) -> [SweepFace]."""
-    from .photo_edit import PhotoEdit, main_face
+    main face, as the window selects it first) -> [SweepFace]. `note(text)` hears what the figure will not
+    show without a word (`edit` says the same): which of several faces a photo gives, an --aligned image
+    of another shape."""
+    from .photo_edit import PhotoEdit, aligned_shape_note, main_face
     out = []
     for k, src in enumerate(images):
         name = str(src) if isinstance(src, (str, os.PathLike)) else f"image {k}"
@@ -60,6 +63,12 @@ def open_faces(images: Sequence, engine, aligned: bool = False, face: Optional[i
         i = main_face(doc.faces) if face is None else face
         if not 0 <= i < len(doc.faces):
             raise FaderError(f"{name}: {no_such_face(i, len(doc.faces))}")
+        if note is not None:
+            if aligned and (said := aligned_shape_note(doc.image, engine.model.alignment())):
+                note(f"{name}: {said}")
+            if face is None and len(doc.faces) > 1:
+                note(f"{name} has {len(doc.faces)} faces; the figure shows face {i} (its main face); "
+                     f"--face N shows another")
         out.append(SweepFace.of(doc, i, name))
     return out
 

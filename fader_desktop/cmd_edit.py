@@ -42,7 +42,7 @@ def run(args) -> int:
     from core.errors import printable
     from core.errors import FaderError, NoFaceError
     from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image, unchanged_wording
-    from core.photo_edit import PhotoEdit, check_face_search, face_search, main_face
+    from core.photo_edit import PhotoEdit, aligned_shape_note, check_face_search, face_search, main_face
     from fader_desktop.cli import PROG, build_values, check_output, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
     if not args.output.strip() or args.output.endswith(("/", os.sep)):
@@ -84,6 +84,8 @@ def run(args) -> int:
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")
+    if args.aligned and (note := aligned_shape_note(doc.image, engine.model.alignment())):
+        sys.stderr.write(f"{PROG}: note: {printable(src)}: {note}\n")
     if args.face is not None and args.face >= len(doc.faces) and not (args.find_more_faces or args.aligned):
         from core.edit_session import no_such_face
         raise FaderError(f"{printable(src)}: {no_such_face(args.face, len(doc.faces))}; --find-more-faces "

@@ -684,3 +684,13 @@ def test_a_recipe_that_is_no_text_is_said_in_words(tmp_path, capsys, portrait_pa
     bad.write_text('{"values": {"Smiling": 1,}}')
     rc, err = _edit(capsys, portrait_path, tmp_path / "o.png", tiny_model_path, "--recipe", bad)
     assert rc == 2 and "recipe is not valid JSON (" in err and "line 1, column" in err, err
+
+
+def test_a_whole_photo_given_with_aligned_gets_a_note(tmp_path, capsys, portrait_path, tiny_model_path, celeba_aligned):
+    """QA walk: `edit photo.jpg --aligned` squashed the whole 512x512 photo into one face crop and
+    said only "nothing changed" (or wrote a smudge), without a word about the shape."""
+    rc, err = _edit(capsys, portrait_path, tmp_path / "o.png", tiny_model_path, "--aligned", "--set", "Smiling=2")
+    assert rc == 0 and "512x512 is not the shape of the aligned crops --aligned takes (178x218" in err, err
+    crop = sorted(celeba_aligned.glob("*.jpg"))[0]
+    rc, err = _edit(capsys, crop, tmp_path / "c.png", tiny_model_path, "--aligned", "--set", "Smiling=2")
+    assert rc == 0 and "not the shape" not in err, err   # a CelebA crop: nothing to say

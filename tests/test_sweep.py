@@ -326,3 +326,25 @@ def test_a_gif_that_is_not_cancelled_is_the_same_file_as_before(tmp_path):
                 duration=10 * gif_delay_cs(8), loop=0, optimize=False, disposal=1)
     assert (tmp_path / "new.gif").read_bytes() == (tmp_path / "old.gif").read_bytes()
     assert len(calls) >= len(frames)
+
+
+def test_sweep_says_what_its_figure_would_not(tmp_path, capsys, portrait_path, tiny_model_path):
+    """QA walk: `sweep` said less than `edit`: a photo without a face got no --find-more-faces hint,
+    a two-face photo's face 0 was used without a word, --fps on a still figure and a whole photo
+    given with --aligned were taken silently."""
+    import cv2
+    from core.image_io import load_image
+    m = ["--model", tiny_model_path, "--device", "cpu", "--steps", "3", "--cell-size", "40", "--attr", "Smiling"]
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
+    rc, err = cli(capsys, "sweep", blank, "-o", tmp_path / "a.png", *m)
+    assert rc == 2 and "--find-more-faces searches again" in err, err
+    rgb = load_image(portrait_path)
+    two = tmp_path / "two.png"
+    cv2.imwrite(str(two), np.concatenate([rgb, rgb[:, ::-1]], axis=1)[..., ::-1])
+    rc, err = cli(capsys, "sweep", two, "-o", tmp_path / "b.png", "--fps", "4", *m)
+    assert rc == 0, err
+    assert "has 2 faces; the figure shows face 0 (its main face); --face N shows another" in err, err
+    assert "--fps applies to an animation" in err, err
+    rc, err = cli(capsys, "sweep", portrait_path, "-o", tmp_path / "c.png", "--aligned", *m)
+    assert rc == 0 and "is not the shape of the aligned crops --aligned takes" in err, err
