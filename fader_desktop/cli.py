@@ -144,7 +144,9 @@ def main(argv=None) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         command = argv[0]
         module = importlib.import_module(SUBCOMMANDS[command][0])
-        p = OneLineParser(prog=f"{PROG} {command}", description=SUBCOMMANDS[command][1])
+        # examples under the options (kept as written): none of the commands' --help had one
+        p = OneLineParser(prog=f"{PROG} {command}", description=SUBCOMMANDS[command][1],
+                          epilog=getattr(module, "EXAMPLES", None), formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
         args = p.parse_args(argv[1:])
         old = _stop_on_sigterm()

@@ -8,6 +8,12 @@ import sys
 import threading
 
 
+EXAMPLES = """examples:
+  fader-desktop batch photos/ -o edited/ --set Smiling=1
+  fader-desktop batch photos/ -o edited/ --recipe my_edit.json --format png --report edited/report.json
+  fader-desktop batch photos/ -o edited/ --set Smiling=1 --skip-existing   (goes on after an interrupted run)"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from core.batch import OUTPUT_FORMATS
     from fader_desktop.cli import add_model_arguments

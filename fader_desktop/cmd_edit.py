@@ -8,18 +8,28 @@ import sys
 from pathlib import Path
 
 
+EXAMPLES = """examples:
+  fader-desktop edit photo.jpg -o smiling.jpg --set Smiling=1
+  fader-desktop edit group.jpg -o out.jpg --face 1 --set Eyeglasses=1 --set Young=0
+  fader-desktop edit photo.jpg -o out.png --recipe my_edit.json   (saved by the window: File > Save edit as recipe)
+  fader-desktop edit photo.jpg -o out.jpg --own Young=no --set Young=1   (where the model misread the face as young)
+  fader-desktop info   (the model's attributes, values and slider ranges)"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fader_desktop.cli import add_model_arguments, add_overwrite_argument
     p.add_argument("image", help="input photo")
     p.add_argument("-o", "--output", required=True, help="output file (.png, .jpg, .webp, …); never the input")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="attribute value: a number (slider position) or a value label; repeatable")
+                   help="attribute value: a number (slider position: 0 = the first value, 1 = the second) or "
+                        "a value label (Smiling=yes); the names, values and slider ranges: `fader-desktop "
+                        "info`; repeatable")
     p.add_argument("--recipe", metavar="R.json",
                    help="recipe saved by the window (Save edit as recipe…), as batch takes it; --set overrides it")
     p.add_argument("--own", action="append", default=[], metavar="NAME=VALUE",
                    help="correct a face's own value where the model misread it (0 or 1, or a value label: "
-                        "Young=no; the face --face, "
-                        "else every face): --set edits are measured from it; repeatable")
+                        "Young=no), on the face given with --face, else on every face; --set edits are "
+                        "measured from it; repeatable")
     p.add_argument("--face", type=int, metavar="N",
                    help="edit only face N (0 = the first in reading order: top row, leftmost); default: every face (with --raw, which writes one "
                         "face's crop: the main face, the first unless another is at least twice its size)")
@@ -31,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw", action="store_true",
                    help="write the model's own output at model resolution: one face's crop (--face, default the "
                         "main face)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
+    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality, 1..100 (default 95)")
     add_overwrite_argument(p)
     add_model_arguments(p)
 

@@ -7,6 +7,11 @@ import math
 from pathlib import Path
 
 
+EXAMPLES = """examples:
+  fader-desktop info
+  fader-desktop info --model runs/r1/model.fader --json"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="M", help="model file (.fader); default: the embedded model")
     p.add_argument("--json", action="store_true", help="print one JSON object")

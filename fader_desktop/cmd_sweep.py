@@ -12,6 +12,12 @@ STILL = (".png", ".jpg", ".jpeg", ".webp")
 ANIMATED = (".gif", ".mp4")
 
 
+EXAMPLES = """examples:
+  fader-desktop sweep photo.jpg -o strip.png --attr Smiling --labels
+  fader-desktop sweep photo.jpg -o smile.gif --attr Smiling --steps 12 --fps 10
+  fader-desktop sweep a.jpg b.jpg -o grid.png --grid --labels   (every attribute flipped, one row per photo)"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fader_desktop.cli import add_model_arguments, add_overwrite_argument
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos; each gives one row")

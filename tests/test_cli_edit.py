@@ -694,3 +694,27 @@ def test_a_whole_photo_given_with_aligned_gets_a_note(tmp_path, capsys, portrait
     crop = sorted(celeba_aligned.glob("*.jpg"))[0]
     rc, err = _edit(capsys, crop, tmp_path / "c.png", tiny_model_path, "--aligned", "--set", "Smiling=2")
     assert rc == 0 and "not the shape" not in err, err   # a CelebA crop: nothing to say
+
+
+def test_every_commands_help_has_examples_that_its_parser_takes(capsys):
+    """QA walk: no command's --help had an example. Each example line is read by the command's own
+    parser, so an option renamed later cannot leave a stale example behind."""
+    import argparse
+    import importlib
+    import shlex
+
+    from fader_desktop.cli import SUBCOMMANDS, main
+    for command in ("edit", "batch", "sweep", "info"):
+        with pytest.raises(SystemExit) as e:
+            main([command, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        examples = [line.strip() for line in out.split("examples:", 1)[-1].splitlines()
+                    if line.strip().startswith(f"fader-desktop {command}")]
+        assert "examples:" in out and examples, out
+        module = importlib.import_module(SUBCOMMANDS[command][0])
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        for line in examples:
+            words = shlex.split(line.split("   (")[0])[2:]
+            parser.parse_args(words)   # an unknown option or a missing argument exits here
