@@ -702,6 +702,12 @@ def _check_options(a):
         raise FaderError(_missing_data(a))
     if not a.out:
         raise FaderError("--out is required")
+    # the run folder first: a new run's command given again on its folder heard "give --steps N"
+    # and only with --steps that the folder already holds a run
+    check_run_folder(Path(a.out))
+    from .trainer import CHECKPOINT_NAME
+    if not a.resume and (Path(a.out) / CHECKPOINT_NAME).exists():
+        raise FaderError(f"{a.out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
     if a.steps is not None and a.epochs is not None:
         raise FaderError("give either --steps or --epochs, not both")
     if a.steps is None and a.epochs is None and not a.resume:
@@ -712,7 +718,6 @@ def _check_options(a):
     if a.fresh_discriminators and not a.continue_from:
         raise FaderError("--fresh-discriminators goes with --continue MODEL")
     _check_numbers(a)
-    check_run_folder(Path(a.out))
     _check_out_outside_data(a)
     if a.classifier:
         _check_regular_file("--classifier", a.classifier)
@@ -1709,11 +1714,79 @@ def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, 
     # the training window's Cancel is a SIGTERM: its log read "fader-train: SIGTERM at step 101"
     said = "stopped on request (SIGTERM)" if reason == "SIGTERM" else reason
     say(f"{PROG}: {said} at step {trainer.step} after {trainer.elapsed / 60:.1f} min; {model}; {kept}")
+    if trainer.is_main and saved is not None and reason in ("interrupted", "SIGTERM", "time budget") \
+            and trainer.step < cfg.steps:
+        # the natural guess, `--resume --out RUN`, is refused (the data is not in the run folder)
+        say(f"{PROG}: to go on: {_resume_line(argv, dist)}")
     if reason == "interrupted":
         return 130
     if reason == "SIGTERM":
         return 143
     return 0
+
+
+# Options a resumed run refuses ("give only one"): the run folder holds what they started it from.
+_NOT_ON_RESUME = ("init", "continue_from", "fresh_discriminators")
+
+
+def resume_arguments(argv) -> list:
+    """The arguments that resume the run `argv` started: the same, with --resume added where it is
+    not there and without --init / --continue (and --fresh-discriminators), which a resumed run
+    refuses. Options are matched as argparse matches them (`--init=M`, an abbreviation)."""
+    parser = build_parser()
+    longs = [o for o in parser._option_string_actions if o.startswith("--")]
+
+    def action_of(word: str):
+        name = word.partition("=")[0] if word.startswith("--") else word
+        if name in parser._option_string_actions:
+            return parser._option_string_actions[name]
+        hits = {parser._option_string_actions[o] for o in longs if o.startswith(name)} if name.startswith("--") else set()
+        return hits.pop() if len(hits) == 1 else None
+
+    words, out, i = [str(x) for x in argv], [], 0
+    while i < len(words):
+        w = words[i]
+        if w == "--":
+            out += words[i:]
+            break
+        action = action_of(w) if w.startswith("-") else None
+        n = 2 if action is not None and action.nargs != 0 and "=" not in w else 1
+        if action is None or action.dest not in _NOT_ON_RESUME:
+            out += words[i:i + n]
+        i += n
+    try:
+        resumed = parser.parse_args(out).resume
+    except SystemExit:   # cannot happen (the run parsed them): --resume is added
+        resumed = False
+    return out if resumed else [*out, "--resume"]
+
+
+def _resume_line(argv, dist) -> str:
+    """The command that resumes this run, to be pasted: `fader-train` and the arguments with
+    --resume (resume_arguments); under torchrun the launcher's own line (read from /proc where
+    it is there: the arguments this process got come last in it), else what to run it with."""
+    args = resume_arguments(argv if argv is not None else sys.argv[1:])
+    if dist is None:
+        return shlex.join([*shlex.split(train_program()), *args])
+    given = [str(x) for x in (argv if argv is not None else sys.argv[1:])]
+    launcher = _launcher_words()
+    if launcher and len(launcher) > len(given) + 2 and (not given or launcher[-len(given):] == given):
+        words = launcher[:len(launcher) - len(given)]
+        if os.path.basename(words[1]) == "torchrun":   # `torchrun …` runs as `python …/torchrun …`
+            words = ["torchrun", *words[2:]]
+        line = shlex.join([*words, *args])
+    else:   # the launcher's line is not known: its options are the user's
+        line = "the same torchrun line with the arguments of " + shlex.join([*shlex.split(train_program()), *args])
+    return line + (" (on every machine)" if dist.world_size > dist.local_world_size else "")
+
+
+def _launcher_words() -> list:
+    """The command line of the process that started this one (torchrun), [] where unknown."""
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [w.decode("utf-8", "surrogateescape") for w in raw.split(b"\0")[:-1]]
 
 
 def _continued_discriminators(a, trainer, model, say) -> None:

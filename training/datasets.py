@@ -11,6 +11,7 @@ import csv
 import hashlib
 import os
 import re
+import shlex
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,7 +205,8 @@ def _open_folders(root: Path, wanted: Optional[list]) -> Dataset:
     if len(per_value) < 2:
         found = (f"found one: {quoted(per_value)}" if per_value else "found none") \
             + (f", and {counted(len(loose), 'image')} directly in it" if loose else "")
-        meant = _attribute_folder_inside(root, per_value, inner, direct)
+        meant = _attribute_folder_inside(root, per_value, inner, direct) or \
+            _attribute_folder_above(root, bool(loose) and not per_value)
         _err(f"{root}: a labeled folder needs at least 2 value subfolders with images ({found}). " + (meant or
              f"Put the images in one subfolder per value of the attribute the folder is named after, e.g. "
              f"{root / 'yes'} and {root / 'no'}, or give the labels as a CSV table (file,{name}: one row per "
@@ -254,6 +256,34 @@ def _attribute_folder_inside(root: Path, per_value: dict, inner: dict, direct: b
         return text
     other = "yes" if _negative(subs) else "no"
     return f"{text}, with a folder per value inside it, e.g. {meant / subs[0]} and {meant / other}"
+
+
+def _attribute_folder_above(root: Path, has_images: bool) -> Optional[str]:
+    """The hint for DATA/<attr>/<value> given as the labeled folder (Smiling/yes): it holds images
+    directly and no folder of images (`has_images`), and its parent holds 2 or more folders of
+    images (the value folders, `root` among them), so the user meant the parent. None otherwise
+    (Smiling/yes/{2019,2020} given as Smiling is one value of batches: the hint is to add others)."""
+    parent = root.resolve().parent
+    if not has_images or parent == root.resolve():
+        return None
+    try:
+        values = sorted(d.name for d in parent.iterdir() if d.is_dir() and not _junk_folder(d.name) and _has_image(d))
+    except OSError:
+        return None
+    if len(values) < 2:
+        return None
+    above = root.parent if root.name not in ("", "..") else parent   # as given (relative stays relative)
+    return (f"{root} holds the images of one value ({parent.name} has the value folders {quoted(values, most=6)}); "
+            f"give its attribute folder: --data {shlex.quote(str(above))}")
+
+
+def _has_image(folder: Path) -> bool:
+    """Whether `folder` holds an image file, at any depth (the walk stops at the first)."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not _junk_folder(d)]
+        if any(_is_image(Path(dirpath) / f) for f in filenames):
+            return True
+    return False
 
 
 def hash_file(f, algorithm: str = "sha1"):
