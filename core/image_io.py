@@ -646,6 +646,10 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True, 
         if alpha and (mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info):
             plane, color, composite = _load_alpha(p, im, stored)
         deep = _deep_pixels(stored, im, gray) if stored is not None else None
+        if deep is not None and plane is not None and deep.shape[2] not in (2, 4):
+            # a transparency the 16-bit decode has no channel for (a PNG's tRNS key colour): the
+            # 8-bit export keeps it (with the note on the bits), the 16-bit one came out opaque
+            deep = None
         stored = None
         return Source(_exif_block(im) if exif else None, _profile(im, gray), gray, plane, tuple(lost),
                       color=color, composite=composite, deep=deep, xmp=_xmp(im) if exif else None,
@@ -1331,6 +1335,10 @@ def _save_tiff16(p: Path, bands, shape: tuple, opts: dict, replace: bool) -> Non
     horizontal differencing (Pillow writes no 16-bit colour): the other tags (EXIF, ICC profile,
     XMP, IPTC, resolution) are those Pillow writes with ``opts``."""
     h, w, channels = shape
+    # a strip per band, of the rows _deep_bands gives a band of this shape (grey with alpha too,
+    # before it is widened below: sized for 4 channels, its strips were half its bands, and a
+    # photo of more than one strip failed, "the TIFF's tag directory changed size")
+    rows = _band_rows(np.empty((1, w, channels), np.uint8))
     if channels == 2:
         # grey with alpha: what Pillow opens of 16 bits is RGBA (nor does OpenCV read grey and
         # alpha in 16 bits), so it is written as such, in three equal channels
@@ -1342,7 +1350,6 @@ def _save_tiff16(p: Path, bands, shape: tuple, opts: dict, replace: bool) -> Non
             if tag not in _TIFF_PIXEL_TAGS:
                 ifd[tag] = tags[tag]
                 ifd.tagtype[tag] = tags.tagtype[tag]
-    rows = _band_rows(np.empty((1, w, channels), np.uint8))
     strips = (h + rows - 1) // rows
     layout = {256: (w, TiffTags.LONG), 257: (h, TiffTags.LONG), 258: ((16,) * channels, TiffTags.SHORT),
               259: (8, TiffTags.SHORT),   # Adobe deflate

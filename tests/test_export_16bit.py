@@ -243,3 +243,46 @@ def test_the_window_exports_16_bits_to_png_and_its_dialog_notes_them_only_for_jp
     x0, y0, x1, y1 = (int(v) for v in box)
     assert (got[y0:y1, x0:x1] != rgb16[y0:y1, x0:x1]).any(axis=2).mean() > 0.3
     w.undo_stack.setClean()
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_a_16bit_transparent_photo_of_many_strips_exports_to_tiff(tmp_path, channels):
+    """Review: grey with alpha is written to TIFF as RGBA, and its strips were sized for 4 channels
+    while its bands were of 2: any photo of more than one strip (300x400 already) failed with "the
+    TIFF's tag directory changed size"."""
+    h, w = 300, 400
+    y, x = np.mgrid[0:h, 0:w]
+    color = ((x * 163 + y * 97) % 65536).astype(np.uint16)
+    alpha = ((y * 211) % 65536).astype(np.uint16)
+    planes = [color, alpha] if channels == 2 else [color, color[::-1], color[:, ::-1], alpha]
+    source16 = np.dstack(planes)
+    src = tmp_path / "clear.png"
+    _png16(src, source16)
+    copied, notes = export_photo(src, tmp_path / "o.tif", load_image(src), read_source(src))
+    assert not copied and notes == []
+    got = _read16(tmp_path / "o.tif")
+    if channels == 2:
+        got = got[..., [0, 3]]
+    np.testing.assert_array_equal(got, source16)
+
+
+def test_a_16bit_grey_png_with_a_transparent_key_keeps_its_transparency(tmp_path):
+    """Review: a grey 16-bit PNG whose transparency is a key colour (tRNS) came out opaque in 16
+    bits, without a note (the 16-bit decode has no channel for it); it is exported as before, with
+    its transparency, in 8 bits, and says so."""
+    h, w = 40, 60
+    grey = (np.arange(h * w).reshape(h, w) * 37 % 60000 + 300).astype(np.uint16)   # none is the key but those
+    grey[:10, :10] = 14   # the transparent key
+    raw = b"".join(b"\0" + grey[r].astype(">u2").tobytes() for r in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    src = tmp_path / "key.png"
+    src.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0))
+                    + chunk(b"tRNS", struct.pack(">H", 14)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    _copied, notes = export_photo(src, tmp_path / "o.png", load_image(src), read_source(src))
+    from PIL import Image
+    with Image.open(tmp_path / "o.png") as im:
+        a = np.asarray(im.convert("RGBA"))[..., 3]
+    assert (a[:10, :10] == 0).all() and (a[20:, 20:] == 255).all()
+    assert DEPTH_NOTE in notes
