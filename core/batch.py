@@ -64,11 +64,11 @@ def _decoded_bytes(item) -> int:
     or TIFF's own values, Source.deep); 0 where unreadable (the read reports why)."""
     from PIL import Image
 
-    from .image_io import deep_bytes
+    from .image_io import deep_bytes, keeps_depth
     try:
         with Image.open(item.input) as im:
             w, h = im.size
-            deep = deep_bytes(im)
+            deep = deep_bytes(im) if item.output is not None and keeps_depth(item.output) else 0
     except Exception:
         return 0
     return 3 * int(w) * int(h) + deep
@@ -500,7 +500,7 @@ def _read_report(p: Path) -> Optional[dict]:
             return None
         with open(p, "rb") as f:
             data = json.loads(f.read().decode("utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):   # nested too deeply: no report of ours
         return None
     return data if isinstance(data, dict) and data.get("format") == REPORT_FORMAT else None
 
@@ -809,7 +809,7 @@ class _Pipeline:
 
     # -- reader threads ------------------------------------------------------------------------
     def _read(self, it: Item) -> _Prepared:
-        from .image_io import load_image, read_source
+        from .image_io import keeps_depth, load_image, read_source
         from .photo_edit import find_faces
         t = time.perf_counter()
         p = _Prepared(it)
@@ -817,8 +817,10 @@ class _Pipeline:
             if self.cancel.is_set() or self.gone:
                 raise _Stop()
             p.image = load_image(it.input)
-            # a 16-bit photo's own values only where its output can hold them (not --raw's crop)
-            p.source = read_source(it.input, exif=self.opt.keep_exif and not self.opt.raw, depth=not self.opt.raw)
+            # a 16-bit photo's own values only where its output can hold them (a PNG or TIFF, not
+            # --raw's crop): for a JPEG they were decoded and held, and dropped at the export
+            p.source = read_source(it.input, exif=self.opt.keep_exif and not self.opt.raw,
+                                   depth=not self.opt.raw and it.output is not None and keeps_depth(it.output))
             # the faces PhotoEdit.open finds, so that a batch output equals what `edit` writes
             p.found = find_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
             n = p.n_faces

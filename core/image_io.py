@@ -39,7 +39,7 @@ except ImportError:  # an install without it still reads every other format
     _HEIF = False
 
 __all__ = ["load_image", "read_exif", "read_icc_profile", "read_metadata", "save_image", "save_unchanged", "image_format",
-           "check_output_folder", "check_save_path", "Source", "read_source", "export_photo", "gray_rgb",
+           "check_output_folder", "check_save_path", "keeps_depth", "Source", "read_source", "export_photo", "gray_rgb",
            "SAVE_FORMATS", "EXIF_FORMATS", "LOSSY_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES",
            "export_suffix", "unchanged_wording", "deep_bytes"]
 
@@ -663,6 +663,12 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True, 
         raise ImageError(f"{p}: cannot read image: corrupt data ({why})") from None
     finally:
         im.close()
+
+
+def keeps_depth(path: str | os.PathLike) -> bool:
+    """Whether an export to ``path`` (by its suffix) writes a 16-bit source's 16 bits: where it
+    does not, read_source(depth=False) spares their decode and memory."""
+    return SAVE_FORMATS.get(Path(path).suffix.lower()) in _DEEP_FORMATS
 
 
 def _deep_kind(im: Image.Image) -> bool:

@@ -51,7 +51,8 @@ def run(args) -> int:
     from core.edit_session import sure_percent
     from core.errors import printable
     from core.errors import FaderError, NoFaceError
-    from core.image_io import check_save_path, export_photo, export_suffix, read_source, save_image, unchanged_wording
+    from core.image_io import (check_save_path, export_photo, export_suffix, keeps_depth, read_source, save_image,
+                               unchanged_wording)
     from core.photo_edit import PhotoEdit, aligned_shape_note, check_face_search, face_search, main_face
     from fader_desktop.cli import PROG, build_values, check_output, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
@@ -104,7 +105,7 @@ def run(args) -> int:
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)
     # the pixels keep the photo's colour space, so the file says which (its ICC profile)
-    source = read_source(src, exif=not args.raw, depth=not args.raw)
+    source = read_source(src, exif=not args.raw, depth=not args.raw and keeps_depth(dst))
     if args.raw:
         raw_face = main_face(doc.faces) if args.face is None else args.face
         save_image(dst, doc.render_raw(raw_face), quality=args.quality, icc_profile=source.icc, gray=source.gray,

@@ -286,3 +286,18 @@ def test_a_16bit_grey_png_with_a_transparent_key_keeps_its_transparency(tmp_path
         a = np.asarray(im.convert("RGBA"))[..., 3]
     assert (a[:10, :10] == 0).all() and (a[20:, 20:] == 255).all()
     assert DEPTH_NOTE in notes
+
+
+def test_a_16bit_photo_batched_to_jpeg_is_not_held_in_16_bits(tmp_path, deep_portrait):
+    """Review: batch (and edit) decoded and held every 16-bit photo's own values, 2 bytes a value,
+    even for JPEG outputs that drop them: the read-ahead bound counted them too, so fewer photos
+    were read ahead. Only a PNG or TIFF output holds them now."""
+    from core.batch import Item, _decoded_bytes
+    from core.image_io import keeps_depth
+    path, rgb16 = deep_portrait
+    h, w = rgb16.shape[:2]
+    png = Item(path, path.name, tmp_path / "o.png")
+    jpg = Item(path, path.name, tmp_path / "o.jpg")
+    assert _decoded_bytes(png) == 3 * w * h + 6 * w * h
+    assert _decoded_bytes(jpg) == 3 * w * h
+    assert keeps_depth("x.TIF") and keeps_depth("x.png") and not keeps_depth("x.jpg") and not keeps_depth("x.webp")
