@@ -453,8 +453,13 @@ class BatchDialog(QDialog):
                 whose = "their faces already have"
             extra.append(f"{which} edited: {whose} the edit's values (see details).")
         if c["exists"]:
+            # the window's run has no earlier report to carry their notes from (the command line's
+            # --report has): its readings were said by the run that wrote them, not here
+            unchecked = sum(1 for it in report.items if it.status == "exists" and not it.notes_carried)
             extra.append(f"{c['exists']} already existed and "
-                         f"{'was left as it was' if c['exists'] == 1 else 'were left as they were'}.")
+                         f"{'was left as it was' if c['exists'] == 1 else 'were left as they were'}"
+                         + (", not checked again: what the model was unsure of there is in the summary of the run "
+                            "that wrote them." if unchecked else "."))
         # the files the report counts apart as `not_images` (and the CLI as "(1 not an image)")
         others = len(report.other_files())
         if c["skipped"] - others or c["failed"]:
