@@ -536,6 +536,9 @@ def _carry_earlier_notes(report_path, report: "BatchReport") -> None:
         return
     # the values as the new report will write them (JSON: a tuple is a list)
     if data.get("values") != json.loads(json.dumps(report.values)):
+        if isinstance(data.get("values"), dict):
+            # the outputs passed over were edited otherwise: the folder would mix two edits unsaid
+            report.earlier_values = data["values"]
         return
     before, defaults = data.get("options"), BatchOptions()
     if not isinstance(before, dict):
@@ -585,6 +588,9 @@ class BatchReport:
     cancelled: bool = False
     report_error: Optional[str] = None   # why the JSON report could not be written (a full disk)
     error: Optional[str] = None          # why the run stopped before its end (the output folder disappeared)
+    # a resume's earlier report at the same path, of the same folders and model, was made with
+    # these other values: the outputs it passed over hold another edit (_carry_earlier_notes)
+    earlier_values: Optional[dict] = None
 
     def counts(self) -> dict:
         c = {s: 0 for s in STATUSES}

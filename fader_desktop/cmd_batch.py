@@ -210,6 +210,14 @@ def say_summary(report, args, opts, head: str = "") -> None:
     if len(problems) > 20:
         sys.stderr.write(f"  … {len(problems) - 20} more"
                          + (f" (see {printable(args.report)})" if report_written else "") + "\n")
+    if report.earlier_values is not None and report.counts()["exists"]:
+        # --skip-existing after a run with other values: the folder now holds two different edits
+        was = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{k}={v}"
+                        for k, v in report.earlier_values.items()) or "no values"
+        sys.stderr.write(f"{PROG}: note: the {counted(report.counts()['exists'], 'output')} already there "
+                         f"{'was' if report.counts()['exists'] == 1 else 'were'} written with other values "
+                         f"({printable(was)}, says the earlier report {printable(args.report)}); --overwrite "
+                         "writes every photo with these\n")
     unsure = [it for it in report.items if it.unsure]
     if unsure:
         # one photo is named with its readings; of several, one is named as an example

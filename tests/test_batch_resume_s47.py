@@ -59,6 +59,7 @@ def test_a_resume_keeps_the_unsure_readings_of_the_photos_written_before(capsys,
     # the two photos written before are counted with the one written now, as the first run counted them
     assert unsure_count(err) == 3, err
     assert "1 written, 2 already there, 0 skipped" in err and "not checked again" not in err, err
+    assert "written with other values" not in err, err
     rep = json.loads(report.read_text())
     assert rep["counts"]["exists"] == 2 and rep["counts"]["ok"] == 1
     for it in rep["items"]:
@@ -91,6 +92,9 @@ def test_a_resume_without_the_batchs_report_says_the_photos_passed_over_were_not
     assert re.search(r"1 written, 2 already there, 0 skipped, 0 failed in [\d.]+ s; those already there were not "
                      r"checked again\n", err), err
     assert unsure_count(err) == 1, err
+    # QA walk: the folder now mixes two edits, which nothing said
+    assert (f"note: the 2 outputs already there were written with other values (Smiling=2, says the earlier "
+            f"report {report}); --overwrite writes every photo with these") in err, err
     rep = json.loads(report.read_text())
     assert [it["unsure"] for it in rep["items"] if it["status"] == "exists"] == [[], []]
 
