@@ -236,13 +236,14 @@ def test_a_report_that_cannot_be_written_keeps_the_summary(tmp_path, portrait_pa
     assert rep.exit_status == 1
 
 
-def test_a_second_sigterm_aborts_with_143_and_the_report(tmp_path, portrait_path, tiny_model_path):
-    """A second SIGTERM ended as a Ctrl-C would, 'interrupted' with 130 (docs: 143 for SIGTERM)."""
+def batch_under_way(tmp_path, portrait_path, tiny_model_path, **popen) -> tuple:
+    """(the process, its output folder, its report) of `fader-desktop batch` over six 2048x2048
+    photos, once its first output is written: each photo's paste-back and PNG write take ~1 s here
+    (4096x4096 took ~3 s), ~20x the time a test leaves between two signals. `popen`: more
+    subprocess.Popen arguments."""
     from core.image_io import load_image, save_image
     src = tmp_path / "in"
     src.mkdir()
-    # 2048x2048: each photo's paste-back and PNG write take ~1 s here (4096x4096 took ~3 s), still
-    # ~20x the time between the two signals
     big = np.repeat(np.repeat(load_image(portrait_path), 4, axis=0), 4, axis=1)
     save_image(src / "00.jpg", big, quality=80)
     for k in range(1, 6):   # it stops after the second: more photos only cost their making and reading
@@ -252,11 +253,17 @@ def test_a_second_sigterm_aborts_with_143_and_the_report(tmp_path, portrait_path
     proc = subprocess.Popen([sys.executable, "-m", "fader_desktop", "batch", str(src), "-o", str(out), "--aligned",
                              "--set", "Smiling=2", "--format", "png", "--model", str(tiny_model_path),
                              "--device", "cpu", "--report", str(report)], cwd=REPO, env=env, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, **popen)
     deadline = time.monotonic() + 120
     while not (out.is_dir() and any(out.glob("*.png"))) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     assert proc.poll() is None, proc.communicate()[1]
+    return proc, out, report
+
+
+def test_a_second_sigterm_aborts_with_143_and_the_report(tmp_path, portrait_path, tiny_model_path):
+    """A second SIGTERM ended as a Ctrl-C would, 'interrupted' with 130 (docs: 143 for SIGTERM)."""
+    proc, out, report = batch_under_way(tmp_path, portrait_path, tiny_model_path)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)

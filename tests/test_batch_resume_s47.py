@@ -11,17 +11,12 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def cli(capsys, *args):
@@ -126,27 +121,10 @@ def test_an_output_replaced_since_the_report_is_not_taken_for_the_one_it_describ
 
 
 def test_a_second_ctrl_c_still_says_what_was_written_and_how_to_go_on(tmp_path, portrait_path, tiny_model_path):
-    from core.image_io import load_image, save_image
-    src = tmp_path / "in"
-    src.mkdir()
-    # 2048x2048: each photo's paste-back and PNG write take about a second here, far longer than the
-    # time between the two signals
-    big = np.repeat(np.repeat(load_image(portrait_path), 4, axis=0), 4, axis=1)
-    save_image(src / "00.jpg", big, quality=80)
-    for k in range(1, 6):
-        shutil.copy(src / "00.jpg", src / f"{k:02d}.jpg")
-    out, report = tmp_path / "out", tmp_path / "report.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "fader_desktop", "batch", str(src), "-o", str(out), "--aligned",
-                             "--set", "Smiling=2", "--format", "png", "--model", str(tiny_model_path),
-                             "--device", "cpu", "--report", str(report)], cwd=REPO, env=env, stderr=subprocess.PIPE,
-                            text=True,
-                            # as a terminal's Ctrl-C, also where pytest runs as a script's background job
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while not (out.is_dir() and any(out.glob("*.png"))) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert proc.poll() is None, proc.communicate()[1]
+    from test_batch_cli_review import batch_under_way
+    # as a terminal's Ctrl-C, also where pytest runs as a script's background job
+    proc, out, report = batch_under_way(tmp_path, portrait_path, tiny_model_path,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
