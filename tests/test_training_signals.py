@@ -173,11 +173,11 @@ def launch():
             r.p.wait()
 
 
-def _stop_inside_the_last_checkpoint(tmp_path, launch, data, *signals):
+def _stop_inside_the_last_checkpoint(tmp_path, launch, data, *signals, out_name="run"):
     """A run stopped by Ctrl-C after step 3, `signals` sent inside the checkpoint its stop writes:
     (the run, its exit status). On a terminal, as Ctrl-C is: its bar shows the step within half a
     second (a pipe's line came only after 5 s, half of each test's time)."""
-    out = tmp_path / "run"
+    out = tmp_path / out_name
     run = launch(["--data", str(data), "--out", str(out), *TINY, *WIDE, *LONG, "--eval-every", "1000000",
                 "--cache-dir", str(tmp_path / "cache")], terminal=True)
     run.wait_for_step(3)
@@ -204,17 +204,25 @@ def test_a_second_signal_while_the_last_checkpoint_is_written_waits_for_it(tmp_p
 
 
 def test_a_third_signal_abandons_the_write_and_the_old_checkpoint_stays_whole(tmp_path, launch, data):
-    out = tmp_path / "run"
-    # the second waits, the third stops at once
-    run, code = _stop_inside_the_last_checkpoint(tmp_path, launch, data, signal.SIGINT, signal.SIGTERM)
-    err = run.err
-    assert code == 130
-    said = re.search(r"stopping once the checkpoint of step (\d+) is written \(another Ctrl-C stops at once "
-                     r"without it: the checkpoint of step 0 stays\)", err)
-    assert said, err[-1500:]
-    step = int(said[1])
+    # the second waits, the third stops at once. The signals are sent to the frozen process inside
+    # the write; where the write still ran to its end before the third was acted on (the timing of
+    # a loaded machine: this test failed in 2 of 5 full runs of the suite in session 47, never
+    # alone), the checkpoint is whole at its step and the run is tried again in a new folder
+    for attempt in range(3):
+        out = tmp_path / f"run{attempt}"
+        run, code = _stop_inside_the_last_checkpoint(tmp_path, launch, data, signal.SIGINT, signal.SIGTERM,
+                                                     out_name=out.name)
+        err = run.err
+        assert code == 130, err[-2000:]
+        said = re.search(r"stopping once the checkpoint of step (\d+) is written \(another Ctrl-C stops at once "
+                         r"without it: the checkpoint of step 0 stays\)", err)
+        assert said, err[-1500:]
+        step = int(said[1])
+        if f"resumable checkpoint {out / CHECKPOINT_NAME} (step {step})" not in err:
+            break   # not written to its end: the third signal came inside the write
+        assert load_checkpoint(out / CHECKPOINT_NAME)["step"] == step and _temps(out) == []   # whole either way
     assert (f"resumable checkpoint {out / CHECKPOINT_NAME} at step 0 (the run stopped at once: "
-            f"steps 1-{step} are not in it)") in err
+            f"steps 1-{step} are not in it)") in err, err[-2000:]
     assert load_checkpoint(out / CHECKPOINT_NAME)["step"] == 0   # whole, not torn
     assert _temps(out) == []
     # and the run goes on from it
