@@ -6,6 +6,7 @@ display and start quickly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -14,6 +15,22 @@ import threading
 from pathlib import Path
 
 PROG = "fader-desktop"
+
+# what edit and sweep say where the ordinary face search found no face (or not the face asked for)
+FIND_MORE_HINT = "--find-more-faces searches again, turned, tilted and finer (slower)"
+
+
+@contextlib.contextmanager
+def hint_find_more_faces(args):
+    """A NoFaceError raised inside names --find-more-faces (FIND_MORE_HINT), unless the command was
+    given it or --aligned (which searches no face)."""
+    from core.errors import NoFaceError
+    try:
+        yield
+    except NoFaceError as e:
+        if args.find_more_faces or args.aligned:
+            raise
+        raise NoFaceError(f"{e}; {FIND_MORE_HINT}") from None
 
 # sub-command -> module providing add_arguments(parser) and run(args) -> exit status
 SUBCOMMANDS = {

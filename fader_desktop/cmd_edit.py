@@ -50,11 +50,11 @@ def run(args) -> int:
     from core.attributes import label_text, pure_label
     from core.edit_session import sure_percent
     from core.errors import printable
-    from core.errors import FaderError, NoFaceError
+    from core.errors import FaderError
     from core.image_io import (check_save_path, export_photo, export_suffix, keeps_depth, read_source, save_image,
                                unchanged_wording)
     from core.photo_edit import PhotoEdit, aligned_shape_note, check_face_search, face_search, main_face
-    from fader_desktop.cli import PROG, build_values, check_output, load_engine, parse_sets
+    from fader_desktop.cli import FIND_MORE_HINT, PROG, build_values, check_output, hint_find_more_faces, load_engine, parse_sets
     src, dst = Path(args.image), Path(args.output)
     if not args.output.strip() or args.output.endswith(("/", os.sep)):
         raise FaderError(f"-o {args.output!r}: give an output file name (.png, .jpg, .webp, …)")
@@ -85,13 +85,9 @@ def run(args) -> int:
     # nothing to edit (no value, no reading to correct): a photo without a face is copied as one
     # with a face is, rather than refused
     copy_only = not values and not owns and not args.raw
-    try:
+    with hint_find_more_faces(args):
         doc = PhotoEdit.open(src, engine, aligned=args.aligned, require_face=not copy_only,
                              detector=face_search(args.aligned, args.find_more_faces))
-    except NoFaceError as e:
-        if args.find_more_faces or args.aligned:
-            raise
-        raise NoFaceError(f"{e}; --find-more-faces searches again, turned, tilted and finer (slower)") from None
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")
@@ -99,8 +95,7 @@ def run(args) -> int:
         sys.stderr.write(f"{PROG}: note: {printable(src)}: {note}\n")
     if args.face is not None and args.face >= len(doc.faces) and not (args.find_more_faces or args.aligned):
         from core.edit_session import no_such_face
-        raise FaderError(f"{printable(src)}: {no_such_face(args.face, len(doc.faces))}; --find-more-faces "
-                         "searches again, turned, tilted and finer (slower)")
+        raise FaderError(f"{printable(src)}: {no_such_face(args.face, len(doc.faces))}; {FIND_MORE_HINT}")
     for name, own in owns.items():
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)

@@ -55,9 +55,9 @@ def run(args) -> int:
     from core.sweep import (animation_frames, cell_and_margin, check_figure_size, check_fps, find_attribute,
                             grid_columns, open_faces, save_animation, strip_columns, sweep_frames, sweep_grid,
                             sweep_strip, sweep_values)
-    from core.errors import NoFaceError, printable
+    from core.errors import printable
     from core.photo_edit import check_face_search, face_search
-    from fader_desktop.cli import PROG, check_output, load_engine
+    from fader_desktop.cli import PROG, check_output, hint_find_more_faces, load_engine
 
     def note(text: str) -> None:
         sys.stderr.write(f"{PROG}: note: {printable(text)}\n")
@@ -108,13 +108,9 @@ def run(args) -> int:
         require_mp4(out)
     if suffix not in ANIMATED and args.fps != 8.0:
         note(f"--fps applies to an animation (.gif, .mp4); {out.name} is a still figure")
-    try:
+    with hint_find_more_faces(args):
         faces = open_faces(args.images, engine, aligned=args.aligned, face=args.face,
                            detector=face_search(args.aligned, args.find_more_faces), note=note)
-    except NoFaceError as e:
-        if args.find_more_faces or args.aligned:
-            raise
-        raise NoFaceError(f"{e}; --find-more-faces searches again, turned, tilted and finer (slower)") from None
     if args.grid:
         img = sweep_grid(faces, engine, attrs=args.attr or None, mode="ends" if args.ends else "flip",
                          cell=args.cell_size, margin=args.margin, labels=args.labels)
