@@ -914,15 +914,15 @@ class MainWindow(QMainWindow):
         off goes, and the state last exported stays the clean one where its pixels are still what
         the photo would show (no face taken off was edited then, no face found since is edited in it)."""
         stack = self.undo_stack
-        steps = [(c.before, c.after, c.label, c.faces) for c in map(stack.command, range(stack.count()))]
+        steps = [(c.before, c.after, c.label) for c in map(stack.command, range(stack.count()))]
         index, clean = stack.index(), stack.cleanIndex()
-        renumber = {j: i for i, j in enumerate(carried) if j is not None}
+        kept = {j for j in carried if j is not None}   # the old faces still there
         attrs = list(self._attrs)
         kept_index = kept_clean = 0
         self.replaying_history = True
         try:
             stack.clear()
-            for k, (before, after, label, _) in enumerate(steps):
+            for k, (before, after, label) in enumerate(steps):
                 before, after = carry_over(before, now, carried, share), carry_over(after, now, carried, share)
                 if before == after:
                     continue
@@ -937,7 +937,7 @@ class MainWindow(QMainWindow):
                 state = was if not steps else steps[0][0] if clean == 0 else steps[clean - 1][1]
                 then = carry_over(state, now, carried, share)
                 same_pixels = not (
-                    any(snapshot_edited(attrs, state, j) for j in range(len(state.faces)) if j not in renumber)
+                    any(snapshot_edited(attrs, state, j) for j in range(len(state.faces)) if j not in kept)
                     or any(snapshot_edited(attrs, then, i) for i, j in enumerate(carried) if j is None))
             if same_pixels:
                 stack.setIndex(kept_clean)
@@ -947,7 +947,7 @@ class MainWindow(QMainWindow):
                 stack.resetClean()   # the photo as last exported can no longer be shown
         finally:
             self.replaying_history = False
-        self._clean_modified = bool(same_pixels) and any(snapshot_edited(attrs, then, i) for i in range(len(carried)))
+        self._clean_modified = same_pixels and any(snapshot_edited(attrs, then, i) for i in range(len(carried)))
 
     def _on_photo_loaded(self, info: PhotoInfo) -> None:
         old = self.session
