@@ -615,6 +615,11 @@ class BatchReport:
         """The inputs that are not images, left alone."""
         return [it for it in self.items if is_other_file(it)]
 
+    def not_checked_again(self) -> list:
+        """The outputs a resume passed over whose notes (unsure readings, losses) are not known: no
+        earlier report of this batch was there to carry them from (_carry_earlier_notes)."""
+        return [it for it in self.items if it.status == "exists" and not it.notes_carried]
+
     def search_harder(self) -> list:
         """The photos skipped for want of a face that a thorough search (``find_more_faces``) might
         find one in: none where the run made one, or took the photos as aligned crops."""

@@ -455,7 +455,7 @@ class BatchDialog(QDialog):
         if c["exists"]:
             # the window's run has no earlier report to carry their notes from (the command line's
             # --report has): its readings were said by the run that wrote them, not here
-            unchecked = sum(1 for it in report.items if it.status == "exists" and not it.notes_carried)
+            unchecked = len(report.not_checked_again())
             extra.append(f"{c['exists']} already existed and "
                          f"{'was left as it was' if c['exists'] == 1 else 'were left as they were'}"
                          + (", not checked again: what the model was unsure of there is in the summary of the run "

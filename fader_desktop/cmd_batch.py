@@ -192,7 +192,7 @@ def say_summary(report, args, opts, head: str = "") -> None:
     # outputs passed over whose earlier report (of this batch, at --report) was not there to say
     # how they were written: their unsure readings are not known, nor counted below
     # (said after the counts, which keep their words: scripts and people read them as before)
-    unchecked = sum(1 for it in report.items if it.status == "exists" and not it.notes_carried)
+    unchecked = len(report.not_checked_again())
     summary = (f"{head}{c['ok']} written, {c['exists']} already there, {skipped}, "
                f"{c['failed']} failed" + (f", {c['cancelled']} not processed" if c["cancelled"] else "")
                + f" in {report.seconds:.1f} s"
