@@ -393,6 +393,13 @@ def _load_init_model(path):
         raise
 
 
+def holds_a_run(run_dir) -> str:
+    """The refusal of a new run's --out that holds a run's checkpoint (checked as the command is
+    read, before a checkpoint is looked for, and again once the folder is locked)."""
+    from .trainer import CHECKPOINT_NAME
+    return f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out"
+
+
 def check_run_folder(run_dir: Path) -> None:
     """--out must be a new folder, an empty one (hidden files aside) or a fader-train run
     (FaderError otherwise), so that a run never writes over files it did not create. Checked
@@ -707,7 +714,7 @@ def _check_options(a):
     check_run_folder(Path(a.out))
     from .trainer import CHECKPOINT_NAME
     if not a.resume and (Path(a.out) / CHECKPOINT_NAME).exists():
-        raise FaderError(f"{a.out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+        raise FaderError(holds_a_run(a.out))
     if a.steps is not None and a.epochs is not None:
         raise FaderError("give either --steps or --epochs, not both")
     if a.steps is None and a.epochs is None and not a.resume:
@@ -860,7 +867,7 @@ def _checkpoint_to_resume(a, run_dir: Path, say) -> Optional[dict]:
             return None
         return load_checkpoint(ckpt_path)
     if ckpt_path.exists():
-        raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+        raise FaderError(holds_a_run(run_dir))
     return None
 
 
@@ -1584,7 +1591,7 @@ def _prepare_run_folder(ck, run_dir: Path, given: list, data: _Data, held: dict,
     if removed:
         say(f"{PROG}: removed {counted(removed, 'temporary file')} that a killed run left in {run_dir}")
     if ck is None and (run_dir / CHECKPOINT_NAME).exists():  # another run finished here meanwhile
-        raise FaderError(f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+        raise FaderError(holds_a_run(run_dir))
     _start_run_folder(run_dir, given, data.cache.path.parent)
     if ck is None:
         for name, idx in (("train_files.txt", data.train_idx), ("val_files.txt", data.val_idx)):
