@@ -49,8 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from core.attributes import label_text, pure_label
     from core.edit_session import sure_percent
-    from core.errors import printable
-    from core.errors import FaderError
+    from core.errors import FaderError, printable
     from core.image_io import (check_save_path, export_photo, export_suffix, keeps_depth, read_source, save_image,
                                unchanged_wording)
     from core.photo_edit import PhotoEdit, aligned_shape_note, check_face_search, face_search, main_face
@@ -110,6 +109,7 @@ def run(args) -> int:
             sys.stderr.write(f"{PROG}: note: {printable(src)} has {len(doc.faces)} faces; --raw wrote face {raw_face} "
                              "(the main face: the first, unless another is at least twice its size); "
                              "--face N writes another\n")
+        said = f"face {raw_face}'s crop at the model's {engine.image_size} px"
     else:
         # nothing to change: the input's own bytes (same format), else its exact pixels
         _copied, lost = export_photo(src, dst, doc.render() if doc.is_modified() else doc.image, source,
@@ -117,18 +117,19 @@ def run(args) -> int:
                                      replace=args.overwrite)   # nor one that appeared since check_output
         if lost:
             sys.stderr.write(f"{PROG}: note: {printable(dst)}: " + "; ".join(lost) + "\n")
+        asked = ", ".join(f"{n}={v:g}" if isinstance(v, (int, float)) else f"{n}={v}" for n, v in values.items())
         if values and doc.faces and not doc.is_modified():
             # every face already has the values asked for (as the model reads it): a silent copy
             # looked like an edit that failed
             which = f"face {args.face}" if args.face is not None else "every face"
-            sys.stderr.write(f"{PROG}: note: nothing changed: {which} already has "
-                             + ", ".join(f"{n}={v:g}" if isinstance(v, (int, float)) else f"{n}={v}"
-                                         for n, v in values.items())
-                             + " as the model reads it; "
+            sys.stderr.write(f"{PROG}: note: nothing changed: {which} already has {asked} as the model reads it; "
                              + unchanged_wording(dst, _copied, source) + "\n")
         if not doc.faces:
             sys.stderr.write(f"{PROG}: note: no face found in {printable(src)}; "
                              + unchanged_wording(dst, _copied, source) + "\n")
+        edited, n = len(doc.edited_faces()), len(doc.faces)
+        said = ("unchanged" if not edited else ("edited the face" if n == 1 else f"edited {edited} of {n} faces")
+                + (f": {asked}" if asked else ""))
     # an edit is measured from the face's reading: say (in one line) where that reading was a guess
     # (not for --raw: the model's output at the values given does not start from the reading)
     unsure = []
@@ -144,4 +145,7 @@ def run(args) -> int:
         sys.stderr.write(f"{PROG}: note: the edit starts from {'a reading' if len(unsure) == 1 else 'readings'} "
                          "the model was unsure of: "
                          + "; ".join(unsure[:3]) + (f"; and {len(unsure) - 3} more" if len(unsure) > 3 else "") + "\n")
+    # a confirmation on stdout (the notes go to stderr): the command runs for seconds, and a
+    # silent end read as nothing done
+    print(f"{PROG}: wrote {printable(dst)} ({said})")
     return 0

@@ -51,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from core.attributes import counted
     from core.image_io import check_output_folder, save_image
     from core.sweep import (animation_frames, cell_and_margin, check_figure_size, check_fps, find_attribute,
                             grid_columns, open_faces, save_animation, strip_columns, sweep_frames, sweep_grid,
@@ -118,9 +119,12 @@ def run(args) -> int:
         frames = sweep_frames(faces, engine, args.attr[0], lo, hi, args.steps, cell=args.cell_size,
                               margin=args.margin, labels=args.labels)
         save_animation(out, frames, fps=args.fps, replace=args.overwrite)
-        return 0
     else:
         img = sweep_strip(faces, engine, args.attr[0], lo, hi, args.steps, cell=args.cell_size,
                           margin=args.margin, labels=args.labels)
-    save_image(out, img, replace=args.overwrite)
+    if suffix not in ANIMATED:
+        save_image(out, img, replace=args.overwrite)
+    # a confirmation on stdout, as edit gives (the notes go to stderr)
+    what = "a grid" if args.grid else f"{chosen[0][0].name} in {args.steps} steps"
+    print(f"{PROG}: wrote {printable(out)} ({what}, {counted(len(faces), 'face')})")
     return 0

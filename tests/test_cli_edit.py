@@ -63,6 +63,8 @@ def test_no_set_leaves_pixels_unchanged(tmp_path, photo_png, tiny_model_path):
     r = run_cli("edit", photo_png, "-o", out, "--model", tiny_model_path, "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert np.array_equal(read(out), read(photo_png))
+    # the run ends with a line saying what it wrote (it ended silent, which read as nothing done)
+    assert r.stdout == f"fader-desktop: wrote {out} (unchanged)\n"
 
 
 def test_set_changes_only_the_face_region(tmp_path, photo_png, tiny_model_path):
@@ -74,6 +76,7 @@ def test_set_changes_only_the_face_region(tmp_path, photo_png, tiny_model_path):
     out = tmp_path / "edited.png"
     r = run_cli("edit", photo_png, "-o", out, "--set", "Smiling=2", "--model", tiny_model_path, "--device", "cpu")
     assert r.returncode == 0, r.stderr
+    assert r.stdout == f"fader-desktop: wrote {out} (edited the face: Smiling=2)\n"
     src, dst = read(photo_png), read(out)
     assert src.shape == dst.shape
     changed = np.any(src != dst, axis=2)
@@ -96,6 +99,7 @@ def test_raw_gives_model_resolution(tmp_path, photo_png, tiny_model_path):
     out = tmp_path / "raw.png"
     r = run_cli("edit", photo_png, "-o", out, "--raw", "--set", "Male=1", "--model", tiny_model_path, "--device", "cpu")
     assert r.returncode == 0, r.stderr
+    assert r.stdout == f"fader-desktop: wrote {out} (face 0's crop at the model's 32 px)\n"
     assert read(out).shape == (32, 32, 3)
 
 
