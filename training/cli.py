@@ -921,7 +921,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
     from core.attributes import Attribute, quoted
     from core.errors import FaderError
     from .cache import open_cache
-    from .datasets import exclude_images, open_dataset, recorded_split, split_dataset
+    from .datasets import SPLIT_BY_VALUE, exclude_images, open_dataset, recorded_split, split_dataset
     init_path = a.init or a.continue_from
     # a resumed or continued run trains its own attributes (below): other columns are not refused
     ds = open_dataset(a.data, a.attr, every_column=a.attr is None and (ck is not None or bool(a.continue_from)))
@@ -980,7 +980,9 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
                          f"fine-tuned at its own size; leave --img-size out (or give {init_model.image_size})")
     if ck is not None and img_size != int(ck["arch"]["img_size"]):
         raise FaderError(f"--img-size {img_size} differs from the checkpoint's {ck['arch']['img_size']}")
-    train_idx, val_idx = split_dataset(ds, a.val_size, a.seed)
+    # a resumed run draws its split by its own rule (one started before the split by value: by hash)
+    rule = _split_rule(ck)
+    train_idx, val_idx = split_dataset(ds, a.val_size, a.seed, rule=rule)
     kept_val = ""
     if ck is not None and (run_dir / "val_files.txt").is_file():
         # A resumed run keeps the validation images it was selecting on, however they would be drawn now.
@@ -990,8 +992,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
             train_idx, val_idx = rec
             kept_val = " (the run's own, from val_files.txt)"
     paths = [it.path for it in ds.items]
-    say(f"{PROG}: {ds.description}; attributes {quoted(x.name for x in attrs)}; {len(train_idx)} train / "
-        f"{len(val_idx)} validation images{kept_val}")
+    # the split is said once preprocessing has found the unusable images, with the counts trained on
+    say(f"{PROG}: {ds.description}; attributes {quoted(x.name for x in attrs)}; {counted(len(paths), 'image')}")
     if ck is not None and (_check_same_files(ck, run_dir, paths, ds) or _same_split(ck, paths, train_idx, val_idx)) \
             and _already_there(ck, done_steps, say):
         return None   # the data are the run's (checked first: other data must not read as "finished")
@@ -1018,8 +1020,11 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
         how += f"; reused {cache.n_reused} of {len(paths)} images from earlier preprocessing"
     say(f"{PROG}: preprocessing cache {cache.path} ({how})")
     _check_framing(a, cache, len(paths))
+    if not kept_val and rule == SPLIT_BY_VALUE:   # each value's share of validation images among the usable ones
+        train_idx, val_idx = split_dataset(ds, a.val_size, a.seed, usable=cache.valid, rule=rule)
     train_idx = train_idx[cache.valid[train_idx]]
     val_idx = val_idx[cache.valid[val_idx]]
+    say(_split_line(ds, attrs, labels, train_idx, val_idx, kept_val, int((~cache.valid).sum())))
     try:
         if len(train_idx) < 2 or len(val_idx) < 1:
             raise FaderError(f"{a.data[0]}: too few usable images ({len(train_idx)} train, {len(val_idx)} validation)"
@@ -1043,6 +1048,31 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
 
 
 _ALIGN_FIX = "add --align (in the training window: 'Detect and align faces'), which finds and aligns each face"
+
+
+def _split_rule(ck) -> str:
+    """The split rule of the run: a new run's the current one, a resumed run's as it recorded it
+    (a run started before the rule was recorded split by hash)."""
+    from .datasets import SPLIT_BY_HASH, SPLIT_BY_VALUE
+    if ck is None:
+        return SPLIT_BY_VALUE
+    tr = json.loads(ck.get("meta_json") or "{}").get("training") or {}
+    return tr.get("split_rule") if tr.get("split_rule") in (SPLIT_BY_HASH, SPLIT_BY_VALUE) else SPLIT_BY_HASH
+
+
+def _split_line(ds, attrs, labels, train_idx, val_idx, kept_val: str, n_skipped: int) -> str:
+    """The split as trained on: usable images only (the skipped ones said), and for a user's data of
+    a few attributes each value's validation images ('validation: Smiling no 2, yes 2')."""
+    line = f"{PROG}: {len(train_idx)} train / {len(val_idx)} validation images{kept_val}"
+    if n_skipped:
+        line += f", not counting the {n_skipped} skipped"
+    if ds.kind in ("folders", "csv") and len(attrs) <= 4:
+        per = []
+        for j, x in enumerate(attrs):
+            n_val = np.bincount(labels[val_idx, j], minlength=x.n)
+            per.append(f"{x.name} " + ", ".join(f"{label} {n_val[v]}" for v, label in enumerate(x.values)))
+        line += "; validation: " + "; ".join(per)
+    return line
 
 
 def _check_framing(a, cache, n: int) -> None:
@@ -1538,6 +1568,7 @@ def _train_files_sha1(paths, train_idx) -> str:
 
 def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) -> dict:
     """The model file's metadata: what was trained on what (the checkpoint's when resuming)."""
+    from .datasets import SPLIT_BY_VALUE
     ds, attrs, train_idx, val_idx, paths = data.ds, data.attrs, data.train_idx, data.val_idx, data.paths
     train_names = sorted(Path(paths[i]).name for i in train_idx)
     ids_sha = _train_files_sha1(paths, train_idx)
@@ -1549,7 +1580,9 @@ def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) ->
             "data": ds.description, "data_kind": ds.kind, "cache_key": data.cache.key,
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
             "validation": "CelebA split 1 (validation) images" if _from_celeba(ds) and {ds.items[i].split for i in val_idx} == {1}
-            else "deterministic hold-out by hash of the paths inside the data",
+            else "deterministic hold-out by hash of the paths inside the data, a share of each value"
+            if ds.kind in ("folders", "csv") else "deterministic hold-out by hash of the paths inside the data",
+            "split_rule": SPLIT_BY_VALUE,   # read back on --resume (_split_rule)
             "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
             "skipped": data.cache.skipped, "aligned_by": ALIGNED_BY[bool(a.align)],
             "init": str(data.init_path) if data.init_path else None,

@@ -782,10 +782,21 @@ def split_key(ds: Dataset, path: str) -> str:
         return p.name
 
 
-def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0) -> tuple:
+# How a user's data (labeled folders, CSV tables) is split, recorded in each run (training.split_rule)
+# so that a resumed run keeps its own rule. SPLIT_BY_HASH: one hold-out of all images by hash, the
+# rule of runs started before SPLIT_BY_VALUE (it left a value of 20 out of 40 images without any).
+# CelebA's official partition and packs take neither.
+SPLIT_BY_HASH = "hash"
+SPLIT_BY_VALUE = "by value"
+
+
+def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0, usable: Optional[np.ndarray] = None,
+                  rule: str = SPLIT_BY_VALUE) -> tuple:
     """(train indices, val indices). CelebA: split 0 trains and split 1 validates when present;
     otherwise a deterministic hold-out (by a hash of `split_key`, so adding images elsewhere or
-    moving the data does not reshuffle it) of `val_size` images (default 10%, at most 500)."""
+    moving the data does not reshuffle it) of `val_size` images (default 10%, at most 500).
+    Labeled folders and CSV tables under SPLIT_BY_VALUE: the hold-out is drawn value by value
+    (_hold_out_by_value), among the `usable` images (a mask; the others are in neither part)."""
     n = len(ds.items)
     splits = _official_splits(ds)
     if splits is not None:
@@ -794,12 +805,87 @@ def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0) ->
         if val_size is not None and val_size < len(val):
             val = np.sort(_hash_order(ds, val, seed)[:val_size])
         return train, val
-    if n < 2:
+    by_value = rule == SPLIT_BY_VALUE and ds.kind in ("folders", "csv")
+    idx = np.flatnonzero(usable) if by_value and usable is not None else np.arange(n)
+    if len(idx) < 2:
+        if usable is not None and by_value:
+            return idx, idx[:0]   # the caller names the skipped images with its "too few usable images"
         _err(f"{ds.roots[0]}: need at least 2 images to hold one out for validation (have {n})")
-    k = val_size if val_size is not None else min(500, max(1, n // 10))
-    k = max(1, min(k, n - 1))
-    order = _hash_order(ds, np.arange(n), seed)
-    return np.sort(order[k:]), np.sort(order[:k])
+    k = val_size if val_size is not None else min(500, max(1, len(idx) // 10))
+    k = max(1, min(k, len(idx) - 1))
+    order = _hash_order(ds, idx, seed)
+    if not by_value:
+        return np.sort(order[k:]), np.sort(order[:k])
+    labels = ds.labels
+    chosen = _hold_out_by_value(labels, [x.n for x in ds.attributes], order, k)
+    val = np.sort(order[chosen])
+    return np.setdiff1d(idx, val), val
+
+
+def _hold_out_by_value(labels: np.ndarray, n_values: Sequence[int], order: np.ndarray, k: int) -> np.ndarray:
+    """Positions in `order` (image indices in hash order) of about `k` validation images such that
+    each value of each attribute with 2 images or more has validation images in proportion to its
+    count (largest remainders; at least one) and keeps at least one training image: a value of 20 in
+    40 images gets 2 of 4. Several attributes (a CSV table) are met together as far as the images
+    allow: images are taken in hash order where all their values still want validation images, then
+    a value still short (rarest first) takes its next images, then any up to `k`."""
+    lab = labels[order]
+    m = lab.shape[1]
+    counts = [np.bincount(lab[:, j], minlength=n_values[j]) for j in range(m)]
+    quota = [_apportion(k, c) for c in counts]
+    room = [np.maximum(c - 1, 0) for c in counts]   # each value keeps a training image
+    taken = [np.zeros_like(c) for c in counts]
+    chosen = np.zeros(len(order), bool)
+    total = 0
+
+    def fits(i, limit) -> bool:
+        return all(taken[j][lab[i, j]] < limit[j][lab[i, j]] for j in range(m))
+
+    def take(i) -> None:
+        nonlocal total
+        chosen[i] = True
+        total += 1
+        for j in range(m):
+            taken[j][lab[i, j]] += 1
+    wanted = sum(int(q.sum()) for q in quota)
+    for i in range(len(order)):
+        if fits(i, quota):
+            take(i)
+            if m == 1 and total == wanted:
+                break   # one attribute: every quota is met
+    # several attributes: an image's other values may be full already; a value still short takes its
+    # own next images (the rarest values first), where each of their values keeps a training image
+    short = sorted(((int(counts[j][v]), j, v) for j in range(m) for v in range(len(counts[j]))
+                    if taken[j][v] < quota[j][v]))
+    for _, j, v in short:
+        for i in np.flatnonzero((lab[:, j] == v) & ~chosen):
+            if taken[j][v] >= quota[j][v]:
+                break
+            if fits(i, room):
+                take(i)
+    for i in range(len(order)):
+        if total >= k:
+            break
+        if not chosen[i] and fits(i, room):
+            take(i)
+    return np.flatnonzero(chosen)
+
+
+def _apportion(k: int, counts: np.ndarray) -> np.ndarray:
+    """Validation images per value: `k` shared in proportion to `counts` by largest remainders, at
+    least one for a value of 2 images or more, at most all but one of a value's images; where the
+    minimum of one takes the total over `k`, the values furthest over their share give one back."""
+    n = int(counts.sum())
+    share = k * counts / max(n, 1)
+    q = np.floor(share).astype(np.int64)
+    for v in np.argsort(-(share - q), kind="stable")[:k - int(q.sum())]:
+        q[v] += 1
+    q = np.minimum(q, np.maximum(counts - 1, 0))
+    q[(counts >= 2) & (q == 0)] = 1
+    while q.sum() > k and (q > 1).any():
+        over = np.where(q > 1, q - share, -np.inf)
+        q[int(np.argmax(over))] -= 1
+    return q
 
 
 def recorded_split(ds: Dataset, recorded: Sequence[str]) -> Optional[tuple]:
