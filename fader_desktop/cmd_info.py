@@ -30,9 +30,9 @@ def run(args) -> int:
         return 0
     # the model file's strings are shown, never sent to the terminal raw (escape sequences)
     print(f"{p(summary['name'])}  ({p(path)})")
-    print(f"  image size: {summary['image_size']} px, {summary['parameters']:,} parameters, "
-          f"classifier: {'yes' if summary['has_classifier'] else 'no'}"
+    print(f"  image size: {summary['image_size']} px"
           + (", decoded with each face's mirror image" if summary["mirror_decode"] else ""))
+    print(f"  model size: {size_text(summary)}")
     for a in summary["attributes"]:
         values = ", ".join(p(v) for v in a["values"])
         print(f"  {p(a['name'])}: values {values}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
@@ -47,6 +47,21 @@ def run(args) -> int:
                 print(f"  {what}: {p(s['file'])}" + (f" ({p(s['kind'])})" if s.get("kind") else "")
                       + (f", sha256 {p(s['sha256'])}" if s.get("sha256") else ""))
     return 0
+
+
+def size_text(summary: dict) -> str:
+    """What a model's parameters are, as `info` and the model card say it: the editing network's
+    count, then the classifier the file also holds, which is most of a small model's file (a 29 MB
+    file read "56,264 parameters": its 7.2 M-parameter classifier was not counted)."""
+    n = summary.get("parameters")
+    text = f"{n:,} parameters in the editing network" if isinstance(n, int) else "the editing network"
+    c = summary.get("classifier_parameters")
+    if isinstance(c, int) and c > 0:
+        count = f"{c / 1e6:.1f} M" if c >= 1_000_000 else f"{c:,}"
+        text += f"; the file also holds a classifier of {count} parameters (used to read faces)"
+    elif not summary.get("has_classifier"):
+        text += "; no classifier (sliders start at each attribute's first value)"
+    return text
 
 
 def _number(v, fmt: str) -> str | None:

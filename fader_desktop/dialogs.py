@@ -447,8 +447,167 @@ def _card_text(text) -> str:
     return text if len(text) <= CARD_TEXT_LIMIT else text[:CARD_TEXT_LIMIT] + f"… ({len(text):,} characters)"
 
 
+# The trainer's figures (training.evaluation) as the card names them: (keys of the figure: its mean,
+# then its per-attribute values), words, what it measures. Shown in this order.
+CARD_METRICS = (
+    (("swap_mean", "swap_accuracy"), "swap accuracy",
+     "how often the model's own classifier reads an edit as the value asked"),
+    (("paste_swap_mean", "paste_swap_accuracy"), "swap accuracy, pasted",
+     "the same for the edit as the app applies it to a photo (the change added to the original face)"),
+    (("others_unchanged_mean", "others_unchanged"), "others unchanged",
+     "how often an edit of one attribute leaves the classifier's reading of all the others as it was"),
+    (("psnr",), "reconstruction (PSNR)",
+     "how closely the model redraws a face it does not edit, in dB; higher is closer"),
+    (("classifier_accuracy",), "classifier accuracy",
+     "how often the model's own classifier reads a validation face's labelled value"),
+    (("lat_dis_accuracy_mean", "lat_dis_accuracy"), "attribute left in the face code",
+     "how often the training's adversary still reads the attribute from a face's code; lower is better, "
+     "since the slider, not the code, should carry it (for yes/no, 0.5 is chance)"),
+)
+# Bookkeeping the card leaves out (every figure: `fader-desktop info --json`): the time an evaluation
+# took, the lowest swap accuracy (the swap row lists each attribute's), MSE (PSNR in other units), the
+# run's file digests and cache, the split rule a resume reads, the export's own λ.
+CARD_HIDDEN = {"eval_seconds", "swap_min", "mse", "n_images", "cache_key", "data_kind", "train_files_sha1",
+               "train_first_last", "split_rule", "world_size", "lambda_lat_dis_at_export"}
+# Words for the abbreviations in names the card does not know (an unknown key is shown cleaned)
+_CARD_WORDS = {"psnr": "PSNR", "mse": "MSE", "lat": "latent", "dis": "discriminator", "clf": "classifier",
+               "ptc": "patch", "lr": "learning rate", "n": "number of", "ae": "auto-encoder", "fm": "feature maps"}
+
+
+def _card_name(key) -> str:
+    """An unknown figure's or field's name in words: 'lat_dis_accuracy_mean' -> 'latent discriminator accuracy mean'."""
+    return " ".join(_CARD_WORDS.get(w.lower(), w) for w in str(key).replace("_", " ").split()) or str(key)
+
+
+def _card_number(v, digits: int) -> str | None:
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else None
+
+
+def _card_figure(mean, per) -> str:
+    """A figure's mean (3 decimals) and, smaller, its per-attribute values (2 decimals; with one
+    attribute the mean says it)."""
+    e = html.escape
+    head = _card_number(mean, 3) or ""
+    if isinstance(per, dict) and per:
+        numbers = all(_card_number(x, 3) for x in per.values())
+        if not head and numbers:
+            head = f"{sum(per.values()) / len(per):.3f}"
+        if len(per) == 1 and head:
+            return head
+        values = " · ".join(f"{e(_card_text(k))} {_card_number(x, 2) or e(_card_text(x))}" for k, x in per.items())
+        return f"{head}<br><small>{values}</small>" if head else values
+    return head
+
+
+def _card_row(label: str, value: str, why: str = "") -> str:
+    why = f"<br><small><span style='color:#777'>{html.escape(why)}</span></small>" if why else ""
+    return f"<tr><td valign='top' width='45%'>{html.escape(label)}{why}</td><td valign='top'>{value}</td></tr>"
+
+
+def _evaluation_html(metrics) -> list:
+    """The trainer's figures in words with what each measures; another program's: named rows."""
+    if not isinstance(metrics, dict):
+        return [f"<p>{_fmt(metrics)}</p>"]
+    val = metrics.get("validation")
+    if not isinstance(val, dict):   # not the trainer's layout: its own names, cleaned
+        return ["<table cellspacing='0' cellpadding='2'>"] + \
+            [_card_row(_card_name(k), _fmt(v)) for k, v in _rows(metrics)] + ["</table>"]
+    out = []
+    said = []
+    if isinstance(metrics.get("step"), int):
+        said.append(f"at training step {metrics['step']:,}")
+    if isinstance(val.get("n_images"), int):
+        said.append(f"on {val['n_images']:,} validation faces")
+    if said:
+        out.append(f"<p>Measured {' '.join(said)}.</p>")
+    out.append("<table cellspacing='0' cellpadding='3'>")
+    shown = set()
+    for keys, words, why in CARD_METRICS:
+        mean, per = (val.get(keys[0]), val.get(keys[1]) if len(keys) > 1 else None)
+        if len(keys) == 1 and isinstance(mean, dict):
+            mean, per = None, mean
+        figure = _card_figure(mean, per)
+        if keys[0] == "psnr" and _card_number(mean, 2):
+            figure = f"{mean:.2f} dB"
+        if figure:
+            out.append(_card_row(words, figure, why))
+        shown.update(keys)
+    for k, v in val.items():   # figures the card has no words for
+        if k not in shown and k not in CARD_HIDDEN:
+            out.append(_card_row(_card_name(k), _card_figure(v, None) or _card_figure(None, v) or _fmt(v)))
+    if metrics.get("selection"):
+        out.append(_card_row("why this step", html.escape(_card_text(metrics["selection"])),
+                             "the run keeps the state it measured best, not its last"))
+    for k, v in metrics.items():
+        if k not in ("validation", "step", "selection"):
+            out.append(_card_row(_card_name(k), _fmt(v)))
+    out.append("</table>")
+    return out
+
+
+def _duration(seconds) -> str:
+    if not _card_number(seconds, 0):
+        return ""
+    if seconds >= 5400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds:.0f} seconds"
+
+
+def _training_html(tr) -> list:
+    """What a model was trained on and how, in words; the recipe as one small paragraph."""
+    e = lambda x: html.escape(_card_text(x))   # noqa: E731
+    if not isinstance(tr, dict):
+        return [f"<p>{_fmt(tr)}</p>"]
+    rows = []
+    if tr.get("data"):
+        rows.append(_card_row("data", e(tr["data"])))
+    if isinstance(tr.get("n_train"), int) and isinstance(tr.get("n_val"), int):
+        how = f" ({e(tr['validation'])})" if isinstance(tr.get("validation"), str) else ""
+        rows.append(_card_row("images", f"{tr['n_train']:,} for training, {tr['n_val']:,} for validation{how}"))
+    skipped = tr.get("skipped")
+    if isinstance(skipped, dict) and skipped:
+        rows.append(_card_row("skipped images", " · ".join(f"{_fmt(n)} ({e(why)})" for why, n in skipped.items()),
+                              "not trained on: unreadable, without a face or framed otherwise"))
+    ex = tr.get("excluded")
+    if isinstance(ex, dict) and ex.get("images") is not None:
+        src = ", ".join(str(x) for x in ex.get("sources") or [])
+        rows.append(_card_row("left out", f"{_fmt(ex['images'])} images" + (f" (--exclude {e(src)})" if src else "")))
+    if tr.get("aligned_by"):
+        rows.append(_card_row("faces framed by", e(tr["aligned_by"])))
+    if tr.get("init"):
+        rows.append(_card_row("fine-tuned from", e(tr["init"])))
+    cont = tr.get("continued_from")
+    if isinstance(cont, dict) and cont.get("model"):
+        at = f" at its step {cont['step']:,}" if isinstance(cont.get("step"), int) else ""
+        rows.append(_card_row("continued from", e(cont["model"]) + at))
+    if tr.get("pseudo_labelled"):
+        rows.append(_card_row("labelled by the starting model", e(", ".join(map(str, tr["pseudo_labelled"]))),
+                              "attributes the data lacked, read by the starting model's classifier"))
+    if isinstance(tr.get("steps"), int):
+        took = _duration(tr.get("seconds"))
+        rows.append(_card_row("training", f"{tr['steps']:,} steps" + (f" in {took}" if took else "")
+                              + (f" on {e(tr['hardware'])}" if tr.get("hardware") else "")
+                              + (f" ({tr['world_size']} processes)" if isinstance(tr.get("world_size"), int)
+                                 and tr["world_size"] > 1 else "")))
+    said = {"data", "n_train", "n_val", "validation", "skipped", "excluded", "aligned_by", "init", "continued_from",
+            "pseudo_labelled", "steps", "seconds", "hardware", "hyper_parameters"}
+    for k, v in tr.items():   # fields the card has no words for
+        if k not in said and k not in CARD_HIDDEN and v not in (None, "", [], {}):
+            rows.append(_card_row(_card_name(k), _fmt(v)))
+    out = ["<table cellspacing='0' cellpadding='3'>"] + rows + ["</table>"]
+    hp = tr.get("hyper_parameters")
+    if isinstance(hp, dict) and hp:
+        # its settings' own names (fader-train's options, `n_critic` as --n-critic)
+        recipe = " · ".join(f"{html.escape(str(k).replace('_', ' '))} {_fmt(v)}" for k, v in hp.items()
+                            if not isinstance(v, (dict, list)) or v)
+        out.append(f"<p><small><b>Recipe</b> (fader-train's settings): {recipe}</small></p>")
+    return out
+
+
 def model_card_html(summary: dict, path=None) -> str:
-    """The model card as HTML (also used by the About box for the licence)."""
+    """The model card as HTML: attributes, what the file holds, the figures in words, the training."""
+    from .cmd_info import size_text
+
     def e(text) -> str:
         return html.escape(_card_text(text))
     out = [f"<h2>{e(summary.get('name', 'model'))}</h2>"]
@@ -457,23 +616,26 @@ def model_card_html(summary: dict, path=None) -> str:
     if summary.get("description"):
         out.append(f"<p>{e(summary['description'])}</p>")
     out.append(f"<p><b>Licence:</b> {e(str(summary.get('license', 'unspecified')))}</p>")
-    out.append(f"<p><b>Input:</b> {summary.get('image_size')} × {summary.get('image_size')} px aligned faces · "
-               f"{summary.get('parameters', 0):,} parameters · attribute classifier: "
-               f"{'yes' if summary.get('has_classifier') else 'no (sliders start at each attribute’s first value)'}</p>")
+    out.append(f"<p><b>Input:</b> {summary.get('image_size')} × {summary.get('image_size')} px aligned faces"
+               + (" · decoded with each face's mirror image" if summary.get("mirror_decode") else "") + "<br>"
+               f"<b>Model size:</b> {e(size_text(summary))}</p>")
     out.append("<h3>Attributes</h3><table cellspacing='0' cellpadding='3'>"
                "<tr><th align='left'>name</th><th align='left'>values</th><th align='left'>slider range</th></tr>")
     for a in summary.get("attributes", []):
         lo, hi = a["range"]
         out.append(f"<tr><td>{e(a['name'])}</td><td>{e(', '.join(a['values']))}</td><td>{lo:g} … {hi:g}</td></tr>")
     out.append("</table>")
-    for key, title in (("metrics", "Evaluation"), ("training", "Training"), ("source", "Imported from")):
-        d = summary.get(key)
-        if d:
-            out.append(f"<h3>{title}</h3><table cellspacing='0' cellpadding='2'>")
-            items = _rows(d) if isinstance(d, dict) else [("", d)]
-            for k, v in items:
-                out.append(f"<tr><td valign='top'>{e(str(k).replace('_', ' '))}</td><td>{_fmt(v)}</td></tr>")
-            out.append("</table>")
+    if summary.get("metrics"):
+        out += ["<h3>Evaluation</h3>"] + _evaluation_html(summary["metrics"])
+    if summary.get("training"):
+        out += ["<h3>Training</h3>"] + _training_html(summary["training"])
+    d = summary.get("source")
+    if d:
+        out.append("<h3>Imported from</h3><table cellspacing='0' cellpadding='2'>")
+        items = _rows(d) if isinstance(d, dict) else [("", d)]
+        for k, v in items:
+            out.append(f"<tr><td valign='top'>{e(str(k).replace('_', ' '))}</td><td>{_fmt(v)}</td></tr>")
+        out.append("</table>")
     return "".join(out)
 
 

@@ -542,7 +542,8 @@ def test_info_on_an_output_without_unicode(good, tmp_path, capsys, monkeypatch):
     sys.stdout.flush()
     assert (rc, err) == (0, "")
     lines = raw.getvalue().decode("cp1252").splitlines()
-    assert lines[0] == f"\\u6a21\\u578b café  ({path})" and lines[2].startswith("  \\u5fae\\u7b11: values")
+    # lines[1], [2]: the image size and the model size
+    assert lines[0] == f"\\u6a21\\u578b café  ({path})" and lines[3].startswith("  \\u5fae\\u7b11: values")
 
 
 def test_weights_that_overflow_are_an_error_not_an_unchanged_face(good, tmp_path, capsys, portrait_path):
