@@ -6,7 +6,7 @@ checkpoint. With more than one process it is the same trainer data-parallel unde
 (`python -m torch.distributed.run --standalone --nproc_per_node N -m training`), which passes the
 SIGTERM on to every process. Progress comes from the trainer's progress bar on stderr (step counter and losses), moved on by
 its evaluation lines on stdout and the steps in RUN_DIR/log.jsonl (the bar's line comes to a pipe
-only every few seconds); validation figures from RUN_DIR/log.jsonl, the preview from RUN_DIR/preview_latest.png; the run
+as its count moves on by 1 %, at most once a second, or every 30 s); validation figures from RUN_DIR/log.jsonl, the preview from RUN_DIR/preview_latest.png; the run
 folder is read by a job on the dialog's JobRunner (training/run_progress.py), not on the GUI thread.
 """
 from __future__ import annotations
@@ -913,7 +913,7 @@ class TrainingDialog(QDialog):
         bar's `elapsed` seconds and its own estimate `eta` of the seconds left, None for "?"), or
         from an evaluation line or log.jsonl (step alone). The counter, the bar and the time left
         follow the newest step from any of them and never go back: the progress line reaches a
-        pipe only every 5-30 s (training/progress.py) and may come after a later evaluation's."""
+        pipe every 1-30 s (training/progress.py) and may come after a later evaluation's."""
         now = time.monotonic()
         if elapsed is not None:
             self._train_clock0 = now - elapsed   # the trainer's clock, which its --max-minutes counts

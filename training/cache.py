@@ -872,37 +872,41 @@ def _build(root: Path, key: str, paths: list, signatures, size: int, align: bool
                 images[i] = crop
                 rows[i] = (sizes[i], mtimes[i], digest, CROP, -1)
 
-        with _stops_deferred() as stops, ThreadPoolExecutor(workers) as pool:
-            # A window of work in flight bounds the memory (crops outside the memmap) and what a
-            # stop waits for: the images being read now, not a whole chunk.
-            pending: deque = deque()
+        try:
+            with _stops_deferred() as stops, ThreadPoolExecutor(workers) as pool:
+                # A window of work in flight bounds the memory (crops outside the memmap) and what a
+                # stop waits for: the images being read now, not a whole chunk.
+                pending: deque = deque()
 
-            def take_next() -> None:
-                j, f = pending.popleft()
-                while True:
-                    try:
-                        result = f.result(timeout=0.05)
-                        break
-                    except FutureTimeout:
-                        stops.check()
-                take(j, *result)
-                if bar is not None:
-                    bar.update(1)
-                stops.check()
+                def take_next() -> None:
+                    j, f = pending.popleft()
+                    while True:
+                        try:
+                            result = f.result(timeout=0.05)
+                            break
+                        except FutureTimeout:
+                            stops.check()
+                    take(j, *result)
+                    if bar is not None:
+                        bar.update(1)
+                    stops.check()
 
-            try:
-                for i in rest.tolist():
-                    pending.append((i, pool.submit(_work, paths[i], size, align, by_content, gone)))
-                    if len(pending) >= 4 * workers:
+                try:
+                    for i in rest.tolist():
+                        pending.append((i, pool.submit(_work, paths[i], size, align, by_content, gone)))
+                        if len(pending) >= 4 * workers:
+                            take_next()
+                    while pending:
                         take_next()
-                while pending:
-                    take_next()
-            except BaseException:
-                for _, f in pending:
-                    f.cancel()
-                raise
-        if bar is not None:
-            bar.close()
+                except BaseException:
+                    for _, f in pending:
+                        f.cancel()
+                    raise
+        finally:
+            # on a stop too: its line is the count reached (the window showed "0 of 200 images" after
+            # a stop with 79 done)
+            if bar is not None:
+                bar.close()
         n_reused = resumed + by_path + by_hash
         if by_hash:
             say(f"reused the preprocessing of {counted(by_hash, ('more ' if by_path else '') + 'image')} found by their content "
