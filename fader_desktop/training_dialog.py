@@ -794,6 +794,7 @@ class TrainingDialog(QDialog):
         self._run_folder, self._previous_run = out, None
         self.proc.start(sys.executable, args)
         self.phase_label.setText("Starting…")
+        self.progress.setFormat("%p%")   # not the last run's "failed"
         self.progress.setRange(0, 0)
         self._poll.start()
         self._update_buttons()
@@ -1016,9 +1017,10 @@ class TrainingDialog(QDialog):
         self.progress.setRange(0, max(1, self.progress.maximum()))
         minutes = (time.monotonic() - self._started_at) / 60
         run = self._run_folder or self.run_dir()
-        offer_resume = finished = False
+        offer_resume = finished = failed = False
         if status == QProcess.ExitStatus.CrashExit and not self._stopping:
             text = "The trainer crashed; see the messages below"
+            failed = True
         elif code == 0:
             finished = True
             model = run / "model.fader"
@@ -1035,9 +1037,17 @@ class TrainingDialog(QDialog):
         elif code == 2 or (code == 1 and self._last_error()):
             # fader-train's one-line errors: settings, data, or an output it could not write
             # (under torchrun, which exits with 1 when a process fails)
-            text = "Training stopped: " + (form_terms(self._last_error()) or "see the messages below")
+            error = self._last_error()
+            text = "Training stopped: " + (form_terms(error) or "see the messages below")
+            failed = True
+            # an output it could not write (a full disk) with the checkpoint before it intact: Resume
+            # goes on from there, as after Cancel (the box stayed unticked under "rerun with --resume")
+            offer_resume = KEPT_CHECKPOINT in error and (run / CHECKPOINT_NAME).is_file()
         else:
             text = f"The trainer exited with status {code}; see the messages below"
+            failed = True
+        if failed:
+            self._show_failed()
         self.phase_label.setText(text)
         self._message(f"[{text}]")
         self._stopping = False
@@ -1056,6 +1066,14 @@ class TrainingDialog(QDialog):
             self._close_when_stopped = False
             self.close()
 
+    def _show_failed(self) -> None:
+        """The bar of a run that failed: where it was, unless full (the data prepared, then "no
+        usable image" or a full disk showed a full bar under the error), and saying "failed"."""
+        if self.progress.maximum() <= self.progress.minimum() or self.progress.value() >= self.progress.maximum():
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        self.progress.setFormat("failed")
+
     def _last_error(self) -> str:
         lines = [b.text() for b in _blocks(self.log_view)]
         for line in reversed(lines):
@@ -1067,6 +1085,7 @@ class TrainingDialog(QDialog):
         if error == QProcess.ProcessError.FailedToStart:
             self.phase_label.setText(f"Could not start {sys.executable} {' '.join(self.command()[:2])}")
             self._poll.stop()
+            self._show_failed()   # not the busy bar of a run that goes on
             self._update_buttons()
 
     def _open_result(self) -> None:
@@ -1152,9 +1171,27 @@ FINETUNE_OPTION = {"--init": "the 'Fine-tune the open model' box (untick it to f
 
 
 # The trainer's words for what the form sets, as the form names it (the status line; the log below
-# keeps the trainer's own text). Only phrases whose rewording reads right in every message.
-_FORM_TERMS = ((re.compile(r"--img-size (\d+)"), r"Size \1 px"), (re.compile(r"the --init model"), "the open model"),
-               (re.compile(r"add --align \(in the training window: ('[^']*')\)"), r"tick \1"))
+# keeps the trainer's own text, as the command line it shows does). Only phrases whose rewording
+# reads right in every message: not the command lines the trainer suggests ("--continue RUN/model.fader
+# --steps TOTAL --out NEW_RUN_DIR"), which are typed as they are.
+_FORM_TERMS = tuple((re.compile(pattern), words) for pattern, words in (
+    (r"--img-size (\d+)", r"Size \1 px"), (r"the --init model", "the open model"),
+    (r"add --align \(in the training window: ('[^']*')\)", r"tick \1"),
+    # training/trainer.py's save_checkpoint on a full disk (the dialog ticks Resume for it)
+    (r"rerun with --resume once", "Start training again with Resume ticked once"),
+    (r"use --resume or another --out", "tick Resume or choose another Run folder"),
+    (r"(^|: )--resume: ", r"\1Resume: "), (r"\(without --resume\)", "(with Resume unticked)"),
+    (r"resume with the run's --data and --attr", "resume with the run's Data and Attributes"),
+    (r"resume with the run's --data", "resume with the run's Data"),
+    (r"--out (.+?) is inside --data ", r"the Run folder \1 is inside the data folder "),
+    (r"(^|: )--out ", r"\1Run folder "), (r"(choose|give) another --out\b", r"\1 another Run folder"),
+    (r"\bin --attr\b", "in Attributes"), (r"bad --attr ", "bad Attributes "),
+    (r"--attr (\S+) does not match", r"Attributes \1 does not match"),
+    (r"with --attr (\S+)", r"with Attributes \1"),
+    (r"(Give it as|attribute folder:|e\.g\.) --data ", r"\1 Data "),
+))
+# the trainer's words where a checkpoint stays after it failed to write the next (training/trainer.py's save_checkpoint)
+KEPT_CHECKPOINT = "is intact: rerun with --resume"
 
 
 def form_terms(message: str) -> str:

@@ -111,3 +111,99 @@ def test_the_classifier_bar_moves_and_a_log_file_is_not_flooded(qtbot, monkeypat
         bar.update(1)
     bar.close()
     assert len(err.getvalue().splitlines()) <= 12, err.getvalue()[-600:]
+
+
+def test_a_run_that_fails_shows_no_full_bar(qtbot, tmp_path, monkeypatch):
+    """Item 2: images that cannot be read were all preprocessed (the bar at 12 of 12), then the
+    trainer refused the data: "Training stopped: … has no usable training image" stood under a
+    full bar, as if the run were done. And a trainer that could not be started left the bar
+    running busy for ever."""
+    root = tmp_path / "Smiling"
+    for i in range(12):
+        (root / ("yes" if i % 2 else "no")).mkdir(parents=True, exist_ok=True)
+        (root / ("yes" if i % 2 else "no") / f"{i}.jpg").write_bytes(b"not an image")
+    d = _dialog(qtbot, tmp_path, root)
+    with monkeypatch.context() as m:
+        m.setattr(sys, "executable", str(tmp_path / "no such python"))
+        d.start()
+        qtbot.waitUntil(lambda: d.phase_label.text().startswith("Could not start"), timeout=10_000)
+    value, top = _bar(d)
+    assert top > 0, "the bar still runs busy"
+    assert value < top and d.progress.text() == "failed", (value, top, d.progress.text())
+
+    counted = []   # the next run's bar counts again (not the last one's "failed")
+    d.progress.valueChanged.connect(lambda v: counted.append(d.progress.text()) if d.progress.maximum() == 12 else None)
+    finished = _start(d)
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert counted and all(t.endswith("%") for t in counted), counted
+    assert finished[0] == 2 and d.phase_label.text().startswith("Training stopped: "), d.log_view.toPlainText()[-800:]
+    value, top = _bar(d)
+    assert value < top and d.progress.text() == "failed", (value, top, d.progress.text())
+
+
+def test_the_trainers_advice_names_the_forms_fields(qtbot, tmp_path, labeled_folder):
+    """Item 3: the status line repeated the trainer's option names, which a user of the form never
+    typed: "--out … is inside --data …", "unknown attribute … in --attr". Two settings the trainer
+    refuses at once, said in the form's words."""
+    d = _dialog(qtbot, tmp_path, labeled_folder)
+    d.out_edit.setText(str(labeled_folder / "run"))
+    finished = _start(d)
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    text = d.phase_label.text()
+    assert finished[0] == 2 and f"the Run folder {labeled_folder / 'run'} is inside the data folder" in text, text
+    assert "--" not in text, text
+
+    table = tmp_path / "table"
+    shutil.copytree(labeled_folder / "yes", table / "images")
+    rows = [f"images/{p.name},{i % 2}" for i, p in enumerate(sorted((table / "images").iterdir()))]
+    (table / "labels.csv").write_text("file,Smiling\n" + "\n".join(rows) + "\n")
+    d.data_edit.setText(str(table / "labels.csv"))
+    d.out_edit.setText(str(tmp_path / "run"))
+    d.attr_edit.setText("Smilin")
+    finished = _start(d)
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    text = d.phase_label.text()
+    assert finished[0] == 2 and "unknown attribute 'Smilin'" in text and " in Attributes; the table has" in text, text
+    assert "--" not in text, text
+
+
+def test_a_full_disk_leaves_the_run_to_resume_and_says_so_in_the_forms_words(qtbot, tmp_path, labeled_folder):
+    """Item 3: the disk filled up in the middle of a run; the trainer kept its last checkpoint
+    and said "rerun with --resume once it can be written", but the Resume box (which is --resume
+    here) stayed unticked, and nothing in the form is called --resume. Now the status line says
+    to start again with Resume ticked, and the box is ticked, as after Cancel. Resumed on another
+    attribute's folder, "resume with the run's --data and --attr" names the Data and Attributes
+    fields."""
+    from conftest import _mount_tmpfs, _unmount, fill_disk
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "size=16m,mode=0777"):
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
+    try:
+        d = _dialog(qtbot, tmp_path, labeled_folder, steps=100_000, extra="--eval-every 100000 --ckpt-every 1")
+        d.out_edit.setText(str(disk / "run"))
+        finished = _start(d)
+        qtbot.waitUntil(lambda: d.phase_label.text().startswith("Training") or bool(finished), timeout=TIMEOUT)
+        assert not finished and (disk / "run" / "checkpoint_last.pt").is_file(), d.log_view.toPlainText()[-1500:]
+        fill_disk(disk, 4096)   # the next checkpoint (one a step) cannot be written
+        qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+        text = d.phase_label.text()
+        assert finished[0] == 2 and "is intact: Start training again with Resume ticked once it can be written" in text, \
+            (text, d.log_view.toPlainText()[-1500:])
+        assert "--resume" not in text
+        assert d.resume_check.isChecked() and "--resume" in d.arguments()
+        assert d.progress.text() == "failed"
+
+        # room again, but the Data field now names another attribute's folder: the trainer's
+        # "resume with the run's --data and --attr", in the form's words
+        (disk / "filler.bin").unlink()
+        male = tmp_path / "Male"
+        shutil.copytree(labeled_folder, male)
+        d.data_edit.setText(str(male))
+        finished = _start(d)
+        qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+        text = d.phase_label.text()
+        assert finished[0] == 2 and "resume with the run's Data and Attributes" in text, \
+            (text, d.log_view.toPlainText()[-1500:])
+        assert "--" not in text, text
+    finally:
+        _unmount(disk)
