@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QProcess, QProcessEnvironment, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPalette, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPainterPath, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QFrame, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
@@ -178,6 +178,70 @@ class CurvePlot(QWidget):
         p.end()
 
 
+# The trainer's preview (training/evaluation.py's preview_grid): a row per validation face, its
+# columns the original, the reconstruction, then each attribute switched, PREVIEW_PAD white pixels
+# around each face. Shown as it is it said nothing of what its 3 (or 7) columns were; here each
+# kind of image is a row with its name beside it, the faces side by side (a column each), so the
+# names read across at the dialog's font size (over columns 30-50 px wide they could not).
+PREVIEW_PAD = 2
+PREVIEW_TIP = ("Validation faces, one a column (the model never trained on them). Rows:\n{rows}.\n"
+               "A switched attribute takes its other value (one of more than two values: its next one).\n"
+               "The run folder's preview_latest.png has the same faces, one a row.")
+
+
+def preview_kinds(attributes) -> list:
+    """The names of a preview's images of a face, in the trainer's order, for the run's attributes."""
+    return ["original", "reconstruction"] + [f"{a} switched" for a in attributes]
+
+
+def preview_faces(image: QImage, n_kinds: int) -> list | None:
+    """The faces of a preview grid of `n_kinds` columns, [face][kind] as QImages; None where the
+    image is no such grid (another run's, or the attributes not known yet)."""
+    w, h, pad = image.width(), image.height(), PREVIEW_PAD
+    if n_kinds < 1 or (w - pad) % n_kinds:
+        return None
+    step = (w - pad) // n_kinds
+    if step <= pad or (h - pad) % step:
+        return None
+    return [[image.copy(pad + k * step, pad + r * step, step - pad, step - pad) for k in range(n_kinds)]
+            for r in range((h - pad) // step)]
+
+
+def labeled_preview(faces: list, kinds: list, size: QSize, font: QFont, color: QColor, ratio: float = 1.0) -> QPixmap:
+    """The faces ([face][kind], preview_faces) laid out a face per column and a kind per row, each
+    row's name at its left, as large as `size` allows."""
+    gap = PREVIEW_PAD
+    fm = QFontMetrics(font)
+    # the names' column: as wide as the widest word (names wrap at spaces), at most 40 % of the room
+    widest = max(fm.horizontalAdvance(word) for kind in kinds for word in kind.split())
+    label_w = min(widest + fm.averageCharWidth(), int(size.width() * 0.4))
+    n_faces, n_kinds = len(faces), len(kinds)
+    tile = int(min(size.height() / n_kinds, (size.width() - label_w - gap) / n_faces)) - gap
+    tile = max(8, tile)
+    width, height = label_w + gap + n_faces * (tile + gap), n_kinds * (tile + gap)
+    pix = QPixmap(round(width * ratio), round(height * ratio))
+    pix.setDevicePixelRatio(ratio)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+    p.setFont(font)
+    p.setPen(color)
+    align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+    for k, kind in enumerate(kinds):
+        y = k * (tile + gap)
+        box = QRectF(0, y, label_w, tile + gap)
+        wrapped = fm.boundingRect(box.toRect(), int(align | Qt.TextFlag.TextWordWrap), kind)
+        if wrapped.height() <= box.height() and wrapped.width() <= box.width():
+            p.drawText(box, int(align | Qt.TextFlag.TextWordWrap), kind)
+        else:   # no room for its lines: one, cut short (the tooltip has it whole)
+            p.drawText(box, int(align), fm.elidedText(kind, Qt.TextElideMode.ElideRight, label_w))
+        for r, face in enumerate(faces):
+            p.drawImage(QRectF(label_w + gap + r * (tile + gap), y + gap / 2, tile, tile), face[k])
+    p.end()
+    return pix
+
+
 class TrainingDialog(QDialog):
     """Set up a training run, start it, watch it, stop it, open its model."""
 
@@ -191,6 +255,8 @@ class TrainingDialog(QDialog):
         self._messages: list = []
         self._losses: dict = {}      # step -> (reconstruction loss, latent discriminator loss)
         self._val: list = []         # log.jsonl records
+        self._preview_image: QImage | None = None   # the run's newest preview (RUN_DIR/preview_latest.png)
+        self._preview_names: list | None = None     # the run's attributes (its log's), which the preview switches
         self._watcher = None         # training.run_progress.RunWatcher of the running run (worker thread only)
         self.jobs = JobRunner("fader-training-progress", self)
         self._started_at = 0.0
@@ -818,9 +884,11 @@ class TrainingDialog(QDialog):
         self.loss_plot.clear()
         self.val_plot.clear()
         # the last run's faces stayed on show until this run's first evaluation, many minutes away
-        self._preview_pixmap = None
+        self._preview_image = None
+        self._preview_names = None
         self.preview.clear()
         self.preview.setText(PREVIEW_WAITING)
+        self.preview.setToolTip("")
         self._budget_s = _budget_seconds(self.arguments())
         self._reset_count()
 
@@ -982,9 +1050,14 @@ class TrainingDialog(QDialog):
         steps = [rec["step"] for rec in news.records if isinstance(rec.get("step"), int)]
         if steps and self.is_running():   # log.jsonl may be ahead of the progress line on the pipe
             self._training_at(max(steps))
+        names = self._preview_names
         for rec in news.records:
             if isinstance(rec.get("val"), dict):
                 self._val.append(rec)
+                # the run's attributes, in its order: the preview's switched images, named
+                swaps = rec["val"].get("swap_accuracy")
+                if isinstance(swaps, dict) and swaps:
+                    names = [str(a) for a in swaps]
                 train = rec.get("train") or {}
                 if "rec" in train:
                     self._add_loss(int(rec["step"]), float(train["rec"]), train.get("lat_dis"))
@@ -993,16 +1066,31 @@ class TrainingDialog(QDialog):
                                      [(r["step"], r["val"].get("swap_mean", 0.0)) for r in self._val])
             self.val_plot.set_series("PSNR/100", QColor(200, 120, 220),
                                      [(r["step"], r["val"].get("psnr", 0.0) / 100) for r in self._val])
-        if news.preview is not None:
-            self._preview_pixmap = QPixmap.fromImage(news.preview)
+        if news.preview is not None or names != self._preview_names:
+            if news.preview is not None:
+                self._preview_image = news.preview
+            self._preview_names = names
             self._show_preview()
         self._update_buttons()
 
     def _show_preview(self) -> None:
-        pix = getattr(self, "_preview_pixmap", None)
-        if pix is not None:
-            self.preview.setPixmap(pix.scaled(self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                              Qt.TransformationMode.SmoothTransformation))
+        image = getattr(self, "_preview_image", None)
+        if image is None:
+            return
+        kinds = preview_kinds(self._preview_names) if self._preview_names else None
+        faces = preview_faces(image, len(kinds)) if kinds else None
+        if faces is None:   # the log's line, which names the attributes, comes after the image: shown as written
+            self.preview.setPixmap(QPixmap.fromImage(image).scaled(
+                self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+            self.preview.setToolTip("")
+            return
+        font = QFont(self.preview.font())
+        if font.pointSizeF() > 0:
+            font.setPointSizeF(font.pointSizeF() * 0.9)
+        self.preview.setPixmap(labeled_preview(faces, kinds, self.preview.size(), font,
+                                               self.palette().color(QPalette.ColorRole.Text),
+                                               self.preview.devicePixelRatioF()))
+        self.preview.setToolTip(literal_tip(PREVIEW_TIP.format(rows=", ".join(kinds))))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -1024,10 +1112,13 @@ class TrainingDialog(QDialog):
         elif code == 0:
             finished = True
             model = run / "model.fader"
-            # named, so the user knows which file Open result loads (and where to find it later)
-            text = (f"Finished after {minutes:.1f} min; the run's best model is {model}" if model.is_file() else
-                    f"Finished after {minutes:.1f} min; no model was written (the trainer writes "
-                    f"{model} at its first evaluation)")
+            # named, so the user knows which file Open result loads (and where to find it later).
+            # The time is this window's, from Start training (the data and the classifier
+            # included): "Finished after 0.1 min" stood under the trainer's "done at step 450
+            # after 0.4 min", its training time over every start of a resumed run
+            took = f"Finished {minutes:.1f} min after Start training"
+            text = (f"{took}; the run's best model is {model}" if model.is_file() else
+                    f"{took}; no model was written (the trainer writes {model} at its first evaluation)")
         elif code in (143, 130) or self._stopping:
             if (run / CHECKPOINT_NAME).is_file():
                 text = "Stopped; the run can be continued with Resume"

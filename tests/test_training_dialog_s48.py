@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from fader_desktop.training_dialog import TrainingDialog  # noqa: E402
 
@@ -207,3 +208,37 @@ def test_a_full_disk_leaves_the_run_to_resume_and_says_so_in_the_forms_words(qtb
         assert "--" not in text, text
     finally:
         _unmount(disk)
+
+
+def test_a_finished_run_says_what_its_time_is_and_names_the_preview_rows(qtbot, tmp_path, labeled_folder):
+    """Item 4: "[Finished after 0.2 min…]" stood under the trainer's "done at step 4 after 0.1
+    min" (on a resumed run 0.1 under 0.4): two "after"s for different things. The dialog's line
+    says what it counts, the time from Start training.
+    Item 5: the preview, 3 columns of faces for one attribute (7 for five), named none of them.
+    Its images are now laid out a face per column and a kind per row, each row named at its left
+    ("original", "reconstruction", "Smiling switched"), and its tooltip says the same."""
+    d = _dialog(qtbot, tmp_path, labeled_folder)
+    d.show()
+    finished = _start(d)
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert finished[0] == 0, d.log_view.toPlainText()[-1500:]
+    log = d.log_view.toPlainText()
+    assert re.search(r"fader-train: done at step 4 after [\d.]+ min", log), log[-800:]
+    text = d.phase_label.text()
+    assert re.match(r"Finished [\d.]+ min after Start training; the run's best model is ", text), text
+    assert "Finished after" not in log
+
+    qtbot.waitUntil(lambda: bool(d.preview.toolTip()), timeout=10_000)
+    tip = d.preview.toolTip()
+    assert "original, reconstruction, Smiling switched" in tip and "one a column" in tip, tip
+    QApplication.processEvents()
+    image = d.preview.pixmap().toImage()
+    # the faces (opaque) start where every row's middle is covered; left of them, the names'
+    # letters on a transparent ground, in each of the three rows
+    middles = [(2 * k + 1) * image.height() // 6 for k in range(3)]
+    faces_x = next(x for x in range(image.width()) if all(image.pixelColor(x, y).alpha() == 255 for y in middles))
+    assert faces_x > 40, faces_x
+    for k in range(3):
+        band = range(k * image.height() // 3, (k + 1) * image.height() // 3)
+        ink = sum(1 for y in band for x in range(faces_x - 2) if image.pixelColor(x, y).alpha() > 0)
+        assert ink > 20, (k, ink)
