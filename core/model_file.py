@@ -604,9 +604,14 @@ def read_model_header(path) -> tuple:
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little")
             raw = f.read(n)
+            size = os.fstat(f.fileno()).st_size
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read the file: {os_reason(e)}") from None
-    header = _parse_header(path, "damaged model file", raw)
+    header = _parse_header(path, "corrupt model file", raw)
+    _table, end = _tensor_table(header)
+    if end is not None and size < 8 + n + end:
+        # as load_model says it, before anyone is asked about a model that cannot load
+        raise ModelFileError(f"{path}: corrupt model file (truncated: {size:,} of {8 + n + end:,} bytes)")
     return _parse_meta(path, header.get("__metadata__") or {})
 
 

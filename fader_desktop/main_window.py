@@ -395,6 +395,9 @@ class MainWindow(QMainWindow):
         path = fallback = None
         if model:
             path = Path(model)
+            # a broken model given on the command line left the window without any model, each
+            # photo then "opened" with 0 faces
+            fallback = default_model_path() if default_model_path().is_file() else None
         elif self.settings.last_model and Path(self.settings.last_model).is_file():
             path = Path(self.settings.last_model)
             # a last model that no longer loads (damaged, from a newer version) left every start without one
@@ -405,6 +408,8 @@ class MainWindow(QMainWindow):
                 # said, not silent: the user chose that model and finds another one loaded
                 self._start_note = (f"the last model, {self.settings.last_model}, is no longer there; "
                                     "the built-in model is loaded")
+                # and off Recent Models, as a gone entry picked there is (it stayed until clicked)
+                self.settings.remove_recent_model(self.settings.last_model)
         unsaved = self.settings.unsaved_reason()
         if unsaved:   # once, at start: nothing the user sets up would come back next time
             log.warning("%s", unsaved)
@@ -461,21 +466,32 @@ class MainWindow(QMainWindow):
         return False
 
     def _confirm_model_switch(self, path: Path) -> bool:
-        """Another model keeps the edits only where it has the same attributes (the photo's faces are
-        encoded again and the edit carried over); ask only where they may be lost."""
+        """Another model keeps the edits (the photo's faces encoded again, the edit and its history
+        carried over) where it has the same attributes and works at the same size; ask only where
+        they may be lost, and say which. A file that is no model, or a damaged one, is said at
+        once, not after the question."""
         if not self.has_unsaved_edits() or self._photo is None or same_file(path, self._model.path):
             return True
-        from core.model_file import check_header   # torch is loaded already: a model is open
+        if self._opening is not None:   # the edits are of a photo already being left (a drop of both)
+            return True
+        from core.model_file import read_model_header   # torch is loaded already: a model is open
         try:
-            check_header(path)   # no model at all: said at once, not after the question
+            _meta, attrs, arch, _clf = read_model_header(path)
         except FaderError as e:
             self._error("Cannot load model", str(e))
             return False
-        names = ", ".join(display_name(a.name) for a in self._attrs)
-        return self.ask_confirm(
-            "Open another model?",
-            f"The edits to {self._photo.path.name} have not been exported. The new model keeps them if it has "
-            f"the same attributes ({names}); otherwise they are discarded.", "Open model")
+        ours = {a.name for a in self._attrs}
+        size = self._model.summary.get("image_size")
+        if {a.name for a in attrs} == ours and arch.img_size == size:
+            return True
+        if {a.name for a in attrs} == ours:
+            why = (f"{path.name} works at {arch.img_size} px, the open model at {size} px: the edits carry over if "
+                   "both edit the same faces, and are discarded where a face is too small for one of them.")
+        else:
+            why = (f"{path.name} has other attributes ({', '.join(display_name(a.name) for a in attrs)}) than the "
+                   f"open model ({', '.join(display_name(a.name) for a in self._attrs)}): the edits are discarded.")
+        return self.ask_confirm("Open another model?",
+                                f"The edits to {self._photo.path.name} have not been exported. {why}", "Open model")
 
     def _remembered(self, folder: str) -> str:
         """A remembered folder setting, "" where it is one of the app's own (an earlier version kept Pasted/)."""
@@ -500,12 +516,13 @@ class MainWindow(QMainWindow):
         if self._confirm_discard(path, then=lambda: self.open_photo(path)):
             self._open_photo_now(path)
 
-    def open_photos(self, paths, recipe=None) -> None:
+    def open_photos(self, paths, recipe=None, ask: bool = True) -> None:
         """Open the first of several photos (the command line's, a drop's); Next photo and
         Previous photo then walk them, not the folder. `recipe`: a recipe file dropped with
-        them, applied to the first photo once it has opened."""
+        them, applied to the first photo once it has opened. `ask=False`: the user has answered
+        for the edits already."""
         paths = [Path(p) for p in paths]
-        if not paths or not self._confirm_discard(paths[0], then=lambda: self.open_photos(paths, recipe)):
+        if not paths or (ask and not self._confirm_discard(paths[0], then=lambda: self.open_photos(paths, recipe))):
             if paths and recipe is not None:
                 self.statusBar().showMessage(f"{Path(recipe).name} was not applied: the photo did not open", 8000)
             return
@@ -797,10 +814,11 @@ class MainWindow(QMainWindow):
         if path:
             self.load_model(path)
 
-    def load_model(self, path, fallback=None) -> None:
+    def load_model(self, path, fallback=None, ask: bool = True) -> None:
         """Load a .fader model (a job); an open photo is re-encoded with it. Where it fails, the
-        fallback (the default model, at start) is loaded instead."""
-        if self._model is not None and not self._confirm_model_switch(Path(path)):
+        fallback (the default model, at start) is loaded instead. `ask=False`: the user has
+        answered for the edits already."""
+        if ask and self._model is not None and not self._confirm_model_switch(Path(path)):
             return
         path, device, backend, status = Path(path), self.device, self.backend, self.jobs.set_busy_text
         on_error = self._failure("Cannot load model")
@@ -841,9 +859,8 @@ class MainWindow(QMainWindow):
     def set_device(self, device: str) -> None:
         if device not in DEVICES or device == self.device:
             return
-        self.device = device
-        self.settings.device = device
-        self.device_actions[device].setChecked(True)
+        was = self.device
+        self._show_device(device)
         backend, status, check = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled
         name = self._model.path.name if self._model else ""
         view, keep = self.canvas.preview_scale_for(keep_view=True), self._edit_to_keep()
@@ -851,9 +868,21 @@ class MainWindow(QMainWindow):
         def done(info: Optional[ModelInfo]) -> None:
             if info is not None:
                 self._on_model_loaded(info)
+        failure = self._failure("Cannot load model")
+
+        def failed(message: str) -> None:
+            # the model stays where it ran (its file gone, say): the menu and the setting said the new device
+            if self.device == device:
+                self._show_device(was)
+            failure(message)
         self.jobs.submit(lambda: backend.set_device(device, status, check, view, keep), on_done=done,
-                         on_error=self._failure("Cannot load model"),
-                         busy_text=f"Loading model {name}…" if name else "")
+                         on_error=failed, busy_text=f"Loading model {name}…" if name else "")
+
+    def _show_device(self, device: str) -> None:
+        """The device models run on, as the window, its menu and the settings hold it."""
+        self.device = device
+        self.settings.device = device
+        self.device_actions[device].setChecked(True)
 
     def _edit_to_keep(self):
         """The open photo's edit (a Snapshot), for a model load to render the reopened photo's
@@ -877,15 +906,18 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     def _on_model_loaded(self, info: ModelInfo) -> None:
         same_attrs = [a.to_dict() for a in info.attributes] == [a.to_dict() for a in self._attrs]
+        # the history's steps hold values by attribute name: they apply to a model with the same
+        # names whatever its slider ranges (it went without a word for a retrained model)
+        same_names = {a.name for a in info.attributes} == {a.name for a in self._attrs}
         self._model = info
         self._attrs = list(info.attributes)
         self.settings.last_model = str(info.path)
         self.settings.add_recent_model(info.path)
         if not same_attrs:
-            # the values and the history refer to attributes that no longer exist
             self.panel.set_attributes(self._attrs)
             self._watch_text_keys()
-            self.undo_stack.clear()
+        if not same_names:
+            self._fresh_history()   # its values refer to attributes that no longer exist
         # the notice (no CUDA here: on the CPU) goes with it: shown first, "Loaded model" replaced it at once
         notes = [n for n in (info.notice, self._start_note) if n]
         self._start_note = None
@@ -900,6 +932,13 @@ class MainWindow(QMainWindow):
             self._on_photo_loaded(info.photo)
         if info.photo_error:
             self._error("Cannot load model", info.photo_error)
+
+    def _fresh_history(self) -> None:
+        """An empty undo history at the clean state. QUndoStack.clear() leaves an empty stack as it
+        is: one marked unsaved (an edit carried over without its history) stayed so, and the photo
+        opened afresh read as edited (the title's *, "Discard edits?" on close)."""
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
 
     def _set_session(self, session: EditSession) -> None:
         if self._unsubscribe is not None:
@@ -985,7 +1024,7 @@ class MainWindow(QMainWindow):
                 self.undo_stack.resetClean()
         else:
             # a new photo or a new model: start from the faces' own values with a fresh history
-            self.undo_stack.clear()
+            self._fresh_history()
             from core.photo_edit import main_face   # here: importing it loads torch
             session.selected = main_face(info.faces)
             self._clean_modified = False   # the photo as opened
@@ -1032,8 +1071,9 @@ class MainWindow(QMainWindow):
             # where it is in the photos given (the "Photo 1 of 3" said before it opened was replaced at once)
             of = (f" · photo {self._image_list.index(info.path) + 1} of {len(self._image_list)}, Ctrl+PgDown: next"
                   if info.path in self._image_list else "")
-            self.statusBar().showMessage(
-                f"Opened {info.path.name}: {n} face{'s' if n != 1 else ''} ({info.seconds:.1f} s){of}", 6000)
+            # without a model no face is looked for: "0 faces" read as none found in the photo
+            found = f"{n} face{'s' if n != 1 else ''}" if info.has_model else "no model is loaded to find its faces"
+            self.statusBar().showMessage(f"Opened {info.path.name}: {found} ({info.seconds:.1f} s){of}", 6000)
         self._refresh()
         self.photoOpened.emit(info)
 
@@ -1688,7 +1728,7 @@ class MainWindow(QMainWindow):
             notes += [MORE_FACES_TINY] if photo.thorough else []
             self.panel.set_notice("<br>".join(notes))
         if model:
-            name = model.name if len(model.name) <= 32 else model.name[:31] + "…"
+            name = model.name if len(model.name) <= 48 else model.name[:47] + "…"
             self.model_label.setText(f"Model: {name} · {model.device.upper()}")
             self.model_label.setToolTip(literal_tip(f"{model.name}\n{model.path}\nrunning on {model.device}"))
         else:
@@ -1771,13 +1811,27 @@ class MainWindow(QMainWindow):
                                          + (f" and {len(others) - 3} more" if len(others) > 3 else ""), 8000)
         event.acceptProposedAction()
         # deferred: a modal dialog inside a drop handler would block the drag source
-        if models:
-            QTimer.singleShot(0, lambda: self.load_model(models[0]))
-        if photos:   # several: the first opens, Ctrl+PgDown the next (only the first opened, silently)
-            # a recipe dropped with them was ignored; it is applied to the first once it has opened
-            QTimer.singleShot(0, lambda: self.open_photos(photos, recipes[0] if recipes else None))
-        elif recipes:
-            QTimer.singleShot(0, lambda: self.apply_recipe(recipes[0]))
+        QTimer.singleShot(0, lambda: self._open_dropped(models[0] if models else None, photos,
+                                                        recipes[0] if recipes else None))
+
+    def _open_dropped(self, model, photos, recipe) -> None:
+        """What a drop brought: a model, then photos (several: the first opens, Ctrl+PgDown the
+        next) with a recipe applied to the first, or a recipe alone. A model dropped with photos
+        is loaded first, so that they open with it, and the edits of the photo they replace are
+        asked about once: two questions came, the second on top of the first."""
+        if model is not None and photos:
+            if not self._confirm_discard(photos[0], then=lambda: self._open_dropped(model, photos, recipe)):
+                return
+            self.load_model(model, ask=False)
+            self.open_photos(photos, recipe, ask=False)
+        elif model is not None:
+            self.load_model(model)
+            if recipe is not None:
+                self.apply_recipe(recipe)
+        elif photos:
+            self.open_photos(photos, recipe)
+        elif recipe is not None:
+            self.apply_recipe(recipe)
 
     def _hold_key(self, event) -> bool:
         """Hold \\ to see the original, wherever the focus is in the window."""

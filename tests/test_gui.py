@@ -1378,9 +1378,11 @@ def test_a_photo_without_faces_shows_no_values_of_the_photo_before(editor, qtbot
         assert r.spin.value() == 0.0 and not r.title.font().italic() and not r.reset_button.isEnabled()
 
 
-def test_opening_another_model_asks_only_where_edits_may_be_lost(editor, qtbot, tiny_model_path, monkeypatch):
-    """The same model again keeps the edit without a question; another asks, saying when the edit
-    is kept (before: "Discard them?", and then the edit was kept)."""
+def test_opening_another_model_asks_only_where_edits_may_be_lost(editor, qtbot, tiny_model_path, tiny_model_path_b,
+                                                                  monkeypatch):
+    """The same model again, or another with the same attributes and size, keeps the edit and its
+    history without a question; one with other attributes asks, naming them (before: every other
+    file got the same question, "keeps them if it has the same attributes", whatever it had)."""
     w = editor
     asked = []
     monkeypatch.setattr(w, "ask_confirm", lambda title, text, *a, **k: asked.append((title, text)) or False)
@@ -1392,9 +1394,14 @@ def test_opening_another_model_asks_only_where_edits_may_be_lost(editor, qtbot, 
     assert not asked and w.panel.row("Smiling").spin.value() == value and w.undo_stack.canUndo()
     other = tiny_model_path.with_name("copy_of_tiny.fader")
     other.write_bytes(tiny_model_path.read_bytes())
-    w.load_model(other)          # refused in the dialog: nothing happens
-    assert asked and asked[0][0] == "Open another model?" and "same attributes" in asked[0][1]
-    assert w._model.path == tiny_model_path and w.panel.row("Smiling").spin.value() == value
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.load_model(other)
+    assert not asked and w._model.path == other
+    assert w.panel.row("Smiling").spin.value() == value and w.undo_stack.canUndo() and w.isWindowModified()
+    w.load_model(tiny_model_path_b)          # refused in the dialog: nothing happens
+    assert len(asked) == 1 and asked[0][0] == "Open another model?"
+    assert "tiny_b.fader has other attributes (Young, Eyeglasses)" in asked[0][1] and "discarded" in asked[0][1]
+    assert w._model.path == other and w.panel.row("Smiling").spin.value() == value
 
 
 def test_a_narrow_window_shows_the_whole_opened_message(editor, qtbot, portrait_path):

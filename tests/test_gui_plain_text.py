@@ -221,8 +221,9 @@ def test_the_question_before_another_model_names_the_attributes_as_written(edito
         w.load_model(tiny_model_path)   # asked: answered Cancel
         wait_until(lambda: bool(seen))
     names = ", ".join(display_name(a.name) for a in w._attrs)
-    assert seen == [("Open another model?", f"The edits to {w._photo.path.name} have not been exported. The new "
-                     f"model keeps them if it has the same attributes ({names}); otherwise they are discarded.")]
+    assert seen == [("Open another model?", f"The edits to {w._photo.path.name} have not been exported. tiny.fader "
+                     f"has other attributes (Smiling, Male, Hair) than the open model ({names}): the edits are "
+                     "discarded.")]
     assert [a.name for a in w._attrs] == [n for n, _v, _r in HOSTILE_ATTRS]   # not switched
 
 

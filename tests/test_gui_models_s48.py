@@ -1,0 +1,155 @@
+"""Switching models in the window, as a QA walk met it: an edit discarded by a model with other
+attributes left the window reading as unsaved, a model and a photo dropped together asked two
+questions one on top of the other, a retrained model (the same attributes, other slider ranges)
+cleared the undo history without a word, a failed device switch left the menu on the new device,
+and a broken model given at start left the window without any. The real window, real tiny models."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from conftest import make_tiny_model  # noqa: E402
+from test_gui import TIMEOUT, editor, shared_window  # noqa: E402,F401
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def other_ranges(tmp_path_factory) -> Path:
+    """The tiny model's attributes with other slider ranges (a model retrained or fine-tuned)."""
+    attrs = (("Smiling", ("no", "yes"), (-2.0, 3.0)), ("Male", ("no", "yes"), (-1.5, 2.5)),
+             ("Hair", ("black", "blond", "brown"), (0.0, 1.0)))
+    return make_tiny_model(tmp_path_factory.mktemp("ranges") / "retrained.fader", seed=3, attrs=attrs)
+
+
+def _edit(w) -> float:
+    spin = w.panel.row("Smiling").spin
+    spin.setValue(1.5 if spin.value() < 1 else -0.5)
+    return spin.value()
+
+
+def test_a_retrained_model_keeps_the_history_and_a_discarded_edit_leaves_the_window_clean(
+        editor, qtbot, other_ranges, tiny_model_path_b):
+    w = editor
+    value = _edit(w)
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.load_model(other_ranges)
+    # the same attributes, other ranges: the edit and its undo step carry over (the history went)
+    assert w.panel.row("Smiling").spin.value() == value
+    assert w.undo_stack.canUndo() and w.undo_stack.undoText().startswith("Smiling")
+    assert w.isWindowModified()
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.load_model(tiny_model_path_b)   # other attributes: the edit is discarded (asked, answered yes)
+    assert not w.session.is_modified() and not w.undo_stack.canUndo()
+    # the photo as opened: nothing left to export (the title kept its * and closing asked "Discard edits?")
+    assert not w.has_unsaved_edits() and not w.isWindowModified()
+
+
+def test_a_model_and_a_photo_dropped_together_ask_once(editor, qtbot, tiny_model_path_b, portrait_path, tmp_path,
+                                                       monkeypatch):
+    w = editor
+    _edit(w)
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda title, *a, **k: asked.append(title) or True)
+    photo = tmp_path / "another.jpg"
+    shutil.copy(portrait_path, photo)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tiny_model_path_b)), QUrl.fromLocalFile(str(photo))])
+    drop = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.dropEvent(drop)
+    qtbot.waitUntil(lambda: w._photo is not None and w._photo.path == photo and w._model.path == tiny_model_path_b,
+                    timeout=TIMEOUT)
+    # one question for both: the photo dropped replaces the edited one (before: "Open another
+    # model?" and "Discard edits?" came one on top of the other)
+    assert asked == ["Discard edits?"]
+    assert [a.name for a in w._attrs] == ["Young", "Eyeglasses"] and w._photo.faces
+
+
+def test_a_device_switch_that_fails_leaves_the_device_the_model_runs_on(editor, qtbot, tiny_model_path, tmp_path):
+    w = editor
+    copy = tmp_path / "gone_after_load.fader"
+    shutil.copy(tiny_model_path, copy)
+    with qtbot.waitSignals([w.modelChanged, w.photoOpened], timeout=TIMEOUT):
+        w.load_model(copy)
+    copy.unlink()
+    was = w.device
+    other = "auto" if was != "auto" else "cpu"
+    w.set_device(other)
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
+    assert w.errors[-1][0] == "Cannot load model" and "not found" in w.errors[-1][1]
+    # the model still runs where it ran: the menu and the setting said the device asked for
+    assert w.device == was and w.settings.device == was and w.device_actions[was].isChecked()
+    assert not w.device_actions[other].isChecked()
+
+
+def test_a_truncated_model_is_refused_before_the_question(editor, qtbot, tiny_model_path, tmp_path, monkeypatch):
+    w = editor
+    value = _edit(w)
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda title, *a, **k: asked.append(title) or True)
+    cut = tmp_path / "truncated.fader"
+    cut.write_bytes(tiny_model_path.read_bytes()[:-1000])
+    w.load_model(cut)
+    # said at once (it asked "Open another model?" first, then the load failed)
+    assert not asked and w.errors and w.errors[-1][0] == "Cannot load model"
+    assert "truncated" in w.errors[-1][1]
+    assert w.panel.row("Smiling").spin.value() == value
+
+
+def test_a_broken_model_given_at_start_falls_back_to_the_built_in_one(qtbot, tmp_path, portrait_path):
+    from fader_desktop.main_window import MainWindow
+    from fader_desktop.settings import Settings
+    broken = tmp_path / "broken.fader"
+    broken.write_bytes(b"not a model at all")
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    w = MainWindow(settings, device="cpu")
+    qtbot.addWidget(w)
+    errors = []
+    w.show_error = lambda title, message: errors.append((title, message))
+    w.start(model=broken, images=[portrait_path])
+    qtbot.waitUntil(lambda: w._model is not None and w._photo is not None and bool(w._photo.faces), timeout=120_000)
+    assert w._model.path.name == "default.fader"
+    assert errors and errors[0][0] == "Cannot load model" and "The default model is opened instead" in errors[0][1]
+
+
+def test_a_photo_opened_without_a_model_does_not_say_it_has_no_face(qtbot, tmp_path, portrait_path, monkeypatch):
+    import resources
+    from fader_desktop.main_window import MainWindow
+    from fader_desktop.settings import Settings
+    monkeypatch.setattr(resources, "default_model_path", lambda: tmp_path / "no default here.fader")
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    w = MainWindow(settings, device="cpu")
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.start(images=[portrait_path])
+    text = w.statusBar().currentMessage()
+    assert w._model is None
+    assert text.startswith(f"Opened {portrait_path.name}: no model is loaded to find its faces"), text
+
+
+def test_a_last_model_that_is_gone_leaves_recent_models(qtbot, tmp_path, tiny_model_path):
+    """Said in the status bar at start, it stayed in File ▸ Recent Models until picked there."""
+    from fader_desktop.main_window import MainWindow
+    from fader_desktop.settings import Settings
+    gone = tmp_path / "moved away.fader"
+    shutil.copy(tiny_model_path, gone)
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    settings.add_recent_model(gone)
+    settings.add_recent_model(tiny_model_path)
+    settings.last_model = str(gone)
+    gone.unlink()
+    w = MainWindow(settings, device="cpu")
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.modelChanged, timeout=120_000):
+        w.start()
+    assert str(gone) not in settings.recent_models()
+    assert str(tiny_model_path) in settings.recent_models()
