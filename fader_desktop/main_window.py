@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._sweeps: list = []   # (job, path) of the sweeps submitted: closing asks before one still running is dropped
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
+        self._model_loading: Optional[str] = None   # the file name of a model being loaded
         self._list_pos: Optional[int] = None   # the one of them last tried
         # (photo shown, its folder's neighbour that failed to open): Next/Previous go on from that one
         self._sibling_failed: Optional[tuple] = None
@@ -526,24 +527,43 @@ class MainWindow(QMainWindow):
             if paths and recipe is not None:
                 self.statusBar().showMessage(f"{Path(recipe).name} was not applied: the photo did not open", 8000)
             return
-        self._open_photo_now(paths[0], recipe)
-        if len(paths) > 1:
-            self._image_list, self._list_pos = paths, 0
-            self.act_next.setText("&Next photo")
-            self.act_prev.setText("&Previous photo")
+        if len(paths) == 1:
+            self._open_photo_now(paths[0], recipe)
+            return
+        self._image_list, self._list_pos = paths, 0
+        self.act_next.setText("&Next photo")
+        self.act_prev.setText("&Previous photo")
+        self._open_from_list(0, recipe)
 
-    def _open_photo_now(self, path, recipe=None, on_failed=None) -> None:
-        """Open `path` as a job; `on_failed()` is called where it fails, before the message."""
+    def _open_from_list(self, i: int, recipe=None) -> None:
+        """Open photo `i` of the photos given; where it fails (said), the next one is opened: an
+        unreadable first photo left the window empty, the others out of reach of Next photo."""
+        paths = self._image_list
+        more = i + 1 < len(paths)
+
+        def failed() -> None:
+            self._list_pos = i
+            if more and self._image_list is paths:
+                self._open_from_list(i + 1, recipe)
+        self._open_photo_now(paths[i], recipe, on_failed=failed, next_given=more)
+
+    def _open_photo_now(self, path, recipe=None, on_failed=None, next_given: bool = False) -> None:
+        """Open `path` as a job; `on_failed()` is called where it fails, before the message.
+        `next_given`: on_failed opens the next photo given, which the message says (and the
+        recipe, if any, goes on to it)."""
         path, backend, status = Path(path), self.backend, self.jobs.set_busy_text
         on_done, on_error = self._on_photo_loaded, self._failure("Cannot open photo")
-        if recipe is not None:
+        if next_given:
+            def on_error(message):
+                self._error("Cannot open photo", f"{message} (the next photo given is opened instead)")
+        elif recipe is not None:
             # tied to this open: a failed one must not leave the recipe waiting for a later photo
+            def on_error(message):
+                self._error("Cannot open photo", f"{message} ({Path(recipe).name} was not applied)")
+        if recipe is not None:
             def on_done(info):
                 self._on_photo_loaded(info)
                 self.apply_recipe(recipe)
-
-            def on_error(message):
-                self._error("Cannot open photo", f"{message} ({Path(recipe).name} was not applied)")
         self._opening = path
 
         def opened(info):
@@ -809,7 +829,15 @@ class MainWindow(QMainWindow):
         open_one(path)
 
     def open_model_dialog(self) -> None:
-        start = str(Path(self._model.path).parent) if self._model else ""
+        """File ▸ Open model…: starts in the open model's folder, or where the built-in one is open
+        (its folder is inside the app: a packaged install's own files) in the folder of the model
+        last opened from elsewhere, else the user's."""
+        from resources import default_model_path
+        builtin = default_model_path().parent
+        folders = [Path(self._model.path).parent] if self._model else []
+        folders += [Path(f).parent for f in self.settings.recent_models()]
+        start = next((str(f) for f in folders if f.is_dir() and not same_file(f, builtin)),
+                     str(user_folder(self.settings.last_dir)))
         path, _ = QFileDialog.getOpenFileName(self, "Open model", start, "Fader models (*.fader);;All files (*)")
         if path:
             self.load_model(path)
@@ -829,9 +857,19 @@ class MainWindow(QMainWindow):
         check = self.jobs.check_cancelled   # closing the window stops the load between its steps
         view = self.canvas.preview_scale_for(keep_view=True)   # the open photo, opened again
         keep = self._edit_to_keep()
+        # said in the Faders panel while no model is there yet: at start it read "No model loaded"
+        # for the seconds the built-in one took, under a status bar saying "Loading model…"
+        self._model_loading = path.name
+        if self._model is None:
+            self._refresh()
+
+        def failed(message: str, report=on_error) -> None:
+            self._model_loading = None
+            report(message)
+            self._refresh()
         self.jobs.submit(lambda: backend.load_model(path, device, status, check, view, keep),
                          on_done=self._on_model_loaded,
-                         on_error=on_error, busy_text=f"Loading model {path.name}…")
+                         on_error=failed, busy_text=f"Loading model {path.name}…")
 
     def import_reference_dialog(self) -> None:
         dlg = ImportReferenceDialog(self._remembered(self.settings.last_dir), self)
@@ -905,6 +943,7 @@ class MainWindow(QMainWindow):
     # job results
     # ------------------------------------------------------------------------------------------
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        self._model_loading = None
         same_attrs = [a.to_dict() for a in info.attributes] == [a.to_dict() for a in self._attrs]
         # the history's steps hold values by attribute name: they apply to a model with the same
         # names whatever its slider ranges (it went without a word for a retrained model)
@@ -1694,11 +1733,14 @@ class MainWindow(QMainWindow):
         """Title, placeholder, notices and action states from the current model/photo."""
         photo, model = self._photo, self._model
         self.setWindowTitle(f"{photo.path.name}[*] — {APP_TITLE}" if photo else APP_TITLE)
-        no_model = "No model loaded — File ▸ Open model… (Ctrl+M)"
+        loading = self._model_loading
+        no_model = f"Loading model {loading}…" if loading else "No model loaded — File ▸ Open model… (Ctrl+M)"
         self.canvas.set_placeholder("Open a photo: File ▸ Open… (Ctrl+O), drop one here, or paste one (Ctrl+V)\n"
                                     "(no photo at hand? Help ▸ Open sample photo)"
                                     + ("" if model else "\n\n" + no_model))
-        if model is None:
+        if model is None and loading:
+            self.panel.set_notice(f"<b>Loading model {html.escape(loading)}…</b><br>The faders come when it has loaded.")
+        elif model is None:
             self.panel.set_notice("<b>No model loaded.</b><br>Open a <i>.fader</i> model to edit faces: "
                                   "File ▸ Open model… (Ctrl+M).")
         elif photo is None:

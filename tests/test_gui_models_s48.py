@@ -153,3 +153,50 @@ def test_a_last_model_that_is_gone_leaves_recent_models(qtbot, tmp_path, tiny_mo
         w.start()
     assert str(gone) not in settings.recent_models()
     assert str(tiny_model_path) in settings.recent_models()
+
+
+def test_an_unreadable_first_photo_given_opens_the_next_one(editor, qtbot, portrait_path, tmp_path):
+    """`FaderDesktop notes.jpg photo.jpg`: the window said notes.jpg was no image and stayed empty,
+    photo.jpg out of reach (Next photo greyed out)."""
+    w = editor
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    good = tmp_path / "photo.jpg"
+    shutil.copy(portrait_path, good)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photos([bad, good])
+    assert w._photo.path == good and w._photo.faces
+    assert len(w.errors) == 1 and w.errors[0][0] == "Cannot open photo"
+    assert "notes.jpg" in w.errors[0][1] and "the next photo given is opened instead" in w.errors[0][1]
+
+
+def test_the_faders_panel_says_a_model_is_loading_until_it_has(qtbot, tmp_path, tiny_model_path):
+    """At start the panel read "No model loaded. Open a .fader model…" for the seconds the model
+    took, under a status bar saying "Loading model…"."""
+    from fader_desktop.main_window import MainWindow
+    from fader_desktop.settings import Settings
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    w = MainWindow(settings, device="cpu")
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.modelChanged, timeout=TIMEOUT):
+        w.start(model=tiny_model_path)
+        assert w._model is None   # the load is a job: this is what shows while it runs
+        assert "Loading model tiny.fader" in w.panel.notice.text(), w.panel.notice.text()
+        assert "No model loaded" not in w.panel.notice.text()
+    assert "Loading model" not in w.panel.notice.text()
+
+
+def test_open_model_does_not_start_inside_the_app(editor, qtbot, tiny_model_path, monkeypatch):
+    """With the built-in model open, File ▸ Open model… started in the app's own resources/models
+    (a packaged install's files), not where the user keeps models."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from resources import default_model_path
+    w = editor
+    starts = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda parent, title, start, *a: starts.append(start) or ("", ""))
+    w.settings.add_recent_model(tiny_model_path)
+    w.settings.add_recent_model(default_model_path())
+    monkeypatch.setattr(w, "_model", type(w._model)(**{**w._model.__dict__, "path": default_model_path()}))
+    w.open_model_dialog()
+    assert starts == [str(tiny_model_path.parent)]
