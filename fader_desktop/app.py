@@ -30,6 +30,7 @@ class LogFile(logging.handlers.RotatingFileHandler):
     stops, instead of a "Logging error" traceback on stderr for every later message."""
 
     failed = False
+    program = "fader-desktop"   # the name its note on stderr gives the program (setup_logging's)
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self.failed:
@@ -49,14 +50,15 @@ class LogFile(logging.handlers.RotatingFileHandler):
         reason = error.strerror or str(error)
         if sys.stderr:   # None in a windowed build
             try:
-                sys.stderr.write(f"fader-desktop: note: cannot write the log file {self.baseFilename} "
+                sys.stderr.write(f"{self.program}: note: cannot write the log file {self.baseFilename} "
                                  f"({reason}); logging to it stops\n")
             except (OSError, ValueError):
                 pass
 
 
-def setup_logging() -> Path | None:
-    """Log to a rotating file (errors users report should be in it) and warnings to stderr."""
+def setup_logging(program: str = "fader-desktop") -> Path | None:
+    """Log to a rotating file (errors users report should be in it) and warnings to stderr, each
+    line there starting with `program` (the command line's name for it, cli.PROG)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     path = log_path()
@@ -66,11 +68,14 @@ def setup_logging() -> Path | None:
     except OSError:
         path = None
     else:
+        fh.program = program
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
         root.addHandler(fh)
     sh = logging.StreamHandler()
     sh.setLevel(logging.WARNING)
-    sh.setFormatter(logging.Formatter("fader-desktop: %(levelname)s: %(message)s"))
+    # named as the command line names it: the packaged app's lines said fader-desktop beside its
+    # usage's FaderDesktop
+    sh.setFormatter(logging.Formatter(program.replace("%", "%%") + ": %(levelname)s: %(message)s"))
     root.addHandler(sh)
     return path
 
@@ -127,13 +132,14 @@ def _install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
-def run_app(images=(), model=None, device: Optional[str] = None) -> int:
+def run_app(images=(), model=None, device: Optional[str] = None, program: str = "fader-desktop") -> int:
     """Start the editor window; returns the exit status. ``device``: given on the command line,
-    it becomes the window's saved choice (``"auto"`` too); None keeps the saved one."""
+    it becomes the window's saved choice (``"auto"`` too); None keeps the saved one. ``program``:
+    the name its lines on stderr give it (cli.PROG)."""
     # the identity first: the log file's folder (QStandardPaths) is named after it
     QApplication.setOrganizationName(ORGANIZATION)
     QApplication.setApplicationName(APPLICATION)
-    logfile = setup_logging()
+    logfile = setup_logging(program)
     app = make_application()
     log.info("starting; log file %s", logfile)
     from .main_window import MainWindow

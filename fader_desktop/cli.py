@@ -9,12 +9,31 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
 
-PROG = "fader-desktop"
+
+def program_name() -> str:
+    """The name the messages and usage give this program: `fader-desktop` (the console script); in
+    the packaged app the executable's name as the user started it (`FaderDesktop`, or the
+    `fader-desktop` link install.sh makes), as its trainer names itself (core.run_files)."""
+    if getattr(sys, "frozen", False):
+        return os.path.basename(sys.argv[0]) or "FaderDesktop"
+    return "fader-desktop"
+
+
+PROG = program_name()
+
+
+def _named(text: str | None) -> str | None:
+    """A command's examples or option help, written for `fader-desktop`, with the program named
+    as PROG (the command lines they show: an example's line, a `quoted` command)."""
+    if not text or PROG == "fader-desktop":
+        return text
+    return re.sub(r"(?m)(^\s+|`)fader-desktop(?=\s)", lambda m: m.group(1) + PROG, text)
 
 # what edit and sweep say where the ordinary face search found no face (or not the face asked for)
 FIND_MORE_HINT = "--find-more-faces searches again, turned, tilted and finer (slower)"
@@ -114,7 +133,7 @@ def parse_sets(engine, sets, option: str = "--set") -> dict:
 
 def _gui_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Fader Desktop: edit face attributes in photos with sliders. "
-                      "Sub-commands: " + ", ".join(SUBCOMMANDS) + " (run `fader-desktop COMMAND --help`).")
+                      "Sub-commands: " + ", ".join(SUBCOMMANDS) + f" (run `{PROG} COMMAND --help`).")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="photos to open")
     # the window remembers its model and device, unlike the sub-commands
     p.add_argument("--model", metavar="M", help="model file (.fader); default: the model used last, else the embedded one")
@@ -163,8 +182,11 @@ def main(argv=None) -> int:
         module = importlib.import_module(SUBCOMMANDS[command][0])
         # examples under the options (kept as written): none of the commands' --help had one
         p = OneLineParser(prog=f"{PROG} {command}", description=SUBCOMMANDS[command][1],
-                          epilog=getattr(module, "EXAMPLES", None), formatter_class=argparse.RawDescriptionHelpFormatter)
+                          epilog=_named(getattr(module, "EXAMPLES", None)),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
+        for action in p._actions:   # noqa: SLF001 (argparse keeps the options' help nowhere else)
+            action.help = _named(action.help)
         args = p.parse_args(argv[1:])
         old = _stop_on_sigterm()
         try:
@@ -209,7 +231,7 @@ def main(argv=None) -> int:
         sys.stderr.write(f"{PROG}: error: {printable(problem)}\n")
         return 2
     from fader_desktop.app import run_app  # imports Qt
-    return run_app(images=args.images, model=args.model, device=args.device)
+    return run_app(images=args.images, model=args.model, device=args.device, program=PROG)
 
 
 if __name__ == "__main__":

@@ -135,7 +135,9 @@ def main(argv=None) -> int:
     if SMOKE_FLAG in argv:
         argv.remove(SMOKE_FLAG)
     if argv[:1] in (["-h"], ["--help"]):
-        print(f"{TRAIN_COMMAND}: train or fine-tune a model, as fader-train (run `{_program()} {TRAIN_COMMAND} --help`)\n")
+        # the packaged app has no fader-train: its trainer is `PROGRAM train`, named as the usage below names it
+        also = "" if getattr(sys, "frozen", False) else ", as fader-train"
+        print(f"{TRAIN_COMMAND}: train or fine-tune a model{also} (run `{_program()} {TRAIN_COMMAND} --help`)\n")
     target, args = dispatch(argv)
     is_window = not (argv and (argv[0] == TRAIN_COMMAND or argv[0] in _subcommands()))
     if smoke and is_window:
@@ -146,7 +148,11 @@ def main(argv=None) -> int:
 
 
 def _program() -> str:
-    return os.path.basename(sys.argv[0]) if getattr(sys, "frozen", False) else "python -m fader_desktop.frozen_entry"
+    """This program as the user started it: in the packaged app the name every message gives it."""
+    if getattr(sys, "frozen", False):
+        from fader_desktop.cli import PROG
+        return PROG
+    return "python -m fader_desktop.frozen_entry"
 
 
 def _subcommands():

@@ -398,7 +398,11 @@ class JobRunner(QObject):
                 if job.cancelled:
                     log.info("cancelled job ended with: %s", e)
                 elif isinstance(e, FaderError):
-                    log.warning("%s failed: %s", job.busy_text or getattr(job.fn, "__name__", "job"), e)
+                    # a failure with somebody to tell is theirs to say (the window's show_error logs
+                    # it as a warning): on stderr each was said twice; the log file keeps this line
+                    told = job.on_error is not None or self.default_error is not None
+                    (log.info if told else log.warning)(
+                        "%s failed: %s", job.busy_text or getattr(job.fn, "__name__", "job"), e)
                 else:
                     log.error("job failed unexpectedly:\n%s", traceback.format_exc())
             with self._cond:
