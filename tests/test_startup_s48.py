@@ -33,7 +33,8 @@ def _free_display() -> int:
         sockets = Path("/proc/net/unix").read_text()
     except OSError:
         sockets = ""
-    for n in range(147, 400):
+    start = 147 + os.getpid() % 500   # parallel test runs (xdist workers) start apart
+    for n in [*range(start, 800), *range(147, start)]:
         if not (Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists()
                 or f"/tmp/.X11-unix/X{n}\n" in sockets):
             return n
