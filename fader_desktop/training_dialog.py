@@ -130,36 +130,53 @@ class CurvePlot(QWidget):
         fm = p.fontMetrics()
         p.setPen(pal.color(QPalette.ColorRole.Text))
         p.drawText(QPointF(8, fm.ascent() + 4), self.title)
-        plot = QRectF(44, fm.height() + 10, self.width() - 54, self.height() - fm.height() - 30)
+        small = QFont(self.font())
+        small.setPointSizeF(small.pointSizeF() * 0.85)
+        sfm = QFontMetrics(small)
+        pts = [pt for _c, s in self.series.values() for pt in s]
+        ys = [y for _, y in pts]
+        # the data's lowest and highest values label the y axis, as wide as they are written
+        # ("0.00786" was cut to "00786" in a fixed 40 px)
+        y_labels = sorted({f"{y:.3g}": y for y in (min(ys), max(ys))}.items(), key=lambda kv: kv[1]) if pts else []
+        label_w = max([sfm.horizontalAdvance(t) for t, _ in y_labels] + [sfm.horizontalAdvance("0.00")])
+        left = label_w + 8
+        plot = QRectF(left, fm.height() + 10, self.width() - left - 10, self.height() - fm.height() - 30)
         p.setPen(QPen(pal.color(QPalette.ColorRole.Mid), 1))
         p.drawRect(plot)
-        pts = [pt for _c, s in self.series.values() for pt in s]
         if len(pts) < 1 or plot.width() < 10 or plot.height() < 10:
             p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
             p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "waiting for data…")
             p.end()
             return
-        xs, ys = [x for x, _ in pts], [y for _, y in pts]
+        xs = [x for x, _ in pts]
         x0, x1 = min(xs), max(xs)
         y0, y1 = min(ys), max(ys)
-        if x1 == x0:
-            x1 = x0 + 1
+        one_step = x1 == x0   # one evaluation (a short run): its points in the middle, under one label
+        if one_step:
+            x0, x1 = x0 - 1, x1 + 1
         if y1 == y0:
-            y0, y1 = y0 - 0.5, y1 + 0.5
+            half = abs(y0) * 0.5 or 0.5
+            y0, y1 = y0 - half, y1 + half
         pad = (y1 - y0) * 0.05
         y0, y1 = y0 - pad, y1 + pad
 
         def at(x, y):
             return QPointF(plot.left() + (x - x0) / (x1 - x0) * plot.width(),
                            plot.bottom() - (y - y0) / (y1 - y0) * plot.height())
-        small = QFont(self.font())
-        small.setPointSizeF(small.pointSizeF() * 0.85)
         p.setFont(small)
         p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
-        for y in (y0 + pad, y1 - pad):
-            p.drawText(QRectF(0, at(x0, y).y() - 8, 40, 16), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{y:.3g}")
-        p.drawText(QRectF(plot.left(), plot.bottom() + 2, 80, 16), Qt.AlignmentFlag.AlignLeft, f"{x0:g}")
-        p.drawText(QRectF(plot.right() - 80, plot.bottom() + 2, 80, 16), Qt.AlignmentFlag.AlignRight, f"step {x1:g}")
+        h = sfm.height()
+        for text, y in y_labels:
+            p.drawText(QRectF(0, at(x0, y).y() - h / 2, label_w + 4, h),
+                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+        below = plot.bottom() + 2
+        if one_step:
+            p.drawText(QRectF(plot.left(), below, plot.width(), h), Qt.AlignmentFlag.AlignHCenter,
+                       f"step {xs[0]:g}")
+        else:
+            p.drawText(QRectF(plot.left(), below, plot.width() / 2, h), Qt.AlignmentFlag.AlignLeft, f"{x0:g}")
+            p.drawText(QRectF(plot.center().x(), below, plot.width() / 2, h), Qt.AlignmentFlag.AlignRight,
+                       f"step {x1:g}")
         legend_x = float(self.width() - 6)
         for name, (color, s) in reversed(list(self.series.items())):
             if not s:
@@ -279,6 +296,7 @@ class TrainingDialog(QDialog):
         self._model_classifier_asked = None
         # the Resume box's state before Options' --resume ticked it (None: Options do not hold it ticked)
         self._resume_before_options: bool | None = None
+        self._init_open_model = False   # the running run's --init is the open model (the fine-tune box's)
 
         # -- setup --------------------------------------------------------------------------------
         setup = self.setup = QGroupBox()
@@ -847,6 +865,9 @@ class TrainingDialog(QDialog):
         self.proc.errorOccurred.connect(self._process_error)
         arguments = self.arguments()   # after the question above, which may tick Resume
         args = self.command(arguments)
+        # the trainer's "the --init model" is the open model only where the fine-tune box sent it
+        # (a plain "--init": Options' are written "--init=PATH", and refused beside the box)
+        self._init_open_model = self._fine_tuning() and "--init" in arguments
         n = self.procs_spin.value()
         # the packaged app runs its own executable's `train`, which a user can paste (no fader-train there)
         launcher = (shlex.join([sys.executable, "train"]) if _frozen() else "fader-train" if n == 1
@@ -878,18 +899,30 @@ class TrainingDialog(QDialog):
         from training.run_progress import RunWatcher
         self._stderr_tail = ""
         self._held = None
+        arguments = self.arguments()
+        # A resumed run's charts show the whole run: its evaluations come back from log.jsonl (read
+        # from its start), and the loss points this window saw of its earlier part (from the
+        # progress bar, most of which log.jsonl lacks) stay, up to the step it goes on from. They
+        # were cleared: the loss chart began at the resumed step.
+        kept: dict = {}
+        if "--resume" in arguments and self._run_folder == self.run_dir():
+            settings = self._resumed_settings()
+            last = settings["step"] if settings else max(self._losses, default=0)
+            kept = {step: v for step, v in self._losses.items() if step <= last}
         self._losses.clear()
         self._val.clear()
         self._watcher = RunWatcher(self.run_dir())
         self.loss_plot.clear()
         self.val_plot.clear()
+        for step, (rec, lat) in sorted(kept.items()):
+            self._add_loss(step, rec, lat)
         # the last run's faces stayed on show until this run's first evaluation, many minutes away
         self._preview_image = None
         self._preview_names = None
         self.preview.clear()
         self.preview.setText(PREVIEW_WAITING)
         self.preview.setToolTip("")
-        self._budget_s = _budget_seconds(self.arguments())
+        self._budget_s = _budget_seconds(arguments)
         self._reset_count()
 
     def _reset_count(self) -> None:
@@ -1109,6 +1142,20 @@ class TrainingDialog(QDialog):
         if status == QProcess.ExitStatus.CrashExit and not self._stopping:
             text = "The trainer crashed; see the messages below"
             failed = True
+        elif code == 0 and self._run_said(TO_GO_ON_RE) and (run / CHECKPOINT_NAME).is_file():
+            # stopped by its time limit (--max-minutes) before its steps: the trainer exits with 0, as
+            # when done, and says "to go on: … --resume" (training/cli.py); Resume goes on, as after Cancel
+            model = run / "model.fader"
+            stopped = self._run_said(TIME_LIMIT_RE)
+            step = int(stopped[1]) if stopped else self._train_step
+            at = f" at step {step:,} of {self._train_total:,}" if step and self._train_total else ""
+            if step and self._train_total:   # the bar ran to where the limit was to end it: at 100 % it read as done
+                self.progress.setRange(0, self._train_total)
+                self.progress.setValue(min(step, self._train_total))
+            limit = f"the {self._budget_s / 60:g} min time limit" if self._budget_s else "its time limit"
+            text = (f"Stopped at {limit}{at}; the run can be continued with Resume"
+                    + (f" (its best model so far is {model})" if model.is_file() else ""))
+            offer_resume = True
         elif code == 0:
             finished = True
             model = run / "model.fader"
@@ -1129,7 +1176,7 @@ class TrainingDialog(QDialog):
             # fader-train's one-line errors: settings, data, or an output it could not write
             # (under torchrun, which exits with 1 when a process fails)
             error = self._last_error()
-            text = "Training stopped: " + (form_terms(error) or "see the messages below")
+            text = "Training stopped: " + (form_terms(error, self._init_open_model) or "see the messages below")
             failed = True
             # an output it could not write (a full disk) with the checkpoint before it intact: Resume
             # goes on from there, as after Cancel (the box stayed unticked under "rerun with --resume")
@@ -1156,6 +1203,17 @@ class TrainingDialog(QDialog):
         if self._close_when_stopped:   # asked to close while the run went on: it has stopped now
             self._close_when_stopped = False
             self.close()
+
+    def _run_said(self, pattern: re.Pattern):
+        """The match of `pattern` in the last line of the latest run's messages that has one (None)."""
+        for block in reversed(list(_blocks(self.log_view))):
+            line = block.text()
+            if line.startswith("$ "):   # the command line this dialog shows at each start: an earlier run's
+                return None
+            m = pattern.match(line)
+            if m:
+                return m
+        return None
 
     def _show_failed(self) -> None:
         """The bar of a run that failed: where it was, unless full (the data prepared, then "no
@@ -1266,7 +1324,11 @@ FINETUNE_OPTION = {"--init": "the 'Fine-tune the open model' box (untick it to f
 # reads right in every message: not the command lines the trainer suggests ("--continue RUN/model.fader
 # --steps TOTAL --out NEW_RUN_DIR"), which are typed as they are.
 _FORM_TERMS = tuple((re.compile(pattern), words) for pattern, words in (
-    (r"--img-size (\d+)", r"Size \1 px"), (r"the --init model", "the open model"),
+    (r"--img-size (\d+)", r"Size \1 px"),
+    # the form always sends its Size: "leave --img-size out" has no field to do it with
+    (r"leave --img-size out \(or give (\d+)\)", r"choose Size \1 px"),
+    # a resumed run's start model (the dialog sends no --init with Resume): not the open model
+    (r"which the --init model (.+?) labelled\b", r"which the model the run started from (\1) labelled"),
     (r"add --align \(in the training window: ('[^']*')\)", r"tick \1"),
     # training/trainer.py's save_checkpoint on a full disk (the dialog ticks Resume for it)
     (r"rerun with --resume once", "Start training again with Resume ticked once"),
@@ -1281,13 +1343,23 @@ _FORM_TERMS = tuple((re.compile(pattern), words) for pattern, words in (
     (r"with --attr (\S+)", r"with Attributes \1"),
     (r"(Give it as|attribute folder:|e\.g\.) --data ", r"\1 Data "),
 ))
+# the trainer's line after a stop that left the run to go on (training/cli.py: "fader-train: to go
+# on: fader-train … --resume"): after a time limit, which exits with 0, it is what says so
+TO_GO_ON_RE = re.compile(r"^[^:]+: to go on: .*--resume\b")
+TIME_LIMIT_RE = re.compile(r"^[^:]+: time budget at step (\d+) ")   # the line before it
 # the trainer's words where a checkpoint stays after it failed to write the next (training/trainer.py's save_checkpoint)
 KEPT_CHECKPOINT = "is intact: rerun with --resume"
 
 
-def form_terms(message: str) -> str:
-    """A trainer's error with the options the form sets named as its fields."""
-    for pattern, words in _FORM_TERMS:
+# the --init the 'Fine-tune the open model' box sends: the trainer's "--init model" is then the
+# open model (not one Options name with --init, nor the model a resumed run started from)
+_OPEN_MODEL_TERMS = ((re.compile(r"the --init model"), "the open model"),)
+
+
+def form_terms(message: str, open_model: bool = False) -> str:
+    """A trainer's error with the options the form sets named as its fields; `open_model`: the run's
+    --init was the open model, sent by the fine-tune box."""
+    for pattern, words in _FORM_TERMS + (_OPEN_MODEL_TERMS if open_model else ()):
         message = pattern.sub(words, message)
     return message
 

@@ -145,7 +145,10 @@ def test_dialog_fine_tuning_uses_the_models_size(qtbot, tmp_path, tiny_model_pat
     assert args[args.index("--img-size") + 1] == "32" and "--init" in args
     d.finetune_check.setChecked(False)
     assert d.size_combo.isEnabled() and d.size_combo.currentData() == 64
-    assert form_terms("--img-size 64 differs from the --init model's 128") == "Size 64 px differs from the open model's 128"
+    # the fine-tune box sent the open model as --init (Options may name another: then it stays "the --init model")
+    assert form_terms("--img-size 64 differs from the --init model's 128", open_model=True) == \
+        "Size 64 px differs from the open model's 128"
+    assert form_terms("--img-size 64 differs from the --init model's 128") == "Size 64 px differs from the --init model's 128"
 
 
 # -- 4. whole photos without --align -------------------------------------------------------------

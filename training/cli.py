@@ -1573,7 +1573,7 @@ def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) ->
     train_names = sorted(Path(paths[i]).name for i in train_idx)
     ids_sha = _train_files_sha1(paths, train_idx)
     meta = {
-        "name": f"{run_dir.name} ({', '.join(x.name for x in attrs)}, {data.img_size}px)",
+        "name": model_name(run_dir.name, [x.name for x in attrs], data.img_size),
         "description": f"Fader Networks model trained with fader-train on {ds.description}",
         "license": _licence(ds, data.init_model),
         "training": {
@@ -1598,6 +1598,20 @@ def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) ->
     if ck is not None:
         meta = json.loads(ck.get("meta_json") or "{}") or meta
     return meta
+
+
+# a run's model names its attributes up to this many; more are counted, as the built-in model's
+# name does ("Fader Desktop default (128 px, 5 attributes)"): five names made the window's model
+# label and Recent Models cut the name short
+NAMED_ATTRIBUTES = 3
+
+
+def model_name(run: str, attributes, img_size: int) -> str:
+    """A run's model name, in the built-in model's form: 'run (64 px, Smiling, Male)', or
+    'run (128 px, 5 attributes)' for more than NAMED_ATTRIBUTES (names as given: the CLI's --set
+    takes them)."""
+    what = ", ".join(attributes) if len(attributes) <= NAMED_ATTRIBUTES else f"{len(attributes)} attributes"
+    return f"{run} ({img_size} px, {what})"
 
 
 def _licence(ds, init_model) -> str:

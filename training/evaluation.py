@@ -320,8 +320,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--align", action="store_true", help="detect and align faces (data that are ordinary photos)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--cache-dir", default=None, help="preprocessing cache folder (default $FADER_CACHE_DIR or ~/.cache/fader-desktop/training)")
-    p.add_argument("--seed", type=int, default=0, help="hold-out seed for data without a split (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="hold-out seed for data without a split (default: the model's own, as its training recorded "
+                        "it; else 0)")
     p.add_argument("--out", default=None, help="also write the JSON to this file")
+    p.add_argument("--write-val-list", default=None, metavar="FILE",
+                   help="also write the paths of the images measured to this file, one per line (as a run's "
+                        "val_files.txt; --val-list reads it)")
     p.add_argument("--at-range-ends", action="store_true",
                    help="swap binary attributes to the ends of their slider ranges instead of 1 - y")
     p.add_argument("--strength", type=float, default=1.0, metavar="S",
@@ -335,14 +340,15 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def measure_model(model_path, data, classifier_path=None, val_size=None, align=False, device="auto",
-                  cache_dir=None, seed: int = 0, progress: bool = False, at_range_ends: bool = False,
-                  strength: float = 1.0, val_list=None) -> dict:
-    """Open a model and data, build/open the cache, and evaluate on the validation split (or on
-    the images named in the `val_list` file)."""
+                  cache_dir=None, seed: Optional[int] = None, progress: bool = False, at_range_ends: bool = False,
+                  strength: float = 1.0, val_list=None, write_list=None) -> dict:
+    """Open a model and data, build/open the cache, and evaluate on the validation split as the
+    model's training drew it (its recorded split rule and seed; `seed` another) or on the images
+    named in the `val_list` file. `write_list`: a file to write the measured images' paths to."""
     from core.engine import resolve_device
     from core.model_file import load_model
     from .cache import open_cache
-    from .datasets import listed_indices, open_dataset, split_dataset
+    from .datasets import listed_indices, open_dataset
     if val_list is not None and val_size is not None:
         raise FaderError("give either --val-size or --val-list, not both")
     dev = resolve_device(device)
@@ -357,21 +363,32 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     for a, b in zip(ds.attributes, attrs):
         if a.n != b.n:
             raise FaderError(f"attribute {a.name!r} has {a.n} values in the data but {b.n} in the model")
+    training = (model.meta or {}).get("training") or {}
+    if seed is None:   # the run's own hold-out seed (its recipe), so that its split is drawn again
+        recorded = (training.get("hyper_parameters") or {}).get("seed")
+        seed = recorded if isinstance(recorded, int) else 0
+    warning, whole = "", None
     if val_list is not None:
         try:
             names = Path(val_list).read_text().splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise FaderError(f"{val_list}: cannot read the image list ({e})") from None
-        val_idx = listed_indices(ds, names, str(val_list))
+        val_idx = listed_indices(ds, _listed_keys(ds, names), str(val_list))
         if len(val_idx) == 0:
             raise FaderError(f"{val_list}: lists no images")
+        split = f"the {len(val_idx)} images listed in {val_list}"
     else:
-        _, val_idx = split_dataset(ds, val_size, seed)
-    paths = [ds.items[i].path for i in val_idx]
-    cache = open_cache(paths, model.image_size, align, cache_dir, progress=progress)
-    keep = np.flatnonzero(cache.valid)
-    images = np.ascontiguousarray(cache.images[keep])
-    labels = ds.labels[val_idx][keep]
+        val_idx, split, warning, whole = _model_split(ds, training, val_size, seed, model.image_size, align,
+                                                      cache_dir, progress)
+    if val_list is not None or whole is None:
+        cache = open_cache([ds.items[i].path for i in val_idx], model.image_size, align, cache_dir, progress=progress)
+        keep = np.flatnonzero(cache.valid)
+        images = np.ascontiguousarray(cache.images[keep])
+        val_idx = val_idx[keep]
+    else:   # drawn among the usable images of the whole data's cache
+        cache = whole
+        images = np.ascontiguousarray(cache.images[val_idx])
+    labels = ds.labels[val_idx]
     ae = model.autoencoder.to(dev).to(memory_format=torch.channels_last)
     t0 = time.time()
     mirror = bool(model.meta.get("mirror_decode", False))
@@ -380,18 +397,69 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     res["mirror_decode"] = mirror
     res["swap_protocol"] = ("slider at the range end" if at_range_ends else "alpha = 1 - y" if strength == 1.0
                             else f"slider at {strength:g} (yes) / {1 - strength:g} (no)")
-    split = f"the {len(val_idx)} images listed in {val_list}" if val_list is not None else _split_name(ds, val_idx)
     res.update({"model": str(model_path), "data": ds.description, "split": split,
                 "skipped": cache.skipped, "seconds": round(time.time() - t0, 1),
                 "classifier": str(classifier_path or model_path)})
+    if warning:
+        res["split_warning"] = warning
+    if write_list is not None:
+        text = "".join(ds.items[i].path + "\n" for i in val_idx)
+        write_bytes_atomic(write_list, text.encode("utf-8", "surrogateescape"))
     return res
 
 
-def _split_name(ds, val_idx) -> str:
-    splits = {ds.items[i].split for i in val_idx}
-    if splits == {1}:
-        return "CelebA split 1 (validation) images present in the data"
-    return "deterministic hold-out (hash of the paths inside the data)"
+def _listed_keys(ds, names) -> list:
+    """The --val-list lines as the data's image keys: a key as it is, a path (a run's
+    val_files.txt, written where the data lay then) as its longest ending that names an image."""
+    from .datasets import split_key
+    keys = {split_key(ds, it.path) for it in ds.items}
+    out = []
+    for name in names:
+        name = name.strip()
+        parts = Path(name).as_posix().split("/") if name and name not in keys else []
+        out.append(next(("/".join(parts[i:]) for i in range(len(parts)) if "/".join(parts[i:]) in keys), name))
+    return out
+
+
+def _model_split(ds, training: dict, val_size, seed: int, size: int, align: bool, cache_dir, progress) -> tuple:
+    """The validation images of the model's training, drawn again: (indices, what they are, a
+    warning or "", the whole data's cache or None). The rule is the model's (training.split_rule;
+    none recorded: the hold-out by hash of the runs before the split by value). By value, the split
+    is drawn among the usable images, as the trainer drew it, which takes the whole data's cache;
+    the trainer's --val-size is not recorded, so the default and the run's count of validation
+    images are tried against the training files it recorded (train_files_sha1). `val_size` keeps
+    at most that many of them (the first by hash)."""
+    from .cache import open_cache
+    from .datasets import SPLIT_BY_HASH, SPLIT_BY_VALUE, _hash_order, _official_splits, split_dataset
+    rule = training.get("split_rule")
+    rule = rule if rule in (SPLIT_BY_HASH, SPLIT_BY_VALUE) else SPLIT_BY_HASH
+    if rule != SPLIT_BY_VALUE or ds.kind not in ("folders", "csv") or _official_splits(ds) is not None:
+        val = split_dataset(ds, val_size, seed, rule=rule)[1]
+        official = {ds.items[i].split for i in val} == {1}
+        return val, ("CelebA split 1 (validation) images present in the data" if official else
+                     "deterministic hold-out (hash of the paths inside the data)"), "", None
+    from .cli import _train_files_sha1
+    paths = [it.path for it in ds.items]
+    cache = open_cache(paths, size, align, cache_dir, progress=progress)
+    want = training.get("train_files_sha1")
+    n_val = training.get("n_val")
+    first = found = None
+    for k in [None] + ([n_val] if isinstance(n_val, int) and n_val > 0 else []):
+        train, val = split_dataset(ds, k, seed, usable=cache.valid, rule=rule)
+        first = val if first is None else first
+        if want is None or _train_files_sha1(paths, train) == want:
+            found = val
+            break
+    warning = "" if found is not None else (
+        "the model's validation images could not be drawn again (its training images differ from these data's: "
+        "other data, or a run with --exclude or another --val-size); where these are the data it trained on, "
+        "some images measured may be training images: give --val-list RUN_FOLDER/val_files.txt to measure on "
+        "the run's own")
+    val = found if found is not None else first
+    if val_size is not None and val_size < len(val):
+        val = np.sort(_hash_order(ds, val, seed)[:val_size])   # as CelebA's validation images are cut
+    what = "deterministic hold-out of each value's share of the usable images (hash of the paths inside the data)"
+    return val, (what + ", as the model's training drew it" if not warning else what), warning, cache
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -407,10 +475,13 @@ def main(argv: Optional[list] = None) -> int:
         torch.set_num_threads(usable_cores())
         res = measure_model(args.model, args.data, args.classifier, args.val_size, args.align,
                             args.device, args.cache_dir, args.seed, progress=stderr_is_terminal(),
-                            at_range_ends=args.at_range_ends, strength=args.strength, val_list=args.val_list)
+                            at_range_ends=args.at_range_ends, strength=args.strength, val_list=args.val_list,
+                            write_list=args.write_val_list)
     except FaderError as e:
         print(f"python -m training.evaluation: error: {e}", file=sys.stderr)
         return 2
+    if res.get("split_warning"):
+        print(f"python -m training.evaluation: warning: {res['split_warning']}", file=sys.stderr)
     text = json.dumps(res, indent=1, sort_keys=True)
     print(text)
     if args.out:
