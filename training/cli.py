@@ -7,7 +7,6 @@ began: nothing saved; the last line says which).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -312,7 +311,6 @@ _RECIPE_OPTIONS = ("batch_size", "lr", "clip_grad_norm", "lambda_ae", "lambda_la
 def _continued_config(model, a, given: set, cfg):
     """(TrainConfig, start step) for --continue: the model's recorded recipe, with the options given
     on the command line and this run's own bookkeeping (evaluation, checkpoints, budget) on top."""
-    from core.errors import FaderError
     from .trainer import TrainConfig
     hp, step = _recorded_training(model, a)
     rec = TrainConfig.from_recorded(hp)
@@ -1265,9 +1263,10 @@ def _same_split(ck, paths: list, train_idx, val_idx) -> bool:
     """Whether the split, before any image is preprocessed, is the run's by _configure's rule (the
     training files' names and both counts as recorded): so on CelebA and packs, whose images of
     other splits _check_same_files cannot count, when the run skipped none of its images."""
+    from .datasets import train_files_sha1
     tr = (json.loads(ck.get("meta_json") or "{}").get("training") or {})
     return (tr.get("n_train") == len(train_idx) and tr.get("n_val") == len(val_idx)
-            and tr.get("train_files_sha1") == _train_files_sha1(paths, train_idx))
+            and tr.get("train_files_sha1") == train_files_sha1(paths, train_idx))
 
 
 def _model_spelling(attrs, model_names, whose: str, say) -> list:
@@ -1465,6 +1464,7 @@ def _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, d
 def _configure(a, ck, data: _Data, dist, say) -> tuple:
     """(ArchConfig, TrainConfig, step a --continue run starts at or None): the checkpoint's when
     resuming, else from the options and --init (--continue: and the model's recorded recipe)."""
+    from .datasets import train_files_sha1
     from core.errors import FaderError
     from core.networks import ArchConfig
     from .trainer import CHECKPOINT_NAME, TrainConfig
@@ -1481,7 +1481,7 @@ def _configure(a, ck, data: _Data, dist, say) -> tuple:
         prev = meta_prev.get("training", {})
         # The cache key also covers modification times, which a copy or a re-sync of the data changes:
         # the same training and validation files (by name and count) are the same data.
-        same_files = (prev.get("train_files_sha1") == _train_files_sha1(data.paths, train_idx)
+        same_files = (prev.get("train_files_sha1") == train_files_sha1(data.paths, train_idx)
                       and prev.get("n_train") == len(train_idx) and prev.get("n_val") == len(data.val_idx))
         if prev.get("cache_key") not in (None, data.cache.key) and not same_files:
             raise FaderError(f"{ckpt_path}: the data differ from the run's (different files or size); resume with "
@@ -1561,17 +1561,12 @@ def _note_ignored_on_resume(a, arch, cfg, say) -> None:
         say(f"{PROG}: a resumed run keeps its own recipe; ignored: " + ", ".join(ignored))
 
 
-def _train_files_sha1(paths, train_idx) -> str:
-    """SHA-1 of the training files' sorted names: the run's data by name, whatever their file times."""
-    return hashlib.sha1("\n".join(sorted(Path(paths[i]).name for i in train_idx)).encode("utf-8", "surrogateescape")).hexdigest()
-
-
 def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) -> dict:
     """The model file's metadata: what was trained on what (the checkpoint's when resuming)."""
-    from .datasets import SPLIT_BY_VALUE
+    from .datasets import SPLIT_BY_VALUE, train_files_sha1
     ds, attrs, train_idx, val_idx, paths = data.ds, data.attrs, data.train_idx, data.val_idx, data.paths
     train_names = sorted(Path(paths[i]).name for i in train_idx)
-    ids_sha = _train_files_sha1(paths, train_idx)
+    ids_sha = train_files_sha1(paths, train_idx)
     meta = {
         "name": model_name(run_dir.name, [x.name for x in attrs], data.img_size),
         "description": f"Fader Networks model trained with fader-train on {ds.description}",

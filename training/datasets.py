@@ -1096,3 +1096,9 @@ def align_available() -> bool:
     except ImportError:
         return False
     return hasattr(alignment, "align_face") and hasattr(faces, "detect_faces")
+
+
+def train_files_sha1(paths, train_idx) -> str:
+    """SHA-1 of the training files' sorted names: the run's data by name, whatever their file times
+    (recorded by fader-train; the evaluation finds a run's split again by it)."""
+    return hashlib.sha1("\n".join(sorted(Path(paths[i]).name for i in train_idx)).encode("utf-8", "surrogateescape")).hexdigest()

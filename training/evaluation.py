@@ -438,7 +438,7 @@ def _model_split(ds, training: dict, val_size, seed: int, size: int, align: bool
         official = {ds.items[i].split for i in val} == {1}
         return val, ("CelebA split 1 (validation) images present in the data" if official else
                      "deterministic hold-out (hash of the paths inside the data)"), "", None
-    from .cli import _train_files_sha1
+    from .datasets import train_files_sha1
     paths = [it.path for it in ds.items]
     cache = open_cache(paths, size, align, cache_dir, progress=progress)
     want = training.get("train_files_sha1")
@@ -447,7 +447,7 @@ def _model_split(ds, training: dict, val_size, seed: int, size: int, align: bool
     for k in [None] + ([n_val] if isinstance(n_val, int) and n_val > 0 else []):
         train, val = split_dataset(ds, k, seed, usable=cache.valid, rule=rule)
         first = val if first is None else first
-        if want is None or _train_files_sha1(paths, train) == want:
+        if want is None or train_files_sha1(paths, train) == want:
             found = val
             break
     warning = "" if found is not None else (
