@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QForm
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from core.run_files import CHECKPOINT_NAME
+from core.run_files import CHECKPOINT_NAME, train_program
 
 from .dialogs import fit_on_screen, typed_path
 from .plain_text import literal_tip, plain
@@ -407,8 +407,9 @@ class TrainingDialog(QDialog):
         row.addWidget(self.resume_check)
         form.addRow("Run folder", row)
         self.extra_edit = QLineEdit()
-        self.extra_edit.setPlaceholderText("more fader-train options, e.g. --batch-size 16 --val-size 200 "
-                                           "(fader-train --help lists them)")
+        # the packaged app has no fader-train: its trainer is `FaderDesktop train`
+        self.extra_edit.setPlaceholderText("more training options, e.g. --batch-size 16 --val-size 200 "
+                                           f"({train_program()} --help lists them)")
         form.addRow("Options", self.extra_edit)
         self.out_edit.textChanged.connect(self._update_buttons)
         self.out_edit.textChanged.connect(self._folder_changed)

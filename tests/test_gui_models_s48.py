@@ -200,3 +200,16 @@ def test_open_model_does_not_start_inside_the_app(editor, qtbot, tiny_model_path
     monkeypatch.setattr(w, "_model", type(w._model)(**{**w._model.__dict__, "path": default_model_path()}))
     w.open_model_dialog()
     assert starts == [str(tiny_model_path.parent)]
+
+
+def test_the_training_options_hint_names_the_packaged_apps_trainer(qtbot, monkeypatch):
+    """The packaged app has no fader-train; the Options box said "(fader-train --help lists them)"."""
+    import sys
+
+    from fader_desktop.training_dialog import TrainingDialog
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "argv", ["/opt/Fader Desktop/FaderDesktop"])
+    d = TrainingDialog()
+    qtbot.addWidget(d)
+    hint = d.extra_edit.placeholderText()
+    assert "(FaderDesktop train --help lists them)" in hint and "fader-train" not in hint, hint
