@@ -473,7 +473,7 @@ class MainWindow(QMainWindow):
         once, not after the question."""
         if not self.has_unsaved_edits() or self._photo is None or same_file(path, self._model.path):
             return True
-        if self._opening is not None:   # the edits are of a photo already being left (a drop of both)
+        if self._opening is not None:   # the edits are of a photo already being left (Next pressed)
             return True
         from core.model_file import read_model_header   # torch is loaded already: a model is open
         try:
@@ -523,7 +523,10 @@ class MainWindow(QMainWindow):
         them, applied to the first photo once it has opened. `ask=False`: the user has answered
         for the edits already."""
         paths = [Path(p) for p in paths]
-        if not paths or (ask and not self._confirm_discard(paths[0], then=lambda: self.open_photos(paths, recipe))):
+        # of several, the first is not looked at before the question: one that is no image is
+        # said when it is tried, and the next one opens (refused here, it kept them all closed)
+        first = paths[0] if len(paths) == 1 else None
+        if not paths or (ask and not self._confirm_discard(first, then=lambda: self.open_photos(paths, recipe))):
             if paths and recipe is not None:
                 self.statusBar().showMessage(f"{Path(recipe).name} was not applied: the photo did not open", 8000)
             return
@@ -541,21 +544,24 @@ class MainWindow(QMainWindow):
         paths = self._image_list
         more = i + 1 < len(paths)
 
-        def failed() -> None:
+        def tried() -> None:
             self._list_pos = i
+
+        def go_on() -> None:   # once its message is answered: each failure one box, not a stack
             if more and self._image_list is paths:
                 self._open_from_list(i + 1, recipe)
-        self._open_photo_now(paths[i], recipe, on_failed=failed, next_given=more)
+        self._open_photo_now(paths[i], recipe, on_failed=tried, next_given=more, after_message=go_on)
 
-    def _open_photo_now(self, path, recipe=None, on_failed=None, next_given: bool = False) -> None:
-        """Open `path` as a job; `on_failed()` is called where it fails, before the message.
-        `next_given`: on_failed opens the next photo given, which the message says (and the
-        recipe, if any, goes on to it)."""
+    def _open_photo_now(self, path, recipe=None, on_failed=None, next_given: bool = False,
+                        after_message=None) -> None:
+        """Open `path` as a job; where it fails `on_failed()` is called before the message and
+        `after_message()` after it. `next_given`: after_message opens the next photo given, which
+        the message says (and the recipe, if any, goes on to it)."""
         path, backend, status = Path(path), self.backend, self.jobs.set_busy_text
         on_done, on_error = self._on_photo_loaded, self._failure("Cannot open photo")
         if next_given:
             def on_error(message):
-                self._error("Cannot open photo", f"{message} (the next photo given is opened instead)")
+                self._error("Cannot open photo", f"{message} (the next photo is opened instead)")
         elif recipe is not None:
             # tied to this open: a failed one must not leave the recipe waiting for a later photo
             def on_error(message):
@@ -577,6 +583,8 @@ class MainWindow(QMainWindow):
             if on_failed is not None:
                 on_failed()
             on_error(message)
+            if after_message is not None:
+                after_message()
         view = self.canvas.preview_scale_for()   # a new photo is fitted to the view
         self.jobs.submit(lambda: backend.open_photo(path, status, view), on_done=opened,
                          on_error=failed, busy_text=f"Opening {path.name}…")
@@ -842,10 +850,10 @@ class MainWindow(QMainWindow):
         if path:
             self.load_model(path)
 
-    def load_model(self, path, fallback=None, ask: bool = True) -> None:
+    def load_model(self, path, fallback=None, ask: bool = True, then=None) -> None:
         """Load a .fader model (a job); an open photo is re-encoded with it. Where it fails, the
         fallback (the default model, at start) is loaded instead. `ask=False`: the user has
-        answered for the edits already."""
+        answered for the edits already. `then()`: once it has loaded and is shown."""
         if ask and self._model is not None and not self._confirm_model_switch(Path(path)):
             return
         path, device, backend, status = Path(path), self.device, self.backend, self.jobs.set_busy_text
@@ -867,9 +875,12 @@ class MainWindow(QMainWindow):
             self._model_loading = None
             report(message)
             self._refresh()
+        def loaded(info: ModelInfo) -> None:
+            self._on_model_loaded(info)
+            if then is not None:
+                then()
         self.jobs.submit(lambda: backend.load_model(path, device, status, check, view, keep),
-                         on_done=self._on_model_loaded,
-                         on_error=failed, busy_text=f"Loading model {path.name}…")
+                         on_done=loaded, on_error=failed, busy_text=f"Loading model {path.name}…")
 
     def import_reference_dialog(self) -> None:
         dlg = ImportReferenceDialog(self._remembered(self.settings.last_dir), self)
@@ -1862,14 +1873,15 @@ class MainWindow(QMainWindow):
         is loaded first, so that they open with it, and the edits of the photo they replace are
         asked about once: two questions came, the second on top of the first."""
         if model is not None and photos:
-            if not self._confirm_discard(photos[0], then=lambda: self._open_dropped(model, photos, recipe)):
+            first = photos[0] if len(photos) == 1 else None   # as open_photos: of several, each is tried
+            if not self._confirm_discard(first, then=lambda: self._open_dropped(model, photos, recipe)):
                 return
             self.load_model(model, ask=False)
             self.open_photos(photos, recipe, ask=False)
         elif model is not None:
-            self.load_model(model)
-            if recipe is not None:
-                self.apply_recipe(recipe)
+            # a recipe is for the model dropped with it: applied once that has loaded (it was applied
+            # to the model open then, refused for its attributes or lost in the switch)
+            self.load_model(model, then=None if recipe is None else lambda: self.apply_recipe(recipe))
         elif photos:
             self.open_photos(photos, recipe)
         elif recipe is not None:

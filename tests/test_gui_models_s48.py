@@ -167,7 +167,7 @@ def test_an_unreadable_first_photo_given_opens_the_next_one(editor, qtbot, portr
         w.open_photos([bad, good])
     assert w._photo.path == good and w._photo.faces
     assert len(w.errors) == 1 and w.errors[0][0] == "Cannot open photo"
-    assert "notes.jpg" in w.errors[0][1] and "the next photo given is opened instead" in w.errors[0][1]
+    assert "notes.jpg" in w.errors[0][1] and "the next photo is opened instead" in w.errors[0][1]
 
 
 def test_the_faders_panel_says_a_model_is_loading_until_it_has(qtbot, tmp_path, tiny_model_path):
@@ -213,3 +213,49 @@ def test_the_training_options_hint_names_the_packaged_apps_trainer(qtbot, monkey
     qtbot.addWidget(d)
     hint = d.extra_edit.placeholderText()
     assert "(FaderDesktop train --help lists them)" in hint and "fader-train" not in hint, hint
+
+
+def test_of_several_photos_given_over_an_edit_an_unreadable_first_is_passed_over(editor, qtbot, portrait_path,
+                                                                                tmp_path, monkeypatch):
+    """With an unexported edit the first photo's header was checked before "Discard edits?": one
+    that was no image kept every photo given closed (and Next photo could not reach them). Each
+    failure is one message, the next photo opened only once it is answered (they stacked)."""
+    w = editor
+    _edit(w)
+    asked = []
+    monkeypatch.setattr(w, "ask_confirm", lambda title, *a, **k: asked.append(title) or True)
+    opening_when_said = []
+
+    def said(title, message):
+        w.errors.append((title, message))
+        opening_when_said.append(w._opening)
+    monkeypatch.setattr(w, "show_error", said)
+    bad1, bad2 = tmp_path / "notes.jpg", tmp_path / "list.jpg"
+    bad1.write_text("not an image")
+    bad2.write_text("not one either")
+    good = tmp_path / "photo.jpg"
+    shutil.copy(portrait_path, good)
+    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+        w.open_photos([bad1, bad2, good])
+    assert asked == ["Discard edits?"]
+    assert w._photo.path == good and not w.session.is_modified()
+    assert [e[0] for e in w.errors] == ["Cannot open photo"] * 2
+    assert opening_when_said == [None, None]   # no photo was being opened behind either message
+
+
+def test_a_recipe_dropped_with_a_model_is_applied_to_that_model(editor, qtbot, tiny_model_path_b, tmp_path):
+    """It was applied at once to the model still open: refused for its attributes, or lost in the switch."""
+    import json
+    w = editor
+    recipe = tmp_path / "glasses.json"
+    recipe.write_text(json.dumps({"format": "fader-recipe", "version": 1, "model": "tiny b",
+                                  "values": {"Eyeglasses": 1.5}}))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tiny_model_path_b)), QUrl.fromLocalFile(str(recipe))])
+    drop = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(w.modelChanged, timeout=TIMEOUT):
+        w.dropEvent(drop)
+    qtbot.waitUntil(lambda: w.session.is_modified(), timeout=TIMEOUT)
+    assert not w.errors, w.errors
+    assert w._model.path == tiny_model_path_b and w.panel.row("Eyeglasses").spin.value() == 1.5
