@@ -772,3 +772,19 @@ def model_summary(model: FaderModel) -> dict:
         "description": model.meta.get("description", ""),
         "source": model.meta.get("source"),
     }
+
+
+def size_text(summary: dict) -> str:
+    """What a model's parameters are (from its model_summary), as `info` and the model card say it:
+    the editing network's count, then the classifier the file also holds, which is most of a small
+    model's file (a 29 MB file read "56,264 parameters": its 7.2 M-parameter classifier was not
+    counted)."""
+    n = summary.get("parameters")
+    text = f"{n:,} parameters in the editing network" if isinstance(n, int) else "the editing network"
+    c = summary.get("classifier_parameters")
+    if isinstance(c, int) and c > 0:
+        count = f"{c / 1e6:.1f} M" if c >= 1_000_000 else f"{c:,}"
+        text += f"; the file also holds a classifier of {count} parameters (used to read faces)"
+    elif not summary.get("has_classifier"):
+        text += "; no classifier (sliders start at each attribute's first value)"
+    return text

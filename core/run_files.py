@@ -9,12 +9,19 @@ CHECKPOINT_NAME = "checkpoint_last.pt"   # the run's last state, a pickle only t
 RUN_MARKER = "fader-run.json"            # written when a run starts: this folder is a run's
 
 
+def program_name(full: bool = False):
+    """The packaged app's executable as the user started it (`FaderDesktop`, or the `fader-desktop`
+    link install.sh makes; `full`: its path as started), which names the app and its trainer in
+    every message; None outside the packaged app (a pip install's `fader-desktop`, `fader-train`)."""
+    if not getattr(sys, "frozen", False):
+        return None
+    return (sys.argv[0] if full else os.path.basename(sys.argv[0])) or "FaderDesktop"
+
+
 def train_program(full: bool = False) -> str:
     """The trainer's command as the user can type it: `fader-train` from a pip install; in the
-    packaged app its executable as started (`fader-desktop` where install.sh linked it) and `train`,
-    which has no `fader-train` to paste. `full`: the executable's path as started (a line written
-    into a run folder must run from any folder)."""
-    if not getattr(sys, "frozen", False):
-        return "fader-train"
-    exe = sys.argv[0] if full else os.path.basename(sys.argv[0])
-    return f"{shlex.quote(exe or 'FaderDesktop')} train"
+    packaged app its executable as started (program_name) and `train`, which has no `fader-train`
+    to paste. `full`: the executable's path as started (a line written into a run folder must run
+    from any folder)."""
+    exe = program_name(full)
+    return "fader-train" if exe is None else f"{shlex.quote(exe)} train"

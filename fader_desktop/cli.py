@@ -18,11 +18,10 @@ from pathlib import Path
 
 def program_name() -> str:
     """The name the messages and usage give this program: `fader-desktop` (the console script); in
-    the packaged app the executable's name as the user started it (`FaderDesktop`, or the
-    `fader-desktop` link install.sh makes), as its trainer names itself (core.run_files)."""
-    if getattr(sys, "frozen", False):
-        return os.path.basename(sys.argv[0]) or "FaderDesktop"
-    return "fader-desktop"
+    the packaged app the executable's name as the user started it, as its trainer names itself
+    (core.run_files.program_name)."""
+    from core.run_files import program_name as started
+    return started() or "fader-desktop"
 
 
 PROG = program_name()

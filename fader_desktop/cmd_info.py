@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from core.errors import printable as p
-    from core.model_file import default_model_path, load_model, model_summary
+    from core.model_file import default_model_path, load_model, model_summary, size_text
     path = Path(args.model) if args.model else default_model_path()
     model = load_model(path)
     summary = model_summary(model)
@@ -47,21 +47,6 @@ def run(args) -> int:
                 print(f"  {what}: {p(s['file'])}" + (f" ({p(s['kind'])})" if s.get("kind") else "")
                       + (f", sha256 {p(s['sha256'])}" if s.get("sha256") else ""))
     return 0
-
-
-def size_text(summary: dict) -> str:
-    """What a model's parameters are, as `info` and the model card say it: the editing network's
-    count, then the classifier the file also holds, which is most of a small model's file (a 29 MB
-    file read "56,264 parameters": its 7.2 M-parameter classifier was not counted)."""
-    n = summary.get("parameters")
-    text = f"{n:,} parameters in the editing network" if isinstance(n, int) else "the editing network"
-    c = summary.get("classifier_parameters")
-    if isinstance(c, int) and c > 0:
-        count = f"{c / 1e6:.1f} M" if c >= 1_000_000 else f"{c:,}"
-        text += f"; the file also holds a classifier of {count} parameters (used to read faces)"
-    elif not summary.get("has_classifier"):
-        text += "; no classifier (sliders start at each attribute's first value)"
-    return text
 
 
 def _number(v, fmt: str) -> str | None:

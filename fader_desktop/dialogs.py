@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from core.attributes import value_limits
 from core.image_io import EXIF_FORMATS, IMAGE_SUFFIXES, LOSSY_FORMATS, SAVE_FORMATS
+from core.run_files import train_program
 
 # what the app writes (core.image_io.SAVE_FORMATS, as the command line does), by the names users know
 EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"), ("TIFF", ".tif"), ("BMP", ".bmp"))
@@ -571,7 +572,8 @@ def _training_html(tr) -> list:
     ex = tr.get("excluded")
     if isinstance(ex, dict) and ex.get("images") is not None:
         src = ", ".join(str(x) for x in ex.get("sources") or [])
-        rows.append(_card_row("left out", f"{_fmt(ex['images'])} images" + (f" (--exclude {e(src)})" if src else "")))
+        rows.append(_card_row("left out", f"{_fmt(ex['images'])} images"
+                              + (f" (by the run's exclude list: {e(src)})" if src else "")))
     if tr.get("aligned_by"):
         rows.append(_card_row("faces framed by", e(tr["aligned_by"])))
     if tr.get("init"):
@@ -597,16 +599,18 @@ def _training_html(tr) -> list:
     out = ["<table cellspacing='0' cellpadding='3'>"] + rows + ["</table>"]
     hp = tr.get("hyper_parameters")
     if isinstance(hp, dict) and hp:
-        # its settings' own names (fader-train's options, `n_critic` as --n-critic)
+        # its settings' own names (the trainer's options, `n_critic` as --n-critic), the trainer named
+        # as the user runs it: the packaged app has no fader-train
         recipe = " · ".join(f"{html.escape(str(k).replace('_', ' '))} {_fmt(v)}" for k, v in hp.items()
                             if not isinstance(v, (dict, list)) or v)
-        out.append(f"<p><small><b>Recipe</b> (fader-train's settings): {recipe}</small></p>")
+        out.append(f"<p><small><b>Recipe</b> (the settings of {html.escape(train_program())}): "
+                   f"{recipe}</small></p>")
     return out
 
 
 def model_card_html(summary: dict, path=None) -> str:
     """The model card as HTML: attributes, what the file holds, the figures in words, the training."""
-    from .cmd_info import size_text
+    from core.model_file import size_text
 
     def e(text) -> str:
         return html.escape(_card_text(text))

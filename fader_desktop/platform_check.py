@@ -18,7 +18,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -58,7 +57,8 @@ DEBIAN_PACKAGES = {
     "libgthread-2.0.so.0": "libglib2.0-0",
 }
 _NOT_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+not found\s*$")
-_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+(/\S+)\s+\(0x[0-9a-fA-F]+\)\s*$")
+# the path may hold spaces (a packaged app under "/opt/Fader Desktop/"): it runs up to the address
+_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+(/.*?)\s+\(0x[0-9a-fA-F]+\)\s*$")
 _SONAME_STEM = re.compile(r"^(lib.+?)\.so(\.\d+)*$")
 
 
@@ -110,8 +110,13 @@ def resolved_libraries(library: Path) -> Optional[dict]:
         return None
     if r.returncode != 0 and "not found" not in r.stdout:
         return None
+    return parse_ldd(r.stdout)
+
+
+def parse_ldd(text: str) -> dict:
+    """{soname: path, or None where "not found"} from `ldd`'s output (LC_ALL=C), in its order."""
     libraries: dict = {}
-    for line in r.stdout.splitlines():
+    for line in text.splitlines():
         m = _NOT_FOUND.match(line)
         if m:
             libraries.setdefault(m.group(1), None)
@@ -122,11 +127,14 @@ def resolved_libraries(library: Path) -> Optional[dict]:
     return libraries
 
 
+def _missing(libraries: Optional[dict]) -> Optional[list]:
+    return None if libraries is None else [name for name, path in libraries.items() if path is None]
+
+
 def missing_libraries(library: Path) -> Optional[list]:
     """Shared libraries `library` needs that the dynamic loader cannot find (via `ldd`), in the
     order ldd lists them; None when that cannot be told (no ldd, or it failed)."""
-    libraries = resolved_libraries(library)
-    return None if libraries is None else [name for name, path in libraries.items() if path is None]
+    return _missing(resolved_libraries(library))
 
 
 # xcb_connection_has_error's codes (xcb.h) that say more than "the connection failed"
@@ -150,26 +158,38 @@ def connect_error(display: str, libxcb: Path) -> Optional[tuple]:
         return None
     screen = ctypes.c_int(0)   # asked for, as Qt does: only then does xcb check the screen number
     # libxcb writes a refusing server's reason straight to file descriptor 2 ("Authorization
-    # required, …"): caught there, it goes into the one line instead of above it
-    with tempfile.TemporaryFile() as caught:
+    # required, …"): caught there, it goes into the one line instead of above it. A pipe, not a
+    # temporary file: it needs no writable folder (a TemporaryFile failing there crashed startup);
+    # its writing end does not block, so a reason longer than the pipe holds is cut, never waited on
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        saved = os.dup(2)
+    except OSError:   # no stderr at all (started detached): nothing to catch
+        saved = None
+    read_end = None
+    if saved is not None:
         try:
-            sys.stderr.flush()
-        except (AttributeError, OSError, ValueError):
-            pass
-        try:
-            saved = os.dup(2)
-        except OSError:   # no stderr at all (started detached): nothing to catch
+            read_end, write_end = os.pipe()
+        except OSError:   # no file descriptors left: the reason goes to stderr as xcb writes it
+            os.close(saved)
             saved = None
-        try:
-            if saved is not None:
-                os.dup2(caught.fileno(), 2)
-            connection = xcb.xcb_connect(display.encode(), ctypes.byref(screen))
-        finally:
-            if saved is not None:
-                os.dup2(saved, 2)
-                os.close(saved)
-        caught.seek(0)
-        reason = " ".join(caught.read(2000).decode("utf-8", "replace").split())
+    try:
+        if saved is not None:
+            os.set_blocking(write_end, False)
+            os.dup2(write_end, 2)
+            os.close(write_end)
+        connection = xcb.xcb_connect(display.encode(), ctypes.byref(screen))
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)   # also closes the pipe's last writing end: the read below ends
+            os.close(saved)
+    reason = ""
+    if read_end is not None:
+        with open(read_end, "rb") as pipe:
+            reason = " ".join(pipe.read(2000).decode("utf-8", "replace").split())
     if not connection:
         return None
     try:
@@ -206,7 +226,7 @@ def window_problem(env: Mapping[str, str] = os.environ) -> Optional[str]:
                     "(QT_QPA_PLATFORM=offscreen starts it without a window, e.g. for tests)")
     plugin = xcb_plugin(env)
     libraries = resolved_libraries(plugin) if plugin is not None else None
-    missing = None if libraries is None else [name for name, path in libraries.items() if path is None]
+    missing = _missing(libraries)
     if missing and any(m.startswith(("libQt6", "libpyside6", "libshiboken6")) for m in missing):
         # Qt's own libraries, which PySide6 ships, do not resolve from here: this check cannot
         # judge that layout (Qt finds them its own way), so it leaves the verdict to Qt
