@@ -1143,7 +1143,7 @@ class TrainingDialog(QDialog):
         if status == QProcess.ExitStatus.CrashExit and not self._stopping:
             text = "The trainer crashed; see the messages below"
             failed = True
-        elif code == 0 and self._run_said(TO_GO_ON_RE) and (run / CHECKPOINT_NAME).is_file():
+        elif code == 0 and not self._stopping and self._run_said(TO_GO_ON_RE) and (run / CHECKPOINT_NAME).is_file():
             # stopped by its time limit (--max-minutes) before its steps: the trainer exits with 0, as
             # when done, and says "to go on: … --resume" (training/cli.py); Resume goes on, as after Cancel
             model = run / "model.fader"
@@ -1219,17 +1219,18 @@ class TrainingDialog(QDialog):
     def _show_failed(self) -> None:
         """The bar of a run that failed: where it was, unless full (the data prepared, then "no
         usable image" or a full disk showed a full bar under the error), and saying "failed"."""
-        if self.progress.maximum() <= self.progress.minimum() or self.progress.value() >= self.progress.maximum():
+        # (a run refused at once has no value yet, -1, below the bar's minimum: Qt draws no text then)
+        if (self.progress.maximum() <= self.progress.minimum() or self.progress.value() >= self.progress.maximum()
+                or self.progress.value() < self.progress.minimum()):
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
         self.progress.setFormat("failed")
 
     def _last_error(self) -> str:
-        lines = [b.text() for b in _blocks(self.log_view)]
-        for line in reversed(lines):
-            if "error:" in line:
-                return line.split("error:", 1)[1].strip()
-        return ""
+        """The latest run's last error line (after "error:"), "" where it said none: an earlier run's
+        error, still in the messages, was taken for this one's."""
+        said = self._run_said(ERROR_RE)
+        return said[1].strip() if said else ""
 
     def _process_error(self, error) -> None:
         if error == QProcess.ProcessError.FailedToStart:
@@ -1348,6 +1349,7 @@ _FORM_TERMS = tuple((re.compile(pattern), words) for pattern, words in (
 # on: fader-train … --resume"): after a time limit, which exits with 0, it is what says so
 TO_GO_ON_RE = re.compile(r"^[^:]+: to go on: .*--resume\b")
 TIME_LIMIT_RE = re.compile(r"^[^:]+: time budget at step (\d+) ")   # the line before it
+ERROR_RE = re.compile(r"^.*?error:(.*)$")   # fader-train's one-line errors ("fader-train: error: …")
 # the trainer's words where a checkpoint stays after it failed to write the next (training/trainer.py's save_checkpoint)
 KEPT_CHECKPOINT = "is intact: rerun with --resume"
 

@@ -242,3 +242,21 @@ def test_a_finished_run_says_what_its_time_is_and_names_the_preview_rows(qtbot, 
         band = range(k * image.height() // 3, (k + 1) * image.height() // 3)
         ink = sum(1 for y in band for x in range(faces_x - 2) if image.pixelColor(x, y).alpha() > 0)
         assert ink > 20, (k, ink)
+
+
+def test_a_run_refused_at_once_reads_failed_and_its_error_is_not_the_next_runs(qtbot, tmp_path, labeled_folder):
+    """A review of the failed-run bar: a run refused before its first progress line left the bar
+    empty without a word (its value -1, under the minimum, where Qt draws no text); and the
+    error the status line quotes was looked for in every run's messages, so a later run that
+    failed without an error line of its own would have been said with an earlier one's."""
+    d = _dialog(qtbot, tmp_path, labeled_folder)
+    d.out_edit.setText(str(labeled_folder / "run"))
+    finished = _start(d)
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert finished[0] == 2 and d.progress.text() == "failed", d.progress.text()
+    assert "is inside --data" in d._last_error()   # the trainer's words, said in the form's in the status line
+    d.out_edit.setText(str(tmp_path / "run"))
+    finished = _start(d)
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert finished[0] == 0 and d.phase_label.text().startswith("Finished")
+    assert d._last_error() == ""   # the refusal above is the earlier run's
