@@ -235,7 +235,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._sweeps: list = []   # (job, path) of the sweeps submitted: closing asks before one still running is dropped
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
-        self._model_loading: Optional[str] = None   # the file name of a model being loaded
+        self._models_loading: list = []   # the file names of the models being loaded, in turn
         self._list_pos: Optional[int] = None   # the one of them last tried
         # (photo shown, its folder's neighbour that failed to open): Next/Previous go on from that one
         self._sibling_failed: Optional[tuple] = None
@@ -523,9 +523,10 @@ class MainWindow(QMainWindow):
         them, applied to the first photo once it has opened. `ask=False`: the user has answered
         for the edits already."""
         paths = [Path(p) for p in paths]
-        # of several, the first is not looked at before the question: one that is no image is
-        # said when it is tried, and the next one opens (refused here, it kept them all closed)
-        first = paths[0] if len(paths) == 1 else None
+        # of several, the question is asked where one of them can open (the first whose header
+        # reads; one that is no image is said when it is tried, and the next one opens): the first
+        # refused kept them all closed. None can: refused, nothing asked
+        first = self._first_readable(paths) if ask and len(paths) > 1 else paths[0] if paths else None
         if not paths or (ask and not self._confirm_discard(first, then=lambda: self.open_photos(paths, recipe))):
             if paths and recipe is not None:
                 self.statusBar().showMessage(f"{Path(recipe).name} was not applied: the photo did not open", 8000)
@@ -537,6 +538,20 @@ class MainWindow(QMainWindow):
         self.act_next.setText("&Next photo")
         self.act_prev.setText("&Previous photo")
         self._open_from_list(0, recipe)
+
+    def _first_readable(self, paths: list) -> Path:
+        """The first of `paths` whose header reads as an image within the pixel limit (the
+        first of them where none does); looked at only where there are edits to ask about."""
+        if not self.has_unsaved_edits():
+            return paths[0]
+        from core.image_io import check_header
+        for p in paths:
+            try:
+                check_header(p)
+                return p
+            except FaderError:
+                continue
+        return paths[0]
 
     def _open_from_list(self, i: int, recipe=None) -> None:
         """Open photo `i` of the photos given; where it fails (said), the next one is opened: an
@@ -867,15 +882,17 @@ class MainWindow(QMainWindow):
         keep = self._edit_to_keep()
         # said in the Faders panel while no model is there yet: at start it read "No model loaded"
         # for the seconds the built-in one took, under a status bar saying "Loading model…"
-        self._model_loading = path.name
+        self._models_loading.append(path.name)
         if self._model is None:
             self._refresh()
 
         def failed(message: str, report=on_error) -> None:
-            self._model_loading = None
+            self._models_loading.remove(path.name)   # another queued after it is still said
             report(message)
             self._refresh()
+
         def loaded(info: ModelInfo) -> None:
+            self._models_loading.remove(path.name)
             self._on_model_loaded(info)
             if then is not None:
                 then()
@@ -954,7 +971,6 @@ class MainWindow(QMainWindow):
     # job results
     # ------------------------------------------------------------------------------------------
     def _on_model_loaded(self, info: ModelInfo) -> None:
-        self._model_loading = None
         same_attrs = [a.to_dict() for a in info.attributes] == [a.to_dict() for a in self._attrs]
         # the history's steps hold values by attribute name: they apply to a model with the same
         # names whatever its slider ranges (it went without a word for a retrained model)
@@ -1744,7 +1760,7 @@ class MainWindow(QMainWindow):
         """Title, placeholder, notices and action states from the current model/photo."""
         photo, model = self._photo, self._model
         self.setWindowTitle(f"{photo.path.name}[*] — {APP_TITLE}" if photo else APP_TITLE)
-        loading = self._model_loading
+        loading = self._models_loading[-1] if self._models_loading else None
         no_model = f"Loading model {loading}…" if loading else "No model loaded — File ▸ Open model… (Ctrl+M)"
         self.canvas.set_placeholder("Open a photo: File ▸ Open… (Ctrl+O), drop one here, or paste one (Ctrl+V)\n"
                                     "(no photo at hand? Help ▸ Open sample photo)"
@@ -1873,7 +1889,7 @@ class MainWindow(QMainWindow):
         is loaded first, so that they open with it, and the edits of the photo they replace are
         asked about once: two questions came, the second on top of the first."""
         if model is not None and photos:
-            first = photos[0] if len(photos) == 1 else None   # as open_photos: of several, each is tried
+            first = self._first_readable(photos)   # as open_photos: of several, each is tried
             if not self._confirm_discard(first, then=lambda: self._open_dropped(model, photos, recipe)):
                 return
             self.load_model(model, ask=False)
