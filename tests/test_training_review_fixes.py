@@ -126,24 +126,32 @@ def test_select_best_keeps_to_the_psnr_drop_of_the_runs_best_psnr():
     assert select_best({4: (0.5, 14.0), 6: (0.5, 14.0)}, 14.0, 3.0) == 4   # a full tie: no new export
 
 
+# The --psnr-drop of the test below: its run's PSNR rises about 0.6 dB in its 12 steps at --lr 0.005
+# (0.4-0.5 dB at 0.002, against drops of 0.3 and 0.5: little margin or none), so that its first
+# states fall out of the band with room to spare
+PSNR_DROP = 0.1
+
+
 @pytest.mark.parametrize("keep", [True, False])
 def test_the_best_model_stays_within_the_psnr_drop_of_the_runs_best(tmp_path, capsys, keep):
-    # a drop the run's PSNR passes in 12 steps (0.4 dB on the validation images split by value)
     data = _folder(tmp_path / "Bangs")
     out = tmp_path / "run"
     code, err = _train(["--data", str(data), "--out", str(out), "--val-size", "4", "--steps", "12",
-                        "--eval-every", "2", "--psnr-drop", "0.3", "--lr", "0.002"]
+                        "--eval-every", "2", "--psnr-drop", str(PSNR_DROP), "--lr", "0.005"]
                        + (["--keep-evals"] if keep else []), capsys, tmp_path)
     assert code == 0, err
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     psnr = {r["step"]: r["val"]["psnr"] for r in log}
     swap = {r["step"]: r["val"]["swap_mean"] for r in log}
-    assert max(psnr.values()) - min(psnr.values()) > 0.3   # the run's PSNR rose past the first states'
+    rise = max(psnr.values()) - min(psnr.values())
+    # the premise: states below the band, which the rule must pass over (else any state would do)
+    assert rise > PSNR_DROP, f"the run's PSNR rose {rise:.2f} dB, not past --psnr-drop {PSNR_DROP}: the test proves nothing"
     best = load_model(out / "model.fader").meta["metrics"]["step"]
     assert best == load_checkpoint(out / CHECKPOINT_NAME)["best"]["step"] == log[-1]["best_step"]
-    assert psnr[best] >= max(psnr.values()) - 0.3
+    assert psnr[best] >= max(psnr.values()) - PSNR_DROP
     if keep:   # every state can be exported again: the rule's own best
-        assert (swap[best], psnr[best]) == max((swap[s], psnr[s]) for s in psnr if psnr[s] >= max(psnr.values()) - 0.3)
+        band = [s for s in psnr if psnr[s] >= max(psnr.values()) - PSNR_DROP]
+        assert (swap[best], psnr[best]) == max((swap[s], psnr[s]) for s in band)
 
 
 @pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="file names there are always Unicode")

@@ -77,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = _parser().parse_args(argv)
     from core.model_file import load_model, save_model
     from .cache import open_cache
-    from .datasets import exclude_images, open_dataset, split_dataset
+    from .datasets import SPLIT_BY_VALUE, exclude_images, open_dataset, split_dataset
     try:
         if a.epochs <= 0 or a.batch_size < 2 or a.lr <= 0:
             raise FaderError("--epochs and --lr must be positive, --batch-size at least 2")
@@ -97,10 +97,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{PROG}: --exclude left out {counted(dropped, 'image')}", file=sys.stderr)
         if [x.name for x in ds.attributes] != names or [x.n for x in ds.attributes] != [x.n for x in model.attributes]:
             raise FaderError(f"the data's attributes {[x.name for x in ds.attributes]} do not match the model's {names}")
-        train_idx, val_idx = split_dataset(ds)
         size = model.config.img_size
         cache = open_cache([it.path for it in ds.items], size, False, None, None, progress=True)
-        train_idx, val_idx = train_idx[cache.valid[train_idx]], val_idx[cache.valid[val_idx]]
+        # drawn among the usable images, as fader-train draws it: a rare value's one validation image
+        # was lost where it was a skipped one
+        train_idx, val_idx = split_dataset(ds, usable=cache.valid, rule=SPLIT_BY_VALUE)
+        train_idx, val_idx = train_idx[cache.valid[train_idx]], val_idx[cache.valid[val_idx]]   # CelebA, packs
         if len(train_idx) < a.batch_size or not len(val_idx):
             raise FaderError("too few images to train and validate the classifier")
         print(f"{PROG}: {len(train_idx)} training and {len(val_idx)} validation images at {size} px; "

@@ -910,6 +910,7 @@ class _Data:
     paths: list
     cache: object
     skipped: list = None         # lines of RUN_DIR/skipped.txt (rank 0)
+    split: object = None         # datasets.SplitParams the split was drawn with (recorded in the model)
 
 
 def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
@@ -919,7 +920,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
     from core.attributes import Attribute, quoted
     from core.errors import FaderError
     from .cache import open_cache
-    from .datasets import SPLIT_BY_VALUE, exclude_images, open_dataset, recorded_split, split_dataset
+    from .datasets import SPLIT_BY_VALUE, check_val_size, exclude_images, open_dataset, recorded_split, split_dataset
     init_path = a.init or a.continue_from
     # a resumed or continued run trains its own attributes (below): other columns are not refused
     ds = open_dataset(a.data, a.attr, every_column=a.attr is None and (ck is not None or bool(a.continue_from)))
@@ -978,9 +979,13 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
                          f"fine-tuned at its own size; leave --img-size out (or give {init_model.image_size})")
     if ck is not None and img_size != int(ck["arch"]["img_size"]):
         raise FaderError(f"--img-size {img_size} differs from the checkpoint's {ck['arch']['img_size']}")
-    # a resumed run draws its split by its own rule (one started before the split by value: by hash)
-    rule = _split_rule(ck)
-    train_idx, val_idx = split_dataset(ds, a.val_size, a.seed, rule=rule)
+    # a resumed run draws its split by its own rule, seed and --val-size (one started before the split
+    # by value: by hash)
+    split = _split_params(a, ck)
+    by_value = split.rule == SPLIT_BY_VALUE
+    if by_value and (ck is None or not (run_dir / "val_files.txt").is_file()):
+        check_val_size(ds, split.val_size)   # before preprocessing: refused at once
+    train_idx, val_idx = split_dataset(ds, split.val_size, split.seed, rule=split.rule)
     kept_val = ""
     if ck is not None and (run_dir / "val_files.txt").is_file():
         # A resumed run keeps the validation images it was selecting on, however they would be drawn now.
@@ -1018,15 +1023,16 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
         how += f"; reused {cache.n_reused} of {len(paths)} images from earlier preprocessing"
     say(f"{PROG}: preprocessing cache {cache.path} ({how})")
     _check_framing(a, cache, len(paths))
-    if not kept_val and rule == SPLIT_BY_VALUE:   # each value's share of validation images among the usable ones
-        train_idx, val_idx = split_dataset(ds, a.val_size, a.seed, usable=cache.valid, rule=rule)
-    train_idx = train_idx[cache.valid[train_idx]]
-    val_idx = val_idx[cache.valid[val_idx]]
-    say(_split_line(ds, attrs, labels, train_idx, val_idx, kept_val, int((~cache.valid).sum())))
     try:
+        if not kept_val and by_value:   # each value's share of validation images among the usable ones
+            check_val_size(ds, split.val_size, cache.valid)
+            train_idx, val_idx = split_dataset(ds, split.val_size, split.seed, usable=cache.valid, rule=split.rule)
+        train_idx = train_idx[cache.valid[train_idx]]
+        val_idx = val_idx[cache.valid[val_idx]]
+        say(_split_line(ds, attrs, labels, train_idx, val_idx, kept_val, int((~cache.valid).sum())))
         if len(train_idx) < 2 or len(val_idx) < 1:
             raise FaderError(f"{a.data[0]}: too few usable images ({len(train_idx)} train, {len(val_idx)} validation)"
-                             + ("" if a.val_size is None else f" with --val-size {a.val_size}"))
+                             + ("" if split.val_size is None else f" with --val-size {split.val_size}"))
         _check_every_value_seen(a, attrs, labels, train_idx, val_idx, say)
     except FaderError as e:   # the run stops before its folder (and skipped.txt) is written: name them here
         if not skipped:
@@ -1042,29 +1048,33 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
     if resumed is not None:
         attrs, labels = resumed.labels(ds, labels, cache, paths, device, say)
     return _Data(ds, dropped, attrs, labels, pseudo, init_model, clf_weights, img_size, init_path, train_idx,
-                 val_idx, paths, cache, skipped)
+                 val_idx, paths, cache, skipped, split)
 
 
 _ALIGN_FIX = "add --align (in the training window: 'Detect and align faces'), which finds and aligns each face"
 
 
-def _split_rule(ck) -> str:
-    """The split rule of the run: a new run's the current one, a resumed run's as it recorded it
-    (a run started before the rule was recorded split by hash)."""
-    from .datasets import SPLIT_BY_HASH, SPLIT_BY_VALUE
+def _split_params(a, ck):
+    """The run's split (datasets.SplitParams): a new run's by the current rule, --seed and
+    --val-size (a --continue run's too: its recipe's seed, taken from the model, is not the
+    split's); a resumed run's as its checkpoint records them (one started before they were
+    recorded: its rule, none being the hold-out by hash, with the command line's --seed and
+    --val-size)."""
+    from .datasets import SPLIT_BY_VALUE, SplitParams, recorded_split_params, recorded_split_rule
     if ck is None:
-        return SPLIT_BY_VALUE
+        return SplitParams(SPLIT_BY_VALUE, a.seed, a.val_size)
     tr = json.loads(ck.get("meta_json") or "{}").get("training") or {}
-    return tr.get("split_rule") if tr.get("split_rule") in (SPLIT_BY_HASH, SPLIT_BY_VALUE) else SPLIT_BY_HASH
+    return recorded_split_params(tr) or SplitParams(recorded_split_rule(tr), a.seed, a.val_size)
 
 
 def _split_line(ds, attrs, labels, train_idx, val_idx, kept_val: str, n_skipped: int) -> str:
     """The split as trained on: usable images only (the skipped ones said), and for a user's data of
     a few attributes each value's validation images ('validation: Smiling no 2, yes 2')."""
+    from .datasets import user_data
     line = f"{PROG}: {len(train_idx)} train / {len(val_idx)} validation images{kept_val}"
     if n_skipped:
         line += f", not counting the {n_skipped} skipped"
-    if ds.kind in ("folders", "csv") and len(attrs) <= 4:
+    if user_data(ds) and len(attrs) <= 4:
         per = []
         for j, x in enumerate(attrs):
             n_val = np.bincount(labels[val_idx, j], minlength=x.n)
@@ -1231,11 +1241,11 @@ def _check_same_files(ck, run_dir: Path, paths: list, ds) -> bool:
     cache-key check after preprocessing remains for what this cannot tell). True: the data are the
     run's; False: this cannot tell (CelebA, packs, a run of an earlier version)."""
     from core.errors import FaderError
-    from .datasets import split_key
+    from .datasets import split_key, user_data
     tr = (json.loads(ck.get("meta_json") or "{}").get("training") or {})
     skipped = tr.get("skipped") or {}
     counts = (tr.get("n_train"), tr.get("n_val"), sum(skipped.values()) if isinstance(skipped, dict) else None)
-    if ds.kind not in ("folders", "csv") or not all(isinstance(n, int) for n in counts):
+    if not user_data(ds) or not all(isinstance(n, int) for n in counts):
         return False   # CelebA and packs hold images of other splits, in neither list; an old run lacks the counts
     listed = []
     for name in ("train_files.txt", "val_files.txt"):
@@ -1563,7 +1573,7 @@ def _note_ignored_on_resume(a, arch, cfg, say) -> None:
 
 def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) -> dict:
     """The model file's metadata: what was trained on what (the checkpoint's when resuming)."""
-    from .datasets import SPLIT_BY_VALUE, train_files_sha1
+    from .datasets import split_description, train_files_sha1
     ds, attrs, train_idx, val_idx, paths = data.ds, data.attrs, data.train_idx, data.val_idx, data.paths
     train_names = sorted(Path(paths[i]).name for i in train_idx)
     ids_sha = train_files_sha1(paths, train_idx)
@@ -1574,10 +1584,9 @@ def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) ->
         "training": {
             "data": ds.description, "data_kind": ds.kind, "cache_key": data.cache.key,
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
-            "validation": "CelebA split 1 (validation) images" if _from_celeba(ds) and {ds.items[i].split for i in val_idx} == {1}
-            else "deterministic hold-out by hash of the paths inside the data, a share of each value"
-            if ds.kind in ("folders", "csv") else "deterministic hold-out by hash of the paths inside the data",
-            "split_rule": SPLIT_BY_VALUE,   # read back on --resume (_split_rule)
+            "validation": split_description(ds, val_idx, data.split.rule),
+            # read back on --resume (_split_params) and by the evaluation, to draw the split again
+            **data.split.record(),
             "train_files_sha1": ids_sha, "train_first_last": [train_names[0], train_names[-1]],
             "skipped": data.cache.skipped, "aligned_by": ALIGNED_BY[bool(a.align)],
             "init": str(data.init_path) if data.init_path else None,

@@ -788,6 +788,86 @@ def split_key(ds: Dataset, path: str) -> str:
 # CelebA's official partition and packs take neither.
 SPLIT_BY_HASH = "hash"
 SPLIT_BY_VALUE = "by value"
+# Under SPLIT_BY_VALUE a value without a share of the hold-out is given one validation image where it
+# has at least this many (so it keeps 2 to train on), while these extra images take the hold-out at
+# most _extra_allowed(N) over N: a minimum of one for every value of 2 images held out 30 of 60
+# images (30 values of 2), 10 of 30 where N was 3 (10 values of 3).
+GUARANTEE_MIN_IMAGES = 3
+
+
+def _extra_allowed(k: int) -> int:
+    return max(2, k // 4)
+
+
+def user_data(ds: Dataset) -> bool:
+    """Whether `ds` is a user's labeled folders or CSV table: the data SPLIT_BY_VALUE applies to,
+    every image of which trains or validates (CelebA's files and packs keep their own split and
+    hold images of other splits)."""
+    return ds.kind in ("folders", "csv")
+
+
+def recorded_split_rule(training: Optional[dict]) -> str:
+    """The split rule a run's metadata (`training`) records; none: SPLIT_BY_HASH, the rule of the
+    runs started before it was recorded."""
+    rule = (training or {}).get("split_rule")
+    return rule if rule in (SPLIT_BY_HASH, SPLIT_BY_VALUE) else SPLIT_BY_HASH
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """What draws a run's split again: its rule, its seed (fader-train's --seed, which a --continue
+    run's recipe seed is not) and --val-size as given (None: the default share)."""
+    rule: str
+    seed: int
+    val_size: Optional[int]
+
+    def record(self) -> dict:
+        """The entries of a run's metadata `training` that `recorded_split_params` reads back."""
+        return {"split_rule": self.rule, "split_seed": int(self.seed), "val_size": self.val_size}
+
+
+def recorded_split_params(training: Optional[dict]) -> Optional[SplitParams]:
+    """The split parameters a run's metadata (`training`) records; None for a run that records
+    no split seed (one started before they were recorded)."""
+    tr = training or {}
+    seed, size = tr.get("split_seed"), tr.get("val_size")
+
+    def whole(x) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+    if not whole(seed) or "val_size" not in tr or not (size is None or (whole(size) and size > 0)):
+        return None
+    return SplitParams(recorded_split_rule(tr), seed, size)
+
+
+def split_description(ds: Dataset, val_idx, rule: str) -> str:
+    """What a split's validation images are, in words (a model's training.validation, the
+    evaluation's "split")."""
+    if len(val_idx) and {ds.items[i].split for i in val_idx} == {1}:
+        return "CelebA split 1 (validation) images"
+    if rule == SPLIT_BY_VALUE and user_data(ds):
+        return "deterministic hold-out of each value's share of the usable images (hash of the paths inside the data)"
+    return "deterministic hold-out (hash of the paths inside the data)"
+
+
+def check_val_size(ds: Dataset, val_size: Optional[int], usable: Optional[np.ndarray] = None) -> None:
+    """Refuse a --val-size that leaves too few images to train on under SPLIT_BY_VALUE: at least 2
+    (the hold-out by hash refused '1 train' too) and one of each value of each attribute (the split
+    keeps those, so that it held out 38 of 40 images for --val-size 100 and trained on 2).
+    `usable`: a mask of the images preprocessing did not skip (None: all)."""
+    if val_size is None or not user_data(ds):
+        return
+    idx = np.flatnonzero(usable) if usable is not None else np.arange(len(ds.items))
+    present = [(int((np.bincount(ds.labels[idx, j], minlength=x.n) > 0).sum()), x.name)
+               for j, x in enumerate(ds.attributes)]
+    n_values, name = max(present, default=(0, ""))
+    need = max(2, n_values)
+    if len(idx) - val_size >= need:
+        return
+    most = len(idx) - need
+    _err(f"{ds.roots[0]}: --val-size {val_size} leaves too few images to train on: of the "
+         f"{counted(len(idx), 'usable image' if usable is not None else 'image')} at least {need} must train"
+         + (f" (one of each value of {name})" if n_values == need else "")
+         + (f"; give --val-size {most} or less" if most >= 1 else "; add images"))
 
 
 def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0, usable: Optional[np.ndarray] = None,
@@ -796,7 +876,9 @@ def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0, us
     otherwise a deterministic hold-out (by a hash of `split_key`, so adding images elsewhere or
     moving the data does not reshuffle it) of `val_size` images (default 10%, at most 500).
     Labeled folders and CSV tables under SPLIT_BY_VALUE: the hold-out is drawn value by value
-    (_hold_out_by_value), among the `usable` images (a mask; the others are in neither part)."""
+    (_hold_out_by_value), among the `usable` images (a mask; the others are in neither part; give
+    it wherever images can be skipped, or a rare value's validation image may be a skipped one);
+    an error where no image can be held out without a value losing its only training image."""
     n = len(ds.items)
     splits = _official_splits(ds)
     if splits is not None:
@@ -805,7 +887,7 @@ def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0, us
         if val_size is not None and val_size < len(val):
             val = np.sort(_hash_order(ds, val, seed)[:val_size])
         return train, val
-    by_value = rule == SPLIT_BY_VALUE and ds.kind in ("folders", "csv")
+    by_value = rule == SPLIT_BY_VALUE and user_data(ds)
     idx = np.flatnonzero(usable) if by_value and usable is not None else np.arange(n)
     if len(idx) < 2:
         if usable is not None and by_value:
@@ -818,21 +900,41 @@ def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0, us
         return np.sort(order[k:]), np.sort(order[:k])
     labels = ds.labels
     chosen = _hold_out_by_value(labels, [x.n for x in ds.attributes], order, k)
+    if not len(chosen):
+        _err(_nothing_to_hold_out(ds, idx, usable is not None))
     val = np.sort(order[chosen])
     return np.setdiff1d(idx, val), val
 
 
+def _nothing_to_hold_out(ds: Dataset, idx: np.ndarray, usable: bool) -> str:
+    """Why no image of `idx` can be held out: each is the only image of one of its values."""
+    what = "usable image" if usable else "image"
+    parts = []
+    for j, x in enumerate(ds.attributes):
+        c = np.bincount(ds.labels[idx, j], minlength=x.n)
+        ones, present = int((c == 1).sum()), int((c > 0).sum())
+        if ones:
+            parts.append(f"each of the {present} values of {x.name} has a single {what}" if ones == present
+                         else f"{ones} of the {present} values of {x.name} have a single {what}")
+    return (f"{ds.roots[0]}: no image can be held out for validation without taking the only training image of a "
+            f"value ({'; '.join(parts)}); add more images of those values")
+
+
 def _hold_out_by_value(labels: np.ndarray, n_values: Sequence[int], order: np.ndarray, k: int) -> np.ndarray:
     """Positions in `order` (image indices in hash order) of about `k` validation images such that
-    each value of each attribute with 2 images or more has validation images in proportion to its
-    count (largest remainders; at least one) and keeps at least one training image: a value of 20 in
-    40 images gets 2 of 4. Several attributes (a CSV table) are met together as far as the images
-    allow: images are taken in hash order where all their values still want validation images, then
-    a value still short (rarest first) takes its next images, then any up to `k`."""
+    each value of each attribute has validation images in proportion to its count (largest
+    remainders), one where it has none by that and GUARANTEE_MIN_IMAGES or more (within
+    _extra_allowed(k) over `k`), and keeps at least one training image: a value of 20 in 40 images
+    gets 2 of 4. Several attributes (a CSV table) are met together as far as the images allow:
+    images are taken in hash order where all their values still want validation images, then a
+    value still short (rarest first) takes its next images, then any up to `k`."""
     lab = labels[order]
     m = lab.shape[1]
     counts = [np.bincount(lab[:, j], minlength=n_values[j]) for j in range(m)]
-    quota = [_apportion(k, c) for c in counts]
+    # ties between values go to the one whose first image comes first in hash order (not the first name)
+    first = [np.asarray([int(np.argmax(lab[:, j] == v)) if c[v] else len(order) for v in range(len(c))])
+             for j, c in enumerate(counts)]
+    quota = [_apportion(k, c, f) for c, f in zip(counts, first)]
     room = [np.maximum(c - 1, 0) for c in counts]   # each value keeps a training image
     taken = [np.zeros_like(c) for c in counts]
     chosen = np.zeros(len(order), bool)
@@ -871,20 +973,29 @@ def _hold_out_by_value(labels: np.ndarray, n_values: Sequence[int], order: np.nd
     return np.flatnonzero(chosen)
 
 
-def _apportion(k: int, counts: np.ndarray) -> np.ndarray:
-    """Validation images per value: `k` shared in proportion to `counts` by largest remainders, at
-    least one for a value of 2 images or more, at most all but one of a value's images; where the
-    minimum of one takes the total over `k`, the values furthest over their share give one back."""
+def _apportion(k: int, counts: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Validation images per value: `k` shared in proportion to `counts` by largest remainders (a
+    tie to the smaller `first`), at most all but one of a value's images; then, rarest value first,
+    one for a value left without any that has GUARANTEE_MIN_IMAGES or more, the values furthest
+    over their share giving one back where they can, while the total stays within
+    _extra_allowed(k) over `k`."""
     n = int(counts.sum())
     share = k * counts / max(n, 1)
     q = np.floor(share).astype(np.int64)
-    for v in np.argsort(-(share - q), kind="stable")[:k - int(q.sum())]:
+    for v in np.lexsort((first, -(share - q)))[:k - int(q.sum())]:
         q[v] += 1
     q = np.minimum(q, np.maximum(counts - 1, 0))
-    q[(counts >= 2) & (q == 0)] = 1
-    while q.sum() > k and (q > 1).any():
-        over = np.where(q > 1, q - share, -np.inf)
-        q[int(np.argmax(over))] -= 1
+    limit = k + _extra_allowed(k)
+    for v in np.lexsort((first, counts)):
+        if counts[v] < GUARANTEE_MIN_IMAGES or q[v]:
+            continue
+        q[v] = 1
+        if q.sum() > k and (q > 1).any():
+            over = np.where(q > 1, q - share, -np.inf)
+            q[int(np.argmax(over))] -= 1
+        if q.sum() > limit:   # the rest would add as much: the hold-out stays near k
+            q[v] = 0
+            break
     return q
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 
 from core.atomic_write import write_bytes_atomic
 from core.attributes import Attribute
-from core.errors import FaderError
+from core.errors import FaderError, os_reason
 from core.engine import usable_cores
 from core.networks import ArchConfig, Classifier
 from .batches import BatchStream
@@ -321,8 +322,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--cache-dir", default=None, help="preprocessing cache folder (default $FADER_CACHE_DIR or ~/.cache/fader-desktop/training)")
     p.add_argument("--seed", type=int, default=None,
-                   help="hold-out seed for data without a split (default: the model's own, as its training recorded "
-                        "it; else 0)")
+                   help="hold-out seed for data without a split (default: the one the model's training split "
+                        "with, as it records it)")
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     p.add_argument("--write-val-list", default=None, metavar="FILE",
                    help="also write the paths of the images measured to this file, one per line (as a run's "
@@ -343,14 +344,17 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
                   cache_dir=None, seed: Optional[int] = None, progress: bool = False, at_range_ends: bool = False,
                   strength: float = 1.0, val_list=None, write_list=None) -> dict:
     """Open a model and data, build/open the cache, and evaluate on the validation split as the
-    model's training drew it (its recorded split rule and seed; `seed` another) or on the images
-    named in the `val_list` file. `write_list`: a file to write the measured images' paths to."""
+    model's training drew it (the split rule, seed and --val-size it records; `seed` another seed)
+    or on the images named in the `val_list` file. `write_list`: a file to write the measured
+    images' paths to (checked before the measurement)."""
     from core.engine import resolve_device
     from core.model_file import load_model
     from .cache import open_cache
     from .datasets import listed_indices, open_dataset
     if val_list is not None and val_size is not None:
         raise FaderError("give either --val-size or --val-list, not both")
+    if write_list is not None:
+        _check_writable(write_list, "--write-val-list")
     dev = resolve_device(device)
     model = load_model(model_path)
     clf_model = load_model(classifier_path) if classifier_path else model
@@ -364,9 +368,6 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
         if a.n != b.n:
             raise FaderError(f"attribute {a.name!r} has {a.n} values in the data but {b.n} in the model")
     training = (model.meta or {}).get("training") or {}
-    if seed is None:   # the run's own hold-out seed (its recipe), so that its split is drawn again
-        recorded = (training.get("hyper_parameters") or {}).get("seed")
-        seed = recorded if isinstance(recorded, int) else 0
     warning, whole = "", None
     if val_list is not None:
         try:
@@ -404,8 +405,29 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
         res["split_warning"] = warning
     if write_list is not None:
         text = "".join(ds.items[i].path + "\n" for i in val_idx)
-        write_bytes_atomic(write_list, text.encode("utf-8", "surrogateescape"))
+        try:
+            write_bytes_atomic(write_list, text.encode("utf-8", "surrogateescape"))
+        except OSError as e:
+            raise FaderError(f"--write-val-list {write_list}: cannot write it ({os_reason(e)})") from None
     return res
+
+
+def _check_writable(path, option: str) -> None:
+    """Refuse a file the command is to write where it cannot be (no such folder, a folder by that
+    name, a folder not writable), before the measurement (it was a traceback after it)."""
+    p = Path(path)
+    parent = p.parent
+    if p.is_dir():
+        why = "it is a folder"
+    elif not parent.exists():
+        why = f"there is no folder {parent}"
+    elif not parent.is_dir():
+        why = f"{parent} is not a folder"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        why = f"the folder {parent} cannot be written"
+    else:
+        return
+    raise FaderError(f"{option} {path}: cannot write it ({why})")
 
 
 def _listed_keys(ds, names) -> list:
@@ -421,45 +443,69 @@ def _listed_keys(ds, names) -> list:
     return out
 
 
-def _model_split(ds, training: dict, val_size, seed: int, size: int, align: bool, cache_dir, progress) -> tuple:
+def _model_split(ds, training: dict, val_size, seed: Optional[int], size: int, align: bool, cache_dir,
+                 progress) -> tuple:
     """The validation images of the model's training, drawn again: (indices, what they are, a
-    warning or "", the whole data's cache or None). The rule is the model's (training.split_rule;
-    none recorded: the hold-out by hash of the runs before the split by value). By value, the split
-    is drawn among the usable images, as the trainer drew it, which takes the whole data's cache;
-    the trainer's --val-size is not recorded, so the default and the run's count of validation
-    images are tried against the training files it recorded (train_files_sha1). `val_size` keeps
-    at most that many of them (the first by hash)."""
+    warning or "", the whole data's cache or None). A model of this version records its split
+    (training.split_rule, split_seed, val_size as given to fader-train); `seed` replaces its seed.
+    One that records no split seed: its rule (none recorded: the hold-out by hash of the runs before
+    the split by value), its recipe's seed or 0 (a --continue run split with the command line's
+    --seed, not the recipe's it took from its model) and the default or the run's count of
+    validation images as --val-size, tried against the training files it recorded
+    (train_files_sha1). By value, the split is drawn among the usable images, as the trainer drew
+    it, which takes the whole data's cache. `val_size` keeps at most that many of them (the first
+    by hash); CelebA's official split: that many of split 1."""
     from .cache import open_cache
-    from .datasets import SPLIT_BY_HASH, SPLIT_BY_VALUE, _hash_order, _official_splits, split_dataset
-    rule = training.get("split_rule")
-    rule = rule if rule in (SPLIT_BY_HASH, SPLIT_BY_VALUE) else SPLIT_BY_HASH
-    if rule != SPLIT_BY_VALUE or ds.kind not in ("folders", "csv") or _official_splits(ds) is not None:
-        val = split_dataset(ds, val_size, seed, rule=rule)[1]
-        official = {ds.items[i].split for i in val} == {1}
-        return val, ("CelebA split 1 (validation) images present in the data" if official else
-                     "deterministic hold-out (hash of the paths inside the data)"), "", None
-    from .datasets import train_files_sha1
+    from .datasets import (SPLIT_BY_VALUE, _official_splits, recorded_split_params, recorded_split_rule,
+                           split_dataset, split_description, train_files_sha1, user_data)
+    params = recorded_split_params(training)
+    rule = params.rule if params is not None else recorded_split_rule(training)
+    if params is not None:
+        tries = [(params.val_size, params.seed if seed is None else seed)]
+    else:
+        recipe = (training.get("hyper_parameters") or {}).get("seed")
+        seeds = [seed] if seed is not None else list(dict.fromkeys(
+            [recipe, 0] if isinstance(recipe, int) and not isinstance(recipe, bool) else [0]))
+        n_val = training.get("n_val")
+        sizes = [None] + ([n_val] if isinstance(n_val, int) and n_val > 0 else [])
+        tries = [(k, s) for s in seeds for k in sizes]
+    if _official_splits(ds) is not None or rule != SPLIT_BY_VALUE or not user_data(ds):
+        k, s = tries[0]
+        if params is None or _official_splits(ds) is not None:
+            val = split_dataset(ds, val_size, s, rule=rule)[1]   # as before: CelebA's split 1, or a hold-out of val_size
+        else:   # a pack: the hold-out of all images the run drew
+            val = _at_most(ds, split_dataset(ds, k, s, rule=rule)[1], val_size, s)
+        return val, split_description(ds, val, rule), "", None
     paths = [it.path for it in ds.items]
     cache = open_cache(paths, size, align, cache_dir, progress=progress)
     want = training.get("train_files_sha1")
-    n_val = training.get("n_val")
     first = found = None
-    for k in [None] + ([n_val] if isinstance(n_val, int) and n_val > 0 else []):
-        train, val = split_dataset(ds, k, seed, usable=cache.valid, rule=rule)
-        first = val if first is None else first
+    for k, s in tries:
+        train, val = split_dataset(ds, k, s, usable=cache.valid, rule=rule)
+        first = first or (val, s)
         if want is None or train_files_sha1(paths, train) == want:
-            found = val
+            found = (val, s)
             break
-    warning = "" if found is not None else (
-        "the model's validation images could not be drawn again (its training images differ from these data's: "
-        "other data, or a run with --exclude or another --val-size); where these are the data it trained on, "
-        "some images measured may be training images: give --val-list RUN_FOLDER/val_files.txt to measure on "
-        "the run's own")
-    val = found if found is not None else first
-    if val_size is not None and val_size < len(val):
-        val = np.sort(_hash_order(ds, val, seed)[:val_size])   # as CelebA's validation images are cut
-    what = "deterministic hold-out of each value's share of the usable images (hash of the paths inside the data)"
+    warning = ""
+    if found is None:
+        why = ["other data", "a run with --exclude"]
+        if params is None:
+            why.append("another --val-size or --seed")
+        elif seed is not None and seed != params.seed:
+            why.append(f"--seed {seed} where the run split with {params.seed}")
+        warning = ("the model's validation images could not be drawn again (its training images differ from these "
+                   f"data's: {', '.join(why[:-1])} or {why[-1]}); where these are the data it trained on, some images "
+                   "measured may be training images: give --val-list RUN_FOLDER/val_files.txt to measure on the run's own")
+    val, s = found or first
+    val = _at_most(ds, val, val_size, s)
+    what = split_description(ds, val, rule)
     return val, (what + ", as the model's training drew it" if not warning else what), warning, cache
+
+
+def _at_most(ds, val: np.ndarray, val_size, seed: int) -> np.ndarray:
+    """The first `val_size` of `val` by hash (all where None), as CelebA's validation images are cut."""
+    from .datasets import _hash_order
+    return val if val_size is None or val_size >= len(val) else np.sort(_hash_order(ds, val, seed)[:val_size])
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -472,6 +518,8 @@ def main(argv: Optional[list] = None) -> int:
             raise FaderError(f"--strength must be in (0, 20], got {args.strength}")
         if args.val_size is not None and args.val_size < 1:
             raise FaderError(f"--val-size must be a positive integer, got {args.val_size}")
+        if args.out:   # before the measurement, not a traceback after it
+            _check_writable(args.out, "--out")
         torch.set_num_threads(usable_cores())
         res = measure_model(args.model, args.data, args.classifier, args.val_size, args.align,
                             args.device, args.cache_dir, args.seed, progress=stderr_is_terminal(),
@@ -485,7 +533,12 @@ def main(argv: Optional[list] = None) -> int:
     text = json.dumps(res, indent=1, sort_keys=True)
     print(text)
     if args.out:
-        write_bytes_atomic(args.out, (text + "\n").encode("utf-8"))
+        try:
+            write_bytes_atomic(args.out, (text + "\n").encode("utf-8"))
+        except OSError as e:
+            print(f"python -m training.evaluation: error: --out {args.out}: cannot write it ({os_reason(e)})",
+                  file=sys.stderr)
+            return 2
     return 0
 
 
