@@ -469,7 +469,7 @@ CARD_METRICS = (
 # took, the lowest swap accuracy (the swap row lists each attribute's), MSE (PSNR in other units), the
 # run's file digests and cache, the split rule a resume reads, the export's own λ.
 CARD_HIDDEN = {"eval_seconds", "swap_min", "mse", "n_images", "cache_key", "data_kind", "train_files_sha1",
-               "train_first_last", "split_rule", "world_size", "lambda_lat_dis_at_export"}
+               "train_first_last", "split_rule", "split_seed", "val_size", "world_size", "lambda_lat_dis_at_export"}
 # Words for the abbreviations in names the card does not know (an unknown key is shown cleaned)
 _CARD_WORDS = {"psnr": "PSNR", "mse": "MSE", "lat": "latent", "dis": "discriminator", "clf": "classifier",
                "ptc": "patch", "lr": "learning rate", "n": "number of", "ae": "auto-encoder", "fm": "feature maps"}
