@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QPointF, QSize, Qt, Signal
-from PySide6.QtGui import (QAction, QContextMenuEvent, QFont, QKeySequence, QPainter, QPainterPath, QPalette, QPen,
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (QAction, QColor, QContextMenuEvent, QFont, QKeySequence, QPainter, QPainterPath, QPalette, QPen,
                            QShortcut, QValidator)
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDoubleSpinBox, QFrame,
                                QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QStyle,
@@ -115,6 +115,16 @@ class MarkedSlider(QSlider):
             super().paintEvent(event)
         else:
             self._paint_disabled(opt)
+        if self.hasFocus() and self.isEnabled():
+            # the style rings a slider only where the focus came by Tab: focused by a click, or
+            # again after a dialog closed, the next arrow key moved a fader that showed no sign
+            p = QPainter(self)
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            ring = QColor(self.palette().color(QPalette.ColorRole.Highlight))
+            ring.setAlpha(170)
+            p.setPen(QPen(ring, 1.2))
+            p.drawRoundedRect(QRectF(self.rect()).adjusted(0.6, 0.6, -0.6, -0.6), 3, 3)
+            p.end()
         if self._beyond:
             # on the handle (drawn above): an arrow pointing outwards, "the value goes on past here"
             handle = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,

@@ -23,8 +23,9 @@ import numpy as np
 from PySide6.QtCore import QEvent, QRectF, QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence,
                            QUndoCommand, QUndoStack)
-from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QLineEdit, QMainWindow,
-                               QMessageBox)
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog, QLineEdit,
+                               QMainWindow, QMessageBox)
+from shiboken6 import isValid as shiboken_valid
 
 from core.atomic_write import same_file
 from core.alignment import crop_corners
@@ -236,6 +237,7 @@ class MainWindow(QMainWindow):
         self._sweeps: list = []   # (job, path) of the sweeps submitted: closing asks before one still running is dropped
         self._image_list: list = []     # photos given on the command line (Next/Previous walk them)
         self._models_loading: list = []   # the file names of the models being loaded, in turn
+        self._focus_before_busy = None   # the Faders panel's widget that had the focus when a job greyed it
         self._list_pos: Optional[int] = None   # the one of them last tried
         # (photo shown, its folder's neighbour that failed to open): Next/Previous go on from that one
         self._sibling_failed: Optional[tuple] = None
@@ -1174,7 +1176,17 @@ class MainWindow(QMainWindow):
         elif self.statusBar().currentMessage() == getattr(self, "_busy_text", None):
             self.statusBar().clearMessage()   # but keep a result message ("Opened …") shown since
         # edits made while a photo or model is loading would go to the document being replaced
+        if busy and self.panel.isEnabled():
+            focused = QApplication.focusWidget()
+            # the fader the keys were on: disabling the panel left the focus on nothing, and the
+            # arrow keys did nothing after Find more faces or a device switch
+            self._focus_before_busy = focused if focused is not None and self.panel.isAncestorOf(focused) else None
         self.panel.setEnabled(not busy)
+        if not busy:
+            was, self._focus_before_busy = self._focus_before_busy, None
+            if (was is not None and QApplication.focusWidget() is None and self.isActiveWindow()
+                    and shiboken_valid(was) and was.isVisible() and was.isEnabled()):
+                was.setFocus(Qt.FocusReason.OtherFocusReason)
         self._refresh_actions()
 
     def _shows(self, exported) -> bool:
