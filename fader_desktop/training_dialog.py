@@ -476,6 +476,8 @@ class TrainingDialog(QDialog):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setMinimumHeight(120)
+        # a Tab stop that shows nothing, and where the dialog opened its focus: the form's fields take it
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         # The status line and the progress bar stay in view under the scrolling part, and the
         # trainer's messages under them in a splitter: the messages, last in the scrolling part,
         # were pushed out of it (0 px shown at the dialog's own size after a run that failed, the

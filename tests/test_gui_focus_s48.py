@@ -46,3 +46,32 @@ def test_a_focused_fader_shows_it_however_the_focus_came(editor, qtbot):
     qtbot.waitUntil(slider.hasFocus, timeout=TIMEOUT)
     focused = slider.grab().toImage()
     assert focused != unfocused
+
+
+def test_the_training_window_opens_with_the_focus_on_a_field(qtbot):
+    """It opened with the focus on its scroll area, which shows none (also its first Tab stop)."""
+    from PySide6.QtWidgets import QAbstractScrollArea
+
+    from fader_desktop.training_dialog import TrainingDialog
+    d = TrainingDialog()
+    qtbot.addWidget(d)
+    d.show()
+    d.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=TIMEOUT)
+    assert not isinstance(QApplication.focusWidget(), QAbstractScrollArea), QApplication.focusWidget()
+
+
+def test_the_model_cards_explanations_take_the_themes_quiet_colour(qtbot, tmp_path):
+    """A fixed #777 read at about 3.2:1 on a dark theme's base (small text needs 4.5:1)."""
+    from PySide6.QtGui import QColor, QPalette
+
+    from core.model_file import load_model, model_summary
+    from fader_desktop.dialogs import ModelCardDialog
+    from resources import default_model_path
+    summary = model_summary(load_model(default_model_path()))
+    d = ModelCardDialog(summary, default_model_path())
+    qtbot.addWidget(d)
+    quiet = d.browser.palette().color(QPalette.ColorRole.PlaceholderText).name()
+    text = d.browser.toHtml()
+    assert quiet != "#777777" and quiet in text and "#777777" not in text.lower()
+    assert QColor(quiet).isValid()
