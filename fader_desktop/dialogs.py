@@ -762,9 +762,10 @@ def _on_a_keyboard(sequence) -> bool:
     return all(sequence[i].key().value <= Qt.Key.Key_F35.value for i in range(sequence.count()))
 
 
-def shortcuts_html(menus, canvas_keys) -> str:
+def shortcuts_html(menus, canvas_keys, fader_keys=()) -> str:
     """Every menu action that has a shortcut, by menu ((title, [QAction]) pairs, as the menu bar
-    holds them), then what the canvas does with keys and the mouse ((keys, what) pairs)."""
+    holds them), then what the canvas does with keys and the mouse and what the faders do with
+    keys ((keys, what) pairs)."""
     from PySide6.QtGui import QKeySequence
     e = html.escape
     out = ["<table cellpadding='3'>"]
@@ -781,6 +782,9 @@ def shortcuts_html(menus, canvas_keys) -> str:
             out += [f"<tr><td><code>{e(k)}</code></td><td>{e(t)}</td></tr>" for k, t in rows]
     out.append("<tr><td colspan='2'><b>On the photo</b></td></tr>")
     out += [f"<tr><td><code>{e(k)}</code></td><td>{e(t)}</td></tr>" for k, t in canvas_keys]
+    if fader_keys:
+        out.append("<tr><td colspan='2'><b>In the Faders panel</b></td></tr>")
+        out += [f"<tr><td><code>{e(k)}</code></td><td>{e(t)}</td></tr>" for k, t in fader_keys]
     out.append("</table>")
     return "".join(out)
 

@@ -31,6 +31,15 @@ from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, o
 from .plain_text import literal_tip, no_mnemonic, plain
 
 SLIDER_STEPS = 1000
+# What a fader does with keys, for the Help menu's list of shortcuts (the menus' actions list their own)
+FADER_KEYS = (
+    ("← / →, ↓ / ↑", "a fader: one hundredth of its range down / up"),
+    ("Page Down / Page Up", "a fader: a tenth of its range down / up"),
+    ("Home / End", "a fader: to the end of its range"),
+    ("type a number, Enter", "in a fader's box: that value (beyond the slider's range too)"),
+    ("Shift+F10, Menu key", "on a fader: correct the face's reading (as a right-click)"),
+    ("Tab / Shift+Tab", "the next / previous fader, box or button"),
+)
 # Steps on one fader (arrow keys, PgUp/PgDn, Home/End, the wheel, the number box's arrows) with no
 # longer pause than this between them, and no other edit, are one undo step, as a drag is: holding
 # an arrow key for 40 steps took 40 Ctrl+Z.

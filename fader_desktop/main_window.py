@@ -1610,12 +1610,13 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> None:
         from .canvas import CANVAS_KEYS
+        from .fader_panel import FADER_KEYS
         from .dialogs import ShortcutsDialog, shortcuts_html
         menus = [(m.title(), m.actions()) for m in (a.menu() for a in self.menuBar().actions()) if m is not None]
         dlg = getattr(self, "_shortcuts_dialog", None)
         if dlg is None:
             dlg = self._shortcuts_dialog = ShortcutsDialog(self, "")
-        dlg.set_html(shortcuts_html(menus, CANVAS_KEYS))   # anew: the Training menu may have grown
+        dlg.set_html(shortcuts_html(menus, CANVAS_KEYS, FADER_KEYS))   # anew: the Training menu may have grown
         dlg.show()
         dlg.raise_()
 

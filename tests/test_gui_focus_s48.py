@@ -75,3 +75,28 @@ def test_the_model_cards_explanations_take_the_themes_quiet_colour(qtbot, tmp_pa
     text = d.browser.toHtml()
     assert quiet != "#777777" and quiet in text and "#777777" not in text.lower()
     assert QColor(quiet).isValid()
+
+
+def test_the_shortcuts_list_names_the_fader_keys_and_they_do_what_it_says(editor, qtbot):
+    """Help ▸ Keyboard shortcuts listed the menus and the photo's keys, not the faders' (the
+    arrows, Page Up/Down, Home/End, Shift+F10 for the reading's correction)."""
+    import html
+    import re
+    w = editor
+    w.show_shortcuts()
+    try:
+        rows = dict((html.unescape(k), html.unescape(t)) for k, t in
+                    re.findall(r"<tr><td><code>(.*?)</code></td><td>(.*?)</td></tr>", w._shortcuts_dialog.html))
+        assert "In the Faders panel" in w._shortcuts_dialog.html
+        assert "Shift+F10, Menu key" in rows and "Page Down / Page Up" in rows and "Home / End" in rows
+    finally:
+        w._shortcuts_dialog.close()
+    slider = w.panel.row("Smiling").slider
+    slider.setFocus()
+    qtbot.keyClick(slider, Qt.Key.Key_Home)
+    low = w.panel.row("Smiling").spin.value()
+    qtbot.keyClick(slider, Qt.Key.Key_PageUp)
+    lo, hi = w.panel.row("Smiling").attr.range
+    assert abs(w.panel.row("Smiling").spin.value() - (low + (hi - lo) / 10)) < 0.011   # a tenth of its range
+    qtbot.keyClick(slider, Qt.Key.Key_End)
+    assert abs(w.panel.row("Smiling").spin.value() - hi) < 0.011
