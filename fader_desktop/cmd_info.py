@@ -36,7 +36,7 @@ def run(args) -> int:
     for a in summary["attributes"]:
         values = ", ".join(p(v) for v in a["values"])
         print(f"  {p(a['name'])}: values {values}, slider range {a['range'][0]:g} .. {a['range'][1]:g}")
-    for line in metrics_lines(summary.get("metrics")):
+    for line in training_lines(summary.get("training")) + metrics_lines(summary.get("metrics"), summary.get("training")):
         print(f"  {p(line)}")
     print(f"  licence: {p(summary['license'])}")
     source = summary.get("source")
@@ -53,10 +53,51 @@ def _number(v, fmt: str) -> str | None:
     return format(v, fmt) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def metrics_lines(metrics) -> list:
+def _count(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+def _names(v) -> list:
+    return [str(x) for x in v] if isinstance(v, list) else []
+
+
+def training_lines(training) -> list:
+    """What a model was trained on, from its metadata's `training`: the data (its description names
+    the source and its kind), the numbers of training, validation, skipped and excluded images, and the
+    model it was fine-tuned (--init) or continued (--continue) from. [] for a model without it."""
+    if not isinstance(training, dict) or not isinstance(training.get("data"), str):
+        return []
+    said = [training["data"]]
+    n_train, n_val = _count(training.get("n_train")), _count(training.get("n_val"))
+    if n_train is not None and n_val is not None:
+        counts = f"{n_train:,d} training / {n_val:,d} validation images"
+        left = []
+        skipped = training.get("skipped")
+        if isinstance(skipped, dict) and sum(_count(x) or 0 for x in skipped.values()):
+            left.append(f"{sum(_count(x) or 0 for x in skipped.values()):,d} skipped")
+        excluded = training.get("excluded")
+        if isinstance(excluded, dict) and _count(excluded.get("images")):
+            left.append(f"{excluded['images']:,d} excluded")
+        said.append(counts + (f" ({', '.join(left)})" if left else ""))
+    lines = [f"trained on: {', '.join(said)}"]
+    init, cont = training.get("init"), training.get("continued_from")
+    if isinstance(init, str) and init:
+        pseudo = _names(training.get("pseudo_labelled"))
+        lines.append(f"fine-tuned from {init}" + (f"; {', '.join(pseudo)} labelled by its classifier, not by the data"
+                                                 if pseudo else ""))
+    elif isinstance(cont, dict) and isinstance(cont.get("model"), str):
+        step = _count(cont.get("step"))
+        lines.append(f"continued from {cont['model']}" + (f" (at step {step:,d})" if step is not None else ""))
+    return lines
+
+
+def metrics_lines(metrics, training=None) -> list:
     """A model's training figures in a few readable lines (every figure: --json). The trainer's
     own (step, validation PSNR, swap accuracy and its lowest attribute, others unchanged) by name;
-    a file made elsewhere: its top-level numbers. A raw JSON dump of ~1,000 characters was shown."""
+    a file made elsewhere: its top-level numbers. A raw JSON dump of ~1,000 characters was shown.
+    A fine-tune's attributes its data did not label (`training`'s pseudo_labelled) were labelled by
+    its --init model's classifier, so their swap accuracy is circular (1.000): the swap figure is
+    the others' and says so."""
     if not isinstance(metrics, dict) or not metrics:
         return []
     val = metrics.get("validation") if isinstance(metrics.get("validation"), dict) else {}
@@ -67,10 +108,19 @@ def metrics_lines(metrics) -> list:
     figures = []
     if _number(val.get("psnr"), ".2f"):
         figures.append(f"PSNR {val['psnr']:.2f} dB")
-    if _number(val.get("swap_mean"), ".3f"):
+    pseudo = _names((training or {}).get("pseudo_labelled")) if isinstance(training, dict) else []
+    per = val.get("swap_accuracy")
+    per = per if isinstance(per, dict) and per and all(_number(x, "g") for x in per.values()) else None
+    own = {k: v for k, v in per.items() if k not in pseudo} if per and pseudo else None
+    if own:   # a fine-tune: the data's own attributes only
+        low = min(own, key=own.get)
+        figures.append(f"swap accuracy {sum(own.values()) / len(own):.3f} on {', '.join(own)}"
+                       + (f", lowest {low} {own[low]:.2f}" if len(own) > 1 else "")
+                       + f" ({', '.join(k for k in pseudo if k in per)}: not measured, labelled by the classifier "
+                         "it was fine-tuned from)")
+    elif _number(val.get("swap_mean"), ".3f"):
         swap = f"swap accuracy {val['swap_mean']:.3f}"
-        per = val.get("swap_accuracy")
-        if isinstance(per, dict) and per and all(_number(x, "g") for x in per.values()):
+        if per:
             low = min(per, key=per.get)
             swap += f" (lowest {low} {per[low]:.2f})"
         figures.append(swap)

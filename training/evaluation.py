@@ -161,9 +161,14 @@ def _adam_kwargs(device) -> dict:
 @torch.no_grad()
 def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndarray, device,
              lat_dis=None, n_skip: int = 0, batch: int = 64, autocast_dtype=None,
-             at_range_ends: bool = False, strength: float = 1.0, mirror: bool = False) -> dict:
+             at_range_ends: bool = False, strength: float = 1.0, mirror: bool = False,
+             measured: Optional[Sequence[int]] = None) -> dict:
     """Reconstruction MSE/PSNR, latent-discriminator accuracy, swap accuracy and "others unchanged"
     on (images, labels) — uint8 (N,S,S,3) and (N,k) value indices.
+
+    `measured`: the indices of the attributes whose labels are real (default all); only they are
+    swapped and have per-attribute figures. The others' labels only set the decoder's code (a fine-tune's
+    data that labels one of its model's attributes), and "others unchanged" still watches them.
 
     `mirror`: decode as the app decodes a model whose metadata asks for mirror decoding (the mean
     of the face's decode and its mirror image's, flipped back; core.engine).
@@ -172,6 +177,8 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
     (the most a user can ask for) instead of alpha = 1 - y. `strength` S: a binary swap sets the
     slider to S (requested "yes") or 1 - S (requested "no"); 1 is the plain swap.
     """
+    if len(images) == 0:   # figures of nothing looked real (PSNR 0, others unchanged 1.0)
+        raise FaderError("no images to measure")
     ae_mode = ae.training
     ae.eval()
     if lat_dis is not None:
@@ -179,6 +186,7 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
     classifier.eval()
     k = len(attrs)
     n = len(images)
+    chosen = list(range(k)) if measured is None else sorted(set(measured))
     sq_err = 0.0
     psnr_sum = 0.0
     lat_correct = torch.zeros(k, dtype=torch.long)
@@ -215,6 +223,8 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
         clf_correct += (predict_indices(classifier(x), attrs) == y).sum(0).cpu()
         ref_pred = predict_indices(classifier(rec), attrs)
         for j, a in enumerate(attrs):
+            if j not in chosen:
+                continue
             for shift in range(1, a.n):
                 y2 = y.clone()
                 y2[:, j] = (y[:, j] + shift) % a.n
@@ -243,6 +253,9 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
     swap = (swap_ok.double() / swap_n.clamp_min(1)).tolist()
     paste = (paste_ok.double() / swap_n.clamp_min(1)).tolist()
     others = (others_ok.double() / others_n.clamp_min(1)).tolist() if k > 1 else [1.0] * k
+    clf_acc = [float(c) / max(1, n) for c in clf_correct.tolist()]
+    lat = (lat_correct.double() / max(1, n)).tolist()
+    attrs, swap, paste, others, clf_acc, lat = ([x[j] for j in chosen] for x in (attrs, swap, paste, others, clf_acc, lat))
     out = {
         "n_images": n,
         "mse": sq_err / max(1, n),
@@ -254,10 +267,9 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
         "paste_swap_mean": round(float(np.mean(paste)), 4),
         "others_unchanged": {a.name: round(v, 4) for a, v in zip(attrs, others)},
         "others_unchanged_mean": round(float(np.mean(others)), 4),
-        "classifier_accuracy": {a.name: round(float(c) / max(1, n), 4) for a, c in zip(attrs, clf_correct.tolist())},
+        "classifier_accuracy": {a.name: round(c, 4) for a, c in zip(attrs, clf_acc)},
     }
     if lat_dis is not None:
-        lat = (lat_correct.double() / max(1, n)).tolist()
         out["lat_dis_accuracy"] = {a.name: round(v, 4) for a, v in zip(attrs, lat)}
         out["lat_dis_accuracy_mean"] = round(float(np.mean(lat)), 4)
     out["mse"] = round(out["mse"], 6)
@@ -363,10 +375,13 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     if [a.name for a in clf_model.attributes] != [a.name for a in model.attributes]:
         raise FaderError(f"{classifier_path}: its classifier's attributes differ from the model's")
     attrs = model.attributes
-    ds = open_dataset(data, ",".join(a.name for a in attrs))
-    for a, b in zip(ds.attributes, attrs):
+    ds = _labelled_data(data, attrs)
+    by_name = {a.name: j for j, a in enumerate(attrs)}
+    for a in ds.attributes:
+        b = attrs[by_name[a.name]]
         if a.n != b.n:
             raise FaderError(f"attribute {a.name!r} has {a.n} values in the data but {b.n} in the model")
+    measured = [by_name[a.name] for a in ds.attributes]
     training = (model.meta or {}).get("training") or {}
     warning, whole = "", None
     if val_list is not None:
@@ -374,7 +389,9 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
             names = Path(val_list).read_text().splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise FaderError(f"{val_list}: cannot read the image list ({e})") from None
-        val_idx = listed_indices(ds, _listed_keys(ds, names), str(val_list))
+        keys = _listed_keys(ds, names)
+        _check_listed(ds, keys, names, val_list)
+        val_idx = listed_indices(ds, keys, str(val_list))
         if len(val_idx) == 0:
             raise FaderError(f"{val_list}: lists no images")
         split = f"the {len(val_idx)} images listed in {val_list}"
@@ -384,17 +401,28 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     if val_list is not None or whole is None:
         cache = open_cache([ds.items[i].path for i in val_idx], model.image_size, align, cache_dir, progress=progress)
         keep = np.flatnonzero(cache.valid)
+        if len(keep) == 0:
+            raise FaderError(_none_readable(cache, [ds.items[i].path for i in val_idx],
+                                            "listed" if val_list is not None else "validation"))
         images = np.ascontiguousarray(cache.images[keep])
         val_idx = val_idx[keep]
     else:   # drawn among the usable images of the whole data's cache
         cache = whole
         images = np.ascontiguousarray(cache.images[val_idx])
-    labels = ds.labels[val_idx]
+    if len(images) == 0:
+        raise FaderError(f"{split}: no usable images to measure")
+    classifier = clf_model.classifier.to(dev)
+    labels = _all_labels(ds.labels[val_idx], measured, classifier, attrs, images, dev)
     ae = model.autoencoder.to(dev).to(memory_format=torch.channels_last)
     t0 = time.time()
     mirror = bool(model.meta.get("mirror_decode", False))
-    res = evaluate(ae, clf_model.classifier.to(dev), attrs, images, labels, dev, at_range_ends=at_range_ends,
-                   strength=strength, mirror=mirror)
+    res = evaluate(ae, classifier, attrs, images, labels, dev, at_range_ends=at_range_ends,
+                   strength=strength, mirror=mirror, measured=measured)
+    res["measured"] = [attrs[j].name for j in measured]
+    res["not_measured"] = [a.name for j, a in enumerate(attrs) if j not in measured]
+    if res["not_measured"]:
+        res["not_measured_why"] = ("not labelled by the data: decoded at the classifier's prediction for each image, "
+                                   "not swapped and not scored")
     res["mirror_decode"] = mirror
     res["swap_protocol"] = ("slider at the range end" if at_range_ends else "alpha = 1 - y" if strength == 1.0
                             else f"slider at {strength:g} (yes) / {1 - strength:g} (no)")
@@ -410,6 +438,70 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
         except OSError as e:
             raise FaderError(f"--write-val-list {write_list}: cannot write it ({os_reason(e)})") from None
     return res
+
+
+def _labelled_data(data, attrs):
+    """The data opened with the model's attributes it labels, in the model's order: all of them
+    where it has them (a CSV table, CelebA), else those it has (a labeled folder defines the one
+    named after it; a fine-tune's data labels only some of its model's attributes)."""
+    from .datasets import open_dataset
+    names = [a.name for a in attrs]
+    try:
+        return open_dataset(data, ",".join(names))
+    except FaderError as first:
+        try:
+            own = [a.name for a in open_dataset(data, None, every_column=True).attributes]
+        except FaderError:
+            raise first from None
+        if not set(own) & set(names):
+            raise FaderError(f"the data label none of the model's attributes ({', '.join(names)}); they label "
+                             f"{', '.join(own)}") from None
+        return open_dataset(data, ",".join(n for n in names if n in own))
+
+
+@torch.no_grad()
+def _all_labels(labels: np.ndarray, measured: list, classifier, attrs, images, device, batch: int = 128) -> np.ndarray:
+    """(N, k) value indices of all the model's attributes: the data's labels of the `measured` ones, the
+    classifier's prediction of the others (as a fine-tune labels what its data lacks)."""
+    if len(measured) == len(attrs):
+        return labels
+    classifier.eval()
+    out = np.concatenate([predict_indices(classifier(to_input(images[s:s + batch], device)), attrs).cpu().numpy()
+                          for s in range(0, len(images), batch)]).astype(np.int64)
+    out[:, measured] = labels
+    return out
+
+
+def _none_readable(cache, paths: list, what: str) -> str:
+    """'none of the 2 listed images could be read: /x/a.jpg (truncated), /x/b.jpg (…)'."""
+    reasons = cache.reasons or {}
+    shown = [f"{paths[i]} ({reasons.get(i, 'unreadable')})" for i in range(min(3, len(paths)))]
+    more = f", … ({len(paths)} in all)" if len(paths) > 3 else ""
+    n = len(paths)
+    return (f"none of the {n} {what} images could be read: " if n > 1 else f"the {what} image could not be read: ") \
+        + ", ".join(shown) + more
+
+
+def _check_listed(ds, keys: list, names: list, val_list) -> None:
+    """Refuse a --val-list naming images not in the data with an example and the forms it takes (a list of
+    bare file names was told only '4 of its 4 images are not in the data')."""
+    from .datasets import split_key
+    known = {split_key(ds, it.path) for it in ds.items}
+    missing = [(n.strip(), k) for n, k in zip(names, keys) if n.strip() and k not in known]
+    if not missing:
+        return
+    n_listed = len({k for n, k in zip(names, keys) if n.strip()})
+    example = split_key(ds, ds.items[0].path)
+    if ds.kind == "celeba":
+        forms = f"by its file name (e.g. {example})"
+    elif ds.kind == "packed":
+        forms = f"by its name in the pack (e.g. {example})"
+    else:
+        base = ds.roots[0] if ds.kind == "folders" else str(Path(ds.roots[0]).parent)
+        forms = (f"by its path relative to {base} (e.g. {example}) or by its full path, as a run's val_files.txt "
+                 f"lists it (e.g. {ds.items[0].path})")
+    raise FaderError(f"{val_list}: {len({k for _, k in missing})} of its {n_listed} images are not in the data "
+                     f"(e.g. {missing[0][0]}); name each image {forms}")
 
 
 def _check_writable(path, option: str) -> None:
@@ -530,6 +622,9 @@ def main(argv: Optional[list] = None) -> int:
         return 2
     if res.get("split_warning"):
         print(f"python -m training.evaluation: warning: {res['split_warning']}", file=sys.stderr)
+    if res.get("not_measured"):
+        print(f"python -m training.evaluation: measured {', '.join(res['measured'])}; left out "
+              f"{', '.join(res['not_measured'])} (not labelled by the data)", file=sys.stderr)
     text = json.dumps(res, indent=1, sort_keys=True)
     print(text)
     if args.out:
