@@ -100,3 +100,40 @@ def test_the_shortcuts_list_names_the_fader_keys_and_they_do_what_it_says(editor
     assert abs(w.panel.row("Smiling").spin.value() - (low + (hi - lo) / 10)) < 0.011   # a tenth of its range
     qtbot.keyClick(slider, Qt.Key.Key_End)
     assert abs(w.panel.row("Smiling").spin.value() - hi) < 0.011
+
+
+def test_check_boxes_and_empty_fields_show_on_the_apps_dark_theme(tmp_path):
+    """On the app's own dark theme an unchecked box, a radio button and an empty text field were
+    outlined in the window's colour darkened: about 1.2:1 against the window, next to invisible.
+    The app as it starts (make_application: its style and palette), in a process of its own."""
+    import json
+    import os
+    import subprocess
+    import sys
+    code = r'''
+import json
+import numpy as np
+from PySide6.QtWidgets import QCheckBox, QLineEdit, QRadioButton, QWidget, QVBoxLayout
+from fader_desktop.app import make_application
+app = make_application()
+w = QWidget(); lay = QVBoxLayout(w)
+widgets = [QCheckBox("aligned"), QRadioButton("recipe"), QLineEdit()]
+for x in widgets:
+    lay.addWidget(x)
+w.resize(300, 120); w.show(); app.processEvents()
+window = app.palette().color(app.palette().ColorRole.Window).lightness()
+out = []
+for x in widgets:
+    img = x.grab().toImage().convertToFormat(x.grab().toImage().Format.Format_RGB32)
+    a = np.frombuffer(bytes(img.constBits()), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)
+    part = a[:, :20, :3] if not isinstance(x, QLineEdit) else a[:, :, :3]
+    out.append(int(part.max(axis=2).max()) - window if not isinstance(x, QLineEdit) else int(np.percentile(part.max(axis=2), 99)) - window)
+print(json.dumps(out))
+'''
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    lift = json.loads(r.stdout.strip().splitlines()[-1])
+    # the outline is some 60-80 levels above the window's grey (it was 36, 1 and -13 levels)
+    assert all(d >= 50 for d in lift), lift
