@@ -100,7 +100,7 @@ def test_init_takes_the_models_values_in_another_spelling(tmp_path, capsys, tiny
     code, err = _train(["--data", str(data), "--init", str(tiny_model_path), "--out", str(out), "--steps", "2",
                         "--val-size", "4"], capsys, tmp_path)
     assert code == 0, err
-    assert f"the data's values {quoted(values)} of Smiling are the model's 'no' and 'yes'" in err
+    assert f"the data's Smiling {values[0]!r} is the model's 'no', {values[1]!r} is the model's 'yes'" in err
     assert load_model(out / "model.fader").attributes[0].values == ("no", "yes")
     # and the run resumes on the same data
     code, err = _train(["--data", str(data), "--out", str(out), "--steps", "3", "--resume"], capsys, tmp_path)

@@ -1297,13 +1297,15 @@ def _model_spelling(attrs, model_names, whose: str, say) -> list:
 # Spellings of the two values of a yes/no attribute: the data's and a model's match across them.
 def _yes_no_sides(values) -> Optional[list]:
     """0 or 1 for each of two values as the data's labels order them (datasets._order_values: the
-    one that reads as "no" is 0), or None where neither or both read so."""
+    one that reads as "no" is 0), or None where neither or both read so. Where none reads as "no"
+    and one as "yes", the first is 0 as the loader takes it (and warns): `1`/`2` is 1 -> 0, 2 -> 1,
+    though '1' alone reads as "yes" (read so, 1/2 data of 1 = not smiling trained flipped)."""
     from .datasets import _negative, _positive
     neg = _negative(values)
     if len(values) == 2 and len(neg) == 1:
         return [0 if v in neg else 1 for v in values]
     pos = [_positive(v) for v in values]
-    return [1 if p else 0 for p in pos] if len(values) == 2 and sum(pos) == 1 else None
+    return [0, 1] if len(values) == 2 and sum(pos) == 1 else None
 
 
 def _model_values(attrs, labels, ref_attrs, whose: str, say) -> tuple:
@@ -1333,7 +1335,8 @@ def _model_values(attrs, labels, ref_attrs, whose: str, say) -> tuple:
         if len(set(perm)) != len(perm):
             continue
         labels[:, j] = np.asarray(perm)[labels[:, j]]
-        say(f"{PROG}: the data's values {quoted(x.values)} of {x.name} are the {whose}'s {quoted(m.values)}")
+        say(f"{PROG}: the data's {x.name} " + ", ".join(f"{v!r} is the {whose}'s {m.values[k]!r}"
+                                                       for v, k in zip(x.values, perm)))
         attrs[j] = replace(x, values=m.values)
     return attrs, labels
 
