@@ -59,3 +59,29 @@ def test_csv_labels_1_and_2_are_fine_tuned_as_the_loader_warns(tmp_path, capsys)
     n_yes = sum(smiling[n] == "2" for n in val)
     assert 0 < n_yes < len(val), val   # the premise: both values among them, unequally
     assert f"validation: Smiling no {len(val) - n_yes}, yes {n_yes}" in err, err
+
+
+def test_a_continuation_keeps_the_models_validation_images_out_of_training(tmp_path, capsys):
+    """Item 2: `--steps 2 --seed 3`, then `--continue model.fader` without --seed: the continuation
+    drew its split with seed 0 and validated on images the first run had trained on. It keeps the
+    model's split; another --seed is said, with how many validation images the model trained on."""
+    data = _folder(tmp_path / "Smiling", {"no": 20, "yes": 20})
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    first, more, other = tmp_path / "first", tmp_path / "more", tmp_path / "other"
+    assert cli.main(["--data", str(data), "--out", str(first), "--steps", "2", "--eval-every", "2",
+                     "--seed", "3", *cache, *TINY]) == 0, capsys.readouterr().err
+    trained = set((first / "train_files.txt").read_text().split())
+    capsys.readouterr()
+    assert cli.main(["--data", str(data), "--continue", str(first / "model.fader"), "--out", str(more),
+                     "--steps", "4", "--eval-every", "2", *cache, *TINY]) == 0, capsys.readouterr().err
+    assert "the model trained on" not in capsys.readouterr().err
+    val = (more / "val_files.txt").read_text().split()
+    assert val and not set(val) & trained, sorted(set(val) & trained)
+    assert sorted(val) == sorted((first / "val_files.txt").read_text().split())
+    assert cli.main(["--data", str(data), "--continue", str(first / "model.fader"), "--out", str(other),
+                     "--steps", "4", "--eval-every", "2", "--seed", "5", *cache, *TINY]) == 0
+    err = capsys.readouterr().err
+    n = len(set((other / "val_files.txt").read_text().split()) & trained)
+    assert n, "the premise: seed 5 draws validation images the model trained on"
+    assert f"warning: {n} of the 4 validation images are images the model trained on" in err, err
+    assert "with --seed 5 the split differs from the model's" in err, err

@@ -56,10 +56,11 @@ def test_a_continued_model_is_measured_on_its_own_validation_images(tmp_path, ca
     first, more = tmp_path / "first", tmp_path / "more"
     assert cli.main(["--data", str(data), "--out", str(first), "--steps", "2", "--eval-every", "2",
                      "--seed", "3", *cache, *TINY]) == 0, capsys.readouterr().err
+    # (a continuation keeps the model's split seed and val size unless given, s48c: --val-size here)
     assert cli.main(["--data", str(data), "--continue", str(first / "model.fader"), "--out", str(more),
-                     "--steps", "4", "--eval-every", "2", *cache, *TINY]) == 0, capsys.readouterr().err
+                     "--steps", "4", "--eval-every", "2", "--val-size", "6", *cache, *TINY]) == 0, capsys.readouterr().err
     val_files = (more / "val_files.txt").read_text().split()
-    # the premise: the continuation drew another split than the seed of its recipe gives
+    # the premise: the continuation drew another split than the first run's
     assert sorted(val_files) != sorted((first / "val_files.txt").read_text().split())
     capsys.readouterr()
     assert evaluation.main(["--model", str(more / "model.fader"), "--data", str(data), "--device", "cpu", *cache,

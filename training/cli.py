@@ -981,7 +981,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
         raise FaderError(f"--img-size {img_size} differs from the checkpoint's {ck['arch']['img_size']}")
     # a resumed run draws its split by its own rule, seed and --val-size (one started before the split
     # by value: by hash)
-    split = _split_params(a, ck)
+    split = _split_params(a, ck, init_model if a.continue_from else None)
     by_value = split.rule == SPLIT_BY_VALUE
     if by_value and (ck is None or not (run_dir / "val_files.txt").is_file()):
         check_val_size(ds, split.val_size)   # before preprocessing: refused at once
@@ -1030,6 +1030,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
         train_idx = train_idx[cache.valid[train_idx]]
         val_idx = val_idx[cache.valid[val_idx]]
         say(_split_line(ds, attrs, labels, train_idx, val_idx, kept_val, int((~cache.valid).sum())))
+        if a.continue_from and ck is None:
+            _warn_validating_on_trained(a, ds, paths, val_idx, split, say)
         if len(train_idx) < 2 or len(val_idx) < 1:
             raise FaderError(f"{a.data[0]}: too few usable images ({len(train_idx)} train, {len(val_idx)} validation)"
                              + ("" if split.val_size is None else f" with --val-size {split.val_size}"))
@@ -1054,17 +1056,53 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
 _ALIGN_FIX = "add --align (in the training window: 'Detect and align faces'), which finds and aligns each face"
 
 
-def _split_params(a, ck):
+def _split_params(a, ck, init_model=None):
     """The run's split (datasets.SplitParams): a new run's by the current rule, --seed and
-    --val-size (a --continue run's too: its recipe's seed, taken from the model, is not the
-    split's); a resumed run's as its checkpoint records them (one started before they were
+    --val-size; a --continue run's as the model records its split (rule, seed, val size), each
+    unless given (a model that records none: its recipe's seed); a resumed run's as its checkpoint records them (one started before they were
     recorded: its rule, none being the hold-out by hash, with the command line's --seed and
     --val-size)."""
     from .datasets import SPLIT_BY_VALUE, SplitParams, recorded_split_params, recorded_split_rule
+    if ck is None and a.continue_from and init_model is not None:
+        # a continuation keeps the model's split where --seed / --val-size are not given: drawn
+        # with seed 0 it validated on images the model had trained on
+        tr = (init_model.meta or {}).get("training") or {}
+        rec = recorded_split_params(tr)
+        hp_seed = (tr.get("hyper_parameters") or {}).get("seed")
+        seed = a.seed if "seed" in a.given else (rec.seed if rec else hp_seed if isinstance(hp_seed, int) else a.seed)
+        size = a.val_size if "val_size" in a.given or rec is None else rec.val_size
+        return SplitParams(rec.rule if rec else recorded_split_rule(tr), seed, size)
     if ck is None:
         return SplitParams(SPLIT_BY_VALUE, a.seed, a.val_size)
     tr = json.loads(ck.get("meta_json") or "{}").get("training") or {}
     return recorded_split_params(tr) or SplitParams(recorded_split_rule(tr), a.seed, a.val_size)
+
+
+def _warn_validating_on_trained(a, ds, paths, val_idx, split, say) -> None:
+    """A --continue run whose validation images include some the model trained on (its run folder's
+    train_files.txt; another --seed or --val-size, or other data) says how many: its validation
+    figures and best-model choice would flatter it there."""
+    from .datasets import split_key
+    listed = Path(a.continue_from).parent / "train_files.txt"
+    given = " and ".join(f"{o} {v}" for o, k, v in (("--seed", "seed", a.seed), ("--val-size", "val_size", a.val_size))
+                         if k in a.given)
+    try:
+        lines = listed.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+    except OSError:
+        if given:
+            say(f"{PROG}: warning: {given} draws another split than the model's; some validation images may be "
+                f"images it trained on ({listed} is not there to tell); leave {given} out to keep its split")
+        return
+    suffixes = set()
+    for line in lines:
+        parts = Path(line.strip()).as_posix().split("/") if line.strip() else []
+        suffixes.update("/".join(parts[i:]) for i in range(len(parts)))
+    n = sum(split_key(ds, paths[i]) in suffixes for i in val_idx)
+    if n:
+        why = f"with {given} the split differs from the model's; leave it out to keep the model's split" if given \
+            else "the data differ from the model's"
+        say(f"{PROG}: warning: {n} of the {len(val_idx)} validation images are images the model trained on "
+            f"(by {listed}); its validation figures will read too well ({why})")
 
 
 def _split_line(ds, attrs, labels, train_idx, val_idx, kept_val: str, n_skipped: int) -> str:
