@@ -85,3 +85,43 @@ def test_a_continuation_keeps_the_models_validation_images_out_of_training(tmp_p
     assert n, "the premise: seed 5 draws validation images the model trained on"
     assert f"warning: {n} of the 4 validation images are images the model trained on" in err, err
     assert "with --seed 5 the split differs from the model's" in err, err
+
+
+def test_ctrl_c_with_stderr_to_a_closed_pipe_still_stops_cleanly(tmp_path):
+    """Item 3: `fader-train … 2>&1 | tee log` and Ctrl-C, which stops tee too: the run wrote its
+    checkpoint, then its summary line met the closed pipe (BrokenPipeError), the error handler's
+    own line raised a second one, and the exit status was 1 where a stop is 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    data = _folder(tmp_path / "Smiling", {"no": 12, "yes": 12})
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "training.cli", "--data", str(data), "--out", str(run), "--steps", "100000",
+           "--ckpt-every", "1", "--eval-every", "100000", "--val-size", "4", "--cache-dir", str(tmp_path / "cache"),
+           *[a for a in TINY if a != "--quiet"]]
+    read, write = os.pipe()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=write, cwd=str(Path(__file__).resolve().parents[1]))
+    os.close(write)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "checkpoint_last.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            os.read(read, 65536) if _readable(read) else time.sleep(0.05)
+        assert (run / "checkpoint_last.pt").is_file(), "no checkpoint was written"
+        os.close(read)   # the reader is gone, as tee stopped by the same Ctrl-C
+        read = None
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=120)
+    finally:
+        if read is not None:
+            os.close(read)
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 130
+    assert (run / "checkpoint_last.pt").is_file()
+
+
+def _readable(fd) -> bool:
+    import select
+    return bool(select.select([fd], [], [], 0.05)[0])

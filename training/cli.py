@@ -584,7 +584,7 @@ def _stopped_early(e: KeyboardInterrupt, held: dict, log) -> int:
     say = held.get("say")
     if say is None:   # stopped before the options were read: rank 0 alone speaks, as for errors
         rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
-        say = log or ((lambda s: print(s, file=sys.stderr, flush=True)) if rank == "0" else (lambda s: None))
+        say = log or (_say_stderr if rank == "0" else (lambda s: None))
     kept = getattr(e, "preprocessing_kept", None)   # set by training/cache.py
     if kept:
         say(f"{PROG}: preprocessing stopped after {kept[0]} of {kept[1]} images; those are kept in the cache, "
@@ -606,7 +606,7 @@ def _run(argv, log, held: dict) -> int:
 
     # options given on the command line (they override a --continue model's recipe)
     a.given = {k for k, v in vars(a).items() if v is not None and v != parser.get_default(k)}
-    say = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    say = log or _say_stderr
     if a.export_last:
         held["exporting"] = True
         return _export_last(a, say)
@@ -1922,6 +1922,20 @@ def main(argv: Optional[list] = None) -> int:
         _restore_signal_handlers(previous)
 
 
+def _say_stderr(text: str) -> None:
+    """One of the run's lines on stderr. A stderr that is a closed pipe (`fader-train … | tee log`
+    with Ctrl-C, which stops tee too) is let go, and stderr goes to the null device from then on:
+    the BrokenPipeError turned a clean stop, its checkpoint written, into exit status 1, and the
+    error handler's own line raised a second one."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+        except (OSError, ValueError):
+            pass
+
+
 def _main(argv) -> int:
     """main() once its signal handlers are in place: the exit status, errors as one line."""
     from core.errors import FaderError, printable
@@ -1931,17 +1945,17 @@ def _main(argv) -> int:
         msg = printable(e)
         rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
         if rank == "0":
-            print(f"{PROG}: error: {msg}", file=sys.stderr)
+            _say_stderr(f"{PROG}: error: {msg}")
         elif type(e).__name__ != "RemoteFailure":  # rank 0 has said what went wrong
-            print(f"{PROG}: error: rank {rank}: {msg}", file=sys.stderr)
+            _say_stderr(f"{PROG}: error: rank {rank}: {msg}")
         return 2
     except OSError as e:  # a preview, log or list file that could not be written (full disk, ...)
         target = e.filename2 or e.filename  # a failed rename names the temporary file first
         where = f"{target}: " if target else ""
-        print(f"{PROG}: error: {printable(where)}{printable(e.strerror or e)}", file=sys.stderr)
+        _say_stderr(f"{PROG}: error: {printable(where)}{printable(e.strerror or e)}")
         return 2
     except KeyboardInterrupt as e:   # a further signal while the run was ending
-        print(f"{PROG}: {'stopped by SIGTERM' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
+        _say_stderr(f"{PROG}: {'stopped by SIGTERM' if isinstance(e, Terminated) else 'interrupted'}")
         return 143 if isinstance(e, Terminated) else 130
     return code
 
