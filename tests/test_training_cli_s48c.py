@@ -4,7 +4,6 @@ Ctrl-C with stderr to a closed pipe exited 1 and lost the resume command; the re
 counts and pseudo_labels.txt counted unreadable images."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import cv2

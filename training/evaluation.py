@@ -362,7 +362,7 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     from core.engine import resolve_device
     from core.model_file import load_model
     from .cache import open_cache
-    from .datasets import listed_indices, open_dataset
+    from .datasets import listed_indices
     if val_list is not None and val_size is not None:
         raise FaderError("give either --val-size or --val-list, not both")
     if write_list is not None:
