@@ -71,6 +71,34 @@ def randomize_norms(module, seed: int, spread: float = 0.4, batches_tracked=None
                     m.num_batches_tracked.fill_(batches_tracked)
 
 
+def noise_images(folder: Path, names, seed: int = 0, junk=()) -> None:
+    """Write 40x40 noise PNGs named `names` into `folder`; the names in `junk` get bytes that are no
+    image (a user's folder with unreadable files)."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        if n in junk:
+            (folder / n).write_bytes(b"not an image")
+        else:
+            cv2.imwrite(str(folder / n), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+
+
+def value_folders(root: Path, counts: dict, junk: dict = None) -> Path:
+    """A labeled folder root/<value>/IMG_<k><i>.png, counts[value] noise images each (the last
+    junk[value] of them unreadable)."""
+    for k, (value, n) in enumerate(counts.items()):
+        names = [f"IMG_{k:02d}{i:03d}.png" for i in range(n)]
+        noise_images(root / value, names, seed=k, junk=set(names[n - (junk or {}).get(value, 0):]))
+    return root
+
+
+# fader-train options for a tiny 32 px model that trains in a second or two (add --batch-size)
+TINY_TRAIN = ["--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",
+              "--classifier-steps", "2", "--quiet", "--threads", "1", "--workers", "1"]
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny.fader")

@@ -16,11 +16,16 @@ from test_gui import TIMEOUT, editor, shared_window  # noqa: E402,F401
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_the_fader_keeps_the_focus_through_a_job_that_greys_the_panel(editor, qtbot):
-    w = editor
+def _active(w, qtbot):
+    """The window shown and active (the focus goes where keys go only in an active window)."""
     w.show()
     w.activateWindow()
     qtbot.waitUntil(w.isActiveWindow, timeout=TIMEOUT)
+    return w
+
+
+def test_the_fader_keeps_the_focus_through_a_job_that_greys_the_panel(editor, qtbot):
+    w = _active(editor, qtbot)
     slider = w.panel.row("Smiling").slider
     slider.setFocus(Qt.FocusReason.TabFocusReason)
     qtbot.waitUntil(slider.hasFocus, timeout=TIMEOUT)
@@ -34,10 +39,7 @@ def test_the_fader_keeps_the_focus_through_a_job_that_greys_the_panel(editor, qt
 
 
 def test_a_focused_fader_shows_it_however_the_focus_came(editor, qtbot):
-    w = editor
-    w.show()
-    w.activateWindow()
-    qtbot.waitUntil(w.isActiveWindow, timeout=TIMEOUT)
+    w = _active(editor, qtbot)
     slider = w.panel.row("Male").slider
     w.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
     qtbot.waitUntil(lambda: not slider.hasFocus(), timeout=TIMEOUT)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from test_startup_s48 import _clean_env, _free_display, _xcb_usable, linux_only
+from test_startup_s48 import _clean_env, _free_display, _xcb_usable, linux_only, xvfb
 
 REPO = Path(__file__).resolve().parents[1]
 UNREACHABLE = ("the window cannot start: the X11 display :{n} (from DISPLAY) cannot be reached: no X server "
@@ -90,21 +89,11 @@ def test_no_writable_temporary_folder_still_gives_the_one_line_and_a_reachable_d
     if shutil.which("Xvfb") is None:
         pytest.skip("needs Xvfb")
     n = _free_display()
-    server = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not Path(f"/tmp/.X11-unix/X{n}").exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"Xvfb :{n} did not start")
-            time.sleep(0.05)
+    with xvfb(n):
         r = subprocess.run(_without_temporary_folders([sys.executable, "-m", "fader_desktop.frozen_entry",
                                                        "--smoke-test", "--model", str(tiny_model_path)]),
                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
                            env=_clean_env(tmp_path, DISPLAY=f":{n}", TMPDIR="/nonexistent", QT_QPA_PLATFORM="xcb"))
-    finally:
-        server.terminate()
-        server.wait(30)
     assert r.returncode == 0 and '"smoke": "ok"' in r.stdout, r.stdout + r.stderr[-2000:]
 
 

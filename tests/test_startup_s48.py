@@ -2,6 +2,7 @@
 name in the frozen app's messages, and a failure in the window logged once."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -67,6 +68,24 @@ def test_an_unreachable_display_is_one_line_and_exit_2_not_a_core_dump(tmp_path)
     assert "xcb-cursor0" not in r.stderr and "Aborted" not in r.stderr
 
 
+@contextlib.contextmanager
+def xvfb(n: int, *options):
+    """An Xvfb on display :n (`options`: more of its arguments) until the block ends; skips the
+    test where it does not start."""
+    server = subprocess.Popen(["Xvfb", f":{n}", *options, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not Path(f"/tmp/.X11-unix/X{n}").exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.skip(f"Xvfb :{n} did not start")
+            time.sleep(0.05)
+        yield f":{n}"
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 @pytest.fixture
 def xvfb_with_cookie(tmp_path):
     """(display, the cookie file letting a user in) of an Xvfb that lets in only holders of it."""
@@ -76,18 +95,8 @@ def xvfb_with_cookie(tmp_path):
     cookie = tmp_path / "Xauthority"
     subprocess.run(["xauth", "-q", "-f", str(cookie), "add", f":{n}", ".", os.urandom(16).hex()],
                    check=True, capture_output=True, timeout=30)
-    server = subprocess.Popen(["Xvfb", f":{n}", "-auth", str(cookie), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not Path(f"/tmp/.X11-unix/X{n}").exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"Xvfb :{n} did not start")
-            time.sleep(0.05)
-        yield f":{n}", cookie
-    finally:
-        server.terminate()
-        server.wait(30)
+    with xvfb(n, "-auth", str(cookie)) as display:
+        yield display, cookie
 
 
 @linux_only

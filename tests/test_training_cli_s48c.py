@@ -6,35 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
-from tests.conftest import make_tiny_model
+from tests.conftest import make_tiny_model, noise_images, TINY_TRAIN, value_folders
 from training import cli
 
-TINY = ["--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",
-        "--classifier-steps", "2", "--quiet", "--threads", "1", "--workers", "1", "--batch-size", "8"]
+TINY = [*TINY_TRAIN, "--batch-size", "8"]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _images(folder: Path, names, seed: int = 0, junk=()) -> None:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        if n in junk:
-            (folder / n).write_bytes(b"not an image")
-        else:
-            cv2.imwrite(str(folder / n), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
-
-
-def _folder(root: Path, counts: dict, junk: dict = None) -> Path:
-    """A labeled folder root/<value>/IMG_<i>.png, counts[value] images (junk[value] of them unreadable)."""
-    for k, (value, n) in enumerate(counts.items()):
-        names = [f"IMG_{k:02d}{i:03d}.png" for i in range(n)]
-        _images(root / value, names, seed=k, junk=set(names[n - (junk or {}).get(value, 0):]))
-    return root
 
 
 def test_csv_labels_1_and_2_are_fine_tuned_as_the_loader_warns(tmp_path, capsys):
@@ -43,7 +22,7 @@ def test_csv_labels_1_and_2_are_fine_tuned_as_the_loader_warns(tmp_path, capsys)
     every label flipped ('validation: Smiling no 1, yes 3' of one '1' and three '2')."""
     model = make_tiny_model(tmp_path / "tiny.fader")
     names = [f"IMG_{i:03d}.png" for i in range(16)]
-    _images(tmp_path / "d", names)
+    noise_images(tmp_path / "d", names)
     smiling = {n: ("2" if i % 4 else "1") for i, n in enumerate(names)}   # 4 × '1', 12 × '2'
     table = tmp_path / "d" / "labels.csv"
     table.write_text("file,Smiling\n" + "".join(f"{n},{v}\n" for n, v in smiling.items()))
@@ -64,7 +43,7 @@ def test_a_continuation_keeps_the_models_validation_images_out_of_training(tmp_p
     """Item 2: `--steps 2 --seed 3`, then `--continue model.fader` without --seed: the continuation
     drew its split with seed 0 and validated on images the first run had trained on. It keeps the
     model's split; another --seed is said, with how many validation images the model trained on."""
-    data = _folder(tmp_path / "Smiling", {"no": 20, "yes": 20})
+    data = value_folders(tmp_path / "Smiling", {"no": 20, "yes": 20})
     cache = ["--cache-dir", str(tmp_path / "cache")]
     first, more, other = tmp_path / "first", tmp_path / "more", tmp_path / "other"
     assert cli.main(["--data", str(data), "--out", str(first), "--steps", "2", "--eval-every", "2",
@@ -95,7 +74,7 @@ def test_ctrl_c_with_stderr_to_a_closed_pipe_still_stops_cleanly(tmp_path):
     import subprocess
     import sys
     import time
-    data = _folder(tmp_path / "Smiling", {"no": 12, "yes": 12})
+    data = value_folders(tmp_path / "Smiling", {"no": 12, "yes": 12})
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "training.cli", "--data", str(data), "--out", str(run), "--steps", "100000",
            "--ckpt-every", "1", "--eval-every", "100000", "--val-size", "4", "--cache-dir", str(tmp_path / "cache"),

@@ -18,12 +18,12 @@ from fader_desktop.training_dialog import TrainingDialog  # noqa: E402
 
 TIMEOUT = 120_000
 TINY = ("--classifier-steps 2 --val-size 4 --batch-size 4 --log-every 1 --n-layers 3 --init-fm 8 --max-fm 32 "
-        "--hid-dim 16 --threads 1")
+        "--hid-dim 16 --threads 1 --workers 1")
 
 
-def _dialog(qtbot, tmp_path, data, steps: int = 4, extra: str = "--eval-every 4") -> TrainingDialog:
-    """A dialog set for a tiny 32 px CPU run of `data` into tmp_path/run."""
-    d = TrainingDialog()
+def _dialog(qtbot, tmp_path, data, steps: int = 4, extra: str = "--eval-every 4", model=None) -> TrainingDialog:
+    """A dialog set for a tiny 32 px CPU run of `data` into tmp_path/run (`model`: the editor's open model)."""
+    d = TrainingDialog(current_model=str(model) if model else None)
     qtbot.addWidget(d)
     d.data_edit.setText(str(data))
     d.size_combo.setCurrentIndex(d.size_combo.findData(32))

@@ -9,36 +9,25 @@ import json
 import re
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
+from conftest import TINY_TRAIN, noise_images
+from test_training_dialog_s48 import _dialog
 
 from training import cli, evaluation
 
-TINY = ["--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",
-        "--classifier-steps", "2", "--quiet", "--threads", "1", "--workers", "1", "--batch-size", "8"]
-
-
-def _images(folder: Path, names, seed: int, junk=()) -> None:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        if n in junk:
-            (folder / n).write_bytes(b"not an image")
-        else:
-            cv2.imwrite(str(folder / n), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+TINY = [*TINY_TRAIN, "--batch-size", "8"]
 
 
 def _folder(root: Path, n_yes: int = 20, n_no: int = 13, junk_no: int = 10) -> Path:
     """A labeled folder Smiling/{yes,no}, `junk_no` of the 'no' images unreadable."""
-    _images(root / "yes", [f"IMG_{i:04d}.png" for i in range(n_yes)], seed=1)
+    noise_images(root / "yes", [f"IMG_{i:04d}.png" for i in range(n_yes)], seed=1)
     names = [f"IMG_{i:04d}.png" for i in range(100, 100 + n_no)]
-    _images(root / "no", names, seed=2, junk=set(names[n_no - junk_no:]))
+    noise_images(root / "no", names, seed=2, junk=set(names[n_no - junk_no:]))
     return root
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_a_model_is_measured_on_its_own_validation_images(tmp_path, capsys):
+def test_a_model_is_measured_on_its_own_validationnoise_images(tmp_path, capsys):
     """Item 1: `python -m training.evaluation` drew its validation images by the old rule (a
     hold-out of all images by hash, seed 0) from a model that fader-train had split by value among
     the usable images with --seed 3: of its 3 images one was unreadable and the 2 measured were
@@ -77,25 +66,6 @@ def test_a_model_is_measured_on_its_own_validation_images(tmp_path, capsys):
 # -- the training window -----------------------------------------------------------------------
 
 TIMEOUT = 120_000
-DIALOG_TINY = ("--classifier-steps 2 --val-size 4 --batch-size 4 --log-every 1 --n-layers 3 --init-fm 8 "
-               "--max-fm 32 --hid-dim 16 --threads 1 --workers 1")
-
-
-def _dialog(qtbot, tmp_path, data, steps: int = 4, extra: str = "--eval-every 4", model=None):
-    """A training dialog set for a tiny 32 px CPU run of `data` into tmp_path/run (`model`: the
-    editor's open model)."""
-    from fader_desktop.training_dialog import TrainingDialog
-    d = TrainingDialog(current_model=str(model) if model else None)
-    qtbot.addWidget(d)
-    d.data_edit.setText(str(data))
-    d.size_combo.setCurrentIndex(d.size_combo.findData(32))
-    d.steps_spin.setValue(steps)
-    d.device_combo.setCurrentIndex(d.device_combo.findData("cpu"))
-    d.out_edit.setText(str(tmp_path / "run"))
-    d.extra_edit.setText(f"{DIALOG_TINY} {extra} --cache-dir {tmp_path / 'cache'}")
-    return d
-
-
 def _run(qtbot, d) -> int:
     """Start the dialog's run and wait for its end: its exit status."""
     finished: list = []
@@ -212,7 +182,7 @@ def test_a_runs_model_is_named_as_the_built_in_one(tmp_path, capsys):
     from core.model_file import load_model, read_model_header
     root = tmp_path / "table"
     names = [f"{i}.png" for i in range(24)]
-    _images(root / "imgs", names, seed=3)
+    noise_images(root / "imgs", names, seed=3)
     rows = [f"imgs/{n},{i % 2},{i // 12},{(i // 2) % 2},{(i // 3) % 2}" for i, n in enumerate(names)]
     (root / "labels.csv").write_text("file,Smiling,Male,Mouth_Slightly_Open,Eyeglasses\n" + "\n".join(rows) + "\n")
     common = ["--data", str(root / "labels.csv"), "--steps", "2", "--eval-every", "2",

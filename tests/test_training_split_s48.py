@@ -11,35 +11,24 @@ import json
 import re
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_TRAIN, noise_images
 
 from training import cli
 from training.datasets import open_dataset, split_dataset
 from training.trainer import CHECKPOINT_NAME, load_checkpoint
 
-TINY = ["--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",
-        "--classifier-steps", "2", "--quiet", "--threads", "1", "--workers", "1", "--batch-size", "32"]
+TINY = [*TINY_TRAIN, "--batch-size", "32"]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _images(folder: Path, names, seed: int = 0, junk=()) -> None:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        if n in junk:
-            (folder / n).write_bytes(b"not an image")
-        else:
-            cv2.imwrite(str(folder / n), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
-
-
 def _folder(root: Path, n_yes: int = 20, n_no: int = 20, junk_no: int = 0) -> Path:
-    _images(root / "yes", [f"IMG_{i:04d}.png" for i in range(n_yes)], seed=1)
+    noise_images(root / "yes", [f"IMG_{i:04d}.png" for i in range(n_yes)], seed=1)
     names = [f"IMG_{i:04d}.png" for i in range(100, 100 + n_no)]
-    _images(root / "no", names, seed=2, junk=set(names[n_no - junk_no:]))
+    noise_images(root / "no", names, seed=2, junk=set(names[n_no - junk_no:]))
     return root
 
 
@@ -49,7 +38,7 @@ def _celeba(root: Path, n: int = 30) -> Path:
     for i in range(1, n + 1):
         lines.append(f"{i:06d}.jpg {1 if i % 3 else -1:2d} {1 if i < 5 else -1:2d}")
         part.append(f"{i:06d}.jpg {0 if i <= 20 else (1 if i <= 27 else 2)}")
-        _images(root / "img_align_celeba", [f"{i:06d}.jpg"], seed=i)
+        noise_images(root / "img_align_celeba", [f"{i:06d}.jpg"], seed=i)
     (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
     (root / "list_eval_partition.txt").write_text("\n".join(part) + "\n")
     return root / "list_attr_celeba.txt"
@@ -59,7 +48,7 @@ def _per_value(ds, idx) -> list:
     return [np.bincount(ds.labels[idx, j], minlength=a.n).tolist() for j, a in enumerate(ds.attributes)]
 
 
-def test_each_value_gets_its_share_of_the_validation_images(tmp_path):
+def test_each_value_gets_its_share_of_the_validationnoise_images(tmp_path):
     """Labeled folders: each value holds out its share, the same for a seed; CelebA as it was."""
     ds = open_dataset(_folder(tmp_path / "Smiling"))
     for seed in range(10):
@@ -90,7 +79,7 @@ def test_a_table_of_several_attributes_holds_out_every_value(tmp_path):
     (s48b: a value of 2 images is no longer given one of them beyond its share)."""
     root = tmp_path / "t"
     names = [f"{i}.png" for i in range(40)]
-    _images(root / "imgs", names)
+    noise_images(root / "imgs", names)
     hair = ["black"] * 20 + ["blond"] * 17 + ["red"] * 3
     rows = [f"imgs/{n},{i % 2},{int(i in (5, 17, 30))},{hair[(i * 7) % 40]}" for i, n in enumerate(names)]
     (root / "labels.csv").write_text("file,Smiling,Eyeglasses,Hair\n" + "\n".join(rows) + "\n")
@@ -102,7 +91,7 @@ def test_a_table_of_several_attributes_holds_out_every_value(tmp_path):
         assert len(val) <= 7   # about 10 %: the values' minimum of one adds at most a few
 
 
-def test_the_split_is_said_as_trained_after_the_unreadable_images(tmp_path, capsys):
+def test_the_split_is_said_as_trained_after_the_unreadablenoise_images(tmp_path, capsys):
     """20 'yes' and 13 'no' of which 10 are unreadable: the split is of the 23 usable images, said
     once, with each value's validation images; 'no' is measured; every count agrees."""
     data = _folder(tmp_path / "Smiling", n_yes=20, n_no=13, junk_no=10)

@@ -8,50 +8,29 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import make_tiny_model
+from tests.conftest import TINY_TRAIN, make_tiny_model, value_folders
 from training import cli, evaluation
 from training.classifier import main as classifier_main
 from training.datasets import open_dataset, split_dataset
 
-TINY = ["--img-size", "32", "--init-fm", "8", "--max-fm", "16", "--n-layers", "3", "--hid-dim", "16",
-        "--classifier-steps", "2", "--quiet", "--threads", "1", "--workers", "1", "--batch-size", "8"]
+TINY = [*TINY_TRAIN, "--batch-size", "8"]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _images(folder: Path, names, seed: int = 0, junk=()) -> None:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        if n in junk:
-            (folder / n).write_bytes(b"not an image")
-        else:
-            cv2.imwrite(str(folder / n), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
-
-
-def _folder(root: Path, counts: dict, junk: dict = None) -> Path:
-    """A labeled folder root/<value>/IMG_<i>.png, counts[value] images (junk[value] of them unreadable)."""
-    for k, (value, n) in enumerate(counts.items()):
-        names = [f"IMG_{k:02d}{i:03d}.png" for i in range(n)]
-        _images(root / value, names, seed=k, junk=set(names[n - (junk or {}).get(value, 0):]))
-    return root
 
 
 def _per_value(ds, idx) -> list:
     return np.bincount(ds.labels[idx, 0], minlength=ds.attributes[0].n).tolist()
 
 
-def test_a_continued_model_is_measured_on_its_own_validation_images(tmp_path, capsys):
+def test_a_continued_model_is_measured_on_its_own_validationnoise_images(tmp_path, capsys):
     """Item 1: a run with --seed 3 continued without --seed splits with seed 0 while its recipe (taken
     from the model) records seed 3; the evaluation took that seed and measured other images than the
     continuation's validation images. The images measured are now its val_files.txt."""
-    data = _folder(tmp_path / "Smiling", {"no": 20, "yes": 20})
+    data = value_folders(tmp_path / "Smiling", {"no": 20, "yes": 20})
     cache = ["--cache-dir", str(tmp_path / "cache")]
     first, more = tmp_path / "first", tmp_path / "more"
     assert cli.main(["--data", str(data), "--out", str(first), "--steps", "2", "--eval-every", "2",
@@ -77,7 +56,7 @@ def test_a_run_resumed_without_its_list_draws_its_split_with_its_own_seed(tmp_pa
     val_files.txt and without those options, drew its split with seed 0 and the default share: its
     best-model selection compared other images. It draws it as its checkpoint records it. (10 values
     of 3 images: which values are held out depends on the seed, and the split's line shows them.)"""
-    data = _folder(tmp_path / "Hair", {f"h{i}": 3 for i in range(10)})
+    data = value_folders(tmp_path / "Hair", {f"h{i}": 3 for i in range(10)})
     run = tmp_path / "run"
     common = ["--data", str(data), "--out", str(run), "--eval-every", "2", "--cache-dir", str(tmp_path / "cache"), *TINY]
     split_line = re.compile(r"fader-train: \d+ train / \d+ validation images; validation: .*\n")
@@ -95,7 +74,7 @@ def test_a_val_size_that_leaves_too_few_images_to_train_on_is_refused(tmp_path, 
     hash refused it: '1 train, 39 validation'). It is refused, before preprocessing, with the
     largest --val-size the data allow; of usable images once they are known."""
     cache = tmp_path / "cache"
-    data = _folder(tmp_path / "Smiling", {"no": 20, "yes": 20})
+    data = value_folders(tmp_path / "Smiling", {"no": 20, "yes": 20})
     code = cli.main(["--data", str(data), "--out", str(tmp_path / "run"), "--val-size", "100", "--steps", "2",
                      "--cache-dir", str(cache), *TINY])
     err = capsys.readouterr().err
@@ -103,7 +82,7 @@ def test_a_val_size_that_leaves_too_few_images_to_train_on_is_refused(tmp_path, 
                           "train (one of each value of Smiling); give --val-size 38 or less" in err, err
     assert not (tmp_path / "run").exists() and not cache.exists(), "refused before preprocessing"
     # three values keep a training image each: 30 images allow 27
-    hair = _folder(tmp_path / "Hair", {"black": 10, "blond": 10, "red": 10})
+    hair = value_folders(tmp_path / "Hair", {"black": 10, "blond": 10, "red": 10})
     code = cli.main(["--data", str(hair), "--out", str(tmp_path / "run"), "--val-size", "28", "--steps", "2",
                      "--cache-dir", str(cache), *TINY])
     err = capsys.readouterr().err
@@ -111,7 +90,7 @@ def test_a_val_size_that_leaves_too_few_images_to_train_on_is_refused(tmp_path, 
                           "give --val-size 27 or less" in err, err
     assert not cache.exists()
     # 33 images of which 10 unreadable: --val-size 22 leaves 1 of the 23 usable ones
-    smiling = _folder(tmp_path / "b" / "Smiling", {"no": 13, "yes": 20}, junk={"no": 10})
+    smiling = value_folders(tmp_path / "b" / "Smiling", {"no": 13, "yes": 20}, junk={"no": 10})
     code = cli.main(["--data", str(smiling), "--out", str(tmp_path / "run"), "--val-size", "22", "--steps", "2",
                      "--cache-dir", str(cache), *TINY])
     err = capsys.readouterr().err
@@ -125,8 +104,8 @@ def test_the_minimum_of_one_validation_image_per_value_holds_out_little(tmp_path
     values of 3 images 10 of 30 (its share: 3). A value is given a validation image beyond its share
     only where it has 3 images or more (it keeps 2 to train on), and at most 2 over the share in all
     here. Where every value has a single image, the error says that nothing can be held out."""
-    pairs = open_dataset(_folder(tmp_path / "Pairs", {f"v{i:02d}": 2 for i in range(30)}))
-    threes = open_dataset(_folder(tmp_path / "Threes", {f"v{i:02d}": 3 for i in range(10)}))
+    pairs = open_dataset(value_folders(tmp_path / "Pairs", {f"v{i:02d}": 2 for i in range(30)}))
+    threes = open_dataset(value_folders(tmp_path / "Threes", {f"v{i:02d}": 3 for i in range(10)}))
     for seed in range(5):
         train, val = split_dataset(pairs, seed=seed)
         assert (len(train), len(val)) == (54, 6), seed
@@ -136,7 +115,7 @@ def test_the_minimum_of_one_validation_image_per_value_holds_out_little(tmp_path
     # the values given one beyond their share change with the seed (not always the first names)
     held = {tuple(np.flatnonzero(_per_value(threes, split_dataset(threes, seed=s)[1]))) for s in range(5)}
     assert len(held) > 1, held
-    ones = _folder(tmp_path / "Hair", {f"h{i:02d}": 1 for i in range(12)})
+    ones = value_folders(tmp_path / "Hair", {f"h{i:02d}": 1 for i in range(12)})
     code = cli.main(["--data", str(ones), "--out", str(tmp_path / "run"), "--steps", "2",
                      "--cache-dir", str(tmp_path / "cache"), *TINY])
     err = capsys.readouterr().err
@@ -145,11 +124,11 @@ def test_the_minimum_of_one_validation_image_per_value_holds_out_little(tmp_path
                          "values" in err, err
 
 
-def test_the_classifier_retraining_holds_out_a_rare_value_among_the_usable_images(tmp_path, capsys):
+def test_the_classifier_retraining_holds_out_a_rare_value_among_the_usablenoise_images(tmp_path, capsys):
     """Item 4: `python -m training.classifier` drew its split over all images, then dropped the
     unreadable ones: 4 'yes' among 34, the one 'yes' held out unreadable, left 'yes' without a
     validation image (31 training and 2 validation images). It is drawn among the usable ones."""
-    data = _folder(tmp_path / "Bangs", {"no": 30, "yes": 4})
+    data = value_folders(tmp_path / "Bangs", {"no": 30, "yes": 4})
     # the 'yes' image the hold-out of all 34 images takes (the first 'yes' by hash, seed 0) is unreadable
     keys = sorted(p.relative_to(data).as_posix() for p in (data / "yes").iterdir())
     taken = min(keys, key=lambda k: hashlib.sha1(f"0:{k}".encode()).hexdigest())
@@ -167,7 +146,7 @@ def test_the_classifier_retraining_holds_out_a_rare_value_among_the_usable_image
 def test_an_output_file_that_cannot_be_written_is_refused_before_measuring(tmp_path, capsys, option):
     """Item 7: --write-val-list (and --out) into a folder that does not exist measured the whole model,
     then ended with an OSError traceback. It is one line, before any image is read."""
-    data = _folder(tmp_path / "Smiling", {"no": 4, "yes": 4})
+    data = value_folders(tmp_path / "Smiling", {"no": 4, "yes": 4})
     model = make_tiny_model(tmp_path / "m.fader", attrs=(("Smiling", ("no", "yes"), (-1.0, 2.0)),))
     cache = tmp_path / "cache"
     target = tmp_path / "missing" / "list.txt"
