@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--img-size", type=int, default=None, metavar="N", help="training resolution (power of two, 32..256); default 64, a pack's own (--data *.fpack), or the --init model's")
     g.add_argument("--align", action="store_true", help="detect and align faces (photos that are not aligned crops); images without a face are skipped")
     g.add_argument("--val-size", type=int, default=None, metavar="N",
-                   help="validation images (CelebA: at most N of split 1; otherwise a deterministic hold-out, default 10%% up to 500)")
+                   help="validation images (CelebA: at most N of split 1; otherwise a deterministic hold-out, default "
+                        "10%% up to 500, drawn value by value among the usable images: each value its share, a value "
+                        "of 3 images or more at least one; refused where too few would be left to train on)")
     g.add_argument("--exclude", action="append", default=None, metavar="PATH",
                    help="leave these images out of training and validation: a folder (its images' names) or a text "
                         "file of names; repeatable (e.g. a held-out photo set that shares CelebA ids)")
