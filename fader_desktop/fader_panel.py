@@ -503,9 +503,11 @@ class FaderRow(QFrame):
         self.unsure_label.setVisible(unsure)
         if self.own_action is not None:
             every = self.session is not None and self.session.selected == ALL_FACES
-            self.own_action.setText(no_mnemonic(f"{display_name(self.attr.name)}: {'every' if every else 'this'} "
-                                                f"face is {1 - round(float(own))}, not {round(float(own))} "
-                                                "(correct the reading)"))
+            # in the values' own words, as the fader's ends say them ("← no", "yes →"): it said "this
+            # face is 0, not 1" beside a fader labelled no / yes
+            self.own_action.setText(no_mnemonic(
+                f"{display_name(self.attr.name)}: {'every' if every else 'this'} face is "
+                f"{pure_label(self.attr, 1 - round(float(own)))}, not {pure_label(self.attr, own)} (correct the reading)"))
             self.own_action.setEnabled(self.session is not None and bool(self.session.n_faces))
         self._refresh_hint()
 

@@ -2243,7 +2243,9 @@ def test_a_misread_face_is_corrected_from_the_faders_menu(editor, qtbot):
     row = w.panel.row("Smiling")
     own = w.session.own[0]["Smiling"]
     assert row.contextMenuPolicy() == Qt.ContextMenuPolicy.ActionsContextMenu and row.own_action in row.actions()
-    assert f"is {1 - round(own)}, not {round(own)}" in row.own_action.text() and row.own_action.isEnabled()
+    # in the values' words, as the fader's ends (it said "is 0, not 1" beside a fader labelled no / yes)
+    said, other = row.attr.values[round(own)], row.attr.values[1 - round(own)]
+    assert f"is {other}, not {said}" in row.own_action.text() and row.own_action.isEnabled()
     assert w.panel.row("Hair").own_action is None   # three values: no "other end" to correct to
     row.slider.setValue(row._to_slider(1.0 - own))   # the edit with the reading as it is
     qtbot.waitUntil(lambda: w.preview_current() and not np.array_equal(preview(w), orig), timeout=TIMEOUT)
