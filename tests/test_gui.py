@@ -2256,7 +2256,7 @@ def test_a_misread_face_is_corrected_from_the_faders_menu(editor, qtbot):
     row.own_action.trigger()
     assert w.session.own[0]["Smiling"] == 1.0 - own
     assert row.slider.value() == row.slider._own == row._to_slider(1.0 - own)   # fader and triangle
-    assert f"is {round(own)}, not {1 - round(own)}" in row.own_action.text()
+    assert f"is {said}, not {other}" in row.own_action.text()   # now the other way round
     assert w.undo_stack.undoText() == f"Smiling: own value {1 - own:g}"
     assert w.jobs.wait_idle(TIMEOUT / 1000) and w.preview_current()
     assert np.array_equal(preview(w), orig), "correcting the reading leaves the photo as it is"
