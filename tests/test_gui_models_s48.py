@@ -136,25 +136,6 @@ def test_a_photo_opened_without_a_model_does_not_say_it_has_no_face(qtbot, tmp_p
     assert text.startswith(f"Opened {portrait_path.name}: no model is loaded to find its faces"), text
 
 
-def test_a_last_model_that_is_gone_leaves_recent_models(qtbot, tmp_path, tiny_model_path):
-    """Said in the status bar at start, it stayed in File ▸ Recent Models until picked there."""
-    from fader_desktop.main_window import MainWindow
-    from fader_desktop.settings import Settings
-    gone = tmp_path / "moved away.fader"
-    shutil.copy(tiny_model_path, gone)
-    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    settings.add_recent_model(gone)
-    settings.add_recent_model(tiny_model_path)
-    settings.last_model = str(gone)
-    gone.unlink()
-    w = MainWindow(settings, device="cpu")
-    qtbot.addWidget(w)
-    with qtbot.waitSignal(w.modelChanged, timeout=120_000):
-        w.start()
-    assert str(gone) not in settings.recent_models()
-    assert str(tiny_model_path) in settings.recent_models()
-
-
 def test_an_unreadable_first_photo_given_opens_the_next_one(editor, qtbot, portrait_path, tmp_path):
     """`FaderDesktop notes.jpg photo.jpg`: the window said notes.jpg was no image and stayed empty,
     photo.jpg out of reach (Next photo greyed out)."""

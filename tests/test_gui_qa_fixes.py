@@ -319,12 +319,15 @@ def test_batch_messages_and_progress_title_read_whole(qtbot, tmp_path, celeba_al
 
 def test_a_last_model_that_is_gone_is_said_when_the_built_in_one_loads(qtbot, tmp_path, tiny_model_path):
     """The model last used was deleted or moved: the window loaded the built-in one without a word,
-    and the user, who chose that model, found other faders."""
+    and the user, who chose that model, found other faders. It also leaves File ▸ Recent Models,
+    where it stayed until picked there (session 48)."""
     from fader_desktop.main_window import MainWindow
     from fader_desktop.settings import Settings
     gone = tmp_path / "moved away.fader"
     shutil.copy(tiny_model_path, gone)
     settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    settings.add_recent_model(gone)
+    settings.add_recent_model(tiny_model_path)
     settings.last_model = str(gone)
     gone.unlink()
     w = MainWindow(settings, device="cpu")
@@ -334,6 +337,8 @@ def test_a_last_model_that_is_gone_is_said_when_the_built_in_one_loads(qtbot, tm
     text = w.statusBar().currentMessage()
     assert f"the last model, {gone}, is no longer there; the built-in model is loaded" in text, text
     assert w._model is not None and w._model.path.name == "default.fader"
+    assert str(gone) not in settings.recent_models()
+    assert str(tiny_model_path) in settings.recent_models()
 
 
 def test_settings_that_cannot_be_saved_are_said_at_start(qtbot, tmp_path, tiny_model_path):
