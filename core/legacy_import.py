@@ -34,7 +34,7 @@ import torch
 
 from .attributes import Attribute, counted, quoted
 from .errors import FaderError, ModelFileError
-from .model_file import (STATE_DICT_ADVICE, FaderModel, check_attributes, check_file, is_torchscript,
+from .model_file import (FaderModel, check_attributes, check_file, is_torchscript, state_dict_advice,
                          train_checkpoint_advice)
 from .networks import ArchConfig, AutoEncoder, Classifier
 
@@ -337,7 +337,7 @@ class _Reader:
             if isinstance(obj, dict) and {"step", "arch", "config"} <= set(obj):
                 why = f": it is a fader-train checkpoint; {train_checkpoint_advice(path)}"
             elif isinstance(obj, dict):
-                why = f": {STATE_DICT_ADVICE}"
+                why = f": {state_dict_advice()}"
             elif isinstance(obj, Stub) and expected == "AutoEncoder" and obj._fader_name == "Classifier":
                 why = ": give a classifier checkpoint with --classifier, beside the AutoEncoder's"
             raise ModelFileError(f"{path}: does not hold a reference {expected} module (found {found}){why}")

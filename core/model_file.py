@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from .atomic_write import atomic_file
-from .run_files import CHECKPOINT_NAME, RUN_MARKER, train_program
+from .run_files import CHECKPOINT_NAME, RUN_MARKER, program_name, train_program
 from .attributes import EXAGGERATION_WIDTHS, Attribute, counted, quoted, value_limits
 from .errors import FaderError, ModelFileError, os_reason
 from .networks import ArchConfig, AutoEncoder, Classifier
@@ -342,10 +343,18 @@ def train_checkpoint_advice(path: Path) -> str:
             "--out FOLDER` makes FOLDER/model_last.fader of its last step")
 
 
-#: why a state dict (or another dict of tensors) is no model, and where a model comes from
-STATE_DICT_ADVICE = ("a state dict (weights without the network they belong to) or other plain data, no model: "
-                     "`fader-desktop import-reference` converts whole-model saves (torch.save(model)) of "
-                     "facebookresearch/FaderNetworks, and fader-train makes .fader models")
+def import_program() -> str:
+    """The converter's command as the user can type it: `fader-desktop import-reference`, or in the
+    packaged app its executable as started and `import-reference` (it has no `fader-desktop`)."""
+    exe = program_name()
+    return "fader-desktop import-reference" if exe is None else f"{shlex.quote(exe)} import-reference"
+
+
+def state_dict_advice() -> str:
+    """Why a state dict (or another dict of tensors) is no model, and where a model comes from."""
+    return ("a state dict (weights without the network they belong to) or other plain data, no model: "
+            f"`{import_program()}` converts whole-model saves (torch.save(model)) of "
+            f"facebookresearch/FaderNetworks, and {train_program()} makes .fader models")
 
 
 def _sniff(path: Path) -> None:
@@ -372,13 +381,13 @@ def _sniff(path: Path) -> None:
             raise ModelFileError(f"{path}: is a fader-train checkpoint (pickled), never loaded as a model: "
                                  + train_checkpoint_advice(path))
         if kind == "data":
-            raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint holding {STATE_DICT_ADVICE}")
+            raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint holding {state_dict_advice()}")
         if kind == "torchscript":
             raise ModelFileError(f"{path}: not a Fader model file (a TorchScript archive: it holds code, which is "
                                  "never run)")
         raise ModelFileError(f"{path}: is a pickled PyTorch checkpoint{f' (of {found})' if found else ''}, which is "
                              "never loaded directly (it could run code); a facebookresearch/FaderNetworks model is "
-                             "converted with `fader-desktop import-reference`")
+                             f"converted with `{import_program()}`")
     if len(head) < 8:
         raise ModelFileError(f"{path}: not a Fader model file (truncated header)")
     if not safetensors_like:
