@@ -375,7 +375,7 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     if [a.name for a in clf_model.attributes] != [a.name for a in model.attributes]:
         raise FaderError(f"{classifier_path}: its classifier's attributes differ from the model's")
     attrs = model.attributes
-    ds = _labelled_data(data, attrs)
+    ds, respelled, notes = _labelled_data(data, attrs)
     by_name = {a.name: j for j, a in enumerate(attrs)}
     for a in ds.attributes:
         b = attrs[by_name[a.name]]
@@ -419,6 +419,8 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     res = evaluate(ae, classifier, attrs, images, labels, dev, at_range_ends=at_range_ends,
                    strength=strength, mirror=mirror, measured=measured)
     res["measured"] = [attrs[j].name for j in measured]
+    if respelled:   # what the data call them: the figures are under the model's names
+        res["data_attribute_names"] = respelled
     res["not_measured"] = [a.name for j, a in enumerate(attrs) if j not in measured]
     if res["not_measured"]:
         res["not_measured_why"] = ("not labelled by the data: decoded at the classifier's prediction for each image, "
@@ -431,6 +433,8 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
                 "classifier": str(classifier_path or model_path)})
     if warning:
         res["split_warning"] = warning
+    if notes:
+        res["data_notes"] = notes
     if write_list is not None:
         text = "".join(ds.items[i].path + "\n" for i in val_idx)
         try:
@@ -440,23 +444,39 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     return res
 
 
-def _labelled_data(data, attrs):
-    """The data opened with the model's attributes it labels, in the model's order: all of them
-    where it has them (a CSV table, CelebA), else those it has (a labeled folder defines the one
-    named after it; a fine-tune's data labels only some of its model's attributes)."""
+def _labelled_data(data, attrs) -> tuple:
+    """(dataset, {data's name: model's name}, notes): the data opened with the model's attributes
+    it labels, in the model's order, each named as the model names it: all of them where it has them
+    (a CSV table, CelebA), else those it has (a labeled folder defines the one named after it; a
+    fine-tune's data labels only some of its model's attributes). A data attribute spelled as a
+    model's in another letter case (a folder `smiling` for `Smiling`) is taken as the model's, by
+    fader-train's own matching (training.cli._model_spelling); the dict names each so taken. The
+    notes name a data attribute left out whose name is near one of the model's ('Mouth slightly open')."""
+    from dataclasses import replace
+    from core.attributes import did_you_mean
+    from .cli import _model_spelling
     from .datasets import open_dataset
     names = [a.name for a in attrs]
     try:
-        return open_dataset(data, ",".join(names))
+        return open_dataset(data, ",".join(names)), {}, []
     except FaderError as first:
         try:
-            own = [a.name for a in open_dataset(data, None, every_column=True).attributes]
+            own = open_dataset(data, None, every_column=True).attributes
         except FaderError:
             raise first from None
-        if not set(own) & set(names):
+        as_model = {x.name: y.name for x, y in zip(own, _model_spelling(own, names, "model", lambda _: None))}
+        of_model = {m: d for d, m in as_model.items() if m in names}
+        if not of_model:
             raise FaderError(f"the data label none of the model's attributes ({', '.join(names)}); they label "
-                             f"{', '.join(own)}") from None
-        return open_dataset(data, ",".join(n for n in names if n in own))
+                             + ", ".join(d + did_you_mean(d, names) for d in as_model)) from None
+        ds = open_dataset(data, ",".join(of_model[n] for n in names if n in of_model))
+        left = [n for n in names if n not in of_model]
+        # a column spelled otherwise than letter case ('Mouth slightly open'): said, not guessed
+        near = {d: did_you_mean(d, left) for d in as_model if as_model[d] not in names}
+        notes = [f"the data's attribute {d!r} is none of the model's{why}, so it is not measured; name it as the "
+                 "model does to measure it" for d, why in near.items() if why]
+    ds.attributes = [replace(a, name=as_model[a.name]) for a in ds.attributes]
+    return ds, {d: m for d, m in as_model.items() if m in names and d != m}, notes
 
 
 @torch.no_grad()
@@ -622,6 +642,10 @@ def main(argv: Optional[list] = None) -> int:
         return 2
     if res.get("split_warning"):
         print(f"python -m training.evaluation: warning: {res['split_warning']}", file=sys.stderr)
+    for own, name in (res.get("data_attribute_names") or {}).items():
+        print(f"python -m training.evaluation: the data's attribute {own!r} is the model's {name!r}", file=sys.stderr)
+    for note in res.get("data_notes") or []:
+        print(f"python -m training.evaluation: {note}", file=sys.stderr)
     if res.get("not_measured"):
         print(f"python -m training.evaluation: measured {', '.join(res['measured'])}; left out "
               f"{', '.join(res['not_measured'])} (not labelled by the data)", file=sys.stderr)
