@@ -116,8 +116,8 @@ def metrics_lines(metrics, training=None) -> list:
         low = min(own, key=own.get)
         figures.append(f"swap accuracy {sum(own.values()) / len(own):.3f} on {', '.join(own)}"
                        + (f", lowest {low} {own[low]:.2f}" if len(own) > 1 else "")
-                       + f" ({', '.join(k for k in pseudo if k in per)}: not measured, labelled by the classifier "
-                         "it was fine-tuned from)")
+                       # all of them: a trainer that leaves their figures out saves none of them
+                       + f" ({', '.join(pseudo)}: not measured, labelled by the classifier it was fine-tuned from)")
     elif _number(val.get("swap_mean"), ".3f"):
         swap = f"swap accuracy {val['swap_mean']:.3f}"
         if per:

@@ -12,9 +12,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
                                QTextBrowser, QVBoxLayout, QWidget)
 
-from core.attributes import value_limits
+from core.attributes import listed, value_limits
 from core.image_io import EXIF_FORMATS, IMAGE_SUFFIXES, LOSSY_FORMATS, SAVE_FORMATS
 from core.run_files import train_program
+
+from .fader_panel import display_name
 
 # what the app writes (core.image_io.SAVE_FORMATS, as the command line does), by the names users know
 EXPORT_FORMATS = (("JPEG", ".jpg"), ("PNG", ".png"), ("WebP", ".webp"), ("TIFF", ".tif"), ("BMP", ".bmp"))
@@ -484,19 +486,31 @@ def _card_number(v, digits: int) -> str | None:
     return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else None
 
 
-def _card_figure(mean, per) -> str:
+def _card_figure(mean, per, named=str, circular=()) -> str:
     """A figure's mean (3 decimals) and, smaller, its per-attribute values (2 decimals; with one
-    attribute the mean says it)."""
+    attribute the mean says it), each attribute as `named` names it. The values of the attributes
+    in `circular` (labelled by a fine-tune's starting model) are shown apart, marked, and the mean is
+    the others': a trainer's mean that took them in is not shown."""
     e = html.escape
     head = _card_number(mean, 3) or ""
     if isinstance(per, dict) and per:
-        numbers = all(_card_number(x, 3) for x in per.values())
+        apart = {k: x for k, x in per.items() if k in circular}
+        per = {k: x for k, x in per.items() if k not in circular}
+        if apart:
+            head = ""
+        numbers = per and all(_card_number(x, 3) for x in per.values())
         if not head and numbers:
             head = f"{sum(per.values()) / len(per):.3f}"
-        if len(per) == 1 and head:
-            return head
-        values = " · ".join(f"{e(_card_text(k))} {_card_number(x, 2) or e(_card_text(x))}" for k, x in per.items())
-        return f"{head}<br><small>{values}</small>" if head else values
+
+        def values(d: dict) -> str:
+            return " · ".join(f"{e(_card_text(named(k)))} {_card_number(x, 2) or e(_card_text(x))}"
+                              for k, x in d.items())
+        parts = [head] if head else []
+        if per and (len(per) > 1 or apart or not head):
+            parts.append(f"<small>{values(per)}</small>" if head else values(per))
+        if apart:
+            parts.append(f"<small>{values(apart)} (circular: labelled by the starting model)</small>")
+        return "<br>".join(parts)
     return head
 
 
@@ -510,8 +524,11 @@ def _card_row(label: str, value: str, why: str = "") -> str:
     return f"<tr><td valign='top' width='45%'>{html.escape(label)}{why}</td><td valign='top'>{value}</td></tr>"
 
 
-def _evaluation_html(metrics) -> list:
-    """The trainer's figures in words with what each measures; another program's: named rows."""
+def _evaluation_html(metrics, named=str, pseudo=()) -> list:
+    """The trainer's figures in words with what each measures; another program's: named rows.
+    Attributes as `named` names them; the figures of those in `pseudo` (a fine-tune's, labelled by
+    its starting model's classifier: edits judged against its own readings) are marked circular and left out of the
+    means, whether the trainer that saved them left them in or out."""
     if not isinstance(metrics, dict):
         return [f"<p>{_fmt(metrics)}</p>"]
     val = metrics.get("validation")
@@ -526,13 +543,23 @@ def _evaluation_html(metrics) -> list:
         said.append(f"on {val['n_images']:,} validation faces")
     if said:
         out.append(f"<p>Measured {' '.join(said)}.</p>")
+    pseudo = [k for k in pseudo if isinstance(k, str)]
+    if pseudo:
+        one = len(pseudo) == 1
+        who = f"{html.escape(_card_text(listed(named(k) for k in pseudo)))} {'was' if one else 'were'} labelled by " \
+              "the starting model's classifier, not by the data"
+        if any(isinstance(v, dict) and k in v for v in val.values() for k in pseudo):
+            out.append(f"<p>{who}, so {'its' if one else 'their'} figures are circular (the edits are judged "
+                       "against that model's own readings): they are marked so and left out of the means.</p>")
+        else:
+            out.append(f"<p>{who}: the figures leave {'it' if one else 'them'} out (they would be circular).</p>")
     out.append("<table cellspacing='0' cellpadding='3'>")
     shown = set()
     for keys, words, why in CARD_METRICS:
         mean, per = (val.get(keys[0]), val.get(keys[1]) if len(keys) > 1 else None)
         if len(keys) == 1 and isinstance(mean, dict):
             mean, per = None, mean
-        figure = _card_figure(mean, per)
+        figure = _card_figure(mean, per, named, pseudo)
         if keys[0] == "psnr" and _card_number(mean, 2):
             figure = f"{mean:.2f} dB"
         if figure:
@@ -540,7 +567,8 @@ def _evaluation_html(metrics) -> list:
         shown.update(keys)
     for k, v in val.items():   # figures the card has no words for
         if k not in shown and k not in CARD_HIDDEN:
-            out.append(_card_row(_card_name(k), _card_figure(v, None) or _card_figure(None, v) or _fmt(v)))
+            out.append(_card_row(_card_name(k), _card_figure(v, None) or _card_figure(None, v, named, pseudo)
+                                 or _fmt(v)))
     if metrics.get("selection"):
         out.append(_card_row("why this step", html.escape(_card_text(metrics["selection"])),
                              "the run keeps the state it measured best, not its last"))
@@ -559,8 +587,9 @@ def _duration(seconds) -> str:
     return f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds:.0f} seconds"
 
 
-def _training_html(tr) -> list:
-    """What a model was trained on and how, in words; the recipe as one small paragraph."""
+def _training_html(tr, named=str) -> list:
+    """What a model was trained on and how, in words (attributes as `named` names them); the recipe
+    as one small paragraph."""
     e = lambda x: html.escape(_card_text(x))   # noqa: E731
     if not isinstance(tr, dict):
         return [f"<p>{_fmt(tr)}</p>"]
@@ -588,8 +617,10 @@ def _training_html(tr) -> list:
         at = f" at its step {cont['step']:,}" if isinstance(cont.get("step"), int) else ""
         rows.append(_card_row("continued from", e(cont["model"]) + at))
     if tr.get("pseudo_labelled"):
-        rows.append(_card_row("labelled by the starting model", e(", ".join(map(str, tr["pseudo_labelled"]))),
-                              "attributes the data lacked, read by the starting model's classifier"))
+        rows.append(_card_row("labelled by the starting model",
+                              e(", ".join(named(str(k)) for k in tr["pseudo_labelled"])),
+                              "attributes the data lacked, read by the starting model's classifier; their "
+                              "figures are circular"))
     if isinstance(tr.get("steps"), int):
         took = _duration(tr.get("seconds"))
         rows.append(_card_row("training", f"{tr['steps']:,} steps" + (f" in {took}" if took else "")
@@ -619,6 +650,12 @@ def model_card_html(summary: dict, path=None) -> str:
 
     def e(text) -> str:
         return html.escape(_card_text(text))
+    # the model's attributes as the faders name them ('Mouth slightly open'); other names as they are
+    shown = {a["name"]: display_name(a["name"]) for a in summary.get("attributes", [])
+             if isinstance(a, dict) and isinstance(a.get("name"), str)}
+
+    def named(key) -> str:
+        return shown.get(key, str(key))
     out = [f"<h2>{e(summary.get('name', 'model'))}</h2>"]
     if path:
         out.append(f"<p><small>{e(str(path))}</small></p>")
@@ -632,12 +669,18 @@ def model_card_html(summary: dict, path=None) -> str:
                "<tr><th align='left'>name</th><th align='left'>values</th><th align='left'>slider range</th></tr>")
     for a in summary.get("attributes", []):
         lo, hi = a["range"]
-        out.append(f"<tr><td>{e(a['name'])}</td><td>{e(', '.join(a['values']))}</td><td>{lo:g} … {hi:g}</td></tr>")
+        # the identifier too where it differs: what the command line's --set takes
+        ident = f"<br><small>{e(a['name'])}</small>" if named(a["name"]) != a["name"] else ""
+        out.append(f"<tr><td>{e(named(a['name']))}{ident}</td><td>{e(', '.join(a['values']))}</td>"
+                   f"<td>{lo:g} … {hi:g}</td></tr>")
     out.append("</table>")
+    training = summary.get("training")
+    pseudo = training.get("pseudo_labelled") if isinstance(training, dict) else None
     if summary.get("metrics"):
-        out += ["<h3>Evaluation</h3>"] + _evaluation_html(summary["metrics"])
-    if summary.get("training"):
-        out += ["<h3>Training</h3>"] + _training_html(summary["training"])
+        out += ["<h3>Evaluation</h3>"] + _evaluation_html(summary["metrics"], named,
+                                                          pseudo if isinstance(pseudo, list) else ())
+    if training:
+        out += ["<h3>Training</h3>"] + _training_html(training, named)
     d = summary.get("source")
     if d:
         out.append("<h3>Imported from</h3><table cellspacing='0' cellpadding='2'>")
