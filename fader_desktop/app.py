@@ -11,7 +11,7 @@ from typing import Optional
 
 from PySide6.QtCore import QRectF, QStandardPaths
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory
+from PySide6.QtWidgets import QApplication, QPushButton, QProxyStyle, QStyle, QStyleFactory
 
 from .settings import APPLICATION, ORGANIZATION
 
@@ -112,15 +112,35 @@ def dark_palette() -> QPalette:
 OUTLINE, OUTLINE_DISABLED = QColor(122, 122, 128), QColor(78, 78, 82)
 
 
+# the ring a focused push button gets inside its outline (OutlinedStyle), in the palette's highlight
+BUTTON_FOCUS_PX = 2
+
+
 class OutlinedStyle(QProxyStyle):
     """Fusion, with check boxes, radio buttons and text fields outlined so that they show on the
-    dark theme (a focused text field keeps Fusion's highlight)."""
+    dark theme (a focused text field keeps Fusion's highlight), and a focused push button ringed.
+
+    Fusion outlines a push button in the same highlight when it is the default button (Enter
+    presses it) as when it has the focus: a dialog's Export, its default, looked exactly as before
+    once Tab reached it, and with the focus elsewhere it looked focused. The focused button gets
+    a ring of BUTTON_FOCUS_PX inside that outline, however the focus came (as the faders' ring),
+    so the default's thin outline alone reads as "Enter presses this"."""
 
     _OUTLINED = (QStyle.PrimitiveElement.PE_IndicatorCheckBox, QStyle.PrimitiveElement.PE_IndicatorRadioButton,
                  QStyle.PrimitiveElement.PE_FrameLineEdit)
 
     def drawPrimitive(self, element, option, painter, widget=None) -> None:
         super().drawPrimitive(element, option, painter, widget)
+        if element == QStyle.PrimitiveElement.PE_PanelButtonCommand and isinstance(widget, QPushButton) \
+                and option.state & QStyle.StateFlag.State_HasFocus:
+            painter.save()
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(QPen(option.palette.color(QPalette.ColorRole.Highlight), BUTTON_FOCUS_PX))
+            painter.setBrush(QColor(0, 0, 0, 0))
+            inset = 1 + BUTTON_FOCUS_PX / 2   # inside Fusion's 1 px outline
+            painter.drawRoundedRect(QRectF(option.rect).adjusted(inset, inset, -inset, -inset), 1.5, 1.5)
+            painter.restore()
+            return
         if element not in self._OUTLINED:
             return
         state = option.state

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, QSizeF, Qt, QTimer, Signal
 from PySide6.QtGui import (QColor, QCursor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPainterPath,
-                           QPaintEvent, QPen, QWheelEvent)
+                           QPaintEvent, QPalette, QPen, QWheelEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from core.edit_mask import MIN_RADIUS, crop_scale
@@ -27,12 +27,22 @@ CANVAS_KEYS = (
     ("+ / −, wheel", "zoom in / out around the pointer"),
     ("0 / 1, double click", "fit / 100 %"),
     ("drag", "pan (with the edit brush on: paint)"),
+    ("← → ↑ ↓ (Shift: further)", "pan a zoomed-in photo"),
     ("\\ (hold)", "show the original"),
+    ("Alt+← / Alt+→ (Shift: further)", "move the before/after split line (View ▸ Before/after split)"),
     ("click a face", "select it"),
     ("[ / ]", "edit brush smaller / larger"),
     ("Shift+drag, Alt+drag", "edit brush: bring the edit back"),
+    ("arrows, [ / ], Enter", "marking a missed face by keys: move the box, size it, mark it"),
     ("Esc", "stop marking a missed face (View ▸ Mark a missed face)"),
 )
+# the arrow keys' directions, for panning, the split line and the marking box
+ARROWS = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0), Qt.Key.Key_Up: (0, -1), Qt.Key.Key_Down: (0, 1)}
+PAN_STEP, PAN_STEP_FAR = 0.1, 0.5      # an arrow pans by this part of the view (Shift+arrow: the far one)
+SPLIT_STEP, SPLIT_STEP_FAR = 0.05, 0.2  # Alt+←/→ moves the split line by this part of the view's width
+MARK_KEY_PX, MARK_KEY_FAR_PX = 8, 40   # an arrow moves the marking box by this many screen pixels (Shift: far)
+MARK_KEY_SIDE = 0.25                   # the box the keys start with: this part of the view's shorter side
+FOCUS_RING_PX = 2                      # the focused view's outline, in screen pixels
 ZOOM_STEP = 1.25
 SPLIT_GRAB_PX = 8
 CLICK_SLOP_PX = 4
@@ -110,6 +120,7 @@ class PhotoCanvas(QWidget):
         self._marking = False
         # (from, to) photo points of the box being drawn: a zoom or pan mid-drag keeps its corner on the photo
         self._mark: Optional[tuple] = None
+        self._mark_drag = False           # the box is being drawn with the mouse (else: placed by keys)
         self._refine = QTimer(self)
         self._refine.setSingleShot(True)
         self._refine.setInterval(REFINE_MS)
@@ -300,6 +311,10 @@ class PhotoCanvas(QWidget):
         self._split_frac = min(1.0, max(0.0, float(frac)))
         self.update()
 
+    def split_fraction(self) -> float:
+        """Where the before/after line is, as a part of the view's width from its left."""
+        return self._split_frac
+
     def set_hold_original(self, on: bool) -> None:
         if on != self._hold_original:
             self._hold_original = bool(on)
@@ -318,6 +333,7 @@ class PhotoCanvas(QWidget):
         on release, in photo pixels); Esc leaves it (markCancelled); the wheel still zooms."""
         self._marking = bool(on)
         self._mark = None
+        self._mark_drag = False
         self._enter_mode(on)
 
     def _enter_mode(self, on: bool) -> None:
@@ -330,6 +346,56 @@ class PhotoCanvas(QWidget):
 
     def marking(self) -> bool:
         return self._marking
+
+    def marked_box(self) -> Optional[QRectF]:
+        """The box being drawn or placed by keys (photo pixels), or None."""
+        return None if self._mark is None else QRectF(self._mark[0], self._mark[1]).normalized()
+
+    def _mark_key(self, key, far: bool) -> None:
+        """Marking by keys: the first key shows a box in the middle of the view; the arrows then
+        move it (Shift: further), [ and ] make it smaller / larger, Enter marks it (faceMarked).
+        The view follows a box moved out of it."""
+        box = self.marked_box()
+        if box is None or self._mark_drag:
+            if self._mark_drag:
+                return   # a mouse drag is under way: it decides the box
+            side = MARK_KEY_SIDE * min(self.width(), self.height()) / self._scale
+            c = self.to_photo(QPointF(self.width() / 2, self.height() / 2))
+            box = QRectF(c.x() - side / 2, c.y() - side / 2, side, side)
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._mark = None
+            self.update()
+            self.faceMarked.emit(box)
+            return
+        elif key in ARROWS:
+            step = (MARK_KEY_FAR_PX if far else MARK_KEY_PX) / self._scale
+            dx, dy = ARROWS[key]
+            box.translate(dx * step, dy * step)
+        elif key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight):
+            k = ZOOM_STEP if key == Qt.Key.Key_BracketRight else 1 / ZOOM_STEP
+            least = 2 * MARK_MIN_DRAG_PX / self._scale   # never so small that Enter would take it for a stray click
+            w, h = max(least, box.width() * k), max(least, box.height() * k)
+            c = box.center()
+            box = QRectF(c.x() - w / 2, c.y() - h / 2, w, h)
+        box = self._inside_photo(box)
+        self._mark = (box.topLeft(), box.bottomRight())
+        self._show_rect(self._widget_rect(box))
+        self.update()
+
+    def _inside_photo(self, box: QRectF) -> QRectF:
+        """``box`` moved (and where larger than the photo, shrunk) to lie on the photo."""
+        pw, ph = self._original.width(), self._original.height()
+        w, h = min(box.width(), pw), min(box.height(), ph)
+        x = min(max(0.0, box.x()), pw - w)
+        y = min(max(0.0, box.y()), ph - h)
+        return QRectF(x, y, w, h)
+
+    def _show_rect(self, r: QRectF, margin: float = 8.0) -> None:
+        """Pan so that ``r`` (widget units) is in view, where the view can move that far."""
+        dx = max(0.0, r.right() + margin - self.width()) or min(0.0, r.left() - margin)
+        dy = max(0.0, r.bottom() + margin - self.height()) or min(0.0, r.top() - margin)
+        if dx or dy:
+            self.pan_by(dx, dy)
 
     def _draw_mark(self, p: QPainter) -> None:
         if self._mark is None:
@@ -505,6 +571,21 @@ class PhotoCanvas(QWidget):
     def actual_size(self) -> None:
         self.zoom_to(1.0)
 
+    def pan_by(self, dx: float, dy: float) -> bool:
+        """Move the view over the photo by (dx, dy) window units (positive: towards the photo's right
+        and bottom), as far as the photo goes; whether it moved."""
+        if self._original is None:
+            return False
+        old = QPointF(self._offset)
+        self._offset = QPointF(old.x() - dx, old.y() - dy)
+        self._clamp_offset()
+        if self._offset == old:
+            return False   # a fitted photo stays fitted (and follows the window's size)
+        self._fit = False
+        self.viewChanged.emit()
+        self.update()
+        return True
+
     def zoom_to_rect(self, rect: QRectF) -> None:
         """Zoom and pan so that ``rect`` (photo pixels) fills the view, centred (no closer than
         MAX_SCALE, no farther than the fit)."""
@@ -626,6 +707,7 @@ class PhotoCanvas(QWidget):
         p.fillRect(self.rect(), BACKGROUND)
         if self._original is None:
             self._draw_placeholder(p)
+            self._draw_focus(p)
             p.end()
             self.painted.emit()
             return
@@ -654,8 +736,25 @@ class PhotoCanvas(QWidget):
             self._draw_mark(p)
         if self._busy:
             self._draw_busy(p)
+        self._draw_focus(p)
         p.end()
         self.painted.emit()
+
+    def _draw_focus(self, p: QPainter) -> None:
+        """An outline in the palette's highlight colour round the view while it has the keyboard
+        focus (the keys for zoom, pan, the split line and marking act on it), however it came."""
+        if not self.hasFocus():
+            return
+        # in screen pixels: the photo's edge pixels under it stay as few on a HiDPI screen (on one of
+        # 2 it is a window unit wide, as the faders' ring)
+        width = FOCUS_RING_PX / self.devicePixelRatioF()
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        p.setPen(QPen(self.palette().color(QPalette.ColorRole.Highlight), width,
+                      Qt.PenStyle.SolidLine, Qt.PenCapStyle.SquareCap, Qt.PenJoinStyle.MiterJoin))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(QRectF(self.rect()).adjusted(width / 2, width / 2, -width / 2, -width / 2))
+        p.restore()
 
     def _draw_placeholder(self, p: QPainter) -> None:
         p.setPen(QColor(170, 170, 170))
@@ -750,6 +849,7 @@ class PhotoCanvas(QWidget):
         pos = event.position()
         if self._marking:
             self._mark = (self.to_photo(pos), self.to_photo(pos))
+            self._mark_drag = True
             self.update()
             event.accept()
             return
@@ -768,7 +868,7 @@ class PhotoCanvas(QWidget):
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
         if self._marking:
-            if self._mark is not None:
+            if self._mark_drag:   # a box placed by keys stays where it is
                 self._mark = (self._mark[0], self.to_photo(pos))
                 self.update()
             return
@@ -803,9 +903,10 @@ class PhotoCanvas(QWidget):
             self.update()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        if self._marking and self._mark is not None and event.button() == Qt.MouseButton.LeftButton:
+        if self._marking and self._mark_drag and event.button() == Qt.MouseButton.LeftButton:
             rect = QRectF(self._mark[0], self.to_photo(event.position())).normalized()
             self._mark = None
+            self._mark_drag = False
             self.update()
             if min(rect.width(), rect.height()) * self._scale >= MARK_MIN_DRAG_PX:   # not a stray click
                 self.faceMarked.emit(rect)
@@ -845,7 +946,27 @@ class PhotoCanvas(QWidget):
         key = event.key()
         cursor = self.mapFromGlobal(QCursor.pos())
         anchor = QPointF(cursor) if self.rect().contains(cursor) else None
-        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+        mods = event.modifiers()
+        far = bool(mods & Qt.KeyboardModifier.ShiftModifier)
+        alt = bool(mods & Qt.KeyboardModifier.AltModifier)
+        # Ctrl and Meta with an arrow are left to the window (and the platform)
+        plain = not mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.MetaModifier)
+        if key in ARROWS and plain and self._original is not None and (alt or not self._marking):
+            if not alt:
+                w, h = self.width(), self.height()
+                dx, dy = ARROWS[key]
+                step = PAN_STEP_FAR if far else PAN_STEP
+                self.pan_by(dx * step * w, dy * step * h)
+            elif self._split and ARROWS[key][1] == 0:
+                step = SPLIT_STEP_FAR if far else SPLIT_STEP
+                self.set_split_fraction(self._split_frac + ARROWS[key][0] * step)
+            else:
+                return super().keyPressEvent(event)
+        elif self._marking and self._original is not None and plain and not alt and (
+                key in ARROWS or key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight, Qt.Key.Key_Return,
+                                         Qt.Key.Key_Enter)):
+            self._mark_key(key, far)
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self.zoom_in(anchor)
         elif key == Qt.Key.Key_Minus:
             self.zoom_out(anchor)
@@ -878,10 +999,15 @@ class PhotoCanvas(QWidget):
             self._update_brush_ring(old)
         super().leaveEvent(event)
 
+    def focusInEvent(self, event) -> None:
+        self.update()   # the focus outline
+        super().focusInEvent(event)
+
     def focusOutEvent(self, event) -> None:
         # \\ released in another window or a menu would leave "Original" stuck on; within this
         # window the window sees the release wherever the focus went (a fader grabbed mid-hold)
         if event.reason() in (Qt.FocusReason.ActiveWindowFocusReason, Qt.FocusReason.PopupFocusReason) \
                 or not self.isActiveWindow():
             self.set_hold_original(False)
+        self.update()
         super().focusOutEvent(event)

@@ -643,7 +643,8 @@ class MainWindow(QMainWindow):
         if self.act_mark_face.isChecked() != on:
             self.act_mark_face.setChecked(on)
         if on:
-            self.statusBar().showMessage("Mark a missed face: draw a box around the face, from the hairline to the chin "
+            self.statusBar().showMessage("Mark a missed face: draw a box around the face, from the hairline to the chin, "
+                                         "or by keys: arrows move a box, [ and ] size it, Enter marks it "
                                          "(Esc: cancel)", 0)
         elif self.statusBar().currentMessage().startswith("Mark a missed face:"):
             self.statusBar().clearMessage()

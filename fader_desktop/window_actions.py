@@ -94,7 +94,8 @@ ACTIONS = (
     ActionSpec("act_zoom_in", "Zoom &in", "canvas.zoom_in", [SK.ZoomIn, "Ctrl+="], "Zoom in"),
     ActionSpec("act_zoom_out", "Zoom &out", "canvas.zoom_out", [SK.ZoomOut], "Zoom out"),
     ActionSpec("act_split", "&Before/after split", "canvas.set_split", "Ctrl+B",
-               "Original on the left, edit on the right; drag the line", "split", checkable=True),
+               "Original on the left, edit on the right; drag the line (or Alt+← / Alt+→ on the photo)", "split",
+               checkable=True),
     ActionSpec("act_boxes", "Show face bo&xes", "set_show_boxes", "Ctrl+Shift+B", "Outline the faces", "faces",
                checkable=True),
     ActionSpec("act_sample", "Open &sample photo", "open_sample_photo", None,
@@ -247,8 +248,11 @@ def build_toolbar(window) -> None:
         elif entry == "@undo_redo":
             # the stack's own actions carry the command text ("Undo Smiling 0.70"): fine in the menu,
             # too wide for a toolbar, so the toolbar gets short twins that follow their state
-            for text, name, src in (("Undo", "undo", window.act_undo), ("Redo", "redo", window.act_redo)):
+            for text, name, src, tip in (
+                    ("Undo", "undo", window.act_undo, "Undo the last change to the faces (Edit ▸ Undo names it)"),
+                    ("Redo", "redo", window.act_redo, "Redo the change last undone (Edit ▸ Redo names it)")):
                 twin = QAction(icon(name), text, window)
+                twin.setStatusTip(tip)
                 twin.setToolTip(f"{text} ({src.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
                 twin.setEnabled(src.isEnabled())
                 twin.triggered.connect(src.trigger)
@@ -260,6 +264,7 @@ def build_toolbar(window) -> None:
             b.setIcon(icon("original"))
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
             b.setToolTip("Press and hold to see the original photo (or hold \\)")
+            b.setStatusTip("Hold to see the original photo; holding \\ (backslash) does the same wherever the focus is")
             b.pressed.connect(lambda: window.canvas.set_hold_original(True))
             b.released.connect(lambda: window.canvas.set_hold_original(False))
             tb.addWidget(b)
@@ -271,6 +276,7 @@ def build_toolbar(window) -> None:
     if more is not None:
         more.setIcon(icon("more"))
         more.setToolTip("More tools")
+        more.setStatusTip("The tools the window is too narrow to show")
 
 
 class MessageBar(QStatusBar):
