@@ -1050,7 +1050,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
     if init_model is not None:
         attrs, labels = _init_model_labels(init_model, attrs, labels, order, pseudo, cache, paths, device, say)
     if resumed is not None:
-        attrs, labels = resumed.labels(ds, labels, cache, paths, device, say)
+        attrs, labels = resumed.labels(ds, labels, cache, paths, device, say, np.union1d(train_idx, val_idx))
     return _Data(ds, dropped, attrs, labels, pseudo, init_model, clf_weights, img_size, init_path, train_idx,
                  val_idx, paths, cache, skipped, split)
 
@@ -1412,7 +1412,11 @@ class _ResumedLabels:
                                  f"{init} labelled, and neither it nor {self.file} is there")
             self.init_model = _load_init_model(init)
 
-    def labels(self, ds, labels, cache, paths, device, say) -> tuple:
+    def labels(self, ds, labels, cache, paths, device, say, used) -> tuple:
+        """(attributes, labels) in the run's order. The file labels the images the run used
+        (`used`: those it trains and validates on); the others, skipped, get a placeholder value,
+        which nothing reads (an image skipped when the run started that is readable now is not
+        labelled: an error, as for an image added since)."""
         from core.errors import FaderError
         from .datasets import split_key
         if self.init_model is not None:
@@ -1430,24 +1434,28 @@ class _ResumedLabels:
                 cols.append(labels[:, self.data_names.index(x.name)])
                 continue
             j = names.index(x.name) if x.name in names else None
+            col = np.zeros(len(paths), np.int64)
             try:
-                cols.append(np.asarray([x.values.index(rec[split_key(ds, p)].split("\t")[j]) for p in paths]))
+                for i in used:
+                    col[i] = x.values.index(rec[split_key(ds, paths[i])].split("\t")[j])
             except (KeyError, ValueError, IndexError, TypeError):
-                raise FaderError(f"--resume: {self.file} lacks the label of {x.name} for some of the data's images; "
-                                 "resume with the run's --data") from None
+                raise FaderError(f"--resume: {self.file} lacks the label of {x.name} for some of the data's images "
+                                 f"(e.g. {split_key(ds, paths[i])}); resume with the run's --data") from None
+            cols.append(col)
         return list(self.run_attrs), np.stack(cols, 1).astype(np.int64)
 
 
 def _pseudo_labels_text(data: "_Data") -> bytes:
     """RUN_DIR/pseudo_labels.txt: the labels the --init model's classifier gave, one image a line
-    (its path inside the data, a tab, the value labels), so that --resume needs neither the model
-    nor its classifier again."""
+    (its path inside the data, a tab, the value labels) for each image the run trains or validates
+    on, so that --resume needs neither the model nor its classifier again."""
     from .datasets import split_key
     names = [x.name for x in data.pseudo]
     cols = [[x.name for x in data.attrs].index(n) for n in names]
     rows = ["\t".join(["file", *names])]
-    rows += ["\t".join([split_key(data.ds, p), *(data.attrs[j].values[data.labels[i, j]] for j in cols)])
-             for i, p in enumerate(data.paths)]
+    # the images trained or validated on: a skipped one (unreadable, no face) was given no label
+    rows += ["\t".join([split_key(data.ds, data.paths[i]), *(data.attrs[j].values[data.labels[i, j]] for j in cols)])
+             for i in np.union1d(data.train_idx, data.val_idx)]
     return ("\n".join(rows) + "\n").encode("utf-8", "surrogateescape")
 
 
@@ -1616,16 +1624,18 @@ def _note_ignored_on_resume(a, arch, cfg, say) -> None:
 
 def _run_meta(a, ck, data: _Data, run_dir: Path, continued_at: Optional[int]) -> dict:
     """The model file's metadata: what was trained on what (the checkpoint's when resuming)."""
-    from .datasets import split_description, train_files_sha1
+    from .datasets import split_description, train_files_sha1, used_description
     ds, attrs, train_idx, val_idx, paths = data.ds, data.attrs, data.train_idx, data.val_idx, data.paths
     train_names = sorted(Path(paths[i]).name for i in train_idx)
     ids_sha = train_files_sha1(paths, train_idx)
+    # the images trained and validated on: the skipped (unreadable, faceless) ones are counted in "skipped"
+    used = used_description(ds, np.union1d(train_idx, val_idx))
     meta = {
         "name": model_name(run_dir.name, [x.name for x in attrs], data.img_size),
-        "description": f"Fader Networks model trained with fader-train on {ds.description}",
+        "description": f"Fader Networks model trained with fader-train on {used}",
         "license": _licence(ds, data.init_model),
         "training": {
-            "data": ds.description, "data_kind": ds.kind, "cache_key": data.cache.key,
+            "data": used, "data_kind": ds.kind, "cache_key": data.cache.key,
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
             "validation": split_description(ds, val_idx, data.split.rule),
             # read back on --resume (_split_params) and by the evaluation, to draw the split again
@@ -1728,7 +1738,9 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
             [(x.name, x.values) for x in init_model.attributes] == [(x.name, x.values) for x in attrs]:
         classifier = init_model.classifier
         acc = classifier_accuracy(classifier.to(device), cache.images, labels, data.val_idx, attrs, device)
-        meta["classifier"] = {"source": f"--init model {data.init_path}", "val_accuracy": dict(zip([x.name for x in attrs], acc))}
+        # the attributes it labelled itself it reads right by construction: not measured
+        own = {x.name: v for x, v in zip(attrs, acc) if x.name not in {p.name for p in data.pseudo}}
+        meta["classifier"] = {"source": f"--init model {data.init_path}", "val_accuracy": own}
     else:
         if cfg.classifier_steps < 1:
             raise FaderError("--classifier-steps must be positive when no --classifier is given")
@@ -1740,8 +1752,10 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
         meta["classifier"] = {"source": "trained by this run", "steps": cfg.classifier_steps,
                               "seconds": round(time.time() - t0, 1),
                               "val_accuracy": dict(zip([x.name for x in attrs], [round(v, 4) for v in acc]))}
-    say(f"{PROG}: classifier validation accuracy " +
-        ", ".join(f"{k} {v:.3f}" for k, v in meta["classifier"]["val_accuracy"].items()))
+    said = [f"{k} {v:.3f}" for k, v in meta["classifier"]["val_accuracy"].items()]
+    if len(said) < len(attrs):   # the --init model's, on the attributes it labelled
+        said.append(f"not measured on {quoted(x.name for x in data.pseudo)}, which it labelled")
+    say(f"{PROG}: classifier validation accuracy " + ", ".join(said))
     return classifier
 
 
@@ -1868,7 +1882,7 @@ def _resume_line(argv, dist) -> str:
     it is there: the arguments this process got come last in it), else what to run it with."""
     args = resume_arguments(argv if argv is not None else sys.argv[1:])
     if dist is None:
-        return shlex.join([*shlex.split(train_program()), *args])
+        return shlex.join([*shlex.split(train_program(typed=True)), *args])
     given = [str(x) for x in (argv if argv is not None else sys.argv[1:])]
     launcher = _launcher_words()
     if launcher and len(launcher) > len(given) + 2 and (not given or launcher[-len(given):] == given):
@@ -1877,7 +1891,7 @@ def _resume_line(argv, dist) -> str:
             words = ["torchrun", *words[2:]]
         line = shlex.join([*words, *args])
     else:   # the launcher's line is not known: its options are the user's
-        line = "the same torchrun line with the arguments of " + shlex.join([*shlex.split(train_program()), *args])
+        line = "the same torchrun line with the arguments of " + shlex.join([*shlex.split(train_program(typed=True)), *args])
     return line + (" (on every machine)" if dist.world_size > dist.local_world_size else "")
 
 

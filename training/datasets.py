@@ -839,6 +839,23 @@ def recorded_split_params(training: Optional[dict]) -> Optional[SplitParams]:
     return SplitParams(recorded_split_rule(tr), seed, size)
 
 
+def used_description(ds: Dataset, used) -> str:
+    """The data as a model records it (its training.data): `ds.description` with the counts of the
+    images `used` (trained on or validated on), not of every file found: an unreadable image, one
+    without a face, or one --exclude left out is in neither. Labeled folders count each value's;
+    a CSV table its images; CelebA and packs say how many of theirs were used."""
+    used = np.asarray(used, dtype=np.int64)
+    if ds.kind == "folders":
+        x = ds.attributes[0]
+        per = np.bincount(ds.labels[used, 0], minlength=x.n) if len(used) else np.zeros(x.n, np.int64)
+        return f"labeled folders {ds.roots[0]} ({', '.join(f'{v}: {int(c)}' for v, c in zip(x.values, per))})"
+    if ds.kind == "csv":
+        return f"label table {ds.roots[0]} ({counted(len(used), 'image')})"
+    if len(used) == len(ds.items):
+        return ds.description
+    return f"{ds.description}; {counted(len(used), 'image')} used"
+
+
 def split_description(ds: Dataset, val_idx, rule: str) -> str:
     """What a split's validation images are, in words (a model's training.validation, the
     evaluation's "split")."""

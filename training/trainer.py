@@ -270,6 +270,13 @@ class Trainer:
         self.device = torch.device(device)
         self.log, self.progress = log, progress
         self.meta = dict(meta or {})
+        # A fine-tune's attributes its data does not label were labelled by the --init model's
+        # classifier (training.pseudo_labelled): their swap figures would be that classifier judging
+        # its own labels, so they are not measured (the figures leave them out; pseudo_labelled says
+        # which, for the model card and `info`), and the best state is chosen on the data's own.
+        pseudo = set((self.meta.get("training") or {}).get("pseudo_labelled") or ())
+        self.unmeasured = [x.name for x in self.attrs if x.name in pseudo]
+        self.measured = [j for j, x in enumerate(self.attrs) if x.name not in pseudo] if self.unmeasured else None
         self.stop_reason: Optional[str] = None
         self._t_fit: Optional[float] = None  # when fit() started: the time budget and its decay count from it
         self.lr = cfg.lr
@@ -789,7 +796,8 @@ class Trainer:
         images = np.ascontiguousarray(self.images[np.sort(vi)])
         labels = self.labels[np.sort(vi)]
         return evaluate(self.ae_eval, self.classifier, self.attrs, images, labels, self.device,
-                        lat_dis=self.lat_dis, n_skip=self.n_skip, autocast_dtype=self.amp_dtype)
+                        lat_dis=self.lat_dis, n_skip=self.n_skip, autocast_dtype=self.amp_dtype,
+                        measured=self.measured)
 
     def export(self, path: Path, metrics: dict) -> None:
         """Write the current auto-encoder (+ classifier) as a .fader model, atomically."""
@@ -846,6 +854,8 @@ class Trainer:
         m["eval_seconds"] = round(time.time() - t0, 1)
         self.best["psnr_max"] = max(self.best["psnr_max"], m["psnr"])
         selection = f"best mean swap accuracy with PSNR within {cfg.psnr_drop} dB of the run's best"
+        if self.unmeasured:
+            selection = selection.replace("swap accuracy", "swap accuracy of the attributes the data labels")
         metrics = {"step": self.step, "validation": m, "selection": selection}
         # What model.fader may hold: this state, the one it holds, and those --keep-evals exported (an
         # earlier state's weights are gone otherwise). A rise of the best PSNR can make the held one
@@ -894,6 +904,8 @@ class Trainer:
                 f.flush()
                 os.fsync(f.fileno())
         swaps = " ".join(f"{k}={v:.2f}" for k, v in m["swap_accuracy"].items())
+        if self.unmeasured:
+            swaps += f"; not measured: {', '.join(self.unmeasured)}, labelled by the starting model"
         return (f"step {self.step} | lambda {rec['lambda_lat_dis']:.1e} | rec {tr[0]:.4f} | "
                 f"PSNR {m['psnr']:.2f} dB | lat-dis acc {m.get('lat_dis_accuracy_mean', float('nan')):.3f} | "
                 f"swap {m['swap_mean']:.3f} ({swaps}) | on the input {m['paste_swap_mean']:.3f} | others {m['others_unchanged_mean']:.3f}"
