@@ -44,26 +44,26 @@ def test_a_folder_spelled_in_another_letter_case_is_measured_as_the_models_attri
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_table_column_in_another_letter_case_is_measured_and_a_near_one_is_named(tmp_path, capsys):
-    """A table of the columns `smiling` and `Mouth slightly open` for a model of Smiling,
-    Mouth_Slightly_Open and Male was refused as labelling none of them. `smiling` is Smiling now;
-    `Mouth slightly open`, which fader-train does not take as Mouth_Slightly_Open either (it matches
-    letter case only), is said to be left out, with the name it comes near."""
+    """A table of the columns `smiling`, `Mouth slightly open` and `Mael` for a model of Smiling,
+    Mouth_Slightly_Open and Male was refused as labelling none of them. `smiling` is Smiling now,
+    `Mouth slightly open` is Mouth_Slightly_Open (fader-train's matching: letter case, and spaces
+    for underscores), and `Mael` is said to be left out, with the name it comes near."""
     model = make_tiny_model(tmp_path / "m.fader", attrs=CELEBA_LIKE)
     names = [f"IMG_{i:02d}.png" for i in range(8)]
     noise_images(tmp_path / "data", names)
     with open(tmp_path / "data" / "labels.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["file", "smiling", "Mouth slightly open"])
-        w.writerows([n, i % 2, (i // 2) % 2] for i, n in enumerate(names))
+        w.writerow(["file", "smiling", "Mouth slightly open", "Mael"])
+        w.writerows([n, i % 2, (i // 2) % 2, (i // 4) % 2] for i, n in enumerate(names))
     rc, out, err = _evaluate(capsys, "--model", str(model), "--data", str(tmp_path / "data" / "labels.csv"),
                              "--cache-dir", str(tmp_path / "c"))
     assert rc == 0, err
     res = json.loads(out)
-    assert res["measured"] == ["Smiling"] and res["not_measured"] == ["Mouth_Slightly_Open", "Male"]
-    assert res["data_attribute_names"] == {"smiling": "Smiling"}
+    assert res["measured"] == ["Smiling", "Mouth_Slightly_Open"] and res["not_measured"] == ["Male"]
+    assert res["data_attribute_names"] == {"smiling": "Smiling", "Mouth slightly open": "Mouth_Slightly_Open"}
     assert "the data's attribute 'smiling' is the model's 'Smiling'" in err
-    assert ("python -m training.evaluation: the data's attribute 'Mouth slightly open' is none of the model's (did "
-            "you mean 'Mouth_Slightly_Open'?), so it is not measured; name it as the model does to measure it\n") in err
+    assert ("python -m training.evaluation: the data's attribute 'Mael' is none of the model's (did "
+            "you mean 'Male'?), so it is not measured; name it as the model does to measure it\n") in err
 
 
 # ----------------------------------------------------------------------------------------------

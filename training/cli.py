@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shlex
 import sys
 import time
@@ -1319,14 +1320,22 @@ def _same_split(ck, paths: list, train_idx, val_idx) -> bool:
             and tr.get("train_files_sha1") == train_files_sha1(paths, train_idx))
 
 
+def spelling_key(name: str) -> str:
+    """An attribute name as spellings of it compare: 'Mouth slightly open', 'mouth-slightly_open' and
+    'Mouth_Slightly_Open' are one name (the window shows the last as the first)."""
+    return re.sub(r"[\s_-]+", "_", name.strip()).lower()
+
+
 def _model_spelling(attrs, model_names, whose: str, say) -> list:
     """The data's attributes, each named as the model names it where the two differ only in letter
-    case (a folder `smiling` for a model's `Smiling` would otherwise become a second attribute)."""
+    case and in spaces, hyphens or underscores between words (a folder `smiling` for a model's
+    `Smiling`, a column `Mouth slightly open` for `Mouth_Slightly_Open` would otherwise become a
+    second attribute)."""
     from dataclasses import replace
-    folded = {n.lower(): n for n in model_names}
+    folded = {spelling_key(n): n for n in model_names}
     out = []
     for x in attrs:
-        own = folded.get(x.name.lower())
+        own = folded.get(spelling_key(x.name))
         if own is not None and own != x.name and own not in {y.name for y in attrs}:
             say(f"{PROG}: the data's attribute {x.name!r} is the {whose}'s {own!r}")
             x = replace(x, name=own)

@@ -449,9 +449,10 @@ def _labelled_data(data, attrs) -> tuple:
     it labels, in the model's order, each named as the model names it: all of them where it has them
     (a CSV table, CelebA), else those it has (a labeled folder defines the one named after it; a
     fine-tune's data labels only some of its model's attributes). A data attribute spelled as a
-    model's in another letter case (a folder `smiling` for `Smiling`) is taken as the model's, by
-    fader-train's own matching (training.cli._model_spelling); the dict names each so taken. The
-    notes name a data attribute left out whose name is near one of the model's ('Mouth slightly open')."""
+    model's in another letter case or with spaces for underscores (a folder `smiling` for `Smiling`,
+    a column `Mouth slightly open`) is taken as the model's, by fader-train's own matching
+    (training.cli._model_spelling); the dict names each so taken. The notes name a data attribute
+    left out whose name is near one of the model's ('Smilling')."""
     from dataclasses import replace
     from core.attributes import did_you_mean
     from .cli import _model_spelling
@@ -471,7 +472,7 @@ def _labelled_data(data, attrs) -> tuple:
                              + ", ".join(d + did_you_mean(d, names) for d in as_model)) from None
         ds = open_dataset(data, ",".join(of_model[n] for n in names if n in of_model))
         left = [n for n in names if n not in of_model]
-        # a column spelled otherwise than letter case ('Mouth slightly open'): said, not guessed
+        # a column misspelt ('Smilling'): said, not guessed
         near = {d: did_you_mean(d, left) for d in as_model if as_model[d] not in names}
         notes = [f"the data's attribute {d!r} is none of the model's{why}, so it is not measured; name it as the "
                  "model does to measure it" for d, why in near.items() if why]
