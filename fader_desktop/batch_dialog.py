@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox,
 from core.attributes import counted
 from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
 
-from .dialogs import fit_on_screen, typed_path, visual_tab_order
+from .dialogs import access_key, buddy_label, fit_on_screen, typed_path, visual_tab_order
 from .fader_panel import display_name
 from .plain_text import no_mnemonic, plain
 from .workers import JobRunner
@@ -156,21 +156,23 @@ class BatchDialog(QDialog):
         self._n_edited = 0            # of those finished, the photos edited (written)
         self._eta_base = 0.0          # the time the ETA's rate is measured from
 
+        # access keys (Alt+letter), one letter each: Photos from, Browse, saVe to, brOwse, cUrrent edit,
+        # Recipe file, broWse, Format, Quality, Already aligned, More faces, sKip, Start, Close
         form = QFormLayout()
-        self.in_edit, in_row = self._folder_row("Choose the folder of photos")
-        self.out_edit, out_row = self._folder_row("Choose the output folder")
-        form.addRow("Photos from:", in_row)
-        form.addRow("Save to:", out_row)
+        self.in_edit, in_row = self._folder_row("Choose the folder of photos", "&Browse…")
+        self.out_edit, out_row = self._folder_row("Choose the output folder", "Br&owse…")
+        form.addRow(buddy_label("&Photos from:", self.in_edit), in_row)
+        form.addRow(buddy_label("Sa&ve to:", self.out_edit), out_row)
 
         # the model's attribute names as written: an "&" in one is no shortcut's mark
-        self.current_radio = QRadioButton(no_mnemonic(f"Current edit ({describe_values(self.values)})")
-                                          if self.values else "Current edit (no slider changed)")
-        self.recipe_radio = QRadioButton("Recipe file:")
+        self.current_radio = QRadioButton("C&urrent edit " + (f"({no_mnemonic(describe_values(self.values))})"
+                                                               if self.values else "(no slider changed)"))
+        self.recipe_radio = QRadioButton("&Recipe file:")
         group = QButtonGroup(self)
         group.addButton(self.current_radio)
         group.addButton(self.recipe_radio)
         self.recipe_edit = QLineEdit()
-        browse = QPushButton("Browse…")
+        browse = QPushButton("Bro&wse…")
         browse.clicked.connect(self._browse_recipe)
         recipe_row = QHBoxLayout()
         recipe_row.addWidget(self.recipe_radio)
@@ -197,25 +199,25 @@ class BatchDialog(QDialog):
             FORMATS[i][1] is None or SAVE_FORMATS[f".{FORMATS[i][1]}"] in LOSSY_FORMATS))
         fmt_row = QHBoxLayout()
         fmt_row.addWidget(self.format_combo)
-        fmt_row.addWidget(QLabel("Quality:"))
+        fmt_row.addWidget(buddy_label("&Quality:", self.quality_spin))
         fmt_row.addWidget(self.quality_spin)
         fmt_row.addStretch(1)
-        form.addRow("Format:", fmt_row)
-        self.aligned_check = QCheckBox("Photos are already aligned face crops (CelebA style)")
-        self.more_faces_check = QCheckBox("Find more faces (every search on each photo: slower)")
+        form.addRow(buddy_label("&Format:", self.format_combo), fmt_row)
+        self.aligned_check = QCheckBox("Photos are &already aligned face crops (CelebA style)")
+        self.more_faces_check = QCheckBox("Find &more faces (every search on each photo: slower)")
         self.more_faces_check.setToolTip("Also finds people lying down beside others, small faces at the back of "
                                          "big photos and tilted faces, as View ▸ Find more faces does; several "
                                          "times slower per photo")
         # an aligned crop is not searched at all
         self.aligned_check.toggled.connect(lambda on: self.more_faces_check.setEnabled(not on))
-        self.skip_check = QCheckBox("Skip photos whose output already exists (resume)")
+        self.skip_check = QCheckBox("S&kip photos whose output already exists (resume)")
         form.addRow("", self.aligned_check)
         form.addRow("", self.more_faces_check)
         form.addRow("", self.skip_check)
 
         self.buttons = QDialogButtonBox()
-        self.start_button = self.buttons.addButton("Start", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        self.start_button = self.buttons.addButton("&Start", QDialogButtonBox.ButtonRole.AcceptRole)
+        access_key(self.buttons.addButton(QDialogButtonBox.StandardButton.Close), "&Close")
         self.start_button.clicked.connect(self.start)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -227,9 +229,9 @@ class BatchDialog(QDialog):
             self._restore_choices(settings)
 
     # -- widgets -------------------------------------------------------------------------------
-    def _folder_row(self, title: str):
+    def _folder_row(self, title: str, browse: str):
         edit = QLineEdit()
-        button = QPushButton("Browse…")
+        button = QPushButton(browse)
 
         def browse():
             d = QFileDialog.getExistingDirectory(self, title, edit.text() or str(Path.home()))
@@ -324,7 +326,7 @@ class BatchDialog(QDialog):
         # it show 66 % before any photo was edited
         self._passed_over = [it for it in items if it.status != "pending"]
         self._n_todo = len(items) - len(self._passed_over)
-        self._progress = QProgressDialog("Loading the model…", "Cancel", 0, max(1, self._n_todo), self)
+        self._progress = QProgressDialog("Loading the model…", "&Cancel", 0, max(1, self._n_todo), self)
         for label in self._progress.findChildren(QLabel):
             plain(label)   # it shows the photos' file names, which Qt took for HTML
         # short, and the window wide enough for it: the title bar adds " — Fader Desktop", and the
@@ -502,7 +504,8 @@ class BatchDialog(QDialog):
                                 "Batch export finished", head, QMessageBox.StandardButton.Close, self))
         if details:
             box.setDetailedText(details)
-        save = box.addButton("Save report…", QMessageBox.ButtonRole.ActionRole)
+        access_key(box.button(QMessageBox.StandardButton.Close), "&Close")
+        save = box.addButton("&Save report…", QMessageBox.ButtonRole.ActionRole)
         save.clicked.connect(lambda: self._save_report(report))
         self.summary_box = box
         box.open()
@@ -537,8 +540,9 @@ class BatchDialog(QDialog):
                                 QMessageBox.StandardButton.Cancel, self))
         box.setInformativeText("Replace them with the edited photos (a photo that cannot be edited leaves its file "
                                "as it is), or keep them and skip those photos?")
-        replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
-        skip = box.addButton("Skip those photos", QMessageBox.ButtonRole.AcceptRole)
+        access_key(box.button(QMessageBox.StandardButton.Cancel), "&Cancel")
+        replace = box.addButton("&Replace", QMessageBox.ButtonRole.DestructiveRole)
+        skip = box.addButton("&Skip those photos", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(skip)
 
         def answered(button) -> None:

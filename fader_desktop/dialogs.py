@@ -6,7 +6,7 @@ import json
 import platform
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
@@ -47,9 +47,10 @@ def path_text(text: str) -> str:
     return str(Path(text).expanduser()) if text else ""
 
 
-def browse_row(edit: QLineEdit, on_browse) -> QHBoxLayout:
-    """A path field with a Browse… button beside it."""
-    button = QPushButton("Browse…")
+def browse_row(edit: QLineEdit, on_browse, text: str = "&Browse…") -> QHBoxLayout:
+    """A path field with a Browse… button beside it (`text`: another access key where a dialog has
+    two such buttons, as Alt+B can press only one)."""
+    button = QPushButton(text)
     button.clicked.connect(on_browse)
     row = QHBoxLayout()
     row.addWidget(edit, 1)
@@ -92,6 +93,21 @@ def fit_on_screen(window, size: QSize | None = None, centre: bool = False) -> bo
     return shrunk
 
 
+def buddy_label(text: str, field: QWidget) -> QLabel:
+    """A form's label whose access key ("&File": Alt+F) focuses `field`. QFormLayout sets the buddy
+    itself only for a row whose field is one widget, not a row of several (a field and its Browse…)."""
+    label = QLabel(text)
+    label.setBuddy(field)
+    return label
+
+
+def access_key(button, text: str):
+    """Give a standard button (Cancel, Close) `text` with its access key: the platform's own text
+    has none on Windows and in Qt's default theme, where Alt+C pressed nothing. Returns the button."""
+    button.setText(text)
+    return button
+
+
 def visual_tab_order(box: QDialogButtonBox) -> None:
     """Tab through the box's buttons in the order they are shown: the platform's button layout
     puts Export before Cancel while Tab, following creation, went Cancel then Export. Called once
@@ -103,8 +119,10 @@ def visual_tab_order(box: QDialogButtonBox) -> None:
 
 
 def action_buttons(dialog: QDialog, text: str) -> tuple:
-    """Cancel + one accepting button named `text`, wired to the dialog; returns (box, button)."""
+    """Cancel + one accepting button named `text` (with its access key, "&Export"), wired to the
+    dialog; returns (box, button)."""
     box = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+    access_key(box.button(QDialogButtonBox.StandardButton.Cancel), "&Cancel")
     button = box.addButton(text, QDialogButtonBox.ButtonRole.AcceptRole)
     box.accepted.connect(dialog.accept)
     box.rejected.connect(dialog.reject)
@@ -139,11 +157,12 @@ class ExportDialog(QDialog):
         self._losses = losses
         form = QFormLayout()
         self.path_edit = QLineEdit(str(path))
-        form.addRow("File", browse_row(self.path_edit, self._browse))
+        # access keys (Alt+letter), one letter each in the dialog: File, Browse, fOrmat, Quality, Keep, Export, Cancel
+        form.addRow(buddy_label("&File", self.path_edit), browse_row(self.path_edit, self._browse))
         self.format_combo = QComboBox()
         for name, suffix in EXPORT_FORMATS:
             self.format_combo.addItem(name, suffix)
-        form.addRow("Format", self.format_combo)
+        form.addRow("F&ormat", self.format_combo)
         self.quality_slider = QSlider(Qt.Orientation.Horizontal)
         self.quality_slider.setRange(1, 100)
         self.quality_spin = QSpinBox()
@@ -157,8 +176,8 @@ class ExportDialog(QDialog):
         self._quality_host = QWidget()
         self._quality_host.setLayout(q)
         q.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Quality", self._quality_host)
-        self.exif_check = QCheckBox("Keep the original's metadata (EXIF, XMP, IPTC: camera, date, place, …)")
+        form.addRow(buddy_label("&Quality", self.quality_spin), self._quality_host)
+        self.exif_check = QCheckBox("&Keep the original's metadata (EXIF, XMP, IPTC: camera, date, place, …)")
         self.exif_check.setChecked(keep_exif)
         # the user's choice, for the formats that hold metadata: one that cannot shows the box
         # greyed and unticked (it showed ticked), and the choice comes back with a format that can
@@ -170,7 +189,7 @@ class ExportDialog(QDialog):
         # a suffix the app does not write (z.gif) gets the format's own added: said here, before
         # the file is written, since the name on disk is then not the one typed
         self.name_note = self._add_note(form, Qt.TextFormat.RichText)   # the name written in bold, escaped
-        buttons, self.export_button = action_buttons(self, "Export")
+        buttons, self.export_button = action_buttons(self, "&Export")
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(buttons)
@@ -279,6 +298,15 @@ class ExportDialog(QDialog):
         super().showEvent(event)
         self._fit_height()
 
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        # a larger font (the desktop's text size changed while the dialog is open) or another
+        # style needs more height: kept at the old one, the rows were cut and, the height being
+        # fixed, the user could not drag it taller. Laid out again first: the event comes before
+        # the layout has taken the new font's sizes
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            QTimer.singleShot(0, self, self._fit_height)   # not after the dialog is gone
+
     def _fit_height(self) -> None:
         """As tall as the rows need at the dialog's width, and no taller or shorter by a drag: a
         dialog keeps its size, so a note shown (or a longer one, or the dialog made narrower) had
@@ -351,7 +379,8 @@ class SweepDialog(QDialog):
         if current:
             i = next((k for k in range(self.attr_combo.count()) if self.attr_combo.itemData(k)[0] == current), 0)
             self.attr_combo.setCurrentIndex(i)
-        form.addRow("Attribute", self.attr_combo)
+        # access keys: Attribute, Values, Write, File, Browse, Export, Cancel
+        form.addRow("&Attribute", self.attr_combo)
         self.lo, self.hi = QDoubleSpinBox(), QDoubleSpinBox()
         for sb in (self.lo, self.hi):
             sb.setRange(-100.0, 100.0)
@@ -368,17 +397,17 @@ class SweepDialog(QDialog):
         row.addWidget(self.steps)
         row.addWidget(QLabel("steps"))
         row.addStretch(1)
-        form.addRow("Values", row)
-        self.labels = QCheckBox("Write the values above the images")
+        form.addRow(buddy_label("&Values", self.lo), row)
+        self.labels = QCheckBox("&Write the values above the images")
         self.labels.setChecked(True)
         form.addRow("", self.labels)
         self.path_edit = QLineEdit(str(path))
-        form.addRow("File", browse_row(self.path_edit, self._browse))
+        form.addRow(buddy_label("&File", self.path_edit), browse_row(self.path_edit, self._browse))
         note = QLabel("A PNG/JPEG strip shows the aligned face: original, reconstruction, then each value; "
                       "a GIF/MP4 plays the values back and forth.")
         note.setWordWrap(True)
         note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        buttons, self.ok = action_buttons(self, "Export")
+        buttons, self.ok = action_buttons(self, "&Export")
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(note)
@@ -722,10 +751,12 @@ class ImportReferenceDialog(QDialog):
         self.attrs = QLineEdit()
         self.attrs.setPlaceholderText("e.g. Smiling,Male — empty: read them from the checkpoint")
         self._start = start_dir
-        for label, edit, fn in (("Checkpoint (.pth)", self.src, self._browse_src), ("Save as (.fader)", self.dst, self._browse_dst)):
-            form.addRow(label, browse_row(edit, fn))
-        form.addRow("Attributes", self.attrs)
-        buttons, self.ok = action_buttons(self, "Import")
+        # access keys: cHeckpoint, Browse, Save as, bRowse (its own letter: Alt+B presses one button), Attributes, Import, Cancel
+        for label, edit, fn, browse in (("C&heckpoint (.pth)", self.src, self._browse_src, "&Browse…"),
+                                        ("&Save as (.fader)", self.dst, self._browse_dst, "B&rowse…")):
+            form.addRow(buddy_label(label, edit), browse_row(edit, fn, browse))
+        form.addRow("&Attributes", self.attrs)
+        buttons, self.ok = action_buttons(self, "&Import")
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(buttons)

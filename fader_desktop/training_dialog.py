@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QForm
 
 from core.run_files import CHECKPOINT_NAME, train_program
 
-from .dialogs import fit_on_screen, typed_path
+from .dialogs import access_key, buddy_label, fit_on_screen, typed_path
 from .plain_text import literal_tip, plain
 from .workers import JobRunner
 
@@ -299,29 +299,32 @@ class TrainingDialog(QDialog):
         self._init_open_model = False   # the running run's --init is the open model (the fine-tune box's)
 
         # -- setup --------------------------------------------------------------------------------
+        # access keys (Alt+letter), one letter each: Data, Folder, label fIle, Attributes, aliGn, siZe,
+        # afTer, classifiEr, deVice, fiNe-tune, Run folder, Browse, resUme, oPtions, Start, Cancel,
+        # Open result, cLose
         setup = self.setup = QGroupBox()
         form = QFormLayout(setup)
         self.data_edit = QLineEdit()
         self.data_edit.setPlaceholderText("a labeled folder, a CSV label table or CelebA's list_attr_celeba.txt")
-        b_folder, b_file = QPushButton("Folder…"), QPushButton("Label file…")
+        b_folder, b_file = QPushButton("&Folder…"), QPushButton("Label f&ile…")
         b_folder.clicked.connect(self._browse_folder)
         b_file.clicked.connect(self._browse_file)
         row = QHBoxLayout()
         row.addWidget(self.data_edit, 1)
         row.addWidget(b_folder)
         row.addWidget(b_file)
-        form.addRow("Data", row)
+        form.addRow(buddy_label("&Data", self.data_edit), row)
         self.attr_edit = QLineEdit()
         self.attr_edit.setPlaceholderText("e.g. Smiling,Male — empty: every attribute in the data")
         # its row's second half (a row of its own made the form a row taller, and the dialog a
         # scroll at its own size); the name the trainer's --align advice quotes
-        self.align_check = QCheckBox("Detect and align faces")
+        self.align_check = QCheckBox("Detect and ali&gn faces")
         self.align_check.setToolTip("For ordinary photos, not aligned face crops: finds and aligns each face "
                                     "(images without a face are skipped)")
         row = QHBoxLayout()
         row.addWidget(self.attr_edit, 1)
         row.addWidget(self.align_check)
-        form.addRow("Attributes", row)
+        form.addRow(buddy_label("&Attributes", self.attr_edit), row)
         self.size_combo = QComboBox()
         for s in (32, 64, 128, 256):
             self.size_combo.addItem(f"{s} px", s)
@@ -339,12 +342,12 @@ class TrainingDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.size_combo)
         row.addSpacing(16)
-        row.addWidget(QLabel("stop after"))
+        row.addWidget(buddy_label("stop af&ter", self.minutes_spin))
         row.addWidget(self.minutes_spin)
         row.addWidget(QLabel("or"))
         row.addWidget(self.steps_spin)
         row.addStretch(1)
-        form.addRow("Size", row)
+        form.addRow(buddy_label("Si&ze", self.size_combo), row)
         # the evaluation classifier, a stage of its own before the training steps: at the trainer's
         # 2,000 steps it took 10 minutes of a "40 steps" run, and nothing in the form said so
         from training.cli import build_parser
@@ -363,7 +366,7 @@ class TrainingDialog(QDialog):
         row.addWidget(self.classifier_spin)
         row.addSpacing(8)
         row.addWidget(self.classifier_note, 1)
-        form.addRow("Classifier", row)
+        form.addRow(buddy_label("Classifi&er", self.classifier_spin), row)
         self.device_combo = QComboBox()
         for d in ("auto", "cpu", "cuda"):
             self.device_combo.addItem(d, d)
@@ -376,7 +379,7 @@ class TrainingDialog(QDialog):
             "every batch. CUDA: one GPU each. CPU: the cores are shared out; on a small CPU two processes with "
             "one thread each can be faster than one with two threads (docs/training.md)")
         # short: its former "… instead of starting from scratch" made the form 640 px wide at the least
-        self.finetune_check = QCheckBox("Fine-tune the open model")
+        self.finetune_check = QCheckBox("Fi&ne-tune the open model")
         self.finetune_check.setToolTip("Start from the model open in the editor instead of from scratch")
         self.finetune_check.setEnabled(bool(current_model))
         self._size_tip = self.size_combo.toolTip()
@@ -393,24 +396,24 @@ class TrainingDialog(QDialog):
         row.addSpacing(16)
         row.addWidget(self.finetune_check)
         row.addStretch(1)
-        form.addRow("Device", row)
+        form.addRow(buddy_label("De&vice", self.device_combo), row)
         self._default_out = default_run_folder()
         self.out_edit = QLineEdit(self._default_out)
-        b_out = QPushButton("Browse…")
+        b_out = QPushButton("&Browse…")
         b_out.clicked.connect(self._browse_out)
-        self.resume_check = QCheckBox("Resume")
+        self.resume_check = QCheckBox("Res&ume")
         self.resume_check.setToolTip(RESUME_TIP)
         self.resume_check.toggled.connect(self._resume_toggled)
         row = QHBoxLayout()
         row.addWidget(self.out_edit, 1)
         row.addWidget(b_out)
         row.addWidget(self.resume_check)
-        form.addRow("Run folder", row)
+        form.addRow(buddy_label("&Run folder", self.out_edit), row)
         self.extra_edit = QLineEdit()
         # the packaged app has no fader-train: its trainer is `FaderDesktop train`
         self.extra_edit.setPlaceholderText("more training options, e.g. --batch-size 16 --val-size 200 "
                                            f"({train_program()} --help lists them)")
-        form.addRow("Options", self.extra_edit)
+        form.addRow("O&ptions", self.extra_edit)
         self.out_edit.textChanged.connect(self._update_buttons)
         self.out_edit.textChanged.connect(self._folder_changed)
         self.data_edit.textChanged.connect(self._update_buttons)
@@ -446,16 +449,16 @@ class TrainingDialog(QDialog):
         live.setColumnStretch(0, 1)
         live.setColumnStretch(1, 1)
 
-        self.start_button = QPushButton("Start training")
+        self.start_button = QPushButton("&Start training")
         self.start_button.setDefault(True)
         self.start_button.clicked.connect(self.start)
-        self.stop_button = QPushButton("Cancel training")
+        self.stop_button = QPushButton("&Cancel training")
         self.stop_button.setToolTip(STOP_TIP)
         self.stop_button.clicked.connect(self.stop)
-        self.open_button = QPushButton("Open result")
+        self.open_button = QPushButton("&Open result")
         self.open_button.setToolTip(OPEN_TIP)
         self.open_button.clicked.connect(self._open_result)
-        close = QPushButton("Close")
+        close = QPushButton("C&lose")
         close.clicked.connect(self.close)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
@@ -850,7 +853,8 @@ class TrainingDialog(QDialog):
             box = plain(QMessageBox(QMessageBox.Icon.Question, "Run folder in use",
                                     f"{out} already holds a training run. Resume it, or choose another folder?",
                                     QMessageBox.StandardButton.Cancel, self))
-            resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
+            access_key(box.button(QMessageBox.StandardButton.Cancel), "&Cancel")
+            resume = box.addButton("&Resume", QMessageBox.ButtonRole.AcceptRole)
             box.exec()
             if box.clickedButton() is not resume:
                 return
@@ -1269,7 +1273,8 @@ class TrainingDialog(QDialog):
                 "training steps begin, so Start training would begin the run again.")
         box = QMessageBox(QMessageBox.Icon.Question, "Training is running", text,
                           QMessageBox.StandardButton.Cancel, self)
-        stop = box.addButton("Stop training", QMessageBox.ButtonRole.DestructiveRole)
+        access_key(box.button(QMessageBox.StandardButton.Cancel), "&Cancel")
+        stop = box.addButton("&Stop training", QMessageBox.ButtonRole.DestructiveRole)
 
         def answered(button) -> None:
             if button is not stop:

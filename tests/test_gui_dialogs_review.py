@@ -64,7 +64,7 @@ def test_escape_while_training_asks_and_closes_once_the_run_has_stopped(qtbot, t
         qtbot.keyClick(d, Qt.Key.Key_Escape)
         assert d.isVisible() and d.is_running(), "Escape hid a running training"
         assert d.stop_box is not None and d.stop_box.isVisible()
-        next(b for b in d.stop_box.buttons() if b.text() == "Stop training").click()
+        next(b for b in d.stop_box.buttons() if b.text().replace("&", "") == "Stop training").click()
         qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
         qtbot.waitUntil(lambda: not d.isVisible(), timeout=TIMEOUT)
         assert d.phase_label.text().startswith("Stopped"), d.phase_label.text()
