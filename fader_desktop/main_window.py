@@ -43,7 +43,7 @@ from .fader_panel import FaderPanel, display_name
 from .plain_text import literal_tip, no_mnemonic, plain
 from .settings import DEVICES, Settings
 from .window_actions import build_window_chrome, icon, make_room_for_message
-from .workers import EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered
+from .workers import EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered, log_told
 
 log = logging.getLogger("fader_desktop")
 
@@ -108,6 +108,41 @@ class ValuesCommand(QUndoCommand):
         s = self.window.session
         if len(self.faces) == 1 and s.selected not in (self.faces[0], ALL_FACES):
             s.select(self.faces[0])
+
+
+class FaceCommand(QUndoCommand):
+    """View ▸ Not a face as an undo step: undo puts the face back with its edit (its faders, its
+    corrected readings, its brush mask), redo takes it off again. The photo's faces change, so each
+    runs as a job (MainWindow._run_face_step); the step is pushed once the face is off.
+
+    `before` and `after` are the session's snapshots with and without the face: every step before
+    this one in the history is on `before`'s faces, every step after it on `after`'s."""
+
+    def __init__(self, window: "MainWindow", index: int, before, after, boxes_before, boxes_after):
+        # "Not a face (face 2)": step_text would say "Not a face 2", as for "Reset face 2"
+        super().__init__(f"Not a face (face {index + 1})" if len(before.faces) > 1 else "Not a face")
+        self.window, self.index, self.before, self.after = window, index, before, after
+        self.boxes_before, self.boxes_after = list(boxes_before), list(boxes_after)
+        self.box = self.boxes_before[index]
+        # the faces left, each by its index before: how a step made before this one finds them
+        self.kept = [j for j in range(len(before.faces)) if j != index]
+        # an unedited face's going changes no pixel (has_unsaved_edits)
+        self.edited = snapshot_edited(window._attrs, before, index)
+        self._pushed = False
+
+    def id(self) -> int:
+        return 2
+
+    def redo(self) -> None:
+        if not self._pushed:   # push() runs redo(): the face is off already
+            self._pushed = True
+            return
+        if not self.window.replaying_history:
+            self.window._run_face_step(self, undo=False)
+
+    def undo(self) -> None:
+        if not self.window.replaying_history:
+            self.window._run_face_step(self, undo=True)
 
 
 def step_text(label: str, faces, n_faces: int) -> str:
@@ -247,6 +282,9 @@ class MainWindow(QMainWindow):
         self._last_attr: Optional[str] = None
         self.last_render_ms: Optional[float] = None
         self._clean_modified = False   # whether the photo was edited at the undo stack's clean state
+        self._face_step = None   # the Not a face step being undone or redone (a job)
+        # the photo on show was not encoded with the model loaded: photos dropped with it replace it
+        self._stale_photo = False
 
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(icon("app"))
@@ -319,8 +357,13 @@ class MainWindow(QMainWindow):
         opened or was last exported, and the pixels may differ from then. Where the photo is not
         edited now and was not then (a reading corrected with no fader moved, which changes no
         pixel), both are the photo's own pixels: closing asked "Discard edits?" all the same."""
-        if self.undo_stack.isClean():
+        stack = self.undo_stack
+        if stack.isClean():
             return False
+        clean, index = stack.cleanIndex(), stack.index()
+        if clean >= 0 and all(isinstance(c, FaceCommand) and not c.edited
+                              for c in map(stack.command, range(min(clean, index), max(clean, index)))):
+            return False   # only unedited faces taken off (or put back) since: the same pixels
         # cleanIndex -1: the state last exported is no longer in the history, its pixels unknown
         return self.session.is_modified() or self._clean_modified or self.undo_stack.cleanIndex() < 0
 
@@ -332,7 +375,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     def show_error(self, title: str, message: str) -> None:
         """Tell the user something failed: a modal message box naming the problem (also logged)."""
-        log.warning("%s: %s", title, message)
+        # one line for one failure: inside a failed job's on_error the log file's line names the job too
+        log_told(log, logging.WARNING, "%s: %s", title, message)
         # plain: a message quotes paths, model names and attribute names, which Qt took for HTML
         box = plain(QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self))
         box.exec()
@@ -602,6 +646,7 @@ class MainWindow(QMainWindow):
             on_error(message)
             if after_message is not None:
                 after_message()
+            self._reopen_stale()   # none of the photos dropped with a model opened (else: one is opening)
         view = self.canvas.preview_scale_for()   # a new photo is fitted to the view
         self.jobs.submit(lambda: backend.open_photo(path, status, view), on_done=opened,
                          on_error=failed, busy_text=f"Opening {path.name}…")
@@ -666,20 +711,68 @@ class MainWindow(QMainWindow):
         print, a pair of hands), the others and their edits kept (EditorBackend.remove_face)."""
         if not self.act_not_face.isEnabled():   # _refresh_actions: the one place that says when
             return
+        # no question first, even for an edited face: Edit ▸ Undo puts it back with its edit
         photo, index = self._photo, self.session.selected
-        if self.session.is_modified(index) and not self.ask_confirm(
-                "Not a face", f"Face {index + 1} is edited. Take it off the photo's faces with its edit? This "
-                "cannot be undone (View ▸ Mark a missed face adds it back, unedited); the other faces keep "
-                "their edits and their undo steps.", "Remove face"):
-            return
         backend, status, serial = self.backend, self.jobs.set_busy_text, self._serial
 
         def done(result) -> None:
-            self._on_photo_loaded(result[0])
-            self.statusBar().showMessage(f"Face {index + 1} taken off the faces of {photo.path.name} (View ▸ Mark a "
-                                         "missed face adds it back, unedited)", 10000)
+            info = result[0]
+            # taken now: an edit made while the job ran is on the faces it leaves (Reset face, Paste edit)
+            before, boxes = self.session.snapshot(), [f.box for f in self._photo.faces]
+            self._on_photo_loaded(info, face_step=True)
+            step = FaceCommand(self, index, before, self.session.snapshot(), boxes, [f.box for f in info.faces])
+            self.undo_stack.push(step)
+            self._show_modified()
+            self.statusBar().showMessage(f"Face {index + 1} taken off the faces of {photo.path.name} "
+                                         "(Edit ▸ Undo puts it back)", 10000)
         self.jobs.submit(lambda: backend.remove_face(serial, index, status), on_done=done,
                          on_error=self._failure("Cannot remove the face"), busy_text=f"Removing face {index + 1}…")
+
+    def _run_face_step(self, step: FaceCommand, undo: bool) -> None:
+        """Undo (the face put back, with its edit) or redo (taken off again) a Not a face step, as a
+        job; the history has moved already. Until it is done, undo and redo wait (the steps beside
+        it are on the other faces); where it fails, the history goes back to where the photo is."""
+        backend, status, serial = self.backend, self.jobs.set_busy_text, self._serial
+        name = self._photo.path.name
+        self._face_step = step
+        self._refresh_undo()
+
+        def done(result) -> None:
+            self._face_step = None
+            self._on_photo_loaded(result[0], face_step=True, put=(step.before, step.boxes_before) if undo
+                                  else (step.after, step.boxes_after))
+            if undo:
+                self.session.select(step.index)   # the face back, its faders on show
+            if self.undo_stack.isClean():   # cleanChanged came before the faces changed
+                self._clean_modified = self.session.is_modified()
+            self._refresh_undo()
+            self._show_modified()
+            self.statusBar().showMessage(f"Face {step.index + 1} " + ("put back on the faces of" if undo else
+                                                                       "taken off the faces of") + f" {name}", 6000)
+
+        def failed(message: str) -> None:
+            self._face_step = None
+            self.replaying_history = True
+            try:
+                (self.undo_stack.redo if undo else self.undo_stack.undo)()
+            finally:
+                self.replaying_history = False
+            self._refresh_undo()
+            self._refresh_actions()
+            self._show_modified()
+            self._error("Cannot undo Not a face" if undo else "Cannot redo Not a face", message)
+        if undo:
+            fn = lambda: backend.put_face_back(serial, step.box, status)  # noqa: E731
+        else:
+            fn = lambda: backend.remove_face(serial, step.index, status, step.box)  # noqa: E731
+        self.jobs.submit(fn, on_done=done, on_error=failed,
+                         busy_text=f"{'Putting back' if undo else 'Removing'} face {step.index + 1}…")
+
+    def _refresh_undo(self) -> None:
+        """Undo and Redo as the stack has them, but off while a Not a face step runs."""
+        running = self._face_step is not None
+        self.act_undo.setEnabled(not running and self.undo_stack.canUndo())
+        self.act_redo.setEnabled(not running and self.undo_stack.canRedo())
 
     def _on_more_faces(self, photo, info, seconds: float) -> None:
         """The photo opened again with more faces (Find more faces, Mark a missed face): shown, and the
@@ -868,10 +961,12 @@ class MainWindow(QMainWindow):
         if path:
             self.load_model(path)
 
-    def load_model(self, path, fallback=None, ask: bool = True, then=None) -> None:
+    def load_model(self, path, fallback=None, ask: bool = True, then=None, replacing: bool = False) -> None:
         """Load a .fader model (a job); an open photo is re-encoded with it. Where it fails, the
         fallback (the default model, at start) is loaded instead. `ask=False`: the user has
-        answered for the edits already. `then()`: once it has loaded and is shown."""
+        answered for the edits already. `then()`: once it has loaded and is shown. `replacing`:
+        photos opened next replace the open one, which is not re-encoded (seconds thrown away on a
+        large photo) unless none of them opens (_reopen_stale)."""
         if ask and self._model is not None and not self._confirm_model_switch(Path(path)):
             return
         path, device, backend, status = Path(path), self.device, self.backend, self.jobs.set_busy_text
@@ -896,11 +991,27 @@ class MainWindow(QMainWindow):
 
         def loaded(info: ModelInfo) -> None:
             self._models_loading.remove(path.name)
+            # the photo on show has no document with this model until the next photo replaces it
+            self._stale_photo = replacing and self._photo is not None
             self._on_model_loaded(info)
             if then is not None:
                 then()
-        self.jobs.submit(lambda: backend.load_model(path, device, status, check, view, keep),
+        reopen = not replacing
+        self.jobs.submit(lambda: backend.load_model(path, device, status, check, view, keep, reopen),
                          on_done=loaded, on_error=failed, busy_text=f"Loading model {path.name}…")
+
+    def _reopen_stale(self) -> None:
+        """The photos dropped with a model did not open: the photo still on show is encoded with
+        that model after all (load_model's `replacing`), its edit carried over as a model switch
+        carries it."""
+        if not self._stale_photo or self._photo is None or self._opening is not None:
+            return
+        self._stale_photo = False
+        backend, status = self.backend, self.jobs.set_busy_text
+        view, keep = self.canvas.preview_scale_for(keep_view=True), self._edit_to_keep()
+        self.jobs.submit(lambda: backend.reopen_photo(status, view, keep), on_done=self._on_photo_loaded,
+                         on_error=self._failure("Cannot load model"),
+                         busy_text=f"Finding faces in {self._photo.path.name}…")
 
     def import_reference_dialog(self) -> None:
         dlg = ImportReferenceDialog(self._remembered(self.settings.last_dir), self)
@@ -1022,15 +1133,35 @@ class MainWindow(QMainWindow):
         off goes, and the state last exported stays the clean one where its pixels are still what
         the photo would show (no face taken off was edited then, no face found since is edited in it)."""
         stack = self.undo_stack
-        steps = [(c.before, c.after, c.label) for c in map(stack.command, range(stack.count()))]
+        cmds = list(map(stack.command, range(stack.count())))
         index, clean = stack.index(), stack.cleanIndex()
+        # Not a face steps (FaceCommand) become final, as the search numbers the faces anew. One
+        # undone ends the history kept: its redo and the steps after it were made without its face
+        cut = next((k for k in range(index, len(cmds)) if isinstance(cmds[k], FaceCommand)), len(cmds))
+        cmds, clean = cmds[:cut], clean if clean <= cut else -1
+        # for each point of the history, the index each face of `was` had there (None: the same;
+        # before a Not a face step there was one face more)
+        at, m = [None] * (len(cmds) + 1), None
+        for p in range(len(cmds), -1, -1):
+            at[p] = m
+            if p and isinstance(cmds[p - 1], FaceCommand):
+                m = list(cmds[p - 1].kept) if m is None else [cmds[p - 1].kept[j] for j in m]
+
+        def on_was(snap, p):   # a snapshot of point p on `was`'s faces (a face taken off since goes)
+            return snap if at[p] is None else carry_over(snap, was, at[p], False)
+        steps = [(k, on_was(c.before, k), on_was(c.after, k), c.label) for k, c in enumerate(cmds)
+                 if not isinstance(c, FaceCommand)]
+        # where the history was last exported, and whether a face taken off since was edited then
+        raw = was if not cmds else cmds[0].before if clean <= 0 else cmds[clean - 1].after
+        gone_edited = clean >= 0 and at[clean] is not None and any(
+            snapshot_edited(list(self._attrs), raw, j) for j in range(len(raw.faces)) if j not in at[clean])
         kept = {j for j in carried if j is not None}   # the old faces still there
         attrs = list(self._attrs)
         kept_index = kept_clean = 0
         self.replaying_history = True
         try:
             stack.clear()
-            for k, (before, after, label) in enumerate(steps):
+            for k, before, after, label in steps:
                 before, after = carry_over(before, now, carried, share), carry_over(after, now, carried, share)
                 if before == after:
                     continue
@@ -1041,8 +1172,8 @@ class MainWindow(QMainWindow):
                 kept_index += k < index
                 kept_clean += k < clean
             same_pixels = then = False
-            if clean >= 0:
-                state = was if not steps else steps[0][0] if clean == 0 else steps[clean - 1][1]
+            if clean >= 0 and not gone_edited:
+                state = on_was(raw, clean)
                 then = carry_over(state, now, carried, share)
                 same_pixels = not (
                     any(snapshot_edited(attrs, state, j) for j in range(len(state.faces)) if j not in kept)
@@ -1057,8 +1188,12 @@ class MainWindow(QMainWindow):
             self.replaying_history = False
         self._clean_modified = same_pixels and any(snapshot_edited(attrs, then, i) for i in range(len(carried)))
 
-    def _on_photo_loaded(self, info: PhotoInfo) -> None:
+    def _on_photo_loaded(self, info: PhotoInfo, face_step: bool = False, put=None) -> None:
+        """`face_step`: opened again for a Not a face step (done, undone or redone), whose history
+        stays as it is (the step is on it); `put`: (snapshot, the boxes of its faces) to show, the
+        state the step undid or redid to."""
         old = self.session
+        self._stale_photo = False
         same_faces = (info.reencoded and self._photo is not None and len(info.faces) == old.n_faces
                       and {a.name for a in old.attributes} == {a.name for a in self._attrs})
         self._photo = info
@@ -1076,12 +1211,19 @@ class MainWindow(QMainWindow):
             new = [i for i, j in enumerate(carried) if j is None]
             # an All-faces edit is every face's: a face found since takes what the others share
             share = old.selected == ALL_FACES and bool(new) and old.n_faces > 0
-            session.restore(carry_over(was, now, carried, share))
+            if put is not None:   # a Not a face step undone or redone: the state it went to, exactly
+                snap, boxes = put
+                on = [boxes.index(f.box) if f.box in boxes else None for f in info.faces]
+                session.restore(carry_over(snap, now, on, False))
+                new = []
+            else:
+                session.restore(carry_over(was, now, carried, share))
             from core.photo_edit import main_face   # here: importing it loads torch
             session.selected = (ALL_FACES if old.selected == ALL_FACES and old.n_faces else new[0] if new
                                 else carried.index(old.selected) if old.selected in carried
                                 else main_face(info.faces))
-            self._carry_history(was, now, carried, share)
+            if not face_step:
+                self._carry_history(was, now, carried, share)
         elif same_faces:
             # the same faces with another model or device: the edit and its history carry over
             session.restore(old.snapshot())
@@ -1162,7 +1304,7 @@ class MainWindow(QMainWindow):
         self.canvas.release_held()   # the last model's edit must not stand in for this one's
         # a failing preview would fail again on every slider move: one dialog per photo
         if getattr(self, "_render_error_serial", None) == self._serial:
-            log.warning("preview failed again: %s", message)
+            log_told(log, logging.WARNING, "preview failed again: %s", message)
             return
         self._render_error_serial = self._serial
         self._error("Preview failed", message)
@@ -1827,16 +1969,18 @@ class MainWindow(QMainWindow):
         self.act_export.setEnabled(has_photo and not self._busy)
         self.act_recipe.setEnabled(has_faces and not self._busy)
         self.act_sweep.setEnabled(has_faces and not self._busy)
-        self.act_reset_face.setEnabled(has_faces)
+        # while a Not a face step is undone or redone, the faces change under an edit made then
+        editable = has_faces and self._face_step is None
+        self.act_reset_face.setEnabled(editable)
         self.act_copy_edit.setEnabled(has_faces)
         self.act_copy_image.setEnabled(has_photo and not self._busy)
-        self.act_paste_edit.setEnabled(has_faces)
-        self.act_reset_all.setEnabled(has_faces)
+        self.act_paste_edit.setEnabled(editable)
+        self.act_reset_all.setEnabled(editable)
         self.act_brush.setEnabled(has_faces)
         self.act_clear_brush.setEnabled(has_faces and any(m is not None for m in self.session.masks))
         # nothing to erase without an edit: it entered the brush, painted the photo red and made an
         # undo step for nothing
-        self.act_erase_everywhere.setEnabled(has_faces and self._targets_edited())
+        self.act_erase_everywhere.setEnabled(editable and self._targets_edited())
         if self.act_brush.isChecked() and not has_faces:
             self.set_brush(False)
         self.act_card.setEnabled(self._model is not None)
@@ -1906,7 +2050,8 @@ class MainWindow(QMainWindow):
             first = self._first_readable(photos)   # as open_photos: of several, each is tried
             if not self._confirm_discard(first, then=lambda: self._open_dropped(model, photos, recipe)):
                 return
-            self.load_model(model, ask=False)
+            # the photo they replace is not encoded with the model first: seconds for nothing
+            self.load_model(model, ask=False, replacing=True)
             self.open_photos(photos, recipe, ask=False)
         elif model is not None:
             # a recipe is for the model dropped with it: applied once that has loaded (it was applied

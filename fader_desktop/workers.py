@@ -136,6 +136,43 @@ def error_message(e: BaseException) -> str:
 # the job API
 # ------------------------------------------------------------------------------------------------
 
+def _job_name(job) -> str:
+    return job.busy_text or getattr(job.fn, "__name__", "job")
+
+
+@dataclass(eq=False)
+class _Told:
+    """A failed job's message being handed to its on_error (GUI thread)."""
+
+    where: str             # "fader-inference: Opening notes.jpg…": the worker thread and the job
+    logged: bool = False   # log_told wrote its line
+
+
+# the failures being told now, innermost last (a message box's event loop can deliver another)
+_telling: list = []
+
+
+def _log_as(failure: "_Told", logger: logging.Logger, level: int, msg: str, *args) -> None:
+    if not logger.isEnabledFor(level):
+        return
+    record = logger.makeRecord(logger.name, level, "(told)", 0, msg, args, None)
+    # the log file's line names the thread the job failed on and the job, in its [thread] field;
+    # stderr's line (message only) stays as it was
+    record.threadName = failure.where
+    logger.handle(record)
+    failure.logged = True
+
+
+def log_told(logger: logging.Logger, level: int, msg: str, *args) -> None:
+    """Log what the user is told of a failure (the window's show_error): inside a failed job's
+    on_error this is that failure's one line, which names the job in the log file (the worker
+    wrote "X failed: …" besides, two lines for one failure); elsewhere a plain log call."""
+    if _telling and not _telling[-1].logged:
+        _log_as(_telling[-1], logger, level, msg, *args)
+    else:
+        logger.log(level, msg, *args)
+
+
 class JobCancelled(Exception):
     """Raised inside a job by JobRunner.check_cancelled() once the job has been cancelled (the window
     closed): the job stops there, and nothing of it is reported."""
@@ -398,11 +435,11 @@ class JobRunner(QObject):
                 if job.cancelled:
                     log.info("cancelled job ended with: %s", e)
                 elif isinstance(e, FaderError):
-                    # a failure with somebody to tell is theirs to say (the window's show_error logs
-                    # it as a warning): on stderr each was said twice; the log file keeps this line
-                    told = job.on_error is not None or self.default_error is not None
-                    (log.info if told else log.warning)(
-                        "%s failed: %s", job.busy_text or getattr(job.fn, "__name__", "job"), e)
+                    # a failure with somebody to tell is logged once it is told (_on_finished): the
+                    # window's show_error logged it as a warning after this line had, two lines
+                    # for one failure in the log file (and on stderr before that)
+                    if job.on_error is None and self.default_error is None:
+                        log.warning("%s failed: %s", _job_name(job), e)
                 else:
                     log.error("job failed unexpectedly:\n%s", traceback.format_exc())
             with self._cond:
@@ -441,12 +478,22 @@ class JobRunner(QObject):
                 # no longer busy before the error is said: its box is modal, and "Looking for the
                 # face…" with its progress bar stayed on show behind "Cannot mark a face"
                 self._release(job)
-                if job.on_error is not None:
-                    job.on_error(message)
-                else:
-                    self.jobFailed.emit(message)
-                    if self.default_error is not None:
-                        self.default_error(message)
+                told = job.on_error is not None or self.default_error is not None
+                failure = _Told(f"{self.name}: {_job_name(job)}")
+                _telling.append(failure)
+                try:
+                    if job.on_error is not None:
+                        job.on_error(message)
+                    else:
+                        self.jobFailed.emit(message)
+                        if self.default_error is not None:
+                            self.default_error(message)
+                finally:
+                    _telling.remove(failure)
+                from core.errors import FaderError
+                if told and not failure.logged and isinstance(error, FaderError) and not job.cancelled:
+                    # told without a word in the log (a dialog's own message, a status-bar note)
+                    _log_as(failure, log, logging.INFO, "%s failed: %s", _job_name(job), message)
         finally:
             self._release(job)
             with self._cond:
@@ -603,6 +650,15 @@ class _RememberingDetector:
         self._faces = [f for f in faces if tuple(map(float, f.box)) != tuple(box)]
         self.removed += [f for f in faces if tuple(map(float, f.box)) == tuple(box)]
 
+    def put_back(self, rgb: np.ndarray, box: tuple) -> bool:
+        """The face of `rgb` taken off at `box` (remove) remembered again (an undone Not a face);
+        False where it is not one taken off."""
+        face = next((f for f in self.removed if tuple(map(float, f.box)) == tuple(map(float, box))), None)
+        if face is None or self._image is not rgb:
+            return False
+        self.add(rgb, face)
+        return True
+
     def search_scale(self, h: int, w: int) -> float:
         from core.faces import shared_detector
         return shared_detector().search_scale(h, w)
@@ -655,9 +711,11 @@ class EditorBackend:
 
     def load_model(self, path: Path, device: str, status: Callable[[str], None] = lambda text: None,
                    check: Callable[[], None] = lambda: None, view: Optional[Callable] = None,
-                   keep=None) -> ModelInfo:
+                   keep=None, reopen: bool = True) -> ModelInfo:
         """Load a model (only replacing the running one once the new one works); an open photo is
-        detected and encoded again with it (`view`: as for open_photo). `keep`: the open photo's
+        detected and encoded again with it (`view`: as for open_photo), but for `reopen=False`
+        (photos dropped with the model replace it next: its encoding, seconds for a large photo,
+        would be thrown away; reopen_photo does it where they fail to open). `keep`: the open photo's
         edit (the window's Snapshot, None when unedited), which the window carries over to a model
         with the same attribute names where the faces are the same: the photo's first render is
         made at it then (PhotoInfo.first_values). `check()` is called between the steps
@@ -680,11 +738,13 @@ class EditorBackend:
         self.engine, self.model_path, self.device = engine, path, device
         info = ModelInfo(path, model.name, list(model.attributes), model_file.model_summary(model),
                          str(engine.device), notice)
-        if self.image is not None:
+        if self.image is not None and not reopen:
+            # the old document belongs to the old model: never keep rendering it
+            self.doc = None
+            self.serial += 1
+        elif self.image is not None:
             try:
-                info.photo = self._open_array(self.image, self.path, reencoded=True, status=status,
-                                              colour_space=self.colour_space, source=self.source, stamp=self.stamp,
-                                              view=view, keep=keep)
+                info.photo = self.reopen_photo(status, view, keep)
             except Exception as e:
                 # the old document belongs to the old model: never keep rendering it
                 log.warning("re-encoding %s with %s failed: %s", self.path, path, e)
@@ -692,6 +752,14 @@ class EditorBackend:
                 self.serial += 1
                 info.photo_error = error_message(e)
         return info
+
+    def reopen_photo(self, status: Callable[[str], None] = lambda text: None, view: Optional[Callable] = None,
+                     keep=None) -> PhotoInfo:
+        """The open photo detected and encoded again with the model loaded (`view`, `keep`: as for
+        load_model)."""
+        return self._open_array(self.image, self.path, reencoded=True, status=status,
+                                colour_space=self.colour_space, source=self.source, stamp=self.stamp,
+                                view=view, keep=keep)
 
     def set_device(self, device: str, status: Callable[[str], None] = lambda text: None,
                    check: Callable[[], None] = lambda: None, view: Optional[Callable] = None,
@@ -754,16 +822,28 @@ class EditorBackend:
         self._detector.add(self.image, face)
         return self._with_more_faces(doc, status), time.perf_counter() - t0
 
-    def remove_face(self, serial: int, index: int, status: Callable[[str], None] = lambda text: None) -> tuple:
+    def remove_face(self, serial: int, index: int, status: Callable[[str], None] = lambda text: None,
+                    box: Optional[tuple] = None) -> tuple:
         """The open photo without its face `index`, which the user says is no face (a print, a pair
         of hands; View ▸ Not a face): (PhotoInfo, seconds) as find_more_faces gives, the other
-        faces and their edits as they were."""
+        faces and their edits as they were. `box`: the face's box, where it must be that face (a redo)."""
         from core.errors import FaderError
         t0 = time.perf_counter()
         doc = self._current(serial, "face removal", self.path)
-        if doc.aligned or not 0 <= index < len(doc.faces):
+        if (doc.aligned or not 0 <= index < len(doc.faces)
+                or box is not None and tuple(map(float, doc.faces[index].box)) != tuple(map(float, box))):
             raise FaderError("There is no such face to remove.")
         self._detector.remove(self.image, doc.faces[index].box)
+        return self._with_more_faces(doc, status), time.perf_counter() - t0
+
+    def put_face_back(self, serial: int, box: tuple, status: Callable[[str], None] = lambda text: None) -> tuple:
+        """The face at `box` that remove_face took off, back on the open photo (Not a face undone):
+        (PhotoInfo, seconds) as remove_face gives; the window puts its edit back."""
+        from core.errors import FaderError
+        t0 = time.perf_counter()
+        doc = self._current(serial, "undo", self.path)
+        if not self._detector.put_back(self.image, box):
+            raise FaderError("The face taken off is no longer known; View ▸ Mark a missed face adds it back.")
         return self._with_more_faces(doc, status), time.perf_counter() - t0
 
     def _with_more_faces(self, doc, status) -> PhotoInfo:

@@ -349,23 +349,20 @@ def test_a_zoom_in_the_middle_of_a_drag_keeps_the_boxs_first_corner_on_the_photo
     assert abs(r.right() - 300) < tol and abs(r.bottom() - 330) < tol, (r, tol)
 
 
-def test_not_a_face_on_an_edited_face_asks_first_and_then_says_what_was_taken_off(editor, qtbot, monkeypatch):
+def test_not_a_face_on_an_edited_face_takes_it_off_unasked_and_says_what_was_taken_off(editor, qtbot, monkeypatch):
     w = editor
     asked = []
     monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: asked.append(a) or False)
     _other_end(w)
-    w.act_not_face.trigger()
-    assert asked and "is edited" in asked[0][1]
-    assert asked[0][2] == "Remove face"   # QA walk: "OK / Cancel" did not say what OK does
-    assert w.jobs.wait_idle(TIMEOUT / 1000) and len(w._photo.faces) == 1   # no: nothing changes
     # 'found already' names the face (the boxes may be hidden)
     w.act_mark_face.trigger()
     _draw(w, qtbot, w._photo.faces[0].box)
     qtbot.waitUntil(lambda: bool(w.errors), timeout=TIMEOUT)
     assert "found already: it is face 1" in w.errors[-1][1]
     qtbot.waitUntil(lambda: not w._busy and w.act_not_face.isEnabled(), timeout=TIMEOUT)
-    monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
     _trigger(w, qtbot, w.act_not_face)
+    # no question: Edit ▸ Undo puts it back with its edit (s49f; tests/test_gui_s49f.py)
+    assert not asked and w.act_undo.isEnabled()
     assert not w._photo.faces and "1 face taken off" in w.panel.notice.text()
     assert "No face the model can edit was found" not in w.panel.notice.text()
 
@@ -402,7 +399,7 @@ def test_the_undo_history_carries_over_find_more_faces_onto_the_faces_renumbered
     qtbot.waitUntil(lambda: w.preview_current() and np.array_equal(preview(w), both), timeout=TIMEOUT)
 
 
-def test_not_a_face_drops_only_its_own_steps_from_the_history_and_an_export_stays_the_saved_state(
+def test_not_a_face_keeps_the_history_with_its_own_step_and_an_export_stays_the_saved_state(
         editor, qtbot, tmp_path, portrait_path):
     w = editor
     photo, x_lying = lying_beside_upright(portrait_path)
@@ -424,10 +421,14 @@ def test_not_a_face_drops_only_its_own_steps_from_the_history_and_an_export_stay
     w.panel.select_face(lying)
     _trigger(w, qtbot, w.act_not_face)
     assert len(w._photo.faces) == 1
-    # the lying face's step went with it; the upright face's two stay, the second still unsaved
-    assert w.undo_stack.count() == 2 and w.isWindowModified()
+    # the history stays, Not a face its last step (s49f: it took the lying face's step with it for good)
+    assert w.undo_stack.count() == 4 and w.isWindowModified()
+    _trigger(w, qtbot, w.act_undo)   # the lying face back, with its edit
+    assert len(w._photo.faces) == 2 and w.session.is_modified(lying)
     w.act_undo.trigger()
-    assert w.session.values(0)["Smiling"] == pytest.approx(smiling) and not w.session.is_modified(0, "Male")
+    w.act_undo.trigger()
+    assert w.session.values(upright)["Smiling"] == pytest.approx(smiling)
+    assert not w.session.is_modified(upright, "Male") and not w.session.is_modified(lying)
     assert not w.isWindowModified()   # back at what was exported: that face edited so, the lying one not
     w.act_undo.trigger()
     assert not w.session.is_modified() and w.isWindowModified()
