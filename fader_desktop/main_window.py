@@ -40,7 +40,7 @@ from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
 from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html, fit_on_screen
 from .fader_panel import FaderPanel, display_name
-from .plain_text import literal_tip, no_mnemonic, plain
+from .plain_text import literal_tip, no_mnemonic, plain, with_access_key
 from .settings import DEVICES, Settings
 from .window_actions import build_window_chrome, icon, make_room_for_message
 from .workers import EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered, log_told
@@ -385,8 +385,12 @@ class MainWindow(QMainWindow):
         """Ask before something destructive; default is No. `other`: the text of a third answer
         (Export… beside Discard), for which ASK_OTHER is returned."""
         box = plain(QMessageBox(QMessageBox.Icon.Question, title, message, QMessageBox.StandardButton.Cancel, self))
-        alt = box.addButton(other, QMessageBox.ButtonRole.AcceptRole) if other else None
-        yes = box.addButton(accept_text, QMessageBox.ButtonRole.DestructiveRole)
+        # each answer with its own access key (Alt+D: Discard): the platform's Cancel has none on
+        # Windows and in Qt's default theme, and a keyboard user had only Tab and Esc
+        box.button(QMessageBox.StandardButton.Cancel).setText("&Cancel")
+        taken = {"c"}
+        alt = box.addButton(with_access_key(other, taken), QMessageBox.ButtonRole.AcceptRole) if other else None
+        yes = box.addButton(with_access_key(accept_text, taken), QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         return ASK_OTHER if alt is not None and box.clickedButton() is alt else box.clickedButton() is yes

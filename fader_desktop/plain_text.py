@@ -38,3 +38,16 @@ def plain(widget):
 def no_mnemonic(text: str) -> str:
     """The text of an action or button with every "&" shown as one, not as a shortcut's mark."""
     return text.replace("&", "&&")
+
+
+def with_access_key(text: str, taken: set) -> str:
+    """A button's text with an access key ("&Discard": Alt+D) on the first letter of it that no
+    other button of the box has (`taken`, lower-case letters; the chosen one is added); the text
+    unchanged where it has one already or all its letters are taken."""
+    if "&" in text:
+        return text
+    for i, ch in enumerate(text):
+        if ch.isalpha() and ch.lower() not in taken:
+            taken.add(ch.lower())
+            return text[:i] + "&" + text[i:]
+    return text
