@@ -32,7 +32,8 @@ from core.attributes import counted
 from core.errors import FaderError
 
 from .augment import AUGMENTATION, add_fit_options, fit_on_augmented
-from .evaluation import classifier_accuracy, classifier_config, fast_classifier, plain_classifier
+from .evaluation import (_labelled_data, classifier_accuracy, classifier_config,
+                         fast_classifier, plain_classifier)
 from .losses import attr_loss
 from .precision import slow_amp_warning
 
@@ -61,7 +62,7 @@ def train_photo_classifier(images, labels: np.ndarray, train_idx, val_idx, attrs
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="the .fader model whose classifier to replace")
     p.add_argument("--data", action="append", required=True, help="labelled image folder (repeatable)")
     p.add_argument("--exclude", action="append", default=None, help="folder or list of images to leave out")
@@ -77,7 +78,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = _parser().parse_args(argv)
     from core.model_file import load_model, save_model
     from .cache import open_cache
-    from .datasets import SPLIT_BY_VALUE, exclude_images, open_dataset, split_dataset
+    from .datasets import SPLIT_BY_VALUE, exclude_images, split_dataset
     try:
         if a.epochs <= 0 or a.batch_size < 2 or a.lr <= 0:
             raise FaderError("--epochs and --lr must be positive, --batch-size at least 2")
@@ -91,12 +92,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{PROG}: warning: {slow}", file=sys.stderr)
         model = load_model(a.model)
         names = [x.name for x in model.attributes]
-        ds = open_dataset(a.data, ",".join(names))
+        # as the evaluation opens it: a folder `smiling` is the model's `Smiling` (it was refused
+        # with a hint about an --attr option this command does not have)
+        ds, spelt, _notes = _labelled_data(a.data, model.attributes)
+        for d, m in spelt.items():
+            print(f"{PROG}: the data's attribute {d!r} is the model's {m!r}", file=sys.stderr)
         if a.exclude:
             ds, dropped = exclude_images(ds, a.exclude)
             print(f"{PROG}: --exclude left out {counted(dropped, 'image')}", file=sys.stderr)
-        if [x.name for x in ds.attributes] != names or [x.n for x in ds.attributes] != [x.n for x in model.attributes]:
-            raise FaderError(f"the data's attributes {[x.name for x in ds.attributes]} do not match the model's {names}")
+        lacking = [n for n in names if n not in {x.name for x in ds.attributes}]
+        if lacking:
+            raise FaderError(f"the classifier reads all the model's attributes ({', '.join(names)}); "
+                             f"the data do not label {', '.join(lacking)}")
+        if [x.n for x in ds.attributes] != [x.n for x in model.attributes]:
+            raise FaderError("the data's attributes do not have the model's numbers of values: "
+                             + ", ".join(f"{x.name} {x.n} (the model's {y.n})"
+                                         for x, y in zip(ds.attributes, model.attributes) if x.n != y.n))
         size = model.config.img_size
         cache = open_cache([it.path for it in ds.items], size, False, None, None, progress=True)
         # drawn among the usable images, as fader-train draws it: a rare value's one validation image
@@ -106,7 +117,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if len(train_idx) < a.batch_size or not len(val_idx):
             raise FaderError("too few images to train and validate the classifier")
         print(f"{PROG}: {len(train_idx)} training and {len(val_idx)} validation images at {size} px; "
-              f"attributes {names}", file=sys.stderr)
+              f"attributes {', '.join(names)}", file=sys.stderr)
         t0 = time.time()
         clf, acc = train_photo_classifier(cache.images, ds.labels, train_idx, val_idx, model.attributes,
                                           a.epochs, a.batch_size, a.lr, model.classifier_config, a.seed,

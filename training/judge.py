@@ -7,13 +7,17 @@ photo goes through (shift, scale, rotation, blur, down-and-up resampling, JPEG, 
 so that thin lines or colour casts that one network happens to read as an attribute do not count.
 It never gives a gradient to a Fader model and never chooses a checkpoint.
 
-    python -m training.judge --data ../shared/data/celeba/img_align_celeba \
-        --data ../shared/data/celeba/img_align_celeba_from_wild \
-        --data ../shared/data/celeba/img_align_celeba_89x109 --exclude ../shared/data/celeba/img_celeba \
-        --epochs 8 --out runs/judge/judge.safetensors
+    python -m training.judge --data ../shared/data/celeba/img_align_celeba \\
+        --data ../shared/data/celeba/img_align_celeba_from_wild \\
+        --data ../shared/data/celeba/img_align_celeba_89x109 --exclude ../shared/data/celeba/img_celeba \\
+        --epochs 5 --threads 1 --out runs/judge/judge.safetensors
 
-The file is safetensors (tensors + JSON metadata, nothing executable); `load_judge` reads it.
-Validation accuracy (CelebA split 1, never trained on) is printed and stored in the file.
+The file is safetensors (tensors + JSON metadata, nothing executable); `load_judge` reads it. Its
+folder is made; an existing file is never replaced (choose a new name). The validation report
+(CelebA split 1, never trained on) is printed as JSON on stdout and stored in the file: `n`
+validation faces, per attribute `accuracy`, `true_positive_rate` (the share of the faces that have
+it read as having it), `true_negative_rate` (of those without it, read as without) and `positives`
+(faces that have it), and `mean_accuracy` over the attributes.
 """
 from __future__ import annotations
 
@@ -121,15 +125,17 @@ def validation_report(judge: Judge, images, labels: np.ndarray, val_idx) -> dict
 # ----------------------------------------------------------------------------------------------
 # file
 
-def save_judge(path, net: torch.nn.Module, attributes: Sequence[str], size: int, meta: dict) -> None:
-    """Write the judge as safetensors (float16 weights) with JSON metadata, atomically."""
+def save_judge(path, net: torch.nn.Module, attributes: Sequence[str], size: int, meta: dict,
+               replace: bool = True) -> None:
+    """Write the judge as safetensors (float16 weights) with JSON metadata, atomically (`replace`
+    False: an existing file is an error, FileExistsError, and stays)."""
     from safetensors.torch import save as st_save
     from core.atomic_write import write_bytes_atomic
     tensors = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
                for k, v in net.state_dict().items()}
     head = {"format": JUDGE_FORMAT, "version": "1", "arch": JUDGE_ARCH, "attributes": json.dumps(list(attributes)),
             "size": str(int(size)), "meta": json.dumps(meta)}
-    write_bytes_atomic(Path(path), st_save(tensors, metadata=head))
+    write_bytes_atomic(Path(path), st_save(tensors, metadata=head), replace=replace)
 
 
 def load_judge(path) -> Judge:
@@ -166,10 +172,26 @@ def load_judge(path) -> Judge:
 # ----------------------------------------------------------------------------------------------
 # command line
 
+def _new_out(out) -> None:
+    """Before the training (half an hour): --out must be a new file whose folder can be made and
+    written (the documented runs/judge/ did not exist in a fresh clone: a traceback after the
+    training), and an existing file (perhaps another judge) is never replaced."""
+    from .evaluation import _check_writable
+    p = Path(out)
+    if p.exists() or p.is_symlink():
+        raise FaderError(f"--out {out} exists: choose a new file (nothing is overwritten)")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FaderError(f"--out {out}: cannot make its folder ({e.strerror})") from None
+    _check_writable(p, "--out")
+
+
 def main(argv: Optional[list] = None) -> int:
     """`python -m training.judge`: train the judge on CelebA training-split crops."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    p = argparse.ArgumentParser(prog="python -m training.judge", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m training.judge", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", action="append", required=True, help="CelebA image folder (repeatable)")
     p.add_argument("--exclude", action="append", default=None, help="folder or list of images to leave out")
     p.add_argument("--attr", default="Smiling,Male,Young,Eyeglasses,Mouth_Slightly_Open",
@@ -177,13 +199,14 @@ def main(argv: Optional[list] = None) -> int:
                         "Mouth_Slightly_Open)")
     p.add_argument("--img-size", type=int, default=128, help="crop size the judge reads, 32..256 (default 128)")
     add_fit_options(p, batch_size=64)
-    p.add_argument("--out", required=True, help="judge file to write (.safetensors)")
+    p.add_argument("--out", required=True, help="judge file to write (.safetensors; a new file, its folder is made)")
     a = p.parse_args(argv)
     from .cache import open_cache
     from .datasets import exclude_images, open_dataset
     try:
         if not 32 <= a.img_size <= 256 or a.epochs <= 0 or a.batch_size < 2:
             raise FaderError("--img-size must be 32..256, --epochs positive, --batch-size at least 2")
+        _new_out(a.out)
         torch.set_num_threads(max(1, a.threads))
         slow = slow_amp_warning(a.amp, torch.device("cpu"))
         if slow:
@@ -202,7 +225,7 @@ def main(argv: Optional[list] = None) -> int:
             raise FaderError("too few training-split (0) or validation-split (1) images for the judge")
         names = [at.name for at in ds.attributes]
         print(f"judge: {len(train_idx)} training-split images, {len(val_idx)} validation-split images; "
-              f"attributes {names}", file=sys.stderr)
+              f"attributes {', '.join(names)}", file=sys.stderr)
         t0 = time.time()
         net, rep = train_judge(cache.images, ds.labels, train_idx, val_idx, names, a.epochs, a.batch_size,
                                a.lr, a.seed, amp=a.amp)
@@ -210,7 +233,11 @@ def main(argv: Optional[list] = None) -> int:
                 "validation": {"what": "CelebA split 1 (validation) crops", **rep},
                 "epochs": a.epochs, "seconds": round(time.time() - t0, 1), "augmentation": AUGMENTATION,
                 "purpose": "independent judge of edits; never used in training or checkpoint selection"}
-        save_judge(a.out, net, names, a.img_size, meta)
+        try:
+            save_judge(a.out, net, names, a.img_size, meta, replace=False)
+        except FileExistsError:
+            raise FaderError(f"--out {a.out} appeared while the judge trained; it is left as it is and "
+                             "nothing was written") from None
     except FaderError as e:
         print(f"judge: error: {e}", file=sys.stderr)
         return 2
