@@ -261,6 +261,8 @@ class MainWindow(QMainWindow):
         self._render_scale: Optional[float] = None   # the preview scale of the latest render (None: none yet)
         self._render_within: Optional[tuple] = None   # the photo rectangle it was limited to (None: all)
         self._busy = False
+        self._busy_said = ""   # the busy text the jobs said last
+        self._busy_note = None   # (a note said beside the busy texts, until when: time.monotonic())
         # each export still queued or running -> (photo serial, undo index, snapshot) when requested;
         # one entry per export, not per path: two exports to one file are two entries
         self._export_index: dict = {}
@@ -773,8 +775,11 @@ class MainWindow(QMainWindow):
                          busy_text=f"{'Putting back' if undo else 'Removing'} face {step.index + 1}…")
 
     def _refresh_undo(self) -> None:
-        """Undo and Redo as the stack has them, but off while a Not a face step runs."""
-        running = self._face_step is not None
+        """Undo and Redo as the stack has them, but off while a Not a face step or any busy job
+        runs (a photo or model loading: a step undone then went to the document being replaced).
+        A step the stack gets while a job is busy (a history carried over) enables them again
+        until _on_busy's refresh, with no event between for a key to come in."""
+        running = self._face_step is not None or self._busy
         self.act_undo.setEnabled(not running and self.undo_stack.canUndo())
         self.act_redo.setEnabled(not running and self.undo_stack.canRedo())
 
@@ -1313,15 +1318,31 @@ class MainWindow(QMainWindow):
         self._render_error_serial = self._serial
         self._error("Preview failed", message)
 
+    def _note_while_busy(self, note: str, ms: int = 10000) -> None:
+        """A status-bar note during a job: the job's next busy text ("Finding faces in …") replaced
+        it within moments, so it is said beside those until `ms` have passed."""
+        self._busy_note = (note, time.monotonic() + ms / 1000)
+        if self._busy:
+            self._on_busy(True, self._busy_said)
+        else:
+            self.statusBar().showMessage(note, ms)
+
     def _on_busy(self, busy: bool, text: str) -> None:
         self._busy = busy
         self.busy_bar.setVisible(busy)
         self.canvas.set_busy(text if busy else "")
+        note, until = self._busy_note or ("", 0.0)
+        left_ms = int((until - time.monotonic()) * 1000)
         if busy:
-            self.statusBar().showMessage(text)
-            self._busy_text = text
+            self._busy_said = text
+            shown = f"{text} · {note}" if note and left_ms > 0 else text
+            self.statusBar().showMessage(shown)
+            self._busy_text = shown
         elif self.statusBar().currentMessage() == getattr(self, "_busy_text", None):
-            self.statusBar().clearMessage()   # but keep a result message ("Opened …") shown since
+            if note and left_ms > 0:
+                self.statusBar().showMessage(note, left_ms)   # its time is not up yet
+            else:
+                self.statusBar().clearMessage()   # but keep a result message ("Opened …") shown since
         # edits made while a photo or model is loading would go to the document being replaced
         if busy and self.panel.isEnabled():
             focused = QApplication.focusWidget()
@@ -1973,15 +1994,17 @@ class MainWindow(QMainWindow):
         self.act_export.setEnabled(has_photo and not self._busy)
         self.act_recipe.setEnabled(has_faces and not self._busy)
         self.act_sweep.setEnabled(has_faces and not self._busy)
-        # while a Not a face step is undone or redone, the faces change under an edit made then
-        editable = has_faces and self._face_step is None
+        # while a Not a face step is undone or redone, the faces change under an edit made then;
+        # while a photo or model loads (any busy job: the Faders panel is greyed too), an edit
+        # went to the document being replaced, lost or kept on the photo left
+        editable = has_faces and self._face_step is None and not self._busy
         self.act_reset_face.setEnabled(editable)
         self.act_copy_edit.setEnabled(has_faces)
         self.act_copy_image.setEnabled(has_photo and not self._busy)
         self.act_paste_edit.setEnabled(editable)
         self.act_reset_all.setEnabled(editable)
         self.act_brush.setEnabled(has_faces)
-        self.act_clear_brush.setEnabled(has_faces and any(m is not None for m in self.session.masks))
+        self.act_clear_brush.setEnabled(editable and any(m is not None for m in self.session.masks))
         # nothing to erase without an edit: it entered the brush, painted the photo red and made an
         # undo step for nothing
         self.act_erase_everywhere.setEnabled(editable and self._targets_edited())
@@ -2020,6 +2043,7 @@ class MainWindow(QMainWindow):
         if self.act_mark_face.isChecked() and not self.act_mark_face.isEnabled():
             self.set_marking(False)
         self.original_button.setEnabled(has_photo)
+        self._refresh_undo()
 
     # ------------------------------------------------------------------------------------------
     # Qt events
@@ -2064,6 +2088,13 @@ class MainWindow(QMainWindow):
         elif photos:
             self.open_photos(photos, recipe)
         elif recipe is not None:
+            if self._busy:
+                # it edits the photo on show, as Paste edit does, which is greyed meanwhile: applied
+                # now it went to the photo or model being replaced (lost with it), and applied later
+                # to whichever photo is on show then. Photos and models dropped now wait their turn
+                self._note_while_busy(f"{recipe.name} not applied while the window is busy: "
+                                      "drop it again once it is done")
+                return
             self.apply_recipe(recipe)
 
     def _hold_key(self, event) -> bool:
