@@ -92,6 +92,7 @@ def main(argv=None) -> int:
     import torch
 
     from core.batch import BatchOptions, run_batch
+    from core.errors import FaderError
     from core.engine import Engine
     from core.faces import detect_faces
     from core.image_io import load_image
@@ -99,10 +100,14 @@ def main(argv=None) -> int:
     from core.photo_edit import PhotoEdit
     files = sorted(p for p in args.photos.glob("*.jpg"))[: args.limit]
     if not files:
-        print(f"no photos in {args.photos}", file=sys.stderr)
+        print(f"batch_speed: error: no photos in {args.photos}", file=sys.stderr)
         return 2
     if args.model:
-        model, model_desc = load_model(args.model), str(args.model)
+        try:
+            model, model_desc = load_model(args.model), str(args.model)
+        except FaderError as e:
+            print(f"batch_speed: error: {e}", file=sys.stderr)
+            return 2
     elif default_model_path().exists():
         model, model_desc = load_model(default_model_path()), "embedded default model"
     else:

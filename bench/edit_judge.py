@@ -27,13 +27,14 @@ at the judge's resolution) between the exported photo and the original: a colour
 large (a neutral edit stays under ~5). The model's own classifier reads the same exported and raw
 crops for comparison (``own``).
 
+Prints the model card's table on stdout (its rows' and columns' names; "-" where an attribute had
+no edit), progress on stderr; ``--json`` writes every figure above.
+
     python bench/edit_judge.py --model resources/models/default.fader --judge runs/judge/judge.safetensors
     python bench/edit_judge.py --model M --judge J --faces 200 --photos 100 --json out.json
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -46,6 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from core.errors import FaderError  # noqa: E402
 
 DATA = (ROOT / ".." / "shared" / "data").resolve()
 VAL_IDS = ROOT / "docs" / "default_model" / "val_ids.txt"
@@ -222,36 +226,47 @@ def eval_photos(files, labels, engine, judge, names, tmp: Path) -> dict:
                     t.add(names[k], read[row, k] == asked[k], not changed, changed=changed)
         if (i + 1) % 25 == 0:
             log(f"  photos: {i + 1}/{len(files)}, {time.time() - t0:.0f} s")
-    return {"judge": tally.result(), "own": own.result(), "skipped": skipped}
+    return {"judge": tally.result(), "own": own.result(), "skipped": skipped, "n_photos": len(files)}
 
 
+@one_line_errors("edit_judge")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True)
+    p = parser(__doc__)
+    p.add_argument("--model", required=True, help="the .fader model whose edits are judged")
     p.add_argument("--judge", required=True, help="judge file from python -m training.judge")
     p.add_argument("--faces", type=int, default=200, help="validation faces (first N of the model card's ids)")
     p.add_argument("--photos", type=int, default=100, help="img_celeba photos (first N by name; 0 = skip)")
-    p.add_argument("--no-range-ends", action="store_true")
+    p.add_argument("--no-range-ends", action="store_true", help="leave out the range_ends pass")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="also write the result here")
     a = p.parse_args(argv)
+    if a.faces < 1 or a.photos < 0:
+        raise FaderError("--faces must be at least 1 and --photos at least 0")
+    if a.json:
+        check_output(a.json, "--json")
     import torch
     torch.set_num_threads(a.threads)
     from core.engine import Engine
     from core.model_file import load_model
     from training.judge import load_judge
-    if not (DATA / "list_attr_celeba.txt").is_file():
-        log(f"edit_judge: the CelebA subset is not at {DATA}")
-        return 2
+    check_data(DATA, "list_attr_celeba.txt", "celeba/img_align_celeba")
     judge = load_judge(a.judge)
-    engine = Engine(load_model(a.model), device="cpu", threads=a.threads)
+    model = load_model(a.model)
+    if model.classifier is None:
+        raise FaderError(f"{a.model}: has no classifier (the sliders start at its readings, and it reads "
+                         "the edits beside the judge)")
+    engine = Engine(model, device="cpu", threads=a.threads)
     names = [n for n in judge.attributes if n in {x.name for x in engine.attributes}]
+    if not names:
+        raise FaderError(f"{a.model}: none of its attributes ({', '.join(x.name for x in engine.attributes)}) "
+                         f"is one the judge reads ({', '.join(judge.attributes)})")
     ids = [x.strip() for x in VAL_IDS.read_text().split() if x.strip()][: a.faces]
     faces = [DATA / "celeba" / "img_align_celeba" / x for x in ids]
     photos = sorted((DATA / "celeba" / "img_celeba").glob("*.jpg"))[: a.photos]
     labels = read_labels({f.name for f in faces + photos}, names)
     res = {"bench": "edit_judge", "model": str(a.model), "judge": str(a.judge),
-           "judge_validation": judge.meta.get("validation"), "attributes": names}
+           "judge_validation": judge.meta.get("validation"), "attributes": names,
+           "image_size": engine.image_size}
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         log(f"edit_judge: {len(faces)} validation faces, {len(photos)} photos, model {a.model}")
@@ -263,38 +278,49 @@ def main(argv=None) -> int:
     res["seconds"] = round(time.time() - t0, 1)
     print(table(res))
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+        write_json(a.json, res)
     return 0
 
 
+SHORT = {"Mouth_Slightly_Open": "Mouth open"}   # the model card's column names
+
+
 def table(res: dict) -> str:
+    """The model card's table: its rows' and columns' names, flip rates per attribute, their mean
+    and the share of edits that left the judge's reading of every other attribute unchanged."""
     names = res["attributes"]
-    rows = [("what", *names, "mean", "others")]
+    rows = [("flip rate", *[SHORT.get(n, n) for n in names], "mean", "others unchanged")]
+    num = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731 - an attribute with no edit
 
     def row(label, r):
         if r is None:
             return
-        rows.append((label, *[f"{r['flip'][n]:.2f}" if r["flip"][n] is not None else "-" for n in names],
-                     f"{r['flip_mean']:.3f}", f"{r['others_unchanged_mean']:.3f}"))
+        rows.append((label, *[num(r["flip"][n], ".2f") for n in names],
+                     num(r["flip_mean"], ".3f"), num(r["others_unchanged_mean"], ".3f")))
     al = res["aligned"]
+    size = res.get("image_size")
     row("exported photo, judge", al["exported"])
-    row("raw model output, judge", al["raw"])
-    row("exported photo, own classifier", al["exported_own"])
-    row("raw model output, own classifier", al["raw_own"])
-    row("exported, slider moved, judge", al.get("exported_moved"))
-    row("raw, slider moved, judge", al.get("raw_moved"))
-    if "range_ends" in res:
-        row("exported, range ends, judge", res["range_ends"]["exported"])
     if "photos" in res:
-        row("img_celeba photos, judge", res["photos"]["judge"])
-        row("img_celeba photos, own classifier", res["photos"]["own"])
+        ph = res["photos"]
+        n_photos = ph.get("n_photos", 0) - ph["skipped"]["no face"]
+        row(f"whole pipeline on {n_photos} img_celeba/ photos, judge", ph["judge"])
+    if "range_ends" in res:
+        row("exported, slider at the range end, judge", res["range_ends"]["exported"])
+    row(f"raw model output ({size} px), judge" if size else "raw model output, judge", al["raw"])
+    row("exported, only edits whose slider moved, judge", al.get("exported_moved"))
+    row("raw, only edits whose slider moved, judge", al.get("raw_moved"))
+    row("exported photo, own classifier", al["exported_own"])
+    row("raw output, own classifier", al["raw_own"])
+    if "photos" in res:
+        row("whole pipeline, own classifier", res["photos"]["own"])
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = "\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows)
-    oc = al["exported"].get("others_changed")
-    if oc:
-        out += "\nothers changed on the exported photo (edited: other attribute's reading changed): " + "; ".join(
-            f"{a}: " + ", ".join(f"{b} {v:.2f}" for b, v in row.items() if v)
-            for a, row in oc.items() if any(row.values()))
+    out = f"{al['exported']['n']} validation faces, flip at alpha = 1 - y\n"
+    out += "\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows)
+    oc = al["exported"].get("others_changed") or {}
+    changed = [f"{a}: " + ", ".join(f"{b} {v:.2f}" for b, v in row.items() if v)
+               for a, row in oc.items() if any(row.values())]
+    if changed:
+        out += "\nothers changed on the exported photo (edited: other attribute's reading changed): " + "; ".join(changed)
     cs = al["exported"].get("colour_shift_p99_median")
     if cs:
         out += "\ncolour shift (p99 chroma change, median over faces): " + ", ".join(f"{n} {cs[n]}" for n in names)

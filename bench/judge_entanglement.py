@@ -23,8 +23,6 @@ have the requested value.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from core.errors import FaderError  # noqa: E402
 from edit_judge import DATA, VAL_IDS, log, read_labels  # noqa: E402
 from photo_swap_eval import read_partition  # noqa: E402
 
@@ -96,15 +96,22 @@ def real_face_change(true: np.ndarray, read: np.ndarray, edited: np.ndarray, att
     return change, cells
 
 
+@one_line_errors("judge_entanglement")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--judge", required=True)
+    ap = parser(__doc__)
+    ap.add_argument("--judge", required=True, help="judge file from python -m training.judge")
     ap.add_argument("--photos", type=int, default=1500, help="img_celeba photos (first N by name)")
     ap.add_argument("--faces", type=int, default=200,
                     help="edit_judge's validation faces the figures are averaged over")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=None, help="also write the figures here")
     a = ap.parse_args(argv)
+    if a.photos < 0 or a.faces < 1:
+        raise FaderError("--photos must be at least 0 and --faces at least 1")
+    if a.json:
+        check_output(a.json, "--json")
+    check_data(DATA, "list_attr_celeba.txt", "list_eval_partition.txt", "celeba/img_align_celeba",
+               "celeba/img_celeba")
     import torch
     torch.set_num_threads(a.threads)
     from training.judge import load_judge
@@ -145,7 +152,7 @@ def main(argv=None) -> int:
     print("flip (alpha = 1 - y) that such faithful edits would read: "
           + ", ".join(f"{A} {flip_reference[A]:.3f}" for A in attrs) + f"; mean {flip_reference['mean']:.3f}")
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+        write_json(a.json, res)
     return 0
 
 

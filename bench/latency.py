@@ -26,7 +26,6 @@ load average is reported too.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -38,6 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PHOTOS = REPO.parent / "shared" / "data" / "celeba" / "img_celeba"
 TARGET_PIXELS = 2_000_000
+
+from bench_cli import one_line_errors, parser  # noqa: E402
+from core.errors import FaderError  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -148,12 +150,13 @@ def photo_edit_bench(engine, model, args, attr_name, crop, draft=True):
     return samples, kind, {"photo": str(path) if path else None, "photo_size": [w, h], "faces": 1}
 
 
+@one_line_errors("latency")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--model", help="model file (.fader); default: the embedded model, else a random model")
     p.add_argument("--json", action="store_true", help="print only the JSON line on stdout (the default output too)")
-    p.add_argument("--repeats", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=50, help="timed rounds (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed rounds first (default 5)")
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all usable cores)")
     # random-model defaults (only without an embedded model): the earlier 64 px default's
@@ -165,13 +168,14 @@ def main(argv=None) -> int:
     p.add_argument("--deconv", default="convtranspose", help="random model: decoder upsampling (default convtranspose)")
     p.add_argument("--skip-photo", action="store_true", help="do not run the photo-edit benchmark")
     args = p.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        raise FaderError("--repeats must be at least 1 and --warmup at least 0")
 
     import numpy as np
     import torch
 
     from core.attributes import attribute_code
     from core.engine import Engine, default_threads
-    from core.errors import FaderError
     from core.model_file import default_model_path, load_model
 
     try:

@@ -12,10 +12,9 @@ the other attribute, not the judge wavering.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +23,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from edit_judge import DATA, VAL_IDS, export_roundtrip, read_labels  # noqa: E402
+from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from core.errors import FaderError  # noqa: E402
+from edit_judge import DATA, VAL_IDS, export_roundtrip, log, read_labels  # noqa: E402
 
 
+@one_line_errors("others_changed")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True)
-    p.add_argument("--judge", required=True)
-    p.add_argument("--faces", type=int, default=200)
+    p = parser(__doc__)
+    p.add_argument("--model", required=True, help="the .fader model whose edits are read")
+    p.add_argument("--judge", required=True, help="judge file from python -m training.judge")
+    p.add_argument("--faces", type=int, default=200, help="validation faces (first N of the model card's ids; "
+                                                          "default 200)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", default=None, help="also write the figures here")
     a = p.parse_args(argv)
+    if a.faces < 1:
+        raise FaderError("--faces must be at least 1")
+    if a.json:
+        check_output(a.json, "--json")
     import torch
     torch.set_num_threads(a.threads)
     from core.alignment import CELEBA_TEMPLATE, aligned_crop
@@ -42,12 +49,13 @@ def main(argv=None) -> int:
     from core.model_file import load_model
     from core.photo_edit import PhotoEdit
     from training.judge import load_judge
-    if not (DATA / "list_attr_celeba.txt").is_file():
-        print(f"others_changed: the CelebA subset is not at {DATA}", file=sys.stderr)
-        return 2
+    check_data(DATA, "list_attr_celeba.txt", "celeba/img_align_celeba")
     judge = load_judge(a.judge)
     engine = Engine(load_model(a.model), device="cpu", threads=a.threads)
     names = [n for n in judge.attributes if n in {x.name for x in engine.attributes}]
+    if not names:
+        raise FaderError(f"{a.model}: none of its attributes ({', '.join(x.name for x in engine.attributes)}) "
+                         f"is one the judge reads ({', '.join(judge.attributes)})")
     jcol = [judge.attributes.index(n) for n in names]
     ids = [x for x in VAL_IDS.read_text().split() if x][: a.faces]
     files = [DATA / "celeba" / "img_align_celeba" / x for x in ids]
@@ -55,7 +63,10 @@ def main(argv=None) -> int:
     read = lambda img: judge.predict(aligned_crop(img, CELEBA_TEMPLATE, judge.size).crop[None])[0][jcol]  # noqa: E731
     base, plain, edited = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for f in files:
+        t0 = time.time()
+        for i, f in enumerate(files):
+            if i and i % 25 == 0:
+                log(f"  {i}/{len(files)} faces, {time.time() - t0:.0f} s")
             doc = PhotoEdit.open(f, engine, aligned=True)
             base.append(read(doc.image))
             rows = []
@@ -70,7 +81,8 @@ def main(argv=None) -> int:
     res = {"bench": "others_changed", "model": a.model, "judge": a.judge, "faces": len(files),
            "unedited_export_changed": {n: float(((P[:, j] > .5) != (B[:, j] > .5)).mean()) for j, n in enumerate(names)},
            "pairs": {}}
-    print("unedited export, reading changed:", res["unedited_export_changed"])
+    print("unedited export, share of readings changed: "
+          + ", ".join(f"{n} {v:.3f}" for n, v in res["unedited_export_changed"].items()))
     for i, a_name in enumerate(names):
         for j, b_name in enumerate(names):
             ch = (E[:, i, j] > .5) != (B[:, j] > .5)
@@ -83,7 +95,7 @@ def main(argv=None) -> int:
             print(f"{a_name} -> {b_name}: changed {row['changed']:.3f}, started near 0.5 {near:.2f}, "
                   f"median start {row['median_start']:.2f}")
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+        write_json(a.json, res)
     return 0
 
 

@@ -17,7 +17,6 @@ The figure is made from CelebA images (non-commercial research only).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -29,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from bench_cli import check_data, check_output, one_line_errors, parser  # noqa: E402
+from core.errors import FaderError  # noqa: E402
 
 DATA = (ROOT / ".." / "shared" / "data").resolve()
 ORDER = ["Smiling", "Male", "Young", "Eyeglasses", "Mouth_Slightly_Open", "Eyeglasses"]
@@ -53,16 +55,21 @@ def square_around(box, shape, grow: float = 1.9):
     return left, top, int(side)
 
 
+@one_line_errors("photo_figure")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("-o", "--out", required=True)
+    ap = parser(__doc__)
+    ap.add_argument("--model", required=True, help="the .fader model; it must have the attributes flipped "
+                                                   "(Smiling, Male, Young, Eyeglasses, Mouth_Slightly_Open)")
+    ap.add_argument("-o", "--out", required=True, help="the figure (.jpg, .png, .webp, ...)")
     ap.add_argument("--cell", type=int, default=256, help="each crop is shown at this size")
     ap.add_argument("--min-face", type=int, default=110, help="smallest face box width in the photo (px)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--start", type=int, default=0,
                     help="begin the walk at this photo (in name order): other photos, chosen by the same rule")
     a = ap.parse_args(argv)
+    from core.image_io import SAVE_FORMATS
+    check_output(a.out, "-o", suffixes=set(SAVE_FORMATS))
+    check_data(DATA, "list_attr_celeba.txt", "celeba/img_celeba")
     import cv2
     import torch
     from PIL import Image, ImageDraw
@@ -77,6 +84,10 @@ def main(argv=None) -> int:
     photos = sorted((DATA / "celeba" / "img_celeba").glob("*.jpg"))[max(0, a.start):]
     labels = read_table(DATA / "list_attr_celeba.txt", {p.name for p in photos}, sorted(set(ORDER)))
     engine = Engine(load_model(a.model), device="cpu", threads=a.threads)
+    missing = [n for n in dict.fromkeys(ORDER) if n not in {x.name for x in engine.attributes}]
+    if missing:
+        raise FaderError(f"{a.model}: the figure flips {', '.join(dict.fromkeys(ORDER))}; the model lacks "
+                         f"{', '.join(missing)}")
     chosen, pairs = set(), []
     direction = {}
     font = _font(max(12, a.cell // 14))

@@ -399,6 +399,7 @@ def main(argv=None) -> int:
     cv2.setNumThreads(max(1, args.threads))
     from core.engine import Engine
     from core.faces import FaceDetector
+    from core.errors import FaderError
     from core.model_file import load_model
 
     def say(msg):
@@ -417,7 +418,11 @@ def main(argv=None) -> int:
         copy = Path(tmp) / "model.fader"
         shutil.copyfile(args.model, copy)
         digest = hashlib.sha256(copy.read_bytes()).hexdigest()
-        model = load_model(copy)
+        try:
+            model = load_model(copy)
+        except FaderError as e:  # named by the user's path, not the copy's
+            print(f"photo_swap_eval: error: {str(e).replace(str(copy), str(args.model))}", file=sys.stderr)
+            return 2
     if model.classifier is None:
         print(f"photo_swap_eval: error: {args.model} has no classifier", file=sys.stderr)
         return 2

@@ -18,7 +18,6 @@ The recommended range ends are the furthest candidates whose ``shift_p90`` stays
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -30,20 +29,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from core.errors import FaderError  # noqa: E402
 from edit_judge import DATA, VAL_IDS, colour_shift, export_roundtrip, read_labels  # noqa: E402
 
 HIGH = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 LOW = (0.0, -0.25, -0.5, -1.0, -1.5, -2.0)
 
 
+@one_line_errors("range_check")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = parser(__doc__)
     p.add_argument("--model", required=True)
     p.add_argument("--judge", required=True)
     p.add_argument("--faces", type=int, default=100)
     p.add_argument("--max-shift", type=float, default=12.0, help="largest acceptable shift_p90 (CIELAB chroma)")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
+    if a.faces < 1:
+        raise FaderError("--faces must be at least 1")
+    if a.json:
+        check_output(a.json, "--json")
+    check_data(DATA, "list_attr_celeba.txt", "celeba/img_align_celeba")
     import torch
     torch.set_num_threads(1)
     from core.alignment import CELEBA_TEMPLATE, aligned_crop
@@ -54,6 +61,9 @@ def main(argv=None) -> int:
     judge = load_judge(a.judge)
     engine = Engine(load_model(a.model), device="cpu", threads=1)
     names = [n for n in judge.attributes if n in {x.name for x in engine.attributes}]
+    if not names:
+        raise FaderError(f"{a.model}: none of its attributes ({', '.join(x.name for x in engine.attributes)}) "
+                         f"is one the judge reads ({', '.join(judge.attributes)})")
     ids = [x.strip() for x in VAL_IDS.read_text().split() if x.strip()][: a.faces]
     faces = [DATA / "celeba" / "img_align_celeba" / x for x in ids]
     labels = read_labels({f.name for f in faces}, names)
@@ -67,6 +77,10 @@ def main(argv=None) -> int:
             for side, values in (("high", HIGH), ("low", LOW)):
                 want = 1 if side == "high" else 0
                 sel = [i for i, f in enumerate(faces) if labels[f.name][attr] != want]
+                if not sel:  # none of the --faces lacks the value (few faces, a rare attribute)
+                    print(f"{attr:20s} {side} end: no face to edit (none of the {len(faces)} faces "
+                          f"{'lacks' if want else 'has'} it)", file=sys.stderr, flush=True)
+                    continue
                 for v in values:
                     crops, shifts = [], []
                     for i in sel:
@@ -91,13 +105,15 @@ def main(argv=None) -> int:
     for attr in names:
         ends = []
         for values in (LOW, HIGH):
-            ok = [v for v in values if res[attr][f"{v:g}"]["shift_p90"] <= a.max_shift]
-            ends.append((ok or [values[0]])[-1])  # the furthest end that stays clean
+            measured = [v for v in values if f"{v:g}" in res[attr]]
+            ok = [v for v in measured if res[attr][f"{v:g}"]["shift_p90"] <= a.max_shift]
+            # the furthest end that stays clean; None where no face could be edited that way
+            ends.append((ok or [values[0]])[-1] if measured else None)
         rec[attr] = ends
     out = {"model": a.model, "max_shift": a.max_shift, "candidates": res, "recommended": rec}
     print(json.dumps(out["recommended"]))
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+        write_json(a.json, out)
     return 0
 
 

@@ -23,7 +23,6 @@ The figure is a generated file made from CelebA images (non-commercial research 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -35,6 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from bench_cli import check_data, check_output, one_line_errors, parser  # noqa: E402
+from core.errors import FaderError  # noqa: E402
 
 DEFAULT_DATA = (ROOT / ".." / "shared" / "data").resolve()
 
@@ -70,7 +72,7 @@ def choose_faces(data: Path, n: int) -> list:
         val = {a for a, b in (line.split() for line in fh if line.strip()) if b == "1"}
     files = sorted(p.name for p in folder.glob("*.jpg") if p.name in val)
     if not files:
-        raise SystemExit(f"readme_figure: error: no split-1 images in {folder}")
+        raise FaderError(f"no split-1 images in {folder}")
     wanted = set(files)
     labels = {}
     with open(data / "list_attr_celeba.txt") as fh:
@@ -88,7 +90,10 @@ def choose_faces(data: Path, n: int) -> list:
                 chosen.append(name)
                 break
         else:
-            chosen.append(next(f for f in files if f not in chosen))
+            rest = [f for f in files if f not in chosen]
+            if not rest:
+                raise FaderError(f"--n {n}: {folder} has only {len(files)} split-1 images")
+            chosen.append(rest[0])
     return [folder / c for c in chosen]
 
 
@@ -113,10 +118,11 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+@one_line_errors("readme_figure")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--model", required=True, type=Path, help="the .fader model")
-    ap.add_argument("-o", "--out", required=True, type=Path, help="output PNG")
+    ap.add_argument("-o", "--out", required=True, type=Path, help="output PNG (or .jpg, .webp, ...)")
     ap.add_argument("--n", type=int, default=6, help="number of faces (rows), default 6")
     ap.add_argument("--ids", default=None, help="comma-separated file names (e.g. 182638.jpg,...) instead of the rule")
     ap.add_argument("--mode", choices=("flip", "push", "ends"), default="flip",
@@ -126,6 +132,13 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = ap.parse_args(argv)
+    if args.n < 1 or args.cell < 16:
+        raise FaderError("--n must be at least 1 and --cell at least 16")
+    from core.image_io import SAVE_FORMATS
+    if args.out.parent != Path(""):
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    check_output(args.out, "-o", suffixes=set(SAVE_FORMATS))
+    check_data(args.data.resolve(), "list_eval_partition.txt", "list_attr_celeba.txt", "celeba/img_align_celeba")
 
     import torch
     torch.set_num_threads(max(1, args.threads))
@@ -142,15 +155,18 @@ def main(argv=None) -> int:
         paths = [folder / s.strip() for s in args.ids.split(",") if s.strip()]
         for p in paths:
             if not p.exists():
-                raise SystemExit(f"readme_figure: error: {p} does not exist")
+                raise FaderError(f"{p} does not exist")
     else:
         paths = choose_faces(data, args.n)
     if not Path(args.model).is_file():
-        raise SystemExit(f"readme_figure: error: {args.model}: no such model file")
+        raise FaderError(f"{args.model}: no such model file")
     with tempfile.TemporaryDirectory() as tmp:  # the model file may be replaced while we read it
         copy = Path(tmp) / "model.fader"
         shutil.copyfile(args.model, copy)
-        model = load_model(copy)
+        try:
+            model = load_model(copy)
+        except FaderError as e:  # named by the user's path, not the copy's
+            raise FaderError(str(e).replace(str(copy), str(args.model))) from None
     engine = Engine(model, device="cpu", threads=max(1, args.threads))
     attrs = list(engine.attributes)
     faces = open_faces(paths, engine, aligned=True)
@@ -217,7 +233,6 @@ def main(argv=None) -> int:
     # a thin rule separates the inputs from the edits
     xs = 2 * (cell + margin) + margin // 2
     draw.line([(xs, head), (xs, canvas.shape[0] - margin)], fill=(170, 170, 170), width=1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out, keep_suffix=True) as tmp:
         im.save(tmp, optimize=True)
     print(f"{args.out}: {im.size[0]}x{im.size[1]}, {len(faces)} faces ({', '.join(p.name for p in paths)}), "

@@ -14,10 +14,10 @@ whose slider starts at CelebA's true label:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from edit_judge import DATA, VAL_IDS, read_labels  # noqa: E402
+from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from core.errors import FaderError  # noqa: E402
+from edit_judge import DATA, VAL_IDS, log, read_labels  # noqa: E402
 from photo_swap_eval import main_face  # noqa: E402
 
 
@@ -36,7 +38,10 @@ def starts(files, engine, aligned: bool) -> tuple:
     from core.errors import FaderError
     from core.photo_edit import PhotoEdit
     out = []
-    for f in files:
+    t0 = time.time()
+    for i, f in enumerate(files):
+        if i and i % 50 == 0:
+            log(f"  {'validation faces' if aligned else 'photos'}: {i}/{len(files)}, {time.time() - t0:.0f} s")
         try:
             doc = PhotoEdit.open(f, engine, aligned=aligned)
         except FaderError:
@@ -48,27 +53,37 @@ def starts(files, engine, aligned: bool) -> tuple:
 
 
 def tally(read: list, labels: dict, names: list) -> dict:
-    """Share of faces whose slider starts at the true label, per attribute, and their mean."""
+    """Share of faces whose slider starts at the true label, per attribute, and their mean (None
+    for no faces)."""
+    if not read:
+        return {"n": 0, "starts_at_true_value": {n: None for n in names}, "mean": None}
     right = {n: float(np.mean([round(float(v[n])) == labels[f][n] for f, v in read])) for n in names}
     return {"n": len(read), "starts_at_true_value": {n: round(x, 4) for n, x in right.items()},
             "mean": round(float(np.mean(list(right.values()))), 4)}
 
 
+@one_line_errors("slider_start")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True)
-    p.add_argument("--faces", type=int, default=500)
-    p.add_argument("--photos", type=int, default=300)
+    p = parser(__doc__)
+    p.add_argument("--model", required=True, help="the .fader model (it must hold a classifier)")
+    p.add_argument("--faces", type=int, default=500, help="validation faces (first N of the model card's ids; "
+                                                          "default 500)")
+    p.add_argument("--photos", type=int, default=300, help="img_celeba photos (first N by name; 0 = none; "
+                                                           "default 300)")
     p.add_argument("--json", default=None, help="also write the figures here")
     a = p.parse_args(argv)
+    if a.faces < 0 or a.photos < 0:
+        raise FaderError("--faces and --photos must be at least 0")
+    if a.json:
+        check_output(a.json, "--json")
+    check_data(DATA, "list_attr_celeba.txt", "celeba/img_align_celeba", "celeba/img_celeba")
     import torch
     torch.set_num_threads(1)
     from core.engine import Engine
     from core.model_file import load_model
     engine = Engine(load_model(a.model), device="cpu", threads=1)
     if engine.model.classifier is None:
-        print(f"{a.model}: the model has no classifier; every slider starts at its first value", file=sys.stderr)
-        return 2
+        raise FaderError(f"{a.model}: the model has no classifier; every slider starts at its first value")
     names = [x.name for x in engine.attributes if x.n == 2]
     ids = [x.strip() for x in VAL_IDS.read_text().split() if x.strip()][: a.faces]
     faces = [DATA / "celeba" / "img_align_celeba" / x for x in ids]
@@ -79,11 +94,12 @@ def main(argv=None) -> int:
            "photos": tally(starts(photos, engine, False), labels, names)}
     for k in ("aligned", "photos"):
         r = res[k]
-        print(f"{k:8s} n={r['n']:4d}  " + "  ".join(f"{n} {v:.3f}" for n, v in r["starts_at_true_value"].items())
-              + f"  mean {r['mean']:.3f}", file=sys.stderr)
+        if r["n"]:
+            print(f"{k:8s} n={r['n']:4d}  " + "  ".join(f"{n} {v:.3f}" for n, v in r["starts_at_true_value"].items())
+                  + f"  mean {r['mean']:.3f}", file=sys.stderr)
     print(json.dumps(res))
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+        write_json(a.json, res)
     return 0
 
 

@@ -137,6 +137,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="only the JSON line on stdout")
     a = ap.parse_args()
+    if a.count < 30 or a.wild < 30:   # the check is timed on 30 images at a time
+        print("training_framing: error: --count and --wild must be at least 30", file=sys.stderr)
+        return 2
     if not CELEBA.is_dir():
         print(f"{CELEBA} is absent", file=sys.stderr)
         return 1
@@ -180,7 +183,8 @@ def main() -> int:
                 seconds.append(time.perf_counter() - t)
             result["sets"][name] = {"files": len(files), "images": at + elsewhere + none, "face_where_aligned": at,
                                     "face_elsewhere": elsewhere, "no_face": none, **verdicts,
-                                    "check_seconds_p50": round(float(np.median(seconds[first:])), 3)}
+                                    "check_seconds_p50": round(float(np.median(seconds[first:])), 3)
+                                    if seconds[first:] else None}
             print(name, result["sets"][name], file=sys.stderr)
     result["check_seconds_p50"] = round(float(np.median(seconds)), 3)
     result["check_seconds_max"] = round(float(np.max(seconds)), 3)

@@ -1,0 +1,71 @@
+"""What the benchmarks share on the command line: a --help that shows the whole docstring (what each
+figure means), one-line errors instead of tracebacks, and outputs checked before the work (a
+missing folder was a traceback after minutes of it) and written atomically."""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from core.errors import FaderError  # noqa: E402
+
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """An argument parser whose --help prints `doc` as written (the figures' meanings included)."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def one_line_errors(prog: str):
+    """Decorate a `main(argv)`: a FaderError (an unreadable model or judge file, a missing image,
+    a bad output) prints `prog: error: ...` and returns 2, as the app's commands do."""
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv=None):
+            try:
+                return main(argv)
+            except FaderError as e:
+                print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
+                return 2
+        return run
+    return wrap
+
+
+def check_output(path, option: str, suffixes=None) -> None:
+    """Refuse, before any work, a file that could not be written at the end: no such folder, a
+    folder by that name, a folder not writable, or (with `suffixes`) a type that cannot be written."""
+    p = Path(path)
+    parent = p.parent
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        why = f"it must end in {', '.join(sorted(suffixes))}"
+    elif p.is_dir():
+        why = "it is a folder"
+    elif not parent.is_dir():
+        why = f"there is no folder {parent}"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        why = f"the folder {parent} cannot be written"
+    else:
+        return
+    raise FaderError(f"{option} {path}: cannot write it ({why})")
+
+
+def check_data(data: Path, *needed: str) -> None:
+    """The shared CelebA subset (../shared/data beside the repository, or a --data) must hold `needed`."""
+    missing = [n for n in needed if not (Path(data) / n).exists()]
+    if missing:
+        raise FaderError(f"the CelebA subset is not at {data} (no {missing[0]})")
+
+
+def write_json(path, obj) -> None:
+    """Write `obj` as indented JSON, atomically (never a half-written file)."""
+    from core.atomic_write import write_bytes_atomic
+    write_bytes_atomic(Path(path), (json.dumps(obj, indent=1) + "\n").encode())
+
