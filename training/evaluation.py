@@ -318,10 +318,31 @@ def write_png(path, rgb: np.ndarray) -> None:
 # ----------------------------------------------------------------------------------------------
 # command line
 
+#: what the JSON's figures mean (--help)
+FIGURES_HELP = """figures in the JSON (all but psnr are shares of the validation images, per attribute and their _mean):
+  psnr                  reconstruction PSNR in dB at the model's resolution (the plain decode against the input)
+  swap_accuracy         the edit read as asked: each image decoded with one attribute switched to the value
+                        it does not have (binary: alpha = 1 - y, see --at-range-ends, --strength), read by the
+                        classifier (the model's own, or --classifier's)
+  paste_swap_accuracy   the same, with the edit laid on the input as the app's paste-back lays it
+                        (input + edited - reconstruction)
+  others_unchanged      the classifier's reading of every other attribute is the same on the edit as on the
+                        reconstruction: the edit changed only what it was asked to
+  classifier_accuracy   the classifier's reading of the input against the data's labels
+  lat_dis_accuracy      the latent discriminator's reading of the attribute from the latent code (where the
+                        model file holds it; near chance is what the training aims at)
+  measured, not_measured  the attributes the data labels (measured) and the others (decoded at the
+                        classifier's reading of each image, not scored)
+The classifier took part in making the model where it is the model's own: read the figures beside an
+independent judge's (python -m training.judge, bench/edit_judge.py)."""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _OneLineParser(prog="python -m training.evaluation",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Measure a .fader model on the validation split (swap accuracy, "
-                                   "others unchanged, PSNR) and print JSON.")
+                                   "others unchanged, PSNR) and print JSON.",
+                       epilog=FIGURES_HELP)
     p.add_argument("--model", required=True, help="the .fader model to measure")
     p.add_argument("--data", required=True, action="append",
                    help="a data source as for fader-train (labeled folder, CSV table, CelebA folder); repeatable")
@@ -340,6 +361,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--write-val-list", default=None, metavar="FILE",
                    help="also write the paths of the images measured to this file, one per line (as a run's "
                         "val_files.txt; --val-list reads it)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the files of --out and --write-val-list if they exist (without this, an existing "
+                        "file is refused before the measurement)")
     p.add_argument("--at-range-ends", action="store_true",
                    help="swap binary attributes to the ends of their slider ranges instead of 1 - y")
     p.add_argument("--strength", type=float, default=1.0, metavar="S",
@@ -354,11 +378,11 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def measure_model(model_path, data, classifier_path=None, val_size=None, align=False, device="auto",
                   cache_dir=None, seed: Optional[int] = None, progress: bool = False, at_range_ends: bool = False,
-                  strength: float = 1.0, val_list=None, write_list=None) -> dict:
+                  strength: float = 1.0, val_list=None, write_list=None, overwrite: bool = False) -> dict:
     """Open a model and data, build/open the cache, and evaluate on the validation split as the
     model's training drew it (the split rule, seed and --val-size it records; `seed` another seed)
     or on the images named in the `val_list` file. `write_list`: a file to write the measured
-    images' paths to (checked before the measurement)."""
+    images' paths to (checked before the measurement; an existing one only with `overwrite`)."""
     from core.engine import resolve_device
     from core.model_file import load_model
     from .cache import open_cache
@@ -366,7 +390,7 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     if val_list is not None and val_size is not None:
         raise FaderError("give either --val-size or --val-list, not both")
     if write_list is not None:
-        _check_writable(write_list, "--write-val-list")
+        _check_writable(write_list, "--write-val-list", overwrite, [model_path, classifier_path, val_list, *data])
     dev = resolve_device(device)
     model = load_model(model_path)
     clf_model = load_model(classifier_path) if classifier_path else model
@@ -525,11 +549,19 @@ def _check_listed(ds, keys: list, names: list, val_list) -> None:
                      f"(e.g. {missing[0][0]}); name each image {forms}")
 
 
-def _check_writable(path, option: str) -> None:
+def _check_writable(path, option: str, overwrite: bool = False, inputs=()) -> None:
     """Refuse a file the command is to write where it cannot be (no such folder, a folder by that
-    name, a folder not writable), before the measurement (it was a traceback after it)."""
+    name, a folder not writable), before the measurement (it was a traceback after it); a file
+    already there without `overwrite` (it may be the user's own: it was replaced without a word),
+    and one of the files read (`inputs`) in any case."""
+    from core.atomic_write import same_file
     p = Path(path)
     parent = p.parent
+    for given in inputs:
+        if given is not None and p.exists() and same_file(p, Path(given)):
+            raise FaderError(f"{option} {path}: it is the file {given} that the measurement reads; choose another")
+    if p.is_file() and not overwrite:
+        raise FaderError(f"{option} {path}: the file exists; choose a new file, or give --overwrite to replace it")
     if p.is_dir():
         why = "it is a folder"
     elif not parent.exists():
@@ -632,12 +664,15 @@ def main(argv: Optional[list] = None) -> int:
         if args.val_size is not None and args.val_size < 1:
             raise FaderError(f"--val-size must be a positive integer, got {args.val_size}")
         if args.out:   # before the measurement, not a traceback after it
-            _check_writable(args.out, "--out")
+            _check_writable(args.out, "--out", args.overwrite,
+                            [args.model, args.classifier, args.val_list, *args.data])
+            if args.write_val_list and Path(args.out).absolute() == Path(args.write_val_list).absolute():
+                raise FaderError("give --out and --write-val-list two different files")
         torch.set_num_threads(usable_cores())
         res = measure_model(args.model, args.data, args.classifier, args.val_size, args.align,
                             args.device, args.cache_dir, args.seed, progress=stderr_is_terminal(),
                             at_range_ends=args.at_range_ends, strength=args.strength, val_list=args.val_list,
-                            write_list=args.write_val_list)
+                            write_list=args.write_val_list, overwrite=args.overwrite)
     except FaderError as e:
         print(f"python -m training.evaluation: error: {e}", file=sys.stderr)
         return 2
