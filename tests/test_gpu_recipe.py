@@ -30,13 +30,29 @@ def small_celeba(tmp_path_factory):
     return root
 
 
-def test_pack_round_trip_and_training_data(small_celeba, tmp_path):
+@pytest.fixture(scope="module")
+def packed(small_celeba, tmp_path_factory):
+    """fader-pack of small_celeba at 32 px, one pack per attribute list, made once for the module
+    (1.4 s each; four tests packed the same two). Marked read-only: the tests only read it (a
+    test that wrote into it would change the others' data)."""
     from training import pack
+    made = {}
+
+    def get(attrs: str) -> Path:
+        if attrs not in made:
+            out = tmp_path_factory.mktemp("pack") / "faces.fpack"
+            assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--attr", attrs,
+                              "--img-size", "32", "-o", str(out)]) == 0
+            out.chmod(0o444)
+            made[attrs] = out
+        return made[attrs]
+    return get
+
+
+def test_pack_round_trip_and_training_data(small_celeba, packed):
     from training.datasets import open_dataset, split_dataset
     from training.packfile import Pack
-    out = tmp_path / "faces.fpack"
-    assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--attr", "Smiling,Male",
-                      "--img-size", "32", "-o", str(out)]) == 0
+    out = packed("Smiling,Male")
     p = Pack(out)
     assert len(p.names) == 80 and p.size == 32 and [a.name for a in p.attributes] == ["Smiling", "Male"]
     assert sorted(p.splits.tolist()) == [0] * 60 + [1] * 20
@@ -84,7 +100,7 @@ def test_device_batches_equal_host_batches():
         dev.close()
 
 
-def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
+def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(packed, tmp_path):
     """The one-command recipe, as scripts/gpu_session.sh runs it on a lent machine (the models and
     the log copied to $OUT, all that comes back from there), with its architecture shrunk after `--`
     so the suite stays fast."""
@@ -92,10 +108,8 @@ def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
     import subprocess
     import sys
     from core.model_file import load_model
-    from training import gpu_recipe, pack
-    p = tmp_path / "faces.fpack"
-    assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--img-size", "32", "-o", str(p),
-                      "--attr", gpu_recipe.ATTRIBUTES]) == 0
+    from training import gpu_recipe
+    p = packed(gpu_recipe.ATTRIBUTES)
     run = tmp_path / "run"
     tiny = ["--n-layers", "3", "--init-fm", "8", "--max-fm", "32", "--n-skip", "1", "--hid-dim", "16",
             "--batch-size", "8", "--steps", "6", "--eval-every", "3", "--classifier-steps", "4",
@@ -126,7 +140,7 @@ def test_gpu_recipe_runs_on_the_cpu_at_a_tiny_scale(small_celeba, tmp_path):
             assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64"}
 
 
-def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_celeba, tmp_path):
+def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(packed, tmp_path):
     """scripts/gpu_lease.sh, as a lent machine runs it (on the CPU here, at a tiny scale): the recipe
     from scratch and two continuations of a committed state run at once, each stops on its clock,
     and $OUT gets each end state with its discriminators, the recipe's selected model and one file
@@ -136,10 +150,8 @@ def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_c
     import sys
     import tarfile
     from core.model_file import load_model
-    from training import cli, gpu_recipe, pack
-    p = tmp_path / "faces.fpack"
-    assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--img-size", "32", "-o", str(p),
-                      "--attr", gpu_recipe.ATTRIBUTES]) == 0
+    from training import cli, gpu_recipe
+    p = packed(gpu_recipe.ATTRIBUTES)
     arch = ["--n-layers", "3", "--init-fm", "8", "--max-fm", "32", "--n-skip", "1", "--hid-dim", "16",
             "--critic-width", "4", "--classifier-max-fm", "32"]
     cache = tmp_path / "cache"   # not the user's ~/.cache
@@ -150,10 +162,10 @@ def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_c
     out, runs = tmp_path / "out", tmp_path / "runs"
     tiny = " ".join(arch + ["--batch-size", "8", "--classifier-steps", "2", "--val-size", "10", "--threads", "1"])
     # the script looks at its jobs every 0.2 s instead of every 15 (a job's end waited up to 15 s);
-    # each job trains for 1.2 s of its clock (3 s before: each job's 8-9 s is mostly its start; 19-23
-    # steps at 1.2 s on a loaded 2-core machine, where the check below needs one: the clock is read
-    # before each step, so every run takes at least one)
-    minutes = 0.02
+    # each job trains for 0.3 s of its clock (3 s, then 1.2 s before: each job's 7-9 s is mostly its
+    # start; 19-23 steps at 1.2 s on a loaded 2-core machine, where the check below needs one: the
+    # clock is read before each step, so every run takes at least one)
+    minutes = 0.005
     env = dict(os.environ, PY=sys.executable, DEVICE="cpu", OUT=str(out), RUNS=str(runs), MINUTES=str(minutes),
                STOP_AFTER="300", REPLICA=str(start / "model.fader"), TINY=tiny, FADER_CACHE_DIR=str(cache),
                FADER_LEASE_POLL_S="0.2")
@@ -182,15 +194,13 @@ def test_gpu_lease_runs_three_trainings_and_brings_back_their_end_states(small_c
                      "--cache-dir", str(cache)]) == 0
 
 
-def test_a_pack_trains_at_its_own_resolution_unless_told_otherwise(small_celeba, tmp_path):
+def test_a_pack_trains_at_its_own_resolution_unless_told_otherwise(packed, tmp_path):
     """`fader-train --data faces.fpack` without --img-size trained at 64 px whatever the pack held
     (a 32 px pack's crops were enlarged, a 128 px pack's shrunk); it now trains at the pack's size,
     and --img-size still chooses."""
     from core.model_file import load_model
-    from training import cli, pack
-    p = tmp_path / "faces.fpack"
-    assert pack.main(["--data", str(small_celeba / "img_align_celeba"), "--img-size", "32", "-o", str(p),
-                      "--attr", "Smiling,Male"]) == 0
+    from training import cli
+    p = packed("Smiling,Male")
     tiny = ["--data", str(p), "--steps", "1", "--batch-size", "4", "--init-fm", "4", "--max-fm", "8",
             "--hid-dim", "8", "--classifier-steps", "1", "--val-size", "4", "--threads", "1", "--quiet",
             "--cache-dir", str(tmp_path / "cache")]
