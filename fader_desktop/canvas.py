@@ -328,11 +328,13 @@ class PhotoCanvas(QWidget):
         self._brush_last = None
         self._enter_mode(on)
 
-    def set_marking(self, on: bool) -> None:
+    def set_marking(self, on: bool, box: Optional[QRectF] = None) -> None:
         """Marking mode: a left drag draws a box around a face the searches missed (faceMarked
-        on release, in photo pixels); Esc leaves it (markCancelled); the wheel still zooms."""
+        on release, in photo pixels); Esc leaves it (markCancelled); the wheel still zooms. `box`
+        (photo pixels): shown as the keys' box, which the arrows, [ and ] then move and size."""
         self._marking = bool(on)
-        self._mark = None
+        box = self._inside_photo(QRectF(box)) if on and box is not None and self._original is not None else None
+        self._mark = None if box is None else (box.topLeft(), box.bottomRight())
         self._mark_drag = False
         self._enter_mode(on)
 

@@ -225,6 +225,10 @@ def user_folder(*candidates) -> Path:
 # what the Faders panel says of View ▸ Find more faces where a face may have been missed, and after it
 MORE_FACES_HINT = ("A face missed (lying down, small, tilted)? View ▸ Find more faces searches again; "
                    "View ▸ Mark a missed face takes a box drawn around it.")
+# the status bar's line while marking a missed face (set_marking takes it away when marking ends)
+MARKING_HINT = "Mark a missed face: drag a box from hairline to chin (keys: arrows, [ ], Enter; Esc stops)"
+# how EditorBackend.mark_face's refusal of a box with no face in it begins
+MARK_NO_FACE = "No face was found in the marked area"
 MORE_FACES_DONE = "View ▸ Find more faces found none either; View ▸ Mark a missed face takes a box drawn around a face."
 MORE_FACES_TINY = "No search looks for faces under 40 px: View ▸ Mark a missed face takes a box drawn around one."
 MORE_FACES_SMALL = ("Or View ▸ Find more faces looks for them (seconds on a big photo), and View ▸ Mark a missed face "
@@ -681,23 +685,25 @@ class MainWindow(QMainWindow):
                          on_error=self._failure("Cannot search for more faces"),
                          busy_text=f"Looking for more faces in {photo.path.name}…")
 
-    def set_marking(self, on: bool) -> None:
+    def set_marking(self, on: bool, box=None) -> None:
         """View ▸ Mark a missed face: the next box drawn on the photo is searched for a face the searches
-        missed (EditorBackend.mark_face); Esc or the action again leaves it."""
+        missed (EditorBackend.mark_face); Esc or the action again leaves it. `box` (photo pixels): a
+        box shown to start from, as the keys place one (a refused box, to be sized and marked again)."""
         on = bool(on) and self.act_mark_face.isEnabled()
         if on and self.act_brush.isChecked():
             self.set_brush(False)
-        self.canvas.set_marking(on)
+        # the tick first: it calls this again (without the box), which the canvas's box must follow
+        if self.act_mark_face.isChecked() != on:
+            self.act_mark_face.setChecked(on)
+        self.canvas.set_marking(on, box)
         if on:
             # Esc leaves marking from the photo view: with a fader or its box focused it went there
             self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
-        if self.act_mark_face.isChecked() != on:
-            self.act_mark_face.setChecked(on)
         if on:
-            self.statusBar().showMessage("Mark a missed face: draw a box around the face, from the hairline to the chin, "
-                                         "or by keys: arrows move a box, [ and ] size it, Enter marks it "
-                                         "(Esc: cancel)", 0)
-        elif self.statusBar().currentMessage().startswith("Mark a missed face:"):
+            # short: the status bar's model and render-time labels stepped aside for the whole of
+            # marking to make room for a longer one (View ▸ Keyboard shortcuts says the keys in full)
+            self.statusBar().showMessage(MARKING_HINT, 0)
+        elif self.statusBar().currentMessage() == MARKING_HINT:
             self.statusBar().clearMessage()
 
     def _on_face_marked(self, rect) -> None:
@@ -707,10 +713,18 @@ class MainWindow(QMainWindow):
             return
         box = (rect.left(), rect.top(), rect.right(), rect.bottom())
         backend, status, check, serial = self.backend, self.jobs.set_busy_text, self.jobs.check_cancelled, self._serial
+
+        def refused(message: str) -> None:
+            self._error("Cannot mark a face", message)
+            # "No face was found … Draw the box around the whole face": marking goes on, the box
+            # refused on show, so that it is drawn again at once (or sized by [ and ] and marked by
+            # Enter); it had ended, and the user had to find View ▸ Mark a missed face again. A face
+            # found already is to be selected, which marking would not let a click do.
+            if message.startswith(MARK_NO_FACE) and self._photo is photo and not self.canvas.marking():
+                self.set_marking(True, rect)
         self.jobs.submit(lambda: backend.mark_face(serial, box, status, check),
                          on_done=lambda result: self._on_more_faces(photo, *result),
-                         on_error=self._failure("Cannot mark a face"),
-                         busy_text="Looking for the face in the marked area…")
+                         on_error=refused, busy_text="Looking for the face in the marked area…")
 
     def remove_selected_face(self) -> None:
         """View ▸ Not a face: the selected face is taken off the photo's faces (a detection on a
