@@ -129,6 +129,14 @@ class OutlinedStyle(QProxyStyle):
     _OUTLINED = (QStyle.PrimitiveElement.PE_IndicatorCheckBox, QStyle.PrimitiveElement.PE_IndicatorRadioButton,
                  QStyle.PrimitiveElement.PE_FrameLineEdit)
 
+    def styleHint(self, hint, option=None, widget=None, returnData=None) -> int:
+        # no icons on dialog buttons, whatever the platform theme says: under X11 Qt's generic
+        # theme put a black X on Close (model card, shortcuts, batch), hard to see on the dark
+        # grey button, while the training window's Close, a plain button, had none
+        if hint == QStyle.StyleHint.SH_DialogButtonBox_ButtonsHaveIcons:
+            return 0
+        return super().styleHint(hint, option, widget, returnData)
+
     def drawPrimitive(self, element, option, painter, widget=None) -> None:
         super().drawPrimitive(element, option, painter, widget)
         if element == QStyle.PrimitiveElement.PE_PanelButtonCommand and isinstance(widget, QPushButton) \

@@ -504,9 +504,12 @@ class BatchDialog(QDialog):
                                 "Batch export finished", head, QMessageBox.StandardButton.Close, self))
         if details:
             box.setDetailedText(details)
-        access_key(box.button(QMessageBox.StandardButton.Close), "&Close")
+        close = access_key(box.button(QMessageBox.StandardButton.Close), "&Close")
         save = box.addButton("&Save report…", QMessageBox.ButtonRole.ActionRole)
         save.clicked.connect(lambda: self._save_report(report))
+        # Enter closes it, as a box that says what happened does; Save report… is Alt+S. Without a
+        # default Qt made Save report… one (the first button able to be), and Enter opened a file dialog
+        box.setDefaultButton(close)
         self.summary_box = box
         box.open()
 

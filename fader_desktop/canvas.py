@@ -27,7 +27,7 @@ CANVAS_KEYS = (
     ("+ / −, wheel", "zoom in / out around the pointer"),
     ("0 / 1, double click", "fit / 100 %"),
     ("drag", "pan (with the edit brush on: paint)"),
-    ("← → ↑ ↓ (Shift: further)", "pan a zoomed-in photo"),
+    ("←, →, ↑, ↓ (Shift: further)", "pan a zoomed-in photo"),
     ("\\ (hold)", "show the original"),
     ("Alt+← / Alt+→ (Shift: further)", "move the before/after split line (View ▸ Before/after split)"),
     ("click a face", "select it"),

@@ -553,11 +553,25 @@ def _card_row(label: str, value: str, why: str = "") -> str:
     return f"<tr><td valign='top' width='45%'>{html.escape(label)}{why}</td><td valign='top'>{value}</td></tr>"
 
 
-def _evaluation_html(metrics, named=str, pseudo=()) -> list:
+def _names_in_words(text: str, shown: dict) -> str:
+    """A model file's prose with its attributes' identifiers as the card's table names them
+    (`shown`: identifier -> display name): a description ending "Attributes Smiling, …,
+    Mouth_Slightly_Open." beside a table and figures reading "Mouth slightly open"."""
+    import re
+    differ = {k: v for k, v in shown.items() if k != v}
+    if not differ or not text:
+        return text
+    # whole identifiers only, the longest first ("Mouth_Slightly_Open" before a "Mouth" of another model)
+    pattern = "|".join(re.escape(k) for k in sorted(differ, key=len, reverse=True))
+    return re.sub(rf"(?<![\w])(?:{pattern})(?![\w])", lambda m: differ[m.group(0)], text)
+
+
+def _evaluation_html(metrics, named=str, pseudo=(), prose=str) -> list:
     """The trainer's figures in words with what each measures; another program's: named rows.
     Attributes as `named` names them; the figures of those in `pseudo` (a fine-tune's, labelled by
     its starting model's classifier: edits judged against its own readings) are marked circular and left out of the
-    means, whether the trainer that saved them left them in or out."""
+    means, whether the trainer that saved them left them in or out. `prose`: the attributes named in
+    the model file's own sentences (why this step) as `named` names them."""
     if not isinstance(metrics, dict):
         return [f"<p>{_fmt(metrics)}</p>"]
     val = metrics.get("validation")
@@ -599,7 +613,7 @@ def _evaluation_html(metrics, named=str, pseudo=()) -> list:
             out.append(_card_row(_card_name(k), _card_figure(v, None) or _card_figure(None, v, named, pseudo)
                                  or _fmt(v)))
     if metrics.get("selection"):
-        out.append(_card_row("why this step", html.escape(_card_text(metrics["selection"])),
+        out.append(_card_row("why this step", html.escape(prose(_card_text(metrics["selection"]))),
                              "the run keeps the state it measured best, not its last"))
     for k, v in metrics.items():
         if k not in ("validation", "step", "selection"):
@@ -685,11 +699,14 @@ def model_card_html(summary: dict, path=None) -> str:
 
     def named(key) -> str:
         return shown.get(key, str(key))
+
+    def prose(text: str) -> str:   # the file's own sentences name them so too
+        return _names_in_words(text, shown)
     out = [f"<h2>{e(summary.get('name', 'model'))}</h2>"]
     if path:
         out.append(f"<p><small>{e(str(path))}</small></p>")
     if summary.get("description"):
-        out.append(f"<p>{e(summary['description'])}</p>")
+        out.append(f"<p>{html.escape(prose(_card_text(summary['description'])))}</p>")
     out.append(f"<p><b>Licence:</b> {e(str(summary.get('license', 'unspecified')))}</p>")
     out.append(f"<p><b>Input:</b> {summary.get('image_size')} × {summary.get('image_size')} px aligned faces"
                + (" · decoded with each face's mirror image" if summary.get("mirror_decode") else "") + "<br>"
@@ -707,7 +724,7 @@ def model_card_html(summary: dict, path=None) -> str:
     pseudo = training.get("pseudo_labelled") if isinstance(training, dict) else None
     if summary.get("metrics"):
         out += ["<h3>Evaluation</h3>"] + _evaluation_html(summary["metrics"], named,
-                                                          pseudo if isinstance(pseudo, list) else ())
+                                                          pseudo if isinstance(pseudo, list) else (), prose)
     if training:
         out += ["<h3>Training</h3>"] + _training_html(training, named)
     d = summary.get("source")
@@ -732,6 +749,7 @@ class ModelCardDialog(QDialog):
         quiet = self.browser.palette().color(QPalette.ColorRole.PlaceholderText).name()
         self.browser.setHtml(model_card_html(summary, path).replace(CARD_QUIET, quiet))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        access_key(buttons.button(QDialogButtonBox.StandardButton.Close), "&Close")
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addWidget(self.browser)
@@ -836,6 +854,19 @@ def _on_a_keyboard(sequence) -> bool:
     return all(sequence[i].key().value <= Qt.Key.Key_F35.value for i in range(sequence.count()))
 
 
+def _arrows_named(keys: str) -> str:
+    """Arrow glyphs in a key list as Qt names those keys for the platform ("Left", "Alt+Up"; the
+    menus' shortcuts are listed so): the list's fixed-pitch font (Noto Sans Mono here) squeezes
+    "←" into one character's cell, about a third of the text's height, hard to read."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QKeySequence
+    for glyph, key in (("←", Qt.Key.Key_Left), ("→", Qt.Key.Key_Right), ("↑", Qt.Key.Key_Up),
+                       ("↓", Qt.Key.Key_Down)):
+        if glyph in keys:
+            keys = keys.replace(glyph, QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText))
+    return keys
+
+
 def shortcuts_html(menus, canvas_keys, fader_keys=()) -> str:
     """Every menu action that has a shortcut, by menu ((title, [QAction]) pairs, as the menu bar
     holds them), then what the canvas does with keys and the mouse and what the faders do with
@@ -855,10 +886,10 @@ def shortcuts_html(menus, canvas_keys, fader_keys=()) -> str:
             out.append(f"<tr><td colspan='2'><b>{e(title.replace('&', ''))}</b></td></tr>")
             out += [f"<tr><td><code>{e(k)}</code></td><td>{e(t)}</td></tr>" for k, t in rows]
     out.append("<tr><td colspan='2'><b>On the photo</b></td></tr>")
-    out += [f"<tr><td><code>{e(k)}</code></td><td>{e(t)}</td></tr>" for k, t in canvas_keys]
+    out += [f"<tr><td><code>{e(_arrows_named(k))}</code></td><td>{e(t)}</td></tr>" for k, t in canvas_keys]
     if fader_keys:
         out.append("<tr><td colspan='2'><b>In the Faders panel</b></td></tr>")
-        out += [f"<tr><td><code>{e(k)}</code></td><td>{e(t)}</td></tr>" for k, t in fader_keys]
+        out += [f"<tr><td><code>{e(_arrows_named(k))}</code></td><td>{e(t)}</td></tr>" for k, t in fader_keys]
     out.append("</table>")
     return "".join(out)
 
@@ -874,6 +905,7 @@ class ShortcutsDialog(QDialog):
         self.browser = QTextBrowser()
         lay.addWidget(self.browser)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        access_key(buttons.button(QDialogButtonBox.StandardButton.Close), "&Close")
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
         self.set_html(html_text)

@@ -299,9 +299,10 @@ class TrainingDialog(QDialog):
         self._init_open_model = False   # the running run's --init is the open model (the fine-tune box's)
 
         # -- setup --------------------------------------------------------------------------------
-        # access keys (Alt+letter), one letter each: Data, Folder, label fIle, Attributes, aliGn, siZe,
-        # afTer, classifiEr, deVice, fiNe-tune, Run folder, Browse, resUme, oPtions, Start, Cancel,
-        # Open result, cLose
+        # access keys (Alt+letter), one letter each: Data, Folder, label fIle, Attributes, detect aNd align,
+        # siZe, afTer, classifiEr, deVice, fine-tune the open Model, Run folder, Browse, resUme, oPtions,
+        # Start, Cancel, Open result, cLose. Not aliGn: an underline is lost in a descender (g, p, y); oPtions
+        # keeps its p, every other letter of it being taken
         setup = self.setup = QGroupBox()
         form = QFormLayout(setup)
         self.data_edit = QLineEdit()
@@ -318,7 +319,7 @@ class TrainingDialog(QDialog):
         self.attr_edit.setPlaceholderText("e.g. Smiling,Male — empty: every attribute in the data")
         # its row's second half (a row of its own made the form a row taller, and the dialog a
         # scroll at its own size); the name the trainer's --align advice quotes
-        self.align_check = QCheckBox("Detect and ali&gn faces")
+        self.align_check = QCheckBox("Detect a&nd align faces")
         self.align_check.setToolTip("For ordinary photos, not aligned face crops: finds and aligns each face "
                                     "(images without a face are skipped)")
         row = QHBoxLayout()
@@ -379,7 +380,7 @@ class TrainingDialog(QDialog):
             "every batch. CUDA: one GPU each. CPU: the cores are shared out; on a small CPU two processes with "
             "one thread each can be faster than one with two threads (docs/training.md)")
         # short: its former "… instead of starting from scratch" made the form 640 px wide at the least
-        self.finetune_check = QCheckBox("Fi&ne-tune the open model")
+        self.finetune_check = QCheckBox("Fine-tune the open &model")
         self.finetune_check.setToolTip("Start from the model open in the editor instead of from scratch")
         self.finetune_check.setEnabled(bool(current_model))
         self._size_tip = self.size_combo.toolTip()
