@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from .atomic_write import atomic_file
-from .run_files import CHECKPOINT_NAME, RUN_MARKER, program_name, train_program
+from .run_files import CHECKPOINT_NAME, RUN_MARKER, app_command, train_program
 from .attributes import EXAGGERATION_WIDTHS, Attribute, counted, quoted, value_limits
 from .errors import FaderError, ModelFileError, os_reason
 from .networks import ArchConfig, AutoEncoder, Classifier
@@ -346,8 +345,8 @@ def train_checkpoint_advice(path: Path) -> str:
 def import_program() -> str:
     """The converter's command as the user can type it: `fader-desktop import-reference`, or in the
     packaged app its executable as started and `import-reference` (it has no `fader-desktop`)."""
-    exe = program_name()
-    return "fader-desktop import-reference" if exe is None else f"{shlex.quote(exe)} import-reference"
+    exe = app_command()
+    return "fader-desktop import-reference" if exe is None else f"{exe} import-reference"
 
 
 def state_dict_advice() -> str:

@@ -30,18 +30,24 @@ def _command_on_path(started: str):
     return None
 
 
-def train_program(full: bool = False, typed: bool = False) -> str:
-    """The trainer's command as the user can type it: `fader-train` from a pip install; in the
-    packaged app its executable as started (program_name) and `train`, which has no `fader-train`
-    to paste. The window starts its trainer by the executable's real path (sys.executable, not
-    the `fader-desktop` link the window was started through): an executable started by its path
-    is named by the command on PATH that runs it where there is one. `full`: the executable's
-    path as started (a line written into a run folder must run from any folder); `typed`: a line
-    to paste, the path as started where no command on PATH runs it."""
+def app_command(full: bool = False, typed: bool = False):
+    """The packaged app's executable as the user can type it, None outside the packaged app. The
+    window starts its trainer by the executable's real path (sys.executable, not the
+    `fader-desktop` link the window was started through): an executable started by its path is
+    named by the command on PATH that runs it where there is one. `full`: its path as started (a
+    line written into a run folder must run from any folder); `typed`: a line to paste, the path as
+    started where no command on PATH runs it."""
     exe = program_name(full)
     if exe is None:
-        return "fader-train"
+        return None
     started = sys.argv[0]
     if not full and os.path.dirname(started):
         exe = _command_on_path(started) or (started if typed else exe)
-    return f"{shlex.quote(exe)} train"
+    return shlex.quote(exe)
+
+
+def train_program(full: bool = False, typed: bool = False) -> str:
+    """The trainer's command as the user can type it: `fader-train` from a pip install; in the
+    packaged app its executable (app_command) and `train`, which has no `fader-train` to paste."""
+    exe = app_command(full, typed)
+    return "fader-train" if exe is None else f"{exe} train"

@@ -44,3 +44,25 @@ def test_outside_the_packaged_app_the_pip_commands_are_named(tmp_path):
     torch.save(torch.nn.Linear(2, 2).state_dict(), state)
     err = _refusal(state)
     assert "`fader-desktop import-reference` converts" in err and "fader-train makes .fader models" in err
+
+
+def test_started_by_its_path_with_the_link_on_path_both_commands_are_the_links(tmp_path, monkeypatch):
+    """The window starts its trainer by the executable's real path: the trainer's name followed
+    the `fader-desktop` link on PATH, the converter's the file's own name, and one message named
+    "`FaderDesktop import-reference` … and fader-desktop train"."""
+    app = tmp_path / "opt" / "FaderDesktop"
+    app.mkdir(parents=True)
+    exe = app / "FaderDesktop"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "fader-desktop").symlink_to(exe)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "argv", [str(exe)])
+    state = tmp_path / "weights.pth"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), state)
+    err = _refusal(state)
+    assert "`fader-desktop import-reference` converts" in err and "fader-desktop train makes .fader models" in err
+    assert "FaderDesktop" not in err.replace(str(tmp_path), "")
