@@ -32,7 +32,7 @@ from core.attributes import counted
 from core.errors import FaderError
 
 from .augment import AUGMENTATION, add_fit_options, fit_on_augmented
-from .evaluation import (_labelled_data, classifier_accuracy, classifier_config,
+from .evaluation import (labelled_data, classifier_accuracy, classifier_config,
                          fast_classifier, plain_classifier)
 from .losses import attr_loss
 from .precision import slow_amp_warning
@@ -94,9 +94,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         names = [x.name for x in model.attributes]
         # as the evaluation opens it: a folder `smiling` is the model's `Smiling` (it was refused
         # with a hint about an --attr option this command does not have)
-        ds, spelt, _notes = _labelled_data(a.data, model.attributes)
+        ds, spelt, notes = labelled_data(a.data, model.attributes)
         for d, m in spelt.items():
             print(f"{PROG}: the data's attribute {d!r} is the model's {m!r}", file=sys.stderr)
+        for note in notes:   # a column misspelt ('Smilling'): named before the refusal of what it lacks
+            print(f"{PROG}: {note}", file=sys.stderr)
         if a.exclude:
             ds, dropped = exclude_images(ds, a.exclude)
             print(f"{PROG}: --exclude left out {counted(dropped, 'image')}", file=sys.stderr)

@@ -951,7 +951,7 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
     if init_model is not None or ck is not None:
         model_names = [m.name for m in init_model.attributes] if init_model is not None else \
             [x["name"] for x in ck["attributes"]]
-        attrs = _model_spelling(attrs, model_names, "model" if ck is None else "run", say)
+        attrs = model_spelling(attrs, model_names, "model" if ck is None else "run", say)
         ref = init_model.attributes if init_model is not None else \
             [Attribute.from_dict(x) for x in ck["attributes"]]
         attrs, labels = _model_values(attrs, labels, ref, "model" if ck is None else "run", say)
@@ -1326,7 +1326,7 @@ def spelling_key(name: str) -> str:
     return re.sub(r"[\s_-]+", "_", name.strip()).lower()
 
 
-def _model_spelling(attrs, model_names, whose: str, say) -> list:
+def model_spelling(attrs, model_names, whose: str, say) -> list:
     """The data's attributes, each named as the model names it where the two differ only in letter
     case and in spaces, hyphens or underscores between words (a folder `smiling` for a model's
     `Smiling`, a column `Mouth slightly open` for `Mouth_Slightly_Open` would otherwise become a

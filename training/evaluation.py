@@ -399,7 +399,7 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     if [a.name for a in clf_model.attributes] != [a.name for a in model.attributes]:
         raise FaderError(f"{classifier_path}: its classifier's attributes differ from the model's")
     attrs = model.attributes
-    ds, respelled, notes = _labelled_data(data, attrs)
+    ds, respelled, notes = labelled_data(data, attrs)
     by_name = {a.name: j for j, a in enumerate(attrs)}
     for a in ds.attributes:
         b = attrs[by_name[a.name]]
@@ -468,18 +468,18 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     return res
 
 
-def _labelled_data(data, attrs) -> tuple:
+def labelled_data(data, attrs) -> tuple:
     """(dataset, {data's name: model's name}, notes): the data opened with the model's attributes
     it labels, in the model's order, each named as the model names it: all of them where it has them
     (a CSV table, CelebA), else those it has (a labeled folder defines the one named after it; a
     fine-tune's data labels only some of its model's attributes). A data attribute spelled as a
     model's in another letter case or with spaces for underscores (a folder `smiling` for `Smiling`,
     a column `Mouth slightly open`) is taken as the model's, by fader-train's own matching
-    (training.cli._model_spelling); the dict names each so taken. The notes name a data attribute
+    (training.cli.model_spelling); the dict names each so taken. The notes name a data attribute
     left out whose name is near one of the model's ('Smilling')."""
     from dataclasses import replace
     from core.attributes import did_you_mean
-    from .cli import _model_spelling
+    from .cli import model_spelling
     from .datasets import open_dataset
     names = [a.name for a in attrs]
     try:
@@ -489,7 +489,7 @@ def _labelled_data(data, attrs) -> tuple:
             own = open_dataset(data, None, every_column=True).attributes
         except FaderError:
             raise first from None
-        as_model = {x.name: y.name for x, y in zip(own, _model_spelling(own, names, "model", lambda _: None))}
+        as_model = {x.name: y.name for x, y in zip(own, model_spelling(own, names, "model", lambda _: None))}
         of_model = {m: d for d, m in as_model.items() if m in names}
         if not of_model:
             raise FaderError(f"the data label none of the model's attributes ({', '.join(names)}); they label "
