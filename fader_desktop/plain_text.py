@@ -42,12 +42,18 @@ def no_mnemonic(text: str) -> str:
 
 def with_access_key(text: str, taken: set) -> str:
     """A button's text with an access key ("&Discard": Alt+D) on the first letter of it that no
-    other button of the box has (`taken`, lower-case letters; the chosen one is added); the text
-    unchanged where it has one already or all its letters are taken."""
-    if "&" in text:
-        return text
+    other button of the box has (`taken`, lower-case letters; the chosen one is added). A text
+    with its own key keeps it (and takes its letter); "&&" is a shown ampersand, no key."""
+    i = 0
+    while i < len(text) - 1:
+        if text[i] == "&":
+            if text[i + 1] != "&":
+                taken.add(text[i + 1].lower())
+                return text
+            i += 1
+        i += 1
     for i, ch in enumerate(text):
-        if ch.isalpha() and ch.lower() not in taken:
+        if ch.isalpha() and ch.lower() not in taken and (i == 0 or text[i - 1] != "&"):
             taken.add(ch.lower())
             return text[:i] + "&" + text[i:]
     return text

@@ -67,3 +67,13 @@ def test_a_question_whose_answer_starts_like_cancel_gets_another_letter(qtbot, w
                                   "Close and discard")
     assert not seen.get("unanswered") and answer is True, seen
     assert sorted(QKeySequence.mnemonic(t).toString() for t in seen["texts"]) == ["Alt+C", "Alt+L"], seen["texts"]
+
+
+def test_an_answer_with_its_own_key_keeps_it_and_a_shown_ampersand_is_no_key():
+    """A text given with its key ("&Export…") left its letter free, so "Exit" beside it was given
+    Alt+E too; "Save && close" (a shown ampersand) was given no key at all."""
+    from fader_desktop.plain_text import with_access_key
+    taken = {"c"}
+    texts = [with_access_key(t, taken) for t in ("&Export…", "Exit", "Save && close")]
+    keys = [QKeySequence.mnemonic(t).toString() for t in texts]
+    assert keys == ["Alt+E", "Alt+X", "Alt+S"], texts
