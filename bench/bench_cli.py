@@ -16,9 +16,6 @@ if str(ROOT) not in sys.path:
 
 from core.errors import FaderError  # noqa: E402
 
-DATA = (ROOT / ".." / "shared" / "data").resolve()
-
-
 def parser(doc: str) -> argparse.ArgumentParser:
     """An argument parser whose --help prints `doc` as written (the figures' meanings included)."""
     return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
