@@ -214,6 +214,50 @@ def test_progress_on_a_terminal_is_still_a_bar(tmp_path):
     assert b"\rtraining:" in written and b"2/2" in written
 
 
+def _on_a_terminal(args, columns: int, cwd) -> str:
+    """What fader-train writes on stderr to a terminal `columns` wide."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "training.cli", *args], cwd=cwd, stderr=slave,
+                             stdout=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        os.close(slave)
+        slave = None
+        written = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:   # the child closed the terminal
+                break
+            if not chunk:
+                break
+            written += chunk
+        assert p.wait(timeout=120) == 0, written.decode(errors="replace")
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    return written.decode("utf-8", errors="replace")
+
+
+def test_the_training_bar_keeps_its_width_beside_the_losses_on_a_100_column_terminal(tmp_path):
+    """At 100 columns the training bar, beside tqdm's step/s and the losses, was 1-2 characters
+    wide: the losses say the rate (img/s), and the bar line leaves tqdm's out."""
+    data = _folder(tmp_path)
+    text = _on_a_terminal(["--data", str(data), *TINY, "--steps", "6", "--log-every", "2", "--out",
+                           str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")], 100, REPO)
+    lines = [seg for seg in re.split(r"[\r\n]", text) if seg.startswith("training:") and "img/s" in seg]
+    assert lines, text
+    last = lines[-1].rstrip()
+    bar = last.split("|")[1]
+    assert len(last) <= 100 and len(bar) >= 10, last
+    assert "step/s" not in last and "rec " in last and "6/6" in last, last
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. skipped images carry the loader's reason
 

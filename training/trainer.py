@@ -61,6 +61,9 @@ CHECKPOINT_FORMAT = "fader-train-checkpoint"
 CELEBA_LICENSE = ("non-commercial research only, inherited from CelebA "
                   "(Liu et al., ICCV 2015; CelebA is available for non-commercial research purposes only)")
 
+#: the training bar on a terminal: tqdm's default less its step/s, which the losses' img/s gives
+TRAINING_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+
 
 @dataclass
 class TrainConfig:
@@ -965,7 +968,10 @@ class Trainer:
                                  rank=rank, world_size=self.world_size)
         bar = None
         if self.progress and self.is_main:
-            bar = progress_bar(cfg.steps, "training", "step", initial=self.step, smoothing=0.05)
+            # without tqdm's step/s (the losses' img/s says the rate): at 100 columns its bar was 2
+            # characters wide and the line wrapped
+            bar = progress_bar(cfg.steps, "training", "step", initial=self.step, smoothing=0.05,
+                               bar_format=TRAINING_BAR)
         write = bar.write if bar is not None else self.log
         if self.step > 0 and self.is_main:
             self._trim_log()
