@@ -172,6 +172,7 @@ class BatchDialog(QDialog):
         group.addButton(self.current_radio)
         group.addButton(self.recipe_radio)
         self.recipe_edit = QLineEdit()
+        self.recipe_edit.setAccessibleName("Recipe file")   # its radio button beside it is no label a screen reader reads
         browse = QPushButton("Bro&wse…")
         browse.clicked.connect(self._browse_recipe)
         recipe_row = QHBoxLayout()

@@ -4,6 +4,10 @@ the edit brush's strokes (reported in photo pixels; the window turns them into e
 A plain QWidget with its own view transform (widget = offset + scale * photo) rather than a
 QGraphicsView: the scene is one image plus a few rectangles, and owning the transform keeps zoom
 around the cursor, pan limits and the split line simple and exact.
+
+A screen reader cannot read a painted photo: the canvas is named "Photo" and its accessible
+description says what is shown in words (the photo's size, the faces found and selected, the
+view's mode), kept up to date by the setters.
 """
 from __future__ import annotations
 
@@ -125,6 +129,8 @@ class PhotoCanvas(QWidget):
         self._refine.setSingleShot(True)
         self._refine.setInterval(REFINE_MS)
         self._refine.timeout.connect(self._refine_now)
+        self.setAccessibleName("Photo")
+        self._describe()
 
     # -- content -------------------------------------------------------------------------------
     def sizeHint(self) -> QSize:
@@ -154,6 +160,7 @@ class PhotoCanvas(QWidget):
         if not keep_view or original is None:
             self._fit = True
         self._relayout()
+        self._describe()
         self.update()
 
     def set_edited(self, image: QImage) -> None:
@@ -290,10 +297,12 @@ class PhotoCanvas(QWidget):
                         np.array([crop_scale(m) for m, _ in frames])) if frames else None
         self._skipped = [(QRectF(QPointF(b[0], b[1]), QPointF(b[2], b[3])), r) for b, r in skipped if b is not None]
         self._selected = selected
+        self._describe()
         self.update()
 
     def set_selected_face(self, index: int) -> None:
         self._selected = index
+        self._describe()
         self.update()
 
     def set_show_boxes(self, on: bool) -> None:
@@ -302,6 +311,7 @@ class PhotoCanvas(QWidget):
 
     def set_split(self, on: bool) -> None:
         self._split = bool(on)
+        self._describe()
         self.update()
 
     def split_enabled(self) -> bool:
@@ -318,6 +328,7 @@ class PhotoCanvas(QWidget):
     def set_hold_original(self, on: bool) -> None:
         if on != self._hold_original:
             self._hold_original = bool(on)
+            self._describe()
             self.update()
 
     # -- the edit brush ------------------------------------------------------------------------
@@ -344,6 +355,7 @@ class PhotoCanvas(QWidget):
         self._press = None
         self._panning = self._dragging_split = False
         self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+        self._describe()
         self.update()
 
     def marking(self) -> bool:
@@ -513,11 +525,39 @@ class PhotoCanvas(QWidget):
 
     def set_placeholder(self, text: str) -> None:
         self._placeholder = text
+        self._describe()
         self.update()
 
     def set_busy(self, text: str) -> None:
         self._busy = text
+        self._describe()
         self.update()
+
+    def _describe(self) -> None:
+        """The accessible description: what the view shows, in words, as the screen shows it."""
+        if self._original is None:
+            parts = [" ".join(self._placeholder.split()) or "No photo"]
+        else:
+            n = len(self._faces)
+            parts = [f"{self._original.width()} by {self._original.height()} pixels",
+                     f"{n} face{'' if n == 1 else 's'} found" if n else "no face found"]
+            if self._skipped:
+                parts.append(f"{len(self._skipped)} more too small for the model (dotted boxes)")
+            if n > 1:
+                parts.append("every face selected" if self._selected < 0 else f"face {self._selected + 1} selected")
+            if self._hold_original:
+                parts.append("showing the original")
+            elif self._split:
+                parts.append("before/after split: the original on the left, the edit on the right")
+            if self._brush:
+                parts.append("edit brush on")
+            if self._marking:
+                parts.append("marking a missed face")
+        if self._busy:
+            parts.append(self._busy)
+        text = "; ".join(p.rstrip(".") for p in parts) + "."
+        if text != self.accessibleDescription():   # each change is announced to the screen reader
+            self.setAccessibleDescription(text)
 
     # -- view transform ------------------------------------------------------------------------
     @property

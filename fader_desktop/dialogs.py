@@ -177,6 +177,9 @@ class ExportDialog(QDialog):
         self._quality_host.setLayout(q)
         q.setContentsMargins(0, 0, 0, 0)
         form.addRow(buddy_label("&Quality", self.quality_spin), self._quality_host)
+        # named for screen readers: a label names only a field beside it, not one inside a row's widget
+        self.quality_slider.setAccessibleName("Quality")
+        self.quality_spin.setAccessibleName("Quality")
         self.exif_check = QCheckBox("&Keep the original's metadata (EXIF, XMP, IPTC: camera, date, place, …)")
         self.exif_check.setChecked(keep_exif)
         # the user's choice, for the formats that hold metadata: one that cannot shows the box
@@ -398,6 +401,10 @@ class SweepDialog(QDialog):
         row.addWidget(QLabel("steps"))
         row.addStretch(1)
         form.addRow(buddy_label("&Values", self.lo), row)
+        # a screen reader read the boxes after the first as bare numbers: "to" and "in … steps" are plain labels
+        self.lo.setAccessibleName("Values from")
+        self.hi.setAccessibleName("Values to")
+        self.steps.setAccessibleName("Number of steps")
         self.labels = QCheckBox("&Write the values above the images")
         self.labels.setChecked(True)
         form.addRow("", self.labels)
@@ -745,6 +752,7 @@ class ModelCardDialog(QDialog):
         self.setWindowTitle(f"Model card — {summary.get('name', 'model')}")
         fit_on_screen(self, QSize(560, 520))   # it scrolls: no taller than a small screen
         self.browser = QTextBrowser()
+        self.browser.setAccessibleName("Model card")
         self.browser.setOpenExternalLinks(True)
         quiet = self.browser.palette().color(QPalette.ColorRole.PlaceholderText).name()
         self.browser.setHtml(model_card_html(summary, path).replace(CARD_QUIET, quiet))
@@ -903,6 +911,7 @@ class ShortcutsDialog(QDialog):
         fit_on_screen(self, QSize(520, 620))   # it scrolls: no taller than a small screen
         lay = QVBoxLayout(self)
         self.browser = QTextBrowser()
+        self.browser.setAccessibleName("Keyboard shortcuts")
         lay.addWidget(self.browser)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         access_key(buttons.button(QDialogButtonBox.StandardButton.Close), "&Close")

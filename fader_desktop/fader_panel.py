@@ -13,6 +13,11 @@ face's own mix.
 A value beyond the slider's range (a pasted edit or a recipe may exaggerate up to
 `core.attributes.value_limits`) is shown as it is: the number box widens to the accepted values,
 the slider stops at its end with an outward arrow on its handle, and both tooltips say so.
+
+Screen readers (Orca, Narrator) read Qt's accessibility tree: each fader's slider is named by its
+attribute and its description says the value in the fader's own words ("1.00, yes"), kept in step
+with the value; the number box, the reset button and the value combo are named by their attribute.
+A slider's accessible value is its raw position (0 … SLIDER_STEPS), which Qt gives no way to word.
 """
 from __future__ import annotations
 
@@ -287,6 +292,9 @@ class FaderRow(QFrame):
         self.reset_button = QToolButton()
         self.reset_button.setText("↺")
         self.reset_button.setToolTip(literal_tip(f"Reset {display_name(attr.name)} to this face's own value"))
+        # a screen reader read the button as its glyph, "↺", and its description as the tooltip's markup
+        self.reset_button.setAccessibleName(f"Reset {display_name(attr.name)}")
+        self.reset_button.setAccessibleDescription(f"Reset {display_name(attr.name)} to this face's own value")
         self.reset_button.setAutoRaise(True)
         self.reset_button.clicked.connect(self._on_reset)
         self.slider = MarkedSlider()
@@ -295,6 +303,8 @@ class FaderRow(QFrame):
         self.slider.setPageStep(SLIDER_STEPS // 10)
         self.slider.setAccessibleName(display_name(attr.name))
         self.spin = DecimalSpinBox()
+        # it has no label: a screen reader read it as a bare number
+        self.spin.setAccessibleName(f"{display_name(attr.name)} value")
         # a value typed beyond the slider's range is taken as a pasted one is (up to value_limits),
         # shown as beyond; the box's arrows stop at the slider's ends (soft). The range clamped a
         # typed 3 to 2 without a word.
@@ -362,7 +372,12 @@ class FaderRow(QFrame):
             self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             self.combo.setMinimumContentsLength(6)
             row = QHBoxLayout()
-            row.addWidget(QLabel("towards"))
+            towards_label = QLabel("towards")
+            # labelled for screen readers: Orca takes a combo box's label from its buddy (its name is
+            # the value shown), Narrator its name, which says which attribute it belongs to
+            towards_label.setBuddy(self.combo)
+            self.combo.setAccessibleName(f"{display_name(attr.name)}: towards")
+            row.addWidget(towards_label)
             row.addWidget(self.combo, 1)
             grid.addLayout(row, 1, 0, 1, 3)
             grid.addWidget(self.slider, 2, 0, 1, 2)
@@ -478,7 +493,7 @@ class FaderRow(QFrame):
         unsure = own_mark is not None and certainty is not None and certainty < UNSURE_READING
         self.slider.set_marks(self.slider._ticks, own_mark, unsure)
         if self.attr.is_binary and not face:
-            self.slider.setToolTip(literal_tip(far + "." if far else ""))
+            tip = far + "." if far else ""
         elif self.attr.is_binary:
             read = pure_label(self.attr, own)
             if certainty is None:
@@ -486,20 +501,31 @@ class FaderRow(QFrame):
             else:
                 how = (f"The model reads this face as {read} ({sure_percent(certainty)} sure)"
                        + (": unsure, so check it (a hollow triangle)." if unsure else "."))
-            self.slider.setToolTip(literal_tip(f"{how} The triangle marks it; right-click to correct it where it "
-                                               "is wrong" + (f".\n{far}." if far else "")))
-            self.unsure_label.setToolTip(self.slider.toolTip())
+            tip = (f"{how} The triangle marks it; right-click to correct it where it "
+                   "is wrong" + (f".\n{far}." if far else ""))
+            self.unsure_label.setToolTip(literal_tip(tip))
         else:
             mix = "" if exact else (
                 f"{display_name(self.attr.name)} holds a mix of its values from a pasted edit or a recipe; "
                 f"the fader shows the nearest move towards {self.combo.itemText(value.target) if self.combo else value.target}, "
                 "and moving it replaces the mix")
             far = "; ".join(x for x in (far, mix) if x)
-            self.slider.setToolTip(literal_tip(f"{far}." if far else ""))
+            tip = f"{far}." if far else ""
+        self.slider.setToolTip(literal_tip(tip))
         a, b = value_limits(self.attr)
-        self.spin.setToolTip(literal_tip(f"{far}." if far else (
+        spin_tip = f"{far}." if far else (
             f"The slider goes {self._lo:g} … {self._hi:g}; a value typed beyond it, up to {a:g} … {b:g}, "
-            "exaggerates the edit (expect colour blotches)")))
+            "exaggerates the edit (expect colour blotches)")
+        self.spin.setToolTip(literal_tip(spin_tip))
+        # what a screen reader says of the fader: the value as the box and the ends show it, then the
+        # tooltip's words (without a description, Qt read out the tooltip's markup)
+        # ("…" read as "ellipsis"; the keys in place of the right-click a screen reader's user cannot aim)
+        spoken = self._spoken(number)
+        said = tip.replace("\n", " ") + ("." if tip and not tip.endswith(".") else "")
+        keys = "Shift+F10 or the Menu key corrects the reading." if self.attr.is_binary and face else ""
+        self._describe(self.slider,
+                       " ".join(x for x in (spoken, self._ends(), said, keys) if x).replace(" … ", " to "))
+        self._describe(self.spin, " ".join(x for x in (spoken, spin_tip) if x).replace(" … ", " to "))
         self.unsure_label.setVisible(unsure)
         if self.own_action is not None:
             every = self.session is not None and self.session.selected == ALL_FACES
@@ -510,6 +536,31 @@ class FaderRow(QFrame):
                 f"{pure_label(self.attr, 1 - round(float(own)))}, not {pure_label(self.attr, own)} (correct the reading)"))
             self.own_action.setEnabled(self.session is not None and bool(self.session.n_faces))
         self._refresh_hint()
+
+    @staticmethod
+    def _describe(widget, text: str) -> None:
+        if widget.accessibleDescription() != text:   # each change is announced to the screen reader
+            widget.setAccessibleDescription(text)
+
+    def _spoken(self, number: float) -> str:
+        """The value as the fader shows it, for a screen reader: "1.00, yes", "0.40, between no and
+        yes", "2.00, past yes"; "0.50 towards blond" for an attribute with more values."""
+        shown = self.spin.textFromValue(number)
+        near = 0.5 * 10 ** -self.spin.decimals()
+        if self.attr.is_binary:
+            lo, hi = self.attr.values[0], self.attr.values[1]
+            words = (lo if abs(number) < near else hi if abs(number - 1.0) < near else
+                     f"between {lo} and {hi}" if 0.0 < number < 1.0 else f"past {hi if number > 1.0 else lo}")
+            return f"{shown}, {words}."
+        target = self.combo.currentText() if self.combo is not None else ""
+        return (f"{shown} towards {target}" + (": the face's own value." if abs(number) < near else "."))
+
+    def _ends(self) -> str:
+        """What the fader's ends and marks say, in words."""
+        if self.attr.is_binary:
+            return (f"{self.attr.values[0]} at 0, {self.attr.values[1]} at 1; "
+                    f"the slider goes {self._lo:g} to {self._hi:g}.")
+        return f"0 is the face's own value, 1 the chosen one; the slider goes {self._lo:g} to {self._hi:g}."
 
     def value(self):
         return self._shown
@@ -617,8 +668,11 @@ class FaderPanel(QWidget):
         outer.setSpacing(8)
 
         face_row = QHBoxLayout()
-        face_row.addWidget(QLabel("Face"))
+        face_label = QLabel("Face")
         self.face_combo = QComboBox()
+        face_label.setBuddy(self.face_combo)   # Orca's label for it (its name is the face shown)
+        self.face_combo.setAccessibleName("Face")   # Narrator's
+        face_row.addWidget(face_label)
         self.face_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.face_combo.setToolTip("The face the faders edit (click a face in the photo to select it)")
         self.face_combo.activated.connect(self._on_face_combo)   # the user's choice only

@@ -107,6 +107,7 @@ class CurvePlot(QWidget):
     def __init__(self, title: str, parent=None):
         super().__init__(parent)
         self.title = title
+        self.setAccessibleName(title)   # a painted chart: its title is all a screen reader can say of it
         self.series: dict = {}     # name -> (QColor, [(x, y)])
         self.setMinimumSize(240, 110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -349,6 +350,7 @@ class TrainingDialog(QDialog):
         row.addWidget(self.steps_spin)
         row.addStretch(1)
         form.addRow(buddy_label("Si&ze", self.size_combo), row)
+        self.steps_spin.setAccessibleName("or stop after")   # "or" is a plain label: a screen reader read a bare number
         # the evaluation classifier, a stage of its own before the training steps: at the trainer's
         # 2,000 steps it took 10 minutes of a "40 steps" run, and nothing in the form said so
         from training.cli import build_parser
@@ -398,6 +400,7 @@ class TrainingDialog(QDialog):
         row.addWidget(self.finetune_check)
         row.addStretch(1)
         form.addRow(buddy_label("De&vice", self.device_combo), row)
+        self.procs_spin.setAccessibleName("Processes")   # it has no label: a screen reader read "1 process(es)" alone
         self._default_out = default_run_folder()
         self.out_edit = QLineEdit(self._default_out)
         b_out = QPushButton("&Browse…")
@@ -439,6 +442,7 @@ class TrainingDialog(QDialog):
         self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.preview.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.log_view = QPlainTextEdit()
+        self.log_view.setAccessibleName("Training log")
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
         live = QGridLayout()
