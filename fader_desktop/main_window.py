@@ -61,6 +61,8 @@ PARTIAL_FRACTION = 0.5
 DEFAULT_SIZE = (1280, 820)
 
 
+# the title where a model loaded but the open photo could not be opened again with it
+REOPEN_FAILED = "Cannot open the photo with the new model"
 # ask_confirm's answer where the third button (`other`) was pressed
 ASK_OTHER = "other"
 
@@ -129,9 +131,6 @@ class FaceCommand(QUndoCommand):
         # an unedited face's going changes no pixel (has_unsaved_edits)
         self.edited = snapshot_edited(window._attrs, before, index)
         self._pushed = False
-
-    def id(self) -> int:
-        return 2
 
     def redo(self) -> None:
         if not self._pushed:   # push() runs redo(): the face is off already
@@ -288,7 +287,6 @@ class MainWindow(QMainWindow):
         self._last_attr: Optional[str] = None
         self.last_render_ms: Optional[float] = None
         self._clean_modified = False   # whether the photo was edited at the undo stack's clean state
-        self._face_step = None   # the Not a face step being undone or redone (a job)
         # the photo on show was not encoded with the model loaded: photos dropped with it replace it
         self._stale_photo = False
 
@@ -751,14 +749,12 @@ class MainWindow(QMainWindow):
     def _run_face_step(self, step: FaceCommand, undo: bool) -> None:
         """Undo (the face put back, with its edit) or redo (taken off again) a Not a face step, as a
         job; the history has moved already. Until it is done, undo and redo wait (the steps beside
-        it are on the other faces); where it fails, the history goes back to where the photo is."""
+        it are on the other faces: a busy job greys them, _refresh_undo); where it fails, the history
+        goes back to where the photo is."""
         backend, status, serial = self.backend, self.jobs.set_busy_text, self._serial
         name = self._photo.path.name
-        self._face_step = step
-        self._refresh_undo()
 
         def done(result) -> None:
-            self._face_step = None
             self._on_photo_loaded(result[0], face_step=True, put=(step.before, step.boxes_before) if undo
                                   else (step.after, step.boxes_after))
             if undo:
@@ -771,7 +767,6 @@ class MainWindow(QMainWindow):
                                                                        "taken off the faces of") + f" {name}", 6000)
 
         def failed(message: str) -> None:
-            self._face_step = None
             self.replaying_history = True
             try:
                 (self.undo_stack.redo if undo else self.undo_stack.undo)()
@@ -789,13 +784,12 @@ class MainWindow(QMainWindow):
                          busy_text=f"{'Putting back' if undo else 'Removing'} face {step.index + 1}…")
 
     def _refresh_undo(self) -> None:
-        """Undo and Redo as the stack has them, but off while a Not a face step or any busy job
-        runs (a photo or model loading: a step undone then went to the document being replaced).
-        A step the stack gets while a job is busy (a history carried over) enables them again
-        until _on_busy's refresh, with no event between for a key to come in."""
-        running = self._face_step is not None or self._busy
-        self.act_undo.setEnabled(not running and self.undo_stack.canUndo())
-        self.act_redo.setEnabled(not running and self.undo_stack.canRedo())
+        """Undo and Redo as the stack has them, but off while any busy job runs: a Not a face step
+        being undone or redone (the steps beside it are on the other faces), a photo or model
+        loading (a step undone then went to the document being replaced). Called after each of
+        the stack's own changes too (build_actions): those enable the actions themselves."""
+        self.act_undo.setEnabled(not self._busy and self.undo_stack.canUndo())
+        self.act_redo.setEnabled(not self._busy and self.undo_stack.canRedo())
 
     def _on_more_faces(self, photo, info, seconds: float) -> None:
         """The photo opened again with more faces (Find more faces, Mark a missed face): shown, and the
@@ -1033,7 +1027,7 @@ class MainWindow(QMainWindow):
         backend, status = self.backend, self.jobs.set_busy_text
         view, keep = self.canvas.preview_scale_for(keep_view=True), self._edit_to_keep()
         self.jobs.submit(lambda: backend.reopen_photo(status, view, keep), on_done=self._on_photo_loaded,
-                         on_error=self._failure("Cannot load model"),
+                         on_error=self._failure(REOPEN_FAILED),
                          busy_text=f"Finding faces in {self._photo.path.name}…")
 
     def import_reference_dialog(self) -> None:
@@ -1134,7 +1128,7 @@ class MainWindow(QMainWindow):
         if info.photo is not None:
             self._on_photo_loaded(info.photo)
         if info.photo_error:
-            self._error("Cannot load model", info.photo_error)
+            self._error(REOPEN_FAILED, info.photo_error)
 
     def _fresh_history(self) -> None:
         """An empty undo history at the clean state. QUndoStack.clear() leaves an empty stack as it
@@ -2008,10 +2002,10 @@ class MainWindow(QMainWindow):
         self.act_export.setEnabled(has_photo and not self._busy)
         self.act_recipe.setEnabled(has_faces and not self._busy)
         self.act_sweep.setEnabled(has_faces and not self._busy)
-        # while a Not a face step is undone or redone, the faces change under an edit made then;
-        # while a photo or model loads (any busy job: the Faders panel is greyed too), an edit
+        # while any busy job runs (the Faders panel is greyed too): a Not a face step being undone
+        # or redone changes the faces under an edit made then; a photo or model loading, an edit
         # went to the document being replaced, lost or kept on the photo left
-        editable = has_faces and self._face_step is None and not self._busy
+        editable = has_faces and not self._busy
         self.act_reset_face.setEnabled(editable)
         self.act_copy_edit.setEnabled(has_faces)
         self.act_copy_image.setEnabled(has_photo and not self._busy)

@@ -183,6 +183,11 @@ def build_actions(window) -> None:
             redo_keys.append(key)
     window.act_redo.setShortcuts(redo_keys)
     window.act_redo.setIcon(icon("redo"))
+    # the stack enables its actions itself after each change (connected first, so run first): a
+    # Not a face step undone or redone is a job, greyed by its start inside the stack's undo(),
+    # which then enabled both again, and a second Ctrl+Z undid a step on the faces being replaced
+    for changed in (window.undo_stack.canUndoChanged, window.undo_stack.canRedoChanged):
+        changed.connect(window._refresh_undo)
     window.act_boxes.setChecked(window.settings.show_boxes)
     window.canvas.set_show_boxes(window.settings.show_boxes)
     window.device_group = QActionGroup(window)
