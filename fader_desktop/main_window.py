@@ -38,12 +38,13 @@ from core.recipe import RECIPE_FORMAT, load_recipe, make_recipe, recipe_values
 
 from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
-from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html, fit_on_screen
+from .dialogs import (ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html, access_key,
+                      fit_on_screen)
 from .fader_panel import FaderPanel, display_name
 from .plain_text import literal_tip, no_mnemonic, plain, with_access_key
 from .settings import DEVICES, Settings
 from .window_actions import build_window_chrome, icon, make_room_for_message
-from .workers import EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered, log_told
+from .workers import MARK_NO_FACE, EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered, log_told
 
 log = logging.getLogger("fader_desktop")
 
@@ -226,8 +227,6 @@ MORE_FACES_HINT = ("A face missed (lying down, small, tilted)? View ▸ Find mor
                    "View ▸ Mark a missed face takes a box drawn around it.")
 # the status bar's line while marking a missed face (set_marking takes it away when marking ends)
 MARKING_HINT = "Mark a missed face: drag a box from hairline to chin (keys: arrows, [ ], Enter; Esc stops)"
-# how EditorBackend.mark_face's refusal of a box with no face in it begins
-MARK_NO_FACE = "No face was found in the marked area"
 MORE_FACES_DONE = "View ▸ Find more faces found none either; View ▸ Mark a missed face takes a box drawn around a face."
 MORE_FACES_TINY = "No search looks for faces under 40 px: View ▸ Mark a missed face takes a box drawn around one."
 MORE_FACES_SMALL = ("Or View ▸ Find more faces looks for them (seconds on a big photo), and View ▸ Mark a missed face "
@@ -391,7 +390,7 @@ class MainWindow(QMainWindow):
         box = plain(QMessageBox(QMessageBox.Icon.Question, title, message, QMessageBox.StandardButton.Cancel, self))
         # each answer with its own access key (Alt+D: Discard): the platform's Cancel has none on
         # Windows and in Qt's default theme, and a keyboard user had only Tab and Esc
-        box.button(QMessageBox.StandardButton.Cancel).setText("&Cancel")
+        access_key(box.button(QMessageBox.StandardButton.Cancel), "&Cancel")
         taken = {"c"}
         alt = box.addButton(with_access_key(other, taken), QMessageBox.ButtonRole.AcceptRole) if other else None
         yes = box.addButton(with_access_key(accept_text, taken), QMessageBox.ButtonRole.DestructiveRole)

@@ -39,6 +39,10 @@ from PySide6.QtGui import QColorSpace, QImage
 
 log = logging.getLogger("fader_desktop.worker")
 
+# how EditorBackend.mark_face's refusal of a box with no face in it begins: the window leaves
+# marking on after it (MainWindow._on_face_marked), and only after it
+MARK_NO_FACE = "No face was found in the marked area"
+
 
 def inference_threads() -> int:
     """Intra-op threads for the engine: all cores but one.
@@ -812,8 +816,8 @@ class EditorBackend:
         status("Looking for the face in the marked area…")
         face = shared_detector().face_in_box(self.image, box, check)
         if face is None:
-            raise FaderError("No face was found in the marked area. Draw the box around the whole face, from the "
-                             "hairline to the chin; a face seen from the side or mostly hidden cannot be edited.")
+            raise FaderError(f"{MARK_NO_FACE}. Draw the box around the whole face, from the hairline to the chin; "
+                             "a face seen from the side or mostly hidden cannot be edited.")
         on = [i for i, f in enumerate(doc.faces) if f.box is not None and overlaps(face, [f])]
         if on:
             raise FaderError(f"The marked face was found already: it is face {on[0] + 1}; select it to edit it.")
