@@ -312,3 +312,43 @@ def longest_pause_while(work) -> tuple:
     if errors:
         raise errors[0]
     return max(gaps), time.perf_counter() - t0
+
+
+def packaged_executable(tmp_path: Path, monkeypatch, *argv) -> tuple:
+    """Run as the packaged app (sys.frozen, as PyInstaller sets it) started by the path of its
+    executable, `opt/Fader Desktop/FaderDesktop` under `tmp_path`, with `argv` after it, and a PATH
+    of one empty folder (where a test puts install.sh's `fader-desktop` link). Returns (executable,
+    that folder)."""
+    import sys
+    app = tmp_path / "opt" / "Fader Desktop"
+    app.mkdir(parents=True)
+    exe = app / "FaderDesktop"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "argv", [str(exe), *argv])
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return exe, bin_dir
+
+
+def app_dialogs(tmp_path: Path, model_path: Path, info: bool = False) -> dict:
+    """The app's dialogs built as the app builds them, by name: export, sweep, import, batch,
+    training, and with `info` the model card and the keyboard shortcuts list. The caller shows
+    them and, at the end, shuts down the batch's and the training's job queues."""
+    from core.model_file import load_model, model_summary
+    from fader_desktop.batch_dialog import BatchDialog
+    from fader_desktop.dialogs import (ExportDialog, ImportReferenceDialog, ModelCardDialog, ShortcutsDialog,
+                                       SweepDialog)
+    from fader_desktop.training_dialog import TrainingDialog
+    model = load_model(model_path)
+    made = {"export": ExportDialog(tmp_path / "photo_edited.jpg"),
+            "sweep": SweepDialog(model.attributes, tmp_path / "sweep.png"),
+            "import": ImportReferenceDialog(str(tmp_path))}
+    if info:
+        made["model card"] = ModelCardDialog(model_summary(model), model_path)
+        made["shortcuts"] = ShortcutsDialog(None, "<p>Ctrl+O: open</p>")
+    made["batch"] = BatchDialog(None, model_path, "cpu", {"Smiling": 1.0})
+    made["training"] = TrainingDialog(None, str(model_path))
+    return made

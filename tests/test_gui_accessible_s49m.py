@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
+from conftest import app_dialogs  # noqa: E402
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QAccessible  # noqa: E402
@@ -129,19 +130,7 @@ def test_moving_a_fader_changes_what_is_read_in_the_faders_own_words(editor, qtb
 @pytest.fixture
 def dialogs(qtbot, tmp_path, tiny_model_path):
     """Every dialog, built as the app builds it."""
-    from core.model_file import load_model, model_summary
-    from fader_desktop.batch_dialog import BatchDialog
-    from fader_desktop.dialogs import (ExportDialog, ImportReferenceDialog, ModelCardDialog, ShortcutsDialog,
-                                       SweepDialog)
-    from fader_desktop.training_dialog import TrainingDialog
-    model = load_model(tiny_model_path)
-    made = {"export": ExportDialog(tmp_path / "photo_edited.jpg"),
-            "sweep": SweepDialog(model.attributes, tmp_path / "sweep.png"),
-            "import": ImportReferenceDialog(str(tmp_path)),
-            "model card": ModelCardDialog(model_summary(model), tiny_model_path),
-            "shortcuts": ShortcutsDialog(None, "<p>Ctrl+O: open</p>"),
-            "batch": BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 1.0}),
-            "training": TrainingDialog(None, str(tiny_model_path))}
+    made = app_dialogs(tmp_path, tiny_model_path, info=True)
     for d in made.values():
         qtbot.addWidget(d)
         d.show()

@@ -7,14 +7,14 @@ through every field. Each dialog is built as the app builds it."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("PySide6")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QFont, QKeySequence  # noqa: E402
-from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel  # noqa: E402
+from conftest import app_dialogs  # noqa: E402
 
 
 def _key(text: str) -> str:
@@ -51,15 +51,7 @@ def _assert_keys(name: str, keys: dict, labelled=()) -> None:
 
 @pytest.fixture
 def dialogs(qtbot, tmp_path, tiny_model_path):
-    from core.model_file import load_model
-    from fader_desktop.batch_dialog import BatchDialog
-    from fader_desktop.dialogs import ExportDialog, ImportReferenceDialog, SweepDialog
-    from fader_desktop.training_dialog import TrainingDialog
-    made = {"export": ExportDialog(tmp_path / "photo_edited.jpg"),
-            "sweep": SweepDialog(load_model(tiny_model_path).attributes, tmp_path / "sweep.png"),
-            "import": ImportReferenceDialog(str(tmp_path)),
-            "batch": BatchDialog(None, tiny_model_path, "cpu", {"Smiling": 1.0}),
-            "training": TrainingDialog(None, str(tiny_model_path))}
+    made = app_dialogs(tmp_path, tiny_model_path)
     for d in made.values():
         qtbot.addWidget(d)
         d.show()

@@ -12,6 +12,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
 from test_gui import TIMEOUT, editor, shared_window  # noqa: E402,F401
+from test_gui_keys_s49c import _focused_canvas  # noqa: E402  (as a user pressing Ctrl+Z has it)
 from test_gui_s49f import _drop, _other_end, _settle, _step, _two_faces  # noqa: E402
 
 from core.image_io import load_image  # noqa: E402
@@ -19,16 +20,6 @@ from core.image_io import load_image  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CTRL = Qt.KeyboardModifier.ControlModifier
-
-
-def _focused_canvas(w, qtbot):
-    """The window active and the photo view focused, as a user pressing Ctrl+Z has it."""
-    w.show()
-    w.activateWindow()
-    qtbot.waitUntil(w.isActiveWindow, timeout=TIMEOUT)
-    w.canvas.setFocus(Qt.FocusReason.TabFocusReason)
-    qtbot.waitUntil(w.canvas.hasFocus, timeout=TIMEOUT)
-    return w.canvas
 
 
 def _keys_do_nothing(w, qtbot, canvas, index):

@@ -4,6 +4,7 @@ import sys
 import pytest
 import torch
 
+from conftest import packaged_executable
 from core.errors import ModelFileError
 from core.model_file import load_model
 
@@ -50,17 +51,8 @@ def test_started_by_its_path_with_the_link_on_path_both_commands_are_the_links(t
     """The window starts its trainer by the executable's real path: the trainer's name followed
     the `fader-desktop` link on PATH, the converter's the file's own name, and one message named
     "`FaderDesktop import-reference` … and fader-desktop train"."""
-    app = tmp_path / "opt" / "FaderDesktop"
-    app.mkdir(parents=True)
-    exe = app / "FaderDesktop"
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    exe, bin_dir = packaged_executable(tmp_path, monkeypatch)
     (bin_dir / "fader-desktop").symlink_to(exe)
-    monkeypatch.setenv("PATH", str(bin_dir))
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    monkeypatch.setattr(sys, "argv", [str(exe)])
     state = tmp_path / "weights.pth"
     torch.save(torch.nn.Linear(2, 2).state_dict(), state)
     err = _refusal(state)

@@ -15,7 +15,7 @@ from contextlib import redirect_stderr
 import numpy as np
 import pytest
 
-from conftest import TINY_TRAIN, make_tiny_model, value_folders
+from conftest import TINY_TRAIN, make_tiny_model, packaged_executable, value_folders
 from training import cli
 
 QUIET = lambda s: None  # noqa: E731
@@ -117,16 +117,7 @@ def test_a_fine_tune_does_not_measure_the_attributes_its_starting_model_labelled
 def test_the_line_to_go_on_names_the_command_a_user_types_in_the_packaged_app(tmp_path, monkeypatch):
     """The window starts its trainer by the executable's real path (sys.executable): the line
     said `FaderDesktop train …`, which is on no PATH; install.sh's link is `fader-desktop`."""
-    app = tmp_path / "opt" / "Fader Desktop"
-    app.mkdir(parents=True)
-    exe = app / "FaderDesktop"
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    monkeypatch.setattr(sys, "argv", [str(exe), "train"])
-    monkeypatch.setenv("PATH", str(bin_dir))
+    exe, bin_dir = packaged_executable(tmp_path, monkeypatch, "train")
     given = ["--data", "my photos", "--out", "run", "--steps", "9"]
     # no command on PATH runs it: its path, which runs from any folder
     assert cli._resume_line(given, None) == shlex.join([str(exe), "train", *given, "--resume"])

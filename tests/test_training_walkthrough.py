@@ -184,34 +184,10 @@ def test_progress_into_a_log_is_plain_lines(tmp_path, capsys):
 
 def test_progress_on_a_terminal_is_still_a_bar(tmp_path):
     """On a terminal the bars redraw in place (carriage returns), as before."""
-    import fcntl
-    import pty
-    import struct
-    import termios
     data = _folder(tmp_path)
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))   # a bar needs a width
-    try:
-        p = subprocess.Popen([sys.executable, "-m", "training.cli", "--data", str(data), *TINY, "--steps", "2",
-                              "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")],
-                             cwd=REPO, stderr=slave, stdout=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
-        os.close(slave)
-        slave = None
-        written = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:   # the child closed the terminal
-                break
-            if not chunk:
-                break
-            written += chunk
-        assert p.wait(timeout=120) == 0, written.decode(errors="replace")
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    assert b"\rtraining:" in written and b"2/2" in written
+    text = _on_a_terminal(["--data", str(data), *TINY, "--steps", "2", "--out", str(tmp_path / "run"),
+                           "--cache-dir", str(tmp_path / "cache")], 120, REPO)   # a bar needs a width
+    assert "\rtraining:" in text and "2/2" in text
 
 
 def _on_a_terminal(args, columns: int, cwd) -> str:
