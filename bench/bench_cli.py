@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -39,19 +38,14 @@ def one_line_errors(prog: str):
 def check_output(path, option: str, suffixes=None) -> None:
     """Refuse, before any work, a file that could not be written at the end: no such folder, a
     folder by that name, a folder not writable, or (with `suffixes`) a type that cannot be written."""
+    from core.atomic_write import unwritable_reason
     p = Path(path)
-    parent = p.parent
     if suffixes is not None and p.suffix.lower() not in suffixes:
         why = f"it must end in {', '.join(sorted(suffixes))}"
-    elif p.is_dir():
-        why = "it is a folder"
-    elif not parent.is_dir():
-        why = f"there is no folder {parent}"
-    elif not os.access(parent, os.W_OK | os.X_OK):
-        why = f"the folder {parent} cannot be written"
     else:
-        return
-    raise FaderError(f"{option} {path}: cannot write it ({why})")
+        why = unwritable_reason(p)
+    if why:
+        raise FaderError(f"{option} {path}: cannot write it ({why})")
 
 
 def check_data(data: Path, *needed: str) -> None:

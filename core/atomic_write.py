@@ -26,7 +26,7 @@ import re
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator, Optional
 
 # '.NAME.<pid>-<12 hex>.part' (+ the target's suffix when a writer needs it to choose the format);
 # names without a pid were left by versions before temporary files had owners.
@@ -286,3 +286,20 @@ def same_file(a, b) -> bool:
         return a.exists() and b.exists() and (a.samefile(b) or a.resolve() == b.resolve())
     except (OSError, RuntimeError):
         return False
+
+
+def unwritable_reason(path) -> Optional[str]:
+    """Why a file could not be written at `path` in words ("it is a folder", "there is no folder
+    X", "X is not a folder", "the folder X cannot be written"), None where it can: the commands
+    that write at the end of their work ask it before they start (a traceback after minutes of it)."""
+    p = Path(path)
+    parent = p.parent
+    if p.is_dir():
+        return "it is a folder"
+    if not parent.exists():
+        return f"there is no folder {parent}"
+    if not parent.is_dir():
+        return f"{parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"the folder {parent} cannot be written"
+    return None

@@ -10,7 +10,6 @@ import argparse
 import json
 import math
 import os
-import re
 import shlex
 import sys
 import time
@@ -923,7 +922,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
     from core.attributes import Attribute, quoted
     from core.errors import FaderError
     from .cache import open_cache
-    from .datasets import SPLIT_BY_VALUE, check_val_size, exclude_images, open_dataset, recorded_split, split_dataset
+    from .datasets import (SPLIT_BY_VALUE, check_val_size, exclude_images, model_spelling, open_dataset,
+                           recorded_split, split_dataset)
     init_path = a.init or a.continue_from
     # a resumed or continued run trains its own attributes (below): other columns are not refused
     ds = open_dataset(a.data, a.attr, every_column=a.attr is None and (ck is not None or bool(a.continue_from)))
@@ -951,7 +951,8 @@ def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
     if init_model is not None or ck is not None:
         model_names = [m.name for m in init_model.attributes] if init_model is not None else \
             [x["name"] for x in ck["attributes"]]
-        attrs = model_spelling(attrs, model_names, "model" if ck is None else "run", say)
+        attrs = model_spelling(attrs, model_names, "model" if ck is None else "run",
+                               lambda m: say(f"{PROG}: {m}"))
         ref = init_model.attributes if init_model is not None else \
             [Attribute.from_dict(x) for x in ck["attributes"]]
         attrs, labels = _model_values(attrs, labels, ref, "model" if ck is None else "run", say)
@@ -1318,29 +1319,6 @@ def _same_split(ck, paths: list, train_idx, val_idx) -> bool:
     tr = (json.loads(ck.get("meta_json") or "{}").get("training") or {})
     return (tr.get("n_train") == len(train_idx) and tr.get("n_val") == len(val_idx)
             and tr.get("train_files_sha1") == train_files_sha1(paths, train_idx))
-
-
-def spelling_key(name: str) -> str:
-    """An attribute name as spellings of it compare: 'Mouth slightly open', 'mouth-slightly_open' and
-    'Mouth_Slightly_Open' are one name (the window shows the last as the first)."""
-    return re.sub(r"[\s_-]+", "_", name.strip()).lower()
-
-
-def model_spelling(attrs, model_names, whose: str, say) -> list:
-    """The data's attributes, each named as the model names it where the two differ only in letter
-    case and in spaces, hyphens or underscores between words (a folder `smiling` for a model's
-    `Smiling`, a column `Mouth slightly open` for `Mouth_Slightly_Open` would otherwise become a
-    second attribute)."""
-    from dataclasses import replace
-    folded = {spelling_key(n): n for n in model_names}
-    out = []
-    for x in attrs:
-        own = folded.get(spelling_key(x.name))
-        if own is not None and own != x.name and own not in {y.name for y in attrs}:
-            say(f"{PROG}: the data's attribute {x.name!r} is the {whose}'s {own!r}")
-            x = replace(x, name=own)
-        out.append(x)
-    return out
 
 
 # Spellings of the two values of a yes/no attribute: the data's and a model's match across them.

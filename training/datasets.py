@@ -1230,3 +1230,26 @@ def train_files_sha1(paths, train_idx) -> str:
     """SHA-1 of the training files' sorted names: the run's data by name, whatever their file times
     (recorded by fader-train; the evaluation finds a run's split again by it)."""
     return hashlib.sha1("\n".join(sorted(Path(paths[i]).name for i in train_idx)).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def spelling_key(name: str) -> str:
+    """An attribute name as spellings of it compare: 'Mouth slightly open', 'mouth-slightly_open' and
+    'Mouth_Slightly_Open' are one name (the window shows the last as the first)."""
+    return re.sub(r"[\s_-]+", "_", name.strip()).lower()
+
+
+def model_spelling(attrs, model_names, whose: str, say) -> list:
+    """The data's attributes, each named as the model names it where the two differ only in letter
+    case and in spaces, hyphens or underscores between words (a folder `smiling` for a model's
+    `Smiling`, a column `Mouth slightly open` for `Mouth_Slightly_Open` would otherwise become a
+    second attribute). `say` is told each so taken, in a sentence."""
+    from dataclasses import replace
+    folded = {spelling_key(n): n for n in model_names}
+    out = []
+    for x in attrs:
+        own = folded.get(spelling_key(x.name))
+        if own is not None and own != x.name and own not in {y.name for y in attrs}:
+            say(f"the data's attribute {x.name!r} is the {whose}'s {own!r}")
+            x = replace(x, name=own)
+        out.append(x)
+    return out

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -475,12 +474,11 @@ def labelled_data(data, attrs) -> tuple:
     fine-tune's data labels only some of its model's attributes). A data attribute spelled as a
     model's in another letter case or with spaces for underscores (a folder `smiling` for `Smiling`,
     a column `Mouth slightly open`) is taken as the model's, by fader-train's own matching
-    (training.cli.model_spelling); the dict names each so taken. The notes name a data attribute
+    (training.datasets.model_spelling); the dict names each so taken. The notes name a data attribute
     left out whose name is near one of the model's ('Smilling')."""
     from dataclasses import replace
     from core.attributes import did_you_mean
-    from .cli import model_spelling
-    from .datasets import open_dataset
+    from .datasets import model_spelling, open_dataset
     names = [a.name for a in attrs]
     try:
         return open_dataset(data, ",".join(names)), {}, []
@@ -554,25 +552,16 @@ def _check_writable(path, option: str, overwrite: bool = False, inputs=()) -> No
     name, a folder not writable), before the measurement (it was a traceback after it); a file
     already there without `overwrite` (it may be the user's own: it was replaced without a word),
     and one of the files read (`inputs`) in any case."""
-    from core.atomic_write import same_file
+    from core.atomic_write import same_file, unwritable_reason
     p = Path(path)
-    parent = p.parent
     for given in inputs:
         if given is not None and p.exists() and same_file(p, Path(given)):
             raise FaderError(f"{option} {path}: it is the file {given} that the measurement reads; choose another")
     if p.is_file() and not overwrite:
         raise FaderError(f"{option} {path}: the file exists; choose a new file, or give --overwrite to replace it")
-    if p.is_dir():
-        why = "it is a folder"
-    elif not parent.exists():
-        why = f"there is no folder {parent}"
-    elif not parent.is_dir():
-        why = f"{parent} is not a folder"
-    elif not os.access(parent, os.W_OK | os.X_OK):
-        why = f"the folder {parent} cannot be written"
-    else:
-        return
-    raise FaderError(f"{option} {path}: cannot write it ({why})")
+    why = unwritable_reason(p)
+    if why:
+        raise FaderError(f"{option} {path}: cannot write it ({why})")
 
 
 def _listed_keys(ds, names) -> list:
