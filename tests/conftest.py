@@ -3,6 +3,7 @@ photos from ../shared/data."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -333,10 +334,11 @@ def packaged_executable(tmp_path: Path, monkeypatch, *argv) -> tuple:
     return exe, bin_dir
 
 
-def app_dialogs(tmp_path: Path, model_path: Path, info: bool = False) -> dict:
-    """The app's dialogs built as the app builds them, by name: export, sweep, import, batch,
-    training, and with `info` the model card and the keyboard shortcuts list. The caller shows
-    them and, at the end, shuts down the batch's and the training's job queues."""
+@contextlib.contextmanager
+def app_dialogs(qtbot, tmp_path: Path, model_path: Path, info: bool = False):
+    """The app's dialogs built as the app builds them and shown, by name: export, sweep, import,
+    batch, training, and with `info` the model card and the keyboard shortcuts list; at the end
+    the batch's and the training's job queues are shut down."""
     from core.model_file import load_model, model_summary
     from fader_desktop.batch_dialog import BatchDialog
     from fader_desktop.dialogs import (ExportDialog, ImportReferenceDialog, ModelCardDialog, ShortcutsDialog,
@@ -351,4 +353,11 @@ def app_dialogs(tmp_path: Path, model_path: Path, info: bool = False) -> dict:
         made["shortcuts"] = ShortcutsDialog(None, "<p>Ctrl+O: open</p>")
     made["batch"] = BatchDialog(None, model_path, "cpu", {"Smiling": 1.0})
     made["training"] = TrainingDialog(None, str(model_path))
-    return made
+    for d in made.values():
+        qtbot.addWidget(d)
+        d.show()
+    try:
+        yield made
+    finally:
+        made["batch"].jobs.shutdown()
+        made["training"].jobs.shutdown()

@@ -130,13 +130,8 @@ def test_moving_a_fader_changes_what_is_read_in_the_faders_own_words(editor, qtb
 @pytest.fixture
 def dialogs(qtbot, tmp_path, tiny_model_path):
     """Every dialog, built as the app builds it."""
-    made = app_dialogs(tmp_path, tiny_model_path, info=True)
-    for d in made.values():
-        qtbot.addWidget(d)
-        d.show()
-    yield made
-    made["batch"].jobs.shutdown()
-    made["training"].jobs.shutdown()
+    with app_dialogs(qtbot, tmp_path, tiny_model_path, info=True) as made:
+        yield made
 
 
 def test_every_field_of_every_dialog_is_named(dialogs):

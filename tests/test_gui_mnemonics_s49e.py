@@ -51,13 +51,8 @@ def _assert_keys(name: str, keys: dict, labelled=()) -> None:
 
 @pytest.fixture
 def dialogs(qtbot, tmp_path, tiny_model_path):
-    made = app_dialogs(tmp_path, tiny_model_path)
-    for d in made.values():
-        qtbot.addWidget(d)
-        d.show()
-    yield made
-    made["batch"].jobs.shutdown()
-    made["training"].jobs.shutdown()
+    with app_dialogs(qtbot, tmp_path, tiny_model_path) as made:
+        yield made
 
 
 def test_every_button_and_field_label_in_the_dialogs_has_an_alt_key_of_its_own(dialogs):

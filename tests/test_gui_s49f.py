@@ -17,6 +17,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from test_gui import TIMEOUT, editor, export, original, preview, shared_window  # noqa: E402,F401
+from test_startup_s48 import open_a_text_file_named_jpg  # noqa: E402
 
 from core.image_io import load_image  # noqa: E402
 
@@ -199,12 +200,7 @@ def test_a_model_dropped_with_a_photo_goes_straight_to_it_without_encoding_the_p
 def test_a_failure_in_the_window_is_one_line_in_the_log_file_naming_the_job(qtbot, tmp_path, capfd, monkeypatch):
     """Opening a text file named .jpg wrote 'INFO … Opening notes.jpg… failed: …' and 'WARNING …
     Cannot open photo: …' to the log file for the one failure; stderr had the warning alone."""
-    from PySide6.QtCore import QSettings, QTimer
-    from PySide6.QtWidgets import QApplication, QMessageBox
-
     from fader_desktop import app
-    from fader_desktop.main_window import MainWindow
-    from fader_desktop.settings import Settings
 
     log_file = tmp_path / "logs" / "fader-desktop.log"
     monkeypatch.setattr(app, "log_path", lambda: log_file)
@@ -212,25 +208,8 @@ def test_a_failure_in_the_window_is_one_line_in_the_log_file_naming_the_job(qtbo
     handlers, level = list(root.handlers), root.level
     app.setup_logging("fader-desktop")
     try:
-        notes = tmp_path / "notes.jpg"
-        notes.write_text("shopping: milk, eggs\n")
-        w = MainWindow(Settings(QSettings(str(tmp_path / "fader-desktop.ini"), QSettings.Format.IniFormat)),
-                       device="cpu")
-        qtbot.addWidget(w)
-        w.show()
-        boxes = []
-
-        def answer_box() -> None:   # the user reads the message and clicks OK
-            box = QApplication.activeModalWidget()
-            if isinstance(box, QMessageBox):
-                boxes.append(box.text())
-                box.accept()
-            else:
-                QTimer.singleShot(20, answer_box)
-        QTimer.singleShot(20, answer_box)
-        with qtbot.waitSignal(w.errorShown, timeout=TIMEOUT):
-            w.open_photo(notes)
-        assert w.jobs.wait_idle(60)
+        w, titled = open_a_text_file_named_jpg(qtbot, tmp_path)
+        boxes = [text for _title, text in titled]
         w.close()
     finally:
         for h in root.handlers[:]:
