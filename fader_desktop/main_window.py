@@ -1025,7 +1025,12 @@ class MainWindow(QMainWindow):
         self._stale_photo = False
         backend, status = self.backend, self.jobs.set_busy_text
         view, keep = self.canvas.preview_scale_for(keep_view=True), self._edit_to_keep()
-        self.jobs.submit(lambda: backend.reopen_photo(status, view, keep), on_done=self._on_photo_loaded,
+
+        def reopened(info: PhotoInfo) -> None:
+            self._on_photo_loaded(info)
+            if info.faces_error:   # on show with no face to edit (reopen_photo)
+                self._error(REOPEN_FAILED, info.faces_error)
+        self.jobs.submit(lambda: backend.reopen_photo(status, view, keep), on_done=reopened,
                          on_error=self._failure(REOPEN_FAILED),
                          busy_text=f"Finding faces in {self._photo.path.name}…")
 
@@ -1960,6 +1965,11 @@ class MainWindow(QMainWindow):
                                   "File ▸ Open model… (Ctrl+M).")
         elif photo is None:
             self.panel.set_notice("Open a photo to edit its faces.")
+        elif photo.faces_error:
+            # the faces shown before were the last model's: nothing renders them with this one
+            self.panel.set_notice(f"<b>This model could not read the faces of {html.escape(photo.path.name)}:</b> "
+                                  f"{html.escape(photo.faces_error)}<br>Switch back to the model before "
+                                  "(File ▸ Recent Models) or open another photo to edit faces.")
         elif not photo.faces and photo.removed:
             self.panel.set_notice(f"<b>No face to edit:</b> {counted(photo.removed, 'face')} taken off (View ▸ Not a "
                                   "face).<br>View ▸ Mark a missed face takes a box drawn around a face.")
@@ -2039,7 +2049,9 @@ class MainWindow(QMainWindow):
         for a in (self.act_next_face, self.act_prev_face):
             a.setEnabled(has_faces and len(self._photo.faces) > 1)
         # an aligned crop is one face filling the frame; a photo searched so already has nothing more to give
-        searchable = has_photo and self._model is not None and not self._busy and not self._photo.aligned
+        # (a photo this model could not read has no document to search: "the photo or the model changed")
+        searchable = (has_photo and self._model is not None and not self._busy and not self._photo.aligned
+                      and not self._photo.faces_error)
         self.act_more_faces.setEnabled(searchable and not self._photo.thorough)
         # greyed without a word, it read as broken
         self.act_more_faces.setText("Find &more faces (done for this photo)" if has_photo and self._photo.thorough

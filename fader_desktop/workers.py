@@ -564,6 +564,9 @@ class PhotoInfo:
     # Find more faces found more: per face, the index it had before the search (None: a new face)
     carried: Optional[list] = None
     removed: int = 0   # faces the user took off (Not a face)
+    # why the model loaded could not open the photo's faces (its re-encoding failed): it is shown
+    # with no face to edit, as a photo opened without a model (EditorBackend.reopen_photo)
+    faces_error: str = ""
 
 
 @dataclass
@@ -747,23 +750,28 @@ class EditorBackend:
             self.doc = None
             self.serial += 1
         elif self.image is not None:
-            try:
-                info.photo = self.reopen_photo(status, view, keep)
-            except Exception as e:
-                # the old document belongs to the old model: never keep rendering it
-                log.warning("re-encoding %s with %s failed: %s", self.path, path, e)
-                self.doc = None
-                self.serial += 1
-                info.photo_error = error_message(e)
+            info.photo = self.reopen_photo(status, view, keep)
+            info.photo_error = info.photo.faces_error
         return info
 
     def reopen_photo(self, status: Callable[[str], None] = lambda text: None, view: Optional[Callable] = None,
                      keep=None) -> PhotoInfo:
         """The open photo detected and encoded again with the model loaded (`view`, `keep`: as for
-        load_model)."""
-        return self._open_array(self.image, self.path, reencoded=True, status=status,
-                                colour_space=self.colour_space, source=self.source, stamp=self.stamp,
-                                view=view, keep=keep)
+        load_model). Where that fails, the photo with no face to edit, `faces_error` saying why:
+        the window showed its faces and faders while nothing could render them any more."""
+        try:
+            return self._open_array(self.image, self.path, reencoded=True, status=status,
+                                    colour_space=self.colour_space, source=self.source, stamp=self.stamp,
+                                    view=view, keep=keep)
+        except Exception as e:
+            log.warning("re-encoding %s with %s failed: %s", self.path, self.model_path, e)
+            # the old document belongs to the old model: never keep rendering it
+            self.doc = None
+            self.serial += 1
+            h, w = self.image.shape[:2]
+            return PhotoInfo(self.serial, self.path, w, h, to_display(self.image, self.colour_space),
+                             has_model=False, reencoded=True, source=self.source, stamp=self.stamp,
+                             faces_error=error_message(e))
 
     def set_device(self, device: str, status: Callable[[str], None] = lambda text: None,
                    check: Callable[[], None] = lambda: None, view: Optional[Callable] = None,
