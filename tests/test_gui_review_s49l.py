@@ -109,6 +109,43 @@ def _back_to_tiny(w, qtbot, tiny_model_path):
         _settle(w, qtbot)
 
 
+def _no_dead_faders(w, qtbot, name):
+    """Every fader greyed, the panel saying why, and a key pressed on a fader changes nothing: no
+    edit is made that nothing renders."""
+    rows = [w.panel.row(a.name) for a in w._attrs]
+    assert rows and not any(r.isEnabled() for r in rows)
+    notice = w.panel.notice.text()
+    assert w.panel.notice.isVisible() and f"could not read the faces of {name}" in notice, notice
+    assert "decoded NaN" in notice and "Recent Models" in notice
+    spin = w.panel.row("Smiling").spin
+    was = spin.value()
+    qtbot.keyClick(spin, Qt.Key.Key_Up)
+    qtbot.wait(50)
+    assert spin.value() == was and not w.isWindowModified() and not w.session.is_modified()
+    assert not w.act_undo.isEnabled() and not w.act_mark_face.isEnabled()
+    assert w.act_export.isEnabled()   # the photo as it is can still be exported
+
+
+def _editable_again(w, qtbot, tiny_model_path):
+    """Back to the tiny model: the photo's faces come back and a fader move is rendered."""
+    _back_to_tiny(w, qtbot, tiny_model_path)
+    assert w._photo.faces and w.panel.row("Smiling").isEnabled()
+    assert "could not read" not in w.panel.notice.text()
+    spin = w.panel.row("Smiling").spin
+    spin.setFocus()
+    with qtbot.waitSignal(w.previewUpdated, timeout=TIMEOUT):
+        qtbot.keyClick(spin, Qt.Key.Key_Up if spin.value() < 1 else Qt.Key.Key_Down)
+    assert w.session.is_modified()
+
+
+def _shown_without_faces_until_a_model_reads_it(w, qtbot, tiny_model_path):
+    """The photo stays on show with no face to edit, saying why, until a model reads it (its
+    faders moved and rendered nothing: the worker had dropped its document)."""
+    assert w._photo.path.name == "big.png"
+    _no_dead_faders(w, qtbot, "big.png")
+    _editable_again(w, qtbot, tiny_model_path)
+
+
 def test_a_model_switch_the_photo_cannot_be_opened_with_is_not_said_to_be_a_model_that_did_not_load(
         editor, qtbot, tmp_path, tiny_model_path, portrait_path):
     """The model loaded (its name in the status bar), but the photo on show could not be opened
@@ -123,6 +160,7 @@ def test_a_model_switch_the_photo_cannot_be_opened_with_is_not_said_to_be_a_mode
         assert w._model.path == bad              # it did load
         assert [t for t, _m in w.errors] == ["Cannot open the photo with the new model"], w.errors
         assert "decoded NaN" in w.errors[0][1]
+        _shown_without_faces_until_a_model_reads_it(w, qtbot, tiny_model_path)
     finally:
         _back_to_tiny(w, qtbot, tiny_model_path)
 
@@ -145,5 +183,6 @@ def test_a_model_dropped_with_a_photo_that_fails_says_the_photo_on_show_could_no
         assert w._model.path == bad
         assert [t for t, _m in w.errors] == ["Cannot open photo", "Cannot open the photo with the new model"], w.errors
         assert "decoded NaN" in w.errors[1][1]
+        _shown_without_faces_until_a_model_reads_it(w, qtbot, tiny_model_path)
     finally:
         _back_to_tiny(w, qtbot, tiny_model_path)
