@@ -615,6 +615,12 @@ class Rendered:
     base: Optional[QImage] = None
 
 
+def _same_box(a, b) -> bool:
+    """Whether two face boxes (x0, y0, x1, y1; numpy or Python numbers) are the same face's: a face
+    is known by its box between the detector, the photo's document and the window's steps."""
+    return tuple(map(float, a)) == tuple(map(float, b))
+
+
 class _RememberingDetector:
     """Detects faces once per photo: a model or device switch re-aligns and re-encodes the same
     photo, and the faces in it have not moved (detection costs more than encoding on CPU)."""
@@ -654,13 +660,13 @@ class _RememberingDetector:
     def remove(self, rgb: np.ndarray, box: tuple) -> None:
         """Forget the face of `rgb` found at `box` (one the user says is no face)."""
         faces = self.detect(rgb)
-        self._faces = [f for f in faces if tuple(map(float, f.box)) != tuple(box)]
-        self.removed += [f for f in faces if tuple(map(float, f.box)) == tuple(box)]
+        self._faces = [f for f in faces if not _same_box(f.box, box)]
+        self.removed += [f for f in faces if _same_box(f.box, box)]
 
     def put_back(self, rgb: np.ndarray, box: tuple) -> bool:
         """The face of `rgb` taken off at `box` (remove) remembered again (an undone Not a face);
         False where it is not one taken off."""
-        face = next((f for f in self.removed if tuple(map(float, f.box)) == tuple(map(float, box))), None)
+        face = next((f for f in self.removed if _same_box(f.box, box)), None)
         if face is None or self._image is not rgb:
             return False
         self.add(rgb, face)
@@ -843,7 +849,7 @@ class EditorBackend:
         t0 = time.perf_counter()
         doc = self._current(serial, "face removal", self.path)
         if (doc.aligned or not 0 <= index < len(doc.faces)
-                or box is not None and tuple(map(float, doc.faces[index].box)) != tuple(map(float, box))):
+                or box is not None and not _same_box(doc.faces[index].box, box)):
             raise FaderError("There is no such face to remove.")
         self._detector.remove(self.image, doc.faces[index].box)
         return self._with_more_faces(doc, status), time.perf_counter() - t0
