@@ -760,7 +760,6 @@ class MainWindow(QMainWindow):
                 self.session.select(step.index)   # the face back, its faders on show
             if self.undo_stack.isClean():   # cleanChanged came before the faces changed
                 self._clean_modified = self.session.is_modified()
-            self._refresh_undo()
             self._show_modified()
             self.statusBar().showMessage(f"Face {step.index + 1} " + ("put back on the faces of" if undo else
                                                                        "taken off the faces of") + f" {name}", 6000)
@@ -771,8 +770,7 @@ class MainWindow(QMainWindow):
                 (self.undo_stack.redo if undo else self.undo_stack.undo)()
             finally:
                 self.replaying_history = False
-            self._refresh_undo()
-            self._refresh_actions()
+            self._refresh_actions()   # Undo and Redo with the rest (_refresh_undo)
             self._show_modified()
             self._error("Cannot undo Not a face" if undo else "Cannot redo Not a face", message)
         if undo:
