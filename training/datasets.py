@@ -874,7 +874,8 @@ def check_val_size(ds: Dataset, val_size: Optional[int], usable: Optional[np.nda
     if val_size is None or not user_data(ds):
         return
     idx = np.flatnonzero(usable) if usable is not None else np.arange(len(ds.items))
-    present = [(int((np.bincount(ds.labels[idx, j], minlength=x.n) > 0).sum()), x.name)
+    labels = ds.labels[idx]   # a property that builds the whole array: once, not per attribute
+    present = [(int((np.bincount(labels[:, j], minlength=x.n) > 0).sum()), x.name)
                for j, x in enumerate(ds.attributes)]
     n_values, name = max(present, default=(0, ""))
     need = max(2, n_values)
@@ -926,9 +927,9 @@ def split_dataset(ds: Dataset, val_size: Optional[int] = None, seed: int = 0, us
 def _nothing_to_hold_out(ds: Dataset, idx: np.ndarray, usable: bool) -> str:
     """Why no image of `idx` can be held out: each is the only image of one of its values."""
     what = "usable image" if usable else "image"
-    parts = []
+    parts, labels = [], ds.labels[idx]   # built once (a property), not per attribute
     for j, x in enumerate(ds.attributes):
-        c = np.bincount(ds.labels[idx, j], minlength=x.n)
+        c = np.bincount(labels[:, j], minlength=x.n)
         ones, present = int((c == 1).sum()), int((c > 0).sum())
         if ones:
             parts.append(f"each of the {present} values of {x.name} has a single {what}" if ones == present

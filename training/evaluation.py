@@ -603,9 +603,10 @@ def _model_split(ds, training: dict, val_size, seed: Optional[int], size: int, a
         n_val = training.get("n_val")
         sizes = [None] + ([n_val] if isinstance(n_val, int) and n_val > 0 else [])
         tries = [(k, s) for s in seeds for k in sizes]
-    if _official_splits(ds) is not None or rule != SPLIT_BY_VALUE or not user_data(ds):
+    official = _official_splits(ds) is not None
+    if official or rule != SPLIT_BY_VALUE or not user_data(ds):
         k, s = tries[0]
-        if params is None or _official_splits(ds) is not None:
+        if params is None or official:
             val = split_dataset(ds, val_size, s, rule=rule)[1]   # as before: CelebA's split 1, or a hold-out of val_size
         else:   # a pack: the hold-out of all images the run drew
             val = _at_most(ds, split_dataset(ds, k, s, rule=rule)[1], val_size, s)
