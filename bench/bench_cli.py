@@ -38,14 +38,9 @@ def one_line_errors(prog: str):
 def check_output(path, option: str, suffixes=None) -> None:
     """Refuse, before any work, a file that could not be written at the end: no such folder, a
     folder by that name, a folder not writable, or (with `suffixes`) a type that cannot be written."""
-    from core.atomic_write import unwritable_reason
-    p = Path(path)
-    if suffixes is not None and p.suffix.lower() not in suffixes:
-        why = f"it must end in {', '.join(sorted(suffixes))}"
-    else:
-        why = unwritable_reason(p)
-    if why:
-        raise FaderError(f"{option} {path}: cannot write it ({why})")
+    from core.atomic_write import check_writable
+    wrong = suffixes is not None and Path(path).suffix.lower() not in suffixes
+    check_writable(path, option, f"it must end in {', '.join(sorted(suffixes))}" if wrong else None)
 
 
 def check_data(data: Path, *needed: str) -> None:

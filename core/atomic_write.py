@@ -303,3 +303,12 @@ def unwritable_reason(path) -> Optional[str]:
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"the folder {parent} cannot be written"
     return None
+
+
+def check_writable(path, option: str, why: Optional[str] = None) -> None:
+    """Refuse (FaderError "OPTION PATH: cannot write it (WHY)") a file a command is to write at the
+    end of its work, before the work: `why` given, or unwritable_reason's."""
+    from .errors import FaderError
+    why = why or unwritable_reason(path)
+    if why:
+        raise FaderError(f"{option} {path}: cannot write it ({why})")

@@ -552,16 +552,14 @@ def _check_writable(path, option: str, overwrite: bool = False, inputs=()) -> No
     name, a folder not writable), before the measurement (it was a traceback after it); a file
     already there without `overwrite` (it may be the user's own: it was replaced without a word),
     and one of the files read (`inputs`) in any case."""
-    from core.atomic_write import same_file, unwritable_reason
+    from core.atomic_write import check_writable, same_file
     p = Path(path)
     for given in inputs:
         if given is not None and p.exists() and same_file(p, Path(given)):
             raise FaderError(f"{option} {path}: it is the file {given} that the measurement reads; choose another")
     if p.is_file() and not overwrite:
         raise FaderError(f"{option} {path}: the file exists; choose a new file, or give --overwrite to replace it")
-    why = unwritable_reason(p)
-    if why:
-        raise FaderError(f"{option} {path}: cannot write it ({why})")
+    check_writable(path, option)
 
 
 def _listed_keys(ds, names) -> list:

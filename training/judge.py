@@ -176,7 +176,7 @@ def _new_out(out) -> None:
     """Before the training (half an hour): --out must be a new file whose folder can be made and
     written (the documented runs/judge/ did not exist in a fresh clone: a traceback after the
     training), and an existing file (perhaps another judge) is never replaced."""
-    from .evaluation import _check_writable
+    from core.atomic_write import check_writable
     p = Path(out)
     if p.exists() or p.is_symlink():
         raise FaderError(f"--out {out} exists: choose a new file (nothing is overwritten)")
@@ -184,7 +184,7 @@ def _new_out(out) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise FaderError(f"--out {out}: cannot make its folder ({e.strerror})") from None
-    _check_writable(p, "--out")
+    check_writable(p, "--out")
 
 
 def main(argv: Optional[list] = None) -> int:
