@@ -369,10 +369,10 @@ class PhotoCanvas(QWidget):
         """Marking by keys: the first key shows a box in the middle of the view; the arrows then
         move it (Shift: further), [ and ] make it smaller / larger, Enter marks it (faceMarked).
         The view follows a box moved out of it."""
+        if self._mark_drag:
+            return   # a mouse drag is under way: it decides the box
         box = self.marked_box()
-        if box is None or self._mark_drag:
-            if self._mark_drag:
-                return   # a mouse drag is under way: it decides the box
+        if box is None:
             side = MARK_KEY_SIDE * min(self.width(), self.height()) / self._scale
             c = self.to_photo(QPointF(self.width() / 2, self.height() / 2))
             box = QRectF(c.x() - side / 2, c.y() - side / 2, side, side)

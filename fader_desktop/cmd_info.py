@@ -73,8 +73,9 @@ def training_lines(training) -> list:
         counts = f"{n_train:,d} training / {n_val:,d} validation images"
         left = []
         skipped = training.get("skipped")
-        if isinstance(skipped, dict) and sum(_count(x) or 0 for x in skipped.values()):
-            left.append(f"{sum(_count(x) or 0 for x in skipped.values()):,d} skipped")
+        n_skipped = sum(_count(x) or 0 for x in skipped.values()) if isinstance(skipped, dict) else 0
+        if n_skipped:
+            left.append(f"{n_skipped:,d} skipped")
         excluded = training.get("excluded")
         if isinstance(excluded, dict) and _count(excluded.get("images")):
             left.append(f"{excluded['images']:,d} excluded")

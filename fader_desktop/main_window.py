@@ -38,8 +38,7 @@ from core.recipe import RECIPE_FORMAT, load_recipe, make_recipe, recipe_values
 
 from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
-from .dialogs import (ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html, access_key,
-                      fit_on_screen)
+from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html, fit_on_screen
 from .fader_panel import FaderPanel, display_name
 from .plain_text import literal_tip, no_mnemonic, plain, with_access_key
 from .settings import DEVICES, Settings
@@ -390,8 +389,8 @@ class MainWindow(QMainWindow):
         box = plain(QMessageBox(QMessageBox.Icon.Question, title, message, QMessageBox.StandardButton.Cancel, self))
         # each answer with its own access key (Alt+D: Discard): the platform's Cancel has none on
         # Windows and in Qt's default theme, and a keyboard user had only Tab and Esc
-        access_key(box.button(QMessageBox.StandardButton.Cancel), "&Cancel")
-        taken = {"c"}
+        taken = set()
+        box.button(QMessageBox.StandardButton.Cancel).setText(with_access_key("&Cancel", taken))
         alt = box.addButton(with_access_key(other, taken), QMessageBox.ButtonRole.AcceptRole) if other else None
         yes = box.addButton(with_access_key(accept_text, taken), QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
