@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox,
 from core.attributes import counted
 from core.image_io import LOSSY_FORMATS, SAVE_FORMATS
 
-from .dialogs import access_key, buddy_label, fit_on_screen, typed_path, visual_tab_order
+from .dialogs import access_key, browse_row, buddy_label, fit_on_screen, typed_path, visual_tab_order
 from .fader_panel import display_name
 from .plain_text import no_mnemonic, plain
 from .workers import JobRunner
@@ -230,19 +230,14 @@ class BatchDialog(QDialog):
             self._restore_choices(settings)
 
     # -- widgets -------------------------------------------------------------------------------
-    def _folder_row(self, title: str, browse: str):
+    def _folder_row(self, title: str, button_text: str):
         edit = QLineEdit()
-        button = QPushButton(browse)
 
         def browse():
             d = QFileDialog.getExistingDirectory(self, title, edit.text() or str(Path.home()))
             if d:
                 edit.setText(d)
-        button.clicked.connect(browse)
-        row = QHBoxLayout()
-        row.addWidget(edit, 1)
-        row.addWidget(button)
-        return edit, row
+        return edit, browse_row(edit, browse, button_text)
 
     def _browse_recipe(self) -> None:
         f, _ = QFileDialog.getOpenFileName(self, "Choose a recipe", self.recipe_edit.text() or str(Path.home()),
