@@ -24,7 +24,6 @@ all methods alike; CPU time per photo (all threads of this process) is reported 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -35,7 +34,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 PHOTOS = REPO.parent / "shared" / "data" / "celeba" / "img_celeba"
+
+from bench_cli import one_line_errors, parser  # noqa: E402
+from core.errors import FaderError  # noqa: E402
 
 
 def random_model(size: int):
@@ -58,7 +61,6 @@ def random_model(size: int):
 
 def simple_loop(files, out_dir: Path, engine, values) -> int:
     """The straightforward loop a script would write, one photo at a time -> photos edited."""
-    from core.errors import FaderError
     from core.image_io import read_exif, save_image
     from core.photo_edit import PhotoEdit
     ok = 0
@@ -73,8 +75,9 @@ def simple_loop(files, out_dir: Path, engine, values) -> int:
     return ok
 
 
+@one_line_errors("batch_speed")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--limit", type=int, default=200, help="number of photos (default 200)")
     ap.add_argument("--model", help="model file (default: the embedded model, else a random one)")
     ap.add_argument("--random-size", type=int, default=64, help="size of the random stand-in model (default 64)")
@@ -92,7 +95,6 @@ def main(argv=None) -> int:
     import torch
 
     from core.batch import BatchOptions, run_batch
-    from core.errors import FaderError
     from core.engine import Engine
     from core.faces import detect_faces
     from core.image_io import load_image
@@ -100,14 +102,9 @@ def main(argv=None) -> int:
     from core.photo_edit import PhotoEdit
     files = sorted(p for p in args.photos.glob("*.jpg"))[: args.limit]
     if not files:
-        print(f"batch_speed: error: no photos in {args.photos}", file=sys.stderr)
-        return 2
+        raise FaderError(f"no photos in {args.photos}")
     if args.model:
-        try:
-            model, model_desc = load_model(args.model), str(args.model)
-        except FaderError as e:
-            print(f"batch_speed: error: {e}", file=sys.stderr)
-            return 2
+        model, model_desc = load_model(args.model), str(args.model)
     elif default_model_path().exists():
         model, model_desc = load_model(default_model_path()), "embedded default model"
     else:

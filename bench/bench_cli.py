@@ -50,6 +50,40 @@ def check_data(data: Path, *needed: str) -> None:
         raise FaderError(f"the CelebA subset is not at {data} (no {missing[0]})")
 
 
+def judged_names(judge, engine, model) -> list:
+    """The attributes both the judge and the model (`engine`'s, file `model`) have, in the judge's
+    order; refused in words where they share none (nothing could be judged)."""
+    own = [x.name for x in engine.attributes]
+    names = [n for n in judge.attributes if n in set(own)]
+    if not names:
+        raise FaderError(f"{model}: none of its attributes ({', '.join(own)}) "
+                         f"is one the judge reads ({', '.join(judge.attributes)})")
+    return names
+
+
+def load_model_copy(path) -> tuple:
+    """(model, sha256 of its bytes) read from a copy of the model file in a temporary folder: a
+    training run may replace the file (atomically) while a benchmark reads it. Errors name the
+    user's path, never the copy's."""
+    import hashlib
+    import shutil
+    import tempfile
+    from core.model_file import load_model
+    if not Path(path).is_file():
+        raise FaderError(f"{path}: no such model file")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "model.fader"
+        try:
+            shutil.copyfile(path, copy)
+        except OSError as e:
+            raise FaderError(f"{path}: cannot read it ({e.strerror or e})") from None
+        digest = hashlib.sha256(copy.read_bytes()).hexdigest()
+        try:
+            return load_model(copy), digest
+        except FaderError as e:
+            raise FaderError(str(e).replace(str(copy), str(path))) from None
+
+
 def write_json(path, obj) -> None:
     """Write `obj` as indented JSON, atomically (never a half-written file)."""
     from core.atomic_write import write_bytes_atomic

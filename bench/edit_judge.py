@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from bench_cli import check_data, check_output, judged_names, one_line_errors, parser, write_json  # noqa: E402
 from core.errors import FaderError  # noqa: E402
 
 DATA = (ROOT / ".." / "shared" / "data").resolve()
@@ -256,10 +256,7 @@ def main(argv=None) -> int:
         raise FaderError(f"{a.model}: has no classifier (the sliders start at its readings, and it reads "
                          "the edits beside the judge)")
     engine = Engine(model, device="cpu", threads=a.threads)
-    names = [n for n in judge.attributes if n in {x.name for x in engine.attributes}]
-    if not names:
-        raise FaderError(f"{a.model}: none of its attributes ({', '.join(x.name for x in engine.attributes)}) "
-                         f"is one the judge reads ({', '.join(judge.attributes)})")
+    names = judged_names(judge, engine, a.model)
     ids = [x.strip() for x in VAL_IDS.read_text().split() if x.strip()][: a.faces]
     faces = [DATA / "celeba" / "img_align_celeba" / x for x in ids]
     photos = sorted((DATA / "celeba" / "img_celeba").glob("*.jpg"))[: a.photos]

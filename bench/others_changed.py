@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from bench_cli import check_data, check_output, judged_names, one_line_errors, parser, write_json  # noqa: E402
 from core.errors import FaderError  # noqa: E402
 from edit_judge import DATA, VAL_IDS, export_roundtrip, log, read_labels  # noqa: E402
 
@@ -52,10 +52,7 @@ def main(argv=None) -> int:
     check_data(DATA, "list_attr_celeba.txt", "celeba/img_align_celeba")
     judge = load_judge(a.judge)
     engine = Engine(load_model(a.model), device="cpu", threads=a.threads)
-    names = [n for n in judge.attributes if n in {x.name for x in engine.attributes}]
-    if not names:
-        raise FaderError(f"{a.model}: none of its attributes ({', '.join(x.name for x in engine.attributes)}) "
-                         f"is one the judge reads ({', '.join(judge.attributes)})")
+    names = judged_names(judge, engine, a.model)
     jcol = [judge.attributes.index(n) for n in names]
     ids = [x for x in VAL_IDS.read_text().split() if x][: a.faces]
     files = [DATA / "celeba" / "img_align_celeba" / x for x in ids]

@@ -49,13 +49,9 @@ Human-readable progress goes to stderr; the result to stdout (a table, or one JS
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -63,7 +59,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from bench_cli import load_model_copy, one_line_errors, parser  # noqa: E402
+from core.errors import FaderError  # noqa: E402
 
 DEFAULT_DATA = (ROOT / ".." / "shared" / "data").resolve()
 
@@ -372,8 +372,9 @@ def _model_info(path: Path, model, digest: str) -> dict:
             "validation_swap_mean": (met.get("validation") or {}).get("swap_mean")}
 
 
+@one_line_errors("photo_swap_eval")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--model", required=True, type=Path, help="the .fader model (it must hold a classifier)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder (default ../shared/data)")
     ap.add_argument("--limit", type=int, default=200, help="photos to evaluate (default 200)")
@@ -399,8 +400,6 @@ def main(argv=None) -> int:
     cv2.setNumThreads(max(1, args.threads))
     from core.engine import Engine
     from core.faces import FaceDetector
-    from core.errors import FaderError
-    from core.model_file import load_model
 
     def say(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -408,28 +407,14 @@ def main(argv=None) -> int:
     data = args.data.resolve()
     wild = data / "celeba" / "img_celeba"
     if not wild.is_dir():
-        print(f"photo_swap_eval: error: {wild} does not exist", file=sys.stderr)
-        return 2
-    if not Path(args.model).is_file():
-        print(f"photo_swap_eval: error: {args.model}: no such model file", file=sys.stderr)
-        return 2
+        raise FaderError(f"{wild} does not exist")
     # The model file may be replaced while we run (a training run exports atomically): work on a copy.
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "model.fader"
-        shutil.copyfile(args.model, copy)
-        digest = hashlib.sha256(copy.read_bytes()).hexdigest()
-        try:
-            model = load_model(copy)
-        except FaderError as e:  # named by the user's path, not the copy's
-            print(f"photo_swap_eval: error: {str(e).replace(str(copy), str(args.model))}", file=sys.stderr)
-            return 2
+    model, digest = load_model_copy(args.model)
     if model.classifier is None:
-        print(f"photo_swap_eval: error: {args.model} has no classifier", file=sys.stderr)
-        return 2
+        raise FaderError(f"{args.model} has no classifier")
     for a in model.attributes:
         if not a.is_binary:
-            print(f"photo_swap_eval: error: attribute {a.name!r} is not binary (CelebA labels are)", file=sys.stderr)
-            return 2
+            raise FaderError(f"attribute {a.name} is not binary (CelebA labels are)")
     engine = Engine(model, device="cpu", threads=max(1, args.threads))
     detector = FaceDetector()
     attrs = engine.attributes
@@ -448,8 +433,8 @@ def main(argv=None) -> int:
     labels = read_table(data / "list_attr_celeba.txt", need, names)
     missing = [n for n in need if n not in labels]
     if missing:
-        print(f"photo_swap_eval: error: no labels for {missing[:3]}", file=sys.stderr)
-        return 2
+        raise FaderError(f"{data / 'list_attr_celeba.txt'} has no labels for {len(missing)} of the images "
+                         f"(e.g. {', '.join(sorted(missing)[:3])})")
     splits = sorted({partition.get(p.name) for p in photos})
 
     def bar(tag):

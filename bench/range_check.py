@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from bench_cli import check_data, check_output, judged_names, one_line_errors, parser, write_json  # noqa: E402
 from core.errors import FaderError  # noqa: E402
 from edit_judge import DATA, VAL_IDS, colour_shift, export_roundtrip, read_labels  # noqa: E402
 
@@ -60,10 +60,7 @@ def main(argv=None) -> int:
     from training.judge import load_judge
     judge = load_judge(a.judge)
     engine = Engine(load_model(a.model), device="cpu", threads=1)
-    names = [n for n in judge.attributes if n in {x.name for x in engine.attributes}]
-    if not names:
-        raise FaderError(f"{a.model}: none of its attributes ({', '.join(x.name for x in engine.attributes)}) "
-                         f"is one the judge reads ({', '.join(judge.attributes)})")
+    names = judged_names(judge, engine, a.model)
     ids = [x.strip() for x in VAL_IDS.read_text().split() if x.strip()][: a.faces]
     faces = [DATA / "celeba" / "img_align_celeba" / x for x in ids]
     labels = read_labels({f.name for f in faces}, names)

@@ -24,9 +24,7 @@ The figure is a generated file made from CelebA images (non-commercial research 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench_cli import check_data, check_output, one_line_errors, parser  # noqa: E402
+from bench_cli import check_data, check_output, load_model_copy, one_line_errors, parser  # noqa: E402
 from core.errors import FaderError  # noqa: E402
 
 DEFAULT_DATA = (ROOT / ".." / "shared" / "data").resolve()
@@ -146,7 +144,6 @@ def main(argv=None) -> int:
     from core.atomic_write import atomic_path
     from core.attributes import value_to_code
     from core.engine import Engine, Latent
-    from core.model_file import load_model
     from core.sweep import compose, open_faces, sweep_grid
 
     data = args.data.resolve()
@@ -158,15 +155,7 @@ def main(argv=None) -> int:
                 raise FaderError(f"{p} does not exist")
     else:
         paths = choose_faces(data, args.n)
-    if not Path(args.model).is_file():
-        raise FaderError(f"{args.model}: no such model file")
-    with tempfile.TemporaryDirectory() as tmp:  # the model file may be replaced while we read it
-        copy = Path(tmp) / "model.fader"
-        shutil.copyfile(args.model, copy)
-        try:
-            model = load_model(copy)
-        except FaderError as e:  # named by the user's path, not the copy's
-            raise FaderError(str(e).replace(str(copy), str(args.model))) from None
+    model, _ = load_model_copy(args.model)   # the model file may be replaced while we read it
     engine = Engine(model, device="cpu", threads=max(1, args.threads))
     attrs = list(engine.attributes)
     faces = open_faces(paths, engine, aligned=True)
