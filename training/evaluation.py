@@ -161,13 +161,16 @@ def _adam_kwargs(device) -> dict:
 def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndarray, device,
              lat_dis=None, n_skip: int = 0, batch: int = 64, autocast_dtype=None,
              at_range_ends: bool = False, strength: float = 1.0, mirror: bool = False,
-             measured: Optional[Sequence[int]] = None) -> dict:
+             measured: Optional[Sequence[int]] = None, read_unmeasured: bool = False) -> dict:
     """Reconstruction MSE/PSNR, latent-discriminator accuracy, swap accuracy and "others unchanged"
     on (images, labels) — uint8 (N,S,S,3) and (N,k) value indices.
 
     `measured`: the indices of the attributes whose labels are real (default all); only they are
     swapped and have per-attribute figures. The others' labels only set the decoder's code (a fine-tune's
     data that labels one of its model's attributes), and "others unchanged" still watches them.
+    `read_unmeasured`: those labels are the classifier's reading of each image (as a fine-tune labels
+    what its data lack), taken from the pass that scores its accuracy: `labels`' columns for them are
+    not read.
 
     `mirror`: decode as the app decodes a model whose metadata asks for mirror decoding (the mean
     of the face's decode and its mirror image's, flipped back; core.engine).
@@ -186,6 +189,7 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
     k = len(attrs)
     n = len(images)
     chosen = list(range(k)) if measured is None else sorted(set(measured))
+    unmeasured = [j for j in range(k) if j not in chosen]
     sq_err = 0.0
     psnr_sum = 0.0
     lat_correct = torch.zeros(k, dtype=torch.long)
@@ -201,6 +205,10 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
         xb = np.ascontiguousarray(images[s:s + batch])
         y = torch.from_numpy(np.ascontiguousarray(labels[s:s + batch])).to(device)
         x = to_input(xb, device)
+        read = predict_indices(classifier(x), attrs)
+        if read_unmeasured and unmeasured:
+            y = y.clone()   # from_numpy shares the caller's array
+            y[:, unmeasured] = read[:, unmeasured]
         with ctx:
             enc = ae.encode(x)
             enc_m = ae.encode(x.flip(3)) if mirror else None
@@ -219,7 +227,7 @@ def evaluate(ae, classifier, attrs: Sequence[Attribute], images, labels: np.ndar
             with ctx:
                 lat_pred = predict_indices(lat_dis(enc[-1 - n_skip]).float(), attrs)
             lat_correct += (lat_pred == y).sum(0).cpu()
-        clf_correct += (predict_indices(classifier(x), attrs) == y).sum(0).cpu()
+        clf_correct += (read == y).sum(0).cpu()
         ref_pred = predict_indices(classifier(rec), attrs)
         for j, a in enumerate(attrs):
             if j not in chosen:
@@ -435,12 +443,14 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
     if len(images) == 0:
         raise FaderError(f"{split}: no usable images to measure")
     classifier = clf_model.classifier.to(dev)
-    labels = _all_labels(ds.labels[val_idx], measured, classifier, attrs, images, dev)
+    # the attributes the data do not label: the classifier's reading of each image, taken by evaluate
+    labels = np.zeros((len(val_idx), len(attrs)), np.int64)
+    labels[:, measured] = ds.labels[val_idx]
     ae = model.autoencoder.to(dev).to(memory_format=torch.channels_last)
     t0 = time.time()
     mirror = bool(model.meta.get("mirror_decode", False))
     res = evaluate(ae, classifier, attrs, images, labels, dev, at_range_ends=at_range_ends,
-                   strength=strength, mirror=mirror, measured=measured)
+                   strength=strength, mirror=mirror, measured=measured, read_unmeasured=True)
     res["measured"] = [attrs[j].name for j in measured]
     if respelled:   # what the data call them: the figures are under the model's names
         res["data_attribute_names"] = respelled
@@ -500,19 +510,6 @@ def labelled_data(data, attrs) -> tuple:
                  "model does to measure it" for d, why in near.items() if why]
     ds.attributes = [replace(a, name=as_model[a.name]) for a in ds.attributes]
     return ds, {d: m for d, m in as_model.items() if m in names and d != m}, notes
-
-
-@torch.no_grad()
-def _all_labels(labels: np.ndarray, measured: list, classifier, attrs, images, device, batch: int = 128) -> np.ndarray:
-    """(N, k) value indices of all the model's attributes: the data's labels of the `measured` ones, the
-    classifier's prediction of the others (as a fine-tune labels what its data lacks)."""
-    if len(measured) == len(attrs):
-        return labels
-    classifier.eval()
-    out = np.concatenate([predict_indices(classifier(to_input(images[s:s + batch], device)), attrs).cpu().numpy()
-                          for s in range(0, len(images), batch)]).astype(np.int64)
-    out[:, measured] = labels
-    return out
 
 
 def _none_readable(cache, paths: list, what: str) -> str:
