@@ -80,3 +80,80 @@ def test_the_measurement_reads_each_validation_image_with_the_classifier_once(sm
         hook.remove()
     assert res["not_measured"] == ["Male", "Hair"] and res["n_images"] > 0
     assert sum(read) == 4 * res["n_images"]
+
+
+# ----------------------------------------------------------------------------------------------
+# the evaluation and the slider classifier command open the data once
+
+_COUNT_OPENS = r"""
+import json, sys
+from pathlib import Path
+from core.attributes import Attribute
+from training.datasets import open_dataset
+from training.evaluation import labelled_data
+
+root = sys.argv[1]
+seen = []
+def hook(event, args):
+    if event in ("open", "os.listdir", "os.scandir") and args and str(args[0]).startswith(root):
+        seen.append(event)
+sys.addaudithook(hook)
+model = [Attribute("Smiling", ("no", "yes")), Attribute("Male", ("no", "yes"))]
+out = {}
+for data in sys.argv[2:]:
+    seen.clear()
+    open_dataset([data], None, every_column=True)
+    once = len(seen)
+    seen.clear()
+    ds = labelled_data([data], model)[0]
+    out[Path(data).name] = [once, len(seen), [a.name for a in ds.attributes]]
+print(json.dumps(out))
+"""
+
+
+def test_data_labelling_some_of_the_models_attributes_are_opened_once(tmp_path):
+    """A labeled folder Smiling/ and a table labelling Smiling and Bangs, measured with a model of
+    Smiling and Male: each is read as one opening of the data reads it (it was read three times:
+    with the model's attributes, refused; with all of its own; with the model's it has)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    folder = value_folders(tmp_path / "Smiling", {"no": 3, "yes": 3})
+    table = tmp_path / "table"
+    table.mkdir()
+    (table / "labels.csv").write_text("file,Smiling,Bangs\n" + "".join(
+        f"../Smiling/{v}/{p.name},{int(v == 'yes')},{i % 2}\n"
+        for v in ("no", "yes") for i, p in enumerate(sorted((folder / v).iterdir()))))
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", _COUNT_OPENS, str(tmp_path), str(folder), str(table / "labels.csv")],
+                       cwd=repo, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    counts = json.loads(r.stdout)
+    assert counts["Smiling"][0] > 0 and counts["labels.csv"][0] > 0
+    assert counts == {"Smiling": [counts["Smiling"][0]] * 2 + [["Smiling"]],
+                      "labels.csv": [counts["labels.csv"][0]] * 2 + [["Smiling"]]}
+
+
+def test_the_data_opened_once_are_the_data_opened_with_the_models_attributes(tmp_path):
+    """What the evaluation measures on is unchanged: the model's attributes the table labels, in the
+    model's order, with their labels, and the notes on those columns alone (a column of other values
+    whose order is a guess is noted only where it is read)."""
+    from core.attributes import Attribute
+    from training.datasets import open_dataset
+    value_folders(tmp_path / "img", {"a": 4})
+    rows = sorted((tmp_path / "img" / "a").iterdir())
+    (tmp_path / "labels.csv").write_text("file,Bangs,Mood,Smiling,Id\n" + "".join(
+        f"img/a/{p.name},{i % 2},{'calm' if i < 2 else 'glad'},{'happy' if i % 3 else 'sad'},{i}\n"
+        for i, p in enumerate(rows)))
+    model = [Attribute("Smiling", ("no", "yes")), Attribute("Male", ("no", "yes")), Attribute("Bangs", ("no", "yes"))]
+    ds, spelt, notes = evaluation.labelled_data([str(tmp_path / "labels.csv")], model)
+    want = open_dataset([str(tmp_path / "labels.csv")], "Smiling,Bangs")
+    assert (spelt, notes) == ({}, [])
+    assert [(a.name, a.values) for a in ds.attributes] == [(a.name, a.values) for a in want.attributes]
+    assert ds.items == want.items and ds.description == want.description
+    assert ds.notes == want.notes and len(ds.notes) == 1 and "'happy'" in ds.notes[0]   # Mood's is left out
+    full = [Attribute("Bangs", ("no", "yes")), Attribute("Smiling", ("happy", "sad"))]
+    ds, _, _ = evaluation.labelled_data([str(tmp_path / "labels.csv")], full)
+    want = open_dataset([str(tmp_path / "labels.csv")], "Bangs,Smiling")
+    assert ds.items == want.items and ds.notes == want.notes and ds.attributes == want.attributes

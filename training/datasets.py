@@ -532,11 +532,29 @@ def _open_csv(table: Path, wanted: Optional[list], every_column: bool = False) -
         attr, idx = _column_attribute(a, [r[j].strip() for r in rows[1:]], table, lines[1:])
         attrs.append(attr)
         per_attr.append(idx)
-        note = _polarity_note(a, attr.values, f"write the column as 0/1 (1 = has {a}) or name its values no/yes")
+        note = _column_note(table, attr)
         if note:
-            notes.append(f"{table}: column {note}")
+            notes.append(note)
     items = [Item(p, tuple(int(per_attr[k][i]) for k in range(len(attrs)))) for i, p in enumerate(paths)]
     return Dataset("csv", [str(table)], attrs, items, f"label table {table} ({len(items)} images)", notes)
+
+
+def _column_note(table: Path, attr: Attribute) -> Optional[str]:
+    """A label table's note on a column whose values' order is a guess (`_polarity_note`), else None."""
+    note = _polarity_note(attr.name, attr.values,
+                          f"write the column as 0/1 (1 = has {attr.name}) or name its values no/yes")
+    return f"{table}: column {note}" if note else None
+
+
+def select_attributes(ds: Dataset, names: Sequence[str]) -> Dataset:
+    """`ds` with the attributes `names` alone, in that order: the data as `open_dataset` opens them with
+    those attributes (a table's notes of the others dropped), without opening them again."""
+    cols = [[a.name for a in ds.attributes].index(n) for n in names]
+    attrs = [ds.attributes[c] for c in cols]
+    items = [Item(it.path, tuple(it.labels[c] for c in cols), it.split) for it in ds.items]
+    # a table's notes are its columns' (the others' notes are of the data as a whole)
+    notes = [n for a in attrs if (n := _column_note(Path(ds.roots[0]), a))] if ds.kind == "csv" else list(ds.notes)
+    return Dataset(ds.kind, ds.roots, attrs, items, ds.description, notes)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -485,29 +485,31 @@ def labelled_data(data, attrs) -> tuple:
     model's in another letter case or with spaces for underscores (a folder `smiling` for `Smiling`,
     a column `Mouth slightly open`) is taken as the model's, by fader-train's own matching
     (training.datasets.model_spelling); the dict names each so taken. The notes name a data attribute
-    left out whose name is near one of the model's ('Smilling')."""
+    left out whose name is near one of the model's ('Smilling'). The data are opened once, with every
+    attribute they label (a table's columns of many values too); where that fails (a column that is no
+    label), with the model's attributes, as before: only the columns read are checked."""
     from dataclasses import replace
     from core.attributes import did_you_mean
-    from .datasets import model_spelling, open_dataset
+    from .datasets import model_spelling, open_dataset, select_attributes
     names = [a.name for a in attrs]
     try:
+        whole = open_dataset(data, None, every_column=True)
+    except FaderError:   # the error, or the data, as the model's attributes alone open them
         return open_dataset(data, ",".join(names)), {}, []
-    except FaderError as first:
-        try:
-            own = open_dataset(data, None, every_column=True).attributes
-        except FaderError:
-            raise first from None
-        as_model = {x.name: y.name for x, y in zip(own, model_spelling(own, names, "model", lambda _: None))}
-        of_model = {m: d for d, m in as_model.items() if m in names}
-        if not of_model:
-            raise FaderError(f"the data label none of the model's attributes ({', '.join(names)}); they label "
-                             + ", ".join(d + did_you_mean(d, names) for d in as_model)) from None
-        ds = open_dataset(data, ",".join(of_model[n] for n in names if n in of_model))
-        left = [n for n in names if n not in of_model]
-        # a column misspelt ('Smilling'): said, not guessed
-        near = {d: did_you_mean(d, left) for d in as_model if as_model[d] not in names}
-        notes = [f"the data's attribute {d!r} is none of the model's{why}, so it is not measured; name it as the "
-                 "model does to measure it" for d, why in near.items() if why]
+    own = whole.attributes
+    if set(names) <= {x.name for x in own}:
+        return select_attributes(whole, names), {}, []
+    as_model = {x.name: y.name for x, y in zip(own, model_spelling(own, names, "model", lambda _: None))}
+    of_model = {m: d for d, m in as_model.items() if m in names}
+    if not of_model:
+        raise FaderError(f"the data label none of the model's attributes ({', '.join(names)}); they label "
+                         + ", ".join(d + did_you_mean(d, names) for d in as_model))
+    ds = select_attributes(whole, [of_model[n] for n in names if n in of_model])
+    left = [n for n in names if n not in of_model]
+    # a column misspelt ('Smilling'): said, not guessed
+    near = {d: did_you_mean(d, left) for d in as_model if as_model[d] not in names}
+    notes = [f"the data's attribute {d!r} is none of the model's{why}, so it is not measured; name it as the "
+             "model does to measure it" for d, why in near.items() if why]
     ds.attributes = [replace(a, name=as_model[a.name]) for a in ds.attributes]
     return ds, {d: m for d, m in as_model.items() if m in names and d != m}, notes
 
