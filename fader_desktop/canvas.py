@@ -6,8 +6,8 @@ QGraphicsView: the scene is one image plus a few rectangles, and owning the tran
 around the cursor, pan limits and the split line simple and exact.
 
 A screen reader cannot read a painted photo: the canvas is named "Photo" and its accessible
-description says what is shown in words (the photo's size, the faces found and selected, the
-view's mode), kept up to date by the setters.
+description says what is shown in words (the photo's file name, its size, the faces found and
+selected, the view's mode), kept up to date by the setters.
 """
 from __future__ import annotations
 
@@ -85,6 +85,7 @@ class PhotoCanvas(QWidget):
         self.setAutoFillBackground(False)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._original: Optional[QImage] = None
+        self._name: Optional[str] = None   # the photo's file name, for the description
         self._edited: Optional[QImage] = None
         self._faces: list = []            # (index, QRectF in photo pixels)
         # the faces' aligned crops, which the brush's strokes are painted in: (n, 2, 3) alignments
@@ -136,8 +137,10 @@ class PhotoCanvas(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(800, 600)
 
-    def set_photo(self, original: Optional[QImage], keep_view: bool = False, keep_shown: bool = False) -> None:
-        """A new photo (or None): shows it unedited, fitted to the window unless keep_view.
+    def set_photo(self, original: Optional[QImage], keep_view: bool = False, keep_shown: bool = False,
+                  name: Optional[str] = None) -> None:
+        """A new photo (or None): shows it unedited, fitted to the window unless keep_view; `name`
+        (its file name) is said by the accessible description.
 
         keep_shown: the same photo opened again (another model or device) with its edit carried
         over, which the caller has asked to be rendered: the edited view shown now stays on show
@@ -146,6 +149,7 @@ class PhotoCanvas(QWidget):
         held = (keep_shown and keep_view and original is not None and self._original is not None
                 and original.size() == self._original.size())
         self._original = original
+        self._name = name if original is not None else None
         if held:
             # the edited layers stay; only the original's downscale is of another image now
             self._held = True
@@ -539,7 +543,9 @@ class PhotoCanvas(QWidget):
             parts = [" ".join(self._placeholder.split()) or "No photo"]
         else:
             n = len(self._faces)
-            parts = [f"{self._original.width()} by {self._original.height()} pixels",
+            size = f"{self._original.width()} by {self._original.height()} pixels"
+            name = " ".join((self._name or "").split())   # a line break in a file name read as one
+            parts = [f"{name}, {size}" if name else size,
                      f"{n} face{'' if n == 1 else 's'} found" if n else "no face found"]
             if self._skipped:
                 parts.append(f"{len(self._skipped)} more too small for the model (dotted boxes)")

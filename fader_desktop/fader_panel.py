@@ -17,23 +17,29 @@ the slider stops at its end with an outward arrow on its handle, and both toolti
 Screen readers (Orca, Narrator) read Qt's accessibility tree: each fader's slider is named by its
 attribute and its description says the value in the fader's own words ("1.00, yes"), kept in step
 with the value; the number box, the reset button and the value combo are named by their attribute.
-A slider's accessible value is its raw position (0 … SLIDER_STEPS), which Qt gives no way to word.
+A slider's accessible value is the fader's (Qt's own gave its raw position, 0 … SLIDER_STEPS):
+`FaderAccessible`, made for each fader's slider by a factory installed with the first fader, gives
+it as a number in the slider's range (0.4 of -1 … 2: what Orca reads) and, as the value's text, in
+words ("0.40, between no and yes"; Qt's AT-SPI bridge passes on only the number).
 """
 from __future__ import annotations
 
 import time
+import weakref
 
+import shiboken6
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import (QAction, QColor, QContextMenuEvent, QFont, QKeySequence, QPainter, QPainterPath, QPalette, QPen,
-                           QShortcut, QValidator)
-from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDoubleSpinBox, QFrame,
+from PySide6.QtGui import (QAccessible, QAccessibleValueChangeEvent, QAccessibleValueInterface, QAction, QColor,
+                           QContextMenuEvent, QFont, QKeySequence, QPainter, QPainterPath, QPalette, QPen, QShortcut,
+                           QValidator)
+from PySide6.QtWidgets import (QAbstractSpinBox, QAccessibleWidget, QApplication, QComboBox, QDoubleSpinBox, QFrame,
                                QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QStyle,
                                QStyleOptionSlider, QToolButton, QVBoxLayout, QWidget)
 
 from core.attributes import pure_label, towards, value_limits, value_to_code
 from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider, sure_percent
 
-from .plain_text import literal_tip, no_mnemonic, plain
+from .plain_text import literal_tip, no_mnemonic, plain, set_literal_tip
 
 SLIDER_STEPS = 1000
 # What a fader does with keys, for the Help menu's list of shortcuts (the menus' actions list their own)
@@ -69,7 +75,10 @@ class MarkedSlider(QSlider):
         self._own: int | None = None
         self._own_unsure = False   # the classifier was unsure of the face's own value: a hollow mark
         self._beyond = 0   # -1 / +1: the value lies beyond the slider's low / high end (an arrow on the handle)
+        # what the slider's position means, for a screen reader (FaderAccessible): its FaderRow
+        self.fader = None
         self.setMinimumHeight(26)
+        _install_accessible_factory()
 
     def set_marks(self, ticks, own, unsure: bool = False) -> None:
         self._ticks, self._own, self._own_unsure = list(ticks), own, bool(unsure)
@@ -174,6 +183,88 @@ class MarkedSlider(QSlider):
         p.end()
 
 
+# What a screen reader gets of a fader's slider. Qt's own interface for a slider gives its raw
+# position (667 of 0 … 1000): a factory (QAccessible.installFactory) gives each MarkedSlider a
+# FaderAccessible instead, which gives the fader's value. PySide keeps every interface a factory
+# made (one per slider, deleted with it by Qt); an interface_cast that raises or returns None
+# crashes the process, so it never does.
+_NULL = shiboken6.VoidPtr(0)
+
+
+class _FaderValue(QAccessibleValueInterface):
+    """The fader's value as a number in the slider's range (a screen reader's value of a slider)."""
+
+    def __init__(self, iface):
+        super().__init__()
+        self._iface = weakref.ref(iface)   # the interface keeps this one: no cycle
+
+    def _row(self):
+        iface = self._iface()
+        return getattr(iface.widget(), "fader", None) if iface is not None else None
+
+    def _range(self) -> tuple:
+        row = self._row()
+        return row.accessible_range() if row is not None else (0.0, 0.0, 0.0)
+
+    def currentValue(self):
+        row = self._row()
+        return row.accessible_value() if row is not None else 0.0
+
+    def setCurrentValue(self, value) -> None:
+        row = self._row()
+        if row is not None:
+            row.set_accessible_value(float(value))
+
+    def minimumValue(self):
+        return self._range()[0]
+
+    def maximumValue(self):
+        return self._range()[1]
+
+    def minimumStepSize(self):
+        return self._range()[2]
+
+
+class FaderAccessible(QAccessibleWidget):
+    """A fader's slider for a screen reader: as Qt's slider (role, name, description, state), but
+    its value is the fader's, in words ("0.40, between no and yes") and as a number (0.4)."""
+
+    def __init__(self, slider):
+        super().__init__(slider, QAccessible.Role.Slider)
+        self._value = _FaderValue(self)
+
+    def text(self, t):
+        if t == QAccessible.Text.Value:
+            slider = self.widget()
+            row = getattr(slider, "fader", None)
+            return row.accessible_words() if row is not None else str(slider.value())
+        return super().text(t)
+
+    def interface_cast(self, t):
+        try:
+            if t == QAccessible.InterfaceType.ValueInterface:
+                return shiboken6.VoidPtr(shiboken6.getCppPointer(self._value)[0])
+            found = super().interface_cast(t)
+        except Exception:   # noqa: BLE001 - see above: an error here is a crash
+            return _NULL
+        return _NULL if found is None else found
+
+
+def _fader_accessible(_key: str, obj):
+    try:
+        return FaderAccessible(obj) if isinstance(obj, MarkedSlider) else None
+    except Exception:   # noqa: BLE001 - Qt's own slider interface then
+        return None
+
+
+def _install_accessible_factory() -> None:
+    """Install the factory once per application (PySide removes it with the application)."""
+    app = QApplication.instance()
+    if app is not None and not app.property("_fader_accessible"):
+        app.setProperty("_fader_accessible", True)
+        QAccessible.installFactory(_fader_accessible)
+
+
 class ElidedLabel(QLabel):
     """A one-line plain-text label that asks for no more width than a few letters and shows as
     much of its text as fits, ending in "…" where it is cut; ``text()`` stays whole. A model's
@@ -274,6 +365,7 @@ class FaderRow(QFrame):
         self._step, self._step_at = 0, 0.0
         self._slider_step = False   # the slider's value change under way comes from a step, not a drag
         self._own = own_slider(attr, 0.0 if attr.is_binary else [1.0] + [0.0] * (attr.n - 1))
+        self._said = (None, "")   # (slider position, value in words) a screen reader was last told of
         self._shown = self._blank = self._own
         lo, hi = attr.range
         self._lo, self._hi = lo, hi
@@ -287,17 +379,17 @@ class FaderRow(QFrame):
         f = QFont(title.font())
         f.setBold(True)
         title.setFont(f)
-        title.setToolTip(literal_tip(f"{attr.name}: values {', '.join(attr.values)}; slider range {lo:g} … {hi:g}"))
+        set_literal_tip(title, f"{attr.name}: values {', '.join(attr.values)}; slider range {lo:g} … {hi:g}")
         self.title = title
         self.reset_button = QToolButton()
         self.reset_button.setText("↺")
-        self.reset_button.setToolTip(literal_tip(f"Reset {display_name(attr.name)} to this face's own value"))
-        # a screen reader read the button as its glyph, "↺", and its description as the tooltip's markup
+        set_literal_tip(self.reset_button, f"Reset {display_name(attr.name)} to this face's own value")
+        # a screen reader read the button as its glyph, "↺"
         self.reset_button.setAccessibleName(f"Reset {display_name(attr.name)}")
-        self.reset_button.setAccessibleDescription(f"Reset {display_name(attr.name)} to this face's own value")
         self.reset_button.setAutoRaise(True)
         self.reset_button.clicked.connect(self._on_reset)
         self.slider = MarkedSlider()
+        self.slider.fader = self   # what its value means, for a screen reader (FaderAccessible)
         self.slider.setRange(0, SLIDER_STEPS)
         self.slider.setSingleStep(SLIDER_STEPS // 100)
         self.slider.setPageStep(SLIDER_STEPS // 10)
@@ -353,7 +445,7 @@ class FaderRow(QFrame):
             for text, align in ((f"← {attr.values[0]}", Qt.AlignmentFlag.AlignLeft),
                                 (f"{attr.values[1]} →", Qt.AlignmentFlag.AlignRight)):
                 lab = ElidedLabel(text)
-                lab.setToolTip(literal_tip(text))
+                set_literal_tip(lab, text)
                 lab.setFont(small)
                 lab.setForegroundRole(QPalette.ColorRole.PlaceholderText)
                 ends.addWidget(lab, 0, align)
@@ -503,7 +595,7 @@ class FaderRow(QFrame):
                        + (": unsure, so check it (a hollow triangle)." if unsure else "."))
             tip = (f"{how} The triangle marks it; right-click to correct it where it "
                    "is wrong" + (f".\n{far}." if far else ""))
-            self.unsure_label.setToolTip(literal_tip(tip))
+            set_literal_tip(self.unsure_label, tip)
         else:
             mix = "" if exact else (
                 f"{display_name(self.attr.name)} holds a mix of its values from a pasted edit or a recipe; "
@@ -511,6 +603,7 @@ class FaderRow(QFrame):
                 "and moving it replaces the mix")
             far = "; ".join(x for x in (far, mix) if x)
             tip = f"{far}." if far else ""
+        # the slider's and the box's descriptions say more than the tooltips (below, in the fader's words)
         self.slider.setToolTip(literal_tip(tip))
         a, b = value_limits(self.attr)
         spin_tip = f"{far}." if far else (
@@ -536,6 +629,15 @@ class FaderRow(QFrame):
                 f"{pure_label(self.attr, 1 - round(float(own)))}, not {pure_label(self.attr, own)} (correct the reading)"))
             self.own_action.setEnabled(self.session is not None and bool(self.session.n_faces))
         self._refresh_hint()
+        self._announce_value()
+
+    def _announce_value(self) -> None:
+        """Tell a screen reader that the slider's value in words changed where its handle did not
+        move (Qt tells it of every move): another value to move towards, a value beyond the end."""
+        said = (self.slider.value(), self.accessible_words())
+        if said[0] == self._said[0] and said[1] != self._said[1]:
+            QAccessible.updateAccessibility(QAccessibleValueChangeEvent(self.slider, self.accessible_value()))
+        self._said = said
 
     @staticmethod
     def _describe(widget, text: str) -> None:
@@ -564,6 +666,27 @@ class FaderRow(QFrame):
 
     def value(self):
         return self._shown
+
+    # -- for a screen reader (FaderAccessible) -------------------------------------------------
+    def accessible_value(self) -> float:
+        """The value the slider stands for: the one shown, or, where the handle has moved on from
+        it, the handle's (Qt announces a move before the session takes it)."""
+        number = self._number(self._shown)
+        i = self.slider.value()
+        return number if i == self._to_slider(number) else self._from_slider(i)
+
+    def accessible_words(self) -> str:
+        """The slider's value in words, as the box and the ends say it: "0.40, between no and yes"."""
+        return self._spoken(self.accessible_value()).rstrip(".")
+
+    def accessible_range(self) -> tuple:
+        """(low end, high end, one step) of the slider, in the fader's values."""
+        return self._lo, self._hi, (self._hi - self._lo) * self.slider.singleStep() / SLIDER_STEPS
+
+    def set_accessible_value(self, v: float) -> None:
+        """A value set by a screen reader: taken as one typed in the box (beyond the slider's range too)."""
+        if self.isEnabled() and self.session is not None and self.session.n_faces:
+            self.spin.setValue(v)
 
     def is_modified(self) -> bool:
         if self.session is None or not self.session.n_faces:

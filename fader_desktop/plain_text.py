@@ -9,7 +9,9 @@ that file as an image, and a path holding "<font …>" no longer showed the path
 - A label or message box that shows such text is set to plain text: `plain(widget)`.
 - A tooltip has no text format to set: `literal_tip(text)` is rich text whose visible content is
   `text`, every character, space and line break as written, and that takes the size the plain
-  tooltip took (no wrapping, as Qt wraps only rich tooltips).
+  tooltip took (no wrapping, as Qt wraps only rich tooltips). A screen reader reads a widget's
+  tooltip where it has no accessible description, markup and all ("<div style=…>"):
+  `set_literal_tip(widget, text)` sets the tooltip and the text, in words, as the description.
 - A label that stays rich (intentional formatting) escapes the outside parts with html.escape.
 - `no_mnemonic(text)`: an action's or a button's text, whose "&" would mark a shortcut letter.
 """
@@ -27,6 +29,28 @@ def literal_tip(text: str) -> str:
     if not text:
         return ""
     return f'<div style="white-space:pre">\n{html.escape(text, quote=False)}\n</div>'
+
+
+# the description set_literal_tip gave a widget: one set by anyone else is theirs, kept
+_TIP_SAID = "_literal_tip_description"
+
+
+def spoken(text: str) -> str:
+    """`text` as a screen reader should get it: one line ("…" between numbers said "to", not "ellipsis")."""
+    return " ".join(text.split()).replace(" … ", " to ")
+
+
+def set_literal_tip(widget, text: str) -> None:
+    """Show `text` as the widget's tooltip, literally (literal_tip), and give it to a screen reader
+    as the widget's accessible description, in words. A description set otherwise (one other
+    than the last set here, e.g. a fader's value in words) is kept; "" clears the tooltip and the
+    description set here."""
+    widget.setToolTip(literal_tip(text))
+    said, current = spoken(text), widget.accessibleDescription()
+    if current != said and (not current or current == widget.property(_TIP_SAID)):
+        widget.setAccessibleDescription(said)   # announced to the screen reader as a change
+    if widget.accessibleDescription() == said:
+        widget.setProperty(_TIP_SAID, said)
 
 
 def plain(widget):

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QForm
 from core.run_files import CHECKPOINT_NAME, train_program
 
 from .dialogs import access_key, buddy_label, fit_on_screen, typed_path
-from .plain_text import literal_tip, plain
+from .plain_text import plain, set_literal_tip
 from .workers import JobRunner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -361,9 +361,9 @@ class TrainingDialog(QDialog):
         self.classifier_spin.setSingleStep(100)
         self.classifier_spin.setSuffix(" steps")
         self._classifier_tip = CLASSIFIER_TIP.format(default=self._classifier_default)
-        self.classifier_spin.setToolTip(self._classifier_tip)
+        set_literal_tip(self.classifier_spin, self._classifier_tip)
         self.classifier_note = plain(QLabel(CLASSIFIER_NOTE))   # it may quote what Options say
-        self.classifier_note.setToolTip(self._classifier_tip)
+        set_literal_tip(self.classifier_note, self._classifier_tip)
         self.classifier_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         row = QHBoxLayout()
         row.addWidget(self.classifier_spin)
@@ -644,9 +644,10 @@ class TrainingDialog(QDialog):
             why = f"set in Options: --classifier-steps {given['--classifier-steps'][-1]}"
         self.classifier_spin.setEnabled(not why)
         self.classifier_note.setText(why or CLASSIFIER_NOTE)
-        tip = literal_tip(f"Not used: {why}.\n\n{self._classifier_tip}") if why else self._classifier_tip
-        self.classifier_spin.setToolTip(tip)
-        self.classifier_note.setToolTip(tip)
+        tip = f"Not used: {why}.\n\n{self._classifier_tip}" if why else self._classifier_tip
+        # a screen reader reads the description, in words (it read the tooltip's markup)
+        set_literal_tip(self.classifier_spin, tip)
+        set_literal_tip(self.classifier_note, tip)
 
     def _run_model(self, given: dict) -> tuple | None:
         """What a new run starts from and how it reads its data: (model, data sources, --attr or
@@ -751,8 +752,8 @@ class TrainingDialog(QDialog):
         model = self._result_dir() / "model.fader"
         self.open_button.setEnabled(bool(self.out_edit.text().strip()) and model.is_file() and not self._editor_closed)
         if self._editor_closed:
-            self.open_button.setToolTip(literal_tip(f"The editor window is closed: start Fader Desktop again and "
-                                                    f"open {model} with File ▸ Open model…"))
+            set_literal_tip(self.open_button, f"The editor window is closed: start Fader Desktop again and "
+                                              f"open {model} with File ▸ Open model…")
 
     def editor_closed(self) -> None:
         """The editor window closed while this dialog stays (a run goes on): Open result has no window
@@ -933,7 +934,7 @@ class TrainingDialog(QDialog):
         self._preview_names = None
         self.preview.clear()
         self.preview.setText(PREVIEW_WAITING)
-        self.preview.setToolTip("")
+        set_literal_tip(self.preview, "")
         self._budget_s = _budget_seconds(arguments)
         self._reset_count()
 
@@ -1127,7 +1128,7 @@ class TrainingDialog(QDialog):
         if faces is None:   # the log's line, which names the attributes, comes after the image: shown as written
             self.preview.setPixmap(QPixmap.fromImage(image).scaled(
                 self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
-            self.preview.setToolTip("")
+            set_literal_tip(self.preview, "")
             return
         font = QFont(self.preview.font())
         if font.pointSizeF() > 0:
@@ -1135,7 +1136,7 @@ class TrainingDialog(QDialog):
         self.preview.setPixmap(labeled_preview(faces, kinds, self.preview.size(), font,
                                                self.palette().color(QPalette.ColorRole.Text),
                                                self.preview.devicePixelRatioF()))
-        self.preview.setToolTip(literal_tip(PREVIEW_TIP.format(rows=", ".join(kinds))))
+        set_literal_tip(self.preview, PREVIEW_TIP.format(rows=", ".join(kinds)))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -157,3 +157,55 @@ def test_the_data_opened_once_are_the_data_opened_with_the_models_attributes(tmp
     ds, _, _ = evaluation.labelled_data([str(tmp_path / "labels.csv")], full)
     want = open_dataset([str(tmp_path / "labels.csv")], "Bangs,Smiling")
     assert ds.items == want.items and ds.notes == want.notes and ds.attributes == want.attributes
+
+
+# ----------------------------------------------------------------------------------------------
+# image lists: one reading of their lines, one message for an image not in the data
+
+def test_an_image_list_naming_images_not_in_the_data_says_what_a_line_takes(tmp_path):
+    """datasets.listed_indices (the evaluation's --val-list) refuses bare file names with one of them
+    and the forms a line takes (it said only '2 of its 2 images are not in the data'; the evaluation
+    checked the list a second time to say more), and takes a full path as a run's val_files.txt
+    lists it."""
+    from core.errors import FaderError
+    from training.datasets import listed_indices, open_dataset
+    data = value_folders(tmp_path / "Smiling", {"no": 2, "yes": 2})
+    ds = open_dataset([str(data)])
+    with pytest.raises(FaderError) as e:
+        listed_indices(ds, ["IMG_00000.png", " IMG_01001.png", ""], "names.txt")
+    assert str(e.value) == (f"names.txt: 2 of its 2 images are not in the data (e.g. IMG_00000.png); name each "
+                            f"image by its path relative to {data} (e.g. no/IMG_00000.png) or by its full path, as "
+                            f"a run's val_files.txt lists it (e.g. {data / 'no' / 'IMG_00000.png'})")
+    moved = f"/where/it/was/Smiling/yes/IMG_01001.png"
+    assert [ds.items[i].path for i in listed_indices(ds, ["no/IMG_00000.png", moved], "val_files.txt")] == \
+        [str(data / "no" / "IMG_00000.png"), str(data / "yes" / "IMG_01001.png")]
+
+
+def test_a_continuation_counts_as_trained_only_the_images_its_train_files_name(tmp_path):
+    """--continue warns of validation images the model trained on, reading train_files.txt as the
+    evaluation reads a --val-list: each line as the one image its longest ending names. A table
+    listing photos/001.png and 001.png, whose model trained on photos/001.png only, was warned that
+    001.png (a validation image) was one it trained on."""
+    from training import cli
+    from training.datasets import open_dataset
+    noise = value_folders(tmp_path / "noise", {"a": 3})
+    table = tmp_path / "table"
+    (table / "photos").mkdir(parents=True)
+    for i, p in enumerate(sorted((noise / "a").iterdir())):
+        p.rename(table / ("photos" if i == 2 else ".") / f"00{i % 2 + 1}.png")
+    (table / "labels.csv").write_text("file,Smiling\n001.png,1\n002.png,0\nphotos/001.png,1\n")
+    ds = open_dataset([str(table / "labels.csv")])
+    paths = [it.path for it in ds.items]
+    run = tmp_path / "old_run"
+    run.mkdir()
+    (run / "train_files.txt").write_text("/data/then/photos/001.png\n/data/then/002.png\n")
+    a = cli.build_parser().parse_args(["--data", str(table), "--continue", str(run / "model.fader"),
+                                       "--out", str(tmp_path / "run")])
+    a.given = set()
+    said = []
+    val = np.asarray([paths.index(str(table / "001.png"))])
+    cli._warn_validating_on_trained(a, ds, paths, val, None, said.append)
+    assert said == []
+    val = np.asarray([paths.index(str(table / "photos" / "001.png")), paths.index(str(table / "001.png"))])
+    cli._warn_validating_on_trained(a, ds, paths, val, None, said.append)
+    assert len(said) == 1 and "warning: 1 of the 2 validation images are images the model trained on" in said[0]

@@ -1086,7 +1086,7 @@ def _warn_validating_on_trained(a, ds, paths, val_idx, split, say) -> None:
     """A --continue run whose validation images include some the model trained on (its run folder's
     train_files.txt; another --seed or --val-size, or other data) says how many: its validation
     figures and best-model choice would flatter it there."""
-    from .datasets import split_key
+    from .datasets import listed_keys, split_key
     listed = Path(a.continue_from).parent / "train_files.txt"
     given = " and ".join(f"{o} {v}" for o, k, v in (("--seed", "seed", a.seed), ("--val-size", "val_size", a.val_size))
                          if k in a.given)
@@ -1097,11 +1097,8 @@ def _warn_validating_on_trained(a, ds, paths, val_idx, split, say) -> None:
             say(f"{PROG}: warning: {given} draws another split than the model's; some validation images may be "
                 f"images it trained on ({listed} is not there to tell); leave {given} out to keep its split")
         return
-    suffixes = set()
-    for line in lines:
-        parts = Path(line.strip()).as_posix().split("/") if line.strip() else []
-        suffixes.update("/".join(parts[i:]) for i in range(len(parts)))
-    n = sum(split_key(ds, paths[i]) in suffixes for i in val_idx)
+    trained = set(listed_keys(ds, lines))
+    n = sum(split_key(ds, paths[i]) in trained for i in val_idx)
     if n:
         why = f"with {given} the split differs from the model's; leave it out to keep the model's split" if given \
             else "the data differ from the model's"

@@ -1058,16 +1058,43 @@ def _official_splits(ds: Dataset) -> Optional[np.ndarray]:
     return splits if (splits == 1).any() and (splits == 0).any() else None
 
 
-def listed_indices(ds: Dataset, names: Sequence[str], what: str) -> np.ndarray:
-    """Indices of the images whose `split_key` is in `names` (e.g. a model card's validation ids);
-    every listed image must be in the data."""
-    wanted = {n.strip() for n in names if n.strip()}
+def listed_keys(ds: Dataset, lines: Sequence[str], known: Optional[set] = None) -> list:
+    """Each line of an image list as the data's image key (`split_key`): a key as it is, a path (a
+    run's val_files.txt or train_files.txt, written where the data lay then) as its longest ending
+    that names an image of the data; a line that names none, stripped. `known`: the data's keys,
+    where the caller has them."""
+    keys = known if known is not None else {split_key(ds, it.path) for it in ds.items}
+    out = []
+    for name in lines:
+        name = name.strip()
+        parts = Path(name).as_posix().split("/") if name and name not in keys else []
+        out.append(next(("/".join(parts[i:]) for i in range(len(parts)) if "/".join(parts[i:]) in keys), name))
+    return out
+
+
+def listed_indices(ds: Dataset, lines: Sequence[str], what: str) -> np.ndarray:
+    """Indices of the images an image list names (`what`: e.g. a model card's validation ids, a run's
+    val_files.txt), each line read by `listed_keys`. Every listed image must be in the data: one that
+    is not is an error with an example and the forms a line takes (a list of bare file names was
+    told only '4 of its 4 images are not in the data')."""
     keys = [split_key(ds, it.path) for it in ds.items]
-    idx = np.asarray([i for i, k in enumerate(keys) if k in wanted], dtype=np.int64)
-    missing = len(wanted - set(keys))
+    known = set(keys)
+    named = [(n.strip(), k) for n, k in zip(lines, listed_keys(ds, lines, known)) if n.strip()]
+    wanted = {k for _, k in named}
+    missing = [(n, k) for n, k in named if k not in known]
     if missing:
-        _err(f"{what}: {missing} of its {len(wanted)} images are not in the data")
-    return idx
+        example = keys[0]
+        if ds.kind == "celeba":
+            forms = f"by its file name (e.g. {example})"
+        elif ds.kind == "packed":
+            forms = f"by its name in the pack (e.g. {example})"
+        else:
+            base = ds.roots[0] if ds.kind == "folders" else str(Path(ds.roots[0]).parent)
+            forms = (f"by its path relative to {base} (e.g. {example}) or by its full path, as a run's "
+                     f"val_files.txt lists it (e.g. {ds.items[0].path})")
+        _err(f"{what}: {len({k for _, k in missing})} of its {len(wanted)} images are not in the data "
+             f"(e.g. {missing[0][0]}); name each image {forms}")
+    return np.asarray([i for i, k in enumerate(keys) if k in wanted], dtype=np.int64)
 
 
 def _hash_order(ds: Dataset, idx: np.ndarray, seed: int) -> np.ndarray:

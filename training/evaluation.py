@@ -420,9 +420,7 @@ def measure_model(model_path, data, classifier_path=None, val_size=None, align=F
             names = Path(val_list).read_text().splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise FaderError(f"{val_list}: cannot read the image list ({e})") from None
-        keys = _listed_keys(ds, names)
-        _check_listed(ds, keys, names, val_list)
-        val_idx = listed_indices(ds, keys, str(val_list))
+        val_idx = listed_indices(ds, names, str(val_list))
         if len(val_idx) == 0:
             raise FaderError(f"{val_list}: lists no images")
         split = f"the {len(val_idx)} images listed in {val_list}"
@@ -524,28 +522,6 @@ def _none_readable(cache, paths: list, what: str) -> str:
         + ", ".join(shown) + more
 
 
-def _check_listed(ds, keys: list, names: list, val_list) -> None:
-    """Refuse a --val-list naming images not in the data with an example and the forms it takes (a list of
-    bare file names was told only '4 of its 4 images are not in the data')."""
-    from .datasets import split_key
-    known = {split_key(ds, it.path) for it in ds.items}
-    missing = [(n.strip(), k) for n, k in zip(names, keys) if n.strip() and k not in known]
-    if not missing:
-        return
-    n_listed = len({k for n, k in zip(names, keys) if n.strip()})
-    example = split_key(ds, ds.items[0].path)
-    if ds.kind == "celeba":
-        forms = f"by its file name (e.g. {example})"
-    elif ds.kind == "packed":
-        forms = f"by its name in the pack (e.g. {example})"
-    else:
-        base = ds.roots[0] if ds.kind == "folders" else str(Path(ds.roots[0]).parent)
-        forms = (f"by its path relative to {base} (e.g. {example}) or by its full path, as a run's val_files.txt "
-                 f"lists it (e.g. {ds.items[0].path})")
-    raise FaderError(f"{val_list}: {len({k for _, k in missing})} of its {n_listed} images are not in the data "
-                     f"(e.g. {missing[0][0]}); name each image {forms}")
-
-
 def _check_writable(path, option: str, overwrite: bool = False, inputs=()) -> None:
     """Refuse a file the command is to write where it cannot be (no such folder, a folder by that
     name, a folder not writable), before the measurement (it was a traceback after it); a file
@@ -559,19 +535,6 @@ def _check_writable(path, option: str, overwrite: bool = False, inputs=()) -> No
     if p.is_file() and not overwrite:
         raise FaderError(f"{option} {path}: the file exists; choose a new file, or give --overwrite to replace it")
     check_writable(path, option)
-
-
-def _listed_keys(ds, names) -> list:
-    """The --val-list lines as the data's image keys: a key as it is, a path (a run's
-    val_files.txt, written where the data lay then) as its longest ending that names an image."""
-    from .datasets import split_key
-    keys = {split_key(ds, it.path) for it in ds.items}
-    out = []
-    for name in names:
-        name = name.strip()
-        parts = Path(name).as_posix().split("/") if name and name not in keys else []
-        out.append(next(("/".join(parts[i:]) for i in range(len(parts)) if "/".join(parts[i:]) in keys), name))
-    return out
 
 
 def _model_split(ds, training: dict, val_size, seed: Optional[int], size: int, align: bool, cache_dir,
