@@ -16,6 +16,7 @@ import stat
 import struct
 import threading
 import warnings
+import weakref
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -368,11 +369,23 @@ def _read_box(im: Image.Image, box: tuple) -> np.ndarray:
     return np.frombuffer(data, np.uint8).reshape(y1 - y0, x1 - x0, -1)
 
 
+def _getexif(im: Image.Image) -> Image.Exif:
+    """``im.getexif()``, without a decode of the pixels where it needs none: Pillow's PNG getexif
+    decodes the whole image first (0.4 s at 6 MP, to reach chunks after the pixels), which a PNG
+    with no EXIF, XMP or text chunk after its pixels does not need."""
+    if im.format == "PNG" and im.tile and getattr(im, "filename", None):
+        kinds, whole = _png_chunks(Path(im.filename))
+        after = kinds[next((i for i, k in enumerate(kinds) if k in (b"IDAT", b"fdAT")), len(kinds)):]
+        if whole and not any(k in (b"eXIf", b"tEXt", b"zTXt", b"iTXt") for k in after):
+            return Image.Image.getexif(im)
+    return im.getexif()
+
+
 def _orientation(im: Image.Image) -> int:
     """The EXIF orientation (1..8) ``im``'s pixels are turned by, read as ImageOps.exif_transpose
     reads it: a value it would not turn by is 1."""
     try:
-        value = im.getexif().get(_ORIENTATION_TAG, 1)
+        value = _getexif(im).get(_ORIENTATION_TAG, 1)
         return int(value) if value in _ORIENT else 1
     except Exception:  # malformed EXIF: the pixels are still fine, treat as upright
         return 1
@@ -423,8 +436,9 @@ def _cv2_decode_stored(p: Path, im: Image.Image) -> Optional[np.ndarray]:
     return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
 
 
-def _load_16bit_color(p: Path, im: Image.Image) -> np.ndarray:
-    """Decode 48/64-bit PNG or TIFF with OpenCV (Pillow keeps only the high byte)."""
+def _decode_16bit(p: Path, im: Image.Image) -> np.ndarray:
+    """A 16-bit image's decode with OpenCV as stored (Pillow keeps only the high byte of 16-bit
+    colour); ImageError where it fails."""
     import cv2
 
     try:
@@ -433,9 +447,32 @@ def _load_16bit_color(p: Path, im: Image.Image) -> np.ndarray:
         raise ImageError(f"{p}: cannot read image: {exc}") from None
     if arr is None:
         raise ImageError(f"{p}: cannot read image: the file is truncated or corrupt")
+    return arr
+
+
+def _grey_key(im: Image.Image) -> Optional[int]:
+    """A 16-bit grey PNG's transparent grey value (its tRNS key, 0..65535), or None."""
+    key = im.info.get("transparency")
+    return key if im.mode.startswith("I;16") and type(key) is int else None
+
+
+def _key_alpha(arr: np.ndarray, im: Image.Image) -> np.ndarray:
+    """OpenCV's decode ``arr`` of ``im`` with the alpha channel a 16-bit grey PNG's tRNS key
+    gives it: 0 where the grey is the key, 65535 elsewhere (OpenCV gives a colour key an alpha
+    channel, a grey one none; Pillow compared the key with the grey clamped to 8 bits). ``arr``
+    itself for any other image."""
+    key = _grey_key(im)
+    if key is None or arr.ndim != 2 or arr.dtype != np.uint16:
+        return arr
+    return np.dstack((arr, np.where(arr == key, np.uint16(0), np.uint16(65535))))
+
+
+def _rgb_of_16bit(arr: np.ndarray, im: Image.Image) -> np.ndarray:
+    """load_image's RGB of ``arr``, the 16-bit image ``im`` as _decode_16bit gives it: upright,
+    scaled to 8 bits, a transparency composited over white."""
     max_value = 65535.0 if arr.dtype == np.uint16 else 255.0
     # turned first (views), so that the 8-bit array is made upright and contiguous
-    arr = _orient_array(arr, _orientation(im))
+    arr = _orient_array(_key_alpha(arr, im), _orientation(im))
     if arr.ndim == 2:
         return _gray3(_to_8bit(arr, max_value))
     if arr.shape[2] == 2:  # gray + alpha
@@ -443,6 +480,47 @@ def _load_16bit_color(p: Path, im: Image.Image) -> np.ndarray:
     if arr.shape[2] == 3:
         return _to_8bit(arr[..., ::-1], max_value)
     return _over_white(arr[..., 2::-1], arr[..., 3], max_value)
+
+
+# A 16-bit PNG's or TIFF's decode by load_image, kept for read_source of the same file: the window,
+# `edit` and batch call both, one after the other, and OpenCV decoded the file in each (a 24 MP PNG
+# opened in 3.8-4.4 s of CPU with Pillow's decodes for its EXIF, see _getexif; now 1.3-1.7 s). Kept
+# while load_image's array lives and taken by the first read_source; keyed by the file's identity
+# (path, inode, size, modification time), so a file changed in between is decoded again.
+_KEPT: dict = {}
+_KEPT_LOCK = threading.RLock()   # re-entrant: a finalizer may run inside it (garbage collection)
+
+
+def _file_key(p: Path) -> Optional[tuple]:
+    try:
+        st = p.stat()
+        return (os.path.realpath(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        return None
+
+
+def _keep_decode(key: Optional[tuple], stored: np.ndarray, owner: np.ndarray) -> None:
+    """Keep ``stored`` under ``key`` (taken before decoding) for as long as ``owner`` lives."""
+    if key is None:
+        return
+    token = object()   # this keeping's: a later load_image of the same file replaces it
+    with _KEPT_LOCK:
+        _KEPT[key] = (token, stored)
+    weakref.finalize(owner, _drop_decode, key, token).atexit = False
+
+
+def _drop_decode(key: tuple, token: object) -> None:
+    with _KEPT_LOCK:
+        if key in _KEPT and _KEPT[key][0] is token:
+            del _KEPT[key]
+
+
+def _take_decode(p: Path) -> Optional[np.ndarray]:
+    """load_image's kept decode of ``p`` as the file is now, no longer kept; None if there is none."""
+    key = _file_key(p)
+    with _KEPT_LOCK:
+        kept = _KEPT.pop(key, None) if key is not None else None
+    return None if kept is None else kept[1]
 
 
 def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
@@ -523,9 +601,12 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     p = Path(path)
     _check_readable(p)
     im = _open(p, max_pixels)
+    key = stored = None
     try:
-        if _is_16bit_color(im):
-            rgb = _load_16bit_color(p, im)
+        if _is_16bit_color(im) or _deep_kind(im):
+            key = _file_key(p) if _deep_kind(im) else None   # before decoding: see _take_decode
+            stored = _decode_16bit(p, im)
+            rgb = _rgb_of_16bit(stored, im)
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -550,7 +631,10 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         im.close()
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageError(f"{p}: cannot read image: unsupported pixel layout {rgb.shape}")
-    return np.ascontiguousarray(rgb, dtype=np.uint8)
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if key is not None:
+        _keep_decode(key, stored, rgb)
+    return rgb
 
 
 def check_header(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
@@ -623,8 +707,9 @@ class Source:
 def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True, depth: bool = True) -> Source:
     """The :class:`Source` of ``path`` from one opening of its header (the EXIF as :func:`read_exif`
     returns it, or None with ``exif=False``, which also leaves out XMP, IPTC and text; the colour
-    profile, an RGB one or a grey photo's grey one). The alpha plane costs a decode of the pixels:
-    ``alpha=False`` leaves it None. A 16-bit PNG's or TIFF's pixels are kept (Source.deep, a decode
+    profile, an RGB one or a grey photo's grey one). The alpha plane costs a decode of the pixels
+    (a 16-bit photo's none after load_image of the file: see _take_decode): ``alpha=False`` leaves
+    it None. A 16-bit PNG's or TIFF's pixels are kept (Source.deep, a decode
     and 2 bytes a value) unless ``depth=False`` or ``alpha=False``."""
     p = Path(path)
     _check_readable(p)
@@ -640,14 +725,16 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True, 
             lost.append("an animation: only its first frame is written")
         # a 16-bit grey PNG with alpha opens as RGBA (raw mode LA;16B): it is grey
         gray = mode in _GRAY_MODES or mode.startswith("I;16") or _rawmode(im).startswith("LA;16")
-        # one decode of a 16-bit file for both its alpha plane and its kept pixels
-        stored = _cv2_decode_stored(p, im) if alpha and depth and _deep_kind(im) else None
+        # one decode of a 16-bit file for its alpha plane, its kept pixels and load_image's
+        stored = _take_decode(p) if alpha and _deep_kind(im) else None
+        if stored is None and alpha and depth and _deep_kind(im):
+            stored = _cv2_decode_stored(p, im)
         plane = color = composite = None
         if alpha and (mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info):
             plane, color, composite = _load_alpha(p, im, stored)
-        deep = _deep_pixels(stored, im, gray) if stored is not None else None
+        deep = _deep_pixels(stored, im, gray) if stored is not None and depth else None
         if deep is not None and plane is not None and deep.shape[2] not in (2, 4):
-            # a transparency the 16-bit decode has no channel for (a PNG's tRNS key colour): the
+            # a transparency the 16-bit decode has no channel for (a grey PNG's tRNS key): the
             # 8-bit export keeps it (with the note on the bits), the 16-bit one came out opaque
             deep = None
         stored = None
@@ -709,8 +796,9 @@ def _load_alpha(p: Path, im: Image.Image, stored: np.ndarray | None = None) -> t
     Source.composite) of an image with transparency; (None, None, None) when fully opaque.
     ``stored``: a 16-bit image's decode (_cv2_decode_stored), where the caller has it."""
     composite = None
-    if _is_16bit_color(im):
+    if _is_16bit_color(im) or _deep_kind(im):
         arr = _cv2_decode_stored(p, im) if stored is None else stored
+        arr = arr if arr is None else _key_alpha(arr, im)
         if arr is None or arr.ndim != 3 or arr.shape[2] not in (2, 4):
             return None, None, None
         top = 65535.0 if arr.dtype == np.uint16 else 255.0
@@ -955,7 +1043,7 @@ def unchanged_wording(path, copied: bool, source: Source | None = None) -> str:
 
 def _exif_block(im) -> bytes | None:
     try:
-        exif = im.getexif()
+        exif = _getexif(im)
         if not exif:
             return None
         if _ORIENTATION_TAG in exif:
