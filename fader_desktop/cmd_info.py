@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from core.figures import split_circular
+
 
 EXAMPLES = """examples:
   fader-desktop info
@@ -112,10 +114,10 @@ def metrics_lines(metrics, training=None) -> list:
     pseudo = _names((training or {}).get("pseudo_labelled")) if isinstance(training, dict) else []
     per = val.get("swap_accuracy")
     per = per if isinstance(per, dict) and per and all(_number(x, "g") for x in per.values()) else None
-    own = {k: v for k, v in per.items() if k not in pseudo} if per and pseudo else None
+    own, _, own_mean = split_circular(per, pseudo) if per and pseudo else (None, None, None)
     if own:   # a fine-tune: the data's own attributes only
         low = min(own, key=own.get)
-        figures.append(f"swap accuracy {sum(own.values()) / len(own):.3f} on {', '.join(own)}"
+        figures.append(f"swap accuracy {own_mean:.3f} on {', '.join(own)}"
                        + (f", lowest {low} {own[low]:.2f}" if len(own) > 1 else "")
                        # all of them: a trainer that leaves their figures out saves none of them
                        + f" ({', '.join(pseudo)}: not measured, labelled by the classifier it was fine-tuned from)")

@@ -527,16 +527,15 @@ def _card_figure(mean, per, named=str, circular=()) -> str:
     attribute the mean says it), each attribute as `named` names it. The values of the attributes
     in `circular` (labelled by a fine-tune's starting model) are shown apart, marked, and the mean is
     the others': a trainer's mean that took them in is not shown."""
+    from core.figures import split_circular
     e = html.escape
     head = _card_number(mean, 3) or ""
     if isinstance(per, dict) and per:
-        apart = {k: x for k, x in per.items() if k in circular}
-        per = {k: x for k, x in per.items() if k not in circular}
+        per, apart, own_mean = split_circular(per, circular)
         if apart:
             head = ""
-        numbers = per and all(_card_number(x, 3) for x in per.values())
-        if not head and numbers:
-            head = f"{sum(per.values()) / len(per):.3f}"
+        if not head and own_mean is not None:
+            head = f"{own_mean:.3f}"
 
         def values(d: dict) -> str:
             return " · ".join(f"{e(_card_text(named(k)))} {_card_number(x, 2) or e(_card_text(x))}"
