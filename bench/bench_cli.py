@@ -1,6 +1,7 @@
 """What the benchmarks share on the command line: a --help that shows the whole docstring (what each
 figure means), one-line errors instead of tracebacks, and outputs checked before the work (a
-missing folder was a traceback after minutes of it) and written atomically."""
+missing folder was a traceback after minutes of it), never replacing a file already there without
+--overwrite (it may be the user's own, or a committed figure), and written atomically."""
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,22 @@ def one_line_errors(prog: str):
     return wrap
 
 
-def check_output(path, option: str, suffixes=None) -> None:
+def add_overwrite(p: argparse.ArgumentParser, what: str = "the output file", help: str | None = None) -> None:
+    """The --overwrite option of a benchmark that writes files (`help`: for outputs other than one file)."""
+    p.add_argument("--overwrite", action="store_true", help=help or (
+        f"replace {what} if it exists (without this, an existing file is refused before the work)"))
+
+
+def check_output(path, option: str, suffixes=None, *, overwrite: bool) -> None:
     """Refuse, before any work, a file that could not be written at the end: no such folder, a
-    folder by that name, a folder not writable, or (with `suffixes`) a type that cannot be written."""
+    folder by that name, a folder not writable, (with `suffixes`) a type that cannot be written,
+    or, without `overwrite`, a file already there (a link too, even a broken one: an entry the
+    user made)."""
     from core.atomic_write import check_writable
-    wrong = suffixes is not None and Path(path).suffix.lower() not in suffixes
+    p = Path(path)
+    if not overwrite and (p.is_symlink() or p.exists()) and not p.is_dir():
+        raise FaderError(f"{option} {path}: the file exists; choose a new file, or give --overwrite to replace it")
+    wrong = suffixes is not None and p.suffix.lower() not in suffixes
     check_writable(path, option, f"it must end in {', '.join(sorted(suffixes))}" if wrong else None)
 
 
@@ -84,8 +96,28 @@ def load_model_copy(path) -> tuple:
             raise FaderError(str(e).replace(str(copy), str(path))) from None
 
 
-def write_json(path, obj) -> None:
-    """Write `obj` as indented JSON, atomically (never a half-written file)."""
+def check_crops(folder, option: str, stems, *, overwrite: bool) -> None:
+    """Refuse, before any work, a folder of crops that holds a file this run could write there
+    (`STEM_....png` for one of the photos' `stems`) without `overwrite`, and a path that is no
+    folder. Other files in it are no concern: the run never writes over them."""
+    p = Path(folder)
+    if (p.exists() or p.is_symlink()) and not p.is_dir():
+        raise FaderError(f"{option} {folder}: it is not a folder")
+    if overwrite or not p.is_dir():
+        return
+    stems = set(stems)
+    for name in sorted(e.name for e in p.iterdir()):
+        if name.lower().endswith(".png") and any(name[:i] in stems for i, c in enumerate(name) if c == "_"):
+            raise FaderError(f"{option} {folder}: it holds crops of these photos already (such as {name}); "
+                             "choose another folder, or give --overwrite to replace them")
+
+
+def write_json(path, obj, *, overwrite: bool, option: str = "--json") -> None:
+    """Write `obj` as indented JSON, atomically (never a half-written file); without `overwrite`, a
+    file that appeared at `path` since check_output is left as it is (a one-line error)."""
     from core.atomic_write import write_bytes_atomic
-    write_bytes_atomic(Path(path), (json.dumps(obj, indent=1) + "\n").encode())
+    try:
+        write_bytes_atomic(Path(path), (json.dumps(obj, indent=1) + "\n").encode(), replace=overwrite)
+    except OSError as e:
+        raise FaderError(f"{option} {path}: cannot write it ({e.strerror or e})") from None
 

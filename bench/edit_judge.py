@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench_cli import check_data, check_output, judged_names, one_line_errors, parser, write_json  # noqa: E402
+from bench_cli import (add_overwrite, check_data, check_output, judged_names, one_line_errors,  # noqa: E402
+                       parser, write_json)
 from core.errors import FaderError  # noqa: E402
 
 DATA = (ROOT / ".." / "shared" / "data").resolve()
@@ -239,11 +240,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-range-ends", action="store_true", help="leave out the range_ends pass")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="also write the result here")
+    add_overwrite(p, "the --json file")
     a = p.parse_args(argv)
     if a.faces < 1 or a.photos < 0:
         raise FaderError("--faces must be at least 1 and --photos at least 0")
     if a.json:
-        check_output(a.json, "--json")
+        check_output(a.json, "--json", overwrite=a.overwrite)
     import torch
     torch.set_num_threads(a.threads)
     from core.engine import Engine
@@ -275,7 +277,7 @@ def main(argv=None) -> int:
     res["seconds"] = round(time.time() - t0, 1)
     print(table(res))
     if a.json:
-        write_json(a.json, res)
+        write_json(a.json, res, overwrite=a.overwrite)
     return 0
 
 

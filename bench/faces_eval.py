@@ -9,7 +9,8 @@ Default run (evaluation) on the first ``--limit`` photos, sorted by file name, o
   pixels) between the re-detected landmarks and the template is recorded (mean over the 5 points);
 * detection time per photo (median, CPU), plus a 2-megapixel timing of detect / align / paste-back;
 * the number of detections, and the photos with more than one (``--crops DIR`` writes each such
-  photo's other detections as PNG, the box drawn in twice its size, to look at the non-faces).
+  photo's other detections as PNG, the box drawn in twice its size, to look at the non-faces; a
+  folder that already holds crops of these photos is refused unless ``--overwrite`` is given).
 
 ``--megapixels MP`` enlarges each photo (INTER_LANCZOS4) to about MP megapixels first, as
 docs/faces.md's tables of big photos do; ``--half even|odd`` takes only the photos whose CelebA
@@ -38,7 +39,6 @@ images (178x218) and prints the mean landmark positions that ``core/alignment.py
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -50,7 +50,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_cli import add_overwrite, check_crops, one_line_errors, parser  # noqa: E402
 from core.alignment import (CELEBA_TEMPLATE, Template, align_face, face_mask,  # noqa: E402
                             paste_back)
 from core.faces import LANDMARK_NAMES, FaceDetector, _tilt  # noqa: E402
@@ -113,9 +115,10 @@ def enlarged(rgb: np.ndarray, megapixels: float) -> np.ndarray:
     return cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_LANCZOS4)
 
 
-def _write_crops(folder: Path, name: str, rgb: np.ndarray, faces, main) -> None:
+def _write_crops(folder: Path, name: str, rgb: np.ndarray, faces, main, replace: bool = False) -> None:
     """PNG crops (128 px) of the detections other than ``main``, each box drawn in a square twice
-    its side, named PHOTO_N_RATIO_SCORE (ratio: its size over the main face's)."""
+    its side, named PHOTO_N_RATIO_SCORE (ratio: its size over the main face's); a file already
+    there is replaced only with ``replace``."""
     import cv2
 
     from core.image_io import save_image
@@ -131,16 +134,21 @@ def _write_crops(folder: Path, name: str, rgb: np.ndarray, faces, main) -> None:
         square[: pad.shape[0], : pad.shape[1]] = pad[: 2 * s, : 2 * s]
         crop = cv2.resize(square, (128, 128), interpolation=cv2.INTER_AREA)
         cv2.rectangle(crop, (32, 32), (95, 95), (0, 255, 0), 1)
-        save_image(folder / f"{Path(name).stem}_{i}_{f.size / main.size:.2f}_{f.score:.2f}.png", crop)
+        save_image(folder / f"{Path(name).stem}_{i}_{f.size / main.size:.2f}_{f.score:.2f}.png", crop,
+                   replace=replace)
+
+
+def photos(data: Path, limit: int, half: str | None = None) -> list:
+    """The first ``limit`` photos of img_celeba/ by name, then the even- or odd-numbered half."""
+    files = sorted((data / "celeba" / "img_celeba").glob("*.jpg"))[:limit]
+    return [f for f in files if int(f.stem) % 2 == (half == "odd")] if half else files
 
 
 def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
              megapixels: float | None = None, half: str | None = None, crops: Path | None = None,
-             grey_copy: bool = False, tilt: float = 0.0) -> dict:
+             grey_copy: bool = False, tilt: float = 0.0, overwrite: bool = False) -> dict:
     folder = data / "celeba" / "img_celeba"
-    files = sorted(folder.glob("*.jpg"))[:limit]
-    if half:
-        files = [f for f in files if int(f.stem) % 2 == (half == "odd")]
+    files = photos(data, limit, half)
     if not files:
         raise SystemExit(f"faces_eval: error: no images in {folder}")
     if crops:
@@ -184,7 +192,7 @@ def evaluate(data: Path, limit: int, detector: FaceDetector, template: Template,
         if len(faces) > 1:
             several[f.name] = len(faces)
             if crops:
-                _write_crops(crops, f.name, rgb, faces, main)
+                _write_crops(crops, f.name, rgb, faces, main, replace=overwrite)
         aligned = align_face(rgb, main.landmarks, view, side)
         again = _central_face(detector.detect(aligned.crop, min_size=40), side, side)
         if again is None:
@@ -316,8 +324,9 @@ def _copy_note(res: dict) -> str:
     return (", grey" if res["grey"] else "") + (f", tilted {res['tilt']:g} degrees" if res["tilt"] else "")
 
 
+@one_line_errors("faces_eval")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
     ap.add_argument("--limit", type=int, default=300, help="photos to evaluate (first N by name)")
     ap.add_argument("--measure-template", action="store_true",
@@ -335,6 +344,8 @@ def main(argv=None) -> int:
                     help="search each photo's largest band clear of faces instead (every detection is false)")
     ap.add_argument("--crops", type=Path, default=None,
                     help="write PNG crops of every detection but each photo's largest into this folder")
+    add_overwrite(ap, help="write over crops of the same photos already in the --crops folder (without this, "
+                            "such a folder is refused before the work)")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args(argv)
     if args.megapixels is not None and not 0 < args.megapixels <= 200:
@@ -345,6 +356,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     data = args.data.resolve()
+    if args.crops and not (args.measure_template or args.faceless):   # before the work, not after it
+        check_crops(args.crops, "--crops", [f.stem for f in photos(data, args.limit, args.half)],
+                    overwrite=args.overwrite)
     detector = FaceDetector()
     if args.measure_template:
         res = measure_template(data, args.template_count, detector)
@@ -371,7 +385,7 @@ def main(argv=None) -> int:
         return 0
     timing = {} if args.no_timing else timing_2mp(data, detector, CELEBA_TEMPLATE)
     res = evaluate(data, args.limit, detector, CELEBA_TEMPLATE, args.megapixels, args.half, args.crops,
-                   args.grey, args.tilt)
+                   args.grey, args.tilt, args.overwrite)
     res["torch_threads"] = __import__("torch").get_num_threads()
     if timing:
         res["timing_2mp"] = timing

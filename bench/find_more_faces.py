@@ -7,7 +7,8 @@ search does not, what it finds that is no face, and what it costs. On ``img_cele
 * ``small``: a photo enlarged to about ``--megapixels`` MP with three other photos pasted in its
   corners at ``--small-height`` px high (their faces 40-80 px): a group photo with people in the back;
 * ``as_they_are``: the photos themselves: every detection the thorough search adds there is
-  either a face the ordinary search missed or a false face (``--crops DIR`` writes them to look at);
+  either a face the ordinary search missed or a false face (``--crops DIR`` writes them to look at;
+  a folder that already holds crops of these photos is refused unless ``--overwrite`` is given);
 * ``faceless``: each photo's largest band clear of every face (bench/faces_eval.py's
   ``faceless_band``): every detection there is a false face;
 * ``marked``: Mark a missed face (``FaceDetector.face_in_box``) on the ``small`` photos with the
@@ -24,7 +25,6 @@ medians per composed photo, one thread, the two searches alternating on each pho
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -41,6 +41,7 @@ from core.faces import FaceDetector  # noqa: E402
 from core.image_io import load_image  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
+from bench_cli import add_overwrite, check_crops, one_line_errors, parser  # noqa: E402
 from faces_eval import faceless_band  # noqa: E402
 
 DEFAULT_DATA = ROOT / ".." / "shared" / "data"
@@ -152,12 +153,17 @@ def _timed(fn):
     return out, time.perf_counter() - t
 
 
-def run(data: Path, limit: int, half: str, row_height: int, megapixels: float, small: int,
-        crops: Path | None, tiny: int = 90) -> dict:
-    detector = FaceDetector()
+def photo_files(data: Path, limit: int, half: str) -> list:
+    """The first ``limit`` photos of img_celeba/ by name, then the odd- or even-numbered ones (or all)."""
     files = sorted((data / "celeba" / "img_celeba").glob("*.jpg"))[:limit]
-    if half != "all":
-        files = [f for f in files if int(f.stem) % 2 == (half == "odd")]
+    return files if half == "all" else [f for f in files if int(f.stem) % 2 == (half == "odd")]
+
+
+def run(data: Path, limit: int, half: str, row_height: int, megapixels: float, small: int,
+        crops: Path | None, tiny: int = 90, overwrite: bool = False) -> dict:
+    from core.image_io import save_image
+    detector = FaceDetector()
+    files = photo_files(data, limit, half)
     if not files:
         raise SystemExit(f"find_more_faces: error: no photos in {data / 'celeba' / 'img_celeba'}")
     photos = []
@@ -218,7 +224,8 @@ def run(data: Path, limit: int, half: str, row_height: int, megapixels: float, s
                 x0, y0, x1, y1 = (int(round(v)) for v in g.box)
                 m = int(0.5 * g.size)
                 crop = rgb[max(0, y0 - m):y1 + m, max(0, x0 - m):x1 + m]
-                cv2.imwrite(str(crops / f"{f.stem}_{j}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+                if crop.size:   # atomically, and over a file there only with --overwrite
+                    save_image(crops / f"{f.stem}_{j}.png", np.ascontiguousarray(crop), replace=overwrite)
         band = faceless_band(rgb, b) if b else None
         if band is not None:
             bands += 1
@@ -234,8 +241,9 @@ def run(data: Path, limit: int, half: str, row_height: int, megapixels: float, s
     return out
 
 
+@one_line_errors("find_more_faces")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
     ap.add_argument("--limit", type=int, default=300, help="photos to take (first N by name, before --half)")
     ap.add_argument("--half", choices=("even", "odd", "all"), default="odd")
@@ -246,12 +254,17 @@ def main(argv=None) -> int:
                     help="height of the photos pasted in a big one for Mark a missed face (faces under 40 px)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--crops", type=Path, default=None, help="write what the thorough search adds here")
+    add_overwrite(ap, help="write over crops of the same photos already in the --crops folder (without this, "
+                            "such a folder is refused before the work)")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args(argv)
+    if args.crops:   # before the work (minutes of it), not when the first crop is written
+        check_crops(args.crops, "--crops", [f.stem for f in photo_files(args.data, args.limit, args.half)],
+                    overwrite=args.overwrite)
     import torch
     torch.set_num_threads(args.threads)
     res = run(args.data, args.limit, args.half, args.row_height, args.megapixels, args.small_height, args.crops,
-              args.tiny_height)
+              args.tiny_height, args.overwrite)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0

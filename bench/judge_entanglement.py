@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from bench_cli import add_overwrite, check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
 from core.errors import FaderError  # noqa: E402
 from edit_judge import DATA, VAL_IDS, log, read_labels  # noqa: E402
 from photo_swap_eval import read_partition  # noqa: E402
@@ -105,11 +105,12 @@ def main(argv=None) -> int:
                     help="edit_judge's validation faces the figures are averaged over")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None, help="also write the figures here")
+    add_overwrite(ap, "the --json file")
     a = ap.parse_args(argv)
     if a.photos < 0 or a.faces < 1:
         raise FaderError("--photos must be at least 0 and --faces at least 1")
     if a.json:
-        check_output(a.json, "--json")
+        check_output(a.json, "--json", overwrite=a.overwrite)
     check_data(DATA, "list_attr_celeba.txt", "list_eval_partition.txt", "celeba/img_align_celeba",
                "celeba/img_celeba")
     import torch
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
     print("flip (alpha = 1 - y) that such faithful edits would read: "
           + ", ".join(f"{A} {flip_reference[A]:.3f}" for A in attrs) + f"; mean {flip_reference['mean']:.3f}")
     if a.json:
-        write_json(a.json, res)
+        write_json(a.json, res, overwrite=a.overwrite)
     return 0
 
 

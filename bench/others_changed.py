@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_cli import check_data, check_output, judged_names, one_line_errors, parser, write_json  # noqa: E402
+from bench_cli import (add_overwrite, check_data, check_output, judged_names, one_line_errors,  # noqa: E402
+                       parser, write_json)
 from core.errors import FaderError  # noqa: E402
 from edit_judge import DATA, VAL_IDS, export_roundtrip, log, read_labels  # noqa: E402
 
@@ -37,11 +38,12 @@ def main(argv=None) -> int:
                                                           "default 200)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="also write the figures here")
+    add_overwrite(p, "the --json file")
     a = p.parse_args(argv)
     if a.faces < 1:
         raise FaderError("--faces must be at least 1")
     if a.json:
-        check_output(a.json, "--json")
+        check_output(a.json, "--json", overwrite=a.overwrite)
     import torch
     torch.set_num_threads(a.threads)
     from core.alignment import CELEBA_TEMPLATE, aligned_crop
@@ -92,7 +94,7 @@ def main(argv=None) -> int:
             print(f"{a_name} -> {b_name}: changed {row['changed']:.3f}, started near 0.5 {near:.2f}, "
                   f"median start {row['median_start']:.2f}")
     if a.json:
-        write_json(a.json, res)
+        write_json(a.json, res, overwrite=a.overwrite)
     return 0
 
 

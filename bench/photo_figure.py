@@ -10,7 +10,7 @@ Mouth_Slightly_Open, then Eyeglasses again), the first photo not yet chosen whos
 at least ``--min-face`` pixels wide, alternating the direction of the flip (to / from the attribute)
 where the data allow.
 
-    python bench/photo_figure.py --model resources/models/default.fader -o docs/photo_figure.jpg
+    python bench/photo_figure.py --model resources/models/default.fader -o docs/photo_figure.jpg --overwrite
     python bench/photo_figure.py --model M -o more.jpg --start 150     # six other photos, same rule
 
 The figure is made from CelebA images (non-commercial research only).
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench_cli import check_data, check_output, one_line_errors, parser  # noqa: E402
+from bench_cli import add_overwrite, check_data, check_output, one_line_errors, parser  # noqa: E402
 from core.errors import FaderError  # noqa: E402
 
 DATA = (ROOT / ".." / "shared" / "data").resolve()
@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True, help="the .fader model; it must have the attributes flipped "
                                                    "(Smiling, Male, Young, Eyeglasses, Mouth_Slightly_Open)")
     ap.add_argument("-o", "--out", required=True, help="the figure (.jpg, .png, .webp, ...)")
+    add_overwrite(ap, "the figure")
     ap.add_argument("--cell", type=int, default=256, help="each crop is shown at this size")
     ap.add_argument("--min-face", type=int, default=110, help="smallest face box width in the photo (px)")
     ap.add_argument("--threads", type=int, default=1)
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
                     help="begin the walk at this photo (in name order): other photos, chosen by the same rule")
     a = ap.parse_args(argv)
     from core.image_io import SAVE_FORMATS
-    check_output(a.out, "-o", suffixes=set(SAVE_FORMATS))
+    check_output(a.out, "-o", suffixes=set(SAVE_FORMATS), overwrite=a.overwrite)
     check_data(DATA, "list_attr_celeba.txt", "celeba/img_celeba")
     import cv2
     import torch
@@ -148,7 +149,7 @@ def main(argv=None) -> int:
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     grid = np.concatenate([x for r in rows for x in (r, np.full((8, width, 3), 255, np.uint8))][:-1], 0)
     from core.image_io import save_image
-    save_image(Path(a.out), grid, quality=92)
+    save_image(Path(a.out), grid, quality=92, replace=a.overwrite)
     print(f"photo_figure: wrote {a.out}", file=sys.stderr)
     return 0
 

@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_cli import check_data, check_output, judged_names, one_line_errors, parser, write_json  # noqa: E402
+from bench_cli import (add_overwrite, check_data, check_output, judged_names, one_line_errors,  # noqa: E402
+                       parser, write_json)
 from core.errors import FaderError  # noqa: E402
 from edit_judge import DATA, VAL_IDS, colour_shift, export_roundtrip, read_labels  # noqa: E402
 
@@ -45,11 +46,12 @@ def main(argv=None) -> int:
     p.add_argument("--faces", type=int, default=100)
     p.add_argument("--max-shift", type=float, default=12.0, help="largest acceptable shift_p90 (CIELAB chroma)")
     p.add_argument("--json", default=None)
+    add_overwrite(p, "the --json file")
     a = p.parse_args(argv)
     if a.faces < 1:
         raise FaderError("--faces must be at least 1")
     if a.json:
-        check_output(a.json, "--json")
+        check_output(a.json, "--json", overwrite=a.overwrite)
     check_data(DATA, "list_attr_celeba.txt", "celeba/img_align_celeba")
     import torch
     torch.set_num_threads(1)
@@ -110,7 +112,7 @@ def main(argv=None) -> int:
     out = {"model": a.model, "max_shift": a.max_shift, "candidates": res, "recommended": rec}
     print(json.dumps(out["recommended"]))
     if a.json:
-        write_json(a.json, out)
+        write_json(a.json, out, overwrite=a.overwrite)
     return 0
 
 

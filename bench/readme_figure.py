@@ -16,7 +16,7 @@ that direction (e.g. Smiling 0 -> 2), which shows the direction of the edit more
 ``--mode ends`` is ``sweep_grid``'s two columns (low end, high end) per attribute. Each edited cell
 carries a caption naming the value it was moved to.
 
-    python bench/readme_figure.py --model runs/default64/model.fader -o docs/figure.png
+    python bench/readme_figure.py --model runs/default64/model.fader -o docs/figure.png --overwrite
     python bench/readme_figure.py --model M -o fig.png --n 4 --mode push --cell 160
 
 The figure is a generated file made from CelebA images (non-commercial research only).
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench_cli import check_data, check_output, load_model_copy, one_line_errors, parser  # noqa: E402
+from bench_cli import add_overwrite, check_data, check_output, load_model_copy, one_line_errors, parser  # noqa: E402
 from core.errors import FaderError  # noqa: E402
 
 DEFAULT_DATA = (ROOT / ".." / "shared" / "data").resolve()
@@ -121,6 +121,7 @@ def main(argv=None) -> int:
     ap = parser(__doc__)
     ap.add_argument("--model", required=True, type=Path, help="the .fader model")
     ap.add_argument("-o", "--out", required=True, type=Path, help="output PNG (or .jpg, .webp, ...)")
+    add_overwrite(ap, "the figure")
     ap.add_argument("--n", type=int, default=6, help="number of faces (rows), default 6")
     ap.add_argument("--ids", default=None, help="comma-separated file names (e.g. 182638.jpg,...) instead of the rule")
     ap.add_argument("--mode", choices=("flip", "push", "ends"), default="flip",
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
     from core.image_io import SAVE_FORMATS
     if args.out.parent != Path(""):
         args.out.parent.mkdir(parents=True, exist_ok=True)
-    check_output(args.out, "-o", suffixes=set(SAVE_FORMATS))
+    check_output(args.out, "-o", suffixes=set(SAVE_FORMATS), overwrite=args.overwrite)
     check_data(args.data.resolve(), "list_eval_partition.txt", "list_attr_celeba.txt", "celeba/img_align_celeba")
 
     import torch
@@ -222,8 +223,11 @@ def main(argv=None) -> int:
     # a thin rule separates the inputs from the edits
     xs = 2 * (cell + margin) + margin // 2
     draw.line([(xs, head), (xs, canvas.shape[0] - margin)], fill=(170, 170, 170), width=1)
-    with atomic_path(args.out, keep_suffix=True) as tmp:
-        im.save(tmp, optimize=True)
+    try:
+        with atomic_path(args.out, keep_suffix=True, replace=args.overwrite) as tmp:
+            im.save(tmp, optimize=True)
+    except OSError as e:   # a full disk, or (without --overwrite) a file that appeared there meanwhile
+        raise FaderError(f"-o {args.out}: cannot write it ({e.strerror or e})") from None
     print(f"{args.out}: {im.size[0]}x{im.size[1]}, {len(faces)} faces ({', '.join(p.name for p in paths)}), "
           f"{n_cols} columns, mode {args.mode}, model step "
           f"{(model.meta.get('metrics') or {}).get('step')}", file=sys.stderr)

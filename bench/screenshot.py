@@ -4,15 +4,15 @@ Run under a real X server (docs/gui.md, "The screenshot"):
 
     Xvfb :99 -screen 0 1600x1000x24 &
     DISPLAY=:99 QT_QPA_PLATFORM=xcb python bench/screenshot.py --photo PHOTO -o docs/screenshot.png \
-        --set Smiling=1.8 --set Eyeglasses=1.8
+        --set Smiling=1.8 --set Eyeglasses=1.8 --overwrite
 
 The window uses fresh settings (a temporary config folder), the model given by --model (default:
 the embedded one), moves each fader through its spin box as a user would, waits for the preview,
-turns on View > Before/after split and saves ``window.grab()``.
+turns on View > Before/after split and saves ``window.grab()`` (atomically; an existing file only
+with --overwrite, refused before the window opens otherwise).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -21,18 +21,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_cli import add_overwrite, check_output, one_line_errors, parser  # noqa: E402
+from core.errors import FaderError  # noqa: E402
 
 
+@one_line_errors("screenshot")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--photo", required=True, type=Path)
-    ap.add_argument("-o", "--out", required=True, type=Path)
+    ap.add_argument("-o", "--out", required=True, type=Path, help="the screenshot (.png)")
+    add_overwrite(ap, "the screenshot")
     ap.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "default.fader")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fader value (UI units)")
     ap.add_argument("--size", default="1400x900", help="window size WxH")
     ap.add_argument("--split", type=float, default=0.5, help="before/after line position (0..1 of the photo)")
     ap.add_argument("--zoom-face", action="store_true", help="View > Zoom to face before the shot")
     a = ap.parse_args(argv)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    check_output(a.out, "-o", overwrite=a.overwrite)
     tmp = tempfile.mkdtemp(prefix="fader-shot-")
     os.environ["XDG_CONFIG_HOME"] = os.path.join(tmp, "config")
     os.environ["XDG_DATA_HOME"] = os.path.join(tmp, "data")
@@ -85,9 +93,13 @@ def main(argv=None) -> int:
     while time.monotonic() - t < 1.0:  # let the last repaint land
         app.processEvents()
         time.sleep(0.02)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    if not w.grab().save(str(a.out)):
-        raise SystemExit(f"{a.out}: could not save")
+    from core.atomic_write import atomic_path
+    try:
+        with atomic_path(a.out, keep_suffix=True, replace=a.overwrite) as part:
+            if not w.grab().save(str(part)):
+                raise OSError(f"Qt could not write a {a.out.suffix or 'suffix-less'} image")
+    except OSError as e:   # a full disk, or (without --overwrite) a file that appeared there meanwhile
+        raise FaderError(f"-o {a.out}: cannot write it ({e.strerror or e})") from None
     print(f"{a.out}: {w.width()}x{w.height()}, model {a.model.name}, photo {a.photo.name}, {' '.join(a.set)}",
           file=sys.stderr)
     w.undo_stack.setClean()   # the shot's edits: closing must not ask to discard them (it waited forever)

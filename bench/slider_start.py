@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench_cli import check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
+from bench_cli import add_overwrite, check_data, check_output, one_line_errors, parser, write_json  # noqa: E402
 from core.errors import FaderError  # noqa: E402
 from edit_judge import DATA, VAL_IDS, log, read_labels  # noqa: E402
 from photo_swap_eval import main_face  # noqa: E402
@@ -71,11 +71,12 @@ def main(argv=None) -> int:
     p.add_argument("--photos", type=int, default=300, help="img_celeba photos (first N by name; 0 = none; "
                                                            "default 300)")
     p.add_argument("--json", default=None, help="also write the figures here")
+    add_overwrite(p, "the --json file")
     a = p.parse_args(argv)
     if a.faces < 0 or a.photos < 0:
         raise FaderError("--faces and --photos must be at least 0")
     if a.json:
-        check_output(a.json, "--json")
+        check_output(a.json, "--json", overwrite=a.overwrite)
     check_data(DATA, "list_attr_celeba.txt", "celeba/img_align_celeba", "celeba/img_celeba")
     import torch
     torch.set_num_threads(1)
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
                   + f"  mean {r['mean']:.3f}", file=sys.stderr)
     print(json.dumps(res))
     if a.json:
-        write_json(a.json, res)
+        write_json(a.json, res, overwrite=a.overwrite)
     return 0
 
 

@@ -10,10 +10,13 @@ then started again. Each start is `fader-train ... --steps 1` with a tiny model.
 `git archive HEAD training | tar -x -C PKG`), run in alternation with this checkout's (same core/).
 Printed per version: the median over rounds of each start's wall time and of its cache's
 preprocessing seconds (manifest.json), and the cache folders left with their size.
+
+Each version works in a folder of its own under --work (`new/`, `old/`), which every round deletes
+and makes again; where one is there before the run (an earlier run's, or anyone's), the run is
+refused unless --overwrite is given.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -25,6 +28,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_cli import add_overwrite, one_line_errors, parser  # noqa: E402
+from core.errors import FaderError  # noqa: E402
+
 TINY = ["--n-layers", "3", "--init-fm", "8", "--max-fm", "32", "--hid-dim", "16", "--threads", "1",
         "--batch-size", "8", "--classifier-steps", "2", "--img-size", "32", "--steps", "1", "--quiet"]
 
@@ -99,16 +108,23 @@ def scenario(pkg, src: Path, extra: Path, align: bool, work: Path) -> dict:
     return res
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+@one_line_errors("training_cache_reuse")
+def main(argv=None) -> int:
+    ap = parser(__doc__)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--extra", required=True, help="a photo to add (not in --data)")
     ap.add_argument("--align", action="store_true")
     ap.add_argument("--old", type=Path, default=None, help="folder with another version's training package")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--work", type=Path, default=Path("/tmp/fader_cache_bench"))
-    a = ap.parse_args()
+    add_overwrite(ap, help="delete and make again --work's new/ and old/ folders where they are there before the "
+                            "run (without this, the run is refused)")
+    a = ap.parse_args(argv)
     versions = [("new", None)] + ([("old", a.old)] if a.old else [])
+    there = [a.work / v for v, _ in versions if (a.work / v).exists() or (a.work / v).is_symlink()]
+    if there and not a.overwrite:   # each round deletes it: never a folder this run did not make
+        raise FaderError(f"--work {a.work}: {there[0]} exists; choose another --work, or give --overwrite "
+                         "to delete it and make it again")
     runs: dict = {v: [] for v, _ in versions}
     for k in range(a.rounds):
         for v, pkg in (versions if k % 2 == 0 else versions[::-1]):
@@ -122,7 +138,8 @@ def main() -> None:
               f"{med['plus_one']:.1f} s ({med['plus_one_prep']:.1f} s); stopped half way and started again "
               f"{med['restart']:.1f} s ({med['restart_prep']:.1f} s); cache folders left {med['folders']:.0f}, "
               f"{med['mb']:.1f} MB")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
