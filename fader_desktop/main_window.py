@@ -287,6 +287,10 @@ class MainWindow(QMainWindow):
         self._clean_modified = False   # whether the photo was edited at the undo stack's clean state
         # the photo on show was not encoded with the model loaded: photos dropped with it replace it
         self._stale_photo = False
+        # the edit of the photo on show while the model loaded cannot read its faces (faces_error):
+        # (snapshot, selected face, whether it was unsaved), put back by the next model that reads
+        # them (_on_photo_loaded); it was lost at the switch without a question
+        self._set_aside: Optional[tuple] = None
 
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(icon("app"))
@@ -359,6 +363,8 @@ class MainWindow(QMainWindow):
         opened or was last exported, and the pixels may differ from then. Where the photo is not
         edited now and was not then (a reading corrected with no fader moved, which changes no
         pixel), both are the photo's own pixels: closing asked "Discard edits?" all the same."""
+        if self._set_aside is not None:   # not in the history (cleared), still the user's edit
+            return self._set_aside[2]
         stack = self.undo_stack
         if stack.isClean():
             return False
@@ -507,6 +513,11 @@ class MainWindow(QMainWindow):
                     refused()
                 self._error("Cannot open photo", str(e))
                 return False
+        if self._set_aside is not None:   # Export… would write the photo without them and call them saved
+            return bool(self.ask_confirm(
+                "Discard edits?", f"The edits to {self._photo.path.name} have not been exported. This model "
+                "could not read its faces: the edits come back when a model that reads them is opened again "
+                "(File ▸ Recent Models). Discard them?", "Discard"))
         answer = self.ask_confirm("Discard edits?", f"The edits to {self._photo.path.name} have not been exported. "
                                   "Export them first, or discard them?", "Discard", other="Export…")
         if answer != ASK_OTHER:
@@ -533,7 +544,8 @@ class MainWindow(QMainWindow):
         except FaderError as e:
             self._error("Cannot load model", str(e))
             return False
-        ours = {a.name for a in self._attrs}
+        # an edit set aside (this model could not read the faces) is the edit the switch keeps or loses
+        ours = {n for n, _v in self._set_aside[0].faces[0]} if self._set_aside else {a.name for a in self._attrs}
         size = self._model.summary.get("image_size")
         if {a.name for a in attrs} == ours and arch.img_size == size:
             return True
@@ -1085,6 +1097,8 @@ class MainWindow(QMainWindow):
     def _edit_to_keep(self):
         """The open photo's edit (a Snapshot), for a model load to render the reopened photo's
         first frame at where the edit carries over; None when there is none."""
+        if self._photo is not None and self._set_aside is not None and not self.session.n_faces:
+            return self._set_aside[0]   # the next model may read the faces: its first frame at the edit
         if self._photo is None or not self.session.n_faces or not self.session.is_modified():
             return None
         return self.session.snapshot()
@@ -1212,8 +1226,22 @@ class MainWindow(QMainWindow):
         state the step undid or redid to."""
         old = self.session
         self._stale_photo = False
-        same_faces = (info.reencoded and self._photo is not None and len(info.faces) == old.n_faces
-                      and {a.name for a in old.attributes} == {a.name for a in self._attrs})
+        same_names = {a.name for a in old.attributes} == {a.name for a in self._attrs}
+        same_faces = info.reencoded and self._photo is not None and len(info.faces) == old.n_faces and same_names
+        # a model that cannot read the faces of the photo on show (faces_error) shows it without
+        # them: the edit that would have carried over is set aside, not lost, until a model that
+        # reads the same faces opens it again; another photo, other faces or attributes drop it
+        aside, restore = self._set_aside, None
+        self._set_aside = None
+        fits = (aside is not None and info.reencoded and self._photo is not None and not old.n_faces
+                and {n for n, _v in aside[0].faces[0]} == {a.name for a in self._attrs})
+        if info.reencoded and self._photo is not None and info.faces_error:
+            if old.n_faces and old.is_modified() and same_names:
+                self._set_aside = (old.snapshot(), old.selected, self.has_unsaved_edits())
+            elif fits:
+                self._set_aside = aside   # still no model that reads the faces
+        elif fits and len(info.faces) == len(aside[0].faces):
+            restore = aside
         self._photo = info
         self._serial = info.serial
         if info.path in self._image_list:
@@ -1257,6 +1285,13 @@ class MainWindow(QMainWindow):
             from core.photo_edit import main_face   # here: importing it loads torch
             session.selected = main_face(info.faces)
             self._clean_modified = False   # the photo as opened
+            if restore is not None:   # the edit set aside, without its history (cleared with the faces)
+                session.restore(restore[0])
+                session.selected = restore[1]
+                if restore[2]:
+                    self.undo_stack.resetClean()
+                else:   # it had been exported
+                    self._clean_modified = session.is_modified()
         self._set_session(session)
         self._show_modified()
         self._update_brush_overlay()
@@ -1272,11 +1307,12 @@ class MainWindow(QMainWindow):
         # only now, Qt's downscale showed until it came (0.2-0.3 s at 48 MP), then jumped.
         # Opened again with an edit carried over, it was rendered at that edit (_edit_to_keep):
         # at the faces' own values, the edit vanished from view until the next render
-        edited = (same_faces or carried is not None) and session.is_modified()
+        kept = restore[0] if restore is not None else old.snapshot()   # the Snapshot _edit_to_keep gave
+        edited = (same_faces or carried is not None or restore is not None) and session.is_modified()
         first = info.first
         shown_at = self.canvas.preview_scale_for(keep_view=info.reencoded)(info.width, info.height)
         rendered = (bool(info.faces) and first is not None and first.scale == shown_at
-                    and info.first_values == (old.snapshot() if edited else None))
+                    and info.first_values == (kept if edited else None))
         # where it was not (the view is at 100 %, or changed size while it opened), the edit shown
         # so far stays on show until its render with the new model comes
         self.canvas.set_photo(info.original, keep_view=info.reencoded, keep_shown=edited and not rendered)
@@ -1964,9 +2000,11 @@ class MainWindow(QMainWindow):
             self.panel.set_notice("Open a photo to edit its faces.")
         elif photo.faces_error:
             # the faces shown before were the last model's: nothing renders them with this one
+            then = ("Your edit is kept: it comes back when a model that reads the faces is opened again (File ▸ "
+                    "Recent Models: the model before)." if self._set_aside else "Switch back to the model before "
+                    "(File ▸ Recent Models) or open another photo to edit faces.")
             self.panel.set_notice(f"<b>This model could not read the faces of {html.escape(photo.path.name)}:</b> "
-                                  f"{html.escape(photo.faces_error)}<br>Switch back to the model before "
-                                  "(File ▸ Recent Models) or open another photo to edit faces.")
+                                  f"{html.escape(photo.faces_error)}<br>{then}")
         elif not photo.faces and photo.removed:
             self.panel.set_notice(f"<b>No face to edit:</b> {counted(photo.removed, 'face')} taken off (View ▸ Not a "
                                   "face).<br>View ▸ Mark a missed face takes a box drawn around a face.")
