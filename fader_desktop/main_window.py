@@ -1315,7 +1315,8 @@ class MainWindow(QMainWindow):
                     and info.first_values == (kept if edited else None))
         # where it was not (the view is at 100 %, or changed size while it opened), the edit shown
         # so far stays on show until its render with the new model comes
-        self.canvas.set_photo(info.original, keep_view=info.reencoded, keep_shown=edited and not rendered)
+        self.canvas.set_photo(info.original, keep_view=info.reencoded, keep_shown=edited and not rendered,
+                              name=info.path.name)
         # the alignments let the brush ring show a stroke's true size (core.edit_mask.MIN_RADIUS)
         self.canvas.set_faces([(f.index, f.box, f.matrix, f.crop_size) for f in info.faces], info.skipped,
                               session.selected)

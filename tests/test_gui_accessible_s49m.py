@@ -90,7 +90,7 @@ def test_each_faders_parts_say_their_attribute_and_the_photo_view_what_it_shows(
     assert _label_relations(w.panel.face_combo) == ["Face"]
     assert _read(w.canvas, NAME) == "Photo"
     h, wd = w._photo.height, w._photo.width
-    assert _read(w.canvas, DESCRIPTION).startswith(f"{wd} by {h} pixels; 1 face found"), _read(w.canvas, DESCRIPTION)
+    assert _read(w.canvas, DESCRIPTION).startswith(f"{w._photo.path.name}, {wd} by {h} pixels; 1 face found"), _read(w.canvas, DESCRIPTION)
     w.canvas.set_split(True)
     try:
         assert "before/after split" in _read(w.canvas, DESCRIPTION)
