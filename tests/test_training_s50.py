@@ -209,3 +209,32 @@ def test_a_continuation_counts_as_trained_only_the_images_its_train_files_name(t
     val = np.asarray([paths.index(str(table / "photos" / "001.png")), paths.index(str(table / "001.png"))])
     cli._warn_validating_on_trained(a, ds, paths, val, None, said.append)
     assert len(said) == 1 and "warning: 1 of the 2 validation images are images the model trained on" in said[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# the training commands put torch's thread count back when they return
+
+def test_the_training_commands_called_in_process_leave_the_callers_thread_count(tmp_path, capsys):
+    """fader-train, the evaluation, the judge and the slider classifier command set torch's thread
+    count for their work; called in-process (a test, a program), each left its caller at that count
+    (here: an error after the count was set). They put the caller's back."""
+    from core.engine import usable_cores
+    from training import classifier, cli, judge
+    own = usable_cores() + 1   # none of the commands' counts
+    missing = str(tmp_path / "missing.fader")
+    data = str(value_folders(tmp_path / "Smiling", {"no": 2, "yes": 2}))
+    commands = {
+        "fader-train": lambda: cli.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "run"),
+                                         "--steps", "2", "--threads", "2"]),
+        "evaluation": lambda: evaluation.main(["--model", missing, "--data", data]),
+        "judge": lambda: judge.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "j.safetensors"),
+                                     "--threads", "2"]),
+        "classifier": lambda: classifier.main(["--model", missing, "--data", data, "--out", str(tmp_path / "o.fader"),
+                                               "--threads", "2"]),
+    }
+    left = {}
+    for name, command in commands.items():
+        torch.set_num_threads(own)
+        assert command() == 2, capsys.readouterr().err
+        left[name] = torch.get_num_threads()
+    assert left == dict.fromkeys(commands, own)

@@ -30,6 +30,7 @@ import torch
 
 from core.attributes import counted
 from core.errors import FaderError
+from core.threads import TorchThreads
 
 from .augment import AUGMENTATION, add_fit_options, fit_on_augmented
 from .evaluation import (labelled_data, classifier_accuracy, classifier_config,
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """`python -m training.classifier`: retrain a model file's slider classifier."""
+    with TorchThreads() as threads:   # the caller's count put back: it may be called in-process
+        return _main(argv, threads)
+
+
+def _main(argv, threads: TorchThreads) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     a = _parser().parse_args(argv)
     from core.model_file import load_model, save_model
@@ -86,7 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise FaderError("--out must be a new file, not --model itself")
         if os.path.exists(a.out):
             raise FaderError(f"--out {a.out} exists: choose a new file (nothing is overwritten)")
-        torch.set_num_threads(max(1, a.threads))
+        threads.set(max(1, a.threads))
         slow = slow_amp_warning(a.amp, torch.device("cpu"))
         if slow:
             print(f"{PROG}: warning: {slow}", file=sys.stderr)

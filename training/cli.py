@@ -521,8 +521,11 @@ def run(argv=None, log=None) -> int:
     """Parse options and train; raises FaderError for bad options/data. Returns the exit status.
     Under torchrun (WORLD_SIZE > 1 in the environment) this process is one rank of a data-parallel run.
     The SIGINT/SIGTERM handlers the trainer installs are put back as they were when it returns or
-    raises: called in-process (a test, an app), a later Ctrl-C would only set a finished trainer's flag."""
-    held: dict = {}   # what the run holds until it ends: the run folder's lock, the process group
+    raises: called in-process (a test, an app), a later Ctrl-C would only set a finished trainer's flag;
+    so is torch's thread count (`--threads`)."""
+    from core.threads import TorchThreads
+    # what the run holds until it ends: the run folder's lock, the process group, the thread count
+    held: dict = {"threads": TorchThreads()}
     handlers = _signal_handlers()
     try:
         code = _run(argv, log, held)
@@ -541,6 +544,7 @@ def run(argv=None, log=None) -> int:
         if held.get("lock") is not None:
             held["lock"].release()
         _restore_signal_handlers(handlers)
+        held["threads"].restore()
     return code
 
 
@@ -624,7 +628,7 @@ def _run(argv, log, held: dict) -> int:
             say = lambda s: None  # noqa: E731
     held["say"] = say
     quiet = a.quiet or (dist is not None and not dist.is_main)
-    torch.set_num_threads(a.threads or default_threads(dist))
+    held["threads"].set(a.threads or default_threads(dist))
     run_dir = Path(a.out)
     ck = _checkpoint_to_resume(a, run_dir, say)
     if ck is not None:

@@ -28,6 +28,7 @@ from core.attributes import Attribute
 from core.errors import FaderError, os_reason
 from core.engine import usable_cores
 from core.networks import ArchConfig, Classifier
+from core.threads import TorchThreads
 from .batches import BatchStream
 from .live_taps import use_live_taps
 from .losses import attr_loss
@@ -605,6 +606,11 @@ def _at_most(ds, val: np.ndarray, val_size, seed: int) -> np.ndarray:
 
 def main(argv: Optional[list] = None) -> int:
     """Entry point of `python -m training.evaluation`."""
+    with TorchThreads() as threads:   # the caller's count put back: it may be called in-process
+        return _main(argv, threads)
+
+
+def _main(argv, threads: TorchThreads) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.at_range_ends and args.strength != 1.0:
@@ -618,7 +624,7 @@ def main(argv: Optional[list] = None) -> int:
                             [args.model, args.classifier, args.val_list, *args.data])
             if args.write_val_list and Path(args.out).absolute() == Path(args.write_val_list).absolute():
                 raise FaderError("give --out and --write-val-list two different files")
-        torch.set_num_threads(usable_cores())
+        threads.set(usable_cores())
         res = measure_model(args.model, args.data, args.classifier, args.val_size, args.align,
                             args.device, args.cache_dir, args.seed, progress=stderr_is_terminal(),
                             at_range_ends=args.at_range_ends, strength=args.strength, val_list=args.val_list,

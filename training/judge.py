@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from core.attributes import counted
 from core.errors import FaderError
+from core.threads import TorchThreads
 
 from .augment import AUGMENTATION, add_fit_options, fit_on_augmented, to_unit_tensor as _to_tensor
 from .precision import slow_amp_warning
@@ -189,6 +190,11 @@ def _new_out(out) -> None:
 
 def main(argv: Optional[list] = None) -> int:
     """`python -m training.judge`: train the judge on CelebA training-split crops."""
+    with TorchThreads() as threads:   # the caller's count put back: it may be called in-process
+        return _main(argv, threads)
+
+
+def _main(argv, threads: TorchThreads) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     p = argparse.ArgumentParser(prog="python -m training.judge", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,7 +213,7 @@ def main(argv: Optional[list] = None) -> int:
         if not 32 <= a.img_size <= 256 or a.epochs <= 0 or a.batch_size < 2:
             raise FaderError("--img-size must be 32..256, --epochs positive, --batch-size at least 2")
         _new_out(a.out)
-        torch.set_num_threads(max(1, a.threads))
+        threads.set(max(1, a.threads))
         slow = slow_amp_warning(a.amp, torch.device("cpu"))
         if slow:
             print(f"judge: warning: {slow}", file=sys.stderr)
