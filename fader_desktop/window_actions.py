@@ -281,6 +281,7 @@ def build_toolbar(window) -> None:
     if more is not None:
         more.setIcon(icon("more"))
         more.setToolTip("More tools")
+        more.setAccessibleName("More tools")   # a screen reader said nothing: the button has no text
         more.setStatusTip("The tools the window is too narrow to show")
 
 

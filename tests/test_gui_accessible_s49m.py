@@ -144,3 +144,16 @@ def test_every_field_of_every_dialog_is_named(dialogs):
         ["Values from", "Values to", "Number of steps"]
     training = dialogs["training"]
     assert _read(training.log_view, NAME) == "Training log" and _read(training.loss_plot, NAME) == "Training losses"
+
+
+def test_the_toolbars_more_tools_button_of_a_narrow_window_is_named(editor, qtbot):
+    """Qt's own "»" button (the tools a narrow window cannot show) had no text, so no name."""
+    w = editor
+    size = w.size()
+    try:
+        w.resize(360, size.height())
+        more = w.findChild(QAbstractButton, "qt_toolbar_ext_button")
+        qtbot.waitUntil(lambda: more.isVisible(), timeout=TIMEOUT)
+        assert _read(more, NAME) == "More tools", _read(more, NAME)
+    finally:
+        w.resize(size)
