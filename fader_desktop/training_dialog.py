@@ -58,11 +58,14 @@ CLASSIFIER_TIP = (
     "Before the model, the run trains a small classifier of the attributes for this many steps. It scores "
     "the model's edits (swap accuracy, in Validation), picks the best model by that score, and is stored in "
     "the model, where the editor uses it to start each face's sliders at the face's own values.\n"
-    "It takes its time before the first training step: {default:,} steps (the trainer's default) took about "
-    "10 minutes on a CPU at 64 px. Fewer make a quick test run start sooner, at the cost of a less reliable "
-    "score, choice of the best model and starting sliders.\n"
+    "Automatic (the trainer's default): {epochs} passes over the training images, at most {most:,} steps; "
+    "the run's first messages say the number. It takes its time before the first training step: {most:,} "
+    "steps took about 10 minutes on a CPU at 64 px. Fewer make a quick test run start sooner, at the cost "
+    "of a less reliable score, choice of the best model and starting sliders.\n"
     "None is trained when a run is resumed (it keeps its own) or a model is fine-tuned on its own attributes "
     "(the model's classifier is used).")
+# the Classifier field at its minimum: no --classifier-steps sent, the trainer chooses by data size
+CLASSIFIER_AUTOMATIC = "Automatic (by data size)"
 # What torchrun itself writes when it is stopped (the dialog's Cancel is its SIGTERM): its elastic
 # agent's log lines ("Received 15 death signal, shutting down workers", "Sending process … closing
 # signal SIGTERM") and the traceback of the SignalException it then raises. Not shown after the
@@ -352,15 +355,17 @@ class TrainingDialog(QDialog):
         form.addRow(buddy_label("Si&ze", self.size_combo), row)
         self.steps_spin.setAccessibleName("or stop after")   # "or" is a plain label: a screen reader read a bare number
         # the evaluation classifier, a stage of its own before the training steps: at the trainer's
-        # 2,000 steps it took 10 minutes of a "40 steps" run, and nothing in the form said so
-        from training.cli import build_parser
-        self._classifier_default = int(build_parser().get_default("classifier_steps"))
+        # 2,000 steps it took 10 minutes of a "40 steps" run, and nothing in the form said so.
+        # Automatic at its minimum (0, which the trainer would refuse): nothing sent, and the trainer
+        # chooses by data size (2,000 steps were ~1,780 passes over a 36-image folder)
+        from training.cli import CLASSIFIER_EPOCHS, CLASSIFIER_MAX_STEPS
         self.classifier_spin = QSpinBox()
-        self.classifier_spin.setRange(1, 10_000_000)   # the trainer refuses 0 (without --classifier)
-        self.classifier_spin.setValue(self._classifier_default)
+        self.classifier_spin.setRange(0, 10_000_000)
+        self.classifier_spin.setSpecialValueText(CLASSIFIER_AUTOMATIC)
+        self.classifier_spin.setValue(0)
         self.classifier_spin.setSingleStep(100)
         self.classifier_spin.setSuffix(" steps")
-        self._classifier_tip = CLASSIFIER_TIP.format(default=self._classifier_default)
+        self._classifier_tip = CLASSIFIER_TIP.format(epochs=CLASSIFIER_EPOCHS, most=CLASSIFIER_MAX_STEPS)
         set_literal_tip(self.classifier_spin, self._classifier_tip)
         self.classifier_note = plain(QLabel(CLASSIFIER_NOTE))   # it may quote what Options say
         set_literal_tip(self.classifier_note, self._classifier_tip)
@@ -817,9 +822,11 @@ class TrainingDialog(QDialog):
             args += ["--init", str(self._current_model)]
         if resume and "--resume" not in given:   # once in the command line it shows
             args.append("--resume")
-        if not resume and not {"--classifier-steps", "--classifier"} & given.keys():
-            # the trainer's default is sent as well: the command line in the messages says it. Sent
-            # while a model's classifier is to be used too: the data may add an attribute by the start
+        if not resume and not {"--classifier-steps", "--classifier"} & given.keys() and \
+                self.classifier_spin.value() > self.classifier_spin.minimum():
+            # sent while a model's classifier is to be used too: the data may add an attribute by the
+            # start. Automatic sends none: the command line shown runs, pasted, as the trainer's
+            # default, whose number the trainer's first messages say
             args += ["--classifier-steps", str(self.classifier_spin.value())]
         if "--eval-every" not in given and not resume:   # a resumed run keeps its own cadence
             # evaluate (preview, log line, best-model export) about 20 times per run

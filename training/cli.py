@@ -32,6 +32,14 @@ MAX_BATCH_SIZE = 1024
 # the critic's first layer; its cost grows with the square (the default model's critic: 16 and 32)
 MAX_CRITIC_WIDTH = 512
 MAX_THREADS = 1024
+# The evaluation classifier's steps when --classifier-steps is not given: this many epochs of the
+# training images, at most CLASSIFIER_MAX_STEPS (CelebA-sized data keeps the 2,000 steps of
+# before). A fixed 2,000 were ~1,780 epochs of a 36-image folder: minutes of CPU and a classifier
+# that learnt its training images by heart.
+CLASSIFIER_EPOCHS = 100
+CLASSIFIER_MAX_STEPS = 2000
+# what a run records (TrainConfig.classifier_steps_chosen) of a number it chose so
+CLASSIFIER_BY_DATA = "by data size"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -205,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--smooth-label", type=float, default=0.2, metavar="X", help="label smoothing of the patch discriminator's targets (as in the reference)")
 
     g = p.add_argument_group("evaluation classifier")
-    g.add_argument("--classifier-steps", type=int, default=2000, metavar="N", help="steps to train the evaluation classifier before the model")
+    g.add_argument("--classifier-steps", type=int, default=None, metavar="N",
+                   help="steps to train the evaluation classifier before the model (default: by data size, "
+                        f"{CLASSIFIER_EPOCHS} epochs of the training images, at most {CLASSIFIER_MAX_STEPS:,}; "
+                        "a resumed run keeps its own)")
     g.add_argument("--classifier-max-fm", type=int, default=512, metavar="N",
                    help="largest layer width of the evaluation classifier this run trains (256 keeps a 128 px "
                         "model file about 16 MB smaller in float16)")
@@ -1559,7 +1570,7 @@ def _configure(a, ck, data: _Data, dist, say) -> tuple:
                           lambda_clf_dis=a.lambda_clf_dis, lambda_schedule=a.lambda_schedule, n_lat_dis=a.n_lat_dis,
                           n_ptc_dis=a.n_ptc_dis, n_clf_dis=a.n_clf_dis, smooth_label=a.smooth_label,
                           flip=not a.no_flip, seed=a.seed, eval_every=a.eval_every, ckpt_every=a.ckpt_every,
-                          log_every=a.log_every, classifier_steps=a.classifier_steps, max_minutes=a.max_minutes,
+                          log_every=a.log_every, max_minutes=a.max_minutes,
                           lr_decay_minutes=a.lr_decay_minutes, psnr_drop=a.psnr_drop, half_export=a.half_export, threads=a.threads)
     continued_at = None
     if a.continue_from:
@@ -1568,6 +1579,12 @@ def _configure(a, ck, data: _Data, dist, say) -> tuple:
             whose = "--batch-size" if "batch_size" in a.given else "the model's recorded batch size"
             say(f"{PROG}: {whose} {cfg.batch_size} is more than the {len(train_idx)} training images; using {len(train_idx)}")
             cfg.batch_size = len(train_idx)
+    if ck is None:   # a resumed run keeps the number it started with (its checkpoint's), given or chosen
+        if a.classifier_steps is not None:
+            cfg.classifier_steps, cfg.classifier_steps_chosen = a.classifier_steps, "by --classifier-steps"
+        else:   # at the batch size the classifier trains with, known now (a --continue model's recorded one)
+            cfg.classifier_steps = classifier_steps_for(len(train_idx), cfg.batch_size)
+            cfg.classifier_steps_chosen = CLASSIFIER_BY_DATA
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
@@ -1585,6 +1602,12 @@ def _configure(a, ck, data: _Data, dist, say) -> tuple:
         raise FaderError(f"--batch-size {cfg.batch_size} is the global batch: it must be a multiple of the "
                          f"{dist.world_size} processes")
     return arch, cfg, continued_at
+
+
+def classifier_steps_for(n_train: int, batch_size: int) -> int:
+    """The evaluation classifier's steps chosen by data size: CLASSIFIER_EPOCHS epochs of `n_train`
+    images at `batch_size`, at most CLASSIFIER_MAX_STEPS."""
+    return max(1, min(CLASSIFIER_MAX_STEPS, math.ceil(CLASSIFIER_EPOCHS * n_train / batch_size)))
 
 
 # Options a resumed run takes from its checkpoint whatever the command line says (its recipe and shape).
@@ -1732,12 +1755,17 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
     else:
         if cfg.classifier_steps < 1:
             raise FaderError("--classifier-steps must be positive when no --classifier is given")
-        say(f"{PROG}: training the evaluation classifier ({cfg.classifier_steps} steps)")
+        how = ""
+        if cfg.classifier_steps_chosen == CLASSIFIER_BY_DATA:   # said, with the numbers it was chosen from
+            how = (f", chosen by data size: {CLASSIFIER_EPOCHS} epochs of {len(data.train_idx):,} training images"
+                   f" at batch {cfg.batch_size}, at most {CLASSIFIER_MAX_STEPS:,}; --classifier-steps N sets another number")
+        say(f"{PROG}: training the evaluation classifier ({cfg.classifier_steps:,} steps{how})")
         t0 = time.time()
         classifier, acc = train_classifier(cache.images, labels, data.train_idx, data.val_idx, attrs, cfg.classifier_steps,
                                            device, cfg.batch_size, cfg.seed, cfg.flip, progress=not quiet,
                                            max_fm=a.classifier_max_fm)
         meta["classifier"] = {"source": "trained by this run", "steps": cfg.classifier_steps,
+                              "steps_chosen": cfg.classifier_steps_chosen,
                               "seconds": round(time.time() - t0, 1),
                               "val_accuracy": dict(zip([x.name for x in attrs], [round(v, 4) for v in acc]))}
     said = [f"{k} {v:.3f}" for k, v in meta["classifier"]["val_accuracy"].items()]

@@ -89,6 +89,9 @@ class TrainConfig:
     ckpt_every: int = 500
     log_every: int = 50
     classifier_steps: int = 2000
+    # how classifier_steps was chosen, for the model's recipe: fader-train's "by data size" where
+    # --classifier-steps was not given (training/cli.py's classifier_steps_for)
+    classifier_steps_chosen: str = "by --classifier-steps"
     preview_rows: int = 8
     max_minutes: float = 0.0       # 0: no wall-clock budget
     psnr_drop: float = 3.0         # a checkpoint is eligible as "best" only within this many dB of the best PSNR seen
