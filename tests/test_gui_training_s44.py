@@ -65,9 +65,10 @@ def test_the_messages_stay_in_view_after_a_run_that_fails(qtbot, tmp_path, monke
 
 def test_the_classifier_stage_is_a_field_of_the_form(qtbot, tmp_path):
     """A "40 steps" run first trained the evaluation classifier for 2,000 steps (10 minutes on a
-    CPU); only the Options placeholder named --classifier-steps. The Classifier field shows the
-    trainer's own default, says what the stage is for and costs, and its value reaches the
-    trainer; where it does not count (Options give their own, a resumed run) it is greyed out."""
+    CPU); only the Options placeholder named --classifier-steps. The Classifier field starts at
+    "Automatic" (the trainer's own choice by data size: nothing sent), says what the stage is for
+    and costs, and a number set in it reaches the trainer; where it does not count (Options give
+    their own, a resumed run) it is greyed out."""
     from training.cli import build_parser
     parser = build_parser()
 
@@ -82,7 +83,7 @@ def test_the_classifier_stage_is_a_field_of_the_form(qtbot, tmp_path):
     d.data_edit.setText(str(tmp_path / "Smiling"))
     d.out_edit.setText(str(tmp_path / "run"))
     spin = d.classifier_spin
-    assert spin.value() == parser.get_default("classifier_steps") == steps(d)
+    assert spin.value() == spin.minimum() and parser.get_default("classifier_steps") is None and steps(d) is None
     assert spin.isEnabled() and not spin.visibleRegion().isEmpty(), "in view with the form, not scrolled to"
     tip = spin.toolTip()
     assert "swap accuracy" in tip and "minutes" in tip and "best model" in tip, tip
