@@ -381,7 +381,10 @@ class TrainingDialog(QDialog):
         self.procs_spin = QSpinBox()
         self.procs_spin.setRange(1, 64)
         self.procs_spin.setValue(1)
-        self.procs_spin.setSuffix(" process(es)")
+        # in words, as every count the app shows ("1 process", "2 processes"), not "process(es)"
+        self.procs_spin.valueChanged.connect(
+            lambda n: self.procs_spin.setSuffix(" process" if n == 1 else " processes"))
+        self.procs_spin.setSuffix(" process")
         self.procs_spin.setToolTip(
             "Data-parallel processes on this machine (torchrun): one model, each process takes its share of "
             "every batch. CUDA: one GPU each. CPU: the cores are shared out; on a small CPU two processes with "
@@ -405,7 +408,7 @@ class TrainingDialog(QDialog):
         row.addWidget(self.finetune_check)
         row.addStretch(1)
         form.addRow(buddy_label("De&vice", self.device_combo), row)
-        self.procs_spin.setAccessibleName("Processes")   # it has no label: a screen reader read "1 process(es)" alone
+        self.procs_spin.setAccessibleName("Processes")   # it has no label: a screen reader read "1 process" alone
         self._default_out = default_run_folder()
         self.out_edit = QLineEdit(self._default_out)
         b_out = QPushButton("&Browse…")
