@@ -88,9 +88,9 @@ def _overflowing_model(tiny_model_path, path):
     return path
 
 
-def _big_edited_photo(w, qtbot, tmp_path, portrait_path):
+def _big_photo(w, qtbot, tmp_path, portrait_path):
     """A photo larger than the view open (its first render comes with the open, at the edit a
-    model switch carries over), edited."""
+    model switch carries over); returns its path."""
     big = tmp_path / "big.png"
     p = load_image(portrait_path)
     cv2.imwrite(str(big), cv2.cvtColor(cv2.resize(p, (1400, 1400), interpolation=cv2.INTER_CUBIC),
@@ -98,6 +98,12 @@ def _big_edited_photo(w, qtbot, tmp_path, portrait_path):
     with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
         w.open_photo(big)
     _settle(w, qtbot)
+    return big
+
+
+def _big_edited_photo(w, qtbot, tmp_path, portrait_path):
+    """_big_photo, edited."""
+    _big_photo(w, qtbot, tmp_path, portrait_path)
     _other_end(w)
     w.errors.clear()
 

@@ -6,7 +6,6 @@ never asked again, the previous model back at the faces' own values). It is now 
 window still has unsaved edits, and the next model that reads the faces puts it back."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -14,7 +13,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from test_gui import TIMEOUT, editor, export, shared_window  # noqa: E402,F401
-from test_gui_review_s49l import _back_to_tiny, _overflowing_model  # noqa: E402
+from test_gui_review_s49l import _back_to_tiny, _big_photo, _overflowing_model  # noqa: E402
 from test_gui_s49f import _other_end, _settle  # noqa: E402
 
 from core.image_io import load_image  # noqa: E402
@@ -33,13 +32,7 @@ def _edited_then_unreadable(w, qtbot, tmp_path, portrait_path, tiny_model_path):
     """A photo larger than the view (its first frame is rendered with the open) edited, then a
     model with the same attributes and size that cannot read its faces loaded (no question is
     asked for it). Returns (photo path, Smiling value, the view unedited, the view edited)."""
-    big = tmp_path / "big.png"
-    p = load_image(portrait_path)
-    cv2.imwrite(str(big), cv2.cvtColor(cv2.resize(p, (1400, 1400), interpolation=cv2.INTER_CUBIC),
-                                       cv2.COLOR_RGB2BGR))
-    with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
-        w.open_photo(big)
-    _settle(w, qtbot)
+    big = _big_photo(w, qtbot, tmp_path, portrait_path)
     qtbot.waitUntil(w.preview_current, timeout=TIMEOUT)
     unedited = _shown(w)
     smiling = _other_end(w)
