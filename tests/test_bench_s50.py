@@ -42,6 +42,15 @@ def assert_refused(r: subprocess.CompletedProcess, prog: str, option: str, path:
     assert r.stdout == ""
 
 
+def kept_then_replaced(script: str, args: list, out: Path, option: str = "--json") -> None:
+    """`script` with the user's file as its output: refused and the file kept byte for byte; then
+    with --overwrite: it runs, replacing the file."""
+    assert_refused(bench(script, *args), script, option, out)
+    assert out.read_bytes() == USERS
+    r = bench(script, *args, "--overwrite")
+    assert r.returncode == 0, r.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # --json FILE
 
@@ -50,10 +59,7 @@ def test_edit_judge_keeps_an_existing_json_and_replaces_it_with_overwrite(tmp_pa
     out = users_file(tmp_path / "edit_judge.json")
     args = ["--model", DEFAULT_MODEL, "--judge", random_judge, "--faces", "1", "--photos", "0", "--no-range-ends",
             "--json", out]
-    assert_refused(bench("edit_judge", *args), "edit_judge", "--json", out)
-    assert out.read_bytes() == USERS
-    r = bench("edit_judge", *args, "--overwrite")
-    assert r.returncode == 0, r.stderr
+    kept_then_replaced("edit_judge", args, out)
     assert json.loads(out.read_text())["aligned"]["exported"]["n"] == 1
 
 
@@ -62,10 +68,7 @@ def test_others_changed_keeps_an_existing_json_and_replaces_it_with_overwrite(tm
     out = users_file(tmp_path / "others.json")
     args = ["--model", make_tiny_model(tmp_path / "tiny.fader", attrs=TWO), "--judge", random_judge, "--faces", "1",
             "--json", out]
-    assert_refused(bench("others_changed", *args), "others_changed", "--json", out)
-    assert out.read_bytes() == USERS
-    r = bench("others_changed", *args, "--overwrite")
-    assert r.returncode == 0, r.stderr
+    kept_then_replaced("others_changed", args, out)
     assert json.loads(out.read_text())["faces"] == 1
 
 
@@ -74,10 +77,7 @@ def test_range_check_keeps_an_existing_json_and_replaces_it_with_overwrite(tmp_p
     out = users_file(tmp_path / "range.json")
     args = ["--model", make_tiny_model(tmp_path / "tiny.fader", attrs=TWO), "--judge", random_judge, "--faces", "1",
             "--json", out]
-    assert_refused(bench("range_check", *args), "range_check", "--json", out)
-    assert out.read_bytes() == USERS
-    r = bench("range_check", *args, "--overwrite")
-    assert r.returncode == 0, r.stderr
+    kept_then_replaced("range_check", args, out)
     assert sorted(json.loads(out.read_text())["recommended"]) == ["Male", "Smiling"]
 
 
@@ -86,10 +86,7 @@ def test_slider_start_keeps_an_existing_json_and_replaces_it_with_overwrite(tmp_
     out = users_file(tmp_path / "slider_start.json")
     args = ["--model", make_tiny_model(tmp_path / "tiny.fader", attrs=TWO), "--faces", "2", "--photos", "0",
             "--json", out]
-    assert_refused(bench("slider_start", *args), "slider_start", "--json", out)
-    assert out.read_bytes() == USERS
-    r = bench("slider_start", *args, "--overwrite")
-    assert r.returncode == 0, r.stderr
+    kept_then_replaced("slider_start", args, out)
     assert json.loads(out.read_text())["aligned"]["n"] == 2
 
 
@@ -97,10 +94,7 @@ def test_judge_entanglement_keeps_an_existing_json_and_replaces_it_with_overwrit
     _need_data()
     out = users_file(tmp_path / "entanglement.json")
     args = ["--judge", random_judge, "--photos", "1", "--faces", "1", "--json", out]
-    assert_refused(bench("judge_entanglement", *args), "judge_entanglement", "--json", out)
-    assert out.read_bytes() == USERS
-    r = bench("judge_entanglement", *args, "--overwrite")
-    assert r.returncode == 0, r.stderr
+    kept_then_replaced("judge_entanglement", args, out)
     assert json.loads(out.read_text())["bench"] == "judge_entanglement"
 
 
@@ -117,10 +111,7 @@ def test_photo_figure_keeps_an_existing_figure_and_replaces_it_with_overwrite(tm
     _need_data()
     out = users_file(tmp_path / "photo_figure.jpg")
     args = ["--model", make_tiny_model(tmp_path / "five.fader", attrs=FIVE), "-o", out, "--cell", "64"]
-    assert_refused(bench("photo_figure", *args), "photo_figure", "-o", out)
-    assert out.read_bytes() == USERS
-    r = bench("photo_figure", *args, "--overwrite")
-    assert r.returncode == 0, r.stderr
+    kept_then_replaced("photo_figure", args, out, "-o")
     assert _an_image(out)[0] >= 64
 
 
@@ -128,10 +119,7 @@ def test_readme_figure_keeps_an_existing_figure_and_replaces_it_with_overwrite(t
     _need_data()
     out = users_file(tmp_path / "figure.png")
     args = ["--model", make_tiny_model(tmp_path / "tiny.fader", attrs=TWO), "-o", out, "--n", "1", "--cell", "32"]
-    assert_refused(bench("readme_figure", *args), "readme_figure", "-o", out)
-    assert out.read_bytes() == USERS
-    r = bench("readme_figure", *args, "--overwrite")
-    assert r.returncode == 0, r.stderr
+    kept_then_replaced("readme_figure", args, out, "-o")
     assert _an_image(out)[0] >= 32
 
 
@@ -139,10 +127,7 @@ def test_screenshot_keeps_an_existing_file_and_replaces_it_with_overwrite(tmp_pa
     out = users_file(tmp_path / "screenshot.png")
     args = ["--photo", PORTRAIT, "--model", make_tiny_model(tmp_path / "tiny.fader", attrs=TWO), "-o", out,
             "--size", "400x300"]
-    assert_refused(bench("screenshot", *args), "screenshot", "-o", out)
-    assert out.read_bytes() == USERS
-    r = bench("screenshot", *args, "--overwrite")
-    assert r.returncode == 0, r.stderr
+    kept_then_replaced("screenshot", args, out, "-o")
     assert _an_image(out)[1] >= 400
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part") or ".part." in p.name]
 
