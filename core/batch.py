@@ -820,18 +820,18 @@ class _Pipeline:
 
     # -- reader threads ------------------------------------------------------------------------
     def _read(self, it: Item) -> _Prepared:
-        from .image_io import keeps_depth, load_image, read_source
+        from .image_io import keeps_depth, open_photo
         from .photo_edit import find_faces
         t = time.perf_counter()
         p = _Prepared(it)
         try:
             if self.cancel.is_set() or self.gone:
                 raise _Stop()
-            p.image = load_image(it.input)
-            # a 16-bit photo's own values only where its output can hold them (a PNG or TIFF, not
-            # --raw's crop): for a JPEG they were decoded and held, and dropped at the export
-            p.source = read_source(it.input, exif=self.opt.keep_exif and not self.opt.raw,
-                                   depth=not self.opt.raw and it.output is not None and keeps_depth(it.output))
+            # the pixels and the Source from one decode; the Source keeps a 16-bit photo's own
+            # values only where its output can hold them (a PNG or TIFF, not --raw's crop): for a
+            # JPEG they would be held, and dropped at the export
+            p.image, p.source = open_photo(it.input, exif=self.opt.keep_exif and not self.opt.raw,
+                                           depth=not self.opt.raw and it.output is not None and keeps_depth(it.output))
             # the faces PhotoEdit.open finds, so that a batch output equals what `edit` writes
             p.found = find_faces(p.image, self.template, self.size, self.opt.aligned, self.detector)
             n = p.n_faces

@@ -16,7 +16,6 @@ import stat
 import struct
 import threading
 import warnings
-import weakref
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -482,47 +481,6 @@ def _rgb_of_16bit(arr: np.ndarray, im: Image.Image) -> np.ndarray:
     return _over_white(arr[..., 2::-1], arr[..., 3], max_value)
 
 
-# A 16-bit PNG's or TIFF's decode by load_image, kept for read_source of the same file: the window,
-# `edit` and batch call both, one after the other, and OpenCV decoded the file in each (a 24 MP PNG
-# opened in 3.8-4.4 s of CPU with Pillow's decodes for its EXIF, see _getexif; now 1.3-1.7 s). Kept
-# while load_image's array lives and taken by the first read_source; keyed by the file's identity
-# (path, inode, size, modification time), so a file changed in between is decoded again.
-_KEPT: dict = {}
-_KEPT_LOCK = threading.RLock()   # re-entrant: a finalizer may run inside it (garbage collection)
-
-
-def _file_key(p: Path) -> Optional[tuple]:
-    try:
-        st = p.stat()
-        return (os.path.realpath(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    except OSError:
-        return None
-
-
-def _keep_decode(key: Optional[tuple], stored: np.ndarray, owner: np.ndarray) -> None:
-    """Keep ``stored`` under ``key`` (taken before decoding) for as long as ``owner`` lives."""
-    if key is None:
-        return
-    token = object()   # this keeping's: a later load_image of the same file replaces it
-    with _KEPT_LOCK:
-        _KEPT[key] = (token, stored)
-    weakref.finalize(owner, _drop_decode, key, token).atexit = False
-
-
-def _drop_decode(key: tuple, token: object) -> None:
-    with _KEPT_LOCK:
-        if key in _KEPT and _KEPT[key][0] is token:
-            del _KEPT[key]
-
-
-def _take_decode(p: Path) -> Optional[np.ndarray]:
-    """load_image's kept decode of ``p`` as the file is now, no longer kept; None if there is none."""
-    key = _file_key(p)
-    with _KEPT_LOCK:
-        kept = _KEPT.pop(key, None) if key is not None else None
-    return None if kept is None else kept[1]
-
-
 def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
     """Use the embedded ICC profile when there is one; the naive formula is far off for print CMYK."""
     icc = im.info.get("icc_profile")
@@ -557,6 +515,11 @@ def _pil_to_rgb(im: Image.Image, orientation: int = 1) -> np.ndarray:
     """Convert any decoded Pillow image to uint8 RGB (alpha composited over white), turned by the
     EXIF ``orientation`` (on the converted pixels: the same as turning the image first)."""
     mode = im.mode
+    if mode in ("1", "L", "RGB") and "transparency" in im.info:
+        # a PNG's transparent grey or colour (tRNS key): over white, as the other transparencies
+        # are (Source.alpha has it at 0, from the same conversion); it showed the key's colour
+        im = im.convert("RGBA")
+        mode = "RGBA"
     if mode == "RGB":
         return _rgb_array(im, orientation)
     if mode in ("P", "PA"):
@@ -596,21 +559,41 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     Handles JPEG, PNG, WebP, BMP, TIFF (and other formats Pillow reads; the first frame of
     animations); grey, palette, alpha (composited over white), 16-bit and CMYK images are
     converted. Images above ``max_pixels`` are refused from their header, before decoding.
-    Raises ImageError naming the file for every failure.
+    Raises ImageError naming the file for every failure. A photo that is to be exported too:
+    :func:`open_photo` (one decode for the pixels and the :class:`Source`).
     """
     p = Path(path)
     _check_readable(p)
     im = _open(p, max_pixels)
-    key = stored = None
+    try:
+        return _decode_photo(p, im, max_pixels)[0]
+    finally:
+        im.close()
+
+
+def _load(im: Image.Image) -> None:
+    """Pillow's decode of ``im`` (im.load()). A TIFF that its EXIF orientation turns sideways
+    (5-8) is read without Pillow's memory map of the file, which took the stored rows at the
+    turned size: an uncompressed 8-bit grey, palette, RGBA or CMYK TIFF came out garbled, in its
+    stored shape (Pillow maps the file only where the image has no load_seek of its own)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        if im.format == "TIFF" and im.tile and getattr(im, "fp", None) is not None \
+                and _orientation(im) in (5, 6, 7, 8):
+            im.load_seek = im.fp.seek
+        im.load()
+
+
+def _decode_photo(p: Path, im: Image.Image, max_pixels: int | None) -> tuple:
+    """load_image's work on the opened ``im``: (its RGB array, a 16-bit image's OpenCV decode as
+    stored, which read_source's work takes too, or None)."""
+    stored = None
     try:
         if _is_16bit_color(im) or _deep_kind(im):
-            key = _file_key(p) if _deep_kind(im) else None   # before decoding: see _take_decode
             stored = _decode_16bit(p, im)
             rgb = _rgb_of_16bit(stored, im)
         else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im.load()
+            _load(im)
             # turned as ImageOps.exif_transpose turns it, but band by band into the array: the
             # Pillow image turned held 4 more bytes a pixel (a 100 MP photo: 8 bytes a pixel
             # at once, 760 MB, where the copy into the array peaks at 7)
@@ -627,14 +610,9 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
                          f"({msg or os_reason(exc)})") from None
     except (SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageError(f"{p}: cannot read image: corrupt data ({exc})") from None
-    finally:
-        im.close()
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageError(f"{p}: cannot read image: unsupported pixel layout {rgb.shape}")
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if key is not None:
-        _keep_decode(key, stored, rgb)
-    return rgb
+    return np.ascontiguousarray(rgb, dtype=np.uint8), stored
 
 
 def check_header(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
@@ -707,13 +685,58 @@ class Source:
 def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True, depth: bool = True) -> Source:
     """The :class:`Source` of ``path`` from one opening of its header (the EXIF as :func:`read_exif`
     returns it, or None with ``exif=False``, which also leaves out XMP, IPTC and text; the colour
-    profile, an RGB one or a grey photo's grey one). The alpha plane costs a decode of the pixels
-    (a 16-bit photo's none after load_image of the file: see _take_decode): ``alpha=False`` leaves
-    it None. A 16-bit PNG's or TIFF's pixels are kept (Source.deep, a decode
-    and 2 bytes a value) unless ``depth=False`` or ``alpha=False``."""
+    profile, an RGB one or a grey photo's grey one). The alpha plane costs a decode of the pixels:
+    ``alpha=False`` leaves it None. A 16-bit PNG's or TIFF's pixels are kept (Source.deep, a decode
+    and 2 bytes a value) unless ``depth=False`` or ``alpha=False``. With the photo's pixels as
+    well: :func:`open_photo` (one decode for both)."""
     p = Path(path)
     _check_readable(p)
     im = _open(p, None)
+    try:
+        return _source_of(p, im, exif, alpha, depth)
+    finally:
+        im.close()
+
+
+def open_photo(path: str | os.PathLike, exif: bool = True, alpha: bool = True, depth: bool = True,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS, source_required: bool = True) -> tuple:
+    """(rgb, source): :func:`load_image`'s array and :func:`read_source`'s :class:`Source` of
+    ``path`` (``exif``, ``alpha``, ``depth`` as read_source takes them), the very same, from one
+    decode of its pixels: what opens a photo to edit and export (the window, `edit`, batch).
+    Nothing of the decode is held after: the Source holds a 16-bit photo's own values only with
+    ``depth`` (Source.deep). ``source_required=False``: a Source that cannot be read is None,
+    the photo opens all the same. ImageError naming the file, as those two raise it."""
+    p = Path(path)
+    _check_readable(p)
+    im = _open(p, max_pixels)
+    try:
+        header = (im.format, im.mode, im.size)
+        rgb, stored = _decode_photo(p, im, max_pixels)
+        try:
+            # the metadata from an opening of its own, as read_source reads it (Pillow's decode of
+            # a TIFF turns it and drops its Orientation tag; of a PNG, reads the chunks after the
+            # pixels), where read_source would not decode the image with Pillow itself
+            head = _open(p, None)
+            try:
+                same = (head.format, head.mode, head.size) == header   # not a file replaced meanwhile
+                source = _source_of(p, head, exif, alpha, depth, stored if same else None, im if same else None)
+            finally:
+                head.close()
+        except ImageError:
+            if source_required:
+                raise
+            source = None
+    finally:
+        im.close()
+    return rgb, source
+
+
+def _source_of(p: Path, im: Image.Image, exif: bool, alpha: bool, depth: bool,
+               stored: Optional[np.ndarray] = None, decoded: Optional[Image.Image] = None) -> Source:
+    """read_source's work on the opened header ``im``. open_photo's decodes, which it takes
+    instead of decoding again: ``stored``, a 16-bit image's OpenCV decode (_decode_16bit);
+    ``decoded``, the image decoded by Pillow (the metadata is then read from it, as read_source
+    reads it from the image it decoded for the alpha plane)."""
     try:
         mode = im.mode
         lost = []
@@ -725,14 +748,18 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True, 
             lost.append("an animation: only its first frame is written")
         # a 16-bit grey PNG with alpha opens as RGBA (raw mode LA;16B): it is grey
         gray = mode in _GRAY_MODES or mode.startswith("I;16") or _rawmode(im).startswith("LA;16")
-        # one decode of a 16-bit file for its alpha plane, its kept pixels and load_image's
-        stored = _take_decode(p) if alpha and _deep_kind(im) else None
-        if stored is None and alpha and depth and _deep_kind(im):
+        sixteen, deep_kind = _is_16bit_color(im) or _deep_kind(im), _deep_kind(im)
+        # one decode of a 16-bit file for its alpha plane and its kept pixels
+        if not alpha:
+            stored = None
+        elif stored is None and depth and deep_kind:
             stored = _cv2_decode_stored(p, im)
         plane = color = composite = None
         if alpha and (mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info):
+            if decoded is not None and not sixteen:
+                im = decoded
             plane, color, composite = _load_alpha(p, im, stored)
-        deep = _deep_pixels(stored, im, gray) if stored is not None and depth else None
+        deep = _deep_pixels(stored, im, gray) if stored is not None and depth and deep_kind else None
         if deep is not None and plane is not None and deep.shape[2] not in (2, 4):
             # a transparency the 16-bit decode has no channel for (a grey PNG's tRNS key): the
             # 8-bit export keeps it (with the note on the bits), the 16-bit one came out opaque
@@ -748,8 +775,6 @@ def read_source(path: str | os.PathLike, exif: bool = True, alpha: bool = True, 
     except Exception as exc:   # e.g. a truncated alpha plane: one line naming the file, as load_image
         why = os_reason(exc) if isinstance(exc, OSError) else exc
         raise ImageError(f"{p}: cannot read image: corrupt data ({why})") from None
-    finally:
-        im.close()
 
 
 def keeps_depth(path: str | os.PathLike) -> bool:
@@ -810,9 +835,7 @@ def _load_alpha(p: Path, im: Image.Image, stored: np.ndarray | None = None) -> t
         rgb = _orient_array(_to_8bit(rgb16, top), orientation)
         composite = np.ascontiguousarray(_orient_array(_over_white(rgb16, arr[..., -1], top), orientation)[a < 255])
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im.load()
+        _load(im)
         # read band by band, turned as ImageOps.exif_transpose turns it (see _upright_bands): the
         # whole image turned, converted and through tobytes() held 20 bytes a pixel
         orientation = _orientation(im)

@@ -321,14 +321,16 @@ class PhotoEdit:
     # -- opening -------------------------------------------------------------------------------
     @classmethod
     def open(cls, source, engine: Engine, aligned: bool = False, detector=None,
-             require_face: bool = True) -> "PhotoEdit":
+             require_face: bool = True, path: Optional[Path] = None) -> "PhotoEdit":
         """Load a photo (path or RGB array), find and align its faces, encode them once.
 
         `aligned=True`: the image is already a CelebA-style aligned crop; its central square is
         the face (see find_faces for the fallback when no face is detected). Raises NoFaceError
-        when no usable face is found and `require_face` is set.
+        when no usable face is found and `require_face` is set. `path`: the file an RGB array was
+        read from (image_io.open_photo's, which reads its Source with it), as a path opens it.
         """
-        image, path = _read(source)
+        image, read_from = _read(source)
+        path = read_from if path is None else Path(path)
         found = find_faces(image, engine.model.alignment(), engine.image_size, aligned, detector)
         if not found.alignments and require_face:
             raise NoFaceError(found.no_face_message(path if path else "image"))

@@ -50,7 +50,7 @@ def run(args) -> int:
     from core.attributes import label_text, pure_label
     from core.edit_session import sure_percent
     from core.errors import FaderError, printable
-    from core.image_io import (check_save_path, export_photo, export_suffix, keeps_depth, read_source, save_image,
+    from core.image_io import (check_save_path, export_photo, export_suffix, keeps_depth, open_photo, save_image,
                                unchanged_wording)
     from core.photo_edit import PhotoEdit, aligned_shape_note, check_face_search, face_search, main_face
     from fader_desktop.cli import FIND_MORE_HINT, PROG, build_values, check_output, hint_find_more_faces, load_engine, parse_sets
@@ -84,9 +84,13 @@ def run(args) -> int:
     # nothing to edit (no value, no reading to correct): a photo without a face is copied as one
     # with a face is, rather than refused
     copy_only = not values and not owns and not args.raw
+    # the photo and its Source from one decode (the pixels keep the photo's colour space, so the
+    # file says which: its ICC profile). Through the model run the Source holds what the export
+    # writes and no more of the decode: a 16-bit photo's own values only for a PNG or TIFF output
+    image, source = open_photo(src, exif=not args.raw, depth=not args.raw and keeps_depth(dst))
     with hint_find_more_faces(args):
-        doc = PhotoEdit.open(src, engine, aligned=args.aligned, require_face=not copy_only,
-                             detector=face_search(args.aligned, args.find_more_faces))
+        doc = PhotoEdit.open(image, engine, aligned=args.aligned, require_face=not copy_only,
+                             detector=face_search(args.aligned, args.find_more_faces), path=src)
     if doc.fallback:
         sys.stderr.write(f"{PROG}: note: no face detected in {printable(src)}; edited as an aligned crop "
                          "(the image has the model's framing)\n")
@@ -98,8 +102,6 @@ def run(args) -> int:
     for name, own in owns.items():
         doc.set_own(name, own, face=args.face)
     doc.set_values(values, face=args.face)
-    # the pixels keep the photo's colour space, so the file says which (its ICC profile)
-    source = read_source(src, exif=not args.raw, depth=not args.raw and keeps_depth(dst))
     if args.raw:
         raw_face = main_face(doc.faces) if args.face is None else args.face
         save_image(dst, doc.render_raw(raw_face), quality=args.quality, icc_profile=source.icc, gray=source.gray,

@@ -791,17 +791,12 @@ class EditorBackend:
                    view: Optional[Callable] = None) -> PhotoInfo:
         """`view(width, height)`: the preview scale the window will show a photo of that size at
         (PhotoCanvas.preview_scale_for); below 1 the photo comes with its first render at it."""
-        from core.errors import FaderError
-        from core.image_io import load_image, read_source
+        from core import image_io
         stamp = file_stamp(path)   # before reading: a change while it is read counts as a change
-        image = load_image(path)
-        try:
-            # the header, and a transparent photo's alpha plane and straight colours (a second
-            # decode, only for such a photo; its preview needs the plane anyway): the export keeps
-            # them even where the file is deleted or replaced after it was opened
-            source = read_source(path)
-        except FaderError:
-            source = None
+        # with its Source (from the same decode): the header, a transparent photo's alpha plane and
+        # straight colours, a 16-bit photo's own values; the export keeps them even where the file
+        # is deleted or replaced after it was opened (None where they cannot be read)
+        image, source = image_io.open_photo(path, source_required=False)
         return self._open_array(image, path, reencoded=False, status=status, colour_space=display_colour_space(path),
                                 source=source, stamp=stamp, view=view)
 
