@@ -221,7 +221,7 @@ def test_batch_holds_few_decoded_photos_when_they_are_huge(tmp_path, monkeypatch
     """Photos of which only two fit in MAX_HELD_BYTES (as 100 MP photos do in 768 MB): the photo
     written and the one read ahead, never more. Before, the reads in flight and the queue of writes
     each held some: 8 photos of 100 MP peaked at 3.8 GB, against 1.9 GB for one `edit`.
-    Counted as the decoded photos alive at once (load_image's arrays and render()'s copies), with
+    Counted as the decoded photos alive at once (open_photo's arrays and render()'s copies), with
     a writer slowed down so that a backlog forms; outputs are the same as before."""
     import core.batch
     import core.image_io
@@ -252,8 +252,14 @@ def test_batch_holds_few_decoded_photos_when_they_are_huge(tmp_path, monkeypatch
         weakref.finalize(arr, gone)
         return arr
 
-    real_load, real_render, real_export = core.image_io.load_image, PhotoEdit.render, core.image_io.export_photo
-    monkeypatch.setattr(core.image_io, "load_image", lambda *a, **k: count(real_load(*a, **k)))
+    real_open, real_render, real_export = core.image_io.open_photo, PhotoEdit.render, core.image_io.export_photo
+
+    def counted_open(*a, **k):
+        rgb, source = real_open(*a, **k)
+        if source is not None and source.deep is not None:   # a 16-bit photo's values, kept for its export
+            count(source.deep)
+        return count(rgb), source
+    monkeypatch.setattr(core.image_io, "open_photo", counted_open)
     monkeypatch.setattr(PhotoEdit, "render", lambda self, *a, **k: count(real_render(self, *a, **k)))
 
     def slow_export(*a, **k):
