@@ -22,10 +22,15 @@ def test_device_auto_on_the_command_line_replaces_a_saved_choice(tmp_path, tiny_
     start without --device keeps what was chosen last."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"),
                XDG_DATA_HOME=str(tmp_path / "data"), XDG_CACHE_HOME=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
-    read = ("from PySide6.QtWidgets import QApplication; app = QApplication([]); "
-            "from fader_desktop.settings import APPLICATION, ORGANIZATION, Settings; "
-            "app.setOrganizationName(ORGANIZATION); app.setApplicationName(APPLICATION); print(Settings().device)")
-    for given, saved in (("cpu", "cpu"), (None, "cpu"), ("auto", "auto")):
+    settings = ("from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+                "from fader_desktop.settings import APPLICATION, ORGANIZATION, Settings; "
+                "app.setOrganizationName(ORGANIZATION); app.setApplicationName(APPLICATION); ")
+    read = settings + "print(Settings().device)"
+    # 'cpu' saved as the window saves a choice (a window started with --device cpu saves it through
+    # this setter): each start of the window costs ~2 s here (torch), a write of the setting 0.2
+    r = _run(["-c", settings + "s = Settings(); s.device = 'cpu'; s.sync(); print(Settings().device)"], env)
+    assert r.stdout.split()[-1] == "cpu", r.stdout + r.stderr
+    for given, saved in ((None, "cpu"), ("auto", "auto")):
         device = ["--device", given] if given else []
         r = _run(["-m", "fader_desktop.frozen_entry", "--smoke-test", "--model", str(tiny_model_path), *device], env)
         assert r.returncode == 0 and '"smoke": "ok"' in r.stdout, r.stdout + r.stderr

@@ -102,12 +102,21 @@ def test_a_finished_run_leaves_a_new_run_folder_for_the_next(qtbot, tmp_path, la
     train, or Cancel), whatever the Data field now said. The finished run's model stays the one
     Open result loads. And the end of a run said only "Finished after 0.3 min": which file Open
     result loads, and where the trained model is, was not said; the line names RUN/model.fader
-    (test_gui_training.py's finished run, checked here: one trainer process for both)."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    d = _dialog(qtbot, tmp_path, labeled_folder)
+    (test_gui_training.py's finished run, checked here: one trainer process for both).
+    Checked on the same run (a trainer process costs ~4 s here): the log's first line ("$ fader-train
+    --data …") joined the arguments with spaces: a data folder named "My photos" read as two
+    arguments when pasted into a shell to run it again."""
+    import shlex
+    monkeypatch.setenv("HOME", str(tmp_path / "my home"))   # a Run folder with a space in it too
+    data = tmp_path / "My photos" / "Smiling"
+    shutil.copytree(labeled_folder, data)
+    d = _dialog(qtbot, tmp_path, data, steps=2, extra="--eval-every 2")
     run = Path(d.out_edit.text())
-    assert run.parent == tmp_path / "home" / "FaderRuns"
+    assert run.parent == tmp_path / "my home" / "FaderRuns"
     assert _run(qtbot, d) == 0, d.log_view.toPlainText()[-1500:]
+    line = next(x for x in d.log_view.toPlainText().splitlines() if x.startswith("$ fader-train "))
+    args = shlex.split(line[len("$ fader-train "):])
+    assert args[args.index("--data") + 1] == str(data) and args[args.index("--out") + 1] == str(run)
     text = d.phase_label.text()
     assert re.match(r"Finished [\d.]+ min after Start training; ", text) and str(run / "model.fader") in text, text
     assert (run / "model.fader").is_file() and d.open_button.isEnabled()
@@ -168,16 +177,3 @@ def test_a_two_process_run_that_fails_shows_what_torchrun_says(qtbot, tmp_path, 
     log = bad.log_view.toPlainText()
     assert bad.phase_label.text().startswith("Training stopped: ") and "Bangs" in bad.phase_label.text(), log[-1500:]
     assert "ChildFailedError" in log, log[-2500:]
-
-
-def test_the_command_line_shown_for_a_run_pastes_into_a_shell_as_it_ran(qtbot, tmp_path, labeled_folder):
-    """The log's first line ("$ fader-train --data …") joined the arguments with spaces: a data
-    folder named "My photos" read as two arguments when pasted into a shell to run it again."""
-    import shlex
-    data = tmp_path / "My photos"
-    shutil.copytree(labeled_folder, data)
-    d = _dialog(qtbot, tmp_path, data, out=tmp_path / "run one", steps=2, extra="--eval-every 2")
-    assert _run(qtbot, d) == 0, d.log_view.toPlainText()[-1500:]
-    line = next(x for x in d.log_view.toPlainText().splitlines() if x.startswith("$ fader-train "))
-    args = shlex.split(line[len("$ fader-train "):])
-    assert args[args.index("--data") + 1] == str(data) and args[args.index("--out") + 1] == str(tmp_path / "run one")

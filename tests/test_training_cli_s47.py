@@ -56,7 +56,9 @@ def test_a_stopped_run_ends_with_the_command_that_resumes_it(tmp_path, labeled_f
     step the stop line names; a fine-tuning run's command leaves out --init, which --resume refuses."""
     out = tmp_path / "run"
     init = ["--init", str(tiny_model_path)] if fine_tune else []
-    args = ["--data", str(labeled_folder), "--out", str(out), *TINY, *init, "--steps", "40", "--eval-every", "2",
+    # an evaluation every 8 steps: the stop comes at the first, the resume evaluates 4 times (every 2
+    # steps: 19 times, each with its export, 2/3 of the resume's time); 32 steps of margin for the stop
+    args = ["--data", str(labeled_folder), "--out", str(out), *TINY, *init, "--steps", "40", "--eval-every", "8",
             "--cache-dir", str(tmp_path / "cache")]
     got, err = _stop_at_an_evaluation(args, sig)
     lines = err.strip().splitlines()
@@ -70,7 +72,7 @@ def test_a_stopped_run_ends_with_the_command_that_resumes_it(tmp_path, labeled_f
     words = shlex.split(lines[-1].split("to go on: ", 1)[1])
     assert words[0] == "fader-train" and words[-1] == "--resume" and "--init" not in words
     assert words[1:-1] == ["--data", str(labeled_folder), "--out", str(out), *TINY, "--steps", "40", "--eval-every",
-                           "2", "--cache-dir", str(tmp_path / "cache")]
+                           "8", "--cache-dir", str(tmp_path / "cache")]
     capsys.readouterr()
     assert cli.main(words[1:]) == 0   # as printed
     said = capsys.readouterr().err

@@ -92,7 +92,10 @@ def test_a_run_stopped_by_its_time_limit_is_offered_to_resume_and_its_charts_kee
     the resumed step (the points from the progress bar before it were dropped); it shows the whole
     run, as the validation chart does from log.jsonl."""
     data = _folder(tmp_path / "Smiling", junk_no=0)
-    d = _dialog(qtbot, tmp_path, data, steps=2000, extra="--eval-every 100000 --max-minutes 0.04")
+    # 1.8 s of training in each of the two runs (2.4 before): the progress line about 1 s in (at
+    # most one a second) and the last one are the loss chart's points before the stop; losses read
+    # every 10 steps, so that the line 1 s in has them on a machine 5x slower than this one
+    d = _dialog(qtbot, tmp_path, data, steps=2000, extra="--eval-every 100000 --max-minutes 0.03 --log-every 10")
     d.resize(980, 680)
     d.show()
     assert _run(qtbot, d) == 0, d.log_view.toPlainText()[-1500:]
@@ -100,7 +103,7 @@ def test_a_run_stopped_by_its_time_limit_is_offered_to_resume_and_its_charts_kee
     assert "time budget at step" in log and ": to go on: " in log, log[-1500:]
     text = d.phase_label.text()
     stopped = int(re.search(r"time budget at step (\d+) ", log)[1])
-    assert text.startswith(f"Stopped at the 0.04 min time limit at step {stopped:,} of 2,000; "
+    assert text.startswith(f"Stopped at the 0.03 min time limit at step {stopped:,} of 2,000; "
                            "the run can be continued with Resume"), text
     assert d.resume_check.isChecked() and "--resume" in d.arguments()
     assert d.out_edit.text() == str(tmp_path / "run")
