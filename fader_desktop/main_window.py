@@ -1632,6 +1632,13 @@ class MainWindow(QMainWindow):
         if self._photo is None:
             return
         src = self._photo.path
+        # the edit set aside is not in the photo on show: the export would hold the photo without
+        # it while "Exported NAME" said nothing of it (the close question leaves Export… out for that)
+        if self._set_aside is not None and not self.ask_confirm(
+                "Export without the edits?", f"This model could not read the faces of {src.name}: an export "
+                "now holds the photo without your edits. They come back when a model that reads the faces "
+                "is opened again (File ▸ Recent Models).", "Export without edits"):
+            return
         suffix = "." + self.settings.export_format
         # an export of this photo that failed (a read-only folder, a full disk) is proposed again
         # as it was typed: the dialog had closed, and the path had to be typed anew

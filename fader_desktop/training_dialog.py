@@ -54,16 +54,19 @@ DEFAULT_SIZE = (980, 680)
 # the trainer's messages, in lines: shown at first, and the least the splitter leaves them
 LOG_LINES, LOG_MIN_LINES = 6, 3
 CLASSIFIER_NOTE = "trained before the model, to score its edits"
+# shown as written (set_literal_tip: no wrapping), so broken into lines here: as three long lines
+# it was 2,100 px wide and ran off a 1400 px screen
 CLASSIFIER_TIP = (
-    "Before the model, the run trains a small classifier of the attributes for this many steps. It scores "
-    "the model's edits (swap accuracy, in Validation), picks the best model by that score, and is stored in "
-    "the model, where the editor uses it to start each face's sliders at the face's own values.\n"
-    "Automatic (the trainer's default): {epochs} passes over the training images, at most {most:,} steps; "
-    "the run's first messages say the number. It takes its time before the first training step: {most:,} "
-    "steps took about 10 minutes on a CPU at 64 px. Fewer make a quick test run start sooner, at the cost "
-    "of a less reliable score, choice of the best model and starting sliders.\n"
-    "None is trained when a run is resumed (it keeps its own) or a model is fine-tuned on its own attributes "
-    "(the model's classifier is used).")
+    "Before the model, the run trains a small classifier of the attributes for this many steps.\n"
+    "It scores the model's edits (swap accuracy, in Validation), picks the best model by that\n"
+    "score, and is stored in the model, where the editor uses it to start each face's sliders\n"
+    "at the face's own values.\n\n"
+    "Automatic (the trainer's default): {epochs} passes over the training images, at most {most:,}\n"
+    "steps; the run's first messages say the number. It takes its time before the first training\n"
+    "step: {most:,} steps took about 10 minutes on a CPU at 64 px. Fewer make a quick test run\n"
+    "start sooner, at the cost of a less reliable score, choice of the best model and starting sliders.\n\n"
+    "None is trained when a run is resumed (it keeps its own) or a model is fine-tuned on its\n"
+    "own attributes (the model's classifier is used).")
 # the Classifier field at its minimum: no --classifier-steps sent, the trainer chooses by data size
 CLASSIFIER_AUTOMATIC = "Automatic (by data size)"
 # What torchrun itself writes when it is stopped (the dialog's Cancel is its SIGTERM): its elastic
@@ -385,10 +388,10 @@ class TrainingDialog(QDialog):
         self.procs_spin.valueChanged.connect(
             lambda n: self.procs_spin.setSuffix(" process" if n == 1 else " processes"))
         self.procs_spin.setSuffix(" process")
-        self.procs_spin.setToolTip(
-            "Data-parallel processes on this machine (torchrun): one model, each process takes its share of "
-            "every batch. CUDA: one GPU each. CPU: the cores are shared out; on a small CPU two processes with "
-            "one thread each can be faster than one with two threads (docs/training.md)")
+        self.procs_spin.setToolTip(   # in lines: as one it ran off a 1400 px screen
+            "Data-parallel processes on this machine (torchrun): one model, each process takes its\n"
+            "share of every batch. CUDA: one GPU each. CPU: the cores are shared out; on a small CPU\n"
+            "two processes with one thread each can be faster than one with two threads (docs/training.md)")
         # short: its former "… instead of starting from scratch" made the form 640 px wide at the least
         self.finetune_check = QCheckBox("Fine-tune the open &model")
         self.finetune_check.setToolTip("Start from the model open in the editor instead of from scratch")
