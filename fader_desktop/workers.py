@@ -766,9 +766,16 @@ class EditorBackend:
         load_model). Where that fails, the photo with no face to edit, `faces_error` saying why:
         the window showed its faces and faders while nothing could render them any more."""
         try:
-            return self._open_array(self.image, self.path, reencoded=True, status=status,
+            info = self._open_array(self.image, self.path, reencoded=True, status=status,
                                     colour_space=self.colour_space, source=self.source, stamp=self.stamp,
                                     view=view, keep=keep)
+            if self.doc is not None and self.doc.faces and info.first is None:
+                # a photo shown at 100 % comes without a first frame, which is what finds a model that
+                # cannot decode its faces: its faders stayed on and each move said "Preview failed".
+                # The reconstructions decoded now are those the first render pastes with anyway
+                from core.photo_edit import decode_faces
+                decode_faces([(self.doc, i) for i in range(len(self.doc.faces))], edit=False)
+            return info
         except Exception as e:
             log.warning("re-encoding %s with %s failed: %s", self.path, self.model_path, e)
             # the old document belongs to the old model: never keep rendering it

@@ -142,3 +142,35 @@ def test_another_photo_asks_and_then_drops_an_edit_set_aside(editor, qtbot, tmp_
     finally:
         monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
         _back_to_tiny(w, qtbot, tiny_model_path)
+
+
+def test_a_photo_shown_at_100_percent_is_set_aside_too_and_its_faders_make_no_failing_previews(
+        editor, qtbot, tmp_path, tiny_model_path, portrait_path, monkeypatch):
+    """Found in the session's walk: a photo shown unscaled reopens without a first frame, which is
+    what found the model that cannot decode it. Its faders stayed on at the edit, the photo showed
+    unedited, and each move said "Preview failed"; closing offered Export…, which ran that model."""
+    w = editor
+    try:
+        with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+            w.open_photo(portrait_path)
+        _settle(w, qtbot)
+        w.canvas.actual_size()
+        assert w.canvas.preview_scale_for(keep_view=True)(w._photo.width, w._photo.height) == 1.0
+        smiling = _other_end(w)
+        qtbot.waitUntil(w.preview_current, timeout=TIMEOUT)
+        w.errors.clear()
+        bad = _overflowing_model(tiny_model_path, tmp_path / "overflowing.fader")
+        with qtbot.waitSignal(w.modelChanged, timeout=TIMEOUT):
+            w.load_model(bad)
+        _settle(w, qtbot)
+        assert [t for t, _m in w.errors] == [REOPEN_FAILED], w.errors
+        assert not w._photo.faces and not w.panel.row("Smiling").isEnabled()
+        assert w.has_unsaved_edits() and "edit is kept" in w.panel.notice.text(), w.panel.notice.text()
+        with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+            w.load_model(tiny_model_path)
+        _settle(w, qtbot)
+        assert [t for t, _m in w.errors] == [REOPEN_FAILED], w.errors
+        assert w.panel.row("Smiling").spin.value() == pytest.approx(smiling) and w.has_unsaved_edits()
+    finally:
+        monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
+        _back_to_tiny(w, qtbot, tiny_model_path)
