@@ -40,7 +40,7 @@ from .brush_overlay import erased_overlay
 from .canvas import PhotoCanvas
 from .dialogs import ExportDialog, ImportReferenceDialog, ModelCardDialog, SweepDialog, about_html, fit_on_screen
 from .fader_panel import FaderPanel, display_name
-from .plain_text import literal_tip, no_mnemonic, plain, with_access_key
+from .plain_text import ended, literal_tip, no_mnemonic, plain, with_access_key
 from .settings import DEVICES, Settings
 from .window_actions import build_window_chrome, icon, make_room_for_message
 from .workers import MARK_NO_FACE, EditorBackend, JobRunner, ModelInfo, PhotoInfo, RenderRequest, Rendered, log_told
@@ -2012,7 +2012,7 @@ class MainWindow(QMainWindow):
                     "Recent Models: the model before)." if self._set_aside else "Switch back to the model before "
                     "(File ▸ Recent Models) or open another photo to edit faces.")
             self.panel.set_notice(f"<b>This model could not read the faces of {html.escape(photo.path.name)}:</b> "
-                                  f"{html.escape(photo.faces_error)}<br>{then}")
+                                  f"{html.escape(ended(photo.faces_error))}<br>{then}")
         elif not photo.faces and photo.removed:
             self.panel.set_notice(f"<b>No face to edit:</b> {counted(photo.removed, 'face')} taken off (View ▸ Not a "
                                   "face).<br>View ▸ Mark a missed face takes a box drawn around a face.")

@@ -81,3 +81,10 @@ def with_access_key(text: str, taken: set) -> str:
             taken.add(ch.lower())
             return text[:i] + "&" + text[i:]
     return text
+
+
+def ended(message: str) -> str:
+    """A one-line message as a sentence that ends in a full stop (a message from core ends in none),
+    for text that goes on after it."""
+    message = message.rstrip()
+    return message if not message or message[-1] in ".!?…" else message + "."

@@ -174,3 +174,15 @@ def test_a_photo_shown_at_100_percent_is_set_aside_too_and_its_faders_make_no_fa
     finally:
         monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
         _back_to_tiny(w, qtbot, tiny_model_path)
+
+
+def test_the_panels_notice_reads_as_sentences(editor, qtbot, tmp_path, tiny_model_path, portrait_path, monkeypatch):
+    """The reason the model could not read the faces ran into "Your edit is kept" without a full stop."""
+    w = editor
+    try:
+        _edited_then_unreadable(w, qtbot, tmp_path, portrait_path, tiny_model_path)
+        notice = w.panel.notice.text()
+        assert "properly.<br>Your edit is kept" in notice, notice
+    finally:
+        monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
+        _back_to_tiny(w, qtbot, tiny_model_path)
