@@ -407,7 +407,7 @@ def _load_init_model(path):
 def holds_a_run(run_dir) -> str:
     """The refusal of a new run's --out that holds a run's checkpoint (checked as the command is
     read, before a checkpoint is looked for, and again once the folder is locked)."""
-    from .trainer import CHECKPOINT_NAME
+    from core.run_files import CHECKPOINT_NAME   # not .trainer's: it loads torch
     return f"{run_dir}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out"
 
 
@@ -416,7 +416,7 @@ def check_run_folder(run_dir: Path) -> None:
     (FaderError otherwise), so that a run never writes over files it did not create. Checked
     before any work is done."""
     from core.errors import FaderError
-    from .trainer import CHECKPOINT_NAME
+    from core.run_files import CHECKPOINT_NAME   # not .trainer's: it loads torch
     if run_dir.exists() and not run_dir.is_dir():
         raise FaderError(f"--out {run_dir}: exists and is not a folder")
     if run_dir.is_symlink() and not run_dir.exists():   # mkdir would fail late with "File exists"
@@ -615,11 +615,7 @@ def _run(argv, log, held: dict) -> int:
     run folder and the evaluation classifier (rank 0), then training."""
     parser = build_parser()
     a = parser.parse_args(argv)   # before torch loads: --help and a wrong option answer at once
-    import torch
-    from core.engine import resolve_device
     from core.errors import FaderError
-    from .datasets import align_available
-    from .distributed import default_threads, init_from_env
 
     # options given on the command line (they override a --continue model's recipe)
     a.given = {k for k, v in vars(a).items() if v is not None and v != parser.get_default(k)}
@@ -627,10 +623,11 @@ def _run(argv, log, held: dict) -> int:
     if a.export_last:
         held["exporting"] = True
         return _export_last(a, say)
-    init_model = _check_options(a)
+    init_model, opened = _check_options(a)   # torch loads in it, once what needs none is checked
+    from core.engine import resolve_device
+    from .datasets import align_available
+    from .distributed import default_threads, init_from_env
     device = resolve_device(a.device)
-    if not (a.dist_timeout > 0 and math.isfinite(a.dist_timeout)):
-        raise FaderError(f"--dist-timeout must be positive, got {a.dist_timeout}")
     # Under torchrun: join the other processes (None for a plain run). Only rank 0 speaks and writes.
     dist = held["dist"] = init_from_env(device, a.dist_timeout)
     if dist is not None:
@@ -653,7 +650,7 @@ def _run(argv, log, held: dict) -> int:
         from .widen import check_widening, widen_checkpoint
         check_widening(ArchConfig.from_dict(ck["arch"]), ArchConfig.from_dict({**ck["arch"], "dec_min_fm": a.dec_min_fm}))
     # a resumed run already at its --steps says so once its data are known to be its own
-    data = _load_data(a, ck, init_model, run_dir, device, dist, quiet, say, _resumed_steps(a, ck))
+    data = _load_data(a, ck, init_model, run_dir, device, dist, quiet, say, _resumed_steps(a, ck), opened)
     if data is None:
         return 0
     if widen:
@@ -716,9 +713,11 @@ def _export_last(a, say) -> int:
     return 0
 
 
-def _check_options(a):
+def _check_options(a) -> tuple:
     """Option errors found before any work (FaderError); fills in the defaults that depend on others.
-    Returns the --init / --continue model (None without)."""
+    Returns (the --init / --continue model or None, the data of a run not resumed, opened here).
+    What needs no torch is checked first, the data included: a refused command is answered at
+    once, not after the second or two torch takes to load (on every rank under torchrun)."""
     from core.errors import FaderError
     if not a.data:
         raise FaderError(_missing_data(a))
@@ -727,7 +726,7 @@ def _check_options(a):
     # the run folder first: a new run's command given again on its folder heard "give --steps N"
     # and only with --steps that the folder already holds a run
     check_run_folder(Path(a.out))
-    from .trainer import CHECKPOINT_NAME
+    from core.run_files import CHECKPOINT_NAME   # not .trainer's: it loads torch
     if not a.resume and (Path(a.out) / CHECKPOINT_NAME).exists():
         raise FaderError(holds_a_run(a.out))
     if a.steps is not None and a.epochs is not None:
@@ -743,17 +742,36 @@ def _check_options(a):
     _check_out_outside_data(a)
     if a.classifier:
         _check_regular_file("--classifier", a.classifier)
+    if a.clf_weight:
+        _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
+    if not (a.dist_timeout > 0 and math.isfinite(a.dist_timeout)):
+        raise FaderError(f"--dist-timeout must be positive, got {a.dist_timeout}")
+    opened = _open_data(a)
+    # torch from here on
     init_model = _load_init_model(a.init or a.continue_from) if a.init or a.continue_from else None
     if a.continue_from:
         _check_recorded_recipe(_recorded_training(init_model, a)[0], a)
     _check_architectures(a, init_model)
-    if a.clf_weight:
-        _parse_clf_weights(a.clf_weight, None)  # the syntax now, the names once the data is known
     if a.n_clf_dis is None:
         a.n_clf_dis = 1 if a.lambda_clf_dis > 0 else 0
     if a.n_critic is None and _critic_terms_asked(a):
         a.n_critic = 1
-    return init_model
+    return init_model, opened
+
+
+def _open_data(a):
+    """The data of a run not resumed, opened as _load_data would, but before torch loads (the
+    model-file limits of its attributes, which need it, are checked there). A resumed run's data
+    are opened once its checkpoint is read (its attributes choose the columns): here only the
+    paths and the --attr list are checked, and only where the checkpoint is there (a folder
+    without one is refused for that first, as before). None for a resumed run."""
+    from core.run_files import CHECKPOINT_NAME
+    from .datasets import check_sources, open_dataset
+    if a.resume:
+        if (Path(a.out) / CHECKPOINT_NAME).exists():
+            check_sources(a.data, a.attr)
+        return None
+    return open_dataset(a.data, a.attr, every_column=a.attr is None and bool(a.continue_from), model_limits=False)
 
 
 def _check_regular_file(option: str, path) -> None:
@@ -931,17 +949,22 @@ class _Data:
 
 
 def _load_data(a, ck, init_model, run_dir: Path, device, dist, quiet: bool, say,
-               done_steps: Optional[int] = None) -> Optional[_Data]:
+               done_steps: Optional[int] = None, opened=None) -> Optional[_Data]:
     """Open the data, check it against --init and the checkpoint, split it and preprocess it.
-    None: the resumed run is already at `done_steps` and the data are its own (said; nothing to do)."""
+    `opened`: the data as _check_options opened them (a run not resumed). None: the resumed run is
+    already at `done_steps` and the data are its own (said; nothing to do)."""
     from core.attributes import Attribute, quoted
     from core.errors import FaderError
     from .cache import open_cache
-    from .datasets import (SPLIT_BY_VALUE, check_val_size, exclude_images, model_spelling, open_dataset,
-                           recorded_split, split_dataset)
+    from .datasets import (SPLIT_BY_VALUE, check_model_limits, check_val_size, exclude_images, model_spelling,
+                           open_dataset, recorded_split, split_dataset)
     init_path = a.init or a.continue_from
     # a resumed or continued run trains its own attributes (below): other columns are not refused
-    ds = open_dataset(a.data, a.attr, every_column=a.attr is None and (ck is not None or bool(a.continue_from)))
+    if opened is not None and ck is None:
+        ds = opened
+        check_model_limits(ds, a.data)
+    else:
+        ds = open_dataset(a.data, a.attr, every_column=a.attr is None and (ck is not None or bool(a.continue_from)))
     if ck is not None and a.attr is None:   # a resumed run trains its own attributes, as --continue below
         own = {x["name"] for x in ck["attributes"]}
         kept = [x.name for x in ds.attributes if x.name in own]

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -22,7 +23,6 @@ import numpy as np
 from core.attributes import Attribute, counted, did_you_mean, listed, quoted
 from core.errors import FaderError, ModelFileError, os_reason
 from core.image_io import DEFAULT_MAX_PIXELS
-from core.model_file import MAX_ATTRIBUTES, MAX_LABEL_CHARS, MAX_VALUES, check_attributes
 
 # Larger images are skipped ("over 210 megapixels"), as the app refuses them: a user's labeled folder of
 # phone photos (108 and 200 MP) trains as it opens in the window.
@@ -581,25 +581,87 @@ def _celeba_image_dirs(path: Path, attr_file: Path) -> list:
     return found
 
 
+class CelebaRows(Mapping):
+    """{file name: its row's values, as strings} of list_attr_celeba.txt, a row split when it is
+    read: the file has 202,599 rows and a run reads only those of the images it has."""
+
+    __slots__ = ("_lines",)
+
+    def __init__(self, lines: dict):
+        self._lines = lines   # file name -> its whole line
+
+    def __getitem__(self, name: str) -> list:
+        return self._lines[name].split()[1:]
+
+    def __contains__(self, name) -> bool:
+        return name in self._lines
+
+    def __iter__(self):
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+
+# Which characters up to the space str.split() separates fields at (tab, form feed, the file
+# separators, ...): any of the others is part of a field, which the counting below cannot tell.
+_SPLIT_SPACE = np.array([chr(i).isspace() for i in range(33)])
+
+
+def _field_counts(text: str, start: int, n_lines: int) -> Optional[np.ndarray]:
+    """The number of fields str.split() finds on each of the `n_lines` lines of `text[start:]`,
+    counted in one pass of numpy; None for a text this count cannot read as str.split() does: not
+    ASCII (str.split() separates at Unicode spaces too), or with a control character that is
+    no space."""
+    if not text.isascii():
+        return None
+    b = np.frombuffer(text.encode("ascii"), np.uint8)[start:]
+    counts = np.zeros(n_lines, np.int64)
+    if not len(b):
+        return counts
+    if not _SPLIT_SPACE[b[b < 32]].all():
+        return None
+    word = b > 32
+    first = np.empty(len(b), np.uint8)   # a field's first character
+    first[0] = word[0]
+    np.greater(word[1:], word[:-1], out=first[1:].view(bool))
+    ends = np.flatnonzero(b == 10)
+    starts = np.concatenate(([0], ends + 1))
+    starts = starts[starts < len(b)]   # a last, empty line after the final newline holds nothing
+    counts[:len(starts)] = np.add.reduceat(first, starts, dtype=np.int32)
+    return counts
+
+
 def read_celeba_attributes(attr_file: Path) -> tuple:
-    """(attribute names, {file name: np.int8 row of +-1}) from list_attr_celeba.txt."""
+    """(attribute names, CelebaRows: {file name: its values as strings}) from list_attr_celeba.txt.
+    Every line is checked: the first whose field count is not the header's plus one is refused,
+    naming its file. The counts are taken in one pass of numpy (splitting the file's 8 million
+    fields took 1.3 s at each opening); a text they cannot be taken of, or with a malformed line,
+    is checked line by line as before."""
     try:
         with open(attr_file) as f:
-            first = f.readline()
-            names = f.readline().split()
-            table = {}
-            for line in f:
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) != len(names) + 1:
-                    _err(f"{attr_file}: malformed line for {parts[0]!r} ({len(parts) - 1} values, {len(names)} attributes)")
-                table[parts[0]] = parts[1:]
+            text = f.read()
     except OSError as e:
         _err(f"{attr_file}: cannot read ({e.strerror or e})")
+    lines = text.split("\n")   # as the file's lines read (universal newlines: a \r\n is a \n here)
+    first, header, body = lines[0], (lines[1] if len(lines) > 1 else ""), lines[2:]
+    del lines
+    names = header.split()
+    counts = _field_counts(text, len(first) + len(header) + 2, len(body)) if body else None
+    rows = {}
+    if counts is not None and not ((counts != 0) & (counts != len(names) + 1)).any():
+        rows = {line.split(None, 1)[0]: line for line, k in zip(body, counts.tolist()) if k}
+    else:   # line by line: the first malformed line is the one named
+        for line in body:
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != len(names) + 1:
+                _err(f"{attr_file}: malformed line for {parts[0]!r} ({len(parts) - 1} values, {len(names)} attributes)")
+            rows[parts[0]] = line
     if not first.strip().isdigit() or not names:
         _err(f"{attr_file}: not a CelebA attribute file (expected a count line and a header of names)")
-    return names, table
+    return names, CelebaRows(rows)
 
 
 def _did_you_mean(unknown: Sequence[str], names: Sequence[str]) -> str:
@@ -721,19 +783,31 @@ def _names_images(table: Path) -> bool:
     return False
 
 
-def open_dataset(data: Sequence, attr_spec: Optional[str] = None, every_column: bool = False) -> Dataset:
-    """Open one or more `--data` paths of the same kind; raises FaderError with a one-line message.
-    ``every_column``: a label table's columns of many values are taken too (a resumed or continued
-    run then keeps the model's own attributes of them), not refused as data."""
+def _data_paths(data: Sequence) -> list:
     # Absolute paths: the cache key and the run's file lists must not depend on the working folder.
-    paths = [Path(os.path.abspath(Path(p).expanduser())) for p in ([data] if isinstance(data, (str, os.PathLike)) else data)]
+    return [Path(os.path.abspath(Path(p).expanduser())) for p in ([data] if isinstance(data, (str, os.PathLike)) else data)]
+
+
+def _sources(data: Sequence, attr_spec: Optional[str]) -> tuple:
+    """(absolute paths, wanted attribute names or None, their kind) of `--data` and `--attr`."""
+    paths = _data_paths(data)
     if not paths:
         _err("no --data given")
     wanted = parse_attr_spec(attr_spec)
     kinds = {_kind(p) for p in paths}
     if len(kinds) > 1:
         _err(f"--data mixes different kinds of sources ({', '.join(sorted(kinds))})")
-    kind = kinds.pop()
+    return paths, wanted, kinds.pop()
+
+
+def open_dataset(data: Sequence, attr_spec: Optional[str] = None, every_column: bool = False,
+                 model_limits: bool = True) -> Dataset:
+    """Open one or more `--data` paths of the same kind; raises FaderError with a one-line message.
+    ``every_column``: a label table's columns of many values are taken too (a resumed or continued
+    run then keeps the model's own attributes of them), not refused as data. ``model_limits=False``
+    leaves out check_model_limits, which loads torch (fader-train opens the data before it and
+    checks the limits where it did)."""
+    paths, wanted, kind = _sources(data, attr_spec)
     if kind == "celeba":
         ds = _open_celeba(paths, wanted)
     elif kind == "packed":
@@ -750,12 +824,26 @@ def open_dataset(data: Sequence, attr_spec: Optional[str] = None, every_column: 
               else _open_folders(p, wanted))
     if not ds.items:
         _err(f"{paths[0]}: no images found")
-    try:   # found now, not when the trained model is refused by every loader
-        check_attributes(ds.attributes, paths[0])
+    if model_limits:
+        check_model_limits(ds, data)
+    return ds
+
+
+def check_model_limits(ds: Dataset, data: Sequence) -> None:
+    """FaderError unless the attributes of `ds` (opened from `data`) are within what a model file
+    holds: found now, not when the trained model is refused by every loader."""
+    from core.model_file import MAX_ATTRIBUTES, MAX_LABEL_CHARS, MAX_VALUES, check_attributes  # loads torch
+    try:
+        check_attributes(ds.attributes, _data_paths(data)[0])
     except ModelFileError as e:
         _err(f"{e} (a model file holds at most {MAX_ATTRIBUTES} attributes of {MAX_VALUES} values, "
              f"labels of {MAX_LABEL_CHARS} characters)")
-    return ds
+
+
+def check_sources(data: Sequence, attr_spec: Optional[str] = None) -> None:
+    """What open_dataset checks of the `--data` paths and the `--attr` list before it reads any
+    data: each path exists and is a data source, all of one kind; the list's form."""
+    _sources(data, attr_spec)
 
 
 def exclude_images(ds: Dataset, sources: Sequence) -> tuple:
