@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QAccessibleWidget, QApplication
 from core.attributes import pure_label, towards, value_limits, value_to_code
 from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider, sure_percent
 
-from .plain_text import literal_tip, no_mnemonic, plain, set_literal_tip
+from .plain_text import literal_tip, no_mnemonic, set_literal_tip, spoken
 
 SLIDER_STEPS = 1000
 # What a fader does with keys, for the Help menu's list of shortcuts (the menus' actions list their own)
@@ -613,12 +613,11 @@ class FaderRow(QFrame):
         # what a screen reader says of the fader: the value as the box and the ends show it, then the
         # tooltip's words (without a description, Qt read out the tooltip's markup)
         # ("…" read as "ellipsis"; the keys in place of the right-click a screen reader's user cannot aim)
-        spoken = self._spoken(number)
-        said = tip.replace("\n", " ") + ("." if tip and not tip.endswith(".") else "")
+        value = self._spoken(number)
+        said = tip + ("." if tip and not tip.endswith(".") else "")
         keys = "Shift+F10 or the Menu key corrects the reading." if self.attr.is_binary and face else ""
-        self._describe(self.slider,
-                       " ".join(x for x in (spoken, self._ends(), said, keys) if x).replace(" … ", " to "))
-        self._describe(self.spin, " ".join(x for x in (spoken, spin_tip) if x).replace(" … ", " to "))
+        self._describe(self.slider, spoken(" ".join(x for x in (value, self._ends(), said, keys) if x)))
+        self._describe(self.spin, spoken(" ".join(x for x in (value, spin_tip) if x)))
         self.unsure_label.setVisible(unsure)
         if self.own_action is not None:
             every = self.session is not None and self.session.selected == ALL_FACES

@@ -232,6 +232,11 @@ MORE_FACES_SMALL = ("Or View ▸ Find more faces looks for them (seconds on a bi
                     "takes a box drawn around one.")
 
 
+def _names_of(snapshot) -> set:
+    """The attribute names an edit (a Snapshot of faces) holds values of."""
+    return {name for name, _value in snapshot.faces[0]} if snapshot.faces else set()
+
+
 class MainWindow(QMainWindow):
     """Fader Desktop's editor window."""
 
@@ -497,12 +502,14 @@ class MainWindow(QMainWindow):
         """True when there are no unsaved edits or the user discards them. A photo `opening` that
         is no image is refused first (its header only): the question came, then the failure;
         `refused()` is called then (before the message). Edits an export still queued or running
-        writes are not unsaved; nor are those of a photo the user has already left (another one is
-        being opened: Next pressed twice asked twice). Answered Export…: False, the Export dialog
+        writes are not unsaved (an edit set aside is in none); nor are those of a photo the user
+        has already left (another one is being opened: Next pressed twice asked twice). Answered Export…: False, the Export dialog
         shows, and once that export is written `then()` does what was asked (close, open)."""
         if not self.has_unsaved_edits() or self._photo is None:
             return True
-        if self._opening is not None or any(self._shows(e) for e in self._export_index.values()):
+        # an edit set aside is in no export (one running writes the photo without it, faces None = None)
+        if self._opening is not None or (self._set_aside is None
+                                         and any(self._shows(e) for e in self._export_index.values())):
             return True
         if opening is not None:
             from core.image_io import check_header
@@ -545,7 +552,7 @@ class MainWindow(QMainWindow):
             self._error("Cannot load model", str(e))
             return False
         # an edit set aside (this model could not read the faces) is the edit the switch keeps or loses
-        ours = {n for n, _v in self._set_aside[0].faces[0]} if self._set_aside else {a.name for a in self._attrs}
+        ours = _names_of(self._set_aside[0]) if self._set_aside else {a.name for a in self._attrs}
         size = self._model.summary.get("image_size")
         if {a.name for a in attrs} == ours and arch.img_size == size:
             return True
@@ -1234,7 +1241,7 @@ class MainWindow(QMainWindow):
         aside, restore = self._set_aside, None
         self._set_aside = None
         fits = (aside is not None and info.reencoded and self._photo is not None and not old.n_faces
-                and {n for n, _v in aside[0].faces[0]} == {a.name for a in self._attrs})
+                and _names_of(aside[0]) == {a.name for a in self._attrs})
         if info.reencoded and self._photo is not None and info.faces_error:
             if old.n_faces and old.is_modified() and same_names:
                 self._set_aside = (old.snapshot(), old.selected, self.has_unsaved_edits())

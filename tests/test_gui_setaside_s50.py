@@ -186,3 +186,42 @@ def test_the_panels_notice_reads_as_sentences(editor, qtbot, tmp_path, tiny_mode
     finally:
         monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
         _back_to_tiny(w, qtbot, tiny_model_path)
+
+
+def test_an_export_without_the_edit_running_does_not_discard_the_edit_set_aside(
+        editor, qtbot, tmp_path, tiny_model_path, portrait_path, monkeypatch):
+    """The export running writes the photo without the edit: another photo opened meanwhile asked
+    nothing (an export of what the window shows counted as writing the edit) and the edit was gone."""
+    w = editor
+    try:
+        _edited_then_unreadable(w, qtbot, tmp_path, portrait_path, tiny_model_path)
+        _asking(w, monkeypatch, True)
+        assert w.export_to(tmp_path / "without.png")   # "Export without edits", not waited for
+        asked = _asking(w, monkeypatch, False)
+        w.open_photo(portrait_path)
+        assert [t for t, _m in asked] == ["Discard edits?"], asked
+        _settle(w, qtbot)
+        assert w._set_aside is not None and w.has_unsaved_edits() and w._photo.path.name == "big.png"
+    finally:
+        monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
+        _settle(w, qtbot)
+        _back_to_tiny(w, qtbot, tiny_model_path)
+
+
+def test_an_unedited_photo_zoomed_out_is_not_read_by_a_model_that_cannot_decode_it(
+        editor, qtbot, tmp_path, tiny_model_path, portrait_path, monkeypatch):
+    """Its first frame, at the faces' own values, decodes nothing: the model loaded with the faces
+    on and the first fader move said "Preview failed"."""
+    w = editor
+    try:
+        _big_photo(w, qtbot, tmp_path, portrait_path)
+        assert w.canvas.preview_scale_for(keep_view=True)(w._photo.width, w._photo.height) < 1.0
+        w.errors.clear()
+        with qtbot.waitSignal(w.modelChanged, timeout=TIMEOUT):
+            w.load_model(_overflowing_model(tiny_model_path, tmp_path / "overflowing.fader"))
+        _settle(w, qtbot)
+        assert [t for t, _m in w.errors] == [REOPEN_FAILED], w.errors
+        assert not w._photo.faces and not w.panel.row("Smiling").isEnabled()
+    finally:
+        monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
+        _back_to_tiny(w, qtbot, tiny_model_path)
