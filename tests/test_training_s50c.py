@@ -102,6 +102,13 @@ def test_an_unreadable_table_is_refused_with_the_reason(tmp_path):
     assert _refusal(tmp_path / "list_attr_celeba.txt") == f"{tmp_path / 'list_attr_celeba.txt'}: cannot read (Is a directory)"
 
 
+def test_a_table_that_is_not_text_is_refused_in_words(tmp_path):
+    """A binary file (or another encoding) named as the table was a UnicodeDecodeError traceback."""
+    table = tmp_path / "list_attr_celeba.txt"
+    table.write_bytes(b"2\nSmiling\n\xff\xfe\x00 1\n")
+    assert _refusal(table) == f"{table}: not a CelebA attribute file (it is not text)"
+
+
 def _read_as_before(attr_file: Path) -> tuple:
     """read_celeba_attributes as it was until s50c (every row split), the reference for the real file."""
     with open(attr_file) as f:

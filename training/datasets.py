@@ -639,10 +639,12 @@ def read_celeba_attributes(attr_file: Path) -> tuple:
     fields took 1.3 s at each opening); a text they cannot be taken of, or with a malformed line,
     is checked line by line as before."""
     try:
-        with open(attr_file) as f:
+        with open(attr_file, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
         _err(f"{attr_file}: cannot read ({e.strerror or e})")
+    except UnicodeDecodeError:   # a binary file or another encoding: a traceback before
+        _err(f"{attr_file}: not a CelebA attribute file (it is not text)")
     lines = text.split("\n")   # as the file's lines read (universal newlines: a \r\n is a \n here)
     first, header, body = lines[0], (lines[1] if len(lines) > 1 else ""), lines[2:]
     del lines
