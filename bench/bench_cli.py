@@ -8,6 +8,7 @@ import argparse
 import functools
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,17 +43,36 @@ def add_overwrite(p: argparse.ArgumentParser, what: str = "the output file", hel
         f"replace {what} if it exists (without this, an existing file is refused before the work)"))
 
 
-def check_output(path, option: str, suffixes=None, *, overwrite: bool) -> None:
-    """Refuse, before any work, a file that could not be written at the end: no such folder, a
-    folder by that name, a folder not writable, (with `suffixes`) a type that cannot be written,
-    or, without `overwrite`, a file already there (a link too, even a broken one: an entry the
-    user made)."""
+def check_output(path, option: str, suffixes=None, *, overwrite: bool, make_folder: bool = False) -> None:
+    """Refuse, before any work, a file that could not be written at the end: no such folder (with
+    `make_folder`: made, once the rest allows the run), a folder by that name, a folder not
+    writable, (with `suffixes`) a type that cannot be written, or, without `overwrite`, a file
+    already there (a link too, even a broken one: an entry the user made)."""
     from core.atomic_write import check_writable
     p = Path(path)
     if not overwrite and (p.is_symlink() or p.exists()) and not p.is_dir():
         raise FaderError(f"{option} {path}: the file exists; choose a new file, or give --overwrite to replace it")
-    wrong = suffixes is not None and p.suffix.lower() not in suffixes
-    check_writable(path, option, f"it must end in {', '.join(sorted(suffixes))}" if wrong else None)
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        check_writable(path, option, f"it must end in {', '.join(sorted(suffixes))}")
+    if make_folder:
+        try:   # a file where a folder on the way should be was a FileExistsError traceback
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FaderError(f"{option} {path}: cannot write it ({e.strerror or e})") from None
+    check_writable(path, option)
+
+
+@contextmanager
+def written_through(path, option: str, *, overwrite: bool):
+    """A temporary path beside `path`, with its suffix, that becomes `path` once written (an image
+    writer that takes a file name); a failure to write, or without `overwrite` a file that appeared
+    there meanwhile, is one line naming the option."""
+    from core.atomic_write import atomic_path
+    try:
+        with atomic_path(path, keep_suffix=True, replace=overwrite) as part:
+            yield part
+    except OSError as e:
+        raise FaderError(f"{option} {path}: cannot write it ({e.strerror or e})") from None
 
 
 def check_data(data: Path, *needed: str) -> None:

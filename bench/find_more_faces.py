@@ -42,7 +42,7 @@ from core.image_io import load_image  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_cli import add_overwrite, check_crops, one_line_errors, parser  # noqa: E402
-from faces_eval import faceless_band  # noqa: E402
+from faces_eval import faceless_band, photos as celeba_photos  # noqa: E402
 
 DEFAULT_DATA = ROOT / ".." / "shared" / "data"
 
@@ -154,9 +154,8 @@ def _timed(fn):
 
 
 def photo_files(data: Path, limit: int, half: str) -> list:
-    """The first ``limit`` photos of img_celeba/ by name, then the odd- or even-numbered ones (or all)."""
-    files = sorted((data / "celeba" / "img_celeba").glob("*.jpg"))[:limit]
-    return files if half == "all" else [f for f in files if int(f.stem) % 2 == (half == "odd")]
+    """faces_eval's photos, ``half`` "all" for every one."""
+    return celeba_photos(data, limit, None if half == "all" else half)
 
 
 def run(data: Path, limit: int, half: str, row_height: int, megapixels: float, small: int,

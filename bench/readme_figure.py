@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench_cli import add_overwrite, check_data, check_output, load_model_copy, one_line_errors, parser  # noqa: E402
+from bench_cli import (add_overwrite, check_data, check_output, load_model_copy, one_line_errors, parser,  # noqa: E402
+                       written_through)
 from core.errors import FaderError  # noqa: E402
 
 DEFAULT_DATA = (ROOT / ".." / "shared" / "data").resolve()
@@ -134,15 +135,12 @@ def main(argv=None) -> int:
     if args.n < 1 or args.cell < 16:
         raise FaderError("--n must be at least 1 and --cell at least 16")
     from core.image_io import SAVE_FORMATS
-    if args.out.parent != Path(""):
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-    check_output(args.out, "-o", suffixes=set(SAVE_FORMATS), overwrite=args.overwrite)
+    check_output(args.out, "-o", suffixes=set(SAVE_FORMATS), overwrite=args.overwrite, make_folder=True)
     check_data(args.data.resolve(), "list_eval_partition.txt", "list_attr_celeba.txt", "celeba/img_align_celeba")
 
     import torch
     torch.set_num_threads(max(1, args.threads))
     from PIL import Image, ImageDraw
-    from core.atomic_write import atomic_path
     from core.attributes import value_to_code
     from core.engine import Engine, Latent
     from core.sweep import compose, open_faces, sweep_grid
@@ -223,11 +221,8 @@ def main(argv=None) -> int:
     # a thin rule separates the inputs from the edits
     xs = 2 * (cell + margin) + margin // 2
     draw.line([(xs, head), (xs, canvas.shape[0] - margin)], fill=(170, 170, 170), width=1)
-    try:
-        with atomic_path(args.out, keep_suffix=True, replace=args.overwrite) as tmp:
-            im.save(tmp, optimize=True)
-    except OSError as e:   # a full disk, or (without --overwrite) a file that appeared there meanwhile
-        raise FaderError(f"-o {args.out}: cannot write it ({e.strerror or e})") from None
+    with written_through(args.out, "-o", overwrite=args.overwrite) as tmp:
+        im.save(tmp, optimize=True)
     print(f"{args.out}: {im.size[0]}x{im.size[1]}, {len(faces)} faces ({', '.join(p.name for p in paths)}), "
           f"{n_cols} columns, mode {args.mode}, model step "
           f"{(model.meta.get('metrics') or {}).get('step')}", file=sys.stderr)

@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_cli import add_overwrite, check_output, one_line_errors, parser  # noqa: E402
-from core.errors import FaderError  # noqa: E402
+from bench_cli import add_overwrite, check_output, one_line_errors, parser, written_through  # noqa: E402
 
 
 @one_line_errors("screenshot")
@@ -39,8 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", type=float, default=0.5, help="before/after line position (0..1 of the photo)")
     ap.add_argument("--zoom-face", action="store_true", help="View > Zoom to face before the shot")
     a = ap.parse_args(argv)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    check_output(a.out, "-o", overwrite=a.overwrite)
+    check_output(a.out, "-o", overwrite=a.overwrite, make_folder=True)
     tmp = tempfile.mkdtemp(prefix="fader-shot-")
     os.environ["XDG_CONFIG_HOME"] = os.path.join(tmp, "config")
     os.environ["XDG_DATA_HOME"] = os.path.join(tmp, "data")
@@ -93,13 +91,9 @@ def main(argv=None) -> int:
     while time.monotonic() - t < 1.0:  # let the last repaint land
         app.processEvents()
         time.sleep(0.02)
-    from core.atomic_write import atomic_path
-    try:
-        with atomic_path(a.out, keep_suffix=True, replace=a.overwrite) as part:
-            if not w.grab().save(str(part)):
-                raise OSError(f"Qt could not write a {a.out.suffix or 'suffix-less'} image")
-    except OSError as e:   # a full disk, or (without --overwrite) a file that appeared there meanwhile
-        raise FaderError(f"-o {a.out}: cannot write it ({e.strerror or e})") from None
+    with written_through(a.out, "-o", overwrite=a.overwrite) as part:
+        if not w.grab().save(str(part)):
+            raise OSError(f"Qt could not write a {a.out.suffix or 'suffix-less'} image")
     print(f"{a.out}: {w.width()}x{w.height()}, model {a.model.name}, photo {a.photo.name}, {' '.join(a.set)}",
           file=sys.stderr)
     w.undo_stack.setClean()   # the shot's edits: closing must not ask to discard them (it waited forever)

@@ -198,3 +198,17 @@ def test_training_cache_reuse_never_deletes_a_work_folder_it_did_not_make(tmp_pa
     assert r.stderr.strip() == (f"training_cache_reuse: error: --work {work}: {work / 'new'} exists; choose "
                                 "another --work, or give --overwrite to delete it and make it again")
     assert kept.read_bytes() == USERS
+
+
+def test_an_output_under_a_file_is_one_line_and_no_folder_is_made_for_a_refused_run(tmp_path):
+    """screenshot and readme_figure made -o's folder first: under a file that was a FileExistsError
+    traceback, and a bad figure type left a new empty folder behind."""
+    afile = users_file(tmp_path / "afile")
+    for script, out in (("screenshot", afile / "shot.png"), ("readme_figure", afile / "figure.png")):
+        r = bench(script, "-o", out, *(["--photo", PORTRAIT] if script == "screenshot" else ["--model", DEFAULT_MODEL]))
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().startswith(f"{script}: error: -o {out}: cannot write it"), r.stderr
+    r = bench("readme_figure", "--model", DEFAULT_MODEL, "-o", tmp_path / "new" / "figure.xyz")
+    assert r.returncode == 2 and "it must end in" in r.stderr, r.stderr
+    assert not (tmp_path / "new").exists()
+    assert afile.read_bytes() == USERS
