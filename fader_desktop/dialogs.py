@@ -686,11 +686,26 @@ def _training_html(tr, named=str) -> list:
     if isinstance(hp, dict) and hp:
         # its settings' own names (the trainer's options, `n_critic` as --n-critic), the trainer named
         # as the user runs it: the packaged app has no fader-train
-        recipe = " · ".join(f"{html.escape(str(k).replace('_', ' '))} {_fmt(v)}" for k, v in hp.items()
-                            if not isinstance(v, (dict, list)) or v)
+        recipe = " · ".join(_recipe_items(hp))
         out.append(f"<p><small><b>Recipe</b> (the settings of {html.escape(train_program())}): "
                    f"{recipe}</small></p>")
     return out
+
+
+def _recipe_items(hp: dict) -> list:
+    """The Recipe's settings, 'name value' each; empty ones (a choice not recorded) left out, and
+    how the classifier steps were chosen said with them: 'classifier steps 113 (by data size)'."""
+    chosen = hp.get("classifier_steps_chosen")
+    with_steps = isinstance(chosen, str) and "classifier_steps" in hp
+    items = []
+    for k, v in hp.items():
+        if v in ("", [], {}) or (k == "classifier_steps_chosen" and with_steps):
+            continue
+        item = f"{html.escape(str(k).replace('_', ' '))} {_fmt(v)}"
+        if k == "classifier_steps" and with_steps and chosen:
+            item += f" ({_fmt(chosen)})"
+        items.append(item)
+    return items
 
 
 def model_card_html(summary: dict, path=None) -> str:

@@ -223,9 +223,13 @@ def test_the_training_commands_called_in_process_leave_the_callers_thread_count(
     own = usable_cores() + 1   # none of the commands' counts
     missing = str(tmp_path / "missing.fader")
     data = str(value_folders(tmp_path / "Smiling", {"no": 2, "yes": 2}))
+    # fader-train refuses a missing --data before it sets the count: its data here are read, and
+    # refused once preprocessed (every 'yes' image unreadable), after the count was set
+    unreadable = str(value_folders(tmp_path / "Unreadable" / "Smiling", {"no": 3, "yes": 3}, junk={"yes": 3}))
     commands = {
-        "fader-train": lambda: cli.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "run"),
-                                         "--steps", "2", "--threads", "2"]),
+        "fader-train": lambda: cli.main(["--data", unreadable, "--out", str(tmp_path / "run"), "--steps", "2",
+                                         "--img-size", "32", "--val-size", "1", "--threads", "2",
+                                         "--cache-dir", str(tmp_path / "cache")]),
         "evaluation": lambda: evaluation.main(["--model", missing, "--data", data]),
         "judge": lambda: judge.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "j.safetensors"),
                                      "--threads", "2"]),
@@ -235,6 +239,9 @@ def test_the_training_commands_called_in_process_leave_the_callers_thread_count(
     left = {}
     for name, command in commands.items():
         torch.set_num_threads(own)
-        assert command() == 2, capsys.readouterr().err
+        code, said = command(), capsys.readouterr().err
+        assert code == 2, said
+        if name == "fader-train":   # refused where the count is set, not before
+            assert "Smiling = 'yes' has no usable training image" in said, said
         left[name] = torch.get_num_threads()
     assert left == dict.fromkeys(commands, own)

@@ -30,9 +30,9 @@ def _folder(root: Path) -> Path:
     return root
 
 
-def _train(tmp_path, capsys, *args) -> tuple:
+def _train(tmp_path, capsys, *args, run: str = "run") -> tuple:
     """Run fader-train (as the shell does, through main); (its messages, the run's model's metadata)."""
-    run = tmp_path / "run"
+    run = tmp_path / run
     argv = ["--data", str(tmp_path / "Smiling"), "--out", str(run), "--cache-dir", str(tmp_path / "cache"),
             *TINY, *args]
     code = cli.main(argv)
@@ -126,3 +126,72 @@ def test_the_training_windows_classifier_field_starts_at_automatic(qtbot, tmp_pa
     assert args[args.index("--classifier-steps") + 1] == "100"
     spin.setValue(spin.minimum())
     assert "--classifier-steps" not in d.arguments()
+
+
+def _recipe_text(path: Path) -> str:
+    """The model card's Recipe paragraph of the model at `path`, as plain text."""
+    import re
+    from core.model_file import model_summary
+    from fader_desktop.dialogs import model_card_html
+    html = model_card_html(model_summary(load_model(path)), path)
+    recipe = html[html.index("<b>Recipe</b>"):]
+    return re.sub(r"<[^>]+>", "", recipe[:recipe.index("</p>")])
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_run_that_trains_no_classifier_records_the_steps_of_the_classifier_it_takes(tmp_path, capsys):
+    """A --continue run (or --classifier M) trains no classifier: it recorded the number it would
+    have chosen by data size (200 here) over the continued model's own 3, which the card's Recipe
+    then showed. It keeps the 3 of the model whose classifier it takes; a model that records none
+    gives 0, 'none trained', and the Recipe says so."""
+    from core.model_file import save_model
+    _folder(tmp_path / "Smiling")
+    small = ["--batch-size", "8", "--eval-every", "2"]
+    _train(tmp_path, capsys, *small, "--steps", "2", "--classifier-steps", "3", run="first")
+    first = tmp_path / "first" / "model.fader"
+    said, meta = _train(tmp_path, capsys, *small, "--steps", "4", "--continue", str(first), run="continued")
+    assert "training the evaluation classifier" not in said, said
+    recipe = meta["training"]["hyper_parameters"]
+    assert recipe["classifier_steps"] == 3 and recipe["classifier_steps_chosen"] == "by --classifier-steps", recipe
+    text = _recipe_text(tmp_path / "continued" / "model.fader")
+    assert "classifier steps 3 (by --classifier-steps)" in text and "data size" not in text, text
+    # --classifier M: M's record, or none where M records none
+    _, meta = _train(tmp_path, capsys, *small, "--steps", "2", "--classifier", str(first), run="given")
+    recipe = meta["training"]["hyper_parameters"]
+    assert recipe["classifier_steps"] == 3 and recipe["classifier_steps_chosen"] == "by --classifier-steps", recipe
+    bare = load_model(first)
+    del bare.meta["training"]["hyper_parameters"]
+    save_model(bare, tmp_path / "bare.fader")
+    _, meta = _train(tmp_path, capsys, *small, "--steps", "2", "--classifier", str(tmp_path / "bare.fader"),
+                     run="given_bare")
+    recipe = meta["training"]["hyper_parameters"]
+    assert recipe["classifier_steps"] == 0, recipe
+    assert recipe["classifier_steps_chosen"] == f"none trained: the classifier of --classifier {tmp_path / 'bare.fader'}"
+    text = _recipe_text(tmp_path / "given_bare" / "model.fader")
+    assert f"classifier steps 0 (none trained: the classifier of --classifier {tmp_path / 'bare.fader'})" in text, text
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_run_of_before_the_choice_was_recorded_does_not_say_its_steps_were_given(tmp_path, capsys):
+    """A checkpoint saved before the number was chosen by data size lacks classifier_steps_chosen;
+    its 2,000 were the default, not given. Its --export-last and its resumed run's model recorded
+    (and the card's Recipe said) 'by --classifier-steps'; now how is not known, and the Recipe
+    says the number alone."""
+    from training.trainer import CHECKPOINT_NAME, TrainConfig, atomic_torch_save, load_checkpoint
+    assert TrainConfig.from_recorded({"classifier_steps": 2000}).classifier_steps_chosen == ""
+    _folder(tmp_path / "Smiling")
+    _train(tmp_path, capsys, "--batch-size", "8", "--steps", "2", "--eval-every", "2", "--classifier-steps", "3")
+    ckpt = tmp_path / "run" / CHECKPOINT_NAME
+    ck = load_checkpoint(ckpt)
+    ck["config"]["classifier_steps"] = 2000   # as a run of before trained it
+    del ck["config"]["classifier_steps_chosen"]
+    atomic_torch_save(ck, ckpt)
+    assert cli.main(["--export-last", "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    last = tmp_path / "run" / "model_last.fader"
+    recipe = load_model(last).meta["training"]["hyper_parameters"]
+    assert recipe["classifier_steps"] == 2000 and recipe["classifier_steps_chosen"] == "", recipe
+    text = _recipe_text(last)
+    assert "classifier steps 2000 ·" in text and "--classifier-steps" not in text and "chosen" not in text, text
+    _, meta = _train(tmp_path, capsys, "--batch-size", "8", "--steps", "4", "--eval-every", "2", "--resume")
+    recipe = meta["training"]["hyper_parameters"]
+    assert recipe["classifier_steps"] == 2000 and recipe["classifier_steps_chosen"] == "", recipe

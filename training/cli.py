@@ -38,8 +38,9 @@ MAX_THREADS = 1024
 # that learnt its training images by heart.
 CLASSIFIER_EPOCHS = 100
 CLASSIFIER_MAX_STEPS = 2000
-# what a run records (TrainConfig.classifier_steps_chosen) of a number it chose so
+# what a run records (TrainConfig.classifier_steps_chosen) of a number it chose so, and of one given
 CLASSIFIER_BY_DATA = "by data size"
+CLASSIFIER_GIVEN = "by --classifier-steps"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1602,12 +1603,8 @@ def _configure(a, ck, data: _Data, dist, say) -> tuple:
             whose = "--batch-size" if "batch_size" in a.given else "the model's recorded batch size"
             say(f"{PROG}: {whose} {cfg.batch_size} is more than the {len(train_idx)} training images; using {len(train_idx)}")
             cfg.batch_size = len(train_idx)
-    if ck is None:   # a resumed run keeps the number it started with (its checkpoint's), given or chosen
-        if a.classifier_steps is not None:
-            cfg.classifier_steps, cfg.classifier_steps_chosen = a.classifier_steps, "by --classifier-steps"
-        else:   # at the batch size the classifier trains with, known now (a --continue model's recorded one)
-            cfg.classifier_steps = classifier_steps_for(len(train_idx), cfg.batch_size)
-            cfg.classifier_steps_chosen = CLASSIFIER_BY_DATA
+    # A new run's classifier_steps (and how chosen) are set by _evaluation_classifier, which knows
+    # whether it trains a classifier; a resumed run keeps its checkpoint's.
     if a.keep_evals:
         cfg.keep_evals = True
     for n in ("amp", "clf_blur", "lambda_edit_tv", "lambda_edit_chroma", "n_critic", "lambda_critic_adv",
@@ -1765,9 +1762,11 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
     from .evaluation import classifier_accuracy, train_classifier
     attrs, init_model, cache, labels = data.attrs, data.init_model, data.cache, data.labels
     if a.classifier:
-        classifier = (given or _given_classifier(a, data)).classifier
+        cm = given or _given_classifier(a, data)
+        classifier = cm.classifier
         acc = classifier_accuracy(classifier.to(device), cache.images, labels, data.val_idx, attrs, device)
         meta["classifier"] = {"source": str(a.classifier), "val_accuracy": dict(zip([x.name for x in attrs], acc))}
+        _taken_classifier_steps(cfg, cm, f"--classifier {a.classifier}")
     elif init_model is not None and init_model.classifier is not None and \
             [(x.name, x.values) for x in init_model.attributes] == [(x.name, x.values) for x in attrs]:
         classifier = init_model.classifier
@@ -1775,7 +1774,13 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
         # the attributes it labelled itself it reads right by construction: not measured
         own = {x.name: v for x, v in zip(attrs, acc) if x.name not in {p.name for p in data.pseudo}}
         meta["classifier"] = {"source": f"--init model {data.init_path}", "val_accuracy": own}
+        _taken_classifier_steps(cfg, init_model, f"{'--continue' if a.continue_from else '--init'} {data.init_path}")
     else:
+        if a.classifier_steps is not None:
+            cfg.classifier_steps, cfg.classifier_steps_chosen = a.classifier_steps, CLASSIFIER_GIVEN
+        else:   # at the batch size the classifier trains with (a --continue model's recorded one)
+            cfg.classifier_steps = classifier_steps_for(len(data.train_idx), cfg.batch_size)
+            cfg.classifier_steps_chosen = CLASSIFIER_BY_DATA
         if cfg.classifier_steps < 1:
             raise FaderError("--classifier-steps must be positive when no --classifier is given")
         how = ""
@@ -1796,6 +1801,22 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
         said.append(f"not measured on {quoted(x.name for x in data.pseudo)}, which it labelled")
     say(f"{PROG}: classifier validation accuracy " + ", ".join(said))
     return classifier
+
+
+def _taken_classifier_steps(cfg, model, source: str) -> None:
+    """The recipe of a run that trains no classifier and takes `model`'s: the classifier steps (and
+    how they were chosen) that `model` recorded, as a --continue run keeps the rest of its recipe,
+    or where it recorded none, 0 steps and that none were trained (the number this run would have
+    chosen described no classifier, and overwrote the continued model's own)."""
+    tr = (model.meta or {}).get("training")   # a file made elsewhere may record anything
+    hp = tr.get("hyper_parameters") if isinstance(tr, dict) else None
+    hp = hp if isinstance(hp, dict) else {}
+    steps, chosen = hp.get("classifier_steps"), hp.get("classifier_steps_chosen")
+    if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0:
+        # a model of before the choice was recorded: how is not known ("" is left out of the card)
+        cfg.classifier_steps, cfg.classifier_steps_chosen = steps, chosen if isinstance(chosen, str) else ""
+    else:
+        cfg.classifier_steps, cfg.classifier_steps_chosen = 0, f"none trained: the classifier of {source}"
 
 
 def _train(a, argv, ck, data: _Data, arch, cfg, meta: dict, classifier, device, dist, phase, quiet: bool, say,

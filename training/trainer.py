@@ -89,9 +89,10 @@ class TrainConfig:
     ckpt_every: int = 500
     log_every: int = 50
     classifier_steps: int = 2000
-    # how classifier_steps was chosen, for the model's recipe: fader-train's "by data size" where
-    # --classifier-steps was not given (training/cli.py's classifier_steps_for)
-    classifier_steps_chosen: str = "by --classifier-steps"
+    # how classifier_steps was chosen, for the model's recipe: fader-train sets it for a new run ("by
+    # data size", "by --classifier-steps", or a taken classifier's: training/cli.py). "": not known, as
+    # in a checkpoint or model of before it was recorded (its default 2,000 was not given)
+    classifier_steps_chosen: str = ""
     preview_rows: int = 8
     max_minutes: float = 0.0       # 0: no wall-clock budget
     psnr_drop: float = 3.0         # a checkpoint is eligible as "best" only within this many dB of the best PSNR seen
