@@ -8,6 +8,7 @@ message that starts with the path.
 
 from __future__ import annotations
 
+import copy
 import errno
 import io
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import (Image, ImageCms, PngImagePlugin, TiffImagePlugin, TiffTags,
+from PIL import (Image, ImageCms, ImageFile, PngImagePlugin, TiffImagePlugin, TiffTags,
                  UnidentifiedImageError, features)
 
 from core.atomic_write import atomic_file, copy_file_atomic
@@ -157,9 +158,10 @@ def _known_signature(p: Path) -> bool:
 
 
 def _png_chunks(p: Path) -> tuple:
-    """(the kinds of the PNG ``p``'s chunks in order, whether they run whole up to IEND), from
-    their headers alone (no data read); ([...], False) where the file ends early or cannot be read."""
-    kinds = []
+    """(the PNG ``p``'s chunks in order up to IEND, each (kind, offset of its data, its length),
+    whether they run whole up to IEND), from their headers alone (no data read); ([...], False)
+    where the file ends early or cannot be read."""
+    chunks = []
     try:
         size = p.stat().st_size
         with open(p, "rb") as f:
@@ -167,13 +169,13 @@ def _png_chunks(p: Path) -> tuple:
             while at + 12 <= size:
                 f.seek(at)
                 n, kind = struct.unpack(">I4s", f.read(8))
-                at += 12 + n
                 if kind == b"IEND":
-                    return kinds, at <= size
-                kinds.append(kind)
+                    return chunks, at + 12 + n <= size
+                chunks.append((kind, at + 8, n))
+                at += 12 + n
     except (OSError, struct.error):
         pass
-    return kinds, False
+    return chunks, False
 
 
 def _png_complete(p: Path) -> bool:
@@ -369,14 +371,11 @@ def _read_box(im: Image.Image, box: tuple) -> np.ndarray:
 
 
 def _getexif(im: Image.Image) -> Image.Exif:
-    """``im.getexif()``, without a decode of the pixels where it needs none: Pillow's PNG getexif
-    decodes the whole image first (0.4 s at 6 MP, to reach chunks after the pixels), which a PNG
-    with no EXIF, XMP or text chunk after its pixels does not need."""
-    if im.format == "PNG" and im.tile and getattr(im, "filename", None):
-        kinds, whole = _png_chunks(Path(im.filename))
-        after = kinds[next((i for i, k in enumerate(kinds) if k in (b"IDAT", b"fdAT")), len(kinds)):]
-        if whole and not any(k in (b"eXIf", b"tEXt", b"zTXt", b"iTXt") for k in after):
-            return Image.Image.getexif(im)
+    """``im.getexif()``, without a decode of the pixels: Pillow's PNG getexif decodes the whole
+    image first (0.4 s at 6 MP) where it has no EXIF before its pixels, to reach the chunks after
+    them, which _png_late reads from the file instead."""
+    if im.format == "PNG" and getattr(im, "filename", None) and _png_late(Path(im.filename), im).read:
+        return Image.Image.getexif(im)
     return im.getexif()
 
 
@@ -714,8 +713,8 @@ def open_photo(path: str | os.PathLike, exif: bool = True, alpha: bool = True, d
         rgb, stored = _decode_photo(p, im, max_pixels)
         try:
             # the metadata from an opening of its own, as read_source reads it (Pillow's decode of
-            # a TIFF turns it and drops its Orientation tag; of a PNG, reads the chunks after the
-            # pixels), where read_source would not decode the image with Pillow itself
+            # a TIFF turns it and drops its Orientation tag; a PNG's chunks after the pixels are
+            # read without a decode, _png_late), where read_source would not decode the image itself
             head = _open(p, None)
             try:
                 same = (head.format, head.mode, head.size) == header   # not a file replaced meanwhile
@@ -891,29 +890,76 @@ _PNG_TEXT_SKIP = {"XML:com.adobe.xmp", "Raw profile type exif", "Raw profile typ
 
 
 def _png_text(p: Path, im) -> dict:
-    """A PNG's text chunks ({key: str or iTXt}); those after the pixels only when there are any
-    (reading them costs a decode)."""
+    """A PNG's text chunks ({key: str or iTXt}): as Pillow's decode gives them (im.text) where
+    some follow the pixels (read from the file, _png_late), else those of its header."""
     if im.format != "PNG":
         return {}
     text = {k: v for k, v in im.info.items() if isinstance(v, str)}
     try:
-        if _png_text_after_pixels(p):
+        late = _png_late(p, im)
+        if late.text_after:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                text = dict(im.text)
+                text = dict(late.text if late.text is not None else im.text)
     except Exception:   # a damaged chunk after the pixels: keep what the header gave
         pass
     return {k: v for k, v in text.items() if k not in _PNG_TEXT_SKIP}
 
 
-def _png_text_after_pixels(p: Path) -> bool:
-    seen_pixels = False
-    for kind in _png_chunks(p)[0]:
-        if kind in (b"IDAT", b"fdAT"):
-            seen_pixels = True
-        elif kind in (b"tEXt", b"zTXt", b"iTXt") and seen_pixels:
-            return True
-    return False
+_PNG_PIXELS = (b"IDAT", b"fdAT")   # an image's data, an animation frame's
+_PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
+_is_cid = getattr(PngImagePlugin, "is_cid", re.compile(rb"\w\w\w\w").match)
+
+
+@dataclass
+class _PngLate:
+    """What follows a PNG's pixels, as _png_late read it."""
+
+    text_after: bool = False          # a text chunk follows the pixels
+    read: bool = False                # the chunks after the pixels are in im.info (or none is wanted)
+    text: Optional[dict] = None       # with text_after and read: im.text as Pillow's decode gives it
+
+
+def _png_late(p: Path, im) -> _PngLate:
+    """Read the chunks after the undecoded PNG ``im``'s pixels (of the file ``p``) as Pillow's
+    decode reads them (PngImageFile.load_end: EXIF, text, XMP, ...; into im.info), from their own
+    bytes, without the decode: where an eXIf or text chunk follows the pixels (ImageMagick writes
+    its date:create text there), Pillow's getexif and text decoded the whole image to reach them.
+    Once per image. Not read (``read`` False: Pillow's decode reads them) where ``im`` is decoded
+    already (its info is whole) or its chunks do not run whole to IEND (a damaged file)."""
+    late = getattr(im, "_fader_png_late", None)
+    if late is not None:
+        return late
+    chunks, whole = _png_chunks(p)
+    first = next((i for i, c in enumerate(chunks) if c[0] in _PNG_PIXELS), len(chunks))
+    after = [c for c in chunks[first:] if c[0] not in _PNG_PIXELS]
+    late = _PngLate(text_after=any(c[0] in _PNG_TEXT for c in after))
+    stream = getattr(im, "png", None)
+    if not whole or not im.tile or stream is None:
+        pass
+    elif not any(c[0] in _PNG_TEXT or c[0] == b"eXIf" for c in after):
+        late.read = True      # nothing Pillow's getexif or text would decode the image for
+    else:
+        # a copy of Pillow's own chunk reader (the header's mode, palette, ...) on a file of its
+        # own, sharing its info and text: what its decode adds to them, load_end's loop as it is
+        stream = copy.copy(stream)
+        with open(p, "rb") as f:
+            stream.fp = f
+            for kind, at, n in after:
+                if not _is_cid(kind) and not ImageFile.LOAD_TRUNCATED_IMAGES:
+                    break   # Pillow's reader stops at a chunk name that is not 4 letters or digits
+                if kind == b"fcTL" and getattr(im, "is_animated", False):
+                    break   # an animation's next frame: the decode of its first stops there
+                f.seek(at)
+                try:
+                    stream.call(kind, at, n)
+                except UnicodeDecodeError:
+                    break
+                except (EOFError, AttributeError):   # a chunk Pillow skips, or does not know
+                    pass
+        late.read, late.text = True, dict(stream.im_text)
+    im._fader_png_late = late
+    return late
 
 
 def _dpi(im) -> Optional[tuple]:
