@@ -935,8 +935,8 @@ def _png_late(p: Path, im) -> _PngLate:
     after = [c for c in chunks[first:] if c[0] not in _PNG_PIXELS]
     late = _PngLate(text_after=any(c[0] in _PNG_TEXT for c in after))
     stream = getattr(im, "png", None)
-    if not whole or not im.tile or stream is None:
-        pass
+    if not whole or not im.tile or not (hasattr(stream, "call") and hasattr(stream, "im_text")):
+        pass   # (a Pillow whose reader is not as read here: its decode reads them, as before)
     elif not any(c[0] in _PNG_TEXT or c[0] == b"eXIf" for c in after):
         late.read = True      # nothing Pillow's getexif or text would decode the image for
     else:
