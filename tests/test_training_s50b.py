@@ -169,6 +169,10 @@ def test_a_run_that_trains_no_classifier_records_the_steps_of_the_classifier_it_
     assert recipe["classifier_steps_chosen"] == f"none trained: the classifier of --classifier {tmp_path / 'bare.fader'}"
     text = _recipe_text(tmp_path / "given_bare" / "model.fader")
     assert f"classifier steps 0 (none trained: the classifier of --classifier {tmp_path / 'bare.fader'})" in text, text
+    # a --classifier-steps given to such a run is not used, and said so (it went without a word)
+    said, _ = _train(tmp_path, capsys, *small, "--steps", "2", "--classifier", str(first), "--classifier-steps", "7",
+                     run="given_steps")
+    assert f"--classifier-steps 7 is not used: the run takes the classifier of --classifier {first}" in said, said
 
 
 @pytest.mark.usefixtures("one_torch_thread")

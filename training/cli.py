@@ -1766,7 +1766,7 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
         classifier = cm.classifier
         acc = classifier_accuracy(classifier.to(device), cache.images, labels, data.val_idx, attrs, device)
         meta["classifier"] = {"source": str(a.classifier), "val_accuracy": dict(zip([x.name for x in attrs], acc))}
-        _taken_classifier_steps(cfg, cm, f"--classifier {a.classifier}")
+        _taken_classifier_steps(a, cfg, cm, f"--classifier {a.classifier}", say)
     elif init_model is not None and init_model.classifier is not None and \
             [(x.name, x.values) for x in init_model.attributes] == [(x.name, x.values) for x in attrs]:
         classifier = init_model.classifier
@@ -1774,7 +1774,8 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
         # the attributes it labelled itself it reads right by construction: not measured
         own = {x.name: v for x, v in zip(attrs, acc) if x.name not in {p.name for p in data.pseudo}}
         meta["classifier"] = {"source": f"--init model {data.init_path}", "val_accuracy": own}
-        _taken_classifier_steps(cfg, init_model, f"{'--continue' if a.continue_from else '--init'} {data.init_path}")
+        _taken_classifier_steps(a, cfg, init_model, f"{'--continue' if a.continue_from else '--init'} {data.init_path}",
+                                say)
     else:
         if a.classifier_steps is not None:
             cfg.classifier_steps, cfg.classifier_steps_chosen = a.classifier_steps, CLASSIFIER_GIVEN
@@ -1803,11 +1804,14 @@ def _evaluation_classifier(a, data: _Data, cfg, device, meta: dict, quiet: bool,
     return classifier
 
 
-def _taken_classifier_steps(cfg, model, source: str) -> None:
+def _taken_classifier_steps(a, cfg, model, source: str, say) -> None:
     """The recipe of a run that trains no classifier and takes `model`'s: the classifier steps (and
     how they were chosen) that `model` recorded, as a --continue run keeps the rest of its recipe,
     or where it recorded none, 0 steps and that none were trained (the number this run would have
-    chosen described no classifier, and overwrote the continued model's own)."""
+    chosen described no classifier, and overwrote the continued model's own). A --classifier-steps
+    given is said to be unused (it went without a word)."""
+    if a.classifier_steps is not None:
+        say(f"{PROG}: --classifier-steps {a.classifier_steps} is not used: the run takes the classifier of {source}")
     tr = (model.meta or {}).get("training")   # a file made elsewhere may record anything
     hp = tr.get("hyper_parameters") if isinstance(tr, dict) else None
     hp = hp if isinstance(hp, dict) else {}
