@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from tests.conftest import PORTRAIT, REPO, make_tiny_model
 from tests.test_bench_s49g import DEFAULT_MODEL, TWO, _need_data, random_judge  # noqa: F401 (a fixture)
@@ -63,22 +64,16 @@ def test_edit_judge_keeps_an_existing_json_and_replaces_it_with_overwrite(tmp_pa
     assert json.loads(out.read_text())["aligned"]["exported"]["n"] == 1
 
 
-def test_others_changed_keeps_an_existing_json_and_replaces_it_with_overwrite(tmp_path, random_judge):
+@pytest.mark.parametrize("script, key, written", [("others_changed", "faces", 1),
+                                                 ("range_check", "recommended", ["Male", "Smiling"])])
+def test_a_judges_json_is_kept_and_replaced_with_overwrite(tmp_path, random_judge, script, key, written):
     _need_data()
-    out = users_file(tmp_path / "others.json")
+    out = users_file(tmp_path / f"{script}.json")
     args = ["--model", make_tiny_model(tmp_path / "tiny.fader", attrs=TWO), "--judge", random_judge, "--faces", "1",
             "--json", out]
-    kept_then_replaced("others_changed", args, out)
-    assert json.loads(out.read_text())["faces"] == 1
-
-
-def test_range_check_keeps_an_existing_json_and_replaces_it_with_overwrite(tmp_path, random_judge):
-    _need_data()
-    out = users_file(tmp_path / "range.json")
-    args = ["--model", make_tiny_model(tmp_path / "tiny.fader", attrs=TWO), "--judge", random_judge, "--faces", "1",
-            "--json", out]
-    kept_then_replaced("range_check", args, out)
-    assert sorted(json.loads(out.read_text())["recommended"]) == ["Male", "Smiling"]
+    kept_then_replaced(script, args, out)
+    got = json.loads(out.read_text())[key]
+    assert (sorted(got) if isinstance(got, dict) else got) == written, got
 
 
 def test_slider_start_keeps_an_existing_json_and_replaces_it_with_overwrite(tmp_path):

@@ -15,9 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image
 
 from core.image_io import export_photo, load_image, open_photo, read_metadata, read_source
+from test_image_io_s50 import decodes  # noqa: F401 (a fixture)
 
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="3"/></rdf:RDF></x:xmpmeta>')
@@ -89,25 +90,6 @@ def _png(path: Path, kind: str, before: list, after: list) -> Path:
         chunks[:first] + [METADATA.get(k, k) for k in before] + chunks[first:last]
         + [METADATA.get(k, k) for k in after] + chunks[last:]))
     return path
-
-
-@pytest.fixture
-def decodes(monkeypatch):
-    """Counts the decodes of whole images: OpenCV's, and Pillow's (a load with tiles to decode)."""
-    count = {"n": 0}
-    imdecode, load = cv2.imdecode, ImageFile.ImageFile.load
-
-    def counted_imdecode(*args, **kwargs):
-        count["n"] += 1
-        return imdecode(*args, **kwargs)
-
-    def counted_load(self):
-        if self.tile:
-            count["n"] += 1
-        return load(self)
-    monkeypatch.setattr(cv2, "imdecode", counted_imdecode)
-    monkeypatch.setattr(ImageFile.ImageFile, "load", counted_load)
-    return count
 
 
 KINDS = ["rgb", "rgba", "grey", "grey alpha", "palette", "palette key", "rgb16", "rgba16", "grey16"]
