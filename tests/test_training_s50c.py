@@ -181,3 +181,18 @@ def test_a_refused_run_is_answered_before_torch_loads(tmp_path, case):
     code, stdout, stderr = _train(args)
     assert code == 2 and says in stderr, stderr
     assert stdout == "torch not loaded"
+
+
+def test_a_refusal_before_the_ranks_meet_is_said_once_per_machine(tmp_path, monkeypatch, capsys):
+    """Under torchrun every rank checks the same options and data before the process group: a
+    missing data folder was said by each (twice in a two-process run from the training window).
+    The machine's first rank says it; an error after the ranks met is still said with its rank."""
+    from training import cli
+    args = ["--data", str(tmp_path / "none"), "--out", str(tmp_path / "run"), "--steps", "2"]
+    for rank, said in (("0", True), ("1", False)):
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("LOCAL_RANK", rank)
+        assert cli._main(args) == 2
+        err = capsys.readouterr().err
+        assert (str(tmp_path / "none") in err) == said, (rank, err)

@@ -548,6 +548,8 @@ def run(argv=None, log=None) -> int:
     except BaseException as e:
         if held.get("dist") is not None:
             held["dist"].abort(e)   # the ranks waiting for this one's work stop now, with its message
+        else:   # refused before the process group: every rank of a machine checks the same options and data
+            e.before_group = True
         raise
     else:
         if held.get("dist") is not None:
@@ -2026,6 +2028,8 @@ def _main(argv) -> int:
         rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
         if rank == "0":
             _say_stderr(f"{PROG}: error: {msg}")
+        elif getattr(e, "before_group", False) and os.environ.get("LOCAL_RANK", "0") != "0":
+            pass   # the machine's first rank says it: the training window showed it once per process
         elif type(e).__name__ != "RemoteFailure":  # rank 0 has said what went wrong
             _say_stderr(f"{PROG}: error: rank {rank}: {msg}")
         return 2
