@@ -1243,7 +1243,9 @@ class MainWindow(QMainWindow):
         fits = (aside is not None and info.reencoded and self._photo is not None and not old.n_faces
                 and _names_of(aside[0]) == {a.name for a in self._attrs})
         if info.reencoded and self._photo is not None and info.faces_error:
-            if old.n_faces and old.is_modified() and same_names:
+            # a reading corrected with no fader moved too (it changes no pixel, yet was the user's work)
+            if old.n_faces and same_names and (old.is_modified()
+                                               or any(old.corrected(i) for i in range(old.n_faces))):
                 self._set_aside = (old.snapshot(), old.selected, self.has_unsaved_edits())
             elif fits:
                 self._set_aside = aside   # still no model that reads the faces

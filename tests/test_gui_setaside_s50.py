@@ -225,3 +225,28 @@ def test_an_unedited_photo_zoomed_out_is_not_read_by_a_model_that_cannot_decode_
     finally:
         monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
         _back_to_tiny(w, qtbot, tiny_model_path)
+
+
+def test_a_corrected_reading_is_set_aside_too(editor, qtbot, tmp_path, tiny_model_path, portrait_path, monkeypatch):
+    """A reading corrected with no fader moved changes no pixel, and was lost to a model that could
+    not read the faces: the model before read the face as it had, not as the user said."""
+    w = editor
+    try:
+        _big_photo(w, qtbot, tmp_path, portrait_path)
+        row = w.panel.row("Smiling")
+        said = w.session.own[0]["Smiling"]
+        row.own_action.trigger()
+        corrected = w.session.own[0]["Smiling"]
+        assert corrected != said and w.session.corrected(0) == ["Smiling"]
+        w.errors.clear()
+        with qtbot.waitSignal(w.modelChanged, timeout=TIMEOUT):
+            w.load_model(_overflowing_model(tiny_model_path, tmp_path / "overflowing.fader"))
+        _settle(w, qtbot)
+        assert [t for t, _m in w.errors] == [REOPEN_FAILED] and w._set_aside is not None, w.errors
+        with qtbot.waitSignal(w.photoOpened, timeout=TIMEOUT):
+            w.load_model(tiny_model_path)
+        _settle(w, qtbot)
+        assert w.session.own[0]["Smiling"] == corrected and w.session.corrected(0) == ["Smiling"]
+    finally:
+        monkeypatch.setattr(w, "ask_confirm", lambda *a, **k: True)
+        _back_to_tiny(w, qtbot, tiny_model_path)
