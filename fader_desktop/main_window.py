@@ -1042,11 +1042,7 @@ class MainWindow(QMainWindow):
         backend, status = self.backend, self.jobs.set_busy_text
         view, keep = self.canvas.preview_scale_for(keep_view=True), self._edit_to_keep()
 
-        def reopened(info: PhotoInfo) -> None:
-            self._on_photo_loaded(info)
-            if info.faces_error:   # on show with no face to edit (reopen_photo)
-                self._error(REOPEN_FAILED, info.faces_error)
-        self.jobs.submit(lambda: backend.reopen_photo(status, view, keep), on_done=reopened,
+        self.jobs.submit(lambda: backend.reopen_photo(status, view, keep), on_done=self._on_photo_loaded,
                          on_error=self._failure(REOPEN_FAILED),
                          busy_text=f"Finding faces in {self._photo.path.name}…")
 
@@ -1149,8 +1145,6 @@ class MainWindow(QMainWindow):
         self.modelChanged.emit(info)
         if info.photo is not None:
             self._on_photo_loaded(info.photo)
-        if info.photo_error:
-            self._error(REOPEN_FAILED, info.photo_error)
 
     def _fresh_history(self) -> None:
         """An empty undo history at the clean state. QUndoStack.clear() leaves an empty stack as it
@@ -1351,6 +1345,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Opened {info.path.name}: {found} ({info.seconds:.1f} s){of}", 6000)
         self._refresh()
         self.photoOpened.emit(info)
+        if info.faces_error:   # on show with no face to edit (EditorBackend.reopen_photo), whichever reopened it
+            self._error(REOPEN_FAILED, info.faces_error)
 
     def _on_rendered(self, r: Optional[Rendered]) -> None:
         if r is None:

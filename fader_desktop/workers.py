@@ -579,8 +579,7 @@ class ModelInfo:
     summary: dict
     device: str
     notice: str = ""                    # something the user should know (no CUDA here, …)
-    photo: Optional[PhotoInfo] = None   # the open photo, re-encoded with this model
-    photo_error: str = ""               # why the open photo could not be re-encoded with it
+    photo: Optional[PhotoInfo] = None   # the open photo, re-encoded with this model (faces_error: it could not be)
 
 
 @dataclass(frozen=True)
@@ -757,7 +756,6 @@ class EditorBackend:
             self.serial += 1
         elif self.image is not None:
             info.photo = self.reopen_photo(status, view, keep)
-            info.photo_error = info.photo.faces_error
         return info
 
     def reopen_photo(self, status: Callable[[str], None] = lambda text: None, view: Optional[Callable] = None,
