@@ -21,6 +21,7 @@ from PySide6.QtGui import (QColor, QCursor, QFont, QImage, QKeyEvent, QMouseEven
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from core.edit_mask import MIN_RADIUS, crop_scale
+from .plain_text import describe
 
 BACKGROUND = QColor(40, 40, 42)
 ACCENT = QColor(61, 174, 233)
@@ -561,9 +562,7 @@ class PhotoCanvas(QWidget):
                 parts.append("marking a missed face")
         if self._busy:
             parts.append(self._busy)
-        text = "; ".join(p.rstrip(".") for p in parts) + "."
-        if text != self.accessibleDescription():   # each change is announced to the screen reader
-            self.setAccessibleDescription(text)
+        describe(self, "; ".join(p.rstrip(".") for p in parts) + ".")
 
     # -- view transform ------------------------------------------------------------------------
     @property

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QAccessibleWidget, QApplication
 from core.attributes import pure_label, towards, value_limits, value_to_code
 from core.edit_session import ALL_FACES, UNSURE_READING, EditSession, Towards, own_slider, sure_percent
 
-from .plain_text import literal_tip, no_mnemonic, set_literal_tip, spoken
+from .plain_text import describe, ended, literal_tip, no_mnemonic, set_literal_tip, spoken
 
 SLIDER_STEPS = 1000
 # What a fader does with keys, for the Help menu's list of shortcuts (the menus' actions list their own)
@@ -369,6 +369,10 @@ class FaderRow(QFrame):
         self._shown = self._blank = self._own
         lo, hi = attr.range
         self._lo, self._hi = lo, hi
+        # what the fader's ends and marks say, in words (a screen reader's description of the slider)
+        self._ends = (f"{attr.values[0]} at 0, {attr.values[1]} at 1; the slider goes {lo:g} to {hi:g}."
+                      if attr.is_binary else
+                      f"0 is the face's own value, 1 the chosen one; the slider goes {lo:g} to {hi:g}.")
 
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 6, 0, 6)
@@ -614,10 +618,10 @@ class FaderRow(QFrame):
         # tooltip's words (without a description, Qt read out the tooltip's markup)
         # ("…" read as "ellipsis"; the keys in place of the right-click a screen reader's user cannot aim)
         value = self._spoken(number)
-        said = tip + ("." if tip and not tip.endswith(".") else "")
+        said = ended(tip)
         keys = "Shift+F10 or the Menu key corrects the reading." if self.attr.is_binary and face else ""
-        self._describe(self.slider, spoken(" ".join(x for x in (value, self._ends(), said, keys) if x)))
-        self._describe(self.spin, spoken(" ".join(x for x in (value, spin_tip) if x)))
+        describe(self.slider, spoken(" ".join(x for x in (value, self._ends, said, keys) if x)))
+        describe(self.spin, spoken(" ".join(x for x in (value, spin_tip) if x)))
         self.unsure_label.setVisible(unsure)
         if self.own_action is not None:
             every = self.session is not None and self.session.selected == ALL_FACES
@@ -638,11 +642,6 @@ class FaderRow(QFrame):
             QAccessible.updateAccessibility(QAccessibleValueChangeEvent(self.slider, self.accessible_value()))
         self._said = said
 
-    @staticmethod
-    def _describe(widget, text: str) -> None:
-        if widget.accessibleDescription() != text:   # each change is announced to the screen reader
-            widget.setAccessibleDescription(text)
-
     def _spoken(self, number: float) -> str:
         """The value as the fader shows it, for a screen reader: "1.00, yes", "0.40, between no and
         yes", "2.00, past yes"; "0.50 towards blond" for an attribute with more values."""
@@ -655,13 +654,6 @@ class FaderRow(QFrame):
             return f"{shown}, {words}."
         target = self.combo.currentText() if self.combo is not None else ""
         return (f"{shown} towards {target}" + (": the face's own value." if abs(number) < near else "."))
-
-    def _ends(self) -> str:
-        """What the fader's ends and marks say, in words."""
-        if self.attr.is_binary:
-            return (f"{self.attr.values[0]} at 0, {self.attr.values[1]} at 1; "
-                    f"the slider goes {self._lo:g} to {self._hi:g}.")
-        return f"0 is the face's own value, 1 the chosen one; the slider goes {self._lo:g} to {self._hi:g}."
 
     def value(self):
         return self._shown

@@ -1227,7 +1227,8 @@ class MainWindow(QMainWindow):
         state the step undid or redid to."""
         old = self.session
         self._stale_photo = False
-        same_names = {a.name for a in old.attributes} == {a.name for a in self._attrs}
+        names = {a.name for a in self._attrs}
+        same_names = {a.name for a in old.attributes} == names
         same_faces = info.reencoded and self._photo is not None and len(info.faces) == old.n_faces and same_names
         # a model that cannot read the faces of the photo on show (faces_error) shows it without
         # them: the edit that would have carried over is set aside, not lost, until a model that
@@ -1235,7 +1236,7 @@ class MainWindow(QMainWindow):
         aside, restore = self._set_aside, None
         self._set_aside = None
         fits = (aside is not None and info.reencoded and self._photo is not None and not old.n_faces
-                and _names_of(aside[0]) == {a.name for a in self._attrs})
+                and _names_of(aside[0]) == names)
         if info.reencoded and self._photo is not None and info.faces_error:
             # a reading corrected with no fader moved too (it changes no pixel, yet was the user's work)
             if old.n_faces and same_names and (old.is_modified()
@@ -1310,12 +1311,13 @@ class MainWindow(QMainWindow):
         # only now, Qt's downscale showed until it came (0.2-0.3 s at 48 MP), then jumped.
         # Opened again with an edit carried over, it was rendered at that edit (_edit_to_keep):
         # at the faces' own values, the edit vanished from view until the next render
-        kept = restore[0] if restore is not None else old.snapshot()   # the Snapshot _edit_to_keep gave
         edited = (same_faces or carried is not None or restore is not None) and session.is_modified()
+        # the Snapshot _edit_to_keep gave the load, where the first frame was rendered at an edit
+        kept = (restore[0] if restore is not None else old.snapshot()) if edited else None
         first = info.first
         shown_at = self.canvas.preview_scale_for(keep_view=info.reencoded)(info.width, info.height)
         rendered = (bool(info.faces) and first is not None and first.scale == shown_at
-                    and info.first_values == (kept if edited else None))
+                    and info.first_values == kept)
         # where it was not (the view is at 100 %, or changed size while it opened), the edit shown
         # so far stays on show until its render with the new model comes
         self.canvas.set_photo(info.original, keep_view=info.reencoded, keep_shown=edited and not rendered,

@@ -40,6 +40,13 @@ def spoken(text: str) -> str:
     return " ".join(text.split()).replace(" … ", " to ")
 
 
+def describe(widget, text: str) -> None:
+    """Set the widget's accessible description where it differs: each change is announced to a
+    screen reader."""
+    if widget.accessibleDescription() != text:
+        widget.setAccessibleDescription(text)
+
+
 def set_literal_tip(widget, text: str) -> None:
     """Show `text` as the widget's tooltip, literally (literal_tip), and give it to a screen reader
     as the widget's accessible description, in words. A description set otherwise (one other
