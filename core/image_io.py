@@ -236,6 +236,12 @@ def _is_16bit_color(im: Image.Image) -> bool:
     return im.mode in ("RGB", "RGBA", "LA") and ";16" in _rawmode(im)
 
 
+def _sixteen(im: Image.Image) -> bool:
+    """Whether ``im`` is decoded by OpenCV at 16 bits (_decode_16bit): Pillow would truncate its
+    colour, or Source.deep keeps its values (_deep_kind)."""
+    return _is_16bit_color(im) or _deep_kind(im)
+
+
 # Element-wise work on a whole photo goes a band of rows at a time: in one piece, its float32
 # temporaries alone held 16-40 bytes a pixel (a 100 MP RGBA photo peaked at 6 GB in load_image).
 _BAND_PIXELS = 1 << 16
@@ -588,7 +594,7 @@ def _decode_photo(p: Path, im: Image.Image, max_pixels: int | None) -> tuple:
     stored, which read_source's work takes too, or None)."""
     stored = None
     try:
-        if _is_16bit_color(im) or _deep_kind(im):
+        if _sixteen(im):
             stored = _decode_16bit(p, im)
             rgb = _rgb_of_16bit(stored, im)
         else:
@@ -747,7 +753,8 @@ def _source_of(p: Path, im: Image.Image, exif: bool, alpha: bool, depth: bool,
             lost.append("an animation: only its first frame is written")
         # a 16-bit grey PNG with alpha opens as RGBA (raw mode LA;16B): it is grey
         gray = mode in _GRAY_MODES or mode.startswith("I;16") or _rawmode(im).startswith("LA;16")
-        sixteen, deep_kind = _is_16bit_color(im) or _deep_kind(im), _deep_kind(im)
+        deep_kind = _deep_kind(im)
+        sixteen = _is_16bit_color(im) or deep_kind
         # one decode of a 16-bit file for its alpha plane and its kept pixels
         if not alpha:
             stored = None
@@ -820,7 +827,7 @@ def _load_alpha(p: Path, im: Image.Image, stored: np.ndarray | None = None) -> t
     Source.composite) of an image with transparency; (None, None, None) when fully opaque.
     ``stored``: a 16-bit image's decode (_cv2_decode_stored), where the caller has it."""
     composite = None
-    if _is_16bit_color(im) or _deep_kind(im):
+    if _sixteen(im):
         arr = _cv2_decode_stored(p, im) if stored is None else stored
         arr = arr if arr is None else _key_alpha(arr, im)
         if arr is None or arr.ndim != 3 or arr.shape[2] not in (2, 4):
